@@ -1,0 +1,108 @@
+/** In-memory DocStore: for tests and for `closeloop plan` (which must not write anything). */
+import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+
+export class MemoryDocStore implements DocStore {
+  private readonly collections = new Map<string, Map<string, StoredDoc>>();
+  private readonly logs = new Map<string, Array<{ seq: number; id: string; value: unknown }>>();
+  private readonly logIds = new Map<string, Set<string>>();
+
+  private coll(name: string): Map<string, StoredDoc> {
+    let c = this.collections.get(name);
+    if (!c) {
+      c = new Map();
+      this.collections.set(name, c);
+    }
+    return c;
+  }
+
+  async get(collection: string, id: string): Promise<StoredDoc | undefined> {
+    const doc = this.coll(collection).get(id);
+    return doc ? { id, value: structuredClone(doc.value), version: doc.version } : undefined;
+  }
+
+  async put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
+    const c = this.coll(collection);
+    const current = c.get(id);
+    if (options.expectVersion !== undefined && (current?.version ?? 0) !== options.expectVersion) return null;
+    const version = (current?.version ?? 0) + 1;
+    c.set(id, { id, value: structuredClone(value), version });
+    return version;
+  }
+
+  async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {
+    const c = this.coll(collection);
+    const current = c.get(id);
+    if (!current) return false;
+    if (options.expectVersion !== undefined && current.version !== options.expectVersion) return false;
+    return c.delete(id);
+  }
+
+  async list(
+    collection: string,
+    options: { prefix?: string; after?: string; limit?: number } = {},
+  ): Promise<StoredDoc[]> {
+    const ids = [...this.coll(collection).keys()].sort();
+    const out: StoredDoc[] = [];
+    for (const id of ids) {
+      if (options.prefix !== undefined && !id.startsWith(options.prefix)) continue;
+      if (options.after !== undefined && id <= options.after) continue;
+      const doc = this.coll(collection).get(id);
+      if (doc) out.push({ id, value: structuredClone(doc.value), version: doc.version });
+      if (options.limit !== undefined && out.length >= options.limit) break;
+    }
+    return out;
+  }
+
+  async append(log: string, id: string, value: unknown): Promise<boolean> {
+    let ids = this.logIds.get(log);
+    if (!ids) {
+      ids = new Set();
+      this.logIds.set(log, ids);
+    }
+    if (ids.has(id)) return false;
+    ids.add(id);
+    let entries = this.logs.get(log);
+    if (!entries) {
+      entries = [];
+      this.logs.set(log, entries);
+    }
+    entries.push({ seq: entries.length + 1, id, value: structuredClone(value) });
+    return true;
+  }
+
+  async readLog(
+    log: string,
+    options: { after?: number; limit?: number } = {},
+  ): Promise<Array<{ seq: number; id: string; value: unknown }>> {
+    const entries = (this.logs.get(log) ?? []).filter((e) => e.seq > (options.after ?? 0));
+    return structuredClone(options.limit !== undefined ? entries.slice(0, options.limit) : entries);
+  }
+
+  async getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
+    const out = new Map<string, StoredDoc>();
+    for (const id of ids) {
+      const doc = await this.get(collection, id);
+      if (doc) out.set(id, doc);
+    }
+    return out;
+  }
+
+  async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
+    const puts: Array<number | null> = [];
+    for (const p of batch.puts) {
+      puts.push(
+        await this.put(
+          p.collection,
+          p.id,
+          p.value,
+          p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {},
+        ),
+      );
+    }
+    const appends: boolean[] = [];
+    for (const a of batch.appends) appends.push(await this.append(a.log, a.id, a.value));
+    return { puts, appends };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,73 @@
+/**
+ * One error family. Adapter errors carry a kind, checked with predicates rather than instanceof
+ * (house style §6). Only `transient` and `throttled` are retried.
+ */
+export type ErrorKind = 'denied' | 'throttled' | 'gone' | 'conflict' | 'transient' | 'invalid';
+
+export class CloseloopError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    const cause = options?.cause;
+    const causeMsg = cause instanceof Error ? `: ${cause.message}` : '';
+    super(message + (causeMsg && !message.endsWith(causeMsg) ? causeMsg : ''), options);
+    this.name = 'CloseloopError';
+  }
+}
+
+/** An error from the outside world (cloud API, Jira, store), classified by kind. */
+export class AdapterError extends CloseloopError {
+  readonly kind: ErrorKind;
+  /** Seconds the remote asked us to wait (Retry-After), when it said. */
+  readonly retryAfterSeconds: number | undefined;
+  /** The remote's request id, for evidence and support. */
+  readonly requestId: string | undefined;
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number; requestId?: string },
+  ) {
+    super(message, options);
+    this.name = 'AdapterError';
+    this.kind = kind;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.requestId = options?.requestId;
+  }
+}
+
+/** Our own configuration (registry, policy, exceptions) is invalid: names the file and the field. */
+export class ConfigError extends CloseloopError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A command or request was used wrongly (CLI usage, unknown case key). */
+export class UsageError extends CloseloopError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** A conditional write lost a race more times than the retry budget allows. */
+export class ConflictError extends AdapterError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('conflict', message, options);
+    this.name = 'ConflictError';
+  }
+}
+
+const kindOf = (e: unknown): ErrorKind | undefined =>
+  e instanceof Error && 'kind' in e && typeof (e as { kind: unknown }).kind === 'string'
+    ? (e as { kind: ErrorKind }).kind
+    : undefined;
+
+export const isThrottled = (e: unknown): boolean => kindOf(e) === 'throttled';
+export const isTransient = (e: unknown): boolean => kindOf(e) === 'transient';
+export const isDenied = (e: unknown): boolean => kindOf(e) === 'denied';
+export const isGone = (e: unknown): boolean => kindOf(e) === 'gone';
+export const isConflict = (e: unknown): boolean => kindOf(e) === 'conflict';
+export const isInvalid = (e: unknown): boolean => kindOf(e) === 'invalid';
+export const isRetryable = (e: unknown): boolean => isThrottled(e) || isTransient(e);
+
+export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));

@@ -1,0 +1,145 @@
+/**
+ * A case: one resource with one finding type or control, whatever the number of source events.
+ * caseKey = provider | lower(resource.id) | type   (finding-formats.md §5.2)
+ * Each stage owns one section: decide owns the top level, ticketing `ticket`, remediation `remediation`,
+ * verification `verification` and `evidence`.
+ */
+import { z } from 'zod';
+import { DecisionSchema, ExceptionRefSchema, GateResultSchema, RemediationModeSchema } from './decision.js';
+import { EnrichmentSchema } from './enrichment.js';
+import { FindingStatusSchema, ProviderSchema, SeveritySchema, SourceSchema, TimestampSchema } from './finding.js';
+
+export const CaseStatusSchema = z.enum([
+  'open', // active finding, nothing applied yet
+  'suppressed', // an active exception covers it
+  'planned', // a remediation plan exists (dry-run, or waiting for its turn)
+  'awaiting-approval', // remediation needs a person's approval
+  'remediated', // applied, not yet verified
+  'pending-verification', // claimed fixed (source resolved, ticket closed): verification owed
+  'verified', // re-read and proven fixed: closed with evidence
+  'failed', // apply or verification failed; a person must look
+  'reopened', // was verified/closed and came back (regression, expired exception, human reopen)
+]);
+export type CaseStatus = z.infer<typeof CaseStatusSchema>;
+
+export const TicketRefSchema = z.object({
+  /** `SEC-123` for Jira, `LOCAL-12` for the local sink */
+  key: z.string(),
+  url: z.string().optional(),
+  sink: z.enum(['jira', 'local']),
+  /** When the ticket is one row of a grouped parent ticket. */
+  parentKey: z.string().optional(),
+});
+export type TicketRef = z.infer<typeof TicketRefSchema>;
+
+export const CaseTicketSchema = TicketRefSchema.extend({
+  createdAt: TimestampSchema,
+  lastCommentAt: TimestampSchema.optional(),
+  /** Occurrence count last reported on the ticket (recurrence comments say what changed). */
+  reportedOccurrences: z.number().int().optional(),
+  status: z.enum(['open', 'done', 'reopened']).default('open'),
+});
+export type CaseTicket = z.infer<typeof CaseTicketSchema>;
+
+export const PlanStepSchema = z.object({
+  say: z.string(),
+  call: z.object({
+    api: z.string(), // 's3:PutPublicAccessBlock'
+    permission: z.string(), // 's3:PutBucketPublicAccessBlock'
+    input: z.unknown(),
+  }),
+});
+export type PlanStep = z.infer<typeof PlanStepSchema>;
+
+export const RemediationStateSchema = z.enum([
+  'none', // no action applies
+  'planned', // plan computed (dry-run)
+  'awaiting-approval',
+  'approved',
+  'held', // budget / circuit breaker: queued, not dropped
+  'blocked', // a gate blocked or could not be evaluated (fail closed)
+  'applying',
+  'applied',
+  'noop', // already compliant
+  'failed',
+  'rolled-back',
+]);
+export type RemediationState = z.infer<typeof RemediationStateSchema>;
+
+export const CaseRemediationSchema = z.object({
+  action: z.string().nullable(),
+  mode: RemediationModeSchema,
+  reason: z.string(),
+  gates: z.array(GateResultSchema),
+  state: RemediationStateSchema,
+  target: z.unknown().optional(),
+  plan: z.object({ steps: z.array(PlanStepSchema), summary: z.string(), noop: z.boolean() }).optional(),
+  before: z.unknown().optional(),
+  requestIds: z.array(z.string()).optional(),
+  approvedBy: z.string().optional(),
+  approvedAt: TimestampSchema.optional(),
+  appliedAt: TimestampSchema.optional(),
+  rolledBackBy: z.string().optional(),
+  rolledBackAt: TimestampSchema.optional(),
+  error: z.string().optional(),
+  /** Idempotency token of the apply in flight or done: the same case applied twice at once → one apply. */
+  applyToken: z.string().optional(),
+});
+export type CaseRemediation = z.infer<typeof CaseRemediationSchema>;
+
+export const VerdictSchema = z.enum(['verified', 'failed', 'inconclusive']);
+export type Verdict = z.infer<typeof VerdictSchema>;
+
+export const CaseVerificationSchema = z.object({
+  verdict: VerdictSchema,
+  at: TimestampSchema,
+  reason: z.string(),
+  observed: z.unknown().optional(),
+  attempts: z.number().int(),
+  /** Why verification was asked for: 'apply' | 'source-resolved' | 'ticket-closed' | 'scheduled' */
+  trigger: z.string(),
+  upstream: z.array(z.object({ source: z.string(), outcome: z.string(), at: TimestampSchema })).default([]),
+});
+export type CaseVerification = z.infer<typeof CaseVerificationSchema>;
+
+export const CaseSchema = z.object({
+  key: z.string(),
+  provider: ProviderSchema,
+  resourceId: z.string(),
+  resourceName: z.string(),
+  resourceType: z.string(),
+  account: z.string(),
+  region: z.string().nullable(),
+  type: z.string(),
+  title: z.string(),
+  /** The highest severity seen: a resolution event never lowers it. */
+  severity: SeveritySchema,
+  status: CaseStatusSchema,
+  statusReason: z.string(),
+  /** The latest status the source(s) reported. */
+  sourceStatus: FindingStatusSchema,
+  sources: z.array(SourceSchema),
+  findingKeys: z.array(z.string()),
+  sample: z.boolean(),
+  muted: z.boolean(),
+  firstSeen: TimestampSchema,
+  lastSeen: TimestampSchema,
+  /** Sum over the case's findings of their latest occurrence counts. */
+  occurrences: z.number().int(),
+  /** Latest occurrence count per finding key (so repeats of one finding are not double counted). */
+  occurrencesByFinding: z.record(z.string(), z.number().int()),
+  compliance: z.object({ controls: z.array(z.string()), standards: z.array(z.string()) }),
+  enrichment: EnrichmentSchema,
+  exception: ExceptionRefSchema.nullable(),
+  lastDecision: DecisionSchema.optional(),
+  remediation: CaseRemediationSchema,
+  ticket: CaseTicketSchema.nullable(),
+  verification: CaseVerificationSchema.nullable(),
+  /** Hash of the newest evidence record of this case (its chain head). */
+  evidenceHead: z.string().nullable(),
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+  closedAt: TimestampSchema.nullable(),
+  reopenCount: z.number().int(),
+});
+export type Case = z.infer<typeof CaseSchema>;

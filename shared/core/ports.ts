@@ -1,0 +1,86 @@
+/**
+ * The core's only doors to the outside world. Feature-specific ports live beside the code that
+ * consumes them (tickets/ports.ts, remediation/ports.ts, verify/ports.ts), each with exactly the calls made.
+ */
+import type { PipelineEvent } from './model/events.js';
+
+export interface Clock {
+  now(): Date;
+}
+export const systemClock: Clock = { now: () => new Date() };
+
+export type LogFn = (msg: string, data?: Record<string, unknown>) => void;
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+const noop: LogFn = () => {};
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+/** A stored JSON document with its version (for conditional writes). */
+export interface StoredDoc {
+  id: string;
+  value: unknown;
+  version: number;
+}
+
+export interface PutOptions {
+  /** 0: the document must not exist yet; n > 0: it must be at version n. Omitted: unconditional. */
+  expectVersion?: number;
+}
+
+/**
+ * A small document store with conditional writes: the lowest common denominator of SQLite
+ * (the embedded default), DynamoDB (the AWS hub) and memory (tests). Every repository in the core
+ * (findings, cases, exceptions, ticket ledger, outbox, action ledger, dead letters) is built on it.
+ * Values are plain JSON.
+ */
+export interface DocStore {
+  get(collection: string, id: string): Promise<StoredDoc | undefined>;
+  /** Returns the new version, or null when the condition failed (someone else wrote first). */
+  put(collection: string, id: string, value: unknown, options?: PutOptions): Promise<number | null>;
+  /** Returns false when the condition failed or the document did not exist. */
+  delete(collection: string, id: string, options?: PutOptions): Promise<boolean>;
+  /** Documents in id order (ascending), optionally only ids starting with `prefix`, after id `after`. */
+  list(collection: string, options?: { prefix?: string; after?: string; limit?: number }): Promise<StoredDoc[]>;
+  /** Appends to an ordered log; idempotent on `id` (returns false when the id is already there). */
+  append(log: string, id: string, value: unknown): Promise<boolean>;
+  /** Reads a log in append order from sequence `after` (exclusive). */
+  readLog(
+    log: string,
+    options?: { after?: number; limit?: number },
+  ): Promise<Array<{ seq: number; id: string; value: unknown }>>;
+  /** Several documents of one collection in one round trip (missing ids are absent from the map). */
+  getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>>;
+  /**
+   * Several conditional puts and log appends in one round trip. Each put succeeds or fails on its own
+   * condition (not all-or-nothing); the caller retries the failed ones one by one with `mutateDoc`.
+   */
+  writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }>;
+  close(): Promise<void>;
+}
+
+export interface WriteBatch {
+  puts: Array<{ collection: string; id: string; value: unknown; expectVersion?: number }>;
+  appends: Array<{ log: string; id: string; value: unknown }>;
+}
+
+/** Publishes closeloop's own events to the next stages (in-process locally, EventBridge/SQS in AWS). */
+export interface EventBus {
+  publish(events: readonly PipelineEvent[]): Promise<void>;
+}
+
+/** Reference to a resource for live lookups. */
+export interface ResourceRef {
+  provider: 'aws' | 'azure' | 'gcp';
+  id: string;
+  account: string;
+  region: string | null;
+}
+
+/** Live tag/label lookup (AWS Resource Groups Tagging API, Azure resource tags, GCP labels). */
+export interface OwnerLookup {
+  tagsFor(r: ResourceRef): Promise<Record<string, string>>;
+}

@@ -1,0 +1,60 @@
+/**
+ * Typed access to DocStore collections with optimistic concurrency: every read-modify-write goes
+ * through `mutateDoc`, which retries when another writer won the race. This is what makes each side
+ * effect idempotent under concurrent at-least-once delivery, on SQLite and DynamoDB alike.
+ */
+import type { z } from 'zod';
+import { ConflictError } from '../errors.js';
+import type { DocStore } from '../ports.js';
+
+export interface Versioned<T> {
+  value: T;
+  version: number;
+}
+
+export async function getDoc<S extends z.ZodType>(
+  store: DocStore,
+  collection: string,
+  id: string,
+  schema: S,
+): Promise<Versioned<z.infer<S>> | undefined> {
+  const doc = await store.get(collection, id);
+  if (!doc) return undefined;
+  return { value: schema.parse(doc.value) as z.infer<S>, version: doc.version };
+}
+
+export interface MutateResult<T> {
+  previous: T | undefined;
+  value: T | undefined;
+  changed: boolean;
+  version: number;
+}
+
+/**
+ * Reads the document, lets `fn` compute the next value (return `undefined` to change nothing) and
+ * writes it only if nobody wrote in between; on a lost race it reads again and re-runs `fn`.
+ * `fn` must be pure: it may run more than once.
+ */
+export async function mutateDoc<S extends z.ZodType>(
+  store: DocStore,
+  collection: string,
+  id: string,
+  schema: S,
+  fn: (current: z.infer<S> | undefined) => z.infer<S> | undefined,
+  options: { maxAttempts?: number } = {},
+): Promise<MutateResult<z.infer<S>>> {
+  const maxAttempts = options.maxAttempts ?? 50;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const current = await getDoc(store, collection, id, schema);
+    const next = fn(current?.value);
+    if (next === undefined) {
+      return { previous: current?.value, value: current?.value, changed: false, version: current?.version ?? 0 };
+    }
+    const valid = schema.parse(next) as z.infer<S>;
+    const version = await store.put(collection, id, valid, { expectVersion: current?.version ?? 0 });
+    if (version !== null) return { previous: current?.value, value: valid, changed: true, version };
+    // Lost the race: someone else wrote first. Back off a little so concurrent writers interleave.
+    await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2) * Math.random()));
+  }
+  throw new ConflictError(`${collection}/${id}: gave up after ${maxAttempts} conflicting writes`);
+}
