@@ -1,0 +1,76 @@
+/**
+ * The action contract: one module per action (file name = action id) declares what it handles,
+ * the exact permissions it needs, its risk, and implements plan / apply / verify / rollback.
+ * Permissions are data next to the code (Custodian `permissions`); each plan step names its permission.
+ */
+import type { z } from 'zod';
+import type { PlanStep } from '../core/model/case.js';
+import type { Finding, Provider } from '../core/model/finding.js';
+import type { Clock, Logger } from '../core/ports.js';
+import type { CloudClients } from './clients.js';
+
+export type Risk = 'low' | 'medium' | 'high';
+
+export interface ActionDeclaration {
+  /** == file name == playbook id, e.g. `s3.block-public-access` */
+  id: string;
+  title: string;
+  provider: Provider;
+  /** Finding types, controls or categories this action handles (documentation and contract tests). */
+  handles: { findingTypes?: string[]; controls?: string[]; categories?: string[] };
+  /** Exact IAM actions / Azure RBAC operations / GCP permissions; nothing more is granted in deployment. */
+  permissions: string[];
+  risk: Risk;
+  /** May it run in production without a person approving it (when policy allows)? */
+  productionSafe: boolean;
+}
+
+export interface ActionContext {
+  clients: CloudClients;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface Plan<T, B> {
+  target: T;
+  /** The live state read before acting (kept for rollback and evidence). */
+  before: B;
+  steps: PlanStep[];
+  /** One readable sentence: what will change, or why nothing needs to. */
+  summary: string;
+  /** Already compliant: nothing to apply. */
+  noop: boolean;
+  /** Set when this particular resource needs a person even where policy would allow auto (e.g. a website bucket). */
+  needsApproval?: string;
+}
+
+export interface ApplyResult<B> {
+  before: B;
+  /** One per API call made, in order (cloud request ids, for evidence). */
+  requestIds: string[];
+  /** State read back after the change, when cheap. */
+  after?: unknown;
+}
+
+export interface VerifyResult {
+  holds: boolean;
+  /** The state observed, stored as evidence. */
+  observed: unknown;
+  reason: string;
+}
+
+export interface Action<T = unknown, B = unknown> extends ActionDeclaration {
+  target: z.ZodType<T>;
+  /** Picks the target from the normalized finding; undefined when the finding lacks what the action needs. */
+  selectTarget(finding: Finding): T | undefined;
+  plan(target: T, ctx: ActionContext): Promise<Plan<T, B>>;
+  /** Makes exactly the planned change, idempotently; re-reads the live resource first (fail closed). */
+  apply(plan: Plan<T, B>, ctx: ActionContext): Promise<ApplyResult<B>>;
+  verify(target: T, ctx: ActionContext): Promise<VerifyResult>;
+  rollback(record: { target: T; before: B }, ctx: ActionContext): Promise<{ requestIds: string[] }>;
+}
+
+/** Identity function that checks the shape at compile time and keeps the literal types. */
+export function defineAction<T, B>(action: Action<T, B>): Action<T, B> {
+  return action;
+}
