@@ -29,6 +29,11 @@ export class MemoryDocStore implements DocStore {
     return version;
   }
 
+  /** Stores a document at an exact version (used by the overlay view to continue a base store's versions). */
+  setVersioned(collection: string, id: string, value: unknown, version: number): void {
+    this.coll(collection).set(id, { id, value: structuredClone(value), version });
+  }
+
   async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {
     const c = this.coll(collection);
     const current = c.get(id);

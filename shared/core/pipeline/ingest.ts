@@ -1,0 +1,266 @@
+/**
+ * The ingest stage: raw documents → findings → enrichment → store → decision → `case.decided`.
+ *
+ * Works in chunks: one `getMany` per collection and one `writeBatch` per chunk keep the store's
+ * round trips off the hot path. Every write is conditional on the version read, so concurrent workers
+ * (or the same event delivered twice at once) never lose an update: a put that loses its race is
+ * redone one case at a time with `mutateDoc`, re-deciding on fresh state.
+ */
+import type { Config } from '../config.js';
+import { type Case, CaseSchema } from '../model/case.js';
+import type { Decision } from '../model/decision.js';
+import type { Enrichment } from '../model/enrichment.js';
+import type { PipelineEvent } from '../model/events.js';
+import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
+import type { RiskException } from '../policy/exceptions.js';
+import type { Clock, DocStore, EventBus, Logger, StoredDoc, WriteBatch } from '../ports.js';
+import { mutateDoc } from '../store/docs.js';
+import { shortHash } from '../util/hash.js';
+import { caseKeyOf, decide } from './decide.js';
+import { normalize } from './normalize.js';
+
+export const COLLECTIONS = {
+  findings: 'findings',
+  cases: 'cases',
+  deadLetters: 'deadletters',
+} as const;
+export const EVENT_LOG = 'events';
+
+export interface Enricher {
+  enrich(f: Finding): Promise<Enrichment>;
+  enrichSync(f: Finding): Enrichment | undefined;
+}
+
+export interface IngestDeps {
+  store: DocStore;
+  bus: EventBus;
+  enricher: Enricher;
+  config: Config;
+  /** Exceptions from the config file and from the store, merged (called once per ingest call). */
+  exceptions: () => Promise<RiskException[]>;
+  clock: Clock;
+  log: Logger;
+  actionInfo?: (id: string) => { productionSafe: boolean } | undefined;
+  /** Findings per store round trip. */
+  chunkSize?: number;
+}
+
+export interface IngestDoc {
+  /** Where it came from: `examples/events/01-gd.json`, `stdin:3`, `sqs:<id>`. */
+  input: string;
+  value: unknown;
+}
+
+export interface IngestResultItem {
+  input: string;
+  finding: Finding;
+  enrichment: Enrichment;
+  decision: Decision;
+}
+
+export interface IngestResult {
+  results: IngestResultItem[];
+  rejected: Rejected[];
+  stats: { documents: number; findings: number; rejected: number; newCases: number; changedCases: number; unchanged: number };
+}
+
+interface Pending {
+  input: string;
+  finding: Finding;
+  enrichment: Enrichment;
+  caseKey: string;
+}
+
+export function createIngest(deps: IngestDeps) {
+  const chunkSize = deps.chunkSize ?? 500;
+
+  /** Rejections are kept: a dead letter per rejection, idempotent on its content. */
+  async function deadLetter(rejected: readonly Rejected[], at: string): Promise<void> {
+    if (rejected.length === 0) return;
+    await deps.store.writeBatch({
+      puts: rejected.map((r) => ({
+        collection: COLLECTIONS.deadLetters,
+        id: `ingest:${shortHash(`${r.input}\n${r.path}\n${r.reason}`, 24)}`,
+        value: { stage: 'ingest', ...r, at },
+      })),
+      appends: [],
+    });
+  }
+
+  async function ingest(docs: readonly IngestDoc[]): Promise<IngestResult> {
+    const now = deps.clock.now();
+    const at = now.toISOString();
+    const exceptions = await deps.exceptions();
+    const result: IngestResult = {
+      results: [],
+      rejected: [],
+      stats: { documents: docs.length, findings: 0, rejected: 0, newCases: 0, changedCases: 0, unchanged: 0 },
+    };
+
+    let pending: Pending[] = [];
+    const flush = async () => {
+      if (pending.length === 0) return;
+      const chunk = pending;
+      pending = [];
+      await processChunk(chunk, exceptions, now, result);
+    };
+
+    for (const doc of docs) {
+      const { findings, rejected } = normalize(doc.value, doc.input);
+      result.rejected.push(...rejected);
+      for (const finding of findings) {
+        const enrichment = deps.enricher.enrichSync(finding) ?? (await deps.enricher.enrich(finding));
+        pending.push({ input: doc.input, finding, enrichment, caseKey: caseKeyOf(finding) });
+        if (pending.length >= chunkSize) await flush();
+      }
+    }
+    await flush();
+    await deadLetter(result.rejected, at);
+    result.stats.findings = result.results.length;
+    result.stats.rejected = result.rejected.length;
+    return result;
+  }
+
+  function decideOne(p: Pending, previous: Finding | undefined, existing: Case | undefined, exceptions: RiskException[], now: Date) {
+    return decide({
+      finding: p.finding,
+      ...(previous ? { previous } : {}),
+      enrichment: p.enrichment,
+      ...(existing ? { existing } : {}),
+      exceptions,
+      policy: deps.config.policy.decide,
+      now,
+      ...(deps.actionInfo ? { actionInfo: deps.actionInfo } : {}),
+    });
+  }
+
+  async function processChunk(chunk: Pending[], exceptions: RiskException[], now: Date, result: IngestResult) {
+    const findingDocs = await deps.store.getMany(COLLECTIONS.findings, unique(chunk.map((p) => p.finding.key)));
+    const caseDocs = await deps.store.getMany(COLLECTIONS.cases, unique(chunk.map((p) => p.caseKey)));
+
+    // Working state: what each finding/case will be after this chunk, and the version it was read at.
+    const findings = new Map<string, { value: Finding | undefined; version: number; dirty: boolean }>();
+    const cases = new Map<string, { value: Case | undefined; version: number; dirty: boolean; isNew: boolean }>();
+    const read = (doc: StoredDoc | undefined) => ({ version: doc?.version ?? 0 });
+    for (const p of chunk) {
+      if (!findings.has(p.finding.key)) {
+        const doc = findingDocs.get(p.finding.key);
+        findings.set(p.finding.key, { value: doc ? FindingSchema.parse(doc.value) : undefined, ...read(doc), dirty: false });
+      }
+      if (!cases.has(p.caseKey)) {
+        const doc = caseDocs.get(p.caseKey);
+        cases.set(p.caseKey, { value: doc ? CaseSchema.parse(doc.value) : undefined, ...read(doc), dirty: false, isNew: !doc });
+      }
+    }
+
+    const decided: Array<{ p: Pending; decision: Decision; statusChanged: boolean }> = [];
+    for (const p of chunk) {
+      const f = findings.get(p.finding.key);
+      const c = cases.get(p.caseKey);
+      if (!f || !c) continue;
+      const before = c.value?.status;
+      const out = decideOne(p, f.value, c.value, exceptions, now);
+      if (out.findingChanged) Object.assign(f, { value: p.finding, dirty: true });
+      if (out.caseChanged) Object.assign(c, { value: out.next, dirty: true });
+      decided.push({ p, decision: out.decision, statusChanged: before !== out.next.status });
+    }
+
+    const batch: WriteBatch = { puts: [], appends: [] };
+    const putOwners: Array<{ kind: 'finding' | 'case'; key: string }> = [];
+    for (const [key, f] of findings) {
+      if (!f.dirty) continue;
+      batch.puts.push({ collection: COLLECTIONS.findings, id: key, value: f.value, expectVersion: f.version });
+      putOwners.push({ kind: 'finding', key });
+    }
+    for (const [key, c] of cases) {
+      if (!c.dirty) continue;
+      batch.puts.push({ collection: COLLECTIONS.cases, id: key, value: c.value, expectVersion: c.version });
+      putOwners.push({ kind: 'case', key });
+    }
+    const written = await deps.store.writeBatch(batch);
+
+    // A lost race on any finding or case of a case key: redo that case's findings one by one on fresh state.
+    const conflicted = new Set<string>();
+    written.puts.forEach((version, i) => {
+      const owner = putOwners[i];
+      if (version !== null || !owner) return;
+      if (owner.kind === 'case') conflicted.add(owner.key);
+      else for (const p of chunk) if (p.finding.key === owner.key) conflicted.add(p.caseKey);
+    });
+
+    const events: PipelineEvent[] = [];
+    const logEntries: WriteBatch['appends'] = [];
+    for (const d of decided) {
+      if (conflicted.has(d.p.caseKey)) continue;
+      record(d.p, d.decision, d.statusChanged, events, logEntries, result);
+    }
+    for (const caseKey of conflicted) {
+      for (const p of chunk.filter((x) => x.caseKey === caseKey)) {
+        const redone = await redo(p, exceptions, now);
+        record(p, redone.decision, redone.statusChanged, events, logEntries, result);
+      }
+    }
+    if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries });
+    if (events.length > 0) await deps.bus.publish(events);
+  }
+
+  /** The slow, always-correct path: one finding, read-modify-write with retries on both documents. */
+  async function redo(p: Pending, exceptions: RiskException[], now: Date) {
+    let outcome: { decision: Decision; statusChanged: boolean } | undefined;
+    const previousFinding = await deps.store.get(COLLECTIONS.findings, p.finding.key);
+    await mutateDoc(deps.store, COLLECTIONS.cases, p.caseKey, CaseSchema, (current) => {
+      const previous = previousFinding ? FindingSchema.parse(previousFinding.value) : undefined;
+      const out = decideOne(p, previous, current, exceptions, now);
+      outcome = { decision: out.decision, statusChanged: current?.status !== out.next.status };
+      return out.caseChanged ? out.next : undefined;
+    });
+    await mutateDoc(deps.store, COLLECTIONS.findings, p.finding.key, FindingSchema, (current) =>
+      current && current.updatedAt >= p.finding.updatedAt && current.status === p.finding.status && current.occurrences >= p.finding.occurrences
+        ? undefined
+        : p.finding,
+    );
+    if (!outcome) throw new Error(`case ${p.caseKey}: no decision reached`);
+    return outcome;
+  }
+
+  function record(
+    p: Pending,
+    decision: Decision,
+    statusChanged: boolean,
+    events: PipelineEvent[],
+    logEntries: WriteBatch['appends'],
+    result: IngestResult,
+  ) {
+    result.results.push({ input: p.input, finding: p.finding, enrichment: p.enrichment, decision });
+    if (decision.unchanged) {
+      result.stats.unchanged++;
+      return;
+    }
+    if (decision.isNewCase) result.stats.newCases++;
+    else result.stats.changedCases++;
+    // Deterministic id: the same finding state decided twice is one event (at-least-once delivery).
+    const id = `decided:${shortHash(`${p.caseKey}\n${p.finding.key}\n${p.finding.updatedAt}\n${p.finding.status}\n${p.finding.occurrences}`, 32)}`;
+    const at = deps.clock.now().toISOString();
+    events.push({
+      id,
+      type: 'case.decided',
+      caseKey: p.caseKey,
+      at,
+      isNewCase: decision.isNewCase,
+      recurrence: decision.recurrence,
+      statusChanged,
+      detail: { findingKey: p.finding.key, source: p.finding.source, decision },
+    });
+    logEntries.push({
+      log: EVENT_LOG,
+      id,
+      value: { type: 'case.decided', caseKey: p.caseKey, findingKey: p.finding.key, at, mode: decision.remediation.mode, action: decision.remediation.action },
+    });
+  }
+
+  return { ingest, deadLetter };
+}
+
+function unique(xs: readonly string[]): string[] {
+  return [...new Set(xs)];
+}
