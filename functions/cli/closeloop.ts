@@ -1,4 +1,53 @@
-// Placeholder until the CLI lands in this issue's work.
-export async function main(_argv: string[]): Promise<number> {
-  return 0;
+/** `closeloop`: the embedded default (local store, dry-run remediation, local tickets unless Jira is configured). */
+import { parseArgs } from 'node:util';
+import { commands, USAGE } from '../../shared/adapters/cli/registry.js';
+import { errorMessage } from '../../shared/core/errors.js';
+
+export async function main(argv: string[], io = { out: (t: string) => console.log(t), err: (t: string) => console.error(t) }): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    io.err(`${errorMessage(e)}\n\n${USAGE}`);
+    return 2;
+  }
+  const [name, ...rest] = parsed.positionals;
+  const command = name ? commands[name] : undefined;
+  if (parsed.values.help || !command) {
+    (command || parsed.values.help ? io.out : io.err)(USAGE);
+    return parsed.values.help ? 0 : 2;
+  }
+  const v = parsed.values;
+  const opts = {
+    json: Boolean(v.json),
+    apply: Boolean(v.apply),
+    ...(v.home ? { home: v.home } : {}),
+    ...(v.config ? { configDir: v.config } : {}),
+    ...(v.by ? { actor: v.by } : {}),
+    ...(v.format ? { format: v.format } : {}),
+  };
+  try {
+    return await command(rest, opts, io);
+  } catch (e) {
+    const usage = e instanceof Error && (e.name === 'UsageError' || e.name === 'ConfigError');
+    io.err(`closeloop ${name}: ${errorMessage(e)}`);
+    return usage ? 2 : 1;
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean' },
+      apply: { type: 'boolean' },
+      home: { type: 'string' },
+      config: { type: 'string' },
+      by: { type: 'string' },
+      format: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
 }

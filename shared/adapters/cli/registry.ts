@@ -1,0 +1,33 @@
+/** The command table of the `closeloop` CLI. */
+import { cmdCases, cmdDeadLetters, cmdNormalize, cmdPlan, cmdRun, type GlobalOptions, type Io } from './commands.js';
+
+export type Command = (args: readonly string[], opts: GlobalOptions & { format?: string }, io: Io) => Promise<number>;
+
+export const commands: Record<string, Command> = {
+  normalize: cmdNormalize,
+  plan: cmdPlan,
+  run: cmdRun,
+  cases: cmdCases,
+  deadletters: cmdDeadLetters,
+};
+
+export const USAGE = `closeloop — closes the loop on cloud security findings
+
+usage: closeloop <command> [inputs…] [options]
+
+commands
+  normalize <file|dir|->   print the normalized findings (nothing stored)
+  plan <file|dir|->        normalize, enrich, decide and plan remediations; writes nothing
+  run <file|dir|->         the whole pipeline on the embedded store (dry-run unless --apply)
+  cases [case]             list cases (or show one by key or short id)
+  deadletters              rejected inputs and failed stage deliveries, with reasons
+
+options
+  --json                   machine-readable output
+  --config DIR             registry.yaml, policy.yaml, exceptions.yaml (default: $CLOSELOOP_CONFIG)
+  --home DIR               the embedded store's folder (default: $CLOSELOOP_HOME or .closeloop)
+  --apply                  execute remediations (run)
+  --by NAME                who is acting (approve, rollback)
+  -h, --help
+
+exit codes: 0 all inputs accepted, 1 some rejected (kept as dead letters), 2 usage error`;

@@ -1,0 +1,107 @@
+/**
+ * The embedded default: a local SQLite store under the home folder, config from a folder, dry-run
+ * remediation, the local ticket sink unless Jira is configured in the environment. Builds every port
+ * once; the CLI and the tests use it.
+ */
+import { join, resolve } from 'node:path';
+import { type Config, defaultConfig } from '../../core/config.js';
+import type { PipelineEvent } from '../../core/model/events.js';
+import { createEnricher } from '../../core/pipeline/enrich.js';
+import { createIngest, type IngestDeps } from '../../core/pipeline/ingest.js';
+import { InProcessBus, type Stage } from '../../core/pipeline/stage.js';
+import { exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
+import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
+import { loadConfig } from '../config/load.js';
+import { OverlayDocStore } from '../store/overlay.js';
+import { SqliteDocStore } from '../store/sqlite.js';
+
+export interface LocalOptions {
+  /** The embedded home folder (store, evidence). Default: $CLOSELOOP_HOME or `.closeloop`. */
+  home?: string;
+  /** Config folder (registry.yaml, policy.yaml, exceptions.yaml). Default: $CLOSELOOP_CONFIG, else built-in defaults. */
+  configDir?: string;
+  /** Execute remediations (default: dry-run). */
+  apply?: boolean;
+  /** Read the store but write nothing (closeloop plan). */
+  readOnly?: boolean;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  clock?: Clock;
+  /** Who is acting (recorded in evidence): a person on the CLI. */
+  actor?: string;
+}
+
+export interface LocalRuntime {
+  home: string;
+  store: DocStore;
+  config: Config;
+  bus: InProcessBus;
+  ingest: ReturnType<typeof createIngest>;
+  stages: Stage[];
+  clock: Clock;
+  log: Logger;
+  actor: string;
+  apply: boolean;
+  exceptions: () => Promise<RiskException[]>;
+  close(): Promise<void>;
+}
+
+export function resolveHome(opts: Pick<LocalOptions, 'home' | 'env'>): string {
+  const env = opts.env ?? process.env;
+  return resolve(opts.home ?? env.CLOSELOOP_HOME ?? '.closeloop');
+}
+
+export async function createLocalRuntime(opts: LocalOptions = {}): Promise<LocalRuntime> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const home = resolveHome(opts);
+  const configDir = opts.configDir ?? env.CLOSELOOP_CONFIG;
+  const config = configDir ? await loadConfig(configDir) : defaultConfig();
+  const base = await SqliteDocStore.open(join(home, 'closeloop.db'));
+  const store: DocStore = opts.readOnly ? new OverlayDocStore(base) : base;
+  const actor = opts.actor ?? env.CLOSELOOP_ACTOR ?? `cli:${env.USER ?? 'local'}`;
+  const apply = opts.apply ?? false;
+
+  const repo = exceptionsRepo(store);
+  const exceptions = async () => [...config.exceptions, ...(await repo.list())];
+  const stages: Stage[] = [];
+  const bus = new InProcessBus(stages, log, async (failure) => {
+    await store.put('deadletters', `stage:${failure.stage}:${failure.event.id}`, {
+      stage: failure.stage,
+      caseKey: failure.event.caseKey,
+      event: failure.event,
+      reason: failure.error,
+      at: clock.now().toISOString(),
+    });
+  });
+  const deps: IngestDeps = {
+    store,
+    bus,
+    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log }),
+    config,
+    exceptions,
+    clock,
+    log,
+  };
+  const ingest = createIngest(deps);
+
+  return {
+    home,
+    store,
+    config,
+    bus,
+    ingest,
+    stages,
+    clock,
+    log,
+    actor,
+    apply,
+    exceptions,
+    close: async () => {
+      await base.close();
+    },
+  };
+}
+
+export type { PipelineEvent };
