@@ -8,6 +8,7 @@ import type { PlanStep } from '../core/model/case.js';
 import type { Finding, Provider } from '../core/model/finding.js';
 import type { Clock, Logger } from '../core/ports.js';
 import type { CloudClients } from './clients.js';
+import type { RetryOptions } from './retry.js';
 
 export type Risk = 'low' | 'medium' | 'high';
 
@@ -29,6 +30,14 @@ export interface ActionContext {
   clients: CloudClients;
   clock: Clock;
   log: Logger;
+  /**
+   * Per-action settings from policy.yaml `apply.actions.<action id>`; each action parses its own entry
+   * with its own schema (e.g. the website tag of `s3.block-public-access`, the narrow mode of
+   * `gcp.firewall.disable-rule`). Absent: every action uses its defaults.
+   */
+  settings?: Readonly<Record<string, unknown>>;
+  /** Backoff of cloud calls (attempts, base, cap); defaults suit production, tests shorten the waits. */
+  retry?: RetryOptions;
 }
 
 export interface Plan<T, B> {
@@ -61,6 +70,8 @@ export interface VerifyResult {
 
 export interface Action<T = unknown, B = unknown> extends ActionDeclaration {
   target: z.ZodType<T>;
+  /** Shape of the before-state, so a stored record (case `remediation.before`) is validated before a rollback. */
+  beforeSchema: z.ZodType<B>;
   /** Picks the target from the normalized finding; undefined when the finding lacks what the action needs. */
   selectTarget(finding: Finding): T | undefined;
   plan(target: T, ctx: ActionContext): Promise<Plan<T, B>>;

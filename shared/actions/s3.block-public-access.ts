@@ -1,0 +1,373 @@
+/**
+ * Turns on all four S3 Block Public Access flags on a bucket, removes ACL grants to AllUsers /
+ * AuthenticatedUsers and bucket-policy statements that allow `*` without a restricting condition.
+ * The old block configuration, ACL and policy are the before-state (rollback restores them).
+ * A bucket tagged as an intended public website is left to a person (needsApproval).
+ *
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
+ * @see ASR ConfigureS3PublicAccessBlock.py (apply, then verify by re-reading)
+ */
+import {
+  DeleteBucketPolicyCommand,
+  DeletePublicAccessBlockCommand,
+  GetBucketAclCommand,
+  GetBucketPolicyCommand,
+  GetBucketPolicyStatusCommand,
+  GetBucketTaggingCommand,
+  GetPublicAccessBlockCommand,
+  PutBucketAclCommand,
+  PutBucketPolicyCommand,
+  PutPublicAccessBlockCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
+import { sdkErrorCode } from './retry.js';
+
+const ID = 's3.block-public-access';
+const ALL_USERS = 'http://acs.amazonaws.com/groups/global/AllUsers';
+const AUTHENTICATED_USERS = 'http://acs.amazonaws.com/groups/global/AuthenticatedUsers';
+
+const FlagsSchema = z.object({
+  BlockPublicAcls: z.boolean(),
+  IgnorePublicAcls: z.boolean(),
+  BlockPublicPolicy: z.boolean(),
+  RestrictPublicBuckets: z.boolean(),
+});
+const ALL_ON: z.infer<typeof FlagsSchema> = {
+  BlockPublicAcls: true,
+  IgnorePublicAcls: true,
+  BlockPublicPolicy: true,
+  RestrictPublicBuckets: true,
+};
+
+const GrantSchema = z.object({
+  Grantee: z.object({
+    Type: z.enum(['CanonicalUser', 'AmazonCustomerByEmail', 'Group']),
+    ID: z.string().optional(),
+    URI: z.string().optional(),
+    EmailAddress: z.string().optional(),
+    DisplayName: z.string().optional(),
+  }),
+  Permission: z.enum(['FULL_CONTROL', 'READ', 'READ_ACP', 'WRITE', 'WRITE_ACP']),
+});
+type Grant = z.infer<typeof GrantSchema>;
+
+const BeforeSchema = z.object({
+  /** null: the bucket had no Block Public Access configuration (all flags off). */
+  publicAccessBlock: FlagsSchema.nullable(),
+  acl: z.object({
+    owner: z.object({ ID: z.string().optional(), DisplayName: z.string().optional() }).optional(),
+    grants: z.array(GrantSchema),
+  }),
+  /** The bucket policy JSON as stored; null when the bucket had none. */
+  policy: z.string().nullable(),
+  tags: z.record(z.string(), z.string()),
+});
+type Before = z.infer<typeof BeforeSchema>;
+
+const TargetSchema = z.object({ bucket: z.string().min(3).max(63), region: z.string().min(1) });
+type Target = z.infer<typeof TargetSchema>;
+
+/** policy.yaml `apply.actions["s3.block-public-access"]`. */
+const SettingsSchema = z.strictObject({
+  /** Tags (`key=value`) that mark a bucket as an intended public website: such buckets need approval. */
+  websiteTags: z.array(z.string().regex(/^[^=]+=.*$/)).default(['closeloop:public-website=true', 'website=true']),
+});
+
+const isPublicGrant = (g: Grant): boolean =>
+  g.Grantee.Type === 'Group' && (g.Grantee.URI === ALL_USERS || g.Grantee.URI === AUTHENTICATED_USERS);
+
+const StatementSchema = z.looseObject({
+  Effect: z.string().optional(),
+  Principal: z.unknown().optional(),
+  Condition: z.record(z.string(), z.unknown()).optional(),
+});
+const PolicyDocSchema = z.looseObject({ Statement: z.union([z.array(StatementSchema), StatementSchema]) });
+
+function isStar(principal: unknown): boolean {
+  if (principal === '*') return true;
+  if (principal && typeof principal === 'object' && 'AWS' in principal) {
+    const aws: unknown = principal.AWS;
+    return aws === '*' || (Array.isArray(aws) && aws.includes('*'));
+  }
+  return false;
+}
+
+/** An Allow to `*` with no condition narrowing it (a condition such as aws:SourceVpce makes it non-public). */
+const isPublicStatement = (s: z.infer<typeof StatementSchema>): boolean =>
+  s.Effect === 'Allow' && isStar(s.Principal) && Object.keys(s.Condition ?? {}).length === 0;
+
+/** The policy without its public statements: `null` = delete the policy, `undefined` = nothing to remove. */
+function withoutPublicStatements(policy: string | null): string | null | undefined {
+  if (policy === null) return undefined;
+  const raw: unknown = JSON.parse(policy);
+  const doc = PolicyDocSchema.safeParse(raw);
+  if (!doc.success || !raw || typeof raw !== 'object' || !('Statement' in raw)) {
+    throw new AdapterError('invalid', 'bucket policy is not a policy document');
+  }
+  // Filter the statements as written (zod would reorder keys), using the parsed view only to judge them.
+  const rawStatements: unknown[] = Array.isArray(raw.Statement) ? raw.Statement : [raw.Statement];
+  const parsed = Array.isArray(doc.data.Statement) ? doc.data.Statement : [doc.data.Statement];
+  const kept = rawStatements.filter((_, i) => {
+    const s = parsed[i];
+    return s === undefined || !isPublicStatement(s);
+  });
+  if (kept.length === rawStatements.length) return undefined;
+  return kept.length === 0 ? null : JSON.stringify({ ...raw, Statement: kept });
+}
+
+const isAllOn = (f: Before['publicAccessBlock']): boolean =>
+  f?.BlockPublicAcls === true && f.IgnorePublicAcls && f.BlockPublicPolicy && f.RestrictPublicBuckets;
+
+/** Reads a bucket sub-resource; the named "not configured" code is a state, any other not-found is thrown. */
+async function readOr<R, D>(ctx: ActionContext, what: string, fn: () => Promise<R>, absent: string, d: D) {
+  try {
+    return await call(ctx, what, fn);
+  } catch (e) {
+    if (sdkErrorCode(e) === absent) return d;
+    throw e;
+  }
+}
+
+async function readState(s3: S3Client, bucket: string, ctx: ActionContext): Promise<Before> {
+  const pab = await readOr(
+    ctx,
+    `s3:GetPublicAccessBlock ${bucket}`,
+    () => s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket })),
+    'NoSuchPublicAccessBlockConfiguration',
+    null,
+  );
+  const acl = await call(ctx, `s3:GetBucketAcl ${bucket}`, () => s3.send(new GetBucketAclCommand({ Bucket: bucket })));
+  const policy = await readOr(
+    ctx,
+    `s3:GetBucketPolicy ${bucket}`,
+    () => s3.send(new GetBucketPolicyCommand({ Bucket: bucket })),
+    'NoSuchBucketPolicy',
+    null,
+  );
+  const tagging = await readOr(
+    ctx,
+    `s3:GetBucketTagging ${bucket}`,
+    () => s3.send(new GetBucketTaggingCommand({ Bucket: bucket })),
+    'NoSuchTagSet',
+    null,
+  );
+  const flags = pab?.PublicAccessBlockConfiguration;
+  return BeforeSchema.parse({
+    publicAccessBlock: flags
+      ? {
+          BlockPublicAcls: flags.BlockPublicAcls ?? false,
+          IgnorePublicAcls: flags.IgnorePublicAcls ?? false,
+          BlockPublicPolicy: flags.BlockPublicPolicy ?? false,
+          RestrictPublicBuckets: flags.RestrictPublicBuckets ?? false,
+        }
+      : null,
+    acl: {
+      ...(acl.Owner ? { owner: { ID: acl.Owner.ID, DisplayName: acl.Owner.DisplayName } } : {}),
+      grants: acl.Grants ?? [],
+    },
+    policy: policy?.Policy ?? null,
+    tags: Object.fromEntries((tagging?.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+  });
+}
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const { bucket } = target;
+  const settings = SettingsSchema.parse(ctx.settings?.[ID] ?? {});
+  const before = await readState(ctx.clients.s3(target.region), bucket, ctx);
+  const steps = [];
+  if (!isAllOn(before.publicAccessBlock)) {
+    steps.push(
+      step(
+        `turn on all four Block Public Access flags on ${bucket}`,
+        's3:PutPublicAccessBlock',
+        's3:PutBucketPublicAccessBlock',
+        { Bucket: bucket, PublicAccessBlockConfiguration: ALL_ON },
+      ),
+    );
+  }
+  const publicGrants = before.acl.grants.filter(isPublicGrant);
+  if (publicGrants.length > 0) {
+    steps.push(
+      step(
+        `remove ${publicGrants.length} ACL grant(s) to AllUsers/AuthenticatedUsers from ${bucket}`,
+        's3:PutBucketAcl',
+        's3:PutBucketAcl',
+        {
+          Bucket: bucket,
+          AccessControlPolicy: { Owner: before.acl.owner, Grants: before.acl.grants.filter((g) => !isPublicGrant(g)) },
+        },
+      ),
+    );
+  }
+  const policy = withoutPublicStatements(before.policy);
+  if (policy === null) {
+    steps.push(
+      step(
+        `delete the bucket policy of ${bucket} (its only statements allow "*")`,
+        's3:DeleteBucketPolicy',
+        's3:DeleteBucketPolicy',
+        {
+          Bucket: bucket,
+        },
+      ),
+    );
+  } else if (policy !== undefined) {
+    steps.push(
+      step(
+        `remove the statements allowing "*" without a condition from the policy of ${bucket}`,
+        's3:PutBucketPolicy',
+        's3:PutBucketPolicy',
+        {
+          Bucket: bucket,
+          Policy: policy,
+        },
+      ),
+    );
+  }
+  if (steps.length === 0) return noopPlan(target, before, `${bucket} already blocks all public access`);
+  const website = settings.websiteTags.find((kv) => {
+    const [k = '', ...v] = kv.split('=');
+    return before.tags[k] === v.join('=');
+  });
+  return changePlan(
+    target,
+    before,
+    steps,
+    `block public access on ${bucket}: ${steps.map((s) => s.say).join('; ')}`,
+    website ? `${bucket} is tagged ${website} (an intended public website): a person decides` : undefined,
+  );
+}
+
+const s3Input = <I>(input: unknown, schema: z.ZodType<I>): I => schema.parse(input);
+const BucketInput = z.object({ Bucket: z.string() });
+
+export default defineAction<Target, Before>({
+  id: ID,
+  title: 'Block public access to an S3 bucket (all four flags, public ACL grants and "*" policy statements)',
+  provider: 'aws',
+  handles: {
+    findingTypes: [
+      'Policy:S3/BucketAnonymousAccessGranted',
+      'Policy:S3/BucketPublicAccessGranted',
+      'Policy:S3/BucketBlockPublicAccessDisabled',
+    ],
+    controls: ['S3.2', 'S3.3', 'S3.8'],
+  },
+  permissions: [
+    's3:GetBucketPublicAccessBlock',
+    's3:GetBucketAcl',
+    's3:GetBucketPolicy',
+    's3:GetBucketPolicyStatus',
+    's3:GetBucketTagging',
+    's3:PutBucketPublicAccessBlock',
+    's3:PutBucketAcl',
+    's3:PutBucketPolicy',
+    's3:DeleteBucketPolicy',
+  ],
+  risk: 'medium',
+  // A bucket that serves a website (or public downloads) stops serving: production needs a person.
+  productionSafe: false,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'aws') return undefined;
+    const detail = f.resource.details.bucket;
+    const fromArn = /^arn:aws[\w-]*:s3:::([^/]+)$/.exec(f.resource.id)?.[1];
+    const bucket = typeof detail === 'string' ? detail : (fromArn ?? undefined);
+    const parsed = TargetSchema.safeParse({ bucket, region: f.resource.region ?? 'us-east-1' });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s) => {
+      const s3 = ctx.clients.s3(p.target.region);
+      const what = `${s.call.api} ${p.target.bucket}`;
+      switch (s.call.api) {
+        case 's3:PutPublicAccessBlock': {
+          const input = s3Input(s.call.input, BucketInput.extend({ PublicAccessBlockConfiguration: FlagsSchema }));
+          return awsRequestId(await call(ctx, what, () => s3.send(new PutPublicAccessBlockCommand(input))), what);
+        }
+        case 's3:PutBucketAcl': {
+          const input = s3Input(
+            s.call.input,
+            BucketInput.extend({
+              AccessControlPolicy: z.object({
+                Owner: BeforeSchema.shape.acl.shape.owner,
+                Grants: z.array(GrantSchema),
+              }),
+            }),
+          );
+          return awsRequestId(await call(ctx, what, () => s3.send(new PutBucketAclCommand(input))), what);
+        }
+        case 's3:PutBucketPolicy': {
+          const input = s3Input(s.call.input, BucketInput.extend({ Policy: z.string() }));
+          return awsRequestId(await call(ctx, what, () => s3.send(new PutBucketPolicyCommand(input))), what);
+        }
+        case 's3:DeleteBucketPolicy': {
+          const input = s3Input(s.call.input, BucketInput);
+          return awsRequestId(await call(ctx, what, () => s3.send(new DeleteBucketPolicyCommand(input))), what);
+        }
+        default:
+          throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
+      }
+    }),
+  async verify({ bucket, region }, ctx) {
+    const s3 = ctx.clients.s3(region);
+    const state = await readState(s3, bucket, ctx);
+    const status = await readOr(
+      ctx,
+      `s3:GetBucketPolicyStatus ${bucket}`,
+      () => s3.send(new GetBucketPolicyStatusCommand({ Bucket: bucket })),
+      'NoSuchBucketPolicy',
+      null,
+    );
+    const policyPublic = status?.PolicyStatus?.IsPublic === true;
+    const publicGrants = state.acl.grants.filter(isPublicGrant).length;
+    const observed = { publicAccessBlock: state.publicAccessBlock, policyPublic, publicGrants };
+    const problems = [
+      ...(isAllOn(state.publicAccessBlock) ? [] : ['not all four Block Public Access flags are on']),
+      ...(policyPublic ? ['the bucket policy is public'] : []),
+      ...(publicGrants > 0 ? [`${publicGrants} public ACL grant(s) remain`] : []),
+    ];
+    return {
+      holds: problems.length === 0,
+      observed,
+      reason: problems.length === 0 ? `${bucket} blocks all public access` : problems.join('; '),
+    };
+  },
+  async rollback({ target, before }, ctx) {
+    const s3 = ctx.clients.s3(target.region);
+    const { bucket } = target;
+    const ids: string[] = [];
+    // Flags first: a public policy cannot be put back while BlockPublicPolicy is on.
+    if (!isAllOn(before.publicAccessBlock)) {
+      const what = `s3:PutPublicAccessBlock ${bucket}`;
+      ids.push(
+        awsRequestId(
+          await call(ctx, what, () => {
+            const flags = before.publicAccessBlock;
+            return flags
+              ? s3.send(new PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: flags }))
+              : s3.send(new DeletePublicAccessBlockCommand({ Bucket: bucket }));
+          }),
+          what,
+        ),
+      );
+    }
+    if (before.acl.grants.some(isPublicGrant)) {
+      const what = `s3:PutBucketAcl ${bucket}`;
+      const input = { Bucket: bucket, AccessControlPolicy: { Owner: before.acl.owner, Grants: before.acl.grants } };
+      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new PutBucketAclCommand(input))), what));
+    }
+    if (before.policy !== null && withoutPublicStatements(before.policy) !== undefined) {
+      const what = `s3:PutBucketPolicy ${bucket}`;
+      const input = { Bucket: bucket, Policy: before.policy };
+      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new PutBucketPolicyCommand(input))), what));
+    }
+    return { requestIds: ids };
+  },
+});
