@@ -1,0 +1,307 @@
+/**
+ * Helpers every source normalizer shares: rejection plumbing, id and size validation (finding-formats
+ * §12), timestamps, severity and OCSF classification. Pure functions; every regular expression is
+ * compiled once at module load (normalize must sustain tens of thousands of findings per second).
+ *
+ * @see ../../../../shared/reference/finding-formats.md §2, §3, §12
+ */
+import type { z } from 'zod';
+import type { Finding, FindingStatus, Ocsf, Provider, Rejected, Severity, Source } from '../model/finding.js';
+import { sha256Hex } from '../util/hash.js';
+
+/**
+ * Thrown inside a source mapper when one finding cannot be normalized; caught once per finding by
+ * `normalize`, which turns it into a {@link Rejected} value. It never escapes the public API: mappers
+ * are deep call chains (resource id → details → account), and a throw lets each helper name the exact
+ * field without threading result types through every call.
+ */
+export class FindingRejectedError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'FindingRejectedError';
+  }
+}
+
+/** Rejects the finding being mapped at `path` with `reason`. */
+export function reject(path: string, reason: string): never {
+  throw new FindingRejectedError(path, reason);
+}
+
+/** One unit of work found by detection: a single vendor finding and where it sits in the input. */
+export interface SourceUnit {
+  /** Field path of the finding inside the input (`detail`, `detail.findings[2]`, `[0].data`, or `` for the root). */
+  path: string;
+  value: unknown;
+}
+
+/** What a source mapper is: one vendor finding in, one normalized finding out (or a FindingRejectedError). */
+export type SourceMapper = (value: unknown, path: string) => Finding;
+
+/** Joins a field path prefix and a sub-path: `detail` + `findings[2]` → `detail.findings[2]`. */
+export function joinPath(prefix: string, sub: string): string {
+  if (prefix === '') return sub;
+  if (sub === '') return prefix;
+  return sub.startsWith('[') ? `${prefix}${sub}` : `${prefix}.${sub}`;
+}
+
+/** Renders a zod issue path (`['Resources', 0, 'Id']`) as `Resources[0].Id`. */
+export function renderPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out;
+}
+
+/** Parses leniently with a zod schema or rejects naming the first failing field. */
+export function parseOrReject<T extends z.ZodType>(schema: T, value: unknown, prefix: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  if (!issue) reject(prefix || '$', 'invalid input');
+  const path = joinPath(prefix, renderPath(issue.path)) || '$';
+  // zod says "expected string, received undefined" for a missing member: say what a person means.
+  const missing = issue.code === 'invalid_type' && issue.message.endsWith('received undefined');
+  reject(path, missing ? `missing required field (expected ${issue.expected})` : issue.message);
+}
+
+/** A plain JSON object (not an array, not null). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Own string property, or undefined. Reads never walk the prototype (no `toString` surprises). */
+export function str(obj: Record<string, unknown> | undefined, key: string): string | undefined {
+  if (!obj || !Object.hasOwn(obj, key)) return undefined;
+  const v = obj[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Own object property, or undefined. */
+export function rec(obj: Record<string, unknown> | undefined, key: string): Record<string, unknown> | undefined {
+  if (!obj || !Object.hasOwn(obj, key)) return undefined;
+  const v = obj[key];
+  return isRecord(v) ? v : undefined;
+}
+
+// Quotes, backslashes, whitespace and control characters never occur in real ids (§12) and are the
+// characters that break out of JQL, SQL and shell quoting.
+const UNSAFE_ID = /["'`\\\s\p{Cc}]/u;
+
+/** Rejects a source or resource id that is empty, too long, or carries quote/backslash/space/control chars. */
+export function checkId(value: string, path: string, max = 2048): string {
+  if (value.length === 0) reject(path, 'empty id');
+  if (value.length > max) reject(path, `id is ${value.length} characters, longer than the ${max} allowed`);
+  const bad = UNSAFE_ID.exec(value);
+  if (bad) {
+    const code = (bad[0].codePointAt(0) ?? 0).toString(16).padStart(4, '0');
+    reject(
+      path,
+      `id contains a forbidden character (U+${code}): quotes, backslashes, whitespace and control characters are not allowed in ids`,
+    );
+  }
+  return value;
+}
+
+/** 1 MiB: any single string at or above this size is rejected (§12). */
+export const MAX_STRING_BYTES = 1024 * 1024;
+// A UTF-8 character takes at most 3 bytes per UTF-16 code unit, so shorter strings cannot reach the limit
+// and need no byte count: the walk stays linear and mostly allocation-free.
+const MAX_SAFE_CHARS = Math.floor(MAX_STRING_BYTES / 3);
+
+const isOversized = (s: string): boolean =>
+  s.length >= MAX_STRING_BYTES || (s.length >= MAX_SAFE_CHARS && Buffer.byteLength(s, 'utf8') >= MAX_STRING_BYTES);
+
+/**
+ * Finds the first string (value or key) of 1 MiB or more in a parsed JSON value, iteratively (no
+ * recursion limit on hostile nesting) and in one linear pass; the path is only built on the rare hit.
+ * Returns the field path, or undefined when every string is small enough.
+ */
+export function findOversizedString(value: unknown): string | undefined {
+  const stack: unknown[] = [value];
+  let hit = false;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (isOversized(v)) {
+        hit = true;
+        break;
+      }
+    } else if (Array.isArray(v)) {
+      for (const item of v) if (typeof item === 'object' || typeof item === 'string') stack.push(item);
+    } else if (isRecord(v)) {
+      for (const key of Object.keys(v)) {
+        if (isOversized(key)) {
+          hit = true;
+          break;
+        }
+        const item = v[key];
+        if (typeof item === 'object' || typeof item === 'string') stack.push(item);
+      }
+      if (hit) break;
+    }
+  }
+  return hit ? locateOversized(value, '') : undefined;
+}
+
+function locateOversized(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return isOversized(value) ? path || '$' : undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = locateOversized(value[i], `${path}[${i}]`);
+      if (found) return found;
+    }
+  } else if (isRecord(value)) {
+    for (const key of Object.keys(value)) {
+      if (isOversized(key)) return joinPath(path, '<key>');
+      const found = locateOversized(value[key], joinPath(path, key));
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** Rejects the unit when any string inside it is 1 MiB or larger. */
+export function rejectOversized(value: unknown, prefix: string): void {
+  const at = findOversizedString(value);
+  if (at !== undefined) reject(joinPath(prefix, at === '$' ? '' : at) || '$', 'string field of 1 MB or more');
+}
+
+/**
+ * An RFC 3339 string (any fraction length, any offset) or epoch seconds/milliseconds → UTC `Z` form.
+ * Rejects values that are not a time.
+ */
+export function toIso(value: unknown, path: string): string {
+  let ms: number;
+  if (typeof value === 'number') ms = value < 1e11 ? value * 1000 : value;
+  else if (typeof value === 'string') ms = Date.parse(value);
+  else return reject(path, `expected a timestamp, got ${value === undefined ? 'nothing' : typeof value}`);
+  if (!Number.isFinite(ms)) reject(path, `not a valid timestamp: ${JSON.stringify(String(value).slice(0, 64))}`);
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) reject(path, 'timestamp out of range');
+  return d.toISOString();
+}
+
+/** First defined timestamp among candidates, as ISO; rejects naming the first candidate when none is set. */
+export function firstTime(candidates: ReadonlyArray<readonly [unknown, string]>): string {
+  for (const [value, path] of candidates) if (value !== undefined && value !== null) return toIso(value, path);
+  const first = candidates[0];
+  return reject(first ? first[1] : '$', 'missing required timestamp');
+}
+
+/** `key = sha256(provider + ":" + canonicalSourceId)` (finding-formats §5.1). */
+export const findingKey = (provider: Provider, canonicalId: string): string => sha256Hex(`${provider}:${canonicalId}`);
+
+/** GuardDuty numeric severity → closeloop scale (§3): <1 informational, 1–3.9 low, 4–6.9 medium, 7–8.9 high, ≥9 critical. */
+export function severityFromNumber(n: number): Severity {
+  if (n >= 9) return 'critical';
+  if (n >= 7) return 'high';
+  if (n >= 4) return 'medium';
+  if (n >= 1) return 'low';
+  return 'informational';
+}
+
+/** ASFF `Severity.Normalized` (deprecated 0–100) → closeloop scale (§3). */
+export function severityFromNormalized(n: number): Severity {
+  if (n >= 90) return 'critical';
+  if (n >= 70) return 'high';
+  if (n >= 40) return 'medium';
+  if (n >= 1) return 'low';
+  return 'informational';
+}
+
+const LABELS: Readonly<Record<string, Severity>> = {
+  informational: 'informational',
+  low: 'low',
+  medium: 'medium',
+  high: 'high',
+  critical: 'critical',
+};
+
+/** A vendor label (`HIGH`, `Medium`, `Informational`) → closeloop scale, or undefined when it is not one. */
+export function severityFromLabel(label: string): Severity | undefined {
+  const key = label.toLowerCase();
+  return Object.hasOwn(LABELS, key) ? LABELS[key] : undefined;
+}
+
+const SEVERITY_ID: Readonly<Record<Severity, number>> = {
+  informational: 1,
+  low: 2,
+  medium: 3,
+  high: 4,
+  critical: 5,
+};
+
+/**
+ * OCSF classification: Detection Finding (2004) for threats, Compliance Finding (2003) for posture.
+ * Activity 1 Create for a first active sighting, 2 Update for a repeat, 3 Close for a resolution;
+ * status 1 New, 3 Suppressed (muted), 4 Resolved.
+ */
+export function ocsfOf(
+  kind: Finding['kind'],
+  severity: Severity,
+  status: FindingStatus,
+  muted: boolean,
+  occurrences: number,
+): Ocsf {
+  const classUid = kind === 'detection' ? 2004 : 2003;
+  const activity = status === 'resolved' ? 3 : occurrences > 1 ? 2 : 1;
+  return {
+    class_uid: classUid,
+    category_uid: 2,
+    activity_id: activity,
+    type_uid: classUid * 100 + activity,
+    severity_id: SEVERITY_ID[severity],
+    status_id: muted ? 3 : status === 'resolved' ? 4 : 1,
+  };
+}
+
+/** Clips free text to the model's limit: titles and descriptions are data, never a reason to reject. */
+export const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1)}…`);
+
+/**
+ * `[{key, value}]` tag lists → a map. Built with Object.fromEntries (own data properties, no setter), and a
+ * hostile `__proto__` key is dropped, so no tag can change any prototype.
+ */
+export function tagsFromList(list: unknown, keyField = 'key', valueField = 'value'): Record<string, string> {
+  if (!Array.isArray(list)) return {};
+  const entries: Array<[string, string]> = [];
+  for (const item of list) {
+    if (!isRecord(item)) continue;
+    const k = str(item, keyField);
+    const v = item[valueField];
+    if (k === undefined || k === '__proto__') continue;
+    entries.push([k, typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)]);
+  }
+  return Object.fromEntries(entries);
+}
+
+/** A string map from the vendor (ASFF `Tags`) copied safely: string values only, no `__proto__` key. */
+export function tagsFromMap(map: Record<string, unknown> | undefined): Record<string, string> {
+  if (!map) return {};
+  const entries: Array<[string, string]> = [];
+  for (const k of Object.keys(map)) {
+    const v = map[k];
+    if (k !== '__proto__' && typeof v === 'string') entries.push([k, v]);
+  }
+  return Object.fromEntries(entries);
+}
+
+/** The last segment of an ARN or path (`arn:aws:s3:::bucket` → `bucket`, `…/instance/i-1` → `i-1`). */
+export function lastSegment(id: string): string {
+  const cut = Math.max(id.lastIndexOf('/'), id.lastIndexOf(':'));
+  const tail = id.slice(cut + 1);
+  return tail === '' ? id : tail;
+}
+
+/** Builds a rejection value (the public shape). */
+export const rejected = (input: string, source: Source | 'unknown', path: string, reason: string): Rejected => ({
+  input,
+  source,
+  path: path === '' ? '$' : path,
+  reason,
+});

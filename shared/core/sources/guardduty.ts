@@ -1,0 +1,392 @@
+/**
+ * Amazon GuardDuty findings → the closeloop Finding (finding-formats §2–§6).
+ *
+ * Accepts one GuardDuty finding in its camelCase form (EventBridge `detail`, REST `GetFindings`) or the
+ * PascalCase form of the SDK/CLI (`Findings[]` of `aws guardduty get-findings`); PascalCase keys are
+ * converted once, here at the edge, and the rest of the code only knows camelCase.
+ *
+ * `resource.details` keys, by resource:
+ * - S3 bucket: `bucket` (name), `bucketArn`, `relatedBuckets` (other buckets in `s3BucketDetails`),
+ *   `effectivePermission` (`PUBLIC`/`NOT_PUBLIC`)
+ * - IAM principal (resourceType `AccessKey`, no bucket): `userName`, `accessKeyId`, `userType`, `principalId`
+ * - EC2 instance: `instanceId`, `vpcId`, `subnetId`, `availabilityZone`, `instanceType`, `imageId`,
+ *   `iamInstanceProfileArn`, `networkInterfaces[{id, vpcId, subnetId, privateIpAddress, publicIp,
+ *   securityGroups[{id, name}]}]`
+ * - Lambda: `functionName`, `functionArn`, `role`
+ * - EKS / ECS cluster: `clusterName`; RDS: `dbInstanceIdentifier`, `engine`
+ * - always: `detectorId`, `findingId`, `partition`
+ *
+ * @see https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Finding.html
+ * @see https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_finding-format.html
+ */
+import { z } from 'zod';
+import type { Actor, Finding } from '../model/finding.js';
+import {
+  checkId,
+  clip,
+  findingKey,
+  firstTime,
+  isRecord,
+  lastSegment,
+  ocsfOf,
+  parseOrReject,
+  reject,
+  severityFromNumber,
+  str,
+  tagsFromList,
+  toIso,
+} from './common.js';
+
+const TagsSchema = z.array(z.looseObject({ key: z.string(), value: z.string().nullish() })).optional();
+
+const AccessKeyDetailsSchema = z.looseObject({
+  accessKeyId: z.string().optional(),
+  principalId: z.string().optional(),
+  userName: z.string().optional(),
+  userType: z.string().optional(),
+});
+
+const NetworkInterfaceSchema = z.looseObject({
+  networkInterfaceId: z.string().optional(),
+  vpcId: z.string().optional(),
+  subnetId: z.string().optional(),
+  privateIpAddress: z.string().optional(),
+  publicIp: z.string().optional(),
+  securityGroups: z
+    .array(z.looseObject({ groupId: z.string().optional(), groupName: z.string().optional() }))
+    .optional(),
+});
+
+const InstanceDetailsSchema = z.looseObject({
+  instanceId: z.string().min(1),
+  instanceType: z.string().optional(),
+  availabilityZone: z.string().optional(),
+  imageId: z.string().optional(),
+  iamInstanceProfile: z.looseObject({ arn: z.string().optional() }).optional(),
+  networkInterfaces: z.array(NetworkInterfaceSchema).optional(),
+  tags: TagsSchema,
+});
+
+const S3BucketDetailSchema = z.looseObject({
+  arn: z.string().optional(),
+  name: z.string().optional(),
+  tags: TagsSchema,
+  publicAccess: z.looseObject({ effectivePermission: z.string().optional() }).optional(),
+});
+
+/**
+ * One GuardDuty finding (camelCase). Lenient: unknown fields are kept, only what closeloop reads is typed.
+ *
+ * @example
+ * { "schemaVersion": "2.0", "accountId": "111122223333", "region": "us-east-1", "partition": "aws",
+ *   "id": "60c49b80f9a4f01d8c9f8f4a4789ee4b",
+ *   "arn": "arn:aws:guardduty:us-east-1:111122223333:detector/e3e3…/finding/60c4…",
+ *   "type": "Policy:S3/BucketAnonymousAccessGranted", "severity": 8,
+ *   "createdAt": "2026-11-18T09:12:44.601Z", "updatedAt": "2026-11-18T09:12:44.601Z",
+ *   "resource": { "resourceType": "S3Bucket", "s3BucketDetails": [{ "arn": "arn:aws:s3:::acme-marketing-exports", … }] },
+ *   "service": { "detectorId": "e3e3…", "count": 1, "archived": false, … } }
+ * @see https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Finding.html
+ */
+export const GuardDutyFindingSchema = z.looseObject({
+  schemaVersion: z.string().optional(),
+  accountId: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
+  arn: z.string().optional(),
+  id: z.string().min(1),
+  region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'expected an AWS region such as us-east-1'),
+  partition: z
+    .string()
+    .regex(/^aws(-[a-z]+)*$/, 'expected an AWS partition such as aws')
+    .optional(),
+  type: z.string().min(1).max(512),
+  severity: z.number(),
+  createdAt: z.union([z.string(), z.number()]),
+  updatedAt: z.union([z.string(), z.number()]),
+  title: z.string().optional(),
+  description: z.string().optional(),
+  resource: z.looseObject({
+    resourceType: z.string().min(1),
+    accessKeyDetails: AccessKeyDetailsSchema.optional(),
+    instanceDetails: InstanceDetailsSchema.optional(),
+    s3BucketDetails: z.array(S3BucketDetailSchema).optional(),
+    lambdaDetails: z
+      .looseObject({
+        functionArn: z.string().optional(),
+        functionName: z.string().optional(),
+        role: z.string().optional(),
+        tags: TagsSchema,
+      })
+      .optional(),
+  }),
+  service: z
+    .looseObject({
+      detectorId: z.string().optional(),
+      count: z.number().int().optional(),
+      archived: z.boolean().optional(),
+      eventFirstSeen: z.union([z.string(), z.number()]).optional(),
+      eventLastSeen: z.union([z.string(), z.number()]).optional(),
+      additionalInfo: z.looseObject({ sample: z.unknown().optional(), value: z.unknown().optional() }).optional(),
+    })
+    .optional(),
+});
+export type GuardDutyFinding = z.infer<typeof GuardDutyFindingSchema>;
+
+const PASCAL_KEY = /^[A-Z][A-Za-z0-9]*$/;
+
+/**
+ * SDK/CLI PascalCase → camelCase, deeply (`AccountId` → `accountId`, `S3BucketDetails[].Tags[].Key` →
+ * `s3BucketDetails[].tags[].key`). Keys that are not plain PascalCase words (`AWS::S3::Bucket` in
+ * `affectedResources`) are kept. Objects are rebuilt with Object.fromEntries, so hostile keys such as
+ * `__proto__` become plain own properties and never reach a prototype.
+ */
+export function camelizeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelizeKeys);
+  if (!isRecord(value)) return value;
+  return Object.fromEntries(
+    Object.keys(value).map((k) => [PASCAL_KEY.test(k) ? k[0]?.toLowerCase() + k.slice(1) : k, camelizeKeys(value[k])]),
+  );
+}
+
+/** True for the SDK/CLI PascalCase form of a GuardDuty finding. */
+export const isPascalGuardDuty = (value: Record<string, unknown>): boolean =>
+  Object.hasOwn(value, 'SchemaVersion') || Object.hasOwn(value, 'Arn') || Object.hasOwn(value, 'AccountId');
+
+/** Was this produced by CreateSampleFindings (§6.3)? `additionalInfo.sample`, or inside its JSON `value`. */
+function isSample(f: GuardDutyFinding): boolean {
+  const info = f.service?.additionalInfo;
+  if (info?.sample === true || info?.sample === 'true') return true;
+  const raw = info?.value;
+  if (typeof raw === 'string' && raw.includes('sample')) {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (isRecord(parsed) && (parsed.sample === true || parsed.sample === 'true')) return true;
+    } catch {
+      // additionalInfo.value is free-form; an unparsable value just is not a sample marker.
+    }
+  }
+  return f.title?.startsWith('[SAMPLE]') === true;
+}
+
+interface MappedResource {
+  id: string;
+  type: string;
+  name: string;
+  tags: Record<string, string>;
+  altIds: string[];
+  details: Record<string, unknown>;
+}
+
+/** The affected resource per §5.3 (bucket first, then the principal, instance, function, other *Details). */
+function mapResource(f: GuardDutyFinding, partition: string, prefix: string): MappedResource {
+  const r = f.resource;
+  const p = (sub: string) => (prefix ? `${prefix}.resource.${sub}` : `resource.${sub}`);
+  const buckets = r.s3BucketDetails ?? [];
+  const bucket = buckets[0];
+  if (bucket) {
+    const name = bucket.name ?? (bucket.arn ? lastSegment(bucket.arn) : undefined);
+    if (!name) return reject(p('s3BucketDetails[0].arn'), 'missing resource: bucket has neither arn nor name');
+    const id = checkId(bucket.arn ?? `arn:${partition}:s3:::${name}`, p('s3BucketDetails[0].arn'));
+    const related = buckets
+      .slice(1)
+      .flatMap((b) => (b.arn ? [b.arn] : b.name ? [`arn:${partition}:s3:::${b.name}`] : []));
+    return {
+      id,
+      type: 'S3Bucket',
+      name,
+      tags: tagsFromList(bucket.tags),
+      altIds: [],
+      details: {
+        bucket: name,
+        bucketArn: id,
+        relatedBuckets: related,
+        ...(bucket.publicAccess?.effectivePermission
+          ? { effectivePermission: bucket.publicAccess.effectivePermission }
+          : {}),
+      },
+    };
+  }
+  const inst = r.instanceDetails;
+  if (inst && (r.resourceType === 'Instance' || !r.accessKeyDetails)) {
+    const instanceId = checkId(inst.instanceId, p('instanceDetails.instanceId'), 64);
+    const nics = (inst.networkInterfaces ?? []).map((n) => ({
+      id: n.networkInterfaceId ?? null,
+      vpcId: n.vpcId ?? null,
+      subnetId: n.subnetId ?? null,
+      privateIpAddress: n.privateIpAddress ?? null,
+      publicIp: n.publicIp ?? null,
+      securityGroups: (n.securityGroups ?? []).map((g) => ({ id: g.groupId ?? null, name: g.groupName ?? null })),
+    }));
+    const first = nics[0];
+    return {
+      id: checkId(`arn:${partition}:ec2:${f.region}:${f.accountId}:instance/${instanceId}`, p('instanceDetails')),
+      type: 'Instance',
+      name: instanceId,
+      tags: tagsFromList(inst.tags),
+      altIds: [instanceId],
+      details: {
+        instanceId,
+        vpcId: first?.vpcId ?? null,
+        subnetId: first?.subnetId ?? null,
+        availabilityZone: inst.availabilityZone ?? null,
+        instanceType: inst.instanceType ?? null,
+        imageId: inst.imageId ?? null,
+        iamInstanceProfileArn: inst.iamInstanceProfile?.arn ?? null,
+        networkInterfaces: nics,
+      },
+    };
+  }
+  const key = r.accessKeyDetails;
+  if (key && (r.resourceType === 'AccessKey' || !hasOtherDetails(r))) {
+    const userType = key.userType ?? 'IAMUser';
+    const userName = key.userName;
+    let id: string;
+    if (userType === 'Root') id = `arn:${partition}:iam::${f.accountId}:root`;
+    else if (!userName)
+      return reject(p('accessKeyDetails.userName'), 'missing resource: no user name for the access key');
+    else if (userType === 'AssumedRole') id = `arn:${partition}:iam::${f.accountId}:role/${userName}`;
+    else id = `arn:${partition}:iam::${f.accountId}:user/${userName}`;
+    checkId(id, p('accessKeyDetails.userName'));
+    return {
+      id,
+      type: 'AccessKey',
+      name: userName ?? 'root',
+      tags: {},
+      altIds: key.accessKeyId ? [checkId(key.accessKeyId, p('accessKeyDetails.accessKeyId'), 128)] : [],
+      details: {
+        userName: userName ?? null,
+        accessKeyId: key.accessKeyId ?? null,
+        userType,
+        principalId: key.principalId ?? null,
+      },
+    };
+  }
+  const lambda = r.lambdaDetails;
+  if (lambda?.functionArn) {
+    const id = checkId(lambda.functionArn, p('lambdaDetails.functionArn'));
+    const name = lambda.functionName ?? lastSegment(id);
+    return {
+      id,
+      type: r.resourceType,
+      name,
+      tags: tagsFromList(lambda.tags),
+      altIds: [],
+      details: { functionName: name, functionArn: id, role: lambda.role ?? null },
+    };
+  }
+  return otherDetails(r, p);
+}
+
+const hasOtherDetails = (r: GuardDutyFinding['resource']): boolean =>
+  Object.keys(r).some((k) => k.endsWith('Details') && k !== 'accessKeyDetails' && isRecord(r[k]));
+
+/** Any other `*Details` object carrying an ARN (EKS, ECS, RDS, … and types not yet documented). */
+function otherDetails(r: GuardDutyFinding['resource'], p: (sub: string) => string): MappedResource {
+  for (const detailKey of Object.keys(r)) {
+    if (!detailKey.endsWith('Details') || detailKey === 'accessKeyDetails') continue;
+    const d = r[detailKey];
+    if (!isRecord(d)) continue;
+    const arnKey = Object.keys(d).find((k) => (k === 'arn' || k.endsWith('Arn')) && str(d, k)?.startsWith('arn:'));
+    if (!arnKey) continue;
+    const id = checkId(str(d, arnKey) ?? '', p(`${detailKey}.${arnKey}`));
+    const name = str(d, 'name') ?? str(d, 'dbInstanceIdentifier') ?? str(d, 'dbClusterIdentifier') ?? lastSegment(id);
+    return {
+      id,
+      type: r.resourceType,
+      name,
+      tags: tagsFromList(d.tags),
+      altIds: [],
+      details: {
+        ...(detailKey.endsWith('ClusterDetails') ? { clusterName: name } : {}),
+        ...(str(d, 'dbInstanceIdentifier') ? { dbInstanceIdentifier: str(d, 'dbInstanceIdentifier') } : {}),
+        ...(str(d, 'engine') ? { engine: str(d, 'engine') } : {}),
+      },
+    };
+  }
+  return reject(
+    p('resourceType'),
+    `missing resource: no resource detail with an id for resourceType "${r.resourceType}"`,
+  );
+}
+
+function actorOf(f: GuardDutyFinding): Actor | undefined {
+  const k = f.resource.accessKeyDetails;
+  if (!k) return undefined;
+  const actor: Actor = {};
+  if (k.accessKeyId) actor.accessKeyId = k.accessKeyId;
+  if (k.principalId) actor.principalId = k.principalId;
+  if (k.userName) actor.userName = k.userName;
+  if (k.userType) actor.userType = k.userType;
+  return actor;
+}
+
+/**
+ * Maps one GuardDuty finding (camelCase or PascalCase) to a Finding; throws FindingRejectedError naming the
+ * field when it cannot (caught by `normalize`).
+ *
+ * @example
+ * const f = mapGuardDuty(event.detail, 'detail');
+ * f.key === sha256Hex(`aws:${event.detail.arn}`); f.severity === 'high'; f.resource.id === 'arn:aws:s3:::acme-marketing-exports';
+ */
+export function mapGuardDuty(value: unknown, prefix: string): Finding {
+  const pascal = isRecord(value) && isPascalGuardDuty(value);
+  const f = parseOrReject(GuardDutyFindingSchema, pascal ? camelizeKeys(value) : value, prefix);
+  const at = (sub: string) => (prefix ? `${prefix}.${sub}` : sub);
+  const partition = f.partition ?? 'aws';
+  const detectorId = f.service?.detectorId;
+  const findingId = checkId(f.id, at('id'), 128);
+  let arn = f.arn;
+  if (!arn) {
+    if (!detectorId) return reject(at('arn'), 'missing required field: neither arn nor service.detectorId to build it');
+    arn = `arn:${partition}:guardduty:${f.region}:${f.accountId}:detector/${detectorId}/finding/${findingId}`;
+  }
+  checkId(arn, at('arn'));
+
+  const severity = severityFromNumber(f.severity);
+  const archived = f.service?.archived === true;
+  const occurrences = Math.max(1, f.service?.count ?? 1);
+  const resource = mapResource(f, partition, prefix);
+  const actor = actorOf(f);
+  const status = archived ? 'resolved' : 'active';
+  const finding: Finding = {
+    key: findingKey('aws', arn),
+    source: 'guardduty',
+    product: 'GuardDuty',
+    sourceId: arn,
+    type: f.type,
+    title: clip(f.title ?? f.type, 4096),
+    description: clip(f.description ?? '', 65536),
+    severity,
+    sourceSeverity: f.severity,
+    status,
+    muted: false,
+    sample: isSample(f),
+    kind: 'detection',
+    firstSeen: firstTime([
+      [f.service?.eventFirstSeen, at('service.eventFirstSeen')],
+      [f.createdAt, at('createdAt')],
+    ]),
+    lastSeen: firstTime([
+      [f.service?.eventLastSeen, at('service.eventLastSeen')],
+      [f.updatedAt, at('updatedAt')],
+    ]),
+    updatedAt: toIso(f.updatedAt, at('updatedAt')),
+    occurrences,
+    resource: {
+      provider: 'aws',
+      id: resource.id,
+      type: resource.type,
+      name: clip(resource.name, 1024),
+      account: f.accountId,
+      region: f.region,
+      tags: resource.tags,
+      altIds: resource.altIds,
+      details: { ...resource.details, detectorId: detectorId ?? null, findingId, partition },
+    },
+    compliance: { controls: [], standards: [] },
+    link: `https://console.aws.amazon.com/guardduty/home?region=${encodeURIComponent(f.region)}#/findings?macros=current&fId=${encodeURIComponent(findingId)}`,
+    ocsf: ocsfOf('detection', severity, status, false, occurrences),
+    raw: value,
+  };
+  if (archived) finding.statusReason = 'archived in GuardDuty (service.archived)';
+  if (actor) finding.actor = actor;
+  return finding;
+}

@@ -1,0 +1,125 @@
+/**
+ * Turns input text into JSON documents: one JSON document, or JSON lines (one document per line,
+ * blank lines skipped). Bad text never throws: each unparsable document becomes a rejection naming
+ * the input, the line/column and the parser's message.
+ */
+import type { Rejected } from '../model/finding.js';
+import { rejected } from './common.js';
+
+/** One parsed document and where it came from (`events/gd.json`, `stdin:12`). */
+export interface ReadDocument {
+  input: string;
+  value: unknown;
+}
+
+export interface ReadOptions {
+  /**
+   * Largest document (a whole file, or one JSON line) parsed, in UTF-16 characters. Larger documents are
+   * rejected unparsed, so a runaway file cannot exhaust memory. Default 64 Mi characters: far above any
+   * upstream limit (EventBridge 256 KB, Event Grid 1 MB, Pub/Sub 10 MB) yet below V8's string ceiling.
+   */
+  maxDocumentChars?: number;
+}
+
+export const DEFAULT_MAX_DOCUMENT_CHARS = 64 * 1024 * 1024;
+
+const POSITION = /position (\d+)/;
+const LINE_BREAK = /\r?\n/;
+
+/**
+ * Reads one JSON document or JSON lines.
+ *
+ * @example
+ * readDocuments('{"a":1}\n\n{"b":', 'stdin');
+ * // → { docs: [{ input: 'stdin:1', value: { a: 1 } }],
+ * //     rejected: [{ input: 'stdin:3', source: 'unknown', path: '$', reason: 'invalid JSON at line 3, column 6: …' }] }
+ */
+export function readDocuments(
+  text: string,
+  origin: string,
+  options: ReadOptions = {},
+): { docs: ReadDocument[]; rejected: Rejected[] } {
+  const max = options.maxDocumentChars ?? DEFAULT_MAX_DOCUMENT_CHARS;
+  // A UTF-8 byte order mark is not JSON whitespace; editors on Windows add it.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === '')
+    return { docs: [], rejected: [rejected(origin, 'unknown', '$', 'empty input: no JSON document')] };
+
+  // Parse the whole text first only when it is small enough; a huge file may still be JSON lines.
+  const whole: ParseResult = body.length <= max ? tryParse(body) : { ok: false, error: undefined };
+  if (whole.ok) return { docs: [{ input: origin, value: whole.value }], rejected: [] };
+
+  const lines = body.split(LINE_BREAK);
+  if (looksLikeJsonLines(lines, max)) return readLines(lines, origin, max);
+  if (body.length > max) return { docs: [], rejected: [tooLarge(origin, body.length, max)] };
+  return { docs: [], rejected: [rejected(origin, 'unknown', '$', describeError(whole.error, body, 0))] };
+}
+
+function readLines(lines: readonly string[], origin: string, max: number) {
+  const docs: ReadDocument[] = [];
+  const bad: Rejected[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (line.trim() === '') continue;
+    const input = `${origin}:${i + 1}`;
+    if (line.length > max) {
+      bad.push(tooLarge(input, line.length, max));
+      continue;
+    }
+    const parsed = tryParse(line);
+    if (parsed.ok) docs.push({ input, value: parsed.value });
+    else bad.push(rejected(input, 'unknown', '$', describeError(parsed.error, line, i)));
+  }
+  return { docs, rejected: bad };
+}
+
+/**
+ * The whole text failed to parse: JSON lines, or one broken document? Lines mode when at least half of
+ * the non-blank lines are complete JSON objects/arrays on their own. A pretty-printed (and truncated)
+ * document almost never has such lines, so it yields one rejection instead of one per line.
+ */
+function looksLikeJsonLines(lines: readonly string[], max: number): boolean {
+  let nonBlank = 0;
+  let complete = 0;
+  for (const line of lines) {
+    const t = line.trim();
+    if (t === '') continue;
+    nonBlank++;
+    const first = t[0];
+    const last = t[t.length - 1];
+    if (t.length <= max && ((first === '{' && last === '}') || (first === '[' && last === ']'))) {
+      if (tryParse(t).ok) complete++;
+    }
+  }
+  return nonBlank > 1 && complete > 0 && complete * 2 >= nonBlank;
+}
+
+type ParseResult = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function tryParse(text: string): ParseResult {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** "invalid JSON at line 3, column 17: Unexpected end of JSON input" (line numbers are 1-based, in the input). */
+function describeError(error: unknown, text: string, lineOffset: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const m = POSITION.exec(message);
+  // V8 names a position for most errors; "Unexpected end of JSON input" means the text stopped early.
+  const pos = m ? Number(m[1]) : message.includes('end of JSON') ? text.length : undefined;
+  if (pos === undefined) return `invalid JSON: ${message}`;
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < pos; i = text.indexOf('\n', i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  const what = message.includes('end of JSON') ? 'truncated JSON (the input ends early)' : message;
+  return `invalid JSON at line ${line + lineOffset}, column ${pos - lineStart + 1}: ${what}`;
+}
+
+const tooLarge = (input: string, chars: number, max: number): Rejected =>
+  rejected(input, 'unknown', '$', `document of ${chars} characters exceeds the ${max}-character limit; not parsed`);
