@@ -1,0 +1,302 @@
+/**
+ * What a ticket says: summary, ADF description, priority, labels, due date, console links, and the
+ * lifecycle comments. Pure functions of the stored case and the policy.
+ */
+import type { Case } from '../model/case.js';
+import type { ExceptionRef } from '../model/decision.js';
+import type { Environment } from '../model/enrichment.js';
+import type { Severity } from '../model/finding.js';
+import { shortHash } from '../util/hash.js';
+import {
+  type AdfBlock,
+  type AdfDoc,
+  type AdfParagraph,
+  br,
+  code,
+  doc,
+  h,
+  link,
+  ol,
+  p,
+  strong,
+  text,
+  ul,
+} from './adf.js';
+import { PROJECT_KEY_PATTERN, type TicketPolicy } from './policy.js';
+import type { TicketDraft } from './ports.js';
+
+/** The only shape of label ever placed in JQL: `closeloop-` and 32 lower-case hex digits. */
+export const CASE_LABEL_PATTERN = /^closeloop-[0-9a-f]{32}$/;
+
+/** Ledger id (hex) of a case or group key: query-safe, fixed length, whatever the key holds. */
+export const ledgerIdOf = (key: string): string => shortHash(key, 32);
+/** The label derived from a case key (never the key itself: keys hold ARNs, quotes, anything). */
+export const caseLabelOf = (key: string): string => `closeloop-${ledgerIdOf(key)}`;
+
+/** A Jira label: no spaces, lower-case, bounded. */
+export function slug(s: string, max = 60): string {
+  const out = s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return out.slice(0, max).replace(/-+$/, '') || 'unknown';
+}
+
+const oneLine = (s: string): string =>
+  s
+    .replace(/\p{Cc}+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+
+const GUIDISH = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A short, readable finding type: the last segment of `Policy:S3/BucketBlockPublicAccessDisabled`, `S3.8`, or the title for GUID-like ids. */
+export function shortType(c: Pick<Case, 'type' | 'title'>): string {
+  const last = c.type.split('/').filter(Boolean).pop() ?? c.type;
+  if (GUIDISH.test(last) || last.length > 60) return oneLine(c.title).slice(0, 60) || 'finding';
+  return oneLine(last);
+}
+
+/** `[HIGH] BucketBlockPublicAccessDisabled on logs-111122223333 (prod)`, capped at the policy length. */
+export function summaryFor(c: Case, policy: TicketPolicy): string {
+  const full = `[${c.severity.toUpperCase()}] ${shortType(c)} on ${oneLine(c.resourceName)} (${c.enrichment.environment})`;
+  const max = policy.summaryMaxLength;
+  return full.length <= max ? full : `${full.slice(0, max - 1)}…`;
+}
+
+export function priorityFor(severity: Severity, environment: Environment, policy: TicketPolicy): string | undefined {
+  const row = policy.priorities[severity];
+  return row[environment] ?? row.default;
+}
+
+/** The due date (`YYYY-MM-DD`, UTC) from the SLA table, counted from when the ticket is made. */
+export function dueDateFor(severity: Severity, now: Date, policy: TicketPolicy): string {
+  const days = policy.slaDays[severity];
+  return new Date(now.getTime() + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+export function labelsFor(c: Case, policy: TicketPolicy): string[] {
+  const labels = [
+    'closeloop',
+    caseLabelOf(c.key),
+    ...c.sources,
+    slug(shortType(c)),
+    `env-${c.enrichment.environment}`,
+    ...policy.labels,
+  ];
+  return [...new Set(labels)];
+}
+
+/** The project for a case: the owner's routing when valid, else the policy default (else the sink's). */
+export function projectFor(c: Case, policy: TicketPolicy): string | undefined {
+  const routed = c.enrichment.jira?.project;
+  if (routed !== undefined && PROJECT_KEY_PATTERN.test(routed)) return routed;
+  return policy.defaultProject;
+}
+
+/** A console link for the resource, per provider (and per AWS service, from the ARN). */
+export function consoleLink(c: Pick<Case, 'provider' | 'resourceId' | 'region' | 'account' | 'resourceName'>): string {
+  const enc = encodeURIComponent;
+  if (c.provider === 'azure') return `https://portal.azure.com/#@/resource${c.resourceId}`;
+  if (c.provider === 'gcp') {
+    const project = enc(c.account);
+    const id = c.resourceId;
+    if (id.startsWith('//storage.googleapis.com/')) {
+      const bucket = id.split('/').pop() ?? c.resourceName;
+      return `https://console.cloud.google.com/storage/browser/${enc(bucket)}?project=${project}`;
+    }
+    const fw = /\/global\/firewalls\/([^/]+)$/.exec(id);
+    if (fw?.[1])
+      return `https://console.cloud.google.com/net-security/firewall-manager/firewall-policies/details/${enc(c.resourceName)}?project=${project}`;
+    const vm = /\/zones\/([^/]+)\/instances\/([^/]+)$/.exec(id);
+    if (vm?.[1])
+      return `https://console.cloud.google.com/compute/instancesDetail/zones/${enc(vm[1])}/instances/${enc(c.resourceName)}?project=${project}`;
+    return `https://console.cloud.google.com/home/dashboard?project=${project}`;
+  }
+  const arn = /^arn:([^:]+):([^:]+):([^:]*):([^:]*):(.*)$/.exec(c.resourceId);
+  if (!arn) return 'https://console.aws.amazon.com/';
+  const [, , service, arnRegion, , rest = ''] = arn;
+  const region = arnRegion || c.region || 'us-east-1';
+  const regional = `https://${region}.console.aws.amazon.com`;
+  switch (service) {
+    case 's3':
+      return `https://s3.console.aws.amazon.com/s3/buckets/${enc(rest.split('/')[0] ?? rest)}`;
+    case 'iam': {
+      const [kind, ...name] = rest.split('/');
+      const last = name.pop() ?? '';
+      if (kind === 'user') return `https://console.aws.amazon.com/iam/home#/users/${enc(last)}`;
+      if (kind === 'role') return `https://console.aws.amazon.com/iam/home#/roles/${enc(last)}`;
+      return 'https://console.aws.amazon.com/iam/home';
+    }
+    case 'ec2': {
+      const [kind, id = ''] = rest.split('/');
+      if (kind === 'instance') return `${regional}/ec2/home?region=${region}#InstanceDetails:instanceId=${enc(id)}`;
+      if (kind === 'security-group') return `${regional}/ec2/home?region=${region}#SecurityGroup:groupId=${enc(id)}`;
+      break;
+    }
+    case 'lambda': {
+      const name = rest.split(':')[1] ?? '';
+      return `${regional}/lambda/home?region=${region}#/functions/${enc(name)}`;
+    }
+  }
+  // The console resolves any ARN to its page.
+  return `https://console.aws.amazon.com/go/view?arn=${enc(c.resourceId)}`;
+}
+
+const accountNoun = { aws: 'AWS account', azure: 'Azure subscription', gcp: 'GCP project' } as const;
+
+const row = (label: string, ...value: Array<string | ReturnType<typeof text>>): AdfParagraph =>
+  p(strong(`${label}: `), ...value);
+
+/** The ADF description of a case's ticket. */
+export function describeCase(c: Case, policy: TicketPolicy): AdfDoc {
+  const e = c.enrichment;
+  const blocks: AdfBlock[] = [
+    h(3, 'What was found'),
+    p(oneLine(c.title)),
+    row('Finding type', code(c.type)),
+    row('Source', c.sources.join(', ')),
+    h(3, 'Where'),
+    ul([
+      row(accountNoun[c.provider], code(c.account)),
+      row('Region', c.region ?? 'global'),
+      row('Resource', code(c.resourceId)),
+      row('Resource type', c.resourceType),
+      row('Console', link('open in the console', consoleLink(c))),
+    ]),
+    h(3, 'Whose'),
+    ul([
+      row('Owner', e.owner, e.unowned ? ' (no owner found: triage)' : ''),
+      row('How the owner was found', e.provenance.owner.detail),
+      ...(e.team ? [row('Team', e.team)] : []),
+      ...(e.application ? [row('Application', e.application)] : []),
+      row('Environment', e.environment, ` (${e.provenance.environment.detail})`),
+    ]),
+    h(3, 'How bad'),
+    ul([
+      row('Severity', c.severity),
+      row('Priority', priorityFor(c.severity, e.environment, policy) ?? 'default'),
+      row('First seen', c.firstSeen),
+      row('Last seen', c.lastSeen),
+      row('Occurrences', String(c.occurrences)),
+    ]),
+  ];
+  if (c.compliance.controls.length + c.compliance.standards.length > 0) {
+    blocks.push(
+      h(3, 'Compliance'),
+      ul([...c.compliance.controls.map((x) => `control ${x}`), ...c.compliance.standards.map((x) => `standard ${x}`)]),
+    );
+  }
+  blocks.push(h(3, 'Remediation'), ...remediationBlocks(c));
+  blocks.push(h(3, 'Exception'), p(c.exception ? exceptionLine(c.exception) : 'none'));
+  if (c.evidenceHead || c.verification) {
+    blocks.push(h(3, 'Evidence'));
+    const items: AdfParagraph[] = [];
+    if (c.verification) items.push(row('Verification', `${c.verification.verdict}: ${c.verification.reason}`));
+    if (c.evidenceHead) items.push(row('Evidence record', code(c.evidenceHead)));
+    blocks.push(ul(items));
+  }
+  blocks.push(p(text(`closeloop case ${c.key}`, { type: 'em' })));
+  return doc(...blocks);
+}
+
+function remediationBlocks(c: Case): AdfBlock[] {
+  const r = c.remediation;
+  const out: AdfBlock[] = [
+    p(
+      strong(r.action ? `${r.action}` : 'no automated action'),
+      ` — mode ${r.mode}, state ${r.state}`,
+      br(),
+      oneLine(r.reason) || '-',
+    ),
+  ];
+  if (r.plan && r.plan.steps.length > 0) {
+    out.push(p(strong('Plan: '), r.plan.summary || '-'), ol(r.plan.steps.map((s) => p(s.say, ' ', code(s.call.api)))));
+  }
+  if (r.requestIds && r.requestIds.length > 0) out.push(p(strong('Request ids: '), r.requestIds.join(', ')));
+  if (r.error) out.push(p(strong('Error: '), r.error));
+  return out;
+}
+
+const exceptionLine = (x: ExceptionRef): string =>
+  `risk accepted under exception ${x.id} by ${x.owner} until ${x.expires}: ${oneLine(x.justification)}`;
+
+/** Builds the create request for a case. */
+export function draftForCase(
+  c: Case,
+  policy: TicketPolicy,
+  opts: { now: Date; assigneeId: string | undefined; parentKey?: string | undefined },
+): TicketDraft {
+  const routing = c.enrichment.jira;
+  const components = routing?.component ? [routing.component] : [];
+  if (!opts.assigneeId) components.push(policy.triageComponent);
+  return {
+    caseKey: c.key,
+    caseLabel: caseLabelOf(c.key),
+    project: projectFor(c, policy),
+    issueType: opts.parentKey ? policy.grouping.subtaskIssueType : (routing?.issueType ?? policy.defaultIssueType),
+    summary: summaryFor(c, policy),
+    description: describeCase(c, policy),
+    labels: labelsFor(c, policy),
+    priority: priorityFor(c.severity, c.enrichment.environment, policy),
+    dueDate: dueDateFor(c.severity, opts.now, policy),
+    assigneeId: opts.assigneeId,
+    components: [...new Set(components)],
+    parentKey: opts.parentKey,
+  };
+}
+
+// ---- lifecycle comments -------------------------------------------------------------------------
+
+export const recurrenceComment = (c: Case, previous: number | undefined): AdfDoc =>
+  doc(
+    p(
+      strong('Seen again. '),
+      `Occurrences: ${c.occurrences}${previous !== undefined ? ` (was ${previous})` : ''}; last seen ${c.lastSeen}.`,
+    ),
+  );
+
+export function remediationComment(c: Case, state: string, actor: string, policy: TicketPolicy): AdfDoc {
+  const blocks: AdfBlock[] = [p(strong(`Remediation ${state}`), ` (by ${actor}).`)];
+  if (state === 'awaiting-approval') {
+    blocks.push(
+      p(
+        strong('Approval needed: '),
+        'run ',
+        code(`closeloop approve ${c.key}`),
+        ' or add the label ',
+        code(policy.approvalLabel),
+        ' to this ticket.',
+      ),
+    );
+  }
+  blocks.push(...remediationBlocks(c));
+  return doc(...blocks);
+}
+
+export function resolutionComment(c: Case, detail: Record<string, unknown> | undefined): AdfDoc {
+  const summary =
+    (typeof detail?.evidenceSummary === 'string' ? detail.evidenceSummary : undefined) ??
+    c.verification?.reason ??
+    'verified by re-reading the resource';
+  const hash = (typeof detail?.evidenceHash === 'string' ? detail.evidenceHash : undefined) ?? c.evidenceHead;
+  const url = typeof detail?.evidenceUrl === 'string' ? detail.evidenceUrl : undefined;
+  return doc(
+    p(strong('Verified fixed. '), oneLine(summary)),
+    ul([
+      row('Verdict', c.verification?.verdict ?? 'verified'),
+      row('Evidence record hash', code(hash ?? 'none')),
+      ...(url ? [row('Evidence', link(url, url))] : []),
+    ]),
+  );
+}
+
+export const reopenComment = (reason: string): AdfDoc => doc(p(strong('Reopened: '), oneLine(reason) || '-'));
+
+export const exceptionComment = (x: ExceptionRef): AdfDoc =>
+  doc(
+    p(strong('Risk accepted. '), exceptionLine(x)),
+    p('closeloop will reopen this ticket when the exception expires.'),
+  );
+
+export const exceptionExpiredReason = (x: ExceptionRef): string => `exception ${x.id} expired on ${x.expires}`;

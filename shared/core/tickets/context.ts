@@ -1,0 +1,132 @@
+/**
+ * What every ticketing function needs, built once per stage: ports, policy, the retry settings and a
+ * user cache (memory in front of the DocStore, so 10 000 cases of 20 owners cost 20 user searches).
+ */
+import { errorMessage } from '../errors.js';
+import { type Case, CaseSchema, type CaseTicket, type TicketRef } from '../model/case.js';
+import type { Clock, DocStore, Logger } from '../ports.js';
+import { getDoc, mutateDoc } from '../store/docs.js';
+import { shortHash } from '../util/hash.js';
+import { type RetryOptions, realSleep, type Sleep } from '../util/retry.js';
+import type { TicketPolicy } from './policy.js';
+import type { TicketSink } from './ports.js';
+import { COLLECTIONS, UserCacheSchema } from './store.js';
+
+export interface TicketDeps {
+  store: DocStore;
+  sink: TicketSink;
+  clock: Clock;
+  log: Logger;
+  policy: TicketPolicy;
+  /** Waits between retries (injectable so tests are fast). Default: real timers. */
+  sleep?: Sleep;
+  /** Jitter source in [0, 1). Default: Math.random. */
+  random?: () => number;
+}
+
+export interface TicketContext extends Required<Omit<TicketDeps, 'random'>> {
+  random: () => number;
+  retry: RetryOptions;
+  userCache: Map<string, Promise<string | undefined>>;
+}
+
+/** Contexts are cached per deps object so the user cache survives across calls. */
+const contexts = new WeakMap<TicketDeps, TicketContext>();
+
+export function contextOf(deps: TicketDeps): TicketContext {
+  const known = contexts.get(deps);
+  if (known) return known;
+  const sleep = deps.sleep ?? realSleep;
+  const random = deps.random ?? Math.random;
+  const ctx: TicketContext = {
+    ...deps,
+    sleep,
+    random,
+    retry: { ...deps.policy.retry, sleep, random },
+    userCache: new Map(),
+  };
+  contexts.set(deps, ctx);
+  return ctx;
+}
+
+export const nowIso = (ctx: TicketContext): string => ctx.clock.now().toISOString();
+
+export async function loadCase(ctx: TicketContext, caseKey: string): Promise<Case | undefined> {
+  return (await getDoc(ctx.store, COLLECTIONS.cases, caseKey, CaseSchema))?.value;
+}
+
+/**
+ * Rewrites only the case's `ticket` section (other stages own the rest), with optimistic retries.
+ * `fn` gets the current ticket section and returns the next one, or undefined for "no change".
+ */
+export async function updateCaseTicket(
+  ctx: Pick<TicketContext, 'store'>,
+  caseKey: string,
+  fn: (ticket: CaseTicket | null, c: Case) => CaseTicket | null | undefined,
+): Promise<{ changed: boolean; value: Case | undefined; previous: Case | undefined }> {
+  const res = await mutateDoc(ctx.store, COLLECTIONS.cases, caseKey, CaseSchema, (c) => {
+    if (!c) return undefined;
+    const next = fn(c.ticket, c);
+    return next === undefined ? undefined : { ...c, ticket: next };
+  });
+  return { changed: res.changed, value: res.value, previous: res.previous };
+}
+
+/** Records the ticket on the case (first writer wins; later writers keep what is there). */
+export async function recordTicketOnCase(ctx: TicketContext, caseKey: string, ref: TicketRef): Promise<void> {
+  await updateCaseTicket(ctx, caseKey, (t, c) =>
+    t && t.key === ref.key
+      ? undefined
+      : {
+          key: ref.key,
+          sink: ref.sink,
+          ...(ref.url !== undefined ? { url: ref.url } : {}),
+          ...(ref.parentKey !== undefined ? { parentKey: ref.parentKey } : {}),
+          createdAt: nowIso(ctx),
+          reportedOccurrences: c.occurrences,
+          status: 'open',
+        },
+  );
+}
+
+const USER_TTL_MS = 24 * 3_600_000;
+
+/**
+ * The Jira account of an e-mail: memory cache, then the DocStore cache (a day), then one user search.
+ * A failed search is not cached (the next case tries again) and yields undefined (unassigned).
+ */
+export function findUserCached(ctx: TicketContext, email: string): Promise<string | undefined> {
+  const norm = email.trim().toLowerCase();
+  const cached = ctx.userCache.get(norm);
+  if (cached) return cached;
+  const lookup = (async () => {
+    const id = shortHash(norm, 32);
+    const stored = await getDoc(ctx.store, COLLECTIONS.users, id, UserCacheSchema);
+    if (stored && ctx.clock.now().getTime() - Date.parse(stored.value.at) < USER_TTL_MS) {
+      return stored.value.accountId ?? undefined;
+    }
+    try {
+      const accountId = await ctx.sink.findUser(norm);
+      await ctx.store.put(COLLECTIONS.users, id, { accountId: accountId ?? null, at: nowIso(ctx) });
+      return accountId;
+    } catch (e) {
+      ctx.userCache.delete(norm);
+      ctx.log.warn('user search failed; ticket left unassigned', { error: errorMessage(e) });
+      return undefined;
+    }
+  })();
+  ctx.userCache.set(norm, lookup);
+  return lookup;
+}
+
+/** Owner's account, else the team's default assignee, else undefined (unassigned, triage component). */
+export async function assigneeFor(ctx: TicketContext, c: Case): Promise<string | undefined> {
+  const emails = [c.enrichment.ownerEmail, c.enrichment.jira?.assigneeEmail].filter(
+    (e): e is string => typeof e === 'string' && e.includes('@'),
+  );
+  for (const email of emails) {
+    const id = await findUserCached(ctx, email);
+    if (id) return id;
+  }
+  return undefined;
+}

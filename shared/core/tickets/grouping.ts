@@ -1,0 +1,208 @@
+/**
+ * Storm control: when more than `threshold` new cases of one finding type for one owner arrive within
+ * the window, the next ones go under one parent ticket (rows of a table in its description, or
+ * sub-tasks) instead of one ticket each. The parent's table is rewritten coalesced: the group is
+ * marked dirty as cases join, and refreshed at most every `refreshSeconds` from the stage and always
+ * at the end of `drainOutbox`.
+ */
+import type { Case } from '../model/case.js';
+import { mutateDoc } from '../store/docs.js';
+import { type AdfDoc, code, doc, h, p, strong, table, text } from './adf.js';
+import { caseLabelOf, ledgerIdOf, priorityFor, projectFor, shortType, slug } from './content.js';
+import { nowIso, type TicketContext } from './context.js';
+import { ledgerTicket } from './ledger.js';
+import type { TicketDraft } from './ports.js';
+import { COLLECTIONS, type Group, type GroupMember, GroupSchema } from './store.js';
+
+/** Rows shown in the parent's description; Jira caps a description at 32 767 characters. */
+const MAX_TABLE_ROWS = 100;
+
+export type GroupJoin = { grouped: false } | { grouped: true; groupId: string; group: Group };
+
+const groupKeyOf = (c: Case, project: string | undefined): string =>
+  `group|${c.enrichment.owner.toLowerCase()}|${c.type}|${project ?? ''}`;
+
+/** The ledger key of a group's parent ticket (a finished group starts a new generation). */
+export const parentKeyOf = (g: Group): string => `${g.key}|${g.generation}`;
+
+const memberOf = (c: Case): GroupMember => ({
+  caseKey: c.key,
+  resourceName: c.resourceName,
+  resourceId: c.resourceId,
+  account: c.account,
+  region: c.region,
+  severity: c.severity,
+  occurrences: c.occurrences,
+  lastSeen: c.lastSeen,
+  status: 'open',
+});
+
+/** Records the case as a new case of its owner and type; says whether it goes under the group's parent. */
+export async function joinGroup(ctx: TicketContext, c: Case): Promise<GroupJoin> {
+  const g = ctx.policy.grouping;
+  if (!g.enabled) return { grouped: false };
+  const key = groupKeyOf(c, projectFor(c, ctx.policy));
+  const groupId = ledgerIdOf(key);
+  const now = ctx.clock.now();
+  const since = now.getTime() - g.windowMinutes * 60_000;
+  const res = await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (cur) => {
+    let group: Group = cur ?? {
+      key,
+      owner: c.enrichment.owner,
+      type: c.type,
+      title: c.title,
+      recent: [],
+      members: [],
+      dirty: false,
+      parentStatus: 'open',
+      generation: 0,
+    };
+    if (group.members.some((m) => m.caseKey === c.key) || group.recent.some((r) => r.caseKey === c.key)) {
+      return undefined; // already decided for this case: same answer again
+    }
+    if (group.parentStatus === 'done' && group.members.length > 0) {
+      group = { ...group, members: [], recent: [], parentStatus: 'open', generation: group.generation + 1 };
+    }
+    const recent = group.recent.filter((r) => Date.parse(r.at) >= since);
+    if (recent.length >= g.threshold) {
+      return {
+        ...group,
+        recent,
+        members: [...group.members, memberOf(c)],
+        sampleCaseKey: group.sampleCaseKey ?? c.key,
+        dirty: true,
+      };
+    }
+    return { ...group, recent: [...recent, { caseKey: c.key, at: now.toISOString() }] };
+  });
+  const group = res.value;
+  if (!group?.members.some((m) => m.caseKey === c.key)) return { grouped: false };
+  return { grouped: true, groupId, group };
+}
+
+/** The parent ticket's create request. */
+export function groupDraft(
+  ctx: TicketContext,
+  group: Group,
+  sample: Case,
+  assigneeId: string | undefined,
+): TicketDraft {
+  const policy = ctx.policy;
+  const key = parentKeyOf(group);
+  const routing = sample.enrichment.jira;
+  const components = routing?.component ? [routing.component] : [];
+  if (!assigneeId) components.push(policy.triageComponent);
+  const summary = `[${sample.severity.toUpperCase()}] ${shortType(sample)} on many resources of ${sample.enrichment.owner} (${sample.enrichment.environment})`;
+  return {
+    caseKey: key,
+    caseLabel: caseLabelOf(key),
+    project: projectFor(sample, policy),
+    issueType: routing?.issueType ?? policy.defaultIssueType,
+    summary: summary.length <= policy.summaryMaxLength ? summary : `${summary.slice(0, policy.summaryMaxLength - 1)}…`,
+    description: groupDescription(group),
+    labels: [
+      ...new Set([
+        'closeloop',
+        'closeloop-group',
+        caseLabelOf(key),
+        ...sample.sources,
+        slug(shortType(sample)),
+        `env-${sample.enrichment.environment}`,
+        ...policy.labels,
+      ]),
+    ],
+    priority: priorityFor(sample.severity, sample.enrichment.environment, policy),
+    dueDate: undefined,
+    assigneeId,
+    components: [...new Set(components)],
+    parentKey: undefined,
+  };
+}
+
+/** The parent's description: what, whose, and a table of the resources. */
+export function groupDescription(group: Group): AdfDoc {
+  const shown = group.members.slice(0, MAX_TABLE_ROWS);
+  const rest = group.members.length - shown.length;
+  return doc(
+    h(3, 'Many resources, one finding type'),
+    p(
+      strong(`${group.members.length} resources `),
+      'of ',
+      code(group.owner),
+      ' have ',
+      code(group.type),
+      `: ${group.title}`,
+    ),
+    p('Each row is one closeloop case; closeloop updates this table as cases join and as they are fixed.'),
+    table(
+      ['Resource', 'Resource id', 'Account', 'Region', 'Severity', 'Occurrences', 'Last seen', 'Status'],
+      shown.map((m) => [
+        m.resourceName,
+        p(code(m.resourceId)),
+        m.account,
+        m.region ?? 'global',
+        m.severity,
+        String(m.occurrences),
+        m.lastSeen,
+        m.status,
+      ]),
+    ),
+    ...(rest > 0 ? [p(text(`…and ${rest} more: run closeloop tickets for the full list.`, { type: 'em' }))] : []),
+  );
+}
+
+/**
+ * Rewrites the parent's table when the group changed. `force`: ignore `refreshSeconds` (drain).
+ * Returns true when a request was sent.
+ */
+export async function refreshGroup(ctx: TicketContext, groupId: string, force: boolean): Promise<boolean> {
+  const current = await ctx.store.get(COLLECTIONS.groups, groupId);
+  if (!current) return false;
+  const group = GroupSchema.parse(current.value);
+  if (!group.dirty) return false;
+  const last = group.lastRefreshAt ? Date.parse(group.lastRefreshAt) : 0;
+  if (!force && ctx.clock.now().getTime() - last < ctx.policy.grouping.refreshSeconds * 1000) return false;
+  const ref = await ledgerTicket(ctx, parentKeyOf(group));
+  if (!ref) return false;
+  await ctx.sink.setDescription(ref, groupDescription(group));
+  const rendered = group.members.length;
+  await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (g) =>
+    g
+      ? { ...g, dirty: g.members.length !== rendered || g.generation !== group.generation, lastRefreshAt: nowIso(ctx) }
+      : undefined,
+  );
+  return true;
+}
+
+/** Sets one member's status; returns the group after the change (to see whether all are done). */
+export async function setMemberStatus(
+  ctx: TicketContext,
+  groupId: string,
+  caseKey: string,
+  status: GroupMember['status'],
+): Promise<Group | undefined> {
+  const res = await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (g) => {
+    if (!g) return undefined;
+    return { ...g, dirty: true, members: g.members.map((m) => (m.caseKey === caseKey ? { ...m, status } : m)) };
+  });
+  return res.value;
+}
+
+export async function setParentStatus(
+  ctx: TicketContext,
+  groupId: string,
+  status: Group['parentStatus'],
+): Promise<void> {
+  await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (g) =>
+    g && g.parentStatus !== status ? { ...g, parentStatus: status } : undefined,
+  );
+}
+
+/** Finds the group whose member this case is (table mode: the case's ticket is the parent). */
+export async function groupOfMember(ctx: TicketContext, c: Case): Promise<string | undefined> {
+  const groupId = ledgerIdOf(groupKeyOf(c, projectFor(c, ctx.policy)));
+  const doc = await ctx.store.get(COLLECTIONS.groups, groupId);
+  if (!doc) return undefined;
+  const g = GroupSchema.parse(doc.value);
+  return g.members.some((m) => m.caseKey === c.key) ? groupId : undefined;
+}

@@ -1,0 +1,175 @@
+/**
+ * One ticket per case, always. The ledger entry is claimed atomically (`expectVersion: 0`) before
+ * anything is created, so the same event delivered three times at once creates one issue. A claim
+ * whose holder crashed is taken over after the lease, and the taker first searches Jira for the
+ * derived label (the crashed holder may have created the issue before dying). A lost ledger is
+ * recovered the same way: when the caller is not sure the case is new, the label is searched before
+ * creating. An ambiguous failure (5xx, timeout: the issue may exist) is always followed by a label
+ * search before the create is retried.
+ */
+import { AdapterError, errorMessage, isThrottled, isTransient } from '../errors.js';
+import type { TicketRef } from '../model/case.js';
+import { getDoc } from '../store/docs.js';
+import { backoffDelay, realSleep } from '../util/retry.js';
+import { CASE_LABEL_PATTERN, caseLabelOf, ledgerIdOf } from './content.js';
+import { nowIso, type TicketContext } from './context.js';
+import type { TicketDraft } from './ports.js';
+import { COLLECTIONS, LedgerEntrySchema } from './store.js';
+
+export type EnsureResult =
+  | { status: 'created' | 'existing' | 'recovered'; ref: TicketRef }
+  /** Another worker holds a fresh claim: try again after `until` (it will most likely have finished). */
+  | { status: 'waiting'; until: string };
+
+/** How long a loser polls for the winner's ticket before leaving its request in the outbox. */
+const CLAIM_WAIT_MS = 5_000;
+const CLAIM_POLL_MS = 20;
+
+/** The ticket already recorded for a case or group key, if any. */
+export async function ledgerTicket(ctx: TicketContext, key: string): Promise<TicketRef | undefined> {
+  const entry = await getDoc(ctx.store, COLLECTIONS.ledger, ledgerIdOf(key), LedgerEntrySchema);
+  return entry?.value.state === 'created' ? entry.value.ticket : undefined;
+}
+
+/**
+ * Returns the ticket of `key`, creating it with `makeDraft()` only if this worker wins the claim.
+ * @example
+ * const r = await ensureTicket(ctx, c.key, 'case', async () => draftForCase(c, policy, { now, assigneeId }));
+ */
+export async function ensureTicket(
+  ctx: TicketContext,
+  key: string,
+  kind: 'case' | 'group',
+  makeDraft: () => Promise<TicketDraft>,
+  options: { searchFirst: boolean },
+): Promise<EnsureResult> {
+  const id = ledgerIdOf(key);
+  const label = caseLabelOf(key);
+  const leaseMs = ctx.policy.claimLeaseSeconds * 1000;
+  const waitUntil = Date.now() + CLAIM_WAIT_MS;
+  for (;;) {
+    const current = await getDoc(ctx.store, COLLECTIONS.ledger, id, LedgerEntrySchema);
+    if (current?.value.state === 'created' && current.value.ticket)
+      return { status: 'existing', ref: current.value.ticket };
+    const claim = { key, label, state: 'claimed' as const, claimId: randomId(ctx), claimedAt: nowIso(ctx) };
+    if (!current) {
+      const version = await ctx.store.put(COLLECTIONS.ledger, id, claim, { expectVersion: 0 });
+      if (version === null) continue; // someone claimed first: read theirs
+      // No ledger entry: a new case, or a lost ledger. The caller asks for a search first whenever it is
+      // not sure the case is new (it had a ticket, it existed before, an earlier attempt failed), so a
+      // brand-new case costs one call and a lost ledger still finds its issue.
+      return createAfterClaim(
+        ctx,
+        { id, key, kind, label, version, claimId: claim.claimId, searchFirst: options.searchFirst },
+        makeDraft,
+      );
+    }
+    const age = ctx.clock.now().getTime() - Date.parse(current.value.claimedAt);
+    if (age < leaseMs) {
+      // A live claim: the winner is creating right now. Wait a little (real time: the winner needs I/O).
+      if (Date.now() < waitUntil) {
+        await realSleep(CLAIM_POLL_MS);
+        continue;
+      }
+      return { status: 'waiting', until: new Date(Date.parse(current.value.claimedAt) + leaseMs).toISOString() };
+    }
+    // The claim outlived its lease: its holder crashed (claimed, never created). Take it over.
+    const version = await ctx.store.put(COLLECTIONS.ledger, id, claim, { expectVersion: current.version });
+    if (version === null) continue;
+    ctx.log.warn('taking over a stale ticket claim', { key, claimedAt: current.value.claimedAt });
+    return createAfterClaim(
+      ctx,
+      { id, key, kind, label, version, claimId: claim.claimId, searchFirst: true },
+      makeDraft,
+    );
+  }
+}
+
+interface Claim {
+  id: string;
+  key: string;
+  kind: 'case' | 'group';
+  label: string;
+  version: number;
+  claimId: string;
+  searchFirst: boolean;
+}
+
+async function createAfterClaim(
+  ctx: TicketContext,
+  claim: Claim,
+  makeDraft: () => Promise<TicketDraft>,
+): Promise<EnsureResult> {
+  let ref: TicketRef | undefined;
+  let status: 'created' | 'recovered' = 'created';
+  try {
+    if (claim.searchFirst) {
+      ref = await findByLabel(ctx, claim.label);
+      if (ref) status = 'recovered';
+    }
+    if (!ref) {
+      const created = await createWithRecovery(ctx, await makeDraft());
+      ref = created.ref;
+      if (created.recovered) status = 'recovered';
+    }
+  } catch (e) {
+    // Give the claim back so the next attempt does not wait for the lease (the outbox retries).
+    await ctx.store.delete(COLLECTIONS.ledger, claim.id, { expectVersion: claim.version });
+    throw e;
+  }
+  const entry = {
+    key: claim.key,
+    label: claim.label,
+    state: 'created' as const,
+    claimId: claim.claimId,
+    claimedAt: nowIso(ctx),
+    ticket: ref,
+  };
+  const written = await ctx.store.put(COLLECTIONS.ledger, claim.id, entry, { expectVersion: claim.version });
+  if (written === null) {
+    // Our claim was taken over while we were creating (we outlived the lease). Keep the ledger's answer.
+    const winner = await ledgerTicket(ctx, claim.key);
+    ctx.log.error('ticket claim lost while creating', { key: claim.key, ours: ref.key, theirs: winner?.key });
+    if (winner) return { status: 'existing', ref: winner };
+    await ctx.store.put(COLLECTIONS.ledger, claim.id, entry);
+  }
+  await ctx.store.put(COLLECTIONS.index, ref.key, { key: claim.key, kind: claim.kind });
+  return { status, ref };
+}
+
+async function findByLabel(ctx: TicketContext, label: string): Promise<TicketRef | undefined> {
+  // The label is derived (hex hash), but check anyway: it is the only value that reaches JQL.
+  if (!CASE_LABEL_PATTERN.test(label))
+    throw new AdapterError('invalid', `refusing to search for label ${JSON.stringify(label)}`);
+  return ctx.sink.findTicket(label);
+}
+
+/**
+ * Creates with bounded retries. 429 means "not processed": retry after Retry-After. A 5xx or a timeout
+ * is ambiguous (the issue may exist), so the label is searched before the next create.
+ */
+async function createWithRecovery(
+  ctx: TicketContext,
+  draft: TicketDraft,
+): Promise<{ ref: TicketRef; recovered: boolean }> {
+  const { maxAttempts } = ctx.retry;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { ref: await ctx.sink.createTicket(draft), recovered: false };
+    } catch (e) {
+      if (!(isThrottled(e) || isTransient(e)) || attempt >= maxAttempts) throw e;
+      const delay = backoffDelay(e, attempt, ctx.retry);
+      if (delay === undefined) throw e;
+      ctx.log.debug('ticket create failed; retrying', { attempt, delay, error: errorMessage(e) });
+      await ctx.sleep(delay);
+      if (isTransient(e)) {
+        const found = await findByLabel(ctx, draft.caseLabel).catch(() => undefined);
+        if (found) return { ref: found, recovered: true };
+      }
+    }
+  }
+}
+
+function randomId(ctx: TicketContext): string {
+  return `${ctx.clock.now().getTime().toString(36)}-${Math.floor(ctx.random() * 2 ** 48).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}

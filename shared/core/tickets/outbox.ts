@@ -1,0 +1,407 @@
+/**
+ * The persisted outbox: every ticket request is written to the DocStore before it is sent, then sent
+ * (right away by the stage when the budget allows, later by `drainOutbox`), and deleted once done.
+ * A crash or a Jira outage therefore loses nothing: the next run resumes the outbox, in order.
+ */
+import { AdapterError, errorMessage, isConflict, isDenied, isRetryable } from '../errors.js';
+import type { Case, TicketRef } from '../model/case.js';
+import { mutateDoc } from '../store/docs.js';
+import { shortHash } from '../util/hash.js';
+import { backoffDelay } from '../util/retry.js';
+import { type AdfDoc, doc, p, strong } from './adf.js';
+import { draftForCase } from './content.js';
+import {
+  assigneeFor,
+  contextOf,
+  loadCase,
+  nowIso,
+  recordTicketOnCase,
+  type TicketContext,
+  type TicketDeps,
+  updateCaseTicket,
+} from './context.js';
+import {
+  type GroupJoin,
+  groupDraft,
+  groupOfMember,
+  joinGroup,
+  parentKeyOf,
+  refreshGroup,
+  setMemberStatus,
+  setParentStatus,
+} from './grouping.js';
+import { ensureTicket, ledgerTicket } from './ledger.js';
+import {
+  BudgetSchema,
+  COLLECTIONS,
+  GroupSchema,
+  OnceSchema,
+  type OutboxEntry,
+  OutboxEntrySchema,
+  type OutboxOp,
+} from './store.js';
+
+/** How long a worker may hold an entry it is sending before another may take it over. */
+const SEND_LEASE_MS = 120_000;
+/** Requests for a case that never got a ticket are dropped after this long. */
+const ORPHAN_MS = 7 * 86_400_000;
+/** A replayed event whose once-marker is this old and still `enqueuing` crashed mid-way: enqueue again. */
+const ONCE_LEASE_MS = 60_000;
+
+let sequence = 0;
+/** Time-ordered, unique outbox ids: list() returns them in enqueue order. */
+function outboxId(ctx: TicketContext): string {
+  sequence = (sequence + 1) % 1e8;
+  const rand = Math.floor(ctx.random() * 0xffffffff)
+    .toString(16)
+    .padStart(8, '0');
+  return `${String(ctx.clock.now().getTime()).padStart(15, '0')}-${String(sequence).padStart(8, '0')}-${rand}`;
+}
+
+/**
+ * Persists `ops` (in order). With `onceKey`, the same logical request (a replayed event, the same
+ * exception accepted twice) is enqueued only once, even when the replays run concurrently.
+ * Returns the ids of the new entries (empty for a duplicate).
+ */
+export async function enqueue(ctx: TicketContext, ops: readonly OutboxOp[], onceKey?: string): Promise<string[]> {
+  if (ops.length === 0) return [];
+  const onceId = onceKey ? shortHash(onceKey, 32) : undefined;
+  if (onceId) {
+    const won = await ctx.store.put(
+      COLLECTIONS.once,
+      onceId,
+      { at: nowIso(ctx), state: 'enqueuing' },
+      { expectVersion: 0 },
+    );
+    if (won === null) {
+      const seen = await ctx.store.get(COLLECTIONS.once, onceId);
+      const marker = seen ? OnceSchema.parse(seen.value) : undefined;
+      const stale = marker?.state === 'enqueuing' && ctx.clock.now().getTime() - Date.parse(marker.at) > ONCE_LEASE_MS;
+      if (!seen || !stale) return [];
+      const retaken = await ctx.store.put(
+        COLLECTIONS.once,
+        onceId,
+        { at: nowIso(ctx), state: 'enqueuing' },
+        { expectVersion: seen.version },
+      );
+      if (retaken === null) return [];
+    }
+  }
+  const ids: string[] = [];
+  const puts = ops.map((op) => {
+    const id = outboxId(ctx);
+    ids.push(id);
+    const entry: OutboxEntry = { op, state: 'pending', attempts: 0, enqueuedAt: nowIso(ctx) };
+    return { collection: COLLECTIONS.outbox, id, value: entry, expectVersion: 0 };
+  });
+  await ctx.store.writeBatch({ puts, appends: [] });
+  if (onceId) await ctx.store.put(COLLECTIONS.once, onceId, { at: nowIso(ctx), state: 'done' });
+  return ids;
+}
+
+type Outcome = { kind: 'done' } | { kind: 'wait'; notBefore?: string; deferred?: boolean };
+
+/** Thrown by a create when the minute's budget is spent: the request waits in the outbox. */
+class BudgetExhaustedError extends Error {
+  constructor() {
+    super('ticket create budget for this minute is spent');
+    this.name = 'BudgetExhaustedError';
+  }
+}
+
+export type SendResult = 'done' | 'waiting' | 'deferred' | 'dead' | 'skipped';
+
+/** Drain-wide state: once a create is deferred, later creates wait too (they go out in order). */
+interface PassState {
+  mode: 'stage' | 'drain';
+  createsBlocked: boolean;
+}
+
+/** Sends one outbox entry if nobody else is sending it; deletes it when done. */
+export async function sendEntry(ctx: TicketContext, id: string, pass: PassState): Promise<SendResult> {
+  const stored = await ctx.store.get(COLLECTIONS.outbox, id);
+  if (!stored) return 'skipped';
+  const entry = OutboxEntrySchema.parse(stored.value);
+  const now = ctx.clock.now().getTime();
+  if (entry.state === 'sending' && entry.leaseUntil && Date.parse(entry.leaseUntil) > now) return 'skipped';
+  if (entry.notBefore && Date.parse(entry.notBefore) > now) return 'waiting';
+  if (entry.op.op === 'create' && pass.createsBlocked) return 'deferred';
+  const sending: OutboxEntry = { ...entry, state: 'sending', leaseUntil: new Date(now + SEND_LEASE_MS).toISOString() };
+  const version = await ctx.store.put(COLLECTIONS.outbox, id, sending, { expectVersion: stored.version });
+  if (version === null) return 'skipped'; // another worker took it
+  const caseKey = entry.op.caseKey;
+  try {
+    const outcome = await runOp(ctx, entry, pass);
+    if (outcome.kind === 'done') {
+      await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
+      return 'done';
+    }
+    const { leaseUntil: _drop, ...rest } = entry;
+    await ctx.store.put(
+      COLLECTIONS.outbox,
+      id,
+      {
+        ...rest,
+        state: 'pending',
+        ...(outcome.notBefore ? { notBefore: outcome.notBefore } : {}),
+        ...(outcome.deferred || entry.deferred ? { deferred: true } : {}),
+      },
+      { expectVersion: version },
+    );
+    if (outcome.deferred) pass.createsBlocked = true;
+    return outcome.deferred ? 'deferred' : 'waiting';
+  } catch (e) {
+    const { leaseUntil: _drop, ...rest } = entry;
+    const attempts = entry.attempts + 1;
+    if (isRetryable(e) || isConflict(e) || isDenied(e) || !(e instanceof AdapterError)) {
+      // Keep it: throttling, outages and bad credentials pass; the next drain tries again.
+      const delay = isDenied(e)
+        ? 300_000
+        : (backoffDelay(e, attempts, { ...ctx.retry, maxDelayMs: Math.max(ctx.retry.maxDelayMs, 3_600_000) }) ??
+          60_000);
+      ctx.log.warn('ticket request failed; kept in the outbox', {
+        caseKey,
+        op: entry.op.op,
+        attempts,
+        error: errorMessage(e),
+      });
+      await ctx.store.put(
+        COLLECTIONS.outbox,
+        id,
+        {
+          ...rest,
+          state: 'pending',
+          attempts,
+          lastError: errorMessage(e),
+          notBefore: new Date(ctx.clock.now().getTime() + delay).toISOString(),
+        },
+        { expectVersion: version },
+      );
+      return 'waiting';
+    }
+    // A 4xx about the request itself (a field Jira rejects, an issue that is gone): retrying cannot help.
+    await deadLetter(ctx, caseKey, `${entry.op.op}: ${errorMessage(e)}`);
+    await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
+    if (entry.deferred) await releaseBacklog(ctx);
+    return 'dead';
+  }
+}
+
+export async function deadLetter(ctx: TicketContext, caseKey: string, reason: string): Promise<void> {
+  const at = nowIso(ctx);
+  ctx.log.error('ticket request dead-lettered', { caseKey, reason });
+  await ctx.store.put(COLLECTIONS.deadletters, `tickets-${shortHash(caseKey, 16)}-${at}-${shortHash(reason, 8)}`, {
+    stage: 'tickets',
+    caseKey,
+    reason,
+    at,
+  });
+}
+
+async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): Promise<Outcome> {
+  const op = entry.op;
+  const c = await loadCase(ctx, op.caseKey);
+  if (!c) {
+    ctx.log.warn('ticket request for an unknown case dropped', { caseKey: op.caseKey, op: op.op });
+    return { kind: 'done' };
+  }
+  if (op.op === 'create') return runCreate(ctx, c, entry, pass);
+  let ref: TicketRef | undefined = c.ticket ?? undefined;
+  if (!ref) {
+    ref = await ledgerTicket(ctx, c.key);
+    if (ref) await recordTicketOnCase(ctx, c.key, ref);
+  }
+  if (!ref) {
+    // The create is still waiting (budget, outage): this request waits behind it.
+    if (ctx.clock.now().getTime() - Date.parse(entry.enqueuedAt) > ORPHAN_MS) return { kind: 'done' };
+    return { kind: 'wait', notBefore: new Date(ctx.clock.now().getTime() + 30_000).toISOString() };
+  }
+  const groupId = ref.parentKey !== undefined && ref.parentKey === ref.key ? await groupOfMember(ctx, c) : undefined;
+  if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op);
+  if (op.op === 'comment') await ctx.sink.comment(ref, op.body);
+  else if (op.op === 'labels') await ctx.sink.addLabels(ref, op.labels);
+  else {
+    const names = op.target === 'done' ? ctx.policy.transitions.done : ctx.policy.transitions.reopen;
+    const used = await ctx.sink.transition(ref, names, op.body);
+    if (!used)
+      ctx.log.warn('no matching transition; commented instead', { caseKey: c.key, ticket: ref.key, target: op.target });
+  }
+  return { kind: 'done' };
+}
+
+/** A case that is one row of a parent's table: comments name the resource; the parent closes when all rows are done. */
+async function runOnGroupRow(
+  ctx: TicketContext,
+  c: Case,
+  ref: TicketRef,
+  groupId: string,
+  op: OutboxOp,
+): Promise<Outcome> {
+  const prefixed = (body: AdfDoc): AdfDoc => doc(p(strong(`${c.resourceName}: `)), ...body.content);
+  if (op.op === 'comment') await ctx.sink.comment(ref, prefixed(op.body));
+  else if (op.op === 'transition') {
+    const group = await setMemberStatus(ctx, groupId, c.key, op.target === 'done' ? 'done' : 'reopened');
+    const allDone = group?.members.every((m) => m.status === 'done') ?? false;
+    if (op.target === 'done' && allDone) {
+      await ctx.sink.transition(ref, ctx.policy.transitions.done, prefixed(op.body));
+      await setParentStatus(ctx, groupId, 'done');
+    } else if (op.target === 'reopen' && group?.parentStatus === 'done') {
+      await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body));
+      await setParentStatus(ctx, groupId, 'reopened');
+    } else await ctx.sink.comment(ref, prefixed(op.body));
+  }
+  // Labels (risk-accepted) describe one row, not the parent: the comment says it instead.
+  await refreshGroup(ctx, groupId, false);
+  return { kind: 'done' };
+}
+
+async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: PassState): Promise<Outcome> {
+  if (c.ticket) return { kind: 'done' };
+  if (c.lastDecision && !c.lastDecision.ticket.wanted) return { kind: 'done' };
+  const op = entry.op;
+  const searchFirst = (op.op === 'create' && op.searchFirst) || entry.attempts > 0;
+  const takeToken = () => takeBudget(ctx, pass.mode === 'drain', entry.deferred === true);
+  try {
+    const join: GroupJoin = await joinGroup(ctx, c);
+    let parent: TicketRef | undefined;
+    if (join.grouped) {
+      const group = join.group;
+      const sampleKey = group.sampleCaseKey ?? c.key;
+      const sample = sampleKey === c.key ? c : ((await loadCase(ctx, sampleKey)) ?? c);
+      const res = await ensureTicket(
+        ctx,
+        parentKeyOf(group),
+        'group',
+        async () => {
+          await takeToken();
+          return groupDraft(ctx, group, sample, await assigneeFor(ctx, sample));
+        },
+        { searchFirst },
+      );
+      if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
+      parent = res.ref;
+      if (ctx.policy.grouping.mode === 'table') {
+        await recordTicketOnCase(ctx, c.key, { ...parent, parentKey: parent.key });
+        await refreshGroup(ctx, join.groupId, false);
+        return { kind: 'done' };
+      }
+    }
+    const parentKey = parent?.key;
+    const res = await ensureTicket(
+      ctx,
+      c.key,
+      'case',
+      async () => {
+        await takeToken();
+        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId: await assigneeFor(ctx, c), parentKey });
+      },
+      { searchFirst },
+    );
+    if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
+    await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref);
+    if (join.grouped) await refreshGroup(ctx, join.groupId, false);
+    return { kind: 'done' };
+  } catch (e) {
+    if (e instanceof BudgetExhaustedError) return { kind: 'wait', deferred: true };
+    throw e;
+  }
+}
+
+/**
+ * Takes one create from this minute's budget. The stage may not overtake creates already waiting
+ * (backlog > 0); the drain sends them in order. A deferred entry leaves the backlog when it goes out.
+ */
+async function takeBudget(ctx: TicketContext, fromDrain: boolean, entryDeferred: boolean): Promise<void> {
+  const minute = ctx.clock.now().toISOString().slice(0, 16);
+  const limit = ctx.policy.budget.createsPerMinute;
+  let granted = false;
+  await mutateDoc(ctx.store, COLLECTIONS.budget, 'creates', BudgetSchema, (cur) => {
+    const b = cur && cur.minute === minute ? cur : { minute, used: 0, backlog: cur?.backlog ?? 0 };
+    granted = b.used < limit && (fromDrain || entryDeferred || b.backlog === 0);
+    if (granted) return { ...b, used: b.used + 1, backlog: entryDeferred ? Math.max(0, b.backlog - 1) : b.backlog };
+    return entryDeferred ? (cur === b ? undefined : b) : { ...b, backlog: b.backlog + 1 };
+  });
+  if (!granted) throw new BudgetExhaustedError();
+}
+
+async function releaseBacklog(ctx: TicketContext): Promise<void> {
+  await mutateDoc(ctx.store, COLLECTIONS.budget, 'creates', BudgetSchema, (b) =>
+    b && b.backlog > 0 ? { ...b, backlog: b.backlog - 1 } : undefined,
+  );
+}
+
+export interface DrainResult {
+  /** Requests sent and removed from the outbox. */
+  sent: number;
+  /** Still in the outbox (budget, Retry-After, outage, waiting for their ticket). */
+  remaining: number;
+  deadLettered: number;
+  groupsRefreshed: number;
+}
+
+/**
+ * Sends what waits in the outbox, oldest first, then rewrites the tables of groups that changed.
+ * The integrator calls it at the end of `closeloop run`; the AWS ticket function on a schedule.
+ *
+ * @example
+ * const { sent, remaining } = await drainOutbox({ store, sink, clock, log, policy });
+ */
+export async function drainOutbox(deps: TicketDeps, options: { maxEntries?: number } = {}): Promise<DrainResult> {
+  const ctx = contextOf(deps);
+  const pass: PassState = { mode: 'drain', createsBlocked: false };
+  const result: DrainResult = { sent: 0, remaining: 0, deadLettered: 0, groupsRefreshed: 0 };
+  let deferredLeft = 0;
+  let seen = 0;
+  let after: string | undefined;
+  const max = options.maxEntries ?? Number.POSITIVE_INFINITY;
+  for (;;) {
+    const page = await ctx.store.list(COLLECTIONS.outbox, { limit: 200, ...(after !== undefined ? { after } : {}) });
+    for (const d of page) {
+      if (seen++ >= max) break;
+      const r = await sendEntry(ctx, d.id, pass);
+      if (r === 'done') result.sent++;
+      else if (r === 'dead') result.deadLettered++;
+      else {
+        result.remaining++;
+        const left = await ctx.store.get(COLLECTIONS.outbox, d.id);
+        if (left && OutboxEntrySchema.parse(left.value).deferred) deferredLeft++;
+      }
+    }
+    const last = page.at(-1);
+    if (page.length < 200 || !last || seen >= max) break;
+    after = last.id;
+  }
+  if (seen < max) {
+    // A full pass knows the true backlog: repair the counter (a crash between send and bookkeeping).
+    await mutateDoc(ctx.store, COLLECTIONS.budget, 'creates', BudgetSchema, (b) =>
+      b && b.backlog !== deferredLeft ? { ...b, backlog: deferredLeft } : undefined,
+    );
+  }
+  for (const g of await ctx.store.list(COLLECTIONS.groups)) {
+    if (!GroupSchema.parse(g.value).dirty) continue;
+    try {
+      if (await refreshGroup(ctx, g.id, true)) result.groupsRefreshed++;
+    } catch (e) {
+      ctx.log.warn('group table refresh failed; kept dirty', { group: g.id, error: errorMessage(e) });
+    }
+  }
+  return result;
+}
+
+/** Persists `ops` and sends them right away (stage path); what cannot go now stays for drainOutbox. */
+export async function enqueueAndSend(ctx: TicketContext, ops: readonly OutboxOp[], onceKey?: string): Promise<void> {
+  const ids = await enqueue(ctx, ops, onceKey);
+  const pass: PassState = { mode: 'stage', createsBlocked: false };
+  for (const id of ids) await sendEntry(ctx, id, pass);
+}
+
+/** Marks the case's ticket with the status closeloop is moving it to, before the request is sent
+ * (so the webhook that echoes our own transition is recognised and ignored). */
+export async function markTicketStatus(
+  ctx: TicketContext,
+  caseKey: string,
+  status: 'open' | 'done' | 'reopened',
+): Promise<boolean> {
+  const res = await updateCaseTicket(ctx, caseKey, (t) => (t && t.status !== status ? { ...t, status } : undefined));
+  return res.changed;
+}

@@ -1,0 +1,50 @@
+/**
+ * The ticket port: exactly the calls the ticket stage makes. Adapters: `JiraTicketSink`
+ * (shared/adapters/tickets/jira.ts) and `LocalTicketSink` (shared/adapters/tickets/local.ts).
+ *
+ * Idempotency ("one ticket per case") is the core's job (tickets/ledger.ts), not the sink's: the sink
+ * creates when told and finds by the derived label when asked, so a create costs one remote call.
+ */
+import type { TicketRef } from '../model/case.js';
+import type { AdfDoc } from './adf.js';
+
+/** Everything needed to create one ticket. Built by tickets/content.ts from the stored case. */
+export interface TicketDraft {
+  /** The case key (or a group key `group|…`), stored on the issue as an entity property. */
+  caseKey: string;
+  /** `closeloop-<hex>`: the label that finds the issue again when the ledger is lost. */
+  caseLabel: string;
+  /** Jira project key; undefined → the sink's default (`JIRA_PROJECT`). */
+  project: string | undefined;
+  issueType: string;
+  summary: string;
+  description: AdfDoc;
+  labels: string[];
+  priority: string | undefined;
+  /** `YYYY-MM-DD` */
+  dueDate: string | undefined;
+  /** Jira account id; undefined → unassigned. */
+  assigneeId: string | undefined;
+  components: string[];
+  /** Parent issue key when the ticket is a sub-task of a grouped parent. */
+  parentKey: string | undefined;
+}
+
+export interface TicketSink {
+  readonly kind: 'jira' | 'local';
+  /** Creates the issue with the case key as an entity property and the case label. One remote call. */
+  createTicket(draft: TicketDraft): Promise<TicketRef>;
+  /** Finds the issue carrying `caseLabel` (validated `closeloop-<hex>`), for recovery after a lost ledger or crash. */
+  findTicket(caseLabel: string): Promise<TicketRef | undefined>;
+  comment(ref: TicketRef, body: AdfDoc): Promise<void>;
+  /**
+   * Moves the issue with the first available transition whose name (or target status name) matches one
+   * of `names`, case-insensitively, adding `comment` in the same call. Returns the transition used, or
+   * undefined when none matched (the comment is then added on its own).
+   */
+  transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined>;
+  addLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
+  setDescription(ref: TicketRef, description: AdfDoc): Promise<void>;
+  /** The account id of the user with this e-mail, or undefined when nobody has it. */
+  findUser(email: string): Promise<string | undefined>;
+}

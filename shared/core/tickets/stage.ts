@@ -1,0 +1,199 @@
+/**
+ * The ticket stage: turns case events into ticket requests (persisted in the outbox, then sent).
+ * It re-reads the case from the store (events may arrive twice, late or concurrently) and writes only
+ * the case's `ticket` section.
+ */
+
+import type { Case } from '../model/case.js';
+import type { PipelineEvent, PipelineEventType } from '../model/events.js';
+import type { Stage } from '../pipeline/stage.js';
+import type { AdfDoc } from './adf.js';
+import {
+  exceptionComment,
+  exceptionExpiredReason,
+  recurrenceComment,
+  remediationComment,
+  reopenComment,
+  resolutionComment,
+} from './content.js';
+import { contextOf, loadCase, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
+import { enqueueAndSend, markTicketStatus } from './outbox.js';
+import type { OutboxOp } from './store.js';
+
+export const RISK_ACCEPTED_LABEL = 'risk-accepted';
+
+const HANDLES: readonly PipelineEventType[] = [
+  'case.decided',
+  'case.remediation',
+  'case.verified',
+  'case.reopened',
+  'case.exception',
+];
+
+/** Remediation states worth telling the ticket about (`applying` is a moment, not news). */
+const TOLD_STATES = new Set([
+  'planned',
+  'awaiting-approval',
+  'approved',
+  'held',
+  'blocked',
+  'applied',
+  'noop',
+  'failed',
+  'rolled-back',
+]);
+
+/**
+ * Builds the ticket stage.
+ * @example
+ * const bus = new InProcessBus([decide, createTicketStage({ store, sink, clock, log, policy: config.policy.tickets })], log);
+ */
+export function createTicketStage(deps: TicketDeps): Stage {
+  const ctx = contextOf(deps);
+  return {
+    name: 'tickets',
+    handles: HANDLES,
+    async handle(event: PipelineEvent): Promise<PipelineEvent[]> {
+      const c = await loadCase(ctx, event.caseKey);
+      if (!c) {
+        ctx.log.warn('ticket stage: case not found', { caseKey: event.caseKey, type: event.type });
+        return [];
+      }
+      switch (event.type) {
+        case 'case.decided':
+          await onDecided(ctx, c, event.isNewCase, event.recurrence);
+          break;
+        case 'case.remediation':
+          if (TOLD_STATES.has(event.state) && wantsTicket(c)) {
+            await enqueueAndSend(
+              ctx,
+              [comment(c, remediationComment(c, event.state, event.actor, ctx.policy))],
+              `event|${event.id}`,
+            );
+          }
+          break;
+        case 'case.verified':
+          await onVerified(ctx, c, event.verdict, event.detail, event.id);
+          break;
+        case 'case.reopened':
+          await reopen(ctx, c, event.reason, event.actor.startsWith('jira:'), `event|${event.id}`);
+          break;
+        case 'case.exception':
+          if (event.active && c.exception) await acceptRisk(ctx, c, c.exception.id);
+          else if (!event.active)
+            await reopen(
+              ctx,
+              c,
+              `exception ${event.exceptionId} no longer applies`,
+              false,
+              `expired|${c.key}|${event.exceptionId}`,
+            );
+          break;
+        default:
+          break;
+      }
+      return [];
+    },
+  };
+}
+
+const wantsTicket = (c: Case): boolean => c.ticket !== null || (c.lastDecision?.ticket.wanted ?? true);
+
+const comment = (c: Case, body: AdfDoc): OutboxOp => ({ op: 'comment', caseKey: c.key, body });
+
+async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurrence: boolean): Promise<void> {
+  const d = c.lastDecision;
+  if (d?.exceptionExpired) {
+    await reopen(
+      ctx,
+      c,
+      exceptionExpiredReason(d.exceptionExpired),
+      false,
+      `expired|${c.key}|${d.exceptionExpired.id}`,
+    );
+    if (c.ticket) return;
+  }
+  if (d?.exception) {
+    if (c.ticket) await acceptRisk(ctx, c, d.exception.id);
+    return;
+  }
+  if (!c.ticket) {
+    if (!(d?.ticket.wanted ?? true)) return;
+    // Not a brand-new case, yet no ticket recorded: maybe a lost ledger or an earlier failure → search first.
+    await enqueueAndSend(ctx, [{ op: 'create', caseKey: c.key, searchFirst: !isNewCase }]);
+    return;
+  }
+  if (!recurrence || isNewCase) return;
+  await commentOnRecurrence(ctx, c);
+}
+
+/** At most one recurrence comment per case per window, reserved atomically on the case's ticket section. */
+async function commentOnRecurrence(ctx: TicketContext, c: Case): Promise<void> {
+  const windowMs = ctx.policy.recurrence.commentWindowMinutes * 60_000;
+  const now = ctx.clock.now().getTime();
+  const res = await updateCaseTicket(ctx, c.key, (t, fresh) => {
+    if (!t) return undefined;
+    const last = Date.parse(t.lastCommentAt ?? t.createdAt);
+    if (now - last < windowMs) return undefined;
+    if (fresh.occurrences <= (t.reportedOccurrences ?? 0)) return undefined;
+    return { ...t, lastCommentAt: nowIso(ctx), reportedOccurrences: fresh.occurrences };
+  });
+  if (!res.changed || !res.value) return;
+  const ticket = res.value.ticket;
+  // A row of a grouped parent: the table carries the count; a comment per row would flood the parent.
+  if (ticket?.parentKey !== undefined && ticket.parentKey === ticket.key) return;
+  await enqueueAndSend(ctx, [
+    comment(res.value, recurrenceComment(res.value, res.previous?.ticket?.reportedOccurrences)),
+  ]);
+}
+
+async function onVerified(
+  ctx: TicketContext,
+  c: Case,
+  verdict: 'verified' | 'failed' | 'inconclusive',
+  detail: Record<string, unknown> | undefined,
+  eventId: string,
+): Promise<void> {
+  if (!c.ticket && !wantsTicket(c)) return;
+  if (verdict === 'verified') {
+    await markTicketStatus(ctx, c.key, 'done');
+    await enqueueAndSend(
+      ctx,
+      [{ op: 'transition', caseKey: c.key, target: 'done', body: resolutionComment(c, detail) }],
+      `event|${eventId}`,
+    );
+    return;
+  }
+  const reason = `verification ${verdict}: ${c.verification?.reason ?? 'see the evidence record'}`;
+  if (verdict === 'failed' && c.ticket?.status === 'done') {
+    await reopen(ctx, c, reason, false, `event|${eventId}`);
+    return;
+  }
+  await enqueueAndSend(ctx, [comment(c, reopenComment(reason))], `event|${eventId}`);
+}
+
+async function reopen(ctx: TicketContext, c: Case, reason: string, byJira: boolean, onceKey: string): Promise<void> {
+  if (!c.ticket) {
+    // Never ticketed (suppressed until now): the case needs its ticket.
+    if (wantsTicket(c)) await enqueueAndSend(ctx, [{ op: 'create', caseKey: c.key, searchFirst: true }]);
+    return;
+  }
+  await markTicketStatus(ctx, c.key, 'reopened');
+  // A person reopened it in Jira: the issue is already open; do not transition it again.
+  if (byJira) return;
+  await enqueueAndSend(
+    ctx,
+    [{ op: 'transition', caseKey: c.key, target: 'reopen', body: reopenComment(reason) }],
+    onceKey,
+  );
+}
+
+async function acceptRisk(ctx: TicketContext, c: Case, exceptionId: string): Promise<void> {
+  const x = c.exception ?? c.lastDecision?.exception;
+  if (!x || !c.ticket) return;
+  await enqueueAndSend(
+    ctx,
+    [comment(c, exceptionComment(x)), { op: 'labels', caseKey: c.key, labels: [RISK_ACCEPTED_LABEL] }],
+    `accepted|${c.key}|${exceptionId}`,
+  );
+}

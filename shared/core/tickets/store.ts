@@ -1,0 +1,116 @@
+/**
+ * The ticketing collections in the DocStore and their schemas. Everything the ticket stage must not
+ * forget across crashes, replays and concurrent runs lives here: the ledger (case → ticket, with the
+ * claim), the reverse index (ticket → case), the outbox (every request before it is sent), the
+ * create budget, the groups, the user cache, once-markers and dead letters.
+ */
+import { z } from 'zod';
+import { TicketRefSchema } from '../model/case.js';
+import { TimestampSchema } from '../model/finding.js';
+import { AdfDocSchema } from './adf.js';
+
+export const COLLECTIONS = {
+  ledger: 'ticket-ledger',
+  index: 'ticket-index',
+  outbox: 'ticket-outbox',
+  budget: 'ticket-budget',
+  groups: 'ticket-groups',
+  users: 'ticket-users',
+  once: 'ticket-once',
+  deadletters: 'deadletters',
+  cases: 'cases',
+} as const;
+
+/** ticket-ledger/<ledgerIdOf(key)>: one per case (or group); the claim makes creation once-only. */
+export const LedgerEntrySchema = z.object({
+  key: z.string(),
+  label: z.string(),
+  state: z.enum(['claimed', 'created']),
+  claimId: z.string(),
+  claimedAt: TimestampSchema,
+  ticket: TicketRefSchema.optional(),
+});
+export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
+
+/** ticket-index/<ticket key>: maps an issue back to its case or group (webhooks never trust issue text). */
+export const TicketIndexSchema = z.object({ key: z.string(), kind: z.enum(['case', 'group']) });
+export type TicketIndex = z.infer<typeof TicketIndexSchema>;
+
+export const OutboxOpSchema = z.discriminatedUnion('op', [
+  /** `searchFirst`: not sure the case is new (lost ledger?), so look for its label before creating. */
+  z.object({ op: z.literal('create'), caseKey: z.string(), searchFirst: z.boolean() }),
+  z.object({ op: z.literal('comment'), caseKey: z.string(), body: AdfDocSchema }),
+  z.object({
+    op: z.literal('transition'),
+    caseKey: z.string(),
+    target: z.enum(['done', 'reopen']),
+    body: AdfDocSchema,
+  }),
+  z.object({ op: z.literal('labels'), caseKey: z.string(), labels: z.array(z.string()) }),
+]);
+export type OutboxOp = z.infer<typeof OutboxOpSchema>;
+
+/** ticket-outbox/<time-ordered id>: a request persisted before it is sent; deleted once done. */
+export const OutboxEntrySchema = z.object({
+  op: OutboxOpSchema,
+  state: z.enum(['pending', 'sending']),
+  attempts: z.number().int(),
+  enqueuedAt: TimestampSchema,
+  /** Not to be tried before (Retry-After longer than one invocation should wait, a claim lease). */
+  notBefore: TimestampSchema.optional(),
+  /** While `sending`: another worker may take it over after this. */
+  leaseUntil: TimestampSchema.optional(),
+  /** A create held back by the budget (counted in the budget's backlog). */
+  deferred: z.boolean().optional(),
+  lastError: z.string().optional(),
+});
+export type OutboxEntry = z.infer<typeof OutboxEntrySchema>;
+
+/** ticket-budget/creates: creates used in the current minute, and creates waiting in the outbox. */
+export const BudgetSchema = z.object({ minute: z.string(), used: z.number().int(), backlog: z.number().int() });
+
+export const GroupMemberSchema = z.object({
+  caseKey: z.string(),
+  resourceName: z.string(),
+  resourceId: z.string(),
+  account: z.string(),
+  region: z.string().nullable(),
+  severity: z.string(),
+  occurrences: z.number().int(),
+  lastSeen: TimestampSchema,
+  status: z.enum(['open', 'done', 'reopened']),
+});
+export type GroupMember = z.infer<typeof GroupMemberSchema>;
+
+/** ticket-groups/<hash of owner|type|project>: the recent new cases and, once over the threshold, the parent. */
+export const GroupSchema = z.object({
+  key: z.string(),
+  owner: z.string(),
+  type: z.string(),
+  title: z.string(),
+  /** New cases of this owner and type seen recently (trimmed to the window). */
+  recent: z.array(z.object({ caseKey: z.string(), at: TimestampSchema })),
+  /** Cases that went under the parent instead of getting their own ticket. */
+  members: z.array(GroupMemberSchema),
+  /** Where the parent goes (the first member's routing). */
+  sampleCaseKey: z.string().optional(),
+  dirty: z.boolean(),
+  lastRefreshAt: TimestampSchema.optional(),
+  parentStatus: z.enum(['open', 'done', 'reopened']).default('open'),
+  /** Bumped when a finished group (parent done) starts over with a new parent. */
+  generation: z.number().int().default(0),
+});
+export type Group = z.infer<typeof GroupSchema>;
+
+export const UserCacheSchema = z.object({ accountId: z.string().nullable(), at: TimestampSchema });
+
+export const OnceSchema = z.object({ at: TimestampSchema, state: z.enum(['enqueuing', 'done']) });
+
+/** deadletters/<id>: what could not be sent and why (Jira's own message). */
+export const DeadLetterSchema = z.object({
+  stage: z.literal('tickets'),
+  caseKey: z.string(),
+  reason: z.string(),
+  at: TimestampSchema,
+});
+export type DeadLetter = z.infer<typeof DeadLetterSchema>;
