@@ -1,0 +1,439 @@
+/**
+ * Decide: merge a finding into its case and conclude what should happen — status, exception, playbook
+ * action, remediation mode with every gate's reason, whether a ticket is wanted, whether verification is
+ * owed. Pure: the same inputs give the same outputs, so a redelivered or concurrent event is harmless
+ * (the caller writes `next` with a conditional put and re-runs `decide` when it lost the race).
+ *
+ * Case key = provider | lower(resource.id) | type (finding-formats.md §5.2): a GuardDuty finding and its
+ * Security Hub copy share one case; an S3.8 control failure and a GuardDuty Policy:S3 finding on the same
+ * bucket stay two cases.
+ *
+ * Decide owns the case's top level and the action/mode/reason/gates of `remediation`; it carries over
+ * `ticket`, `verification`, `evidenceHead` and the remediation stage's fields untouched.
+ */
+import type { Case, CaseStatus } from '../model/case.js';
+import type { Decision, ExceptionRef } from '../model/decision.js';
+import type { Enrichment } from '../model/enrichment.js';
+import { type Finding, maxSeverity } from '../model/finding.js';
+import { exceptionRef, matchException, type RiskException } from '../policy/exceptions.js';
+import { evaluateGates, type GateVerdict } from '../policy/gates.js';
+import { selectPlaybook, strictestModeFor } from '../policy/playbooks.js';
+import type { DecidePolicy } from '../policy/policy.js';
+
+/** The case a finding belongs to. @example caseKeyOf(f) // 'aws|arn:aws:s3:::acme-logs|S3.8' */
+export const caseKeyOf = (f: Finding): string => `${f.resource.provider}|${f.resource.id.toLowerCase()}|${f.type}`;
+
+export interface DecideInput {
+  finding: Finding;
+  /** The stored version of the same finding (same `key`), if any. */
+  previous?: Finding;
+  enrichment: Enrichment;
+  /** The stored case for `caseKeyOf(finding)`, if any. */
+  existing?: Case;
+  /** Active and expired exceptions (file + store, see `combineExceptions`). */
+  exceptions: readonly RiskException[];
+  policy: DecidePolicy;
+  now: Date;
+  /** Declaration facts of an action (the action registry); used for the production-safe gate. */
+  actionInfo?: (id: string) => { productionSafe: boolean } | undefined;
+}
+
+export interface DecideOutput {
+  decision: Decision;
+  /** The case to store (=== `existing` when nothing changed). */
+  next: Case;
+  /** The finding is newer than `previous` (store it); false for a stale or identical replay. */
+  findingChanged: boolean;
+  /** The case differs from `existing` (write it and publish `case.decided`). */
+  caseChanged: boolean;
+}
+
+const ms = (ts: string): number => Date.parse(ts);
+
+/** Same state as far as a case is concerned (the raw event may differ in irrelevant ways). */
+function sameFindingState(a: Finding, b: Finding): boolean {
+  return (
+    a.updatedAt === b.updatedAt &&
+    a.status === b.status &&
+    a.muted === b.muted &&
+    a.occurrences === b.occurrences &&
+    a.lastSeen === b.lastSeen &&
+    a.firstSeen === b.firstSeen &&
+    a.severity === b.severity &&
+    a.source === b.source &&
+    a.title === b.title &&
+    a.sample === b.sample
+  );
+}
+
+/** Structural equality of JSON-like values (cases are plain JSON). */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in ao) {
+    if (ao[k] === undefined) continue;
+    n++;
+    if (!deepEqual(ao[k], bo[k])) return false;
+  }
+  for (const k in bo) if (bo[k] !== undefined) n--;
+  return n === 0;
+}
+
+/** Everything decide owns, compared without the bookkeeping fields that change on every write. */
+function sameCase(a: Case, b: Case): boolean {
+  for (const k in a) {
+    if (k === 'updatedAt' || k === 'lastDecision') continue;
+    if (!deepEqual(a[k as keyof Case], b[k as keyof Case])) return false;
+  }
+  return true;
+}
+
+const union = <T extends string>(xs: readonly T[], add: readonly T[]): T[] => {
+  let out: T[] | undefined;
+  for (const x of add) {
+    if (xs.includes(x) || out?.includes(x)) continue;
+    out ??= [...xs];
+    out.push(x);
+  }
+  return out ?? [...xs];
+};
+
+const sumValues = (r: Record<string, number>): number => {
+  let s = 0;
+  for (const k in r) s += r[k] ?? 0;
+  return s;
+};
+
+/** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
+function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
+  const seen = existing?.occurrencesByFinding[f.key] ?? 0;
+  let count = Math.max(seen, f.occurrences);
+  // Sources without a count of their own (SCC, Defender) report a re-detection as a later lastSeen:
+  // that is one more occurrence. A status change alone (resolved, archived) is not.
+  if (
+    previous &&
+    f.occurrences <= previous.occurrences &&
+    f.status === 'active' &&
+    ms(f.lastSeen) > ms(previous.lastSeen)
+  )
+    count = seen + 1;
+  const occurrencesByFinding = { ...existing?.occurrencesByFinding, [f.key]: count };
+  return {
+    occurrencesByFinding,
+    occurrences: sumValues(occurrencesByFinding),
+    severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
+    sources: existing ? union(existing.sources, [f.source]) : [f.source],
+    findingKeys: existing ? union(existing.findingKeys, [f.key]) : [f.key],
+    firstSeen: existing && ms(existing.firstSeen) <= ms(f.firstSeen) ? existing.firstSeen : f.firstSeen,
+    lastSeen: existing && ms(existing.lastSeen) >= ms(f.lastSeen) ? existing.lastSeen : f.lastSeen,
+    compliance: {
+      controls: existing ? union(existing.compliance.controls, f.compliance.controls) : [...f.compliance.controls],
+      standards: existing ? union(existing.compliance.standards, f.compliance.standards) : [...f.compliance.standards],
+    },
+  };
+}
+
+interface StatusOutcome {
+  status: CaseStatus;
+  reason: string;
+  verify: boolean;
+  reopened: boolean;
+  exceptionExpired: ExceptionRef | null;
+}
+
+function nextStatus(
+  f: Finding,
+  existing: Case | undefined,
+  active: RiskException | undefined,
+  expired: RiskException | undefined,
+): StatusOutcome {
+  const prev = existing?.status;
+  const had = existing?.exception ?? null;
+  const keep = (): StatusOutcome => ({
+    status: prev ?? 'open',
+    reason: existing?.statusReason ?? 'new finding',
+    verify: false,
+    reopened: false,
+    exceptionExpired: null,
+  });
+  const to = (status: CaseStatus, reason: string, extra: Partial<StatusOutcome> = {}): StatusOutcome => ({
+    status,
+    reason,
+    verify: false,
+    reopened: false,
+    exceptionExpired: null,
+    ...extra,
+  });
+  // An expired exception matters when it is the one that covered this case, or when a new case is born
+  // under it (the ticket then says the acceptance lapsed).
+  const lapsed = !active && expired && (had?.id === expired.id || !existing) ? exceptionRef(expired) : null;
+
+  if (f.status === 'resolved') {
+    if (f.muted)
+      return to('suppressed', `muted at the source (${f.statusReason ?? 'mute MUTED'}): risk accepted there`);
+    if (prev === 'verified' || prev === 'pending-verification') return keep();
+    return to(
+      'pending-verification',
+      `resolved at the source (${f.statusReason ?? 'status resolved'}): closure waits for verification`,
+      { verify: true },
+    );
+  }
+  if (active)
+    return to('suppressed', `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`);
+  if (lapsed && had?.id === lapsed.id)
+    return to('reopened', `exception ${lapsed.id} expired on ${lapsed.expires}: the risk is no longer accepted`, {
+      reopened: true,
+      exceptionExpired: lapsed,
+    });
+  if (prev === 'verified')
+    return to('reopened', 'active again at the source after verified closure (regression)', { reopened: true });
+  if (prev === 'suppressed')
+    return to('open', had ? `exception ${had.id} no longer applies` : 'active again at the source (no longer muted)');
+  if (prev === 'pending-verification') return to('open', 'active again at the source before verification');
+  if (prev === undefined)
+    return lapsed
+      ? to('open', `new finding; exception ${lapsed.id} expired on ${lapsed.expires}`, { exceptionExpired: lapsed })
+      : to('open', 'new finding');
+  // open, planned, awaiting-approval, remediated, failed, reopened: progress other stages own.
+  return keep();
+}
+
+function ticketWanted(
+  c: { sample: boolean; status: CaseStatus },
+  isNew: boolean,
+  sourceResolved: boolean,
+  exception: ExceptionRef | null,
+  policy: DecidePolicy,
+): Decision['ticket'] {
+  if (c.sample && !policy.ticketSamples)
+    return { wanted: false, reason: 'sample finding: no ticket (decide.ticketSamples is off)' };
+  if (c.status === 'suppressed')
+    return {
+      wanted: false,
+      reason: exception
+        ? `suppressed by exception ${exception.id} until ${exception.expires}: no ticket while it is in force`
+        : 'muted at the source: no ticket',
+    };
+  if (isNew && sourceResolved) return { wanted: false, reason: 'resolved at the source before any ticket was needed' };
+  if (isNew) return { wanted: true, reason: 'new case' };
+  return { wanted: true, reason: `case ${c.status}` };
+}
+
+/** A decision describing a case as stored (stale events, and re-evaluation bookkeeping). */
+function decisionOf(c: Case, unchanged: boolean): Decision {
+  return {
+    caseKey: c.key,
+    isNewCase: false,
+    recurrence: false,
+    unchanged,
+    exception: c.exception,
+    exceptionExpired: null,
+    remediation: {
+      action: c.remediation.action,
+      mode: c.remediation.mode,
+      reason: c.remediation.reason,
+      gates: c.remediation.gates,
+    },
+    ticket: c.lastDecision?.ticket ?? { wanted: c.status !== 'suppressed', reason: 'as decided before' },
+    verify: false,
+  };
+}
+
+/**
+ * Merges one finding into its case and decides. Pure.
+ *
+ * @example
+ * const { decision, next, caseChanged } = decide({ finding, previous, enrichment, existing, exceptions,
+ *   policy: config.policy.decide, now: clock.now() });
+ * if (caseChanged) await store.put('cases', next.key, next, { expectVersion });
+ */
+export function decide(input: DecideInput): DecideOutput {
+  const { previous, enrichment, existing, policy, now } = input;
+  const stale = previous !== undefined && ms(input.finding.updatedAt) < ms(previous.updatedAt);
+  if (stale && existing)
+    return { decision: decisionOf(existing, true), next: existing, findingChanged: false, caseChanged: false };
+  // A stale event with no case (the case was lost): rebuild it from the newest state we know.
+  const f = stale && previous ? previous : input.finding;
+  const findingChanged = !stale && (previous === undefined || !sameFindingState(previous, f));
+  const key = caseKeyOf(f);
+  const nowIso = now.toISOString();
+  const isNew = existing === undefined;
+
+  const merged = mergeFinding(f, stale ? undefined : previous, existing);
+  const { active, expired } = matchException(f, input.exceptions, now);
+  const st = nextStatus(f, existing, active, expired);
+  const exception = active ? exceptionRef(active) : null;
+  // The table does not look at status: a resolved finding keeps its action id (verification only).
+  const playbook = selectPlaybook(f);
+  const verdict: GateVerdict = evaluateGates({
+    action: playbook.action,
+    playbookReason: playbook.reason,
+    playbookMode: playbook.mode,
+    sample: f.sample,
+    status: f.status,
+    muted: f.muted,
+    exception: active,
+    tags: f.resource.tags,
+    previousGates: existing?.remediation.gates,
+    provider: f.resource.provider,
+    resourceId: f.resource.id,
+    account: f.resource.account,
+    accountNumber: f.resource.accountNumber,
+    enrichment,
+    policy,
+    actionInfo: input.actionInfo,
+  });
+  const remediation = {
+    action: playbook.action,
+    mode: verdict.mode,
+    reason: verdict.reason,
+    gates: verdict.gates,
+  };
+
+  const candidate: Case = {
+    key,
+    provider: f.resource.provider,
+    resourceId: existing?.resourceId ?? f.resource.id,
+    resourceName: f.resource.name,
+    resourceType: f.resource.type,
+    account: f.resource.account,
+    region: f.resource.region ?? existing?.region ?? null,
+    type: f.type,
+    title: f.title,
+    severity: merged.severity,
+    status: st.status,
+    statusReason: st.reason,
+    sourceStatus: f.status,
+    sources: merged.sources,
+    findingKeys: merged.findingKeys,
+    sample: existing ? existing.sample && f.sample : f.sample,
+    muted: f.muted,
+    firstSeen: merged.firstSeen,
+    lastSeen: merged.lastSeen,
+    occurrences: merged.occurrences,
+    occurrencesByFinding: merged.occurrencesByFinding,
+    compliance: merged.compliance,
+    enrichment,
+    exception,
+    remediation: existing ? { ...existing.remediation, ...remediation } : { ...remediation, state: 'none' },
+    ticket: existing?.ticket ?? null,
+    verification: existing?.verification ?? null,
+    evidenceHead: existing?.evidenceHead ?? null,
+    createdAt: existing?.createdAt ?? nowIso,
+    updatedAt: nowIso,
+    closedAt: st.reopened ? null : (existing?.closedAt ?? null),
+    reopenCount: (existing?.reopenCount ?? 0) + (st.reopened && existing?.status !== 'reopened' ? 1 : 0),
+  };
+  if (existing?.lastDecision) candidate.lastDecision = existing.lastDecision;
+
+  const caseChanged = !existing || !sameCase(candidate, existing);
+  const recurrence =
+    !isNew &&
+    findingChanged &&
+    (merged.occurrences > existing.occurrences ||
+      ms(merged.lastSeen) > ms(existing.lastSeen) ||
+      !existing.findingKeys.includes(f.key));
+  const decision: Decision = {
+    caseKey: key,
+    isNewCase: isNew,
+    recurrence,
+    unchanged: !caseChanged,
+    exception,
+    exceptionExpired: st.exceptionExpired,
+    remediation,
+    ticket: ticketWanted(candidate, isNew, f.status === 'resolved', exception, policy),
+    verify: st.verify,
+  };
+  if (!caseChanged && existing) return { decision, next: existing, findingChanged, caseChanged: false };
+  candidate.lastDecision = decision;
+  return { decision, next: candidate, findingChanged, caseChanged: true };
+}
+
+/**
+ * Re-evaluates a stored case without a new finding (a sweep): re-opens cases whose exception expired or
+ * was revoked, and suppresses cases an exception newly covers. Returns undefined when nothing changes.
+ *
+ * @example for (const c of cases) { const r = reevaluate(c, exceptions, policy, now); if (r) await save(r.next); }
+ */
+export function reevaluate(
+  c: Case,
+  exceptions: readonly RiskException[],
+  policy: DecidePolicy,
+  now: Date,
+): { decision: Decision; next: Case } | undefined {
+  const { active, expired } = matchException(c, exceptions, now);
+  const nowIso = now.toISOString();
+  let status: CaseStatus;
+  let reason: string;
+  let exceptionExpired: ExceptionRef | null = null;
+  let reopened = false;
+  if (active && c.exception?.id !== active.id && c.sourceStatus === 'active' && !c.muted) {
+    status = 'suppressed';
+    reason = `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`;
+  } else if (c.status === 'suppressed' && c.exception && !active) {
+    if (expired?.id === c.exception.id) {
+      exceptionExpired = exceptionRef(expired);
+      status = 'reopened';
+      reason = `exception ${expired.id} expired on ${expired.expires}: the risk is no longer accepted`;
+      reopened = true;
+    } else {
+      status = 'open';
+      reason = `exception ${c.exception.id} no longer applies`;
+    }
+  } else return undefined;
+
+  const exception = active ? exceptionRef(active) : null;
+  const verdict = evaluateGates({
+    action: c.remediation.action,
+    playbookReason: c.remediation.action === null ? c.remediation.reason : '',
+    // The playbook line is not stored on the case: take the strictest line defaults for its action.
+    playbookMode: c.remediation.action === null ? undefined : strictestModeFor(c.remediation.action),
+    sample: c.sample,
+    status: c.sourceStatus,
+    muted: c.muted,
+    exception: active,
+    tags: undefined,
+    previousGates: c.remediation.gates,
+    provider: c.provider,
+    resourceId: c.resourceId,
+    account: c.account,
+    accountNumber: undefined,
+    enrichment: c.enrichment,
+    policy,
+    actionInfo: undefined,
+  });
+  const remediation = {
+    action: c.remediation.action,
+    mode: verdict.mode,
+    reason: verdict.reason,
+    gates: verdict.gates,
+  };
+  const next: Case = {
+    ...c,
+    status,
+    statusReason: reason,
+    exception,
+    remediation: { ...c.remediation, ...remediation },
+    updatedAt: nowIso,
+    closedAt: reopened ? null : c.closedAt,
+    reopenCount: c.reopenCount + (reopened ? 1 : 0),
+  };
+  const decision: Decision = {
+    ...decisionOf(next, false),
+    exception,
+    exceptionExpired,
+    remediation,
+    ticket: ticketWanted(next, false, c.sourceStatus === 'resolved', exception, policy),
+  };
+  next.lastDecision = decision;
+  return { decision, next };
+}

@@ -1,0 +1,360 @@
+/**
+ * Enrichment: whose is the resource, what is it part of, which environment — and how each value was found.
+ *
+ * Chain per value (first source that knows wins; each value carries its provenance as a sentence):
+ * 1. tags in the event, through the configured key aliases (`owner`, `Owner`, `owner-email`, …);
+ * 2. live lookup tags (only when the event carries no tags and a lookup is configured; a failed lookup is a
+ *    warning and `complete: false`, never a throw);
+ * 3. the first registry rule whose resource glob matches;
+ * 4. the registry entry of the account / subscription / project (id, or GCP project number);
+ * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account;
+ * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
+ *    environment: `unknown`.
+ * Jira routing follows the team (registry `teams[].jira`), else the triage routing.
+ *
+ * Hot path: everything that can be computed from configuration alone (globs, alias tables, provenance
+ * sentences of registry entries) is compiled once in `createEnricher`.
+ */
+
+import { compileEnvironmentWords } from '../enrich/environment.js';
+import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
+import type { Registry, RegistryAccount, RegistryRule, RegistryTeam } from '../enrich/registry.js';
+import { errorMessage } from '../errors.js';
+import type { Enrichment, Environment, JiraRouting, Provenance } from '../model/enrichment.js';
+import type { Finding, Provider } from '../model/finding.js';
+import type { EnrichmentPolicy, TagAliases } from '../policy/policy.js';
+import type { Logger, OwnerLookup } from '../ports.js';
+
+export interface EnricherOptions {
+  registry: Registry;
+  policy: EnrichmentPolicy;
+  /**
+   * Live tag lookup. Passing one means "configured": the wiring builds it only when
+   * `policy.enrichment.lookup.enabled` is true (wrapped in a CachedOwnerLookup with its ttl/maxEntries).
+   */
+  lookup?: OwnerLookup;
+  log: Logger;
+}
+
+export interface Enricher {
+  /** Full chain, including a live lookup when one is needed. Never throws for a lookup failure. */
+  enrich(f: Finding): Promise<Enrichment>;
+  /** Same result without a promise; undefined only when a live lookup is needed (no tags, lookup configured). */
+  enrichSync(f: Finding): Enrichment | undefined;
+}
+
+type Field = keyof TagAliases;
+const FIELDS: readonly Field[] = ['owner', 'team', 'application', 'environment', 'criticality'];
+
+interface TagHit {
+  value: string;
+  key: string;
+}
+type TagHits = Partial<Record<Field, TagHit>>;
+
+interface CompiledRule {
+  rule: RegistryRule;
+  provider: Provider | undefined;
+  resource: CompiledGlob;
+  type: string | undefined;
+  account: string | undefined;
+  sentence: string;
+}
+
+interface CompiledAccount {
+  entry: RegistryAccount;
+  /** "account 111122223333" / "subscription 6c1f…" / "project acme-web-prod" */
+  label: string;
+}
+
+const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+const hasAnyKey = (o: Record<string, string>): boolean => {
+  for (const _ in o) return true;
+  return false;
+};
+
+/**
+ * Builds the enricher once per configuration.
+ *
+ * @example
+ * const enricher = createEnricher({ registry: config.registry, policy: config.policy.enrichment, log });
+ * const enrichment = enricher.enrichSync(finding) ?? (await enricher.enrich(finding));
+ */
+export function createEnricher(opts: EnricherOptions): Enricher {
+  const { registry, policy, lookup, log } = opts;
+  const env = compileEnvironmentWords(policy.environmentWords);
+
+  const aliases: Record<Field, readonly string[]> = policy.tagAliases;
+  const lowerAliases = new Map<string, { field: Field; rank: number }>();
+  for (const field of FIELDS)
+    aliases[field].forEach((a, rank) => {
+      if (!lowerAliases.has(a.toLowerCase())) lowerAliases.set(a.toLowerCase(), { field, rank });
+    });
+
+  const teams = new Map<string, RegistryTeam>(registry.teams.map((t) => [t.id, t]));
+  const accounts = new Map<string, CompiledAccount>();
+  for (const a of registry.accounts) {
+    const c = { entry: a, label: `${ACCOUNT_WORD[a.provider]} ${a.id}` };
+    accounts.set(`${a.provider}|${a.id.toLowerCase()}`, c);
+    if (a.number) accounts.set(`${a.provider}|${a.number}`, c);
+  }
+  const rules: CompiledRule[] = registry.rules.map((r) => ({
+    rule: r,
+    provider: r.match.provider,
+    resource: compileGlob(r.match.resource),
+    type: r.match.type,
+    account: r.match.account?.toLowerCase(),
+    sentence: `registry rule \`${r.id}\` (resource ${r.match.resource})`,
+  }));
+  const triageJira: JiraRouting = registry.triage.jira;
+  const triageTeam = registry.triage.team ?? null;
+
+  /** Reads the aliased tags: exact keys in alias order first, then a case-insensitive pass. */
+  function readTags(tags: Record<string, string>): TagHits {
+    const hits: TagHits = {};
+    if (!hasAnyKey(tags)) return hits;
+    let missing = false;
+    for (const field of FIELDS) {
+      for (const key of aliases[field]) {
+        const v = tags[key];
+        if (v !== undefined && Object.hasOwn(tags, key) && v.trim() !== '') {
+          hits[field] = { value: v.trim(), key };
+          break;
+        }
+      }
+      if (!hits[field]) missing = true;
+    }
+    if (missing) {
+      // Tags written `OWNER` or `ENV` by hand: accept any casing of a configured alias, for the fields the
+      // exact pass did not find, preferring the alias listed first.
+      const rankOf: Partial<Record<Field, number>> = {};
+      for (const key in tags) {
+        if (!Object.hasOwn(tags, key)) continue;
+        const a = lowerAliases.get(key.toLowerCase());
+        const v = tags[key];
+        if (!a || v === undefined || v.trim() === '') continue;
+        const rank = rankOf[a.field];
+        if (hits[a.field] && rank === undefined) continue; // found by the exact pass
+        if (rank === undefined || a.rank < rank) {
+          rankOf[a.field] = a.rank;
+          hits[a.field] = { value: v.trim(), key };
+        }
+      }
+    }
+    return hits;
+  }
+
+  function findRule(f: Finding): CompiledRule | undefined {
+    const r = f.resource;
+    const azure = r.provider === 'azure';
+    for (const c of rules) {
+      if (c.provider !== undefined && c.provider !== r.provider) continue;
+      if (c.type !== undefined && c.type !== r.type) continue;
+      if (
+        c.account !== undefined &&
+        c.account !== r.account.toLowerCase() &&
+        c.account !== (r.accountNumber ?? '').toLowerCase()
+      )
+        continue;
+      if (c.resource.test(r.id, azure)) return c;
+    }
+    return undefined;
+  }
+
+  function findAccount(f: Finding): CompiledAccount | undefined {
+    const r = f.resource;
+    return (
+      accounts.get(`${r.provider}|${r.account.toLowerCase()}`) ??
+      (r.accountNumber ? accounts.get(`${r.provider}|${r.accountNumber}`) : undefined)
+    );
+  }
+
+  function compute(
+    f: Finding,
+    tagHits: TagHits,
+    via: 'tag' | 'lookup',
+    extra: string[],
+    complete: boolean,
+  ): Enrichment {
+    const warnings = extra;
+    const where = via === 'tag' ? 'on the resource' : 'found by a live lookup of the resource';
+    const word = f.resource.provider === 'gcp' ? 'label' : 'tag';
+    const fromTag = (field: string, hit: TagHit): Provenance => ({
+      via,
+      detail: `${field} from ${word} \`${hit.key}\` ${where}`,
+      ref: hit.key,
+    });
+    const rule = findRule(f);
+    const account = findAccount(f);
+    const fromRule = (field: string, c: CompiledRule): Provenance => ({
+      via: 'registry-rule',
+      detail: `${field} from ${c.sentence}`,
+      ref: c.rule.id,
+    });
+    const fromAccount = (field: string, c: CompiledAccount): Provenance => ({
+      via: 'registry-account',
+      detail: `${field} from ${c.label} in the registry`,
+      ref: c.entry.id,
+    });
+
+    // team
+    let team: string | null = null;
+    let teamProv: Provenance | undefined;
+    if (tagHits.team) {
+      team = tagHits.team.value;
+      teamProv = fromTag('team', tagHits.team);
+    } else if (rule?.rule.team) {
+      team = rule.rule.team;
+      teamProv = fromRule('team', rule);
+    } else if (account?.entry.team) {
+      team = account.entry.team;
+      teamProv = fromAccount('team', account);
+    }
+    const teamEntry = team === null ? undefined : teams.get(team);
+    if (team !== null && !teamEntry)
+      warnings.push(`team \`${team}\` is not in the registry: tickets use the triage routing`);
+
+    // owner
+    let owner: string;
+    let ownerProv: Provenance;
+    let unowned = false;
+    if (tagHits.owner) {
+      owner = tagHits.owner.value;
+      ownerProv = fromTag('owner', tagHits.owner);
+    } else if (rule?.rule.owner) {
+      owner = rule.rule.owner;
+      ownerProv = fromRule('owner', rule);
+    } else if (account?.entry.owner) {
+      owner = account.entry.owner;
+      ownerProv = fromAccount('owner', account);
+    } else if (teamEntry?.owner) {
+      owner = teamEntry.owner;
+      ownerProv = {
+        via: 'registry-team',
+        detail: `owner is the default owner of team \`${teamEntry.id}\` in the registry`,
+        ref: teamEntry.id,
+      };
+    } else {
+      owner = registry.triage.owner;
+      unowned = true;
+      ownerProv = {
+        via: 'triage',
+        detail: `no owner in ${word}s or the registry for ${f.resource.id}: the triage owner stands in`,
+      };
+      if (team === null && triageTeam !== null) {
+        team = triageTeam;
+        teamProv = { via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam };
+      }
+    }
+
+    // environment
+    let environment: Environment = 'unknown';
+    let envProv: Provenance | undefined;
+    if (tagHits.environment) {
+      const e = env.normalize(tagHits.environment.value);
+      if (e) {
+        environment = e;
+        envProv = fromTag('environment', tagHits.environment);
+      } else
+        warnings.push(`${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment`);
+    }
+    if (!envProv && rule?.rule.environment) {
+      environment = rule.rule.environment;
+      envProv = fromRule('environment', rule);
+    }
+    if (!envProv && account) {
+      environment = account.entry.environment;
+      envProv = fromAccount('environment', account);
+    }
+    if (!envProv && policy.namePatterns) {
+      const byName = env.inferFromName(f.resource.name);
+      if (byName) {
+        environment = byName.environment;
+        envProv = {
+          via: 'name-pattern',
+          detail: `environment from the word \`${byName.word}\` in the resource name \`${f.resource.name}\``,
+          ref: byName.word,
+        };
+      } else {
+        const alias = account?.entry.name ?? f.resource.account;
+        const byAccount = env.inferFromName(alias);
+        if (byAccount) {
+          environment = byAccount.environment;
+          envProv = {
+            via: 'name-pattern',
+            detail: `environment from the word \`${byAccount.word}\` in the ${ACCOUNT_WORD[f.resource.provider]} name \`${alias}\``,
+            ref: byAccount.word,
+          };
+        }
+      }
+    }
+    envProv ??= {
+      via: 'default',
+      detail: 'environment unknown: no tag, registry entry or name pattern says which',
+    };
+
+    // application, criticality
+    let application: string | null = null;
+    let appProv: Provenance | undefined;
+    if (tagHits.application) {
+      application = tagHits.application.value;
+      appProv = fromTag('application', tagHits.application);
+    } else if (rule?.rule.application) {
+      application = rule.rule.application;
+      appProv = fromRule('application', rule);
+    }
+    let criticality: string | null = null;
+    let critProv: Provenance | undefined;
+    if (tagHits.criticality) {
+      criticality = tagHits.criticality.value;
+      critProv = fromTag('criticality', tagHits.criticality);
+    } else if (rule?.rule.criticality) {
+      criticality = rule.rule.criticality;
+      critProv = fromRule('criticality', rule);
+    } else if (account?.entry.criticality) {
+      criticality = account.entry.criticality;
+      critProv = fromAccount('criticality', account);
+    }
+
+    const provenance: Enrichment['provenance'] = { owner: ownerProv, environment: envProv };
+    if (teamProv) provenance.team = teamProv;
+    if (appProv) provenance.application = appProv;
+    if (critProv) provenance.criticality = critProv;
+    return {
+      owner,
+      ownerEmail: EMAIL.test(owner) ? owner : null,
+      team,
+      application,
+      environment,
+      criticality,
+      unowned,
+      provenance,
+      jira: teamEntry ? teamEntry.jira : triageJira,
+      warnings,
+      complete,
+    };
+  }
+
+  const needsLookup = (f: Finding): boolean => lookup !== undefined && !hasAnyKey(f.resource.tags);
+
+  return {
+    enrichSync(f) {
+      if (needsLookup(f)) return undefined;
+      return compute(f, readTags(f.resource.tags), 'tag', [], true);
+    },
+    async enrich(f) {
+      if (!lookup || !needsLookup(f)) return compute(f, readTags(f.resource.tags), 'tag', [], true);
+      const r = f.resource;
+      try {
+        const tags = await lookup.tagsFor({ provider: r.provider, id: r.id, account: r.account, region: r.region });
+        return compute(f, readTags(tags), 'lookup', [], true);
+      } catch (e) {
+        const why = `live tag lookup failed for ${r.id}: ${errorMessage(e)}`;
+        log.warn(why, { resource: r.id, provider: r.provider });
+        return compute(f, {}, 'lookup', [why], false);
+      }
+    },
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * Gates: each one looks at one reason not to let a machine fix something, and records its outcome and
+ * reason on the decision (the ticket and the evidence show them). The mode is the most restrictive one
+ * any gate asks for: auto < approval < manual < none.
+ *
+ * - `none` gates (nothing to apply): sample, status (resolved/muted), playbook (no action), exception.
+ *   The first of these stops evaluation: there is nothing left to gate.
+ * - otherwise every gate is evaluated and recorded: skip tag, allowlist (never touch), account denylist,
+ *   owner (unowned or incomplete enrichment → manual, fail closed), environment policy.
+ * The remediation stage adds its own (budget, circuit breaker) at apply time.
+ */
+import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
+import type { GateResult, RemediationMode } from '../model/decision.js';
+import type { Enrichment } from '../model/enrichment.js';
+import type { Provider } from '../model/finding.js';
+import type { RiskException } from './exceptions.js';
+import type { DecidePolicy, ModeByEnvironment } from './policy.js';
+
+export interface GateInput {
+  action: string | null;
+  /** Why the playbook chose `action` (or none). */
+  playbookReason: string;
+  /** The playbook line's default modes per environment. */
+  playbookMode: ModeByEnvironment | undefined;
+  sample: boolean;
+  status: 'active' | 'resolved';
+  muted: boolean;
+  /** The active exception covering the finding, if any. */
+  exception: RiskException | undefined;
+  /**
+   * Resource tags, or undefined when they are not known (re-evaluating a case without its finding):
+   * the skip-tag gate then keeps its previous outcome, or fails closed when it has none.
+   */
+  tags: Record<string, string> | undefined;
+  previousGates: readonly GateResult[] | undefined;
+  provider: Provider;
+  resourceId: string;
+  account: string;
+  accountNumber: string | undefined;
+  enrichment: Enrichment;
+  policy: DecidePolicy;
+  actionInfo: ((id: string) => { productionSafe: boolean } | undefined) | undefined;
+}
+
+export interface GateVerdict {
+  mode: RemediationMode;
+  reason: string;
+  gates: GateResult[];
+}
+
+const RANK: Record<RemediationMode, number> = { auto: 0, approval: 1, manual: 2, none: 3 };
+
+interface CompiledPolicy {
+  allowlist: CompiledGlob[];
+  denylist: Set<string>;
+}
+const compiledPolicies = new WeakMap<DecidePolicy, CompiledPolicy>();
+function compilePolicy(p: DecidePolicy): CompiledPolicy {
+  let c = compiledPolicies.get(p);
+  if (!c) {
+    c = {
+      allowlist: p.allowlist.resources.map(compileGlob),
+      denylist: new Set(p.denylist.accounts.map((a) => a.toLowerCase())),
+    };
+    compiledPolicies.set(p, c);
+  }
+  return c;
+}
+
+const skipTagValue = (tags: Record<string, string>, key: string): string | undefined => {
+  const v = Object.hasOwn(tags, key) ? tags[key] : undefined;
+  return v !== undefined && v.trim().toLowerCase() !== 'false' ? v : undefined;
+};
+
+/**
+ * Evaluates the gates for one finding/case and returns the mode with the deciding reason.
+ *
+ * @example evaluateGates({ ...input, enrichment, policy: config.policy.decide }).mode // 'approval'
+ */
+export function evaluateGates(input: GateInput): GateVerdict {
+  const gates: GateResult[] = [];
+  const stop = (gate: string, reason: string): GateVerdict => {
+    gates.push({ gate, outcome: 'block', reason });
+    return { mode: 'none', reason, gates };
+  };
+
+  if (input.sample) return stop('sample', 'sample finding: its resources do not exist, nothing is applied');
+  if (input.muted) return stop('status', 'muted at the source: a risk accepted there, nothing is applied');
+  if (input.status === 'resolved')
+    return stop('status', 'resolved at the source: verification only, nothing is applied');
+  if (input.action === null) return stop('playbook', input.playbookReason);
+  if (input.exception) {
+    const e = input.exception;
+    return stop(
+      'exception',
+      `exception ${e.id} (owner ${e.owner}, until ${e.expires}) accepts the risk: ${e.justification}`,
+    );
+  }
+
+  const action = input.action;
+  const { policy, enrichment } = input;
+  const compiled = compilePolicy(policy);
+  let mode: RemediationMode = 'auto';
+  let reason = '';
+  const add = (g: GateResult, asks: RemediationMode): void => {
+    gates.push(g);
+    // The first gate asking for the most restrictive mode is the one the decision names.
+    if (RANK[asks] > RANK[mode]) {
+      mode = asks;
+      reason = g.reason;
+    }
+  };
+
+  // skip tag
+  if (input.tags === undefined) {
+    const before = input.previousGates?.find((g) => g.gate === 'skip-tag');
+    if (before) add(before, before.outcome === 'pass' ? 'auto' : 'manual');
+    else
+      add(
+        { gate: 'skip-tag', outcome: 'unknown', reason: 'resource tags not known without a finding: fail closed' },
+        'manual',
+      );
+  } else {
+    const v = skipTagValue(input.tags, policy.skipTag);
+    if (v !== undefined)
+      add(
+        {
+          gate: 'skip-tag',
+          outcome: 'block',
+          reason: `resource carries the skip tag \`${policy.skipTag}\`: a person fixes it`,
+        },
+        'manual',
+      );
+    else add({ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag` }, 'auto');
+  }
+
+  // allowlist: resources closeloop must never touch
+  const allowed = compiled.allowlist.find((g) => g.test(input.resourceId, input.provider === 'azure'));
+  if (allowed)
+    add(
+      {
+        gate: 'allowlist',
+        outcome: 'block',
+        reason: `resource matches allowlist entry \`${allowed.source}\`: never touched`,
+      },
+      'manual',
+    );
+  else if (compiled.allowlist.length > 0)
+    add({ gate: 'allowlist', outcome: 'pass', reason: 'resource is not on the never-touch allowlist' }, 'auto');
+
+  // account denylist
+  const denied =
+    compiled.denylist.has(input.account.toLowerCase()) ||
+    (input.accountNumber !== undefined && compiled.denylist.has(input.accountNumber.toLowerCase()));
+  if (denied)
+    add(
+      {
+        gate: 'denylist',
+        outcome: 'block',
+        reason: `account ${input.account} is on the denylist: no automatic changes`,
+      },
+      'manual',
+    );
+
+  // owner: who would we tell? Without an owner (or when enrichment could not finish) a person decides.
+  if (policy.requireOwner && !enrichment.complete)
+    add(
+      {
+        gate: 'owner',
+        outcome: 'unknown',
+        reason: `enrichment incomplete (${enrichment.warnings[0] ?? 'lookup failed'}): fail closed`,
+      },
+      'manual',
+    );
+  else if (policy.requireOwner && enrichment.unowned)
+    add(
+      { gate: 'owner', outcome: 'block', reason: `no owner known (triage owner ${enrichment.owner} stands in)` },
+      'manual',
+    );
+  else add({ gate: 'owner', outcome: 'pass', reason: `owner ${enrichment.owner}` }, 'auto');
+
+  // environment policy
+  const env = enrichment.environment;
+  const override = policy.actionModes[action]?.[env];
+  let envMode: RemediationMode;
+  let envReason: string;
+  if (override !== undefined) {
+    envMode = override;
+    envReason = `${env}: ${override} for ${action} (policy decide.actionModes)`;
+  } else {
+    const fromLine = input.playbookMode?.[env];
+    envMode = fromLine ?? policy.environments[env];
+    envReason =
+      fromLine !== undefined
+        ? `${env}: ${envMode} (playbook default for ${action})`
+        : `${env}: ${envMode} (policy decide.environments.${env})`;
+    if (env === 'prod' && envMode === 'approval' && policy.productionSafeAuto) {
+      const info = input.actionInfo?.(action);
+      if (info?.productionSafe) {
+        envMode = 'auto';
+        envReason = `prod: auto, ${action} is declared production-safe and decide.productionSafeAuto allows it`;
+      }
+    }
+  }
+  const outcome: GateResult['outcome'] = envMode === 'auto' ? 'pass' : envMode === 'approval' ? 'approval' : 'block';
+  add({ gate: 'environment', outcome, reason: envReason }, envMode);
+
+  // Every gate passed: the environment policy is what allowed `auto`.
+  return { mode, reason: reason === '' ? envReason : reason, gates };
+}
