@@ -1,0 +1,63 @@
+/**
+ * Loads a config folder: `registry.yaml`, `policy.yaml`, `exceptions.yaml`, each optional (absent →
+ * defaults). Every problem is a ConfigError naming the file and the field path, e.g.
+ * `registry.yaml: accounts[2].environment: Invalid option: expected one of "prod"|"staging"|…`.
+ * YAML is parsed with the core schema only (no custom tags, no timestamps: dates stay strings).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { type Config, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
+import { RegistrySchema } from '../../core/enrich/registry.js';
+import { ConfigError } from '../../core/errors.js';
+
+/** `accounts[2].environment` from a zod issue path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out === '' ? '(top level)' : out;
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return undefined;
+    throw new ConfigError(`${file}: cannot read`, { cause: e });
+  }
+}
+
+/**
+ * Parses one YAML text against a schema; an empty file counts as `{}`.
+ * @throws ConfigError naming `name` and each failing field path (up to five).
+ */
+export function parseConfigText<S extends z.ZodType>(name: string, text: string, schema: S): z.infer<S> {
+  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: true });
+  const first = doc.errors[0];
+  if (first) throw new ConfigError(`${name}: invalid YAML: ${first.message.split('\n')[0]}`);
+  const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return parsed.data as z.infer<S>;
+  const issues = parsed.error.issues.slice(0, 5).map((i) => `${name}: ${formatPath(i.path)}: ${i.message}`);
+  const more = parsed.error.issues.length > 5 ? ` (and ${parsed.error.issues.length - 5} more)` : '';
+  throw new ConfigError(issues.join('; ') + more);
+}
+
+/**
+ * @example const config = await loadConfig('examples/config');
+ */
+export async function loadConfig(dir: string): Promise<Config> {
+  const [registryText, policyText, exceptionsText] = await Promise.all(
+    ['registry.yaml', 'policy.yaml', 'exceptions.yaml'].map((f) => readOptional(join(dir, f))),
+  );
+  const registry = parseConfigText('registry.yaml', registryText ?? '', RegistrySchema);
+  const policy = parseConfigText('policy.yaml', policyText ?? '', PolicyFileSchema);
+  const exceptionsFile = parseConfigText('exceptions.yaml', exceptionsText ?? '', ExceptionsFileSchema);
+  const ids = new Set<string>();
+  exceptionsFile.exceptions.forEach((e, i) => {
+    if (ids.has(e.id)) throw new ConfigError(`exceptions.yaml: exceptions[${i}].id: duplicate exception "${e.id}"`);
+    ids.add(e.id);
+  });
+  return { registry, policy, exceptions: exceptionsFile.exceptions, origin: dir };
+}
