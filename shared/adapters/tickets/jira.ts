@@ -1,0 +1,320 @@
+/**
+ * JiraTicketSink: the ticket port over Jira Cloud REST v3 with jira.js `Version3Client`.
+ * Basic auth (e-mail + API token) or an OAuth 2.0 bearer token. Errors become AdapterErrors by kind
+ * (429 → throttled with Retry-After / X-RateLimit-Reset, 5xx and timeouts/resets → transient,
+ * 400 → invalid with Jira's own message, 401/403 → denied, 404 → gone). Idempotent calls are retried
+ * here; creates are not (the core decides: a 5xx after a create may mean the issue exists).
+ *
+ * @see https://developer.atlassian.com/cloud/jira/platform/rest/v3/intro/
+ * @see https://developer.atlassian.com/cloud/jira/platform/rate-limiting/
+ */
+import { HttpException, Version3Client } from 'jira.js';
+import { z } from 'zod';
+import { AdapterError, type ErrorKind, isRetryable } from '../../core/errors.js';
+import type { TicketRef } from '../../core/model/case.js';
+import { type Logger, silentLogger } from '../../core/ports.js';
+import type { AdfDoc } from '../../core/tickets/adf.js';
+import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
+import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
+import type { TicketDraft, TicketSink } from '../../core/tickets/ports.js';
+import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
+
+/** The entity property holding the case key on every closeloop issue. */
+export const CASE_PROPERTY_KEY = 'closeloop.case';
+const ISSUE_KEY = /^[A-Z][A-Z0-9_]+-[0-9]+$/;
+
+export const JiraConfigSchema = z.object({
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  auth: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('basic'), email: z.string().min(3), apiToken: z.string().min(1) }),
+    z.object({ kind: z.literal('bearer'), token: z.string().min(1) }),
+  ]),
+  project: z.string().regex(PROJECT_KEY_PATTERN, 'JIRA_PROJECT must be a Jira project key such as SEC'),
+  webhookSecret: z.string().min(16).optional(),
+  /** Per-request timeout; a hung connection is a transient failure, not a stuck stage. */
+  timeoutMs: z.number().int().min(100).default(15_000),
+});
+export type JiraConfig = z.infer<typeof JiraConfigSchema>;
+
+export interface JiraSinkOptions {
+  config: JiraConfig;
+  retry?: Partial<RetryOptions>;
+  sleep?: Sleep;
+  log?: Logger;
+}
+
+const DEFAULT_RETRY = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 };
+
+const TransitionsSchema = z.looseObject({
+  transitions: z
+    .array(
+      z.looseObject({
+        id: z.string().optional(),
+        name: z.string().optional(),
+        to: z.looseObject({ name: z.string().optional() }).optional(),
+      }),
+    )
+    .default([]),
+});
+const SearchSchema = z.looseObject({
+  issues: z
+    .array(
+      z.looseObject({
+        key: z.string(),
+        fields: z.looseObject({ labels: z.array(z.string()).optional() }).optional(),
+      }),
+    )
+    .default([]),
+});
+const UsersSchema = z.array(
+  z.looseObject({ accountId: z.string(), emailAddress: z.string().optional(), active: z.boolean().optional() }),
+);
+const CreatedSchema = z.looseObject({ key: z.string().regex(ISSUE_KEY) });
+
+export class JiraTicketSink implements TicketSink {
+  readonly kind = 'jira' as const;
+  private readonly client: Version3Client;
+  private readonly retry: RetryOptions;
+  private readonly log: Logger;
+
+  constructor(private readonly options: JiraSinkOptions) {
+    const { config } = options;
+    const baseRequestConfig = { timeout: config.timeoutMs };
+    this.client =
+      config.auth.kind === 'basic'
+        ? new Version3Client({
+            host: config.baseUrl,
+            authentication: { basic: { email: config.auth.email, apiToken: config.auth.apiToken } },
+            baseRequestConfig,
+          })
+        : new Version3Client({
+            host: config.baseUrl,
+            authentication: { oauth2: { accessToken: config.auth.token } },
+            baseRequestConfig,
+          });
+    this.log = options.log ?? silentLogger;
+    this.retry = {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      sleep: options.sleep ?? options.retry?.sleep ?? realSleep,
+      onRetry: ({ error, attempt, delayMs }) =>
+        this.log.debug('jira call retried', { attempt, delayMs, error: error instanceof Error ? error.message : '' }),
+    };
+  }
+
+  private url(key: string): string {
+    return `${this.options.config.baseUrl.replace(/\/+$/, '')}/browse/${key}`;
+  }
+
+  private ref(key: string, parentKey?: string): TicketRef {
+    return { key, url: this.url(key), sink: 'jira', ...(parentKey ? { parentKey } : {}) };
+  }
+
+  /** Runs an idempotent call with bounded retries; errors come out as AdapterErrors. */
+  private call<T>(what: string, fn: () => Promise<T>, retryable = isRetryable): Promise<T> {
+    return withRetry(
+      async () => {
+        try {
+          return await fn();
+        } catch (e) {
+          throw toAdapterError(what, e);
+        }
+      },
+      { ...this.retry, retryable },
+    );
+  }
+
+  async createTicket(draft: TicketDraft): Promise<TicketRef> {
+    const project = draft.project ?? this.options.config.project;
+    if (!PROJECT_KEY_PATTERN.test(project))
+      throw new AdapterError('invalid', `invalid project key ${JSON.stringify(project)}`);
+    const fields: Parameters<Version3Client['issues']['createIssue']>[0]['fields'] = {
+      project: { key: project },
+      issuetype: { name: draft.issueType },
+      summary: draft.summary,
+      description: draft.description,
+      labels: draft.labels,
+      ...(draft.priority ? { priority: { name: draft.priority } } : {}),
+      ...(draft.dueDate ? { duedate: draft.dueDate } : {}),
+      ...(draft.assigneeId ? { assignee: { accountId: draft.assigneeId } } : {}),
+      ...(draft.components.length > 0 ? { components: draft.components.map((name) => ({ name })) } : {}),
+      ...(draft.parentKey ? { parent: { key: checkKey(draft.parentKey) } } : {}),
+    };
+    let created: unknown;
+    try {
+      // The case key travels as an entity property in the same request (no second call).
+      created = await this.client.issues.createIssue({
+        fields,
+        properties: [{ key: CASE_PROPERTY_KEY, value: { caseKey: draft.caseKey, label: draft.caseLabel } }],
+      });
+    } catch (e) {
+      throw toAdapterError('create issue', e);
+    }
+    const { key } = CreatedSchema.parse(created);
+    return this.ref(key, draft.parentKey);
+  }
+
+  async findTicket(caseLabel: string): Promise<TicketRef | undefined> {
+    // The only value ever placed in JQL, and only after this check: `closeloop-` + 32 hex digits.
+    if (!CASE_LABEL_PATTERN.test(caseLabel)) throw new AdapterError('invalid', 'refusing a non-derived label in JQL');
+    const res = await this.call('search issues', () =>
+      this.client.issueSearch.searchForIssuesUsingJqlEnhancedSearchPost({
+        jql: `labels = "${caseLabel}" ORDER BY created ASC`,
+        fields: ['labels', 'parent'],
+        maxResults: 5,
+      }),
+    );
+    const issue = SearchSchema.parse(res).issues.find((i) => i.fields?.labels?.includes(caseLabel) ?? true);
+    return issue ? this.ref(issue.key) : undefined;
+  }
+
+  async comment(ref: TicketRef, body: AdfDoc): Promise<void> {
+    const issueIdOrKey = checkKey(ref.key);
+    await this.call('add comment', () => this.client.issueComments.addComment({ issueIdOrKey, comment: body }));
+  }
+
+  async transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined> {
+    const issueIdOrKey = checkKey(ref.key);
+    const listed = await this.call('get transitions', () => this.client.issues.getTransitions({ issueIdOrKey }));
+    const transitions = TransitionsSchema.parse(listed).transitions;
+    for (const name of names) {
+      const wanted = name.toLowerCase();
+      const t = transitions.find((x) => x.name?.toLowerCase() === wanted || x.to?.name?.toLowerCase() === wanted);
+      if (!t?.id) continue;
+      const id = t.id;
+      // The comment goes with the transition (one call, and the history shows why it moved).
+      await this.call('transition issue', () =>
+        this.client.issues.doTransition({
+          issueIdOrKey,
+          transition: { id },
+          update: { comment: [{ add: { body: comment } }] },
+        }),
+      );
+      return t.name ?? name;
+    }
+    await this.comment(ref, comment);
+    return undefined;
+  }
+
+  async addLabels(ref: TicketRef, labels: readonly string[]): Promise<void> {
+    const issueIdOrKey = checkKey(ref.key);
+    await this.call('edit labels', () =>
+      this.client.issues.editIssue({ issueIdOrKey, update: { labels: labels.map((add) => ({ add })) } }),
+    );
+  }
+
+  async setDescription(ref: TicketRef, description: AdfDoc): Promise<void> {
+    const issueIdOrKey = checkKey(ref.key);
+    await this.call('edit description', () =>
+      this.client.issues.editIssue({ issueIdOrKey, fields: { description }, notifyUsers: false }),
+    );
+  }
+
+  async findUser(email: string): Promise<string | undefined> {
+    const users = UsersSchema.parse(
+      await this.call('search users', () => this.client.userSearch.findUsers({ query: email, maxResults: 10 })),
+    ).filter((u) => u.active !== false);
+    const exact = users.find((u) => u.emailAddress?.toLowerCase() === email.toLowerCase());
+    // Jira hides e-mails by profile visibility: a single match on the query is the person.
+    return exact?.accountId ?? (users.length === 1 ? users[0]?.accountId : undefined);
+  }
+}
+
+function checkKey(key: string): string {
+  if (!ISSUE_KEY.test(key)) throw new AdapterError('invalid', `not a Jira issue key: ${JSON.stringify(key)}`);
+  return key;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ERR_NETWORK',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+const ErrorBodySchema = z.looseObject({
+  errorMessages: z.array(z.string()).optional(),
+  errors: z.record(z.string(), z.string()).optional(),
+  message: z.string().optional(),
+});
+
+/** What Jira said, in its own words: `errorMessages` and per-field `errors`. */
+function jiraMessage(data: unknown): string | undefined {
+  const parsed = ErrorBodySchema.safeParse(data);
+  if (!parsed.success) return typeof data === 'string' && data.length > 0 ? data.slice(0, 500) : undefined;
+  const parts = [
+    ...(parsed.data.errorMessages ?? []),
+    ...Object.entries(parsed.data.errors ?? {}).map(([field, msg]) => `${field}: ${msg}`),
+    ...(parsed.data.message ? [parsed.data.message] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+const HeadersHolderSchema = z.looseObject({
+  response: z
+    .looseObject({ headers: z.record(z.string(), z.unknown()).optional(), data: z.unknown().optional() })
+    .optional(),
+  code: z.string().optional(),
+});
+
+/**
+ * Seconds to wait, from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset` (ISO timestamp).
+ * @see https://developer.atlassian.com/cloud/jira/platform/rate-limiting/#rate-limit-responses
+ */
+export function retryAfterSeconds(headers: Record<string, unknown>, now = Date.now()): number | undefined {
+  const get = (name: string): string | undefined => {
+    for (const [k, v] of Object.entries(headers))
+      if (k.toLowerCase() === name) return v === undefined ? undefined : String(v);
+    return undefined;
+  };
+  const ra = get('retry-after');
+  if (ra !== undefined) {
+    const secs = Number(ra);
+    if (Number.isFinite(secs)) return Math.max(0, secs);
+    const date = Date.parse(ra);
+    if (!Number.isNaN(date)) return Math.max(0, (date - now) / 1000);
+  }
+  const reset = get('x-ratelimit-reset');
+  if (reset !== undefined) {
+    const date = Date.parse(reset);
+    if (!Number.isNaN(date)) return Math.max(0, (date - now) / 1000);
+  }
+  return undefined;
+}
+
+function kindOfStatus(status: number): ErrorKind {
+  if (status === 429) return 'throttled';
+  if (status >= 500) return 'transient';
+  if (status === 401 || status === 403) return 'denied';
+  if (status === 404) return 'gone';
+  if (status === 409) return 'conflict';
+  return 'invalid';
+}
+
+/** Classifies what jira.js threw. Never includes request headers (they carry the token). */
+export function toAdapterError(what: string, e: unknown): AdapterError {
+  if (e instanceof AdapterError) return e;
+  if (e instanceof HttpException) {
+    const cause = HeadersHolderSchema.safeParse(e.cause);
+    const headers = cause.success ? (cause.data.response?.headers ?? {}) : {};
+    const data = cause.success ? cause.data.response?.data : undefined;
+    const retryAfter = e.status === 429 ? (retryAfterSeconds(headers) ?? 5) : undefined;
+    const message = `jira ${what}: HTTP ${e.status}${jiraMessage(data) ? ` ${jiraMessage(data)}` : ''}`;
+    return new AdapterError(
+      kindOfStatus(e.status),
+      message,
+      retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {},
+    );
+  }
+  const holder = HeadersHolderSchema.safeParse(e);
+  const code = holder.success ? holder.data.code : undefined;
+  if (code && NETWORK_CODES.has(code)) return new AdapterError('transient', `jira ${what}: ${code}`);
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/timeout|socket hang up|ECONNRESET|network/i.test(msg))
+    return new AdapterError('transient', `jira ${what}: ${msg}`);
+  return new AdapterError('invalid', `jira ${what}: ${msg}`);
+}
