@@ -1,0 +1,228 @@
+import { execFileSync } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { caseStory, exportCase, verifyChains } from '../../shared/core/evidence/audit.js';
+import { appendEvidence, readCaseHead, readGlobalHead } from '../../shared/core/evidence/chain.js';
+import { type EvidenceDraft, type EvidenceRecord, hashRecord, sealRecord } from '../../shared/core/evidence/record.js';
+import { tempDir } from '../helpers/tmp.js';
+import { fixedClock } from '../verify/helpers.js';
+
+const draft = (caseKey: string, step: EvidenceDraft['step'], n = 0): EvidenceDraft => ({
+  caseKey,
+  findingIds: ['0'.repeat(64)],
+  owner: 'web-lead@acme.example',
+  step,
+  actor: { kind: 'function', id: 'closeloop:test' },
+  eventId: `e-${caseKey}-${step}-${n}`,
+  at: '2026-11-20T10:00:00.000Z',
+  summary: `${step} ${n}`,
+  calls: [{ api: 's3:PutPublicAccessBlock', requestId: `REQ${n}`, outcome: 'made' }],
+  before: { blockPublicAcls: false },
+  after: { blockPublicAcls: true },
+  verdict: null,
+  detail: { n },
+});
+
+describe('evidence chain on a local folder', () => {
+  let dir: string;
+  let cleanup: () => void;
+  let evidence: LocalFolderEvidenceStore;
+  let store: MemoryDocStore;
+  const deps = () => ({ store, evidence, clock: fixedClock() });
+
+  beforeEach(() => {
+    ({ dir, cleanup } = tempDir('closeloop-evidence-'));
+    evidence = new LocalFolderEvidenceStore(dir);
+    store = new MemoryDocStore();
+  });
+  afterEach(() => cleanup());
+
+  async function writeSix(): Promise<EvidenceRecord[]> {
+    const out: EvidenceRecord[] = [];
+    for (let i = 0; i < 6; i++)
+      out.push((await appendEvidence(deps(), draft(i % 2 ? 'case-b' : 'case-a', 'apply', i))).record);
+    return out;
+  }
+
+  it('links each record to its case predecessor and the global predecessor when appended in turn', async () => {
+    // Act
+    const rs = await writeSix();
+    // Assess
+    expect(rs.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(rs[0]?.prevGlobalHash).toBeNull();
+    expect(rs[1]?.prevGlobalHash).toBe(rs[0]?.hash);
+    expect(rs[2]?.prevCaseHash).toBe(rs[0]?.hash);
+    expect(rs[3]?.prevCaseHash).toBe(rs[1]?.hash);
+    expect(rs.every((r) => hashRecord(r) === r.hash)).toBe(true);
+    expect((await readCaseHead(store, 'case-a'))?.hash).toBe(rs[4]?.hash);
+    expect((await readGlobalHead(store))?.hash).toBe(rs[5]?.hash);
+    expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 6, cases: 2 });
+  });
+
+  it('refuses to overwrite a stored record when the same hash is put again', async () => {
+    // Prepare
+    const [r] = await writeSix();
+    if (!r) throw new Error('no record');
+    // Act
+    const second = await evidence.put(r);
+    // Assess
+    expect(second).toBe('exists');
+  });
+
+  it('names the edited record when a file is edited by hand', async () => {
+    // Prepare
+    const rs = await writeSix();
+    const victim = rs[2];
+    if (!victim) throw new Error('no record');
+    const path = evidence.pathOf(victim.hash);
+    const edited = JSON.parse(await readFile(path, 'utf8'));
+    edited.verdict = 'verified';
+    await writeFile(path, JSON.stringify(edited));
+    // Act
+    const check = await verifyChains(evidence, { store });
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken).toMatchObject({ hash: victim.hash, caseKey: 'case-a' });
+    expect(check.firstBroken?.reason).toMatch(/^edited/);
+  });
+
+  it('detects a deleted record in the middle through the dangling links', async () => {
+    // Prepare
+    const rs = await writeSix();
+    await rm(evidence.pathOf(rs[2]?.hash ?? ''));
+    // Act
+    const check = await verifyChains(evidence, { store });
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken?.hash).toBe(rs[3]?.hash);
+    expect(check.firstBroken?.reason).toMatch(/missing \(deleted\)/);
+    expect(check.problems.some((p) => p.hash === rs[4]?.hash && /prevCaseHash/.test(p.reason))).toBe(true);
+  });
+
+  it('detects a deleted newest record through the heads', async () => {
+    // Prepare
+    const rs = await writeSix();
+    await rm(evidence.pathOf(rs[5]?.hash ?? ''));
+    // Act
+    const check = await verifyChains(evidence, { store });
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken).toMatchObject({ hash: rs[5]?.hash });
+    expect(check.firstBroken?.reason).toMatch(/global head is record #6/);
+  });
+
+  it('detects a reordered pair even when the forger re-seals both records', async () => {
+    // Prepare: swap the positions of records 3 and 4 and recompute their hashes (a forger who knows the algorithm).
+    const rs = await writeSix();
+    const [a, b] = [rs[2], rs[3]];
+    if (!a || !b) throw new Error('no records');
+    const { hash: _ha, ...ua } = a;
+    const { hash: _hb, ...ub } = b;
+    const fa = sealRecord({ ...ua, seq: b.seq });
+    const fb = sealRecord({ ...ub, seq: a.seq });
+    await rm(evidence.pathOf(a.hash));
+    await rm(evidence.pathOf(b.hash));
+    await evidence.put(fa);
+    await evidence.put(fb);
+    // Act
+    const check = await verifyChains(evidence);
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken?.hash).toBe(fb.hash);
+    expect(check.firstBroken?.reason).toMatch(/prevGlobalHash .* does not name the record before it/);
+  });
+
+  it('detects a pair swapped between files when the records are not re-sealed', async () => {
+    // Prepare
+    const rs = await writeSix();
+    const [pa, pb] = [evidence.pathOf(rs[1]?.hash ?? ''), evidence.pathOf(rs[2]?.hash ?? '')];
+    const [ta, tb] = [await readFile(pa, 'utf8'), await readFile(pb, 'utf8')];
+    await writeFile(pa, tb);
+    await writeFile(pb, ta);
+    // Act
+    const check = await verifyChains(evidence);
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken?.reason).toMatch(/stored under .* but its content is record/);
+  });
+
+  it('keeps one unforked chain per case and globally when 40 writers append at once', async () => {
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => appendEvidence(deps(), draft(`case-${i % 3}`, 'plan', i))),
+    );
+    // Assess
+    const seqs = results.map((r) => r.record.seq).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const check = await verifyChains(evidence, { store });
+    expect(check).toMatchObject({ ok: true, records: 40, cases: 3 });
+  });
+
+  it('writes one record when the same idempotency key is appended twice at once', async () => {
+    // Act
+    const [x, y] = await Promise.all([
+      appendEvidence(deps(), draft('case-a', 'decision'), 'event-1:decision'),
+      appendEvidence(deps(), draft('case-a', 'decision'), 'event-1:decision'),
+    ]);
+    // Assess
+    expect(x?.record.hash).toBe(y?.record.hash);
+    expect([x?.created, y?.created].sort()).toEqual([false, true]);
+    expect((await evidence.listAll()).length).toBe(1);
+  });
+
+  it('completes a record whose writer crashed after taking the head when the next writer appends', async () => {
+    // Prepare: a writer won the head but never stored its record (simulated by deleting it).
+    const first = (await appendEvidence(deps(), draft('case-a', 'plan', 1))).record;
+    await rm(evidence.pathOf(first.hash));
+    await store.delete('evidence-heads', 'case:case-a');
+    // Act
+    await appendEvidence(deps(), draft('case-a', 'apply', 2));
+    // Assess
+    expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 2 });
+  });
+
+  it('tells the story and exports a bundle an auditor can check with jq and sha256sum', async () => {
+    // Prepare
+    await writeSix();
+    // Act
+    const story = await caseStory(evidence, 'case-a');
+    const json = JSON.parse(await exportCase(evidence, 'case-a', 'json'));
+    const md = await exportCase(evidence, 'case-a', 'md');
+    // Assess
+    expect(story).toContain('3 evidence records; chain intact');
+    expect(story).toContain('call s3:PutPublicAccessBlock request REQ0: made');
+    expect(json.records).toHaveLength(3);
+    expect(json.chain.ok).toBe(true);
+    expect(md).toContain('jq -jcS');
+    expect(md).toContain('| 3 |');
+  });
+
+  // jq and sha256sum are machine tools, not npm packages: the check runs where they exist (they do on CI here).
+  const hasTools = (() => {
+    try {
+      execFileSync('sh', ['-c', 'command -v jq && command -v sha256sum'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.runIf(hasTools)('re-checks with the documented jq and sha256sum commands when one record is edited', async () => {
+    // Prepare
+    const rs = await writeSix();
+    const bundle = JSON.parse(await exportCase(evidence, 'case-a', 'json'));
+    bundle.records[1].summary = 'edited by hand';
+    const file = join(dir, 'case.json');
+    await writeFile(file, JSON.stringify(bundle));
+    const script = bundle.howToVerify.join('\n').split('```sh\n')[1].split('\n```')[0];
+    // Act
+    const out = execFileSync('sh', ['-c', script], { cwd: dir, encoding: 'utf8' });
+    // Assess
+    const lines = out.trim().split('\n');
+    expect(lines.slice(0, 3)).toEqual([`ok ${rs[0]?.hash}`, expect.stringMatching(/^MISMATCH /), `ok ${rs[4]?.hash}`]);
+    expect(lines[3]).toBe(`1\t${rs[0]?.hash}\t-`);
+  });
+});
