@@ -101,7 +101,12 @@ function render(b: Base, r: () => number, at: number): string {
                 arn: `arn:aws:s3:::${bucket}`,
                 name: bucket,
                 type: 'Destination',
-                tags: tagged ? [{ key: 'owner', value: `team${b.n % 20}@acme.example` }, { key: 'env', value: env }] : [],
+                tags: tagged
+                  ? [
+                      { key: 'owner', value: `team${b.n % 20}@acme.example` },
+                      { key: 'env', value: env },
+                    ]
+                  : [],
               },
             ],
           },
@@ -191,9 +196,11 @@ function render(b: Base, r: () => number, at: number): string {
           metadata: {
             displayName: 'Storage account public access should be disallowed',
             assessmentType: 'BuiltIn',
-            policyDefinitionId: '/providers/Microsoft.Authorization/policyDefinitions/4fa4b6c0-31ca-4c0d-b10d-24b96f62a751',
+            policyDefinitionId:
+              '/providers/Microsoft.Authorization/policyDefinitions/4fa4b6c0-31ca-4c0d-b10d-24b96f62a751',
             severity: 'Medium',
-            description: 'Anonymous public read access to containers and blobs in Azure Storage might present security risks.',
+            description:
+              'Anonymous public read access to containers and blobs in Azure Storage might present security risks.',
           },
         },
       });

@@ -145,7 +145,11 @@ async function main() {
   ] as const;
   for (const [label, file] of extra) {
     if (!existsSync(file)) continue;
-    const mod = (await import(pathToFileURL(file).href)) as { benchRows?: (quick: boolean) => Promise<{ results: Record<string, unknown>; rows: Array<[string, string, string]> }> };
+    const mod = (await import(pathToFileURL(file).href)) as {
+      benchRows?: (
+        quick: boolean,
+      ) => Promise<{ results: Record<string, unknown>; rows: Array<[string, string, string]> }>;
+    };
     if (!mod.benchRows) continue;
     const out = await mod.benchRows(quick);
     Object.assign(results, out.results);
@@ -155,12 +159,20 @@ async function main() {
   const bundles = join(root, 'scripts/bundle-functions.mjs');
   if (existsSync(bundles)) {
     const mod = (await import(pathToFileURL(bundles).href)) as {
-      bundleStats?: (o: { root: string; runs?: number }) => Promise<Array<{ function: string; bytes: number; loadMs: number }>>;
+      bundleStats?: (o: {
+        root: string;
+        runs?: number;
+      }) => Promise<Array<{ function: string; bytes: number; loadMs: number }>>;
     };
     if (mod.bundleStats) {
       const stats = await mod.bundleStats({ root, runs: quick ? 5 : 20 });
       results.bundles = stats;
-      for (const s of stats) rows.push([`bundle ${s.function}`, `${(s.bytes / 1024).toFixed(0)} KB`, `load ${s.loadMs.toFixed(0)} ms (median)`]);
+      for (const s of stats)
+        rows.push([
+          `bundle ${s.function}`,
+          `${(s.bytes / 1024).toFixed(0)} KB`,
+          `load ${s.loadMs.toFixed(0)} ms (median)`,
+        ]);
     }
   }
 
@@ -177,7 +189,9 @@ async function main() {
   writeFileSync(out, `${JSON.stringify({ ...previous, ...results }, null, 2)}\n`);
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`closeloop bench (${N.toLocaleString('en-US')} findings${quick ? ', quick' : ''}, node ${process.version})`);
+  console.log(
+    `closeloop bench (${N.toLocaleString('en-US')} findings${quick ? ', quick' : ''}, node ${process.version})`,
+  );
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
   console.log(`written: ${out}`);
 }

@@ -3,7 +3,10 @@ import { parseArgs } from 'node:util';
 import { commands, USAGE } from '../../shared/adapters/cli/registry.js';
 import { errorMessage } from '../../shared/core/errors.js';
 
-export async function main(argv: string[], io = { out: (t: string) => console.log(t), err: (t: string) => console.error(t) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io = { out: (t: string) => console.log(t), err: (t: string) => console.error(t) },
+): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);

@@ -21,7 +21,9 @@ export async function resolveCase(store: DocStore, ref: string): Promise<Case> {
   if (!/^[0-9a-f]{6,}$/.test(id)) throw new UsageError(`no case with key ${JSON.stringify(ref)}`);
   const matches = (await listCases(store)).filter((c) => caseId(c.key).startsWith(id));
   if (matches.length === 1 && matches[0]) return matches[0];
-  throw new UsageError(matches.length === 0 ? `no case with id ${id}` : `case id ${id} is ambiguous (${matches.length} cases)`);
+  throw new UsageError(
+    matches.length === 0 ? `no case with id ${id}` : `case id ${id} is ambiguous (${matches.length} cases)`,
+  );
 }
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3, informational: 4 } as const;
@@ -40,7 +42,9 @@ export function renderCases(cases: readonly Case[]): string {
       c.enrichment.unowned ? `${c.enrichment.owner} (unowned)` : c.enrichment.owner,
       c.type,
       c.resourceName,
-      c.remediation.action ? `${c.remediation.action} [${c.remediation.mode}${c.remediation.state !== 'none' ? `, ${c.remediation.state}` : ''}]` : '-',
+      c.remediation.action
+        ? `${c.remediation.action} [${c.remediation.mode}${c.remediation.state !== 'none' ? `, ${c.remediation.state}` : ''}]`
+        : '-',
       c.ticket?.key ?? '-',
       String(c.occurrences),
     ]),

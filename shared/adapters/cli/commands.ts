@@ -5,11 +5,11 @@
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';
-import { renderTable } from './table.js';
+import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
 import { caseId, listCases, renderCases, resolveCase } from './cases.js';
 import { expandInputs, readInputs } from './inputs.js';
 import { ProgressBar } from './progress.js';
-import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
+import { renderTable } from './table.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -46,7 +46,15 @@ export async function cmdNormalize(args: readonly string[], opts: GlobalOptions,
     io.out(
       renderTable(
         ['SOURCE', 'SEVERITY', 'STATUS', 'TYPE', 'RESOURCE', 'ACCOUNT', 'REGION'],
-        findings.map((f) => [f.source, f.severity, f.status, f.type, f.resource.id, f.resource.account, f.resource.region ?? '-']),
+        findings.map((f) => [
+          f.source,
+          f.severity,
+          f.status,
+          f.type,
+          f.resource.id,
+          f.resource.account,
+          f.resource.region ?? '-',
+        ]),
         60,
       ),
     );
@@ -106,7 +114,9 @@ export async function cmdPlan(args: readonly string[], opts: GlobalOptions, io: 
       );
       const planned = [...casesByKey.values()].filter((c) => c.remediation.plan);
       for (const c of planned) {
-        io.out(`\nplan for ${caseId(c.key)} ${c.remediation.action} on ${c.resourceName}: ${c.remediation.plan?.summary ?? ''}`);
+        io.out(
+          `\nplan for ${caseId(c.key)} ${c.remediation.action} on ${c.resourceName}: ${c.remediation.plan?.summary ?? ''}`,
+        );
         for (const step of c.remediation.plan?.steps ?? []) io.out(`  - ${step.say}  [${step.call.api}]`);
       }
       if (rejected.length) io.err(`\n${rejected.length} rejected:\n${rejectedTable(rejected)}`);
@@ -166,7 +176,12 @@ export async function cmdDeadLetters(_args: readonly string[], opts: GlobalOptio
       io.out(
         renderTable(
           ['STAGE', 'INPUT / CASE', 'FIELD', 'REASON'],
-          letters.map((l) => [String(l.stage ?? ''), String(l.input ?? l.caseKey ?? ''), String(l.path ?? ''), String(l.reason ?? '')]),
+          letters.map((l) => [
+            String(l.stage ?? ''),
+            String(l.input ?? l.caseKey ?? ''),
+            String(l.path ?? ''),
+            String(l.reason ?? ''),
+          ]),
           70,
         ),
       );

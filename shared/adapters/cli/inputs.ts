@@ -1,10 +1,10 @@
 /** Reads CLI inputs: files, folders (recursively, sorted), and `-` for stdin; JSON or JSON lines. */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import type { IngestDoc } from '../../core/pipeline/ingest.js';
 import { readDocuments } from '../../core/sources/read.js';
-import { UsageError } from '../../core/errors.js';
 
 const EXTENSIONS = ['.json', '.jsonl', '.ndjson'];
 

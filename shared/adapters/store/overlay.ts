@@ -39,7 +39,10 @@ export class OverlayDocStore implements DocStore {
     return true;
   }
 
-  async list(collection: string, options: { prefix?: string; after?: string; limit?: number } = {}): Promise<StoredDoc[]> {
+  async list(
+    collection: string,
+    options: { prefix?: string; after?: string; limit?: number } = {},
+  ): Promise<StoredDoc[]> {
     const { limit, ...rest } = options;
     const merged = new Map<string, StoredDoc>();
     for (const d of await this.base.list(collection, rest)) merged.set(d.id, d);
@@ -76,7 +79,14 @@ export class OverlayDocStore implements DocStore {
   async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
     const puts: Array<number | null> = [];
     for (const p of batch.puts) {
-      puts.push(await this.put(p.collection, p.id, p.value, p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {}));
+      puts.push(
+        await this.put(
+          p.collection,
+          p.id,
+          p.value,
+          p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {},
+        ),
+      );
     }
     const appends: boolean[] = [];
     for (const a of batch.appends) appends.push(await this.append(a.log, a.id, a.value));

@@ -61,7 +61,14 @@ export interface IngestResultItem {
 export interface IngestResult {
   results: IngestResultItem[];
   rejected: Rejected[];
-  stats: { documents: number; findings: number; rejected: number; newCases: number; changedCases: number; unchanged: number };
+  stats: {
+    documents: number;
+    findings: number;
+    rejected: number;
+    newCases: number;
+    changedCases: number;
+    unchanged: number;
+  };
 }
 
 interface Pending {
@@ -121,7 +128,13 @@ export function createIngest(deps: IngestDeps) {
     return result;
   }
 
-  function decideOne(p: Pending, previous: Finding | undefined, existing: Case | undefined, exceptions: RiskException[], now: Date) {
+  function decideOne(
+    p: Pending,
+    previous: Finding | undefined,
+    existing: Case | undefined,
+    exceptions: RiskException[],
+    now: Date,
+  ) {
     return decide({
       finding: p.finding,
       ...(previous ? { previous } : {}),
@@ -145,11 +158,20 @@ export function createIngest(deps: IngestDeps) {
     for (const p of chunk) {
       if (!findings.has(p.finding.key)) {
         const doc = findingDocs.get(p.finding.key);
-        findings.set(p.finding.key, { value: doc ? FindingSchema.parse(doc.value) : undefined, ...read(doc), dirty: false });
+        findings.set(p.finding.key, {
+          value: doc ? FindingSchema.parse(doc.value) : undefined,
+          ...read(doc),
+          dirty: false,
+        });
       }
       if (!cases.has(p.caseKey)) {
         const doc = caseDocs.get(p.caseKey);
-        cases.set(p.caseKey, { value: doc ? CaseSchema.parse(doc.value) : undefined, ...read(doc), dirty: false, isNew: !doc });
+        cases.set(p.caseKey, {
+          value: doc ? CaseSchema.parse(doc.value) : undefined,
+          ...read(doc),
+          dirty: false,
+          isNew: !doc,
+        });
       }
     }
 
@@ -215,7 +237,10 @@ export function createIngest(deps: IngestDeps) {
       return out.caseChanged ? out.next : undefined;
     });
     await mutateDoc(deps.store, COLLECTIONS.findings, p.finding.key, FindingSchema, (current) =>
-      current && current.updatedAt >= p.finding.updatedAt && current.status === p.finding.status && current.occurrences >= p.finding.occurrences
+      current &&
+      current.updatedAt >= p.finding.updatedAt &&
+      current.status === p.finding.status &&
+      current.occurrences >= p.finding.occurrences
         ? undefined
         : p.finding,
     );
@@ -254,7 +279,14 @@ export function createIngest(deps: IngestDeps) {
     logEntries.push({
       log: EVENT_LOG,
       id,
-      value: { type: 'case.decided', caseKey: p.caseKey, findingKey: p.finding.key, at, mode: decision.remediation.mode, action: decision.remediation.action },
+      value: {
+        type: 'case.decided',
+        caseKey: p.caseKey,
+        findingKey: p.finding.key,
+        at,
+        mode: decision.remediation.mode,
+        action: decision.remediation.action,
+      },
     });
   }
 

@@ -1,0 +1,106 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../functions/cli/closeloop.js';
+import { FindingSchema } from '../../shared/core/model/finding.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures');
+const CONFIG = join(import.meta.dirname, '../../examples/config');
+
+async function cli(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('closeloop CLI', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let home: string;
+  beforeEach(() => {
+    tmp = tempDir();
+    home = join(tmp.dir, 'home');
+  });
+  afterEach(() => tmp.cleanup());
+
+  it('prints the plan contract as one JSON object when --json is given', async () => {
+    // Act
+    const r = await cli(['plan', join(FIXTURES, 'guardduty'), '--json', '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(r.code).toBe(0);
+    const body = JSON.parse(r.out) as { results: Array<Record<string, unknown>>; rejected: unknown[] };
+    expect(Object.keys(body).sort()).toEqual(['rejected', 'results']);
+    expect(body.results.length).toBeGreaterThan(5);
+    for (const result of body.results) {
+      expect(() => FindingSchema.parse(result.finding)).not.toThrow();
+      expect(result.enrichment).toMatchObject({
+        owner: expect.any(String),
+        environment: expect.any(String),
+        provenance: expect.any(Object),
+      });
+      expect(result.decision).toMatchObject({
+        caseKey: expect.any(String),
+        remediation: { mode: expect.stringMatching(/^(auto|approval|manual|none)$/) },
+      });
+      expect(result.decision).toHaveProperty('remediation.action');
+    }
+  });
+
+  it('writes nothing when planning', async () => {
+    // Act
+    await cli(['plan', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', home]);
+    const cases = await cli(['cases', '--json', '--home', home]);
+    // Assess
+    expect(JSON.parse(cases.out)).toEqual([]);
+  });
+
+  it('exits 1 and names input, source, field and reason when some inputs are rejected', async () => {
+    // Prepare
+    const dir = join(tmp.dir, 'in');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'a.json'), '{"source": "aws.guardduty", "detail-type": "GuardDuty Finding", "detail": {');
+    // Act
+    const r = await cli([
+      'run',
+      dir,
+      join(FIXTURES, 'securityhub/s3.8-failed.eventbridge.json'),
+      '--json',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as {
+      rejected: Array<{ input: string; source: string; path: string; reason: string }>;
+      cases: unknown[];
+    };
+    expect(body.cases).toHaveLength(1);
+    expect(body.rejected).toHaveLength(1);
+    expect(body.rejected[0]?.input).toContain('a.json');
+    const letters = await cli(['deadletters', '--json', '--home', home]);
+    expect(JSON.parse(letters.out)).toHaveLength(1);
+  });
+
+  it('exits 2 on usage errors', async () => {
+    expect((await cli(['frobnicate'])).code).toBe(2);
+    expect((await cli(['run'])).code).toBe(2);
+    expect((await cli(['run', '--no-such-flag'])).code).toBe(2);
+    expect((await cli(['run', join(tmp.dir, 'missing.json')])).code).toBe(2);
+  });
+
+  it('reads JSON lines from several files and prints the case table', async () => {
+    // Prepare
+    const lines = join(tmp.dir, 'events.jsonl');
+    const a = JSON.stringify(JSON.parse(readFileSync(join(FIXTURES, 'scc/open-firewall.notification.json'), 'utf8')));
+    writeFileSync(lines, `${a}\n\n${a}\n`);
+    // Act
+    const r = await cli(['run', lines, '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('OPEN_FIREWALL');
+    expect(r.out).toMatch(/2 findings: 1 new cases, 0 updated, 1 unchanged/);
+  });
+});

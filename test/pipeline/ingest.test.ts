@@ -1,0 +1,172 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../shared/adapters/config/load.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
+import type { Config } from '../../shared/core/config.js';
+import { CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { createEnricher } from '../../shared/core/pipeline/enrich.js';
+import { COLLECTIONS, createIngest, type IngestDoc } from '../../shared/core/pipeline/ingest.js';
+import { type DocStore, silentLogger } from '../../shared/core/ports.js';
+import { loadFixture, loadFixtureText } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const clock = { now: () => new Date('2026-11-23T12:00:00Z') };
+
+function ingestOn(store: DocStore, config: Config, published: PipelineEvent[] = []) {
+  return createIngest({
+    store,
+    bus: { publish: async (events) => void published.push(...events) },
+    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
+    config,
+    exceptions: async () => config.exceptions,
+    clock,
+    log: silentLogger,
+    chunkSize: 3,
+  });
+}
+
+const docs = (...paths: string[]): IngestDoc[] => paths.map((p) => ({ input: p, value: loadFixture(p) }));
+
+async function snapshot(store: DocStore) {
+  const out: Record<string, unknown> = {};
+  for (const c of [COLLECTIONS.findings, COLLECTIONS.cases, COLLECTIONS.deadLetters]) out[c] = await store.list(c);
+  out.events = await store.readLog('events');
+  return out;
+}
+
+describe('ingest', () => {
+  let config: Config;
+  beforeEach(async () => {
+    config = await loadConfig(join(import.meta.dirname, '../../examples/config'));
+  });
+
+  it('stores findings and cases and publishes case.decided once per state change when a batch arrives', async () => {
+    // Prepare
+    const store = new MemoryDocStore();
+    const published: PipelineEvent[] = [];
+    const input = docs(
+      'guardduty/s3-bucket-anonymous-access.eventbridge.json',
+      'securityhub/s3.8-failed.eventbridge.json',
+      'scc/public-bucket-acl.notification.json',
+      'scc/public-bucket-acl.pubsub-push.json',
+      'defender/assessment-storage-public-access.json',
+    );
+    // Act
+    const out = await ingestOn(store, config, published).ingest(input);
+    // Assess
+    expect(out.rejected).toEqual([]);
+    expect(out.results).toHaveLength(5);
+    expect(out.stats).toMatchObject({ newCases: 4, unchanged: 1 });
+    expect(await store.list(COLLECTIONS.cases)).toHaveLength(4);
+    expect(published.map((e) => e.type)).toEqual(Array(4).fill('case.decided'));
+    expect(new Set(published.map((e) => e.id)).size).toBe(4);
+  });
+
+  it('changes nothing when the same input is ingested again', async () => {
+    // Prepare
+    const store = new MemoryDocStore();
+    const input = docs('guardduty/instance-crypto.eventbridge.json', 'securityhub/iam.3.eventbridge.json');
+    await ingestOn(store, config).ingest(input);
+    const before = await snapshot(store);
+    const published: PipelineEvent[] = [];
+    // Act
+    const out = await ingestOn(store, config, published).ingest(input);
+    // Assess
+    expect(out.stats.unchanged).toBe(2);
+    expect(published).toEqual([]);
+    expect(await snapshot(store)).toEqual(before);
+  });
+
+  it('keeps bad input as dead letters with the reason and still processes the rest of the batch', async () => {
+    // Prepare
+    const store = new MemoryDocStore();
+    const input: IngestDoc[] = [
+      ...docs(
+        'guardduty/s3-bucket-anonymous-access.eventbridge.json',
+        'bad/unknown-source.json',
+        'bad/missing-resource.json',
+      ),
+      { input: 'bad/truncated.json', value: loadFixtureText('bad/truncated.json') },
+      ...docs('scc/open-firewall.notification.json'),
+    ];
+    // Act
+    const out = await ingestOn(store, config).ingest(input);
+    // Assess
+    expect(out.results.map((r) => r.input)).toEqual([
+      'guardduty/s3-bucket-anonymous-access.eventbridge.json',
+      'scc/open-firewall.notification.json',
+    ]);
+    expect(out.rejected.length).toBeGreaterThanOrEqual(3);
+    for (const r of out.rejected) {
+      expect(r.reason.length).toBeGreaterThan(0);
+      expect(r.path.length).toBeGreaterThan(0);
+    }
+    const letters = await store.list(COLLECTIONS.deadLetters);
+    expect(letters).toHaveLength(out.rejected.length);
+    expect(letters.map((l) => (l.value as { input: string }).input)).toContain('bad/missing-resource.json');
+  });
+
+  it('merges a repeat of a finding into its case without double counting occurrences', async () => {
+    // Prepare
+    const store = new MemoryDocStore();
+    const base = loadFixture('guardduty/instance-crypto.eventbridge.json') as {
+      detail: { service: { count: number }; updatedAt: string };
+    };
+    const repeat = structuredClone(base);
+    repeat.detail.service.count = 4;
+    repeat.detail.updatedAt = '2026-11-22T10:00:00.000Z';
+    // Act
+    const ingest = ingestOn(store, config);
+    await ingest.ingest([{ input: 'a', value: base }]);
+    await ingest.ingest([{ input: 'b', value: repeat }]);
+    await ingest.ingest([{ input: 'b-again', value: repeat }]);
+    // Assess
+    const cases = (await store.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
+    expect(cases).toHaveLength(1);
+    expect(cases[0]?.occurrences).toBe(4);
+  });
+
+  describe('on a shared SQLite store', () => {
+    let tmp: ReturnType<typeof tempDir>;
+    beforeEach(() => {
+      tmp = tempDir();
+    });
+    afterEach(() => tmp.cleanup());
+
+    it('makes one case per case key when three workers ingest the same events at once', async () => {
+      // Prepare: three stores on one file, as three worker processes would have.
+      const file = join(tmp.dir, 'closeloop.db');
+      const stores = await Promise.all([1, 2, 3].map(() => SqliteDocStore.open(file)));
+      const input = docs(
+        'guardduty/s3-bucket-anonymous-access.eventbridge.json',
+        'securityhub/guardduty-copy.eventbridge.json',
+        'guardduty/instance-crypto.eventbridge.json',
+        'securityhub/s3.8-failed.eventbridge.json',
+        'scc/public-bucket-acl.pubsub-push.json',
+        'defender/alert.arm.json',
+        'defender/vm-miner-alert.arm.json',
+      );
+      const published: PipelineEvent[] = [];
+      // Act
+      await Promise.all(stores.map((s) => ingestOn(s, config, published).ingest(input)));
+      // Assess
+      const first = stores[0] as SqliteDocStore;
+      const cases = (await first.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
+      const single = new MemoryDocStore();
+      await ingestOn(single, config).ingest(input);
+      const expected = (await single.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
+      expect(cases.map((c) => c.key).sort()).toEqual(expected.map((c) => c.key).sort());
+      for (const c of cases) {
+        const e = expected.find((x) => x.key === c.key);
+        expect(c.occurrences).toBe(e?.occurrences);
+        expect(c.findingKeys.sort()).toEqual(e?.findingKeys.sort());
+      }
+      // Each finding state is announced under one deterministic event id, however many workers saw it
+      // (the GuardDuty finding and its Security Hub copy are the same finding state).
+      expect(new Set(published.map((e) => e.id)).size).toBe(expected.length);
+      await Promise.all(stores.map((s) => s.close()));
+    });
+  });
+});
