@@ -5,8 +5,10 @@
 
 import { type CloudClientOptions, type CloudClients, createCloudClients } from '../../shared/actions/clients.js';
 import type { ActionContext } from '../../shared/actions/define.js';
+import { type Finding, FindingSchema, type Resource } from '../../shared/core/model/finding.js';
 import type { Clock } from '../../shared/core/ports.js';
 import { silentLogger } from '../../shared/core/ports.js';
+import { sha256Hex } from '../../shared/core/util/hash.js';
 
 export const FIXED_NOW = new Date('2026-11-18T10:00:00.000Z');
 export const fixedClock = (at: Date = FIXED_NOW): Clock => ({ now: () => at });
@@ -39,5 +41,36 @@ export function awsError(name: string, status: number, extra: Record<string, unk
     $fault: status >= 500 ? 'server' : 'client',
     $metadata: { httpStatusCode: status, requestId: `req-${name}` },
     ...extra,
+  });
+}
+
+/** A valid normalized finding around a resource (synthetic ids), for `selectTarget` and stage tests. */
+export function findingFor(
+  resource: Pick<Resource, 'provider' | 'id' | 'type' | 'name'> & Partial<Resource>,
+  extra: Partial<Finding> = {},
+): Finding {
+  return FindingSchema.parse({
+    key: sha256Hex(`${resource.provider}:${resource.id}:${extra.type ?? 'test'}`),
+    source: resource.provider === 'aws' ? 'guardduty' : resource.provider === 'azure' ? 'defender' : 'scc',
+    product: 'test',
+    sourceId: `finding-${resource.id}`,
+    type: 'Policy:S3/BucketAnonymousAccessGranted',
+    title: 'synthetic finding',
+    description: 'synthetic finding for tests',
+    severity: 'high',
+    sourceSeverity: 8,
+    status: 'active',
+    muted: false,
+    sample: false,
+    kind: 'detection',
+    firstSeen: '2026-11-18T09:07:02.000Z',
+    lastSeen: '2026-11-18T09:07:02.000Z',
+    updatedAt: '2026-11-18T09:07:02.000Z',
+    occurrences: 1,
+    compliance: { controls: [], standards: [] },
+    ocsf: { class_uid: 2004, category_uid: 2, activity_id: 1, type_uid: 200401, severity_id: 4, status_id: 1 },
+    raw: {},
+    ...extra,
+    resource: { account: '111122223333', region: 'us-east-1', tags: {}, altIds: [], details: {}, ...resource },
   });
 }

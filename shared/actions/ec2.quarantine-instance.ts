@@ -1,0 +1,371 @@
+/**
+ * Quarantines an EC2 instance for forensics: an isolation security group with no rules in the
+ * instance's VPC (created once per VPC and found again by tag; its default allow-all egress rule
+ * revoked) replaces the groups of every network interface; EBS snapshots of the attached volumes are
+ * taken; termination protection is turned on; tags say when and why. The old groups per interface
+ * are the before-state. Rollback restores groups and termination protection and removes the tags;
+ * snapshots stay (they are evidence).
+ *
+ * @see https://docs.aws.amazon.com/prescriptive-guidance/latest/ec2-isolation (isolation security group)
+ * @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-rules.html (default egress rule)
+ */
+import {
+  CreateSecurityGroupCommand,
+  CreateSnapshotCommand,
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSnapshotsCommand,
+  type EC2Client,
+  ModifyInstanceAttributeCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  RevokeSecurityGroupEgressCommand,
+  RevokeSecurityGroupIngressCommand,
+} from '@aws-sdk/client-ec2';
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, awsRequestId, call, changePlan, noopPlan, ref, resolveRefs, step } from './plan.js';
+
+const ID = 'ec2.quarantine-instance';
+const ISOLATION_TAG = 'closeloop:isolation';
+const QUARANTINE_TAG = 'closeloop:quarantined';
+const SNAPSHOT_TAG = 'closeloop:forensics-instance';
+
+const TargetSchema = z.object({ instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/), region: z.string().min(1) });
+type Target = z.infer<typeof TargetSchema>;
+
+/** An IpPermission as EC2 returns and accepts it (kept loose: many optional members). */
+const IpPermissionSchema = z.looseObject({ IpProtocol: z.string() });
+
+const BeforeSchema = z.object({
+  vpcId: z.string(),
+  interfaces: z.array(z.object({ networkInterfaceId: z.string(), groups: z.array(z.string()) })),
+  volumes: z.array(z.string()),
+  disableApiTermination: z.boolean(),
+  /** The VPC's isolation group when it already existed, with any rules it has (to be revoked). */
+  isolationGroup: z
+    .object({ id: z.string(), egress: z.array(IpPermissionSchema), ingress: z.array(IpPermissionSchema) })
+    .nullable(),
+  quarantinedTag: z.string().nullable(),
+});
+type Before = z.infer<typeof BeforeSchema>;
+
+async function readState(ec2: EC2Client, instanceId: string, ctx: ActionContext): Promise<Before> {
+  const out = await call(ctx, `ec2:DescribeInstances ${instanceId}`, () =>
+    ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+  );
+  const instance = out.Reservations?.[0]?.Instances?.[0];
+  if (!instance?.VpcId) throw new AdapterError('gone', `instance ${instanceId} not found (or not in a VPC)`);
+  const vpcId = instance.VpcId;
+  const groups = await call(ctx, `ec2:DescribeSecurityGroups ${vpcId}`, () =>
+    ec2.send(
+      new DescribeSecurityGroupsCommand({
+        Filters: [
+          { Name: 'vpc-id', Values: [vpcId] },
+          { Name: `tag:${ISOLATION_TAG}`, Values: ['true'] },
+        ],
+      }),
+    ),
+  );
+  const iso = groups.SecurityGroups?.[0];
+  const attr = await call(ctx, `ec2:DescribeInstanceAttribute ${instanceId}`, () =>
+    ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'disableApiTermination' })),
+  );
+  return BeforeSchema.parse({
+    vpcId,
+    interfaces: (instance.NetworkInterfaces ?? []).map((n) => ({
+      networkInterfaceId: n.NetworkInterfaceId,
+      groups: (n.Groups ?? []).map((g) => g.GroupId),
+    })),
+    volumes: (instance.BlockDeviceMappings ?? []).flatMap((b) => (b.Ebs?.VolumeId ? [b.Ebs.VolumeId] : [])),
+    disableApiTermination: attr.DisableApiTermination?.Value === true,
+    isolationGroup: iso?.GroupId
+      ? { id: iso.GroupId, egress: iso.IpPermissionsEgress ?? [], ingress: iso.IpPermissions ?? [] }
+      : null,
+    quarantinedTag: instance.Tags?.find((t) => t.Key === QUARANTINE_TAG)?.Value ?? null,
+  });
+}
+
+const isIsolated = (b: Before): boolean =>
+  b.isolationGroup !== null &&
+  b.isolationGroup.egress.length === 0 &&
+  b.isolationGroup.ingress.length === 0 &&
+  b.interfaces.length > 0 &&
+  b.interfaces.every((i) => i.groups.length === 1 && i.groups[0] === b.isolationGroup?.id) &&
+  b.disableApiTermination;
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const { instanceId } = target;
+  const before = await readState(ctx.clients.ec2(target.region), instanceId, ctx);
+  if (isIsolated(before)) return noopPlan(target, before, `${instanceId} is already quarantined`);
+  const now = ctx.clock.now().toISOString();
+  const steps = [];
+  const iso = before.isolationGroup;
+  const groupId = iso?.id ?? ref('isolationGroupId');
+  if (!iso) {
+    steps.push(
+      step(
+        `create the isolation security group (no rules) in ${before.vpcId}`,
+        'ec2:CreateSecurityGroup',
+        'ec2:CreateSecurityGroup',
+        {
+          GroupName: `closeloop-isolation-${before.vpcId}`,
+          Description: 'closeloop quarantine: no inbound, no outbound',
+          VpcId: before.vpcId,
+          TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: ISOLATION_TAG, Value: 'true' }] }],
+        },
+      ),
+      // A new group allows all outbound traffic until this rule is revoked.
+      step(
+        'revoke the default allow-all egress rule of the isolation group',
+        'ec2:RevokeSecurityGroupEgress',
+        'ec2:RevokeSecurityGroupEgress',
+        {
+          GroupId: groupId,
+          IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '0.0.0.0/0' }] }],
+        },
+      ),
+    );
+  } else {
+    if (iso.egress.length > 0) {
+      steps.push(
+        step(
+          `revoke the ${iso.egress.length} egress rule(s) of isolation group ${iso.id}`,
+          'ec2:RevokeSecurityGroupEgress',
+          'ec2:RevokeSecurityGroupEgress',
+          {
+            GroupId: iso.id,
+            IpPermissions: iso.egress,
+          },
+        ),
+      );
+    }
+    if (iso.ingress.length > 0) {
+      steps.push(
+        step(
+          `revoke the ${iso.ingress.length} ingress rule(s) of isolation group ${iso.id}`,
+          'ec2:RevokeSecurityGroupIngress',
+          'ec2:RevokeSecurityGroupIngress',
+          {
+            GroupId: iso.id,
+            IpPermissions: iso.ingress,
+          },
+        ),
+      );
+    }
+  }
+  for (const i of before.interfaces) {
+    if (i.groups.length === 1 && i.groups[0] === iso?.id) continue;
+    steps.push(
+      step(
+        `replace the security groups of ${i.networkInterfaceId} (${i.groups.join(', ') || 'none'}) with the isolation group`,
+        'ec2:ModifyNetworkInterfaceAttribute',
+        'ec2:ModifyNetworkInterfaceAttribute',
+        { NetworkInterfaceId: i.networkInterfaceId, Groups: [groupId] },
+      ),
+    );
+  }
+  for (const volumeId of before.volumes) {
+    steps.push(
+      step(`snapshot volume ${volumeId} for forensics`, 'ec2:CreateSnapshot', 'ec2:CreateSnapshot', {
+        VolumeId: volumeId,
+        Description: `closeloop forensics snapshot of ${instanceId} at ${now}`,
+        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: SNAPSHOT_TAG, Value: instanceId }] }],
+      }),
+    );
+  }
+  if (!before.disableApiTermination) {
+    steps.push(
+      step(
+        `turn on termination protection of ${instanceId}`,
+        'ec2:ModifyInstanceAttribute',
+        'ec2:ModifyInstanceAttribute',
+        {
+          InstanceId: instanceId,
+          DisableApiTermination: { Value: true },
+        },
+      ),
+    );
+  }
+  steps.push(
+    step(`tag ${instanceId} as quarantined by closeloop at ${now}`, 'ec2:CreateTags', 'ec2:CreateTags', {
+      Resources: [instanceId],
+      Tags: [
+        { Key: QUARANTINE_TAG, Value: now },
+        { Key: 'closeloop:reason', Value: 'security finding: isolated for forensics' },
+      ],
+    }),
+  );
+  return changePlan(
+    target,
+    before,
+    steps,
+    `quarantine ${instanceId}: ${steps.length} step(s), old groups kept for rollback`,
+  );
+}
+
+const Any = z.record(z.string(), z.unknown());
+
+export default defineAction<Target, Before>({
+  id: ID,
+  title: 'Quarantine an EC2 instance (isolation security group, EBS snapshots, termination protection)',
+  provider: 'aws',
+  handles: { findingTypes: ['CryptoCurrency:EC2/*', 'Backdoor:EC2/*', 'Trojan:EC2/*'] },
+  permissions: [
+    'ec2:DescribeInstances',
+    'ec2:DescribeInstanceAttribute',
+    'ec2:DescribeSecurityGroups',
+    'ec2:DescribeSnapshots',
+    'ec2:CreateSecurityGroup',
+    'ec2:RevokeSecurityGroupEgress',
+    'ec2:RevokeSecurityGroupIngress',
+    'ec2:ModifyNetworkInterfaceAttribute',
+    'ec2:CreateSnapshot',
+    'ec2:ModifyInstanceAttribute',
+    'ec2:CreateTags',
+    'ec2:DeleteTags',
+  ],
+  risk: 'high',
+  // Cuts the instance off the network: whatever it serves goes down.
+  productionSafe: false,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'aws') return undefined;
+    const d = f.resource.details.instanceId;
+    const instanceId = typeof d === 'string' ? d : /instance\/(i-[0-9a-f]+)$/.exec(f.resource.id)?.[1];
+    const region = f.resource.region ?? /^arn:aws[\w-]*:ec2:([a-z0-9-]+):/.exec(f.resource.id)?.[1];
+    const parsed = TargetSchema.safeParse({ instanceId, region });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s, vars) => {
+      const ec2 = ctx.clients.ec2(p.target.region);
+      const input = resolveRefs(Any.parse(s.call.input), vars);
+      const what = `${s.call.api} ${p.target.instanceId}`;
+      // The SDK validates member shapes on its side; the planned input is the exact request.
+      switch (s.call.api) {
+        case 'ec2:CreateSecurityGroup': {
+          const out = await call(ctx, what, () =>
+            ec2.send(
+              new CreateSecurityGroupCommand(
+                z.looseObject({ GroupName: z.string(), Description: z.string() }).parse(input),
+              ),
+            ),
+          );
+          if (!out.GroupId) throw new AdapterError('invalid', 'CreateSecurityGroup returned no GroupId');
+          vars.set('isolationGroupId', out.GroupId);
+          return awsRequestId(out, what);
+        }
+        case 'ec2:RevokeSecurityGroupEgress':
+          return awsRequestId(
+            await call(ctx, what, () =>
+              ec2.send(new RevokeSecurityGroupEgressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
+            ),
+            what,
+          );
+        case 'ec2:RevokeSecurityGroupIngress':
+          return awsRequestId(
+            await call(ctx, what, () =>
+              ec2.send(new RevokeSecurityGroupIngressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
+            ),
+            what,
+          );
+        case 'ec2:ModifyNetworkInterfaceAttribute':
+          return awsRequestId(
+            await call(ctx, what, () =>
+              ec2.send(
+                new ModifyNetworkInterfaceAttributeCommand(
+                  z.looseObject({ NetworkInterfaceId: z.string() }).parse(input),
+                ),
+              ),
+            ),
+            what,
+          );
+        case 'ec2:CreateSnapshot': {
+          const out = await call(ctx, what, () =>
+            ec2.send(new CreateSnapshotCommand(z.looseObject({ VolumeId: z.string() }).parse(input))),
+          );
+          return out.SnapshotId ? `${awsRequestId(out, what)} (${out.SnapshotId})` : awsRequestId(out, what);
+        }
+        case 'ec2:ModifyInstanceAttribute':
+          return awsRequestId(
+            await call(ctx, what, () =>
+              ec2.send(new ModifyInstanceAttributeCommand(z.looseObject({ InstanceId: z.string() }).parse(input))),
+            ),
+            what,
+          );
+        case 'ec2:CreateTags':
+          return awsRequestId(
+            await call(ctx, what, () =>
+              ec2.send(
+                new CreateTagsCommand(
+                  z
+                    .looseObject({
+                      Resources: z.array(z.string()),
+                      Tags: z.array(z.object({ Key: z.string(), Value: z.string() })),
+                    })
+                    .parse(input),
+                ),
+              ),
+            ),
+            what,
+          );
+        default:
+          throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
+      }
+    }),
+  async verify({ instanceId, region }, ctx) {
+    const ec2 = ctx.clients.ec2(region);
+    const state = await readState(ec2, instanceId, ctx);
+    const snaps = await call(ctx, `ec2:DescribeSnapshots ${instanceId}`, () =>
+      ec2.send(
+        new DescribeSnapshotsCommand({
+          OwnerIds: ['self'],
+          Filters: [{ Name: `tag:${SNAPSHOT_TAG}`, Values: [instanceId] }],
+        }),
+      ),
+    );
+    const snapped = new Set((snaps.Snapshots ?? []).map((s) => s.VolumeId));
+    const missing = state.volumes.filter((v) => !snapped.has(v));
+    const isolated = isIsolated(state);
+    const observed = {
+      interfaces: state.interfaces,
+      isolationGroup: state.isolationGroup,
+      snapshotsMissingFor: missing,
+    };
+    const problems = [
+      ...(isolated
+        ? []
+        : ['the instance is not attached to the (empty) isolation group only, or termination protection is off']),
+      ...(missing.length ? [`no forensics snapshot of ${missing.join(', ')}`] : []),
+    ];
+    return { holds: problems.length === 0, observed, reason: problems.join('; ') || `${instanceId} is quarantined` };
+  },
+  async rollback({ target, before }, ctx) {
+    const ec2 = ctx.clients.ec2(target.region);
+    const ids: string[] = [];
+    for (const i of before.interfaces) {
+      const what = `ec2:ModifyNetworkInterfaceAttribute ${i.networkInterfaceId}`;
+      const input = { NetworkInterfaceId: i.networkInterfaceId, Groups: i.groups };
+      ids.push(
+        awsRequestId(await call(ctx, what, () => ec2.send(new ModifyNetworkInterfaceAttributeCommand(input))), what),
+      );
+    }
+    if (!before.disableApiTermination) {
+      const what = `ec2:ModifyInstanceAttribute ${target.instanceId}`;
+      const input = { InstanceId: target.instanceId, DisableApiTermination: { Value: false } };
+      ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new ModifyInstanceAttributeCommand(input))), what));
+    }
+    if (before.quarantinedTag === null) {
+      const what = `ec2:DeleteTags ${target.instanceId}`;
+      const input = { Resources: [target.instanceId], Tags: [{ Key: QUARANTINE_TAG }, { Key: 'closeloop:reason' }] };
+      ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new DeleteTagsCommand(input))), what));
+    }
+    return { requestIds: ids };
+  },
+});

@@ -1,0 +1,180 @@
+/**
+ * Revokes the active sessions of an IAM role: an inline deny-all policy conditioned on
+ * `aws:TokenIssueTime` being before now, so credentials issued earlier (e.g. stolen instance
+ * credentials) lose every permission while new sessions keep working. This is the console's
+ * "Revoke active sessions" (inline policy `AWSRevokeOlderSessions`).
+ *
+ * @see https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html
+ */
+import {
+  DeleteRolePolicyCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  type IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
+import { sdkErrorCode } from './retry.js';
+
+export const REVOKE_POLICY_NAME = 'AWSRevokeOlderSessions';
+
+const TargetSchema = z.object({
+  roleName: z.string().min(1).max(64),
+  /** Sessions issued up to this time must lose access (the finding's last sighting). */
+  issuedBefore: z.iso.datetime({ offset: true }).optional(),
+});
+type Target = z.infer<typeof TargetSchema>;
+
+/** The inline revoke policy the role had before (JSON), or null. */
+const BeforeSchema = z.object({ policyDocument: z.string().nullable() });
+type Before = z.infer<typeof BeforeSchema>;
+
+const RevokeDocSchema = z.object({
+  Statement: z.array(
+    z.looseObject({
+      Effect: z.literal('Deny'),
+      Condition: z.object({ DateLessThan: z.object({ 'aws:TokenIssueTime': z.string() }) }),
+    }),
+  ),
+});
+
+/** The cutoff of an existing revoke policy, or undefined when it is not one. */
+function cutoffOf(doc: string | null): Date | undefined {
+  if (doc === null) return undefined;
+  const parsed = RevokeDocSchema.safeParse(JSON.parse(doc));
+  const at = parsed.success ? parsed.data.Statement[0]?.Condition.DateLessThan['aws:TokenIssueTime'] : undefined;
+  return at ? new Date(at) : undefined;
+}
+
+export const revokeDocument = (cutoff: Date): string =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Deny',
+        Action: ['*'],
+        Resource: ['*'],
+        Condition: { DateLessThan: { 'aws:TokenIssueTime': cutoff.toISOString() } },
+      },
+    ],
+  });
+
+async function readBefore(iam: IAMClient, roleName: string, ctx: ActionContext): Promise<Before> {
+  // GetRole first: NoSuchEntity from GetRolePolicy cannot tell a missing role from a missing policy.
+  await call(ctx, `iam:GetRole ${roleName}`, () => iam.send(new GetRoleCommand({ RoleName: roleName })));
+  try {
+    const out = await call(ctx, `iam:GetRolePolicy ${roleName}`, () =>
+      iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: REVOKE_POLICY_NAME })),
+    );
+    // IAM returns policy documents URL-encoded (RFC 3986).
+    return { policyDocument: out.PolicyDocument ? decodeURIComponent(out.PolicyDocument) : null };
+  } catch (e) {
+    if (sdkErrorCode(e) === 'NoSuchEntity' || sdkErrorCode(e) === 'NoSuchEntityException')
+      return { policyDocument: null };
+    throw e;
+  }
+}
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const before = await readBefore(ctx.clients.iam(), target.roleName, ctx);
+  const now = ctx.clock.now();
+  const existing = cutoffOf(before.policyDocument);
+  const needed = target.issuedBefore ? new Date(target.issuedBefore) : now;
+  if (existing && existing >= needed) {
+    return noopPlan(
+      target,
+      before,
+      `role ${target.roleName} already denies sessions issued before ${existing.toISOString()}`,
+    );
+  }
+  const input = { RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME, PolicyDocument: revokeDocument(now) };
+  return changePlan(
+    target,
+    before,
+    [
+      step(
+        `attach inline policy ${REVOKE_POLICY_NAME} to role ${target.roleName}: deny everything to sessions issued before ${now.toISOString()}`,
+        'iam:PutRolePolicy',
+        'iam:PutRolePolicy',
+        input,
+      ),
+    ],
+    `revoke the sessions of role ${target.roleName} issued before ${now.toISOString()}`,
+  );
+}
+
+const PutInput = z.object({
+  RoleName: z.string(),
+  PolicyName: z.literal(REVOKE_POLICY_NAME),
+  PolicyDocument: z.string(),
+});
+
+export default defineAction<Target, Before>({
+  id: 'iam.revoke-role-sessions',
+  title: 'Revoke the active sessions of an IAM role (deny tokens issued before now)',
+  provider: 'aws',
+  handles: {
+    findingTypes: [
+      'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',
+      'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS',
+      'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration',
+    ],
+  },
+  permissions: ['iam:GetRole', 'iam:GetRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy'],
+  risk: 'low',
+  // Running workloads re-assume the role and get fresh credentials: the documented safe response.
+  productionSafe: true,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'aws') return undefined;
+    const d = f.resource.details;
+    const roleName =
+      (typeof d.roleName === 'string' ? d.roleName : undefined) ??
+      (f.actor?.userType === 'AssumedRole' ? f.actor.userName : undefined) ??
+      /^arn:aws[\w-]*:iam::\d{12}:role\/(?:.*\/)?([^/]+)$/.exec(f.resource.id)?.[1];
+    const parsed = TargetSchema.safeParse({ roleName, issuedBefore: f.lastSeen });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s) => {
+      if (s.call.api !== 'iam:PutRolePolicy') throw new AdapterError('invalid', `no step ${s.call.api}`);
+      const input = PutInput.parse(s.call.input);
+      const what = `iam:PutRolePolicy ${input.RoleName}`;
+      return awsRequestId(await call(ctx, what, () => ctx.clients.iam().send(new PutRolePolicyCommand(input))), what);
+    }),
+  async verify(target, ctx) {
+    const observed = await readBefore(ctx.clients.iam(), target.roleName, ctx);
+    const cutoff = cutoffOf(observed.policyDocument);
+    const needed = target.issuedBefore ? new Date(target.issuedBefore) : undefined;
+    const holds = cutoff !== undefined && (needed === undefined || cutoff >= needed);
+    return {
+      holds,
+      observed,
+      reason: holds
+        ? `role ${target.roleName} denies sessions issued before ${cutoff?.toISOString()}`
+        : `role ${target.roleName} has no ${REVOKE_POLICY_NAME} deny covering the compromised sessions`,
+    };
+  },
+  async rollback({ target, before }, ctx) {
+    const iam = ctx.clients.iam();
+    const what = `iam:${before.policyDocument === null ? 'DeleteRolePolicy' : 'PutRolePolicy'} ${target.roleName}`;
+    const out = await call(ctx, what, () => {
+      const doc = before.policyDocument;
+      return doc === null
+        ? iam.send(new DeleteRolePolicyCommand({ RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME }))
+        : iam.send(
+            new PutRolePolicyCommand({
+              RoleName: target.roleName,
+              PolicyName: REVOKE_POLICY_NAME,
+              PolicyDocument: doc,
+            }),
+          );
+    });
+    return { requestIds: [awsRequestId(out, what)] };
+  },
+});

@@ -1,0 +1,206 @@
+import {
+  CreateSecurityGroupCommand,
+  CreateSnapshotCommand,
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  RevokeSecurityGroupEgressCommand,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import action from '../../shared/actions/ec2.quarantine-instance.js';
+import { isDenied, isGone } from '../../shared/core/errors.js';
+import { awsError, findingFor, testContext } from '../helpers/action-context.js';
+
+const ec2 = mockClient(EC2Client);
+const target = { instanceId: 'i-0123456789abcdef0', region: 'us-east-1' };
+const VPC = 'vpc-00000000000000001';
+
+function instance(groupsByEni: Record<string, string[]>, tags: Array<{ Key: string; Value: string }> = []) {
+  ec2.on(DescribeInstancesCommand).resolves({
+    Reservations: [
+      {
+        Instances: [
+          {
+            InstanceId: target.instanceId,
+            VpcId: VPC,
+            Tags: tags,
+            NetworkInterfaces: Object.entries(groupsByEni).map(([id, groups]) => ({
+              NetworkInterfaceId: id,
+              Groups: groups.map((GroupId) => ({ GroupId })),
+            })),
+            BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: 'vol-00000000000000001' } }],
+          },
+        ],
+      },
+    ],
+  });
+}
+
+describe('Action: ec2.quarantine-instance', () => {
+  beforeEach(() => {
+    ec2.reset();
+    ec2.on(DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: false } });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [] });
+  });
+
+  it('creates the isolation group, revokes its egress, swaps every ENI, snapshots and protects when none exists', async () => {
+    // Prepare
+    instance({
+      'eni-00000000000000001': ['sg-0000000000000000a', 'sg-0000000000000000b'],
+      'eni-00000000000000002': ['sg-0000000000000000c'],
+    });
+    ec2.on(CreateSecurityGroupCommand).resolves({ GroupId: 'sg-0000000000000iso0', $metadata: { requestId: 'C1' } });
+    ec2.on(RevokeSecurityGroupEgressCommand).resolves({ $metadata: { requestId: 'C2' } });
+    ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'C3' } });
+    ec2.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-00000000000000001', $metadata: { requestId: 'C4' } });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'C5' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'C6' } });
+    const ctx = testContext();
+    // Act
+    const plan = await action.plan(target, ctx);
+    const result = await action.apply(plan, ctx);
+    // Assess
+    expect(result.requestIds).toEqual(['C1', 'C2', 'C3', 'C3', 'C4 (snap-00000000000000001)', 'C5', 'C6']);
+    expect(ec2).toReceiveCommandWith(CreateSecurityGroupCommand, {
+      GroupName: `closeloop-isolation-${VPC}`,
+      VpcId: VPC,
+      TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: 'closeloop:isolation', Value: 'true' }] }],
+    });
+    expect(ec2).toReceiveCommandWith(RevokeSecurityGroupEgressCommand, {
+      GroupId: 'sg-0000000000000iso0',
+      IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '0.0.0.0/0' }] }],
+    });
+    expect(ec2).toReceiveCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: 'eni-00000000000000002',
+      Groups: ['sg-0000000000000iso0'],
+    });
+    expect(ec2).toReceiveCommandWith(CreateSnapshotCommand, { VolumeId: 'vol-00000000000000001' });
+    expect(ec2).toReceiveCommandWith(ModifyInstanceAttributeCommand, {
+      InstanceId: target.instanceId,
+      DisableApiTermination: { Value: true },
+    });
+    expect(result.before.interfaces[0]?.groups).toEqual(['sg-0000000000000000a', 'sg-0000000000000000b']);
+  });
+
+  it('plans a no-op when every ENI has only the empty isolation group and termination protection is on', async () => {
+    // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: true } });
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    expect(plan.noop).toBe(true);
+  });
+
+  it('reuses the tagged isolation group of the VPC instead of creating another', async () => {
+    // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000000a'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    expect(plan.steps.map((s) => s.call.api)).toEqual([
+      'ec2:ModifyNetworkInterfaceAttribute',
+      'ec2:CreateSnapshot',
+      'ec2:ModifyInstanceAttribute',
+      'ec2:CreateTags',
+    ]);
+    expect(plan.steps[0]?.call.input).toEqual({
+      NetworkInterfaceId: 'eni-00000000000000001',
+      Groups: ['sg-0000000000000iso0'],
+    });
+  });
+
+  it('throws gone when the instance no longer exists', async () => {
+    // Prepare
+    ec2.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
+    // Act / Assess
+    await expect(action.plan(target, testContext())).rejects.toSatisfy(isGone);
+  });
+
+  it('throws denied when EC2 answers UnauthorizedOperation', async () => {
+    // Prepare
+    ec2.on(DescribeInstancesCommand).rejects(awsError('UnauthorizedOperation', 403));
+    // Act / Assess
+    await expect(action.plan(target, testContext())).rejects.toSatisfy(isDenied);
+  });
+
+  it('retries and succeeds when EC2 answers RequestLimitExceeded once', async () => {
+    // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000000a'] });
+    ec2
+      .on(DescribeInstanceAttributeCommand)
+      .rejectsOnce(awsError('RequestLimitExceeded', 503))
+      .resolves({ DisableApiTermination: { Value: false } });
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    expect(plan.noop).toBe(false);
+    expect(ec2).toReceiveCommandTimes(DescribeInstanceAttributeCommand, 2);
+  });
+
+  it('verifies isolation and forensic snapshots', async () => {
+    // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: true } });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ VolumeId: 'vol-00000000000000001' }] });
+    // Act
+    const result = await action.verify(target, testContext());
+    // Assess
+    expect(result).toMatchObject({ holds: true });
+  });
+
+  it('restores each ENI old groups, termination protection and tags on rollback', async () => {
+    // Prepare
+    ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'R1' } });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'R2' } });
+    ec2.on(DeleteTagsCommand).resolves({ $metadata: { requestId: 'R3' } });
+    const before = {
+      vpcId: VPC,
+      interfaces: [
+        { networkInterfaceId: 'eni-00000000000000001', groups: ['sg-0000000000000000a', 'sg-0000000000000000b'] },
+      ],
+      volumes: ['vol-00000000000000001'],
+      disableApiTermination: false,
+      isolationGroup: null,
+      quarantinedTag: null,
+    };
+    // Act
+    const result = await action.rollback({ target, before }, testContext());
+    // Assess
+    expect(result.requestIds).toEqual(['R1', 'R2', 'R3']);
+    expect(ec2).toReceiveCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: 'eni-00000000000000001',
+      Groups: ['sg-0000000000000000a', 'sg-0000000000000000b'],
+    });
+  });
+
+  it('selects the instance from a GuardDuty instance ARN', () => {
+    // Prepare / Act
+    const t = action.selectTarget(
+      findingFor({
+        provider: 'aws',
+        id: 'arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0',
+        type: 'Instance',
+        name: 'i-0123456789abcdef0',
+      }),
+    );
+    // Assess
+    expect(t).toEqual(target);
+  });
+});

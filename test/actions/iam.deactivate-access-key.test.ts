@@ -1,0 +1,118 @@
+import { IAMClient, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import action from '../../shared/actions/iam.deactivate-access-key.js';
+import { isDenied, isGone } from '../../shared/core/errors.js';
+import { awsError, findingFor, testContext } from '../helpers/action-context.js';
+
+const iam = mockClient(IAMClient);
+const target = { userName: 'build-bot', accessKeyId: 'AKIA0000000000EXAMPLE' };
+const keys = (Status: 'Active' | 'Inactive') => ({
+  AccessKeyMetadata: [{ UserName: target.userName, AccessKeyId: target.accessKeyId, Status }],
+});
+
+describe('Action: iam.deactivate-access-key', () => {
+  beforeEach(() => iam.reset());
+
+  it('plans a no-op when the key is already inactive', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).resolves(keys('Inactive'));
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    expect(plan.noop).toBe(true);
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 0);
+  });
+
+  it('sets the key Inactive with the exact input when it is active', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).resolves(keys('Active'));
+    iam.on(UpdateAccessKeyCommand).resolves({ $metadata: { requestId: 'U1' } });
+    const ctx = testContext();
+    // Act
+    const result = await action.apply(await action.plan(target, ctx), ctx);
+    // Assess
+    expect(result).toEqual({ before: { status: 'Active' }, requestIds: ['U1'] });
+    expect(iam).toReceiveCommandWith(UpdateAccessKeyCommand, {
+      UserName: 'build-bot',
+      AccessKeyId: 'AKIA0000000000EXAMPLE',
+      Status: 'Inactive',
+    });
+  });
+
+  it('retries and succeeds when IAM throttles once', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).rejectsOnce(awsError('Throttling', 400)).resolves(keys('Active'));
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    expect(plan.steps).toHaveLength(1);
+    expect(iam).toReceiveCommandTimes(ListAccessKeysCommand, 2);
+  });
+
+  it('gives up after the bounded attempts when IAM keeps throttling', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).rejects(awsError('Throttling', 400));
+    // Act
+    const attempt = action.plan(target, testContext());
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ kind: 'throttled' });
+    expect(iam).toReceiveCommandTimes(ListAccessKeysCommand, 3);
+  });
+
+  it('throws denied without retrying when IAM answers AccessDenied', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).resolves(keys('Active'));
+    iam.on(UpdateAccessKeyCommand).rejects(awsError('AccessDenied', 403));
+    const ctx = testContext();
+    // Act
+    const attempt = action.apply(await action.plan(target, ctx), ctx);
+    // Assess
+    await expect(attempt).rejects.toSatisfy(isDenied);
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 1);
+  });
+
+  it('throws gone when the user no longer exists', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).rejects(awsError('NoSuchEntity', 404));
+    // Act
+    const attempt = action.plan(target, testContext());
+    // Assess
+    await expect(attempt).rejects.toSatisfy(isGone);
+  });
+
+  it('verifies only when the key is no longer active', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).resolves(keys('Active'));
+    // Act
+    const result = await action.verify(target, testContext());
+    // Assess
+    expect(result.holds).toBe(false);
+  });
+
+  it('re-activates the key on rollback when it was active before', async () => {
+    // Prepare
+    iam.on(UpdateAccessKeyCommand).resolves({ $metadata: { requestId: 'U2' } });
+    // Act
+    const result = await action.rollback({ target, before: { status: 'Active' } }, testContext());
+    // Assess
+    expect(result.requestIds).toEqual(['U2']);
+    expect(iam).toReceiveCommandWith(UpdateAccessKeyCommand, {
+      UserName: 'build-bot',
+      AccessKeyId: 'AKIA0000000000EXAMPLE',
+      Status: 'Active',
+    });
+  });
+
+  it('selects the key from the actor of an IAM user finding', () => {
+    // Prepare / Act
+    const t = action.selectTarget(
+      findingFor(
+        { provider: 'aws', id: 'arn:aws:iam::111122223333:user/build-bot', type: 'AccessKey', name: 'build-bot' },
+        { actor: { accessKeyId: 'AKIA0000000000EXAMPLE', userName: 'build-bot', userType: 'IAMUser' } },
+      ),
+    );
+    // Assess
+    expect(t).toEqual(target);
+  });
+});
