@@ -108,9 +108,8 @@ function tryParse(text: string): ParseResult {
 function describeError(error: unknown, text: string, lineOffset: number): string {
   const message = error instanceof Error ? error.message : String(error);
   const m = POSITION.exec(message);
-  // V8 names a position for most errors; "Unexpected end of JSON input" means the text stopped early.
-  const pos = m ? Number(m[1]) : message.includes('end of JSON') ? text.length : undefined;
-  if (pos === undefined) return `invalid JSON: ${message}`;
+  // V8 names a position for some errors only ("Unexpected token … is not valid JSON" has none): find it ourselves.
+  const pos = m ? Number(m[1]) : message.includes('end of JSON') ? text.length : locateJsonError(text);
   let line = 1;
   let lineStart = 0;
   for (let i = text.indexOf('\n'); i !== -1 && i < pos; i = text.indexOf('\n', i + 1)) {
@@ -123,3 +122,71 @@ function describeError(error: unknown, text: string, lineOffset: number): string
 
 const tooLarge = (input: string, chars: number, max: number): Rejected =>
   rejected(input, 'unknown', '$', `document of ${chars} characters exceeds the ${max}-character limit; not parsed`);
+
+const WS = new Set([' ', '\t', '\n', '\r']);
+const LITERALS = ['true', 'false', 'null'];
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * Offset of the first JSON syntax error (only called after JSON.parse failed, to name a line and column
+ * when V8's message has no position). One linear pass with an explicit stack: no recursion on deep input.
+ */
+export function locateJsonError(text: string): number {
+  const stack: Array<'{' | '['> = [];
+  let i = 0;
+  const skip = () => {
+    while (i < text.length && WS.has(text.charAt(i))) i++;
+  };
+  const value = (): boolean => {
+    skip();
+    const c = text.charAt(i);
+    if (c === '{' || c === '[') {
+      stack.push(c);
+      i++;
+      skip();
+      if (text.charAt(i) === (c === '{' ? '}' : ']')) {
+        stack.pop();
+        i++;
+        return true;
+      }
+      return c === '{' ? key() : value();
+    }
+    if (c === '"') return string();
+    for (const lit of LITERALS) if (text.startsWith(lit, i)) return ((i += lit.length), true);
+    NUMBER.lastIndex = i;
+    if (NUMBER.test(text)) return ((i = NUMBER.lastIndex), true);
+    return false;
+  };
+  const string = (): boolean => {
+    i++;
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) return ((i += 1), true);
+      if (c < 0x20) return false;
+      i += c === 0x5c ? 2 : 1;
+    }
+    return false;
+  };
+  const key = (): boolean => {
+    skip();
+    if (text.charAt(i) !== '"' || !string()) return false;
+    skip();
+    if (text.charAt(i) !== ':') return false;
+    i++;
+    return value();
+  };
+  if (!value()) return i;
+  for (;;) {
+    skip();
+    const top = stack[stack.length - 1];
+    if (!top) return i < text.length ? i : text.length;
+    const c = text.charAt(i);
+    if (c === ',') {
+      i++;
+      if (!(top === '{' ? key() : value())) return i;
+    } else if (c === (top === '{' ? '}' : ']')) {
+      stack.pop();
+      i++;
+    } else return i;
+  }
+}
