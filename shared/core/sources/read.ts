@@ -152,16 +152,25 @@ export function locateJsonError(text: string): number {
       return c === '{' ? key() : value();
     }
     if (c === '"') return string();
-    for (const lit of LITERALS) if (text.startsWith(lit, i)) return ((i += lit.length), true);
+    for (const lit of LITERALS) {
+      if (text.startsWith(lit, i)) {
+        i += lit.length;
+        return true;
+      }
+    }
     NUMBER.lastIndex = i;
-    if (NUMBER.test(text)) return ((i = NUMBER.lastIndex), true);
-    return false;
+    if (!NUMBER.test(text)) return false;
+    i = NUMBER.lastIndex;
+    return true;
   };
   const string = (): boolean => {
     i++;
     while (i < text.length) {
       const c = text.charCodeAt(i);
-      if (c === 0x22) return ((i += 1), true);
+      if (c === 0x22) {
+        i++;
+        return true;
+      }
       if (c < 0x20) return false;
       i += c === 0x5c ? 2 : 1;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readDocuments } from '../../../shared/core/sources/read.js';
+import { locateJsonError, readDocuments } from '../../../shared/core/sources/read.js';
 import { loadFixtureText } from '../../helpers/fixtures.js';
 
 describe('readDocuments', () => {
@@ -90,5 +90,16 @@ describe('readDocuments', () => {
     // Act + Assess
     for (const t of texts) expect(() => readDocuments(t, 'x')).not.toThrow();
     expect(readDocuments('null', 'x').docs).toEqual([{ input: 'x', value: null }]);
+  });
+});
+
+describe('locateJsonError', () => {
+  it('points at the first offending character when JSON.parse names no position', () => {
+    // Act + Assess
+    expect(locateJsonError('{"a":1}{"b":2}')).toBe(7);
+    expect(locateJsonError('[1,]')).toBe(3);
+    expect(locateJsonError('{"a" 1}')).toBe(5);
+    expect(locateJsonError('{"a":"x')).toBe(7);
+    expect(locateJsonError('[true, nul]')).toBe(7);
   });
 });
