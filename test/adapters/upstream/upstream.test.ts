@@ -1,0 +1,200 @@
+import { ArchiveFindingsCommand, GuardDutyClient } from '@aws-sdk/client-guardduty';
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
+import type { SecurityCenter } from '@azure/arm-security';
+import type { SecurityCenterClient } from '@google-cloud/security-center';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { type DefenderAlertsClient, DefenderUpstream } from '../../../shared/adapters/upstream/defender.js';
+import { GuardDutyUpstream } from '../../../shared/adapters/upstream/guardduty.js';
+import { LocalUpstreamStatus } from '../../../shared/adapters/upstream/local.js';
+import { RoutingUpstreamStatus } from '../../../shared/adapters/upstream/route.js';
+import { type SccFindingStateClient, SccUpstream } from '../../../shared/adapters/upstream/scc.js';
+import { SecurityHubUpstream } from '../../../shared/adapters/upstream/securityhub.js';
+import { fixedClock, makeFinding } from '../../verify/helpers.js';
+
+const sh = mockClient(SecurityHubClient);
+const gd = mockClient(GuardDutyClient);
+const ASFF_ID =
+  'arn:aws:securityhub:eu-west-1:111122223333:security-control/S3.8/finding/00000000-0000-0000-0000-000000000000';
+const PRODUCT_ARN = 'arn:aws:securityhub:eu-west-1::product/aws/securityhub';
+
+describe('Upstream: Security Hub', () => {
+  beforeEach(() => sh.reset());
+
+  it('sets Workflow RESOLVED with a note on the ASFF Id and ProductArn when verified', async () => {
+    // Prepare
+    sh.on(BatchUpdateFindingsCommand).resolves({
+      ProcessedFindings: [{ Id: ASFF_ID, ProductArn: PRODUCT_ARN }],
+      UnprocessedFindings: [],
+      $metadata: { requestId: 'req-sh-1' },
+    });
+    const f = makeFinding({
+      source: 'securityhub',
+      sourceId: ASFF_ID,
+      raw: { Id: ASFF_ID, ProductArn: PRODUCT_ARN, SchemaVersion: '2018-10-08' },
+    });
+    const up = new SecurityHubUpstream({ client: () => new SecurityHubClient({}) });
+    // Act
+    const r = await up.markResolved(f, 'Fixed and verified by closeloop.');
+    // Assess
+    expect(sh).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      FindingIdentifiers: [{ Id: ASFF_ID, ProductArn: PRODUCT_ARN }],
+      Workflow: { Status: 'RESOLVED' },
+      Note: { Text: 'Fixed and verified by closeloop.', UpdatedBy: 'closeloop' },
+    });
+    expect(r).toMatchObject({ outcome: 'updated', api: 'securityhub:BatchUpdateFindings', requestId: 'req-sh-1' });
+  });
+
+  it('reports failed when Security Hub leaves the finding unprocessed', async () => {
+    // Prepare
+    sh.on(BatchUpdateFindingsCommand).resolves({
+      ProcessedFindings: [],
+      UnprocessedFindings: [
+        {
+          FindingIdentifier: { Id: ASFF_ID, ProductArn: PRODUCT_ARN },
+          ErrorCode: 'FindingNotFound',
+          ErrorMessage: 'gone',
+        },
+      ],
+    });
+    const f = makeFinding({ source: 'securityhub', raw: { Id: ASFF_ID, ProductArn: PRODUCT_ARN } });
+    // Act
+    const r = await new SecurityHubUpstream({ client: () => new SecurityHubClient({}) }).markResolved(f, 'n');
+    // Assess
+    expect(r).toMatchObject({ outcome: 'failed', detail: 'Security Hub refused: FindingNotFound gone' });
+  });
+});
+
+describe('Upstream: GuardDuty', () => {
+  beforeEach(() => gd.reset());
+
+  it('archives the finding in its detector when archiving is on', async () => {
+    // Prepare
+    gd.on(ArchiveFindingsCommand).resolves({ $metadata: { requestId: 'req-gd-1' } });
+    const up = new GuardDutyUpstream({ client: () => new GuardDutyClient({}), archive: true });
+    // Act
+    const r = await up.markResolved(makeFinding());
+    // Assess
+    expect(gd).toHaveReceivedCommandWith(ArchiveFindingsCommand, {
+      DetectorId: '00000000000000000000000000000000',
+      FindingIds: ['11111111111111111111111111111111'],
+    });
+    expect(r).toMatchObject({ outcome: 'updated', requestId: 'req-gd-1' });
+  });
+
+  it('calls nothing when archiving is off by policy', async () => {
+    // Act
+    const r = await new GuardDutyUpstream({ client: () => new GuardDutyClient({}), archive: false }).markResolved(
+      makeFinding(),
+    );
+    // Assess
+    expect(gd).toReceiveCommandTimes(ArchiveFindingsCommand, 0);
+    expect(r).toMatchObject({ outcome: 'not-updated', detail: 'GuardDuty archiving disabled by policy' });
+  });
+});
+
+describe('Upstream: SCC', () => {
+  it('sets the finding state INACTIVE with a start time when verified', async () => {
+    // Prepare
+    const calls: unknown[] = [];
+    const client: SccFindingStateClient = { setFindingState: async (req) => calls.push(req) };
+    const name = 'organizations/605118234777/sources/7319642508813370215/findings/6231489d7f6339e4445895fba66db11c';
+    // Act
+    const r = await new SccUpstream({ client, clock: fixedClock('2026-11-20T10:00:00.000Z') }).markResolved(
+      makeFinding({ source: 'scc', sourceId: name }),
+    );
+    // Assess
+    expect(calls).toEqual([{ name, state: 'INACTIVE', startTime: { seconds: 1795168800 } }]);
+    expect(r.outcome).toBe('updated');
+  });
+
+  it('accepts the real SecurityCenterClient where the port is declared', () => {
+    expectTypeOf<SecurityCenterClient>().toMatchTypeOf<SccFindingStateClient>();
+  });
+});
+
+describe('Upstream: Defender', () => {
+  const SUB = '6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36';
+  function stubAlerts() {
+    const calls: unknown[][] = [];
+    const client: DefenderAlertsClient = {
+      updateSubscriptionLevelStateToResolve: async (loc, name, options) => {
+        calls.push(['subscription', loc, name]);
+        options?.onResponse?.({ headers: { get: (h) => (h === 'x-ms-request-id' ? 'req-az-1' : undefined) } });
+      },
+      updateResourceGroupLevelStateToResolve: async (loc, name, rg) => {
+        calls.push(['resourceGroup', loc, name, rg]);
+      },
+    };
+    return { calls, client };
+  }
+
+  it('resolves an ARM-shaped alert at subscription scope with its request id', async () => {
+    // Prepare
+    const { calls, client } = stubAlerts();
+    const subs: string[] = [];
+    const raw = {
+      id: `/subscriptions/${SUB}/providers/Microsoft.Security/locations/westeurope/alerts/2517494421189999999_00000000-0000-0000-0000-000000000000`,
+      properties: { alertType: 'Storage.Blob_OpenACL' },
+    };
+    // Act
+    const r = await new DefenderUpstream({
+      alertsFor: (s) => {
+        subs.push(s);
+        return client;
+      },
+    }).markResolved(makeFinding({ source: 'defender', raw }));
+    // Assess
+    expect(subs).toEqual([SUB]);
+    expect(calls).toEqual([['subscription', 'westeurope', '2517494421189999999_00000000-0000-0000-0000-000000000000']]);
+    expect(r).toMatchObject({ outcome: 'updated', requestId: 'req-az-1' });
+  });
+
+  it('resolves a workflow-automation alert at resource-group scope from its portal link', async () => {
+    // Prepare
+    const { calls, client } = stubAlerts();
+    const raw = {
+      SystemAlertId: '2517494421189999999_00000000-0000-0000-0000-000000000000',
+      AlertUri: `https://portal.azure.com/#blade/X/AlertBlade/alertId/2517494421189999999_00000000-0000-0000-0000-000000000000/subscriptionId/${SUB}/resourceGroup/rg-media/referencedFrom/alertDeepLink/location/westeurope`,
+    };
+    // Act
+    await new DefenderUpstream({ alertsFor: () => client }).markResolved(makeFinding({ source: 'defender', raw }));
+    // Assess
+    expect(calls).toEqual([
+      ['resourceGroup', 'westeurope', '2517494421189999999_00000000-0000-0000-0000-000000000000', 'rg-media'],
+    ]);
+  });
+
+  it('sets nothing for an assessment and says why', async () => {
+    // Prepare
+    const { calls, client } = stubAlerts();
+    const raw = {
+      id: '/subscriptions/x/providers/Microsoft.Security/assessments/0',
+      properties: { status: { code: 'Healthy' } },
+    };
+    // Act
+    const r = await new DefenderUpstream({ alertsFor: () => client }).markResolved(
+      makeFinding({ source: 'defender', raw }),
+    );
+    // Assess
+    expect(calls).toEqual([]);
+    expect(r.outcome).toBe('not-applicable');
+  });
+
+  it('accepts the real SecurityCenter.alerts where the port is declared', () => {
+    expectTypeOf<SecurityCenter['alerts']>().toMatchTypeOf<DefenderAlertsClient>();
+  });
+});
+
+describe('Upstream: routing and local', () => {
+  it('routes by source and records the local run when no adapter applies', async () => {
+    // Prepare
+    const route = new RoutingUpstreamStatus({ guardduty: new LocalUpstreamStatus() });
+    // Act
+    const local = await route.markResolved(makeFinding(), 'n');
+    const missing = await route.markResolved(makeFinding({ source: 'scc' }), 'n');
+    // Assess
+    expect(local).toMatchObject({ outcome: 'not-updated', detail: 'not updated: local run' });
+    expect(missing).toMatchObject({ outcome: 'not-updated', detail: 'no upstream adapter configured for scc' });
+  });
+});
