@@ -1,0 +1,285 @@
+import { describe, expect, it } from 'vitest';
+import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
+import { adfToText } from '../../shared/core/tickets/adf.js';
+import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import { decided, localHarness, makeCase, putCase, readCase } from './helpers.js';
+
+async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
+  if (!(h.sink instanceof LocalTicketSink)) throw new Error('local harness expected');
+  const t = await h.sink.get(key);
+  if (!t) throw new Error(`no local ticket ${key}`);
+  return t;
+}
+
+describe('ticket stage (local sink)', () => {
+  it('creates exactly one ticket per case when each event is replayed three times concurrently', async () => {
+    // Prepare
+    const h = localHarness();
+    const cases = Array.from({ length: 5 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act: three deliveries of each event (different event ids: the ledger must hold, not the once-marker)
+    await Promise.all(cases.flatMap((c) => [0, 1, 2].map(() => h.stage.handle(decided(c)))));
+    // Assess
+    const tickets = await h.store.list('local-tickets');
+    expect(tickets).toHaveLength(5);
+    const keys = new Set<string>();
+    for (const c of cases) {
+      const stored = await readCase(h.store, c.key);
+      expect(stored.ticket?.key).toMatch(/^LOCAL-\d+$/);
+      keys.add(stored.ticket?.key ?? '');
+    }
+    expect(keys.size).toBe(5);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('creates no ticket when the decision does not want one', async () => {
+    // Prepare
+    const h = localHarness();
+    const base = makeCase();
+    const c = makeCase(
+      {},
+      { lastDecision: { ...base.lastDecision!, ticket: { wanted: false, reason: 'sample finding' } } },
+    );
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    // Assess
+    expect(await h.store.list('local-tickets')).toHaveLength(0);
+    expect((await readCase(h.store, c.key)).ticket).toBeNull();
+  });
+
+  it('writes only the ticket section of the case when it records the ticket', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    // Assess
+    const { ticket, ...rest } = await readCase(h.store, c.key);
+    const { ticket: before, ...restBefore } = c;
+    expect(before).toBeNull();
+    expect(rest).toEqual(restBefore);
+    expect(ticket).toMatchObject({ key: 'LOCAL-1', sink: 'local', status: 'open', reportedOccurrences: 1 });
+  });
+
+  it('comments on a recurrence at most once per window and says the new count when it recurs', async () => {
+    // Prepare
+    const h = localHarness({ recurrence: { commentWindowMinutes: 60 } });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act: 5 recurrences inside the window, then one after it
+    for (let i = 2; i <= 6; i++) {
+      h.clock.advance(60_000);
+      const stored = await readCase(h.store, c.key);
+      await putCase(h.store, { ...stored, occurrences: i, lastSeen: h.clock.now().toISOString() });
+      await h.stage.handle(decided(stored, { isNewCase: false, recurrence: true }));
+    }
+    const inWindow = (await localTicket(h, 'LOCAL-1')).comments.length;
+    h.clock.advance(60 * 60_000);
+    const stored = await readCase(h.store, c.key);
+    await putCase(h.store, { ...stored, occurrences: 9, lastSeen: h.clock.now().toISOString() });
+    await Promise.all([1, 2, 3].map(() => h.stage.handle(decided(stored, { isNewCase: false, recurrence: true }))));
+    // Assess
+    expect(inWindow).toBe(0);
+    const comments = (await localTicket(h, 'LOCAL-1')).comments;
+    expect(comments).toHaveLength(1);
+    expect(comments[0]?.text).toContain('Occurrences: 9 (was 1)');
+  });
+
+  it('comments and labels risk-accepted once when an exception suppresses the case', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const exception = {
+      id: 'EXC-7',
+      owner: 'ciso@example.com',
+      justification: 'public website bucket',
+      expires: '2026-12-31',
+    };
+    const stored = await readCase(h.store, c.key);
+    const suppressed = {
+      ...stored,
+      status: 'suppressed' as const,
+      exception,
+      lastDecision: { ...stored.lastDecision!, exception },
+    };
+    await putCase(h.store, suppressed);
+    // Act: decided and exception events both say it (decide emits both)
+    await h.stage.handle(decided(suppressed, { isNewCase: false }));
+    await h.stage.handle({
+      id: 'x1',
+      type: 'case.exception',
+      caseKey: c.key,
+      at: suppressed.updatedAt,
+      exceptionId: 'EXC-7',
+      active: true,
+    });
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.labels).toContain('risk-accepted');
+    expect(t.comments).toHaveLength(1);
+    expect(t.comments[0]?.text).toContain('Risk accepted. risk accepted under exception EXC-7 by ciso@example.com');
+  });
+
+  it('reopens the ticket when the exception has expired', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    const expired = { id: 'EXC-7', owner: 'ciso@example.com', justification: 'temporary', expires: '2026-02-01' };
+    const stored = await readCase(h.store, c.key);
+    await putCase(h.store, { ...stored, lastDecision: { ...stored.lastDecision!, exceptionExpired: expired } });
+    // Act
+    await h.stage.handle(decided(stored, { isNewCase: false }));
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.status).toBe('Reopened');
+    expect(t.comments.at(-1)?.text).toContain('Reopened: exception EXC-7 expired on 2026-02-01');
+    expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
+  });
+
+  it('tells how to approve when remediation awaits approval', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act
+    const ev = {
+      id: 'r1',
+      type: 'case.remediation' as const,
+      caseKey: c.key,
+      at: c.updatedAt,
+      state: 'awaiting-approval',
+      actor: 'closeloop',
+    };
+    await h.stage.handle(ev);
+    await h.stage.handle(ev); // the same event again: one comment
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.comments).toHaveLength(1);
+    expect(t.comments[0]?.text).toContain(`run closeloop approve ${c.key} or add the label closeloop-approve`);
+    expect(t.comments[0]?.text).toContain('turn on all four Block Public Access flags on logs-111122223333-1');
+  });
+
+  it('moves the ticket to done with the evidence summary and hash when verified', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act
+    await h.stage.handle({
+      id: 'v1',
+      type: 'case.verified',
+      caseKey: c.key,
+      at: c.updatedAt,
+      verdict: 'verified',
+      detail: { evidenceHash: 'a'.repeat(64), evidenceSummary: 'all four Block Public Access flags are on' },
+    });
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.status).toBe('Done');
+    const text = t.comments.at(-1)?.text ?? '';
+    expect(text).toContain('Verified fixed. all four Block Public Access flags are on');
+    expect(text).toContain('a'.repeat(64));
+    expect((await readCase(h.store, c.key)).ticket?.status).toBe('done');
+  });
+
+  it('reopens with the reason when verification fails after the ticket was closed', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    const stored = await readCase(h.store, c.key);
+    await putCase(h.store, {
+      ...stored,
+      verification: {
+        verdict: 'failed',
+        at: c.updatedAt,
+        reason: 'BlockPublicAcls is off again',
+        attempts: 1,
+        trigger: 'scheduled',
+        upstream: [],
+      },
+    });
+    // Act
+    await h.stage.handle({ id: 'v2', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'failed' });
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.status).toBe('Reopened');
+    expect(t.comments.at(-1)?.text).toContain('verification failed: BlockPublicAcls is off again');
+  });
+
+  it('keeps creates over the budget in the outbox and sends them in order when drained', async () => {
+    // Prepare
+    const h = localHarness({
+      budget: { createsPerMinute: 2 },
+      grouping: {
+        enabled: false,
+        threshold: 10,
+        windowMinutes: 60,
+        mode: 'table',
+        subtaskIssueType: 'Subtask',
+        refreshSeconds: 60,
+      },
+    });
+    const cases = Array.from({ length: 5 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    for (const c of cases) await h.stage.handle(decided(c));
+    const afterStage = (await h.store.list('local-tickets')).length;
+    const sameMinute = await drainOutbox(h.deps);
+    h.clock.advance(60_000);
+    const nextMinute = await drainOutbox(h.deps);
+    h.clock.advance(60_000);
+    const last = await drainOutbox(h.deps);
+    // Assess
+    expect(afterStage).toBe(2);
+    expect(sameMinute.sent).toBe(0);
+    expect(nextMinute).toMatchObject({ sent: 2, remaining: 1 });
+    expect(last).toMatchObject({ sent: 1, remaining: 0 });
+    const order = [];
+    for (const c of cases) order.push((await readCase(h.store, c.key)).ticket?.key);
+    expect(order).toEqual(['LOCAL-1', 'LOCAL-2', 'LOCAL-3', 'LOCAL-4', 'LOCAL-5']);
+  });
+
+  it('persists a comment for a case whose create waits and sends it after the ticket exists', async () => {
+    // Prepare
+    const h = localHarness({ budget: { createsPerMinute: 1 } });
+    const a = makeCase({ n: 1 });
+    const b = makeCase({ n: 2 });
+    await putCase(h.store, a);
+    await putCase(h.store, b);
+    await h.stage.handle(decided(a));
+    await h.stage.handle(decided(b)); // deferred: budget spent
+    // Act
+    await h.stage.handle({
+      id: 'r-b',
+      type: 'case.remediation',
+      caseKey: b.key,
+      at: b.updatedAt,
+      state: 'planned',
+      actor: 'closeloop',
+    });
+    const pendingBefore = (await h.store.list('ticket-outbox')).length;
+    h.clock.advance(60_000);
+    await drainOutbox(h.deps);
+    h.clock.advance(60_000);
+    await drainOutbox(h.deps);
+    // Assess
+    expect(pendingBefore).toBe(2);
+    const t = await localTicket(h, 'LOCAL-2');
+    expect(t.caseKey).toBe(b.key);
+    expect(adfToText(t.comments[0]?.body)).toContain('Remediation planned');
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+});
