@@ -1,5 +1,52 @@
-/** Verification policy (policy.yaml `verification:`). OWNER: verification. Placeholder. */
+/**
+ * Verification policy (policy.yaml `verification:`). OWNER: verification.
+ * Strict: a typo is an error naming the field (our own config, house style §5).
+ *
+ * @example
+ * verification:
+ *   attempts: 5            # re-reads before a verdict (eventual consistency)
+ *   backoffMs: 2000        # first wait; doubles each attempt up to maxBackoffMs
+ *   reverifyDays: 30       # scheduled re-verification covers cases verified in the last 30 days
+ *   upstream: { enabled: true, guarddutyArchive: false }
+ *   slaDays: { critical: 1, high: 7, medium: 30, low: 90 }
+ *   evidence: { retentionDays: 2555 }
+ */
 import { z } from 'zod';
 
-export const VerificationPolicySchema = z.looseObject({});
+export const UpstreamPolicySchema = z.strictObject({
+  /** Mark findings resolved at their source once verified (Security Hub, GuardDuty, SCC, Defender). */
+  enabled: z.boolean().default(true),
+  /** GuardDuty has no "resolved": archiving hides the finding from the console, so some teams keep it off. */
+  guarddutyArchive: z.boolean().default(true),
+  /** Text of the note left on the source finding; the evidence hash is appended. */
+  note: z.string().min(1).max(400).default('Fixed and verified by closeloop (resource re-read).'),
+});
+
+export const SlaDaysSchema = z.strictObject({
+  critical: z.number().positive().default(1),
+  high: z.number().positive().default(7),
+  medium: z.number().positive().default(30),
+  low: z.number().positive().default(90),
+  /** Informational findings carry no SLA unless set. */
+  informational: z.number().positive().nullable().default(null),
+});
+export type SlaDays = z.infer<typeof SlaDaysSchema>;
+
+export const VerificationPolicySchema = z.strictObject({
+  /** Re-reads before a verdict; the first one counts. */
+  attempts: z.number().int().min(1).max(20).default(4),
+  backoffMs: z.number().int().min(0).max(600_000).default(2_000),
+  maxBackoffMs: z.number().int().min(0).max(3_600_000).default(30_000),
+  /** Scheduled re-verification looks at cases verified within this many days. */
+  reverifyDays: z.number().int().min(0).max(3650).default(30),
+  upstream: UpstreamPolicySchema.prefault({}),
+  /** Days a case may stay open by severity before `closeloop report` lists it as past SLA. */
+  slaDays: SlaDaysSchema.prefault({}),
+  evidence: z
+    .strictObject({
+      /** S3 Object Lock (compliance mode) retention for evidence records in the AWS deployment. */
+      retentionDays: z.number().int().min(1).max(36_500).default(2555),
+    })
+    .prefault({}),
+});
 export type VerificationPolicy = z.infer<typeof VerificationPolicySchema>;

@@ -1,0 +1,405 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { VerifyResult } from '../../shared/actions/define.js';
+import { MemoryEvidenceStore } from '../../shared/adapters/evidence/memory.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { LocalUpstreamStatus } from '../../shared/adapters/upstream/local.js';
+import { AdapterError } from '../../shared/core/errors.js';
+import { verifyChains } from '../../shared/core/evidence/audit.js';
+import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
+import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { silentLogger } from '../../shared/core/ports.js';
+import type { VerifiableAction } from '../../shared/core/verify/assess.js';
+import { VerificationPolicySchema } from '../../shared/core/verify/policy.js';
+import type { UpstreamResult, UpstreamStatus } from '../../shared/core/verify/ports.js';
+import { createVerifyStage, reverifyRecent, type VerifyDeps } from '../../shared/core/verify/stage.js';
+import { testContext } from '../helpers/action-context.js';
+import { CASE_KEY, fixedClock, makeCase, makeFinding, putCase, putFinding } from './helpers.js';
+
+/** A stand-in action whose re-reads answer from a script (results or thrown errors), last one repeating. */
+function scriptedAction(script: Array<VerifyResult | Error>): VerifiableAction & { reads: number } {
+  const action = {
+    id: 's3.block-public-access',
+    reads: 0,
+    target: z.object({ bucket: z.string(), region: z.string() }),
+    selectTarget: (f: { resource: { name: string; region: string | null } }) => ({
+      bucket: f.resource.name,
+      region: f.resource.region ?? 'us-east-1',
+    }),
+    async verify(): Promise<VerifyResult> {
+      const next = script[Math.min(action.reads, script.length - 1)];
+      action.reads++;
+      if (!next) throw new Error('empty script');
+      if (next instanceof Error) throw next;
+      return next;
+    },
+  };
+  return action;
+}
+
+const HOLDS: VerifyResult = {
+  holds: true,
+  observed: { public: false },
+  reason: 'acme-marketing-exports blocks all public access',
+};
+const PUBLIC: VerifyResult = {
+  holds: false,
+  observed: { public: true },
+  reason: 'not all four Block Public Access flags are on',
+};
+
+class RecordingUpstream implements UpstreamStatus {
+  readonly calls: string[] = [];
+  async markResolved(finding: { source: UpstreamResult['source']; key: string }): Promise<UpstreamResult> {
+    this.calls.push(finding.key);
+    return {
+      source: finding.source,
+      outcome: 'updated',
+      api: 'guardduty:ArchiveFindings',
+      requestId: 'req-up-1',
+      detail: 'archived',
+    };
+  }
+}
+
+describe('verify stage', () => {
+  let store: MemoryDocStore;
+  let evidence: MemoryEvidenceStore;
+  let upstream: RecordingUpstream;
+  let sleeps: number[];
+  const clock = fixedClock('2026-11-20T10:00:00.000Z');
+
+  function deps(action: VerifiableAction | undefined, over: Partial<VerifyDeps> = {}): VerifyDeps {
+    return {
+      store,
+      evidence,
+      actions: { get: (id) => (action && id === action.id ? action : undefined) },
+      ctx: testContext(),
+      upstream,
+      clock,
+      log: silentLogger,
+      policy: VerificationPolicySchema.parse({ attempts: 3, backoffMs: 100 }),
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+      ...over,
+    };
+  }
+
+  const applied = (over: Parameters<typeof makeCase>[0] = {}) =>
+    makeCase({
+      status: 'remediated',
+      remediation: {
+        state: 'applied',
+        appliedAt: '2026-11-20T09:59:00.000Z',
+        target: { bucket: 'acme-marketing-exports', region: 'us-east-1' },
+        before: { public: true },
+      },
+      ...over,
+    });
+  const appliedEvent: PipelineEvent = {
+    id: 'rem-1',
+    type: 'case.remediation',
+    caseKey: CASE_KEY,
+    at: '2026-11-20T09:59:00.000Z',
+    state: 'applied',
+    actor: 'closeloop:remediate',
+  };
+  const readCase = async (): Promise<Case> => CaseSchema.parse((await store.get('cases', CASE_KEY))?.value);
+  const records = async () => (await evidence.listAll()).map((s) => EvidenceRecordSchema.parse(s.raw));
+
+  beforeEach(async () => {
+    store = new MemoryDocStore();
+    evidence = new MemoryEvidenceStore();
+    upstream = new RecordingUpstream();
+    sleeps = [];
+    await putFinding(store, makeFinding());
+  });
+  afterEach(async () => store.close());
+
+  it('verifies, marks upstream, closes the case and emits the evidence hash when the re-read holds after an apply', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const stage = createVerifyStage(deps(scriptedAction([HOLDS])));
+    // Act
+    const events = await stage.handle(appliedEvent);
+    // Assess
+    const c = await readCase();
+    expect(c).toMatchObject({
+      status: 'verified',
+      closedAt: '2026-11-20T10:00:00.000Z',
+      verification: { verdict: 'verified', attempts: 1, trigger: 'apply' },
+    });
+    expect(upstream.calls).toEqual([makeFinding().key]);
+    const rs = await records();
+    expect(rs.map((r) => r.step)).toEqual(['upstream', 'verify']);
+    expect(rs[0]?.calls).toEqual([{ api: 'guardduty:ArchiveFindings', requestId: 'req-up-1', outcome: 'updated' }]);
+    expect(rs[1]).toMatchObject({ verdict: 'verified', before: { public: true }, after: { public: false } });
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'case.verified',
+        verdict: 'verified',
+        detail: expect.objectContaining({ evidenceHash: rs[1]?.hash }),
+      }),
+    ]);
+    expect(String(events[0]?.detail?.evidenceSummary)).toContain(`Evidence record ${rs[1]?.hash}`);
+    expect(c.evidenceHead).toBe(rs[1]?.hash);
+  });
+
+  it('retries with backoff and verifies when the change propagates on the third re-read', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const action = scriptedAction([PUBLIC, new AdapterError('throttled', 'slow down'), HOLDS]);
+    // Act
+    await createVerifyStage(deps(action)).handle(appliedEvent);
+    // Assess
+    expect(action.reads).toBe(3);
+    expect(sleeps).toEqual([100, 200]);
+    expect((await readCase()).verification).toMatchObject({ verdict: 'verified', attempts: 3 });
+  });
+
+  it('fails with what was observed when the fix never holds', async () => {
+    // Prepare
+    await putCase(store, applied());
+    // Act
+    const events = await createVerifyStage(deps(scriptedAction([PUBLIC]))).handle(appliedEvent);
+    // Assess
+    const c = await readCase();
+    expect(c).toMatchObject({
+      status: 'failed',
+      closedAt: null,
+      verification: { verdict: 'failed', observed: { public: true }, attempts: 3 },
+    });
+    expect(c.statusReason).toContain('not all four Block Public Access flags are on (after 3 re-reads)');
+    expect(upstream.calls).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'case.verified',
+        verdict: 'failed',
+        detail: expect.objectContaining({ observed: { public: true } }),
+      }),
+    ]);
+  });
+
+  it('is inconclusive with the last error after every re-read failed transiently', async () => {
+    // Prepare
+    await putCase(store, applied());
+    // Act
+    const events = await createVerifyStage(deps(scriptedAction([new AdapterError('transient', 'S3 503')]))).handle(
+      appliedEvent,
+    );
+    // Assess
+    const c = await readCase();
+    expect(c.status).toBe('pending-verification');
+    expect(c.verification).toMatchObject({
+      verdict: 'inconclusive',
+      attempts: 3,
+      reason: 'no verdict after 3 re-reads: error: S3 503',
+    });
+    expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'inconclusive' })]);
+  });
+
+  it('stops at once and is inconclusive when the re-read is denied', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const action = scriptedAction([new AdapterError('denied', 'AccessDenied on s3:GetBucketAcl')]);
+    // Act
+    await createVerifyStage(deps(action)).handle(appliedEvent);
+    // Assess
+    expect(action.reads).toBe(1);
+    expect((await readCase()).verification?.reason).toBe(
+      're-read failed and is not retried: AccessDenied on s3:GetBucketAcl',
+    );
+  });
+
+  it('verifies once when both the remediation event and the verify request of one apply arrive, twice each', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const action = scriptedAction([HOLDS]);
+    const stage = createVerifyStage(deps(action));
+    const request: PipelineEvent = {
+      id: 'vr-1',
+      type: 'case.verify-requested',
+      caseKey: CASE_KEY,
+      at: '2026-11-20T09:59:00.000Z',
+      trigger: 'apply',
+      actor: 'closeloop:remediate',
+    };
+    // Act
+    const out = [
+      await stage.handle(appliedEvent),
+      await stage.handle(request),
+      await stage.handle(appliedEvent),
+      await stage.handle(request),
+    ];
+    // Assess
+    expect(action.reads).toBe(1);
+    expect(out.flat()).toHaveLength(1);
+    expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
+  });
+
+  it('reopens a verified case with what changed when scheduled re-verification finds a regression', async () => {
+    // Prepare
+    await putCase(
+      store,
+      applied({
+        status: 'verified',
+        closedAt: '2026-11-10T10:00:00.000Z',
+        verification: {
+          verdict: 'verified',
+          at: '2026-11-10T10:00:00.000Z',
+          reason: 'ok',
+          observed: { public: false },
+          attempts: 1,
+          trigger: 'apply',
+          upstream: [],
+        },
+      }),
+    );
+    // Act
+    const r = await reverifyRecent(deps(scriptedAction([PUBLIC])), clock.now());
+    // Assess
+    expect(r).toMatchObject({ checked: 1, reopened: 1, holding: 0 });
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'reopened', closedAt: null, reopenCount: 1 });
+    expect(c.statusReason).toContain('regression: the fix no longer holds');
+    expect(c.statusReason).toContain('changed: public: false → true');
+    expect(r.events).toEqual([
+      expect.objectContaining({
+        type: 'case.reopened',
+        actor: 'closeloop:verify',
+        detail: expect.objectContaining({ evidenceHash: c.evidenceHead }),
+      }),
+    ]);
+  });
+
+  it('leaves cases verified before the re-verification window alone', async () => {
+    // Prepare
+    await putCase(store, applied({ status: 'verified', closedAt: '2026-09-01T10:00:00.000Z' }));
+    const action = scriptedAction([PUBLIC]);
+    // Act
+    const r = await reverifyRecent(deps(action), clock.now());
+    // Assess
+    expect(r.checked).toBe(0);
+    expect(action.reads).toBe(0);
+  });
+
+  it('reopens with the evidence when a person closes the ticket and the bucket is still public', async () => {
+    // Prepare
+    await putCase(store, makeCase({ status: 'open', remediation: { mode: 'manual', state: 'none' } }));
+    const closed: PipelineEvent = {
+      id: 'jira-1',
+      type: 'case.verify-requested',
+      caseKey: CASE_KEY,
+      at: '2026-11-20T09:00:00.000Z',
+      trigger: 'ticket-closed',
+      actor: 'web-lead@acme.example',
+    };
+    // Act
+    const events = await createVerifyStage(deps(scriptedAction([PUBLIC]))).handle(closed);
+    // Assess
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'reopened', reopenCount: 1 });
+    expect(c.statusReason).toMatch(/^ticket closed by web-lead@acme.example but the fix does not hold/);
+    const [verify] = (await records()).filter((r) => r.step === 'verify');
+    expect(verify).toMatchObject({
+      verdict: 'failed',
+      after: { public: true },
+      detail: expect.objectContaining({ requestedBy: 'web-lead@acme.example' }),
+    });
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'case.reopened',
+        detail: expect.objectContaining({ evidenceHash: verify?.hash, observed: { public: true } }),
+      }),
+    ]);
+  });
+
+  it('writes only the fields the verifier owns', async () => {
+    // Prepare
+    const before = applied();
+    await putCase(store, before);
+    // Act
+    await createVerifyStage(deps(scriptedAction([HOLDS]))).handle(appliedEvent);
+    // Assess
+    const after = await readCase();
+    const owned = ['verification', 'status', 'statusReason', 'closedAt', 'reopenCount', 'evidenceHead'];
+    const strip = (c: Case) => Object.fromEntries(Object.entries(c).filter(([k]) => !owned.includes(k)));
+    expect(strip(after)).toEqual(strip(before));
+  });
+
+  describe('in the local run (no cloud)', () => {
+    it('verifies on the source state and says so when the source reports resolved', async () => {
+      // Prepare
+      await putCase(
+        store,
+        makeCase({ sourceStatus: 'resolved', statusReason: 'service.archived', status: 'pending-verification' }),
+      );
+      const decided: PipelineEvent = {
+        id: 'd-1',
+        type: 'case.decided',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T09:00:00.000Z',
+        isNewCase: false,
+        recurrence: true,
+        statusChanged: true,
+        detail: { decision: { verify: true } },
+      };
+      // Act
+      const events = await createVerifyStage(
+        deps(scriptedAction([PUBLIC]), { ctx: undefined, upstream: new LocalUpstreamStatus() }),
+      ).handle(decided);
+      // Assess
+      const c = await readCase();
+      expect(c.status).toBe('verified');
+      expect(c.verification?.reason).toBe(
+        'source reports resolved (service.archived); no live re-read in the local run',
+      );
+      expect(c.verification?.upstream).toEqual([
+        { source: 'guardduty', outcome: 'not-updated: not updated: local run', at: '2026-11-20T10:00:00.000Z' },
+      ]);
+      expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
+      expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 2 });
+    });
+
+    it('leaves a dry-run plan planned without verifying it', async () => {
+      // Prepare
+      await putCase(store, makeCase({ status: 'planned', remediation: { state: 'planned' } }));
+      const req: PipelineEvent = {
+        id: 's-1',
+        type: 'case.verify-requested',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T09:00:00.000Z',
+        trigger: 'scheduled',
+        actor: 'closeloop:schedule',
+      };
+      // Act
+      const events = await createVerifyStage(deps(undefined, { ctx: undefined })).handle(req);
+      // Assess
+      expect(events).toEqual([]);
+      expect((await readCase()).status).toBe('planned');
+      expect(await evidence.listAll()).toEqual([]);
+    });
+
+    it('is inconclusive with the reason when nothing says the finding is fixed', async () => {
+      // Prepare
+      await putCase(store, makeCase({ remediation: { action: null, mode: 'none', state: 'none' } }));
+      const req: PipelineEvent = {
+        id: 'm-1',
+        type: 'case.verify-requested',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T09:00:00.000Z',
+        trigger: 'manual',
+        actor: 'secops@acme.example',
+      };
+      // Act
+      await createVerifyStage(deps(undefined, { ctx: undefined })).handle(req);
+      // Assess
+      expect((await readCase()).verification).toMatchObject({
+        verdict: 'inconclusive',
+        reason: 'no live re-read in the local run (no cloud access) and the source reports the finding active',
+      });
+    });
+  });
+});
