@@ -117,11 +117,13 @@ const sumValues = (r: Record<string, number>): number => {
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
   const seen = existing?.occurrencesByFinding[f.key] ?? 0;
   let count = Math.max(seen, f.occurrences);
-  // Sources without a count of their own (SCC, Defender) report a re-detection as a later lastSeen:
-  // that is one more occurrence. A status change alone (resolved, archived) is not.
+  // Sources without a count of their own (SCC, Defender, control findings: always 1) report a
+  // re-detection as a later lastSeen: that is one more occurrence. A status change alone is not, and a
+  // counting source (GuardDuty and its Security Hub copies) is believed as it counts.
   if (
     previous &&
-    f.occurrences <= previous.occurrences &&
+    f.occurrences === 1 &&
+    previous.occurrences === 1 &&
     f.status === 'active' &&
     ms(f.lastSeen) > ms(previous.lastSeen)
   )
@@ -150,6 +152,17 @@ interface StatusOutcome {
   exceptionExpired: ExceptionRef | null;
 }
 
+const to = (status: CaseStatus, reason: string, extra?: Partial<StatusOutcome>): StatusOutcome => ({
+  status,
+  reason,
+  verify: false,
+  reopened: false,
+  exceptionExpired: null,
+  ...extra,
+});
+const keep = (existing: Case | undefined): StatusOutcome =>
+  to(existing?.status ?? 'open', existing?.statusReason ?? 'new finding');
+
 function nextStatus(
   f: Finding,
   existing: Case | undefined,
@@ -158,21 +171,6 @@ function nextStatus(
 ): StatusOutcome {
   const prev = existing?.status;
   const had = existing?.exception ?? null;
-  const keep = (): StatusOutcome => ({
-    status: prev ?? 'open',
-    reason: existing?.statusReason ?? 'new finding',
-    verify: false,
-    reopened: false,
-    exceptionExpired: null,
-  });
-  const to = (status: CaseStatus, reason: string, extra: Partial<StatusOutcome> = {}): StatusOutcome => ({
-    status,
-    reason,
-    verify: false,
-    reopened: false,
-    exceptionExpired: null,
-    ...extra,
-  });
   // An expired exception matters when it is the one that covered this case, or when a new case is born
   // under it (the ticket then says the acceptance lapsed).
   const lapsed = !active && expired && (had?.id === expired.id || !existing) ? exceptionRef(expired) : null;
@@ -180,7 +178,7 @@ function nextStatus(
   if (f.status === 'resolved') {
     if (f.muted)
       return to('suppressed', `muted at the source (${f.statusReason ?? 'mute MUTED'}): risk accepted there`);
-    if (prev === 'verified' || prev === 'pending-verification') return keep();
+    if (prev === 'verified' || prev === 'pending-verification') return keep(existing);
     return to(
       'pending-verification',
       `resolved at the source (${f.statusReason ?? 'status resolved'}): closure waits for verification`,
@@ -204,7 +202,7 @@ function nextStatus(
       ? to('open', `new finding; exception ${lapsed.id} expired on ${lapsed.expires}`, { exceptionExpired: lapsed })
       : to('open', 'new finding');
   // open, planned, awaiting-approval, remediated, failed, reopened: progress other stages own.
-  return keep();
+  return keep(existing);
 }
 
 function ticketWanted(

@@ -70,6 +70,18 @@ interface CompiledAccount {
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
+// Provenance builders live at module level: no closures are created per enrichment on the hot path.
+function fromTag(field: string, hit: TagHit, via: 'tag' | 'lookup', word: string): Provenance {
+  const where = via === 'tag' ? 'on the resource' : 'found by a live lookup of the resource';
+  return { via, detail: `${field} from ${word} \`${hit.key}\` ${where}`, ref: hit.key };
+}
+function fromRule(field: string, c: CompiledRule): Provenance {
+  return { via: 'registry-rule', detail: `${field} from ${c.sentence}`, ref: c.rule.id };
+}
+function fromAccount(field: string, c: CompiledAccount): Provenance {
+  return { via: 'registry-account', detail: `${field} from ${c.label} in the registry`, ref: c.entry.id };
+}
+
 const hasAnyKey = (o: Record<string, string>): boolean => {
   for (const _ in o) return true;
   return false;
@@ -94,11 +106,12 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     });
 
   const teams = new Map<string, RegistryTeam>(registry.teams.map((t) => [t.id, t]));
-  const accounts = new Map<string, CompiledAccount>();
+  // provider → lower-cased id (and GCP project number) → entry; nested so lookups build no key strings.
+  const accounts: Record<Provider, Map<string, CompiledAccount>> = { aws: new Map(), azure: new Map(), gcp: new Map() };
   for (const a of registry.accounts) {
     const c = { entry: a, label: `${ACCOUNT_WORD[a.provider]} ${a.id}` };
-    accounts.set(`${a.provider}|${a.id.toLowerCase()}`, c);
-    if (a.number) accounts.set(`${a.provider}|${a.number}`, c);
+    accounts[a.provider].set(a.id.toLowerCase(), c);
+    if (a.number) accounts[a.provider].set(a.number, c);
   }
   const rules: CompiledRule[] = registry.rules.map((r) => ({
     rule: r,
@@ -165,9 +178,11 @@ export function createEnricher(opts: EnricherOptions): Enricher {
 
   function findAccount(f: Finding): CompiledAccount | undefined {
     const r = f.resource;
+    const byId = accounts[r.provider];
     return (
-      accounts.get(`${r.provider}|${r.account.toLowerCase()}`) ??
-      (r.accountNumber ? accounts.get(`${r.provider}|${r.accountNumber}`) : undefined)
+      byId.get(r.account) ??
+      byId.get(r.account.toLowerCase()) ??
+      (r.accountNumber ? byId.get(r.accountNumber) : undefined)
     );
   }
 
@@ -179,32 +194,16 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     complete: boolean,
   ): Enrichment {
     const warnings = extra;
-    const where = via === 'tag' ? 'on the resource' : 'found by a live lookup of the resource';
     const word = f.resource.provider === 'gcp' ? 'label' : 'tag';
-    const fromTag = (field: string, hit: TagHit): Provenance => ({
-      via,
-      detail: `${field} from ${word} \`${hit.key}\` ${where}`,
-      ref: hit.key,
-    });
     const rule = findRule(f);
     const account = findAccount(f);
-    const fromRule = (field: string, c: CompiledRule): Provenance => ({
-      via: 'registry-rule',
-      detail: `${field} from ${c.sentence}`,
-      ref: c.rule.id,
-    });
-    const fromAccount = (field: string, c: CompiledAccount): Provenance => ({
-      via: 'registry-account',
-      detail: `${field} from ${c.label} in the registry`,
-      ref: c.entry.id,
-    });
 
     // team
     let team: string | null = null;
     let teamProv: Provenance | undefined;
     if (tagHits.team) {
       team = tagHits.team.value;
-      teamProv = fromTag('team', tagHits.team);
+      teamProv = fromTag('team', tagHits.team, via, word);
     } else if (rule?.rule.team) {
       team = rule.rule.team;
       teamProv = fromRule('team', rule);
@@ -222,7 +221,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     let unowned = false;
     if (tagHits.owner) {
       owner = tagHits.owner.value;
-      ownerProv = fromTag('owner', tagHits.owner);
+      ownerProv = fromTag('owner', tagHits.owner, via, word);
     } else if (rule?.rule.owner) {
       owner = rule.rule.owner;
       ownerProv = fromRule('owner', rule);
@@ -256,7 +255,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const e = env.normalize(tagHits.environment.value);
       if (e) {
         environment = e;
-        envProv = fromTag('environment', tagHits.environment);
+        envProv = fromTag('environment', tagHits.environment, via, word);
       } else
         warnings.push(`${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment`);
     }
@@ -300,7 +299,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     let appProv: Provenance | undefined;
     if (tagHits.application) {
       application = tagHits.application.value;
-      appProv = fromTag('application', tagHits.application);
+      appProv = fromTag('application', tagHits.application, via, word);
     } else if (rule?.rule.application) {
       application = rule.rule.application;
       appProv = fromRule('application', rule);
@@ -309,7 +308,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     let critProv: Provenance | undefined;
     if (tagHits.criticality) {
       criticality = tagHits.criticality.value;
-      critProv = fromTag('criticality', tagHits.criticality);
+      critProv = fromTag('criticality', tagHits.criticality, via, word);
     } else if (rule?.rule.criticality) {
       criticality = rule.rule.criticality;
       critProv = fromRule('criticality', rule);

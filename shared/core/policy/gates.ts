@@ -67,6 +67,25 @@ function compilePolicy(p: DecidePolicy): CompiledPolicy {
   return c;
 }
 
+/** Collects gate results; the first gate asking for the most restrictive mode names the decision. */
+class Verdict {
+  readonly gates: GateResult[] = [];
+  mode: RemediationMode = 'auto';
+  reason = '';
+  add(g: GateResult, asks: RemediationMode): void {
+    this.gates.push(g);
+    if (RANK[asks] > RANK[this.mode]) {
+      this.mode = asks;
+      this.reason = g.reason;
+    }
+  }
+  /** A gate that leaves nothing to apply: evaluation stops here. */
+  stop(gate: string, reason: string): GateVerdict {
+    this.gates.push({ gate, outcome: 'block', reason });
+    return { mode: 'none', reason, gates: this.gates };
+  }
+}
+
 const skipTagValue = (tags: Record<string, string>, key: string): string | undefined => {
   const v = Object.hasOwn(tags, key) ? tags[key] : undefined;
   return v !== undefined && v.trim().toLowerCase() !== 'false' ? v : undefined;
@@ -78,20 +97,15 @@ const skipTagValue = (tags: Record<string, string>, key: string): string | undef
  * @example evaluateGates({ ...input, enrichment, policy: config.policy.decide }).mode // 'approval'
  */
 export function evaluateGates(input: GateInput): GateVerdict {
-  const gates: GateResult[] = [];
-  const stop = (gate: string, reason: string): GateVerdict => {
-    gates.push({ gate, outcome: 'block', reason });
-    return { mode: 'none', reason, gates };
-  };
-
-  if (input.sample) return stop('sample', 'sample finding: its resources do not exist, nothing is applied');
-  if (input.muted) return stop('status', 'muted at the source: a risk accepted there, nothing is applied');
+  const acc = new Verdict();
+  if (input.sample) return acc.stop('sample', 'sample finding: its resources do not exist, nothing is applied');
+  if (input.muted) return acc.stop('status', 'muted at the source: a risk accepted there, nothing is applied');
   if (input.status === 'resolved')
-    return stop('status', 'resolved at the source: verification only, nothing is applied');
-  if (input.action === null) return stop('playbook', input.playbookReason);
+    return acc.stop('status', 'resolved at the source: verification only, nothing is applied');
+  if (input.action === null) return acc.stop('playbook', input.playbookReason);
   if (input.exception) {
     const e = input.exception;
-    return stop(
+    return acc.stop(
       'exception',
       `exception ${e.id} (owner ${e.owner}, until ${e.expires}) accepts the risk: ${e.justification}`,
     );
@@ -100,30 +114,19 @@ export function evaluateGates(input: GateInput): GateVerdict {
   const action = input.action;
   const { policy, enrichment } = input;
   const compiled = compilePolicy(policy);
-  let mode: RemediationMode = 'auto';
-  let reason = '';
-  const add = (g: GateResult, asks: RemediationMode): void => {
-    gates.push(g);
-    // The first gate asking for the most restrictive mode is the one the decision names.
-    if (RANK[asks] > RANK[mode]) {
-      mode = asks;
-      reason = g.reason;
-    }
-  };
-
   // skip tag
   if (input.tags === undefined) {
     const before = input.previousGates?.find((g) => g.gate === 'skip-tag');
-    if (before) add(before, before.outcome === 'pass' ? 'auto' : 'manual');
+    if (before) acc.add(before, before.outcome === 'pass' ? 'auto' : 'manual');
     else
-      add(
+      acc.add(
         { gate: 'skip-tag', outcome: 'unknown', reason: 'resource tags not known without a finding: fail closed' },
         'manual',
       );
   } else {
     const v = skipTagValue(input.tags, policy.skipTag);
     if (v !== undefined)
-      add(
+      acc.add(
         {
           gate: 'skip-tag',
           outcome: 'block',
@@ -131,13 +134,14 @@ export function evaluateGates(input: GateInput): GateVerdict {
         },
         'manual',
       );
-    else add({ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag` }, 'auto');
+    else acc.add({ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag` }, 'auto');
   }
 
   // allowlist: resources closeloop must never touch
-  const allowed = compiled.allowlist.find((g) => g.test(input.resourceId, input.provider === 'azure'));
+  let allowed: CompiledGlob | undefined;
+  for (const g of compiled.allowlist) if (g.test(input.resourceId, input.provider === 'azure')) allowed ??= g;
   if (allowed)
-    add(
+    acc.add(
       {
         gate: 'allowlist',
         outcome: 'block',
@@ -146,14 +150,14 @@ export function evaluateGates(input: GateInput): GateVerdict {
       'manual',
     );
   else if (compiled.allowlist.length > 0)
-    add({ gate: 'allowlist', outcome: 'pass', reason: 'resource is not on the never-touch allowlist' }, 'auto');
+    acc.add({ gate: 'allowlist', outcome: 'pass', reason: 'resource is not on the never-touch allowlist' }, 'auto');
 
   // account denylist
   const denied =
     compiled.denylist.has(input.account.toLowerCase()) ||
     (input.accountNumber !== undefined && compiled.denylist.has(input.accountNumber.toLowerCase()));
   if (denied)
-    add(
+    acc.add(
       {
         gate: 'denylist',
         outcome: 'block',
@@ -164,7 +168,7 @@ export function evaluateGates(input: GateInput): GateVerdict {
 
   // owner: who would we tell? Without an owner (or when enrichment could not finish) a person decides.
   if (policy.requireOwner && !enrichment.complete)
-    add(
+    acc.add(
       {
         gate: 'owner',
         outcome: 'unknown',
@@ -173,11 +177,11 @@ export function evaluateGates(input: GateInput): GateVerdict {
       'manual',
     );
   else if (policy.requireOwner && enrichment.unowned)
-    add(
+    acc.add(
       { gate: 'owner', outcome: 'block', reason: `no owner known (triage owner ${enrichment.owner} stands in)` },
       'manual',
     );
-  else add({ gate: 'owner', outcome: 'pass', reason: `owner ${enrichment.owner}` }, 'auto');
+  else acc.add({ gate: 'owner', outcome: 'pass', reason: `owner ${enrichment.owner}` }, 'auto');
 
   // environment policy
   const env = enrichment.environment;
@@ -203,8 +207,8 @@ export function evaluateGates(input: GateInput): GateVerdict {
     }
   }
   const outcome: GateResult['outcome'] = envMode === 'auto' ? 'pass' : envMode === 'approval' ? 'approval' : 'block';
-  add({ gate: 'environment', outcome, reason: envReason }, envMode);
+  acc.add({ gate: 'environment', outcome, reason: envReason }, envMode);
 
   // Every gate passed: the environment policy is what allowed `auto`.
-  return { mode, reason: reason === '' ? envReason : reason, gates };
+  return { mode: acc.mode, reason: acc.reason === '' ? envReason : acc.reason, gates: acc.gates };
 }

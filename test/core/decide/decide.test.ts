@@ -1,0 +1,453 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../shared/adapters/config/load.js';
+import type { Config } from '../../../shared/core/config.js';
+import type { Case } from '../../../shared/core/model/case.js';
+import type { Finding } from '../../../shared/core/model/finding.js';
+import { caseKeyOf, type DecideInput, decide, reevaluate } from '../../../shared/core/pipeline/decide.js';
+import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
+import type { RiskException } from '../../../shared/core/policy/exceptions.js';
+import { silentLogger } from '../../../shared/core/ports.js';
+import { laterCopy, makeControlFinding, makeFinding } from '../../helpers/findings.js';
+
+let config: Config;
+let enricher: Enricher;
+const NOW = new Date('2026-11-20T12:00:00Z');
+beforeAll(async () => {
+  config = await loadConfig('examples/config');
+  enricher = createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger });
+});
+
+/** Runs decide the way ingest does: enrich, then decide against the stored case and previous finding. */
+function run(
+  finding: Finding,
+  state: { cases: Map<string, Case>; findings: Map<string, Finding> },
+  extra: Partial<DecideInput> = {},
+) {
+  const enrichment = enricher.enrichSync(finding);
+  if (!enrichment) throw new Error('no sync enrichment');
+  const key = caseKeyOf(finding);
+  const previous = state.findings.get(finding.key);
+  const existing = state.cases.get(key);
+  const out = decide({
+    finding,
+    enrichment,
+    exceptions: config.exceptions,
+    policy: config.policy.decide,
+    now: NOW,
+    ...(previous ? { previous } : {}),
+    ...(existing ? { existing } : {}),
+    ...extra,
+  });
+  if (out.findingChanged) state.findings.set(finding.key, finding);
+  if (out.caseChanged) state.cases.set(key, out.next);
+  return out;
+}
+const fresh = () => ({ cases: new Map<string, Case>(), findings: new Map<string, Finding>() });
+
+describe('caseKeyOf', () => {
+  it('joins provider, lower-cased resource id and type when given a finding', () => {
+    // Prepare
+    const f = makeFinding({
+      resource: { provider: 'azure', id: '/subscriptions/ABC/rg/X', account: 'abc' },
+      type: 'KV_TORAccess',
+      source: 'defender',
+    });
+    // Act
+    const key = caseKeyOf(f);
+    // Assess
+    expect(key).toBe('azure|/subscriptions/abc/rg/x|KV_TORAccess');
+  });
+});
+
+describe('decide: cases and dedup', () => {
+  it('opens a new case with the playbook action, gates and a wanted ticket when a finding is first seen', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({
+      resource: { account: '444455556666', id: 'arn:aws:s3:::acme-web-uploads', name: 'acme-web-uploads' },
+    });
+    // Act
+    const out = run(f, state);
+    // Assess
+    expect(out.caseChanged).toBe(true);
+    expect(out.findingChanged).toBe(true);
+    expect(out.decision).toMatchObject({
+      caseKey: 'aws|arn:aws:s3:::acme-web-uploads|Policy:S3/BucketAnonymousAccessGranted',
+      isNewCase: true,
+      recurrence: false,
+      unchanged: false,
+      remediation: { action: 's3.block-public-access', mode: 'auto' },
+      ticket: { wanted: true },
+      verify: false,
+    });
+    expect(out.next).toMatchObject({
+      status: 'open',
+      occurrences: 1,
+      sources: ['guardduty'],
+      ticket: null,
+      verification: null,
+    });
+    expect(out.next.remediation).toMatchObject({ action: 's3.block-public-access', mode: 'auto', state: 'none' });
+    expect(out.next.remediation.gates.map((g) => g.gate)).toEqual(['skip-tag', 'allowlist', 'owner', 'environment']);
+    expect(out.next.lastDecision).toEqual(out.decision);
+  });
+
+  it('changes nothing and says unchanged when the same finding is replayed', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding();
+    const first = run(f, state);
+    // Act
+    const again = run(structuredClone(f), state);
+    // Assess
+    expect(again.caseChanged).toBe(false);
+    expect(again.findingChanged).toBe(false);
+    expect(again.decision.unchanged).toBe(true);
+    expect(again.decision.recurrence).toBe(false);
+    expect(again.next).toBe(state.cases.get(first.decision.caseKey));
+    expect(again.next.occurrences).toBe(1);
+  });
+
+  it('bumps occurrences and lastSeen without double counting when a GuardDuty repeat raises service.count', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({ occurrences: 2 });
+    run(f, state);
+    // Act
+    const repeat = run(laterCopy(f, 60, { occurrences: 5 }), state);
+    const replayOfRepeat = run(laterCopy(f, 60, { occurrences: 5 }), state);
+    // Assess
+    expect(repeat.decision.recurrence).toBe(true);
+    expect(repeat.next.occurrences).toBe(5);
+    expect(repeat.next.lastSeen).toBe('2026-11-18T10:07:02.000Z');
+    expect(replayOfRepeat.caseChanged).toBe(false);
+    expect(state.cases.size).toBe(1);
+  });
+
+  it('counts a re-detection as one more occurrence when the source keeps no count (SCC)', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({
+      source: 'scc',
+      sourceId: 'organizations/1/sources/2/findings/abc',
+      type: 'PUBLIC_BUCKET_ACL',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/acme-web-uploads',
+        name: 'acme-web-uploads',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    run(f, state);
+    // Act
+    const out = run(laterCopy(f, 30), state);
+    // Assess
+    expect(out.next.occurrences).toBe(2);
+    expect(out.decision.recurrence).toBe(true);
+  });
+
+  it('ignores a stale update when it is older than the stored finding', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding();
+    const newer = laterCopy(f, 60, { occurrences: 3 });
+    run(newer, state);
+    // Act
+    const out = run(f, state);
+    // Assess
+    expect(out.findingChanged).toBe(false);
+    expect(out.caseChanged).toBe(false);
+    expect(out.decision.unchanged).toBe(true);
+    expect(state.cases.get(out.decision.caseKey)?.occurrences).toBe(3);
+  });
+
+  it('keeps a GuardDuty finding and its Security Hub copy in one case with both sources', () => {
+    // Prepare
+    const state = fresh();
+    const native = makeFinding({
+      type: 'CryptoCurrency:EC2/BitcoinTool.B!DNS',
+      occurrences: 3,
+      resource: {
+        id: 'arn:aws:ec2:us-east-1:444455556666:instance/i-0abc1234def567890',
+        type: 'Instance',
+        name: 'i-0abc1234def567890',
+        account: '444455556666',
+      },
+    });
+    const copy = laterCopy(native, 5, {
+      source: 'securityhub',
+      product: 'GuardDuty',
+      resource: { type: 'AwsEc2Instance' },
+    });
+    // Act
+    run(native, state);
+    const out = run(copy, state);
+    // Assess
+    expect(state.cases.size).toBe(1);
+    expect(out.next.sources).toEqual(['guardduty', 'securityhub']);
+    expect(out.next.findingKeys).toEqual([native.key]);
+    expect(out.next.occurrences).toBe(3);
+    expect(out.decision.remediation.action).toBe('ec2.quarantine-instance');
+  });
+
+  it('keeps S3.8 and a GuardDuty Policy:S3 finding on the same bucket as two cases', () => {
+    // Prepare
+    const state = fresh();
+    const gd = makeFinding();
+    const control = makeControlFinding('S3.8');
+    // Act
+    const a = run(gd, state);
+    const b = run(control, state);
+    // Assess
+    expect(a.decision.caseKey).not.toBe(b.decision.caseKey);
+    expect(state.cases.size).toBe(2);
+    expect(b.decision.remediation.action).toBe('s3.block-public-access');
+  });
+
+  it('keeps the highest severity ever seen when a later event is milder', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({ severity: 'critical' });
+    run(f, state);
+    // Act
+    const out = run(laterCopy(f, 10, { severity: 'low' }), state);
+    // Assess
+    expect(out.next.severity).toBe('critical');
+  });
+});
+
+describe('decide: status', () => {
+  it('marks the case pending-verification and asks for verification when the source says resolved', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({ resource: { account: '444455556666' } });
+    run(f, state);
+    // Act
+    const out = run(laterCopy(f, 10, { status: 'resolved', statusReason: 'service.archived true' }), state);
+    // Assess
+    expect(out.next.status).toBe('pending-verification');
+    expect(out.next.statusReason).toContain('service.archived true');
+    expect(out.next.closedAt).toBeNull();
+    expect(out.decision.verify).toBe(true);
+    expect(out.decision.remediation).toMatchObject({ action: 's3.block-public-access', mode: 'none' });
+    expect(out.decision.remediation.gates).toEqual([
+      { gate: 'status', outcome: 'block', reason: 'resolved at the source: verification only, nothing is applied' },
+    ]);
+    expect(out.decision.ticket.wanted).toBe(true);
+  });
+
+  it('wants no ticket when a finding is first seen already resolved', () => {
+    // Prepare
+    const state = fresh();
+    // Act
+    const out = run(
+      makeControlFinding('S3.8', { status: 'resolved', statusReason: 'Compliance.Status PASSED' }),
+      state,
+    );
+    // Assess
+    expect(out.next.status).toBe('pending-verification');
+    expect(out.decision.ticket).toEqual({
+      wanted: false,
+      reason: 'resolved at the source before any ticket was needed',
+    });
+  });
+
+  it('reopens a verified case as a regression when the finding is active again', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding();
+    const first = run(f, state);
+    state.cases.set(first.decision.caseKey, {
+      ...first.next,
+      status: 'verified',
+      closedAt: '2026-11-19T00:00:00.000Z',
+    });
+    // Act
+    const out = run(laterCopy(f, 120, { occurrences: 2 }), state);
+    // Assess
+    expect(out.next.status).toBe('reopened');
+    expect(out.next.statusReason).toContain('regression');
+    expect(out.next.closedAt).toBeNull();
+    expect(out.next.reopenCount).toBe(1);
+  });
+
+  it('suppresses a muted SCC finding without a ticket', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({
+      source: 'scc',
+      type: 'PUBLIC_IP_ADDRESS',
+      status: 'resolved',
+      muted: true,
+      resource: {
+        provider: 'gcp',
+        id: '//compute.googleapis.com/projects/acme-web-prod/zones/z/instances/1',
+        name: 'vm',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    // Act
+    const out = run(f, state);
+    // Assess
+    expect(out.next.status).toBe('suppressed');
+    expect(out.decision.ticket.wanted).toBe(false);
+    expect(out.decision.remediation.mode).toBe('none');
+    expect(out.decision.verify).toBe(false);
+  });
+
+  it('carries over ticket, verification, evidence and remediation progress set by other stages', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({ resource: { account: '444455556666' } });
+    const first = run(f, state);
+    const progressed: Case = {
+      ...first.next,
+      status: 'remediated',
+      ticket: { key: 'WEB-1', sink: 'local', createdAt: '2026-11-18T10:00:00.000Z', status: 'open' },
+      evidenceHead: 'ab'.repeat(32),
+      remediation: {
+        ...first.next.remediation,
+        state: 'applied',
+        approvedBy: 'web-lead@acme.example',
+        before: { acl: 'public' },
+      },
+    };
+    state.cases.set(first.decision.caseKey, progressed);
+    // Act
+    const out = run(laterCopy(f, 30, { occurrences: 2 }), state);
+    // Assess
+    expect(out.next.status).toBe('remediated');
+    expect(out.next.ticket).toEqual(progressed.ticket);
+    expect(out.next.evidenceHead).toBe(progressed.evidenceHead);
+    expect(out.next.remediation).toMatchObject({
+      state: 'applied',
+      approvedBy: 'web-lead@acme.example',
+      before: { acl: 'public' },
+      action: 's3.block-public-access',
+    });
+    expect(out.next.occurrences).toBe(2);
+  });
+});
+
+describe('decide: exceptions', () => {
+  const website = () =>
+    makeControlFinding('S3.8', {
+      resource: { id: 'arn:aws:s3:::acme-public-website', name: 'acme-public-website', account: '444455556666' },
+    });
+
+  it('suppresses ticket and remediation and says so when an active exception matches', () => {
+    // Prepare
+    const state = fresh();
+    // Act
+    const out = run(website(), state);
+    // Assess
+    expect(out.next.status).toBe('suppressed');
+    expect(out.next.exception).toEqual({
+      id: 'EXC-001',
+      owner: 'web-lead@acme.example',
+      justification: 'static website bucket is public by design; CloudFront in front',
+      expires: '2027-06-30',
+    });
+    expect(out.decision.exception?.id).toBe('EXC-001');
+    expect(out.decision.ticket).toEqual({
+      wanted: false,
+      reason: 'suppressed by exception EXC-001 until 2027-06-30: no ticket while it is in force',
+    });
+    expect(out.decision.remediation.mode).toBe('none');
+    expect(out.decision.remediation.reason).toContain('exception EXC-001');
+  });
+
+  it('reopens the case with exceptionExpired when the exception that covered it has expired', () => {
+    // Prepare
+    const state = fresh();
+    const f = website();
+    run(f, state);
+    const later = new Date('2027-07-01T00:00:00Z');
+    // Act
+    const out = run(laterCopy(f, 60), state, { now: later });
+    // Assess
+    expect(out.next.status).toBe('reopened');
+    expect(out.next.exception).toBeNull();
+    expect(out.decision.exceptionExpired?.id).toBe('EXC-001');
+    expect(out.decision.ticket.wanted).toBe(true);
+    expect(out.decision.remediation.action).toBe('s3.block-public-access');
+    expect(out.next.reopenCount).toBe(1);
+  });
+
+  it('opens a new case and names the lapsed exception when the only matching exception already expired', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding({
+      source: 'scc',
+      type: 'OPEN_FIREWALL',
+      resource: {
+        provider: 'gcp',
+        id: '//compute.googleapis.com/projects/acme-sandbox/global/firewalls/4455667788',
+        name: 'allow-all-ingress',
+        account: 'acme-sandbox',
+        accountNumber: '555000111222',
+        region: null,
+      },
+    });
+    // Act
+    const out = run(f, state);
+    // Assess
+    expect(out.next.status).toBe('open');
+    expect(out.decision.exception).toBeNull();
+    expect(out.decision.exceptionExpired?.id).toBe('EXC-000');
+    expect(out.decision.remediation).toMatchObject({ action: 'gcp.firewall.disable-rule', mode: 'auto' });
+  });
+
+  it('reopens via reevaluate without a new finding when the exception expires', () => {
+    // Prepare
+    const state = fresh();
+    const first = run(website(), state);
+    // Act
+    const before = reevaluate(first.next, config.exceptions, config.policy.decide, NOW);
+    const after = reevaluate(first.next, config.exceptions, config.policy.decide, new Date('2027-07-01T00:00:00Z'));
+    // Assess
+    expect(before).toBeUndefined();
+    expect(after?.next.status).toBe('reopened');
+    expect(after?.decision.exceptionExpired?.id).toBe('EXC-001');
+    expect(after?.decision.ticket.wanted).toBe(true);
+    // tags are unknown without the finding and the suppressed case never evaluated the skip tag: fail closed
+    expect(after?.decision.remediation.mode).toBe('manual');
+  });
+
+  it('suppresses an open case via reevaluate when a new exception covers it', () => {
+    // Prepare
+    const state = fresh();
+    const first = run(makeFinding({ resource: { account: '444455556666' } }), state);
+    const granted: RiskException = {
+      id: 'EXC-002',
+      owner: 'web-lead@acme.example',
+      justification: 'bucket is being retired next week',
+      scope: { accounts: ['444455556666'] },
+      expires: '2026-12-31',
+    };
+    // Act
+    const out = reevaluate(first.next, [granted], config.policy.decide, NOW);
+    // Assess
+    expect(out?.next.status).toBe('suppressed');
+    expect(out?.next.exception?.id).toBe('EXC-002');
+    expect(out?.decision.ticket.wanted).toBe(false);
+    expect(reevaluate(out?.next ?? first.next, [granted], config.policy.decide, NOW)).toBeUndefined();
+  });
+
+  it('reopens to open when the covering exception is revoked', () => {
+    // Prepare
+    const state = fresh();
+    const first = run(website(), state);
+    const revoked = config.exceptions.map((e) =>
+      e.id === 'EXC-001' ? { ...e, revokedAt: '2026-11-20T00:00:00Z', revokedBy: 'ciso@acme.example' } : e,
+    );
+    // Act
+    const out = run(laterCopy(website(), 5), state, { exceptions: revoked });
+    // Assess
+    expect(first.next.status).toBe('suppressed');
+    expect(out.next.status).toBe('open');
+    expect(out.next.statusReason).toBe('exception EXC-001 no longer applies');
+  });
+});

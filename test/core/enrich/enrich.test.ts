@@ -1,0 +1,373 @@
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../../shared/adapters/config/load.js';
+import type { Config } from '../../../shared/core/config.js';
+import { RegistrySchema } from '../../../shared/core/enrich/registry.js';
+import { AdapterError } from '../../../shared/core/errors.js';
+import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
+import { EnrichmentPolicySchema } from '../../../shared/core/policy/policy.js';
+import { silentLogger } from '../../../shared/core/ports.js';
+import { makeFinding } from '../../helpers/findings.js';
+
+let config: Config;
+let enricher: Enricher;
+beforeAll(async () => {
+  config = await loadConfig('examples/config');
+  enricher = createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger });
+});
+
+const sync = (e: Enricher, f: ReturnType<typeof makeFinding>) => {
+  const out = e.enrichSync(f);
+  if (!out) throw new Error('expected a synchronous enrichment');
+  return out;
+};
+
+describe('enrichment chain', () => {
+  it('takes owner, application and environment from event tags and says which tag when tags are present', () => {
+    // Prepare
+    const f = makeFinding({
+      resource: { tags: { owner: 'marketing-data@acme.example', env: 'prod', app: 'campaign-exports' } },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('marketing-data@acme.example');
+    expect(e.ownerEmail).toBe('marketing-data@acme.example');
+    expect(e.unowned).toBe(false);
+    expect(e.provenance.owner).toEqual({ via: 'tag', detail: 'owner from tag `owner` on the resource', ref: 'owner' });
+    expect(e.application).toBe('campaign-exports');
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.detail).toBe('environment from tag `env` on the resource');
+    // team still comes from the account in the registry, and the routing follows the team
+    expect(e.team).toBe('data-platform');
+    expect(e.provenance.team?.detail).toBe('team from account 111122223333 in the registry');
+    expect(e.jira).toEqual({ project: 'DATA', component: 'security', assigneeEmail: 'data-lead@acme.example' });
+  });
+
+  it('reads aliased and differently cased tag keys and normalizes environment values when tags use aliases', () => {
+    // Prepare
+    const f = makeFinding({
+      resource: { tags: { 'owner-email': 'ops@acme.example', Environment: 'Production', CRITICALITY: 'tier-1' } },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('ops@acme.example');
+    expect(e.provenance.owner.ref).toBe('owner-email');
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.ref).toBe('Environment');
+    expect(e.criticality).toBe('tier-1');
+    expect(e.provenance.criticality?.detail).toBe('criticality from tag `CRITICALITY` on the resource');
+  });
+
+  it('prefers the first alias in the configured order when several alias keys are present', () => {
+    // Prepare
+    const f = makeFinding({ resource: { tags: { Owner: 'second@acme.example', owner: 'first@acme.example' } } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('first@acme.example');
+  });
+
+  it('warns and falls back to the registry when the environment tag names no known environment', () => {
+    // Prepare
+    const f = makeFinding({ resource: { tags: { env: 'perf' } } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.via).toBe('registry-account');
+    expect(e.warnings).toEqual(['tag `env`=perf names no known environment']);
+  });
+
+  it('uses the first matching registry rule when the resource id matches its glob', () => {
+    // Prepare
+    const f = makeFinding({
+      resource: { id: 'arn:aws:s3:::acme-public-website-eu', name: 'acme-public-website-eu', account: '444455556666' },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('web-lead@acme.example');
+    expect(e.team).toBe('web');
+    expect(e.application).toBe('public-website');
+    expect(e.provenance.owner).toEqual({
+      via: 'registry-rule',
+      detail: 'owner from registry rule `public-website` (resource arn:aws:s3:::acme-public-website*)',
+      ref: 'public-website',
+    });
+    expect(e.environment).toBe('dev');
+    expect(e.provenance.environment.detail).toBe('environment from account 444455556666 in the registry');
+    expect(e.jira).toEqual({ project: 'WEB', assigneeEmail: 'web-lead@acme.example' });
+  });
+
+  it("falls back to the team's default owner when the account names a team but no owner", () => {
+    // Prepare
+    const f = makeFinding({ resource: { id: 'arn:aws:s3:::acme-data-lake-raw', name: 'acme-data-lake-raw' } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('data-platform@acme.example');
+    expect(e.provenance.owner).toEqual({
+      via: 'registry-team',
+      detail: 'owner is the default owner of team `data-platform` in the registry',
+      ref: 'data-platform',
+    });
+  });
+
+  it('matches an Azure subscription case-insensitively when the finding has no tags', () => {
+    // Prepare
+    const f = makeFinding({
+      source: 'defender',
+      resource: {
+        provider: 'azure',
+        id: '/subscriptions/6C1F3D2A-9B4E-4F7A-8D2C-5E0B1A7C9F36/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stacmemedia01',
+        type: 'Microsoft.Storage/storageAccounts',
+        name: 'stacmemedia01',
+        account: '6C1F3D2A-9B4E-4F7A-8D2C-5E0B1A7C9F36',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e).toMatchObject({ owner: 'media-ops@acme.example', team: 'media', environment: 'prod', unowned: false });
+    expect(e.provenance.environment.detail).toBe(
+      'environment from subscription 6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36 in the registry',
+    );
+    expect(e.jira).toEqual({ project: 'MEDIA' });
+  });
+
+  it('matches a GCP project by its number when the finding carries only the number', () => {
+    // Prepare
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/acme-web-uploads',
+        type: 'google.cloud.storage.Bucket',
+        name: 'acme-web-uploads',
+        account: '318274659012',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e).toMatchObject({ team: 'web', environment: 'prod', owner: 'web-team@acme.example' });
+    expect(e.provenance.environment.ref).toBe('acme-web-prod');
+  });
+
+  it('matches a GCP project by its id when the finding carries the id and the number', () => {
+    // Prepare
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//compute.googleapis.com/projects/acme-sandbox/global/firewalls/1234567890',
+        type: 'google.compute.Firewall',
+        name: 'allow-all',
+        account: 'acme-sandbox',
+        accountNumber: '555000111222',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e).toMatchObject({ team: 'web', environment: 'dev' });
+    expect(e.provenance.environment.detail).toBe('environment from project acme-sandbox in the registry');
+  });
+
+  it('flags the case unowned with the triage owner and routing when nothing knows the owner', () => {
+    // Prepare
+    const f = makeFinding({
+      resource: { id: 'arn:aws:s3:::acme-prod-scratch', name: 'acme-prod-scratch', account: '777788889999' },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('secops-triage@acme.example');
+    expect(e.unowned).toBe(true);
+    expect(e.provenance.owner.via).toBe('triage');
+    expect(e.provenance.owner.detail).toContain('the triage owner stands in');
+    expect(e.team).toBeNull();
+    expect(e.jira).toEqual({ project: 'SEC', component: 'triage' });
+    // environment from the name on word boundaries
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment).toEqual({
+      via: 'name-pattern',
+      detail: 'environment from the word `prod` in the resource name `acme-prod-scratch`',
+      ref: 'prod',
+    });
+  });
+
+  it.each([
+    ['acme-prd-logs', 'prod'],
+    ['orders_production', 'prod'],
+    ['web.stg.assets', 'staging'],
+    ['qa-runner', 'test'],
+    ['uat', 'test'],
+    ['acme-development-bucket', 'dev'],
+    ['team-sbx-01', 'sandbox'],
+    ['product-catalog', 'unknown'],
+    ['devices-inventory', 'unknown'],
+    ['reproduction', 'unknown'],
+  ] as const)(
+    'infers %s → %s from name patterns on word boundaries when neither tags nor registry say',
+    (name, env) => {
+      // Prepare
+      const f = makeFinding({ resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999' } });
+      // Act
+      const e = sync(enricher, f);
+      // Assess
+      expect(e.environment).toBe(env);
+      expect(e.provenance.environment.via).toBe(env === 'unknown' ? 'default' : 'name-pattern');
+    },
+  );
+
+  it('infers the environment from the project id when the resource name says nothing', () => {
+    // Prepare
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/uploads-0001',
+        name: 'uploads-0001',
+        account: 'acme-stg-data',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('staging');
+    expect(e.provenance.environment.detail).toBe('environment from the word `stg` in the project name `acme-stg-data`');
+  });
+
+  it('keeps environment unknown when name patterns are turned off', () => {
+    // Prepare
+    const e2 = createEnricher({
+      registry: RegistrySchema.parse({}),
+      policy: EnrichmentPolicySchema.parse({ namePatterns: false }),
+      log: silentLogger,
+    });
+    // Act
+    const e = sync(e2, makeFinding({ resource: { name: 'acme-prod-logs', account: '777788889999' } }));
+    // Assess
+    expect(e.environment).toBe('unknown');
+    expect(e.owner).toBe('security-triage');
+    expect(e.ownerEmail).toBeNull();
+  });
+
+  it('warns and routes to triage when a tag names a team the registry does not know', () => {
+    // Prepare
+    const f = makeFinding({ resource: { tags: { team: 'ghosts' }, account: '777788889999' } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.team).toBe('ghosts');
+    expect(e.jira).toEqual({ project: 'SEC', component: 'triage' });
+    expect(e.warnings).toContain('team `ghosts` is not in the registry: tickets use the triage routing');
+  });
+});
+
+describe('live lookups in the enrichment chain', () => {
+  const lookupOf = (impl: () => Promise<Record<string, string>>) => ({ tagsFor: vi.fn(impl) });
+
+  it('returns undefined from enrichSync and uses the lookup tags when the event has no tags', async () => {
+    // Prepare
+    const lookup = lookupOf(async () => ({ Owner: 'looked-up@acme.example', stage: 'staging' }));
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    });
+    const f = makeFinding({ resource: { account: '777788889999' } });
+    // Act
+    const syncResult = e2.enrichSync(f);
+    const e = await e2.enrich(f);
+    // Assess
+    expect(syncResult).toBeUndefined();
+    expect(lookup.tagsFor).toHaveBeenCalledWith({
+      provider: 'aws',
+      id: 'arn:aws:s3:::acme-marketing-exports',
+      account: '777788889999',
+      region: 'us-east-1',
+    });
+    expect(e.owner).toBe('looked-up@acme.example');
+    expect(e.provenance.owner).toEqual({
+      via: 'lookup',
+      detail: 'owner from tag `Owner` found by a live lookup of the resource',
+      ref: 'Owner',
+    });
+    expect(e.environment).toBe('staging');
+    expect(e.complete).toBe(true);
+  });
+
+  it('never calls the lookup when the event carries tags', async () => {
+    // Prepare
+    const lookup = lookupOf(async () => ({}));
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    });
+    const f = makeFinding({ resource: { tags: { owner: 'a@acme.example' } } });
+    // Act
+    const fromSync = e2.enrichSync(f);
+    const fromAsync = await e2.enrich(f);
+    // Assess
+    expect(fromSync?.owner).toBe('a@acme.example');
+    expect(fromAsync.owner).toBe('a@acme.example');
+    expect(lookup.tagsFor).not.toHaveBeenCalled();
+  });
+
+  it('warns, marks the enrichment incomplete and continues with the registry when the lookup fails', async () => {
+    // Prepare
+    const lookup = lookupOf(async () => {
+      throw new AdapterError('denied', 'AccessDeniedException: not authorized to perform tag:GetResources');
+    });
+    const warn = vi.fn();
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: { ...silentLogger, warn },
+    });
+    // Act
+    const e = await e2.enrich(makeFinding());
+    // Assess
+    expect(e.complete).toBe(false);
+    expect(e.warnings[0]).toContain('live tag lookup failed for arn:aws:s3:::acme-marketing-exports');
+    expect(e.owner).toBe('data-platform@acme.example');
+    expect(e.environment).toBe('prod');
+    expect(warn).toHaveBeenCalledOnce();
+  });
+
+  it('calls GCP values labels in provenance when the provider is gcp', async () => {
+    // Prepare
+    const lookup = lookupOf(async () => ({ owner: 'gcp-owner@acme.example' }));
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    });
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/b1',
+        name: 'b1',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    // Act
+    const e = await e2.enrich(f);
+    // Assess
+    expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
+  });
+});
