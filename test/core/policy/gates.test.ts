@@ -1,0 +1,206 @@
+import { describe, expect, it } from 'vitest';
+import type { Enrichment } from '../../../shared/core/model/enrichment.js';
+import { evaluateGates, type GateInput } from '../../../shared/core/policy/gates.js';
+import { DecidePolicySchema } from '../../../shared/core/policy/policy.js';
+
+const enrichment = (o: Partial<Enrichment> = {}): Enrichment => ({
+  owner: 'web-team@acme.example',
+  ownerEmail: 'web-team@acme.example',
+  team: 'web',
+  application: null,
+  environment: 'dev',
+  criticality: null,
+  unowned: false,
+  provenance: {
+    owner: { via: 'registry-team', detail: 'owner is the default owner of team `web` in the registry' },
+    environment: { via: 'registry-account', detail: 'environment from account 444455556666 in the registry' },
+  },
+  warnings: [],
+  complete: true,
+  ...o,
+});
+
+const input = (o: Partial<GateInput> = {}): GateInput => ({
+  action: 's3.block-public-access',
+  playbookReason: 'Policy:S3/BucketAnonymousAccessGranted: block public access on the bucket',
+  playbookMode: undefined,
+  sample: false,
+  status: 'active',
+  muted: false,
+  exception: undefined,
+  tags: {},
+  previousGates: undefined,
+  provider: 'aws',
+  resourceId: 'arn:aws:s3:::acme-web-uploads',
+  account: '444455556666',
+  accountNumber: undefined,
+  enrichment: enrichment(),
+  policy: DecidePolicySchema.parse({ allowlist: { resources: ['arn:aws:s3:::acme-audit-logs*'] } }),
+  actionInfo: undefined,
+  ...o,
+});
+
+describe('gates', () => {
+  it('allows auto in dev and records every gate as passed when nothing objects', () => {
+    // Act
+    const v = evaluateGates(input());
+    // Assess
+    expect(v.mode).toBe('auto');
+    expect(v.reason).toBe('dev: auto (policy decide.environments.dev)');
+    expect(v.gates.map((g) => [g.gate, g.outcome])).toEqual([
+      ['skip-tag', 'pass'],
+      ['allowlist', 'pass'],
+      ['owner', 'pass'],
+      ['environment', 'pass'],
+    ]);
+  });
+
+  it.each<[string, Partial<GateInput>, string]>([
+    ['sample', { sample: true }, 'sample'],
+    ['resolved', { status: 'resolved' }, 'status'],
+    ['muted', { status: 'resolved', muted: true }, 'status'],
+    ['no action', { action: null, playbookReason: 'Recon:EC2/PortProbeUnprotectedPort is reconnaissance' }, 'playbook'],
+    [
+      'an active exception',
+      {
+        exception: {
+          id: 'EXC-001',
+          owner: 'web-lead@acme.example',
+          justification: 'public by design',
+          scope: { controls: ['S3.8'] },
+          expires: '2027-06-30',
+        },
+      },
+      'exception',
+    ],
+  ])('stops with mode none when the finding is %s', (_name, o, gate) => {
+    // Act
+    const v = evaluateGates(input(o));
+    // Assess
+    expect(v.mode).toBe('none');
+    expect(v.gates).toHaveLength(1);
+    expect(v.gates[0]).toMatchObject({ gate, outcome: 'block' });
+    expect(v.reason).toBe(v.gates[0]?.reason);
+  });
+
+  it('falls to manual when the resource carries the skip tag', () => {
+    // Act
+    const v = evaluateGates(input({ tags: { 'closeloop:skip': 'true' } }));
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.reason).toBe('resource carries the skip tag `closeloop:skip`: a person fixes it');
+  });
+
+  it('ignores the skip tag when its value is "false" and honours a configured tag key', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({ skipTag: 'no-autofix' });
+    // Act
+    const falseValue = evaluateGates(input({ tags: { 'closeloop:skip': 'false' } }));
+    const custom = evaluateGates(input({ tags: { 'no-autofix': 'yes' }, policy }));
+    // Assess
+    expect(falseValue.mode).toBe('auto');
+    expect(custom.mode).toBe('manual');
+  });
+
+  it('falls to manual when the resource is on the never-touch allowlist', () => {
+    // Act
+    const v = evaluateGates(input({ resourceId: 'arn:aws:s3:::acme-audit-logs-2026' }));
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.reason).toBe('resource matches allowlist entry `arn:aws:s3:::acme-audit-logs*`: never touched');
+  });
+
+  it('matches Azure allowlist entries case-insensitively', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({
+      allowlist: { resources: ['/subscriptions/*/resourcegroups/rg-audit/*'] },
+    });
+    // Act
+    const v = evaluateGates(
+      input({ provider: 'azure', resourceId: '/subscriptions/X/resourceGroups/RG-AUDIT/providers/y', policy }),
+    );
+    // Assess
+    expect(v.mode).toBe('manual');
+  });
+
+  it('falls to manual when the account is on the denylist', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({ denylist: { accounts: ['444455556666'] } });
+    // Act
+    const v = evaluateGates(input({ policy }));
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.gates.find((g) => g.gate === 'denylist')?.outcome).toBe('block');
+  });
+
+  it('fails closed to manual when the owner is unknown', () => {
+    // Act
+    const v = evaluateGates(input({ enrichment: enrichment({ unowned: true, owner: 'secops-triage@acme.example' }) }));
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.reason).toBe('no owner known (triage owner secops-triage@acme.example stands in)');
+  });
+
+  it('fails closed to manual with outcome unknown when enrichment is incomplete', () => {
+    // Act
+    const v = evaluateGates(
+      input({ enrichment: enrichment({ complete: false, warnings: ['live tag lookup failed'] }) }),
+    );
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.gates.find((g) => g.gate === 'owner')).toMatchObject({ outcome: 'unknown' });
+  });
+
+  it('asks for approval in prod and manual in an unknown environment', () => {
+    // Act
+    const prod = evaluateGates(input({ enrichment: enrichment({ environment: 'prod' }) }));
+    const unknown = evaluateGates(input({ enrichment: enrichment({ environment: 'unknown' }) }));
+    // Assess
+    expect(prod.mode).toBe('approval');
+    expect(prod.gates.at(-1)).toMatchObject({ gate: 'environment', outcome: 'approval' });
+    expect(unknown.mode).toBe('manual');
+    expect(unknown.reason).toBe('unknown: manual (policy decide.environments.unknown)');
+  });
+
+  it('allows auto in prod only when the action is production-safe and policy allows it', () => {
+    // Prepare
+    const prod = enrichment({ environment: 'prod' });
+    const safe = () => ({ productionSafe: true });
+    const allowing = DecidePolicySchema.parse({ productionSafeAuto: true });
+    // Act
+    const both = evaluateGates(input({ enrichment: prod, actionInfo: safe, policy: allowing }));
+    const policyOnly = evaluateGates(
+      input({ enrichment: prod, actionInfo: () => ({ productionSafe: false }), policy: allowing }),
+    );
+    const safeOnly = evaluateGates(input({ enrichment: prod, actionInfo: safe }));
+    // Assess
+    expect(both.mode).toBe('auto');
+    expect(both.reason).toContain('production-safe');
+    expect(policyOnly.mode).toBe('approval');
+    expect(safeOnly.mode).toBe('approval');
+  });
+
+  it('lets decide.actionModes override the playbook default and the environment policy', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({ actionModes: { 's3.block-public-access': { dev: 'approval' } } });
+    // Act
+    const overridden = evaluateGates(input({ policy }));
+    const lineDefault = evaluateGates(input({ playbookMode: { dev: 'manual' } }));
+    // Assess
+    expect(overridden.mode).toBe('approval');
+    expect(overridden.reason).toBe('dev: approval for s3.block-public-access (policy decide.actionModes)');
+    expect(lineDefault.mode).toBe('manual');
+  });
+
+  it('keeps the previous skip-tag outcome, or fails closed, when tags are unknown', () => {
+    // Act
+    const withPrevious = evaluateGates(
+      input({ tags: undefined, previousGates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no tag' }] }),
+    );
+    const without = evaluateGates(input({ tags: undefined }));
+    // Assess
+    expect(withPrevious.mode).toBe('auto');
+    expect(without.mode).toBe('manual');
+    expect(without.gates[0]).toMatchObject({ gate: 'skip-tag', outcome: 'unknown' });
+  });
+});
