@@ -254,21 +254,22 @@ function jiraMessage(data: unknown): string | undefined {
   return parts.length > 0 ? parts.join('; ') : undefined;
 }
 
-const HeadersHolderSchema = z.looseObject({
-  response: z
-    .looseObject({ headers: z.record(z.string(), z.unknown()).optional(), data: z.unknown().optional() })
-    .optional(),
-  code: z.string().optional(),
-});
+/** A property of an unknown value (axios errors and headers are class instances, not plain records). */
+function prop(v: unknown, key: string): unknown {
+  if (v === null || typeof v !== 'object' || !(key in v)) return undefined;
+  const value: unknown = Reflect.get(v, key);
+  return value;
+}
 
 /**
  * Seconds to wait, from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset` (ISO timestamp).
  * @see https://developer.atlassian.com/cloud/jira/platform/rate-limiting/#rate-limit-responses
  */
-export function retryAfterSeconds(headers: Record<string, unknown>, now = Date.now()): number | undefined {
+export function retryAfterSeconds(headers: unknown, now = Date.now()): number | undefined {
+  const entries = headers !== null && typeof headers === 'object' ? Object.entries(headers) : [];
   const get = (name: string): string | undefined => {
-    for (const [k, v] of Object.entries(headers))
-      if (k.toLowerCase() === name) return v === undefined ? undefined : String(v);
+    for (const [k, v] of entries)
+      if (k.toLowerCase() === name) return v === undefined || v === null ? undefined : String(v);
     return undefined;
   };
   const ra = get('retry-after');
@@ -299,9 +300,9 @@ function kindOfStatus(status: number): ErrorKind {
 export function toAdapterError(what: string, e: unknown): AdapterError {
   if (e instanceof AdapterError) return e;
   if (e instanceof HttpException) {
-    const cause = HeadersHolderSchema.safeParse(e.cause);
-    const headers = cause.success ? (cause.data.response?.headers ?? {}) : {};
-    const data = cause.success ? cause.data.response?.data : undefined;
+    const headers = prop(prop(e.cause, 'response'), 'headers');
+    // jira.js keeps the body on `response.data` (HttpException) and the headers on its axios cause.
+    const data = typeof e.response === 'object' && 'data' in e.response ? e.response.data : undefined;
     const retryAfter = e.status === 429 ? (retryAfterSeconds(headers) ?? 5) : undefined;
     const message = `jira ${what}: HTTP ${e.status}${jiraMessage(data) ? ` ${jiraMessage(data)}` : ''}`;
     return new AdapterError(
@@ -310,9 +311,9 @@ export function toAdapterError(what: string, e: unknown): AdapterError {
       retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {},
     );
   }
-  const holder = HeadersHolderSchema.safeParse(e);
-  const code = holder.success ? holder.data.code : undefined;
-  if (code && NETWORK_CODES.has(code)) return new AdapterError('transient', `jira ${what}: ${code}`);
+  const code = prop(e, 'code');
+  if (typeof code === 'string' && NETWORK_CODES.has(code))
+    return new AdapterError('transient', `jira ${what}: ${code}`);
   const msg = e instanceof Error ? e.message : String(e);
   if (/timeout|socket hang up|ECONNRESET|network/i.test(msg))
     return new AdapterError('transient', `jira ${what}: ${msg}`);

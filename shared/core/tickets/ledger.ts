@@ -163,7 +163,9 @@ async function createWithRecovery(
       ctx.log.debug('ticket create failed; retrying', { attempt, delay, error: errorMessage(e) });
       await ctx.sleep(delay);
       if (isTransient(e)) {
-        const found = await findByLabel(ctx, draft.caseLabel).catch(() => undefined);
+        // If this search fails too, stop: creating again without knowing could make a second issue.
+        // The request stays in the outbox and its next attempt searches first.
+        const found = await findByLabel(ctx, draft.caseLabel);
         if (found) return { ref: found, recovered: true };
       }
     }

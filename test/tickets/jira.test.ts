@@ -1,0 +1,299 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { caseLabelOf } from '../../shared/core/tickets/content.js';
+import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import { decided, type Harness, jiraHarness, makeCase, putCase, readCase } from './helpers.js';
+
+let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const CREATE = /^POST \/rest\/api\/3\/issue$/;
+const SEARCH = /^(GET|POST) \/rest\/api\/3\/search\/jql$/;
+
+describe('JiraTicketSink through jira.js against the double', () => {
+  it('creates the issue with the case key as entity property, derived label, priority, due date, assignee and ADF description', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const c = makeCase({ severity: 'critical' });
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    // Assess
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.properties['closeloop.case']).toEqual({ caseKey: c.key, label: caseLabelOf(c.key) });
+    expect(issue?.fields).toMatchObject({
+      summary: '[CRITICAL] BucketBlockPublicAccessDisabled on logs-111122223333-1 (prod)',
+      priority: { name: 'Highest' },
+      duedate: '2026-03-02',
+      assignee: { accountId: '000000:00000000-0000-0000-0000-000000000001' },
+      issuetype: { name: 'Task' },
+      components: [],
+    });
+    expect(issue?.fields.labels).toEqual(
+      expect.arrayContaining([
+        'closeloop',
+        caseLabelOf(c.key),
+        'guardduty',
+        'bucketblockpublicaccessdisabled',
+        'env-prod',
+      ]),
+    );
+    expect(issue?.fields.description).toMatchObject({ type: 'doc', version: 1 });
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({
+      key: 'SEC-1',
+      sink: 'jira',
+      url: `${h.double.url}/browse/SEC-1`,
+    });
+    // one create and one user search: the case costs one call
+    expect(h.double.count(CREATE)).toBe(1);
+    expect(h.double.calls).toHaveLength(2);
+  });
+
+  it('looks each owner up once and falls back to the team default, else unassigned with the triage component', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const known = [1, 2, 3].map((n) => makeCase({ n }));
+    const teamDefault = makeCase({ n: 4, owner: 'nobody@example.com' });
+    const unknown = makeCase({ n: 5, owner: 'ghost@example.com' }, {});
+    const unassigned = { ...unknown, enrichment: { ...unknown.enrichment, jira: { project: 'SEC' } } };
+    for (const c of [...known, teamDefault, unassigned]) await putCase(h.store, c);
+    // Act
+    for (const c of [...known, teamDefault, unassigned]) await h.stage.handle(decided(c));
+    // Assess
+    expect(h.double.count(/user\/search/)).toBe(4); // alice (once for three cases), nobody, the team lead, ghost
+    expect(h.double.issues.get('SEC-4')?.fields.assignee).toEqual({
+      accountId: '000000:00000000-0000-0000-0000-000000000002',
+    });
+    expect(h.double.issues.get('SEC-5')?.fields.assignee).toBeUndefined();
+    expect(h.double.issues.get('SEC-5')?.fields.components).toEqual([{ name: 'triage' }]);
+  });
+
+  it('creates one issue per case when events are replayed three times concurrently', async () => {
+    // Prepare
+    h = await jiraHarness({}, { faults: [{ kind: 'latency', ratio: 1, latencyMs: 5 }] });
+    const cases = Array.from({ length: 8 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    await Promise.all(cases.flatMap((c) => [1, 2, 3].map(() => h?.stage.handle(decided(c)))));
+    // Assess
+    expect(h.double.issues.size).toBe(8);
+    for (const c of cases) expect(h.double.withLabel(caseLabelOf(c.key))).toHaveLength(1);
+  });
+
+  it('tickets every case exactly once when Jira answers 429 or 5xx to half of the calls', async () => {
+    // Prepare: faults before and after processing (an "after" 5xx on create means the issue exists)
+    h = await jiraHarness(
+      {
+        grouping: {
+          enabled: false,
+          threshold: 10,
+          windowMinutes: 60,
+          mode: 'table',
+          subtaskIssueType: 'Subtask',
+          refreshSeconds: 60,
+        },
+      },
+      {
+        seed: 7,
+        faults: [
+          { kind: '429', ratio: 0.25, retryAfter: 2 },
+          { kind: '503', ratio: 0.2, when: 'after' },
+          { kind: '500', ratio: 0.1 },
+        ],
+      },
+    );
+    const cases = Array.from({ length: 40 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    await Promise.all(cases.map((c) => h?.stage.handle(decided(c))));
+    for (let i = 0; i < 10 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess
+    const failed = h.double.calls.filter((c) => c.status >= 400).length;
+    expect(failed / h.double.calls.length).toBeGreaterThan(0.3);
+    expect(h.double.issues.size).toBe(40);
+    for (const c of cases) {
+      expect(h.double.withLabel(caseLabelOf(c.key))).toHaveLength(1);
+      expect((await readCase(h.store, c.key)).ticket?.key).toMatch(/^SEC-\d+$/);
+    }
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    // Retry-After (2 s) was honoured
+    expect(h.waits).toContain(2_000);
+  });
+
+  it('recovers from timeouts and connection resets without duplicates', async () => {
+    // Prepare
+    h = await jiraHarness(
+      {},
+      {
+        seed: 3,
+        faults: [
+          { kind: 'timeout', ratio: 0.2, match: /issue$/, when: 'after' },
+          { kind: 'reset', ratio: 0.2 },
+        ],
+      },
+      { timeoutMs: 300 },
+    );
+    const cases = Array.from({ length: 10 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    for (const c of cases) await h.stage.handle(decided(c));
+    for (let i = 0; i < 10 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess
+    expect(h.double.calls.some((c) => c.fault === 'timeout')).toBe(true);
+    expect(h.double.calls.some((c) => c.fault === 'reset')).toBe(true);
+    expect(h.double.issues.size).toBe(10);
+    for (const c of cases) expect(h.double.withLabel(caseLabelOf(c.key))).toHaveLength(1);
+  });
+
+  it('dead-letters a field error with Jira’s message and does not retry it', async () => {
+    // Prepare: a project the double does not know
+    h = await jiraHarness();
+    const c = makeCase({ project: 'NOPE' });
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    await drainOutbox(h.deps);
+    // Assess
+    expect(h.double.count(CREATE, false)).toBe(1);
+    const letters = await h.store.list('deadletters');
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.value).toMatchObject({
+      stage: 'tickets',
+      caseKey: c.key,
+      reason: expect.stringContaining('project: valid project is required'),
+    });
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('recovers the existing issue through the label search when the ledger is lost', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // the ledger and the case's ticket are lost (a new table, a restore), the issue is still in Jira
+    for (const d of await h.store.list('ticket-ledger')) await h.store.delete('ticket-ledger', d.id);
+    await putCase(h.store, { ...(await readCase(h.store, c.key)), ticket: null });
+    // Act: the case comes again (not new for the pipeline)
+    await h.stage.handle(decided(c, { isNewCase: false, recurrence: true }));
+    // Assess
+    expect(h.double.issues.size).toBe(1);
+    expect(h.double.count(SEARCH)).toBe(1);
+    expect((await readCase(h.store, c.key)).ticket?.key).toBe('SEC-1');
+  });
+
+  it('recovers a crashed claim after the lease by searching first', async () => {
+    // Prepare: a claim taken and never finished (the worker died after creating the issue)
+    h = await jiraHarness({ claimLeaseSeconds: 60 });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const [ledger] = await h.store.list('ticket-ledger');
+    await h.store.put('ticket-ledger', ledger?.id ?? '', {
+      key: c.key,
+      label: caseLabelOf(c.key),
+      state: 'claimed',
+      claimId: 'crashed',
+      claimedAt: h.clock.now().toISOString(),
+    });
+    await putCase(h.store, { ...(await readCase(h.store, c.key)), ticket: null });
+    // Act: inside the lease the request waits; after it, it is taken over
+    await h.stage.handle(decided(c, { isNewCase: true }));
+    const during = (await readCase(h.store, c.key)).ticket;
+    h.clock.advance(61_000);
+    await drainOutbox(h.deps);
+    // Assess
+    expect(during).toBeNull();
+    expect(h.double.issues.size).toBe(1);
+    expect((await readCase(h.store, c.key)).ticket?.key).toBe('SEC-1');
+  }, 20_000);
+
+  it('never splices finding text into JQL, even a finding id built to inject', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const evil = '" OR project = SEC OR summary ~ "';
+    const c = makeCase({ bucket: `x${evil}` }, {});
+    const hostile = { ...c, key: `aws|${evil}|${evil}`, findingKeys: [evil], title: evil };
+    await putCase(h.store, hostile);
+    await h.stage.handle(decided(hostile));
+    for (const d of await h.store.list('ticket-ledger')) await h.store.delete('ticket-ledger', d.id);
+    await putCase(h.store, { ...(await readCase(h.store, hostile.key)), ticket: null });
+    // Act
+    await h.stage.handle(decided(hostile, { isNewCase: false }));
+    // Assess
+    expect(h.double.jqls).toEqual([`labels = "${caseLabelOf(hostile.key)}" ORDER BY created ASC`]);
+    expect(h.double.jqls.join()).not.toContain('OR project');
+    expect(h.double.issues.size).toBe(1);
+  });
+
+  it('discovers the done and reopen transitions by name and comments in the same call', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.setStatus('SEC-1', 'In Progress');
+    // Act
+    await h.stage.handle({
+      id: 'v',
+      type: 'case.verified',
+      caseKey: c.key,
+      at: c.updatedAt,
+      verdict: 'verified',
+      detail: { evidenceHash: 'b'.repeat(64), evidenceSummary: 'flags on' },
+    });
+    const afterDone = h.double.issues.get('SEC-1')?.fields.status.name;
+    await h.stage.handle({
+      id: 'r',
+      type: 'case.reopened',
+      caseKey: c.key,
+      at: c.updatedAt,
+      reason: 'regression: the bucket is public again',
+      actor: 'closeloop',
+    });
+    // Assess
+    const issue = h.double.issues.get('SEC-1');
+    expect(afterDone).toBe('Done');
+    expect(issue?.history).toEqual(['Done', 'Reopen']);
+    expect(issue?.fields.status.name).toBe('Reopened');
+    expect(JSON.stringify(issue?.comments)).toContain('b'.repeat(64));
+    expect(JSON.stringify(issue?.comments)).toContain('regression: the bucket is public again');
+    expect(h.double.count(/\/comment$/)).toBe(0); // comments travelled with the transitions
+  });
+
+  it('labels risk-accepted through an issue edit', async () => {
+    // Prepare
+    h = await jiraHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const exception = {
+      id: 'EXC-1',
+      owner: 'ciso@example.com',
+      justification: 'static website',
+      expires: '2026-12-31',
+    };
+    await putCase(h.store, { ...(await readCase(h.store, c.key)), exception });
+    // Act
+    await h.stage.handle({
+      id: 'e',
+      type: 'case.exception',
+      caseKey: c.key,
+      at: c.updatedAt,
+      exceptionId: 'EXC-1',
+      active: true,
+    });
+    // Assess
+    expect(h.double.issues.get('SEC-1')?.fields.labels).toContain('risk-accepted');
+    expect(h.double.issues.get('SEC-1')?.comments).toHaveLength(1);
+  });
+});
