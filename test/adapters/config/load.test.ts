@@ -1,0 +1,109 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { ConfigError } from '../../../shared/core/errors.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'closeloop-config-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const copyExamples = () => cp('examples/config', dir, { recursive: true });
+const edit = async (file: string, from: string, to: string) => {
+  const text = await readFile(join(dir, file), 'utf8');
+  if (!text.includes(from)) throw new Error(`${file} does not contain ${from}`);
+  await writeFile(join(dir, file), text.replace(from, to));
+};
+
+describe('loadConfig', () => {
+  it('loads the example config with the ACME scenario when given examples/config', async () => {
+    // Act
+    const c = await loadConfig('examples/config');
+    // Assess
+    expect(c.origin).toBe('examples/config');
+    expect(c.registry.triage.owner).toBe('secops-triage@acme.example');
+    expect(c.registry.accounts.map((a) => a.id)).toContain('111122223333');
+    expect(c.registry.accounts.map((a) => a.id)).not.toContain('777788889999');
+    expect(c.policy.decide.skipTag).toBe('closeloop:skip');
+    expect(c.policy.decide.allowlist.resources).toEqual(['arn:aws:s3:::acme-audit-logs*']);
+    expect(c.policy.enrichment.lookup.enabled).toBe(false);
+    expect(c.exceptions.map((e) => [e.id, e.expires])).toEqual([
+      ['EXC-001', '2027-06-30'],
+      ['EXC-000', '2026-10-01'],
+    ]);
+  });
+
+  it('uses defaults for every file when the folder is empty', async () => {
+    // Act
+    const c = await loadConfig(dir);
+    // Assess
+    expect(c.registry.accounts).toEqual([]);
+    expect(c.policy.decide.environments.unknown).toBe('manual');
+    expect(c.exceptions).toEqual([]);
+  });
+
+  it('names the file and the field path when a value is not allowed', async () => {
+    // Prepare
+    await copyExamples();
+    await edit(
+      'registry.yaml',
+      'name: acme-web-dev, environment: dev, team: web }',
+      'environment: develop, team: web }',
+    );
+    // Act
+    const error = await loadConfig(dir).catch((e: unknown) => e);
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(String(error)).toMatch(/registry\.yaml: accounts\[1\]\.environment: .*expected one of/);
+  });
+
+  it('names an unknown key as a typo in policy.yaml', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('policy.yaml', 'skipTag:', 'skiptag:');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(/policy\.yaml: decide: Unrecognized key: "skiptag"/);
+  });
+
+  it('names a team reference the registry does not define', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('registry.yaml', 'team: media }', 'team: medias }');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      'registry.yaml: accounts[2].team: unknown team "medias" (not in teams[])',
+    );
+  });
+
+  it('names the exception field when an exception has no justification', async () => {
+    // Prepare
+    await copyExamples();
+    await edit(
+      'exceptions.yaml',
+      '    justification: temporary open firewall for a load test in the sandbox project\n',
+      '',
+    );
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(/exceptions\.yaml: exceptions\[1\]\.justification/);
+  });
+
+  it('reports invalid YAML with the file name', async () => {
+    // Prepare
+    await writeFile(join(dir, 'registry.yaml'), 'accounts: [ { provider: aws\n');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(/^registry\.yaml: invalid YAML/);
+  });
+
+  it('refuses duplicate exception ids', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('exceptions.yaml', 'id: EXC-000', 'id: EXC-001');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow('exceptions.yaml: exceptions[1].id: duplicate exception "EXC-001"');
+  });
+});
