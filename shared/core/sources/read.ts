@@ -188,7 +188,7 @@ export function locateJsonError(text: string): number {
   for (;;) {
     skip();
     const top = stack[stack.length - 1];
-    if (!top) return i < text.length ? i : text.length;
+    if (!top) return Math.min(i, text.length);
     const c = text.charAt(i);
     if (c === ',') {
       i++;
