@@ -1,0 +1,27 @@
+/**
+ * Hub ingest: the ingest queue receives GuardDuty and Security Hub events (EventBridge rules on the
+ * default bus) and the spokes' forwarded documents (rule on the closeloop bus); each is normalized,
+ * enriched, stored and decided, and `case.decided` is published on the closeloop bus.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { hubIngestDoc } from '../../shared/adapters/bus/spoke.js';
+import { eventBridgeEventFromSqs } from '../../shared/adapters/bus/sqs.js';
+import { createAwsIngest, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { MetricUnit, sqsFunction } from './middleware/hub-function.js';
+
+const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });
+let pipeline: ReturnType<typeof createAwsIngest> | undefined;
+
+export const handler = sqsFunction(ports, 'ingest', async (record, metrics) => {
+  pipeline ??= createAwsIngest(ports);
+  const doc = hubIngestDoc(eventBridgeEventFromSqs(record));
+  const { stats, rejected } = await (await pipeline).ingest([
+    { input: `sqs:${record.messageId}:${doc.input}`, value: doc.value },
+  ]);
+  metrics.addMetric('Findings', MetricUnit.Count, stats.findings);
+  metrics.addMetric('NewCases', MetricUnit.Count, stats.newCases);
+  metrics.addMetric('Rejected', MetricUnit.Count, stats.rejected);
+  // A rejection is data (dead-lettered in the store by ingest), not a failed message: retrying cannot fix it.
+  for (const r of rejected)
+    ports.log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
+});

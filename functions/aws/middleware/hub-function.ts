@@ -1,0 +1,56 @@
+/**
+ * The one shape of a hub function: middy with Powertools' logger context and metrics, and SQS partial
+ * batch failure so one bad message does not fail its batch (it is retried alone, then dead-lettered).
+ * @see https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { type SqsRecord, SqsRecordSchema } from '../../../shared/adapters/bus/sqs.js';
+import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
+
+export { MetricUnit };
+
+/** Lambda's context, as far as the middlewares read it. */
+export interface LambdaContext {
+  functionName: string;
+  awsRequestId: string;
+}
+
+/** Wraps a handler with the logger context and metrics flush. */
+export function hubFunction<E, R>(ports: AwsPorts, name: string, handler: (event: E, metrics: Metrics) => Promise<R>) {
+  const metrics = new Metrics({ namespace: 'closeloop', serviceName: `closeloop-${name}` });
+  return middy<E, R>()
+    .use(injectLambdaContext(ports.logger))
+    .use(logMetrics(metrics))
+    .handler((event) => handler(event, metrics));
+}
+
+/**
+ * An SQS-fed hub function: `handleRecord` runs per record; failures are reported per item
+ * (`batchItemFailures`) instead of failing the batch. Needs `functionResponseType: ReportBatchItemFailures`
+ * on the event source mapping (serverless.yml sets it on every queue).
+ */
+export function sqsFunction(
+  ports: AwsPorts,
+  name: string,
+  handleRecord: (record: SqsRecord, metrics: Metrics) => Promise<void>,
+) {
+  return hubFunction(ports, name, async (event: { Records: unknown[] }, metrics) => {
+    // A fresh processor per invocation: it keeps per-batch state.
+    const processor = new BatchProcessor(EventType.SQS);
+    const response = await processPartialResponse(
+      event,
+      async (raw: unknown) => handleRecord(SqsRecordSchema.parse(raw), metrics),
+      processor,
+      { throwOnFullBatchFailure: false },
+    );
+    const failed = response.batchItemFailures.length;
+    metrics.addMetric('RecordsFailed', MetricUnit.Count, failed);
+    metrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failed);
+    if (failed > 0) ports.log.warn(`${name}: ${failed} of ${event.Records.length} records failed`);
+    return response;
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * GCP spoke: SCC notifications on Pub/Sub (CloudEvent `google.cloud.pubsub.topic.v1.messagePublished`)
+ * are normalized here and forwarded to the AWS hub bus. A throw makes Pub/Sub redeliver (with the
+ * subscription's dead-letter topic after its max attempts); an unusable message is logged and dropped.
+ */
+import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
+import { documentFromPubSub } from '../../shared/adapters/bus/pubsub.js';
+import { acceptDocuments } from '../../shared/adapters/bus/spoke.js';
+import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
+import { isInvalid } from '../../shared/core/errors.js';
+
+const spoke = createGcpSpoke(process.env);
+
+export async function sccIngest(event: CloudEvent<unknown>): Promise<void> {
+  let doc: ReturnType<typeof documentFromPubSub>;
+  try {
+    doc = documentFromPubSub(event.data, event.id);
+  } catch (e) {
+    // Retrying cannot fix a malformed message: acknowledge it and say why.
+    if (!isInvalid(e)) throw e;
+    spoke.log.warn('rejected message', { eventId: event.id, reason: e instanceof Error ? e.message : String(e) });
+    return;
+  }
+  const { details, rejected } = acceptDocuments('gcp', [doc]);
+  for (const r of rejected)
+    spoke.log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
+  await spoke.hub.forward(details);
+  spoke.log.info('forwarded', { input: doc.input, findings: details.flatMap((d) => d.findingKeys).length });
+}
+
+cloudEvent('sccIngest', sccIngest);

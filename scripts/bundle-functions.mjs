@@ -1,0 +1,387 @@
+#!/usr/bin/env node
+// Bundles every deployed function with esbuild into its own small artifact and zips it:
+//   functions/aws/<name>.ts   → dist/functions/aws/<name>.zip   (<name>.mjs + config.json, package.artifact in serverless.yml)
+//   functions/azure/<name>.ts → dist/functions/azure/<name>.zip (<name>.mjs + host.json + package.json: zip deploy)
+//   functions/gcp/<name>.ts   → dist/functions/gcp/<name>.zip   (<name>.mjs + package.json: source upload)
+// and generates the action permission files the infrastructure grants from (infra/{aws,azure,gcp}/
+// action-permissions.json), so what is deployed equals what the actions declare (test/infra checks drift).
+//
+// Not serverless-esbuild: it hangs forever on an esbuild error (toolchain.md). The AWS SDK is bundled
+// (not taken from the runtime) so the artifact pins the SDK version we test with.
+//
+// Usage: node scripts/bundle-functions.mjs [--stats]   (also called by scripts/build.mjs)
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { build } from 'esbuild';
+
+const CLOUDS = ['aws', 'azure', 'gcp'];
+
+/** Entry files: one per function, `functions/<cloud>/<name>.ts` (helpers live in sub-folders). */
+export function functionEntries(root) {
+  const out = [];
+  for (const cloud of CLOUDS) {
+    const dir = join(root, 'functions', cloud);
+    if (!existsSync(dir)) continue;
+    for (const file of readdirSync(dir).sort()) {
+      if (!file.endsWith('.ts') || file.endsWith('.d.ts') || !statSync(join(dir, file)).isFile()) continue;
+      out.push({ cloud, name: basename(file, '.ts'), entry: join(dir, file) });
+    }
+  }
+  return out;
+}
+
+const bundleDir = (root, fn) => join(root, 'dist', 'functions', fn.cloud, fn.name);
+export const bundlePath = (root, fn) => join(bundleDir(root, fn), `${fn.name}.mjs`);
+export const zipPath = (root, fn) => join(root, 'dist', 'functions', fn.cloud, `${fn.name}.zip`);
+
+// ESM output with bundled CommonJS dependencies that call require() for node built-ins needs a real
+// require in scope; this banner gives every bundle one.
+const BANNER =
+  "import { createRequire as __closeloopRequire } from 'node:module'; const require = __closeloopRequire(import.meta.url);";
+
+/**
+ * zod 4 re-exports every locale through `z.locales`, so `import { z } from 'zod'` pulls ~40 languages
+ * (~250 KB minified) into each bundle although only English messages are used. Resolve the locales
+ * index to English only; `z.locales.en` keeps working, no other locale is referenced anywhere.
+ */
+export const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
+        ? { path: join(dirname(args.importer), '../locales/en.js'), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
+/** esbuild per function: node20 ESM (runs on Lambda nodejs22.x and the local Node 20), module-first, minified. */
+async function bundleOne(root, fn) {
+  const outfile = bundlePath(root, fn);
+  rmSync(bundleDir(root, fn), { recursive: true, force: true });
+  const result = await build({
+    entryPoints: [fn.entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    // ESM builds of the SDK and Powertools tree-shake far better than their CJS builds (toolchain.md).
+    mainFields: ['module', 'main'],
+    minify: true,
+    legalComments: 'none',
+    banner: { js: BANNER },
+    logLevel: 'warning',
+    metafile: true,
+    plugins: [zodEnglishOnly],
+  });
+  return { outfile, metafile: result.metafile };
+}
+
+/**
+ * The config folder loaded and validated with the project's own loader, as the JSON the AWS wiring reads
+ * (`loadConfigJson`): a config error fails the build, and the YAML parser stays out of the bundles.
+ */
+export async function bundledConfig(root, configDir) {
+  const outfile = scratchFile(root, 'config');
+  await build({
+    stdin: {
+      contents: "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
+      resolveDir: root,
+      loader: 'ts',
+    },
+    outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning',
+  });
+  try {
+    const { loadConfig, defaultConfig } = await import(pathToFileURL(outfile).href);
+    const config = configDir && existsSync(configDir) ? await loadConfig(configDir) : defaultConfig();
+    // Same shape as the YAML files: exceptions under `exceptions.exceptions` (ExceptionsFileSchema).
+    return { ...config, exceptions: { exceptions: config.exceptions }, origin: configDir ? relative(root, configDir) || '.' : '(defaults)' };
+  } finally {
+    rmSync(outfile, { force: true });
+  }
+}
+
+/** Files that go into the zip beside the bundle (per cloud's deployment format). */
+function extraFiles(fn, config) {
+  const files = [];
+  if (fn.cloud === 'aws') files.push({ name: 'config.json', data: Buffer.from(`${JSON.stringify(config)}\n`) });
+  if (fn.cloud === 'azure') {
+    const host = {
+      version: '2.0',
+      extensionBundle: { id: 'Microsoft.Azure.Functions.ExtensionBundle', version: '[4.*, 5.0.0)' },
+    };
+    files.push({ name: 'host.json', data: Buffer.from(`${JSON.stringify(host, null, 2)}\n`) });
+  }
+  if (fn.cloud === 'azure' || fn.cloud === 'gcp') {
+    const pkg = { name: `closeloop-${fn.cloud}-${fn.name}`, private: true, type: 'module', main: `${fn.name}.mjs` };
+    files.push({ name: 'package.json', data: Buffer.from(`${JSON.stringify(pkg, null, 2)}\n`) });
+  }
+  return files;
+}
+
+// ---- a small, deterministic ZIP writer (deflate via node:zlib; no dependency, no `zip` binary needed) ----
+const DOS_TIME = 0; // 00:00:00
+const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01: fixed, so the same input gives the same zip
+
+/** Writes a ZIP archive of `files` ([{ name, data: Buffer }]) to `target`. */
+export function writeZip(target, files) {
+  const locals = [];
+  const centrals = [];
+  let offset = 0;
+  for (const file of files) {
+    const name = Buffer.from(file.name, 'utf8');
+    const compressed = deflateRawSync(file.data, { level: 9 });
+    const crc = crc32(file.data) >>> 0;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(8, 8); // deflate
+    local.writeUInt16LE(DOS_TIME, 10);
+    local.writeUInt16LE(DOS_DATE, 12);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(compressed.length, 18);
+    local.writeUInt32LE(file.data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    locals.push(local, name, compressed);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by: UNIX, so the permission bits below are honoured
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt16LE(DOS_TIME, 12);
+    central.writeUInt16LE(DOS_DATE, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(compressed.length, 20);
+    central.writeUInt32LE(file.data.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE(((0o100644 << 16) >>> 0) >>> 0, 38); // regular file, rw-r--r--: Lambda must read it
+    central.writeUInt32LE(offset, 42);
+    centrals.push(central, name);
+    offset += local.length + name.length + compressed.length;
+  }
+  const centralSize = centrals.reduce((n, b) => n + b.length, 0);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(files.length, 8);
+  end.writeUInt16LE(files.length, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(offset, 16);
+  mkdirSync(dirname(target), { recursive: true });
+  writeFileSync(target, Buffer.concat([...locals, ...centrals, end]));
+}
+
+/** Reads the entries (name → inflated Buffer) back from a zip written by writeZip (tests use it). */
+export function readZip(file) {
+  const buf = readFileSync(file);
+  const endAt = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const count = buf.readUInt16LE(endAt + 10);
+  let at = buf.readUInt32LE(endAt + 16);
+  const entries = new Map();
+  for (let i = 0; i < count; i++) {
+    const size = buf.readUInt32LE(at + 20);
+    const nameLength = buf.readUInt16LE(at + 28);
+    const extra = buf.readUInt16LE(at + 30) + buf.readUInt16LE(at + 32);
+    const localAt = buf.readUInt32LE(at + 42);
+    const name = buf.subarray(at + 46, at + 46 + nameLength).toString('utf8');
+    const dataAt = localAt + 30 + buf.readUInt16LE(localAt + 26) + buf.readUInt16LE(localAt + 28);
+    entries.set(name, inflateRawSync(buf.subarray(dataAt, dataAt + size)));
+    at += 46 + nameLength + extra;
+  }
+  return entries;
+}
+
+// ---- permissions the infrastructure grants, generated from the action declarations ----
+
+/** ARN patterns per AWS service for action permissions (targets come from findings at run time). */
+// biome-ignore-start lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub placeholders, not JS templates
+const AWS_RESOURCES = {
+  s3: ['arn:${AWS::Partition}:s3:::*'],
+  iam: ['arn:${AWS::Partition}:iam::${AWS::AccountId}:*'],
+  // Snapshot ARNs carry no account id (arn:aws:ec2:region::snapshot/id), hence the second pattern.
+  ec2: ['arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:*', 'arn:${AWS::Partition}:ec2:*::snapshot/*'],
+  guardduty: ['arn:${AWS::Partition}:guardduty:*:${AWS::AccountId}:detector/*'],
+  securityhub: ['arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default'],
+};
+// biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Fn::Sub patterns
+/**
+ * Actions whose API has no resource-level permissions: IAM requires Resource "*" for them.
+ * @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html (Describe*)
+ */
+const needsStar = (action) =>
+  /^ec2:Describe/.test(action) || /^tag:/.test(action) || /^sts:GetCallerIdentity$/.test(action);
+
+/** IAM statements granting exactly `actions`, grouped by resource pattern (CloudFormation JSON with Fn::Sub). */
+export function awsActionStatements(actions) {
+  const groups = new Map();
+  for (const action of [...new Set(actions)].sort()) {
+    const service = action.split(':')[0];
+    const key = needsStar(action) ? '*' : service;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(action);
+  }
+  const statements = [];
+  for (const [key, list] of [...groups.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    const sid = `Action${key === '*' ? 'NoResourceLevel' : key.replace(/[^A-Za-z0-9]/g, '').replace(/^./, (c) => c.toUpperCase())}`;
+    const patterns = key === '*' ? undefined : AWS_RESOURCES[key];
+    statements.push({
+      Sid: sid,
+      Effect: 'Allow',
+      Action: list,
+      // "*" only where the API has no resource-level permissions, or a service without a mapped ARN pattern
+      // (add it to AWS_RESOURCES in scripts/bundle-functions.mjs to narrow it).
+      Resource: patterns ? patterns.map((p) => ({ 'Fn::Sub': p })) : '*',
+    });
+  }
+  return statements;
+}
+
+/** A scratch module inside the repo, so its external imports resolve from the project's node_modules. */
+const scratchFile = (root, name) => join(root, 'dist', '.scratch', `${name}-${process.pid}-${Date.now()}.mjs`);
+
+/** Loads the action registry (TypeScript) through esbuild and returns `allPermissions` per provider. */
+export async function registryPermissions(root) {
+  const registry = join(root, 'shared/actions/registry.ts');
+  if (!existsSync(registry)) return undefined;
+  const outfile = scratchFile(root, 'registry');
+  await build({
+    entryPoints: [registry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+  });
+  try {
+    const mod = await import(pathToFileURL(outfile).href);
+    const out = {};
+    for (const provider of CLOUDS) out[provider] = [...new Set(await mod.allPermissions(provider))].sort();
+    return out;
+  } finally {
+    rmSync(outfile, { force: true });
+  }
+}
+
+/** The generated permission files' contents, from the registry's declarations. */
+export function permissionFiles(perms) {
+  return {
+    'infra/aws/action-permissions.json': { actions: perms.aws, statements: awsActionStatements(perms.aws) },
+    'infra/azure/action-permissions.json': { actions: perms.azure },
+    'infra/gcp/action-permissions.json': { permissions: perms.gcp },
+  };
+}
+
+/** Writes infra/{aws,azure,gcp}/action-permissions.json. Returns the paths written (none without a registry). */
+export async function writePermissionFiles({ root }) {
+  const perms = await registryPermissions(root);
+  if (!perms) {
+    console.warn('bundle-functions: shared/actions/registry.ts not found; action permission files left as they are');
+    return [];
+  }
+  const written = [];
+  for (const [path, content] of Object.entries(permissionFiles(perms))) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), `${JSON.stringify(content, null, 2)}\n`);
+    written.push(path);
+  }
+  return written;
+}
+
+/**
+ * Bundles and zips every function. `configDir` (default $CLOSELOOP_CONFIG_DIR, else examples/config when
+ * present) is loaded, validated and written into each AWS artifact as config.json (CLOSELOOP_CONFIG in serverless.yml).
+ */
+export async function bundleFunctions({ root, configDir, only } = {}) {
+  const cfg = configDir ?? process.env.CLOSELOOP_CONFIG_DIR ?? join(root, 'examples/config');
+  await writePermissionFiles({ root });
+  const config = await bundledConfig(root, cfg);
+  const results = [];
+  for (const fn of functionEntries(root)) {
+    if (only && !only.includes(`${fn.cloud}/${fn.name}`)) continue;
+    const { outfile } = await bundleOne(root, fn);
+    const files = [{ name: `${fn.name}.mjs`, data: readFileSync(outfile) }, ...extraFiles(fn, config)];
+    writeZip(zipPath(root, fn), files);
+    results.push({
+      function: `${fn.cloud}/${fn.name}`,
+      bundle: relative(root, outfile),
+      zip: relative(root, zipPath(root, fn)),
+      bytes: statSync(outfile).size,
+    });
+  }
+  return results;
+}
+
+/** Environment a bundle needs to load (module scope builds its ports from it); dummy, never a real cloud. */
+const LOAD_ENV = {
+  CLOSELOOP_TABLE: 'closeloop-bench',
+  CLOSELOOP_BUS: 'closeloop-bench',
+  CLOSELOOP_HUB_BUS_ARN: 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-bench',
+  CLOSELOOP_FORWARDER_ROLE_ARN: 'arn:aws:iam::111122223333:role/closeloop-bench-forwarder',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'bench',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  POWERTOOLS_DEV: 'false',
+};
+
+/** Wall time of one fresh `node` process that imports the bundle (module load = cold-start init). */
+function loadOnce(file) {
+  const started = process.hrtime.bigint();
+  const run = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(file).href)});`],
+    {
+      env: { PATH: process.env.PATH ?? '', ...LOAD_ENV },
+      encoding: 'utf8',
+    },
+  );
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (run.status !== 0)
+    throw new Error(`loading ${file} failed: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return ms;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+/**
+ * For the bench: each function's bundle size and module-load time (median of `runs` fresh processes,
+ * raw wall time including node's own start-up). Bundles first when they are missing.
+ * @returns {Promise<Array<{ function: string, bytes: number, loadMs: number }>>}
+ */
+export async function bundleStats({ root, runs = 20, rebuild = false } = {}) {
+  const fns = functionEntries(root);
+  if (rebuild || fns.some((fn) => !existsSync(bundlePath(root, fn)))) await bundleFunctions({ root });
+  return fns.map((fn) => {
+    const file = bundlePath(root, fn);
+    const times = Array.from({ length: runs }, () => loadOnce(file));
+    return {
+      function: `${fn.cloud}/${fn.name}`,
+      bytes: statSync(file).size,
+      loadMs: Math.round(median(times) * 10) / 10,
+    };
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const built = await bundleFunctions({ root });
+  for (const b of built)
+    console.log(`${b.function.padEnd(24)} ${(b.bytes / 1024).toFixed(0).padStart(5)} KB  ${b.zip}`);
+  if (process.argv.includes('--stats')) console.table(await bundleStats({ root }));
+}

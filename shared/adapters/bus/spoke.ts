@@ -1,0 +1,154 @@
+/**
+ * The spoke → hub hand-off. A spoke (Azure Function, Cloud Function) normalizes what it receives, to
+ * reject bad input at the edge, and forwards each accepted source document to the hub bus as one
+ * EventBridge entry. The hub's ingest normalizes the document again with the same code: the hub stays
+ * the single place where findings are stored and decided, and a forwarded document replays exactly
+ * like a local file does.
+ */
+import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { STSClient } from '@aws-sdk/client-sts';
+import { z } from 'zod';
+import { AdapterError } from '../../core/errors.js';
+import type { Rejected } from '../../core/model/finding.js';
+import { normalize } from '../../core/pipeline/normalize.js';
+import type { Clock } from '../../core/ports.js';
+import { type PutEventsOptions, putEvents } from './eventbridge.js';
+import type { EventBridgeEvent } from './sqs.js';
+import { webIdentityCredentials } from './web-identity.js';
+
+export const SpokeSchema = z.enum(['azure', 'gcp']);
+export type Spoke = z.infer<typeof SpokeSchema>;
+
+/** EventBridge `source` per spoke; serverless.yml's ingest rule matches the prefix `closeloop.spoke.`. */
+export const spokeSource = (spoke: Spoke): string => `closeloop.spoke.${spoke}`;
+export const SPOKE_SOURCE_PREFIX = 'closeloop.spoke.';
+export const SPOKE_DETAIL_TYPE = 'Spoke Finding Document';
+
+/**
+ * The detail of a forwarded document.
+ * @example { "spoke": "gcp", "input": "pubsub:00000000000001", "document": { "notificationConfigName": "…", "finding": {}, "resource": {} }, "findingKeys": ["<64 hex>"] }
+ */
+export const SpokeDetailSchema = z.object({
+  spoke: SpokeSchema,
+  /** Where the spoke received it (`eventgrid:<id>`, `http:<invocationId>`, `pubsub:<messageId>`). */
+  input: z.string().min(1).max(512),
+  /** The source document, unwrapped from its transport envelope (Defender alert/assessment, SCC NotificationMessage). */
+  document: z.unknown(),
+  /** Keys of the findings the spoke normalized from it, for tracing across clouds. */
+  findingKeys: z.array(z.string()),
+});
+export type SpokeDetail = z.infer<typeof SpokeDetailSchema>;
+
+/**
+ * Forwards accepted documents to the hub bus (≤ 10 per call, failed entries retried boundedly).
+ *
+ * @example
+ * await forwardToHub(eventBridgeWithWebIdentity, 'closeloop-prod', [{ spoke: 'azure', input: 'eventgrid:1', document, findingKeys }]);
+ */
+export async function forwardToHub(
+  client: EventBridgeClient,
+  busName: string,
+  details: readonly SpokeDetail[],
+  options: PutEventsOptions = {},
+): Promise<void> {
+  const entries: PutEventsRequestEntry[] = details.map((detail) => ({
+    EventBusName: busName,
+    Source: spokeSource(detail.spoke),
+    DetailType: SPOKE_DETAIL_TYPE,
+    Detail: JSON.stringify(detail),
+  }));
+  if (entries.length > 0) await putEvents(client, entries, options);
+}
+
+/** One document for the hub's ingest, from an EventBridge event that reached the ingest queue. */
+export interface HubIngestDoc {
+  input: string;
+  value: unknown;
+}
+
+/**
+ * What the hub ingests from an EventBridge event: a spoke's forwarded document, or the AWS event itself
+ * (GuardDuty / Security Hub events are recognised by their EventBridge envelope, finding-formats §1 rule 4).
+ */
+export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
+  if (!event.source.startsWith(SPOKE_SOURCE_PREFIX)) return { input: `eventbridge:${event.id}`, value: event };
+  const detail = SpokeDetailSchema.safeParse(event.detail);
+  if (!detail.success) {
+    throw new AdapterError(
+      'invalid',
+      `eventbridge:${event.id}: ${event.source} detail: ${z.prettifyError(detail.error)}`,
+    );
+  }
+  return { input: `${detail.data.spoke}:${detail.data.input}`, value: detail.data.document };
+}
+
+/** What a spoke received, unwrapped from its transport (one source document each). */
+export interface ReceivedDocument {
+  input: string;
+  value: unknown;
+}
+
+/**
+ * Normalizes each received document on the spoke: documents yielding at least one finding become
+ * hub-bound details; the rest are returned as rejections (logged at the edge, never forwarded).
+ *
+ * @example
+ * const { details, rejected } = acceptDocuments('gcp', [{ input: 'pubsub:1', value: notification }]);
+ */
+export function acceptDocuments(
+  spoke: Spoke,
+  docs: readonly ReceivedDocument[],
+): { details: SpokeDetail[]; rejected: Rejected[] } {
+  const details: SpokeDetail[] = [];
+  const rejected: Rejected[] = [];
+  for (const doc of docs) {
+    const out = normalize(doc.value, `${spoke}:${doc.input}`);
+    rejected.push(...out.rejected);
+    if (out.findings.length > 0) {
+      details.push({ spoke, input: doc.input, document: doc.value, findingKeys: out.findings.map((f) => f.key) });
+    }
+  }
+  return { details, rejected };
+}
+
+export interface SpokeForwarderOptions {
+  spoke: Spoke;
+  /** The hub bus ARN (EventBusName accepts an ARN; the hub may be another account). */
+  busArn: string;
+  region: string;
+  /** The hub role this spoke may assume with its own identity token (serverless.yml `<Cloud>SpokeForwarderRole`). */
+  roleArn: string;
+  /** The spoke's platform identity token (managed identity / service account ID token). */
+  token: () => Promise<string>;
+  /** Injected for tests; built from `region` otherwise. */
+  sts?: STSClient;
+  /** Injected for tests (with its own credentials); built with web-identity credentials otherwise. */
+  eventBridge?: EventBridgeClient;
+  clock?: Clock;
+}
+
+/**
+ * The spoke's way to the hub: EventBridge PutEvents with short-lived credentials from
+ * AssumeRoleWithWebIdentity (no long-lived AWS key in Azure or GCP).
+ *
+ * @example
+ * const hub = createSpokeForwarder({ spoke: 'gcp', busArn, region: 'us-east-1', roleArn, token: () => gcpIdToken(audience) });
+ * await hub.forward(details);
+ */
+export function createSpokeForwarder(options: SpokeForwarderOptions): {
+  forward(details: readonly SpokeDetail[]): Promise<void>;
+} {
+  const eventBridge =
+    options.eventBridge ??
+    new EventBridgeClient({
+      region: options.region,
+      credentials: webIdentityCredentials({
+        sts: options.sts ?? new STSClient({ region: options.region }),
+        roleArn: options.roleArn,
+        sessionName: `closeloop-${options.spoke}-spoke`,
+        token: options.token,
+        ...(options.clock ? { clock: options.clock } : {}),
+      }),
+    });
+  return { forward: (details) => forwardToHub(eventBridge, options.busArn, details) };
+}

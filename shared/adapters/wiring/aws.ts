@@ -1,0 +1,247 @@
+/**
+ * The AWS hub wiring: builds the ports once per Lambda container (module scope of each function) —
+ * DynamoDocStore on the cases table, EventBridgeBus on the closeloop bus, a Powertools logger behind the
+ * Logger port, the config folder bundled into the artifact, and the Jira secret read from Secrets Manager
+ * (cached, never logged). Clients are injected so tests hand in mocked or dynalite-backed ones.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import { type Config, defaultConfig, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
+import { RegistrySchema } from '../../core/enrich/registry.js';
+import { AdapterError, ConfigError } from '../../core/errors.js';
+import { createEnricher } from '../../core/pipeline/enrich.js';
+import { createIngest } from '../../core/pipeline/ingest.js';
+import { exceptionsRepo } from '../../core/policy/exceptions.js';
+import { type Clock, type DocStore, type EventBus, type Logger, systemClock } from '../../core/ports.js';
+import { EventBridgeBus } from '../bus/eventbridge.js';
+import { S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
+import { DynamoDocStore } from '../store/dynamodb.js';
+
+/**
+ * The environment serverless.yml gives every hub function. Strict about what must be there: a
+ * function deployed without its table or bus fails at cold start with the variable's name.
+ */
+export const AwsEnvSchema = z.object({
+  CLOSELOOP_TABLE: z.string().min(1),
+  CLOSELOOP_BUS: z.string().min(1),
+  CLOSELOOP_STAGE: z.string().min(1).default('dev'),
+  /**
+   * The config inside the artifact: `config.json`, written by scripts/bundle-functions.mjs from the config
+   * folder (validated at build time, so a typo fails the build, not a cold start). Unset = defaults.
+   */
+  CLOSELOOP_CONFIG: z.string().min(1).optional(),
+  CLOSELOOP_EVIDENCE_BUCKET: z.string().min(1).optional(),
+  /** Secrets Manager id of the Jira credentials (JSON: host, email, apiToken, webhookSecret). */
+  CLOSELOOP_JIRA_SECRET: z.string().min(1).optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+});
+export type AwsEnv = z.infer<typeof AwsEnvSchema>;
+
+/** Reads the environment, naming every missing or invalid variable. */
+export function parseAwsEnv(env: NodeJS.ProcessEnv): AwsEnv {
+  const parsed = AwsEnvSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`function environment: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Adapts a Powertools logger (structured JSON to CloudWatch) to the core's Logger port. */
+export function powertoolsLogger(logger: PowertoolsLogger): Logger {
+  const at =
+    (fn: (msg: string, ...extra: Array<Record<string, unknown>>) => void) =>
+    (msg: string, data?: Record<string, unknown>) =>
+      data ? fn(msg, data) : fn(msg);
+  return {
+    debug: at(logger.debug.bind(logger)),
+    info: at(logger.info.bind(logger)),
+    warn: at(logger.warn.bind(logger)),
+    error: at(logger.error.bind(logger)),
+  };
+}
+
+/** The Jira credentials kept in Secrets Manager (one JSON secret). */
+export const JiraSecretSchema = z.object({
+  host: z.url(),
+  email: z.string().min(1),
+  apiToken: z.string().min(1),
+  /** Shared secret Jira's webhook signs with (HMAC); optional until the webhook is registered. */
+  webhookSecret: z.string().min(1).optional(),
+});
+export type JiraSecret = z.infer<typeof JiraSecretSchema>;
+
+/**
+ * A cached reader of one JSON secret. The value never reaches a log line: parse errors name the
+ * fields that are wrong, not their content. Cached for `ttlMs` so a rotated token is picked up
+ * without a redeploy, and a burst of invocations makes one call.
+ *
+ * @example
+ * const jira = secretReader(new SecretsManagerClient({}), 'closeloop/dev/jira', JiraSecretSchema);
+ * const { apiToken } = await jira();
+ */
+export function secretReader<S extends z.ZodType>(
+  client: SecretsManagerClient,
+  secretId: string,
+  schema: S,
+  options: { ttlMs?: number; clock?: Clock } = {},
+): () => Promise<z.infer<S>> {
+  const ttlMs = options.ttlMs ?? 5 * 60_000;
+  const clock = options.clock ?? systemClock;
+  let cached: { value: z.infer<S>; at: number } | undefined;
+  let inflight: Promise<z.infer<S>> | undefined;
+  return async function readSecret() {
+    if (cached && clock.now().getTime() - cached.at < ttlMs) return cached.value;
+    inflight ??= (async () => {
+      try {
+        const out = await client.send(new GetSecretValueCommand({ SecretId: secretId })).catch((e: unknown) => {
+          const name = e instanceof Error ? e.name : 'Error';
+          const kind =
+            name === 'AccessDeniedException' ? 'denied' : name === 'ResourceNotFoundException' ? 'gone' : 'transient';
+          throw new AdapterError(kind, `secret ${secretId}: GetSecretValue failed (${name})`);
+        });
+        let json: unknown;
+        try {
+          json = JSON.parse(out.SecretString ?? '');
+        } catch {
+          throw new ConfigError(`secret ${secretId}: SecretString is not JSON`);
+        }
+        const parsed = schema.safeParse(json);
+        if (!parsed.success) {
+          const fields = parsed.error.issues.map((i) => i.path.join('.') || '$').join(', ');
+          throw new ConfigError(`secret ${secretId}: invalid fields ${fields}`);
+        }
+        cached = { value: parsed.data, at: clock.now().getTime() };
+        return parsed.data;
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
+}
+
+/**
+ * Reads the bundled `config.json` (the YAML config folder, loaded and validated at build time) and
+ * re-validates it with the same schemas. JSON rather than YAML at run time keeps the YAML parser
+ * (~110 KB) out of every function bundle.
+ */
+export async function loadConfigJson(file: string): Promise<Config> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read the bundled config`, { cause: e });
+  }
+  const parsed = BundledConfigSchema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`${file}: ${z.prettifyError(parsed.error)}`);
+  return { ...parsed.data, exceptions: parsed.data.exceptions.exceptions };
+}
+
+const BundledConfigSchema = z.object({
+  registry: RegistrySchema,
+  policy: PolicyFileSchema,
+  exceptions: ExceptionsFileSchema,
+  origin: z.string(),
+});
+
+/** Clients the hub functions share; each is created once per container unless injected. */
+export interface AwsClients {
+  dynamodb: DynamoDBClient;
+  eventbridge: EventBridgeClient;
+}
+
+/** What every hub function gets from the wiring. */
+export interface AwsPorts {
+  env: AwsEnv;
+  clients: AwsClients;
+  store: DocStore;
+  bus: EventBus;
+  clock: Clock;
+  log: Logger;
+  /** The Powertools logger itself, for middy's `injectLambdaContext`. */
+  logger: PowertoolsLogger;
+  /** The config, read once (first call) and cached for the container's life. */
+  config(): Promise<Config>;
+}
+
+export interface AwsPortsOptions {
+  clients?: Partial<AwsClients>;
+  clock?: Clock;
+  logger?: PowertoolsLogger;
+  /** Loads the config file; defaults to {@link loadConfigJson} (tests inject a fixed Config). */
+  loadConfig?: (dir: string) => Promise<Config>;
+}
+
+/**
+ * Builds the hub's ports once. Call at module scope of a function file.
+ *
+ * @example
+ * const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });
+ */
+export function createAwsPorts(env: NodeJS.ProcessEnv, options: AwsPortsOptions = {}): AwsPorts {
+  const parsed = parseAwsEnv(env);
+  const clients: AwsClients = {
+    dynamodb: options.clients?.dynamodb ?? new DynamoDBClient({ region: parsed.AWS_REGION }),
+    eventbridge: options.clients?.eventbridge ?? new EventBridgeClient({ region: parsed.AWS_REGION }),
+  };
+  const logger = options.logger ?? new PowertoolsLogger({ serviceName: 'closeloop' });
+  const load = options.loadConfig ?? loadConfigJson;
+  let config: Promise<Config> | undefined;
+  return {
+    env: parsed,
+    clients,
+    store: new DynamoDocStore(clients.dynamodb, parsed.CLOSELOOP_TABLE),
+    bus: new EventBridgeBus(clients.eventbridge, parsed.CLOSELOOP_BUS),
+    clock: options.clock ?? systemClock,
+    log: powertoolsLogger(logger),
+    logger,
+    config() {
+      if (config) return config;
+      const loading = parsed.CLOSELOOP_CONFIG ? load(parsed.CLOSELOOP_CONFIG) : Promise.resolve(defaultConfig());
+      // A failed load is not cached: the next invocation tries again (and fails loudly again).
+      loading.catch(() => {
+        config = undefined;
+      });
+      config = loading;
+      return loading;
+    },
+  };
+}
+
+/**
+ * The ingest pipeline on the hub's ports (normalize → enrich → store → decide → publish `case.decided`).
+ * Exceptions are the config file's plus the store's, re-read on every call.
+ */
+export async function createAwsIngest(ports: AwsPorts) {
+  const config = await ports.config();
+  const repo = exceptionsRepo(ports.store, ports.clock);
+  return createIngest({
+    store: ports.store,
+    bus: ports.bus,
+    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: ports.log }),
+    config,
+    exceptions: async () => [...config.exceptions, ...(await repo.list())],
+    clock: ports.clock,
+    log: ports.log,
+  });
+}
+
+/**
+ * The evidence store on the hub's Object Lock bucket (evidence and verify functions), each record
+ * locked for the policy's `verification.evidence.retentionDays`.
+ */
+export async function createAwsEvidenceStore(ports: AwsPorts, s3: S3Client): Promise<S3ObjectLockEvidenceStore> {
+  const bucket = ports.env.CLOSELOOP_EVIDENCE_BUCKET;
+  if (!bucket) throw new ConfigError('CLOSELOOP_EVIDENCE_BUCKET is not set');
+  const { policy } = await ports.config();
+  return new S3ObjectLockEvidenceStore({
+    client: s3,
+    bucket,
+    retentionDays: policy.verification.evidence.retentionDays,
+    clock: ports.clock,
+  });
+}
