@@ -1,0 +1,187 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
+import { adfToText } from '../../shared/core/tickets/adf.js';
+import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import { handleJiraWebhook, signJiraBody } from '../../shared/core/tickets/webhook.js';
+import { decided, type Harness, jiraHarness, localHarness, makeCase, putCase, quietLog, readCase } from './helpers.js';
+
+let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const grouping = (mode: 'table' | 'subtasks') => ({
+  grouping: { enabled: true, threshold: 10, windowMinutes: 60, mode, subtaskIssueType: 'Subtask', refreshSeconds: 60 },
+  budget: { createsPerMinute: 10_000 },
+});
+
+describe('storm grouping', () => {
+  it('puts a storm of 1,000 cases of one owner under one parent ticket with a table of resources', async () => {
+    // Prepare
+    h = await jiraHarness(grouping('table'));
+    const cases = Array.from({ length: 1000 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    for (const c of cases) await h.stage.handle(decided(c));
+    const result = await drainOutbox(h.deps);
+    // Assess: 10 individual tickets (the threshold), then one parent for the other 990
+    expect(h.double.issues.size).toBe(11);
+    const parent = [...h.double.issues.values()].find((i) => i.fields.labels.includes('closeloop-group'));
+    expect(parent?.fields.summary).toBe(
+      '[HIGH] BucketBlockPublicAccessDisabled on many resources of alice@example.com (prod)',
+    );
+    const table = adfToText(parent?.fields.description);
+    expect(table).toContain('990 resources');
+    expect(table).toContain('logs-111122223333-10 | arn:aws:s3:::logs-111122223333-10');
+    expect(table).toContain('and 890 more'); // the description stays under Jira's size limit
+    expect(result.groupsRefreshed).toBe(1);
+    const last = await readCase(h.store, cases[999]?.key ?? '');
+    expect(last.ticket).toMatchObject({ key: parent?.key, parentKey: parent?.key });
+    // a storm costs far fewer calls than one ticket per case
+    expect(h.double.calls.length).toBeLessThan(100);
+  });
+
+  it('creates sub-tasks under the parent when the grouping mode is subtasks', async () => {
+    // Prepare
+    h = await jiraHarness(grouping('subtasks'));
+    const cases = Array.from({ length: 15 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act
+    for (const c of cases) await h.stage.handle(decided(c));
+    // Assess
+    const subtasks = [...h.double.issues.values()].filter((i) => i.fields.parent);
+    expect(subtasks).toHaveLength(5);
+    expect(new Set(subtasks.map((s) => s.fields.parent?.key)).size).toBe(1);
+    expect(subtasks[0]?.fields.issuetype.name).toBe('Subtask');
+  });
+
+  it('closes the parent only when every row is verified', async () => {
+    // Prepare
+    const l = localHarness({ ...grouping('table'), grouping: { ...grouping('table').grouping, threshold: 1 } });
+    const [a, b, c] = [1, 2, 3].map((n) => makeCase({ n }));
+    for (const x of [a, b, c]) if (x) await putCase(l.store, x);
+    for (const x of [a, b, c]) if (x) await l.stage.handle(decided(x));
+    const verify = (key: string) =>
+      l.stage.handle({
+        id: `v-${key}`,
+        type: 'case.verified',
+        caseKey: key,
+        at: a?.updatedAt ?? '',
+        verdict: 'verified',
+      });
+    if (!(l.sink instanceof LocalTicketSink) || !b || !c) throw new Error('setup');
+    // Act
+    await verify(b.key);
+    const afterOne = (await l.sink.get('LOCAL-2'))?.status;
+    await verify(c.key);
+    // Assess
+    expect(afterOne).toBe('To Do');
+    expect((await l.sink.get('LOCAL-2'))?.status).toBe('Done');
+    expect((await l.sink.get('LOCAL-2'))?.comments.map((x) => x.text.split(':')[0])).toEqual([
+      'logs-111122223333-2',
+      'logs-111122223333-3',
+    ]);
+  });
+});
+
+describe('Jira webhook', () => {
+  const secret = 'whsec-0000000000000000';
+  async function ticketed() {
+    const l = localHarness();
+    const c = makeCase();
+    await putCase(l.store, c);
+    await l.stage.handle(decided(c));
+    const deps = { store: l.store, clock: l.clock, log: quietLog, policy: l.deps.policy, secret };
+    return { l, c, deps };
+  }
+  const body = (key: string, to: string, category: string) =>
+    JSON.stringify({
+      webhookEvent: 'jira:issue_updated',
+      timestamp: 1,
+      user: { accountId: '000000:00000000-0000-0000-0000-000000000009' },
+      issue: { key, fields: { status: { name: to, statusCategory: { key: category } }, summary: 'ignored text' } },
+      changelog: { items: [{ field: 'status', fromString: 'To Do', toString: to }] },
+    });
+
+  it('answers 401 and changes nothing when the signature is wrong or missing', async () => {
+    // Prepare
+    const { l, c, deps } = await ticketed();
+    const raw = body('LOCAL-1', 'Done', 'done');
+    const before = await l.store.get('cases', c.key);
+    // Act
+    const wrong = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, 'another-secret-000000') }, rawBody: raw },
+      deps,
+    );
+    const unsigned = await handleJiraWebhook({ headers: {}, rawBody: raw }, deps);
+    const tampered = await handleJiraWebhook(
+      { headers: { 'x-hub-signature': signJiraBody(raw, secret) }, rawBody: raw.replace('Done', 'Dune') },
+      deps,
+    );
+    // Assess
+    for (const r of [wrong, unsigned, tampered])
+      expect(r).toEqual({ status: 401, body: { error: 'invalid signature' }, events: [] });
+    expect(await l.store.get('cases', c.key)).toEqual(before);
+  });
+
+  it('asks for verification when a person moves the ticket to done, and ignores the echo of its own close', async () => {
+    // Prepare
+    const { c, deps, l } = await ticketed();
+    const raw = body('LOCAL-1', 'Done', 'done');
+    // Act
+    const first = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
+      deps,
+    );
+    const again = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
+      deps,
+    );
+    // Assess
+    expect(first.status).toBe(200);
+    expect(first.events).toEqual([
+      expect.objectContaining({
+        type: 'case.verify-requested',
+        caseKey: c.key,
+        trigger: 'ticket-closed',
+        actor: 'jira:000000:00000000-0000-0000-0000-000000000009',
+      }),
+    ]);
+    expect(again.events).toEqual([]);
+    expect((await readCase(l.store, c.key)).ticket?.status).toBe('done');
+  });
+
+  it('reopens the case when a person reopens a closed ticket', async () => {
+    // Prepare
+    const { c, deps, l } = await ticketed();
+    await l.stage.handle({ id: 'v', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    const raw = body('LOCAL-1', 'Reopened', 'new');
+    // Act
+    const res = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
+      deps,
+    );
+    // Assess
+    expect(res.events).toEqual([expect.objectContaining({ type: 'case.reopened', caseKey: c.key })]);
+    expect((await readCase(l.store, c.key)).ticket?.status).toBe('reopened');
+    // the stage does not transition the ticket again for a reopen that came from Jira
+    const ev = res.events[0];
+    if (ev) await l.stage.handle(ev);
+    if (!(l.sink instanceof LocalTicketSink)) throw new Error('local');
+    expect((await l.sink.get('LOCAL-1'))?.status).toBe('Done');
+  });
+
+  it('ignores issues closeloop does not know, mapping only through its own index', async () => {
+    // Prepare
+    const { deps } = await ticketed();
+    const raw = body('SEC-999', 'Done', 'done');
+    // Act
+    const res = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
+      deps,
+    );
+    // Assess
+    expect(res).toEqual({ status: 200, body: { ignored: 'not a closeloop ticket' }, events: [] });
+  });
+});
