@@ -75,7 +75,7 @@ async function ingestAll(rt: LocalRuntime, docs: Awaited<ReturnType<typeof load>
     results.push(...out.results);
     rejected.push(...out.rejected);
     for (const k of Object.keys(stats) as Array<keyof typeof stats>) stats[k] += out.stats[k];
-    await rt.bus.drain();
+    await rt.settle();
     bar.tick(Math.min(docs.length, i + slice));
   }
   bar.done();
@@ -132,6 +132,8 @@ export async function cmdRun(args: readonly string[], opts: GlobalOptions, io: I
   const rt = await createLocalRuntime(opts);
   try {
     if (unread.length) await rt.ingest.deadLetter(unread, rt.clock.now().toISOString());
+    const swept = await rt.ingest.sweepExceptions();
+    await rt.settle();
     const out = await ingestAll(rt, docs);
     const rejected = [...unread, ...out.rejected];
     const cases = await listCases(rt.store);
@@ -141,7 +143,10 @@ export async function cmdRun(args: readonly string[], opts: GlobalOptions, io: I
       io.out(renderCases(cases));
       io.out(
         `\n${docs.length} documents, ${s.findings} findings: ${s.newCases} new cases, ${s.changedCases} updated, ${s.unchanged} unchanged; ` +
-          `${rejected.length} rejected (kept as dead letters). Remediation: ${rt.apply ? 'APPLY' : 'dry-run'}. Store: ${rt.home}`,
+          `${rejected.length} rejected (kept as dead letters). Remediation: ${rt.apply ? 'APPLY' : 'dry-run'}. Store: ${rt.home}` +
+          (swept.reopened + swept.suppressed
+            ? `\nexceptions: ${swept.reopened} cases re-opened, ${swept.suppressed} newly suppressed`
+            : ''),
       );
       if (rejected.length) io.err(`\n${rejected.length} rejected:\n${rejectedTable(rejected)}`);
     }

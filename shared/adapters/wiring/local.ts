@@ -4,16 +4,26 @@
  * once; the CLI and the tests use it.
  */
 import { join, resolve } from 'node:path';
+import type { Action, ActionContext } from '../../actions/define.js';
 import { type Config, defaultConfig } from '../../core/config.js';
+import { createEvidenceStage } from '../../core/evidence/stage.js';
 import type { PipelineEvent } from '../../core/model/events.js';
 import { createEnricher } from '../../core/pipeline/enrich.js';
 import { createIngest, type IngestDeps } from '../../core/pipeline/ingest.js';
 import { InProcessBus, type Stage } from '../../core/pipeline/stage.js';
 import { exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
 import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
+import { createRemediationStage } from '../../core/remediation/stage.js';
+import type { TicketDeps } from '../../core/tickets/context.js';
+import { drainOutbox } from '../../core/tickets/outbox.js';
+import { createTicketStage } from '../../core/tickets/stage.js';
+import { createVerifyStage, type VerifyDeps } from '../../core/verify/stage.js';
 import { loadConfig } from '../config/load.js';
+import { LocalFolderEvidenceStore } from '../evidence/local-folder.js';
 import { OverlayDocStore } from '../store/overlay.js';
 import { SqliteDocStore } from '../store/sqlite.js';
+import { createTicketSink } from '../tickets/index.js';
+import { LocalUpstreamStatus } from '../upstream/local.js';
 
 export interface LocalOptions {
   /** The embedded home folder (store, evidence). Default: $CLOSELOOP_HOME or `.closeloop`. */
@@ -29,6 +39,10 @@ export interface LocalOptions {
   clock?: Clock;
   /** Who is acting (recorded in evidence): a person on the CLI. */
   actor?: string;
+  /** Cloud clients for live reads and applies; undefined (the default) keeps the run off every cloud. */
+  actionContext?: ActionContext;
+  /** The action registry (injectable for tests). */
+  actions?: { get(id: string): Action | undefined };
 }
 
 export interface LocalRuntime {
@@ -43,6 +57,10 @@ export interface LocalRuntime {
   actor: string;
   apply: boolean;
   exceptions: () => Promise<RiskException[]>;
+  tickets: TicketDeps;
+  verify: VerifyDeps;
+  /** Delivers every queued event (and its follow-ups), then sends what the ticket outbox holds. */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,7 +83,34 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
 
   const repo = exceptionsRepo(store);
   const exceptions = async () => [...config.exceptions, ...(await repo.list())];
-  const stages: Stage[] = [];
+  const actions = opts.actions ?? { get: () => undefined };
+  const ctx = opts.actionContext;
+  const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
+  const tickets: TicketDeps = {
+    store,
+    sink: createTicketSink(env, store, { clock, log }),
+    clock,
+    log,
+    policy: config.policy.tickets,
+  };
+  const verify: VerifyDeps = {
+    store,
+    evidence,
+    actions,
+    ctx,
+    upstream: new LocalUpstreamStatus(),
+    clock,
+    log,
+    policy: config.policy.verification,
+  };
+  // Order matters for one event: remediation plans before the ticket is written (so the ticket carries
+  // the plan), verification after both, evidence last so it records what every stage did.
+  const stages: Stage[] = [
+    createRemediationStage({ store, actions, ctx, clock, log, policy: config.policy.apply, apply, actor, exceptions }),
+    createTicketStage(tickets),
+    createVerifyStage(verify),
+    createEvidenceStage({ store, evidence, clock, log }),
+  ];
   const bus = new InProcessBus(stages, log, async (failure) => {
     await store.put('deadletters', `stage:${failure.stage}:${failure.event.id}`, {
       stage: failure.stage,
@@ -98,6 +143,12 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     actor,
     apply,
     exceptions,
+    tickets,
+    verify,
+    settle: async () => {
+      await bus.drain();
+      await drainOutbox(tickets);
+    },
     close: async () => {
       await base.close();
     },

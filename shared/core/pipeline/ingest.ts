@@ -16,7 +16,7 @@ import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, EventBus, Logger, StoredDoc, WriteBatch } from '../ports.js';
 import { mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
-import { caseKeyOf, decide } from './decide.js';
+import { caseKeyOf, decide, reevaluate } from './decide.js';
 import { normalize } from './normalize.js';
 
 export const COLLECTIONS = {
@@ -276,6 +276,18 @@ export function createIngest(deps: IngestDeps) {
       statusChanged,
       detail: { findingKey: p.finding.key, source: p.finding.source, decision },
     });
+    if (decision.verify) {
+      // The source says resolved: verification is owed (never a silent close).
+      events.push({
+        id: `verify:${id.slice('decided:'.length)}`,
+        type: 'case.verify-requested',
+        caseKey: p.caseKey,
+        at,
+        trigger: 'source-resolved',
+        actor: `source:${p.finding.source}`,
+        detail: { findingKey: p.finding.key },
+      });
+    }
     logEntries.push({
       log: EVENT_LOG,
       id,
@@ -290,7 +302,62 @@ export function createIngest(deps: IngestDeps) {
     });
   }
 
-  return { ingest, deadLetter };
+  /**
+   * Re-evaluates stored cases against the exceptions as they are now, without a new finding: a case
+   * whose exception expired re-opens, a case an exception newly covers is suppressed. Run at the start
+   * of each local run and on the hub's schedule.
+   */
+  async function sweepExceptions(): Promise<{ reopened: number; suppressed: number }> {
+    const now = deps.clock.now();
+    const exceptions = await deps.exceptions();
+    const counts = { reopened: 0, suppressed: 0 };
+    const events: PipelineEvent[] = [];
+    for (const doc of await deps.store.list(COLLECTIONS.cases)) {
+      let changed: { decision: Decision; next: Case } | undefined;
+      await mutateDoc(deps.store, COLLECTIONS.cases, doc.id, CaseSchema, (current) => {
+        changed = current ? reevaluate(current, exceptions, deps.config.policy.decide, now) : undefined;
+        return changed?.next;
+      });
+      if (!changed) continue;
+      const { next, decision } = changed;
+      if (next.status === 'suppressed') counts.suppressed++;
+      else counts.reopened++;
+      const id = `sweep:${shortHash(`${next.key}\n${next.status}\n${next.exception?.id ?? decision.exceptionExpired?.id ?? ''}`, 32)}`;
+      const at = now.toISOString();
+      events.push({
+        id,
+        type: 'case.decided',
+        caseKey: next.key,
+        at,
+        isNewCase: false,
+        recurrence: false,
+        statusChanged: true,
+        detail: { decision },
+      });
+      if (next.status === 'suppressed' && next.exception)
+        events.push({
+          id: `${id}:exception`,
+          type: 'case.exception',
+          caseKey: next.key,
+          at,
+          exceptionId: next.exception.id,
+          active: true,
+        });
+      if (decision.exceptionExpired)
+        events.push({
+          id: `${id}:reopened`,
+          type: 'case.reopened',
+          caseKey: next.key,
+          at,
+          reason: next.statusReason,
+          actor: 'closeloop:exceptions',
+        });
+    }
+    if (events.length > 0) await deps.bus.publish(events);
+    return counts;
+  }
+
+  return { ingest, deadLetter, sweepExceptions };
 }
 
 function unique(xs: readonly string[]): string[] {
