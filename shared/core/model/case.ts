@@ -84,6 +84,10 @@ export const CaseRemediationSchema = z.object({
   error: z.string().optional(),
   /** Idempotency token of the apply in flight or done: the same case applied twice at once → one apply. */
   applyToken: z.string().optional(),
+  /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
+  stateReason: z.string().optional(),
+  /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
+  applyGates: z.array(GateResultSchema).optional(),
 });
 export type CaseRemediation = z.infer<typeof CaseRemediationSchema>;
 

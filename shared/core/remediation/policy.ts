@@ -1,5 +1,48 @@
-/** Apply policy (policy.yaml `apply:`: budget, circuit breaker, approval). OWNER: remediation. Placeholder. */
+/**
+ * Apply policy (policy.yaml `apply:`): the safety rails checked at apply time, after decide chose the
+ * mode. Strict: a typo names the field.
+ *
+ * @example
+ * apply:
+ *   budget: { perAccountPerHour: 5 }
+ *   circuitBreaker: { failedVerifications: 3, windowMinutes: 60 }
+ *   accounts: { allow: ["111122223333"], deny: [] }
+ *   resources: { deny: ["arn:aws:s3:::acme-audit-*"] }
+ *   approval: { jiraTransition: "Approve fix", jiraLabel: "closeloop-approved" }
+ *   actions:
+ *     s3.block-public-access: { websiteTags: ["closeloop:public-website=true"] }
+ *     gcp.firewall.disable-rule: { mode: narrow, sourceRanges: ["192.0.2.0/24"] }
+ */
 import { z } from 'zod';
 
-export const ApplyPolicySchema = z.looseObject({});
+export const ApplyPolicySchema = z.strictObject({
+  /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */
+  budget: z.strictObject({ perAccountPerHour: z.number().int().min(0).default(10) }).default({ perAccountPerHour: 10 }),
+  /** Stops every apply while this many verifications of applied fixes failed within the window. */
+  circuitBreaker: z
+    .strictObject({
+      failedVerifications: z.number().int().min(1).default(3),
+      windowMinutes: z.number().int().min(1).default(60),
+    })
+    .default({ failedVerifications: 3, windowMinutes: 60 }),
+  /**
+   * Production applies without a person only for actions declared productionSafe, and only when this is
+   * true (decide checks the same at decision time; this is the apply-time re-check).
+   */
+  allowProductionAuto: z.boolean().default(false),
+  /** The skip tag checked again on live tags at apply time (when a live tag lookup is wired). */
+  skipTag: z.string().min(1).default('closeloop:skip'),
+  /** Accounts / subscriptions / projects: `allow` empty = all (an opt-in rollout list when set). */
+  accounts: z
+    .strictObject({ allow: z.array(z.string().min(1)).default([]), deny: z.array(z.string().min(1)).default([]) })
+    .default({ allow: [], deny: [] }),
+  /** Resource ids never to change automatically (`*` matches any run of characters; case-insensitive). */
+  resources: z.strictObject({ deny: z.array(z.string().min(1)).default([]) }).default({ deny: [] }),
+  /** How a person approves in Jira besides `closeloop approve <case>` (read by the ticketing webhook). */
+  approval: z
+    .strictObject({ jiraTransition: z.string().min(1).optional(), jiraLabel: z.string().min(1).optional() })
+    .default({}),
+  /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
+  actions: z.record(z.string().min(1), z.unknown()).default({}),
+});
 export type ApplyPolicy = z.infer<typeof ApplyPolicySchema>;

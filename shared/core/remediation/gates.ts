@@ -1,0 +1,166 @@
+/**
+ * Apply-time gates: each returns a GateResult whose reason is recorded on the case. Decide already
+ * gated the decision; these are re-checked just before a change because time passed (an exception may
+ * have been added, a tag set, a budget spent). Anything that cannot be evaluated is `unknown`: fail closed.
+ * Budget and circuit breaker are persisted in the DocStore so every worker sees the same counts.
+ */
+import { z } from 'zod';
+import { errorMessage } from '../errors.js';
+import type { Case } from '../model/case.js';
+import type { GateResult } from '../model/decision.js';
+import { matchException, type RiskException } from '../policy/exceptions.js';
+import type { DocStore, OwnerLookup } from '../ports.js';
+import { mutateDoc } from '../store/docs.js';
+import type { ApplyPolicy } from './policy.js';
+
+export const BUDGET_COLLECTION = 'apply-budget';
+export const BREAKER_COLLECTION = 'circuit-breaker';
+const BREAKER_ID = 'verifications';
+
+const glob = (pattern: string): RegExp =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+    'i',
+  );
+
+/** Gates that depend on the case and policy only. */
+export function policyGates(
+  c: Case,
+  action: { productionSafe: boolean },
+  policy: ApplyPolicy,
+  approved: boolean,
+): GateResult[] {
+  const gates: GateResult[] = [];
+  // Decide's own gates (skip tag, allowlist, denylist, owner …) still bind: a block or unknown there stops us.
+  for (const g of c.remediation.gates) {
+    if (g.outcome === 'block' || g.outcome === 'unknown') gates.push({ ...g, reason: `decide: ${g.reason}` });
+  }
+  const account = c.account.toLowerCase();
+  const allow = policy.accounts.allow.map((a) => a.toLowerCase());
+  if (policy.accounts.deny.some((a) => a.toLowerCase() === account)) {
+    gates.push({ gate: 'denylist', outcome: 'block', reason: `account ${c.account} is on apply.accounts.deny` });
+  } else if (allow.length > 0 && !allow.includes(account)) {
+    gates.push({ gate: 'allowlist', outcome: 'block', reason: `account ${c.account} is not on apply.accounts.allow` });
+  } else {
+    gates.push({ gate: 'accounts', outcome: 'pass', reason: `account ${c.account} may receive applies` });
+  }
+  const denied = policy.resources.deny.find((p) => glob(p).test(c.resourceId));
+  gates.push(
+    denied
+      ? { gate: 'denylist', outcome: 'block', reason: `resource matches apply.resources.deny \`${denied}\`` }
+      : { gate: 'resources', outcome: 'pass', reason: 'resource not on apply.resources.deny' },
+  );
+  const env = c.enrichment.environment;
+  if (env === 'prod' && !approved && !(action.productionSafe && policy.allowProductionAuto)) {
+    gates.push({
+      gate: 'environment',
+      outcome: 'approval',
+      reason: action.productionSafe
+        ? 'production: apply.allowProductionAuto is off, a person approves'
+        : 'production: the action is not production-safe, a person approves',
+    });
+  } else {
+    gates.push({ gate: 'environment', outcome: 'pass', reason: `environment ${env}${approved ? ' (approved)' : ''}` });
+  }
+  return gates;
+}
+
+/** The skip tag on live tags; `unknown` when the lookup fails (fail closed). Absent lookup: decide's gate stands. */
+export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLookup | undefined): Promise<GateResult[]> {
+  if (!tags) return [];
+  try {
+    const live = await tags.tagsFor({ provider: c.provider, id: c.resourceId, account: c.account, region: c.region });
+    const v = live[policy.skipTag];
+    return v !== undefined && v.trim().toLowerCase() !== 'false'
+      ? [{ gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${policy.skipTag}\` now` }]
+      : [{ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag on the live resource` }];
+  } catch (e) {
+    return [{ gate: 'skip-tag', outcome: 'unknown', reason: `live tags could not be read: ${errorMessage(e)}` }];
+  }
+}
+
+/** An exception added since decide ran still stops the apply. */
+export async function exceptionGate(
+  c: Case,
+  load: (() => Promise<RiskException[]>) | undefined,
+  now: Date,
+): Promise<GateResult> {
+  if (c.exception) {
+    return { gate: 'exception', outcome: 'block', reason: `exception ${c.exception.id} accepts the risk` };
+  }
+  if (!load) return { gate: 'exception', outcome: 'pass', reason: 'no exception on the case' };
+  try {
+    const active = matchException(c, await load(), now).active;
+    return active
+      ? {
+          gate: 'exception',
+          outcome: 'block',
+          reason: `exception ${active.id} (owner ${active.owner}) accepts the risk`,
+        }
+      : { gate: 'exception', outcome: 'pass', reason: 'no active exception' };
+  } catch (e) {
+    return { gate: 'exception', outcome: 'unknown', reason: `exceptions could not be read: ${errorMessage(e)}` };
+  }
+}
+
+const BudgetSchema = z.object({ count: z.number().int(), caseKeys: z.array(z.string()) });
+
+/** Reserves one apply in the account's budget for this clock hour; false when spent. Same case twice: one slot. */
+export async function reserveBudget(
+  store: DocStore,
+  c: Case,
+  policy: ApplyPolicy,
+  now: Date,
+): Promise<{ ok: boolean; gate: GateResult }> {
+  const limit = policy.budget.perAccountPerHour;
+  const id = `${c.provider}|${c.account.toLowerCase()}|${now.toISOString().slice(0, 13)}`;
+  let ok = false;
+  await mutateDoc(store, BUDGET_COLLECTION, id, BudgetSchema, (cur) => {
+    const b = cur ?? { count: 0, caseKeys: [] };
+    ok = b.caseKeys.includes(c.key) || b.count < limit;
+    if (!ok || b.caseKeys.includes(c.key)) return undefined;
+    return { count: b.count + 1, caseKeys: [...b.caseKeys, c.key] };
+  });
+  return {
+    ok,
+    gate: ok
+      ? { gate: 'budget', outcome: 'pass', reason: `within ${limit} applies per hour for account ${c.account}` }
+      : {
+          gate: 'budget',
+          outcome: 'block',
+          reason: `budget spent: ${limit} applies this hour in account ${c.account}; held`,
+        },
+  };
+}
+
+const BreakerSchema = z.object({ failures: z.array(z.object({ id: z.string(), at: z.string() })) });
+
+/** Records a failed verification of an applied fix (idempotent on the event id). */
+export async function recordFailedVerification(store: DocStore, eventId: string, at: Date, policy: ApplyPolicy) {
+  const since = at.getTime() - policy.circuitBreaker.windowMinutes * 60_000;
+  await mutateDoc(store, BREAKER_COLLECTION, BREAKER_ID, BreakerSchema, (cur) => {
+    const failures = (cur?.failures ?? []).filter((f) => Date.parse(f.at) >= since);
+    if (failures.some((f) => f.id === eventId)) return undefined;
+    return { failures: [...failures, { id: eventId, at: at.toISOString() }] };
+  });
+}
+
+/** Open (block) when the failed verifications within the window reach the threshold. */
+export async function breakerGate(store: DocStore, policy: ApplyPolicy, now: Date): Promise<GateResult> {
+  const doc = await store.get(BREAKER_COLLECTION, BREAKER_ID);
+  const parsed = BreakerSchema.safeParse(doc?.value ?? { failures: [] });
+  if (!parsed.success) return { gate: 'circuit-breaker', outcome: 'unknown', reason: 'breaker state unreadable' };
+  const since = now.getTime() - policy.circuitBreaker.windowMinutes * 60_000;
+  const recent = parsed.data.failures.filter((f) => Date.parse(f.at) >= since).length;
+  const { failedVerifications: threshold, windowMinutes } = policy.circuitBreaker;
+  return recent >= threshold
+    ? {
+        gate: 'circuit-breaker',
+        outcome: 'block',
+        reason: `circuit breaker open: ${recent} failed verifications in ${windowMinutes} min (threshold ${threshold}); held`,
+      }
+    : { gate: 'circuit-breaker', outcome: 'pass', reason: `${recent} failed verifications in ${windowMinutes} min` };
+}

@@ -1,0 +1,397 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type Action, type ActionContext, defineAction } from '../../shared/actions/define.js';
+import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { AdapterError } from '../../shared/core/errors.js';
+import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
+import { silentLogger } from '../../shared/core/ports.js';
+import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import {
+  approveCase,
+  createRemediationStage,
+  HELD_COLLECTION,
+  type RemediationDeps,
+  releaseHeld,
+  rollbackCase,
+} from '../../shared/core/remediation/stage.js';
+import { getDoc } from '../../shared/core/store/docs.js';
+import { findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+
+/** A recording action double: counts plan/apply/rollback calls; the live state is a mutable flag. */
+function recordingAction(opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number } = {}) {
+  const calls = { plan: 0, apply: 0, rollback: 0 };
+  const live = { open: true };
+  const action = defineAction<{ bucket: string }, { open: boolean }>({
+    id: 'test.close-bucket',
+    title: 'Close a test bucket',
+    provider: 'aws',
+    handles: {},
+    permissions: ['test:Read', 'test:Close'],
+    risk: 'low',
+    productionSafe: opts.productionSafe ?? false,
+    target: z.object({ bucket: z.string() }),
+    beforeSchema: z.object({ open: z.boolean() }),
+    selectTarget: (f) => ({ bucket: f.resource.name }),
+    async plan(target) {
+      calls.plan++;
+      if (opts.planError) throw opts.planError;
+      const before = { ...live };
+      if (!live.open) return noopPlan(target, before, `${target.bucket} already closed`);
+      return changePlan(
+        target,
+        before,
+        [step(`close ${target.bucket}`, 'test:Close', 'test:Close', target)],
+        `close ${target.bucket}`,
+      );
+    },
+    async apply(plan) {
+      calls.apply++;
+      if (opts.slowApplyMs) await new Promise((r) => setTimeout(r, opts.slowApplyMs));
+      live.open = false;
+      return { before: plan.before, requestIds: [`req-${calls.apply}`] };
+    },
+    async verify() {
+      return { holds: !live.open, observed: live, reason: '' };
+    },
+    async rollback({ before }) {
+      calls.rollback++;
+      live.open = before.open;
+      return { requestIds: ['rb-1'] };
+    },
+  });
+  return { action: action as Action, calls, live };
+}
+
+const finding = findingFor({
+  provider: 'aws',
+  id: 'arn:aws:s3:::acme-exports',
+  type: 'S3Bucket',
+  name: 'acme-exports',
+});
+const CASE_KEY = 'aws|arn:aws:s3:::acme-exports|Policy:S3/BucketAnonymousAccessGranted';
+
+function makeCase(o: { env?: 'prod' | 'dev'; mode?: 'auto' | 'approval'; account?: string; key?: string } = {}): Case {
+  const at = '2026-11-18T09:07:02.000Z';
+  return CaseSchema.parse({
+    key: o.key ?? CASE_KEY,
+    provider: 'aws',
+    resourceId: 'arn:aws:s3:::acme-exports',
+    resourceName: 'acme-exports',
+    resourceType: 'S3Bucket',
+    account: o.account ?? '111122223333',
+    region: 'us-east-1',
+    type: 'Policy:S3/BucketAnonymousAccessGranted',
+    title: 'bucket public',
+    severity: 'high',
+    status: 'open',
+    statusReason: 'new',
+    sourceStatus: 'active',
+    sources: ['guardduty'],
+    findingKeys: [finding.key],
+    sample: false,
+    muted: false,
+    firstSeen: at,
+    lastSeen: at,
+    occurrences: 1,
+    occurrencesByFinding: {},
+    compliance: { controls: [], standards: [] },
+    enrichment: {
+      owner: 'data@example.com',
+      ownerEmail: 'data@example.com',
+      team: 'data',
+      application: null,
+      environment: o.env ?? 'dev',
+      criticality: null,
+      unowned: false,
+      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
+    },
+    exception: null,
+    remediation: {
+      action: 'test.close-bucket',
+      mode: o.mode ?? 'auto',
+      reason: o.mode === 'approval' ? 'playbook says approval' : 'auto in dev',
+      gates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no skip tag' }],
+      state: 'none',
+    },
+    ticket: null,
+    verification: null,
+    evidenceHead: null,
+    createdAt: at,
+    updatedAt: at,
+    closedAt: null,
+    reopenCount: 0,
+  });
+}
+
+const decided = (key = CASE_KEY): PipelineEvent => ({
+  id: `d-${key}`,
+  type: 'case.decided',
+  caseKey: key,
+  at: '2026-11-18T10:00:00.000Z',
+  isNewCase: true,
+  recurrence: false,
+  statusChanged: true,
+});
+const failedVerification = (n: number): PipelineEvent => ({
+  id: `v-${n}`,
+  type: 'case.verified',
+  caseKey: CASE_KEY,
+  at: '2026-11-18T10:00:00.000Z',
+  verdict: 'failed',
+});
+
+describe('remediation stage', () => {
+  let store: MemoryDocStore;
+  let double: ReturnType<typeof recordingAction>;
+  let ctx: ActionContext;
+
+  const deps = (o: Partial<RemediationDeps> = {}): RemediationDeps => ({
+    store,
+    actions: { get: (id) => (id === double.action.id ? double.action : undefined) },
+    ctx,
+    clock: fixedClock(),
+    log: silentLogger,
+    policy: ApplyPolicySchema.parse({}),
+    apply: true,
+    actor: 'closeloop',
+    ...o,
+  });
+  const seed = async (c: Case = makeCase()) => {
+    await store.put('cases', c.key, c);
+    await store.put('findings', finding.key, finding);
+  };
+  const stored = async (key = CASE_KEY) => (await getDoc(store, 'cases', key, CaseSchema))?.value;
+
+  beforeEach(() => {
+    store = new MemoryDocStore();
+    double = recordingAction();
+    ctx = testContext();
+  });
+
+  it('applies, records before-state and request ids, and asks for verification when every gate passes', async () => {
+    // Prepare
+    await seed();
+    // Act
+    const events = await createRemediationStage(deps()).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(1);
+    expect(c?.remediation).toMatchObject({ state: 'applied', before: { open: true }, requestIds: ['req-1'] });
+    expect(c?.status).toBe('remediated');
+    expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    expect(events[0]?.detail).toMatchObject({ requestIds: ['req-1'], before: { open: true } });
+  });
+
+  it('records a plan and applies nothing in dry-run', async () => {
+    // Prepare
+    await seed();
+    // Act
+    await createRemediationStage(deps({ apply: false })).handle(decided());
+    // Assess
+    expect(double.calls.apply).toBe(0);
+    expect((await stored())?.remediation).toMatchObject({
+      state: 'planned',
+      plan: { steps: [{ say: 'close acme-exports' }] },
+    });
+  });
+
+  it('plans from the finding only and says so when there is no cloud context', async () => {
+    // Prepare
+    await seed();
+    // Act
+    await createRemediationStage(deps({ ctx: undefined, apply: false })).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.plan).toBe(0);
+    expect(c?.remediation.state).toBe('planned');
+    expect(c?.remediation.plan?.summary).toContain('dry-run: live state not read');
+  });
+
+  it('waits for approval in production when the action is not production-safe', async () => {
+    // Prepare
+    await seed(makeCase({ env: 'prod' }));
+    // Act
+    await createRemediationStage(deps()).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(0);
+    expect(c?.status).toBe('awaiting-approval');
+    expect(c?.remediation.stateReason).toContain('not production-safe');
+  });
+
+  it('applies after a person approves, recording the approver', async () => {
+    // Prepare
+    await seed(makeCase({ env: 'prod' }));
+    await createRemediationStage(deps()).handle(decided());
+    // Act
+    const out = await approveCase(deps(), CASE_KEY, 'lead@example.com');
+    // Assess
+    const c = await stored();
+    expect(out.state).toBe('applied');
+    expect(c?.remediation).toMatchObject({ approvedBy: 'lead@example.com', state: 'applied' });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('marks the case approved for the next run when approval comes during a dry-run', async () => {
+    // Prepare
+    await seed(makeCase({ mode: 'approval' }));
+    await createRemediationStage(deps({ apply: false })).handle(decided());
+    // Act
+    const out = await approveCase(deps({ apply: false }), CASE_KEY, 'lead@example.com');
+    // Assess
+    expect(out.state).toBe('approved');
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('blocks with the reason when the live resource carries the skip tag', async () => {
+    // Prepare
+    await seed();
+    const tags = { tagsFor: async () => ({ 'closeloop:skip': 'true' }) };
+    // Act
+    await createRemediationStage(deps({ tags })).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(0);
+    expect(c?.remediation).toMatchObject({ state: 'blocked' });
+    expect(c?.remediation.stateReason).toContain('skip tag');
+  });
+
+  it('blocks when an exception became active after decide ran', async () => {
+    // Prepare
+    await seed();
+    const exception = ExceptionSchema.parse({
+      id: 'EXC-001',
+      owner: 'data@example.com',
+      justification: 'public dataset by design',
+      scope: { resources: ['arn:aws:s3:::acme-exports'] },
+      expires: '2027-01-01',
+    });
+    // Act
+    await createRemediationStage(deps({ exceptions: async () => [exception] })).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(0);
+    expect(c?.remediation.stateReason).toContain('EXC-001');
+  });
+
+  it('fails closed when the exceptions cannot be read', async () => {
+    // Prepare
+    await seed();
+    // Act
+    await createRemediationStage(deps({ exceptions: () => Promise.reject(new Error('store down')) })).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(0);
+    expect(c?.remediation).toMatchObject({ state: 'blocked' });
+    expect(c?.remediation.stateReason).toContain('store down');
+  });
+
+  it('fails closed when the live re-read errors', async () => {
+    // Prepare
+    double = recordingAction({
+      planError: new AdapterError('denied', 's3:GetBucketAcl failed (denied: AccessDenied)'),
+    });
+    await seed();
+    // Act
+    await createRemediationStage(deps()).handle(decided());
+    // Assess
+    const c = await stored();
+    expect(double.calls.apply).toBe(0);
+    expect(c?.remediation.state).toBe('blocked');
+    expect(c?.remediation.stateReason).toContain('live state could not be read');
+  });
+
+  it('blocks accounts on the apply denylist', async () => {
+    // Prepare
+    await seed();
+    const policy = ApplyPolicySchema.parse({ accounts: { deny: ['111122223333'] } });
+    // Act
+    await createRemediationStage(deps({ policy })).handle(decided());
+    // Assess
+    expect((await stored())?.remediation.stateReason).toContain('apply.accounts.deny');
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('holds work when the budget is spent and releases it in the next hour', async () => {
+    // Prepare
+    const policy = ApplyPolicySchema.parse({ budget: { perAccountPerHour: 1 } });
+    await seed();
+    await seed(makeCase({ key: 'aws|other|x' }));
+    const stage = createRemediationStage(deps({ policy }));
+    await stage.handle(decided());
+    double.live.open = true; // the second resource is still open
+    // Act
+    await stage.handle(decided('aws|other|x'));
+    // Assess
+    const held = await stored('aws|other|x');
+    expect(held?.remediation.state).toBe('held');
+    expect(held?.remediation.stateReason).toContain('budget spent');
+    expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeDefined();
+    expect(double.calls.apply).toBe(1);
+    // Act (next hour)
+    double.live.open = true;
+    await releaseHeld(deps({ policy, clock: fixedClock(new Date('2026-11-18T11:00:00.000Z')) }));
+    // Assess
+    expect((await stored('aws|other|x'))?.remediation.state).toBe('applied');
+    expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeUndefined();
+    expect(await store.list(BUDGET_COLLECTION)).toHaveLength(2);
+  });
+
+  it('holds every apply while the circuit breaker is open', async () => {
+    // Prepare
+    const policy = ApplyPolicySchema.parse({ circuitBreaker: { failedVerifications: 2, windowMinutes: 60 } });
+    await seed(makeCase({ key: 'aws|applied|x' }));
+    const stage = createRemediationStage(deps({ policy }));
+    await stage.handle(decided('aws|applied|x'));
+    for (const n of [1, 2, 2]) await stage.handle({ ...failedVerification(n), caseKey: 'aws|applied|x' });
+    double.live.open = true;
+    await seed();
+    // Act
+    await stage.handle(decided());
+    // Assess
+    const c = await stored();
+    expect(c?.remediation.state).toBe('held');
+    expect(c?.remediation.stateReason).toContain('circuit breaker open: 2 failed verifications');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('applies once when the same case is delivered twice at once', async () => {
+    // Prepare
+    double = recordingAction({ slowApplyMs: 30 });
+    await seed();
+    const stage = createRemediationStage(deps());
+    // Act
+    const [a, b] = await Promise.all([stage.handle(decided()), stage.handle(decided())]);
+    // Assess
+    expect(double.calls.apply).toBe(1);
+    expect([...(a ?? []), ...(b ?? [])].filter((e) => e.type === 'case.verify-requested')).toHaveLength(1);
+  });
+
+  it('restores the before-state and records who rolled back', async () => {
+    // Prepare
+    await seed();
+    await createRemediationStage(deps()).handle(decided());
+    // Act
+    const out = await rollbackCase(deps(), CASE_KEY, 'oncall@example.com');
+    // Assess
+    const c = await stored();
+    expect(out.requestIds).toEqual(['rb-1']);
+    expect(double.live.open).toBe(true);
+    expect(c?.remediation).toMatchObject({ state: 'rolled-back', rolledBackBy: 'oncall@example.com' });
+  });
+
+  it('records a no-op when the resource is already compliant', async () => {
+    // Prepare
+    double.live.open = false;
+    await seed();
+    // Act
+    await createRemediationStage(deps()).handle(decided());
+    // Assess
+    expect((await stored())?.remediation.state).toBe('noop');
+    expect(double.calls.apply).toBe(0);
+  });
+});
