@@ -80,6 +80,8 @@ async function bundleOne(root, fn) {
     banner: { js: BANNER },
     logLevel: 'warning',
     metafile: true,
+    // Provided by the Azure Functions host at run time (a virtual module), never installed.
+    external: fn.cloud === 'azure' ? ['@azure/functions-core'] : [],
     plugins: [zodEnglishOnly],
   });
   return { outfile, metafile: result.metafile };

@@ -22,6 +22,7 @@ import { type Clock, type DocStore, type EventBus, type Logger, systemClock } fr
 import { EventBridgeBus } from '../bus/eventbridge.js';
 import { S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
 import { DynamoDocStore } from '../store/dynamodb.js';
+import { type JiraConfig, JiraConfigSchema } from '../tickets/jira.js';
 
 /**
  * The environment serverless.yml gives every hub function. Strict about what must be there: a
@@ -39,6 +40,8 @@ export const AwsEnvSchema = z.object({
   CLOSELOOP_EVIDENCE_BUCKET: z.string().min(1).optional(),
   /** Secrets Manager id of the Jira credentials (JSON: host, email, apiToken, webhookSecret). */
   CLOSELOOP_JIRA_SECRET: z.string().min(1).optional(),
+  /** Jira project key tickets are created in. */
+  CLOSELOOP_JIRA_PROJECT: z.string().min(1).default('SEC'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
 });
 export type AwsEnv = z.infer<typeof AwsEnvSchema>;
@@ -147,6 +150,23 @@ const BundledConfigSchema = z.object({
   exceptions: ExceptionsFileSchema,
   origin: z.string(),
 });
+
+/** The Jira sink's configuration from the Secrets Manager secret and the function environment. */
+export function jiraConfigFrom(secret: JiraSecret, env: AwsEnv): JiraConfig {
+  const parsed = JiraConfigSchema.safeParse({
+    baseUrl: secret.host,
+    auth: { kind: 'basic', email: secret.email, apiToken: secret.apiToken },
+    project: env.CLOSELOOP_JIRA_PROJECT,
+    ...(secret.webhookSecret ? { webhookSecret: secret.webhookSecret } : {}),
+  });
+  if (!parsed.success) {
+    // Field names only: the secret's values never reach a message.
+    throw new ConfigError(
+      `Jira secret/project invalid: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`,
+    );
+  }
+  return parsed.data;
+}
 
 /** Clients the hub functions share; each is created once per container unless injected. */
 export interface AwsClients {

@@ -1,0 +1,98 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
+import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
+
+// The handler builds its ports at module scope from the environment, as in Lambda: the table lives in
+// dynalite (the SDK honours AWS_ENDPOINT_URL_DYNAMODB), EventBridge is mocked.
+let local: LocalDynamo;
+let eb: AwsClientStub<EventBridgeClient>;
+let handler: (event: unknown, context: unknown) => Promise<{ batchItemFailures: Array<{ itemIdentifier: string }> }>;
+
+beforeAll(async () => {
+  local = await startDynalite();
+  await local.createTable('closeloop-test');
+  vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', local.endpoint);
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAIOSFODNN7EXAMPLE');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');
+  vi.stubEnv('CLOSELOOP_TABLE', 'closeloop-test');
+  vi.stubEnv('CLOSELOOP_BUS', 'closeloop-test');
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+  vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+  eb = mockClient(EventBridgeClient);
+  ({ handler } = await import('../../../functions/aws/ingest.js'));
+});
+afterAll(async () => {
+  eb.restore();
+  vi.unstubAllEnvs();
+  await local.stop();
+});
+beforeEach(() => {
+  eb.reset();
+  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+});
+
+const decidedEntries = () =>
+  eb
+    .commandCalls(PutEventsCommand)
+    .flatMap((c) => c.args[0].input.Entries ?? [])
+    .filter((e) => e.DetailType === 'case.decided');
+
+describe('AWS ingest function', () => {
+  it('stores the case and publishes case.decided when a GuardDuty event arrives through SQS', async () => {
+    // Prepare
+    const gd = fixture('guardduty/s3-bucket-anonymous-access.eventbridge.json');
+    // Act
+    const res = await handler(sqsEvent(sqsRecord(JSON.stringify(gd))), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    const entries = decidedEntries();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ EventBusName: 'closeloop-test', Source: 'closeloop' });
+    const detail = JSON.parse(entries[0]?.Detail ?? '{}');
+    const stored = await new DynamoDocStore(local.client, 'closeloop-test').get('cases', detail.caseKey);
+    expect(stored?.version).toBe(1);
+  });
+
+  it('ingests the forwarded document when a spoke event arrives', async () => {
+    // Prepare
+    const notification = fixture('scc/public-bucket-acl.notification.json');
+    const spokeEvent = eventBridgeEvent('closeloop.spoke.gcp', 'Spoke Finding Document', {
+      spoke: 'gcp',
+      input: 'pubsub:1',
+      document: notification,
+      findingKeys: [],
+    });
+    // Act
+    const res = await handler(sqsEvent(sqsRecord(JSON.stringify(spokeEvent))), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    expect(decidedEntries().map((e) => JSON.parse(e.Detail ?? '{}').caseKey)).toEqual([
+      expect.stringContaining('gcp|//storage.googleapis.com/acme-web-uploads'),
+    ]);
+  });
+
+  it('reports only the broken record as a batch item failure when one body is not JSON', async () => {
+    // Prepare
+    const good = sqsRecord(JSON.stringify(fixture('securityhub/s3.8-failed.eventbridge.json')));
+    const bad = sqsRecord('{"truncated": ');
+    // Act
+    const res = await handler(sqsEvent(good, bad), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+    expect(decidedEntries()).toHaveLength(1);
+  });
+
+  it('fails the record so SQS retries it when the hub bus keeps refusing events', async () => {
+    // Prepare
+    eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+    const gd = structuredClone(fixture('guardduty/instance-crypto.eventbridge.json'));
+    const record = sqsRecord(JSON.stringify(gd));
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+  });
+});
