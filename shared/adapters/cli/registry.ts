@@ -1,5 +1,6 @@
 /** The command table of the `closeloop` CLI. */
 import { cmdCases, cmdDeadLetters, cmdNormalize, cmdPlan, cmdRun, type GlobalOptions, type Io } from './commands.js';
+import { cmdEvidence, cmdTickets, cmdVerify } from './more.js';
 
 export type Command = (args: readonly string[], opts: GlobalOptions & { format?: string }, io: Io) => Promise<number>;
 
@@ -9,6 +10,9 @@ export const commands: Record<string, Command> = {
   run: cmdRun,
   cases: cmdCases,
   deadletters: cmdDeadLetters,
+  tickets: cmdTickets,
+  evidence: cmdEvidence,
+  verify: cmdVerify,
 };
 
 export const USAGE = `closeloop — closes the loop on cloud security findings
@@ -21,6 +25,11 @@ commands
   run <file|dir|->         the whole pipeline on the embedded store (dry-run unless --apply)
   cases [case]             list cases (or show one by key or short id)
   deadletters              rejected inputs and failed stage deliveries, with reasons
+  tickets                  the case ↔ ticket map (Jira when JIRA_BASE_URL is set, else the local sink)
+  evidence verify          check every evidence chain; names the first broken link
+  evidence show <case>     the case's story from its evidence records
+  evidence export <case>   a bundle an auditor reads without closeloop (--format json|md, optional file)
+  verify                   re-verify cases closed recently (reopens what no longer holds)
 
 options
   --json                   machine-readable output
