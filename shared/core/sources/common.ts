@@ -7,7 +7,7 @@
  */
 
 import { hash } from 'node:crypto';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Finding, FindingStatus, Ocsf, Provider, Rejected, Severity, Source } from '../model/finding.js';
 
 /**
@@ -69,6 +69,12 @@ export function parseOrReject<T extends z.ZodType>(schema: T, value: unknown, pr
   const missing = issue.code === 'invalid_type' && issue.message.endsWith('received undefined');
   reject(path, missing ? `missing required field (expected ${issue.expected})` : issue.message);
 }
+
+/**
+ * A JSON object whose members closeloop reads one by one (ASFF `ProductFields`, SCC `sourceProperties`):
+ * checked to be an object but kept by reference. `z.record` would copy every member on every finding.
+ */
+export const JsonObjectSchema = z.custom<Record<string, unknown>>((v) => isRecord(v), 'expected an object');
 
 /** A plain JSON object (not an array, not null). */
 export function isRecord(value: unknown): value is Record<string, unknown> {

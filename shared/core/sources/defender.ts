@@ -21,6 +21,7 @@ import {
   findingKey,
   firstTime,
   isRecord,
+  JsonObjectSchema,
   lastSegment,
   ocsfOf,
   parseOrReject,
@@ -114,7 +115,7 @@ export const DefenderAssessmentSchema = z.looseObject({
   name: z.string().optional(),
   type: z.string().optional(),
   properties: z.looseObject({
-    resourceDetails: z.record(z.string(), z.unknown()),
+    resourceDetails: JsonObjectSchema,
     displayName: z.string().optional(),
     status: z.looseObject({
       code: z.string(),

@@ -20,6 +20,7 @@ import {
   findingKey,
   firstTime,
   isRecord,
+  JsonObjectSchema,
   lastSegment,
   ocsfOf,
   parseOrReject,
@@ -39,7 +40,7 @@ const GcpResourceSchema = z.looseObject({
   project: z.string().optional(),
   projectDisplayName: z.string().optional(),
   location: z.string().optional(),
-  gcpMetadata: z.record(z.string(), z.unknown()).optional(),
+  gcpMetadata: JsonObjectSchema.optional(),
 });
 
 /**
@@ -62,7 +63,7 @@ export const SccNotificationSchema = z.looseObject({
     state: z.string().optional(),
     category: z.string().min(1).max(512),
     externalUri: z.string().optional(),
-    sourceProperties: z.record(z.string(), z.unknown()).optional(),
+    sourceProperties: JsonObjectSchema.optional(),
     eventTime: Time,
     createTime: Time,
     severity: z.string().optional(),

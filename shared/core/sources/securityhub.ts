@@ -24,6 +24,7 @@ import {
   findingKey,
   firstTime,
   isRecord,
+  JsonObjectSchema,
   lastSegment,
   ocsfOf,
   parseOrReject,
@@ -41,8 +42,8 @@ const ResourceSchema = z.looseObject({
   Id: z.string().min(1),
   Partition: z.string().optional(),
   Region: z.string().max(64).optional(),
-  Tags: z.record(z.string(), z.unknown()).optional(),
-  Details: z.record(z.string(), z.unknown()).optional(),
+  Tags: JsonObjectSchema.optional(),
+  Details: JsonObjectSchema.optional(),
 });
 
 /**
@@ -89,7 +90,7 @@ export const AsffFindingSchema = z.looseObject({
     .optional(),
   Workflow: z.looseObject({ Status: z.string().optional() }).optional(),
   RecordState: z.string().optional(),
-  ProductFields: z.record(z.string(), z.unknown()).optional(),
+  ProductFields: JsonObjectSchema.optional(),
   Sample: z.boolean().optional(),
   Remediation: z
     .looseObject({
