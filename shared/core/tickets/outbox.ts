@@ -9,7 +9,7 @@ import { mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { backoffDelay } from '../util/retry.js';
 import { type AdfDoc, doc, p, strong } from './adf.js';
-import { draftForCase } from './content.js';
+import { draftForCase, ledgerIdOf } from './content.js';
 import {
   assigneeFor,
   contextOf,
@@ -134,6 +134,7 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
     const outcome = await runOp(ctx, entry, pass);
     if (outcome.kind === 'done') {
       await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
+      if (entry.op.op === 'create') await ctx.store.delete(COLLECTIONS.pending, ledgerIdOf(caseKey));
       return 'done';
     }
     const { leaseUntil: _drop, ...rest } = entry;
@@ -182,6 +183,7 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
     // A 4xx about the request itself (a field Jira rejects, an issue that is gone): retrying cannot help.
     await deadLetter(ctx, caseKey, `${entry.op.op}: ${errorMessage(e)}`);
     await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
+    if (entry.op.op === 'create') await ctx.store.delete(COLLECTIONS.pending, ledgerIdOf(caseKey));
     if (entry.deferred) await releaseBacklog(ctx);
     return 'dead';
   }
@@ -386,6 +388,39 @@ export async function drainOutbox(deps: TicketDeps, options: { maxEntries?: numb
     }
   }
   return result;
+}
+
+/** A pending-create marker older than this has lost its request (crash between marker and enqueue). */
+const PENDING_STALE_MS = 3_600_000;
+
+/**
+ * Enqueues (and tries) the create of a case's ticket unless one is already waiting in the outbox:
+ * a case seen 50 times while its create waits for the budget still costs one create request.
+ */
+export async function enqueueCreate(ctx: TicketContext, caseKey: string, searchFirst: boolean): Promise<void> {
+  const id = ledgerIdOf(caseKey);
+  const at = nowIso(ctx);
+  if ((await ctx.store.put(COLLECTIONS.pending, id, { at }, { expectVersion: 0 })) === null) {
+    const cur = await ctx.store.get(COLLECTIONS.pending, id);
+    const since = cur ? Date.parse(String(prop(cur.value, 'at'))) : 0;
+    if (cur && ctx.clock.now().getTime() - since < PENDING_STALE_MS) return;
+    if (
+      (await ctx.store.put(
+        COLLECTIONS.pending,
+        id,
+        { at },
+        cur ? { expectVersion: cur.version } : { expectVersion: 0 },
+      )) === null
+    )
+      return;
+  }
+  await enqueueAndSend(ctx, [{ op: 'create', caseKey, searchFirst }]);
+}
+
+function prop(v: unknown, key: string): unknown {
+  if (v === null || typeof v !== 'object' || !(key in v)) return undefined;
+  const value: unknown = Reflect.get(v, key);
+  return value;
 }
 
 /** Persists `ops` and sends them right away (stage path); what cannot go now stays for drainOutbox. */

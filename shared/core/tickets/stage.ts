@@ -17,7 +17,7 @@ import {
   resolutionComment,
 } from './content.js';
 import { contextOf, loadCase, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
-import { enqueueAndSend, markTicketStatus } from './outbox.js';
+import { enqueueAndSend, enqueueCreate, markTicketStatus } from './outbox.js';
 import type { OutboxOp } from './store.js';
 
 export const RISK_ACCEPTED_LABEL = 'risk-accepted';
@@ -120,7 +120,7 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
   if (!c.ticket) {
     if (!(d?.ticket.wanted ?? true)) return;
     // Not a brand-new case, yet no ticket recorded: maybe a lost ledger or an earlier failure → search first.
-    await enqueueAndSend(ctx, [{ op: 'create', caseKey: c.key, searchFirst: !isNewCase }]);
+    await enqueueCreate(ctx, c.key, !isNewCase);
     return;
   }
   if (!recurrence || isNewCase) return;
@@ -175,7 +175,7 @@ async function onVerified(
 async function reopen(ctx: TicketContext, c: Case, reason: string, byJira: boolean, onceKey: string): Promise<void> {
   if (!c.ticket) {
     // Never ticketed (suppressed until now): the case needs its ticket.
-    if (wantsTicket(c)) await enqueueAndSend(ctx, [{ op: 'create', caseKey: c.key, searchFirst: true }]);
+    if (wantsTicket(c)) await enqueueCreate(ctx, c.key, true);
     return;
   }
   await markTicketStatus(ctx, c.key, 'reopened');
