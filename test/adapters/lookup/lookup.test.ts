@@ -1,0 +1,266 @@
+import {
+  GetResourcesCommand,
+  ResourceGroupsTaggingAPIClient,
+  ResourceGroupsTaggingAPIServiceException,
+} from '@aws-sdk/client-resource-groups-tagging-api';
+import type { ResourceManagementClient } from '@azure/arm-resources';
+import type { ProjectsClient } from '@google-cloud/resource-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { AwsTaggingOwnerLookup } from '../../../shared/adapters/lookup/aws-tagging.js';
+import { AzureResourceTagsLookup, type AzureTagsClient } from '../../../shared/adapters/lookup/azure-tags.js';
+import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
+import { GcpLabelsLookup, type GcpProjectsClient } from '../../../shared/adapters/lookup/gcp-labels.js';
+import { RoutingOwnerLookup } from '../../../shared/adapters/lookup/routing.js';
+import { isDenied, isGone, isThrottled } from '../../../shared/core/errors.js';
+import type { OwnerLookup, ResourceRef } from '../../../shared/core/ports.js';
+
+// The real SDK clients satisfy the narrow interfaces the adapters take (checked at compile time).
+export const azureClientFits = (c: ResourceManagementClient): AzureTagsClient => c;
+export const gcpClientFits = (c: ProjectsClient): GcpProjectsClient => c;
+
+const tagging = mockClient(ResourceGroupsTaggingAPIClient);
+const BUCKET: ResourceRef = {
+  provider: 'aws',
+  id: 'arn:aws:s3:::acme-data',
+  account: '111122223333',
+  region: 'eu-west-1',
+};
+const INSTANCE: ResourceRef = {
+  provider: 'aws',
+  id: 'arn:aws:ec2:us-east-2:111122223333:instance/i-0abc1234def567890',
+  account: '111122223333',
+  region: 'us-east-2',
+};
+const AZURE_ID =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1';
+
+describe('AwsTaggingOwnerLookup', () => {
+  beforeEach(() => tagging.reset());
+
+  it('calls GetResources with exactly the resource ARN in its region and maps the tags', async () => {
+    // Prepare
+    tagging.on(GetResourcesCommand).resolves({
+      ResourceTagMappingList: [{ ResourceARN: INSTANCE.id, Tags: [{ Key: 'owner', Value: 'ops@acme.example' }] }],
+    });
+    const regions: string[] = [];
+    const lookup = new AwsTaggingOwnerLookup((region) => {
+      regions.push(region);
+      return new ResourceGroupsTaggingAPIClient({ region });
+    });
+    // Act
+    const tags = await lookup.tagsFor(INSTANCE);
+    // Assess
+    expect(tags).toEqual({ owner: 'ops@acme.example' });
+    expect(tagging).toHaveReceivedCommandWith(GetResourcesCommand, { ResourceARNList: [INSTANCE.id] });
+    expect(tagging).toHaveReceivedCommandTimes(GetResourcesCommand, 1);
+    expect(regions).toEqual(['us-east-2']);
+  });
+
+  it("uses the finding's region for region-less ARNs and returns no tags for an untagged resource", async () => {
+    // Prepare
+    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+    const regions: string[] = [];
+    const lookup = new AwsTaggingOwnerLookup((region) => {
+      regions.push(region);
+      return new ResourceGroupsTaggingAPIClient({ region });
+    });
+    // Act
+    const tags = await lookup.tagsFor(BUCKET);
+    // Assess
+    expect(tags).toEqual({});
+    expect(regions).toEqual(['eu-west-1']);
+  });
+
+  it.each([
+    ['ThrottlingException', 429, isThrottled],
+    ['AccessDeniedException', 403, isDenied],
+  ])('throws a classified AdapterError when AWS answers %s', async (name, status, predicate) => {
+    // Prepare
+    tagging.on(GetResourcesCommand).rejects(
+      new ResourceGroupsTaggingAPIServiceException({
+        name,
+        $fault: 'client',
+        $metadata: { httpStatusCode: status, requestId: 'req-0001' },
+        message: name,
+      }),
+    );
+    const lookup = new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }));
+    // Act
+    const error = await lookup.tagsFor(BUCKET).catch((e: unknown) => e);
+    // Assess
+    expect(predicate(error)).toBe(true);
+    expect(String(error)).toContain(`tag:GetResources for ${BUCKET.id} in eu-west-1: ${name}`);
+  });
+});
+
+describe('AzureResourceTagsLookup', () => {
+  it('reads the tags at the resource scope with a client for its subscription', async () => {
+    // Prepare
+    const getAtScope = vi.fn(async (_scope: string) => ({ properties: { tags: { Owner: 'media-ops@acme.example' } } }));
+    const subs: string[] = [];
+    const lookup = new AzureResourceTagsLookup((sub) => {
+      subs.push(sub);
+      return { tagsOperations: { getAtScope } };
+    });
+    // Act
+    const tags = await lookup.tagsFor({
+      provider: 'azure',
+      id: AZURE_ID,
+      account: '00000000-0000-0000-0000-000000000000',
+      region: null,
+    });
+    // Assess
+    expect(tags).toEqual({ Owner: 'media-ops@acme.example' });
+    expect(getAtScope).toHaveBeenCalledWith(AZURE_ID);
+    expect(subs).toEqual(['00000000-0000-0000-0000-000000000000']);
+  });
+
+  it('classifies 403 as denied and 404 as gone when ARM refuses', async () => {
+    // Prepare
+    const failing = (statusCode: number) =>
+      new AzureResourceTagsLookup(() => ({
+        tagsOperations: {
+          getAtScope: async () => {
+            throw Object.assign(new Error('ARM error'), { statusCode });
+          },
+        },
+      }));
+    const ref: ResourceRef = {
+      provider: 'azure',
+      id: AZURE_ID,
+      account: '00000000-0000-0000-0000-000000000000',
+      region: null,
+    };
+    // Act
+    const denied = await failing(403)
+      .tagsFor(ref)
+      .catch((e: unknown) => e);
+    const gone = await failing(404)
+      .tagsFor(ref)
+      .catch((e: unknown) => e);
+    // Assess
+    expect(isDenied(denied)).toBe(true);
+    expect(isGone(gone)).toBe(true);
+  });
+});
+
+describe('GcpLabelsLookup', () => {
+  const ref: ResourceRef = {
+    provider: 'gcp',
+    id: '//storage.googleapis.com/acme-web-uploads',
+    account: 'acme-web-prod',
+    region: null,
+  };
+
+  it('merges project labels with resource labels, the resource winning', async () => {
+    // Prepare
+    const getProject = vi.fn(
+      async (_req: { name: string }): Promise<[{ labels: Record<string, string> }]> => [
+        { labels: { team: 'web', env: 'prod' } },
+      ],
+    );
+    const projects: GcpProjectsClient = { getProject };
+    const resourceLabels = vi.fn(async () => ({ env: 'staging', owner: 'uploads@acme.example' }));
+    const lookup = new GcpLabelsLookup(projects, resourceLabels);
+    // Act
+    const labels = await lookup.tagsFor(ref);
+    // Assess
+    expect(labels).toEqual({ team: 'web', env: 'staging', owner: 'uploads@acme.example' });
+    expect(getProject).toHaveBeenCalledWith({ name: 'projects/acme-web-prod' });
+    expect(resourceLabels).toHaveBeenCalledWith('//storage.googleapis.com/acme-web-uploads');
+  });
+
+  it('classifies PERMISSION_DENIED as denied when Resource Manager refuses', async () => {
+    // Prepare
+    const projects: GcpProjectsClient = {
+      getProject: async () => {
+        throw Object.assign(new Error('7 PERMISSION_DENIED'), { code: 7 });
+      },
+    };
+    // Act
+    const error = await new GcpLabelsLookup(projects).tagsFor(ref).catch((e: unknown) => e);
+    // Assess
+    expect(isDenied(error)).toBe(true);
+  });
+});
+
+describe('CachedOwnerLookup', () => {
+  const ref = (id: string): ResourceRef => ({ provider: 'aws', id, account: '111122223333', region: 'us-east-1' });
+  const counting = (impl?: (r: ResourceRef) => Promise<Record<string, string>>) => {
+    const tagsFor = vi.fn(impl ?? (async (r: ResourceRef) => ({ id: r.id })));
+    return { tagsFor } satisfies OwnerLookup;
+  };
+
+  it('serves repeats from the cache until the TTL passes', async () => {
+    // Prepare
+    let now = Date.parse('2026-11-20T00:00:00Z');
+    const inner = counting();
+    const cached = new CachedOwnerLookup(inner, { ttlMs: 1000, maxEntries: 10, clock: { now: () => new Date(now) } });
+    // Act
+    await cached.tagsFor(ref('a'));
+    await cached.tagsFor(ref('a'));
+    now += 1001;
+    const afterTtl = await cached.tagsFor(ref('a'));
+    // Assess
+    expect(inner.tagsFor).toHaveBeenCalledTimes(2);
+    expect(afterTtl).toEqual({ id: 'a' });
+  });
+
+  it('shares one call among concurrent asks for the same resource', async () => {
+    // Prepare
+    let release: (v: Record<string, string>) => void = () => {};
+    const inner = counting(() => new Promise((resolve) => (release = resolve)));
+    const cached = new CachedOwnerLookup(inner, { ttlMs: 60_000, maxEntries: 10 });
+    // Act
+    const all = Promise.all([cached.tagsFor(ref('a')), cached.tagsFor(ref('a')), cached.tagsFor(ref('a'))]);
+    release({ owner: 'x@acme.example' });
+    const results = await all;
+    // Assess
+    expect(inner.tagsFor).toHaveBeenCalledTimes(1);
+    expect(results).toEqual([{ owner: 'x@acme.example' }, { owner: 'x@acme.example' }, { owner: 'x@acme.example' }]);
+  });
+
+  it('evicts the oldest entry beyond maxEntries and does not cache failures', async () => {
+    // Prepare
+    let fail = true;
+    const inner = counting(async (r) => {
+      if (r.id === 'bad' && fail) throw new Error('throttled');
+      return { id: r.id };
+    });
+    const cached = new CachedOwnerLookup(inner, { ttlMs: 60_000, maxEntries: 2 });
+    // Act
+    await cached.tagsFor(ref('a'));
+    await cached.tagsFor(ref('b'));
+    await cached.tagsFor(ref('c'));
+    await cached.tagsFor(ref('a'));
+    const failed = await cached.tagsFor(ref('bad')).catch((e: unknown) => e);
+    fail = false;
+    const retried = await cached.tagsFor(ref('bad'));
+    // Assess
+    expect(cached.size).toBe(2);
+    expect(inner.tagsFor.mock.calls.map(([r]) => r.id)).toEqual(['a', 'b', 'c', 'a', 'bad', 'bad']);
+    expect(failed).toBeInstanceOf(Error);
+    expect(retried).toEqual({ id: 'bad' });
+  });
+});
+
+describe('RoutingOwnerLookup', () => {
+  it('routes by provider and answers no tags for a provider without a lookup', async () => {
+    // Prepare
+    const aws = { tagsFor: vi.fn(async () => ({ owner: 'aws@acme.example' })) };
+    const routing = new RoutingOwnerLookup({ aws });
+    // Act
+    const fromAws = await routing.tagsFor({
+      provider: 'aws',
+      id: 'arn:aws:s3:::b',
+      account: '111122223333',
+      region: null,
+    });
+    const fromGcp = await routing.tagsFor({ provider: 'gcp', id: '//x', account: 'p', region: null });
+    // Assess
+    expect(fromAws).toEqual({ owner: 'aws@acme.example' });
+    expect(fromGcp).toEqual({});
+    expect(aws.tagsFor).toHaveBeenCalledOnce();
+  });
+});
