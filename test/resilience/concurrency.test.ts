@@ -1,0 +1,126 @@
+/**
+ * Issue 7, concurrency: the same events delivered three times by concurrent workers sharing one store
+ * → one case, one ticket and at most one apply per case.
+ */
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { generate } from '../../bench/generate.js';
+import type { ActionContext } from '../../shared/actions/define.js';
+import { type Action, defineAction } from '../../shared/actions/define.js';
+import { listCases } from '../../shared/adapters/cli/cases.js';
+import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
+import { listTickets } from '../../shared/adapters/tickets/index.js';
+import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
+import { createLocalRuntime, type LocalRuntime } from '../../shared/adapters/wiring/local.js';
+import { verifyChains } from '../../shared/core/evidence/audit.js';
+import { silentLogger, systemClock } from '../../shared/core/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const CONFIG = join(import.meta.dirname, '../../examples/config');
+
+/** A stand-in for s3.block-public-access that counts applies per bucket (no cloud here). */
+function countingAction(applies: Map<string, number>): Action {
+  return defineAction({
+    id: 's3.block-public-access',
+    title: 'counting stand-in',
+    provider: 'aws',
+    handles: {},
+    permissions: ['s3:PutBucketPublicAccessBlock'],
+    risk: 'low',
+    productionSafe: false,
+    target: z.object({ bucket: z.string() }),
+    selectTarget: (f) => ({ bucket: f.resource.name }),
+    plan: async (target) => ({
+      target,
+      before: { public: true },
+      steps: [
+        {
+          say: `block ${target.bucket}`,
+          call: { api: 's3:PutPublicAccessBlock', permission: 's3:PutBucketPublicAccessBlock', input: target },
+        },
+      ],
+      summary: `block public access on ${target.bucket}`,
+      noop: false,
+    }),
+    apply: async (plan) => {
+      // Yield so concurrent claimers really interleave with this apply.
+      await new Promise((r) => setTimeout(r, 5));
+      applies.set(plan.target.bucket, (applies.get(plan.target.bucket) ?? 0) + 1);
+      return { before: plan.before, requestIds: [`req-${plan.target.bucket}`] };
+    },
+    verify: async () => ({ holds: true, observed: { public: false }, reason: 'blocked' }),
+    rollback: async () => ({ requestIds: [] }),
+  });
+}
+
+describe('three concurrent workers on one store', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    tmp = tempDir();
+  });
+  afterEach(() => tmp.cleanup());
+
+  it('makes one case, one ticket and at most one apply per case when every event arrives three times', async () => {
+    // Prepare: 500 generated events (the bench mix), three workers with their own store connection.
+    const events = generate(500, 7).filter((e) => !e.bad);
+    const docs = events.map((e, i) => ({ input: `gen#${i}`, value: JSON.parse(e.text) as unknown }));
+    const applies = new Map<string, number>();
+    const action = countingAction(applies);
+    const ctx = { clients: {}, clock: systemClock, log: silentLogger } as ActionContext;
+    const home = join(tmp.dir, 'home');
+    const workers: LocalRuntime[] = [];
+    for (let i = 0; i < 3; i++) {
+      workers.push(
+        await createLocalRuntime({
+          home,
+          configDir: CONFIG,
+          apply: true,
+          actionContext: ctx,
+          actions: { get: (id) => (id === action.id ? action : undefined) },
+          env: {},
+          actor: `worker-${i}`,
+        }),
+      );
+    }
+    // Act: each worker takes the whole stream, in slices, at the same time.
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let i = 0; i < docs.length; i += 50) {
+          await w.ingest.ingest(docs.slice(i, i + 50));
+          await w.settle();
+        }
+      }),
+    );
+    // Assess
+    const store = workers[0]?.store;
+    if (!store) throw new Error('no worker');
+    const cases = await listCases(store);
+    const single = await createLocalRuntime({ home: join(tmp.dir, 'single'), configDir: CONFIG, env: {} });
+    await single.ingest.ingest(docs);
+    const expected = await listCases(single.store);
+    await single.close();
+    expect(cases.map((c) => c.key).sort()).toEqual(expected.map((c) => c.key).sort());
+    for (const c of cases) expect(c.occurrences).toBe(expected.find((e) => e.key === c.key)?.occurrences);
+
+    const tickets = await listTickets(store);
+    const perCase = new Map<string, number>();
+    for (const row of tickets.rows) perCase.set(row.caseKey, (perCase.get(row.caseKey) ?? 0) + 1);
+    expect([...perCase.values()].every((n) => n === 1)).toBe(true);
+    expect(tickets.rows.length).toBeGreaterThan(0);
+    // Ticket storms are grouped: several cases may share one parent ticket. What must never happen is two
+    // tickets created for one case (or one group) — every stored ticket names a distinct case or group.
+    const stored = (await store.list(LOCAL_COLLECTIONS.tickets)).map((d) => LocalTicketSchema.parse(d.value));
+    expect(new Set(stored.map((t) => t.caseKey)).size).toBe(stored.length);
+    const ownTickets = tickets.rows.filter((r) => !r.parentKey).map((r) => r.key);
+    expect(new Set(ownTickets).size).toBe(ownTickets.length);
+
+    expect(applies.size).toBeGreaterThan(0);
+    for (const [bucket, n] of applies) expect(n, bucket).toBe(1);
+
+    const chain = await verifyChains(new LocalFolderEvidenceStore(join(home, 'evidence')), { store });
+    expect(chain.problems).toEqual([]);
+    expect(chain.ok).toBe(true);
+    await Promise.all(workers.map((w) => w.close()));
+  }, 180_000);
+});
