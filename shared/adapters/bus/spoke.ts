@@ -150,5 +150,5 @@ export function createSpokeForwarder(options: SpokeForwarderOptions): {
         ...(options.clock ? { clock: options.clock } : {}),
       }),
     });
-  return { forward: (details) => forwardToHub(eventBridge, options.busArn, details) };
+  return { eventBridge, forward: (details) => forwardToHub(eventBridge, options.busArn, details) };
 }

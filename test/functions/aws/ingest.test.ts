@@ -9,7 +9,7 @@ import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '.
 // dynalite (the SDK honours AWS_ENDPOINT_URL_DYNAMODB), EventBridge is mocked.
 let local: LocalDynamo;
 let eb: AwsClientStub<EventBridgeClient>;
-let handler: (typeof import('../../../functions/aws/ingest.js'))['handler'];
+let handler: typeof import('../../../functions/aws/ingest.js')['handler'];
 
 beforeAll(async () => {
   local = await startDynalite();

@@ -1,0 +1,175 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fixture } from '../helpers/events.js';
+
+const SECRET = 'logic-app-shared-secret-0000000000';
+let sts: AwsClientStub<STSClient>;
+let eb: AwsClientStub<EventBridgeClient>;
+let fn: typeof import('../../../functions/azure/defender-ingest.js');
+const identityCalls: string[] = [];
+
+beforeAll(async () => {
+  vi.stubEnv('CLOSELOOP_HUB_BUS_ARN', 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test');
+  vi.stubEnv('CLOSELOOP_FORWARDER_ROLE_ARN', 'arn:aws:iam::111122223333:role/closeloop-test-azure-spoke');
+  vi.stubEnv('CLOSELOOP_SPOKE_SECRET', SECRET);
+  vi.stubEnv('IDENTITY_ENDPOINT', 'http://127.0.0.1:41111/msi/token');
+  vi.stubEnv('IDENTITY_HEADER', 'identity-header-test');
+  // The managed identity endpoint, as App Service serves it.
+  vi.stubGlobal('fetch', async (url: string, init: { headers: Record<string, string> }) => {
+    identityCalls.push(`${url} ${init.headers['X-IDENTITY-HEADER']}`);
+    return { ok: true, status: 200, json: async () => ({ access_token: 'azure-mi-token' }) };
+  });
+  sts = mockClient(STSClient);
+  eb = mockClient(EventBridgeClient);
+  fn = await import('../../../functions/azure/defender-ingest.js');
+});
+afterAll(() => {
+  sts.restore();
+  eb.restore();
+  vi.unstubAllEnvs();
+  vi.unstubAllGlobals();
+});
+beforeEach(() => {
+  sts.reset();
+  eb.reset();
+  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
+    Credentials: {
+      AccessKeyId: 'ASIAEXAMPLE',
+      SecretAccessKey: 'temp-secret',
+      SessionToken: 'temp-session',
+      Expiration: new Date(Date.now() + 3_600_000),
+    },
+  });
+  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+});
+
+const context = () =>
+  new InvocationContext({ invocationId: '00000000-0000-0000-0000-000000000042', functionName: 'defenderHttp' });
+const post = (body: unknown, headers: Record<string, string>) =>
+  new HttpRequest({
+    method: 'POST',
+    url: 'https://spoke.example/api/defender',
+    headers,
+    body: { string: JSON.stringify(body) },
+  });
+
+describe('Azure spoke: defenderHttp', () => {
+  it('answers the Event Grid validation handshake with the validation code when aeg-event-type is SubscriptionValidation', async () => {
+    // Prepare
+    const body = fixture('bad/eventgrid-validation.json');
+    const req = post(body, { 'aeg-event-type': 'SubscriptionValidation' });
+    // Act
+    const res = await fn.defenderHttp(req, context());
+    // Assess
+    expect(res.status).toBe(200);
+    const code = Array.isArray(body) ? body[0].data.validationCode : undefined;
+    expect(res.jsonBody).toEqual({ validationResponse: code });
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('allows the CloudEvents webhook origin when Event Grid probes with OPTIONS', async () => {
+    // Prepare
+    const req = new HttpRequest({
+      method: 'OPTIONS',
+      url: 'https://spoke.example/api/defender',
+      headers: { 'webhook-request-origin': 'eventgrid.azure.net' },
+    });
+    // Act
+    const res = await fn.defenderHttp(req, context());
+    // Assess
+    expect(res).toEqual({ status: 200, headers: { 'WebHook-Allowed-Origin': 'eventgrid.azure.net' } });
+  });
+
+  it('rejects with 401 when a Logic App call lacks the shared secret', async () => {
+    // Prepare
+    const req = post(fixture('defender/alert-storage-open-acl.workflow-automation.json'), {});
+    // Act
+    const res = await fn.defenderHttp(req, context());
+    // Assess
+    expect(res.status).toBe(401);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleWithWebIdentityCommand, 0);
+  });
+
+  it('rejects with 401 when the shared secret is wrong', async () => {
+    // Act
+    const res = await fn.defenderHttp(post({}, { 'x-closeloop-secret': `${SECRET}x` }), context());
+    // Assess
+    expect(res.status).toBe(401);
+  });
+
+  it('forwards the alert to the hub bus with web-identity credentials when the Logic App is authenticated', async () => {
+    // Prepare
+    const alert = fixture('defender/alert-storage-open-acl.workflow-automation.json');
+    // Act
+    const res = await fn.defenderHttp(post(alert, { 'x-closeloop-secret': SECRET }), context());
+    // Assess
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 1 } });
+    const entry = eb.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
+    expect(entry).toMatchObject({
+      EventBusName: 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test',
+      Source: 'closeloop.spoke.azure',
+      DetailType: 'Spoke Finding Document',
+    });
+    const detail = JSON.parse(entry?.Detail ?? '{}');
+    expect(detail).toMatchObject({ spoke: 'azure', document: alert });
+    expect(detail.findingKeys).toHaveLength(1);
+  });
+
+  it('forwards nothing and still answers 202 when the Event Grid delivery holds no Defender document', async () => {
+    // Prepare
+    const events = [
+      {
+        id: '1',
+        eventType: 'Custom',
+        subject: 's',
+        dataVersion: '1',
+        eventTime: '2026-01-01T00:00:00Z',
+        data: { hello: 'x' },
+      },
+    ];
+    // Act
+    const res = await fn.defenderHttp(post(events, { 'aeg-event-type': 'Notification' }), context());
+    // Assess
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+});
+
+describe('Azure spoke: web-identity federation', () => {
+  it('trades the managed identity token for hub credentials when the forwarder signs a request', async () => {
+    // Prepare: the SDK resolves credentials through the client's provider (the mock skips signing).
+    const { createAzureSpoke } = await import('../../../shared/adapters/wiring/azure.js');
+    const spoke = createAzureSpoke(process.env);
+    // Act
+    const credentials = await spoke.hub.eventBridge.config.credentials();
+    // Assess
+    expect(credentials).toMatchObject({ accessKeyId: 'ASIAEXAMPLE', sessionToken: 'temp-session' });
+    expect(sts).toHaveReceivedCommandExactlyOnceWith(AssumeRoleWithWebIdentityCommand, {
+      RoleArn: 'arn:aws:iam::111122223333:role/closeloop-test-azure-spoke',
+      RoleSessionName: 'closeloop-azure-spoke',
+      WebIdentityToken: 'azure-mi-token',
+      DurationSeconds: 3600,
+    });
+    expect(identityCalls.at(-1)).toBe(
+      'http://127.0.0.1:41111/msi/token?resource=api%3A%2F%2Fcloseloop-hub&api-version=2019-08-01 identity-header-test',
+    );
+  });
+});
+
+describe('Azure spoke: defenderEventGrid', () => {
+  it('forwards the event data when the Event Grid trigger delivers a Defender assessment', async () => {
+    // Prepare
+    const envelope = fixture('defender/eventgrid-envelope.json');
+    const event = Array.isArray(envelope) ? envelope[0] : envelope;
+    // Act
+    await fn.defenderEventGrid(event, context());
+    // Assess
+    const detail = JSON.parse(eb.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0]?.Detail ?? '{}');
+    expect(detail.input).toBe(`eventgrid:${event.id}`);
+    expect(detail.document).toEqual(event.data);
+  });
+});

@@ -1,0 +1,132 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import supertest from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fixture } from '../helpers/events.js';
+
+let sts: AwsClientStub<STSClient>;
+let eb: AwsClientStub<EventBridgeClient>;
+const metadataCalls: string[] = [];
+
+beforeAll(async () => {
+  vi.stubEnv('CLOSELOOP_HUB_BUS_ARN', 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test');
+  vi.stubEnv('CLOSELOOP_FORWARDER_ROLE_ARN', 'arn:aws:iam::111122223333:role/closeloop-test-gcp-spoke');
+  // The metadata server's identity endpoint.
+  vi.stubGlobal('fetch', async (url: string, init: { headers: Record<string, string> }) => {
+    metadataCalls.push(`${url} ${init.headers['Metadata-Flavor']}`);
+    return { ok: true, status: 200, text: async () => 'gcp-id-token\n' };
+  });
+  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  sts = mockClient(STSClient);
+  eb = mockClient(EventBridgeClient);
+  await import('../../../functions/gcp/scc-ingest.js');
+});
+afterAll(() => {
+  sts.restore();
+  eb.restore();
+  vi.unstubAllEnvs();
+  vi.unstubAllGlobals();
+  vi.restoreAllMocks();
+});
+beforeEach(() => {
+  sts.reset();
+  eb.reset();
+  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
+    Credentials: {
+      AccessKeyId: 'ASIAEXAMPLE',
+      SecretAccessKey: 's',
+      SessionToken: 't',
+      Expiration: new Date(Date.now() + 3_600_000),
+    },
+  });
+  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+});
+
+/** A Pub/Sub CloudEvent (structured mode) around a base64 NotificationMessage. */
+function pubsubCloudEvent(notification: unknown, messageId = '8412345678901') {
+  return {
+    specversion: '1.0',
+    id: messageId,
+    source: '//pubsub.googleapis.com/projects/acme-sec/topics/scc-findings',
+    type: 'google.cloud.pubsub.topic.v1.messagePublished',
+    datacontenttype: 'application/json',
+    time: '2026-01-02T03:04:05Z',
+    data: {
+      subscription: 'projects/acme-sec/subscriptions/closeloop',
+      message: {
+        data: Buffer.from(JSON.stringify(notification)).toString('base64'),
+        messageId,
+        publishTime: '2026-01-02T03:04:05Z',
+        attributes: {},
+      },
+    },
+  };
+}
+
+describe('GCP spoke: sccIngest through the Functions Framework test server', () => {
+  it('forwards the decoded NotificationMessage to the hub bus when SCC publishes a finding', async () => {
+    // Prepare
+    const notification = fixture('scc/public-bucket-acl.notification.json');
+    const server = getTestServer('sccIngest');
+    // Act
+    const res = await supertest(server)
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(pubsubCloudEvent(notification)));
+    // Assess
+    expect(res.status).toBe(204);
+    const entry = eb.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
+    expect(entry).toMatchObject({
+      EventBusName: 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test',
+      Source: 'closeloop.spoke.gcp',
+      DetailType: 'Spoke Finding Document',
+    });
+    const detail = JSON.parse(entry?.Detail ?? '{}');
+    expect(detail).toMatchObject({ spoke: 'gcp', input: 'pubsub:8412345678901', document: notification });
+    expect(detail.findingKeys).toHaveLength(1);
+  });
+
+  it('acknowledges without forwarding when message.data is not base64 JSON', async () => {
+    // Prepare
+    const event = pubsubCloudEvent({});
+    event.data.message.data = Buffer.from('{not json').toString('base64');
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(event));
+    // Assess
+    expect(res.status).toBe(204);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('answers an error so Pub/Sub redelivers when the hub bus keeps failing', async () => {
+    // Prepare
+    eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(pubsubCloudEvent(fixture('scc/public-bucket-acl.notification.json'))));
+    // Assess
+    expect(res.status).toBeGreaterThanOrEqual(500);
+  });
+
+  it('requests an ID token for the hub audience when credentials are resolved', async () => {
+    // Prepare
+    const { createGcpSpoke } = await import('../../../shared/adapters/wiring/gcp.js');
+    const spoke = createGcpSpoke(process.env);
+    // Act
+    await spoke.hub.eventBridge.config.credentials();
+    // Assess
+    expect(metadataCalls.at(-1)).toBe(
+      'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity?audience=closeloop-hub&format=full Google',
+    );
+    expect(sts).toHaveReceivedCommandWith(AssumeRoleWithWebIdentityCommand, {
+      RoleArn: 'arn:aws:iam::111122223333:role/closeloop-test-gcp-spoke',
+      WebIdentityToken: 'gcp-id-token',
+    });
+  });
+});
