@@ -126,6 +126,12 @@ export function makeCase(opts: CaseOptions = {}, override: Partial<Case> = {}): 
   });
 }
 
+/** The case's last decision (every case from makeCase has one). */
+export function decisionOf(c: Case): NonNullable<Case['lastDecision']> {
+  if (!c.lastDecision) throw new Error(`case ${c.key} has no decision`);
+  return c.lastDecision;
+}
+
 export async function putCase(store: DocStore, c: Case): Promise<void> {
   await store.put('cases', c.key, c);
 }

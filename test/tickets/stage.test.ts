@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { decided, localHarness, makeCase, putCase, readCase } from './helpers.js';
+import { decided, decisionOf, localHarness, makeCase, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
   if (!(h.sink instanceof LocalTicketSink)) throw new Error('local harness expected');
@@ -38,7 +38,7 @@ describe('ticket stage (local sink)', () => {
     const base = makeCase();
     const c = makeCase(
       {},
-      { lastDecision: { ...base.lastDecision!, ticket: { wanted: false, reason: 'sample finding' } } },
+      { lastDecision: { ...decisionOf(base), ticket: { wanted: false, reason: 'sample finding' } } },
     );
     await putCase(h.store, c);
     // Act
@@ -105,7 +105,7 @@ describe('ticket stage (local sink)', () => {
       ...stored,
       status: 'suppressed' as const,
       exception,
-      lastDecision: { ...stored.lastDecision!, exception },
+      lastDecision: { ...decisionOf(stored), exception },
     };
     await putCase(h.store, suppressed);
     // Act: decided and exception events both say it (decide emits both)
@@ -134,7 +134,7 @@ describe('ticket stage (local sink)', () => {
     await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
     const expired = { id: 'EXC-7', owner: 'ciso@example.com', justification: 'temporary', expires: '2026-02-01' };
     const stored = await readCase(h.store, c.key);
-    await putCase(h.store, { ...stored, lastDecision: { ...stored.lastDecision!, exceptionExpired: expired } });
+    await putCase(h.store, { ...stored, lastDecision: { ...decisionOf(stored), exceptionExpired: expired } });
     // Act
     await h.stage.handle(decided(stored, { isNewCase: false }));
     // Assess
