@@ -136,6 +136,7 @@ export interface SpokeForwarderOptions {
  * await hub.forward(details);
  */
 export function createSpokeForwarder(options: SpokeForwarderOptions): {
+  eventBridge: EventBridgeClient;
   forward(details: readonly SpokeDetail[]): Promise<void>;
 } {
   const eventBridge =
