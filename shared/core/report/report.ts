@@ -248,18 +248,21 @@ export function renderReport(r: Report): string {
     '',
     `Open past SLA: ${r.openPastSla.length}`,
     ...(r.openPastSla.length
-      ? columns([
-          ['severity', 'age d', 'SLA d', 'status', 'owner', 'ticket', 'case'],
-          ...r.openPastSla.map((p) => [
-            p.severity,
-            String(p.ageDays),
-            String(p.slaDays),
-            p.status,
-            p.owner,
-            p.ticket ?? '-',
-            p.caseKey,
-          ]),
-        ]).map((l) => `  ${l}`)
+      ? columns(
+          [
+            ['severity', 'age d', 'SLA d', 'status', 'owner', 'ticket', 'case'],
+            ...r.openPastSla.map((p) => [
+              p.severity,
+              String(p.ageDays),
+              String(p.slaDays),
+              p.status,
+              p.owner,
+              p.ticket ?? '-',
+              p.caseKey,
+            ]),
+          ],
+          [0, 3, 4, 5, 6],
+        ).map((l) => `  ${l}`)
       : []),
     '',
     `Owner gaps: ${r.ownerGaps.length}`,
