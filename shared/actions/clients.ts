@@ -15,7 +15,7 @@ import { StorageManagementClient } from '@azure/arm-storage';
 import type { TokenCredential } from '@azure/identity';
 import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
-import { FirewallsClient } from '@google-cloud/compute';
+import { FirewallsClient, type protos } from '@google-cloud/compute';
 import { Storage } from '@google-cloud/storage';
 
 /** The storage-account calls `azure.storage.disallow-public-access` makes (@azure/arm-storage). */
@@ -27,8 +27,19 @@ export interface AzureNetwork {
   networkSecurityGroups: Pick<NetworkManagementClient['networkSecurityGroups'], 'get' | 'beginCreateOrUpdateAndWait'>;
 }
 
-/** The firewall calls `gcp.firewall.disable-rule` makes (@google-cloud/compute, REST transport). */
-export type GcpFirewalls = Pick<FirewallsClient, 'get' | 'patch'>;
+type IFirewall = protos.google.cloud.compute.v1.IFirewall;
+/**
+ * The firewall calls `gcp.firewall.disable-rule` makes (@google-cloud/compute, REST transport): the
+ * promise overloads of `FirewallsClient.get` / `patch` (a Pick would keep the callback overload only).
+ */
+export interface GcpFirewalls {
+  get(request: { project: string; firewall: string }): Promise<[IFirewall, ...unknown[]]>;
+  patch(request: {
+    project: string;
+    firewall: string;
+    firewallResource: IFirewall;
+  }): Promise<[{ name?: string | null | undefined; promise(): Promise<unknown> }, ...unknown[]]>;
+}
 type FirewallsOptions = NonNullable<ConstructorParameters<typeof FirewallsClient>[0]>;
 
 export interface CloudClients {

@@ -63,7 +63,8 @@ function recordingAction(opts: { productionSafe?: boolean; planError?: Error; sl
       return { requestIds: ['rb-1'] };
     },
   });
-  return { action: action as Action, calls, live };
+  const widened: Action = action;
+  return { action: widened, calls, live };
 }
 
 const finding = findingFor({

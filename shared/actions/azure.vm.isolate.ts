@@ -1,0 +1,203 @@
+/**
+ * Isolates an Azure VM: a deny-all network security group (explicit deny of all inbound and outbound
+ * traffic at priority 100, above the default allow rules at 65000+) associated with every NIC of the VM.
+ * The NSG is created once per resource group and region and reused. Each NIC's previous NSG is the
+ * before-state; rollback puts it back.
+ *
+ * @see https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview (rule priorities)
+ */
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
+import { sdkErrorCode } from './retry.js';
+
+const ID = 'azure.vm.isolate';
+const VM_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/virtualMachines\/([^/]+)$/i;
+
+const TargetSchema = z.object({
+  subscriptionId: z.string().min(1),
+  resourceGroup: z.string().min(1),
+  vmName: z.string().min(1),
+});
+type Target = z.infer<typeof TargetSchema>;
+
+const BeforeSchema = z.object({
+  location: z.string(),
+  nics: z.array(z.object({ name: z.string(), nsgId: z.string().nullable() })),
+  isolationNsg: z.object({ id: z.string(), complete: z.boolean() }).nullable(),
+});
+type Before = z.infer<typeof BeforeSchema>;
+
+const nsgName = (location: string) => `closeloop-isolation-${location}`;
+const nsgId = (t: Target, location: string) =>
+  `/subscriptions/${t.subscriptionId}/resourceGroups/${t.resourceGroup}/providers/Microsoft.Network/networkSecurityGroups/${nsgName(location)}`;
+const vmId = (t: Target) =>
+  `/subscriptions/${t.subscriptionId}/resourceGroups/${t.resourceGroup}/providers/Microsoft.Compute/virtualMachines/${t.vmName}`;
+
+/** Explicit denies at the highest custom priority: the defaults (AllowVnetInBound …) would otherwise win. */
+export const DENY_ALL_RULES = (['Inbound', 'Outbound'] as const).map((direction) => ({
+  name: `closeloop-deny-all-${direction.toLowerCase()}`,
+  priority: 100,
+  direction,
+  access: 'Deny' as const,
+  protocol: '*' as const,
+  sourceAddressPrefix: '*',
+  sourcePortRange: '*',
+  destinationAddressPrefix: '*',
+  destinationPortRange: '*',
+}));
+
+const isComplete = (rules: Array<{ name?: string; access?: string; priority?: number }> | undefined) =>
+  DENY_ALL_RULES.every((r) => rules?.some((x) => x.name === r.name && x.access === 'Deny' && x.priority === 100));
+
+async function readState(t: Target, ctx: ActionContext): Promise<Before> {
+  const net = ctx.clients.azureNetwork(t.subscriptionId);
+  const nics: Array<{ name: string; nsgId: string | null; location: string }> = [];
+  await call(ctx, `networkInterfaces.list ${t.resourceGroup}`, async () => {
+    nics.length = 0;
+    for await (const n of net.networkInterfaces.list(t.resourceGroup)) {
+      if (n.virtualMachine?.id?.toLowerCase() !== vmId(t).toLowerCase() || !n.name) continue;
+      nics.push({ name: n.name, nsgId: n.networkSecurityGroup?.id ?? null, location: n.location ?? '' });
+    }
+  });
+  const location = nics[0]?.location;
+  if (!location) throw new AdapterError('gone', `no network interface of VM ${t.vmName} found in ${t.resourceGroup}`);
+  let isolationNsg: Before['isolationNsg'] = null;
+  try {
+    const nsg = await call(ctx, `networkSecurityGroups.get ${nsgName(location)}`, () =>
+      net.networkSecurityGroups.get(t.resourceGroup, nsgName(location)),
+    );
+    isolationNsg = { id: nsg.id ?? nsgId(t, location), complete: isComplete(nsg.securityRules) };
+  } catch (e) {
+    if (sdkErrorCode(e) !== 'ResourceNotFound' && sdkErrorCode(e) !== 'NotFound') throw e;
+  }
+  return { location, nics: nics.map(({ name, nsgId: id }) => ({ name, nsgId: id })), isolationNsg };
+}
+
+const isolated = (b: Before) =>
+  b.isolationNsg?.complete === true && b.nics.every((n) => n.nsgId?.toLowerCase() === b.isolationNsg?.id.toLowerCase());
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const before = await readState(target, ctx);
+  if (isolated(before)) return noopPlan(target, before, `VM ${target.vmName} is already isolated`);
+  const id = nsgId(target, before.location);
+  const steps = [];
+  if (!before.isolationNsg?.complete) {
+    steps.push(
+      step(
+        `create (or complete) NSG ${nsgName(before.location)} denying all inbound and outbound traffic`,
+        'networkSecurityGroups.beginCreateOrUpdateAndWait',
+        'Microsoft.Network/networkSecurityGroups/write',
+        {
+          resourceGroupName: target.resourceGroup,
+          networkSecurityGroupName: nsgName(before.location),
+          parameters: {
+            location: before.location,
+            tags: { 'closeloop:isolation': 'true' },
+            securityRules: DENY_ALL_RULES,
+          },
+        },
+      ),
+    );
+  }
+  for (const nic of before.nics) {
+    if (nic.nsgId?.toLowerCase() === id.toLowerCase()) continue;
+    steps.push(
+      step(
+        `associate NIC ${nic.name} with the isolation NSG (was ${nic.nsgId ?? 'none'})`,
+        'networkInterfaces.beginCreateOrUpdateAndWait',
+        'Microsoft.Network/networkInterfaces/write',
+        { resourceGroupName: target.resourceGroup, networkInterfaceName: nic.name, networkSecurityGroupId: id },
+      ),
+    );
+  }
+  return changePlan(target, before, steps, `isolate VM ${target.vmName}: deny-all NSG on ${before.nics.length} NIC(s)`);
+}
+
+/** Re-reads the NIC and writes it back with only its NSG association changed (PUT replaces the whole NIC). */
+async function setNicNsg(t: Target, nicName: string, id: string | null, ctx: ActionContext): Promise<string> {
+  const net = ctx.clients.azureNetwork(t.subscriptionId);
+  const nic = await call(ctx, `networkInterfaces.get ${nicName}`, () =>
+    net.networkInterfaces.get(t.resourceGroup, nicName),
+  );
+  const { networkSecurityGroup: _old, ...rest } = nic;
+  const what = `networkInterfaces.beginCreateOrUpdateAndWait ${nicName}`;
+  await call(ctx, what, () =>
+    net.networkInterfaces.beginCreateOrUpdateAndWait(
+      t.resourceGroup,
+      nicName,
+      id ? { ...rest, networkSecurityGroup: { id } } : rest,
+    ),
+  );
+  return `azure:${what}`;
+}
+
+const NsgInput = z.object({
+  networkSecurityGroupName: z.string(),
+  parameters: z.object({ location: z.string(), tags: z.record(z.string(), z.string()) }),
+});
+const NicInput = z.object({ networkInterfaceName: z.string(), networkSecurityGroupId: z.string() });
+
+export default defineAction<Target, Before>({
+  id: ID,
+  title: 'Isolate an Azure VM with a deny-all network security group on its NICs',
+  provider: 'azure',
+  handles: { findingTypes: ['VM_MinerInContainerImage', 'VM_DigitalCurrencyMining', 'VM_MaliciousSoftware'] },
+  permissions: [
+    'Microsoft.Network/networkInterfaces/read',
+    'Microsoft.Network/networkInterfaces/write',
+    'Microsoft.Network/networkSecurityGroups/read',
+    'Microsoft.Network/networkSecurityGroups/write',
+    'Microsoft.Network/networkSecurityGroups/join/action',
+  ],
+  risk: 'high',
+  productionSafe: false,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'azure') return undefined;
+    const m = VM_ID.exec(f.resource.id);
+    const d = f.resource.details;
+    const parsed = TargetSchema.safeParse({
+      subscriptionId: m?.[1] ?? f.resource.account,
+      resourceGroup: typeof d.resourceGroup === 'string' ? d.resourceGroup : m?.[2],
+      vmName: typeof d.vmName === 'string' ? d.vmName : m?.[3],
+    });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s) => {
+      const t = p.target;
+      if (s.call.api === 'networkSecurityGroups.beginCreateOrUpdateAndWait') {
+        const input = NsgInput.parse(s.call.input);
+        const what = `networkSecurityGroups.beginCreateOrUpdateAndWait ${input.networkSecurityGroupName}`;
+        await call(ctx, what, () =>
+          ctx.clients
+            .azureNetwork(t.subscriptionId)
+            .networkSecurityGroups.beginCreateOrUpdateAndWait(t.resourceGroup, input.networkSecurityGroupName, {
+              ...input.parameters,
+              securityRules: DENY_ALL_RULES,
+            }),
+        );
+        return `azure:${what}`;
+      }
+      if (s.call.api === 'networkInterfaces.beginCreateOrUpdateAndWait') {
+        const input = NicInput.parse(s.call.input);
+        return setNicNsg(t, input.networkInterfaceName, input.networkSecurityGroupId, ctx);
+      }
+      throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
+    }),
+  async verify(target, ctx) {
+    const observed = await readState(target, ctx);
+    const holds = isolated(observed);
+    return { holds, observed, reason: holds ? `VM ${target.vmName} is isolated` : 'a NIC lacks the deny-all NSG' };
+  },
+  async rollback({ target, before }, ctx) {
+    const ids: string[] = [];
+    for (const nic of before.nics) ids.push(await setNicNsg(target, nic.name, nic.nsgId, ctx));
+    return { requestIds: ids };
+  },
+});

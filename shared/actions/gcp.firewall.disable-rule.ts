@@ -1,0 +1,169 @@
+/**
+ * Closes a VPC firewall rule that admits the whole internet (ingress from 0.0.0.0/0 or ::/0): by
+ * default the rule is disabled (`disabled: true`), or, when policy says `mode: narrow`, its source
+ * ranges are replaced with the configured ones. The old `disabled` flag and source ranges are the
+ * before-state; rollback patches them back.
+ *
+ * @see https://cloud.google.com/compute/docs/reference/rest/v1/firewalls/patch
+ * @see SRA cloudfunctions/firewall/openfirewall
+ */
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
+
+const ID = 'gcp.firewall.disable-rule';
+const OPEN = new Set(['0.0.0.0/0', '::/0']);
+
+const TargetSchema = z.object({ project: z.string().min(1), firewall: z.string().min(1) });
+type Target = z.infer<typeof TargetSchema>;
+
+const BeforeSchema = z.object({
+  name: z.string(),
+  direction: z.string(),
+  disabled: z.boolean(),
+  sourceRanges: z.array(z.string()),
+});
+type Before = z.infer<typeof BeforeSchema>;
+
+/** policy.yaml `apply.actions["gcp.firewall.disable-rule"]`. */
+const SettingsSchema = z.strictObject({
+  mode: z.enum(['disable', 'narrow']).default('disable'),
+  /** Ranges that replace an open source range in `narrow` mode. */
+  sourceRanges: z.array(z.string().min(1)).default([]),
+});
+
+async function readState(t: Target, ctx: ActionContext): Promise<Before> {
+  const [fw] = await call(ctx, `compute.firewalls.get ${t.firewall}`, () =>
+    ctx.clients.gcpFirewalls().get({ project: t.project, firewall: t.firewall }),
+  );
+  return BeforeSchema.parse({
+    name: fw.name ?? t.firewall,
+    direction: fw.direction ?? 'INGRESS',
+    disabled: fw.disabled === true,
+    sourceRanges: fw.sourceRanges ?? [],
+  });
+}
+
+const isOpen = (b: Before) => b.direction === 'INGRESS' && !b.disabled && b.sourceRanges.some((r) => OPEN.has(r));
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const settings = SettingsSchema.parse(ctx.settings?.[ID] ?? {});
+  const before = await readState(target, ctx);
+  if (!isOpen(before)) {
+    return noopPlan(target, before, `firewall rule ${before.name} does not admit the internet (disabled or narrowed)`);
+  }
+  if (settings.mode === 'narrow') {
+    if (settings.sourceRanges.length === 0) {
+      throw new AdapterError('invalid', `${ID}: mode narrow needs apply.actions["${ID}"].sourceRanges`);
+    }
+    return changePlan(
+      target,
+      before,
+      [
+        step(
+          `narrow the source ranges of ${before.name} from ${before.sourceRanges.join(', ')} to ${settings.sourceRanges.join(', ')}`,
+          'compute.firewalls.patch',
+          'compute.firewalls.update',
+          {
+            project: target.project,
+            firewall: before.name,
+            firewallResource: { sourceRanges: settings.sourceRanges },
+          },
+        ),
+      ],
+      `narrow firewall rule ${before.name}`,
+    );
+  }
+  return changePlan(
+    target,
+    before,
+    [
+      step(
+        `disable firewall rule ${before.name} (open to ${before.sourceRanges.filter((r) => OPEN.has(r)).join(', ')})`,
+        'compute.firewalls.patch',
+        'compute.firewalls.update',
+        {
+          project: target.project,
+          firewall: before.name,
+          firewallResource: { disabled: true },
+        },
+      ),
+    ],
+    `disable firewall rule ${before.name}`,
+  );
+}
+
+const PatchInput = z.object({
+  project: z.string(),
+  firewall: z.string(),
+  firewallResource: z.object({ disabled: z.boolean().optional(), sourceRanges: z.array(z.string()).optional() }),
+});
+
+async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Promise<string> {
+  const what = `compute.firewalls.patch ${input.firewall}`;
+  const [operation] = await call(ctx, what, async () => {
+    const out = await ctx.clients.gcpFirewalls().patch({
+      project: input.project,
+      firewall: input.firewall,
+      firewallResource: {
+        ...(input.firewallResource.disabled !== undefined ? { disabled: input.firewallResource.disabled } : {}),
+        ...(input.firewallResource.sourceRanges ? { sourceRanges: input.firewallResource.sourceRanges } : {}),
+      },
+    });
+    // Wait for the global operation: "the rule is disabled" must be true when apply returns.
+    await out[0].promise();
+    return out;
+  });
+  return `gcp:operation/${operation.name ?? 'unknown'}`;
+}
+
+export default defineAction<Target, Before>({
+  id: ID,
+  title: 'Disable (or narrow) a GCP firewall rule open to the internet',
+  provider: 'gcp',
+  handles: { categories: ['OPEN_FIREWALL'] },
+  // compute.networks.updatePolicy: firewalls.patch also requires it on the rule's network.
+  permissions: ['compute.firewalls.get', 'compute.firewalls.update', 'compute.networks.updatePolicy'],
+  risk: 'medium',
+  productionSafe: false,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'gcp') return undefined;
+    const m = /^\/\/compute\.googleapis\.com\/projects\/([^/]+)\/global\/firewalls\/([^/]+)$/.exec(f.resource.id);
+    const d = f.resource.details;
+    const parsed = TargetSchema.safeParse({
+      project: typeof d.project === 'string' ? d.project : (m?.[1] ?? f.resource.account),
+      firewall: typeof d.firewall === 'string' ? d.firewall : f.resource.name || m?.[2],
+    });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s) => {
+      if (s.call.api !== 'compute.firewalls.patch')
+        throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
+      return patch(PatchInput.parse(s.call.input), ctx);
+    }),
+  async verify(target, ctx) {
+    const observed = await readState(target, ctx);
+    const holds = !isOpen(observed);
+    return {
+      holds,
+      observed,
+      reason: holds ? `firewall rule ${observed.name} is closed` : `${observed.name} still admits the internet`,
+    };
+  },
+  async rollback({ target, before }, ctx) {
+    const id = await patch(
+      {
+        project: target.project,
+        firewall: before.name,
+        firewallResource: { disabled: before.disabled, sourceRanges: before.sourceRanges },
+      },
+      ctx,
+    );
+    return { requestIds: [id] };
+  },
+});

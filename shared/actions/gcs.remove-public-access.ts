@@ -1,0 +1,192 @@
+/**
+ * Removes public access from a Cloud Storage bucket: the `allUsers` / `allAuthenticatedUsers` members
+ * are dropped from the bucket IAM policy (setIamPolicy with the read etag, so a concurrent change is
+ * refused rather than overwritten) and `iamConfiguration.publicAccessPrevention` is set to `enforced`.
+ * The old bindings and prevention setting are the before-state.
+ *
+ * @see https://cloud.google.com/storage/docs/public-access-prevention
+ * @see SRA cloudfunctions/gcs/closebucket
+ */
+import type { Iam } from '@google-cloud/storage';
+import { z } from 'zod';
+import { AdapterError } from '../core/errors.js';
+import { type ActionContext, defineAction, type Plan } from './define.js';
+import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
+
+const ID = 'gcs.remove-public-access';
+const PUBLIC = new Set(['allUsers', 'allAuthenticatedUsers']);
+
+const TargetSchema = z.object({ bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/) });
+type Target = z.infer<typeof TargetSchema>;
+
+const BindingSchema = z.object({
+  role: z.string(),
+  members: z.array(z.string()),
+  condition: z.object({ title: z.string(), expression: z.string(), description: z.string().optional() }).optional(),
+});
+const BeforeSchema = z.object({
+  bindings: z.array(BindingSchema),
+  etag: z.string().nullable(),
+  version: z.number().int().nullable(),
+  /** `inherited`, `enforced`, or null when the bucket does not say. */
+  publicAccessPrevention: z.string().nullable(),
+});
+type Before = z.infer<typeof BeforeSchema>;
+
+async function readState(t: Target, ctx: ActionContext): Promise<Before> {
+  const bucket = ctx.clients.gcsStorage().bucket(t.bucket);
+  // Version 3 so conditional bindings are returned (and written back) intact.
+  const [policy] = await call(ctx, `storage.buckets.getIamPolicy ${t.bucket}`, () =>
+    bucket.iam.getPolicy({ requestedPolicyVersion: 3 }),
+  );
+  const [metadata] = await call(ctx, `storage.buckets.get ${t.bucket}`, () => bucket.getMetadata());
+  return BeforeSchema.parse({
+    bindings: (policy.bindings ?? []).map((b) => ({
+      role: b.role,
+      members: b.members ?? [],
+      ...(b.condition ? { condition: b.condition } : {}),
+    })),
+    etag: typeof policy.etag === 'string' ? policy.etag : null,
+    version: policy.version ?? null,
+    publicAccessPrevention: metadata.iamConfiguration?.publicAccessPrevention ?? null,
+  });
+}
+
+const withoutPublic = (bindings: Before['bindings']) =>
+  bindings.map((b) => ({ ...b, members: b.members.filter((m) => !PUBLIC.has(m)) })).filter((b) => b.members.length > 0);
+const publicMembers = (bindings: Before['bindings']) =>
+  bindings.flatMap((b) => b.members.filter((m) => PUBLIC.has(m)).map((m) => `${m} (${b.role})`));
+
+async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
+  const before = await readState(target, ctx);
+  const steps = [];
+  const members = publicMembers(before.bindings);
+  if (members.length > 0) {
+    steps.push(
+      step(
+        `remove ${members.join(', ')} from the IAM policy of gs://${target.bucket}`,
+        'storage.buckets.setIamPolicy',
+        'storage.buckets.setIamPolicy',
+        {
+          bucket: target.bucket,
+          policy: { bindings: withoutPublic(before.bindings), etag: before.etag, version: 3 },
+        },
+      ),
+    );
+  }
+  if (before.publicAccessPrevention !== 'enforced') {
+    steps.push(
+      step(
+        `enforce public access prevention on gs://${target.bucket}`,
+        'storage.buckets.patch',
+        'storage.buckets.update',
+        {
+          bucket: target.bucket,
+          metadata: { iamConfiguration: { publicAccessPrevention: 'enforced' } },
+        },
+      ),
+    );
+  }
+  if (steps.length === 0)
+    return noopPlan(target, before, `gs://${target.bucket} is not public and prevention is enforced`);
+  return changePlan(target, before, steps, `remove public access from gs://${target.bucket}`);
+}
+
+const SetPolicyInput = z.object({
+  policy: z.object({ bindings: z.array(BindingSchema), etag: z.string().nullable(), version: z.number() }),
+});
+
+/** The SDK's binding shape (exact optional members: absent, never undefined). */
+type PolicyBinding = NonNullable<Parameters<Iam['setPolicy']>[0]['bindings']>[number];
+const toBinding = (b: z.infer<typeof BindingSchema>): PolicyBinding => ({
+  role: b.role,
+  members: b.members,
+  ...(b.condition
+    ? {
+        condition: {
+          expression: b.condition.expression,
+          title: b.condition.title,
+          ...(b.condition.description !== undefined ? { description: b.condition.description } : {}),
+        },
+      }
+    : {}),
+});
+
+async function setPolicy(t: Target, p: z.infer<typeof SetPolicyInput>['policy'], ctx: ActionContext): Promise<string> {
+  const what = `storage.buckets.setIamPolicy ${t.bucket}`;
+  const [out] = await call(ctx, what, () =>
+    ctx.clients
+      .gcsStorage()
+      .bucket(t.bucket)
+      .iam.setPolicy({ bindings: p.bindings.map(toBinding), version: p.version, ...(p.etag ? { etag: p.etag } : {}) }),
+  );
+  return `gcp:${what}@${typeof out.etag === 'string' ? out.etag : 'no-etag'}`;
+}
+
+async function setPrevention(t: Target, value: string, ctx: ActionContext): Promise<string> {
+  const what = `storage.buckets.patch ${t.bucket}`;
+  const [out] = await call(ctx, what, () =>
+    ctx.clients
+      .gcsStorage()
+      .bucket(t.bucket)
+      .setMetadata({ iamConfiguration: { publicAccessPrevention: value } }),
+  );
+  return `gcp:${what}@${out.metageneration ?? 'unknown'}`;
+}
+
+export default defineAction<Target, Before>({
+  id: ID,
+  title: 'Remove allUsers/allAuthenticatedUsers from a GCS bucket and enforce public access prevention',
+  provider: 'gcp',
+  handles: { categories: ['PUBLIC_BUCKET_ACL'] },
+  permissions: [
+    'storage.buckets.get',
+    'storage.buckets.getIamPolicy',
+    'storage.buckets.setIamPolicy',
+    'storage.buckets.update',
+  ],
+  risk: 'medium',
+  productionSafe: false,
+  target: TargetSchema,
+  beforeSchema: BeforeSchema,
+  selectTarget(f) {
+    if (f.resource.provider !== 'gcp') return undefined;
+    const d = f.resource.details.bucket;
+    const m = /^\/\/storage\.googleapis\.com\/(?:projects\/_\/buckets\/)?([^/]+)$/.exec(f.resource.id);
+    const parsed = TargetSchema.safeParse({ bucket: typeof d === 'string' ? d : m?.[1] });
+    return parsed.success ? parsed.data : undefined;
+  },
+  plan,
+  apply: (p, ctx) =>
+    applyPlanned(p, ctx, plan, async (s) => {
+      if (s.call.api === 'storage.buckets.setIamPolicy')
+        return setPolicy(p.target, SetPolicyInput.parse(s.call.input).policy, ctx);
+      if (s.call.api === 'storage.buckets.patch') return setPrevention(p.target, 'enforced', ctx);
+      throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
+    }),
+  async verify(target, ctx) {
+    const observed = await readState(target, ctx);
+    const members = publicMembers(observed.bindings);
+    const problems = [
+      ...(members.length ? [`public members remain: ${members.join(', ')}`] : []),
+      ...(observed.publicAccessPrevention === 'enforced' ? [] : ['public access prevention is not enforced']),
+    ];
+    return {
+      holds: problems.length === 0,
+      observed,
+      reason: problems.join('; ') || `gs://${target.bucket} is private`,
+    };
+  },
+  async rollback({ target, before }, ctx) {
+    const ids: string[] = [];
+    if (before.publicAccessPrevention !== 'enforced') {
+      ids.push(await setPrevention(target, before.publicAccessPrevention ?? 'inherited', ctx));
+    }
+    if (publicMembers(before.bindings).length > 0) {
+      // The current etag, not the old one: rollback deliberately writes over our own change.
+      const current = await readState(target, ctx);
+      ids.push(await setPolicy(target, { bindings: before.bindings, etag: current.etag, version: 3 }, ctx));
+    }
+    return { requestIds: ids };
+  },
+});

@@ -1,0 +1,65 @@
+/**
+ * The action registry: every action module listed in `index.ts`, looked up by id. It serves the
+ * pipeline (`getAction`), `closeloop actions --json` (`declarations`), deployment policies
+ * (`allPermissions`) and the README table (`renderActionsTable`).
+ */
+import type { Provider } from '../core/model/finding.js';
+import type { Action, ActionDeclaration } from './define.js';
+import { ALL_ACTIONS } from './index.js';
+
+const BY_ID: ReadonlyMap<string, Action> = new Map(ALL_ACTIONS.map((a) => [a.id, a]));
+
+/** @example getAction('s3.block-public-access')?.productionSafe // false */
+export const getAction = (id: string): Action | undefined => BY_ID.get(id);
+
+/** Every registered action, sorted by id. */
+export const listActions = (): Action[] => [...ALL_ACTIONS].sort((a, b) => a.id.localeCompare(b.id));
+
+/** The registry as the remediation stage's `actions` dependency. */
+export const actionRegistry = { get: getAction };
+
+/** Plain declarations (what `closeloop actions --json` prints). */
+export const declarations = (): ActionDeclaration[] =>
+  listActions().map(({ id, title, provider, handles, permissions, risk, productionSafe }) => ({
+    id,
+    title,
+    provider,
+    handles,
+    permissions: [...permissions],
+    risk,
+    productionSafe,
+  }));
+
+/** The union of the permissions one provider's actions declare, sorted: what the deployment grants, nothing more. */
+export const allPermissions = (provider: Provider): string[] =>
+  [
+    ...new Set(
+      listActions()
+        .filter((a) => a.provider === provider)
+        .flatMap((a) => a.permissions),
+    ),
+  ].sort();
+
+const cell = (s: string) => s.replace(/\|/g, '\\|');
+
+/**
+ * The README's actions table (between `<!-- actions:start -->` and `<!-- actions:end -->`), generated
+ * from the declarations so the docs cannot drift from the code.
+ */
+export function renderActionsTable(): string {
+  const rows = listActions().map((a) =>
+    [
+      `\`${a.id}\``,
+      cell(a.title),
+      a.provider,
+      a.permissions.map((p) => `\`${p}\``).join('<br>'),
+      a.risk,
+      a.productionSafe ? 'yes' : 'no',
+    ].join(' | '),
+  );
+  return [
+    '| id | title | provider | permissions | risk | production-safe |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r} |`),
+  ].join('\n');
+}
