@@ -332,10 +332,8 @@ describe('verify stage', () => {
   describe('in the local run (no cloud)', () => {
     it('verifies on the source state and says so when the source reports resolved', async () => {
       // Prepare
-      await putCase(
-        store,
-        makeCase({ sourceStatus: 'resolved', statusReason: 'service.archived', status: 'pending-verification' }),
-      );
+      await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'service.archived' }));
+      await putCase(store, makeCase({ sourceStatus: 'resolved', status: 'pending-verification' }));
       const decided: PipelineEvent = {
         id: 'd-1',
         type: 'case.decided',
@@ -357,7 +355,11 @@ describe('verify stage', () => {
         'source reports resolved (service.archived); no live re-read in the local run',
       );
       expect(c.verification?.upstream).toEqual([
-        { source: 'guardduty', outcome: 'not-updated: not updated: local run', at: '2026-11-20T10:00:00.000Z' },
+        {
+          source: 'guardduty',
+          outcome: 'not-updated: already resolved at the source (service.archived)',
+          at: '2026-11-20T10:00:00.000Z',
+        },
       ]);
       expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
       expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 2 });

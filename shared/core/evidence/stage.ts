@@ -45,10 +45,11 @@ const REMEDIATION_STEP: Record<string, EvidenceStep> = {
 };
 
 /**
- * Creates the stage. Wire it into the bus after every other stage, so it sees each event once.
+ * Creates the stage. Wire it into the bus before the other stages, so each step is recorded before
+ * the next stage acts on it and the case's story reads in order.
  *
  * @example
- * const bus = new InProcessBus([remediate, tickets, verify, createEvidenceStage({ store, evidence, clock, log })], log);
+ * const bus = new InProcessBus([createEvidenceStage({ store, evidence, clock, log }), remediate, tickets, verify], log);
  */
 export function createEvidenceStage(deps: EvidenceStageDeps): Stage {
   return {

@@ -48,7 +48,9 @@ export async function assessCase(
   trigger: Trigger,
 ): Promise<Assessment | 'skip'> {
   const resolvedAtSource = c.sourceStatus === 'resolved';
-  const sourceBasis = `source reports resolved${c.statusReason ? ` (${c.statusReason})` : ''}`;
+  // The source's own words for it ("Compliance.Status PASSED", "state INACTIVE"), from the resolved finding.
+  const sourceReason = findings.find((f) => f.status === 'resolved')?.statusReason;
+  const sourceBasis = `source reports resolved${sourceReason ? ` (${sourceReason})` : ''}`;
   const claimedByPerson = trigger === 'ticket-closed' || trigger === 'manual';
 
   if (!deps.ctx) {
@@ -57,7 +59,7 @@ export async function assessCase(
         verdict: 'verified',
         basis: 'source-state',
         reason: `${sourceBasis}; no live re-read in the local run`,
-        observed: { sourceStatus: c.sourceStatus, statusReason: c.statusReason },
+        observed: { sourceStatus: c.sourceStatus, ...(sourceReason ? { sourceReason } : {}) },
         attempts: 0,
         calls: [],
       };
@@ -84,7 +86,7 @@ export async function assessCase(
       verdict: 'verified',
       basis: 'source-state',
       reason: `${sourceBasis}; ${why}`,
-      observed: { sourceStatus: c.sourceStatus, statusReason: c.statusReason },
+      observed: { sourceStatus: c.sourceStatus, ...(sourceReason ? { sourceReason } : {}) },
       attempts: 0,
       calls: [],
     };
