@@ -11,7 +11,7 @@ import type { PipelineEvent } from '../../core/model/events.js';
 import { createEnricher } from '../../core/pipeline/enrich.js';
 import { createIngest, type IngestDeps } from '../../core/pipeline/ingest.js';
 import { InProcessBus, type Stage } from '../../core/pipeline/stage.js';
-import { exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
+import { combineExceptions, exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
 import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
 import { createRemediationStage } from '../../core/remediation/stage.js';
 import type { TicketDeps } from '../../core/tickets/context.js';
@@ -82,7 +82,8 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const apply = opts.apply ?? false;
 
   const repo = exceptionsRepo(store);
-  const exceptions = async () => [...config.exceptions, ...(await repo.list())];
+  // A stored exception wins over the file's copy of the same id (e.g. revoked from the CLI).
+  const exceptions = async () => combineExceptions(config.exceptions, await repo.list());
   const actions = opts.actions ?? { get: () => undefined };
   const ctx = opts.actionContext;
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
@@ -111,15 +112,21 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     createVerifyStage(verify),
     createEvidenceStage({ store, evidence, clock, log }),
   ];
-  const bus = new InProcessBus(stages, log, async (failure) => {
-    await store.put('deadletters', `stage:${failure.stage}:${failure.event.id}`, {
-      stage: failure.stage,
-      caseKey: failure.event.caseKey,
-      event: failure.event,
-      reason: failure.error,
-      at: clock.now().toISOString(),
-    });
-  });
+  const bus = new InProcessBus(
+    stages,
+    log,
+    async (failure) => {
+      await store.put('deadletters', `stage:${failure.stage}:${failure.event.id}`, {
+        stage: failure.stage,
+        caseKey: failure.event.caseKey,
+        event: failure.event,
+        reason: failure.error,
+        at: clock.now().toISOString(),
+      });
+    },
+    // Durable: a killed run's undelivered events are recovered by the next one (settle()).
+    store,
+  );
   const deps: IngestDeps = {
     store,
     bus,
@@ -146,6 +153,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     tickets,
     verify,
     settle: async () => {
+      await bus.recover();
       await bus.drain();
       await drainOutbox(tickets);
     },

@@ -199,6 +199,11 @@ export function createIngest(deps: IngestDeps) {
       batch.puts.push({ collection: COLLECTIONS.cases, id: key, value: c.value, expectVersion: c.version });
       putOwners.push({ kind: 'case', key });
     }
+    // Write-ahead: the events are queued (durably, on a durable bus) before the state they announce is
+    // written, so a run killed in between redelivers them; stages re-read the case, so an early or
+    // repeated delivery does no harm.
+    const announced = decided.map((d) => announce(d.p, d.decision, d.statusChanged));
+    await deps.bus.publish(announced.flatMap((a) => a.events));
     const written = await deps.store.writeBatch(batch);
 
     // A lost race on any finding or case of a case key: redo that case's findings one by one on fresh state.
@@ -210,20 +215,22 @@ export function createIngest(deps: IngestDeps) {
       else for (const p of chunk) if (p.finding.key === owner.key) conflicted.add(p.caseKey);
     });
 
-    const events: PipelineEvent[] = [];
     const logEntries: WriteBatch['appends'] = [];
-    for (const d of decided) {
-      if (conflicted.has(d.p.caseKey)) continue;
-      record(d.p, d.decision, d.statusChanged, events, logEntries, result);
-    }
+    decided.forEach((d, i) => {
+      if (conflicted.has(d.p.caseKey)) return;
+      count(d.p, d.decision, result);
+      logEntries.push(...(announced[i]?.log ?? []));
+    });
     for (const caseKey of conflicted) {
       for (const p of chunk.filter((x) => x.caseKey === caseKey)) {
         const redone = await redo(p, exceptions, now);
-        record(p, redone.decision, redone.statusChanged, events, logEntries, result);
+        const a = announce(p, redone.decision, redone.statusChanged);
+        await deps.bus.publish(a.events);
+        count(p, redone.decision, result);
+        logEntries.push(...a.log);
       }
     }
     if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries });
-    if (events.length > 0) await deps.bus.publish(events);
   }
 
   /** The slow, always-correct path: one finding, read-modify-write with retries on both documents. */
@@ -248,34 +255,35 @@ export function createIngest(deps: IngestDeps) {
     return outcome;
   }
 
-  function record(
+  function count(p: Pending, decision: Decision, result: IngestResult) {
+    result.results.push({ input: p.input, finding: p.finding, enrichment: p.enrichment, decision });
+    if (decision.unchanged) result.stats.unchanged++;
+    else if (decision.isNewCase) result.stats.newCases++;
+    else result.stats.changedCases++;
+  }
+
+  /** The events (and event-log entries) a decision announces; none for an unchanged replay. */
+  function announce(
     p: Pending,
     decision: Decision,
     statusChanged: boolean,
-    events: PipelineEvent[],
-    logEntries: WriteBatch['appends'],
-    result: IngestResult,
-  ) {
-    result.results.push({ input: p.input, finding: p.finding, enrichment: p.enrichment, decision });
-    if (decision.unchanged) {
-      result.stats.unchanged++;
-      return;
-    }
-    if (decision.isNewCase) result.stats.newCases++;
-    else result.stats.changedCases++;
+  ): { events: PipelineEvent[]; log: WriteBatch['appends'] } {
+    if (decision.unchanged) return { events: [], log: [] };
     // Deterministic id: the same finding state decided twice is one event (at-least-once delivery).
     const id = `decided:${shortHash(`${p.caseKey}\n${p.finding.key}\n${p.finding.updatedAt}\n${p.finding.status}\n${p.finding.occurrences}`, 32)}`;
     const at = deps.clock.now().toISOString();
-    events.push({
-      id,
-      type: 'case.decided',
-      caseKey: p.caseKey,
-      at,
-      isNewCase: decision.isNewCase,
-      recurrence: decision.recurrence,
-      statusChanged,
-      detail: { findingKey: p.finding.key, source: p.finding.source, decision },
-    });
+    const events: PipelineEvent[] = [
+      {
+        id,
+        type: 'case.decided',
+        caseKey: p.caseKey,
+        at,
+        isNewCase: decision.isNewCase,
+        recurrence: decision.recurrence,
+        statusChanged,
+        detail: { findingKey: p.finding.key, source: p.finding.source, decision },
+      },
+    ];
     if (decision.verify) {
       // The source says resolved: verification is owed (never a silent close).
       events.push({
@@ -288,18 +296,21 @@ export function createIngest(deps: IngestDeps) {
         detail: { findingKey: p.finding.key },
       });
     }
-    logEntries.push({
-      log: EVENT_LOG,
-      id,
-      value: {
-        type: 'case.decided',
-        caseKey: p.caseKey,
-        findingKey: p.finding.key,
-        at,
-        mode: decision.remediation.mode,
-        action: decision.remediation.action,
+    const log = [
+      {
+        log: EVENT_LOG,
+        id,
+        value: {
+          type: 'case.decided',
+          caseKey: p.caseKey,
+          findingKey: p.finding.key,
+          at,
+          mode: decision.remediation.mode,
+          action: decision.remediation.action,
+        },
       },
-    });
+    ];
+    return { events, log };
   }
 
   /**

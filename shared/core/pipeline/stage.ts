@@ -3,8 +3,8 @@
  * SQS queue in AWS (one event per message) and inside `InProcessBus` locally.
  */
 import { errorMessage } from '../errors.js';
-import type { PipelineEvent, PipelineEventType } from '../model/events.js';
-import type { EventBus, Logger } from '../ports.js';
+import { type PipelineEvent, PipelineEventSchema, type PipelineEventType } from '../model/events.js';
+import type { DocStore, EventBus, Logger } from '../ports.js';
 
 export interface Stage {
   readonly name: string;
@@ -18,24 +18,69 @@ export interface StageFailure {
   error: string;
 }
 
+/** The write-ahead queue of events not yet delivered to every stage (the local bus's durability). */
+export const EVENT_QUEUE = 'event-queue';
+
 /**
  * Runs stages in process: every published event goes to each stage that handles its type, in the
  * order the stages were given; follow-ups are queued (FIFO) until nothing is left. A failing stage
  * is recorded and does not stop the others.
+ *
+ * With a `store`, the bus is durable: an event is written to `event-queue` when published (before the
+ * state it announces is written, by the ingest stage), and removed only after every stage handled it
+ * and its follow-ups were queued. `recover()` re-queues what a killed run left behind; stages are
+ * idempotent (they re-read the case), so a redelivery changes nothing twice.
  */
 export class InProcessBus implements EventBus {
   private readonly queue: PipelineEvent[] = [];
+  private readonly queued = new Set<string>();
+  private seq = 0;
   readonly failures: StageFailure[] = [];
-  readonly delivered: PipelineEvent[] = [];
+  delivered = 0;
 
   constructor(
     private readonly stages: readonly Stage[],
     private readonly log: Logger,
     private readonly onFailure?: (f: StageFailure) => Promise<void>,
+    private readonly store?: DocStore,
   ) {}
 
   async publish(events: readonly PipelineEvent[]): Promise<void> {
-    this.queue.push(...events);
+    const fresh = events.filter((e) => !this.queued.has(e.id));
+    if (fresh.length === 0) return;
+    if (this.store) {
+      const base = Date.now();
+      await this.store.writeBatch({
+        puts: fresh.map((event) => ({
+          collection: EVENT_QUEUE,
+          id: event.id,
+          value: { order: `${String(base).padStart(15, '0')}:${String(this.seq++).padStart(9, '0')}`, event },
+        })),
+        appends: [],
+      });
+    }
+    for (const e of fresh) {
+      this.queued.add(e.id);
+      this.queue.push(e);
+    }
+  }
+
+  /** Re-queues the events a previous run published but did not finish delivering. */
+  async recover(): Promise<number> {
+    if (!this.store) return 0;
+    const docs = await this.store.list(EVENT_QUEUE);
+    const entries = docs
+      .map((d) => d.value as { order?: unknown; event?: unknown })
+      .map((v) => ({ order: String(v.order ?? ''), parsed: PipelineEventSchema.safeParse(v.event) }))
+      .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    let n = 0;
+    for (const { parsed } of entries) {
+      if (!parsed.success || this.queued.has(parsed.data.id)) continue;
+      this.queued.add(parsed.data.id);
+      this.queue.push(parsed.data);
+      n++;
+    }
+    return n;
   }
 
   /** Delivers everything queued, and what that produces, until the queue is empty. */
@@ -43,11 +88,10 @@ export class InProcessBus implements EventBus {
     let count = 0;
     for (let event = this.queue.shift(); event; event = this.queue.shift()) {
       if (++count > maxEvents) throw new Error(`event loop exceeded ${maxEvents} events: a stage keeps re-emitting`);
-      this.delivered.push(event);
       for (const stage of this.stages) {
         if (!stage.handles.includes(event.type)) continue;
         try {
-          this.queue.push(...(await stage.handle(event)));
+          await this.publish(await stage.handle(event));
         } catch (e) {
           const failure = { stage: stage.name, event, error: errorMessage(e) };
           this.failures.push(failure);
@@ -58,6 +102,9 @@ export class InProcessBus implements EventBus {
           await this.onFailure?.(failure);
         }
       }
+      this.queued.delete(event.id);
+      if (this.store) await this.store.delete(EVENT_QUEUE, event.id);
+      this.delivered++;
     }
     return count;
   }
