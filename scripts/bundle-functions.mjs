@@ -62,6 +62,25 @@ export const zodEnglishOnly = {
   },
 };
 
+/**
+ * The AWS hub runs only AWS actions (Azure and GCP actions run in their spokes, under their own
+ * identities), but the action registry imports every action and `createCloudClients` every cloud's SDK:
+ * ~33 MB of Azure and Google libraries in a Lambda that can never use them. In AWS bundles those
+ * packages resolve to a stub that fails loudly if ever constructed, naming where that action runs.
+ */
+export const otherCloudsStubbed = {
+  name: 'other-clouds-stubbed',
+  setup(b) {
+    b.onResolve({ filter: /^@(azure|google-cloud)\// }, (args) => ({ path: args.path, namespace: 'other-cloud' }));
+    b.onLoad({ filter: /.*/, namespace: 'other-cloud' }, (args) => ({
+      loader: 'js',
+      contents: `const message = ${JSON.stringify(`${args.path} is not bundled in the AWS hub: actions for that cloud run in its spoke`)};
+class NotBundled { constructor() { throw new Error(message); } }
+module.exports = new Proxy({}, { get: (_, name) => (name === '__esModule' || typeof name === 'symbol' ? undefined : NotBundled) });`,
+    }));
+  },
+};
+
 /** esbuild per function: node20 ESM (runs on Lambda nodejs22.x and the local Node 20), module-first, minified. */
 async function bundleOne(root, fn) {
   const outfile = bundlePath(root, fn);
@@ -82,7 +101,7 @@ async function bundleOne(root, fn) {
     metafile: true,
     // Provided by the Azure Functions host at run time (a virtual module), never installed.
     external: fn.cloud === 'azure' ? ['@azure/functions-core'] : [],
-    plugins: [zodEnglishOnly],
+    plugins: fn.cloud === 'aws' ? [zodEnglishOnly, otherCloudsStubbed] : [zodEnglishOnly],
   });
   return { outfile, metafile: result.metafile };
 }
@@ -95,17 +114,28 @@ export async function bundledConfig(root, configDir) {
   const outfile = scratchFile(root, 'config');
   await build({
     stdin: {
-      contents: "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
+      contents:
+        "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
       resolveDir: root,
       loader: 'ts',
     },
-    outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning',
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
   });
   try {
     const { loadConfig, defaultConfig } = await import(pathToFileURL(outfile).href);
     const config = configDir && existsSync(configDir) ? await loadConfig(configDir) : defaultConfig();
     // Same shape as the YAML files: exceptions under `exceptions.exceptions` (ExceptionsFileSchema).
-    return { ...config, exceptions: { exceptions: config.exceptions }, origin: configDir ? relative(root, configDir) || '.' : '(defaults)' };
+    return {
+      ...config,
+      exceptions: { exceptions: config.exceptions },
+      origin: configDir ? relative(root, configDir) || '.' : '(defaults)',
+    };
   } finally {
     rmSync(outfile, { force: true });
   }
@@ -310,9 +340,16 @@ export async function bundleFunctions({ root, configDir, only } = {}) {
   await writePermissionFiles({ root });
   const config = await bundledConfig(root, cfg);
   const results = [];
+  const failed = [];
   for (const fn of functionEntries(root)) {
     if (only && !only.includes(`${fn.cloud}/${fn.name}`)) continue;
-    const { outfile } = await bundleOne(root, fn);
+    // One broken function must not leave the others unbuilt; the failures are reported together.
+    const built = await bundleOne(root, fn).catch((e) => {
+      failed.push(`${fn.cloud}/${fn.name}: ${e.message.split('\n')[0]}`);
+      return undefined;
+    });
+    if (!built) continue;
+    const { outfile } = built;
     const files = [{ name: `${fn.name}.mjs`, data: readFileSync(outfile) }, ...extraFiles(fn, config)];
     writeZip(zipPath(root, fn), files);
     results.push({
@@ -322,6 +359,7 @@ export async function bundleFunctions({ root, configDir, only } = {}) {
       bytes: statSync(outfile).size,
     });
   }
+  if (failed.length > 0) throw new Error(`bundling failed for ${failed.length} function(s):\n  ${failed.join('\n  ')}`);
   return results;
 }
 

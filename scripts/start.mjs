@@ -10,7 +10,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = (args) => spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' }).status ?? 1;
 
 if (run([join(root, 'scripts/build.mjs'), '--cli']) !== 0) process.exit(1);
-const code = run([join(root, 'bin/closeloop.mjs'), 'run', 'examples/events', '--config', 'examples/config', ...process.argv.slice(2)]);
+const code = run([
+  join(root, 'bin/closeloop.mjs'),
+  'run',
+  'examples/events',
+  '--config',
+  'examples/config',
+  ...process.argv.slice(2),
+]);
 if (code === 1) {
   console.log('\n(exit code 1 means some inputs were rejected: the examples include one truncated event on purpose.)');
   console.log('Next: npx closeloop tickets · npx closeloop evidence verify · npx closeloop plan examples/events');

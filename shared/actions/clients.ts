@@ -40,7 +40,6 @@ export interface GcpFirewalls {
     firewallResource: IFirewall;
   }): Promise<[{ name?: string | null | undefined; promise(): Promise<unknown> }, ...unknown[]]>;
 }
-type FirewallsOptions = NonNullable<ConstructorParameters<typeof FirewallsClient>[0]>;
 
 export interface CloudClients {
   s3(region: string): S3Client;
@@ -73,7 +72,8 @@ export interface CloudClientOptions {
     /** GCS JSON API endpoint (a local double: `http://127.0.0.1:P`); real GCS with ADC when absent. */
     storageApiEndpoint?: string;
     /** Compute REST endpoint of a double: host, port and protocol; real Compute with ADC when absent. */
-    compute?: { host: string; port: number; protocol: 'http' | 'https'; authClient?: FirewallsOptions['authClient'] };
+    /** `apiKey` stands in for ADC against a double (no token exchange). */
+    compute?: { host: string; port: number; protocol: 'http' | 'https'; apiKey?: string };
   };
 }
 
@@ -139,7 +139,7 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
             port: c.port,
             protocol: c.protocol,
             fallback: true,
-            ...(c.authClient ? { authClient: c.authClient } : {}),
+            ...(c.apiKey ? { apiKey: c.apiKey } : {}),
           }
         : { fallback: true },
     );

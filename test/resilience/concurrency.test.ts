@@ -30,6 +30,7 @@ function countingAction(applies: Map<string, number>): Action {
     risk: 'low',
     productionSafe: false,
     target: z.object({ bucket: z.string() }),
+    beforeSchema: z.object({ public: z.boolean() }),
     selectTarget: (f) => ({ bucket: f.resource.name }),
     plan: async (target) => ({
       target,

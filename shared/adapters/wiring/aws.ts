@@ -42,6 +42,11 @@ export const AwsEnvSchema = z.object({
   CLOSELOOP_JIRA_SECRET: z.string().min(1).optional(),
   /** Jira project key tickets are created in. */
   CLOSELOOP_JIRA_PROJECT: z.string().min(1).default('SEC'),
+  /** Whether the remediate function may apply (otherwise plans only: a dry-run deployment). */
+  CLOSELOOP_APPLY: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
 });
 export type AwsEnv = z.infer<typeof AwsEnvSchema>;

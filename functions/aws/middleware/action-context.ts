@@ -1,0 +1,14 @@
+/**
+ * The context remediation and verification hand to actions: cloud clients under the function's own IAM
+ * role, created lazily per region. Kept out of the shared wiring so only these two bundles carry the
+ * action clients.
+ */
+import { createCloudClients } from '../../../shared/actions/clients.js';
+import type { ActionContext } from '../../../shared/actions/define.js';
+import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
+
+export const awsActionContext = (ports: AwsPorts): ActionContext => ({
+  clients: createCloudClients({}),
+  clock: ports.clock,
+  log: ports.log,
+});

@@ -1,0 +1,57 @@
+/**
+ * Verification: on `case.verify-requested` (SQS) re-reads the resource through the action's verify(),
+ * records evidence and marks the source resolved; on the schedule, re-verifies recently closed cases.
+ */
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { GuardDutyClient } from '@aws-sdk/client-guardduty';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecurityHubClient } from '@aws-sdk/client-securityhub';
+import { getAction } from '../../shared/actions/registry.js';
+import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
+import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
+import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
+import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { createVerifyStage, reverifyRecent, type VerifyDeps } from '../../shared/core/verify/stage.js';
+import { awsActionContext } from './middleware/action-context.js';
+import { hubFunction, type LambdaContext, MetricUnit } from './middleware/hub-function.js';
+import { stageFunction } from './middleware/stage-function.js';
+
+const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-verify' }) });
+let deps: Promise<VerifyDeps> | undefined;
+
+async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
+  const { policy } = await p.config();
+  const region = (r: string) => ({ region: r });
+  const upstream = new RoutingUpstreamStatus({
+    guardduty: new GuardDutyUpstream({
+      client: (r) => new GuardDutyClient(region(r)),
+      archive: policy.verification.upstream.guarddutyArchive,
+    }),
+    securityhub: new SecurityHubUpstream({ client: (r) => new SecurityHubClient(region(r)), updatedBy: 'closeloop' }),
+  });
+  const evidence = await createAwsEvidenceStore(p, new S3Client({ region: p.env.AWS_REGION }));
+  const actions = { get: getAction };
+  return {
+    store: p.store,
+    evidence,
+    actions,
+    ctx: awsActionContext(p),
+    upstream,
+    clock: p.clock,
+    log: p.log,
+    policy: policy.verification,
+  };
+}
+const verifyDeps = () => (deps ??= buildDeps(ports));
+
+const onQueue = stageFunction(ports, 'verify', async () => [createVerifyStage(await verifyDeps())]);
+const onSchedule = hubFunction(ports, 'reverify', async (_event: unknown, metrics) => {
+  const result = await reverifyRecent(await verifyDeps(), ports.clock.now());
+  metrics.addMetric('Reverified', MetricUnit.Count, 1);
+  return result;
+});
+
+/** An EventBridge schedule invokes with a `Scheduled Event`; the verify queue with `Records`. */
+export const handler = (event: { Records?: unknown[] }, context: LambdaContext) =>
+  Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);

@@ -1,0 +1,35 @@
+/** Types for scripts/bundle-functions.mjs (plain JS so the build runs without a TypeScript step). */
+export interface FunctionEntry {
+  cloud: 'aws' | 'azure' | 'gcp';
+  name: string;
+  entry: string;
+}
+export type Permissions = Record<'aws' | 'azure' | 'gcp', string[]>;
+export interface Statement {
+  Sid: string;
+  Effect: 'Allow';
+  Action: string[];
+  Resource: unknown;
+}
+export function functionEntries(root: string): FunctionEntry[];
+export function bundlePath(root: string, fn: FunctionEntry): string;
+export function zipPath(root: string, fn: FunctionEntry): string;
+export function bundledConfig(root: string, configDir: string): Promise<unknown>;
+export function writeZip(target: string, files: Array<{ name: string; data: Buffer | string }>): void;
+export function readZip(file: string): Map<string, Buffer>;
+export function awsActionStatements(actions: string[]): Statement[];
+export function registryPermissions(root: string): Promise<Permissions | undefined>;
+export function permissionFiles(perms: Permissions): Record<string, unknown>;
+export function writePermissionFiles(opts: { root: string }): Promise<string[]>;
+export function bundleFunctions(opts?: {
+  root: string;
+  configDir?: string;
+  only?: string[];
+}): Promise<Array<{ function: string; bundle: string; zip: string; bytes: number }>>;
+export function bundleStats(opts?: {
+  root: string;
+  runs?: number;
+  rebuild?: boolean;
+}): Promise<Array<{ function: string; bytes: number; loadMs: number }>>;
+export const zodEnglishOnly: unknown;
+export const otherCloudsStubbed: unknown;

@@ -1,0 +1,226 @@
+/**
+ * The AWS hub as deployed: bundles every function, packages serverless.yml offline with osls (no login,
+ * dummy credentials) and checks the generated CloudFormation.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import * as bundler from '../../scripts/bundle-functions.mjs';
+import { SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
+import { PipelineEventSchema } from '../../shared/core/model/events.js';
+import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
+import { matchesPattern, root } from './helpers.js';
+
+const run = promisify(execFile);
+
+const ResourceSchema = z.looseObject({ Type: z.string(), Properties: z.record(z.string(), z.unknown()).default({}) });
+const TemplateSchema = z.looseObject({ Resources: z.record(z.string(), ResourceSchema) });
+type Template = z.infer<typeof TemplateSchema>;
+const StatementSchema = z.looseObject({
+  Sid: z.string().optional(),
+  Effect: z.enum(['Allow', 'Deny']),
+  Action: z.union([z.string(), z.array(z.string())]),
+  Resource: z.unknown(),
+});
+type Statement = z.infer<typeof StatementSchema>;
+
+const out = mkdtempSync(join(tmpdir(), 'closeloop-sls-'));
+let template: Template;
+let templateFile: string;
+const resources = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
+function roleStatements(role: string): Statement[] {
+  const policies = z.array(
+    z.looseObject({ PolicyName: z.string(), PolicyDocument: z.looseObject({ Statement: z.array(StatementSchema) }) }),
+  );
+  return policies.parse(template.Resources[role]?.Properties.Policies).flatMap((p) => p.PolicyDocument.Statement);
+}
+
+beforeAll(async () => {
+  await bundler.bundleFunctions({ root });
+  const missing = bundler.functionEntries(root).filter((fn) => !existsSync(bundler.zipPath(root, fn)));
+  if (missing.length > 0) throw new Error(`bundling left no artifact for ${missing.map((m) => m.name).join(', ')}`);
+  try {
+    await run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', out], {
+      cwd: root,
+      timeout: 180_000,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? tmpdir(),
+        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'dummy-offline-packaging',
+        AWS_REGION: 'us-east-1',
+        SLS_TELEMETRY_DISABLED: '1',
+      },
+    });
+  } catch (e) {
+    const detail =
+      e instanceof Error && 'stdout' in e ? `${String(e.stdout)}\n${String(Reflect.get(e, 'stderr'))}` : String(e);
+    throw new Error(`osls package failed; serverless.yml cannot be packaged offline:\n${detail}`);
+  }
+  templateFile = join(out, 'cloudformation-template-update-stack.json');
+  template = TemplateSchema.parse(JSON.parse(readFileSync(templateFile, 'utf8')));
+}, 300_000);
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('serverless.yml packaged offline', () => {
+  it('points every function at a zip that holds its handler module with an exported handler', async () => {
+    // Prepare
+    const functions = resources('AWS::Lambda::Function');
+    expect(functions.length).toBe(bundler.functionEntries(root).filter((f) => f.cloud === 'aws').length);
+    for (const [, fn] of functions) {
+      const handler = z.string().parse(fn.Properties.Handler);
+      const [file, exported] = handler.split('.');
+      const key = z.object({ S3Key: z.string() }).parse(fn.Properties.Code).S3Key;
+      // Act
+      const entries: Map<string, Buffer> = bundler.readZip(
+        join(root, 'dist/functions/aws', key.split('/').at(-1) ?? ''),
+      );
+      // Assess
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect([...entries.keys()]).toContain(`${file}.mjs`);
+      expect(entries.has('config.json')).toBe(true);
+      expect(exported).toBe('handler');
+    }
+  });
+
+  it('routes the fixture events to ingest and nothing else when the vendor rules are matched', () => {
+    // Prepare
+    const gd = fixture('guardduty/s3-bucket-anonymous-access.eventbridge.json');
+    const sh = fixture('securityhub/s3.8-failed.eventbridge.json');
+    const spoke = eventBridgeEvent(spokeSource('azure'), SPOKE_DETAIL_TYPE, {});
+    const pattern = (name: string) => template.Resources[name]?.Properties.EventPattern;
+    // Act / Assess
+    expect(matchesPattern(pattern('GuardDutyRule'), gd)).toBe(true);
+    expect(matchesPattern(pattern('GuardDutyRule'), sh)).toBe(false);
+    expect(matchesPattern(pattern('SecurityHubRule'), sh)).toBe(true);
+    expect(matchesPattern(pattern('SecurityHubRule'), gd)).toBe(false);
+    expect(matchesPattern(pattern('SpokeRule'), spoke)).toBe(true);
+    expect(matchesPattern(pattern('SpokeRule'), eventBridgeEvent('evil.source', SPOKE_DETAIL_TYPE, {}))).toBe(false);
+    for (const rule of ['GuardDutyRule', 'SecurityHubRule', 'SpokeRule']) {
+      expect(template.Resources[rule]?.Properties.Targets).toEqual([
+        { Id: 'ingest', Arn: { 'Fn::GetAtt': ['IngestQueue', 'Arn'] } },
+      ]);
+    }
+  });
+
+  it('routes every closeloop event type to at least one stage queue on the hub bus', () => {
+    // Prepare
+    const types = PipelineEventSchema.options.map((o) => o.shape.type.value);
+    const stageRules = ['TicketRule', 'RemediateRule', 'VerifyRule', 'EvidenceRule'];
+    for (const type of types) {
+      const event = eventBridgeEvent('closeloop', type, {});
+      // Act
+      const matched = stageRules.filter((r) => matchesPattern(template.Resources[r]?.Properties.EventPattern, event));
+      // Assess
+      expect(matched.length, type).toBeGreaterThan(0);
+      expect(matched).toContain('EvidenceRule');
+    }
+  });
+
+  it('gives every queue a dead-letter queue when it is not one itself', () => {
+    // Prepare
+    const queues = resources('AWS::SQS::Queue');
+    const dlqs = new Set<string>();
+    for (const [, q] of queues) {
+      const target = z.object({
+        deadLetterTargetArn: z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.literal('Arn')]) }),
+      });
+      const policy = q.Properties.RedrivePolicy;
+      if (policy) dlqs.add(target.parse(policy).deadLetterTargetArn['Fn::GetAtt'][0]);
+    }
+    // Act
+    const withoutDlq = queues
+      .filter(([name, q]) => !dlqs.has(name) && !q.Properties.RedrivePolicy)
+      .map(([name]) => name);
+    // Assess
+    expect(dlqs.size).toBeGreaterThanOrEqual(5);
+    expect(withoutDlq).toEqual([]);
+    for (const dlq of dlqs) expect(template.Resources[dlq]?.Type).toBe('AWS::SQS::Queue');
+  });
+
+  it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {
+    // Prepare
+    const noResourceLevel = /^(tag:GetResources|ec2:Describe[A-Za-z]+)$/;
+    for (const [name] of resources('AWS::IAM::Role')) {
+      for (const s of roleStatements(name)) {
+        // Act / Assess
+        for (const action of actionsOf(s)) expect(action, `${name}/${s.Sid}`).not.toMatch(/\*/);
+        if (s.Resource === '*')
+          for (const action of actionsOf(s)) expect(action, `${name}/${s.Sid}`).toMatch(noResourceLevel);
+      }
+    }
+  });
+
+  it('gives the remediate and verify roles exactly the AWS actions the registry declares', async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    if (!declared)
+      throw new Error('shared/actions/registry.ts is missing: permissions cannot be checked against the declarations');
+    for (const role of ['RemediateRole', 'VerifyRole']) {
+      // Act
+      const granted = roleStatements(role)
+        .filter((s) => s.Sid?.startsWith('Action'))
+        .flatMap(actionsOf);
+      // Assess
+      expect([...new Set(granted)].sort(), role).toEqual(declared.aws);
+    }
+  });
+
+  it('keeps the generated permission files equal to the declarations (no drift)', async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    if (!declared)
+      throw new Error('shared/actions/registry.ts is missing: permissions cannot be checked against the declarations');
+    // Act
+    const expected = bundler.permissionFiles(declared);
+    // Assess
+    for (const [path, content] of Object.entries(expected)) {
+      expect(JSON.parse(readFileSync(join(root, path), 'utf8')), path).toEqual(content);
+    }
+  });
+
+  it('keeps evidence write-once and state recoverable', () => {
+    // Prepare
+    const bucket = template.Resources.EvidenceBucket?.Properties;
+    const table = template.Resources.CasesTable?.Properties;
+    // Assess
+    expect(bucket?.ObjectLockEnabled).toBe(true);
+    expect(bucket?.ObjectLockConfiguration).toMatchObject({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE' } },
+    });
+    expect(bucket?.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(table?.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table?.KeySchema).toEqual([
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+  });
+
+  it('passes cfn-lint without errors when cfn-lint is installed', async (ctx) => {
+    // Prepare
+    const has = await run('sh', ['-c', 'command -v cfn-lint']).then(
+      () => true,
+      () => false,
+    );
+    if (!has) return ctx.skip('cfn-lint is not installed on this machine: template not linted');
+    // Act
+    const result = await run('cfn-lint', ['--format', 'parseable', templateFile]).then(
+      (r) => ({ code: 0, out: r.stdout }),
+      (e: { code?: unknown; stdout?: unknown }) => ({ code: Number(e.code), out: String(e.stdout) }),
+    );
+    // Assess: exit bit 2 = errors (bit 4 = warnings, reported but accepted: W3005 comes from the framework's DependsOn).
+    expect(result.code & 2, result.out).toBe(0);
+  });
+});
