@@ -24,10 +24,19 @@ export async function main(
   const opts = {
     json: Boolean(v.json),
     apply: Boolean(v.apply),
+    live: Boolean(v.live),
     ...(v.home ? { home: v.home } : {}),
     ...(v.config ? { configDir: v.config } : {}),
     ...(v.by ? { actor: v.by } : {}),
     ...(v.format ? { format: v.format } : {}),
+    ...(v.id ? { id: v.id } : {}),
+    ...(v.owner ? { owner: v.owner } : {}),
+    ...(v.reason ? { reason: v.reason } : {}),
+    ...(v.expires ? { expires: v.expires } : {}),
+    ...(v.control ? { control: v.control } : {}),
+    ...(v.type ? { type: v.type } : {}),
+    ...(v.resource ? { resource: v.resource } : {}),
+    ...(v.account ? { account: v.account } : {}),
   };
   try {
     return await command(rest, opts, io);
@@ -50,6 +59,15 @@ function parse(argv: string[]) {
       config: { type: 'string' },
       by: { type: 'string' },
       format: { type: 'string' },
+      live: { type: 'boolean' },
+      id: { type: 'string' },
+      owner: { type: 'string' },
+      reason: { type: 'string' },
+      expires: { type: 'string' },
+      control: { type: 'string', multiple: true },
+      type: { type: 'string', multiple: true },
+      resource: { type: 'string', multiple: true },
+      account: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });

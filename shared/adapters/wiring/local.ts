@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { Action, ActionContext } from '../../actions/define.js';
+import { actionRegistry } from '../../actions/registry.js';
 import { type Config, defaultConfig } from '../../core/config.js';
 import { createEvidenceStage } from '../../core/evidence/stage.js';
 import type { PipelineEvent } from '../../core/model/events.js';
@@ -13,7 +14,7 @@ import { createIngest, type IngestDeps } from '../../core/pipeline/ingest.js';
 import { InProcessBus, type Stage } from '../../core/pipeline/stage.js';
 import { combineExceptions, exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
 import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
-import { createRemediationStage } from '../../core/remediation/stage.js';
+import { createRemediationStage, type RemediationDeps } from '../../core/remediation/stage.js';
 import type { TicketDeps } from '../../core/tickets/context.js';
 import { drainOutbox } from '../../core/tickets/outbox.js';
 import { createTicketStage } from '../../core/tickets/stage.js';
@@ -41,6 +42,11 @@ export interface LocalOptions {
   actor?: string;
   /** Cloud clients for live reads and applies; undefined (the default) keeps the run off every cloud. */
   actionContext?: ActionContext;
+  /**
+   * Read (and with `apply`, change) live resources with the ambient credentials of each cloud (AWS default
+   * chain, Azure DefaultAzureCredential, Google ADC). Ignored when `actionContext` is given.
+   */
+  live?: boolean;
   /** The action registry (injectable for tests). */
   actions?: { get(id: string): Action | undefined };
 }
@@ -59,6 +65,7 @@ export interface LocalRuntime {
   exceptions: () => Promise<RiskException[]>;
   tickets: TicketDeps;
   verify: VerifyDeps;
+  remediation: RemediationDeps;
   /** Delivers every queued event (and its follow-ups), then sends what the ticket outbox holds. */
   settle(): Promise<void>;
   close(): Promise<void>;
@@ -84,8 +91,13 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const repo = exceptionsRepo(store);
   // A stored exception wins over the file's copy of the same id (e.g. revoked from the CLI).
   const exceptions = async () => combineExceptions(config.exceptions, await repo.list());
-  const actions = opts.actions ?? { get: () => undefined };
-  const ctx = opts.actionContext;
+  const actions = opts.actions ?? actionRegistry;
+  // Cloud SDKs load only when a run reads live resources: the offline default stays fast to start.
+  const ctx =
+    opts.actionContext ??
+    (opts.live || opts.apply
+      ? { clients: (await import('../../actions/clients.js')).createCloudClients({}), clock, log }
+      : undefined);
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
   const tickets: TicketDeps = {
     store,
@@ -106,8 +118,19 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   };
   // Order matters for one event: remediation plans before the ticket is written (so the ticket carries
   // the plan), verification after both, evidence last so it records what every stage did.
+  const remediation: RemediationDeps = {
+    store,
+    actions,
+    ctx,
+    clock,
+    log,
+    policy: config.policy.apply,
+    apply,
+    actor,
+    exceptions,
+  };
   const stages: Stage[] = [
-    createRemediationStage({ store, actions, ctx, clock, log, policy: config.policy.apply, apply, actor, exceptions }),
+    createRemediationStage(remediation),
     createTicketStage(tickets),
     createVerifyStage(verify),
     createEvidenceStage({ store, evidence, clock, log }),
@@ -152,6 +175,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     exceptions,
     tickets,
     verify,
+    remediation,
     settle: async () => {
       await bus.recover();
       await bus.drain();

@@ -1,0 +1,166 @@
+/** CLI commands for people operating closeloop: actions, approve, rollback, exceptions, report. */
+import { declarations } from '../../actions/registry.js';
+import { UsageError } from '../../core/errors.js';
+import { exceptionsRepo, isActive, type RiskException } from '../../core/policy/exceptions.js';
+import { approveCase, rollbackCase } from '../../core/remediation/stage.js';
+import { buildReport, renderReport } from '../../core/report/report.js';
+import { createLocalRuntime } from '../wiring/local.js';
+import { caseId, resolveCase } from './cases.js';
+import type { GlobalOptions, Io } from './commands.js';
+import { renderTable } from './table.js';
+
+/** Options only some commands read (parsed by functions/cli/closeloop.ts). */
+export interface OpsOptions {
+  id?: string;
+  owner?: string;
+  reason?: string;
+  expires?: string;
+  control?: string[];
+  type?: string[];
+  resource?: string[];
+  account?: string[];
+}
+
+/** `closeloop actions`: every registered action's declaration (id, provider, permissions, risk, production-safe). */
+export async function cmdActions(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
+  const list = declarations();
+  if (opts.json) io.out(JSON.stringify(list, null, 2));
+  else
+    io.out(
+      renderTable(
+        ['ID', 'PROVIDER', 'RISK', 'PROD-SAFE', 'PERMISSIONS', 'TITLE'],
+        list.map((a) => [a.id, a.provider, a.risk, a.productionSafe ? 'yes' : 'no', a.permissions.join(' '), a.title]),
+        80,
+      ),
+    );
+  return 0;
+}
+
+/**
+ * `closeloop approve <case> --by NAME`: records the approver; with `--apply` the approved plan is applied
+ * now (the action re-reads the live resource first and refuses if it moved), else at the next `run --apply`.
+ */
+export async function cmdApprove(args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
+  const [ref] = args;
+  if (!ref) throw new UsageError('approve <case> --by NAME');
+  if (!opts.actor) throw new UsageError('approve needs --by NAME: the approver is recorded');
+  const rt = await createLocalRuntime(opts);
+  try {
+    const c = await resolveCase(rt.store, ref);
+    const out = await approveCase(rt.remediation, c.key, opts.actor);
+    await rt.bus.publish(out.events);
+    await rt.settle();
+    const after = await resolveCase(rt.store, c.key);
+    if (opts.json)
+      io.out(JSON.stringify({ case: c.key, state: after.remediation.state, status: after.status }, null, 2));
+    else
+      io.out(
+        `${caseId(c.key)} approved by ${opts.actor}: remediation ${after.remediation.state} (${after.remediation.stateReason})`,
+      );
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+/** `closeloop rollback <case> --by NAME`: restores the recorded before-state with the ambient cloud credentials. */
+export async function cmdRollback(args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
+  const [ref] = args;
+  if (!ref) throw new UsageError('rollback <case> --by NAME');
+  if (!opts.actor) throw new UsageError('rollback needs --by NAME: who rolled back is recorded');
+  const rt = await createLocalRuntime({ ...opts, live: true });
+  try {
+    const c = await resolveCase(rt.store, ref);
+    const out = await rollbackCase(rt.remediation, c.key, opts.actor);
+    await rt.bus.publish(out.events);
+    await rt.settle();
+    if (opts.json) io.out(JSON.stringify({ case: c.key, requestIds: out.requestIds }, null, 2));
+    else io.out(`${caseId(c.key)} rolled back by ${opts.actor} (${out.requestIds.length} API calls)`);
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+const exceptionRows = (list: readonly RiskException[], now: Date) =>
+  list.map((e) => [
+    e.id,
+    e.revokedAt ? `revoked by ${e.revokedBy ?? '?'}` : isActive(e, now) ? 'active' : 'expired',
+    e.owner,
+    e.expires,
+    Object.entries(e.scope)
+      .map(([k, v]) => `${k}=${(v ?? []).join(',')}`)
+      .join(' '),
+    e.justification,
+  ]);
+
+/**
+ * `closeloop exceptions list | add --id … --owner … --reason … --expires … [--control|--type|--resource|--account …]
+ * | revoke <id> --by NAME`. Adding or revoking re-evaluates every case at once (suppress or re-open).
+ */
+export async function cmdExceptions(
+  args: readonly string[],
+  opts: GlobalOptions & OpsOptions,
+  io: Io,
+): Promise<number> {
+  const [sub, id] = args;
+  const rt = await createLocalRuntime({ ...opts, readOnly: sub === 'list' || sub === undefined });
+  const repo = exceptionsRepo(rt.store, rt.clock);
+  try {
+    const now = rt.clock.now();
+    if (sub === undefined || sub === 'list') {
+      const list = await rt.exceptions();
+      if (opts.json) io.out(JSON.stringify(list, null, 2));
+      else io.out(renderTable(['ID', 'STATE', 'OWNER', 'EXPIRES', 'SCOPE', 'WHY'], exceptionRows(list, now), 60));
+      return 0;
+    }
+    let changed: boolean;
+    let exception: RiskException;
+    if (sub === 'add') {
+      if (!opts.id || !opts.owner || !opts.reason || !opts.expires)
+        throw new UsageError(
+          'exceptions add needs --id, --owner, --reason and --expires (and at least one scope flag)',
+        );
+      const scope = {
+        ...(opts.control?.length ? { controls: opts.control } : {}),
+        ...(opts.type?.length ? { types: opts.type } : {}),
+        ...(opts.resource?.length ? { resources: opts.resource } : {}),
+        ...(opts.account?.length ? { accounts: opts.account } : {}),
+      };
+      ({ changed, exception } = await repo.add({
+        id: opts.id,
+        owner: opts.owner,
+        justification: opts.reason,
+        expires: opts.expires,
+        scope,
+        createdBy: opts.actor ?? rt.actor,
+      }));
+    } else if (sub === 'revoke') {
+      if (!id) throw new UsageError('exceptions revoke <id> --by NAME');
+      ({ changed, exception } = await repo.revoke(id, opts.actor ?? rt.actor));
+    } else throw new UsageError('exceptions list | add … | revoke <id>');
+    const swept = await rt.ingest.sweepExceptions();
+    await rt.settle();
+    if (opts.json) io.out(JSON.stringify({ changed, exception, ...swept }, null, 2));
+    else
+      io.out(
+        `exception ${exception.id} ${sub === 'add' ? (changed ? 'stored' : 'unchanged') : changed ? 'revoked' : 'already revoked'}; ` +
+          `${swept.suppressed} cases newly suppressed, ${swept.reopened} re-opened`,
+      );
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+/** `closeloop report`: time to ticket, fix and verified closure by severity, owner, team and environment. */
+export async function cmdReport(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
+  const rt = await createLocalRuntime({ ...opts, readOnly: true });
+  try {
+    const report = await buildReport(rt.store, rt.clock.now(), { slaDays: rt.config.policy.verification.slaDays });
+    io.out(opts.json ? JSON.stringify(report, null, 2) : renderReport(report));
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * `closeloop plan --live`, `run --apply`, `approve` and `rollback` against S3 through aws-sdk-client-mock
+ * (the CLI builds real SDK clients; the mock intercepts every send, so nothing leaves the process).
+ */
+
+import { join } from 'node:path';
+import { IAMClient } from '@aws-sdk/client-iam';
+import {
+  DeleteBucketPolicyCommand,
+  DeletePublicAccessBlockCommand,
+  GetBucketAclCommand,
+  GetBucketPolicyCommand,
+  GetBucketPolicyStatusCommand,
+  GetBucketTaggingCommand,
+  GetPublicAccessBlockCommand,
+  PutBucketAclCommand,
+  PutBucketPolicyCommand,
+  PutPublicAccessBlockCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../functions/cli/closeloop.js';
+import { CaseSchema } from '../../shared/core/model/case.js';
+import { awsError } from '../helpers/action-context.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const EVENTS = join(import.meta.dirname, '../../examples/events');
+const CONFIG = join(import.meta.dirname, '../../examples/config');
+const DEV_BATCH = join(EVENTS, '33-securityhub-findings-batch-dev.json');
+const PROD_S3 = join(EVENTS, '01-guardduty-s3-anonymous-access-prod.json');
+
+const OWNER = { ID: '0'.repeat(64), DisplayName: 'owner' };
+const OWNER_GRANT = { Grantee: { Type: 'CanonicalUser' as const, ID: OWNER.ID }, Permission: 'FULL_CONTROL' as const };
+const PUBLIC_GRANT = {
+  Grantee: { Type: 'Group' as const, URI: 'http://acs.amazonaws.com/groups/global/AllUsers' },
+  Permission: 'READ' as const,
+};
+const PUBLIC_POLICY = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [{ Sid: 'Public', Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/*' }],
+});
+const ALL_ON = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+
+const s3 = mockClient(S3Client);
+const iam = mockClient(IAMClient);
+
+/** A stateful S3 bucket behind the mock: public until the fix lands, and a rollback makes it public again. */
+function statefulBucket() {
+  const state = {
+    block: undefined as typeof ALL_ON | undefined,
+    grants: [OWNER_GRANT, PUBLIC_GRANT],
+    policy: PUBLIC_POLICY as string | undefined,
+  };
+  s3.on(GetPublicAccessBlockCommand).callsFake(() => {
+    if (!state.block) throw awsError('NoSuchPublicAccessBlockConfiguration', 404);
+    return { PublicAccessBlockConfiguration: state.block };
+  });
+  s3.on(GetBucketAclCommand).callsFake(() => ({ Owner: OWNER, Grants: state.grants }));
+  s3.on(GetBucketPolicyCommand).callsFake(() => {
+    if (!state.policy) throw awsError('NoSuchBucketPolicy', 404);
+    return { Policy: state.policy };
+  });
+  s3.on(GetBucketPolicyStatusCommand).callsFake(() => {
+    if (!state.policy) throw awsError('NoSuchBucketPolicy', 404);
+    return { PolicyStatus: { IsPublic: state.policy.includes('"Principal":"*"') && !state.block } };
+  });
+  s3.on(GetBucketTaggingCommand).rejects(awsError('NoSuchTagSet', 404));
+  s3.on(PutPublicAccessBlockCommand).callsFake((input: { PublicAccessBlockConfiguration: typeof ALL_ON }) => {
+    state.block = input.PublicAccessBlockConfiguration;
+    return { $metadata: { requestId: 'req-pab' } };
+  });
+  s3.on(PutBucketAclCommand).callsFake((input: { AccessControlPolicy?: { Grants?: typeof state.grants } }) => {
+    state.grants = input.AccessControlPolicy?.Grants ?? state.grants;
+    return { $metadata: { requestId: 'req-acl' } };
+  });
+  s3.on(PutBucketPolicyCommand).callsFake((input: { Policy: string }) => {
+    state.policy = input.Policy;
+    return { $metadata: { requestId: 'req-policy' } };
+  });
+  s3.on(DeletePublicAccessBlockCommand).callsFake(() => {
+    state.block = undefined;
+    return { $metadata: { requestId: 'req-del-pab' } };
+  });
+  s3.on(DeleteBucketPolicyCommand).callsFake(() => {
+    state.policy = undefined;
+    return { $metadata: { requestId: 'req-del-policy' } };
+  });
+  return state;
+}
+
+async function cli(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+async function caseFor(home: string, resource: string) {
+  const r = await cli(['cases', '--json', '--home', home]);
+  const cases = CaseSchema.array().parse(JSON.parse(r.out));
+  const c = cases.find((x) => x.resourceName === resource && x.remediation.action === 's3.block-public-access');
+  if (!c) throw new Error(`no s3 case for ${resource} in ${cases.map((x) => x.resourceName).join(', ')}`);
+  return c;
+}
+
+describe('closeloop against live (mocked) S3', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let home: string;
+  beforeEach(() => {
+    tmp = tempDir();
+    home = join(tmp.dir, 'home');
+    s3.reset();
+    iam.reset();
+    iam.onAnyCommand().rejects(awsError('AccessDenied', 403));
+  });
+  afterEach(() => tmp.cleanup());
+
+  it('prints readable steps with the exact API calls when plan reads live state', async () => {
+    // Prepare
+    statefulBucket();
+    // Act
+    const r = await cli(['plan', DEV_BATCH, '--live', '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/plan for \w+ s3\.block-public-access on acme-web-dev-assets/);
+    expect(r.out).toContain('[s3:PutPublicAccessBlock]');
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+  });
+
+  it('applies, verifies with a re-read, keeps the before-state, and rolls back when asked', async () => {
+    // Prepare
+    const bucket = statefulBucket();
+    // Act 1: the dev case is auto; --apply executes it.
+    const run = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', home]);
+    // Assess 1
+    expect(run.code, run.err).toBe(0);
+    expect(s3).toReceiveCommandWith(PutPublicAccessBlockCommand, {
+      Bucket: 'acme-web-dev-assets',
+      PublicAccessBlockConfiguration: ALL_ON,
+    });
+    expect(bucket.block).toEqual(ALL_ON);
+    const applied = await caseFor(home, 'acme-web-dev-assets');
+    expect(applied.remediation.state).toBe('applied');
+    expect(applied.status).toBe('verified');
+    expect(JSON.stringify(applied.remediation.before)).toContain('AllUsers');
+    const evidence = await cli(['evidence', 'verify', '--home', home]);
+    expect(evidence.code, evidence.out).toBe(0);
+
+    // Act 2: a rollback restores what was recorded.
+    const rollback = await cli([
+      'rollback',
+      applied.key,
+      '--by',
+      'oncall@example.com',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess 2
+    expect(rollback.code, rollback.err).toBe(0);
+    expect(bucket.grants).toContainEqual(PUBLIC_GRANT);
+    expect(bucket.block).toBeUndefined();
+    const rolled = await caseFor(home, 'acme-web-dev-assets');
+    expect(rolled.remediation.state).toBe('rolled-back');
+    expect(rolled.remediation.rolledBackBy).toBe('oncall@example.com');
+  });
+
+  it('holds a production fix for approval and applies it once a person approves with --apply', async () => {
+    // Prepare
+    const bucket = statefulBucket();
+    const run = await cli(['run', PROD_S3, '--apply', '--config', CONFIG, '--home', home]);
+    expect(run.code, run.err).toBe(0);
+    const waiting = await caseFor(home, 'acme-data-exports');
+    expect(waiting.remediation.state).toBe('awaiting-approval');
+    expect(bucket.block).toBeUndefined();
+    // Act
+    const approve = await cli([
+      'approve',
+      waiting.key,
+      '--by',
+      'lead@example.com',
+      '--apply',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess
+    expect(approve.code, approve.err).toBe(0);
+    const done = await caseFor(home, 'acme-data-exports');
+    expect(done.remediation.approvedBy).toBe('lead@example.com');
+    expect(done.remediation.state).toBe('applied');
+    expect(bucket.block).toEqual(ALL_ON);
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
+  });
+
+  it('refuses approve and rollback without --by (the person is recorded)', async () => {
+    // Act
+    const a = await cli(['approve', 'abcdef', '--home', home]);
+    const b = await cli(['rollback', 'abcdef', '--home', home]);
+    // Assess
+    expect(a.code).toBe(2);
+    expect(a.err).toContain('--by');
+    expect(b.code).toBe(2);
+  });
+});

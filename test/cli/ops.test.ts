@@ -1,0 +1,129 @@
+/** `closeloop actions`, `exceptions` and `report` on the embedded store. */
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { main } from '../../functions/cli/closeloop.js';
+import { declarations } from '../../shared/actions/registry.js';
+import { CaseSchema } from '../../shared/core/model/case.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const EVENTS = join(import.meta.dirname, '../../examples/events');
+const CONFIG = join(import.meta.dirname, '../../examples/config');
+const DEV_BATCH = join(EVENTS, '33-securityhub-findings-batch-dev.json');
+
+async function cli(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('closeloop operator commands', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let home: string;
+  beforeEach(() => {
+    tmp = tempDir();
+    home = join(tmp.dir, 'home');
+  });
+  afterEach(() => tmp.cleanup());
+  const cases = async () =>
+    CaseSchema.array().parse(JSON.parse((await cli(['cases', '--json', '--home', home, '--config', CONFIG])).out));
+
+  it('prints every registered declaration when actions --json is given', async () => {
+    // Act
+    const r = await cli(['actions', '--json']);
+    // Assess
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual(declarations());
+    expect(declarations().length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('suppresses the matching case when an exception is added and re-opens it when revoked', async () => {
+    // Prepare
+    expect((await cli(['run', DEV_BATCH, '--config', CONFIG, '--home', home])).code).toBe(0);
+    const before = (await cases()).find((c) => c.type === 'S3.8');
+    expect(before?.status).toBe('planned');
+    // Act 1
+    const add = await cli([
+      'exceptions',
+      'add',
+      '--id',
+      'EXC-900',
+      '--owner',
+      'web-lead@example.com',
+      '--reason',
+      'public assets bucket for the dev site',
+      '--expires',
+      '2099-01-01',
+      '--control',
+      'S3.8',
+      '--resource',
+      'arn:aws:s3:::acme-web-dev-*',
+      '--by',
+      'secops@example.com',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess 1
+    expect(add.code, add.err).toBe(0);
+    expect(add.out).toContain('1 cases newly suppressed');
+    const suppressed = (await cases()).find((c) => c.type === 'S3.8');
+    expect(suppressed?.status).toBe('suppressed');
+    const list = await cli(['exceptions', '--json', '--config', CONFIG, '--home', home]);
+    const ids = z
+      .array(z.object({ id: z.string() }))
+      .parse(JSON.parse(list.out))
+      .map((e) => e.id);
+    expect(ids).toContain('EXC-900');
+    // Act 2
+    const revoke = await cli([
+      'exceptions',
+      'revoke',
+      'EXC-900',
+      '--by',
+      'secops@example.com',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess 2
+    expect(revoke.code, revoke.err).toBe(0);
+    expect(revoke.out).toContain('1 re-opened');
+    const reopened = (await cases()).find((c) => c.type === 'S3.8');
+    expect(reopened?.status).not.toBe('suppressed');
+  });
+
+  it('names the missing flags when an exception is added without them', async () => {
+    // Act
+    const r = await cli(['exceptions', 'add', '--id', 'EXC-1', '--home', home]);
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--owner');
+  });
+
+  it('reports closure times per severity, owner, team and environment as JSON', async () => {
+    // Prepare
+    await cli(['run', EVENTS, '--config', CONFIG, '--home', home]);
+    // Act
+    const r = await cli(['report', '--json', '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(r.code, r.err).toBe(0);
+    const report = z
+      .object({
+        cases: z.number(),
+        bySeverity: z.record(z.string(), z.unknown()),
+        byOwner: z.record(z.string(), z.unknown()),
+        byTeam: z.record(z.string(), z.unknown()),
+        byEnvironment: z.record(z.string(), z.unknown()),
+        openPastSla: z.array(z.unknown()),
+        ownerGaps: z.array(z.object({ owner: z.string() }).loose()),
+      })
+      .parse(JSON.parse(r.out));
+    expect(report.cases).toBeGreaterThan(20);
+    expect(Object.keys(report.bySeverity)).toContain('high');
+    expect(report.ownerGaps.map((g) => g.owner)).toContain('secops-triage@acme.example');
+  });
+});
