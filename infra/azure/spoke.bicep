@@ -1,0 +1,360 @@
+// closeloop Azure spoke resources (resource-group scope; deployed by main.bicep): a Linux Flex Consumption
+// function app with a system-assigned managed identity, its storage (identity-based, no shared key),
+// Application Insights, a Key Vault for the shared secrets, an Event Grid topic subscribed to the
+// Event Grid trigger, and Defender for Cloud workflow automation → Logic App → the HTTP trigger.
+targetScope = 'resourceGroup'
+
+param prefix string
+param location string
+param hubBusArn string
+param hubRegion string
+param forwarderRoleArn string
+param federationAudience string
+param nodeVersion string
+param applyActions bool
+
+@description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
+param subscribeEventGrid bool = false
+
+var suffix = uniqueString(resourceGroup().id, prefix)
+var functionAppName = '${prefix}-spoke-${suffix}'
+// Built-in role ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: take('${prefix}${suffix}', 24)
+  location: location
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    // The app reaches its storage with its managed identity: no account key anywhere.
+    allowSharedKeyAccess: false
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'deployments'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${prefix}-logs-${suffix}'
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${prefix}-insights-${suffix}'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+  }
+}
+
+// Holds `spoke-secret` (Logic App → defenderHttp) and `remediate-secret` (hub API destination →
+// remediate); their values are set after deployment, never in this template.
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: take('${prefix}kv${suffix}', 24)
+  location: location
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    enablePurgeProtection: true
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: '${prefix}-plan-${suffix}'
+  location: location
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deployments.name}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: 40
+        instanceMemoryMB: 2048
+      }
+      runtime: {
+        name: 'node'
+        version: nodeVersion
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      appSettings: [
+        {
+          name: 'AzureWebJobsStorage__accountName'
+          value: storage.name
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: insights.properties.ConnectionString
+        }
+        // The hub (shared/adapters/wiring/azure.ts AzureSpokeEnvSchema).
+        {
+          name: 'CLOSELOOP_HUB_BUS_ARN'
+          value: hubBusArn
+        }
+        {
+          name: 'CLOSELOOP_HUB_REGION'
+          value: hubRegion
+        }
+        {
+          name: 'CLOSELOOP_FORWARDER_ROLE_ARN'
+          value: forwarderRoleArn
+        }
+        {
+          name: 'CLOSELOOP_FEDERATION_AUDIENCE'
+          value: federationAudience
+        }
+        // Key Vault references: resolved by the platform with the app's identity; no value in the template.
+        {
+          name: 'CLOSELOOP_SPOKE_SECRET'
+          value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=spoke-secret)'
+        }
+        {
+          name: 'CLOSELOOP_REMEDIATE_SECRET'
+          value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=remediate-secret)'
+        }
+        {
+          name: 'CLOSELOOP_APPLY'
+          value: string(applyActions)
+        }
+      ]
+    }
+  }
+}
+
+resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, functionApp.id, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- Event Grid: whatever publishes Defender documents to this topic reaches defenderEventGrid.
+resource defenderTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
+  name: '${prefix}-defender-${suffix}'
+  location: location
+  properties: {
+    inputSchema: 'EventGridSchema'
+    publicNetworkAccess: 'Enabled'
+    disableLocalAuth: true
+  }
+}
+
+resource defenderSubscription 'Microsoft.EventGrid/topics/eventSubscriptions@2022-06-15' = if (subscribeEventGrid) {
+  parent: defenderTopic
+  name: 'closeloop-spoke'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/defenderEventGrid'
+        maxEventsPerBatch: 1
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+  }
+}
+
+// ---- Defender for Cloud workflow automation → Logic App → defenderHttp (function key + shared secret).
+resource forwarder 'Microsoft.Logic/workflows@2019-05-01' = {
+  name: '${prefix}-defender-forwarder-${suffix}'
+  location: location
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    state: 'Enabled'
+    definition: {
+      '$schema': 'https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/workflowdefinition.json#'
+      contentVersion: '1.0.0.0'
+      triggers: {
+        manual: {
+          type: 'Request'
+          kind: 'Http'
+        }
+      }
+      actions: {
+        // The shared secret, read with the Logic App's own identity; secure outputs keep it out of run history.
+        Read_spoke_secret: {
+          type: 'Http'
+          inputs: {
+            method: 'GET'
+            uri: '${vault.properties.vaultUri}secrets/spoke-secret?api-version=7.4'
+            authentication: {
+              type: 'ManagedServiceIdentity'
+              audience: 'https://vault.azure.net'
+            }
+          }
+          runtimeConfiguration: {
+            secureData: {
+              properties: [
+                'outputs'
+              ]
+            }
+          }
+        }
+        Forward_to_spoke: {
+          type: 'Function'
+          runAfter: {
+            Read_spoke_secret: [
+              'Succeeded'
+            ]
+          }
+          inputs: {
+            function: {
+              id: '${functionApp.id}/functions/defenderHttp'
+            }
+            method: 'POST'
+            headers: {
+              'x-closeloop-secret': '@{body(\'Read_spoke_secret\')?[\'value\']}'
+            }
+            body: '@triggerBody()'
+          }
+          runtimeConfiguration: {
+            secureData: {
+              properties: [
+                'inputs'
+              ]
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+resource forwarderSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, forwarder.id, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: forwarder.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Alerts and unhealthy recommendations of the whole subscription, as they are created or change.
+resource automation 'Microsoft.Security/automations@2023-12-01-preview' = {
+  name: '${prefix}-defender-export'
+  location: location
+  properties: {
+    isEnabled: true
+    description: 'closeloop: Defender for Cloud alerts and unhealthy recommendations to the closeloop spoke'
+    scopes: [
+      {
+        description: 'the subscription'
+        scopePath: subscription().id
+      }
+    ]
+    sources: [
+      {
+        eventSource: 'Alerts'
+      }
+      {
+        eventSource: 'Assessments'
+        ruleSets: [
+          {
+            rules: [
+              {
+                propertyJPath: 'properties.status.code'
+                propertyType: 'String'
+                expectedValue: 'Unhealthy'
+                operator: 'Equals'
+              }
+            ]
+          }
+        ]
+      }
+    ]
+    actions: [
+      {
+        actionType: 'LogicApp'
+        logicAppResourceId: forwarder.id
+        uri: listCallbackUrl('${forwarder.id}/triggers/manual', '2019-05-01').value
+      }
+    ]
+  }
+}
+
+output principalId string = functionApp.identity.principalId
+output functionAppName string = functionApp.name
+output remediateUrl string = 'https://${functionApp.properties.defaultHostName}/api/remediate'
+output keyVaultName string = vault.name
+output defenderTopicEndpoint string = defenderTopic.properties.endpoint
