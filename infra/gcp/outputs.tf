@@ -1,0 +1,29 @@
+output "service_account_unique_id" {
+  description = "The spoke service account's numeric unique id: serverless.yml param gcpServiceAccountUniqueId (token sub and azp)."
+  value       = google_service_account.spoke.unique_id
+}
+
+output "service_account_email" {
+  description = "The identity the GCP actions run as."
+  value       = google_service_account.spoke.email
+}
+
+output "findings_topic" {
+  description = "Pub/Sub topic the SCC notification config publishes to."
+  value       = google_pubsub_topic.findings.id
+}
+
+output "dead_letter_subscription" {
+  description = "Undeliverable findings, kept for inspection and replay."
+  value       = google_pubsub_subscription.dead_letters.id
+}
+
+output "remediate_url" {
+  description = "HTTPS endpoint of the remediation function: serverless.yml param gcpRemediateUrl."
+  value       = var.remediate_enabled ? google_cloudfunctions2_function.remediate[0].service_config[0].uri : ""
+}
+
+output "remediation_role" {
+  description = "The custom role holding exactly the GCP actions' declared permissions."
+  value       = google_project_iam_custom_role.remediation.id
+}
