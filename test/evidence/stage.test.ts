@@ -5,6 +5,7 @@ import { verifyChains } from '../../shared/core/evidence/audit.js';
 import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
 import { createEvidenceStage } from '../../shared/core/evidence/stage.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
+import type { Decision } from '../../shared/core/model/decision.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import { CASE_KEY, fixedClock, makeCase, putCase } from '../verify/helpers.js';
@@ -134,5 +135,122 @@ describe('evidence stage', () => {
     // Assess
     expect((await records()).map((r) => r.step)).toEqual(['exception', 'ticket', 'reopen']);
     expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 3 });
+  });
+
+  const decision = (over: Partial<Decision> = {}): Decision => ({
+    caseKey: CASE_KEY,
+    isNewCase: false,
+    recurrence: false,
+    unchanged: false,
+    exception: null,
+    exceptionExpired: null,
+    remediation: { action: 's3.block-public-access', mode: 'approval', reason: 'prod needs approval', gates: [] },
+    ticket: { wanted: true, reason: 'high in prod' },
+    verify: false,
+    ...over,
+  });
+  const decidedWith = (id: string, d: Decision): PipelineEvent => ({
+    id,
+    type: 'case.decided',
+    caseKey: CASE_KEY,
+    at,
+    isNewCase: false,
+    recurrence: false,
+    statusChanged: true,
+    detail: { decision: d },
+  });
+  const exception = {
+    id: 'EXC-007',
+    owner: 'ciso@acme.example',
+    justification: 'public marketing site',
+    expires: '2027-01-31',
+  };
+
+  it("records the event's decision, not a later one the case already holds", async () => {
+    // Prepare: the case was decided again (manual) after the event being recorded (auto).
+    await putCase(
+      store,
+      makeCase({
+        lastDecision: decision({ remediation: { action: null, mode: 'manual', reason: 'later', gates: [] } }),
+      }),
+    );
+    const made = decision({
+      remediation: { action: 's3.block-public-access', mode: 'auto', reason: 'dev', gates: [] },
+    });
+    // Act
+    await stage().handle(decidedWith('d-auto', made));
+    // Assess
+    const [r] = await records();
+    expect(r?.summary).toBe('decided: action s3.block-public-access, mode auto (dev); ticket wanted');
+    expect(r?.detail.decision).toEqual(made);
+  });
+
+  it('records an exception once when ingest, repeats and the sweep all announce it', async () => {
+    // Prepare
+    await putCase(store, makeCase({ status: 'suppressed', exception }));
+    const suppressed = decision({ exception });
+    // Act: the ingest decision, a repeat of the finding, then the sweep's pair of events.
+    await stage().handle(decidedWith('d-1', suppressed));
+    await stage().handle(decidedWith('d-2', suppressed));
+    await stage().handle(decidedWith('sweep:1', suppressed));
+    await stage().handle({
+      id: 'sweep:1:exception',
+      type: 'case.exception',
+      caseKey: CASE_KEY,
+      at,
+      exceptionId: 'EXC-007',
+      active: true,
+    });
+    // Assess
+    const rs = await records();
+    expect(rs.map((r) => r.step)).toEqual(['decision', 'exception', 'decision', 'decision']);
+    expect(rs[1]).toMatchObject({
+      actor: { kind: 'person', id: 'ciso@acme.example' },
+      verdict: 'risk-accepted',
+      summary: 'exception EXC-007 active: public marketing site (accepted by ciso@acme.example until 2027-01-31)',
+      detail: { exceptionId: 'EXC-007', active: true, exception },
+    });
+  });
+
+  it('records the end of an exception when a decision finds it expired', async () => {
+    // Prepare
+    await putCase(store, makeCase({ status: 'reopened' }));
+    // Act
+    await stage().handle(decidedWith('sweep:2', decision({ exceptionExpired: exception })));
+    await stage().handle({
+      id: 'sweep:2:reopened',
+      type: 'case.reopened',
+      caseKey: CASE_KEY,
+      at,
+      reason: 'exception EXC-007 expired on 2027-01-31',
+      actor: 'closeloop:exceptions',
+    });
+    // Assess
+    const rs = await records();
+    expect(rs.map((r) => [r.step, r.verdict])).toEqual([
+      ['decision', null],
+      ['exception', 'exception-ended'],
+      ['reopen', 'reopened'],
+    ]);
+    expect(rs[1]?.actor).toEqual({ kind: 'function', id: 'closeloop:exceptions' });
+  });
+
+  it('names rollback calls after the action when the rollback has no plan of its own', async () => {
+    // Prepare
+    await putCase(store, makeCase({ remediation: { state: 'rolled-back' } }));
+    // Act
+    await stage().handle({
+      id: 'rb',
+      type: 'case.remediation',
+      caseKey: CASE_KEY,
+      at,
+      state: 'rolled-back',
+      actor: 'oncall@acme.example',
+      detail: { requestIds: ['RB-1'] },
+    });
+    // Assess
+    expect((await records())[0]?.calls).toEqual([
+      { api: 's3.block-public-access:rollback', requestId: 'RB-1', outcome: 'made' },
+    ]);
   });
 });

@@ -133,18 +133,19 @@ describe('verify stage', () => {
     });
     expect(upstream.calls).toEqual([makeFinding().key]);
     const rs = await records();
-    expect(rs.map((r) => r.step)).toEqual(['upstream', 'verify']);
-    expect(rs[0]?.calls).toEqual([{ api: 'guardduty:ArchiveFindings', requestId: 'req-up-1', outcome: 'updated' }]);
-    expect(rs[1]).toMatchObject({ verdict: 'verified', before: { public: true }, after: { public: false } });
+    // The apply that caused the check is recorded first, whatever the order of the stages on the bus.
+    expect(rs.map((r) => r.step)).toEqual(['apply', 'upstream', 'verify']);
+    expect(rs[1]?.calls).toEqual([{ api: 'guardduty:ArchiveFindings', requestId: 'req-up-1', outcome: 'updated' }]);
+    expect(rs[2]).toMatchObject({ verdict: 'verified', before: { public: true }, after: { public: false } });
     expect(events).toEqual([
       expect.objectContaining({
         type: 'case.verified',
         verdict: 'verified',
-        detail: expect.objectContaining({ evidenceHash: rs[1]?.hash }),
+        detail: expect.objectContaining({ evidenceHash: rs[2]?.hash }),
       }),
     ]);
-    expect(String(events[0]?.detail?.evidenceSummary)).toContain(`Evidence record ${rs[1]?.hash}`);
-    expect(c.evidenceHead).toBe(rs[1]?.hash);
+    expect(String(events[0]?.detail?.evidenceSummary)).toContain(`Evidence record ${rs[2]?.hash}`);
+    expect(c.evidenceHead).toBe(rs[2]?.hash);
   });
 
   it('retries with backoff and verifies when the change propagates on the third re-read', async () => {
@@ -362,7 +363,9 @@ describe('verify stage', () => {
         },
       ]);
       expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
-      expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 2 });
+      // decision, upstream, verify
+      expect((await records()).map((r) => r.step)).toEqual(['decision', 'upstream', 'verify']);
+      expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 3 });
     });
 
     it('leaves a dry-run plan planned without verifying it', async () => {

@@ -5,10 +5,12 @@
  * not recorded again here.
  */
 import { type Case, CaseSchema } from '../model/case.js';
+import { type Decision, DecisionSchema, type ExceptionRef } from '../model/decision.js';
 import type { PipelineEvent, PipelineEventType } from '../model/events.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { getDoc } from '../store/docs.js';
+import { shortHash } from '../util/hash.js';
 import { CASES, caseFields, recordEvidence } from './case-link.js';
 import type { EvidenceStore } from './ports.js';
 import { actorFrom, type EvidenceCall, type EvidenceDraft, type EvidenceStep } from './record.js';
@@ -46,7 +48,8 @@ const REMEDIATION_STEP: Record<string, EvidenceStep> = {
 
 /**
  * Creates the stage. Wire it into the bus before the other stages, so each step is recorded before
- * the next stage acts on it and the case's story reads in order.
+ * the next stage acts on it and the case's story reads in order (the verify stage also records the
+ * event it reacts to first, so its records never precede their cause).
  *
  * @example
  * const bus = new InProcessBus([createEvidenceStage({ store, evidence, clock, log }), remediate, tickets, verify], log);
@@ -56,42 +59,117 @@ export function createEvidenceStage(deps: EvidenceStageDeps): Stage {
     name: 'evidence',
     handles: ALL_TYPES,
     async handle(event) {
-      const current = (await getDoc(deps.store, CASES, event.caseKey, CaseSchema))?.value;
-      const draft = draftFor(event, current);
-      if (!draft) return [];
-      const { record, created } = await recordEvidence(deps, draft, `${event.id}:${draft.step}`);
-      deps.log.debug(created ? 'evidence recorded' : 'evidence already recorded', {
-        caseKey: event.caseKey,
-        step: draft.step,
-        hash: record.hash,
-      });
+      await recordEventEvidence(deps, event);
       return [];
     },
   };
 }
 
-/** The record an event calls for, or undefined when the event is not a step of its own. */
+/**
+ * Records what one event calls for, idempotently (the same keys as the stage). Stages that write
+ * records of their own in reaction to an event (verify) call it first, so the event's own step precedes
+ * their records in the case's story whatever the order of the stages on the bus.
+ *
+ * @example await recordEventEvidence({ store, evidence, clock, log }, event);
+ */
+export async function recordEventEvidence(deps: EvidenceStageDeps, event: PipelineEvent): Promise<void> {
+  const current = (await getDoc(deps.store, CASES, event.caseKey, CaseSchema))?.value;
+  for (const { draft, key } of draftsFor(event, current)) {
+    const { record, created } = await recordEvidence(deps, draft, key);
+    deps.log.debug(created ? 'evidence recorded' : 'evidence already recorded', {
+      caseKey: event.caseKey,
+      step: draft.step,
+      hash: record.hash,
+    });
+  }
+}
+
+/** A draft with the idempotency key that makes its record once-only. */
+export interface KeyedDraft {
+  draft: EvidenceDraft;
+  key: string;
+}
+
+/**
+ * Every record an event calls for, each with its idempotency key. Usually one (keyed by event id and
+ * step); a decision that puts an exception into force or finds one expired also yields an `exception`
+ * record, keyed by the exception itself, so the sweep's `case.decided` + `case.exception` pair and every
+ * repeat of a suppressed finding record the exception once.
+ *
+ * @example draftsFor(event, c).map((d) => d.draft.step) // ['decision', 'exception']
+ */
+export function draftsFor(event: PipelineEvent, c: Case | undefined): KeyedDraft[] {
+  const out: KeyedDraft[] = [];
+  const main = draftFor(event, c);
+  if (main) {
+    const key = main.step === 'exception' ? exceptionKeyOf(main) : `${event.id}:${main.step}`;
+    out.push({ draft: main, key });
+  }
+  if (event.type === 'case.decided') {
+    const d = decisionOf(event.detail, c);
+    const base = { caseKey: event.caseKey, ...caseFields(c), eventId: event.id, at: event.at, calls: [] };
+    for (const draft of [
+      ...(d?.exceptionExpired ? [exceptionDraft(base, d.exceptionExpired, false, 'closeloop:exceptions')] : []),
+      ...(d?.exception ? [exceptionDraft(base, d.exception, true, d.exception.owner)] : []),
+    ]) {
+      out.push({ draft, key: exceptionKeyOf(draft) });
+    }
+  }
+  return out;
+}
+
+/** The decision the event announces (the one that was made), else the case's latest. */
+function decisionOf(detail: Record<string, unknown> | undefined, c: Case | undefined): Decision | undefined {
+  const parsed = DecisionSchema.safeParse(detail?.decision);
+  return parsed.success ? parsed.data : c?.lastDecision;
+}
+
+type DraftBase = Pick<EvidenceDraft, 'caseKey' | 'findingIds' | 'owner' | 'eventId' | 'at' | 'calls'>;
+
+function exceptionDraft(base: DraftBase, x: ExceptionRef, active: boolean, actor: string): EvidenceDraft {
+  return {
+    ...base,
+    step: 'exception',
+    actor: actorFrom(actor),
+    summary: active
+      ? `exception ${x.id} active: ${x.justification} (accepted by ${x.owner} until ${x.expires})`
+      : `exception ${x.id} no longer active: expired on ${x.expires}`,
+    verdict: active ? 'risk-accepted' : 'exception-ended',
+    detail: { exceptionId: x.id, active, exception: x },
+  };
+}
+
+/** One exception record per case, exception, expiry and state, whichever event announces it. */
+function exceptionKeyOf(draft: EvidenceDraft): string {
+  const x = draft.detail.exception;
+  const expires = x && typeof x === 'object' && 'expires' in x ? String(x.expires) : '';
+  const id = stringOf(draft.detail.exceptionId) ?? '';
+  return `exception:${shortHash(`${draft.caseKey}\n${id}\n${expires}\n${draft.verdict ?? ''}`, 32)}`;
+}
+
+/** The main record an event calls for, or undefined when the event is not a step of its own. */
 export function draftFor(event: PipelineEvent, c: Case | undefined): EvidenceDraft | undefined {
   const detail = event.detail ?? {};
   const base = { caseKey: event.caseKey, ...caseFields(c), eventId: event.id, at: event.at, calls: [] };
   switch (event.type) {
     case 'case.decided': {
-      const d = c?.lastDecision;
+      // The event's decision is the one that was made; the case may already hold a later one.
+      const d = decisionOf(event.detail, c);
       return {
         ...base,
         step: 'decision',
         actor: { kind: 'function', id: 'closeloop:decide' },
         summary: d
-          ? `decided: action ${d.remediation.action ?? 'none'}, mode ${d.remediation.mode} (${d.remediation.reason}); ticket ${d.ticket.wanted ? 'wanted' : 'not wanted'}`
+          ? `decided: action ${d.remediation.action ?? 'none'}, mode ${d.remediation.mode} (${d.remediation.reason}); ticket ${d.ticket.wanted ? 'wanted' : 'not wanted'}${d.exception ? `; suppressed by exception ${d.exception.id}` : ''}${d.verify ? '; source reports resolved: verification owed' : ''}`
           : 'decided',
         verdict: null,
         detail: {
           isNewCase: event.isNewCase,
           recurrence: event.recurrence,
           statusChanged: event.statusChanged,
-          ...(d ? { decision: d } : {}),
           ...(c ? { status: c.status, sourceStatus: c.sourceStatus, severity: c.severity } : {}),
           ...detail,
+          ...(d ? { decision: d } : {}),
         },
       };
     }
@@ -105,7 +183,7 @@ export function draftFor(event: PipelineEvent, c: Case | undefined): EvidenceDra
         step,
         actor: actorFrom(event.actor),
         summary: `${step}: ${action} ${event.state}${error ? ` (${error})` : ''}`,
-        calls: callsFrom(detail, step),
+        calls: callsFrom(detail, step, `${action}:${step}`),
         ...(detail.before !== undefined
           ? { before: detail.before }
           : r?.before !== undefined
@@ -116,20 +194,21 @@ export function draftFor(event: PipelineEvent, c: Case | undefined): EvidenceDra
         detail: { state: event.state, action, ...(r?.plan ? { plan: r.plan } : {}), ...detail },
       };
     }
-    case 'case.exception':
-      return {
-        ...base,
-        step: 'exception',
-        actor: actorFrom(c?.exception?.owner ?? stringOf(detail.owner) ?? 'closeloop:decide'),
-        summary: `exception ${event.exceptionId} ${event.active ? 'active' : 'no longer active'}${c?.exception ? `: ${c.exception.justification} (until ${c.exception.expires})` : ''}`,
-        verdict: event.active ? 'risk-accepted' : 'exception-ended',
-        detail: {
-          exceptionId: event.exceptionId,
-          active: event.active,
-          ...(c?.exception ? { exception: c.exception } : {}),
-          ...detail,
-        },
-      };
+    case 'case.exception': {
+      const x = c?.exception?.id === event.exceptionId ? c.exception : undefined;
+      const expired = c?.lastDecision?.exceptionExpired;
+      const ref =
+        x ??
+        (expired?.id === event.exceptionId ? expired : undefined) ??
+        ({
+          id: event.exceptionId,
+          owner: stringOf(detail.owner) ?? 'unknown',
+          justification: stringOf(detail.justification) ?? 'not recorded',
+          expires: stringOf(detail.expires) ?? '',
+        } satisfies ExceptionRef);
+      const draft = exceptionDraft(base, ref, event.active, event.active ? ref.owner : 'closeloop:exceptions');
+      return { ...draft, detail: { ...draft.detail, ...detail } };
+    }
     case 'case.reopened':
       return {
         ...base,
@@ -160,12 +239,13 @@ function stringOf(v: unknown): string | undefined {
 }
 
 /** API calls from a remediation event: plan steps (not yet made) or request ids (made). */
-function callsFrom(detail: Record<string, unknown>, step: EvidenceStep): EvidenceCall[] {
+function callsFrom(detail: Record<string, unknown>, step: EvidenceStep, fallbackApi: string): EvidenceCall[] {
   const ids = Array.isArray(detail.requestIds) ? detail.requestIds.filter((x) => typeof x === 'string') : [];
   const steps = planSteps(detail.plan);
   if (step === 'plan') return steps.map((api) => ({ api, requestId: null, outcome: 'planned' }));
   if (ids.length === 0) return [];
-  return ids.map((requestId, i) => ({ api: steps[i] ?? 'call', requestId, outcome: 'made' }));
+  // A rollback has no plan of its own: its calls are named after the action that made them.
+  return ids.map((requestId, i) => ({ api: steps[i] ?? fallbackApi, requestId, outcome: 'made' }));
 }
 
 function planSteps(plan: unknown): string[] {

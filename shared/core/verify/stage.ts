@@ -13,6 +13,7 @@ import { CASES, caseFields, recordEvidence } from '../evidence/case-link.js';
 import { findByIdempotencyKey } from '../evidence/chain.js';
 import type { EvidenceStore } from '../evidence/ports.js';
 import { actorFrom, type EvidenceRecord } from '../evidence/record.js';
+import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
 import type { PipelineEvent } from '../model/events.js';
 import { type Finding, FindingSchema } from '../model/finding.js';
@@ -69,6 +70,9 @@ export function createVerifyStage(deps: VerifyDeps): Stage {
     async handle(event) {
       const request = await requestFor(event, deps);
       if (!request) return [];
+      // The cause first (idempotent with the evidence stage): the story reads apply → upstream → verify
+      // even when this stage runs before the evidence stage on the bus.
+      await recordEventEvidence(deps, event);
       return (await verifyCase(deps, request)).events;
     },
   };
