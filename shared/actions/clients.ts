@@ -15,7 +15,7 @@ import { StorageManagementClient } from '@azure/arm-storage';
 import type { TokenCredential } from '@azure/identity';
 import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
-import { FirewallsClient, type protos } from '@google-cloud/compute';
+import { FirewallsClient, GlobalOperationsClient, type protos } from '@google-cloud/compute';
 import { Storage } from '@google-cloud/storage';
 
 /** The storage-account calls `azure.storage.disallow-public-access` makes (@azure/arm-storage). */
@@ -28,9 +28,15 @@ export interface AzureNetwork {
 }
 
 type IFirewall = protos.google.cloud.compute.v1.IFirewall;
+type IOperation = protos.google.cloud.compute.v1.IOperation;
 /**
  * The firewall calls `gcp.firewall.disable-rule` makes (@google-cloud/compute, REST transport): the
  * promise overloads of `FirewallsClient.get` / `patch` (a Pick would keep the callback overload only).
+ *
+ * `patch` is typed by the SDK as a long-running `LROperation`, but compute v1 resolves it to a plain
+ * `{ latestResponse: <compute Operation>, name: <numeric id>, done: false }` without `promise()`
+ * (firewalls_client.js wraps the raw response): the compute Operation is `latestResponse`, and waiting
+ * for it is `GlobalOperationsClient.wait` (see {@link GcpGlobalOperations}).
  */
 export interface GcpFirewalls {
   get(request: { project: string; firewall: string }): Promise<[IFirewall, ...unknown[]]>;
@@ -38,7 +44,17 @@ export interface GcpFirewalls {
     project: string;
     firewall: string;
     firewallResource: IFirewall;
-  }): Promise<[{ name?: string | null | undefined; promise(): Promise<unknown> }, ...unknown[]]>;
+  }): Promise<[{ latestResponse?: unknown }, ...unknown[]]>;
+}
+
+/**
+ * Waiting on a global compute operation (`POST /compute/v1/projects/{project}/global/operations/{operation}/wait`):
+ * returns when the operation is DONE or after about two minutes, whichever comes first.
+ *
+ * @see https://cloud.google.com/compute/docs/reference/rest/v1/globalOperations/wait
+ */
+export interface GcpGlobalOperations {
+  wait(request: { project: string; operation: string }): Promise<[IOperation, ...unknown[]]>;
 }
 
 export interface CloudClients {
@@ -51,6 +67,7 @@ export interface CloudClients {
   azureBlob(accountName: string): BlobServiceClient;
   gcsStorage(): Storage;
   gcpFirewalls(): GcpFirewalls;
+  gcpGlobalOperations(): GcpGlobalOperations;
 }
 
 export interface CloudClientOptions {
@@ -92,7 +109,7 @@ function lazy<R>(make: (key: string) => R): (key: string) => R {
 
 /**
  * Builds real clients with each cloud's default credential chain (AWS default provider chain, Azure
- * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1`: actions retry through
+ * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1` and GCS `autoRetry: false`: actions retry through
  * `withRetry` (shared/actions/retry.ts), and two stacked retry layers would multiply the attempts.
  *
  * @example const clients = createCloudClients({}); await action.plan(target, { clients, clock, log });
@@ -126,24 +143,28 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
   const gcs = lazy(
     () =>
       new Storage({
+        // One retry layer, as for AWS: actions retry through `withRetry`; the client's own retry of
+        // 429/5xx (up to 3 more attempts, from 1 s) would multiply attempts and ignore our budget.
+        retryOptions: { autoRetry: false },
         ...(opts.gcp?.projectId ? { projectId: opts.gcp.projectId } : {}),
         ...(opts.gcp?.storageApiEndpoint ? { apiEndpoint: opts.gcp.storageApiEndpoint } : {}),
       }),
   );
-  const firewalls = lazy((): GcpFirewalls => {
+  // Both compute clients talk to the same endpoint (a double's, or real Compute with ADC).
+  const computeOptions = () => {
     const c = opts.gcp?.compute;
-    return new FirewallsClient(
-      c
-        ? {
-            apiEndpoint: c.host,
-            port: c.port,
-            protocol: c.protocol,
-            fallback: true,
-            ...(c.apiKey ? { apiKey: c.apiKey } : {}),
-          }
-        : { fallback: true },
-    );
-  });
+    return c
+      ? {
+          apiEndpoint: c.host,
+          port: c.port,
+          protocol: c.protocol,
+          fallback: true,
+          ...(c.apiKey ? { apiKey: c.apiKey } : {}),
+        }
+      : { fallback: true };
+  };
+  const firewalls = lazy((): GcpFirewalls => new FirewallsClient(computeOptions()));
+  const globalOperations = lazy((): GcpGlobalOperations => new GlobalOperationsClient(computeOptions()));
   return {
     s3,
     ec2,
@@ -153,5 +174,6 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
     azureBlob,
     gcsStorage: () => gcs('default'),
     gcpFirewalls: () => firewalls('default'),
+    gcpGlobalOperations: () => globalOperations('default'),
   };
 }

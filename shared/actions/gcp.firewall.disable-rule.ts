@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
+import { classifyCloudError } from './retry.js';
 
 const ID = 'gcp.firewall.disable-rule';
 const OPEN = new Set(['0.0.0.0/0', '::/0']);
@@ -100,22 +101,67 @@ const PatchInput = z.object({
   firewallResource: z.object({ disabled: z.boolean().optional(), sourceRanges: z.array(z.string()).optional() }),
 });
 
+/**
+ * The compute Operation a patch returns (the fields we read). A DONE operation may still carry `error`:
+ * the change was refused after the request was accepted.
+ *
+ * @see https://cloud.google.com/compute/docs/reference/rest/v1/globalOperations#resource:-operation
+ */
+const OperationSchema = z.looseObject({
+  name: z.string().min(1),
+  status: z.string().nullish(),
+  httpErrorStatusCode: z.number().nullish(),
+  error: z
+    .looseObject({
+      errors: z.array(z.looseObject({ code: z.string().nullish(), message: z.string().nullish() })).nullish(),
+    })
+    .nullish(),
+});
+type Operation = z.infer<typeof OperationSchema>;
+
+/** `globalOperations.wait` returns after about two minutes even when not DONE: this many waits at most. */
+const MAX_WAITS = 5;
+
+function operationFailure(op: Operation, what: string): AdapterError | undefined {
+  const first = op.error?.errors?.[0];
+  if (!first) return undefined;
+  // The same classification as an HTTP error: the operation's status code and error code say the kind.
+  return classifyCloudError(
+    Object.assign(new Error(first.message ?? 'operation failed'), {
+      ...(first.code ? { name: first.code } : {}),
+      ...(op.httpErrorStatusCode ? { code: op.httpErrorStatusCode } : {}),
+    }),
+    what,
+  );
+}
+
 async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Promise<string> {
   const what = `compute.firewalls.patch ${input.firewall}`;
-  const [operation] = await call(ctx, what, async () => {
-    const out = await ctx.clients.gcpFirewalls().patch({
+  const [started] = await call(ctx, what, () =>
+    ctx.clients.gcpFirewalls().patch({
       project: input.project,
       firewall: input.firewall,
       firewallResource: {
         ...(input.firewallResource.disabled !== undefined ? { disabled: input.firewallResource.disabled } : {}),
         ...(input.firewallResource.sourceRanges ? { sourceRanges: input.firewallResource.sourceRanges } : {}),
       },
-    });
-    // Wait for the global operation: "the rule is disabled" must be true when apply returns.
-    await out[0].promise();
-    return out;
-  });
-  return `gcp:operation/${operation.name ?? 'unknown'}`;
+    }),
+  );
+  let op = OperationSchema.parse(started.latestResponse);
+  // Wait for the global operation: "the rule is disabled" must be true when apply returns.
+  for (let waits = 0; op.status !== 'DONE'; waits++) {
+    if (waits >= MAX_WAITS) {
+      throw new AdapterError('transient', `${what}: operation ${op.name} not done after ${MAX_WAITS} waits`);
+    }
+    const name = op.name;
+    const [next] = await call(ctx, `compute.globalOperations.wait ${name}`, () =>
+      ctx.clients.gcpGlobalOperations().wait({ project: input.project, operation: name }),
+    );
+    op = OperationSchema.parse(next);
+  }
+  const failure = operationFailure(op, what);
+  if (failure) throw failure;
+  return `gcp:operation/${op.name}`;
 }
 
 export default defineAction<Target, Before>({
@@ -123,8 +169,14 @@ export default defineAction<Target, Before>({
   title: 'Disable (or narrow) a GCP firewall rule open to the internet',
   provider: 'gcp',
   handles: { categories: ['OPEN_FIREWALL'] },
-  // compute.networks.updatePolicy: firewalls.patch also requires it on the rule's network.
-  permissions: ['compute.firewalls.get', 'compute.firewalls.update', 'compute.networks.updatePolicy'],
+  // compute.networks.updatePolicy: firewalls.patch also requires it on the rule's network;
+  // compute.globalOperations.get: waiting for the patch's global operation.
+  permissions: [
+    'compute.firewalls.get',
+    'compute.firewalls.update',
+    'compute.globalOperations.get',
+    'compute.networks.updatePolicy',
+  ],
   risk: 'medium',
   productionSafe: false,
   target: TargetSchema,

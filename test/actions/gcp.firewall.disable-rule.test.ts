@@ -1,0 +1,263 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ActionContext } from '../../shared/actions/define.js';
+import action from '../../shared/actions/gcp.firewall.disable-rule.js';
+import { isDenied, isGone } from '../../shared/core/errors.js';
+import { assessCase } from '../../shared/core/verify/assess.js';
+import { findingFor, testContext } from '../helpers/action-context.js';
+import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
+import { makeCase } from '../verify/helpers.js';
+
+const PROJECT = 'acme-prod';
+const RULE = 'allow-ssh-from-anywhere';
+const target = { project: PROJECT, firewall: RULE };
+const RULE_PATH = `/compute/v1/projects/${PROJECT}/global/firewalls/${RULE}`;
+const NARROW = { 'gcp.firewall.disable-rule': { mode: 'narrow', sourceRanges: ['192.0.2.0/24'] } };
+
+describe('Action: gcp.firewall.disable-rule', () => {
+  let gcp: GcpDouble;
+  beforeAll(async () => {
+    gcp = await startGcpDouble();
+    shared = testContext({ cloud: { gcp: gcp.options } });
+  });
+  afterAll(async () => gcp?.stop());
+  beforeEach(() => {
+    gcp.requests.length = 0;
+    gcp.setOperationWaits(0);
+    gcp.firewalls.clear();
+    gcp.firewalls.set(RULE, {
+      name: RULE,
+      network: `projects/${PROJECT}/global/networks/default`,
+      direction: 'INGRESS',
+      disabled: false,
+      sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'],
+      allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
+    });
+  });
+
+  // One set of clients for the file: building a compute client costs about a second of setup.
+  let shared: ActionContext;
+  const ctx = (settings?: Record<string, unknown>): ActionContext => ({ ...shared, ...(settings ? { settings } : {}) });
+  const rule = () => gcp.firewalls.get(RULE);
+  const writes = () => gcp.requests.filter((r) => r.method !== 'GET');
+
+  it('plans a readable disable step with the exact patch when the rule admits the internet', async () => {
+    // Act
+    const plan = await action.plan(target, ctx());
+    // Assess
+    expect(plan).toMatchObject({ noop: false, summary: `disable firewall rule ${RULE}` });
+    expect(plan.steps).toEqual([
+      {
+        say: `disable firewall rule ${RULE} (open to 0.0.0.0/0)`,
+        call: {
+          api: 'compute.firewalls.patch',
+          permission: 'compute.firewalls.update',
+          input: { project: PROJECT, firewall: RULE, firewallResource: { disabled: true } },
+        },
+      },
+    ]);
+    expect(plan.before).toEqual({
+      name: RULE,
+      direction: 'INGRESS',
+      disabled: false,
+      sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'],
+    });
+    expect(gcp.requests.map((r) => [r.method, r.path])).toEqual([['GET', RULE_PATH]]);
+  });
+
+  it('plans a no-op saying so when the rule is already disabled', async () => {
+    // Prepare
+    gcp.firewalls.set(RULE, { ...rule(), disabled: true });
+    // Act
+    const plan = await action.plan(target, ctx());
+    // Assess
+    expect(plan).toMatchObject({ noop: true, steps: [] });
+    expect(plan.summary).toContain('does not admit the internet');
+  });
+
+  it('plans a no-op when the rule only admits documented ranges', async () => {
+    // Prepare
+    gcp.firewalls.set(RULE, { ...rule(), sourceRanges: ['192.0.2.0/24'] });
+    // Act
+    const plan = await action.plan(target, ctx());
+    // Assess
+    expect(plan.noop).toBe(true);
+  });
+
+  it('disables the rule, waits for the global operation and returns its id', async () => {
+    // Prepare
+    const c = ctx();
+    const plan = await action.plan(target, c);
+    gcp.setOperationWaits(2);
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.apply(plan, c);
+    // Assess
+    const patch = writes()[0];
+    expect(patch).toMatchObject({ method: 'PATCH', path: RULE_PATH, body: { disabled: true } });
+    const op = result.requestIds[0]?.replace('gcp:operation/', '');
+    const waitPath = `/compute/v1/projects/${PROJECT}/global/operations/${op}/wait`;
+    expect(
+      writes()
+        .slice(1)
+        .map((r) => [r.method, r.path]),
+    ).toEqual([
+      ['POST', waitPath],
+      ['POST', waitPath],
+    ]);
+    expect(rule()).toMatchObject({ disabled: true, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] });
+    expect(result.before).toEqual(plan.before);
+    expect(result.requestIds).toEqual([expect.stringMatching(/^gcp:operation\/operation-\d+$/)]);
+  });
+
+  it('narrows the source ranges instead when policy says mode narrow', async () => {
+    // Prepare
+    const c = ctx(NARROW);
+    // Act
+    const plan = await action.plan(target, c);
+    await action.apply(plan, c);
+    // Assess
+    expect(plan.steps[0]?.say).toBe(
+      `narrow the source ranges of ${RULE} from 0.0.0.0/0, 192.0.2.10/32 to 192.0.2.0/24`,
+    );
+    expect(writes()[0]).toMatchObject({ method: 'PATCH', body: { sourceRanges: ['192.0.2.0/24'] } });
+    expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['192.0.2.0/24'] });
+    expect((await action.verify(target, c)).holds).toBe(true);
+  });
+
+  it('refuses to plan a narrowing without replacement ranges', async () => {
+    // Act
+    const attempt = action.plan(target, ctx({ 'gcp.firewall.disable-rule': { mode: 'narrow' } }));
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ kind: 'invalid' });
+    expect(writes()).toEqual([]);
+  });
+
+  it('throws the operation error when compute accepts the patch but the operation fails', async () => {
+    // Prepare
+    const c = ctx();
+    const plan = await action.plan(target, c);
+    gcp.failNextOperation(403, 'PERMISSION_DENIED', "Required 'compute.networks.updatePolicy' permission");
+    // Act
+    const attempt = action.apply(plan, c);
+    // Assess
+    await expect(attempt).rejects.toSatisfy(isDenied);
+    expect(rule()).toMatchObject({ disabled: false });
+  });
+
+  it('verifies the rule is closed after apply and fails while it is still open', async () => {
+    // Prepare
+    const c = ctx();
+    const open = await action.verify(target, c);
+    // Act
+    await action.apply(await action.plan(target, c), c);
+    const closed = await action.verify(target, c);
+    // Assess
+    expect(open).toMatchObject({ holds: false, reason: `${RULE} still admits the internet` });
+    expect(closed).toMatchObject({ holds: true, reason: `firewall rule ${RULE} is closed` });
+  });
+
+  describe('through the verifier', () => {
+    const assess = () =>
+      assessCase(
+        {
+          actions: { get: (id) => (id === action.id ? action : undefined) },
+          ctx: ctx(),
+          policy: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
+          sleep: async () => undefined,
+        },
+        makeCase({
+          status: 'remediated',
+          remediation: { state: 'applied', action: action.id, target, appliedAt: '2026-11-20T09:59:00.000Z' },
+        }),
+        [],
+        'apply',
+      );
+
+    it('reaches verified when the rule is disabled', async () => {
+      // Prepare
+      gcp.firewalls.set(RULE, { ...rule(), disabled: true });
+      // Act / Assess
+      expect(await assess()).toMatchObject({ verdict: 'verified', basis: 're-read' });
+    });
+
+    it('reaches failed with the observed rule when it still admits 0.0.0.0/0', async () => {
+      // Act
+      const verdict = await assess();
+      // Assess
+      expect(verdict).toMatchObject({ verdict: 'failed', observed: { disabled: false } });
+    });
+
+    it('reaches inconclusive when the rule is gone', async () => {
+      // Prepare
+      gcp.firewalls.clear();
+      // Act
+      const verdict = await assess();
+      // Assess
+      expect(verdict).toMatchObject({ verdict: 'inconclusive', basis: 'none' });
+      expect(verdict).toHaveProperty('reason', expect.stringContaining('gone'));
+    });
+  });
+
+  it('restores the old disabled flag and source ranges on rollback', async () => {
+    // Prepare
+    const c = ctx(NARROW);
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.requests.length = 0;
+    // Act
+    const { requestIds } = await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes()[0]).toMatchObject({
+      method: 'PATCH',
+      path: RULE_PATH,
+      body: { disabled: false, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] },
+    });
+    expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] });
+    expect(requestIds).toHaveLength(1);
+  });
+
+  it('throws denied without retrying when compute answers 403', async () => {
+    // Prepare
+    gcp.failNext(RULE_PATH, 403, { reason: 'forbidden' });
+    // Act
+    const attempt = action.plan(target, ctx());
+    // Assess
+    await expect(attempt).rejects.toSatisfy(isDenied);
+    expect(gcp.requests).toHaveLength(1);
+  });
+
+  it('throws gone when the rule no longer exists', async () => {
+    // Prepare
+    gcp.firewalls.clear();
+    // Act / Assess
+    await expect(action.plan(target, ctx())).rejects.toSatisfy(isGone);
+  });
+
+  it('retries and succeeds when compute throttles the patch once', async () => {
+    // Prepare
+    const c = ctx();
+    const plan = await action.plan(target, c);
+    gcp.failNext(RULE_PATH, 429, { method: 'PATCH', reason: 'rateLimitExceeded' });
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.apply(plan, c);
+    // Assess
+    expect(gcp.requests.filter((r) => r.method === 'PATCH')).toHaveLength(2);
+    expect(result.requestIds).toHaveLength(1);
+    expect(rule()).toMatchObject({ disabled: true });
+  });
+
+  it('selects project and rule from an SCC firewall resource name', () => {
+    // Prepare / Act
+    const t = action.selectTarget(
+      findingFor({
+        provider: 'gcp',
+        id: `//compute.googleapis.com/projects/${PROJECT}/global/firewalls/${RULE}`,
+        type: 'google.compute.Firewall',
+        name: RULE,
+        account: PROJECT,
+      }),
+    );
+    // Assess
+    expect(t).toEqual(target);
+  });
+});
