@@ -1,5 +1,6 @@
 /** Builders of valid cases and findings for the verification, evidence and report tests. */
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { type Finding, FindingSchema } from '../../shared/core/model/finding.js';
 import type { DocStore } from '../../shared/core/ports.js';
 import { sha256Hex } from '../../shared/core/util/hash.js';
@@ -142,3 +143,28 @@ export function fixedClock(iso = '2026-11-20T10:00:00.000Z') {
     },
   };
 }
+
+/** An applied case of `action` on `target`: what the verifier finds after a successful apply. */
+export function appliedCase(action: string, target: unknown, over: Parameters<typeof makeCase>[0] = {}): Case {
+  return makeCase({
+    status: 'remediated',
+    ...over,
+    remediation: {
+      action,
+      state: 'applied',
+      appliedAt: '2026-11-20T09:59:00.000Z',
+      target,
+      ...over.remediation,
+    },
+  });
+}
+
+/** The verify request the remediation stage publishes after an apply. */
+export const applyRequested = (caseKey: string = CASE_KEY): PipelineEvent => ({
+  id: `verify-${caseKey}`,
+  type: 'case.verify-requested',
+  caseKey,
+  at: '2026-11-20T09:59:00.000Z',
+  trigger: 'apply',
+  actor: 'closeloop:remediate',
+});
