@@ -126,58 +126,98 @@ const isOversized = (s: string): boolean =>
   s.length >= MAX_STRING_BYTES || (s.length >= MAX_SAFE_CHARS && Buffer.byteLength(s, 'utf8') >= MAX_STRING_BYTES);
 
 /**
- * Finds the first string (value or key) of 1 MiB or more in a parsed JSON value, iteratively (no
- * recursion limit on hostile nesting) and in one linear pass; the path is only built on the rare hit.
- * Returns the field path, or undefined when every string is small enough.
+ * Deepest nesting of objects/arrays accepted inside one vendor finding. Real payloads nest about a dozen
+ * levels (ASFF `Resources[].Details`, GuardDuty `service.action`); JSON.parse accepts millions, but the
+ * finding's `raw` copy must still serialize (JSON.stringify and structuredClone recurse and overflow the
+ * stack a few thousand levels down, less inside a deep handler), so hostile nesting is rejected here.
  */
-export function findOversizedString(value: unknown): string | undefined {
-  const stack: unknown[] = [value];
-  let hit = false;
-  while (stack.length > 0) {
-    const v = stack.pop();
+export const MAX_DEPTH = 64;
+
+type ScanHit = 'oversized' | 'deep' | undefined;
+
+/**
+ * One iterative, linear pass over a parsed JSON value (no recursion on hostile nesting): `deep` as soon
+ * as a container sits more than {@link MAX_DEPTH} levels down, else `oversized` when any string (value
+ * or key) is 1 MiB or more. Parallel stacks of values and depths keep the walk allocation-light.
+ */
+function scan(value: unknown): ScanHit {
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  let oversized = false;
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop() ?? 0;
     if (typeof v === 'string') {
-      if (isOversized(v)) {
-        hit = true;
-        break;
+      if (!oversized && isOversized(v)) oversized = true;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_DEPTH) return 'deep';
+    if (Array.isArray(v)) {
+      for (const item of v) {
+        if (typeof item === 'object' || typeof item === 'string') {
+          values.push(item);
+          depths.push(depth + 1);
+        }
       }
-    } else if (Array.isArray(v)) {
-      for (const item of v) if (typeof item === 'object' || typeof item === 'string') stack.push(item);
     } else if (isRecord(v)) {
       for (const key of Object.keys(v)) {
-        if (isOversized(key)) {
-          hit = true;
-          break;
-        }
+        if (!oversized && isOversized(key)) oversized = true;
         const item = v[key];
-        if (typeof item === 'object' || typeof item === 'string') stack.push(item);
+        if (typeof item === 'object' || typeof item === 'string') {
+          values.push(item);
+          depths.push(depth + 1);
+        }
       }
-      if (hit) break;
     }
   }
-  return hit ? locateOversized(value, '') : undefined;
+  return oversized ? 'oversized' : undefined;
 }
 
-function locateOversized(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return isOversized(value) ? path || '$' : undefined;
+/**
+ * Finds the first string (value or key) of 1 MiB or more in a parsed JSON value, iteratively (no
+ * recursion limit on hostile nesting) and in one linear pass; the path is only built on the rare hit.
+ * Returns the field path, or undefined when every string is small enough (or the value nests deeper than
+ * {@link MAX_DEPTH}, which {@link rejectOversized} reports first).
+ */
+export function findOversizedString(value: unknown): string | undefined {
+  return scan(value) === 'oversized' ? locate(value, '', 0, 'oversized') : undefined;
+}
+
+/**
+ * The path of the first hit in document order. Only called after `scan` found one; recursion is bounded
+ * by MAX_DEPTH + 1 levels, so it is safe on any input.
+ */
+function locate(value: unknown, path: string, depth: number, what: 'oversized' | 'deep'): string | undefined {
+  if (typeof value === 'string') return what === 'oversized' && isOversized(value) ? path || '$' : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (what === 'deep' && depth > MAX_DEPTH) return path || '$';
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = locateOversized(value[i], `${path}[${i}]`);
+      const found = locate(value[i], `${path}[${i}]`, depth + 1, what);
       if (found) return found;
     }
   } else if (isRecord(value)) {
     for (const key of Object.keys(value)) {
-      if (isOversized(key)) return joinPath(path, '<key>');
-      const found = locateOversized(value[key], joinPath(path, key));
+      if (what === 'oversized' && isOversized(key)) return joinPath(path, '<key>');
+      const found = locate(value[key], joinPath(path, key), depth + 1, what);
       if (found) return found;
     }
   }
   return undefined;
 }
 
-/** Rejects the unit when any string inside it is 1 MiB or larger. */
+/**
+ * Rejects the unit when it nests deeper than {@link MAX_DEPTH} levels (naming the first too-deep field)
+ * or when any string inside it is 1 MiB or larger.
+ */
 export function rejectOversized(value: unknown, prefix: string): void {
-  const at = findOversizedString(value);
-  if (at !== undefined) reject(joinPath(prefix, at === '$' ? '' : at) || '$', 'string field of 1 MB or more');
+  const hit = scan(value);
+  if (!hit) return;
+  const at = locate(value, '', 0, hit) ?? '$';
+  const path = joinPath(prefix, at === '$' ? '' : at) || '$';
+  if (hit === 'deep') reject(path, `value nested more than ${MAX_DEPTH} levels deep`);
+  reject(path, 'string field of 1 MB or more');
 }
 
 const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -276,6 +316,18 @@ export function ocsfOf(
     severity_id: SEVERITY_ID[severity],
     status_id: muted ? 3 : status === 'resolved' ? 4 : 1,
   };
+}
+
+/**
+ * A short, safe rendering of a vendor value for a rejection reason: strings quoted and clipped, other
+ * scalars as JSON, containers by kind. Never throws and never echoes a large value (`String(value)` on a
+ * parsed `{"toString": 1}` throws, and JSON.stringify of hostile nesting overflows the stack).
+ */
+export function preview(value: unknown, max = 80): string {
+  if (typeof value === 'string') return JSON.stringify(clip(value, max));
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return value === undefined ? 'nothing' : 'an object';
 }
 
 /** Clips free text to the model's limit: titles and descriptions are data, never a reason to reject. */

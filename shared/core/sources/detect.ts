@@ -7,7 +7,7 @@
  * @see ../../../../shared/reference/finding-formats.md §1
  */
 import type { Rejected, Source } from '../model/finding.js';
-import { isRecord, joinPath, MAX_STRING_BYTES, rejected, str } from './common.js';
+import { isRecord, joinPath, MAX_STRING_BYTES, preview, rejected, str } from './common.js';
 import { isPascalGuardDuty } from './guardduty.js';
 
 /** The payload formats the source modules map. */
@@ -165,7 +165,7 @@ function detectCloudEvent(event: Record<string, unknown>, path: string, sink: Si
       sink,
       'unknown',
       joinPath(path, 'specversion'),
-      `unsupported CloudEvents version ${JSON.stringify(event.specversion)}`,
+      `unsupported CloudEvents version ${preview(event.specversion)}`,
     );
   if (event.type === PUBSUB_PUBLISHED) {
     const data = isRecord(event.data) ? event.data : undefined;
@@ -210,7 +210,7 @@ function detectEventBridge(event: Record<string, unknown>, path: string, sink: S
         sink,
         'guardduty',
         joinPath(path, 'detail-type'),
-        `unsupported GuardDuty event "${String(detailType).slice(0, 80)}"`,
+        `unsupported GuardDuty event ${preview(detailType)}`,
       );
     return emit(sink, 'guardduty', detailPath, event.detail);
   }
@@ -222,7 +222,7 @@ function detectEventBridge(event: Record<string, unknown>, path: string, sink: S
         sink,
         'securityhub',
         joinPath(path, 'detail-type'),
-        `unsupported Security Hub event "${String(detailType).slice(0, 80)}"`,
+        `unsupported Security Hub event ${preview(detailType)}`,
       );
     const detail = isRecord(event.detail) ? event.detail : undefined;
     const findings = detail?.findings;
@@ -242,7 +242,7 @@ function detectEventBridge(event: Record<string, unknown>, path: string, sink: S
     sink,
     'unknown',
     joinPath(path, 'source'),
-    `unknown source: EventBridge source "${String(source).slice(0, 80)}" is not aws.guardduty or aws.securityhub`,
+    `unknown source: EventBridge source ${preview(source)} is not aws.guardduty or aws.securityhub`,
   );
 }
 
