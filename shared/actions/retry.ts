@@ -151,6 +151,9 @@ export async function withRetry<R>(what: string, fn: () => Promise<R>, options: 
   }
 }
 
+/** Error names that say which class was thrown, not what the service answered. */
+const GENERIC_NAMES = new Set(['Error', 'RestError']);
+
 /**
  * The SDK's own error name/code behind a (classified) error, to tell one "not found" from another:
  * `NoSuchPublicAccessBlockConfiguration` is a state (no block configured), `NoSuchBucket` is a gone resource.
@@ -158,7 +161,8 @@ export async function withRetry<R>(what: string, fn: () => Promise<R>, options: 
 export function sdkErrorCode(e: unknown): string | undefined {
   const inner = e instanceof AdapterError ? e.cause : e;
   for (const n of [field(inner, 'name'), field(inner, 'Code'), field(inner, 'code')]) {
-    if (typeof n === 'string' && n !== 'Error') return n;
+    // Azure's RestError keeps the class name in `name` and the service's code (`ResourceNotFound`) in `code`.
+    if (typeof n === 'string' && !GENERIC_NAMES.has(n)) return n;
   }
   return undefined;
 }
