@@ -50,7 +50,8 @@ describe('evidence stage', () => {
   });
 
   it('records plan, apply with request ids and rollback steps from remediation events', async () => {
-    // Prepare
+    // Prepare: the plan waited for approval (approveCase writes approvedBy before the apply).
+    await putCase(store, makeCase({ remediation: { approvedBy: 'web-lead@acme.example' } }));
     const plan = {
       steps: [
         {
@@ -233,6 +234,33 @@ describe('evidence stage', () => {
       ['reopen', 'reopened'],
     ]);
     expect(rs[1]?.actor).toEqual({ kind: 'function', id: 'closeloop:exceptions' });
+  });
+
+  it('records the plan of an automatic apply before the apply when no approval recorded it', async () => {
+    // Prepare
+    const plan = {
+      steps: [{ say: 'turn on BPA', call: { api: 's3:PutPublicAccessBlock', permission: 'p', input: {} } }],
+    };
+    const applied: PipelineEvent = {
+      id: 'auto-1',
+      type: 'case.remediation',
+      caseKey: CASE_KEY,
+      at,
+      state: 'applied',
+      actor: 'closeloop',
+      detail: { plan, requestIds: ['REQ-9'] },
+    };
+    // Act
+    await stage().handle(applied);
+    await stage().handle(applied);
+    // Assess
+    const rs = await records();
+    expect(rs.map((r) => [r.step, r.verdict])).toEqual([
+      ['plan', 'planned'],
+      ['apply', 'applied'],
+    ]);
+    expect(rs[0]?.calls).toEqual([{ api: 's3:PutPublicAccessBlock', requestId: null, outcome: 'planned' }]);
+    expect(rs[1]?.calls).toEqual([{ api: 's3:PutPublicAccessBlock', requestId: 'REQ-9', outcome: 'made' }]);
   });
 
   it('names rollback calls after the action when the rollback has no plan of its own', async () => {

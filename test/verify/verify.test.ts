@@ -133,19 +133,20 @@ describe('verify stage', () => {
     });
     expect(upstream.calls).toEqual([makeFinding().key]);
     const rs = await records();
-    // The apply that caused the check is recorded first, whatever the order of the stages on the bus.
-    expect(rs.map((r) => r.step)).toEqual(['apply', 'upstream', 'verify']);
-    expect(rs[1]?.calls).toEqual([{ api: 'guardduty:ArchiveFindings', requestId: 'req-up-1', outcome: 'updated' }]);
-    expect(rs[2]).toMatchObject({ verdict: 'verified', before: { public: true }, after: { public: false } });
+    // The automatic apply that caused the check (its plan, then the apply) is recorded first, whatever
+    // the order of the stages on the bus.
+    expect(rs.map((r) => r.step)).toEqual(['plan', 'apply', 'upstream', 'verify']);
+    expect(rs[2]?.calls).toEqual([{ api: 'guardduty:ArchiveFindings', requestId: 'req-up-1', outcome: 'updated' }]);
+    expect(rs[3]).toMatchObject({ verdict: 'verified', before: { public: true }, after: { public: false } });
     expect(events).toEqual([
       expect.objectContaining({
         type: 'case.verified',
         verdict: 'verified',
-        detail: expect.objectContaining({ evidenceHash: rs[2]?.hash }),
+        detail: expect.objectContaining({ evidenceHash: rs[3]?.hash }),
       }),
     ]);
-    expect(String(events[0]?.detail?.evidenceSummary)).toContain(`Evidence record ${rs[2]?.hash}`);
-    expect(c.evidenceHead).toBe(rs[2]?.hash);
+    expect(String(events[0]?.detail?.evidenceSummary)).toContain(`Evidence record ${rs[3]?.hash}`);
+    expect(c.evidenceHead).toBe(rs[3]?.hash);
   });
 
   it('retries with backoff and verifies when the change propagates on the third re-read', async () => {

@@ -100,6 +100,12 @@ export interface KeyedDraft {
  */
 export function draftsFor(event: PipelineEvent, c: Case | undefined): KeyedDraft[] {
   const out: KeyedDraft[] = [];
+  if (event.type === 'case.remediation' && event.state === 'applied' && !c?.remediation.approvedBy) {
+    // An automatic apply plans and applies in one go: the plan gets its own record first, as it would
+    // have had when waiting for approval (an approved plan was recorded then, so it is not repeated).
+    const planned = draftFor({ ...event, state: 'planned' }, c);
+    if (planned) out.push({ draft: { ...planned, verdict: 'planned' }, key: `${event.id}:plan` });
+  }
   const main = draftFor(event, c);
   if (main) {
     const key = main.step === 'exception' ? exceptionKeyOf(main) : `${event.id}:${main.step}`;

@@ -291,7 +291,19 @@ export function resolutionComment(c: Case, detail: Record<string, unknown> | und
   );
 }
 
-export const reopenComment = (reason: string): AdfDoc => doc(p(strong('Reopened: '), oneLine(reason) || '-'));
+/**
+ * Why the ticket is open again; when verification found it (a regression, a closure that does not hold),
+ * the evidence it rests on: the verifier's summary and the record hash `closeloop evidence show` finds.
+ */
+export function reopenComment(reason: string, detail?: Record<string, unknown>): AdfDoc {
+  const hash = typeof detail?.evidenceHash === 'string' ? detail.evidenceHash : undefined;
+  const summary = typeof detail?.evidenceSummary === 'string' ? detail.evidenceSummary : undefined;
+  const evidence = [
+    ...(summary ? [row('Evidence', oneLine(summary))] : []),
+    ...(hash ? [row('Evidence record hash', code(hash))] : []),
+  ];
+  return doc(p(strong('Reopened: '), oneLine(reason) || '-'), ...(evidence.length ? [ul(evidence)] : []));
+}
 
 export const exceptionComment = (x: ExceptionRef): AdfDoc =>
   doc(

@@ -76,7 +76,7 @@ export function createTicketStage(deps: TicketDeps): Stage {
           await onVerified(ctx, c, event.verdict, event.detail, event.id);
           break;
         case 'case.reopened':
-          await reopen(ctx, c, event.reason, event.actor.startsWith('jira:'), `event|${event.id}`);
+          await reopen(ctx, c, event.reason, event.actor.startsWith('jira:'), `event|${event.id}`, event.detail);
           break;
         case 'case.exception':
           if (event.active && c.exception) await acceptRisk(ctx, c, c.exception.id);
@@ -166,13 +166,21 @@ async function onVerified(
   }
   const reason = `verification ${verdict}: ${c.verification?.reason ?? 'see the evidence record'}`;
   if (verdict === 'failed' && c.ticket?.status === 'done') {
-    await reopen(ctx, c, reason, false, `event|${eventId}`);
+    await reopen(ctx, c, reason, false, `event|${eventId}`, detail);
     return;
   }
-  await enqueueAndSend(ctx, [comment(c, reopenComment(reason))], `event|${eventId}`);
+  await enqueueAndSend(ctx, [comment(c, reopenComment(reason, detail))], `event|${eventId}`);
 }
 
-async function reopen(ctx: TicketContext, c: Case, reason: string, byJira: boolean, onceKey: string): Promise<void> {
+async function reopen(
+  ctx: TicketContext,
+  c: Case,
+  reason: string,
+  byJira: boolean,
+  onceKey: string,
+  /** The event's detail: the verifier's evidence summary and record hash, when it found the reason. */
+  evidence?: Record<string, unknown>,
+): Promise<void> {
   if (!c.ticket) {
     // Never ticketed (suppressed until now): the case needs its ticket.
     if (wantsTicket(c)) await enqueueCreate(ctx, c.key, true);
@@ -183,7 +191,7 @@ async function reopen(ctx: TicketContext, c: Case, reason: string, byJira: boole
   if (byJira) return;
   await enqueueAndSend(
     ctx,
-    [{ op: 'transition', caseKey: c.key, target: 'reopen', body: reopenComment(reason) }],
+    [{ op: 'transition', caseKey: c.key, target: 'reopen', body: reopenComment(reason, evidence) }],
     onceKey,
   );
 }
