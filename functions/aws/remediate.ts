@@ -1,29 +1,62 @@
-/** Remediation: plans, gates and applies the case's action with the function's own IAM role. */
+/**
+ * Remediation: plans, gates and applies the case's action with the function's own IAM role. Azure and
+ * GCP actions are handed to their spokes (`Remediation Requested` on the hub bus → API destination) and
+ * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here.
+ */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { getAction } from '../../shared/actions/registry.js';
+import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
+import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
-import { createRemediationStage } from '../../shared/core/remediation/stage.js';
+import {
+  createRemediationStage,
+  type RemediationDeps,
+  recordRemoteResult,
+} from '../../shared/core/remediation/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
-import { stageFunction } from './middleware/stage-function.js';
+import { MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-remediate' }) });
+const remote = eventBridgeRemoteExecutor(ports.clients.eventbridge, ports.env.CLOSELOOP_BUS);
 
-export const handler = stageFunction(ports, 'remediate', async (p) => {
-  const config = await p.config();
-  const repo = exceptionsRepo(p.store, p.clock);
-  return [
-    createRemediationStage({
-      store: p.store,
+let deps: Promise<RemediationDeps> | undefined;
+const load = () => {
+  deps ??= (async (): Promise<RemediationDeps> => {
+    const config = await ports.config();
+    const repo = exceptionsRepo(ports.store, ports.clock);
+    return {
+      store: ports.store,
       actions: { get: getAction },
-      ctx: awsActionContext(p),
-      clock: p.clock,
-      log: p.log,
+      ctx: awsActionContext(ports),
+      clock: ports.clock,
+      log: ports.log,
       policy: config.policy.apply,
       // Whether a decided mode applies is policy (apply section); the deployment itself may act.
-      apply: p.env.CLOSELOOP_APPLY,
-      actor: `closeloop@aws-hub-${p.env.CLOSELOOP_STAGE}`,
+      apply: ports.env.CLOSELOOP_APPLY,
+      actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,
       exceptions: async () => [...config.exceptions, ...(await repo.list())],
-    }),
-  ];
+      remote,
+    };
+  })().catch((e: unknown) => {
+    deps = undefined; // a failed build (config) is retried on the next record
+    throw e;
+  });
+  return deps;
+};
+
+export const handler = sqsFunction(ports, 'remediate', async (record, metrics) => {
+  const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+  if (message?.kind === 'result') {
+    await ports.bus.publish(await recordRemoteResult(await load(), message.result));
+    metrics.addMetric('remediate.remote-result', MetricUnit.Count, 1);
+    return;
+  }
+  // A hand-over the API destination could not deliver, redriven from the dead-letter queue: send it again.
+  if (message?.kind === 'request') return remote.dispatch(message.request);
+  const stage = createRemediationStage(await load());
+  const event = pipelineEventFromSqs(record);
+  if (!stage.handles.includes(event.type)) return;
+  await ports.bus.publish(await stage.handle(event));
+  metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
 });

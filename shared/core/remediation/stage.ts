@@ -29,6 +29,7 @@ import {
   skipTagGate,
 } from './gates.js';
 import type { ApplyPolicy } from './policy.js';
+import type { RemoteExecutor, RemoteResult } from './remote.js';
 
 const CASES = 'cases';
 const FINDINGS = 'findings';
@@ -51,6 +52,12 @@ export interface RemediationDeps {
   exceptions?: () => Promise<RiskException[]>;
   /** Live tags for the skip-tag re-check; omitted: decide's skip-tag gate stands. */
   tags?: OwnerLookup;
+  /**
+   * Where actions of other providers run (the AWS hub hands Azure/GCP actions to their spokes). For those
+   * the hub plans from the finding only, gates and claims as usual, then dispatches instead of applying;
+   * the spoke's answer is recorded by {@link recordRemoteResult}. Omitted: every action runs here.
+   */
+  remote?: RemoteExecutor;
 }
 
 type Outcome = { events: PipelineEvent[]; state: RemediationState | 'unchanged' };
@@ -157,11 +164,16 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return settle(deps, c, 'blocked', `the finding does not name what ${action.id} needs (no target)`, {}, actor);
   }
   const approved = r.approvedBy !== undefined;
+  const remote = deps.remote?.runs(action.provider) ? deps.remote : undefined;
 
   // 1. Plan: a live re-read; without a cloud context, a dry-run description from the finding only.
   let plan: Plan<unknown, unknown>;
   const approvedPlan = storedPlan ? asPlan(r) : undefined;
-  if (!deps.ctx) {
+  if (remote) {
+    // The live state is read by the spoke, under its own identity, right before it applies.
+    const summary = `${action.provider} spoke reads the live state and runs ${action.id} (${action.title}) on ${canonicalJson(target)}`;
+    plan = { target, before: undefined, steps: [], summary, noop: false };
+  } else if (!deps.ctx) {
     const summary = `dry-run: live state not read; would run ${action.id} (${action.title}) on ${canonicalJson(target)}`;
     plan = { target, before: undefined, steps: [], summary, noop: false };
   } else if (approvedPlan && approvedPlan.before !== undefined) {
@@ -191,8 +203,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (stop) return settle(deps, c, 'blocked', stop.reason, { ...planned, applyGates: gates }, actor);
   const ask = gates.find((g) => g.outcome === 'approval');
   if (ask) return settle(deps, c, 'awaiting-approval', ask.reason, { ...planned, applyGates: gates }, actor);
-  if (!deps.apply || !deps.ctx) {
-    const why = deps.ctx ? 'dry-run: plan recorded, nothing applied (use --apply)' : plan.summary;
+  if (!deps.apply || (!deps.ctx && !remote)) {
+    const why = deps.ctx || remote ? 'dry-run: plan recorded, nothing applied (use --apply)' : plan.summary;
     return settle(deps, c, approved ? 'approved' : 'planned', why, { ...planned, applyGates: gates }, actor);
   }
 
@@ -211,6 +223,9 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   const budget = await reserveBudget(deps.store, claimed, deps.policy, now);
   const allGates = [...gates, breaker, budget.gate];
   if (!budget.ok) return settle(deps, claimed, 'held', budget.gate.reason, { applyGates: allGates }, actor);
+  if (remote) return dispatchRemote(deps, remote, claimed, action, target, token, allGates, actor);
+  // Without a context only a remote executor gets this far (the dry-run check above); this narrows the type.
+  if (!deps.ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor);
 
   // 4. Apply: the action re-reads and refuses if the state moved since the plan.
   try {
@@ -241,6 +256,135 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
     return settle(deps, c, 'failed', reason, { applyGates: allGates, error: errorMessage(e) }, actor);
   }
+}
+
+/** The action's policy settings (`apply.actions.<id>`) when they are an object, to send along with a request. */
+function settingsOf(deps: RemediationDeps, id: string): Record<string, unknown> | undefined {
+  const entry: unknown = deps.ctx?.settings?.[id];
+  return typeof entry === 'object' && entry !== null && !Array.isArray(entry) ? { ...entry } : undefined;
+}
+
+/**
+ * Hands the claimed apply to the spoke that runs the action. The case stays `applying` under the claim's
+ * token until the spoke's result comes back ({@link recordRemoteResult}); a failed hand-over fails the case.
+ */
+async function dispatchRemote(
+  deps: RemediationDeps,
+  remote: RemoteExecutor,
+  c: Case,
+  action: Action,
+  target: unknown,
+  token: string,
+  gates: GateResult[],
+  actor: string,
+): Promise<Outcome> {
+  const requestId = `rq-${shortHash(`${c.key}|${token}`)}`;
+  try {
+    await remote.dispatch({
+      requestId,
+      caseKey: c.key,
+      provider: action.provider,
+      action: action.id,
+      op: 'apply',
+      target,
+      applyToken: token,
+      ...(settingsOf(deps, action.id) ? { settings: settingsOf(deps, action.id) } : {}),
+      ...(c.remediation.approvedBy ? { approvedBy: c.remediation.approvedBy } : {}),
+      actor,
+    });
+  } catch (e) {
+    const reason = `hand-over of ${action.id} to the ${action.provider} spoke failed: ${errorMessage(e)}`;
+    return settle(deps, c, 'failed', reason, { applyGates: gates, error: errorMessage(e) }, actor);
+  }
+  const reason = `dispatched ${action.id} to the ${action.provider} spoke (${requestId})`;
+  const next = await writeRemediation(deps, c.key, { stateReason: reason }, (f) => f.remediation.applyToken === token);
+  const detail = { reason, requestId, spoke: action.provider, gates };
+  return { events: next ? [event(deps, next, 'dispatched', actor, detail)] : [], state: 'applying' };
+}
+
+/** Case state for each apply outcome a spoke reports. */
+const REMOTE_STATE: Partial<Record<RemoteResult['outcome'], RemediationState>> = {
+  applied: 'applied',
+  noop: 'noop',
+  planned: 'planned',
+  'awaiting-approval': 'awaiting-approval',
+  blocked: 'blocked',
+  failed: 'failed',
+};
+
+/**
+ * Records a spoke's answer on the case. An apply result counts only while the case still holds the
+ * claim it was dispatched under (state `applying`, same token): a duplicate or late answer changes
+ * nothing. A rollback result counts on an applied (or failed) case. Verify results are not recorded here.
+ *
+ * @example const events = await recordRemoteResult(deps, RemoteResultSchema.parse(detail));
+ */
+export async function recordRemoteResult(deps: RemediationDeps, result: RemoteResult): Promise<PipelineEvent[]> {
+  const at = deps.clock.now().toISOString();
+  const detail = {
+    reason: result.reason,
+    requestId: result.requestId,
+    spoke: result.provider,
+    requestIds: result.requestIds,
+    ...(result.plan ? { plan: result.plan } : {}),
+    ...(result.before !== undefined ? { before: result.before } : {}),
+    ...(result.observed !== undefined ? { after: result.observed } : {}),
+    ...(result.error ? { error: result.error } : {}),
+  };
+  if (result.op === 'rollback') {
+    if (result.outcome !== 'rolled-back') {
+      deps.log.warn('remote rollback did not complete', { caseKey: result.caseKey, reason: result.reason });
+      return [];
+    }
+    const next = await writeRemediation(
+      deps,
+      result.caseKey,
+      {
+        state: 'rolled-back',
+        rolledBackBy: result.actor,
+        rolledBackAt: at,
+        stateReason: result.reason,
+        requestIds: result.requestIds,
+      },
+      (f) => f.remediation.state === 'applied' || f.remediation.state === 'failed',
+      result.reason,
+    );
+    return next ? [event(deps, next, 'rolled-back', result.actor, detail, result.requestId)] : [];
+  }
+  const state = result.op === 'apply' ? REMOTE_STATE[result.outcome] : undefined;
+  if (!state || !result.applyToken) return [];
+  const patch: Partial<CaseRemediation> = {
+    state,
+    stateReason: result.reason,
+    requestIds: result.requestIds,
+    ...(result.target !== undefined ? { target: result.target } : {}),
+    ...(result.plan ? { plan: result.plan } : {}),
+    ...(result.before !== undefined ? { before: result.before } : {}),
+    ...(result.error ? { error: result.error } : {}),
+    ...(state === 'applied' ? { appliedAt: at } : {}),
+  };
+  const token = result.applyToken;
+  const next = await writeRemediation(
+    deps,
+    result.caseKey,
+    patch,
+    (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
+    result.reason,
+  );
+  if (!next) return [];
+  const events: PipelineEvent[] = [event(deps, next, state, result.actor, detail)];
+  if (state === 'applied') {
+    await deps.store.delete(HELD_COLLECTION, next.key);
+    events.push({
+      id: `verify-${shortHash(`${next.key}|${token}`)}`,
+      type: 'case.verify-requested',
+      caseKey: next.key,
+      at,
+      trigger: 'apply',
+      actor: result.actor,
+    });
+  }
+  return events;
 }
 
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {
@@ -317,8 +461,24 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   if (c.remediation.state !== 'applied' && c.remediation.state !== 'failed') {
     throw new UsageError(`case ${caseKey} is ${c.remediation.state}: only an applied (or failed) fix rolls back`);
   }
-  if (!deps.ctx) throw new UsageError('rollback needs cloud access (no client context in this run)');
   const target = action.target.parse(c.remediation.target);
+  if (deps.remote?.runs(action.provider)) {
+    // The spoke restores it under its own identity; its result is recorded by recordRemoteResult.
+    const requestId = `rq-${shortHash(`${caseKey}|rollback|${deps.clock.now().toISOString()}`)}`;
+    await deps.remote.dispatch({
+      requestId,
+      caseKey,
+      provider: action.provider,
+      action: action.id,
+      op: 'rollback',
+      target,
+      before: c.remediation.before,
+      actor,
+    });
+    const detail = { requestId, spoke: action.provider, reason: `rollback requested by ${actor}` };
+    return { requestIds: [], events: [event(deps, c, 'rollback-dispatched', actor, detail, requestId)] };
+  }
+  if (!deps.ctx) throw new UsageError('rollback needs cloud access (no client context in this run)');
   const before = action.beforeSchema.parse(c.remediation.before);
   const result = await action.rollback({ target, before }, deps.ctx);
   const at = deps.clock.now().toISOString();

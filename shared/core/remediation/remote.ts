@@ -1,0 +1,186 @@
+/**
+ * Remote execution of an action: the AWS hub decides and gates, but an Azure or GCP action runs in its
+ * spoke, under the spoke's own identity (managed identity, service account). The hub hands the work over
+ * as a {@link RemoteRequest} (through its {@link RemoteExecutor}); the spoke runs it with
+ * {@link executeRemote} and sends a {@link RemoteResult} back, which the hub records on the case
+ * (`recordRemoteResult` in stage.ts) only while the case still holds the claim the request was made under.
+ */
+import { z } from 'zod';
+import type { Action, ActionContext } from '../../actions/define.js';
+import { errorMessage, isGone } from '../errors.js';
+import { PlanStepSchema } from '../model/case.js';
+import { ProviderSchema, TimestampSchema } from '../model/finding.js';
+import type { Clock } from '../ports.js';
+
+export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback']);
+export type RemoteOp = z.infer<typeof RemoteOpSchema>;
+
+/**
+ * What the hub asks a spoke to do.
+ * @example { "requestId": "rq-3f2a…", "caseKey": "azure|/subscriptions/…/storageaccounts/acme|…", "provider": "azure", "action": "azure.storage.disallow-public-access", "op": "apply", "target": { … }, "applyToken": "9c1e…", "actor": "closeloop@aws-hub-prod" }
+ */
+export const RemoteRequestSchema = z.object({
+  /** Unique per hand-over; a result names it, so the spoke's logs and the hub's evidence line up. */
+  requestId: z.string().min(1).max(128),
+  caseKey: z.string().min(1).max(2048),
+  provider: ProviderSchema,
+  action: z.string().min(1).max(128),
+  op: RemoteOpSchema,
+  /** The action's target as the hub selected it; the spoke parses it with the action's own schema. */
+  target: z.unknown(),
+  /** apply: the hub's claim; the result is recorded only while the case still holds this token. */
+  applyToken: z.string().min(1).max(128).optional(),
+  /** rollback: the before-state recorded at apply time. */
+  before: z.unknown().optional(),
+  /** The action's entry of policy.yaml `apply.actions` on the hub (the spoke has no config of its own). */
+  settings: z.record(z.string(), z.unknown()).optional(),
+  /** Set when a person approved: a resource-level approval the spoke's plan asks for is then satisfied. */
+  approvedBy: z.string().optional(),
+  actor: z.string().min(1),
+});
+export type RemoteRequest = z.infer<typeof RemoteRequestSchema>;
+
+export const RemoteOutcomeSchema = z.enum([
+  'applied',
+  'noop',
+  'planned', // the spoke is deployed in dry-run: planned only
+  'awaiting-approval', // the live plan asks for a person (e.g. a resource-level approval)
+  'blocked', // the target is unusable or the live state could not be read
+  'failed',
+  'verified',
+  'not-verified',
+  'rolled-back',
+]);
+export type RemoteOutcome = z.infer<typeof RemoteOutcomeSchema>;
+
+/**
+ * What the spoke reports back to the hub.
+ * @example { "requestId": "rq-3f2a…", "caseKey": "…", "provider": "azure", "action": "azure.storage.disallow-public-access", "op": "apply", "applyToken": "9c1e…", "outcome": "applied", "reason": "applied …", "requestIds": ["…"], "actor": "closeloop@azure-spoke", "at": "2026-01-01T00:00:00.000Z" }
+ */
+export const RemoteResultSchema = z.object({
+  requestId: z.string().min(1).max(128),
+  caseKey: z.string().min(1).max(2048),
+  provider: ProviderSchema,
+  action: z.string().min(1).max(128),
+  op: RemoteOpSchema,
+  applyToken: z.string().min(1).max(128).optional(),
+  outcome: RemoteOutcomeSchema,
+  reason: z.string(),
+  target: z.unknown().optional(),
+  plan: z.object({ steps: z.array(PlanStepSchema), summary: z.string(), noop: z.boolean() }).optional(),
+  before: z.unknown().optional(),
+  observed: z.unknown().optional(),
+  requestIds: z.array(z.string()).default([]),
+  error: z.string().optional(),
+  /** Who acted: the spoke's identity (`closeloop@azure-spoke`). */
+  actor: z.string().min(1),
+  at: TimestampSchema,
+});
+export type RemoteResult = z.infer<typeof RemoteResultSchema>;
+
+/**
+ * Where actions of some providers run instead of in this process (the AWS hub: Azure and GCP actions).
+ * `dispatch` resolves when the request is accepted for delivery, not when it ran.
+ */
+export interface RemoteExecutor {
+  runs(provider: string): boolean;
+  dispatch(request: RemoteRequest): Promise<void>;
+}
+
+export interface ExecuteRemoteDeps {
+  actions: { get(id: string): Action | undefined };
+  ctx: ActionContext;
+  clock: Clock;
+  /** false: the spoke plans but never changes anything (its own deployment switch, beside the hub's). */
+  apply: boolean;
+  /** The spoke's identity for the record (`closeloop@azure-spoke`). */
+  actor: string;
+}
+
+/**
+ * Runs one request under the spoke's identity: apply = plan (live re-read) → apply; verify; rollback.
+ * Never throws for the action's own failures: they are outcomes the hub records. Throws only when the
+ * request names an action of another provider (a misrouted request must not run anywhere).
+ *
+ * @example const result = await executeRemote(request, { actions: actionRegistry, ctx, clock, apply: true, actor: 'closeloop@gcp-spoke' });
+ */
+export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteDeps): Promise<RemoteResult> {
+  const base = {
+    requestId: request.requestId,
+    caseKey: request.caseKey,
+    provider: request.provider,
+    action: request.action,
+    op: request.op,
+    ...(request.applyToken ? { applyToken: request.applyToken } : {}),
+    actor: deps.actor,
+  };
+  const done = (outcome: RemoteOutcome, reason: string, extra: Partial<RemoteResult> = {}): RemoteResult => ({
+    ...base,
+    requestIds: [],
+    ...extra,
+    outcome,
+    reason,
+    at: deps.clock.now().toISOString(),
+  });
+  const action = deps.actions.get(request.action);
+  if (!action) return done('blocked', `action ${request.action} is not registered in this spoke`);
+  if (action.provider !== request.provider) {
+    throw new Error(
+      `request ${request.requestId}: ${action.id} is a ${action.provider} action, not ${request.provider}`,
+    );
+  }
+  const target = action.target.safeParse(request.target);
+  if (!target.success) return done('blocked', `target does not fit ${action.id}: ${z.prettifyError(target.error)}`);
+  const t = target.data;
+  // The hub's per-action settings travel with the request; nothing else of the hub's config is needed here.
+  const ctx: ActionContext = request.settings ? { ...deps.ctx, settings: { [action.id]: request.settings } } : deps.ctx;
+
+  if (request.op === 'verify') {
+    try {
+      const v = await action.verify(t, ctx);
+      return done(v.holds ? 'verified' : 'not-verified', v.reason, { target: t, observed: v.observed });
+    } catch (e) {
+      return done('failed', `verify of ${action.id} failed: ${errorMessage(e)}`, { target: t, error: errorMessage(e) });
+    }
+  }
+
+  if (request.op === 'rollback') {
+    const before = action.beforeSchema.safeParse(request.before);
+    if (!before.success) return done('blocked', `no usable before-state to restore for ${action.id}`, { target: t });
+    try {
+      const r = await action.rollback({ target: t, before: before.data }, ctx);
+      return done('rolled-back', `rolled back ${action.id}`, { target: t, requestIds: r.requestIds });
+    } catch (e) {
+      const error = errorMessage(e);
+      return done('failed', `rollback of ${action.id} failed: ${error}`, { target: t, error });
+    }
+  }
+
+  let plan: Awaited<ReturnType<typeof action.plan>>;
+  try {
+    plan = await action.plan(t, ctx);
+  } catch (e) {
+    const reason = `${isGone(e) ? 'resource gone' : 'live state could not be read'}: ${errorMessage(e)}`;
+    return done('blocked', reason, { target: t, error: errorMessage(e) });
+  }
+  const planned = {
+    target: t,
+    plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop },
+    before: plan.before,
+  };
+  if (plan.noop) return done('noop', plan.summary, planned);
+  if (plan.needsApproval && !request.approvedBy) return done('awaiting-approval', plan.needsApproval, planned);
+  if (!deps.apply) return done('planned', `dry-run spoke: plan recorded, nothing applied (${plan.summary})`, planned);
+  try {
+    const r = await action.apply(plan, ctx);
+    return done('applied', `applied ${action.id}: ${plan.summary}`, {
+      ...planned,
+      before: r.before,
+      requestIds: r.requestIds,
+      ...(r.after !== undefined ? { observed: r.after } : {}),
+    });
+  } catch (e) {
+    const error = errorMessage(e);
+    return done('failed', `apply of ${action.id} failed: ${error}`, { ...planned, error });
+  }
+}
