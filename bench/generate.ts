@@ -1,8 +1,11 @@
 /**
  * A realistic finding generator for the benchmark: all four sources in their documented shapes
  * (EventBridge GuardDuty / Security Hub, Defender alerts and assessments, SCC notifications as Pub/Sub
- * push bodies), ~20% repeats of an earlier finding, ~5% resolutions, tags on ~60% of AWS resources
- * and ~1% bad inputs (truncated JSON). Deterministic for a given seed.
+ * push bodies), ~20% repeats of an earlier finding, ~5% resolutions, tags on ~60% of resources and ~1%
+ * bad inputs (truncated JSON). Deterministic for a given seed.
+ *
+ * Tags: only the AWS shapes carry resource tags (Defender and SCC notifications never do, finding-formats
+ * §1 table), and AWS is 70% of the new findings, so 6 of 7 AWS resources are tagged: ~60% of all resources.
  */
 
 /** Mulberry32: small, fast, seedable. */
@@ -30,6 +33,40 @@ export interface GeneratedInput {
   /** How many findings the input should yield when valid (0 for a bad input). */
   findings: number;
   bad: boolean;
+  /** Which source shape the input renders (bad inputs are truncated GuardDuty events). */
+  kind: 'gd' | 'sh' | 'def' | 'scc';
+  /** A later sighting of an earlier finding (count + 1). */
+  repeat: boolean;
+  /** An earlier finding resolved at the source (archived, PASSED, Healthy, INACTIVE). */
+  resolution: boolean;
+  /** The resource carries tags in the event. */
+  tagged: boolean;
+}
+
+/** The generated mix, as fractions of all inputs (tags: of distinct resources). */
+export interface GeneratedMix {
+  inputs: number;
+  sources: Record<GeneratedInput['kind'], number>;
+  repeats: number;
+  resolutions: number;
+  taggedResources: number;
+  bad: number;
+}
+
+/** Measures the mix a generated stream really has (the bench prints it beside its figures). */
+export function mixOf(inputs: readonly GeneratedInput[]): GeneratedMix {
+  const frac = (n: number, of: number) => Math.round((n / Math.max(1, of)) * 1000) / 1000;
+  const good = inputs.filter((i) => !i.bad);
+  const fresh = good.filter((i) => !i.repeat && !i.resolution);
+  const count = (k: GeneratedInput['kind']) => frac(good.filter((i) => i.kind === k).length, good.length);
+  return {
+    inputs: inputs.length,
+    sources: { gd: count('gd'), sh: count('sh'), def: count('def'), scc: count('scc') },
+    repeats: frac(good.filter((i) => i.repeat).length, inputs.length),
+    resolutions: frac(good.filter((i) => i.resolution).length, inputs.length),
+    taggedResources: frac(fresh.filter((i) => i.tagged).length, fresh.length),
+    bad: frac(inputs.length - good.length, inputs.length),
+  };
 }
 
 interface Base {
@@ -48,14 +85,26 @@ export function generate(total: number, seed = 42): GeneratedInput[] {
     const roll = r();
     if (roll < 0.01) {
       const text = render({ kind: 'gd', n: i, count: 1, resolved: false }, r, t0 + i * 1000);
-      out.push({ text: text.slice(0, Math.floor(text.length / 2)), findings: 0, bad: true });
+      out.push({
+        text: text.slice(0, Math.floor(text.length / 2)),
+        findings: 0,
+        bad: true,
+        kind: 'gd',
+        repeat: false,
+        resolution: false,
+        tagged: false,
+      });
       continue;
     }
     let base: Base;
+    let repeat = false;
+    let resolution = false;
     if (roll < 0.21 && seen.length > 0) {
+      repeat = true;
       const prev = seen[Math.floor(r() * seen.length)] as Base;
       base = { ...prev, count: prev.count + 1, resolved: false };
     } else if (roll < 0.26 && seen.length > 0) {
+      resolution = true;
       const prev = seen[Math.floor(r() * seen.length)] as Base;
       base = { ...prev, count: prev.count, resolved: true };
     } else {
@@ -63,15 +112,26 @@ export function generate(total: number, seed = 42): GeneratedInput[] {
       base = { kind: k < 0.4 ? 'gd' : k < 0.7 ? 'sh' : k < 0.85 ? 'def' : 'scc', n: i, count: 1, resolved: false };
       seen.push(base);
     }
-    out.push({ text: render(base, r, t0 + i * 1000), findings: 1, bad: false });
+    out.push({
+      text: render(base, r, t0 + i * 1000),
+      findings: 1,
+      bad: false,
+      kind: base.kind,
+      repeat,
+      resolution,
+      tagged: isTagged(base),
+    });
   }
   return out;
 }
 
+/** 6 of 7 AWS resources; Defender and SCC shapes carry no tags (see the header). */
+const isTagged = (b: Base): boolean => (b.kind === 'gd' || b.kind === 'sh') && b.n % 7 < 6;
+
 function render(b: Base, r: () => number, at: number): string {
   const when = new Date(at).toISOString();
   const account = ACCOUNTS[b.n % ACCOUNTS.length] as string;
-  const tagged = b.n % 5 < 3; // ~60%
+  const tagged = isTagged(b);
   const env = b.n % 2 === 0 ? 'prod' : 'dev';
   switch (b.kind) {
     case 'gd': {

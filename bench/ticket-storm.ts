@@ -189,6 +189,26 @@ export async function ticketStormBench(
   }
 }
 
+/** The bench harness's hook (bench/run.ts): figures and table rows. */
+export async function benchRows(
+  quick: boolean,
+): Promise<{ results: Record<string, unknown>; rows: Array<[string, string, string]> }> {
+  const r = await ticketStormBench({ findings: quick ? 2_000 : 10_000 });
+  return {
+    results: {
+      jiraCallsPerCase: r.jiraCallsPerCase,
+      duplicateTickets: r.duplicateTickets,
+      ticketStormWallMs: r.wallMs,
+      ticketStormCases: r.cases,
+      ticketStormJiraCalls: r.calls,
+    },
+    rows: [
+      ['ticket storm: Jira calls per case', r.jiraCallsPerCase.toFixed(3), `${r.calls} calls, ${r.cases} cases`],
+      ['ticket storm: duplicate tickets', String(r.duplicateTickets), `wall ${(r.wallMs / 1000).toFixed(1)} s`],
+    ],
+  };
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const findings = process.argv[2] ? Number(process.argv[2]) : undefined;
   ticketStormBench(findings ? { findings } : {}).then(

@@ -30,6 +30,8 @@ export function bundleStats(opts?: {
   root: string;
   runs?: number;
   rebuild?: boolean;
-}): Promise<Array<{ function: string; bytes: number; loadMs: number }>>;
+}): Promise<Array<{ function: string; bytes: number; loadMs: number | null; error?: string }>>;
+/** Median wall time of a fresh `node -e ''` (the floor under every loadMs). */
+export function nodeStartMs(runs?: number): number;
 export const zodEnglishOnly: unknown;
 export const otherCloudsStubbed: unknown;

@@ -388,8 +388,16 @@ function loadOnce(file) {
     },
   );
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (run.status !== 0)
-    throw new Error(`loading ${file} failed: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (run.status !== 0) {
+    // Minified bundles print whole source lines in a stack: keep the error lines, each clipped.
+    const lines = run.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => /^(\w*Error\b|Error \[|\s+at )/.test(l))
+      .slice(0, 2)
+      .map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
+    throw new Error(`loading ${file} failed: ${lines.join(' | ')}`);
+  }
   return ms;
 }
 
@@ -401,21 +409,39 @@ const median = (xs) => {
 
 /**
  * For the bench: each function's bundle size and module-load time (median of `runs` fresh processes,
- * raw wall time including node's own start-up). Bundles first when they are missing.
- * @returns {Promise<Array<{ function: string, bytes: number, loadMs: number }>>}
+ * raw wall time including node's own start-up, also given alone as `nodeMs`). Bundles first when they are
+ * missing. A function that fails to bundle or load is listed with `loadMs: null` and its `error`, so one
+ * broken function never hides the others' figures.
+ * @returns {Promise<Array<{ function: string, bytes: number, loadMs: number | null, error?: string }>>}
  */
 export async function bundleStats({ root, runs = 20, rebuild = false } = {}) {
   const fns = functionEntries(root);
-  if (rebuild || fns.some((fn) => !existsSync(bundlePath(root, fn)))) await bundleFunctions({ root });
+  let buildError;
+  if (rebuild || fns.some((fn) => !existsSync(bundlePath(root, fn))))
+    await bundleFunctions({ root }).catch((e) => {
+      buildError = e.message;
+    });
   return fns.map((fn) => {
     const file = bundlePath(root, fn);
-    const times = Array.from({ length: runs }, () => loadOnce(file));
-    return {
-      function: `${fn.cloud}/${fn.name}`,
-      bytes: statSync(file).size,
-      loadMs: Math.round(median(times) * 10) / 10,
-    };
+    const name = `${fn.cloud}/${fn.name}`;
+    if (!existsSync(file)) return { function: name, bytes: 0, loadMs: null, error: buildError ?? 'not bundled' };
+    try {
+      const times = Array.from({ length: runs }, () => loadOnce(file));
+      return { function: name, bytes: statSync(file).size, loadMs: Math.round(median(times) * 10) / 10 };
+    } catch (e) {
+      return { function: name, bytes: statSync(file).size, loadMs: null, error: e.message };
+    }
   });
+}
+
+/** Median wall time of a fresh `node` doing nothing: the floor under every `loadMs`. */
+export function nodeStartMs(runs = 10) {
+  const times = Array.from({ length: runs }, () => {
+    const started = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', ''], { env: { PATH: process.env.PATH ?? '' } });
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  });
+  return Math.round(median(times) * 10) / 10;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
