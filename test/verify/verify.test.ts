@@ -331,6 +331,66 @@ describe('verify stage', () => {
     expect(strip(after)).toEqual(strip(before));
   });
 
+  describe('findings with no action (cloud access present)', () => {
+    it("verifies on the source's own state and says that no action can re-read the resource", async () => {
+      // Prepare
+      await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
+      await putCase(
+        store,
+        makeCase({
+          sourceStatus: 'resolved',
+          status: 'pending-verification',
+          remediation: { action: null, mode: 'none' },
+        }),
+      );
+      // Act
+      await createVerifyStage(deps(undefined)).handle({
+        id: 'vr-1',
+        type: 'case.verify-requested',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T09:00:00.000Z',
+        trigger: 'source-resolved',
+        actor: 'source:guardduty',
+      });
+      // Assess
+      const c = await readCase();
+      expect(c).toMatchObject({ status: 'verified', verification: { verdict: 'verified', attempts: 0 } });
+      expect(c.verification?.reason).toBe(
+        'source reports resolved (Workflow.Status RESOLVED); no action can re-read this resource',
+      );
+      expect((await records()).find((r) => r.step === 'verify')?.detail.basis).toBe('source-state');
+    });
+
+    it('reopens, inconclusive, when a person closes the ticket while the source still reports it active', async () => {
+      // Prepare
+      await putCase(
+        store,
+        makeCase({
+          status: 'open',
+          remediation: { action: null, mode: 'none' },
+          ticket: { key: 'SEC-1', sink: 'jira', createdAt: '2026-11-18T09:10:00.000Z', status: 'done' },
+        }),
+      );
+      // Act
+      const events = await createVerifyStage(deps(undefined)).handle({
+        id: 'vr-2',
+        type: 'case.verify-requested',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T09:00:00.000Z',
+        trigger: 'ticket-closed',
+        actor: 'web-lead@acme.example',
+      });
+      // Assess
+      const c = await readCase();
+      expect(c).toMatchObject({ status: 'reopened', verification: { verdict: 'inconclusive' } });
+      expect(c.statusReason).toBe(
+        'ticket closed by web-lead@acme.example but the closure could not be verified: no action can re-read this resource, and the source reports the finding active',
+      );
+      expect(events).toEqual([expect.objectContaining({ type: 'case.reopened', actor: 'closeloop:verify' })]);
+      expect(upstream.calls).toEqual([]);
+    });
+  });
+
   describe('in the local run (no cloud)', () => {
     it('verifies on the source state and says so when the source reports resolved', async () => {
       // Prepare
