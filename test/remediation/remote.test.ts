@@ -1,0 +1,348 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type Action, defineAction } from '../../shared/actions/define.js';
+import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { silentLogger } from '../../shared/core/ports.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import {
+  executeRemote,
+  type RemoteExecutor,
+  type RemoteRequest,
+  type RemoteResult,
+} from '../../shared/core/remediation/remote.js';
+import {
+  createRemediationStage,
+  type RemediationDeps,
+  recordRemoteResult,
+  rollbackCase,
+} from '../../shared/core/remediation/stage.js';
+import { getDoc } from '../../shared/core/store/docs.js';
+import { findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+
+const ACCOUNT_ID =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/acmedata';
+const CASE_KEY = `azure|${ACCOUNT_ID.toLowerCase()}|Storage.Blob_OpenACL`;
+const finding = findingFor({ provider: 'azure', id: ACCOUNT_ID, type: 'StorageAccount', name: 'acmedata' });
+
+/** An Azure action double: the live account flag is mutable; counts its calls. */
+function azureDouble() {
+  const calls = { plan: 0, apply: 0, rollback: 0 };
+  const live = { open: true };
+  const action = defineAction<{ account: string }, { open: boolean }>({
+    id: 'test.azure-close',
+    title: 'Close a test account',
+    provider: 'azure',
+    handles: {},
+    permissions: ['Microsoft.Storage/storageAccounts/write'],
+    risk: 'low',
+    productionSafe: true,
+    target: z.object({ account: z.string() }),
+    beforeSchema: z.object({ open: z.boolean() }),
+    selectTarget: (f) => ({ account: f.resource.name }),
+    async plan(target) {
+      calls.plan++;
+      if (!live.open) return noopPlan(target, { ...live }, `${target.account} already closed`);
+      const steps = [step(`close ${target.account}`, 'update', 'Microsoft.Storage/storageAccounts/write', target)];
+      return changePlan(target, { ...live }, steps, `close ${target.account}`);
+    },
+    async apply(plan) {
+      calls.apply++;
+      live.open = false;
+      return { before: plan.before, requestIds: ['arm-req-1'] };
+    },
+    async verify() {
+      return { holds: !live.open, observed: { ...live }, reason: live.open ? 'still open' : 'closed' };
+    },
+    async rollback({ before }) {
+      calls.rollback++;
+      live.open = before.open;
+      return { requestIds: ['arm-rb-1'] };
+    },
+  });
+  const widened: Action = action;
+  return { action: widened, calls, live };
+}
+
+function azureCase(): Case {
+  const at = '2026-11-18T09:07:02.000Z';
+  return CaseSchema.parse({
+    key: CASE_KEY,
+    provider: 'azure',
+    resourceId: ACCOUNT_ID,
+    resourceName: 'acmedata',
+    resourceType: 'StorageAccount',
+    account: '00000000-0000-0000-0000-000000000000',
+    region: 'westeurope',
+    type: 'Storage.Blob_OpenACL',
+    title: 'container public',
+    severity: 'medium',
+    status: 'open',
+    statusReason: 'new',
+    sourceStatus: 'active',
+    sources: ['defender'],
+    findingKeys: [finding.key],
+    sample: false,
+    muted: false,
+    firstSeen: at,
+    lastSeen: at,
+    occurrences: 1,
+    occurrencesByFinding: {},
+    compliance: { controls: [], standards: [] },
+    enrichment: {
+      owner: 'data@example.com',
+      ownerEmail: 'data@example.com',
+      team: 'data',
+      application: null,
+      environment: 'dev',
+      criticality: null,
+      unowned: false,
+      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
+    },
+    exception: null,
+    remediation: {
+      action: 'test.azure-close',
+      mode: 'auto',
+      reason: 'auto in dev',
+      gates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no skip tag' }],
+      state: 'none',
+    },
+    ticket: null,
+    verification: null,
+    evidenceHead: null,
+    createdAt: at,
+    updatedAt: at,
+    closedAt: null,
+    reopenCount: 0,
+  });
+}
+
+const decided: PipelineEvent = {
+  id: 'd-1',
+  type: 'case.decided',
+  caseKey: CASE_KEY,
+  at: '2026-11-18T10:00:00.000Z',
+  isNewCase: true,
+  recurrence: false,
+  statusChanged: true,
+};
+
+/** Records hand-overs; runs azure only, like the hub's executor. */
+function recordingExecutor(fail?: Error) {
+  const sent: RemoteRequest[] = [];
+  const executor: RemoteExecutor = {
+    runs: (provider) => provider === 'azure',
+    async dispatch(request) {
+      if (fail) throw fail;
+      sent.push(request);
+    },
+  };
+  return { executor, sent };
+}
+
+describe('remote remediation on the hub', () => {
+  let store: MemoryDocStore;
+  let double: ReturnType<typeof azureDouble>;
+  const deps = (o: Partial<RemediationDeps> = {}): RemediationDeps => ({
+    store,
+    actions: { get: (id) => (id === double.action.id ? double.action : undefined) },
+    ctx: testContext(),
+    clock: fixedClock(),
+    log: silentLogger,
+    policy: ApplyPolicySchema.parse({}),
+    apply: true,
+    actor: 'closeloop@aws-hub-test',
+    ...o,
+  });
+  const stored = async () => (await getDoc(store, 'cases', CASE_KEY, CaseSchema))?.value;
+
+  beforeEach(async () => {
+    store = new MemoryDocStore();
+    double = azureDouble();
+    await store.put('cases', CASE_KEY, azureCase());
+    await store.put('findings', finding.key, finding);
+  });
+
+  it('dispatches instead of applying and keeps the claim when the action runs in a spoke', async () => {
+    // Prepare
+    const remote = recordingExecutor();
+    // Act
+    const events = await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    // Assess
+    const c = await stored();
+    expect(double.calls).toEqual({ plan: 0, apply: 0, rollback: 0 });
+    expect(remote.sent).toHaveLength(1);
+    expect(remote.sent[0]).toMatchObject({
+      caseKey: CASE_KEY,
+      provider: 'azure',
+      action: 'test.azure-close',
+      op: 'apply',
+      target: { account: 'acmedata' },
+      applyToken: c?.remediation.applyToken,
+      actor: 'closeloop@aws-hub-test',
+    });
+    expect(c?.remediation.state).toBe('applying');
+    expect(c?.remediation.stateReason).toMatch(/^dispatched test.azure-close to the azure spoke/);
+    expect(events.map((e) => (e.type === 'case.remediation' ? e.state : e.type))).toEqual(['dispatched']);
+  });
+
+  it('dispatches nothing in dry-run when the deployment does not apply', async () => {
+    // Prepare
+    const remote = recordingExecutor();
+    // Act
+    await createRemediationStage(deps({ remote: remote.executor, apply: false })).handle(decided);
+    // Assess
+    expect(remote.sent).toEqual([]);
+    expect((await stored())?.remediation.state).toBe('planned');
+  });
+
+  it('fails the case with the reason when the hand-over cannot be sent', async () => {
+    // Prepare
+    const remote = recordingExecutor(new Error('PutEvents throttled'));
+    // Act
+    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    // Assess
+    const c = await stored();
+    expect(c?.remediation.state).toBe('failed');
+    expect(c?.remediation.stateReason).toContain('PutEvents throttled');
+  });
+
+  it('records the spoke result once and asks for verification when the spoke applied under the claim', async () => {
+    // Prepare: dispatch, then let the "spoke" run the request against the double.
+    const remote = recordingExecutor();
+    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    const request = remote.sent[0];
+    if (!request) throw new Error('nothing dispatched');
+    const spokeDeps = {
+      actions: deps().actions,
+      ctx: testContext(),
+      clock: fixedClock(),
+      apply: true,
+      actor: 'closeloop@azure-spoke',
+    };
+    const result = await executeRemote(request, spokeDeps);
+    // Act
+    const first = await recordRemoteResult(deps(), result);
+    const again = await recordRemoteResult(deps(), result);
+    // Assess
+    const c = await stored();
+    expect(result.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+    expect(c?.remediation).toMatchObject({ state: 'applied', before: { open: true }, requestIds: ['arm-req-1'] });
+    expect(c?.status).toBe('remediated');
+    expect(first.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    expect(first[0]).toMatchObject({ state: 'applied', actor: 'closeloop@azure-spoke' });
+    expect(again).toEqual([]);
+  });
+
+  it('ignores a result whose token is not the case claim', async () => {
+    // Prepare
+    const remote = recordingExecutor();
+    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    const forged: RemoteResult = {
+      requestId: 'rq-x',
+      caseKey: CASE_KEY,
+      provider: 'azure',
+      action: 'test.azure-close',
+      op: 'apply',
+      applyToken: 'not-the-claim',
+      outcome: 'applied',
+      reason: 'applied',
+      requestIds: [],
+      actor: 'closeloop@azure-spoke',
+      at: '2026-11-18T10:00:01.000Z',
+    };
+    // Act
+    const events = await recordRemoteResult(deps(), forged);
+    // Assess
+    expect(events).toEqual([]);
+    expect((await stored())?.remediation.state).toBe('applying');
+  });
+
+  it('dispatches a rollback with the recorded before-state and records it when the spoke restored it', async () => {
+    // Prepare: an applied case.
+    const remote = recordingExecutor();
+    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    const applyRequest = remote.sent[0];
+    if (!applyRequest) throw new Error('nothing dispatched');
+    const spokeDeps = {
+      actions: deps().actions,
+      ctx: testContext(),
+      clock: fixedClock(),
+      apply: true,
+      actor: 'closeloop@azure-spoke',
+    };
+    await recordRemoteResult(deps(), await executeRemote(applyRequest, spokeDeps));
+    // Act
+    await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const rollback = remote.sent[1];
+    if (!rollback) throw new Error('no rollback dispatched');
+    const events = await recordRemoteResult(deps(), await executeRemote(rollback, spokeDeps));
+    // Assess
+    expect(rollback).toMatchObject({ op: 'rollback', before: { open: true }, actor: 'oncall@example.com' });
+    expect(double.live.open).toBe(true);
+    expect((await stored())?.remediation).toMatchObject({ state: 'rolled-back', requestIds: ['arm-rb-1'] });
+    expect(events).toHaveLength(1);
+  });
+});
+
+describe('executeRemote in a spoke', () => {
+  const request: RemoteRequest = {
+    requestId: 'rq-1',
+    caseKey: CASE_KEY,
+    provider: 'azure',
+    action: 'test.azure-close',
+    op: 'apply',
+    target: { account: 'acmedata' },
+    applyToken: 'tok-1',
+    actor: 'closeloop@aws-hub-test',
+  };
+  const run = (double: ReturnType<typeof azureDouble>, apply: boolean, r: RemoteRequest = request) =>
+    executeRemote(r, {
+      actions: { get: (id) => (id === double.action.id ? double.action : undefined) },
+      ctx: testContext(),
+      clock: fixedClock(),
+      apply,
+      actor: 'closeloop@azure-spoke',
+    });
+
+  it('plans and applies nothing when the spoke is deployed in dry-run', async () => {
+    // Prepare
+    const double = azureDouble();
+    // Act
+    const result = await run(double, false);
+    // Assess
+    expect(result).toMatchObject({ outcome: 'planned', applyToken: 'tok-1', plan: { noop: false } });
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('answers noop without applying when the live state is already compliant', async () => {
+    // Prepare
+    const double = azureDouble();
+    double.live.open = false;
+    // Act
+    const result = await run(double, true);
+    // Assess
+    expect(result.outcome).toBe('noop');
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('blocks when the target does not fit the action', async () => {
+    // Act
+    const result = await run(azureDouble(), true, { ...request, target: { bucket: 'x' } });
+    // Assess
+    expect(result.outcome).toBe('blocked');
+    expect(result.reason).toMatch(/target does not fit/);
+  });
+
+  it('reports the live verdict when asked to verify', async () => {
+    // Prepare
+    const double = azureDouble();
+    // Act
+    const result = await run(double, true, { ...request, op: 'verify' });
+    // Assess
+    expect(result).toMatchObject({ outcome: 'not-verified', observed: { open: true }, reason: 'still open' });
+  });
+});
