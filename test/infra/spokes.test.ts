@@ -1,0 +1,195 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Bicep and HCL interpolations are matched as text
+/**
+ * The spokes' infrastructure, checked as far as this machine allows (no bicep/az CLI; terraform without
+ * its registry): the role grants come from the generated permission files, which equal the action
+ * registry; the identities, triggers, runtimes and settings the spoke code needs are declared.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import * as bundler from '../../scripts/bundle-functions.mjs';
+import { AzureSpokeEnvSchema } from '../../shared/adapters/wiring/azure.js';
+import { GcpSpokeEnvSchema } from '../../shared/adapters/wiring/gcp.js';
+import { root } from './helpers.js';
+
+const run = promisify(execFile);
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const main = read('infra/azure/main.bicep');
+const spoke = read('infra/azure/spoke.bicep');
+const tf = ['main.tf', 'variables.tf', 'outputs.tf'].map((f) => read(`infra/gcp/${f}`)).join('\n');
+
+/** The body of a Bicep/HCL block starting at `header`, by brace matching (comments hold no braces here). */
+function block(text: string, header: string): string {
+  const start = text.indexOf(header);
+  if (start < 0) throw new Error(`no block ${header}`);
+  let depth = 0;
+  for (let i = text.indexOf('{', start); i < text.length; i++) {
+    if (text[i] === '{') depth++;
+    if (text[i] === '}' && --depth === 0) return text.slice(start, i + 1);
+  }
+  throw new Error(`unbalanced block ${header}`);
+}
+
+describe('Azure spoke Bicep', () => {
+  it('grants the custom role exactly the Azure actions the registry declares, loaded from the generated file', async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    const file = z
+      .object({ actions: z.array(z.string()) })
+      .parse(JSON.parse(read('infra/azure/action-permissions.json')));
+    const role = block(main, "resource remediationRole 'Microsoft.Authorization/roleDefinitions@");
+    // Assess
+    expect(file.actions).toEqual(declared?.azure);
+    expect(main).toContain("var actionPermissions = loadJsonContent('action-permissions.json')");
+    expect(role).toMatch(/actions: actionPermissions\.actions\s/);
+    expect(role).toContain("type: 'CustomRole'");
+    expect(role).not.toMatch(/'\*'/);
+  });
+
+  it('assigns the role at subscription scope to the function app system-assigned identity', () => {
+    // Prepare
+    const assignment = block(main, "resource remediationAssignment 'Microsoft.Authorization/roleAssignments@");
+    // Assess
+    expect(main).toMatch(/^targetScope = 'subscription'/m);
+    expect(assignment).toContain('roleDefinitionId: remediationRole.id');
+    expect(assignment).toContain('principalId: spoke.outputs.principalId');
+    expect(assignment).not.toMatch(/scope:/); // subscription scope = the deployment's own scope
+    expect(block(spoke, "resource functionApp 'Microsoft.Web/sites@")).toMatch(/identity: \{\s+type: 'SystemAssigned'/);
+    expect(spoke).toContain('output principalId string = functionApp.identity.principalId');
+  });
+
+  it('runs a Linux Flex Consumption app on Node 20 or 22 with storage and Application Insights', () => {
+    // Prepare
+    const app = block(spoke, "resource functionApp 'Microsoft.Web/sites@");
+    // Assess
+    expect(app).toContain("kind: 'functionapp,linux'");
+    expect(block(spoke, "resource plan 'Microsoft.Web/serverfarms@")).toContain("tier: 'FlexConsumption'");
+    expect(app).toMatch(/runtime: \{\s+name: 'node'\s+version: nodeVersion/);
+    expect(block(main, 'param nodeVersion string')).toBeDefined();
+    expect(main).toMatch(/@allowed\(\[\s+'20'\s+'22'\s+\]\)\s+param nodeVersion string = '20'/);
+    expect(spoke).toContain("resource storage 'Microsoft.Storage/storageAccounts@");
+    expect(spoke).toContain('allowSharedKeyAccess: false');
+    expect(app).toContain('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  });
+
+  it('sets every app setting the spoke requires, with secrets only as Key Vault references', () => {
+    // Prepare
+    const app = block(spoke, "resource functionApp 'Microsoft.Web/sites@");
+    const names = [...app.matchAll(/name: '([A-Za-z_]+)'/g)].map((m) => m[1]);
+    const required = Object.entries(AzureSpokeEnvSchema.shape)
+      .filter(([, s]) => !s.safeParse(undefined).success)
+      .map(([k]) => k);
+    // Assess
+    for (const name of [...required, 'CLOSELOOP_REMEDIATE_SECRET', 'CLOSELOOP_SPOKE_SECRET'])
+      expect(names).toContain(name);
+    for (const secret of ['CLOSELOOP_SPOKE_SECRET', 'CLOSELOOP_REMEDIATE_SECRET']) {
+      expect(app).toMatch(
+        new RegExp(
+          `name: '${secret}'\\s+value: '@Microsoft\\.KeyVault\\(VaultName=\\$\\{vault\\.name\\};SecretName=[a-z-]+\\)'`,
+        ),
+      );
+    }
+    expect(`${main}\n${spoke}`).not.toMatch(/@secure\(\)|^output .*(secret|key)\b/im);
+  });
+
+  it('delivers Defender documents by Event Grid and by workflow automation to the functions that exist', () => {
+    // Prepare
+    const ingest = read('functions/azure/defender-ingest.ts');
+    // Assess
+    expect(spoke).toContain("endpointType: 'AzureFunction'");
+    expect(spoke).toContain("resourceId: '${functionApp.id}/functions/defenderEventGrid'");
+    expect(ingest).toContain("app.eventGrid('defenderEventGrid'");
+    expect(spoke).toContain("id: '${functionApp.id}/functions/defenderHttp'");
+    expect(ingest).toContain("app.http('defenderHttp'");
+    expect(block(spoke, "resource automation 'Microsoft.Security/automations@")).toContain("actionType: 'LogicApp'");
+    expect(spoke).toContain(
+      "output remediateUrl string = 'https://${functionApp.properties.defaultHostName}/api/remediate'",
+    );
+    expect(read('functions/azure/remediate.ts')).toContain("route: 'remediate'");
+  });
+
+  it('merges the Azure function zips into one app package whose main loads every module', async () => {
+    // Prepare
+    await bundler.bundleFunctions({ root, only: ['azure/defender-ingest', 'azure/remediate'] });
+    const { azureAppZip } = await import('../../infra/azure/app-zip.mjs');
+    // Act
+    const { zip } = azureAppZip(root);
+    const entries = bundler.readZip(zip);
+    // Assess
+    expect([...entries.keys()].sort()).toEqual(['defender-ingest.mjs', 'host.json', 'package.json', 'remediate.mjs']);
+    expect(JSON.parse(entries.get('package.json')?.toString() ?? '{}')).toMatchObject({
+      type: 'module',
+      main: '*.mjs',
+    });
+  }, 120_000);
+});
+
+describe('GCP spoke Terraform', () => {
+  it('grants the custom role exactly the GCP permissions the registry declares, read from the generated file', async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    const file = z
+      .object({ permissions: z.array(z.string()) })
+      .parse(JSON.parse(read('infra/gcp/action-permissions.json')));
+    const role = block(tf, 'resource "google_project_iam_custom_role" "remediation"');
+    const binding = block(tf, 'resource "google_project_iam_member" "remediation"');
+    // Assess
+    expect(file.permissions).toEqual(declared?.gcp);
+    expect(tf).toContain('jsondecode(file("${path.module}/action-permissions.json")).permissions');
+    expect(role).toMatch(/permissions\s+= local\.action_permissions/);
+    expect(binding).toContain('role    = google_project_iam_custom_role.remediation.id');
+    expect(binding).toContain('member  = "serviceAccount:${google_service_account.spoke.email}"');
+  });
+
+  it('publishes SCC notifications to the topic that triggers the gen2 function under its own service account', () => {
+    // Prepare
+    const scc = block(tf, 'resource "google_scc_notification_config" "findings"');
+    const fn = block(tf, 'resource "google_cloudfunctions2_function" "ingest"');
+    // Assess
+    expect(scc).toContain('pubsub_topic = google_pubsub_topic.findings.id');
+    expect(fn).toContain('entry_point = "sccIngest"');
+    expect(read('functions/gcp/scc-ingest.ts')).toContain("cloudEvent('sccIngest'");
+    expect(fn).toContain('runtime     = var.node_runtime');
+    expect(block(tf, 'variable "node_runtime"')).toContain('contains(["nodejs20", "nodejs22"], var.node_runtime)');
+    expect(block(fn, 'event_trigger')).toContain(
+      'event_type            = "google.cloud.pubsub.topic.v1.messagePublished"',
+    );
+    expect(block(fn, 'event_trigger')).toContain('pubsub_topic          = google_pubsub_topic.findings.id');
+    expect(block(fn, 'service_config')).toContain(
+      'service_account_email            = google_service_account.spoke.email',
+    );
+    expect(tf).toContain('resource "google_pubsub_subscription" "dead_letters"');
+  });
+
+  it('sets the environment the spoke requires and outputs the unique id the hub trusts', () => {
+    // Prepare
+    const env = block(tf, 'hub_environment = {');
+    const required = Object.keys(GcpSpokeEnvSchema.shape);
+    // Assess
+    for (const name of required) expect(env).toContain(name);
+    expect(block(tf, 'output "service_account_unique_id"')).toContain('google_service_account.spoke.unique_id');
+    expect(block(tf, 'resource "google_cloudfunctions2_function" "remediate"')).toContain(
+      'key        = "CLOSELOOP_REMEDIATE_SECRET"',
+    );
+    expect(read('functions/gcp/remediate.ts')).toContain("http('remediate'");
+  });
+
+  it('is formatted and parses when terraform is installed', async (ctx) => {
+    // Prepare
+    const has = await run('sh', ['-c', 'command -v terraform']).then(
+      () => true,
+      () => false,
+    );
+    if (!has) return ctx.skip('terraform is not installed here: HCL syntax not checked');
+    // Act
+    const result = await run('terraform', ['fmt', '-check', '-diff', join(root, 'infra/gcp')]).then(
+      () => ({ code: 0, out: '' }),
+      (e: { code?: unknown; stdout?: unknown }) => ({ code: Number(e.code), out: String(e.stdout) }),
+    );
+    // Assess
+    expect(result.code, result.out).toBe(0);
+  });
+});
