@@ -116,8 +116,6 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     log,
     policy: config.policy.verification,
   };
-  // Order matters for one event: remediation plans before the ticket is written (so the ticket carries
-  // the plan), verification after both, evidence last so it records what every stage did.
   const remediation: RemediationDeps = {
     store,
     actions,
@@ -129,11 +127,13 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     actor,
     exceptions,
   };
+  // Order matters for one event: evidence first (the event that caused a step is recorded before the
+  // records of what the step did), remediation before tickets (the ticket carries the plan), verify last.
   const stages: Stage[] = [
+    createEvidenceStage({ store, evidence, clock, log }),
     createRemediationStage(remediation),
     createTicketStage(tickets),
     createVerifyStage(verify),
-    createEvidenceStage({ store, evidence, clock, log }),
   ];
   const bus = new InProcessBus(
     stages,
