@@ -74,11 +74,24 @@ export const TicketPolicySchema = z.strictObject({
       done: ['Done', 'Resolve Issue', 'Resolved', 'Close Issue', 'Closed'],
       reopen: ['Reopen', 'Reopen Issue', 'Reopened', 'To Do', 'Open'],
     }),
-  /** How a person approves a remediation from Jira: this label (or `closeloop approve <case>`). */
+  /**
+   * How a person approves a remediation from Jira (besides `closeloop approve <case>`): adding this label
+   * to the ticket approves its cases awaiting approval, with the Jira user recorded as approver.
+   * Default `closeloop-approve` (the ticket's text tells people to add it). Anyone who may edit the
+   * issue's labels can approve; where that is too wide, use `approvalTransition` with a workflow
+   * condition restricting who may take it.
+   */
   approvalLabel: z
     .string()
     .regex(/^[A-Za-z0-9_.:-]+$/)
     .default('closeloop-approve'),
+  /**
+   * Also approves: the issue moving through this transition (case-insensitive), matched against the
+   * transition name of workflow post-function webhooks or the target status of `jira:issue_updated`
+   * (e.g. `Approve fix`, or the `Approved` status it leads to). Default: none (label only), because the
+   * workflow must define it.
+   */
+  approvalTransition: z.string().min(1).optional(),
   grouping: z
     .strictObject({
       enabled: z.boolean().default(true),

@@ -8,18 +8,26 @@
  * The issue is mapped back to its case through the ticket index (written when the ticket was
  * created), never through the issue's text.
  *
+ * A person approving a planned remediation in Jira — adding the approval label (`tickets.approvalLabel`)
+ * or moving the issue through the approval transition (`tickets.approvalTransition`) — approves each
+ * case awaiting approval through {@link approveCase}, with the Jira user recorded as approver. A claim
+ * per case and plan version makes a replayed or concurrently delivered webhook approve once.
+ *
  * @see https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { errorMessage } from '../errors.js';
+import { CaseSchema } from '../model/case.js';
 import type { PipelineEvent } from '../model/events.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
-import { getDoc } from '../store/docs.js';
+import { approveCase, type RemediationDeps } from '../remediation/stage.js';
+import { getDoc, mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { ledgerIdOf } from './content.js';
 import { updateCaseTicket } from './context.js';
 import type { TicketPolicy } from './policy.js';
-import { COLLECTIONS, GroupSchema, TicketIndexSchema } from './store.js';
+import { COLLECTIONS, GroupSchema, OnceSchema, TicketIndexSchema } from './store.js';
 
 export interface JiraWebhookRequest {
   headers: Record<string, string | undefined>;
@@ -28,7 +36,7 @@ export interface JiraWebhookRequest {
 export interface JiraWebhookResponse {
   status: number;
   body: unknown;
-  /** Events to publish (verify-requested, reopened). */
+  /** Events to publish (verify-requested, reopened, and what an approval produced). */
   events: PipelineEvent[];
 }
 export interface JiraWebhookDeps {
@@ -38,6 +46,12 @@ export interface JiraWebhookDeps {
   policy: TicketPolicy;
   /** `JIRA_WEBHOOK_SECRET`; without one every call is refused. */
   secret: string | undefined;
+  /**
+   * The remediation stage's dependencies, for approvals from Jira: {@link approveCase} records the
+   * approver and applies at once where `apply` and a cloud context allow it (else the case waits,
+   * approved, for the next run). Omitted: the approval label/transition is logged and not acted on.
+   */
+  remediation?: RemediationDeps;
 }
 
 /** Lenient: Jira's payloads carry much more (custom fields, apps); we read only these. */
@@ -67,7 +81,11 @@ const WebhookSchema = z.looseObject({
         .optional(),
     })
     .optional(),
+  /** Only in workflow post-function webhooks; `jira:issue_updated` names the target status in the changelog instead. */
+  transition: z.looseObject({ transitionName: z.string().optional(), to_status: z.string().optional() }).optional(),
 });
+type Webhook = z.infer<typeof WebhookSchema>;
+type Once = z.infer<typeof OnceSchema>;
 
 const ISSUE_KEY = /^[A-Z][A-Z0-9_]+-[0-9]+$/;
 
@@ -112,13 +130,24 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   const hook = parsed.data;
   const statusChange = hook.changelog?.items?.find((i) => i.field.toLowerCase() === 'status');
   const issueKey = hook.issue?.key;
-  if (hook.webhookEvent !== 'jira:issue_updated' || !statusChange || !issueKey || !ISSUE_KEY.test(issueKey)) {
+  const approval = approvalSignal(hook, deps.policy);
+  if (
+    hook.webhookEvent !== 'jira:issue_updated' ||
+    (!statusChange && !approval) ||
+    !issueKey ||
+    !ISSUE_KEY.test(issueKey)
+  ) {
     return { status: 200, body: { ignored: 'not a status change' }, events: [] };
   }
   const index = await getDoc(deps.store, COLLECTIONS.index, issueKey, TicketIndexSchema);
   if (!index) return { status: 200, body: { ignored: 'not a closeloop ticket' }, events: [] };
 
   const caseKeys = index.value.kind === 'case' ? [index.value.key] : await groupMembers(deps.store, index.value.key);
+  const approved = approval ? await approveFromJira(deps, caseKeys, hook, approval, issueKey) : undefined;
+  if (!statusChange) {
+    const events = approved?.events ?? [];
+    return { status: 200, body: { accepted: events.length, approved: approved?.cases ?? [] }, events };
+  }
   const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
   const doneNames = new Set(deps.policy.transitions.done.map((n) => n.toLowerCase()));
   const nowDone = hook.issue?.fields?.status?.statusCategory?.key === 'done' || doneNames.has(toName);
@@ -149,8 +178,90 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
           },
     );
   }
+  if (approved) events.unshift(...approved.events);
   deps.log.info('jira webhook handled', { issueKey, events: events.length });
-  return { status: 200, body: { accepted: events.length }, events };
+  return {
+    status: 200,
+    body: { accepted: events.length, ...(approved ? { approved: approved.cases } : {}) },
+    events,
+  };
+}
+
+/** Labels in a changelog string: Jira writes them space-separated. */
+const labelsOf = (s: string | null | undefined) => new Set((s ?? '').split(/\s+/).filter(Boolean));
+
+/**
+ * What in this update approves, if anything: the approval label newly added (present in `toString`,
+ * absent from `fromString`, so an unrelated edit of a labelled issue does not approve again), or the
+ * approval transition — its name in a post-function webhook, else the target status of the status change.
+ */
+function approvalSignal(hook: Webhook, policy: TicketPolicy): string | undefined {
+  const items = hook.changelog?.items ?? [];
+  const labels = items.find((i) => i.field.toLowerCase() === 'labels');
+  if (
+    labels &&
+    labelsOf(labels.toString).has(policy.approvalLabel) &&
+    !labelsOf(labels.fromString).has(policy.approvalLabel)
+  ) {
+    return `label ${policy.approvalLabel}`;
+  }
+  const wanted = policy.approvalTransition?.toLowerCase();
+  if (!wanted) return undefined;
+  const status = items.find((i) => i.field.toLowerCase() === 'status');
+  const names = [hook.transition?.transitionName, status?.toString].map((n) => n?.toLowerCase());
+  return names.includes(wanted) ? `transition ${policy.approvalTransition}` : undefined;
+}
+
+/** `jira:<accountId> (<displayName>)`: the account id is stable, the name is what an auditor reads. */
+function approverOf(hook: Webhook): string {
+  const id = hook.user?.accountId ?? hook.user?.displayName ?? 'unknown';
+  const name = hook.user?.accountId && hook.user.displayName ? ` (${hook.user.displayName})` : '';
+  return `jira:${id}${name}`;
+}
+
+/**
+ * Approves every case of the issue that awaits approval. The once-marker is keyed by the case document's
+ * version, so deliveries of the same webhook (replays, concurrent workers) race for one claim and only
+ * the winner calls approveCase; a later plan awaiting approval again has another version and can be
+ * approved again. A failed approveCase releases the claim so Jira's redelivery can retry it.
+ */
+async function approveFromJira(
+  deps: JiraWebhookDeps,
+  caseKeys: readonly string[],
+  hook: Webhook,
+  signal: string,
+  issueKey: string,
+): Promise<{ events: PipelineEvent[]; cases: string[] }> {
+  const remediation = deps.remediation;
+  if (!remediation) {
+    deps.log.warn('jira approval ignored: no remediation wiring in this function', { issueKey, signal });
+    return { events: [], cases: [] };
+  }
+  const approver = approverOf(hook);
+  const events: PipelineEvent[] = [];
+  const cases: string[] = [];
+  for (const caseKey of caseKeys) {
+    const doc = await getDoc(deps.store, COLLECTIONS.cases, caseKey, CaseSchema);
+    const r = doc?.value.remediation;
+    if (!doc || !r?.action || r.state !== 'awaiting-approval' || r.approvedBy !== undefined) continue;
+    const claimId = `approve|${caseKey}|${doc.version}`;
+    const claim = await mutateDoc(deps.store, COLLECTIONS.once, claimId, OnceSchema, (cur): Once | undefined =>
+      cur ? undefined : { at: deps.clock.now().toISOString(), state: 'enqueuing' },
+    );
+    if (!claim.changed) continue;
+    try {
+      const out = await approveCase(remediation, caseKey, approver);
+      await deps.store.put(COLLECTIONS.once, claimId, { at: deps.clock.now().toISOString(), state: 'done' });
+      events.push(...out.events);
+      cases.push(caseKey);
+      deps.log.info('case approved in jira', { caseKey, issueKey, approver, signal, state: out.state });
+    } catch (e) {
+      await deps.store.delete(COLLECTIONS.once, claimId);
+      deps.log.error('jira approval failed', { caseKey, issueKey, error: errorMessage(e) });
+      throw e;
+    }
+  }
+  return { events, cases };
 }
 
 async function groupMembers(store: DocStore, parentKey: string): Promise<string[]> {

@@ -1,0 +1,253 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type Action, defineAction } from '../../shared/actions/define.js';
+import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
+import type { Case } from '../../shared/core/model/case.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
+import { handleJiraWebhook, type JiraWebhookDeps, signJiraBody } from '../../shared/core/tickets/webhook.js';
+import { testContext } from '../helpers/action-context.js';
+import { decided, localHarness, makeCase, putCase, quietLog, readCase } from './helpers.js';
+
+const SECRET = 'whsec-0000000000000000';
+const ALICE = { accountId: '000000:00000000-0000-0000-0000-00000000000a', displayName: 'Alice Example' };
+const APPROVER = `jira:${ALICE.accountId} (Alice Example)`;
+
+/** Stands in for s3.block-public-access (same id): counts applies; the bucket is a mutable flag. */
+function recordingAction() {
+  const live = { open: true };
+  const calls = { apply: 0 };
+  const action = defineAction<{ bucket: string }, { open: boolean }>({
+    id: 's3.block-public-access',
+    title: 'Close a test bucket',
+    provider: 'aws',
+    handles: {},
+    permissions: ['s3:PutBucketPublicAccessBlock'],
+    risk: 'medium',
+    productionSafe: false,
+    target: z.object({ bucket: z.string() }),
+    beforeSchema: z.object({ open: z.boolean() }),
+    selectTarget: (f) => ({ bucket: f.resource.name }),
+    async plan(target) {
+      const before = { ...live };
+      if (!live.open) return noopPlan(target, before, `${target.bucket} already closed`);
+      const steps = [
+        step(`close ${target.bucket}`, 's3:PutPublicAccessBlock', 's3:PutBucketPublicAccessBlock', target),
+      ];
+      return changePlan(target, before, steps, `close ${target.bucket}`);
+    },
+    async apply(plan) {
+      calls.apply++;
+      // A slow cloud call widens the window in which concurrent deliveries could double-apply.
+      await new Promise((r) => setTimeout(r, 5));
+      live.open = false;
+      return { before: plan.before, requestIds: [`req-${calls.apply}`] };
+    },
+    async verify() {
+      return { holds: !live.open, observed: live, reason: '' };
+    },
+    async rollback({ before }) {
+      live.open = before.open;
+      return { requestIds: ['rb-1'] };
+    },
+  });
+  const widened: Action = action;
+  return { action: widened, calls };
+}
+
+type Item = { field: string; fieldtype?: string; fromString: string | null; toString: string | null };
+/** A `jira:issue_updated` delivery as Jira Cloud sends it (changelog items; labels space-separated). */
+const update = (items: Item[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    timestamp: 1_763_459_222_000,
+    webhookEvent: 'jira:issue_updated',
+    issue_event_type_name: 'issue_updated',
+    user: { ...ALICE, accountType: 'atlassian', active: true },
+    issue: { key: 'LOCAL-1', fields: { status: { name: 'To Do', statusCategory: { key: 'new' } }, labels: [] } },
+    changelog: { id: '10001', items },
+    ...extra,
+  });
+const labelsAdded = (from: string, to: string): Item => ({
+  field: 'labels',
+  fieldtype: 'jira',
+  fromString: from,
+  toString: to,
+});
+const statusTo = (to: string): Item => ({ field: 'status', fieldtype: 'jira', fromString: 'To Do', toString: to });
+const signed = (raw: string) => ({ headers: { 'X-Hub-Signature': signJiraBody(raw, SECRET) }, rawBody: raw });
+
+async function setup(o: { ticketPolicy?: Record<string, unknown>; apply?: boolean; edit?: (c: Case) => void } = {}) {
+  const l = localHarness(o.ticketPolicy);
+  const c = makeCase();
+  c.remediation.target = { bucket: c.resourceName };
+  o.edit?.(c);
+  await putCase(l.store, c);
+  await l.stage.handle(decided(c)); // creates LOCAL-1 and the ticket index that maps it back to the case
+  const double = recordingAction();
+  const remediation: RemediationDeps = {
+    store: l.store,
+    actions: { get: (id) => (id === double.action.id ? double.action : undefined) },
+    ctx: o.apply === false ? undefined : testContext(),
+    clock: l.clock,
+    log: quietLog,
+    policy: ApplyPolicySchema.parse({}),
+    apply: o.apply ?? true,
+    actor: 'closeloop@aws-hub',
+  };
+  const deps: JiraWebhookDeps = {
+    store: l.store,
+    clock: l.clock,
+    log: quietLog,
+    policy: l.deps.policy,
+    secret: SECRET,
+    remediation,
+  };
+  return { l, c, deps, double };
+}
+
+describe('Jira approval webhook', () => {
+  it('approves and applies when a person adds the approval label, recording the Jira user as approver', async () => {
+    // Prepare
+    const { l, c, deps, double } = await setup();
+    // Act
+    const res = await handleJiraWebhook(signed(update([labelsAdded('security', 'security closeloop-approve')])), deps);
+    // Assess
+    expect(res).toMatchObject({ status: 200, body: { accepted: res.events.length, approved: [c.key] } });
+    expect(res.events[0]).toMatchObject({
+      type: 'case.remediation',
+      caseKey: c.key,
+      state: 'approved',
+      actor: APPROVER,
+    });
+    expect(res.events.map((e) => (e.type === 'case.remediation' ? e.state : e.type))).toContain('applied');
+    expect((await readCase(l.store, c.key)).remediation).toMatchObject({ approvedBy: APPROVER, state: 'applied' });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('approves once when Jira delivers the same webhook again', async () => {
+    // Prepare
+    const { deps, double } = await setup();
+    const raw = update([labelsAdded('', 'closeloop-approve')]);
+    // Act
+    const first = await handleJiraWebhook(signed(raw), deps);
+    const again = await handleJiraWebhook(signed(raw), deps);
+    // Assess
+    expect(first.events.length).toBeGreaterThan(0);
+    expect(again).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('approves once when five workers handle the same delivery at the same time', async () => {
+    // Prepare
+    const { deps, double } = await setup();
+    const raw = update([labelsAdded('', 'closeloop-approve')]);
+    // Act
+    const results = await Promise.all(Array.from({ length: 5 }, () => handleJiraWebhook(signed(raw), deps)));
+    // Assess
+    const approvals = results
+      .flatMap((r) => r.events)
+      .filter((e) => e.type === 'case.remediation' && e.state === 'approved');
+    expect(approvals).toHaveLength(1);
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('approves when the issue moves through the configured transition (target status in the changelog)', async () => {
+    // Prepare
+    const { l, c, deps } = await setup({ ticketPolicy: { approvalTransition: 'Approved' } });
+    // Act
+    const res = await handleJiraWebhook(signed(update([statusTo('APPROVED')])), deps);
+    // Assess
+    expect(res.body).toMatchObject({ approved: [c.key] });
+    expect((await readCase(l.store, c.key)).remediation.approvedBy).toBe(APPROVER);
+  });
+
+  it('approves when a workflow post-function webhook names the configured transition', async () => {
+    // Prepare
+    const { c, deps } = await setup({ ticketPolicy: { approvalTransition: 'Approve fix' } });
+    const raw = update([statusTo('In Progress')], {
+      transition: { transitionName: 'Approve fix', to_status: 'In Progress' },
+    });
+    // Act
+    const res = await handleJiraWebhook(signed(raw), deps);
+    // Assess
+    expect(res.body).toMatchObject({ approved: [c.key] });
+  });
+
+  it('does not approve on a status change when no approval transition is configured', async () => {
+    // Prepare
+    const { l, c, deps, double } = await setup();
+    // Act
+    const res = await handleJiraWebhook(signed(update([statusTo('Approve fix')])), deps);
+    // Assess
+    expect(res.body).toEqual({ accepted: 0 });
+    expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('ignores label edits that do not add the approval label', async () => {
+    // Prepare
+    const { l, c, deps } = await setup();
+    // Act: another label added to an issue that already carried the approval label; an unrelated label.
+    const kept = await handleJiraWebhook(
+      signed(update([labelsAdded('closeloop-approve', 'closeloop-approve urgent')])),
+      deps,
+    );
+    const other = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approved-later')])), deps);
+    // Assess
+    for (const r of [kept, other])
+      expect(r).toEqual({ status: 200, body: { ignored: 'not a status change' }, events: [] });
+    expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
+  });
+
+  it('approves nothing when the case does not await approval', async () => {
+    // Prepare
+    const { deps, double } = await setup({
+      edit: (c) => {
+        c.remediation.state = 'blocked';
+      },
+    });
+    // Act
+    const res = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), deps);
+    // Assess
+    expect(res).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('marks the case approved for the next run when the deployment is in dry-run', async () => {
+    // Prepare
+    const { l, c, deps, double } = await setup({ apply: false });
+    // Act
+    const res = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), deps);
+    // Assess
+    expect(res.body).toMatchObject({ approved: [c.key] });
+    expect((await readCase(l.store, c.key)).remediation).toMatchObject({ approvedBy: APPROVER, state: 'approved' });
+    expect(double.calls.apply).toBe(0);
+  });
+
+  it('acts on no approval without remediation wiring, and changes nothing', async () => {
+    // Prepare
+    const { l, c, deps } = await setup();
+    const { remediation: _unwired, ...withoutRemediation } = deps;
+    // Act
+    const res = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), withoutRemediation);
+    // Assess
+    expect(res).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect((await readCase(l.store, c.key)).remediation.approvedBy).toBeUndefined();
+  });
+
+  it('refuses an unsigned approval with 401 and approves nothing', async () => {
+    // Prepare
+    const { l, c, deps, double } = await setup();
+    const raw = update([labelsAdded('', 'closeloop-approve')]);
+    // Act
+    const unsigned = await handleJiraWebhook({ headers: {}, rawBody: raw }, deps);
+    const forged = await handleJiraWebhook(
+      { headers: { 'x-hub-signature': signJiraBody(raw, 'not-the-secret-000') }, rawBody: raw },
+      deps,
+    );
+    // Assess
+    for (const r of [unsigned, forged]) expect(r.status).toBe(401);
+    expect((await readCase(l.store, c.key)).remediation.approvedBy).toBeUndefined();
+    expect(double.calls.apply).toBe(0);
+  });
+});
