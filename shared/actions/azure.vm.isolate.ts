@@ -2,7 +2,9 @@
  * Isolates an Azure VM: a deny-all network security group (explicit deny of all inbound and outbound
  * traffic at priority 100, above the default allow rules at 65000+) associated with every NIC of the VM.
  * The NSG is created once per resource group and region and reused. Each NIC's previous NSG is the
- * before-state; rollback puts it back.
+ * before-state; rollback puts it back. A VM's NICs may live in other resource groups of the
+ * subscription, so they are found by listing the subscription's NICs and matching the VM id: a NIC
+ * missed here would stay open while verify reported the VM isolated.
  *
  * @see https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview (rule priorities)
  */
@@ -25,7 +27,8 @@ type Target = z.infer<typeof TargetSchema>;
 
 const BeforeSchema = z.object({
   location: z.string(),
-  nics: z.array(z.object({ name: z.string(), nsgId: z.string().nullable() })),
+  /** `resourceGroup` absent in records written before NICs of other groups were found: the VM's group. */
+  nics: z.array(z.object({ name: z.string(), resourceGroup: z.string().optional(), nsgId: z.string().nullable() })),
   isolationNsg: z.object({ id: z.string(), complete: z.boolean() }).nullable(),
 });
 type Before = z.infer<typeof BeforeSchema>;
@@ -52,18 +55,28 @@ export const DENY_ALL_RULES = (['Inbound', 'Outbound'] as const).map((direction)
 const isComplete = (rules: Array<{ name?: string; access?: string; priority?: number }> | undefined) =>
   DENY_ALL_RULES.every((r) => rules?.some((x) => x.name === r.name && x.access === 'Deny' && x.priority === 100));
 
+/** The resource group in an ARM id (`/subscriptions/…/resourceGroups/<rg>/…`). */
+const groupOf = (id: string | undefined) => (id ? /\/resourceGroups\/([^/]+)\//i.exec(id)?.[1] : undefined);
+
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
   const net = ctx.clients.azureNetwork(t.subscriptionId);
-  const nics: Array<{ name: string; nsgId: string | null; location: string }> = [];
-  await call(ctx, `networkInterfaces.list ${t.resourceGroup}`, async () => {
+  const nics: Array<{ name: string; resourceGroup: string; nsgId: string | null; location: string }> = [];
+  await call(ctx, `networkInterfaces.listAll ${t.subscriptionId}`, async () => {
     nics.length = 0;
-    for await (const n of net.networkInterfaces.list(t.resourceGroup)) {
+    for await (const n of net.networkInterfaces.listAll()) {
       if (n.virtualMachine?.id?.toLowerCase() !== vmId(t).toLowerCase() || !n.name) continue;
-      nics.push({ name: n.name, nsgId: n.networkSecurityGroup?.id ?? null, location: n.location ?? '' });
+      nics.push({
+        name: n.name,
+        resourceGroup: groupOf(n.id) ?? t.resourceGroup,
+        nsgId: n.networkSecurityGroup?.id ?? null,
+        location: n.location ?? '',
+      });
     }
   });
+  // Stable order: the listing's order is not part of the API, and the before-state is compared at apply.
+  nics.sort((a, b) => `${a.resourceGroup}/${a.name}`.localeCompare(`${b.resourceGroup}/${b.name}`));
   const location = nics[0]?.location;
-  if (!location) throw new AdapterError('gone', `no network interface of VM ${t.vmName} found in ${t.resourceGroup}`);
+  if (!location) throw new AdapterError('gone', `no network interface of VM ${t.vmName} found in ${t.subscriptionId}`);
   let isolationNsg: Before['isolationNsg'] = null;
   try {
     const nsg = await call(ctx, `networkSecurityGroups.get ${nsgName(location)}`, () =>
@@ -73,7 +86,11 @@ async function readState(t: Target, ctx: ActionContext): Promise<Before> {
   } catch (e) {
     if (sdkErrorCode(e) !== 'ResourceNotFound' && sdkErrorCode(e) !== 'NotFound') throw e;
   }
-  return { location, nics: nics.map(({ name, nsgId: id }) => ({ name, nsgId: id })), isolationNsg };
+  return {
+    location,
+    nics: nics.map(({ name, resourceGroup, nsgId: id }) => ({ name, resourceGroup, nsgId: id })),
+    isolationNsg,
+  };
 }
 
 const isolated = (b: Before) =>
@@ -109,7 +126,11 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
         `associate NIC ${nic.name} with the isolation NSG (was ${nic.nsgId ?? 'none'})`,
         'networkInterfaces.beginCreateOrUpdateAndWait',
         'Microsoft.Network/networkInterfaces/write',
-        { resourceGroupName: target.resourceGroup, networkInterfaceName: nic.name, networkSecurityGroupId: id },
+        {
+          resourceGroupName: nic.resourceGroup ?? target.resourceGroup,
+          networkInterfaceName: nic.name,
+          networkSecurityGroupId: id,
+        },
       ),
     );
   }
@@ -117,16 +138,20 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
 }
 
 /** Re-reads the NIC and writes it back with only its NSG association changed (PUT replaces the whole NIC). */
-async function setNicNsg(t: Target, nicName: string, id: string | null, ctx: ActionContext): Promise<string> {
+async function setNicNsg(
+  t: Target,
+  nicGroup: string,
+  nicName: string,
+  id: string | null,
+  ctx: ActionContext,
+): Promise<string> {
   const net = ctx.clients.azureNetwork(t.subscriptionId);
-  const nic = await call(ctx, `networkInterfaces.get ${nicName}`, () =>
-    net.networkInterfaces.get(t.resourceGroup, nicName),
-  );
+  const nic = await call(ctx, `networkInterfaces.get ${nicName}`, () => net.networkInterfaces.get(nicGroup, nicName));
   const { networkSecurityGroup: _old, ...rest } = nic;
   const what = `networkInterfaces.beginCreateOrUpdateAndWait ${nicName}`;
   await call(ctx, what, () =>
     net.networkInterfaces.beginCreateOrUpdateAndWait(
-      t.resourceGroup,
+      nicGroup,
       nicName,
       id ? { ...rest, networkSecurityGroup: { id } } : rest,
     ),
@@ -138,7 +163,11 @@ const NsgInput = z.object({
   networkSecurityGroupName: z.string(),
   parameters: z.object({ location: z.string(), tags: z.record(z.string(), z.string()) }),
 });
-const NicInput = z.object({ networkInterfaceName: z.string(), networkSecurityGroupId: z.string() });
+const NicInput = z.object({
+  resourceGroupName: z.string(),
+  networkInterfaceName: z.string(),
+  networkSecurityGroupId: z.string(),
+});
 
 export default defineAction<Target, Before>({
   id: ID,
@@ -186,7 +215,7 @@ export default defineAction<Target, Before>({
       }
       if (s.call.api === 'networkInterfaces.beginCreateOrUpdateAndWait') {
         const input = NicInput.parse(s.call.input);
-        return setNicNsg(t, input.networkInterfaceName, input.networkSecurityGroupId, ctx);
+        return setNicNsg(t, input.resourceGroupName, input.networkInterfaceName, input.networkSecurityGroupId, ctx);
       }
       throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
     }),
@@ -197,7 +226,9 @@ export default defineAction<Target, Before>({
   },
   async rollback({ target, before }, ctx) {
     const ids: string[] = [];
-    for (const nic of before.nics) ids.push(await setNicNsg(target, nic.name, nic.nsgId, ctx));
+    for (const nic of before.nics) {
+      ids.push(await setNicNsg(target, nic.resourceGroup ?? target.resourceGroup, nic.name, nic.nsgId, ctx));
+    }
     return { requestIds: ids };
   },
 });

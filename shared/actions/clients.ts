@@ -23,7 +23,10 @@ export type AzureStorageAccounts = Pick<StorageManagementClient['storageAccounts
 
 /** The network calls `azure.vm.isolate` makes (@azure/arm-network). */
 export interface AzureNetwork {
-  networkInterfaces: Pick<NetworkManagementClient['networkInterfaces'], 'get' | 'list' | 'beginCreateOrUpdateAndWait'>;
+  networkInterfaces: Pick<
+    NetworkManagementClient['networkInterfaces'],
+    'get' | 'listAll' | 'beginCreateOrUpdateAndWait'
+  >;
   networkSecurityGroups: Pick<NetworkManagementClient['networkSecurityGroups'], 'get' | 'beginCreateOrUpdateAndWait'>;
 }
 

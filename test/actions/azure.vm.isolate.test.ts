@@ -28,8 +28,8 @@ function restError(code: string, statusCode: number, retryAfter?: string): Error
   });
 }
 
-const nic = (name: string, vm: string, nsg?: string): NetworkInterface => ({
-  id: `${ARM}/Microsoft.Network/networkInterfaces/${name}`,
+const nic = (name: string, vm: string, nsg?: string, group = RG): NetworkInterface => ({
+  id: `/subscriptions/${SUB}/resourceGroups/${group}/providers/Microsoft.Network/networkInterfaces/${name}`,
   name,
   location: 'westeurope',
   virtualMachine: { id: vm },
@@ -62,8 +62,8 @@ function armStub() {
     Object.assign(restError('ResourceNotFound', 404), { message: `${kind} ${name} not found` });
   const network: AzureNetwork = {
     networkInterfaces: {
-      list(resourceGroup) {
-        const items = [...nics.values()].filter((n) => n.id?.includes(`/resourceGroups/${resourceGroup}/`));
+      listAll() {
+        const items = [...nics.values()];
         async function* all() {
           failing('nic.list');
           yield* items;
@@ -80,10 +80,10 @@ function armStub() {
             })(),
         };
       },
-      async get(_resourceGroup, name) {
+      async get(resourceGroup, name) {
         failing('nic.get');
         const n = nics.get(name);
-        if (!n) throw notFound('networkInterface', name);
+        if (!n?.id?.includes(`/resourceGroups/${resourceGroup}/`)) throw notFound('networkInterface', name);
         return structuredClone(n);
       },
       async beginCreateOrUpdateAndWait(resourceGroup, name, parameters) {
@@ -191,8 +191,8 @@ describe('Action: azure.vm.isolate', () => {
     expect(plan.before).toEqual({
       location: 'westeurope',
       nics: [
-        { name: 'build-agent-01-nic0', nsgId: APP_NSG_ID },
-        { name: 'build-agent-01-nic1', nsgId: null },
+        { name: 'build-agent-01-nic0', resourceGroup: RG, nsgId: APP_NSG_ID },
+        { name: 'build-agent-01-nic1', resourceGroup: RG, nsgId: null },
       ],
       isolationNsg: null,
     });
@@ -262,6 +262,53 @@ describe('Action: azure.vm.isolate', () => {
       'azure:networkInterfaces.beginCreateOrUpdateAndWait build-agent-01-nic0',
       'azure:networkInterfaces.beginCreateOrUpdateAndWait build-agent-01-nic1',
     ]);
+  });
+
+  it('isolates a NIC of the VM that lives in another resource group of the subscription', async () => {
+    // Prepare
+    arm.nics.set('build-agent-01-nic2', nic('build-agent-01-nic2', VM_ID, undefined, 'rg-network'));
+    const c = ctx();
+    // Act
+    const plan = await action.plan(target, c);
+    await action.apply(plan, c);
+    const v = await action.verify(target, c);
+    // Assess
+    expect(plan.steps.at(-1)?.call.input).toEqual({
+      resourceGroupName: 'rg-network',
+      networkInterfaceName: 'build-agent-01-nic2',
+      networkSecurityGroupId: ISOLATION_ID,
+    });
+    expect(arm.calls.at(-1)).toMatchObject({
+      op: 'nic.createOrUpdate',
+      resourceGroup: 'rg-network',
+      name: 'build-agent-01-nic2',
+    });
+    expect(arm.nics.get('build-agent-01-nic2')?.networkSecurityGroup?.id).toBe(ISOLATION_ID);
+    expect(v.holds).toBe(true);
+  });
+
+  it('does not call the VM isolated while a NIC in another resource group is still open', async () => {
+    // Prepare
+    isolateFully();
+    arm.nics.set('build-agent-01-nic2', nic('build-agent-01-nic2', VM_ID, APP_NSG_ID, 'rg-network'));
+    // Act
+    const v = await action.verify(target, ctx());
+    // Assess
+    expect(v).toMatchObject({ holds: false, reason: 'a NIC lacks the deny-all NSG' });
+  });
+
+  it('rolls back a record written before NICs carried their resource group', async () => {
+    // Prepare
+    isolateFully();
+    const legacy = action.beforeSchema.parse({
+      location: 'westeurope',
+      nics: [{ name: 'build-agent-01-nic0', nsgId: APP_NSG_ID }],
+      isolationNsg: null,
+    });
+    // Act
+    await action.rollback({ target, before: legacy }, ctx());
+    // Assess
+    expect(arm.nics.get('build-agent-01-nic0')?.networkSecurityGroup?.id).toBe(APP_NSG_ID);
   });
 
   it('reuses a complete isolation NSG of the resource group and only swaps the NICs', async () => {
