@@ -1,0 +1,313 @@
+/**
+ * The Azure spoke's remediate function, invoked through @azure/functions with a constructed
+ * InvocationContext: the hub's API destination posts `Remediation Requested`; the function checks the
+ * shared secret, runs the Azure action under its identity (here: a stubbed ARM storage client and
+ * Azurite for the containers) and puts the result on the hub bus through web-identity federation.
+ */
+
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { StorageAccount, StorageAccountUpdateParameters } from '@azure/arm-storage';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { BlobServiceClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AzureStorageAccounts, CloudClientOptions } from '../../../shared/actions/clients.js';
+import {
+  REMOTE_REQUEST_DETAIL_TYPE,
+  REMOTE_REQUEST_SOURCE,
+  REMOTE_RESULT_DETAIL_TYPE,
+  remoteMessageOf,
+} from '../../../shared/adapters/bus/spoke.js';
+import { RemoteResultSchema } from '../../../shared/core/remediation/remote.js';
+import { AZURITE_ACCOUNT, type Azurite, startAzurite } from '../../helpers/azurite.js';
+import { eventBridgeEvent } from '../helpers/events.js';
+
+/** What the mocked client factory hands the function: the ARM stub and Azurite's blob endpoint. */
+const doubles = vi.hoisted(() => {
+  const d: { arm?: AzureStorageAccounts; blobUrl?: string; blobCredential?: StorageSharedKeyCredential } = {};
+  return d;
+});
+
+// The function builds its clients once at module scope with the managed identity; the test swaps in
+// the ARM stub and Azurite there (the same doubles as test/actions/azure.storage.*), nothing else.
+vi.mock('../../../shared/actions/clients.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../shared/actions/clients.js')>();
+  return {
+    ...original,
+    createCloudClients(opts: CloudClientOptions = {}) {
+      const real = original.createCloudClients({
+        ...opts,
+        azure: {
+          blobUrl: (account) => doubles.blobUrl ?? `https://${account}.blob.core.windows.net`,
+          blobCredential: () => {
+            if (!doubles.blobCredential) throw new Error('no Azurite credential in this test');
+            return doubles.blobCredential;
+          },
+        },
+      });
+      return {
+        ...real,
+        azureStorage(subscriptionId: string): AzureStorageAccounts {
+          if (!doubles.arm) throw new Error(`no ARM stub for ${subscriptionId}`);
+          return doubles.arm;
+        },
+      };
+    },
+  };
+});
+
+const SECRET = 'hub-remediate-secret-000000000000';
+const SUB = '00000000-0000-0000-0000-000000000000';
+const BUS = 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test';
+const target = { subscriptionId: SUB, resourceGroup: 'rg-data', accountName: AZURITE_ACCOUNT };
+
+/** ARM stub: holds the account flag and records every call. */
+function armStub(initial: boolean) {
+  const state = { allowBlobPublicAccess: initial };
+  const calls: string[] = [];
+  const updates: StorageAccountUpdateParameters[] = [];
+  const stub: AzureStorageAccounts = {
+    async getProperties(): Promise<StorageAccount> {
+      calls.push('getProperties');
+      return { location: 'westeurope', allowBlobPublicAccess: state.allowBlobPublicAccess };
+    },
+    async update(_rg, _account, parameters): Promise<StorageAccount> {
+      calls.push('update');
+      updates.push(parameters);
+      if (parameters.allowBlobPublicAccess !== undefined)
+        state.allowBlobPublicAccess = parameters.allowBlobPublicAccess;
+      return { location: 'westeurope' };
+    },
+  };
+  return { stub, calls, updates, state };
+}
+
+let sts: AwsClientStub<STSClient>;
+let eb: AwsClientStub<EventBridgeClient>;
+let azurite: Azurite;
+let blob: BlobServiceClient;
+let fn: typeof import('../../../functions/azure/remediate.js');
+let arm: ReturnType<typeof armStub>;
+let container = '';
+let n = 0;
+
+beforeAll(async () => {
+  vi.stubEnv('CLOSELOOP_HUB_BUS_ARN', BUS);
+  vi.stubEnv('CLOSELOOP_FORWARDER_ROLE_ARN', 'arn:aws:iam::111122223333:role/closeloop-test-azure-spoke');
+  vi.stubEnv('CLOSELOOP_REMEDIATE_SECRET', SECRET);
+  vi.stubEnv('IDENTITY_ENDPOINT', 'http://127.0.0.1:41111/msi/token');
+  vi.stubEnv('IDENTITY_HEADER', 'identity-header-test');
+  // The managed identity endpoint, as App Service serves it (the forwarder's federation token).
+  const realFetch = globalThis.fetch;
+  vi.stubGlobal('fetch', async (url: string | URL, init?: RequestInit) =>
+    String(url).startsWith('http://127.0.0.1:41111/')
+      ? { ok: true, status: 200, json: async () => ({ access_token: 'azure-mi-token' }) }
+      : realFetch(url, init),
+  );
+  azurite = await startAzurite();
+  doubles.blobUrl = azurite.url;
+  doubles.blobCredential = azurite.credential;
+  blob = new BlobServiceClient(azurite.url, azurite.credential);
+  sts = mockClient(STSClient);
+  eb = mockClient(EventBridgeClient);
+  fn = await import('../../../functions/azure/remediate.js');
+}, 30_000);
+afterAll(async () => {
+  sts.restore();
+  eb.restore();
+  vi.unstubAllEnvs();
+  vi.unstubAllGlobals();
+  await azurite?.stop();
+});
+beforeEach(async () => {
+  vi.stubEnv('CLOSELOOP_APPLY', 'true');
+  sts.reset();
+  eb.reset();
+  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
+    Credentials: {
+      AccessKeyId: 'ASIAEXAMPLE',
+      SecretAccessKey: 'temp-secret',
+      SessionToken: 'temp-session',
+      Expiration: new Date(Date.now() + 3_600_000),
+    },
+  });
+  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+  // A public container holding a blob, and an account that allows public access.
+  for await (const c of blob.listContainers()) await blob.deleteContainer(c.name);
+  container = `public-${++n}`;
+  const c = blob.getContainerClient(container);
+  await c.create({ access: 'blob' });
+  await c.getBlockBlobClient('report.csv').upload('a,b\n1,2\n', 8);
+  arm = armStub(true);
+  doubles.arm = arm.stub;
+});
+
+const request = (over: Record<string, unknown> = {}) => ({
+  requestId: 'rq-00000000000000a1',
+  caseKey: `azure|/subscriptions/${SUB}/resourcegroups/rg-data/providers/microsoft.storage/storageaccounts/${AZURITE_ACCOUNT}|Storage.Blob_OpenACL`,
+  provider: 'azure',
+  action: 'azure.storage.disallow-public-access',
+  op: 'apply',
+  target,
+  applyToken: 'token-0000000000000001',
+  actor: 'closeloop@aws-hub-test',
+  ...over,
+});
+/** What an API destination posts: the whole EventBridge event. */
+const delivered = (detail: unknown) => eventBridgeEvent(REMOTE_REQUEST_SOURCE, REMOTE_REQUEST_DETAIL_TYPE, detail);
+const post = (body: unknown, headers: Record<string, string> = { 'x-closeloop-secret': SECRET }) =>
+  new HttpRequest({
+    method: 'POST',
+    url: 'https://spoke.example/api/remediate',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
+  });
+const context = () =>
+  new InvocationContext({
+    invocationId: '00000000-0000-0000-0000-000000000077',
+    functionName: 'remediate',
+    logHandler: () => undefined,
+  });
+const anonymousGet = () => fetch(`${azurite.url}/${container}/report.csv`);
+/** The results the function put on the hub bus. */
+function reported() {
+  return eb.commandCalls(PutEventsCommand).flatMap((call) => call.args[0].input.Entries ?? []);
+}
+
+describe('Azure spoke: remediate', () => {
+  it('refuses with 401 and calls no cloud when the secret header is missing', async () => {
+    // Act
+    const res = await fn.remediate(post(delivered(request()), {}), context());
+    // Assess
+    expect(res.status).toBe(401);
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleWithWebIdentityCommand, 0);
+    expect((await anonymousGet()).status).toBe(200);
+  });
+
+  it('refuses with 401 and calls no cloud when the secret header is wrong', async () => {
+    // Act
+    const res = await fn.remediate(post(delivered(request()), { 'x-closeloop-secret': `${SECRET}x` }), context());
+    // Assess
+    expect(res.status).toBe(401);
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('answers 400 naming the field when the request lacks op', async () => {
+    // Prepare
+    const { op: _op, ...withoutOp } = request();
+    // Act
+    const res = await fn.remediate(post(delivered(withoutOp)), context());
+    // Assess
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.jsonBody)).toContain('op');
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('answers 400 when the body is not JSON', async () => {
+    // Act
+    const res = await fn.remediate(post('{not json'), context());
+    // Assess
+    expect(res.status).toBe(400);
+    expect(arm.calls).toEqual([]);
+  });
+
+  it('applies the Azure action and reports the result with the request token when the request is valid', async () => {
+    // Act
+    const res = await fn.remediate(post(delivered(request())), context());
+    // Assess
+    expect(res).toMatchObject({ status: 200, jsonBody: { requestId: 'rq-00000000000000a1', outcome: 'applied' } });
+    expect(arm.updates).toEqual([{ allowBlobPublicAccess: false }]);
+    expect((await anonymousGet()).status).toBe(403);
+    const [entry, ...more] = reported();
+    expect(more).toEqual([]);
+    expect(entry).toMatchObject({
+      EventBusName: BUS,
+      Source: 'closeloop.spoke.azure',
+      DetailType: REMOTE_RESULT_DETAIL_TYPE,
+    });
+    const result = RemoteResultSchema.parse(JSON.parse(entry?.Detail ?? '{}'));
+    expect(result).toMatchObject({
+      requestId: 'rq-00000000000000a1',
+      applyToken: 'token-0000000000000001',
+      op: 'apply',
+      outcome: 'applied',
+      actor: 'closeloop@azure-spoke',
+      before: { allowBlobPublicAccess: true, publicContainers: [{ name: container, access: 'blob' }] },
+    });
+    expect(result.requestIds).toHaveLength(2);
+    // The hub's remediate queue accepts what the spoke put on the bus.
+    const hubSees = remoteMessageOf(eventBridgeEvent(entry?.Source ?? '', entry?.DetailType ?? '', result));
+    expect(hubSees).toEqual({ kind: 'result', result });
+  });
+
+  it('changes nothing and reports noop when the same request arrives twice', async () => {
+    // Prepare
+    await fn.remediate(post(delivered(request())), context());
+    const updatesAfterFirst = arm.updates.length;
+    // Act
+    const res = await fn.remediate(post(delivered(request())), context());
+    // Assess
+    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'noop' } });
+    expect(arm.updates).toHaveLength(updatesAfterFirst);
+    const results = reported().map((e) => RemoteResultSchema.parse(JSON.parse(e.Detail ?? '{}')));
+    expect(results.map((r) => [r.outcome, r.applyToken])).toEqual([
+      ['applied', 'token-0000000000000001'],
+      ['noop', 'token-0000000000000001'],
+    ]);
+    expect(results[1]?.requestIds).toEqual([]);
+  });
+
+  it('plans only and reports planned when the spoke is deployed without CLOSELOOP_APPLY', async () => {
+    // Prepare
+    vi.stubEnv('CLOSELOOP_APPLY', '');
+    // Act
+    const res = await fn.remediate(post(delivered(request())), context());
+    // Assess
+    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'planned' } });
+    expect(arm.updates).toEqual([]);
+    expect((await anonymousGet()).status).toBe(200);
+  });
+
+  it('refuses with 422 and runs nothing when the request names a GCP action', async () => {
+    // Act
+    const res = await fn.remediate(
+      post(delivered(request({ action: 'gcs.remove-public-access', target: { bucket: 'acme-exports' } }))),
+      context(),
+    );
+    // Assess
+    expect(res.status).toBe(422);
+    expect(JSON.stringify(res.jsonBody)).toContain('gcs.remove-public-access is a gcp action');
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('refuses with 422 when the request is addressed to the GCP spoke', async () => {
+    // Act
+    const res = await fn.remediate(post(delivered(request({ provider: 'gcp' }))), context());
+    // Assess
+    expect(res.status).toBe(422);
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('reports the live state when the hub asks for a verify', async () => {
+    // Prepare
+    await fn.remediate(post(delivered(request())), context());
+    eb.resetHistory();
+    // Act
+    const res = await fn.remediate(
+      post(delivered(request({ requestId: 'rq-00000000000000v1', op: 'verify', applyToken: 'verify-token-01' }))),
+      context(),
+    );
+    // Assess
+    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'verified' } });
+    const result = RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}'));
+    expect(result).toMatchObject({ op: 'verify', outcome: 'verified', applyToken: 'verify-token-01' });
+    expect(result.observed).toMatchObject({ allowBlobPublicAccess: false });
+  });
+});
