@@ -1,5 +1,5 @@
 /** Reads CLI inputs: files, folders (recursively, sorted), and `-` for stdin; JSON or JSON lines. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
@@ -33,9 +33,25 @@ function walk(dir: string): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) files.push(...walk(path));
-    else if (EXTENSIONS.some((ext) => entry.name.endsWith(ext))) files.push(path);
+    else if (EXTENSIONS.some((ext) => entry.name.endsWith(ext)) && isReadableFile(entry, path)) files.push(path);
   }
   return files;
+}
+
+/**
+ * A regular file, or a symlink to one. A FIFO, socket or device named `*.json` in a folder is skipped:
+ * reading a FIFO blocks until a writer appears, so one stray pipe would hang the whole run. A dangling
+ * symlink is kept, so the read names it in a rejection instead of dropping it silently. (A FIFO given
+ * explicitly, e.g. `closeloop run <(zcat events.gz)`, is read as asked.)
+ */
+function isReadableFile(entry: Dirent, path: string): boolean {
+  if (entry.isFile()) return true;
+  if (!entry.isSymbolicLink()) return false;
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return true;
+  }
 }
 
 export async function readStdin(): Promise<string> {

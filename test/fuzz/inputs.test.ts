@@ -1,0 +1,274 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expandInputs, readInputs } from '../../shared/adapters/cli/inputs.js';
+import { RejectedSchema } from '../../shared/core/model/finding.js';
+import { readDocuments } from '../../shared/core/sources/read.js';
+import { tempDir } from '../helpers/tmp.js';
+import { expectNoPollution, MAX_REASON, normalizeChecked, prototypeSnapshot } from './helpers.js';
+
+const HANG_MS = 10_000;
+const LINE_LOCATION = /^invalid JSON at line \d+, column \d+: /;
+
+/** Every rejection of the reader: the Rejected shape, `$` path, input named, short reason. */
+function expectClearRejections(rejected: readonly unknown[], origins: readonly string[]): void {
+  const unclear = rejected.filter((r) => {
+    const p = RejectedSchema.safeParse(r);
+    return (
+      !p.success ||
+      p.data.path !== '$' ||
+      !origins.some((o) => p.data.input === o || p.data.input.startsWith(`${o}:`)) ||
+      p.data.reason.length === 0 ||
+      p.data.reason.length > MAX_REASON
+    );
+  });
+  expect(unclear.slice(0, 3)).toEqual([]);
+}
+
+/** A line that is not JSON, has no line break, and cannot be mistaken for a complete object. */
+const garbageLine = fc
+  .string({ unit: 'grapheme', maxLength: 40 })
+  .map((s) => `{${s.replace(/[\r\n]/g, ' ')}`)
+  .filter((s) => {
+    try {
+      JSON.parse(s);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+const objectLine = fc
+  .dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }))
+  .map((o) => JSON.stringify(o));
+
+describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, stdin)', () => {
+  let protoBefore = '';
+  let tmp: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    protoBefore = prototypeSnapshot();
+    tmp = tempDir('closeloop-fuzz-inputs-');
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('returns documents or rejections naming the input and line, never throwing, for arbitrary text', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 300 }),
+          fc.jsonValue().map((v) => JSON.stringify(v, null, 2)),
+          fc.jsonValue().map((v) => JSON.stringify(v).slice(0, -1)),
+          fc.array(fc.oneof(objectLine, garbageLine, fc.constant('')), { maxLength: 12 }).map((l) => l.join('\n')),
+        ),
+        fc.boolean(),
+        (text, bom) => {
+          const out = readDocuments(bom ? `\uFEFF${text}` : text, 'fuzz.jsonl');
+          expect(out.docs.length + out.rejected.length).toBeGreaterThan(0);
+          expectClearRejections(out.rejected, ['fuzz.jsonl']);
+          for (const d of out.docs) normalizeChecked(d.value, d.input);
+          expectNoPollution(protoBefore);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('reads every complete JSON line with its own line number when most lines are JSON', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof({ weight: 3, arbitrary: objectLine }, garbageLine, fc.constant('   ')), {
+          minLength: 2,
+          maxLength: 30,
+        }),
+        fc.constantFrom('\n', '\r\n'),
+        (lines, eol) => {
+          const indexed = lines.map((line, i) => ({ line, at: `events.jsonl:${i + 1}` }));
+          const nonBlank = indexed.filter((x) => x.line.trim() !== '');
+          const complete = nonBlank.filter((x) => !garbage(x.line));
+          const broken = nonBlank.filter((x) => garbage(x.line));
+          fc.pre(nonBlank.length > 1 && complete.length > 0 && complete.length * 2 >= nonBlank.length);
+          // Act
+          const out = readDocuments(lines.join(eol), 'events.jsonl');
+          // Assess: one document per complete line, one rejection per broken line, each at its line
+          expect(out.docs.map((d) => d.input)).toEqual(complete.map((x) => x.at));
+          expect(out.rejected.map((r) => r.input)).toEqual(broken.map((x) => x.at));
+          for (const r of out.rejected) expect(r.reason).toMatch(LINE_LOCATION);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('parses 10,000 and 1,000,000 levels of nesting and locates errors in them without overflowing', () => {
+    for (const depth of [10_000, 1_000_000]) {
+      // Prepare
+      const whole = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+      const broken = `${'{"a":['.repeat(depth)}1`;
+      // Act
+      const started = performance.now();
+      const ok = readDocuments(whole, 'deep.json');
+      const bad = readDocuments(broken, 'broken.json');
+      // Assess
+      expect(performance.now() - started).toBeLessThan(HANG_MS);
+      expect(ok.docs).toHaveLength(1);
+      expect(bad.rejected).toEqual([
+        expect.objectContaining({ input: 'broken.json', path: '$', reason: expect.stringMatching(LINE_LOCATION) }),
+      ]);
+      const normalized = normalizeChecked(ok.docs[0]?.value, 'deep.json');
+      expect(normalized.rejected).toHaveLength(1);
+    }
+  });
+
+  it('reads multi-megabyte strings and 100,000 JSON lines, and rejects documents over the limit unparsed', () => {
+    // Prepare
+    const huge = JSON.stringify({ description: 'é'.repeat(4 * 1024 * 1024) });
+    const many = Array.from({ length: 100_000 }, (_, i) => `{"n":${i}}`).join('\n');
+    // Act
+    const started = performance.now();
+    const hugeOut = readDocuments(huge, 'huge.json');
+    const manyOut = readDocuments(many, 'many.jsonl');
+    const limited = readDocuments(`${huge}\n{"a":1}\n{"b":2}`, 'limited.jsonl', { maxDocumentChars: 1024 });
+    // Assess
+    expect(performance.now() - started).toBeLessThan(HANG_MS);
+    expect(hugeOut.docs).toHaveLength(1);
+    expect(manyOut.docs).toHaveLength(100_000);
+    expect(manyOut.docs[99_999]?.input).toBe('many.jsonl:100000');
+    expect(limited.docs.map((d) => d.input)).toEqual(['limited.jsonl:2', 'limited.jsonl:3']);
+    expect(limited.rejected).toEqual([
+      expect.objectContaining({
+        input: 'limited.jsonl:1',
+        reason: expect.stringMatching(/exceeds the 1024-character limit/),
+      }),
+    ]);
+  });
+
+  it('keeps __proto__, constructor and prototype keys as own data when reading text', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('__proto__', 'constructor', 'prototype'),
+        fc.integer({ min: 0, max: 20 }),
+        (key, depth) => {
+          // Prepare
+          const inner = `{"${key}":{"polluted":"yes","prototype":{"polluted":"yes"}}}`;
+          const text = `${'{"x":'.repeat(depth)}${inner}${'}'.repeat(depth)}`;
+          // Act
+          const out = readDocuments(`${text}\n${text}`, 'proto.jsonl');
+          // Assess
+          expect(out.docs).toHaveLength(2);
+          for (const d of out.docs) normalizeChecked(d.value, d.input);
+          expectNoPollution(protoBefore);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('reads folders recursively in a stable order, only JSON files, each into documents or rejections', async () => {
+    // Prepare: random trees of files with random contents
+    const contents = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.array(objectLine, { minLength: 2, maxLength: 5 }).map((l) => l.join('\n')),
+      fc.string({ unit: 'binary', maxLength: 200 }),
+      fc.constant(''),
+    );
+    const fileArb = fc.record({
+      dir: fc.constantFrom('', 'a', 'a/b', 'c'),
+      name: fc.stringMatching(/^[a-z0-9-]{1,8}$/),
+      ext: fc.constantFrom('.json', '.jsonl', '.ndjson', '.txt', '.json.bak'),
+      text: contents,
+    });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fileArb, { minLength: 1, maxLength: 8, selector: (f) => `${f.dir}/${f.name}` }),
+        async (files) => {
+          const root = join(tmp.dir, `tree-${++run}`);
+          for (const f of files) {
+            mkdirSync(join(root, f.dir), { recursive: true });
+            writeFileSync(join(root, f.dir, `${f.name}${f.ext}`), f.text);
+          }
+          // Act
+          const expanded = expandInputs([root], tmp.dir);
+          const out = await readInputs(expanded.map((p) => join(tmp.dir, p)));
+          // Assess
+          const wanted = files
+            .filter((f) => ['.json', '.jsonl', '.ndjson'].includes(f.ext))
+            .map((f) => relative(tmp.dir, join(root, f.dir, `${f.name}${f.ext}`)));
+          expect([...expanded].sort()).toEqual([...wanted].sort());
+          expect(expandInputs([root], tmp.dir)).toEqual(expanded);
+          const paths = expanded.map((p) => join(tmp.dir, p));
+          expectClearRejections(out.rejected, paths);
+          for (const p of paths) {
+            const hits = [...out.docs, ...out.rejected].filter((x) => x.input === p || x.input.startsWith(`${p}:`));
+            expect(hits.length, p).toBeGreaterThan(0);
+          }
+          for (const d of out.docs) normalizeChecked(d.value, d.input);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('rejects an unreadable entry and never blocks on a FIFO inside a folder', async () => {
+    // Prepare
+    const root = join(tmp.dir, 'special');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'a.json'), '{"a":1}');
+    symlinkSync(join(root, 'missing-target.json'), join(root, 'dangling.json'));
+    const fifo = spawnSync('mkfifo', [join(root, 'pipe.json')]);
+    // Act
+    const files = expandInputs([root], tmp.dir).map((p) => join(tmp.dir, p));
+    const out = await readInputs(files);
+    // Assess
+    if (fifo.status === 0) expect(files.some((f) => f.endsWith('pipe.json'))).toBe(false);
+    expect(out.docs.map((d) => d.input)).toEqual([join(root, 'a.json')]);
+    expect(out.rejected).toEqual([
+      expect.objectContaining({ input: join(root, 'dangling.json'), reason: expect.stringMatching(/^cannot read/) }),
+    ]);
+  });
+
+  it('reads stdin ("-") as JSON lines in a child process, naming each line', async () => {
+    // Prepare
+    const run = (input: string) =>
+      new Promise<{ docs: string[]; rejected: unknown[]; polluted: boolean }>((resolve, reject) => {
+        const child = spawn(join(process.cwd(), 'node_modules', '.bin', 'tsx'), ['test/fuzz/read-stdin.ts'], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        let out = '';
+        const timer = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
+        child.stdout.on('data', (c) => {
+          out += c;
+        });
+        child.on('error', reject);
+        child.on('close', () => {
+          clearTimeout(timer);
+          resolve(JSON.parse(out));
+        });
+        child.stdin.end(input);
+      });
+    const lines = ['{"a":1}', '', '{"__proto__":{"polluted":1}}', '{"b":', '[1,2]'].join('\n');
+    // Act
+    const [mixed, empty, junk] = await Promise.all([run(lines), run(''), run('\u0000\u0001 not json')]);
+    // Assess
+    expect(mixed.docs).toEqual(['stdin:1', 'stdin:3', 'stdin:5']);
+    expect(mixed.rejected).toEqual([
+      expect.objectContaining({ input: 'stdin:4', reason: expect.stringMatching(LINE_LOCATION) }),
+    ]);
+    expect(mixed.polluted).toBe(false);
+    expect(empty.rejected).toEqual([
+      expect.objectContaining({ input: 'stdin', reason: 'empty input: no JSON document' }),
+    ]);
+    expect(junk.docs).toEqual([]);
+    expectClearRejections(junk.rejected, ['stdin']);
+  });
+});
+
+function garbage(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return false;
+  } catch {
+    return true;
+  }
+}
