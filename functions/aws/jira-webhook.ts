@@ -6,6 +6,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsPorts, JiraSecretSchema, secretReader } from '../../shared/adapters/wiring/aws.js';
+import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
+import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
 import { handleJiraWebhook } from '../../shared/core/tickets/webhook.js';
 import { HttpApiEventSchema, rawBodyOf } from './middleware/http-api.js';
 import { hubFunction } from './middleware/hub-function.js';
@@ -22,7 +24,22 @@ export const handler = hubFunction(ports, 'jira-webhook', async (input: unknown)
   // No secret configured → undefined → the core refuses every call (401): fail closed.
   const secret = jira ? (await jira()).webhookSecret : undefined;
   const { store, clock, log } = ports;
-  const deps = { store, clock, log, policy: config.policy.tickets, secret };
+  const repo = exceptionsRepo(store, clock);
+  // Approvals only: this function holds no action permissions and no cloud context, so an approval is
+  // recorded here and its `approved` event is applied by the remediate function (RemediateApprovedRule).
+  const remediation: RemediationDeps = {
+    store,
+    // Never planned or applied here (apply off, no context): no action modules in this bundle.
+    actions: { get: () => undefined },
+    ctx: undefined,
+    clock,
+    log,
+    policy: config.policy.apply,
+    apply: false,
+    actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,
+    exceptions: async () => [...config.exceptions, ...(await repo.list())],
+  };
+  const deps = { store, clock, log, policy: config.policy.tickets, secret, remediation };
   const res = await handleJiraWebhook({ headers: event.headers ?? {}, rawBody: rawBodyOf(event) }, deps);
   await ports.bus.publish(res.events);
   return { statusCode: res.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(res.body) };

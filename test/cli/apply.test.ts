@@ -196,6 +196,24 @@ describe('closeloop against live (mocked) S3', () => {
     expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
   });
 
+  it('applies an approval given in a dry-run at the next run --apply', async () => {
+    // Prepare
+    const bucket = statefulBucket();
+    await cli(['run', PROD_S3, '--live', '--config', CONFIG, '--home', home]);
+    const waiting = await caseFor(home, 'acme-data-exports');
+    const approve = await cli(['approve', waiting.key, '--by', 'lead@example.com', '--config', CONFIG, '--home', home]);
+    expect(approve.code, approve.err).toBe(0);
+    expect((await caseFor(home, 'acme-data-exports')).remediation.state).toBe('approved');
+    expect(bucket.block).toBeUndefined();
+    // Act: a later run with --apply and no new finding for that case.
+    const run = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(run.code, run.err).toBe(0);
+    const done = await caseFor(home, 'acme-data-exports');
+    expect(done.remediation).toMatchObject({ state: 'applied', approvedBy: 'lead@example.com' });
+    expect(s3).toReceiveCommandWith(PutPublicAccessBlockCommand, { Bucket: 'acme-data-exports' });
+  });
+
   it('refuses approve and rollback without --by (the person is recorded)', async () => {
     // Act
     const a = await cli(['approve', 'abcdef', '--home', home]);

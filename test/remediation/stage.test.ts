@@ -237,6 +237,38 @@ describe('remediation stage', () => {
     expect(double.calls.apply).toBe(1);
   });
 
+  it('applies an approval recorded where nothing may be applied once its event reaches an applying stage', async () => {
+    // Prepare: the Jira webhook's wiring records the approval (apply off, no context).
+    await seed(makeCase({ env: 'prod' }));
+    await createRemediationStage(deps()).handle(decided());
+    const recorded = await approveCase(deps({ apply: false }), CASE_KEY, 'lead@example.com');
+    expect(recorded.state).toBe('approved');
+    expect(double.calls.apply).toBe(0);
+    const approved = recorded.events.find((e) => e.type === 'case.remediation');
+    if (!approved) throw new Error('approveCase returned no approved event');
+    // Act: the remediate function receives the event, twice (at-least-once delivery).
+    await createRemediationStage(deps()).handle(approved);
+    await createRemediationStage(deps()).handle(approved);
+    // Assess
+    const c = await stored();
+    expect(c?.remediation).toMatchObject({ approvedBy: 'lead@example.com', state: 'applied' });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('ignores an approved event in a stage that may not apply', async () => {
+    // Prepare
+    await seed(makeCase({ env: 'prod' }));
+    await createRemediationStage(deps()).handle(decided());
+    const recorded = await approveCase(deps({ apply: false }), CASE_KEY, 'lead@example.com');
+    const approved = recorded.events.find((e) => e.type === 'case.remediation');
+    if (!approved) throw new Error('approveCase returned no approved event');
+    // Act
+    const out = await createRemediationStage(deps({ apply: false })).handle(approved);
+    // Assess
+    expect(out).toEqual([]);
+    expect((await stored())?.remediation.state).toBe('approved');
+  });
+
   it('marks the case approved for the next run when approval comes during a dry-run', async () => {
     // Prepare
     await seed(makeCase({ mode: 'approval' }));

@@ -5,6 +5,7 @@
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';
+import { releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
 import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
 import { caseId, listCases, renderCases, resolveCase } from './cases.js';
 import { expandInputs, readInputs } from './inputs.js';
@@ -134,6 +135,11 @@ export async function cmdRun(args: readonly string[], opts: GlobalOptions, io: I
     if (unread.length) await rt.ingest.deadLetter(unread, rt.clock.now().toISOString());
     const swept = await rt.ingest.sweepExceptions();
     await rt.settle();
+    // With --apply: approvals given in a dry-run, and fixes held by the budget or the breaker, go now.
+    if (rt.apply) {
+      await rt.bus.publish([...(await releaseApproved(rt.remediation)), ...(await releaseHeld(rt.remediation))]);
+      await rt.settle();
+    }
     const out = await ingestAll(rt, docs);
     const rejected = [...unread, ...out.rejected];
     const cases = await listCases(rt.store);

@@ -10,7 +10,7 @@
  * concurrent deliveries of the same case produce one apply.
  */
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
-import { errorMessage, isGone, UsageError } from '../errors.js';
+import { ApplyIncompleteError, errorMessage, isGone, UsageError } from '../errors.js';
 import { type Case, type CaseRemediation, CaseSchema, type CaseStatus, type RemediationState } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
 import type { PipelineEvent } from '../model/events.js';
@@ -168,7 +168,10 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
 
   // 1. Plan: a live re-read; without a cloud context, a dry-run description from the finding only.
   let plan: Plan<unknown, unknown>;
-  const approvedPlan = storedPlan ? asPlan(r) : undefined;
+  // A retry of an apply that stopped part-way (steps recorded, never applied): plan again from the live
+  // state, since the steps made are no longer needed, and keep the original before-state for rollback.
+  const partial = r.appliedAt === undefined && (r.requestIds?.length ?? 0) > 0 && r.before !== undefined;
+  const approvedPlan = storedPlan && !partial ? asPlan(r) : undefined;
   if (remote) {
     // The live state is read by the spoke, under its own identity, right before it applies.
     const summary = `${action.provider} spoke reads the live state and runs ${action.id} (${action.title}) on ${canonicalJson(target)}`;
@@ -186,7 +189,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       return settle(deps, c, 'blocked', reason, { target, error: errorMessage(e) }, actor);
     }
   }
-  const planned = { target, plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop }, before: plan.before };
+  const before = partial ? r.before : plan.before;
+  const planned = { target, plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop }, before };
   if (plan.noop) return settle(deps, c, 'noop', plan.summary, planned, actor);
 
   // 2. Gates that need no counter.
@@ -231,7 +235,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   try {
     const result = await action.apply(plan, deps.ctx);
     const appliedAt = deps.clock.now().toISOString();
-    const extra = { applyGates: allGates, before: result.before, requestIds: result.requestIds, appliedAt };
+    const requestIds = [...(partial ? (r.requestIds ?? []) : []), ...result.requestIds];
+    const extra = { applyGates: allGates, before: partial ? r.before : result.before, requestIds, appliedAt };
     const reason = `applied ${action.id}: ${plan.summary}`;
     const next = await writeRemediation(
       deps,
@@ -242,7 +247,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     );
     if (!next) return { events: [], state: 'unchanged' };
     await deps.store.delete(HELD_COLLECTION, c.key);
-    const detail = { plan: planned.plan, before: result.before, requestIds: result.requestIds };
+    const detail = { plan: planned.plan, before: extra.before, requestIds };
     const verify: PipelineEvent = {
       id: `verify-${shortHash(`${c.key}|${token}`)}`,
       type: 'case.verify-requested',
@@ -254,7 +259,10 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return { events: [event(deps, next, 'applied', actor, detail), verify], state: 'applied' };
   } catch (e) {
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
-    return settle(deps, c, 'failed', reason, { applyGates: allGates, error: errorMessage(e) }, actor);
+    // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt).
+    const made = e instanceof ApplyIncompleteError ? [...(partial ? (r.requestIds ?? []) : []), ...e.requestIds] : [];
+    const extra = { applyGates: allGates, error: errorMessage(e), ...(made.length > 0 ? { requestIds: made } : {}) };
+    return settle(deps, c, 'failed', reason, extra, actor);
   }
 }
 
@@ -410,9 +418,15 @@ const SETTLED: ReadonlySet<RemediationState> = new Set([
 export function createRemediationStage(deps: RemediationDeps): Stage {
   return {
     name: 'remediate',
-    handles: ['case.decided', 'case.verified'],
+    handles: ['case.decided', 'case.verified', 'case.remediation'],
     async handle(e) {
       const c = await readCase(deps.store, e.caseKey);
+      if (e.type === 'case.remediation') {
+        // An approval recorded where nothing may be applied (the Jira webhook, `closeloop approve` in a
+        // dry-run) is carried out here, by the deployment that holds the cloud context and may apply.
+        if (e.state !== 'approved' || c?.remediation.state !== 'approved' || !deps.apply || !deps.ctx) return [];
+        return (await run(deps, c, c.remediation.approvedBy ?? e.actor, true)).events;
+      }
       if (e.type === 'case.verified') {
         // Only a failed verification of a fix closeloop applied counts against the breaker.
         if (e.verdict === 'failed' && c?.remediation.state === 'applied') {
@@ -431,7 +445,8 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
 
 /**
  * Records who approved and applies now when allowed (`apply` on and a cloud context), else marks the case
- * approved for the next run. Applies exactly the plan that was approved.
+ * approved; its `approved` event makes a remediation stage that may apply carry it out (the remediate
+ * function in the hub, `closeloop run --apply` locally). Applies exactly the plan that was approved.
  *
  * @example await approveCase(deps, 'aws|arn:aws:s3:::acme-exports|S3.8', 'lead@acme.example')
  */
@@ -445,6 +460,10 @@ export async function approveCase(deps: RemediationDeps, caseKey: string, approv
   );
   if (!c) throw new UsageError(`case ${caseKey} not found, has no action, or is already applied`);
   const approvedEvent = event(deps, c, 'approved', approver, { approvedBy: approver });
+  // Where nothing may be applied, the approval is recorded as is: re-planning without a cloud context
+  // would replace the approved live plan with a description. The `approved` event carries it to the
+  // remediation stage of a deployment that may apply.
+  if (!deps.apply || !deps.ctx) return { state: 'approved', events: [approvedEvent] };
   const out = await run(deps, c, approver, asPlan(c.remediation) !== undefined);
   return { state: out.state === 'unchanged' ? 'approved' : out.state, events: [approvedEvent, ...out.events] };
 }
@@ -492,6 +511,21 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   );
   const events = next ? [event(deps, next, 'rolled-back', actor, { requestIds: result.requestIds })] : [];
   return { requestIds: result.requestIds, events };
+}
+
+/**
+ * Carries out approvals recorded where nothing could be applied (`closeloop approve` without `--apply`),
+ * now that this run may apply. Scans the cases: meant for the local run, where the hub uses events.
+ */
+export async function releaseApproved(deps: RemediationDeps): Promise<PipelineEvent[]> {
+  if (!deps.apply || !deps.ctx) return [];
+  const events: PipelineEvent[] = [];
+  for (const doc of await deps.store.list(CASES)) {
+    const c = CaseSchema.safeParse(doc.value);
+    if (!c.success || c.data.remediation.state !== 'approved') continue;
+    events.push(...(await run(deps, c.data, c.data.remediation.approvedBy ?? deps.actor, true)).events);
+  }
+  return events;
 }
 
 /** Retries every held case (budget refilled, breaker closed); what is still held stays queued. */
