@@ -1,6 +1,7 @@
 /**
  * Apply policy (policy.yaml `apply:`): the safety rails checked at apply time, after decide chose the
- * mode. Strict: a typo names the field.
+ * mode. Strict: a typo names the field. Approval in Jira (label or transition) is configured under
+ * `tickets:` (`approvalLabel`, `approvalTransition`), where the webhook reads it.
  *
  * @example
  * apply:
@@ -8,7 +9,6 @@
  *   circuitBreaker: { failedVerifications: 3, windowMinutes: 60 }
  *   accounts: { allow: ["111122223333"], deny: [] }
  *   resources: { deny: ["arn:aws:s3:::acme-audit-*"] }
- *   approval: { jiraTransition: "Approve fix", jiraLabel: "closeloop-approved" }
  *   actions:
  *     s3.block-public-access: { websiteTags: ["closeloop:public-website=true"] }
  *     gcp.firewall.disable-rule: { mode: narrow, sourceRanges: ["192.0.2.0/24"] }
@@ -38,10 +38,6 @@ export const ApplyPolicySchema = z.strictObject({
     .default({ allow: [], deny: [] }),
   /** Resource ids never to change automatically (`*` matches any run of characters; case-insensitive). */
   resources: z.strictObject({ deny: z.array(z.string().min(1)).default([]) }).default({ deny: [] }),
-  /** How a person approves in Jira besides `closeloop approve <case>` (read by the ticketing webhook). */
-  approval: z
-    .strictObject({ jiraTransition: z.string().min(1).optional(), jiraLabel: z.string().min(1).optional() })
-    .default({}),
   /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
   actions: z.record(z.string().min(1), z.unknown()).default({}),
 });
