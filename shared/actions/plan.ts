@@ -4,11 +4,11 @@
  * exactly the planned calls in order, collecting request ids.
  */
 
-import { AdapterError } from '../core/errors.js';
+import { AdapterError, ApplyIncompleteError } from '../core/errors.js';
 import type { PlanStep } from '../core/model/case.js';
 import { canonicalJson } from '../core/util/hash.js';
 import type { ActionContext, ApplyResult, Plan } from './define.js';
-import { withRetry } from './retry.js';
+import { classifyCloudError, withRetry } from './retry.js';
 
 /** One readable step with the exact call and the permission it needs. */
 export const step = (say: string, api: string, permission: string, input: unknown): PlanStep => ({
@@ -76,7 +76,16 @@ export async function applyPlanned<T, B>(
   }
   const vars: StepVars = new Map();
   const requestIds: string[] = [];
-  for (const s of plan.steps) requestIds.push(await run(s, vars));
+  for (const s of plan.steps) {
+    try {
+      requestIds.push(await run(s, vars));
+    } catch (e) {
+      // Steps already made are real changes: say which, so the case records them (nothing half-applied
+      // goes unrecorded) and a retry plans only what is left.
+      if (requestIds.length === 0) throw e;
+      throw new ApplyIncompleteError(classifyCloudError(e, s.call.api), requestIds, plan.steps.length, s.say);
+    }
+  }
   return { before: fresh.before, requestIds };
 }
 

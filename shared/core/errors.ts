@@ -33,6 +33,26 @@ export class AdapterError extends CloseloopError {
   }
 }
 
+/**
+ * An apply that stopped part-way: the first `requestIds.length` of `stepsTotal` planned steps were made,
+ * then one failed (the cause, whose kind this keeps so `isDenied`/`isRetryable` still answer). The
+ * remediation stage records the steps made, so no half-applied fix goes unrecorded.
+ */
+export class ApplyIncompleteError extends AdapterError {
+  /** Request ids of the steps that were made, in order. */
+  readonly requestIds: readonly string[];
+  readonly stepsTotal: number;
+  constructor(cause: AdapterError, requestIds: readonly string[], stepsTotal: number, failedStep: string) {
+    super(cause.kind, `${requestIds.length} of ${stepsTotal} step(s) applied, then "${failedStep}" failed`, {
+      cause,
+      ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
+    });
+    this.name = 'ApplyIncompleteError';
+    this.requestIds = [...requestIds];
+    this.stepsTotal = stepsTotal;
+  }
+}
+
 /** Our own configuration (registry, policy, exceptions) is invalid: names the file and the field. */
 export class ConfigError extends CloseloopError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,0 +1,560 @@
+/**
+ * Cloud fault injection through the remediation stage with real actions from the registry and a real
+ * store: AWS throttling and AccessDenied (aws-sdk-client-mock over a stateful bucket), Azurite stopped in
+ * the middle of an apply and started again, and the GCS double failing. In every scenario: nothing
+ * half-applied goes unrecorded, the case says what happened, and a later retry completes without
+ * applying any step twice.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import {
+  DeleteBucketPolicyCommand,
+  GetBucketAclCommand,
+  GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
+  GetPublicAccessBlockCommand,
+  PutBucketAclCommand,
+  PutBucketPolicyCommand,
+  PutPublicAccessBlockCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import type { StorageAccount } from '@azure/arm-storage';
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { AzureStorageAccounts } from '../../shared/actions/clients.js';
+import type { ActionContext } from '../../shared/actions/define.js';
+import { actionRegistry } from '../../shared/actions/registry.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import type { Finding } from '../../shared/core/model/finding.js';
+import { silentLogger } from '../../shared/core/ports.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import { approveCase, createRemediationStage, type RemediationDeps } from '../../shared/core/remediation/stage.js';
+import { getDoc } from '../../shared/core/store/docs.js';
+import { awsError, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY } from '../helpers/azurite.js';
+import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const decided = (caseKey: string, n = 1): PipelineEvent => ({
+  id: `decided-${n}-${caseKey}`,
+  type: 'case.decided',
+  caseKey,
+  at: '2026-11-18T10:00:00.000Z',
+  isNewCase: n === 1,
+  recurrence: false,
+  statusChanged: n === 1,
+});
+
+/** A case decided for automatic remediation in dev, around one finding (as decide leaves it). */
+function caseFor(f: Finding, action: string): Case {
+  const at = '2026-11-18T09:07:02.000Z';
+  return CaseSchema.parse({
+    key: `${f.resource.provider}|${f.resource.id}|${f.type}`,
+    provider: f.resource.provider,
+    resourceId: f.resource.id,
+    resourceName: f.resource.name,
+    resourceType: f.resource.type,
+    account: f.resource.account,
+    region: f.resource.region,
+    type: f.type,
+    title: f.title,
+    severity: f.severity,
+    status: 'open',
+    statusReason: 'new',
+    sourceStatus: 'active',
+    sources: [f.source],
+    findingKeys: [f.key],
+    sample: false,
+    muted: false,
+    firstSeen: at,
+    lastSeen: at,
+    occurrences: 1,
+    occurrencesByFinding: {},
+    compliance: { controls: [], standards: [] },
+    enrichment: {
+      owner: 'data@example.com',
+      ownerEmail: 'data@example.com',
+      team: 'data',
+      application: null,
+      environment: 'dev',
+      criticality: null,
+      unowned: false,
+      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
+    },
+    exception: null,
+    remediation: { action, mode: 'auto', reason: 'auto in dev', gates: [], state: 'none' },
+    ticket: null,
+    verification: null,
+    evidenceHead: null,
+    createdAt: at,
+    updatedAt: at,
+    closedAt: null,
+    reopenCount: 0,
+  });
+}
+
+function harness(ctx: () => ActionContext) {
+  const store = new MemoryDocStore();
+  const deps = (): RemediationDeps => ({
+    store,
+    actions: actionRegistry,
+    ctx: ctx(),
+    clock: fixedClock(),
+    log: silentLogger,
+    policy: ApplyPolicySchema.parse({}),
+    apply: true,
+    actor: 'closeloop',
+  });
+  return {
+    store,
+    deps,
+    async seed(f: Finding, action: string): Promise<string> {
+      const c = caseFor(f, action);
+      await store.put('findings', f.key, f);
+      await store.put('cases', c.key, c);
+      return c.key;
+    },
+    decide: (key: string, n = 1) => createRemediationStage(deps()).handle(decided(key, n)),
+    retry: (key: string) => approveCase(deps(), key, 'oncall@example.com'),
+    async stored(key: string): Promise<Case> {
+      const doc = await getDoc(store, 'cases', key, CaseSchema);
+      if (!doc) throw new Error(`case ${key} is gone`);
+      return doc.value;
+    },
+  };
+}
+
+// ───────────────────────────── AWS ─────────────────────────────
+
+const s3 = mockClient(S3Client);
+const BUCKET = 'acme-exports-111122223333';
+const OWNER = { ID: '0'.repeat(64), DisplayName: 'owner' };
+const OWNER_GRANT = { Grantee: { Type: 'CanonicalUser' as const, ID: OWNER.ID }, Permission: 'FULL_CONTROL' as const };
+const PUBLIC_GRANT = {
+  Grantee: { Type: 'Group' as const, URI: 'http://acs.amazonaws.com/groups/global/AllUsers' },
+  Permission: 'READ' as const,
+};
+const ALL_ON = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+
+/** A public bucket behind aws-sdk-client-mock: reads see the state, writes change it, faults come first. */
+function awsBucket() {
+  const state = {
+    pab: null as typeof ALL_ON | null,
+    grants: [OWNER_GRANT, PUBLIC_GRANT] as Array<typeof OWNER_GRANT | typeof PUBLIC_GRANT>,
+  };
+  const faults = new Map<string, Error[]>();
+  const calls = new Map<string, number>();
+  /** Effective changes (a write that got through), per API. */
+  const writes = new Map<string, number>();
+  let request = 0;
+  const enter = (api: string) => {
+    calls.set(api, (calls.get(api) ?? 0) + 1);
+    const e = faults.get(api)?.shift();
+    if (e) throw e;
+  };
+  const meta = () => ({ $metadata: { requestId: `req-${++request}`, httpStatusCode: 200 } });
+  s3.on(GetPublicAccessBlockCommand).callsFake(async () => {
+    enter('GetPublicAccessBlock');
+    if (!state.pab) throw awsError('NoSuchPublicAccessBlockConfiguration', 404);
+    return { PublicAccessBlockConfiguration: state.pab, ...meta() };
+  });
+  s3.on(GetBucketAclCommand).callsFake(async () => {
+    enter('GetBucketAcl');
+    return { Owner: OWNER, Grants: state.grants, ...meta() };
+  });
+  s3.on(GetBucketPolicyCommand).callsFake(async () => {
+    enter('GetBucketPolicy');
+    throw awsError('NoSuchBucketPolicy', 404);
+  });
+  s3.on(GetBucketTaggingCommand).callsFake(async () => {
+    enter('GetBucketTagging');
+    throw awsError('NoSuchTagSet', 404);
+  });
+  s3.on(PutPublicAccessBlockCommand).callsFake(async () => {
+    enter('PutPublicAccessBlock');
+    writes.set('PutPublicAccessBlock', (writes.get('PutPublicAccessBlock') ?? 0) + 1);
+    state.pab = { ...ALL_ON };
+    return meta();
+  });
+  s3.on(PutBucketAclCommand).callsFake(async () => {
+    enter('PutBucketAcl');
+    writes.set('PutBucketAcl', (writes.get('PutBucketAcl') ?? 0) + 1);
+    state.grants = [OWNER_GRANT];
+    return meta();
+  });
+  s3.on(PutBucketPolicyCommand).rejects(new Error('not expected: no policy'));
+  s3.on(DeleteBucketPolicyCommand).rejects(new Error('not expected: no policy'));
+  return {
+    state,
+    calls,
+    writes,
+    fault: (api: string, ...errors: Error[]) => faults.set(api, [...(faults.get(api) ?? []), ...errors]),
+    clearFaults: () => faults.clear(),
+  };
+}
+
+const s3Finding = findingFor({ provider: 'aws', id: `arn:aws:s3:::${BUCKET}`, type: 'AwsS3Bucket', name: BUCKET });
+const S3_ACTION = 's3.block-public-access';
+
+describe('fault injection: AWS throttling and AccessDenied through the remediation stage', () => {
+  let bucket: ReturnType<typeof awsBucket>;
+  let h: ReturnType<typeof harness>;
+  beforeEach(() => {
+    s3.reset();
+    bucket = awsBucket();
+    h = harness(() => testContext());
+  });
+
+  it('applies once after throttled reads and writes are retried within the bound', async () => {
+    // Prepare
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.fault('GetBucketAcl', awsError('Throttling', 400), awsError('SlowDown', 503));
+    bucket.fault('PutPublicAccessBlock', awsError('ThrottlingException', 400), awsError('SlowDown', 503));
+    // Act
+    const events = await h.decide(key);
+    // Assess
+    const c = await h.stored(key);
+    expect(c.remediation.state).toBe('applied');
+    expect(c.status).toBe('remediated');
+    expect(bucket.calls.get('PutPublicAccessBlock')).toBe(3);
+    expect(bucket.writes).toEqual(
+      new Map([
+        ['PutPublicAccessBlock', 1],
+        ['PutBucketAcl', 1],
+      ]),
+    );
+    expect(c.remediation.requestIds).toHaveLength(2);
+    expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+  });
+
+  it('stops at the retry bound, records the throttling with nothing applied, and a retry applies once', async () => {
+    // Prepare: more throttles than the 3 attempts allow
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.fault('PutPublicAccessBlock', ...Array.from({ length: 5 }, () => awsError('Throttling', 400)));
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    const redelivered = await h.decide(key, 2);
+    // Assess: bounded, recorded, nothing applied, the duplicate delivery does nothing
+    expect(bucket.calls.get('PutPublicAccessBlock')).toBe(3);
+    expect(bucket.writes.size).toBe(0);
+    expect(failed.remediation).toMatchObject({ state: 'failed', before: { publicAccessBlock: null } });
+    expect(failed.remediation.stateReason).toMatch(/PutPublicAccessBlock.*throttled/);
+    expect(failed.remediation.appliedAt).toBeUndefined();
+    expect(failed.remediation.requestIds ?? []).toEqual([]);
+    expect(failed.status).toBe('failed');
+    expect(redelivered).toEqual([]);
+    // Act: a person retries; the 2 remaining throttles are absorbed by the bound
+    const retried = await h.retry(key);
+    // Assess
+    const c = await h.stored(key);
+    expect(retried.state).toBe('applied');
+    expect(c.remediation.state).toBe('applied');
+    expect(bucket.writes).toEqual(
+      new Map([
+        ['PutPublicAccessBlock', 1],
+        ['PutBucketAcl', 1],
+      ]),
+    );
+    expect(bucket.state).toEqual({ pab: ALL_ON, grants: [OWNER_GRANT] });
+  });
+
+  it('blocks with the denied reason when the live read is denied, and a later delivery applies once', async () => {
+    // Prepare
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.fault('GetBucketAcl', awsError('AccessDenied', 403));
+    // Act
+    await h.decide(key);
+    const blocked = await h.stored(key);
+    await h.decide(key, 2);
+    await h.decide(key, 3);
+    // Assess
+    expect(blocked.remediation.state).toBe('blocked');
+    expect(blocked.remediation.stateReason).toMatch(/live state could not be read.*GetBucketAcl.*denied/);
+    expect(blocked.remediation.appliedAt).toBeUndefined();
+    expect(bucket.calls.get('GetBucketAcl')).toBeGreaterThanOrEqual(2);
+    expect((await h.stored(key)).remediation.state).toBe('applied');
+    expect(bucket.writes).toEqual(
+      new Map([
+        ['PutPublicAccessBlock', 1],
+        ['PutBucketAcl', 1],
+      ]),
+    );
+  });
+
+  it('records the half-applied step when a later write is denied, and a retry finishes without repeating it', async () => {
+    // Prepare: the flags go through, the ACL write is denied
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.fault('PutBucketAcl', awsError('AccessDenied', 403));
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    // Assess: the case says which step was applied, keeps the original before-state, is not "applied"
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.appliedAt).toBeUndefined();
+    expect(failed.remediation.stateReason).toMatch(/1 of 2 step\(s\) applied.*PutBucketAcl.*denied/);
+    expect(failed.remediation.requestIds).toHaveLength(1);
+    expect(failed.remediation.before).toMatchObject({ publicAccessBlock: null });
+    expect(bucket.state.pab).toEqual(ALL_ON);
+    // Act: permission granted, a person retries
+    const retried = await h.retry(key);
+    // Assess: only the remaining step ran; the before-state is still the original (rollback restores it)
+    const c = await h.stored(key);
+    expect(retried.state).toBe('applied');
+    expect(bucket.writes).toEqual(
+      new Map([
+        ['PutPublicAccessBlock', 1],
+        ['PutBucketAcl', 1],
+      ]),
+    );
+    expect(c.remediation.before).toMatchObject({ publicAccessBlock: null });
+    expect(c.remediation.requestIds).toHaveLength(2);
+  });
+});
+
+// ───────────────────────────── Azure (Azurite stopped mid-run) ─────────────────────────────
+
+const SUB = '00000000-0000-0000-0000-000000000000';
+const AZ_ACTION = 'azure.storage.disallow-public-access';
+
+/** Azurite blob on a fixed port with its data on disk, so it can be stopped and started again. */
+function restartableAzurite(location: string, port: number) {
+  let child: ChildProcess | undefined;
+  const canConnect = () =>
+    new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      sock.once('connect', () => {
+        sock.end();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+  return {
+    url: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
+    async start() {
+      const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
+      const args = ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', location];
+      child = spawn(bin, [...args, '--disableTelemetry', '--skipApiVersionCheck', '--silent'], { stdio: 'ignore' });
+      const deadline = Date.now() + 20_000;
+      while (!(await canConnect())) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`azurite did not start on ${port}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (!child || child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill();
+      }),
+  };
+}
+
+describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-public-access', () => {
+  const tmp = tempDir('closeloop-azurite-');
+  const port = 20_000 + (process.pid % 20_000);
+  const azurite = restartableAzurite(tmp.dir, port);
+  const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+  // One retry layer, as the action expects: the SDK's own StorageRetryPolicy would wait ~30 s per call.
+  const blob = new BlobServiceClient(azurite.url, credential, { retryOptions: { maxTries: 1 } });
+  const account = { allowBlobPublicAccess: true as boolean | undefined, updates: 0 };
+  let onUpdate: () => Promise<void> = async () => {};
+  const arm: AzureStorageAccounts = {
+    async getProperties(): Promise<StorageAccount> {
+      return { location: 'westeurope', allowBlobPublicAccess: account.allowBlobPublicAccess ?? false };
+    },
+    async update(_rg, _name, parameters): Promise<StorageAccount> {
+      account.updates++;
+      if (parameters.allowBlobPublicAccess !== undefined)
+        account.allowBlobPublicAccess = parameters.allowBlobPublicAccess;
+      await onUpdate();
+      return { location: 'westeurope' };
+    },
+  };
+  const h = harness(() => testContext({ clients: { azureStorage: () => arm, azureBlob: () => blob } }));
+  const finding = findingFor({
+    provider: 'azure',
+    id: `/subscriptions/${SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/${AZURITE_ACCOUNT}`,
+    type: 'Microsoft.Storage/storageAccounts',
+    name: AZURITE_ACCOUNT,
+    account: SUB,
+  });
+  const anonymousGet = () => fetch(`${azurite.url}/public-1/report.csv`);
+
+  beforeAll(async () => {
+    await azurite.start();
+    const c = blob.getContainerClient('public-1');
+    await c.create({ access: 'blob' });
+    await c.getBlockBlobClient('report.csv').upload('a,b\n', 4);
+  });
+  afterAll(async () => {
+    await azurite.stop();
+    tmp.cleanup();
+  });
+
+  it('records the account step done when Azurite dies mid-apply, and a retry after restart makes the container private once', async () => {
+    // Prepare: Azurite stops right after the ARM account update, before the container step
+    const key = await h.seed(finding, AZ_ACTION);
+    expect((await anonymousGet()).status).toBe(200);
+    onUpdate = () => azurite.stop();
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    // Assess: the partial state is recorded; the original before-state is kept
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.appliedAt).toBeUndefined();
+    expect(failed.remediation.stateReason).toMatch(/1 of 2 step\(s\) applied/);
+    expect(failed.remediation.stateReason).toMatch(/public-1/);
+    expect(failed.remediation.requestIds).toEqual([`azure:storageAccounts.update ${AZURITE_ACCOUNT}`]);
+    expect(failed.remediation.before).toEqual({
+      allowBlobPublicAccess: true,
+      publicContainers: [{ name: 'public-1', access: 'blob' }],
+    });
+    expect(account.updates).toBe(1);
+    // Act: Azurite is back; a person retries
+    onUpdate = async () => {};
+    await azurite.start();
+    const retried = await h.retry(key);
+    // Assess: the container step ran, the account update did not run again
+    const c = await h.stored(key);
+    expect(retried.state).toBe('applied');
+    expect(account.updates).toBe(1);
+    expect((await anonymousGet()).status).toBe(403);
+    expect(c.remediation.before).toEqual(failed.remediation.before);
+    expect(c.remediation.requestIds).toHaveLength(2);
+  });
+
+  it('blocks when Azurite is down before the plan, and a delivery after restart applies once', async () => {
+    // Prepare: a second public container and a fresh case; the account flag already off
+    const c2 = blob.getContainerClient('public-2');
+    await c2.create({ access: 'container' });
+    const other = findingFor({
+      provider: 'azure',
+      id: `/subscriptions/${SUB}/resourceGroups/rg-other/providers/Microsoft.Storage/storageAccounts/${AZURITE_ACCOUNT}`,
+      type: 'Microsoft.Storage/storageAccounts',
+      name: AZURITE_ACCOUNT,
+      account: SUB,
+    });
+    const key = await h.seed(other, AZ_ACTION);
+    await azurite.stop();
+    // Act
+    await h.decide(key);
+    const blocked = await h.stored(key);
+    await azurite.start();
+    await h.decide(key, 2);
+    // Assess
+    expect(blocked.remediation.state).toBe('blocked');
+    expect(blocked.remediation.stateReason).toMatch(/live state could not be read.*listContainers.*transient/);
+    const c = await h.stored(key);
+    expect(c.remediation.state).toBe('applied');
+    expect(c.remediation.requestIds).toHaveLength(c.remediation.plan?.steps.length ?? -1);
+    expect((await fetch(`${azurite.url}/public-2?restype=container&comp=list`)).status).toBe(403);
+  });
+});
+
+// ───────────────────────────── GCP (GCS double failing) ─────────────────────────────
+
+const GCS_ACTION = 'gcs.remove-public-access';
+const GCS_BUCKET = 'acme-public-exports';
+
+describe('fault injection: the GCS double failing for gcs.remove-public-access', () => {
+  let gcp: GcpDouble;
+  let ctx: ActionContext;
+  let h: ReturnType<typeof harness>;
+  const finding = findingFor({
+    provider: 'gcp',
+    id: `//storage.googleapis.com/${GCS_BUCKET}`,
+    type: 'google.cloud.storage.Bucket',
+    name: GCS_BUCKET,
+    account: 'acme-prod',
+  });
+  const writes = () => gcp.requests.filter((r) => r.method !== 'GET');
+  const publicMembers = () =>
+    (gcp.buckets.get(GCS_BUCKET)?.iam.bindings ?? []).flatMap((b) => b.members).filter((m) => m.startsWith('all'));
+
+  beforeAll(async () => {
+    gcp = await startGcpDouble();
+    ctx = testContext({ cloud: { gcp: gcp.options } });
+  });
+  afterAll(async () => gcp?.stop());
+  beforeEach(() => {
+    gcp.requests.length = 0;
+    gcp.buckets.clear();
+    gcp.buckets.set(GCS_BUCKET, {
+      iam: {
+        bindings: [
+          { role: 'roles/storage.legacyBucketOwner', members: ['projectOwner:acme-prod'] },
+          { role: 'roles/storage.objectViewer', members: ['allUsers'] },
+        ],
+        etag: 'BwE1',
+        version: 3,
+      },
+      metadata: { iamConfiguration: { publicAccessPrevention: 'inherited' } },
+    });
+    h = harness(() => ctx);
+  });
+
+  it('retries a 429 and a 503 within the bound and applies each step once', async () => {
+    // Prepare
+    const key = await h.seed(finding, GCS_ACTION);
+    gcp.failNext(`/b/${GCS_BUCKET}/iam`, 429, { method: 'PUT' });
+    gcp.failNext(`/b/${GCS_BUCKET}`, 503, { method: 'PATCH' });
+    // Act
+    await h.decide(key);
+    // Assess: two refused attempts, then one effective write per step
+    const c = await h.stored(key);
+    expect(c.remediation.state).toBe('applied');
+    expect(writes().map((r) => r.method)).toEqual(['PUT', 'PUT', 'PATCH', 'PATCH']);
+    expect(publicMembers()).toEqual([]);
+    expect(gcp.buckets.get(GCS_BUCKET)?.metadata.iamConfiguration).toEqual({ publicAccessPrevention: 'enforced' });
+  });
+
+  it('records a denied IAM write with nothing applied, and a retry applies once', async () => {
+    // Prepare
+    const key = await h.seed(finding, GCS_ACTION);
+    gcp.failNext(`/b/${GCS_BUCKET}/iam`, 403, { method: 'PUT', reason: 'forbidden' });
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    // Assess
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.stateReason).toMatch(/setIamPolicy.*denied/);
+    expect(failed.remediation.requestIds ?? []).toEqual([]);
+    expect(failed.remediation.appliedAt).toBeUndefined();
+    expect(publicMembers()).toEqual(['allUsers']);
+    expect(writes().map((r) => r.method)).toEqual(['PUT']);
+    // Act
+    const retried = await h.retry(key);
+    // Assess
+    expect(retried.state).toBe('applied');
+    expect(writes().map((r) => r.method)).toEqual(['PUT', 'PUT', 'PATCH']);
+    expect(publicMembers()).toEqual([]);
+  });
+
+  it('records the IAM step done when the patch keeps failing, and a retry runs only the patch', async () => {
+    // Prepare: more 503s on the patch than the 3 attempts allow
+    const key = await h.seed(finding, GCS_ACTION);
+    for (let i = 0; i < 3; i++) gcp.failNext(`/b/${GCS_BUCKET}`, 503, { method: 'PATCH' });
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    // Assess
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.stateReason).toMatch(/1 of 2 step\(s\) applied.*patch.*transient/);
+    expect(failed.remediation.requestIds).toHaveLength(1);
+    expect(failed.remediation.before).toMatchObject({ publicAccessPrevention: 'inherited' });
+    expect(publicMembers()).toEqual([]);
+    // Act
+    const retried = await h.retry(key);
+    // Assess: the IAM policy was not written again
+    const c = await h.stored(key);
+    expect(retried.state).toBe('applied');
+    expect(writes().map((r) => r.method)).toEqual(['PUT', 'PATCH', 'PATCH', 'PATCH', 'PATCH']);
+    expect(c.remediation.before).toEqual(failed.remediation.before);
+    expect(gcp.buckets.get(GCS_BUCKET)?.metadata.iamConfiguration).toEqual({ publicAccessPrevention: 'enforced' });
+  });
+});
