@@ -7,6 +7,7 @@
  *   attempts: 5            # re-reads before a verdict (eventual consistency)
  *   backoffMs: 2000        # first wait; doubles each attempt up to maxBackoffMs
  *   reverifyDays: 30       # scheduled re-verification covers cases verified in the last 30 days
+ *   remoteWindowSeconds: 900  # wait for a spoke's re-read (Azure/GCP in the AWS hub) before asking again
  *   upstream: { enabled: true, guarddutyArchive: false }
  *   slaDays: { critical: 1, high: 7, medium: 30, low: 90 }
  *   evidence: { retentionDays: 2555 }
@@ -37,6 +38,12 @@ export const VerificationPolicySchema = z.strictObject({
   attempts: z.number().int().min(1).max(20).default(4),
   backoffMs: z.number().int().min(0).max(600_000).default(2_000),
   maxBackoffMs: z.number().int().min(0).max(3_600_000).default(30_000),
+  /**
+   * How long the hub waits for a spoke's answer to a remote re-read (Azure/GCP resources in the AWS hub)
+   * before the scheduled re-verification asks again; after `attempts` unanswered requests the verdict is
+   * inconclusive and the case stays pending-verification.
+   */
+  remoteWindowSeconds: z.number().int().min(1).max(86_400).default(900),
   /** Scheduled re-verification looks at cases verified within this many days. */
   reverifyDays: z.number().int().min(0).max(3650).default(30),
   upstream: UpstreamPolicySchema.prefault({}),

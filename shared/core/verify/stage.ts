@@ -7,21 +7,30 @@
  * and only the case's `verification`, `status`, `statusReason`, `closedAt`, `reopenCount` and
  * `evidenceHead`.
  */
+import { z } from 'zod';
 import type { ActionContext } from '../../actions/define.js';
 import { errorMessage } from '../errors.js';
 import { CASES, caseFields, recordEvidence } from '../evidence/case-link.js';
 import { findByIdempotencyKey } from '../evidence/chain.js';
 import type { EvidenceStore } from '../evidence/ports.js';
-import { actorFrom, type EvidenceRecord } from '../evidence/record.js';
+import { actorFrom, type EvidenceCall, EvidenceCallSchema, type EvidenceRecord } from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
 import type { PipelineEvent } from '../model/events.js';
-import { type Finding, FindingSchema } from '../model/finding.js';
+import { type Finding, FindingSchema, ProviderSchema, TimestampSchema } from '../model/finding.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
+import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
-import { type ActionLookup, type Assessment, assessCase, type Trigger } from './assess.js';
+import {
+  type ActionLookup,
+  type Assessment,
+  assessCase,
+  delayFor,
+  type Trigger,
+  type VerifiableAction,
+} from './assess.js';
 import type { VerificationPolicy } from './policy.js';
 import type { UpstreamResult, UpstreamStatus } from './ports.js';
 
@@ -36,6 +45,13 @@ export interface VerifyDeps {
   log: Logger;
   policy: VerificationPolicy;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Where resources of other providers are re-read (the AWS hub asks the Azure/GCP spokes, whose SDKs
+   * it does not carry). For those the stage sends an `op: 'verify'` request instead of re-reading, and
+   * the verdict is recorded when the answer comes back ({@link recordRemoteVerification}). Omitted:
+   * every re-read happens here.
+   */
+  remote?: RemoteExecutor;
 }
 
 export interface VerifyRequest {
@@ -47,7 +63,8 @@ export interface VerifyRequest {
 }
 
 export interface VerifyOutcome {
-  verdict: Assessment['verdict'] | 'skipped' | 'duplicate' | 'missing';
+  /** `pending`: a spoke was asked to re-read the resource; the verdict follows with its answer. */
+  verdict: Assessment['verdict'] | 'skipped' | 'duplicate' | 'missing' | 'pending';
   record?: EvidenceRecord;
   events: PipelineEvent[];
 }
@@ -130,12 +147,31 @@ export async function verifyCase(deps: VerifyDeps, req: VerifyRequest): Promise<
   if (await findByIdempotencyKey(chain, key)) return { verdict: 'duplicate', events: [] };
 
   const findings = await loadFindings(deps.store, c.findingKeys);
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const assessment = await assessCase({ ...deps, sleep }, c, findings, req.trigger);
+  const remote = remoteReadOf(deps, c, findings);
+  if (remote) return requestRemoteVerification(deps, c, req, key, remote, 1, []);
+  const assessment = await assessCase({ ...deps, sleep: sleepOf(deps) }, c, findings, req.trigger);
   if (assessment === 'skip') {
     deps.log.info('verify: dry-run plan only, nothing to verify', { caseKey: c.key });
     return { verdict: 'skipped', events: [] };
   }
+  return concludeVerification(deps, c, req, key, findings, assessment);
+}
+
+const sleepOf = (deps: VerifyDeps) => deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+
+/**
+ * Records a verdict: upstream updates when verified, the evidence record (idempotent on `key`), the
+ * case's verification section and status, and the follow-up events.
+ */
+async function concludeVerification(
+  deps: VerifyDeps,
+  c: Case,
+  req: VerifyRequest,
+  key: string,
+  findings: Finding[],
+  assessment: Assessment,
+): Promise<VerifyOutcome> {
+  const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
   const now = deps.clock.now().toISOString();
   const upstream = assessment.verdict === 'verified' ? await markUpstream(deps, c, findings, key, now) : [];
 
@@ -379,11 +415,16 @@ export interface ReverifyResult {
   holding: number;
   reopened: number;
   inconclusive: number;
+  /** Re-reads handed to a spoke; their verdicts follow with the answers. */
+  pending: number;
+  /** Remote re-reads without an answer in the window: asked again, or given up as inconclusive. */
+  remote: { resent: number; expired: number };
   events: PipelineEvent[];
 }
 
 /**
- * Scheduled re-verification: every case verified within `policy.reverifyDays` of `now` is re-read;
+ * Scheduled re-verification: remote re-reads left unanswered are asked again (or given up, see
+ * {@link retryRemoteVerifications}); every case verified within `policy.reverifyDays` of `now` is re-read;
  * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). The caller
  * publishes the returned events.
  *
@@ -392,7 +433,16 @@ export interface ReverifyResult {
  */
 export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<ReverifyResult> {
   const since = now.getTime() - deps.policy.reverifyDays * 86_400_000;
-  const result: ReverifyResult = { checked: 0, holding: 0, reopened: 0, inconclusive: 0, events: [] };
+  const swept = await retryRemoteVerifications(deps, now);
+  const result: ReverifyResult = {
+    checked: 0,
+    holding: 0,
+    reopened: 0,
+    inconclusive: 0,
+    pending: 0,
+    remote: { resent: swept.resent, expired: swept.expired },
+    events: [...swept.events],
+  };
   let after: string | undefined;
   for (;;) {
     const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
@@ -413,8 +463,306 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
       if (out.verdict === 'verified') result.holding++;
       else if (out.events.some((e) => e.type === 'case.reopened')) result.reopened++;
       else if (out.verdict === 'inconclusive') result.inconclusive++;
+      else if (out.verdict === 'pending') result.pending++;
       result.events.push(...out.events);
     }
   }
   return result;
+}
+
+// ---- remote re-reads: the AWS hub asks the Azure/GCP spoke to run the action's verify ----
+
+const PENDING: Case['status'] = 'pending-verification';
+
+/** One outstanding remote re-read per case (document id = case key). */
+export const REMOTE_VERIFY_COLLECTION = 'verify-remote';
+
+/** What the hub remembers about a re-read it asked a spoke for, to match and bound the answers. */
+export const PendingRemoteVerifySchema = z.object({
+  caseKey: z.string(),
+  /** The request the answer must name; an answer to an older request is stale. */
+  requestId: z.string(),
+  /** Travels as the request's `applyToken`; the answer must carry it back. */
+  token: z.string(),
+  /** The verification's idempotency key (one per claim of fixedness). */
+  key: z.string(),
+  trigger: z.enum(['apply', 'source-resolved', 'ticket-closed', 'scheduled', 'manual']),
+  requestedBy: z.string(),
+  eventId: z.string(),
+  provider: ProviderSchema,
+  action: z.string(),
+  target: z.unknown(),
+  /** Requests sent for this verification so far (1-based); bounded by the policy's `attempts`. */
+  attempt: z.number().int().min(1),
+  sentAt: TimestampSchema,
+  /** One per answer or unanswered request, for the evidence record. */
+  calls: z.array(EvidenceCallSchema),
+});
+export type PendingRemoteVerify = z.infer<typeof PendingRemoteVerifySchema>;
+
+/** What a spoke is asked to re-read: the action (its verify) and the target. */
+interface RemoteRead {
+  actionId: string;
+  target: unknown;
+}
+
+/** The action and target to re-read remotely, when this case's provider is re-read by a spoke. */
+function remoteReadOf(deps: VerifyDeps, c: Case, findings: readonly Finding[]): RemoteRead | undefined {
+  if (!deps.remote?.runs(c.provider) || !c.remediation.action) return undefined;
+  const action = deps.actions.get(c.remediation.action);
+  if (!action) return undefined;
+  const target = targetOf(action, c, findings);
+  return target === undefined ? undefined : { actionId: action.id, target };
+}
+
+/** The target recorded at plan time, else selected again from the newest finding (as assess.ts does). */
+function targetOf(action: VerifiableAction, c: Case, findings: readonly Finding[]): unknown {
+  if (c.remediation.target !== undefined) {
+    const parsed = action.target.safeParse(c.remediation.target);
+    if (parsed.success) return parsed.data;
+  }
+  for (const f of [...findings].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1))) {
+    const t = action.selectTarget(f);
+    if (t !== undefined) return t;
+  }
+  return undefined;
+}
+
+/**
+ * Asks the spoke for a re-read. The pending document is written first (so an answer can never arrive
+ * unmatched), conditional on no live request for the same verification: a duplicate delivery of the
+ * triggering event sends nothing more. A failed hand-over removes the document again and throws, so the
+ * triggering message is retried (and dead-lettered) instead of silently passing.
+ */
+async function requestRemoteVerification(
+  deps: VerifyDeps,
+  c: Case,
+  req: VerifyRequest,
+  key: string,
+  remote: RemoteRead,
+  attempt: number,
+  calls: EvidenceCall[],
+  replacing?: string,
+): Promise<VerifyOutcome> {
+  const executor = deps.remote;
+  if (!executor) throw new Error('requestRemoteVerification needs deps.remote');
+  const now = deps.clock.now();
+  const windowMs = deps.policy.remoteWindowSeconds * 1000;
+  const token = shortHash(`${key}|${attempt}|${now.toISOString()}|${Math.random()}`, 32);
+  const pending: PendingRemoteVerify = {
+    caseKey: c.key,
+    requestId: `vq-${shortHash(`${c.key}|${token}`)}`,
+    token,
+    key,
+    trigger: req.trigger,
+    requestedBy: req.requestedBy,
+    eventId: req.eventId,
+    provider: c.provider,
+    action: remote.actionId,
+    target: remote.target,
+    attempt,
+    sentAt: now.toISOString(),
+    calls,
+  };
+  const claim = await mutateDoc(deps.store, REMOTE_VERIFY_COLLECTION, c.key, PendingRemoteVerifySchema, (cur) => {
+    if (replacing !== undefined) return cur?.requestId === replacing ? pending : undefined;
+    const live = cur && cur.key === key && Date.parse(cur.sentAt) + windowMs > now.getTime();
+    return live ? undefined : pending;
+  });
+  if (!claim.changed) return { verdict: 'duplicate', events: [] };
+  try {
+    await executor.dispatch({
+      requestId: pending.requestId,
+      caseKey: c.key,
+      provider: c.provider,
+      action: remote.actionId,
+      op: 'verify',
+      target: remote.target,
+      applyToken: token,
+      actor: VERIFIER,
+    });
+  } catch (e) {
+    await deps.store.delete(REMOTE_VERIFY_COLLECTION, c.key, { expectVersion: claim.version });
+    throw e;
+  }
+  const reason = `re-read requested from the ${c.provider} spoke (${pending.requestId}, request ${attempt} of ${deps.policy.attempts})`;
+  await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
+    // A closed case stays closed while it is re-checked; anything else waits for the spoke's answer.
+    cur && cur.status !== 'verified' && cur.statusReason !== reason
+      ? { ...cur, status: PENDING, statusReason: reason }
+      : undefined,
+  );
+  deps.log.info('verify: remote re-read requested', { caseKey: c.key, requestId: pending.requestId, attempt });
+  return { verdict: 'pending', events: [] };
+}
+
+/** The verdict a spoke's answer gives, or `retry` while requests remain. */
+function assessRemote(
+  deps: VerifyDeps,
+  pending: PendingRemoteVerify,
+  result: RemoteResult,
+  calls: EvidenceCall[],
+): Assessment | 'retry' {
+  const attempts = pending.attempt;
+  const more = attempts < deps.policy.attempts;
+  const observed = result.observed !== undefined ? { observed: result.observed } : {};
+  switch (result.outcome) {
+    case 'verified':
+      return { verdict: 'verified', basis: 're-read', reason: result.reason, ...observed, attempts, calls };
+    case 'not-verified':
+      // Not holding yet may still be propagating (as for local re-reads): only the last answer decides.
+      if (more) return 'retry';
+      return {
+        verdict: 'failed',
+        basis: 're-read',
+        reason: `${result.reason} (after ${attempts} re-reads by the ${pending.provider} spoke)`,
+        ...observed,
+        attempts,
+        calls,
+      };
+    case 'failed':
+      if (more) return 'retry';
+      return {
+        verdict: 'inconclusive',
+        basis: 'none',
+        reason: `no verdict after ${attempts} re-reads by the ${pending.provider} spoke: ${result.reason}`,
+        attempts,
+        calls,
+      };
+    default:
+      // blocked (target unusable, action unknown to the spoke) or an outcome that is no verify answer.
+      return {
+        verdict: 'inconclusive',
+        basis: 'none',
+        reason: `the ${pending.provider} spoke could not re-read: ${result.reason}`,
+        attempts,
+        calls,
+      };
+  }
+}
+
+/**
+ * Records a spoke's answer to a remote re-read (`Spoke Remediation Result` with `op: 'verify'`). Counts
+ * only when it names the outstanding request and carries its token: a duplicate, late or forged answer
+ * changes nothing. A fix that does not hold yet is asked again (with the policy's backoff) until
+ * `attempts` requests were answered; then the verdict is recorded exactly like a local re-read's.
+ *
+ * @example
+ * const out = await recordRemoteVerification(verifyDeps, message.result); await bus.publish(out.events);
+ */
+export async function recordRemoteVerification(deps: VerifyDeps, result: RemoteResult): Promise<VerifyOutcome> {
+  if (result.op !== 'verify') return { verdict: 'skipped', events: [] };
+  const doc = await getDoc(deps.store, REMOTE_VERIFY_COLLECTION, result.caseKey, PendingRemoteVerifySchema);
+  const pending = doc?.value;
+  if (!doc || !pending || pending.requestId !== result.requestId || pending.token !== result.applyToken) {
+    deps.log.warn('verify: remote answer matches no outstanding request', {
+      caseKey: result.caseKey,
+      requestId: result.requestId,
+    });
+    return { verdict: 'duplicate', events: [] };
+  }
+  const call: EvidenceCall = {
+    api: `${pending.action}:verify@${pending.provider}-spoke`,
+    requestId: result.requestId,
+    outcome: result.outcome === 'verified' ? 'holds' : `${result.outcome}: ${result.reason}`,
+  };
+  const calls = [...pending.calls, call];
+  const c = (await getDoc(deps.store, CASES, result.caseKey, CaseSchema))?.value;
+  if (!c) {
+    await deps.store.delete(REMOTE_VERIFY_COLLECTION, result.caseKey, { expectVersion: doc.version });
+    return { verdict: 'missing', events: [] };
+  }
+  const req: VerifyRequest = {
+    caseKey: c.key,
+    trigger: pending.trigger,
+    requestedBy: pending.requestedBy,
+    eventId: pending.eventId,
+  };
+  const assessment = assessRemote(deps, pending, result, calls);
+  if (assessment === 'retry') {
+    await sleepOf(deps)(delayFor(deps.policy, pending.attempt));
+    return requestRemoteRetry(deps, c, req, pending, calls);
+  }
+  // Claim the answer: of two concurrent deliveries, only the one that removes the document records it.
+  if (!(await deps.store.delete(REMOTE_VERIFY_COLLECTION, c.key, { expectVersion: doc.version }))) {
+    return { verdict: 'duplicate', events: [] };
+  }
+  const findings = await loadFindings(deps.store, c.findingKeys);
+  return concludeVerification(deps, c, req, pending.key, findings, {
+    ...assessment,
+    ...(assessment.observed === undefined && result.observed !== undefined ? { observed: result.observed } : {}),
+  });
+}
+
+/** Sends the next request of a remote verification, replacing the outstanding one. */
+async function requestRemoteRetry(
+  deps: VerifyDeps,
+  c: Case,
+  req: VerifyRequest,
+  pending: PendingRemoteVerify,
+  calls: EvidenceCall[],
+): Promise<VerifyOutcome> {
+  const remote = { actionId: pending.action, target: pending.target };
+  return requestRemoteVerification(deps, c, req, pending.key, remote, pending.attempt + 1, calls, pending.requestId);
+}
+
+export interface RemoteRetryResult {
+  /** Requests sent again because no answer came within `remoteWindowSeconds`. */
+  resent: number;
+  /** Verifications given up after `attempts` unanswered requests (verdict inconclusive). */
+  expired: number;
+  events: PipelineEvent[];
+}
+
+/**
+ * The scheduled sweep over remote re-reads that got no answer within the policy's window: each is asked
+ * again until `attempts` requests went unanswered, then recorded as inconclusive (the case stays
+ * pending-verification: never a silent pass). Called by {@link reverifyRecent}.
+ */
+export async function retryRemoteVerifications(deps: VerifyDeps, now: Date): Promise<RemoteRetryResult> {
+  const out: RemoteRetryResult = { resent: 0, expired: 0, events: [] };
+  const windowMs = deps.policy.remoteWindowSeconds * 1000;
+  let after: string | undefined;
+  for (;;) {
+    const page = await deps.store.list(REMOTE_VERIFY_COLLECTION, { limit: 100, ...(after ? { after } : {}) });
+    if (page.length === 0) break;
+    after = page.at(-1)?.id;
+    for (const doc of page) {
+      const parsed = PendingRemoteVerifySchema.safeParse(doc.value);
+      if (!parsed.success || Date.parse(parsed.data.sentAt) + windowMs > now.getTime()) continue;
+      const pending = parsed.data;
+      const unanswered: EvidenceCall = {
+        api: `${pending.action}:verify@${pending.provider}-spoke`,
+        requestId: pending.requestId,
+        outcome: `no answer within ${deps.policy.remoteWindowSeconds}s`,
+      };
+      const calls = [...pending.calls, unanswered];
+      const c = (await getDoc(deps.store, CASES, pending.caseKey, CaseSchema))?.value;
+      const req: VerifyRequest = {
+        caseKey: pending.caseKey,
+        trigger: pending.trigger,
+        requestedBy: pending.requestedBy,
+        eventId: pending.eventId,
+      };
+      if (c && pending.attempt < deps.policy.attempts && deps.remote?.runs(pending.provider)) {
+        const r = await requestRemoteRetry(deps, c, req, pending, calls);
+        if (r.verdict === 'pending') out.resent++;
+        continue;
+      }
+      if (!(await deps.store.delete(REMOTE_VERIFY_COLLECTION, pending.caseKey, { expectVersion: doc.version })))
+        continue;
+      if (!c) continue;
+      out.expired++;
+      const findings = await loadFindings(deps.store, c.findingKeys);
+      const verdict = await concludeVerification(deps, c, req, pending.key, findings, {
+        verdict: 'inconclusive',
+        basis: 'none',
+        reason: `the ${pending.provider} spoke did not answer ${pending.attempt} re-read request(s) within ${deps.policy.remoteWindowSeconds}s each`,
+        attempts: pending.attempt,
+        calls,
+      });
+      out.events.push(...verdict.events);
+    }
+  }
+  return out;
 }
