@@ -1,6 +1,8 @@
 /**
  * Verification: on `case.verify-requested` (SQS) re-reads the resource through the action's verify(),
  * records evidence and marks the source resolved; on the schedule, re-verifies recently closed cases.
+ * Azure/GCP resources are re-read by their spokes (`Remediation Requested` with op `verify`); their
+ * answers (`Spoke Remediation Result`, op `verify`, routed to this queue) are recorded here.
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -8,14 +10,20 @@ import { GuardDutyClient } from '@aws-sdk/client-guardduty';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { getAction } from '../../shared/actions/registry.js';
+import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
+import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
 import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
 import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
 import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
-import { createVerifyStage, reverifyRecent, type VerifyDeps } from '../../shared/core/verify/stage.js';
+import {
+  createVerifyStage,
+  recordRemoteVerification,
+  reverifyRecent,
+  type VerifyDeps,
+} from '../../shared/core/verify/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
-import { hubFunction, type LambdaContext, MetricUnit } from './middleware/hub-function.js';
-import { stageFunction } from './middleware/stage-function.js';
+import { hubFunction, type LambdaContext, MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-verify' }) });
 let deps: Promise<VerifyDeps> | undefined;
@@ -41,11 +49,30 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     clock: p.clock,
     log: p.log,
     policy: policy.verification,
+    remote: eventBridgeRemoteExecutor(p.clients.eventbridge, p.env.CLOSELOOP_BUS),
   };
 }
-const verifyDeps = () => (deps ??= buildDeps(ports));
+const verifyDeps = () =>
+  (deps ??= buildDeps(ports).catch((e: unknown) => {
+    deps = undefined; // a failed build (config, evidence bucket) is retried on the next record
+    throw e;
+  }));
 
-const onQueue = stageFunction(ports, 'verify', async () => [createVerifyStage(await verifyDeps())]);
+// One queue carries closeloop's own events and the spokes' verify answers, mixed in a batch.
+const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
+  const deps = await verifyDeps();
+  const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+  if (message?.kind === 'result') {
+    await ports.bus.publish((await recordRemoteVerification(deps, message.result)).events);
+    metrics.addMetric('verify.remote-answer', MetricUnit.Count, 1);
+    return;
+  }
+  const stage = createVerifyStage(deps);
+  const event = pipelineEventFromSqs(record);
+  if (!stage.handles.includes(event.type)) return;
+  await ports.bus.publish(await stage.handle(event));
+  metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
+});
 const onSchedule = hubFunction(ports, 'reverify', async (_event: unknown, metrics) => {
   const result = await reverifyRecent(await verifyDeps(), ports.clock.now());
   metrics.addMetric('Reverified', MetricUnit.Count, 1);
