@@ -25,13 +25,16 @@ export function bundleFunctions(opts?: {
   root: string;
   configDir?: string;
   only?: string[];
-}): Promise<Array<{ function: string; bundle: string; zip: string; bytes: number }>>;
+}): Promise<Array<{ function: string; bundle: string; zip: string; bytes: number; totalBytes: number }>>;
 export function bundleStats(opts?: {
   root: string;
   runs?: number;
   rebuild?: boolean;
-}): Promise<Array<{ function: string; bytes: number; loadMs: number | null; error?: string }>>;
+}): Promise<Array<{ function: string; bytes: number; totalBytes?: number; loadMs: number | null; error?: string }>>;
 /** Median wall time of a fresh `node -e ''` (the floor under every loadMs). */
 export function nodeStartMs(runs?: number): number;
 export const zodEnglishOnly: unknown;
 export const otherCloudsStubbed: unknown;
+export const lambdaCredentialsOnly: unknown;
+/** Bytes a cold start reads: the entry file and the chunks it imports statically, transitively. */
+export function coldBytes(entryFile: string): number;

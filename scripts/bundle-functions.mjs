@@ -81,13 +81,48 @@ module.exports = new Proxy({}, { get: (_, name) => (name === '__esModule' || typ
   },
 };
 
+/**
+ * Credential sources a Lambda function never reaches: the runtime puts the role's credentials in the
+ * environment, and the default chain (`fromNodeProviderChain`) stops at `fromEnv`, its first link. The
+ * shared-config-file, SSO, login and credential-process providers (and the SSO/OIDC/sign-in clients they
+ * carry, ~70 KB minified) resolve to a provider that fails with a clear message if ever asked — the chain
+ * treats that as "not this source" and moves on. Web identity (STS), container and instance metadata
+ * credentials stay bundled.
+ */
+export const lambdaCredentialsOnly = {
+  name: 'lambda-credentials-only',
+  setup(b) {
+    const filter = /^@aws-sdk\/credential-provider-(ini|sso|process|login)$/;
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'not-in-lambda' }));
+    b.onLoad({ filter: /.*/, namespace: 'not-in-lambda' }, (args) => ({
+      loader: 'js',
+      contents: `const message = ${JSON.stringify(`${args.path} is not bundled: a Lambda function takes its credentials from the environment`)};
+const provider = () => async () => { const e = new Error(message); e.name = 'CredentialsProviderError'; e.tryNextLink = true; throw e; };
+export const fromIni = provider, fromSSO = provider, fromProcess = provider, fromLoginCredentials = provider;`,
+    }));
+  },
+};
+
 /** esbuild per function: node20 ESM (runs on Lambda nodejs22.x and the local Node 20), module-first, minified. */
 async function bundleOne(root, fn) {
   const outfile = bundlePath(root, fn);
   rmSync(bundleDir(root, fn), { recursive: true, force: true });
+  // AWS bundles are split: what a handler imports with `await import()` (the SDK's own credential
+  // sources past the environment, rarely used clients) becomes a chunk beside it, read only when first
+  // used, so a cold start parses only what every invocation needs. The spokes' artifacts stay one file
+  // (the Azure app zip merges them by name).
+  const split = fn.cloud === 'aws';
   const result = await build({
     entryPoints: [fn.entry],
-    outfile,
+    ...(split
+      ? {
+          outdir: bundleDir(root, fn),
+          splitting: true,
+          entryNames: '[name]',
+          chunkNames: 'chunks/[name]-[hash]',
+          outExtension: { '.js': '.mjs' },
+        }
+      : { outfile }),
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -101,9 +136,42 @@ async function bundleOne(root, fn) {
     metafile: true,
     // Provided by the Azure Functions host at run time (a virtual module), never installed.
     external: fn.cloud === 'azure' ? ['@azure/functions-core'] : [],
-    plugins: fn.cloud === 'aws' ? [zodEnglishOnly, otherCloudsStubbed] : [zodEnglishOnly],
+    plugins: fn.cloud === 'aws' ? [zodEnglishOnly, otherCloudsStubbed, lambdaCredentialsOnly] : [zodEnglishOnly],
   });
   return { outfile, metafile: result.metafile };
+}
+
+/**
+ * Bytes a cold start reads: the entry file and every chunk it imports statically, transitively (the
+ * chunks behind `import()` load only when first used). Static imports in esbuild's ESM output are
+ * `import…from"./x.mjs"` or `import"./x.mjs"`; a dynamic one is `import("./x.mjs")` and does not match.
+ */
+export function coldBytes(entryFile) {
+  const seen = new Set();
+  const visit = (file) => {
+    if (seen.has(file) || !existsSync(file)) return 0;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    let n = Buffer.byteLength(text);
+    for (const m of text.matchAll(/(?:from|import)\s*"(\.{1,2}\/[^"]+\.mjs)"/g)) n += visit(join(dirname(file), m[1]));
+    return n;
+  };
+  return visit(entryFile);
+}
+
+/** Every file of a function's bundle folder (the entry and its chunks), as zip entries. */
+function bundleFiles(root, fn) {
+  const dir = bundleDir(root, fn);
+  const out = [];
+  const walk = (sub) => {
+    for (const name of readdirSync(join(dir, sub)).sort()) {
+      const rel = sub ? `${sub}/${name}` : name;
+      if (statSync(join(dir, rel)).isDirectory()) walk(rel);
+      else out.push({ name: rel, data: readFileSync(join(dir, rel)) });
+    }
+  };
+  walk('');
+  return out;
 }
 
 /**
@@ -350,13 +418,14 @@ export async function bundleFunctions({ root, configDir, only } = {}) {
     });
     if (!built) continue;
     const { outfile } = built;
-    const files = [{ name: `${fn.name}.mjs`, data: readFileSync(outfile) }, ...extraFiles(fn, config)];
+    const files = [...bundleFiles(root, fn), ...extraFiles(fn, config)];
     writeZip(zipPath(root, fn), files);
     results.push({
       function: `${fn.cloud}/${fn.name}`,
       bundle: relative(root, outfile),
       zip: relative(root, zipPath(root, fn)),
-      bytes: statSync(outfile).size,
+      bytes: coldBytes(outfile),
+      totalBytes: files.reduce((n, f) => n + (f.name.endsWith('.mjs') ? f.data.length : 0), 0),
     });
   }
   if (failed.length > 0) throw new Error(`bundling failed for ${failed.length} function(s):\n  ${failed.join('\n  ')}`);
@@ -408,11 +477,12 @@ const median = (xs) => {
 };
 
 /**
- * For the bench: each function's bundle size and module-load time (median of `runs` fresh processes,
- * raw wall time including node's own start-up, also given alone as `nodeMs`). Bundles first when they are
+ * For the bench: each function's bundle size (`bytes`: what a cold start reads, the entry and its static
+ * chunks, see coldBytes; `totalBytes`: with the lazily loaded chunks) and module-load time (median of `runs` fresh processes, raw wall time
+ * including node's own start-up, see `nodeStartMs`). Bundles first when they are
  * missing. A function that fails to bundle or load is listed with `loadMs: null` and its `error`, so one
  * broken function never hides the others' figures.
- * @returns {Promise<Array<{ function: string, bytes: number, loadMs: number | null, error?: string }>>}
+ * @returns {Promise<Array<{ function: string, bytes: number, totalBytes?: number, loadMs: number | null, error?: string }>>}
  */
 export async function bundleStats({ root, runs = 20, rebuild = false } = {}) {
   const fns = functionEntries(root);
@@ -427,7 +497,12 @@ export async function bundleStats({ root, runs = 20, rebuild = false } = {}) {
     if (!existsSync(file)) return { function: name, bytes: 0, loadMs: null, error: buildError ?? 'not bundled' };
     try {
       const times = Array.from({ length: runs }, () => loadOnce(file));
-      return { function: name, bytes: statSync(file).size, loadMs: Math.round(median(times) * 10) / 10 };
+      return {
+        function: name,
+        bytes: coldBytes(file),
+        totalBytes: bundleFiles(root, fn).reduce((n, f) => n + (f.name.endsWith('.mjs') ? f.data.length : 0), 0),
+        loadMs: Math.round(median(times) * 10) / 10,
+      };
     } catch (e) {
       return { function: name, bytes: statSync(file).size, loadMs: null, error: e.message };
     }
