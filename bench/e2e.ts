@@ -197,9 +197,11 @@ export function publicBucketEvent(n: number): unknown {
 }
 
 /**
- * The example config with the blast-radius budget raised: the example allows 10 applies per account per
- * hour (the rest is held), and this bench applies one fix per finding in one account within seconds.
- * Everything else (owners, environments, gates) is the example's own.
+ * The example config with two budgets raised, because this bench sends hundreds of findings a minute:
+ * the blast-radius budget (10 applies per account per hour; the rest would be held, never verified) and
+ * the Jira create budget (60 a minute; the rest wait in the outbox, and every settle walks that backlog,
+ * so a deferred backlog would make each finding's latency grow with the number before it). Everything
+ * else (owners, environments, gates, grouping) is the example's own.
  */
 function benchConfig(dir: string): string {
   const from = join(root, 'examples/config');
@@ -207,10 +209,17 @@ function benchConfig(dir: string): string {
   for (const f of ['registry.yaml', 'exceptions.yaml']) copyFileSync(join(from, f), join(dir, f));
   const policy: unknown = parse(readFileSync(join(from, 'policy.yaml'), 'utf8'));
   const base = typeof policy === 'object' && policy !== null ? policy : {};
-  const apply = 'apply' in base && typeof base.apply === 'object' && base.apply !== null ? base.apply : {};
+  const section = (key: string): object => {
+    const v: unknown = key in base ? Reflect.get(base, key) : undefined;
+    return typeof v === 'object' && v !== null ? v : {};
+  };
   writeFileSync(
     join(dir, 'policy.yaml'),
-    stringify({ ...base, apply: { ...apply, budget: { perAccountPerHour: 1_000_000 } } }),
+    stringify({
+      ...base,
+      apply: { ...section('apply'), budget: { perAccountPerHour: 1_000_000 } },
+      tickets: { ...section('tickets'), budget: { createsPerMinute: 1_000_000 } },
+    }),
   );
   return dir;
 }
@@ -282,7 +291,7 @@ export async function e2eBench(opts: { findings?: number; warmup?: number } = {}
 export async function benchRows(
   quick: boolean,
 ): Promise<{ results: Record<string, unknown>; rows: Array<[string, string, string]> }> {
-  const r = await e2eBench({ findings: quick ? 200 : 1_000 });
+  const r = await e2eBench({ findings: quick ? 200 : 500 });
   return {
     results: { ...r },
     rows: [
