@@ -6,7 +6,7 @@
  * applying any step twice.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import {
   DeleteBucketPolicyCommand,
@@ -321,7 +321,19 @@ describe('fault injection: AWS throttling and AccessDenied through the remediati
 const SUB = '00000000-0000-0000-0000-000000000000';
 const AZ_ACTION = 'azure.storage.disallow-public-access';
 
-/** Azurite blob on a fixed port with its data on disk, so it can be stopped and started again. */
+/** A free 127.0.0.1 port, chosen once and kept across restarts (clients keep their URL). */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+
+/** Azurite blob on one port with its data on disk, so it can be stopped and started again. */
 function restartableAzurite(location: string, port: number) {
   let child: ChildProcess | undefined;
   const canConnect = () =>
@@ -354,10 +366,12 @@ function restartableAzurite(location: string, port: number) {
   };
 }
 
+// Chosen before the describe block builds its clients, which keep the URL across restarts.
+const AZURITE_PORT = await freePort();
+
 describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-public-access', () => {
   const tmp = tempDir('closeloop-azurite-');
-  const port = 20_000 + (process.pid % 20_000);
-  const azurite = restartableAzurite(tmp.dir, port);
+  const azurite = restartableAzurite(tmp.dir, AZURITE_PORT);
   const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
   // One retry layer, as the action expects: the SDK's own StorageRetryPolicy would wait ~30 s per call.
   const blob = new BlobServiceClient(azurite.url, credential, { retryOptions: { maxTries: 1 } });
