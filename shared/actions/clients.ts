@@ -141,6 +141,9 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
       new BlobServiceClient(
         opts.azure?.blobUrl?.(account) ?? `https://${account}.blob.core.windows.net`,
         opts.azure?.blobCredential?.(account) ?? credential(),
+        // One retry layer, as for AWS and GCS: the SDK's StorageRetryPolicy (4 tries from 4 s, exponential)
+        // under `withRetry` made one unreachable endpoint cost minutes per call.
+        { retryOptions: { maxTries: 1 } },
       ),
   );
   const gcs = lazy(

@@ -373,8 +373,8 @@ describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-pu
   const tmp = tempDir('closeloop-azurite-');
   const azurite = restartableAzurite(tmp.dir, AZURITE_PORT);
   const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
-  // One retry layer, as the action expects: the SDK's own StorageRetryPolicy would wait ~30 s per call.
-  const blob = new BlobServiceClient(azurite.url, credential, { retryOptions: { maxTries: 1 } });
+  // Test setup only (creating the public container); the action uses the real client factory below.
+  const blob = new BlobServiceClient(azurite.url, credential);
   const account = { allowBlobPublicAccess: true as boolean | undefined, updates: 0 };
   let onUpdate: () => Promise<void> = async () => {};
   const arm: AzureStorageAccounts = {
@@ -389,7 +389,12 @@ describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-pu
       return { location: 'westeurope' };
     },
   };
-  const h = harness(() => testContext({ clients: { azureStorage: () => arm, azureBlob: () => blob } }));
+  // Built once: the factory caches its blob client, which keeps working across Azurite restarts.
+  const ctx = testContext({
+    clients: { azureStorage: () => arm },
+    cloud: { azure: { blobUrl: () => azurite.url, blobCredential: () => credential } },
+  });
+  const h = harness(() => ctx);
   const finding = findingFor({
     provider: 'azure',
     id: `/subscriptions/${SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/${AZURITE_ACCOUNT}`,
