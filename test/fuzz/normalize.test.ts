@@ -106,6 +106,33 @@ describe('fuzz: normalize over every source shape', () => {
     );
   });
 
+  it('rejects or normalizes mutated SCC messages inside Pub/Sub push bodies and CloudEvents (base64)', () => {
+    // Prepare: the bare SCC messages, wrapped after mutation as the Pub/Sub channels deliver them
+    const messages = SHAPES.filter((s) => s.name.startsWith('scc/') && s.name.includes('notification'));
+    const push = SHAPES.find((s) => s.name === 'scc/public-bucket-acl.pubsub-push.json')?.value;
+    const cloudEvent = SHAPES.find((s) => s.name === 'scc/public-bucket-acl.cloudevent.json')?.value;
+    expect(messages.length).toBeGreaterThan(0);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...messages),
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        (shape, mutations, asCloudEvent) => {
+          const data = Buffer.from(JSON.stringify(mutate(shape.value, mutations))).toString('base64');
+          const wrapped = structuredClone(asCloudEvent ? cloudEvent : push);
+          setAt(wrapped, asCloudEvent ? ['data', 'message', 'data'] : ['message', 'data'], data);
+          // Act
+          const out = normalizeBothWays(wrapped, `fuzz:pubsub:${shape.name}`);
+          // Assess: one finding or rejections, each naming the SCC source or the envelope
+          expect(out.findings.length + out.rejected.length).toBeGreaterThan(0);
+          for (const r of out.rejected) expect(r.source === 'scc' || r.source === 'unknown').toBe(true);
+          expectNoPollution(protoBefore);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('never changes a prototype when __proto__, constructor or prototype keys sit at any depth', () => {
     fc.assert(
       fc.property(
