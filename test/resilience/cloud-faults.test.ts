@@ -142,9 +142,9 @@ const ALL_ON = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolic
 
 /** A public bucket behind aws-sdk-client-mock: reads see the state, writes change it, faults come first. */
 function awsBucket() {
-  const state = {
-    pab: null as typeof ALL_ON | null,
-    grants: [OWNER_GRANT, PUBLIC_GRANT] as Array<typeof OWNER_GRANT | typeof PUBLIC_GRANT>,
+  const state: { pab: typeof ALL_ON | null; grants: Array<typeof OWNER_GRANT | typeof PUBLIC_GRANT> } = {
+    pab: null,
+    grants: [OWNER_GRANT, PUBLIC_GRANT],
   };
   const faults = new Map<string, Error[]>();
   const calls = new Map<string, number>();
@@ -375,11 +375,11 @@ describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-pu
   const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
   // Test setup only (creating the public container); the action uses the real client factory below.
   const blob = new BlobServiceClient(azurite.url, credential);
-  const account = { allowBlobPublicAccess: true as boolean | undefined, updates: 0 };
+  const account: { allowBlobPublicAccess: boolean; updates: number } = { allowBlobPublicAccess: true, updates: 0 };
   let onUpdate: () => Promise<void> = async () => {};
   const arm: AzureStorageAccounts = {
     async getProperties(): Promise<StorageAccount> {
-      return { location: 'westeurope', allowBlobPublicAccess: account.allowBlobPublicAccess ?? false };
+      return { location: 'westeurope', allowBlobPublicAccess: account.allowBlobPublicAccess };
     },
     async update(_rg, _name, parameters): Promise<StorageAccount> {
       account.updates++;
