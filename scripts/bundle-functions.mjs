@@ -465,7 +465,10 @@ function loadOnce(file) {
       .filter((l) => /^(\w*Error\b|Error \[|\s+at )/.test(l))
       .slice(0, 2)
       .map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
-    throw new Error(`loading ${file} failed: ${lines.join(' | ')}`);
+    const where = run.stderr.trim().split('\n')[0]?.slice(0, 200) ?? '';
+    throw new Error(
+      `loading ${file} failed (exit ${run.status}): ${lines.length > 0 ? lines.join(' | ') : `thrown at ${where}`}`,
+    );
   }
   return ms;
 }
