@@ -2,6 +2,7 @@
  * The `closeloop` commands. Each returns an exit code: 0 when every input was accepted, 1 when some
  * were rejected (kept as dead letters), 2 on usage errors.
  */
+import { z } from 'zod';
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';
@@ -178,10 +179,13 @@ export async function cmdCases(args: readonly string[], opts: GlobalOptions, io:
   }
 }
 
+const DeadLetterView = z.record(z.string(), z.unknown());
+
 export async function cmdDeadLetters(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const rt = await createLocalRuntime({ ...opts, readOnly: true });
   try {
-    const letters = (await rt.store.list('deadletters')).map((d) => d.value as Record<string, unknown>);
+    // Dead letters come from several writers (ingest, stages, the ticket outbox): read as loose records.
+    const letters = (await rt.store.list('deadletters')).map((d) => DeadLetterView.parse(d.value));
     if (opts.json) io.out(JSON.stringify(letters, null, 2));
     else
       io.out(

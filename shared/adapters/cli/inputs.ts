@@ -1,7 +1,7 @@
 /** Reads CLI inputs: files, folders (recursively, sorted), and `-` for stdin; JSON or JSON lines. */
 import { type Dirent, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { UsageError } from '../../core/errors.js';
+import { errorMessage, UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import type { IngestDoc } from '../../core/pipeline/ingest.js';
 import { readDocuments } from '../../core/sources/read.js';
@@ -69,7 +69,7 @@ export async function readInputs(files: readonly string[]): Promise<{ docs: Inge
     try {
       text = file === '-' ? await readStdin() : readFileSync(file, 'utf8');
     } catch (e) {
-      rejected.push({ input: file, source: 'unknown', path: '$', reason: `cannot read: ${(e as Error).message}` });
+      rejected.push({ input: file, source: 'unknown', path: '$', reason: `cannot read: ${errorMessage(e)}` });
       continue;
     }
     const out = readDocuments(text, file === '-' ? 'stdin' : file);
