@@ -1,6 +1,10 @@
 /**
  * `npm run bench` — prints a table and writes bench/results.json.
  *   --quick   a smoke run (5k findings, fewer repetitions) that CI may call.
+ *   --throughput   only the throughput parts (parse, memory, store): for profiling
+ *                  (`node --cpu-prof --import tsx bench/run.ts --throughput --findings=30000`); writes no
+ *                  results.json.
+ *   --findings=N   the generated input size (default 100k, 5k with --quick).
  * Figures are measured here, never asserted in unit tests. The machine's load average is recorded beside
  * them (`loadAvg`): on a shared machine the figures move with it.
  */
@@ -27,7 +31,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // The end-to-end part builds AWS SDK clients (answered in process): their Node-version notice is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const quick = process.argv.includes('--quick');
-const N = quick ? 5_000 : 100_000;
+const throughputOnly = process.argv.includes('--throughput');
+const nArg = process.argv.find((a) => a.startsWith('--findings='));
+const N = nArg ? Number(nArg.slice('--findings='.length)) : quick ? 5_000 : 100_000;
 
 let peakRss = 0;
 const sampler = setInterval(() => {
@@ -160,6 +166,13 @@ async function main() {
   // the cloud SDKs and a Jira double and are reported apart as `peakRssAllMb`.
   results.peakRssMb = Math.round(Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 1024 / 1024);
   rows.push(['peak RSS (throughput runs)', `${results.peakRssMb} MB`, '']);
+
+  if (throughputOnly) {
+    clearInterval(sampler);
+    for (const [a, b, c] of rows) console.log(`${a}  ${b}  ${c}`);
+    console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    return;
+  }
 
   // 4. The ticket storm against the Jira double, then end-to-end latency against the local doubles.
   for (const [label, run] of [
