@@ -35,6 +35,13 @@ export function bundleStats(opts?: {
 export function nodeStartMs(runs?: number): number;
 export const zodEnglishOnly: unknown;
 export const otherCloudsStubbed: unknown;
+/** Per cloud, the packages its bundles resolve to a throwing stub (other clouds' action SDKs). */
+export const STUBBED_PACKAGES: Record<'aws' | 'azure' | 'gcp', RegExp>;
+export function otherCloudsStubbedFor(cloud: 'aws' | 'azure' | 'gcp'): unknown;
+/** Bytes per package in a function's last build (all chunks), largest first. */
+export function bundleComposition(root: string, fn: FunctionEntry): Array<{ package: string; bytes: number }>;
+/** Wall ms of one fresh `node` importing the bundle; throws with the error lines when it cannot load. */
+export function loadOnce(file: string): number;
 export const lambdaCredentialsOnly: unknown;
 /** Bytes a cold start reads: the entry file and the chunks it imports statically, transitively. */
 export function coldBytes(entryFile: string): number;

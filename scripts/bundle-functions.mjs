@@ -9,7 +9,8 @@
 // Not serverless-esbuild: it hangs forever on an esbuild error (toolchain.md). The AWS SDK is bundled
 // (not taken from the runtime) so the artifact pins the SDK version we test with.
 //
-// Usage: node scripts/bundle-functions.mjs [--stats]   (also called by scripts/build.mjs)
+// Usage: node scripts/bundle-functions.mjs [--analyze] [--stats]   (also called by scripts/build.mjs)
+//   --analyze: the packages that weigh most in each function's output; --stats: bytes and load times
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
@@ -37,10 +38,20 @@ const bundleDir = (root, fn) => join(root, 'dist', 'functions', fn.cloud, fn.nam
 export const bundlePath = (root, fn) => join(bundleDir(root, fn), `${fn.name}.mjs`);
 export const zipPath = (root, fn) => join(root, 'dist', 'functions', fn.cloud, `${fn.name}.zip`);
 
-// ESM output with bundled CommonJS dependencies that call require() for node built-ins needs a real
-// require in scope; this banner gives every bundle one.
-const BANNER =
-  "import { createRequire as __closeloopRequire } from 'node:module'; const require = __closeloopRequire(import.meta.url);";
+// ESM output with bundled CommonJS dependencies needs what a CommonJS module has in scope and an ES module
+// lacks: a real `require` (for node built-ins) and `__dirname`/`__filename`. google-gax computes its proto
+// folder from `__dirname` at module scope (`path.join(__dirname, '..', '..', 'build', 'protos')`), so a
+// bundle holding it threw "ReferenceError: __dirname is not defined in ES module scope" on load. The paths
+// are the bundle's own; nothing bundled reads files beside it (Compute runs on the REST fallback, whose
+// proto JSON is bundled).
+const BANNER = [
+  "import { createRequire as __closeloopRequire } from 'node:module';",
+  "import { dirname as __closeloopDirname } from 'node:path';",
+  "import { fileURLToPath as __closeloopPath } from 'node:url';",
+  'const require = __closeloopRequire(import.meta.url);',
+  'const __filename = __closeloopPath(import.meta.url);',
+  'const __dirname = __closeloopDirname(__filename);',
+].join(' ');
 
 /**
  * zod 4 re-exports every locale through `z.locales`, so `import { z } from 'zod'` pulls ~40 languages
@@ -63,23 +74,40 @@ export const zodEnglishOnly = {
 };
 
 /**
- * The AWS hub runs only AWS actions (Azure and GCP actions run in their spokes, under their own
- * identities), but the action registry imports every action and `createCloudClients` every cloud's SDK:
- * ~33 MB of Azure and Google libraries in a Lambda that can never use them. In AWS bundles those
- * packages resolve to a stub that fails loudly if ever constructed, naming where that action runs.
+ * A function runs only its own cloud's actions (the AWS hub the AWS ones; each spoke its cloud's, under
+ * its own identity), but the action registry imports every action and `createCloudClients` every
+ * cloud's SDK: ~33 MB of libraries a function can never use. Per cloud, the other clouds' action SDKs
+ * resolve to a stub that fails loudly if ever constructed, naming where that action runs:
+ * - AWS hub: every `@azure/*` and `@google-cloud/*` package;
+ * - Azure spoke: `@google-cloud/*` and the AWS action clients (S3, IAM, EC2); STS, EventBridge and the
+ *   credential providers stay, they forward results to the hub bus through web-identity federation;
+ * - GCP spoke: `@azure/*` and the same AWS action clients.
  */
-export const otherCloudsStubbed = {
-  name: 'other-clouds-stubbed',
-  setup(b) {
-    b.onResolve({ filter: /^@(azure|google-cloud)\// }, (args) => ({ path: args.path, namespace: 'other-cloud' }));
-    b.onLoad({ filter: /.*/, namespace: 'other-cloud' }, (args) => ({
-      loader: 'js',
-      contents: `const message = ${JSON.stringify(`${args.path} is not bundled in the AWS hub: actions for that cloud run in its spoke`)};
+export const STUBBED_PACKAGES = {
+  aws: /^@(azure|google-cloud)\//,
+  azure: /^(@google-cloud\/.*|@aws-sdk\/client-(s3|iam|ec2))$/,
+  gcp: /^(@azure\/.*|@aws-sdk\/client-(s3|iam|ec2))$/,
+};
+
+/** The esbuild plugin stubbing `STUBBED_PACKAGES[cloud]` in the bundles of `cloud`'s functions. */
+export function otherCloudsStubbedFor(cloud) {
+  const where = { aws: 'the AWS hub', azure: 'the Azure spoke', gcp: 'the GCP spoke' }[cloud];
+  return {
+    name: `other-clouds-stubbed-${cloud}`,
+    setup(b) {
+      b.onResolve({ filter: STUBBED_PACKAGES[cloud] }, (args) => ({ path: args.path, namespace: 'other-cloud' }));
+      b.onLoad({ filter: /.*/, namespace: 'other-cloud' }, (args) => ({
+        loader: 'js',
+        contents: `const message = ${JSON.stringify(`${args.path} is not bundled in ${where}: actions for that cloud run where its identity is`)};
 class NotBundled { constructor() { throw new Error(message); } }
 module.exports = new Proxy({}, { get: (_, name) => (name === '__esModule' || typeof name === 'symbol' ? undefined : NotBundled) });`,
-    }));
-  },
-};
+      }));
+    },
+  };
+}
+
+/** The AWS hub's stub plugin (kept under its first name for callers of the bundler module). */
+export const otherCloudsStubbed = otherCloudsStubbedFor('aws');
 
 /**
  * Credential sources a Lambda function never reaches: the runtime puts the role's credentials in the
@@ -136,9 +164,35 @@ async function bundleOne(root, fn) {
     metafile: true,
     // Provided by the Azure Functions host at run time (a virtual module), never installed.
     external: fn.cloud === 'azure' ? ['@azure/functions-core'] : [],
-    plugins: fn.cloud === 'aws' ? [zodEnglishOnly, otherCloudsStubbed, lambdaCredentialsOnly] : [zodEnglishOnly],
+    plugins: [zodEnglishOnly, otherCloudsStubbedFor(fn.cloud), ...(fn.cloud === 'aws' ? [lambdaCredentialsOnly] : [])],
   });
+  // Beside the bundle folder, not in it (the zip takes the folder): what `--analyze` reads.
+  writeFileSync(metafilePath(root, fn), JSON.stringify(result.metafile));
   return { outfile, metafile: result.metafile };
+}
+
+const metafilePath = (root, fn) => join(root, 'dist', 'functions', fn.cloud, `${fn.name}.meta.json`);
+
+/** The package an input path belongs to (`node_modules/@scope/name/…` → `@scope/name`), else `(project)`. */
+function packageOf(input) {
+  const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(input);
+  return m?.[1] ?? (input.includes(':') ? input.split(':')[0] : '(project)');
+}
+
+/**
+ * Bytes each package contributes to a function's output (all chunks), largest first, from the metafile
+ * the last build wrote: where to look when a bundle is over its budget.
+ * @returns {Array<{ package: string, bytes: number }>}
+ */
+export function bundleComposition(root, fn) {
+  const meta = JSON.parse(readFileSync(metafilePath(root, fn), 'utf8'));
+  const sizes = new Map();
+  for (const output of Object.values(meta.outputs))
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const pkg = packageOf(input);
+      sizes.set(pkg, (sizes.get(pkg) ?? 0) + bytesInOutput);
+    }
+  return [...sizes.entries()].map(([pkg, bytes]) => ({ package: pkg, bytes })).sort((a, b) => b.bytes - a.bytes);
 }
 
 /**
@@ -445,8 +499,11 @@ const LOAD_ENV = {
   POWERTOOLS_DEV: 'false',
 };
 
-/** Wall time of one fresh `node` process that imports the bundle (module load = cold-start init). */
-function loadOnce(file) {
+/**
+ * Wall time of one fresh `node` process that imports the bundle (module load = cold-start init), with
+ * the dummy environment its module scope needs. Throws with the error lines when the bundle cannot load.
+ */
+export function loadOnce(file) {
   const started = process.hrtime.bigint();
   const run = spawnSync(
     process.execPath,
@@ -527,5 +584,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const built = await bundleFunctions({ root });
   for (const b of built)
     console.log(`${b.function.padEnd(24)} ${(b.bytes / 1024).toFixed(0).padStart(5)} KB  ${b.zip}`);
+  if (process.argv.includes('--analyze'))
+    for (const fn of functionEntries(root)) {
+      const top = bundleComposition(root, fn).slice(0, 8);
+      console.log(
+        `\n${fn.cloud}/${fn.name}: ${top.map((p) => `${p.package} ${(p.bytes / 1024).toFixed(0)} KB`).join(', ')}`,
+      );
+    }
   if (process.argv.includes('--stats')) console.table(await bundleStats({ root }));
 }

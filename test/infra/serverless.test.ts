@@ -1,6 +1,7 @@
 /**
- * The AWS hub as deployed: bundles every function, packages serverless.yml offline with osls (no login,
- * dummy credentials) and checks the generated CloudFormation.
+ * The functions as deployed: bundles every function (AWS hub and spokes) and loads each bundle in a fresh
+ * node process; packages serverless.yml offline with osls (no login, dummy credentials) and checks the
+ * generated CloudFormation.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -45,6 +46,10 @@ beforeAll(async () => {
   await bundler.bundleFunctions({ root });
   const missing = bundler.functionEntries(root).filter((fn) => !existsSync(bundler.zipPath(root, fn)));
   if (missing.length > 0) throw new Error(`bundling left no artifact for ${missing.map((m) => m.name).join(', ')}`);
+}, 300_000);
+
+/** Runs once for the serverless.yml checks, so a packaging failure does not hide whether the bundles load. */
+async function packageOffline(): Promise<void> {
   try {
     await run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', out], {
       cwd: root,
@@ -65,10 +70,53 @@ beforeAll(async () => {
   }
   templateFile = join(out, 'cloudformation-template-update-stack.json');
   template = TemplateSchema.parse(JSON.parse(readFileSync(templateFile, 'utf8')));
-}, 300_000);
+}
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
+describe('function bundles', () => {
+  const entries = bundler.functionEntries(root);
+
+  it.each(entries.map((fn) => [`${fn.cloud}/${fn.name}`, fn] as const))(
+    'loads %s in a fresh node process with the environment a deployment sets',
+    (_name, fn) => {
+      // Act: throws with the bundle's error lines (e.g. a CommonJS global missing in ESM) when it cannot load
+      const ms = bundler.loadOnce(bundler.bundlePath(root, fn));
+      // Assess
+      expect(ms).toBeGreaterThan(0);
+    },
+  );
+
+  it.each(entries.map((fn) => [`${fn.cloud}/${fn.name}`, fn] as const))(
+    "keeps other clouds' action SDKs out of %s",
+    (_name, fn) => {
+      // Prepare
+      const stubbed = bundler.STUBBED_PACKAGES[fn.cloud];
+      // Act
+      const packages = bundler.bundleComposition(root, fn).map((p) => p.package);
+      // Assess: the stub module stands in (namespace `other-cloud`), the package's own files never do
+      expect(packages.filter((p) => stubbed.test(p))).toEqual([]);
+    },
+  );
+
+  it("stubs exactly the other clouds' action SDKs per cloud, keeping what a spoke needs to reach the hub", () => {
+    // Prepare
+    const { aws, azure, gcp } = bundler.STUBBED_PACKAGES;
+    // Assess
+    expect(['@azure/arm-network', '@google-cloud/compute'].every((p) => aws.test(p))).toBe(true);
+    for (const spoke of [azure, gcp])
+      expect(['@aws-sdk/client-s3', '@aws-sdk/client-iam', '@aws-sdk/client-ec2'].every((p) => spoke.test(p))).toBe(
+        true,
+      );
+    for (const needed of ['@aws-sdk/client-sts', '@aws-sdk/client-eventbridge', '@aws-sdk/core'])
+      expect(azure.test(needed) || gcp.test(needed)).toBe(false);
+    expect(azure.test('@google-cloud/storage') && !azure.test('@azure/functions')).toBe(true);
+    expect(gcp.test('@azure/storage-blob') && !gcp.test('@google-cloud/functions-framework')).toBe(true);
+  });
+});
+
 describe('serverless.yml packaged offline', () => {
+  beforeAll(packageOffline, 300_000);
+
   it('points every function at a zip that holds its handler module with an exported handler', async () => {
     // Prepare
     const functions = resources('AWS::Lambda::Function');
