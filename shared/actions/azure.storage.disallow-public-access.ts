@@ -32,13 +32,13 @@ const ACCOUNT_ID =
   /\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Storage\/storageAccounts\/([^/]+)/i;
 
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
-  const account = await call(ctx, `storageAccounts.getProperties ${t.accountName}`, () =>
-    ctx.clients.azureStorage(t.subscriptionId).getProperties(t.resourceGroup, t.accountName),
+  const account = await call(ctx, `storageAccounts.getProperties ${t.accountName}`, async () =>
+    (await ctx.clients.azureStorage(t.subscriptionId)).getProperties(t.resourceGroup, t.accountName),
   );
   const publicContainers: Before['publicContainers'] = [];
   await call(ctx, `listContainers ${t.accountName}`, async () => {
     publicContainers.length = 0;
-    for await (const c of ctx.clients.azureBlob(t.accountName).listContainers()) {
+    for await (const c of (await ctx.clients.azureBlob(t.accountName)).listContainers()) {
       const access = c.properties.publicAccess;
       if (access === 'blob' || access === 'container') publicContainers.push({ name: c.name, access });
     }
@@ -89,7 +89,7 @@ async function setContainerAccess(
   access: 'blob' | 'container' | undefined,
   ctx: ActionContext,
 ) {
-  const container = ctx.clients.azureBlob(t.accountName).getContainerClient(name);
+  const container = (await ctx.clients.azureBlob(t.accountName)).getContainerClient(name);
   const what = `setAccessPolicy ${t.accountName}/${name}`;
   const current = await call(ctx, `getAccessPolicy ${t.accountName}/${name}`, () => container.getAccessPolicy());
   const out = await call(ctx, what, () => container.setAccessPolicy(access, current.signedIdentifiers));
@@ -134,10 +134,10 @@ export default defineAction<Target, Before>({
       const t = p.target;
       if (s.call.api === 'storageAccounts.update') {
         const what = `storageAccounts.update ${t.accountName}`;
-        await call(ctx, what, () =>
-          ctx.clients
-            .azureStorage(t.subscriptionId)
-            .update(t.resourceGroup, t.accountName, { allowBlobPublicAccess: false }),
+        await call(ctx, what, async () =>
+          (await ctx.clients.azureStorage(t.subscriptionId)).update(t.resourceGroup, t.accountName, {
+            allowBlobPublicAccess: false,
+          }),
         );
         return `azure:${what}`;
       }
@@ -163,10 +163,10 @@ export default defineAction<Target, Before>({
     // Account flag first: containers cannot be made public while the account disallows it.
     if (before.allowBlobPublicAccess === true) {
       const what = `storageAccounts.update ${target.accountName}`;
-      await call(ctx, what, () =>
-        ctx.clients
-          .azureStorage(target.subscriptionId)
-          .update(target.resourceGroup, target.accountName, { allowBlobPublicAccess: true }),
+      await call(ctx, what, async () =>
+        (await ctx.clients.azureStorage(target.subscriptionId)).update(target.resourceGroup, target.accountName, {
+          allowBlobPublicAccess: true,
+        }),
       );
       ids.push(`azure:${what}`);
     }

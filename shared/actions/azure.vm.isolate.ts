@@ -59,7 +59,7 @@ const isComplete = (rules: Array<{ name?: string; access?: string; priority?: nu
 const groupOf = (id: string | undefined) => (id ? /\/resourceGroups\/([^/]+)\//i.exec(id)?.[1] : undefined);
 
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
-  const net = ctx.clients.azureNetwork(t.subscriptionId);
+  const net = await ctx.clients.azureNetwork(t.subscriptionId);
   const nics: Array<{ name: string; resourceGroup: string; nsgId: string | null; location: string }> = [];
   await call(ctx, `networkInterfaces.listAll ${t.subscriptionId}`, async () => {
     nics.length = 0;
@@ -145,7 +145,7 @@ async function setNicNsg(
   id: string | null,
   ctx: ActionContext,
 ): Promise<string> {
-  const net = ctx.clients.azureNetwork(t.subscriptionId);
+  const net = await ctx.clients.azureNetwork(t.subscriptionId);
   const nic = await call(ctx, `networkInterfaces.get ${nicName}`, () => net.networkInterfaces.get(nicGroup, nicName));
   const { networkSecurityGroup: _old, ...rest } = nic;
   const what = `networkInterfaces.beginCreateOrUpdateAndWait ${nicName}`;
@@ -203,13 +203,15 @@ export default defineAction<Target, Before>({
       if (s.call.api === 'networkSecurityGroups.beginCreateOrUpdateAndWait') {
         const input = NsgInput.parse(s.call.input);
         const what = `networkSecurityGroups.beginCreateOrUpdateAndWait ${input.networkSecurityGroupName}`;
-        await call(ctx, what, () =>
-          ctx.clients
-            .azureNetwork(t.subscriptionId)
-            .networkSecurityGroups.beginCreateOrUpdateAndWait(t.resourceGroup, input.networkSecurityGroupName, {
+        await call(ctx, what, async () =>
+          (await ctx.clients.azureNetwork(t.subscriptionId)).networkSecurityGroups.beginCreateOrUpdateAndWait(
+            t.resourceGroup,
+            input.networkSecurityGroupName,
+            {
               ...input.parameters,
               securityRules: DENY_ALL_RULES,
-            }),
+            },
+          ),
         );
         return `azure:${what}`;
       }

@@ -6,17 +6,21 @@
  * Azure ARM operation groups are typed as the narrow slice actions call (house style §2: declare an
  * interface where it is consumed, with exactly the calls made); the real SDK objects satisfy them
  * structurally, and tests hand in stubs that record the request shapes.
+ *
+ * Every SDK is imported on first use (`import()`), never at module load: a function carries and parses
+ * only the SDKs of the actions it actually runs (an EC2 quarantine loads ~550 KB of EC2 schemas that an
+ * S3 fix never needs; a spoke loads its SDK when its first request arrives). The bundler turns each
+ * `import()` into a chunk read on first use. Only types are imported statically here.
  */
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { IAMClient } from '@aws-sdk/client-iam';
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { NetworkManagementClient } from '@azure/arm-network';
-import { StorageManagementClient } from '@azure/arm-storage';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { NetworkManagementClient } from '@azure/arm-network';
+import type { StorageManagementClient } from '@azure/arm-storage';
 import type { TokenCredential } from '@azure/identity';
-import { DefaultAzureCredential } from '@azure/identity';
-import { BlobServiceClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
-import { FirewallsClient, GlobalOperationsClient, type protos } from '@google-cloud/compute';
-import { Storage } from '@google-cloud/storage';
+import type { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import type { protos } from '@google-cloud/compute';
+import type { Storage } from '@google-cloud/storage';
 
 /** The storage-account calls `azure.storage.disallow-public-access` makes (@azure/arm-storage). */
 export type AzureStorageAccounts = Pick<StorageManagementClient['storageAccounts'], 'getProperties' | 'update'>;
@@ -60,18 +64,45 @@ export interface GcpGlobalOperations {
   wait(request: { project: string; operation: string }): Promise<[IOperation, ...unknown[]]>;
 }
 
+/**
+ * A client, or the promise of one: the real factories resolve once their SDK is loaded; a test double
+ * may hand its stub back directly. Actions always `await` a factory's result.
+ */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface CloudClients {
-  s3(region: string): S3Client;
-  iam(): IAMClient;
-  ec2(region: string): EC2Client;
-  azureStorage(subscriptionId: string): AzureStorageAccounts;
-  azureNetwork(subscriptionId: string): AzureNetwork;
+  s3(region: string): Awaitable<S3Client>;
+  iam(): Awaitable<IAMClient>;
+  ec2(region: string): Awaitable<EC2Client>;
+  azureStorage(subscriptionId: string): Awaitable<AzureStorageAccounts>;
+  azureNetwork(subscriptionId: string): Awaitable<AzureNetwork>;
   /** Data-plane client of one storage account (container ACLs). */
-  azureBlob(accountName: string): BlobServiceClient;
-  gcsStorage(): Storage;
-  gcpFirewalls(): GcpFirewalls;
-  gcpGlobalOperations(): GcpGlobalOperations;
+  azureBlob(accountName: string): Awaitable<BlobServiceClient>;
+  gcsStorage(): Awaitable<Storage>;
+  gcpFirewalls(): Awaitable<GcpFirewalls>;
+  gcpGlobalOperations(): Awaitable<GcpGlobalOperations>;
 }
+
+/** Memoizes a module import; a failed import is forgotten so the next use tries again. */
+function once<M>(load: () => Promise<M>): () => Promise<M> {
+  let loading: Promise<M> | undefined;
+  return () =>
+    (loading ??= load().catch((e: unknown) => {
+      loading = undefined;
+      throw e;
+    }));
+}
+
+/**
+ * The AWS SDK modules AWS actions take their command classes from, each imported once on first use
+ * (`const { GetRoleCommand } = await awsSdk.iam()`), so a function that never runs an EC2 action never
+ * loads the EC2 client's schemas.
+ */
+export const awsSdk = {
+  s3: once(() => import('@aws-sdk/client-s3')),
+  iam: once(() => import('@aws-sdk/client-iam')),
+  ec2: once(() => import('@aws-sdk/client-ec2')),
+};
 
 export interface CloudClientOptions {
   aws?: {
@@ -97,13 +128,19 @@ export interface CloudClientOptions {
   };
 }
 
-/** Memoizes a factory per key so one client per region/subscription/account is built, on first use. */
-function lazy<R>(make: (key: string) => R): (key: string) => R {
-  const cache = new Map<string, R>();
+/**
+ * Memoizes an async factory per key so one client per region/subscription/account is built, on first
+ * use; a failed build (an SDK that cannot load) is forgotten so the next call tries again.
+ */
+function lazy<R>(make: (key: string) => Promise<R>): (key: string) => Promise<R> {
+  const cache = new Map<string, Promise<R>>();
   return (key) => {
     let v = cache.get(key);
     if (v === undefined) {
-      v = make(key);
+      v = make(key).catch((e: unknown) => {
+        cache.delete(key);
+        throw e;
+      });
       cache.set(key, v);
     }
     return v;
@@ -123,39 +160,46 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
     ...(opts.aws?.endpoint ? { endpoint: opts.aws.endpoint } : {}),
     ...(opts.aws?.credentials ? { credentials: opts.aws.credentials } : {}),
   };
-  let azureCredential: TokenCredential | undefined = opts.azure?.credential;
-  const credential = (): TokenCredential => {
-    azureCredential ??= new DefaultAzureCredential();
-    return azureCredential;
-  };
-  const s3 = lazy(
-    (region) => new S3Client({ ...awsBase, region, ...(opts.aws?.endpoint ? { forcePathStyle: true } : {}) }),
-  );
-  const ec2 = lazy((region) => new EC2Client({ ...awsBase, region }));
+  let azureCredential: Promise<TokenCredential> | undefined = opts.azure?.credential
+    ? Promise.resolve(opts.azure.credential)
+    : undefined;
+  const credential = (): Promise<TokenCredential> =>
+    (azureCredential ??= import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential()));
+  const s3 = lazy(async (region) => {
+    const { S3Client } = await awsSdk.s3();
+    return new S3Client({ ...awsBase, region, ...(opts.aws?.endpoint ? { forcePathStyle: true } : {}) });
+  });
+  const ec2 = lazy(async (region) => new (await awsSdk.ec2()).EC2Client({ ...awsBase, region }));
   // IAM is global; its endpoint lives in us-east-1 for the aws partition.
-  const iam = lazy(() => new IAMClient({ ...awsBase, region: 'us-east-1' }));
-  const azureStorage = lazy((sub) => new StorageManagementClient(credential(), sub).storageAccounts);
-  const azureNetwork = lazy((sub): AzureNetwork => new NetworkManagementClient(credential(), sub));
-  const azureBlob = lazy(
-    (account) =>
-      new BlobServiceClient(
-        opts.azure?.blobUrl?.(account) ?? `https://${account}.blob.core.windows.net`,
-        opts.azure?.blobCredential?.(account) ?? credential(),
-        // One retry layer, as for AWS and GCS: the SDK's StorageRetryPolicy (4 tries from 4 s, exponential)
-        // under `withRetry` made one unreachable endpoint cost minutes per call.
-        { retryOptions: { maxTries: 1 } },
-      ),
-  );
-  const gcs = lazy(
-    () =>
-      new Storage({
-        // One retry layer, as for AWS: actions retry through `withRetry`; the client's own retry of
-        // 429/5xx (up to 3 more attempts, from 1 s) would multiply attempts and ignore our budget.
-        retryOptions: { autoRetry: false },
-        ...(opts.gcp?.projectId ? { projectId: opts.gcp.projectId } : {}),
-        ...(opts.gcp?.storageApiEndpoint ? { apiEndpoint: opts.gcp.storageApiEndpoint } : {}),
-      }),
-  );
+  const iam = lazy(async () => new (await awsSdk.iam()).IAMClient({ ...awsBase, region: 'us-east-1' }));
+  const azureStorage = lazy(async (sub): Promise<AzureStorageAccounts> => {
+    const { StorageManagementClient } = await import('@azure/arm-storage');
+    return new StorageManagementClient(await credential(), sub).storageAccounts;
+  });
+  const azureNetwork = lazy(async (sub): Promise<AzureNetwork> => {
+    const { NetworkManagementClient } = await import('@azure/arm-network');
+    return new NetworkManagementClient(await credential(), sub);
+  });
+  const azureBlob = lazy(async (account) => {
+    const { BlobServiceClient } = await import('@azure/storage-blob');
+    return new BlobServiceClient(
+      opts.azure?.blobUrl?.(account) ?? `https://${account}.blob.core.windows.net`,
+      opts.azure?.blobCredential?.(account) ?? (await credential()),
+      // One retry layer, as for AWS and GCS: the SDK's StorageRetryPolicy (4 tries from 4 s, exponential)
+      // under `withRetry` made one unreachable endpoint cost minutes per call.
+      { retryOptions: { maxTries: 1 } },
+    );
+  });
+  const gcs = lazy(async () => {
+    const { Storage } = await import('@google-cloud/storage');
+    return new Storage({
+      // One retry layer, as for AWS: actions retry through `withRetry`; the client's own retry of
+      // 429/5xx (up to 3 more attempts, from 1 s) would multiply attempts and ignore our budget.
+      retryOptions: { autoRetry: false },
+      ...(opts.gcp?.projectId ? { projectId: opts.gcp.projectId } : {}),
+      ...(opts.gcp?.storageApiEndpoint ? { apiEndpoint: opts.gcp.storageApiEndpoint } : {}),
+    });
+  });
   // Both compute clients talk to the same endpoint (a double's, or real Compute with ADC).
   const computeOptions = () => {
     const c = opts.gcp?.compute;
@@ -169,8 +213,13 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
         }
       : { fallback: true };
   };
-  const firewalls = lazy((): GcpFirewalls => new FirewallsClient(computeOptions()));
-  const globalOperations = lazy((): GcpGlobalOperations => new GlobalOperationsClient(computeOptions()));
+  // @google-cloud/compute is the heaviest SDK by far (its proto JSON alone is ~11 MB): only the GCP
+  // firewall action ever loads it.
+  const compute = once(() => import('@google-cloud/compute'));
+  const firewalls = lazy(async (): Promise<GcpFirewalls> => new (await compute()).FirewallsClient(computeOptions()));
+  const globalOperations = lazy(
+    async (): Promise<GcpGlobalOperations> => new (await compute()).GlobalOperationsClient(computeOptions()),
+  );
   return {
     s3,
     ec2,

@@ -9,23 +9,10 @@
  * @see https://docs.aws.amazon.com/prescriptive-guidance/latest/ec2-isolation (isolation security group)
  * @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-rules.html (default egress rule)
  */
-import {
-  CreateSecurityGroupCommand,
-  CreateSnapshotCommand,
-  CreateTagsCommand,
-  DeleteTagsCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstancesCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeSnapshotsCommand,
-  type EC2Client,
-  ModifyInstanceAttributeCommand,
-  ModifyNetworkInterfaceAttributeCommand,
-  RevokeSecurityGroupEgressCommand,
-  RevokeSecurityGroupIngressCommand,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, ref, resolveRefs, step } from './plan.js';
 
@@ -54,15 +41,16 @@ const BeforeSchema = z.object({
 type Before = z.infer<typeof BeforeSchema>;
 
 async function readState(ec2: EC2Client, instanceId: string, ctx: ActionContext): Promise<Before> {
+  const sdk = await awsSdk.ec2();
   const out = await call(ctx, `ec2:DescribeInstances ${instanceId}`, () =>
-    ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+    ec2.send(new sdk.DescribeInstancesCommand({ InstanceIds: [instanceId] })),
   );
   const instance = out.Reservations?.[0]?.Instances?.[0];
   if (!instance?.VpcId) throw new AdapterError('gone', `instance ${instanceId} not found (or not in a VPC)`);
   const vpcId = instance.VpcId;
   const groups = await call(ctx, `ec2:DescribeSecurityGroups ${vpcId}`, () =>
     ec2.send(
-      new DescribeSecurityGroupsCommand({
+      new sdk.DescribeSecurityGroupsCommand({
         Filters: [
           { Name: 'vpc-id', Values: [vpcId] },
           { Name: `tag:${ISOLATION_TAG}`, Values: ['true'] },
@@ -72,7 +60,7 @@ async function readState(ec2: EC2Client, instanceId: string, ctx: ActionContext)
   );
   const iso = groups.SecurityGroups?.[0];
   const attr = await call(ctx, `ec2:DescribeInstanceAttribute ${instanceId}`, () =>
-    ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'disableApiTermination' })),
+    ec2.send(new sdk.DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'disableApiTermination' })),
   );
   return BeforeSchema.parse({
     vpcId,
@@ -99,7 +87,7 @@ const isIsolated = (b: Before): boolean =>
 
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
   const { instanceId } = target;
-  const before = await readState(ctx.clients.ec2(target.region), instanceId, ctx);
+  const before = await readState(await ctx.clients.ec2(target.region), instanceId, ctx);
   if (isIsolated(before)) return noopPlan(target, before, `${instanceId} is already quarantined`);
   const now = ctx.clock.now().toISOString();
   const steps = [];
@@ -244,7 +232,8 @@ export default defineAction<Target, Before>({
   plan,
   apply: (p, ctx) =>
     applyPlanned(p, ctx, plan, async (s, vars) => {
-      const ec2 = ctx.clients.ec2(p.target.region);
+      const sdk = await awsSdk.ec2();
+      const ec2 = await ctx.clients.ec2(p.target.region);
       const input = resolveRefs(Any.parse(s.call.input), vars);
       const what = `${s.call.api} ${p.target.instanceId}`;
       // The SDK validates member shapes on its side; the planned input is the exact request.
@@ -252,7 +241,7 @@ export default defineAction<Target, Before>({
         case 'ec2:CreateSecurityGroup': {
           const out = await call(ctx, what, () =>
             ec2.send(
-              new CreateSecurityGroupCommand(
+              new sdk.CreateSecurityGroupCommand(
                 z.looseObject({ GroupName: z.string(), Description: z.string() }).parse(input),
               ),
             ),
@@ -264,14 +253,14 @@ export default defineAction<Target, Before>({
         case 'ec2:RevokeSecurityGroupEgress':
           return awsRequestId(
             await call(ctx, what, () =>
-              ec2.send(new RevokeSecurityGroupEgressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
+              ec2.send(new sdk.RevokeSecurityGroupEgressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
             ),
             what,
           );
         case 'ec2:RevokeSecurityGroupIngress':
           return awsRequestId(
             await call(ctx, what, () =>
-              ec2.send(new RevokeSecurityGroupIngressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
+              ec2.send(new sdk.RevokeSecurityGroupIngressCommand(z.looseObject({ GroupId: z.string() }).parse(input))),
             ),
             what,
           );
@@ -279,7 +268,7 @@ export default defineAction<Target, Before>({
           return awsRequestId(
             await call(ctx, what, () =>
               ec2.send(
-                new ModifyNetworkInterfaceAttributeCommand(
+                new sdk.ModifyNetworkInterfaceAttributeCommand(
                   z.looseObject({ NetworkInterfaceId: z.string() }).parse(input),
                 ),
               ),
@@ -288,14 +277,14 @@ export default defineAction<Target, Before>({
           );
         case 'ec2:CreateSnapshot': {
           const out = await call(ctx, what, () =>
-            ec2.send(new CreateSnapshotCommand(z.looseObject({ VolumeId: z.string() }).parse(input))),
+            ec2.send(new sdk.CreateSnapshotCommand(z.looseObject({ VolumeId: z.string() }).parse(input))),
           );
           return out.SnapshotId ? `${awsRequestId(out, what)} (${out.SnapshotId})` : awsRequestId(out, what);
         }
         case 'ec2:ModifyInstanceAttribute':
           return awsRequestId(
             await call(ctx, what, () =>
-              ec2.send(new ModifyInstanceAttributeCommand(z.looseObject({ InstanceId: z.string() }).parse(input))),
+              ec2.send(new sdk.ModifyInstanceAttributeCommand(z.looseObject({ InstanceId: z.string() }).parse(input))),
             ),
             what,
           );
@@ -303,7 +292,7 @@ export default defineAction<Target, Before>({
           return awsRequestId(
             await call(ctx, what, () =>
               ec2.send(
-                new CreateTagsCommand(
+                new sdk.CreateTagsCommand(
                   z
                     .looseObject({
                       Resources: z.array(z.string()),
@@ -320,11 +309,12 @@ export default defineAction<Target, Before>({
       }
     }),
   async verify({ instanceId, region }, ctx) {
-    const ec2 = ctx.clients.ec2(region);
+    const sdk = await awsSdk.ec2();
+    const ec2 = await ctx.clients.ec2(region);
     const state = await readState(ec2, instanceId, ctx);
     const snaps = await call(ctx, `ec2:DescribeSnapshots ${instanceId}`, () =>
       ec2.send(
-        new DescribeSnapshotsCommand({
+        new sdk.DescribeSnapshotsCommand({
           OwnerIds: ['self'],
           Filters: [{ Name: `tag:${SNAPSHOT_TAG}`, Values: [instanceId] }],
         }),
@@ -347,24 +337,30 @@ export default defineAction<Target, Before>({
     return { holds: problems.length === 0, observed, reason: problems.join('; ') || `${instanceId} is quarantined` };
   },
   async rollback({ target, before }, ctx) {
-    const ec2 = ctx.clients.ec2(target.region);
+    const sdk = await awsSdk.ec2();
+    const ec2 = await ctx.clients.ec2(target.region);
     const ids: string[] = [];
     for (const i of before.interfaces) {
       const what = `ec2:ModifyNetworkInterfaceAttribute ${i.networkInterfaceId}`;
       const input = { NetworkInterfaceId: i.networkInterfaceId, Groups: i.groups };
       ids.push(
-        awsRequestId(await call(ctx, what, () => ec2.send(new ModifyNetworkInterfaceAttributeCommand(input))), what),
+        awsRequestId(
+          await call(ctx, what, () => ec2.send(new sdk.ModifyNetworkInterfaceAttributeCommand(input))),
+          what,
+        ),
       );
     }
     if (!before.disableApiTermination) {
       const what = `ec2:ModifyInstanceAttribute ${target.instanceId}`;
       const input = { InstanceId: target.instanceId, DisableApiTermination: { Value: false } };
-      ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new ModifyInstanceAttributeCommand(input))), what));
+      ids.push(
+        awsRequestId(await call(ctx, what, () => ec2.send(new sdk.ModifyInstanceAttributeCommand(input))), what),
+      );
     }
     if (before.quarantinedTag === null) {
       const what = `ec2:DeleteTags ${target.instanceId}`;
       const input = { Resources: [target.instanceId], Tags: [{ Key: QUARANTINE_TAG }, { Key: 'closeloop:reason' }] };
-      ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new DeleteTagsCommand(input))), what));
+      ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new sdk.DeleteTagsCommand(input))), what));
     }
     return { requestIds: ids };
   },

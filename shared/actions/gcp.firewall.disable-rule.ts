@@ -35,8 +35,8 @@ const SettingsSchema = z.strictObject({
 });
 
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
-  const [fw] = await call(ctx, `compute.firewalls.get ${t.firewall}`, () =>
-    ctx.clients.gcpFirewalls().get({ project: t.project, firewall: t.firewall }),
+  const [fw] = await call(ctx, `compute.firewalls.get ${t.firewall}`, async () =>
+    (await ctx.clients.gcpFirewalls()).get({ project: t.project, firewall: t.firewall }),
   );
   return BeforeSchema.parse({
     name: fw.name ?? t.firewall,
@@ -137,8 +137,8 @@ function operationFailure(op: Operation, what: string): AdapterError | undefined
 
 async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Promise<string> {
   const what = `compute.firewalls.patch ${input.firewall}`;
-  const [started] = await call(ctx, what, () =>
-    ctx.clients.gcpFirewalls().patch({
+  const [started] = await call(ctx, what, async () =>
+    (await ctx.clients.gcpFirewalls()).patch({
       project: input.project,
       firewall: input.firewall,
       firewallResource: {
@@ -154,8 +154,8 @@ async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Pro
       throw new AdapterError('transient', `${what}: operation ${op.name} not done after ${MAX_WAITS} waits`);
     }
     const name = op.name;
-    const [next] = await call(ctx, `compute.globalOperations.wait ${name}`, () =>
-      ctx.clients.gcpGlobalOperations().wait({ project: input.project, operation: name }),
+    const [next] = await call(ctx, `compute.globalOperations.wait ${name}`, async () =>
+      (await ctx.clients.gcpGlobalOperations()).wait({ project: input.project, operation: name }),
     );
     op = OperationSchema.parse(next);
   }

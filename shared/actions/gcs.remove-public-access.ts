@@ -34,7 +34,7 @@ const BeforeSchema = z.object({
 type Before = z.infer<typeof BeforeSchema>;
 
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
-  const bucket = ctx.clients.gcsStorage().bucket(t.bucket);
+  const bucket = (await ctx.clients.gcsStorage()).bucket(t.bucket);
   // Version 3 so conditional bindings are returned (and written back) intact.
   const [policy] = await call(ctx, `storage.buckets.getIamPolicy ${t.bucket}`, () =>
     bucket.iam.getPolicy({ requestedPolicyVersion: 3 }),
@@ -114,9 +114,8 @@ const toBinding = (b: z.infer<typeof BindingSchema>): PolicyBinding => ({
 
 async function setPolicy(t: Target, p: z.infer<typeof SetPolicyInput>['policy'], ctx: ActionContext): Promise<string> {
   const what = `storage.buckets.setIamPolicy ${t.bucket}`;
-  const [out] = await call(ctx, what, () =>
-    ctx.clients
-      .gcsStorage()
+  const [out] = await call(ctx, what, async () =>
+    (await ctx.clients.gcsStorage())
       .bucket(t.bucket)
       .iam.setPolicy({ bindings: p.bindings.map(toBinding), version: p.version, ...(p.etag ? { etag: p.etag } : {}) }),
   );
@@ -125,9 +124,8 @@ async function setPolicy(t: Target, p: z.infer<typeof SetPolicyInput>['policy'],
 
 async function setPrevention(t: Target, value: string, ctx: ActionContext): Promise<string> {
   const what = `storage.buckets.patch ${t.bucket}`;
-  const [out] = await call(ctx, what, () =>
-    ctx.clients
-      .gcsStorage()
+  const [out] = await call(ctx, what, async () =>
+    (await ctx.clients.gcsStorage())
       .bucket(t.bucket)
       .setMetadata({ iamConfiguration: { publicAccessPrevention: value } }),
   );

@@ -4,9 +4,10 @@
  *
  * @see https://docs.aws.amazon.com/IAM/latest/APIReference/API_UpdateAccessKey.html
  */
-import { type IAMClient, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
 
@@ -22,15 +23,16 @@ const BeforeSchema = z.object({ status: z.enum(['Active', 'Inactive']).nullable(
 type Before = z.infer<typeof BeforeSchema>;
 
 async function readStatus(iam: IAMClient, t: Target, ctx: ActionContext): Promise<Before> {
+  const sdk = await awsSdk.iam();
   const out = await call(ctx, `iam:ListAccessKeys ${t.userName}`, () =>
-    iam.send(new ListAccessKeysCommand({ UserName: t.userName })),
+    iam.send(new sdk.ListAccessKeysCommand({ UserName: t.userName })),
   );
   const key = (out.AccessKeyMetadata ?? []).find((k) => k.AccessKeyId === t.accessKeyId);
   return BeforeSchema.parse({ status: key?.Status ?? null });
 }
 
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
-  const before = await readStatus(ctx.clients.iam(), target, ctx);
+  const before = await readStatus(await ctx.clients.iam(), target, ctx);
   if (before.status === null) {
     return noopPlan(target, before, `access key ${target.accessKeyId} of ${target.userName} no longer exists`);
   }
@@ -91,13 +93,17 @@ export default defineAction<Target, Before>({
   plan,
   apply: (p, ctx) =>
     applyPlanned(p, ctx, plan, async (s) => {
+      const sdk = await awsSdk.iam();
       if (s.call.api !== 'iam:UpdateAccessKey') throw new AdapterError('invalid', `no step ${s.call.api}`);
       const input = UpdateInput.parse(s.call.input);
       const what = `iam:UpdateAccessKey ${input.AccessKeyId}`;
-      return awsRequestId(await call(ctx, what, () => ctx.clients.iam().send(new UpdateAccessKeyCommand(input))), what);
+      return awsRequestId(
+        await call(ctx, what, async () => (await ctx.clients.iam()).send(new sdk.UpdateAccessKeyCommand(input))),
+        what,
+      );
     }),
   async verify(target, ctx) {
-    const observed = await readStatus(ctx.clients.iam(), target, ctx);
+    const observed = await readStatus(await ctx.clients.iam(), target, ctx);
     const holds = observed.status !== 'Active';
     return {
       holds,
@@ -108,10 +114,13 @@ export default defineAction<Target, Before>({
     };
   },
   async rollback({ target, before }, ctx) {
+    const sdk = await awsSdk.iam();
     if (before.status !== 'Active') return { requestIds: [] };
     const what = `iam:UpdateAccessKey ${target.accessKeyId}`;
     const input = { UserName: target.userName, AccessKeyId: target.accessKeyId, Status: 'Active' as const };
-    const out = await call(ctx, what, () => ctx.clients.iam().send(new UpdateAccessKeyCommand(input)));
+    const out = await call(ctx, what, async () =>
+      (await ctx.clients.iam()).send(new sdk.UpdateAccessKeyCommand(input)),
+    );
     return { requestIds: [awsRequestId(out, what)] };
   },
 });

@@ -6,15 +6,10 @@
  *
  * @see https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html
  */
-import {
-  DeleteRolePolicyCommand,
-  GetRoleCommand,
-  GetRolePolicyCommand,
-  type IAMClient,
-  PutRolePolicyCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
 import { sdkErrorCode } from './retry.js';
@@ -63,11 +58,12 @@ export const revokeDocument = (cutoff: Date): string =>
   });
 
 async function readBefore(iam: IAMClient, roleName: string, ctx: ActionContext): Promise<Before> {
+  const sdk = await awsSdk.iam();
   // GetRole first: NoSuchEntity from GetRolePolicy cannot tell a missing role from a missing policy.
-  await call(ctx, `iam:GetRole ${roleName}`, () => iam.send(new GetRoleCommand({ RoleName: roleName })));
+  await call(ctx, `iam:GetRole ${roleName}`, () => iam.send(new sdk.GetRoleCommand({ RoleName: roleName })));
   try {
     const out = await call(ctx, `iam:GetRolePolicy ${roleName}`, () =>
-      iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: REVOKE_POLICY_NAME })),
+      iam.send(new sdk.GetRolePolicyCommand({ RoleName: roleName, PolicyName: REVOKE_POLICY_NAME })),
     );
     // IAM returns policy documents URL-encoded (RFC 3986).
     return { policyDocument: out.PolicyDocument ? decodeURIComponent(out.PolicyDocument) : null };
@@ -79,7 +75,7 @@ async function readBefore(iam: IAMClient, roleName: string, ctx: ActionContext):
 }
 
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
-  const before = await readBefore(ctx.clients.iam(), target.roleName, ctx);
+  const before = await readBefore(await ctx.clients.iam(), target.roleName, ctx);
   const now = ctx.clock.now();
   const existing = cutoffOf(before.policyDocument);
   const needed = target.issuedBefore ? new Date(target.issuedBefore) : now;
@@ -142,13 +138,17 @@ export default defineAction<Target, Before>({
   plan,
   apply: (p, ctx) =>
     applyPlanned(p, ctx, plan, async (s) => {
+      const sdk = await awsSdk.iam();
       if (s.call.api !== 'iam:PutRolePolicy') throw new AdapterError('invalid', `no step ${s.call.api}`);
       const input = PutInput.parse(s.call.input);
       const what = `iam:PutRolePolicy ${input.RoleName}`;
-      return awsRequestId(await call(ctx, what, () => ctx.clients.iam().send(new PutRolePolicyCommand(input))), what);
+      return awsRequestId(
+        await call(ctx, what, async () => (await ctx.clients.iam()).send(new sdk.PutRolePolicyCommand(input))),
+        what,
+      );
     }),
   async verify(target, ctx) {
-    const observed = await readBefore(ctx.clients.iam(), target.roleName, ctx);
+    const observed = await readBefore(await ctx.clients.iam(), target.roleName, ctx);
     const cutoff = cutoffOf(observed.policyDocument);
     const needed = target.issuedBefore ? new Date(target.issuedBefore) : undefined;
     const holds = cutoff !== undefined && (needed === undefined || cutoff >= needed);
@@ -161,14 +161,15 @@ export default defineAction<Target, Before>({
     };
   },
   async rollback({ target, before }, ctx) {
-    const iam = ctx.clients.iam();
+    const sdk = await awsSdk.iam();
+    const iam = await ctx.clients.iam();
     const what = `iam:${before.policyDocument === null ? 'DeleteRolePolicy' : 'PutRolePolicy'} ${target.roleName}`;
     const out = await call(ctx, what, () => {
       const doc = before.policyDocument;
       return doc === null
-        ? iam.send(new DeleteRolePolicyCommand({ RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME }))
+        ? iam.send(new sdk.DeleteRolePolicyCommand({ RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME }))
         : iam.send(
-            new PutRolePolicyCommand({
+            new sdk.PutRolePolicyCommand({
               RoleName: target.roleName,
               PolicyName: REVOKE_POLICY_NAME,
               PolicyDocument: doc,

@@ -7,21 +7,10 @@
  * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
  * @see ASR ConfigureS3PublicAccessBlock.py (apply, then verify by re-reading)
  */
-import {
-  DeleteBucketPolicyCommand,
-  DeletePublicAccessBlockCommand,
-  GetBucketAclCommand,
-  GetBucketPolicyCommand,
-  GetBucketPolicyStatusCommand,
-  GetBucketTaggingCommand,
-  GetPublicAccessBlockCommand,
-  PutBucketAclCommand,
-  PutBucketPolicyCommand,
-  PutPublicAccessBlockCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
 import { sdkErrorCode } from './retry.js';
@@ -133,25 +122,28 @@ async function readOr<R, D>(ctx: ActionContext, what: string, fn: () => Promise<
 }
 
 async function readState(s3: S3Client, bucket: string, ctx: ActionContext): Promise<Before> {
+  const sdk = await awsSdk.s3();
   const pab = await readOr(
     ctx,
     `s3:GetPublicAccessBlock ${bucket}`,
-    () => s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket })),
+    () => s3.send(new sdk.GetPublicAccessBlockCommand({ Bucket: bucket })),
     'NoSuchPublicAccessBlockConfiguration',
     null,
   );
-  const acl = await call(ctx, `s3:GetBucketAcl ${bucket}`, () => s3.send(new GetBucketAclCommand({ Bucket: bucket })));
+  const acl = await call(ctx, `s3:GetBucketAcl ${bucket}`, () =>
+    s3.send(new sdk.GetBucketAclCommand({ Bucket: bucket })),
+  );
   const policy = await readOr(
     ctx,
     `s3:GetBucketPolicy ${bucket}`,
-    () => s3.send(new GetBucketPolicyCommand({ Bucket: bucket })),
+    () => s3.send(new sdk.GetBucketPolicyCommand({ Bucket: bucket })),
     'NoSuchBucketPolicy',
     null,
   );
   const tagging = await readOr(
     ctx,
     `s3:GetBucketTagging ${bucket}`,
-    () => s3.send(new GetBucketTaggingCommand({ Bucket: bucket })),
+    () => s3.send(new sdk.GetBucketTaggingCommand({ Bucket: bucket })),
     'NoSuchTagSet',
     null,
   );
@@ -177,7 +169,7 @@ async function readState(s3: S3Client, bucket: string, ctx: ActionContext): Prom
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
   const { bucket } = target;
   const settings = SettingsSchema.parse(ctx.settings?.[ID] ?? {});
-  const before = await readState(ctx.clients.s3(target.region), bucket, ctx);
+  const before = await readState(await ctx.clients.s3(target.region), bucket, ctx);
   const steps = [];
   if (!isAllOn(before.publicAccessBlock)) {
     steps.push(
@@ -284,12 +276,13 @@ export default defineAction<Target, Before>({
   plan,
   apply: (p, ctx) =>
     applyPlanned(p, ctx, plan, async (s) => {
-      const s3 = ctx.clients.s3(p.target.region);
+      const sdk = await awsSdk.s3();
+      const s3 = await ctx.clients.s3(p.target.region);
       const what = `${s.call.api} ${p.target.bucket}`;
       switch (s.call.api) {
         case 's3:PutPublicAccessBlock': {
           const input = s3Input(s.call.input, BucketInput.extend({ PublicAccessBlockConfiguration: FlagsSchema }));
-          return awsRequestId(await call(ctx, what, () => s3.send(new PutPublicAccessBlockCommand(input))), what);
+          return awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutPublicAccessBlockCommand(input))), what);
         }
         case 's3:PutBucketAcl': {
           const input = s3Input(
@@ -301,27 +294,28 @@ export default defineAction<Target, Before>({
               }),
             }),
           );
-          return awsRequestId(await call(ctx, what, () => s3.send(new PutBucketAclCommand(input))), what);
+          return awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketAclCommand(input))), what);
         }
         case 's3:PutBucketPolicy': {
           const input = s3Input(s.call.input, BucketInput.extend({ Policy: z.string() }));
-          return awsRequestId(await call(ctx, what, () => s3.send(new PutBucketPolicyCommand(input))), what);
+          return awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketPolicyCommand(input))), what);
         }
         case 's3:DeleteBucketPolicy': {
           const input = s3Input(s.call.input, BucketInput);
-          return awsRequestId(await call(ctx, what, () => s3.send(new DeleteBucketPolicyCommand(input))), what);
+          return awsRequestId(await call(ctx, what, () => s3.send(new sdk.DeleteBucketPolicyCommand(input))), what);
         }
         default:
           throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
       }
     }),
   async verify({ bucket, region }, ctx) {
-    const s3 = ctx.clients.s3(region);
+    const sdk = await awsSdk.s3();
+    const s3 = await ctx.clients.s3(region);
     const state = await readState(s3, bucket, ctx);
     const status = await readOr(
       ctx,
       `s3:GetBucketPolicyStatus ${bucket}`,
-      () => s3.send(new GetBucketPolicyStatusCommand({ Bucket: bucket })),
+      () => s3.send(new sdk.GetBucketPolicyStatusCommand({ Bucket: bucket })),
       'NoSuchBucketPolicy',
       null,
     );
@@ -340,7 +334,8 @@ export default defineAction<Target, Before>({
     };
   },
   async rollback({ target, before }, ctx) {
-    const s3 = ctx.clients.s3(target.region);
+    const sdk = await awsSdk.s3();
+    const s3 = await ctx.clients.s3(target.region);
     const { bucket } = target;
     const ids: string[] = [];
     // Flags first: a public policy cannot be put back while BlockPublicPolicy is on.
@@ -351,8 +346,8 @@ export default defineAction<Target, Before>({
           await call(ctx, what, () => {
             const flags = before.publicAccessBlock;
             return flags
-              ? s3.send(new PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: flags }))
-              : s3.send(new DeletePublicAccessBlockCommand({ Bucket: bucket }));
+              ? s3.send(new sdk.PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: flags }))
+              : s3.send(new sdk.DeletePublicAccessBlockCommand({ Bucket: bucket }));
           }),
           what,
         ),
@@ -361,12 +356,12 @@ export default defineAction<Target, Before>({
     if (before.acl.grants.some(isPublicGrant)) {
       const what = `s3:PutBucketAcl ${bucket}`;
       const input = { Bucket: bucket, AccessControlPolicy: { Owner: before.acl.owner, Grants: before.acl.grants } };
-      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new PutBucketAclCommand(input))), what));
+      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketAclCommand(input))), what));
     }
     if (before.policy !== null && withoutPublicStatements(before.policy) !== undefined) {
       const what = `s3:PutBucketPolicy ${bucket}`;
       const input = { Bucket: bucket, Policy: before.policy };
-      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new PutBucketPolicyCommand(input))), what));
+      ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketPolicyCommand(input))), what));
     }
     return { requestIds: ids };
   },
