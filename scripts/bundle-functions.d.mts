@@ -38,8 +38,11 @@ export const otherCloudsStubbed: unknown;
 /** Per cloud, the packages its bundles resolve to a throwing stub (other clouds' action SDKs). */
 export const STUBBED_PACKAGES: Record<'aws' | 'azure' | 'gcp', RegExp>;
 export function otherCloudsStubbedFor(cloud: 'aws' | 'azure' | 'gcp'): unknown;
-/** Bytes per package in a function's last build (all chunks), largest first. */
-export function bundleComposition(root: string, fn: FunctionEntry): Array<{ package: string; bytes: number }>;
+/** Bytes per package in a function's last build (all chunks, and at cold start), largest cold first. */
+export function bundleComposition(
+  root: string,
+  fn: FunctionEntry,
+): Array<{ package: string; bytes: number; coldBytes: number }>;
 /** Wall ms of one fresh `node` importing the bundle; throws with the error lines when it cannot load. */
 export function loadOnce(file: string): number;
 export const lambdaCredentialsOnly: unknown;

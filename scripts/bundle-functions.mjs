@@ -135,22 +135,18 @@ export const fromIni = provider, fromSSO = provider, fromProcess = provider, fro
 async function bundleOne(root, fn) {
   const outfile = bundlePath(root, fn);
   rmSync(bundleDir(root, fn), { recursive: true, force: true });
-  // AWS bundles are split: what a handler imports with `await import()` (the SDK's own credential
-  // sources past the environment, rarely used clients) becomes a chunk beside it, read only when first
-  // used, so a cold start parses only what every invocation needs. The spokes' artifacts stay one file
-  // (the Azure app zip merges them by name).
-  const split = fn.cloud === 'aws';
+  // Bundles are split: what a handler imports with `await import()` (each action's cloud SDK, the AWS
+  // SDK's credential sources past the environment, rarely used clients) becomes a chunk beside it, read
+  // only when first used, so a cold start parses only what every invocation needs. Chunk names carry a
+  // content hash, so the Azure app zip (infra/azure/app-zip.mjs) can merge the spokes' chunk folders:
+  // one name is always one content.
   const result = await build({
     entryPoints: [fn.entry],
-    ...(split
-      ? {
-          outdir: bundleDir(root, fn),
-          splitting: true,
-          entryNames: '[name]',
-          chunkNames: 'chunks/[name]-[hash]',
-          outExtension: { '.js': '.mjs' },
-        }
-      : { outfile }),
+    outdir: bundleDir(root, fn),
+    splitting: true,
+    entryNames: '[name]',
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -180,19 +176,32 @@ function packageOf(input) {
 }
 
 /**
- * Bytes each package contributes to a function's output (all chunks), largest first, from the metafile
- * the last build wrote: where to look when a bundle is over its budget.
- * @returns {Array<{ package: string, bytes: number }>}
+ * Bytes each package contributes to a function's output, largest first, from the metafile the last
+ * build wrote: `bytes` in every chunk, `coldBytes` in what a cold start reads (the entry and the chunks
+ * it imports statically, transitively). Where to look when a bundle is over its budget.
+ * @returns {Array<{ package: string, bytes: number, coldBytes: number }>}
  */
 export function bundleComposition(root, fn) {
   const meta = JSON.parse(readFileSync(metafilePath(root, fn), 'utf8'));
+  // Every `import()` target is an entry point of its own under splitting: the function's is the one named after it.
+  const entry = Object.keys(meta.outputs).find((o) => o.endsWith(`${fn.cloud}/${fn.name}/${fn.name}.mjs`));
+  const cold = new Set();
+  const visit = (o) => {
+    if (cold.has(o) || !meta.outputs[o]) return;
+    cold.add(o);
+    for (const i of meta.outputs[o].imports) if (i.kind === 'import-statement') visit(i.path);
+  };
+  if (entry) visit(entry);
   const sizes = new Map();
-  for (const output of Object.values(meta.outputs))
+  for (const [o, output] of Object.entries(meta.outputs))
     for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
       const pkg = packageOf(input);
-      sizes.set(pkg, (sizes.get(pkg) ?? 0) + bytesInOutput);
+      const row = sizes.get(pkg) ?? { package: pkg, bytes: 0, coldBytes: 0 };
+      row.bytes += bytesInOutput;
+      if (cold.has(o)) row.coldBytes += bytesInOutput;
+      sizes.set(pkg, row);
     }
-  return [...sizes.entries()].map(([pkg, bytes]) => ({ package: pkg, bytes })).sort((a, b) => b.bytes - a.bytes);
+  return [...sizes.values()].sort((a, b) => b.coldBytes - a.coldBytes || b.bytes - a.bytes);
 }
 
 /**

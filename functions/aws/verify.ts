@@ -6,15 +6,10 @@
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
-import { GuardDutyClient } from '@aws-sdk/client-guardduty';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { getAction } from '../../shared/actions/registry.js';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
-import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
-import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
-import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
 import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import {
   createVerifyStage,
@@ -30,6 +25,21 @@ let deps: Promise<VerifyDeps> | undefined;
 
 async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
   const { policy } = await p.config();
+  // The GuardDuty and Security Hub clients (~290 KB minified) are imported when the deps are first built
+  // (the first record or schedule), not at module load: the cold start parses only what every path needs.
+  const [
+    { GuardDutyClient },
+    { SecurityHubClient },
+    { GuardDutyUpstream },
+    { RoutingUpstreamStatus },
+    { SecurityHubUpstream },
+  ] = await Promise.all([
+    import('@aws-sdk/client-guardduty'),
+    import('@aws-sdk/client-securityhub'),
+    import('../../shared/adapters/upstream/guardduty.js'),
+    import('../../shared/adapters/upstream/route.js'),
+    import('../../shared/adapters/upstream/securityhub.js'),
+  ]);
   const region = (r: string) => ({ region: r });
   const upstream = new RoutingUpstreamStatus({
     guardduty: new GuardDutyUpstream({
