@@ -170,7 +170,8 @@ async function main() {
   if (throughputOnly) {
     clearInterval(sampler);
     for (const [a, b, c] of rows) console.log(`${a}  ${b}  ${c}`);
-    console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const load = loadavg().map((x) => x.toFixed(2));
+    console.log(`load average ${load.join(' ')}`);
     return;
   }
 

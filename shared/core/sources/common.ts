@@ -58,8 +58,142 @@ export function renderPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** Parses leniently with a zod schema or rejects naming the first failing field. */
+/** A compiled, allocation-free acceptance test for a JSON value (see {@link compileAcceptor}). */
+type Acceptor = (value: unknown) => boolean;
+
+const ACCEPT_ANY: Acceptor = () => true;
+
+/** The checks of a string/array/number schema as one predicate, or null when one of them is not understood. */
+function compileChecks(checks: readonly z.core.$ZodCheck<never>[] | undefined): Acceptor | null {
+  const tests: Acceptor[] = [];
+  for (const check of checks ?? []) {
+    if (check instanceof z.core.$ZodCheckMinLength) {
+      const min = check._zod.def.minimum;
+      tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length >= min);
+    } else if (check instanceof z.core.$ZodCheckMaxLength) {
+      const max = check._zod.def.maximum;
+      tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length <= max);
+    } else if (check instanceof z.core.$ZodCheckRegex && check._zod.def.format === 'regex') {
+      const pattern = check._zod.def.pattern;
+      tests.push((v) => {
+        if (typeof v !== 'string') return false;
+        pattern.lastIndex = 0;
+        return pattern.test(v);
+      });
+    } else if (check instanceof z.core.$ZodCheckNumberFormat && check._zod.def.format === 'safeint') {
+      tests.push((v) => Number.isSafeInteger(v));
+    } else return null;
+  }
+  if (tests.length === 0) return ACCEPT_ANY;
+  return (v) => {
+    for (const t of tests) if (!t(v)) return false;
+    return true;
+  };
+}
+
+/**
+ * Compiles the subset of zod the vendor schemas use (loose objects, strings, finite numbers, booleans,
+ * arrays, unions, optional/nullable, unknown, custom predicates; length, regex and integer checks) into a
+ * predicate that accepts a value only when the schema would, without building a copy. Returns null for
+ * anything else (a stripping or strict object, a transform, a default, an unknown check): such a schema
+ * always goes through zod. Every supported schema parses to a value structurally equal to its input (loose
+ * objects keep every member, no leaf transforms), so an accepted input can be used as the parse result.
+ */
+function compileAcceptor(schema: z.core.$ZodType): Acceptor | null {
+  if (schema instanceof z.ZodObject) {
+    // Only loose objects (catchall unknown) keep every member: z.object() strips, z.strictObject() refuses.
+    if (!(schema._zod.def.catchall instanceof z.ZodUnknown)) return null;
+    const fields: Array<[string, Acceptor, boolean]> = [];
+    for (const [key, member] of Object.entries(schema.shape)) {
+      const accept = compileAcceptor(member);
+      if (!accept) return null;
+      fields.push([key, accept, member instanceof z.ZodOptional]);
+    }
+    return (v) => {
+      // zod drops an own `__proto__` member (JSON.parse makes one) from its copy: leave that rare input to zod.
+      if (!isRecord(v) || Object.hasOwn(v, '__proto__')) return false;
+      for (const [key, accept, optional] of fields) {
+        // zod reads members with `in` semantics but only own JSON members exist here; a member only
+        // reachable through the prototype (never from JSON.parse) is left to zod.
+        const own = Object.hasOwn(v, key);
+        if (!own) {
+          if (key in v || !optional) return false;
+          continue;
+        }
+        if (!accept(v[key])) return false;
+      }
+      return true;
+    };
+  }
+  if (schema instanceof z.ZodOptional) {
+    const inner = compileAcceptor(schema.unwrap());
+    return inner && ((v) => v === undefined || inner(v));
+  }
+  if (schema instanceof z.ZodNullable) {
+    const inner = compileAcceptor(schema.unwrap());
+    return inner && ((v) => v === null || inner(v));
+  }
+  if (schema instanceof z.ZodString) {
+    const checks = compileChecks(schema._zod.def.checks);
+    return checks && ((v) => typeof v === 'string' && checks(v));
+  }
+  if (schema instanceof z.ZodNumber) {
+    const checks = compileChecks(schema._zod.def.checks);
+    return checks && ((v) => typeof v === 'number' && Number.isFinite(v) && checks(v));
+  }
+  if (schema instanceof z.ZodBoolean) return schema._zod.def.checks?.length ? null : (v) => typeof v === 'boolean';
+  if (schema instanceof z.ZodArray) {
+    const element = compileAcceptor(schema.element);
+    const checks = compileChecks(schema._zod.def.checks);
+    if (!element || !checks) return null;
+    return (v) => {
+      if (!Array.isArray(v) || !checks(v)) return false;
+      for (const item of v) if (!element(item)) return false;
+      return true;
+    };
+  }
+  if (schema instanceof z.ZodUnion) {
+    const options: Acceptor[] = [];
+    for (const option of schema.options) {
+      const accept = compileAcceptor(option);
+      if (!accept) return null;
+      options.push(accept);
+    }
+    return (v) => options.some((accept) => accept(v));
+  }
+  if (schema instanceof z.ZodUnknown) return ACCEPT_ANY;
+  if (schema instanceof z.ZodCustom) {
+    if (schema._zod.def.checks?.length) return null;
+    const fn = schema._zod.def.fn;
+    return (v) => Boolean(fn(v));
+  }
+  return null;
+}
+
+const ACCEPTORS = new WeakMap<z.core.$ZodType, Acceptor | null>();
+
+/**
+ * True when `value` certainly satisfies `schema` (checked by a compiled predicate, no copy made); false
+ * when it may not, and zod must say (it then names the failing field). Exported for the tests that hold
+ * the predicate to zod's own answer.
+ */
+export function acceptsWithoutCopy<T extends z.ZodType>(schema: T, value: unknown): value is z.infer<T> {
+  let accept = ACCEPTORS.get(schema);
+  if (accept === undefined) {
+    accept = compileAcceptor(schema);
+    ACCEPTORS.set(schema, accept);
+  }
+  return accept?.(value) === true;
+}
+
+/**
+ * Parses leniently with a zod schema or rejects naming the first failing field. A well-formed vendor
+ * finding is accepted by the compiled predicate and returned as is: zod's loose-object parse copies every
+ * object of the finding, which cost about 40% of normalize and most of its garbage. Zod still validates
+ * every input the predicate does not accept, so rejections and their messages are zod's.
+ */
 export function parseOrReject<T extends z.ZodType>(schema: T, value: unknown, prefix: string): z.infer<T> {
+  if (acceptsWithoutCopy(schema, value)) return value;
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
