@@ -115,7 +115,7 @@ export function camelTop(obj: Record<string, unknown>): Record<string, unknown> 
 }
 
 /** Camel-cases the message, its `finding`, its `resource` and `resource.gcpMetadata`, leaving values alone. */
-function camelMessage(value: unknown): unknown {
+export function camelMessage(value: unknown): unknown {
   if (!isRecord(value)) return value;
   const msg = camelTop(value);
   const finding = rec(msg, 'finding');

@@ -10,22 +10,24 @@ import { acceptsWithoutCopy, parseOrReject } from '../../../shared/core/sources/
 import { DefenderAlertSchema, DefenderAssessmentSchema } from '../../../shared/core/sources/defender.js';
 import { detect, type UnitFormat } from '../../../shared/core/sources/detect.js';
 import { camelizeKeys, GuardDutyFindingSchema, isPascalGuardDuty } from '../../../shared/core/sources/guardduty.js';
-import { SccNotificationSchema } from '../../../shared/core/sources/scc.js';
+import { camelMessage, SccNotificationSchema } from '../../../shared/core/sources/scc.js';
 import { AsffFindingSchema } from '../../../shared/core/sources/securityhub.js';
 import { allShapes, mutate, mutationArb } from '../../fuzz/helpers.js';
 
-const SCHEMAS: Readonly<Record<Exclude<UnitFormat, 'scc'>, z.ZodType>> = {
+const SCHEMAS: Readonly<Record<UnitFormat, z.ZodType>> = {
   guardduty: GuardDutyFindingSchema,
   asff: AsffFindingSchema,
   'defender-alert': DefenderAlertSchema,
   'defender-assessment': DefenderAssessmentSchema,
+  scc: SccNotificationSchema,
 };
 
-/** Every vendor finding of every fixture with the schema its mapper parses it with (SCC's is camelCased first). */
+/** Every vendor finding of every fixture, as its mapper hands it to its schema (Pascal GuardDuty and proto-style SCC camelCased first). */
 function units(): Array<{ name: string; schema: z.ZodType; value: unknown }> {
   return allShapes().flatMap((shape) =>
     detect(shape.value, shape.name).units.flatMap((u) => {
-      if (u.format === 'scc') return [];
+      if (u.format === 'scc')
+        return [{ name: `${shape.name} ${u.path}`, schema: SCHEMAS.scc, value: camelMessage(u.value) }];
       const value =
         u.format === 'guardduty' && isRecord(u.value) && isPascalGuardDuty(u.value) ? camelizeKeys(u.value) : u.value;
       return [{ name: `${shape.name} ${u.path}`, schema: SCHEMAS[u.format], value }];
