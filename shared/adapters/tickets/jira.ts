@@ -18,23 +18,15 @@ import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
 import type { TicketDraft, TicketSink } from '../../core/tickets/ports.js';
 import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
+import type { JiraConfig } from './jira-config.js';
 
 /** The entity property holding the case key on every closeloop issue. */
 export const CASE_PROPERTY_KEY = 'closeloop.case';
 const ISSUE_KEY = /^[A-Z][A-Z0-9_]+-[0-9]+$/;
 
-export const JiraConfigSchema = z.object({
-  baseUrl: z.url({ protocol: /^https?$/ }),
-  auth: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('basic'), email: z.string().min(3), apiToken: z.string().min(1) }),
-    z.object({ kind: z.literal('bearer'), token: z.string().min(1) }),
-  ]),
-  project: z.string().regex(PROJECT_KEY_PATTERN, 'JIRA_PROJECT must be a Jira project key such as SEC'),
-  webhookSecret: z.string().min(16).optional(),
-  /** Per-request timeout; a hung connection is a transient failure, not a stuck stage. */
-  timeoutMs: z.number().int().min(100).default(15_000),
-});
-export type JiraConfig = z.infer<typeof JiraConfigSchema>;
+// The config schema lives apart so the wiring can validate the Jira settings without pulling jira.js
+// (with axios and mime-db) into every bundle that reads them.
+export { type JiraConfig, JiraConfigSchema } from './jira-config.js';
 
 export interface JiraSinkOptions {
   config: JiraConfig;

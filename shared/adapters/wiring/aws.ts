@@ -22,7 +22,7 @@ import { type Clock, type DocStore, type EventBus, type Logger, systemClock } fr
 import { EventBridgeBus } from '../bus/eventbridge.js';
 import { S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
 import { DynamoDocStore } from '../store/dynamodb.js';
-import { type JiraConfig, JiraConfigSchema } from '../tickets/jira.js';
+import { type JiraConfig, JiraConfigSchema } from '../tickets/jira-config.js';
 
 /**
  * The environment serverless.yml gives every hub function. Strict about what must be there: a

@@ -1,0 +1,19 @@
+/**
+ * The Jira connection settings (validated at the boundary), apart from the Jira adapter so the wiring
+ * validates them without importing jira.js.
+ */
+import { z } from 'zod';
+import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
+
+export const JiraConfigSchema = z.object({
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  auth: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('basic'), email: z.string().min(3), apiToken: z.string().min(1) }),
+    z.object({ kind: z.literal('bearer'), token: z.string().min(1) }),
+  ]),
+  project: z.string().regex(PROJECT_KEY_PATTERN, 'JIRA_PROJECT must be a Jira project key such as SEC'),
+  webhookSecret: z.string().min(16).optional(),
+  /** Per-request timeout; a hung connection is a transient failure, not a stuck stage. */
+  timeoutMs: z.number().int().min(100).default(15_000),
+});
+export type JiraConfig = z.infer<typeof JiraConfigSchema>;
