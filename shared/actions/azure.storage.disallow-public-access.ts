@@ -115,6 +115,18 @@ export default defineAction<Target, Before>({
   risk: 'medium',
   // Anything served anonymously from the account stops working.
   productionSafe: false,
+  outline: [
+    {
+      say: 'set allowBlobPublicAccess = false on the storage account',
+      api: 'storageAccounts.update',
+      permission: 'Microsoft.Storage/storageAccounts/write',
+    },
+    {
+      say: 'make every container with public access private',
+      api: 'containers.setAccessPolicy',
+      permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/write',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

@@ -183,6 +183,18 @@ export default defineAction<Target, Before>({
   ],
   risk: 'high',
   productionSafe: false,
+  outline: [
+    {
+      say: 'create (or complete) an NSG denying all inbound and outbound traffic',
+      api: 'networkSecurityGroups.beginCreateOrUpdateAndWait',
+      permission: 'Microsoft.Network/networkSecurityGroups/write',
+    },
+    {
+      say: "associate each of the VM's NICs with the isolation NSG (old NSGs kept for rollback)",
+      api: 'networkInterfaces.beginCreateOrUpdateAndWait',
+      permission: 'Microsoft.Network/networkInterfaces/write',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

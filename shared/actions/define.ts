@@ -24,6 +24,11 @@ export interface ActionDeclaration {
   risk: Risk;
   /** May it run in production without a person approving it (when policy allows)? */
   productionSafe: boolean;
+  /**
+   * What a plan may do, step by step, before any live state is read: the offline dry-run shows it (the
+   * live plan lists only the steps the resource needs). Each permission is one of `permissions`.
+   */
+  outline?: ReadonlyArray<{ say: string; api: string; permission: string }>;
 }
 
 export interface ActionContext {

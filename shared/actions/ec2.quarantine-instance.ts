@@ -219,6 +219,38 @@ export default defineAction<Target, Before>({
   risk: 'high',
   // Cuts the instance off the network: whatever it serves goes down.
   productionSafe: false,
+  outline: [
+    {
+      say: "create an isolation security group with no rules in the instance's VPC",
+      api: 'ec2:CreateSecurityGroup',
+      permission: 'ec2:CreateSecurityGroup',
+    },
+    {
+      say: "revoke the isolation group's default egress rule",
+      api: 'ec2:RevokeSecurityGroupEgress',
+      permission: 'ec2:RevokeSecurityGroupEgress',
+    },
+    {
+      say: "swap every network interface's security groups for the isolation group (old groups kept for rollback)",
+      api: 'ec2:ModifyNetworkInterfaceAttribute',
+      permission: 'ec2:ModifyNetworkInterfaceAttribute',
+    },
+    {
+      say: 'snapshot each attached EBS volume for forensics',
+      api: 'ec2:CreateSnapshot',
+      permission: 'ec2:CreateSnapshot',
+    },
+    {
+      say: 'turn termination protection on',
+      api: 'ec2:ModifyInstanceAttribute',
+      permission: 'ec2:ModifyInstanceAttribute',
+    },
+    {
+      say: 'tag the instance with when and why it was quarantined',
+      api: 'ec2:CreateTags',
+      permission: 'ec2:CreateTags',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

@@ -179,6 +179,13 @@ export default defineAction<Target, Before>({
   ],
   risk: 'medium',
   productionSafe: false,
+  outline: [
+    {
+      say: 'disable the ingress rule open to 0.0.0.0/0 (or narrow its source ranges when policy says so)',
+      api: 'compute.firewalls.patch',
+      permission: 'compute.firewalls.update',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

@@ -145,6 +145,18 @@ export default defineAction<Target, Before>({
   ],
   risk: 'medium',
   productionSafe: false,
+  outline: [
+    {
+      say: "remove allUsers/allAuthenticatedUsers from the bucket's IAM policy",
+      api: 'storage.buckets.setIamPolicy',
+      permission: 'storage.buckets.setIamPolicy',
+    },
+    {
+      say: 'enforce public access prevention on the bucket',
+      api: 'storage.buckets.patch',
+      permission: 'storage.buckets.update',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

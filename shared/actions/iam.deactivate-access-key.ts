@@ -74,6 +74,13 @@ export default defineAction<Target, Before>({
   risk: 'medium',
   // The workload using the key stops working; in production a person should know first.
   productionSafe: false,
+  outline: [
+    {
+      say: 'set the access key to Inactive (never deleted)',
+      api: 'iam:UpdateAccessKey',
+      permission: 'iam:UpdateAccessKey',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

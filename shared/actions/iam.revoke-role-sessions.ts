@@ -123,6 +123,13 @@ export default defineAction<Target, Before>({
   risk: 'low',
   // Running workloads re-assume the role and get fresh credentials: the documented safe response.
   productionSafe: true,
+  outline: [
+    {
+      say: 'attach an inline deny-all policy for sessions issued before now (aws:TokenIssueTime)',
+      api: 'iam:PutRolePolicy',
+      permission: 'iam:PutRolePolicy',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

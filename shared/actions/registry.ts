@@ -20,7 +20,7 @@ export const actionRegistry = { get: getAction };
 
 /** Plain declarations (what `closeloop actions --json` prints). */
 export const declarations = (): ActionDeclaration[] =>
-  listActions().map(({ id, title, provider, handles, permissions, risk, productionSafe }) => ({
+  listActions().map(({ id, title, provider, handles, permissions, risk, productionSafe, outline }) => ({
     id,
     title,
     provider,
@@ -28,6 +28,7 @@ export const declarations = (): ActionDeclaration[] =>
     permissions: [...permissions],
     risk,
     productionSafe,
+    outline: outline ? [...outline] : [],
   }));
 
 /** The union of the permissions one provider's actions declare, sorted: what the deployment grants, nothing more. */

@@ -263,6 +263,19 @@ export default defineAction<Target, Before>({
   risk: 'medium',
   // A bucket that serves a website (or public downloads) stops serving: production needs a person.
   productionSafe: false,
+  outline: [
+    {
+      say: 'turn on all four Block Public Access flags',
+      api: 's3:PutPublicAccessBlock',
+      permission: 's3:PutBucketPublicAccessBlock',
+    },
+    { say: 'remove ACL grants to AllUsers/AuthenticatedUsers', api: 's3:PutBucketAcl', permission: 's3:PutBucketAcl' },
+    {
+      say: 'remove bucket-policy statements allowing "*" without a condition',
+      api: 's3:PutBucketPolicy',
+      permission: 's3:PutBucketPolicy',
+    },
+  ],
   target: TargetSchema,
   beforeSchema: BeforeSchema,
   selectTarget(f) {

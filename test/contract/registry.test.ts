@@ -111,6 +111,16 @@ describe('action registry contract', () => {
     }
   });
 
+  it('outlines each action with steps whose permissions it declares (the offline dry-run shows them)', () => {
+    for (const a of listActions()) {
+      expect(a.outline?.length, a.id).toBeGreaterThan(0);
+      for (const step of a.outline ?? []) {
+        expect(a.permissions, `${a.id}: ${step.say}`).toContain(step.permission);
+        expect(step.say.length, a.id).toBeGreaterThan(10);
+      }
+    }
+  });
+
   it('keeps the generated permission files equal to the declarations, per provider', async () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);

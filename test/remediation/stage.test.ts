@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type Action, type ActionContext, defineAction } from '../../shared/actions/define.js';
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
+import { getAction } from '../../shared/actions/registry.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { AdapterError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
@@ -209,7 +210,24 @@ describe('remediation stage', () => {
     const c = await stored();
     expect(double.calls.plan).toBe(0);
     expect(c?.remediation.state).toBe('planned');
-    expect(c?.remediation.plan?.summary).toContain('dry-run: live state not read');
+    expect(c?.remediation.plan?.summary).toContain('dry-run, live state not read');
+  });
+
+  it("shows the registered action's outline as the offline plan's steps", async () => {
+    // Prepare
+    await seed();
+    const s3 = getAction('s3.block-public-access');
+    if (!s3) throw new Error('s3.block-public-access is not registered');
+    // Act
+    await createRemediationStage(deps({ ctx: undefined, apply: false, actions: { get: () => s3 } })).handle(decided());
+    // Assess
+    const steps = (await stored())?.remediation.plan?.steps ?? [];
+    expect(steps.map((st) => st.call.api)).toEqual([
+      's3:PutPublicAccessBlock',
+      's3:PutBucketAcl',
+      's3:PutBucketPolicy',
+    ]);
+    expect(steps[0]?.say).toContain('Block Public Access flags');
   });
 
   it('waits for approval in production when the action is not production-safe', async () => {

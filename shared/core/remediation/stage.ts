@@ -177,8 +177,13 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const summary = `${action.provider} spoke reads the live state and runs ${action.id} (${action.title}) on ${canonicalJson(target)}`;
     plan = { target, before: undefined, steps: [], summary, noop: false };
   } else if (!deps.ctx) {
-    const summary = `dry-run: live state not read; would run ${action.id} (${action.title}) on ${canonicalJson(target)}`;
-    plan = { target, before: undefined, steps: [], summary, noop: false };
+    const summary = `dry-run, live state not read (--live reads it): ${action.title} on ${canonicalJson(target)}`;
+    // The action's outline: what it may do; the live plan keeps only the steps the resource needs.
+    const steps = (action.outline ?? []).map((o) => ({
+      say: `${o.say}, where needed`,
+      call: { api: o.api, permission: o.permission, input: target },
+    }));
+    plan = { target, before: undefined, steps, summary, noop: false };
   } else if (approvedPlan && approvedPlan.before !== undefined) {
     plan = approvedPlan;
   } else {
