@@ -41,7 +41,12 @@ export interface IngestDeps {
   clock: Clock;
   log: Logger;
   actionInfo?: (id: string) => { productionSafe: boolean } | undefined;
-  /** Findings per store round trip. */
+  /**
+   * Findings per store round trip (default 2000). Each chunk is one write transaction: SQLite rewrites
+   * every index page a chunk touches, and finding and case ids are hashes spread over the whole index, so
+   * fewer, larger chunks write fewer pages per finding (measured on the bench's ingest: 500 → 2000 cut the
+   * bytes written from ~22 KB to ~18 KB per finding).
+   */
   chunkSize?: number;
 }
 
@@ -79,7 +84,7 @@ interface Pending {
 }
 
 export function createIngest(deps: IngestDeps) {
-  const chunkSize = deps.chunkSize ?? 500;
+  const chunkSize = deps.chunkSize ?? 2000;
 
   /** Rejections are kept: a dead letter per rejection, idempotent on its content. */
   async function deadLetter(rejected: readonly Rejected[], at: string): Promise<void> {
