@@ -20,9 +20,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../functions/cli/closeloop.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
 import { awsError } from '../helpers/action-context.js';
+import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const EVENTS = join(import.meta.dirname, '../../examples/events');
@@ -87,13 +87,6 @@ function statefulBucket() {
     return { $metadata: { requestId: 'req-del-policy' } };
   });
   return state;
-}
-
-async function cli(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 async function caseFor(home: string, resource: string) {

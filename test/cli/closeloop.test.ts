@@ -1,19 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../functions/cli/closeloop.js';
 import { FindingSchema } from '../../shared/core/model/finding.js';
+import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 const CONFIG = join(import.meta.dirname, '../../examples/config');
-
-async function cli(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('closeloop CLI', () => {
   let tmp: ReturnType<typeof tempDir>;

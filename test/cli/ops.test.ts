@@ -2,21 +2,14 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { main } from '../../functions/cli/closeloop.js';
 import { declarations } from '../../shared/actions/registry.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
+import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const EVENTS = join(import.meta.dirname, '../../examples/events');
 const CONFIG = join(import.meta.dirname, '../../examples/config');
 const DEV_BATCH = join(EVENTS, '33-securityhub-findings-batch-dev.json');
-
-async function cli(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('closeloop operator commands', () => {
   let tmp: ReturnType<typeof tempDir>;

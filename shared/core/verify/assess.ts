@@ -103,7 +103,7 @@ function inconclusive(reason: string, attempts = 0, calls: EvidenceCall[] = []):
 }
 
 /** The target recorded at plan time, else selected again from the newest finding. */
-function targetFor(action: VerifiableAction, c: Case, findings: readonly Finding[]): unknown {
+export function targetFor(action: VerifiableAction, c: Case, findings: readonly Finding[]): unknown {
   if (c.remediation.target !== undefined) {
     const parsed = action.target.safeParse(c.remediation.target);
     if (parsed.success) return parsed.data;

@@ -23,14 +23,7 @@ import type { Clock, DocStore, Logger } from '../ports.js';
 import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
-import {
-  type ActionLookup,
-  type Assessment,
-  assessCase,
-  delayFor,
-  type Trigger,
-  type VerifiableAction,
-} from './assess.js';
+import { type ActionLookup, type Assessment, assessCase, delayFor, type Trigger, targetFor } from './assess.js';
 import type { VerificationPolicy } from './policy.js';
 import type { UpstreamResult, UpstreamStatus } from './ports.js';
 
@@ -511,21 +504,8 @@ function remoteReadOf(deps: VerifyDeps, c: Case, findings: readonly Finding[]): 
   if (!deps.remote?.runs(c.provider) || !c.remediation.action) return undefined;
   const action = deps.actions.get(c.remediation.action);
   if (!action) return undefined;
-  const target = targetOf(action, c, findings);
+  const target = targetFor(action, c, findings);
   return target === undefined ? undefined : { actionId: action.id, target };
-}
-
-/** The target recorded at plan time, else selected again from the newest finding (as assess.ts does). */
-function targetOf(action: VerifiableAction, c: Case, findings: readonly Finding[]): unknown {
-  if (c.remediation.target !== undefined) {
-    const parsed = action.target.safeParse(c.remediation.target);
-    if (parsed.success) return parsed.data;
-  }
-  for (const f of [...findings].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1))) {
-    const t = action.selectTarget(f);
-    if (t !== undefined) return t;
-  }
-  return undefined;
 }
 
 /**
