@@ -5,6 +5,8 @@
 
 import { type CloudClientOptions, type CloudClients, createCloudClients } from '../../shared/actions/clients.js';
 import type { ActionContext } from '../../shared/actions/define.js';
+import { type Case, CaseSchema } from '../../shared/core/model/case.js';
+import type { GateResult } from '../../shared/core/model/decision.js';
 import { type Finding, FindingSchema, type Resource } from '../../shared/core/model/finding.js';
 import type { Clock } from '../../shared/core/ports.js';
 import { silentLogger } from '../../shared/core/ports.js';
@@ -72,5 +74,72 @@ export function findingFor(
     raw: {},
     ...extra,
     resource: { account: '111122223333', region: 'us-east-1', tags: {}, altIds: [], details: {}, ...resource },
+  });
+}
+
+export interface DecidedCaseOptions {
+  /** The action id decide chose. */
+  action: string;
+  env?: string;
+  mode?: 'auto' | 'approval';
+  reason?: string;
+  gates?: GateResult[];
+}
+
+/**
+ * A case as decide leaves it around one finding (owner data@example.com, team data, nothing planned yet),
+ * for remediation tests. `override` sets case fields the finding does not carry (a key, a title …).
+ */
+export function decidedCase(f: Finding, o: DecidedCaseOptions, override: Partial<Case> = {}): Case {
+  const at = '2026-11-18T09:07:02.000Z';
+  return CaseSchema.parse({
+    key: `${f.resource.provider}|${f.resource.id}|${f.type}`,
+    provider: f.resource.provider,
+    resourceId: f.resource.id,
+    resourceName: f.resource.name,
+    resourceType: f.resource.type,
+    account: f.resource.account,
+    region: f.resource.region,
+    type: f.type,
+    title: f.title,
+    severity: f.severity,
+    status: 'open',
+    statusReason: 'new',
+    sourceStatus: 'active',
+    sources: [f.source],
+    findingKeys: [f.key],
+    sample: false,
+    muted: false,
+    firstSeen: at,
+    lastSeen: at,
+    occurrences: 1,
+    occurrencesByFinding: {},
+    compliance: { controls: [], standards: [] },
+    enrichment: {
+      owner: 'data@example.com',
+      ownerEmail: 'data@example.com',
+      team: 'data',
+      application: null,
+      environment: o.env ?? 'dev',
+      criticality: null,
+      unowned: false,
+      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
+    },
+    exception: null,
+    remediation: {
+      action: o.action,
+      mode: o.mode ?? 'auto',
+      reason: o.reason ?? 'auto in dev',
+      gates: o.gates ?? [],
+      state: 'none',
+    },
+    ticket: null,
+    verification: null,
+    evidenceHead: null,
+    createdAt: at,
+    updatedAt: at,
+    closedAt: null,
+    reopenCount: 0,
+    ...override,
   });
 }

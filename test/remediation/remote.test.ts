@@ -20,7 +20,7 @@ import {
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
-import { findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+import { decidedCase, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
 
 const ACCOUNT_ID =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/acmedata';
@@ -67,56 +67,18 @@ function azureDouble() {
 }
 
 function azureCase(): Case {
-  const at = '2026-11-18T09:07:02.000Z';
-  return CaseSchema.parse({
-    key: CASE_KEY,
-    provider: 'azure',
-    resourceId: ACCOUNT_ID,
-    resourceName: 'acmedata',
-    resourceType: 'StorageAccount',
-    account: '00000000-0000-0000-0000-000000000000',
-    region: 'westeurope',
-    type: 'Storage.Blob_OpenACL',
-    title: 'container public',
-    severity: 'medium',
-    status: 'open',
-    statusReason: 'new',
-    sourceStatus: 'active',
-    sources: ['defender'],
-    findingKeys: [finding.key],
-    sample: false,
-    muted: false,
-    firstSeen: at,
-    lastSeen: at,
-    occurrences: 1,
-    occurrencesByFinding: {},
-    compliance: { controls: [], standards: [] },
-    enrichment: {
-      owner: 'data@example.com',
-      ownerEmail: 'data@example.com',
-      team: 'data',
-      application: null,
-      environment: 'dev',
-      criticality: null,
-      unowned: false,
-      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
+  return decidedCase(
+    finding,
+    { action: 'test.azure-close', gates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no skip tag' }] },
+    {
+      key: CASE_KEY,
+      account: '00000000-0000-0000-0000-000000000000',
+      region: 'westeurope',
+      type: 'Storage.Blob_OpenACL',
+      title: 'container public',
+      severity: 'medium',
     },
-    exception: null,
-    remediation: {
-      action: 'test.azure-close',
-      mode: 'auto',
-      reason: 'auto in dev',
-      gates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no skip tag' }],
-      state: 'none',
-    },
-    ticket: null,
-    verification: null,
-    evidenceHead: null,
-    createdAt: at,
-    updatedAt: at,
-    closedAt: null,
-    reopenCount: 0,
-  });
+  );
 }
 
 const decided: PipelineEvent = {

@@ -20,7 +20,7 @@ import {
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
-import { findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+import { decidedCase, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
 
 /** A recording action double: counts plan/apply/rollback calls; the live state is a mutable flag. */
 function recordingAction(opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number } = {}) {
@@ -76,56 +76,20 @@ const finding = findingFor({
 });
 const CASE_KEY = 'aws|arn:aws:s3:::acme-exports|Policy:S3/BucketAnonymousAccessGranted';
 
+const SKIP_TAG_PASSED = [{ gate: 'skip-tag' as const, outcome: 'pass' as const, reason: 'no skip tag' }];
+
 function makeCase(o: { env?: 'prod' | 'dev'; mode?: 'auto' | 'approval'; account?: string; key?: string } = {}): Case {
-  const at = '2026-11-18T09:07:02.000Z';
-  return CaseSchema.parse({
+  const decision = {
+    action: 'test.close-bucket',
+    ...(o.env ? { env: o.env } : {}),
+    ...(o.mode ? { mode: o.mode } : {}),
+    reason: o.mode === 'approval' ? 'playbook says approval' : 'auto in dev',
+    gates: SKIP_TAG_PASSED,
+  };
+  return decidedCase(finding, decision, {
     key: o.key ?? CASE_KEY,
-    provider: 'aws',
-    resourceId: 'arn:aws:s3:::acme-exports',
-    resourceName: 'acme-exports',
-    resourceType: 'S3Bucket',
-    account: o.account ?? '111122223333',
-    region: 'us-east-1',
-    type: 'Policy:S3/BucketAnonymousAccessGranted',
     title: 'bucket public',
-    severity: 'high',
-    status: 'open',
-    statusReason: 'new',
-    sourceStatus: 'active',
-    sources: ['guardduty'],
-    findingKeys: [finding.key],
-    sample: false,
-    muted: false,
-    firstSeen: at,
-    lastSeen: at,
-    occurrences: 1,
-    occurrencesByFinding: {},
-    compliance: { controls: [], standards: [] },
-    enrichment: {
-      owner: 'data@example.com',
-      ownerEmail: 'data@example.com',
-      team: 'data',
-      application: null,
-      environment: o.env ?? 'dev',
-      criticality: null,
-      unowned: false,
-      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
-    },
-    exception: null,
-    remediation: {
-      action: 'test.close-bucket',
-      mode: o.mode ?? 'auto',
-      reason: o.mode === 'approval' ? 'playbook says approval' : 'auto in dev',
-      gates: [{ gate: 'skip-tag', outcome: 'pass', reason: 'no skip tag' }],
-      state: 'none',
-    },
-    ticket: null,
-    verification: null,
-    evidenceHead: null,
-    createdAt: at,
-    updatedAt: at,
-    closedAt: null,
-    reopenCount: 0,
+    ...(o.account ? { account: o.account } : {}),
   });
 }
 

@@ -34,7 +34,7 @@ import { silentLogger } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { approveCase, createRemediationStage, type RemediationDeps } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
-import { awsError, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+import { awsError, decidedCase, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from '../helpers/azurite.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -50,52 +50,7 @@ const decided = (caseKey: string, n = 1): PipelineEvent => ({
 });
 
 /** A case decided for automatic remediation in dev, around one finding (as decide leaves it). */
-function caseFor(f: Finding, action: string): Case {
-  const at = '2026-11-18T09:07:02.000Z';
-  return CaseSchema.parse({
-    key: `${f.resource.provider}|${f.resource.id}|${f.type}`,
-    provider: f.resource.provider,
-    resourceId: f.resource.id,
-    resourceName: f.resource.name,
-    resourceType: f.resource.type,
-    account: f.resource.account,
-    region: f.resource.region,
-    type: f.type,
-    title: f.title,
-    severity: f.severity,
-    status: 'open',
-    statusReason: 'new',
-    sourceStatus: 'active',
-    sources: [f.source],
-    findingKeys: [f.key],
-    sample: false,
-    muted: false,
-    firstSeen: at,
-    lastSeen: at,
-    occurrences: 1,
-    occurrencesByFinding: {},
-    compliance: { controls: [], standards: [] },
-    enrichment: {
-      owner: 'data@example.com',
-      ownerEmail: 'data@example.com',
-      team: 'data',
-      application: null,
-      environment: 'dev',
-      criticality: null,
-      unowned: false,
-      provenance: { owner: { via: 'tag', detail: 'owner tag' }, environment: { via: 'tag', detail: 'env tag' } },
-    },
-    exception: null,
-    remediation: { action, mode: 'auto', reason: 'auto in dev', gates: [], state: 'none' },
-    ticket: null,
-    verification: null,
-    evidenceHead: null,
-    createdAt: at,
-    updatedAt: at,
-    closedAt: null,
-    reopenCount: 0,
-  });
-}
+const caseFor = (f: Finding, action: string): Case => decidedCase(f, { action });
 
 function harness(ctx: () => ActionContext) {
   const store = new MemoryDocStore();
