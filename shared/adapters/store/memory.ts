@@ -1,5 +1,6 @@
 /** In-memory DocStore: for tests and for `closeloop plan` (which must not write anything). */
 import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import { getEach, writeEach } from '../../core/store/docs.js';
 
 export class MemoryDocStore implements DocStore {
   private readonly collections = new Map<string, Map<string, StoredDoc>>();
@@ -83,30 +84,12 @@ export class MemoryDocStore implements DocStore {
     return structuredClone(options.limit !== undefined ? entries.slice(0, options.limit) : entries);
   }
 
-  async getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
-    const out = new Map<string, StoredDoc>();
-    for (const id of ids) {
-      const doc = await this.get(collection, id);
-      if (doc) out.set(id, doc);
-    }
-    return out;
+  getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
+    return getEach(this, collection, ids);
   }
 
-  async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
-    const puts: Array<number | null> = [];
-    for (const p of batch.puts) {
-      puts.push(
-        await this.put(
-          p.collection,
-          p.id,
-          p.value,
-          p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {},
-        ),
-      );
-    }
-    const appends: boolean[] = [];
-    for (const a of batch.appends) appends.push(await this.append(a.log, a.id, a.value));
-    return { puts, appends };
+  writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
+    return writeEach(this, batch);
   }
 
   async close(): Promise<void> {}

@@ -4,6 +4,7 @@
  * changes nothing on disk.
  */
 import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import { getEach, writeEach } from '../../core/store/docs.js';
 import { MemoryDocStore } from './memory.js';
 
 export class OverlayDocStore implements DocStore {
@@ -67,30 +68,12 @@ export class OverlayDocStore implements DocStore {
     return options.limit !== undefined ? all.slice(0, options.limit) : all;
   }
 
-  async getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
-    const out = new Map<string, StoredDoc>();
-    for (const id of ids) {
-      const d = await this.get(collection, id);
-      if (d) out.set(id, d);
-    }
-    return out;
+  getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
+    return getEach(this, collection, ids);
   }
 
-  async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
-    const puts: Array<number | null> = [];
-    for (const p of batch.puts) {
-      puts.push(
-        await this.put(
-          p.collection,
-          p.id,
-          p.value,
-          p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {},
-        ),
-      );
-    }
-    const appends: boolean[] = [];
-    for (const a of batch.appends) appends.push(await this.append(a.log, a.id, a.value));
-    return { puts, appends };
+  writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
+    return writeEach(this, batch);
   }
 
   /** Leaves the base store open: its owner closes it. */

@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import { ConflictError } from '../errors.js';
-import type { DocStore } from '../ports.js';
+import type { DocStore, StoredDoc, WriteBatch } from '../ports.js';
 
 export interface Versioned<T> {
   value: T;
@@ -57,4 +57,39 @@ export async function mutateDoc<S extends z.ZodType>(
     await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2) * Math.random()));
   }
   throw new ConflictError(`${collection}/${id}: gave up after ${maxAttempts} conflicting writes`);
+}
+
+/**
+ * `getMany` for stores without a batched read: one `get` per id (the in-memory and overlay stores).
+ * @example getMany = (c, ids) => getEach(this, c, ids);
+ */
+export async function getEach(
+  store: Pick<DocStore, 'get'>,
+  collection: string,
+  ids: readonly string[],
+): Promise<Map<string, StoredDoc>> {
+  const out = new Map<string, StoredDoc>();
+  for (const id of ids) {
+    const doc = await store.get(collection, id);
+    if (doc) out.set(id, doc);
+  }
+  return out;
+}
+
+/**
+ * `writeBatch` for stores without a transaction: each put and append in order, with the same per-entry
+ * outcomes a batched store reports (a put's new version or null on a version conflict; whether an append was new).
+ */
+export async function writeEach(
+  store: Pick<DocStore, 'put' | 'append'>,
+  batch: WriteBatch,
+): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
+  const puts: Array<number | null> = [];
+  for (const p of batch.puts) {
+    const options = p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {};
+    puts.push(await store.put(p.collection, p.id, p.value, options));
+  }
+  const appends: boolean[] = [];
+  for (const a of batch.appends) appends.push(await store.append(a.log, a.id, a.value));
+  return { puts, appends };
 }
