@@ -3,9 +3,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import action, { DENY_ALL_RULES } from '../../shared/actions/azure.vm.isolate.js';
 import type { AzureNetwork } from '../../shared/actions/clients.js';
 import { isDenied, isGone } from '../../shared/core/errors.js';
-import { assessCase } from '../../shared/core/verify/assess.js';
 import { findingFor, testContext } from '../helpers/action-context.js';
-import { makeCase } from '../verify/helpers.js';
+import { assessApplied } from '../verify/helpers.js';
 
 const SUB = '00000000-0000-0000-0000-000000000000';
 const RG = 'rg-build';
@@ -367,21 +366,7 @@ describe('Action: azure.vm.isolate', () => {
   });
 
   describe('through the verifier', () => {
-    const assess = () =>
-      assessCase(
-        {
-          actions: { get: (id) => (id === action.id ? action : undefined) },
-          ctx: ctx(),
-          policy: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
-          sleep: async () => undefined,
-        },
-        makeCase({
-          status: 'remediated',
-          remediation: { state: 'applied', action: action.id, target, appliedAt: '2026-11-20T09:59:00.000Z' },
-        }),
-        [],
-        'apply',
-      );
+    const assess = () => assessApplied(action, target, ctx());
 
     it('reaches verified when only the isolation NSG is attached', async () => {
       // Prepare

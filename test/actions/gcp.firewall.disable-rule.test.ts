@@ -2,10 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ActionContext } from '../../shared/actions/define.js';
 import action from '../../shared/actions/gcp.firewall.disable-rule.js';
 import { isDenied, isGone } from '../../shared/core/errors.js';
-import { assessCase } from '../../shared/core/verify/assess.js';
 import { findingFor, testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
-import { makeCase } from '../verify/helpers.js';
+import { assessApplied } from '../verify/helpers.js';
 
 const PROJECT = 'acme-prod';
 const RULE = 'allow-ssh-from-anywhere';
@@ -157,21 +156,7 @@ describe('Action: gcp.firewall.disable-rule', () => {
   });
 
   describe('through the verifier', () => {
-    const assess = () =>
-      assessCase(
-        {
-          actions: { get: (id) => (id === action.id ? action : undefined) },
-          ctx: ctx(),
-          policy: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
-          sleep: async () => undefined,
-        },
-        makeCase({
-          status: 'remediated',
-          remediation: { state: 'applied', action: action.id, target, appliedAt: '2026-11-20T09:59:00.000Z' },
-        }),
-        [],
-        'apply',
-      );
+    const assess = () => assessApplied(action, target, ctx());
 
     it('reaches verified when the rule is disabled', async () => {
       // Prepare

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import action from '../../shared/actions/gcs.remove-public-access.js';
 import { isDenied, isGone } from '../../shared/core/errors.js';
-import { assessCase } from '../../shared/core/verify/assess.js';
 import { findingFor, testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
-import { makeCase } from '../verify/helpers.js';
+import { assessApplied } from '../verify/helpers.js';
 
 const BUCKET = 'acme-public-exports';
 const target = { bucket: BUCKET };
@@ -194,23 +193,7 @@ describe('Action: gcs.remove-public-access', () => {
   });
 
   describe('through the verifier', () => {
-    const caseFor = () =>
-      makeCase({
-        status: 'remediated',
-        remediation: { state: 'applied', action: action.id, target, appliedAt: '2026-11-20T09:59:00.000Z' },
-      });
-    const assess = () =>
-      assessCase(
-        {
-          actions: { get: (id) => (id === action.id ? action : undefined) },
-          ctx: ctx(),
-          policy: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
-          sleep: async () => undefined,
-        },
-        caseFor(),
-        [],
-        'apply',
-      );
+    const assess = () => assessApplied(action, target, ctx());
 
     it('reaches verified when the bucket is private', async () => {
       // Prepare

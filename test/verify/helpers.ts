@@ -1,9 +1,11 @@
 /** Builders of valid cases and findings for the verification, evidence and report tests. */
+import type { ActionContext } from '../../shared/actions/define.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { type Finding, FindingSchema } from '../../shared/core/model/finding.js';
 import type { DocStore } from '../../shared/core/ports.js';
 import { sha256Hex } from '../../shared/core/util/hash.js';
+import { type Assessment, assessCase, type VerifiableAction } from '../../shared/core/verify/assess.js';
 
 export const BUCKET_ARN = 'arn:aws:s3:::acme-marketing-exports';
 export const CASE_KEY = `aws|${BUCKET_ARN}|Policy:S3/BucketAnonymousAccessGranted`;
@@ -168,3 +170,25 @@ export const applyRequested = (caseKey: string = CASE_KEY): PipelineEvent => ({
   trigger: 'apply',
   actor: 'closeloop:remediate',
 });
+
+/** The verifier's verdict on a case whose fix `action` applied to `target`: two quick re-reads, no waiting. */
+export function assessApplied(
+  action: VerifiableAction,
+  target: unknown,
+  ctx: ActionContext,
+): Promise<Assessment | 'skip'> {
+  return assessCase(
+    {
+      actions: { get: (id) => (id === action.id ? action : undefined) },
+      ctx,
+      policy: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
+      sleep: async () => undefined,
+    },
+    makeCase({
+      status: 'remediated',
+      remediation: { state: 'applied', action: action.id, target, appliedAt: '2026-11-20T09:59:00.000Z' },
+    }),
+    [],
+    'apply',
+  );
+}
