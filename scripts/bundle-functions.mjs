@@ -242,24 +242,13 @@ function bundleFiles(root, fn) {
  * (`loadConfigJson`): a config error fails the build, and the YAML parser stays out of the bundles.
  */
 export async function bundledConfig(root, configDir) {
-  const outfile = scratchFile(root, 'config');
-  await build({
-    stdin: {
-      contents:
-        "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
-      resolveDir: root,
-      loader: 'ts',
-    },
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-  });
-  try {
-    const { loadConfig, defaultConfig } = await import(pathToFileURL(outfile).href);
+  const stdin = {
+    contents:
+      "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
+    resolveDir: root,
+    loader: 'ts',
+  };
+  return withBundled(root, 'config', { stdin }, async ({ loadConfig, defaultConfig }) => {
     const config = configDir && existsSync(configDir) ? await loadConfig(configDir) : defaultConfig();
     // Same shape as the YAML files: exceptions under `exceptions.exceptions` (ExceptionsFileSchema).
     return {
@@ -267,9 +256,7 @@ export async function bundledConfig(root, configDir) {
       exceptions: { exceptions: config.exceptions },
       origin: configDir ? relative(root, configDir) || '.' : '(defaults)',
     };
-  } finally {
-    rmSync(outfile, { force: true });
-  }
+  });
 }
 
 /** Files that go into the zip beside the bundle (per cloud's deployment format). */
@@ -412,13 +399,14 @@ export function awsActionStatements(actions) {
 /** A scratch module inside the repo, so its external imports resolve from the project's node_modules. */
 const scratchFile = (root, name) => join(root, 'dist', '.scratch', `${name}-${process.pid}-${Date.now()}.mjs`);
 
-/** Loads the action registry (TypeScript) through esbuild and returns `allPermissions` per provider. */
-export async function registryPermissions(root) {
-  const registry = join(root, 'shared/actions/registry.ts');
-  if (!existsSync(registry)) return undefined;
-  const outfile = scratchFile(root, 'registry');
+/**
+ * Bundles project TypeScript (`entryPoints` or `stdin`) into a scratch module, hands the imported module
+ * to `use`, and removes the scratch file afterwards.
+ */
+async function withBundled(root, name, input, use) {
+  const outfile = scratchFile(root, name);
   await build({
-    entryPoints: [registry],
+    ...input,
     outfile,
     bundle: true,
     platform: 'node',
@@ -428,13 +416,21 @@ export async function registryPermissions(root) {
     logLevel: 'warning',
   });
   try {
-    const mod = await import(pathToFileURL(outfile).href);
-    const out = {};
-    for (const provider of CLOUDS) out[provider] = [...new Set(await mod.allPermissions(provider))].sort();
-    return out;
+    return await use(await import(pathToFileURL(outfile).href));
   } finally {
     rmSync(outfile, { force: true });
   }
+}
+
+/** Loads the action registry (TypeScript) through esbuild and returns `allPermissions` per provider. */
+export async function registryPermissions(root) {
+  const registry = join(root, 'shared/actions/registry.ts');
+  if (!existsSync(registry)) return undefined;
+  return withBundled(root, 'registry', { entryPoints: [registry] }, async (mod) => {
+    const out = {};
+    for (const provider of CLOUDS) out[provider] = [...new Set(await mod.allPermissions(provider))].sort();
+    return out;
+  });
 }
 
 /** The generated permission files' contents, from the registry's declarations. */
