@@ -2,6 +2,7 @@
  * A stage consumes closeloop events and returns the follow-up events. The same stage runs behind an
  * SQS queue in AWS (one event per message) and inside `InProcessBus` locally.
  */
+import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import { type PipelineEvent, PipelineEventSchema, type PipelineEventType } from '../model/events.js';
 import type { DocStore, EventBus, Logger } from '../ports.js';
@@ -21,6 +22,9 @@ export interface StageFailure {
 /** The write-ahead queue of events not yet delivered to every stage (the local bus's durability). */
 export const EVENT_QUEUE = 'event-queue';
 
+/** One queued event; `order` (publish time, then a per-run sequence) replays them as they were published. */
+const QueuedEventSchema = z.object({ order: z.string(), event: PipelineEventSchema });
+
 /**
  * Runs stages in process: every published event goes to each stage that handles its type, in the
  * order the stages were given; follow-ups are queued (FIFO) until nothing is left. A failing stage
@@ -36,7 +40,6 @@ export class InProcessBus implements EventBus {
   private readonly queued = new Set<string>();
   private seq = 0;
   readonly failures: StageFailure[] = [];
-  delivered = 0;
 
   constructor(
     private readonly stages: readonly Stage[],
@@ -68,16 +71,19 @@ export class InProcessBus implements EventBus {
   /** Re-queues the events a previous run published but did not finish delivering. */
   async recover(): Promise<number> {
     if (!this.store) return 0;
-    const docs = await this.store.list(EVENT_QUEUE);
-    const entries = docs
-      .map((d) => d.value as { order?: unknown; event?: unknown })
-      .map((v) => ({ order: String(v.order ?? ''), parsed: PipelineEventSchema.safeParse(v.event) }))
-      .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    const entries = (await this.store.list(EVENT_QUEUE)).flatMap((d) => {
+      const parsed = QueuedEventSchema.safeParse(d.value);
+      if (parsed.success) return [parsed.data];
+      // Not ours to drop silently: it stays in the queue, and the log says which and why.
+      this.log.error(`unreadable queued event ${d.id}`, { error: parsed.error.message });
+      return [];
+    });
+    entries.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
     let n = 0;
-    for (const { parsed } of entries) {
-      if (!parsed.success || this.queued.has(parsed.data.id)) continue;
-      this.queued.add(parsed.data.id);
-      this.queue.push(parsed.data);
+    for (const { event } of entries) {
+      if (this.queued.has(event.id)) continue;
+      this.queued.add(event.id);
+      this.queue.push(event);
       n++;
     }
     return n;
@@ -104,7 +110,6 @@ export class InProcessBus implements EventBus {
       }
       this.queued.delete(event.id);
       if (this.store) await this.store.delete(EVENT_QUEUE, event.id);
-      this.delivered++;
     }
     return count;
   }
