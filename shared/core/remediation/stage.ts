@@ -237,10 +237,11 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (!deps.ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor);
 
   // 4. Apply: the action re-reads and refuses if the state moved since the plan.
+  const madeBefore = partial ? (r.requestIds ?? []) : []; // steps an earlier, partial attempt made
   try {
     const result = await action.apply(plan, deps.ctx);
     const appliedAt = deps.clock.now().toISOString();
-    const requestIds = [...(partial ? (r.requestIds ?? []) : []), ...result.requestIds];
+    const requestIds = [...madeBefore, ...result.requestIds];
     const extra = { applyGates: allGates, before: partial ? r.before : result.before, requestIds, appliedAt };
     const reason = `applied ${action.id}: ${plan.summary}`;
     const next = await writeRemediation(
@@ -253,23 +254,26 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     if (!next) return { events: [], state: 'unchanged' };
     await deps.store.delete(HELD_COLLECTION, c.key);
     const detail = { plan: planned.plan, before: extra.before, requestIds };
-    const verify: PipelineEvent = {
-      id: `verify-${shortHash(`${c.key}|${token}`)}`,
-      type: 'case.verify-requested',
-      caseKey: c.key,
-      at: appliedAt,
-      trigger: 'apply',
-      actor,
-    };
+    const verify = verifyAfterApply(c.key, token, appliedAt, actor);
     return { events: [event(deps, next, 'applied', actor, detail), verify], state: 'applied' };
   } catch (e) {
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
     // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt).
-    const made = e instanceof ApplyIncompleteError ? [...(partial ? (r.requestIds ?? []) : []), ...e.requestIds] : [];
+    const made = e instanceof ApplyIncompleteError ? [...madeBefore, ...e.requestIds] : [];
     const extra = { applyGates: allGates, error: errorMessage(e), ...(made.length > 0 ? { requestIds: made } : {}) };
     return settle(deps, c, 'failed', reason, extra, actor);
   }
 }
+
+/** Verification owed after an apply: one request per claim (the id is derived from the claim's token). */
+const verifyAfterApply = (caseKey: string, token: string, at: string, actor: string): PipelineEvent => ({
+  id: `verify-${shortHash(`${caseKey}|${token}`)}`,
+  type: 'case.verify-requested',
+  caseKey,
+  at,
+  trigger: 'apply',
+  actor,
+});
 
 /** The action's policy settings (`apply.actions.<id>`) when they are an object, to send along with a request. */
 function settingsOf(deps: RemediationDeps, id: string): Record<string, unknown> | undefined {
@@ -292,6 +296,7 @@ async function dispatchRemote(
   actor: string,
 ): Promise<Outcome> {
   const requestId = `rq-${shortHash(`${c.key}|${token}`)}`;
+  const settings = settingsOf(deps, action.id);
   try {
     await remote.dispatch({
       requestId,
@@ -301,7 +306,7 @@ async function dispatchRemote(
       op: 'apply',
       target,
       applyToken: token,
-      ...(settingsOf(deps, action.id) ? { settings: settingsOf(deps, action.id) } : {}),
+      ...(settings ? { settings } : {}),
       ...(c.remediation.approvedBy ? { approvedBy: c.remediation.approvedBy } : {}),
       actor,
     });
@@ -388,14 +393,7 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   const events: PipelineEvent[] = [event(deps, next, state, result.actor, detail)];
   if (state === 'applied') {
     await deps.store.delete(HELD_COLLECTION, next.key);
-    events.push({
-      id: `verify-${shortHash(`${next.key}|${token}`)}`,
-      type: 'case.verify-requested',
-      caseKey: next.key,
-      at,
-      trigger: 'apply',
-      actor: result.actor,
-    });
+    events.push(verifyAfterApply(next.key, token, at, result.actor));
   }
   return events;
 }
