@@ -248,7 +248,7 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
     return {
       id,
       type: 'AccessKey',
-      name: userName ?? 'root',
+      name: userName || 'root',
       tags: {},
       altIds: key.accessKeyId ? [checkId(key.accessKeyId, p('accessKeyDetails.accessKeyId'), 128)] : [],
       details: {

@@ -162,11 +162,12 @@ function projectOf(m: SccNotification): { id: string | undefined; number: string
   const meta = r?.gcpMetadata;
   const number = PROJECT_NUMBER.exec(r?.project ?? str(meta, 'project') ?? '')?.[1];
   const fromName = PROJECT_IN_NAME.exec(m.finding.resourceName)?.[1];
+  // `||`, not `??`: an empty string names nothing (the project id becomes the finding's account).
   const id =
-    r?.projectDisplayName ??
-    str(meta, 'projectDisplayName') ??
-    str(m.finding.sourceProperties, 'ProjectId') ??
-    (fromName && fromName !== '_' ? fromName : undefined) ??
+    r?.projectDisplayName ||
+    str(meta, 'projectDisplayName') ||
+    str(m.finding.sourceProperties, 'ProjectId') ||
+    (fromName && fromName !== '_' ? fromName : undefined) ||
     number;
   return { id, number };
 }
@@ -219,7 +220,8 @@ export function mapScc(value: unknown, prefix: string): Finding {
   const inactive = f.state === 'INACTIVE';
   const status = inactive || muted ? 'resolved' : 'active';
   const kind = f.findingClass && DETECTION_CLASSES.has(f.findingClass) ? 'detection' : 'compliance';
-  const displayName = m.resource?.displayName;
+  // Empty means not given: the name falls back to the resource name's last segment.
+  const displayName = m.resource?.displayName || undefined;
   const firstSeen = firstTime([
     [f.createTime, `${pre}finding.createTime`],
     [f.eventTime, `${pre}finding.eventTime`],
@@ -249,7 +251,7 @@ export function mapScc(value: unknown, prefix: string): Finding {
     resource: {
       provider: 'gcp',
       id: resourceId,
-      type: clip(m.resource?.type ?? SERVICE_HOST.exec(resourceId)?.[1] ?? 'unknown', 256),
+      type: clip(m.resource?.type || SERVICE_HOST.exec(resourceId)?.[1] || 'unknown', 256),
       name: clip(displayName ?? lastSegment(resourceId), 1024),
       account: clip(project.id, 256),
       region: regionOf(resourceId, m.resource?.location),

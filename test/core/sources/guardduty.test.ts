@@ -126,6 +126,18 @@ describe('GuardDuty normalizer', () => {
     expect(f.resource.id).toBe('arn:aws:iam::111122223333:root');
   });
 
+  it('names the root key root when the event sends an empty user name', () => {
+    // Prepare
+    const event = variant(loadFixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json'), {
+      'detail.resource.accessKeyDetails.userType': 'Root',
+      'detail.resource.accessKeyDetails.userName': '',
+    });
+    // Act
+    const f = one(event);
+    // Assess
+    expect(f.resource).toMatchObject({ id: 'arn:aws:iam::111122223333:root', name: 'root' });
+  });
+
   it('uses the ARN from the matching details object for Lambda, EKS and RDS resources', () => {
     // Act
     const lambda = oneFixture('guardduty/lambda.eventbridge.json');

@@ -63,6 +63,21 @@ describe('Security Command Center normalizer', () => {
     });
   });
 
+  it('treats empty resource type, display name and project name as not given (found by the fuzz test)', () => {
+    // Prepare
+    const event = variant(loadFixture(RAW), {
+      'resource.type': '',
+      'resource.displayName': '',
+      'resource.projectDisplayName': '',
+    });
+    // Act
+    const f = one(event);
+    // Assess
+    expect(f.resource.type).not.toBe('');
+    expect(f.resource.name).not.toBe('');
+    expect(f.resource.account).not.toBe('');
+  });
+
   it('gives a v1 and a v2 name of the same finding the same key', () => {
     // Prepare
     const v1 = variant(loadFixture(RAW), {});
