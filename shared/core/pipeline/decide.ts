@@ -20,8 +20,20 @@ import { evaluateGates, type GateVerdict } from '../policy/gates.js';
 import { selectPlaybook, strictestModeFor } from '../policy/playbooks.js';
 import type { DecidePolicy } from '../policy/policy.js';
 
+const lastKeyOf = { provider: '', id: '', type: '', key: '' };
 /** The case a finding belongs to. @example caseKeyOf(f) // 'aws|arn:aws:s3:::acme-logs|S3.8' */
-export const caseKeyOf = (f: Finding): string => `${f.resource.provider}|${f.resource.id.toLowerCase()}|${f.type}`;
+export function caseKeyOf(f: Finding): string {
+  // Asked two or three times in a row per finding (the caller's lookup, decide, the write): the last
+  // answer is reused while the fields it is made of are the same strings.
+  const { provider, id } = f.resource;
+  const last = lastKeyOf;
+  if (id === last.id && f.type === last.type && provider === last.provider) return last.key;
+  last.key = `${provider}|${id.toLowerCase()}|${f.type}`;
+  last.provider = provider;
+  last.id = id;
+  last.type = f.type;
+  return last.key;
+}
 
 export interface DecideInput {
   finding: Finding;
@@ -49,6 +61,29 @@ export interface DecideOutput {
 }
 
 const ms = (ts: string): number => Date.parse(ts);
+
+// Finding and case timestamps are canonical UTC (`2026-11-18T09:12:44.601Z`, see `toIso`): two such strings
+// compare as their instants do, without parsing. Anything else (a stored case from an older writer) parses.
+const CANONICAL_LENGTH = 24;
+/** -1, 0 or 1 as instant `a` is before, at or after instant `b`. */
+function compareTime(a: string, b: string): number {
+  if (a.length === CANONICAL_LENGTH && b.length === CANONICAL_LENGTH && a.endsWith('Z') && b.endsWith('Z'))
+    return a < b ? -1 : a > b ? 1 : 0;
+  const d = ms(a) - ms(b);
+  return d < 0 ? -1 : d > 0 ? 1 : 0;
+}
+
+// decide runs once per finding with the same `now` for a whole batch: format it once.
+let lastNow = Number.NaN;
+let lastNowIso = '';
+function isoOf(now: Date): string {
+  const t = now.getTime();
+  if (t !== lastNow) {
+    lastNowIso = now.toISOString();
+    lastNow = t;
+  }
+  return lastNowIso;
+}
 
 /** Same state as far as a case is concerned (the raw event may differ in irrelevant ways). */
 function sameFindingState(a: Finding, b: Finding): boolean {
@@ -125,18 +160,23 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     f.occurrences === 1 &&
     previous.occurrences === 1 &&
     f.status === 'active' &&
-    ms(f.lastSeen) > ms(previous.lastSeen)
+    compareTime(f.lastSeen, previous.lastSeen) > 0
   )
     count = seen + 1;
-  const occurrencesByFinding = { ...existing?.occurrencesByFinding, [f.key]: count };
+  // Keyed by finding key (a sha256): every case has keys no other object has, so a literal with a computed
+  // key would give V8 a new hidden class per case. A prototype-free dictionary object has none to make.
+  const occurrencesByFinding: Record<string, number> = Object.create(null);
+  if (existing)
+    for (const k in existing.occurrencesByFinding) occurrencesByFinding[k] = existing.occurrencesByFinding[k] ?? 0;
+  occurrencesByFinding[f.key] = count;
   return {
     occurrencesByFinding,
     occurrences: sumValues(occurrencesByFinding),
     severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
     sources: existing ? union(existing.sources, [f.source]) : [f.source],
     findingKeys: existing ? union(existing.findingKeys, [f.key]) : [f.key],
-    firstSeen: existing && ms(existing.firstSeen) <= ms(f.firstSeen) ? existing.firstSeen : f.firstSeen,
-    lastSeen: existing && ms(existing.lastSeen) >= ms(f.lastSeen) ? existing.lastSeen : f.lastSeen,
+    firstSeen: existing && compareTime(existing.firstSeen, f.firstSeen) <= 0 ? existing.firstSeen : f.firstSeen,
+    lastSeen: existing && compareTime(existing.lastSeen, f.lastSeen) >= 0 ? existing.lastSeen : f.lastSeen,
     compliance: {
       controls: existing ? union(existing.compliance.controls, f.compliance.controls) : [...f.compliance.controls],
       standards: existing ? union(existing.compliance.standards, f.compliance.standards) : [...f.compliance.standards],
@@ -256,14 +296,14 @@ function decisionOf(c: Case, unchanged: boolean): Decision {
  */
 export function decide(input: DecideInput): DecideOutput {
   const { previous, enrichment, existing, policy, now } = input;
-  const stale = previous !== undefined && ms(input.finding.updatedAt) < ms(previous.updatedAt);
+  const stale = previous !== undefined && compareTime(input.finding.updatedAt, previous.updatedAt) < 0;
   if (stale && existing)
     return { decision: decisionOf(existing, true), next: existing, findingChanged: false, caseChanged: false };
   // A stale event with no case (the case was lost): rebuild it from the newest state we know.
   const f = stale && previous ? previous : input.finding;
   const findingChanged = !stale && (previous === undefined || !sameFindingState(previous, f));
   const key = caseKeyOf(f);
-  const nowIso = now.toISOString();
+  const nowIso = isoOf(now);
   const isNew = existing === undefined;
 
   const merged = mergeFinding(f, stale ? undefined : previous, existing);
@@ -322,7 +362,15 @@ export function decide(input: DecideInput): DecideOutput {
     compliance: merged.compliance,
     enrichment,
     exception,
-    remediation: existing ? { ...existing.remediation, ...remediation } : { ...remediation, state: 'none' },
+    remediation: existing
+      ? { ...existing.remediation, ...remediation }
+      : {
+          action: remediation.action,
+          mode: remediation.mode,
+          reason: remediation.reason,
+          gates: remediation.gates,
+          state: 'none',
+        },
     ticket: existing?.ticket ?? null,
     verification: existing?.verification ?? null,
     evidenceHead: existing?.evidenceHead ?? null,
@@ -338,7 +386,7 @@ export function decide(input: DecideInput): DecideOutput {
     !isNew &&
     findingChanged &&
     (merged.occurrences > existing.occurrences ||
-      ms(merged.lastSeen) > ms(existing.lastSeen) ||
+      compareTime(merged.lastSeen, existing.lastSeen) > 0 ||
       !existing.findingKeys.includes(f.key));
   const decision: Decision = {
     caseKey: key,

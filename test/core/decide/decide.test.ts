@@ -162,6 +162,35 @@ describe('decide: cases and dedup', () => {
     expect(state.cases.get(out.decision.caseKey)?.occurrences).toBe(3);
   });
 
+  it('compares stored timestamps by instant when a case was written with a UTC offset', () => {
+    // Prepare: a case stored by another writer with `+02:00` times (canonical finding times are `…Z`).
+    const state = fresh();
+    const f = makeFinding({ lastSeen: '2026-11-18T10:00:00.000Z', updatedAt: '2026-11-18T10:00:00.000Z' });
+    const first = run(f, state);
+    const key = first.decision.caseKey;
+    const stored = state.cases.get(key);
+    if (!stored) throw new Error('no case');
+    // 12:00+02:00 is 10:00Z: as text it sorts after 10:30Z, as an instant it is before.
+    state.cases.set(key, { ...stored, lastSeen: '2026-11-18T12:00:00+02:00' });
+    // Act
+    const out = run(laterCopy(f, 30), state);
+    // Assess
+    expect(out.next.lastSeen).toBe('2026-11-18T10:30:00.000Z');
+    expect(out.decision.recurrence).toBe(true);
+  });
+
+  it('gives the case key of the finding as it is now when the same finding object is changed between calls', () => {
+    // Prepare
+    const f = makeFinding({ resource: { id: 'arn:aws:s3:::Bucket-A' }, type: 'T1' });
+    const before = caseKeyOf(f);
+    // Act
+    f.resource.id = 'arn:aws:s3:::Bucket-B';
+    const after = caseKeyOf(f);
+    // Assess
+    expect(before).toBe('aws|arn:aws:s3:::bucket-a|T1');
+    expect(after).toBe('aws|arn:aws:s3:::bucket-b|T1');
+  });
+
   it('keeps a GuardDuty finding and its Security Hub copy in one case with both sources', () => {
     // Prepare
     const state = fresh();
