@@ -269,43 +269,50 @@ export const MAX_DEPTH = 64;
 
 type ScanHit = 'oversized' | 'deep' | undefined;
 
+const SCAN_CLEAN = 0;
+const SCAN_OVERSIZED = 1;
+const SCAN_DEEP = 2;
+
 /**
- * One iterative, linear pass over a parsed JSON value (no recursion on hostile nesting): `deep` as soon
- * as a container sits more than {@link MAX_DEPTH} levels down, else `oversized` when any string (value
- * or key) is 1 MiB or more. Parallel stacks of values and depths keep the walk allocation-light.
+ * One linear pass over a parsed JSON value: `deep` as soon as a container sits more than
+ * {@link MAX_DEPTH} levels down, else `oversized` when any string (value or key) is 1 MiB or more.
  */
 function scan(value: unknown): ScanHit {
-  const values: unknown[] = [value];
-  const depths: number[] = [0];
-  let oversized = false;
-  while (values.length > 0) {
-    const v = values.pop();
-    const depth = depths.pop() ?? 0;
-    if (typeof v === 'string') {
-      if (!oversized && isOversized(v)) oversized = true;
-      continue;
+  const hit = scanAt(value, 0);
+  return hit === SCAN_DEEP ? 'deep' : hit === SCAN_OVERSIZED ? 'oversized' : undefined;
+}
+
+/**
+ * The walk behind {@link scan}. It recurses, but never more than MAX_DEPTH + 1 frames: a container below
+ * that depth answers `deep` without being entered, so hostile nesting cannot exhaust the stack. Recursion
+ * (rather than explicit stacks) keeps the common, shallow case free of allocations.
+ */
+function scanAt(v: unknown, depth: number): number {
+  if (typeof v === 'string') return isOversized(v) ? SCAN_OVERSIZED : SCAN_CLEAN;
+  if (typeof v !== 'object' || v === null) return SCAN_CLEAN;
+  if (depth > MAX_DEPTH) return SCAN_DEEP;
+  let hit = SCAN_CLEAN;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      if (typeof item !== 'object' && typeof item !== 'string') continue;
+      const h = scanAt(item, depth + 1);
+      if (h === SCAN_DEEP) return SCAN_DEEP;
+      if (h === SCAN_OVERSIZED) hit = SCAN_OVERSIZED;
     }
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth > MAX_DEPTH) return 'deep';
-    if (Array.isArray(v)) {
-      for (const item of v) {
-        if (typeof item === 'object' || typeof item === 'string') {
-          values.push(item);
-          depths.push(depth + 1);
-        }
-      }
-    } else if (isRecord(v)) {
-      for (const key of Object.keys(v)) {
-        if (!oversized && isOversized(key)) oversized = true;
-        const item = v[key];
-        if (typeof item === 'object' || typeof item === 'string') {
-          values.push(item);
-          depths.push(depth + 1);
-        }
-      }
-    }
+    return hit;
   }
-  return oversized ? 'oversized' : undefined;
+  const o = v as Record<string, unknown>;
+  for (const key in o) {
+    if (!Object.hasOwn(o, key)) continue;
+    if (isOversized(key)) hit = SCAN_OVERSIZED;
+    const item = o[key];
+    if (typeof item !== 'object' && typeof item !== 'string') continue;
+    const h = scanAt(item, depth + 1);
+    if (h === SCAN_DEEP) return SCAN_DEEP;
+    if (h === SCAN_OVERSIZED) hit = SCAN_OVERSIZED;
+  }
+  return hit;
 }
 
 /**
@@ -354,6 +361,7 @@ export function rejectOversized(value: unknown, prefix: string): void {
   reject(path, 'string field of 1 MB or more');
 }
 
+let lastCanonical = '';
 const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
@@ -362,7 +370,15 @@ const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  */
 export function toIso(value: unknown, path: string): string {
   // Most sources already send the canonical form: validate it and keep the string (toISOString is costly).
-  if (typeof value === 'string' && CANONICAL_TIME.test(value) && !Number.isNaN(Date.parse(value))) return value;
+  // A finding names the same instant two or three times (updatedAt is also lastSeen): the last canonical
+  // string checked is remembered.
+  if (typeof value === 'string') {
+    if (value === lastCanonical) return value;
+    if (CANONICAL_TIME.test(value) && !Number.isNaN(Date.parse(value))) {
+      lastCanonical = value;
+      return value;
+    }
+  }
   let ms: number;
   if (typeof value === 'number') ms = value < 1e11 ? value * 1000 : value;
   else if (typeof value === 'string') ms = Date.parse(value);
@@ -468,31 +484,32 @@ export function preview(value: unknown, max = 80): string {
 export const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1)}…`);
 
 /**
- * `[{key, value}]` tag lists → a map. Built with Object.fromEntries (own data properties, no setter), and a
- * hostile `__proto__` key is dropped, so no tag can change any prototype.
+ * `[{key, value}]` tag lists → a map of own data properties: a hostile `__proto__` key is dropped (the only
+ * key an assignment would route to a setter), so no tag can change any prototype.
  */
 export function tagsFromList(list: unknown, keyField = 'key', valueField = 'value'): Record<string, string> {
-  if (!Array.isArray(list)) return {};
-  const entries: Array<[string, string]> = [];
+  const out: Record<string, string> = {};
+  if (!Array.isArray(list)) return out;
   for (const item of list) {
     if (!isRecord(item)) continue;
     const k = str(item, keyField);
     const v = item[valueField];
+    // Plain assignment is safe once `__proto__` (the one key with a setter on Object.prototype) is skipped.
     if (k === undefined || k === '__proto__') continue;
-    entries.push([k, typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)]);
+    out[k] = typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
   }
-  return Object.fromEntries(entries);
+  return out;
 }
 
 /** A string map from the vendor (ASFF `Tags`) copied safely: string values only, no `__proto__` key. */
 export function tagsFromMap(map: Record<string, unknown> | undefined): Record<string, string> {
-  if (!map) return {};
-  const entries: Array<[string, string]> = [];
+  const out: Record<string, string> = {};
+  if (!map) return out;
   for (const k of Object.keys(map)) {
     const v = map[k];
-    if (k !== '__proto__' && typeof v === 'string') entries.push([k, v]);
+    if (k !== '__proto__' && typeof v === 'string') out[k] = v;
   }
-  return Object.fromEntries(entries);
+  return out;
 }
 
 /** The last segment of an ARN or path (`arn:aws:s3:::bucket` → `bucket`, `…/instance/i-1` → `i-1`). */

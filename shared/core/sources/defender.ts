@@ -338,13 +338,12 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
       region: null,
       tags: {},
       altIds: [],
-      details: {
-        ...res.details,
+      details: Object.assign(res.details, {
         alertName: alertId,
         ascLocation: ascLocation || null,
         alertId: a.armId ?? null,
         compromisedEntity: a.compromisedEntity ?? null,
-      },
+      }),
     },
     compliance: { controls: [], standards: [] },
     ocsf: ocsfOf('detection', severity, status, false, 1),
@@ -442,12 +441,11 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
       region: null,
       tags: {},
       altIds: [],
-      details: {
-        ...res.details,
+      details: Object.assign(res.details, {
         assessmentKey: assessmentKey ?? null,
         assessmentId: armId,
         policyDefinitionId: policy ?? null,
-      },
+      }),
     },
     compliance: { controls: policy ? [policy] : [], standards: [], status: code },
     ocsf: ocsfOf('compliance', severity, status, false, 1),

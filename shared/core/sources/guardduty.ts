@@ -379,7 +379,8 @@ export function mapGuardDuty(value: unknown, prefix: string): Finding {
       region: f.region,
       tags: resource.tags,
       altIds: resource.altIds,
-      details: { ...resource.details, detectorId: detectorId ?? null, findingId, partition },
+      // mapResource's details are this finding's own: extended in place (a spread re-copies every member).
+      details: Object.assign(resource.details, { detectorId: detectorId ?? null, findingId, partition }),
     },
     compliance: { controls: [], standards: [] },
     link: `https://console.aws.amazon.com/guardduty/home?region=${encodeURIComponent(f.region)}#/findings?macros=current&fId=${encodeURIComponent(findingId)}`,

@@ -257,12 +257,11 @@ export function mapScc(value: unknown, prefix: string): Finding {
       region: regionOf(resourceId, m.resource?.location),
       tags: {},
       altIds: [],
-      details: {
-        ...detailsOf(resourceId, displayName, project.id, project.number),
+      details: Object.assign(detailsOf(resourceId, displayName, project.id, project.number), {
         findingClass: f.findingClass ?? null,
         findingName: name,
         sourceId: tail[1],
-      },
+      }),
     },
     compliance: {
       controls: compliances.flatMap((c) => c.ids ?? []),

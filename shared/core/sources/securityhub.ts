@@ -217,7 +217,7 @@ export function mapAsff(value: unknown, prefix: string): Finding {
       region,
       tags: tagsFromMap(resource.Tags),
       altIds: mapped.altIds,
-      details: { ...mapped.details, productArn: f.ProductArn, generatorId: f.GeneratorId ?? null },
+      details: Object.assign(mapped.details, { productArn: f.ProductArn, generatorId: f.GeneratorId ?? null }),
     },
     compliance: {
       controls: control ? [control] : [],
