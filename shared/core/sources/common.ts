@@ -85,6 +85,7 @@ function compileChecks(checks: readonly z.core.$ZodCheck<never>[] | undefined): 
     } else return null;
   }
   if (tests.length === 0) return ACCEPT_ANY;
+  if (tests.length === 1) return tests[0] as Acceptor;
   return (v) => {
     for (const t of tests) if (!t(v)) return false;
     return true;
@@ -103,24 +104,30 @@ function compileAcceptor(schema: z.core.$ZodType): Acceptor | null {
   if (schema instanceof z.ZodObject) {
     // Only loose objects (catchall unknown) keep every member: z.object() strips, z.strictObject() refuses.
     if (!(schema._zod.def.catchall instanceof z.ZodUnknown)) return null;
-    const fields: Array<[string, Acceptor, boolean]> = [];
+    // Parallel arrays, walked by index: the hot loop reads no tuples.
+    const keys: string[] = [];
+    const accepts: Acceptor[] = [];
+    const optional: boolean[] = [];
     for (const [key, member] of Object.entries(schema.shape)) {
       const accept = compileAcceptor(member);
       if (!accept) return null;
-      fields.push([key, accept, member instanceof z.ZodOptional]);
+      keys.push(key);
+      accepts.push(accept);
+      optional.push(member instanceof z.ZodOptional);
     }
+    const n = keys.length;
     return (v) => {
       // zod drops an own `__proto__` member (JSON.parse makes one) from its copy: leave that rare input to zod.
       if (!isRecord(v) || Object.hasOwn(v, '__proto__')) return false;
-      for (const [key, accept, optional] of fields) {
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as string;
         // zod reads members with `in` semantics but only own JSON members exist here; a member only
         // reachable through the prototype (never from JSON.parse) is left to zod.
-        const own = Object.hasOwn(v, key);
-        if (!own) {
-          if (key in v || !optional) return false;
+        if (!Object.hasOwn(v, key)) {
+          if (key in v || !optional[i]) return false;
           continue;
         }
-        if (!accept(v[key])) return false;
+        if (!(accepts[i] as Acceptor)(v[key])) return false;
       }
       return true;
     };
@@ -159,7 +166,10 @@ function compileAcceptor(schema: z.core.$ZodType): Acceptor | null {
       if (!accept) return null;
       options.push(accept);
     }
-    return (v) => options.some((accept) => accept(v));
+    return (v) => {
+      for (const accept of options) if (accept(v)) return true;
+      return false;
+    };
   }
   if (schema instanceof z.ZodUnknown) return ACCEPT_ANY;
   if (schema instanceof z.ZodCustom) {
@@ -362,7 +372,49 @@ export function rejectOversized(value: unknown, prefix: string): void {
 }
 
 let lastCanonical = '';
-const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** The number `s` holds at [at, at + n) in decimal digits, or -1 when one of them is not a digit. */
+function digitsAt(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS.mmmZ` naming a real instant (no February 31st, no hour 24, no leap second): the
+ * form `toISOString` gives, so such a string is kept as is, and two of them compare as their instants do.
+ * Checked by character codes: a regular expression plus `Date.parse` cost more than the rest of a
+ * timestamp's handling.
+ */
+export function isCanonicalUtc(s: string): boolean {
+  if (
+    s.length !== 24 ||
+    s.charCodeAt(4) !== 45 || // -
+    s.charCodeAt(7) !== 45 ||
+    s.charCodeAt(10) !== 84 || // T
+    s.charCodeAt(13) !== 58 || // :
+    s.charCodeAt(16) !== 58 ||
+    s.charCodeAt(19) !== 46 || // .
+    s.charCodeAt(23) !== 90 // Z
+  )
+    return false;
+  const year = digitsAt(s, 0, 4);
+  const month = digitsAt(s, 5, 2);
+  const day = digitsAt(s, 8, 2);
+  const hour = digitsAt(s, 11, 2);
+  const minute = digitsAt(s, 14, 2);
+  const second = digitsAt(s, 17, 2);
+  if (year < 0 || digitsAt(s, 20, 3) < 0 || month < 1 || month > 12 || day < 1) return false;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0));
+}
 
 /**
  * An RFC 3339 string (any fraction length, any offset) or epoch seconds/milliseconds → UTC `Z` form.
@@ -374,7 +426,7 @@ export function toIso(value: unknown, path: string): string {
   // string checked is remembered.
   if (typeof value === 'string') {
     if (value === lastCanonical) return value;
-    if (CANONICAL_TIME.test(value) && !Number.isNaN(Date.parse(value))) {
+    if (isCanonicalUtc(value)) {
       lastCanonical = value;
       return value;
     }

@@ -181,7 +181,8 @@ export function mapAsff(value: unknown, prefix: string): Finding {
   const resourcePath = `${pre}Resources[${index}]`;
   const mapped = mapResource(resource, f, isGuardDuty, resourcePath);
   const region = resource.Region ?? f.Region ?? null;
-  const standards = (f.Compliance?.AssociatedStandards ?? []).flatMap((s) => (s.StandardsId ? [s.StandardsId] : []));
+  const standards: string[] = [];
+  for (const s of f.Compliance?.AssociatedStandards ?? []) if (s.StandardsId) standards.push(s.StandardsId);
   const advice = f.Remediation?.Recommendation;
 
   const finding: Finding = {
