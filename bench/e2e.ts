@@ -15,8 +15,7 @@
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import {
   DeleteBucketPolicyCommand,
   DeletePublicAccessBlockCommand,
@@ -41,8 +40,9 @@ import { CaseSchema } from '../shared/core/model/case.js';
 import { caseKeyOf } from '../shared/core/pipeline/decide.js';
 import { normalize } from '../shared/core/pipeline/normalize.js';
 import { silentLogger, systemClock } from '../shared/core/ports.js';
+import { projectRoot, ranAsScript } from './root.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = projectRoot(import.meta.url);
 const ACCOUNT = '444455556666'; // acme-web-dev in examples/config: environment dev → mode auto
 const ALL_USERS = 'http://acs.amazonaws.com/groups/global/AllUsers';
 
@@ -305,7 +305,7 @@ export async function benchRows(
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (ranAsScript('e2e')) {
   const findings = process.argv[2] ? Number(process.argv[2]) : undefined;
   e2eBench(findings ? { findings } : {}).then(
     (r) => console.log(JSON.stringify(r)),

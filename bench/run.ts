@@ -10,8 +10,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { bundleStats, nodeStartMs } from '../scripts/bundle-functions.mjs';
 import { loadConfig } from '../shared/adapters/config/load.js';
 import { SqliteDocStore } from '../shared/adapters/store/sqlite.js';
@@ -25,9 +24,10 @@ import { InProcessBus } from '../shared/core/pipeline/stage.js';
 import { silentLogger, systemClock } from '../shared/core/ports.js';
 import { benchRows as e2eRows } from './e2e.js';
 import { generate, mixOf } from './generate.js';
+import { projectRoot } from './root.js';
 import { benchRows as ticketStormRows } from './ticket-storm.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = projectRoot(import.meta.url);
 // The end-to-end part builds AWS SDK clients (answered in process): their Node-version notice is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const quick = process.argv.includes('--quick');

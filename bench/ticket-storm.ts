@@ -1,12 +1,3 @@
-/**
- * Ticket storm: N findings over R resources and O owners go through the ticket stage and
- * JiraTicketSink (jira.js) against the Jira double on 127.0.0.1, with the default ticket policy
- * (60 creates a minute: the rest wait in the outbox and are drained as simulated minutes pass).
- * Measures Jira API calls per case (target ≤ 1.5) and duplicate tickets (target 0).
- *
- * Run alone: `npx tsx bench/ticket-storm.ts [findings]`.
- */
-import { pathToFileURL } from 'node:url';
 import { MemoryDocStore } from '../shared/adapters/store/memory.js';
 import { JiraTicketSink } from '../shared/adapters/tickets/jira.js';
 import { type Case, CaseSchema } from '../shared/core/model/case.js';
@@ -16,6 +7,7 @@ import { drainOutbox } from '../shared/core/tickets/outbox.js';
 import { TicketPolicySchema } from '../shared/core/tickets/policy.js';
 import { createTicketStage } from '../shared/core/tickets/stage.js';
 import { startJiraDouble } from '../test/helpers/jira-double.js';
+import { ranAsScript } from './root.js';
 
 const TYPES = [
   'Policy:S3/BucketBlockPublicAccessDisabled',
@@ -209,7 +201,7 @@ export async function benchRows(
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (ranAsScript('ticket-storm')) {
   const findings = process.argv[2] ? Number(process.argv[2]) : undefined;
   ticketStormBench(findings ? { findings } : {}).then(
     (r) => console.log(JSON.stringify(r)),
