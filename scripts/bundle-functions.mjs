@@ -74,6 +74,25 @@ export const zodEnglishOnly = {
 };
 
 /**
+ * `import { z } from 'zod'` binds zod's namespace object, which refers to every zod export (JSON Schema
+ * conversion, `z.compile`, every schema type), so one such import anywhere in a bundle keeps all of zod
+ * (~190 KB minified) — and under code splitting in the chunk every entry loads at cold start, even when
+ * only a lazily imported chunk (jira.js) holds the import. `import * as z from 'zod'` lets esbuild keep
+ * only the members used (~100 KB). Our code is written that way (biome's noRestrictedImports keeps it so);
+ * this rewrites the dependencies that import the named `z` (jira.js) at load, which means the same.
+ */
+const NAMED_Z_IMPORT = /import \{ z \} from (['"])zod\1;/g;
+export const zodNamespaceInDependencies = {
+  name: 'zod-namespace-in-dependencies',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]jira\.js[\\/].*\.mjs$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace(NAMED_Z_IMPORT, "import * as z from 'zod';"),
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * A function runs only its own cloud's actions (the AWS hub the AWS ones; each spoke its cloud's, under
  * its own identity), but the action registry imports every action and `createCloudClients` every
  * cloud's SDK: ~33 MB of libraries a function can never use. Per cloud, the other clouds' action SDKs
@@ -160,7 +179,12 @@ async function bundleOne(root, fn) {
     metafile: true,
     // Provided by the Azure Functions host at run time (a virtual module), never installed.
     external: fn.cloud === 'azure' ? ['@azure/functions-core'] : [],
-    plugins: [zodEnglishOnly, otherCloudsStubbedFor(fn.cloud), ...(fn.cloud === 'aws' ? [lambdaCredentialsOnly] : [])],
+    plugins: [
+      zodEnglishOnly,
+      zodNamespaceInDependencies,
+      otherCloudsStubbedFor(fn.cloud),
+      ...(fn.cloud === 'aws' ? [lambdaCredentialsOnly] : []),
+    ],
   });
   // Beside the bundle folder, not in it (the zip takes the folder): what `--analyze` reads.
   writeFileSync(metafilePath(root, fn), JSON.stringify(result.metafile));

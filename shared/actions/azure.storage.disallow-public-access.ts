@@ -7,7 +7,7 @@
  * @see https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent
  * @see https://learn.microsoft.com/rest/api/storageservices/set-container-acl
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';

@@ -8,7 +8,7 @@
  *
  * @see https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview (rule priorities)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';

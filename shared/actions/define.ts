@@ -3,7 +3,7 @@
  * the exact permissions it needs, its risk, and implements plan / apply / verify / rollback.
  * Permissions are data next to the code (Custodian `permissions`); each plan step names its permission.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { PlanStep } from '../core/model/case.js';
 import type { Finding, Provider } from '../core/model/finding.js';
 import type { Clock, Logger } from '../core/ports.js';

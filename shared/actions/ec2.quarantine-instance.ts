@@ -10,7 +10,7 @@
  * @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-rules.html (default egress rule)
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';

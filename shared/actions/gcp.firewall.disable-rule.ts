@@ -7,7 +7,7 @@
  * @see https://cloud.google.com/compute/docs/reference/rest/v1/firewalls/patch
  * @see SRA cloudfunctions/firewall/openfirewall
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';

@@ -8,7 +8,7 @@
  * @see SRA cloudfunctions/gcs/closebucket
  */
 import type { Iam } from '@google-cloud/storage';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';

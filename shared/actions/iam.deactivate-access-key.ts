@@ -5,7 +5,7 @@
  * @see https://docs.aws.amazon.com/IAM/latest/APIReference/API_UpdateAccessKey.html
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';

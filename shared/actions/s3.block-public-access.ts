@@ -8,7 +8,7 @@
  * @see ASR ConfigureS3PublicAccessBlock.py (apply, then verify by re-reading)
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';

@@ -3,7 +3,7 @@
  * per stage) and `exceptions.yaml`. Each section's schema lives with the stage that reads it; this
  * file only composes them. Our own config parses strictly: a typo is an error naming file and field.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { RegistrySchema } from './enrich/registry.js';
 import { ExceptionSchema } from './policy/exceptions.js';
 import { DecidePolicySchema, EnrichmentPolicySchema } from './policy/policy.js';

@@ -1,5 +1,5 @@
 /** The parts of an API Gateway HTTP API (payload 2.0) event a webhook reads. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * @see https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html

@@ -6,7 +6,7 @@
  * @see https://learn.microsoft.com/azure/event-grid/event-schema
  * @see https://learn.microsoft.com/azure/event-grid/webhook-event-delivery (validation handshake)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ReceivedDocument } from './spoke.js';
 
 /**

@@ -5,7 +5,7 @@
  *
  * @see https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/pubsub/v1/data.proto
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
 import type { ReceivedDocument } from './spoke.js';
 

@@ -9,7 +9,7 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError, ConfigError } from '../../core/errors.js';
 
 /** `CLOSELOOP_QUEUES`: queue name → { queue URL, DLQ URL } (serverless.yml builds it with Fn::Sub). */

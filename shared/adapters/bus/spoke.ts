@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';

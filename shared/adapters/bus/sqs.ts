@@ -7,7 +7,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions
  * @see https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html (event shape)
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
 import { type PipelineEvent, PipelineEventSchema } from '../../core/model/events.js';
 

@@ -2,7 +2,7 @@
  * The `closeloop` commands. Each returns an exit code: 0 when every input was accepted, 1 when some
  * were rejected (kept as dead letters), 2 on usage errors.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';

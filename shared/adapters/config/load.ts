@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { type Config, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
 import { RegistrySchema } from '../../core/enrich/registry.js';
 import { ConfigError } from '../../core/errors.js';

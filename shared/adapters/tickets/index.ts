@@ -2,7 +2,7 @@
  * Ticket wiring: configuration from the environment, the sink choice (Jira when configured, else the
  * local sink in the embedded store), and the case ↔ ticket listing behind `closeloop tickets`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import { CaseSchema } from '../../core/model/case.js';
 import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';

@@ -2,7 +2,7 @@
  * The Jira connection settings (validated at the boundary), apart from the Jira adapter so the wiring
  * validates them without importing jira.js.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
 
 export const JiraConfigSchema = z.object({

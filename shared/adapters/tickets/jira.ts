@@ -9,7 +9,7 @@
  * @see https://developer.atlassian.com/cloud/jira/platform/rate-limiting/
  */
 import { HttpException, Version3Client } from 'jira.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError, type ErrorKind, isRetryable } from '../../core/errors.js';
 import type { TicketRef } from '../../core/model/case.js';
 import { type Logger, silentLogger } from '../../core/ports.js';

@@ -3,7 +3,7 @@
  * so `npm start` and `closeloop tickets` work offline. Keys `LOCAL-1`, `LOCAL-2`…; a small fixed
  * workflow (To Do → Done → Reopened) so transitions behave like Jira's, discovered by name.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
 import type { TicketRef } from '../../core/model/case.js';
 import { TimestampSchema } from '../../core/model/finding.js';

@@ -7,7 +7,7 @@
  * operation and its path are the same in 2022-01-01 (alerts.json).
  * @see https://learn.microsoft.com/rest/api/defenderforcloud/alerts/update-subscription-level-state-to-resolve
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Finding } from '../../core/model/finding.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
 

@@ -5,7 +5,7 @@
  * @see https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchUpdateFindings.html
  */
 import { BatchUpdateFindingsCommand, type SecurityHubClient } from '@aws-sdk/client-securityhub';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Finding } from '../../core/model/finding.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
 

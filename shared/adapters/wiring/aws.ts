@@ -11,7 +11,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type Config, defaultConfig, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
 import { RegistrySchema } from '../../core/enrich/registry.js';
 import { AdapterError, ConfigError } from '../../core/errors.js';

@@ -4,7 +4,7 @@
  * shared secret in constant time, and logs through the invocation context.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';

@@ -3,7 +3,7 @@
  * function's service account ID token (metadata server → AssumeRoleWithWebIdentity; `accounts.google.com`
  * is built into AWS IAM), and logs structured JSON lines Cloud Logging understands.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';

@@ -20,7 +20,7 @@
  *   - { id: web, owner: web-team@acme.example, jira: { project: WEB, assigneeEmail: web-lead@acme.example } }
  * ```
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { EnvironmentSchema } from '../model/enrichment.js';
 import { ProviderSchema } from '../model/finding.js';
 

@@ -3,7 +3,7 @@
  * (`closeloop evidence show <case>`) and an auditor's bundle (`closeloop evidence export <case>`).
  * Everything here re-hashes what storage holds now; nothing trusts a stored hash.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DocStore } from '../ports.js';
 import { getDoc } from '../store/docs.js';
 import { caseHeadId, GLOBAL_HEAD_ID, HEADS } from './chain.js';

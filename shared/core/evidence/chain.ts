@@ -11,7 +11,7 @@
  * Idempotency: a record may carry an idempotency key; the key is indexed when the record is completed,
  * and checked after step 1, so the same key never produces two records even under concurrency.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConflictError } from '../errors.js';
 import type { Clock, DocStore } from '../ports.js';
 import { getDoc } from '../store/docs.js';

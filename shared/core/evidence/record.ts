@@ -4,7 +4,7 @@
  * to the previous record of the same case and to the previous record of all cases (the global chain) —
  * and sealed with SHA-256 over their canonical JSON, so editing, deleting or reordering one is detectable.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TimestampSchema } from '../model/finding.js';
 import { canonicalJson, sha256Hex } from '../util/hash.js';
 

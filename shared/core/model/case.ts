@@ -4,7 +4,7 @@
  * Each stage owns one section: decide owns the top level, ticketing `ticket`, remediation `remediation`,
  * verification `verification` and `evidence`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DecisionSchema, ExceptionRefSchema, GateResultSchema, RemediationModeSchema } from './decision.js';
 import { EnrichmentSchema } from './enrichment.js';
 import { FindingStatusSchema, ProviderSchema, SeveritySchema, SourceSchema, TimestampSchema } from './finding.js';

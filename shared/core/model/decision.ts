@@ -1,5 +1,5 @@
 /** What the decide stage concluded for one finding in the context of its case. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const RemediationModeSchema = z.enum(['auto', 'approval', 'manual', 'none']);
 export type RemediationMode = z.infer<typeof RemediationModeSchema>;

@@ -1,5 +1,5 @@
 /** What enrichment adds to a finding: whose it is, what it is part of, and how each value was found. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const EnvironmentSchema = z.enum(['prod', 'staging', 'test', 'dev', 'sandbox', 'unknown']);
 export type Environment = z.infer<typeof EnvironmentSchema>;

@@ -4,7 +4,7 @@
  * delivered twice, late or out of order does no harm. `id` is deterministic where the event is a
  * consequence of a state change, so duplicates can be recognized.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TimestampSchema } from './finding.js';
 
 const base = {

@@ -5,7 +5,7 @@
  * @see ../shared/reference/finding-formats.md §2 (field table), §3 (severity), §4 (status), §5 (identity)
  * @see https://schema.ocsf.io/1.3.0/classes/detection_finding
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const SourceSchema = z.enum(['guardduty', 'securityhub', 'defender', 'scc']);
 export type Source = z.infer<typeof SourceSchema>;

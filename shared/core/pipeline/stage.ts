@@ -2,7 +2,7 @@
  * A stage consumes closeloop events and returns the follow-up events. The same stage runs behind an
  * SQS queue in AWS (one event per message) and inside `InProcessBus` locally.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import { type PipelineEvent, PipelineEventSchema, type PipelineEventType } from '../model/events.js';
 import type { DocStore, EventBus, Logger } from '../ports.js';

@@ -12,7 +12,7 @@
  *
  * `expires` is a date (`2027-06-30`, valid through that whole day, UTC) or an RFC 3339 date-time.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { anyGlob, type CompiledGlob, compileGlob } from '../enrich/glob.js';
 import { UsageError } from '../errors.js';
 import type { Case } from '../model/case.js';

@@ -12,7 +12,7 @@
  *   allowlist: { resources: ["arn:aws:s3:::acme-audit-logs*"] }
  * ```
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { RemediationModeSchema } from '../model/decision.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
 

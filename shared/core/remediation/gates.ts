@@ -4,7 +4,7 @@
  * have been added, a tag set, a budget spent). Anything that cannot be evaluated is `unknown`: fail closed.
  * Budget and circuit breaker are persisted in the DocStore so every worker sees the same counts.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';

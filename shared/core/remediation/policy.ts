@@ -13,7 +13,7 @@
  *     s3.block-public-access: { websiteTags: ["closeloop:public-website=true"] }
  *     gcp.firewall.disable-rule: { mode: narrow, sourceRanges: ["192.0.2.0/24"] }
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const ApplyPolicySchema = z.strictObject({
   /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */

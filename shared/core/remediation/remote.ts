@@ -5,7 +5,7 @@
  * {@link executeRemote} and sends a {@link RemoteResult} back, which the hub records on the case
  * (`recordRemoteResult` in stage.ts) only while the case still holds the claim the request was made under.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Action, ActionContext } from '../../actions/define.js';
 import { errorMessage, isGone } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';

@@ -7,7 +7,8 @@
  */
 
 import { hash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
+import * as zc from 'zod/v4/core';
 import type { Finding, FindingStatus, Ocsf, Provider, Rejected, Severity, Source } from '../model/finding.js';
 
 /**
@@ -64,23 +65,23 @@ type Acceptor = (value: unknown) => boolean;
 const ACCEPT_ANY: Acceptor = () => true;
 
 /** The checks of a string/array/number schema as one predicate, or null when one of them is not understood. */
-function compileChecks(checks: readonly z.core.$ZodCheck<never>[] | undefined): Acceptor | null {
+function compileChecks(checks: readonly zc.$ZodCheck<never>[] | undefined): Acceptor | null {
   const tests: Acceptor[] = [];
   for (const check of checks ?? []) {
-    if (check instanceof z.core.$ZodCheckMinLength) {
+    if (check instanceof zc.$ZodCheckMinLength) {
       const min = check._zod.def.minimum;
       tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length >= min);
-    } else if (check instanceof z.core.$ZodCheckMaxLength) {
+    } else if (check instanceof zc.$ZodCheckMaxLength) {
       const max = check._zod.def.maximum;
       tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length <= max);
-    } else if (check instanceof z.core.$ZodCheckRegex && check._zod.def.format === 'regex') {
+    } else if (check instanceof zc.$ZodCheckRegex && check._zod.def.format === 'regex') {
       const pattern = check._zod.def.pattern;
       tests.push((v) => {
         if (typeof v !== 'string') return false;
         pattern.lastIndex = 0;
         return pattern.test(v);
       });
-    } else if (check instanceof z.core.$ZodCheckNumberFormat && check._zod.def.format === 'safeint') {
+    } else if (check instanceof zc.$ZodCheckNumberFormat && check._zod.def.format === 'safeint') {
       tests.push((v) => Number.isSafeInteger(v));
     } else return null;
   }
@@ -100,7 +101,7 @@ function compileChecks(checks: readonly z.core.$ZodCheck<never>[] | undefined): 
  * always goes through zod. Every supported schema parses to a value structurally equal to its input (loose
  * objects keep every member, no leaf transforms), so an accepted input can be used as the parse result.
  */
-function compileAcceptor(schema: z.core.$ZodType): Acceptor | null {
+function compileAcceptor(schema: zc.$ZodType): Acceptor | null {
   if (schema instanceof z.ZodObject) {
     // Only loose objects (catchall unknown) keep every member: z.object() strips, z.strictObject() refuses.
     if (!(schema._zod.def.catchall instanceof z.ZodUnknown)) return null;
@@ -180,7 +181,7 @@ function compileAcceptor(schema: z.core.$ZodType): Acceptor | null {
   return null;
 }
 
-const ACCEPTORS = new WeakMap<z.core.$ZodType, Acceptor | null>();
+const ACCEPTORS = new WeakMap<zc.$ZodType, Acceptor | null>();
 
 /**
  * True when `value` certainly satisfies `schema` (checked by a compiled predicate, no copy made); false

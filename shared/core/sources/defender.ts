@@ -13,7 +13,7 @@
  * @see https://learn.microsoft.com/rest/api/defenderforcloud/assessments
  * @see https://learn.microsoft.com/connectors/ascalert/
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
 import {
   checkId,

@@ -19,7 +19,7 @@
  * @see https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Finding.html
  * @see https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_finding-format.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Actor, Finding } from '../model/finding.js';
 import {
   checkId,

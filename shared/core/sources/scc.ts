@@ -12,7 +12,7 @@
  * @see https://cloud.google.com/security-command-center/docs/how-to-notifications
  * @see https://cloud.google.com/security-command-center/docs/reference/rest/v1/organizations.sources.findings
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
 import {
   checkId,

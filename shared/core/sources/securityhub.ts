@@ -16,7 +16,7 @@
  * @see https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_AwsSecurityFinding.html
  * @see https://docs.aws.amazon.com/guardduty/latest/ug/securityhub-integration.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
 import {
   checkId,

@@ -3,7 +3,7 @@
  * through `mutateDoc`, which retries when another writer won the race. This is what makes each side
  * effect idempotent under concurrent at-least-once delivery, on SQLite and DynamoDB alike.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ConflictError } from '../errors.js';
 import type { DocStore, StoredDoc, WriteBatch } from '../ports.js';
 

@@ -5,7 +5,7 @@
  *
  * @see https://developer.atlassian.com/cloud/jira/platform/apis/document/structure/
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export interface AdfMark {
   type: 'strong' | 'code' | 'em' | 'link';

@@ -12,7 +12,7 @@
  *   budget: { createsPerMinute: 60 }
  * ```
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Jira project keys: upper-case letter first, then upper-case letters, digits, underscore (Jira's own rule). */
 export const PROJECT_KEY_PATTERN = /^[A-Z][A-Z0-9_]+$/;

@@ -4,7 +4,7 @@
  * claim), the reverse index (ticket → case), the outbox (every request before it is sent), the
  * create budget, the groups, the user cache, once-markers and dead letters.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TicketRefSchema } from '../model/case.js';
 import { TimestampSchema } from '../model/finding.js';
 import { AdfDocSchema } from './adf.js';

@@ -16,7 +16,7 @@
  * @see https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import { CaseSchema } from '../model/case.js';
 import type { PipelineEvent } from '../model/events.js';

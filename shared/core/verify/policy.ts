@@ -12,7 +12,7 @@
  *   slaDays: { critical: 1, high: 7, medium: 30, low: 90 }
  *   evidence: { retentionDays: 2555 }
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const UpstreamPolicySchema = z.strictObject({
   /** Mark findings resolved at their source once verified (Security Hub, GuardDuty, SCC, Defender). */

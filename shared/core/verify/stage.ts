@@ -7,7 +7,7 @@
  * and only the case's `verification`, `status`, `statusReason`, `closedAt`, `reopenCount` and
  * `evidenceHead`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ActionContext } from '../../actions/define.js';
 import { errorMessage } from '../errors.js';
 import { CASES, caseFields, recordEvidence } from '../evidence/case-link.js';
