@@ -11,12 +11,14 @@ import { ApplyPolicySchema } from './remediation/policy.js';
 import { TicketPolicySchema } from './tickets/policy.js';
 import { VerificationPolicySchema } from './verify/policy.js';
 
+// An absent section is parsed from `{}` when met (`prefault`), not at import: a parse at module scope
+// generated each section's parser on every cold start of every function.
 export const PolicyFileSchema = z.strictObject({
-  enrichment: EnrichmentPolicySchema.default(EnrichmentPolicySchema.parse({})),
-  decide: DecidePolicySchema.default(DecidePolicySchema.parse({})),
-  apply: ApplyPolicySchema.default(ApplyPolicySchema.parse({})),
-  tickets: TicketPolicySchema.default(TicketPolicySchema.parse({})),
-  verification: VerificationPolicySchema.default(VerificationPolicySchema.parse({})),
+  enrichment: EnrichmentPolicySchema.prefault({}),
+  decide: DecidePolicySchema.prefault({}),
+  apply: ApplyPolicySchema.prefault({}),
+  tickets: TicketPolicySchema.prefault({}),
+  verification: VerificationPolicySchema.prefault({}),
 });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;
 

@@ -88,7 +88,8 @@ export interface AzureSpokeOptions extends Partial<Pick<SpokeForwarderOptions, '
  * await spoke.hub.forward(details);
  */
 export function createAzureSpoke(env: NodeJS.ProcessEnv, options: AzureSpokeOptions = {}) {
-  const parsed = AzureSpokeEnvSchema.safeParse(env);
+  // Parsed once per worker, at cold start: interpreting is cheaper than generating a parser (jitless).
+  const parsed = AzureSpokeEnvSchema.safeParse(env, { jitless: true });
   if (!parsed.success) throw new ConfigError(`Azure spoke settings: ${z.prettifyError(parsed.error)}`);
   const settings = parsed.data;
   const hub = createSpokeForwarder({

@@ -57,7 +57,8 @@ export interface GcpSpokeOptions extends Partial<Pick<SpokeForwarderOptions, 'st
  * const spoke = createGcpSpoke(process.env);
  */
 export function createGcpSpoke(env: NodeJS.ProcessEnv, options: GcpSpokeOptions = {}) {
-  const parsed = GcpSpokeEnvSchema.safeParse(env);
+  // Parsed once per instance, at cold start: interpreting is cheaper than generating a parser (jitless).
+  const parsed = GcpSpokeEnvSchema.safeParse(env, { jitless: true });
   if (!parsed.success) throw new ConfigError(`GCP spoke environment: ${z.prettifyError(parsed.error)}`);
   const settings = parsed.data;
   const hub = createSpokeForwarder({

@@ -42,8 +42,9 @@ export const EnvironmentWordsSchema = z.strictObject({
 export type EnvironmentWords = z.infer<typeof EnvironmentWordsSchema>;
 
 export const EnrichmentPolicySchema = z.strictObject({
-  tagAliases: TagAliasesSchema.default(TagAliasesSchema.parse({})),
-  environmentWords: EnvironmentWordsSchema.default(EnvironmentWordsSchema.parse({})),
+  // Defaults parsed from `{}` when the key is absent (`prefault`), not at import: see config.ts.
+  tagAliases: TagAliasesSchema.prefault({}),
+  environmentWords: EnvironmentWordsSchema.prefault({}),
   /** Infer the environment from resource/account names when neither tags nor the registry say. */
   namePatterns: z.boolean().default(true),
   /**
