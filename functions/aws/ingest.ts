@@ -6,7 +6,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { hubIngestDoc } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs } from '../../shared/adapters/bus/sqs.js';
-import { createAwsIngest, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { createAwsIngest } from '../../shared/adapters/wiring/aws-ingest.js';
 import { MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });

@@ -2,7 +2,8 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createAwsPorts, JiraSecretSchema, jiraConfigFrom, secretReader } from '../../shared/adapters/wiring/aws.js';
+import { createAwsPorts, JiraSecretSchema, secretReader } from '../../shared/adapters/wiring/aws.js';
+import { jiraConfigFrom } from '../../shared/adapters/wiring/aws-jira.js';
 import { ConfigError } from '../../shared/core/errors.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import { stageFunction } from './middleware/stage-function.js';

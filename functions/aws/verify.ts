@@ -6,7 +6,6 @@
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
-import { S3Client } from '@aws-sdk/client-s3';
 import { getAction } from '../../shared/actions/registry.js';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
@@ -48,7 +47,7 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     }),
     securityhub: new SecurityHubUpstream({ client: (r) => new SecurityHubClient(region(r)), updatedBy: 'closeloop' }),
   });
-  const evidence = await createAwsEvidenceStore(p, new S3Client({ region: p.env.AWS_REGION }));
+  const evidence = await createAwsEvidenceStore(p);
   const actions = { get: getAction };
   return {
     store: p.store,

@@ -9,20 +9,14 @@ import { readFile } from 'node:fs/promises';
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod';
-import { type Config, defaultConfig, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
-import { RegistrySchema } from '../../core/enrich/registry.js';
+import type { Config } from '../../core/config.js';
 import { AdapterError, ConfigError } from '../../core/errors.js';
-import { createEnricher } from '../../core/pipeline/enrich.js';
-import { createIngest } from '../../core/pipeline/ingest.js';
-import { exceptionsRepo } from '../../core/policy/exceptions.js';
 import { type Clock, type DocStore, type EventBus, type Logger, systemClock } from '../../core/ports.js';
 import { EventBridgeBus } from '../bus/eventbridge.js';
-import { S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
+import type { S3EvidenceOptions, S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
 import { DynamoDocStore } from '../store/dynamodb.js';
-import { type JiraConfig, JiraConfigSchema } from '../tickets/jira-config.js';
 
 /**
  * The environment serverless.yml gives every hub function. Strict about what must be there: a
@@ -136,7 +130,8 @@ export function secretReader<S extends z.ZodType>(
 /**
  * Reads the bundled `config.json` (the YAML config folder, loaded and validated at build time) and
  * re-validates it with the same schemas. JSON rather than YAML at run time keeps the YAML parser
- * (~110 KB) out of every function bundle.
+ * (~110 KB) out of every function bundle. The schemas are imported with the first read (once per
+ * container), so a cold start does not construct the whole config schema before the first invocation.
  */
 export async function loadConfigJson(file: string): Promise<Config> {
   let json: unknown;
@@ -145,33 +140,8 @@ export async function loadConfigJson(file: string): Promise<Config> {
   } catch (e) {
     throw new ConfigError(`${file}: cannot read the bundled config`, { cause: e });
   }
-  const parsed = BundledConfigSchema.safeParse(json);
-  if (!parsed.success) throw new ConfigError(`${file}: ${z.prettifyError(parsed.error)}`);
-  return { ...parsed.data, exceptions: parsed.data.exceptions.exceptions };
-}
-
-const BundledConfigSchema = z.object({
-  registry: RegistrySchema,
-  policy: PolicyFileSchema,
-  exceptions: ExceptionsFileSchema,
-  origin: z.string(),
-});
-
-/** The Jira sink's configuration from the Secrets Manager secret and the function environment. */
-export function jiraConfigFrom(secret: JiraSecret, env: AwsEnv): JiraConfig {
-  const parsed = JiraConfigSchema.safeParse({
-    baseUrl: secret.host,
-    auth: { kind: 'basic', email: secret.email, apiToken: secret.apiToken },
-    project: env.CLOSELOOP_JIRA_PROJECT,
-    ...(secret.webhookSecret ? { webhookSecret: secret.webhookSecret } : {}),
-  });
-  if (!parsed.success) {
-    // Field names only: the secret's values never reach a message.
-    throw new ConfigError(
-      `Jira secret/project invalid: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`,
-    );
-  }
-  return parsed.data;
+  const { parseBundledConfig } = await import('../config/bundled.js');
+  return parseBundledConfig(json, file);
 }
 
 /** Clients the hub functions share; each is created once per container unless injected. */
@@ -227,7 +197,9 @@ export function createAwsPorts(env: NodeJS.ProcessEnv, options: AwsPortsOptions 
     logger,
     config() {
       if (config) return config;
-      const loading = parsed.CLOSELOOP_CONFIG ? load(parsed.CLOSELOOP_CONFIG) : Promise.resolve(defaultConfig());
+      const loading = parsed.CLOSELOOP_CONFIG
+        ? load(parsed.CLOSELOOP_CONFIG)
+        : import('../../core/config.js').then((m) => m.defaultConfig());
       // A failed load is not cached: the next invocation tries again (and fails loudly again).
       loading.catch(() => {
         config = undefined;
@@ -239,33 +211,23 @@ export function createAwsPorts(env: NodeJS.ProcessEnv, options: AwsPortsOptions 
 }
 
 /**
- * The ingest pipeline on the hub's ports (normalize → enrich → store → decide → publish `case.decided`).
- * Exceptions are the config file's plus the store's, re-read on every call.
- */
-export async function createAwsIngest(ports: AwsPorts) {
-  const config = await ports.config();
-  const repo = exceptionsRepo(ports.store, ports.clock);
-  return createIngest({
-    store: ports.store,
-    bus: ports.bus,
-    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: ports.log }),
-    config,
-    exceptions: async () => [...config.exceptions, ...(await repo.list())],
-    clock: ports.clock,
-    log: ports.log,
-  });
-}
-
-/**
  * The evidence store on the hub's Object Lock bucket (evidence and verify functions), each record
- * locked for the policy's `verification.evidence.retentionDays`.
+ * locked for the policy's `verification.evidence.retentionDays`. The S3 client (a regional one unless
+ * `s3` is given) and the adapter are imported when the store is first built, not at module load.
  */
-export async function createAwsEvidenceStore(ports: AwsPorts, s3: S3Client): Promise<S3ObjectLockEvidenceStore> {
+export async function createAwsEvidenceStore(
+  ports: AwsPorts,
+  s3?: S3EvidenceOptions['client'],
+): Promise<S3ObjectLockEvidenceStore> {
   const bucket = ports.env.CLOSELOOP_EVIDENCE_BUCKET;
   if (!bucket) throw new ConfigError('CLOSELOOP_EVIDENCE_BUCKET is not set');
-  const { policy } = await ports.config();
+  const [{ policy }, { S3Client }, { S3ObjectLockEvidenceStore }] = await Promise.all([
+    ports.config(),
+    import('@aws-sdk/client-s3'),
+    import('../evidence/s3-object-lock.js'),
+  ]);
   return new S3ObjectLockEvidenceStore({
-    client: s3,
+    client: s3 ?? new S3Client({ region: ports.env.AWS_REGION }),
     bucket,
     retentionDays: policy.verification.evidence.retentionDays,
     clock: ports.clock,

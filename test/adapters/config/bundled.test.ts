@@ -1,0 +1,52 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
+import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { loadConfigJson } from '../../../shared/adapters/wiring/aws.js';
+import { ConfigError } from '../../../shared/core/errors.js';
+
+// The AWS artifact's config.json as the bundler writes it, read back the way a function reads it.
+let dir: string;
+let json: Record<string, unknown>;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'closeloop-bundled-config-'));
+  json = (await bundledConfig(process.cwd(), join(process.cwd(), 'examples/config'))) as Record<string, unknown>;
+}, 60_000);
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('loadConfigJson', () => {
+  it('reads the config the bundler wrote from examples/config as loadConfig reads the folder', async () => {
+    // Prepare
+    const file = join(dir, 'config.json');
+    await writeFile(file, JSON.stringify(json));
+    // Act
+    const config = await loadConfigJson(file);
+    // Assess
+    const { origin: _, ...fromFolder } = await loadConfig('examples/config');
+    expect({ ...config, origin: undefined }).toEqual({ ...fromFolder, origin: undefined });
+    expect(config.origin).toBe('examples/config');
+  });
+
+  it('names the invalid field when the bundled config does not validate', async () => {
+    // Prepare
+    const file = join(dir, 'bad.json');
+    const policy = json.policy as { decide: Record<string, unknown> };
+    await writeFile(file, JSON.stringify({ ...json, policy: { ...policy, decide: { ...policy.decide, skipTag: 7 } } }));
+    // Act
+    const read = loadConfigJson(file);
+    // Assess
+    await expect(read).rejects.toThrow(ConfigError);
+    await expect(read).rejects.toThrow(/policy\.decide\.skipTag/);
+  });
+
+  it('fails with a ConfigError when the file is missing', async () => {
+    // Act
+    const read = loadConfigJson(join(dir, 'absent.json'));
+    // Assess
+    await expect(read).rejects.toThrow(/cannot read the bundled config/);
+  });
+});
