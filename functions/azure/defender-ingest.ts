@@ -11,7 +11,8 @@ import {
   type InvocationContext,
 } from '@azure/functions';
 import { documentsFromAzure, validationCodeOf } from '../../shared/adapters/bus/event-grid.js';
-import { acceptDocuments, type ReceivedDocument } from '../../shared/adapters/bus/spoke.js';
+import type { ReceivedDocument } from '../../shared/adapters/bus/spoke.js';
+import { acceptDocuments } from '../../shared/adapters/bus/spoke-accept.js';
 import { contextLogger, createAzureSpoke, secretMatches } from '../../shared/adapters/wiring/azure.js';
 
 const spoke = createAzureSpoke(process.env);

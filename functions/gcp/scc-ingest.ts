@@ -5,7 +5,7 @@
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { documentFromPubSub } from '../../shared/adapters/bus/pubsub.js';
-import { acceptDocuments } from '../../shared/adapters/bus/spoke.js';
+import { acceptDocuments } from '../../shared/adapters/bus/spoke-accept.js';
 import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
 import { isInvalid } from '../../shared/core/errors.js';
 

@@ -1,7 +1,7 @@
 /**
  * The spoke → hub hand-off. A spoke (Azure Function, Cloud Function) normalizes what it receives, to
- * reject bad input at the edge, and forwards each accepted source document to the hub bus as one
- * EventBridge entry. The hub's ingest normalizes the document again with the same code: the hub stays
+ * reject bad input at the edge (spoke-accept.ts), and forwards each accepted source document to the hub
+ * bus as one EventBridge entry. The hub's ingest normalizes the document again with the same code: the hub stays
  * the single place where findings are stored and decided, and a forwarded document replays exactly
  * like a local file does.
  */
@@ -10,8 +10,6 @@ import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-e
 import { STSClient } from '@aws-sdk/client-sts';
 import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
-import type { Rejected } from '../../core/model/finding.js';
-import { normalize } from '../../core/pipeline/normalize.js';
 import type { Clock, Logger } from '../../core/ports.js';
 import {
   type ExecuteRemoteDeps,
@@ -96,29 +94,6 @@ export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
 export interface ReceivedDocument {
   input: string;
   value: unknown;
-}
-
-/**
- * Normalizes each received document on the spoke: documents yielding at least one finding become
- * hub-bound details; the rest are returned as rejections (logged at the edge, never forwarded).
- *
- * @example
- * const { details, rejected } = acceptDocuments('gcp', [{ input: 'pubsub:1', value: notification }]);
- */
-export function acceptDocuments(
-  spoke: Spoke,
-  docs: readonly ReceivedDocument[],
-): { details: SpokeDetail[]; rejected: Rejected[] } {
-  const details: SpokeDetail[] = [];
-  const rejected: Rejected[] = [];
-  for (const doc of docs) {
-    const out = normalize(doc.value, `${spoke}:${doc.input}`);
-    rejected.push(...out.rejected);
-    if (out.findings.length > 0) {
-      details.push({ spoke, input: doc.input, document: doc.value, findingKeys: out.findings.map((f) => f.key) });
-    }
-  }
-  return { details, rejected };
 }
 
 export interface SpokeForwarderOptions {
