@@ -26,8 +26,39 @@ const SCHEMA = [
   'CREATE INDEX IF NOT EXISTS logs_by_log ON logs (log, seq)',
 ];
 
-/** Rows per multi-row INSERT: 3 parameters each, far under SQLite's 32766 host-parameter limit. */
+/** Rows per multi-row INSERT or UPDATE: 3–4 parameters each, far under SQLite's 32766 host-parameter limit. */
 const ROWS_PER_INSERT = 200;
+
+/**
+ * Page size of a new database file. Documents are 1–6 KB of JSON (a finding with its raw event, a case
+ * with its enrichment and gates); with SQLite's default 4 KB pages any row over ~2 KB takes a page of
+ * its own, and each insert pays a page allocation and a B-tree rebalance. Measured here (libsql, WAL,
+ * multi-row inserts of 2.9 KB rows): 44 µs per row with 4 KB pages, 20 µs with 16 KB. A database made
+ * with another page size keeps it (SQLite changes it only by VACUUM outside WAL mode).
+ */
+const PAGE_SIZE = 16384;
+
+/** Ids per `IN (…)` list of a read. */
+const ROWS_PER_READ = 500;
+
+function groupOf<T>(groups: Map<string, T[]>, key: string): T[] {
+  let list = groups.get(key);
+  if (!list) {
+    list = [];
+    groups.set(key, list);
+  }
+  return list;
+}
+
+/**
+ * A grouped write must have written exactly the rows the read ahead said it would. It always does inside
+ * one transaction; if it ever did not, the outcomes handed back would be wrong, so the batch fails loudly
+ * (its writes are committed, and a caller retrying re-reads and finds them).
+ */
+function agree(rs: ResultSet | undefined, expected: number, what: string): void {
+  if (rs && rs.rowsAffected !== expected)
+    throw new Error(`sqlite store: ${what} wrote ${rs.rowsAffected} rows where ${expected} were expected`);
+}
 
 function putStatement(collection: string, id: string, value: unknown, expect: number | undefined): InStatement {
   const json = JSON.stringify(value);
@@ -97,6 +128,8 @@ export class SqliteDocStore implements DocStore {
     const client = createClient({ url: pathToFileURL(file).href });
     // busy_timeout first: another worker may hold the write lock while we switch to WAL.
     await client.execute('PRAGMA busy_timeout = 15000');
+    // Before the first write (switching to WAL writes the header): ignored by an existing database.
+    await client.execute(`PRAGMA page_size = ${PAGE_SIZE}`);
     await client.execute('PRAGMA journal_mode = WAL');
     await client.execute('PRAGMA synchronous = NORMAL');
     // Checkpoint every 32768 pages (128 MB of WAL) instead of 1000: B-tree pages rewritten by many
@@ -143,10 +176,17 @@ export class SqliteDocStore implements DocStore {
   }
 
   /**
-   * One write transaction. Unconditional-create puts (`expectVersion: 0`) and log appends — nearly every
-   * write of an ingest chunk — go as multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id` statements,
-   * whose returned ids say which rows went in; the other puts are one statement each. Outcomes are the
-   * same as one statement per write, in the order given.
+   * One write transaction. Nearly every write of an ingest chunk is a create (`expectVersion: 0`), a
+   * conditional update (`expectVersion: n`) or a log append; each kind goes as multi-row statements
+   * (`INSERT … ON CONFLICT DO NOTHING`, `UPDATE … FROM (VALUES …)`). Which rows they write is known from
+   * a read of the same ids at the start of the same transaction: nothing else can write in between, and
+   * no grouped statement touches a row another statement of the batch touches, so a create goes in
+   * exactly when its id was absent and an update exactly when the version read is the one expected.
+   * (The statements' own row counts must agree, or the batch fails.) Reading ahead costs less than
+   * `RETURNING`, which libsql hands back row by row: measured on 2.9 KB rows, 21 → 13 µs per insert,
+   * and one statement for 200 updates instead of 200: 48 → 22 µs per update. Unconditional puts, and
+   * every put of a document named twice in one batch, are one statement each, in the order given.
+   * Outcomes are the same as one statement per write.
    */
   async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
     if (batch.puts.length === 0 && batch.appends.length === 0) return { puts: [], appends: [] };
@@ -154,31 +194,89 @@ export class SqliteDocStore implements DocStore {
     const readers: Array<(rs: ResultSet | undefined) => void> = [];
     const puts: Array<number | null> = batch.puts.map(() => null);
     const appends: boolean[] = batch.appends.map(() => false);
+    const checks: Array<() => void> = [];
+    const add = (statement: InStatement, read: (rs: ResultSet | undefined) => void) => {
+      statements.push(statement);
+      readers.push(read);
+    };
 
-    // Creates, grouped per collection; an id repeated in one batch keeps one statement per put, so the
-    // second create of the same id fails exactly as it would on its own.
+    // Creates and conditional updates, grouped per collection. A document named by more than one put of
+    // the batch keeps one statement per put, in order, so the second write of it succeeds or fails exactly
+    // as it would on its own (a grouped statement would see neither the other's effect nor its order).
     const creates = new Map<string, number[]>();
+    const updates = new Map<string, number[]>();
     const seen = new Set<string>();
     const repeated = new Set<string>();
     for (const p of batch.puts) {
-      if (p.expectVersion !== 0) continue;
       const key = `${p.collection}\u0000${p.id}`;
       if (seen.has(key)) repeated.add(key);
       seen.add(key);
     }
+    const singles: number[] = [];
     batch.puts.forEach((p, i) => {
-      if (p.expectVersion === 0 && !repeated.has(`${p.collection}\u0000${p.id}`)) {
-        const list = creates.get(p.collection) ?? [];
-        list.push(i);
-        creates.set(p.collection, list);
-        return;
+      const single = repeated.has(`${p.collection}\u0000${p.id}`);
+      if (!single && p.expectVersion === 0) groupOf(creates, p.collection).push(i);
+      else if (!single && p.expectVersion !== undefined && p.expectVersion > 0)
+        groupOf(updates, p.collection).push(i);
+      else singles.push(i);
+    });
+
+    // 1. The reads ahead, before any write of the transaction.
+    const versions = new Map<string, Map<string, number>>(); // collection → id → version
+    for (const collection of new Set([...creates.keys(), ...updates.keys()])) {
+      const found = new Map<string, number>();
+      versions.set(collection, found);
+      const ids = [...(creates.get(collection) ?? []), ...(updates.get(collection) ?? [])].map(
+        (i) => batch.puts[i]?.id ?? '',
+      );
+      for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
+        const chunk = ids.slice(at, at + ROWS_PER_READ);
+        add(
+          {
+            sql: `SELECT id, version FROM documents WHERE coll = ? AND id IN (${chunk.map(() => '?').join(',')})`,
+            args: [collection, ...chunk],
+          },
+          (rs) => {
+            for (const row of rs?.rows ?? []) found.set(String(row.id), Number(row.version));
+          },
+        );
       }
-      statements.push(putStatement(p.collection, p.id, p.value, p.expectVersion));
-      readers.push((rs) => {
+    }
+    const appendKeys = batch.appends.map((a) => `${a.log}\u0000${a.id}`);
+    const appendCount = new Map<string, number>();
+    for (const k of appendKeys) appendCount.set(k, (appendCount.get(k) ?? 0) + 1);
+    const logged = new Map<string, Set<string>>(); // log → ids present before the batch
+    const groupedAppends = new Map<string, string[]>();
+    batch.appends.forEach((a, i) => {
+      if ((appendCount.get(appendKeys[i] ?? '') ?? 0) === 1) groupOf(groupedAppends, a.log).push(a.id);
+    });
+    for (const [log, ids] of groupedAppends) {
+      const present = new Set<string>();
+      logged.set(log, present);
+      for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
+        const chunk = ids.slice(at, at + ROWS_PER_READ);
+        add(
+          {
+            sql: `SELECT id FROM logs WHERE log = ? AND id IN (${chunk.map(() => '?').join(',')})`,
+            args: [log, ...chunk],
+          },
+          (rs) => {
+            for (const row of rs?.rows ?? []) present.add(String(row.id));
+          },
+        );
+      }
+    }
+
+    // 2. The writes.
+    for (const i of singles) {
+      const p = batch.puts[i];
+      if (!p) continue;
+      add(putStatement(p.collection, p.id, p.value, p.expectVersion), (rs) => {
         puts[i] = putOutcome(rs, p.expectVersion);
       });
-    });
+    }
     for (const [collection, indexes] of creates) {
+      const found = versions.get(collection);
       for (let at = 0; at < indexes.length; at += ROWS_PER_INSERT) {
         const group = indexes.slice(at, at + ROWS_PER_INSERT);
         const args: InValue[] = [];
@@ -186,54 +284,99 @@ export class SqliteDocStore implements DocStore {
           const p = batch.puts[i];
           if (p) args.push(collection, p.id, JSON.stringify(p.value));
         }
-        statements.push({
-          sql: `INSERT INTO documents (coll, id, value, version) VALUES ${group.map(() => '(?, ?, ?, 1)').join(', ')}
-                ON CONFLICT (coll, id) DO NOTHING RETURNING id`,
-          args,
-        });
-        readers.push((rs) => {
-          const inserted = new Set((rs?.rows ?? []).map((row) => String(row.id)));
-          for (const i of group) puts[i] = inserted.has(batch.puts[i]?.id ?? '') ? 1 : null;
-        });
+        add(
+          {
+            sql: `INSERT INTO documents (coll, id, value, version) VALUES ${group.map(() => '(?, ?, ?, 1)').join(', ')}
+                  ON CONFLICT (coll, id) DO NOTHING`,
+            args,
+          },
+          (rs) => {
+            let expected = 0;
+            for (const i of group) {
+              const absent = !found?.has(batch.puts[i]?.id ?? '');
+              puts[i] = absent ? 1 : null;
+              if (absent) expected++;
+            }
+            checks.push(() => agree(rs, expected, `creates in ${collection}`));
+          },
+        );
+      }
+    }
+    for (const [collection, indexes] of updates) {
+      const found = versions.get(collection);
+      for (let at = 0; at < indexes.length; at += ROWS_PER_INSERT) {
+        const group = indexes.slice(at, at + ROWS_PER_INSERT);
+        const args: InValue[] = [];
+        for (const i of group) {
+          const p = batch.puts[i];
+          if (p) args.push(p.id, JSON.stringify(p.value), p.expectVersion ?? 0);
+        }
+        args.push(collection); // the last `?`, after the VALUES rows
+        // VALUES columns are column1… in SQLite; (coll, id) is unique, so each row matches at most once.
+        add(
+          {
+            sql: `UPDATE documents SET value = v.column2, version = documents.version + 1
+                  FROM (VALUES ${group.map(() => '(?, ?, ?)').join(', ')}) AS v
+                  WHERE documents.coll = ? AND documents.id = v.column1 AND documents.version = v.column3`,
+            args,
+          },
+          (rs) => {
+            let expected = 0;
+            for (const i of group) {
+              const p = batch.puts[i];
+              const matches = p !== undefined && found?.get(p.id) === p.expectVersion;
+              puts[i] = matches ? (p.expectVersion ?? 0) + 1 : null;
+              if (matches) expected++;
+            }
+            checks.push(() => agree(rs, expected, `updates in ${collection}`));
+          },
+        );
       }
     }
 
     // Appends in the order given (a log's seq follows it): runs of one log go as one statement; a
     // repeated (log, id) in one batch keeps one statement per append, so only its first goes in.
-    const appendKeys = batch.appends.map((a) => `${a.log}\u0000${a.id}`);
-    const appendCount = new Map<string, number>();
-    for (const k of appendKeys) appendCount.set(k, (appendCount.get(k) ?? 0) + 1);
     let run: number[] = [];
     const flushRun = () => {
       const group = run;
       run = [];
       const first = batch.appends[group[0] ?? -1];
       if (!first) return;
+      const present = logged.get(first.log);
       const args: InValue[] = [];
       for (const i of group) {
         const a = batch.appends[i];
         if (a) args.push(a.log, a.id, JSON.stringify(a.value));
       }
-      statements.push({
-        sql: `INSERT INTO logs (log, id, value) VALUES ${group.map(() => '(?, ?, ?)').join(', ')}
-              ON CONFLICT (log, id) DO NOTHING RETURNING id`,
-        args,
-      });
-      readers.push((rs) => {
-        const inserted = new Set((rs?.rows ?? []).map((row) => String(row.id)));
-        for (const i of group) appends[i] = inserted.has(batch.appends[i]?.id ?? '');
-      });
+      add(
+        {
+          sql: `INSERT INTO logs (log, id, value) VALUES ${group.map(() => '(?, ?, ?)').join(', ')}
+                ON CONFLICT (log, id) DO NOTHING`,
+          args,
+        },
+        (rs) => {
+          let expected = 0;
+          for (const i of group) {
+            const absent = !present?.has(batch.appends[i]?.id ?? '');
+            appends[i] = absent;
+            if (absent) expected++;
+          }
+          checks.push(() => agree(rs, expected, `appends to ${first.log}`));
+        },
+      );
     };
     batch.appends.forEach((a, i) => {
       if ((appendCount.get(appendKeys[i] ?? '') ?? 0) > 1) {
         flushRun();
-        statements.push({
-          sql: 'INSERT INTO logs (log, id, value) VALUES (?, ?, ?) ON CONFLICT (log, id) DO NOTHING',
-          args: [a.log, a.id, JSON.stringify(a.value)],
-        });
-        readers.push((rs) => {
-          appends[i] = rs?.rowsAffected === 1;
-        });
+        add(
+          {
+            sql: 'INSERT INTO logs (log, id, value) VALUES (?, ?, ?) ON CONFLICT (log, id) DO NOTHING',
+            args: [a.log, a.id, JSON.stringify(a.value)],
+          },
+          (rs) => {
+            appends[i] = rs?.rowsAffected === 1;
+          },
+        );
         return;
       }
       const runLog = batch.appends[run[0] ?? -1]?.log;
@@ -246,6 +389,7 @@ export class SqliteDocStore implements DocStore {
     readers.forEach((read, i) => {
       read(results[i]);
     });
+    for (const check of checks) check();
     return { puts, appends };
   }
 

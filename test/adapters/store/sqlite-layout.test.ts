@@ -95,4 +95,61 @@ describe('SqliteDocStore layout', () => {
     expect((await store.getMany('findings', ['f-0', 'f-449'])).size).toBe(2);
     await store.close();
   });
+
+  it('updates exactly the documents whose version matches when a batch holds more updates than one statement takes', async () => {
+    // Prepare: 450 cases and 10 findings at version 1; every third case is then bumped to version 2.
+    const store = await SqliteDocStore.open(join(tmp.dir, 'updates.db'));
+    const ids = Array.from({ length: 450 }, (_, i) => `c-${i}`);
+    await store.writeBatch({
+      puts: [
+        ...ids.map((id) => ({ collection: 'cases', id, value: { n: 0 }, expectVersion: 0 })),
+        ...ids.slice(0, 10).map((id) => ({ collection: 'findings', id, value: { n: 0 }, expectVersion: 0 })),
+      ],
+      appends: [],
+    });
+    for (const id of ids.filter((_, i) => i % 3 === 0)) await store.put('cases', id, { n: 1 }, { expectVersion: 1 });
+    // Act: updates expecting version 1 everywhere, and one for a document that does not exist.
+    const out = await store.writeBatch({
+      puts: [
+        ...ids.map((id) => ({ collection: 'cases', id, value: { n: 9 }, expectVersion: 1 })),
+        ...ids.slice(0, 10).map((id) => ({ collection: 'findings', id, value: { n: 9 }, expectVersion: 1 })),
+        { collection: 'cases', id: 'never-made', value: { n: 9 }, expectVersion: 1 },
+      ],
+      appends: [],
+    });
+    // Assess: the bumped third lost (null) and kept its value; the rest went to version 2.
+    expect(out.puts.slice(0, 450)).toEqual(ids.map((_, i) => (i % 3 === 0 ? null : 2)));
+    expect(out.puts.slice(450)).toEqual([...Array.from({ length: 10 }, () => 2), null]);
+    const after = await store.getMany('cases', ['c-0', 'c-1', 'c-449']);
+    expect(after.get('c-0')).toMatchObject({ value: { n: 1 }, version: 2 });
+    expect(after.get('c-1')).toMatchObject({ value: { n: 9 }, version: 2 });
+    expect(after.get('c-449')).toMatchObject({ value: { n: 9 }, version: 2 });
+    expect((await store.get('findings', 'c-9'))?.value).toEqual({ n: 9 });
+    expect(await store.get('cases', 'never-made')).toBeUndefined();
+    await store.close();
+  });
+
+  it('makes a new database with 16 KB pages and leaves the page size of an existing one alone', async () => {
+    // Prepare: a database another writer made with the default 4 KB pages.
+    const oldFile = join(tmp.dir, 'old-pages.db');
+    const old = createClient({ url: pathToFileURL(oldFile).href });
+    await old.execute('CREATE TABLE t (x)');
+    old.close();
+    // Act
+    const fresh = await SqliteDocStore.open(join(tmp.dir, 'fresh.db'));
+    const existing = await SqliteDocStore.open(oldFile);
+    await existing.put('cases', 'c', { ok: true });
+    // Assess
+    const pageSize = async (file: string) => {
+      const c = createClient({ url: pathToFileURL(file).href });
+      const rs = await c.execute('PRAGMA page_size');
+      c.close();
+      return Number(rs.rows[0]?.[0]);
+    };
+    expect(await pageSize(join(tmp.dir, 'fresh.db'))).toBe(16384);
+    expect(await pageSize(oldFile)).toBe(4096);
+    expect((await existing.get('cases', 'c'))?.value).toEqual({ ok: true });
+    await fresh.close();
+    await existing.close();
+  });
 });
