@@ -4,7 +4,6 @@
  * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { getAction } from '../../shared/actions/registry.js';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
@@ -23,7 +22,9 @@ const remote = eventBridgeRemoteExecutor(ports.clients.eventbridge, ports.env.CL
 let deps: Promise<RemediationDeps> | undefined;
 const load = () => {
   deps ??= (async (): Promise<RemediationDeps> => {
-    const config = await ports.config();
+    // The action registry (every action module and its declarations) is imported with the deps, on the
+    // first record; each action's cloud SDK only when that action first runs.
+    const [config, { getAction }] = await Promise.all([ports.config(), import('../../shared/actions/registry.js')]);
     const repo = exceptionsRepo(ports.store, ports.clock);
     return {
       store: ports.store,

@@ -6,7 +6,6 @@
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
-import { getAction } from '../../shared/actions/registry.js';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
@@ -24,20 +23,23 @@ let deps: Promise<VerifyDeps> | undefined;
 
 async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
   const { policy } = await p.config();
-  // The GuardDuty and Security Hub clients (~290 KB minified) are imported when the deps are first built
-  // (the first record or schedule), not at module load: the cold start parses only what every path needs.
+  // The GuardDuty and Security Hub clients (~290 KB minified) and the action registry are imported when the
+  // deps are first built (the first record or schedule), not at module load: the cold start parses only
+  // what every path needs.
   const [
     { GuardDutyClient },
     { SecurityHubClient },
     { GuardDutyUpstream },
     { RoutingUpstreamStatus },
     { SecurityHubUpstream },
+    { getAction },
   ] = await Promise.all([
     import('@aws-sdk/client-guardduty'),
     import('@aws-sdk/client-securityhub'),
     import('../../shared/adapters/upstream/guardduty.js'),
     import('../../shared/adapters/upstream/route.js'),
     import('../../shared/adapters/upstream/securityhub.js'),
+    import('../../shared/actions/registry.js'),
   ]);
   const region = (r: string) => ({ region: r });
   const upstream = new RoutingUpstreamStatus({

@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
+import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
+import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
+
+// The hub's stage functions as Lambda runs them: ports built at module scope from the environment, the
+// table in dynalite, the bus, the evidence bucket, the Jira secret and the queues mocked, Jira a local
+// double. Each function builds what it needs on its first record (config, action registry, S3 client,
+// jira.js), so these tests go through those first builds.
+let dir: string;
+let local: LocalDynamo;
+let jira: JiraDouble;
+let eb: AwsClientStub<EventBridgeClient>;
+let s3: AwsClientStub<S3Client>;
+let secrets: AwsClientStub<SecretsManagerClient>;
+let sqs: AwsClientStub<SQSClient>;
+let published: PutEventsRequestEntry[] = [];
+
+beforeAll(async () => {
+  local = await startDynalite();
+  await local.createTable('closeloop-test');
+  // The Jira projects examples/config routes teams to.
+  jira = await startJiraDouble({ projects: ['SEC', 'DATA', 'WEB', 'MEDIA'] });
+  // config.json as the bundler writes it into the artifact, from the example config
+  dir = mkdtempSync(join(tmpdir(), 'closeloop-stage-functions-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(await bundledConfig(process.cwd(), 'examples/config')));
+  vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', local.endpoint);
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAIOSFODNN7EXAMPLE');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');
+  vi.stubEnv('CLOSELOOP_TABLE', 'closeloop-test');
+  vi.stubEnv('CLOSELOOP_BUS', 'closeloop-test');
+  vi.stubEnv('CLOSELOOP_CONFIG', join(dir, 'config.json'));
+  vi.stubEnv('CLOSELOOP_EVIDENCE_BUCKET', 'closeloop-test-evidence');
+  vi.stubEnv('CLOSELOOP_JIRA_SECRET', 'closeloop/test/jira');
+  vi.stubEnv(
+    'CLOSELOOP_QUEUES',
+    JSON.stringify({ ticket: { queue: 'https://q/ticket', dlq: 'https://q/ticket-dlq' } }),
+  );
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+  vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+  eb = mockClient(EventBridgeClient);
+  s3 = mockClient(S3Client);
+  secrets = mockClient(SecretsManagerClient);
+  sqs = mockClient(SQSClient);
+}, 60_000);
+afterAll(async () => {
+  for (const mock of [eb, s3, secrets, sqs]) mock.restore();
+  vi.unstubAllEnvs();
+  await jira.close();
+  await local.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(() => {
+  published = [];
+  eb.reset();
+  eb.on(PutEventsCommand).callsFake(async (input: { Entries?: PutEventsRequestEntry[] }) => {
+    published.push(...(input.Entries ?? []));
+    return { FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) };
+  });
+  s3.reset();
+  s3.on(PutObjectCommand).resolves({});
+  secrets.reset();
+  secrets.on(GetSecretValueCommand).resolves({
+    SecretString: JSON.stringify({ host: jira.url, email: 'bot@example.com', apiToken: 'test-token' }),
+  });
+  sqs.reset();
+  sqs.on(ReceiveMessageCommand).resolves({ Messages: [] });
+});
+
+/** Ingests one fixture through the ingest function and returns the `case.decided` event it published. */
+async function decidedCase(path: string): Promise<ReturnType<typeof eventBridgeEvent>> {
+  const { handler } = await import('../../../functions/aws/ingest.js');
+  const res = await handler(sqsEvent(sqsRecord(JSON.stringify(fixture(path)))), lambdaContext('ingest'));
+  expect(res.batchItemFailures).toEqual([]);
+  const entry = published.find((e) => e.DetailType === 'case.decided');
+  if (!entry?.Detail) throw new Error('ingest published no case.decided');
+  published = [];
+  return eventBridgeEvent('closeloop', 'case.decided', JSON.parse(entry.Detail));
+}
+
+const asRecord = (event: unknown) => sqsEvent(sqsRecord(JSON.stringify(event)));
+
+describe('AWS stage functions', () => {
+  it('evidence writes a locked record to the evidence bucket for a decided case', async () => {
+    // Prepare
+    const decided = await decidedCase('guardduty/s3-bucket-anonymous-access.eventbridge.json');
+    const { handler } = await import('../../../functions/aws/evidence.js');
+    // Act
+    const res = await handler(asRecord(decided), lambdaContext('evidence'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    const puts = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
+    expect(puts.length).toBeGreaterThan(0);
+    expect(puts[0]).toMatchObject({
+      Bucket: 'closeloop-test-evidence',
+      ObjectLockMode: 'COMPLIANCE',
+      IfNoneMatch: '*',
+    });
+  });
+
+  it('remediate records a remediation for a decided case (dry run: CLOSELOOP_APPLY unset)', async () => {
+    // Prepare
+    const decided = await decidedCase('securityhub/s3.8-failed.eventbridge.json');
+    const { handler } = await import('../../../functions/aws/remediate.js');
+    // Act
+    const res = await handler(asRecord(decided), lambdaContext('remediate'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    // The S3.8 playbook's action (s3.block-public-access, from the registry imported on this first record)
+    // re-read the bucket through the mocked S3 client, which knows no bucket: the case is blocked, not applied.
+    const remediation = published.find((e) => e.DetailType === 'case.remediation');
+    expect(JSON.parse(remediation?.Detail ?? '{}')).toMatchObject({
+      state: 'blocked',
+      detail: { reason: expect.stringMatching(/live state could not be read/) },
+    });
+  });
+
+  it('verify answers its schedule and leaves events it does not handle alone', async () => {
+    // Prepare
+    const { handler } = await import('../../../functions/aws/verify.js');
+    const scheduled: { Records?: unknown[] } & Record<string, unknown> = eventBridgeEvent(
+      'aws.events',
+      'Scheduled Event',
+      {},
+    );
+    // Act
+    const onSchedule = await handler(scheduled, lambdaContext('verify'));
+    const exception = {
+      type: 'case.exception',
+      id: 'x-1',
+      caseKey: 'k',
+      at: '2026-01-02T03:04:05Z',
+      exceptionId: 'EXC-1',
+      active: true,
+    };
+    const onQueue = await handler(
+      asRecord(eventBridgeEvent('closeloop', 'case.exception', exception)),
+      lambdaContext('verify'),
+    );
+    // Assess
+    expect(onSchedule).toMatchObject({ reopened: 0 });
+    expect(onQueue).toMatchObject({ batchItemFailures: [] });
+  });
+
+  it('ticket creates one Jira issue for a decided case', async () => {
+    // Prepare
+    const decided = await decidedCase('guardduty/instance-crypto.eventbridge.json');
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    const res = await handler(asRecord(decided), lambdaContext('ticket'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    expect(jira.issues.size).toBe(1);
+  });
+
+  it('redrive moves nothing from an empty dead-letter queue', async () => {
+    // Prepare
+    const { handler } = await import('../../../functions/aws/redrive.js');
+    // Act
+    const result = await handler({ queue: 'ticket', max: 5 }, lambdaContext('redrive'));
+    // Assess
+    expect(result).toMatchObject({ queue: 'ticket', moved: 0 });
+  });
+
+  it('jira-webhook refuses a call without a valid signature', async () => {
+    // Prepare
+    const { handler } = await import('../../../functions/aws/jira-webhook.js');
+    const event = { version: '2.0', rawPath: '/jira/webhook', headers: {}, body: '{}', isBase64Encoded: false };
+    // Act
+    const res = await handler(event, lambdaContext('jira-webhook'));
+    // Assess
+    expect(res.statusCode).toBe(401);
+  });
+});
