@@ -15,6 +15,7 @@ import { type Finding, FindingSchema, type Rejected } from '../model/finding.js'
 import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, EventBus, Logger, StoredDoc, WriteBatch } from '../ports.js';
 import { mutateDoc } from '../store/docs.js';
+import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { caseKeyOf, decide, reevaluate } from './decide.js';
 import { normalize } from './normalize.js';
@@ -164,7 +165,7 @@ export function createIngest(deps: IngestDeps) {
       if (!findings.has(p.finding.key)) {
         const doc = findingDocs.get(p.finding.key);
         findings.set(p.finding.key, {
-          value: doc ? FindingSchema.parse(doc.value) : undefined,
+          value: doc ? parseWithoutCopy(FindingSchema, doc.value) : undefined,
           ...read(doc),
           dirty: false,
         });
@@ -172,7 +173,7 @@ export function createIngest(deps: IngestDeps) {
       if (!cases.has(p.caseKey)) {
         const doc = caseDocs.get(p.caseKey);
         cases.set(p.caseKey, {
-          value: doc ? CaseSchema.parse(doc.value) : undefined,
+          value: doc ? parseWithoutCopy(CaseSchema, doc.value) : undefined,
           ...read(doc),
           dirty: false,
           isNew: !doc,
@@ -243,7 +244,7 @@ export function createIngest(deps: IngestDeps) {
     let outcome: { decision: Decision; statusChanged: boolean } | undefined;
     const previousFinding = await deps.store.get(COLLECTIONS.findings, p.finding.key);
     await mutateDoc(deps.store, COLLECTIONS.cases, p.caseKey, CaseSchema, (current) => {
-      const previous = previousFinding ? FindingSchema.parse(previousFinding.value) : undefined;
+      const previous = previousFinding ? parseWithoutCopy(FindingSchema, previousFinding.value) : undefined;
       const out = decideOne(p, previous, current, exceptions, now);
       outcome = { decision: out.decision, statusChanged: current?.status !== out.next.status };
       return out.caseChanged ? out.next : undefined;

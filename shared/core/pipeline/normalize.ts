@@ -7,6 +7,7 @@
  */
 import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
 import { FindingRejectedError, rejected, rejectOversized, type SourceMapper } from '../sources/common.js';
+import { acceptsWithoutCopy } from '../util/accept.js';
 import { mapDefenderAlert, mapDefenderAssessment } from '../sources/defender.js';
 import { detect, SOURCE_OF, type UnitFormat } from '../sources/detect.js';
 import { mapGuardDuty } from '../sources/guardduty.js';
@@ -31,8 +32,9 @@ export interface NormalizeOptions {
    * Re-check every mapped finding against `FindingSchema`, so that a mapping bug becomes a rejection
    * instead of a bad record downstream. Off by default: the mappers build findings that satisfy the schema
    * by construction (ids, sizes and timestamps are checked, free text is clipped), the tests parse every
-   * output with the schema, including a property test over arbitrary JSON, and the check would cost
-   * about as much as the mapping itself on the hot path (≥ 40,000 findings/s).
+   * output with the schema, including a property test over arbitrary JSON, and the check costs about a
+   * quarter of normalize (~4 µs per finding through the compiled predicate, three ISO date-time patterns
+   * among it; zod's own parse cost ~11 µs). Stored findings are checked again when they are read back.
    */
   validate?: boolean;
 }
@@ -53,7 +55,7 @@ export function normalize(input: unknown, origin: string, options: NormalizeOpti
     try {
       rejectOversized(unit.value, unit.path);
       const finding = MAPPERS[unit.format](unit.value, unit.path);
-      if (validate) {
+      if (validate && !acceptsWithoutCopy(FindingSchema, finding)) {
         const check = FindingSchema.safeParse(finding);
         if (!check.success) {
           const issue = check.error.issues[0];

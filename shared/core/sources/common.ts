@@ -8,8 +8,11 @@
 
 import { hash } from 'node:crypto';
 import * as z from 'zod';
-import * as zc from 'zod/v4/core';
 import type { Finding, FindingStatus, Ocsf, Provider, Rejected, Severity, Source } from '../model/finding.js';
+import { acceptsWithoutCopy } from '../util/accept.js';
+
+// The vendor schemas' fast path lives with the model's (util/accept.ts); the tests reach it from here.
+export { acceptsWithoutCopy };
 
 /**
  * Thrown inside a source mapper when one finding cannot be normalized; caught once per finding by
@@ -57,144 +60,6 @@ export function renderPath(path: readonly PropertyKey[]): string {
     else out += out === '' ? String(seg) : `.${String(seg)}`;
   }
   return out;
-}
-
-/** A compiled, allocation-free acceptance test for a JSON value (see {@link compileAcceptor}). */
-type Acceptor = (value: unknown) => boolean;
-
-const ACCEPT_ANY: Acceptor = () => true;
-
-/** The checks of a string/array/number schema as one predicate, or null when one of them is not understood. */
-function compileChecks(checks: readonly zc.$ZodCheck<never>[] | undefined): Acceptor | null {
-  const tests: Acceptor[] = [];
-  for (const check of checks ?? []) {
-    if (check instanceof zc.$ZodCheckMinLength) {
-      const min = check._zod.def.minimum;
-      tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length >= min);
-    } else if (check instanceof zc.$ZodCheckMaxLength) {
-      const max = check._zod.def.maximum;
-      tests.push((v) => (typeof v === 'string' || Array.isArray(v)) && v.length <= max);
-    } else if (check instanceof zc.$ZodCheckRegex && check._zod.def.format === 'regex') {
-      const pattern = check._zod.def.pattern;
-      tests.push((v) => {
-        if (typeof v !== 'string') return false;
-        pattern.lastIndex = 0;
-        return pattern.test(v);
-      });
-    } else if (check instanceof zc.$ZodCheckNumberFormat && check._zod.def.format === 'safeint') {
-      tests.push((v) => Number.isSafeInteger(v));
-    } else return null;
-  }
-  if (tests.length === 0) return ACCEPT_ANY;
-  if (tests.length === 1) return tests[0] as Acceptor;
-  return (v) => {
-    for (const t of tests) if (!t(v)) return false;
-    return true;
-  };
-}
-
-/**
- * Compiles the subset of zod the vendor schemas use (loose objects, strings, finite numbers, booleans,
- * arrays, unions, optional/nullable, unknown, custom predicates; length, regex and integer checks) into a
- * predicate that accepts a value only when the schema would, without building a copy. Returns null for
- * anything else (a stripping or strict object, a transform, a default, an unknown check): such a schema
- * always goes through zod. Every supported schema parses to a value structurally equal to its input (loose
- * objects keep every member, no leaf transforms), so an accepted input can be used as the parse result.
- */
-function compileAcceptor(schema: zc.$ZodType): Acceptor | null {
-  if (schema instanceof z.ZodObject) {
-    // Only loose objects (catchall unknown) keep every member: z.object() strips, z.strictObject() refuses.
-    if (!(schema._zod.def.catchall instanceof z.ZodUnknown)) return null;
-    // Parallel arrays, walked by index: the hot loop reads no tuples.
-    const keys: string[] = [];
-    const accepts: Acceptor[] = [];
-    const optional: boolean[] = [];
-    for (const [key, member] of Object.entries(schema.shape)) {
-      const accept = compileAcceptor(member);
-      if (!accept) return null;
-      keys.push(key);
-      accepts.push(accept);
-      optional.push(member instanceof z.ZodOptional);
-    }
-    const n = keys.length;
-    return (v) => {
-      // zod drops an own `__proto__` member (JSON.parse makes one) from its copy: leave that rare input to zod.
-      if (!isRecord(v) || Object.hasOwn(v, '__proto__')) return false;
-      for (let i = 0; i < n; i++) {
-        const key = keys[i] as string;
-        // zod reads members with `in` semantics but only own JSON members exist here; a member only
-        // reachable through the prototype (never from JSON.parse) is left to zod.
-        if (!Object.hasOwn(v, key)) {
-          if (key in v || !optional[i]) return false;
-          continue;
-        }
-        if (!(accepts[i] as Acceptor)(v[key])) return false;
-      }
-      return true;
-    };
-  }
-  if (schema instanceof z.ZodOptional) {
-    const inner = compileAcceptor(schema.unwrap());
-    return inner && ((v) => v === undefined || inner(v));
-  }
-  if (schema instanceof z.ZodNullable) {
-    const inner = compileAcceptor(schema.unwrap());
-    return inner && ((v) => v === null || inner(v));
-  }
-  if (schema instanceof z.ZodString) {
-    const checks = compileChecks(schema._zod.def.checks);
-    return checks && ((v) => typeof v === 'string' && checks(v));
-  }
-  if (schema instanceof z.ZodNumber) {
-    const checks = compileChecks(schema._zod.def.checks);
-    return checks && ((v) => typeof v === 'number' && Number.isFinite(v) && checks(v));
-  }
-  if (schema instanceof z.ZodBoolean) return schema._zod.def.checks?.length ? null : (v) => typeof v === 'boolean';
-  if (schema instanceof z.ZodArray) {
-    const element = compileAcceptor(schema.element);
-    const checks = compileChecks(schema._zod.def.checks);
-    if (!element || !checks) return null;
-    return (v) => {
-      if (!Array.isArray(v) || !checks(v)) return false;
-      for (const item of v) if (!element(item)) return false;
-      return true;
-    };
-  }
-  if (schema instanceof z.ZodUnion) {
-    const options: Acceptor[] = [];
-    for (const option of schema.options) {
-      const accept = compileAcceptor(option);
-      if (!accept) return null;
-      options.push(accept);
-    }
-    return (v) => {
-      for (const accept of options) if (accept(v)) return true;
-      return false;
-    };
-  }
-  if (schema instanceof z.ZodUnknown) return ACCEPT_ANY;
-  if (schema instanceof z.ZodCustom) {
-    if (schema._zod.def.checks?.length) return null;
-    const fn = schema._zod.def.fn;
-    return (v) => Boolean(fn(v));
-  }
-  return null;
-}
-
-const ACCEPTORS = new WeakMap<zc.$ZodType, Acceptor | null>();
-
-/**
- * True when `value` certainly satisfies `schema` (checked by a compiled predicate, no copy made); false
- * when it may not, and zod must say (it then names the failing field). Exported for the tests that hold
- * the predicate to zod's own answer.
- */
-export function acceptsWithoutCopy<T extends z.ZodType>(schema: T, value: unknown): value is z.infer<T> {
-  let accept = ACCEPTORS.get(schema);
-  if (accept === undefined) {
-    accept = compileAcceptor(schema);
-    ACCEPTORS.set(schema, accept);
-  }
-  return accept?.(value) === true;
 }
 
 /**

@@ -6,6 +6,7 @@
 import type * as z from 'zod';
 import { ConflictError } from '../errors.js';
 import type { DocStore, StoredDoc, WriteBatch } from '../ports.js';
+import { parseWithoutCopy } from '../util/accept.js';
 
 export interface Versioned<T> {
   value: T;
@@ -20,7 +21,8 @@ export async function getDoc<S extends z.ZodType>(
 ): Promise<Versioned<z.infer<S>> | undefined> {
   const doc = await store.get(collection, id);
   if (!doc) return undefined;
-  return { value: schema.parse(doc.value) as z.infer<S>, version: doc.version };
+  // Stores hand out fresh values (parsed JSON, clones), so a valid one is used as it is, not copied.
+  return { value: parseWithoutCopy(schema, doc.value) as z.infer<S>, version: doc.version };
 }
 
 export interface MutateResult<T> {
@@ -50,7 +52,7 @@ export async function mutateDoc<S extends z.ZodType>(
     if (next === undefined) {
       return { previous: current?.value, value: current?.value, changed: false, version: current?.version ?? 0 };
     }
-    const valid = schema.parse(next) as z.infer<S>;
+    const valid = parseWithoutCopy(schema, next) as z.infer<S>;
     const version = await store.put(collection, id, valid, { expectVersion: current?.version ?? 0 });
     if (version !== null) return { previous: current?.value, value: valid, changed: true, version };
     // Lost the race: someone else wrote first. Back off a little so concurrent writers interleave.
