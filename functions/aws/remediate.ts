@@ -4,7 +4,7 @@
  * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
+import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';

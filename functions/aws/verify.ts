@@ -6,7 +6,7 @@
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
-import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke.js';
+import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import {

@@ -8,7 +8,8 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { createCloudClients } from '../../shared/actions/clients.js';
 import { actionRegistry } from '../../shared/actions/registry.js';
-import { handleRemoteRequest, REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
+import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
+import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { contextLogger, createAzureSpoke } from '../../shared/adapters/wiring/azure.js';
 import { systemClock } from '../../shared/core/ports.js';
 

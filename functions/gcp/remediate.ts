@@ -7,7 +7,8 @@
 import { http } from '@google-cloud/functions-framework';
 import { createCloudClients } from '../../shared/actions/clients.js';
 import { actionRegistry } from '../../shared/actions/registry.js';
-import { handleRemoteRequest, REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
+import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
+import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
 import { systemClock } from '../../shared/core/ports.js';
 

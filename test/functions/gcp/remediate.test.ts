@@ -15,8 +15,8 @@ import {
   REMOTE_REQUEST_DETAIL_TYPE,
   REMOTE_REQUEST_SOURCE,
   REMOTE_RESULT_DETAIL_TYPE,
-  remoteMessageOf,
 } from '../../../shared/adapters/bus/spoke.js';
+import { remoteMessageOf } from '../../../shared/adapters/bus/spoke-remote.js';
 import { RemoteResultSchema } from '../../../shared/core/remediation/remote.js';
 import { type GcpDouble, startGcpDouble } from '../../helpers/gcp-double.js';
 import { eventBridgeEvent } from '../helpers/events.js';

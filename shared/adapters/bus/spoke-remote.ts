@@ -1,0 +1,169 @@
+/**
+ * Remote remediation over the hub bus: the hub hands an Azure or GCP action to its spoke (`Remediation
+ * Requested` → EventBridge API destination), the spoke runs it under its own identity and reports back
+ * (`Spoke Remediation Result`, spoke.ts `reportToHub`). Apart from spoke.ts so the functions that only
+ * forward findings (the spokes' ingest, the hub's ingest) do not load the remediation model with it.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import * as z from 'zod';
+import { AdapterError } from '../../core/errors.js';
+import type { Logger } from '../../core/ports.js';
+import {
+  type ExecuteRemoteDeps,
+  executeRemote,
+  type RemoteExecutor,
+  type RemoteRequest,
+  RemoteRequestSchema,
+  type RemoteResult,
+  RemoteResultSchema,
+} from '../../core/remediation/remote.js';
+import { putEvents } from './eventbridge.js';
+import {
+  REMOTE_REQUEST_DETAIL_TYPE,
+  REMOTE_REQUEST_SOURCE,
+  REMOTE_RESULT_DETAIL_TYPE,
+  REMOTE_SECRET_HEADER,
+  SPOKE_SOURCE_PREFIX,
+  type Spoke,
+  SpokeSchema,
+  spokeSource,
+} from './spoke.js';
+import type { EventBridgeEvent } from './sqs.js';
+
+/**
+ * The hub's {@link RemoteExecutor}: Azure and GCP actions are handed to their spokes as an event on the
+ * hub bus; serverless.yml's `<Cloud>RemediateRule` sends it to the spoke's API destination.
+ *
+ * @example const remote = eventBridgeRemoteExecutor(ports.clients.eventbridge, ports.env.CLOSELOOP_BUS);
+ */
+export function eventBridgeRemoteExecutor(
+  client: EventBridgeClient,
+  busName: string,
+  spokes: readonly Spoke[] = SpokeSchema.options,
+): RemoteExecutor {
+  const runs = (provider: string) => spokes.some((s) => s === provider);
+  return {
+    runs,
+    async dispatch(request) {
+      if (!runs(request.provider)) throw new AdapterError('invalid', `no spoke runs ${request.provider} actions`);
+      await putEvents(client, [
+        {
+          EventBusName: busName,
+          Source: REMOTE_REQUEST_SOURCE,
+          DetailType: REMOTE_REQUEST_DETAIL_TYPE,
+          Detail: JSON.stringify(RemoteRequestSchema.parse(request)),
+        },
+      ]);
+    },
+  };
+}
+
+/** What a hub queue record carries when it is part of remote remediation. */
+export type RemoteMessage = { kind: 'result'; result: RemoteResult } | { kind: 'request'; request: RemoteRequest };
+
+/**
+ * Recognises remote-remediation events among the remediate queue's records: a spoke's result, or a
+ * hand-over redriven from the dead-letter queue (the API destination's failed deliveries land there).
+ * Undefined for anything else (closeloop's own pipeline events).
+ */
+export function remoteMessageOf(event: EventBridgeEvent): RemoteMessage | undefined {
+  const where = `eventbridge:${event.id}`;
+  if (event['detail-type'] === REMOTE_RESULT_DETAIL_TYPE && event.source.startsWith(SPOKE_SOURCE_PREFIX)) {
+    const parsed = RemoteResultSchema.safeParse(event.detail);
+    if (!parsed.success) throw new AdapterError('invalid', `${where}: result: ${z.prettifyError(parsed.error)}`);
+    // A spoke reports only for its own provider (its role may put only its own source).
+    const from = SpokeSchema.safeParse(parsed.data.provider);
+    if (!from.success || spokeSource(from.data) !== event.source)
+      throw new AdapterError('invalid', `${where}: ${event.source} reported a ${parsed.data.provider} result`);
+    return { kind: 'result', result: parsed.data };
+  }
+  if (event['detail-type'] === REMOTE_REQUEST_DETAIL_TYPE && event.source === REMOTE_REQUEST_SOURCE) {
+    const parsed = RemoteRequestSchema.safeParse(event.detail);
+    if (!parsed.success) throw new AdapterError('invalid', `${where}: request: ${z.prettifyError(parsed.error)}`);
+    return { kind: 'request', request: parsed.data };
+  }
+  return undefined;
+}
+
+/**
+ * Settings of a spoke's remediate function (Azure app settings / Cloud Function env; infra sets them).
+ * The secret comes from Key Vault (reference) or Secret Manager (secret env var), never from the template.
+ */
+export const RemoteSpokeEnvSchema = z.object({
+  CLOSELOOP_REMEDIATE_SECRET: z.string().optional(),
+  /** The spoke's own switch: `true` lets it change resources; anything else plans only. */
+  CLOSELOOP_APPLY: z.string().optional(),
+});
+
+/**
+ * Constant-time check of the presented header against the configured secret. Fails closed on a missing
+ * or short secret, and on an unresolved Key Vault reference (App Service leaves the literal
+ * `@Microsoft.KeyVault(…)` text in place when it cannot resolve it, and that text is public).
+ */
+export function remoteSecretMatches(presented: string | null | undefined, expected: string | undefined): boolean {
+  if (!presented || !expected || expected.length < 16 || expected.startsWith('@Microsoft.KeyVault(')) return false;
+  const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+/** An HTTP answer, framework-neutral (Azure Functions HttpResponseInit / Express response). */
+export interface RemoteHttpAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export interface RemoteHandlerDeps extends Omit<ExecuteRemoteDeps, 'apply'> {
+  spoke: Spoke;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  report(result: RemoteResult): Promise<void>;
+}
+
+/**
+ * The spoke's remediate endpoint, shared by the Azure and GCP functions: authenticates the caller,
+ * validates the request, runs it under the spoke's identity and reports the result to the hub.
+ * 200 with the outcome once the result is on the hub bus; 401/400/422 for requests that must not be
+ * retried; a throw (5xx) when the result could not be reported, so the delivery is retried or dead-lettered.
+ *
+ * @example const answer = await handleRemoteRequest(await req.json(), req.headers.get(REMOTE_SECRET_HEADER), deps);
+ */
+export async function handleRemoteRequest(
+  body: unknown,
+  presentedSecret: string | null | undefined,
+  deps: RemoteHandlerDeps,
+): Promise<RemoteHttpAnswer> {
+  const env = RemoteSpokeEnvSchema.parse(deps.env);
+  if (!remoteSecretMatches(presentedSecret, env.CLOSELOOP_REMEDIATE_SECRET)) {
+    deps.log.warn('remediation request refused: missing or wrong secret');
+    return { status: 401, body: { error: `missing or wrong ${REMOTE_SECRET_HEADER}` } };
+  }
+  // An API destination posts the whole EventBridge event; a direct caller may post the request itself.
+  const envelope = z.looseObject({ detail: z.unknown() }).safeParse(body);
+  const parsed = RemoteRequestSchema.safeParse(envelope.success ? envelope.data.detail : body);
+  if (!parsed.success) return { status: 400, body: { error: z.prettifyError(parsed.error) } };
+  const request = parsed.data;
+  if (request.provider !== deps.spoke) {
+    return {
+      status: 422,
+      body: { error: `this is the ${deps.spoke} spoke; ${request.provider} requests go elsewhere` },
+    };
+  }
+  const action = deps.actions.get(request.action);
+  if (action && action.provider !== deps.spoke) {
+    return {
+      status: 422,
+      body: { error: `${action.id} is a ${action.provider} action; this is the ${deps.spoke} spoke` },
+    };
+  }
+  const result = await executeRemote(request, { ...deps, apply: env.CLOSELOOP_APPLY === 'true' });
+  deps.log.info('remediation request ran', {
+    requestId: request.requestId,
+    caseKey: request.caseKey,
+    action: request.action,
+    op: request.op,
+    outcome: result.outcome,
+  });
+  await deps.report(result);
+  return { status: 200, body: { requestId: result.requestId, outcome: result.outcome, reason: result.reason } };
+}
