@@ -16,7 +16,7 @@ import { loadConfig } from '../shared/adapters/config/load.js';
 import { SqliteDocStore } from '../shared/adapters/store/sqlite.js';
 import type { Case } from '../shared/core/model/case.js';
 import type { Finding } from '../shared/core/model/finding.js';
-import { caseKeyOf, decide } from '../shared/core/pipeline/decide.js';
+import { caseKeyOf, type DecideInput, decide } from '../shared/core/pipeline/decide.js';
 import { createEnricher } from '../shared/core/pipeline/enrich.js';
 import { createIngest } from '../shared/core/pipeline/ingest.js';
 import { normalize } from '../shared/core/pipeline/normalize.js';
@@ -99,15 +99,11 @@ async function main() {
       const key = caseKeyOf(f);
       const previous = findings.get(f.key);
       const existing = cases.get(key);
-      const d = decide({
-        finding: f,
-        ...(previous ? { previous } : {}),
-        enrichment,
-        ...(existing ? { existing } : {}),
-        exceptions,
-        policy: config.policy.decide,
-        now,
-      });
+      // As the ingest stage builds it (no spread-in optional members).
+      const input: DecideInput = { finding: f, enrichment, exceptions, policy: config.policy.decide, now };
+      if (previous) input.previous = previous;
+      if (existing) input.existing = existing;
+      const d = decide(input);
       // The map stands in for the findings collection: decide reads a previous finding's state, never
       // its raw vendor event, so the raw is not kept in memory (the SQLite run below stores it).
       if (d.findingChanged) findings.set(f.key, { ...f, raw: null });

@@ -17,7 +17,7 @@ import type { Clock, DocStore, EventBus, Logger, StoredDoc, WriteBatch } from '.
 import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
-import { caseKeyOf, decide, reevaluate } from './decide.js';
+import { caseKeyOf, type DecideInput, decide, reevaluate } from './decide.js';
 import { normalize } from './normalize.js';
 
 export const COLLECTIONS = {
@@ -141,16 +141,18 @@ export function createIngest(deps: IngestDeps) {
     exceptions: RiskException[],
     now: Date,
   ) {
-    return decide({
+    // Built then completed: spreading `{ previous }`-or-`{}` objects in costs a copy per member per finding.
+    const input: DecideInput = {
       finding: p.finding,
-      ...(previous ? { previous } : {}),
       enrichment: p.enrichment,
-      ...(existing ? { existing } : {}),
       exceptions,
       policy: deps.config.policy.decide,
       now,
-      ...(deps.actionInfo ? { actionInfo: deps.actionInfo } : {}),
-    });
+    };
+    if (previous) input.previous = previous;
+    if (existing) input.existing = existing;
+    if (deps.actionInfo) input.actionInfo = deps.actionInfo;
+    return decide(input);
   }
 
   async function processChunk(chunk: Pending[], exceptions: RiskException[], now: Date, result: IngestResult) {
