@@ -216,8 +216,7 @@ export class SqliteDocStore implements DocStore {
     batch.puts.forEach((p, i) => {
       const single = repeated.has(`${p.collection}\u0000${p.id}`);
       if (!single && p.expectVersion === 0) groupOf(creates, p.collection).push(i);
-      else if (!single && p.expectVersion !== undefined && p.expectVersion > 0)
-        groupOf(updates, p.collection).push(i);
+      else if (!single && p.expectVersion !== undefined && p.expectVersion > 0) groupOf(updates, p.collection).push(i);
       else singles.push(i);
     });
 
