@@ -34,6 +34,7 @@ export function bundleStats(opts?: {
 /** Median wall time of a fresh `node -e ''` (the floor under every loadMs). */
 export function nodeStartMs(runs?: number): number;
 export const zodEnglishOnly: unknown;
+export const zodNamespaceInDependencies: unknown;
 export const otherCloudsStubbed: unknown;
 /** Per cloud, the packages its bundles resolve to a throwing stub (other clouds' action SDKs). */
 export const STUBBED_PACKAGES: Record<'aws' | 'azure' | 'gcp', RegExp>;
@@ -45,6 +46,8 @@ export function bundleComposition(
 ): Array<{ package: string; bytes: number; coldBytes: number }>;
 /** Wall ms of one fresh `node` importing the bundle; throws with the error lines when it cannot load. */
 export function loadOnce(file: string): number;
+/** Wall ms of one fresh `node` importing every lazily loaded chunk of the function's bundle; throws when one cannot load. */
+export function loadChunks(root: string, fn: FunctionEntry): number;
 export const lambdaCredentialsOnly: unknown;
 /** Bytes a cold start reads: the entry file and the chunks it imports statically, transitively. */
 export function coldBytes(entryFile: string): number;

@@ -87,6 +87,16 @@ describe('function bundles', () => {
   );
 
   it.each(entries.map((fn) => [`${fn.cloud}/${fn.name}`, fn] as const))(
+    'loads every lazily imported chunk of %s in a fresh node process',
+    (_name, fn) => {
+      // Act: what the handler imports on first use (config schemas, action SDKs, jira.js) loads as bundled
+      const ms = bundler.loadChunks(root, fn);
+      // Assess
+      expect(ms).toBeGreaterThan(0);
+    },
+  );
+
+  it.each(entries.map((fn) => [`${fn.cloud}/${fn.name}`, fn] as const))(
     "keeps other clouds' action SDKs out of %s",
     (_name, fn) => {
       // Prepare
