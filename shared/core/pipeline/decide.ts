@@ -142,15 +142,10 @@ const union = <T extends string>(xs: readonly T[], add: readonly T[]): T[] => {
   return out ?? [...xs];
 };
 
-const sumValues = (r: Record<string, number>): number => {
-  let s = 0;
-  for (const k in r) s += r[k] ?? 0;
-  return s;
-};
-
 /** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
-  const seen = existing?.occurrencesByFinding[f.key] ?? 0;
+  const stored = existing?.occurrencesByFinding[f.key];
+  const seen = stored ?? 0;
   let count = Math.max(seen, f.occurrences);
   // Sources without a count of their own (SCC, Defender, control findings: always 1) report a
   // re-detection as a later lastSeen: that is one more occurrence. A status change alone is not, and a
@@ -165,13 +160,22 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     count = seen + 1;
   // Keyed by finding key (a sha256): every case has keys no other object has, so a literal with a computed
   // key would give V8 a new hidden class per case. A prototype-free dictionary object has none to make.
+  // The total is summed while copying (a second walk of a dictionary object costs as much again).
   const occurrencesByFinding: Record<string, number> = Object.create(null);
+  let occurrences = 0;
   if (existing)
-    for (const k in existing.occurrencesByFinding) occurrencesByFinding[k] = existing.occurrencesByFinding[k] ?? 0;
-  occurrencesByFinding[f.key] = count;
+    for (const k in existing.occurrencesByFinding) {
+      const n = k === f.key ? count : (existing.occurrencesByFinding[k] ?? 0);
+      occurrencesByFinding[k] = n;
+      occurrences += n;
+    }
+  if (stored === undefined) {
+    occurrencesByFinding[f.key] = count;
+    occurrences += count;
+  }
   return {
     occurrencesByFinding,
-    occurrences: sumValues(occurrencesByFinding),
+    occurrences,
     severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
     sources: existing ? union(existing.sources, [f.source]) : [f.source],
     findingKeys: existing ? union(existing.findingKeys, [f.key]) : [f.key],
@@ -245,6 +249,13 @@ function nextStatus(
   return keep(existing);
 }
 
+// Shared by every decision that reaches them (decisions are never changed once made).
+const RESOLVED_BEFORE_TICKET: Decision['ticket'] = {
+  wanted: false,
+  reason: 'resolved at the source before any ticket was needed',
+};
+const NEW_CASE_TICKET: Decision['ticket'] = { wanted: true, reason: 'new case' };
+
 function ticketWanted(
   c: { sample: boolean; status: CaseStatus },
   isNew: boolean,
@@ -261,8 +272,8 @@ function ticketWanted(
         ? `suppressed by exception ${exception.id} until ${exception.expires}: no ticket while it is in force`
         : 'muted at the source: no ticket',
     };
-  if (isNew && sourceResolved) return { wanted: false, reason: 'resolved at the source before any ticket was needed' };
-  if (isNew) return { wanted: true, reason: 'new case' };
+  if (isNew && sourceResolved) return RESOLVED_BEFORE_TICKET;
+  if (isNew) return NEW_CASE_TICKET;
   return { wanted: true, reason: `case ${c.status}` };
 }
 
