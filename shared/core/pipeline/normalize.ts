@@ -7,12 +7,12 @@
  */
 import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
 import { FindingRejectedError, rejected, rejectOversized, type SourceMapper } from '../sources/common.js';
-import { acceptsWithoutCopy } from '../util/accept.js';
 import { mapDefenderAlert, mapDefenderAssessment } from '../sources/defender.js';
 import { detect, SOURCE_OF, type UnitFormat } from '../sources/detect.js';
 import { mapGuardDuty } from '../sources/guardduty.js';
 import { mapScc } from '../sources/scc.js';
 import { mapAsff } from '../sources/securityhub.js';
+import { acceptsWithoutCopy } from '../util/accept.js';
 
 const MAPPERS: Readonly<Record<UnitFormat, SourceMapper>> = {
   guardduty: mapGuardDuty,

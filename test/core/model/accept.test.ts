@@ -46,7 +46,8 @@ describe('acceptsWithoutCopy over the model', () => {
     }));
     // Assess
     expect(stored.length).toBeGreaterThan(10);
-    for (const [i, v] of verdicts.entries()) expect(v, stored[i]?.finding.sourceId).toEqual({ finding: true, case: true });
+    for (const [i, v] of verdicts.entries())
+      expect(v, stored[i]?.finding.sourceId).toEqual({ finding: true, case: true });
     for (const s of stored) {
       expect(FindingSchema.parse(s.finding)).toStrictEqual(s.finding);
       expect(CaseSchema.parse(s.case)).toStrictEqual(s.case);
