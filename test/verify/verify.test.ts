@@ -235,10 +235,38 @@ describe('verify stage', () => {
       await stage.handle(appliedEvent),
       await stage.handle(request),
     ];
-    // Assess
+    // Assess: one read, one record; a repeat hands back the same event (same id: downstream sees it once).
     expect(action.reads).toBe(1);
-    expect(out.flat()).toHaveLength(1);
+    expect(new Set(out.flat().map((e) => `${e.type} ${e.id}`))).toEqual(new Set([`case.verified ${out[0]?.[0]?.id}`]));
     expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
+  });
+
+  it('finishes the case and the events from the record when the first run stopped right after recording', async () => {
+    // Prepare: the first delivery records the verdict, then its case write fails (the function died).
+    await putCase(store, applied());
+    const action = scriptedAction([HOLDS]);
+    let failCaseWrite = true;
+    const flaky = Object.create(store) as MemoryDocStore;
+    flaky.put = async (collection, id, value, options) => {
+      if (collection === 'cases' && failCaseWrite) {
+        failCaseWrite = false;
+        throw new Error('function timed out');
+      }
+      return store.put(collection, id, value, options);
+    };
+    const stage = createVerifyStage(deps(action, { store: flaky }));
+    await expect(stage.handle(appliedEvent)).rejects.toThrow('function timed out');
+    const stranded = await readCase();
+    // Act: the message comes back.
+    const out = await stage.handle(appliedEvent);
+    // Assess
+    expect(stranded.status).toBe('remediated');
+    expect(action.reads).toBe(1);
+    expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
+    expect(await readCase()).toMatchObject({ status: 'verified', verification: { verdict: 'verified' } });
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ type: 'case.verified', verdict: 'verified' });
+    expect(upstream.calls).toHaveLength(1);
   });
 
   it('reopens a verified case with what changed when scheduled re-verification finds a regression', async () => {

@@ -137,7 +137,8 @@ export async function verifyCase(deps: VerifyDeps, req: VerifyRequest): Promise<
   }
   const key = verifyKeyFor(req, c);
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
-  if (await findByIdempotencyKey(chain, key)) return { verdict: 'duplicate', events: [] };
+  const done = await findByIdempotencyKey(chain, key);
+  if (done) return resumeVerification(deps, c, req, done);
 
   const findings = await loadFindings(deps.store, c.findingKeys);
   const remote = remoteReadOf(deps, c, findings);
@@ -197,34 +198,124 @@ async function concludeVerification(
         action: c.remediation.action,
         upstream,
         ...(change ? { changed: change } : {}),
+        // What the verdict does to the case, decided before the record: a redelivery that finds this
+        // record finishes the same work (see resumeVerification).
+        reopen,
+        wasVerified,
       },
     },
     key,
   );
 
+  const events = await finishVerification(
+    deps,
+    c,
+    req,
+    record,
+    assessment,
+    upstream,
+    reopen,
+    wasVerified,
+    reason,
+    false,
+  );
+  deps.log.info(`verify: ${assessment.verdict}`, { caseKey: c.key, trigger: req.trigger, hash: record.hash });
+  return { verdict: assessment.verdict, record, events };
+}
+
+/**
+ * What follows the evidence record: the case's verification section and status, and the follow-up events
+ * (ids derived from the record). `resuming`: the case may already hold this verdict (or a later one), and
+ * is then left as it is.
+ */
+async function finishVerification(
+  deps: VerifyDeps,
+  c: Case,
+  req: VerifyRequest,
+  record: EvidenceRecord,
+  assessment: Assessment,
+  upstream: UpstreamResult[],
+  reopen: boolean,
+  wasVerified: boolean,
+  reason: string,
+  resuming: boolean,
+): Promise<PipelineEvent[]> {
+  const at = record.at;
   const verification: CaseVerification = {
     verdict: assessment.verdict,
-    at: now,
+    at,
     reason,
     ...(assessment.observed !== undefined ? { observed: assessment.observed } : {}),
     attempts: assessment.attempts,
     trigger: req.trigger,
-    upstream: upstream.map((u) => ({ source: u.source, outcome: `${u.outcome}: ${u.detail}`, at: now })),
+    upstream: upstream.map((u) => ({ source: u.source, outcome: `${u.outcome}: ${u.detail}`, at })),
   };
   await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
-    cur ? nextCase(cur, verification, reopen, reason) : undefined,
+    cur && !(resuming && cur.verification && Date.parse(cur.verification.at) >= Date.parse(at))
+      ? nextCase(cur, verification, reopen, reason)
+      : undefined,
   );
-
   const summary = evidenceSummary(assessment, record, upstream, reason);
-  const events = eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, now);
+  const events = eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
   if (events.length > 0) {
     await deps.store.writeBatch({
       puts: [],
       appends: events.map((e) => ({ log: EVENT_LOG, id: e.id, value: logEntry(e) })),
     });
   }
-  deps.log.info(`verify: ${assessment.verdict}`, { caseKey: c.key, trigger: req.trigger, hash: record.hash });
-  return { verdict: assessment.verdict, record, events };
+  return events;
+}
+
+/**
+ * A request whose verification is already on record (a redelivered event, or the second of two requests
+ * for the same apply). When the first run stopped after the record (the function died, or publishing its
+ * events failed and the message came back), the case write and the events were lost with it: they are
+ * finished from the record, which holds the verdict and what it does to the case. Event ids derive from
+ * the record, so downstream stages see the same events again, never new ones. Records written before
+ * they carried `reopen`/`wasVerified` are left as they are.
+ */
+async function resumeVerification(
+  deps: VerifyDeps,
+  c: Case,
+  req: VerifyRequest,
+  record: EvidenceRecord,
+): Promise<VerifyOutcome> {
+  const d = record.detail;
+  const verdict = record.verdict;
+  if (
+    record.step !== 'verify' ||
+    (verdict !== 'verified' && verdict !== 'failed' && verdict !== 'inconclusive') ||
+    typeof d.reopen !== 'boolean' ||
+    typeof d.wasVerified !== 'boolean'
+  )
+    return { verdict: 'duplicate', record, events: [] };
+  const prefix = `${verdict}: `;
+  const reason = record.summary.startsWith(prefix) ? record.summary.slice(prefix.length) : record.summary;
+  const assessment: Assessment = {
+    verdict,
+    basis: d.basis === 're-read' || d.basis === 'source-state' ? d.basis : 'none',
+    reason,
+    ...(record.after !== undefined ? { observed: record.after } : {}),
+    attempts: typeof d.attempts === 'number' ? d.attempts : 1,
+    calls: record.calls,
+  };
+  const upstream = Array.isArray(d.upstream) ? (d.upstream as UpstreamResult[]) : [];
+  const trigger = PendingRemoteVerifySchema.shape.trigger.safeParse(d.trigger);
+  const original = { ...req, trigger: trigger.success ? trigger.data : req.trigger };
+  const events = await finishVerification(
+    deps,
+    c,
+    original,
+    record,
+    assessment,
+    upstream,
+    d.reopen,
+    d.wasVerified,
+    reason,
+    true,
+  );
+  deps.log.info('verify: already on record; case and events completed from it', { caseKey: c.key, hash: record.hash });
+  return { verdict: 'duplicate', record, events };
 }
 
 /** Only the fields the verifier owns. */
