@@ -196,7 +196,10 @@ describe('remote remediation on the hub', () => {
     expect(c?.status).toBe('remediated');
     expect(first.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
     expect(first[0]).toMatchObject({ state: 'applied', actor: 'closeloop@azure-spoke' });
-    expect(again).toEqual([]);
+    // Delivered again, the result applies nothing twice and re-sends the same events (same ids): the first
+    // publish may be what was lost.
+    expect(again.map((e) => `${e.type} ${e.id}`)).toEqual(first.map((e) => `${e.type} ${e.id}`));
+    expect(double.calls.apply).toBe(1);
   });
 
   it('ignores a result whose token is not the case claim', async () => {

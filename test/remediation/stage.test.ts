@@ -386,6 +386,34 @@ describe('remediation stage', () => {
     expect([...(a ?? []), ...(b ?? [])].filter((e) => e.type === 'case.verify-requested')).toHaveLength(1);
   });
 
+  it('re-sends the events of an apply, not a second apply, when the event comes back before verification', async () => {
+    // Prepare: an apply whose follow-ups were lost (the function died before publishing them).
+    await seed();
+    const stage = createRemediationStage(deps());
+    const first = await stage.handle(decided());
+    // Act
+    const again = await stage.handle(decided());
+    const c = await stored();
+    if (!c) throw new Error('no case');
+    await store.put('cases', c.key, {
+      ...c,
+      verification: {
+        verdict: 'verified',
+        at: '2026-11-18T10:05:00.000Z',
+        reason: 'holds',
+        attempts: 1,
+        trigger: 'apply',
+        upstream: [],
+      },
+    });
+    const afterVerified = await stage.handle(decided());
+    // Assess
+    expect(double.calls.apply).toBe(1);
+    expect(again.map((e) => `${e.type} ${e.id}`)).toEqual(first.map((e) => `${e.type} ${e.id}`));
+    expect(again[0]?.detail).toMatchObject({ requestIds: ['req-1'], before: { open: true } });
+    expect(afterVerified).toEqual([]);
+  });
+
   it('restores the before-state and records who rolled back', async () => {
     // Prepare
     await seed();

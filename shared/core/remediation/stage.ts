@@ -106,8 +106,11 @@ function event(
   actor: string,
   detail: Record<string, unknown>,
   salt = '',
+  // The time of what happened when it is on the case (an apply's `appliedAt`): the id then derives from
+  // the case alone, and re-sending the event after a lost publish gives the same id, not a new event.
+  when?: string,
 ) {
-  const at = deps.clock.now().toISOString();
+  const at = when ?? deps.clock.now().toISOString();
   const e: PipelineEvent = {
     id: `rem-${shortHash(`${c.key}|${state}|${c.remediation.applyToken ?? ''}|${salt}|${at}`)}`,
     type: 'case.remediation',
@@ -255,7 +258,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     await deps.store.delete(HELD_COLLECTION, c.key);
     const detail = { plan: planned.plan, before: extra.before, requestIds };
     const verify = verifyAfterApply(c.key, token, appliedAt, actor);
-    return { events: [event(deps, next, 'applied', actor, detail), verify], state: 'applied' };
+    return { events: [event(deps, next, 'applied', actor, detail, '', appliedAt), verify], state: 'applied' };
   } catch (e) {
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
     // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt).
@@ -263,6 +266,24 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const extra = { applyGates: allGates, error: errorMessage(e), ...(made.length > 0 ? { requestIds: made } : {}) };
     return settle(deps, c, 'failed', reason, extra, actor);
   }
+}
+
+/**
+ * The events an apply announces (`applied`, and the verification it owes), rebuilt from the case with the
+ * ids they were first sent with, while the case is applied and not verified since. In AWS a stage's
+ * follow-ups are published after its writes: when the function dies in between, or the publish fails and
+ * the message comes back, the redelivered event finds the case already applied, and without this the
+ * apply would never be verified nor its evidence recorded. Downstream stages are idempotent on event ids.
+ */
+function appliedFollowUps(deps: RemediationDeps, c: Case): PipelineEvent[] {
+  const r = c.remediation;
+  if (r.state !== 'applied' || !r.applyToken || !r.appliedAt) return [];
+  if (c.verification && Date.parse(c.verification.at) >= Date.parse(r.appliedAt)) return [];
+  const detail = { plan: r.plan, before: r.before, requestIds: r.requestIds ?? [] };
+  return [
+    event(deps, c, 'applied', r.approvedBy ?? deps.actor, detail, '', r.appliedAt),
+    verifyAfterApply(c.key, r.applyToken, r.appliedAt, deps.actor),
+  ];
 }
 
 /** Verification owed after an apply: one request per claim (the id is derived from the claim's token). */
@@ -389,8 +410,15 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
     (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
     result.reason,
   );
-  if (!next) return [];
-  const events: PipelineEvent[] = [event(deps, next, state, result.actor, detail)];
+  if (!next) {
+    // A result delivered again: when this apply is already on the case, its follow-ups may be what the
+    // first delivery lost (see appliedFollowUps).
+    const current = await readCase(deps.store, result.caseKey);
+    return current?.remediation.applyToken === token ? appliedFollowUps(deps, current) : [];
+  }
+  const events: PipelineEvent[] = [
+    event(deps, next, state, result.actor, detail, '', state === 'applied' ? at : undefined),
+  ];
   if (state === 'applied') {
     await deps.store.delete(HELD_COLLECTION, next.key);
     events.push(verifyAfterApply(next.key, token, at, result.actor));
@@ -427,6 +455,7 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
       if (e.type === 'case.remediation') {
         // An approval recorded where nothing may be applied (the Jira webhook, `closeloop approve` in a
         // dry-run) is carried out here, by the deployment that holds the cloud context and may apply.
+        if (e.state === 'approved' && c?.remediation.state === 'applied') return appliedFollowUps(deps, c);
         if (e.state !== 'approved' || c?.remediation.state !== 'approved' || !deps.apply || !deps.ctx) return [];
         return (await run(deps, c, c.remediation.approvedBy ?? e.actor, true)).events;
       }
@@ -439,6 +468,7 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
       }
       if (e.type !== 'case.decided' || !c) return [];
       const r = c.remediation;
+      if (r.state === 'applied') return appliedFollowUps(deps, c);
       if (!r.action || r.mode === 'none' || r.mode === 'manual' || SETTLED.has(r.state)) return [];
       if (c.sourceStatus === 'resolved' || c.sample || c.muted) return [];
       return (await run(deps, c, deps.actor, r.state === 'approved')).events;
