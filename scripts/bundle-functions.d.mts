@@ -26,11 +26,18 @@ export function bundleFunctions(opts?: {
   configDir?: string;
   only?: string[];
 }): Promise<Array<{ function: string; bundle: string; zip: string; bytes: number; totalBytes: number }>>;
-export function bundleStats(opts?: {
-  root: string;
-  runs?: number;
-  rebuild?: boolean;
-}): Promise<Array<{ function: string; bytes: number; totalBytes?: number; loadMs: number | null; error?: string }>>;
+export function bundleStats(opts?: { root: string; runs?: number; rebuild?: boolean }): Promise<
+  Array<{
+    function: string;
+    bytes: number;
+    totalBytes?: number;
+    /** The bundle's import in a fresh process (median ms); null when it cannot load. */
+    loadMs: number | null;
+    /** The whole fresh process (median ms, node's start-up included). */
+    processMs?: number;
+    error?: string;
+  }>
+>;
 /** Median wall time of a fresh `node -e ''` (the floor under every loadMs). */
 export function nodeStartMs(runs?: number): number;
 export const zodEnglishOnly: unknown;
@@ -46,6 +53,8 @@ export function bundleComposition(
 ): Array<{ package: string; bytes: number; coldBytes: number }>;
 /** Wall ms of one fresh `node` importing the bundle; throws with the error lines when it cannot load. */
 export function loadOnce(file: string): number;
+/** One cold load in a fresh `node`: the import timed inside it, and the whole process. */
+export function loadTimes(file: string): { importMs: number; processMs: number };
 /** Wall ms of one fresh `node` importing every lazily loaded chunk of the function's bundle; throws when one cannot load. */
 export function loadChunks(root: string, fn: FunctionEntry): number;
 export const lambdaCredentialsOnly: unknown;
