@@ -65,6 +65,11 @@ export interface DocStore {
 export interface WriteBatch {
   puts: Array<{ collection: string; id: string; value: unknown; expectVersion?: number }>;
   appends: Array<{ log: string; id: string; value: unknown }>;
+  /**
+   * The caller does not use the appends' outcomes (an append is idempotent on its id either way): a store
+   * may skip working them out and answer `appends: []`.
+   */
+  appendsUnread?: boolean;
 }
 
 /** Publishes closeloop's own events to the next stages (in-process locally, EventBridge/SQS in AWS). */

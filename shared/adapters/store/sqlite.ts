@@ -256,7 +256,7 @@ export class SqliteDocStore implements DocStore {
     batch.appends.forEach((a, i) => {
       if ((appendCount.get(appendKeys[i] ?? '') ?? 0) === 1) groupOf(groupedAppends, a.log).push(a.id);
     });
-    for (const [log, ids] of groupedAppends) {
+    for (const [log, ids] of batch.appendsUnread ? [] : groupedAppends) {
       const present = new Set<string>();
       logged.set(log, present);
       for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
@@ -361,6 +361,7 @@ export class SqliteDocStore implements DocStore {
           args,
         },
         (rs) => {
+          if (batch.appendsUnread) return;
           let expected = 0;
           for (const i of group) {
             const absent = !present?.has(batch.appends[i]?.id ?? '');
@@ -396,7 +397,7 @@ export class SqliteDocStore implements DocStore {
       read(results[i]);
     });
     for (const check of checks) check();
-    return { puts, appends };
+    return { puts, appends: batch.appendsUnread ? [] : appends };
   }
 
   async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {

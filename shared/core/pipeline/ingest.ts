@@ -238,7 +238,7 @@ export function createIngest(deps: IngestDeps) {
         logEntries.push(...a.log);
       }
     }
-    if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries });
+    if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries, appendsUnread: true });
   }
 
   /** The slow, always-correct path: one finding, read-modify-write with retries on both documents. */

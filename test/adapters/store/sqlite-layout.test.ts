@@ -129,6 +129,29 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
+  it('appends once per id and reports no outcomes when the caller says it does not read them', async () => {
+    // Prepare
+    const store = await SqliteDocStore.open(join(tmp.dir, 'quiet.db'));
+    await store.append('events', 'seen', { v: 0 });
+    // Act
+    const out = await store.writeBatch({
+      puts: [],
+      appends: [
+        { log: 'events', id: 'seen', value: { v: 1 } },
+        { log: 'events', id: 'new', value: { v: 1 } },
+        { log: 'events', id: 'new', value: { v: 2 } },
+      ],
+      appendsUnread: true,
+    });
+    // Assess
+    expect(out.appends).toEqual([]);
+    expect((await store.readLog('events')).map((e) => [e.id, e.value])).toEqual([
+      ['seen', { v: 0 }],
+      ['new', { v: 1 }],
+    ]);
+    await store.close();
+  });
+
   it('makes a new database with 16 KB pages and leaves the page size of an existing one alone', async () => {
     // Prepare: a database another writer made with the default 4 KB pages.
     const oldFile = join(tmp.dir, 'old-pages.db');
