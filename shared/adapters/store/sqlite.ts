@@ -38,6 +38,16 @@ const ROWS_PER_INSERT = 200;
  */
 const PAGE_SIZE = 16384;
 
+/** One write batch as statements, what reads their results, and the outcomes they make. */
+interface BatchPlan {
+  statements: InStatement[];
+  readers: Array<(rs: ResultSet | undefined) => void>;
+  checks: Array<() => void>;
+  /** Whether a grouped statement may fail on a conflict (the optimistic plan then has a careful twin). */
+  grouped: boolean;
+  outcome: () => { puts: Array<number | null>; appends: boolean[] };
+}
+
 /** Ids per `IN (…)` list of a read. */
 const ROWS_PER_READ = 500;
 
@@ -185,18 +195,44 @@ export class SqliteDocStore implements DocStore {
   /**
    * One write transaction. Nearly every write of an ingest chunk is a create (`expectVersion: 0`), a
    * conditional update (`expectVersion: n`) or a log append; each kind goes as multi-row statements
-   * (`INSERT … ON CONFLICT DO NOTHING`, `UPDATE … FROM (VALUES …)`). Which rows they write is known from
-   * a read of the same ids at the start of the same transaction: nothing else can write in between, and
-   * no grouped statement touches a row another statement of the batch touches, so a create goes in
-   * exactly when its id was absent and an update exactly when the version read is the one expected.
-   * (The statements' own row counts must agree, or the batch fails.) Reading ahead costs less than
-   * `RETURNING`, which libsql hands back row by row: measured on 2.9 KB rows, 21 → 13 µs per insert,
-   * and one statement for 200 updates instead of 200: 48 → 22 µs per update. Unconditional puts, and
-   * every put of a document named twice in one batch, are one statement each, in the order given.
-   * Outcomes are the same as one statement per write.
+   * (`INSERT … VALUES …`, `UPDATE … FROM (VALUES …)`): one statement for 200 updates instead of 200 cost
+   * 22 instead of 48 µs per updated 2.9 KB row. Unconditional puts, and every put of a document named
+   * twice in one batch, are one statement each, in the order given. Outcomes are the same as one
+   * statement per write.
+   *
+   * Which rows a grouped statement wrote is known in one of two ways. First optimistically: every create
+   * and append must go in and every update match its version — a conflicting create or append fails its
+   * INSERT, and a guard after each UPDATE fails when it changed fewer rows — and any failure rolls the
+   * whole transaction back. That is the ingest's case: it read the same ids just before. Then, after such
+   * a rollback, carefully: the ids are read at the start of the transaction (nothing else can write in
+   * between, and no grouped statement touches a row another one touches), so a create goes in exactly when
+   * its id was absent and an update exactly when the version read is the one expected. Either way costs
+   * less than `RETURNING`, which libsql hands back row by row (2.9 KB rows: 21 → 13 µs per insert).
    */
   async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
     if (batch.puts.length === 0 && batch.appends.length === 0) return { puts: [], appends: [] };
+    const optimistic = this.planBatch(batch, false);
+    if (!optimistic.grouped) return this.runPlan(optimistic);
+    try {
+      return await this.runPlan(optimistic);
+    } catch {
+      // A conflict (or any other failure): nothing of the optimistic attempt was written.
+      return this.runPlan(this.planBatch(batch, true));
+    }
+  }
+
+  private async runPlan(plan: BatchPlan): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
+    const results = await this.client.batch(plan.statements, 'write');
+    plan.readers.forEach((read, i) => {
+      read(results[i]);
+    });
+    for (const check of plan.checks) check();
+    return plan.outcome();
+  }
+
+  /** The statements of one write batch, `careful` (reading ahead) or optimistic (see writeBatch). */
+  private planBatch(batch: WriteBatch, careful: boolean): BatchPlan {
+    let grouped = false;
     const statements: InStatement[] = [];
     const readers: Array<(rs: ResultSet | undefined) => void> = [];
     const puts: Array<number | null> = batch.puts.map(() => null);
@@ -229,7 +265,7 @@ export class SqliteDocStore implements DocStore {
 
     // 1. The reads ahead, before any write of the transaction.
     const versions = new Map<string, Map<string, number>>(); // collection → id → version
-    for (const collection of new Set([...creates.keys(), ...updates.keys()])) {
+    for (const collection of careful ? new Set([...creates.keys(), ...updates.keys()]) : []) {
       const found = new Map<string, number>();
       versions.set(collection, found);
       const ids = [...(creates.get(collection) ?? []), ...(updates.get(collection) ?? [])].map(
@@ -256,7 +292,7 @@ export class SqliteDocStore implements DocStore {
     batch.appends.forEach((a, i) => {
       if ((appendCount.get(appendKeys[i] ?? '') ?? 0) === 1) groupOf(groupedAppends, a.log).push(a.id);
     });
-    for (const [log, ids] of batch.appendsUnread ? [] : groupedAppends) {
+    for (const [log, ids] of careful && !batch.appendsUnread ? groupedAppends : []) {
       const present = new Set<string>();
       logged.set(log, present);
       for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
@@ -290,16 +326,18 @@ export class SqliteDocStore implements DocStore {
           const p = batch.puts[i];
           if (p) args.push(collection, p.id, JSON.stringify(p.value));
         }
+        grouped = true;
         add(
           {
+            // Optimistic: a conflict fails the statement (and the transaction) instead of being skipped.
             sql: `INSERT INTO documents (coll, id, value, version) VALUES ${group.map(() => '(?, ?, ?, 1)').join(', ')}
-                  ON CONFLICT (coll, id) DO NOTHING`,
+                  ${careful ? 'ON CONFLICT (coll, id) DO NOTHING' : ''}`,
             args,
           },
           (rs) => {
             let expected = 0;
             for (const i of group) {
-              const absent = !found?.has(batch.puts[i]?.id ?? '');
+              const absent = !careful || !found?.has(batch.puts[i]?.id ?? '');
               puts[i] = absent ? 1 : null;
               if (absent) expected++;
             }
@@ -330,13 +368,24 @@ export class SqliteDocStore implements DocStore {
             let expected = 0;
             for (const i of group) {
               const p = batch.puts[i];
-              const matches = p !== undefined && found?.get(p.id) === p.expectVersion;
+              const matches = p !== undefined && (!careful || found?.get(p.id) === p.expectVersion);
               puts[i] = matches ? (p.expectVersion ?? 0) + 1 : null;
               if (matches) expected++;
             }
             checks.push(() => agree(rs, expected, `updates in ${collection}`));
           },
         );
+        grouped = true;
+        // Optimistic: every row must have matched its version, or this guard fails the transaction
+        // (json() of a non-JSON text is an error; changes() counts the UPDATE just before).
+        if (!careful)
+          add(
+            {
+              sql: `SELECT CASE WHEN changes() = ? THEN 0 ELSE json('a conditional update lost its race') END`,
+              args: [group.length],
+            },
+            () => {},
+          );
       }
     }
 
@@ -354,17 +403,21 @@ export class SqliteDocStore implements DocStore {
         const a = batch.appends[i];
         if (a) args.push(a.log, a.id, JSON.stringify(a.value));
       }
+      // Unread outcomes: an id already logged is skipped. Read ones: optimistic, a logged id fails the
+      // statement; careful, skipped and known from the read ahead.
+      const strict = !careful && !batch.appendsUnread;
+      if (strict) grouped = true;
       add(
         {
           sql: `INSERT INTO logs (log, id, value) VALUES ${group.map(() => '(?, ?, ?)').join(', ')}
-                ON CONFLICT (log, id) DO NOTHING`,
+                ${strict ? '' : 'ON CONFLICT (log, id) DO NOTHING'}`,
           args,
         },
         (rs) => {
           if (batch.appendsUnread) return;
           let expected = 0;
           for (const i of group) {
-            const absent = !present?.has(batch.appends[i]?.id ?? '');
+            const absent = strict || !present?.has(batch.appends[i]?.id ?? '');
             appends[i] = absent;
             if (absent) expected++;
           }
@@ -392,12 +445,13 @@ export class SqliteDocStore implements DocStore {
     });
     flushRun();
 
-    const results = await this.client.batch(statements, 'write');
-    readers.forEach((read, i) => {
-      read(results[i]);
-    });
-    for (const check of checks) check();
-    return { puts, appends: batch.appendsUnread ? [] : appends };
+    return {
+      statements,
+      readers,
+      checks,
+      grouped,
+      outcome: () => ({ puts, appends: batch.appendsUnread ? [] : appends }),
+    };
   }
 
   async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {

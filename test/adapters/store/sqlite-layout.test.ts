@@ -129,6 +129,40 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
+  it('writes the rest of a batch and fails only the conflicting writes when a grouped create or append meets an existing id', async () => {
+    // Prepare: a document and a log entry another writer made.
+    const store = await SqliteDocStore.open(join(tmp.dir, 'conflict.db'));
+    await store.put('findings', 'theirs', { by: 'them' });
+    await store.append('events', 'theirs', { by: 'them' });
+    // Act
+    const out = await store.writeBatch({
+      puts: [
+        { collection: 'findings', id: 'mine-1', value: { by: 'me' }, expectVersion: 0 },
+        { collection: 'findings', id: 'theirs', value: { by: 'me' }, expectVersion: 0 },
+        { collection: 'findings', id: 'mine-2', value: { by: 'me' }, expectVersion: 0 },
+      ],
+      appends: [
+        { log: 'events', id: 'theirs', value: { by: 'me' } },
+        { log: 'events', id: 'mine', value: { by: 'me' } },
+      ],
+    });
+    // Assess
+    expect(out).toEqual({ puts: [1, null, 1], appends: [false, true] });
+    const docs = await store.getMany('findings', ['mine-1', 'theirs', 'mine-2']);
+    expect([...docs.values()].map((d) => [d.id, d.value, d.version])).toEqual(
+      expect.arrayContaining([
+        ['mine-1', { by: 'me' }, 1],
+        ['theirs', { by: 'them' }, 1],
+        ['mine-2', { by: 'me' }, 1],
+      ]),
+    );
+    expect((await store.readLog('events')).map((e) => [e.id, e.value])).toEqual([
+      ['theirs', { by: 'them' }],
+      ['mine', { by: 'me' }],
+    ]);
+    await store.close();
+  });
+
   it('appends once per id and reports no outcomes when the caller says it does not read them', async () => {
     // Prepare
     const store = await SqliteDocStore.open(join(tmp.dir, 'quiet.db'));
