@@ -8,19 +8,15 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE } from './node-bundle.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist/bench/run.mjs');
 await build({
   entryPoints: [join(root, 'bench/run.ts')],
   outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
+  ...NODE_BUNDLE,
   sourcemap: 'linked',
-  logLevel: 'warning',
   // The function bundler is a script of its own (it runs its CLI when it is node's main module, and the
   // bench bundle would be): imported from where it lies, not copied in.
   plugins: [

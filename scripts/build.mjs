@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE } from './node-bundle.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cliOnly = process.argv.includes('--cli');
@@ -13,13 +14,8 @@ const cliOnly = process.argv.includes('--cli');
 await build({
   entryPoints: [join(root, 'functions/cli/closeloop.ts')],
   outfile: join(root, 'dist/cli/closeloop.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
+  ...NODE_BUNDLE,
   sourcemap: 'linked',
-  logLevel: 'warning',
 });
 
 if (!cliOnly) {

@@ -17,6 +17,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { NODE_BUNDLE } from './node-bundle.mjs';
 
 const CLOUDS = ['aws', 'azure', 'gcp'];
 
@@ -432,12 +433,7 @@ async function withBundled(root, name, input, use) {
   await build({
     ...input,
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
+    ...NODE_BUNDLE,
   });
   try {
     return await use(await import(pathToFileURL(outfile).href));

@@ -51,6 +51,11 @@ interface BatchPlan {
 /** Ids per `IN (…)` list of a read. */
 const ROWS_PER_READ = 500;
 
+/** `list` in consecutive slices of at most `size`. */
+function* slices<T>(list: readonly T[], size: number): Generator<T[]> {
+  for (let at = 0; at < list.length; at += size) yield list.slice(at, at + size);
+}
+
 function groupOf<T>(groups: Map<string, T[]>, key: string): T[] {
   let list = groups.get(key);
   if (!list) {
@@ -178,8 +183,7 @@ export class SqliteDocStore implements DocStore {
   async getMany(collection: string, ids: readonly string[]): Promise<Map<string, StoredDoc>> {
     const out = new Map<string, StoredDoc>();
     // SQLite's default host-parameter limit is 32766; stay well under it.
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
+    for (const chunk of slices(ids, ROWS_PER_READ)) {
       const rs = await this.run(
         `SELECT id, value, version FROM documents WHERE coll = ? AND id IN (${chunk.map(() => '?').join(',')})`,
         [collection, ...chunk],
@@ -271,8 +275,7 @@ export class SqliteDocStore implements DocStore {
       const ids = [...(creates.get(collection) ?? []), ...(updates.get(collection) ?? [])].map(
         (i) => batch.puts[i]?.id ?? '',
       );
-      for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
-        const chunk = ids.slice(at, at + ROWS_PER_READ);
+      for (const chunk of slices(ids, ROWS_PER_READ)) {
         add(
           {
             sql: `SELECT id, version FROM documents WHERE coll = ? AND id IN (${chunk.map(() => '?').join(',')})`,
@@ -295,8 +298,7 @@ export class SqliteDocStore implements DocStore {
     for (const [log, ids] of careful && !batch.appendsUnread ? groupedAppends : []) {
       const present = new Set<string>();
       logged.set(log, present);
-      for (let at = 0; at < ids.length; at += ROWS_PER_READ) {
-        const chunk = ids.slice(at, at + ROWS_PER_READ);
+      for (const chunk of slices(ids, ROWS_PER_READ)) {
         add(
           {
             sql: `SELECT id FROM logs WHERE log = ? AND id IN (${chunk.map(() => '?').join(',')})`,
@@ -319,8 +321,7 @@ export class SqliteDocStore implements DocStore {
     }
     for (const [collection, indexes] of creates) {
       const found = versions.get(collection);
-      for (let at = 0; at < indexes.length; at += ROWS_PER_INSERT) {
-        const group = indexes.slice(at, at + ROWS_PER_INSERT);
+      for (const group of slices(indexes, ROWS_PER_INSERT)) {
         const args: InValue[] = [];
         for (const i of group) {
           const p = batch.puts[i];
@@ -348,8 +349,7 @@ export class SqliteDocStore implements DocStore {
     }
     for (const [collection, indexes] of updates) {
       const found = versions.get(collection);
-      for (let at = 0; at < indexes.length; at += ROWS_PER_INSERT) {
-        const group = indexes.slice(at, at + ROWS_PER_INSERT);
+      for (const group of slices(indexes, ROWS_PER_INSERT)) {
         const args: InValue[] = [];
         for (const i of group) {
           const p = batch.puts[i];
