@@ -105,7 +105,7 @@ async function main() {
     });
     t = performance.now();
     let stored = 0;
-    const slice = 2000;
+    const slice = 10_000; // as the CLI slices its inputs
     for (let i = 0; i < inputs.length; i += slice) {
       const docs = [];
       for (const [j, inp] of inputs.slice(i, i + slice).entries()) {

@@ -71,7 +71,7 @@ async function ingestAll(rt: LocalRuntime, docs: Awaited<ReturnType<typeof load>
   const results = [];
   const rejected: Rejected[] = [];
   const stats = { documents: 0, findings: 0, rejected: 0, newCases: 0, changedCases: 0, unchanged: 0 };
-  const slice = 2000;
+  const slice = 10_000; // one ingest transaction each (see IngestDeps.chunkSize)
   for (let i = 0; i < docs.length; i += slice) {
     const out = await rt.ingest.ingest(docs.slice(i, i + slice));
     results.push(...out.results);
