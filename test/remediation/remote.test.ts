@@ -119,6 +119,21 @@ describe('remote remediation on the hub', () => {
     ...o,
   });
   const stored = async () => (await getDoc(store, 'cases', CASE_KEY, CaseSchema))?.value;
+  /** The spoke's side: its action lookup and context, applying under its own identity. */
+  const spokeDeps = () => ({
+    actions: deps().actions,
+    ctx: testContext(),
+    clock: fixedClock(),
+    apply: true,
+    actor: 'closeloop@azure-spoke',
+  });
+  /** The hub's stage dispatches the decided case; returns the request the spoke receives. */
+  const dispatch = async (remote: ReturnType<typeof recordingExecutor>) => {
+    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
+    const request = remote.sent[0];
+    if (!request) throw new Error('nothing dispatched');
+    return request;
+  };
 
   beforeEach(async () => {
     store = new MemoryDocStore();
@@ -174,17 +189,8 @@ describe('remote remediation on the hub', () => {
   it('records the spoke result once and asks for verification when the spoke applied under the claim', async () => {
     // Prepare: dispatch, then let the "spoke" run the request against the double.
     const remote = recordingExecutor();
-    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
-    const request = remote.sent[0];
-    if (!request) throw new Error('nothing dispatched');
-    const spokeDeps = {
-      actions: deps().actions,
-      ctx: testContext(),
-      clock: fixedClock(),
-      apply: true,
-      actor: 'closeloop@azure-spoke',
-    };
-    const result = await executeRemote(request, spokeDeps);
+    const request = await dispatch(remote);
+    const result = await executeRemote(request, spokeDeps());
     // Act
     const first = await recordRemoteResult(deps(), result);
     const again = await recordRemoteResult(deps(), result);
@@ -229,22 +235,13 @@ describe('remote remediation on the hub', () => {
   it('dispatches a rollback with the recorded before-state and records it when the spoke restored it', async () => {
     // Prepare: an applied case.
     const remote = recordingExecutor();
-    await createRemediationStage(deps({ remote: remote.executor })).handle(decided);
-    const applyRequest = remote.sent[0];
-    if (!applyRequest) throw new Error('nothing dispatched');
-    const spokeDeps = {
-      actions: deps().actions,
-      ctx: testContext(),
-      clock: fixedClock(),
-      apply: true,
-      actor: 'closeloop@azure-spoke',
-    };
-    await recordRemoteResult(deps(), await executeRemote(applyRequest, spokeDeps));
+    const applyRequest = await dispatch(remote);
+    await recordRemoteResult(deps(), await executeRemote(applyRequest, spokeDeps()));
     // Act
     await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
     const rollback = remote.sent[1];
     if (!rollback) throw new Error('no rollback dispatched');
-    const events = await recordRemoteResult(deps(), await executeRemote(rollback, spokeDeps));
+    const events = await recordRemoteResult(deps(), await executeRemote(rollback, spokeDeps()));
     // Assess
     expect(rollback).toMatchObject({ op: 'rollback', before: { open: true }, actor: 'oncall@example.com' });
     expect(double.live.open).toBe(true);
