@@ -3,6 +3,7 @@ import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { answerForwarder } from '../../helpers/forwarder.js';
 import { fixture } from '../helpers/events.js';
 
 const SECRET = 'logic-app-shared-secret-0000000000';
@@ -33,17 +34,7 @@ afterAll(() => {
   vi.unstubAllGlobals();
 });
 beforeEach(() => {
-  sts.reset();
-  eb.reset();
-  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIAEXAMPLE',
-      SecretAccessKey: 'temp-secret',
-      SessionToken: 'temp-session',
-      Expiration: new Date(Date.now() + 3_600_000),
-    },
-  });
-  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+  answerForwarder(sts, eb);
 });
 
 const context = () =>

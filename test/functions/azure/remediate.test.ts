@@ -21,6 +21,7 @@ import {
 import { remoteMessageOf } from '../../../shared/adapters/bus/spoke-remote.js';
 import { RemoteResultSchema } from '../../../shared/core/remediation/remote.js';
 import { AZURITE_ACCOUNT, type Azurite, startAzurite } from '../../helpers/azurite.js';
+import { answerForwarder } from '../../helpers/forwarder.js';
 import { eventBridgeEvent } from '../helpers/events.js';
 
 /** What the mocked client factory hands the function: the ARM stub and Azurite's blob endpoint. */
@@ -122,17 +123,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   vi.stubEnv('CLOSELOOP_APPLY', 'true');
-  sts.reset();
-  eb.reset();
-  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIAEXAMPLE',
-      SecretAccessKey: 'temp-secret',
-      SessionToken: 'temp-session',
-      Expiration: new Date(Date.now() + 3_600_000),
-    },
-  });
-  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+  answerForwarder(sts, eb);
   // A public container holding a blob, and an account that allows public access.
   for await (const c of blob.listContainers()) await blob.deleteContainer(c.name);
   container = `public-${++n}`;

@@ -18,6 +18,7 @@ import {
 } from '../../../shared/adapters/bus/spoke.js';
 import { remoteMessageOf } from '../../../shared/adapters/bus/spoke-remote.js';
 import { RemoteResultSchema } from '../../../shared/core/remediation/remote.js';
+import { answerForwarder } from '../../helpers/forwarder.js';
 import { type GcpDouble, startGcpDouble } from '../../helpers/gcp-double.js';
 import { eventBridgeEvent } from '../helpers/events.js';
 
@@ -78,17 +79,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   vi.stubEnv('CLOSELOOP_APPLY', 'true');
-  sts.reset();
-  eb.reset();
-  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIAEXAMPLE',
-      SecretAccessKey: 's',
-      SessionToken: 't',
-      Expiration: new Date(Date.now() + 3_600_000),
-    },
-  });
-  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+  answerForwarder(sts, eb);
   gcp.requests.length = 0;
   gcp.buckets.clear();
   gcp.buckets.set(BUCKET, {

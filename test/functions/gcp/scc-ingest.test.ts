@@ -4,6 +4,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import supertest from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { answerForwarder } from '../../helpers/forwarder.js';
 import { fixture } from '../helpers/events.js';
 
 let sts: AwsClientStub<STSClient>;
@@ -31,17 +32,7 @@ afterAll(() => {
   vi.restoreAllMocks();
 });
 beforeEach(() => {
-  sts.reset();
-  eb.reset();
-  sts.on(AssumeRoleWithWebIdentityCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIAEXAMPLE',
-      SecretAccessKey: 's',
-      SessionToken: 't',
-      Expiration: new Date(Date.now() + 3_600_000),
-    },
-  });
-  eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+  answerForwarder(sts, eb);
 });
 
 /** A Pub/Sub CloudEvent (structured mode) around a base64 NotificationMessage. */
