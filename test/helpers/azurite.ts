@@ -11,7 +11,8 @@ export const AZURITE_ACCOUNT = 'devstoreaccount1';
 /** Azurite's published development key (not a secret). */
 export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-async function freePort(): Promise<number> {
+/** A free 127.0.0.1 port. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -39,9 +40,13 @@ export interface Azurite {
   stop(): Promise<void>;
 }
 
-export async function startAzurite(): Promise<Azurite> {
-  const port = await freePort();
+/**
+ * Spawns azurite-blob on `port` — its data in memory, or in the folder `location` so that a restart on the
+ * same port finds it — and waits until it accepts connections.
+ */
+export async function spawnAzurite(port: number, location?: string): Promise<{ stop(): Promise<void> }> {
   const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
+  const storage = location === undefined ? ['--inMemoryPersistence'] : ['--location', location];
   const child: ChildProcess = spawn(
     bin,
     [
@@ -49,7 +54,7 @@ export async function startAzurite(): Promise<Azurite> {
       '127.0.0.1',
       '--blobPort',
       String(port),
-      '--inMemoryPersistence',
+      ...storage,
       '--disableTelemetry',
       '--skipApiVersionCheck',
       '--silent',
@@ -65,13 +70,21 @@ export async function startAzurite(): Promise<Azurite> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    url: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
-    credential: new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill();
       }),
+  };
+}
+
+export async function startAzurite(): Promise<Azurite> {
+  const port = await freePort();
+  const { stop } = await spawnAzurite(port);
+  return {
+    url: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
+    credential: new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    stop,
   };
 }

@@ -5,9 +5,6 @@
  * half-applied goes unrecorded, the case says what happened, and a later retry completes without
  * applying any step twice.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
 import {
   DeleteBucketPolicyCommand,
   GetBucketAclCommand,
@@ -35,7 +32,7 @@ import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { approveCase, createRemediationStage, type RemediationDeps } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
 import { awsError, decidedCase, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY } from '../helpers/azurite.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, freePort, spawnAzurite } from '../helpers/azurite.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -276,52 +273,22 @@ describe('fault injection: AWS throttling and AccessDenied through the remediati
 const SUB = '00000000-0000-0000-0000-000000000000';
 const AZ_ACTION = 'azure.storage.disallow-public-access';
 
-/** A free 127.0.0.1 port, chosen once and kept across restarts (clients keep their URL). */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-
 /** Azurite blob on one port with its data on disk, so it can be stopped and started again. */
 function restartableAzurite(location: string, port: number) {
-  let child: ChildProcess | undefined;
-  const canConnect = () =>
-    new Promise<boolean>((resolve) => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.once('error', () => resolve(false));
-    });
+  let running: { stop(): Promise<void> } | undefined;
   return {
     url: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
     async start() {
-      const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
-      const args = ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', location];
-      child = spawn(bin, [...args, '--disableTelemetry', '--skipApiVersionCheck', '--silent'], { stdio: 'ignore' });
-      const deadline = Date.now() + 20_000;
-      while (!(await canConnect())) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`azurite did not start on ${port}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      running = await spawnAzurite(port, location);
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (!child || child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill();
-      }),
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
   };
 }
 
-// Chosen before the describe block builds its clients, which keep the URL across restarts.
+// A free port, chosen before the describe block builds its clients, which keep the URL across restarts.
 const AZURITE_PORT = await freePort();
 
 describe('fault injection: Azurite stopped mid-run for azure.storage.disallow-public-access', () => {
