@@ -16,6 +16,7 @@ import { type JiraDouble, type JiraDoubleOptions, startJiraDouble } from '../hel
 import {
   decided,
   makeCase,
+  NO_GROUPING,
   policy,
   putCase,
   quietLog,
@@ -30,16 +31,6 @@ const CASES = 60;
  * the work; waits capped at 5 s.
  */
 const RETRY = { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 5_000 };
-const NO_GROUPING = {
-  grouping: {
-    enabled: false,
-    threshold: 10,
-    windowMinutes: 60,
-    mode: 'table',
-    subtaskIssueType: 'Subtask',
-    refreshSeconds: 60,
-  },
-};
 
 /** The ticket stage over JiraTicketSink (jira.js) against a fresh double, with the tight retry above. */
 async function harness(options: JiraDoubleOptions) {

@@ -154,6 +154,18 @@ export function decided(c: Case, opts: { isNewCase?: boolean; recurrence?: boole
   };
 }
 
+/** Ticket policy overrides that turn grouping off (one ticket per case, whatever the storm). */
+export const NO_GROUPING = {
+  grouping: {
+    enabled: false,
+    threshold: 10,
+    windowMinutes: 60,
+    mode: 'table',
+    subtaskIssueType: 'Subtask',
+    refreshSeconds: 60,
+  },
+};
+
 export function policy(overrides: Record<string, unknown> = {}): TicketPolicy {
   return TicketPolicySchema.parse(overrides);
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { decided, type Harness, jiraHarness, makeCase, putCase, readCase } from './helpers.js';
+import { decided, type Harness, jiraHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
 afterEach(async () => {
@@ -84,26 +84,14 @@ describe('JiraTicketSink through jira.js against the double', () => {
 
   it('tickets every case exactly once when Jira answers 429 or 5xx to half of the calls', async () => {
     // Prepare: faults before and after processing (an "after" 5xx on create means the issue exists)
-    h = await jiraHarness(
-      {
-        grouping: {
-          enabled: false,
-          threshold: 10,
-          windowMinutes: 60,
-          mode: 'table',
-          subtaskIssueType: 'Subtask',
-          refreshSeconds: 60,
-        },
-      },
-      {
-        seed: 7,
-        faults: [
-          { kind: '429', ratio: 0.25, retryAfter: 2 },
-          { kind: '503', ratio: 0.2, when: 'after' },
-          { kind: '500', ratio: 0.1 },
-        ],
-      },
-    );
+    h = await jiraHarness(NO_GROUPING, {
+      seed: 7,
+      faults: [
+        { kind: '429', ratio: 0.25, retryAfter: 2 },
+        { kind: '503', ratio: 0.2, when: 'after' },
+        { kind: '500', ratio: 0.1 },
+      ],
+    });
     const cases = Array.from({ length: 40 }, (_, i) => makeCase({ n: i }));
     for (const c of cases) await putCase(h.store, c);
     // Act

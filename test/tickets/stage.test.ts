@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { decided, decisionOf, localHarness, makeCase, putCase, readCase } from './helpers.js';
+import { decided, decisionOf, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
   if (!(h.sink instanceof LocalTicketSink)) throw new Error('local harness expected');
@@ -223,14 +223,7 @@ describe('ticket stage (local sink)', () => {
     // Prepare
     const h = localHarness({
       budget: { createsPerMinute: 2 },
-      grouping: {
-        enabled: false,
-        threshold: 10,
-        windowMinutes: 60,
-        mode: 'table',
-        subtaskIssueType: 'Subtask',
-        refreshSeconds: 60,
-      },
+      ...NO_GROUPING,
     });
     const cases = Array.from({ length: 5 }, (_, i) => makeCase({ n: i }));
     for (const c of cases) await putCase(h.store, c);
