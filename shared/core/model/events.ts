@@ -15,6 +15,10 @@ const base = {
   detail: z.record(z.string(), z.unknown()).optional(),
 };
 
+/** Why verification was asked for. */
+export const VerifyTriggerSchema = z.enum(['apply', 'source-resolved', 'ticket-closed', 'scheduled', 'manual']);
+export type VerifyTrigger = z.infer<typeof VerifyTriggerSchema>;
+
 export const PipelineEventSchema = z.discriminatedUnion('type', [
   /** decide ran for a finding of this case (new, recurrence, status change, exception change). */
   z.object({
@@ -35,7 +39,7 @@ export const PipelineEventSchema = z.discriminatedUnion('type', [
   z.object({
     ...base,
     type: z.literal('case.verify-requested'),
-    trigger: z.enum(['apply', 'source-resolved', 'ticket-closed', 'scheduled', 'manual']),
+    trigger: VerifyTriggerSchema,
     actor: z.string(),
   }),
   /** Verification reached a verdict. */

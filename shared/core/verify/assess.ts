@@ -3,10 +3,12 @@
  * retries and backoff, because cloud APIs are eventually consistent), else rely on the source's own
  * state, saying so. Never a silent pass: every verdict carries its basis and reason.
  */
+
 import type { Action, ActionContext } from '../../actions/define.js';
 import { errorMessage, isRetryable } from '../errors.js';
 import type { EvidenceCall } from '../evidence/record.js';
 import type { Case } from '../model/case.js';
+import type { VerifyTrigger } from '../model/events.js';
 import type { Finding } from '../model/finding.js';
 import type { VerificationPolicy } from './policy.js';
 
@@ -16,7 +18,7 @@ export interface ActionLookup {
   get(id: string): VerifiableAction | undefined;
 }
 
-export type Trigger = 'apply' | 'source-resolved' | 'ticket-closed' | 'scheduled' | 'manual';
+export type Trigger = VerifyTrigger;
 
 export interface Assessment {
   verdict: 'verified' | 'failed' | 'inconclusive';

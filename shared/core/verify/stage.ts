@@ -16,7 +16,7 @@ import type { EvidenceStore } from '../evidence/ports.js';
 import { actorFrom, type EvidenceCall, EvidenceCallSchema, type EvidenceRecord } from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
-import type { PipelineEvent } from '../model/events.js';
+import { type PipelineEvent, VerifyTriggerSchema } from '../model/events.js';
 import { type Finding, FindingSchema, ProviderSchema, TimestampSchema } from '../model/finding.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
@@ -300,7 +300,7 @@ async function resumeVerification(
     calls: record.calls,
   };
   const upstream = Array.isArray(d.upstream) ? (d.upstream as UpstreamResult[]) : [];
-  const trigger = PendingRemoteVerifySchema.shape.trigger.safeParse(d.trigger);
+  const trigger = VerifyTriggerSchema.safeParse(d.trigger);
   const original = { ...req, trigger: trigger.success ? trigger.data : req.trigger };
   const events = await finishVerification(
     deps,
@@ -570,7 +570,7 @@ export const PendingRemoteVerifySchema = z.object({
   token: z.string(),
   /** The verification's idempotency key (one per claim of fixedness). */
   key: z.string(),
-  trigger: z.enum(['apply', 'source-resolved', 'ticket-closed', 'scheduled', 'manual']),
+  trigger: VerifyTriggerSchema,
   requestedBy: z.string(),
   eventId: z.string(),
   provider: ProviderSchema,
