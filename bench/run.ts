@@ -79,8 +79,7 @@ async function main() {
   // 74k cases and findings are garbage before the store run starts (left reachable, they made every
   // major GC of the store run mark them again).
   const enricher = createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger });
-  const exceptions = config.exceptions;
-  const mem = await inMemory(inputs, enricher, config, exceptions);
+  const mem = await inMemory(inputs, enricher, config);
   results.inMemoryFindingsPerSec = Math.round(mem.n / mem.sec);
   results.inMemoryToParseRatio = Number((mem.n / mem.sec / (parsed / parseSec)).toFixed(3));
   rows.push([
@@ -99,7 +98,7 @@ async function main() {
       bus,
       enricher,
       config,
-      exceptions: async () => exceptions,
+      exceptions: async () => config.exceptions,
       clock: systemClock,
       log: silentLogger,
     });
@@ -193,7 +192,6 @@ async function inMemory(
   inputs: ReadonlyArray<{ text: string }>,
   enricher: ReturnType<typeof createEnricher>,
   config: Awaited<ReturnType<typeof loadConfig>>,
-  exceptions: Awaited<ReturnType<typeof loadConfig>>['exceptions'],
 ): Promise<{ n: number; sec: number; cases: number; rejected: number }> {
   const cases = new Map<string, Case>();
   const findings = new Map<string, Finding>();
@@ -217,7 +215,13 @@ async function inMemory(
       const previous = findings.get(f.key);
       const existing = cases.get(key);
       // As the ingest stage builds it (no spread-in optional members).
-      const input: DecideInput = { finding: f, enrichment, exceptions, policy: config.policy.decide, now };
+      const input: DecideInput = {
+        finding: f,
+        enrichment,
+        exceptions: config.exceptions,
+        policy: config.policy.decide,
+        now,
+      };
       if (previous) input.previous = previous;
       if (existing) input.existing = existing;
       const d = decide(input);
