@@ -3,6 +3,7 @@
  * documents are re-read through it instead of zod's copying parse, so it may only accept what zod accepts
  * and parses to an equal value, and it must accept every finding and case the pipeline writes.
  */
+import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
@@ -104,6 +105,55 @@ describe('acceptsWithoutCopy over the model', () => {
     expect(acceptsWithoutCopy(schema, { ...good, n: 7 })).toBe(false);
     expect(acceptsWithoutCopy(schema, { ...good, n: -1 })).toBe(false);
     expect(acceptsWithoutCopy(z.string().url(), 'not a url')).toBe(false); // formats with code of their own
+  });
+});
+
+describe('the generated predicate', () => {
+  it('reads members the way zod does: prototype names, own undefined members, other prototypes', () => {
+    // Prepare
+    const schema = z.object({ constructor: z.string().optional(), toString: z.number(), a: z.string().optional() });
+    class Holder {
+      toString = 1;
+    }
+    const bare = Object.assign(Object.create(null) as object, { toString: 1 });
+    const values: unknown[] = [
+      { toString: 1 }, // zod reads the inherited constructor and refuses it
+      { toString: 1, constructor: 'x' },
+      { toString: 1, constructor: 2 },
+      {},
+      { toString: 1, constructor: 'x', a: undefined },
+      new Holder(),
+      bare,
+      JSON.parse('{"toString":1,"constructor":"x","__proto__":{}}'),
+    ];
+    // Act
+    const fast = values.map((v) => acceptsWithoutCopy(schema, v));
+    // Assess
+    expect(fast).toEqual([false, true, false, false, true, false, true, false]);
+    for (const [i, v] of values.entries()) {
+      if (!fast[i]) continue;
+      const parsed = schema.safeParse(v);
+      expect(parsed.success, String(i)).toBe(true);
+      expect(parsed.data, String(i)).toStrictEqual({ ...(v as object) });
+    }
+  });
+
+  it('leaves every value to zod where the process forbids code generation', () => {
+    // Prepare: a child node that may not compile strings (as some hardened runtimes run)
+    const script = [
+      "import * as z from 'zod';",
+      "import { acceptsWithoutCopy, parseWithoutCopy } from './shared/core/util/accept.ts';",
+      'const s = z.object({ a: z.string() });',
+      'console.log(JSON.stringify([acceptsWithoutCopy(s, { a: "x" }), parseWithoutCopy(s, { a: "x", b: 1 })]));',
+    ].join('\n');
+    // Act
+    const out = execFileSync(
+      process.execPath,
+      ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script],
+      { encoding: 'utf8' },
+    );
+    // Assess
+    expect(JSON.parse(out)).toEqual([false, { a: 'x' }]);
   });
 });
 
