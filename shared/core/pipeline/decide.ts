@@ -28,7 +28,9 @@ export function caseKeyOf(f: Finding): string {
   const { provider, id } = f.resource;
   const last = lastKeyOf;
   if (id === last.id && f.type === last.type && provider === last.provider) return last.key;
-  last.key = `${provider}|${id.toLowerCase()}|${f.type}`;
+  // Joined, not concatenated: a flat string (a template literal makes a rope, and every Map lookup and
+  // comparison of a rope key walks its pieces).
+  last.key = [provider, id.toLowerCase(), f.type].join('|');
   last.provider = provider;
   last.id = id;
   last.type = f.type;
@@ -297,6 +299,19 @@ function decisionOf(c: Case, unchanged: boolean): Decision {
   };
 }
 
+/** The placeholder in a candidate case's `lastDecision` slot until the decision is made (see decide). */
+const DECISION_PENDING: Decision = Object.freeze<Decision>({
+  caseKey: '',
+  isNewCase: false,
+  recurrence: false,
+  unchanged: true,
+  exception: null,
+  exceptionExpired: null,
+  remediation: { action: null, mode: 'none', reason: '', gates: [] },
+  ticket: { wanted: false, reason: '' },
+  verify: false,
+});
+
 /**
  * Merges one finding into its case and decides. Pure.
  *
@@ -389,8 +404,10 @@ export function decide(input: DecideInput): DecideOutput {
     updatedAt: nowIso,
     closedAt: st.reopened ? null : (existing?.closedAt ?? null),
     reopenCount: (existing?.reopenCount ?? 0) + (st.reopened && existing?.status !== 'reopened' ? 1 : 0),
+    // A slot in the literal (a member added afterwards takes a property store of its own, one more object
+    // per case); it holds this decision below, and the placeholder never leaves this function.
+    lastDecision: DECISION_PENDING,
   };
-  if (existing?.lastDecision) candidate.lastDecision = existing.lastDecision;
 
   const caseChanged = !existing || !sameCase(candidate, existing);
   const recurrence =

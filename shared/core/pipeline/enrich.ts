@@ -24,6 +24,7 @@ import type { Enrichment, Environment, JiraRouting, Provenance } from '../model/
 import type { Finding, Provider } from '../model/finding.js';
 import type { EnrichmentPolicy, TagAliases } from '../policy/policy.js';
 import type { Logger, OwnerLookup } from '../ports.js';
+import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
 
 export interface EnricherOptions {
   registry: Registry;
@@ -58,29 +59,44 @@ interface CompiledRule {
   resource: CompiledGlob;
   type: string | undefined;
   account: string | undefined;
-  sentence: string;
+  /** Its provenance sentence per field, made once. */
+  provenance: Record<Field, Provenance>;
 }
 
 interface CompiledAccount {
   entry: RegistryAccount;
   /** "account 111122223333" / "subscription 6c1f…" / "project acme-web-prod" */
   label: string;
+  /** Its provenance sentence per field, made once. */
+  provenance: Record<Field, Provenance>;
 }
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
-// Provenance builders live at module level: no closures are created per enrichment on the hot path.
-function fromTag(field: string, hit: TagHit, via: 'tag' | 'lookup', word: string): Provenance {
+const FIELD_INDEX: Record<Field, number> = { owner: 0, team: 1, application: 2, environment: 3, criticality: 4 };
+
+// The provenance sentences; createEnricher makes each one once and shares it (util/intern.ts).
+function tagProvenance(field: string, key: string, via: 'tag' | 'lookup', word: string): Provenance {
   const where = via === 'tag' ? 'on the resource' : 'found by a live lookup of the resource';
-  return { via, detail: `${field} from ${word} \`${hit.key}\` ${where}`, ref: hit.key };
+  return { via, detail: `${field} from ${word} \`${key}\` ${where}`, ref: key };
 }
-function fromRule(field: string, c: CompiledRule): Provenance {
-  return { via: 'registry-rule', detail: `${field} from ${c.sentence}`, ref: c.rule.id };
+function ruleProvenance(field: string, sentence: string, id: string): Provenance {
+  return { via: 'registry-rule', detail: `${field} from ${sentence}`, ref: id };
 }
-function fromAccount(field: string, c: CompiledAccount): Provenance {
-  return { via: 'registry-account', detail: `${field} from ${c.label} in the registry`, ref: c.entry.id };
+function accountProvenance(field: string, label: string, id: string): Provenance {
+  return { via: 'registry-account', detail: `${field} from ${label} in the registry`, ref: id };
 }
+/** One frozen sentence per field. */
+function sentences(make: (field: Field) => Provenance): Record<Field, Provenance> {
+  const out = {} as Record<Field, Provenance>;
+  for (const f of FIELDS) out[f] = Object.freeze(make(f));
+  return out;
+}
+const DEFAULT_ENVIRONMENT: Provenance = Object.freeze({
+  via: 'default',
+  detail: 'environment unknown: no tag, registry entry or name pattern says which',
+});
 
 const hasAnyKey = (o: Record<string, string>): boolean => {
   for (const _ in o) return true;
@@ -109,20 +125,51 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   // provider → lower-cased id (and GCP project number) → entry; nested so lookups build no key strings.
   const accounts: Record<Provider, Map<string, CompiledAccount>> = { aws: new Map(), azure: new Map(), gcp: new Map() };
   for (const a of registry.accounts) {
-    const c = { entry: a, label: `${ACCOUNT_WORD[a.provider]} ${a.id}` };
+    const label = `${ACCOUNT_WORD[a.provider]} ${a.id}`;
+    const c: CompiledAccount = { entry: a, label, provenance: sentences((f) => accountProvenance(f, label, a.id)) };
     accounts[a.provider].set(a.id.toLowerCase(), c);
     if (a.number) accounts[a.provider].set(a.number, c);
   }
-  const rules: CompiledRule[] = registry.rules.map((r) => ({
-    rule: r,
-    provider: r.match.provider,
-    resource: compileGlob(r.match.resource),
-    type: r.match.type,
-    account: r.match.account?.toLowerCase(),
-    sentence: `registry rule \`${r.id}\` (resource ${r.match.resource})`,
-  }));
+  const rules: CompiledRule[] = registry.rules.map((r) => {
+    const sentence = `registry rule \`${r.id}\` (resource ${r.match.resource})`;
+    return {
+      rule: r,
+      provider: r.match.provider,
+      resource: compileGlob(r.match.resource),
+      type: r.match.type,
+      account: r.match.account?.toLowerCase(),
+      provenance: sentences((f) => ruleProvenance(f, sentence, r.id)),
+    };
+  });
   const triageJira: JiraRouting = registry.triage.jira;
   const triageTeam = registry.triage.team ?? null;
+  const provenanceSets = new IdentityTrie<Provenance | undefined, Enrichment['provenance']>();
+  // Provenance sentences made once and shared: per tag key (by field, tag or lookup, tag or label), per
+  // registry rule and account (by field), per team (its default owner).
+  const tagSentences = Array.from({ length: FIELDS.length * 4 }, () => new SharedTable<string, Provenance>());
+  const fromTag = (field: Field, hit: TagHit, via: 'tag' | 'lookup', word: 'tag' | 'label'): Provenance => {
+    const table = tagSentences[FIELD_INDEX[field] * 4 + (via === 'tag' ? 0 : 2) + (word === 'tag' ? 0 : 1)];
+    return table?.get(hit.key) ?? (table ?? new SharedTable()).set(hit.key, tagProvenance(field, hit.key, via, word));
+  };
+  const fromRule = (field: Field, c: CompiledRule): Provenance => c.provenance[field];
+  const fromAccount = (field: Field, c: CompiledAccount): Provenance => c.provenance[field];
+  const teamOwnerSentences = new Map<RegistryTeam, Provenance>();
+  const fromTeamOwner = (t: RegistryTeam): Provenance => {
+    let p = teamOwnerSentences.get(t);
+    if (!p) {
+      p = Object.freeze({
+        via: 'registry-team' as const,
+        detail: `owner is the default owner of team \`${t.id}\` in the registry`,
+        ref: t.id,
+      });
+      teamOwnerSentences.set(t, p);
+    }
+    return p;
+  };
+  const triageTeamProvenance: Provenance | undefined =
+    triageTeam === null
+      ? undefined
+      : Object.freeze({ via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam });
 
   /** Reads the aliased tags: exact keys in alias order first, then a case-insensitive pass. */
   function readTags(tags: Record<string, string>): TagHits {
@@ -194,7 +241,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     complete: boolean,
   ): Enrichment {
     const warnings = extra;
-    const word = f.resource.provider === 'gcp' ? 'label' : 'tag';
+    const word: 'tag' | 'label' = f.resource.provider === 'gcp' ? 'label' : 'tag';
     const rule = findRule(f);
     const account = findAccount(f);
 
@@ -230,11 +277,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ownerProv = fromAccount('owner', account);
     } else if (teamEntry?.owner) {
       owner = teamEntry.owner;
-      ownerProv = {
-        via: 'registry-team',
-        detail: `owner is the default owner of team \`${teamEntry.id}\` in the registry`,
-        ref: teamEntry.id,
-      };
+      ownerProv = fromTeamOwner(teamEntry);
     } else {
       owner = registry.triage.owner;
       unowned = true;
@@ -244,7 +287,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       };
       if (team === null && triageTeam !== null) {
         team = triageTeam;
-        teamProv = { via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam };
+        teamProv = triageTeamProvenance;
       }
     }
 
@@ -289,10 +332,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         }
       }
     }
-    envProv ??= {
-      via: 'default',
-      detail: 'environment unknown: no tag, registry entry or name pattern says which',
-    };
+    envProv ??= DEFAULT_ENVIRONMENT;
 
     // application, criticality
     let application: string | null = null;
@@ -317,10 +357,17 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       critProv = fromAccount('criticality', account);
     }
 
-    const provenance: Enrichment['provenance'] = { owner: ownerProv, environment: envProv };
-    if (teamProv) provenance.team = teamProv;
-    if (appProv) provenance.application = appProv;
-    if (critProv) provenance.criticality = critProv;
+    // The provenance set is shared between the findings whose sentences are the same objects (see the
+    // builders above): most resources of a team tagged the same way.
+    const ids = [ownerProv, envProv, teamProv, appProv, critProv] as const;
+    let provenance = provenanceSets.get(ids);
+    if (provenance === undefined) {
+      const p: Enrichment['provenance'] = { owner: ownerProv, environment: envProv };
+      if (teamProv) p.team = teamProv;
+      if (appProv) p.application = appProv;
+      if (critProv) p.criticality = critProv;
+      provenance = provenanceSets.set(ids, p);
+    }
     return {
       owner,
       ownerEmail: EMAIL.test(owner) ? owner : null,
@@ -331,7 +378,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       unowned,
       provenance,
       jira: teamEntry ? teamEntry.jira : triageJira,
-      warnings,
+      warnings: warnings.length === 0 ? EMPTY_LIST : warnings,
       complete,
     };
   }

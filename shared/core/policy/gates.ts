@@ -13,6 +13,7 @@ import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
 import type { GateResult, RemediationMode } from '../model/decision.js';
 import type { Enrichment } from '../model/enrichment.js';
 import type { Provider } from '../model/finding.js';
+import { IdentityTrie, SharedTable } from '../util/intern.js';
 import type { RiskException } from './exceptions.js';
 import type { DecidePolicy, ModeByEnvironment } from './policy.js';
 
@@ -53,6 +54,13 @@ const RANK: Record<RemediationMode, number> = { auto: 0, approval: 1, manual: 2,
 interface CompiledPolicy {
   allowlist: CompiledGlob[];
   denylist: Set<string>;
+  skipTagPass: GateResult;
+  skipTagBlock: GateResult;
+  /** Environment gate per playbook line's modes (or none), action and environment. */
+  environment: Map<
+    ModeByEnvironment | undefined,
+    Map<string, Map<string, { gate: GateResult; mode: RemediationMode }>>
+  >;
 }
 const compiledPolicies = new WeakMap<DecidePolicy, CompiledPolicy>();
 function compilePolicy(p: DecidePolicy): CompiledPolicy {
@@ -61,11 +69,35 @@ function compilePolicy(p: DecidePolicy): CompiledPolicy {
     c = {
       allowlist: p.allowlist.resources.map(compileGlob),
       denylist: new Set(p.denylist.accounts.map((a) => a.toLowerCase())),
+      skipTagPass: Object.freeze({ gate: 'skip-tag', outcome: 'pass', reason: `no \`${p.skipTag}\` tag` }),
+      skipTagBlock: Object.freeze({
+        gate: 'skip-tag',
+        outcome: 'block',
+        reason: `resource carries the skip tag \`${p.skipTag}\`: a person fixes it`,
+      }),
+      environment: new Map(),
     };
     compiledPolicies.set(p, c);
   }
   return c;
 }
+
+// Gate results, and lists of them, are shared between the cases that have the same ones (most cases of a
+// team and environment; see util/intern.ts): each case held five objects and four sentences of its own.
+// The common results are made once (per policy, per owner, per playbook reason); rarer ones are made fresh.
+const stopGates = new SharedTable<string, GateResult>();
+const ownerPass = new SharedTable<string, GateResult>();
+const gateLists = new IdentityTrie<GateResult, GateResult[]>();
+const ALLOWLIST_PASS: GateResult = Object.freeze({
+  gate: 'allowlist',
+  outcome: 'pass',
+  reason: 'resource is not on the never-touch allowlist',
+});
+const SKIP_TAGS_UNKNOWN: GateResult = Object.freeze({
+  gate: 'skip-tag',
+  outcome: 'unknown',
+  reason: 'resource tags not known without a finding: fail closed',
+});
 
 /** Collects gate results; the first gate asking for the most restrictive mode names the decision. */
 class Verdict {
@@ -79,10 +111,15 @@ class Verdict {
       this.reason = g.reason;
     }
   }
-  /** A gate that leaves nothing to apply: evaluation stops here. */
+  /** A gate that leaves nothing to apply: evaluation stops here (`reason` is a fixed sentence or the playbook's). */
   stop(gate: string, reason: string): GateVerdict {
-    this.gates.push({ gate, outcome: 'block', reason });
-    return { mode: 'none', reason, gates: this.gates };
+    const g = stopGates.get(reason) ?? stopGates.set(reason, { gate, outcome: 'block', reason });
+    this.gates.push(g.gate === gate ? g : { gate, outcome: 'block', reason });
+    return { mode: 'none', reason, gates: this.list() };
+  }
+  /** The gates as a shared list. */
+  list(): GateResult[] {
+    return gateLists.get(this.gates) ?? gateLists.set(this.gates, this.gates);
   }
 }
 
@@ -118,24 +155,9 @@ export function evaluateGates(input: GateInput): GateVerdict {
   if (input.tags === undefined) {
     const before = input.previousGates?.find((g) => g.gate === 'skip-tag');
     if (before) acc.add(before, before.outcome === 'pass' ? 'auto' : 'manual');
-    else
-      acc.add(
-        { gate: 'skip-tag', outcome: 'unknown', reason: 'resource tags not known without a finding: fail closed' },
-        'manual',
-      );
-  } else {
-    const v = skipTagValue(input.tags, policy.skipTag);
-    if (v !== undefined)
-      acc.add(
-        {
-          gate: 'skip-tag',
-          outcome: 'block',
-          reason: `resource carries the skip tag \`${policy.skipTag}\`: a person fixes it`,
-        },
-        'manual',
-      );
-    else acc.add({ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag` }, 'auto');
-  }
+    else acc.add(SKIP_TAGS_UNKNOWN, 'manual');
+  } else if (skipTagValue(input.tags, policy.skipTag) !== undefined) acc.add(compiled.skipTagBlock, 'manual');
+  else acc.add(compiled.skipTagPass, 'auto');
 
   // allowlist: resources closeloop must never touch
   let allowed: CompiledGlob | undefined;
@@ -149,8 +171,7 @@ export function evaluateGates(input: GateInput): GateVerdict {
       },
       'manual',
     );
-  else if (compiled.allowlist.length > 0)
-    acc.add({ gate: 'allowlist', outcome: 'pass', reason: 'resource is not on the never-touch allowlist' }, 'auto');
+  else if (compiled.allowlist.length > 0) acc.add(ALLOWLIST_PASS, 'auto');
 
   // account denylist
   const denied =
@@ -181,10 +202,44 @@ export function evaluateGates(input: GateInput): GateVerdict {
       { gate: 'owner', outcome: 'block', reason: `no owner known (triage owner ${enrichment.owner} stands in)` },
       'manual',
     );
-  else acc.add({ gate: 'owner', outcome: 'pass', reason: `owner ${enrichment.owner}` }, 'auto');
+  else
+    acc.add(
+      ownerPass.get(enrichment.owner) ??
+        ownerPass.set(enrichment.owner, { gate: 'owner', outcome: 'pass', reason: `owner ${enrichment.owner}` }),
+      'auto',
+    );
 
-  // environment policy
+  // environment policy: one shared result per policy, playbook line, action and environment
   const env = enrichment.environment;
+  let byAction = compiled.environment.get(input.playbookMode);
+  if (!byAction) {
+    byAction = new Map();
+    compiled.environment.set(input.playbookMode, byAction);
+  }
+  let byEnv = byAction.get(action);
+  if (!byEnv) {
+    byEnv = new Map();
+    byAction.set(action, byEnv);
+  }
+  let envGate = byEnv.get(env);
+  if (!envGate) {
+    envGate = environmentGate(action, env, input);
+    // In prod with productionSafeAuto the answer also depends on the caller's action registry: not kept.
+    if (!(env === 'prod' && policy.productionSafeAuto)) byEnv.set(env, envGate);
+  }
+  acc.add(envGate.gate, envGate.mode);
+
+  // Every gate passed: the environment policy is what allowed `auto`.
+  return { mode: acc.mode, reason: acc.reason === '' ? envGate.gate.reason : acc.reason, gates: acc.list() };
+}
+
+/** The environment gate: the action's mode in this environment, by policy override, playbook line or default. */
+function environmentGate(
+  action: string,
+  env: Enrichment['environment'],
+  input: GateInput,
+): { gate: GateResult; mode: RemediationMode } {
+  const { policy } = input;
   const override = policy.actionModes[action]?.[env];
   let envMode: RemediationMode;
   let envReason: string;
@@ -207,8 +262,5 @@ export function evaluateGates(input: GateInput): GateVerdict {
     }
   }
   const outcome: GateResult['outcome'] = envMode === 'auto' ? 'pass' : envMode === 'approval' ? 'approval' : 'block';
-  acc.add({ gate: 'environment', outcome, reason: envReason }, envMode);
-
-  // Every gate passed: the environment policy is what allowed `auto`.
-  return { mode: acc.mode, reason: acc.reason === '' ? envReason : acc.reason, gates: acc.gates };
+  return { gate: Object.freeze({ gate: 'environment', outcome, reason: envReason }), mode: envMode };
 }

@@ -376,15 +376,25 @@ export function ocsfOf(
 ): Ocsf {
   const classUid = kind === 'detection' ? 2004 : 2003;
   const activity = status === 'resolved' ? 3 : occurrences > 1 ? 2 : 1;
-  return {
-    class_uid: classUid,
-    category_uid: 2,
-    activity_id: activity,
-    type_uid: classUid * 100 + activity,
-    severity_id: SEVERITY_ID[severity],
-    status_id: muted ? 3 : status === 'resolved' ? 4 : 1,
-  };
+  const severityId = SEVERITY_ID[severity];
+  const statusId = muted ? 3 : status === 'resolved' ? 4 : 1;
+  // One shared, frozen block per combination (there are 90), not one object per finding.
+  const slot = ((classUid - 2003) * 4 + activity) * 64 + severityId * 8 + statusId;
+  let block = OCSF_BLOCKS[slot];
+  if (block === undefined) {
+    block = Object.freeze({
+      class_uid: classUid,
+      category_uid: 2,
+      activity_id: activity,
+      type_uid: classUid * 100 + activity,
+      severity_id: severityId,
+      status_id: statusId,
+    });
+    OCSF_BLOCKS[slot] = block;
+  }
+  return block;
 }
+const OCSF_BLOCKS: Array<Ocsf | undefined> = [];
 
 /**
  * A short, safe rendering of a vendor value for a rejection reason: strings quoted and clipped, other

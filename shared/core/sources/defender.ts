@@ -15,6 +15,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
+import { EMPTY_LIST } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -337,7 +338,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
       account: res.account,
       region: null,
       tags: {},
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: Object.assign(res.details, {
         alertName: alertId,
         ascLocation: ascLocation || null,
@@ -440,7 +441,7 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
       account: res.account,
       region: null,
       tags: {},
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: Object.assign(res.details, {
         assessmentKey: assessmentKey ?? null,
         assessmentId: armId,

@@ -21,6 +21,7 @@
  */
 import * as z from 'zod';
 import type { Actor, Finding } from '../model/finding.js';
+import { EMPTY_LIST } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -193,7 +194,7 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
       type: 'S3Bucket',
       name,
       tags: tagsFromList(bucket.tags),
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: {
         bucket: name,
         bucketArn: id,
@@ -250,7 +251,7 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
       type: 'AccessKey',
       name: userName || 'root',
       tags: {},
-      altIds: key.accessKeyId ? [checkId(key.accessKeyId, p('accessKeyDetails.accessKeyId'), 128)] : [],
+      altIds: key.accessKeyId ? [checkId(key.accessKeyId, p('accessKeyDetails.accessKeyId'), 128)] : EMPTY_LIST,
       details: {
         userName: userName ?? null,
         accessKeyId: key.accessKeyId ?? null,
@@ -268,7 +269,7 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
       type: r.resourceType,
       name,
       tags: tagsFromList(lambda.tags),
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: { functionName: name, functionArn: id, role: lambda.role ?? null },
     };
   }
@@ -293,7 +294,7 @@ function otherDetails(r: GuardDutyFinding['resource'], p: (sub: string) => strin
       type: r.resourceType,
       name,
       tags: tagsFromList(d.tags),
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: {
         ...(detailKey.endsWith('ClusterDetails') ? { clusterName: name } : {}),
         ...(str(d, 'dbInstanceIdentifier') ? { dbInstanceIdentifier: str(d, 'dbInstanceIdentifier') } : {}),

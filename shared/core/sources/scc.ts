@@ -14,6 +14,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
+import { EMPTY_LIST } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -256,7 +257,7 @@ export function mapScc(value: unknown, prefix: string): Finding {
       account: clip(project.id, 256),
       region: regionOf(resourceId, m.resource?.location),
       tags: {},
-      altIds: [],
+      altIds: EMPTY_LIST,
       details: Object.assign(detailsOf(resourceId, displayName, project.id, project.number), {
         findingClass: f.findingClass ?? null,
         findingName: name,

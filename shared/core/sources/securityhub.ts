@@ -18,6 +18,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
+import { EMPTY_LIST } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -260,7 +261,7 @@ function mapResource(
   switch (r.Type) {
     case 'AwsS3Bucket': {
       const id = checkId(r.Id, `${path}.Id`);
-      return { id, name: lastSegment(id), altIds: [], details: { bucket: lastSegment(id) } };
+      return { id, name: lastSegment(id), altIds: EMPTY_LIST, details: { bucket: lastSegment(id) } };
     }
     case 'AwsIamAccessKey': {
       const d = rec(details, 'AwsIamAccessKey');
@@ -275,15 +276,15 @@ function mapResource(
             ? `arn:${partition}:iam::${f.AwsAccountId}:root`
             : `arn:${partition}:iam::${f.AwsAccountId}:${userType === 'AssumedRole' ? 'role' : 'user'}/${userName}`;
         checkId(id, `${path}.Details.AwsIamAccessKey.PrincipalName`);
-        return { id, name: userName, altIds: accessKeyId ? [accessKeyId] : [], details: base };
+        return { id, name: userName, altIds: accessKeyId ? [accessKeyId] : EMPTY_LIST, details: base };
       }
       const id = checkId(r.Id, `${path}.Id`);
-      return { id, name: userName ?? lastSegment(id), altIds: [], details: base };
+      return { id, name: userName ?? lastSegment(id), altIds: EMPTY_LIST, details: base };
     }
     case 'AwsIamUser': {
       const id = checkId(r.Id, `${path}.Id`);
       const userName = str(rec(details, 'AwsIamUser'), 'UserName') ?? lastSegment(id);
-      return { id, name: userName, altIds: [], details: { userName } };
+      return { id, name: userName, altIds: EMPTY_LIST, details: { userName } };
     }
     case 'AwsEc2Instance': {
       const id = checkId(r.Id, `${path}.Id`);
@@ -307,11 +308,11 @@ function mapResource(
     }
     case 'AwsAccount': {
       const id = checkId(r.Id, `${path}.Id`);
-      return { id, name: f.AwsAccountId, altIds: [], details: { accountId: f.AwsAccountId } };
+      return { id, name: f.AwsAccountId, altIds: EMPTY_LIST, details: { accountId: f.AwsAccountId } };
     }
     default: {
       const id = checkId(r.Id, `${path}.Id`);
-      return { id, name: lastSegment(id), altIds: [], details: {} };
+      return { id, name: lastSegment(id), altIds: EMPTY_LIST, details: {} };
     }
   }
 }

@@ -271,6 +271,29 @@ describe('enrichment chain', () => {
   });
 });
 
+describe('shared provenance', () => {
+  it('shares frozen provenance between resources enriched alike and keeps the sentences apart otherwise', () => {
+    // Prepare
+    const tagged = (id: string, tags: Record<string, string>) =>
+      makeFinding({ resource: { id: `arn:aws:s3:::${id}`, tags: { owner: 'ops@acme.example', ...tags } } });
+    // Act
+    const a = sync(enricher, tagged('one', { env: 'prod' }));
+    const b = sync(enricher, tagged('two', { env: 'dev' })); // the same sentences: `env` says which
+    const c = sync(enricher, tagged('three', { Environment: 'dev' }));
+    // Assess
+    expect(b.provenance).toBe(a.provenance);
+    expect(Object.isFrozen(a.provenance) && Object.isFrozen(a.provenance.owner)).toBe(true);
+    expect(c.provenance).not.toBe(a.provenance);
+    expect(c.provenance.owner).toBe(a.provenance.owner); // the same sentence: owner from tag `owner`
+    expect([a.environment, b.environment, c.environment]).toEqual(['prod', 'dev', 'dev']);
+    expect(c.provenance.environment.detail).toBe('environment from tag `Environment` on the resource');
+    expect(() => {
+      (a.provenance.owner as { detail: string }).detail = 'changed';
+    }).toThrow(TypeError);
+    expect(a.warnings).toEqual([]);
+  });
+});
+
 describe('live lookups in the enrichment chain', () => {
   const lookupOf = (impl: () => Promise<Record<string, string>>) => ({ tagsFor: vi.fn(impl) });
 

@@ -203,4 +203,23 @@ describe('gates', () => {
     expect(without.mode).toBe('manual');
     expect(without.gates[0]).toMatchObject({ gate: 'skip-tag', outcome: 'unknown' });
   });
+
+  it('shares equal results and lists between cases, frozen, and keeps different ones apart', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({});
+    // Act
+    const a = evaluateGates(input({ policy, resourceId: 'arn:aws:s3:::one' }));
+    const b = evaluateGates(input({ policy, resourceId: 'arn:aws:s3:::two' }));
+    const other = evaluateGates(input({ policy, enrichment: enrichment({ owner: 'data-team@acme.example' }) }));
+    // Assess
+    expect(b.gates).toBe(a.gates);
+    expect(Object.isFrozen(a.gates) && a.gates.every((g) => Object.isFrozen(g))).toBe(true);
+    expect(() => {
+      (a.gates[0] as { reason: string }).reason = 'changed';
+    }).toThrow(TypeError);
+    expect(() => a.gates.push({ gate: 'x', outcome: 'pass', reason: 'x' })).toThrow(TypeError);
+    expect(other.gates).not.toBe(a.gates);
+    expect(other.gates.find((g) => g.gate === 'owner')?.reason).toBe('owner data-team@acme.example');
+    expect(other.gates[0]).toBe(a.gates[0]);
+  });
 });

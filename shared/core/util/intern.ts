@@ -1,0 +1,87 @@
+/**
+ * Shared, frozen copies of small values that many findings and cases hold alike: a gate's outcome and
+ * reason, a provenance sentence and set, an OCSF block, an empty list. A run over 100k findings then
+ * keeps one object where it kept one per case: less to allocate, to hold and for the garbage collector to
+ * copy (the young generation copies every object a case keeps, and that copying was a fifth of the
+ * in-memory pipeline's time).
+ *
+ * Lookups build no key strings (hashing a freshly built sentence cost more than the copy it saved): a
+ * value is keyed by what fully determines it (a short string it is made from, or the identities of other
+ * shared values). Shared values are frozen, so a mutation anywhere throws instead of changing every
+ * holder. Bounded: a table at its limit starts over (values handed out stay valid; later ones are just not
+ * shared with earlier ones).
+ */
+
+/**
+ * A bounded table of shared, frozen values whose key fully determines them (a gate result by its owner,
+ * a provenance sentence by its tag key): a value is made on the first miss and handed out after.
+ *
+ * @example const ownerPass = new SharedTable<string, GateResult>(); ownerPass.get(owner) ?? ownerPass.set(owner, {...})
+ */
+export class SharedTable<K, V extends object> {
+  readonly #table = new Map<K, V>();
+  constructor(readonly limit = 10_000) {}
+
+  get(key: K): V | undefined {
+    return this.#table.get(key);
+  }
+
+  /** Records `value` (frozen) for `key` and returns it. */
+  set(key: K, value: V): V {
+    if (this.#table.size >= this.limit) this.#table.clear();
+    this.#table.set(key, Object.freeze(value));
+    return value;
+  }
+}
+
+/** The one empty list every holder of an empty list shares (frozen: a push throws). */
+export const EMPTY_LIST: never[] = Object.freeze([]) as unknown as never[];
+
+interface ListNode<T, V> {
+  next: Map<T, ListNode<T, V>> | undefined;
+  value: V | undefined;
+}
+
+/**
+ * A value per list of shared objects (or `undefined`s), looked up by identities (no key string is built): a
+ * verdict's gates, an enrichment's provenance set. The objects must themselves be shared (a
+ * {@link SharedTable}'s or constants) for lookups to hit.
+ *
+ * @example const lists = new IdentityTrie<GateResult, GateResult[]>(); lists.get(gates) ?? lists.set(gates, gates)
+ */
+export class IdentityTrie<T, V extends object> {
+  #root: ListNode<T, V> = { next: undefined, value: undefined };
+  #nodes = 0;
+  constructor(readonly limit = 10_000) {}
+
+  #node(items: readonly T[], create: boolean): ListNode<T, V> | undefined {
+    let node = this.#root;
+    for (const item of items) {
+      let child = node.next?.get(item);
+      if (child === undefined) {
+        if (!create) return undefined;
+        child = { next: undefined, value: undefined };
+        node.next ??= new Map();
+        node.next.set(item, child);
+        this.#nodes++;
+      }
+      node = child;
+    }
+    return node;
+  }
+
+  get(items: readonly T[]): V | undefined {
+    return this.#node(items, false)?.value;
+  }
+
+  /** Records `value` (frozen) for `items` and returns it. */
+  set(items: readonly T[], value: V): V {
+    if (this.#nodes >= this.limit) {
+      this.#root = { next: undefined, value: undefined };
+      this.#nodes = 0;
+    }
+    const node = this.#node(items, true) as ListNode<T, V>;
+    node.value = Object.freeze(value);
+    return value;
+  }
+}
