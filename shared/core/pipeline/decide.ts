@@ -19,6 +19,7 @@ import { exceptionRef, matchException, type RiskException } from '../policy/exce
 import { evaluateGates, type GateVerdict } from '../policy/gates.js';
 import { selectPlaybook, strictestModeFor } from '../policy/playbooks.js';
 import type { DecidePolicy } from '../policy/policy.js';
+import { IdentityTrie, SharedTable } from '../util/intern.js';
 
 const lastKeyOf = { provider: '', id: '', type: '', key: '' };
 /** The case a finding belongs to. @example caseKeyOf(f) // 'aws|arn:aws:s3:::acme-logs|S3.8' */
@@ -134,15 +135,47 @@ function sameCase(a: Case, b: Case): boolean {
   return true;
 }
 
-const union = <T extends string>(xs: readonly T[], add: readonly T[]): T[] => {
+/** `xs` with the members of `add` it lacks; `xs` itself when it lacks none (lists are never changed in place). */
+const union = <T extends string>(xs: T[], add: readonly T[]): T[] => {
   let out: T[] | undefined;
   for (const x of add) {
     if (xs.includes(x) || out?.includes(x)) continue;
     out ??= [...xs];
     out.push(x);
   }
-  return out ?? [...xs];
+  return out ?? xs;
 };
+
+type DecidedRemediation = Decision['remediation'];
+// A decision's remediation, and a new case's, shared between the cases decided alike (util/intern.ts).
+const decidedRemediations = new IdentityTrie<unknown, DecidedRemediation>();
+const newCaseRemediations = new WeakMap<DecidedRemediation, Case['remediation']>();
+function remediationOf(action: string | null, verdict: GateVerdict): DecidedRemediation {
+  const parts = [action, verdict.mode, verdict.reason, verdict.gates];
+  return (
+    decidedRemediations.get(parts) ??
+    decidedRemediations.set(parts, { action, mode: verdict.mode, reason: verdict.reason, gates: verdict.gates })
+  );
+}
+function newCaseRemediation(r: DecidedRemediation): Case['remediation'] {
+  let out = newCaseRemediations.get(r);
+  if (!out) {
+    out = Object.freeze<Case['remediation']>({
+      action: r.action,
+      mode: r.mode,
+      reason: r.reason,
+      gates: r.gates,
+      state: 'none',
+    });
+    newCaseRemediations.set(r, out);
+  }
+  return out;
+}
+
+/** A new case's source list: one shared, frozen list per source. */
+const SOURCE_LISTS = new SharedTable<string, Finding['source'][]>(100);
+const sourcesOf = (source: Finding['source']): Finding['source'][] =>
+  SOURCE_LISTS.get(source) ?? SOURCE_LISTS.set(source, [source]);
 
 /** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
@@ -179,13 +212,14 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     occurrencesByFinding,
     occurrences,
     severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
-    sources: existing ? union(existing.sources, [f.source]) : [f.source],
+    sources: existing ? union(existing.sources, sourcesOf(f.source)) : sourcesOf(f.source),
     findingKeys: existing ? union(existing.findingKeys, [f.key]) : [f.key],
     firstSeen: existing && compareTime(existing.firstSeen, f.firstSeen) <= 0 ? existing.firstSeen : f.firstSeen,
     lastSeen: existing && compareTime(existing.lastSeen, f.lastSeen) >= 0 ? existing.lastSeen : f.lastSeen,
+    // A new case holds its finding's lists (neither is ever changed in place).
     compliance: {
-      controls: existing ? union(existing.compliance.controls, f.compliance.controls) : [...f.compliance.controls],
-      standards: existing ? union(existing.compliance.standards, f.compliance.standards) : [...f.compliance.standards],
+      controls: existing ? union(existing.compliance.controls, f.compliance.controls) : f.compliance.controls,
+      standards: existing ? union(existing.compliance.standards, f.compliance.standards) : f.compliance.standards,
     },
   };
 }
@@ -356,12 +390,7 @@ export function decide(input: DecideInput): DecideOutput {
     policy,
     actionInfo: input.actionInfo,
   });
-  const remediation = {
-    action: playbook.action,
-    mode: verdict.mode,
-    reason: verdict.reason,
-    gates: verdict.gates,
-  };
+  const remediation = remediationOf(playbook.action, verdict);
 
   const candidate: Case = {
     key,
@@ -388,15 +417,7 @@ export function decide(input: DecideInput): DecideOutput {
     compliance: merged.compliance,
     enrichment,
     exception,
-    remediation: existing
-      ? { ...existing.remediation, ...remediation }
-      : {
-          action: remediation.action,
-          mode: remediation.mode,
-          reason: remediation.reason,
-          gates: remediation.gates,
-          state: 'none',
-        },
+    remediation: existing ? { ...existing.remediation, ...remediation } : newCaseRemediation(remediation),
     ticket: existing?.ticket ?? null,
     verification: existing?.verification ?? null,
     evidenceHead: existing?.evidenceHead ?? null,
@@ -485,12 +506,7 @@ export function reevaluate(
     policy,
     actionInfo: undefined,
   });
-  const remediation = {
-    action: c.remediation.action,
-    mode: verdict.mode,
-    reason: verdict.reason,
-    gates: verdict.gates,
-  };
+  const remediation = remediationOf(c.remediation.action, verdict);
   const next: Case = {
     ...c,
     status,

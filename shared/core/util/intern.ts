@@ -37,10 +37,15 @@ export class SharedTable<K, V extends object> {
 /** The one empty list every holder of an empty list shares (frozen: a push throws). */
 export const EMPTY_LIST: never[] = Object.freeze([]) as unknown as never[];
 
+/** A trie node: its first children in small arrays scanned by identity, the rest in a Map. */
 interface ListNode<T, V> {
-  next: Map<T, ListNode<T, V>> | undefined;
+  keys: T[];
+  children: ListNode<T, V>[];
+  more: Map<T, ListNode<T, V>> | undefined;
   value: V | undefined;
 }
+const FEW = 8;
+const newNode = <T, V>(): ListNode<T, V> => ({ keys: [], children: [], more: undefined, value: undefined });
 
 /**
  * A value per list of shared objects (or `undefined`s), looked up by identities (no key string is built): a
@@ -50,19 +55,26 @@ interface ListNode<T, V> {
  * @example const lists = new IdentityTrie<GateResult, GateResult[]>(); lists.get(gates) ?? lists.set(gates, gates)
  */
 export class IdentityTrie<T, V extends object> {
-  #root: ListNode<T, V> = { next: undefined, value: undefined };
+  #root: ListNode<T, V> = newNode();
   #nodes = 0;
   constructor(readonly limit = 10_000) {}
 
   #node(items: readonly T[], create: boolean): ListNode<T, V> | undefined {
     let node = this.#root;
     for (const item of items) {
-      let child = node.next?.get(item);
+      // Most nodes have a child or two: an identity scan costs less than hashing the item.
+      const i = node.keys.indexOf(item);
+      let child = i >= 0 ? node.children[i] : node.more?.get(item);
       if (child === undefined) {
         if (!create) return undefined;
-        child = { next: undefined, value: undefined };
-        node.next ??= new Map();
-        node.next.set(item, child);
+        child = newNode();
+        if (node.keys.length < FEW) {
+          node.keys.push(item);
+          node.children.push(child);
+        } else {
+          node.more ??= new Map();
+          node.more.set(item, child);
+        }
         this.#nodes++;
       }
       node = child;
@@ -77,7 +89,7 @@ export class IdentityTrie<T, V extends object> {
   /** Records `value` (frozen) for `items` and returns it. */
   set(items: readonly T[], value: V): V {
     if (this.#nodes >= this.limit) {
-      this.#root = { next: undefined, value: undefined };
+      this.#root = newNode();
       this.#nodes = 0;
     }
     const node = this.#node(items, true) as ListNode<T, V>;

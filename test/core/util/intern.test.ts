@@ -40,6 +40,17 @@ describe('IdentityTrie', () => {
     expect(trie.get([x])).toBeUndefined();
   });
 
+  it('keeps many children of one node apart (the first few scanned, the rest hashed)', () => {
+    // Prepare
+    const trie = new IdentityTrie<object, { i: number }>();
+    const items = Array.from({ length: 20 }, () => ({}));
+    // Act
+    for (const [i, item] of items.entries()) trie.set([item], { i });
+    // Assess
+    expect(items.map((item) => trie.get([item])?.i)).toEqual(items.map((_, i) => i));
+    expect(trie.get([{}])).toBeUndefined();
+  });
+
   it('starts over at its limit of nodes', () => {
     // Prepare
     const trie = new IdentityTrie<object, { v: number }>(3);
