@@ -144,6 +144,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const triageJira: JiraRouting = registry.triage.jira;
   const triageTeam = registry.triage.team ?? null;
   const provenanceSets = new IdentityTrie<Provenance | undefined, Enrichment['provenance']>();
+  const enrichments = new IdentityTrie<unknown, Enrichment>();
   // Provenance sentences made once and shared: per tag key (by field, tag or lookup, tag or label), per
   // registry rule and account (by field), per team (its default owner).
   const tagSentences = Array.from({ length: FIELDS.length * 4 }, () => new SharedTable<string, Provenance>());
@@ -368,7 +369,8 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       if (critProv) p.criticality = critProv;
       provenance = provenanceSets.set(ids, p);
     }
-    return {
+    const jira = teamEntry ? teamEntry.jira : triageJira;
+    const make = (): Enrichment => ({
       owner,
       ownerEmail: EMAIL.test(owner) ? owner : null,
       team,
@@ -377,10 +379,14 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       criticality,
       unowned,
       provenance,
-      jira: teamEntry ? teamEntry.jira : triageJira,
+      jira,
       warnings: warnings.length === 0 ? EMPTY_LIST : warnings,
       complete,
-    };
+    });
+    if (warnings.length > 0) return make();
+    // Without warnings, the enrichment itself is shared between the findings that come out alike.
+    const parts = [provenance, jira, team, application, environment, criticality, unowned, complete, owner];
+    return enrichments.get(parts) ?? enrichments.set(parts, make());
   }
 
   const needsLookup = (f: Finding): boolean => lookup !== undefined && !hasAnyKey(f.resource.tags);

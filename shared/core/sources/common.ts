@@ -297,6 +297,10 @@ export function toIso(value: unknown, path: string): string {
       return value;
     }
   }
+  if (typeof value === 'string') {
+    const canonical = canonicalOfUtc(value);
+    if (canonical !== undefined) return canonical;
+  }
   let ms: number;
   if (typeof value === 'number') ms = value < 1e11 ? value * 1000 : value;
   else if (typeof value === 'string') ms = Date.parse(value);
@@ -305,6 +309,27 @@ export function toIso(value: unknown, path: string): string {
   const d = new Date(ms);
   if (Number.isNaN(d.getTime())) reject(path, 'timestamp out of range');
   return d.toISOString();
+}
+
+/**
+ * `…T09:12:44Z` and `…T09:12:44.6010000Z` (Defender writes seven digits) as the canonical millisecond form
+ * without parsing a date: the fraction is cut to milliseconds, as Date.parse does. Undefined for anything
+ * else (offsets, other layouts, fields out of range), which goes through Date.parse.
+ */
+function canonicalOfUtc(s: string): string | undefined {
+  const n = s.length;
+  if (n < 20 || n > 40 || s.charCodeAt(n - 1) !== 90 /* Z */) return undefined;
+  let fraction = '000';
+  if (n > 20) {
+    if (n === 21 || s.charCodeAt(19) !== 46 /* . */) return undefined;
+    for (let i = 20; i < n - 1; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) return undefined;
+    }
+    fraction = n >= 24 ? s.slice(20, 23) : `${s.slice(20, n - 1)}00`.slice(0, 3);
+  }
+  const candidate = [s.slice(0, 19), '.', fraction, 'Z'].join('');
+  return isCanonicalUtc(candidate) ? candidate : undefined;
 }
 
 /** First defined timestamp among candidates, as ISO; rejects naming the first candidate when none is set. */

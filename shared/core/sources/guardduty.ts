@@ -384,7 +384,13 @@ export function mapGuardDuty(value: unknown, prefix: string): Finding {
       details: Object.assign(resource.details, { detectorId: detectorId ?? null, findingId, partition }),
     },
     compliance: { controls: [], standards: [] },
-    link: `https://console.aws.amazon.com/guardduty/home?region=${encodeURIComponent(f.region)}#/findings?macros=current&fId=${encodeURIComponent(findingId)}`,
+    // Joined into one flat string (a template literal keeps a rope of its pieces in every stored finding).
+    link: [
+      'https://console.aws.amazon.com/guardduty/home?region=',
+      encodeURIComponent(f.region),
+      '#/findings?macros=current&fId=',
+      encodeURIComponent(findingId),
+    ].join(''),
     ocsf: ocsfOf('detection', severity, status, false, occurrences),
     raw: value,
   };

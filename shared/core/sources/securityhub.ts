@@ -226,7 +226,13 @@ export function mapAsff(value: unknown, prefix: string): Finding {
       standards,
       ...(f.Compliance?.Status ? { status: f.Compliance.Status } : {}),
     },
-    link: `https://console.aws.amazon.com/securityhub/home?region=${encodeURIComponent(region ?? 'us-east-1')}#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A${encodeURIComponent(encodeURIComponent(sourceId))}`,
+    // Joined into one flat string (a template literal keeps a rope of its pieces in every stored finding).
+    link: [
+      'https://console.aws.amazon.com/securityhub/home?region=',
+      encodeURIComponent(region ?? 'us-east-1'),
+      '#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A',
+      encodeURIComponent(encodeURIComponent(sourceId)),
+    ].join(''),
     ocsf: ocsfOf(kind, severity, status, st.muted, occurrences),
     raw: value,
   };
