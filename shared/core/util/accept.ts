@@ -80,6 +80,33 @@ function helper(g: Gen, schema: zc.$ZodType, make: (name: string) => string | nu
   return `${name}(${m})`;
 }
 
+/**
+ * The helper of a container (array or record): `guard` over the parameter, then every member, bound to `m`
+ * by `loop` (a loop head and the reads that open its body), must pass `element`'s test.
+ */
+function eachHelper(
+  g: Gen,
+  schema: zc.$ZodType,
+  element: zc.$ZodType,
+  m: string,
+  param: string,
+  guard: string,
+  loop: string,
+): string | null {
+  return helper(
+    g,
+    schema,
+    (name) => {
+      const accept = expr(g, element, 'm');
+      return (
+        accept &&
+        `function ${name}(${param}) {\n  if (!(${guard})) return false;\n  ${loop}\n    if (!(${accept})) return false;\n  }\n  return true;\n}`
+      );
+    },
+    m,
+  );
+}
+
 /** An object member read: `o.key` for an identifier, `o["key"]` otherwise. */
 const member = (key: string): string => (/^[A-Za-z_$][\w$]*$/.test(key) ? `o.${key}` : `o[${JSON.stringify(key)}]`);
 
@@ -156,20 +183,14 @@ function expr(g: Gen, schema: zc.$ZodType, m: string): string | null {
   if (schema instanceof z.ZodRecord) {
     const keyType = schema._zod.def.keyType;
     if (!(keyType instanceof z.ZodString) || keyType._zod.def.checks?.length) return null;
-    const valueType = schema._zod.def.valueType;
-    return helper(
+    return eachHelper(
       g,
       schema,
-      (name) => {
-        const accept = expr(g, valueType, 'm');
-        return (
-          accept &&
-          `function ${name}(o) {\n` +
-            `  if (typeof o !== "object" || o === null || isArray(o) || hasOwn(o, "__proto__")) return false;\n` +
-            `  for (const k in o) {\n    if (!hasOwn(o, k)) continue;\n    const m = o[k];\n    if (!(${accept})) return false;\n  }\n  return true;\n}`
-        );
-      },
+      schema._zod.def.valueType,
       m,
+      'o',
+      'typeof o === "object" && o !== null && !isArray(o) && !hasOwn(o, "__proto__")',
+      'for (const k in o) {\n    if (!hasOwn(o, k)) continue;\n    const m = o[k];',
     );
   }
   if (schema instanceof z.ZodNumber) {
@@ -178,21 +199,16 @@ function expr(g: Gen, schema: zc.$ZodType, m: string): string | null {
   }
   if (schema instanceof z.ZodBoolean) return schema._zod.def.checks?.length ? null : `(typeof ${m} === "boolean")`;
   if (schema instanceof z.ZodArray) {
-    const element = schema.element;
     const checks = checksOf(g, schema._zod.def.checks, 'a');
     if (checks === null) return null;
-    return helper(
+    return eachHelper(
       g,
       schema,
-      (name) => {
-        const accept = expr(g, element, 'm');
-        return (
-          accept &&
-          `function ${name}(a) {\n  if (!${all('isArray(a)', checks)}) return false;\n` +
-            `  for (let i = 0; i < a.length; i++) {\n    const m = a[i];\n    if (!(${accept})) return false;\n  }\n  return true;\n}`
-        );
-      },
+      schema.element,
       m,
+      'a',
+      all('isArray(a)', checks),
+      'for (let i = 0; i < a.length; i++) {\n    const m = a[i];',
     );
   }
   if (schema instanceof z.ZodUnion) {
