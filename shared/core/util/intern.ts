@@ -62,9 +62,12 @@ export class IdentityTrie<T, V extends object> {
   #node(items: readonly T[], create: boolean): ListNode<T, V> | undefined {
     let node = this.#root;
     for (const item of items) {
-      // Most nodes have a child or two: an identity scan costs less than hashing the item.
-      const i = node.keys.indexOf(item);
-      let child = i >= 0 ? node.children[i] : node.more?.get(item);
+      // Most nodes have a child or two: an identity scan costs less than hashing the item (and a plain
+      // loop less than indexOf over keys of mixed kinds).
+      const keys = node.keys;
+      let i = 0;
+      while (i < keys.length && keys[i] !== item) i++;
+      let child = i < keys.length ? node.children[i] : node.more?.get(item);
       if (child === undefined) {
         if (!create) return undefined;
         child = newNode();
