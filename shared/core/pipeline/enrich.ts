@@ -74,8 +74,6 @@ interface CompiledAccount {
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
-const FIELD_INDEX: Record<Field, number> = { owner: 0, team: 1, application: 2, environment: 3, criticality: 4 };
-
 // The provenance sentences; createEnricher makes each one once and shares it (util/intern.ts).
 function tagProvenance(field: string, key: string, via: 'tag' | 'lookup', word: string): Provenance {
   const where = via === 'tag' ? 'on the resource' : 'found by a live lookup of the resource';
@@ -147,10 +145,15 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const enrichments = new IdentityTrie<unknown, Enrichment>();
   // Provenance sentences made once and shared: per tag key (by field, tag or lookup, tag or label), per
   // registry rule and account (by field), per team (its default owner).
-  const tagSentences = Array.from({ length: FIELDS.length * 4 }, () => new SharedTable<string, Provenance>());
+  const byField = () =>
+    Object.fromEntries(FIELDS.map((f) => [f, new SharedTable<string, Provenance>()])) as Record<
+      Field,
+      SharedTable<string, Provenance>
+    >;
+  const tagSentences = { tag: { tag: byField(), label: byField() }, lookup: { tag: byField(), label: byField() } };
   const fromTag = (field: Field, hit: TagHit, via: 'tag' | 'lookup', word: 'tag' | 'label'): Provenance => {
-    const table = tagSentences[FIELD_INDEX[field] * 4 + (via === 'tag' ? 0 : 2) + (word === 'tag' ? 0 : 1)];
-    return table?.get(hit.key) ?? (table ?? new SharedTable()).set(hit.key, tagProvenance(field, hit.key, via, word));
+    const table = tagSentences[via][word][field];
+    return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
   const fromRule = (field: Field, c: CompiledRule): Provenance => c.provenance[field];
   const fromAccount = (field: Field, c: CompiledAccount): Provenance => c.provenance[field];
@@ -358,16 +361,18 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       critProv = fromAccount('criticality', account);
     }
 
-    // The provenance set is shared between the findings whose sentences are the same objects (see the
-    // builders above): most resources of a team tagged the same way.
+    // The provenance set is shared between the findings whose sentences are the same shared objects (see
+    // the builders above): most resources of a team tagged the same way. A sentence naming the resource
+    // (the triage owner, an environment read from its name) is its own, and so is its set.
     const ids = [ownerProv, envProv, teamProv, appProv, critProv] as const;
-    let provenance = provenanceSets.get(ids);
+    const shareable = Object.isFrozen(ownerProv) && Object.isFrozen(envProv);
+    let provenance = shareable ? provenanceSets.get(ids) : undefined;
     if (provenance === undefined) {
       const p: Enrichment['provenance'] = { owner: ownerProv, environment: envProv };
       if (teamProv) p.team = teamProv;
       if (appProv) p.application = appProv;
       if (critProv) p.criticality = critProv;
-      provenance = provenanceSets.set(ids, p);
+      provenance = shareable ? provenanceSets.set(ids, p) : p;
     }
     const jira = teamEntry ? teamEntry.jira : triageJira;
     const make = (): Enrichment => ({
@@ -383,7 +388,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       warnings: warnings.length === 0 ? EMPTY_LIST : warnings,
       complete,
     });
-    if (warnings.length > 0) return make();
+    if (warnings.length > 0 || !shareable) return make();
     // Without warnings, the enrichment itself is shared between the findings that come out alike.
     const parts = [provenance, jira, team, application, environment, criticality, unowned, complete, owner];
     return enrichments.get(parts) ?? enrichments.set(parts, make());

@@ -292,6 +292,21 @@ describe('shared provenance', () => {
     }).toThrow(TypeError);
     expect(a.warnings).toEqual([]);
   });
+
+  it('keeps sentences that name the resource to its own enrichment', () => {
+    // Prepare: nothing knows the owner; the environment comes from each resource's name
+    const unowned = (name: string) =>
+      makeFinding({ resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999' } });
+    // Act
+    const a = sync(enricher, unowned('acme-prod-one'));
+    const b = sync(enricher, unowned('acme-prod-two'));
+    // Assess
+    expect(b.provenance).not.toBe(a.provenance);
+    expect(b).not.toBe(a);
+    expect(a.provenance.owner.detail).toContain('arn:aws:s3:::acme-prod-one');
+    expect(b.provenance.owner.detail).toContain('arn:aws:s3:::acme-prod-two');
+    expect(b.provenance.environment.detail).toContain('`acme-prod-two`');
+  });
 });
 
 describe('live lookups in the enrichment chain', () => {
