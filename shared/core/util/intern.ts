@@ -1,6 +1,6 @@
 /**
  * Shared, frozen copies of small values that many findings and cases hold alike: a gate's outcome and
- * reason, a provenance sentence and set, an OCSF block, an empty list. A run over 100k findings then
+ * reason, a provenance sentence and set, an enrichment, a remediation verdict, an OCSF block, an empty list. A run over 100k findings then
  * keeps one object where it kept one per case: less to allocate, to hold and for the garbage collector to
  * copy (the young generation copies every object a case keeps, and that copying was a fifth of the
  * in-memory pipeline's time).
@@ -48,9 +48,9 @@ const FEW = 8;
 const newNode = <T, V>(): ListNode<T, V> => ({ keys: [], children: [], more: undefined, value: undefined });
 
 /**
- * A value per list of shared objects (or `undefined`s), looked up by identities (no key string is built): a
- * verdict's gates, an enrichment's provenance set. The objects must themselves be shared (a
- * {@link SharedTable}'s or constants) for lookups to hit.
+ * A value per list of parts, looked up part by part with `===` (objects by identity, strings and other
+ * primitives by value; no key string is built): a verdict's gates, an enrichment's provenance set. Object
+ * parts must themselves be shared (a {@link SharedTable}'s, a trie's or constants) for lookups to hit.
  *
  * @example const lists = new IdentityTrie<GateResult, GateResult[]>(); lists.get(gates) ?? lists.set(gates, gates)
  */
