@@ -55,7 +55,7 @@ function caseFor(resource: number, type: string, owner: number, at: string): Cas
     firstSeen: at,
     lastSeen: at,
     occurrences: 1,
-    occurrencesByFinding: {},
+    findingOccurrences: [],
     compliance: { controls: [], standards: [] },
     enrichment: {
       owner: email,

@@ -113,7 +113,7 @@ export function decidedCase(f: Finding, o: DecidedCaseOptions, override: Partial
     firstSeen: at,
     lastSeen: at,
     occurrences: 1,
-    occurrencesByFinding: {},
+    findingOccurrences: [1],
     compliance: { controls: [], standards: [] },
     enrichment: {
       owner: 'data@example.com',

@@ -64,7 +64,7 @@ export function makeCase(opts: CaseOptions = {}, override: Partial<Case> = {}): 
     firstSeen: T0,
     lastSeen: T0,
     occurrences: 1,
-    occurrencesByFinding: { ['0'.repeat(64)]: 1 },
+    findingOccurrences: [1],
     compliance: { controls: ['S3.8'], standards: ['standards/aws-foundational-security-best-practices/v/1.0.0'] },
     enrichment: {
       owner,

@@ -39,7 +39,7 @@ export function makeCase(over: DeepPartialCase = {}): Case {
     firstSeen: '2026-11-18T09:07:02.000Z',
     lastSeen: '2026-11-18T09:07:02.000Z',
     occurrences: 1,
-    occurrencesByFinding: { [findingKey()]: 1 },
+    findingOccurrences: [1],
     compliance: { controls: [], standards: [] },
     enrichment: {
       owner: 'marketing-data@acme.example',

@@ -130,8 +130,16 @@ export const CaseSchema = z.object({
   lastSeen: TimestampSchema,
   /** Sum over the case's findings of their latest occurrence counts. */
   occurrences: z.number().int(),
-  /** Latest occurrence count per finding key (so repeats of one finding are not double counted). */
-  occurrencesByFinding: z.record(z.string(), z.number().int()),
+  /**
+   * Latest occurrence count of each finding of `findingKeys`, in the same order (so repeats of one finding
+   * are not double counted). Optional only for cases written before it existed (see `occurrencesByFinding`).
+   */
+  findingOccurrences: z.array(z.number().int()).optional(),
+  /**
+   * The same counts keyed by finding key, as cases written before 2026-11-23 hold them: read when
+   * `findingOccurrences` is absent, no longer written (a case is rewritten without it when it next changes).
+   */
+  occurrencesByFinding: z.record(z.string(), z.number().int()).optional(),
   compliance: z.object({ controls: z.array(z.string()), standards: z.array(z.string()) }),
   enrichment: EnrichmentSchema,
   exception: ExceptionRefSchema.nullable(),

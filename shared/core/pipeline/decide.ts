@@ -130,6 +130,12 @@ function deepEqual(a: unknown, b: unknown): boolean {
 function sameCase(a: Case, b: Case): boolean {
   for (const k in a) {
     if (k === 'updatedAt' || k === 'lastDecision') continue;
+    // The counts compare as counts, whichever way a stored case holds them (an older case is not rewritten
+    // for its form alone).
+    if (k === 'findingOccurrences') {
+      if (!deepEqual(countsOf(a), countsOf(b))) return false;
+      continue;
+    }
     if (!deepEqual(a[k as keyof Case], b[k as keyof Case])) return false;
   }
   return true;
@@ -177,10 +183,28 @@ const SOURCE_LISTS = new SharedTable<string, Finding['source'][]>(100);
 const sourcesOf = (source: Finding['source']): Finding['source'][] =>
   SOURCE_LISTS.get(source) ?? SOURCE_LISTS.set(source, [source]);
 
+/**
+ * A case's occurrence count per finding, in `findingKeys` order. Cases written before
+ * `findingOccurrences` existed keep them in `occurrencesByFinding` (keyed by finding key): read from there.
+ */
+function countsOf(c: Case): number[] {
+  const keys = c.findingKeys;
+  const counts = c.findingOccurrences;
+  if (counts !== undefined && counts.length === keys.length) return counts;
+  return keys.map(
+    (k, i) =>
+      counts?.[i] ??
+      (c.occurrencesByFinding && Object.hasOwn(c.occurrencesByFinding, k) ? (c.occurrencesByFinding[k] ?? 0) : 0),
+  );
+}
+
 /** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
-  const stored = existing?.occurrencesByFinding[f.key];
-  const seen = stored ?? 0;
+  // Counts sit beside the keys, in a plain array: a sha256-keyed object made a dictionary per case and
+  // entered every finding key into V8's string table (a tenth of decide, and ~250 bytes a case).
+  const counts = existing ? countsOf(existing) : undefined;
+  const at = existing ? existing.findingKeys.indexOf(f.key) : -1;
+  const seen = at >= 0 ? (counts?.[at] ?? 0) : 0;
   let count = Math.max(seen, f.occurrences);
   // Sources without a count of their own (SCC, Defender, control findings: always 1) report a
   // re-detection as a later lastSeen: that is one more occurrence. A status change alone is not, and a
@@ -193,27 +217,26 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     compareTime(f.lastSeen, previous.lastSeen) > 0
   )
     count = seen + 1;
-  // Keyed by finding key (a sha256): every case has keys no other object has, so a literal with a computed
-  // key would give V8 a new hidden class per case. A prototype-free dictionary object has none to make.
-  // The total is summed while copying (a second walk of a dictionary object costs as much again).
-  const occurrencesByFinding: Record<string, number> = Object.create(null);
-  let occurrences = 0;
-  if (existing)
-    for (const k in existing.occurrencesByFinding) {
-      const n = k === f.key ? count : (existing.occurrencesByFinding[k] ?? 0);
-      occurrencesByFinding[k] = n;
-      occurrences += n;
-    }
-  if (stored === undefined) {
-    occurrencesByFinding[f.key] = count;
-    occurrences += count;
+  let findingKeys: string[];
+  let findingOccurrences: number[];
+  if (!existing || !counts) {
+    findingKeys = [f.key];
+    findingOccurrences = [count];
+  } else if (at < 0) {
+    findingKeys = [...existing.findingKeys, f.key];
+    findingOccurrences = [...counts, count];
+  } else {
+    findingKeys = existing.findingKeys;
+    findingOccurrences = counts[at] === count ? counts : counts.with(at, count);
   }
+  let occurrences = 0;
+  for (const n of findingOccurrences) occurrences += n;
   return {
-    occurrencesByFinding,
+    findingKeys,
+    findingOccurrences,
     occurrences,
     severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
     sources: existing ? union(existing.sources, sourcesOf(f.source)) : sourcesOf(f.source),
-    findingKeys: existing ? union(existing.findingKeys, [f.key]) : [f.key],
     firstSeen: existing && compareTime(existing.firstSeen, f.firstSeen) <= 0 ? existing.firstSeen : f.firstSeen,
     lastSeen: existing && compareTime(existing.lastSeen, f.lastSeen) >= 0 ? existing.lastSeen : f.lastSeen,
     // A new case holds its finding's lists (neither is ever changed in place).
@@ -413,7 +436,7 @@ export function decide(input: DecideInput): DecideOutput {
     firstSeen: merged.firstSeen,
     lastSeen: merged.lastSeen,
     occurrences: merged.occurrences,
-    occurrencesByFinding: merged.occurrencesByFinding,
+    findingOccurrences: merged.findingOccurrences,
     compliance: merged.compliance,
     enrichment,
     exception,

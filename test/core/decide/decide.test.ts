@@ -108,6 +108,29 @@ describe('decide: cases and dedup', () => {
     expect(again.next.occurrences).toBe(1);
   });
 
+  it('keeps per-finding counts beside the keys, and reads them from a case stored in the older keyed form', () => {
+    // Prepare: two findings of one case, then the case as a store written before findingOccurrences holds it
+    const state = fresh();
+    const a = makeFinding({ occurrences: 2 });
+    const b = makeFinding({ sourceId: `${a.sourceId}-2`, key: 'b'.repeat(64), occurrences: 3 });
+    run(a, state);
+    const both = run(b, state);
+    const { findingOccurrences: _counts, ...older } = both.next;
+    const legacy: Case = { ...older, occurrencesByFinding: { [a.key]: 2, [b.key]: 3 } };
+    state.cases.set(both.decision.caseKey, legacy);
+    // Act
+    const replay = run(b, state);
+    const repeat = run(laterCopy(a, 60, { occurrences: 4 }), state);
+    // Assess
+    expect(both.next.findingKeys).toEqual([a.key, b.key]);
+    expect(both.next.findingOccurrences).toEqual([2, 3]);
+    expect(both.next.occurrences).toBe(5);
+    expect(replay.caseChanged).toBe(false); // not rewritten for its form alone
+    expect(repeat.next.findingOccurrences).toEqual([4, 3]);
+    expect(repeat.next.occurrences).toBe(7);
+    expect(repeat.next).not.toHaveProperty('occurrencesByFinding');
+  });
+
   it('bumps occurrences and lastSeen without double counting when a GuardDuty repeat raises service.count', () => {
     // Prepare
     const state = fresh();
