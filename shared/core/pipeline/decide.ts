@@ -201,7 +201,7 @@ function countsOf(c: Case): number[] {
 /** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
   // Counts sit beside the keys, in a plain array: a sha256-keyed object made a dictionary per case and
-  // entered every finding key into V8's string table (a tenth of decide, and ~250 bytes a case).
+  // entered every finding key into V8's string table (about a third of decide, and ~250 bytes a case).
   const counts = existing ? countsOf(existing) : undefined;
   const at = existing ? existing.findingKeys.indexOf(f.key) : -1;
   const seen = at >= 0 ? (counts?.[at] ?? 0) : 0;
