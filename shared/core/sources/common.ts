@@ -290,14 +290,13 @@ export function toIso(value: unknown, path: string): string {
   // Most sources already send the canonical form: validate it and keep the string (toISOString is costly).
   // A finding names the same instant two or three times (updatedAt is also lastSeen): the last canonical
   // string checked is remembered.
+  // Other UTC forms with a fraction of another length (or none) are made canonical without a date parse.
   if (typeof value === 'string') {
     if (value === lastCanonical) return value;
     if (isCanonicalUtc(value)) {
       lastCanonical = value;
       return value;
     }
-  }
-  if (typeof value === 'string') {
     const canonical = canonicalOfUtc(value);
     if (canonical !== undefined) return canonical;
   }
