@@ -155,7 +155,7 @@ const union = <T extends string>(xs: T[], add: readonly T[]): T[] => {
 type DecidedRemediation = Decision['remediation'];
 // A decision's remediation, and a new case's, shared between the cases decided alike (util/intern.ts).
 const decidedRemediations = new IdentityTrie<unknown, DecidedRemediation>();
-const newCaseRemediations = new WeakMap<DecidedRemediation, Case['remediation']>();
+const newCaseRemediations = new SharedTable<DecidedRemediation, Case['remediation']>();
 function remediationOf(action: string | null, verdict: GateVerdict): DecidedRemediation {
   const parts = [action, verdict.mode, verdict.reason, verdict.gates];
   return (
@@ -163,20 +163,9 @@ function remediationOf(action: string | null, verdict: GateVerdict): DecidedReme
     decidedRemediations.set(parts, { action, mode: verdict.mode, reason: verdict.reason, gates: verdict.gates })
   );
 }
-function newCaseRemediation(r: DecidedRemediation): Case['remediation'] {
-  let out = newCaseRemediations.get(r);
-  if (!out) {
-    out = Object.freeze<Case['remediation']>({
-      action: r.action,
-      mode: r.mode,
-      reason: r.reason,
-      gates: r.gates,
-      state: 'none',
-    });
-    newCaseRemediations.set(r, out);
-  }
-  return out;
-}
+const newCaseRemediation = (r: DecidedRemediation): Case['remediation'] =>
+  newCaseRemediations.get(r) ??
+  newCaseRemediations.set(r, { action: r.action, mode: r.mode, reason: r.reason, gates: r.gates, state: 'none' });
 
 /** A new case's source list: one shared, frozen list per source. */
 const SOURCE_LISTS = new SharedTable<string, Finding['source'][]>(100);

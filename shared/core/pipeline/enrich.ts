@@ -157,19 +157,14 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   };
   const fromRule = (field: Field, c: CompiledRule): Provenance => c.provenance[field];
   const fromAccount = (field: Field, c: CompiledAccount): Provenance => c.provenance[field];
-  const teamOwnerSentences = new Map<RegistryTeam, Provenance>();
-  const fromTeamOwner = (t: RegistryTeam): Provenance => {
-    let p = teamOwnerSentences.get(t);
-    if (!p) {
-      p = Object.freeze({
-        via: 'registry-team' as const,
-        detail: `owner is the default owner of team \`${t.id}\` in the registry`,
-        ref: t.id,
-      });
-      teamOwnerSentences.set(t, p);
-    }
-    return p;
-  };
+  const teamOwnerSentences = new SharedTable<RegistryTeam, Provenance>();
+  const fromTeamOwner = (t: RegistryTeam): Provenance =>
+    teamOwnerSentences.get(t) ??
+    teamOwnerSentences.set(t, {
+      via: 'registry-team',
+      detail: `owner is the default owner of team \`${t.id}\` in the registry`,
+      ref: t.id,
+    });
   const triageTeamProvenance: Provenance | undefined =
     triageTeam === null
       ? undefined

@@ -57,10 +57,7 @@ interface CompiledPolicy {
   skipTagPass: GateResult;
   skipTagBlock: GateResult;
   /** Environment gate per playbook line's modes (or none), action and environment. */
-  environment: Map<
-    ModeByEnvironment | undefined,
-    Map<string, Map<string, { gate: GateResult; mode: RemediationMode }>>
-  >;
+  environment: IdentityTrie<unknown, EnvironmentGate>;
 }
 const compiledPolicies = new WeakMap<DecidePolicy, CompiledPolicy>();
 function compilePolicy(p: DecidePolicy): CompiledPolicy {
@@ -75,7 +72,7 @@ function compilePolicy(p: DecidePolicy): CompiledPolicy {
         outcome: 'block',
         reason: `resource carries the skip tag \`${p.skipTag}\`: a person fixes it`,
       }),
-      environment: new Map(),
+      environment: new IdentityTrie(),
     };
     compiledPolicies.set(p, c);
   }
@@ -211,21 +208,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
 
   // environment policy: one shared result per policy, playbook line, action and environment
   const env = enrichment.environment;
-  let byAction = compiled.environment.get(input.playbookMode);
-  if (!byAction) {
-    byAction = new Map();
-    compiled.environment.set(input.playbookMode, byAction);
-  }
-  let byEnv = byAction.get(action);
-  if (!byEnv) {
-    byEnv = new Map();
-    byAction.set(action, byEnv);
-  }
-  let envGate = byEnv.get(env);
+  const parts = [input.playbookMode, action, env];
+  let envGate = compiled.environment.get(parts);
   if (!envGate) {
     envGate = environmentGate(action, env, input);
     // In prod with productionSafeAuto the answer also depends on the caller's action registry: not kept.
-    if (!(env === 'prod' && policy.productionSafeAuto)) byEnv.set(env, envGate);
+    if (!(env === 'prod' && policy.productionSafeAuto)) compiled.environment.set(parts, envGate);
   }
   acc.add(envGate.gate, envGate.mode);
 
@@ -234,11 +222,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
 }
 
 /** The environment gate: the action's mode in this environment, by policy override, playbook line or default. */
-function environmentGate(
-  action: string,
-  env: Enrichment['environment'],
-  input: GateInput,
-): { gate: GateResult; mode: RemediationMode } {
+interface EnvironmentGate {
+  gate: GateResult;
+  mode: RemediationMode;
+}
+
+function environmentGate(action: string, env: Enrichment['environment'], input: GateInput): EnvironmentGate {
   const { policy } = input;
   const override = policy.actionModes[action]?.[env];
   let envMode: RemediationMode;
