@@ -254,14 +254,14 @@ export class SqliteDocStore implements DocStore {
     const updates = new Map<string, number[]>();
     const seen = new Set<string>();
     const repeated = new Set<string>();
-    for (const p of batch.puts) {
-      const key = `${p.collection}\u0000${p.id}`;
+    const putKeys = batch.puts.map((p) => `${p.collection}\u0000${p.id}`);
+    for (const key of putKeys) {
       if (seen.has(key)) repeated.add(key);
       seen.add(key);
     }
     const singles: number[] = [];
     batch.puts.forEach((p, i) => {
-      const single = repeated.has(`${p.collection}\u0000${p.id}`);
+      const single = repeated.has(putKeys[i] ?? '');
       if (!single && p.expectVersion === 0) groupOf(creates, p.collection).push(i);
       else if (!single && p.expectVersion !== undefined && p.expectVersion > 0) groupOf(updates, p.collection).push(i);
       else singles.push(i);
