@@ -205,6 +205,24 @@ describe('fuzz: normalize over every source shape', () => {
     ]);
   });
 
+  it('judges size and depth by own members only, also while Object.prototype carries an enumerable one', () => {
+    // Prepare: a polluted prototype (something made a deep member of it enumerable) and a clean finding
+    const shape = SHAPES.find((s) => s.name === 'guardduty/s3-bucket-anonymous-access.eventbridge.json');
+    const input = structuredClone(shape?.value);
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.closeloopPolluted = nested(200, 'object');
+    let out: ReturnType<typeof normalizeChecked>;
+    try {
+      // Act
+      out = normalizeChecked(input, 'polluted.json');
+    } finally {
+      delete proto.closeloopPolluted;
+    }
+    // Assess: the inherited member is neither scanned (it would be 'deep') nor copied
+    expect(out.rejected).toEqual([]);
+    expect(out.findings).toHaveLength(1);
+  });
+
   it('names the field without throwing when an envelope value is an object that cannot become text', () => {
     // Prepare: JSON.parse makes `toString` an own non-function member, so String(value) would throw
     const hostile = JSON.parse('{"toString": 1, "valueOf": {}}');

@@ -19,7 +19,7 @@ import { exceptionRef, matchException, type RiskException } from '../policy/exce
 import { evaluateGates, type GateVerdict } from '../policy/gates.js';
 import { selectPlaybook, strictestModeFor } from '../policy/playbooks.js';
 import type { DecidePolicy } from '../policy/policy.js';
-import { IdentityTrie, SharedTable } from '../util/intern.js';
+import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
 
 const lastKeyOf = { provider: '', id: '', type: '', key: '' };
 /** The case a finding belongs to. @example caseKeyOf(f) // 'aws|arn:aws:s3:::acme-logs|S3.8' */
@@ -157,15 +157,33 @@ type DecidedRemediation = Decision['remediation'];
 const decidedRemediations = new IdentityTrie<unknown, DecidedRemediation>();
 const newCaseRemediations = new SharedTable<DecidedRemediation, Case['remediation']>();
 function remediationOf(action: string | null, verdict: GateVerdict): DecidedRemediation {
+  // A list of gates that is not shared (one quotes an enrichment warning) makes a remediation of its own.
+  if (!Object.isFrozen(verdict.gates))
+    return { action, mode: verdict.mode, reason: verdict.reason, gates: verdict.gates };
   const parts = [action, verdict.mode, verdict.reason, verdict.gates];
   return (
     decidedRemediations.get(parts) ??
     decidedRemediations.set(parts, { action, mode: verdict.mode, reason: verdict.reason, gates: verdict.gates })
   );
 }
-const newCaseRemediation = (r: DecidedRemediation): Case['remediation'] =>
-  newCaseRemediations.get(r) ??
-  newCaseRemediations.set(r, { action: r.action, mode: r.mode, reason: r.reason, gates: r.gates, state: 'none' });
+function newCaseRemediation(r: DecidedRemediation): Case['remediation'] {
+  const shared = Object.isFrozen(r) ? newCaseRemediations.get(r) : undefined;
+  if (shared) return shared;
+  const made: Case['remediation'] = { action: r.action, mode: r.mode, reason: r.reason, gates: r.gates, state: 'none' };
+  return Object.isFrozen(r) ? newCaseRemediations.set(r, made) : made;
+}
+
+/** A case's remediation with a new decision's verdict: the case's own object when the verdict is the same. */
+function caseRemediation(existing: Case['remediation'], r: DecidedRemediation): Case['remediation'] {
+  if (
+    existing.action === r.action &&
+    existing.mode === r.mode &&
+    existing.reason === r.reason &&
+    existing.gates === r.gates
+  )
+    return existing;
+  return { ...existing, ...r };
+}
 
 /** A new case's source list: one shared, frozen list per source. */
 const SOURCE_LISTS = new SharedTable<string, Finding['source'][]>(100);
@@ -210,7 +228,7 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
   let findingOccurrences: number[];
   if (!existing || !counts) {
     findingKeys = [f.key];
-    findingOccurrences = [count];
+    findingOccurrences = count === 1 ? ONE_OCCURRENCE : [count];
   } else if (at < 0) {
     findingKeys = [...existing.findingKeys, f.key];
     findingOccurrences = [...counts, count];
@@ -228,12 +246,27 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     sources: existing ? union(existing.sources, sourcesOf(f.source)) : sourcesOf(f.source),
     firstSeen: existing && compareTime(existing.firstSeen, f.firstSeen) <= 0 ? existing.firstSeen : f.firstSeen,
     lastSeen: existing && compareTime(existing.lastSeen, f.lastSeen) >= 0 ? existing.lastSeen : f.lastSeen,
-    // A new case holds its finding's lists (neither is ever changed in place).
-    compliance: {
-      controls: existing ? union(existing.compliance.controls, f.compliance.controls) : f.compliance.controls,
-      standards: existing ? union(existing.compliance.standards, f.compliance.standards) : f.compliance.standards,
-    },
+    compliance: complianceOf(f, existing),
   };
+}
+
+/** A new case's counts when its finding was seen once (most cases): one shared, frozen list. */
+const ONE_OCCURRENCE: number[] = Object.freeze([1]) as unknown as number[];
+const NO_COMPLIANCE: Case['compliance'] = Object.freeze({ controls: EMPTY_LIST, standards: EMPTY_LIST });
+
+/**
+ * The case's compliance lists with the finding's added. A new case holds its finding's lists, a case that
+ * gains nothing keeps its object, one without any shares the empty one (none is ever changed in place).
+ */
+function complianceOf(f: Finding, existing: Case | undefined): Case['compliance'] {
+  if (!existing) {
+    const { controls, standards } = f.compliance;
+    return controls === EMPTY_LIST && standards === EMPTY_LIST ? NO_COMPLIANCE : { controls, standards };
+  }
+  const before = existing.compliance;
+  const controls = union(before.controls, f.compliance.controls);
+  const standards = union(before.standards, f.compliance.standards);
+  return controls === before.controls && standards === before.standards ? before : { controls, standards };
 }
 
 interface StatusOutcome {
@@ -303,6 +336,7 @@ const RESOLVED_BEFORE_TICKET: Decision['ticket'] = {
   reason: 'resolved at the source before any ticket was needed',
 };
 const NEW_CASE_TICKET: Decision['ticket'] = { wanted: true, reason: 'new case' };
+const CASE_TICKETS = new SharedTable<CaseStatus, Decision['ticket']>(100);
 
 function ticketWanted(
   c: { sample: boolean; status: CaseStatus },
@@ -322,7 +356,7 @@ function ticketWanted(
     };
   if (isNew && sourceResolved) return RESOLVED_BEFORE_TICKET;
   if (isNew) return NEW_CASE_TICKET;
-  return { wanted: true, reason: `case ${c.status}` };
+  return CASE_TICKETS.get(c.status) ?? CASE_TICKETS.set(c.status, { wanted: true, reason: `case ${c.status}` });
 }
 
 /** A decision describing a case as stored (stale events, and re-evaluation bookkeeping). */
@@ -429,7 +463,7 @@ export function decide(input: DecideInput): DecideOutput {
     compliance: merged.compliance,
     enrichment,
     exception,
-    remediation: existing ? { ...existing.remediation, ...remediation } : newCaseRemediation(remediation),
+    remediation: existing ? caseRemediation(existing.remediation, remediation) : newCaseRemediation(remediation),
     ticket: existing?.ticket ?? null,
     verification: existing?.verification ?? null,
     evidenceHead: existing?.evidenceHead ?? null,

@@ -81,9 +81,15 @@ function compilePolicy(p: DecidePolicy): CompiledPolicy {
 
 // Gate results, and lists of them, are shared between the cases that have the same ones (most cases of a
 // team and environment; see util/intern.ts): each case held five objects and four sentences of its own.
-// The common results are made once (per policy, per owner, per playbook reason); rarer ones are made fresh.
+// A result is made once per what its sentence names (policy, owner, triage owner, allowlist entry, account,
+// playbook reason); only an incomplete enrichment's, which quotes its warning, is made fresh, and a list
+// holding one is not kept (its trie nodes would be used once: a fresh result per unowned finding made
+// the list trie grow by a node per finding until it started over).
 const stopGates = new SharedTable<string, GateResult>();
 const ownerPass = new SharedTable<string, GateResult>();
+const ownerBlock = new SharedTable<string, GateResult>();
+const allowlistBlock = new SharedTable<string, GateResult>();
+const denylistBlock = new SharedTable<string, GateResult>();
 const gateLists = new IdentityTrie<GateResult, GateResult[]>();
 const ALLOWLIST_PASS: GateResult = Object.freeze({
   gate: 'allowlist',
@@ -101,8 +107,11 @@ class Verdict {
   readonly gates: GateResult[] = [];
   mode: RemediationMode = 'auto';
   reason = '';
+  /** Every result added is a shared one (the list can be shared too). */
+  shared = true;
   add(g: GateResult, asks: RemediationMode): void {
     this.gates.push(g);
+    if (this.shared && !Object.isFrozen(g)) this.shared = false;
     if (RANK[asks] > RANK[this.mode]) {
       this.mode = asks;
       this.reason = g.reason;
@@ -111,11 +120,16 @@ class Verdict {
   /** A gate that leaves nothing to apply: evaluation stops here (`reason` is a fixed sentence or the playbook's). */
   stop(gate: string, reason: string): GateVerdict {
     const g = stopGates.get(reason) ?? stopGates.set(reason, { gate, outcome: 'block', reason });
-    this.gates.push(g.gate === gate ? g : { gate, outcome: 'block', reason });
+    if (g.gate === gate) this.gates.push(g);
+    else {
+      this.gates.push({ gate, outcome: 'block', reason });
+      this.shared = false;
+    }
     return { mode: 'none', reason, gates: this.list() };
   }
-  /** The gates as a shared list. */
+  /** The gates as a shared list when every one of them is shared, else as they are. */
   list(): GateResult[] {
+    if (!this.shared) return this.gates;
     return gateLists.get(this.gates) ?? gateLists.set(this.gates, this.gates);
   }
 }
@@ -161,11 +175,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
   for (const g of compiled.allowlist) if (g.test(input.resourceId, input.provider === 'azure')) allowed ??= g;
   if (allowed)
     acc.add(
-      {
-        gate: 'allowlist',
-        outcome: 'block',
-        reason: `resource matches allowlist entry \`${allowed.source}\`: never touched`,
-      },
+      allowlistBlock.get(allowed.source) ??
+        allowlistBlock.set(allowed.source, {
+          gate: 'allowlist',
+          outcome: 'block',
+          reason: `resource matches allowlist entry \`${allowed.source}\`: never touched`,
+        }),
       'manual',
     );
   else if (compiled.allowlist.length > 0) acc.add(ALLOWLIST_PASS, 'auto');
@@ -176,11 +191,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
     (input.accountNumber !== undefined && compiled.denylist.has(input.accountNumber.toLowerCase()));
   if (denied)
     acc.add(
-      {
-        gate: 'denylist',
-        outcome: 'block',
-        reason: `account ${input.account} is on the denylist: no automatic changes`,
-      },
+      denylistBlock.get(input.account) ??
+        denylistBlock.set(input.account, {
+          gate: 'denylist',
+          outcome: 'block',
+          reason: `account ${input.account} is on the denylist: no automatic changes`,
+        }),
       'manual',
     );
 
@@ -196,7 +212,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
     );
   else if (policy.requireOwner && enrichment.unowned)
     acc.add(
-      { gate: 'owner', outcome: 'block', reason: `no owner known (triage owner ${enrichment.owner} stands in)` },
+      ownerBlock.get(enrichment.owner) ??
+        ownerBlock.set(enrichment.owner, {
+          gate: 'owner',
+          outcome: 'block',
+          reason: `no owner known (triage owner ${enrichment.owner} stands in)`,
+        }),
       'manual',
     );
   else

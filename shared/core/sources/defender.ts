@@ -15,7 +15,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
-import { EMPTY_LIST } from '../util/intern.js';
+import { EMPTY_LIST, EMPTY_TAGS } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -337,7 +337,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
       name: clip(a.compromisedEntity || res.name, 1024),
       account: res.account,
       region: null,
-      tags: {},
+      tags: EMPTY_TAGS,
       altIds: EMPTY_LIST,
       details: Object.assign(res.details, {
         alertName: alertId,
@@ -346,7 +346,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
         compromisedEntity: a.compromisedEntity ?? null,
       }),
     },
-    compliance: { controls: [], standards: [] },
+    compliance: { controls: EMPTY_LIST, standards: EMPTY_LIST },
     ocsf: ocsfOf('detection', severity, status, false, 1),
     raw: value,
   };
@@ -440,7 +440,7 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
       name: clip(res.name, 1024),
       account: res.account,
       region: null,
-      tags: {},
+      tags: EMPTY_TAGS,
       altIds: EMPTY_LIST,
       details: Object.assign(res.details, {
         assessmentKey: assessmentKey ?? null,
@@ -448,7 +448,7 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
         policyDefinitionId: policy ?? null,
       }),
     },
-    compliance: { controls: policy ? [policy] : [], standards: [], status: code },
+    compliance: { controls: policy ? [policy] : EMPTY_LIST, standards: EMPTY_LIST, status: code },
     ocsf: ocsfOf('compliance', severity, status, false, 1),
     raw: value,
   };

@@ -21,7 +21,7 @@
  */
 import * as z from 'zod';
 import type { Actor, Finding } from '../model/finding.js';
-import { EMPTY_LIST } from '../util/intern.js';
+import { EMPTY_LIST, EMPTY_TAGS } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -250,7 +250,7 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
       id,
       type: 'AccessKey',
       name: userName || 'root',
-      tags: {},
+      tags: EMPTY_TAGS,
       altIds: key.accessKeyId ? [checkId(key.accessKeyId, p('accessKeyDetails.accessKeyId'), 128)] : EMPTY_LIST,
       details: {
         userName: userName ?? null,
@@ -383,7 +383,7 @@ export function mapGuardDuty(value: unknown, prefix: string): Finding {
       // mapResource's details are this finding's own: extended in place (a spread re-copies every member).
       details: Object.assign(resource.details, { detectorId: detectorId ?? null, findingId, partition }),
     },
-    compliance: { controls: [], standards: [] },
+    compliance: { controls: EMPTY_LIST, standards: EMPTY_LIST },
     // Joined into one flat string (a template literal keeps a rope of its pieces in every stored finding).
     link: [
       'https://console.aws.amazon.com/guardduty/home?region=',

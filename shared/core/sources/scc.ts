@@ -14,7 +14,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
-import { EMPTY_LIST } from '../util/intern.js';
+import { EMPTY_LIST, EMPTY_TAGS } from '../util/intern.js';
 import {
   checkId,
   clip,
@@ -256,7 +256,7 @@ export function mapScc(value: unknown, prefix: string): Finding {
       name: clip(displayName ?? lastSegment(resourceId), 1024),
       account: clip(project.id, 256),
       region: regionOf(resourceId, m.resource?.location),
-      tags: {},
+      tags: EMPTY_TAGS,
       altIds: EMPTY_LIST,
       details: Object.assign(detailsOf(resourceId, displayName, project.id, project.number), {
         findingClass: f.findingClass ?? null,
@@ -265,10 +265,11 @@ export function mapScc(value: unknown, prefix: string): Finding {
       }),
     },
     compliance: {
-      controls: compliances.flatMap((c) => c.ids ?? []),
-      standards: compliances.flatMap((c) =>
-        c.standard ? [c.version ? `${c.standard} ${c.version}` : c.standard] : [],
-      ),
+      controls: compliances.length === 0 ? EMPTY_LIST : compliances.flatMap((c) => c.ids ?? []),
+      standards:
+        compliances.length === 0
+          ? EMPTY_LIST
+          : compliances.flatMap((c) => (c.standard ? [c.version ? `${c.standard} ${c.version}` : c.standard] : [])),
     },
     ocsf: ocsfOf(kind, severity, status, muted, 1),
     raw: value,

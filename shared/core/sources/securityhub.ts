@@ -222,8 +222,8 @@ export function mapAsff(value: unknown, prefix: string): Finding {
       details: Object.assign(mapped.details, { productArn: f.ProductArn, generatorId: f.GeneratorId ?? null }),
     },
     compliance: {
-      controls: control ? [control] : [],
-      standards,
+      controls: control ? [control] : EMPTY_LIST,
+      standards: standards.length === 0 ? EMPTY_LIST : standards,
       ...(f.Compliance?.Status ? { status: f.Compliance.Status } : {}),
     },
     // Joined into one flat string (a template literal keeps a rope of its pieces in every stored finding).

@@ -37,6 +37,9 @@ export class SharedTable<K, V extends object> {
 /** The one empty list every holder of an empty list shares (frozen: a push throws). */
 export const EMPTY_LIST: never[] = Object.freeze([]) as unknown as never[];
 
+/** The one empty tag set untagged resources share (frozen: an assignment throws). */
+export const EMPTY_TAGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 /** A trie node: its first children in small arrays scanned by identity, the rest in a Map. */
 interface ListNode<T, V> {
   keys: T[];

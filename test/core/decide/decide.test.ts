@@ -349,6 +349,33 @@ describe('decide: status', () => {
     expect(out.decision.verify).toBe(false);
   });
 
+  it('shares what a repeat leaves as it was (remediation, compliance, counts of one, ticket verdict), frozen', () => {
+    // Prepare
+    const state = fresh();
+    const f = makeFinding();
+    const g = makeFinding({
+      sourceId: 'other-finding',
+      key: 'c'.repeat(64),
+      resource: { id: 'arn:aws:s3:::acme-other' },
+    });
+    const first = run(f, state);
+    const other = run(g, state);
+    // Act
+    const repeat = run(laterCopy(f, 30, { occurrences: 2 }), state);
+    const otherRepeat = run(laterCopy(g, 30, { occurrences: 2 }), state);
+    // Assess
+    expect(first.next.findingOccurrences).toEqual([1]);
+    expect(other.next.findingOccurrences).toBe(first.next.findingOccurrences);
+    expect(() => first.next.findingOccurrences?.push(2)).toThrow(TypeError);
+    expect(repeat.caseChanged).toBe(true);
+    expect(repeat.next.findingOccurrences).toEqual([2]);
+    expect(first.next.findingOccurrences).toEqual([1]);
+    expect(repeat.next.remediation).toBe(first.next.remediation);
+    expect(repeat.next.compliance).toBe(first.next.compliance);
+    expect(repeat.decision.ticket).toEqual({ wanted: true, reason: 'case open' });
+    expect(otherRepeat.decision.ticket).toBe(repeat.decision.ticket);
+  });
+
   it('carries over ticket, verification, evidence and remediation progress set by other stages', () => {
     // Prepare
     const state = fresh();

@@ -222,4 +222,40 @@ describe('gates', () => {
     expect(other.gates.find((g) => g.gate === 'owner')?.reason).toBe('owner data-team@acme.example');
     expect(other.gates[0]).toBe(a.gates[0]);
   });
+  it('shares the blocking results too (triage owner, allowlist entry, denylist account); a warning keeps its list apart', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({
+      allowlist: { resources: ['arn:aws:s3:::acme-audit-logs*'] },
+      denylist: { accounts: ['999900001111'] },
+    });
+    const unowned = enrichment({ owner: 'secops-triage@acme.example', unowned: true });
+    const blocked = (resourceId: string) =>
+      evaluateGates(input({ policy, resourceId, account: '999900001111', enrichment: unowned }));
+    // Act
+    const a = blocked('arn:aws:s3:::acme-audit-logs-1');
+    const b = blocked('arn:aws:s3:::acme-audit-logs-2');
+    const incomplete = (warning: string) =>
+      evaluateGates(input({ policy, enrichment: enrichment({ complete: false, warnings: [warning] }) }));
+    const w1 = incomplete('owner lookup failed: throttled');
+    const w2 = incomplete('owner lookup failed: throttled');
+    // Assess
+    expect(a.gates.map((g) => [g.gate, g.outcome])).toEqual([
+      ['skip-tag', 'pass'],
+      ['allowlist', 'block'],
+      ['denylist', 'block'],
+      ['owner', 'block'],
+      ['environment', 'pass'],
+    ]);
+    expect(b.gates).toBe(a.gates);
+    expect(Object.isFrozen(a.gates)).toBe(true);
+    expect(a.gates.find((g) => g.gate === 'owner')?.reason).toBe(
+      'no owner known (triage owner secops-triage@acme.example stands in)',
+    );
+    expect(w1.gates.find((g) => g.gate === 'owner')?.reason).toBe(
+      'enrichment incomplete (owner lookup failed: throttled): fail closed',
+    );
+    expect(w2.gates).not.toBe(w1.gates);
+    expect(Object.isFrozen(w1.gates)).toBe(false);
+    expect(w2.gates[0]).toBe(w1.gates[0]);
+  });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { type Finding, FindingSchema, type Rejected } from '../../../shared/core/model/finding.js';
 import { normalize } from '../../../shared/core/pipeline/normalize.js';
 import { readDocuments } from '../../../shared/core/sources/read.js';
+import { oneFixture } from './util.js';
 
 const DIR = fileURLToPath(new URL('../../../examples/events/', import.meta.url));
 
@@ -57,5 +58,31 @@ describe('bundled examples (npm start)', () => {
     expect(first(byFile, '27-')).toMatchObject({ key: first(byFile, '17-').key, status: 'resolved' });
     expect(first(byFile, '10-').sample).toBe(true);
     expect(first(byFile, '11-').resource.account).toBe('777788889999');
+  });
+});
+
+describe('shared empty values in findings', () => {
+  it('gives untagged resources and findings without controls one frozen empty tag set and list', () => {
+    // Prepare
+    const paths = [
+      'guardduty/instance-crypto.eventbridge.json',
+      'defender/alert.arm.json',
+      'scc/public-bucket-acl.pubsub-push.json',
+    ];
+    // Act
+    const findings = paths.map((p) => oneFixture(p));
+    // Assess
+    const untagged = findings.filter((f) => Object.keys(f.resource.tags).length === 0);
+    expect(untagged.length).toBeGreaterThanOrEqual(2);
+    for (const f of untagged) {
+      expect(f.resource.tags).toBe(untagged[0]?.resource.tags);
+      expect(Object.isFrozen(f.resource.tags)).toBe(true);
+      expect(() => {
+        f.resource.tags.owner = 'x';
+      }).toThrow(TypeError);
+    }
+    const noControls = findings.filter((f) => f.compliance.controls.length === 0);
+    expect(noControls.length).toBeGreaterThanOrEqual(1);
+    for (const f of noControls) expect(Object.isFrozen(f.compliance.controls)).toBe(true);
   });
 });
