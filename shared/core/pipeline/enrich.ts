@@ -19,10 +19,11 @@
 import { compileEnvironmentWords } from '../enrich/environment.js';
 import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
 import type { Registry, RegistryAccount, RegistryRule, RegistryTeam } from '../enrich/registry.js';
+import { compileTagReader, TAG_FIELDS, type TagField, type TagHit, type TagHits } from '../enrich/tags.js';
 import { errorMessage } from '../errors.js';
 import type { Enrichment, Environment, JiraRouting, Provenance } from '../model/enrichment.js';
 import type { Finding, Provider } from '../model/finding.js';
-import type { EnrichmentPolicy, TagAliases } from '../policy/policy.js';
+import type { EnrichmentPolicy } from '../policy/policy.js';
 import type { Logger, OwnerLookup } from '../ports.js';
 import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
 
@@ -44,14 +45,8 @@ export interface Enricher {
   enrichSync(f: Finding): Enrichment | undefined;
 }
 
-type Field = keyof TagAliases;
-const FIELDS: readonly Field[] = ['owner', 'team', 'application', 'environment', 'criticality'];
-
-interface TagHit {
-  value: string;
-  key: string;
-}
-type TagHits = Partial<Record<Field, TagHit>>;
+type Field = TagField;
+const FIELDS = TAG_FIELDS;
 
 interface CompiledRule {
   rule: RegistryRule;
@@ -112,12 +107,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const { registry, policy, lookup, log } = opts;
   const env = compileEnvironmentWords(policy.environmentWords);
 
-  const aliases: Record<Field, readonly string[]> = policy.tagAliases;
-  const lowerAliases = new Map<string, { field: Field; rank: number }>();
-  for (const field of FIELDS)
-    aliases[field].forEach((a, rank) => {
-      if (!lowerAliases.has(a.toLowerCase())) lowerAliases.set(a.toLowerCase(), { field, rank });
-    });
+  const readTags = compileTagReader(policy.tagAliases);
 
   const teams = new Map<string, RegistryTeam>(registry.teams.map((t) => [t.id, t]));
   // provider → lower-cased id (and GCP project number) → entry; nested so lookups build no key strings.
@@ -169,41 +159,6 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     triageTeam === null
       ? undefined
       : Object.freeze({ via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam });
-
-  /** Reads the aliased tags: exact keys in alias order first, then a case-insensitive pass. */
-  function readTags(tags: Record<string, string>): TagHits {
-    const hits: TagHits = {};
-    if (!hasAnyKey(tags)) return hits;
-    let missing = false;
-    for (const field of FIELDS) {
-      for (const key of aliases[field]) {
-        const v = tags[key];
-        if (v !== undefined && Object.hasOwn(tags, key) && v.trim() !== '') {
-          hits[field] = { value: v.trim(), key };
-          break;
-        }
-      }
-      if (!hits[field]) missing = true;
-    }
-    if (missing) {
-      // Tags written `OWNER` or `ENV` by hand: accept any casing of a configured alias, for the fields the
-      // exact pass did not find, preferring the alias listed first.
-      const rankOf: Partial<Record<Field, number>> = {};
-      for (const key in tags) {
-        if (!Object.hasOwn(tags, key)) continue;
-        const a = lowerAliases.get(key.toLowerCase());
-        const v = tags[key];
-        if (!a || v === undefined || v.trim() === '') continue;
-        const rank = rankOf[a.field];
-        if (hits[a.field] && rank === undefined) continue; // found by the exact pass
-        if (rank === undefined || a.rank < rank) {
-          rankOf[a.field] = a.rank;
-          hits[a.field] = { value: v.trim(), key };
-        }
-      }
-    }
-    return hits;
-  }
 
   function findRule(f: Finding): CompiledRule | undefined {
     const r = f.resource;

@@ -186,9 +186,10 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
     const name = bucket.name ?? (bucket.arn ? lastSegment(bucket.arn) : undefined);
     if (!name) return reject(p('s3BucketDetails[0].arn'), 'missing resource: bucket has neither arn nor name');
     const id = checkId(bucket.arn ?? `arn:${partition}:s3:::${name}`, p('s3BucketDetails[0].arn'));
-    const related = buckets
-      .slice(1)
-      .flatMap((b) => (b.arn ? [b.arn] : b.name ? [`arn:${partition}:s3:::${b.name}`] : []));
+    const related =
+      buckets.length < 2
+        ? EMPTY_LIST
+        : buckets.slice(1).flatMap((b) => (b.arn ? [b.arn] : b.name ? [`arn:${partition}:s3:::${b.name}`] : []));
     return {
       id,
       type: 'S3Bucket',

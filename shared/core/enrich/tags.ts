@@ -1,0 +1,92 @@
+/**
+ * Reading owner, team, application, environment and criticality from resource tags through the configured
+ * key aliases (`owner`, `Owner`, `owner-email`, …).
+ *
+ * Per field: a key spelled exactly as an alias wins, the alias listed first among those present; without
+ * one, any casing of an alias (`OWNER`, `ENV` written by hand), again the alias listed first, and the first
+ * such key in the tags' order between two casings of one alias. A blank value counts as absent. Values are
+ * trimmed.
+ */
+import type { TagAliases } from '../policy/policy.js';
+
+export type TagField = keyof TagAliases;
+export const TAG_FIELDS: readonly TagField[] = ['owner', 'team', 'application', 'environment', 'criticality'];
+
+export interface TagHit {
+  value: string;
+  /** The tag key it was read from, as the resource spells it. */
+  key: string;
+}
+export type TagHits = Partial<Record<TagField, TagHit>>;
+
+interface AliasOf {
+  /** Index of the field in TAG_FIELDS. */
+  field: number;
+  rank: number;
+}
+
+const hasAnyKey = (o: object): boolean => {
+  for (const _ in o) return true;
+  return false;
+};
+
+/**
+ * Compiles the aliases into one reader: a single pass over the tags (one Map lookup per key, exact then
+ * lower-cased), instead of a lookup per field and alias followed, nearly always, by a case-insensitive
+ * pass over every key.
+ *
+ * @example const read = compileTagReader(policy.tagAliases); read({ Owner: 'web@acme.example' }).owner?.value
+ */
+export function compileTagReader(aliases: TagAliases): (tags: Record<string, string>) => TagHits {
+  // Exact spellings: one key may be an alias of several fields. Lower-cased: the first field and rank to
+  // claim a spelling keeps it.
+  const exact = new Map<string, AliasOf[]>();
+  const lower = new Map<string, AliasOf>();
+  TAG_FIELDS.forEach((field, f) => {
+    aliases[field].forEach((a, rank) => {
+      const list = exact.get(a) ?? [];
+      if (!list.some((x) => x.field === f)) list.push({ field: f, rank });
+      exact.set(a, list);
+      if (!lower.has(a.toLowerCase())) lower.set(a.toLowerCase(), { field: f, rank });
+    });
+  });
+  const n = TAG_FIELDS.length;
+  // Per field: the best exact and the best any-casing key, by rank; the first key met keeps a tie. Reused
+  // by every call (the reader is synchronous), reset at its start.
+  const exactKey: Array<string | undefined> = new Array(n);
+  const exactRank: number[] = new Array(n);
+  const looseKey: Array<string | undefined> = new Array(n);
+  const looseRank: number[] = new Array(n);
+
+  return (tags) => {
+    const hits: TagHits = {};
+    if (!hasAnyKey(tags)) return hits;
+    for (let f = 0; f < n; f++) {
+      exactKey[f] = undefined;
+      looseKey[f] = undefined;
+      exactRank[f] = Number.POSITIVE_INFINITY;
+      looseRank[f] = Number.POSITIVE_INFINITY;
+    }
+    for (const key of Object.keys(tags)) {
+      const v = tags[key];
+      if (typeof v !== 'string' || v.trim() === '') continue;
+      const spelled = exact.get(key);
+      if (spelled)
+        for (const a of spelled)
+          if (a.rank < (exactRank[a.field] as number)) {
+            exactRank[a.field] = a.rank;
+            exactKey[a.field] = key;
+          }
+      const a = lower.get(key.toLowerCase());
+      if (a && a.rank < (looseRank[a.field] as number)) {
+        looseRank[a.field] = a.rank;
+        looseKey[a.field] = key;
+      }
+    }
+    for (let f = 0; f < n; f++) {
+      const key = exactKey[f] ?? looseKey[f];
+      if (key !== undefined) hits[TAG_FIELDS[f] as TagField] = { value: (tags[key] as string).trim(), key };
+    }
+    return hits;
+  };
+}
