@@ -271,8 +271,12 @@ async function inMemory(
         if (existing) input.existing = existing;
         const d = decide(input);
         // The map stands in for the findings collection: decide reads a previous finding's state, never
-        // its raw vendor event, so the raw is not kept in memory (the SQLite run below stores it).
-        if (d.findingChanged) findings.set(f.key, { ...f, raw: null });
+        // its raw vendor event, so the finding is kept without it (the SQLite run below stores it). Nothing
+        // else holds the finding once decided: it is kept itself, not a copy.
+        if (d.findingChanged) {
+          f.raw = null;
+          findings.set(f.key, f);
+        }
         if (d.caseChanged) cases.set(key, d.next);
         n++;
       }
