@@ -8,6 +8,7 @@
  * trimmed.
  */
 import type { TagAliases } from '../policy/policy.js';
+import { hasEnumerableKey } from '../util/objects.js';
 
 export type TagField = keyof TagAliases;
 export const TAG_FIELDS: readonly TagField[] = ['owner', 'team', 'application', 'environment', 'criticality'];
@@ -24,11 +25,6 @@ interface AliasOf {
   field: number;
   rank: number;
 }
-
-const hasAnyKey = (o: object): boolean => {
-  for (const _ in o) return true;
-  return false;
-};
 
 /**
  * Compiles the aliases into one reader: a single pass over the tags (one Map lookup per key, exact then
@@ -60,7 +56,7 @@ export function compileTagReader(aliases: TagAliases): (tags: Record<string, str
 
   return (tags) => {
     const hits: TagHits = {};
-    if (!hasAnyKey(tags)) return hits;
+    if (!hasEnumerableKey(tags)) return hits;
     for (let f = 0; f < n; f++) {
       exactKey[f] = undefined;
       looseKey[f] = undefined;

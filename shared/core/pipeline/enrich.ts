@@ -26,6 +26,7 @@ import type { Finding, Provider } from '../model/finding.js';
 import type { EnrichmentPolicy } from '../policy/policy.js';
 import type { Logger, OwnerLookup } from '../ports.js';
 import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
+import { hasEnumerableKey } from '../util/objects.js';
 
 export interface EnricherOptions {
   registry: Registry;
@@ -90,11 +91,6 @@ const DEFAULT_ENVIRONMENT: Provenance = Object.freeze({
   via: 'default',
   detail: 'environment unknown: no tag, registry entry or name pattern says which',
 });
-
-const hasAnyKey = (o: Record<string, string>): boolean => {
-  for (const _ in o) return true;
-  return false;
-};
 
 /**
  * Builds the enricher once per configuration.
@@ -344,7 +340,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     return enrichments.get(parts) ?? enrichments.set(parts, make());
   }
 
-  const needsLookup = (f: Finding): boolean => lookup !== undefined && !hasAnyKey(f.resource.tags);
+  const needsLookup = (f: Finding): boolean => lookup !== undefined && !hasEnumerableKey(f.resource.tags);
 
   return {
     enrichSync(f) {

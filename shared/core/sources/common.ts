@@ -11,6 +11,7 @@ import * as z from 'zod';
 import type { Finding, FindingStatus, Ocsf, Provider, Rejected, Severity, Source } from '../model/finding.js';
 import { acceptsWithoutCopy } from '../util/accept.js';
 import { EMPTY_TAGS } from '../util/intern.js';
+import { hasEnumerableKey } from '../util/objects.js';
 
 // The vendor schemas' fast path lives with the model's (util/accept.ts); the tests reach it from here.
 export { acceptsWithoutCopy };
@@ -155,19 +156,12 @@ const SCAN_DEEP = 2;
  * {@link MAX_DEPTH} levels down, else `oversized` when any string (value or key) is 1 MiB or more.
  */
 function scan(value: unknown): ScanHit {
-  const hit = scanAt(value, 0, inheritsEnumerable());
+  // Own membership is checked per key only while something made a member of Object.prototype enumerable
+  // (pollution; asked once per scan): while it is clean the walk skips the per-key `Object.hasOwn` (a third
+  // of its time). Objects of other prototypes (never from JSON.parse) then have their inherited members
+  // scanned as well, which can only reject more.
+  const hit = scanAt(value, 0, hasEnumerableKey(Object.prototype));
   return hit === SCAN_DEEP ? 'deep' : hit === SCAN_OVERSIZED ? 'oversized' : undefined;
-}
-
-/**
- * Whether `for…in` over a plain object would also meet inherited members: only when something made a
- * member of Object.prototype enumerable (pollution). Asked once per scan: while the prototype is clean the
- * walk skips the per-key `Object.hasOwn` (a third of its time); objects of other prototypes (never from
- * JSON.parse) then have their inherited members scanned as well, which can only reject more.
- */
-function inheritsEnumerable(): boolean {
-  for (const _ in Object.prototype) return true;
-  return false;
 }
 
 /**
