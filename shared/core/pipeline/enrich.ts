@@ -46,9 +46,6 @@ export interface Enricher {
   enrichSync(f: Finding): Enrichment | undefined;
 }
 
-type Field = TagField;
-const FIELDS = TAG_FIELDS;
-
 interface CompiledRule {
   rule: RegistryRule;
   provider: Provider | undefined;
@@ -56,7 +53,7 @@ interface CompiledRule {
   type: string | undefined;
   account: string | undefined;
   /** Its provenance sentence per field, made once. */
-  provenance: Record<Field, Provenance>;
+  provenance: Record<TagField, Provenance>;
 }
 
 interface CompiledAccount {
@@ -64,7 +61,7 @@ interface CompiledAccount {
   /** "account 111122223333" / "subscription 6c1f…" / "project acme-web-prod" */
   label: string;
   /** Its provenance sentence per field, made once. */
-  provenance: Record<Field, Provenance>;
+  provenance: Record<TagField, Provenance>;
 }
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
@@ -82,9 +79,9 @@ function accountProvenance(field: string, label: string, id: string): Provenance
   return { via: 'registry-account', detail: `${field} from ${label} in the registry`, ref: id };
 }
 /** One frozen sentence per field. */
-function sentences(make: (field: Field) => Provenance): Record<Field, Provenance> {
-  const out = {} as Record<Field, Provenance>;
-  for (const f of FIELDS) out[f] = Object.freeze(make(f));
+function sentences(make: (field: TagField) => Provenance): Record<TagField, Provenance> {
+  const out = {} as Record<TagField, Provenance>;
+  for (const f of TAG_FIELDS) out[f] = Object.freeze(make(f));
   return out;
 }
 const DEFAULT_ENVIRONMENT: Provenance = Object.freeze({
@@ -132,17 +129,17 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   // Provenance sentences made once and shared: per tag key (by field, tag or lookup, tag or label), per
   // registry rule and account (by field), per team (its default owner).
   const byField = () =>
-    Object.fromEntries(FIELDS.map((f) => [f, new SharedTable<string, Provenance>()])) as Record<
-      Field,
+    Object.fromEntries(TAG_FIELDS.map((f) => [f, new SharedTable<string, Provenance>()])) as Record<
+      TagField,
       SharedTable<string, Provenance>
     >;
   const tagSentences = { tag: { tag: byField(), label: byField() }, lookup: { tag: byField(), label: byField() } };
-  const fromTag = (field: Field, hit: TagHit, via: 'tag' | 'lookup', word: 'tag' | 'label'): Provenance => {
+  const fromTag = (field: TagField, hit: TagHit, via: 'tag' | 'lookup', word: 'tag' | 'label'): Provenance => {
     const table = tagSentences[via][word][field];
     return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
-  const fromRule = (field: Field, c: CompiledRule): Provenance => c.provenance[field];
-  const fromAccount = (field: Field, c: CompiledAccount): Provenance => c.provenance[field];
+  const fromRule = (field: TagField, c: CompiledRule): Provenance => c.provenance[field];
+  const fromAccount = (field: TagField, c: CompiledAccount): Provenance => c.provenance[field];
   const teamOwnerSentences = new SharedTable<RegistryTeam, Provenance>();
   const fromTeamOwner = (t: RegistryTeam): Provenance =>
     teamOwnerSentences.get(t) ??
