@@ -239,6 +239,7 @@ let codegen: boolean | undefined;
  * its own object parse; where the process forbids that, every value goes through zod.
  */
 function compileAcceptor(schema: zc.$ZodType): Acceptor | null {
+  if (codegen === false) return null;
   const g: Gen = { fns: [], externals: [], named: new Map() };
   const root = expr(g, schema, 'm');
   if (root === null) return null;
@@ -246,7 +247,6 @@ function compileAcceptor(schema: zc.$ZodType): Acceptor | null {
     '"use strict";\n' +
     'const hasOwn = Object.hasOwn, getProto = Object.getPrototypeOf, OP = Object.prototype, isArray = Array.isArray;\n' +
     `${g.fns.join('\n')}\nreturn function accept(m) { return ${root}; };`;
-  if (codegen === false) return null;
   try {
     // closeloop's own schemas compiled to code (see Gen): nothing of a checked value reaches the source.
     const accept = new Function('x', source)(g.externals) as Acceptor;
