@@ -19,7 +19,7 @@ import type { Case } from '../shared/core/model/case.js';
 import type { Finding } from '../shared/core/model/finding.js';
 import { caseKeyOf, type DecideInput, decide } from '../shared/core/pipeline/decide.js';
 import { createEnricher } from '../shared/core/pipeline/enrich.js';
-import { createIngest } from '../shared/core/pipeline/ingest.js';
+import { createIngest, INGEST_CHUNK } from '../shared/core/pipeline/ingest.js';
 import { normalize } from '../shared/core/pipeline/normalize.js';
 import { InProcessBus } from '../shared/core/pipeline/stage.js';
 import { silentLogger, systemClock } from '../shared/core/ports.js';
@@ -108,7 +108,7 @@ async function main() {
     });
     const t = performance.now();
     let stored = 0;
-    const slice = 10_000; // as the CLI slices its inputs
+    const slice = INGEST_CHUNK; // as the CLI slices its inputs
     for (let i = 0; i < inputs.length; i += slice) {
       const docs = [];
       for (const [j, inp] of inputs.slice(i, i + slice).entries()) {

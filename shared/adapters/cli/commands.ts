@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import { UsageError } from '../../core/errors.js';
 import type { Rejected } from '../../core/model/finding.js';
+import { INGEST_CHUNK } from '../../core/pipeline/ingest.js';
 import { normalize } from '../../core/pipeline/normalize.js';
 import { releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
 import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
@@ -71,7 +72,7 @@ async function ingestAll(rt: LocalRuntime, docs: Awaited<ReturnType<typeof load>
   const results = [];
   const rejected: Rejected[] = [];
   const stats = { documents: 0, findings: 0, rejected: 0, newCases: 0, changedCases: 0, unchanged: 0 };
-  const slice = 10_000; // one ingest transaction each (see IngestDeps.chunkSize)
+  const slice = INGEST_CHUNK; // one ingest transaction each
   for (let i = 0; i < docs.length; i += slice) {
     const out = await rt.ingest.ingest(docs.slice(i, i + slice));
     results.push(...out.results);

@@ -43,7 +43,7 @@ export interface IngestDeps {
   log: Logger;
   actionInfo?: (id: string) => { productionSafe: boolean } | undefined;
   /**
-   * Findings per store round trip (default 10,000). Each chunk is one write transaction: SQLite rewrites
+   * Findings per store round trip (default {@link INGEST_CHUNK}). Each chunk is one write transaction: SQLite rewrites
    * every index page a chunk touches, and finding and case ids are hashes spread over the whole index, so
    * fewer, larger chunks write fewer pages per finding (measured on the bench's ingest: 500 → 2000 cut the
    * bytes written from ~22 KB to ~18 KB per finding; with 16 KB pages over 100k findings, 2,000 → 10,000
@@ -52,6 +52,9 @@ export interface IngestDeps {
    */
   chunkSize?: number;
 }
+
+/** Findings per ingest transaction by default (see IngestDeps.chunkSize); callers slicing their inputs use it too. */
+export const INGEST_CHUNK = 10_000;
 
 export interface IngestDoc {
   /** Where it came from: `examples/events/01-gd.json`, `stdin:3`, `sqs:<id>`. */
@@ -87,7 +90,7 @@ interface Pending {
 }
 
 export function createIngest(deps: IngestDeps) {
-  const chunkSize = deps.chunkSize ?? 10_000;
+  const chunkSize = deps.chunkSize ?? INGEST_CHUNK;
 
   /** Rejections are kept: a dead letter per rejection, idempotent on its content. */
   async function deadLetter(rejected: readonly Rejected[], at: string): Promise<void> {
