@@ -597,7 +597,7 @@ const median = (xs) => {
  * `processMs`, the whole process's wall time (node's own start-up included, see `nodeStartMs`). Bundles first when they are
  * missing. A function that fails to bundle or load is listed with `loadMs: null` and its `error`, so one
  * broken function never hides the others' figures.
- * @returns {Promise<Array<{ function: string, bytes: number, totalBytes?: number, loadMs: number | null, error?: string }>>}
+ * @returns {Promise<Array<{ function: string, bytes: number, totalBytes?: number, loadMs: number | null, processMs?: number, error?: string }>>}
  */
 export async function bundleStats({ root, runs = 20, rebuild = false } = {}) {
   const fns = functionEntries(root);
