@@ -28,7 +28,17 @@ const PROJECTS = [
 ];
 const hex = (r: () => number, n: number) => Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
 
+/**
+ * The text as a reader gets it: decoded from bytes (a file, a request body, a queue message) into one flat
+ * string. `JSON.stringify`'s own result is a rope of the parts it was built from, which the first
+ * `JSON.parse` over it flattens, copying the text and leaving the parts as garbage; left so, the baseline's
+ * turn, which parses each slice first, paid that copy for the pipeline and ran about a fifth slower than
+ * over flat text, and the ratio looked better by two to three points.
+ */
+const asRead = (text: string): string => Buffer.from(text, 'utf8').toString('utf8');
+
 export interface GeneratedInput {
+  /** One flat string, as decoded from bytes. */
   text: string;
   /** How many findings the input should yield when valid (0 for a bad input). */
   findings: number;
@@ -86,7 +96,7 @@ export function generate(total: number, seed = 42): GeneratedInput[] {
     if (roll < 0.01) {
       const text = render({ kind: 'gd', n: i, count: 1, resolved: false }, r, t0 + i * 1000);
       out.push({
-        text: text.slice(0, Math.floor(text.length / 2)),
+        text: asRead(text.slice(0, Math.floor(text.length / 2))),
         findings: 0,
         bad: true,
         kind: 'gd',
@@ -113,7 +123,7 @@ export function generate(total: number, seed = 42): GeneratedInput[] {
       seen.push(base);
     }
     out.push({
-      text: render(base, r, t0 + i * 1000),
+      text: asRead(render(base, r, t0 + i * 1000)),
       findings: 1,
       bad: false,
       kind: base.kind,
