@@ -84,13 +84,11 @@ export function makeCase(opts: CaseOptions = {}, override: Partial<Case> = {}): 
     },
     exception: null,
     lastDecision: {
-      caseKey: `aws|${resourceId.toLowerCase()}|${type}`,
       isNewCase: true,
       recurrence: false,
       unchanged: false,
       exception: null,
       exceptionExpired: null,
-      remediation: { action: 's3.block-public-access', mode: 'approval', reason: 'prod needs approval', gates: [] },
       ticket: { wanted: true, reason: 'active finding' },
       verify: false,
     },

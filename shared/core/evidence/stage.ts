@@ -124,10 +124,17 @@ export function draftsFor(event: PipelineEvent, c: Case | undefined): KeyedDraft
   return out;
 }
 
-/** The decision the event announces (the one that was made), else the case's latest. */
+/**
+ * The decision the event announces (the one that was made), else the case's latest, whose verdict the case
+ * keeps in its `remediation` (CaseDecisionSchema).
+ */
 function decisionOf(detail: Record<string, unknown> | undefined, c: Case | undefined): Decision | undefined {
   const parsed = DecisionSchema.safeParse(detail?.decision);
-  return parsed.success ? parsed.data : c?.lastDecision;
+  if (parsed.success) return parsed.data;
+  const d = c?.lastDecision;
+  if (!c || !d) return undefined;
+  const { action, mode, reason, gates } = c.remediation;
+  return { caseKey: c.key, ...d, remediation: { action, mode, reason, gates } };
 }
 
 type DraftBase = Pick<EvidenceDraft, 'caseKey' | 'findingIds' | 'owner' | 'eventId' | 'at' | 'calls'>;

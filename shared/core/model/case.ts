@@ -106,6 +106,15 @@ export const CaseVerificationSchema = z.object({
 });
 export type CaseVerification = z.infer<typeof CaseVerificationSchema>;
 
+/**
+ * The decision that made a case what it is, as the case keeps it: without what the case holds itself (its
+ * key, and the remediation verdict, which `remediation` carries beside its state). The whole decision goes
+ * out with the `case.decided` event. Cases written before 2026-12-07 hold the whole decision: the two
+ * members are dropped when such a case is read.
+ */
+export const CaseDecisionSchema = DecisionSchema.omit({ caseKey: true, remediation: true });
+export type CaseDecision = z.infer<typeof CaseDecisionSchema>;
+
 export const CaseSchema = z.object({
   key: z.string(),
   provider: ProviderSchema,
@@ -143,7 +152,7 @@ export const CaseSchema = z.object({
   compliance: z.object({ controls: z.array(z.string()), standards: z.array(z.string()) }),
   enrichment: EnrichmentSchema,
   exception: ExceptionRefSchema.nullable(),
-  lastDecision: DecisionSchema.optional(),
+  lastDecision: CaseDecisionSchema.optional(),
   remediation: CaseRemediationSchema,
   ticket: CaseTicketSchema.nullable(),
   verification: CaseVerificationSchema.nullable(),

@@ -11,7 +11,7 @@
  * Decide owns the case's top level and the action/mode/reason/gates of `remediation`; it carries over
  * `ticket`, `verification`, `evidenceHead` and the remediation stage's fields untouched.
  */
-import type { Case, CaseStatus } from '../model/case.js';
+import type { Case, CaseDecision, CaseStatus } from '../model/case.js';
 import type { Decision, ExceptionRef } from '../model/decision.js';
 import type { Enrichment } from '../model/enrichment.js';
 import { type Finding, maxSeverity } from '../model/finding.js';
@@ -380,16 +380,28 @@ function decisionOf(c: Case, unchanged: boolean): Decision {
 }
 
 /** The placeholder in a candidate case's `lastDecision` slot until the decision is made (see decide). */
-const DECISION_PENDING: Decision = Object.freeze<Decision>({
-  caseKey: '',
+const DECISION_PENDING: CaseDecision = Object.freeze<CaseDecision>({
   isNewCase: false,
   recurrence: false,
   unchanged: true,
   exception: null,
   exceptionExpired: null,
-  remediation: { action: null, mode: 'none', reason: '', gates: [] },
   ticket: { wanted: false, reason: '' },
   verify: false,
+});
+
+/**
+ * A decision as its case keeps it (CaseDecisionSchema): its key and verdict are the case's own `key` and
+ * `remediation`, and stored twice they were a quarter of every case document.
+ */
+const asCaseDecision = (d: Decision): CaseDecision => ({
+  isNewCase: d.isNewCase,
+  recurrence: d.recurrence,
+  unchanged: d.unchanged,
+  exception: d.exception,
+  exceptionExpired: d.exceptionExpired,
+  ticket: d.ticket,
+  verify: d.verify,
 });
 
 /**
@@ -495,7 +507,7 @@ export function decide(input: DecideInput): DecideOutput {
     verify: st.verify,
   };
   if (!caseChanged && existing) return { decision, next: existing, findingChanged, caseChanged: false };
-  candidate.lastDecision = decision;
+  candidate.lastDecision = asCaseDecision(decision);
   return { decision, next: candidate, findingChanged, caseChanged: true };
 }
 
@@ -570,6 +582,6 @@ export function reevaluate(
     remediation,
     ticket: ticketWanted(next, false, c.sourceStatus === 'resolved', exception, policy),
   };
-  next.lastDecision = decision;
+  next.lastDecision = asCaseDecision(decision);
   return { decision, next };
 }

@@ -1,12 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../shared/adapters/config/load.js';
 import type { Config } from '../../../shared/core/config.js';
-import type { Case } from '../../../shared/core/model/case.js';
+import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import type { Finding } from '../../../shared/core/model/finding.js';
 import { caseKeyOf, type DecideInput, decide, reevaluate } from '../../../shared/core/pipeline/decide.js';
 import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
 import type { RiskException } from '../../../shared/core/policy/exceptions.js';
 import { silentLogger } from '../../../shared/core/ports.js';
+import { parseWithoutCopy } from '../../../shared/core/util/accept.js';
 import { laterCopy, makeControlFinding, makeFinding } from '../../helpers/findings.js';
 
 let config: Config;
@@ -89,7 +90,11 @@ describe('decide: cases and dedup', () => {
     });
     expect(out.next.remediation).toMatchObject({ action: 's3.block-public-access', mode: 'auto', state: 'none' });
     expect(out.next.remediation.gates.map((g) => g.gate)).toEqual(['skip-tag', 'allowlist', 'owner', 'environment']);
-    expect(out.next.lastDecision).toEqual(out.decision);
+    // The case keeps the decision without what it holds itself: its key, and the verdict in `remediation`.
+    const { caseKey, remediation, ...kept } = out.decision;
+    expect(caseKey).toBe(out.next.key);
+    expect(out.next.lastDecision).toEqual(kept);
+    expect(out.next.remediation).toEqual({ ...remediation, state: 'none' });
   });
 
   it('changes nothing and says unchanged when the same finding is replayed', () => {
@@ -129,6 +134,26 @@ describe('decide: cases and dedup', () => {
     expect(repeat.next.findingOccurrences).toEqual([4, 3]);
     expect(repeat.next.occurrences).toBe(7);
     expect(repeat.next).not.toHaveProperty('occurrencesByFinding');
+  });
+
+  it('reads a case stored with the whole decision (before 2026-12-07) as the decision without key and verdict', () => {
+    // Prepare: the case as a store written before holds it, its lastDecision the whole decision
+    const state = fresh();
+    const f = makeFinding();
+    const first = run(f, state);
+    const stored = JSON.stringify({ ...first.next, lastDecision: first.decision });
+    // Act
+    const viaZod = CaseSchema.parse(JSON.parse(stored));
+    const viaAcceptor = parseWithoutCopy(CaseSchema, JSON.parse(stored));
+    state.cases.set(first.decision.caseKey, viaAcceptor);
+    const replay = run(f, state);
+    // Assess
+    for (const c of [viaZod, viaAcceptor]) {
+      expect(c.lastDecision).not.toHaveProperty('caseKey');
+      expect(c.lastDecision).not.toHaveProperty('remediation');
+      expect(c.lastDecision?.ticket).toEqual(first.decision.ticket);
+    }
+    expect(replay.caseChanged).toBe(false); // not rewritten for its form alone
   });
 
   it('bumps occurrences and lastSeen without double counting when a GuardDuty repeat raises service.count', () => {
