@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
@@ -182,6 +182,39 @@ describe('evidence chain on a local folder', () => {
     await appendEvidence(deps(), draft('case-a', 'apply', 2));
     // Assess
     expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 2 });
+  });
+
+  it('completes a record file a crash cut short, and keeps one edited otherwise for verify to report', async () => {
+    // Prepare: files as a writer killed mid-write leaves them (empty, half), and one edited by hand
+    const rs = await writeSix();
+    const [empty, half, edited] = [rs[1], rs[3], rs[4]];
+    if (!empty || !half || !edited) throw new Error('no records');
+    const full = await readFile(evidence.pathOf(half.hash), 'utf8');
+    await writeFile(evidence.pathOf(empty.hash), '');
+    await writeFile(evidence.pathOf(half.hash), full.slice(0, full.length >> 1));
+    const forged = (await readFile(evidence.pathOf(edited.hash), 'utf8')).replace('"apply 4"', '"apply 9"');
+    await writeFile(evidence.pathOf(edited.hash), forged);
+    // Act
+    const outcomes = await Promise.all([empty, half, edited].map((r) => evidence.put(r)));
+    // Assess
+    expect(outcomes).toEqual(['stored', 'stored', 'exists']);
+    expect(await readFile(evidence.pathOf(half.hash), 'utf8')).toBe(full);
+    expect(await readFile(evidence.pathOf(edited.hash), 'utf8')).toBe(forged);
+    const check = await verifyChains(evidence, { store });
+    expect(check.problems.map((p) => p.hash)).toEqual([edited.hash]);
+  });
+
+  it('stores a record once and leaves no temporary file when 20 writers put it at once', async () => {
+    // Prepare
+    const [r] = await writeSix();
+    if (!r) throw new Error('no record');
+    await rm(evidence.pathOf(r.hash));
+    // Act
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => evidence.put(r)));
+    // Assess
+    expect(outcomes.filter((o) => o === 'stored')).toHaveLength(1);
+    expect((await readdir(dir)).filter((name) => !/^[0-9a-f]{64}\.json$/.test(name))).toEqual([]);
+    expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 6 });
   });
 
   it('tells the story and exports a bundle an auditor can check with jq and sha256sum', async () => {

@@ -1,9 +1,12 @@
 /**
  * Evidence in a folder of the embedded home (`<home>/evidence/<hash>.json`), one file per record,
- * written once: the `wx` flag refuses to overwrite, so a record can only be changed by hand — which
- * `closeloop evidence verify` then reports.
+ * written once and whole: the text goes to a temporary file first, which a hard link then names — `link`
+ * refuses a name that exists, so a record is never overwritten and can only be changed by hand (which
+ * `closeloop evidence verify` then reports), and a process killed mid-write leaves a temporary file that
+ * every read ignores, never a record cut short under its own name.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } from '../../core/evidence/ports.js';
 import type { EvidenceRecord } from '../../core/evidence/record.js';
@@ -24,13 +27,24 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
   async put(record: EvidenceRecord): Promise<'stored' | 'exists'> {
     this.ready ??= mkdir(this.dir, { recursive: true });
     await this.ready;
+    const path = this.pathOf(record.hash);
+    const text = `${JSON.stringify(record, null, 2)}\n`;
+    // A name no record file has (HASH_FILE), unique to this write.
+    const temporary = join(this.dir, `.${record.hash}.${process.pid}.${randomUUID()}.tmp`);
+    await writeFile(temporary, text, { flag: 'wx' });
     try {
-      await writeFile(this.pathOf(record.hash), `${JSON.stringify(record, null, 2)}\n`, { flag: 'wx' });
+      await link(temporary, path);
       return 'stored';
     } catch (e) {
-      // Same name = same hash = same content: a retried write of a record already stored.
-      if (e instanceof Error && 'code' in e && e.code === 'EEXIST') return 'exists';
-      throw e;
+      if (!hasCode(e, 'EEXIST')) throw e;
+      // Same name = same hash = same content: a retried write of a record already stored — or one cut
+      // short by a crash of a version that wrote in place (its text a prefix of the record's), completed.
+      const stored = await readFile(path, 'utf8').catch(() => undefined);
+      if (stored === undefined || stored === text || !text.startsWith(stored)) return 'exists';
+      await rename(temporary, path);
+      return 'stored';
+    } finally {
+      await rm(temporary, { force: true });
     }
   }
 
@@ -39,7 +53,7 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     try {
       return { key: hash, raw: parse(await readFile(this.pathOf(hash), 'utf8')) };
     } catch (e) {
-      if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return undefined;
+      if (hasCode(e, 'ENOENT')) return undefined;
       throw e;
     }
   }
@@ -56,7 +70,7 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     try {
       names = await readdir(this.dir);
     } catch (e) {
-      if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return [];
+      if (hasCode(e, 'ENOENT')) return [];
       throw e;
     }
     const out: StoredEvidence[] = [];
@@ -67,6 +81,8 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     return orderStored(out, 'seq');
   }
 }
+
+const hasCode = (e: unknown, code: string): boolean => e instanceof Error && 'code' in e && e.code === code;
 
 /** A file edited into invalid JSON is still evidence of tampering: keep its text for the chain check. */
 function parse(text: string): unknown {
