@@ -331,11 +331,11 @@ function nextStatus(
 }
 
 // Shared by every decision that reaches them (decisions are never changed once made).
-const RESOLVED_BEFORE_TICKET: Decision['ticket'] = {
+const RESOLVED_BEFORE_TICKET: Decision['ticket'] = Object.freeze({
   wanted: false,
   reason: 'resolved at the source before any ticket was needed',
-};
-const NEW_CASE_TICKET: Decision['ticket'] = { wanted: true, reason: 'new case' };
+});
+const NEW_CASE_TICKET: Decision['ticket'] = Object.freeze({ wanted: true, reason: 'new case' });
 const CASE_TICKETS = new SharedTable<CaseStatus, Decision['ticket']>(100);
 
 function ticketWanted(
@@ -390,19 +390,34 @@ const DECISION_PENDING: CaseDecision = Object.freeze<CaseDecision>({
   verify: false,
 });
 
+/** Case decisions without an exception, by their shared ticket verdict and then by their four flags. */
+const sharedCaseDecisions = new WeakMap<Decision['ticket'], Array<CaseDecision | undefined>>();
+
 /**
  * A decision as its case keeps it (CaseDecisionSchema): its key and verdict are the case's own `key` and
- * `remediation`, and stored twice they were a quarter of every case document.
+ * `remediation`, and stored twice they were a quarter of every case document. Without an exception it is
+ * one of a few shared, frozen objects (a shared ticket verdict and four flags), not one more per case.
  */
-const asCaseDecision = (d: Decision): CaseDecision => ({
-  isNewCase: d.isNewCase,
-  recurrence: d.recurrence,
-  unchanged: d.unchanged,
-  exception: d.exception,
-  exceptionExpired: d.exceptionExpired,
-  ticket: d.ticket,
-  verify: d.verify,
-});
+function asCaseDecision(d: Decision): CaseDecision {
+  const own = (): CaseDecision => ({
+    isNewCase: d.isNewCase,
+    recurrence: d.recurrence,
+    unchanged: d.unchanged,
+    exception: d.exception,
+    exceptionExpired: d.exceptionExpired,
+    ticket: d.ticket,
+    verify: d.verify,
+  });
+  if (d.exception !== null || d.exceptionExpired !== null || !Object.isFrozen(d.ticket)) return own();
+  let byFlags = sharedCaseDecisions.get(d.ticket);
+  if (!byFlags) {
+    byFlags = [];
+    sharedCaseDecisions.set(d.ticket, byFlags);
+  }
+  const flags = (d.isNewCase ? 1 : 0) | (d.recurrence ? 2 : 0) | (d.unchanged ? 4 : 0) | (d.verify ? 8 : 0);
+  byFlags[flags] ??= Object.freeze(own());
+  return byFlags[flags];
+}
 
 /**
  * Merges one finding into its case and decides. Pure.
