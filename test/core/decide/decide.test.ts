@@ -95,6 +95,10 @@ describe('decide: cases and dedup', () => {
     expect(caseKey).toBe(out.next.key);
     expect(out.next.lastDecision).toEqual(kept);
     expect(out.next.remediation).toEqual({ ...remediation, state: 'none' });
+    // Without an exception, one frozen object shared by every case decided alike.
+    const other = run(makeFinding({ sourceId: `${f.sourceId}-other`, key: 'c'.repeat(64) }), fresh());
+    expect(other.next.lastDecision).toBe(out.next.lastDecision);
+    expect(Object.isFrozen(out.next.lastDecision)).toBe(true);
   });
 
   it('changes nothing and says unchanged when the same finding is replayed', () => {
@@ -461,6 +465,7 @@ describe('decide: exceptions', () => {
     });
     expect(out.decision.remediation.mode).toBe('none');
     expect(out.decision.remediation.reason).toContain('exception EXC-001');
+    expect(out.next.lastDecision?.exception?.id).toBe('EXC-001'); // its own, not a shared one
   });
 
   it('reopens the case with exceptionExpired when the exception that covered it has expired', () => {
