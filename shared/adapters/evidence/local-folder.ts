@@ -1,12 +1,12 @@
 /**
  * Evidence in a folder of the embedded home (`<home>/evidence/<hash>.json`), one file per record,
- * written once and whole: the text goes to a temporary file first, which a hard link then names — `link`
- * refuses a name that exists, so a record is never overwritten and can only be changed by hand (which
- * `closeloop evidence verify` then reports), and a process killed mid-write leaves a temporary file that
- * every read ignores, never a record cut short under its own name.
+ * written once and whole: the text goes to a temporary file first, which a rename then names, so a
+ * process killed mid-write leaves a temporary file that every read ignores, never a record cut short under
+ * its own name. A record that exists is left as it is (by its name, the hash, it holds the same text),
+ * so a record can only be changed by hand — which `closeloop evidence verify` then reports.
  */
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } from '../../core/evidence/ports.js';
 import type { EvidenceRecord } from '../../core/evidence/record.js';
@@ -29,22 +29,34 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     await this.ready;
     const path = this.pathOf(record.hash);
     const text = `${JSON.stringify(record, null, 2)}\n`;
-    // A name no record file has (HASH_FILE), unique to this write.
-    const temporary = join(this.dir, `.${record.hash}.${process.pid}.${randomUUID()}.tmp`);
-    await writeFile(temporary, text, { flag: 'wx' });
+    // Most puts repeat a record already stored (every append first completes the chain's head): one stat
+    // answers them.
+    const size = await sizeOf(path);
+    if (size === Buffer.byteLength(text)) return 'exists';
+    if (size === undefined) {
+      // Named by a rename: the record appears whole or not at all. A rename replaces a file that another
+      // writer stored since the stat, which by its name (the hash) holds this same text.
+      await this.whole(record.hash, path, text);
+      return 'stored';
+    }
+    // Same name = same hash = same content: a record already stored — or one cut short by a crash of a
+    // version that wrote in place (its text a prefix of the record's), completed. Any other text is an
+    // edit, kept for `evidence verify` to report.
+    const stored = await readFile(path, 'utf8').catch(() => undefined);
+    if (stored === undefined || stored === text || !text.startsWith(stored)) return 'exists';
+    await this.whole(record.hash, path, text);
+    return 'stored';
+  }
+
+  /** Writes `text` to a file of its own (a name no record has, unique to this write), then renames it to `path`. */
+  private async whole(hash: string, path: string, text: string): Promise<void> {
+    const temporary = join(this.dir, `.${hash}.${process.pid}.${randomUUID()}.tmp`);
     try {
-      await link(temporary, path);
-      return 'stored';
-    } catch (e) {
-      if (!hasCode(e, 'EEXIST')) throw e;
-      // Same name = same hash = same content: a retried write of a record already stored — or one cut
-      // short by a crash of a version that wrote in place (its text a prefix of the record's), completed.
-      const stored = await readFile(path, 'utf8').catch(() => undefined);
-      if (stored === undefined || stored === text || !text.startsWith(stored)) return 'exists';
+      await writeFile(temporary, text, { flag: 'wx' });
       await rename(temporary, path);
-      return 'stored';
-    } finally {
+    } catch (e) {
       await rm(temporary, { force: true });
+      throw e;
     }
   }
 
@@ -83,6 +95,16 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
 }
 
 const hasCode = (e: unknown, code: string): boolean => e instanceof Error && 'code' in e && e.code === code;
+
+/** A file's size in bytes, undefined when there is no such file. */
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (e) {
+    if (hasCode(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+}
 
 /** A file edited into invalid JSON is still evidence of tampering: keep its text for the chain check. */
 function parse(text: string): unknown {
