@@ -42,8 +42,12 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     // Same name = same hash = same content: a record already stored — or one cut short by a crash of a
     // version that wrote in place (its text a prefix of the record's), completed. Any other text is an
     // edit, kept for `evidence verify` to report.
-    const stored = await readFile(path, 'utf8').catch(() => undefined);
-    if (stored === undefined || stored === text || !text.startsWith(stored)) return 'exists';
+    // (A file gone since the stat is written as if it had been cut short to nothing.)
+    const stored = await readFile(path, 'utf8').catch((e: unknown) => {
+      if (hasCode(e, 'ENOENT')) return '';
+      throw e;
+    });
+    if (stored === text || !text.startsWith(stored)) return 'exists';
     await this.whole(record.hash, path, text);
     return 'stored';
   }

@@ -399,7 +399,12 @@ const sharedCaseDecisions = new WeakMap<Decision['ticket'], Array<CaseDecision |
  * one of a few shared, frozen objects (a shared ticket verdict and four flags), not one more per case.
  */
 function asCaseDecision(d: Decision): CaseDecision {
-  const own = (): CaseDecision => ({
+  const shareable = d.exception === null && d.exceptionExpired === null && Object.isFrozen(d.ticket);
+  const flags = (d.isNewCase ? 1 : 0) | (d.recurrence ? 2 : 0) | (d.unchanged ? 4 : 0) | (d.verify ? 8 : 0);
+  let byFlags = shareable ? sharedCaseDecisions.get(d.ticket) : undefined;
+  const shared = byFlags?.[flags];
+  if (shared) return shared;
+  const made: CaseDecision = {
     isNewCase: d.isNewCase,
     recurrence: d.recurrence,
     unchanged: d.unchanged,
@@ -407,16 +412,14 @@ function asCaseDecision(d: Decision): CaseDecision {
     exceptionExpired: d.exceptionExpired,
     ticket: d.ticket,
     verify: d.verify,
-  });
-  if (d.exception !== null || d.exceptionExpired !== null || !Object.isFrozen(d.ticket)) return own();
-  let byFlags = sharedCaseDecisions.get(d.ticket);
+  };
+  if (!shareable) return made;
   if (!byFlags) {
     byFlags = [];
     sharedCaseDecisions.set(d.ticket, byFlags);
   }
-  const flags = (d.isNewCase ? 1 : 0) | (d.recurrence ? 2 : 0) | (d.unchanged ? 4 : 0) | (d.verify ? 8 : 0);
-  byFlags[flags] ??= Object.freeze(own());
-  return byFlags[flags];
+  byFlags[flags] = Object.freeze(made);
+  return made;
 }
 
 /**
