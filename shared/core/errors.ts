@@ -91,3 +91,6 @@ export const isInvalid = (e: unknown): boolean => kindOf(e) === 'invalid';
 export const isRetryable = (e: unknown): boolean => isThrottled(e) || isTransient(e);
 
 export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** True when `e` is a system error with this `code` (`ENOENT`, `EEXIST`…), as Node's fs calls throw. */
+export const hasErrorCode = (e: unknown, code: string): boolean => e instanceof Error && 'code' in e && e.code === code;

@@ -10,7 +10,7 @@ import { parseDocument } from 'yaml';
 import type * as z from 'zod';
 import { type Config, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
 import { RegistrySchema } from '../../core/enrich/registry.js';
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError, hasErrorCode } from '../../core/errors.js';
 
 /** `accounts[2].environment` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -23,7 +23,7 @@ async function readOptional(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
-    if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return undefined;
+    if (hasErrorCode(e, 'ENOENT')) return undefined;
     throw new ConfigError(`${file}: cannot read`, { cause: e });
   }
 }

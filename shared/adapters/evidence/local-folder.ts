@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hasErrorCode } from '../../core/errors.js';
 import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } from '../../core/evidence/ports.js';
 import type { EvidenceRecord } from '../../core/evidence/record.js';
 
@@ -44,7 +45,7 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     // edit, kept for `evidence verify` to report.
     // (A file gone since the stat is written as if it had been cut short to nothing.)
     const stored = await readFile(path, 'utf8').catch((e: unknown) => {
-      if (hasCode(e, 'ENOENT')) return '';
+      if (hasErrorCode(e, 'ENOENT')) return '';
       throw e;
     });
     if (stored === text || !text.startsWith(stored)) return 'exists';
@@ -69,7 +70,7 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     try {
       return { key: hash, raw: parse(await readFile(this.pathOf(hash), 'utf8')) };
     } catch (e) {
-      if (hasCode(e, 'ENOENT')) return undefined;
+      if (hasErrorCode(e, 'ENOENT')) return undefined;
       throw e;
     }
   }
@@ -86,7 +87,7 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     try {
       names = await readdir(this.dir);
     } catch (e) {
-      if (hasCode(e, 'ENOENT')) return [];
+      if (hasErrorCode(e, 'ENOENT')) return [];
       throw e;
     }
     const out: StoredEvidence[] = [];
@@ -98,14 +99,12 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
   }
 }
 
-const hasCode = (e: unknown, code: string): boolean => e instanceof Error && 'code' in e && e.code === code;
-
 /** A file's size in bytes, undefined when there is no such file. */
 async function sizeOf(path: string): Promise<number | undefined> {
   try {
     return (await stat(path)).size;
   } catch (e) {
-    if (hasCode(e, 'ENOENT')) return undefined;
+    if (hasErrorCode(e, 'ENOENT')) return undefined;
     throw e;
   }
 }

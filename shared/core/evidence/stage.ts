@@ -4,7 +4,7 @@
  * written by the verify stage itself (it needs their hash for `case.verified`), so `case.verified` is
  * not recorded again here.
  */
-import { type Case, CaseSchema } from '../model/case.js';
+import { type Case, CaseSchema, verdictOf } from '../model/case.js';
 import { type Decision, DecisionSchema, type ExceptionRef } from '../model/decision.js';
 import type { PipelineEvent, PipelineEventType } from '../model/events.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -133,8 +133,7 @@ function decisionOf(detail: Record<string, unknown> | undefined, c: Case | undef
   if (parsed.success) return parsed.data;
   const d = c?.lastDecision;
   if (!c || !d) return undefined;
-  const { action, mode, reason, gates } = c.remediation;
-  return { caseKey: c.key, ...d, remediation: { action, mode, reason, gates } };
+  return { caseKey: c.key, ...d, remediation: verdictOf(c.remediation) };
 }
 
 type DraftBase = Pick<EvidenceDraft, 'caseKey' | 'findingIds' | 'owner' | 'eventId' | 'at' | 'calls'>;

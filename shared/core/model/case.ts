@@ -5,7 +5,13 @@
  * verification `verification` and `evidence`.
  */
 import * as z from 'zod';
-import { DecisionSchema, ExceptionRefSchema, GateResultSchema, RemediationModeSchema } from './decision.js';
+import {
+  type Decision,
+  DecisionSchema,
+  ExceptionRefSchema,
+  GateResultSchema,
+  RemediationModeSchema,
+} from './decision.js';
 import { EnrichmentSchema } from './enrichment.js';
 import { FindingStatusSchema, ProviderSchema, SeveritySchema, SourceSchema, TimestampSchema } from './finding.js';
 
@@ -90,6 +96,14 @@ export const CaseRemediationSchema = z.object({
   applyGates: z.array(GateResultSchema).optional(),
 });
 export type CaseRemediation = z.infer<typeof CaseRemediationSchema>;
+
+/** The decision's verdict a case's remediation holds (its action, mode, reason and gates, without its state). */
+export const verdictOf = (r: CaseRemediation): Decision['remediation'] => ({
+  action: r.action,
+  mode: r.mode,
+  reason: r.reason,
+  gates: r.gates,
+});
 
 export const VerdictSchema = z.enum(['verified', 'failed', 'inconclusive']);
 export type Verdict = z.infer<typeof VerdictSchema>;

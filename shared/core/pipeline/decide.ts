@@ -11,7 +11,7 @@
  * Decide owns the case's top level and the action/mode/reason/gates of `remediation`; it carries over
  * `ticket`, `verification`, `evidenceHead` and the remediation stage's fields untouched.
  */
-import type { Case, CaseDecision, CaseStatus } from '../model/case.js';
+import { type Case, type CaseDecision, type CaseStatus, verdictOf } from '../model/case.js';
 import type { Decision, ExceptionRef } from '../model/decision.js';
 import type { Enrichment } from '../model/enrichment.js';
 import { type Finding, maxSeverity } from '../model/finding.js';
@@ -368,12 +368,7 @@ function decisionOf(c: Case, unchanged: boolean): Decision {
     unchanged,
     exception: c.exception,
     exceptionExpired: null,
-    remediation: {
-      action: c.remediation.action,
-      mode: c.remediation.mode,
-      reason: c.remediation.reason,
-      gates: c.remediation.gates,
-    },
+    remediation: verdictOf(c.remediation),
     ticket: c.lastDecision?.ticket ?? { wanted: c.status !== 'suppressed', reason: 'as decided before' },
     verify: false,
   };
