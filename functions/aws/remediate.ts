@@ -24,7 +24,11 @@ const load = () => {
   deps ??= (async (): Promise<RemediationDeps> => {
     // The action registry (every action module and its declarations) is imported with the deps, on the
     // first record; each action's cloud SDK only when that action first runs.
-    const [config, { getAction }] = await Promise.all([ports.config(), import('../../shared/actions/registry.js')]);
+    const [config, { getAction }, { liveOwnerLookup }] = await Promise.all([
+      ports.config(),
+      import('../../shared/actions/registry.js'),
+      import('../../shared/adapters/wiring/lookup.js'),
+    ]);
     const repo = exceptionsRepo(ports.store, ports.clock);
     return {
       store: ports.store,
@@ -37,6 +41,9 @@ const load = () => {
       apply: ports.env.CLOSELOOP_APPLY,
       actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,
       exceptions: async () => [...config.exceptions, ...(await repo.list())],
+      // The skip tag re-read from the live AWS resource just before an apply (uncached); Azure and GCP
+      // cases keep decide's gate here and are re-checked by their spoke's action.
+      tags: liveOwnerLookup(['aws']),
       remote,
     };
   })().catch((e: unknown) => {

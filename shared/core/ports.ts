@@ -85,7 +85,61 @@ export interface ResourceRef {
   region: string | null;
 }
 
+/** One answer of {@link OwnerLookup.tagsForMany}: the resource's tags, or why they could not be read. */
+export type LookupOutcome = { tags: Record<string, string> } | { error: unknown };
+
 /** Live tag/label lookup (AWS Resource Groups Tagging API, Azure resource tags, GCP labels). */
 export interface OwnerLookup {
   tagsFor(r: ResourceRef): Promise<Record<string, string>>;
+  /**
+   * Many resources at once, one outcome per ref in order (a failure is an outcome, never a throw).
+   * Adapters with a batch call implement it (AWS: 100 ARNs per `GetResources`); without it, callers go
+   * through {@link lookupMany}'s bounded fan-out of `tagsFor`.
+   */
+  tagsForMany?(refs: readonly ResourceRef[]): Promise<LookupOutcome[]>;
+  /**
+   * Whether this lookup can read the live tags of `provider`'s resources at all (the AWS hub reads AWS
+   * tags only). Absent: every provider. A provider it cannot read is not a lookup that found no tags.
+   */
+  handles?(provider: ResourceRef['provider']): boolean;
+}
+
+/** Parallel calls of the fan-out in {@link lookupMany} (the providers' own rate limits are far above it). */
+export const LOOKUP_CONCURRENCY = 8;
+
+/**
+ * Outcomes for `refs` in order: the lookup's batch call when it has one, else `tagsFor` with at most
+ * `concurrency` calls in flight.
+ */
+export async function lookupMany(
+  lookup: OwnerLookup,
+  refs: readonly ResourceRef[],
+  concurrency = LOOKUP_CONCURRENCY,
+): Promise<LookupOutcome[]> {
+  if (refs.length === 0) return [];
+  if (lookup.tagsForMany) return lookup.tagsForMany(refs);
+  return mapBounded(refs, concurrency, (r) =>
+    lookup.tagsFor(r).then(
+      (tags): LookupOutcome => ({ tags }),
+      (error: unknown): LookupOutcome => ({ error }),
+    ),
+  );
+}
+
+/** `fn` over `items` with at most `limit` calls pending at once; results in the items' order. */
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
 }

@@ -5,6 +5,7 @@
 
 import { join } from 'node:path';
 import { IAMClient } from '@aws-sdk/client-iam';
+import { GetResourcesCommand, ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import {
   DeleteBucketPolicyCommand,
   DeletePublicAccessBlockCommand,
@@ -44,6 +45,8 @@ const ALL_ON = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolic
 
 const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
+// The skip tag is re-read through the Tagging API just before an apply.
+const tagging = mockClient(ResourceGroupsTaggingAPIClient);
 
 /** A stateful S3 bucket behind the mock: public until the fix lands, and a rollback makes it public again. */
 function statefulBucket() {
@@ -106,6 +109,8 @@ describe('closeloop against live (mocked) S3', () => {
     s3.reset();
     iam.reset();
     iam.onAnyCommand().rejects(awsError('AccessDenied', 403));
+    tagging.reset();
+    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
   });
   afterEach(() => tmp.cleanup());
 
@@ -158,6 +163,41 @@ describe('closeloop against live (mocked) S3', () => {
     const rolled = await caseFor(home, 'acme-web-dev-assets');
     expect(rolled.remediation.state).toBe('rolled-back');
     expect(rolled.remediation.rolledBackBy).toBe('oncall@example.com');
+  });
+
+  it('blocks the fix when the live resource carries the skip tag now, or its tags cannot be read', async () => {
+    // Prepare: the dev bucket was tagged closeloop:skip after the finding; the event has no such tag.
+    const bucket = statefulBucket();
+    tagging.on(GetResourcesCommand).callsFake((input: { ResourceARNList?: string[] }) => ({
+      ResourceTagMappingList: (input.ResourceARNList ?? []).map((arn) => ({
+        ResourceARN: arn,
+        Tags: [{ Key: 'closeloop:skip', Value: 'incident-4711' }],
+      })),
+    }));
+    // Act
+    const run = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(run.code, run.err).toBe(0);
+    const skipped = await caseFor(home, 'acme-web-dev-assets');
+    expect(skipped.remediation.state).toBe('blocked');
+    expect(skipped.remediation.stateReason).toContain('carries the skip tag `closeloop:skip` now');
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    expect(bucket.block).toBeUndefined();
+    expect(tagging).toHaveReceivedCommandWith(GetResourcesCommand, {
+      ResourceARNList: ['arn:aws:s3:::acme-web-dev-assets'],
+    });
+
+    // Act 2: a fresh home, and the Tagging API refuses.
+    tagging.reset();
+    tagging.on(GetResourcesCommand).rejects(awsError('AccessDeniedException', 403));
+    const other = join(tmp.dir, 'other');
+    const denied = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', other]);
+    // Assess 2
+    expect(denied.code, denied.err).toBe(0);
+    const unknown = await caseFor(other, 'acme-web-dev-assets');
+    expect(unknown.remediation.state).toBe('blocked');
+    expect(unknown.remediation.stateReason).toContain('live tags could not be read');
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
   });
 
   it('holds a production fix for approval and applies it once a person approves with --apply', async () => {

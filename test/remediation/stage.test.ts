@@ -275,6 +275,32 @@ describe('remediation stage', () => {
     expect(c?.remediation.stateReason).toContain('skip tag');
   });
 
+  it('fails closed when the live tags cannot be read, and leaves the skip tag to decide for a cloud the lookup cannot read', async () => {
+    // Prepare
+    await seed();
+    const unreadable = {
+      tagsFor: async () => {
+        throw new Error('AccessDeniedException: tag:GetResources');
+      },
+    };
+    const otherCloud = {
+      tagsFor: async () => ({ 'closeloop:skip': 'true' }),
+      handles: (provider: string) => provider === 'gcp',
+    };
+    // Act
+    await createRemediationStage(deps({ tags: unreadable })).handle(decided());
+    const blocked = await stored();
+    await store.put('cases', CASE_KEY, makeCase());
+    await createRemediationStage(deps({ tags: otherCloud })).handle({ ...decided(), id: 'd-again' });
+    // Assess
+    expect(blocked?.remediation.state).toBe('blocked');
+    expect(blocked?.remediation.stateReason).toContain('live tags could not be read');
+    expect(double.calls.apply).toBe(1);
+    expect((await stored())?.remediation.gates.some((g) => g.gate === 'skip-tag' && g.reason.includes('live'))).toBe(
+      false,
+    );
+  });
+
   it('blocks when an exception became active after decide ran', async () => {
     // Prepare
     await seed();

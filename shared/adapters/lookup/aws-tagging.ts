@@ -1,7 +1,9 @@
 /**
  * Live AWS tags through the Resource Groups Tagging API (`tag:GetResources` with `ResourceARNList`).
  * The API is regional: the call goes to the ARN's region, else the finding's, else us-east-1 (IAM and
- * other global resources answer there).
+ * other global resources answer there). Many resources go per region in calls of up to 100 ARNs (the
+ * API's limit for `ResourceARNList`, which takes no pagination: one call answers its list). A resource
+ * the answer leaves out is untagged or gone: no tags, not an error.
  *
  * @see https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html
  */
@@ -12,7 +14,7 @@ import {
   ResourceGroupsTaggingAPIServiceException,
 } from '@aws-sdk/client-resource-groups-tagging-api';
 import { AdapterError, type ErrorKind } from '../../core/errors.js';
-import type { OwnerLookup, ResourceRef } from '../../core/ports.js';
+import { type LookupOutcome, mapBounded, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
 
 /** The one call made, so aws-sdk-client-mock (or any stub) can stand in. */
 export type TaggingClient = Pick<ResourceGroupsTaggingAPIClient, 'send'>;
@@ -68,10 +70,14 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     return c;
   }
 
+  handles(provider: ResourceRef['provider']): boolean {
+    return provider === 'aws';
+  }
+
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     if (r.provider !== 'aws')
       throw new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`);
-    const region = arnRegion(r.id) ?? r.region ?? 'us-east-1';
+    const region = regionOf(r);
     let out: GetResourcesCommandOutput;
     try {
       out = await this.client(region).send(new GetResourcesCommand({ ResourceARNList: [r.id] }));
@@ -79,8 +85,59 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
       throw awsAdapterError(e, `tag:GetResources for ${r.id} in ${region}`);
     }
     const mapping = out.ResourceTagMappingList?.find((m) => m.ResourceARN === r.id) ?? out.ResourceTagMappingList?.[0];
-    const tags: Record<string, string> = {};
-    for (const t of mapping?.Tags ?? []) if (t.Key !== undefined && t.Value !== undefined) tags[t.Key] = t.Value;
-    return tags;
+    return tagsOf(mapping?.Tags);
   }
+
+  async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
+    const out = new Array<LookupOutcome>(refs.length);
+    // region → ARN → the positions asking for it
+    const byRegion = new Map<string, Map<string, number[]>>();
+    refs.forEach((r, i) => {
+      if (r.provider !== 'aws') {
+        out[i] = { error: new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`) };
+        return;
+      }
+      const region = regionOf(r);
+      let arns = byRegion.get(region);
+      if (!arns) {
+        arns = new Map();
+        byRegion.set(region, arns);
+      }
+      const at = arns.get(r.id);
+      if (at) at.push(i);
+      else arns.set(r.id, [i]);
+    });
+    const calls: Array<{ region: string; arns: string[]; positions: Map<string, number[]> }> = [];
+    for (const [region, positions] of byRegion) {
+      const arns = [...positions.keys()];
+      for (let at = 0; at < arns.length; at += ARNS_PER_CALL)
+        calls.push({ region, arns: arns.slice(at, at + ARNS_PER_CALL), positions });
+    }
+    await mapBounded(calls, CALLS_IN_FLIGHT, async ({ region, arns, positions }) => {
+      let answer: LookupOutcome | undefined;
+      let found = new Map<string, Record<string, string>>();
+      try {
+        const res = await this.client(region).send(new GetResourcesCommand({ ResourceARNList: arns }));
+        found = new Map((res.ResourceTagMappingList ?? []).map((m) => [m.ResourceARN ?? '', tagsOf(m.Tags)]));
+      } catch (e) {
+        answer = { error: awsAdapterError(e, `tag:GetResources for ${arns.length} resources in ${region}`) };
+      }
+      for (const arn of arns)
+        for (const i of positions.get(arn) ?? []) out[i] = answer ?? { tags: { ...found.get(arn) } };
+    });
+    return out;
+  }
+}
+
+/** The API's limit on `ResourceARNList`. */
+const ARNS_PER_CALL = 100;
+/** Calls of one batch in flight at once (GetResources is rate limited per account and region). */
+const CALLS_IN_FLIGHT = 4;
+
+const regionOf = (r: ResourceRef): string => arnRegion(r.id) ?? r.region ?? 'us-east-1';
+
+function tagsOf(list: ReadonlyArray<{ Key?: string | undefined; Value?: string | undefined }> | undefined) {
+  const tags: Record<string, string> = {};
+  for (const t of list ?? []) if (t.Key !== undefined && t.Value !== undefined) tags[t.Key] = t.Value;
+  return tags;
 }

@@ -36,6 +36,10 @@ export class AzureResourceTagsLookup implements OwnerLookup {
   private readonly clients = new Map<string, AzureTagsClient>();
   constructor(private readonly clientFor: (subscriptionId: string) => AzureTagsClient) {}
 
+  handles(provider: ResourceRef['provider']): boolean {
+    return provider === 'azure';
+  }
+
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     if (r.provider !== 'azure')
       throw new AdapterError('invalid', `AzureResourceTagsLookup cannot look up ${r.provider} resources`);

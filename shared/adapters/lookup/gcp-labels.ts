@@ -2,11 +2,13 @@
  * Live GCP labels. SCC notifications carry no labels; the project's labels (Resource Manager v3
  * `projects.get`, permission `resourcemanager.projects.get`) are read for every resource, and a
  * resource-level reader (e.g. a bucket's labels from Cloud Storage) may be injected: its labels win.
+ * A project's labels are read once per `projectTtlMs` (default 15 minutes) and shared by every resource
+ * of the project, concurrent asks included: a batch of 1,000 findings in one project is one `projects.get`.
  *
  * @see https://cloud.google.com/resource-manager/reference/rest/v3/projects/get
  */
 import { AdapterError, type ErrorKind } from '../../core/errors.js';
-import type { OwnerLookup, ResourceRef } from '../../core/ports.js';
+import { type Clock, type OwnerLookup, type ResourceRef, systemClock } from '../../core/ports.js';
 
 /** The one Resource Manager call made; a ProjectsClient satisfies it (checked in the adapter's test). */
 export interface GcpProjectsClient {
@@ -36,23 +38,44 @@ export function gcpAdapterError(e: unknown, what: string): AdapterError {
  * @example new GcpLabelsLookup(new ProjectsClient())
  */
 export class GcpLabelsLookup implements OwnerLookup {
+  private readonly projectLabels = new Map<string, { labels: Promise<Record<string, string>>; at: number }>();
+  private readonly ttlMs: number;
+  private readonly clock: Clock;
+
   constructor(
     private readonly projects: GcpProjectsClient,
     private readonly resourceLabels?: GcpResourceLabelsReader,
-  ) {}
+    options: { projectTtlMs?: number; clock?: Clock } = {},
+  ) {
+    this.ttlMs = options.projectTtlMs ?? 15 * 60_000;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  handles(provider: ResourceRef['provider']): boolean {
+    return provider === 'gcp';
+  }
+
+  /** The project's labels, read at most once per ttl; a failed read is forgotten (the next ask retries). */
+  private labelsOf(name: string): Promise<Record<string, string>> {
+    const now = this.clock.now().getTime();
+    const kept = this.projectLabels.get(name);
+    if (kept && now - kept.at < this.ttlMs) return kept.labels;
+    const labels = this.projects.getProject({ name }).then(
+      ([project]) => ({ ...project.labels }),
+      (e: unknown) => {
+        if (this.projectLabels.get(name)?.labels === labels) this.projectLabels.delete(name);
+        throw gcpAdapterError(e, `projects.get ${name}`);
+      },
+    );
+    this.projectLabels.set(name, { labels, at: now });
+    return labels;
+  }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     if (r.provider !== 'gcp')
       throw new AdapterError('invalid', `GcpLabelsLookup cannot look up ${r.provider} resources`);
     // A project id or number both name the project in v3 (`projects/{id-or-number}`).
-    const name = `projects/${r.account}`;
-    let projectLabels: Record<string, string> = {};
-    try {
-      const [project] = await this.projects.getProject({ name });
-      projectLabels = { ...project.labels };
-    } catch (e) {
-      throw gcpAdapterError(e, `projects.get ${name}`);
-    }
+    const projectLabels = await this.labelsOf(`projects/${r.account}`);
     let own: Record<string, string> | undefined;
     try {
       own = await this.resourceLabels?.(r.id);

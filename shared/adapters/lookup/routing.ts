@@ -1,5 +1,5 @@
 /** Sends each lookup to the adapter of its provider; a provider without one has no live tags to offer. */
-import type { OwnerLookup, ResourceRef } from '../../core/ports.js';
+import { type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
 
 /**
  * @example new RoutingOwnerLookup({ aws: new AwsTaggingOwnerLookup(...), gcp: new GcpLabelsLookup(...) })
@@ -7,8 +7,46 @@ import type { OwnerLookup, ResourceRef } from '../../core/ports.js';
 export class RoutingOwnerLookup implements OwnerLookup {
   constructor(private readonly byProvider: Partial<Record<ResourceRef['provider'], OwnerLookup>>) {}
 
+  handles(provider: ResourceRef['provider']): boolean {
+    const target = this.byProvider[provider];
+    return target !== undefined && (target.handles === undefined || target.handles(provider));
+  }
+
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     const target = this.byProvider[r.provider];
     return target ? target.tagsFor(r) : {};
+  }
+
+  /** Each provider's refs as one batch of its adapter, the providers side by side. */
+  async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
+    const out = new Array<LookupOutcome>(refs.length);
+    const groups = new Map<OwnerLookup, number[]>();
+    refs.forEach((r, i) => {
+      const target = this.byProvider[r.provider];
+      if (!target) {
+        out[i] = { tags: {} };
+        return;
+      }
+      const group = groups.get(target);
+      if (group) group.push(i);
+      else groups.set(target, [i]);
+    });
+    await Promise.all(
+      [...groups].map(async ([target, positions]) => {
+        let outcomes: LookupOutcome[];
+        try {
+          outcomes = await lookupMany(
+            target,
+            positions.map((i) => refs[i] as ResourceRef),
+          );
+        } catch (error) {
+          outcomes = positions.map(() => ({ error }));
+        }
+        positions.forEach((at, k) => {
+          out[at] = outcomes[k] ?? { error: new Error('the lookup gave no answer') };
+        });
+      }),
+    );
+    return out;
   }
 }

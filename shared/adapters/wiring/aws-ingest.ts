@@ -2,19 +2,40 @@
 import { createEnricher } from '../../core/pipeline/enrich.js';
 import { createIngest } from '../../core/pipeline/ingest.js';
 import { exceptionsRepo } from '../../core/policy/exceptions.js';
+import type { OwnerLookup } from '../../core/ports.js';
 import type { AwsPorts } from './aws.js';
+
+export interface AwsIngestOptions {
+  /** The live lookup behind the cache (tests inject one); default: the Tagging API under the function's role. */
+  lookup?: OwnerLookup;
+}
 
 /**
  * The ingest pipeline on the hub's ports (normalize → enrich → store → decide → publish `case.decided`).
- * Exceptions are the config file's plus the store's, re-read on every call.
+ * Exceptions are the config file's plus the store's, re-read on every call. With
+ * `policy.enrichment.lookup.enabled`, findings whose event carries no tags are enriched from the live
+ * tags of their AWS resource (Resource Groups Tagging API, cached for the container's life per the
+ * policy's ttl); Azure and GCP resources are not readable from the hub and keep the registry's answer.
  */
-export async function createAwsIngest(ports: AwsPorts) {
+export async function createAwsIngest(ports: AwsPorts, options: AwsIngestOptions = {}) {
   const config = await ports.config();
   const repo = exceptionsRepo(ports.store, ports.clock);
+  const policy = config.policy.enrichment;
+  let lookup: OwnerLookup | undefined;
+  if (policy.lookup.enabled) {
+    // Imported only when lookups are on: the Tagging API client stays out of the cold start otherwise.
+    const { enrichmentLookup, liveOwnerLookup } = await import('./lookup.js');
+    lookup = enrichmentLookup(policy.lookup, options.lookup ?? liveOwnerLookup(['aws']), ports.clock);
+  }
   return createIngest({
     store: ports.store,
     bus: ports.bus,
-    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: ports.log }),
+    enricher: createEnricher({
+      registry: config.registry,
+      policy,
+      log: ports.log,
+      ...(lookup ? { lookup } : {}),
+    }),
     config,
     exceptions: async () => [...config.exceptions, ...(await repo.list())],
     clock: ports.clock,

@@ -13,7 +13,14 @@ import { createEnricher } from '../../core/pipeline/enrich.js';
 import { createIngest, type IngestDeps } from '../../core/pipeline/ingest.js';
 import { InProcessBus, type Stage } from '../../core/pipeline/stage.js';
 import { combineExceptions, exceptionsRepo, type RiskException } from '../../core/policy/exceptions.js';
-import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
+import {
+  type Clock,
+  type DocStore,
+  type Logger,
+  type OwnerLookup,
+  silentLogger,
+  systemClock,
+} from '../../core/ports.js';
 import { createRemediationStage, type RemediationDeps } from '../../core/remediation/stage.js';
 import type { TicketDeps } from '../../core/tickets/context.js';
 import { drainOutbox } from '../../core/tickets/outbox.js';
@@ -49,6 +56,12 @@ export interface LocalOptions {
   live?: boolean;
   /** The action registry (injectable for tests). */
   actions?: { get(id: string): Action | undefined };
+  /**
+   * Live tags (injectable for tests). Default: each cloud's adapter on ambient credentials, built only
+   * when used — for enrichment when `policy.enrichment.lookup.enabled` (cached per that policy), and for
+   * the skip-tag re-check before an apply whenever live resources are read (`live`, `apply`).
+   */
+  lookup?: OwnerLookup;
 }
 
 export interface LocalRuntime {
@@ -98,6 +111,19 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     (opts.live || opts.apply
       ? { clients: (await import('../../actions/clients.js')).createCloudClients({}), clock, log }
       : undefined);
+  // Live tags, built on first need: enrichment (when the policy turns lookups on) and the skip-tag re-check
+  // of a run that reads live resources (an injected action context keeps it off unless a lookup is injected).
+  const readsLive = opts.actionContext === undefined && (opts.live || opts.apply);
+  const lookupPolicy = config.policy.enrichment.lookup;
+  const live =
+    opts.lookup ??
+    (lookupPolicy.enabled || readsLive
+      ? (await import('./lookup.js')).liveOwnerLookup(['aws', 'azure', 'gcp'])
+      : undefined);
+  const enrichmentTags =
+    live && lookupPolicy.enabled
+      ? (await import('./lookup.js')).enrichmentLookup(lookupPolicy, live, clock)
+      : undefined;
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
   const tickets: TicketDeps = {
     store,
@@ -126,6 +152,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     apply,
     actor,
     exceptions,
+    ...(ctx && live ? { tags: live } : {}),
   };
   // Order matters for one event: evidence first (the event that caused a step is recorded before the
   // records of what the step did), remediation before tickets (the ticket carries the plan), verify last.
@@ -153,7 +180,12 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const deps: IngestDeps = {
     store,
     bus,
-    enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log }),
+    enricher: createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      log,
+      ...(enrichmentTags ? { lookup: enrichmentTags } : {}),
+    }),
     config,
     exceptions,
     clock,

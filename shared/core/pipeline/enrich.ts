@@ -24,7 +24,7 @@ import { errorMessage } from '../errors.js';
 import type { Enrichment, Environment, JiraRouting, Provenance } from '../model/enrichment.js';
 import type { Finding, Provider } from '../model/finding.js';
 import type { EnrichmentPolicy } from '../policy/policy.js';
-import type { Logger, OwnerLookup } from '../ports.js';
+import { type Logger, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../ports.js';
 import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
 import { hasEnumerableKey } from '../util/objects.js';
 
@@ -44,6 +44,11 @@ export interface Enricher {
   enrich(f: Finding): Promise<Enrichment>;
   /** Same result without a promise; undefined only when a live lookup is needed (no tags, lookup configured). */
   enrichSync(f: Finding): Enrichment | undefined;
+  /**
+   * `enrich` over many findings, in order, with their live lookups made together: each resource once,
+   * through the lookup's batch call when it has one (AWS: 100 ARNs a call), else a bounded fan-out.
+   */
+  enrichMany(fs: readonly Finding[]): Promise<Enrichment[]>;
 }
 
 interface CompiledRule {
@@ -337,24 +342,61 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     return enrichments.get(parts) ?? enrichments.set(parts, make());
   }
 
-  const needsLookup = (f: Finding): boolean => lookup !== undefined && !hasEnumerableKey(f.resource.tags);
+  // A provider the lookup cannot read (the AWS hub reads AWS tags only) is enriched as without a lookup.
+  const needsLookup = (f: Finding): boolean =>
+    lookup !== undefined &&
+    !hasEnumerableKey(f.resource.tags) &&
+    (lookup.handles === undefined || lookup.handles(f.resource.provider));
+  const refOf = (f: Finding): ResourceRef => {
+    const r = f.resource;
+    return { provider: r.provider, id: r.id, account: r.account, region: r.region };
+  };
+  const fromOutcome = (f: Finding, outcome: LookupOutcome): Enrichment => {
+    if ('tags' in outcome) return compute(f, readTags(outcome.tags), 'lookup', [], true);
+    const r = f.resource;
+    const why = `live tag lookup failed for ${r.id}: ${errorMessage(outcome.error)}`;
+    log.warn(why, { resource: r.id, provider: r.provider });
+    return compute(f, {}, 'lookup', [why], false);
+  };
+  const enrichSync = (f: Finding): Enrichment | undefined =>
+    needsLookup(f) ? undefined : compute(f, readTags(f.resource.tags), 'tag', [], true);
 
   return {
-    enrichSync(f) {
-      if (needsLookup(f)) return undefined;
-      return compute(f, readTags(f.resource.tags), 'tag', [], true);
-    },
+    enrichSync,
     async enrich(f) {
-      if (!lookup || !needsLookup(f)) return compute(f, readTags(f.resource.tags), 'tag', [], true);
-      const r = f.resource;
+      const known = enrichSync(f);
+      if (known || !lookup) return known ?? compute(f, readTags(f.resource.tags), 'tag', [], true);
       try {
-        const tags = await lookup.tagsFor({ provider: r.provider, id: r.id, account: r.account, region: r.region });
-        return compute(f, readTags(tags), 'lookup', [], true);
-      } catch (e) {
-        const why = `live tag lookup failed for ${r.id}: ${errorMessage(e)}`;
-        log.warn(why, { resource: r.id, provider: r.provider });
-        return compute(f, {}, 'lookup', [why], false);
+        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f)) });
+      } catch (error) {
+        return fromOutcome(f, { error });
       }
+    },
+    async enrichMany(fs) {
+      const out: Array<Enrichment | undefined> = fs.map(enrichSync);
+      if (!lookup) return out as Enrichment[];
+      // One ref per resource (Azure ids are case-insensitive), however many findings name it.
+      const slot = new Map<string, number>();
+      const refs: ResourceRef[] = [];
+      const which: number[] = [];
+      fs.forEach((f, i) => {
+        if (out[i]) return;
+        const ref = refOf(f);
+        const key = `${ref.provider}|${ref.provider === 'azure' ? ref.id.toLowerCase() : ref.id}`;
+        let at = slot.get(key);
+        if (at === undefined) {
+          at = refs.push(ref) - 1;
+          slot.set(key, at);
+        }
+        which[i] = at;
+      });
+      let outcomes: LookupOutcome[];
+      try {
+        outcomes = await lookupMany(lookup, refs);
+      } catch (error) {
+        outcomes = refs.map(() => ({ error }));
+      }
+      return fs.map((f, i) => out[i] ?? fromOutcome(f, outcomes[which[i] as number] ?? { error: 'no answer' }));
     },
   };
 }

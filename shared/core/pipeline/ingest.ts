@@ -28,8 +28,9 @@ export const COLLECTIONS = {
 export const EVENT_LOG = 'events';
 
 export interface Enricher {
-  enrich(f: Finding): Promise<Enrichment>;
   enrichSync(f: Finding): Enrichment | undefined;
+  /** The findings enrichSync cannot answer (live lookups): together, per chunk. */
+  enrichMany(fs: readonly Finding[]): Promise<Enrichment[]>;
 }
 
 export interface IngestDeps {
@@ -116,10 +117,21 @@ export function createIngest(deps: IngestDeps) {
     };
 
     let pending: Pending[] = [];
+    // Findings whose enrichment needs a live lookup: looked up together when their chunk is flushed
+    // (one batch call per 100 AWS resources, not one call per finding in turn).
+    let unenriched: Array<{ at: number; finding: Finding }> = [];
     const flush = async () => {
       if (pending.length === 0) return;
       const chunk = pending;
+      const lookups = unenriched;
       pending = [];
+      unenriched = [];
+      if (lookups.length > 0) {
+        const enrichments = await deps.enricher.enrichMany(lookups.map((u) => u.finding));
+        lookups.forEach((u, i) => {
+          (chunk[u.at] as Pending).enrichment = enrichments[i] as Enrichment;
+        });
+      }
       await processChunk(chunk, exceptions, now, result);
     };
 
@@ -127,8 +139,10 @@ export function createIngest(deps: IngestDeps) {
       const { findings, rejected } = normalize(doc.value, doc.input);
       result.rejected.push(...rejected);
       for (const finding of findings) {
-        const enrichment = deps.enricher.enrichSync(finding) ?? (await deps.enricher.enrich(finding));
-        pending.push({ input: doc.input, finding, enrichment, caseKey: caseKeyOf(finding) });
+        const enrichment = deps.enricher.enrichSync(finding);
+        if (enrichment === undefined) unenriched.push({ at: pending.length, finding });
+        // Completed by flush() before the chunk is processed.
+        pending.push({ input: doc.input, finding, enrichment: enrichment as Enrichment, caseKey: caseKeyOf(finding) });
         if (pending.length >= chunkSize) await flush();
       }
     }

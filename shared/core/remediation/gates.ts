@@ -68,9 +68,12 @@ export function policyGates(
   return gates;
 }
 
-/** The skip tag on live tags; `unknown` when the lookup fails (fail closed). Absent lookup: decide's gate stands. */
+/**
+ * The skip tag on live tags; `unknown` when the lookup fails (fail closed). Absent lookup, or one that
+ * cannot read the case's cloud (the AWS hub reads AWS tags only): decide's gate stands.
+ */
 export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLookup | undefined): Promise<GateResult[]> {
-  if (!tags) return [];
+  if (!tags || (tags.handles && !tags.handles(c.provider))) return [];
   try {
     const live = await tags.tagsFor({ provider: c.provider, id: c.resourceId, account: c.account, region: c.region });
     const v = live[policy.skipTag];

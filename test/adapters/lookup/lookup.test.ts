@@ -266,3 +266,208 @@ describe('RoutingOwnerLookup', () => {
     expect(aws.tagsFor).toHaveBeenCalledOnce();
   });
 });
+
+describe('batched lookups', () => {
+  const arn = (region: string, n: number) =>
+    `arn:aws:ec2:${region}:111122223333:instance/i-${String(n).padStart(17, '0')}`;
+  const awsRef = (id: string, region: string | null = null): ResourceRef => ({
+    provider: 'aws',
+    id,
+    account: '111122223333',
+    region,
+  });
+  const throttled = () =>
+    new ResourceGroupsTaggingAPIServiceException({
+      name: 'ThrottlingException',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+      message: 'Rate exceeded',
+    });
+
+  beforeEach(() => tagging.reset());
+
+  it('asks GetResources for at most 100 ARNs a call, per region, each ARN once, and maps every answer back', async () => {
+    // Prepare: 230 instances in us-east-2 (one named twice), 40 in eu-west-1; every third one untagged.
+    const east = Array.from({ length: 230 }, (_, i) => arn('us-east-2', i));
+    const west = Array.from({ length: 40 }, (_, i) => arn('eu-west-1', i));
+    const tagged = (id: string) => Number(id.slice(-3)) % 3 !== 0;
+    tagging.on(GetResourcesCommand).callsFake((input: { ResourceARNList?: string[] }) => ({
+      ResourceTagMappingList: (input.ResourceARNList ?? [])
+        .filter(tagged)
+        .map((id) => ({ ResourceARN: id, Tags: [{ Key: 'owner', Value: `owner-of-${id.slice(-3)}` }] })),
+    }));
+    const regions: string[] = [];
+    const lookup = new AwsTaggingOwnerLookup((region) => {
+      regions.push(region);
+      return new ResourceGroupsTaggingAPIClient({ region });
+    });
+    const refs = [...east, east[5] as string, ...west].map((id) => awsRef(id));
+    // Act
+    const outcomes = await lookup.tagsForMany(refs);
+    // Assess
+    const lists = tagging.commandCalls(GetResourcesCommand).map((c) => c.args[0].input.ResourceARNList ?? []);
+    expect(lists.map((l) => l.length).sort((a, b) => a - b)).toEqual([30, 40, 100, 100]);
+    expect(new Set(lists.flat()).size).toBe(270);
+    expect(regions.sort()).toEqual(['eu-west-1', 'us-east-2']);
+    expect(outcomes).toHaveLength(refs.length);
+    refs.forEach((r, i) => {
+      expect(outcomes[i]).toEqual({ tags: tagged(r.id) ? { owner: `owner-of-${r.id.slice(-3)}` } : {} });
+    });
+  });
+
+  it('gives the refs of a failed call its classified error and the others their tags', async () => {
+    // Prepare
+    const east = Array.from({ length: 150 }, (_, i) => arn('us-east-2', i));
+    tagging.on(GetResourcesCommand).callsFake((input: { ResourceARNList?: string[] }) => {
+      if ((input.ResourceARNList ?? []).includes(east[120] as string)) throw throttled();
+      return {
+        ResourceTagMappingList: (input.ResourceARNList ?? []).map((id) => ({
+          ResourceARN: id,
+          Tags: [{ Key: 'team', Value: 'web' }],
+        })),
+      };
+    });
+    const lookup = new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }));
+    // Act
+    const outcomes = await lookup.tagsForMany(east.map((id) => awsRef(id)));
+    // Assess
+    expect(outcomes.slice(0, 100).every((o) => 'tags' in o && o.tags.team === 'web')).toBe(true);
+    const failed = outcomes.slice(100);
+    expect(failed.every((o) => 'error' in o && isThrottled(o.error))).toBe(true);
+    expect(String((failed[0] as { error: unknown }).error)).toContain('tag:GetResources for 50 resources in us-east-2');
+  });
+
+  it('the cache answers what it holds, asks the rest in one batch, and keeps no failure', async () => {
+    // Prepare
+    let failB = true;
+    const tagsForMany = vi.fn(async (refs: readonly ResourceRef[]) =>
+      refs.map((r) => (r.id === 'b' && failB ? { error: new Error('throttled') } : { tags: { id: r.id } })),
+    );
+    const inner: OwnerLookup = { tagsFor: vi.fn(async (r: ResourceRef) => ({ id: r.id })), tagsForMany };
+    const cached = new CachedOwnerLookup(inner, { ttlMs: 60_000, maxEntries: 100 });
+    const ref = (id: string) => awsRef(id, 'us-east-1');
+    await cached.tagsFor(ref('a'));
+    // Act
+    const first = await cached.tagsForMany([ref('a'), ref('b'), ref('c'), ref('c')]);
+    failB = false;
+    const second = await cached.tagsForMany([ref('a'), ref('b'), ref('c')]);
+    // Assess
+    expect(first).toEqual([
+      { tags: { id: 'a' } },
+      { error: new Error('throttled') },
+      { tags: { id: 'c' } },
+      { tags: { id: 'c' } },
+    ]);
+    expect(second).toEqual([{ tags: { id: 'a' } }, { tags: { id: 'b' } }, { tags: { id: 'c' } }]);
+    expect(tagsForMany.mock.calls.map(([refs]) => refs.map((r) => r.id))).toEqual([['b', 'c'], ['b']]);
+    expect(inner.tagsFor).toHaveBeenCalledOnce(); // the first 'a', before the batches
+  });
+
+  it('a single ask during a batch waits for the batch instead of calling again', async () => {
+    // Prepare
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const tagsFor = vi.fn(async () => ({ single: 'yes' }));
+    const tagsForMany = vi.fn(async (refs: readonly ResourceRef[]) => {
+      await gate;
+      return refs.map(() => ({ tags: { batch: 'yes' } }));
+    });
+    const cached = new CachedOwnerLookup({ tagsFor, tagsForMany }, { ttlMs: 60_000, maxEntries: 100 });
+    // Act
+    const batch = cached.tagsForMany([awsRef('x', 'us-east-1')]);
+    const single = cached.tagsFor(awsRef('x', 'us-east-1'));
+    release();
+    // Assess
+    expect(await batch).toEqual([{ tags: { batch: 'yes' } }]);
+    expect(await single).toEqual({ batch: 'yes' });
+    expect(tagsFor).not.toHaveBeenCalled();
+  });
+
+  it('fans out tagsFor at most 8 at a time when the adapter has no batch call', async () => {
+    // Prepare
+    let inFlight = 0;
+    let peak = 0;
+    const tagsFor = vi.fn(async (r: ResourceRef) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      inFlight--;
+      if (r.id.endsWith('7')) throw new Error(`no tags for ${r.id}`);
+      return { id: r.id };
+    });
+    const cached = new CachedOwnerLookup({ tagsFor }, { ttlMs: 60_000, maxEntries: 100 });
+    const refs = Array.from({ length: 40 }, (_, i) => awsRef(`r${i}`, 'us-east-1'));
+    // Act
+    const outcomes = await cached.tagsForMany(refs);
+    // Assess
+    expect(tagsFor).toHaveBeenCalledTimes(40);
+    expect(peak).toBe(8);
+    expect(outcomes[3]).toEqual({ tags: { id: 'r3' } });
+    expect(outcomes[17]).toEqual({ error: new Error('no tags for r17') });
+  });
+
+  it('the router sends each provider its own batch and says which providers it can read', async () => {
+    // Prepare
+    const aws: OwnerLookup = {
+      tagsFor: vi.fn(),
+      tagsForMany: vi.fn(async (refs: readonly ResourceRef[]) => refs.map((r) => ({ tags: { aws: r.id } }))),
+      handles: (p) => p === 'aws',
+    };
+    const gcp: OwnerLookup = { tagsFor: vi.fn(async (r: ResourceRef) => ({ gcp: r.id })) };
+    const routing = new RoutingOwnerLookup({ aws, gcp });
+    // Act
+    const outcomes = await routing.tagsForMany([
+      awsRef('a1'),
+      { provider: 'gcp', id: '//g1', account: 'p', region: null },
+      { provider: 'azure', id: '/subscriptions/s/x', account: 's', region: null },
+      awsRef('a2'),
+    ]);
+    // Assess
+    expect(outcomes).toEqual([
+      { tags: { aws: 'a1' } },
+      { tags: { gcp: '//g1' } },
+      { tags: {} },
+      { tags: { aws: 'a2' } },
+    ]);
+    expect(aws.tagsForMany).toHaveBeenCalledOnce();
+    expect([routing.handles('aws'), routing.handles('gcp'), routing.handles('azure')]).toEqual([true, true, false]);
+  });
+
+  it('GCP: one projects.get serves every resource of a project until its ttl passes, and a failure is retried', async () => {
+    // Prepare
+    let now = Date.parse('2026-12-07T00:00:00Z');
+    let fail = true;
+    const getProject = vi.fn(async (req: { name: string }): Promise<[{ labels: Record<string, string> }]> => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (req.name === 'projects/flaky' && fail) throw Object.assign(new Error('14 UNAVAILABLE'), { code: 14 });
+      return [{ labels: { team: req.name.slice('projects/'.length) } }];
+    });
+    const lookup = new GcpLabelsLookup({ getProject }, undefined, {
+      projectTtlMs: 60_000,
+      clock: { now: () => new Date(now) },
+    });
+    const gcpRef = (project: string, n: number): ResourceRef => ({
+      provider: 'gcp',
+      id: `//storage.googleapis.com/b${n}`,
+      account: project,
+      region: null,
+    });
+    // Act
+    const together = await Promise.all(Array.from({ length: 20 }, (_, i) => lookup.tagsFor(gcpRef('web', i))));
+    const flaky = await lookup.tagsFor(gcpRef('flaky', 1)).catch((e: unknown) => e);
+    fail = false;
+    const flakyAgain = await lookup.tagsFor(gcpRef('flaky', 2));
+    now += 60_001;
+    await lookup.tagsFor(gcpRef('web', 99));
+    // Assess
+    expect(together.every((l) => l.team === 'web')).toBe(true);
+    expect(flaky).toBeInstanceOf(Error);
+    expect(flakyAgain).toEqual({ team: 'flaky' });
+    expect(getProject.mock.calls.map(([r]) => r.name)).toEqual([
+      'projects/web',
+      'projects/flaky',
+      'projects/flaky',
+      'projects/web',
+    ]);
+  });
+});

@@ -5,7 +5,7 @@ import { RegistrySchema } from '../../../shared/core/enrich/registry.js';
 import { AdapterError } from '../../../shared/core/errors.js';
 import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
 import { EnrichmentPolicySchema } from '../../../shared/core/policy/policy.js';
-import { silentLogger } from '../../../shared/core/ports.js';
+import { type LookupOutcome, type ResourceRef, silentLogger } from '../../../shared/core/ports.js';
 import { makeFinding } from '../../helpers/findings.js';
 
 let config: Config;
@@ -407,5 +407,69 @@ describe('live lookups in the enrichment chain', () => {
     const e = await e2.enrich(f);
     // Assess
     expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
+  });
+  it('enrichMany looks each resource up once, keeps the order, and marks only the failed ones incomplete', async () => {
+    // Prepare
+    const tagsForMany = vi.fn(
+      async (refs: readonly ResourceRef[]): Promise<LookupOutcome[]> =>
+        refs.map((r) =>
+          r.id.endsWith('broken')
+            ? { error: new AdapterError('throttled', 'ThrottlingException') }
+            : { tags: { owner: `${r.id.slice(-1)}@acme.example` } },
+        ),
+    );
+    const warn = vi.fn();
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup: { tagsFor: vi.fn(), tagsForMany },
+      log: { ...silentLogger, warn },
+    });
+    const on = (id: string) => makeFinding({ resource: { id } });
+    const fs = [
+      on('arn:aws:s3:::bucket-a'),
+      makeFinding({ resource: { id: 'arn:aws:s3:::tagged', tags: { owner: 't@acme.example' } } }),
+      on('arn:aws:s3:::bucket-b'),
+      on('arn:aws:s3:::bucket-a'),
+      on('arn:aws:s3:::bucket-broken'),
+    ];
+    // Act
+    const out = await e2.enrichMany(fs);
+    // Assess
+    expect(tagsForMany).toHaveBeenCalledOnce();
+    expect(tagsForMany.mock.calls[0]?.[0].map((r) => r.id)).toEqual([
+      'arn:aws:s3:::bucket-a',
+      'arn:aws:s3:::bucket-b',
+      'arn:aws:s3:::bucket-broken',
+    ]);
+    expect(out.slice(0, 4).map((e) => e.owner)).toEqual([
+      'a@acme.example',
+      't@acme.example',
+      'b@acme.example',
+      'a@acme.example',
+    ]);
+    expect(out[4]?.provenance.owner.via).not.toBe('lookup');
+    expect(out.map((e) => e.complete)).toEqual([true, true, true, true, false]);
+    expect(out[4]?.warnings[0]).toContain('live tag lookup failed for arn:aws:s3:::bucket-broken: ThrottlingException');
+    expect(warn).toHaveBeenCalledOnce();
+  });
+
+  it('enriches without a lookup the findings of a cloud the lookup cannot read', async () => {
+    // Prepare
+    const tagsFor = vi.fn(async () => ({ owner: 'never@acme.example' }));
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup: { tagsFor, handles: (p) => p === 'azure' },
+      log: silentLogger,
+    });
+    const f = makeFinding();
+    // Act
+    const fromSync = e2.enrichSync(f);
+    const many = await e2.enrichMany([f]);
+    // Assess
+    expect(fromSync?.complete).toBe(true);
+    expect(many[0]).toEqual(fromSync);
+    expect(tagsFor).not.toHaveBeenCalled();
   });
 });

@@ -1,0 +1,94 @@
+/**
+ * Live tag lookups as the deployments build them: each cloud's adapter on its SDK's ambient credentials
+ * (AWS default chain or the function's role, Azure DefaultAzureCredential, Google ADC), behind a router.
+ * Each SDK is imported when its adapter is built, so a run that looks nothing up loads none of them.
+ *
+ * Two uses: enrichment (cached per `policy.enrichment.lookup`: ttl, entries) and the skip-tag re-check
+ * just before an apply (uncached: a tag set a minute ago must stop the fix).
+ */
+import type { EnrichmentPolicy } from '../../core/policy/policy.js';
+import { type Clock, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
+import { CachedOwnerLookup } from '../lookup/cached.js';
+import { RoutingOwnerLookup } from '../lookup/routing.js';
+
+export type LookupCloud = ResourceRef['provider'];
+
+/**
+ * An uncached lookup for `clouds` (the others are not handled: their findings keep their event's tags).
+ * Each cloud's SDK client is built on the first lookup of one of its resources, not here: a client built
+ * ahead probes for its credentials (Google's for a metadata server) even in a run that never asks it.
+ */
+export function liveOwnerLookup(clouds: readonly LookupCloud[]): RoutingOwnerLookup {
+  const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
+  if (clouds.includes('aws'))
+    byProvider.aws = new LazyOwnerLookup('aws', async () => {
+      const [{ ResourceGroupsTaggingAPIClient }, { AwsTaggingOwnerLookup }] = await Promise.all([
+        import('@aws-sdk/client-resource-groups-tagging-api'),
+        import('../lookup/aws-tagging.js'),
+      ]);
+      return new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }));
+    });
+  if (clouds.includes('azure'))
+    byProvider.azure = new LazyOwnerLookup('azure', async () => {
+      const [{ DefaultAzureCredential }, { ResourceManagementClient }, { AzureResourceTagsLookup }] = await Promise.all(
+        [import('@azure/identity'), import('@azure/arm-resources'), import('../lookup/azure-tags.js')],
+      );
+      const credential = new DefaultAzureCredential();
+      return new AzureResourceTagsLookup((sub) => new ResourceManagementClient(credential, sub));
+    });
+  if (clouds.includes('gcp'))
+    byProvider.gcp = new LazyOwnerLookup('gcp', async () => {
+      const [{ ProjectsClient }, { GcpLabelsLookup }] = await Promise.all([
+        import('@google-cloud/resource-manager'),
+        import('../lookup/gcp-labels.js'),
+      ]);
+      return new GcpLabelsLookup(new ProjectsClient());
+    });
+  return new RoutingOwnerLookup(byProvider);
+}
+
+/** One cloud's lookup, built on first use (a failed build is retried by the next lookup). */
+class LazyOwnerLookup implements OwnerLookup {
+  private built: Promise<OwnerLookup> | undefined;
+  constructor(
+    private readonly provider: LookupCloud,
+    private readonly build: () => Promise<OwnerLookup>,
+  ) {}
+
+  private inner(): Promise<OwnerLookup> {
+    if (!this.built) {
+      const building = this.build();
+      building.catch(() => {
+        if (this.built === building) this.built = undefined;
+      });
+      this.built = building;
+    }
+    return this.built;
+  }
+
+  handles(provider: LookupCloud): boolean {
+    return provider === this.provider;
+  }
+
+  async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
+    return (await this.inner()).tagsFor(r);
+  }
+
+  async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
+    return lookupMany(await this.inner(), refs);
+  }
+}
+
+/** The enrichment's lookup: `inner` cached as the policy says; undefined when lookups are off. */
+export function enrichmentLookup(
+  policy: EnrichmentPolicy['lookup'],
+  inner: OwnerLookup,
+  clock?: Clock,
+): CachedOwnerLookup | undefined {
+  if (!policy.enabled) return undefined;
+  return new CachedOwnerLookup(inner, {
+    ttlMs: policy.ttlSeconds * 1000,
+    maxEntries: policy.maxEntries,
+    ...(clock ? { clock } : {}),
+  });
+}
