@@ -11,11 +11,14 @@ import { actionRegistry } from '../../shared/actions/registry.js';
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
 import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { contextLogger, createAzureSpoke } from '../../shared/adapters/wiring/azure.js';
+import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import { systemClock } from '../../shared/core/ports.js';
 
 const spoke = createAzureSpoke(process.env);
 // Clients are built on first use, with DefaultAzureCredential = the app's managed identity.
 const clients = createCloudClients({});
+// The skip tag re-read from the live resource just before an apply, under the same identity.
+const tags = liveOwnerLookup(['azure']);
 
 export async function remediate(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const log = contextLogger(context);
@@ -29,6 +32,7 @@ export async function remediate(request: HttpRequest, context: InvocationContext
     clock: systemClock,
     actor: 'closeloop@azure-spoke',
     report: (result) => spoke.hub.report(result),
+    tags,
   });
   return { status: answer.status, jsonBody: answer.body };
 }

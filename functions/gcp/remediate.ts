@@ -10,11 +10,14 @@ import { actionRegistry } from '../../shared/actions/registry.js';
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
 import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
+import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import { systemClock } from '../../shared/core/ports.js';
 
 const spoke = createGcpSpoke(process.env);
 // Clients are built on first use, with Application Default Credentials = the function's service account.
 const clients = createCloudClients({});
+// The skip tag re-read from the live resource just before an apply, under the same identity.
+const tags = liveOwnerLookup(['gcp']);
 
 /** The Functions Framework's request/response, as far as this handler uses them (Express underneath). */
 interface HttpIn {
@@ -40,6 +43,7 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
     clock: systemClock,
     actor: 'closeloop@gcp-spoke',
     report: (result) => spoke.hub.report(result),
+    tags,
   });
   res.status(answer.status).json(answer.body);
 }

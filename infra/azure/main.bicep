@@ -96,6 +96,40 @@ resource remediationAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
+// The skip tag re-read before an apply (shared/core/remediation/remote.ts): the live tags of the resource,
+// nothing else. A role of its own, so the actions' role stays exactly what the registry declares.
+resource tagReadRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, prefix, 'closeloop-tag-read')
+  properties: {
+    roleName: '${prefix} tag re-check (${subscription().subscriptionId})'
+    description: 'closeloop: reads resource tags (the skip tag) just before an apply.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Resources/tags/read'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource tagReadAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, tagReadRole.id, prefix)
+  properties: {
+    roleDefinitionId: tagReadRole.id
+    principalId: spoke.outputs.principalId
+    principalType: 'ServicePrincipal'
+    description: 'closeloop spoke function app re-reads the skip tag before it applies'
+  }
+}
+
 @description('Object id of the function app managed identity: serverless.yml param azureFunctionPrincipalId (the token sub claim).')
 output principalId string = spoke.outputs.principalId
 

@@ -75,6 +75,23 @@ resource "google_project_iam_member" "remediation" {
   member  = "serviceAccount:${google_service_account.spoke.email}"
 }
 
+# The skip label re-read before an apply (shared/core/remediation/remote.ts): the project's labels (a
+# bucket's own come with storage.buckets.get, which the actions' role holds). A role of its own, so the
+# actions' role stays exactly what the registry declares.
+resource "google_project_iam_custom_role" "label_read" {
+  project     = var.project_id
+  role_id     = "${replace(var.prefix, "-", "_")}_label_read"
+  title       = "closeloop skip-label re-check"
+  description = "Reads the project's labels (the skip label) just before an apply."
+  permissions = ["resourcemanager.projects.get"]
+}
+
+resource "google_project_iam_member" "label_read" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.label_read.id
+  member  = "serviceAccount:${google_service_account.spoke.email}"
+}
+
 # Eventarc delivers the Pub/Sub CloudEvents to the function as this service account.
 resource "google_project_iam_member" "event_receiver" {
   project = var.project_id

@@ -49,6 +49,18 @@ describe('Azure spoke Bicep', () => {
     expect(role).not.toMatch(/'\*'/);
   });
 
+  it('lets the spoke read resource tags, and nothing more, for the skip-tag re-check before an apply', () => {
+    // Prepare
+    const role = block(main, "resource tagReadRole 'Microsoft.Authorization/roleDefinitions@");
+    const assignment = block(main, "resource tagReadAssignment 'Microsoft.Authorization/roleAssignments@");
+    // Assess
+    const actions = /\bactions: \[([^\]]*)\]/.exec(role)?.[1] ?? '';
+    expect(actions.match(/'[^']+'/g)).toEqual(["'Microsoft.Resources/tags/read'"]);
+    expect(role).toContain("type: 'CustomRole'");
+    expect(assignment).toContain('roleDefinitionId: tagReadRole.id');
+    expect(assignment).toContain('principalId: spoke.outputs.principalId');
+  });
+
   it('assigns the role at subscription scope to the function app system-assigned identity', () => {
     // Prepare
     const assignment = block(main, "resource remediationAssignment 'Microsoft.Authorization/roleAssignments@");
@@ -149,6 +161,16 @@ describe('GCP spoke Terraform', () => {
     expect(tf).toContain('jsondecode(file("${path.module}/action-permissions.json")).permissions');
     expect(role).toMatch(/permissions\s+= local\.action_permissions/);
     expect(binding).toContain('role    = google_project_iam_custom_role.remediation.id');
+    expect(binding).toContain('member  = "serviceAccount:${google_service_account.spoke.email}"');
+  });
+
+  it('lets the spoke read the project labels, and nothing more, for the skip-label re-check before an apply', () => {
+    // Prepare
+    const role = block(tf, 'resource "google_project_iam_custom_role" "label_read"');
+    const binding = block(tf, 'resource "google_project_iam_member" "label_read"');
+    // Assess
+    expect(role).toMatch(/permissions\s+= \["resourcemanager\.projects\.get"\]/);
+    expect(binding).toContain('role    = google_project_iam_custom_role.label_read.id');
     expect(binding).toContain('member  = "serviceAccount:${google_service_account.spoke.email}"');
   });
 

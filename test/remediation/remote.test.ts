@@ -159,10 +159,56 @@ describe('remote remediation on the hub', () => {
       target: { account: 'acmedata' },
       applyToken: c?.remediation.applyToken,
       actor: 'closeloop@aws-hub-test',
+      skipTag: 'closeloop:skip',
+      resource: { id: ACCOUNT_ID, account: '00000000-0000-0000-0000-000000000000', region: 'westeurope' },
     });
     expect(c?.remediation.state).toBe('applying');
     expect(c?.remediation.stateReason).toMatch(/^dispatched test.azure-close to the azure spoke/);
     expect(events.map((e) => (e.type === 'case.remediation' ? e.state : e.type))).toEqual(['dispatched']);
+  });
+
+  it('the spoke re-reads the live tags before it applies: a skip tag set since, or tags it cannot read, stop the fix', async () => {
+    // Prepare
+    const request = await dispatch(recordingExecutor());
+    const asked: string[] = [];
+    const tagged = (tags: Record<string, string>) => ({
+      tagsFor: async (r: { id: string }) => {
+        asked.push(r.id);
+        return tags;
+      },
+    });
+    const unreadable = {
+      tagsFor: async () => {
+        throw new Error('AuthorizationFailed: Microsoft.Resources/tags/read');
+      },
+    };
+    // Act
+    const skipped = await executeRemote(request, { ...spokeDeps(), tags: tagged({ 'closeloop:skip': 'change-1234' }) });
+    const denied = await executeRemote(request, { ...spokeDeps(), tags: unreadable });
+    const falseValue = await executeRemote(request, { ...spokeDeps(), tags: tagged({ 'closeloop:skip': 'false' }) });
+    // Assess
+    expect(asked).toEqual([ACCOUNT_ID, ACCOUNT_ID]);
+    expect(skipped.outcome).toBe('blocked');
+    expect(skipped.reason).toBe('resource carries the skip tag `closeloop:skip` now: nothing applied');
+    expect(denied.outcome).toBe('blocked');
+    expect(denied.reason).toContain('live tags could not be read: AuthorizationFailed');
+    expect(falseValue.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("the spoke applies as before when the request carries no skip tag (an older hub) or its cloud is not the lookup's", async () => {
+    // Prepare
+    const request = await dispatch(recordingExecutor());
+    const { skipTag: _skip, resource: _resource, ...older } = request;
+    const never = { tagsFor: async () => ({ 'closeloop:skip': 'true' }), handles: () => false };
+    const skipping = { tagsFor: async () => ({ 'closeloop:skip': 'true' }) };
+    // Act
+    const fromOlder = await executeRemote(older, { ...spokeDeps(), tags: skipping });
+    double.live.open = true;
+    const otherCloud = await executeRemote(request, { ...spokeDeps(), tags: never });
+    // Assess
+    expect([fromOlder.outcome, otherCloud.outcome]).toEqual(['applied', 'applied']);
+    expect(double.calls.apply).toBe(2);
   });
 
   it('dispatches nothing in dry-run when the deployment does not apply', async () => {

@@ -18,6 +18,14 @@ export interface GcpProjectsClient {
 /** Optional labels of the resource itself, by full resource name; undefined when it has none to say. */
 export type GcpResourceLabelsReader = (fullResourceName: string) => Promise<Record<string, string> | undefined>;
 
+/** The bucket a Cloud Storage full resource name names (`//storage.googleapis.com/NAME`), else undefined. */
+export function gcsBucketOf(fullResourceName: string): string | undefined {
+  const m = /^\/\/storage\.googleapis\.com\/(?:projects\/_\/buckets\/)?([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])$/.exec(
+    fullResourceName,
+  );
+  return m?.[1];
+}
+
 // gRPC status codes (google.rpc.Code).
 const GRPC_KINDS: Record<number, ErrorKind> = {
   3: 'invalid',

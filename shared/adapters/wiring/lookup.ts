@@ -38,11 +38,21 @@ export function liveOwnerLookup(clouds: readonly LookupCloud[]): RoutingOwnerLoo
     });
   if (clouds.includes('gcp'))
     byProvider.gcp = new LazyOwnerLookup('gcp', async () => {
-      const [{ ProjectsClient }, { GcpLabelsLookup }] = await Promise.all([
+      const [{ ProjectsClient }, { Storage }, { GcpLabelsLookup, gcsBucketOf }] = await Promise.all([
         import('@google-cloud/resource-manager'),
+        import('@google-cloud/storage'),
         import('../lookup/gcp-labels.js'),
       ]);
-      return new GcpLabelsLookup(new ProjectsClient());
+      const storage = new Storage();
+      // A bucket's own labels (storage.buckets.get) over its project's; other resources: the project's.
+      return new GcpLabelsLookup(new ProjectsClient(), async (name) => {
+        const bucket = gcsBucketOf(name);
+        if (!bucket) return undefined;
+        const [meta] = await storage.bucket(bucket).getMetadata();
+        const labels: Record<string, string> = {};
+        for (const [k, v] of Object.entries(meta.labels ?? {})) if (typeof v === 'string') labels[k] = v;
+        return labels;
+      });
     });
   return new RoutingOwnerLookup(byProvider);
 }

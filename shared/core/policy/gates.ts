@@ -134,8 +134,16 @@ class Verdict {
   }
 }
 
-const skipTagValue = (tags: Record<string, string>, key: string): string | undefined => {
-  const v = Object.hasOwn(tags, key) ? tags[key] : undefined;
+/** A tag key as a GCP label key (lower-case letters, digits, `_` and `-` only): `closeloop:skip` → `closeloop-skip`. */
+export const gcpLabelKey = (key: string): string => key.toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+
+/**
+ * The skip tag's value when `tags` carry it (any value but `false` counts), else undefined. On GCP, whose
+ * labels cannot hold the usual `closeloop:skip`, the label form of the key counts too.
+ */
+export const skipTagValue = (tags: Record<string, string>, key: string, provider?: Provider): string | undefined => {
+  const at = provider === 'gcp' && !Object.hasOwn(tags, key) ? gcpLabelKey(key) : key;
+  const v = Object.hasOwn(tags, at) ? tags[at] : undefined;
   return v !== undefined && v.trim().toLowerCase() !== 'false' ? v : undefined;
 };
 
@@ -167,7 +175,8 @@ export function evaluateGates(input: GateInput): GateVerdict {
     const before = input.previousGates?.find((g) => g.gate === 'skip-tag');
     if (before) acc.add(before, before.outcome === 'pass' ? 'auto' : 'manual');
     else acc.add(SKIP_TAGS_UNKNOWN, 'manual');
-  } else if (skipTagValue(input.tags, policy.skipTag) !== undefined) acc.add(compiled.skipTagBlock, 'manual');
+  } else if (skipTagValue(input.tags, policy.skipTag, input.provider) !== undefined)
+    acc.add(compiled.skipTagBlock, 'manual');
   else acc.add(compiled.skipTagPass, 'auto');
 
   // allowlist: resources closeloop must never touch

@@ -9,6 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
 import { matchException, type RiskException } from '../policy/exceptions.js';
+import { skipTagValue } from '../policy/gates.js';
 import type { DocStore, OwnerLookup } from '../ports.js';
 import { mutateDoc } from '../store/docs.js';
 import type { ApplyPolicy } from './policy.js';
@@ -76,8 +77,7 @@ export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLooku
   if (!tags || (tags.handles && !tags.handles(c.provider))) return [];
   try {
     const live = await tags.tagsFor({ provider: c.provider, id: c.resourceId, account: c.account, region: c.region });
-    const v = live[policy.skipTag];
-    return v !== undefined && v.trim().toLowerCase() !== 'false'
+    return skipTagValue(live, policy.skipTag, c.provider) !== undefined
       ? [{ gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${policy.skipTag}\` now` }]
       : [{ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag on the live resource` }];
   } catch (e) {

@@ -10,7 +10,8 @@ import type { Action, ActionContext } from '../../actions/define.js';
 import { errorMessage, isGone } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
-import type { Clock } from '../ports.js';
+import { skipTagValue } from '../policy/gates.js';
+import type { Clock, OwnerLookup } from '../ports.js';
 
 export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
@@ -36,6 +37,14 @@ export const RemoteRequestSchema = z.object({
   settings: z.record(z.string(), z.unknown()).optional(),
   /** Set when a person approved: a resource-level approval the spoke's plan asks for is then satisfied. */
   approvedBy: z.string().optional(),
+  /**
+   * apply: the tag that stops a fix (the hub's `apply.skipTag`) and the case's resource: the spoke re-reads
+   * the resource's live tags with its own identity just before applying (the hub cannot read them).
+   */
+  skipTag: z.string().min(1).max(128).optional(),
+  resource: z
+    .object({ id: z.string().min(1).max(2048), account: z.string().max(256), region: z.string().max(64).nullable() })
+    .optional(),
   actor: z.string().min(1),
 });
 export type RemoteRequest = z.infer<typeof RemoteRequestSchema>;
@@ -95,6 +104,8 @@ export interface ExecuteRemoteDeps {
   apply: boolean;
   /** The spoke's identity for the record (`closeloop@azure-spoke`). */
   actor: string;
+  /** Live tags of the spoke's cloud, for the skip-tag re-check before an apply; omitted: the hub's gate stands. */
+  tags?: OwnerLookup;
 }
 
 /**
@@ -171,6 +182,8 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   if (plan.noop) return done('noop', plan.summary, planned);
   if (plan.needsApproval && !request.approvedBy) return done('awaiting-approval', plan.needsApproval, planned);
   if (!deps.apply) return done('planned', `dry-run spoke: plan recorded, nothing applied (${plan.summary})`, planned);
+  const stop = await skipTagNow(request, deps.tags);
+  if (stop) return done('blocked', stop, planned);
   try {
     const r = await action.apply(plan, ctx);
     return done('applied', `applied ${action.id}: ${plan.summary}`, {
@@ -182,5 +195,22 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   } catch (e) {
     const error = errorMessage(e);
     return done('failed', `apply of ${action.id} failed: ${error}`, { ...planned, error });
+  }
+}
+
+/**
+ * Why the apply must stop on the resource's live tags (the skip tag is on it now, or the tags cannot be read:
+ * fail closed), else undefined. Nothing to check without a lookup, a skip tag or a resource in the request.
+ */
+async function skipTagNow(request: RemoteRequest, tags: OwnerLookup | undefined): Promise<string | undefined> {
+  const { skipTag, resource } = request;
+  if (!tags || !skipTag || !resource || (tags.handles && !tags.handles(request.provider))) return undefined;
+  try {
+    const live = await tags.tagsFor({ provider: request.provider, ...resource });
+    return skipTagValue(live, skipTag, request.provider) !== undefined
+      ? `resource carries the skip tag \`${skipTag}\` now: nothing applied`
+      : undefined;
+  } catch (e) {
+    return `live tags could not be read: ${errorMessage(e)}: nothing applied (fail closed)`;
   }
 }

@@ -329,6 +329,9 @@ async function dispatchRemote(
       applyToken: token,
       ...(settings ? { settings } : {}),
       ...(c.remediation.approvedBy ? { approvedBy: c.remediation.approvedBy } : {}),
+      // The spoke re-reads the live tags with its own identity just before it applies.
+      skipTag: deps.policy.skipTag,
+      resource: { id: c.resourceId, account: c.account, region: c.region },
       actor,
     });
   } catch (e) {

@@ -10,7 +10,7 @@ import { beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { AwsTaggingOwnerLookup } from '../../../shared/adapters/lookup/aws-tagging.js';
 import { AzureResourceTagsLookup, type AzureTagsClient } from '../../../shared/adapters/lookup/azure-tags.js';
 import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
-import { GcpLabelsLookup, type GcpProjectsClient } from '../../../shared/adapters/lookup/gcp-labels.js';
+import { GcpLabelsLookup, type GcpProjectsClient, gcsBucketOf } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { RoutingOwnerLookup } from '../../../shared/adapters/lookup/routing.js';
 import { isDenied, isGone, isThrottled } from '../../../shared/core/errors.js';
 import type { OwnerLookup, ResourceRef } from '../../../shared/core/ports.js';
@@ -171,6 +171,14 @@ describe('GcpLabelsLookup', () => {
     expect(labels).toEqual({ team: 'web', env: 'staging', owner: 'uploads@acme.example' });
     expect(getProject).toHaveBeenCalledWith({ name: 'projects/acme-web-prod' });
     expect(resourceLabels).toHaveBeenCalledWith('//storage.googleapis.com/acme-web-uploads');
+  });
+
+  it('names the bucket of a Cloud Storage full resource name, and nothing else', () => {
+    // Assess
+    expect(gcsBucketOf('//storage.googleapis.com/acme-web-uploads')).toBe('acme-web-uploads');
+    expect(gcsBucketOf('//storage.googleapis.com/projects/_/buckets/acme.logs')).toBe('acme.logs');
+    expect(gcsBucketOf('//compute.googleapis.com/projects/p/global/firewalls/allow-ssh')).toBeUndefined();
+    expect(gcsBucketOf('//storage.googleapis.com/acme/objects/x')).toBeUndefined();
   });
 
   it('classifies PERMISSION_DENIED as denied when Resource Manager refuses', async () => {

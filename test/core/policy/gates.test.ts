@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Enrichment } from '../../../shared/core/model/enrichment.js';
-import { evaluateGates, type GateInput } from '../../../shared/core/policy/gates.js';
+import { evaluateGates, type GateInput, gcpLabelKey } from '../../../shared/core/policy/gates.js';
 import { DecidePolicySchema } from '../../../shared/core/policy/policy.js';
 
 const enrichment = (o: Partial<Enrichment> = {}): Enrichment => ({
@@ -100,6 +100,16 @@ describe('gates', () => {
     // Assess
     expect(falseValue.mode).toBe('auto');
     expect(custom.mode).toBe('manual');
+  });
+
+  it('reads the skip tag on GCP in its label form (labels cannot hold ":"), and only there', () => {
+    // Act
+    const gcp = evaluateGates(input({ provider: 'gcp', tags: { 'closeloop-skip': 'true' } }));
+    const aws = evaluateGates(input({ provider: 'aws', tags: { 'closeloop-skip': 'true' } }));
+    // Assess
+    expect(gcp.mode).toBe('manual');
+    expect(aws.mode).toBe('auto');
+    expect(gcpLabelKey('Closeloop:Skip.now')).toBe('closeloop-skip-now');
   });
 
   it('falls to manual when the resource is on the never-touch allowlist', () => {
