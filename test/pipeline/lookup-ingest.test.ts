@@ -81,6 +81,48 @@ describe('ingest with live lookups', () => {
   });
 });
 
+describe('decide on looked-up tags', () => {
+  it('gates the skip tag a lookup found, and fails the gate closed where the lookup failed', async () => {
+    // Prepare: three untagged buckets; the lookup finds the skip tag on one and cannot read another.
+    const config = await withLookup(true);
+    const lookup: OwnerLookup = {
+      tagsFor: vi.fn(),
+      tagsForMany: async (refs) =>
+        refs.map((r) =>
+          r.id.endsWith('-1')
+            ? { tags: { owner: 'x@acme.example', 'closeloop:skip': 'change-42' } }
+            : r.id.endsWith('-2')
+              ? { error: new Error('ThrottlingException') }
+              : { tags: { owner: 'x@acme.example' } },
+        ),
+    };
+    const ingest = createIngest({
+      store: new MemoryDocStore(),
+      bus: { publish: async () => {} },
+      enricher: createEnricher({
+        registry: config.registry,
+        policy: config.policy.enrichment,
+        lookup,
+        log: silentLogger,
+      }),
+      config,
+      exceptions: async () => [],
+      clock,
+      log: silentLogger,
+    });
+    // Act
+    const out = await ingest.ingest([untaggedBatch(3, 3)]);
+    // Assess
+    const skipGate = (suffix: string) =>
+      out.results
+        .find((r) => r.finding.resource.id.endsWith(suffix))
+        ?.decision.remediation.gates.find((g) => g.gate === 'skip-tag');
+    expect(skipGate('-0')?.outcome).toBe('pass');
+    expect(skipGate('-1')).toMatchObject({ outcome: 'block' });
+    expect(skipGate('-2')?.outcome).toBe('unknown');
+  });
+});
+
 describe('the hub ingest wiring', () => {
   beforeEach(() => tagging.reset());
 

@@ -51,6 +51,11 @@ export interface DecideInput {
   now: Date;
   /** Declaration facts of an action (the action registry); used for the production-safe gate. */
   actionInfo?: (id: string) => { productionSafe: boolean } | undefined;
+  /**
+   * The resource's tags as a live lookup read them (the event carried none): the skip-tag gate reads these
+   * instead; null when the lookup failed (tags unknown: the gate keeps its previous outcome or fails closed).
+   */
+  liveTags?: Record<string, string> | null;
 }
 
 export interface DecideOutput {
@@ -451,7 +456,7 @@ export function decide(input: DecideInput): DecideOutput {
     status: f.status,
     muted: f.muted,
     exception: active,
-    tags: f.resource.tags,
+    tags: input.liveTags === undefined ? f.resource.tags : (input.liveTags ?? undefined),
     previousGates: existing?.remediation.gates,
     provider: f.resource.provider,
     resourceId: f.resource.id,

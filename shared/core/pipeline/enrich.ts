@@ -48,7 +48,14 @@ export interface Enricher {
    * `enrich` over many findings, in order, with their live lookups made together: each resource once,
    * through the lookup's batch call when it has one (AWS: 100 ARNs a call), else a bounded fan-out.
    */
-  enrichMany(fs: readonly Finding[]): Promise<Enrichment[]>;
+  enrichMany(fs: readonly Finding[]): Promise<Enriched[]>;
+}
+
+/** One finding's enrichment, and the live tags its lookup read (decide's skip-tag gate reads them). */
+export interface Enriched {
+  enrichment: Enrichment;
+  /** Absent: no lookup (the event's tags stand); null: the lookup failed (tags unknown); else what it read. */
+  liveTags?: Record<string, string> | null;
 }
 
 interface CompiledRule {
@@ -351,12 +358,13 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const r = f.resource;
     return { provider: r.provider, id: r.id, account: r.account, region: r.region };
   };
-  const fromOutcome = (f: Finding, outcome: LookupOutcome): Enrichment => {
-    if ('tags' in outcome) return compute(f, readTags(outcome.tags), 'lookup', [], true);
+  const fromOutcome = (f: Finding, outcome: LookupOutcome): Enriched => {
+    if ('tags' in outcome)
+      return { enrichment: compute(f, readTags(outcome.tags), 'lookup', [], true), liveTags: outcome.tags };
     const r = f.resource;
     const why = `live tag lookup failed for ${r.id}: ${errorMessage(outcome.error)}`;
     log.warn(why, { resource: r.id, provider: r.provider });
-    return compute(f, {}, 'lookup', [why], false);
+    return { enrichment: compute(f, {}, 'lookup', [why], false), liveTags: null };
   };
   const enrichSync = (f: Finding): Enrichment | undefined =>
     needsLookup(f) ? undefined : compute(f, readTags(f.resource.tags), 'tag', [], true);
@@ -367,14 +375,17 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const known = enrichSync(f);
       if (known || !lookup) return known ?? compute(f, readTags(f.resource.tags), 'tag', [], true);
       try {
-        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f)) });
+        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f)) }).enrichment;
       } catch (error) {
-        return fromOutcome(f, { error });
+        return fromOutcome(f, { error }).enrichment;
       }
     },
     async enrichMany(fs) {
-      const out: Array<Enrichment | undefined> = fs.map(enrichSync);
-      if (!lookup) return out as Enrichment[];
+      const out: Array<Enriched | undefined> = fs.map((f) => {
+        const enrichment = enrichSync(f);
+        return enrichment && { enrichment };
+      });
+      if (!lookup) return out as Enriched[];
       // One ref per resource (Azure ids are case-insensitive), however many findings name it.
       const slot = new Map<string, number>();
       const refs: ResourceRef[] = [];

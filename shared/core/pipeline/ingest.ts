@@ -18,6 +18,7 @@ import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { caseKeyOf, type DecideInput, decide, reevaluate } from './decide.js';
+import type { Enriched } from './enrich.js';
 import { normalize } from './normalize.js';
 
 export const COLLECTIONS = {
@@ -30,7 +31,7 @@ export const EVENT_LOG = 'events';
 export interface Enricher {
   enrichSync(f: Finding): Enrichment | undefined;
   /** The findings enrichSync cannot answer (live lookups): together, per chunk. */
-  enrichMany(fs: readonly Finding[]): Promise<Enrichment[]>;
+  enrichMany(fs: readonly Finding[]): Promise<Enriched[]>;
 }
 
 export interface IngestDeps {
@@ -88,6 +89,8 @@ interface Pending {
   finding: Finding;
   enrichment: Enrichment;
   caseKey: string;
+  /** What a live lookup read (null: it failed), for decide's skip-tag gate; absent: the event's tags. */
+  liveTags?: Record<string, string> | null;
 }
 
 export function createIngest(deps: IngestDeps) {
@@ -127,9 +130,12 @@ export function createIngest(deps: IngestDeps) {
       pending = [];
       unenriched = [];
       if (lookups.length > 0) {
-        const enrichments = await deps.enricher.enrichMany(lookups.map((u) => u.finding));
+        const enriched = await deps.enricher.enrichMany(lookups.map((u) => u.finding));
         lookups.forEach((u, i) => {
-          (chunk[u.at] as Pending).enrichment = enrichments[i] as Enrichment;
+          const p = chunk[u.at] as Pending;
+          const e = enriched[i] as Enriched;
+          p.enrichment = e.enrichment;
+          if (e.liveTags !== undefined) p.liveTags = e.liveTags;
         });
       }
       await processChunk(chunk, exceptions, now, result);
@@ -171,6 +177,7 @@ export function createIngest(deps: IngestDeps) {
     if (previous) input.previous = previous;
     if (existing) input.existing = existing;
     if (deps.actionInfo) input.actionInfo = deps.actionInfo;
+    if (p.liveTags !== undefined) input.liveTags = p.liveTags;
     return decide(input);
   }
 

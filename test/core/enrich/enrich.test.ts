@@ -442,16 +442,27 @@ describe('live lookups in the enrichment chain', () => {
       'arn:aws:s3:::bucket-b',
       'arn:aws:s3:::bucket-broken',
     ]);
-    expect(out.slice(0, 4).map((e) => e.owner)).toEqual([
+    const enrichments = out.map((e) => e.enrichment);
+    expect(enrichments.slice(0, 4).map((e) => e.owner)).toEqual([
       'a@acme.example',
       't@acme.example',
       'b@acme.example',
       'a@acme.example',
     ]);
-    expect(out[4]?.provenance.owner.via).not.toBe('lookup');
-    expect(out.map((e) => e.complete)).toEqual([true, true, true, true, false]);
-    expect(out[4]?.warnings[0]).toContain('live tag lookup failed for arn:aws:s3:::bucket-broken: ThrottlingException');
+    expect(enrichments[4]?.provenance.owner.via).not.toBe('lookup');
+    expect(enrichments.map((e) => e.complete)).toEqual([true, true, true, true, false]);
+    expect(enrichments[4]?.warnings[0]).toContain(
+      'live tag lookup failed for arn:aws:s3:::bucket-broken: ThrottlingException',
+    );
     expect(warn).toHaveBeenCalledOnce();
+    // The tags read go with them (decide's skip-tag gate); none for the tagged event; null where the read failed.
+    expect(out.map((e) => e.liveTags)).toEqual([
+      { owner: 'a@acme.example' },
+      undefined,
+      { owner: 'b@acme.example' },
+      { owner: 'a@acme.example' },
+      null,
+    ]);
   });
 
   it('enriches without a lookup the findings of a cloud the lookup cannot read', async () => {
@@ -469,7 +480,7 @@ describe('live lookups in the enrichment chain', () => {
     const many = await e2.enrichMany([f]);
     // Assess
     expect(fromSync?.complete).toBe(true);
-    expect(many[0]).toEqual(fromSync);
+    expect(many[0]).toEqual({ enrichment: fromSync });
     expect(tagsFor).not.toHaveBeenCalled();
   });
 });
