@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
@@ -216,6 +216,29 @@ describe('evidence chain on a local folder', () => {
     expect(again).toBe('exists');
     expect(JSON.parse(await readFile(evidence.pathOf(r.hash), 'utf8'))).toEqual(r);
     expect((await readdir(dir)).filter((name) => !/^[0-9a-f]{64}\.json$/.test(name))).toEqual([]);
+    expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 6 });
+  });
+
+  it("sweeps a killed writer's old temporary files on a new store's first write, and keeps a fresh one", async () => {
+    // Prepare: two files as a writer killed between write and rename leaves them, an hour and a second old.
+    const rs = await writeSix();
+    const hash = rs[0]?.hash ?? '';
+    const old = join(dir, `.${hash}.4242.0f8fad5b-d9cb-469f-a165-70867728950e.tmp`);
+    const fresh = join(dir, `.${hash}.4243.7c9e6679-7425-40de-944b-e07fc1f90ae7.tmp`);
+    const notOurs = join(dir, 'notes.tmp');
+    for (const f of [old, fresh, notOurs]) await writeFile(f, '{"half":');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(old, hourAgo, hourAgo);
+    await utimes(notOurs, hourAgo, hourAgo);
+    const next = new LocalFolderEvidenceStore(dir);
+    // Act
+    await next.put(rs[1] as EvidenceRecord);
+    // Assess
+    const names = await readdir(dir);
+    expect(names).not.toContain(`.${hash}.4242.0f8fad5b-d9cb-469f-a165-70867728950e.tmp`);
+    expect(names).toContain(`.${hash}.4243.7c9e6679-7425-40de-944b-e07fc1f90ae7.tmp`);
+    expect(names).toContain('notes.tmp');
+    expect(await next.sweep(0)).toBe(1);
     expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 6 });
   });
 

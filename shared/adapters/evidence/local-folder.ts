@@ -3,7 +3,9 @@
  * written once and whole: the text goes to a temporary file first, which a rename then names, so a
  * process killed mid-write leaves a temporary file that every read ignores, never a record cut short under
  * its own name. A record that exists is left as it is (by its name, the hash, it holds the same text),
- * so a record can only be changed by hand — which `closeloop evidence verify` then reports.
+ * so a record can only be changed by hand — which `closeloop evidence verify` then reports. Temporary files
+ * a killed process left behind are removed by the next process's first write (those older than
+ * {@link ORPHAN_AGE_MS}: a live writer renames its own within milliseconds).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,6 +15,9 @@ import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } f
 import type { EvidenceRecord } from '../../core/evidence/record.js';
 
 const HASH_FILE = /^([0-9a-f]{64})\.json$/;
+const TEMPORARY_FILE = /^\.[0-9a-f]{64}\.\d+\.[0-9a-f-]{36}\.tmp$/;
+/** A temporary file this old is a killed writer's, never a live one's. */
+export const ORPHAN_AGE_MS = 5 * 60_000;
 
 export class LocalFolderEvidenceStore implements EvidenceStore {
   private ready: Promise<unknown> | undefined;
@@ -26,7 +31,8 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
   }
 
   async put(record: EvidenceRecord): Promise<'stored' | 'exists'> {
-    this.ready ??= mkdir(this.dir, { recursive: true });
+    // Best effort: a sweep that fails (a file gone meanwhile, a permission) never fails the write.
+    this.ready ??= mkdir(this.dir, { recursive: true }).then(() => this.sweep().catch(() => 0));
     await this.ready;
     const path = this.pathOf(record.hash);
     const text = `${JSON.stringify(record, null, 2)}\n`;
@@ -63,6 +69,23 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
       await rm(temporary, { force: true });
       throw e;
     }
+  }
+
+  /** Removes the temporary files of writes killed midway (older than `olderThanMs`); returns how many. */
+  async sweep(olderThanMs = ORPHAN_AGE_MS, now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!TEMPORARY_FILE.test(name)) continue;
+      const path = join(this.dir, name);
+      const modified = await stat(path).then(
+        (st) => st.mtimeMs,
+        () => undefined,
+      );
+      if (modified === undefined || now - modified < olderThanMs) continue;
+      await rm(path, { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async get(hash: string): Promise<StoredEvidence | undefined> {
