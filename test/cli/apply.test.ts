@@ -19,6 +19,7 @@ import {
   PutPublicAccessBlockCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CaseSchema } from '../../shared/core/model/case.js';
@@ -47,6 +48,8 @@ const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
 // The skip tag is re-read through the Tagging API just before an apply.
 const tagging = mockClient(ResourceGroupsTaggingAPIClient);
+// The account the ambient credentials are in: the dev batch's (444455556666) unless a test says otherwise.
+const sts = mockClient(STSClient);
 
 /** A stateful S3 bucket behind the mock: public until the fix lands, and a rollback makes it public again. */
 function statefulBucket() {
@@ -111,6 +114,8 @@ describe('closeloop against live (mocked) S3', () => {
     iam.onAnyCommand().rejects(awsError('AccessDenied', 403));
     tagging.reset();
     tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+    sts.reset();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '444455556666' });
   });
   afterEach(() => tmp.cleanup());
 
@@ -198,11 +203,26 @@ describe('closeloop against live (mocked) S3', () => {
     expect(unknown.remediation.state).toBe('blocked');
     expect(unknown.remediation.stateReason).toContain('live tags could not be read');
     expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+
+    // Act 3: the credentials are another account's: its tags are not readable from here, nothing is asked.
+    tagging.reset();
+    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '999988887777' });
+    const third = join(tmp.dir, 'third');
+    const elsewhere = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', third]);
+    // Assess 3
+    expect(elsewhere.code, elsewhere.err).toBe(0);
+    const foreign = await caseFor(third, 'acme-web-dev-assets');
+    expect(foreign.remediation.state).toBe('blocked');
+    expect(foreign.remediation.stateReason).toContain('answers for account 999988887777 only');
+    expect(tagging).toHaveReceivedCommandTimes(GetResourcesCommand, 0);
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
   });
 
   it('holds a production fix for approval and applies it once a person approves with --apply', async () => {
     // Prepare
     const bucket = statefulBucket();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' }); // the prod bucket's account
     const run = await cli(['run', PROD_S3, '--apply', '--config', CONFIG, '--home', home]);
     expect(run.code, run.err).toBe(0);
     const waiting = await caseFor(home, 'acme-data-exports');
@@ -232,6 +252,7 @@ describe('closeloop against live (mocked) S3', () => {
   it('applies an approval given in a dry-run at the next run --apply', async () => {
     // Prepare
     const bucket = statefulBucket();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' }); // the prod bucket's account
     await cli(['run', PROD_S3, '--live', '--config', CONFIG, '--home', home]);
     const waiting = await caseFor(home, 'acme-data-exports');
     const approve = await cli(['approve', waiting.key, '--by', 'lead@example.com', '--config', CONFIG, '--home', home]);

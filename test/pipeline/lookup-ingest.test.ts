@@ -9,6 +9,7 @@ import {
   ResourceGroupsTaggingAPIClient,
   ResourceGroupsTaggingAPIServiceException,
 } from '@aws-sdk/client-resource-groups-tagging-api';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/adapters/config/load.js';
@@ -23,6 +24,7 @@ import { loadFixture, variant } from '../helpers/fixtures.js';
 
 const clock = { now: () => new Date('2026-12-07T12:00:00Z') };
 const tagging = mockClient(ResourceGroupsTaggingAPIClient);
+const sts = mockClient(STSClient);
 
 /** A Security Hub event of `n` S3.8 findings on `buckets` distinct untagged buckets (round robin). */
 function untaggedBatch(n: number, buckets: number, from = 0): IngestDoc {
@@ -124,7 +126,11 @@ describe('decide on looked-up tags', () => {
 });
 
 describe('the hub ingest wiring', () => {
-  beforeEach(() => tagging.reset());
+  beforeEach(() => {
+    tagging.reset();
+    sts.reset();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' });
+  });
 
   const hubPorts = (config: Config): AwsPorts => ({
     ...createAwsPorts(
@@ -179,6 +185,22 @@ describe('the hub ingest wiring', () => {
       expect(r.enrichment.complete).toBe(false);
       expect(r.enrichment.warnings[0]).toContain('live tag lookup failed');
       expect(r.enrichment.warnings[0]).toContain('AccessDeniedException');
+    }
+  });
+
+  it("names a resource of another account as not readable from the hub's, and asks the API nothing for it", async () => {
+    // Prepare
+    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '999988887777' });
+    const config = await withLookup(true);
+    const ingest = await createAwsIngest({ ...hubPorts(config), config: async () => config });
+    // Act
+    const out = await ingest.ingest([untaggedBatch(2, 2)]);
+    // Assess
+    expect(tagging.commandCalls(GetResourcesCommand)).toHaveLength(0);
+    for (const r of out.results) {
+      expect(r.enrichment.complete).toBe(false);
+      expect(r.enrichment.warnings[0]).toContain('answers for account 999988887777 only');
     }
   });
 

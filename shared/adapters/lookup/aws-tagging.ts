@@ -59,7 +59,38 @@ const arnRegion = (arn: string): string | undefined => {
  */
 export class AwsTaggingOwnerLookup implements OwnerLookup {
   private readonly clients = new Map<string, TaggingClient>();
-  constructor(private readonly clientFor: (region: string) => TaggingClient) {}
+  private own: Promise<string | undefined> | undefined;
+
+  /**
+   * @param options.account the account the clients' credentials are in (e.g. STS GetCallerIdentity). The API
+   *   answers for that account only, leaving any other account's ARN out as if it were untagged: with it
+   *   given, a resource of another account is an error ("not readable from here"), not a resource without
+   *   tags. A failed resolution leaves every resource to the API.
+   */
+  constructor(
+    private readonly clientFor: (region: string) => TaggingClient,
+    private readonly options: { account?: () => Promise<string | undefined> } = {},
+  ) {}
+
+  private ownAccount(): Promise<string | undefined> {
+    this.own ??= (this.options.account?.() ?? Promise.resolve(undefined)).catch(() => {
+      this.own = undefined; // asked again next time
+      return undefined;
+    });
+    return this.own;
+  }
+
+  /** Why `r` cannot be read with these credentials, or undefined when it can (as far as is known). */
+  private elsewhere(r: ResourceRef, own: string | undefined): AdapterError | undefined {
+    if (r.provider !== 'aws')
+      return new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`);
+    if (own && /^\d{12}$/.test(r.account) && r.account !== own)
+      return new AdapterError(
+        'denied',
+        `tag:GetResources answers for account ${own} only; ${r.id} is in account ${r.account}`,
+      );
+    return undefined;
+  }
 
   private client(region: string): TaggingClient {
     let c = this.clients.get(region);
@@ -75,8 +106,8 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
   }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
-    if (r.provider !== 'aws')
-      throw new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`);
+    const refused = this.elsewhere(r, await this.ownAccount());
+    if (refused) throw refused;
     const region = regionOf(r);
     let out: GetResourcesCommandOutput;
     try {
@@ -90,11 +121,13 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
 
   async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
     const out = new Array<LookupOutcome>(refs.length);
+    const own = await this.ownAccount();
     // region → ARN → the positions asking for it
     const byRegion = new Map<string, Map<string, number[]>>();
     refs.forEach((r, i) => {
-      if (r.provider !== 'aws') {
-        out[i] = { error: new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`) };
+      const refused = this.elsewhere(r, own);
+      if (refused) {
+        out[i] = { error: refused };
         return;
       }
       const region = regionOf(r);

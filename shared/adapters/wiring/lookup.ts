@@ -22,11 +22,16 @@ export function liveOwnerLookup(clouds: readonly LookupCloud[]): RoutingOwnerLoo
   const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
   if (clouds.includes('aws'))
     byProvider.aws = new LazyOwnerLookup('aws', async () => {
-      const [{ ResourceGroupsTaggingAPIClient }, { AwsTaggingOwnerLookup }] = await Promise.all([
-        import('@aws-sdk/client-resource-groups-tagging-api'),
-        import('../lookup/aws-tagging.js'),
-      ]);
-      return new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }));
+      const [{ ResourceGroupsTaggingAPIClient }, { GetCallerIdentityCommand, STSClient }, { AwsTaggingOwnerLookup }] =
+        await Promise.all([
+          import('@aws-sdk/client-resource-groups-tagging-api'),
+          import('@aws-sdk/client-sts'),
+          import('../lookup/aws-tagging.js'),
+        ]);
+      // The account these credentials read (sts:GetCallerIdentity needs no permission): another account's
+      // resource is then "not readable from here", not "untagged".
+      const account = async () => (await new STSClient({}).send(new GetCallerIdentityCommand({}))).Account;
+      return new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }), { account });
     });
   if (clouds.includes('azure'))
     byProvider.azure = new LazyOwnerLookup('azure', async () => {

@@ -345,6 +345,42 @@ describe('batched lookups', () => {
     expect(String((failed[0] as { error: unknown }).error)).toContain('tag:GetResources for 50 resources in us-east-2');
   });
 
+  it('refuses the resources of another account than the credentials, and asks the API when the account is unknown', async () => {
+    // Prepare
+    tagging.on(GetResourcesCommand).callsFake((input: { ResourceARNList?: string[] }) => ({
+      ResourceTagMappingList: (input.ResourceARNList ?? []).map((id) => ({
+        ResourceARN: id,
+        Tags: [{ Key: 'k', Value: 'v' }],
+      })),
+    }));
+    const mine = awsRef(arn('us-east-2', 1));
+    const theirs: ResourceRef = { ...awsRef('arn:aws:s3:::their-bucket', 'us-east-2'), account: '999988887777' };
+    let resolutions = 0;
+    const known = new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }), {
+      account: async () => {
+        resolutions++;
+        return '111122223333';
+      },
+    });
+    const unknown = new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }), {
+      account: async () => {
+        throw new Error('no credentials for sts');
+      },
+    });
+    // Act
+    const fromKnown = await known.tagsForMany([mine, theirs]);
+    const single = await known.tagsFor(theirs).catch((e: unknown) => e);
+    const fromUnknown = await unknown.tagsForMany([mine, theirs]);
+    // Assess
+    expect(fromKnown[0]).toEqual({ tags: { k: 'v' } });
+    expect('error' in (fromKnown[1] as object) && isDenied((fromKnown[1] as { error: unknown }).error)).toBe(true);
+    expect(String(single)).toContain(
+      'answers for account 111122223333 only; arn:aws:s3:::their-bucket is in account 999988887777',
+    );
+    expect(resolutions).toBe(1);
+    expect(fromUnknown).toEqual([{ tags: { k: 'v' } }, { tags: { k: 'v' } }]);
+  });
+
   it('the cache answers what it holds, asks the rest in one batch, and keeps no failure', async () => {
     // Prepare
     let failB = true;
