@@ -41,8 +41,8 @@ const load = () => {
       apply: ports.env.CLOSELOOP_APPLY,
       actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,
       exceptions: async () => [...config.exceptions, ...(await repo.list())],
-      // The skip tag re-read from the live AWS resource just before an apply (uncached); Azure and GCP
-      // cases keep decide's gate here and are re-checked by their spoke's action.
+      // The skip tag re-read from the live AWS resource before an apply (uncached, the function's own
+      // account); Azure and GCP cases keep decide's gate here and are re-checked by their spoke.
       tags: liveOwnerLookup(['aws']),
       remote,
     };

@@ -179,44 +179,30 @@ describe('closeloop against live (mocked) S3', () => {
         Tags: [{ Key: 'closeloop:skip', Value: 'incident-4711' }],
       })),
     }));
-    // Act
-    const run = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', home]);
-    // Assess
-    expect(run.code, run.err).toBe(0);
-    const skipped = await caseFor(home, 'acme-web-dev-assets');
-    expect(skipped.remediation.state).toBe('blocked');
-    expect(skipped.remediation.stateReason).toContain('carries the skip tag `closeloop:skip` now');
-    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    /** `run --apply` of the dev batch in a home of its own: the S3 case must end blocked, for `why`. */
+    const blockedRun = async (dir: string, why: string) => {
+      const r = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', join(tmp.dir, dir)]);
+      expect(r.code, r.err).toBe(0);
+      const c = await caseFor(join(tmp.dir, dir), 'acme-web-dev-assets');
+      expect(c.remediation.state).toBe('blocked');
+      expect(c.remediation.stateReason).toContain(why);
+      expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    };
+    // Act / Assess 1: the skip tag is on the live bucket.
+    await blockedRun('tagged', 'carries the skip tag `closeloop:skip` now');
     expect(bucket.block).toBeUndefined();
     expect(tagging).toHaveReceivedCommandWith(GetResourcesCommand, {
       ResourceARNList: ['arn:aws:s3:::acme-web-dev-assets'],
     });
-
-    // Act 2: a fresh home, and the Tagging API refuses.
+    // Act / Assess 2: the Tagging API refuses.
     tagging.reset();
     tagging.on(GetResourcesCommand).rejects(awsError('AccessDeniedException', 403));
-    const other = join(tmp.dir, 'other');
-    const denied = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', other]);
-    // Assess 2
-    expect(denied.code, denied.err).toBe(0);
-    const unknown = await caseFor(other, 'acme-web-dev-assets');
-    expect(unknown.remediation.state).toBe('blocked');
-    expect(unknown.remediation.stateReason).toContain('live tags could not be read');
-    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
-
-    // Act 3: the credentials are another account's: its tags are not readable from here, nothing is asked.
+    await blockedRun('denied', 'live tags could not be read');
+    // Act / Assess 3: the credentials are another account's: its tags are not readable from here, nothing is asked.
     tagging.reset();
-    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
     sts.on(GetCallerIdentityCommand).resolves({ Account: '999988887777' });
-    const third = join(tmp.dir, 'third');
-    const elsewhere = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', third]);
-    // Assess 3
-    expect(elsewhere.code, elsewhere.err).toBe(0);
-    const foreign = await caseFor(third, 'acme-web-dev-assets');
-    expect(foreign.remediation.state).toBe('blocked');
-    expect(foreign.remediation.stateReason).toContain('answers for account 999988887777 only');
+    await blockedRun('elsewhere', 'answers for account 999988887777 only');
     expect(tagging).toHaveReceivedCommandTimes(GetResourcesCommand, 0);
-    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
   });
 
   it('holds a production fix for approval and applies it once a person approves with --apply', async () => {

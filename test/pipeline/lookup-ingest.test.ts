@@ -46,6 +46,25 @@ async function withLookup(enabled: boolean): Promise<Config> {
   return config;
 }
 
+/** The core ingest on a memory store, enriching through `lookup`. */
+function ingestWith(config: Config, lookup: OwnerLookup, chunkSize?: number) {
+  return createIngest({
+    store: new MemoryDocStore(),
+    bus: { publish: async () => {} },
+    enricher: createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    }),
+    config,
+    exceptions: async () => [],
+    clock,
+    log: silentLogger,
+    ...(chunkSize ? { chunkSize } : {}),
+  });
+}
+
 describe('ingest with live lookups', () => {
   it('looks up each untagged resource once per chunk, in batches, and keeps the order of the findings', async () => {
     // Prepare: 1,000 findings on 300 buckets, chunks of 400.
@@ -55,21 +74,7 @@ describe('ingest with live lookups', () => {
     );
     const tagsFor = vi.fn();
     const lookup: OwnerLookup = { tagsFor, tagsForMany };
-    const ingest = createIngest({
-      store: new MemoryDocStore(),
-      bus: { publish: async () => {} },
-      enricher: createEnricher({
-        registry: config.registry,
-        policy: config.policy.enrichment,
-        lookup,
-        log: silentLogger,
-      }),
-      config,
-      exceptions: async () => [],
-      clock,
-      log: silentLogger,
-      chunkSize: 400,
-    });
+    const ingest = ingestWith(config, lookup, 400);
     // Act
     const out = await ingest.ingest([untaggedBatch(1_000, 300)]);
     // Assess
@@ -98,20 +103,7 @@ describe('decide on looked-up tags', () => {
               : { tags: { owner: 'x@acme.example' } },
         ),
     };
-    const ingest = createIngest({
-      store: new MemoryDocStore(),
-      bus: { publish: async () => {} },
-      enricher: createEnricher({
-        registry: config.registry,
-        policy: config.policy.enrichment,
-        lookup,
-        log: silentLogger,
-      }),
-      config,
-      exceptions: async () => [],
-      clock,
-      log: silentLogger,
-    });
+    const ingest = ingestWith(config, lookup);
     // Act
     const out = await ingest.ingest([untaggedBatch(3, 3)]);
     // Assess
