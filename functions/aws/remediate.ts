@@ -43,7 +43,7 @@ const load = () => {
       exceptions: async () => [...config.exceptions, ...(await repo.list())],
       // The skip tag re-read from the live AWS resource before an apply (uncached, the function's own
       // account); Azure and GCP cases keep decide's gate here and are re-checked by their spoke.
-      tags: liveOwnerLookup(['aws']),
+      tags: liveOwnerLookup(['aws'], { awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID }),
       remote,
     };
   })().catch((e: unknown) => {

@@ -9,7 +9,6 @@ import {
   ResourceGroupsTaggingAPIClient,
   ResourceGroupsTaggingAPIServiceException,
 } from '@aws-sdk/client-resource-groups-tagging-api';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/adapters/config/load.js';
@@ -24,7 +23,6 @@ import { loadFixture, variant } from '../helpers/fixtures.js';
 
 const clock = { now: () => new Date('2026-12-07T12:00:00Z') };
 const tagging = mockClient(ResourceGroupsTaggingAPIClient);
-const sts = mockClient(STSClient);
 
 /** A Security Hub event of `n` S3.8 findings on `buckets` distinct untagged buckets (round robin). */
 function untaggedBatch(n: number, buckets: number, from = 0): IngestDoc {
@@ -118,15 +116,16 @@ describe('decide on looked-up tags', () => {
 });
 
 describe('the hub ingest wiring', () => {
-  beforeEach(() => {
-    tagging.reset();
-    sts.reset();
-    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' });
-  });
+  beforeEach(() => tagging.reset());
 
-  const hubPorts = (config: Config): AwsPorts => ({
+  const hubPorts = (config: Config, account = '111122223333'): AwsPorts => ({
     ...createAwsPorts(
-      { CLOSELOOP_TABLE: 'closeloop-test', CLOSELOOP_BUS: 'closeloop-test', AWS_REGION: 'eu-west-1' },
+      {
+        CLOSELOOP_TABLE: 'closeloop-test',
+        CLOSELOOP_BUS: 'closeloop-test',
+        AWS_REGION: 'eu-west-1',
+        CLOSELOOP_ACCOUNT_ID: account,
+      },
       { loadConfig: async () => config, clock },
     ),
     store: new MemoryDocStore(),
@@ -183,9 +182,8 @@ describe('the hub ingest wiring', () => {
   it("names a resource of another account as not readable from the hub's, and asks the API nothing for it", async () => {
     // Prepare
     tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
-    sts.on(GetCallerIdentityCommand).resolves({ Account: '999988887777' });
     const config = await withLookup(true);
-    const ingest = await createAwsIngest({ ...hubPorts(config), config: async () => config });
+    const ingest = await createAwsIngest({ ...hubPorts(config, '999988887777'), config: async () => config });
     // Act
     const out = await ingest.ingest([untaggedBatch(2, 2)]);
     // Assess

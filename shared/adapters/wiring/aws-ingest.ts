@@ -25,7 +25,11 @@ export async function createAwsIngest(ports: AwsPorts, options: AwsIngestOptions
   if (policy.lookup.enabled) {
     // Imported only when lookups are on: the Tagging API client stays out of the cold start otherwise.
     const { enrichmentLookup, liveOwnerLookup } = await import('./lookup.js');
-    lookup = enrichmentLookup(policy.lookup, options.lookup ?? liveOwnerLookup(['aws']), ports.clock);
+    lookup = enrichmentLookup(
+      policy.lookup,
+      options.lookup ?? liveOwnerLookup(['aws'], { awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID }),
+      ports.clock,
+    );
   }
   return createIngest({
     store: ports.store,

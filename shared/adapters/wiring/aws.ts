@@ -42,6 +42,11 @@ export const AwsEnvSchema = z.object({
     .default('false')
     .transform((v) => v === 'true'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
+  /** The hub's account (serverless.yml: `Ref: AWS::AccountId`): the live tag lookups read this account only. */
+  CLOSELOOP_ACCOUNT_ID: z
+    .string()
+    .regex(/^\d{12}$/)
+    .optional(),
 });
 export type AwsEnv = z.infer<typeof AwsEnvSchema>;
 

@@ -118,7 +118,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const live =
     opts.lookup ??
     (lookupPolicy.enabled || readsLive
-      ? (await import('./lookup.js')).liveOwnerLookup(['aws', 'azure', 'gcp'])
+      ? (await import('./lookup.js')).liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: stsCallerAccount })
       : undefined);
   const enrichmentTags =
     live && lookupPolicy.enabled
@@ -220,3 +220,13 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
 }
 
 export type { PipelineEvent };
+
+/**
+ * The AWS account of the ambient credentials (sts:GetCallerIdentity needs no permission), asked once when
+ * the first AWS resource is looked up. Here, not in the lookup wiring the Lambda bundles share: a dynamic
+ * import of the STS client there lands in their cold start.
+ */
+async function stsCallerAccount(): Promise<string | undefined> {
+  const { GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts');
+  return (await new STSClient({}).send(new GetCallerIdentityCommand({}))).Account;
+}

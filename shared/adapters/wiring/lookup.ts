@@ -18,20 +18,27 @@ export type LookupCloud = ResourceRef['provider'];
  * Each cloud's SDK client is built on the first lookup of one of its resources, not here: a client built
  * ahead probes for its credentials (Google's for a metadata server) even in a run that never asks it.
  */
-export function liveOwnerLookup(clouds: readonly LookupCloud[]): RoutingOwnerLookup {
+export function liveOwnerLookup(
+  clouds: readonly LookupCloud[],
+  options: {
+    /**
+     * The AWS account the ambient credentials are in (the hub: its deployment's; locally: STS), so that a
+     * resource of another account is "not readable from here", not "untagged" (see AwsTaggingOwnerLookup).
+     */
+    awsAccount?: () => Promise<string | undefined>;
+  } = {},
+): RoutingOwnerLookup {
   const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
   if (clouds.includes('aws'))
     byProvider.aws = new LazyOwnerLookup('aws', async () => {
-      const [{ ResourceGroupsTaggingAPIClient }, { GetCallerIdentityCommand, STSClient }, { AwsTaggingOwnerLookup }] =
-        await Promise.all([
-          import('@aws-sdk/client-resource-groups-tagging-api'),
-          import('@aws-sdk/client-sts'),
-          import('../lookup/aws-tagging.js'),
-        ]);
-      // The account these credentials read (sts:GetCallerIdentity needs no permission): another account's
-      // resource is then "not readable from here", not "untagged".
-      const account = async () => (await new STSClient({}).send(new GetCallerIdentityCommand({}))).Account;
-      return new AwsTaggingOwnerLookup((region) => new ResourceGroupsTaggingAPIClient({ region }), { account });
+      const [{ ResourceGroupsTaggingAPIClient }, { AwsTaggingOwnerLookup }] = await Promise.all([
+        import('@aws-sdk/client-resource-groups-tagging-api'),
+        import('../lookup/aws-tagging.js'),
+      ]);
+      return new AwsTaggingOwnerLookup(
+        (region) => new ResourceGroupsTaggingAPIClient({ region }),
+        options.awsAccount ? { account: options.awsAccount } : {},
+      );
     });
   if (clouds.includes('azure'))
     byProvider.azure = new LazyOwnerLookup('azure', async () => {
