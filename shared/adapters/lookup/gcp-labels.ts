@@ -37,8 +37,18 @@ const GRPC_KINDS: Record<number, ErrorKind> = {
   16: 'denied',
 };
 
+// HTTP statuses, as the JSON APIs (Cloud Storage) report them in `code`; gRPC codes are 0–16.
+const HTTP_KINDS: Record<number, ErrorKind> = {
+  400: 'invalid',
+  401: 'denied',
+  403: 'denied',
+  404: 'gone',
+  429: 'throttled',
+};
+
 export function gcpAdapterError(e: unknown, what: string): AdapterError {
   const code = e && typeof e === 'object' && 'code' in e && typeof e.code === 'number' ? e.code : -1;
+  if (code >= 100) return new AdapterError(HTTP_KINDS[code] ?? 'transient', `${what}: HTTP ${code}`, { cause: e });
   return new AdapterError(GRPC_KINDS[code] ?? 'transient', `${what}: gRPC ${code}`, { cause: e });
 }
 

@@ -173,6 +173,26 @@ describe('GcpLabelsLookup', () => {
     expect(resourceLabels).toHaveBeenCalledWith('//storage.googleapis.com/acme-web-uploads');
   });
 
+  it("classifies a bucket's HTTP refusal as denied, and a gone bucket as gone, when its labels are read", async () => {
+    // Prepare
+    const projects: GcpProjectsClient = { getProject: async () => [{ labels: {} }] };
+    const failing = (code: number) =>
+      new GcpLabelsLookup(projects, async () => {
+        throw Object.assign(new Error(`HTTP ${code}`), { code });
+      });
+    // Act
+    const denied = await failing(403)
+      .tagsFor(ref)
+      .catch((e: unknown) => e);
+    const gone = await failing(404)
+      .tagsFor(ref)
+      .catch((e: unknown) => e);
+    // Assess
+    expect(isDenied(denied)).toBe(true);
+    expect(String(denied)).toContain('labels of //storage.googleapis.com/acme-web-uploads: HTTP 403');
+    expect(isGone(gone)).toBe(true);
+  });
+
   it('names the bucket of a Cloud Storage full resource name, and nothing else', () => {
     // Assess
     expect(gcsBucketOf('//storage.googleapis.com/acme-web-uploads')).toBe('acme-web-uploads');
