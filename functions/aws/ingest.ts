@@ -17,7 +17,12 @@ export const handler = sqsFunction(ports, 'ingest', async (record, metrics) => {
   pipeline ??= createAwsIngest(ports);
   const doc = hubIngestDoc(eventBridgeEventFromSqs(record));
   const { stats, rejected } = await (await pipeline).ingest([
-    { input: `sqs:${record.messageId}:${doc.input}`, value: doc.value },
+    {
+      input: `sqs:${record.messageId}:${doc.input}`,
+      value: doc.value,
+      // A spoke's live tags of its cloud's resources (the hub cannot read them).
+      ...(doc.liveTags ? { liveTags: doc.liveTags } : {}),
+    },
   ]);
   metrics.addMetric('Findings', MetricUnit.Count, stats.findings);
   metrics.addMetric('NewCases', MetricUnit.Count, stats.newCases);

@@ -18,7 +18,7 @@ import { contextLogger, createAzureSpoke, secretMatches } from '../../shared/ada
 const spoke = createAzureSpoke(process.env);
 
 async function forward(docs: ReceivedDocument[], context: InvocationContext): Promise<number> {
-  const { details, rejected } = acceptDocuments('azure', docs);
+  const { details, rejected } = await acceptDocuments('azure', docs, spoke.tags);
   const log = contextLogger(context);
   for (const r of rejected)
     log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });

@@ -21,7 +21,7 @@ export async function sccIngest(event: CloudEvent<unknown>): Promise<void> {
     spoke.log.warn('rejected message', { eventId: event.id, reason: e instanceof Error ? e.message : String(e) });
     return;
   }
-  const { details, rejected } = acceptDocuments('gcp', [doc]);
+  const { details, rejected } = await acceptDocuments('gcp', [doc], spoke.tags);
   for (const r of rejected)
     spoke.log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
   await spoke.hub.forward(details);

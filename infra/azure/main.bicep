@@ -42,6 +42,9 @@ param nodeVersion string = '20'
 @description('Run the Azure actions in apply mode (false: the spoke plans only, whatever the hub asks).')
 param applyActions bool = false
 
+@description('Read the live tags of resources whose Defender event carries none and send them to the hub with the finding.')
+param tagLookup bool = false
+
 var actionPermissions = loadJsonContent('action-permissions.json')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -61,6 +64,7 @@ module spoke 'spoke.bicep' = {
     federationAudience: federationAudience
     nodeVersion: nodeVersion
     applyActions: applyActions
+    tagLookup: tagLookup
   }
 }
 

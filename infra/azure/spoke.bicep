@@ -12,6 +12,7 @@ param forwarderRoleArn string
 param federationAudience string
 param nodeVersion string
 param applyActions bool
+param tagLookup bool = false
 
 @description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
 param subscribeEventGrid bool = false
@@ -173,9 +174,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'CLOSELOOP_REMEDIATE_SECRET'
           value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=remediate-secret)'
         }
+        // ARM's string() of a bool is 'True'/'False'; the function reads 'true' (anything else: off).
         {
           name: 'CLOSELOOP_APPLY'
-          value: string(applyActions)
+          value: toLower(string(applyActions))
+        }
+        {
+          name: 'CLOSELOOP_TAG_LOOKUP'
+          value: toLower(string(tagLookup))
         }
       ]
     }

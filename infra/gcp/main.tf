@@ -28,6 +28,7 @@ locals {
     CLOSELOOP_HUB_REGION          = var.hub_region
     CLOSELOOP_FORWARDER_ROLE_ARN  = var.forwarder_role_arn
     CLOSELOOP_FEDERATION_AUDIENCE = var.federation_audience
+    CLOSELOOP_TAG_LOOKUP          = tostring(var.tag_lookup)
   }
 }
 

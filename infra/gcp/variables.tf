@@ -84,3 +84,9 @@ variable "apply_actions" {
   type        = bool
   default     = false
 }
+
+variable "tag_lookup" {
+  description = "Read the labels of resources (project and bucket) for SCC findings and send them to the hub with the finding."
+  type        = bool
+  default     = false
+}

@@ -49,6 +49,16 @@ describe('Azure spoke Bicep', () => {
     expect(role).not.toMatch(/'\*'/);
   });
 
+  it("sets the function's boolean switches as 'true'/'false' (ARM's string() of a bool is 'True')", () => {
+    // Prepare
+    const app = block(spoke, "resource functionApp 'Microsoft.Web/sites@");
+    // Assess
+    for (const name of ['CLOSELOOP_APPLY', 'CLOSELOOP_TAG_LOOKUP']) {
+      const setting = new RegExp(`name: '${name}'\\s+value: ([^\\n]+)`).exec(app)?.[1];
+      expect(setting, name).toMatch(/^toLower\(string\(\w+\)\)$/);
+    }
+  });
+
   it('lets the spoke read resource tags, and nothing more, for the skip-tag re-check before an apply', () => {
     // Prepare
     const role = block(main, "resource tagReadRole 'Microsoft.Authorization/roleDefinitions@");

@@ -3,29 +3,72 @@
  * yield findings go to the hub. Apart from spoke.ts so the hub's functions, which import spoke.ts for
  * the remote-remediation messages, do not load the normalizers with it.
  */
-import type { Rejected } from '../../core/model/finding.js';
+import { errorMessage } from '../../core/errors.js';
+import type { Finding, Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';
+import { lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
+import { hasEnumerableKey } from '../../core/util/objects.js';
 import type { ReceivedDocument, Spoke, SpokeDetail } from './spoke.js';
 
 /**
  * Normalizes each received document on the spoke: documents yielding at least one finding become
- * hub-bound details; the rest are returned as rejections (logged at the edge, never forwarded).
+ * hub-bound details; the rest are returned as rejections (logged at the edge, never forwarded). With a
+ * `lookup` (the spoke's tag lookup is on), the live tags of every resource whose event carried none are
+ * read here, under the spoke's identity, each resource once, and travel with the document.
  *
  * @example
- * const { details, rejected } = acceptDocuments('gcp', [{ input: 'pubsub:1', value: notification }]);
+ * const { details, rejected } = await acceptDocuments('gcp', [{ input: 'pubsub:1', value: notification }]);
  */
-export function acceptDocuments(
+export async function acceptDocuments(
   spoke: Spoke,
   docs: readonly ReceivedDocument[],
-): { details: SpokeDetail[]; rejected: Rejected[] } {
+  lookup?: OwnerLookup,
+): Promise<{ details: SpokeDetail[]; rejected: Rejected[] }> {
   const details: SpokeDetail[] = [];
   const rejected: Rejected[] = [];
+  const untagged: Array<{ detail: SpokeDetail; findings: Finding[] }> = [];
   for (const doc of docs) {
     const out = normalize(doc.value, `${spoke}:${doc.input}`);
     rejected.push(...out.rejected);
-    if (out.findings.length > 0) {
-      details.push({ spoke, input: doc.input, document: doc.value, findingKeys: out.findings.map((f) => f.key) });
+    if (out.findings.length === 0) continue;
+    const detail: SpokeDetail = {
+      spoke,
+      input: doc.input,
+      document: doc.value,
+      findingKeys: out.findings.map((f) => f.key),
+    };
+    details.push(detail);
+    const bare = out.findings.filter(
+      (f) => !hasEnumerableKey(f.resource.tags) && (lookup?.handles?.(f.resource.provider) ?? true),
+    );
+    if (lookup && bare.length > 0) untagged.push({ detail, findings: bare });
+  }
+  if (lookup && untagged.length > 0) await attachLiveTags(lookup, untagged);
+  return { details, rejected };
+}
+
+/** Reads each untagged resource's live tags once and puts them (or why not) on the details naming it. */
+async function attachLiveTags(
+  lookup: OwnerLookup,
+  untagged: ReadonlyArray<{ detail: SpokeDetail; findings: Finding[] }>,
+): Promise<void> {
+  const refs = new Map<string, ResourceRef>();
+  for (const { findings } of untagged)
+    for (const { resource: r } of findings)
+      if (!refs.has(r.id)) refs.set(r.id, { provider: r.provider, id: r.id, account: r.account, region: r.region });
+  const ids = [...refs.keys()];
+  const outcomes = await lookupMany(lookup, [...refs.values()]).catch((error: unknown) => ids.map(() => ({ error })));
+  const read = new Map(
+    ids.map((id, i) => {
+      const o = outcomes[i] ?? { error: 'no answer' };
+      return [id, 'tags' in o ? { tags: o.tags } : { error: errorMessage(o.error).slice(0, 1024) }] as const;
+    }),
+  );
+  for (const { detail, findings } of untagged) {
+    detail.liveTags = {};
+    for (const f of findings) {
+      const tags = read.get(f.resource.id);
+      if (tags) detail.liveTags[f.resource.id] = tags;
     }
   }
-  return { details, rejected };
 }

@@ -23,6 +23,12 @@ export const spokeSource = (spoke: Spoke): string => `closeloop.spoke.${spoke}`;
 export const SPOKE_SOURCE_PREFIX = 'closeloop.spoke.';
 export const SPOKE_DETAIL_TYPE = 'Spoke Finding Document';
 
+/** One resource's live tags as a spoke read them, or why it could not (a lookup outcome, on the wire). */
+export const SpokeLiveTagSchema = z.union([
+  z.object({ tags: z.record(z.string().max(512), z.string().max(512)) }),
+  z.object({ error: z.string().max(1024) }),
+]);
+
 /**
  * The detail of a forwarded document.
  * @example { "spoke": "gcp", "input": "pubsub:00000000000001", "document": { "notificationConfigName": "…", "finding": {}, "resource": {} }, "findingKeys": ["<64 hex>"] }
@@ -35,6 +41,12 @@ export const SpokeDetailSchema = z.object({
   document: z.unknown(),
   /** Keys of the findings the spoke normalized from it, for tracing across clouds. */
   findingKeys: z.array(z.string()),
+  /**
+   * The live tags the spoke read with its own identity (the hub cannot read Azure or GCP tags), by resource
+   * id, for the findings whose event carried none — or why they could not be read. Only when the spoke's
+   * tag lookup is on (`CLOSELOOP_TAG_LOOKUP`).
+   */
+  liveTags: z.record(z.string().max(2048), SpokeLiveTagSchema).optional(),
 });
 export type SpokeDetail = z.infer<typeof SpokeDetailSchema>;
 
@@ -63,6 +75,8 @@ export async function forwardToHub(
 export interface HubIngestDoc {
   input: string;
   value: unknown;
+  /** A spoke's live tags by resource id (see SpokeDetailSchema.liveTags). */
+  liveTags?: Record<string, z.infer<typeof SpokeLiveTagSchema>>;
 }
 
 /**
@@ -78,7 +92,8 @@ export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
       `eventbridge:${event.id}: ${event.source} detail: ${z.prettifyError(detail.error)}`,
     );
   }
-  return { input: `${detail.data.spoke}:${detail.data.input}`, value: detail.data.document };
+  const { spoke, input, document, liveTags } = detail.data;
+  return { input: `${spoke}:${input}`, value: document, ...(liveTags ? { liveTags } : {}) };
 }
 
 /** What a spoke received, unwrapped from its transport (one source document each). */

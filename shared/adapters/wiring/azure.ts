@@ -6,14 +6,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
-import type { Logger } from '../../core/ports.js';
+import type { Logger, OwnerLookup } from '../../core/ports.js';
 import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';
+import { spokeTagLookup } from './lookup.js';
 
 /** App settings of the spoke's function app (infra/azure/main.bicep sets them). */
 export const AzureSpokeEnvSchema = z.object({
   CLOSELOOP_HUB_BUS_ARN: z.string().startsWith('arn:'),
   CLOSELOOP_HUB_REGION: z.string().min(1).default('us-east-1'),
   CLOSELOOP_FORWARDER_ROLE_ARN: z.string().startsWith('arn:'),
+  /**
+   * Read the live tags of resources whose event carries none, under the spoke's identity, and send them with
+   * the document (the hub cannot read them). Off by default, like the policy's `enrichment.lookup`.
+   */
+  CLOSELOOP_TAG_LOOKUP: z.enum(['true', 'false']).default('false'),
   /** The audience (Entra app ID URI) the hub's IAM OIDC provider trusts. */
   CLOSELOOP_FEDERATION_AUDIENCE: z.string().min(1).default('api://closeloop-hub'),
   /** Shared secret a Logic App sends in `x-closeloop-secret` (a Key Vault reference in the app settings). */
@@ -78,6 +84,8 @@ export const contextLogger = (ctx: ContextLog): Logger => ({
 });
 
 export interface AzureSpokeOptions extends Partial<Pick<SpokeForwarderOptions, 'sts' | 'eventBridge' | 'clock'>> {
+  /** The tag lookup (tests inject one); default: the cloud's own, when CLOSELOOP_TAG_LOOKUP is on. */
+  tags?: OwnerLookup;
   fetch?: Fetch;
 }
 
@@ -102,5 +110,6 @@ export function createAzureSpoke(env: NodeJS.ProcessEnv, options: AzureSpokeOpti
     ...(options.eventBridge ? { eventBridge: options.eventBridge } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  return { settings, hub };
+  const tags = options.tags ?? (settings.CLOSELOOP_TAG_LOOKUP === 'true' ? spokeTagLookup('azure') : undefined);
+  return { settings, hub, tags };
 }

@@ -5,14 +5,20 @@
  */
 import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
-import type { Logger } from '../../core/ports.js';
+import type { Logger, OwnerLookup } from '../../core/ports.js';
 import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';
+import { spokeTagLookup } from './lookup.js';
 
 /** Environment of the Cloud Function (infra/gcp/main.tf sets it). */
 export const GcpSpokeEnvSchema = z.object({
   CLOSELOOP_HUB_BUS_ARN: z.string().startsWith('arn:'),
   CLOSELOOP_HUB_REGION: z.string().min(1).default('us-east-1'),
   CLOSELOOP_FORWARDER_ROLE_ARN: z.string().startsWith('arn:'),
+  /**
+   * Read the live tags of resources whose event carries none, under the spoke's identity, and send them with
+   * the document (the hub cannot read them). Off by default, like the policy's `enrichment.lookup`.
+   */
+  CLOSELOOP_TAG_LOOKUP: z.enum(['true', 'false']).default('false'),
   /** Audience of the ID token; the hub role's trust policy checks the service account's unique id. */
   CLOSELOOP_FEDERATION_AUDIENCE: z.string().min(1).default('closeloop-hub'),
 });
@@ -47,6 +53,8 @@ export function cloudLogger(write: (line: string, error: boolean) => void = defa
 const defaultWrite = (line: string, error: boolean) => (error ? process.stderr : process.stdout).write(`${line}\n`);
 
 export interface GcpSpokeOptions extends Partial<Pick<SpokeForwarderOptions, 'sts' | 'eventBridge' | 'clock'>> {
+  /** The tag lookup (tests inject one); default: the cloud's own, when CLOSELOOP_TAG_LOOKUP is on. */
+  tags?: OwnerLookup;
   fetch?: Fetch;
   log?: Logger;
 }
@@ -71,5 +79,6 @@ export function createGcpSpoke(env: NodeJS.ProcessEnv, options: GcpSpokeOptions 
     ...(options.eventBridge ? { eventBridge: options.eventBridge } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  return { settings, hub, log: options.log ?? cloudLogger() };
+  const tags = options.tags ?? (settings.CLOSELOOP_TAG_LOOKUP === 'true' ? spokeTagLookup('gcp') : undefined);
+  return { settings, hub, tags, log: options.log ?? cloudLogger() };
 }

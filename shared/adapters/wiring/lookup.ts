@@ -114,3 +114,11 @@ export function enrichmentLookup(
     ...(clock ? { clock } : {}),
   });
 }
+
+/**
+ * A spoke's tag lookup for the documents it forwards: its own cloud, on its own identity, each resource
+ * cached for 15 minutes (a burst of findings on one resource is one read).
+ */
+export function spokeTagLookup(cloud: 'azure' | 'gcp'): CachedOwnerLookup {
+  return new CachedOwnerLookup(liveOwnerLookup([cloud]), { ttlMs: 15 * 60_000, maxEntries: 10_000 });
+}

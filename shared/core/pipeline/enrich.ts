@@ -49,6 +49,11 @@ export interface Enricher {
    * through the lookup's batch call when it has one (AWS: 100 ARNs a call), else a bounded fan-out.
    */
   enrichMany(fs: readonly Finding[]): Promise<Enriched[]>;
+  /**
+   * The enrichment from tags (or a failure) a lookup elsewhere produced — a spoke reads Azure and GCP tags
+   * the hub cannot — exactly as if this enricher's own lookup had answered so.
+   */
+  enrichFrom(f: Finding, outcome: LookupOutcome): Enriched;
 }
 
 /** One finding's enrichment, and the live tags its lookup read (decide's skip-tag gate reads them). */
@@ -371,6 +376,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
 
   return {
     enrichSync,
+    enrichFrom: fromOutcome,
     async enrich(f) {
       const known = enrichSync(f);
       if (known || !lookup) return known ?? compute(f, readTags(f.resource.tags), 'tag', [], true);

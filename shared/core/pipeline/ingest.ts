@@ -13,10 +13,11 @@ import type { Enrichment } from '../model/enrichment.js';
 import type { PipelineEvent } from '../model/events.js';
 import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
 import type { RiskException } from '../policy/exceptions.js';
-import type { Clock, DocStore, EventBus, Logger, StoredDoc, WriteBatch } from '../ports.js';
+import type { Clock, DocStore, EventBus, Logger, LookupOutcome, StoredDoc, WriteBatch } from '../ports.js';
 import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
+import { hasEnumerableKey } from '../util/objects.js';
 import { caseKeyOf, type DecideInput, decide, reevaluate } from './decide.js';
 import type { Enriched } from './enrich.js';
 import { normalize } from './normalize.js';
@@ -32,6 +33,8 @@ export interface Enricher {
   enrichSync(f: Finding): Enrichment | undefined;
   /** The findings enrichSync cannot answer (live lookups): together, per chunk. */
   enrichMany(fs: readonly Finding[]): Promise<Enriched[]>;
+  /** A finding whose live tags came with its document (read by a spoke). */
+  enrichFrom(f: Finding, outcome: LookupOutcome): Enriched;
 }
 
 export interface IngestDeps {
@@ -62,6 +65,11 @@ export interface IngestDoc {
   /** Where it came from: `examples/events/01-gd.json`, `stdin:3`, `sqs:<id>`. */
   input: string;
   value: unknown;
+  /**
+   * Live tags read where the document was received (an Azure or GCP spoke, under its own identity), by
+   * resource id: used for the findings whose event carries no tags, instead of a lookup here.
+   */
+  liveTags?: Readonly<Record<string, LookupOutcome>>;
 }
 
 export interface IngestResultItem {
@@ -145,10 +153,24 @@ export function createIngest(deps: IngestDeps) {
       const { findings, rejected } = normalize(doc.value, doc.input);
       result.rejected.push(...rejected);
       for (const finding of findings) {
-        const enrichment = deps.enricher.enrichSync(finding);
-        if (enrichment === undefined) unenriched.push({ at: pending.length, finding });
-        // Completed by flush() before the chunk is processed.
-        pending.push({ input: doc.input, finding, enrichment: enrichment as Enrichment, caseKey: caseKeyOf(finding) });
+        const read =
+          doc.liveTags && !hasEnumerableKey(finding.resource.tags) ? doc.liveTags[finding.resource.id] : undefined;
+        if (read) {
+          const { enrichment, liveTags } = deps.enricher.enrichFrom(finding, read);
+          const p: Pending = { input: doc.input, finding, enrichment, caseKey: caseKeyOf(finding) };
+          if (liveTags !== undefined) p.liveTags = liveTags;
+          pending.push(p);
+        } else {
+          const enrichment = deps.enricher.enrichSync(finding);
+          if (enrichment === undefined) unenriched.push({ at: pending.length, finding });
+          // Completed by flush() before the chunk is processed.
+          pending.push({
+            input: doc.input,
+            finding,
+            enrichment: enrichment as Enrichment,
+            caseKey: caseKeyOf(finding),
+          });
+        }
         if (pending.length >= chunkSize) await flush();
       }
     }

@@ -1,0 +1,121 @@
+/**
+ * Live tags read by a spoke (the hub cannot read Azure or GCP tags): attached to the forwarded document,
+ * carried by the hub's ingest event, and used by the hub's enrichment and skip-tag gate.
+ */
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { hubIngestDoc, SPOKE_DETAIL_TYPE, SpokeDetailSchema, spokeSource } from '../../../shared/adapters/bus/spoke.js';
+import { acceptDocuments } from '../../../shared/adapters/bus/spoke-accept.js';
+import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { MemoryDocStore } from '../../../shared/adapters/store/memory.js';
+import { createAzureSpoke } from '../../../shared/adapters/wiring/azure.js';
+import { createEnricher } from '../../../shared/core/pipeline/enrich.js';
+import { createIngest } from '../../../shared/core/pipeline/ingest.js';
+import { type OwnerLookup, type ResourceRef, silentLogger } from '../../../shared/core/ports.js';
+import { loadFixture } from '../../helpers/fixtures.js';
+
+const STORAGE =
+  '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36/resourceGroups/rg-shared-services/providers/Microsoft.Storage/storageAccounts/stacmeshared01';
+const VAULT =
+  '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36/resourceGroups/rg-media/providers/Microsoft.KeyVault/vaults/kv-media-prod';
+const docs = [
+  { input: 'eventgrid:1', value: loadFixture('defender/assessment-storage-public-access.json') },
+  { input: 'eventgrid:2', value: loadFixture('defender/alert.arm.json') },
+];
+
+describe('a spoke reads live tags for what it forwards', () => {
+  it('attaches each untagged resource’s tags, or why they could not be read, looking each up once', async () => {
+    // Prepare
+    const tagsForMany = vi.fn(async (refs: readonly ResourceRef[]) =>
+      refs.map((r) =>
+        r.id === VAULT
+          ? { error: new Error('AuthorizationFailed: tags/read') }
+          : { tags: { owner: 'ops@acme.example' } },
+      ),
+    );
+    const lookup: OwnerLookup = { tagsFor: vi.fn(), tagsForMany, handles: (p) => p === 'azure' };
+    // Act
+    const { details } = await acceptDocuments('azure', [...docs, docs[0] as (typeof docs)[number]], lookup);
+    // Assess
+    expect(tagsForMany).toHaveBeenCalledOnce();
+    expect(tagsForMany.mock.calls[0]?.[0].map((r) => r.id)).toEqual([STORAGE, VAULT]);
+    expect(details.map((d) => d.liveTags)).toEqual([
+      { [STORAGE]: { tags: { owner: 'ops@acme.example' } } },
+      { [VAULT]: { error: 'AuthorizationFailed: tags/read' } },
+      { [STORAGE]: { tags: { owner: 'ops@acme.example' } } },
+    ]);
+    for (const d of details) expect(SpokeDetailSchema.parse(d)).toEqual(d);
+  });
+
+  it('forwards no tags when its lookup is off (the default), and builds one for its own cloud when on', async () => {
+    // Prepare
+    const env = {
+      CLOSELOOP_HUB_BUS_ARN: 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop',
+      CLOSELOOP_FORWARDER_ROLE_ARN: 'arn:aws:iam::111122223333:role/closeloop-dev-azure-spoke',
+    };
+    // Act
+    const off = createAzureSpoke(env);
+    const on = createAzureSpoke({ ...env, CLOSELOOP_TAG_LOOKUP: 'true' });
+    const { details } = await acceptDocuments('azure', docs, off.tags);
+    // Assess
+    expect(off.tags).toBeUndefined();
+    expect(details.every((d) => d.liveTags === undefined)).toBe(true);
+    expect([on.tags?.handles?.('azure'), on.tags?.handles?.('aws')]).toEqual([true, false]);
+  });
+
+  it('the hub enriches from the tags the spoke read, gates their skip tag, and fails closed where the spoke could not read', async () => {
+    // Prepare: the storage account carries the skip tag now; the vault's tags were unreadable.
+    const lookup: OwnerLookup = {
+      tagsFor: vi.fn(),
+      tagsForMany: async (refs) =>
+        refs.map((r) =>
+          r.id === VAULT
+            ? { error: new Error('AuthorizationFailed') }
+            : { tags: { owner: 'storage-team@acme.example', 'closeloop:skip': 'migration' } },
+        ),
+    };
+    const { details } = await acceptDocuments('azure', docs, lookup);
+    const events = details.map((detail, i) => ({
+      version: '0',
+      id: `ev-${i}`,
+      'detail-type': SPOKE_DETAIL_TYPE,
+      source: spokeSource('azure'),
+      account: '111122223333',
+      time: '2026-12-07T10:00:00Z',
+      region: 'us-east-1',
+      resources: [],
+      detail: JSON.parse(JSON.stringify(detail)) as unknown,
+    }));
+    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
+    const hubLookup = { tagsFor: vi.fn(), tagsForMany: vi.fn() };
+    const ingest = createIngest({
+      store: new MemoryDocStore(),
+      bus: { publish: async () => {} },
+      // The hub's own lookup is never asked: the spoke already read these tags.
+      enricher: createEnricher({
+        registry: config.registry,
+        policy: config.policy.enrichment,
+        lookup: hubLookup,
+        log: silentLogger,
+      }),
+      config,
+      exceptions: async () => [],
+      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
+      log: silentLogger,
+    });
+    // Act
+    const out = await ingest.ingest(events.map((e) => hubIngestDoc(e)));
+    // Assess
+    const storage = out.results.find((r) => r.finding.resource.id === STORAGE);
+    const vault = out.results.find((r) => r.finding.resource.id === VAULT);
+    expect(storage?.enrichment.owner).toBe('storage-team@acme.example');
+    expect(storage?.enrichment.provenance.owner.via).toBe('lookup');
+    expect(storage?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).toBe('block');
+    expect(vault?.enrichment.complete).toBe(false);
+    expect(vault?.enrichment.warnings[0]).toContain('AuthorizationFailed');
+    // (no action applies to a Key Vault alert: no gate is evaluated; none passes)
+    expect(vault?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).not.toBe('pass');
+    expect(hubLookup.tagsFor).not.toHaveBeenCalled();
+    expect(hubLookup.tagsForMany).not.toHaveBeenCalled();
+  });
+});
