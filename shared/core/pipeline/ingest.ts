@@ -153,8 +153,11 @@ export function createIngest(deps: IngestDeps) {
       const { findings, rejected } = normalize(doc.value, doc.input);
       result.rejected.push(...rejected);
       for (const finding of findings) {
+        const id = finding.resource.id;
         const read =
-          doc.liveTags && !hasEnumerableKey(finding.resource.tags) ? doc.liveTags[finding.resource.id] : undefined;
+          doc.liveTags && !hasEnumerableKey(finding.resource.tags) && Object.hasOwn(doc.liveTags, id)
+            ? doc.liveTags[id]
+            : undefined;
         if (read) {
           const { enrichment, liveTags } = deps.enricher.enrichFrom(finding, read);
           const p: Pending = { input: doc.input, finding, enrichment, caseKey: caseKeyOf(finding) };
