@@ -22,6 +22,8 @@ it('the real Azure and GCP SDK clients fit the adapters interfaces', () => {
 });
 
 const tagging = mockClient(ResourceGroupsTaggingAPIClient);
+/** What `lookup.tagsFor(r)` throws (or, if it does not throw, its answer). */
+const refusalOf = (lookup: OwnerLookup, r: ResourceRef) => lookup.tagsFor(r).catch((e: unknown) => e);
 const BUCKET: ResourceRef = {
   provider: 'aws',
   id: 'arn:aws:s3:::acme-data',
@@ -135,12 +137,8 @@ describe('AzureResourceTagsLookup', () => {
       region: null,
     };
     // Act
-    const denied = await failing(403)
-      .tagsFor(ref)
-      .catch((e: unknown) => e);
-    const gone = await failing(404)
-      .tagsFor(ref)
-      .catch((e: unknown) => e);
+    const denied = await refusalOf(failing(403), ref);
+    const gone = await refusalOf(failing(404), ref);
     // Assess
     expect(isDenied(denied)).toBe(true);
     expect(isGone(gone)).toBe(true);
@@ -181,12 +179,8 @@ describe('GcpLabelsLookup', () => {
         throw Object.assign(new Error(`HTTP ${code}`), { code });
       });
     // Act
-    const denied = await failing(403)
-      .tagsFor(ref)
-      .catch((e: unknown) => e);
-    const gone = await failing(404)
-      .tagsFor(ref)
-      .catch((e: unknown) => e);
+    const denied = await refusalOf(failing(403), ref);
+    const gone = await refusalOf(failing(404), ref);
     // Assess
     expect(isDenied(denied)).toBe(true);
     expect(String(denied)).toContain('labels of //storage.googleapis.com/acme-web-uploads: HTTP 403');
