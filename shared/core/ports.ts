@@ -104,12 +104,29 @@ export interface OwnerLookup {
   handles?(provider: ResourceRef['provider']): boolean;
 }
 
+/** Whether `lookup` can read the live tags of `provider`'s resources (no `handles`: every provider's). */
+export const canRead = (lookup: OwnerLookup, provider: ResourceRef['provider']): boolean =>
+  lookup.handles === undefined || lookup.handles(provider);
+
+/** The ref of a finding's resource. */
+export const refOf = (r: ResourceRef): ResourceRef => ({
+  provider: r.provider,
+  id: r.id,
+  account: r.account,
+  region: r.region,
+});
+
+/** One key per resource, for caches and de-duplication: Azure ids are case-insensitive. */
+export const resourceKey = (r: Pick<ResourceRef, 'provider' | 'id'>): string =>
+  `${r.provider}|${r.provider === 'azure' ? r.id.toLowerCase() : r.id}`;
+
 /** Parallel calls of the fan-out in {@link lookupMany} (the providers' own rate limits are far above it). */
 export const LOOKUP_CONCURRENCY = 8;
 
 /**
- * Outcomes for `refs` in order: the lookup's batch call when it has one, else `tagsFor` with at most
- * `concurrency` calls in flight.
+ * Outcomes for `refs`, one per ref in order, never a throw: the lookup's batch call when it has one, else
+ * `tagsFor` with at most `concurrency` calls in flight. A batch call that throws is every ref's error; a
+ * ref it leaves unanswered, an error of its own.
  */
 export async function lookupMany(
   lookup: OwnerLookup,
@@ -117,13 +134,20 @@ export async function lookupMany(
   concurrency = LOOKUP_CONCURRENCY,
 ): Promise<LookupOutcome[]> {
   if (refs.length === 0) return [];
-  if (lookup.tagsForMany) return lookup.tagsForMany(refs);
-  return mapBounded(refs, concurrency, (r) =>
-    lookup.tagsFor(r).then(
-      (tags): LookupOutcome => ({ tags }),
-      (error: unknown): LookupOutcome => ({ error }),
-    ),
-  );
+  let outcomes: LookupOutcome[];
+  try {
+    outcomes = lookup.tagsForMany
+      ? await lookup.tagsForMany(refs)
+      : await mapBounded(refs, concurrency, (r) =>
+          lookup.tagsFor(r).then(
+            (tags): LookupOutcome => ({ tags }),
+            (error: unknown): LookupOutcome => ({ error }),
+          ),
+        );
+  } catch (error) {
+    return refs.map(() => ({ error }));
+  }
+  return refs.map((_, i) => outcomes[i] ?? { error: new Error('the lookup gave no answer') });
 }
 
 /** `fn` over `items` with at most `limit` calls pending at once; results in the items' order. */

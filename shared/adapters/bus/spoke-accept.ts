@@ -6,7 +6,14 @@
 import { errorMessage } from '../../core/errors.js';
 import type { Finding, Rejected } from '../../core/model/finding.js';
 import { normalize } from '../../core/pipeline/normalize.js';
-import { lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
+import {
+  canRead,
+  type LookupOutcome,
+  lookupMany,
+  type OwnerLookup,
+  type ResourceRef,
+  refOf,
+} from '../../core/ports.js';
 import { hasEnumerableKey } from '../../core/util/objects.js';
 import type { ReceivedDocument, Spoke, SpokeDetail } from './spoke.js';
 
@@ -39,7 +46,7 @@ export async function acceptDocuments(
     };
     details.push(detail);
     const bare = out.findings.filter(
-      (f) => !hasEnumerableKey(f.resource.tags) && (lookup?.handles?.(f.resource.provider) ?? true),
+      (f) => !hasEnumerableKey(f.resource.tags) && (!lookup || canRead(lookup, f.resource.provider)),
     );
     if (lookup && bare.length > 0) untagged.push({ detail, findings: bare });
   }
@@ -54,13 +61,12 @@ async function attachLiveTags(
 ): Promise<void> {
   const refs = new Map<string, ResourceRef>();
   for (const { findings } of untagged)
-    for (const { resource: r } of findings)
-      if (!refs.has(r.id)) refs.set(r.id, { provider: r.provider, id: r.id, account: r.account, region: r.region });
+    for (const { resource: r } of findings) if (!refs.has(r.id)) refs.set(r.id, refOf(r));
   const ids = [...refs.keys()];
-  const outcomes = await lookupMany(lookup, [...refs.values()]).catch((error: unknown) => ids.map(() => ({ error })));
+  const outcomes = await lookupMany(lookup, [...refs.values()]);
   const read = new Map(
     ids.map((id, i) => {
-      const o = outcomes[i] ?? { error: 'no answer' };
+      const o = outcomes[i] as LookupOutcome;
       return [id, 'tags' in o ? { tags: o.tags } : { error: errorMessage(o.error).slice(0, 1024) }] as const;
     }),
   );

@@ -6,10 +6,12 @@
  */
 import {
   type Clock,
+  canRead,
   type LookupOutcome,
   lookupMany,
   type OwnerLookup,
   type ResourceRef,
+  resourceKey,
   systemClock,
 } from '../../core/ports.js';
 
@@ -40,7 +42,7 @@ export class CachedOwnerLookup implements OwnerLookup {
   }
 
   handles(provider: ResourceRef['provider']): boolean {
-    return this.inner.handles === undefined || this.inner.handles(provider);
+    return canRead(this.inner, provider);
   }
 
   /** A cached or in-flight answer for `key`, else undefined (an expired entry is dropped). */
@@ -71,7 +73,7 @@ export class CachedOwnerLookup implements OwnerLookup {
   }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
-    const key = keyOf(r);
+    const key = resourceKey(r);
     const known = this.known(key);
     if (known) return { ...(await known) };
     return { ...(await this.track(key, this.inner.tagsFor(r))) };
@@ -81,7 +83,7 @@ export class CachedOwnerLookup implements OwnerLookup {
     const answers: Array<Record<string, string> | Promise<Record<string, string>>> = [];
     const missing = new Map<string, { ref: ResourceRef; settle: (o: LookupOutcome) => void }>();
     for (const r of refs) {
-      const key = keyOf(r);
+      const key = resourceKey(r);
       const known = this.known(key);
       if (known) {
         answers.push(known);
@@ -106,17 +108,12 @@ export class CachedOwnerLookup implements OwnerLookup {
     }
     if (missing.size > 0) {
       const asked = [...missing.values()];
-      let outcomes: LookupOutcome[];
-      try {
-        outcomes = await lookupMany(
-          this.inner,
-          asked.map((m) => m.ref),
-        );
-      } catch (error) {
-        outcomes = asked.map(() => ({ error }));
-      }
+      const outcomes = await lookupMany(
+        this.inner,
+        asked.map((m) => m.ref),
+      );
       asked.forEach((m, i) => {
-        m.settle(outcomes[i] ?? { error: new Error('the lookup gave no answer') });
+        m.settle(outcomes[i] as LookupOutcome);
       });
     }
     return Promise.all(
@@ -129,6 +126,3 @@ export class CachedOwnerLookup implements OwnerLookup {
     );
   }
 }
-
-// Azure ids are case-insensitive: one resource, one entry.
-const keyOf = (r: ResourceRef): string => `${r.provider}|${r.provider === 'azure' ? r.id.toLowerCase() : r.id}`;

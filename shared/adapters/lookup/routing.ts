@@ -1,5 +1,5 @@
 /** Sends each lookup to the adapter of its provider; a provider without one has no live tags to offer. */
-import { type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
+import { canRead, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
 
 /**
  * @example new RoutingOwnerLookup({ aws: new AwsTaggingOwnerLookup(...), gcp: new GcpLabelsLookup(...) })
@@ -9,7 +9,7 @@ export class RoutingOwnerLookup implements OwnerLookup {
 
   handles(provider: ResourceRef['provider']): boolean {
     const target = this.byProvider[provider];
-    return target !== undefined && (target.handles === undefined || target.handles(provider));
+    return target !== undefined && canRead(target, provider);
   }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
@@ -33,17 +33,12 @@ export class RoutingOwnerLookup implements OwnerLookup {
     });
     await Promise.all(
       [...groups].map(async ([target, positions]) => {
-        let outcomes: LookupOutcome[];
-        try {
-          outcomes = await lookupMany(
-            target,
-            positions.map((i) => refs[i] as ResourceRef),
-          );
-        } catch (error) {
-          outcomes = positions.map(() => ({ error }));
-        }
+        const outcomes = await lookupMany(
+          target,
+          positions.map((i) => refs[i] as ResourceRef),
+        );
         positions.forEach((at, k) => {
-          out[at] = outcomes[k] ?? { error: new Error('the lookup gave no answer') };
+          out[at] = outcomes[k] as LookupOutcome;
         });
       }),
     );

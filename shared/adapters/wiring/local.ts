@@ -115,15 +115,10 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   // of a run that reads live resources (an injected action context keeps it off unless a lookup is injected).
   const readsLive = opts.actionContext === undefined && (opts.live || opts.apply);
   const lookupPolicy = config.policy.enrichment.lookup;
-  const live =
-    opts.lookup ??
-    (lookupPolicy.enabled || readsLive
-      ? (await import('./lookup.js')).liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: stsCallerAccount })
-      : undefined);
-  const enrichmentTags =
-    live && lookupPolicy.enabled
-      ? (await import('./lookup.js')).enrichmentLookup(lookupPolicy, live, clock)
-      : undefined;
+  const wiring = lookupPolicy.enabled || readsLive ? await import('./lookup.js') : undefined;
+  const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: stsCallerAccount });
+  // Undefined while the policy keeps lookups off.
+  const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
   const tickets: TicketDeps = {
     store,

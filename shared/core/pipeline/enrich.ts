@@ -24,7 +24,16 @@ import { errorMessage } from '../errors.js';
 import type { Enrichment, Environment, JiraRouting, Provenance } from '../model/enrichment.js';
 import type { Finding, Provider } from '../model/finding.js';
 import type { EnrichmentPolicy } from '../policy/policy.js';
-import { type Logger, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../ports.js';
+import {
+  canRead,
+  type Logger,
+  type LookupOutcome,
+  lookupMany,
+  type OwnerLookup,
+  type ResourceRef,
+  refOf,
+  resourceKey,
+} from '../ports.js';
 import { EMPTY_LIST, IdentityTrie, SharedTable } from '../util/intern.js';
 import { hasEnumerableKey } from '../util/objects.js';
 
@@ -356,13 +365,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
 
   // A provider the lookup cannot read (the AWS hub reads AWS tags only) is enriched as without a lookup.
   const needsLookup = (f: Finding): boolean =>
-    lookup !== undefined &&
-    !hasEnumerableKey(f.resource.tags) &&
-    (lookup.handles === undefined || lookup.handles(f.resource.provider));
-  const refOf = (f: Finding): ResourceRef => {
-    const r = f.resource;
-    return { provider: r.provider, id: r.id, account: r.account, region: r.region };
-  };
+    lookup !== undefined && !hasEnumerableKey(f.resource.tags) && canRead(lookup, f.resource.provider);
   const fromOutcome = (f: Finding, outcome: LookupOutcome): Enriched => {
     if ('tags' in outcome)
       return { enrichment: compute(f, readTags(outcome.tags), 'lookup', [], true), liveTags: outcome.tags };
@@ -381,7 +384,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const known = enrichSync(f);
       if (known || !lookup) return known ?? compute(f, readTags(f.resource.tags), 'tag', [], true);
       try {
-        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f)) }).enrichment;
+        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f.resource)) }).enrichment;
       } catch (error) {
         return fromOutcome(f, { error }).enrichment;
       }
@@ -392,28 +395,22 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         return enrichment && { enrichment };
       });
       if (!lookup) return out as Enriched[];
-      // One ref per resource (Azure ids are case-insensitive), however many findings name it.
+      // One ref per resource, however many findings name it.
       const slot = new Map<string, number>();
       const refs: ResourceRef[] = [];
       const which: number[] = [];
       fs.forEach((f, i) => {
         if (out[i]) return;
-        const ref = refOf(f);
-        const key = `${ref.provider}|${ref.provider === 'azure' ? ref.id.toLowerCase() : ref.id}`;
+        const key = resourceKey(f.resource);
         let at = slot.get(key);
         if (at === undefined) {
-          at = refs.push(ref) - 1;
+          at = refs.push(refOf(f.resource)) - 1;
           slot.set(key, at);
         }
         which[i] = at;
       });
-      let outcomes: LookupOutcome[];
-      try {
-        outcomes = await lookupMany(lookup, refs);
-      } catch (error) {
-        outcomes = refs.map(() => ({ error }));
-      }
-      return fs.map((f, i) => out[i] ?? fromOutcome(f, outcomes[which[i] as number] ?? { error: 'no answer' }));
+      const outcomes = await lookupMany(lookup, refs);
+      return fs.map((f, i) => out[i] ?? fromOutcome(f, outcomes[which[i] as number] as LookupOutcome));
     },
   };
 }

@@ -19,7 +19,7 @@ import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
 import { caseKeyOf, type DecideInput, decide, reevaluate } from './decide.js';
-import type { Enriched } from './enrich.js';
+import type { Enriched, Enricher as FullEnricher } from './enrich.js';
 import { normalize } from './normalize.js';
 
 export const COLLECTIONS = {
@@ -29,13 +29,11 @@ export const COLLECTIONS = {
 } as const;
 export const EVENT_LOG = 'events';
 
-export interface Enricher {
-  enrichSync(f: Finding): Enrichment | undefined;
-  /** The findings enrichSync cannot answer (live lookups): together, per chunk. */
-  enrichMany(fs: readonly Finding[]): Promise<Enriched[]>;
-  /** A finding whose live tags came with its document (read by a spoke). */
-  enrichFrom(f: Finding, outcome: LookupOutcome): Enriched;
-}
+/**
+ * What the ingest asks of the enricher: a synchronous answer where no live lookup is needed, the rest
+ * together per chunk (`enrichMany`), and the findings whose live tags came with their document (`enrichFrom`).
+ */
+export type Enricher = Pick<FullEnricher, 'enrichSync' | 'enrichMany' | 'enrichFrom'>;
 
 export interface IngestDeps {
   store: DocStore;

@@ -10,7 +10,7 @@ import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
 import { matchException, type RiskException } from '../policy/exceptions.js';
 import { skipTagValue } from '../policy/gates.js';
-import type { DocStore, OwnerLookup } from '../ports.js';
+import { canRead, type DocStore, type OwnerLookup, type ResourceRef } from '../ports.js';
 import { mutateDoc } from '../store/docs.js';
 import type { ApplyPolicy } from './policy.js';
 
@@ -70,19 +70,30 @@ export function policyGates(
 }
 
 /**
- * The skip tag on live tags; `unknown` when the lookup fails (fail closed). Absent lookup, or one that
- * cannot read the case's cloud (the AWS hub reads AWS tags only): decide's gate stands.
+ * The skip tag on the live tags of `ref` as a gate: `block` when it is on the resource now, `pass` when not,
+ * `unknown` when the tags cannot be read (fail closed); undefined when there is no lookup, or one that
+ * cannot read the resource's cloud (the AWS hub reads AWS tags only).
  */
-export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLookup | undefined): Promise<GateResult[]> {
-  if (!tags || (tags.handles && !tags.handles(c.provider))) return [];
+export async function liveSkipTag(
+  tags: OwnerLookup | undefined,
+  ref: ResourceRef,
+  skipTag: string,
+): Promise<GateResult | undefined> {
+  if (!tags || !canRead(tags, ref.provider)) return undefined;
   try {
-    const live = await tags.tagsFor({ provider: c.provider, id: c.resourceId, account: c.account, region: c.region });
-    return skipTagValue(live, policy.skipTag, c.provider) !== undefined
-      ? [{ gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${policy.skipTag}\` now` }]
-      : [{ gate: 'skip-tag', outcome: 'pass', reason: `no \`${policy.skipTag}\` tag on the live resource` }];
+    return skipTagValue(await tags.tagsFor(ref), skipTag, ref.provider) !== undefined
+      ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
+      : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` };
   } catch (e) {
-    return [{ gate: 'skip-tag', outcome: 'unknown', reason: `live tags could not be read: ${errorMessage(e)}` }];
+    return { gate: 'skip-tag', outcome: 'unknown', reason: `live tags could not be read: ${errorMessage(e)}` };
   }
+}
+
+/** The apply-time skip-tag gate of a case ({@link liveSkipTag}); none where decide's gate stands. */
+export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLookup | undefined): Promise<GateResult[]> {
+  const ref: ResourceRef = { provider: c.provider, id: c.resourceId, account: c.account, region: c.region };
+  const gate = await liveSkipTag(tags, ref, policy.skipTag);
+  return gate ? [gate] : [];
 }
 
 /** An exception added since decide ran still stops the apply. */

@@ -10,8 +10,8 @@ import type { Action, ActionContext } from '../../actions/define.js';
 import { errorMessage, isGone } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
-import { skipTagValue } from '../policy/gates.js';
 import type { Clock, OwnerLookup } from '../ports.js';
+import { liveSkipTag } from './gates.js';
 
 export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
@@ -200,17 +200,13 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
 
 /**
  * Why the apply must stop on the resource's live tags (the skip tag is on it now, or the tags cannot be read:
- * fail closed), else undefined. Nothing to check without a lookup, a skip tag or a resource in the request.
+ * fail closed), else undefined. Nothing to check without a skip tag or a resource in the request.
  */
 async function skipTagNow(request: RemoteRequest, tags: OwnerLookup | undefined): Promise<string | undefined> {
   const { skipTag, resource } = request;
-  if (!tags || !skipTag || !resource || (tags.handles && !tags.handles(request.provider))) return undefined;
-  try {
-    const live = await tags.tagsFor({ provider: request.provider, ...resource });
-    return skipTagValue(live, skipTag, request.provider) !== undefined
-      ? `resource carries the skip tag \`${skipTag}\` now: nothing applied`
-      : undefined;
-  } catch (e) {
-    return `live tags could not be read: ${errorMessage(e)}: nothing applied (fail closed)`;
-  }
+  if (!skipTag || !resource) return undefined;
+  const gate = await liveSkipTag(tags, { provider: request.provider, ...resource }, skipTag);
+  if (gate?.outcome === 'block') return `${gate.reason}: nothing applied`;
+  if (gate?.outcome === 'unknown') return `${gate.reason}: nothing applied (fail closed)`;
+  return undefined;
 }
