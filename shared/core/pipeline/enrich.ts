@@ -377,40 +377,36 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const enrichSync = (f: Finding): Enrichment | undefined =>
     needsLookup(f) ? undefined : compute(f, readTags(f.resource.tags), 'tag', [], true);
 
+  const enrichMany = async (fs: readonly Finding[]): Promise<Enriched[]> => {
+    const out: Array<Enriched | undefined> = fs.map((f) => {
+      const enrichment = enrichSync(f);
+      return enrichment && { enrichment };
+    });
+    if (!lookup) return out as Enriched[];
+    // One ref per resource, however many findings name it.
+    const slot = new Map<string, number>();
+    const refs: ResourceRef[] = [];
+    const which: number[] = [];
+    fs.forEach((f, i) => {
+      if (out[i]) return;
+      const key = resourceKey(f.resource);
+      let at = slot.get(key);
+      if (at === undefined) {
+        at = refs.push(refOf(f.resource)) - 1;
+        slot.set(key, at);
+      }
+      which[i] = at;
+    });
+    const outcomes = await lookupMany(lookup, refs);
+    return fs.map((f, i) => out[i] ?? fromOutcome(f, outcomes[which[i] as number] as LookupOutcome));
+  };
+
   return {
     enrichSync,
     enrichFrom: fromOutcome,
+    enrichMany,
     async enrich(f) {
-      const known = enrichSync(f);
-      if (known || !lookup) return known ?? compute(f, readTags(f.resource.tags), 'tag', [], true);
-      try {
-        return fromOutcome(f, { tags: await lookup.tagsFor(refOf(f.resource)) }).enrichment;
-      } catch (error) {
-        return fromOutcome(f, { error }).enrichment;
-      }
-    },
-    async enrichMany(fs) {
-      const out: Array<Enriched | undefined> = fs.map((f) => {
-        const enrichment = enrichSync(f);
-        return enrichment && { enrichment };
-      });
-      if (!lookup) return out as Enriched[];
-      // One ref per resource, however many findings name it.
-      const slot = new Map<string, number>();
-      const refs: ResourceRef[] = [];
-      const which: number[] = [];
-      fs.forEach((f, i) => {
-        if (out[i]) return;
-        const key = resourceKey(f.resource);
-        let at = slot.get(key);
-        if (at === undefined) {
-          at = refs.push(refOf(f.resource)) - 1;
-          slot.set(key, at);
-        }
-        which[i] = at;
-      });
-      const outcomes = await lookupMany(lookup, refs);
-      return fs.map((f, i) => out[i] ?? fromOutcome(f, outcomes[which[i] as number] as LookupOutcome));
+      return enrichSync(f) ?? ((await enrichMany([f]))[0] as Enriched).enrichment;
     },
   };
 }
