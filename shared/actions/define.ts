@@ -43,6 +43,14 @@ export interface ActionContext {
   settings?: Readonly<Record<string, unknown>>;
   /** Backoff of cloud calls (attempts, base, cap); defaults suit production, tests shorten the waits. */
   retry?: RetryOptions;
+  /**
+   * The AWS account the AWS clients' credentials are in (the hub: its deployment's; locally: STS). AWS
+   * actions run only for resources of this account or of one {@link inAwsAccount} reaches; absent or
+   * failing, no AWS action runs (see shared/actions/scope.ts).
+   */
+  awsAccount?: () => Promise<string | undefined>;
+  /** The same context acting in another AWS account (its member role assumed); undefined: none there. */
+  inAwsAccount?: (account: string) => ActionContext | undefined;
 }
 
 export interface Plan<T, B> {

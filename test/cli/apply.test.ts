@@ -198,11 +198,14 @@ describe('closeloop against live (mocked) S3', () => {
     tagging.reset();
     tagging.on(GetResourcesCommand).rejects(awsError('AccessDeniedException', 403));
     await blockedRun('denied', 'live tags could not be read');
-    // Act / Assess 3: the credentials are another account's: its tags are not readable from here, nothing is asked.
+    // Act / Assess 3: the credentials are another account's: the bucket is not acted on from here, and
+    // nothing of it is read (neither its state nor its tags: a namesake's would answer).
     tagging.reset();
+    const s3Calls = s3.calls().length;
     sts.on(GetCallerIdentityCommand).resolves({ Account: '999988887777' });
-    await blockedRun('elsewhere', 'answers for account 999988887777 only');
+    await blockedRun('elsewhere', 'is in AWS account 444455556666 and this deployment acts in 999988887777 only');
     expect(tagging).toHaveReceivedCommandTimes(GetResourcesCommand, 0);
+    expect(s3.calls().length).toBe(s3Calls);
   });
 
   it('holds a production fix for approval and applies it once a person approves with --apply', async () => {

@@ -15,6 +15,9 @@ import { sha256Hex } from '../../shared/core/util/hash.js';
 export const FIXED_NOW = new Date('2026-11-18T10:00:00.000Z');
 export const fixedClock = (at: Date = FIXED_NOW): Clock => ({ now: () => at });
 
+/** The account of {@link findingFor}'s resources and of {@link testContext}'s credentials. */
+export const TEST_AWS_ACCOUNT = '111122223333';
+
 /** Synthetic AWS credentials: nothing leaves the process under aws-sdk-client-mock. */
 export const FAKE_AWS = { credentials: { accessKeyId: 'AKIA0000000000EXAMPLE', secretAccessKey: 'test-secret' } };
 
@@ -24,6 +27,8 @@ export function testContext(
     cloud?: CloudClientOptions;
     settings?: Record<string, unknown>;
     clock?: Clock;
+    /** The AWS account the (fake) credentials are in; default that of {@link findingFor}'s resources. */
+    awsAccount?: string;
   } = {},
 ): ActionContext {
   const base = createCloudClients({ aws: FAKE_AWS, ...options.cloud });
@@ -32,6 +37,7 @@ export function testContext(
     clock: options.clock ?? fixedClock(),
     log: silentLogger,
     retry: { attempts: 3, baseMs: 1, maxMs: 50 },
+    awsAccount: async () => options.awsAccount ?? TEST_AWS_ACCOUNT,
     ...(options.settings ? { settings: options.settings } : {}),
   };
 }
@@ -73,7 +79,7 @@ export function findingFor(
     ocsf: { class_uid: 2004, category_uid: 2, activity_id: 1, type_uid: 200401, severity_id: 4, status_id: 1 },
     raw: {},
     ...extra,
-    resource: { account: '111122223333', region: 'us-east-1', tags: {}, altIds: [], details: {}, ...resource },
+    resource: { account: TEST_AWS_ACCOUNT, region: 'us-east-1', tags: {}, altIds: [], details: {}, ...resource },
   });
 }
 

@@ -68,7 +68,14 @@ describe('three concurrent workers on one store', () => {
     const docs = events.map((e, i) => ({ input: `gen#${i}`, value: JSON.parse(e.text) as unknown }));
     const applies = new Map<string, number>();
     const action = countingAction(applies);
-    const ctx = { clients: {}, clock: systemClock, log: silentLogger } as ActionContext;
+    // Acts in every generated account (as through a member role in each).
+    const ctx: ActionContext = {
+      clients: {} as ActionContext['clients'],
+      clock: systemClock,
+      log: silentLogger,
+      awsAccount: async () => '000000000000',
+      inAwsAccount: () => ctx,
+    };
     const home = join(tmp.dir, 'home');
     const workers: LocalRuntime[] = [];
     for (let i = 0; i < 3; i++) {

@@ -11,4 +11,6 @@ export const awsActionContext = (ports: AwsPorts): ActionContext => ({
   clients: createCloudClients({}),
   clock: ports.clock,
   log: ports.log,
+  // The function's role is in the hub's account: AWS actions act on that account's resources only.
+  awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID,
 });

@@ -105,18 +105,30 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   // A stored exception wins over the file's copy of the same id (e.g. revoked from the CLI).
   const exceptions = async () => combineExceptions(config.exceptions, await repo.list());
   const actions = opts.actions ?? actionRegistry;
+  // The AWS account of the ambient credentials, asked once (a failure is asked again next time).
+  let caller: Promise<string | undefined> | undefined;
+  const callerAccount = () =>
+    (caller ??= stsCallerAccount().catch((e: unknown) => {
+      caller = undefined;
+      throw e;
+    }));
   // Cloud SDKs load only when a run reads live resources: the offline default stays fast to start.
   const ctx =
     opts.actionContext ??
     (opts.live || opts.apply
-      ? { clients: (await import('../../actions/clients.js')).createCloudClients({}), clock, log }
+      ? {
+          clients: (await import('../../actions/clients.js')).createCloudClients({}),
+          clock,
+          log,
+          awsAccount: callerAccount,
+        }
       : undefined);
   // Live tags, built on first need: enrichment (when the policy turns lookups on) and the skip-tag re-check
   // of a run that reads live resources (an injected action context keeps it off unless a lookup is injected).
   const readsLive = opts.actionContext === undefined && (opts.live || opts.apply);
   const lookupPolicy = config.policy.enrichment.lookup;
   const wiring = lookupPolicy.enabled || readsLive ? await import('./lookup.js') : undefined;
-  const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: stsCallerAccount });
+  const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: callerAccount });
   // Undefined while the policy keeps lookups off.
   const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));

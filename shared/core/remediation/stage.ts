@@ -10,6 +10,7 @@
  * concurrent deliveries of the same case produce one apply.
  */
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
+import { contextFor } from '../../actions/scope.js';
 import { ApplyIncompleteError, errorMessage, isGone, UsageError } from '../errors.js';
 import { type Case, type CaseRemediation, CaseSchema, type CaseStatus, type RemediationState } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
@@ -168,6 +169,14 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   }
   const approved = r.approvedBy !== undefined;
   const remote = deps.remote?.runs(action.provider) ? deps.remote : undefined;
+  // The account acted in: an AWS call names no account, and another account's credentials would read
+  // (and change) a namesake there. Refused before anything is read.
+  let ctx = deps.ctx;
+  if (ctx && !remote) {
+    const scoped = await contextFor(ctx, c.provider, c.account);
+    if ('refused' in scoped) return settle(deps, c, 'blocked', scoped.refused, { target }, actor);
+    ctx = scoped.ctx;
+  }
 
   // 1. Plan: a live re-read; without a cloud context, a dry-run description from the finding only.
   let plan: Plan<unknown, unknown>;
@@ -179,7 +188,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     // The live state is read by the spoke, under its own identity, right before it applies.
     const summary = `${action.provider} spoke reads the live state and runs ${action.id} (${action.title}) on ${canonicalJson(target)}`;
     plan = { target, before: undefined, steps: [], summary, noop: false };
-  } else if (!deps.ctx) {
+  } else if (!ctx) {
     const summary = `dry-run, live state not read (--live reads it): ${action.title} on ${canonicalJson(target)}`;
     // The action's outline: what it may do; the live plan keeps only the steps the resource needs.
     const steps = (action.outline ?? []).map((o) => ({
@@ -191,7 +200,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     plan = approvedPlan;
   } else {
     try {
-      plan = await action.plan(target, deps.ctx);
+      plan = await action.plan(target, ctx);
     } catch (e) {
       const reason = `${isGone(e) ? 'resource gone' : 'live state could not be read'}: ${errorMessage(e)}`;
       return settle(deps, c, 'blocked', reason, { target, error: errorMessage(e) }, actor);
@@ -215,8 +224,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (stop) return settle(deps, c, 'blocked', stop.reason, { ...planned, applyGates: gates }, actor);
   const ask = gates.find((g) => g.outcome === 'approval');
   if (ask) return settle(deps, c, 'awaiting-approval', ask.reason, { ...planned, applyGates: gates }, actor);
-  if (!deps.apply || (!deps.ctx && !remote)) {
-    const why = deps.ctx || remote ? 'dry-run: plan recorded, nothing applied (use --apply)' : plan.summary;
+  if (!deps.apply || (!ctx && !remote)) {
+    const why = ctx || remote ? 'dry-run: plan recorded, nothing applied (use --apply)' : plan.summary;
     return settle(deps, c, approved ? 'approved' : 'planned', why, { ...planned, applyGates: gates }, actor);
   }
 
@@ -237,12 +246,12 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (!budget.ok) return settle(deps, claimed, 'held', budget.gate.reason, { applyGates: allGates }, actor);
   if (remote) return dispatchRemote(deps, remote, claimed, action, target, token, allGates, actor);
   // Without a context only a remote executor gets this far (the dry-run check above); this narrows the type.
-  if (!deps.ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor);
+  if (!ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor);
 
   // 4. Apply: the action re-reads and refuses if the state moved since the plan.
   const madeBefore = partial ? (r.requestIds ?? []) : []; // steps an earlier, partial attempt made
   try {
-    const result = await action.apply(plan, deps.ctx);
+    const result = await action.apply(plan, ctx);
     const appliedAt = deps.clock.now().toISOString();
     const requestIds = [...madeBefore, ...result.requestIds];
     const extra = { applyGates: allGates, before: partial ? r.before : result.before, requestIds, appliedAt };
@@ -534,8 +543,10 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
     return { requestIds: [], events: [event(deps, c, 'rollback-dispatched', actor, detail, requestId)] };
   }
   if (!deps.ctx) throw new UsageError('rollback needs cloud access (no client context in this run)');
+  const scoped = await contextFor(deps.ctx, c.provider, c.account);
+  if ('refused' in scoped) throw new UsageError(`rollback refused: ${scoped.refused}`);
   const before = action.beforeSchema.parse(c.remediation.before);
-  const result = await action.rollback({ target, before }, deps.ctx);
+  const result = await action.rollback({ target, before }, scoped.ctx);
   const at = deps.clock.now().toISOString();
   const reason = `rolled back by ${actor}`;
   const next = await writeRemediation(

@@ -5,6 +5,7 @@
  */
 
 import type { Action, ActionContext } from '../../actions/define.js';
+import { contextFor } from '../../actions/scope.js';
 import { errorMessage, isRetryable } from '../errors.js';
 import type { EvidenceCall } from '../evidence/record.js';
 import type { Case } from '../model/case.js';
@@ -76,13 +77,18 @@ export async function assessCase(
 
   const action = c.remediation.action ? deps.actions.get(c.remediation.action) : undefined;
   const target = action ? targetFor(action, c, findings) : undefined;
-  if (action && target !== undefined) return reRead(deps, deps.ctx, action, target);
+  // Re-read in the case's own account only: elsewhere a namesake (or nothing: "gone") would answer.
+  const scoped = action && target !== undefined ? await contextFor(deps.ctx, c.provider, c.account) : undefined;
+  if (action && scoped && 'ctx' in scoped) return reRead(deps, scoped.ctx, action, target);
 
-  const why = c.remediation.action
-    ? action
-      ? `action ${c.remediation.action} cannot find its target in the finding`
-      : `action ${c.remediation.action} is not registered`
-    : 'no action can re-read this resource';
+  const why =
+    scoped && 'refused' in scoped
+      ? `no live re-read: ${scoped.refused}`
+      : c.remediation.action
+        ? action
+          ? `action ${c.remediation.action} cannot find its target in the finding`
+          : `action ${c.remediation.action} is not registered`
+        : 'no action can re-read this resource';
   if (resolvedAtSource && !c.muted) {
     return {
       verdict: 'verified',

@@ -41,6 +41,7 @@ beforeAll(async () => {
   vi.stubEnv('CLOSELOOP_CONFIG', join(dir, 'config.json'));
   vi.stubEnv('CLOSELOOP_EVIDENCE_BUCKET', 'closeloop-test-evidence');
   vi.stubEnv('CLOSELOOP_JIRA_SECRET', 'closeloop/test/jira');
+  vi.stubEnv('CLOSELOOP_ACCOUNT_ID', '111122223333'); // the fixtures' account, as serverless.yml sets the hub's
   vi.stubEnv(
     'CLOSELOOP_QUEUES',
     JSON.stringify({ ticket: { queue: 'https://q/ticket', dlq: 'https://q/ticket-dlq' } }),
