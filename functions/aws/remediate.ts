@@ -1,5 +1,6 @@
 /**
- * Remediation: plans, gates and applies the case's action with the function's own IAM role. Azure and
+ * Remediation: plans, gates and applies the case's action with the function's own IAM role (in a member
+ * account, with the member role it assumes there, when the deployment names one). Azure and
  * GCP actions are handed to their spokes (`Remediation Requested` on the hub bus → API destination) and
  * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here.
  */
@@ -7,6 +8,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
@@ -24,16 +26,17 @@ const load = () => {
   deps ??= (async (): Promise<RemediationDeps> => {
     // The action registry (every action module and its declarations) is imported with the deps, on the
     // first record; each action's cloud SDK only when that action first runs.
-    const [config, { getAction }, { liveOwnerLookup }] = await Promise.all([
+    const [config, { getAction }, { hubAwsLookup }] = await Promise.all([
       ports.config(),
       import('../../shared/actions/registry.js'),
       import('../../shared/adapters/wiring/lookup.js'),
     ]);
     const repo = exceptionsRepo(ports.store, ports.clock);
+    const member = hubMemberAccess(ports.env, 'remediate');
     return {
       store: ports.store,
       actions: { get: getAction },
-      ctx: awsActionContext(ports),
+      ctx: awsActionContext(ports, member),
       clock: ports.clock,
       log: ports.log,
       policy: config.policy.apply,
@@ -41,9 +44,10 @@ const load = () => {
       apply: ports.env.CLOSELOOP_APPLY,
       actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,
       exceptions: async () => [...config.exceptions, ...(await repo.list())],
-      // The skip tag re-read from the live AWS resource before an apply (uncached, the function's own
-      // account); Azure and GCP cases keep decide's gate here and are re-checked by their spoke.
-      tags: liveOwnerLookup(['aws'], { awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID }),
+      // The skip tag re-read from the live AWS resource before an apply (uncached; the hub's account, and
+      // member accounts through the member role); Azure and GCP cases keep decide's gate here and are
+      // re-checked by their spoke.
+      tags: hubAwsLookup(ports.env, member),
       remote,
     };
   })().catch((e: unknown) => {

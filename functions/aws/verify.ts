@@ -9,6 +9,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { type AwsPorts, createAwsEvidenceStore, createAwsPorts } from '../../shared/adapters/wiring/aws.js';
+import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
 import {
   createVerifyStage,
   recordRemoteVerification,
@@ -55,7 +56,7 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     store: p.store,
     evidence,
     actions,
-    ctx: awsActionContext(p),
+    ctx: awsActionContext(p, hubMemberAccess(p.env, 'verify')),
     upstream,
     clock: p.clock,
     log: p.log,

@@ -12,6 +12,7 @@
  */
 import { errorMessage } from '../core/errors.js';
 import type { Provider } from '../core/model/finding.js';
+import type { CloudClients } from './clients.js';
 import type { ActionContext } from './define.js';
 
 export type Scoped = { ctx: ActionContext } | { refused: string };
@@ -36,5 +37,26 @@ export async function contextFor(ctx: ActionContext, provider: Provider, account
     refused:
       `the resource is in AWS account ${account} and this deployment acts in ${own} only ` +
       '(no member role to assume there: CLOSELOOP_MEMBER_ROLE)',
+  };
+}
+
+/**
+ * `inAwsAccount` for a context reaching member accounts: one context per account, built on its first
+ * case, with `base`'s clock, log, settings and retries and the clients `clientsIn` builds for that
+ * account (under its member role). A member context reaches no further.
+ */
+export function memberContexts(
+  base: ActionContext,
+  clientsIn: (account: string) => CloudClients,
+): (account: string) => ActionContext {
+  const contexts = new Map<string, ActionContext>();
+  return (account) => {
+    let ctx = contexts.get(account);
+    if (!ctx) {
+      const { inAwsAccount: _reach, ...rest } = base;
+      ctx = { ...rest, clients: clientsIn(account), awsAccount: async () => account };
+      contexts.set(account, ctx);
+    }
+    return ctx;
   };
 }

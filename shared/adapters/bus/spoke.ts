@@ -4,16 +4,16 @@
  * bus as one EventBridge entry. The hub's ingest normalizes the document again with the same code: the hub stays
  * the single place where findings are stored and decided, and a forwarded document replays exactly
  * like a local file does.
+ *
+ * The spoke's own way to the hub (web-identity credentials, STS) is spoke-forwarder.ts: the hub's
+ * functions import this module and must not carry the STS client in their cold start.
  */
-import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { STSClient } from '@aws-sdk/client-sts';
+import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
-import type { Clock } from '../../core/ports.js';
 import type { RemoteResult } from '../../core/remediation/remote.js';
 import { type PutEventsOptions, putEvents } from './eventbridge.js';
 import type { EventBridgeEvent } from './sqs.js';
-import { webIdentityCredentials } from './web-identity.js';
 
 export const SpokeSchema = z.enum(['azure', 'gcp']);
 export type Spoke = z.infer<typeof SpokeSchema>;
@@ -100,55 +100,6 @@ export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
 export interface ReceivedDocument {
   input: string;
   value: unknown;
-}
-
-export interface SpokeForwarderOptions {
-  spoke: Spoke;
-  /** The hub bus ARN (EventBusName accepts an ARN; the hub may be another account). */
-  busArn: string;
-  region: string;
-  /** The hub role this spoke may assume with its own identity token (serverless.yml `<Cloud>SpokeForwarderRole`). */
-  roleArn: string;
-  /** The spoke's platform identity token (managed identity / service account ID token). */
-  token: () => Promise<string>;
-  /** Injected for tests; built from `region` otherwise. */
-  sts?: STSClient;
-  /** Injected for tests (with its own credentials); built with web-identity credentials otherwise. */
-  eventBridge?: EventBridgeClient;
-  clock?: Clock;
-}
-
-/**
- * The spoke's way to the hub: EventBridge PutEvents with short-lived credentials from
- * AssumeRoleWithWebIdentity (no long-lived AWS key in Azure or GCP).
- *
- * @example
- * const hub = createSpokeForwarder({ spoke: 'gcp', busArn, region: 'us-east-1', roleArn, token: () => gcpIdToken(audience) });
- * await hub.forward(details);
- */
-export function createSpokeForwarder(options: SpokeForwarderOptions): {
-  eventBridge: EventBridgeClient;
-  forward(details: readonly SpokeDetail[]): Promise<void>;
-  /** Puts a remote-remediation result on the hub bus (`Spoke Remediation Result`). */
-  report(result: RemoteResult): Promise<void>;
-} {
-  const eventBridge =
-    options.eventBridge ??
-    new EventBridgeClient({
-      region: options.region,
-      credentials: webIdentityCredentials({
-        sts: options.sts ?? new STSClient({ region: options.region }),
-        roleArn: options.roleArn,
-        sessionName: `closeloop-${options.spoke}-spoke`,
-        token: options.token,
-        ...(options.clock ? { clock: options.clock } : {}),
-      }),
-    });
-  return {
-    eventBridge,
-    forward: (details) => forwardToHub(eventBridge, options.busArn, details),
-    report: (result) => reportToHub(eventBridge, options.busArn, options.spoke, result),
-  };
 }
 
 // ---- remote remediation: hub → spoke (API destination) → hub (forwarder) ----

@@ -31,6 +31,8 @@ const AWS_ERROR_KINDS: Record<string, ErrorKind> = {
 
 /** Classifies a Tagging API error by its name and HTTP status (5xx and unknown → transient). */
 export function awsAdapterError(e: unknown, what: string): AdapterError {
+  // Raised before the call (the member role's credentials could not be had): its kind stands.
+  if (e instanceof AdapterError) return new AdapterError(e.kind, `${what}: ${e.message}`, { cause: e });
   const name = e instanceof Error ? e.name : 'Error';
   const meta = e instanceof ResourceGroupsTaggingAPIServiceException ? e.$metadata : {};
   const status = meta.httpStatusCode ?? 0;
@@ -62,14 +64,20 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
   private own: Promise<string | undefined> | undefined;
 
   /**
+   * @param clientFor a client for a region, under the own credentials, or with `account` given, under the
+   *   member role in that account (only asked for accounts `options.reaches`).
    * @param options.account the account the clients' credentials are in (e.g. STS GetCallerIdentity). The API
    *   answers for that account only, leaving any other account's ARN out as if it were untagged: with it
    *   given, a resource of another account is an error ("not readable from here"), not a resource without
-   *   tags. A failed resolution leaves every resource to the API.
+   *   tags, unless `reaches` says a member role reads there. A failed resolution leaves every resource to
+   *   the API under the own credentials.
    */
   constructor(
-    private readonly clientFor: (region: string) => TaggingClient,
-    private readonly options: { account?: () => Promise<string | undefined> } = {},
+    private readonly clientFor: (region: string, account?: string) => TaggingClient,
+    private readonly options: {
+      account?: () => Promise<string | undefined>;
+      reaches?: (account: string) => boolean;
+    } = {},
   ) {}
 
   private ownAccount(): Promise<string | undefined> {
@@ -80,23 +88,29 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     return this.own;
   }
 
-  /** Why `r` cannot be read with these credentials, or undefined when it can (as far as is known). */
-  private elsewhere(r: ResourceRef, own: string | undefined): AdapterError | undefined {
+  /**
+   * Where `r` is read: `{ account }` under the member role there, `{}` under the own credentials, or why
+   * it cannot be read from here.
+   */
+  private whereFrom(r: ResourceRef, own: string | undefined): { account?: string } | { error: AdapterError } {
     if (r.provider !== 'aws')
-      return new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`);
-    if (own && /^\d{12}$/.test(r.account) && r.account !== own)
-      return new AdapterError(
+      return { error: new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`) };
+    if (!own || !/^\d{12}$/.test(r.account) || r.account === own) return {};
+    if (this.options.reaches?.(r.account)) return { account: r.account };
+    return {
+      error: new AdapterError(
         'denied',
         `tag:GetResources answers for account ${own} only; ${r.id} is in account ${r.account}`,
-      );
-    return undefined;
+      ),
+    };
   }
 
-  private client(region: string): TaggingClient {
-    let c = this.clients.get(region);
+  private client(region: string, account: string | undefined): TaggingClient {
+    const key = `${account ?? ''}|${region}`;
+    let c = this.clients.get(key);
     if (!c) {
-      c = this.clientFor(region);
-      this.clients.set(region, c);
+      c = account ? this.clientFor(region, account) : this.clientFor(region);
+      this.clients.set(key, c);
     }
     return c;
   }
@@ -106,12 +120,12 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
   }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
-    const refused = this.elsewhere(r, await this.ownAccount());
-    if (refused) throw refused;
+    const from = this.whereFrom(r, await this.ownAccount());
+    if ('error' in from) throw from.error;
     const region = regionOf(r);
     let out: GetResourcesCommandOutput;
     try {
-      out = await this.client(region).send(new GetResourcesCommand({ ResourceARNList: [r.id] }));
+      out = await this.client(region, from.account).send(new GetResourcesCommand({ ResourceARNList: [r.id] }));
     } catch (e) {
       throw awsAdapterError(e, `tag:GetResources for ${r.id} in ${region}`);
     }
@@ -122,38 +136,46 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
   async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
     const out = new Array<LookupOutcome>(refs.length);
     const own = await this.ownAccount();
-    // region → ARN → the positions asking for it
-    const byRegion = new Map<string, Map<string, number[]>>();
+    // (member account, region) → ARN → the positions asking for it
+    const byRegion = new Map<string, { region: string; account: string | undefined; arns: Map<string, number[]> }>();
     refs.forEach((r, i) => {
-      const refused = this.elsewhere(r, own);
-      if (refused) {
-        out[i] = { error: refused };
+      const from = this.whereFrom(r, own);
+      if ('error' in from) {
+        out[i] = from;
         return;
       }
       const region = regionOf(r);
-      let arns = byRegion.get(region);
-      if (!arns) {
-        arns = new Map();
-        byRegion.set(region, arns);
+      const key = `${from.account ?? ''}|${region}`;
+      let group = byRegion.get(key);
+      if (!group) {
+        group = { region, account: from.account, arns: new Map() };
+        byRegion.set(key, group);
       }
+      const arns = group.arns;
       const at = arns.get(r.id);
       if (at) at.push(i);
       else arns.set(r.id, [i]);
     });
-    const calls: Array<{ region: string; arns: string[]; positions: Map<string, number[]> }> = [];
-    for (const [region, positions] of byRegion) {
+    const calls: Array<{
+      region: string;
+      account: string | undefined;
+      arns: string[];
+      positions: Map<string, number[]>;
+    }> = [];
+    for (const { region, account, arns: positions } of byRegion.values()) {
       const arns = [...positions.keys()];
       for (let at = 0; at < arns.length; at += ARNS_PER_CALL)
-        calls.push({ region, arns: arns.slice(at, at + ARNS_PER_CALL), positions });
+        calls.push({ region, account, arns: arns.slice(at, at + ARNS_PER_CALL), positions });
     }
-    await mapBounded(calls, CALLS_IN_FLIGHT, async ({ region, arns, positions }) => {
+    await mapBounded(calls, CALLS_IN_FLIGHT, async ({ region, account, arns, positions }) => {
       let answer: LookupOutcome | undefined;
       let found = new Map<string, Record<string, string>>();
       try {
-        const res = await this.client(region).send(new GetResourcesCommand({ ResourceARNList: arns }));
+        const res = await this.client(region, account).send(new GetResourcesCommand({ ResourceARNList: arns }));
         found = new Map((res.ResourceTagMappingList ?? []).map((m) => [m.ResourceARN ?? '', tagsOf(m.Tags)]));
       } catch (e) {
-        answer = { error: awsAdapterError(e, `tag:GetResources for ${arns.length} resources in ${region}`) };
+        const where = account ? `${region} of account ${account}` : region;
+        answer = { error: awsAdapterError(e, `tag:GetResources for ${arns.length} resources in ${where}`) };
       }
       for (const arn of arns)
         for (const i of positions.get(arn) ?? []) out[i] = answer ?? { tags: { ...found.get(arn) } };

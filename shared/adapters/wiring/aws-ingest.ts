@@ -4,6 +4,7 @@ import { createIngest } from '../../core/pipeline/ingest.js';
 import { exceptionsRepo } from '../../core/policy/exceptions.js';
 import type { OwnerLookup } from '../../core/ports.js';
 import type { AwsPorts } from './aws.js';
+import { hubMemberAccess } from './member-role.js';
 
 export interface AwsIngestOptions {
   /** The live lookup behind the cache (tests inject one); default: the Tagging API under the function's role. */
@@ -15,7 +16,8 @@ export interface AwsIngestOptions {
  * Exceptions are the config file's plus the store's, re-read on every call. With
  * `policy.enrichment.lookup.enabled`, findings whose event carries no tags are enriched from the live
  * tags of their AWS resource (Resource Groups Tagging API, cached for the container's life per the
- * policy's ttl); Azure and GCP resources are not readable from the hub and keep the registry's answer.
+ * policy's ttl; a member account's through the member role, when one is deployed); Azure and GCP
+ * resources are not readable from the hub and keep the registry's answer (or their spoke's lookup).
  */
 export async function createAwsIngest(ports: AwsPorts, options: AwsIngestOptions = {}) {
   const config = await ports.config();
@@ -24,12 +26,9 @@ export async function createAwsIngest(ports: AwsPorts, options: AwsIngestOptions
   let lookup: OwnerLookup | undefined;
   if (policy.lookup.enabled) {
     // Imported only when lookups are on: the Tagging API client stays out of the cold start otherwise.
-    const { enrichmentLookup, liveOwnerLookup } = await import('./lookup.js');
-    lookup = enrichmentLookup(
-      policy.lookup,
-      options.lookup ?? liveOwnerLookup(['aws'], { awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID }),
-      ports.clock,
-    );
+    const { enrichmentLookup, hubAwsLookup } = await import('./lookup.js');
+    const live = options.lookup ?? hubAwsLookup(ports.env, hubMemberAccess(ports.env, 'ingest'));
+    lookup = enrichmentLookup(policy.lookup, live, ports.clock);
   }
   return createIngest({
     store: ports.store,

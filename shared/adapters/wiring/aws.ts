@@ -17,6 +17,7 @@ import { type Clock, type DocStore, type EventBus, type Logger, systemClock } fr
 import { EventBridgeBus } from '../bus/eventbridge.js';
 import type { S3EvidenceOptions, S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
 import { DynamoDocStore } from '../store/dynamodb.js';
+import { MEMBER_ROLE_NAME } from './member-role.js';
 
 /**
  * The environment serverless.yml gives every hub function. Strict about what must be there: a
@@ -47,6 +48,20 @@ export const AwsEnvSchema = z.object({
     .string()
     .regex(/^\d{12}$/)
     .optional(),
+  /**
+   * The role this function assumes to act or read in a member account (the same name in each; see
+   * shared/adapters/wiring/member-role.ts). Empty or unset: the hub acts in its own account only.
+   */
+  CLOSELOOP_MEMBER_ROLE: z
+    .string()
+    .transform((v) => v.trim() || undefined)
+    .pipe(z.string().regex(MEMBER_ROLE_NAME, 'an IAM role name (no path)').optional())
+    .optional(),
+  /** The hub's partition (serverless.yml: `Ref: AWS::Partition`), for the member role's ARN. */
+  CLOSELOOP_PARTITION: z
+    .string()
+    .regex(/^aws[\w-]*$/)
+    .default('aws'),
 });
 export type AwsEnv = z.infer<typeof AwsEnvSchema>;
 

@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger, OwnerLookup } from '../../core/ports.js';
-import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';
+import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke-forwarder.js';
 import { spokeTagLookup } from './lookup.js';
 
 /** App settings of the spoke's function app (infra/azure/main.bicep sets them). */

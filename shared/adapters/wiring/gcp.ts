@@ -6,7 +6,7 @@
 import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger, OwnerLookup } from '../../core/ports.js';
-import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke.js';
+import { createSpokeForwarder, type SpokeForwarderOptions } from '../bus/spoke-forwarder.js';
 import { spokeTagLookup } from './lookup.js';
 
 /** Environment of the Cloud Function (infra/gcp/main.tf sets it). */

@@ -6,6 +6,7 @@
 import { join, resolve } from 'node:path';
 import type { Action, ActionContext } from '../../actions/define.js';
 import { actionRegistry } from '../../actions/registry.js';
+import { memberContexts } from '../../actions/scope.js';
 import { type Config, defaultConfig } from '../../core/config.js';
 import { createEvidenceStage } from '../../core/evidence/stage.js';
 import type { PipelineEvent } from '../../core/model/events.js';
@@ -32,6 +33,7 @@ import { OverlayDocStore } from '../store/overlay.js';
 import { SqliteDocStore } from '../store/sqlite.js';
 import { createTicketSink } from '../tickets/index.js';
 import { LocalUpstreamStatus } from '../upstream/local.js';
+import { memberAccessFromEnv } from './member-role.js';
 
 export interface LocalOptions {
   /** The embedded home folder (store, evidence). Default: $CLOSELOOP_HOME or `.closeloop`. */
@@ -113,22 +115,27 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
       throw e;
     }));
   // Cloud SDKs load only when a run reads live resources: the offline default stays fast to start.
-  const ctx =
-    opts.actionContext ??
-    (opts.live || opts.apply
-      ? {
-          clients: (await import('../../actions/clients.js')).createCloudClients({}),
-          clock,
-          log,
-          awsAccount: callerAccount,
-        }
-      : undefined);
+  // With CLOSELOOP_MEMBER_ROLE, a member account's resources are read and fixed under that role there.
+  const member = memberAccessFromEnv(env, 'closeloop-cli');
+  let ctx = opts.actionContext;
+  if (!ctx && (opts.live || opts.apply)) {
+    const { createCloudClients } = await import('../../actions/clients.js');
+    const own: ActionContext = { clients: createCloudClients({}), clock, log, awsAccount: callerAccount };
+    const clientsIn = (account: string) =>
+      createCloudClients(member ? { aws: { credentials: member.credentials(account) } } : {});
+    ctx = member ? { ...own, inAwsAccount: memberContexts(own, clientsIn) } : own;
+  }
   // Live tags, built on first need: enrichment (when the policy turns lookups on) and the skip-tag re-check
   // of a run that reads live resources (an injected action context keeps it off unless a lookup is injected).
   const readsLive = opts.actionContext === undefined && (opts.live || opts.apply);
   const lookupPolicy = config.policy.enrichment.lookup;
   const wiring = lookupPolicy.enabled || readsLive ? await import('./lookup.js') : undefined;
-  const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { awsAccount: callerAccount });
+  const live =
+    opts.lookup ??
+    wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], {
+      awsAccount: callerAccount,
+      ...(member ? { awsMember: member } : {}),
+    });
   // Undefined while the policy keeps lookups off.
   const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
@@ -230,8 +237,7 @@ export type { PipelineEvent };
 
 /**
  * The AWS account of the ambient credentials (sts:GetCallerIdentity needs no permission), asked once when
- * the first AWS resource is looked up. Here, not in the lookup wiring the Lambda bundles share: a dynamic
- * import of the STS client there lands in their cold start.
+ * the first AWS resource is looked up or acted on. (The hub's functions know theirs: CLOSELOOP_ACCOUNT_ID.)
  */
 async function stsCallerAccount(): Promise<string | undefined> {
   const { GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts');

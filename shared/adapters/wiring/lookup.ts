@@ -10,6 +10,8 @@ import type { EnrichmentPolicy } from '../../core/policy/policy.js';
 import { type Clock, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
 import { CachedOwnerLookup } from '../lookup/cached.js';
 import { RoutingOwnerLookup } from '../lookup/routing.js';
+import type { AwsEnv } from './aws.js';
+import type { MemberAccess } from './member-role.js';
 
 export type LookupCloud = ResourceRef['provider'];
 
@@ -26,6 +28,8 @@ export function liveOwnerLookup(
      * resource of another account is "not readable from here", not "untagged" (see AwsTaggingOwnerLookup).
      */
     awsAccount?: () => Promise<string | undefined>;
+    /** The member role, assumed to read another account's tags (with `awsAccount` known). */
+    awsMember?: MemberAccess;
   } = {},
 ): RoutingOwnerLookup {
   const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
@@ -35,9 +39,16 @@ export function liveOwnerLookup(
         import('@aws-sdk/client-resource-groups-tagging-api'),
         import('../lookup/aws-tagging.js'),
       ]);
+      const member = options.awsMember;
       return new AwsTaggingOwnerLookup(
-        (region) => new ResourceGroupsTaggingAPIClient({ region }),
-        options.awsAccount ? { account: options.awsAccount } : {},
+        (region, account) =>
+          new ResourceGroupsTaggingAPIClient(
+            account && member ? { region, credentials: member.credentials(account) } : { region },
+          ),
+        {
+          ...(options.awsAccount ? { account: options.awsAccount } : {}),
+          ...(member ? { reaches: () => true } : {}),
+        },
       );
     });
   if (clouds.includes('azure'))
@@ -67,6 +78,17 @@ export function liveOwnerLookup(
       });
     });
   return new RoutingOwnerLookup(byProvider);
+}
+
+/**
+ * The hub's AWS lookup under the function's role: its own account (`CLOSELOOP_ACCOUNT_ID`), and each
+ * member account under `member` (the function's {@link hubMemberAccess}) when the deployment names one.
+ */
+export function hubAwsLookup(env: AwsEnv, member: MemberAccess | undefined): RoutingOwnerLookup {
+  return liveOwnerLookup(['aws'], {
+    awsAccount: async () => env.CLOSELOOP_ACCOUNT_ID,
+    ...(member ? { awsMember: member } : {}),
+  });
 }
 
 /** One cloud's lookup, built on first use (a failed build is retried by the next lookup). */
