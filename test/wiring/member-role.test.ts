@@ -19,7 +19,7 @@ import {
   memberAccessFromEnv,
 } from '../../shared/adapters/wiring/member-role.js';
 import { AdapterError, ConfigError } from '../../shared/core/errors.js';
-import { type Clock, silentLogger } from '../../shared/core/ports.js';
+import { type Clock, lookupMany, silentLogger } from '../../shared/core/ports.js';
 import { awsError } from '../helpers/action-context.js';
 
 const sts = mockClient(STSClient);
@@ -230,12 +230,12 @@ describe('member role', () => {
     });
     const lookup = hubAwsLookup(env, hubMemberAccess(env, 'ingest'));
     // Act
-    const out = await lookup.tagsForMany?.([
-      { provider: 'aws', id: `arn:aws:s3:::member-bucket`, account: MEMBER, region: 'us-east-1' },
+    const [outcome] = await lookupMany(lookup, [
+      { provider: 'aws', id: 'arn:aws:s3:::member-bucket', account: MEMBER, region: 'us-east-1' },
     ]);
     // Assess
-    expect(out?.[0]).toMatchObject({ error: { kind: 'denied' } });
-    expect(String((out?.[0] as { error: Error }).error.message)).toContain(
+    expect(outcome).toMatchObject({ error: { kind: 'denied' } });
+    expect(outcome && 'error' in outcome ? outcome.error.message : '').toContain(
       `arn:aws:iam::${MEMBER}:role/closeloop-member-read`,
     );
   });
