@@ -18,7 +18,7 @@ import {
   memberAccess,
   memberAccessFromEnv,
 } from '../../shared/adapters/wiring/member-role.js';
-import { AdapterError, ConfigError } from '../../shared/core/errors.js';
+import { AdapterError, ConfigError, errorMessage } from '../../shared/core/errors.js';
 import { type Clock, lookupMany, silentLogger } from '../../shared/core/ports.js';
 import { awsError } from '../helpers/action-context.js';
 
@@ -235,7 +235,7 @@ describe('member role', () => {
     ]);
     // Assess
     expect(outcome).toMatchObject({ error: { kind: 'denied' } });
-    expect(outcome && 'error' in outcome ? outcome.error.message : '').toContain(
+    expect(outcome && 'error' in outcome ? errorMessage(outcome.error) : '').toContain(
       `arn:aws:iam::${MEMBER}:role/closeloop-member-read`,
     );
   });
