@@ -130,6 +130,7 @@ describe('action registry contract', () => {
     // Assess
     expect(Object.keys(expected).sort()).toEqual([
       'infra/aws/action-permissions.json',
+      'infra/aws/member-role.json',
       'infra/azure/action-permissions.json',
       'infra/gcp/action-permissions.json',
     ]);

@@ -35,11 +35,33 @@ let templateFile: string;
 const resources = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
+const PolicySchema = z.looseObject({
+  PolicyName: z.string(),
+  PolicyDocument: z.looseObject({ Statement: z.array(StatementSchema) }),
+});
+/** A policy that exists only under a condition: `Fn::If: [condition, policy, Ref AWS::NoValue]`. */
+const ConditionalPolicySchema = z.object({
+  'Fn::If': z.tuple([z.string(), PolicySchema, z.object({ Ref: z.literal('AWS::NoValue') })]),
+});
+
+/** A role's policies, each with the condition it exists under (undefined: always). */
+function rolePolicies(role: string): Array<{ condition?: string; policy: z.infer<typeof PolicySchema> }> {
+  return z
+    .array(z.unknown())
+    .parse(template.Resources[role]?.Properties.Policies)
+    .map((p) => {
+      const conditional = ConditionalPolicySchema.safeParse(p);
+      if (conditional.success) {
+        const [condition, policy] = conditional.data['Fn::If'];
+        return { condition, policy };
+      }
+      return { policy: PolicySchema.parse(p) };
+    });
+}
+
+/** Every statement a role may hold, conditional ones included. */
 function roleStatements(role: string): Statement[] {
-  const policies = z.array(
-    z.looseObject({ PolicyName: z.string(), PolicyDocument: z.looseObject({ Statement: z.array(StatementSchema) }) }),
-  );
-  return policies.parse(template.Resources[role]?.Properties.Policies).flatMap((p) => p.PolicyDocument.Statement);
+  return rolePolicies(role).flatMap((p) => p.policy.PolicyDocument.Statement);
 }
 
 beforeAll(async () => {
@@ -51,7 +73,9 @@ beforeAll(async () => {
 /** Runs once for the serverless.yml checks, so a packaging failure does not hide whether the bundles load. */
 async function packageOffline(): Promise<void> {
   try {
-    await run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), 'package', '--package', out], {
+    // Packaged with a member role named, so its conditional grants show their concrete ARNs.
+    const args = ['package', '--package', out, '--param=memberRole=closeloop-member'];
+    await run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), ...args], {
       cwd: root,
       timeout: 180_000,
       env: {
@@ -240,6 +264,70 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it('lets the hub assume the member roles by name only, each function the one it needs, under ActInMembers', () => {
+    // Prepare
+    const assumes = (role: string) =>
+      rolePolicies(role).flatMap((p) =>
+        p.policy.PolicyDocument.Statement.filter((st) => actionsOf(st).includes('sts:AssumeRole')).map((st) => ({
+          condition: p.condition,
+          resource: st.Resource,
+        })),
+      );
+    const onRole = (name: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${name}` });
+    // Act / Assess
+    expect(assumes('RemediateRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member') }]);
+    expect(assumes('VerifyRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member') }]);
+    expect(assumes('IngestRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member-read') }]);
+    for (const role of ['TicketRole', 'EvidenceRole', 'JiraWebhookRole', 'RedriveRole'])
+      expect(assumes(role)).toEqual([]);
+    const env = (fn: string) =>
+      z
+        .looseObject({ Environment: z.object({ Variables: z.record(z.string(), z.unknown()) }) })
+        .parse(template.Resources[fn]?.Properties).Environment.Variables;
+    expect(env('RemediateLambdaFunction').CLOSELOOP_MEMBER_ROLE).toBe('closeloop-member');
+    expect(env('VerifyLambdaFunction').CLOSELOOP_MEMBER_ROLE).toBe('closeloop-member');
+    expect(env('IngestLambdaFunction').CLOSELOOP_MEMBER_ROLE).toEqual({
+      'Fn::If': ['ActInMembers', 'closeloop-member-read', ''],
+    });
+    expect(env('RemediateLambdaFunction').CLOSELOOP_PARTITION).toEqual({ Ref: 'AWS::Partition' });
+  });
+
+  it("gives the member role exactly the actions' declared permissions, trusted by the hub's acting roles", async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    if (!declared) throw new Error('shared/actions/registry.ts is missing');
+    const member = z
+      .looseObject({ Resources: z.record(z.string(), ResourceSchema), Outputs: z.record(z.string(), z.unknown()) })
+      .parse(JSON.parse(readFileSync(join(root, 'infra/aws/member-role.json'), 'utf8')));
+    const policies = (role: string) => z.array(PolicySchema).parse(member.Resources[role]?.Properties.Policies);
+    const statements = (role: string) => policies(role).flatMap((p) => p.PolicyDocument.Statement);
+    // Act
+    const acting = statements('ActingRole');
+    const reading = statements('ReadingRole');
+    // Assess
+    expect([...new Set(acting.filter((st) => st.Sid?.startsWith('Action')).flatMap(actionsOf))].sort()).toEqual(
+      declared.aws,
+    );
+    expect(acting.filter((st) => !st.Sid?.startsWith('Action')).flatMap(actionsOf)).toEqual(['tag:GetResources']);
+    expect(reading.flatMap(actionsOf)).toEqual(['tag:GetResources']);
+    expect(member.Resources.ActingRole?.Properties.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Principal: { AWS: { Ref: 'ActingRoleArns' } }, Action: 'sts:AssumeRole' }],
+    });
+    expect(member.Resources.ReadingRole?.Properties.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [{ Principal: { AWS: { Ref: 'ReadingRoleArn' } } }],
+    });
+    // The hub's outputs are what the member template is given.
+    const outputs = z.record(z.string(), z.unknown()).parse(Reflect.get(template, 'Outputs'));
+    expect(outputs.MemberActingRoleArns).toMatchObject({ Condition: 'ActInMembers' });
+    expect(JSON.stringify(outputs.MemberActingRoleArns)).toContain('RemediateRole');
+    expect(JSON.stringify(outputs.MemberActingRoleArns)).toContain('VerifyRole');
+    expect(outputs.MemberReadingRoleArn).toEqual({
+      Condition: 'ActInMembers',
+      Value: { 'Fn::GetAtt': ['IngestRole', 'Arn'] },
+    });
+  });
+
   it('keeps the generated permission files equal to the declarations (no drift)', async () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);
@@ -276,7 +364,7 @@ describe('serverless.yml packaged offline', () => {
     ]);
   });
 
-  it('passes cfn-lint without errors when cfn-lint is installed', async (ctx) => {
+  it('passes cfn-lint without errors (the hub and the member template) when cfn-lint is installed', async (ctx) => {
     // Prepare
     const has = await run('sh', ['-c', 'command -v cfn-lint']).then(
       () => true,
@@ -284,7 +372,8 @@ describe('serverless.yml packaged offline', () => {
     );
     if (!has) return ctx.skip('cfn-lint is not installed on this machine: template not linted');
     // Act
-    const result = await run('cfn-lint', ['--format', 'parseable', templateFile]).then(
+    const files = [templateFile, join(root, 'infra/aws/member-role.json')];
+    const result = await run('cfn-lint', ['--format', 'parseable', ...files]).then(
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code?: unknown; stdout?: unknown }) => ({ code: Number(e.code), out: String(e.stdout) }),
     );
