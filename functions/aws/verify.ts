@@ -47,6 +47,7 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     guardduty: new GuardDutyUpstream({
       client: (r) => new GuardDutyClient(region(r)),
       archive: policy.verification.upstream.guarddutyArchive,
+      ...(p.env.CLOSELOOP_ACCOUNT_ID ? { account: p.env.CLOSELOOP_ACCOUNT_ID } : {}),
     }),
     securityhub: new SecurityHubUpstream({ client: (r) => new SecurityHubClient(region(r)), updatedBy: 'closeloop' }),
   });

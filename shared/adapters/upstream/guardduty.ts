@@ -4,7 +4,8 @@
  *
  * @see https://docs.aws.amazon.com/guardduty/latest/APIReference/API_ArchiveFindings.html
  */
-import { ArchiveFindingsCommand, type GuardDutyClient } from '@aws-sdk/client-guardduty';
+import { ArchiveFindingsCommand, type GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
+import { AdapterError } from '../../core/errors.js';
 import type { Finding } from '../../core/model/finding.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
 
@@ -12,13 +13,39 @@ export interface GuardDutyUpstreamOptions {
   client: (region: string) => Pick<GuardDutyClient, 'send'>;
   /** policy `verification.upstream.guarddutyArchive` */
   archive: boolean;
+  /**
+   * The account the client acts in (the hub, GuardDuty's delegated administrator). A member account's
+   * finding names the member's detector, which does not exist here: the administrator archives it through
+   * its own detector in that region (`ListDetectors`, one per region, asked once).
+   */
+  account?: string;
 }
 
 /** `arn:aws:guardduty:{region}:{account}:detector/{detectorId}/finding/{id}` (finding-formats.md §5.1) */
-const ARN = /^arn:[^:]+:guardduty:([^:]+):\d{12}:detector\/([^/]+)\/finding\/([^/]+)$/;
+const ARN = /^arn:[^:]+:guardduty:([^:]+):(\d{12}):detector\/([^/]+)\/finding\/([^/]+)$/;
 
 export class GuardDutyUpstream implements UpstreamStatus {
+  private readonly ownDetectors = new Map<string, Promise<string>>();
+
   constructor(private readonly opts: GuardDutyUpstreamOptions) {}
+
+  /** This account's detector in `region` (a failure is asked again next time). */
+  private ownDetector(region: string): Promise<string> {
+    let d = this.ownDetectors.get(region);
+    if (!d) {
+      d = this.opts
+        .client(region)
+        .send(new ListDetectorsCommand({}))
+        .then((out) => {
+          const id = out.DetectorIds?.[0];
+          if (!id) throw new AdapterError('gone', `no GuardDuty detector in ${region} of account ${this.opts.account}`);
+          return id;
+        });
+      d.catch(() => this.ownDetectors.delete(region));
+      this.ownDetectors.set(region, d);
+    }
+    return d;
+  }
 
   async markResolved(finding: Finding): Promise<UpstreamResult> {
     const base = { source: finding.source, api: null, requestId: null };
@@ -26,11 +53,13 @@ export class GuardDutyUpstream implements UpstreamStatus {
       return { ...base, outcome: 'not-updated', detail: 'GuardDuty archiving disabled by policy' };
     const m = ARN.exec(finding.sourceId);
     const region = m?.[1];
-    const detectorId = m?.[2];
-    const findingId = m?.[3];
-    if (!region || !detectorId || !findingId) {
+    const account = m?.[2];
+    const findingId = m?.[4];
+    if (!region || !account || !m?.[3] || !findingId) {
       return { ...base, outcome: 'not-updated', detail: `no detector id in ${finding.sourceId}` };
     }
+    const member = this.opts.account !== undefined && account !== this.opts.account;
+    const detectorId = member ? await this.ownDetector(region) : m[3];
     const api = 'guardduty:ArchiveFindings';
     const out = await this.opts
       .client(region)
@@ -40,7 +69,7 @@ export class GuardDutyUpstream implements UpstreamStatus {
       outcome: 'updated',
       api,
       requestId: out.$metadata?.requestId ?? null,
-      detail: `archived finding ${findingId} in detector ${detectorId}`,
+      detail: `archived finding ${findingId} in detector ${detectorId}${member ? ` (the administrator's, for member account ${account})` : ''}`,
     };
   }
 }

@@ -1,4 +1,4 @@
-import { ArchiveFindingsCommand, GuardDutyClient } from '@aws-sdk/client-guardduty';
+import { ArchiveFindingsCommand, GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
 import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import type { SecurityCenter } from '@azure/arm-security';
 import type { SecurityCenterClient } from '@google-cloud/security-center';
@@ -80,6 +80,43 @@ describe('Upstream: GuardDuty', () => {
       FindingIds: ['11111111111111111111111111111111'],
     });
     expect(r).toMatchObject({ outcome: 'updated', requestId: 'req-gd-1' });
+  });
+
+  it("archives a member account's finding through the administrator's own detector in that region", async () => {
+    // Prepare: the hub (GuardDuty's delegated administrator, account 999988887777) and a member's finding.
+    gd.on(ListDetectorsCommand).resolves({ DetectorIds: ['adminadminadminadminadminadmin00'] });
+    gd.on(ArchiveFindingsCommand).resolves({ $metadata: { requestId: 'req-gd-2' } });
+    const regions: string[] = [];
+    const up = new GuardDutyUpstream({
+      client: (region) => {
+        regions.push(region);
+        return new GuardDutyClient({ region });
+      },
+      archive: true,
+      account: '999988887777',
+    });
+    // Act
+    const first = await up.markResolved(makeFinding());
+    await up.markResolved(makeFinding());
+    // Assess
+    expect(gd).toHaveReceivedCommandWith(ArchiveFindingsCommand, {
+      DetectorId: 'adminadminadminadminadminadmin00',
+      FindingIds: ['11111111111111111111111111111111'],
+    });
+    expect(gd).toReceiveCommandTimes(ListDetectorsCommand, 1); // one per region, kept
+    expect(regions.every((r) => r === 'us-east-1')).toBe(true);
+    expect(first).toMatchObject({ outcome: 'updated', detail: expect.stringContaining('for member account') });
+  });
+
+  it("archives the hub's own finding in the finding's detector, with no lookup", async () => {
+    // Prepare
+    gd.on(ArchiveFindingsCommand).resolves({ $metadata: { requestId: 'req-gd-3' } });
+    const up = new GuardDutyUpstream({ client: () => new GuardDutyClient({}), archive: true, account: '111122223333' });
+    // Act
+    await up.markResolved(makeFinding());
+    // Assess
+    expect(gd).toReceiveCommandTimes(ListDetectorsCommand, 0);
+    expect(gd).toHaveReceivedCommandWith(ArchiveFindingsCommand, { DetectorId: '00000000000000000000000000000000' });
   });
 
   it('calls nothing when archiving is off by policy', async () => {
