@@ -244,7 +244,13 @@ export async function e2eBench(opts: { findings?: number; warmup?: number } = {}
   const clients = createCloudClients({
     aws: { credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'bench' } },
   });
-  const actionContext: ActionContext = { clients, clock: systemClock, log: silentLogger };
+  // The credentials stand for the findings' account: AWS actions act in their case's account only.
+  const actionContext: ActionContext = {
+    clients,
+    clock: systemClock,
+    log: silentLogger,
+    awsAccount: async () => ACCOUNT,
+  };
   const rt = await createLocalRuntime({
     home,
     configDir: benchConfig(join(home, 'config')),

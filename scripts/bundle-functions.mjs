@@ -476,6 +476,7 @@ export function memberRoleTemplate(statements) {
         Type: 'AWS::IAM::Role',
         Condition: 'Reads',
         Properties: {
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub variable, not a JS template
           RoleName: { 'Fn::Sub': '${RoleName}-read' },
           Description: "closeloop hub: reads this account's resource tags for enrichment",
           MaxSessionDuration: 3600,
