@@ -4,12 +4,15 @@
  */
 
 import { type CloudClientOptions, type CloudClients, createCloudClients } from '../../shared/actions/clients.js';
-import type { ActionContext } from '../../shared/actions/define.js';
+import type { Action, ActionContext } from '../../shared/actions/define.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { GateResult } from '../../shared/core/model/decision.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { type Finding, FindingSchema, type Resource } from '../../shared/core/model/finding.js';
-import type { Clock } from '../../shared/core/ports.js';
+import type { Clock, DocStore } from '../../shared/core/ports.js';
 import { silentLogger } from '../../shared/core/ports.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
 import { sha256Hex } from '../../shared/core/util/hash.js';
 
 export const FIXED_NOW = new Date('2026-11-18T10:00:00.000Z');
@@ -149,3 +152,34 @@ export function decidedCase(f: Finding, o: DecidedCaseOptions, override: Partial
     ...override,
   });
 }
+
+/** Remediation stage deps around one registered action: default apply policy, fixed clock, applying. */
+export function remediationDeps(
+  store: DocStore,
+  action: Action,
+  ctx: ActionContext | undefined,
+  over: Partial<RemediationDeps> = {},
+): RemediationDeps {
+  return {
+    store,
+    actions: { get: (id) => (id === action.id ? action : undefined) },
+    ctx,
+    clock: fixedClock(),
+    log: silentLogger,
+    policy: ApplyPolicySchema.parse({}),
+    apply: true,
+    actor: 'closeloop',
+    ...over,
+  };
+}
+
+/** The `case.decided` event of a new case, as ingest publishes it. */
+export const decidedEvent = (caseKey: string): PipelineEvent => ({
+  id: `d-${caseKey}`,
+  type: 'case.decided',
+  caseKey,
+  at: '2026-11-18T10:00:00.000Z',
+  isNewCase: true,
+  recurrence: false,
+  statusChanged: true,
+});

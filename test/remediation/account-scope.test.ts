@@ -13,12 +13,17 @@ import { contextFor } from '../../shared/actions/scope.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { UsageError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
-import { silentLogger } from '../../shared/core/ports.js';
-import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { createRemediationStage, type RemediationDeps, rollbackCase } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
 import { assessCase } from '../../shared/core/verify/assess.js';
-import { decidedCase, findingFor, fixedClock, TEST_AWS_ACCOUNT, testContext } from '../helpers/action-context.js';
+import {
+  decidedCase,
+  decidedEvent,
+  findingFor,
+  remediationDeps,
+  TEST_AWS_ACCOUNT,
+  testContext,
+} from '../helpers/action-context.js';
 
 const iam = mockClient(IAMClient);
 const MEMBER = '444455556666';
@@ -42,28 +47,11 @@ const memberCase = (over: Partial<Case> = {}) =>
 
 describe('AWS actions act in the case account only', () => {
   let store: MemoryDocStore;
-  const deps = (ctx: ActionContext | undefined): RemediationDeps => ({
-    store,
-    actions: { get: (id) => (id === action.id ? action : undefined) },
-    ctx,
-    clock: fixedClock(),
-    log: silentLogger,
-    policy: ApplyPolicySchema.parse({}),
-    apply: true,
-    actor: 'closeloop',
-  });
+  const deps = (ctx: ActionContext | undefined): RemediationDeps => remediationDeps(store, action, ctx);
   const remediate = async (ctx: ActionContext | undefined, c = memberCase()) => {
     await store.put('cases', c.key, c);
     await store.put('findings', finding.key, finding);
-    await createRemediationStage(deps(ctx)).handle({
-      id: 'd-1',
-      type: 'case.decided',
-      caseKey: c.key,
-      at: '2026-11-18T10:00:00.000Z',
-      isNewCase: true,
-      recurrence: false,
-      statusChanged: true,
-    });
+    await createRemediationStage(deps(ctx)).handle(decidedEvent(c.key));
     return (await getDoc(store, 'cases', c.key, CaseSchema))?.value;
   };
 

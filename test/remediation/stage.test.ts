@@ -8,7 +8,6 @@ import { AdapterError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
-import { silentLogger } from '../../shared/core/ports.js';
 import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
@@ -20,7 +19,14 @@ import {
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
-import { decidedCase, findingFor, fixedClock, testContext } from '../helpers/action-context.js';
+import {
+  decidedCase,
+  decidedEvent,
+  findingFor,
+  fixedClock,
+  remediationDeps,
+  testContext,
+} from '../helpers/action-context.js';
 
 /** A recording action double: counts plan/apply/rollback calls; the live state is a mutable flag. */
 function recordingAction(opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number } = {}) {
@@ -93,15 +99,7 @@ function makeCase(o: { env?: 'prod' | 'dev'; mode?: 'auto' | 'approval'; account
   });
 }
 
-const decided = (key = CASE_KEY): PipelineEvent => ({
-  id: `d-${key}`,
-  type: 'case.decided',
-  caseKey: key,
-  at: '2026-11-18T10:00:00.000Z',
-  isNewCase: true,
-  recurrence: false,
-  statusChanged: true,
-});
+const decided = (key = CASE_KEY): PipelineEvent => decidedEvent(key);
 const failedVerification = (n: number): PipelineEvent => ({
   id: `v-${n}`,
   type: 'case.verified',
@@ -115,17 +113,7 @@ describe('remediation stage', () => {
   let double: ReturnType<typeof recordingAction>;
   let ctx: ActionContext;
 
-  const deps = (o: Partial<RemediationDeps> = {}): RemediationDeps => ({
-    store,
-    actions: { get: (id) => (id === double.action.id ? double.action : undefined) },
-    ctx,
-    clock: fixedClock(),
-    log: silentLogger,
-    policy: ApplyPolicySchema.parse({}),
-    apply: true,
-    actor: 'closeloop',
-    ...o,
-  });
+  const deps = (o: Partial<RemediationDeps> = {}): RemediationDeps => remediationDeps(store, double.action, ctx, o);
   const seed = async (c: Case = makeCase()) => {
     await store.put('cases', c.key, c);
     await store.put('findings', finding.key, finding);
