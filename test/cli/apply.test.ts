@@ -3,6 +3,7 @@
  * (the CLI builds real SDK clients; the mock intercepts every send, so nothing leaves the process).
  */
 
+import { appendFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { GetResourcesCommand, ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
@@ -236,6 +237,34 @@ describe('closeloop against live (mocked) S3', () => {
     expect(done.remediation.state).toBe('applied');
     expect(bucket.block).toEqual(ALL_ON);
     expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
+  });
+
+  it('refuses approve --by a person apply.approvers does not list for prod (exit 1, recorded, nothing applied)', async () => {
+    // Prepare: the example config with only the lead allowed to approve prod fixes.
+    const config = join(tmp.dir, 'config');
+    cpSync(CONFIG, config, { recursive: true });
+    appendFileSync(join(config, 'policy.yaml'), '\napply:\n  approvers:\n    prod: [lead@example.com]\n');
+    const bucket = statefulBucket();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' });
+    await cli(['run', PROD_S3, '--apply', '--config', config, '--home', home]);
+    const waiting = await caseFor(home, 'acme-data-exports');
+    const by = (who: string) => ['approve', waiting.key, '--by', who, '--apply', '--config', config, '--home', home];
+    // Act
+    const intern = await cli(by('intern@example.com'));
+    const afterIntern = await caseFor(home, 'acme-data-exports');
+    const lead = await cli(by('lead@example.com'));
+    const evidence = await cli(['evidence', 'show', waiting.key, '--json', '--home', home]);
+    // Assess
+    expect(intern.code).toBe(1);
+    expect(intern.err).toContain('not approved: intern@example.com may not approve fixes in prod');
+    expect(afterIntern.remediation.state).toBe('awaiting-approval');
+    expect(lead.code, lead.err).toBe(0);
+    expect((await caseFor(home, 'acme-data-exports')).remediation).toMatchObject({
+      state: 'applied',
+      approvedBy: 'lead@example.com',
+    });
+    expect(bucket.block).toEqual(ALL_ON);
+    expect(evidence.out).toContain('approval-refused');
   });
 
   it('applies an approval given in a dry-run at the next run --apply', async () => {

@@ -12,6 +12,7 @@ import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
   approveCase,
+  approverRefusal,
   createRemediationStage,
   HELD_COLLECTION,
   type RemediationDeps,
@@ -205,6 +206,48 @@ describe('remediation stage', () => {
     expect(out.state).toBe('applied');
     expect(c?.remediation).toMatchObject({ approvedBy: 'lead@example.com', state: 'applied' });
     expect(double.calls.apply).toBe(1);
+  });
+
+  it("refuses an approval from someone apply.approvers does not list for the case's environment", async () => {
+    // Prepare: prod lists the lead; every other environment ("*") the on-call.
+    const policy = ApplyPolicySchema.parse({
+      approvers: { prod: ['Lead@Example.com'], '*': ['oncall@example.com'] },
+    });
+    await seed(makeCase({ env: 'prod' }));
+    await createRemediationStage(deps({ policy })).handle(decided());
+    // Act
+    const intern = await approveCase(deps({ policy }), CASE_KEY, 'intern@example.com');
+    const waiting = await stored();
+    const lead = await approveCase(deps({ policy }), CASE_KEY, 'lead@example.com');
+    // Assess
+    expect(intern.state).toBe('approval-refused');
+    expect(intern.events).toEqual([
+      expect.objectContaining({
+        state: 'approval-refused',
+        actor: 'intern@example.com',
+        detail: {
+          approver: 'intern@example.com',
+          reason: 'intern@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+        },
+      }),
+    ]);
+    expect(waiting?.remediation).toMatchObject({ state: 'awaiting-approval' });
+    expect(waiting?.remediation.approvedBy).toBeUndefined();
+    expect(lead.state).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("takes anyone's approval where apply.approvers has no entry for the environment, no one's where it is empty", async () => {
+    // Prepare
+    const c = makeCase({ env: 'prod' });
+    const open = ApplyPolicySchema.parse({ approvers: { dev: ['a@example.com'] } });
+    const closed = ApplyPolicySchema.parse({ approvers: { '*': [] } });
+    // Act / Assess
+    expect(approverRefusal(open, c, 'anyone@example.com')).toBeUndefined();
+    expect(approverRefusal(closed, c, 'anyone@example.com')).toBe(
+      'anyone@example.com may not approve fixes in prod (policy apply.approvers."*")',
+    );
+    expect(() => ApplyPolicySchema.parse({ approvers: { production: [] } })).toThrow();
   });
 
   it('applies an approval recorded where nothing may be applied once its event reaches an applying stage', async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type Action, defineAction } from '../../shared/actions/define.js';
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
+import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import type { Case } from '../../shared/core/model/case.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
@@ -76,7 +77,14 @@ const labelsAdded = (from: string, to: string): Item => ({
 const statusTo = (to: string): Item => ({ field: 'status', fieldtype: 'jira', fromString: 'To Do', toString: to });
 const signed = (raw: string) => ({ headers: { 'X-Hub-Signature': signJiraBody(raw, SECRET) }, rawBody: raw });
 
-async function setup(o: { ticketPolicy?: Record<string, unknown>; apply?: boolean; edit?: (c: Case) => void } = {}) {
+async function setup(
+  o: {
+    ticketPolicy?: Record<string, unknown>;
+    applyPolicy?: Record<string, unknown>;
+    apply?: boolean;
+    edit?: (c: Case) => void;
+  } = {},
+) {
   const l = localHarness(o.ticketPolicy);
   const c = makeCase();
   c.remediation.target = { bucket: c.resourceName };
@@ -90,7 +98,7 @@ async function setup(o: { ticketPolicy?: Record<string, unknown>; apply?: boolea
     ctx: o.apply === false ? undefined : testContext(),
     clock: l.clock,
     log: quietLog,
-    policy: ApplyPolicySchema.parse({}),
+    policy: ApplyPolicySchema.parse(o.applyPolicy ?? {}),
     apply: o.apply ?? true,
     actor: 'closeloop@aws-hub',
   };
@@ -121,6 +129,39 @@ describe('Jira approval webhook', () => {
     });
     expect(res.events.map((e) => (e.type === 'case.remediation' ? e.state : e.type))).toContain('applied');
     expect((await readCase(l.store, c.key)).remediation).toMatchObject({ approvedBy: APPROVER, state: 'applied' });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('refuses the approval of someone not listed in apply.approvers, says why on the ticket, and still takes a listed one', async () => {
+    // Prepare: in prod only Bob may approve; Alice adds the label.
+    const BOB = { accountId: '000000:00000000-0000-0000-0000-00000000000b', displayName: 'Bob Example' };
+    const { l, c, deps, double } = await setup({ applyPolicy: { approvers: { prod: [`JIRA:${BOB.accountId}`] } } });
+    const byAlice = update([labelsAdded('', 'closeloop-approve')]);
+    // Act
+    const refused = await handleJiraWebhook(signed(byAlice), deps);
+    const replayed = await handleJiraWebhook(signed(byAlice), deps);
+    for (const e of refused.events) await l.stage.handle(e);
+    const byBob = update([labelsAdded('', 'closeloop-approve')], { user: { ...BOB, accountType: 'atlassian' } });
+    const approved = await handleJiraWebhook(signed(byBob), deps);
+    // Assess: Alice's attempt is recorded once, changes nothing, and the ticket says why.
+    expect(refused.body).toEqual({ accepted: 1, approved: [], refused: [c.key] });
+    expect(refused.events[0]).toMatchObject({
+      type: 'case.remediation',
+      state: 'approval-refused',
+      actor: APPROVER,
+      detail: { reason: `jira:${ALICE.accountId} may not approve fixes in prod (policy apply.approvers.prod)` },
+    });
+    expect(replayed.events).toEqual([]);
+    if (!(l.sink instanceof LocalTicketSink)) throw new Error('a local sink');
+    const comments = (await l.sink.get('LOCAL-1'))?.comments.map((x) => x.text) ?? [];
+    expect(comments.at(-1)).toContain('Approval not accepted');
+    expect(comments.at(-1)).toContain('may not approve fixes in prod');
+    // Bob's approval of the same plan is taken and applied.
+    expect(approved.body).toMatchObject({ approved: [c.key] });
+    expect((await readCase(l.store, c.key)).remediation).toMatchObject({
+      approvedBy: `jira:${BOB.accountId} (Bob Example)`,
+      state: 'applied',
+    });
     expect(double.calls.apply).toBe(1);
   });
 

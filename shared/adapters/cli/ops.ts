@@ -50,6 +50,13 @@ export async function cmdApprove(args: readonly string[], opts: GlobalOptions, i
     const out = await approveCase(rt.remediation, c.key, opts.actor);
     await rt.bus.publish(out.events);
     await rt.settle();
+    if (out.state === 'approval-refused') {
+      const detail = out.events[0]?.detail?.reason;
+      const why = typeof detail === 'string' ? detail : 'not an approver here';
+      if (opts.json) io.out(JSON.stringify({ case: c.key, state: out.state, reason: why }, null, 2));
+      else io.err(`${caseId(c.key)} not approved: ${why}`);
+      return 1;
+    }
     const after = await resolveCase(rt.store, c.key);
     if (opts.json)
       io.out(JSON.stringify({ case: c.key, state: after.remediation.state, status: after.status }, null, 2));

@@ -40,6 +40,7 @@ const REMEDIATION_STEP: Record<string, EvidenceStep> = {
   noop: 'plan',
   none: 'plan',
   approved: 'approval',
+  'approval-refused': 'approval',
   applying: 'apply',
   applied: 'apply',
   failed: 'apply',

@@ -9,11 +9,13 @@
  *   circuitBreaker: { failedVerifications: 3, windowMinutes: 60 }
  *   accounts: { allow: ["111122223333"], deny: [] }
  *   resources: { deny: ["arn:aws:s3:::acme-audit-*"] }
+ *   approvers: { prod: ["jira:5b10ac8d82e05b22cc7d4ef5", "lead@acme.example"] }
  *   actions:
  *     s3.block-public-access: { websiteTags: ["closeloop:public-website=true"] }
  *     gcp.firewall.disable-rule: { mode: narrow, sourceRanges: ["192.0.2.0/24"] }
  */
 import * as z from 'zod';
+import { EnvironmentSchema } from '../model/enrichment.js';
 
 export const ApplyPolicySchema = z.strictObject({
   /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */
@@ -40,5 +42,13 @@ export const ApplyPolicySchema = z.strictObject({
   resources: z.strictObject({ deny: z.array(z.string().min(1)).default([]) }).default({ deny: [] }),
   /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
   actions: z.record(z.string().min(1), z.unknown()).default({}),
+  /**
+   * Who may approve a fix, per environment of the case (`*`: every environment without its own entry):
+   * Jira account ids as `jira:<accountId>`, or the names `closeloop approve --by` is given. Compared
+   * without case; anyone else's approval is refused and recorded (evidence, ticket comment) and the case
+   * keeps waiting. An environment with no entry (and no `*`) takes anyone's approval; an empty list,
+   * no one's.
+   */
+  approvers: z.partialRecord(z.union([EnvironmentSchema, z.literal('*')]), z.array(z.string().min(1))).default({}),
 });
 export type ApplyPolicy = z.infer<typeof ApplyPolicySchema>;

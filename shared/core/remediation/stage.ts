@@ -495,8 +495,19 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
  *
  * @example await approveCase(deps, 'aws|arn:aws:s3:::acme-exports|S3.8', 'lead@acme.example')
  */
-export async function approveCase(deps: RemediationDeps, caseKey: string, approver: string) {
+export async function approveCase(
+  deps: RemediationDeps,
+  caseKey: string,
+  approver: string,
+): Promise<{ state: RemediationState | 'approval-refused'; events: PipelineEvent[] }> {
   const at = deps.clock.now().toISOString();
+  const current = await readCase(deps.store, caseKey);
+  const refused = current ? approverRefusal(deps.policy, current, approver) : undefined;
+  if (current && refused) {
+    // Not an approval: the case keeps waiting; the attempt is recorded (evidence, ticket comment).
+    const detail = { reason: refused, approver };
+    return { state: 'approval-refused', events: [event(deps, current, 'approval-refused', approver, detail, at)] };
+  }
   const c = await writeRemediation(
     deps,
     caseKey,
@@ -511,6 +522,23 @@ export async function approveCase(deps: RemediationDeps, caseKey: string, approv
   if (!deps.apply || !deps.ctx) return { state: 'approved', events: [approvedEvent] };
   const out = await run(deps, c, approver, asPlan(c.remediation) !== undefined);
   return { state: out.state === 'unchanged' ? 'approved' : out.state, events: [approvedEvent, ...out.events] };
+}
+
+/**
+ * Why `approver` may not approve `c` (policy `apply.approvers` for the case's environment, else `*`), or
+ * undefined when they may. An approver is compared by what comes before ` (` (a Jira approver is recorded
+ * as `jira:<accountId> (<display name>)`), without case.
+ *
+ * @example approverRefusal(policy, prodCase, 'jira:557058:ab12 (Sam)') // 'jira:557058:ab12 may not approve …'
+ */
+export function approverRefusal(policy: ApplyPolicy, c: Case, approver: string): string | undefined {
+  const env = c.enrichment.environment;
+  const key = policy.approvers[env] !== undefined ? env : '*';
+  const allowed = policy.approvers[key];
+  if (allowed === undefined) return undefined;
+  const id = approver.split(' (')[0]?.trim().toLowerCase() ?? '';
+  if (allowed.some((a) => a.trim().toLowerCase() === id)) return undefined;
+  return `${id || 'an unnamed approver'} may not approve fixes in ${env} (policy apply.approvers.${key === '*' ? '"*"' : key})`;
 }
 
 /**

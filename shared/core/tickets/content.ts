@@ -256,7 +256,19 @@ export const recurrenceComment = (c: Case, previous: number | undefined): AdfDoc
     ),
   );
 
-export function remediationComment(c: Case, state: string, actor: string, policy: TicketPolicy): AdfDoc {
+export function remediationComment(
+  c: Case,
+  state: string,
+  actor: string,
+  policy: TicketPolicy,
+  detail?: Record<string, unknown>,
+): AdfDoc {
+  if (state === 'approval-refused') {
+    const why = typeof detail?.reason === 'string' ? detail.reason : 'not an approver for this environment';
+    return doc(
+      p(strong('Approval not accepted'), ` (from ${actor}): ${oneLine(why)}. The fix still waits for an approver.`),
+    );
+  }
   const blocks: AdfBlock[] = [p(strong(`Remediation ${state}`), ` (by ${actor}).`)];
   if (state === 'awaiting-approval') {
     blocks.push(

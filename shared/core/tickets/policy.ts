@@ -78,8 +78,9 @@ export const TicketPolicySchema = z.strictObject({
    * How a person approves a remediation from Jira (besides `closeloop approve <case>`): adding this label
    * to the ticket approves its cases awaiting approval, with the Jira user recorded as approver.
    * Default `closeloop-approve` (the ticket's text tells people to add it). Anyone who may edit the
-   * issue's labels can approve; where that is too wide, use `approvalTransition` with a workflow
-   * condition restricting who may take it.
+   * issue's labels can add it: `apply.approvers` lists whose approval counts per environment (anyone
+   * else's is refused and said so on the ticket), and `approvalTransition` with a workflow condition
+   * restricts it in Jira itself.
    */
   approvalLabel: z
     .string()

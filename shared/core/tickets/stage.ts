@@ -35,6 +35,7 @@ const TOLD_STATES = new Set([
   'planned',
   'awaiting-approval',
   'approved',
+  'approval-refused',
   'held',
   'blocked',
   'applied',
@@ -67,7 +68,7 @@ export function createTicketStage(deps: TicketDeps): Stage {
           if (TOLD_STATES.has(event.state) && wantsTicket(c)) {
             await enqueueAndSend(
               ctx,
-              [comment(c, remediationComment(c, event.state, event.actor, ctx.policy))],
+              [comment(c, remediationComment(c, event.state, event.actor, ctx.policy, event.detail))],
               `event|${event.id}`,
             );
           }

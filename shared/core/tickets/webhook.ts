@@ -21,7 +21,7 @@ import { errorMessage } from '../errors.js';
 import { CaseSchema } from '../model/case.js';
 import type { PipelineEvent } from '../model/events.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
-import { approveCase, type RemediationDeps } from '../remediation/stage.js';
+import { approveCase, approverRefusal, type RemediationDeps } from '../remediation/stage.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { ledgerIdOf } from './content.js';
@@ -146,7 +146,8 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   const approved = approval ? await approveFromJira(deps, caseKeys, hook, approval, issueKey) : undefined;
   if (!statusChange) {
     const events = approved?.events ?? [];
-    return { status: 200, body: { accepted: events.length, approved: approved?.cases ?? [] }, events };
+    const refused = approved?.refused.length ? { refused: approved.refused } : {};
+    return { status: 200, body: { accepted: events.length, approved: approved?.cases ?? [], ...refused }, events };
   }
   const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
   const doneNames = new Set(deps.policy.transitions.done.map((n) => n.toLowerCase()));
@@ -182,7 +183,11 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   deps.log.info('jira webhook handled', { issueKey, events: events.length });
   return {
     status: 200,
-    body: { accepted: events.length, ...(approved ? { approved: approved.cases } : {}) },
+    body: {
+      accepted: events.length,
+      ...(approved ? { approved: approved.cases } : {}),
+      ...(approved?.refused.length ? { refused: approved.refused } : {}),
+    },
     events,
   };
 }
@@ -231,20 +236,26 @@ async function approveFromJira(
   hook: Webhook,
   signal: string,
   issueKey: string,
-): Promise<{ events: PipelineEvent[]; cases: string[] }> {
+): Promise<{ events: PipelineEvent[]; cases: string[]; refused: string[] }> {
   const remediation = deps.remediation;
   if (!remediation) {
     deps.log.warn('jira approval ignored: no remediation wiring in this function', { issueKey, signal });
-    return { events: [], cases: [] };
+    return { events: [], cases: [], refused: [] };
   }
   const approver = approverOf(hook);
   const events: PipelineEvent[] = [];
   const cases: string[] = [];
+  const refused: string[] = [];
   for (const caseKey of caseKeys) {
     const doc = await getDoc(deps.store, COLLECTIONS.cases, caseKey, CaseSchema);
     const r = doc?.value.remediation;
     if (!doc || !r?.action || r.state !== 'awaiting-approval' || r.approvedBy !== undefined) continue;
-    const claimId = `approve|${caseKey}|${doc.version}`;
+    // A refusal leaves the case as it is: its claim names the approver, so a replay records it once and
+    // an approver who may approve this version still can.
+    const refusal = approverRefusal(remediation.policy, doc.value, approver);
+    const claimId = refusal
+      ? `approve-refused|${caseKey}|${doc.version}|${shortHash(approver)}`
+      : `approve|${caseKey}|${doc.version}`;
     const claim = await mutateDoc(deps.store, COLLECTIONS.once, claimId, OnceSchema, (cur): Once | undefined =>
       cur ? undefined : { at: deps.clock.now().toISOString(), state: 'enqueuing' },
     );
@@ -253,6 +264,11 @@ async function approveFromJira(
       const out = await approveCase(remediation, caseKey, approver);
       await deps.store.put(COLLECTIONS.once, claimId, { at: deps.clock.now().toISOString(), state: 'done' });
       events.push(...out.events);
+      if (out.state === 'approval-refused') {
+        refused.push(caseKey);
+        deps.log.warn('jira approval refused', { caseKey, issueKey, approver, signal, reason: refusal });
+        continue;
+      }
       cases.push(caseKey);
       deps.log.info('case approved in jira', { caseKey, issueKey, approver, signal, state: out.state });
     } catch (e) {
@@ -261,7 +277,7 @@ async function approveFromJira(
       throw e;
     }
   }
-  return { events, cases };
+  return { events, cases, refused };
 }
 
 async function groupMembers(store: DocStore, parentKey: string): Promise<string[]> {
