@@ -1,23 +1,56 @@
-/** Tickets: case events become Jira issues, comments and transitions (outbox-backed, idempotent per case). */
+/**
+ * Tickets: case events become Jira issues, comments and transitions (outbox-backed, idempotent per case).
+ * On its schedule the function drains the outbox: what Jira could not take when its event came (the
+ * storm budget, a Retry-After, an outage, a comment waiting for its ticket) is sent then, bounded per run.
+ */
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsPorts, JiraSecretSchema, secretReader } from '../../shared/adapters/wiring/aws.js';
 import { jiraConfigFrom } from '../../shared/adapters/wiring/aws-jira.js';
 import { ConfigError } from '../../shared/core/errors.js';
+import type { TicketDeps } from '../../shared/core/tickets/context.js';
+import { drainOutbox } from '../../shared/core/tickets/outbox.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
+import { hubFunction, type LambdaContext, MetricUnit } from './middleware/hub-function.js';
 import { stageFunction } from './middleware/stage-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ticket' }) });
 
-export const handler = stageFunction(ports, 'ticket', async (p) => {
-  const secretId = p.env.CLOSELOOP_JIRA_SECRET;
-  if (!secretId) throw new ConfigError('CLOSELOOP_JIRA_SECRET is not set');
-  const readJira = secretReader(new SecretsManagerClient({ region: p.env.AWS_REGION }), secretId, JiraSecretSchema);
-  // jira.js with axios and mime-db (~500 KB minified) is imported when the stage is first built (the
-  // first batch), not at module load.
-  const { JiraTicketSink } = await import('../../shared/adapters/tickets/jira.js');
-  const sink = new JiraTicketSink({ config: jiraConfigFrom(await readJira(), p.env), log: p.log });
-  const { policy } = await p.config();
-  return [createTicketStage({ store: p.store, sink, clock: p.clock, log: p.log, policy: policy.tickets })];
+/** A drain stops taking entries after this long (the function's timeout is 30 s; an entry may retry). */
+export const DRAIN_BUDGET_MS = 15_000;
+
+let deps: Promise<TicketDeps> | undefined;
+const ticketDeps = () =>
+  (deps ??= (async (): Promise<TicketDeps> => {
+    const secretId = ports.env.CLOSELOOP_JIRA_SECRET;
+    if (!secretId) throw new ConfigError('CLOSELOOP_JIRA_SECRET is not set');
+    const readJira = secretReader(
+      new SecretsManagerClient({ region: ports.env.AWS_REGION }),
+      secretId,
+      JiraSecretSchema,
+    );
+    // jira.js with axios and mime-db (~500 KB minified) is imported when the deps are first built (the
+    // first batch or drain), not at module load.
+    const { JiraTicketSink } = await import('../../shared/adapters/tickets/jira.js');
+    const sink = new JiraTicketSink({ config: jiraConfigFrom(await readJira(), ports.env), log: ports.log });
+    const { policy } = await ports.config();
+    return { store: ports.store, sink, clock: ports.clock, log: ports.log, policy: policy.tickets };
+  })().catch((e: unknown) => {
+    deps = undefined; // a failed build (config, secret) is retried on the next invocation
+    throw e;
+  }));
+
+const onQueue = stageFunction(ports, 'ticket', async () => [createTicketStage(await ticketDeps())]);
+const onSchedule = hubFunction(ports, 'ticket-drain', async (_event: unknown, metrics) => {
+  const result = await drainOutbox(await ticketDeps(), { until: ports.clock.now().getTime() + DRAIN_BUDGET_MS });
+  metrics.addMetric('OutboxSent', MetricUnit.Count, result.sent);
+  metrics.addMetric('OutboxRemaining', MetricUnit.Count, result.remaining);
+  metrics.addMetric('OutboxDeadLettered', MetricUnit.Count, result.deadLettered);
+  if (result.remaining > 0) ports.log.info('ticket outbox: entries still waiting', { ...result });
+  return result;
 });
+
+/** An EventBridge schedule invokes with a `Scheduled Event`; the ticket queue with `Records`. */
+export const handler = (event: { Records?: unknown[] }, context: LambdaContext) =>
+  Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);

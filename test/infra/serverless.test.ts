@@ -215,6 +215,25 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it('runs the ticket outbox drain and the re-verification on schedules', () => {
+    // Prepare
+    const scheduled = resources('AWS::Events::Rule')
+      .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
+      .map(([, r]) => ({
+        rate: r.Properties.ScheduleExpression,
+        target: JSON.stringify(r.Properties.Targets),
+      }));
+    // Act / Assess
+    expect(scheduled).toContainEqual({
+      rate: 'rate(2 minutes)',
+      target: expect.stringContaining('TicketLambdaFunction'),
+    });
+    expect(scheduled).toContainEqual({
+      rate: 'rate(6 hours)',
+      target: expect.stringContaining('VerifyLambdaFunction'),
+    });
+  });
+
   it('gives every queue a dead-letter queue when it is not one itself', () => {
     // Prepare
     const queues = resources('AWS::SQS::Queue');

@@ -348,7 +348,14 @@ export interface DrainResult {
  * @example
  * const { sent, remaining } = await drainOutbox({ store, sink, clock, log, policy });
  */
-export async function drainOutbox(deps: TicketDeps, options: { maxEntries?: number } = {}): Promise<DrainResult> {
+export async function drainOutbox(
+  deps: TicketDeps,
+  options: {
+    maxEntries?: number;
+    /** Epoch ms after which no further entry is taken (a function's time budget); the rest waits. */
+    until?: number;
+  } = {},
+): Promise<DrainResult> {
   const ctx = contextOf(deps);
   const pass: PassState = { mode: 'drain', createsBlocked: false };
   const result: DrainResult = { sent: 0, remaining: 0, deadLettered: 0, groupsRefreshed: 0 };
@@ -359,7 +366,11 @@ export async function drainOutbox(deps: TicketDeps, options: { maxEntries?: numb
   for (;;) {
     const page = await ctx.store.list(COLLECTIONS.outbox, { limit: 200, ...(after !== undefined ? { after } : {}) });
     for (const d of page) {
-      if (seen++ >= max) break;
+      if (seen >= max || (options.until !== undefined && ctx.clock.now().getTime() >= options.until)) {
+        seen = max; // stopped early: not a full pass (the backlog counter is left as it is)
+        break;
+      }
+      seen++;
       const r = await sendEntry(ctx, d.id, pass);
       if (r === 'done') result.sent++;
       else if (r === 'dead') result.deadLettered++;

@@ -159,9 +159,36 @@ describe('AWS stage functions', () => {
     // Act
     const res = await handler(asRecord(decided), lambdaContext('ticket'));
     // Assess
-    expect(res.batchItemFailures).toEqual([]);
+    expect(res).toEqual({ batchItemFailures: [] });
     expect(jira.issues.size).toBe(1);
   });
+
+  it("ticket's schedule sends what Jira could not take when the event came (the outbox drain)", async () => {
+    // Prepare: Jira refuses every create while the case's event is handled; the message itself succeeds.
+    const decided = await decidedCase('guardduty/eks.eventbridge.json');
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    const before = jira.issues.size;
+    jira.faults = [{ match: /^POST \/rest\/api\/3\/issue$/, ratio: 1, kind: '503' }];
+    const onEvent = await handler(asRecord(decided), lambdaContext('ticket'));
+    const afterEvent = jira.issues.size;
+    jira.faults = [];
+    const scheduled: { Records?: unknown[] } & Record<string, unknown> = eventBridgeEvent(
+      'aws.events',
+      'Scheduled Event',
+      {},
+    );
+    // Act: the next scheduled drain, once the entry's backoff has passed (only Date is moved forward).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 10 * 60_000);
+    const drained = await handler(scheduled, lambdaContext('ticket')).finally(() => vi.useRealTimers());
+    const again = await handler(scheduled, lambdaContext('ticket'));
+    // Assess
+    expect(onEvent).toEqual({ batchItemFailures: [] });
+    expect(afterEvent).toBe(before);
+    expect(drained).toMatchObject({ sent: 1, remaining: 0 });
+    expect(jira.issues.size).toBe(before + 1);
+    expect(again).toMatchObject({ sent: 0, remaining: 0 });
+  }, 60_000);
 
   it('redrive moves nothing from an empty dead-letter queue', async () => {
     // Prepare
