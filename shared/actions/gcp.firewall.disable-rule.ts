@@ -24,6 +24,14 @@ const BeforeSchema = z.object({
   direction: z.string(),
   disabled: z.boolean(),
   sourceRanges: z.array(z.string()),
+  /**
+   * The rule's id and what it allows and denies: a rule re-created under the same name, or changed from
+   * allow to deny, is another rule (the plan's re-read then conflicts). Absent in before-states recorded
+   * before 2026-12-07.
+   */
+  id: z.string().optional(),
+  allowed: z.number().int().optional(),
+  denied: z.number().int().optional(),
 });
 type Before = z.infer<typeof BeforeSchema>;
 
@@ -43,16 +51,28 @@ async function readState(t: Target, ctx: ActionContext): Promise<Before> {
     direction: fw.direction ?? 'INGRESS',
     disabled: fw.disabled === true,
     sourceRanges: fw.sourceRanges ?? [],
+    ...(fw.id !== undefined && fw.id !== null ? { id: String(fw.id) } : {}),
+    allowed: fw.allowed?.length ?? 0,
+    denied: fw.denied?.length ?? 0,
   });
 }
 
-const isOpen = (b: Before) => b.direction === 'INGRESS' && !b.disabled && b.sourceRanges.some((r) => OPEN.has(r));
+/**
+ * An enabled ingress rule that *allows* traffic from the whole internet. A deny rule from 0.0.0.0/0 is a
+ * guard: disabling (or narrowing) it would let in what lower-priority allow rules admit.
+ */
+const isOpen = (b: Before) =>
+  b.direction === 'INGRESS' && !b.disabled && (b.allowed ?? 1) > 0 && b.sourceRanges.some((r) => OPEN.has(r));
 
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
   const settings = SettingsSchema.parse(ctx.settings?.[ID] ?? {});
   const before = await readState(target, ctx);
   if (!isOpen(before)) {
-    return noopPlan(target, before, `firewall rule ${before.name} does not admit the internet (disabled or narrowed)`);
+    const why =
+      (before.allowed ?? 1) === 0
+        ? `firewall rule ${before.name} allows nothing (a deny rule guards, it is left as it is)`
+        : `firewall rule ${before.name} does not admit the internet (disabled or narrowed)`;
+    return noopPlan(target, before, why);
   }
   if (settings.mode === 'narrow') {
     if (settings.sourceRanges.length === 0) {

@@ -54,13 +54,43 @@ describe('Action: gcp.firewall.disable-rule', () => {
         },
       },
     ]);
-    expect(plan.before).toEqual({
+    expect(plan.before).toMatchObject({
       name: RULE,
       direction: 'INGRESS',
       disabled: false,
       sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'],
+      allowed: 1,
+      denied: 0,
     });
     expect(gcp.requests.map((r) => [r.method, r.path])).toEqual([['GET', RULE_PATH]]);
+  });
+
+  it('leaves a deny rule from the internet alone in both modes (disabling a guard would open the network)', async () => {
+    // Prepare: a high-priority deny of SSH from anywhere, in front of broader allow rules.
+    const { allowed: _allowed, ...withoutAllowed } = rule() ?? {};
+    gcp.firewalls.set(RULE, { ...withoutAllowed, denied: [{ IPProtocol: 'tcp', ports: ['22'] }], priority: 100 });
+    // Act
+    const disable = await action.plan(target, ctx());
+    const narrow = await action.plan(target, ctx(NARROW));
+    const verdict = await action.verify(target, ctx());
+    // Assess
+    expect(disable).toMatchObject({ noop: true, steps: [] });
+    expect(disable.summary).toContain('a deny rule guards');
+    expect(narrow.noop).toBe(true);
+    expect(verdict.holds).toBe(true);
+    expect(writes()).toEqual([]);
+  });
+
+  it('refuses to apply when the rule was replaced by a deny rule of the same name since the plan', async () => {
+    // Prepare
+    const plan = await action.plan(target, ctx());
+    const { allowed: _allowed, ...withoutAllowed } = rule() ?? {};
+    gcp.firewalls.set(RULE, { ...withoutAllowed, denied: [{ IPProtocol: 'tcp', ports: ['22'] }] });
+    // Act
+    const attempt = action.apply(plan, ctx());
+    // Assess: the re-read finds nothing to close (a no-op), and nothing is written.
+    await expect(attempt).resolves.toMatchObject({ requestIds: [] });
+    expect(writes()).toEqual([]);
   });
 
   it('plans a no-op saying so when the rule is already disabled', async () => {
