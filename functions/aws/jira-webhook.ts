@@ -8,7 +8,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsPorts, JiraSecretSchema, secretReader } from '../../shared/adapters/wiring/aws.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
-import { handleJiraWebhook } from '../../shared/core/tickets/webhook.js';
+import { handleJiraWebhook, markDelivered } from '../../shared/core/tickets/webhook.js';
 import { HttpApiEventSchema, rawBodyOf } from './middleware/http-api.js';
 import { hubFunction } from './middleware/hub-function.js';
 
@@ -42,5 +42,7 @@ export const handler = hubFunction(ports, 'jira-webhook', async (input: unknown)
   const deps = { store, clock, log, policy: config.policy.tickets, secret, remediation };
   const res = await handleJiraWebhook({ headers: event.headers ?? {}, rawBody: rawBodyOf(event) }, deps);
   await ports.bus.publish(res.events);
+  // Only once its events are out: a retry of a delivery whose publish failed is handled again.
+  if (res.delivery) await markDelivered(deps, res.delivery);
   return { statusCode: res.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(res.body) };
 });

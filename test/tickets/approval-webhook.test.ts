@@ -6,9 +6,14 @@ import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import type { Case } from '../../shared/core/model/case.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
-import { handleJiraWebhook, type JiraWebhookDeps, signJiraBody } from '../../shared/core/tickets/webhook.js';
+import {
+  handleJiraWebhook,
+  type JiraWebhookDeps,
+  markDelivered,
+  signJiraBody,
+} from '../../shared/core/tickets/webhook.js';
 import { testContext } from '../helpers/action-context.js';
-import { decided, localHarness, makeCase, putCase, quietLog, readCase } from './helpers.js';
+import { decided, localHarness, makeCase, putCase, quietLog, readCase, T0 } from './helpers.js';
 
 const SECRET = 'whsec-0000000000000000';
 const ALICE = { accountId: '000000:00000000-0000-0000-0000-00000000000a', displayName: 'Alice Example' };
@@ -60,7 +65,7 @@ type Item = { field: string; fieldtype?: string; fromString: string | null; toSt
 /** A `jira:issue_updated` delivery as Jira Cloud sends it (changelog items; labels space-separated). */
 const update = (items: Item[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({
-    timestamp: 1_763_459_222_000,
+    timestamp: Date.parse(T0) - 60_000, // signed a minute before the harness's clock
     webhookEvent: 'jira:issue_updated',
     issue_event_type_name: 'issue_updated',
     user: { ...ALICE, accountType: 'atlassian', active: true },
@@ -165,6 +170,39 @@ describe('Jira approval webhook', () => {
     expect(double.calls.apply).toBe(1);
   });
 
+  it('never handles a recorded delivery again: a captured approval replayed for a later plan approves nothing', async () => {
+    // Prepare: Alice approves plan 1 (applied); later the case awaits approval of a new plan.
+    const { l, c, deps, double } = await setup();
+    const raw = update([labelsAdded('', 'closeloop-approve')]);
+    const first = await handleJiraWebhook(signed(raw), deps);
+    if (first.delivery) await markDelivered(deps, first.delivery); // as the function does once it has published
+    const again = await readCase(l.store, c.key);
+    again.remediation = { ...again.remediation, state: 'awaiting-approval', stateReason: 'a new plan' };
+    delete again.remediation.approvedBy;
+    await putCase(l.store, again);
+    // Act: the same signed body, sent again by someone who captured it
+    const replay = await handleJiraWebhook(signed(raw), deps);
+    // Assess
+    expect(first.delivery).toMatch(/^webhook\|[0-9a-f]{64}$/);
+    expect(replay).toEqual({ status: 200, body: { ignored: 'delivery already handled' }, events: [] });
+    expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('takes no approval from a delivery signed more than a day ago, or without its signed time', async () => {
+    // Prepare
+    const { l, c, deps, double } = await setup();
+    const old = update([labelsAdded('', 'closeloop-approve')], { timestamp: Date.parse(T0) - 25 * 3_600_000 });
+    const untimed = update([labelsAdded('', 'closeloop-approve')], { timestamp: undefined });
+    // Act
+    const a = await handleJiraWebhook(signed(old), deps);
+    const b = await handleJiraWebhook(signed(untimed), deps);
+    // Assess
+    for (const res of [a, b]) expect(res).toMatchObject({ status: 200, body: { accepted: 0, approved: [] } });
+    expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
+    expect(double.calls.apply).toBe(0);
+  });
+
   it('approves once when Jira delivers the same webhook again', async () => {
     // Prepare
     const { deps, double } = await setup();
@@ -174,7 +212,7 @@ describe('Jira approval webhook', () => {
     const again = await handleJiraWebhook(signed(raw), deps);
     // Assess
     expect(first.events.length).toBeGreaterThan(0);
-    expect(again).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect(again).toMatchObject({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
     expect(double.calls.apply).toBe(1);
   });
 
@@ -250,7 +288,7 @@ describe('Jira approval webhook', () => {
     // Act
     const res = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), deps);
     // Assess
-    expect(res).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect(res).toMatchObject({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
     expect(double.calls.apply).toBe(0);
   });
 
@@ -272,7 +310,7 @@ describe('Jira approval webhook', () => {
     // Act
     const res = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), withoutRemediation);
     // Assess
-    expect(res).toEqual({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
+    expect(res).toMatchObject({ status: 200, body: { accepted: 0, approved: [] }, events: [] });
     expect((await readCase(l.store, c.key)).remediation.approvedBy).toBeUndefined();
   });
 

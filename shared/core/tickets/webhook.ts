@@ -23,7 +23,7 @@ import type { PipelineEvent } from '../model/events.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { approveCase, approverRefusal, type RemediationDeps } from '../remediation/stage.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
-import { shortHash } from '../util/hash.js';
+import { sha256Hex, shortHash } from '../util/hash.js';
 import { ledgerIdOf } from './content.js';
 import { updateCaseTicket } from './context.js';
 import type { TicketPolicy } from './policy.js';
@@ -38,6 +38,21 @@ export interface JiraWebhookResponse {
   body: unknown;
   /** Events to publish (verify-requested, reopened, and what an approval produced). */
   events: PipelineEvent[];
+  /**
+   * The delivery's replay marker, to record with {@link markDelivered} once `events` are published: the
+   * same signed body is then never handled again (a captured delivery replayed later approves nothing,
+   * reopens nothing). Recorded after publishing, so Jira's retry of a delivery whose events were lost is
+   * still handled.
+   */
+  delivery?: string;
+}
+
+/** An approval in a delivery older than this (its signed `timestamp`) is not taken: a person re-approves. */
+export const APPROVAL_MAX_AGE_MS = 24 * 3_600_000;
+
+/** Records a handled delivery (see {@link JiraWebhookResponse.delivery}). */
+export async function markDelivered(deps: Pick<JiraWebhookDeps, 'store' | 'clock'>, delivery: string): Promise<void> {
+  await deps.store.put(COLLECTIONS.once, delivery, { at: deps.clock.now().toISOString(), state: 'done' });
 }
 export interface JiraWebhookDeps {
   store: DocStore;
@@ -119,6 +134,12 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
     deps.log.warn('jira webhook refused: missing or wrong signature');
     return { status: 401, body: { error: 'invalid signature' }, events: [] };
   }
+  // The signature covers the body: the same body is the same delivery (a retry, or a replay).
+  const delivery = `webhook|${sha256Hex(req.rawBody)}`;
+  if (await deps.store.get(COLLECTIONS.once, delivery)) {
+    deps.log.warn('jira webhook ignored: this signed delivery was handled before');
+    return { status: 200, body: { ignored: 'delivery already handled' }, events: [] };
+  }
   let json: unknown;
   try {
     json = JSON.parse(req.rawBody);
@@ -147,14 +168,19 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   if (!statusChange) {
     const events = approved?.events ?? [];
     const refused = approved?.refused.length ? { refused: approved.refused } : {};
-    return { status: 200, body: { accepted: events.length, approved: approved?.cases ?? [], ...refused }, events };
+    return {
+      status: 200,
+      body: { accepted: events.length, approved: approved?.cases ?? [], ...refused },
+      events,
+      delivery,
+    };
   }
   const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
   const doneNames = new Set(deps.policy.transitions.done.map((n) => n.toLowerCase()));
   const nowDone = hook.issue?.fields?.status?.statusCategory?.key === 'done' || doneNames.has(toName);
   const actor = `jira:${hook.user?.accountId ?? hook.user?.displayName ?? 'unknown'}`;
   const at = deps.clock.now().toISOString();
-  const delivery = header(req.headers, 'x-atlassian-webhook-identifier') ?? String(hook.timestamp ?? at);
+  const deliveryId = header(req.headers, 'x-atlassian-webhook-identifier') ?? String(hook.timestamp ?? at);
   // The webhook writes only the ticket section of the case, like the stage.
   const events: PipelineEvent[] = [];
   for (const caseKey of caseKeys) {
@@ -165,7 +191,7 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
     });
     // Unchanged: the echo of closeloop's own transition (it marks the status before moving the issue).
     if (!res.changed) continue;
-    const id = `jira-webhook:${shortHash(`${delivery}|${issueKey}|${caseKey}`, 24)}`;
+    const id = `jira-webhook:${shortHash(`${deliveryId}|${issueKey}|${caseKey}`, 24)}`;
     events.push(
       nowDone
         ? { id, type: 'case.verify-requested', caseKey, at, trigger: 'ticket-closed', actor }
@@ -189,6 +215,7 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
       ...(approved?.refused.length ? { refused: approved.refused } : {}),
     },
     events,
+    delivery,
   };
 }
 
@@ -246,6 +273,13 @@ async function approveFromJira(
   const events: PipelineEvent[] = [];
   const cases: string[] = [];
   const refused: string[] = [];
+  // An approval is of the plan the person saw: a delivery from long ago (or without its signed time)
+  // does not approve what awaits approval now.
+  const age = hook.timestamp === undefined ? undefined : deps.clock.now().getTime() - hook.timestamp;
+  if (age === undefined || age > APPROVAL_MAX_AGE_MS || age < -5 * 60_000) {
+    deps.log.warn('jira approval ignored: the delivery is not recent', { issueKey, signal, approver });
+    return { events, cases, refused };
+  }
   for (const caseKey of caseKeys) {
     const doc = await getDoc(deps.store, COLLECTIONS.cases, caseKey, CaseSchema);
     const r = doc?.value.remediation;
