@@ -351,31 +351,42 @@ export default defineAction<Target, Before>({
     const s3 = await ctx.clients.s3(target.region);
     const { bucket } = target;
     const ids: string[] = [];
-    // Flags first: a public policy cannot be put back while BlockPublicPolicy is on.
-    if (!isAllOn(before.publicAccessBlock)) {
+    const putFlags = async (flags: Before['publicAccessBlock']) => {
       const what = `s3:PutPublicAccessBlock ${bucket}`;
-      ids.push(
-        awsRequestId(
-          await call(ctx, what, () => {
-            const flags = before.publicAccessBlock;
-            return flags
-              ? s3.send(new sdk.PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: flags }))
-              : s3.send(new sdk.DeletePublicAccessBlockCommand({ Bucket: bucket }));
-          }),
-          what,
-        ),
+      const out = await call(ctx, what, () =>
+        flags
+          ? s3.send(new sdk.PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: flags }))
+          : s3.send(new sdk.DeletePublicAccessBlockCommand({ Bucket: bucket })),
       );
+      ids.push(awsRequestId(out, what));
+    };
+    const restoreAcl = before.acl.grants.some(isPublicGrant);
+    const restorePolicy = before.policy !== null && withoutPublicStatements(before.policy) !== undefined;
+    const flags = before.publicAccessBlock;
+    // A public ACL cannot be put while BlockPublicAcls is on, nor a public policy while BlockPublicPolicy is:
+    // when the old flags themselves block what is restored (stale grants under all four flags), those two
+    // are lifted for the restore and the exact old flags are written last.
+    const blocked = flags && ((restoreAcl && flags.BlockPublicAcls) || (restorePolicy && flags.BlockPublicPolicy));
+    if (blocked) {
+      await putFlags({
+        ...flags,
+        ...(restoreAcl ? { BlockPublicAcls: false } : {}),
+        ...(restorePolicy ? { BlockPublicPolicy: false } : {}),
+      });
+    } else if (!isAllOn(flags)) {
+      await putFlags(flags); // the old flags first: they allow what follows
     }
-    if (before.acl.grants.some(isPublicGrant)) {
+    if (restoreAcl) {
       const what = `s3:PutBucketAcl ${bucket}`;
       const input = { Bucket: bucket, AccessControlPolicy: { Owner: before.acl.owner, Grants: before.acl.grants } };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketAclCommand(input))), what));
     }
-    if (before.policy !== null && withoutPublicStatements(before.policy) !== undefined) {
+    if (restorePolicy && before.policy !== null) {
       const what = `s3:PutBucketPolicy ${bucket}`;
       const input = { Bucket: bucket, Policy: before.policy };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketPolicyCommand(input))), what));
     }
+    if (blocked) await putFlags(flags);
     return { requestIds: ids };
   },
 });

@@ -222,6 +222,36 @@ describe('Action: s3.block-public-access', () => {
     expect(holds.holds).toBe(true);
   });
 
+  it('lifts the blocking flags to restore stale public grants, then writes the exact old flags back', async () => {
+    // Prepare: all four flags were on, yet a public ACL grant had stayed (the plan removed only the grant).
+    const ALL = ALL_ON;
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: ALL });
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT, PUBLIC_GRANT] });
+    s3.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404));
+    s3.on(GetBucketTaggingCommand).resolves({ TagSet: [] });
+    const ctx = testContext();
+    const plan = await action.plan(target, ctx);
+    // S3 refuses a public ACL while BlockPublicAcls is on, as the real service does.
+    let flags = ALL;
+    s3.on(PutPublicAccessBlockCommand).callsFake((input: { PublicAccessBlockConfiguration: typeof ALL }) => {
+      flags = input.PublicAccessBlockConfiguration;
+      return { $metadata: { requestId: `F${s3.commandCalls(PutPublicAccessBlockCommand).length}` } };
+    });
+    s3.on(PutBucketAclCommand).callsFake(() => {
+      if (flags.BlockPublicAcls) throw awsError('AccessDenied', 403);
+      return { $metadata: { requestId: 'A1' } };
+    });
+    // Act
+    const result = await action.rollback({ target, before: plan.before }, ctx);
+    // Assess
+    expect(plan.steps.map((st) => st.call.api)).toEqual(['s3:PutBucketAcl']);
+    expect(result.requestIds).toEqual(['F1', 'A1', 'F2']);
+    expect(
+      s3.commandCalls(PutPublicAccessBlockCommand).map((c) => c.args[0].input.PublicAccessBlockConfiguration),
+    ).toEqual([{ ...ALL, BlockPublicAcls: false }, ALL]);
+    expect(flags).toEqual(ALL);
+  });
+
   it('restores the old flags, ACL and policy on rollback', async () => {
     // Prepare
     publicBucket();
