@@ -172,8 +172,13 @@ export default defineAction<Target, Before>({
   },
   async rollback({ target, before }, ctx) {
     const ids: string[] = [];
-    // Account flag first: containers cannot be made public while the account disallows it.
-    if (before.allowBlobPublicAccess === true) {
+    // Account flag first: containers cannot be made public while the account disallows it. An unset flag
+    // (null, older accounts) permits anonymous access as true does; ARM cannot unset it again, so when
+    // public containers are to be restored it is set to true, the closest state that allows them.
+    const reopen =
+      before.allowBlobPublicAccess === true ||
+      (before.allowBlobPublicAccess === null && before.publicContainers.length > 0);
+    if (reopen) {
       const what = `storageAccounts.update ${target.accountName}`;
       await call(ctx, what, async () =>
         (await ctx.clients.azureStorage(target.subscriptionId)).update(target.resourceGroup, target.accountName, {

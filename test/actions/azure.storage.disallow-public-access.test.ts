@@ -102,6 +102,22 @@ describe('Action: azure.storage.disallow-public-access', () => {
     expect((await anonymousGet()).status).toBe(200);
   });
 
+  it('allows public access again on rollback when the flag was never set and containers were public', async () => {
+    // Prepare: an older account (no allowBlobPublicAccess: anonymous access permitted) with a public container.
+    const arm = armStub(undefined);
+    const ctx = ctxWith(arm.stub);
+    const { before } = await action.apply(await action.plan(target, ctx), ctx);
+    // Act
+    await action.rollback({ target, before }, ctx);
+    // Assess: without the flag, ARM would refuse the container's public level (PublicAccessNotPermitted).
+    expect(before.allowBlobPublicAccess).toBeNull();
+    expect(arm.updates.map((u) => u.parameters)).toEqual([
+      { allowBlobPublicAccess: false },
+      { allowBlobPublicAccess: true },
+    ]);
+    expect((await anonymousGet()).status).toBe(200);
+  });
+
   it('throws denied when ARM answers 403 AuthorizationFailed', async () => {
     // Prepare
     const denied = Object.assign(new Error('no'), { name: 'RestError', code: 'AuthorizationFailed', statusCode: 403 });
