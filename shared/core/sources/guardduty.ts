@@ -38,41 +38,39 @@ import {
   toIso,
 } from './common.js';
 
-const TagsSchema = z.array(z.looseObject({ key: z.string(), value: z.string().nullish() })).optional();
+const TagsSchema = z.array(z.looseObject({ key: z.string(), value: z.string().nullish() })).nullish();
 
 const AccessKeyDetailsSchema = z.looseObject({
-  accessKeyId: z.string().optional(),
-  principalId: z.string().optional(),
-  userName: z.string().optional(),
-  userType: z.string().optional(),
+  accessKeyId: z.string().nullish(),
+  principalId: z.string().nullish(),
+  userName: z.string().nullish(),
+  userType: z.string().nullish(),
 });
 
 const NetworkInterfaceSchema = z.looseObject({
-  networkInterfaceId: z.string().optional(),
-  vpcId: z.string().optional(),
-  subnetId: z.string().optional(),
-  privateIpAddress: z.string().optional(),
-  publicIp: z.string().optional(),
-  securityGroups: z
-    .array(z.looseObject({ groupId: z.string().optional(), groupName: z.string().optional() }))
-    .optional(),
+  networkInterfaceId: z.string().nullish(),
+  vpcId: z.string().nullish(),
+  subnetId: z.string().nullish(),
+  privateIpAddress: z.string().nullish(),
+  publicIp: z.string().nullish(),
+  securityGroups: z.array(z.looseObject({ groupId: z.string().nullish(), groupName: z.string().nullish() })).nullish(),
 });
 
 const InstanceDetailsSchema = z.looseObject({
   instanceId: z.string().min(1),
-  instanceType: z.string().optional(),
-  availabilityZone: z.string().optional(),
-  imageId: z.string().optional(),
-  iamInstanceProfile: z.looseObject({ arn: z.string().optional() }).optional(),
-  networkInterfaces: z.array(NetworkInterfaceSchema).optional(),
+  instanceType: z.string().nullish(),
+  availabilityZone: z.string().nullish(),
+  imageId: z.string().nullish(),
+  iamInstanceProfile: z.looseObject({ arn: z.string().nullish() }).nullish(),
+  networkInterfaces: z.array(NetworkInterfaceSchema).nullish(),
   tags: TagsSchema,
 });
 
 const S3BucketDetailSchema = z.looseObject({
-  arn: z.string().optional(),
-  name: z.string().optional(),
+  arn: z.string().nullish(),
+  name: z.string().nullish(),
   tags: TagsSchema,
-  publicAccess: z.looseObject({ effectivePermission: z.string().optional() }).optional(),
+  publicAccess: z.looseObject({ effectivePermission: z.string().nullish() }).nullish(),
 });
 
 /**
@@ -89,45 +87,45 @@ const S3BucketDetailSchema = z.looseObject({
  * @see https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Finding.html
  */
 export const GuardDutyFindingSchema = z.looseObject({
-  schemaVersion: z.string().optional(),
+  schemaVersion: z.string().nullish(),
   accountId: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
-  arn: z.string().optional(),
+  arn: z.string().nullish(),
   id: z.string().min(1),
   region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'expected an AWS region such as us-east-1'),
   partition: z
     .string()
     .regex(/^aws(-[a-z]+)*$/, 'expected an AWS partition such as aws')
-    .optional(),
+    .nullish(),
   type: z.string().min(1).max(512),
   severity: z.number(),
   createdAt: z.union([z.string(), z.number()]),
   updatedAt: z.union([z.string(), z.number()]),
-  title: z.string().optional(),
-  description: z.string().optional(),
+  title: z.string().nullish(),
+  description: z.string().nullish(),
   resource: z.looseObject({
     resourceType: z.string().min(1),
-    accessKeyDetails: AccessKeyDetailsSchema.optional(),
-    instanceDetails: InstanceDetailsSchema.optional(),
-    s3BucketDetails: z.array(S3BucketDetailSchema).optional(),
+    accessKeyDetails: AccessKeyDetailsSchema.nullish(),
+    instanceDetails: InstanceDetailsSchema.nullish(),
+    s3BucketDetails: z.array(S3BucketDetailSchema).nullish(),
     lambdaDetails: z
       .looseObject({
-        functionArn: z.string().optional(),
-        functionName: z.string().optional(),
-        role: z.string().optional(),
+        functionArn: z.string().nullish(),
+        functionName: z.string().nullish(),
+        role: z.string().nullish(),
         tags: TagsSchema,
       })
-      .optional(),
+      .nullish(),
   }),
   service: z
     .looseObject({
-      detectorId: z.string().optional(),
-      count: z.number().int().optional(),
-      archived: z.boolean().optional(),
-      eventFirstSeen: z.union([z.string(), z.number()]).optional(),
-      eventLastSeen: z.union([z.string(), z.number()]).optional(),
-      additionalInfo: z.looseObject({ sample: z.unknown().optional(), value: z.unknown().optional() }).optional(),
+      detectorId: z.string().nullish(),
+      count: z.number().int().nullish(),
+      archived: z.boolean().nullish(),
+      eventFirstSeen: z.union([z.string(), z.number()]).nullish(),
+      eventLastSeen: z.union([z.string(), z.number()]).nullish(),
+      additionalInfo: z.looseObject({ sample: z.unknown().nullish(), value: z.unknown().nullish() }).nullish(),
     })
-    .optional(),
+    .nullish(),
 });
 export type GuardDutyFinding = z.infer<typeof GuardDutyFindingSchema>;
 

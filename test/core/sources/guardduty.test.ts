@@ -114,6 +114,29 @@ describe('GuardDuty normalizer', () => {
     expect(f.resource.details).toMatchObject({ userType: 'AssumedRole', accessKeyId: 'ASIAIOSFODNN7EXAMPLE' });
   });
 
+  it('reads null in an optional field as absent, as GuardDuty sends it (sample findings, partial details)', () => {
+    // Prepare
+    const event = variant(loadFixture(INSTANCE), {
+      'detail.resource.instanceDetails.instanceType': null,
+      'detail.resource.instanceDetails.imageId': null,
+      'detail.resource.instanceDetails.availabilityZone': null,
+      'detail.resource.instanceDetails.iamInstanceProfile': null,
+      'detail.resource.instanceDetails.tags': null,
+      'detail.resource.instanceDetails.networkInterfaces.0.publicIp': null,
+      'detail.service.additionalInfo': null,
+    });
+    // Act
+    const f = one(event);
+    // Assess
+    expect(f.resource).toMatchObject({
+      id: 'arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f67890',
+      type: 'Instance',
+      tags: {},
+    });
+    // Absent values read as the documented null in details, as when the field is missing.
+    expect(f.resource.details).toMatchObject({ instanceType: null, imageId: null, iamInstanceProfileArn: null });
+  });
+
   it('names the root ARN when the access key belongs to Root', () => {
     // Prepare
     const event = variant(loadFixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json'), {
