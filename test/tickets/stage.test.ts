@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
+import { AdapterError } from '../../shared/core/errors.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import type { TicketSink } from '../../shared/core/tickets/ports.js';
+import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import { decided, decisionOf, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
@@ -243,6 +246,41 @@ describe('ticket stage (local sink)', () => {
     const order = [];
     for (const c of cases) order.push((await readCase(h.store, c.key)).ticket?.key);
     expect(order).toEqual(['LOCAL-1', 'LOCAL-2', 'LOCAL-3', 'LOCAL-4', 'LOCAL-5']);
+  });
+
+  it('waits a Retry-After longer than an hour as Jira asks, and dead-letters a request after three days of failures', async () => {
+    // Prepare: Jira answers every create with 429 Retry-After: 2 h, then with 503.
+    const h = localHarness(NO_GROUPING);
+    let creates = 0;
+    const failing: TicketSink = Object.assign(Object.create(h.sink), {
+      createTicket: async () => {
+        creates++;
+        throw creates === 1
+          ? new AdapterError('throttled', '429', { retryAfterSeconds: 7200 })
+          : new AdapterError('transient', '503 Service Unavailable');
+      },
+      findTicket: async () => undefined,
+    });
+    const deps = { ...h.deps, sink: failing };
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    const start = h.clock.now().getTime();
+    // Act
+    await createTicketStage(deps).handle(decided(c));
+    const [entry] = (await h.store.list('ticket-outbox')).map((d) => d.value as { notBefore?: string });
+    let hours = 0;
+    while ((await h.store.list('ticket-outbox')).length > 0 && hours < 200) {
+      h.clock.advance(3_600_000);
+      hours++;
+      await drainOutbox(deps);
+    }
+    // Assess
+    expect(Date.parse(entry?.notBefore ?? '') - start).toBeGreaterThanOrEqual(7_200_000);
+    expect(hours).toBeGreaterThanOrEqual(72);
+    expect(hours).toBeLessThanOrEqual(73);
+    const dead = (await h.store.list('deadletters')).map((d) => (d.value as { reason: string }).reason);
+    expect(dead).toEqual([expect.stringMatching(/^create: gave up after \d+ attempts over 7\d h: /)]);
+    expect((await readCase(h.store, c.key)).ticket).toBeNull();
   });
 
   it('persists a comment for a case whose create waits and sends it after the ticket exists', async () => {

@@ -117,6 +117,11 @@ interface PassState {
   createsBlocked: boolean;
 }
 
+/** A request is retried at most this many times… */
+export const OUTBOX_MAX_ATTEMPTS = 100;
+/** …and for at most this long (a Jira outage of three days); then it is dead-lettered with its last error. */
+export const OUTBOX_MAX_AGE_MS = 72 * 3_600_000;
+
 /** Sends one outbox entry if nobody else is sending it; deletes it when done. */
 export async function sendEntry(ctx: TicketContext, id: string, pass: PassState): Promise<SendResult> {
   const stored = await ctx.store.get(COLLECTIONS.outbox, id);
@@ -154,12 +159,17 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
   } catch (e) {
     const { leaseUntil: _drop, ...rest } = entry;
     const attempts = entry.attempts + 1;
-    if (isRetryable(e) || isConflict(e) || isDenied(e) || !(e instanceof AdapterError)) {
-      // Keep it: throttling, outages and bad credentials pass; the next drain tries again.
-      const delay = isDenied(e)
+    const keptFor = ctx.clock.now().getTime() - Date.parse(entry.enqueuedAt);
+    const exhausted = attempts >= OUTBOX_MAX_ATTEMPTS || keptFor >= OUTBOX_MAX_AGE_MS;
+    if (!exhausted && (isRetryable(e) || isConflict(e) || isDenied(e) || !(e instanceof AdapterError))) {
+      // Keep it: throttling, outages and bad credentials pass; the next drain tries again, not before
+      // the server's Retry-After when it gave one (however long).
+      const retryAfterMs = e instanceof AdapterError && e.retryAfterSeconds ? e.retryAfterSeconds * 1000 : 0;
+      const backoff = isDenied(e)
         ? 300_000
         : (backoffDelay(e, attempts, { ...ctx.retry, maxDelayMs: Math.max(ctx.retry.maxDelayMs, 3_600_000) }) ??
           60_000);
+      const delay = Math.min(Math.max(backoff, retryAfterMs), 24 * 3_600_000);
       ctx.log.warn('ticket request failed; kept in the outbox', {
         caseKey,
         op: entry.op.op,
@@ -181,7 +191,11 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
       return 'waiting';
     }
     // A 4xx about the request itself (a field Jira rejects, an issue that is gone): retrying cannot help.
-    await deadLetter(ctx, caseKey, `${entry.op.op}: ${errorMessage(e)}`);
+    // Anything else after OUTBOX_MAX_ATTEMPTS tries or OUTBOX_MAX_AGE_MS in the outbox: retries are bounded.
+    const why = exhausted
+      ? `${entry.op.op}: gave up after ${attempts} attempts over ${Math.round(keptFor / 3_600_000)} h: ${errorMessage(e)}`
+      : `${entry.op.op}: ${errorMessage(e)}`;
+    await deadLetter(ctx, caseKey, why);
     await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
     if (entry.op.op === 'create') await ctx.store.delete(COLLECTIONS.pending, ledgerIdOf(caseKey));
     if (entry.deferred) await releaseBacklog(ctx);
