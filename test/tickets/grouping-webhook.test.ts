@@ -85,6 +85,42 @@ describe('storm grouping', () => {
   });
 });
 
+describe('group parent echoes', () => {
+  it("takes Jira's echo of closeloop reopening a parent for its own, not as a person reopening every row", async () => {
+    // Prepare: rows b and c under parent LOCAL-2, both verified (the parent is Done); then b regresses.
+    const l = localHarness({ ...grouping('table'), grouping: { ...grouping('table').grouping, threshold: 1 } });
+    const [a, b, c] = [1, 2, 3].map((n) => makeCase({ n }));
+    if (!a || !b || !c || !(l.sink instanceof LocalTicketSink)) throw new Error('setup');
+    for (const x of [a, b, c]) await putCase(l.store, x);
+    for (const x of [a, b, c]) await l.stage.handle(decided(x));
+    const verified = (key: string, verdict: 'verified' | 'failed') =>
+      l.stage.handle({ id: `v-${key}-${verdict}`, type: 'case.verified', caseKey: key, at: a.updatedAt, verdict });
+    await verified(b.key, 'verified');
+    await verified(c.key, 'verified');
+    const closed = (await l.sink.get('LOCAL-2'))?.status;
+    await verified(b.key, 'failed');
+    const secret = 'whsec-0000000000000000';
+    const deps = { store: l.store, clock: l.clock, log: quietLog, policy: l.deps.policy, secret };
+    const echo = JSON.stringify({
+      webhookEvent: 'jira:issue_updated',
+      timestamp: Date.parse(a.updatedAt),
+      user: { accountId: '000000:00000000-0000-0000-0000-0000000000b0' },
+      issue: { key: 'LOCAL-2', fields: { status: { name: 'To Do', statusCategory: { key: 'new' } } } },
+      changelog: { items: [{ field: 'status', fromString: 'Done', toString: 'To Do' }] },
+    });
+    // Act
+    const res = await handleJiraWebhook(
+      { headers: { 'x-hub-signature': signJiraBody(echo, secret) }, rawBody: echo },
+      deps,
+    );
+    // Assess: the parent was closed, then reopened by closeloop; c (still verified) stays done.
+    expect(closed).toBe('Done');
+    expect((await l.sink.get('LOCAL-2'))?.status).not.toBe('Done');
+    expect(res.events).toEqual([]);
+    expect((await readCase(l.store, c.key)).ticket?.status).toBe('done');
+  });
+});
+
 describe('Jira webhook', () => {
   const secret = 'whsec-0000000000000000';
   async function ticketed() {

@@ -258,12 +258,17 @@ async function runOnGroupRow(
   else if (op.op === 'transition') {
     const group = await setMemberStatus(ctx, groupId, c.key, op.target === 'done' ? 'done' : 'reopened');
     const allDone = group?.members.every((m) => m.status === 'done') ?? false;
+    // The parent's status is recorded before it is moved, as a case's ticket status is: the webhook then
+    // knows Jira's echo of closeloop's own transition, and does not take it for a person's (which would
+    // reopen, or ask to verify, every other row of the group).
     if (op.target === 'done' && allDone) {
-      await ctx.sink.transition(ref, ctx.policy.transitions.done, prefixed(op.body));
       await setParentStatus(ctx, groupId, 'done');
-    } else if (op.target === 'reopen' && group?.parentStatus === 'done') {
-      await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body));
+      await ctx.sink.transition(ref, ctx.policy.transitions.done, prefixed(op.body));
+    } else if (op.target === 'reopen' && group !== undefined && group.parentStatus !== 'open') {
+      // 'reopened' too: a retry after a failed transition moves it again (an open issue has no reopen
+      // transition: the sink comments instead).
       await setParentStatus(ctx, groupId, 'reopened');
+      await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body));
     } else await ctx.sink.comment(ref, prefixed(op.body));
   }
   // Labels (risk-accepted) describe one row, not the parent: the comment says it instead.

@@ -163,9 +163,11 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   const index = await getDoc(deps.store, COLLECTIONS.index, issueKey, TicketIndexSchema);
   if (!index) return { status: 200, body: { ignored: 'not a closeloop ticket' }, events: [] };
 
-  const caseKeys = index.value.kind === 'case' ? [index.value.key] : await groupMembers(deps.store, index.value.key);
+  const group = index.value.kind === 'case' ? undefined : await groupOf(deps.store, index.value.key);
+  const caseKeys = index.value.kind === 'case' ? [index.value.key] : (group?.value.members.map((m) => m.caseKey) ?? []);
   const approved = approval ? await approveFromJira(deps, caseKeys, hook, approval, issueKey) : undefined;
-  if (!statusChange) {
+  const groupEcho = statusChange && group ? await groupStatusChange(deps, group, statusChange, hook) : undefined;
+  if (!statusChange || groupEcho === 'echo') {
     const events = approved?.events ?? [];
     const refused = approved?.refused.length ? { refused: approved.refused } : {};
     return {
@@ -314,9 +316,32 @@ async function approveFromJira(
   return { events, cases, refused };
 }
 
-async function groupMembers(store: DocStore, parentKey: string): Promise<string[]> {
-  // parentKey = `<group key>|<generation>`; the group document is stored under the group key's hash.
+/** The group document of a parent ticket (`parentKey` = `<group key>|<generation>`, stored under the key's hash). */
+async function groupOf(store: DocStore, parentKey: string) {
   const groupKey = parentKey.slice(0, parentKey.lastIndexOf('|'));
-  const doc = await getDoc(store, COLLECTIONS.groups, ledgerIdOf(groupKey), GroupSchema);
-  return doc?.value.members.map((m) => m.caseKey) ?? [];
+  const id = ledgerIdOf(groupKey);
+  const doc = await getDoc(store, COLLECTIONS.groups, id, GroupSchema);
+  return doc ? { id, value: doc.value } : undefined;
+}
+
+/**
+ * A parent ticket moved: `echo` when it is where closeloop recorded it was moving it (its own transition,
+ * recorded before it was made), else a person's move — recorded now as the parent's status.
+ */
+async function groupStatusChange(
+  deps: JiraWebhookDeps,
+  group: NonNullable<Awaited<ReturnType<typeof groupOf>>>,
+  statusChange: { toString?: string | null | undefined },
+  hook: Webhook,
+): Promise<'echo' | 'person'> {
+  const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
+  const done =
+    hook.issue?.fields?.status?.statusCategory?.key === 'done' ||
+    deps.policy.transitions.done.some((n) => n.toLowerCase() === toName);
+  const status: 'done' | 'reopened' = done ? 'done' : 'reopened';
+  if (group.value.parentStatus === status) return 'echo';
+  await mutateDoc(deps.store, COLLECTIONS.groups, group.id, GroupSchema, (g) =>
+    g && g.parentStatus !== status ? { ...g, parentStatus: status } : undefined,
+  );
+  return 'person';
 }
