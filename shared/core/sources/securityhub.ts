@@ -101,7 +101,9 @@ export const AsffFindingSchema = z.looseObject({
 });
 export type AsffFinding = z.infer<typeof AsffFindingSchema>;
 
-const GUARDDUTY_PRODUCT = /\/product\/aws\/guardduty$/;
+// `arn:aws:securityhub:us-east-1::product/aws/guardduty`: `product` follows the ARN's empty account field.
+const GUARDDUTY_PRODUCT = /:product\/aws\/guardduty$/;
+const SECURITY_HUB_PRODUCT = /:product\/aws\/securityhub$/;
 const CONTROL_GENERATOR = /(?:^|\/)security-control\/([^/]+)$|\/v\/[^/]+\/([^/]+)$/;
 
 /** `TTPs/Command and Control/CryptoCurrency:EC2-BitcoinTool.B!DNS` → `CryptoCurrency:EC2/BitcoinTool.B!DNS` (§6.5). */
@@ -138,13 +140,22 @@ function statusOf(f: AsffFinding, guardDutyArchived: boolean): { resolved: boole
   return { resolved: false, muted: false };
 }
 
-/** Control id: `Compliance.SecurityControlId`, else `ProductFields.ControlId`, else the GeneratorId's last segment (§7.2). */
+/**
+ * Control id: `Compliance.SecurityControlId`, else `ProductFields.ControlId` (or `RuleId`, legacy CIS 1.2.0),
+ * else the GeneratorId's last segment (§7.2) — for Security Hub's own findings any GeneratorId
+ * (`…/cis-aws-foundations-benchmark/v/1.2.0/rule/1.4`), for other products only the control forms: a
+ * generic `Types[0]` must never become the case type of two different controls on one resource.
+ */
 function controlOf(f: AsffFinding): string | undefined {
   if (f.Compliance?.SecurityControlId) return f.Compliance.SecurityControlId;
-  const fromFields = f.ProductFields?.ControlId;
-  if (typeof fromFields === 'string' && fromFields !== '') return fromFields;
+  for (const field of ['ControlId', 'RuleId']) {
+    const fromFields = f.ProductFields?.[field];
+    if (typeof fromFields === 'string' && fromFields !== '') return fromFields;
+  }
   const m = f.GeneratorId ? CONTROL_GENERATOR.exec(f.GeneratorId) : null;
-  return m ? (m[1] ?? m[2]) : undefined;
+  if (m) return m[1] ?? m[2];
+  if (f.GeneratorId && SECURITY_HUB_PRODUCT.test(f.ProductArn)) return lastSlashSegment(f.GeneratorId) || undefined;
+  return undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { caseKeyOf } from '../../../shared/core/pipeline/decide.js';
 import { normalize } from '../../../shared/core/pipeline/normalize.js';
 import { severityFromNormalized } from '../../../shared/core/sources/common.js';
 import { recoverGuardDutyType } from '../../../shared/core/sources/securityhub.js';
@@ -46,6 +47,25 @@ describe('Security Hub (ASFF) normalizer', () => {
       ocsf: { class_uid: 2003, type_uid: 200301, severity_id: 4, status_id: 1 },
     });
     expect(f.recommendation).toContain('https://docs.aws.amazon.com/console/securityhub/S3.8/remediation');
+  });
+
+  it('types a legacy CIS 1.2.0 rule finding by its rule, so two rules on one resource are two cases', () => {
+    // Prepare: per-standard CIS findings name the rule in GeneratorId (`…/rule/1.4`) and ProductFields.RuleId.
+    const cis = (rule: string, withRuleId: boolean) =>
+      variant(loadFixture(S38), {
+        'detail.findings.0.Id': `arn:aws:securityhub:us-east-1:111122223333:subscription/cis-aws-foundations-benchmark/v/1.2.0/${rule}/finding/0000`,
+        'detail.findings.0.GeneratorId': `arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0/rule/${rule}`,
+        'detail.findings.0.Compliance.SecurityControlId': undefined,
+        'detail.findings.0.ProductFields.ControlId': undefined,
+        'detail.findings.0.ProductFields.RuleId': withRuleId ? rule : undefined,
+      });
+    // Act
+    const a = one(cis('1.4', true));
+    const b = one(cis('2.1', false));
+    // Assess
+    expect([a.type, b.type]).toEqual(['1.4', '2.1']);
+    expect(caseKeyOf(a)).not.toBe(caseKeyOf(b));
+    expect(a.kind).toBe('compliance');
   });
 
   it('resolves a control finding whose compliance status is PASSED', () => {
@@ -114,6 +134,18 @@ describe('Security Hub (ASFF) normalizer', () => {
     expect(copy.resource.id).toBe(native.resource.id);
     expect(copy.occurrences).toBe(3);
     expect(copy.resource.details).toMatchObject({ instanceId: 'i-0a1b2c3d4e5f67890', vpcId: 'vpc-0a1b2c3d4e5f60718' });
+  });
+
+  it('knows a GuardDuty copy by its ProductArn alone (arn:…::product/aws/guardduty) when ProductName is absent', () => {
+    // Prepare
+    const event = variant(loadFixture('securityhub/guardduty-copy.eventbridge.json'), {
+      'detail.findings.0.ProductName': undefined,
+    });
+    // Act
+    const copy = one(event);
+    // Assess
+    expect(copy.key).toBe(oneFixture('guardduty/instance-crypto.eventbridge.json').key);
+    expect(copy.kind).toBe('detection');
   });
 
   it('maps a GuardDuty copy on an access key to the IAM principal, as the native finding does', () => {
