@@ -205,7 +205,9 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
     };
   }
   const inst = r.instanceDetails;
-  if (inst && (r.resourceType === 'Instance' || !r.accessKeyDetails)) {
+  // The instance is the resource of an `Instance` finding, or of one with nothing else to name (a cluster
+  // finding of runtime monitoring also carries its node's instanceDetails: the cluster is the resource).
+  if (inst && (r.resourceType === 'Instance' || (!r.accessKeyDetails && !hasDetailsBesides(r, 'instanceDetails')))) {
     const instanceId = checkId(inst.instanceId, p('instanceDetails.instanceId'), 64);
     const nics = (inst.networkInterfaces ?? []).map((n) => ({
       id: n.networkInterfaceId ?? null,
@@ -275,8 +277,11 @@ function mapResource(f: GuardDutyFinding, partition: string, prefix: string): Ma
   return otherDetails(r, p);
 }
 
-const hasOtherDetails = (r: GuardDutyFinding['resource']): boolean =>
-  Object.keys(r).some((k) => k.endsWith('Details') && k !== 'accessKeyDetails' && isRecord(r[k]));
+const hasOtherDetails = (r: GuardDutyFinding['resource']): boolean => hasDetailsBesides(r);
+
+/** Any `*Details` object other than the access key's and `also`'s. */
+const hasDetailsBesides = (r: GuardDutyFinding['resource'], also?: string): boolean =>
+  Object.keys(r).some((k) => k.endsWith('Details') && k !== 'accessKeyDetails' && k !== also && isRecord(r[k]));
 
 /** Any other `*Details` object carrying an ARN (EKS, ECS, RDS, … and types not yet documented). */
 function otherDetails(r: GuardDutyFinding['resource'], p: (sub: string) => string): MappedResource {

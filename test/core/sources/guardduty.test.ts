@@ -161,6 +161,21 @@ describe('GuardDuty normalizer', () => {
     expect(f.resource).toMatchObject({ id: 'arn:aws:iam::111122223333:root', name: 'root' });
   });
 
+  it('names the cluster, not its node, when a cluster finding also carries the node instanceDetails', () => {
+    // Prepare: runtime monitoring findings on EKS may describe the worker node beside the cluster.
+    const node = loadFixture(INSTANCE) as { detail: { resource: { instanceDetails: unknown } } };
+    const event = variant(loadFixture('guardduty/eks.eventbridge.json'), {
+      'detail.resource.instanceDetails': node.detail.resource.instanceDetails,
+    });
+    // Act
+    const f = one(event);
+    // Assess
+    expect(f.resource).toMatchObject({
+      id: 'arn:aws:eks:us-east-1:111122223333:cluster/payments-prod',
+      type: 'EKSCluster',
+    });
+  });
+
   it('uses the ARN from the matching details object for Lambda, EKS and RDS resources', () => {
     // Act
     const lambda = oneFixture('guardduty/lambda.eventbridge.json');
