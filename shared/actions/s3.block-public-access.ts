@@ -85,9 +85,48 @@ function isStar(principal: unknown): boolean {
   return false;
 }
 
-/** An Allow to `*` with no condition narrowing it (a condition such as aws:SourceVpce makes it non-public). */
+/**
+ * Condition keys whose fixed values make an Allow to `*` non-public, as S3 judges a policy ("The meaning of
+ * public"): any other condition (aws:Referer, aws:SecureTransport, a wildcard value, a Not… or …IfExists
+ * operator) leaves the statement public.
+ *
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
+ */
+const NARROWING_KEYS = new Set([
+  'aws:sourceip',
+  'aws:sourcearn',
+  'aws:sourcevpc',
+  'aws:sourcevpce',
+  'aws:sourceowner',
+  'aws:sourceaccount',
+  's3:x-amz-server-side-encryption-aws-kms-key-id',
+  'aws:userid',
+]);
+const OPEN_RANGES = new Set(['0.0.0.0/0', '::/0']);
+
+/** Does this condition block pin one narrowing key to fixed values? */
+function narrows(condition: Record<string, unknown> | undefined): boolean {
+  for (const [operator, block] of Object.entries(condition ?? {})) {
+    if (/Not|IfExists$/i.test(operator) || !block || typeof block !== 'object') continue;
+    for (const [key, value] of Object.entries(block)) {
+      if (!NARROWING_KEYS.has(key.toLowerCase())) continue;
+      const values = Array.isArray(value) ? value : [value];
+      const fixed = values.every(
+        (v) =>
+          typeof v === 'string' &&
+          v !== '' &&
+          !/[*?]|\$\{/.test(v) &&
+          !(key.toLowerCase() === 'aws:sourceip' && OPEN_RANGES.has(v)),
+      );
+      if (values.length > 0 && fixed) return true;
+    }
+  }
+  return false;
+}
+
+/** An Allow to `*` that no condition pins to fixed sources (S3 considers it public). */
 const isPublicStatement = (s: z.infer<typeof StatementSchema>): boolean =>
-  s.Effect === 'Allow' && isStar(s.Principal) && Object.keys(s.Condition ?? {}).length === 0;
+  s.Effect === 'Allow' && isStar(s.Principal) && !narrows(s.Condition);
 
 /** The policy without its public statements: `null` = delete the policy, `undefined` = nothing to remove. */
 function withoutPublicStatements(policy: string | null): string | null | undefined {

@@ -252,6 +252,36 @@ describe('Action: s3.block-public-access', () => {
     expect(flags).toEqual(ALL);
   });
 
+  it('removes Allow-to-* statements whose conditions S3 still counts as public, keeps those pinned to fixed sources', async () => {
+    // Prepare
+    const allow = (Sid: string, Condition: Record<string, unknown>) => ({
+      Sid,
+      Effect: 'Allow',
+      Principal: '*',
+      Action: 's3:GetObject',
+      Resource: `arn:aws:s3:::${target.bucket}/*`,
+      Condition,
+    });
+    const statements = [
+      allow('TlsOnly', { Bool: { 'aws:SecureTransport': 'true' } }),
+      allow('Referer', { StringLike: { 'aws:Referer': 'https://acme.example/*' } }),
+      allow('AnyIp', { IpAddress: { 'aws:SourceIp': '0.0.0.0/0' } }),
+      allow('NotVpce', { StringNotEquals: { 'aws:SourceVpce': 'vpce-1a2b3c4d' } }),
+      allow('OfficeIp', { IpAddress: { 'aws:SourceIp': ['203.0.113.0/24'] } }),
+      allow('Account', { StringEquals: { 'aws:SourceAccount': '111122223333' } }),
+    ];
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: ALL_ON });
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT] });
+    s3.on(GetBucketPolicyCommand).resolves({ Policy: policyOf(...statements) });
+    s3.on(GetBucketTaggingCommand).resolves({ TagSet: [] });
+    // Act
+    const plan = await action.plan(target, testContext());
+    // Assess
+    const put = plan.steps.find((st) => st.call.api === 's3:PutBucketPolicy')?.call.input as { Policy: string };
+    const kept = (JSON.parse(put.Policy) as { Statement: Array<{ Sid: string }> }).Statement.map((st) => st.Sid);
+    expect(kept).toEqual(['OfficeIp', 'Account']);
+  });
+
   it('restores the old flags, ACL and policy on rollback', async () => {
     // Prepare
     publicBucket();
