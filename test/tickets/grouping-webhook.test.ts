@@ -170,11 +170,14 @@ describe('Jira webhook', () => {
       { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
       deps,
     );
+    // Jira's echo of the same move (another delivery: its own timestamp)
+    const echo = raw.replace('"timestamp":1,', '"timestamp":2,');
     const again = await handleJiraWebhook(
-      { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw },
+      { headers: { 'X-Hub-Signature': signJiraBody(echo, secret) }, rawBody: echo },
       deps,
     );
     // Assess
+    expect(echo).not.toBe(raw);
     expect(first.status).toBe(200);
     expect(first.events).toEqual([
       expect.objectContaining({

@@ -17,6 +17,8 @@ export const COLLECTIONS = {
   groups: 'ticket-groups',
   users: 'ticket-users',
   once: 'ticket-once',
+  /** ticket-webhook-deliveries/webhook|<sha256 of the signed body>: a Jira delivery handled (see webhook.ts). */
+  deliveries: 'ticket-webhook-deliveries',
   /** ticket-pending/<ledger id>: a create for this case is already in the outbox (one per case). */
   pending: 'ticket-pending',
   deadletters: 'deadletters',

@@ -19,7 +19,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import { CaseSchema } from '../model/case.js';
-import type { PipelineEvent } from '../model/events.js';
+import { type PipelineEvent, PipelineEventSchema } from '../model/events.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { approveCase, approverRefusal, type RemediationDeps } from '../remediation/stage.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
@@ -50,9 +50,19 @@ export interface JiraWebhookResponse {
 /** An approval in a delivery older than this (its signed `timestamp`) is not taken: a person re-approves. */
 export const APPROVAL_MAX_AGE_MS = 24 * 3_600_000;
 
-/** Records a handled delivery (see {@link JiraWebhookResponse.delivery}). */
+/**
+ * A delivery's record: `handled` with the events it made (kept until they are published, so Jira's retry
+ * after a failed publish sends them again, though the case already changed), then `done`.
+ */
+const DeliverySchema = z.object({
+  at: z.string(),
+  state: z.enum(['handled', 'done']),
+  events: z.array(PipelineEventSchema).default([]),
+});
+
+/** Records a handled delivery's events as published (see {@link JiraWebhookResponse.delivery}). */
 export async function markDelivered(deps: Pick<JiraWebhookDeps, 'store' | 'clock'>, delivery: string): Promise<void> {
-  await deps.store.put(COLLECTIONS.once, delivery, { at: deps.clock.now().toISOString(), state: 'done' });
+  await deps.store.put(COLLECTIONS.deliveries, delivery, { at: deps.clock.now().toISOString(), state: 'done' });
 }
 export interface JiraWebhookDeps {
   store: DocStore;
@@ -136,10 +146,29 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   }
   // The signature covers the body: the same body is the same delivery (a retry, or a replay).
   const delivery = `webhook|${sha256Hex(req.rawBody)}`;
-  if (await deps.store.get(COLLECTIONS.once, delivery)) {
+  const seen = await getDoc(deps.store, COLLECTIONS.deliveries, delivery, DeliverySchema);
+  if (seen?.value.state === 'done') {
     deps.log.warn('jira webhook ignored: this signed delivery was handled before');
     return { status: 200, body: { ignored: 'delivery already handled' }, events: [] };
   }
+  if (seen) {
+    // Handled, its events never confirmed published: the same events again (their ids make them once).
+    return { status: 200, body: { resent: seen.value.events.length }, events: seen.value.events, delivery };
+  }
+  const res = await handleDelivery(req, deps, delivery);
+  if (res.status === 200 && res.events.length > 0) {
+    const record = { at: deps.clock.now().toISOString(), state: 'handled', events: res.events };
+    await deps.store.put(COLLECTIONS.deliveries, delivery, record, { expectVersion: 0 });
+  }
+  return res;
+}
+
+/** One delivery, signature checked and not seen before. */
+async function handleDelivery(
+  req: JiraWebhookRequest,
+  deps: JiraWebhookDeps,
+  delivery: string,
+): Promise<JiraWebhookResponse> {
   let json: unknown;
   try {
     json = JSON.parse(req.rawBody);
