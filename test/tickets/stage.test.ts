@@ -283,6 +283,41 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket).toBeNull();
   });
 
+  it('makes no second issue when a create times out after Jira made it and its search lags behind', async () => {
+    // Prepare: the first create reaches Jira but its answer is lost; Jira's search shows an issue only a
+    // minute after it was made ("search and reconcile": writes show up after seconds to minutes).
+    const h = localHarness(NO_GROUPING);
+    if (!(h.sink instanceof LocalTicketSink)) throw new Error('local harness expected');
+    const local = h.sink;
+    const madeAt = new Map<string, number>();
+    let creates = 0;
+    const lagging: TicketSink = Object.assign(Object.create(local), {
+      createTicket: async (draft: Parameters<TicketSink['createTicket']>[0]) => {
+        creates++;
+        const ref = await local.createTicket(draft);
+        madeAt.set(draft.caseLabel, h.clock.now().getTime());
+        if (creates === 1) throw new AdapterError('transient', 'ETIMEDOUT');
+        return ref;
+      },
+      findTicket: async (label: string) => {
+        const at = madeAt.get(label);
+        return at !== undefined && h.clock.now().getTime() - at >= 60_000 ? local.findTicket(label) : undefined;
+      },
+    });
+    const deps = { ...h.deps, sink: lagging };
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    // Act: the event, then a drain every 10 seconds for 10 minutes
+    await createTicketStage(deps).handle(decided(c));
+    for (let i = 0; i < 60; i++) {
+      h.clock.advance(10_000);
+      await drainOutbox(deps);
+    }
+    // Assess
+    expect((await h.store.list('local-tickets')).length).toBe(1);
+    expect((await readCase(h.store, c.key)).ticket?.key).toBe('LOCAL-1');
+  });
+
   it('persists a comment for a case whose create waits and sends it after the ticket exists', async () => {
     // Prepare
     const h = localHarness({ budget: { createsPerMinute: 1 } });

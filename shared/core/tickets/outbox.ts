@@ -3,7 +3,7 @@
  * (right away by the stage when the budget allows, later by `drainOutbox`), and deleted once done.
  * A crash or a Jira outage therefore loses nothing: the next run resumes the outbox, in order.
  */
-import { AdapterError, errorMessage, isConflict, isDenied, isRetryable } from '../errors.js';
+import { AdapterError, errorMessage, isConflict, isDenied, isRetryable, isTransient } from '../errors.js';
 import type { Case, TicketRef } from '../model/case.js';
 import { mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
@@ -117,6 +117,9 @@ interface PassState {
   createsBlocked: boolean;
 }
 
+/** How long a create that failed ambiguously waits before its next attempt searches for the issue. */
+export const AMBIGUOUS_CREATE_WAIT_MS = 5 * 60_000;
+
 /** A request is retried at most this many times… */
 export const OUTBOX_MAX_ATTEMPTS = 100;
 /** …and for at most this long (a Jira outage of three days); then it is dead-lettered with its last error. */
@@ -169,7 +172,10 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
         ? 300_000
         : (backoffDelay(e, attempts, { ...ctx.retry, maxDelayMs: Math.max(ctx.retry.maxDelayMs, 3_600_000) }) ??
           60_000);
-      const delay = Math.min(Math.max(backoff, retryAfterMs), 24 * 3_600_000);
+      // A create that failed ambiguously (timeout, reset, 5xx) may have made the issue; Jira's search can
+      // take minutes to show it, and the next attempt searches before it creates: it waits that long.
+      const ambiguousCreate = entry.op.op === 'create' && isTransient(e) ? AMBIGUOUS_CREATE_WAIT_MS : 0;
+      const delay = Math.min(Math.max(backoff, retryAfterMs, ambiguousCreate), 24 * 3_600_000);
       ctx.log.warn('ticket request failed; kept in the outbox', {
         caseKey,
         op: entry.op.op,
