@@ -68,7 +68,7 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
       step(
         `make container ${c.name} private (was public access "${c.access}")`,
         'containers.setAccessPolicy',
-        'Microsoft.Storage/storageAccounts/blobServices/containers/write',
+        'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
         { accountName: target.accountName, containerName: c.name, access: null },
       ),
     );
@@ -106,11 +106,16 @@ export default defineAction<Target, Before>({
     findingTypes: ['Storage.Blob_OpenACL', 'Storage.Blob_AnonymousAccessAnomaly'],
     controls: ['4fa4b6c0-31ca-4c0d-b10d-24b96f62a751'],
   },
+  // The container ACL calls go to the blob data plane under the identity's token: List Containers is
+  // `containers/read`, Get and Set Container ACL are `containers/getAcl/action` and `setAcl/action`
+  // (`containers/write` does not cover them).
+  // https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory#permissions-for-blob-service-operations
   permissions: [
     'Microsoft.Storage/storageAccounts/read',
     'Microsoft.Storage/storageAccounts/write',
     'Microsoft.Storage/storageAccounts/blobServices/containers/read',
-    'Microsoft.Storage/storageAccounts/blobServices/containers/write',
+    'Microsoft.Storage/storageAccounts/blobServices/containers/getAcl/action',
+    'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
   ],
   risk: 'medium',
   // Anything served anonymously from the account stops working.
@@ -124,7 +129,7 @@ export default defineAction<Target, Before>({
     {
       say: 'make every container with public access private',
       api: 'containers.setAccessPolicy',
-      permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/write',
+      permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
     },
   ],
   target: TargetSchema,

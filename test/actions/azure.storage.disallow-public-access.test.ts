@@ -118,6 +118,26 @@ describe('Action: azure.storage.disallow-public-access', () => {
     expect((await anonymousGet()).status).toBe(200);
   });
 
+  it('declares the data-plane rights its container calls need, and names them on the container steps', async () => {
+    // Prepare: Get/Set Container ACL under an Entra token need containers/getAcl and setAcl (containers/write
+    // does not cover them): without them the spoke's custom role could never make a container private.
+    const ctx = ctxWith(armStub(true).stub);
+    // Act
+    const plan = await action.plan(target, ctx);
+    // Assess
+    expect(action.permissions).toEqual(
+      expect.arrayContaining([
+        'Microsoft.Storage/storageAccounts/blobServices/containers/read',
+        'Microsoft.Storage/storageAccounts/blobServices/containers/getAcl/action',
+        'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
+      ]),
+    );
+    expect(action.permissions).not.toContain('Microsoft.Storage/storageAccounts/blobServices/containers/write');
+    expect(
+      plan.steps.filter((st) => st.call.api === 'containers.setAccessPolicy').map((st) => st.call.permission),
+    ).toEqual(['Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action']);
+  });
+
   it('throws denied when ARM answers 403 AuthorizationFailed', async () => {
     // Prepare
     const denied = Object.assign(new Error('no'), { name: 'RestError', code: 'AuthorizationFailed', statusCode: 403 });
