@@ -366,7 +366,10 @@ export default defineAction<Target, Before>({
         : ['the instance is not attached to the (empty) isolation group only, or termination protection is off']),
       ...(missing.length ? [`no forensics snapshot of ${missing.join(', ')}`] : []),
     ];
-    return { holds: problems.length === 0, observed, reason: problems.join('; ') || `${instanceId} is quarantined` };
+    // What the re-read can prove is the configuration: connections the instance had before its groups changed
+    // are tracked and stay open until they go idle (EC2 security group connection tracking); say so.
+    const held = `${instanceId} is quarantined (only the isolation group on every interface; connections open before the change last until idle)`;
+    return { holds: problems.length === 0, observed, reason: problems.join('; ') || held };
   },
   async rollback({ target, before }, ctx) {
     const sdk = await awsSdk.ec2();
