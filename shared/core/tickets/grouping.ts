@@ -189,7 +189,7 @@ export async function setMemberStatus(
 }
 
 export async function setParentStatus(
-  ctx: TicketContext,
+  ctx: Pick<TicketContext, 'store'>,
   groupId: string,
   status: Group['parentStatus'],
 ): Promise<void> {

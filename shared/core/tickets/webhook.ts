@@ -26,6 +26,7 @@ import { getDoc, mutateDoc } from '../store/docs.js';
 import { sha256Hex, shortHash } from '../util/hash.js';
 import { ledgerIdOf } from './content.js';
 import { updateCaseTicket } from './context.js';
+import { setParentStatus } from './grouping.js';
 import type { TicketPolicy } from './policy.js';
 import { COLLECTIONS, GroupSchema, OnceSchema, TicketIndexSchema } from './store.js';
 
@@ -195,7 +196,8 @@ async function handleDelivery(
   const group = index.value.kind === 'case' ? undefined : await groupOf(deps.store, index.value.key);
   const caseKeys = index.value.kind === 'case' ? [index.value.key] : (group?.value.members.map((m) => m.caseKey) ?? []);
   const approved = approval ? await approveFromJira(deps, caseKeys, hook, approval, issueKey) : undefined;
-  const groupEcho = statusChange && group ? await groupStatusChange(deps, group, statusChange, hook) : undefined;
+  const nowDone = statusChange ? movedToDone(hook, statusChange, deps.policy) : false;
+  const groupEcho = statusChange && group ? await groupStatusChange(deps, group, nowDone) : undefined;
   if (!statusChange || groupEcho === 'echo') {
     const events = approved?.events ?? [];
     const refused = approved?.refused.length ? { refused: approved.refused } : {};
@@ -206,9 +208,6 @@ async function handleDelivery(
       delivery,
     };
   }
-  const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
-  const doneNames = new Set(deps.policy.transitions.done.map((n) => n.toLowerCase()));
-  const nowDone = hook.issue?.fields?.status?.statusCategory?.key === 'done' || doneNames.has(toName);
   const actor = `jira:${hook.user?.accountId ?? hook.user?.displayName ?? 'unknown'}`;
   const at = deps.clock.now().toISOString();
   const deliveryId = header(req.headers, 'x-atlassian-webhook-identifier') ?? String(hook.timestamp ?? at);
@@ -360,17 +359,19 @@ async function groupOf(store: DocStore, parentKey: string) {
 async function groupStatusChange(
   deps: JiraWebhookDeps,
   group: NonNullable<Awaited<ReturnType<typeof groupOf>>>,
-  statusChange: { toString?: string | null | undefined },
-  hook: Webhook,
+  nowDone: boolean,
 ): Promise<'echo' | 'person'> {
-  const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
-  const done =
-    hook.issue?.fields?.status?.statusCategory?.key === 'done' ||
-    deps.policy.transitions.done.some((n) => n.toLowerCase() === toName);
-  const status: 'done' | 'reopened' = done ? 'done' : 'reopened';
+  const status = nowDone ? 'done' : 'reopened';
   if (group.value.parentStatus === status) return 'echo';
-  await mutateDoc(deps.store, COLLECTIONS.groups, group.id, GroupSchema, (g) =>
-    g && g.parentStatus !== status ? { ...g, parentStatus: status } : undefined,
-  );
+  await setParentStatus(deps, group.id, status);
   return 'person';
+}
+
+/** Whether the issue moved to done: its status category, else a configured done transition's name. */
+function movedToDone(hook: Webhook, statusChange: { toString?: string | null | undefined }, policy: TicketPolicy) {
+  const toName = (statusChange.toString ?? hook.issue?.fields?.status?.name ?? '').toLowerCase();
+  return (
+    hook.issue?.fields?.status?.statusCategory?.key === 'done' ||
+    policy.transitions.done.some((n) => n.toLowerCase() === toName)
+  );
 }
