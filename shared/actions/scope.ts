@@ -12,7 +12,7 @@
  */
 import { errorMessage } from '../core/errors.js';
 import type { Provider } from '../core/model/finding.js';
-import type { CloudClients } from './clients.js';
+import { type CloudClientOptions, createCloudClients } from './clients.js';
 import type { ActionContext } from './define.js';
 
 export type Scoped = { ctx: ActionContext } | { refused: string };
@@ -42,19 +42,20 @@ export async function contextFor(ctx: ActionContext, provider: Provider, account
 
 /**
  * `inAwsAccount` for a context reaching member accounts: one context per account, built on its first
- * case, with `base`'s clock, log, settings and retries and the clients `clientsIn` builds for that
- * account (under its member role). A member context reaches no further.
+ * case, with `base`'s clock, log, settings and retries and its own clients under the credentials `member`
+ * gives for that account (its member role). A member context reaches no further.
  */
 export function memberContexts(
   base: ActionContext,
-  clientsIn: (account: string) => CloudClients,
+  member: { credentials(account: string): NonNullable<NonNullable<CloudClientOptions['aws']>['credentials']> },
 ): (account: string) => ActionContext {
   const contexts = new Map<string, ActionContext>();
   return (account) => {
     let ctx = contexts.get(account);
     if (!ctx) {
       const { inAwsAccount: _reach, ...rest } = base;
-      ctx = { ...rest, clients: clientsIn(account), awsAccount: async () => account };
+      const clients = createCloudClients({ aws: { credentials: member.credentials(account) } });
+      ctx = { ...rest, clients, awsAccount: async () => account };
       contexts.set(account, ctx);
     }
     return ctx;

@@ -18,7 +18,5 @@ export const awsActionContext = (ports: AwsPorts, member?: MemberAccess): Action
     // The function's role is in the hub's account: AWS actions act on that account's resources only.
     awsAccount: async () => ports.env.CLOSELOOP_ACCOUNT_ID,
   };
-  if (!member) return base;
-  const clientsIn = (account: string) => createCloudClients({ aws: { credentials: member.credentials(account) } });
-  return { ...base, inAwsAccount: memberContexts(base, clientsIn) };
+  return member ? { ...base, inAwsAccount: memberContexts(base, member) } : base;
 };

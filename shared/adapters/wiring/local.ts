@@ -121,9 +121,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   if (!ctx && (opts.live || opts.apply)) {
     const { createCloudClients } = await import('../../actions/clients.js');
     const own: ActionContext = { clients: createCloudClients({}), clock, log, awsAccount: callerAccount };
-    const clientsIn = (account: string) =>
-      createCloudClients(member ? { aws: { credentials: member.credentials(account) } } : {});
-    ctx = member ? { ...own, inAwsAccount: memberContexts(own, clientsIn) } : own;
+    ctx = member ? { ...own, inAwsAccount: memberContexts(own, member) } : own;
   }
   // Live tags, built on first need: enrichment (when the policy turns lookups on) and the skip-tag re-check
   // of a run that reads live resources (an injected action context keeps it off unless a lookup is injected).
