@@ -106,7 +106,7 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
   }
 
   private client(region: string, account: string | undefined): TaggingClient {
-    const key = `${account ?? ''}|${region}`;
+    const key = callKey(region, account);
     let c = this.clients.get(key);
     if (!c) {
       c = account ? this.clientFor(region, account) : this.clientFor(region);
@@ -145,7 +145,7 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
         return;
       }
       const region = regionOf(r);
-      const key = `${from.account ?? ''}|${region}`;
+      const key = callKey(region, from.account);
       let group = byRegion.get(key);
       if (!group) {
         group = { region, account: from.account, arns: new Map() };
@@ -190,6 +190,9 @@ const ARNS_PER_CALL = 100;
 const CALLS_IN_FLIGHT = 4;
 
 const regionOf = (r: ResourceRef): string => arnRegion(r.id) ?? r.region ?? 'us-east-1';
+
+/** Where a call goes: a region, under the own credentials or a member account's role (one client, one batch each). */
+const callKey = (region: string, account: string | undefined): string => `${account ?? ''}|${region}`;
 
 function tagsOf(list: ReadonlyArray<{ Key?: string | undefined; Value?: string | undefined }> | undefined) {
   const tags: Record<string, string> = {};
