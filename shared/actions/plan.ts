@@ -4,7 +4,7 @@
  * exactly the planned calls in order, collecting request ids.
  */
 
-import { AdapterError, ApplyIncompleteError } from '../core/errors.js';
+import { AdapterError, ApplyIncompleteError, errorMessage } from '../core/errors.js';
 import type { PlanStep } from '../core/model/case.js';
 import { canonicalJson } from '../core/util/hash.js';
 import type { ActionContext, ApplyResult, Plan } from './define.js';
@@ -81,13 +81,24 @@ export async function applyPlanned<T, B>(
       requestIds.push(await run(s, vars));
     } catch (e) {
       // Steps already made are real changes: say which, so the case records them (nothing half-applied
-      // goes unrecorded) and a retry plans only what is left.
-      if (requestIds.length === 0) throw e;
-      throw new ApplyIncompleteError(classifyCloudError(e, s.call.api), requestIds, plan.steps.length, s.say);
+      // goes unrecorded) and a retry plans only what is left. A call with no definite answer may have
+      // taken effect too: said as well, so the before-state read for this apply is the one kept.
+      const error = classifyCloudError(e, s.call.api);
+      const unconfirmed = outcomeUnknown(error);
+      if (requestIds.length === 0 && !unconfirmed) throw e;
+      throw new ApplyIncompleteError(error, requestIds, plan.steps.length, s.say, unconfirmed);
     }
   }
   return { before: fresh.before, requestIds };
 }
+
+/**
+ * Whether a failed call may still have taken effect: a transient failure (timeout, reset connection, 5xx)
+ * leaves the outcome unknown, unless the request never left (connection refused, name not resolved). A
+ * refusal (denied, throttled, invalid, gone, conflict) is a definite answer: nothing was changed.
+ */
+export const outcomeUnknown = (e: AdapterError): boolean =>
+  e.kind === 'transient' && !/ECONNREFUSED|EAI_AGAIN|ENOTFOUND|did not establish a connection/.test(errorMessage(e));
 
 /** A cloud call: classified errors, bounded retry of throttled/transient (backoff from `ctx.retry`). */
 export const call = <R>(ctx: ActionContext, what: string, fn: () => Promise<R>): Promise<R> =>

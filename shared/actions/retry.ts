@@ -15,6 +15,13 @@ const THROTTLED =
 /** … "it is not there" (any `NoSuch*`, EC2's `*.NotFound`, Azure `*NotFound`). */
 const GONE = /^(NoSuch\w*|\w*NotFound|\w*\.NotFound|NOT_FOUND|ResourceNotFound)$/i;
 const CONFLICT = /^(Conflict|ConcurrentModification|OperationAborted|PreconditionFailed|ABORTED|FAILED_PRECONDITION)$/;
+/**
+ * … "no answer, or no usable one, this time": the AWS SDK's own timeouts are errors named `TimeoutError`
+ * whose message says "timed out" (@smithy/node-http-handler), Node's socket errors carry their code, Azure's
+ * pipeline wraps a failed send as `REQUEST_SEND_ERROR`, and a service's own "try again" names.
+ */
+const TRANSIENT =
+  /^(TimeoutError|RequestTimeout|RequestTimeoutException|ECONNRESET|ETIMEDOUT|EPIPE|ECONNREFUSED|EAI_AGAIN|REQUEST_SEND_ERROR|InternalError|InternalFailure|InternalServerError|ServiceUnavailable|ServiceUnavailableException)$/;
 
 /** gRPC status codes used by google-gax (REST fallback included). */
 const GRPC_KIND: Record<number, ErrorKind> = {
@@ -97,6 +104,7 @@ export function classifyCloudError(e: unknown, what: string): AdapterError {
     else if (THROTTLED.test(n)) kind = 'throttled';
     else if (GONE.test(n)) kind = 'gone';
     else if (CONFLICT.test(n)) kind = 'conflict';
+    else if (TRANSIENT.test(n)) kind = 'transient';
     if (kind) break;
   }
   kind ??= status !== undefined ? kindFromStatus(status) : undefined;

@@ -36,20 +36,32 @@ export class AdapterError extends CloseloopError {
 /**
  * An apply that stopped part-way: the first `requestIds.length` of `stepsTotal` planned steps were made,
  * then one failed (the cause, whose kind this keeps so `isDenied`/`isRetryable` still answer). The
- * remediation stage records the steps made, so no half-applied fix goes unrecorded.
+ * remediation stage records the steps made, so no half-applied fix goes unrecorded. `unconfirmed` names the
+ * failed step when its call got no definite answer (a timeout, a reset connection, a 5xx after the retries):
+ * it may have taken effect, so even with no step known to be made the resource may have changed.
  */
 export class ApplyIncompleteError extends AdapterError {
   /** Request ids of the steps that were made, in order. */
   readonly requestIds: readonly string[];
   readonly stepsTotal: number;
-  constructor(cause: AdapterError, requestIds: readonly string[], stepsTotal: number, failedStep: string) {
-    super(cause.kind, `${requestIds.length} of ${stepsTotal} step(s) applied, then "${failedStep}" failed`, {
+  /** The failed step, when it may have taken effect. */
+  readonly unconfirmed: string | undefined;
+  constructor(
+    cause: AdapterError,
+    requestIds: readonly string[],
+    stepsTotal: number,
+    failedStep: string,
+    unconfirmed = false,
+  ) {
+    const how = unconfirmed ? ' without a definite answer (it may have taken effect)' : '';
+    super(cause.kind, `${requestIds.length} of ${stepsTotal} step(s) applied, then "${failedStep}" failed${how}`, {
       cause,
       ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
     });
     this.name = 'ApplyIncompleteError';
     this.requestIds = [...requestIds];
     this.stepsTotal = stepsTotal;
+    this.unconfirmed = unconfirmed ? failedStep : undefined;
   }
 }
 

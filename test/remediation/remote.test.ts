@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { type Action, defineAction } from '../../shared/actions/define.js';
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { AdapterError, ApplyIncompleteError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { silentLogger } from '../../shared/core/ports.js';
@@ -14,6 +15,7 @@ import {
   type RemoteResult,
 } from '../../shared/core/remediation/remote.js';
 import {
+  approveCase,
   createRemediationStage,
   type RemediationDeps,
   recordRemoteResult,
@@ -30,7 +32,8 @@ const finding = findingFor({ provider: 'azure', id: ACCOUNT_ID, type: 'StorageAc
 /** An Azure action double: the live account flag is mutable; counts its calls. */
 function azureDouble() {
   const calls = { plan: 0, apply: 0, rollback: 0 };
-  const live = { open: true };
+  /** `loseAnswer`: the next apply takes effect and its call then times out. */
+  const live = { open: true, loseAnswer: false };
   const action = defineAction<{ account: string }, { open: boolean }>({
     id: 'test.azure-close',
     title: 'Close a test account',
@@ -44,17 +47,22 @@ function azureDouble() {
     selectTarget: (f) => ({ account: f.resource.name }),
     async plan(target) {
       calls.plan++;
-      if (!live.open) return noopPlan(target, { ...live }, `${target.account} already closed`);
+      if (!live.open) return noopPlan(target, { open: live.open }, `${target.account} already closed`);
       const steps = [step(`close ${target.account}`, 'update', 'Microsoft.Storage/storageAccounts/write', target)];
-      return changePlan(target, { ...live }, steps, `close ${target.account}`);
+      return changePlan(target, { open: live.open }, steps, `close ${target.account}`);
     },
     async apply(plan) {
       calls.apply++;
       live.open = false;
+      if (live.loseAnswer) {
+        live.loseAnswer = false;
+        const timeout = new AdapterError('transient', 'update acmedata failed (transient: TimeoutError)');
+        throw new ApplyIncompleteError(timeout, [], 1, 'close acmedata', true);
+      }
       return { before: plan.before, requestIds: ['arm-req-1'] };
     },
     async verify() {
-      return { holds: !live.open, observed: { ...live }, reason: live.open ? 'still open' : 'closed' };
+      return { holds: !live.open, observed: { open: live.open }, reason: live.open ? 'still open' : 'closed' };
     },
     async rollback({ before }) {
       calls.rollback++;
@@ -251,6 +259,36 @@ describe('remote remediation on the hub', () => {
     // Delivered again, the result applies nothing twice and re-sends the same events (same ids): the first
     // publish may be what was lost.
     expect(again.map((e) => `${e.type} ${e.id}`)).toEqual(first.map((e) => `${e.type} ${e.id}`));
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("keeps the original before-state when the spoke's write may have taken effect, and a retry finding it done is applied", async () => {
+    // Prepare: the spoke's write goes through and its answer is lost
+    const remote = recordingExecutor();
+    double.live.loseAnswer = true;
+    const first = await executeRemote(await dispatch(remote), spokeDeps());
+    await recordRemoteResult(deps(), first);
+    const failed = await stored();
+    // Act: a person retries; the spoke re-reads, finds the account closed, answers noop
+    await approveCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const retry = remote.sent[1];
+    if (!retry) throw new Error('no retry dispatched');
+    const second = await executeRemote(retry, spokeDeps());
+    const events = await recordRemoteResult(deps(), second);
+    const c = await stored();
+    // Assess: the failure says a step may have been made; the retry is recorded as applied by the earlier
+    // attempt, with the account as closeloop found it (what a rollback restores), and owes a verification
+    expect(first).toMatchObject({ outcome: 'failed', unconfirmed: 'close acmedata' });
+    expect(failed?.remediation).toMatchObject({
+      state: 'failed',
+      unconfirmed: 'close acmedata',
+      before: { open: true },
+    });
+    expect(second).toMatchObject({ outcome: 'noop', before: { open: false } });
+    expect(c?.remediation).toMatchObject({ state: 'applied', before: { open: true } });
+    expect(c?.remediation.unconfirmed).toBeUndefined();
+    expect(c?.remediation.stateReason).toMatch(/by an earlier attempt/);
+    expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
     expect(double.calls.apply).toBe(1);
   });
 

@@ -99,6 +99,8 @@ function awsBucket() {
     grants: [OWNER_GRANT, PUBLIC_GRANT],
   };
   const faults = new Map<string, Error[]>();
+  /** Writes that take effect and then lose their answer (the SDK's socket timeout), per API. */
+  const lost = new Map<string, number>();
   const calls = new Map<string, number>();
   /** Effective changes (a write that got through), per API. */
   const writes = new Map<string, number>();
@@ -107,6 +109,16 @@ function awsBucket() {
     calls.set(api, (calls.get(api) ?? 0) + 1);
     const e = faults.get(api)?.shift();
     if (e) throw e;
+  };
+  const answer = (api: string) => {
+    const n = lost.get(api) ?? 0;
+    if (n > 0) {
+      lost.set(api, n - 1);
+      throw Object.assign(new Error('the request socket timed out after 3000 ms of inactivity'), {
+        name: 'TimeoutError',
+      });
+    }
+    return meta();
   };
   const meta = () => ({ $metadata: { requestId: `req-${++request}`, httpStatusCode: 200 } });
   s3.on(GetPublicAccessBlockCommand).callsFake(async () => {
@@ -130,13 +142,13 @@ function awsBucket() {
     enter('PutPublicAccessBlock');
     writes.set('PutPublicAccessBlock', (writes.get('PutPublicAccessBlock') ?? 0) + 1);
     state.pab = { ...ALL_ON };
-    return meta();
+    return answer('PutPublicAccessBlock');
   });
   s3.on(PutBucketAclCommand).callsFake(async () => {
     enter('PutBucketAcl');
     writes.set('PutBucketAcl', (writes.get('PutBucketAcl') ?? 0) + 1);
     state.grants = [OWNER_GRANT];
-    return meta();
+    return answer('PutBucketAcl');
   });
   s3.on(PutBucketPolicyCommand).rejects(new Error('not expected: no policy'));
   s3.on(DeleteBucketPolicyCommand).rejects(new Error('not expected: no policy'));
@@ -145,6 +157,8 @@ function awsBucket() {
     calls,
     writes,
     fault: (api: string, ...errors: Error[]) => faults.set(api, [...(faults.get(api) ?? []), ...errors]),
+    /** The next `n` writes of `api` take effect, then time out. */
+    loseAnswers: (api: string, n: number) => lost.set(api, n),
     clearFaults: () => faults.clear(),
   };
 }
@@ -234,6 +248,60 @@ describe('fault injection: AWS throttling and AccessDenied through the remediati
       new Map([
         ['PutPublicAccessBlock', 1],
         ['PutBucketAcl', 1],
+      ]),
+    );
+  });
+
+  it('keeps the original before-state (what rollback restores) when a first write timed out after taking effect', async () => {
+    // Prepare: every attempt of the flags write goes through and loses its answer (past the retry bound)
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.loseAnswers('PutPublicAccessBlock', 3);
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    // Assess: no step is known to be made, but the case says one may have been, with the original state
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.stateReason).toMatch(
+      /0 of 2 step\(s\) applied, then .* failed without a definite answer \(it may have taken effect\).*transient/,
+    );
+    expect(failed.remediation.requestIds ?? []).toEqual([]);
+    expect(failed.remediation.unconfirmed).toMatch(/Block Public Access/);
+    expect(failed.remediation.before).toMatchObject({ publicAccessBlock: null });
+    expect(bucket.state.pab).toEqual(ALL_ON);
+    // Act: a person retries; the live re-read finds the flags on and plans only the ACL
+    const retried = await h.retry(key);
+    const c = await h.stored(key);
+    // Assess: the before-state kept for rollback is the bucket as closeloop found it, not as it left it
+    expect(retried.state).toBe('applied');
+    expect(c.remediation.before).toMatchObject({ publicAccessBlock: null });
+    expect(c.remediation.unconfirmed).toBeUndefined();
+    expect(bucket.state).toEqual({ pab: ALL_ON, grants: [OWNER_GRANT] });
+  });
+
+  it('records as applied (not "already compliant") a retry that finds the earlier attempt finished the fix', async () => {
+    // Prepare: the flags go through; the ACL write goes through and every attempt loses its answer
+    const key = await h.seed(s3Finding, S3_ACTION);
+    bucket.loseAnswers('PutBucketAcl', 3);
+    // Act
+    await h.decide(key);
+    const failed = await h.stored(key);
+    const events = await h.retry(key);
+    const c = await h.stored(key);
+    // Assess: the first attempt did everything; the retry applies nothing, the case is applied with the
+    // original before-state (rollback possible) and owes a verification
+    expect(failed.remediation.state).toBe('failed');
+    expect(failed.remediation.requestIds).toHaveLength(1);
+    expect(events.state).toBe('applied');
+    expect(events.events.map((e) => e.type)).toContain('case.verify-requested');
+    expect(c.remediation.state).toBe('applied');
+    expect(c.status).toBe('remediated');
+    expect(c.remediation.stateReason).toMatch(/by an earlier attempt.*no definite answer/);
+    expect(c.remediation.before).toMatchObject({ publicAccessBlock: null });
+    expect(c.remediation.appliedAt).toBeDefined();
+    expect(bucket.writes).toEqual(
+      new Map([
+        ['PutPublicAccessBlock', 1],
+        ['PutBucketAcl', 3],
       ]),
     );
   });

@@ -94,6 +94,11 @@ export const CaseRemediationSchema = z.object({
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
   applyGates: z.array(GateResultSchema).optional(),
+  /**
+   * A step of a failed apply whose call got no definite answer (timeout, reset, 5xx): it may have taken
+   * effect, so the before-state read for that apply stays the one kept for rollback until an apply completes.
+   */
+  unconfirmed: z.string().optional(),
 });
 export type CaseRemediation = z.infer<typeof CaseRemediationSchema>;
 

@@ -7,7 +7,7 @@
  */
 import * as z from 'zod';
 import type { Action, ActionContext } from '../../actions/define.js';
-import { errorMessage, isGone } from '../errors.js';
+import { ApplyIncompleteError, errorMessage, isGone } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
 import type { Clock, OwnerLookup } from '../ports.js';
@@ -80,6 +80,8 @@ export const RemoteResultSchema = z.object({
   before: z.unknown().optional(),
   observed: z.unknown().optional(),
   requestIds: z.array(z.string()).default([]),
+  /** A failed apply's step that got no definite answer: it may have taken effect. */
+  unconfirmed: z.string().optional(),
   error: z.string().optional(),
   /** Who acted: the spoke's identity (`closeloop@azure-spoke`). */
   actor: z.string().min(1),
@@ -194,7 +196,13 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
     });
   } catch (e) {
     const error = errorMessage(e);
-    return done('failed', `apply of ${action.id} failed: ${error}`, { ...planned, error });
+    // The steps made before the failure, and a step that may have taken effect, go back to the hub: the
+    // case records them, and its retry keeps this apply's before-state for rollback.
+    const partial =
+      e instanceof ApplyIncompleteError
+        ? { requestIds: [...e.requestIds], ...(e.unconfirmed ? { unconfirmed: e.unconfirmed } : {}) }
+        : {};
+    return done('failed', `apply of ${action.id} failed: ${error}`, { ...planned, ...partial, error });
   }
 }
 

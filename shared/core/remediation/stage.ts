@@ -81,13 +81,14 @@ const asPlan = (r: CaseRemediation): Plan<unknown, unknown> | undefined =>
 async function writeRemediation(
   deps: RemediationDeps,
   key: string,
-  patch: Partial<CaseRemediation>,
+  patchOf: Partial<CaseRemediation> | ((c: Case) => Partial<CaseRemediation>),
   guard: (c: Case) => boolean = () => true,
   reason?: string,
 ): Promise<Case | undefined> {
   const now = deps.clock.now().toISOString();
   const r = await mutateDoc(deps.store, CASES, key, CaseSchema, (c) => {
     if (!c || !guard(c)) return undefined;
+    const patch = typeof patchOf === 'function' ? patchOf(c) : patchOf;
     const remediation = { ...c.remediation, ...patch };
     const status = patch.state ? STATUS_OF[patch.state] : undefined;
     return {
@@ -180,9 +181,10 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
 
   // 1. Plan: a live re-read; without a cloud context, a dry-run description from the finding only.
   let plan: Plan<unknown, unknown>;
-  // A retry of an apply that stopped part-way (steps recorded, never applied): plan again from the live
-  // state, since the steps made are no longer needed, and keep the original before-state for rollback.
-  const partial = r.appliedAt === undefined && (r.requestIds?.length ?? 0) > 0 && r.before !== undefined;
+  // A retry of an apply that stopped part-way (steps recorded, or one that may have taken effect, never
+  // applied): plan again from the live state, since the steps made are no longer needed, and keep the
+  // original before-state for rollback.
+  const partial = startedBefore(r);
   const approvedPlan = storedPlan && !partial ? asPlan(r) : undefined;
   if (remote) {
     // The live state is read by the spoke, under its own identity, right before it applies.
@@ -208,6 +210,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   }
   const before = partial ? r.before : plan.before;
   const planned = { target, plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop }, before };
+  if (plan.noop && partial) return finishedEarlier(deps, c, action, planned, actor);
   if (plan.noop) return settle(deps, c, 'noop', plan.summary, planned, actor);
 
   // 2. Gates that need no counter.
@@ -234,11 +237,21 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (breaker.outcome !== 'pass')
     return settle(deps, c, 'held', breaker.reason, { ...planned, applyGates: [...gates, breaker] }, actor);
   const token = shortHash(`${c.key}|${now.toISOString()}|${Math.random()}`);
+  // A new apply (not the retry of one that may have changed the resource) starts with no steps made: what an
+  // earlier apply of this case made (one rolled back since) must not pass for steps of this one.
+  const fresh = partial ? {} : { requestIds: undefined, appliedAt: undefined, unconfirmed: undefined };
   const claimed = await writeRemediation(
     deps,
     c.key,
-    { ...planned, applyGates: [...gates, breaker], state: 'applying', applyToken: token, stateReason: 'applying' },
-    (fresh) => fresh.remediation.state !== 'applying' && fresh.remediation.state !== 'applied',
+    {
+      ...planned,
+      ...fresh,
+      applyGates: [...gates, breaker],
+      state: 'applying',
+      applyToken: token,
+      stateReason: 'applying',
+    },
+    (current) => current.remediation.state !== 'applying' && current.remediation.state !== 'applied',
   );
   if (claimed?.remediation.applyToken !== token) return { events: [], state: 'unchanged' };
   const budget = await reserveBudget(deps.store, claimed, deps.policy, now);
@@ -254,7 +267,13 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const result = await action.apply(plan, ctx);
     const appliedAt = deps.clock.now().toISOString();
     const requestIds = [...madeBefore, ...result.requestIds];
-    const extra = { applyGates: allGates, before: partial ? r.before : result.before, requestIds, appliedAt };
+    const extra = {
+      applyGates: allGates,
+      before: partial ? r.before : result.before,
+      requestIds,
+      appliedAt,
+      unconfirmed: undefined,
+    };
     const reason = `applied ${action.id}: ${plan.summary}`;
     const next = await writeRemediation(
       deps,
@@ -270,11 +289,63 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return { events: [event(deps, next, 'applied', actor, detail, '', appliedAt), verify], state: 'applied' };
   } catch (e) {
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
-    // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt).
+    // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt),
+    // and a step that may have taken effect is named.
     const made = e instanceof ApplyIncompleteError ? [...madeBefore, ...e.requestIds] : [];
-    const extra = { applyGates: allGates, error: errorMessage(e), ...(made.length > 0 ? { requestIds: made } : {}) };
+    const unconfirmed = e instanceof ApplyIncompleteError ? e.unconfirmed : undefined;
+    const extra = {
+      applyGates: allGates,
+      error: errorMessage(e),
+      ...(made.length > 0 ? { requestIds: made } : {}),
+      ...(unconfirmed ? { unconfirmed } : {}),
+    };
     return settle(deps, c, 'failed', reason, extra, actor);
   }
+}
+
+/**
+ * Whether an earlier apply of this remediation may have changed the resource without completing: steps
+ * recorded, or one that may have taken effect, and never applied. Its before-state is then the original one.
+ */
+const startedBefore = (r: CaseRemediation): boolean =>
+  r.appliedAt === undefined &&
+  r.before !== undefined &&
+  ((r.requestIds?.length ?? 0) > 0 || r.unconfirmed !== undefined);
+
+/**
+ * A retry whose live re-read finds nothing left to do after an earlier attempt that may have changed the
+ * resource: that attempt finished the fix (its last answer was lost, or the rest was done by hand). Recorded
+ * as applied, with the original before-state (so it can be rolled back) and the verification it owes; not as
+ * "already compliant", which would hide closeloop's own change and leave nothing to roll back.
+ */
+async function finishedEarlier(
+  deps: RemediationDeps,
+  c: Case,
+  action: Action,
+  planned: Partial<CaseRemediation>,
+  actor: string,
+): Promise<Outcome> {
+  const r = c.remediation;
+  const token = shortHash(`${c.key}|${deps.clock.now().toISOString()}|${Math.random()}`);
+  const appliedAt = deps.clock.now().toISOString();
+  const reason = `applied ${action.id} by an earlier attempt${r.unconfirmed ? ` ("${r.unconfirmed}" had no definite answer)` : ''}: the live state needs nothing more`;
+  const next = await writeRemediation(
+    deps,
+    c.key,
+    { ...planned, state: 'applied', stateReason: reason, appliedAt, applyToken: token, unconfirmed: undefined },
+    (f) => f.remediation.state !== 'applying' && f.remediation.state !== 'applied' && startedBefore(f.remediation),
+    reason,
+  );
+  if (!next) return { events: [], state: 'unchanged' };
+  await deps.store.delete(HELD_COLLECTION, c.key);
+  const detail = { plan: planned.plan, before: next.remediation.before, requestIds: next.remediation.requestIds ?? [] };
+  return {
+    events: [
+      event(deps, next, 'applied', actor, detail, '', appliedAt),
+      verifyAfterApply(c.key, token, appliedAt, actor),
+    ],
+    state: 'applied',
+  };
 }
 
 /**
@@ -402,17 +473,29 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
     );
     return next ? [event(deps, next, 'rolled-back', result.actor, detail, result.requestId)] : [];
   }
-  const state = result.op === 'apply' ? REMOTE_STATE[result.outcome] : undefined;
-  if (!state || !result.applyToken) return [];
-  const patch: Partial<CaseRemediation> = {
-    state,
-    stateReason: result.reason,
-    requestIds: result.requestIds,
-    ...(result.target !== undefined ? { target: result.target } : {}),
-    ...(result.plan ? { plan: result.plan } : {}),
-    ...(result.before !== undefined ? { before: result.before } : {}),
-    ...(result.error ? { error: result.error } : {}),
-    ...(state === 'applied' ? { appliedAt: at } : {}),
+  const reported = result.op === 'apply' ? REMOTE_STATE[result.outcome] : undefined;
+  if (!reported || !result.applyToken) return [];
+  // Settled against the case as it is: after an earlier apply that may have changed the resource
+  // (startedBefore), its steps stay first, its before-state stays the one kept for rollback, and a spoke
+  // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier).
+  let state: RemediationState = reported;
+  const patch = (f: Case): Partial<CaseRemediation> => {
+    const earlier = startedBefore(f.remediation);
+    state = earlier && reported === 'noop' ? 'applied' : reported;
+    const requestIds = [...(earlier ? (f.remediation.requestIds ?? []) : []), ...result.requestIds];
+    const before = earlier ? f.remediation.before : result.before;
+    return {
+      state,
+      stateReason:
+        state === reported ? result.reason : `applied ${result.action} by an earlier attempt: ${result.reason}`,
+      requestIds,
+      ...(result.target !== undefined ? { target: result.target } : {}),
+      ...(result.plan ? { plan: result.plan } : {}),
+      ...(before !== undefined ? { before } : {}),
+      ...(result.error ? { error: result.error } : {}),
+      ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined } : {}),
+      ...(result.unconfirmed ? { unconfirmed: result.unconfirmed } : {}),
+    };
   };
   const token = result.applyToken;
   const next = await writeRemediation(
@@ -420,7 +503,6 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
     result.caseKey,
     patch,
     (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
-    result.reason,
   );
   if (!next) {
     // A result delivered again: when this apply is already on the case, its follow-ups may be what the

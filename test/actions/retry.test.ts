@@ -1,0 +1,79 @@
+/**
+ * Classification of cloud SDK errors (the kind decides retry, the remediation stage's "blocked" vs "failed",
+ * and whether a failed write may still have taken effect) and the bounded retry around each call.
+ */
+import { describe, expect, it } from 'vitest';
+import { outcomeUnknown } from '../../shared/actions/plan.js';
+import { classifyCloudError, withRetry } from '../../shared/actions/retry.js';
+import { awsError } from '../helpers/action-context.js';
+
+/** The AWS SDK's socket timeout, as @smithy/node-http-handler throws it (no status, no code in the message). */
+const sdkSocketTimeout = () =>
+  Object.assign(
+    new Error(
+      '@smithy/node-http-handler - the request socket timed out after 3000 ms of inactivity (configured by client requestHandler).',
+    ),
+    { name: 'TimeoutError' },
+  );
+/** … and its connect timeout: the request never reached the service. */
+const sdkConnectTimeout = () =>
+  Object.assign(
+    new Error(
+      '@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 1000 ms.',
+    ),
+    { name: 'TimeoutError' },
+  );
+
+describe('classifyCloudError', () => {
+  it.each([
+    ['AccessDenied 403', 'denied', awsError('AccessDenied', 403)],
+    ['Throttling 400', 'throttled', awsError('Throttling', 400)],
+    ['NoSuchBucket 404', 'gone', awsError('NoSuchBucket', 404)],
+    ['InternalError 500', 'transient', awsError('InternalError', 500)],
+    ['ValidationError 400', 'invalid', awsError('ValidationError', 400)],
+    ['the SDK socket timeout', 'transient', sdkSocketTimeout()],
+    ['the SDK connect timeout', 'transient', sdkConnectTimeout()],
+    ['a reset socket', 'transient', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })],
+    ['S3 RequestTimeout 400', 'transient', awsError('RequestTimeout', 400)],
+    [
+      'an Azure send failure',
+      'transient',
+      Object.assign(new Error('socket closed'), { name: 'RestError', code: 'REQUEST_SEND_ERROR' }),
+    ],
+  ])('%s is %s', (_label, kind, e) => {
+    expect(classifyCloudError(e, 's3:PutPublicAccessBlock b').kind).toBe(kind);
+  });
+
+  it('retries the SDK socket timeout within the bound', async () => {
+    // Prepare
+    let calls = 0;
+    const fn = async () => {
+      calls++;
+      if (calls < 3) throw sdkSocketTimeout();
+      return 'ok';
+    };
+    // Act
+    const out = await withRetry('s3:PutPublicAccessBlock b', fn, { sleep: async () => {} });
+    // Assess
+    expect(out).toBe('ok');
+    expect(calls).toBe(3);
+  });
+});
+
+describe('outcomeUnknown: may a failed write have taken effect?', () => {
+  it.each([
+    ['the SDK socket timeout (sent, no answer)', true, sdkSocketTimeout()],
+    ['a reset socket', true, Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })],
+    ['InternalError 500', true, awsError('InternalError', 500)],
+    ['the SDK connect timeout (never sent)', false, sdkConnectTimeout()],
+    [
+      'a refused connection',
+      false,
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+    ],
+    ['AccessDenied', false, awsError('AccessDenied', 403)],
+    ['Throttling', false, awsError('Throttling', 400)],
+  ])('%s: %s', (_label, unknown, e) => {
+    expect(outcomeUnknown(classifyCloudError(e, 's3:PutPublicAccessBlock b'))).toBe(unknown);
+  });
+});
