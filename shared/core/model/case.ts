@@ -168,6 +168,12 @@ export const CaseSchema = z.object({
    * `findingOccurrences` is absent, no longer written (a case is rewritten without it when it next changes).
    */
   occurrencesByFinding: z.record(z.string(), z.number().int()).optional(),
+  /**
+   * Whether each finding of `findingKeys` (same order) is active at its source: the case is resolved at the
+   * source (`sourceStatus`) only when none is. Optional only for cases written before it existed (their
+   * findings then all read as the case's `sourceStatus`).
+   */
+  findingActive: z.array(z.boolean()).optional(),
   compliance: z.object({ controls: z.array(z.string()), standards: z.array(z.string()) }),
   enrichment: EnrichmentSchema,
   exception: ExceptionRefSchema.nullable(),

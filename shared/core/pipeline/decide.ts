@@ -141,6 +141,10 @@ function sameCase(a: Case, b: Case): boolean {
       if (!deepEqual(countsOf(a), countsOf(b))) return false;
       continue;
     }
+    if (k === 'findingActive') {
+      if (!deepEqual(activeOf(a), activeOf(b))) return false;
+      continue;
+    }
     if (!deepEqual(a[k as keyof Case], b[k as keyof Case])) return false;
   }
   return true;
@@ -210,6 +214,18 @@ function countsOf(c: Case): number[] {
   );
 }
 
+/** Whether each finding of a case is active at its source (a case written before it was kept: its status). */
+function activeOf(c: Case): boolean[] {
+  const flags = c.findingActive;
+  if (flags !== undefined && flags.length === c.findingKeys.length) return flags;
+  const active = c.sourceStatus !== 'resolved';
+  return c.findingKeys.map((_, i) => flags?.[i] ?? active);
+}
+
+/** A one-finding case's flags: shared, frozen lists (most cases hold one finding). */
+const ONE_ACTIVE: boolean[] = Object.freeze([true]) as unknown as boolean[];
+const ONE_RESOLVED: boolean[] = Object.freeze([false]) as unknown as boolean[];
+
 /** The finding-derived part of a case: identity, severity, counts, sources, compliance. */
 function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case | undefined) {
   // Counts sit beside the keys, in a plain array: a sha256-keyed object made a dictionary per case and
@@ -229,23 +245,36 @@ function mergeFinding(f: Finding, previous: Finding | undefined, existing: Case 
     compareTime(f.lastSeen, previous.lastSeen) > 0
   )
     count = seen + 1;
+  const active = f.status === 'active';
   let findingKeys: string[];
   let findingOccurrences: number[];
+  let findingActive: boolean[];
   if (!existing || !counts) {
     findingKeys = [f.key];
     findingOccurrences = count === 1 ? ONE_OCCURRENCE : [count];
+    findingActive = active ? ONE_ACTIVE : ONE_RESOLVED;
   } else if (at < 0) {
     findingKeys = [...existing.findingKeys, f.key];
     findingOccurrences = [...counts, count];
+    findingActive = [...activeOf(existing), active];
   } else {
     findingKeys = existing.findingKeys;
     findingOccurrences = counts[at] === count ? counts : counts.with(at, count);
+    const flags = activeOf(existing);
+    findingActive = flags[at] === active ? flags : flags.with(at, active);
   }
   let occurrences = 0;
   for (const n of findingOccurrences) occurrences += n;
+  // Another finding of the case still active at its source: the case is not resolved there.
+  const self = at < 0 ? findingActive.length - 1 : at;
+  let othersActive = false;
+  for (let i = 0; i < findingActive.length && !othersActive; i++)
+    othersActive = i !== self && findingActive[i] === true;
   return {
     findingKeys,
     findingOccurrences,
+    findingActive,
+    othersActive,
     occurrences,
     severity: existing ? maxSeverity(existing.severity, f.severity) : f.severity,
     sources: existing ? union(existing.sources, sourcesOf(f.source)) : sourcesOf(f.source),
@@ -298,6 +327,7 @@ function nextStatus(
   existing: Case | undefined,
   active: RiskException | undefined,
   expired: RiskException | undefined,
+  othersActive: boolean,
 ): StatusOutcome {
   const prev = existing?.status;
   const had = existing?.exception ?? null;
@@ -306,6 +336,9 @@ function nextStatus(
   const lapsed = !active && expired && (had?.id === expired.id || !existing) ? exceptionRef(expired) : null;
 
   if (f.status === 'resolved') {
+    // One finding of several resolved: the case stays what it is while another is active at its source
+    // (closing it, and asking to verify it, would close a case whose other finding nobody fixed).
+    if (othersActive && existing) return keep(existing);
     if (f.muted)
       return to('suppressed', `muted at the source (${f.statusReason ?? 'mute MUTED'}): risk accepted there`);
     if (prev === 'verified' || prev === 'pending-verification') return keep(existing);
@@ -344,7 +377,7 @@ const NEW_CASE_TICKET: Decision['ticket'] = Object.freeze({ wanted: true, reason
 const CASE_TICKETS = new SharedTable<CaseStatus, Decision['ticket']>(100);
 
 function ticketWanted(
-  c: { sample: boolean; status: CaseStatus },
+  c: { sample: boolean; status: CaseStatus; ticket: Case['ticket'] },
   isNew: boolean,
   sourceResolved: boolean,
   exception: ExceptionRef | null,
@@ -359,7 +392,9 @@ function ticketWanted(
         ? `suppressed by exception ${exception.id} until ${exception.expires}: no ticket while it is in force`
         : 'muted at the source: no ticket',
     };
-  if (isNew && sourceResolved) return RESOLVED_BEFORE_TICKET;
+  // Resolved at the source with no ticket yet (new, or a case that never needed one): a resolution, or a
+  // resolved control finding evaluated again, asks for none (every passing control would get one).
+  if (sourceResolved && (isNew || c.ticket === null)) return RESOLVED_BEFORE_TICKET;
   if (isNew) return NEW_CASE_TICKET;
   return CASE_TICKETS.get(c.status) ?? CASE_TICKETS.set(c.status, { wanted: true, reason: `case ${c.status}` });
 }
@@ -444,7 +479,7 @@ export function decide(input: DecideInput): DecideOutput {
 
   const merged = mergeFinding(f, stale ? undefined : previous, existing);
   const { active, expired } = matchException(f, input.exceptions, now);
-  const st = nextStatus(f, existing, active, expired);
+  const st = nextStatus(f, existing, active, expired, merged.othersActive);
   const exception = active ? exceptionRef(active) : null;
   // The table does not look at status: a resolved finding keeps its action id (verification only).
   const playbook = selectPlaybook(f);
@@ -481,7 +516,7 @@ export function decide(input: DecideInput): DecideOutput {
     severity: merged.severity,
     status: st.status,
     statusReason: st.reason,
-    sourceStatus: f.status,
+    sourceStatus: merged.othersActive ? 'active' : f.status,
     sources: merged.sources,
     findingKeys: merged.findingKeys,
     sample: existing ? existing.sample && f.sample : f.sample,
@@ -490,6 +525,7 @@ export function decide(input: DecideInput): DecideOutput {
     lastSeen: merged.lastSeen,
     occurrences: merged.occurrences,
     findingOccurrences: merged.findingOccurrences,
+    findingActive: merged.findingActive,
     compliance: merged.compliance,
     enrichment,
     exception,
@@ -521,7 +557,7 @@ export function decide(input: DecideInput): DecideOutput {
     exception,
     exceptionExpired: st.exceptionExpired,
     remediation,
-    ticket: ticketWanted(candidate, isNew, f.status === 'resolved', exception, policy),
+    ticket: ticketWanted(candidate, isNew, candidate.sourceStatus === 'resolved', exception, policy),
     verify: st.verify,
   };
   if (!caseChanged && existing) return { decision, next: existing, findingChanged, caseChanged: false };

@@ -298,12 +298,21 @@ describe('decide: cases and dedup', () => {
   });
 });
 
+/** A ticket as the ticket stage records it on a case. */
+const TICKET: NonNullable<Case['ticket']> = {
+  key: 'SEC-1',
+  sink: 'jira',
+  createdAt: '2026-11-20T00:00:00.000Z',
+  status: 'open',
+};
+
 describe('decide: status', () => {
   it('marks the case pending-verification and asks for verification when the source says resolved', () => {
     // Prepare
     const state = fresh();
     const f = makeFinding({ resource: { account: '444455556666' } });
-    run(f, state);
+    const first = run(f, state);
+    state.cases.set(first.decision.caseKey, { ...first.next, ticket: TICKET });
     // Act
     const out = run(laterCopy(f, 10, { status: 'resolved', statusReason: 'service.archived true' }), state);
     // Assess
@@ -316,6 +325,66 @@ describe('decide: status', () => {
       { gate: 'status', outcome: 'block', reason: 'resolved at the source: verification only, nothing is applied' },
     ]);
     expect(out.decision.ticket.wanted).toBe(true);
+  });
+
+  it('wants no ticket when a resolved finding of a case without one is seen again (a passing control re-evaluated)', () => {
+    // Prepare: S3.8 passing, first seen already resolved (no ticket), then its next evaluation, still passing
+    const state = fresh();
+    const passed = makeControlFinding('S3.8', { status: 'resolved', statusReason: 'Compliance.Status PASSED' });
+    const first = run(passed, state);
+    // Act
+    const again = run(laterCopy(passed, 3600), state);
+    state.cases.set(first.decision.caseKey, { ...again.next, status: 'verified' });
+    const afterVerified = run(laterCopy(passed, 7200), state);
+    // Assess: the case changes (lastSeen) but asks for no ticket, pending or verified
+    expect(again.caseChanged).toBe(true);
+    expect(again.decision.ticket).toEqual({
+      wanted: false,
+      reason: 'resolved at the source before any ticket was needed',
+    });
+    expect(afterVerified.caseChanged).toBe(true);
+    expect(afterVerified.decision.ticket.wanted).toBe(false);
+  });
+
+  it('keeps a case open while another of its findings is active, and asks to verify when the last one resolves', () => {
+    // Prepare: two findings of one case (two alerts of one type on one resource), both active
+    const state = fresh();
+    const a = makeFinding();
+    const b = makeFinding({ sourceId: `${a.sourceId}-2`, key: 'b'.repeat(64) });
+    run(a, state);
+    const both = run(b, state);
+    state.cases.set(both.decision.caseKey, { ...both.next, ticket: TICKET });
+    // Act
+    const aResolved = run(laterCopy(a, 10, { status: 'resolved', statusReason: 'service.archived true' }), state);
+    const bResolved = run(laterCopy(b, 20, { status: 'resolved', statusReason: 'service.archived true' }), state);
+    // Assess: one resolved leaves the case open and active at the source, nothing to verify
+    expect(aResolved.next.status).toBe('open');
+    expect(aResolved.next.sourceStatus).toBe('active');
+    expect(aResolved.next.findingActive).toEqual([false, true]);
+    expect(aResolved.decision.verify).toBe(false);
+    // … the last one resolves the case at the source, and verification is owed
+    expect(bResolved.next.status).toBe('pending-verification');
+    expect(bResolved.next.sourceStatus).toBe('resolved');
+    expect(bResolved.next.findingActive).toEqual([false, false]);
+    expect(bResolved.decision.verify).toBe(true);
+  });
+
+  it('reads a case stored before per-finding flags by its status, without rewriting it on a replay', () => {
+    // Prepare: a two-finding case as a store written before findingActive holds it
+    const state = fresh();
+    const a = makeFinding();
+    const b = makeFinding({ sourceId: `${a.sourceId}-2`, key: 'b'.repeat(64) });
+    run(a, state);
+    const both = run(b, state);
+    const { findingActive: _flags, ...older } = both.next;
+    state.cases.set(both.decision.caseKey, older);
+    // Act
+    const replay = run(b, state);
+    const aResolved = run(laterCopy(a, 10, { status: 'resolved' }), state);
+    // Assess: both read as active (the case's status); one resolving keeps the case open
+    expect(replay.caseChanged).toBe(false);
+    expect(aResolved.next.findingActive).toEqual([false, true]);
+    expect(aResolved.next.status).toBe('open');
   });
 
   it('wants no ticket when a finding is first seen already resolved', () => {
