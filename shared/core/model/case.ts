@@ -141,6 +141,11 @@ export const CaseSchema = z.object({
   resourceName: z.string(),
   resourceType: z.string(),
   account: z.string(),
+  /**
+   * GCP: the project number when `account` is the project id (a finding that gave both). Exceptions and the
+   * denylist scoped by either must match the case as they match its findings.
+   */
+  accountNumber: z.string().optional(),
   region: z.string().nullable(),
   type: z.string(),
   title: z.string(),

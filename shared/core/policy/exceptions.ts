@@ -79,7 +79,7 @@ const subjectOf = (x: Finding | Case): Subject =>
         provider: x.provider,
         resourceId: x.resourceId,
         account: x.account,
-        accountNumber: undefined,
+        accountNumber: x.accountNumber,
         type: x.type,
         controls: x.compliance.controls,
       };

@@ -7,6 +7,7 @@ import { caseKeyOf, type DecideInput, decide, reevaluate } from '../../../shared
 import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
 import type { RiskException } from '../../../shared/core/policy/exceptions.js';
 import { silentLogger } from '../../../shared/core/ports.js';
+import { exceptionGate } from '../../../shared/core/remediation/gates.js';
 import { parseWithoutCopy } from '../../../shared/core/util/accept.js';
 import { laterCopy, makeControlFinding, makeFinding } from '../../helpers/findings.js';
 
@@ -612,6 +613,41 @@ describe('decide: exceptions', () => {
     expect(out?.next.exception?.id).toBe('EXC-002');
     expect(out?.decision.ticket.wanted).toBe(false);
     expect(reevaluate(out?.next ?? first.next, [granted], config.policy.decide, NOW)).toBeUndefined();
+  });
+
+  it('matches an exception scoped by a GCP project number on the case as on its finding (reevaluate, apply gate)', async () => {
+    // Prepare: an SCC finding naming the project by id and number; the exception names the number
+    const state = fresh();
+    const f = makeFinding({
+      source: 'scc',
+      type: 'PUBLIC_BUCKET_ACL',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/acme-sandbox-scratch',
+        name: 'acme-sandbox-scratch',
+        account: 'acme-sandbox',
+        accountNumber: '555000111222',
+        region: null,
+      },
+    });
+    const open = run(f, state);
+    const byNumber: RiskException = {
+      id: 'EXC-009',
+      owner: 'sandbox-lead@acme.example',
+      justification: 'scratch bucket, deleted nightly',
+      scope: { accounts: ['555000111222'] },
+      expires: '2026-12-31',
+    };
+    // Act
+    const suppressed = reevaluate(open.next, [byNumber], config.policy.decide, NOW);
+    const again = reevaluate(suppressed?.next ?? open.next, [byNumber], config.policy.decide, NOW);
+    const gate = await exceptionGate({ ...open.next, exception: null }, async () => [byNumber], NOW);
+    // Assess: suppressed, stays suppressed on the next sweep, and the apply-time gate blocks
+    expect(open.next.accountNumber).toBe('555000111222');
+    expect(suppressed?.next.status).toBe('suppressed');
+    expect(suppressed?.next.exception?.id).toBe('EXC-009');
+    expect(again).toBeUndefined();
+    expect(gate).toMatchObject({ gate: 'exception', outcome: 'block' });
   });
 
   it('reopens to open when the covering exception is revoked', () => {
