@@ -128,6 +128,82 @@ describe('ingest', () => {
     expect(cases[0]?.occurrences).toBe(4);
   });
 
+  describe('when a write loses a race', () => {
+    /** A memory store that lets another worker write just before its next batch lands. */
+    class RacyStore extends MemoryDocStore {
+      before: (() => Promise<void>) | undefined;
+      override async writeBatch(batch: Parameters<MemoryDocStore['writeBatch']>[0]) {
+        const first = this.before;
+        this.before = undefined;
+        if (first) await first();
+        return super.writeBatch(batch);
+      }
+    }
+    /** The GuardDuty fixture at another moment of its life. */
+    const guardDutyAt = (at: string, archived: boolean, count: number): IngestDoc => {
+      const e = loadFixture('guardduty/s3-bucket-anonymous-access.eventbridge.json') as {
+        detail: { updatedAt: string; service: { eventLastSeen: string; archived: boolean; count: number } };
+      };
+      Object.assign(e.detail, { updatedAt: at });
+      Object.assign(e.detail.service, { eventLastSeen: at, archived, count });
+      return { input: `guardduty@${at}`, value: e };
+    };
+    /** The SCC push fixture re-detected at `at` (SCC keeps no count: a later eventTime is one more occurrence). */
+    const sccAt = (at: string): IngestDoc => {
+      const push = loadFixture('scc/public-bucket-acl.pubsub-push.json') as { message: { data: string } };
+      const n = JSON.parse(Buffer.from(push.message.data, 'base64').toString('utf8')) as {
+        finding: { eventTime: string };
+      };
+      n.finding.eventTime = at;
+      push.message.data = Buffer.from(JSON.stringify(n)).toString('base64');
+      return { input: `scc@${at}`, value: push };
+    };
+
+    it('never writes an older finding over a newer one, so a redelivered older event does not reopen the case', async () => {
+      // Prepare: the finding seen; then worker 1 ingests its archival while worker 2's batch with a late,
+      // older active event is in flight (worker 2 loses the race and redoes it)
+      const store = new RacyStore();
+      const w1 = ingestOn(store, config);
+      const w2 = ingestOn(store, config);
+      const first = await w1.ingest([guardDutyAt('2026-11-20T08:00:00.000Z', false, 1)]);
+      const caseKey = first.results[0]?.decision.caseKey ?? '';
+      const findingKey = first.results[0]?.finding.key ?? '';
+      store.before = async () => void (await w1.ingest([guardDutyAt('2026-11-20T10:00:00.000Z', true, 2)]));
+      // Act
+      await w2.ingest([guardDutyAt('2026-11-20T09:00:00.000Z', false, 2)]);
+      const afterRace = CaseSchema.parse((await store.get(COLLECTIONS.cases, caseKey))?.value);
+      const stored = (await store.get(COLLECTIONS.findings, findingKey))?.value as {
+        updatedAt: string;
+        status: string;
+      };
+      await w1.ingest([guardDutyAt('2026-11-20T09:00:00.000Z', false, 2)]); // at-least-once: delivered again
+      const afterRedelivery = CaseSchema.parse((await store.get(COLLECTIONS.cases, caseKey))?.value);
+      // Assess
+      expect(afterRace.status).toBe('pending-verification');
+      expect(stored).toMatchObject({ updatedAt: '2026-11-20T10:00:00.000Z', status: 'resolved' });
+      expect(afterRedelivery.status).toBe('pending-verification');
+    });
+
+    it('counts a re-detection once when the case write loses a race and the finding write does not', async () => {
+      // Prepare: an SCC finding; its re-detection is ingested while another stage writes the case
+      const store = new RacyStore();
+      const published: PipelineEvent[] = [];
+      const ingest = ingestOn(store, config, published);
+      const first = await ingest.ingest([sccAt('2026-11-20T09:58:00.000Z')]);
+      const caseKey = first.results[0]?.decision.caseKey ?? '';
+      store.before = async () => {
+        const doc = await store.get(COLLECTIONS.cases, caseKey);
+        if (doc) await store.put(COLLECTIONS.cases, caseKey, doc.value, { expectVersion: doc.version });
+      };
+      // Act
+      const again = await ingest.ingest([sccAt('2026-11-21T09:58:00.000Z')]);
+      // Assess: two occurrences and a recurrence, as without the race
+      const c = CaseSchema.parse((await store.get(COLLECTIONS.cases, caseKey))?.value);
+      expect(c.occurrences).toBe(2);
+      expect(again.results[0]?.decision.recurrence).toBe(true);
+    });
+  });
+
   describe('on a shared SQLite store', () => {
     let tmp: ReturnType<typeof tempDir>;
     beforeEach(() => {

@@ -74,7 +74,7 @@ const ms = (ts: string): number => Date.parse(ts);
 // compare as their instants do, without parsing. Anything else (a stored case from an older writer) parses.
 const CANONICAL_LENGTH = 24;
 /** -1, 0 or 1 as instant `a` is before, at or after instant `b`. */
-function compareTime(a: string, b: string): number {
+export function compareTime(a: string, b: string): number {
   if (a.length === CANONICAL_LENGTH && b.length === CANONICAL_LENGTH && a.endsWith('Z') && b.endsWith('Z'))
     return a < b ? -1 : a > b ? 1 : 0;
   const d = ms(a) - ms(b);

@@ -18,7 +18,7 @@ import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
-import { caseKeyOf, type DecideInput, decide, reevaluate } from './decide.js';
+import { caseKeyOf, compareTime, type DecideInput, decide, reevaluate } from './decide.js';
 import type { Enriched, Enricher as FullEnricher } from './enrich.js';
 import { normalize } from './normalize.js';
 
@@ -232,6 +232,9 @@ export function createIngest(deps: IngestDeps) {
       }
     }
 
+    // Each finding as stored before this chunk (read again only when a redo needs it).
+    const priors = new Map<string, Finding | undefined>();
+    for (const [key, f] of findings) priors.set(key, f.value);
     const decided: Array<{ p: Pending; decision: Decision; statusChanged: boolean }> = [];
     for (const p of chunk) {
       const f = findings.get(p.finding.key);
@@ -265,9 +268,15 @@ export function createIngest(deps: IngestDeps) {
 
     // A lost race on any finding or case of a case key: redo that case's findings one by one on fresh state.
     const conflicted = new Set<string>();
+    // The findings this batch did write (the batch is not all-or-nothing), at the version written.
+    const ours = new Map<string, number>();
     written.puts.forEach((version, i) => {
       const owner = putOwners[i];
-      if (version !== null || !owner) return;
+      if (!owner) return;
+      if (version !== null) {
+        if (owner.kind === 'finding') ours.set(owner.key, version);
+        return;
+      }
       if (owner.kind === 'case') conflicted.add(owner.key);
       else for (const p of chunk) if (p.finding.key === owner.key) conflicted.add(p.caseKey);
     });
@@ -278,9 +287,13 @@ export function createIngest(deps: IngestDeps) {
       count(d.p, d.decision, result);
       logEntries.push(...(announced[i]?.log ?? []));
     });
+    // Where this batch wrote a finding whose case it could not write, the stored finding is our own: the
+    // redo decides against what the finding was before it (and the chunk's earlier states of it).
+    const before = new Map<string, Finding | undefined>();
+    for (const [key, prior] of priors) if (ours.has(key)) before.set(key, prior);
     for (const caseKey of conflicted) {
       for (const p of chunk.filter((x) => x.caseKey === caseKey)) {
-        const redone = await redo(p, exceptions, now);
+        const redone = await redo(p, exceptions, now, ours, before);
         const a = announce(p, redone.decision, redone.statusChanged);
         await deps.bus.publish(a.events);
         count(p, redone.decision, result);
@@ -290,24 +303,42 @@ export function createIngest(deps: IngestDeps) {
     if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries, appendsUnread: true });
   }
 
-  /** The slow, always-correct path: one finding, read-modify-write with retries on both documents. */
-  async function redo(p: Pending, exceptions: RiskException[], now: Date) {
+  /**
+   * The slow, always-correct path: one finding, read-modify-write with retries on both documents. `ours`
+   * holds the version at which this chunk's batch wrote a finding, `before` what that finding was before
+   * the batch: while the stored finding is still our own write, it is not the previous state of itself
+   * (read as such, a re-detection was no recurrence and counted no occurrence).
+   */
+  async function redo(
+    p: Pending,
+    exceptions: RiskException[],
+    now: Date,
+    ours: ReadonlyMap<string, number>,
+    before: Map<string, Finding | undefined>,
+  ) {
     let outcome: { decision: Decision; statusChanged: boolean } | undefined;
-    const previousFinding = await deps.store.get(COLLECTIONS.findings, p.finding.key);
+    const key = p.finding.key;
+    const stored = await deps.store.get(COLLECTIONS.findings, key);
+    const own = stored !== undefined && before.has(key) && ours.get(key) === stored.version;
+    const previous = own ? before.get(key) : stored ? parseWithoutCopy(FindingSchema, stored.value) : undefined;
     await mutateDoc(deps.store, COLLECTIONS.cases, p.caseKey, CaseSchema, (current) => {
-      const previous = previousFinding ? parseWithoutCopy(FindingSchema, previousFinding.value) : undefined;
       const out = decideOne(p, previous, current, exceptions, now);
       outcome = { decision: out.decision, statusChanged: current?.status !== out.next.status };
       return out.caseChanged ? out.next : undefined;
     });
-    await mutateDoc(deps.store, COLLECTIONS.findings, p.finding.key, FindingSchema, (current) =>
-      current &&
-      current.updatedAt >= p.finding.updatedAt &&
-      current.status === p.finding.status &&
-      current.occurrences >= p.finding.occurrences
-        ? undefined
-        : p.finding,
-    );
+    // The next state of this finding in the chunk follows this one (unless this one was the older).
+    if (own && (previous === undefined || compareTime(p.finding.updatedAt, previous.updatedAt) >= 0))
+      before.set(key, p.finding);
+    // Never over a newer state: an older finding written over a newer one (another worker's resolution)
+    // made a later redelivery of the older one look new, and reopened the case.
+    await mutateDoc(deps.store, COLLECTIONS.findings, key, FindingSchema, (current) => {
+      if (!current) return p.finding;
+      const order = compareTime(current.updatedAt, p.finding.updatedAt);
+      const keep =
+        order > 0 ||
+        (order === 0 && current.status === p.finding.status && current.occurrences >= p.finding.occurrences);
+      return keep ? undefined : p.finding;
+    });
     if (!outcome) throw new Error(`case ${p.caseKey}: no decision reached`);
     return outcome;
   }
