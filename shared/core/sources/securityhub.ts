@@ -247,6 +247,10 @@ export function mapAsff(value: unknown, prefix: string): Finding {
     ocsf: ocsfOf(kind, severity, status, st.muted, occurrences),
     raw: value,
   };
+  if (resource.Type === 'AwsIamAccessKey') {
+    const actor = keyActor(resource);
+    if (actor) finding.actor = actor;
+  }
   if (st.reason) finding.statusReason = st.reason;
   if (advice?.Text || advice?.Url) finding.recommendation = [advice.Text, advice.Url].filter(Boolean).join(' ');
   return finding;
@@ -265,6 +269,27 @@ function pickResource(f: AsffFinding, isGuardDuty: boolean, pre: string): { inde
   const resource = f.Resources[index];
   if (!resource) return reject(`${pre}Resources`, 'missing resource');
   return { index, resource };
+}
+
+/**
+ * The principal behind an access key, as GuardDuty's own `accessKeyDetails` names it: a GuardDuty copy
+ * without it chose no action for a finding the native event answers (the playbook chooses by user type),
+ * and whichever of the two arrived last set the shared case's action. The user type only when the source
+ * says it: a guessed one could deactivate a key where sessions were to be revoked.
+ */
+function keyActor(r: AsffResource): Finding['actor'] {
+  const d = rec(r.Details ?? {}, 'AwsIamAccessKey');
+  if (!d) return undefined;
+  const actor: NonNullable<Finding['actor']> = {};
+  const userName = str(d, 'PrincipalName') ?? str(d, 'UserName');
+  const userType = str(d, 'PrincipalType');
+  const principalId = str(d, 'PrincipalId');
+  const accessKeyId = str(d, 'AccessKeyId') ?? accessKeyFromId(r.Id);
+  if (accessKeyId) actor.accessKeyId = accessKeyId;
+  if (principalId) actor.principalId = principalId;
+  if (userName) actor.userName = userName;
+  if (userType) actor.userType = userType;
+  return Object.keys(actor).length > 0 ? actor : undefined;
 }
 
 function mapResource(

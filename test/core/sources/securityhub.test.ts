@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { caseKeyOf } from '../../../shared/core/pipeline/decide.js';
 import { normalize } from '../../../shared/core/pipeline/normalize.js';
+import { selectPlaybook } from '../../../shared/core/policy/playbooks.js';
 import { severityFromNormalized } from '../../../shared/core/sources/common.js';
 import { recoverGuardDutyType } from '../../../shared/core/sources/securityhub.js';
 import { sha256Hex } from '../../../shared/core/util/hash.js';
@@ -250,5 +251,80 @@ describe('Security Hub (ASFF) normalizer', () => {
     const f = one(variant(loadFixture('securityhub/bare.json'), { Sample: true }));
     // Assess
     expect(f.sample).toBe(true);
+  });
+});
+
+describe('a GuardDuty copy of an access-key finding', () => {
+  /** The Security Hub copy of the native AssumedRole exfiltration fixture, as GuardDuty sends it (§6.5). */
+  const copyOf = (details: Record<string, string>) => {
+    const native = loadFixture('guardduty/assumedrole-exfiltration.eventbridge.json') as {
+      detail: { arn: string; accountId: string; region: string; updatedAt: string; createdAt: string; title: string };
+    };
+    const d = native.detail;
+    return {
+      version: '0',
+      id: 'copy-1',
+      'detail-type': 'Security Hub Findings - Imported',
+      source: 'aws.securityhub',
+      account: d.accountId,
+      time: d.updatedAt,
+      region: d.region,
+      resources: [],
+      detail: {
+        findings: [
+          {
+            SchemaVersion: '2018-10-08',
+            Id: d.arn,
+            ProductArn: `arn:aws:securityhub:${d.region}::product/aws/guardduty`,
+            ProductName: 'GuardDuty',
+            GeneratorId: `arn:aws:guardduty:${d.region}:${d.accountId}:detector/e3e3a90d0f125cce54f587d33c863830`,
+            AwsAccountId: d.accountId,
+            Types: ['TTPs/Initial Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS'],
+            CreatedAt: d.createdAt,
+            UpdatedAt: d.updatedAt,
+            Severity: { Label: 'HIGH', Normalized: 80 },
+            Title: d.title,
+            Description: d.title,
+            ProductFields: { 'aws/guardduty/service/archived': 'false', 'aws/guardduty/service/count': '1' },
+            Resources: [
+              {
+                Type: 'AwsIamAccessKey',
+                Id: 'AWS::IAM::AccessKey:ASIAIOSFODNN7EXAMPLE',
+                Partition: 'aws',
+                Region: d.region,
+                Details: { AwsIamAccessKey: details },
+              },
+            ],
+          },
+        ],
+      },
+    };
+  };
+
+  it('names the principal as the native finding does, so both choose the same action for their one case', () => {
+    // Prepare
+    const native = oneFixture('guardduty/assumedrole-exfiltration.eventbridge.json');
+    // Act
+    const copy = one(
+      copyOf({
+        PrincipalName: 'web-app',
+        PrincipalType: 'AssumedRole',
+        AccessKeyId: 'ASIAIOSFODNN7EXAMPLE',
+        PrincipalId: 'AROAEXAMPLEROLEID0001:i-0a1b2c3d4e5f67890',
+      }),
+    );
+    // Assess
+    expect(caseKeyOf(copy)).toBe(caseKeyOf(native));
+    expect(copy.actor).toEqual(native.actor);
+    expect(selectPlaybook(copy).action).toBe('iam.revoke-role-sessions');
+    expect(selectPlaybook(native).action).toBe('iam.revoke-role-sessions');
+  });
+
+  it('leaves the user type unknown (no automatic response) when the copy does not say it', () => {
+    // Act
+    const copy = one(copyOf({ PrincipalName: 'web-app', AccessKeyId: 'ASIAIOSFODNN7EXAMPLE' }));
+    // Assess
+    expect(copy.actor).toEqual({ userName: 'web-app', accessKeyId: 'ASIAIOSFODNN7EXAMPLE' });
+    expect(selectPlaybook(copy).action).toBeNull();
   });
 });
