@@ -2,7 +2,9 @@
  * Verification: on `case.verify-requested` (SQS) re-reads the resource through the action's verify(),
  * records evidence and marks the source resolved; on the schedule, re-verifies recently closed cases.
  * Azure/GCP resources are re-read by their spokes (`Remediation Requested` with op `verify`); their
- * answers (`Spoke Remediation Result`, op `verify`, routed to this queue) are recorded here.
+ * answers (`Spoke Remediation Result`, op `verify`, routed to this queue) are recorded here. Defender alerts
+ * and SCC findings verified fixed are marked resolved by their spoke (op `resolve`); its answer is recorded
+ * here too, as an `upstream` evidence record.
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -16,6 +18,7 @@ import {
   reverifyRecent,
   type VerifyDeps,
 } from '../../shared/core/verify/stage.js';
+import { recordUpstreamAnswer } from '../../shared/core/verify/upstream-answer.js';
 import { awsActionContext } from './middleware/action-context.js';
 import { hubFunction, type LambdaContext, MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
@@ -33,6 +36,7 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     { GuardDutyUpstream },
     { RoutingUpstreamStatus },
     { SecurityHubUpstream },
+    { RemoteUpstream },
     { getAction },
   ] = await Promise.all([
     import('@aws-sdk/client-guardduty'),
@@ -40,9 +44,17 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     import('../../shared/adapters/upstream/guardduty.js'),
     import('../../shared/adapters/upstream/route.js'),
     import('../../shared/adapters/upstream/securityhub.js'),
+    import('../../shared/adapters/upstream/spoke.js'),
     import('../../shared/actions/registry.js'),
   ]);
   const region = (r: string) => ({ region: r });
+  const remote = eventBridgeRemoteExecutor(p.clients.eventbridge, p.env.CLOSELOOP_BUS);
+  // Defender alerts and SCC findings are marked resolved by their spoke, under its own identity.
+  const bySpoke = new RemoteUpstream({
+    executor: remote,
+    actor: `closeloop@aws-hub-${p.env.CLOSELOOP_STAGE}`,
+    clock: p.clock,
+  });
   const upstream = new RoutingUpstreamStatus({
     guardduty: new GuardDutyUpstream({
       client: (r) => new GuardDutyClient(region(r)),
@@ -50,6 +62,8 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
       ...(p.env.CLOSELOOP_ACCOUNT_ID ? { account: p.env.CLOSELOOP_ACCOUNT_ID } : {}),
     }),
     securityhub: new SecurityHubUpstream({ client: (r) => new SecurityHubClient(region(r)), updatedBy: 'closeloop' }),
+    defender: bySpoke,
+    scc: bySpoke,
   });
   const evidence = await createAwsEvidenceStore(p);
   const actions = { get: getAction };
@@ -62,7 +76,7 @@ async function buildDeps(p: AwsPorts): Promise<VerifyDeps> {
     clock: p.clock,
     log: p.log,
     policy: policy.verification,
-    remote: eventBridgeRemoteExecutor(p.clients.eventbridge, p.env.CLOSELOOP_BUS),
+    remote,
   };
 }
 const verifyDeps = () =>
@@ -75,6 +89,11 @@ const verifyDeps = () =>
 const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
   const deps = await verifyDeps();
   const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+  if (message?.kind === 'result' && message.result.op === 'resolve') {
+    await recordUpstreamAnswer(deps, message.result);
+    metrics.addMetric('verify.upstream-answer', MetricUnit.Count, 1);
+    return;
+  }
   if (message?.kind === 'result') {
     await ports.bus.publish((await recordRemoteVerification(deps, message.result)).events);
     metrics.addMetric('verify.remote-answer', MetricUnit.Count, 1);

@@ -1,6 +1,6 @@
 /**
  * GCP spoke remediation: the hub's API destination posts a `Remediation Requested` event; this runs the
- * named GCP action (plan → apply, verify or rollback) under the function's service account (the custom
+ * named GCP action (plan → apply, verify or rollback), or sets a verified SCC finding INACTIVE, under the function's service account (the custom
  * role of infra/gcp/main.tf) and reports the result to the hub bus. The caller is authenticated by
  * `x-closeloop-secret` (constant time, against the Secret Manager-backed env var).
  */
@@ -9,6 +9,7 @@ import { createCloudClients } from '../../shared/actions/clients.js';
 import { actionRegistry } from '../../shared/actions/registry.js';
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
 import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
+import { lazyResolver, sccResolver } from '../../shared/adapters/upstream/spoke.js';
 import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import { systemClock } from '../../shared/core/ports.js';
@@ -18,6 +19,12 @@ const spoke = createGcpSpoke(process.env);
 const clients = createCloudClients({});
 // The skip tag re-read from the live resource just before an apply, under the same identity.
 const tags = liveOwnerLookup(['gcp']);
+// SCC findings the hub verified fixed are set INACTIVE here, under the same identity (SCC client loaded on
+// the first such request).
+const upstream = lazyResolver(async () => {
+  const { SecurityCenterClient } = await import('@google-cloud/security-center');
+  return sccResolver(new SecurityCenterClient(), systemClock);
+});
 
 /** The Functions Framework's request/response, as far as this handler uses them (Express underneath). */
 interface HttpIn {
@@ -44,6 +51,7 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
     actor: 'closeloop@gcp-spoke',
     report: (result) => spoke.hub.report(result),
     tags,
+    upstream,
   });
   res.status(answer.status).json(answer.body);
 }

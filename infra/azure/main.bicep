@@ -134,6 +134,40 @@ resource tagReadAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
+// Marking a Defender alert the hub verified fixed as resolved (finding-formats §11: POST …/alerts/{name}/resolve).
+// A role of its own: not a remediation action, and nothing else of Microsoft.Security.
+resource alertResolveRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, prefix, 'closeloop-alert-resolve')
+  properties: {
+    roleName: '${prefix} alert resolve (${subscription().subscriptionId})'
+    description: 'closeloop: resolves a Defender for Cloud alert once the hub verified the fix.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Security/locations/alerts/resolve/action'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource alertResolveAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, alertResolveRole.id, prefix)
+  properties: {
+    roleDefinitionId: alertResolveRole.id
+    principalId: spoke.outputs.principalId
+    principalType: 'ServicePrincipal'
+    description: 'closeloop spoke function app marks verified Defender alerts resolved'
+  }
+}
+
 @description('Object id of the function app managed identity: serverless.yml param azureFunctionPrincipalId (the token sub claim).')
 output principalId string = spoke.outputs.principalId
 

@@ -93,6 +93,15 @@ resource "google_project_iam_member" "label_read" {
   member  = "serviceAccount:${google_service_account.spoke.email}"
 }
 
+# Setting an SCC finding the hub verified fixed INACTIVE (finding-formats §11: findings.setState). Findings
+# belong to the organization's sources, so the binding is at the organization; the predefined role holds
+# securitycenter.findings.setState and nothing else of SCC's writes.
+resource "google_organization_iam_member" "finding_state" {
+  org_id = var.organization_id
+  role   = "roles/securitycenter.findingsStateSetter"
+  member = "serviceAccount:${google_service_account.spoke.email}"
+}
+
 # Eventarc delivers the Pub/Sub CloudEvents to the function as this service account.
 resource "google_project_iam_member" "event_receiver" {
   project = var.project_id

@@ -9,9 +9,12 @@ import gcsPublic from '../../shared/actions/gcs.remove-public-access.js';
 import { MemoryEvidenceStore } from '../../shared/adapters/evidence/memory.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { LocalUpstreamStatus } from '../../shared/adapters/upstream/local.js';
+import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
+import { RemoteUpstream, sccResolver } from '../../shared/adapters/upstream/spoke.js';
 import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { caseKeyOf } from '../../shared/core/pipeline/decide.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import {
   executeRemote,
@@ -27,6 +30,7 @@ import {
   reverifyRecent,
   type VerifyDeps,
 } from '../../shared/core/verify/stage.js';
+import { recordUpstreamAnswer } from '../../shared/core/verify/upstream-answer.js';
 import { testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { appliedCase, applyRequested, CASE_KEY, fixedClock, makeFinding, putCase, putFinding } from './helpers.js';
@@ -301,5 +305,139 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
     // Assess
     expect(awsOnly.sent).toEqual([]);
     expect((await readCase()).verification?.reason).toContain('the AWS hub carries no GCP SDK');
+  });
+});
+
+describe('verify stage: a verified SCC finding is marked resolved by its spoke', () => {
+  const FINDING_NAME = 'organizations/123456789012/sources/5678/findings/f0000000000000000000000000000001';
+  const scc = makeFinding({
+    key: 'd'.repeat(64),
+    source: 'scc',
+    product: 'Security Command Center',
+    sourceId: FINDING_NAME,
+    type: 'PUBLIC_BUCKET_ACL',
+    resource: {
+      provider: 'gcp',
+      id: `//storage.googleapis.com/${BUCKET}`,
+      type: 'google.cloud.storage.Bucket',
+      name: BUCKET,
+      account: 'acme-prod',
+      region: null,
+      tags: {},
+      altIds: [],
+      details: { bucket: BUCKET },
+    },
+  });
+  const caseKey = caseKeyOf(scc);
+  let gcp: GcpDouble;
+  let store: MemoryDocStore;
+  let evidence: MemoryEvidenceStore;
+  let remote: ReturnType<typeof recordingExecutor>;
+  const setState: Array<{ name: string; state: string }> = [];
+  const clock = fixedClock();
+
+  beforeAll(async () => {
+    gcp = await startGcpDouble();
+  });
+  afterAll(async () => gcp?.stop());
+  beforeEach(async () => {
+    gcp.buckets.clear();
+    gcp.buckets.set(BUCKET, {
+      iam: { bindings: [OWNERS], etag: 'BwE2', version: 3 },
+      metadata: { metageneration: '5', iamConfiguration: { publicAccessPrevention: 'enforced' } },
+    });
+    setState.length = 0;
+    store = new MemoryDocStore();
+    evidence = new MemoryEvidenceStore();
+    remote = recordingExecutor();
+    await putFinding(store, scc);
+    await putCase(
+      store,
+      appliedCase(gcsPublic.id, { bucket: BUCKET }, { key: caseKey, provider: 'gcp', findingKeys: [scc.key] }),
+    );
+  });
+
+  const hub = (): VerifyDeps => ({
+    store,
+    evidence,
+    actions: { get: (id) => (id === gcsPublic.id ? gcsPublic : undefined) },
+    ctx: testContext({ clients: hubClients }),
+    upstream: new RoutingUpstreamStatus({
+      scc: new RemoteUpstream({ executor: remote.executor, actor: 'closeloop@aws-hub-test', clock }),
+    }),
+    clock,
+    log: silentLogger,
+    policy: VerificationPolicySchema.parse({ attempts: 2, backoffMs: 0, remoteWindowSeconds: 600 }),
+    sleep: async () => {},
+    remote: remote.executor,
+  });
+  /** The GCP spoke: the real executeRemote, the action against the GCS double, SCC's setState recorded. */
+  const spoke = (request: RemoteRequest, apply = true): Promise<RemoteResult> =>
+    executeRemote(request, {
+      actions: { get: (id) => (id === gcsPublic.id ? gcsPublic : undefined) },
+      ctx: testContext({ cloud: { gcp: gcp.options } }),
+      clock,
+      apply,
+      actor: 'closeloop@gcp-spoke',
+      upstream: sccResolver(
+        {
+          async setFindingState(r) {
+            setState.push({ name: r.name, state: r.state });
+            return [{}];
+          },
+        },
+        clock,
+      ),
+    });
+  const upstreamRecords = async () =>
+    (await evidence.listAll()).map((s) => EvidenceRecordSchema.parse(s.raw)).filter((r) => r.step === 'upstream');
+
+  it('asks the spoke once after the re-read holds, and records its answer once however often it comes', async () => {
+    // Prepare: the re-read by the spoke, answered
+    await createVerifyStage(hub()).handle(applyRequested(caseKey));
+    const verify = remote.sent.at(-1);
+    if (!verify) throw new Error('no re-read requested');
+    await recordRemoteVerification(hub(), await spoke(verify));
+    // Act: the spoke marks the finding resolved; its answer is delivered twice
+    const resolve = remote.sent.at(-1);
+    if (!resolve) throw new Error('no resolve requested');
+    const answer = await spoke(resolve);
+    await recordUpstreamAnswer(hub(), answer);
+    await recordUpstreamAnswer(hub(), answer);
+    // Assess
+    expect(resolve).toMatchObject({
+      op: 'resolve',
+      provider: 'gcp',
+      caseKey,
+      finding: { key: scc.key, source: 'scc', sourceId: FINDING_NAME },
+    });
+    expect(setState).toEqual([{ name: FINDING_NAME, state: 'INACTIVE' }]);
+    expect(answer).toMatchObject({ outcome: 'resolved', upstream: { outcome: 'updated' } });
+    const records = await upstreamRecords();
+    expect(records.map((r) => r.verdict)).toEqual(['requested', 'updated']);
+    expect(records[1]?.summary).toContain('by the gcp spoke');
+    const c = CaseSchema.parse((await store.get('cases', caseKey))?.value);
+    expect(c.status).toBe('verified');
+    expect(c.verification?.upstream.map((u) => `${u.source} ${u.outcome}`)).toEqual([
+      expect.stringMatching(/^scc requested: asked the gcp spoke/),
+      `scc updated: state set to INACTIVE on ${FINDING_NAME} (gcp spoke)`,
+    ]);
+  });
+
+  it('leaves the finding as it is when the spoke is deployed in dry-run, and says so', async () => {
+    // Prepare
+    await createVerifyStage(hub()).handle(applyRequested(caseKey));
+    const verify = remote.sent.at(-1);
+    if (!verify) throw new Error('no re-read requested');
+    await recordRemoteVerification(hub(), await spoke(verify));
+    const resolve = remote.sent.at(-1);
+    if (!resolve) throw new Error('no resolve requested');
+    // Act
+    const answer = await spoke(resolve, false);
+    await recordUpstreamAnswer(hub(), answer);
+    // Assess
+    expect(setState).toEqual([]);
+    expect(answer).toMatchObject({ outcome: 'not-resolved', upstream: { outcome: 'not-updated' } });
+    expect((await upstreamRecords()).at(-1)?.summary).toContain('dry-run spoke');
   });
 });

@@ -9,6 +9,7 @@
  */
 import * as z from 'zod';
 import type { Finding } from '../../core/model/finding.js';
+import type { AlertRef } from '../../core/remediation/remote.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
 
 /** The response hook @azure/core-client calls (`OperationOptions.onResponse`), reduced to what we read. */
@@ -35,13 +36,6 @@ const ARM_ALERT_ID =
 const ArmAlertSchema = z.looseObject({ id: z.string(), properties: z.looseObject({ alertType: z.string() }) });
 const WorkflowAlertSchema = z.looseObject({ SystemAlertId: z.string(), AlertUri: z.string().optional() });
 const AssessmentSchema = z.looseObject({ properties: z.looseObject({ status: z.looseObject({ code: z.string() }) }) });
-
-interface AlertRef {
-  subscriptionId: string;
-  resourceGroup: string | undefined;
-  ascLocation: string;
-  alertName: string;
-}
 
 /** Where the alert lives: from the ARM id, else from the workflow payload's portal link. */
 export function alertRef(raw: unknown): AlertRef | 'assessment' | undefined {
@@ -70,20 +64,29 @@ export function alertRef(raw: unknown): AlertRef | 'assessment' | undefined {
   return AssessmentSchema.safeParse(raw).success ? 'assessment' : undefined;
 }
 
+/** Why nothing is set for a Defender finding that is not an alert with a known place. */
+export const unsettable = (
+  ref: 'assessment' | undefined,
+): { outcome: 'not-applicable' | 'not-updated'; detail: string } =>
+  ref === 'assessment'
+    ? {
+        outcome: 'not-applicable',
+        detail: 'Defender assessments have no settable state; Defender re-evaluates them itself',
+      }
+    : { outcome: 'not-updated', detail: 'alert location (ascLocation) not found in the event' };
+
 export class DefenderUpstream implements UpstreamStatus {
   constructor(private readonly opts: { alertsFor: (subscriptionId: string) => DefenderAlertsClient }) {}
 
   async markResolved(finding: Finding): Promise<UpstreamResult> {
-    const base = { source: finding.source, api: null, requestId: null };
     const ref = alertRef(finding.raw);
-    if (ref === 'assessment') {
-      return {
-        ...base,
-        outcome: 'not-applicable',
-        detail: 'Defender assessments have no settable state; Defender re-evaluates them itself',
-      };
-    }
-    if (!ref) return { ...base, outcome: 'not-updated', detail: 'alert location (ascLocation) not found in the event' };
+    if (ref === undefined || ref === 'assessment')
+      return { source: finding.source, api: null, requestId: null, ...unsettable(ref) };
+    return this.resolveAlert(ref, finding.source);
+  }
+
+  /** Resolves the alert at its place (the spoke, given the place by the hub). */
+  async resolveAlert(ref: AlertRef, source: Finding['source'] = 'defender') {
     let requestId: string | null = null;
     const onResponse: OnResponse = (raw) => {
       requestId = raw.headers.get('x-ms-request-id') ?? null;
@@ -97,8 +100,8 @@ export class DefenderUpstream implements UpstreamStatus {
       await alerts.updateSubscriptionLevelStateToResolve(ref.ascLocation, ref.alertName, { onResponse });
     }
     return {
-      source: finding.source,
-      outcome: 'updated',
+      source,
+      outcome: 'updated' as const,
       api: 'Microsoft.Security/locations/alerts/resolve',
       requestId,
       detail: `alert ${ref.alertName} resolved in ${ref.ascLocation}`,

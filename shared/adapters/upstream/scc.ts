@@ -7,7 +7,7 @@
 
 import type { Finding } from '../../core/model/finding.js';
 import type { Clock } from '../../core/ports.js';
-import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
+import type { UpstreamStatus } from '../../core/verify/ports.js';
 
 /** The one call made, as `SecurityCenterClient` (v1) declares it; inject `new SecurityCenterClient()`. */
 export interface SccFindingStateClient {
@@ -17,13 +17,13 @@ export interface SccFindingStateClient {
 export class SccUpstream implements UpstreamStatus {
   constructor(private readonly opts: { client: SccFindingStateClient; clock: Clock }) {}
 
-  async markResolved(finding: Finding): Promise<UpstreamResult> {
+  async markResolved(finding: Pick<Finding, 'source' | 'sourceId'>) {
     // finding.sourceId is `finding.name` (organizations/{o}/sources/{s}[/locations/{l}]/findings/{f}).
     const name = finding.sourceId;
     if (!/^(organizations|folders|projects)\/[^/]+\/sources\/[^/]+\/(locations\/[^/]+\/)?findings\/[^/]+$/.test(name)) {
       return {
         source: finding.source,
-        outcome: 'not-updated',
+        outcome: 'not-updated' as const,
         api: null,
         requestId: null,
         detail: `not an SCC finding name: ${name}`,
@@ -37,7 +37,7 @@ export class SccUpstream implements UpstreamStatus {
     // gRPC responses carry no request id the client exposes; the finding name identifies the call.
     return {
       source: finding.source,
-      outcome: 'updated',
+      outcome: 'updated' as const,
       api: 'securitycenter:findings.setState',
       requestId: null,
       detail: `state set to INACTIVE on ${name}`,

@@ -11,10 +11,29 @@ import { ApplyIncompleteError, errorMessage, isGone } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
 import type { Clock, OwnerLookup } from '../ports.js';
+import type { UpstreamResult } from '../verify/ports.js';
 import { liveSkipTag } from './gates.js';
 
-export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback']);
+export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback', 'resolve']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
+
+/** A Defender alert's place, from its ARM id or portal link (finding-formats §11): what `resolve` needs. */
+export const AlertRefSchema = z.object({
+  subscriptionId: z.string().min(1).max(64),
+  resourceGroup: z.string().min(1).max(90).optional(),
+  ascLocation: z.string().min(1).max(64),
+  alertName: z.string().min(1).max(512),
+});
+export type AlertRef = z.infer<typeof AlertRefSchema>;
+
+/** A finding as a spoke marks it resolved at its source: its key, source and source id (and alert place). */
+export const UpstreamRefSchema = z.object({
+  key: z.string().min(1).max(128),
+  source: z.enum(['defender', 'scc']),
+  sourceId: z.string().min(1).max(2048),
+  alert: AlertRefSchema.optional(),
+});
+export type UpstreamRef = z.infer<typeof UpstreamRefSchema>;
 
 /**
  * What the hub asks a spoke to do.
@@ -45,9 +64,19 @@ export const RemoteRequestSchema = z.object({
   resource: z
     .object({ id: z.string().min(1).max(2048), account: z.string().max(256), region: z.string().max(64).nullable() })
     .optional(),
+  /** resolve: the verified finding to mark resolved at its source, under the spoke's identity. */
+  finding: UpstreamRefSchema.optional(),
   actor: z.string().min(1),
 });
 export type RemoteRequest = z.infer<typeof RemoteRequestSchema>;
+
+/** A spoke's door to its cloud's security tool: marks one verified finding resolved there. */
+export interface UpstreamResolver {
+  resolve(
+    finding: UpstreamRef,
+    note: string,
+  ): Promise<UpstreamResult & { outcome: Exclude<UpstreamResult['outcome'], 'requested'> }>;
+}
 
 export const RemoteOutcomeSchema = z.enum([
   'applied',
@@ -59,6 +88,8 @@ export const RemoteOutcomeSchema = z.enum([
   'verified',
   'not-verified',
   'rolled-back',
+  'resolved', // resolve: the source accepted the change
+  'not-resolved', // resolve: not changed (no alert place, a dry-run spoke, no resolver) or refused
 ]);
 export type RemoteOutcome = z.infer<typeof RemoteOutcomeSchema>;
 
@@ -80,6 +111,15 @@ export const RemoteResultSchema = z.object({
   before: z.unknown().optional(),
   observed: z.unknown().optional(),
   requestIds: z.array(z.string()).default([]),
+  /** resolve: what the source answered, as the verifier records it. */
+  upstream: z
+    .object({
+      outcome: z.enum(['updated', 'not-updated', 'not-applicable', 'failed']),
+      api: z.string().nullable(),
+      requestId: z.string().nullable(),
+      detail: z.string(),
+    })
+    .optional(),
   /** A failed apply's step that got no definite answer: it may have taken effect. */
   unconfirmed: z.string().optional(),
   error: z.string().optional(),
@@ -108,6 +148,8 @@ export interface ExecuteRemoteDeps {
   actor: string;
   /** Live tags of the spoke's cloud, for the skip-tag re-check before an apply; omitted: the hub's gate stands. */
   tags?: OwnerLookup;
+  /** Marks verified findings resolved at the spoke's security tool (`resolve`); omitted: not updated. */
+  upstream?: UpstreamResolver;
 }
 
 /**
@@ -135,6 +177,7 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
     reason,
     at: deps.clock.now().toISOString(),
   });
+  if (request.op === 'resolve') return resolveUpstream(request, deps, done);
   const action = deps.actions.get(request.action);
   if (!action) return done('blocked', `action ${request.action} is not registered in this spoke`);
   if (action.provider !== request.provider) {
@@ -203,6 +246,37 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
         ? { requestIds: [...e.requestIds], ...(e.unconfirmed ? { unconfirmed: e.unconfirmed } : {}) }
         : {};
     return done('failed', `apply of ${action.id} failed: ${error}`, { ...planned, ...partial, error });
+  }
+}
+
+/**
+ * `resolve`: marks a finding the hub verified as resolved at this spoke's security tool. A dry-run spoke
+ * changes nothing there either; a refusal is an outcome the hub records, never a throw.
+ */
+async function resolveUpstream(
+  request: RemoteRequest,
+  deps: ExecuteRemoteDeps,
+  done: (outcome: RemoteOutcome, reason: string, extra?: Partial<RemoteResult>) => RemoteResult,
+): Promise<RemoteResult> {
+  const finding = request.finding;
+  if (!finding) return done('not-resolved', 'no finding named to mark resolved');
+  const none = (detail: string) =>
+    done('not-resolved', detail, { upstream: { outcome: 'not-updated', api: null, requestId: null, detail } });
+  if (!deps.upstream) return none(`this spoke marks no ${finding.source} finding resolved (no resolver configured)`);
+  if (!deps.apply) return none(`dry-run spoke: ${finding.source} finding left as it is`);
+  try {
+    const r = await deps.upstream.resolve(finding, `Verified fixed by closeloop (${request.actor}).`);
+    const upstream = { outcome: r.outcome, api: r.api, requestId: r.requestId, detail: r.detail };
+    return done(r.outcome === 'updated' ? 'resolved' : 'not-resolved', r.detail, {
+      upstream,
+      ...(r.requestId ? { requestIds: [r.requestId] } : {}),
+    });
+  } catch (e) {
+    const detail = errorMessage(e);
+    return done('not-resolved', `marking ${finding.source} resolved failed: ${detail}`, {
+      upstream: { outcome: 'failed', api: null, requestId: null, detail },
+      error: detail,
+    });
   }
 }
 

@@ -7,8 +7,9 @@ export interface UpstreamResult {
    * `updated`: the source accepted the change. `not-updated`: deliberately not changed (local run,
    * disabled by policy, already resolved at the source). `not-applicable`: the source has no such
    * state (Defender assessments re-evaluate themselves). `failed`: the call was made and refused.
+   * `requested`: handed to the spoke that holds the source's credentials; its answer is recorded apart.
    */
-  outcome: 'updated' | 'not-updated' | 'not-applicable' | 'failed';
+  outcome: 'updated' | 'not-updated' | 'not-applicable' | 'failed' | 'requested';
   /** The API called (`securityhub:BatchUpdateFindings`), null when none was. */
   api: string | null;
   requestId: string | null;

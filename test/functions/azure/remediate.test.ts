@@ -58,6 +58,24 @@ vi.mock('../../../shared/actions/clients.js', async (importOriginal) => {
   };
 });
 
+/** Defender's alerts API as the function builds it (SecurityCenter(credential, subscription).alerts). */
+const security = vi.hoisted(() => ({ resolved: [] as string[] }));
+vi.mock('@azure/arm-security', () => ({
+  SecurityCenter: class {
+    readonly alerts;
+    constructor(_credential: unknown, subscriptionId: string) {
+      this.alerts = {
+        async updateResourceGroupLevelStateToResolve(location: string, name: string, rg: string) {
+          security.resolved.push(`${subscriptionId}/${rg}/${location}/${name}`);
+        },
+        async updateSubscriptionLevelStateToResolve(location: string, name: string) {
+          security.resolved.push(`${subscriptionId}/-/${location}/${name}`);
+        },
+      };
+    }
+  },
+}));
+
 const SECRET = 'hub-remediate-secret-000000000000';
 const SUB = '00000000-0000-0000-0000-000000000000';
 const BUS = 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test';
@@ -300,5 +318,36 @@ describe('Azure spoke: remediate', () => {
     const result = RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}'));
     expect(result).toMatchObject({ op: 'verify', outcome: 'verified', applyToken: 'verify-token-01' });
     expect(result.observed).toMatchObject({ allowBlobPublicAccess: false });
+  });
+
+  it('resolves a Defender alert the hub verified fixed, under its identity, and reports it', async () => {
+    // Prepare
+    security.resolved.length = 0;
+    const alertName = '2517538088322968242_9d9c1b2a-7b7e-4f5e-8c1d-0a1b2c3d4e5f';
+    const resolve = request({
+      requestId: 'up-00000000000000a1',
+      action: 'upstream.resolve',
+      op: 'resolve',
+      target: null,
+      applyToken: undefined,
+      finding: {
+        key: 'e'.repeat(64),
+        source: 'defender',
+        sourceId: `/subscriptions/${SUB}/resourceGroups/rg-data/providers/Microsoft.Security/locations/westeurope/alerts/${alertName}`,
+        alert: { subscriptionId: SUB, resourceGroup: 'rg-data', ascLocation: 'westeurope', alertName },
+      },
+    });
+    // Act
+    const res = await fn.remediate(post(delivered(resolve)), context());
+    // Assess
+    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'resolved' } });
+    expect(security.resolved).toEqual([`${SUB}/rg-data/westeurope/${alertName}`]);
+    expect(arm.calls).toEqual([]);
+    const result = RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}'));
+    expect(result).toMatchObject({
+      op: 'resolve',
+      outcome: 'resolved',
+      upstream: { outcome: 'updated', api: 'Microsoft.Security/locations/alerts/resolve' },
+    });
   });
 });
