@@ -110,6 +110,16 @@ describe('Azure spoke: defenderHttp', () => {
     expect(detail.findingKeys).toHaveLength(1);
   });
 
+  it('forwards nothing when an authenticated caller posts a GuardDuty finding to the Azure spoke', async () => {
+    // Prepare
+    const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
+    // Act
+    const res = await fn.defenderHttp(post(gd, { 'x-closeloop-secret': SECRET }), context());
+    // Assess
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
   it('forwards nothing and still answers 202 when the Event Grid delivery holds no Defender document', async () => {
     // Prepare
     const events = [
