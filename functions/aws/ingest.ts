@@ -16,10 +16,19 @@ let pipeline: ReturnType<typeof createAwsIngest> | undefined;
 export const handler = sqsFunction(ports, 'ingest', async (record, metrics) => {
   pipeline ??= createAwsIngest(ports);
   const doc = hubIngestDoc(eventBridgeEventFromSqs(record));
+  const input = `sqs:${record.messageId}:${doc.input}`;
+  if ('refused' in doc) {
+    // Its sender is not who it claims to be: kept as a dead letter, never read (retrying cannot fix it).
+    await (await pipeline).deadLetter([{ ...doc.refused, input }], ports.clock.now().toISOString());
+    metrics.addMetric('Rejected', MetricUnit.Count, 1);
+    ports.log.warn('refused input', { input, path: doc.refused.path, reason: doc.refused.reason });
+    return;
+  }
   const { stats, rejected } = await (await pipeline).ingest([
     {
-      input: `sqs:${record.messageId}:${doc.input}`,
+      input,
       value: doc.value,
+      channel: doc.channel,
       // A spoke's live tags of its cloud's resources (the hub cannot read them).
       ...(doc.liveTags ? { liveTags: doc.liveTags } : {}),
     },

@@ -1,7 +1,6 @@
 /**
- * Azure spoke: Defender for Cloud alerts and recommendations arrive by Event Grid (trigger, or webhook
- * over HTTP with the validation handshake) or from a Logic App (HTTP + shared secret); accepted
- * documents are normalized here and forwarded to the AWS hub bus.
+ * Azure spoke: Defender for Cloud alerts and recommendations arrive by Event Grid (trigger) or from a
+ * Logic App (HTTP + shared secret); accepted documents are normalized here and forwarded to the AWS hub bus.
  */
 import {
   app,
@@ -10,10 +9,11 @@ import {
   type HttpResponseInit,
   type InvocationContext,
 } from '@azure/functions';
-import { documentsFromAzure, validationCodeOf } from '../../shared/adapters/bus/event-grid.js';
+import { documentsFromAzure } from '../../shared/adapters/bus/event-grid.js';
 import type { ReceivedDocument } from '../../shared/adapters/bus/spoke.js';
 import { acceptDocuments } from '../../shared/adapters/bus/spoke-accept.js';
-import { contextLogger, createAzureSpoke, secretMatches } from '../../shared/adapters/wiring/azure.js';
+import { contextLogger, createAzureSpoke } from '../../shared/adapters/wiring/azure.js';
+import { sharedSecretMatches } from '../../shared/adapters/wiring/shared-secret.js';
 
 const spoke = createAzureSpoke(process.env);
 
@@ -31,31 +31,24 @@ export async function defenderEventGrid(event: EventGridEvent, context: Invocati
   await forward([{ input: `eventgrid:${event.id}`, value: event.data }], context);
 }
 
-/** HTTP: Event Grid webhook (function key) or Logic App (function key + `x-closeloop-secret`). */
+/**
+ * HTTP: the Logic App of Defender's workflow automation (function key + `x-closeloop-secret`), every
+ * call. Event Grid does not come this way: its subscription targets defenderEventGrid (infra
+ * spoke.bicep, endpointType AzureFunction), so no webhook handshake is answered here and no header
+ * lets a caller skip the secret.
+ */
 export async function defenderHttp(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  // CloudEvents abuse protection: answer the OPTIONS probe with the origin we accept deliveries from.
-  const origin = request.headers.get('webhook-request-origin');
-  if (request.method === 'OPTIONS')
-    return origin ? { status: 200, headers: { 'WebHook-Allowed-Origin': origin } } : { status: 400 };
-  const eventGrid = request.headers.get('aeg-event-type');
-  if (!eventGrid && !secretMatches(request.headers.get('x-closeloop-secret'), spoke.settings.CLOSELOOP_SPOKE_SECRET)) {
+  if (!sharedSecretMatches(request.headers.get('x-closeloop-secret'), spoke.settings.CLOSELOOP_SPOKE_SECRET))
     return { status: 401, jsonBody: { error: 'missing or wrong x-closeloop-secret' } };
-  }
   const body: unknown = await request.json().catch(() => undefined);
   if (body === undefined) return { status: 400, jsonBody: { error: 'body is not JSON' } };
-  if (eventGrid === 'SubscriptionValidation') {
-    const code = validationCodeOf(body);
-    return code
-      ? { status: 200, jsonBody: { validationResponse: code } }
-      : { status: 400, jsonBody: { error: 'no validationCode' } };
-  }
   const forwarded = await forward(documentsFromAzure(body, `http:${context.invocationId}`), context);
   return { status: 202, jsonBody: { forwarded } };
 }
 
 app.eventGrid('defenderEventGrid', { handler: defenderEventGrid });
 app.http('defenderHttp', {
-  methods: ['POST', 'OPTIONS'],
+  methods: ['POST'],
   authLevel: 'function',
   route: 'defender',
   handler: defenderHttp,

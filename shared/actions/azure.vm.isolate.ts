@@ -239,6 +239,18 @@ export default defineAction<Target, Before>({
     return { holds, observed, reason: holds ? `VM ${target.vmName} is isolated` : 'a NIC lacks the deny-all NSG' };
   },
   async rollback({ target, before }, ctx) {
+    // Only the target VM's NICs are put back: a before-state naming another NIC (forged or misfiled) would
+    // set that NIC's NSG, so the VM's NICs are re-read and the rollback refused before any write.
+    const key = (group: string | undefined, name: string) => `${group ?? target.resourceGroup}/${name}`.toLowerCase();
+    const attached = new Set((await readState(target, ctx)).nics.map((n) => key(n.resourceGroup, n.name)));
+    const foreign = before.nics.filter((n) => !attached.has(key(n.resourceGroup, n.name)));
+    if (foreign.length > 0) {
+      const names = foreign.map((n) => `${n.resourceGroup ?? target.resourceGroup}/${n.name}`).join(', ');
+      throw new AdapterError(
+        'invalid',
+        `${ID} rollback: NIC ${names} is not attached to VM ${target.vmName}: nothing restored`,
+      );
+    }
     const ids: string[] = [];
     for (const nic of before.nics) {
       ids.push(await setNicNsg(target, nic.resourceGroup ?? target.resourceGroup, nic.name, nic.nsgId, ctx));

@@ -374,6 +374,20 @@ export default defineAction<Target, Before>({
   async rollback({ target, before }, ctx) {
     const sdk = await awsSdk.ec2();
     const ec2 = await ctx.clients.ec2(target.region);
+    // Only the target instance's interfaces get their groups back: a before-state naming another ENI
+    // (forged or misfiled) would rewrite that ENI's groups, so the instance is re-read and the rollback
+    // refused before any write.
+    const attached = new Set(
+      (await readState(ec2, target.instanceId, ctx)).interfaces.map((i) => i.networkInterfaceId),
+    );
+    const foreign = before.interfaces.filter((i) => !attached.has(i.networkInterfaceId));
+    if (foreign.length > 0) {
+      const ids = foreign.map((i) => i.networkInterfaceId).join(', ');
+      throw new AdapterError(
+        'invalid',
+        `${ID} rollback: interface ${ids} is not attached to ${target.instanceId}: nothing restored`,
+      );
+    }
     const ids: string[] = [];
     for (const i of before.interfaces) {
       const what = `ec2:ModifyNetworkInterfaceAttribute ${i.networkInterfaceId}`;

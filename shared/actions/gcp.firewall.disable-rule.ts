@@ -235,10 +235,18 @@ export default defineAction<Target, Before>({
     };
   },
   async rollback({ target, before }, ctx) {
+    // The rule patched is the target's: a before-state naming another rule (a forged or misfiled
+    // record) would re-open that rule instead, so it is refused.
+    if (before.name !== target.firewall) {
+      throw new AdapterError(
+        'invalid',
+        `${ID} rollback: the before-state is of rule ${before.name}, not ${target.firewall}: nothing restored`,
+      );
+    }
     const id = await patch(
       {
         project: target.project,
-        firewall: before.name,
+        firewall: target.firewall,
         firewallResource: { disabled: before.disabled, sourceRanges: before.sourceRanges },
       },
       ctx,

@@ -417,6 +417,22 @@ describe('Action: azure.vm.isolate', () => {
     expect(arm.nsgs.has(ISOLATION)).toBe(true);
   });
 
+  it('refuses a rollback and writes nothing when the before-state names a NIC of another VM', async () => {
+    // Prepare: the record names web-01's NIC beside the target's, to strip its NSG.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    arm.calls.length = 0;
+    const forged = { ...before, nics: [...before.nics, { name: 'web-01-nic0', resourceGroup: RG, nsgId: null }] };
+    // Act
+    const attempt = action.rollback({ target, before: forged }, c);
+    // Assess
+    await expect(attempt).rejects.toThrow(
+      `azure.vm.isolate rollback: NIC ${RG}/web-01-nic0 is not attached to VM build-agent-01: nothing restored`,
+    );
+    expect(arm.calls).toEqual([]);
+    expect(arm.nics.get('web-01-nic0')?.networkSecurityGroup?.id).toBe(APP_NSG_ID);
+  });
+
   it('throws denied without retrying when ARM answers 403 AuthorizationFailed', async () => {
     // Prepare
     const c = ctx();

@@ -167,6 +167,7 @@ describe('Action: ec2.quarantine-instance', () => {
 
   it('restores each ENI old groups, termination protection and tags on rollback', async () => {
     // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
     ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'R1' } });
     ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'R2' } });
     ec2.on(DeleteTagsCommand).resolves({ $metadata: { requestId: 'R3' } });
@@ -188,6 +189,31 @@ describe('Action: ec2.quarantine-instance', () => {
       NetworkInterfaceId: 'eni-00000000000000001',
       Groups: ['sg-0000000000000000a', 'sg-0000000000000000b'],
     });
+  });
+
+  it('refuses a rollback and writes nothing when the before-state names an interface not attached to the instance', async () => {
+    // Prepare: the instance has one ENI; the record also names another instance's ENI.
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    const before = {
+      vpcId: VPC,
+      interfaces: [
+        { networkInterfaceId: 'eni-00000000000000001', groups: ['sg-0000000000000000a'] },
+        { networkInterfaceId: 'eni-000000000000000ff', groups: ['sg-0000000000000000f'] },
+      ],
+      volumes: [],
+      disableApiTermination: false,
+      isolationGroup: null,
+      quarantinedTag: null,
+    };
+    // Act
+    const attempt = action.rollback({ target, before }, testContext());
+    // Assess
+    await expect(attempt).rejects.toThrow(
+      'ec2.quarantine-instance rollback: interface eni-000000000000000ff is not attached to i-0123456789abcdef0: nothing restored',
+    );
+    expect(ec2).toReceiveCommandTimes(ModifyNetworkInterfaceAttributeCommand, 0);
+    expect(ec2).toReceiveCommandTimes(ModifyInstanceAttributeCommand, 0);
+    expect(ec2).toReceiveCommandTimes(DeleteTagsCommand, 0);
   });
 
   it('selects the instance from a GuardDuty instance ARN', () => {

@@ -230,6 +230,23 @@ describe('Action: gcp.firewall.disable-rule', () => {
     expect(requestIds).toHaveLength(1);
   });
 
+  it('refuses a rollback and patches nothing when the before-state names another rule than the target', async () => {
+    // Prepare: a second open rule, disabled; a before-state that names it beside the target.
+    const OTHER = 'allow-rdp-from-anywhere';
+    gcp.firewalls.set(OTHER, { ...rule(), name: OTHER, disabled: true });
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.requests.length = 0;
+    // Act
+    const attempt = action.rollback({ target, before: { ...before, name: OTHER } }, c);
+    // Assess
+    await expect(attempt).rejects.toThrow(
+      `gcp.firewall.disable-rule rollback: the before-state is of rule ${OTHER}, not ${RULE}: nothing restored`,
+    );
+    expect(writes()).toEqual([]);
+    expect(gcp.firewalls.get(OTHER)).toMatchObject({ disabled: true });
+  });
+
   it('throws denied without retrying when compute answers 403', async () => {
     // Prepare
     gcp.failNext(RULE_PATH, 403, { reason: 'forbidden' });

@@ -364,6 +364,22 @@ describe('executeRemote in a spoke', () => {
     expect(double.calls.apply).toBe(0);
   });
 
+  it('refuses a rollback and changes nothing when the spoke is deployed in dry-run', async () => {
+    // Prepare
+    const double = azureDouble();
+    double.live.open = false;
+    // Act
+    const result = await run(double, false, { ...request, op: 'rollback', before: { open: true } });
+    // Assess
+    expect(result).toMatchObject({
+      outcome: 'blocked',
+      reason: 'dry-run spoke: rollback of test.azure-close refused, nothing changed',
+      requestIds: [],
+    });
+    expect(double.calls.rollback).toBe(0);
+    expect(double.live.open).toBe(false);
+  });
+
   it('answers noop without applying when the live state is already compliant', async () => {
     // Prepare
     const double = azureDouble();

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { type Action, defineAction } from '../../shared/actions/define.js';
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
+import { AdapterError } from '../../shared/core/errors.js';
 import type { Case } from '../../shared/core/model/case.js';
+import type { DocStore } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
 import {
@@ -13,6 +15,7 @@ import {
   signJiraBody,
 } from '../../shared/core/tickets/webhook.js';
 import { testContext } from '../helpers/action-context.js';
+import { dynamoActionsOf, recordingStore, tableGrants } from '../helpers/store-grants.js';
 import { decided, localHarness, makeCase, putCase, quietLog, readCase, T0 } from './helpers.js';
 
 const SECRET = 'whsec-0000000000000000';
@@ -333,5 +336,31 @@ describe('Jira approval webhook', () => {
     for (const r of [unsigned, forged]) expect(r.status).toBe(401);
     expect((await readCase(l.store, c.key)).remediation.approvedBy).toBeUndefined();
     expect(double.calls.apply).toBe(0);
+  });
+
+  it('releases its approval claim when the approval fails, with a store call the jira-webhook role is granted, so the redelivery approves', async () => {
+    // Prepare: the remediation's case writes fail (throttled); the webhook's own store calls are recorded.
+    const { l, c, deps, double } = await setup();
+    const remediation = deps.remediation as RemediationDeps;
+    const throttled: DocStore = Object.assign(Object.create(l.store) as DocStore, {
+      put: async () => {
+        throw new AdapterError('throttled', 'UpdateItem failed (throttled: ProvisionedThroughputExceededException)');
+      },
+    });
+    const recorded = recordingStore(l.store);
+    const failing = { ...deps, store: recorded.store, remediation: { ...remediation, store: throttled } };
+    const raw = update([labelsAdded('security', 'security closeloop-approve')]);
+    // Act
+    const first = handleJiraWebhook(signed(raw), failing);
+    await expect(first).rejects.toThrow('throttled');
+    const grants = tableGrants('JiraWebhookRole');
+    const needed = await dynamoActionsOf(recorded.calls);
+    const redelivered = await handleJiraWebhook(signed(raw), deps);
+    // Assess
+    expect(recorded.calls.map((x) => x.method)).toContain('delete');
+    expect(needed).toContain('dynamodb:DeleteItem');
+    expect(needed.filter((a) => !grants.includes(a))).toEqual([]);
+    expect(redelivered.body).toMatchObject({ approved: [c.key] });
+    expect(double.calls.apply).toBe(1);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Azure transports for Defender for Cloud documents: Event Grid (event grid schema or CloudEvents
- * schema) and a Logic App / workflow automation posting the alert itself. Envelopes are kept apart from
+ * schema) and a Logic App / workflow automation posting the alert itself. The deployed Event Grid
+ * subscription targets the function's Event Grid trigger (the host answers its handshake), so no webhook
+ * validation is handled here. Envelopes are kept apart from
  * the payload; the payload is recognised by its shape later (finding-formats §1: never by `eventType`).
  *
  * @see https://learn.microsoft.com/azure/event-grid/event-schema
- * @see https://learn.microsoft.com/azure/event-grid/webhook-event-delivery (validation handshake)
  */
 import * as z from 'zod';
 import type { ReceivedDocument } from './spoke.js';
@@ -32,24 +33,6 @@ export const CloudEventSchema = z.looseObject({
   source: z.string(),
   data: z.unknown().optional(),
 });
-
-export const SUBSCRIPTION_VALIDATION_EVENT = 'Microsoft.EventGrid.SubscriptionValidationEvent';
-
-const ValidationEventSchema = z.looseObject({
-  eventType: z.literal(SUBSCRIPTION_VALIDATION_EVENT),
-  data: z.looseObject({ validationCode: z.string().min(1).max(256) }),
-});
-
-/**
- * The validation code of an Event Grid subscription-validation request (header
- * `aeg-event-type: SubscriptionValidation`, body `[{ eventType: "…SubscriptionValidationEvent", data: { validationCode } }]`),
- * or undefined when the body is not one.
- */
-export function validationCodeOf(body: unknown): string | undefined {
-  const first = Array.isArray(body) ? body[0] : body;
-  const parsed = ValidationEventSchema.safeParse(first);
-  return parsed.success ? parsed.data.data.validationCode : undefined;
-}
 
 /**
  * Source documents from what the Azure spoke received: an Event Grid batch (each `data`), a CloudEvent

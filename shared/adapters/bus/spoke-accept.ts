@@ -18,7 +18,8 @@ import { hasEnumerableKey } from '../../core/util/objects.js';
 import type { ReceivedDocument, Spoke, SpokeDetail } from './spoke.js';
 
 /**
- * Normalizes each received document on the spoke: documents yielding at least one finding become
+ * Normalizes each received document on the spoke, accepting only the spoke's own cloud's formats
+ * (Azure: Defender; GCP: SCC): documents yielding at least one finding become
  * hub-bound details; the rest are returned as rejections (logged at the edge, never forwarded). With a
  * `lookup` (the spoke's tag lookup is on), the live tags of every resource whose event carried none are
  * read here, under the spoke's identity, each resource once, and travel with the document.
@@ -35,7 +36,10 @@ export async function acceptDocuments(
   const rejected: Rejected[] = [];
   const untagged: Array<{ detail: SpokeDetail; findings: Finding[] }> = [];
   for (const doc of docs) {
-    const out = normalize(doc.value, `${spoke}:${doc.input}`);
+    // Only this spoke's cloud: an AWS (or other spoke's) finding fed to it is rejected here, not forwarded.
+    const out = normalize(doc.value, `${spoke}:${doc.input}`, {
+      channel: { provider: spoke, name: `the ${spoke} spoke` },
+    });
     rejected.push(...out.rejected);
     if (out.findings.length === 0) continue;
     const detail: SpokeDetail = {

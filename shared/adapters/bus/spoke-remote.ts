@@ -4,7 +4,6 @@
  * (`Spoke Remediation Result`, spoke.ts `reportToHub`). Apart from spoke.ts so the functions that only
  * forward findings (the spokes' ingest, the hub's ingest) do not load the remediation model with it.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
@@ -18,6 +17,7 @@ import {
   type RemoteResult,
   RemoteResultSchema,
 } from '../../core/remediation/remote.js';
+import { sharedSecretMatches } from '../wiring/shared-secret.js';
 import { putEvents } from './eventbridge.js';
 import {
   REMOTE_REQUEST_DETAIL_TYPE,
@@ -96,17 +96,6 @@ export const RemoteSpokeEnvSchema = z.object({
   CLOSELOOP_APPLY: z.string().optional(),
 });
 
-/**
- * Constant-time check of the presented header against the configured secret. Fails closed on a missing
- * or short secret, and on an unresolved Key Vault reference (App Service leaves the literal
- * `@Microsoft.KeyVault(…)` text in place when it cannot resolve it, and that text is public).
- */
-export function remoteSecretMatches(presented: string | null | undefined, expected: string | undefined): boolean {
-  if (!presented || !expected || expected.length < 16 || expected.startsWith('@Microsoft.KeyVault(')) return false;
-  const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
 /** An HTTP answer, framework-neutral (Azure Functions HttpResponseInit / Express response). */
 export interface RemoteHttpAnswer {
   status: number;
@@ -134,7 +123,7 @@ export async function handleRemoteRequest(
   deps: RemoteHandlerDeps,
 ): Promise<RemoteHttpAnswer> {
   const env = RemoteSpokeEnvSchema.parse(deps.env);
-  if (!remoteSecretMatches(presentedSecret, env.CLOSELOOP_REMEDIATE_SECRET)) {
+  if (!sharedSecretMatches(presentedSecret, env.CLOSELOOP_REMEDIATE_SECRET)) {
     deps.log.warn('remediation request refused: missing or wrong secret');
     return { status: 401, body: { error: `missing or wrong ${REMOTE_SECRET_HEADER}` } };
   }

@@ -11,6 +11,8 @@
 import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import * as z from 'zod';
 import { AdapterError } from '../../core/errors.js';
+import type { Rejected } from '../../core/model/finding.js';
+import type { Channel } from '../../core/pipeline/normalize.js';
 import type { RemoteResult } from '../../core/remediation/remote.js';
 import { type PutEventsOptions, putEvents } from './eventbridge.js';
 import type { EventBridgeEvent } from './sqs.js';
@@ -75,16 +77,36 @@ export async function forwardToHub(
 export interface HubIngestDoc {
   input: string;
   value: unknown;
+  /** The cloud the event's source speaks for: a spoke's own, AWS for the AWS services' events. */
+  channel: Channel;
   /** A spoke's live tags by resource id (see SpokeDetailSchema.liveTags). */
   liveTags?: Record<string, z.infer<typeof SpokeLiveTagSchema>>;
+}
+
+/** An event the hub refuses before reading its document (dead-lettered with the reason). */
+export interface RefusedIngestDoc {
+  input: string;
+  refused: Rejected;
 }
 
 /**
  * What the hub ingests from an EventBridge event: a spoke's forwarded document, or the AWS event itself
  * (GuardDuty / Security Hub events are recognised by their EventBridge envelope, finding-formats §1 rule 4).
+ * Each is bound to one cloud: the event's source is what the sender's IAM role allows it to put
+ * (`events:source` on each forwarder role, serverless.yml), so a spoke's document must name that spoke
+ * in `detail.spoke` and normalize to that spoke's cloud only; an AWS service's event to AWS only.
+ *
+ * @example
+ * hubIngestDoc({ source: 'closeloop.spoke.gcp', detail: { spoke: 'azure', … }, … });
+ * // → { input: 'eventbridge:<id>', refused: { path: 'detail.spoke', reason: 'refused: detail.spoke "azure" …' } }
  */
-export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
-  if (!event.source.startsWith(SPOKE_SOURCE_PREFIX)) return { input: `eventbridge:${event.id}`, value: event };
+export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc | RefusedIngestDoc {
+  if (!event.source.startsWith(SPOKE_SOURCE_PREFIX))
+    return {
+      input: `eventbridge:${event.id}`,
+      value: event,
+      channel: { provider: 'aws', name: `EventBridge source ${JSON.stringify(event.source.slice(0, 64))}` },
+    };
   const detail = SpokeDetailSchema.safeParse(event.detail);
   if (!detail.success) {
     throw new AdapterError(
@@ -93,7 +115,19 @@ export function hubIngestDoc(event: EventBridgeEvent): HubIngestDoc {
     );
   }
   const { spoke, input, document, liveTags } = detail.data;
-  return { input: `${spoke}:${input}`, value: document, ...(liveTags ? { liveTags } : {}) };
+  if (event.source !== spokeSource(spoke)) {
+    const reason = `refused: detail.spoke ${JSON.stringify(spoke)} does not match the event source ${JSON.stringify(event.source.slice(0, 64))} (a spoke forwards only under its own source)`;
+    return {
+      input: `eventbridge:${event.id}`,
+      refused: { input: `eventbridge:${event.id}`, source: 'unknown', path: 'detail.spoke', reason },
+    };
+  }
+  return {
+    input: `${spoke}:${input}`,
+    value: document,
+    channel: { provider: spoke, name: event.source },
+    ...(liveTags ? { liveTags } : {}),
+  };
 }
 
 /** What a spoke received, unwrapped from its transport (one source document each). */

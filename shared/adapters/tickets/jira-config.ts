@@ -12,7 +12,8 @@ export const JiraConfigSchema = z.object({
     z.object({ kind: z.literal('bearer'), token: z.string().min(1) }),
   ]),
   project: z.string().regex(PROJECT_KEY_PATTERN, 'JIRA_PROJECT must be a Jira project key such as SEC'),
-  webhookSecret: z.string().min(16).optional(),
+  /** HMAC key of Jira's webhook; the AWS hub's JiraSecretSchema requires the same length. */
+  webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Per-request timeout; a hung connection is a transient failure, not a stuck stage. */
   timeoutMs: z.number().int().min(100).default(15_000),
 });

@@ -92,8 +92,12 @@ export const JiraSecretSchema = z.object({
   host: z.url(),
   email: z.string().min(1),
   apiToken: z.string().min(1),
-  /** Shared secret Jira's webhook signs with (HMAC); optional until the webhook is registered. */
-  webhookSecret: z.string().min(1).optional(),
+  /**
+   * Shared secret Jira's webhook signs with (HMAC); optional until the webhook is registered. At least 16
+   * characters, as JiraConfigSchema requires (test/wiring/jira-secret.test.ts keeps them equal): a short
+   * HMAC key is guessable, and the webhook approves remediations.
+   */
+  webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 export type JiraSecret = z.infer<typeof JiraSecretSchema>;
 
@@ -134,7 +138,8 @@ export function secretReader<S extends z.ZodType>(
         }
         const parsed = schema.safeParse(json);
         if (!parsed.success) {
-          const fields = parsed.error.issues.map((i) => i.path.join('.') || '$').join(', ');
+          // Field names and the schema's messages (which never quote the input): values stay out.
+          const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '$'} (${i.message})`).join(', ');
           throw new ConfigError(`secret ${secretId}: invalid fields ${fields}`);
         }
         cached = { value: parsed.data, at: clock.now().getTime() };

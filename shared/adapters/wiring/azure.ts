@@ -1,9 +1,8 @@
 /**
  * The Azure spoke wiring: forwards accepted Defender documents to the hub with AWS credentials obtained
- * from the function app's managed identity token (AssumeRoleWithWebIdentity), checks the Logic App's
- * shared secret in constant time, and logs through the invocation context.
+ * from the function app's managed identity token (AssumeRoleWithWebIdentity), and logs through the
+ * invocation context (the Logic App's shared secret is checked by shared-secret.ts).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger, OwnerLookup } from '../../core/ports.js';
@@ -58,13 +57,6 @@ export async function managedIdentityToken(
   const body = z.object({ access_token: z.string().min(1) }).safeParse(await res.json());
   if (!body.success) throw new ConfigError('managed identity endpoint returned no access_token');
   return body.data.access_token;
-}
-
-/** Constant-time comparison of a presented secret with the expected one (equal-length digests first). */
-export function secretMatches(presented: string | null | undefined, expected: string | undefined): boolean {
-  if (!presented || !expected) return false;
-  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(presented), digest(expected));
 }
 
 /** An invocation context's log methods (the part of @azure/functions' InvocationContext we use). */

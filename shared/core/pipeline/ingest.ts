@@ -20,7 +20,7 @@ import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
 import { caseKeyOf, compareTime, type DecideInput, decide, reevaluate } from './decide.js';
 import type { Enriched, Enricher as FullEnricher } from './enrich.js';
-import { normalize } from './normalize.js';
+import { type Channel, normalize } from './normalize.js';
 
 export const COLLECTIONS = {
   findings: 'findings',
@@ -68,6 +68,8 @@ export interface IngestDoc {
    * resource id: used for the findings whose event carries no tags, instead of a lookup here.
    */
   liveTags?: Readonly<Record<string, LookupOutcome>>;
+  /** The one cloud the document's channel speaks for: findings of another cloud are rejected (normalize's `channel`). */
+  channel?: Channel;
 }
 
 export interface IngestResultItem {
@@ -148,7 +150,7 @@ export function createIngest(deps: IngestDeps) {
     };
 
     for (const doc of docs) {
-      const { findings, rejected } = normalize(doc.value, doc.input);
+      const { findings, rejected } = normalize(doc.value, doc.input, doc.channel ? { channel: doc.channel } : {});
       result.rejected.push(...rejected);
       for (const finding of findings) {
         const id = finding.resource.id;

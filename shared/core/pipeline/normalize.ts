@@ -5,7 +5,7 @@
  *
  * @see ../../../../shared/reference/finding-formats.md §1–§9, §12
  */
-import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
+import { type Finding, FindingSchema, type Provider, type Rejected, type Source } from '../model/finding.js';
 import { FindingRejectedError, rejected, rejectOversized, type SourceMapper } from '../sources/common.js';
 import { mapDefenderAlert, mapDefenderAssessment } from '../sources/defender.js';
 import { detect, SOURCE_OF, type UnitFormat } from '../sources/detect.js';
@@ -27,7 +27,28 @@ export interface NormalizeResult {
   rejected: Rejected[];
 }
 
+/** The cloud each source speaks for (finding-formats §1): what a channel bound to one cloud may carry. */
+export const PROVIDER_OF: Readonly<Record<Source, Provider>> = {
+  guardduty: 'aws',
+  securityhub: 'aws',
+  defender: 'azure',
+  scc: 'gcp',
+};
+
+/**
+ * A channel that speaks for one cloud only: the Azure spoke (Defender), the GCP spoke (SCC), the hub's
+ * AWS event rules (GuardDuty, Security Hub). Whoever can feed a spoke must not be able to put findings
+ * about another cloud's resources through it, which that cloud's remediation would then act on.
+ */
+export interface Channel {
+  provider: Provider;
+  /** Named in the rejection: `the azure spoke`, `closeloop.spoke.gcp`. */
+  name: string;
+}
+
 export interface NormalizeOptions {
+  /** Accept only this channel's cloud: a finding of another cloud is rejected, naming the channel. */
+  channel?: Channel;
   /**
    * Re-check every mapped finding against `FindingSchema`, so that a mapping bug becomes a rejection
    * instead of a bad record downstream. Off by default: the mappers build findings that satisfy the schema
@@ -50,11 +71,21 @@ export function normalize(input: unknown, origin: string, options: NormalizeOpti
   const validate = options.validate ?? false;
   const detected = detect(input, origin);
   const out: NormalizeResult = { findings: [], rejected: detected.rejected };
+  const channel = options.channel;
   for (const unit of detected.units) {
     const source = SOURCE_OF[unit.format];
+    if (channel && PROVIDER_OF[source] !== channel.provider) {
+      out.rejected.push(rejected(origin, source, unit.path, foreign(channel, source, PROVIDER_OF[source])));
+      continue;
+    }
     try {
       rejectOversized(unit.value, unit.path);
       const finding = MAPPERS[unit.format](unit.value, unit.path);
+      // Every mapper names its own cloud; checked again so that a mapping change cannot open the channel.
+      if (channel && finding.resource.provider !== channel.provider) {
+        out.rejected.push(rejected(origin, source, unit.path, foreign(channel, source, finding.resource.provider)));
+        continue;
+      }
       if (validate && !acceptsWithoutCopy(FindingSchema, finding)) {
         const check = FindingSchema.safeParse(finding);
         if (!check.success) {
@@ -83,3 +114,6 @@ export function normalize(input: unknown, origin: string, options: NormalizeOpti
   }
   return out;
 }
+
+const foreign = (channel: Channel, source: Source, provider: Provider): string =>
+  `refused: a ${source} finding (${provider}) came through ${channel.name}, which accepts only ${channel.provider} findings`;

@@ -142,7 +142,7 @@ export interface ExecuteRemoteDeps {
   actions: { get(id: string): Action | undefined };
   ctx: ActionContext;
   clock: Clock;
-  /** false: the spoke plans but never changes anything (its own deployment switch, beside the hub's). */
+  /** false: the spoke plans but never changes anything, rollback included (its own deployment switch, beside the hub's). */
   apply: boolean;
   /** The spoke's identity for the record (`closeloop@azure-spoke`). */
   actor: string;
@@ -201,6 +201,9 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   }
 
   if (request.op === 'rollback') {
+    // A rollback is a write like any other: a spoke deployed not to apply changes nothing, whatever the hub asks.
+    if (!deps.apply)
+      return done('blocked', `dry-run spoke: rollback of ${action.id} refused, nothing changed`, { target: t });
     const before = action.beforeSchema.safeParse(request.before);
     if (!before.success) return done('blocked', `no usable before-state to restore for ${action.id}`, { target: t });
     try {

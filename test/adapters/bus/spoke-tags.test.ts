@@ -104,7 +104,8 @@ describe('a spoke reads live tags for what it forwards', () => {
       log: silentLogger,
     });
     // Act
-    const out = await ingest.ingest(events.map((e) => hubIngestDoc(e)));
+    const hubDocs = events.map((e) => hubIngestDoc(e)).filter((d) => 'value' in d);
+    const out = await ingest.ingest(hubDocs);
     // Assess
     const storage = out.results.find((r) => r.finding.resource.id === STORAGE);
     const vault = out.results.find((r) => r.finding.resource.id === VAULT);
@@ -115,6 +116,7 @@ describe('a spoke reads live tags for what it forwards', () => {
     expect(vault?.enrichment.warnings[0]).toContain('AuthorizationFailed');
     // (no action applies to a Key Vault alert: no gate is evaluated; none passes)
     expect(vault?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).not.toBe('pass');
+    expect(hubDocs).toHaveLength(events.length);
     expect(hubLookup.tagsFor).not.toHaveBeenCalled();
     expect(hubLookup.tagsForMany).not.toHaveBeenCalled();
   });

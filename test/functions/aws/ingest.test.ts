@@ -40,6 +40,15 @@ const decidedEntries = () =>
     .flatMap((c) => c.args[0].input.Entries ?? [])
     .filter((e) => e.DetailType === 'case.decided');
 
+/** The reasons of the dead letters recorded for one SQS message. */
+async function deadLetterReasons(messageId: string): Promise<string[]> {
+  const letters = await new DynamoDocStore(local.client, 'closeloop-test').list('deadletters');
+  return letters
+    .map((d) => d.value as { input: string; reason: string })
+    .filter((v) => v.input.startsWith(`sqs:${messageId}:`))
+    .map((v) => v.reason);
+}
+
 describe('AWS ingest function', () => {
   it('stores the case and publishes case.decided when a GuardDuty event arrives through SQS', async () => {
     // Prepare
@@ -71,6 +80,45 @@ describe('AWS ingest function', () => {
     expect(res.batchItemFailures).toEqual([]);
     expect(decidedEntries().map((e) => JSON.parse(e.Detail ?? '{}').caseKey)).toEqual([
       expect.stringContaining('gcp|//storage.googleapis.com/acme-web-uploads'),
+    ]);
+  });
+
+  it('dead-letters a GuardDuty finding forwarded through the Azure spoke and decides nothing', async () => {
+    // Prepare: a GuardDuty-shaped document posted to the Azure spoke, as it would reach the hub.
+    const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
+    const spokeEvent = eventBridgeEvent('closeloop.spoke.azure', 'Spoke Finding Document', {
+      spoke: 'azure',
+      input: 'http:forged',
+      document: gd,
+      findingKeys: [],
+    });
+    const record = sqsRecord(JSON.stringify(spokeEvent));
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    expect(decidedEntries()).toEqual([]);
+    expect(await deadLetterReasons(record.messageId)).toEqual([
+      'refused: a guardduty finding (aws) came through closeloop.spoke.azure, which accepts only azure findings',
+    ]);
+  });
+
+  it('dead-letters a spoke event whose detail.spoke is not the spoke of its source', async () => {
+    // Prepare
+    const spokeEvent = eventBridgeEvent('closeloop.spoke.azure', 'Spoke Finding Document', {
+      spoke: 'gcp',
+      input: 'pubsub:1',
+      document: fixture('scc/public-bucket-acl.notification.json'),
+      findingKeys: [],
+    });
+    const record = sqsRecord(JSON.stringify(spokeEvent));
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    expect(decidedEntries()).toEqual([]);
+    expect(await deadLetterReasons(record.messageId)).toEqual([
+      'refused: detail.spoke "gcp" does not match the event source "closeloop.spoke.azure" (a spoke forwards only under its own source)',
     ]);
   });
 

@@ -48,30 +48,45 @@ const post = (body: unknown, headers: Record<string, string>) =>
   });
 
 describe('Azure spoke: defenderHttp', () => {
-  it('answers the Event Grid validation handshake with the validation code when aeg-event-type is SubscriptionValidation', async () => {
-    // Prepare
-    const body = fixture('bad/eventgrid-validation.json');
-    const req = post(body, { 'aeg-event-type': 'SubscriptionValidation' });
+  it('rejects with 401 and forwards nothing when an aeg-event-type header comes without the secret', async () => {
+    // Prepare: any value of the header (Notification here) used to skip the secret.
+    const alert = fixture('defender/alert-storage-open-acl.workflow-automation.json');
+    const req = post(alert, { 'aeg-event-type': 'Notification' });
     // Act
     const res = await fn.defenderHttp(req, context());
     // Assess
-    expect(res.status).toBe(200);
-    const code = Array.isArray(body) ? body[0].data.validationCode : undefined;
-    expect(res.jsonBody).toEqual({ validationResponse: code });
+    expect(res.status).toBe(401);
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
-  it('allows the CloudEvents webhook origin when Event Grid probes with OPTIONS', async () => {
+  it('answers no Event Grid validation handshake over HTTP (the subscription targets the Event Grid trigger)', async () => {
     // Prepare
-    const req = new HttpRequest({
-      method: 'OPTIONS',
-      url: 'https://spoke.example/api/defender',
-      headers: { 'webhook-request-origin': 'eventgrid.azure.net' },
-    });
+    const body = fixture('bad/eventgrid-validation.json');
     // Act
-    const res = await fn.defenderHttp(req, context());
+    const withoutSecret = await fn.defenderHttp(post(body, { 'aeg-event-type': 'SubscriptionValidation' }), context());
+    const withSecret = await fn.defenderHttp(
+      post(body, { 'aeg-event-type': 'SubscriptionValidation', 'x-closeloop-secret': SECRET }),
+      context(),
+    );
     // Assess
-    expect(res).toEqual({ status: 200, headers: { 'WebHook-Allowed-Origin': 'eventgrid.azure.net' } });
+    expect(withoutSecret.status).toBe(401);
+    expect(withSecret).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('rejects with 401 when the configured secret is an unresolved Key Vault reference, even presented verbatim', async () => {
+    // Prepare: App Service leaves the reference text in place when it cannot resolve it; that text is public.
+    const reference = '@Microsoft.KeyVault(SecretUri=https://kv-closeloop.vault.azure.net/secrets/spoke-secret/)';
+    vi.stubEnv('CLOSELOOP_SPOKE_SECRET', reference);
+    vi.resetModules();
+    const unresolved = await import('../../../functions/azure/defender-ingest.js');
+    vi.stubEnv('CLOSELOOP_SPOKE_SECRET', SECRET);
+    const alert = fixture('defender/alert-storage-open-acl.workflow-automation.json');
+    // Act
+    const res = await unresolved.defenderHttp(post(alert, { 'x-closeloop-secret': reference }), context());
+    // Assess
+    expect(res.status).toBe(401);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
   it('rejects with 401 when a Logic App call lacks the shared secret', async () => {
@@ -110,6 +125,16 @@ describe('Azure spoke: defenderHttp', () => {
     expect(detail.findingKeys).toHaveLength(1);
   });
 
+  it('forwards nothing when an authenticated caller posts a GuardDuty finding to the Azure spoke', async () => {
+    // Prepare
+    const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
+    // Act
+    const res = await fn.defenderHttp(post(gd, { 'x-closeloop-secret': SECRET }), context());
+    // Assess
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
   it('forwards nothing and still answers 202 when the Event Grid delivery holds no Defender document', async () => {
     // Prepare
     const events = [
@@ -123,7 +148,7 @@ describe('Azure spoke: defenderHttp', () => {
       },
     ];
     // Act
-    const res = await fn.defenderHttp(post(events, { 'aeg-event-type': 'Notification' }), context());
+    const res = await fn.defenderHttp(post(events, { 'x-closeloop-secret': SECRET }), context());
     // Assess
     expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);

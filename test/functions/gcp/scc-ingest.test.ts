@@ -93,6 +93,19 @@ describe('GCP spoke: sccIngest through the Functions Framework test server', () 
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
+  it('acknowledges without forwarding when a GuardDuty finding is published to the SCC topic', async () => {
+    // Prepare
+    const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(pubsubCloudEvent(gd)));
+    // Assess
+    expect(res.status).toBe(204);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
   it('answers an error so Pub/Sub redelivers when the hub bus keeps failing', async () => {
     // Prepare
     eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
