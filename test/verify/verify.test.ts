@@ -114,6 +114,7 @@ describe('verify stage', () => {
     evidence = new MemoryEvidenceStore();
     upstream = new RecordingUpstream();
     sleeps = [];
+    clock.set('2026-11-20T10:00:00.000Z');
     await putFinding(store, makeFinding());
   });
   afterEach(async () => store.close());
@@ -455,6 +456,57 @@ describe('verify stage', () => {
       // decision, upstream, verify
       expect((await records()).map((r) => r.step)).toEqual(['decision', 'upstream', 'verify']);
       expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 3 });
+    });
+
+    it('verifies a second resolution of the finding when the source did not move its last-seen time', async () => {
+      // Prepare: resolved and verified once, then NEW and RESOLVED again with LastObservedAt unchanged
+      const stage = createVerifyStage(deps(undefined, { ctx: undefined, upstream: new LocalUpstreamStatus() }));
+      const resolution = (id: string): PipelineEvent[] => [
+        {
+          id: `decided:${id}`,
+          type: 'case.decided',
+          caseKey: CASE_KEY,
+          at: '2026-11-20T09:00:00.000Z',
+          isNewCase: false,
+          recurrence: false,
+          statusChanged: true,
+          detail: { decision: { verify: true } },
+        },
+        {
+          id: `verify:${id}`,
+          type: 'case.verify-requested',
+          caseKey: CASE_KEY,
+          at: '2026-11-20T09:00:00.000Z',
+          trigger: 'source-resolved',
+          actor: 'source:securityhub',
+        },
+      ];
+      await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
+      const resolved = { sourceStatus: 'resolved' as const, status: 'pending-verification' as const };
+      await putCase(store, makeCase({ ...resolved, updatedAt: '2026-11-20T09:00:00.000Z' }));
+      for (const e of resolution('one')) await stage.handle(e);
+      const first = await readCase();
+      await putCase(store, {
+        ...first,
+        status: 'reopened',
+        sourceStatus: 'active',
+        closedAt: null,
+        reopenCount: 1,
+        updatedAt: '2026-11-20T09:30:00.000Z',
+      });
+      await putCase(store, { ...(await readCase()), ...resolved, updatedAt: '2026-11-20T09:45:00.000Z' });
+      clock.set('2026-11-20T10:05:00.000Z');
+      // Act: the second resolution's two events, each delivered twice
+      const events = [];
+      for (const e of [...resolution('two'), ...resolution('two')]) events.push(...(await stage.handle(e)));
+      // Assess
+      const c = await readCase();
+      expect(first.status).toBe('verified');
+      expect(c).toMatchObject({ status: 'verified', closedAt: '2026-11-20T10:05:00.000Z' });
+      expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(2);
+      // One case.verified for the second resolution: its redeliveries finish it again under the same id.
+      expect(new Set(events.map((e) => `${e.type} ${e.id}`)).size).toBe(1);
+      expect(events[0]?.type).toBe('case.verified');
     });
 
     it('leaves a dry-run plan planned without verifying it', async () => {

@@ -116,12 +116,20 @@ function decisionVerify(detail: Record<string, unknown> | undefined): boolean | 
 /**
  * One idempotency key per claim of fixedness: the same apply (or the same source resolution) asked
  * for twice — by `case.remediation` and `case.verify-requested`, or a duplicate delivery — is verified once.
+ *
+ * A source resolution is the decision that recorded it: the case's `updatedAt`, which decide moves with
+ * every change it writes (the verifier, ticketing and evidence stages never move it). Its `case.decided`
+ * and `case.verify-requested` and their redeliveries share it; a later resolution of the same finding
+ * (NEW → RESOLVED → NEW → RESOLVED) has another, although `lastSeen` (ASFF `LastObservedAt`, GuardDuty
+ * `eventLastSeen`) does not move when only the workflow or archive state changes. A remediation write
+ * between two deliveries (an approval) moves it too: the later delivery re-checks, it never gets lost.
  */
 function verifyKeyFor(req: VerifyRequest, c: Case): string {
   if (req.trigger === 'apply') {
     return `verify:${shortHash(`${c.key}\napply\n${c.remediation.appliedAt ?? c.remediation.applyToken ?? req.eventId}`, 32)}`;
   }
-  if (req.trigger === 'source-resolved') return `verify:${shortHash(`${c.key}\nsource-resolved\n${c.lastSeen}`, 32)}`;
+  if (req.trigger === 'source-resolved')
+    return `verify:${shortHash(`${c.key}\nsource-resolved\n${c.lastSeen}\n${c.updatedAt}`, 32)}`;
   return `verify:${shortHash(`${c.key}\n${req.eventId}`, 32)}`;
 }
 
