@@ -305,6 +305,67 @@ describe('verify stage', () => {
     ]);
   });
 
+  it('updates a finding at its source once when scheduled re-checks find the fix still holding', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const d = deps(scriptedAction([HOLDS]));
+    await createVerifyStage(d).handle(appliedEvent);
+    // Act: four sweeps, six hours apart
+    for (let i = 1; i <= 4; i++) {
+      clock.set(new Date(Date.parse('2026-11-20T10:00:00.000Z') + i * 6 * 3_600_000).toISOString());
+      await reverifyRecent(d, clock.now());
+    }
+    // Assess
+    expect(upstream.calls).toEqual([makeFinding().key]);
+    const steps = (await records()).map((r) => r.step);
+    expect(steps.filter((s) => s === 'upstream')).toHaveLength(1);
+    expect(steps.filter((s) => s === 'verify')).toHaveLength(5);
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'verified', closedAt: '2026-11-20T10:00:00.000Z' });
+    expect(c.verification?.at).toBe('2026-11-21T10:00:00.000Z');
+    expect(c.verification?.upstream).toEqual([
+      {
+        source: 'guardduty',
+        findingKey: makeFinding().key,
+        outcome: 'updated: archived',
+        at: '2026-11-20T10:00:00.000Z',
+      },
+    ]);
+  });
+
+  it('tries a failed source update again at the next re-check, and only that one', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const failing: UpstreamStatus = {
+      async markResolved(f) {
+        upstream.calls.push(f.key);
+        return {
+          source: f.source,
+          outcome: 'failed',
+          api: 'guardduty:ArchiveFindings',
+          requestId: null,
+          detail: 'AccessDenied',
+        };
+      },
+    };
+    await createVerifyStage(deps(scriptedAction([HOLDS]), { upstream: failing })).handle(appliedEvent);
+    clock.set('2026-11-20T16:00:00.000Z');
+    // Act
+    await reverifyRecent(deps(scriptedAction([HOLDS])), clock.now());
+    clock.set('2026-11-20T22:00:00.000Z');
+    await reverifyRecent(deps(scriptedAction([HOLDS])), clock.now());
+    // Assess
+    expect(upstream.calls).toEqual([makeFinding().key, makeFinding().key]);
+    expect((await readCase()).verification?.upstream).toEqual([
+      {
+        source: 'guardduty',
+        findingKey: makeFinding().key,
+        outcome: 'updated: archived',
+        at: '2026-11-20T16:00:00.000Z',
+      },
+    ]);
+  });
+
   it('leaves cases verified before the re-verification window alone', async () => {
     // Prepare
     await putCase(store, applied({ status: 'verified', closedAt: '2026-09-01T10:00:00.000Z' }));
@@ -448,6 +509,7 @@ describe('verify stage', () => {
       expect(c.verification?.upstream).toEqual([
         {
           source: 'guardduty',
+          findingKey: makeFinding().key,
           outcome: 'not-updated: already resolved at the source (service.archived)',
           at: '2026-11-20T10:00:00.000Z',
         },

@@ -242,7 +242,7 @@ async function finishVerification(
   req: VerifyRequest,
   record: EvidenceRecord,
   assessment: Assessment,
-  upstream: UpstreamResult[],
+  upstream: FindingUpstream[],
   reopen: boolean,
   wasVerified: boolean,
   reason: string,
@@ -256,7 +256,7 @@ async function finishVerification(
     ...(assessment.observed !== undefined ? { observed: assessment.observed } : {}),
     attempts: assessment.attempts,
     trigger: req.trigger,
-    upstream: upstream.map((u) => ({ source: u.source, outcome: `${u.outcome}: ${u.detail}`, at })),
+    upstream: upstreamEntries(c, upstream, at),
   };
   await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
     cur && !(resuming && cur.verification && Date.parse(cur.verification.at) >= Date.parse(at))
@@ -307,7 +307,7 @@ async function resumeVerification(
     attempts: typeof d.attempts === 'number' ? d.attempts : 1,
     calls: record.calls,
   };
-  const upstream = Array.isArray(d.upstream) ? (d.upstream as UpstreamResult[]) : [];
+  const upstream = Array.isArray(d.upstream) ? (d.upstream as FindingUpstream[]) : [];
   const trigger = VerifyTriggerSchema.safeParse(d.trigger);
   const original = { ...req, trigger: trigger.success ? trigger.data : req.trigger };
   const events = await finishVerification(
@@ -411,17 +411,53 @@ function evidenceSummary(a: Assessment, record: EvidenceRecord, upstream: Upstre
   return `Verdict ${a.verdict} on ${basis}: ${reason}.${up ? ` Upstream: ${up}.` : ''} Evidence record ${record.hash} (case record #${record.caseSeq}, chain #${record.seq}).`;
 }
 
-/** Marks each still-active finding resolved at its source; each attempt is an evidence record. */
+/** A source update of one finding, as the verify record keeps it (`findingKey`: since 2026-12-08). */
+type FindingUpstream = UpstreamResult & { findingKey?: string };
+
+/**
+ * The source updates a still-verified case already has, by finding key: every outcome but `failed` (an
+ * update made, or deliberately not made). A re-check of the case leaves those findings alone at their
+ * source (GuardDuty would archive them again, and each call would be one more `upstream` record); a failed
+ * one is tried again. A case that reopened starts over: its next verification updates the source again.
+ */
+function settledUpstream(c: Case): Map<string, CaseVerification['upstream'][number]> {
+  const out = new Map<string, CaseVerification['upstream'][number]>();
+  if (c.status !== 'verified') return out;
+  for (const e of c.verification?.upstream ?? []) {
+    if (e.findingKey && !e.outcome.startsWith('failed') && c.findingKeys.includes(e.findingKey))
+      out.set(e.findingKey, e);
+  }
+  return out;
+}
+
+/** The case's upstream section after a verdict: the updates made now, and the earlier ones still standing. */
+function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: string): CaseVerification['upstream'] {
+  const fresh = upstream.map((u) => ({
+    source: u.source,
+    ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
+    outcome: `${u.outcome}: ${u.detail}`,
+    at,
+  }));
+  const made = new Set(upstream.map((u) => u.findingKey));
+  return [...[...settledUpstream(c).values()].filter((e) => !made.has(e.findingKey)), ...fresh];
+}
+
+/**
+ * Marks each still-active finding resolved at its source, except those a still-verified case already
+ * updated ({@link settledUpstream}); each attempt is an evidence record.
+ */
 async function markUpstream(
   deps: VerifyDeps,
   c: Case,
   findings: Finding[],
   key: string,
   at: string,
-): Promise<UpstreamResult[]> {
-  const results: UpstreamResult[] = [];
+): Promise<FindingUpstream[]> {
+  const results: FindingUpstream[] = [];
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
+  const settled = settledUpstream(c);
   for (const f of findings) {
+    if (settled.has(f.key)) continue;
     let r: UpstreamResult;
     if (!deps.policy.upstream.enabled) {
       r = {
@@ -446,7 +482,7 @@ async function markUpstream(
         r = { source: f.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
       }
     }
-    results.push(r);
+    results.push({ ...r, findingKey: f.key });
     await recordEvidence(
       chain,
       {
