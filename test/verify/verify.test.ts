@@ -203,6 +203,59 @@ describe('verify stage', () => {
     expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'inconclusive' })]);
   });
 
+  it('verifies a case left pending by throttled re-reads at the first sweep after the backoff', async () => {
+    // Prepare: three throttled re-reads after the apply, then the bucket answers
+    await putCase(store, applied());
+    const throttled = new AdapterError('throttled', 'SlowDown');
+    const action = scriptedAction([throttled, throttled, throttled, HOLDS]);
+    await createVerifyStage(deps(action)).handle(appliedEvent);
+    const pending = await readCase();
+    // Act: a sweep before the first re-check is due (60 minutes), then one after
+    clock.set('2026-11-20T10:30:00.000Z');
+    const early = await reverifyRecent(deps(action), clock.now());
+    clock.set('2026-11-20T11:00:00.000Z');
+    const due = await reverifyRecent(deps(action), clock.now());
+    // Assess
+    expect(pending).toMatchObject({ status: 'pending-verification', verification: { verdict: 'inconclusive' } });
+    expect(early).toMatchObject({ rechecked: 0, checked: 0 });
+    expect(due).toMatchObject({ rechecked: 1, holding: 1 });
+    expect(await readCase()).toMatchObject({
+      status: 'verified',
+      closedAt: '2026-11-20T11:00:00.000Z',
+      verification: { verdict: 'verified', trigger: 'scheduled', rechecks: 1 },
+    });
+    expect(due.events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
+    expect(action.reads).toBe(4);
+  });
+
+  it('re-checks an inconclusive verdict with doubling waits, silently, and says so when it gives up', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const action = scriptedAction([new AdapterError('throttled', 'SlowDown')]);
+    const policy = VerificationPolicySchema.parse({
+      attempts: 1,
+      recheckInconclusive: { times: 2, afterMinutes: 60 },
+    });
+    const d = deps(action, { policy });
+    await createVerifyStage(d).handle(appliedEvent);
+    // Act: sweeps at +1 h (1st due), +2 h (2nd not due: 2 h after the 1st), +3 h (2nd due), +5 days
+    const sweeps = [];
+    for (const at of ['11:00', '12:00', '13:00']) {
+      clock.set(`2026-11-20T${at}:00.000Z`);
+      sweeps.push(await reverifyRecent(d, clock.now()));
+    }
+    clock.set('2026-11-25T10:00:00.000Z');
+    sweeps.push(await reverifyRecent(d, clock.now()));
+    // Assess
+    expect(sweeps.map((r) => r.rechecked)).toEqual([1, 0, 1, 0]);
+    expect(sweeps.map((r) => r.events.length)).toEqual([0, 0, 1, 0]);
+    expect(sweeps[2]?.events[0]).toMatchObject({ type: 'case.verified', verdict: 'inconclusive' });
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'pending-verification', verification: { rechecks: 2 } });
+    expect(c.statusReason).toContain('no further scheduled re-checks (2 made): a person must look');
+    expect(action.reads).toBe(3);
+  });
+
   it('stops at once and is inconclusive when the re-read is denied', async () => {
     // Prepare
     await putCase(store, applied());

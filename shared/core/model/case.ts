@@ -121,6 +121,8 @@ export const CaseVerificationSchema = z.object({
   attempts: z.number().int(),
   /** Why verification was asked for: 'apply' | 'source-resolved' | 'ticket-closed' | 'scheduled' */
   trigger: z.string(),
+  /** The n-th scheduled re-check of a verification that was inconclusive (policy `recheckInconclusive`). */
+  rechecks: z.number().int().optional(),
   /**
    * Source updates for this case's findings: made in this verification, or (`at` earlier) made by an earlier
    * one while the case stayed verified — a re-check does not update a finding at its source again.

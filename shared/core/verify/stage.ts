@@ -63,6 +63,7 @@ export interface VerifyOutcome {
 }
 
 export const VERIFIER = 'closeloop:verify';
+const PENDING: Case['status'] = 'pending-verification';
 const EVENT_LOG = 'events';
 const FINDINGS = 'findings';
 
@@ -182,7 +183,10 @@ async function concludeVerification(
     (assessment.verdict === 'failed' && (wasVerified || c.closedAt !== null || req.trigger === 'ticket-closed')) ||
     (assessment.verdict === 'inconclusive' && req.trigger === 'ticket-closed');
   const change = wasVerified ? describeChange(c.verification?.observed, assessment.observed) : '';
-  const reason = reasonFor(assessment, req, reopen, change);
+  const recheck = recheckOf(c, req);
+  const gaveUp =
+    recheck !== undefined && assessment.verdict === 'inconclusive' && recheck >= deps.policy.recheckInconclusive.times;
+  const reason = `${reasonFor(assessment, req, reopen, change)}${gaveUp ? `; no further scheduled re-checks (${recheck} made): a person must look` : ''}`;
 
   const { record } = await recordEvidence(
     chain,
@@ -210,6 +214,7 @@ async function concludeVerification(
         // record finishes the same work (see resumeVerification).
         reopen,
         wasVerified,
+        ...(recheck !== undefined ? { recheck } : {}),
       },
     },
     key,
@@ -226,6 +231,7 @@ async function concludeVerification(
     wasVerified,
     reason,
     false,
+    recheck,
   );
   deps.log.info(`verify: ${assessment.verdict}`, { caseKey: c.key, trigger: req.trigger, hash: record.hash });
   return { verdict: assessment.verdict, record, events };
@@ -247,6 +253,7 @@ async function finishVerification(
   wasVerified: boolean,
   reason: string,
   resuming: boolean,
+  recheck: number | undefined,
 ): Promise<PipelineEvent[]> {
   const at = record.at;
   const verification: CaseVerification = {
@@ -256,6 +263,7 @@ async function finishVerification(
     ...(assessment.observed !== undefined ? { observed: assessment.observed } : {}),
     attempts: assessment.attempts,
     trigger: req.trigger,
+    ...(recheck !== undefined ? { rechecks: recheck } : {}),
     upstream: upstreamEntries(c, upstream, at),
   };
   await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
@@ -264,7 +272,10 @@ async function finishVerification(
       : undefined,
   );
   const summary = evidenceSummary(assessment, record, upstream, reason);
-  const events = eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
+  // A re-check that is inconclusive again has nothing new to tell, until the last one gives up.
+  const quiet =
+    recheck !== undefined && assessment.verdict === 'inconclusive' && recheck < deps.policy.recheckInconclusive.times;
+  const events = quiet ? [] : eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
   if (events.length > 0) {
     await deps.store.writeBatch({
       puts: [],
@@ -321,9 +332,21 @@ async function resumeVerification(
     d.wasVerified,
     reason,
     true,
+    typeof d.recheck === 'number' ? d.recheck : undefined,
   );
   deps.log.info('verify: already on record; case and events completed from it', { caseKey: c.key, hash: record.hash });
   return { verdict: 'duplicate', record, events };
+}
+
+/**
+ * Which scheduled re-check of an inconclusive verdict this request is (1-based), or undefined when it is
+ * none: only a `scheduled` request for a case still pending-verification on an inconclusive verdict. A new
+ * claim of fixedness (apply, source resolution) starts the count again.
+ */
+function recheckOf(c: Case, req: VerifyRequest): number | undefined {
+  const v = c.verification;
+  if (req.trigger !== 'scheduled' || c.status !== PENDING || v?.verdict !== 'inconclusive') return undefined;
+  return (v.rechecks ?? 0) + 1;
 }
 
 /** Only the fields the verifier owns. */
@@ -539,7 +562,10 @@ function logEntry(e: PipelineEvent): Record<string, unknown> {
 }
 
 export interface ReverifyResult {
+  /** Closed cases re-read (the verdict counts below cover these and `rechecked`). */
   checked: number;
+  /** Pending verifications re-checked after an inconclusive verdict (policy `recheckInconclusive`). */
+  rechecked: number;
   holding: number;
   reopened: number;
   inconclusive: number;
@@ -553,8 +579,9 @@ export interface ReverifyResult {
 /**
  * Scheduled re-verification: remote re-reads left unanswered are asked again (or given up, see
  * {@link retryRemoteVerifications}); every case verified within `policy.reverifyDays` of `now` is re-read;
- * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). The caller
- * publishes the returned events.
+ * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). A case left
+ * pending-verification by an inconclusive verdict is verified again when its next re-check is due
+ * ({@link recheckDue}). The caller publishes the returned events.
  *
  * @example
  * const r = await reverifyRecent(deps, new Date()); await bus.publish(r.events);
@@ -564,6 +591,7 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
   const swept = await retryRemoteVerifications(deps, now);
   const result: ReverifyResult = {
     checked: 0,
+    rechecked: 0,
     holding: 0,
     reopened: 0,
     inconclusive: 0,
@@ -580,8 +608,10 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
       const parsed = CaseSchema.safeParse(doc.value);
       if (!parsed.success) continue;
       const c = parsed.data;
-      if (c.status !== 'verified' || !c.closedAt || Date.parse(c.closedAt) < since) continue;
-      result.checked++;
+      const recheck = await recheckDue(deps, c, now);
+      if (!recheck && (c.status !== 'verified' || !c.closedAt || Date.parse(c.closedAt) < since)) continue;
+      if (recheck) result.rechecked++;
+      else result.checked++;
       const out = await verifyCase(deps, {
         caseKey: c.key,
         trigger: 'scheduled',
@@ -598,9 +628,21 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
   return result;
 }
 
-// ---- remote re-reads: the AWS hub asks the Azure/GCP spoke to run the action's verify ----
+/**
+ * Whether a case waits on an inconclusive verdict and its next re-check is due: fewer than
+ * `recheckInconclusive.times` made, `afterMinutes × 2^(made)` passed since the last verdict, and no remote
+ * re-read outstanding (its answer, or {@link retryRemoteVerifications}, concludes that one).
+ */
+async function recheckDue(deps: VerifyDeps, c: Case, now: Date): Promise<boolean> {
+  const v = c.verification;
+  if (c.status !== PENDING || v?.verdict !== 'inconclusive') return false;
+  const made = v.rechecks ?? 0;
+  const { times, afterMinutes } = deps.policy.recheckInconclusive;
+  if (made >= times || now.getTime() < Date.parse(v.at) + afterMinutes * 60_000 * 2 ** made) return false;
+  return !(await deps.store.get(REMOTE_VERIFY_COLLECTION, c.key));
+}
 
-const PENDING: Case['status'] = 'pending-verification';
+// ---- remote re-reads: the AWS hub asks the Azure/GCP spoke to run the action's verify ----
 
 /** One outstanding remote re-read per case (document id = case key). */
 export const REMOTE_VERIFY_COLLECTION = 'verify-remote';
