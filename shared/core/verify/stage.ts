@@ -2,8 +2,9 @@
  * The verify stage: no case closes without proof, and a fix that stops holding reopens its case.
  *
  * Handles `case.remediation` (state `applied`), `case.verify-requested` (apply, source-resolved,
- * ticket-closed, scheduled, manual) and `case.decided` when the decision says the source reports the
- * finding resolved. Writes evidence (one `upstream` record per source update, then the `verify` record)
+ * ticket-closed, scheduled, manual), `case.decided` when the decision says the source reports the
+ * finding resolved, and `case.reopened` by a person in Jira (the closed case reopens: its proof no longer
+ * stands, and the ticket's next close is verified and closed with evidence again). Writes evidence (one `upstream` record per source update, then the `verify` record)
  * and only the case's `verification`, `status`, `statusReason`, `closedAt`, `reopenCount` and
  * `evidenceHead`.
  */
@@ -77,8 +78,14 @@ const FINDINGS = 'findings';
 export function createVerifyStage(deps: VerifyDeps): Stage {
   return {
     name: 'verify',
-    handles: ['case.remediation', 'case.verify-requested', 'case.decided'],
+    handles: ['case.remediation', 'case.verify-requested', 'case.decided', 'case.reopened'],
     async handle(event) {
+      if (event.type === 'case.reopened') {
+        if (!event.actor.startsWith('jira:')) return []; // the verifier's own reopen wrote the case already
+        await recordEventEvidence(deps, event);
+        await reopenByPerson(deps, event.caseKey, event.reason, event.actor);
+        return [];
+      }
       const request = await requestFor(event, deps);
       if (!request) return [];
       // The cause first (idempotent with the evidence stage): the story reads apply → upstream → verify
@@ -107,6 +114,26 @@ async function requestFor(event: PipelineEvent, deps: VerifyDeps): Promise<Verif
     default:
       return undefined;
   }
+}
+
+/**
+ * A person reopened the closed ticket: the case reopens (status, `closedAt`, `reopenCount`), so a later
+ * close of the ticket is a new claim whose verification closes the case and the ticket with evidence again.
+ * Once per reopen: only a verified case changes (a redelivery finds it reopened). A close recorded since
+ * (the ticket is done again, its verification may have run first) wins.
+ */
+async function reopenByPerson(deps: VerifyDeps, caseKey: string, reason: string, actor: string): Promise<void> {
+  await mutateDoc(deps.store, CASES, caseKey, CaseSchema, (cur): Case | undefined =>
+    cur && cur.status === 'verified' && cur.ticket?.status !== 'done'
+      ? {
+          ...cur,
+          status: 'reopened',
+          statusReason: `${reason} by ${actor}: the verified closure no longer stands`,
+          closedAt: null,
+          reopenCount: cur.reopenCount + 1,
+        }
+      : undefined,
+  );
 }
 
 function decisionVerify(detail: Record<string, unknown> | undefined): boolean | undefined {
