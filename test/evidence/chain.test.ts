@@ -89,6 +89,24 @@ describe('evidence chain on a local folder', () => {
     expect(check.firstBroken?.reason).toMatch(/^edited/);
   });
 
+  it('names the edited record when a hand edit adds members named __proto__', async () => {
+    // Prepare
+    const rs = await writeSix();
+    const victim = rs[2];
+    if (!victim) throw new Error('no record');
+    const path = evidence.pathOf(victim.hash);
+    const text = JSON.stringify(JSON.parse(await readFile(path, 'utf8')))
+      .replace('"after":{', '"after":{"__proto__":{"blockPublicAcls":false},')
+      .replace('"detail":{', '"detail":{"__proto__":{"n":0},');
+    await writeFile(path, text);
+    // Act
+    const check = await verifyChains(evidence, { store });
+    // Assess
+    expect(check.ok).toBe(false);
+    expect(check.firstBroken).toMatchObject({ hash: victim.hash, caseKey: 'case-a' });
+    expect(check.firstBroken?.reason).toMatch(/^edited/);
+  });
+
   it('detects a deleted record in the middle through the dangling links', async () => {
     // Prepare
     const rs = await writeSix();

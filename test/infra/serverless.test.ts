@@ -215,6 +215,15 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it('routes case.reopened to the verify queue, whose stage reopens the case when a person reopens its ticket', () => {
+    // Prepare
+    const event = eventBridgeEvent('closeloop', 'case.reopened', {});
+    // Act
+    const matched = matchesPattern(template.Resources.VerifyRule?.Properties.EventPattern, event);
+    // Assess
+    expect(matched).toBe(true);
+  });
+
   it('runs the ticket outbox drain and the re-verification on schedules', () => {
     // Prepare
     const scheduled = resources('AWS::Events::Rule')
@@ -381,6 +390,23 @@ describe('serverless.yml packaged offline', () => {
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
+  });
+
+  it('grants s3:PutObjectRetention beside s3:PutObject to every role that writes evidence with a retention date', () => {
+    // Prepare: S3ObjectLockEvidenceStore.put sends ObjectLockMode and ObjectLockRetainUntilDate, which S3
+    // authorizes as s3:PutObjectRetention (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObjectRetention.html)
+    const writers = resources('AWS::IAM::Role')
+      .map(([name]) => ({
+        name,
+        actions: rolePolicies(name)
+          .flatMap((p) => p.policy.PolicyDocument.Statement)
+          .filter((st) => st.Effect === 'Allow' && JSON.stringify(st.Resource).includes('EvidenceBucket.Arn}/*'))
+          .flatMap(actionsOf),
+      }))
+      .filter((r) => r.actions.includes('s3:PutObject'));
+    // Assess
+    expect(writers.map((r) => r.name).sort()).toEqual(['EvidenceRole', 'VerifyRole']);
+    for (const r of writers) expect(r.actions, r.name).toContain('s3:PutObjectRetention');
   });
 
   it('passes cfn-lint without errors (the hub and the member template) when cfn-lint is installed', async (ctx) => {

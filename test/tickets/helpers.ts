@@ -140,7 +140,16 @@ export async function readCase(store: DocStore, key: string): Promise<Case> {
 }
 
 let eventSeq = 0;
-export function decided(c: Case, opts: { isNewCase?: boolean; recurrence?: boolean; id?: string } = {}): PipelineEvent {
+export function decided(
+  c: Case,
+  opts: {
+    isNewCase?: boolean;
+    recurrence?: boolean;
+    id?: string;
+    statusChanged?: boolean;
+    detail?: Record<string, unknown>;
+  } = {},
+): PipelineEvent {
   return {
     id: opts.id ?? `decided-${++eventSeq}`,
     type: 'case.decided',
@@ -148,7 +157,8 @@ export function decided(c: Case, opts: { isNewCase?: boolean; recurrence?: boole
     at: T0,
     isNewCase: opts.isNewCase ?? true,
     recurrence: opts.recurrence ?? false,
-    statusChanged: false,
+    statusChanged: opts.statusChanged ?? false,
+    ...(opts.detail ? { detail: opts.detail } : {}),
   };
 }
 

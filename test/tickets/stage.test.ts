@@ -147,6 +147,45 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
   });
 
+  it('reopens the closed ticket once, saying why, when the source reports a verified case active again', async () => {
+    // Prepare
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    const stored = await readCase(h.store, c.key);
+    const regressed = {
+      ...stored,
+      status: 'reopened' as const,
+      statusReason: 'active again at the source after verified closure (regression)',
+      occurrences: 2,
+      closedAt: null,
+      reopenCount: 1,
+      lastDecision: { ...decisionOf(stored), isNewCase: false, recurrence: true },
+    };
+    await putCase(h.store, regressed);
+    const event = decided(regressed, {
+      isNewCase: false,
+      recurrence: true,
+      statusChanged: true,
+      detail: { source: 'securityhub' },
+    });
+    // Act: the decision delivered twice at once, then a later recurrence of the reopened case
+    await Promise.all([h.stage.handle(event), h.stage.handle(event)]);
+    h.clock.advance(24 * 3_600_000);
+    await h.stage.handle(decided(regressed, { isNewCase: false, recurrence: true }));
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.status).toBe('Reopened');
+    const reopens = t.comments.filter((m) => m.text.includes('Reopened: '));
+    expect(reopens).toHaveLength(1);
+    expect(reopens[0]?.text).toContain(
+      'Reopened: securityhub reports the finding active again after its verified closure (regression)',
+    );
+    expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
+  });
+
   it('tells how to approve when remediation awaits approval', async () => {
     // Prepare
     const h = localHarness();

@@ -181,6 +181,67 @@ describe('verified closure end to end on one store', () => {
     expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true });
   });
 
+  it('reopens the case when a person reopens its closed ticket, and closes both with new evidence when they close it again', async () => {
+    // Prepare: applied, verified, ticket Done
+    await putCase(
+      store,
+      makeCase({ remediation: { mode: 'auto', state: 'none' }, enrichment: { environment: 'dev' } }),
+    );
+    await bus.publish([decided]);
+    await bus.drain();
+    const person = { accountId: '000000:00000000-0000-0000-0000-000000000009' };
+    const webhook = async (timestamp: number, from: string, to: string, category: string) => {
+      const raw = JSON.stringify({
+        webhookEvent: 'jira:issue_updated',
+        timestamp,
+        user: person,
+        issue: { key: 'LOCAL-1', fields: { status: { name: to, statusCategory: { key: category } } } },
+        changelog: { items: [{ field: 'status', fromString: from, toString: to }] },
+      });
+      const hook = await handleJiraWebhook(
+        { headers: { 'X-Hub-Signature': signJiraBody(raw, SECRET) }, rawBody: raw },
+        { store, clock, log: silentLogger, policy: ticketPolicy(), secret: SECRET },
+      );
+      // Delivered twice: the second changes nothing
+      await bus.publish([...hook.events, ...hook.events]);
+      await bus.drain();
+    };
+    const firstProof = (await records()).filter((r) => r.step === 'verify').at(-1);
+    // Act 1: the person reopens the ticket in Jira
+    clock.set('2026-11-21T09:00:00.000Z');
+    await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Reopen'], { type: 'doc', version: 1, content: [] });
+    await webhook(2, 'Done', 'In Progress', 'indeterminate');
+    const reopened = await readCase();
+    // Act 2: the person closes it again
+    clock.set('2026-11-21T10:00:00.000Z');
+    await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Done'], { type: 'doc', version: 1, content: [] });
+    await webhook(3, 'In Progress', 'Done', 'done');
+    // Assess
+    expect(reopened).toMatchObject({
+      status: 'reopened',
+      closedAt: null,
+      reopenCount: 1,
+      ticket: { status: 'reopened' },
+    });
+    expect(reopened.statusReason).toBe(
+      'reopened in Jira (LOCAL-1 → In Progress) by jira:000000:00000000-0000-0000-0000-000000000009: the verified closure no longer stands',
+    );
+    const closed = await readCase();
+    expect(closed).toMatchObject({
+      status: 'verified',
+      closedAt: '2026-11-21T10:00:00.000Z',
+      reopenCount: 1,
+      verification: { verdict: 'verified', trigger: 'ticket-closed' },
+    });
+    const proof = (await records()).filter((r) => r.step === 'verify').at(-1);
+    expect(proof?.hash).not.toBe(firstProof?.hash);
+    const t = await ticket();
+    expect(t.status).toBe('Done');
+    expect(t.comments.at(-1)?.text).toContain('Verified fixed.');
+    expect(t.comments.at(-1)?.text).toContain(proof?.hash);
+    expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true });
+  });
+
   it('reopens a ticket a person closed in Jira when the bucket is still public, with the evidence', async () => {
     // Prepare: a manual case (no apply); the ticket exists; a person closes it in Jira.
     await putCase(store, makeCase({ remediation: { mode: 'manual', state: 'none' } }));

@@ -114,6 +114,7 @@ describe('verify stage', () => {
     evidence = new MemoryEvidenceStore();
     upstream = new RecordingUpstream();
     sleeps = [];
+    clock.set('2026-11-20T10:00:00.000Z');
     await putFinding(store, makeFinding());
   });
   afterEach(async () => store.close());
@@ -200,6 +201,59 @@ describe('verify stage', () => {
       reason: 'no verdict after 3 re-reads: error: S3 503',
     });
     expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'inconclusive' })]);
+  });
+
+  it('verifies a case left pending by throttled re-reads at the first sweep after the backoff', async () => {
+    // Prepare: three throttled re-reads after the apply, then the bucket answers
+    await putCase(store, applied());
+    const throttled = new AdapterError('throttled', 'SlowDown');
+    const action = scriptedAction([throttled, throttled, throttled, HOLDS]);
+    await createVerifyStage(deps(action)).handle(appliedEvent);
+    const pending = await readCase();
+    // Act: a sweep before the first re-check is due (60 minutes), then one after
+    clock.set('2026-11-20T10:30:00.000Z');
+    const early = await reverifyRecent(deps(action), clock.now());
+    clock.set('2026-11-20T11:00:00.000Z');
+    const due = await reverifyRecent(deps(action), clock.now());
+    // Assess
+    expect(pending).toMatchObject({ status: 'pending-verification', verification: { verdict: 'inconclusive' } });
+    expect(early).toMatchObject({ rechecked: 0, checked: 0 });
+    expect(due).toMatchObject({ rechecked: 1, holding: 1 });
+    expect(await readCase()).toMatchObject({
+      status: 'verified',
+      closedAt: '2026-11-20T11:00:00.000Z',
+      verification: { verdict: 'verified', trigger: 'scheduled', rechecks: 1 },
+    });
+    expect(due.events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
+    expect(action.reads).toBe(4);
+  });
+
+  it('re-checks an inconclusive verdict with doubling waits, silently, and says so when it gives up', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const action = scriptedAction([new AdapterError('throttled', 'SlowDown')]);
+    const policy = VerificationPolicySchema.parse({
+      attempts: 1,
+      recheckInconclusive: { times: 2, afterMinutes: 60 },
+    });
+    const d = deps(action, { policy });
+    await createVerifyStage(d).handle(appliedEvent);
+    // Act: sweeps at +1 h (1st due), +2 h (2nd not due: 2 h after the 1st), +3 h (2nd due), +5 days
+    const sweeps = [];
+    for (const at of ['11:00', '12:00', '13:00']) {
+      clock.set(`2026-11-20T${at}:00.000Z`);
+      sweeps.push(await reverifyRecent(d, clock.now()));
+    }
+    clock.set('2026-11-25T10:00:00.000Z');
+    sweeps.push(await reverifyRecent(d, clock.now()));
+    // Assess
+    expect(sweeps.map((r) => r.rechecked)).toEqual([1, 0, 1, 0]);
+    expect(sweeps.map((r) => r.events.length)).toEqual([0, 0, 1, 0]);
+    expect(sweeps[2]?.events[0]).toMatchObject({ type: 'case.verified', verdict: 'inconclusive' });
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'pending-verification', verification: { rechecks: 2 } });
+    expect(c.statusReason).toContain('no further scheduled re-checks (2 made): a person must look');
+    expect(action.reads).toBe(3);
   });
 
   it('stops at once and is inconclusive when the re-read is denied', async () => {
@@ -301,6 +355,67 @@ describe('verify stage', () => {
         actor: 'closeloop:verify',
         detail: expect.objectContaining({ evidenceHash: c.evidenceHead }),
       }),
+    ]);
+  });
+
+  it('updates a finding at its source once when scheduled re-checks find the fix still holding', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const d = deps(scriptedAction([HOLDS]));
+    await createVerifyStage(d).handle(appliedEvent);
+    // Act: four sweeps, six hours apart
+    for (let i = 1; i <= 4; i++) {
+      clock.set(new Date(Date.parse('2026-11-20T10:00:00.000Z') + i * 6 * 3_600_000).toISOString());
+      await reverifyRecent(d, clock.now());
+    }
+    // Assess
+    expect(upstream.calls).toEqual([makeFinding().key]);
+    const steps = (await records()).map((r) => r.step);
+    expect(steps.filter((s) => s === 'upstream')).toHaveLength(1);
+    expect(steps.filter((s) => s === 'verify')).toHaveLength(5);
+    const c = await readCase();
+    expect(c).toMatchObject({ status: 'verified', closedAt: '2026-11-20T10:00:00.000Z' });
+    expect(c.verification?.at).toBe('2026-11-21T10:00:00.000Z');
+    expect(c.verification?.upstream).toEqual([
+      {
+        source: 'guardduty',
+        findingKey: makeFinding().key,
+        outcome: 'updated: archived',
+        at: '2026-11-20T10:00:00.000Z',
+      },
+    ]);
+  });
+
+  it('tries a failed source update again at the next re-check, and only that one', async () => {
+    // Prepare
+    await putCase(store, applied());
+    const failing: UpstreamStatus = {
+      async markResolved(f) {
+        upstream.calls.push(f.key);
+        return {
+          source: f.source,
+          outcome: 'failed',
+          api: 'guardduty:ArchiveFindings',
+          requestId: null,
+          detail: 'AccessDenied',
+        };
+      },
+    };
+    await createVerifyStage(deps(scriptedAction([HOLDS]), { upstream: failing })).handle(appliedEvent);
+    clock.set('2026-11-20T16:00:00.000Z');
+    // Act
+    await reverifyRecent(deps(scriptedAction([HOLDS])), clock.now());
+    clock.set('2026-11-20T22:00:00.000Z');
+    await reverifyRecent(deps(scriptedAction([HOLDS])), clock.now());
+    // Assess
+    expect(upstream.calls).toEqual([makeFinding().key, makeFinding().key]);
+    expect((await readCase()).verification?.upstream).toEqual([
+      {
+        source: 'guardduty',
+        findingKey: makeFinding().key,
+        outcome: 'updated: archived',
+        at: '2026-11-20T16:00:00.000Z',
+      },
     ]);
   });
 
@@ -447,6 +562,7 @@ describe('verify stage', () => {
       expect(c.verification?.upstream).toEqual([
         {
           source: 'guardduty',
+          findingKey: makeFinding().key,
           outcome: 'not-updated: already resolved at the source (service.archived)',
           at: '2026-11-20T10:00:00.000Z',
         },
@@ -455,6 +571,57 @@ describe('verify stage', () => {
       // decision, upstream, verify
       expect((await records()).map((r) => r.step)).toEqual(['decision', 'upstream', 'verify']);
       expect(await verifyChains(evidence, { store })).toMatchObject({ ok: true, records: 3 });
+    });
+
+    it('verifies a second resolution of the finding when the source did not move its last-seen time', async () => {
+      // Prepare: resolved and verified once, then NEW and RESOLVED again with LastObservedAt unchanged
+      const stage = createVerifyStage(deps(undefined, { ctx: undefined, upstream: new LocalUpstreamStatus() }));
+      const resolution = (id: string): PipelineEvent[] => [
+        {
+          id: `decided:${id}`,
+          type: 'case.decided',
+          caseKey: CASE_KEY,
+          at: '2026-11-20T09:00:00.000Z',
+          isNewCase: false,
+          recurrence: false,
+          statusChanged: true,
+          detail: { decision: { verify: true } },
+        },
+        {
+          id: `verify:${id}`,
+          type: 'case.verify-requested',
+          caseKey: CASE_KEY,
+          at: '2026-11-20T09:00:00.000Z',
+          trigger: 'source-resolved',
+          actor: 'source:securityhub',
+        },
+      ];
+      await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
+      const resolved = { sourceStatus: 'resolved' as const, status: 'pending-verification' as const };
+      await putCase(store, makeCase({ ...resolved, updatedAt: '2026-11-20T09:00:00.000Z' }));
+      for (const e of resolution('one')) await stage.handle(e);
+      const first = await readCase();
+      await putCase(store, {
+        ...first,
+        status: 'reopened',
+        sourceStatus: 'active',
+        closedAt: null,
+        reopenCount: 1,
+        updatedAt: '2026-11-20T09:30:00.000Z',
+      });
+      await putCase(store, { ...(await readCase()), ...resolved, updatedAt: '2026-11-20T09:45:00.000Z' });
+      clock.set('2026-11-20T10:05:00.000Z');
+      // Act: the second resolution's two events, each delivered twice
+      const events = [];
+      for (const e of [...resolution('two'), ...resolution('two')]) events.push(...(await stage.handle(e)));
+      // Assess
+      const c = await readCase();
+      expect(first.status).toBe('verified');
+      expect(c).toMatchObject({ status: 'verified', closedAt: '2026-11-20T10:05:00.000Z' });
+      expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(2);
+      // One case.verified for the second resolution: its redeliveries finish it again under the same id.
+      expect(new Set(events.map((e) => `${e.type} ${e.id}`)).size).toBe(1);
+      expect(events[0]?.type).toBe('case.verified');
     });
 
     it('leaves a dry-run plan planned without verifying it', async () => {

@@ -95,7 +95,7 @@ export async function cmdVerify(_args: readonly string[], opts: GlobalOptions, i
     io.out(
       opts.json
         ? JSON.stringify(out, null, 2)
-        : `re-verified ${out.checked} recently closed cases: ${out.holding} hold, ${out.reopened} reopened, ${out.inconclusive} inconclusive`,
+        : `re-verified ${out.checked} recently closed cases and ${out.rechecked} pending after an inconclusive verdict: ${out.holding} hold, ${out.reopened} reopened, ${out.inconclusive} inconclusive`,
     );
     return 0;
   } finally {

@@ -121,7 +121,18 @@ export const CaseVerificationSchema = z.object({
   attempts: z.number().int(),
   /** Why verification was asked for: 'apply' | 'source-resolved' | 'ticket-closed' | 'scheduled' */
   trigger: z.string(),
-  upstream: z.array(z.object({ source: z.string(), outcome: z.string(), at: TimestampSchema })).default([]),
+  /** The n-th scheduled re-check of a verification that was inconclusive (policy `recheckInconclusive`). */
+  rechecks: z.number().int().optional(),
+  /**
+   * Source updates for this case's findings: made in this verification, or (`at` earlier) made by an earlier
+   * one while the case stayed verified — a re-check does not update a finding at its source again.
+   * `findingKey` is absent in entries written before 2026-12-08.
+   */
+  upstream: z
+    .array(
+      z.object({ source: z.string(), findingKey: z.string().optional(), outcome: z.string(), at: TimestampSchema }),
+    )
+    .default([]),
 });
 export type CaseVerification = z.infer<typeof CaseVerificationSchema>;
 

@@ -324,3 +324,7 @@ export const exceptionComment = (x: ExceptionRef): AdfDoc =>
   );
 
 export const exceptionExpiredReason = (x: ExceptionRef): string => `exception ${x.id} expired on ${x.expires}`;
+
+/** Why a closed ticket reopens when the source reports its finding active again (decide's regression). */
+export const regressionReason = (source: string): string =>
+  `${source} reports the finding active again after its verified closure (regression)`;

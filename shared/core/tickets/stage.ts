@@ -12,6 +12,7 @@ import {
   exceptionComment,
   exceptionExpiredReason,
   recurrenceComment,
+  regressionReason,
   remediationComment,
   reopenComment,
   resolutionComment,
@@ -62,7 +63,8 @@ export function createTicketStage(deps: TicketDeps): Stage {
       }
       switch (event.type) {
         case 'case.decided':
-          await onDecided(ctx, c, event.isNewCase, event.recurrence);
+          if (isRegression(c, event.statusChanged)) await onRegression(ctx, c, event.id, event.detail);
+          else await onDecided(ctx, c, event.isNewCase, event.recurrence);
           break;
         case 'case.remediation':
           if (TOLD_STATES.has(event.state) && wantsTicket(c)) {
@@ -126,6 +128,33 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
   }
   if (!recurrence || isNewCase) return;
   await commentOnRecurrence(ctx, c);
+}
+
+/**
+ * The decision reopened a case whose ticket was closed: the source reports the finding active again after
+ * the verified closure (decide's regression). Only the decision that changed the status says so (a later
+ * recurrence of the reopened case does not); an expired exception reopens through {@link onDecided}.
+ */
+const isRegression = (c: Case, statusChanged: boolean): boolean =>
+  statusChanged &&
+  c.status === 'reopened' &&
+  !c.lastDecision?.exceptionExpired &&
+  c.ticket !== null &&
+  // `reopened`: a redelivery finishing a reopen that stopped after marking the ticket (the once-key holds).
+  c.ticket.status !== 'open';
+
+/**
+ * Reopens the closed ticket of a regressed case, saying why. Once per regression: keyed by the decision
+ * event, and only the decision that changed the status reaches here (its redeliveries share its id).
+ */
+async function onRegression(
+  ctx: TicketContext,
+  c: Case,
+  eventId: string,
+  detail: Record<string, unknown> | undefined,
+): Promise<void> {
+  const source = typeof detail?.source === 'string' ? detail.source : 'the source';
+  await reopen(ctx, c, regressionReason(source), false, `regressed|${c.key}|${eventId}`);
 }
 
 /** At most one recurrence comment per case per window, reserved atomically on the case's ticket section. */

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 
-/** Canonical JSON: object keys sorted, no whitespace, `undefined` members dropped (RFC 8785 in spirit). */
+/**
+ * Canonical JSON: object keys sorted, no whitespace, `undefined` members dropped (RFC 8785 in spirit).
+ * A key named `__proto__` (JSON.parse makes it an own member) is an ordinary member, as `jq -S` prints it.
+ */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
@@ -11,7 +14,11 @@ function sortKeys(value: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortKeys(v);
+      if (v === undefined) continue;
+      // `out.__proto__ = v` would set the prototype and drop the member from the hashed text (an edit adding
+      // one would go unnoticed): define it as an own member. Only this key takes the slower path.
+      if (k === '__proto__') Object.defineProperty(out, k, { value: sortKeys(v), enumerable: true, writable: true });
+      else out[k] = sortKeys(v);
     }
     return out;
   }

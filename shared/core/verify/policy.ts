@@ -8,6 +8,7 @@
  *   backoffMs: 2000        # first wait; doubles each attempt up to maxBackoffMs
  *   reverifyDays: 30       # scheduled re-verification covers cases verified in the last 30 days
  *   remoteWindowSeconds: 900  # wait for a spoke's re-read (Azure/GCP in the AWS hub) before asking again
+ *   recheckInconclusive: { times: 6, afterMinutes: 60 }  # scheduled re-checks of an inconclusive verdict
  *   upstream: { enabled: true, guarddutyArchive: false }
  *   slaDays: { critical: 1, high: 7, medium: 30, low: 90 }
  *   evidence: { retentionDays: 2555 }
@@ -44,6 +45,18 @@ export const VerificationPolicySchema = z.strictObject({
    * inconclusive and the case stays pending-verification.
    */
   remoteWindowSeconds: z.number().int().min(1).max(86_400).default(900),
+  /**
+   * A case left pending-verification by an inconclusive verdict (re-reads throttled, denied or unanswered;
+   * nothing retries it by itself) is verified again by the scheduled sweep: at most `times` times, the n-th
+   * once `afterMinutes × 2^(n-1)` passed since the last verdict (60: 1 h, 2 h, 4 h, … after it; the sweep's
+   * own period — 6 hours in AWS — comes on top). Then it stays pending-verification and says so: a person looks.
+   */
+  recheckInconclusive: z
+    .strictObject({
+      times: z.number().int().min(0).max(20).default(6),
+      afterMinutes: z.number().int().min(1).max(10_080).default(60),
+    })
+    .prefault({}),
   /** Scheduled re-verification looks at cases verified within this many days. */
   reverifyDays: z.number().int().min(0).max(3650).default(30),
   upstream: UpstreamPolicySchema.prefault({}),

@@ -2,8 +2,9 @@
  * The verify stage: no case closes without proof, and a fix that stops holding reopens its case.
  *
  * Handles `case.remediation` (state `applied`), `case.verify-requested` (apply, source-resolved,
- * ticket-closed, scheduled, manual) and `case.decided` when the decision says the source reports the
- * finding resolved. Writes evidence (one `upstream` record per source update, then the `verify` record)
+ * ticket-closed, scheduled, manual), `case.decided` when the decision says the source reports the
+ * finding resolved, and `case.reopened` by a person in Jira (the closed case reopens: its proof no longer
+ * stands, and the ticket's next close is verified and closed with evidence again). Writes evidence (one `upstream` record per source update, then the `verify` record)
  * and only the case's `verification`, `status`, `statusReason`, `closedAt`, `reopenCount` and
  * `evidenceHead`.
  */
@@ -63,6 +64,7 @@ export interface VerifyOutcome {
 }
 
 export const VERIFIER = 'closeloop:verify';
+const PENDING: Case['status'] = 'pending-verification';
 const EVENT_LOG = 'events';
 const FINDINGS = 'findings';
 
@@ -76,8 +78,14 @@ const FINDINGS = 'findings';
 export function createVerifyStage(deps: VerifyDeps): Stage {
   return {
     name: 'verify',
-    handles: ['case.remediation', 'case.verify-requested', 'case.decided'],
+    handles: ['case.remediation', 'case.verify-requested', 'case.decided', 'case.reopened'],
     async handle(event) {
+      if (event.type === 'case.reopened') {
+        if (!event.actor.startsWith('jira:')) return []; // the verifier's own reopen wrote the case already
+        await recordEventEvidence(deps, event);
+        await reopenByPerson(deps, event.caseKey, event.reason, event.actor);
+        return [];
+      }
       const request = await requestFor(event, deps);
       if (!request) return [];
       // The cause first (idempotent with the evidence stage): the story reads apply → upstream → verify
@@ -108,6 +116,26 @@ async function requestFor(event: PipelineEvent, deps: VerifyDeps): Promise<Verif
   }
 }
 
+/**
+ * A person reopened the closed ticket: the case reopens (status, `closedAt`, `reopenCount`), so a later
+ * close of the ticket is a new claim whose verification closes the case and the ticket with evidence again.
+ * Once per reopen: only a verified case changes (a redelivery finds it reopened). A close recorded since
+ * (the ticket is done again, its verification may have run first) wins.
+ */
+async function reopenByPerson(deps: VerifyDeps, caseKey: string, reason: string, actor: string): Promise<void> {
+  await mutateDoc(deps.store, CASES, caseKey, CaseSchema, (cur): Case | undefined =>
+    cur && cur.status === 'verified' && cur.ticket?.status !== 'done'
+      ? {
+          ...cur,
+          status: 'reopened',
+          statusReason: `${reason} by ${actor}: the verified closure no longer stands`,
+          closedAt: null,
+          reopenCount: cur.reopenCount + 1,
+        }
+      : undefined,
+  );
+}
+
 function decisionVerify(detail: Record<string, unknown> | undefined): boolean | undefined {
   const d = detail?.decision;
   return d && typeof d === 'object' && 'verify' in d && typeof d.verify === 'boolean' ? d.verify : undefined;
@@ -116,12 +144,20 @@ function decisionVerify(detail: Record<string, unknown> | undefined): boolean | 
 /**
  * One idempotency key per claim of fixedness: the same apply (or the same source resolution) asked
  * for twice — by `case.remediation` and `case.verify-requested`, or a duplicate delivery — is verified once.
+ *
+ * A source resolution is the decision that recorded it: the case's `updatedAt`, which decide moves with
+ * every change it writes (the verifier, ticketing and evidence stages never move it). Its `case.decided`
+ * and `case.verify-requested` and their redeliveries share it; a later resolution of the same finding
+ * (NEW → RESOLVED → NEW → RESOLVED) has another, although `lastSeen` (ASFF `LastObservedAt`, GuardDuty
+ * `eventLastSeen`) does not move when only the workflow or archive state changes. A remediation write
+ * between two deliveries (an approval) moves it too: the later delivery re-checks, it never gets lost.
  */
 function verifyKeyFor(req: VerifyRequest, c: Case): string {
   if (req.trigger === 'apply') {
     return `verify:${shortHash(`${c.key}\napply\n${c.remediation.appliedAt ?? c.remediation.applyToken ?? req.eventId}`, 32)}`;
   }
-  if (req.trigger === 'source-resolved') return `verify:${shortHash(`${c.key}\nsource-resolved\n${c.lastSeen}`, 32)}`;
+  if (req.trigger === 'source-resolved')
+    return `verify:${shortHash(`${c.key}\nsource-resolved\n${c.lastSeen}\n${c.updatedAt}`, 32)}`;
   return `verify:${shortHash(`${c.key}\n${req.eventId}`, 32)}`;
 }
 
@@ -174,7 +210,10 @@ async function concludeVerification(
     (assessment.verdict === 'failed' && (wasVerified || c.closedAt !== null || req.trigger === 'ticket-closed')) ||
     (assessment.verdict === 'inconclusive' && req.trigger === 'ticket-closed');
   const change = wasVerified ? describeChange(c.verification?.observed, assessment.observed) : '';
-  const reason = reasonFor(assessment, req, reopen, change);
+  const recheck = recheckOf(c, req);
+  const gaveUp =
+    recheck !== undefined && assessment.verdict === 'inconclusive' && recheck >= deps.policy.recheckInconclusive.times;
+  const reason = `${reasonFor(assessment, req, reopen, change)}${gaveUp ? `; no further scheduled re-checks (${recheck} made): a person must look` : ''}`;
 
   const { record } = await recordEvidence(
     chain,
@@ -202,6 +241,7 @@ async function concludeVerification(
         // record finishes the same work (see resumeVerification).
         reopen,
         wasVerified,
+        ...(recheck !== undefined ? { recheck } : {}),
       },
     },
     key,
@@ -218,6 +258,7 @@ async function concludeVerification(
     wasVerified,
     reason,
     false,
+    recheck,
   );
   deps.log.info(`verify: ${assessment.verdict}`, { caseKey: c.key, trigger: req.trigger, hash: record.hash });
   return { verdict: assessment.verdict, record, events };
@@ -234,11 +275,12 @@ async function finishVerification(
   req: VerifyRequest,
   record: EvidenceRecord,
   assessment: Assessment,
-  upstream: UpstreamResult[],
+  upstream: FindingUpstream[],
   reopen: boolean,
   wasVerified: boolean,
   reason: string,
   resuming: boolean,
+  recheck: number | undefined,
 ): Promise<PipelineEvent[]> {
   const at = record.at;
   const verification: CaseVerification = {
@@ -248,7 +290,8 @@ async function finishVerification(
     ...(assessment.observed !== undefined ? { observed: assessment.observed } : {}),
     attempts: assessment.attempts,
     trigger: req.trigger,
-    upstream: upstream.map((u) => ({ source: u.source, outcome: `${u.outcome}: ${u.detail}`, at })),
+    ...(recheck !== undefined ? { rechecks: recheck } : {}),
+    upstream: upstreamEntries(c, upstream, at),
   };
   await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
     cur && !(resuming && cur.verification && Date.parse(cur.verification.at) >= Date.parse(at))
@@ -256,7 +299,10 @@ async function finishVerification(
       : undefined,
   );
   const summary = evidenceSummary(assessment, record, upstream, reason);
-  const events = eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
+  // A re-check that is inconclusive again has nothing new to tell, until the last one gives up.
+  const quiet =
+    recheck !== undefined && assessment.verdict === 'inconclusive' && recheck < deps.policy.recheckInconclusive.times;
+  const events = quiet ? [] : eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
   if (events.length > 0) {
     await deps.store.writeBatch({
       puts: [],
@@ -299,7 +345,7 @@ async function resumeVerification(
     attempts: typeof d.attempts === 'number' ? d.attempts : 1,
     calls: record.calls,
   };
-  const upstream = Array.isArray(d.upstream) ? (d.upstream as UpstreamResult[]) : [];
+  const upstream = Array.isArray(d.upstream) ? (d.upstream as FindingUpstream[]) : [];
   const trigger = VerifyTriggerSchema.safeParse(d.trigger);
   const original = { ...req, trigger: trigger.success ? trigger.data : req.trigger };
   const events = await finishVerification(
@@ -313,9 +359,21 @@ async function resumeVerification(
     d.wasVerified,
     reason,
     true,
+    typeof d.recheck === 'number' ? d.recheck : undefined,
   );
   deps.log.info('verify: already on record; case and events completed from it', { caseKey: c.key, hash: record.hash });
   return { verdict: 'duplicate', record, events };
+}
+
+/**
+ * Which scheduled re-check of an inconclusive verdict this request is (1-based), or undefined when it is
+ * none: only a `scheduled` request for a case still pending-verification on an inconclusive verdict. A new
+ * claim of fixedness (apply, source resolution) starts the count again.
+ */
+function recheckOf(c: Case, req: VerifyRequest): number | undefined {
+  const v = c.verification;
+  if (req.trigger !== 'scheduled' || c.status !== PENDING || v?.verdict !== 'inconclusive') return undefined;
+  return (v.rechecks ?? 0) + 1;
 }
 
 /** Only the fields the verifier owns. */
@@ -403,17 +461,53 @@ function evidenceSummary(a: Assessment, record: EvidenceRecord, upstream: Upstre
   return `Verdict ${a.verdict} on ${basis}: ${reason}.${up ? ` Upstream: ${up}.` : ''} Evidence record ${record.hash} (case record #${record.caseSeq}, chain #${record.seq}).`;
 }
 
-/** Marks each still-active finding resolved at its source; each attempt is an evidence record. */
+/** A source update of one finding, as the verify record keeps it (`findingKey`: since 2026-12-08). */
+type FindingUpstream = UpstreamResult & { findingKey?: string };
+
+/**
+ * The source updates a still-verified case already has, by finding key: every outcome but `failed` (an
+ * update made, or deliberately not made). A re-check of the case leaves those findings alone at their
+ * source (GuardDuty would archive them again, and each call would be one more `upstream` record); a failed
+ * one is tried again. A case that reopened starts over: its next verification updates the source again.
+ */
+function settledUpstream(c: Case): Map<string, CaseVerification['upstream'][number]> {
+  const out = new Map<string, CaseVerification['upstream'][number]>();
+  if (c.status !== 'verified') return out;
+  for (const e of c.verification?.upstream ?? []) {
+    if (e.findingKey && !e.outcome.startsWith('failed') && c.findingKeys.includes(e.findingKey))
+      out.set(e.findingKey, e);
+  }
+  return out;
+}
+
+/** The case's upstream section after a verdict: the updates made now, and the earlier ones still standing. */
+function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: string): CaseVerification['upstream'] {
+  const fresh = upstream.map((u) => ({
+    source: u.source,
+    ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
+    outcome: `${u.outcome}: ${u.detail}`,
+    at,
+  }));
+  const made = new Set(upstream.map((u) => u.findingKey));
+  return [...[...settledUpstream(c).values()].filter((e) => !made.has(e.findingKey)), ...fresh];
+}
+
+/**
+ * Marks each still-active finding resolved at its source, except those a still-verified case already
+ * updated ({@link settledUpstream}); each attempt is an evidence record.
+ */
 async function markUpstream(
   deps: VerifyDeps,
   c: Case,
   findings: Finding[],
   key: string,
   at: string,
-): Promise<UpstreamResult[]> {
-  const results: UpstreamResult[] = [];
+): Promise<FindingUpstream[]> {
+  const results: FindingUpstream[] = [];
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
+  const settled = settledUpstream(c);
   for (const f of findings) {
+    if (settled.has(f.key)) continue;
     let r: UpstreamResult;
     if (!deps.policy.upstream.enabled) {
       r = {
@@ -438,7 +532,7 @@ async function markUpstream(
         r = { source: f.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
       }
     }
-    results.push(r);
+    results.push({ ...r, findingKey: f.key });
     await recordEvidence(
       chain,
       {
@@ -495,7 +589,10 @@ function logEntry(e: PipelineEvent): Record<string, unknown> {
 }
 
 export interface ReverifyResult {
+  /** Closed cases re-read (the verdict counts below cover these and `rechecked`). */
   checked: number;
+  /** Pending verifications re-checked after an inconclusive verdict (policy `recheckInconclusive`). */
+  rechecked: number;
   holding: number;
   reopened: number;
   inconclusive: number;
@@ -509,8 +606,9 @@ export interface ReverifyResult {
 /**
  * Scheduled re-verification: remote re-reads left unanswered are asked again (or given up, see
  * {@link retryRemoteVerifications}); every case verified within `policy.reverifyDays` of `now` is re-read;
- * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). The caller
- * publishes the returned events.
+ * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). A case left
+ * pending-verification by an inconclusive verdict is verified again when its next re-check is due
+ * ({@link recheckDue}). The caller publishes the returned events.
  *
  * @example
  * const r = await reverifyRecent(deps, new Date()); await bus.publish(r.events);
@@ -520,6 +618,7 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
   const swept = await retryRemoteVerifications(deps, now);
   const result: ReverifyResult = {
     checked: 0,
+    rechecked: 0,
     holding: 0,
     reopened: 0,
     inconclusive: 0,
@@ -536,8 +635,10 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
       const parsed = CaseSchema.safeParse(doc.value);
       if (!parsed.success) continue;
       const c = parsed.data;
-      if (c.status !== 'verified' || !c.closedAt || Date.parse(c.closedAt) < since) continue;
-      result.checked++;
+      const recheck = await recheckDue(deps, c, now);
+      if (!recheck && (c.status !== 'verified' || !c.closedAt || Date.parse(c.closedAt) < since)) continue;
+      if (recheck) result.rechecked++;
+      else result.checked++;
       const out = await verifyCase(deps, {
         caseKey: c.key,
         trigger: 'scheduled',
@@ -554,9 +655,21 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
   return result;
 }
 
-// ---- remote re-reads: the AWS hub asks the Azure/GCP spoke to run the action's verify ----
+/**
+ * Whether a case waits on an inconclusive verdict and its next re-check is due: fewer than
+ * `recheckInconclusive.times` made, `afterMinutes × 2^(made)` passed since the last verdict, and no remote
+ * re-read outstanding (its answer, or {@link retryRemoteVerifications}, concludes that one).
+ */
+async function recheckDue(deps: VerifyDeps, c: Case, now: Date): Promise<boolean> {
+  const v = c.verification;
+  if (c.status !== PENDING || v?.verdict !== 'inconclusive') return false;
+  const made = v.rechecks ?? 0;
+  const { times, afterMinutes } = deps.policy.recheckInconclusive;
+  if (made >= times || now.getTime() < Date.parse(v.at) + afterMinutes * 60_000 * 2 ** made) return false;
+  return !(await deps.store.get(REMOTE_VERIFY_COLLECTION, c.key));
+}
 
-const PENDING: Case['status'] = 'pending-verification';
+// ---- remote re-reads: the AWS hub asks the Azure/GCP spoke to run the action's verify ----
 
 /** One outstanding remote re-read per case (document id = case key). */
 export const REMOTE_VERIFY_COLLECTION = 'verify-remote';
