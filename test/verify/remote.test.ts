@@ -418,9 +418,13 @@ describe('verify stage: a verified SCC finding is marked resolved by its spoke',
     expect(records[1]?.summary).toContain('by the gcp spoke');
     const c = CaseSchema.parse((await store.get('cases', caseKey))?.value);
     expect(c.status).toBe('verified');
-    expect(c.verification?.upstream.map((u) => `${u.source} ${u.outcome}`)).toEqual([
-      expect.stringMatching(/^scc requested: asked the gcp spoke/),
-      `scc updated: state set to INACTIVE on ${FINDING_NAME} (gcp spoke)`,
+    expect(c.verification?.upstream).toEqual([
+      {
+        source: 'scc',
+        findingKey: scc.key,
+        outcome: `updated: state set to INACTIVE on ${FINDING_NAME} (gcp spoke)`,
+        at: answer.at,
+      },
     ]);
   });
 

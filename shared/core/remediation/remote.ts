@@ -111,6 +111,8 @@ export const RemoteResultSchema = z.object({
   before: z.unknown().optional(),
   observed: z.unknown().optional(),
   requestIds: z.array(z.string()).default([]),
+  /** resolve: the finding it was asked about. */
+  findingKey: z.string().min(1).max(128).optional(),
   /** resolve: what the source answered, as the verifier records it. */
   upstream: z
     .object({
@@ -264,19 +266,24 @@ async function resolveUpstream(
   const finding = request.finding;
   if (!finding) return done('not-resolved', 'no finding named to mark resolved');
   const none = (detail: string) =>
-    done('not-resolved', detail, { upstream: { outcome: 'not-updated', api: null, requestId: null, detail } });
+    done('not-resolved', detail, {
+      findingKey: finding.key,
+      upstream: { outcome: 'not-updated', api: null, requestId: null, detail },
+    });
   if (!deps.upstream) return none(`this spoke marks no ${finding.source} finding resolved (no resolver configured)`);
   if (!deps.apply) return none(`dry-run spoke: ${finding.source} finding left as it is`);
   try {
     const r = await deps.upstream.resolve(finding, `Verified fixed by closeloop (${request.actor}).`);
     const upstream = { outcome: r.outcome, api: r.api, requestId: r.requestId, detail: r.detail };
     return done(r.outcome === 'updated' ? 'resolved' : 'not-resolved', r.detail, {
+      findingKey: finding.key,
       upstream,
       ...(r.requestId ? { requestIds: [r.requestId] } : {}),
     });
   } catch (e) {
     const detail = errorMessage(e);
     return done('not-resolved', `marking ${finding.source} resolved failed: ${detail}`, {
+      findingKey: finding.key,
       upstream: { outcome: 'failed', api: null, requestId: null, detail },
       error: detail,
     });

@@ -47,13 +47,21 @@ export async function recordUpstreamAnswer(deps: UpstreamAnswerDeps, result: Rem
     },
     `${result.requestId}:answer`,
   );
-  // Written after the record (a redelivery after a crash in between still writes it), once.
-  const entry = { source, outcome: `${up.outcome}: ${up.detail} (${result.provider} spoke)`, at: result.at };
+  // Written after the record (a redelivery after a crash in between still writes it), once. The answer
+  // takes the place of the finding's `requested` entry: a failed one is then asked again by the next
+  // re-check (the verifier leaves settled findings alone, see settledUpstream in stage.ts).
+  const entry = {
+    source,
+    ...(result.findingKey ? { findingKey: result.findingKey } : {}),
+    outcome: `${up.outcome}: ${up.detail} (${result.provider} spoke)`,
+    at: result.at,
+  };
   await mutateDoc(deps.store, CASES, c.key, CaseSchema, (current) => {
     const v = current?.verification;
     if (!current || !v) return undefined;
     if (v.upstream.some((u) => u.source === source && u.at === entry.at && u.outcome === entry.outcome))
       return undefined;
-    return { ...current, verification: { ...v, upstream: [...v.upstream, entry] } };
+    const others = v.upstream.filter((u) => !(entry.findingKey && u.findingKey === entry.findingKey));
+    return { ...current, verification: { ...v, upstream: [...others, entry] } };
   });
 }
