@@ -110,6 +110,8 @@ function sentences(make: (field: TagField) => Provenance): Record<TagField, Prov
   for (const f of TAG_FIELDS) out[f] = Object.freeze(make(f));
   return out;
 }
+/** `\`test\`, \`prod\`` */
+const quoted = (words: readonly string[]): string => words.map((w) => `\`${w}\``).join(', ');
 const DEFAULT_ENVIRONMENT: Provenance = Object.freeze({
   via: 'default',
   detail: 'environment unknown: no tag, registry entry or name pattern says which',
@@ -267,13 +269,24 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     // environment
     let environment: Environment = 'unknown';
     let envProv: Provenance | undefined;
+    // An environment tag we cannot read (`prd01`) still says the resource has one: its name is no guide to
+    // which, so the name patterns are not asked (a `dev` in the name would have allowed an automatic fix).
+    let unreadableTag = false;
     if (tagHits.environment) {
-      const e = env.normalize(tagHits.environment.value);
-      if (e) {
-        environment = e;
+      const { key, value } = tagHits.environment;
+      const e = env.normalize(value);
+      if (e?.environment === 'unknown') {
+        // `uat/prod`: words that disagree are not read as the laxer one, nor overruled by the registry.
+        const why = `${word} \`${key}\`=${value} names more than one environment (${quoted(e.words)})`;
+        warnings.push(why);
+        envProv = { via, detail: `environment unknown: ${why}`, ref: key };
+      } else if (e) {
+        environment = e.environment;
         envProv = fromTag('environment', tagHits.environment, via, word);
-      } else
-        warnings.push(`${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment`);
+      } else {
+        warnings.push(`${word} \`${key}\`=${value} names no known environment`);
+        unreadableTag = true;
+      }
     }
     if (!envProv && rule?.rule.environment) {
       environment = rule.rule.environment;
@@ -283,28 +296,35 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       environment = account.entry.environment;
       envProv = fromAccount('environment', account);
     }
-    if (!envProv && policy.namePatterns) {
-      const byName = env.inferFromName(f.resource.name);
-      if (byName) {
+    if (!envProv && policy.namePatterns && !unreadableTag) {
+      let named = f.resource.name;
+      let what = 'resource';
+      let byName = env.inferFromName(named);
+      if (!byName) {
+        named = account?.entry.name ?? f.resource.account;
+        what = ACCOUNT_WORD[f.resource.provider];
+        byName = env.inferFromName(named);
+      }
+      if (byName?.environment === 'unknown')
+        envProv = {
+          via: 'name-pattern',
+          detail: `environment unknown: the ${what} name \`${named}\` names more than one environment (${quoted(byName.words)})`,
+          ref: byName.words.join(','),
+        };
+      else if (byName) {
         environment = byName.environment;
         envProv = {
           via: 'name-pattern',
-          detail: `environment from the word \`${byName.word}\` in the resource name \`${f.resource.name}\``,
+          detail: `environment from the word \`${byName.word}\` in the ${what} name \`${named}\``,
           ref: byName.word,
         };
-      } else {
-        const alias = account?.entry.name ?? f.resource.account;
-        const byAccount = env.inferFromName(alias);
-        if (byAccount) {
-          environment = byAccount.environment;
-          envProv = {
-            via: 'name-pattern',
-            detail: `environment from the word \`${byAccount.word}\` in the ${ACCOUNT_WORD[f.resource.provider]} name \`${alias}\``,
-            ref: byAccount.word,
-          };
-        }
       }
     }
+    if (!envProv && unreadableTag && tagHits.environment)
+      envProv = {
+        via: 'default',
+        detail: `environment unknown: ${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment and no registry entry says which (the resource name is not guessed from)`,
+      };
     envProv ??= DEFAULT_ENVIRONMENT;
 
     // application, criticality

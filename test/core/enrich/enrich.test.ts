@@ -225,6 +225,76 @@ describe('enrichment chain', () => {
     },
   );
 
+  it.each([
+    ['acme-test-results-prod', ['`test`', '`prod`']],
+    ['dev-tools-production', ['`dev`', '`production`']],
+    ['qa-reports-live', ['`qa`', '`live`']],
+  ] as const)('keeps %s unknown, never the first word, when the words of its name disagree', (name, words) => {
+    // Prepare: an account the registry does not know, an owner tag, no environment tag
+    const f = makeFinding({
+      resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999', tags: { owner: 'o@acme.example' } },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('unknown');
+    expect(e.provenance.environment).toMatchObject({
+      via: 'name-pattern',
+      detail: `environment unknown: the resource name \`${name}\` names more than one environment (${words.join(', ')})`,
+    });
+  });
+
+  it('reads an environment named twice in a name as that environment when the words agree', () => {
+    // Prepare
+    const name = 'prod-exports-production';
+    const f = makeFinding({ resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999' } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.ref).toBe('prod');
+  });
+
+  it('makes the environment unknown with a warning, whatever the registry says, when the environment tag names two', () => {
+    // Prepare: the registry calls account 444455556666 dev
+    const tagged = (account: string) =>
+      makeFinding({ resource: { account, tags: { owner: 'o@acme.example', env: 'uat/prod' } } });
+    // Act
+    const out = ['777788889999', '444455556666'].map((a) => sync(enricher, tagged(a)));
+    // Assess
+    for (const e of out) {
+      expect(e.environment).toBe('unknown');
+      expect(e.warnings).toEqual(['tag `env`=uat/prod names more than one environment (`uat`, `prod`)']);
+      expect(e.provenance.environment).toEqual({
+        via: 'tag',
+        detail: 'environment unknown: tag `env`=uat/prod names more than one environment (`uat`, `prod`)',
+        ref: 'env',
+      });
+    }
+  });
+
+  it('keeps the environment unknown and does not guess from the name when the environment tag is unreadable', () => {
+    // Prepare: `prd01` names no known environment; the name says `dev`; the account is not in the registry
+    const f = makeFinding({
+      resource: {
+        id: 'arn:aws:s3:::dev-tools-exports',
+        name: 'dev-tools-exports',
+        account: '777788889999',
+        tags: { owner: 'o@acme.example', env: 'prd01' },
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('unknown');
+    expect(e.warnings).toEqual(['tag `env`=prd01 names no known environment']);
+    expect(e.provenance.environment).toEqual({
+      via: 'default',
+      detail:
+        'environment unknown: tag `env`=prd01 names no known environment and no registry entry says which (the resource name is not guessed from)',
+    });
+  });
+
   it('infers the environment from the project id when the resource name says nothing', () => {
     // Prepare
     const f = makeFinding({
