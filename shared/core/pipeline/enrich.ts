@@ -77,6 +77,8 @@ interface CompiledRule {
   provider: Provider | undefined;
   resource: CompiledGlob;
   type: string | undefined;
+  /** The ARM type lower-cased: ARM types are case-insensitive, and Defender may send them lower-cased. */
+  typeLower: string | undefined;
   account: string | undefined;
   /** Its provenance sentence per field, made once. */
   provenance: Record<TagField, Provenance>;
@@ -146,6 +148,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       provider: r.match.provider,
       resource: compileGlob(r.match.resource),
       type: r.match.type,
+      typeLower: r.match.type?.toLowerCase(),
       account: r.match.account?.toLowerCase(),
       provenance: sentences((f) => ruleProvenance(f, sentence, r.id)),
     };
@@ -184,9 +187,14 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   function findRule(f: Finding): CompiledRule | undefined {
     const r = f.resource;
     const azure = r.provider === 'azure';
+    let typeLower: string | undefined;
     for (const c of rules) {
       if (c.provider !== undefined && c.provider !== r.provider) continue;
-      if (c.type !== undefined && c.type !== r.type) continue;
+      if (c.type !== undefined && c.type !== r.type) {
+        if (!azure) continue;
+        typeLower ??= r.type.toLowerCase();
+        if (c.typeLower !== typeLower) continue;
+      }
       if (
         c.account !== undefined &&
         c.account !== r.account.toLowerCase() &&

@@ -178,6 +178,52 @@ describe('enrichment chain', () => {
     expect(e.provenance.environment.detail).toBe('environment from project acme-sandbox in the registry');
   });
 
+  it('matches an Azure rule type without case when Defender sends the resource id lower-cased', () => {
+    // Prepare: the rule spells the ARM type as documented; the alert's resource id is all lower case
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [
+        {
+          id: 'media-storage',
+          match: {
+            provider: 'azure',
+            type: 'Microsoft.Storage/storageAccounts',
+            resource: '*/resourceGroups/rg-media/*',
+          },
+          owner: 'storage-owner@acme.example',
+        },
+      ],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    const id =
+      '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36/resourcegroups/rg-media/providers/microsoft.storage/storageaccounts/stacmemedia01';
+    const azure = (type: string, provider: 'azure' | 'aws' = 'azure') =>
+      makeFinding({
+        source: 'defender',
+        resource: { provider, id, type, name: 'stacmemedia01', account: '6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36' },
+      });
+    // Act
+    const lower = sync(e2, azure('microsoft.storage/storageaccounts'));
+    const other = sync(e2, azure('microsoft.storage/storageaccounts/blobservices'));
+    // Assess
+    expect(lower.owner).toBe('storage-owner@acme.example');
+    expect(lower.provenance.owner.ref).toBe('media-storage');
+    expect(other.owner).toBe('media-ops@acme.example');
+  });
+
+  it('keeps an AWS rule type exact when the finding spells the type in another case', () => {
+    // Prepare
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [{ id: 'buckets', match: { provider: 'aws', type: 'S3Bucket', resource: '*' }, owner: 'b@acme.example' }],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    // Act
+    const e = sync(e2, makeFinding({ resource: { type: 's3bucket' } }));
+    // Assess
+    expect(e.owner).toBe('data-platform@acme.example');
+  });
+
   it('flags the case unowned with the triage owner and routing when nothing knows the owner', () => {
     // Prepare
     const f = makeFinding({
