@@ -75,7 +75,10 @@ export const RegistryRuleSchema = z.strictObject({
      * ARM compares types (`Microsoft.Storage/storageAccounts` matches a lower-cased Defender resource id).
      */
     type: z.string().min(1).optional(),
-    /** Account / subscription / project id (or GCP project number). */
+    /**
+     * Account / subscription / project id (or GCP project number). A project in `accounts` with both matches
+     * a finding that carries either one.
+     */
     account: z.string().min(1).optional(),
   }),
   owner: z.string().min(1).optional(),

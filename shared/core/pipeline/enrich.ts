@@ -80,6 +80,11 @@ interface CompiledRule {
   /** The ARM type lower-cased: ARM types are case-insensitive, and Defender may send them lower-cased. */
   typeLower: string | undefined;
   account: string | undefined;
+  /**
+   * The registry entry `account` names (by id, or GCP project number): a finding of that project matches
+   * whichever of the two it carries (finding-formats §5.4, "registries should accept either").
+   */
+  accountEntry: CompiledAccount | undefined;
   /** Its provenance sentence per field, made once. */
   provenance: Record<TagField, Provenance>;
 }
@@ -141,6 +146,13 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     accounts[a.provider].set(a.id.toLowerCase(), c);
     if (a.number) accounts[a.provider].set(a.number, c);
   }
+  const accountNamed = (provider: Provider | undefined, name: string): CompiledAccount | undefined => {
+    for (const p of provider ? [provider] : (['aws', 'azure', 'gcp'] as const)) {
+      const c = accounts[p].get(name) ?? accounts[p].get(name.toLowerCase());
+      if (c) return c;
+    }
+    return undefined;
+  };
   const rules: CompiledRule[] = registry.rules.map((r) => {
     const sentence = `registry rule \`${r.id}\` (resource ${r.match.resource})`;
     return {
@@ -150,6 +162,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       type: r.match.type,
       typeLower: r.match.type?.toLowerCase(),
       account: r.match.account?.toLowerCase(),
+      accountEntry: r.match.account === undefined ? undefined : accountNamed(r.match.provider, r.match.account),
       provenance: sentences((f) => ruleProvenance(f, sentence, r.id)),
     };
   });
@@ -184,10 +197,11 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ? undefined
       : Object.freeze({ via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam });
 
-  function findRule(f: Finding): CompiledRule | undefined {
+  function findRule(f: Finding, account: CompiledAccount | undefined): CompiledRule | undefined {
     const r = f.resource;
     const azure = r.provider === 'azure';
     let typeLower: string | undefined;
+    let accountLower: string | undefined;
     for (const c of rules) {
       if (c.provider !== undefined && c.provider !== r.provider) continue;
       if (c.type !== undefined && c.type !== r.type) {
@@ -195,12 +209,10 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         typeLower ??= r.type.toLowerCase();
         if (c.typeLower !== typeLower) continue;
       }
-      if (
-        c.account !== undefined &&
-        c.account !== r.account.toLowerCase() &&
-        c.account !== (r.accountNumber ?? '').toLowerCase()
-      )
-        continue;
+      if (c.account !== undefined && (c.accountEntry === undefined || c.accountEntry !== account)) {
+        accountLower ??= r.account.toLowerCase();
+        if (c.account !== accountLower && c.account !== (r.accountNumber ?? '').toLowerCase()) continue;
+      }
       if (c.resource.test(r.id, azure)) return c;
     }
     return undefined;
@@ -225,8 +237,8 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   ): Enrichment {
     const warnings = extra;
     const word: 'tag' | 'label' = f.resource.provider === 'gcp' ? 'label' : 'tag';
-    const rule = findRule(f);
     const account = findAccount(f);
+    const rule = findRule(f, account);
 
     // team
     let team: string | null = null;

@@ -224,6 +224,75 @@ describe('enrichment chain', () => {
     expect(e.owner).toBe('data-platform@acme.example');
   });
 
+  it.each([
+    ['the id and the number', 'acme-web-prod', '318274659012'],
+    ['only the number', '318274659012', undefined],
+  ] as const)(
+    'matches a GCP rule naming the project id when the finding carries %s',
+    (_carries, account, accountNumber) => {
+      // Prepare: the rule names the project id; the registry maps it to its number
+      const registry = RegistrySchema.parse({
+        ...config.registry,
+        rules: [
+          {
+            id: 'web-buckets',
+            match: { provider: 'gcp', account: 'acme-web-prod', resource: '//storage.googleapis.com/*' },
+            owner: 'uploads-owner@acme.example',
+          },
+        ],
+      });
+      const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+      const f = makeFinding({
+        source: 'scc',
+        resource: {
+          provider: 'gcp',
+          id: '//storage.googleapis.com/acme-web-uploads',
+          type: 'google.cloud.storage.Bucket',
+          name: 'acme-web-uploads',
+          account,
+          ...(accountNumber ? { accountNumber } : {}),
+          region: null,
+        },
+      });
+      // Act
+      const e = sync(e2, f);
+      // Assess
+      expect(e.owner).toBe('uploads-owner@acme.example');
+      expect(e.provenance.owner.ref).toBe('web-buckets');
+    },
+  );
+
+  it('matches a GCP rule naming the project number when the finding carries only the project id', () => {
+    // Prepare
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [
+        {
+          id: 'web-buckets',
+          match: { provider: 'gcp', account: '318274659012', resource: '//storage.googleapis.com/*' },
+          owner: 'uploads-owner@acme.example',
+        },
+      ],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/b1',
+        name: 'b1',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(e2, f);
+    const elsewhere = sync(e2, { ...f, resource: { ...f.resource, account: 'acme-sandbox' } });
+    // Assess
+    expect(e.owner).toBe('uploads-owner@acme.example');
+    expect(elsewhere.owner).toBe('web-team@acme.example');
+  });
+
   it('flags the case unowned with the triage owner and routing when nothing knows the owner', () => {
     // Prepare
     const f = makeFinding({
