@@ -33,6 +33,9 @@ export function compileEnvironmentWords(words: EnvironmentWords): EnvironmentMat
     byWord.set(env, env);
     for (const w of words[env]) byWord.set(w.toLowerCase(), env);
   }
+  // A value that is exactly one word (`prod`, `Production`) reads as one shared answer, made here.
+  const exactReading = new Map<string, EnvironmentReading>();
+  for (const [w, environment] of byWord) exactReading.set(w, Object.freeze({ environment, word: w }));
   // Longest words first so `production` wins over `prod` and `staging` over `stage`.
   const alternatives = [...byWord.keys()].sort((a, b) => b.length - a.length).map(escapeRe);
   // A word boundary here is anything but a letter or digit: `-`, `_`, `.`, `/`, `:` and the string ends.
@@ -67,9 +70,7 @@ export function compileEnvironmentWords(words: EnvironmentWords): EnvironmentMat
   return {
     normalize(value) {
       const v = value.trim().toLowerCase();
-      const exact = byWord.get(v);
-      if (exact) return { environment: exact, word: v };
-      return scan(v);
+      return exactReading.get(v) ?? scan(v);
     },
     inferFromName: scan,
   };
