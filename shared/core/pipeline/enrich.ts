@@ -3,10 +3,12 @@
  *
  * Chain per value (first source that knows wins; each value carries its provenance as a sentence):
  * 1. tags in the event, through the configured key aliases (`owner`, `Owner`, `owner-email`, …);
- * 2. live lookup tags (only when the event carries no tags and a lookup is configured; a failed lookup is a
- *    warning and `complete: false`, never a throw);
- * 3. the first registry rule whose resource glob matches;
- * 4. the registry entry of the account / subscription / project (id, or GCP project number);
+ * 2. live lookup tags of the resource itself (only when the event carries no tags and a lookup is
+ *    configured; a failed lookup is a warning and `complete: false`, never a throw);
+ * 3. the first registry rule whose resource glob matches (its account by id, or GCP project number);
+ * 4. the labels the resource takes from its GCP project (read by the live lookup, kept apart from its own:
+ *    a project-wide label says less about one resource than a rule naming it), then the registry entry of
+ *    the account / subscription / project (id, or GCP project number);
  * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account;
  * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
  *    environment: `unknown`.
@@ -16,7 +18,7 @@
  * sentences of registry entries) is compiled once in `createEnricher`.
  */
 
-import { compileEnvironmentWords } from '../enrich/environment.js';
+import { compileEnvironmentWords, type EnvironmentReading } from '../enrich/environment.js';
 import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
 import type { Registry, RegistryAccount, RegistryRule, RegistryTeam } from '../enrich/registry.js';
 import { compileTagReader, TAG_FIELDS, type TagField, type TagHit, type TagHits } from '../enrich/tags.js';
@@ -99,6 +101,13 @@ interface CompiledAccount {
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** What a tag the resource takes from its container is called (only GCP lookups report them today). */
+const CONTAINER_WORD: Record<Provider, string> = {
+  aws: 'account tag',
+  azure: 'subscription tag',
+  gcp: 'project label',
+};
+const NO_HITS: TagHits = Object.freeze({});
 
 // The provenance sentences; createEnricher makes each one once and shares it (util/intern.ts).
 function tagProvenance(field: string, key: string, via: 'tag' | 'lookup', word: string): Provenance {
@@ -182,6 +191,18 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const table = tagSentences[via][word][field];
     return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
+  const containerSentences = byField();
+  const fromContainer = (field: TagField, hit: TagHit, provider: Provider): Provenance => {
+    const table = containerSentences[field];
+    return (
+      table.get(hit.key) ??
+      table.set(hit.key, {
+        via: 'lookup',
+        detail: `${field} from ${CONTAINER_WORD[provider]} \`${hit.key}\` found by a live lookup of the resource's ${ACCOUNT_WORD[provider]}`,
+        ref: hit.key,
+      })
+    );
+  };
   const fromRule = (field: TagField, c: CompiledRule): Provenance => c.provenance[field];
   const fromAccount = (field: TagField, c: CompiledAccount): Provenance => c.provenance[field];
   const teamOwnerSentences = new SharedTable<RegistryTeam, Provenance>();
@@ -228,12 +249,36 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     );
   }
 
+  /**
+   * Why an environment tag gives no environment, as a warning; and when its words disagree (`uat/prod`), the
+   * provenance of `unknown` — final: not read as the laxer word, nor overruled by the registry. Undefined when
+   * it names no environment at all (the chain goes on, without name patterns).
+   */
+  function environmentTagProblem(
+    hit: TagHit,
+    reading: EnvironmentReading | undefined,
+    what: string,
+    via: 'tag' | 'lookup',
+    warnings: string[],
+  ): Provenance | undefined {
+    if (reading === undefined) {
+      warnings.push(`${what} \`${hit.key}\`=${hit.value} names no known environment`);
+      return undefined;
+    }
+    const words = reading.environment === 'unknown' ? reading.words : [reading.word];
+    const why = `${what} \`${hit.key}\`=${hit.value} names more than one environment (${quoted(words)})`;
+    warnings.push(why);
+    return { via, detail: `environment unknown: ${why}`, ref: hit.key };
+  }
+
   function compute(
     f: Finding,
     tagHits: TagHits,
     via: 'tag' | 'lookup',
     extra: string[],
     complete: boolean,
+    /** Tags the resource takes from its container (GCP project labels): ranked after rules, not with its own. */
+    inherited: TagHits = NO_HITS,
   ): Enrichment {
     const warnings = extra;
     const word: 'tag' | 'label' = f.resource.provider === 'gcp' ? 'label' : 'tag';
@@ -249,6 +294,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.team) {
       team = rule.rule.team;
       teamProv = fromRule('team', rule);
+    } else if (inherited.team) {
+      team = inherited.team.value;
+      teamProv = fromContainer('team', inherited.team, f.resource.provider);
     } else if (account?.entry.team) {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
@@ -267,6 +315,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.owner) {
       owner = rule.rule.owner;
       ownerProv = fromRule('owner', rule);
+    } else if (inherited.owner) {
+      owner = inherited.owner.value;
+      ownerProv = fromContainer('owner', inherited.owner, f.resource.provider);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
@@ -291,32 +342,38 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     let envProv: Provenance | undefined;
     // An environment tag we cannot read (`prd01`) still says the resource has one: its name is no guide to
     // which, so the name patterns are not asked (a `dev` in the name would have allowed an automatic fix).
-    let unreadableTag = false;
-    if (tagHits.environment) {
-      const { key, value } = tagHits.environment;
-      const e = env.normalize(value);
-      if (e?.environment === 'unknown') {
-        // `uat/prod`: words that disagree are not read as the laxer one, nor overruled by the registry.
-        const why = `${word} \`${key}\`=${value} names more than one environment (${quoted(e.words)})`;
-        warnings.push(why);
-        envProv = { via, detail: `environment unknown: ${why}`, ref: key };
-      } else if (e) {
+    let unreadableTag: TagHit | undefined;
+    const envTag = tagHits.environment;
+    if (envTag) {
+      const e = env.normalize(envTag.value);
+      if (e !== undefined && e.environment !== 'unknown') {
         environment = e.environment;
-        envProv = fromTag('environment', tagHits.environment, via, word);
+        envProv = fromTag('environment', envTag, via, word);
       } else {
-        warnings.push(`${word} \`${key}\`=${value} names no known environment`);
-        unreadableTag = true;
+        envProv = environmentTagProblem(envTag, e, word, via, warnings);
+        if (!envProv) unreadableTag = envTag;
       }
     }
     if (!envProv && rule?.rule.environment) {
       environment = rule.rule.environment;
       envProv = fromRule('environment', rule);
     }
+    const envInherited = inherited.environment;
+    if (!envProv && envInherited) {
+      const e = env.normalize(envInherited.value);
+      if (e !== undefined && e.environment !== 'unknown') {
+        environment = e.environment;
+        envProv = fromContainer('environment', envInherited, f.resource.provider);
+      } else {
+        envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[f.resource.provider], via, warnings);
+        if (!envProv) unreadableTag ??= envInherited;
+      }
+    }
     if (!envProv && account) {
       environment = account.entry.environment;
       envProv = fromAccount('environment', account);
     }
-    if (!envProv && policy.namePatterns && !unreadableTag) {
+    if (!envProv && policy.namePatterns && unreadableTag === undefined) {
       let named = f.resource.name;
       let what = 'resource';
       let byName = env.inferFromName(named);
@@ -340,10 +397,10 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         };
       }
     }
-    if (!envProv && unreadableTag && tagHits.environment)
+    if (!envProv && unreadableTag)
       envProv = {
         via: 'default',
-        detail: `environment unknown: ${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment and no registry entry says which (the resource name is not guessed from)`,
+        detail: `environment unknown: ${unreadableTag === envTag ? word : CONTAINER_WORD[f.resource.provider]} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment and no registry entry says which (the resource name is not guessed from)`,
       };
     envProv ??= DEFAULT_ENVIRONMENT;
 
@@ -356,6 +413,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.application) {
       application = rule.rule.application;
       appProv = fromRule('application', rule);
+    } else if (inherited.application) {
+      application = inherited.application.value;
+      appProv = fromContainer('application', inherited.application, f.resource.provider);
     }
     let criticality: string | null = null;
     let critProv: Provenance | undefined;
@@ -365,6 +425,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.criticality) {
       criticality = rule.rule.criticality;
       critProv = fromRule('criticality', rule);
+    } else if (inherited.criticality) {
+      criticality = inherited.criticality.value;
+      critProv = fromContainer('criticality', inherited.criticality, f.resource.provider);
     } else if (account?.entry.criticality) {
       criticality = account.entry.criticality;
       critProv = fromAccount('criticality', account);
@@ -407,8 +470,16 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const needsLookup = (f: Finding): boolean =>
     lookup !== undefined && !hasEnumerableKey(f.resource.tags) && canRead(lookup, f.resource.provider);
   const fromOutcome = (f: Finding, outcome: LookupOutcome): Enriched => {
-    if ('tags' in outcome)
-      return { enrichment: compute(f, readTags(outcome.tags), 'lookup', [], true), liveTags: outcome.tags };
+    if ('tags' in outcome) {
+      const { tags, inherited } = outcome;
+      if (inherited === undefined || !hasEnumerableKey(inherited))
+        return { enrichment: compute(f, readTags(tags), 'lookup', [], true), liveTags: tags };
+      // The resource's own labels are those the project did not give it (or that it overrides).
+      const own: Record<string, string> = {};
+      for (const k of Object.keys(tags))
+        if (!Object.hasOwn(inherited, k) || inherited[k] !== tags[k]) own[k] = tags[k] as string;
+      return { enrichment: compute(f, readTags(own), 'lookup', [], true, readTags(inherited)), liveTags: tags };
+    }
     const r = f.resource;
     const why = `live tag lookup failed for ${r.id}: ${errorMessage(outcome.error)}`;
     log.warn(why, { resource: r.id, provider: r.provider });

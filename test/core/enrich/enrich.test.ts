@@ -593,6 +593,87 @@ describe('live lookups in the enrichment chain', () => {
     // Assess
     expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
   });
+  describe('GCP project labels (inherited by every resource of the project)', () => {
+    const bucket = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/acme-web-uploads',
+        type: 'google.cloud.storage.Bucket',
+        name: 'acme-web-uploads',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    const withRule = () =>
+      RegistrySchema.parse({
+        ...config.registry,
+        rules: [
+          {
+            id: 'uploads',
+            match: { provider: 'gcp', resource: '//storage.googleapis.com/acme-web-uploads' },
+            owner: 'uploads-owner@acme.example',
+          },
+        ],
+      });
+    const answering = (outcome: LookupOutcome) => ({ tagsFor: vi.fn(), tagsForMany: vi.fn(async () => [outcome]) });
+
+    it('lets a registry rule naming the resource outrank a project label, and keeps the skip label in the live tags', async () => {
+      // Prepare: the project says owner=platform-team and carries the skip label; the bucket has no labels
+      const project = { owner: 'platform-team', env: 'prod', 'closeloop-skip': 'true' };
+      const e2 = createEnricher({
+        registry: withRule(),
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: project, inherited: project }),
+        log: silentLogger,
+      });
+      // Act
+      const [out] = await e2.enrichMany([bucket]);
+      // Assess
+      expect(out?.enrichment.owner).toBe('uploads-owner@acme.example');
+      expect(out?.enrichment.provenance.owner.via).toBe('registry-rule');
+      expect(out?.enrichment.environment).toBe('prod');
+      expect(out?.enrichment.provenance.environment.detail).toBe(
+        "environment from project label `env` found by a live lookup of the resource's project",
+      );
+      expect(out?.liveTags).toEqual(project);
+    });
+
+    it('names a project label as such, and ranks it over the registry project entry, when no rule names the resource', async () => {
+      // Prepare
+      const e2 = createEnricher({
+        registry: config.registry,
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: { owner: 'platform-team' }, inherited: { owner: 'platform-team' } }),
+        log: silentLogger,
+      });
+      // Act
+      const e = await e2.enrich(bucket);
+      // Assess
+      expect(e.owner).toBe('platform-team');
+      expect(e.provenance.owner).toEqual({
+        via: 'lookup',
+        detail: "owner from project label `owner` found by a live lookup of the resource's project",
+        ref: 'owner',
+      });
+    });
+
+    it("lets the resource's own label outrank the rule, and a project label it overrides count as its own", async () => {
+      // Prepare: the bucket's own owner label overrides the project's
+      const e2 = createEnricher({
+        registry: withRule(),
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: { owner: 'bucket-owner@acme.example' }, inherited: { owner: 'platform-team' } }),
+        log: silentLogger,
+      });
+      // Act
+      const e = await e2.enrich(bucket);
+      // Assess
+      expect(e.owner).toBe('bucket-owner@acme.example');
+      expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
+    });
+  });
+
   it('enrichMany looks each resource up once, keeps the order, and marks only the failed ones incomplete', async () => {
     // Prepare
     const tagsForMany = vi.fn(
