@@ -18,7 +18,7 @@ const spoke = createAzureSpoke(process.env);
 // Clients are built on first use, with DefaultAzureCredential = the app's managed identity.
 const clients = createCloudClients({});
 // The skip tag re-read from the live resource just before an apply, under the same identity.
-const tags = liveOwnerLookup(['azure']);
+const tags = liveOwnerLookup(['azure'], { fresh: true });
 
 export async function remediate(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const log = contextLogger(context);

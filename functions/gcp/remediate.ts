@@ -16,8 +16,9 @@ import { systemClock } from '../../shared/core/ports.js';
 const spoke = createGcpSpoke(process.env);
 // Clients are built on first use, with Application Default Credentials = the function's service account.
 const clients = createCloudClients({});
-// The skip tag re-read from the live resource just before an apply, under the same identity.
-const tags = liveOwnerLookup(['gcp']);
+// The skip tag re-read from the live resource just before an apply, under the same identity; fresh: the
+// project's labels are read again too (a project-level skip label set a minute ago stops the fix).
+const tags = liveOwnerLookup(['gcp'], { fresh: true });
 
 /** The Functions Framework's request/response, as far as this handler uses them (Express underneath). */
 interface HttpIn {
