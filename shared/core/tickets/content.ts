@@ -267,6 +267,20 @@ export function draftForCase(
 
 // ---- lifecycle comments -------------------------------------------------------------------------
 
+/**
+ * The case's owner is no longer the one the ticket named (a later event read the resource's own tags after
+ * a failed lookup, or the registry changed). The issue's assignee is left as it is: a person may have
+ * assigned it on purpose.
+ */
+export const ownerChangeComment = (c: Case, was: string): AdfDoc =>
+  doc(
+    p(
+      strong('Owner changed. '),
+      `Now ${c.enrichment.owner} (${c.enrichment.provenance.owner.detail}); was ${was}. `,
+      'closeloop does not change the assignee: reassign the issue if it should follow the owner.',
+    ),
+  );
+
 export const recurrenceComment = (c: Case, previous: number | undefined): AdfDoc =>
   doc(
     p(

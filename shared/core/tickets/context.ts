@@ -85,6 +85,7 @@ export async function recordTicketOnCase(ctx: TicketContext, caseKey: string, re
           ...(ref.parentKey !== undefined ? { parentKey: ref.parentKey } : {}),
           createdAt: nowIso(ctx),
           reportedOccurrences: c.occurrences,
+          reportedOwner: c.enrichment.owner,
           status: 'open',
         },
   );
