@@ -19,7 +19,7 @@ const spoke = createAzureSpoke(process.env);
 // Clients are built on first use, with DefaultAzureCredential = the app's managed identity.
 const clients = createCloudClients({});
 // The skip tag re-read from the live resource just before an apply, under the same identity.
-const tags = liveOwnerLookup(['azure']);
+const tags = liveOwnerLookup(['azure'], { fresh: true });
 // Defender alerts the hub verified fixed are resolved here, under the same identity (Security Center SDK
 // loaded on the first such request).
 const upstream = lazyResolver(async () => {

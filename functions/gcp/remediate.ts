@@ -17,8 +17,9 @@ import { systemClock } from '../../shared/core/ports.js';
 const spoke = createGcpSpoke(process.env);
 // Clients are built on first use, with Application Default Credentials = the function's service account.
 const clients = createCloudClients({});
-// The skip tag re-read from the live resource just before an apply, under the same identity.
-const tags = liveOwnerLookup(['gcp']);
+// The skip tag re-read from the live resource just before an apply, under the same identity; fresh: the
+// project's labels are read again too (a project-level skip label set a minute ago stops the fix).
+const tags = liveOwnerLookup(['gcp'], { fresh: true });
 // SCC findings the hub verified fixed are set INACTIVE here, under the same identity (SCC client loaded on
 // the first such request).
 const upstream = lazyResolver(async () => {

@@ -85,8 +85,23 @@ export interface ResourceRef {
   region: string | null;
 }
 
+/** What a live lookup read for one resource. */
+export interface LookupTags {
+  /**
+   * Every tag that applies to the resource: its own over those it takes from its container (a GCP
+   * project's labels). The skip-tag gates read all of them: a project-level skip label stops a fix.
+   */
+  tags: Record<string, string>;
+  /**
+   * Those of `tags` that come from the container, not the resource (GCP: the project's labels the resource
+   * does not override). Enrichment ranks them with the registry's account entry, after registry rules: a
+   * project-wide `owner` label does not outrank a rule naming one resource. Absent: all are the resource's.
+   */
+  inherited?: Record<string, string> | undefined;
+}
+
 /** One answer of {@link OwnerLookup.tagsForMany}: the resource's tags, or why they could not be read. */
-export type LookupOutcome = { tags: Record<string, string> } | { error: unknown };
+export type LookupOutcome = LookupTags | { error: unknown };
 
 /** Live tag/label lookup (AWS Resource Groups Tagging API, Azure resource tags, GCP labels). */
 export interface OwnerLookup {

@@ -204,6 +204,29 @@ describe('ingest', () => {
     });
   });
 
+  it.each([
+    ['acme-test-results-prod', undefined],
+    ['dev-tools-production', undefined],
+    ['payments-exports', 'uat/prod'],
+  ] as const)('never fixes %s automatically when its environment words disagree (env tag %s)', async (bucket, env) => {
+    // Prepare: an account the registry does not know; an owner tag
+    const raw = loadFixture('securityhub/s3.8-failed.eventbridge.json') as {
+      detail: { findings: Array<{ AwsAccountId: string; Resources: Array<{ Id: string; Tags?: object }> }> };
+    };
+    const f = raw.detail.findings[0];
+    if (!f?.Resources[0]) throw new Error('fixture without a resource');
+    f.AwsAccountId = '777788889999';
+    f.Resources[0].Id = `arn:aws:s3:::${bucket}`;
+    f.Resources[0].Tags = { owner: 'payments@acme.example', ...(env ? { env } : {}) };
+    // Act
+    const out = await ingestOn(new MemoryDocStore(), config).ingest([{ input: bucket, value: raw }]);
+    // Assess
+    const r = out.results[0];
+    expect(r?.enrichment.environment).toBe('unknown');
+    expect(r?.decision.remediation.action).toBe('s3.block-public-access');
+    expect(r?.decision.remediation.mode).toBe('manual');
+  });
+
   describe('on a shared SQLite store', () => {
     let tmp: ReturnType<typeof tempDir>;
     beforeEach(() => {

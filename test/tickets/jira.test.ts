@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
 import { decided, type Harness, jiraHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
@@ -68,6 +69,40 @@ describe('JiraTicketSink through jira.js against the double', () => {
     });
     expect(h.double.issues.get('SEC-5')?.fields.assignee).toBeUndefined();
     expect(h.double.issues.get('SEC-5')?.fields.components).toEqual([{ name: 'triage' }]);
+  });
+
+  it('leaves the issue unassigned with the triage component and says why when a failed lookup left the owner a fallback', async () => {
+    // Prepare: the live tag lookup was throttled; the owner is the team's default, a findable user
+    h = await jiraHarness();
+    const base = makeCase({ n: 1 });
+    const why = 'live tag lookup failed for arn:aws:s3:::logs-111122223333-1: Rate exceeded';
+    const c = {
+      ...base,
+      enrichment: {
+        ...base.enrichment,
+        provenance: {
+          ...base.enrichment.provenance,
+          owner: {
+            via: 'registry-team' as const,
+            detail: 'owner is the default owner of team `payments` in the registry',
+          },
+        },
+        jira: { project: 'SEC', component: 'security', assigneeEmail: 'secops-lead@example.com' },
+        warnings: [why],
+        complete: false,
+      },
+    };
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    // Assess
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toBeUndefined();
+    expect(issue?.fields.components).toEqual([{ name: 'security' }, { name: 'triage' }]);
+    const description = adfToText(issue?.fields.description as AdfDoc);
+    expect(description).toContain('not confirmed: the resource’s own tags could not be read');
+    expect(description).toContain(`Enrichment warnings: ${why}`);
+    expect(h.double.count(/user\/search/)).toBe(0);
   });
 
   it('creates one issue per case when events are replayed three times concurrently', async () => {

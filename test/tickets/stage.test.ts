@@ -91,6 +91,55 @@ describe('ticket stage (local sink)', () => {
     expect(comments[0]?.text).toContain('Occurrences: 9 (was 1)');
   });
 
+  it('says once on the ticket who the owner is now when a later event finds the real owner, and not for a fallback', async () => {
+    // Prepare: the ticket was made while the lookup failed (owner: the team default)
+    const h = localHarness();
+    const base = makeCase();
+    const fallback = {
+      ...base,
+      enrichment: {
+        ...base.enrichment,
+        owner: 'payments-team@example.com',
+        ownerEmail: 'payments-team@example.com',
+        provenance: {
+          ...base.enrichment.provenance,
+          owner: {
+            via: 'registry-team' as const,
+            detail: 'owner is the default owner of team `payments` in the registry',
+          },
+        },
+        warnings: ['live tag lookup failed for arn:aws:s3:::logs-111122223333-1: Rate exceeded'],
+        complete: false,
+      },
+    };
+    await putCase(h.store, fallback);
+    await h.stage.handle(decided(fallback));
+    const found = {
+      ...(await readCase(h.store, base.key)),
+      enrichment: {
+        ...base.enrichment,
+        provenance: {
+          ...base.enrichment.provenance,
+          owner: { via: 'lookup' as const, detail: 'owner from tag `owner` found by a live lookup of the resource' },
+        },
+      },
+    };
+    // Act: the real owner, delivered three times at once; then the lookup fails again (fallback); then the same owner
+    await putCase(h.store, found);
+    await Promise.all([1, 2, 3].map(() => h.stage.handle(decided(found, { isNewCase: false }))));
+    await putCase(h.store, { ...(await readCase(h.store, base.key)), enrichment: fallback.enrichment });
+    await h.stage.handle(decided(found, { isNewCase: false }));
+    await putCase(h.store, { ...(await readCase(h.store, base.key)), enrichment: found.enrichment });
+    await h.stage.handle(decided(found, { isNewCase: false }));
+    // Assess
+    const comments = (await localTicket(h, 'LOCAL-1')).comments;
+    expect(comments).toHaveLength(1);
+    expect(comments[0]?.text).toContain(
+      'Owner changed. Now alice@example.com (owner from tag `owner` found by a live lookup of the resource); was payments-team@example.com.',
+    );
+    expect((await readCase(h.store, base.key)).ticket?.reportedOwner).toBe('alice@example.com');
+  });
+
   it('comments and labels risk-accepted once when an exception suppresses the case', async () => {
     // Prepare
     const h = localHarness();

@@ -15,7 +15,7 @@ import {
   refOf,
 } from '../../core/ports.js';
 import { hasEnumerableKey } from '../../core/util/objects.js';
-import type { ReceivedDocument, Spoke, SpokeDetail } from './spoke.js';
+import type { ReceivedDocument, Spoke, SpokeDetail, SpokeLiveTag } from './spoke.js';
 
 /**
  * Normalizes each received document on the spoke, accepting only the spoke's own cloud's formats
@@ -71,7 +71,12 @@ async function attachLiveTags(
   const read = new Map(
     ids.map((id, i) => {
       const o = outcomes[i] as LookupOutcome;
-      return [id, 'tags' in o ? { tags: o.tags } : { error: errorMessage(o.error).slice(0, 1024) }] as const;
+      const wire: SpokeLiveTag = !('tags' in o)
+        ? { error: errorMessage(o.error).slice(0, 1024) }
+        : o.inherited
+          ? { tags: o.tags, inherited: o.inherited }
+          : { tags: o.tags };
+      return [id, wire] as const;
     }),
   );
   for (const { detail, findings } of untagged) {

@@ -27,9 +27,14 @@ export const SPOKE_DETAIL_TYPE = 'Spoke Finding Document';
 
 /** One resource's live tags as a spoke read them, or why it could not (a lookup outcome, on the wire). */
 export const SpokeLiveTagSchema = z.union([
-  z.object({ tags: z.record(z.string().max(512), z.string().max(512)) }),
+  z.object({
+    tags: z.record(z.string().max(512), z.string().max(512)),
+    /** Those of `tags` the resource takes from its project (GCP), kept apart (see LookupTags.inherited). */
+    inherited: z.record(z.string().max(512), z.string().max(512)).optional(),
+  }),
   z.object({ error: z.string().max(1024) }),
 ]);
+export type SpokeLiveTag = z.infer<typeof SpokeLiveTagSchema>;
 
 /**
  * The detail of a forwarded document.

@@ -2,12 +2,14 @@
  * A cache in front of a live lookup: entries live `ttlMs`, at most `maxEntries` are kept (the oldest
  * goes first), and concurrent asks for the same resource share one call. Failures are not cached, so
  * the next finding tries again. `tagsForMany` answers what it holds and asks the inner lookup for the
- * rest in one batch.
+ * rest in one batch. An answer is kept whole: which of the tags the resource takes from its container
+ * (`inherited`, GCP project labels) is cached with them.
  */
 import {
   type Clock,
   canRead,
   type LookupOutcome,
+  type LookupTags,
   lookupMany,
   type OwnerLookup,
   type ResourceRef,
@@ -25,8 +27,8 @@ export interface CacheOptions {
  * @example new CachedOwnerLookup(new RoutingOwnerLookup({ aws }), { ttlMs: 900_000, maxEntries: 10_000 })
  */
 export class CachedOwnerLookup implements OwnerLookup {
-  private readonly entries = new Map<string, { tags: Record<string, string>; expiresAt: number }>();
-  private readonly inFlight = new Map<string, Promise<Record<string, string>>>();
+  private readonly entries = new Map<string, { answer: LookupTags; expiresAt: number }>();
+  private readonly inFlight = new Map<string, Promise<LookupTags>>();
   private readonly clock: Clock;
 
   constructor(
@@ -46,23 +48,23 @@ export class CachedOwnerLookup implements OwnerLookup {
   }
 
   /** A cached or in-flight answer for `key`, else undefined (an expired entry is dropped). */
-  private known(key: string): Record<string, string> | Promise<Record<string, string>> | undefined {
+  private known(key: string): LookupTags | Promise<LookupTags> | undefined {
     const hit = this.entries.get(key);
-    if (hit && hit.expiresAt > this.clock.now().getTime()) return hit.tags;
+    if (hit && hit.expiresAt > this.clock.now().getTime()) return hit.answer;
     if (hit) this.entries.delete(key);
     return this.inFlight.get(key);
   }
 
   /** Shares `call` with concurrent asks for `key` and keeps its answer when it succeeds. */
-  private track(key: string, call: Promise<Record<string, string>>): Promise<Record<string, string>> {
-    const kept = call.then((tags) => {
-      this.entries.set(key, { tags, expiresAt: this.clock.now().getTime() + this.options.ttlMs });
+  private track(key: string, call: Promise<LookupTags>): Promise<LookupTags> {
+    const kept = call.then((answer) => {
+      this.entries.set(key, { answer, expiresAt: this.clock.now().getTime() + this.options.ttlMs });
       while (this.entries.size > this.options.maxEntries) {
         const oldest = this.entries.keys().next();
         if (oldest.done) break;
         this.entries.delete(oldest.value);
       }
-      return tags;
+      return answer;
     });
     this.inFlight.set(key, kept);
     const done = () => {
@@ -74,13 +76,19 @@ export class CachedOwnerLookup implements OwnerLookup {
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     const key = resourceKey(r);
-    const known = this.known(key);
-    if (known) return { ...(await known) };
-    return { ...(await this.track(key, this.inner.tagsFor(r))) };
+    const known = this.known(key) ?? this.track(key, this.ask(r));
+    return { ...(await known).tags };
+  }
+
+  /** The inner lookup's whole answer for `r` (its batch call when it has one: that one says `inherited`). */
+  private async ask(r: ResourceRef): Promise<LookupTags> {
+    const [outcome] = await lookupMany(this.inner, [r]);
+    if (outcome === undefined || 'error' in outcome) throw outcome?.error;
+    return outcome;
   }
 
   async tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
-    const answers: Array<Record<string, string> | Promise<Record<string, string>>> = [];
+    const answers: Array<LookupTags | Promise<LookupTags>> = [];
     const missing = new Map<string, { ref: ResourceRef; settle: (o: LookupOutcome) => void }>();
     for (const r of refs) {
       const key = resourceKey(r);
@@ -98,13 +106,13 @@ export class CachedOwnerLookup implements OwnerLookup {
         this.track(
           key,
           outcome.then((o) => {
-            if ('tags' in o) return o.tags;
+            if ('tags' in o) return o;
             throw o.error;
           }),
         );
         missing.set(key, { ref: r, settle });
       }
-      answers.push(this.inFlight.get(key) as Promise<Record<string, string>>);
+      answers.push(this.inFlight.get(key) as Promise<LookupTags>);
     }
     if (missing.size > 0) {
       const asked = [...missing.values()];
@@ -119,7 +127,8 @@ export class CachedOwnerLookup implements OwnerLookup {
     return Promise.all(
       answers.map((a) =>
         Promise.resolve(a).then(
-          (tags): LookupOutcome => ({ tags: { ...tags } }),
+          ({ tags, inherited }): LookupOutcome =>
+            inherited === undefined ? { tags: { ...tags } } : { tags: { ...tags }, inherited: { ...inherited } },
           (error: unknown): LookupOutcome => ({ error }),
         ),
       ),

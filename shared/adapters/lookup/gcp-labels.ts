@@ -2,13 +2,24 @@
  * Live GCP labels. SCC notifications carry no labels; the project's labels (Resource Manager v3
  * `projects.get`, permission `resourcemanager.projects.get`) are read for every resource, and a
  * resource-level reader (e.g. a bucket's labels from Cloud Storage) may be injected: its labels win.
+ * The answer keeps the two apart (`inherited`: the project's labels the resource does not override): a
+ * project-wide `owner` label says less about one bucket than a registry rule naming that bucket does.
  * A project's labels are read once per `projectTtlMs` (default 15 minutes) and shared by every resource
  * of the project, concurrent asks included: a batch of 1,000 findings in one project is one `projects.get`.
  *
  * @see https://cloud.google.com/resource-manager/reference/rest/v3/projects/get
  */
 import { AdapterError, type ErrorKind } from '../../core/errors.js';
-import { type Clock, type OwnerLookup, type ResourceRef, systemClock } from '../../core/ports.js';
+import {
+  type Clock,
+  LOOKUP_CONCURRENCY,
+  type LookupOutcome,
+  type LookupTags,
+  mapBounded,
+  type OwnerLookup,
+  type ResourceRef,
+  systemClock,
+} from '../../core/ports.js';
 
 /** The one Resource Manager call made; a ProjectsClient satisfies it (checked in the adapter's test). */
 export interface GcpProjectsClient {
@@ -89,7 +100,8 @@ export class GcpLabelsLookup implements OwnerLookup {
     return labels;
   }
 
-  async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
+  /** The labels that apply to `r` (its own over its project's), and which of them are the project's. */
+  async labelsFor(r: ResourceRef): Promise<Required<LookupTags>> {
     if (r.provider !== 'gcp')
       throw new AdapterError('invalid', `GcpLabelsLookup cannot look up ${r.provider} resources`);
     // A project id or number both name the project in v3 (`projects/{id-or-number}`).
@@ -100,6 +112,22 @@ export class GcpLabelsLookup implements OwnerLookup {
     } catch (e) {
       throw gcpAdapterError(e, `labels of ${r.id}`);
     }
-    return { ...projectLabels, ...own };
+    const inherited: Record<string, string> = {};
+    for (const [k, v] of Object.entries(projectLabels)) if (!own || !Object.hasOwn(own, k)) inherited[k] = v;
+    return { tags: { ...projectLabels, ...own }, inherited };
+  }
+
+  async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
+    return (await this.labelsFor(r)).tags;
+  }
+
+  /** Each resource's labels with its project's kept apart (`inherited`); the projects read once each. */
+  tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
+    return mapBounded(refs, LOOKUP_CONCURRENCY, (r) =>
+      this.labelsFor(r).then(
+        (o): LookupOutcome => o,
+        (error: unknown): LookupOutcome => ({ error }),
+      ),
+    );
   }
 }

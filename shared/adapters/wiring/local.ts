@@ -128,12 +128,10 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const readsLive = opts.actionContext === undefined && (opts.live || opts.apply);
   const lookupPolicy = config.policy.enrichment.lookup;
   const wiring = lookupPolicy.enabled || readsLive ? await import('./lookup.js') : undefined;
-  const live =
-    opts.lookup ??
-    wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], {
-      awsAccount: callerAccount,
-      ...(member ? { awsMember: member } : {}),
-    });
+  const liveOptions = { awsAccount: callerAccount, ...(member ? { awsMember: member } : {}) };
+  const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], liveOptions);
+  // The re-check reads everything fresh (GCP project labels too): enrichment's lookup shares those for 15 min.
+  const recheck = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { ...liveOptions, fresh: true });
   // Undefined while the policy keeps lookups off.
   const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);
   const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
@@ -164,7 +162,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     apply,
     actor,
     exceptions,
-    ...(ctx && live ? { tags: live } : {}),
+    ...(ctx && recheck ? { tags: recheck } : {}),
   };
   // Order matters for one event: evidence first (the event that caused a step is recorded before the
   // records of what the step did), remediation before tickets (the ticket carries the plan), verify last.

@@ -4,7 +4,8 @@
  * Each SDK is imported when its adapter is built, so a run that looks nothing up loads none of them.
  *
  * Two uses: enrichment (cached per `policy.enrichment.lookup`: ttl, entries) and the skip-tag re-check
- * just before an apply (uncached: a tag set a minute ago must stop the fix).
+ * just before an apply (`fresh`, uncached: a tag set a minute ago must stop the fix — on GCP a label set on
+ * the project too, which an enrichment lookup shares across the project's resources for 15 minutes).
  */
 import type { EnrichmentPolicy } from '../../core/policy/policy.js';
 import { type Clock, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
@@ -16,7 +17,9 @@ import type { MemberAccess } from './member-role.js';
 export type LookupCloud = ResourceRef['provider'];
 
 /**
- * An uncached lookup for `clouds` (the others are not handled: their findings keep their event's tags).
+ * A lookup for `clouds` (the others are not handled: their findings keep their event's tags), caching
+ * nothing per resource; GCP project labels are shared by the project's resources for 15 minutes unless
+ * `fresh`.
  * Each cloud's SDK client is built on the first lookup of one of its resources, not here: a client built
  * ahead probes for its credentials (Google's for a metadata server) even in a run that never asks it.
  */
@@ -30,6 +33,11 @@ export function liveOwnerLookup(
     awsAccount?: () => Promise<string | undefined>;
     /** The member role, assumed to read another account's tags (with `awsAccount` known). */
     awsMember?: MemberAccess;
+    /**
+     * Every ask reads the cloud, GCP project labels included: the lookup of the skip-tag re-check just
+     * before an apply (a project-level skip label set since the last read must stop the fix).
+     */
+    fresh?: boolean;
   } = {},
 ): RoutingOwnerLookup {
   const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
@@ -68,14 +76,18 @@ export function liveOwnerLookup(
       ]);
       const storage = new Storage();
       // A bucket's own labels (storage.buckets.get) over its project's; other resources: the project's.
-      return new GcpLabelsLookup(new ProjectsClient(), async (name) => {
-        const bucket = gcsBucketOf(name);
-        if (!bucket) return undefined;
-        const [meta] = await storage.bucket(bucket).getMetadata();
-        const labels: Record<string, string> = {};
-        for (const [k, v] of Object.entries(meta.labels ?? {})) if (typeof v === 'string') labels[k] = v;
-        return labels;
-      });
+      return new GcpLabelsLookup(
+        new ProjectsClient(),
+        async (name) => {
+          const bucket = gcsBucketOf(name);
+          if (!bucket) return undefined;
+          const [meta] = await storage.bucket(bucket).getMetadata();
+          const labels: Record<string, string> = {};
+          for (const [k, v] of Object.entries(meta.labels ?? {})) if (typeof v === 'string') labels[k] = v;
+          return labels;
+        },
+        options.fresh ? { projectTtlMs: 0 } : {},
+      );
     });
   return new RoutingOwnerLookup(byProvider);
 }

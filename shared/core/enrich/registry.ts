@@ -70,9 +70,15 @@ export const RegistryRuleSchema = z.strictObject({
     provider: ProviderSchema.optional(),
     /** Glob on the resource id (ARN, Azure resource id, GCP full resource name). */
     resource: z.string().min(1),
-    /** Exact resource type as the finding gives it (`S3Bucket`, `AwsS3Bucket`, …). */
+    /**
+     * Exact resource type as the finding gives it (`S3Bucket`, `AwsS3Bucket`, …); for Azure without case, as
+     * ARM compares types (`Microsoft.Storage/storageAccounts` matches a lower-cased Defender resource id).
+     */
     type: z.string().min(1).optional(),
-    /** Account / subscription / project id (or GCP project number). */
+    /**
+     * Account / subscription / project id (or GCP project number). A project in `accounts` with both matches
+     * a finding that carries either one.
+     */
     account: z.string().min(1).optional(),
   }),
   owner: z.string().min(1).optional(),

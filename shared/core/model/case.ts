@@ -43,6 +43,8 @@ export const CaseTicketSchema = TicketRefSchema.extend({
   lastCommentAt: TimestampSchema.optional(),
   /** Occurrence count last reported on the ticket (recurrence comments say what changed). */
   reportedOccurrences: z.number().int().optional(),
+  /** Owner last told on the ticket (at its creation, then by owner-change comments). */
+  reportedOwner: z.string().optional(),
   status: z.enum(['open', 'done', 'reopened']).default('open'),
 });
 export type CaseTicket = z.infer<typeof CaseTicketSchema>;

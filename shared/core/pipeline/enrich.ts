@@ -3,10 +3,12 @@
  *
  * Chain per value (first source that knows wins; each value carries its provenance as a sentence):
  * 1. tags in the event, through the configured key aliases (`owner`, `Owner`, `owner-email`, …);
- * 2. live lookup tags (only when the event carries no tags and a lookup is configured; a failed lookup is a
- *    warning and `complete: false`, never a throw);
- * 3. the first registry rule whose resource glob matches;
- * 4. the registry entry of the account / subscription / project (id, or GCP project number);
+ * 2. live lookup tags of the resource itself (only when the event carries no tags and a lookup is
+ *    configured; a failed lookup is a warning and `complete: false`, never a throw);
+ * 3. the first registry rule whose resource glob matches (its account by id, or GCP project number);
+ * 4. the labels the resource takes from its GCP project (read by the live lookup, kept apart from its own:
+ *    a project-wide label says less about one resource than a rule naming it), then the registry entry of
+ *    the account / subscription / project (id, or GCP project number);
  * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account;
  * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
  *    environment: `unknown`.
@@ -16,7 +18,7 @@
  * sentences of registry entries) is compiled once in `createEnricher`.
  */
 
-import { compileEnvironmentWords } from '../enrich/environment.js';
+import { compileEnvironmentWords, type EnvironmentReading } from '../enrich/environment.js';
 import { type CompiledGlob, compileGlob } from '../enrich/glob.js';
 import type { Registry, RegistryAccount, RegistryRule, RegistryTeam } from '../enrich/registry.js';
 import { compileTagReader, TAG_FIELDS, type TagField, type TagHit, type TagHits } from '../enrich/tags.js';
@@ -77,7 +79,14 @@ interface CompiledRule {
   provider: Provider | undefined;
   resource: CompiledGlob;
   type: string | undefined;
+  /** The ARM type lower-cased: ARM types are case-insensitive, and Defender may send them lower-cased. */
+  typeLower: string | undefined;
   account: string | undefined;
+  /**
+   * The registry entry `account` names (by id, or GCP project number): a finding of that project matches
+   * whichever of the two it carries (finding-formats §5.4, "registries should accept either").
+   */
+  accountEntry: CompiledAccount | undefined;
   /** Its provenance sentence per field, made once. */
   provenance: Record<TagField, Provenance>;
 }
@@ -92,6 +101,13 @@ interface CompiledAccount {
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** What a tag the resource takes from its container is called (only GCP lookups report them today). */
+const CONTAINER_WORD: Record<Provider, string> = {
+  aws: 'account tag',
+  azure: 'subscription tag',
+  gcp: 'project label',
+};
+const NO_HITS: TagHits = Object.freeze({});
 
 // The provenance sentences; createEnricher makes each one once and shares it (util/intern.ts).
 function tagProvenance(field: string, key: string, via: 'tag' | 'lookup', word: string): Provenance {
@@ -110,6 +126,8 @@ function sentences(make: (field: TagField) => Provenance): Record<TagField, Prov
   for (const f of TAG_FIELDS) out[f] = Object.freeze(make(f));
   return out;
 }
+/** `\`test\`, \`prod\`` */
+const quoted = (words: readonly string[]): string => words.map((w) => `\`${w}\``).join(', ');
 const DEFAULT_ENVIRONMENT: Provenance = Object.freeze({
   via: 'default',
   detail: 'environment unknown: no tag, registry entry or name pattern says which',
@@ -137,6 +155,13 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     accounts[a.provider].set(a.id.toLowerCase(), c);
     if (a.number) accounts[a.provider].set(a.number, c);
   }
+  const accountNamed = (provider: Provider | undefined, name: string): CompiledAccount | undefined => {
+    for (const p of provider ? [provider] : (['aws', 'azure', 'gcp'] as const)) {
+      const c = accounts[p].get(name) ?? accounts[p].get(name.toLowerCase());
+      if (c) return c;
+    }
+    return undefined;
+  };
   const rules: CompiledRule[] = registry.rules.map((r) => {
     const sentence = `registry rule \`${r.id}\` (resource ${r.match.resource})`;
     return {
@@ -144,7 +169,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       provider: r.match.provider,
       resource: compileGlob(r.match.resource),
       type: r.match.type,
+      typeLower: r.match.type?.toLowerCase(),
       account: r.match.account?.toLowerCase(),
+      accountEntry: r.match.account === undefined ? undefined : accountNamed(r.match.provider, r.match.account),
       provenance: sentences((f) => ruleProvenance(f, sentence, r.id)),
     };
   });
@@ -164,6 +191,18 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const table = tagSentences[via][word][field];
     return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
+  const containerSentences = byField();
+  const fromContainer = (field: TagField, hit: TagHit, provider: Provider): Provenance => {
+    const table = containerSentences[field];
+    return (
+      table.get(hit.key) ??
+      table.set(hit.key, {
+        via: 'lookup',
+        detail: `${field} from ${CONTAINER_WORD[provider]} \`${hit.key}\` found by a live lookup of the resource's ${ACCOUNT_WORD[provider]}`,
+        ref: hit.key,
+      })
+    );
+  };
   const fromRule = (field: TagField, c: CompiledRule): Provenance => c.provenance[field];
   const fromAccount = (field: TagField, c: CompiledAccount): Provenance => c.provenance[field];
   const teamOwnerSentences = new SharedTable<RegistryTeam, Provenance>();
@@ -179,18 +218,22 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ? undefined
       : Object.freeze({ via: 'triage', detail: 'team is the triage team (no owner found)', ref: triageTeam });
 
-  function findRule(f: Finding): CompiledRule | undefined {
+  function findRule(f: Finding, account: CompiledAccount | undefined): CompiledRule | undefined {
     const r = f.resource;
     const azure = r.provider === 'azure';
+    let typeLower: string | undefined;
+    let accountLower: string | undefined;
     for (const c of rules) {
       if (c.provider !== undefined && c.provider !== r.provider) continue;
-      if (c.type !== undefined && c.type !== r.type) continue;
-      if (
-        c.account !== undefined &&
-        c.account !== r.account.toLowerCase() &&
-        c.account !== (r.accountNumber ?? '').toLowerCase()
-      )
-        continue;
+      if (c.type !== undefined && c.type !== r.type) {
+        if (!azure) continue;
+        typeLower ??= r.type.toLowerCase();
+        if (c.typeLower !== typeLower) continue;
+      }
+      if (c.account !== undefined && (c.accountEntry === undefined || c.accountEntry !== account)) {
+        accountLower ??= r.account.toLowerCase();
+        if (c.account !== accountLower && c.account !== (r.accountNumber ?? '').toLowerCase()) continue;
+      }
       if (c.resource.test(r.id, azure)) return c;
     }
     return undefined;
@@ -206,17 +249,41 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     );
   }
 
+  /**
+   * Why an environment tag gives no environment, as a warning; and when its words disagree (`uat/prod`), the
+   * provenance of `unknown` — final: not read as the laxer word, nor overruled by the registry. Undefined when
+   * it names no environment at all (the chain goes on, without name patterns).
+   */
+  function environmentTagProblem(
+    hit: TagHit,
+    reading: EnvironmentReading | undefined,
+    what: string,
+    via: 'tag' | 'lookup',
+    warnings: string[],
+  ): Provenance | undefined {
+    if (reading === undefined) {
+      warnings.push(`${what} \`${hit.key}\`=${hit.value} names no known environment`);
+      return undefined;
+    }
+    const words = reading.environment === 'unknown' ? reading.words : [reading.word];
+    const why = `${what} \`${hit.key}\`=${hit.value} names more than one environment (${quoted(words)})`;
+    warnings.push(why);
+    return { via, detail: `environment unknown: ${why}`, ref: hit.key };
+  }
+
   function compute(
     f: Finding,
     tagHits: TagHits,
     via: 'tag' | 'lookup',
     extra: string[],
     complete: boolean,
+    /** Tags the resource takes from its container (GCP project labels): ranked after rules, not with its own. */
+    inherited: TagHits = NO_HITS,
   ): Enrichment {
     const warnings = extra;
     const word: 'tag' | 'label' = f.resource.provider === 'gcp' ? 'label' : 'tag';
-    const rule = findRule(f);
     const account = findAccount(f);
+    const rule = findRule(f, account);
 
     // team
     let team: string | null = null;
@@ -227,6 +294,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.team) {
       team = rule.rule.team;
       teamProv = fromRule('team', rule);
+    } else if (inherited.team) {
+      team = inherited.team.value;
+      teamProv = fromContainer('team', inherited.team, f.resource.provider);
     } else if (account?.entry.team) {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
@@ -245,6 +315,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.owner) {
       owner = rule.rule.owner;
       ownerProv = fromRule('owner', rule);
+    } else if (inherited.owner) {
+      owner = inherited.owner.value;
+      ownerProv = fromContainer('owner', inherited.owner, f.resource.provider);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
@@ -267,44 +340,68 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     // environment
     let environment: Environment = 'unknown';
     let envProv: Provenance | undefined;
-    if (tagHits.environment) {
-      const e = env.normalize(tagHits.environment.value);
-      if (e) {
-        environment = e;
-        envProv = fromTag('environment', tagHits.environment, via, word);
-      } else
-        warnings.push(`${word} \`${tagHits.environment.key}\`=${tagHits.environment.value} names no known environment`);
+    // An environment tag we cannot read (`prd01`) still says the resource has one: its name is no guide to
+    // which, so the name patterns are not asked (a `dev` in the name would have allowed an automatic fix).
+    let unreadableTag: TagHit | undefined;
+    const envTag = tagHits.environment;
+    if (envTag) {
+      const e = env.normalize(envTag.value);
+      if (e !== undefined && e.environment !== 'unknown') {
+        environment = e.environment;
+        envProv = fromTag('environment', envTag, via, word);
+      } else {
+        envProv = environmentTagProblem(envTag, e, word, via, warnings);
+        if (!envProv) unreadableTag = envTag;
+      }
     }
     if (!envProv && rule?.rule.environment) {
       environment = rule.rule.environment;
       envProv = fromRule('environment', rule);
     }
+    const envInherited = inherited.environment;
+    if (!envProv && envInherited) {
+      const e = env.normalize(envInherited.value);
+      if (e !== undefined && e.environment !== 'unknown') {
+        environment = e.environment;
+        envProv = fromContainer('environment', envInherited, f.resource.provider);
+      } else {
+        envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[f.resource.provider], via, warnings);
+        if (!envProv) unreadableTag ??= envInherited;
+      }
+    }
     if (!envProv && account) {
       environment = account.entry.environment;
       envProv = fromAccount('environment', account);
     }
-    if (!envProv && policy.namePatterns) {
-      const byName = env.inferFromName(f.resource.name);
-      if (byName) {
+    if (!envProv && policy.namePatterns && unreadableTag === undefined) {
+      let named = f.resource.name;
+      let what = 'resource';
+      let byName = env.inferFromName(named);
+      if (!byName) {
+        named = account?.entry.name ?? f.resource.account;
+        what = ACCOUNT_WORD[f.resource.provider];
+        byName = env.inferFromName(named);
+      }
+      if (byName?.environment === 'unknown')
+        envProv = {
+          via: 'name-pattern',
+          detail: `environment unknown: the ${what} name \`${named}\` names more than one environment (${quoted(byName.words)})`,
+          ref: byName.words.join(','),
+        };
+      else if (byName) {
         environment = byName.environment;
         envProv = {
           via: 'name-pattern',
-          detail: `environment from the word \`${byName.word}\` in the resource name \`${f.resource.name}\``,
+          detail: `environment from the word \`${byName.word}\` in the ${what} name \`${named}\``,
           ref: byName.word,
         };
-      } else {
-        const alias = account?.entry.name ?? f.resource.account;
-        const byAccount = env.inferFromName(alias);
-        if (byAccount) {
-          environment = byAccount.environment;
-          envProv = {
-            via: 'name-pattern',
-            detail: `environment from the word \`${byAccount.word}\` in the ${ACCOUNT_WORD[f.resource.provider]} name \`${alias}\``,
-            ref: byAccount.word,
-          };
-        }
       }
     }
+    if (!envProv && unreadableTag)
+      envProv = {
+        via: 'default',
+        detail: `environment unknown: ${unreadableTag === envTag ? word : CONTAINER_WORD[f.resource.provider]} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment and no registry entry says which (the resource name is not guessed from)`,
+      };
     envProv ??= DEFAULT_ENVIRONMENT;
 
     // application, criticality
@@ -316,6 +413,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.application) {
       application = rule.rule.application;
       appProv = fromRule('application', rule);
+    } else if (inherited.application) {
+      application = inherited.application.value;
+      appProv = fromContainer('application', inherited.application, f.resource.provider);
     }
     let criticality: string | null = null;
     let critProv: Provenance | undefined;
@@ -325,6 +425,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.criticality) {
       criticality = rule.rule.criticality;
       critProv = fromRule('criticality', rule);
+    } else if (inherited.criticality) {
+      criticality = inherited.criticality.value;
+      critProv = fromContainer('criticality', inherited.criticality, f.resource.provider);
     } else if (account?.entry.criticality) {
       criticality = account.entry.criticality;
       critProv = fromAccount('criticality', account);
@@ -367,8 +470,16 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const needsLookup = (f: Finding): boolean =>
     lookup !== undefined && !hasEnumerableKey(f.resource.tags) && canRead(lookup, f.resource.provider);
   const fromOutcome = (f: Finding, outcome: LookupOutcome): Enriched => {
-    if ('tags' in outcome)
-      return { enrichment: compute(f, readTags(outcome.tags), 'lookup', [], true), liveTags: outcome.tags };
+    if ('tags' in outcome) {
+      const { tags, inherited } = outcome;
+      if (inherited === undefined || !hasEnumerableKey(inherited))
+        return { enrichment: compute(f, readTags(tags), 'lookup', [], true), liveTags: tags };
+      // The resource's own labels are those the project did not give it (or that it overrides).
+      const own: Record<string, string> = {};
+      for (const k of Object.keys(tags))
+        if (!Object.hasOwn(inherited, k) || inherited[k] !== tags[k]) own[k] = tags[k] as string;
+      return { enrichment: compute(f, readTags(own), 'lookup', [], true, readTags(inherited)), liveTags: tags };
+    }
     const r = f.resource;
     const why = `live tag lookup failed for ${r.id}: ${errorMessage(outcome.error)}`;
     log.warn(why, { resource: r.id, provider: r.provider });

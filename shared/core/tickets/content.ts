@@ -148,6 +148,16 @@ const accountNoun = { aws: 'AWS account', azure: 'Azure subscription', gcp: 'GCP
 const row = (label: string, ...value: Array<string | ReturnType<typeof text>>): AdfParagraph =>
   p(strong(`${label}: `), ...value);
 
+/**
+ * Whether the owner is known well enough to assign the ticket to a person: not when enrichment could not
+ * finish (a live lookup failed) and the owner came from a fallback (a registry entry, the team default),
+ * not from the resource itself — its own tags, unread, might name someone else.
+ */
+export const ownerUncertain = (c: Case): boolean =>
+  !c.enrichment.complete &&
+  c.enrichment.provenance.owner.via !== 'tag' &&
+  c.enrichment.provenance.owner.via !== 'lookup';
+
 /** The ADF description of a case's ticket. */
 export function describeCase(c: Case, policy: TicketPolicy): AdfDoc {
   const e = c.enrichment;
@@ -166,8 +176,17 @@ export function describeCase(c: Case, policy: TicketPolicy): AdfDoc {
     ]),
     h(3, 'Whose'),
     ul([
-      row('Owner', e.owner, e.unowned ? ' (no owner found: triage)' : ''),
+      row(
+        'Owner',
+        e.owner,
+        e.unowned
+          ? ' (no owner found: triage)'
+          : ownerUncertain(c)
+            ? ' (not confirmed: the resource’s own tags could not be read; triage, unassigned)'
+            : '',
+      ),
       row('How the owner was found', e.provenance.owner.detail),
+      ...(e.warnings.length > 0 ? [row('Enrichment warnings', e.warnings.join('; '))] : []),
       ...(e.team ? [row('Team', e.team)] : []),
       ...(e.application ? [row('Application', e.application)] : []),
       row('Environment', e.environment, ` (${e.provenance.environment.detail})`),
@@ -247,6 +266,20 @@ export function draftForCase(
 }
 
 // ---- lifecycle comments -------------------------------------------------------------------------
+
+/**
+ * The case's owner is no longer the one the ticket named (a later event read the resource's own tags after
+ * a failed lookup, or the registry changed). The issue's assignee is left as it is: a person may have
+ * assigned it on purpose.
+ */
+export const ownerChangeComment = (c: Case, was: string): AdfDoc =>
+  doc(
+    p(
+      strong('Owner changed. '),
+      `Now ${c.enrichment.owner} (${c.enrichment.provenance.owner.detail}); was ${was}. `,
+      'closeloop does not change the assignee: reassign the issue if it should follow the owner.',
+    ),
+  );
 
 export const recurrenceComment = (c: Case, previous: number | undefined): AdfDoc =>
   doc(

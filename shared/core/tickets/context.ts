@@ -8,6 +8,7 @@ import type { Clock, DocStore, Logger } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { type RetryOptions, realSleep, type Sleep } from '../util/retry.js';
+import { ownerUncertain } from './content.js';
 import type { TicketPolicy } from './policy.js';
 import type { TicketSink } from './ports.js';
 import { COLLECTIONS, UserCacheSchema } from './store.js';
@@ -84,6 +85,7 @@ export async function recordTicketOnCase(ctx: TicketContext, caseKey: string, re
           ...(ref.parentKey !== undefined ? { parentKey: ref.parentKey } : {}),
           createdAt: nowIso(ctx),
           reportedOccurrences: c.occurrences,
+          reportedOwner: c.enrichment.owner,
           status: 'open',
         },
   );
@@ -119,8 +121,12 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
   return lookup;
 }
 
-/** Owner's account, else the team's default assignee, else undefined (unassigned, triage component). */
+/**
+ * Owner's account, else the team's default assignee, else undefined (unassigned, triage component);
+ * undefined too while the owner is uncertain ({@link ownerUncertain}).
+ */
 export async function assigneeFor(ctx: TicketContext, c: Case): Promise<string | undefined> {
+  if (ownerUncertain(c)) return undefined;
   const emails = [c.enrichment.ownerEmail, c.enrichment.jira?.assigneeEmail].filter(
     (e): e is string => typeof e === 'string' && e.includes('@'),
   );

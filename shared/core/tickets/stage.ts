@@ -11,6 +11,8 @@ import type { AdfDoc } from './adf.js';
 import {
   exceptionComment,
   exceptionExpiredReason,
+  ownerChangeComment,
+  ownerUncertain,
   recurrenceComment,
   regressionReason,
   remediationComment,
@@ -126,6 +128,7 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
     await enqueueCreate(ctx, c.key, !isNewCase);
     return;
   }
+  await commentOnOwnerChange(ctx, c);
   if (!recurrence || isNewCase) return;
   await commentOnRecurrence(ctx, c);
 }
@@ -155,6 +158,28 @@ async function onRegression(
 ): Promise<void> {
   const source = typeof detail?.source === 'string' ? detail.source : 'the source';
   await reopen(ctx, c, regressionReason(source), false, `regressed|${c.key}|${eventId}`);
+}
+
+/**
+ * One comment per change of the case's owner, reserved atomically on the case's ticket section (replays
+ * and concurrent deliveries comment once). A ticket from before `reportedOwner` was kept gets it recorded,
+ * without a comment: what it was told is not known.
+ */
+async function commentOnOwnerChange(ctx: TicketContext, c: Case): Promise<void> {
+  // An owner that is itself a fallback after a failed lookup is no news (lookups that fail now and then
+  // would otherwise flip the ticket's owner back and forth).
+  if (c.ticket?.reportedOwner === c.enrichment.owner || ownerUncertain(c)) return;
+  const res = await updateCaseTicket(ctx, c.key, (t, fresh) =>
+    t && t.reportedOwner !== fresh.enrichment.owner && !ownerUncertain(fresh)
+      ? { ...t, reportedOwner: fresh.enrichment.owner }
+      : undefined,
+  );
+  const ticket = res.value?.ticket;
+  const was = res.previous?.ticket?.reportedOwner;
+  if (!res.changed || !res.value || !ticket || was === undefined) return;
+  // A row of a grouped parent: the parent names many owners' resources; a comment per row would flood it.
+  if (ticket.parentKey !== undefined && ticket.parentKey === ticket.key) return;
+  await enqueueAndSend(ctx, [comment(res.value, ownerChangeComment(res.value, was))]);
 }
 
 /** At most one recurrence comment per case per window, reserved atomically on the case's ticket section. */

@@ -7,8 +7,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { hubIngestDoc, SPOKE_DETAIL_TYPE, SpokeDetailSchema, spokeSource } from '../../../shared/adapters/bus/spoke.js';
 import { acceptDocuments } from '../../../shared/adapters/bus/spoke-accept.js';
 import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { GcpLabelsLookup } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { MemoryDocStore } from '../../../shared/adapters/store/memory.js';
 import { createAzureSpoke } from '../../../shared/adapters/wiring/azure.js';
+import { RegistrySchema } from '../../../shared/core/enrich/registry.js';
 import { createEnricher } from '../../../shared/core/pipeline/enrich.js';
 import { createIngest } from '../../../shared/core/pipeline/ingest.js';
 import { type OwnerLookup, type ResourceRef, silentLogger } from '../../../shared/core/ports.js';
@@ -119,5 +121,59 @@ describe('a spoke reads live tags for what it forwards', () => {
     expect(hubDocs).toHaveLength(events.length);
     expect(hubLookup.tagsFor).not.toHaveBeenCalled();
     expect(hubLookup.tagsForMany).not.toHaveBeenCalled();
+  });
+
+  it("the hub ranks a GCP project's labels, read by the spoke, after a registry rule naming the bucket, and still gates their skip label", async () => {
+    // Prepare: the project is labelled owner=platform-team and closeloop-skip; the bucket has no labels
+    const gcp = new GcpLabelsLookup(
+      { getProject: async () => [{ labels: { owner: 'platform-team', 'closeloop-skip': 'true' } }] },
+      async () => ({}),
+    );
+    const { details } = await acceptDocuments(
+      'gcp',
+      [{ input: 'pubsub:1', value: loadFixture('scc/public-bucket-acl.notification.json') }],
+      gcp,
+    );
+    const event = {
+      version: '0',
+      id: 'ev-gcp',
+      'detail-type': SPOKE_DETAIL_TYPE,
+      source: spokeSource('gcp'),
+      account: '111122223333',
+      time: '2026-12-07T10:00:00Z',
+      region: 'us-east-1',
+      resources: [],
+      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
+    };
+    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [
+        {
+          id: 'uploads',
+          match: { provider: 'gcp', resource: '//storage.googleapis.com/acme-web-uploads' },
+          owner: 'uploads-owner@acme.example',
+        },
+      ],
+    });
+    const ingest = createIngest({
+      store: new MemoryDocStore(),
+      bus: { publish: async () => {} },
+      enricher: createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger }),
+      config,
+      exceptions: async () => [],
+      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
+      log: silentLogger,
+    });
+    const doc = hubIngestDoc(event);
+    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
+    // Act
+    const out = await ingest.ingest([doc]);
+    // Assess
+    const bucket = out.results[0];
+    expect(bucket?.finding.resource.id).toBe('//storage.googleapis.com/acme-web-uploads');
+    expect(bucket?.enrichment.owner).toBe('uploads-owner@acme.example');
+    expect(bucket?.enrichment.provenance.owner.via).toBe('registry-rule');
+    expect(bucket?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).toBe('block');
   });
 });

@@ -171,6 +171,27 @@ describe('GcpLabelsLookup', () => {
     expect(resourceLabels).toHaveBeenCalledWith('//storage.googleapis.com/acme-web-uploads');
   });
 
+  it("keeps the project's labels apart from the resource's own, through the cache and the router, when asked in a batch", async () => {
+    // Prepare: the project says owner and skip; the bucket overrides env
+    const projects: GcpProjectsClient = {
+      getProject: async () => [{ labels: { owner: 'platform-team', env: 'prod', 'closeloop-skip': 'true' } }],
+    };
+    const gcp = new GcpLabelsLookup(projects, async () => ({ env: 'staging' }));
+    const chain = new CachedOwnerLookup(new RoutingOwnerLookup({ gcp }), { ttlMs: 60_000, maxEntries: 10 });
+    // Act
+    const [first] = await chain.tagsForMany([ref]);
+    const [cached] = await chain.tagsForMany([ref]);
+    const single = await chain.tagsFor(ref);
+    // Assess
+    const whole = {
+      tags: { owner: 'platform-team', env: 'staging', 'closeloop-skip': 'true' },
+      inherited: { owner: 'platform-team', 'closeloop-skip': 'true' },
+    };
+    expect(first).toEqual(whole);
+    expect(cached).toEqual(whole);
+    expect(single).toEqual(whole.tags); // the skip-tag re-check reads every label that applies
+  });
+
   it("classifies a bucket's HTTP refusal as denied, and a gone bucket as gone, when its labels are read", async () => {
     // Prepare
     const projects: GcpProjectsClient = { getProject: async () => [{ labels: {} }] };
@@ -417,8 +438,9 @@ describe('batched lookups', () => {
       { tags: { id: 'c' } },
     ]);
     expect(second).toEqual([{ tags: { id: 'a' } }, { tags: { id: 'b' } }, { tags: { id: 'c' } }]);
-    expect(tagsForMany.mock.calls.map(([refs]) => refs.map((r) => r.id))).toEqual([['b', 'c'], ['b']]);
-    expect(inner.tagsFor).toHaveBeenCalledOnce(); // the first 'a', before the batches
+    // The first 'a', before the batches, went through the batch call too: its answer is kept whole.
+    expect(tagsForMany.mock.calls.map(([refs]) => refs.map((r) => r.id))).toEqual([['a'], ['b', 'c'], ['b']]);
+    expect(inner.tagsFor).not.toHaveBeenCalled();
   });
 
   it('a single ask during a batch waits for the batch instead of calling again', async () => {

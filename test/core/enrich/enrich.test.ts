@@ -178,6 +178,121 @@ describe('enrichment chain', () => {
     expect(e.provenance.environment.detail).toBe('environment from project acme-sandbox in the registry');
   });
 
+  it('matches an Azure rule type without case when Defender sends the resource id lower-cased', () => {
+    // Prepare: the rule spells the ARM type as documented; the alert's resource id is all lower case
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [
+        {
+          id: 'media-storage',
+          match: {
+            provider: 'azure',
+            type: 'Microsoft.Storage/storageAccounts',
+            resource: '*/resourceGroups/rg-media/*',
+          },
+          owner: 'storage-owner@acme.example',
+        },
+      ],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    const id =
+      '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36/resourcegroups/rg-media/providers/microsoft.storage/storageaccounts/stacmemedia01';
+    const azure = (type: string, provider: 'azure' | 'aws' = 'azure') =>
+      makeFinding({
+        source: 'defender',
+        resource: { provider, id, type, name: 'stacmemedia01', account: '6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36' },
+      });
+    // Act
+    const lower = sync(e2, azure('microsoft.storage/storageaccounts'));
+    const other = sync(e2, azure('microsoft.storage/storageaccounts/blobservices'));
+    // Assess
+    expect(lower.owner).toBe('storage-owner@acme.example');
+    expect(lower.provenance.owner.ref).toBe('media-storage');
+    expect(other.owner).toBe('media-ops@acme.example');
+  });
+
+  it('keeps an AWS rule type exact when the finding spells the type in another case', () => {
+    // Prepare
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [{ id: 'buckets', match: { provider: 'aws', type: 'S3Bucket', resource: '*' }, owner: 'b@acme.example' }],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    // Act
+    const e = sync(e2, makeFinding({ resource: { type: 's3bucket' } }));
+    // Assess
+    expect(e.owner).toBe('data-platform@acme.example');
+  });
+
+  it.each([
+    ['the id and the number', 'acme-web-prod', '318274659012'],
+    ['only the number', '318274659012', undefined],
+  ] as const)(
+    'matches a GCP rule naming the project id when the finding carries %s',
+    (_carries, account, accountNumber) => {
+      // Prepare: the rule names the project id; the registry maps it to its number
+      const registry = RegistrySchema.parse({
+        ...config.registry,
+        rules: [
+          {
+            id: 'web-buckets',
+            match: { provider: 'gcp', account: 'acme-web-prod', resource: '//storage.googleapis.com/*' },
+            owner: 'uploads-owner@acme.example',
+          },
+        ],
+      });
+      const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+      const f = makeFinding({
+        source: 'scc',
+        resource: {
+          provider: 'gcp',
+          id: '//storage.googleapis.com/acme-web-uploads',
+          type: 'google.cloud.storage.Bucket',
+          name: 'acme-web-uploads',
+          account,
+          ...(accountNumber ? { accountNumber } : {}),
+          region: null,
+        },
+      });
+      // Act
+      const e = sync(e2, f);
+      // Assess
+      expect(e.owner).toBe('uploads-owner@acme.example');
+      expect(e.provenance.owner.ref).toBe('web-buckets');
+    },
+  );
+
+  it('matches a GCP rule naming the project number when the finding carries only the project id', () => {
+    // Prepare
+    const registry = RegistrySchema.parse({
+      ...config.registry,
+      rules: [
+        {
+          id: 'web-buckets',
+          match: { provider: 'gcp', account: '318274659012', resource: '//storage.googleapis.com/*' },
+          owner: 'uploads-owner@acme.example',
+        },
+      ],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    const f = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/b1',
+        name: 'b1',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    // Act
+    const e = sync(e2, f);
+    const elsewhere = sync(e2, { ...f, resource: { ...f.resource, account: 'acme-sandbox' } });
+    // Assess
+    expect(e.owner).toBe('uploads-owner@acme.example');
+    expect(elsewhere.owner).toBe('web-team@acme.example');
+  });
+
   it('flags the case unowned with the triage owner and routing when nothing knows the owner', () => {
     // Prepare
     const f = makeFinding({
@@ -224,6 +339,76 @@ describe('enrichment chain', () => {
       expect(e.provenance.environment.via).toBe(env === 'unknown' ? 'default' : 'name-pattern');
     },
   );
+
+  it.each([
+    ['acme-test-results-prod', ['`test`', '`prod`']],
+    ['dev-tools-production', ['`dev`', '`production`']],
+    ['qa-reports-live', ['`qa`', '`live`']],
+  ] as const)('keeps %s unknown, never the first word, when the words of its name disagree', (name, words) => {
+    // Prepare: an account the registry does not know, an owner tag, no environment tag
+    const f = makeFinding({
+      resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999', tags: { owner: 'o@acme.example' } },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('unknown');
+    expect(e.provenance.environment).toMatchObject({
+      via: 'name-pattern',
+      detail: `environment unknown: the resource name \`${name}\` names more than one environment (${words.join(', ')})`,
+    });
+  });
+
+  it('reads an environment named twice in a name as that environment when the words agree', () => {
+    // Prepare
+    const name = 'prod-exports-production';
+    const f = makeFinding({ resource: { id: `arn:aws:s3:::${name}`, name, account: '777788889999' } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.ref).toBe('prod');
+  });
+
+  it('makes the environment unknown with a warning, whatever the registry says, when the environment tag names two', () => {
+    // Prepare: the registry calls account 444455556666 dev
+    const tagged = (account: string) =>
+      makeFinding({ resource: { account, tags: { owner: 'o@acme.example', env: 'uat/prod' } } });
+    // Act
+    const out = ['777788889999', '444455556666'].map((a) => sync(enricher, tagged(a)));
+    // Assess
+    for (const e of out) {
+      expect(e.environment).toBe('unknown');
+      expect(e.warnings).toEqual(['tag `env`=uat/prod names more than one environment (`uat`, `prod`)']);
+      expect(e.provenance.environment).toEqual({
+        via: 'tag',
+        detail: 'environment unknown: tag `env`=uat/prod names more than one environment (`uat`, `prod`)',
+        ref: 'env',
+      });
+    }
+  });
+
+  it('keeps the environment unknown and does not guess from the name when the environment tag is unreadable', () => {
+    // Prepare: `prd01` names no known environment; the name says `dev`; the account is not in the registry
+    const f = makeFinding({
+      resource: {
+        id: 'arn:aws:s3:::dev-tools-exports',
+        name: 'dev-tools-exports',
+        account: '777788889999',
+        tags: { owner: 'o@acme.example', env: 'prd01' },
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.environment).toBe('unknown');
+    expect(e.warnings).toEqual(['tag `env`=prd01 names no known environment']);
+    expect(e.provenance.environment).toEqual({
+      via: 'default',
+      detail:
+        'environment unknown: tag `env`=prd01 names no known environment and no registry entry says which (the resource name is not guessed from)',
+    });
+  });
 
   it('infers the environment from the project id when the resource name says nothing', () => {
     // Prepare
@@ -408,6 +593,87 @@ describe('live lookups in the enrichment chain', () => {
     // Assess
     expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
   });
+  describe('GCP project labels (inherited by every resource of the project)', () => {
+    const bucket = makeFinding({
+      source: 'scc',
+      resource: {
+        provider: 'gcp',
+        id: '//storage.googleapis.com/acme-web-uploads',
+        type: 'google.cloud.storage.Bucket',
+        name: 'acme-web-uploads',
+        account: 'acme-web-prod',
+        region: null,
+      },
+    });
+    const withRule = () =>
+      RegistrySchema.parse({
+        ...config.registry,
+        rules: [
+          {
+            id: 'uploads',
+            match: { provider: 'gcp', resource: '//storage.googleapis.com/acme-web-uploads' },
+            owner: 'uploads-owner@acme.example',
+          },
+        ],
+      });
+    const answering = (outcome: LookupOutcome) => ({ tagsFor: vi.fn(), tagsForMany: vi.fn(async () => [outcome]) });
+
+    it('lets a registry rule naming the resource outrank a project label, and keeps the skip label in the live tags', async () => {
+      // Prepare: the project says owner=platform-team and carries the skip label; the bucket has no labels
+      const project = { owner: 'platform-team', env: 'prod', 'closeloop-skip': 'true' };
+      const e2 = createEnricher({
+        registry: withRule(),
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: project, inherited: project }),
+        log: silentLogger,
+      });
+      // Act
+      const [out] = await e2.enrichMany([bucket]);
+      // Assess
+      expect(out?.enrichment.owner).toBe('uploads-owner@acme.example');
+      expect(out?.enrichment.provenance.owner.via).toBe('registry-rule');
+      expect(out?.enrichment.environment).toBe('prod');
+      expect(out?.enrichment.provenance.environment.detail).toBe(
+        "environment from project label `env` found by a live lookup of the resource's project",
+      );
+      expect(out?.liveTags).toEqual(project);
+    });
+
+    it('names a project label as such, and ranks it over the registry project entry, when no rule names the resource', async () => {
+      // Prepare
+      const e2 = createEnricher({
+        registry: config.registry,
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: { owner: 'platform-team' }, inherited: { owner: 'platform-team' } }),
+        log: silentLogger,
+      });
+      // Act
+      const e = await e2.enrich(bucket);
+      // Assess
+      expect(e.owner).toBe('platform-team');
+      expect(e.provenance.owner).toEqual({
+        via: 'lookup',
+        detail: "owner from project label `owner` found by a live lookup of the resource's project",
+        ref: 'owner',
+      });
+    });
+
+    it("lets the resource's own label outrank the rule, and a project label it overrides count as its own", async () => {
+      // Prepare: the bucket's own owner label overrides the project's
+      const e2 = createEnricher({
+        registry: withRule(),
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: { owner: 'bucket-owner@acme.example' }, inherited: { owner: 'platform-team' } }),
+        log: silentLogger,
+      });
+      // Act
+      const e = await e2.enrich(bucket);
+      // Assess
+      expect(e.owner).toBe('bucket-owner@acme.example');
+      expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
+    });
+  });
+
   it('enrichMany looks each resource up once, keeps the order, and marks only the failed ones incomplete', async () => {
     // Prepare
     const tagsForMany = vi.fn(
