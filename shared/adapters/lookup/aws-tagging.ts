@@ -61,7 +61,8 @@ const arnRegion = (arn: string): string | undefined => {
  */
 export class AwsTaggingOwnerLookup implements OwnerLookup {
   private readonly clients = new Map<string, TaggingClient>();
-  private own: Promise<string | undefined> | undefined;
+  /** The credentials' own account; an Error when it was asked for and could not be read. */
+  private own: Promise<string | Error | undefined> | undefined;
 
   /**
    * @param clientFor a client for a region, under the own credentials, or with `account` given, under the
@@ -69,8 +70,9 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
    * @param options.account the account the clients' credentials are in (e.g. STS GetCallerIdentity). The API
    *   answers for that account only, leaving any other account's ARN out as if it were untagged: with it
    *   given, a resource of another account is an error ("not readable from here"), not a resource without
-   *   tags, unless `reaches` says a member role reads there. A failed resolution leaves every resource to
-   *   the API under the own credentials.
+   *   tags, unless `reaches` says a member role reads there. A failed resolution is an error for every
+   *   resource (asked again next time): read anyway, another account's resource would come back as
+   *   untagged, and a skip tag on it would pass unseen.
    */
   constructor(
     private readonly clientFor: (region: string, account?: string) => TaggingClient,
@@ -80,10 +82,10 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     } = {},
   ) {}
 
-  private ownAccount(): Promise<string | undefined> {
-    this.own ??= (this.options.account?.() ?? Promise.resolve(undefined)).catch(() => {
+  private ownAccount(): Promise<string | Error | undefined> {
+    this.own ??= (this.options.account?.() ?? Promise.resolve(undefined)).catch((e: unknown) => {
       this.own = undefined; // asked again next time
-      return undefined;
+      return e instanceof Error ? e : new Error(String(e));
     });
     return this.own;
   }
@@ -92,9 +94,17 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
    * Where `r` is read: `{ account }` under the member role there, `{}` under the own credentials, or why
    * it cannot be read from here.
    */
-  private whereFrom(r: ResourceRef, own: string | undefined): { account?: string } | { error: AdapterError } {
+  private whereFrom(r: ResourceRef, own: string | Error | undefined): { account?: string } | { error: AdapterError } {
     if (r.provider !== 'aws')
       return { error: new AdapterError('invalid', `AwsTaggingOwnerLookup cannot look up ${r.provider} resources`) };
+    if (own instanceof Error)
+      return {
+        error: new AdapterError(
+          'transient',
+          `the credentials' own account could not be read, so whether ${r.id} is readable from here is unknown`,
+          { cause: own },
+        ),
+      };
     if (!own || !/^\d{12}$/.test(r.account) || r.account === own) return {};
     if (this.options.reaches?.(r.account)) return { account: r.account };
     return {
