@@ -53,6 +53,15 @@ function recordingExecutor(providers: readonly string[] = ['gcp', 'azure']) {
   return { executor, sent, refuseWith: (e: Error | undefined) => (refuse = e) };
 }
 
+/** The GCS double holding only BUCKET, fixed: owners alone, public access prevention enforced. */
+function fixedBucket(gcp: GcpDouble) {
+  gcp.buckets.clear();
+  gcp.buckets.set(BUCKET, {
+    iam: { bindings: [OWNERS], etag: 'BwE2', version: 3 },
+    metadata: { metageneration: '5', iamConfiguration: { publicAccessPrevention: 'enforced' } },
+  });
+}
+
 /** The hub has the action registered but no GCP SDK: any local re-read would fail loudly. */
 const hubClients: Partial<CloudClients> = {
   gcsStorage: () => {
@@ -72,11 +81,7 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
   });
   afterAll(async () => gcp?.stop());
   beforeEach(async () => {
-    gcp.buckets.clear();
-    gcp.buckets.set(BUCKET, {
-      iam: { bindings: [OWNERS], etag: 'BwE2', version: 3 },
-      metadata: { metageneration: '5', iamConfiguration: { publicAccessPrevention: 'enforced' } },
-    });
+    fixedBucket(gcp);
     store = new MemoryDocStore();
     evidence = new MemoryEvidenceStore();
     clock = fixedClock();
@@ -341,11 +346,7 @@ describe('verify stage: a verified SCC finding is marked resolved by its spoke',
   });
   afterAll(async () => gcp?.stop());
   beforeEach(async () => {
-    gcp.buckets.clear();
-    gcp.buckets.set(BUCKET, {
-      iam: { bindings: [OWNERS], etag: 'BwE2', version: 3 },
-      metadata: { metageneration: '5', iamConfiguration: { publicAccessPrevention: 'enforced' } },
-    });
+    fixedBucket(gcp);
     setState.length = 0;
     store = new MemoryDocStore();
     evidence = new MemoryEvidenceStore();
