@@ -4,9 +4,9 @@
  * Handles `case.remediation` (state `applied`), `case.verify-requested` (apply, source-resolved,
  * ticket-closed, scheduled, manual), `case.decided` when the decision says the source reports the
  * finding resolved, and `case.reopened` by a person in Jira (the closed case reopens: its proof no longer
- * stands, and the ticket's next close is verified and closed with evidence again). Writes evidence (one `upstream` record per source update, then the `verify` record)
- * and only the case's `verification`, `status`, `statusReason`, `closedAt`, `reopenCount` and
- * `evidenceHead`.
+ * stands, and the ticket's next close is verified and closed with evidence again). Writes evidence (one
+ * `upstream` record per source update, then the `verify` record) and only the case's `verification`,
+ * `status`, `statusReason`, `closedAt`, `reopenCount` and `evidenceHead`.
  */
 import * as z from 'zod';
 import type { ActionContext } from '../../actions/define.js';
