@@ -1,7 +1,7 @@
 /**
  * A Jira Cloud REST v3 double over real HTTP on 127.0.0.1 (node:http), speaking the paths jira.js 5
  * `Version3Client` calls: create issue, search/jql (GET and POST), comment, transitions (GET, POST),
- * issue properties (PUT, GET), user search, get issue, edit issue. Everything is kept in memory and
+ * issue properties (PUT, GET), user search, get issue, edit issue, assign issue. Everything is kept in memory and
  * every call is counted. Faults are injected per path by ratio, deterministically from a seed:
  * 429 (with Retry-After and X-RateLimit-Reset), 5xx, timeouts (no answer), connection resets, latency,
  * either before the request is processed or after (the issue exists, the answer is an error).
@@ -256,6 +256,7 @@ export class JiraDouble {
     const transitionsPath = /^\/rest\/api\/3\/issue\/([^/]+)\/transitions$/.exec(p);
     const propertyPath = /^\/rest\/api\/3\/issue\/([^/]+)\/properties\/([^/]+)$/.exec(p);
     const issuePath = /^\/rest\/api\/3\/issue\/([^/]+)$/.exec(p);
+    const assigneePath = /^\/rest\/api\/3\/issue\/([^/]+)\/assignee$/.exec(p);
     if (method === 'POST' && p === '/rest/api/3/issue') return this.create(body);
     if (p === '/rest/api/3/search/jql' && (method === 'GET' || method === 'POST')) {
       const jql = method === 'GET' ? (url.searchParams.get('jql') ?? '') : String(field(body, 'jql') ?? '');
@@ -269,6 +270,17 @@ export class JiraDouble {
           (u) => q && (u.emailAddress?.toLowerCase().includes(q) || u.displayName.toLowerCase().includes(q)),
         ),
       };
+    }
+    if (assigneePath && method === 'PUT') {
+      // Jira: `accountId` null unassigns; an unknown account is a 400.
+      const issue = this.issues.get(decodeURIComponent(assigneePath[1] ?? ''));
+      if (!issue) return notFound();
+      const accountId = field(body, 'accountId');
+      if (accountId === null) delete issue.fields.assignee;
+      else if (typeof accountId === 'string' && this.users.some((u) => u.accountId === accountId))
+        issue.fields.assignee = { accountId };
+      else return { status: 400, body: { errorMessages: [`User '${String(accountId)}' cannot be assigned issues.`] } };
+      return { status: 204 };
     }
     if (commentPath && method === 'POST') {
       const issue = this.issues.get(decodeURIComponent(commentPath[1] ?? ''));

@@ -105,6 +105,38 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.count(/user\/search/)).toBe(0);
   });
 
+  it('reassigns the issue to the new owner when the owner changes, unless a person reassigned it', async () => {
+    // Prepare: two issues assigned to alice by closeloop; a person moves the second to someone else
+    h = await jiraHarness();
+    const [a, b] = [makeCase({ n: 1 }), makeCase({ n: 2 })];
+    for (const c of [a, b]) {
+      await putCase(h.store, c);
+      await h.stage.handle(decided(c));
+    }
+    const person = '000000:00000000-0000-0000-0000-0000000000ff';
+    const second = h.double.issues.get('SEC-2');
+    if (second) second.fields.assignee = { accountId: person };
+    // Act: the owner of both becomes the security lead (a Jira user)
+    for (const c of [a, b]) {
+      const now = await readCase(h.store, c.key);
+      const moved = {
+        ...now,
+        enrichment: { ...now.enrichment, owner: 'secops-lead@example.com', ownerEmail: 'secops-lead@example.com' },
+      };
+      await putCase(h.store, moved);
+      await h.stage.handle(decided(moved, { isNewCase: false }));
+    }
+    // Assess
+    expect(h.double.issues.get('SEC-1')?.fields.assignee).toEqual({
+      accountId: '000000:00000000-0000-0000-0000-000000000002',
+    });
+    expect(h.double.issues.get('SEC-2')?.fields.assignee).toEqual({ accountId: person });
+    const said = (key: string) => adfToText(h?.double.issues.get(key)?.comments.at(-1)?.body as AdfDoc);
+    expect(said('SEC-1')).toContain('The issue is assigned to the new owner.');
+    expect(said('SEC-2')).toContain('A person assigned the issue since');
+    expect(h.double.calls.filter((x) => x.method === 'PUT' && x.path.endsWith('/assignee'))).toHaveLength(1);
+  });
+
   it('creates one issue per case when events are replayed three times concurrently', async () => {
     // Prepare
     h = await jiraHarness({}, { faults: [{ kind: 'latency', ratio: 1, latencyMs: 5 }] });

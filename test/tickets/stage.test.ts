@@ -131,13 +131,48 @@ describe('ticket stage (local sink)', () => {
     await h.stage.handle(decided(found, { isNewCase: false }));
     await putCase(h.store, { ...(await readCase(h.store, base.key)), enrichment: found.enrichment });
     await h.stage.handle(decided(found, { isNewCase: false }));
-    // Assess
-    const comments = (await localTicket(h, 'LOCAL-1')).comments;
-    expect(comments).toHaveLength(1);
-    expect(comments[0]?.text).toContain(
-      'Owner changed. Now alice@example.com (owner from tag `owner` found by a live lookup of the resource); was payments-team@example.com.',
+    // Assess: one comment; the issue, left unassigned for triage while the owner was unconfirmed, follows it
+    const ticket = await localTicket(h, 'LOCAL-1');
+    expect(ticket.comments).toHaveLength(1);
+    expect(ticket.comments[0]?.text).toContain(
+      'Owner changed. Now alice@example.com (owner from tag `owner` found by a live lookup of the resource); was payments-team@example.com. The issue is assigned to the new owner.',
     );
-    expect((await readCase(h.store, base.key)).ticket?.reportedOwner).toBe('alice@example.com');
+    expect(ticket.assignee).toBe('alice@example.com');
+    expect((await readCase(h.store, base.key)).ticket).toMatchObject({
+      reportedOwner: 'alice@example.com',
+      assigneeId: 'alice@example.com',
+    });
+  });
+
+  it("leaves a person's reassignment alone when the owner changes, and an issue closeloop did not assign", async () => {
+    // Prepare: two tickets assigned to their owner by closeloop; a person reassigns the first; the second
+    // is an issue closeloop found again (no assignee recorded)
+    const h = localHarness();
+    const [a, b] = [makeCase({ n: 1 }), makeCase({ n: 2 })];
+    for (const c of [a, b]) {
+      await putCase(h.store, c);
+      await h.stage.handle(decided(c));
+    }
+    await h.sink.assign({ key: 'LOCAL-1', sink: 'local' }, 'carol@example.com');
+    const stored = await readCase(h.store, b.key);
+    await putCase(h.store, { ...stored, ticket: stored.ticket ? { ...stored.ticket, assigneeId: undefined } : null });
+    // Act: both owners change
+    for (const c of [a, b]) {
+      const now = await readCase(h.store, c.key);
+      const moved = {
+        ...now,
+        enrichment: { ...now.enrichment, owner: 'dave@example.com', ownerEmail: 'dave@example.com' },
+      };
+      await putCase(h.store, moved);
+      await h.stage.handle(decided(moved, { isNewCase: false }));
+    }
+    // Assess
+    const first = await localTicket(h, 'LOCAL-1');
+    const second = await localTicket(h, 'LOCAL-2');
+    expect(first.assignee).toBe('carol@example.com');
+    expect(first.comments.at(-1)?.text).toContain('A person assigned the issue since: its assignee is left as it is.');
+    expect(second.assignee).toBe(b.enrichment.ownerEmail);
+    expect(second.comments.at(-1)?.text).toContain('closeloop did not assign this issue');
   });
 
   it('comments and labels risk-accepted once when an exception suppresses the case', async () => {

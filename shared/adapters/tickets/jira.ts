@@ -62,6 +62,9 @@ const UsersSchema = z.array(
   z.looseObject({ accountId: z.string(), emailAddress: z.string().optional(), active: z.boolean().optional() }),
 );
 const CreatedSchema = z.looseObject({ key: z.string().regex(ISSUE_KEY) });
+const AssigneeSchema = z.looseObject({
+  fields: z.looseObject({ assignee: z.looseObject({ accountId: z.string() }).nullish() }).optional(),
+});
 
 export class JiraTicketSink implements TicketSink {
   readonly kind = 'jira' as const;
@@ -200,6 +203,20 @@ export class JiraTicketSink implements TicketSink {
     await this.call('edit description', () =>
       this.client.issues.editIssue({ issueIdOrKey, fields: { description }, notifyUsers: false }),
     );
+  }
+
+  async assigneeOf(ref: TicketRef): Promise<string | null> {
+    const issueIdOrKey = checkKey(ref.key);
+    const issue = AssigneeSchema.parse(
+      await this.call('get assignee', () => this.client.issues.getIssue({ issueIdOrKey, fields: ['assignee'] })),
+    );
+    return issue.fields?.assignee?.accountId ?? null;
+  }
+
+  async assign(ref: TicketRef, accountId: string | null): Promise<void> {
+    const issueIdOrKey = checkKey(ref.key);
+    // Setting the assignee is idempotent: a retry after a lost answer sets the same value again.
+    await this.call('assign issue', () => this.client.issues.assignIssue({ issueIdOrKey, accountId }));
   }
 
   async findUser(email: string): Promise<string | undefined> {

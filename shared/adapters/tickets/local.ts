@@ -143,6 +143,16 @@ export class LocalTicketSink implements TicketSink {
     await this.update(ref.key, (t) => ({ ...t, description }));
   }
 
+  async assigneeOf(ref: TicketRef): Promise<string | null> {
+    const t = await this.get(ref.key);
+    if (!t) throw new AdapterError('gone', `local ticket ${ref.key} does not exist`);
+    return t.assignee ?? null;
+  }
+
+  async assign(ref: TicketRef, accountId: string | null): Promise<void> {
+    await this.update(ref.key, ({ assignee: _was, ...t }) => (accountId ? { ...t, assignee: accountId } : t));
+  }
+
   /** No accounts locally: the e-mail stands for the person. */
   async findUser(email: string): Promise<string | undefined> {
     return email;

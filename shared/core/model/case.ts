@@ -45,6 +45,12 @@ export const CaseTicketSchema = TicketRefSchema.extend({
   reportedOccurrences: z.number().int().optional(),
   /** Owner last told on the ticket (at its creation, then by owner-change comments). */
   reportedOwner: z.string().optional(),
+  /**
+   * The account closeloop assigned the issue to (null: left unassigned), as far as it knows: absent for an
+   * issue found again by search or created before it was kept. An owner change reassigns the issue only
+   * while its assignee is still this one (a person's reassignment stands).
+   */
+  assigneeId: z.string().nullable().optional(),
   status: z.enum(['open', 'done', 'reopened']).default('open'),
 });
 export type CaseTicket = z.infer<typeof CaseTicketSchema>;

@@ -272,12 +272,23 @@ export function draftForCase(
  * a failed lookup, or the registry changed). The issue's assignee is left as it is: a person may have
  * assigned it on purpose.
  */
-export const ownerChangeComment = (c: Case, was: string): AdfDoc =>
+/** What an owner change did to the issue's assignee (see runAssign in outbox.ts). */
+export type OwnerChangeOutcome = 'reassigned' | 'unassigned' | 'kept' | 'not-ours';
+
+const ASSIGNEE_AFTER: Record<OwnerChangeOutcome, string> = {
+  reassigned: 'The issue is assigned to the new owner.',
+  unassigned: 'The new owner has no Jira account closeloop can find: the issue is unassigned, for triage.',
+  kept: 'A person assigned the issue since: its assignee is left as it is.',
+  'not-ours':
+    'closeloop did not assign this issue, so its assignee is left as it is: reassign it if it should follow the owner.',
+};
+
+export const ownerChangeComment = (c: Case, was: string, outcome: OwnerChangeOutcome): AdfDoc =>
   doc(
     p(
       strong('Owner changed. '),
       `Now ${c.enrichment.owner} (${c.enrichment.provenance.owner.detail}); was ${was}. `,
-      'closeloop does not change the assignee: reassign the issue if it should follow the owner.',
+      ASSIGNEE_AFTER[outcome],
     ),
   );
 

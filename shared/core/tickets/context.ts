@@ -74,7 +74,13 @@ export async function updateCaseTicket(
 }
 
 /** Records the ticket on the case (first writer wins; later writers keep what is there). */
-export async function recordTicketOnCase(ctx: TicketContext, caseKey: string, ref: TicketRef): Promise<void> {
+export async function recordTicketOnCase(
+  ctx: TicketContext,
+  caseKey: string,
+  ref: TicketRef,
+  /** Whom closeloop assigned the new issue to (null: unassigned); omitted when not known (found by search). */
+  assigneeId?: string | null,
+): Promise<void> {
   await updateCaseTicket(ctx, caseKey, (t, c) =>
     t && t.key === ref.key
       ? undefined
@@ -86,6 +92,7 @@ export async function recordTicketOnCase(ctx: TicketContext, caseKey: string, re
           createdAt: nowIso(ctx),
           reportedOccurrences: c.occurrences,
           reportedOwner: c.enrichment.owner,
+          ...(assigneeId !== undefined ? { assigneeId } : {}),
           status: 'open',
         },
   );

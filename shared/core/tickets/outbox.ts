@@ -9,7 +9,7 @@ import { mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { backoffDelay } from '../util/retry.js';
 import { type AdfDoc, doc, p, strong } from './adf.js';
-import { draftForCase, ledgerIdOf } from './content.js';
+import { draftForCase, ledgerIdOf, type OwnerChangeOutcome, ownerChangeComment } from './content.js';
 import {
   assigneeFor,
   contextOf,
@@ -240,6 +240,7 @@ async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): P
   }
   const groupId = ref.parentKey !== undefined && ref.parentKey === ref.key ? await groupOfMember(ctx, c) : undefined;
   if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op);
+  if (op.op === 'assign') return runAssign(ctx, c, ref, op.was);
   if (op.op === 'comment') await ctx.sink.comment(ref, op.body);
   else if (op.op === 'labels') await ctx.sink.addLabels(ref, op.labels);
   else {
@@ -248,6 +249,30 @@ async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): P
     if (!used)
       ctx.log.warn('no matching transition; commented instead', { caseKey: c.key, ticket: ref.key, target: op.target });
   }
+  return { kind: 'done' };
+}
+
+/**
+ * The case's owner changed: the issue follows the new owner while its assignee is still the one closeloop
+ * set (a person's reassignment stands, and an issue closeloop did not assign itself is left alone), and one
+ * comment says what changed and what was done. Safe to run again: an issue already on the new owner's
+ * account is not assigned twice.
+ */
+async function runAssign(ctx: TicketContext, c: Case, ref: TicketRef, was: string): Promise<Outcome> {
+  const recorded = c.ticket?.assigneeId;
+  let outcome: OwnerChangeOutcome = 'not-ours';
+  if (recorded !== undefined) {
+    const want = (await assigneeFor(ctx, c)) ?? null;
+    const now = await ctx.sink.assigneeOf(ref);
+    if (now === want) outcome = want === null ? 'unassigned' : 'reassigned';
+    else if (now !== recorded) outcome = 'kept';
+    else {
+      await ctx.sink.assign(ref, want);
+      outcome = want === null ? 'unassigned' : 'reassigned';
+    }
+    if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId: want } : undefined));
+  }
+  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome));
   return { kind: 'done' };
 }
 
@@ -314,18 +339,22 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
       }
     }
     const parentKey = parent?.key;
+    // Whom this pass's create assigned the issue to; unknown when the issue was found, not created, here.
+    let assigned: string | null | undefined;
     const res = await ensureTicket(
       ctx,
       c.key,
       'case',
       async () => {
         await takeToken();
-        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId: await assigneeFor(ctx, c), parentKey });
+        const assigneeId = await assigneeFor(ctx, c);
+        assigned = assigneeId ?? null;
+        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, parentKey });
       },
       { searchFirst },
     );
     if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
-    await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref);
+    await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref, assigned);
     if (join.grouped) await refreshGroup(ctx, join.groupId, false);
     return { kind: 'done' };
   } catch (e) {

@@ -47,4 +47,8 @@ export interface TicketSink {
   setDescription(ref: TicketRef, description: AdfDoc): Promise<void>;
   /** The account id of the user with this e-mail, or undefined when nobody has it. */
   findUser(email: string): Promise<string | undefined>;
+  /** The issue's assignee now (account id), null when unassigned. */
+  assigneeOf(ref: TicketRef): Promise<string | null>;
+  /** Assigns the issue (null: unassigns it). */
+  assign(ref: TicketRef, accountId: string | null): Promise<void>;
 }

@@ -11,7 +11,6 @@ import type { AdfDoc } from './adf.js';
 import {
   exceptionComment,
   exceptionExpiredReason,
-  ownerChangeComment,
   ownerUncertain,
   recurrenceComment,
   regressionReason,
@@ -179,7 +178,8 @@ async function commentOnOwnerChange(ctx: TicketContext, c: Case): Promise<void> 
   if (!res.changed || !res.value || !ticket || was === undefined) return;
   // A row of a grouped parent: the parent names many owners' resources; a comment per row would flood it.
   if (ticket.parentKey !== undefined && ticket.parentKey === ticket.key) return;
-  await enqueueAndSend(ctx, [comment(res.value, ownerChangeComment(res.value, was))]);
+  // Reassigned as far as closeloop may (see runAssign in outbox.ts), and said in one comment.
+  await enqueueAndSend(ctx, [{ op: 'assign', caseKey: c.key, was }]);
 }
 
 /** At most one recurrence comment per case per window, reserved atomically on the case's ticket section. */

@@ -51,6 +51,8 @@ export const OutboxOpSchema = z.discriminatedUnion('op', [
     body: AdfDocSchema,
   }),
   z.object({ op: z.literal('labels'), caseKey: z.string(), labels: z.array(z.string()) }),
+  /** The case's owner changed (`was`: the one the ticket was told): reassign as far as closeloop may, and say so. */
+  z.object({ op: z.literal('assign'), caseKey: z.string(), was: z.string() }),
 ]);
 export type OutboxOp = z.infer<typeof OutboxOpSchema>;
 
