@@ -178,10 +178,14 @@ describe('action registry contract', () => {
 
   /**
    * The custom roles that are not the actions': each grants exactly what is listed here, reviewed one by one
-   * (the skip-tag re-read before an apply, shared/core/remediation/remote.ts).
+   * (the skip-tag re-read before an apply, shared/core/remediation/remote.ts; marking a Defender alert the
+   * hub verified fixed as resolved, shared/adapters/upstream/spoke.ts).
    */
   const OTHER_ROLES: Record<'azure' | 'gcp', Record<string, string[]>> = {
-    azure: { tagReadRole: ['Microsoft.Resources/tags/read'] },
+    azure: {
+      tagReadRole: ['Microsoft.Resources/tags/read'],
+      alertResolveRole: ['Microsoft.Security/locations/alerts/resolve/action'],
+    },
     gcp: { label_read: ['resourcemanager.projects.get'] },
   };
 
