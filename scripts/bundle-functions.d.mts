@@ -4,7 +4,10 @@ export interface FunctionEntry {
   name: string;
   entry: string;
 }
-export type Permissions = Record<'aws' | 'azure' | 'gcp', string[]>;
+export type Permissions = Record<'aws' | 'azure' | 'gcp', string[]> & {
+  /** The read-only `verifyPermissions` the actions declare, per provider. */
+  verify: Record<'aws' | 'azure' | 'gcp', string[]>;
+};
 export interface Statement {
   Sid: string;
   Effect: 'Allow';
@@ -17,7 +20,9 @@ export function zipPath(root: string, fn: FunctionEntry): string;
 export function bundledConfig(root: string, configDir: string): Promise<unknown>;
 export function writeZip(target: string, files: Array<{ name: string; data: Buffer | string }>): void;
 export function readZip(file: string): Map<string, Buffer>;
-export function awsActionStatements(actions: string[]): Statement[];
+export function awsActionStatements(actions: string[], prefix?: string): Statement[];
+/** IAM role writes denied on closeloop's own roles to the roles holding the actions' permissions. */
+export const OWN_ROLE_WRITES: string[];
 export function registryPermissions(root: string): Promise<Permissions | undefined>;
 export function permissionFiles(perms: Permissions): Record<string, unknown>;
 export function writePermissionFiles(opts: { root: string }): Promise<string[]>;

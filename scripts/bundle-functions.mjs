@@ -396,8 +396,11 @@ const AWS_RESOURCES = {
 const needsStar = (action) =>
   /^ec2:Describe/.test(action) || /^tag:/.test(action) || /^sts:GetCallerIdentity$/.test(action);
 
-/** IAM statements granting exactly `actions`, grouped by resource pattern (CloudFormation JSON with Fn::Sub). */
-export function awsActionStatements(actions) {
+/**
+ * IAM statements granting exactly `actions`, grouped by resource pattern (CloudFormation JSON with Fn::Sub).
+ * `prefix` starts each Sid: `Action…` for the actions' permissions, `Verify…` for their verify reads.
+ */
+export function awsActionStatements(actions, prefix = 'Action') {
   const groups = new Map();
   for (const action of [...new Set(actions)].sort()) {
     const service = action.split(':')[0];
@@ -407,7 +410,7 @@ export function awsActionStatements(actions) {
   }
   const statements = [];
   for (const [key, list] of [...groups.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-    const sid = `Action${key === '*' ? 'NoResourceLevel' : key.replace(/[^A-Za-z0-9]/g, '').replace(/^./, (c) => c.toUpperCase())}`;
+    const sid = `${prefix}${key === '*' ? 'NoResourceLevel' : key.replace(/[^A-Za-z0-9]/g, '').replace(/^./, (c) => c.toUpperCase())}`;
     const patterns = key === '*' ? undefined : AWS_RESOURCES[key];
     statements.push({
       Sid: sid,
@@ -421,19 +424,42 @@ export function awsActionStatements(actions) {
   return statements;
 }
 
-/** The Tagging API read both member roles allow (no resource-level permissions). */
+/**
+ * IAM writes on a role that would change what the role may do or who may assume it. The roles that hold
+ * the actions' IAM permissions (the hub's remediate role, the member acting role) are denied these on
+ * closeloop's own roles: a forged finding naming one cannot revoke closeloop's sessions (an
+ * `AWSRevokeOlderSessions` deny) and a compromised remediate function cannot grant itself more. An explicit
+ * Deny wins over the Allow on `iam::<account>:*`.
+ * @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+ */
+export const OWN_ROLE_WRITES = [
+  'iam:AttachRolePolicy',
+  'iam:DeleteRole',
+  'iam:DeleteRolePermissionsBoundary',
+  'iam:DeleteRolePolicy',
+  'iam:DetachRolePolicy',
+  'iam:PutRolePermissionsBoundary',
+  'iam:PutRolePolicy',
+  'iam:UpdateAssumeRolePolicy',
+  'iam:UpdateRole',
+];
+
+/** The Tagging API read the acting and reading member roles allow (no resource-level permissions). */
 const TAG_READ = { Sid: 'TagRead', Effect: 'Allow', Action: 'tag:GetResources', Resource: '*' };
 
 /**
  * The CloudFormation template of the member account roles (infra/aws/member-role.json), for every member
  * account (a service-managed StackSet over the organization, or one stack per account):
  *   - `<RoleName>`: exactly the AWS actions' declared permissions plus the tag read, trusted by the hub's
- *     remediate and verify roles only (serverless.yml output MemberActingRoleArns);
+ *     remediate role only (serverless.yml output MemberActingRoleArns), denied IAM writes on these roles
+ *     themselves ({@link OWN_ROLE_WRITES});
+ *   - `<RoleName>-verify`: exactly the actions' read-only `verifyPermissions`, trusted by the hub's verify
+ *     role only (output MemberVerifyingRoleArn), created when that ARN is given;
  *   - `<RoleName>-read`: the tag read alone, trusted by the hub's ingest role (output MemberReadingRoleArn),
  *     created when that ARN is given (the hub's enrichment lookups read member tags through it).
  * The hub assumes them by name (serverless.yml param memberRole): the same name in every account.
  */
-export function memberRoleTemplate(statements) {
+export function memberRoleTemplate(statements, verifyStatements) {
   const doc = (Statement) => ({ Version: '2012-10-17', Statement });
   const trust = (principal) => doc([{ Effect: 'Allow', Principal: { AWS: principal }, Action: 'sts:AssumeRole' }]);
   return {
@@ -444,12 +470,18 @@ export function memberRoleTemplate(statements) {
       RoleName: {
         Type: 'String',
         Default: 'closeloop-member',
-        AllowedPattern: '[\\w+=,.@-]{1,59}',
+        // 64 characters at most with the longest suffix, `-verify`.
+        AllowedPattern: '[\\w+=,.@-]{1,57}',
         Description: "The hub's memberRole parameter (the same name in every account).",
       },
       ActingRoleArns: {
         Type: 'CommaDelimitedList',
-        Description: "The hub stack's output MemberActingRoleArns (its remediate and verify roles).",
+        Description: "The hub stack's output MemberActingRoleArns (its remediate role).",
+      },
+      VerifyingRoleArn: {
+        Type: 'String',
+        Default: '',
+        Description: "The hub stack's output MemberVerifyingRoleArn (its verify role); empty: no verify role here.",
       },
       ReadingRoleArn: {
         Type: 'String',
@@ -457,19 +489,50 @@ export function memberRoleTemplate(statements) {
         Description: "The hub stack's output MemberReadingRoleArn (its ingest role); empty: no read role here.",
       },
     },
-    Conditions: { Reads: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'ReadingRoleArn' }, ''] }] } },
+    Conditions: {
+      Reads: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'ReadingRoleArn' }, ''] }] },
+      Verifies: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'VerifyingRoleArn' }, ''] }] },
+    },
     Resources: {
       ActingRole: {
         Type: 'AWS::IAM::Role',
         Properties: {
           RoleName: { Ref: 'RoleName' },
-          Description: 'closeloop hub: plans, applies, verifies and rolls back its actions in this account',
+          Description: 'closeloop hub: plans, applies and rolls back its actions in this account',
           MaxSessionDuration: 3600,
           AssumeRolePolicyDocument: trust({ Ref: 'ActingRoleArns' }),
           Policies: [
             { PolicyName: 'closeloop-actions', PolicyDocument: doc(statements) },
             { PolicyName: 'closeloop-tag-read', PolicyDocument: doc([TAG_READ]) },
+            {
+              PolicyName: 'closeloop-protect-own-roles',
+              PolicyDocument: doc([
+                {
+                  Sid: 'DenyOwnRoleWrites',
+                  Effect: 'Deny',
+                  Action: OWN_ROLE_WRITES,
+                  Resource: [
+                    // biome-ignore-start lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub variables, not JS templates
+                    { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}' },
+                    { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}-*' },
+                    // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Fn::Sub variables
+                  ],
+                },
+              ]),
+            },
           ],
+        },
+      },
+      VerifyingRole: {
+        Type: 'AWS::IAM::Role',
+        Condition: 'Verifies',
+        Properties: {
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub variable, not a JS template
+          RoleName: { 'Fn::Sub': '${RoleName}-verify' },
+          Description: "closeloop hub: re-reads this account's remediated resources (read-only)",
+          MaxSessionDuration: 3600,
+          AssumeRolePolicyDocument: trust({ Ref: 'VerifyingRoleArn' }),
+          Policies: [{ PolicyName: 'closeloop-verify', PolicyDocument: doc(verifyStatements) }],
         },
       },
       ReadingRole: {
@@ -487,6 +550,7 @@ export function memberRoleTemplate(statements) {
     },
     Outputs: {
       ActingRoleArn: { Value: { 'Fn::GetAtt': ['ActingRole', 'Arn'] } },
+      VerifyingRoleArn: { Condition: 'Verifies', Value: { 'Fn::GetAtt': ['VerifyingRole', 'Arn'] } },
       ReadingRoleArn: { Condition: 'Reads', Value: { 'Fn::GetAtt': ['ReadingRole', 'Arn'] } },
     },
   };
@@ -513,13 +577,19 @@ async function withBundled(root, name, input, use) {
   }
 }
 
-/** Loads the action registry (TypeScript) through esbuild and returns `allPermissions` per provider. */
+/**
+ * Loads the action registry (TypeScript) through esbuild and returns `allPermissions` per provider, and
+ * under `verify` the read-only `allVerifyPermissions` per provider.
+ */
 export async function registryPermissions(root) {
   const registry = join(root, 'shared/actions/registry.ts');
   if (!existsSync(registry)) return undefined;
   return withBundled(root, 'registry', { entryPoints: [registry] }, async (mod) => {
-    const out = {};
-    for (const provider of CLOUDS) out[provider] = [...new Set(await mod.allPermissions(provider))].sort();
+    const out = { verify: {} };
+    for (const provider of CLOUDS) {
+      out[provider] = [...new Set(await mod.allPermissions(provider))].sort();
+      out.verify[provider] = [...new Set(await mod.allVerifyPermissions(provider))].sort();
+    }
     return out;
   });
 }
@@ -527,14 +597,27 @@ export async function registryPermissions(root) {
 /** The generated permission files' contents, from the registry's declarations. */
 export function permissionFiles(perms) {
   return {
-    'infra/aws/action-permissions.json': { actions: perms.aws, statements: awsActionStatements(perms.aws) },
-    'infra/aws/member-role.json': memberRoleTemplate(awsActionStatements(perms.aws)),
+    'infra/aws/action-permissions.json': {
+      actions: perms.aws,
+      statements: awsActionStatements(perms.aws),
+      // Denied to the roles holding `statements` on closeloop's own roles (serverless.yml, member-role.json).
+      ownRoleWrites: OWN_ROLE_WRITES,
+    },
+    // The verify function's grant: the actions' read-only verify permissions, nothing else of theirs.
+    'infra/aws/verify-permissions.json': {
+      actions: perms.verify.aws,
+      statements: awsActionStatements(perms.verify.aws, 'Verify'),
+    },
+    'infra/aws/member-role.json': memberRoleTemplate(
+      awsActionStatements(perms.aws),
+      awsActionStatements(perms.verify.aws, 'Verify'),
+    ),
     'infra/azure/action-permissions.json': { actions: perms.azure },
     'infra/gcp/action-permissions.json': { permissions: perms.gcp },
   };
 }
 
-/** Writes infra/{aws,azure,gcp}/action-permissions.json. Returns the paths written (none without a registry). */
+/** Writes infra/{aws,azure,gcp}/action-permissions.json, infra/aws/verify-permissions.json and member-role.json. Returns the paths written (none without a registry). */
 export async function writePermissionFiles({ root }) {
   const perms = await registryPermissions(root);
   if (!perms) {

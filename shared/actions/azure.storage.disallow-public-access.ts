@@ -117,6 +117,11 @@ export default defineAction<Target, Before>({
     'Microsoft.Storage/storageAccounts/blobServices/containers/getAcl/action',
     'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
   ],
+  // verify(): readState (storageAccounts.getProperties; List Containers is `containers/read`).
+  verifyPermissions: [
+    'Microsoft.Storage/storageAccounts/read',
+    'Microsoft.Storage/storageAccounts/blobServices/containers/read',
+  ],
   risk: 'medium',
   // Anything served anonymously from the account stops working.
   productionSafe: false,

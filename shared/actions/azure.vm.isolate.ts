@@ -181,6 +181,8 @@ export default defineAction<Target, Before>({
     'Microsoft.Network/networkSecurityGroups/write',
     'Microsoft.Network/networkSecurityGroups/join/action',
   ],
+  // verify(): readState (networkInterfaces.listAll, networkSecurityGroups.get).
+  verifyPermissions: ['Microsoft.Network/networkInterfaces/read', 'Microsoft.Network/networkSecurityGroups/read'],
   risk: 'high',
   productionSafe: false,
   outline: [

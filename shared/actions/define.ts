@@ -21,6 +21,13 @@ export interface ActionDeclaration {
   handles: { findingTypes?: string[]; controls?: string[]; categories?: string[] };
   /** Exact IAM actions / Azure RBAC operations / GCP permissions; nothing more is granted in deployment. */
   permissions: string[];
+  /**
+   * The read-only permissions `verify()` needs: exactly the calls it makes (the reads of `plan()` it
+   * reuses included), never a write. The verify function's role is generated from these alone
+   * (infra/aws/verify-permissions.json), so a function that only re-reads holds no write permission;
+   * test/contract/verify-permissions.test.ts records verify()'s calls and compares.
+   */
+  verifyPermissions: string[];
   risk: Risk;
   /** May it run in production without a person approving it (when policy allows)? */
   productionSafe: boolean;

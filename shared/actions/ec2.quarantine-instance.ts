@@ -216,6 +216,13 @@ export default defineAction<Target, Before>({
     'ec2:CreateTags',
     'ec2:DeleteTags',
   ],
+  // verify(): readState's three Describe calls and DescribeSnapshots.
+  verifyPermissions: [
+    'ec2:DescribeInstances',
+    'ec2:DescribeSecurityGroups',
+    'ec2:DescribeInstanceAttribute',
+    'ec2:DescribeSnapshots',
+  ],
   risk: 'high',
   // Cuts the instance off the network: whatever it serves goes down.
   productionSafe: false,

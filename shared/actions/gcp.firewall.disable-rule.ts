@@ -197,6 +197,8 @@ export default defineAction<Target, Before>({
     'compute.globalOperations.get',
     'compute.networks.updatePolicy',
   ],
+  // verify(): readState (firewalls.get).
+  verifyPermissions: ['compute.firewalls.get'],
   risk: 'medium',
   productionSafe: false,
   outline: [

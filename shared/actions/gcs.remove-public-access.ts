@@ -143,6 +143,8 @@ export default defineAction<Target, Before>({
     'storage.buckets.setIamPolicy',
     'storage.buckets.update',
   ],
+  // verify(): readState (buckets.getIamPolicy, buckets.get for the metadata).
+  verifyPermissions: ['storage.buckets.get', 'storage.buckets.getIamPolicy'],
   risk: 'medium',
   productionSafe: false,
   outline: [

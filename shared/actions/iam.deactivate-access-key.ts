@@ -71,6 +71,8 @@ export default defineAction<Target, Before>({
     controls: ['IAM.3', 'IAM.8'],
   },
   permissions: ['iam:ListAccessKeys', 'iam:UpdateAccessKey'],
+  // verify(): readStatus (ListAccessKeys).
+  verifyPermissions: ['iam:ListAccessKeys'],
   risk: 'medium',
   // The workload using the key stops working; in production a person should know first.
   productionSafe: false,

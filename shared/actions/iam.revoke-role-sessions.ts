@@ -120,6 +120,8 @@ export default defineAction<Target, Before>({
     ],
   },
   permissions: ['iam:GetRole', 'iam:GetRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy'],
+  // verify(): readBefore (GetRole, then GetRolePolicy).
+  verifyPermissions: ['iam:GetRole', 'iam:GetRolePolicy'],
   risk: 'low',
   // Running workloads re-assume the role and get fresh credentials: the documented safe response.
   productionSafe: true,

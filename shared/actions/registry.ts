@@ -20,16 +20,19 @@ export const actionRegistry = { get: getAction };
 
 /** Plain declarations (what `closeloop actions --json` prints). */
 export const declarations = (): ActionDeclaration[] =>
-  listActions().map(({ id, title, provider, handles, permissions, risk, productionSafe, outline }) => ({
-    id,
-    title,
-    provider,
-    handles,
-    permissions: [...permissions],
-    risk,
-    productionSafe,
-    outline: outline ? [...outline] : [],
-  }));
+  listActions().map(
+    ({ id, title, provider, handles, permissions, verifyPermissions, risk, productionSafe, outline }) => ({
+      id,
+      title,
+      provider,
+      handles,
+      permissions: [...permissions],
+      verifyPermissions: [...verifyPermissions],
+      risk,
+      productionSafe,
+      outline: outline ? [...outline] : [],
+    }),
+  );
 
 /** The union of the permissions one provider's actions declare, sorted: what the deployment grants, nothing more. */
 export const allPermissions = (provider: Provider): string[] =>
@@ -38,6 +41,19 @@ export const allPermissions = (provider: Provider): string[] =>
       listActions()
         .filter((a) => a.provider === provider)
         .flatMap((a) => a.permissions),
+    ),
+  ].sort();
+
+/**
+ * The union of the read-only permissions one provider's actions declare for `verify()`, sorted: all the
+ * verify function's role holds for the actions (infra/aws/verify-permissions.json), no write among them.
+ */
+export const allVerifyPermissions = (provider: Provider): string[] =>
+  [
+    ...new Set(
+      listActions()
+        .filter((a) => a.provider === provider)
+        .flatMap((a) => a.verifyPermissions),
     ),
   ].sort();
 
@@ -54,13 +70,14 @@ export function renderActionsTable(): string {
       cell(a.title),
       a.provider,
       a.permissions.map((p) => `\`${p}\``).join('<br>'),
+      a.verifyPermissions.map((p) => `\`${p}\``).join('<br>'),
       a.risk,
       a.productionSafe ? 'yes' : 'no',
     ].join(' | '),
   );
   return [
-    '| id | title | provider | permissions | risk | production-safe |',
-    '|---|---|---|---|---|---|',
+    '| id | title | provider | permissions | verify permissions (read-only) | risk | production-safe |',
+    '|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r} |`),
   ].join('\n');
 }

@@ -299,6 +299,15 @@ export default defineAction<Target, Before>({
     's3:PutBucketPolicy',
     's3:DeleteBucketPolicy',
   ],
+  // verify(): readState's four reads (GetPublicAccessBlock is authorized as
+  // s3:GetBucketPublicAccessBlock) and GetBucketPolicyStatus.
+  verifyPermissions: [
+    's3:GetBucketPublicAccessBlock',
+    's3:GetBucketAcl',
+    's3:GetBucketPolicy',
+    's3:GetBucketTagging',
+    's3:GetBucketPolicyStatus',
+  ],
   risk: 'medium',
   // A bucket that serves a website (or public downloads) stops serving: production needs a person.
   productionSafe: false,

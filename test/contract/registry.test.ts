@@ -131,6 +131,7 @@ describe('action registry contract', () => {
     expect(Object.keys(expected).sort()).toEqual([
       'infra/aws/action-permissions.json',
       'infra/aws/member-role.json',
+      'infra/aws/verify-permissions.json',
       'infra/azure/action-permissions.json',
       'infra/gcp/action-permissions.json',
     ]);
@@ -138,19 +139,24 @@ describe('action registry contract', () => {
     expect(declared.gcp).toContain('compute.globalOperations.get');
   });
 
-  it('grants the AWS actions to the remediate and verify roles through the generated file only', () => {
+  it('grants the AWS actions to the remediate role, and their verify reads to the verify role, through the generated files only', () => {
     // Prepare
     const yml = read('serverless.yml');
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a Serverless Framework ${file()} variable, not a JS template
     const reference = "Statement: '${file(./infra/aws/action-permissions.json):statements}'";
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a Serverless Framework ${file()} variable, not a JS template
+    const verifyReference = "Statement: '${file(./infra/aws/verify-permissions.json):statements}'";
     // Act
     const granted = yml.split('\n').filter((l) => l.includes('action-permissions.json'));
+    const verifyGranted = yml.split('\n').filter((l) => l.includes('verify-permissions.json'));
     const inline = listActions()
       .filter((a) => a.provider === 'aws')
       .flatMap((a) => a.permissions)
       .filter((p) => yml.includes(p));
-    // Assess: remediate-actions and verify-actions load the file; no action permission is copied inline.
-    expect(granted.filter((l) => l.includes(reference))).toHaveLength(2);
+    // Assess: remediate-actions loads the actions' file, verify-actions the verify file (once each); no action
+    // permission is copied inline.
+    expect(granted.filter((l) => l.includes(reference))).toHaveLength(1);
+    expect(verifyGranted.filter((l) => l.includes(verifyReference))).toHaveLength(1);
     expect(inline).toEqual([]);
   });
 

@@ -277,19 +277,40 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
-  it('gives the remediate and verify roles exactly the AWS actions the registry declares', async () => {
+  it("gives the remediate role exactly the AWS actions' permissions and the verify role exactly their verify reads", async () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);
     if (!declared)
       throw new Error('shared/actions/registry.ts is missing: permissions cannot be checked against the declarations');
-    for (const role of ['RemediateRole', 'VerifyRole']) {
-      // Act
-      const granted = roleStatements(role)
-        .filter((s) => s.Sid?.startsWith('Action'))
-        .flatMap(actionsOf);
-      // Assess
-      expect([...new Set(granted)].sort(), role).toEqual(declared.aws);
-    }
+    const granted = (role: string, prefix: string) => [
+      ...new Set(
+        roleStatements(role)
+          .filter((s) => s.Sid?.startsWith(prefix))
+          .flatMap(actionsOf),
+      ),
+    ];
+    // Act / Assess
+    expect(granted('RemediateRole', 'Action').sort()).toEqual(declared.aws);
+    expect(granted('VerifyRole', 'Verify').sort()).toEqual(declared.verify.aws);
+    expect(granted('VerifyRole', 'Action')).toEqual([]);
+  });
+
+  it("leaves the verify role no write of any action's permissions, in the hub or through a member role", async () => {
+    // Prepare: a write is any declared action permission that is not a Get/List/Describe read.
+    const declared = await bundler.registryPermissions(root);
+    if (!declared) throw new Error('shared/actions/registry.ts is missing');
+    const writes = declared.aws.filter((p) => !/^[a-z0-9-]+:(Get|List|Describe)/.test(p));
+    const allowed = roleStatements('VerifyRole')
+      .filter((s) => s.Effect === 'Allow')
+      .flatMap(actionsOf);
+    const assumed = roleStatements('VerifyRole')
+      .filter((s) => actionsOf(s).includes('sts:AssumeRole'))
+      .map((s) => JSON.stringify(s.Resource));
+    // Assess
+    expect(writes).toEqual(expect.arrayContaining(['iam:PutRolePolicy', 'iam:UpdateAccessKey', 's3:PutBucketPolicy']));
+    expect(allowed.filter((a) => writes.includes(a))).toEqual([]);
+    // The only member role it may assume is the read-only verify role (the acting role holds the writes).
+    expect(assumed).toEqual([expect.stringMatching(/:role\/closeloop-member-verify"/)]);
   });
 
   it('lets the hub assume the member roles by name only, each function the one it needs, under ActInMembers', () => {
@@ -304,7 +325,7 @@ describe('serverless.yml packaged offline', () => {
     const onRole = (name: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${name}` });
     // Act / Assess
     expect(assumes('RemediateRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member') }]);
-    expect(assumes('VerifyRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member') }]);
+    expect(assumes('VerifyRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member-verify') }]);
     expect(assumes('IngestRole')).toEqual([{ condition: 'ActInMembers', resource: onRole('closeloop-member-read') }]);
     for (const role of ['TicketRole', 'EvidenceRole', 'JiraWebhookRole', 'RedriveRole'])
       expect(assumes(role)).toEqual([]);
@@ -313,14 +334,16 @@ describe('serverless.yml packaged offline', () => {
         .looseObject({ Environment: z.object({ Variables: z.record(z.string(), z.unknown()) }) })
         .parse(template.Resources[fn]?.Properties).Environment.Variables;
     expect(env('RemediateLambdaFunction').CLOSELOOP_MEMBER_ROLE).toBe('closeloop-member');
-    expect(env('VerifyLambdaFunction').CLOSELOOP_MEMBER_ROLE).toBe('closeloop-member');
+    expect(env('VerifyLambdaFunction').CLOSELOOP_MEMBER_ROLE).toEqual({
+      'Fn::If': ['ActInMembers', 'closeloop-member-verify', ''],
+    });
     expect(env('IngestLambdaFunction').CLOSELOOP_MEMBER_ROLE).toEqual({
       'Fn::If': ['ActInMembers', 'closeloop-member-read', ''],
     });
     expect(env('RemediateLambdaFunction').CLOSELOOP_PARTITION).toEqual({ Ref: 'AWS::Partition' });
   });
 
-  it("gives the member role exactly the actions' declared permissions, trusted by the hub's acting roles", async () => {
+  it("gives the member role exactly the actions' declared permissions, trusted by the hub's remediate role only", async () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);
     if (!declared) throw new Error('shared/actions/registry.ts is missing');
@@ -332,12 +355,28 @@ describe('serverless.yml packaged offline', () => {
     // Act
     const acting = statements('ActingRole');
     const reading = statements('ReadingRole');
+    const verifying = statements('VerifyingRole');
+    const allowed = (list: Statement[]) => list.filter((st) => st.Effect === 'Allow');
     // Assess
     expect([...new Set(acting.filter((st) => st.Sid?.startsWith('Action')).flatMap(actionsOf))].sort()).toEqual(
       declared.aws,
     );
-    expect(acting.filter((st) => !st.Sid?.startsWith('Action')).flatMap(actionsOf)).toEqual(['tag:GetResources']);
+    expect(
+      allowed(acting)
+        .filter((st) => !st.Sid?.startsWith('Action'))
+        .flatMap(actionsOf),
+    ).toEqual(['tag:GetResources']);
     expect(reading.flatMap(actionsOf)).toEqual(['tag:GetResources']);
+    // The verify role: the actions' verify reads and nothing else (no write, no tag read).
+    expect(allowed(verifying).every((st) => st.Sid?.startsWith('Verify'))).toBe(true);
+    expect([...new Set(verifying.flatMap(actionsOf))].sort()).toEqual(declared.verify.aws);
+    expect(member.Resources.VerifyingRole).toMatchObject({
+      Condition: 'Verifies',
+      Properties: {
+        RoleName: { 'Fn::Sub': `\${RoleName}-verify` },
+        AssumeRolePolicyDocument: { Statement: [{ Principal: { AWS: { Ref: 'VerifyingRoleArn' } } }] },
+      },
+    });
     expect(member.Resources.ActingRole?.Properties.AssumeRolePolicyDocument).toEqual({
       Version: '2012-10-17',
       Statement: [{ Effect: 'Allow', Principal: { AWS: { Ref: 'ActingRoleArns' } }, Action: 'sts:AssumeRole' }],
@@ -347,13 +386,74 @@ describe('serverless.yml packaged offline', () => {
     });
     // The hub's outputs are what the member template is given.
     const outputs = z.record(z.string(), z.unknown()).parse(Reflect.get(template, 'Outputs'));
-    expect(outputs.MemberActingRoleArns).toMatchObject({ Condition: 'ActInMembers' });
-    expect(JSON.stringify(outputs.MemberActingRoleArns)).toContain('RemediateRole');
-    expect(JSON.stringify(outputs.MemberActingRoleArns)).toContain('VerifyRole');
+    expect(outputs.MemberActingRoleArns).toEqual({
+      Condition: 'ActInMembers',
+      Value: { 'Fn::GetAtt': ['RemediateRole', 'Arn'] },
+    });
+    expect(outputs.MemberVerifyingRoleArn).toEqual({
+      Condition: 'ActInMembers',
+      Value: { 'Fn::GetAtt': ['VerifyRole', 'Arn'] },
+    });
     expect(outputs.MemberReadingRoleArn).toEqual({
       Condition: 'ActInMembers',
       Value: { 'Fn::GetAtt': ['IngestRole', 'Arn'] },
     });
+  });
+
+  it("denies the remediate role IAM writes on closeloop's own roles: the hub's and the member roles", async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    if (!declared) throw new Error('shared/actions/registry.ts is missing');
+    const denies = roleStatements('RemediateRole').filter((s) => s.Effect === 'Deny');
+    const onRole = (name: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${name}` });
+    const roleWrites = declared.aws.filter((p) => /^iam:.*Role/.test(p) && !/^iam:(Get|List)/.test(p));
+    // Assess: the deny covers every role write the actions hold, on closeloop's role names.
+    expect(denies).toHaveLength(1);
+    const deny = denies[0];
+    expect(actionsOf(deny ?? { Effect: 'Deny', Action: [], Resource: [] }).sort()).toEqual(
+      [...bundler.OWN_ROLE_WRITES].sort(),
+    );
+    expect(roleWrites.length).toBeGreaterThan(0);
+    expect(bundler.OWN_ROLE_WRITES).toEqual(expect.arrayContaining([...roleWrites, 'iam:UpdateAssumeRolePolicy']));
+    expect(deny?.Resource).toEqual([
+      onRole('closeloop-dev-*'),
+      { 'Fn::If': ['ActInMembers', onRole('closeloop-member'), { Ref: 'AWS::NoValue' }] },
+      { 'Fn::If': ['ActInMembers', onRole('closeloop-member-*'), { Ref: 'AWS::NoValue' }] },
+    ]);
+    // The hub's own roles are the ones that pattern names: CloudFormation names a role without RoleName
+    // <stack>-<logical id>-<suffix> (the stack is closeloop-<stage>), and every named role is closeloop-<stage>-….
+    const named = resources('AWS::IAM::Role').flatMap(([, r]) =>
+      typeof r.Properties.RoleName === 'string' ? [r.Properties.RoleName] : [],
+    );
+    expect(named.length).toBeGreaterThan(0);
+    for (const n of named) expect(n).toMatch(/^closeloop-dev-/);
+    expect(readFileSync(join(root, 'serverless.yml'), 'utf8')).toMatch(/^service: closeloop$/m);
+  });
+
+  it('denies the member acting role IAM writes on the member roles themselves', () => {
+    // Prepare
+    const member = z
+      .looseObject({ Resources: z.record(z.string(), ResourceSchema) })
+      .parse(JSON.parse(readFileSync(join(root, 'infra/aws/member-role.json'), 'utf8')));
+    const denies = z
+      .array(PolicySchema)
+      .parse(member.Resources.ActingRole?.Properties.Policies)
+      .flatMap((p) => p.PolicyDocument.Statement)
+      .filter((st) => st.Effect === 'Deny');
+    // Assess
+    expect(denies).toEqual([
+      {
+        Sid: 'DenyOwnRoleWrites',
+        Effect: 'Deny',
+        Action: bundler.OWN_ROLE_WRITES,
+        Resource: [
+          // biome-ignore-start lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub variables, not JS templates
+          { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}' },
+          { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}-*' },
+          // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Fn::Sub variables
+        ],
+      },
+    ]);
   });
 
   it('keeps the generated permission files equal to the declarations (no drift)', async () => {

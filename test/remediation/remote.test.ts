@@ -40,6 +40,7 @@ function azureDouble() {
     provider: 'azure',
     handles: {},
     permissions: ['Microsoft.Storage/storageAccounts/write'],
+    verifyPermissions: ['Microsoft.Storage/storageAccounts/read'],
     risk: 'low',
     productionSafe: true,
     target: z.object({ account: z.string() }),

@@ -39,6 +39,7 @@ function recordingAction(opts: { productionSafe?: boolean; planError?: Error; sl
     provider: 'aws',
     handles: {},
     permissions: ['test:Read', 'test:Close'],
+    verifyPermissions: ['test:Read'],
     risk: 'low',
     productionSafe: opts.productionSafe ?? false,
     target: z.object({ bucket: z.string() }),

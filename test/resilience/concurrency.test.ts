@@ -27,6 +27,7 @@ function countingAction(applies: Map<string, number>): Action {
     provider: 'aws',
     handles: {},
     permissions: ['s3:PutBucketPublicAccessBlock'],
+    verifyPermissions: ['s3:GetBucketPublicAccessBlock'],
     risk: 'low',
     productionSafe: false,
     target: z.object({ bucket: z.string() }),

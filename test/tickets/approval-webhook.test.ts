@@ -32,6 +32,7 @@ function recordingAction() {
     provider: 'aws',
     handles: {},
     permissions: ['s3:PutBucketPublicAccessBlock'],
+    verifyPermissions: ['s3:GetBucketPublicAccessBlock'],
     risk: 'medium',
     productionSafe: false,
     target: z.object({ bucket: z.string() }),
