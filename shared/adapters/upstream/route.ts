@@ -1,20 +1,56 @@
-/** Routes `markResolved` by the finding's source; a source without an adapter is recorded, not guessed. */
+/**
+ * Routes `markResolved` by the finding's source; a source without an adapter is recorded, not guessed. A
+ * GuardDuty finding whose case also came through Security Hub (or the reverse) has its copy updated in the
+ * same step: archiving in GuardDuty does not update the Security Hub copy (finding-formats §6.5), and both
+ * share one finding key, so only the one that arrived last is stored.
+ */
+import { errorMessage } from '../../core/errors.js';
 import type { Finding, Source } from '../../core/model/finding.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
+
+const GUARDDUTY_ARN = /^arn:([^:]+):guardduty:([^:]+):\d{12}:detector\/[^/]+\/finding\/[^/]+$/;
+
+/**
+ * The same GuardDuty finding as the other channel carries it: the native finding for a Security Hub copy
+ * (its Id is the GuardDuty finding ARN), or the Security Hub copy of a native finding (Id and the GuardDuty
+ * integration's ProductArn, §6.5). Undefined for anything else.
+ */
+export function twinOf(f: Finding): Finding | undefined {
+  const arn = GUARDDUTY_ARN.exec(f.sourceId);
+  if (!arn) return undefined;
+  if (f.source === 'securityhub' && f.product.toLowerCase() === 'guardduty') return { ...f, source: 'guardduty' };
+  if (f.source !== 'guardduty') return undefined;
+  const [, partition, region] = arn;
+  const productArn = `arn:${partition}:securityhub:${region}::product/aws/guardduty`;
+  return { ...f, source: 'securityhub', raw: { Id: f.sourceId, ProductArn: productArn } };
+}
 
 export class RoutingUpstreamStatus implements UpstreamStatus {
   constructor(private readonly bySource: Partial<Record<Source, UpstreamStatus>>) {}
 
-  async markResolved(finding: Finding, note: string): Promise<UpstreamResult> {
+  async markResolved(finding: Finding, note: string, sources: readonly Source[] = []): Promise<UpstreamResult> {
+    const main = await this.one(finding, note);
+    const twin = twinOf(finding);
+    if (!twin || !sources.includes(twin.source) || !this.bySource[twin.source]) return main;
+    let other: UpstreamResult;
+    try {
+      other = await this.one(twin, note);
+    } catch (e) {
+      other = { source: twin.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
+    }
+    return { ...main, also: [other] };
+  }
+
+  private one(finding: Finding, note: string): Promise<UpstreamResult> {
     const adapter = this.bySource[finding.source];
     if (!adapter) {
-      return {
+      return Promise.resolve({
         source: finding.source,
         outcome: 'not-updated',
         api: null,
         requestId: null,
         detail: `no upstream adapter configured for ${finding.source}`,
-      };
+      });
     }
     return adapter.markResolved(finding, note);
   }

@@ -15,9 +15,16 @@ export interface UpstreamResult {
   requestId: string | null;
   /** One sentence for the evidence record and the ticket. */
   detail: string;
+  /**
+   * The same finding's copy in another source, updated in the same step: a GuardDuty finding's Security Hub
+   * copy, or the GuardDuty finding behind a copy (archiving one does not update the other, finding-formats
+   * §6.5). Informational: `outcome` is the finding's own source's.
+   */
+  also?: UpstreamResult[];
 }
 
 /** Marks a verified finding resolved at its source. Adapters: shared/adapters/upstream/. */
 export interface UpstreamStatus {
-  markResolved(finding: Finding, note: string): Promise<UpstreamResult>;
+  /** `sources`: every source the finding's case came through (a copy elsewhere is updated too, see `also`). */
+  markResolved(finding: Finding, note: string, sources?: readonly Source[]): Promise<UpstreamResult>;
 }

@@ -456,6 +456,7 @@ function evidenceSummary(a: Assessment, record: EvidenceRecord, upstream: Upstre
         ? "the source's own state"
         : 'no basis';
   const up = upstream
+    .flatMap((u) => [u, ...(u.also ?? [])])
     .map((u) => `${u.source} ${u.outcome}${u.requestId ? ` (request ${u.requestId})` : ''}`)
     .join(', ');
   return `Verdict ${a.verdict} on ${basis}: ${reason}.${up ? ` Upstream: ${up}.` : ''} Evidence record ${record.hash} (case record #${record.caseSeq}, chain #${record.seq}).`;
@@ -485,7 +486,7 @@ function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: stri
   const fresh = upstream.map((u) => ({
     source: u.source,
     ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
-    outcome: `${u.outcome}: ${u.detail}`,
+    outcome: `${u.outcome}: ${u.detail}${(u.also ?? []).map((x) => `; ${x.source}: ${x.outcome}: ${x.detail}`).join('')}`,
     at,
   }));
   const made = new Set(upstream.map((u) => u.findingKey));
@@ -527,7 +528,11 @@ async function markUpstream(
       };
     } else {
       try {
-        r = await deps.upstream.markResolved(f, `${deps.policy.upstream.note} closeloop case ${shortHash(c.key)}.`);
+        r = await deps.upstream.markResolved(
+          f,
+          `${deps.policy.upstream.note} closeloop case ${shortHash(c.key)}.`,
+          c.sources,
+        );
       } catch (e) {
         r = { source: f.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
       }
@@ -542,8 +547,10 @@ async function markUpstream(
         actor: actorFrom(VERIFIER),
         eventId: null,
         at,
-        summary: `${f.source}: ${r.outcome}: ${r.detail}`,
-        calls: r.api ? [{ api: r.api, requestId: r.requestId, outcome: r.outcome }] : [],
+        summary: [r, ...(r.also ?? [])].map((u) => `${u.source}: ${u.outcome}: ${u.detail}`).join('; '),
+        calls: [r, ...(r.also ?? [])].flatMap((u) =>
+          u.api ? [{ api: u.api, requestId: u.requestId, outcome: u.outcome }] : [],
+        ),
         verdict: r.outcome,
         detail: { findingKey: f.key, sourceId: f.sourceId },
       },

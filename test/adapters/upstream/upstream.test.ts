@@ -234,4 +234,44 @@ describe('Upstream: routing and local', () => {
     expect(local).toMatchObject({ outcome: 'not-updated', detail: 'not updated: local run' });
     expect(missing).toMatchObject({ outcome: 'not-updated', detail: 'no upstream adapter configured for scc' });
   });
+
+  it('updates the Security Hub copy of a GuardDuty finding too when the case came through both', async () => {
+    // Prepare: the native finding (makeFinding: a GuardDuty ARN in us-east-1) and its copy as Security Hub sends it
+    gd.reset();
+    sh.reset();
+    gd.on(ArchiveFindingsCommand).resolves({ $metadata: { requestId: 'req-gd-9' } });
+    sh.on(BatchUpdateFindingsCommand).resolves({ UnprocessedFindings: [], $metadata: { requestId: 'req-sh-9' } });
+    const route = new RoutingUpstreamStatus({
+      guardduty: new GuardDutyUpstream({ client: () => new GuardDutyClient({}), archive: true }),
+      securityhub: new SecurityHubUpstream({ client: () => new SecurityHubClient({}) }),
+    });
+    const native = makeFinding();
+    const gdProduct = 'arn:aws:securityhub:us-east-1::product/aws/guardduty';
+    const copy = makeFinding({
+      source: 'securityhub',
+      product: 'GuardDuty',
+      raw: { Id: native.sourceId, ProductArn: gdProduct, SchemaVersion: '2018-10-08' },
+    });
+    // Act
+    const fromNative = await route.markResolved(native, 'n', ['guardduty', 'securityhub']);
+    const fromCopy = await route.markResolved(copy, 'n', ['securityhub', 'guardduty']);
+    const alone = await route.markResolved(native, 'n', ['guardduty']);
+    // Assess: each way both are updated (archiving one does not update the other, §6.5); alone, only its own
+    expect(sh).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      FindingIdentifiers: [{ Id: native.sourceId, ProductArn: gdProduct }],
+    });
+    expect(fromNative).toMatchObject({
+      source: 'guardduty',
+      outcome: 'updated',
+      also: [{ source: 'securityhub', outcome: 'updated', requestId: 'req-sh-9' }],
+    });
+    expect(fromCopy).toMatchObject({
+      source: 'securityhub',
+      outcome: 'updated',
+      also: [{ source: 'guardduty', outcome: 'updated', requestId: 'req-gd-9' }],
+    });
+    expect(alone.also).toBeUndefined();
+    expect(gd).toHaveReceivedCommandTimes(ArchiveFindingsCommand, 3);
+    expect(sh).toHaveReceivedCommandTimes(BatchUpdateFindingsCommand, 2);
+  });
 });
