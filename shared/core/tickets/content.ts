@@ -267,11 +267,6 @@ export function draftForCase(
 
 // ---- lifecycle comments -------------------------------------------------------------------------
 
-/**
- * The case's owner is no longer the one the ticket named (a later event read the resource's own tags after
- * a failed lookup, or the registry changed). The issue's assignee is left as it is: a person may have
- * assigned it on purpose.
- */
 /** What an owner change did to the issue's assignee (see runAssign in outbox.ts). */
 export type OwnerChangeOutcome = 'reassigned' | 'unassigned' | 'kept' | 'not-ours';
 
@@ -283,6 +278,10 @@ const ASSIGNEE_AFTER: Record<OwnerChangeOutcome, string> = {
     'closeloop did not assign this issue, so its assignee is left as it is: reassign it if it should follow the owner.',
 };
 
+/**
+ * The case's owner is no longer the one the ticket named (a later event read the resource's own tags after
+ * a failed lookup, or the registry changed), and what that did to the issue's assignee.
+ */
 export const ownerChangeComment = (c: Case, was: string, outcome: OwnerChangeOutcome): AdfDoc =>
   doc(
     p(
