@@ -393,15 +393,21 @@ describe('verify stage: a verified SCC finding is marked resolved by its spoke',
   const upstreamRecords = async () =>
     (await evidence.listAll()).map((s) => EvidenceRecordSchema.parse(s.raw)).filter((r) => r.step === 'upstream');
 
-  it('asks the spoke once after the re-read holds, and records its answer once however often it comes', async () => {
-    // Prepare: the re-read by the spoke, answered
+  /** The hub asks the spoke to re-read, records its answer (the fix holds): returns the resolve request sent. */
+  async function verifiedBySpoke(): Promise<RemoteRequest> {
     await createVerifyStage(hub()).handle(applyRequested(caseKey));
     const verify = remote.sent.at(-1);
     if (!verify) throw new Error('no re-read requested');
     await recordRemoteVerification(hub(), await spoke(verify));
-    // Act: the spoke marks the finding resolved; its answer is delivered twice
     const resolve = remote.sent.at(-1);
-    if (!resolve) throw new Error('no resolve requested');
+    if (!resolve || resolve.op !== 'resolve') throw new Error('no resolve requested');
+    return resolve;
+  }
+
+  it('asks the spoke once after the re-read holds, and records its answer once however often it comes', async () => {
+    // Prepare: the re-read by the spoke, answered
+    const resolve = await verifiedBySpoke();
+    // Act: the spoke marks the finding resolved; its answer is delivered twice
     const answer = await spoke(resolve);
     await recordUpstreamAnswer(hub(), answer);
     await recordUpstreamAnswer(hub(), answer);
@@ -431,12 +437,7 @@ describe('verify stage: a verified SCC finding is marked resolved by its spoke',
 
   it('leaves the finding as it is when the spoke is deployed in dry-run, and says so', async () => {
     // Prepare
-    await createVerifyStage(hub()).handle(applyRequested(caseKey));
-    const verify = remote.sent.at(-1);
-    if (!verify) throw new Error('no re-read requested');
-    await recordRemoteVerification(hub(), await spoke(verify));
-    const resolve = remote.sent.at(-1);
-    if (!resolve) throw new Error('no resolve requested');
+    const resolve = await verifiedBySpoke();
     // Act
     const answer = await spoke(resolve, false);
     await recordUpstreamAnswer(hub(), answer);
