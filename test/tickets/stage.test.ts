@@ -231,6 +231,31 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
   });
 
+  it('says once on the ticket that the risk is no longer accepted when an exception is revoked', async () => {
+    // Prepare: a ticketed case, then suppressed by an exception (risk-accepted comment), then the exception revoked
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const lifted = { id: 'EXC-8', owner: 'ciso@example.com', justification: 'temporary', expires: '2027-02-01' };
+    const stored = await readCase(h.store, c.key);
+    const open = {
+      ...stored,
+      status: 'open' as const,
+      lastDecision: { ...decisionOf(stored), exceptionLifted: lifted },
+    };
+    await putCase(h.store, open);
+    // Act: delivered twice
+    await h.stage.handle(decided(open, { isNewCase: false }));
+    await h.stage.handle(decided(open, { isNewCase: false }));
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    const said = t.comments.filter((x) => x.text.includes('EXC-8'));
+    expect(said).toHaveLength(1);
+    expect(said[0]?.text).toContain('exception EXC-8 no longer applies');
+    expect(said[0]?.text).toContain('the risk is no longer accepted');
+  });
+
   it('reopens the closed ticket once, saying why, when the source reports a verified case active again', async () => {
     // Prepare
     const h = localHarness();

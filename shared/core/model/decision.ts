@@ -31,6 +31,11 @@ export const DecisionSchema = z.object({
   exception: ExceptionRefSchema.nullable(),
   /** An exception that applied before and has expired: the case re-opens. */
   exceptionExpired: ExceptionRefSchema.nullable(),
+  /**
+   * An exception that covered the case and no longer applies, though it has not expired (revoked, or its
+   * scope no longer matches): the risk is no longer accepted, and the ticket says so. Absent otherwise.
+   */
+  exceptionLifted: ExceptionRefSchema.optional(),
   remediation: z.object({
     action: z.string().nullable(),
     mode: RemediationModeSchema,

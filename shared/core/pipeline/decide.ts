@@ -309,6 +309,8 @@ interface StatusOutcome {
   verify: boolean;
   reopened: boolean;
   exceptionExpired: ExceptionRef | null;
+  /** The exception that covered the case and no longer applies (not expired). */
+  exceptionLifted?: ExceptionRef;
 }
 
 const to = (status: CaseStatus, reason: string, extra?: Partial<StatusOutcome>): StatusOutcome => ({
@@ -358,7 +360,9 @@ function nextStatus(
   if (prev === 'verified')
     return to('reopened', 'active again at the source after verified closure (regression)', { reopened: true });
   if (prev === 'suppressed')
-    return to('open', had ? `exception ${had.id} no longer applies` : 'active again at the source (no longer muted)');
+    return had
+      ? to('open', `exception ${had.id} no longer applies`, { exceptionLifted: had })
+      : to('open', 'active again at the source (no longer muted)');
   if (prev === 'pending-verification') return to('open', 'active again at the source before verification');
   if (prev === undefined)
     return lapsed
@@ -434,7 +438,8 @@ const sharedCaseDecisions = new WeakMap<Decision['ticket'], Array<CaseDecision |
  * one of a few shared, frozen objects (a shared ticket verdict and four flags), not one more per case.
  */
 function asCaseDecision(d: Decision): CaseDecision {
-  const shareable = d.exception === null && d.exceptionExpired === null && Object.isFrozen(d.ticket);
+  const shareable =
+    d.exception === null && d.exceptionExpired === null && d.exceptionLifted === undefined && Object.isFrozen(d.ticket);
   const flags = (d.isNewCase ? 1 : 0) | (d.recurrence ? 2 : 0) | (d.unchanged ? 4 : 0) | (d.verify ? 8 : 0);
   let byFlags = shareable ? sharedCaseDecisions.get(d.ticket) : undefined;
   const shared = byFlags?.[flags];
@@ -448,6 +453,7 @@ function asCaseDecision(d: Decision): CaseDecision {
     ticket: d.ticket,
     verify: d.verify,
   };
+  if (d.exceptionLifted) made.exceptionLifted = d.exceptionLifted;
   if (!shareable) return made;
   if (!byFlags) {
     byFlags = [];
@@ -561,6 +567,7 @@ export function decide(input: DecideInput): DecideOutput {
     ticket: ticketWanted(candidate, isNew, candidate.sourceStatus === 'resolved', exception, policy),
     verify: st.verify,
   };
+  if (st.exceptionLifted) decision.exceptionLifted = st.exceptionLifted;
   if (!caseChanged && existing) return { decision, next: existing, findingChanged, caseChanged: false };
   candidate.lastDecision = asCaseDecision(decision);
   return { decision, next: candidate, findingChanged, caseChanged: true };
@@ -583,6 +590,7 @@ export function reevaluate(
   let status: CaseStatus;
   let reason: string;
   let exceptionExpired: ExceptionRef | null = null;
+  let exceptionLifted: ExceptionRef | undefined;
   let reopened = false;
   if (active && c.exception?.id !== active.id && c.sourceStatus === 'active' && !c.muted) {
     status = 'suppressed';
@@ -596,6 +604,7 @@ export function reevaluate(
     } else {
       status = 'open';
       reason = `exception ${c.exception.id} no longer applies`;
+      exceptionLifted = c.exception;
     }
   } else return undefined;
 
@@ -636,6 +645,7 @@ export function reevaluate(
     exceptionExpired,
     remediation,
     ticket: ticketWanted(next, false, c.sourceStatus === 'resolved', exception, policy),
+    ...(exceptionLifted ? { exceptionLifted } : {}),
   };
   next.lastDecision = asCaseDecision(decision);
   return { decision, next };

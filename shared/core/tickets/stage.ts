@@ -117,6 +117,17 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
     );
     if (c.ticket) return;
   }
+  if (d?.exceptionLifted) {
+    // Revoked (or narrowed) before it expired: the ticket said the risk was accepted; now it is not.
+    await reopen(
+      ctx,
+      c,
+      `exception ${d.exceptionLifted.id} no longer applies (revoked, or its scope no longer covers this case): the risk is no longer accepted`,
+      false,
+      `lifted|${c.key}|${d.exceptionLifted.id}|${c.updatedAt}`,
+    );
+    if (c.ticket) return;
+  }
   if (d?.exception) {
     if (c.ticket) await acceptRisk(ctx, c, d.exception.id);
     return;

@@ -663,5 +663,24 @@ describe('decide: exceptions', () => {
     expect(first.next.status).toBe('suppressed');
     expect(out.next.status).toBe('open');
     expect(out.next.statusReason).toBe('exception EXC-001 no longer applies');
+    expect(out.decision.exceptionLifted?.id).toBe('EXC-001');
+    expect(out.next.lastDecision?.exceptionLifted?.id).toBe('EXC-001');
+  });
+
+  it('says which exception was lifted when the sweep finds it revoked, and none on later decisions', () => {
+    // Prepare
+    const state = fresh();
+    const first = run(website(), state);
+    const revoked = config.exceptions.map((e) =>
+      e.id === 'EXC-001' ? { ...e, revokedAt: '2026-11-20T00:00:00Z', revokedBy: 'ciso@acme.example' } : e,
+    );
+    // Act
+    const swept = reevaluate(first.next, revoked, config.policy.decide, NOW);
+    if (swept) state.cases.set(swept.next.key, swept.next);
+    const later = run(laterCopy(website(), 60, { occurrences: 2 }), state, { exceptions: revoked });
+    // Assess
+    expect(swept?.next.status).toBe('open');
+    expect(swept?.decision.exceptionLifted?.id).toBe('EXC-001');
+    expect(later.decision.exceptionLifted).toBeUndefined();
   });
 });
