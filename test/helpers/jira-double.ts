@@ -348,6 +348,8 @@ export class JiraDouble {
           for (const op of labels) {
             const add = field(op, 'add');
             if (typeof add === 'string' && !issue.fields.labels.includes(add)) issue.fields.labels.push(add);
+            const remove = field(op, 'remove');
+            if (typeof remove === 'string') issue.fields.labels = issue.fields.labels.filter((l) => l !== remove);
           }
         }
         return { status: 204 };

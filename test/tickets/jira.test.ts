@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { decided, type Harness, jiraHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
+import { decided, decisionOf, type Harness, jiraHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
 afterEach(async () => {
@@ -135,6 +135,25 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(said('SEC-1')).toContain('The issue is assigned to the new owner.');
     expect(said('SEC-2')).toContain('A person assigned the issue since');
     expect(h.double.calls.filter((x) => x.method === 'PUT' && x.path.endsWith('/assignee'))).toHaveLength(1);
+  });
+
+  it('takes the risk-accepted label off and says why when the exception is revoked', async () => {
+    // Prepare: an issue labelled risk-accepted, then its exception lifted
+    h = await jiraHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.issues.get('SEC-1')?.fields.labels.push('risk-accepted');
+    const stored = await readCase(h.store, c.key);
+    const lifted = { id: 'EXC-9', owner: 'ciso@example.com', justification: 'temporary', expires: '2027-02-01' };
+    const open = { ...stored, lastDecision: { ...decisionOf(stored), exceptionLifted: lifted } };
+    await putCase(h.store, open);
+    // Act
+    await h.stage.handle(decided(open, { isNewCase: false }));
+    // Assess
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.labels).not.toContain('risk-accepted');
+    expect(adfToText(issue?.comments.at(-1)?.body as AdfDoc)).toContain('exception EXC-9 no longer applies');
   });
 
   it('creates one issue per case when events are replayed three times concurrently', async () => {

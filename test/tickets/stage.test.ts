@@ -219,6 +219,7 @@ describe('ticket stage (local sink)', () => {
     await putCase(h.store, c);
     await h.stage.handle(decided(c));
     await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    await h.sink.addLabels({ key: 'LOCAL-1', sink: 'local' }, ['risk-accepted']);
     const expired = { id: 'EXC-7', owner: 'ciso@example.com', justification: 'temporary', expires: '2026-02-01' };
     const stored = await readCase(h.store, c.key);
     await putCase(h.store, { ...stored, lastDecision: { ...decisionOf(stored), exceptionExpired: expired } });
@@ -228,6 +229,7 @@ describe('ticket stage (local sink)', () => {
     const t = await localTicket(h, 'LOCAL-1');
     expect(t.status).toBe('Reopened');
     expect(t.comments.at(-1)?.text).toContain('Reopened: exception EXC-7 expired on 2026-02-01');
+    expect(t.labels).not.toContain('risk-accepted');
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
   });
 
@@ -237,6 +239,7 @@ describe('ticket stage (local sink)', () => {
     const c = makeCase();
     await putCase(h.store, c);
     await h.stage.handle(decided(c));
+    await h.sink.addLabels({ key: 'LOCAL-1', sink: 'local' }, ['risk-accepted']);
     const lifted = { id: 'EXC-8', owner: 'ciso@example.com', justification: 'temporary', expires: '2027-02-01' };
     const stored = await readCase(h.store, c.key);
     const open = {
@@ -254,6 +257,7 @@ describe('ticket stage (local sink)', () => {
     expect(said).toHaveLength(1);
     expect(said[0]?.text).toContain('exception EXC-8 no longer applies');
     expect(said[0]?.text).toContain('the risk is no longer accepted');
+    expect(t.labels).not.toContain('risk-accepted');
   });
 
   it('reopens the closed ticket once, saying why, when the source reports a verified case active again', async () => {

@@ -198,6 +198,13 @@ export class JiraTicketSink implements TicketSink {
     );
   }
 
+  async removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void> {
+    const issueIdOrKey = checkKey(ref.key);
+    await this.call('edit labels', () =>
+      this.client.issues.editIssue({ issueIdOrKey, update: { labels: labels.map((remove) => ({ remove })) } }),
+    );
+  }
+
   async setDescription(ref: TicketRef, description: AdfDoc): Promise<void> {
     const issueIdOrKey = checkKey(ref.key);
     await this.call('edit description', () =>

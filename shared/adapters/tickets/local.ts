@@ -139,6 +139,10 @@ export class LocalTicketSink implements TicketSink {
     await this.update(ref.key, (t) => ({ ...t, labels: [...new Set([...t.labels, ...labels])] }));
   }
 
+  async removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void> {
+    await this.update(ref.key, (t) => ({ ...t, labels: t.labels.filter((l) => !labels.includes(l)) }));
+  }
+
   async setDescription(ref: TicketRef, description: AdfDoc): Promise<void> {
     await this.update(ref.key, (t) => ({ ...t, description }));
   }

@@ -242,8 +242,10 @@ async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): P
   if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op);
   if (op.op === 'assign') return runAssign(ctx, c, ref, op.was);
   if (op.op === 'comment') await ctx.sink.comment(ref, op.body);
-  else if (op.op === 'labels') await ctx.sink.addLabels(ref, op.labels);
-  else {
+  else if (op.op === 'labels') {
+    if (op.labels.length > 0) await ctx.sink.addLabels(ref, op.labels);
+    if (op.remove && op.remove.length > 0) await ctx.sink.removeLabels(ref, op.remove);
+  } else {
     const names = op.target === 'done' ? ctx.policy.transitions.done : ctx.policy.transitions.reopen;
     const used = await ctx.sink.transition(ref, names, op.body);
     if (!used)

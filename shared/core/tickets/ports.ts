@@ -44,6 +44,8 @@ export interface TicketSink {
    */
   transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined>;
   addLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
+  /** Removes these labels where present (absent ones are no error). */
+  removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
   setDescription(ref: TicketRef, description: AdfDoc): Promise<void>;
   /** The account id of the user with this e-mail, or undefined when nobody has it. */
   findUser(email: string): Promise<string | undefined>;

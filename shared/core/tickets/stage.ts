@@ -84,7 +84,7 @@ export function createTicketStage(deps: TicketDeps): Stage {
           break;
         case 'case.exception':
           if (event.active && c.exception) await acceptRisk(ctx, c, c.exception.id);
-          else if (!event.active)
+          else if (!event.active) {
             await reopen(
               ctx,
               c,
@@ -92,6 +92,8 @@ export function createTicketStage(deps: TicketDeps): Stage {
               false,
               `expired|${c.key}|${event.exceptionId}`,
             );
+            if (c.ticket) await dropRiskAccepted(ctx, c, `expired|${c.key}|${event.exceptionId}`);
+          }
           break;
         default:
           break;
@@ -115,18 +117,19 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
       false,
       `expired|${c.key}|${d.exceptionExpired.id}`,
     );
-    if (c.ticket) return;
+    if (c.ticket) return dropRiskAccepted(ctx, c, `expired|${c.key}|${d.exceptionExpired.id}`);
   }
   if (d?.exceptionLifted) {
     // Revoked (or narrowed) before it expired: the ticket said the risk was accepted; now it is not.
+    const once = `lifted|${c.key}|${d.exceptionLifted.id}|${c.updatedAt}`;
     await reopen(
       ctx,
       c,
       `exception ${d.exceptionLifted.id} no longer applies (revoked, or its scope no longer covers this case): the risk is no longer accepted`,
       false,
-      `lifted|${c.key}|${d.exceptionLifted.id}|${c.updatedAt}`,
+      once,
     );
-    if (c.ticket) return;
+    if (c.ticket) return dropRiskAccepted(ctx, c, once);
   }
   if (d?.exception) {
     if (c.ticket) await acceptRisk(ctx, c, d.exception.id);
@@ -259,6 +262,15 @@ async function reopen(
     ctx,
     [{ op: 'transition', caseKey: c.key, target: 'reopen', body: reopenComment(reason, evidence) }],
     onceKey,
+  );
+}
+
+/** The risk is no longer accepted: the ticket's `risk-accepted` label comes off (once per `onceKey`). */
+async function dropRiskAccepted(ctx: TicketContext, c: Case, onceKey: string): Promise<void> {
+  await enqueueAndSend(
+    ctx,
+    [{ op: 'labels', caseKey: c.key, labels: [], remove: [RISK_ACCEPTED_LABEL] }],
+    `${onceKey}|label`,
   );
 }
 

@@ -50,7 +50,13 @@ export const OutboxOpSchema = z.discriminatedUnion('op', [
     target: z.enum(['done', 'reopen']),
     body: AdfDocSchema,
   }),
-  z.object({ op: z.literal('labels'), caseKey: z.string(), labels: z.array(z.string()) }),
+  /** `remove`: labels taken off (a lifted or expired exception's `risk-accepted`). */
+  z.object({
+    op: z.literal('labels'),
+    caseKey: z.string(),
+    labels: z.array(z.string()),
+    remove: z.array(z.string()).optional(),
+  }),
   /** The case's owner changed (`was`: the one the ticket was told): reassign as far as closeloop may, and say so. */
   z.object({ op: z.literal('assign'), caseKey: z.string(), was: z.string() }),
 ]);
