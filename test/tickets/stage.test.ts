@@ -347,6 +347,20 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('done');
   });
 
+  it('leaves the ticket open when a verified event arrives after the case reopened', async () => {
+    // Prepare: the case regressed (reopened) before the earlier verification's event was delivered
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    await putCase(h.store, { ...(await readCase(h.store, c.key)), status: 'reopened' });
+    // Act
+    await h.stage.handle({ id: 'v-late', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    // Assess
+    expect((await localTicket(h, 'LOCAL-1')).status).toBe('To Do');
+    expect((await readCase(h.store, c.key)).ticket?.status).toBe('open');
+  });
+
   it('reopens with the reason when verification fails after the ticket was closed', async () => {
     // Prepare
     const h = localHarness();

@@ -224,6 +224,14 @@ async function onVerified(
   eventId: string,
 ): Promise<void> {
   if (!c.ticket && !wantsTicket(c)) return;
+  if (verdict === 'verified' && c.status === 'reopened') {
+    // A late delivery: the case reopened since this proof (a regression, a person): the ticket stays open.
+    ctx.log.info('verified event for a case no longer verified: ticket left open', {
+      caseKey: c.key,
+      status: c.status,
+    });
+    return;
+  }
   if (verdict === 'verified') {
     await markTicketStatus(ctx, c.key, 'done');
     await enqueueAndSend(
