@@ -1,30 +1,53 @@
 /**
  * Hub ingest: the ingest queue receives GuardDuty and Security Hub events (EventBridge rules on the
  * default bus) and the spokes' forwarded documents (rule on the closeloop bus); each is normalized,
- * enriched, stored and decided, and `case.decided` is published on the closeloop bus.
+ * enriched, stored and decided, and `case.decided` is published on the closeloop bus. On its hourly
+ * schedule it sweeps the cases against the exceptions as they are now (an expired or revoked exception
+ * re-opens its cases, a new one suppresses them) and publishes what changed.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { hubIngestDoc } from '../../shared/adapters/bus/spoke.js';
 import { eventBridgeEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { createAwsIngest } from '../../shared/adapters/wiring/aws-ingest.js';
-import { MetricUnit, sqsFunction } from './middleware/hub-function.js';
+import { errorMessage, isInvalid } from '../../shared/core/errors.js';
+import { hubFunction, type LambdaContext, MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });
 let pipeline: ReturnType<typeof createAwsIngest> | undefined;
+const ingestPipeline = () =>
+  (pipeline ??= createAwsIngest(ports).catch((e: unknown) => {
+    pipeline = undefined; // a failed build (config, store) is retried on the next record, not kept
+    throw e;
+  }));
 
-export const handler = sqsFunction(ports, 'ingest', async (record, metrics) => {
-  pipeline ??= createAwsIngest(ports);
-  const doc = hubIngestDoc(eventBridgeEventFromSqs(record));
+const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
+  let doc: ReturnType<typeof hubIngestDoc>;
+  try {
+    doc = hubIngestDoc(eventBridgeEventFromSqs(record));
+  } catch (e) {
+    if (!isInvalid(e)) throw e;
+    // Not an EventBridge event, or a spoke detail that does not parse: retrying cannot fix it. Kept as a
+    // dead letter with the reason, like any rejected input, instead of five retries and an SQS DLQ.
+    const input = `sqs:${record.messageId}`;
+    const reason = errorMessage(e);
+    await (await ingestPipeline()).deadLetter(
+      [{ input, source: 'unknown', path: '$', reason }],
+      ports.clock.now().toISOString(),
+    );
+    metrics.addMetric('Rejected', MetricUnit.Count, 1);
+    ports.log.warn('unreadable input', { input, reason });
+    return;
+  }
   const input = `sqs:${record.messageId}:${doc.input}`;
   if ('refused' in doc) {
     // Its sender is not who it claims to be: kept as a dead letter, never read (retrying cannot fix it).
-    await (await pipeline).deadLetter([{ ...doc.refused, input }], ports.clock.now().toISOString());
+    await (await ingestPipeline()).deadLetter([{ ...doc.refused, input }], ports.clock.now().toISOString());
     metrics.addMetric('Rejected', MetricUnit.Count, 1);
     ports.log.warn('refused input', { input, path: doc.refused.path, reason: doc.refused.reason });
     return;
   }
-  const { stats, rejected } = await (await pipeline).ingest([
+  const { stats, rejected } = await (await ingestPipeline()).ingest([
     {
       input,
       value: doc.value,
@@ -40,3 +63,21 @@ export const handler = sqsFunction(ports, 'ingest', async (record, metrics) => {
   for (const r of rejected)
     ports.log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
 });
+
+/** The exception sweep (it publishes the events of the cases it changes). */
+const onSchedule = hubFunction(ports, 'exception-sweep', async (_event: unknown, metrics) => {
+  const counts = await (await ingestPipeline()).sweepExceptions();
+  metrics.addMetric('ExceptionSweepReopened', MetricUnit.Count, counts.reopened);
+  metrics.addMetric('ExceptionSweepSuppressed', MetricUnit.Count, counts.suppressed);
+  return counts;
+});
+
+type QueueAnswer = Awaited<ReturnType<typeof onQueue>>;
+type SweepAnswer = Awaited<ReturnType<typeof onSchedule>>;
+
+/** An EventBridge schedule invokes with a `Scheduled Event`; the ingest queue with `Records`. */
+export function handler(event: { Records: unknown[] }, context: LambdaContext): Promise<QueueAnswer>;
+export function handler(event: object, context: LambdaContext): Promise<QueueAnswer | SweepAnswer>;
+export function handler(event: { Records?: unknown[] }, context: LambdaContext): Promise<QueueAnswer | SweepAnswer> {
+  return Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);
+}

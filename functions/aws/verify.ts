@@ -106,9 +106,12 @@ const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
   metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
 });
 const onSchedule = hubFunction(ports, 'reverify', async (_event: unknown, metrics) => {
-  const result = await reverifyRecent(await verifyDeps(), ports.clock.now());
+  const { events, ...counts } = await reverifyRecent(await verifyDeps(), ports.clock.now());
+  // What the sweep found goes out (a regression's case.reopened reaches the ticket; a re-check's verdict
+  // its evidence): left unpublished, the case was reopened in the store and its ticket never told.
+  await ports.bus.publish(events);
   metrics.addMetric('Reverified', MetricUnit.Count, 1);
-  return result;
+  return { ...counts, published: events.length };
 });
 
 /** An EventBridge schedule invokes with a `Scheduled Event`; the verify queue with `Records`. */

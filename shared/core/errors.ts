@@ -89,7 +89,7 @@ export class ConflictError extends AdapterError {
   }
 }
 
-const kindOf = (e: unknown): ErrorKind | undefined =>
+export const kindOf = (e: unknown): ErrorKind | undefined =>
   e instanceof Error && 'kind' in e && typeof (e as { kind: unknown }).kind === 'string'
     ? (e as { kind: ErrorKind }).kind
     : undefined;

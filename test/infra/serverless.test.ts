@@ -224,7 +224,7 @@ describe('serverless.yml packaged offline', () => {
     expect(matched).toBe(true);
   });
 
-  it('runs the ticket outbox drain and the re-verification on schedules', () => {
+  it('runs the ticket outbox drain, the re-verification and the exception sweep on schedules', () => {
     // Prepare
     const scheduled = resources('AWS::Events::Rule')
       .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
@@ -241,6 +241,27 @@ describe('serverless.yml packaged offline', () => {
       rate: 'rate(6 hours)',
       target: expect.stringContaining('VerifyLambdaFunction'),
     });
+    expect(scheduled).toContainEqual({
+      rate: 'rate(1 hour)',
+      target: expect.stringContaining('IngestLambdaFunction'),
+    });
+  });
+
+  it('caps SQS-fed functions on the event source, never by reserved concurrency, and waits out each timeout', () => {
+    // Prepare: every SQS event source, its function and its queue
+    const fns = Object.fromEntries(resources('AWS::Lambda::Function'));
+    const mappings = resources('AWS::Lambda::EventSourceMapping').map(([, m]) => m.Properties);
+    const ticket = mappings.find((m) => JSON.stringify(m.FunctionName).includes('TicketLambdaFunction'));
+    // Act / Assess: reserved concurrency throttles what the SQS pollers start, and each throttle costs a receive
+    for (const m of mappings) {
+      const fn =
+        fns[z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.string()]) }).parse(m.FunctionName)['Fn::GetAtt'][0]];
+      expect(fn?.Properties.ReservedConcurrentExecutions).toBeUndefined();
+      const queue = z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.literal('Arn')]) }).parse(m.EventSourceArn);
+      const visibility = Number(template.Resources[queue['Fn::GetAtt'][0]]?.Properties.VisibilityTimeout);
+      expect(visibility).toBeGreaterThanOrEqual(6 * Number(fn?.Properties.Timeout));
+    }
+    expect(ticket?.ScalingConfig).toEqual({ MaximumConcurrency: 5 });
   });
 
   it('gives every queue a dead-letter queue when it is not one itself', () => {

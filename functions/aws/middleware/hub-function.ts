@@ -10,6 +10,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { type SqsRecord, SqsRecordSchema } from '../../../shared/adapters/bus/sqs.js';
 import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
+import { errorMessage, kindOf } from '../../../shared/core/errors.js';
 
 export { MetricUnit };
 
@@ -43,7 +44,21 @@ export function sqsFunction(
     const processor = new BatchProcessor(EventType.SQS);
     const response = await processPartialResponse(
       event,
-      async (raw: unknown) => handleRecord(SqsRecordSchema.parse(raw), metrics),
+      async (raw: unknown) => {
+        try {
+          await handleRecord(SqsRecordSchema.parse(raw), metrics);
+        } catch (e) {
+          // Why, per record (the processor keeps the error to itself): the message id, the kind and the
+          // message; never the body, which may carry a spoke's document.
+          const messageId = typeof raw === 'object' && raw !== null && 'messageId' in raw ? raw.messageId : undefined;
+          ports.log.warn(`${name}: record failed`, {
+            messageId,
+            kind: kindOf(e) ?? 'unexpected',
+            error: errorMessage(e),
+          });
+          throw e;
+        }
+      },
       processor,
       { throwOnFullBatchFailure: false },
     );

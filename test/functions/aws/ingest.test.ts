@@ -122,15 +122,21 @@ describe('AWS ingest function', () => {
     ]);
   });
 
-  it('reports only the broken record as a batch item failure when one body is not JSON', async () => {
+  it('dead-letters a body that is not JSON with the reason, and still ingests the rest of the batch', async () => {
     // Prepare
     const good = sqsRecord(JSON.stringify(fixture('securityhub/s3.8-failed.eventbridge.json')));
     const bad = sqsRecord('{"truncated": ');
     // Act
     const res = await handler(sqsEvent(good, bad), lambdaContext('ingest'));
-    // Assess
-    expect(res.batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+    // Assess: retrying cannot fix it — kept in the store with why, not retried into the SQS dead-letter queue
+    expect(res.batchItemFailures).toEqual([]);
     expect(decidedEntries()).toHaveLength(1);
+    const letters = (await new DynamoDocStore(local.client, 'closeloop-test').list('deadletters')).map(
+      (d) => d.value as { input: string; reason: string },
+    );
+    expect(letters).toContainEqual(
+      expect.objectContaining({ input: `sqs:${bad.messageId}`, reason: expect.stringContaining('body is not JSON') }),
+    );
   });
 
   it('fails the record so SQS retries it when the hub bus keeps refusing events', async () => {

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -8,6 +9,9 @@ import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
+import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
+import { CaseSchema } from '../../../shared/core/model/case.js';
+import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
 import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
 import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
@@ -150,6 +154,72 @@ describe('AWS stage functions', () => {
     // Assess
     expect(onSchedule).toMatchObject({ reopened: 0 });
     expect(onQueue).toMatchObject({ batchItemFailures: [] });
+  });
+
+  it("verify's schedule publishes what its sweep found (a re-check's verdict), not only counts it", async () => {
+    // Prepare: a case left pending-verification by inconclusive verdicts, its last re-check due (it says so)
+    const decided = await decidedCase('guardduty/lambda.eventbridge.json');
+    const caseKey = String((decided.detail as { caseKey: string }).caseKey);
+    const store = new DynamoDocStore(new DynamoDBClient({}), 'closeloop-test');
+    const doc = await store.get('cases', caseKey);
+    if (!doc) throw new Error('no case stored');
+    const pending = {
+      ...(doc.value as Record<string, unknown>),
+      status: 'pending-verification',
+      sourceStatus: 'resolved',
+      verification: {
+        verdict: 'inconclusive',
+        at: '2026-01-01T00:00:00.000Z',
+        reason: 'throttled',
+        attempts: 3,
+        trigger: 'apply',
+        upstream: [],
+      },
+    };
+    await store.put('cases', caseKey, pending, { expectVersion: doc.version });
+    const { handler } = await import('../../../functions/aws/verify.js');
+    // Act
+    const scheduled: { Records?: unknown[] } & Record<string, unknown> = eventBridgeEvent(
+      'aws.events',
+      'Scheduled Event',
+      {},
+    );
+    const out = await handler(scheduled, lambdaContext('verify'));
+    // Assess
+    const fromSweep = published.filter(
+      (e) => (JSON.parse(e.Detail ?? '{}') as { caseKey?: string }).caseKey === caseKey,
+    );
+    expect(out).toMatchObject({ rechecked: 1 });
+    expect(fromSweep.map((e) => e.DetailType)).toContain('case.verified');
+  });
+
+  it("ingest's schedule sweeps the cases against the exceptions: a new exception suppresses an open case", async () => {
+    // Prepare: an open case, then an exception added to the store for its resource
+    const decided = await decidedCase('guardduty/rds.eventbridge.json');
+    const caseKey = String((decided.detail as { caseKey: string }).caseKey);
+    const store = new DynamoDocStore(new DynamoDBClient({}), 'closeloop-test');
+    const open = CaseSchema.parse((await store.get('cases', caseKey))?.value);
+    await exceptionsRepo(store).add({
+      id: 'EXC-SWEEP',
+      owner: 'ciso@example.com',
+      justification: 'forensics copy, isolated',
+      scope: { resources: [open.resourceId] },
+      expires: '2099-12-31',
+    });
+    const { handler } = await import('../../../functions/aws/ingest.js');
+    // Act
+    const scheduled: { Records?: unknown[] } & Record<string, unknown> = eventBridgeEvent(
+      'aws.events',
+      'Scheduled Event',
+      {},
+    );
+    const out = await handler(scheduled, lambdaContext('ingest'));
+    // Assess
+    const c = CaseSchema.parse((await store.get('cases', caseKey))?.value);
+    expect(out).toMatchObject({ suppressed: expect.any(Number) });
+    expect(c.status).toBe('suppressed');
+    expect(c.exception?.id).toBe('EXC-SWEEP');
+    expect(published.map((e) => e.DetailType)).toEqual(expect.arrayContaining(['case.decided', 'case.exception']));
   });
 
   it('ticket creates one Jira issue for a decided case', async () => {
