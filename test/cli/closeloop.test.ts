@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FindingSchema } from '../../shared/core/model/finding.js';
 import { cli } from '../helpers/cli.js';
+import { startJiraDouble } from '../helpers/jira-double.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
@@ -46,6 +47,31 @@ describe('closeloop CLI', () => {
     const cases = await cli(['cases', '--json', '--home', home]);
     // Assess
     expect(JSON.parse(cases.out)).toEqual([]);
+  });
+
+  it('writes no evidence and calls no Jira when planning after a run, and the chain stays intact', async () => {
+    // Prepare: a run made a chain on disk; Jira is configured in the environment
+    await cli(['run', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', home]);
+    const files = () => readdirSync(join(home, 'evidence'), { recursive: true }).length;
+    const before = files();
+    const jira = await startJiraDouble();
+    vi.stubEnv('JIRA_BASE_URL', jira.url);
+    vi.stubEnv('JIRA_EMAIL', 'bot@example.com');
+    vi.stubEnv('JIRA_API_TOKEN', 'test-token-0000');
+    vi.stubEnv('JIRA_PROJECT', 'SEC');
+    try {
+      // Act
+      const plan = await cli(['plan', join(FIXTURES, 'guardduty'), '--config', CONFIG, '--home', home]);
+      const verify = await cli(['evidence', 'verify', '--home', home]);
+      // Assess
+      expect(plan.code).toBe(0);
+      expect(files()).toBe(before);
+      expect(jira.calls).toEqual([]);
+      expect(verify.code).toBe(0);
+    } finally {
+      vi.unstubAllEnvs();
+      await jira.close();
+    }
   });
 
   it('exits 1 and names input, source, field and reason when some inputs are rejected', async () => {

@@ -29,9 +29,10 @@ import { createTicketStage } from '../../core/tickets/stage.js';
 import { createVerifyStage, type VerifyDeps } from '../../core/verify/stage.js';
 import { loadConfig } from '../config/load.js';
 import { LocalFolderEvidenceStore } from '../evidence/local-folder.js';
+import { OverlayEvidenceStore } from '../evidence/overlay.js';
 import { OverlayDocStore } from '../store/overlay.js';
 import { SqliteDocStore } from '../store/sqlite.js';
-import { createTicketSink } from '../tickets/index.js';
+import { createTicketSink, LocalTicketSink } from '../tickets/index.js';
 import { LocalUpstreamStatus } from '../upstream/local.js';
 import { memberAccessFromEnv } from './member-role.js';
 
@@ -134,10 +135,13 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const recheck = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { ...liveOptions, fresh: true });
   // Undefined while the policy keeps lookups off.
   const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);
-  const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
+  // Read-only (`plan`): nothing written anywhere — evidence stays in memory over the folder, and tickets go
+  // to the local sink over the in-memory store, never to Jira.
+  const folder = new LocalFolderEvidenceStore(join(home, 'evidence'));
+  const evidence = opts.readOnly ? new OverlayEvidenceStore(folder) : folder;
   const tickets: TicketDeps = {
     store,
-    sink: createTicketSink(env, store, { clock, log }),
+    sink: opts.readOnly ? new LocalTicketSink(store, clock) : createTicketSink(env, store, { clock, log }),
     clock,
     log,
     policy: config.policy.tickets,
