@@ -276,6 +276,21 @@ describe('evidence chain on a local folder', () => {
     expect(md).toContain('| 3 |');
   });
 
+  it("says BROKEN in the story and the export when a case's newest record is deleted (its links stay intact)", async () => {
+    // Prepare: case-a holds records #1..#3
+    const rs = await writeSix();
+    // Act
+    await rm(evidence.pathOf(rs[4]?.hash ?? ''));
+    const story = await caseStory(evidence, 'case-a', store);
+    const json = JSON.parse(await exportCase(evidence, 'case-a', 'json', store));
+    const md = await exportCase(evidence, 'case-a', 'md', store);
+    // Assess
+    expect(story).toContain('chain BROKEN: case head is record #3');
+    expect(json.chain.ok).toBe(false);
+    expect(json.chain.problems.join(' ')).toContain('(deleted)');
+    expect(md).toContain('**BROKEN**');
+  });
+
   // jq and sha256sum are machine tools, not npm packages: the check runs where they exist (they do on CI here).
   const hasTools = (() => {
     try {

@@ -62,7 +62,7 @@ export async function cmdEvidence(
       case 'show': {
         if (!ref) throw new UsageError('evidence show <case>');
         const c = await resolveCase(rt.store, ref);
-        io.out(await caseStory(evidence, c.key));
+        io.out(await caseStory(evidence, c.key, rt.store));
         return 0;
       }
       case 'export': {
@@ -70,7 +70,7 @@ export async function cmdEvidence(
         const format = opts.format ?? 'md';
         if (format !== 'json' && format !== 'md') throw new UsageError(`--format must be json or md, not ${format}`);
         const c = await resolveCase(rt.store, ref);
-        const bundle = await exportCase(evidence, c.key, format);
+        const bundle = await exportCase(evidence, c.key, format, rt.store);
         if (args[2]) {
           writeFileSync(args[2], bundle);
           io.out(`written: ${args[2]}`);

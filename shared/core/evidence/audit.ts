@@ -124,8 +124,15 @@ async function checkHeads(
   return problems;
 }
 
-/** Checks one case's chain only (for `show` and `export`). */
-export function checkCase(stored: readonly StoredEvidence[]): { ok: boolean; problems: string[] } {
+/**
+ * Checks one case's chain only (for `show` and `export`): each record's hash, its link to the one before,
+ * its place (`caseSeq` 1, 2, …: a deleted record in the middle leaves a gap), and, given the case head the
+ * store keeps, that the newest record is that head (a deleted newest record leaves the links intact).
+ */
+export function checkCase(
+  stored: readonly StoredEvidence[],
+  head?: { hash: string; caseSeq: number } | null,
+): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
   let before: EvidenceRecord | undefined;
   for (const s of stored) {
@@ -139,9 +146,20 @@ export function checkCase(stored: readonly StoredEvidence[]): { ok: boolean; pro
     if (actual !== r.hash || s.key !== r.hash) problems.push(`${s.key}: edited (content hashes to ${actual})`);
     if (r.prevCaseHash !== (before?.hash ?? null))
       problems.push(`${s.key}: does not follow ${before?.hash ?? 'the start'}`);
+    const expected = (before?.caseSeq ?? 0) + 1;
+    if (r.caseSeq !== expected) problems.push(`${s.key}: is case record #${r.caseSeq}, #${expected} expected (missing)`);
     before = r;
   }
+  if (head && head.hash !== before?.hash)
+    problems.push(
+      `case head is record #${head.caseSeq} ${head.hash} but the newest stored record is ${before ? `#${before.caseSeq} ${before.hash}` : 'none'} (deleted)`,
+    );
   return { ok: problems.length === 0, problems };
+}
+
+/** The case head the store keeps (the newest record's hash and place), when a store is given. */
+async function caseHead(store: DocStore | undefined, caseKey: string) {
+  return store ? ((await getDoc(store, HEADS, caseHeadId(caseKey), CaseHeadSchema))?.value ?? null) : undefined;
 }
 
 function records(stored: readonly StoredEvidence[]): EvidenceRecord[] {
@@ -156,10 +174,11 @@ function records(stored: readonly StoredEvidence[]): EvidenceRecord[] {
  *
  * @example console.log(await caseStory(evidence, 'aws|arn:aws:s3:::acme-marketing-exports|Policy:S3/…'));
  */
-export async function caseStory(evidence: EvidenceStore, caseKey: string): Promise<string> {
+export async function caseStory(evidence: EvidenceStore, caseKey: string, store?: DocStore): Promise<string> {
   const stored = await evidence.listByCase(caseKey);
-  if (stored.length === 0) return `Case ${caseKey}: no evidence recorded.`;
-  const check = checkCase(stored);
+  const head = await caseHead(store, caseKey);
+  if (stored.length === 0 && !head) return `Case ${caseKey}: no evidence recorded.`;
+  const check = checkCase(stored, head);
   const lines = [
     `Case ${caseKey}`,
     `${stored.length} evidence record${stored.length === 1 ? '' : 's'}; chain ${check.ok ? 'intact' : `BROKEN: ${check.problems[0]}`}`,
@@ -186,9 +205,15 @@ export const BUNDLE_FORMAT = 'closeloop-evidence-bundle/1';
  *
  * @example await writeFile('case.md', await exportCase(evidence, key, 'md'));
  */
-export async function exportCase(evidence: EvidenceStore, caseKey: string, format: 'json' | 'md'): Promise<string> {
+export async function exportCase(
+  evidence: EvidenceStore,
+  caseKey: string,
+  format: 'json' | 'md',
+  /** Where the case head is kept: with it, a deleted newest record is found too. */
+  store?: DocStore,
+): Promise<string> {
   const stored = await evidence.listByCase(caseKey);
-  const check = checkCase(stored);
+  const check = checkCase(stored, await caseHead(store, caseKey));
   const raw = stored.map((s) => s.raw);
   if (format === 'json') {
     return `${JSON.stringify({ format: BUNDLE_FORMAT, caseKey, chain: check, howToVerify: HOW_TO_VERIFY, records: raw }, null, 2)}\n`;
