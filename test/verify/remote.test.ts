@@ -400,7 +400,7 @@ describe('verify stage: a verified SCC finding is marked resolved by its spoke',
     if (!verify) throw new Error('no re-read requested');
     await recordRemoteVerification(hub(), await spoke(verify));
     const resolve = remote.sent.at(-1);
-    if (!resolve || resolve.op !== 'resolve') throw new Error('no resolve requested');
+    if (resolve?.op !== 'resolve') throw new Error('no resolve requested');
     return resolve;
   }
 

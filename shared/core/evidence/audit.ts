@@ -147,7 +147,8 @@ export function checkCase(
     if (r.prevCaseHash !== (before?.hash ?? null))
       problems.push(`${s.key}: does not follow ${before?.hash ?? 'the start'}`);
     const expected = (before?.caseSeq ?? 0) + 1;
-    if (r.caseSeq !== expected) problems.push(`${s.key}: is case record #${r.caseSeq}, #${expected} expected (missing)`);
+    if (r.caseSeq !== expected)
+      problems.push(`${s.key}: is case record #${r.caseSeq}, #${expected} expected (missing)`);
     before = r;
   }
   if (head && head.hash !== before?.hash)
