@@ -4,7 +4,7 @@ import { type Action, type ActionContext, defineAction } from '../../shared/acti
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
 import { getAction } from '../../shared/actions/registry.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
-import { AdapterError } from '../../shared/core/errors.js';
+import { AdapterError, UsageError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
@@ -208,6 +208,21 @@ describe('remediation stage', () => {
     expect(c?.remediation).toMatchObject({ approvedBy: 'lead@example.com', state: 'applied' });
     expect(double.calls.apply).toBe(1);
   });
+
+  it.each(['verified', 'suppressed', 'pending-verification'] as const)(
+    'refuses to approve a %s case and leaves it as it is',
+    async (status) => {
+      // Prepare
+      await seed({ ...makeCase({ env: 'prod' }), status });
+      // Act
+      const out = await approveCase(deps(), CASE_KEY, 'lead@example.com').catch((e: unknown) => e);
+      // Assess
+      expect(out).toBeInstanceOf(UsageError);
+      expect(String(out)).toContain(`is ${status}: there is no fix to approve`);
+      expect((await stored())?.status).toBe(status);
+      expect(double.calls.apply).toBe(0);
+    },
+  );
 
   it("refuses an approval from someone apply.approvers does not list for the case's environment", async () => {
     // Prepare: prod lists the lead; every other environment ("*") the on-call.

@@ -570,13 +570,18 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
   };
 }
 
+/** Case statuses under which there is no fix to approve (closed, risk accepted, resolved at the source). */
+const NOT_APPROVABLE: ReadonlySet<CaseStatus> = new Set(['verified', 'suppressed', 'pending-verification']);
+
 /**
  * Records who approved and applies now when allowed (`apply` on and a cloud context), else marks the case
  * approved; its `approved` event makes a remediation stage that may apply carry it out (the remediate
  * function in the hub, `closeloop run --apply` locally). Applies exactly the plan that was approved.
+ * A case with nothing to approve (no action, applied, closed, suppressed) is a UsageError.
  *
  * @example await approveCase(deps, 'aws|arn:aws:s3:::acme-exports|S3.8', 'lead@acme.example')
  */
+
 export async function approveCase(
   deps: RemediationDeps,
   caseKey: string,
@@ -590,13 +595,20 @@ export async function approveCase(
     const detail = { reason: refused, approver };
     return { state: 'approval-refused', events: [event(deps, current, 'approval-refused', approver, detail, at)] };
   }
+  // A closed, suppressed or source-resolved case has nothing to approve: approving it would move it back to
+  // awaiting-approval (and count it open) under a verified closure or an accepted risk.
+  const closed = current && NOT_APPROVABLE.has(current.status) ? current.status : undefined;
+  if (closed) throw new UsageError(`case ${caseKey} is ${closed}: there is no fix to approve`);
   const c = await writeRemediation(
     deps,
     caseKey,
     { approvedBy: approver, approvedAt: at, state: 'approved', stateReason: `approved by ${approver}` },
-    (fresh) => fresh.remediation.action !== null && !['applying', 'applied'].includes(fresh.remediation.state),
+    (fresh) =>
+      fresh.remediation.action !== null &&
+      !['applying', 'applied'].includes(fresh.remediation.state) &&
+      !NOT_APPROVABLE.has(fresh.status),
   );
-  if (!c) throw new UsageError(`case ${caseKey} not found, has no action, or is already applied`);
+  if (!c) throw new UsageError(`case ${caseKey} not found, has no action, is already applied, or is closed`);
   const approvedEvent = event(deps, c, 'approved', approver, { approvedBy: approver });
   // Where nothing may be applied, the approval is recorded as is: re-planning without a cloud context
   // would replace the approved live plan with a description. The `approved` event carries it to the

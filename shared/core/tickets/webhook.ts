@@ -17,7 +17,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod';
-import { errorMessage } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
 import { CaseSchema } from '../model/case.js';
 import { type PipelineEvent, PipelineEventSchema } from '../model/events.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
@@ -336,6 +336,12 @@ async function approveFromJira(
       cases.push(caseKey);
       deps.log.info('case approved in jira', { caseKey, issueKey, approver, signal, state: out.state });
     } catch (e) {
+      if (e instanceof UsageError) {
+        // Nothing to approve (closed, suppressed, already applied): Jira's retries cannot change that.
+        await deps.store.put(COLLECTIONS.once, claimId, { at: deps.clock.now().toISOString(), state: 'done' });
+        deps.log.warn('jira approval ignored', { caseKey, issueKey, approver, reason: errorMessage(e) });
+        continue;
+      }
       await deps.store.delete(COLLECTIONS.once, claimId);
       deps.log.error('jira approval failed', { caseKey, issueKey, error: errorMessage(e) });
       throw e;
