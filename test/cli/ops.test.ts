@@ -89,6 +89,65 @@ describe('closeloop operator commands', () => {
     expect(reopened?.status).not.toBe('suppressed');
   });
 
+  it('revokes an exception of exceptions.yaml by storing a revoked copy, and re-opens its case', async () => {
+    // Prepare: the examples' website bucket is suppressed by EXC-001 from exceptions.yaml
+    await cli(['run', EVENTS, '--config', CONFIG, '--home', home]);
+    const isWebsite = (c: { resourceId: string }) => c.resourceId.endsWith('acme-public-website');
+    expect((await cases()).find(isWebsite)?.status).toBe('suppressed');
+    // Act
+    const r = await cli([
+      'exceptions',
+      'revoke',
+      'EXC-001',
+      '--by',
+      'ciso@example.com',
+      '--config',
+      CONFIG,
+      '--home',
+      home,
+    ]);
+    // Assess
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('exception EXC-001 revoked');
+    expect((await cases()).find(isWebsite)?.status).not.toBe('suppressed');
+    const list = await cli(['exceptions', '--json', '--config', CONFIG, '--home', home]);
+    const exc = z
+      .array(z.object({ id: z.string(), revokedBy: z.string().optional() }))
+      .parse(JSON.parse(list.out))
+      .filter((e) => e.id === 'EXC-001');
+    expect(exc).toEqual([expect.objectContaining({ revokedBy: 'ciso@example.com' })]);
+  });
+
+  it('refuses an exception that has already expired, and names the flag of a field it refuses', async () => {
+    // Prepare
+    const add = (expires: string, reason: string) =>
+      cli([
+        'exceptions',
+        'add',
+        '--id',
+        'EXC-901',
+        '--owner',
+        'web-lead@example.com',
+        '--reason',
+        reason,
+        '--expires',
+        expires,
+        '--control',
+        'S3.8',
+        '--home',
+        home,
+      ]);
+    // Act
+    const past = await add('2020-01-01', 'public assets bucket for the dev site');
+    const short = await add('2099-01-01', 'short');
+    // Assess
+    expect(past.code).toBe(2);
+    expect(past.err).toContain('--expires 2020-01-01 is not in the future');
+    expect(short.code).toBe(2);
+    expect(short.err).toContain('--reason: say why the risk is accepted');
+    expect((await cli(['exceptions', '--json', '--home', home])).out).not.toContain('EXC-901');
+  });
+
   it('names the missing flags when an exception is added without them', async () => {
     // Act
     const r = await cli(['exceptions', 'add', '--id', 'EXC-1', '--home', home]);

@@ -1,7 +1,14 @@
 /** CLI commands for people operating closeloop: actions, approve, rollback, exceptions, report. */
+import type * as z from 'zod';
 import { declarations } from '../../actions/registry.js';
 import { UsageError } from '../../core/errors.js';
-import { exceptionsRepo, isActive, type RiskException } from '../../core/policy/exceptions.js';
+import {
+  ExceptionSchema,
+  exceptionsRepo,
+  expiryInstant,
+  isActive,
+  type RiskException,
+} from '../../core/policy/exceptions.js';
 import { approveCase, rollbackCase } from '../../core/remediation/stage.js';
 import { buildReport, renderReport } from '../../core/report/report.js';
 import { createLocalRuntime } from '../wiring/local.js';
@@ -134,17 +141,29 @@ export async function cmdExceptions(
         ...(opts.resource?.length ? { resources: opts.resource } : {}),
         ...(opts.account?.length ? { accounts: opts.account } : {}),
       };
-      ({ changed, exception } = await repo.add({
+      const input = {
         id: opts.id,
         owner: opts.owner,
         justification: opts.reason,
         expires: opts.expires,
         scope,
         createdBy: opts.actor ?? rt.actor,
-      }));
+      };
+      const parsed = ExceptionSchema.safeParse(input);
+      if (!parsed.success) throw new UsageError(`exceptions add: ${flagErrors(parsed.error)}`);
+      // An acceptance that has already lapsed accepts nothing: said, not stored.
+      if (expiryInstant(parsed.data.expires) <= now.getTime())
+        throw new UsageError(`exceptions add: --expires ${opts.expires} is not in the future`);
+      ({ changed, exception } = await repo.add(input));
     } else if (sub === 'revoke') {
       if (!id) throw new UsageError('exceptions revoke <id> --by NAME');
-      ({ changed, exception } = await repo.revoke(id, opts.actor ?? rt.actor));
+      const by = opts.actor ?? rt.actor;
+      // An exception of exceptions.yaml is revoked by storing a revoked copy (a stored copy wins over the file's).
+      const fromFile = rt.config.exceptions.find((e) => e.id === id);
+      const stored = (await repo.list()).some((e) => e.id === id);
+      if (fromFile && !stored) {
+        ({ changed, exception } = await repo.add({ ...fromFile, revokedBy: by, revokedAt: now.toISOString() }));
+      } else ({ changed, exception } = await repo.revoke(id, by));
     } else throw new UsageError('exceptions list | add … | revoke <id>');
     const swept = await rt.ingest.sweepExceptions();
     await rt.settle();
@@ -158,6 +177,20 @@ export async function cmdExceptions(
   } finally {
     await rt.close();
   }
+}
+
+/** The CLI flag of each exception field, for errors that name what the user typed. */
+const FLAG_OF: Record<string, string> = {
+  id: '--id',
+  owner: '--owner',
+  justification: '--reason',
+  expires: '--expires',
+  scope: 'a scope flag (--control, --type, --resource, --account)',
+};
+
+/** One line per problem, naming the flag (`--reason: too short …`), not the schema's field path. */
+function flagErrors(error: z.ZodError): string {
+  return error.issues.map((i) => `${FLAG_OF[String(i.path[0] ?? '')] ?? i.path.join('.')}: ${i.message}`).join('; ');
 }
 
 /** `closeloop report`: time to ticket, fix and verified closure by severity, owner, team and environment. */
