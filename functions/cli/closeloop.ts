@@ -3,6 +3,9 @@ import { parseArgs } from 'node:util';
 import { commands, USAGE } from '../../shared/adapters/cli/registry.js';
 import { errorMessage } from '../../shared/core/errors.js';
 
+/** Exit code of a command that failed (an unexpected error, the store unusable): not a rejection (1). */
+export const FAILED = 3;
+
 export async function main(
   argv: string[],
   io = { out: (t: string) => console.log(t), err: (t: string) => console.error(t) },
@@ -43,7 +46,8 @@ export async function main(
   } catch (e) {
     const usage = e instanceof Error && (e.name === 'UsageError' || e.name === 'ConfigError');
     io.err(`closeloop ${name}: ${errorMessage(e)}`);
-    return usage ? 2 : 1;
+    // 3, not 1: a run that failed must not read as "some inputs rejected" (npm start explains a 1 away).
+    return usage ? 2 : FAILED;
   }
 }
 

@@ -74,6 +74,17 @@ describe('closeloop CLI', () => {
     }
   });
 
+  it('exits 3, not 1 (some inputs rejected), when the command fails', async () => {
+    // Prepare: the home is a file, so the store cannot be opened
+    const file = join(tmp.dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    // Act
+    const r = await cli(['run', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', file]);
+    // Assess
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('closeloop run:');
+  });
+
   it('exits 1 and names input, source, field and reason when some inputs are rejected', async () => {
     // Prepare
     const dir = join(tmp.dir, 'in');

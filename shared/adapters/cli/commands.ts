@@ -1,6 +1,6 @@
 /**
  * The `closeloop` commands. Each returns an exit code: 0 when every input was accepted, 1 when some
- * were rejected (kept as dead letters), 2 on usage errors.
+ * were rejected (kept as dead letters), 2 on usage errors; a command that throws exits 3 (closeloop.ts).
  */
 import * as z from 'zod';
 import { UsageError } from '../../core/errors.js';
