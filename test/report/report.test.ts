@@ -102,8 +102,11 @@ describe('closure report', () => {
     const text = renderReport(await buildReport(store, NOW));
     // Assess
     expect(text).toContain('3 case(s), 1 sample(s) excluded');
-    expect(text).toMatch(/severity\s+cases\s+open\s+verified\s+past SLA\s+to ticket h\s+to fix h\s+to verified h/);
-    expect(text).toMatch(/high\s+2\s+1\s+1\s+1\s+2\/4\s+10\/10\s+11\/11/);
+    // cases = open + verified + suppressed: the columns add up
+    expect(text).toMatch(
+      /severity\s+cases\s+open\s+verified\s+suppressed\s+past SLA\s+to ticket h\s+to fix h\s+to verified h/,
+    );
+    expect(text).toMatch(/high\s+2\s+1\s+1\s+0\s+1\s+2\/4\s+10\/10\s+11\/11/);
     expect(text).toContain('Open past SLA: 1');
     expect(text).toContain('arn:aws:s3:::unowned-bucket (account 777788889999) → secops-triage@acme.example');
   });
