@@ -265,6 +265,8 @@ describe('closeloop against live (mocked) S3', () => {
     });
     expect(bucket.block).toEqual(ALL_ON);
     expect(evidence.out).toContain('approval-refused');
+    // --json: the JSON bundle, its chain check intact
+    expect(JSON.parse(evidence.out)).toMatchObject({ caseKey: waiting.key, chain: { ok: true } });
   });
 
   it('applies an approval given in a dry-run at the next run --apply', async () => {

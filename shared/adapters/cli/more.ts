@@ -62,12 +62,15 @@ export async function cmdEvidence(
       case 'show': {
         if (!ref) throw new UsageError('evidence show <case>');
         const c = await resolveCase(rt.store, ref);
-        io.out(await caseStory(evidence, c.key, rt.store));
+        // --json: the records and the chain check as the JSON bundle (what export --format json writes).
+        io.out(
+          opts.json ? await exportCase(evidence, c.key, 'json', rt.store) : await caseStory(evidence, c.key, rt.store),
+        );
         return 0;
       }
       case 'export': {
         if (!ref) throw new UsageError('evidence export <case> [--format json|md]');
-        const format = opts.format ?? 'md';
+        const format = opts.format ?? (opts.json ? 'json' : 'md');
         if (format !== 'json' && format !== 'md') throw new UsageError(`--format must be json or md, not ${format}`);
         const c = await resolveCase(rt.store, ref);
         const bundle = await exportCase(evidence, c.key, format, rt.store);
