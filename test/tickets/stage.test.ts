@@ -14,6 +14,15 @@ async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
   return t;
 }
 
+/** A local harness and one case whose ticket is made (LOCAL-1). */
+async function ticketedCase() {
+  const h = localHarness();
+  const c = makeCase();
+  await putCase(h.store, c);
+  await h.stage.handle(decided(c));
+  return { h, c };
+}
+
 describe('ticket stage (local sink)', () => {
   it('creates exactly one ticket per case when each event is replayed three times concurrently', async () => {
     // Prepare
@@ -177,10 +186,7 @@ describe('ticket stage (local sink)', () => {
 
   it('comments and labels risk-accepted once when an exception suppresses the case', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     const exception = {
       id: 'EXC-7',
       owner: 'ciso@example.com',
@@ -214,10 +220,7 @@ describe('ticket stage (local sink)', () => {
 
   it('reopens the ticket when the exception has expired', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
     await h.sink.addLabels({ key: 'LOCAL-1', sink: 'local' }, ['risk-accepted']);
     const expired = { id: 'EXC-7', owner: 'ciso@example.com', justification: 'temporary', expires: '2026-02-01' };
@@ -235,10 +238,7 @@ describe('ticket stage (local sink)', () => {
 
   it('says once on the ticket that the risk is no longer accepted when an exception is revoked', async () => {
     // Prepare: a ticketed case, then suppressed by an exception (risk-accepted comment), then the exception revoked
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     await h.sink.addLabels({ key: 'LOCAL-1', sink: 'local' }, ['risk-accepted']);
     const lifted = { id: 'EXC-8', owner: 'ciso@example.com', justification: 'temporary', expires: '2027-02-01' };
     const stored = await readCase(h.store, c.key);
@@ -262,10 +262,7 @@ describe('ticket stage (local sink)', () => {
 
   it('reopens the closed ticket once, saying why, when the source reports a verified case active again', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
     const stored = await readCase(h.store, c.key);
     const regressed = {
@@ -301,10 +298,7 @@ describe('ticket stage (local sink)', () => {
 
   it('tells how to approve when remediation awaits approval', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     // Act
     const ev = {
       id: 'r1',
@@ -325,10 +319,7 @@ describe('ticket stage (local sink)', () => {
 
   it('moves the ticket to done with the evidence summary and hash when verified', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     // Act
     await h.stage.handle({
       id: 'v1',
@@ -349,10 +340,7 @@ describe('ticket stage (local sink)', () => {
 
   it('leaves the ticket open when a verified event arrives after the case reopened', async () => {
     // Prepare: the case regressed (reopened) before the earlier verification's event was delivered
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     await putCase(h.store, { ...(await readCase(h.store, c.key)), status: 'reopened' });
     // Act
     await h.stage.handle({ id: 'v-late', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
@@ -363,10 +351,7 @@ describe('ticket stage (local sink)', () => {
 
   it('reopens with the reason when verification fails after the ticket was closed', async () => {
     // Prepare
-    const h = localHarness();
-    const c = makeCase();
-    await putCase(h.store, c);
-    await h.stage.handle(decided(c));
+    const { h, c } = await ticketedCase();
     await h.stage.handle({ id: 'v1', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
     const stored = await readCase(h.store, c.key);
     await putCase(h.store, {
