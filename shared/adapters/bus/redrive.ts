@@ -39,6 +39,36 @@ export function parseQueueMap(json: string | undefined): QueueMap {
   }
 }
 
+/** The batch payload SQS accepts at most (the long-standing 256 KiB; it is larger today). */
+const BATCH_BYTES = 256 * 1024;
+
+/** What SQS counts of a message: its body and its attributes' names, types and values. */
+function messageBytes(m: {
+  Body?: string | undefined;
+  MessageAttributes?: Record<string, unknown> | undefined;
+}): number {
+  return Buffer.byteLength(m.Body ?? '', 'utf8') + Buffer.byteLength(JSON.stringify(m.MessageAttributes ?? {}), 'utf8');
+}
+
+/** In order, parts whose total size stays within `limit` (a message larger than it goes alone). */
+function bySize<T extends { m: Parameters<typeof messageBytes>[0] }>(items: readonly T[], limit: number): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = messageBytes(item.m);
+    if (part.length > 0 && bytes + size > limit) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(item);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
 /**
  * @example
  * await redrive(new SQSClient({}), parseQueueMap(process.env.CLOSELOOP_QUEUES), { queue: 'ticket', max: 50 });
@@ -60,17 +90,25 @@ export async function redrive(client: SQSClient, queues: QueueMap, request: Redr
     );
     const messages = (received.Messages ?? []).filter((m) => m.MessageId && m.Body !== undefined && m.ReceiptHandle);
     if (messages.length === 0) break;
-    const sent = await client.send(
-      new SendMessageBatchCommand({
-        QueueUrl: target.queue,
-        Entries: messages.map((m, i) => ({
-          Id: String(i),
-          MessageBody: m.Body ?? '',
-          ...(m.MessageAttributes ? { MessageAttributes: m.MessageAttributes } : {}),
-        })),
-      }),
-    );
-    const ok = new Set((sent.Successful ?? []).map((s) => s.Id));
+    // SQS caps a whole batch's payload (256 KiB, as it long did): ten large spoke documents in one
+    // SendMessageBatch were refused as a whole (BatchRequestTooLong), and the dead-letter queue never drained.
+    const ok = new Set<string>();
+    for (const part of bySize(
+      messages.map((m, i) => ({ m, i })),
+      BATCH_BYTES,
+    )) {
+      const sent = await client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: target.queue,
+          Entries: part.map(({ m, i }) => ({
+            Id: String(i),
+            MessageBody: m.Body ?? '',
+            ...(m.MessageAttributes ? { MessageAttributes: m.MessageAttributes } : {}),
+          })),
+        }),
+      );
+      for (const s of sent.Successful ?? []) if (s.Id) ok.add(s.Id);
+    }
     // Only what reached the queue leaves the DLQ; the rest stays for the next run.
     const toDelete = messages.flatMap((m, i) =>
       ok.has(String(i)) ? [{ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' }] : [],
