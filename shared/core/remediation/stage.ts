@@ -283,10 +283,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       reason,
     );
     if (!next) return { events: [], state: 'unchanged' };
-    await deps.store.delete(HELD_COLLECTION, c.key);
     const detail = { plan: planned.plan, before: extra.before, requestIds };
-    const verify = verifyAfterApply(c.key, token, appliedAt, actor);
-    return { events: [event(deps, next, 'applied', actor, detail, '', appliedAt), verify], state: 'applied' };
+    return { events: await appliedOutcome(deps, next, actor, detail, token, appliedAt), state: 'applied' };
   } catch (e) {
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
     // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt),
@@ -301,6 +299,25 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     };
     return settle(deps, c, 'failed', reason, extra, actor);
   }
+}
+
+/**
+ * What an apply recorded on `next` announces: its hold lifted, the `applied` event (timed at the apply, so a
+ * re-send has the same id) and the verification it owes (one per claim `token`).
+ */
+async function appliedOutcome(
+  deps: RemediationDeps,
+  next: Case,
+  actor: string,
+  detail: Record<string, unknown>,
+  token: string,
+  appliedAt: string,
+): Promise<PipelineEvent[]> {
+  await deps.store.delete(HELD_COLLECTION, next.key);
+  return [
+    event(deps, next, 'applied', actor, detail, '', appliedAt),
+    verifyAfterApply(next.key, token, appliedAt, actor),
+  ];
 }
 
 /**
@@ -326,8 +343,8 @@ async function finishedEarlier(
   actor: string,
 ): Promise<Outcome> {
   const r = c.remediation;
-  const token = shortHash(`${c.key}|${deps.clock.now().toISOString()}|${Math.random()}`);
   const appliedAt = deps.clock.now().toISOString();
+  const token = shortHash(`${c.key}|${appliedAt}|${Math.random()}`);
   const reason = `applied ${action.id} by an earlier attempt${r.unconfirmed ? ` ("${r.unconfirmed}" had no definite answer)` : ''}: the live state needs nothing more`;
   const next = await writeRemediation(
     deps,
@@ -337,15 +354,8 @@ async function finishedEarlier(
     reason,
   );
   if (!next) return { events: [], state: 'unchanged' };
-  await deps.store.delete(HELD_COLLECTION, c.key);
   const detail = { plan: planned.plan, before: next.remediation.before, requestIds: next.remediation.requestIds ?? [] };
-  return {
-    events: [
-      event(deps, next, 'applied', actor, detail, '', appliedAt),
-      verifyAfterApply(c.key, token, appliedAt, actor),
-    ],
-    state: 'applied',
-  };
+  return { events: await appliedOutcome(deps, next, actor, detail, token, appliedAt), state: 'applied' };
 }
 
 /**
@@ -478,10 +488,9 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   // Settled against the case as it is: after an earlier apply that may have changed the resource
   // (startedBefore), its steps stay first, its before-state stays the one kept for rollback, and a spoke
   // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier).
-  let state: RemediationState = reported;
   const patch = (f: Case): Partial<CaseRemediation> => {
     const earlier = startedBefore(f.remediation);
-    state = earlier && reported === 'noop' ? 'applied' : reported;
+    const state: RemediationState = earlier && reported === 'noop' ? 'applied' : reported;
     const requestIds = [...(earlier ? (f.remediation.requestIds ?? []) : []), ...result.requestIds];
     const before = earlier ? f.remediation.before : result.before;
     return {
@@ -510,14 +519,9 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
     const current = await readCase(deps.store, result.caseKey);
     return current?.remediation.applyToken === token ? appliedFollowUps(deps, current) : [];
   }
-  const events: PipelineEvent[] = [
-    event(deps, next, state, result.actor, detail, '', state === 'applied' ? at : undefined),
-  ];
-  if (state === 'applied') {
-    await deps.store.delete(HELD_COLLECTION, next.key);
-    events.push(verifyAfterApply(next.key, token, at, result.actor));
-  }
-  return events;
+  const state = next.remediation.state;
+  if (state === 'applied') return appliedOutcome(deps, next, result.actor, detail, token, at);
+  return [event(deps, next, state, result.actor, detail)];
 }
 
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {
@@ -581,7 +585,6 @@ const NOT_APPROVABLE: ReadonlySet<CaseStatus> = new Set(['verified', 'suppressed
  *
  * @example await approveCase(deps, 'aws|arn:aws:s3:::acme-exports|S3.8', 'lead@acme.example')
  */
-
 export async function approveCase(
   deps: RemediationDeps,
   caseKey: string,
