@@ -456,11 +456,16 @@ function evidenceSummary(a: Assessment, record: EvidenceRecord, upstream: Upstre
         ? "the source's own state"
         : 'no basis';
   const up = upstream
-    .flatMap((u) => [u, ...(u.also ?? [])])
+    .flatMap(withCopies)
     .map((u) => `${u.source} ${u.outcome}${u.requestId ? ` (request ${u.requestId})` : ''}`)
     .join(', ');
   return `Verdict ${a.verdict} on ${basis}: ${reason}.${up ? ` Upstream: ${up}.` : ''} Evidence record ${record.hash} (case record #${record.caseSeq}, chain #${record.seq}).`;
 }
+
+/** A source update and those of the finding's copies in other sources (`also`), in that order. */
+const withCopies = (u: UpstreamResult): UpstreamResult[] => [u, ...(u.also ?? [])];
+/** One source update in a sentence: `securityhub: updated: workflow set to RESOLVED on …`. */
+const said = (u: UpstreamResult): string => `${u.source}: ${u.outcome}: ${u.detail}`;
 
 /** A source update of one finding, as the verify record keeps it (`findingKey`: since 2026-12-08). */
 type FindingUpstream = UpstreamResult & { findingKey?: string };
@@ -486,7 +491,7 @@ function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: stri
   const fresh = upstream.map((u) => ({
     source: u.source,
     ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
-    outcome: `${u.outcome}: ${u.detail}${(u.also ?? []).map((x) => `; ${x.source}: ${x.outcome}: ${x.detail}`).join('')}`,
+    outcome: `${u.outcome}: ${u.detail}${(u.also ?? []).map((x) => `; ${said(x)}`).join('')}`,
     at,
   }));
   const made = new Set(upstream.map((u) => u.findingKey));
@@ -547,8 +552,8 @@ async function markUpstream(
         actor: actorFrom(VERIFIER),
         eventId: null,
         at,
-        summary: [r, ...(r.also ?? [])].map((u) => `${u.source}: ${u.outcome}: ${u.detail}`).join('; '),
-        calls: [r, ...(r.also ?? [])].flatMap((u) =>
+        summary: withCopies(r).map(said).join('; '),
+        calls: withCopies(r).flatMap((u) =>
           u.api ? [{ api: u.api, requestId: u.requestId, outcome: u.outcome }] : [],
         ),
         verdict: r.outcome,
