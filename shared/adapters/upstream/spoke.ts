@@ -21,8 +21,8 @@ export const RESOLVE_ACTION = 'upstream.resolve';
 /**
  * The hub's side: asks the spoke of the finding's cloud to mark it resolved. A Defender assessment (no
  * settable state) or an alert without its place is answered here, without asking. The request id derives
- * from the finding's state, so a repeated verification of the same state asks once (the spoke's answer
- * is recorded by the verifier, idempotently, when it comes back).
+ * from the finding's state and the day, so re-checks of the same state ask at most once a day (the spoke's
+ * answer is recorded by the verifier, idempotently, when it comes back).
  */
 export class RemoteUpstream implements UpstreamStatus {
   constructor(private readonly opts: { executor: RemoteExecutor; actor: string; clock: Clock }) {}
@@ -43,8 +43,7 @@ export class RemoteUpstream implements UpstreamStatus {
       const alert = alertRef(finding.raw);
       if (alert === undefined || alert === 'assessment')
         return { source: finding.source, api: null, requestId: null, ...unsettable(alert) };
-      const { resourceGroup, ...place } = alert;
-      ref.alert = resourceGroup ? { ...place, resourceGroup } : place;
+      ref.alert = alert;
     }
     const requestId = `up-${shortHash(`${finding.key}|${finding.updatedAt}|${this.opts.clock.now().toISOString().slice(0, 10)}`)}`;
     await this.opts.executor.dispatch({
