@@ -21,8 +21,17 @@ export interface GuardDutyUpstreamOptions {
   account?: string;
 }
 
-/** `arn:aws:guardduty:{region}:{account}:detector/{detectorId}/finding/{id}` (finding-formats.md §5.1) */
-const ARN = /^arn:[^:]+:guardduty:([^:]+):(\d{12}):detector\/([^/]+)\/finding\/([^/]+)$/;
+/** `arn:{partition}:guardduty:{region}:{account}:detector/{detectorId}/finding/{id}` (finding-formats.md §5.1) */
+const ARN = /^arn:([^:]+):guardduty:([^:]+):(\d{12}):detector\/([^/]+)\/finding\/([^/]+)$/;
+
+/** The parts of a GuardDuty finding ARN, or undefined when `arn` is not one. */
+export function guardDutyArn(
+  arn: string,
+): { partition: string; region: string; account: string; detectorId: string; findingId: string } | undefined {
+  const m = ARN.exec(arn);
+  if (!m?.[1] || !m[2] || !m[3] || !m[4] || !m[5]) return undefined;
+  return { partition: m[1], region: m[2], account: m[3], detectorId: m[4], findingId: m[5] };
+}
 
 export class GuardDutyUpstream implements UpstreamStatus {
   private readonly ownDetectors = new Map<string, Promise<string>>();
@@ -51,15 +60,11 @@ export class GuardDutyUpstream implements UpstreamStatus {
     const base = { source: finding.source, api: null, requestId: null };
     if (!this.opts.archive)
       return { ...base, outcome: 'not-updated', detail: 'GuardDuty archiving disabled by policy' };
-    const m = ARN.exec(finding.sourceId);
-    const region = m?.[1];
-    const account = m?.[2];
-    const findingId = m?.[4];
-    if (!region || !account || !m?.[3] || !findingId) {
-      return { ...base, outcome: 'not-updated', detail: `no detector id in ${finding.sourceId}` };
-    }
+    const arn = guardDutyArn(finding.sourceId);
+    if (!arn) return { ...base, outcome: 'not-updated', detail: `no detector id in ${finding.sourceId}` };
+    const { region, account, findingId } = arn;
     const member = this.opts.account !== undefined && account !== this.opts.account;
-    const detectorId = member ? await this.ownDetector(region) : m[3];
+    const detectorId = member ? await this.ownDetector(region) : arn.detectorId;
     const api = 'guardduty:ArchiveFindings';
     const out = await this.opts
       .client(region)

@@ -7,8 +7,7 @@
 import { errorMessage } from '../../core/errors.js';
 import type { Finding, Source } from '../../core/model/finding.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
-
-const GUARDDUTY_ARN = /^arn:([^:]+):guardduty:([^:]+):\d{12}:detector\/[^/]+\/finding\/[^/]+$/;
+import { guardDutyArn } from './guardduty.js';
 
 /**
  * The same GuardDuty finding as the other channel carries it: the native finding for a Security Hub copy
@@ -16,12 +15,11 @@ const GUARDDUTY_ARN = /^arn:([^:]+):guardduty:([^:]+):\d{12}:detector\/[^/]+\/fi
  * integration's ProductArn, §6.5). Undefined for anything else.
  */
 export function twinOf(f: Finding): Finding | undefined {
-  const arn = GUARDDUTY_ARN.exec(f.sourceId);
+  const arn = guardDutyArn(f.sourceId);
   if (!arn) return undefined;
   if (f.source === 'securityhub' && f.product.toLowerCase() === 'guardduty') return { ...f, source: 'guardduty' };
   if (f.source !== 'guardduty') return undefined;
-  const [, partition, region] = arn;
-  const productArn = `arn:${partition}:securityhub:${region}::product/aws/guardduty`;
+  const productArn = `arn:${arn.partition}:securityhub:${arn.region}::product/aws/guardduty`;
   return { ...f, source: 'securityhub', raw: { Id: f.sourceId, ProductArn: productArn } };
 }
 
