@@ -84,16 +84,13 @@ export function createTicketStage(deps: TicketDeps): Stage {
           break;
         case 'case.exception':
           if (event.active && c.exception) await acceptRisk(ctx, c, c.exception.id);
-          else if (!event.active) {
-            await reopen(
+          else if (!event.active)
+            await riskNoLongerAccepted(
               ctx,
               c,
               `exception ${event.exceptionId} no longer applies`,
-              false,
               `expired|${c.key}|${event.exceptionId}`,
             );
-            if (c.ticket) await dropRiskAccepted(ctx, c, `expired|${c.key}|${event.exceptionId}`);
-          }
           break;
         default:
           break;
@@ -110,26 +107,16 @@ const comment = (c: Case, body: AdfDoc): OutboxOp => ({ op: 'comment', caseKey: 
 async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurrence: boolean): Promise<void> {
   const d = c.lastDecision;
   if (d?.exceptionExpired) {
-    await reopen(
-      ctx,
-      c,
-      exceptionExpiredReason(d.exceptionExpired),
-      false,
-      `expired|${c.key}|${d.exceptionExpired.id}`,
-    );
-    if (c.ticket) return dropRiskAccepted(ctx, c, `expired|${c.key}|${d.exceptionExpired.id}`);
+    const x = d.exceptionExpired;
+    await riskNoLongerAccepted(ctx, c, exceptionExpiredReason(x), `expired|${c.key}|${x.id}`);
+    if (c.ticket) return;
   }
   if (d?.exceptionLifted) {
     // Revoked (or narrowed) before it expired: the ticket said the risk was accepted; now it is not.
-    const once = `lifted|${c.key}|${d.exceptionLifted.id}|${c.updatedAt}`;
-    await reopen(
-      ctx,
-      c,
-      `exception ${d.exceptionLifted.id} no longer applies (revoked, or its scope no longer covers this case): the risk is no longer accepted`,
-      false,
-      once,
-    );
-    if (c.ticket) return dropRiskAccepted(ctx, c, once);
+    const x = d.exceptionLifted;
+    const why = `exception ${x.id} no longer applies (revoked, or its scope no longer covers this case): the risk is no longer accepted`;
+    await riskNoLongerAccepted(ctx, c, why, `lifted|${c.key}|${x.id}|${c.updatedAt}`);
+    if (c.ticket) return;
   }
   if (d?.exception) {
     if (c.ticket) await acceptRisk(ctx, c, d.exception.id);
@@ -273,8 +260,13 @@ async function reopen(
   );
 }
 
-/** The risk is no longer accepted: the ticket's `risk-accepted` label comes off (once per `onceKey`). */
-async function dropRiskAccepted(ctx: TicketContext, c: Case, onceKey: string): Promise<void> {
+/**
+ * The risk is no longer accepted (an exception expired or was lifted): the ticket reopens saying why and its
+ * `risk-accepted` label comes off, once per `onceKey`; a case never ticketed gets its ticket.
+ */
+async function riskNoLongerAccepted(ctx: TicketContext, c: Case, reason: string, onceKey: string): Promise<void> {
+  await reopen(ctx, c, reason, false, onceKey);
+  if (!c.ticket) return;
   await enqueueAndSend(
     ctx,
     [{ op: 'labels', caseKey: c.key, labels: [], remove: [RISK_ACCEPTED_LABEL] }],
