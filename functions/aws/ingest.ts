@@ -11,7 +11,8 @@ import { eventBridgeEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { createAwsIngest } from '../../shared/adapters/wiring/aws-ingest.js';
 import { errorMessage, isInvalid } from '../../shared/core/errors.js';
-import { hubFunction, type LambdaContext, MetricUnit, sqsFunction } from './middleware/hub-function.js';
+import type { Rejected } from '../../shared/core/model/finding.js';
+import { hubFunction, type LambdaContext, type Metrics, MetricUnit, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });
 let pipeline: ReturnType<typeof createAwsIngest> | undefined;
@@ -21,32 +22,31 @@ const ingestPipeline = () =>
     throw e;
   }));
 
+/** A message retrying cannot fix, kept in the store as a dead letter with its reason (not failed to SQS). */
+async function keep(rejected: Rejected, metrics: Metrics, what: string): Promise<void> {
+  await (await ingestPipeline()).deadLetter([rejected], ports.clock.now().toISOString());
+  metrics.addMetric('Rejected', MetricUnit.Count, 1);
+  ports.log.warn(what, { input: rejected.input, path: rejected.path, reason: rejected.reason });
+}
+
 const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
   let doc: ReturnType<typeof hubIngestDoc>;
   try {
     doc = hubIngestDoc(eventBridgeEventFromSqs(record));
   } catch (e) {
     if (!isInvalid(e)) throw e;
-    // Not an EventBridge event, or a spoke detail that does not parse: retrying cannot fix it. Kept as a
-    // dead letter with the reason, like any rejected input, instead of five retries and an SQS DLQ.
-    const input = `sqs:${record.messageId}`;
+    // Not an EventBridge event, or a spoke detail that does not parse: five retries and an SQS DLQ would
+    // keep it without the reason.
     const reason = errorMessage(e);
-    await (await ingestPipeline()).deadLetter(
-      [{ input, source: 'unknown', path: '$', reason }],
-      ports.clock.now().toISOString(),
+    return keep(
+      { input: `sqs:${record.messageId}`, source: 'unknown', path: '$', reason },
+      metrics,
+      'unreadable input',
     );
-    metrics.addMetric('Rejected', MetricUnit.Count, 1);
-    ports.log.warn('unreadable input', { input, reason });
-    return;
   }
   const input = `sqs:${record.messageId}:${doc.input}`;
-  if ('refused' in doc) {
-    // Its sender is not who it claims to be: kept as a dead letter, never read (retrying cannot fix it).
-    await (await ingestPipeline()).deadLetter([{ ...doc.refused, input }], ports.clock.now().toISOString());
-    metrics.addMetric('Rejected', MetricUnit.Count, 1);
-    ports.log.warn('refused input', { input, path: doc.refused.path, reason: doc.refused.reason });
-    return;
-  }
+  // Its sender is not who it claims to be: never read.
+  if ('refused' in doc) return keep({ ...doc.refused, input }, metrics, 'refused input');
   const { stats, rejected } = await (await ingestPipeline()).ingest([
     {
       input,

@@ -12,6 +12,7 @@ import { type SqsRecord, SqsRecordSchema } from '../../../shared/adapters/bus/sq
 import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
 import { errorMessage, kindOf } from '../../../shared/core/errors.js';
 
+export type { Metrics };
 export { MetricUnit };
 
 /** Lambda's context, as far as the middlewares read it. */

@@ -154,7 +154,7 @@ export async function cmdExceptions(
       // An acceptance that has already lapsed accepts nothing: said, not stored.
       if (expiryInstant(parsed.data.expires) <= now.getTime())
         throw new UsageError(`exceptions add: --expires ${opts.expires} is not in the future`);
-      ({ changed, exception } = await repo.add(input));
+      ({ changed, exception } = await repo.add(parsed.data));
     } else if (sub === 'revoke') {
       if (!id) throw new UsageError('exceptions revoke <id> --by NAME');
       const by = opts.actor ?? rt.actor;
