@@ -10,6 +10,7 @@ import { type EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } 
 import { AdapterError } from '../../core/errors.js';
 import type { PipelineEvent } from '../../core/model/events.js';
 import type { EventBus } from '../../core/ports.js';
+import { batchesOf } from '../../core/util/batches.js';
 
 /** PutEvents accepts at most 10 entries per call. */
 export const MAX_ENTRIES_PER_CALL = 10;
@@ -37,24 +38,13 @@ export function entrySize(entry: PutEventsRequestEntry): number {
 
 /** Splits entries into PutEvents calls of ≤ 10 entries and ≤ 256 KB each. */
 export function chunkEntries(entries: readonly PutEventsRequestEntry[]): PutEventsRequestEntry[][] {
-  const chunks: PutEventsRequestEntry[][] = [];
-  let current: PutEventsRequestEntry[] = [];
-  let bytes = 0;
   for (const entry of entries) {
     const size = entrySize(entry);
     if (size > MAX_REQUEST_BYTES) {
       throw new AdapterError('invalid', `event ${entry.DetailType ?? ''} is ${size} bytes; EventBridge allows 256 KB`);
     }
-    if (current.length === MAX_ENTRIES_PER_CALL || bytes + size > MAX_REQUEST_BYTES) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(entry);
-    bytes += size;
   }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  return batchesOf(entries, entrySize, { maxItems: MAX_ENTRIES_PER_CALL, maxBytes: MAX_REQUEST_BYTES });
 }
 
 /**

@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { AdapterError, ConfigError } from '../../core/errors.js';
+import { batchesOf } from '../../core/util/batches.js';
 
 /** `CLOSELOOP_QUEUES`: queue name → { queue URL, DLQ URL } (serverless.yml builds it with Fn::Sub). */
 export const QueueMapSchema = z.record(z.string(), z.object({ queue: z.url(), dlq: z.url() }));
@@ -50,25 +51,6 @@ function messageBytes(m: {
   return Buffer.byteLength(m.Body ?? '', 'utf8') + Buffer.byteLength(JSON.stringify(m.MessageAttributes ?? {}), 'utf8');
 }
 
-/** In order, parts whose total size stays within `limit` (a message larger than it goes alone). */
-function bySize<T extends { m: Parameters<typeof messageBytes>[0] }>(items: readonly T[], limit: number): T[][] {
-  const parts: T[][] = [];
-  let part: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = messageBytes(item.m);
-    if (part.length > 0 && bytes + size > limit) {
-      parts.push(part);
-      part = [];
-      bytes = 0;
-    }
-    part.push(item);
-    bytes += size;
-  }
-  if (part.length > 0) parts.push(part);
-  return parts;
-}
-
 /**
  * @example
  * await redrive(new SQSClient({}), parseQueueMap(process.env.CLOSELOOP_QUEUES), { queue: 'ticket', max: 50 });
@@ -93,10 +75,8 @@ export async function redrive(client: SQSClient, queues: QueueMap, request: Redr
     // SQS caps a whole batch's payload (256 KiB, as it long did): ten large spoke documents in one
     // SendMessageBatch were refused as a whole (BatchRequestTooLong), and the dead-letter queue never drained.
     const ok = new Set<string>();
-    for (const part of bySize(
-      messages.map((m, i) => ({ m, i })),
-      BATCH_BYTES,
-    )) {
+    const numbered = messages.map((m, i) => ({ m, i }));
+    for (const part of batchesOf(numbered, ({ m }) => messageBytes(m), { maxItems: 10, maxBytes: BATCH_BYTES })) {
       const sent = await client.send(
         new SendMessageBatchCommand({
           QueueUrl: target.queue,
