@@ -12,7 +12,7 @@ import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { createAwsIngest } from '../../shared/adapters/wiring/aws-ingest.js';
 import { errorMessage, isInvalid } from '../../shared/core/errors.js';
 import type { Rejected } from '../../shared/core/model/finding.js';
-import { hubFunction, type LambdaContext, type Metrics, MetricUnit, sqsFunction } from './middleware/hub-function.js';
+import { hubFunction, type Metrics, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ingest' }) });
 let pipeline: ReturnType<typeof createAwsIngest> | undefined;
@@ -72,12 +72,5 @@ const onSchedule = hubFunction(ports, 'exception-sweep', async (_event: unknown,
   return counts;
 });
 
-type QueueAnswer = Awaited<ReturnType<typeof onQueue>>;
-type SweepAnswer = Awaited<ReturnType<typeof onSchedule>>;
-
 /** An EventBridge schedule invokes with a `Scheduled Event`; the ingest queue with `Records`. */
-export function handler(event: { Records: unknown[] }, context: LambdaContext): Promise<QueueAnswer>;
-export function handler(event: object, context: LambdaContext): Promise<QueueAnswer | SweepAnswer>;
-export function handler(event: { Records?: unknown[] }, context: LambdaContext): Promise<QueueAnswer | SweepAnswer> {
-  return Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);
-}
+export const handler = queueOrSchedule(onQueue, onSchedule);

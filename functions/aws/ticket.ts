@@ -12,12 +12,12 @@ import { ConfigError } from '../../shared/core/errors.js';
 import type { TicketDeps } from '../../shared/core/tickets/context.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
-import { hubFunction, type LambdaContext, MetricUnit } from './middleware/hub-function.js';
+import { hubFunction, MetricUnit, queueOrSchedule } from './middleware/hub-function.js';
 import { stageFunction } from './middleware/stage-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ticket' }) });
 
-/** A drain stops taking entries after this long (the function's timeout is 30 s; an entry may retry). */
+/** A drain stops taking entries after this long (well inside the function's timeout; an entry may retry). */
 export const DRAIN_BUDGET_MS = 15_000;
 
 let deps: Promise<TicketDeps> | undefined;
@@ -52,5 +52,4 @@ const onSchedule = hubFunction(ports, 'ticket-drain', async (_event: unknown, me
 });
 
 /** An EventBridge schedule invokes with a `Scheduled Event`; the ticket queue with `Records`. */
-export const handler = (event: { Records?: unknown[] }, context: LambdaContext) =>
-  Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);
+export const handler = queueOrSchedule(onQueue, onSchedule);

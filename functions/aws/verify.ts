@@ -20,7 +20,7 @@ import {
 } from '../../shared/core/verify/stage.js';
 import { recordUpstreamAnswer } from '../../shared/core/verify/upstream-answer.js';
 import { awsActionContext } from './middleware/action-context.js';
-import { hubFunction, type LambdaContext, MetricUnit, sqsFunction } from './middleware/hub-function.js';
+import { hubFunction, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-verify' }) });
 let deps: Promise<VerifyDeps> | undefined;
@@ -115,5 +115,4 @@ const onSchedule = hubFunction(ports, 'reverify', async (_event: unknown, metric
 });
 
 /** An EventBridge schedule invokes with a `Scheduled Event`; the verify queue with `Records`. */
-export const handler = (event: { Records?: unknown[] }, context: LambdaContext) =>
-  Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);
+export const handler = queueOrSchedule(onQueue, onSchedule);

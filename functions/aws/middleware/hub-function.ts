@@ -70,3 +70,19 @@ export function sqsFunction(
     return response;
   });
 }
+
+/**
+ * One handler for a function fed by a queue and a schedule: an SQS batch carries `Records`, an EventBridge
+ * schedule a `Scheduled Event`.
+ */
+export function queueOrSchedule<Q, S>(
+  onQueue: (event: { Records: unknown[] }, context: LambdaContext) => Promise<Q>,
+  onSchedule: (event: unknown, context: LambdaContext) => Promise<S>,
+) {
+  function handler(event: { Records: unknown[] }, context: LambdaContext): Promise<Q>;
+  function handler(event: object, context: LambdaContext): Promise<Q | S>;
+  function handler(event: { Records?: unknown[] }, context: LambdaContext): Promise<Q | S> {
+    return Array.isArray(event.Records) ? onQueue({ Records: event.Records }, context) : onSchedule(event, context);
+  }
+  return handler;
+}
