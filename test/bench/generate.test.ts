@@ -4,8 +4,39 @@
  */
 import { describe, expect, it } from 'vitest';
 import { percentile } from '../../bench/e2e.js';
-import { generate, mixOf } from '../../bench/generate.js';
+import { type GeneratedShape, generate, mixOf } from '../../bench/generate.js';
 import { normalize } from '../../shared/core/pipeline/normalize.js';
+import { loadFixture } from '../helpers/fixtures.js';
+
+/** The documented shape each generated shape renders (the samples, and the fixtures made like them). */
+const DOCUMENTED: Record<GeneratedShape, string> = {
+  'gd-s3': 'guardduty/s3-bucket-anonymous-access.eventbridge.json',
+  'gd-ec2': 'guardduty/instance-crypto.eventbridge.json',
+  'gd-key': 'guardduty/accesskey-iamuser-malicious-ip.eventbridge.json',
+  'sh-s3': 'securityhub/s3.8-failed.eventbridge.json',
+  'sh-iam': 'securityhub/iam.3.eventbridge.json',
+  'def-assessment': 'defender/assessment-storage-public-access.json',
+  'def-alert': 'defender/alert-storage-open-acl.workflow-automation.json',
+  'scc-bucket': 'scc/public-bucket-acl.notification.json',
+  'scc-firewall': 'scc/open-firewall.notification.json',
+};
+
+/** Every field path of a JSON value (`detail.resource.s3BucketDetails[].owner.id`); array items merged. */
+function fieldPaths(value: unknown, at = '', out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const item of value) fieldPaths(item, `${at}[]`, out);
+  else if (typeof value === 'object' && value !== null)
+    for (const [k, v] of Object.entries(value)) {
+      out.add(`${at}.${k}`);
+      fieldPaths(v, `${at}.${k}`, out);
+    }
+  return out;
+}
+
+/** The SCC notification inside a Pub/Sub push body; anything else as it is. */
+function unwrapped(value: unknown): unknown {
+  const data = (value as { message?: { data?: string } }).message?.data;
+  return data === undefined ? value : JSON.parse(Buffer.from(data, 'base64').toString('utf8'));
+}
 
 describe('bench generator', () => {
   it('has all four sources, ~20% repeats, ~5% resolutions, ~60% tagged resources and ~1% bad inputs when generating 20k', () => {
@@ -47,6 +78,24 @@ describe('bench generator', () => {
     expect(parseFailures).toBe(inputs.filter((i) => i.bad).length);
     expect(findings).toBe(inputs.reduce((n, i) => n + i.findings, 0));
     expect(tagged).toBe(inputs.filter((i) => !i.bad && i.tagged).length);
+  });
+
+  it('renders every field of each documented shape, so the JSON.parse baseline parses what a reader gets', () => {
+    // Prepare: the first new, active, tagged (where the shape carries tags) input of each shape.
+    const inputs = generate(2_000, 3).filter((i) => !i.bad && !i.repeat && !i.resolution);
+    for (const [shape, fixture] of Object.entries(DOCUMENTED)) {
+      const input = inputs.find(
+        (i) => i.shape === shape && (i.tagged || !inputs.some((j) => j.shape === shape && j.tagged)),
+      );
+      // Act
+      const generated = fieldPaths(unwrapped(JSON.parse(input?.text ?? 'null')));
+      const documented = fieldPaths(loadFixture(fixture));
+      // Assess
+      expect(
+        [...documented].filter((p) => !generated.has(p)),
+        `${shape} lacks fields of ${fixture}`,
+      ).toEqual([]);
+    }
   });
 
   it('is the same stream when generated twice with one seed', () => {
