@@ -2,13 +2,16 @@
  * Evidence in a folder of the embedded home (`<home>/evidence/<hash>.json`), one file per record,
  * written once and whole: the text goes to a temporary file first, which a rename then names, so a
  * process killed mid-write leaves a temporary file that every read ignores, never a record cut short under
- * its own name. A record that exists is left as it is (by its name, the hash, it holds the same text),
+ * its own name. The rename is durable before `put` returns (the file's data is synced before the rename,
+ * the folder after it): the case store points at the record as soon as `put` returns, and after a power
+ * loss a rename that reached the disk before the data it names would leave an empty record under its
+ * name, a chain `evidence verify` can only call broken. A record that exists is left as it is (by its name, the hash, it holds the same text),
  * so a record can only be changed by hand — which `closeloop evidence verify` then reports. Temporary files
  * a killed process left behind are removed by the next process's first write (those older than
  * {@link ORPHAN_AGE_MS}: a live writer renames its own within milliseconds).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasErrorCode } from '../../core/errors.js';
 import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } from '../../core/evidence/ports.js';
@@ -59,16 +62,26 @@ export class LocalFolderEvidenceStore implements EvidenceStore {
     return 'stored';
   }
 
-  /** Writes `text` to a file of its own (a name no record has, unique to this write), then renames it to `path`. */
+  /**
+   * Writes `text` to a file of its own (a name no record has, unique to this write), syncs it, renames it to
+   * `path` and syncs the folder (see the header).
+   */
   private async whole(hash: string, path: string, text: string): Promise<void> {
     const temporary = join(this.dir, `.${hash}.${process.pid}.${randomUUID()}.tmp`);
     try {
-      await writeFile(temporary, text, { flag: 'wx' });
+      const file = await open(temporary, 'wx');
+      try {
+        await file.writeFile(text);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
       await rename(temporary, path);
     } catch (e) {
       await rm(temporary, { force: true });
       throw e;
     }
+    await syncFolder(this.dir);
   }
 
   /** Removes the temporary files of writes killed midway (older than `olderThanMs`); returns how many. */
@@ -138,5 +151,21 @@ function parse(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return { unparseable: text.slice(0, 200) };
+  }
+}
+
+/**
+ * Makes the folder's entries (a rename) durable. Where a folder cannot be opened or synced (Windows refuses
+ * both), the rename is as durable as the platform makes it.
+ */
+async function syncFolder(dir: string): Promise<void> {
+  let folder: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    folder = await open(dir, 'r');
+    await folder.sync();
+  } catch (e) {
+    if (!hasErrorCode(e, 'EISDIR') && !hasErrorCode(e, 'EPERM') && !hasErrorCode(e, 'EINVAL')) throw e;
+  } finally {
+    await folder?.close();
   }
 }
