@@ -64,6 +64,36 @@ function roleStatements(role: string): Statement[] {
   return rolePolicies(role).flatMap((p) => p.policy.PolicyDocument.Statement);
 }
 
+const GetAttArnSchema = z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.literal('Arn')]) });
+const RuleTargetSchema = z.looseObject({
+  Arn: z.unknown(),
+  RetryPolicy: z.unknown().optional(),
+  DeadLetterConfig: z.object({ Arn: GetAttArnSchema }).optional(),
+});
+/** Every target of every EventBridge rule, with its rule's name and condition. */
+function ruleTargets(): Array<{ rule: string; condition: unknown; target: z.infer<typeof RuleTargetSchema> }> {
+  return resources('AWS::Events::Rule').flatMap(([rule, r]) =>
+    z
+      .array(RuleTargetSchema)
+      .parse(r.Properties.Targets)
+      .map((target) => ({ rule, condition: Reflect.get(r, 'Condition'), target })),
+  );
+}
+/** An `aws:SourceArn` entry: a rule's ARN, or one that exists only under a condition (`Fn::If` … NoValue). */
+const SourceArnSchema = z.union([
+  GetAttArnSchema.transform((g) => ({ rule: g['Fn::GetAtt'][0], condition: undefined as string | undefined })),
+  z
+    .object({ 'Fn::If': z.tuple([z.string(), GetAttArnSchema, z.object({ Ref: z.literal('AWS::NoValue') })]) })
+    .transform((f) => ({ rule: f['Fn::If'][1]['Fn::GetAtt'][0], condition: f['Fn::If'][0] as string | undefined })),
+]);
+const QueueStatementSchema = z.looseObject({
+  Effect: z.literal('Allow'),
+  Principal: z.object({ Service: z.string() }),
+  Action: z.union([z.string(), z.array(z.string())]),
+  Resource: GetAttArnSchema,
+  Condition: z.object({ ArnEquals: z.object({ 'aws:SourceArn': z.array(SourceArnSchema) }) }),
+});
+
 beforeAll(async () => {
   await bundler.bundleFunctions({ root });
   const missing = bundler.functionEntries(root).filter((fn) => !existsSync(bundler.zipPath(root, fn)));
@@ -195,7 +225,7 @@ describe('serverless.yml packaged offline', () => {
     expect(matchesPattern(pattern('SpokeRule'), spoke)).toBe(true);
     expect(matchesPattern(pattern('SpokeRule'), eventBridgeEvent('evil.source', SPOKE_DETAIL_TYPE, {}))).toBe(false);
     for (const rule of ['GuardDutyRule', 'SecurityHubRule', 'SpokeRule']) {
-      expect(template.Resources[rule]?.Properties.Targets).toEqual([
+      expect(template.Resources[rule]?.Properties.Targets).toMatchObject([
         { Id: 'ingest', Arn: { 'Fn::GetAtt': ['IngestQueue', 'Arn'] } },
       ]);
     }
@@ -283,6 +313,88 @@ describe('serverless.yml packaged offline', () => {
     expect(dlqs.size).toBeGreaterThanOrEqual(5);
     expect(withoutDlq).toEqual([]);
     for (const dlq of dlqs) expect(template.Resources[dlq]?.Type).toBe('AWS::SQS::Queue');
+  });
+
+  it("gives every rule's queue target EventBridge's whole retry budget and a DLQ only the rules using it may write to", () => {
+    // Prepare: the targets that are queues of this stack, and which rules dead-letter into which queue
+    const isQueue = (name: string) => template.Resources[name]?.Type === 'AWS::SQS::Queue';
+    const queueTargets = ruleTargets().filter(({ target }) => {
+      const arn = GetAttArnSchema.safeParse(target.Arn);
+      return arn.success && isQueue(arn.data['Fn::GetAtt'][0]);
+    });
+    const writers = new Map<string, Array<{ rule: string; condition: unknown }>>();
+    for (const { rule, condition, target } of ruleTargets()) {
+      const dlq = target.DeadLetterConfig?.Arn['Fn::GetAtt'][0];
+      if (dlq) writers.set(dlq, [...(writers.get(dlq) ?? []), { rule, condition }]);
+    }
+    const policies = resources('AWS::SQS::QueuePolicy').map(([, p]) => p.Properties);
+    // Act / Assess: without a DLQ, EventBridge drops an event after its retries, with no trace
+    expect(queueTargets.length).toBeGreaterThanOrEqual(10);
+    for (const { rule, target } of queueTargets) {
+      const queue = GetAttArnSchema.parse(target.Arn)['Fn::GetAtt'][0];
+      expect(target.RetryPolicy, rule).toEqual({ MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 });
+      const dlq = target.DeadLetterConfig?.Arn['Fn::GetAtt'][0] ?? '';
+      expect(isQueue(dlq) && dlq !== queue, `${rule} → ${dlq || 'no DLQ'}`).toBe(true);
+    }
+    for (const [dlq, rules] of writers) {
+      // EventBridge cannot write to a queue under the AWS-managed KMS key
+      const queue = template.Resources[dlq]?.Properties;
+      expect(
+        queue?.SqsManagedSseEnabled === true || (queue?.KmsMasterKeyId ?? 'alias/aws/sqs') !== 'alias/aws/sqs',
+      ).toBe(true);
+      // A queue holds one policy: a second QueuePolicy on it would replace the first
+      const owning = policies.filter((p) => JSON.stringify(p.Queues).includes(JSON.stringify({ Ref: dlq })));
+      expect(owning.length, dlq).toBe(1);
+      const statements = z
+        .array(z.unknown())
+        .parse(z.looseObject({ Statement: z.array(z.unknown()) }).parse(owning[0]?.PolicyDocument).Statement)
+        .flatMap((raw) => {
+          const st = QueueStatementSchema.safeParse(raw);
+          return st.success && st.data.Resource['Fn::GetAtt'][0] === dlq ? [st.data] : [];
+        });
+      expect(statements.length, dlq).toBe(1);
+      const [st] = statements;
+      expect(st?.Principal.Service).toBe('events.amazonaws.com');
+      expect([st?.Action].flat()).toEqual(['sqs:SendMessage']);
+      // Exactly the rules that dead-letter here, a conditional rule only under its own condition
+      const allowed = st?.Condition.ArnEquals['aws:SourceArn'] ?? [];
+      expect(new Set(allowed.map((a) => a.rule)), dlq).toEqual(new Set(rules.map((r) => r.rule)));
+      for (const a of allowed) expect(a.condition, a.rule).toBe(rules.find((r) => r.rule === a.rule)?.condition);
+    }
+  });
+
+  it('alarms on a message in any dead-letter queue, to a topic an operator can subscribe to', () => {
+    // Prepare: the queues that are DLQs (of a queue's redrive policy or of a rule target)
+    const dlqs = new Set<string>();
+    for (const [, q] of resources('AWS::SQS::Queue')) {
+      const policy = q.Properties.RedrivePolicy;
+      if (policy)
+        dlqs.add(z.object({ deadLetterTargetArn: GetAttArnSchema }).parse(policy).deadLetterTargetArn['Fn::GetAtt'][0]);
+    }
+    for (const { target } of ruleTargets()) {
+      const dlq = target.DeadLetterConfig?.Arn['Fn::GetAtt'][0];
+      if (dlq) dlqs.add(dlq);
+    }
+    const alarms = resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    // Act / Assess
+    expect(dlqs.size).toBeGreaterThanOrEqual(5);
+    for (const dlq of dlqs) {
+      const alarm = alarms.find(
+        (a) =>
+          JSON.stringify(a.Dimensions) ===
+          JSON.stringify([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }]),
+      );
+      expect(alarm, dlq).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+      const actions = z.array(z.object({ Ref: z.string() })).parse(alarm?.AlarmActions);
+      for (const a of actions) expect(template.Resources[a.Ref]?.Type).toBe('AWS::SNS::Topic');
+      expect(actions.length).toBeGreaterThan(0);
+    }
   });
 
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {

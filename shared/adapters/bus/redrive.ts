@@ -1,10 +1,12 @@
 /**
  * Dead-letter redrive: moves messages from a queue's DLQ back to the queue, at most `max` per run, each
  * sent before it is deleted (a crash in between duplicates a message, which the idempotent stages
- * absorb, and never loses one).
+ * absorb, and never loses one). A DLQ holds two kinds: messages its queue's consumer failed five times, and
+ * events EventBridge could not deliver to a rule target (the event as body, the reason as attributes).
  */
 import {
   DeleteMessageBatchCommand,
+  type Message,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   type SQSClient,
@@ -52,6 +54,42 @@ function messageBytes(m: {
 }
 
 /**
+ * What EventBridge adds to an event it dead-letters. Not sent back: the redriven message is the delivery
+ * EventBridge could not make, and if its consumer fails it later, the DLQ must not show a stale delivery error.
+ * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html
+ */
+const EVENTBRIDGE_ATTRIBUTES = new Set([
+  'RULE_ARN',
+  'TARGET_ARN',
+  'ERROR_CODE',
+  'ERROR_MESSAGE',
+  'EXHAUSTED_RETRY_CONDITION',
+  'RETRY_ATTEMPTS',
+]);
+
+/** arn:<partition>:sqs:<region>:<account>:<name> */
+const SQS_ARN = /^arn:[\w-]+:sqs:[\w-]+:(\d{12}):([\w-]+(?:\.fifo)?)$/;
+
+/**
+ * The queue a dead letter goes back to: the SQS queue EventBridge failed to deliver it to (its TARGET_ARN),
+ * which is the DLQ's own queue in serverless.yml, or else the DLQ's own queue (a consumer's failure; a spoke
+ * hand-over whose target was an API destination, which remediate dispatches again). Undefined: an SQS
+ * target this redrive does not know, where nothing may guess.
+ */
+function destination(m: Message, own: string, queues: QueueMap): string | undefined {
+  const arn = SQS_ARN.exec(m.MessageAttributes?.TARGET_ARN?.StringValue ?? '');
+  if (!arn) return own;
+  const path = `/${arn[1]}/${arn[2]}`;
+  return Object.values(queues).find((q) => new URL(q.queue).pathname === path)?.queue;
+}
+
+function withoutEventBridgeAttributes(m: Message): Message['MessageAttributes'] {
+  if (!m.MessageAttributes) return undefined;
+  const kept = Object.entries(m.MessageAttributes).filter(([name]) => !EVENTBRIDGE_ATTRIBUTES.has(name));
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+/**
  * @example
  * await redrive(new SQSClient({}), parseQueueMap(process.env.CLOSELOOP_QUEUES), { queue: 'ticket', max: 50 });
  */
@@ -72,22 +110,36 @@ export async function redrive(client: SQSClient, queues: QueueMap, request: Redr
     );
     const messages = (received.Messages ?? []).filter((m) => m.MessageId && m.Body !== undefined && m.ReceiptHandle);
     if (messages.length === 0) break;
+    const ok = new Set<string>();
+    const unknownTargets = new Set<string>();
+    const byQueue = new Map<string, Array<{ i: number; body: string; attributes: Message['MessageAttributes'] }>>();
+    messages.forEach((m, i) => {
+      const url = destination(m, target.queue, queues);
+      if (url === undefined) {
+        unknownTargets.add(m.MessageAttributes?.TARGET_ARN?.StringValue ?? '');
+        return;
+      }
+      const entries = byQueue.get(url) ?? [];
+      entries.push({ i, body: m.Body ?? '', attributes: withoutEventBridgeAttributes(m) });
+      byQueue.set(url, entries);
+    });
     // SQS caps a whole batch's payload (256 KiB, as it long did): ten large spoke documents in one
     // SendMessageBatch were refused as a whole (BatchRequestTooLong), and the dead-letter queue never drained.
-    const ok = new Set<string>();
-    const numbered = messages.map((m, i) => ({ m, i }));
-    for (const part of batchesOf(numbered, ({ m }) => messageBytes(m), { maxItems: 10, maxBytes: BATCH_BYTES })) {
-      const sent = await client.send(
-        new SendMessageBatchCommand({
-          QueueUrl: target.queue,
-          Entries: part.map(({ m, i }) => ({
-            Id: String(i),
-            MessageBody: m.Body ?? '',
-            ...(m.MessageAttributes ? { MessageAttributes: m.MessageAttributes } : {}),
-          })),
-        }),
-      );
-      for (const s of sent.Successful ?? []) if (s.Id) ok.add(s.Id);
+    for (const [url, entries] of byQueue) {
+      const size = (e: (typeof entries)[number]) => messageBytes({ Body: e.body, MessageAttributes: e.attributes });
+      for (const part of batchesOf(entries, size, { maxItems: 10, maxBytes: BATCH_BYTES })) {
+        const sent = await client.send(
+          new SendMessageBatchCommand({
+            QueueUrl: url,
+            Entries: part.map((e) => ({
+              Id: String(e.i),
+              MessageBody: e.body,
+              ...(e.attributes ? { MessageAttributes: e.attributes } : {}),
+            })),
+          }),
+        );
+        for (const s of sent.Successful ?? []) if (s.Id) ok.add(s.Id);
+      }
     }
     // Only what reached the queue leaves the DLQ; the rest stays for the next run.
     const toDelete = messages.flatMap((m, i) =>
@@ -98,6 +150,11 @@ export async function redrive(client: SQSClient, queues: QueueMap, request: Redr
       notDeleted += deleted.Failed?.length ?? 0;
     }
     moved += toDelete.length;
+    if (unknownTargets.size > 0) {
+      throw new ConfigError(
+        `redrive ${queue}: dead letters for ${[...unknownTargets].sort().join(', ')}, which CLOSELOOP_QUEUES does not name, stay in the DLQ (${moved} moved)`,
+      );
+    }
     if (toDelete.length < messages.length) {
       throw new AdapterError(
         'transient',
