@@ -1,12 +1,27 @@
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { caseStory, exportCase, verifyChains } from '../../shared/core/evidence/audit.js';
-import { appendEvidence, readCaseHead, readGlobalHead } from '../../shared/core/evidence/chain.js';
-import { type EvidenceDraft, type EvidenceRecord, hashRecord, sealRecord } from '../../shared/core/evidence/record.js';
+import {
+  appendEvidence,
+  caseHeadId,
+  GLOBAL_HEAD_ID,
+  HEADS,
+  readCaseHead,
+  readGlobalHead,
+} from '../../shared/core/evidence/chain.js';
+import {
+  type EvidenceDraft,
+  type EvidenceRecord,
+  hashRecord,
+  sealRecord,
+  type UnsealedRecord,
+} from '../../shared/core/evidence/record.js';
+import { canonicalJson, canonicalJsonV1, sha256Hex } from '../../shared/core/util/hash.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fixedClock } from '../verify/helpers.js';
 
@@ -25,6 +40,19 @@ const draft = (caseKey: string, step: EvidenceDraft['step'], n = 0): EvidenceDra
   verdict: null,
   detail: { n },
 });
+
+/** A draft whose objects have integer-like keys (tags, properties), astral and high-BMP keys and a DEL. */
+const tagged = (caseKey: string, step: EvidenceDraft['step'], n = 0): EvidenceDraft => ({
+  ...draft(caseKey, step, n),
+  before: { allowBlobPublicAccess: true, tags: { '2024': 'budget', '9': 'nine', '10': 'ten', env: 'prod' } },
+  after: { allowBlobPublicAccess: false, note: 'label\x7f', tags: { '2024': 'budget', '9': 'nine', '10': 'ten' } },
+  detail: { n, properties: { '10': 'b', '9': 'a', '\u{1F600}': 'astral', '\uFB01': 'ligature' } },
+});
+
+const withoutHash = (r: EvidenceRecord): UnsealedRecord => {
+  const { hash: _hash, ...rest } = r;
+  return rest;
+};
 
 describe('evidence chain on a local folder', () => {
   let dir: string;
@@ -316,4 +344,145 @@ describe('evidence chain on a local folder', () => {
     expect(lines.slice(0, 3)).toEqual([`ok ${rs[0]?.hash}`, expect.stringMatching(/^MISMATCH /), `ok ${rs[4]?.hash}`]);
     expect(lines[3]).toBe(`1\t${rs[0]?.hash}\t-`);
   });
+
+  /**
+   * Writes records as closeloop did before canonical form 2 — no `canon`, hashed with form 1 — and moves the
+   * heads as appendEvidence does, so the chain looks like one stored by an older release.
+   */
+  async function writeFormOne(drafts: EvidenceDraft[]): Promise<EvidenceRecord[]> {
+    const out: EvidenceRecord[] = [];
+    const caseHeads = new Map<string, EvidenceRecord>();
+    for (const d of drafts) {
+      const before = caseHeads.get(d.caseKey);
+      const plain = JSON.parse(
+        JSON.stringify({
+          ...d,
+          v: 1,
+          seq: out.length + 1,
+          caseSeq: (before?.caseSeq ?? 0) + 1,
+          recordedAt: '2026-11-19T10:00:00.000Z',
+          prevCaseHash: before?.hash ?? null,
+          prevGlobalHash: out.at(-1)?.hash ?? null,
+        }),
+      );
+      const record: EvidenceRecord = { ...plain, hash: sha256Hex(canonicalJsonV1(plain)) };
+      await evidence.put(record);
+      await store.put(HEADS, caseHeadId(d.caseKey), { hash: record.hash, caseSeq: record.caseSeq });
+      await store.put(HEADS, GLOBAL_HEAD_ID, { record, idempotencyKey: null });
+      caseHeads.set(d.caseKey, record);
+      out.push(record);
+    }
+    return out;
+  }
+
+  it('writes new records in canonical form 2 and names it in the hashed content', async () => {
+    // Act
+    const { record } = await appendEvidence(deps(), tagged('case-a', 'verify'));
+    // Assess
+    expect(record.canon).toBe(2);
+    expect(record.hash).toBe(sha256Hex(canonicalJson(withoutHash(record))));
+    expect(record.hash).not.toBe(sha256Hex(canonicalJsonV1(withoutHash(record))));
+    expect(hashRecord(record)).toBe(record.hash);
+  });
+
+  it('verifies a chain of form-1 records written before form 2 followed by form-2 records', async () => {
+    // Prepare: four records of an older release, whose integer-like keys hash differently in form 2
+    const old = await writeFormOne([0, 1, 2, 3].map((n) => tagged(n % 2 ? 'case-b' : 'case-a', 'apply', n)));
+    expect(old.every((r) => r.canon === undefined)).toBe(true);
+    expect(old.every((r) => sha256Hex(canonicalJson(withoutHash(r))) !== r.hash)).toBe(true);
+    // Act
+    const added: EvidenceRecord[] = [];
+    for (const n of [4, 5, 6, 7])
+      added.push((await appendEvidence(deps(), tagged(n % 2 ? 'case-b' : 'case-a', 'verify', n))).record);
+    const check = await verifyChains(evidence, { store });
+    const story = await caseStory(evidence, 'case-a', store);
+    const bundle = JSON.parse(await exportCase(evidence, 'case-b', 'json', store));
+    // Assess
+    expect(added.map((r) => [r.seq, r.canon])).toEqual([
+      [5, 2],
+      [6, 2],
+      [7, 2],
+      [8, 2],
+    ]);
+    expect(added[0]?.prevGlobalHash).toBe(old[3]?.hash);
+    expect(added[0]?.prevCaseHash).toBe(old[2]?.hash);
+    expect(check).toMatchObject({ ok: true, records: 8, cases: 2, problems: [] });
+    expect(story).toContain('4 evidence records; chain intact');
+    expect(bundle.chain).toEqual({ ok: true, problems: [] });
+  });
+
+  it('names an edited form-2 record, also when the edit drops its canon or names a form closeloop does not know', async () => {
+    // Prepare: records 2, 3 and 4 of six (all form 2) edited by hand
+    const rs: EvidenceRecord[] = [];
+    for (let i = 0; i < 6; i++) rs.push((await appendEvidence(deps(), tagged('case-a', 'verify', i))).record);
+    const edit = async (r: EvidenceRecord | undefined, change: (raw: Record<string, unknown>) => void) => {
+      const path = evidence.pathOf(r?.hash ?? '');
+      const raw = JSON.parse(await readFile(path, 'utf8'));
+      change(raw);
+      await writeFile(path, JSON.stringify(raw));
+    };
+    await edit(rs[1], (raw) => {
+      (raw.after as { tags: Record<string, string> }).tags['10'] = 'eleven';
+    });
+    await edit(rs[2], (raw) => {
+      delete raw.canon;
+    });
+    await edit(rs[3], (raw) => {
+      raw.canon = 3;
+    });
+    // Act
+    const check = await verifyChains(evidence, { store });
+    const bundle = JSON.parse(await exportCase(evidence, 'case-a', 'json', store));
+    // Assess
+    expect(check.ok).toBe(false);
+    const reasons = (r: EvidenceRecord | undefined) =>
+      check.problems.filter((p) => p.hash === r?.hash).map((p) => p.reason.split(':')[0]);
+    expect(reasons(rs[1])).toEqual(['edited']);
+    expect(reasons(rs[2])).toEqual(['edited']);
+    expect(reasons(rs[3])).toEqual(['unreadable record']);
+    expect(reasons(rs[0])).toEqual([]);
+    expect(bundle.chain.ok).toBe(false);
+  });
+
+  it.runIf(hasTools)(
+    're-hashes a stored record file with integer-like keys with the command the README gives',
+    async () => {
+      // Prepare
+      const readme = await readFile(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+      const command = /`(jq -jcS '[^`]*' r\.json \| sha256sum)`/.exec(readme)?.[1];
+      const { record } = await appendEvidence(deps(), tagged('case-a', 'verify'));
+      await writeFile(join(dir, 'r.json'), await readFile(evidence.pathOf(record.hash), 'utf8'));
+      // Act
+      const out = execFileSync('sh', ['-c', command ?? 'false'], { cwd: dir, encoding: 'utf8' });
+      // Assess
+      expect(out.split(' ')[0]).toBe(record.hash);
+    },
+  );
+
+  it.runIf(hasTools)(
+    'confirms form-2 records with integer-like and astral keys with the documented jq commands, and form-1 ones with the Node.js commands',
+    async () => {
+      // Prepare: case-a holds two records of an older release, then two written now
+      const old = await writeFormOne([tagged('case-a', 'apply', 0), tagged('case-a', 'verify', 1)]);
+      const added: EvidenceRecord[] = [];
+      for (const n of [2, 3]) added.push((await appendEvidence(deps(), tagged('case-a', 'verify', n))).record);
+      const bundle = JSON.parse(await exportCase(evidence, 'case-a', 'json'));
+      await writeFile(join(dir, 'case.json'), JSON.stringify(bundle));
+      const [, jqScript, nodeScript] = bundle.howToVerify
+        .join('\n')
+        .split('```sh\n')
+        .map((block: string) => block.split('\n```')[0]);
+      // Act
+      const jqOut = execFileSync('sh', ['-c', jqScript], { cwd: dir, encoding: 'utf8' }).trim().split('\n');
+      const nodeOut = execFileSync('sh', ['-c', nodeScript], { cwd: dir, encoding: 'utf8' }).trim().split('\n');
+      // Assess: jq prints form 2 exactly; form-1 records with integer-like keys are what the note sends to Node.js
+      expect(jqOut.slice(0, 4)).toEqual([
+        expect.stringMatching(`^MISMATCH ${old[0]?.hash}`),
+        expect.stringMatching(`^MISMATCH ${old[1]?.hash}`),
+        `ok ${added[0]?.hash}`,
+        `ok ${added[1]?.hash}`,
+      ]);
+      expect(nodeOut).toEqual([`ok ${old[0]?.hash}`, `ok ${old[1]?.hash}`]);
+    },
+  );
 });

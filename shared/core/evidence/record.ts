@@ -6,7 +6,7 @@
  */
 import * as z from 'zod';
 import { TimestampSchema } from '../model/finding.js';
-import { canonicalJson, sha256Hex } from '../util/hash.js';
+import { type CanonVersion, CURRENT_CANON, canonicalJsonOf, sha256Hex } from '../util/hash.js';
 
 export const EvidenceStepSchema = z.enum([
   'decision',
@@ -64,6 +64,11 @@ export type EvidenceDraft = z.infer<typeof EvidenceDraftSchema>;
 export const EvidenceRecordSchema = EvidenceDraftSchema.extend({
   /** Format version of the record, part of the hashed content. */
   v: z.literal(1),
+  /**
+   * The canonical JSON form the hash is computed over (util/hash.ts), part of the hashed content. Absent on
+   * records written before form 2: those re-hash with form 1, so stored chains keep verifying.
+   */
+  canon: z.literal(2).optional(),
   /** Position in the global chain, from 1. */
   seq: z.number().int().min(1),
   /** Position in the case's chain, from 1. */
@@ -80,22 +85,34 @@ export type UnsealedRecord = Omit<EvidenceRecord, 'hash'>;
 
 /**
  * The hash of a record: SHA-256 (hex) of the canonical JSON (sorted keys, no whitespace) of every
- * field except `hash`. An auditor recomputes it with `jq -jcS 'del(.hash)' r.json | sha256sum`.
+ * field except `hash`, in the form the record names (`canon`; form 1 when absent). An auditor recomputes it
+ * with `jq -jcS 'del(.hash)' r.json | sha256sum` (form 2 is what that prints).
  *
  * @example hashRecord(record) === record.hash // true for an untouched record
  */
 export function hashRecord(record: object): string {
   // Works on raw (possibly tampered) JSON too: verifyChains recomputes hashes of what is stored.
   const rest = Object.fromEntries(Object.entries(record).filter(([k]) => k !== 'hash'));
-  return sha256Hex(canonicalJson(rest));
+  return sha256Hex(canonicalJsonOf(canonOf(rest), rest));
+}
+
+/** The form a record names; one closeloop does not know cannot be re-hashed (fail closed, never guess). */
+function canonOf(record: Record<string, unknown>): CanonVersion {
+  if (record.canon === undefined) return 1;
+  if (record.canon === 2) return 2;
+  throw new Error(
+    `evidence record names canonical form ${JSON.stringify(record.canon)}, which this closeloop does not know`,
+  );
 }
 
 /**
- * Seals a record: drops anything JSON cannot carry (so the stored file re-hashes to the same value)
- * and adds the hash.
+ * Seals a record in the current canonical form: drops anything JSON cannot carry (so the stored file
+ * re-hashes to the same value), names the form and adds the hash.
  */
 export function sealRecord(unsealed: UnsealedRecord): EvidenceRecord {
-  const plain = EvidenceRecordSchema.omit({ hash: true }).parse(JSON.parse(JSON.stringify(unsealed)));
+  const plain = EvidenceRecordSchema.omit({ hash: true }).parse(
+    JSON.parse(JSON.stringify({ ...unsealed, canon: CURRENT_CANON })),
+  );
   return EvidenceRecordSchema.parse({ ...plain, hash: hashRecord(plain) });
 }
 
