@@ -419,6 +419,143 @@ describe('verify stage', () => {
     ]);
   });
 
+  describe('a sweep with a time budget', () => {
+    const BucketTarget = z.object({ bucket: z.string() });
+    /** Five closed cases; case-5 was checked longest ago, case-1 last. */
+    const KEYS = ['case-1', 'case-2', 'case-3', 'case-4', 'case-5'];
+    async function putClosedCases(): Promise<void> {
+      for (const [i, key] of KEYS.entries()) {
+        const at = `2026-11-15T1${5 - i}:00:00.000Z`;
+        await putCase(
+          store,
+          applied({
+            key,
+            status: 'verified',
+            closedAt: '2026-11-15T09:00:00.000Z',
+            remediation: { target: { bucket: key, region: 'us-east-1' } },
+            verification: { verdict: 'verified', at, reason: 'ok', attempts: 1, trigger: 'apply', upstream: [] },
+          }),
+        );
+      }
+    }
+    /** Re-reads that take a second of the clock each; `case-4`'s bucket is public again. */
+    function slowAction(reads: string[]): VerifiableAction {
+      return {
+        ...scriptedAction([HOLDS]),
+        async verify(target: unknown): Promise<VerifyResult> {
+          const { bucket } = BucketTarget.parse(target);
+          reads.push(bucket);
+          clock.set(new Date(clock.now().getTime() + 1_000).toISOString());
+          return bucket === 'case-4' ? PUBLIC : HOLDS;
+        },
+      };
+    }
+
+    it('stops before its budget with the rest left, publishes what it found, and the next run starts with the rest', async () => {
+      // Prepare
+      await putClosedCases();
+      const reads: string[] = [];
+      const policy = VerificationPolicySchema.parse({ attempts: 1 });
+      const d = deps(slowAction(reads), { policy });
+      const published: PipelineEvent[] = [];
+      const publish = async (events: readonly PipelineEvent[]) => {
+        published.push(...events);
+      };
+      // Act: two runs six hours apart, each with 3.5 s
+      const until1 = clock.now().getTime() + 3_500;
+      const first = await reverifyRecent(d, clock.now(), { until: until1, publish });
+      const firstEnded = clock.now().getTime();
+      clock.set('2026-11-20T16:00:00.000Z');
+      const second = await reverifyRecent(d, clock.now(), { until: clock.now().getTime() + 3_500, publish });
+      // Assess: the oldest checks first; every case once before any twice
+      expect(first).toMatchObject({ due: 5, checked: 3, holding: 2, reopened: 1, remaining: 2, events: [] });
+      expect(firstEnded).toBeLessThanOrEqual(until1);
+      expect(published).toEqual([expect.objectContaining({ type: 'case.reopened', caseKey: 'case-4' })]);
+      expect(second).toMatchObject({ due: 4, checked: 3, holding: 3, remaining: 1 });
+      expect(reads).toEqual(['case-5', 'case-4', 'case-3', 'case-2', 'case-1', 'case-5']);
+    });
+
+    it('leaves to an overlapping run the cases it checked first, instead of reading and acting again', async () => {
+      // Prepare: while run A re-reads its first case, run B (the schedule delivered twice) runs whole
+      await putClosedCases();
+      const reads: string[] = [];
+      const policy = VerificationPolicySchema.parse({ attempts: 1 });
+      const slow = slowAction(reads);
+      let runB: Awaited<ReturnType<typeof reverifyRecent>> | undefined;
+      const overlapping: VerifiableAction = {
+        ...slow,
+        async verify(target, ctx) {
+          runB ??= await reverifyRecent(deps(slow, { policy }), clock.now());
+          return slow.verify(target, ctx);
+        },
+      };
+      // Act
+      const runA = await reverifyRecent(deps(overlapping, { policy }), clock.now());
+      // Assess: B checked everything; A only finished the case both were reading, on B's record
+      expect(runB).toMatchObject({ due: 5, checked: 5, reopened: 1 });
+      expect(runA).toMatchObject({ due: 5, checked: 1, overtaken: 4, reopened: 0, events: [] });
+      expect(reads.filter((bucket) => bucket !== 'case-5')).toEqual(['case-4', 'case-3', 'case-2', 'case-1']);
+      const case4 = CaseSchema.parse((await store.get('cases', 'case-4'))?.value);
+      expect(case4).toMatchObject({ status: 'reopened', reopenCount: 1 });
+      const verifies = (await records()).filter((r) => r.step === 'verify');
+      expect(verifies).toHaveLength(5);
+    });
+
+    it('checks every due case in one run without a budget', async () => {
+      // Prepare
+      await putClosedCases();
+      const reads: string[] = [];
+      // Act
+      const r = await reverifyRecent(
+        deps(slowAction(reads), { policy: VerificationPolicySchema.parse({ attempts: 1 }) }),
+        clock.now(),
+      );
+      // Assess
+      expect(r).toMatchObject({ due: 5, checked: 5, remaining: 0, reopened: 1 });
+      expect(r.events).toEqual([expect.objectContaining({ type: 'case.reopened', caseKey: 'case-4' })]);
+      expect(reads).toHaveLength(5);
+    });
+
+    it('goes on past a case whose re-check throws; a repeated run finishes that one from its record and re-reads nothing', async () => {
+      // Prepare: case-4's case write fails once (the verdict is recorded first)
+      await putClosedCases();
+      const reads: string[] = [];
+      let failCaseWrite = true;
+      const flaky = Object.create(store) as MemoryDocStore;
+      flaky.put = async (collection, id, value, options) => {
+        if (collection === 'cases' && id === 'case-4' && failCaseWrite) {
+          failCaseWrite = false;
+          throw new Error('DynamoDB 500');
+        }
+        return store.put(collection, id, value, options);
+      };
+      const d = deps(slowAction(reads), { store: flaky, policy: VerificationPolicySchema.parse({ attempts: 1 }) });
+      // Act: the run, then the schedule's repeat (an at-least-once delivery) six minutes later, which
+      // leaves what was checked within the hour alone
+      const first = await reverifyRecent(d, clock.now());
+      clock.set('2026-11-20T10:06:00.000Z');
+      const repeat = await reverifyRecent(d, clock.now(), { minAgeMs: 3_600_000 });
+      // Assess
+      expect(first).toMatchObject({ due: 5, checked: 4, errors: 1, reopened: 0 });
+      expect(reads.slice(0, 5)).toEqual(['case-5', 'case-4', 'case-3', 'case-2', 'case-1']);
+      expect(repeat).toMatchObject({ due: 1, checked: 1, errors: 0, reopened: 1 });
+      expect(reads).toHaveLength(5);
+      const regression = (await records()).filter((r) => r.step === 'verify' && r.caseKey === 'case-4');
+      expect(regression).toHaveLength(1);
+      expect(repeat.events).toEqual([
+        expect.objectContaining({
+          type: 'case.reopened',
+          caseKey: 'case-4',
+          detail: expect.objectContaining({ evidenceHash: regression[0]?.hash }),
+        }),
+      ]);
+      expect(CaseSchema.parse((await store.get('cases', 'case-4'))?.value)).toMatchObject({
+        status: 'reopened',
+        reopenCount: 1,
+      });
+    });
+  });
+
   it('leaves cases verified before the re-verification window alone', async () => {
     // Prepare
     await putCase(store, applied({ status: 'verified', closedAt: '2026-09-01T10:00:00.000Z' }));

@@ -19,15 +19,21 @@ export { MetricUnit };
 export interface LambdaContext {
   functionName: string;
   awsRequestId: string;
+  /** Time left before Lambda stops the invocation (a sweep's budget). */
+  getRemainingTimeInMillis(): number;
 }
 
 /** Wraps a handler with the logger context and metrics flush. */
-export function hubFunction<E, R>(ports: AwsPorts, name: string, handler: (event: E, metrics: Metrics) => Promise<R>) {
+export function hubFunction<E, R>(
+  ports: AwsPorts,
+  name: string,
+  handler: (event: E, metrics: Metrics, context: LambdaContext) => Promise<R>,
+) {
   const metrics = new Metrics({ namespace: 'closeloop', serviceName: `closeloop-${name}` });
   return middy<E, R>()
     .use(injectLambdaContext(ports.logger))
     .use(logMetrics(metrics))
-    .handler((event) => handler(event, metrics));
+    .handler((event, context) => handler(event, metrics, context));
 }
 
 /**

@@ -601,6 +601,8 @@ function logEntry(e: PipelineEvent): Record<string, unknown> {
 }
 
 export interface ReverifyResult {
+  /** Cases due when the run started: closed cases in the window and inconclusive verdicts due a re-check. */
+  due: number;
   /** Closed cases re-read (the verdict counts below cover these and `rechecked`). */
   checked: number;
   /** Pending verifications re-checked after an inconclusive verdict (policy `recheckInconclusive`). */
@@ -610,9 +612,44 @@ export interface ReverifyResult {
   inconclusive: number;
   /** Re-reads handed to a spoke; their verdicts follow with the answers. */
   pending: number;
+  /** Due cases whose re-check threw (logged): each keeps its last check and comes first in the next run. */
+  errors: number;
+  /**
+   * Due cases another run or stage checked or changed before this run reached them (an overlapping
+   * schedule, a verification or reopen in between): left to what happened to them.
+   */
+  overtaken: number;
+  /** Due cases not reached before `until`: the next run starts with them (they were checked longest ago). */
+  remaining: number;
   /** Remote re-reads without an answer in the window: asked again, or given up as inconclusive. */
   remote: { resent: number; expired: number };
+  /** The follow-up events to publish; empty when they went to `options.publish` as they came. */
   events: PipelineEvent[];
+}
+
+export interface ReverifyOptions {
+  /**
+   * Epoch ms (by `deps.clock`) after which no further case is started: a function's time budget. A case is
+   * not started either when the longest one of this run would not fit any more. The rest is `remaining`.
+   */
+  until?: number;
+  /**
+   * Takes each case's follow-up events as soon as they are known, so a run the platform stops part-way
+   * (a re-read slower than the margin) has published what it found before; they are not returned then.
+   */
+  publish?: (events: readonly PipelineEvent[]) => Promise<void>;
+  /**
+   * A closed case checked less than this long before `now` is not due (default 0: every case in the
+   * window). Shorter than the schedule's period, it keeps a repeated delivery of the schedule, or a run
+   * right after another, from re-reading what was just checked.
+   */
+  minAgeMs?: number;
+}
+
+/** A case the sweep re-checks, and since when it waits (its last verdict, or its closing). */
+interface DueCase {
+  key: string;
+  lastChecked: string;
 }
 
 /**
@@ -620,24 +657,97 @@ export interface ReverifyResult {
  * {@link retryRemoteVerifications}); every case verified within `policy.reverifyDays` of `now` is re-read;
  * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). A case left
  * pending-verification by an inconclusive verdict is verified again when its next re-check is due
- * ({@link recheckDue}). The caller publishes the returned events.
+ * ({@link recheckDue}). The caller publishes the returned events (or passes `options.publish`).
+ *
+ * The cases are taken oldest last check first, so a run stopped by `options.until` leaves the ones it did
+ * not reach at the front of the next run (each verdict moves its case to the back): consecutive runs cover
+ * every due case before any is checked twice, with no cursor to keep. A re-check's idempotency key is the
+ * case and its last check: a second run reaching the same case (an overlapping or repeated schedule, or
+ * the run after one stopped between the record and the case write) finds the record and finishes from it
+ * (same case write, same event ids) instead of re-reading and acting again.
  *
  * @example
- * const r = await reverifyRecent(deps, new Date()); await bus.publish(r.events);
+ * const r = await reverifyRecent(deps, new Date(), { until: Date.now() + 60_000 }); await bus.publish(r.events);
  */
-export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<ReverifyResult> {
-  const since = now.getTime() - deps.policy.reverifyDays * 86_400_000;
-  const swept = await retryRemoteVerifications(deps, now);
+export async function reverifyRecent(
+  deps: VerifyDeps,
+  now: Date,
+  options: ReverifyOptions = {},
+): Promise<ReverifyResult> {
+  const { until, publish } = options;
   const result: ReverifyResult = {
+    due: 0,
     checked: 0,
     rechecked: 0,
     holding: 0,
     reopened: 0,
     inconclusive: 0,
     pending: 0,
-    remote: { resent: swept.resent, expired: swept.expired },
-    events: [...swept.events],
+    errors: 0,
+    overtaken: 0,
+    remaining: 0,
+    remote: { resent: 0, expired: 0 },
+    events: [],
   };
+  const emit = async (events: readonly PipelineEvent[]) => {
+    if (events.length === 0) return;
+    if (publish) await publish(events);
+    else result.events.push(...events);
+  };
+  const swept = await retryRemoteVerifications(deps, now, until !== undefined ? { until } : {});
+  result.remote = { resent: swept.resent, expired: swept.expired };
+  await emit(swept.events);
+
+  const minAgeMs = options.minAgeMs ?? 0;
+  const due = await dueCases(deps, now, minAgeMs);
+  result.due = due.length;
+  let longest = 0;
+  for (const [i, d] of due.entries()) {
+    const started = deps.clock.now().getTime();
+    if (until !== undefined && started + longest >= until) {
+      result.remaining = due.length - i;
+      break;
+    }
+    // Read again: the list may be minutes old, and another run may have checked the case since.
+    const c = (await getDoc(deps.store, CASES, d.key, CaseSchema))?.value;
+    const kind = c ? await dueKind(deps, c, now, minAgeMs) : undefined;
+    if (!c || kind === undefined || lastCheckedOf(c) !== d.lastChecked) {
+      result.overtaken++;
+      continue;
+    }
+    let out: VerifyOutcome;
+    try {
+      out = await verifyCase(deps, {
+        caseKey: c.key,
+        trigger: 'scheduled',
+        requestedBy: 'closeloop:schedule',
+        eventId: `reverify:${c.key}:${d.lastChecked}`,
+      });
+    } catch (e) {
+      // One case that cannot be re-checked must not stop the others (it would come first every run).
+      result.errors++;
+      deps.log.warn('reverify: re-check failed; the case waits for the next run', {
+        caseKey: c.key,
+        error: errorMessage(e),
+      });
+      continue;
+    } finally {
+      longest = Math.max(longest, deps.clock.now().getTime() - started);
+    }
+    if (kind === 'recheck') result.rechecked++;
+    else result.checked++;
+    if (out.verdict === 'verified') result.holding++;
+    else if (out.events.some((e) => e.type === 'case.reopened')) result.reopened++;
+    else if (out.verdict === 'inconclusive') result.inconclusive++;
+    else if (out.verdict === 'pending') result.pending++;
+    await emit(out.events);
+  }
+  return result;
+}
+
+/** Every due case, oldest last check first (then by key, for a stable order among equals). */
+async function dueCases(deps: VerifyDeps, now: Date, minAgeMs: number): Promise<DueCase[]> {
+  const due: DueCase[] = [];
   let after: string | undefined;
   for (;;) {
     const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
@@ -646,26 +756,34 @@ export async function reverifyRecent(deps: VerifyDeps, now: Date): Promise<Rever
     for (const doc of page) {
       const parsed = CaseSchema.safeParse(doc.value);
       if (!parsed.success) continue;
-      const c = parsed.data;
-      const recheck = await recheckDue(deps, c, now);
-      if (!recheck && (c.status !== 'verified' || !c.closedAt || Date.parse(c.closedAt) < since)) continue;
-      if (recheck) result.rechecked++;
-      else result.checked++;
-      const out = await verifyCase(deps, {
-        caseKey: c.key,
-        trigger: 'scheduled',
-        requestedBy: 'closeloop:schedule',
-        eventId: `reverify:${c.key}:${now.toISOString()}`,
-      });
-      if (out.verdict === 'verified') result.holding++;
-      else if (out.events.some((e) => e.type === 'case.reopened')) result.reopened++;
-      else if (out.verdict === 'inconclusive') result.inconclusive++;
-      else if (out.verdict === 'pending') result.pending++;
-      result.events.push(...out.events);
+      if (await dueKind(deps, parsed.data, now, minAgeMs))
+        due.push({ key: parsed.data.key, lastChecked: lastCheckedOf(parsed.data) });
     }
   }
-  return result;
+  return due.sort(
+    (a, b) => Date.parse(a.lastChecked) - Date.parse(b.lastChecked) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
 }
+
+/**
+ * Why a case is due now: `recheck` (an inconclusive verdict whose next re-check is due), `closed` (verified
+ * within `policy.reverifyDays`, last checked at least `minAgeMs` ago), or undefined.
+ */
+async function dueKind(
+  deps: VerifyDeps,
+  c: Case,
+  now: Date,
+  minAgeMs: number,
+): Promise<'recheck' | 'closed' | undefined> {
+  if (await recheckDue(deps, c, now)) return 'recheck';
+  const since = now.getTime() - deps.policy.reverifyDays * 86_400_000;
+  const closed = c.status === 'verified' && c.closedAt && Date.parse(c.closedAt) >= since;
+  const aged = minAgeMs <= 0 || Date.parse(lastCheckedOf(c)) <= now.getTime() - minAgeMs;
+  return closed && aged ? 'closed' : undefined;
+}
+
+/** When the case was last checked: its last verdict (a re-check that holds moves it), else its closing. */
+const lastCheckedOf = (c: Case): string => c.verification?.at ?? c.closedAt ?? c.updatedAt;
 
 /**
  * Whether a case waits on an inconclusive verdict and its next re-check is due: fewer than
@@ -915,7 +1033,17 @@ export interface RemoteRetryResult {
  * again until `attempts` requests went unanswered, then recorded as inconclusive (the case stays
  * pending-verification: never a silent pass). Called by {@link reverifyRecent}.
  */
-export async function retryRemoteVerifications(deps: VerifyDeps, now: Date): Promise<RemoteRetryResult> {
+export async function retryRemoteVerifications(
+  deps: VerifyDeps,
+  now: Date,
+  options: {
+    /**
+     * Epoch ms (by `deps.clock`) after which no further request is taken; the rest waits for the next run
+     * (each one taken is sent again with a new time, or removed, so the next run starts past them).
+     */
+    until?: number;
+  } = {},
+): Promise<RemoteRetryResult> {
   const out: RemoteRetryResult = { resent: 0, expired: 0, events: [] };
   const windowMs = deps.policy.remoteWindowSeconds * 1000;
   let after: string | undefined;
@@ -924,6 +1052,7 @@ export async function retryRemoteVerifications(deps: VerifyDeps, now: Date): Pro
     if (page.length === 0) break;
     after = page.at(-1)?.id;
     for (const doc of page) {
+      if (options.until !== undefined && deps.clock.now().getTime() >= options.until) return out;
       const parsed = PendingRemoteVerifySchema.safeParse(doc.value);
       if (!parsed.success || Date.parse(parsed.data.sentAt) + windowMs > now.getTime()) continue;
       const pending = parsed.data;

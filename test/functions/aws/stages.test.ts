@@ -8,6 +8,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
 import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
 import { CaseSchema } from '../../../shared/core/model/case.js';
@@ -191,6 +192,55 @@ describe('AWS stage functions', () => {
     );
     expect(out).toMatchObject({ rechecked: 1 });
     expect(fromSweep.map((e) => e.DetailType)).toContain('case.verified');
+  });
+
+  it("verify's schedule starts no re-check past the invocation's remaining time; the next invocation takes the rest", async () => {
+    // Prepare: a case pending a due re-check, and an invocation with no more time than the margin
+    const decided = await decidedCase('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
+    const caseKey = String((decided.detail as { caseKey: string }).caseKey);
+    const store = new DynamoDocStore(new DynamoDBClient({}), 'closeloop-test');
+    const doc = await store.get('cases', caseKey);
+    if (!doc) throw new Error('no case stored');
+    const pending = {
+      ...(doc.value as Record<string, unknown>),
+      status: 'pending-verification',
+      sourceStatus: 'resolved',
+      verification: {
+        verdict: 'inconclusive',
+        at: '2026-01-01T00:00:00.000Z',
+        reason: 'throttled',
+        attempts: 3,
+        trigger: 'apply',
+        upstream: [],
+      },
+    };
+    await store.put('cases', caseKey, pending, { expectVersion: doc.version });
+    const { handler, REVERIFY_MARGIN_MS } = await import('../../../functions/aws/verify.js');
+    const scheduled: { Records?: unknown[] } & Record<string, unknown> = eventBridgeEvent(
+      'aws.events',
+      'Scheduled Event',
+      {},
+    );
+    const SweepCounts = z.object({
+      due: z.number(),
+      rechecked: z.number(),
+      remaining: z.number(),
+      published: z.number(),
+    });
+    const verification = async () => CaseSchema.parse((await store.get('cases', caseKey))?.value).verification;
+    // Act
+    const stopped = SweepCounts.parse(
+      await handler(scheduled, { ...lambdaContext('verify'), getRemainingTimeInMillis: () => REVERIFY_MARGIN_MS }),
+    );
+    const afterStopped = await verification();
+    const next = SweepCounts.parse(await handler(scheduled, lambdaContext('verify')));
+    // Assess
+    expect(stopped.due).toBeGreaterThanOrEqual(1);
+    expect(stopped).toMatchObject({ rechecked: 0, remaining: stopped.due, published: 0 });
+    expect(afterStopped).toMatchObject({ at: '2026-01-01T00:00:00.000Z', trigger: 'apply' });
+    expect(next).toMatchObject({ remaining: 0 });
+    expect(next.rechecked).toBeGreaterThanOrEqual(1);
+    expect(await verification()).toMatchObject({ trigger: 'scheduled', rechecks: 1 });
   });
 
   it("ingest's schedule sweeps the cases against the exceptions: a new exception suppresses an open case", async () => {
