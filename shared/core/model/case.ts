@@ -98,6 +98,11 @@ export const CaseRemediationSchema = z.object({
   error: z.string().optional(),
   /** Idempotency token of the apply in flight or done: the same case applied twice at once → one apply. */
   applyToken: z.string().optional(),
+  /**
+   * Names this remediation across its attempts (the actions' `applyKey`): set by the claim of a new apply,
+   * kept by the retries of one that stopped part-way, so what an earlier attempt created is found again.
+   */
+  applyKey: z.string().optional(),
   /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
