@@ -137,9 +137,11 @@ export const CaseVerificationSchema = z.object({
   /** The n-th scheduled re-check of a verification that was inconclusive (policy `recheckInconclusive`). */
   rechecks: z.number().int().optional(),
   /**
-   * Source updates for this case's findings: made in this verification, or (`at` earlier) made by an earlier
-   * one while the case stayed verified — a re-check does not update a finding at its source again.
-   * `findingKey` is absent in entries written before 2026-12-08.
+   * Source updates for this case's findings, one per finding and source (a GuardDuty finding's Security Hub
+   * copy has its own): made in this verification, or (`at` earlier) made by an earlier one while the case
+   * stayed verified — a re-check does not update a finding at a source again, but tries a failed one again.
+   * `findingKey` is absent in entries written before 2026-12-08. Older entries fold a copy's outcome into
+   * their finding's (`updated: …; securityhub: failed: …`): a re-check leaves those as they are.
    */
   upstream: z
     .array(
