@@ -58,6 +58,13 @@ export interface ActionContext {
   awsAccount?: () => Promise<string | undefined>;
   /** The same context acting in another AWS account (its member role assumed); undefined: none there. */
   inAwsAccount?: (account: string) => ActionContext | undefined;
+  /**
+   * Names one remediation of one case across its attempts: an apply that stopped part-way and the retries
+   * that finish it share it, a new apply (after a rollback) gets another. A create call with no idempotency
+   * token of its own (EC2 CreateSnapshot) tags what it makes with it and looks for that tag before making
+   * another. Absent (an apply outside the remediation stage): the action names its own apply.
+   */
+  applyKey?: string;
 }
 
 export interface Plan<T, B> {

@@ -6,9 +6,14 @@
  * are the before-state. Rollback restores groups and termination protection and removes the tags;
  * snapshots stay (they are evidence).
  *
+ * CreateSnapshot takes no idempotency token: each snapshot is tagged at creation with the apply key (one
+ * per remediation, kept by its retries), and a snapshot of the volume with that tag is reused rather than
+ * a second one made when an apply is retried after a create whose answer was lost.
+ *
  * @see https://docs.aws.amazon.com/prescriptive-guidance/latest/ec2-isolation (isolation security group)
  * @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-rules.html (default egress rule)
  */
+import { randomUUID } from 'node:crypto';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
@@ -20,6 +25,8 @@ const ID = 'ec2.quarantine-instance';
 const ISOLATION_TAG = 'closeloop:isolation';
 const QUARANTINE_TAG = 'closeloop:quarantined';
 const SNAPSHOT_TAG = 'closeloop:forensics-instance';
+/** On each forensic snapshot: the apply key of the remediation that made it (see ActionContext.applyKey). */
+const APPLY_KEY_TAG = 'closeloop:apply-key';
 
 const TargetSchema = z.object({ instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/), region: z.string().min(1) });
 type Target = z.infer<typeof TargetSchema>;
@@ -161,7 +168,16 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
       step(`snapshot volume ${volumeId} for forensics`, 'ec2:CreateSnapshot', 'ec2:CreateSnapshot', {
         VolumeId: volumeId,
         Description: `closeloop forensics snapshot of ${instanceId} at ${now}`,
-        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: SNAPSHOT_TAG, Value: instanceId }] }],
+        TagSpecifications: [
+          {
+            ResourceType: 'snapshot',
+            Tags: [
+              { Key: SNAPSHOT_TAG, Value: instanceId },
+              // Known once the apply runs: what a retry of this apply looks for before snapshotting again.
+              { Key: APPLY_KEY_TAG, Value: ref('applyKey') },
+            ],
+          },
+        ],
       }),
     );
   }
@@ -196,6 +212,28 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
 }
 
 const Any = z.record(z.string(), z.unknown());
+
+/**
+ * The snapshot of `volumeId` this remediation already made (tagged with its apply key), if any; one that
+ * failed (`error`) does not count. Snapshots of other remediations of the instance are not this apply's.
+ * EC2 lists new resources with a delay (eventual consistency): a re-send right after a lost answer could
+ * still miss one; a retry of the apply (the next delivery, a person) comes long after.
+ */
+async function snapshotMadeBy(ec2: EC2Client, volumeId: string, applyKey: string) {
+  const sdk = await awsSdk.ec2();
+  const out = await ec2.send(
+    new sdk.DescribeSnapshotsCommand({
+      OwnerIds: ['self'],
+      Filters: [
+        { Name: 'volume-id', Values: [volumeId] },
+        { Name: `tag:${APPLY_KEY_TAG}`, Values: [applyKey] },
+        { Name: 'status', Values: ['pending', 'completed'] },
+      ],
+    }),
+  );
+  const made = out.Snapshots?.find((s) => s.SnapshotId)?.SnapshotId;
+  return made ? { made, requestId: awsRequestId(out, `ec2:DescribeSnapshots ${volumeId}`) } : undefined;
+}
 
 export default defineAction<Target, Before>({
   id: ID,
@@ -269,10 +307,14 @@ export default defineAction<Target, Before>({
     return parsed.success ? parsed.data : undefined;
   },
   plan,
-  apply: (p, ctx) =>
-    applyPlanned(p, ctx, plan, async (s, vars) => {
+  apply: (p, ctx) => {
+    // Outside the remediation stage nothing names the remediation: this apply names itself, which still
+    // keeps its own re-sent CreateSnapshot from making a second snapshot.
+    const applyKey = ctx.applyKey ?? `apply-${randomUUID()}`;
+    return applyPlanned(p, ctx, plan, async (s, vars) => {
       const sdk = await awsSdk.ec2();
       const ec2 = await ctx.clients.ec2(p.target.region);
+      vars.set('applyKey', applyKey);
       const input = resolveRefs(Any.parse(s.call.input), vars);
       const what = `${s.call.api} ${p.target.instanceId}`;
       // The SDK validates member shapes on its side; the planned input is the exact request.
@@ -315,9 +357,17 @@ export default defineAction<Target, Before>({
             what,
           );
         case 'ec2:CreateSnapshot': {
-          const out = await call(ctx, what, () =>
-            ec2.send(new sdk.CreateSnapshotCommand(z.looseObject({ VolumeId: z.string() }).parse(input))),
+          const request = z.looseObject({ VolumeId: z.string() }).parse(input);
+          // A create whose answer was lost (timeout) may have made the snapshot: what an earlier attempt of
+          // this remediation, or an earlier send of this call, made is looked for before every send.
+          const out = await call(
+            ctx,
+            what,
+            async () =>
+              (await snapshotMadeBy(ec2, request.VolumeId, applyKey)) ??
+              ec2.send(new sdk.CreateSnapshotCommand(request)),
           );
+          if ('made' in out) return `${out.requestId} (${out.made}, already made by this remediation)`;
           return out.SnapshotId ? `${awsRequestId(out, what)} (${out.SnapshotId})` : awsRequestId(out, what);
         }
         case 'ec2:ModifyInstanceAttribute':
@@ -346,7 +396,8 @@ export default defineAction<Target, Before>({
         default:
           throw new AdapterError('invalid', `${ID} has no step ${s.call.api}`);
       }
-    }),
+    });
+  },
   async verify({ instanceId, region }, ctx) {
     const sdk = await awsSdk.ec2();
     const ec2 = await ctx.clients.ec2(region);

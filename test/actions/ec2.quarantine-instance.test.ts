@@ -15,7 +15,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import action from '../../shared/actions/ec2.quarantine-instance.js';
-import { isDenied, isGone } from '../../shared/core/errors.js';
+import { ApplyIncompleteError, isDenied, isGone } from '../../shared/core/errors.js';
 import { awsError, findingFor, testContext } from '../helpers/action-context.js';
 
 const ec2 = mockClient(EC2Client);
@@ -43,11 +43,54 @@ function instance(groupsByEni: Record<string, string[]>, tags: Array<{ Key: stri
   });
 }
 
+/** A snapshot as DescribeSnapshots lists it. */
+type Snapshot = { SnapshotId: string; VolumeId: string; State: string; Tags: Array<{ Key?: string; Value?: string }> };
+
+/**
+ * The account's snapshots behind CreateSnapshot and DescribeSnapshots (filters by volume, tag and status
+ * applied as EC2 does); `loseAnswers` makes the next creates take effect and then time out.
+ */
+function snapshotStore(existing: Snapshot[] = []) {
+  const snapshots = [...existing];
+  let lost = 0;
+  ec2
+    .on(CreateSnapshotCommand)
+    .callsFake(async (input: { VolumeId: string; TagSpecifications?: Array<{ Tags?: Snapshot['Tags'] }> }) => {
+      const made = {
+        SnapshotId: `snap-0000000000000000${snapshots.length + 1}`,
+        VolumeId: input.VolumeId,
+        State: 'pending',
+        Tags: input.TagSpecifications?.flatMap((t) => t.Tags ?? []) ?? [],
+      };
+      snapshots.push(made);
+      if (lost > 0) {
+        lost--;
+        throw Object.assign(new Error('the request socket timed out after 3000 ms of inactivity'), {
+          name: 'TimeoutError',
+        });
+      }
+      return { SnapshotId: made.SnapshotId, $metadata: { requestId: `create-${made.SnapshotId}` } };
+    });
+  ec2.on(DescribeSnapshotsCommand).callsFake(async (input: { Filters?: Array<{ Name: string; Values: string[] }> }) => {
+    const fits = (s: Snapshot) =>
+      (input.Filters ?? []).every((f) => {
+        if (f.Name === 'volume-id') return f.Values.includes(s.VolumeId);
+        if (f.Name === 'status') return f.Values.includes(s.State);
+        if (f.Name.startsWith('tag:'))
+          return s.Tags.some((t) => `tag:${t.Key}` === f.Name && f.Values.includes(t.Value ?? ''));
+        throw new Error(`filter ${f.Name} not modelled`);
+      });
+    return { Snapshots: snapshots.filter(fits), $metadata: { requestId: 'describe-1' } };
+  });
+  return { snapshots, loseAnswers: (n: number) => (lost = n) };
+}
+
 describe('Action: ec2.quarantine-instance', () => {
   beforeEach(() => {
     ec2.reset();
     ec2.on(DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: false } });
     ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
   });
 
   it('creates the isolation group, revokes its egress, swaps every ENI, snapshots and protects when none exists', async () => {
@@ -87,6 +130,114 @@ describe('Action: ec2.quarantine-instance', () => {
       DisableApiTermination: { Value: true },
     });
     expect(result.before.interfaces[0]?.groups).toEqual(['sg-0000000000000000a', 'sg-0000000000000000b']);
+  });
+
+  it('tags the forensic snapshot at creation with the apply key and the instance', async () => {
+    // Prepare
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'M1' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'T1' } });
+    const store = snapshotStore();
+    const ctx = { ...testContext(), applyKey: 'key-of-the-remediation' };
+    // Act
+    const result = await action.apply(await action.plan(target, ctx), ctx);
+    // Assess
+    expect(result.requestIds).toEqual(['create-snap-00000000000000001 (snap-00000000000000001)', 'M1', 'T1']);
+    expect(ec2).toReceiveCommandWith(CreateSnapshotCommand, {
+      VolumeId: 'vol-00000000000000001',
+      TagSpecifications: [
+        {
+          ResourceType: 'snapshot',
+          Tags: [
+            { Key: 'closeloop:forensics-instance', Value: target.instanceId },
+            { Key: 'closeloop:apply-key', Value: 'key-of-the-remediation' },
+          ],
+        },
+      ],
+    });
+    expect(ec2).toReceiveCommandWith(DescribeSnapshotsCommand, {
+      OwnerIds: ['self'],
+      Filters: [
+        { Name: 'volume-id', Values: ['vol-00000000000000001'] },
+        { Name: 'tag:closeloop:apply-key', Values: ['key-of-the-remediation'] },
+        { Name: 'status', Values: ['pending', 'completed'] },
+      ],
+    });
+    expect(store.snapshots).toHaveLength(1);
+  });
+
+  it('makes no second snapshot when a retried apply finds the one a timed-out CreateSnapshot made', async () => {
+    // Prepare: the create takes effect and loses its answer; the apply gives up at once (no in-call retry)
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'M1' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'T1' } });
+    const store = snapshotStore();
+    store.loseAnswers(1);
+    const ctx = { ...testContext(), retry: { attempts: 1 }, applyKey: 'key-of-the-remediation' };
+    // Act
+    const first = action.apply(await action.plan(target, ctx), ctx);
+    await expect(first).rejects.toBeInstanceOf(ApplyIncompleteError);
+    const retried = await action.apply(await action.plan(target, ctx), ctx);
+    // Assess: one snapshot, found again and named in the retry's record
+    expect(ec2).toReceiveCommandTimes(CreateSnapshotCommand, 1);
+    expect(store.snapshots.map((s) => s.SnapshotId)).toEqual(['snap-00000000000000001']);
+    expect(retried.requestIds).toEqual([
+      'describe-1 (snap-00000000000000001, already made by this remediation)',
+      'M1',
+      'T1',
+    ]);
+  });
+
+  it('makes no second snapshot when its own re-send follows a CreateSnapshot that timed out after taking effect', async () => {
+    // Prepare: the first send takes effect and loses its answer; the call is retried within the same apply
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'M1' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'T1' } });
+    const store = snapshotStore();
+    store.loseAnswers(1);
+    const ctx = testContext();
+    // Act
+    const result = await action.apply(await action.plan(target, ctx), ctx);
+    // Assess
+    expect(ec2).toReceiveCommandTimes(CreateSnapshotCommand, 1);
+    expect(store.snapshots).toHaveLength(1);
+    expect(result.requestIds[0]).toBe('describe-1 (snap-00000000000000001, already made by this remediation)');
+  });
+
+  it("snapshots again for a new remediation: another remediation's snapshot of the volume is not reused", async () => {
+    // Prepare: a snapshot an earlier (rolled back) quarantine of the instance made
+    instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    ec2.on(DescribeSecurityGroupsCommand).resolves({
+      SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+    });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'M1' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'T1' } });
+    const store = snapshotStore([
+      {
+        SnapshotId: 'snap-000000000000000a0',
+        VolumeId: 'vol-00000000000000001',
+        State: 'completed',
+        Tags: [
+          { Key: 'closeloop:forensics-instance', Value: target.instanceId },
+          { Key: 'closeloop:apply-key', Value: 'key-of-last-month' },
+        ],
+      },
+    ]);
+    const ctx = { ...testContext(), applyKey: 'key-of-this-remediation' };
+    // Act
+    await action.apply(await action.plan(target, ctx), ctx);
+    // Assess
+    expect(ec2).toReceiveCommandTimes(CreateSnapshotCommand, 1);
+    expect(store.snapshots).toHaveLength(2);
   });
 
   it('plans a no-op when every ENI has only the empty isolation group and termination protection is on', async () => {

@@ -4,7 +4,7 @@ import { type Action, type ActionContext, defineAction } from '../../shared/acti
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
 import { getAction } from '../../shared/actions/registry.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
-import { AdapterError, UsageError } from '../../shared/core/errors.js';
+import { AdapterError, ApplyIncompleteError, UsageError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
@@ -30,8 +30,13 @@ import {
 } from '../helpers/action-context.js';
 
 /** A recording action double: counts plan/apply/rollback calls; the live state is a mutable flag. */
-function recordingAction(opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number } = {}) {
+function recordingAction(
+  opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number; applyTimesOut?: number } = {},
+) {
   const calls = { plan: 0, apply: 0, rollback: 0 };
+  /** The apply key each apply was given. */
+  const applyKeys: Array<string | undefined> = [];
+  let timeouts = opts.applyTimesOut ?? 0;
   const live = { open: true };
   const action = defineAction<{ bucket: string }, { open: boolean }>({
     id: 'test.close-bucket',
@@ -57,9 +62,16 @@ function recordingAction(opts: { productionSafe?: boolean; planError?: Error; sl
         `close ${target.bucket}`,
       );
     },
-    async apply(plan) {
+    async apply(plan, ctx) {
       calls.apply++;
+      applyKeys.push(ctx.applyKey);
       if (opts.slowApplyMs) await new Promise((r) => setTimeout(r, opts.slowApplyMs));
+      if (timeouts > 0) {
+        timeouts--;
+        // No answer: the stage cannot tell whether the close (or, in a real action, a create) took effect.
+        const timeout = new AdapterError('transient', 'test:Close timed out');
+        throw new ApplyIncompleteError(timeout, [], 1, `close ${plan.target.bucket}`, true);
+      }
       live.open = false;
       return { before: plan.before, requestIds: [`req-${calls.apply}`] };
     },
@@ -73,7 +85,7 @@ function recordingAction(opts: { productionSafe?: boolean; planError?: Error; sl
     },
   });
   const widened: Action = action;
-  return { action: widened, calls, live };
+  return { action: widened, calls, live, applyKeys };
 }
 
 const finding = findingFor({
@@ -485,6 +497,31 @@ describe('remediation stage', () => {
     expect(again.map((e) => `${e.type} ${e.id}`)).toEqual(first.map((e) => `${e.type} ${e.id}`));
     expect(again[0]?.detail).toMatchObject({ requestIds: ['req-1'], before: { open: true } });
     expect(afterVerified).toEqual([]);
+  });
+
+  it('gives the retry of an apply that stopped part-way the same apply key, and a new apply after a rollback another', async () => {
+    // Prepare: the first apply gets no answer (it may have made something), so the state still needs the fix
+    double = recordingAction({ applyTimesOut: 1 });
+    await seed();
+    // Act
+    await createRemediationStage(deps()).handle(decided());
+    const failed = await stored();
+    await approveCase(deps(), CASE_KEY, 'oncall@example.com');
+    const retried = await stored();
+    await rollbackCase(deps(), CASE_KEY, 'oncall@example.com');
+    await approveCase(deps(), CASE_KEY, 'oncall@example.com');
+    const reapplied = await stored();
+    // Assess: two claims, one remediation (what the first made is found again); a later remediation is another
+    const [first, second, third] = double.applyKeys;
+    expect(failed?.remediation).toMatchObject({ state: 'failed', unconfirmed: 'close acme-exports' });
+    expect(retried?.remediation.state).toBe('applied');
+    expect(retried?.remediation.applyToken).not.toBe(failed?.remediation.applyToken);
+    expect(first).toEqual(expect.any(String));
+    expect(second).toBe(first);
+    expect(retried?.remediation.applyKey).toBe(first);
+    expect(reapplied?.remediation.state).toBe('applied');
+    expect(third).toEqual(expect.any(String));
+    expect(third).not.toBe(first);
   });
 
   it('restores the before-state and records who rolled back', async () => {

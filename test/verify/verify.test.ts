@@ -4,6 +4,7 @@ import type { VerifyResult } from '../../shared/actions/define.js';
 import { MemoryEvidenceStore } from '../../shared/adapters/evidence/memory.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { LocalUpstreamStatus } from '../../shared/adapters/upstream/local.js';
+import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
 import { AdapterError } from '../../shared/core/errors.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
 import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
@@ -554,6 +555,82 @@ describe('verify stage', () => {
         reopenCount: 1,
       });
     });
+  });
+
+  it("retries a failed update of the finding's Security Hub copy at the next re-check, alone, until it is made", async () => {
+    // Prepare: a case that came through GuardDuty and its Security Hub copy; the copy's update is refused once
+    const calls: string[] = [];
+    const guardduty: UpstreamStatus = {
+      async markResolved(f) {
+        calls.push(f.source);
+        return {
+          source: f.source,
+          outcome: 'updated',
+          api: 'guardduty:ArchiveFindings',
+          requestId: 'req-gd',
+          detail: 'archived',
+        };
+      },
+    };
+    let refusals = 1;
+    const securityhub: UpstreamStatus = {
+      async markResolved(f) {
+        calls.push(f.source);
+        if (refusals-- > 0)
+          throw new AdapterError('denied', 'securityhub:BatchUpdateFindings failed (denied: AccessDeniedException)');
+        return {
+          source: f.source,
+          outcome: 'updated',
+          api: 'securityhub:BatchUpdateFindings',
+          requestId: 'req-sh',
+          detail: 'workflow set to RESOLVED',
+        };
+      },
+    };
+    const d = deps(scriptedAction([HOLDS]), { upstream: new RoutingUpstreamStatus({ guardduty, securityhub }) });
+    await putCase(store, applied({ sources: ['guardduty', 'securityhub'] }));
+    const key = makeFinding().key;
+    // Act: the verification after the apply
+    await createVerifyStage(d).handle(appliedEvent);
+    const first = await readCase();
+    // Assess: the finding's own source updated, its copy's failure recorded as such
+    expect(calls).toEqual(['guardduty', 'securityhub']);
+    expect(first.verification?.upstream).toEqual([
+      { source: 'guardduty', findingKey: key, outcome: 'updated: archived', at: '2026-11-20T10:00:00.000Z' },
+      {
+        source: 'securityhub',
+        findingKey: key,
+        outcome: 'failed: securityhub:BatchUpdateFindings failed (denied: AccessDeniedException)',
+        at: '2026-11-20T10:00:00.000Z',
+      },
+    ]);
+    // Act: the next scheduled re-check
+    clock.set('2026-11-20T16:00:00.000Z');
+    await reverifyRecent(d, clock.now());
+    const second = await readCase();
+    // Assess: only the copy tried again, and its record says only that
+    expect(calls).toEqual(['guardduty', 'securityhub', 'securityhub']);
+    expect(second.verification?.upstream).toEqual([
+      { source: 'guardduty', findingKey: key, outcome: 'updated: archived', at: '2026-11-20T10:00:00.000Z' },
+      {
+        source: 'securityhub',
+        findingKey: key,
+        outcome: 'updated: workflow set to RESOLVED',
+        at: '2026-11-20T16:00:00.000Z',
+      },
+    ]);
+    const upstreamRecords = (await records()).filter((r) => r.step === 'upstream');
+    expect(upstreamRecords.map((r) => r.summary)).toEqual([
+      'guardduty: updated: archived; securityhub: failed: securityhub:BatchUpdateFindings failed (denied: AccessDeniedException)',
+      'securityhub: updated: workflow set to RESOLVED',
+    ]);
+    // Act: a third re-check
+    clock.set('2026-11-20T22:00:00.000Z');
+    await reverifyRecent(d, clock.now());
+    // Assess: nothing more upstream
+    expect(calls).toHaveLength(3);
+    expect((await records()).filter((r) => r.step === 'upstream')).toHaveLength(2);
+    expect((await readCase()).verification?.upstream).toEqual(second.verification?.upstream);
   });
 
   it('leaves cases verified before the re-verification window alone', async () => {

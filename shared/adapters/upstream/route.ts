@@ -26,17 +26,40 @@ export function twinOf(f: Finding): Finding | undefined {
 export class RoutingUpstreamStatus implements UpstreamStatus {
   constructor(private readonly bySource: Partial<Record<Source, UpstreamStatus>>) {}
 
-  async markResolved(finding: Finding, note: string, sources: readonly Source[] = []): Promise<UpstreamResult> {
-    const main = await this.one(finding, note);
-    const twin = twinOf(finding);
-    if (!twin || !sources.includes(twin.source) || !this.bySource[twin.source]) return main;
-    let other: UpstreamResult;
-    try {
-      other = await this.one(twin, note);
-    } catch (e) {
-      other = { source: twin.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
+  async markResolved(
+    finding: Finding,
+    note: string,
+    sources: readonly Source[] = [],
+    done: readonly Source[] = [],
+  ): Promise<UpstreamResult> {
+    const found = twinOf(finding);
+    const twin =
+      found && sources.includes(found.source) && this.bySource[found.source] && !done.includes(found.source)
+        ? found
+        : undefined;
+    // The finding's own source took the update in an earlier verification; what is left is its copy's
+    // (that update failed then): retried alone, and its failure is its own, not the finding's source's.
+    if (done.includes(finding.source)) {
+      if (twin) return this.copy(twin, note);
+      return {
+        source: finding.source,
+        outcome: 'not-updated',
+        api: null,
+        requestId: null,
+        detail: 'already updated by an earlier verification',
+      };
     }
-    return { ...main, also: [other] };
+    const main = await this.one(finding, note);
+    return twin ? { ...main, also: [await this.copy(twin, note)] } : main;
+  }
+
+  /** The copy's update: a failure is recorded as its outcome, never thrown (the finding's own update stands). */
+  private async copy(twin: Finding, note: string): Promise<UpstreamResult> {
+    try {
+      return await this.one(twin, note);
+    } catch (e) {
+      return { source: twin.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };
+    }
   }
 
   private one(finding: Finding, note: string): Promise<UpstreamResult> {

@@ -98,6 +98,11 @@ export const CaseRemediationSchema = z.object({
   error: z.string().optional(),
   /** Idempotency token of the apply in flight or done: the same case applied twice at once → one apply. */
   applyToken: z.string().optional(),
+  /**
+   * Names this remediation across its attempts (the actions' `applyKey`): set by the claim of a new apply,
+   * kept by the retries of one that stopped part-way, so what an earlier attempt created is found again.
+   */
+  applyKey: z.string().optional(),
   /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
@@ -132,9 +137,11 @@ export const CaseVerificationSchema = z.object({
   /** The n-th scheduled re-check of a verification that was inconclusive (policy `recheckInconclusive`). */
   rechecks: z.number().int().optional(),
   /**
-   * Source updates for this case's findings: made in this verification, or (`at` earlier) made by an earlier
-   * one while the case stayed verified — a re-check does not update a finding at its source again.
-   * `findingKey` is absent in entries written before 2026-12-08.
+   * Source updates for this case's findings, one per finding and source (a GuardDuty finding's Security Hub
+   * copy has its own): made in this verification, or (`at` earlier) made by an earlier one while the case
+   * stayed verified — a re-check does not update a finding at a source again, but tries a failed one again.
+   * `findingKey` is absent in entries written before 2026-12-08. Older entries fold a copy's outcome into
+   * their finding's (`updated: …; securityhub: failed: …`): a re-check leaves those as they are.
    */
   upstream: z
     .array(

@@ -240,6 +240,9 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   // A new apply (not the retry of one that may have changed the resource) starts with no steps made: what an
   // earlier apply of this case made (one rolled back since) must not pass for steps of this one.
   const fresh = partial ? {} : { requestIds: undefined, appliedAt: undefined, unconfirmed: undefined };
+  // The claim token is new for every attempt (it tells concurrent claims apart); the apply key stays with a
+  // retry of an apply that stopped part-way, so the action finds what that apply created (a snapshot).
+  const applyKey = (partial && r.applyKey) || token;
   const claimed = await writeRemediation(
     deps,
     c.key,
@@ -249,6 +252,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       applyGates: [...gates, breaker],
       state: 'applying',
       applyToken: token,
+      applyKey,
       stateReason: 'applying',
     },
     (current) => current.remediation.state !== 'applying' && current.remediation.state !== 'applied',
@@ -264,7 +268,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   // 4. Apply: the action re-reads and refuses if the state moved since the plan.
   const madeBefore = partial ? (r.requestIds ?? []) : []; // steps an earlier, partial attempt made
   try {
-    const result = await action.apply(plan, ctx);
+    const result = await action.apply(plan, { ...ctx, applyKey });
     const appliedAt = deps.clock.now().toISOString();
     const requestIds = [...madeBefore, ...result.requestIds];
     const extra = {

@@ -25,6 +25,15 @@ export interface UpstreamResult {
 
 /** Marks a verified finding resolved at its source. Adapters: shared/adapters/upstream/. */
 export interface UpstreamStatus {
-  /** `sources`: every source the finding's case came through (a copy elsewhere is updated too, see `also`). */
-  markResolved(finding: Finding, note: string, sources?: readonly Source[]): Promise<UpstreamResult>;
+  /**
+   * `sources`: every source the finding's case came through (a copy elsewhere is updated too, see `also`).
+   * `done`: sources an earlier verification already updated for this finding, not called again: when the
+   * finding's own source is among them, the result is that of the first source updated now (its copy's).
+   */
+  markResolved(
+    finding: Finding,
+    note: string,
+    sources?: readonly Source[],
+    done?: readonly Source[],
+  ): Promise<UpstreamResult>;
 }

@@ -18,7 +18,7 @@ import { actorFrom, type EvidenceCall, EvidenceCallSchema, type EvidenceRecord }
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
 import { type PipelineEvent, VerifyTriggerSchema } from '../model/events.js';
-import { type Finding, FindingSchema, ProviderSchema, TimestampSchema } from '../model/finding.js';
+import { type Finding, FindingSchema, ProviderSchema, SourceSchema, TimestampSchema } from '../model/finding.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
@@ -470,37 +470,50 @@ const said = (u: UpstreamResult): string => `${u.source}: ${u.outcome}: ${u.deta
 /** A source update of one finding, as the verify record keeps it (`findingKey`: since 2026-12-08). */
 type FindingUpstream = UpstreamResult & { findingKey?: string };
 
+type UpstreamEntry = CaseVerification['upstream'][number];
+
+/** A source update that was made and refused (`failed: AccessDenied …`): owed still. */
+const failedEntry = (e: UpstreamEntry): boolean => e.outcome.startsWith('failed');
+
 /**
- * The source updates a still-verified case already has, by finding key: every outcome but `failed` (an
- * update made, or deliberately not made). A re-check of the case leaves those findings alone at their
- * source (GuardDuty would archive them again, and each call would be one more `upstream` record); a failed
- * one is tried again. A case that reopened starts over: its next verification updates the source again.
+ * The source updates a still-verified case already has for its findings, one entry per finding and source
+ * (a GuardDuty finding and its Security Hub copy are two). A re-check leaves a finding alone at every source
+ * whose update was made, or deliberately not made (GuardDuty would archive it again, and each call would be
+ * one more `upstream` record); one that failed is tried again, alone. A case that reopened starts over: its
+ * next verification updates the sources again.
  */
-function settledUpstream(c: Case): Map<string, CaseVerification['upstream'][number]> {
-  const out = new Map<string, CaseVerification['upstream'][number]>();
-  if (c.status !== 'verified') return out;
-  for (const e of c.verification?.upstream ?? []) {
-    if (e.findingKey && !e.outcome.startsWith('failed') && c.findingKeys.includes(e.findingKey))
-      out.set(e.findingKey, e);
-  }
-  return out;
-}
-
-/** The case's upstream section after a verdict: the updates made now, and the earlier ones still standing. */
-function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: string): CaseVerification['upstream'] {
-  const fresh = upstream.map((u) => ({
-    source: u.source,
-    ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
-    outcome: `${u.outcome}: ${u.detail}${(u.also ?? []).map((x) => `; ${said(x)}`).join('')}`,
-    at,
-  }));
-  const made = new Set(upstream.map((u) => u.findingKey));
-  return [...[...settledUpstream(c).values()].filter((e) => !made.has(e.findingKey)), ...fresh];
+function earlierUpstream(c: Case): UpstreamEntry[] {
+  if (c.status !== 'verified') return [];
+  return (c.verification?.upstream ?? []).filter((e) => e.findingKey && c.findingKeys.includes(e.findingKey));
 }
 
 /**
- * Marks each still-active finding resolved at its source, except those a still-verified case already
- * updated ({@link settledUpstream}); each attempt is an evidence record.
+ * The case's upstream section after a verdict: the updates made now (one entry per source, the copies in
+ * `also` included), and the earlier ones still standing. A finding tried again drops its earlier failures
+ * (what is still owed is in this attempt's outcome); one not tried keeps them, to be tried next time.
+ */
+function upstreamEntries(c: Case, upstream: readonly FindingUpstream[], at: string): CaseVerification['upstream'] {
+  const fresh = upstream.flatMap((u) =>
+    withCopies(u).map((x) => ({
+      source: x.source,
+      ...(u.findingKey !== undefined ? { findingKey: u.findingKey } : {}),
+      outcome: `${x.outcome}: ${x.detail}`,
+      at,
+    })),
+  );
+  const tried = new Set(upstream.map((u) => u.findingKey));
+  const made = new Set(fresh.map((e) => `${e.findingKey}\n${e.source}`));
+  const standing = earlierUpstream(c).filter(
+    (e) => !made.has(`${e.findingKey}\n${e.source}`) && !(tried.has(e.findingKey) && failedEntry(e)),
+  );
+  return [...standing, ...fresh];
+}
+
+/**
+ * Marks each still-active finding resolved at its sources, except where a still-verified case already
+ * updated it ({@link earlierUpstream}): a finding whose every earlier update stands is left alone, one with
+ * a failed update has only the sources not yet updated tried again. Each attempt is an evidence record of
+ * what was tried in it.
  */
 async function markUpstream(
   deps: VerifyDeps,
@@ -511,11 +524,18 @@ async function markUpstream(
 ): Promise<FindingUpstream[]> {
   const results: FindingUpstream[] = [];
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
-  const settled = settledUpstream(c);
+  const earlier = earlierUpstream(c);
   for (const f of findings) {
-    if (settled.has(f.key)) continue;
+    const mine = earlier.filter((e) => e.findingKey === f.key);
+    if (mine.length > 0 && !mine.some(failedEntry)) continue;
+    const done = mine.flatMap((e) => {
+      const source = SourceSchema.safeParse(e.source);
+      return source.success && !failedEntry(e) ? [source.data] : [];
+    });
     let r: UpstreamResult;
     if (!deps.policy.upstream.enabled) {
+      // What is owed stays owed (its failed entry kept) until updates are enabled again.
+      if (done.length > 0) continue;
       r = {
         source: f.source,
         outcome: 'not-updated',
@@ -523,7 +543,7 @@ async function markUpstream(
         requestId: null,
         detail: 'upstream updates disabled by policy',
       };
-    } else if (f.status === 'resolved') {
+    } else if (f.status === 'resolved' && !done.includes(f.source)) {
       r = {
         source: f.source,
         outcome: 'not-updated',
@@ -537,6 +557,7 @@ async function markUpstream(
           f,
           `${deps.policy.upstream.note} closeloop case ${shortHash(c.key)}.`,
           c.sources,
+          done,
         );
       } catch (e) {
         r = { source: f.source, outcome: 'failed', api: null, requestId: null, detail: errorMessage(e) };

@@ -48,8 +48,8 @@ export async function recordUpstreamAnswer(deps: UpstreamAnswerDeps, result: Rem
     `${result.requestId}:answer`,
   );
   // Written after the record (a redelivery after a crash in between still writes it), once. The answer
-  // takes the place of the finding's `requested` entry: a failed one is then asked again by the next
-  // re-check (the verifier leaves settled findings alone, see settledUpstream in stage.ts).
+  // takes the place of the finding's `requested` entry at that source: a failed one is then asked again by
+  // the next re-check (the verifier leaves the updates that stand alone, see earlierUpstream in stage.ts).
   const entry = {
     source,
     ...(result.findingKey ? { findingKey: result.findingKey } : {}),
@@ -61,7 +61,9 @@ export async function recordUpstreamAnswer(deps: UpstreamAnswerDeps, result: Rem
     if (!current || !v) return undefined;
     if (v.upstream.some((u) => u.source === source && u.at === entry.at && u.outcome === entry.outcome))
       return undefined;
-    const others = v.upstream.filter((u) => !(entry.findingKey && u.findingKey === entry.findingKey));
+    const others = v.upstream.filter(
+      (u) => !(entry.findingKey && u.findingKey === entry.findingKey && u.source === source),
+    );
     return { ...current, verification: { ...v, upstream: [...others, entry] } };
   });
 }

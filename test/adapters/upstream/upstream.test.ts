@@ -274,4 +274,34 @@ describe('Upstream: routing and local', () => {
     expect(gd).toHaveReceivedCommandTimes(ArchiveFindingsCommand, 3);
     expect(sh).toHaveReceivedCommandTimes(BatchUpdateFindingsCommand, 2);
   });
+
+  it('updates only what an earlier verification left undone: the copy alone, its failure its own', async () => {
+    // Prepare: GuardDuty archived the finding earlier; Security Hub refuses once, then accepts
+    gd.reset();
+    sh.reset();
+    sh.on(BatchUpdateFindingsCommand)
+      .rejectsOnce(Object.assign(new Error('denied'), { name: 'AccessDeniedException' }))
+      .resolves({ UnprocessedFindings: [], $metadata: { requestId: 'req-sh-10' } });
+    const route = new RoutingUpstreamStatus({
+      guardduty: new GuardDutyUpstream({ client: () => new GuardDutyClient({}), archive: true }),
+      securityhub: new SecurityHubUpstream({ client: () => new SecurityHubClient({}) }),
+    });
+    const native = makeFinding();
+    // Act
+    const refused = await route.markResolved(native, 'n', ['guardduty', 'securityhub'], ['guardduty']);
+    const made = await route.markResolved(native, 'n', ['guardduty', 'securityhub'], ['guardduty']);
+    const nothingLeft = await route.markResolved(
+      native,
+      'n',
+      ['guardduty', 'securityhub'],
+      ['guardduty', 'securityhub'],
+    );
+    // Assess
+    expect(gd).toHaveReceivedCommandTimes(ArchiveFindingsCommand, 0);
+    expect(sh).toHaveReceivedCommandTimes(BatchUpdateFindingsCommand, 2);
+    expect(refused).toMatchObject({ source: 'securityhub', outcome: 'failed' });
+    expect(refused.also).toBeUndefined();
+    expect(made).toMatchObject({ source: 'securityhub', outcome: 'updated', requestId: 'req-sh-10' });
+    expect(nothingLeft).toMatchObject({ source: 'guardduty', outcome: 'not-updated', api: null });
+  });
 });
