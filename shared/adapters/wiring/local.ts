@@ -34,6 +34,7 @@ import { OverlayDocStore } from '../store/overlay.js';
 import { SqliteDocStore } from '../store/sqlite.js';
 import { createTicketSink, LocalTicketSink } from '../tickets/index.js';
 import { LocalUpstreamStatus } from '../upstream/local.js';
+import { processGone, processScope } from './local-process.js';
 import { memberAccessFromEnv } from './member-role.js';
 
 export interface LocalOptions {
@@ -176,6 +177,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     createTicketStage(tickets),
     createVerifyStage(verify),
   ];
+  const scope = processScope();
   const bus = new InProcessBus(
     stages,
     log,
@@ -188,8 +190,10 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
         at: clock.now().toISOString(),
       });
     },
-    // Durable: a killed run's undelivered events are recovered by the next one (settle()).
+    // Durable: a killed run's undelivered events are recovered by the next one (settle()); another live
+    // run's are left to it (a lease per queued event, given back at once when its process is gone).
     store,
+    { clock, process: { scope, pid: process.pid }, processGone: (p) => processGone(p, scope) },
   );
   const deps: IngestDeps = {
     store,
@@ -228,6 +232,7 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
       await drainOutbox(tickets);
     },
     close: async () => {
+      await bus.close();
       await base.close();
     },
   };
