@@ -4,10 +4,8 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { generate } from '../../bench/generate.js';
 import type { ActionContext } from '../../shared/actions/define.js';
-import { type Action, defineAction } from '../../shared/actions/define.js';
 import { listCases } from '../../shared/adapters/cli/cases.js';
 import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
 import { listTickets } from '../../shared/adapters/tickets/index.js';
@@ -15,46 +13,21 @@ import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tick
 import { createLocalRuntime, type LocalRuntime } from '../../shared/adapters/wiring/local.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
 import { silentLogger, systemClock } from '../../shared/core/ports.js';
+import { standInS3Action } from '../helpers/stand-in-action.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CONFIG = join(import.meta.dirname, '../../examples/config');
 
-/** A stand-in for s3.block-public-access that counts applies per bucket (no cloud here). */
-function countingAction(applies: Map<string, number>): Action {
-  return defineAction({
-    id: 's3.block-public-access',
-    title: 'counting stand-in',
-    provider: 'aws',
-    handles: {},
-    permissions: ['s3:PutBucketPublicAccessBlock'],
-    verifyPermissions: ['s3:GetBucketPublicAccessBlock'],
-    risk: 'low',
-    productionSafe: false,
-    target: z.object({ bucket: z.string() }),
-    beforeSchema: z.object({ public: z.boolean() }),
-    selectTarget: (f) => ({ bucket: f.resource.name }),
-    plan: async (target) => ({
-      target,
-      before: { public: true },
-      steps: [
-        {
-          say: `block ${target.bucket}`,
-          call: { api: 's3:PutPublicAccessBlock', permission: 's3:PutBucketPublicAccessBlock', input: target },
-        },
-      ],
-      summary: `block public access on ${target.bucket}`,
-      noop: false,
-    }),
+/** The stand-in s3.block-public-access, counting applies per bucket. */
+const countingAction = (applies: Map<string, number>) =>
+  standInS3Action({
     apply: async (plan) => {
       // Yield so concurrent claimers really interleave with this apply.
       await new Promise((r) => setTimeout(r, 5));
       applies.set(plan.target.bucket, (applies.get(plan.target.bucket) ?? 0) + 1);
       return { before: plan.before, requestIds: [`req-${plan.target.bucket}`] };
     },
-    verify: async () => ({ holds: true, observed: { public: false }, reason: 'blocked' }),
-    rollback: async () => ({ requestIds: [] }),
   });
-}
 
 describe('three concurrent workers on one store', () => {
   let tmp: ReturnType<typeof tempDir>;

@@ -6,8 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { type Action, type ActionContext, defineAction } from '../../shared/actions/define.js';
+import type { Action, ActionContext } from '../../shared/actions/define.js';
 import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
@@ -17,47 +16,14 @@ import { verifyChains } from '../../shared/core/evidence/audit.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { EVENT_QUEUE, InProcessBus, QUEUE_LEASE_MS, type Stage } from '../../shared/core/pipeline/stage.js';
 import { type Clock, silentLogger, systemClock } from '../../shared/core/ports.js';
+import { standInS3Action } from '../helpers/stand-in-action.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CONFIG = join(import.meta.dirname, '../../examples/config');
 const S3_8 = join(import.meta.dirname, '../../examples/events/02-securityhub-s3.8-failed-data-lake.json');
 
-/** A stand-in for s3.block-public-access whose live read (`plan`) runs `onPlan` first (no cloud here). */
-function planningAction(onPlan: () => Promise<void>): Action {
-  return defineAction({
-    id: 's3.block-public-access',
-    title: 'stand-in',
-    provider: 'aws',
-    handles: {},
-    permissions: ['s3:PutBucketPublicAccessBlock'],
-    verifyPermissions: ['s3:GetBucketPublicAccessBlock'],
-    risk: 'low',
-    productionSafe: false,
-    target: z.object({ bucket: z.string() }),
-    beforeSchema: z.object({ public: z.boolean() }),
-    selectTarget: (f) => ({ bucket: f.resource.name }),
-    plan: async (target) => {
-      await onPlan();
-      return {
-        target,
-        before: { public: true },
-        steps: [
-          {
-            say: `block ${target.bucket}`,
-            call: { api: 's3:PutPublicAccessBlock', permission: 's3:PutBucketPublicAccessBlock', input: target },
-          },
-        ],
-        summary: `block public access on ${target.bucket}`,
-        noop: false,
-      };
-    },
-    apply: async () => {
-      throw new Error('a dry-run never applies');
-    },
-    verify: async () => ({ holds: true, observed: { public: false }, reason: 'blocked' }),
-    rollback: async () => ({ requestIds: [] }),
-  });
-}
+/** The stand-in s3.block-public-access whose live read (`plan`) runs `onPlan` first. */
+const planningAction = (onPlan: () => Promise<void>) => standInS3Action({ onPlan });
 
 const readEvent = () => [{ input: 'data-lake', value: JSON.parse(readFileSync(S3_8, 'utf8')) as unknown }];
 
