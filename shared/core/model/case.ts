@@ -98,6 +98,18 @@ export const CaseRemediationSchema = z.object({
   error: z.string().optional(),
   /** Idempotency token of the apply in flight or done: the same case applied twice at once → one apply. */
   applyToken: z.string().optional(),
+  /**
+   * When the claim under `applyToken` was taken (state `applying`): a claim older than the policy's
+   * `apply.abandonAfter` bound has lost its process and is settled failed. Absent on claims taken before
+   * 2026-12-07 (their age is then counted from the case's `updatedAt`, which is never earlier).
+   */
+  claimedAt: TimestampSchema.optional(),
+  /**
+   * Set when an abandoned claim was settled failed without an outcome (`recoverAbandonedApplies`): the
+   * outcome of that apply is unknown, and one arriving late for the same token (a spoke's answer, the
+   * apply itself) is still recorded, which clears it.
+   */
+  interruptedAt: TimestampSchema.optional(),
   /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
