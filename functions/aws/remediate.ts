@@ -2,21 +2,25 @@
  * Remediation: plans, gates and applies the case's action with the function's own IAM role (in a member
  * account, with the member role it assumes there, when the deployment names one). Azure and
  * GCP actions are handed to their spokes (`Remediation Requested` on the hub bus → API destination) and
- * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here.
+ * their answers (`Spoke Remediation Result`, routed to this queue) are recorded on the case here. On its
+ * schedule, it settles abandoned claims and runs held work again.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
   type RemediationDeps,
   recordRemoteResult,
+  recoverAbandonedApplies,
+  releaseHeld,
 } from '../../shared/core/remediation/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
-import { MetricUnit, sqsFunction } from './middleware/hub-function.js';
+import { hubFunction, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-remediate' }) });
 const remote = eventBridgeRemoteExecutor(ports.clients.eventbridge, ports.env.CLOSELOOP_BUS);
@@ -57,7 +61,7 @@ const load = () => {
   return deps;
 };
 
-export const handler = sqsFunction(ports, 'remediate', async (record, metrics) => {
+const onQueue = sqsFunction(ports, 'remediate', async (record, metrics) => {
   const message = remoteMessageOf(eventBridgeEventFromSqs(record));
   if (message?.kind === 'result') {
     await ports.bus.publish(await recordRemoteResult(await load(), message.result));
@@ -72,3 +76,46 @@ export const handler = sqsFunction(ports, 'remediate', async (record, metrics) =
   await ports.bus.publish(await stage.handle(event));
   metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
 });
+
+/**
+ * The schedule starts no case later than this before the function's timeout: room for an apply in flight
+ * (its calls retried with backoff) and the metrics flush. What it did not reach comes first in the next run.
+ */
+export const SWEEP_MARGIN_MS = 60_000;
+
+/**
+ * Every few minutes: claims whose invocation died (a timeout, an out-of-memory kill) or whose spoke never
+ * answered are settled failed once older than policy apply.abandonAfter, and held work (budget spent,
+ * breaker open) is run again once its hold can have lifted. Nothing else would: this function is fed by
+ * its queue, and a held or abandoned case gets no new event of its own.
+ */
+const onSchedule = hubFunction(ports, 'remediate-schedule', async (_event: unknown, metrics, context) => {
+  // Taken before the deps are built: a cold start's imports count against the timeout too.
+  const until = ports.clock.now().getTime() + context.getRemainingTimeInMillis() - SWEEP_MARGIN_MS;
+  const deps = await load();
+  let published = 0;
+  // What a case produced goes out right after its write (the ticket is told), also when the invocation is
+  // stopped part-way.
+  const publish = async (found: readonly PipelineEvent[]) => {
+    await ports.bus.publish(found);
+    published += found.length;
+  };
+  const { events: _recoveredEvents, ...claims } = await recoverAbandonedApplies(deps, ports.clock.now(), {
+    until,
+    publish,
+  });
+  const { events: _heldEvents, ...held } = await releaseHeld(deps, { until, publish });
+  metrics.addMetric('ClaimsRecovered', MetricUnit.Count, claims.recovered);
+  metrics.addMetric('HeldReleased', MetricUnit.Count, held.released);
+  metrics.addMetric('SweepRemaining', MetricUnit.Count, claims.remaining + held.remaining);
+  if (claims.recovered > 0) ports.log.warn('remediate: abandoned claims settled failed', { ...claims });
+  if (claims.remaining + held.remaining > 0)
+    ports.log.info('remediate: time budget spent; the next run takes the cases not reached', {
+      claims: claims.remaining,
+      held: held.remaining,
+    });
+  return { claims, held, published };
+});
+
+/** An EventBridge schedule invokes with a `Scheduled Event`; the remediate queue with `Records`. */
+export const handler = queueOrSchedule(onQueue, onSchedule);

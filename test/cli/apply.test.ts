@@ -23,7 +23,10 @@ import {
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
+import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
+import { CLAIMS_COLLECTION } from '../../shared/core/remediation/stage.js';
 import { awsError } from '../helpers/action-context.js';
 import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -207,6 +210,50 @@ describe('closeloop against live (mocked) S3', () => {
     await blockedRun('elsewhere', 'is in AWS account 444455556666 and this deployment acts in 999988887777 only');
     expect(tagging).toHaveReceivedCommandTimes(GetResourcesCommand, 0);
     expect(s3.calls().length).toBe(s3Calls);
+  });
+
+  it('settles an apply its killed run left claimed as failed on the next run, telling the ticket, and leaves a younger claim alone', async () => {
+    // Prepare: a run planned the dev batch; then two applies were claimed as `run --apply` claims them, by
+    // runs SIGKILLed mid-apply: one 20 minutes ago, one a minute ago (its run may still be going)
+    statefulBucket();
+    expect((await cli(['run', DEV_BATCH, '--config', CONFIG, '--home', home])).code).toBe(0);
+    const planned = CaseSchema.array().parse(JSON.parse((await cli(['cases', '--json', '--home', home])).out));
+    const s3Case = await caseFor(home, 'acme-web-dev-assets');
+    const other = planned.find((c) => c.key !== s3Case.key && c.remediation.action);
+    if (!other) throw new Error('the dev batch has no second case with an action');
+    const store = await SqliteDocStore.open(join(home, 'closeloop.db'));
+    for (const [c, minutesAgo] of [
+      [s3Case, 20],
+      [other, 1],
+    ] as const) {
+      const claimedAt = new Date(Date.now() - minutesAgo * 60_000).toISOString();
+      const remediation = { ...c.remediation, state: 'applying', applyToken: `killed-${minutesAgo}`, claimedAt };
+      await store.put(CLAIMS_COLLECTION, c.key, { caseKey: c.key, at: claimedAt });
+      await store.put('cases', c.key, { ...c, remediation });
+    }
+    await store.close();
+    // Act
+    const run = await cli(['run', DEV_BATCH, '--apply', '--config', CONFIG, '--home', home]);
+    // Assess: failed with why, its outcome unknown, and nothing applied again; the younger claim untouched
+    expect(run.code, run.err).toBe(0);
+    const settled = await caseFor(home, 'acme-web-dev-assets');
+    expect(settled.remediation.state).toBe('failed');
+    expect(settled.remediation.stateReason).toMatch(
+      /^apply of s3\.block-public-access interrupted: no outcome within 15 min of its claim at .*; it may have taken effect in part/,
+    );
+    expect(settled.remediation.unconfirmed).toBeDefined();
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    const after = CaseSchema.array().parse(JSON.parse((await cli(['cases', '--json', '--home', home])).out));
+    expect(after.find((c) => c.key === other.key)?.remediation).toMatchObject({
+      state: 'applying',
+      applyToken: 'killed-1',
+    });
+    const tickets = await SqliteDocStore.open(join(home, 'closeloop.db'));
+    const ticket = settled.ticket
+      ? LocalTicketSchema.parse((await tickets.get(LOCAL_COLLECTIONS.tickets, settled.ticket.key))?.value)
+      : undefined;
+    await tickets.close();
+    expect(ticket?.comments.map((c) => c.text).join('\n')).toContain('interrupted: no outcome within 15 min');
   });
 
   it('holds a production fix for approval and applies it once a person approves with --apply', async () => {

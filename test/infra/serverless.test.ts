@@ -13,6 +13,7 @@ import { z } from 'zod';
 import * as bundler from '../../scripts/bundle-functions.mjs';
 import { SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
 import { matchesPattern, root } from './helpers.js';
 
@@ -254,7 +255,7 @@ describe('serverless.yml packaged offline', () => {
     expect(matched).toBe(true);
   });
 
-  it('runs the ticket outbox drain, the re-verification and the exception sweep on schedules', () => {
+  it('runs the ticket outbox drain, the re-verification, the exception sweep and the remediation sweep on schedules', () => {
     // Prepare
     const scheduled = resources('AWS::Events::Rule')
       .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
@@ -275,6 +276,25 @@ describe('serverless.yml packaged offline', () => {
       rate: 'rate(1 hour)',
       target: expect.stringContaining('IngestLambdaFunction'),
     });
+    // Held fixes and abandoned applies get no event of their own: only this schedule moves them on.
+    expect(scheduled).toContainEqual({
+      rate: 'rate(5 minutes)',
+      target: expect.stringContaining('RemediateLambdaFunction'),
+    });
+  });
+
+  it('gives remediate a timeout that covers an apply, well below the bound after which its claim counts as abandoned', () => {
+    // Prepare
+    const fns = Object.fromEntries(resources('AWS::Lambda::Function'));
+    const timeout = Number(fns.RemediateLambdaFunction?.Properties.Timeout);
+    const bound = ApplyPolicySchema.shape.abandonAfter;
+    // Act / Assess: an invocation is stopped at its timeout, so a claim older than the bound has no live apply
+    // (the default with room for a slow start, and the lowest bound policy accepts still above the timeout)
+    expect(timeout).toBeGreaterThanOrEqual(300);
+    expect(bound.parse(undefined).applyMinutes * 60).toBeGreaterThanOrEqual(3 * timeout);
+    expect(() => bound.parse({ applyMinutes: 9 })).toThrow();
+    expect(10 * 60).toBeGreaterThan(timeout);
+    expect(Number(fns.VerifyLambdaFunction?.Properties.Timeout)).toBeGreaterThanOrEqual(300);
   });
 
   it('caps SQS-fed functions on the event source, never by reserved concurrency, and waits out each timeout', () => {

@@ -19,6 +19,7 @@ import {
   createRemediationStage,
   type RemediationDeps,
   recordRemoteResult,
+  recoverAbandonedApplies,
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
@@ -291,6 +292,50 @@ describe('remote remediation on the hub', () => {
     expect(c?.remediation.stateReason).toMatch(/by an earlier attempt/);
     expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
     expect(double.calls.apply).toBe(1);
+  });
+
+  it('settles a hand-over left unanswered past its bound as failed, and records the answer that comes after all', async () => {
+    // Prepare: dispatched at 10:00; the spoke's answer is late
+    const remote = recordingExecutor();
+    const request = await dispatch(remote);
+    const result = await executeRemote(request, spokeDeps());
+    const at = (iso: string) => deps({ remote: remote.executor, clock: fixedClock(new Date(iso)) });
+    // Act: past the apply bound (15 min) but within the spoke's (60 min), then past it; then the answer
+    const within = await recoverAbandonedApplies(at('2026-11-18T10:30:00.000Z'), new Date('2026-11-18T10:30:00.000Z'));
+    const past = await recoverAbandonedApplies(at('2026-11-18T11:01:00.000Z'), new Date('2026-11-18T11:01:00.000Z'));
+    const failed = await stored();
+    const events = await recordRemoteResult(deps(), result);
+    // Assess
+    expect(within).toMatchObject({ recovered: 0, live: 1 });
+    expect(past.recovered).toBe(1);
+    expect(past.events.map((e) => e.type === 'case.remediation' && e.state)).toEqual(['failed']);
+    expect(failed?.remediation).toMatchObject({ state: 'failed', interruptedAt: '2026-11-18T11:01:00.000Z' });
+    expect(failed?.remediation.stateReason).toMatch(
+      /^hand-over of test\.azure-close to the azure spoke unanswered: no result within 60 min of its claim at 2026-11-18T10:00:00\.000Z; it may have taken effect in part/,
+    );
+    const c = await stored();
+    expect(c?.remediation).toMatchObject({ state: 'applied', before: { open: true }, requestIds: ['arm-req-1'] });
+    expect(c?.remediation.interruptedAt).toBeUndefined();
+    expect(c?.status).toBe('remediated');
+    expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+  });
+
+  it('ignores a late answer once a newer claim replaced the one it was dispatched under', async () => {
+    // Prepare: the first hand-over goes unanswered and is settled failed; a person retries (a second hand-over)
+    const remote = recordingExecutor();
+    const first = await dispatch(remote);
+    const late = await executeRemote(first, spokeDeps());
+    const clock = fixedClock(new Date('2026-11-18T11:01:00.000Z'));
+    await recoverAbandonedApplies(deps({ remote: remote.executor, clock }), clock.now());
+    await approveCase(deps({ remote: remote.executor, clock }), CASE_KEY, 'oncall@example.com');
+    const retried = await stored();
+    // Act
+    const events = await recordRemoteResult(deps(), late);
+    // Assess
+    expect(remote.sent).toHaveLength(2);
+    expect(events).toEqual([]);
+    expect(await stored()).toEqual(retried);
+    expect(retried?.remediation.state).toBe('applying');
   });
 
   it('ignores a result whose token is not the case claim', async () => {

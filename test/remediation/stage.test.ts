@@ -13,9 +13,11 @@ import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
   approveCase,
   approverRefusal,
+  CLAIMS_COLLECTION,
   createRemediationStage,
   HELD_COLLECTION,
   type RemediationDeps,
+  recoverAbandonedApplies,
   releaseHeld,
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
@@ -31,7 +33,14 @@ import {
 
 /** A recording action double: counts plan/apply/rollback calls; the live state is a mutable flag. */
 function recordingAction(
-  opts: { productionSafe?: boolean; planError?: Error; slowApplyMs?: number; applyTimesOut?: number } = {},
+  opts: {
+    productionSafe?: boolean;
+    planError?: Error;
+    slowApplyMs?: number;
+    applyTimesOut?: number;
+    /** The first apply waits for this before it changes anything (a process stalled, or killed, mid-apply). */
+    stallFirstApply?: Promise<void>;
+  } = {},
 ) {
   const calls = { plan: 0, apply: 0, rollback: 0 };
   /** The apply key each apply was given. */
@@ -65,6 +74,7 @@ function recordingAction(
     async apply(plan, ctx) {
       calls.apply++;
       applyKeys.push(ctx.applyKey);
+      if (opts.stallFirstApply && calls.apply === 1) await opts.stallFirstApply;
       if (opts.slowApplyMs) await new Promise((r) => setTimeout(r, opts.slowApplyMs));
       if (timeouts > 0) {
         timeouts--;
@@ -441,6 +451,25 @@ describe('remediation stage', () => {
     expect(await store.list(BUDGET_COLLECTION)).toHaveLength(2);
   });
 
+  it('leaves a held case as it is, without re-reading it or telling its ticket again, while its hold cannot have lifted', async () => {
+    // Prepare: the hour's budget (1) went to one case, the other is held
+    const policy = ApplyPolicySchema.parse({ budget: { perAccountPerHour: 1 } });
+    await seed();
+    await seed(makeCase({ key: 'aws|other|x' }));
+    const stage = createRemediationStage(deps({ policy }));
+    await stage.handle(decided());
+    double.live.open = true;
+    await stage.handle(decided('aws|other|x'));
+    const plans = double.calls.plan;
+    // Act: a release within the same hour (the schedule runs every few minutes)
+    const sameHour = await releaseHeld(deps({ policy, clock: fixedClock(new Date('2026-11-18T10:55:00.000Z')) }));
+    // Assess
+    expect(sameHour).toMatchObject({ released: 0, waiting: 1, events: [] });
+    expect(double.calls.plan).toBe(plans);
+    expect((await stored('aws|other|x'))?.remediation.state).toBe('held');
+    expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeDefined();
+  });
+
   it('holds every apply while the circuit breaker is open', async () => {
     // Prepare
     const policy = ApplyPolicySchema.parse({ circuitBreaker: { failedVerifications: 2, windowMinutes: 60 } });
@@ -546,5 +575,134 @@ describe('remediation stage', () => {
     // Assess
     expect((await stored())?.remediation.state).toBe('noop');
     expect(double.calls.apply).toBe(0);
+  });
+
+  describe('an apply whose process died (its claim abandoned)', () => {
+    const at = (iso: string) => fixedClock(new Date(iso));
+    const CLAIMED = '2026-11-18T10:00:00.000Z'; // fixedClock(): the time the claim is taken
+    /** Starts an apply that stalls mid-way, as a killed process leaves it; resolves once the case is claimed. */
+    const stalledApply = async () => {
+      let finish = () => {};
+      const stalled = new Promise<void>((r) => {
+        finish = r;
+      });
+      double = recordingAction({ stallFirstApply: stalled });
+      await seed();
+      const running = createRemediationStage(deps()).handle(decided());
+      while (double.calls.apply === 0) await new Promise((r) => setTimeout(r, 1));
+      return { running, finish };
+    };
+
+    it('settles a claim older than the bound as failed with why and the failed event, and leaves a younger one alone', async () => {
+      // Prepare
+      await stalledApply();
+      // Act
+      const young = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:14:00.000Z') }),
+        new Date('2026-11-18T10:14:00.000Z'),
+      );
+      const afterYoung = await stored();
+      const old = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:16:00.000Z') }),
+        new Date('2026-11-18T10:16:00.000Z'),
+      );
+      const again = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:21:00.000Z') }),
+        new Date('2026-11-18T10:21:00.000Z'),
+      );
+      // Assess: untouched within 15 min; then failed, its outcome unknown, the before-state kept for rollback
+      expect(young).toMatchObject({ recovered: 0, live: 1, events: [] });
+      expect(afterYoung?.remediation).toMatchObject({ state: 'applying', claimedAt: CLAIMED });
+      const c = await stored();
+      expect(c?.status).toBe('failed');
+      expect(c?.remediation).toMatchObject({
+        state: 'failed',
+        before: { open: true },
+        interruptedAt: '2026-11-18T10:16:00.000Z',
+        unconfirmed: expect.stringContaining('close acme-exports'),
+      });
+      expect(c?.remediation.stateReason).toBe(
+        `apply of test.close-bucket interrupted: no outcome within 15 min of its claim at ${CLAIMED}; ` +
+          'it may have taken effect in part — the live state decides the next attempt',
+      );
+      expect(old.recovered).toBe(1);
+      expect(old.events).toHaveLength(1);
+      expect(old.events[0]).toMatchObject({
+        type: 'case.remediation',
+        caseKey: CASE_KEY,
+        state: 'failed',
+        detail: { reason: c?.remediation.stateReason },
+      });
+      expect(again).toMatchObject({ recovered: 0, events: [] });
+      expect(await store.get(CLAIMS_COLLECTION, CASE_KEY)).toBeUndefined();
+    });
+
+    it('records the outcome of the apply when it finishes after all, under the same claim', async () => {
+      // Prepare: settled as abandoned while the apply was stalled
+      const { running, finish } = await stalledApply();
+      await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:16:00.000Z') }),
+        new Date('2026-11-18T10:16:00.000Z'),
+      );
+      // Act: the apply goes on and finishes
+      finish();
+      const events = await running;
+      // Assess: what was applied is on the case, and its verification is owed
+      const c = await stored();
+      expect(c?.remediation).toMatchObject({ state: 'applied', requestIds: ['req-1'], before: { open: true } });
+      expect(c?.remediation.interruptedAt).toBeUndefined();
+      expect(c?.remediation.unconfirmed).toBeUndefined();
+      expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    });
+
+    it("keeps a retry's outcome when the abandoned apply finishes after the retry claimed the case", async () => {
+      // Prepare: settled as abandoned, then retried by a person: the retry re-reads and applies
+      const { running, finish } = await stalledApply();
+      await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:16:00.000Z') }),
+        new Date('2026-11-18T10:16:00.000Z'),
+      );
+      const retry = await approveCase(deps({ clock: at('2026-11-18T10:20:00.000Z') }), CASE_KEY, 'oncall@example.com');
+      const retried = await stored();
+      // Act: the first apply finishes after the retry
+      finish();
+      const late = await running;
+      // Assess: the retry's claim stands; the late apply records nothing over it
+      expect(retry.state).toBe('applied');
+      expect(late).toEqual([]);
+      const c = await stored();
+      expect(c?.remediation.applyToken).toBe(retried?.remediation.applyToken);
+      expect(c?.remediation).toMatchObject({
+        state: 'applied',
+        approvedBy: 'oncall@example.com',
+        before: { open: true },
+      });
+    });
+
+    it("counts the age of a claim taken before claim times were kept from the case's last update", async () => {
+      // Prepare: a claim as the earlier code left it (no claimedAt, no pointer)
+      const c = makeCase();
+      await seed({
+        ...c,
+        updatedAt: '2026-11-18T09:00:00.000Z',
+        status: 'planned',
+        remediation: { ...c.remediation, state: 'applying', applyToken: 'old-claim', stateReason: 'applying' },
+      });
+      // Act
+      const early = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T09:10:00.000Z') }),
+        new Date('2026-11-18T09:10:00.000Z'),
+      );
+      const late = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T09:20:00.000Z') }),
+        new Date('2026-11-18T09:20:00.000Z'),
+      );
+      // Assess
+      expect(early).toMatchObject({ swept: true, recovered: 0, live: 1 });
+      expect(late).toMatchObject({ swept: false, recovered: 1 });
+      expect((await stored())?.remediation.stateReason).toContain(
+        "within 15 min of the case's last update at 2026-11-18T09:00:00.000Z (claim time not recorded)",
+      );
+    });
   });
 });

@@ -4,10 +4,11 @@
  */
 import * as z from 'zod';
 import { UsageError } from '../../core/errors.js';
+import type { PipelineEvent } from '../../core/model/events.js';
 import type { Rejected } from '../../core/model/finding.js';
 import { INGEST_CHUNK } from '../../core/pipeline/ingest.js';
 import { normalize } from '../../core/pipeline/normalize.js';
-import { releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
+import { recoverAbandonedApplies, releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
 import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
 import { caseId, listCases, renderCases, resolveCase } from './cases.js';
 import { expandInputs, readInputs } from './inputs.js';
@@ -136,10 +137,15 @@ export async function cmdRun(args: readonly string[], opts: GlobalOptions, io: I
   try {
     if (unread.length) await rt.ingest.deadLetter(unread, rt.clock.now().toISOString());
     const swept = await rt.ingest.sweepExceptions();
+    const publish = (events: readonly PipelineEvent[]) => rt.bus.publish(events);
+    // An apply whose run was killed (SIGKILL, a crash) left its claim: once older than policy
+    // apply.abandonAfter it is settled failed, its outcome unknown, and its ticket told. Younger claims stay.
+    await recoverAbandonedApplies(rt.remediation, rt.clock.now(), { publish });
     await rt.settle();
     // With --apply: approvals given in a dry-run, and fixes held by the budget or the breaker, go now.
     if (rt.apply) {
-      await rt.bus.publish([...(await releaseApproved(rt.remediation)), ...(await releaseHeld(rt.remediation))]);
+      await publish(await releaseApproved(rt.remediation));
+      await releaseHeld(rt.remediation, { publish });
       await rt.settle();
     }
     const out = await ingestAll(rt, docs);

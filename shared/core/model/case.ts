@@ -103,6 +103,18 @@ export const CaseRemediationSchema = z.object({
    * kept by the retries of one that stopped part-way, so what an earlier attempt created is found again.
    */
   applyKey: z.string().optional(),
+  /**
+   * When the claim under `applyToken` was taken (state `applying`): a claim older than the policy's
+   * `apply.abandonAfter` bound has lost its process and is settled failed. Absent on claims taken before
+   * 2026-12-07 (their age is then counted from the case's `updatedAt`, which is never earlier).
+   */
+  claimedAt: TimestampSchema.optional(),
+  /**
+   * Set when an abandoned claim was settled failed without an outcome (`recoverAbandonedApplies`): the
+   * outcome of that apply is unknown, and one arriving late for the same token (a spoke's answer, the
+   * apply itself) is still recorded, which clears it.
+   */
+  interruptedAt: TimestampSchema.optional(),
   /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */

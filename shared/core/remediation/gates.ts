@@ -11,7 +11,7 @@ import type { GateResult } from '../model/decision.js';
 import { matchException, type RiskException } from '../policy/exceptions.js';
 import { skipTagValue } from '../policy/gates.js';
 import { canRead, type DocStore, type OwnerLookup, type ResourceRef } from '../ports.js';
-import { mutateDoc } from '../store/docs.js';
+import { getDoc, mutateDoc } from '../store/docs.js';
 import type { ApplyPolicy } from './policy.js';
 
 export const BUDGET_COLLECTION = 'apply-budget';
@@ -122,6 +122,18 @@ export async function exceptionGate(
 
 const BudgetSchema = z.object({ count: z.number().int(), caseKeys: z.array(z.string()) });
 
+/** The budget document of the case's account for the clock hour of `now`. */
+const budgetId = (c: Case, now: Date) => `${c.provider}|${c.account.toLowerCase()}|${now.toISOString().slice(0, 13)}`;
+
+/**
+ * Whether an apply of `c` would get a slot in its account's budget for this clock hour (read only: the slot
+ * is taken by {@link reserveBudget}, after the claim).
+ */
+export async function budgetLeft(store: DocStore, c: Case, policy: ApplyPolicy, now: Date): Promise<boolean> {
+  const b = (await getDoc(store, BUDGET_COLLECTION, budgetId(c, now), BudgetSchema))?.value;
+  return (b?.caseKeys.includes(c.key) ?? false) || (b?.count ?? 0) < policy.budget.perAccountPerHour;
+}
+
 /** Reserves one apply in the account's budget for this clock hour; false when spent. Same case twice: one slot. */
 export async function reserveBudget(
   store: DocStore,
@@ -130,9 +142,8 @@ export async function reserveBudget(
   now: Date,
 ): Promise<{ ok: boolean; gate: GateResult }> {
   const limit = policy.budget.perAccountPerHour;
-  const id = `${c.provider}|${c.account.toLowerCase()}|${now.toISOString().slice(0, 13)}`;
   let ok = false;
-  await mutateDoc(store, BUDGET_COLLECTION, id, BudgetSchema, (cur) => {
+  await mutateDoc(store, BUDGET_COLLECTION, budgetId(c, now), BudgetSchema, (cur) => {
     const b = cur ?? { count: 0, caseKeys: [] };
     ok = b.caseKeys.includes(c.key) || b.count < limit;
     if (!ok || b.caseKeys.includes(c.key)) return undefined;

@@ -7,6 +7,7 @@
  * apply:
  *   budget: { perAccountPerHour: 5 }
  *   circuitBreaker: { failedVerifications: 3, windowMinutes: 60 }
+ *   abandonAfter: { applyMinutes: 15, spokeMinutes: 60 }
  *   accounts: { allow: ["111122223333"], deny: [] }
  *   resources: { deny: ["arn:aws:s3:::acme-audit-*"] }
  *   approvers: { prod: ["jira:5b10ac8d82e05b22cc7d4ef5", "lead@acme.example"] }
@@ -27,6 +28,21 @@ export const ApplyPolicySchema = z.strictObject({
       windowMinutes: z.number().int().min(1).default(60),
     })
     .default({ failedVerifications: 3, windowMinutes: 60 }),
+  /**
+   * How long a claimed apply may go without an outcome before it counts as abandoned (its process died:
+   * a Lambda timeout, an out-of-memory kill, a SIGKILLed local run) and is settled failed, its outcome
+   * unknown. `applyMinutes` bounds an apply run here (the hub's remediate function stops an invocation
+   * after 300 s; 15 min also covers a local run's retries); `spokeMinutes` a hand-over to a spoke, whose
+   * answer travels back through the spoke's function (at most 10 min on Azure Functions, 120 s on GCP),
+   * EventBridge and the remediate queue. At least 10 minutes: a bound below the function's timeout would
+   * settle a live apply, and a person could then start a second one beside it.
+   */
+  abandonAfter: z
+    .strictObject({
+      applyMinutes: z.number().int().min(10).default(15),
+      spokeMinutes: z.number().int().min(10).default(60),
+    })
+    .default({ applyMinutes: 15, spokeMinutes: 60 }),
   /**
    * Production applies without a person only for actions declared productionSafe, and only when this is
    * true (decide checks the same at decision time; this is the apply-time re-check).

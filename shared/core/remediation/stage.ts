@@ -7,8 +7,11 @@
  *   plan (live re-read; an error → blocked) → policy gates (decide's blocks, accounts, resources,
  *   environment) → skip tag (live) → exception → approval → dry-run → circuit breaker → claim → budget → apply.
  * The claim (state `applying` with a fresh applyToken, conditional on the version read) makes two
- * concurrent deliveries of the same case produce one apply.
+ * concurrent deliveries of the same case produce one apply. A claim whose process died is settled failed by
+ * `recoverAbandonedApplies` once older than policy `apply.abandonAfter`; held work is run again by
+ * `releaseHeld` (both on the hub's remediate schedule and at the start of a local `run`).
  */
+import * as z from 'zod';
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
 import { contextFor } from '../../actions/scope.js';
 import { ApplyIncompleteError, errorMessage, isGone, UsageError } from '../errors.js';
@@ -19,10 +22,11 @@ import { FindingSchema } from '../model/finding.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, Logger, OwnerLookup } from '../ports.js';
-import { mutateDoc } from '../store/docs.js';
+import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
 import {
   breakerGate,
+  budgetLeft,
   exceptionGate,
   policyGates,
   recordFailedVerification,
@@ -36,6 +40,21 @@ const CASES = 'cases';
 const FINDINGS = 'findings';
 /** Held work (budget spent, breaker open): one document per case, retried by `releaseHeld`. */
 export const HELD_COLLECTION = 'remediation-held';
+/**
+ * Claims to look at (`{ caseKey, at }`, one per case), written before each claim: `recoverAbandonedApplies`
+ * lists these instead of every case. A pointer outlives its claim until a recovery run finds the claim settled.
+ */
+export const CLAIMS_COLLECTION = 'remediation-claims';
+/** When the cases were last all looked through for claims without a pointer (`{ at }` under id `cases`). */
+export const CLAIM_SWEEP_COLLECTION = 'remediation-claim-sweep';
+const ClaimPointerSchema = z.object({ caseKey: z.string(), at: z.string() });
+const SweepMarkSchema = z.object({ at: z.string() });
+/** What the sweep reads of a case: whether it holds a claim, and since when (unknown keys are dropped). */
+const ClaimOfCaseSchema = z.object({
+  key: z.string(),
+  updatedAt: z.string(),
+  remediation: z.object({ state: z.string(), claimedAt: z.string().optional() }),
+});
 
 export interface RemediationDeps {
   store: DocStore;
@@ -141,8 +160,9 @@ async function settle(
   reason: string,
   extra: Partial<CaseRemediation>,
   actor: string,
+  guard?: (c: Case) => boolean,
 ): Promise<Outcome> {
-  const next = await writeRemediation(deps, c.key, { ...extra, state, stateReason: reason }, undefined, reason);
+  const next = await writeRemediation(deps, c.key, { ...extra, state, stateReason: reason }, guard, reason);
   if (!next) return { events: [], state: 'unchanged' };
   if (state === 'held') {
     await deps.store.put(HELD_COLLECTION, c.key, { caseKey: c.key, reason, at: deps.clock.now().toISOString() });
@@ -243,6 +263,9 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   // The claim token is new for every attempt (it tells concurrent claims apart); the apply key stays with a
   // retry of an apply that stopped part-way, so the action finds what that apply created (a snapshot).
   const applyKey = (partial && r.applyKey) || token;
+  const claimedAt = deps.clock.now().toISOString();
+  // The pointer goes first: a process that dies after the claim always leaves one for the recovery to find.
+  await deps.store.put(CLAIMS_COLLECTION, c.key, { caseKey: c.key, at: claimedAt });
   const claimed = await writeRemediation(
     deps,
     c.key,
@@ -253,17 +276,22 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       state: 'applying',
       applyToken: token,
       applyKey,
+      claimedAt,
+      interruptedAt: undefined,
       stateReason: 'applying',
     },
     (current) => current.remediation.state !== 'applying' && current.remediation.state !== 'applied',
   );
   if (claimed?.remediation.applyToken !== token) return { events: [], state: 'unchanged' };
+  // What this claim records from here on, it records only while the case still holds the claim: once
+  // recovered as abandoned (see holdsClaim) or taken over by a newer claim, it is no longer this one's.
+  const mine = holdsClaim(token);
   const budget = await reserveBudget(deps.store, claimed, deps.policy, now);
   const allGates = [...gates, breaker, budget.gate];
-  if (!budget.ok) return settle(deps, claimed, 'held', budget.gate.reason, { applyGates: allGates }, actor);
+  if (!budget.ok) return settle(deps, claimed, 'held', budget.gate.reason, { applyGates: allGates }, actor, mine);
   if (remote) return dispatchRemote(deps, remote, claimed, action, target, token, allGates, actor);
   // Without a context only a remote executor gets this far (the dry-run check above); this narrows the type.
-  if (!ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor);
+  if (!ctx) return settle(deps, claimed, 'blocked', 'no cloud context to apply with', {}, actor, mine);
 
   // 4. Apply: the action re-reads and refuses if the state moved since the plan.
   const madeBefore = partial ? (r.requestIds ?? []) : []; // steps an earlier, partial attempt made
@@ -277,16 +305,16 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       requestIds,
       appliedAt,
       unconfirmed: undefined,
+      interruptedAt: undefined,
     };
     const reason = `applied ${action.id}: ${plan.summary}`;
-    const next = await writeRemediation(
-      deps,
-      c.key,
-      { ...extra, state: 'applied', stateReason: reason },
-      undefined,
-      reason,
-    );
-    if (!next) return { events: [], state: 'unchanged' };
+    const next = await writeRemediation(deps, c.key, { ...extra, state: 'applied', stateReason: reason }, mine, reason);
+    if (!next) {
+      // A newer claim took the case over (this one was settled as abandoned, then retried): that attempt
+      // re-reads the live state, which now holds this apply's change.
+      deps.log.warn('apply finished after its claim was taken over; the newer attempt decides', { caseKey: c.key });
+      return { events: [], state: 'unchanged' };
+    }
     const detail = { plan: planned.plan, before: extra.before, requestIds };
     return { events: await appliedOutcome(deps, next, actor, detail, token, appliedAt), state: 'applied' };
   } catch (e) {
@@ -298,12 +326,25 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const extra = {
       applyGates: allGates,
       error: errorMessage(e),
+      interruptedAt: undefined,
       ...(made.length > 0 ? { requestIds: made } : {}),
       ...(unconfirmed ? { unconfirmed } : {}),
     };
-    return settle(deps, c, 'failed', reason, extra, actor);
+    return settle(deps, c, 'failed', reason, extra, actor, mine);
   }
 }
+
+/**
+ * Whether a case still holds the claim `token`: `applying` under it, or settled failed by the recovery of
+ * abandoned claims while its outcome was unknown (`interruptedAt`). The outcome of that apply, arriving
+ * late, is the truth about what was applied and is recorded; once a newer claim took over, it is not.
+ */
+const holdsClaim =
+  (token: string) =>
+  (c: Case): boolean =>
+    c.remediation.applyToken === token &&
+    (c.remediation.state === 'applying' ||
+      (c.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined));
 
 /**
  * What an apply recorded on `next` announces: its hold lifted, the `applied` event (timed at the apply, so a
@@ -353,7 +394,15 @@ async function finishedEarlier(
   const next = await writeRemediation(
     deps,
     c.key,
-    { ...planned, state: 'applied', stateReason: reason, appliedAt, applyToken: token, unconfirmed: undefined },
+    {
+      ...planned,
+      state: 'applied',
+      stateReason: reason,
+      appliedAt,
+      applyToken: token,
+      unconfirmed: undefined,
+      interruptedAt: undefined,
+    },
     (f) => f.remediation.state !== 'applying' && f.remediation.state !== 'applied' && startedBefore(f.remediation),
     reason,
   );
@@ -430,7 +479,8 @@ async function dispatchRemote(
     });
   } catch (e) {
     const reason = `hand-over of ${action.id} to the ${action.provider} spoke failed: ${errorMessage(e)}`;
-    return settle(deps, c, 'failed', reason, { applyGates: gates, error: errorMessage(e) }, actor);
+    const extra = { applyGates: gates, error: errorMessage(e) };
+    return settle(deps, c, 'failed', reason, extra, actor, holdsClaim(token));
   }
   const reason = `dispatched ${action.id} to the ${action.provider} spoke (${requestId})`;
   const next = await writeRemediation(deps, c.key, { stateReason: reason }, (f) => f.remediation.applyToken === token);
@@ -450,8 +500,10 @@ const REMOTE_STATE: Partial<Record<RemoteResult['outcome'], RemediationState>> =
 
 /**
  * Records a spoke's answer on the case. An apply result counts only while the case still holds the
- * claim it was dispatched under (state `applying`, same token): a duplicate or late answer changes
- * nothing. A rollback result counts on an applied (or failed) case. Verify results are not recorded here.
+ * claim it was dispatched under (state `applying`, same token; or that claim settled failed as abandoned,
+ * its outcome unknown: the answer is then the truth about what was applied): a duplicate answer, or one
+ * for a claim a newer one replaced, changes nothing. A rollback result counts on an applied (or failed)
+ * case. Verify results are not recorded here.
  *
  * @example const events = await recordRemoteResult(deps, RemoteResultSchema.parse(detail));
  */
@@ -508,15 +560,11 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       ...(result.error ? { error: result.error } : {}),
       ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined } : {}),
       ...(result.unconfirmed ? { unconfirmed: result.unconfirmed } : {}),
+      interruptedAt: undefined,
     };
   };
   const token = result.applyToken;
-  const next = await writeRemediation(
-    deps,
-    result.caseKey,
-    patch,
-    (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
-  );
+  const next = await writeRemediation(deps, result.caseKey, patch, holdsClaim(token));
   if (!next) {
     // A result delivered again: when this apply is already on the case, its follow-ups may be what the
     // first delivery lost (see appliedFollowUps).
@@ -704,16 +752,265 @@ export async function releaseApproved(deps: RemediationDeps): Promise<PipelineEv
   return events;
 }
 
-/** Retries every held case (budget refilled, breaker closed); what is still held stays queued. */
-export async function releaseHeld(deps: RemediationDeps): Promise<PipelineEvent[]> {
+/** How a sweep of the schedule (or a run of the CLI) is bounded and where what it finds goes. */
+export interface SweepOptions {
+  /**
+   * Epoch ms (by `deps.clock`) after which no further case is taken; the rest waits for the next run. A case
+   * is not started when the longest one so far would not end before it.
+   */
+  until?: number;
+  /** Publishes what one case produced, right after its write; omitted: the events are returned. */
+  publish?: (events: readonly PipelineEvent[]) => Promise<void>;
+}
+
+/** A sweep's emitter: publishes case by case (`publish`), or collects into `events`. */
+function emitter(options: SweepOptions) {
   const events: PipelineEvent[] = [];
-  for (const doc of await deps.store.list(HELD_COLLECTION)) {
+  const emit = async (found: readonly PipelineEvent[]) => {
+    if (found.length === 0) return;
+    if (options.publish) await options.publish(found);
+    else events.push(...found);
+  };
+  return { events, emit };
+}
+
+/** A time budget: whether the next piece of work still fits before `until` (by the longest one so far). */
+function timeBudget(deps: RemediationDeps, until: number | undefined) {
+  let longest = 0;
+  return {
+    fits: () => until === undefined || deps.clock.now().getTime() + longest < until,
+    async time<T>(work: () => Promise<T>): Promise<T> {
+      const started = deps.clock.now().getTime();
+      try {
+        return await work();
+      } finally {
+        longest = Math.max(longest, deps.clock.now().getTime() - started);
+      }
+    },
+  };
+}
+
+export interface HeldRelease {
+  /** Held cases run again (applied, held again, blocked …). */
+  released: number;
+  /** Held cases left alone: the breaker is still open, or their account's budget for this hour is spent. */
+  waiting: number;
+  /** Held cases the time budget did not reach: the next run takes them (those before them are skipped at once). */
+  remaining: number;
+  /** The events, when no `publish` was given. */
+  events: PipelineEvent[];
+}
+
+/**
+ * Retries every held case (budget refilled, breaker closed); what is still held stays queued. A case whose
+ * hold cannot have lifted (the breaker still open, its account's budget for this hour spent, read from the
+ * store) is left as it is, without a live re-read: on a schedule every few minutes, running it again would
+ * re-read the resource and tell its ticket "held" again each time.
+ *
+ * @example const r = await releaseHeld(deps, { until: Date.now() + 60_000, publish: (e) => bus.publish(e) });
+ */
+export async function releaseHeld(deps: RemediationDeps, options: SweepOptions = {}): Promise<HeldRelease> {
+  const { events, emit } = emitter(options);
+  const budget = timeBudget(deps, options.until);
+  const out: HeldRelease = { released: 0, waiting: 0, remaining: 0, events };
+  const held = await deps.store.list(HELD_COLLECTION);
+  const now = deps.clock.now();
+  const breakerOpen = (await breakerGate(deps.store, deps.policy, now)).outcome !== 'pass';
+  for (const [i, doc] of held.entries()) {
+    if (!budget.fits()) {
+      out.remaining = held.length - i;
+      break;
+    }
     const c = await readCase(deps.store, doc.id);
     if (c?.remediation.state !== 'held') {
-      await deps.store.delete(HELD_COLLECTION, doc.id);
+      // At the version listed: a hold written since (its document rewritten) stays queued.
+      await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
       continue;
     }
-    events.push(...(await run(deps, c, deps.actor, c.remediation.approvedBy !== undefined)).events);
+    if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) {
+      out.waiting++;
+      continue;
+    }
+    out.released++;
+    const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
+    await emit(ran.events);
   }
-  return events;
+  return out;
+}
+
+export interface ClaimRecovery {
+  /** Abandoned claims settled failed by this run. */
+  recovered: number;
+  /** Claims settled by an earlier run whose events are sent again (that run stopped before it finished). */
+  resent: number;
+  /** Claims younger than the bound, left to their apply. */
+  live: number;
+  /** Claims the time budget did not reach. */
+  remaining: number;
+  /** Whether the cases were all looked through for claims without a pointer (first run, then daily). */
+  swept: boolean;
+  /** The events, when no `publish` was given. */
+  events: PipelineEvent[];
+}
+
+/** How often the cases are all looked through for claims without a pointer (see CLAIM_SWEEP_COLLECTION). */
+export const CLAIM_SWEEP_EVERY_MS = 24 * 3_600_000;
+/**
+ * A pointer younger than this is kept even when its case holds no claim: the claim it was written for may
+ * be being written (the pointer goes first).
+ */
+const POINTER_GRACE_MS = 60_000;
+
+/**
+ * Settles claims whose process died (state `applying` longer than `policy.abandonAfter`: a Lambda timeout, an
+ * out-of-memory kill, a SIGKILLed local run, a spoke whose answer never came) as `failed`, with why and the
+ * outcome unknown: `unconfirmed` names the apply (unless an earlier attempt's step is already named), so a
+ * retry re-reads the live state, does what is left and keeps the before-state read before the claim for
+ * rollback. The write is conditional on the same claim, so an apply that finishes first wins; one that
+ * finishes after is still recorded (see holdsClaim). Emits the `failed` event a failed apply emits (the ticket
+ * is told), timed at the recovery so a re-send has the same id.
+ *
+ * Claims are found through their pointers ({@link CLAIMS_COLLECTION}); on the first run and daily after, the
+ * cases are all looked through for claims without one (taken before pointers existed: their age counts
+ * from the case's `updatedAt`, never earlier than the claim, so such a claim is settled late, never early).
+ *
+ * @example const r = await recoverAbandonedApplies(deps, new Date(), { publish: (e) => bus.publish(e) });
+ */
+export async function recoverAbandonedApplies(
+  deps: RemediationDeps,
+  now: Date,
+  options: SweepOptions = {},
+): Promise<ClaimRecovery> {
+  const { events, emit } = emitter(options);
+  const budget = timeBudget(deps, options.until);
+  const out: ClaimRecovery = { recovered: 0, resent: 0, live: 0, remaining: 0, swept: false, events };
+  out.swept = await sweepClaims(deps, now, budget.fits);
+  const pointers = await listAll(deps.store, CLAIMS_COLLECTION);
+  for (const [i, doc] of pointers.entries()) {
+    if (!budget.fits()) {
+      out.remaining = pointers.length - i;
+      break;
+    }
+    const c = await readCase(deps.store, doc.id);
+    // At the version listed: a pointer written since (a new claim's) stays.
+    const drop = () => deps.store.delete(CLAIMS_COLLECTION, doc.id, { expectVersion: doc.version });
+    if (c?.remediation.state === 'applying') {
+      const settled = await budget.time(() => settleAbandoned(deps, c, now));
+      if (settled === 'live') out.live++;
+      if (typeof settled === 'string') continue; // live, or settled meanwhile: looked at again next run
+      await emit(settled);
+      out.recovered++;
+      await drop();
+      continue;
+    }
+    // Settled by an earlier run, which may have stopped before its events went out: the same events again
+    // (same ids), until the pointer is gone.
+    if (c?.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined) {
+      await emit([interruptedEvent(deps, c)]);
+      out.resent++;
+    }
+    const pointer = ClaimPointerSchema.safeParse(doc.value);
+    const young = pointer.success && now.getTime() - Date.parse(pointer.data.at) < POINTER_GRACE_MS;
+    if (!c || !young) await drop();
+  }
+  return out;
+}
+
+/**
+ * The bound of a claim on `c` in minutes, and the spoke it waits for when its action runs in one. An action
+ * no longer registered gets the longer bound (it may have been handed over).
+ */
+function boundOf(deps: RemediationDeps, c: Case): { minutes: number; spoke: string | undefined } {
+  const action = c.remediation.action ? deps.actions.get(c.remediation.action) : undefined;
+  const spoke = action && deps.remote?.runs(action.provider) ? action.provider : undefined;
+  const { applyMinutes, spokeMinutes } = deps.policy.abandonAfter;
+  return { minutes: !action || spoke ? spokeMinutes : applyMinutes, spoke };
+}
+
+/**
+ * Settles the claim `c` holds as failed when it is older than its bound: the events, `live` when it is not,
+ * `overtaken` when the case moved on before the write (the apply finished, a newer claim).
+ */
+async function settleAbandoned(
+  deps: RemediationDeps,
+  c: Case,
+  now: Date,
+): Promise<PipelineEvent[] | 'live' | 'overtaken'> {
+  const r = c.remediation;
+  const token = r.applyToken;
+  const { minutes, spoke } = boundOf(deps, c);
+  // A claim taken before claimedAt existed: the case's last write, which is never earlier than the claim.
+  const since = r.claimedAt ?? c.updatedAt;
+  if (now.getTime() - Date.parse(since) < minutes * 60_000) return 'live';
+  const counted = r.claimedAt
+    ? `its claim at ${since}`
+    : `the case's last update at ${since} (claim time not recorded)`;
+  const what = spoke
+    ? `hand-over of ${r.action} to the ${spoke} spoke unanswered: no result within ${minutes} min of ${counted}`
+    : `apply of ${r.action} interrupted: no outcome within ${minutes} min of ${counted}`;
+  const reason = `${what}; it may have taken effect in part — the live state decides the next attempt`;
+  const next = await writeRemediation(
+    deps,
+    c.key,
+    (f) => ({
+      state: 'failed',
+      stateReason: reason,
+      // The ticket's comment shows the error: the why, in full.
+      error: reason,
+      interruptedAt: now.toISOString(),
+      // An earlier attempt's step without a definite answer stays named; else the whole apply is.
+      unconfirmed: f.remediation.unconfirmed ?? `${f.remediation.plan?.summary ?? r.action} (interrupted)`,
+    }),
+    (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
+    reason,
+  );
+  return next ? [interruptedEvent(deps, next)] : 'overtaken';
+}
+
+/** The `failed` event of a claim settled as abandoned: timed at the settling, so a re-send has the same id. */
+function interruptedEvent(deps: RemediationDeps, c: Case): PipelineEvent {
+  const r = c.remediation;
+  const detail = {
+    reason: r.stateReason,
+    interrupted: true,
+    ...(r.unconfirmed ? { unconfirmed: r.unconfirmed } : {}),
+    ...(r.plan ? { plan: r.plan } : {}),
+  };
+  return event(deps, c, 'failed', deps.actor, detail, 'interrupted', r.interruptedAt);
+}
+
+/**
+ * On the first run and then every {@link CLAIM_SWEEP_EVERY_MS}: a pointer for every claim that has none (taken
+ * before pointers existed). Returns whether the cases were looked through to the end (only then is it marked).
+ */
+async function sweepClaims(deps: RemediationDeps, now: Date, fits: () => boolean): Promise<boolean> {
+  const mark = await getDoc(deps.store, CLAIM_SWEEP_COLLECTION, 'cases', SweepMarkSchema);
+  if (mark && now.getTime() - Date.parse(mark.value.at) < CLAIM_SWEEP_EVERY_MS) return false;
+  let after: string | undefined;
+  for (;;) {
+    if (!fits()) return false;
+    const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
+    if (page.length === 0) break;
+    after = page.at(-1)?.id;
+    for (const doc of page) {
+      const c = ClaimOfCaseSchema.safeParse(doc.value);
+      if (!c.success || c.data.remediation.state !== 'applying') continue;
+      const at = c.data.remediation.claimedAt ?? c.data.updatedAt;
+      // expectVersion 0: a pointer already there is left as it is.
+      await deps.store.put(CLAIMS_COLLECTION, c.data.key, { caseKey: c.data.key, at }, { expectVersion: 0 });
+    }
+  }
+  await deps.store.put(CLAIM_SWEEP_COLLECTION, 'cases', { at: now.toISOString() });
+  return true;
+}
+
+/** Every document of a (small) collection, page by page. */
+async function listAll(store: DocStore, collection: string) {
+  const all: Awaited<ReturnType<DocStore['list']>> = [];
+  for (;;) {
+    const after = all.at(-1)?.id;
+    const page = await store.list(collection, { limit: 100, ...(after !== undefined ? { after } : {}) });
+    all.push(...page);
+    if (page.length < 100) return all;
+  }
 }

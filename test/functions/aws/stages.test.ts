@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetResourcesCommand, ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import {
+  GetBucketAclCommand,
+  GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
+  GetPublicAccessBlockCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
@@ -11,8 +20,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { z } from 'zod';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
 import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
-import { CaseSchema } from '../../../shared/core/model/case.js';
+import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
+import { CLAIMS_COLLECTION, HELD_COLLECTION } from '../../../shared/core/remediation/stage.js';
+import { awsError, decidedCase as decidedCaseOf, findingFor } from '../../helpers/action-context.js';
 import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
 import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
@@ -327,5 +338,111 @@ describe('AWS stage functions', () => {
     const res = await handler(event, lambdaContext('jira-webhook'));
     // Assess
     expect(res.statusCode).toBe(401);
+  });
+
+  // Last: these load the remediate module again as a deployment with apply on.
+  describe('remediate, deployed to apply, on its schedule', () => {
+    const tagging = mockClient(ResourceGroupsTaggingAPIClient);
+    const store = () => new DynamoDocStore(new DynamoDBClient({}), 'closeloop-test');
+    /** The remediate module as a deployment with apply on loads it (its ports read the environment at load). */
+    const applyingRemediate = async () => {
+      vi.resetModules();
+      vi.stubEnv('CLOSELOOP_APPLY', 'true');
+      return import('../../../functions/aws/remediate.js');
+    };
+    /** A dev S3 case of the hub's account with an automatic fix, stored with its finding, as `change` leaves it. */
+    const storedCase = async (bucket: string, change: (c: Case) => Case) => {
+      const finding = findingFor({ provider: 'aws', id: `arn:aws:s3:::${bucket}`, type: 'S3Bucket', name: bucket });
+      const skipTag = { gate: 'skip-tag' as const, outcome: 'pass' as const, reason: 'no skip tag' };
+      const c = change(decidedCaseOf(finding, { action: 's3.block-public-access', gates: [skipTag] }));
+      await store().put('findings', finding.key, finding);
+      await store().put('cases', c.key, c);
+      return c;
+    };
+    const scheduled = (): { Records?: unknown[] } & Record<string, unknown> =>
+      eventBridgeEvent('aws.events', 'Scheduled Event', {});
+    const remediationEvents = (caseKey: string) =>
+      published
+        .filter((e) => e.DetailType === 'case.remediation')
+        .map((e) => JSON.parse(e.Detail ?? '{}') as { caseKey: string; state: string; detail: { reason?: string } })
+        .filter((d) => d.caseKey === caseKey);
+    /** The context of an invocation with `ms` left before its timeout. */
+    const withTime = (ms: number) => ({ ...lambdaContext('remediate'), getRemainingTimeInMillis: () => ms });
+    const caseOf = async (key: string) => CaseSchema.parse((await store().get('cases', key))?.value);
+
+    beforeEach(() => {
+      // A bucket with nothing configured, and no skip tag on it.
+      s3.on(GetPublicAccessBlockCommand).rejects(awsError('NoSuchPublicAccessBlockConfiguration', 404));
+      s3.on(GetBucketAclCommand).resolves({ Owner: { ID: '0'.repeat(64) }, Grants: [] });
+      s3.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404));
+      s3.on(GetBucketTaggingCommand).rejects(awsError('NoSuchTagSet', 404));
+      s3.on(PutPublicAccessBlockCommand).resolves({ $metadata: { requestId: 'req-pab' } });
+      tagging.reset();
+      tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+    });
+    afterAll(() => {
+      tagging.restore();
+      vi.resetModules();
+    });
+
+    it('applies a held fix once its hold has lifted: held work no longer waits for a new finding', async () => {
+      // Prepare: a case held by the budget of an hour that is over
+      const held = await storedCase('acme-held-exports', (c) => ({
+        ...c,
+        status: 'planned',
+        remediation: { ...c.remediation, state: 'held', stateReason: 'budget spent: 10 applies this hour; held' },
+      }));
+      await store().put(HELD_COLLECTION, held.key, { caseKey: held.key, reason: 'budget spent', at: held.updatedAt });
+      const { handler, SWEEP_MARGIN_MS } = await applyingRemediate();
+      // Act: an invocation with no more time than the margin, then one with the function's whole timeout
+      const stopped = await handler(scheduled(), withTime(SWEEP_MARGIN_MS));
+      const afterStopped = await caseOf(held.key);
+      const out = await handler(scheduled(), withTime(300_000));
+      // Assess
+      expect(stopped).toMatchObject({ held: { released: 0, remaining: 1 } });
+      expect(afterStopped.remediation.state).toBe('held');
+      expect(out).toMatchObject({ held: { released: 1, remaining: 0 } });
+      expect((await caseOf(held.key)).remediation.state).toBe('applied');
+      expect(s3).toReceiveCommandWith(PutPublicAccessBlockCommand, { Bucket: 'acme-held-exports' });
+      expect(remediationEvents(held.key).map((d) => d.state)).toEqual(['applied']);
+      expect(published.map((e) => e.DetailType)).toContain('case.verify-requested');
+      expect(await store().get(HELD_COLLECTION, held.key)).toBeUndefined();
+    });
+
+    it('settles a claim whose invocation died as failed and publishes the failed event for its ticket, leaving a fresh claim alone', async () => {
+      // Prepare: two claims, one taken 20 minutes ago (its invocation timed out mid-apply), one just now
+      const claim = (claimedAt: Date) => (c: Case) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: {
+          ...c.remediation,
+          state: 'applying' as const,
+          stateReason: 'applying',
+          applyToken: `claim-${claimedAt.getTime()}`,
+          claimedAt: claimedAt.toISOString(),
+        },
+      });
+      const abandoned = await storedCase('acme-abandoned', claim(new Date(Date.now() - 20 * 60_000)));
+      const fresh = await storedCase('acme-claimed-now', claim(new Date()));
+      for (const c of [abandoned, fresh]) {
+        await store().put(CLAIMS_COLLECTION, c.key, { caseKey: c.key, at: c.remediation.claimedAt });
+      }
+      const { handler } = await applyingRemediate();
+      // Act
+      const out = await handler(scheduled(), withTime(300_000));
+      // Assess
+      const settled = await caseOf(abandoned.key);
+      expect(out).toMatchObject({ claims: { recovered: 1, live: 1 } });
+      expect(settled.remediation).toMatchObject({ state: 'failed', applyToken: abandoned.remediation.applyToken });
+      expect(settled.remediation.stateReason).toMatch(/interrupted: no outcome within 15 min of its claim/);
+      expect(remediationEvents(abandoned.key)).toEqual([
+        expect.objectContaining({
+          state: 'failed',
+          detail: expect.objectContaining({ reason: settled.remediation.stateReason }),
+        }),
+      ]);
+      expect((await caseOf(fresh.key)).remediation).toEqual(fresh.remediation);
+      expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    });
   });
 });
