@@ -14,6 +14,7 @@ import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
+  handOverStillOwed,
   type RemediationDeps,
   recordRemoteResult,
   recoverAbandonedApplies,
@@ -68,8 +69,17 @@ const onQueue = sqsFunction(ports, 'remediate', async (record, metrics) => {
     metrics.addMetric('remediate.remote-result', MetricUnit.Count, 1);
     return;
   }
-  // A hand-over the API destination could not deliver, redriven from the dead-letter queue: send it again.
-  if (message?.kind === 'request') return remote.dispatch(message.request);
+  // A hand-over the API destination could not deliver, redriven from the dead-letter queue: sent again while
+  // its case still waits on it (an apply whose claim was settled since is dropped, and said).
+  if (message?.kind === 'request') {
+    if (await handOverStillOwed(ports.store, message.request)) return remote.dispatch(message.request);
+    ports.log.warn('redriven hand-over dropped: its case no longer waits on that claim', {
+      caseKey: message.request.caseKey,
+      requestId: message.request.requestId,
+    });
+    metrics.addMetric('remediate.stale-hand-over', MetricUnit.Count, 1);
+    return;
+  }
   const stage = createRemediationStage(await load());
   const event = pipelineEventFromSqs(record);
   if (!stage.handles.includes(event.type)) return;

@@ -34,7 +34,7 @@ import {
   skipTagGate,
 } from './gates.js';
 import type { ApplyPolicy } from './policy.js';
-import type { RemoteExecutor, RemoteResult } from './remote.js';
+import type { RemoteExecutor, RemoteRequest, RemoteResult } from './remote.js';
 
 const CASES = 'cases';
 const FINDINGS = 'findings';
@@ -574,6 +574,18 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   const state = next.remediation.state;
   if (state === 'applied') return appliedOutcome(deps, next, result.actor, detail, token, at);
   return [event(deps, next, state, result.actor, detail)];
+}
+
+/**
+ * Whether a hand-over to a spoke may be sent again (one the hub bus could not deliver, redriven from the
+ * dead-letter queue): an apply only while its case still waits on that claim. A claim settled since
+ * (recovered as abandoned, failed, taken over by a newer apply) must not reach the spoke late: the spoke
+ * would act on a plan the case no longer stands behind, beside a newer apply of its own.
+ */
+export async function handOverStillOwed(store: DocStore, request: RemoteRequest): Promise<boolean> {
+  if (request.op !== 'apply') return true;
+  const c = await readCase(store, request.caseKey);
+  return c?.remediation.state === 'applying' && c.remediation.applyToken === request.applyToken;
 }
 
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {

@@ -19,6 +19,7 @@ import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
+import { REMOTE_REQUEST_DETAIL_TYPE, REMOTE_REQUEST_SOURCE } from '../../../shared/adapters/bus/spoke.js';
 import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
 import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
@@ -443,6 +444,40 @@ describe('AWS stage functions', () => {
       ]);
       expect((await caseOf(fresh.key)).remediation).toEqual(fresh.remediation);
       expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    });
+
+    it('sends a redriven hand-over to its spoke again only while its case still waits on that claim', async () => {
+      // Prepare: two Azure cases handed over under claim `t-1`; the second was taken over since by claim `t-2`
+      const handedOver = (token: string) => (c: Case) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: { ...c.remediation, state: 'applying' as const, stateReason: 'dispatched', applyToken: token },
+      });
+      const waiting = await storedCase('acme-waiting', handedOver('t-1'));
+      const replaced = await storedCase('acme-replaced', handedOver('t-2'));
+      const redriven = (caseKey: string) =>
+        asRecord(
+          eventBridgeEvent(REMOTE_REQUEST_SOURCE, REMOTE_REQUEST_DETAIL_TYPE, {
+            requestId: `rq-${caseKey.length}`,
+            caseKey,
+            provider: 'azure',
+            action: 'azure.storage.disallow-public-access',
+            op: 'apply',
+            target: { account: 'stacme' },
+            applyToken: 't-1',
+            actor: 'closeloop@aws-hub-test',
+          }),
+        );
+      const { handler } = await applyingRemediate();
+      // Act
+      await handler(redriven(waiting.key), lambdaContext('remediate'));
+      await handler(redriven(replaced.key), lambdaContext('remediate'));
+      // Assess: the waiting case's hand-over went out again; the replaced one's did not
+      const handOvers = published
+        .filter((e) => e.DetailType === REMOTE_REQUEST_DETAIL_TYPE)
+        .map((e) => (JSON.parse(e.Detail ?? '{}') as { caseKey: string }).caseKey);
+      expect(handOvers).toEqual([waiting.key]);
+      expect((await caseOf(replaced.key)).remediation).toEqual(replaced.remediation);
     });
   });
 });
