@@ -383,6 +383,16 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it("keeps RemediateDlq's queue policy under the logical id stacks deployed before created for it", () => {
+    // A renamed policy resource is created before the old one is deleted, and deleting a queue policy clears
+    // the policy of its queues: RemediateDlq would lose the statement that lets EventBridge dead-letter into it.
+    const [id, policy] = resources('AWS::SQS::QueuePolicy').find(([, r]) =>
+      JSON.stringify(r.Properties.Queues).includes('RemediateDlq'),
+    ) ?? ['', undefined];
+    expect(policy?.Condition).toBeUndefined();
+    expect(id).toBe('RemoteDeadLetterPolicy');
+  });
+
   it('alarms on a message in any dead-letter queue, to a topic an operator can subscribe to', () => {
     // Prepare: the queues that are DLQs (of a queue's redrive policy or of a rule target)
     const dlqs = new Set<string>();
