@@ -107,10 +107,12 @@ const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
 });
 /**
  * The sweep starts no re-check later than this before the function's timeout: room for the re-check in
- * flight (a throttled re-read backs off for seconds) and the metrics flush. What it did not reach comes
- * first in the next run.
+ * flight (with the default policy a failing re-read backs off 2 + 4 + 8 s between its attempts, and a
+ * Retry-After may ask for more), its evidence, case write and publish, and the metrics flush. A re-check cut
+ * off by the timeout would leave its case written and its events unpublished. What the sweep did not reach
+ * comes first in the next run.
  */
-export const REVERIFY_MARGIN_MS = 10_000;
+export const REVERIFY_MARGIN_MS = 60_000;
 /**
  * A closed case checked within the last hour is not due: well under the schedule's 6 hours, it keeps a
  * repeated delivery of the schedule (at least once) from re-reading what the first one just checked.

@@ -502,6 +502,34 @@ describe('verify stage', () => {
       expect(verifies).toHaveLength(5);
     });
 
+    it("keeps the overlapping run's verdict when both re-read the same case at once and saw it differently", async () => {
+      // Prepare: run A re-reads case-5 (holding, to A); meanwhile run B re-reads it too and sees it public
+      await putClosedCases();
+      const policy = VerificationPolicySchema.parse({ attempts: 1 });
+      const seesPublic: VerifiableAction = { ...scriptedAction([HOLDS]), verify: async () => PUBLIC };
+      let runB: Awaited<ReturnType<typeof reverifyRecent>> | undefined;
+      const overlapping: VerifiableAction = {
+        ...scriptedAction([HOLDS]),
+        async verify(target) {
+          if (BucketTarget.parse(target).bucket === 'case-5')
+            runB ??= await reverifyRecent(deps(seesPublic, { policy }), clock.now());
+          return HOLDS;
+        },
+      };
+      // Act
+      const runA = await reverifyRecent(deps(overlapping, { policy }), clock.now());
+      // Assess: one verify record for case-5 (B's, failed) and the case as that record says, reopened once
+      const case5 = CaseSchema.parse((await store.get('cases', 'case-5'))?.value);
+      const verifies = (await records()).filter((r) => r.step === 'verify' && r.caseKey === 'case-5');
+      expect(verifies.map((r) => r.verdict)).toEqual(['failed']);
+      expect(case5).toMatchObject({ status: 'reopened', reopenCount: 1, closedAt: null });
+      expect(case5.verification?.verdict).toBe('failed');
+      expect(runB?.reopened).toBe(5); // B sees every bucket public
+      // A finished the case from B's record: whatever it announces has the ids B's announcement had
+      const ids = (r: { events: readonly PipelineEvent[] } | undefined) => (r?.events ?? []).map((e) => e.id);
+      expect(ids(runB)).toEqual(expect.arrayContaining(ids(runA)));
+    });
+
     it('checks every due case in one run without a budget', async () => {
       // Prepare
       await putClosedCases();

@@ -215,7 +215,7 @@ async function concludeVerification(
     recheck !== undefined && assessment.verdict === 'inconclusive' && recheck >= deps.policy.recheckInconclusive.times;
   const reason = `${reasonFor(assessment, req, reopen, change)}${gaveUp ? `; no further scheduled re-checks (${recheck} made): a person must look` : ''}`;
 
-  const { record } = await recordEvidence(
+  const { record, created } = await recordEvidence(
     chain,
     {
       caseKey: c.key,
@@ -246,6 +246,9 @@ async function concludeVerification(
     },
     key,
   );
+  // Another run with the same key (an overlapping sweep, a redelivery) recorded its verdict first: the record
+  // is the proof, so the case follows it, not this run's own re-read (which may have seen otherwise).
+  if (!created) return resumeVerification(deps, c, req, record);
 
   const events = await finishVerification(
     deps,

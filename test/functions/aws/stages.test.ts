@@ -151,7 +151,10 @@ describe('AWS stage functions', () => {
       {},
     );
     // Act
-    const onSchedule = await handler(scheduled, lambdaContext('verify'));
+    const onSchedule = await handler(scheduled, {
+      ...lambdaContext('verify'),
+      getRemainingTimeInMillis: () => 300_000,
+    });
     const exception = {
       type: 'case.exception',
       id: 'x-1',
@@ -197,7 +200,7 @@ describe('AWS stage functions', () => {
       'Scheduled Event',
       {},
     );
-    const out = await handler(scheduled, lambdaContext('verify'));
+    const out = await handler(scheduled, { ...lambdaContext('verify'), getRemainingTimeInMillis: () => 300_000 });
     // Assess
     const fromSweep = published.filter(
       (e) => (JSON.parse(e.Detail ?? '{}') as { caseKey?: string }).caseKey === caseKey,
@@ -245,7 +248,9 @@ describe('AWS stage functions', () => {
       await handler(scheduled, { ...lambdaContext('verify'), getRemainingTimeInMillis: () => REVERIFY_MARGIN_MS }),
     );
     const afterStopped = await verification();
-    const next = SweepCounts.parse(await handler(scheduled, lambdaContext('verify')));
+    const next = SweepCounts.parse(
+      await handler(scheduled, { ...lambdaContext('verify'), getRemainingTimeInMillis: () => 300_000 }),
+    );
     // Assess
     expect(stopped.due).toBeGreaterThanOrEqual(1);
     expect(stopped).toMatchObject({ rechecked: 0, remaining: stopped.due, published: 0 });
