@@ -14,7 +14,7 @@ import { silentLogger } from '../../shared/core/ports.js';
 import type { VerifiableAction } from '../../shared/core/verify/assess.js';
 import { VerificationPolicySchema } from '../../shared/core/verify/policy.js';
 import type { UpstreamResult, UpstreamStatus } from '../../shared/core/verify/ports.js';
-import { createVerifyStage, reverifyRecent, type VerifyDeps } from '../../shared/core/verify/stage.js';
+import { createVerifyStage, reverifyRecent, UNPUBLISHED, type VerifyDeps } from '../../shared/core/verify/stage.js';
 import { testContext } from '../helpers/action-context.js';
 import { CASE_KEY, fixedClock, makeCase, makeFinding, putCase, putFinding } from './helpers.js';
 
@@ -528,6 +528,30 @@ describe('verify stage', () => {
       // A finished the case from B's record: whatever it announces has the ids B's announcement had
       const ids = (r: { events: readonly PipelineEvent[] } | undefined) => (r?.events ?? []).map((e) => e.id);
       expect(ids(runB)).toEqual(expect.arrayContaining(ids(runA)));
+    });
+
+    it('keeps what it could not publish and publishes it first in the next run (the cases are already written)', async () => {
+      // Prepare: case-4 regressed; the bus refuses the first publish
+      await putClosedCases();
+      const policy = VerificationPolicySchema.parse({ attempts: 1 });
+      const d = deps(slowAction([]), { policy });
+      const published: PipelineEvent[] = [];
+      let refusals = 1;
+      const publish = async (events: readonly PipelineEvent[]) => {
+        if (events.some((e) => e.type === 'case.reopened') && refusals-- > 0) throw new Error('PutEvents: throttled');
+        published.push(...events);
+      };
+      // Act: a run whose publish of the regression fails, then the next run six hours later
+      const first = await reverifyRecent(d, clock.now(), { publish });
+      const keptAfterFirst = await store.list(UNPUBLISHED);
+      clock.set('2026-11-20T16:00:00.000Z');
+      const second = await reverifyRecent(d, clock.now(), { publish });
+      // Assess
+      expect(first).toMatchObject({ reopened: 1, errors: 1 });
+      expect(keptAfterFirst).toHaveLength(1);
+      expect(second).toMatchObject({ republished: 1 });
+      expect(published.filter((e) => e.type === 'case.reopened').map((e) => e.caseKey)).toEqual(['case-4']);
+      expect(await store.list(UNPUBLISHED)).toEqual([]);
     });
 
     it('checks every due case in one run without a budget', async () => {

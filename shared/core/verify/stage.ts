@@ -17,7 +17,7 @@ import type { EvidenceStore } from '../evidence/ports.js';
 import { actorFrom, type EvidenceCall, EvidenceCallSchema, type EvidenceRecord } from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
-import { type PipelineEvent, VerifyTriggerSchema } from '../model/events.js';
+import { type PipelineEvent, PipelineEventSchema, VerifyTriggerSchema } from '../model/events.js';
 import { type Finding, FindingSchema, ProviderSchema, SourceSchema, TimestampSchema } from '../model/finding.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
@@ -67,6 +67,9 @@ export const VERIFIER = 'closeloop:verify';
 const PENDING: Case['status'] = 'pending-verification';
 const EVENT_LOG = 'events';
 const FINDINGS = 'findings';
+/** The sweep's events whose cases were written but whose publishing failed: the next run publishes them. */
+export const UNPUBLISHED = 'verify-unpublished';
+const UnpublishedSchema = z.object({ events: z.array(PipelineEventSchema).min(1) });
 
 /**
  * Creates the stage.
@@ -645,6 +648,8 @@ export interface ReverifyResult {
   overtaken: number;
   /** Due cases not reached before `until`: the next run starts with them (they were checked longest ago). */
   remaining: number;
+  /** Events an earlier run wrote its cases for but could not publish (kept), published by this one. */
+  republished: number;
   /** Remote re-reads without an answer in the window: asked again, or given up as inconclusive. */
   remote: { resent: number; expired: number };
   /** The follow-up events to publish; empty when they went to `options.publish` as they came. */
@@ -710,14 +715,45 @@ export async function reverifyRecent(
     errors: 0,
     overtaken: 0,
     remaining: 0,
+    republished: 0,
     remote: { resent: 0, expired: 0 },
     events: [],
   };
   const emit = async (events: readonly PipelineEvent[]) => {
     if (events.length === 0) return;
-    if (publish) await publish(events);
-    else result.events.push(...events);
+    if (!publish) {
+      result.events.push(...events);
+      return;
+    }
+    try {
+      await publish(events);
+    } catch (e) {
+      // The cases are written: their next run finds them checked and would never announce this again (the
+      // ticket of a regression never reopened). Kept, and published first by the next run.
+      result.errors++;
+      const first = events[0] as PipelineEvent;
+      await deps.store.put(UNPUBLISHED, first.id, { events, at: deps.clock.now().toISOString() });
+      deps.log.warn('reverify: publishing failed; kept for the next run', {
+        caseKey: first.caseKey,
+        error: errorMessage(e),
+      });
+    }
   };
+  // What an earlier run could not publish goes first.
+  if (publish)
+    for (const doc of await deps.store.list(UNPUBLISHED)) {
+      const kept = UnpublishedSchema.safeParse(doc.value);
+      if (!kept.success) continue;
+      try {
+        await publish(kept.data.events);
+        await deps.store.delete(UNPUBLISHED, doc.id);
+        result.republished += kept.data.events.length;
+      } catch (e) {
+        result.errors++;
+        deps.log.warn('reverify: publishing kept events failed again', { id: doc.id, error: errorMessage(e) });
+        break;
+      }
+    }
   const swept = await retryRemoteVerifications(deps, now, until !== undefined ? { until } : {});
   result.remote = { resent: swept.resent, expired: swept.expired };
   await emit(swept.events);
