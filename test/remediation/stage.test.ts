@@ -679,6 +679,49 @@ describe('remediation stage', () => {
       });
     });
 
+    it('a case that cannot be read stops neither the recovery of the other claims nor the release of the other held cases', async () => {
+      // Prepare: an abandoned claim and a held case, each listed after a case whose document no longer parses
+      const BROKEN = 'aws|0-broken|x';
+      await store.put('cases', BROKEN, { key: BROKEN, remediation: { state: 'applying' } });
+      await store.put(CLAIMS_COLLECTION, BROKEN, { caseKey: BROKEN, at: CLAIMED });
+      await store.put(HELD_COLLECTION, BROKEN, { caseKey: BROKEN, reason: 'budget spent', at: CLAIMED });
+      await stalledApply();
+      const HELD = 'aws|held|x';
+      const held = makeCase({ key: HELD });
+      await seed({ ...held, remediation: { ...held.remediation, state: 'held', stateReason: 'budget spent' } });
+      await store.put(HELD_COLLECTION, HELD, { caseKey: HELD, reason: 'budget spent', at: CLAIMED });
+      double.live.open = true;
+      const later = deps({ clock: at('2026-11-18T11:00:00.000Z') });
+      // Act
+      const recovery = await recoverAbandonedApplies(later, new Date('2026-11-18T11:00:00.000Z'));
+      const release = await releaseHeld(later);
+      // Assess: each broken case counted as an error, every other one handled
+      expect(recovery).toMatchObject({ recovered: 1, errors: 1 });
+      expect((await stored())?.remediation.state).toBe('failed');
+      expect(release).toMatchObject({ released: 1, errors: 1 });
+      expect((await stored(HELD))?.remediation.state).toBe('applied');
+    });
+
+    it('starts no case with only seconds left before its bound, even before any case was timed', async () => {
+      // Prepare: an abandoned claim and a held case
+      await stalledApply();
+      const HELD = 'aws|held|x';
+      const held = makeCase({ key: HELD });
+      await seed({ ...held, remediation: { ...held.remediation, state: 'held', stateReason: 'budget spent' } });
+      await store.put(HELD_COLLECTION, HELD, { caseKey: HELD, reason: 'budget spent', at: CLAIMED });
+      const now = new Date('2026-11-18T11:00:00.000Z');
+      const later = deps({ clock: at(now.toISOString()) });
+      const until = now.getTime() + 5_000; // a few seconds: less than a case is taken to need
+      // Act
+      const recovery = await recoverAbandonedApplies(later, now, { until });
+      const release = await releaseHeld(later, { until });
+      // Assess: both left for the next run
+      expect(recovery).toMatchObject({ recovered: 0, remaining: 1 });
+      expect(release).toMatchObject({ released: 0, remaining: 1 });
+      expect((await stored())?.remediation.state).toBe('applying');
+      expect((await stored(HELD))?.remediation.state).toBe('held');
+    });
+
     it("counts the age of a claim taken before claim times were kept from the case's last update", async () => {
       // Prepare: a claim as the earlier code left it (no claimedAt, no pointer)
       const c = makeCase();

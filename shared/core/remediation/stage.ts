@@ -786,9 +786,16 @@ function emitter(options: SweepOptions) {
   return { events, emit };
 }
 
+/**
+ * What one case of a sweep is taken to need before any was timed (and at least, after): a live re-read and an
+ * apply whose calls are retried with backoff take seconds. Without it, the first case starts however little
+ * time is left.
+ */
+export const CASE_ESTIMATE_MS = 10_000;
+
 /** A time budget: whether the next piece of work still fits before `until` (by the longest one so far). */
 function timeBudget(deps: RemediationDeps, until: number | undefined) {
-  let longest = 0;
+  let longest = CASE_ESTIMATE_MS;
   return {
     fits: () => until === undefined || deps.clock.now().getTime() + longest < until,
     async time<T>(work: () => Promise<T>): Promise<T> {
@@ -809,6 +816,8 @@ export interface HeldRelease {
   waiting: number;
   /** Held cases the time budget did not reach: the next run takes them (those before them are skipped at once). */
   remaining: number;
+  /** Held cases that could not be looked at (unreadable, a store error): logged, left held for the next run. */
+  errors: number;
   /** The events, when no `publish` was given. */
   events: PipelineEvent[];
 }
@@ -824,28 +833,39 @@ export interface HeldRelease {
 export async function releaseHeld(deps: RemediationDeps, options: SweepOptions = {}): Promise<HeldRelease> {
   const { events, emit } = emitter(options);
   const budget = timeBudget(deps, options.until);
-  const out: HeldRelease = { released: 0, waiting: 0, remaining: 0, events };
+  const out: HeldRelease = { released: 0, waiting: 0, remaining: 0, errors: 0, events };
   const held = await deps.store.list(HELD_COLLECTION);
   const now = deps.clock.now();
   const breakerOpen = (await breakerGate(deps.store, deps.policy, now)).outcome !== 'pass';
+  const releaseOne = async (doc: (typeof held)[number]): Promise<'dropped' | 'waiting' | 'released'> => {
+    const c = await readCase(deps.store, doc.id);
+    if (c?.remediation.state !== 'held') {
+      // At the version listed: a hold written since (its document rewritten) stays queued.
+      await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
+      return 'dropped';
+    }
+    if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) return 'waiting';
+    const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
+    await emit(ran.events);
+    return 'released';
+  };
   for (const [i, doc] of held.entries()) {
     if (!budget.fits()) {
       out.remaining = held.length - i;
       break;
     }
-    const c = await readCase(deps.store, doc.id);
-    if (c?.remediation.state !== 'held') {
-      // At the version listed: a hold written since (its document rewritten) stays queued.
-      await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
-      continue;
+    // One case that cannot be read or run (a document that no longer parses, a store error) must not stop
+    // the others, on this run and every one after.
+    try {
+      const done = await releaseOne(doc);
+      if (done !== 'dropped') out[done]++;
+    } catch (e) {
+      out.errors++;
+      deps.log.error('remediate: a held case could not be released; the others go on', {
+        caseKey: doc.id,
+        error: errorMessage(e),
+      });
     }
-    if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) {
-      out.waiting++;
-      continue;
-    }
-    out.released++;
-    const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
-    await emit(ran.events);
   }
   return out;
 }
@@ -859,6 +879,8 @@ export interface ClaimRecovery {
   live: number;
   /** Claims the time budget did not reach. */
   remaining: number;
+  /** Claims (or cases of the sweep) that could not be looked at (unreadable, a store error): logged, looked at next run. */
+  errors: number;
   /** Whether the cases were all looked through for claims without a pointer (first run, then daily). */
   swept: boolean;
   /** The events, when no `publish` was given. */
@@ -895,35 +917,50 @@ export async function recoverAbandonedApplies(
 ): Promise<ClaimRecovery> {
   const { events, emit } = emitter(options);
   const budget = timeBudget(deps, options.until);
-  const out: ClaimRecovery = { recovered: 0, resent: 0, live: 0, remaining: 0, swept: false, events };
-  out.swept = await sweepClaims(deps, now, budget.fits);
+  const out: ClaimRecovery = { recovered: 0, resent: 0, live: 0, remaining: 0, errors: 0, swept: false, events };
+  // One case that cannot be read or settled (a document that no longer parses, a store error) must not stop
+  // the others, on this run and every one after (and at the start of every local run): logged and counted.
+  const failed = (caseKey: string | undefined, e: unknown) => {
+    out.errors++;
+    deps.log.error('remediate: a claim could not be looked at; the others go on', {
+      ...(caseKey !== undefined ? { caseKey } : {}),
+      error: errorMessage(e),
+    });
+  };
+  out.swept = await sweepClaims(deps, now, budget.fits, failed);
   const pointers = await listAll(deps.store, CLAIMS_COLLECTION);
-  for (const [i, doc] of pointers.entries()) {
-    if (!budget.fits()) {
-      out.remaining = pointers.length - i;
-      break;
-    }
+  const recoverOne = async (doc: (typeof pointers)[number]): Promise<'recovered' | 'resent' | 'live' | 'other'> => {
     const c = await readCase(deps.store, doc.id);
     // At the version listed: a pointer written since (a new claim's) stays.
     const drop = () => deps.store.delete(CLAIMS_COLLECTION, doc.id, { expectVersion: doc.version });
     if (c?.remediation.state === 'applying') {
       const settled = await budget.time(() => settleAbandoned(deps, c, now));
-      if (settled === 'live') out.live++;
-      if (typeof settled === 'string') continue; // live, or settled meanwhile: looked at again next run
+      if (settled === 'live') return 'live';
+      if (settled === 'overtaken') return 'other'; // settled meanwhile: looked at again next run
       await emit(settled);
-      out.recovered++;
       await drop();
-      continue;
+      return 'recovered';
     }
     // Settled by an earlier run, which may have stopped before its events went out: the same events again
     // (same ids), until the pointer is gone.
-    if (c?.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined) {
-      await emit([interruptedEvent(deps, c)]);
-      out.resent++;
-    }
+    const resent = c?.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined;
+    if (resent) await emit([interruptedEvent(deps, c)]);
     const pointer = ClaimPointerSchema.safeParse(doc.value);
     const young = pointer.success && now.getTime() - Date.parse(pointer.data.at) < POINTER_GRACE_MS;
     if (!c || !young) await drop();
+    return resent ? 'resent' : 'other';
+  };
+  for (const [i, doc] of pointers.entries()) {
+    if (!budget.fits()) {
+      out.remaining = pointers.length - i;
+      break;
+    }
+    try {
+      const done = await recoverOne(doc);
+      if (done !== 'other') out[done]++;
+    } catch (e) {
+      failed(doc.id, e);
+    }
   }
   return out;
 }
@@ -995,25 +1032,44 @@ function interruptedEvent(deps: RemediationDeps, c: Case): PipelineEvent {
  * On the first run and then every {@link CLAIM_SWEEP_EVERY_MS}: a pointer for every claim that has none (taken
  * before pointers existed). Returns whether the cases were looked through to the end (only then is it marked).
  */
-async function sweepClaims(deps: RemediationDeps, now: Date, fits: () => boolean): Promise<boolean> {
-  const mark = await getDoc(deps.store, CLAIM_SWEEP_COLLECTION, 'cases', SweepMarkSchema);
-  if (mark && now.getTime() - Date.parse(mark.value.at) < CLAIM_SWEEP_EVERY_MS) return false;
-  let after: string | undefined;
-  for (;;) {
-    if (!fits()) return false;
-    const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
-    if (page.length === 0) break;
-    after = page.at(-1)?.id;
-    for (const doc of page) {
-      const c = ClaimOfCaseSchema.safeParse(doc.value);
-      if (!c.success || c.data.remediation.state !== 'applying') continue;
-      const at = c.data.remediation.claimedAt ?? c.data.updatedAt;
-      // expectVersion 0: a pointer already there is left as it is.
-      await deps.store.put(CLAIMS_COLLECTION, c.data.key, { caseKey: c.data.key, at }, { expectVersion: 0 });
+async function sweepClaims(
+  deps: RemediationDeps,
+  now: Date,
+  fits: () => boolean,
+  failed: (caseKey: string | undefined, e: unknown) => void,
+): Promise<boolean> {
+  try {
+    const mark = await getDoc(deps.store, CLAIM_SWEEP_COLLECTION, 'cases', SweepMarkSchema);
+    if (mark && now.getTime() - Date.parse(mark.value.at) < CLAIM_SWEEP_EVERY_MS) return false;
+    let after: string | undefined;
+    // A pointer that could not be written leaves the sweep unmarked: the next run looks through again.
+    let complete = true;
+    for (;;) {
+      if (!fits()) return false;
+      const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
+      if (page.length === 0) break;
+      after = page.at(-1)?.id;
+      for (const doc of page) {
+        const c = ClaimOfCaseSchema.safeParse(doc.value);
+        if (!c.success || c.data.remediation.state !== 'applying') continue;
+        const at = c.data.remediation.claimedAt ?? c.data.updatedAt;
+        try {
+          // expectVersion 0: a pointer already there is left as it is (not written, no error).
+          await deps.store.put(CLAIMS_COLLECTION, c.data.key, { caseKey: c.data.key, at }, { expectVersion: 0 });
+        } catch (e) {
+          complete = false;
+          failed(c.data.key, e);
+        }
+      }
     }
+    if (!complete) return false;
+    await deps.store.put(CLAIM_SWEEP_COLLECTION, 'cases', { at: now.toISOString() });
+    return true;
+  } catch (e) {
+    // The pointers already written are looked at all the same.
+    failed(undefined, e);
+    return false;
   }
-  await deps.store.put(CLAIM_SWEEP_COLLECTION, 'cases', { at: now.toISOString() });
-  return true;
 }
 
 /** Every document of a (small) collection, page by page. */
