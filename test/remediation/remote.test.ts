@@ -17,6 +17,7 @@ import {
 import {
   approveCase,
   createRemediationStage,
+  handOverStillOwed,
   type RemediationDeps,
   recordRemoteResult,
   recoverAbandonedApplies,
@@ -377,6 +378,40 @@ describe('remote remediation on the hub', () => {
     expect(double.live.open).toBe(true);
     expect((await stored())?.remediation).toMatchObject({ state: 'rolled-back', requestIds: ['arm-rb-1'] });
     expect(events).toHaveLength(1);
+  });
+
+  it('sends a redriven rollback again only while its case is still in the applied state it was asked for', async () => {
+    // Prepare: an applied case; its first rollback hand-over is not delivered (it waits in the dead-letter
+    // queue), a second one rolls back; a person approves and the fix is applied again
+    const remote = recordingExecutor();
+    await recordRemoteResult(deps(), await executeRemote(await dispatch(remote), spokeDeps()));
+    const applied = await stored();
+    await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const undelivered = remote.sent[1];
+    if (!undelivered) throw new Error('no rollback dispatched');
+    const whileApplied = await handOverStillOwed(store, undelivered);
+    await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const delivered = remote.sent[2];
+    if (!delivered) throw new Error('no second rollback dispatched');
+    await recordRemoteResult(deps(), await executeRemote(delivered, spokeDeps()));
+    const whileRolledBack = await handOverStillOwed(store, undelivered);
+    await approveCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const reapply = remote.sent[3];
+    if (!reapply) throw new Error('no new apply dispatched');
+    await recordRemoteResult(deps(), await executeRemote(reapply, spokeDeps()));
+    // Act: the dead-letter queue is redriven
+    const afterReapply = await handOverStillOwed(store, undelivered);
+    const { applyToken: _token, ...withoutToken } = undelivered;
+    const unmatched = await handOverStillOwed(store, withoutToken);
+    // Assess: the rollback names the claim of the apply it undoes; once rolled back, or applied again under
+    // a newer claim, it is not sent again (the newer fix stays); one that names no claim cannot be matched
+    expect(undelivered).toMatchObject({ op: 'rollback', applyToken: applied?.remediation.applyToken });
+    expect(whileApplied).toBe(true);
+    expect(whileRolledBack).toBe(false);
+    expect((await stored())?.remediation.state).toBe('applied');
+    expect(afterReapply).toBe(false);
+    expect(unmatched).toBe(false);
+    expect(double.live.open).toBe(false);
   });
 });
 

@@ -580,12 +580,19 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
  * Whether a hand-over to a spoke may be sent again (one the hub bus could not deliver, redriven from the
  * dead-letter queue): an apply only while its case still waits on that claim. A claim settled since
  * (recovered as abandoned, failed, taken over by a newer apply) must not reach the spoke late: the spoke
- * would act on a plan the case no longer stands behind, beside a newer apply of its own.
+ * would act on a plan the case no longer stands behind, beside a newer apply of its own. A rollback only
+ * while its case is still in the state it was asked for (applied or failed under the same claim token): once
+ * rolled back, or applied again since, the spoke would restore the old before-state over the newer fix. A
+ * rollback request without the token (sent before it was carried) cannot be matched and is not sent again.
+ * Verify and resolve requests change nothing a newer apply depends on and are always sent.
  */
 export async function handOverStillOwed(store: DocStore, request: RemoteRequest): Promise<boolean> {
-  if (request.op !== 'apply') return true;
+  if (request.op !== 'apply' && request.op !== 'rollback') return true;
+  if (request.applyToken === undefined) return false;
   const c = await readCase(store, request.caseKey);
-  return c?.remediation.state === 'applying' && c.remediation.applyToken === request.applyToken;
+  if (c?.remediation.applyToken !== request.applyToken) return false;
+  const state = c.remediation.state;
+  return request.op === 'apply' ? state === 'applying' : state === 'applied' || state === 'failed';
 }
 
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {
@@ -726,6 +733,9 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
       op: 'rollback',
       target,
       before: c.remediation.before,
+      // The applied (or failed) state this rollback is for: a redriven copy goes out only while the case is
+      // still in it (see handOverStillOwed).
+      ...(c.remediation.applyToken ? { applyToken: c.remediation.applyToken } : {}),
       actor,
     });
     const detail = { requestId, spoke: action.provider, reason: `rollback requested by ${actor}` };
