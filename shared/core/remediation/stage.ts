@@ -258,8 +258,18 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return settle(deps, c, 'held', breaker.reason, { ...planned, applyGates: [...gates, breaker] }, actor);
   const token = shortHash(`${c.key}|${now.toISOString()}|${Math.random()}`);
   // A new apply (not the retry of one that may have changed the resource) starts with no steps made: what an
-  // earlier apply of this case made (one rolled back since) must not pass for steps of this one.
-  const fresh = partial ? {} : { requestIds: undefined, appliedAt: undefined, unconfirmed: undefined };
+  // earlier apply of this case made (one rolled back since) must not pass for steps of this one. A retry names
+  // what may have taken effect before it: the claim clears `interruptedAt`, and an answer of this retry finding
+  // nothing left to do must still be recorded as the earlier attempt's fix (see recordRemoteResult).
+  const fresh = partial
+    ? { unconfirmed: uncertainStep(r) }
+    : {
+        requestIds: undefined,
+        appliedAt: undefined,
+        unconfirmed: undefined,
+        rolledBackAt: undefined,
+        rolledBackBy: undefined,
+      };
   // The claim token is new for every attempt (it tells concurrent claims apart); the apply key stays with a
   // retry of an apply that stopped part-way, so the action finds what that apply created (a snapshot).
   const applyKey = (partial && r.applyKey) || token;
@@ -367,12 +377,35 @@ async function appliedOutcome(
 
 /**
  * Whether an earlier apply of this remediation may have changed the resource without completing: steps
- * recorded, or one that may have taken effect, and never applied. Its before-state is then the original one.
+ * recorded, a step that may have taken effect (`unconfirmed`), or a claim settled as abandoned with its outcome
+ * unknown (`interruptedAt`); never applied, and not rolled back since (a rollback ends the remediation's
+ * attempt). Its before-state, when known, is then the original one. A spoke's claim has none (the spoke reads
+ * it): an interrupted hand-over counts all the same, its before-state unknown.
  */
 const startedBefore = (r: CaseRemediation): boolean =>
   r.appliedAt === undefined &&
-  r.before !== undefined &&
-  ((r.requestIds?.length ?? 0) > 0 || r.unconfirmed !== undefined);
+  r.rolledBackAt === undefined &&
+  ((r.requestIds?.length ?? 0) > 0 || r.unconfirmed !== undefined || r.interruptedAt !== undefined);
+
+/**
+ * What of an earlier attempt may have taken effect: the step named without a definite answer, else the whole
+ * apply when its claim was settled as abandoned; undefined when neither.
+ */
+const uncertainStep = (r: CaseRemediation): string | undefined =>
+  r.unconfirmed ??
+  (r.interruptedAt !== undefined ? `${r.plan?.summary ?? r.action ?? 'the apply'} (interrupted)` : undefined);
+
+/**
+ * What a rollback writes besides who and when: it ends the remediation's attempt. A new apply after it is not
+ * the retry of one that stopped part-way (see startedBefore): it gets a new apply key, reads its own
+ * before-state and counts no step of the rolled-back one.
+ */
+const ENDS_ATTEMPT = {
+  state: 'rolled-back',
+  applyKey: undefined,
+  unconfirmed: undefined,
+  interruptedAt: undefined,
+} as const satisfies Partial<CaseRemediation>;
 
 /**
  * A retry whose live re-read finds nothing left to do after an earlier attempt that may have changed the
@@ -390,7 +423,8 @@ async function finishedEarlier(
   const r = c.remediation;
   const appliedAt = deps.clock.now().toISOString();
   const token = shortHash(`${c.key}|${appliedAt}|${Math.random()}`);
-  const reason = `applied ${action.id} by an earlier attempt${r.unconfirmed ? ` ("${r.unconfirmed}" had no definite answer)` : ''}: the live state needs nothing more`;
+  const uncertain = uncertainStep(r);
+  const reason = `applied ${action.id} by an earlier attempt${uncertain ? ` ("${uncertain}" had no definite answer)` : ''}: the live state needs nothing more`;
   const next = await writeRemediation(
     deps,
     c.key,
@@ -528,7 +562,7 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       deps,
       result.caseKey,
       {
-        state: 'rolled-back',
+        ...ENDS_ATTEMPT,
         rolledBackBy: result.actor,
         rolledBackAt: at,
         stateReason: result.reason,
@@ -543,12 +577,18 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   if (!reported || !result.applyToken) return [];
   // Settled against the case as it is: after an earlier apply that may have changed the resource
   // (startedBefore), its steps stay first, its before-state stays the one kept for rollback, and a spoke
-  // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier).
+  // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier). The
+  // interruption of the claim this answer is for does not count as an earlier attempt: the answer is that
+  // claim's own outcome, and replaces the uncertainty (a late noop, blocked or failed-without-steps leaves none).
   const patch = (f: Case): Partial<CaseRemediation> => {
-    const earlier = startedBefore(f.remediation);
+    const earlier = startedBefore({ ...f.remediation, interruptedAt: undefined });
     const state: RemediationState = earlier && reported === 'noop' ? 'applied' : reported;
     const requestIds = [...(earlier ? (f.remediation.requestIds ?? []) : []), ...result.requestIds];
-    const before = earlier ? f.remediation.before : result.before;
+    // After an interrupted hand-over the original before-state is unknown: this answer's read is the best
+    // known one when it found something to do; when it found nothing, it read the fixed state, not the original.
+    const before = earlier
+      ? (f.remediation.before ?? (reported === 'noop' ? undefined : result.before))
+      : result.before;
     return {
       state,
       stateReason:
@@ -751,7 +791,7 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   const next = await writeRemediation(
     deps,
     caseKey,
-    { state: 'rolled-back', rolledBackBy: actor, rolledBackAt: at, stateReason: reason, requestIds: result.requestIds },
+    { ...ENDS_ATTEMPT, rolledBackBy: actor, rolledBackAt: at, stateReason: reason, requestIds: result.requestIds },
     undefined,
     reason,
   );
@@ -908,10 +948,10 @@ const POINTER_GRACE_MS = 60_000;
 /**
  * Settles claims whose process died (state `applying` longer than `policy.abandonAfter`: a Lambda timeout, an
  * out-of-memory kill, a SIGKILLed local run, a spoke whose answer never came) as `failed`, with why and the
- * outcome unknown: `unconfirmed` names the apply (unless an earlier attempt's step is already named), so a
- * retry re-reads the live state, does what is left and keeps the before-state read before the claim for
- * rollback. The write is conditional on the same claim, so an apply that finishes first wins; one that
- * finishes after is still recorded (see holdsClaim). Emits the `failed` event a failed apply emits (the ticket
+ * outcome unknown (`interruptedAt`), so a retry re-reads the live state, does what is left, keeps the
+ * before-state read before the claim for rollback, and a retry finding nothing left is recorded as applied by
+ * the interrupted attempt (the retry's claim names it in `unconfirmed`). The write is conditional on the same
+ * claim, so an apply that finishes first wins; one that finishes after is still recorded (see holdsClaim). Emits the `failed` event a failed apply emits (the ticket
  * is told), timed at the recovery so a re-send has the same id.
  *
  * Claims are found through their pointers ({@link CLAIMS_COLLECTION}); on the first run and daily after, the
@@ -1011,15 +1051,16 @@ async function settleAbandoned(
   const next = await writeRemediation(
     deps,
     c.key,
-    (f) => ({
+    {
       state: 'failed',
       stateReason: reason,
       // The ticket's comment shows the error: the why, in full.
       error: reason,
+      // The outcome of this claim is unknown (see startedBefore, uncertainStep). `unconfirmed` is left as the
+      // claim found it: a late answer of this claim replaces the interruption with what it says, and what
+      // an earlier attempt left uncertain must stay so whatever that answer is.
       interruptedAt: now.toISOString(),
-      // An earlier attempt's step without a definite answer stays named; else the whole apply is.
-      unconfirmed: f.remediation.unconfirmed ?? `${f.remediation.plan?.summary ?? r.action} (interrupted)`,
-    }),
+    },
     (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
     reason,
   );
@@ -1029,10 +1070,11 @@ async function settleAbandoned(
 /** The `failed` event of a claim settled as abandoned: timed at the settling, so a re-send has the same id. */
 function interruptedEvent(deps: RemediationDeps, c: Case): PipelineEvent {
   const r = c.remediation;
+  const unconfirmed = uncertainStep(r);
   const detail = {
     reason: r.stateReason,
     interrupted: true,
-    ...(r.unconfirmed ? { unconfirmed: r.unconfirmed } : {}),
+    ...(unconfirmed ? { unconfirmed } : {}),
     ...(r.plan ? { plan: r.plan } : {}),
   };
   return event(deps, c, 'failed', deps.actor, detail, 'interrupted', r.interruptedAt);
