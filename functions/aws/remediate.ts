@@ -118,6 +118,8 @@ const onSchedule = hubFunction(ports, 'remediate-schedule', async (_event: unkno
   metrics.addMetric('ClaimsRecovered', MetricUnit.Count, claims.recovered);
   metrics.addMetric('HeldReleased', MetricUnit.Count, held.released);
   metrics.addMetric('SweepRemaining', MetricUnit.Count, claims.remaining + held.remaining);
+  // Each logged with its case where it happened; the others went on.
+  metrics.addMetric('SweepErrors', MetricUnit.Count, claims.errors + held.errors);
   if (claims.recovered > 0) ports.log.warn('remediate: abandoned claims settled failed', { ...claims });
   if (claims.remaining + held.remaining > 0)
     ports.log.info('remediate: time budget spent; the next run takes the cases not reached', {

@@ -241,7 +241,7 @@ describe('closeloop against live (mocked) S3', () => {
     expect(settled.remediation.stateReason).toMatch(
       /^apply of s3\.block-public-access interrupted: no outcome within 15 min of its claim at .*; it may have taken effect in part/,
     );
-    expect(settled.remediation.unconfirmed).toBeDefined();
+    expect(settled.remediation.interruptedAt).toBeDefined();
     expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
     const after = CaseSchema.array().parse(JSON.parse((await cli(['cases', '--json', '--home', home])).out));
     expect(after.find((c) => c.key === other.key)?.remediation).toMatchObject({

@@ -17,6 +17,7 @@ import {
 import {
   approveCase,
   createRemediationStage,
+  handOverStillOwed,
   type RemediationDeps,
   recordRemoteResult,
   recoverAbandonedApplies,
@@ -320,6 +321,67 @@ describe('remote remediation on the hub', () => {
     expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
   });
 
+  it('records a retry finding nothing left after an interrupted hand-over as applied by that hand-over, owing its verification', async () => {
+    // Prepare: the spoke applies the first hand-over but its answer is late; past the bound the case is settled
+    // failed (outcome unknown); a person retries
+    const remote = recordingExecutor();
+    const first = await dispatch(remote);
+    const late = await executeRemote(first, spokeDeps());
+    const clock = fixedClock(new Date('2026-11-18T11:01:00.000Z'));
+    await recoverAbandonedApplies(deps({ remote: remote.executor, clock }), clock.now());
+    await approveCase(deps({ remote: remote.executor, clock }), CASE_KEY, 'oncall@example.com');
+    const retry = remote.sent[1];
+    if (!retry) throw new Error('no retry dispatched');
+    const claimed = await stored();
+    // Act: the spoke finds the account closed (noop); then the first answer arrives, after its claim was replaced
+    const answer = await executeRemote(retry, spokeDeps());
+    const events = await recordRemoteResult(deps(), answer);
+    const lateEvents = await recordRemoteResult(deps(), late);
+    // Assess: closeloop's own change is on the case (not "already compliant"), its verification owed; the
+    // retry kept the apply key of the interrupted hand-over; the before-state, never read by the hub, is not
+    // taken from the fixed account
+    const c = await stored();
+    expect(answer.outcome).toBe('noop');
+    expect(claimed?.remediation.applyKey).toBe(first.applyToken);
+    expect(c?.remediation.state).toBe('applied');
+    expect(c?.status).toBe('remediated');
+    expect(c?.remediation.stateReason).toMatch(/^applied test\.azure-close by an earlier attempt/);
+    expect(c?.remediation.before).toBeUndefined();
+    expect(c?.remediation.unconfirmed).toBeUndefined();
+    expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    expect(lateEvents).toEqual([]);
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('a late noop answer for an interrupted hand-over leaves nothing uncertain: the next noop is not taken for a fix', async () => {
+    // Prepare: the account was closed by someone else before the spoke got to it; the answer comes after the
+    // claim was settled as abandoned
+    const remote = recordingExecutor();
+    const first = await dispatch(remote);
+    double.live.open = false;
+    const late = await executeRemote(first, spokeDeps());
+    const clock = fixedClock(new Date('2026-11-18T11:01:00.000Z'));
+    await recoverAbandonedApplies(deps({ remote: remote.executor, clock }), clock.now());
+    // Act: the late answer, then the next decided event runs the case again
+    await recordRemoteResult(deps(), late);
+    const answered = await stored();
+    await createRemediationStage(deps({ remote: remote.executor })).handle({ ...decided, id: 'd-2' });
+    const retry = remote.sent[1];
+    if (!retry) throw new Error('no retry dispatched');
+    const events = await recordRemoteResult(deps(), await executeRemote(retry, spokeDeps()));
+    // Assess: the late answer replaced the interruption; nothing was ever applied by closeloop, and no
+    // verification or rollback of a change is offered
+    expect(late.outcome).toBe('noop');
+    expect(answered?.remediation.state).toBe('noop');
+    expect(answered?.remediation.interruptedAt).toBeUndefined();
+    expect(answered?.remediation.unconfirmed).toBeUndefined();
+    const c = await stored();
+    expect(c?.remediation.state).toBe('noop');
+    expect(c?.remediation.appliedAt).toBeUndefined();
+    expect(events.map((e) => e.type)).toEqual(['case.remediation']);
+    expect(double.calls.apply).toBe(0);
+  });
+
   it('ignores a late answer once a newer claim replaced the one it was dispatched under', async () => {
     // Prepare: the first hand-over goes unanswered and is settled failed; a person retries (a second hand-over)
     const remote = recordingExecutor();
@@ -377,6 +439,40 @@ describe('remote remediation on the hub', () => {
     expect(double.live.open).toBe(true);
     expect((await stored())?.remediation).toMatchObject({ state: 'rolled-back', requestIds: ['arm-rb-1'] });
     expect(events).toHaveLength(1);
+  });
+
+  it('sends a redriven rollback again only while its case is still in the applied state it was asked for', async () => {
+    // Prepare: an applied case; its first rollback hand-over is not delivered (it waits in the dead-letter
+    // queue), a second one rolls back; a person approves and the fix is applied again
+    const remote = recordingExecutor();
+    await recordRemoteResult(deps(), await executeRemote(await dispatch(remote), spokeDeps()));
+    const applied = await stored();
+    await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const undelivered = remote.sent[1];
+    if (!undelivered) throw new Error('no rollback dispatched');
+    const whileApplied = await handOverStillOwed(store, undelivered);
+    await rollbackCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const delivered = remote.sent[2];
+    if (!delivered) throw new Error('no second rollback dispatched');
+    await recordRemoteResult(deps(), await executeRemote(delivered, spokeDeps()));
+    const whileRolledBack = await handOverStillOwed(store, undelivered);
+    await approveCase(deps({ remote: remote.executor }), CASE_KEY, 'oncall@example.com');
+    const reapply = remote.sent[3];
+    if (!reapply) throw new Error('no new apply dispatched');
+    await recordRemoteResult(deps(), await executeRemote(reapply, spokeDeps()));
+    // Act: the dead-letter queue is redriven
+    const afterReapply = await handOverStillOwed(store, undelivered);
+    const { applyToken: _token, ...withoutToken } = undelivered;
+    const unmatched = await handOverStillOwed(store, withoutToken);
+    // Assess: the rollback names the claim of the apply it undoes; once rolled back, or applied again under
+    // a newer claim, it is not sent again (the newer fix stays); one that names no claim cannot be matched
+    expect(undelivered).toMatchObject({ op: 'rollback', applyToken: applied?.remediation.applyToken });
+    expect(whileApplied).toBe(true);
+    expect(whileRolledBack).toBe(false);
+    expect((await stored())?.remediation.state).toBe('applied');
+    expect(afterReapply).toBe(false);
+    expect(unmatched).toBe(false);
+    expect(double.live.open).toBe(false);
   });
 });
 

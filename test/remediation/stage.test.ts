@@ -40,6 +40,8 @@ function recordingAction(
     applyTimesOut?: number;
     /** The first apply waits for this before it changes anything (a process stalled, or killed, mid-apply). */
     stallFirstApply?: Promise<void>;
+    /** The first apply then fails with this, having changed nothing. */
+    failFirstApply?: Error;
   } = {},
 ) {
   const calls = { plan: 0, apply: 0, rollback: 0 };
@@ -75,6 +77,7 @@ function recordingAction(
       calls.apply++;
       applyKeys.push(ctx.applyKey);
       if (opts.stallFirstApply && calls.apply === 1) await opts.stallFirstApply;
+      if (opts.failFirstApply && calls.apply === 1) throw opts.failFirstApply;
       if (opts.slowApplyMs) await new Promise((r) => setTimeout(r, opts.slowApplyMs));
       if (timeouts > 0) {
         timeouts--;
@@ -553,6 +556,29 @@ describe('remediation stage', () => {
     expect(third).not.toBe(first);
   });
 
+  it('gives a new apply after the rollback of a failed, partial apply a new apply key and none of its steps', async () => {
+    // Prepare: the first apply gets no answer (it may have made something, a snapshot); a person rolls it back
+    double = recordingAction({ applyTimesOut: 1 });
+    await seed();
+    await createRemediationStage(deps()).handle(decided());
+    await rollbackCase(deps(), CASE_KEY, 'oncall@example.com');
+    const rolledBack = await stored();
+    // Act: a person approves a new apply
+    const out = await approveCase(deps(), CASE_KEY, 'oncall@example.com');
+    // Assess: the rollback ended that remediation; the new apply is another one (its own key, steps and
+    // before-state), not the retry of the rolled-back one
+    const c = await stored();
+    const [first, second] = double.applyKeys;
+    expect(rolledBack?.remediation).toMatchObject({ state: 'rolled-back', requestIds: ['rb-1'] });
+    expect(rolledBack?.remediation.applyKey).toBeUndefined();
+    expect(rolledBack?.remediation.unconfirmed).toBeUndefined();
+    expect(out.state).toBe('applied');
+    expect(second).toEqual(expect.any(String));
+    expect(second).not.toBe(first);
+    expect(c?.remediation).toMatchObject({ applyKey: second, requestIds: ['req-2'], before: { open: true } });
+    expect(c?.remediation.stateReason).not.toMatch(/earlier attempt/);
+  });
+
   it('restores the before-state and records who rolled back', async () => {
     // Prepare
     await seed();
@@ -619,8 +645,9 @@ describe('remediation stage', () => {
         state: 'failed',
         before: { open: true },
         interruptedAt: '2026-11-18T10:16:00.000Z',
-        unconfirmed: expect.stringContaining('close acme-exports'),
       });
+      // The interruption is the uncertainty; `unconfirmed` stays for a step an earlier attempt left unanswered
+      expect(c?.remediation.unconfirmed).toBeUndefined();
       expect(c?.remediation.stateReason).toBe(
         `apply of test.close-bucket interrupted: no outcome within 15 min of its claim at ${CLAIMED}; ` +
           'it may have taken effect in part — the live state decides the next attempt',
@@ -631,7 +658,7 @@ describe('remediation stage', () => {
         type: 'case.remediation',
         caseKey: CASE_KEY,
         state: 'failed',
-        detail: { reason: c?.remediation.stateReason },
+        detail: { reason: c?.remediation.stateReason, unconfirmed: 'close acme-exports (interrupted)' },
       });
       expect(again).toMatchObject({ recovered: 0, events: [] });
       expect(await store.get(CLAIMS_COLLECTION, CASE_KEY)).toBeUndefined();
@@ -653,6 +680,37 @@ describe('remediation stage', () => {
       expect(c?.remediation.interruptedAt).toBeUndefined();
       expect(c?.remediation.unconfirmed).toBeUndefined();
       expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    });
+
+    it('a late plain failure of an interrupted apply leaves nothing uncertain: a retry is not taken for that apply finishing the fix', async () => {
+      // Prepare: settled as abandoned while the apply was stalled; the apply then fails having changed nothing
+      let finish = () => {};
+      const stalled = new Promise<void>((r) => {
+        finish = r;
+      });
+      double = recordingAction({ stallFirstApply: stalled, failFirstApply: new Error('AccessDenied: test:Close') });
+      await seed();
+      const running = createRemediationStage(deps()).handle(decided());
+      while (double.calls.apply === 0) await new Promise((r) => setTimeout(r, 1));
+      await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T10:16:00.000Z') }),
+        new Date('2026-11-18T10:16:00.000Z'),
+      );
+      finish();
+      await running;
+      const failed = await stored();
+      // Act: someone closes the bucket by hand; a person retries the approved plan
+      double.live.open = false;
+      const retry = await approveCase(deps({ clock: at('2026-11-18T10:20:00.000Z') }), CASE_KEY, 'oncall@example.com');
+      // Assess: the failure replaced the interruption; the retry is an apply of its own (its own key), not
+      // "applied by an earlier attempt" (the failed apply changed nothing)
+      expect(failed?.remediation).toMatchObject({ state: 'failed', error: 'AccessDenied: test:Close' });
+      expect(failed?.remediation.interruptedAt).toBeUndefined();
+      expect(failed?.remediation.unconfirmed).toBeUndefined();
+      expect(retry.state).toBe('applied');
+      expect((await stored())?.remediation.stateReason).not.toMatch(/earlier attempt/);
+      expect(double.calls.apply).toBe(2);
+      expect(double.applyKeys[1]).not.toBe(double.applyKeys[0]);
     });
 
     it("keeps a retry's outcome when the abandoned apply finishes after the retry claimed the case", async () => {
@@ -677,6 +735,49 @@ describe('remediation stage', () => {
         approvedBy: 'oncall@example.com',
         before: { open: true },
       });
+    });
+
+    it('a case that cannot be read stops neither the recovery of the other claims nor the release of the other held cases', async () => {
+      // Prepare: an abandoned claim and a held case, each listed after a case whose document no longer parses
+      const BROKEN = 'aws|0-broken|x';
+      await store.put('cases', BROKEN, { key: BROKEN, remediation: { state: 'applying' } });
+      await store.put(CLAIMS_COLLECTION, BROKEN, { caseKey: BROKEN, at: CLAIMED });
+      await store.put(HELD_COLLECTION, BROKEN, { caseKey: BROKEN, reason: 'budget spent', at: CLAIMED });
+      await stalledApply();
+      const HELD = 'aws|held|x';
+      const held = makeCase({ key: HELD });
+      await seed({ ...held, remediation: { ...held.remediation, state: 'held', stateReason: 'budget spent' } });
+      await store.put(HELD_COLLECTION, HELD, { caseKey: HELD, reason: 'budget spent', at: CLAIMED });
+      double.live.open = true;
+      const later = deps({ clock: at('2026-11-18T11:00:00.000Z') });
+      // Act
+      const recovery = await recoverAbandonedApplies(later, new Date('2026-11-18T11:00:00.000Z'));
+      const release = await releaseHeld(later);
+      // Assess: each broken case counted as an error, every other one handled
+      expect(recovery).toMatchObject({ recovered: 1, errors: 1 });
+      expect((await stored())?.remediation.state).toBe('failed');
+      expect(release).toMatchObject({ released: 1, errors: 1 });
+      expect((await stored(HELD))?.remediation.state).toBe('applied');
+    });
+
+    it('starts no case with only seconds left before its bound, even before any case was timed', async () => {
+      // Prepare: an abandoned claim and a held case
+      await stalledApply();
+      const HELD = 'aws|held|x';
+      const held = makeCase({ key: HELD });
+      await seed({ ...held, remediation: { ...held.remediation, state: 'held', stateReason: 'budget spent' } });
+      await store.put(HELD_COLLECTION, HELD, { caseKey: HELD, reason: 'budget spent', at: CLAIMED });
+      const now = new Date('2026-11-18T11:00:00.000Z');
+      const later = deps({ clock: at(now.toISOString()) });
+      const until = now.getTime() + 5_000; // a few seconds: less than a case is taken to need
+      // Act
+      const recovery = await recoverAbandonedApplies(later, now, { until });
+      const release = await releaseHeld(later, { until });
+      // Assess: both left for the next run
+      expect(recovery).toMatchObject({ recovered: 0, remaining: 1 });
+      expect(release).toMatchObject({ released: 0, remaining: 1 });
+      expect((await stored())?.remediation.state).toBe('applying');
+      expect((await stored(HELD))?.remediation.state).toBe('held');
     });
 
     it("counts the age of a claim taken before claim times were kept from the case's last update", async () => {

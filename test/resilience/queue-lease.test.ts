@@ -11,7 +11,7 @@ import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-f
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { createLocalRuntime, type LocalRuntime } from '../../shared/adapters/wiring/local.js';
-import { processGone, processScope } from '../../shared/adapters/wiring/local-process.js';
+import { processGone, processScope, UNKNOWN_PID_NAMESPACE } from '../../shared/adapters/wiring/local-process.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { EVENT_QUEUE, InProcessBus, QUEUE_LEASE_MS, type Stage } from '../../shared/core/pipeline/stage.js';
@@ -306,5 +306,25 @@ describe('the process check of the local event queue', () => {
 
     // Assess
     expect(outcomes).toEqual({ ended: true, elsewhere: false, parent: false, self: false });
+  });
+
+  it('never calls a process gone on Linux when the pid namespace cannot be read: another container of the same host name may own that pid', () => {
+    // Prepare: two containers with one host name, neither able to read /proc/self/ns/pid
+    const unreadable = () => {
+      throw Object.assign(new Error("ENOENT: no such file or directory, readlink '/proc/self/ns/pid'"), {
+        code: 'ENOENT',
+      });
+    };
+    const here = processScope('linux', unreadable);
+    const there = processScope('linux', unreadable);
+    const ended = endedPid();
+
+    // Act
+    const gone = processGone({ scope: there, pid: ended }, here);
+
+    // Assess: the scope says the namespace is unknown, and a pid that does not exist here is not taken as ended
+    expect(here).toContain(UNKNOWN_PID_NAMESPACE);
+    expect(gone).toBe(false);
+    expect(processScope('darwin', unreadable)).not.toContain(UNKNOWN_PID_NAMESPACE);
   });
 });

@@ -112,7 +112,8 @@ export const CaseRemediationSchema = z.object({
   /**
    * Set when an abandoned claim was settled failed without an outcome (`recoverAbandonedApplies`): the
    * outcome of that apply is unknown, and one arriving late for the same token (a spoke's answer, the
-   * apply itself) is still recorded, which clears it.
+   * apply itself) is still recorded, which clears it. A retry's claim clears it too and names the interrupted
+   * apply in `unconfirmed` instead.
    */
   interruptedAt: TimestampSchema.optional(),
   /** Why the remediation stage is in `state` (decide owns `reason`): the gate that held, blocked or asked. */
@@ -121,7 +122,8 @@ export const CaseRemediationSchema = z.object({
   applyGates: z.array(GateResultSchema).optional(),
   /**
    * A step of a failed apply whose call got no definite answer (timeout, reset, 5xx): it may have taken
-   * effect, so the before-state read for that apply stays the one kept for rollback until an apply completes.
+   * effect, so the before-state read for that apply stays the one kept for rollback until an apply completes
+   * (or a rollback ends the attempt). On the claim of a retry after an interrupted apply: that whole apply.
    */
   unconfirmed: z.string().optional(),
 });

@@ -48,7 +48,10 @@ export const RemoteRequestSchema = z.object({
   op: RemoteOpSchema,
   /** The action's target as the hub selected it; the spoke parses it with the action's own schema. */
   target: z.unknown(),
-  /** apply: the hub's claim; the result is recorded only while the case still holds this token. */
+  /**
+   * apply: the hub's claim; the result is recorded only while the case still holds this token. rollback: the
+   * claim of the apply it undoes, so a redriven copy is sent again only while the case is still in that state.
+   */
   applyToken: z.string().min(1).max(128).optional(),
   /** rollback: the before-state recorded at apply time. */
   before: z.unknown().optional(),

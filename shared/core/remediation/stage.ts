@@ -258,8 +258,18 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return settle(deps, c, 'held', breaker.reason, { ...planned, applyGates: [...gates, breaker] }, actor);
   const token = shortHash(`${c.key}|${now.toISOString()}|${Math.random()}`);
   // A new apply (not the retry of one that may have changed the resource) starts with no steps made: what an
-  // earlier apply of this case made (one rolled back since) must not pass for steps of this one.
-  const fresh = partial ? {} : { requestIds: undefined, appliedAt: undefined, unconfirmed: undefined };
+  // earlier apply of this case made (one rolled back since) must not pass for steps of this one. A retry names
+  // what may have taken effect before it: the claim clears `interruptedAt`, and an answer of this retry finding
+  // nothing left to do must still be recorded as the earlier attempt's fix (see recordRemoteResult).
+  const fresh = partial
+    ? { unconfirmed: uncertainStep(r) }
+    : {
+        requestIds: undefined,
+        appliedAt: undefined,
+        unconfirmed: undefined,
+        rolledBackAt: undefined,
+        rolledBackBy: undefined,
+      };
   // The claim token is new for every attempt (it tells concurrent claims apart); the apply key stays with a
   // retry of an apply that stopped part-way, so the action finds what that apply created (a snapshot).
   const applyKey = (partial && r.applyKey) || token;
@@ -367,12 +377,35 @@ async function appliedOutcome(
 
 /**
  * Whether an earlier apply of this remediation may have changed the resource without completing: steps
- * recorded, or one that may have taken effect, and never applied. Its before-state is then the original one.
+ * recorded, a step that may have taken effect (`unconfirmed`), or a claim settled as abandoned with its outcome
+ * unknown (`interruptedAt`); never applied, and not rolled back since (a rollback ends the remediation's
+ * attempt). Its before-state, when known, is then the original one. A spoke's claim has none (the spoke reads
+ * it): an interrupted hand-over counts all the same, its before-state unknown.
  */
 const startedBefore = (r: CaseRemediation): boolean =>
   r.appliedAt === undefined &&
-  r.before !== undefined &&
-  ((r.requestIds?.length ?? 0) > 0 || r.unconfirmed !== undefined);
+  r.rolledBackAt === undefined &&
+  ((r.requestIds?.length ?? 0) > 0 || r.unconfirmed !== undefined || r.interruptedAt !== undefined);
+
+/**
+ * What of an earlier attempt may have taken effect: the step named without a definite answer, else the whole
+ * apply when its claim was settled as abandoned; undefined when neither.
+ */
+const uncertainStep = (r: CaseRemediation): string | undefined =>
+  r.unconfirmed ??
+  (r.interruptedAt !== undefined ? `${r.plan?.summary ?? r.action ?? 'the apply'} (interrupted)` : undefined);
+
+/**
+ * What a rollback writes besides who and when: it ends the remediation's attempt. A new apply after it is not
+ * the retry of one that stopped part-way (see startedBefore): it gets a new apply key, reads its own
+ * before-state and counts no step of the rolled-back one.
+ */
+const ENDS_ATTEMPT = {
+  state: 'rolled-back',
+  applyKey: undefined,
+  unconfirmed: undefined,
+  interruptedAt: undefined,
+} as const satisfies Partial<CaseRemediation>;
 
 /**
  * A retry whose live re-read finds nothing left to do after an earlier attempt that may have changed the
@@ -390,7 +423,8 @@ async function finishedEarlier(
   const r = c.remediation;
   const appliedAt = deps.clock.now().toISOString();
   const token = shortHash(`${c.key}|${appliedAt}|${Math.random()}`);
-  const reason = `applied ${action.id} by an earlier attempt${r.unconfirmed ? ` ("${r.unconfirmed}" had no definite answer)` : ''}: the live state needs nothing more`;
+  const uncertain = uncertainStep(r);
+  const reason = `applied ${action.id} by an earlier attempt${uncertain ? ` ("${uncertain}" had no definite answer)` : ''}: the live state needs nothing more`;
   const next = await writeRemediation(
     deps,
     c.key,
@@ -528,7 +562,7 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       deps,
       result.caseKey,
       {
-        state: 'rolled-back',
+        ...ENDS_ATTEMPT,
         rolledBackBy: result.actor,
         rolledBackAt: at,
         stateReason: result.reason,
@@ -543,12 +577,18 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   if (!reported || !result.applyToken) return [];
   // Settled against the case as it is: after an earlier apply that may have changed the resource
   // (startedBefore), its steps stay first, its before-state stays the one kept for rollback, and a spoke
-  // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier).
+  // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier). The
+  // interruption of the claim this answer is for does not count as an earlier attempt: the answer is that
+  // claim's own outcome, and replaces the uncertainty (a late noop, blocked or failed-without-steps leaves none).
   const patch = (f: Case): Partial<CaseRemediation> => {
-    const earlier = startedBefore(f.remediation);
+    const earlier = startedBefore({ ...f.remediation, interruptedAt: undefined });
     const state: RemediationState = earlier && reported === 'noop' ? 'applied' : reported;
     const requestIds = [...(earlier ? (f.remediation.requestIds ?? []) : []), ...result.requestIds];
-    const before = earlier ? f.remediation.before : result.before;
+    // After an interrupted hand-over the original before-state is unknown: this answer's read is the best
+    // known one when it found something to do; when it found nothing, it read the fixed state, not the original.
+    const before = earlier
+      ? (f.remediation.before ?? (reported === 'noop' ? undefined : result.before))
+      : result.before;
     return {
       state,
       stateReason:
@@ -580,12 +620,19 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
  * Whether a hand-over to a spoke may be sent again (one the hub bus could not deliver, redriven from the
  * dead-letter queue): an apply only while its case still waits on that claim. A claim settled since
  * (recovered as abandoned, failed, taken over by a newer apply) must not reach the spoke late: the spoke
- * would act on a plan the case no longer stands behind, beside a newer apply of its own.
+ * would act on a plan the case no longer stands behind, beside a newer apply of its own. A rollback only
+ * while its case is still in the state it was asked for (applied or failed under the same claim token): once
+ * rolled back, or applied again since, the spoke would restore the old before-state over the newer fix. A
+ * rollback request without the token (sent before it was carried) cannot be matched and is not sent again.
+ * Verify and resolve requests change nothing a newer apply depends on and are always sent.
  */
 export async function handOverStillOwed(store: DocStore, request: RemoteRequest): Promise<boolean> {
-  if (request.op !== 'apply') return true;
+  if (request.op !== 'apply' && request.op !== 'rollback') return true;
+  if (request.applyToken === undefined) return false;
   const c = await readCase(store, request.caseKey);
-  return c?.remediation.state === 'applying' && c.remediation.applyToken === request.applyToken;
+  if (c?.remediation.applyToken !== request.applyToken) return false;
+  const state = c.remediation.state;
+  return request.op === 'apply' ? state === 'applying' : state === 'applied' || state === 'failed';
 }
 
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {
@@ -726,6 +773,9 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
       op: 'rollback',
       target,
       before: c.remediation.before,
+      // The applied (or failed) state this rollback is for: a redriven copy goes out only while the case is
+      // still in it (see handOverStillOwed).
+      ...(c.remediation.applyToken ? { applyToken: c.remediation.applyToken } : {}),
       actor,
     });
     const detail = { requestId, spoke: action.provider, reason: `rollback requested by ${actor}` };
@@ -741,7 +791,7 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   const next = await writeRemediation(
     deps,
     caseKey,
-    { state: 'rolled-back', rolledBackBy: actor, rolledBackAt: at, stateReason: reason, requestIds: result.requestIds },
+    { ...ENDS_ATTEMPT, rolledBackBy: actor, rolledBackAt: at, stateReason: reason, requestIds: result.requestIds },
     undefined,
     reason,
   );
@@ -786,9 +836,16 @@ function emitter(options: SweepOptions) {
   return { events, emit };
 }
 
+/**
+ * What one case of a sweep is taken to need before any was timed (and at least, after): a live re-read and an
+ * apply whose calls are retried with backoff take seconds. Without it, the first case starts however little
+ * time is left.
+ */
+export const CASE_ESTIMATE_MS = 10_000;
+
 /** A time budget: whether the next piece of work still fits before `until` (by the longest one so far). */
 function timeBudget(deps: RemediationDeps, until: number | undefined) {
-  let longest = 0;
+  let longest = CASE_ESTIMATE_MS;
   return {
     fits: () => until === undefined || deps.clock.now().getTime() + longest < until,
     async time<T>(work: () => Promise<T>): Promise<T> {
@@ -809,6 +866,8 @@ export interface HeldRelease {
   waiting: number;
   /** Held cases the time budget did not reach: the next run takes them (those before them are skipped at once). */
   remaining: number;
+  /** Held cases that could not be looked at (unreadable, a store error): logged, left held for the next run. */
+  errors: number;
   /** The events, when no `publish` was given. */
   events: PipelineEvent[];
 }
@@ -824,28 +883,39 @@ export interface HeldRelease {
 export async function releaseHeld(deps: RemediationDeps, options: SweepOptions = {}): Promise<HeldRelease> {
   const { events, emit } = emitter(options);
   const budget = timeBudget(deps, options.until);
-  const out: HeldRelease = { released: 0, waiting: 0, remaining: 0, events };
+  const out: HeldRelease = { released: 0, waiting: 0, remaining: 0, errors: 0, events };
   const held = await deps.store.list(HELD_COLLECTION);
   const now = deps.clock.now();
   const breakerOpen = (await breakerGate(deps.store, deps.policy, now)).outcome !== 'pass';
+  const releaseOne = async (doc: (typeof held)[number]): Promise<'dropped' | 'waiting' | 'released'> => {
+    const c = await readCase(deps.store, doc.id);
+    if (c?.remediation.state !== 'held') {
+      // At the version listed: a hold written since (its document rewritten) stays queued.
+      await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
+      return 'dropped';
+    }
+    if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) return 'waiting';
+    const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
+    await emit(ran.events);
+    return 'released';
+  };
   for (const [i, doc] of held.entries()) {
     if (!budget.fits()) {
       out.remaining = held.length - i;
       break;
     }
-    const c = await readCase(deps.store, doc.id);
-    if (c?.remediation.state !== 'held') {
-      // At the version listed: a hold written since (its document rewritten) stays queued.
-      await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
-      continue;
+    // One case that cannot be read or run (a document that no longer parses, a store error) must not stop
+    // the others, on this run and every one after.
+    try {
+      const done = await releaseOne(doc);
+      if (done !== 'dropped') out[done]++;
+    } catch (e) {
+      out.errors++;
+      deps.log.error('remediate: a held case could not be released; the others go on', {
+        caseKey: doc.id,
+        error: errorMessage(e),
+      });
     }
-    if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) {
-      out.waiting++;
-      continue;
-    }
-    out.released++;
-    const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
-    await emit(ran.events);
   }
   return out;
 }
@@ -859,6 +929,8 @@ export interface ClaimRecovery {
   live: number;
   /** Claims the time budget did not reach. */
   remaining: number;
+  /** Claims (or cases of the sweep) that could not be looked at (unreadable, a store error): logged, looked at next run. */
+  errors: number;
   /** Whether the cases were all looked through for claims without a pointer (first run, then daily). */
   swept: boolean;
   /** The events, when no `publish` was given. */
@@ -876,10 +948,10 @@ const POINTER_GRACE_MS = 60_000;
 /**
  * Settles claims whose process died (state `applying` longer than `policy.abandonAfter`: a Lambda timeout, an
  * out-of-memory kill, a SIGKILLed local run, a spoke whose answer never came) as `failed`, with why and the
- * outcome unknown: `unconfirmed` names the apply (unless an earlier attempt's step is already named), so a
- * retry re-reads the live state, does what is left and keeps the before-state read before the claim for
- * rollback. The write is conditional on the same claim, so an apply that finishes first wins; one that
- * finishes after is still recorded (see holdsClaim). Emits the `failed` event a failed apply emits (the ticket
+ * outcome unknown (`interruptedAt`), so a retry re-reads the live state, does what is left, keeps the
+ * before-state read before the claim for rollback, and a retry finding nothing left is recorded as applied by
+ * the interrupted attempt (the retry's claim names it in `unconfirmed`). The write is conditional on the same
+ * claim, so an apply that finishes first wins; one that finishes after is still recorded (see holdsClaim). Emits the `failed` event a failed apply emits (the ticket
  * is told), timed at the recovery so a re-send has the same id.
  *
  * Claims are found through their pointers ({@link CLAIMS_COLLECTION}); on the first run and daily after, the
@@ -895,35 +967,50 @@ export async function recoverAbandonedApplies(
 ): Promise<ClaimRecovery> {
   const { events, emit } = emitter(options);
   const budget = timeBudget(deps, options.until);
-  const out: ClaimRecovery = { recovered: 0, resent: 0, live: 0, remaining: 0, swept: false, events };
-  out.swept = await sweepClaims(deps, now, budget.fits);
+  const out: ClaimRecovery = { recovered: 0, resent: 0, live: 0, remaining: 0, errors: 0, swept: false, events };
+  // One case that cannot be read or settled (a document that no longer parses, a store error) must not stop
+  // the others, on this run and every one after (and at the start of every local run): logged and counted.
+  const failed = (caseKey: string | undefined, e: unknown) => {
+    out.errors++;
+    deps.log.error('remediate: a claim could not be looked at; the others go on', {
+      ...(caseKey !== undefined ? { caseKey } : {}),
+      error: errorMessage(e),
+    });
+  };
+  out.swept = await sweepClaims(deps, now, budget.fits, failed);
   const pointers = await listAll(deps.store, CLAIMS_COLLECTION);
-  for (const [i, doc] of pointers.entries()) {
-    if (!budget.fits()) {
-      out.remaining = pointers.length - i;
-      break;
-    }
+  const recoverOne = async (doc: (typeof pointers)[number]): Promise<'recovered' | 'resent' | 'live' | 'other'> => {
     const c = await readCase(deps.store, doc.id);
     // At the version listed: a pointer written since (a new claim's) stays.
     const drop = () => deps.store.delete(CLAIMS_COLLECTION, doc.id, { expectVersion: doc.version });
     if (c?.remediation.state === 'applying') {
       const settled = await budget.time(() => settleAbandoned(deps, c, now));
-      if (settled === 'live') out.live++;
-      if (typeof settled === 'string') continue; // live, or settled meanwhile: looked at again next run
+      if (settled === 'live') return 'live';
+      if (settled === 'overtaken') return 'other'; // settled meanwhile: looked at again next run
       await emit(settled);
-      out.recovered++;
       await drop();
-      continue;
+      return 'recovered';
     }
     // Settled by an earlier run, which may have stopped before its events went out: the same events again
     // (same ids), until the pointer is gone.
-    if (c?.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined) {
-      await emit([interruptedEvent(deps, c)]);
-      out.resent++;
-    }
+    const resent = c?.remediation.state === 'failed' && c.remediation.interruptedAt !== undefined;
+    if (resent) await emit([interruptedEvent(deps, c)]);
     const pointer = ClaimPointerSchema.safeParse(doc.value);
     const young = pointer.success && now.getTime() - Date.parse(pointer.data.at) < POINTER_GRACE_MS;
     if (!c || !young) await drop();
+    return resent ? 'resent' : 'other';
+  };
+  for (const [i, doc] of pointers.entries()) {
+    if (!budget.fits()) {
+      out.remaining = pointers.length - i;
+      break;
+    }
+    try {
+      const done = await recoverOne(doc);
+      if (done !== 'other') out[done]++;
+    } catch (e) {
+      failed(doc.id, e);
+    }
   }
   return out;
 }
@@ -964,15 +1051,16 @@ async function settleAbandoned(
   const next = await writeRemediation(
     deps,
     c.key,
-    (f) => ({
+    {
       state: 'failed',
       stateReason: reason,
       // The ticket's comment shows the error: the why, in full.
       error: reason,
+      // The outcome of this claim is unknown (see startedBefore, uncertainStep). `unconfirmed` is left as the
+      // claim found it: a late answer of this claim replaces the interruption with what it says, and what
+      // an earlier attempt left uncertain must stay so whatever that answer is.
       interruptedAt: now.toISOString(),
-      // An earlier attempt's step without a definite answer stays named; else the whole apply is.
-      unconfirmed: f.remediation.unconfirmed ?? `${f.remediation.plan?.summary ?? r.action} (interrupted)`,
-    }),
+    },
     (f) => f.remediation.state === 'applying' && f.remediation.applyToken === token,
     reason,
   );
@@ -982,10 +1070,11 @@ async function settleAbandoned(
 /** The `failed` event of a claim settled as abandoned: timed at the settling, so a re-send has the same id. */
 function interruptedEvent(deps: RemediationDeps, c: Case): PipelineEvent {
   const r = c.remediation;
+  const unconfirmed = uncertainStep(r);
   const detail = {
     reason: r.stateReason,
     interrupted: true,
-    ...(r.unconfirmed ? { unconfirmed: r.unconfirmed } : {}),
+    ...(unconfirmed ? { unconfirmed } : {}),
     ...(r.plan ? { plan: r.plan } : {}),
   };
   return event(deps, c, 'failed', deps.actor, detail, 'interrupted', r.interruptedAt);
@@ -995,25 +1084,44 @@ function interruptedEvent(deps: RemediationDeps, c: Case): PipelineEvent {
  * On the first run and then every {@link CLAIM_SWEEP_EVERY_MS}: a pointer for every claim that has none (taken
  * before pointers existed). Returns whether the cases were looked through to the end (only then is it marked).
  */
-async function sweepClaims(deps: RemediationDeps, now: Date, fits: () => boolean): Promise<boolean> {
-  const mark = await getDoc(deps.store, CLAIM_SWEEP_COLLECTION, 'cases', SweepMarkSchema);
-  if (mark && now.getTime() - Date.parse(mark.value.at) < CLAIM_SWEEP_EVERY_MS) return false;
-  let after: string | undefined;
-  for (;;) {
-    if (!fits()) return false;
-    const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
-    if (page.length === 0) break;
-    after = page.at(-1)?.id;
-    for (const doc of page) {
-      const c = ClaimOfCaseSchema.safeParse(doc.value);
-      if (!c.success || c.data.remediation.state !== 'applying') continue;
-      const at = c.data.remediation.claimedAt ?? c.data.updatedAt;
-      // expectVersion 0: a pointer already there is left as it is.
-      await deps.store.put(CLAIMS_COLLECTION, c.data.key, { caseKey: c.data.key, at }, { expectVersion: 0 });
+async function sweepClaims(
+  deps: RemediationDeps,
+  now: Date,
+  fits: () => boolean,
+  failed: (caseKey: string | undefined, e: unknown) => void,
+): Promise<boolean> {
+  try {
+    const mark = await getDoc(deps.store, CLAIM_SWEEP_COLLECTION, 'cases', SweepMarkSchema);
+    if (mark && now.getTime() - Date.parse(mark.value.at) < CLAIM_SWEEP_EVERY_MS) return false;
+    let after: string | undefined;
+    // A pointer that could not be written leaves the sweep unmarked: the next run looks through again.
+    let complete = true;
+    for (;;) {
+      if (!fits()) return false;
+      const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
+      if (page.length === 0) break;
+      after = page.at(-1)?.id;
+      for (const doc of page) {
+        const c = ClaimOfCaseSchema.safeParse(doc.value);
+        if (!c.success || c.data.remediation.state !== 'applying') continue;
+        const at = c.data.remediation.claimedAt ?? c.data.updatedAt;
+        try {
+          // expectVersion 0: a pointer already there is left as it is (not written, no error).
+          await deps.store.put(CLAIMS_COLLECTION, c.data.key, { caseKey: c.data.key, at }, { expectVersion: 0 });
+        } catch (e) {
+          complete = false;
+          failed(c.data.key, e);
+        }
+      }
     }
+    if (!complete) return false;
+    await deps.store.put(CLAIM_SWEEP_COLLECTION, 'cases', { at: now.toISOString() });
+    return true;
+  } catch (e) {
+    // The pointers already written are looked at all the same.
+    failed(undefined, e);
+    return false;
   }
-  await deps.store.put(CLAIM_SWEEP_COLLECTION, 'cases', { at: now.toISOString() });
-  return true;
 }
 
 /** Every document of a (small) collection, page by page. */

@@ -484,5 +484,49 @@ describe('AWS stage functions', () => {
       expect(handOvers).toEqual([waiting.key]);
       expect((await caseOf(replaced.key)).remediation).toEqual(replaced.remediation);
     });
+
+    it('sends a redriven rollback to its spoke again only while its case is still applied under the claim it undoes', async () => {
+      // Prepare: two Azure cases applied under claim `t-1`; the second was rolled back and applied again since
+      // (claim `t-2`)
+      const applied = (token: string) => (c: Case) => ({
+        ...c,
+        status: 'remediated' as const,
+        remediation: {
+          ...c.remediation,
+          state: 'applied' as const,
+          stateReason: 'applied',
+          applyToken: token,
+          appliedAt: '2026-11-18T10:00:00.000Z',
+          before: { allowBlobPublicAccess: true },
+        },
+      });
+      const stillApplied = await storedCase('acme-still-applied', applied('t-1'));
+      const reapplied = await storedCase('acme-reapplied', applied('t-2'));
+      const redriven = (caseKey: string) =>
+        asRecord(
+          eventBridgeEvent(REMOTE_REQUEST_SOURCE, REMOTE_REQUEST_DETAIL_TYPE, {
+            requestId: `rq-rb-${caseKey.length}`,
+            caseKey,
+            provider: 'azure',
+            action: 'azure.storage.disallow-public-access',
+            op: 'rollback',
+            target: { account: 'stacme' },
+            before: { allowBlobPublicAccess: true },
+            applyToken: 't-1',
+            actor: 'oncall@example.com',
+          }),
+        );
+      const { handler } = await applyingRemediate();
+      // Act
+      await handler(redriven(stillApplied.key), lambdaContext('remediate'));
+      await handler(redriven(reapplied.key), lambdaContext('remediate'));
+      // Assess: only the case still applied under `t-1` gets its rollback; the newer fix is not undone
+      const rollbacks = published
+        .filter((e) => e.DetailType === REMOTE_REQUEST_DETAIL_TYPE)
+        .map((e) => JSON.parse(e.Detail ?? '{}') as { caseKey: string; op: string })
+        .map((d) => `${d.op} ${d.caseKey}`);
+      expect(rollbacks).toEqual([`rollback ${stillApplied.key}`]);
+      expect((await caseOf(reapplied.key)).remediation).toEqual(reapplied.remediation);
+    });
   });
 });
