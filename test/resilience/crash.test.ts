@@ -12,6 +12,7 @@ import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-f
 import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
+import { OutboxEntrySchema, COLLECTIONS as TICKET_COLLECTIONS } from '../../shared/core/tickets/store.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -94,6 +95,12 @@ describe('crash and resume', () => {
     const casesA = await listCases(a);
     const casesB = await listCases(b);
     expect(casesA.map((c) => c.key).sort()).toEqual(casesB.map((c) => c.key).sort());
+    const owedCreates = new Set(
+      (await a.list(TICKET_COLLECTIONS.outbox))
+        .map((d) => OutboxEntrySchema.parse(d.value).op)
+        .filter((op) => op.op === 'create')
+        .map((op) => op.caseKey),
+    );
     for (const c of casesA) {
       const ref = casesB.find((x) => x.key === c.key);
       expect(c.occurrences, c.key).toBe(ref?.occurrences);
@@ -101,7 +108,11 @@ describe('crash and resume', () => {
       // then ingests the rest, so a later repeat may reopen what the clean run never closed: both are
       // active. Closed, suppressed and active must still agree.
       expect(phase(c.status), c.key).toBe(phase(ref?.status));
-      expect(c.ticket === null, c.key).toBe(ref?.ticket === null);
+      // A ticket create the kill cut off mid-send stays with the dead run's send lease (2 minutes) and is then
+      // taken over, looked for first and made once (test/tickets/outbox-takeover.test.ts): right after the
+      // resume such a case may have no ticket yet, but its create is still owed, never lost.
+      if (ref?.ticket && !c.ticket) expect(owedCreates.has(c.key), `${c.key}: no ticket and none owed`).toBe(true);
+      else expect(c.ticket === null, c.key).toBe(ref?.ticket === null);
     }
     const tickets = (await a.list(LOCAL_COLLECTIONS.tickets)).map((d) => LocalTicketSchema.parse(d.value));
     expect(new Set(tickets.map((t) => t.caseKey)).size).toBe(tickets.length);
