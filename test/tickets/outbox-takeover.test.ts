@@ -1,7 +1,7 @@
 /**
  * A ticket create whose sender died mid-send (a killed run, a Lambda timed out) leaves its outbox entry
  * `sending`; whoever takes it over once the send lease ran out cannot tell whether the issue was made, and
- * must look for it before creating one (after the wait Jira's search needs to show a fresh issue).
+ * must look for it before creating one.
  */
 import { describe, expect, it } from 'vitest';
 import { AMBIGUOUS_CREATE_WAIT_MS, drainOutbox } from '../../shared/core/tickets/outbox.js';
@@ -10,7 +10,7 @@ import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import { decided, localHarness, makeCase, putCase, readCase } from './helpers.js';
 
 describe('an outbox create whose sender died', () => {
-  it('is not created twice by the run that takes it over: it waits, then finds the issue the dead sender made', async () => {
+  it('is not created twice by the run that takes it over once the send lease ran out: it finds the issue the dead sender made', async () => {
     // Prepare: the first sender's create reaches the sink, then its process dies (the call never returns)
     const h = localHarness();
     const c = makeCase();
@@ -26,7 +26,7 @@ describe('an outbox create whose sender died', () => {
     void createTicketStage({ ...h.deps, sink: dying }).handle(decided(c));
     await new Promise((r) => setTimeout(r, 50));
     const entriesAfterDeath = await h.store.list('ticket-outbox');
-    // Act: the next run drains after the send lease ran out, then again after Jira's search could show it
+    // Act: the next run drains after the send lease ran out, and once more later
     h.clock.advance(3 * 60_000);
     await drainOutbox(h.deps);
     const ticketsEarly = await h.store.list('local-tickets');
