@@ -846,8 +846,9 @@ export const CASE_ESTIMATE_MS = 10_000;
 /** A time budget: whether the next piece of work still fits before `until` (by the longest one so far). */
 function timeBudget(deps: RemediationDeps, until: number | undefined) {
   let longest = CASE_ESTIMATE_MS;
+  const fits = () => until === undefined || deps.clock.now().getTime() + longest < until;
   return {
-    fits: () => until === undefined || deps.clock.now().getTime() + longest < until,
+    fits,
     async time<T>(work: () => Promise<T>): Promise<T> {
       const started = deps.clock.now().getTime();
       try {
@@ -855,6 +856,26 @@ function timeBudget(deps: RemediationDeps, until: number | undefined) {
       } finally {
         longest = Math.max(longest, deps.clock.now().getTime() - started);
       }
+    },
+    /**
+     * Runs `one` on each item, one at a time, while the budget fits; returns how many it did not reach. An
+     * item that throws (a document that no longer parses, a store error) goes to `failed` and the others go
+     * on: one bad case must not stop the rest, on this run and every one after.
+     */
+    async each<T>(
+      items: readonly T[],
+      one: (item: T) => Promise<void>,
+      failed: (item: T, e: unknown) => void,
+    ): Promise<number> {
+      for (const [i, item] of items.entries()) {
+        if (!fits()) return items.length - i;
+        try {
+          await one(item);
+        } catch (e) {
+          failed(item, e);
+        }
+      }
+      return 0;
     },
   };
 }
@@ -899,24 +920,20 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
     await emit(ran.events);
     return 'released';
   };
-  for (const [i, doc] of held.entries()) {
-    if (!budget.fits()) {
-      out.remaining = held.length - i;
-      break;
-    }
-    // One case that cannot be read or run (a document that no longer parses, a store error) must not stop
-    // the others, on this run and every one after.
-    try {
+  out.remaining = await budget.each(
+    held,
+    async (doc) => {
       const done = await releaseOne(doc);
       if (done !== 'dropped') out[done]++;
-    } catch (e) {
+    },
+    (doc, e) => {
       out.errors++;
       deps.log.error('remediate: a held case could not be released; the others go on', {
         caseKey: doc.id,
         error: errorMessage(e),
       });
-    }
-  }
+    },
+  );
   return out;
 }
 
@@ -1000,18 +1017,14 @@ export async function recoverAbandonedApplies(
     if (!c || !young) await drop();
     return resent ? 'resent' : 'other';
   };
-  for (const [i, doc] of pointers.entries()) {
-    if (!budget.fits()) {
-      out.remaining = pointers.length - i;
-      break;
-    }
-    try {
+  out.remaining = await budget.each(
+    pointers,
+    async (doc) => {
       const done = await recoverOne(doc);
       if (done !== 'other') out[done]++;
-    } catch (e) {
-      failed(doc.id, e);
-    }
-  }
+    },
+    (doc, e) => failed(doc.id, e),
+  );
   return out;
 }
 
