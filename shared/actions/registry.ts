@@ -34,28 +34,24 @@ export const declarations = (): ActionDeclaration[] =>
     }),
   );
 
-/** The union of the permissions one provider's actions declare, sorted: what the deployment grants, nothing more. */
-export const allPermissions = (provider: Provider): string[] =>
+/** The union of one list the actions of one provider declare, sorted. */
+const unionOf = (provider: Provider, list: 'permissions' | 'verifyPermissions'): string[] =>
   [
     ...new Set(
       listActions()
         .filter((a) => a.provider === provider)
-        .flatMap((a) => a.permissions),
+        .flatMap((a) => a[list]),
     ),
   ].sort();
+
+/** The union of the permissions one provider's actions declare, sorted: what the deployment grants, nothing more. */
+export const allPermissions = (provider: Provider): string[] => unionOf(provider, 'permissions');
 
 /**
  * The union of the read-only permissions one provider's actions declare for `verify()`, sorted: all the
  * verify function's role holds for the actions (infra/aws/verify-permissions.json), no write among them.
  */
-export const allVerifyPermissions = (provider: Provider): string[] =>
-  [
-    ...new Set(
-      listActions()
-        .filter((a) => a.provider === provider)
-        .flatMap((a) => a.verifyPermissions),
-    ),
-  ].sort();
+export const allVerifyPermissions = (provider: Provider): string[] => unionOf(provider, 'verifyPermissions');
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 
