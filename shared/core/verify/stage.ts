@@ -165,11 +165,12 @@ function verifyKeyFor(req: VerifyRequest, c: Case): string {
 }
 
 /**
- * Verifies one case now and returns the follow-up events (the caller publishes them).
- * Used by the stage, by `reverifyRecent` and by `closeloop verify <case>`.
+ * Verifies one case now and returns the follow-up events (the caller publishes them). `current`: the case
+ * as the caller has just read it (else it is read here). Used by the stage, by `reverifyRecent` and by
+ * `closeloop verify <case>`.
  */
-export async function verifyCase(deps: VerifyDeps, req: VerifyRequest): Promise<VerifyOutcome> {
-  const c = (await getDoc(deps.store, CASES, req.caseKey, CaseSchema))?.value;
+export async function verifyCase(deps: VerifyDeps, req: VerifyRequest, current?: Case): Promise<VerifyOutcome> {
+  const c = current ?? (await getDoc(deps.store, CASES, req.caseKey, CaseSchema))?.value;
   if (!c) {
     deps.log.warn('verify: case not found', { caseKey: req.caseKey });
     return { verdict: 'missing', events: [] };
@@ -777,12 +778,16 @@ export async function reverifyRecent(
     }
     let out: VerifyOutcome;
     try {
-      out = await verifyCase(deps, {
-        caseKey: c.key,
-        trigger: 'scheduled',
-        requestedBy: 'closeloop:schedule',
-        eventId: `reverify:${c.key}:${d.lastChecked}`,
-      });
+      out = await verifyCase(
+        deps,
+        {
+          caseKey: c.key,
+          trigger: 'scheduled',
+          requestedBy: 'closeloop:schedule',
+          eventId: `reverify:${c.key}:${d.lastChecked}`,
+        },
+        c, // just read to see it is still due: not read again
+      );
     } catch (e) {
       // One case that cannot be re-checked must not stop the others (it would come first every run).
       result.errors++;
