@@ -317,6 +317,7 @@ describe('remote remediation on the hub', () => {
     const c = await stored();
     expect(c?.remediation).toMatchObject({ state: 'applied', before: { open: true }, requestIds: ['arm-req-1'] });
     expect(c?.remediation.interruptedAt).toBeUndefined();
+    expect(c?.remediation.error).toBeUndefined();
     expect(c?.status).toBe('remediated');
     expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
   });

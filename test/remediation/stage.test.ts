@@ -546,7 +546,9 @@ describe('remediation stage', () => {
     // Assess: two claims, one remediation (what the first made is found again); a later remediation is another
     const [first, second, third] = double.applyKeys;
     expect(failed?.remediation).toMatchObject({ state: 'failed', unconfirmed: 'close acme-exports' });
+    expect(failed?.remediation.error).toEqual(expect.any(String));
     expect(retried?.remediation.state).toBe('applied');
+    expect(retried?.remediation.error).toBeUndefined();
     expect(retried?.remediation.applyToken).not.toBe(failed?.remediation.applyToken);
     expect(first).toEqual(expect.any(String));
     expect(second).toBe(first);
@@ -678,6 +680,7 @@ describe('remediation stage', () => {
       const c = await stored();
       expect(c?.remediation).toMatchObject({ state: 'applied', requestIds: ['req-1'], before: { open: true } });
       expect(c?.remediation.interruptedAt).toBeUndefined();
+      expect(c?.remediation.error).toBeUndefined();
       expect(c?.remediation.unconfirmed).toBeUndefined();
       expect(events.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
     });

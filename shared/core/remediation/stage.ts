@@ -288,6 +288,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       applyKey,
       claimedAt,
       interruptedAt: undefined,
+      // The error shown is the latest attempt's: an earlier attempt's failure stays in the case's events.
+      error: undefined,
       stateReason: 'applying',
     },
     (current) => current.remediation.state !== 'applying' && current.remediation.state !== 'applied',
@@ -316,6 +318,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       appliedAt,
       unconfirmed: undefined,
       interruptedAt: undefined,
+      // Finishing after its claim was settled as abandoned: the interruption's error no longer holds.
+      error: undefined,
     };
     const reason = `applied ${action.id}: ${plan.summary}`;
     const next = await writeRemediation(deps, c.key, { ...extra, state: 'applied', stateReason: reason }, mine, reason);
@@ -597,7 +601,8 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       ...(result.target !== undefined ? { target: result.target } : {}),
       ...(result.plan ? { plan: result.plan } : {}),
       ...(before !== undefined ? { before } : {}),
-      ...(result.error ? { error: result.error } : {}),
+      // This claim's own outcome: its error, or none (the interruption's text was not an outcome).
+      error: result.error,
       ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined } : {}),
       ...(result.unconfirmed ? { unconfirmed: result.unconfirmed } : {}),
       interruptedAt: undefined,
