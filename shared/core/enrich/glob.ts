@@ -9,6 +9,22 @@
  * Azure resource ids are case-insensitive (ARM treats them so), so callers match them with `caseInsensitive`.
  */
 
+/**
+ * Cloud Storage names a bucket two ways: `//storage.googleapis.com/NAME` (Security Command Center, Cloud Asset
+ * Inventory) and `//storage.googleapis.com/projects/_/buckets/NAME` (the Storage API's own resource names, and
+ * tools built on it; the project segment is always `_`, bucket names being global). One bucket is one
+ * resource: the first spelling is closeloop's, used for finding resource ids (so both spellings make one case)
+ * and for every glob a person writes (registry rules, exceptions, the never-touch allowlist), so a rule written
+ * either way matches the bucket however the finding spelled it.
+ */
+const GCS_PROJECT_BUCKET = /^\/\/storage\.googleapis\.com\/projects\/[^/]+\/buckets\/(?=[^/]+$)/;
+
+/** `id` in closeloop's spelling: a Cloud Storage bucket as `//storage.googleapis.com/NAME`; anything else as is. */
+export const canonicalResourceId = (id: string): string =>
+  id.startsWith('//storage.googleapis.com/projects/')
+    ? id.replace(GCS_PROJECT_BUCKET, '//storage.googleapis.com/')
+    : id;
+
 /** A compiled glob: keep it and call `test` many times. */
 export interface CompiledGlob {
   readonly source: string;
@@ -23,11 +39,13 @@ const escapeRe = (s: string): string => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
  *
  * @example compileGlob('arn:aws:s3:::acme-public-website*').test('arn:aws:s3:::acme-public-website-eu') // true
  */
-export function compileGlob(glob: string): CompiledGlob {
+export function compileGlob(written: string): CompiledGlob {
+  // Matched against ids in closeloop's spelling (see canonicalResourceId); `source` stays as written.
+  const glob = canonicalResourceId(written);
   if (!/[*?]/.test(glob)) {
     const lower = glob.toLowerCase();
     return {
-      source: glob,
+      source: written,
       test: (value, caseInsensitive = false) => (caseInsensitive ? value.toLowerCase() === lower : value === glob),
     };
   }
@@ -37,7 +55,7 @@ export function compileGlob(glob: string): CompiledGlob {
     .join('');
   const exact = new RegExp(`^${body}$`, 's');
   const folded = new RegExp(`^${body}$`, 'is');
-  return { source: glob, test: (value, caseInsensitive = false) => (caseInsensitive ? folded : exact).test(value) };
+  return { source: written, test: (value, caseInsensitive = false) => (caseInsensitive ? folded : exact).test(value) };
 }
 
 /** True when any of the compiled globs matches. */

@@ -4,7 +4,8 @@
  * configuration is an error naming the field (house style §5), never a silently ignored key.
  *
  * Resource globs (`rules[].match.resource`): `*` matches any characters (including `/` and `:`), `?` one
- * character, the whole id must match; Azure ids compare case-insensitively. First matching rule wins.
+ * character, the whole id must match; Azure ids compare case-insensitively; a Cloud Storage bucket matches
+ * written either way (see canonicalResourceId). First matching rule wins.
  *
  * @example
  * ```yaml

@@ -13,6 +13,7 @@
  * @see https://cloud.google.com/security-command-center/docs/reference/rest/v1/organizations.sources.findings
  */
 import * as z from 'zod';
+import { canonicalResourceId } from '../enrich/glob.js';
 import type { Finding, Severity } from '../model/finding.js';
 import { EMPTY_LIST, EMPTY_TAGS } from '../util/intern.js';
 import {
@@ -211,7 +212,9 @@ export function mapScc(value: unknown, prefix: string): Finding {
   const tail = FINDING_TAIL.exec(name);
   if (!tail) return reject(`${pre}finding.name`, 'not an SCC finding name (…/sources/{source}/findings/{finding})');
   const canonical = `sources/${tail[1]}/findings/${tail[2]}`;
-  const resourceId = checkId(f.resourceName, `${pre}finding.resourceName`);
+  const resourceName = checkId(f.resourceName, `${pre}finding.resourceName`);
+  // One spelling per bucket (see canonicalResourceId); the one the message used stays beside it.
+  const resourceId = canonicalResourceId(resourceName);
   const project = projectOf(m);
   if (!project.id)
     return reject(`${pre}resource.projectDisplayName`, 'missing project: no project id or number in the message');
@@ -257,7 +260,7 @@ export function mapScc(value: unknown, prefix: string): Finding {
       account: clip(project.id, 256),
       region: regionOf(resourceId, m.resource?.location),
       tags: EMPTY_TAGS,
-      altIds: EMPTY_LIST,
+      altIds: resourceId === resourceName ? EMPTY_LIST : [resourceName],
       details: Object.assign(detailsOf(resourceId, displayName, project.id, project.number), {
         findingClass: f.findingClass ?? null,
         findingName: name,

@@ -133,6 +133,28 @@ describe('gates', () => {
     expect(v.mode).toBe('manual');
   });
 
+  it('matches a Cloud Storage allowlist entry written either way against the bucket (never-touch holds for both spellings)', () => {
+    // Prepare: one entry in the Storage API's spelling, one in SCC's
+    const policy = DecidePolicySchema.parse({
+      allowlist: {
+        resources: ['//storage.googleapis.com/projects/_/buckets/acme-audit-*', '//storage.googleapis.com/acme-legal'],
+      },
+    });
+    const gcs = (name: string) =>
+      evaluateGates(input({ provider: 'gcp', resourceId: `//storage.googleapis.com/${name}`, policy }));
+    // Act
+    const audit = gcs('acme-audit-logs');
+    const legal = gcs('acme-legal');
+    const other = gcs('acme-web-uploads');
+    // Assess: the entry is named as written
+    expect(audit.mode).toBe('manual');
+    expect(audit.reason).toBe(
+      'resource matches allowlist entry `//storage.googleapis.com/projects/_/buckets/acme-audit-*`: never touched',
+    );
+    expect(legal.mode).toBe('manual');
+    expect(other.mode).toBe('auto');
+  });
+
   it('falls to manual when the account is on the denylist', () => {
     // Prepare
     const policy = DecidePolicySchema.parse({ denylist: { accounts: ['444455556666'] } });

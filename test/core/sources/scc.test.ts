@@ -51,6 +51,32 @@ describe('Security Command Center normalizer', () => {
     expect({ ...ce, raw: null }).toEqual({ ...raw, raw: null });
   });
 
+  it("names a bucket spelled //storage.googleapis.com/projects/_/buckets/NAME as //storage.googleapis.com/NAME (one bucket, one case), keeping the message's spelling", () => {
+    // Prepare: the same finding, its bucket written the Storage API's way
+    const spelled = '//storage.googleapis.com/projects/_/buckets/acme-web-uploads';
+    const base = loadFixture(RAW);
+    const other = variant(base, { 'finding.resourceName': spelled, 'resource.name': spelled });
+    // Act
+    const f = one(base);
+    const g = one(other);
+    // Assess
+    expect(g.resource.id).toBe('//storage.googleapis.com/acme-web-uploads');
+    expect(g.resource.id).toBe(f.resource.id);
+    expect(g.resource).toMatchObject({ name: 'acme-web-uploads', details: { bucket: 'acme-web-uploads' } });
+    expect(g.resource.altIds).toEqual([spelled]);
+    expect(f.resource.altIds).toEqual([]);
+  });
+
+  it('leaves an object inside a bucket, and other services, as they are spelled', () => {
+    // Prepare
+    const object = '//storage.googleapis.com/projects/_/buckets/acme-web-uploads/objects/a.txt';
+    // Act
+    const f = one(variant(loadFixture(RAW), { 'finding.resourceName': object, 'resource.name': object }));
+    // Assess
+    expect(f.resource.id).toBe(object);
+    expect(f.resource.altIds).toEqual([]);
+  });
+
   it('maps a v2 message with locations: same key scheme, project from gcpMetadata, region from location', () => {
     // Act
     const f = oneFixture('scc/notification-v2.json');
