@@ -95,7 +95,8 @@ const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
     return;
   }
   if (message?.kind === 'result') {
-    await ports.bus.publish((await recordRemoteVerification(deps, message.result)).events);
+    // Published inside, after the events were kept: the answer's redelivery cannot announce them again.
+    await recordRemoteVerification(deps, message.result, { publish: (events) => ports.bus.publish(events) });
     metrics.addMetric('verify.remote-answer', MetricUnit.Count, 1);
     return;
   }

@@ -349,6 +349,41 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('open');
   });
 
+  it("leaves the closed ticket closed when the verifier's reopen arrives after a later verdict closed the case again", async () => {
+    // Prepare: a regression's reopen (kept by a run that died before publishing it) comes with the next
+    // sweep, after a new apply was verified and closed the case and the ticket again
+    const { h, c } = await ticketedCase();
+    await h.stage.handle({ id: 'v2', type: 'case.verified', caseKey: c.key, at: c.updatedAt, verdict: 'verified' });
+    const verifiedAt = new Date(Date.parse(c.updatedAt) + 3 * 3_600_000).toISOString();
+    await putCase(h.store, {
+      ...(await readCase(h.store, c.key)),
+      status: 'verified',
+      closedAt: verifiedAt,
+      reopenCount: 1,
+      verification: {
+        verdict: 'verified',
+        at: verifiedAt,
+        reason: 'all four flags on',
+        attempts: 1,
+        trigger: 'apply',
+        upstream: [],
+      },
+    });
+    const regression = {
+      id: 'reopened-late',
+      type: 'case.reopened' as const,
+      caseKey: c.key,
+      at: new Date(Date.parse(c.updatedAt) + 3_600_000).toISOString(),
+      reason: 'regression: the fix no longer holds',
+      actor: 'closeloop:verify',
+    };
+    // Act
+    await h.stage.handle(regression);
+    // Assess
+    expect((await localTicket(h, 'LOCAL-1')).status).toBe('Done');
+    expect((await readCase(h.store, c.key)).ticket?.status).toBe('done');
+  });
+
   it('reopens with the reason when verification fails after the ticket was closed', async () => {
     // Prepare
     const { h, c } = await ticketedCase();

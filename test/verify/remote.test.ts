@@ -28,6 +28,7 @@ import {
   REMOTE_VERIFY_COLLECTION,
   recordRemoteVerification,
   reverifyRecent,
+  UNPUBLISHED,
   type VerifyDeps,
 } from '../../shared/core/verify/stage.js';
 import { recordUpstreamAnswer } from '../../shared/core/verify/upstream-answer.js';
@@ -300,6 +301,101 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
     // Assess
     expect(remote.sent).toHaveLength(1);
     expect((await readCase()).status).toBe('pending-verification');
+  });
+
+  describe('a process that dies after the answer is claimed', () => {
+    /** A step that never returns (the process died there), and a promise settled when it is reached. */
+    function deathAt() {
+      let reached: () => void = () => {};
+      const died = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      const die = (): Promise<never> => {
+        reached();
+        return new Promise<never>(() => {});
+      };
+      return { died, die };
+    }
+    const publishedTo = (into: PipelineEvent[]) => async (events: readonly PipelineEvent[]) => {
+      into.push(...events);
+    };
+
+    it('publishes the verdict in the next sweep, once and under the same id, when it died between the case write and the publish', async () => {
+      // Prepare: the answer's delivery records the verdict and writes the case, then dies publishing
+      await createVerifyStage(deps()).handle(applyRequested());
+      const answer = await spokeAnswers(lastSent());
+      const { died, die } = deathAt();
+      let lost: PipelineEvent[] = [];
+      const dying = (events: readonly PipelineEvent[]) => {
+        lost = [...events];
+        return die();
+      };
+      await Promise.race([died, recordRemoteVerification(deps(), answer, { publish: dying })]);
+      const stranded = await readCase();
+      const published: PipelineEvent[] = [];
+      // Act: the answer comes back (SQS), then the sweep runs
+      const redelivered = await recordRemoteVerification(deps(), answer, { publish: publishedTo(published) });
+      const afterRedelivery = published.length;
+      clock.set('2026-11-20T16:00:00.000Z');
+      const sweep = await reverifyRecent(deps(), clock.now(), { publish: publishedTo(published) });
+      await reverifyRecent(deps(), clock.now(), { publish: publishedTo(published) });
+      // Assess
+      const [record] = await verifyRecords();
+      expect(stranded.status).toBe('verified');
+      expect(redelivered.verdict).toBe('duplicate');
+      expect(afterRedelivery).toBe(0);
+      expect(published).toEqual([
+        expect.objectContaining({
+          type: 'case.verified',
+          verdict: 'verified',
+          detail: expect.objectContaining({ evidenceHash: record?.hash }),
+        }),
+      ]);
+      expect(published).toEqual(lost);
+      expect(sweep.republished).toBe(1);
+      expect(await store.list(UNPUBLISHED)).toEqual([]);
+    });
+
+    it('writes the case from the record before the next sweep publishes the verdict, when it died at the case write', async () => {
+      // Prepare: the answer's delivery records the verdict, then dies writing the case
+      await createVerifyStage(deps()).handle(applyRequested());
+      const answer = await spokeAnswers(lastSent());
+      const { died, die } = deathAt();
+      const dyingStore = Object.create(store) as MemoryDocStore;
+      dyingStore.put = (collection, id, value, options) =>
+        collection === 'cases' && CaseSchema.parse(value).status === 'verified'
+          ? die()
+          : store.put(collection, id, value, options);
+      await Promise.race([
+        died,
+        recordRemoteVerification(deps({ store: dyingStore }), answer, { publish: async () => {} }),
+      ]);
+      const stranded = await readCase();
+      const published: Array<{ event: PipelineEvent; caseStatus: string }> = [];
+      const publish = async (events: readonly PipelineEvent[]) => {
+        for (const event of events) published.push({ event, caseStatus: (await readCase()).status });
+      };
+      // Act: the answer comes back (SQS), then the sweep runs
+      const redelivered = await recordRemoteVerification(deps(), answer, { publish });
+      clock.set('2026-11-20T16:00:00.000Z');
+      const sweep = await reverifyRecent(deps(), clock.now(), { publish });
+      // Assess: the case follows the record, and only then is the verdict announced
+      const [record, ...more] = await verifyRecords();
+      expect(stranded.status).toBe('pending-verification');
+      expect(redelivered.verdict).toBe('duplicate');
+      expect(more).toEqual([]);
+      expect(await readCase()).toMatchObject({ status: 'verified', evidenceHead: record?.hash });
+      expect(published).toEqual([
+        {
+          event: expect.objectContaining({
+            type: 'case.verified',
+            detail: expect.objectContaining({ evidenceHash: record?.hash }),
+          }),
+          caseStatus: 'verified',
+        },
+      ]);
+      expect(sweep).toMatchObject({ republished: 1, errors: 0 });
+    });
   });
 
   it('re-reads locally when the case provider is one the hub reads itself', async () => {

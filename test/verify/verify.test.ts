@@ -10,6 +10,7 @@ import { verifyChains } from '../../shared/core/evidence/audit.js';
 import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { InProcessBus, QUEUE_LEASE_MS, type Stage } from '../../shared/core/pipeline/stage.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import type { VerifiableAction } from '../../shared/core/verify/assess.js';
 import { VerificationPolicySchema } from '../../shared/core/verify/policy.js';
@@ -324,6 +325,52 @@ describe('verify stage', () => {
     expect(upstream.calls).toHaveLength(1);
   });
 
+  it('announces the verdict under the same id when the run died between the case write and the publish and the event comes back', async () => {
+    // Prepare: a local run (durable bus) whose process dies once the verify stage has written the case and
+    // before its events are queued: the stage's answer never returns to the bus
+    await putCase(store, applied());
+    const action = scriptedAction([HOLDS]);
+    const stage = createVerifyStage(deps(action));
+    let lost: PipelineEvent[] = [];
+    let kill: () => void = () => {};
+    const killed = new Promise<void>((resolve) => {
+      kill = resolve;
+    });
+    const dying: Stage = {
+      ...stage,
+      async handle(event) {
+        lost = await stage.handle(event);
+        kill();
+        return new Promise<never>(() => {});
+      },
+    };
+    const dead = new InProcessBus([dying], silentLogger, undefined, store, { clock });
+    await dead.publish([appliedEvent]);
+    await Promise.race([killed, dead.drain()]);
+    await dead.close(); // its lease renewals end with the process
+    const stranded = await readCase();
+    // Act: the next run takes the event back once its lease has run out
+    clock.set(new Date(clock.now().getTime() + QUEUE_LEASE_MS + 1_000).toISOString());
+    const announced: PipelineEvent[] = [];
+    const ticketStage: Stage = {
+      name: 'tickets',
+      handles: ['case.verified', 'case.reopened'],
+      async handle(event) {
+        announced.push(event);
+        return [];
+      },
+    };
+    const next = new InProcessBus([stage, ticketStage], silentLogger, undefined, store, { clock });
+    const recovered = await next.recover();
+    await next.drain();
+    // Assess: the redelivery finished from the evidence record: one re-read, the same event
+    expect(stranded.status).toBe('verified');
+    expect(lost).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'verified' })]);
+    expect(recovered).toBe(1);
+    expect(announced).toEqual(lost);
+    expect(action.reads).toBe(1);
+  });
+
   it('reopens a verified case with what changed when scheduled re-verification finds a regression', async () => {
     // Prepare
     await putCase(
@@ -552,6 +599,43 @@ describe('verify stage', () => {
       expect(second).toMatchObject({ republished: 1 });
       expect(published.filter((e) => e.type === 'case.reopened').map((e) => e.caseKey)).toEqual(['case-4']);
       expect(await store.list(UNPUBLISHED)).toEqual([]);
+    });
+
+    it('publishes in the next run, once and under the same ids, the regression of a run killed between its case write and its publish', async () => {
+      // Prepare: case-4 regressed; the process dies while publishing its case.reopened (a publish that never
+      // returns: nothing after it runs), its case already written reopened
+      await putClosedCases();
+      const policy = VerificationPolicySchema.parse({ attempts: 1 });
+      const d = deps(slowAction([]), { policy });
+      let lost: PipelineEvent[] = [];
+      let kill: () => void = () => {};
+      const killed = new Promise<void>((resolve) => {
+        kill = resolve;
+      });
+      const dying = async (events: readonly PipelineEvent[]) => {
+        if (!events.some((e) => e.type === 'case.reopened')) return;
+        lost = [...events];
+        kill();
+        await new Promise<never>(() => {});
+      };
+      await Promise.race([killed, reverifyRecent(d, clock.now(), { publish: dying })]);
+      const stranded = CaseSchema.parse((await store.get('cases', 'case-4'))?.value);
+      const published: PipelineEvent[] = [];
+      const publish = async (events: readonly PipelineEvent[]) => {
+        published.push(...events);
+      };
+      // Act: the next run six hours later, and the one after it
+      clock.set('2026-11-20T16:00:00.000Z');
+      const next = await reverifyRecent(d, clock.now(), { publish });
+      clock.set('2026-11-20T22:00:00.000Z');
+      await reverifyRecent(d, clock.now(), { publish });
+      // Assess
+      expect(stranded).toMatchObject({ status: 'reopened', reopenCount: 1 });
+      expect(lost).toEqual([expect.objectContaining({ type: 'case.reopened', caseKey: 'case-4' })]);
+      expect(published.filter((e) => e.type === 'case.reopened')).toEqual(lost);
+      expect(next).toMatchObject({ republished: 1, errors: 0 });
+      expect(await store.list(UNPUBLISHED)).toEqual([]);
+      expect(CaseSchema.parse((await store.get('cases', 'case-4'))?.value)).toMatchObject({ reopenCount: 1 });
     });
 
     it('checks every due case in one run without a budget', async () => {

@@ -92,8 +92,11 @@ export async function cmdEvidence(
 export async function cmdVerify(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const rt = await createLocalRuntime(opts);
   try {
-    const { events, ...out } = await reverifyRecent(rt.verify, rt.clock.now());
-    await rt.bus.publish(events);
+    // Published case by case to the durable bus: the events of a run killed part-way are kept, and the
+    // next run publishes them first (returned at the end instead, they would be lost with the run).
+    const { events: _published, ...out } = await reverifyRecent(rt.verify, rt.clock.now(), {
+      publish: (events) => rt.bus.publish(events),
+    });
     await rt.settle();
     io.out(
       opts.json

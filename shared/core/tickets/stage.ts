@@ -80,6 +80,15 @@ export function createTicketStage(deps: TicketDeps): Stage {
           await onVerified(ctx, c, event.verdict, event.detail, event.id);
           break;
         case 'case.reopened':
+          if (!event.actor.startsWith('jira:') && verifiedSince(c, event.at)) {
+            // A late delivery (the verifier's kept events come with the next sweep, hours later): a verdict
+            // after this reopen closed the case again, and its own event told the ticket.
+            ctx.log.info('reopen older than the verified closure: ticket left as it is', {
+              caseKey: c.key,
+              at: event.at,
+            });
+            break;
+          }
           await reopen(ctx, c, event.reason, event.actor.startsWith('jira:'), `event|${event.id}`, event.detail);
           break;
         case 'case.exception':
@@ -99,6 +108,10 @@ export function createTicketStage(deps: TicketDeps): Stage {
     },
   };
 }
+
+/** Whether the case is closed on a verdict reached after `at`. */
+const verifiedSince = (c: Case, at: string): boolean =>
+  c.status === 'verified' && c.verification?.verdict === 'verified' && Date.parse(c.verification.at) > Date.parse(at);
 
 const wantsTicket = (c: Case): boolean => c.ticket !== null || (c.lastDecision?.ticket.wanted ?? true);
 

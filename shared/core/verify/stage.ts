@@ -14,7 +14,13 @@ import { errorMessage } from '../errors.js';
 import { CASES, caseFields, recordEvidence } from '../evidence/case-link.js';
 import { findByIdempotencyKey } from '../evidence/chain.js';
 import type { EvidenceStore } from '../evidence/ports.js';
-import { actorFrom, type EvidenceCall, EvidenceCallSchema, type EvidenceRecord } from '../evidence/record.js';
+import {
+  actorFrom,
+  type EvidenceCall,
+  EvidenceCallSchema,
+  type EvidenceRecord,
+  EvidenceRecordSchema,
+} from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
 import { type PipelineEvent, PipelineEventSchema, VerifyTriggerSchema } from '../model/events.js';
@@ -67,9 +73,60 @@ export const VERIFIER = 'closeloop:verify';
 const PENDING: Case['status'] = 'pending-verification';
 const EVENT_LOG = 'events';
 const FINDINGS = 'findings';
-/** The sweep's events whose cases were written but whose publishing failed: the next run publishes them. */
+/**
+ * Follow-up events owed by verifications whose callers cannot be asked again (see {@link KeepOptions}): one
+ * document per verdict (id: its first event's), written before the case write the events announce and
+ * removed once they are published. The sweep publishes whatever is left (a run killed between the case write
+ * and the publish, or a publish that failed) first.
+ */
 export const UNPUBLISHED = 'verify-unpublished';
-const UnpublishedSchema = z.object({ events: z.array(PipelineEventSchema).min(1) });
+const UnpublishedSchema = z.object({
+  events: z.array(PipelineEventSchema).min(1),
+  at: TimestampSchema.optional(),
+});
+
+/**
+ * How a verification hands over its follow-up events. An event-driven request needs nothing more: its
+ * message is written before the case and comes back when the process dies before it published (SQS after
+ * the visibility timeout, the local bus's `event-queue` on recovery), and the redelivery finishes from the
+ * evidence record with the same event ids ({@link resumeVerification}). The sweep and a remote answer have no
+ * such message: the next sweep finds the case already written (no longer due, or checked with another key)
+ * and a redelivered answer finds its request claimed, so what the dead run owed would never be announced
+ * (the ticket of a regression never reopened). They `keep` the events.
+ */
+export interface KeepOptions {
+  /**
+   * Write the events to {@link UNPUBLISHED} before the case write, so they are durable no later than the
+   * state they announce; whoever publishes them removes them ({@link releaseKept}). A separate write ahead,
+   * not the case's own batch: `writeBatch` is not atomic (DynamoDB runs its puts in parallel), and events
+   * kept on the case would put the verifier's bookkeeping into the document every stage reads and writes.
+   */
+  keep?: boolean;
+}
+
+/** Writes a verdict's follow-up events ahead of the case write (idempotent: same id, same events). */
+async function keepAhead(deps: VerifyDeps, events: readonly PipelineEvent[]): Promise<void> {
+  const first = events[0];
+  if (!first) return;
+  await deps.store.put(UNPUBLISHED, first.id, { events, at: deps.clock.now().toISOString() });
+}
+
+/**
+ * Removes published events from {@link UNPUBLISHED}. A removal that fails leaves them to the next sweep,
+ * which publishes them again: a duplicate (same ids) the ticket stage does once.
+ */
+async function releaseKept(deps: VerifyDeps, events: readonly PipelineEvent[]): Promise<void> {
+  const first = events[0];
+  if (!first) return;
+  try {
+    await deps.store.delete(UNPUBLISHED, first.id);
+  } catch (e) {
+    deps.log.warn('verify: published events stay kept; the next sweep publishes them again', {
+      id: first.id,
+      error: errorMessage(e),
+    });
+  }
+}
 
 /**
  * Creates the stage.
@@ -166,10 +223,15 @@ function verifyKeyFor(req: VerifyRequest, c: Case): string {
 
 /**
  * Verifies one case now and returns the follow-up events (the caller publishes them). `current`: the case
- * as the caller has just read it (else it is read here). Used by the stage, by `reverifyRecent` and by
- * `closeloop verify <case>`.
+ * as the caller has just read it (else it is read here). `options.keep`: see {@link KeepOptions}. Used by
+ * the stage, by `reverifyRecent` and by `closeloop verify <case>`.
  */
-export async function verifyCase(deps: VerifyDeps, req: VerifyRequest, current?: Case): Promise<VerifyOutcome> {
+export async function verifyCase(
+  deps: VerifyDeps,
+  req: VerifyRequest,
+  current?: Case,
+  options: KeepOptions = {},
+): Promise<VerifyOutcome> {
   const c = current ?? (await getDoc(deps.store, CASES, req.caseKey, CaseSchema))?.value;
   if (!c) {
     deps.log.warn('verify: case not found', { caseKey: req.caseKey });
@@ -178,7 +240,7 @@ export async function verifyCase(deps: VerifyDeps, req: VerifyRequest, current?:
   const key = verifyKeyFor(req, c);
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
   const done = await findByIdempotencyKey(chain, key);
-  if (done) return resumeVerification(deps, c, req, done);
+  if (done) return resumeVerification(deps, c, req, done, options);
 
   const findings = await loadFindings(deps.store, c.findingKeys);
   const remote = remoteReadOf(deps, c, findings);
@@ -188,7 +250,7 @@ export async function verifyCase(deps: VerifyDeps, req: VerifyRequest, current?:
     deps.log.info('verify: dry-run plan only, nothing to verify', { caseKey: c.key });
     return { verdict: 'skipped', events: [] };
   }
-  return concludeVerification(deps, c, req, key, findings, assessment);
+  return concludeVerification(deps, c, req, key, findings, assessment, options);
 }
 
 const sleepOf = (deps: VerifyDeps) => deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -204,6 +266,7 @@ async function concludeVerification(
   key: string,
   findings: Finding[],
   assessment: Assessment,
+  options: KeepOptions = {},
 ): Promise<VerifyOutcome> {
   const chain = { store: deps.store, evidence: deps.evidence, clock: deps.clock };
   const now = deps.clock.now().toISOString();
@@ -252,29 +315,30 @@ async function concludeVerification(
   );
   // Another run with the same key (an overlapping sweep, a redelivery) recorded its verdict first: the record
   // is the proof, so the case follows it, not this run's own re-read (which may have seen otherwise).
-  if (!created) return resumeVerification(deps, c, req, record);
+  if (!created) return resumeVerification(deps, c, req, record, options);
 
-  const events = await finishVerification(
-    deps,
-    c,
-    req,
-    record,
-    assessment,
-    upstream,
-    reopen,
-    wasVerified,
-    reason,
-    false,
+  const events = await finishVerification(deps, c, req, record, assessment, upstream, reopen, wasVerified, reason, {
+    resuming: false,
+    keep: options.keep ?? false,
     recheck,
-  );
+  });
   deps.log.info(`verify: ${assessment.verdict}`, { caseKey: c.key, trigger: req.trigger, hash: record.hash });
   return { verdict: assessment.verdict, record, events };
 }
 
+/** How {@link finishVerification} finishes. */
+interface Finish {
+  /** The case may already hold this verdict (or a later one), and is then left as it is. */
+  resuming: boolean;
+  /** The events are written ahead of the case write ({@link KeepOptions}). */
+  keep: boolean;
+  /** Which scheduled re-check of an inconclusive verdict this is ({@link recheckOf}). */
+  recheck: number | undefined;
+}
+
 /**
  * What follows the evidence record: the case's verification section and status, and the follow-up events
- * (ids derived from the record). `resuming`: the case may already hold this verdict (or a later one), and
- * is then left as it is.
+ * (ids derived from the record).
  */
 async function finishVerification(
   deps: VerifyDeps,
@@ -286,8 +350,7 @@ async function finishVerification(
   reopen: boolean,
   wasVerified: boolean,
   reason: string,
-  resuming: boolean,
-  recheck: number | undefined,
+  { resuming, keep, recheck }: Finish,
 ): Promise<PipelineEvent[]> {
   const at = record.at;
   const verification: CaseVerification = {
@@ -300,16 +363,18 @@ async function finishVerification(
     ...(recheck !== undefined ? { rechecks: recheck } : {}),
     upstream: upstreamEntries(c, upstream, at),
   };
-  await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
-    cur && !(resuming && cur.verification && Date.parse(cur.verification.at) >= Date.parse(at))
-      ? nextCase(cur, verification, reopen, reason)
-      : undefined,
-  );
   const summary = evidenceSummary(assessment, record, upstream, reason);
   // A re-check that is inconclusive again has nothing new to tell, until the last one gives up.
   const quiet =
     recheck !== undefined && assessment.verdict === 'inconclusive' && recheck < deps.policy.recheckInconclusive.times;
   const events = quiet ? [] : eventsFor(c, req, assessment, record, summary, reopen, wasVerified, reason, at);
+  // Before the case write: a process that dies after it has the events on record (see KeepOptions).
+  if (keep) await keepAhead(deps, events);
+  await mutateDoc(deps.store, CASES, c.key, CaseSchema, (cur) =>
+    cur && !(resuming && cur.verification && Date.parse(cur.verification.at) >= Date.parse(at))
+      ? nextCase(cur, verification, reopen, reason)
+      : undefined,
+  );
   if (events.length > 0) {
     await deps.store.writeBatch({
       puts: [],
@@ -332,6 +397,7 @@ async function resumeVerification(
   c: Case,
   req: VerifyRequest,
   record: EvidenceRecord,
+  options: KeepOptions = {},
 ): Promise<VerifyOutcome> {
   const d = record.detail;
   const verdict = record.verdict;
@@ -365,8 +431,11 @@ async function resumeVerification(
     d.reopen,
     d.wasVerified,
     reason,
-    true,
-    typeof d.recheck === 'number' ? d.recheck : undefined,
+    {
+      resuming: true,
+      keep: options.keep ?? false,
+      recheck: typeof d.recheck === 'number' ? d.recheck : undefined,
+    },
   );
   deps.log.info('verify: already on record; case and events completed from it', { caseKey: c.key, hash: record.hash });
   return { verdict: 'duplicate', record, events };
@@ -649,7 +718,10 @@ export interface ReverifyResult {
   overtaken: number;
   /** Due cases not reached before `until`: the next run starts with them (they were checked longest ago). */
   remaining: number;
-  /** Events an earlier run wrote its cases for but could not publish (kept), published by this one. */
+  /**
+   * Kept events published by this run: those of cases an earlier run wrote but did not publish (it failed to,
+   * or died first), and those of remote answers whose process died before publishing.
+   */
   republished: number;
   /** Remote re-reads without an answer in the window: asked again, or given up as inconclusive. */
   remote: { resent: number; expired: number };
@@ -666,6 +738,8 @@ export interface ReverifyOptions {
   /**
    * Takes each case's follow-up events as soon as they are known, so a run the platform stops part-way
    * (a re-read slower than the margin) has published what it found before; they are not returned then.
+   * Each verdict's events are kept ({@link UNPUBLISHED}) ahead of its case write until this returns, and
+   * the run first publishes what earlier runs kept. Without it, what a run killed part-way found is lost.
    */
   publish?: (events: readonly PipelineEvent[]) => Promise<void>;
   /**
@@ -720,6 +794,11 @@ export async function reverifyRecent(
     remote: { resent: 0, expired: 0 },
     events: [],
   };
+  // With `publish`, every verdict's events are kept ahead of its case write and removed once published: the
+  // cases are written before the publish, so a run killed in between, or a publish that fails, leaves the
+  // next run finding them checked, never announcing this again (the ticket of a regression never reopened).
+  // Without it the caller takes the events, and their publishing, at the end of the run.
+  const keep = publish !== undefined;
   const emit = async (events: readonly PipelineEvent[]) => {
     if (events.length === 0) return;
     if (!publish) {
@@ -729,33 +808,19 @@ export async function reverifyRecent(
     try {
       await publish(events);
     } catch (e) {
-      // The cases are written: their next run finds them checked and would never announce this again (the
-      // ticket of a regression never reopened). Kept, and published first by the next run.
+      // Kept (ahead of the case write), and published first by the next run.
       result.errors++;
-      const first = events[0] as PipelineEvent;
-      await deps.store.put(UNPUBLISHED, first.id, { events, at: deps.clock.now().toISOString() });
       deps.log.warn('reverify: publishing failed; kept for the next run', {
-        caseKey: first.caseKey,
+        caseKey: events[0]?.caseKey,
         error: errorMessage(e),
       });
+      return;
     }
+    await releaseKept(deps, events);
   };
-  // What an earlier run could not publish goes first.
-  if (publish)
-    for (const doc of await deps.store.list(UNPUBLISHED)) {
-      const kept = UnpublishedSchema.safeParse(doc.value);
-      if (!kept.success) continue;
-      try {
-        await publish(kept.data.events);
-        await deps.store.delete(UNPUBLISHED, doc.id);
-        result.republished += kept.data.events.length;
-      } catch (e) {
-        result.errors++;
-        deps.log.warn('reverify: publishing kept events failed again', { id: doc.id, error: errorMessage(e) });
-        break;
-      }
-    }
-  const swept = await retryRemoteVerifications(deps, now, until !== undefined ? { until } : {});
+  // What an earlier run kept goes first.
+  if (publish) await publishKept(deps, publish, result, until);
+  const swept = await retryRemoteVerifications(deps, now, { ...(until !== undefined ? { until } : {}), keep });
   result.remote = { resent: swept.resent, expired: swept.expired };
   await emit(swept.events);
 
@@ -787,6 +852,7 @@ export async function reverifyRecent(
           eventId: `reverify:${c.key}:${d.lastChecked}`,
         },
         c, // just read to see it is still due: not read again
+        { keep },
       );
     } catch (e) {
       // One case that cannot be re-checked must not stop the others (it would come first every run).
@@ -808,6 +874,76 @@ export async function reverifyRecent(
     await emit(out.events);
   }
   return result;
+}
+
+/**
+ * Publishes what verifications kept ({@link UNPUBLISHED}), oldest first, and removes each once published.
+ * Each is finished from its evidence record first, as a redelivery would be: a run that died between keeping
+ * the events and writing the case left the case unwritten (a remote answer's claim is gone, so nothing else
+ * writes it), and the events must not announce what the case does not say yet. One whose record cannot be
+ * read stays kept (an error each run): a ticket is not closed on proof that cannot be found. A publish that
+ * fails stops the rest (the bus is down): they wait for the next run, in the same order.
+ */
+async function publishKept(
+  deps: VerifyDeps,
+  publish: (events: readonly PipelineEvent[]) => Promise<void>,
+  result: ReverifyResult,
+  until: number | undefined,
+): Promise<void> {
+  const kept = (await deps.store.list(UNPUBLISHED)).flatMap((doc) => {
+    const parsed = UnpublishedSchema.safeParse(doc.value);
+    return parsed.success ? [{ id: doc.id, at: parsed.data.at ?? '', events: parsed.data.events }] : [];
+  });
+  kept.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const k of kept) {
+    if (until !== undefined && deps.clock.now().getTime() >= until) return;
+    try {
+      await finishKept(deps, k.events);
+    } catch (e) {
+      result.errors++;
+      deps.log.error('reverify: kept events not published: their verification cannot be finished', {
+        id: k.id,
+        caseKey: k.events[0]?.caseKey,
+        error: errorMessage(e),
+      });
+      continue;
+    }
+    try {
+      await publish(k.events);
+    } catch (e) {
+      result.errors++;
+      deps.log.warn('reverify: publishing kept events failed again', { id: k.id, error: errorMessage(e) });
+      return;
+    }
+    await releaseKept(deps, k.events);
+    result.republished += k.events.length;
+  }
+}
+
+/**
+ * Finishes the verification whose events were kept from its evidence record (named by the events'
+ * `evidenceHash`): the case write is made unless the case already holds that verdict or a later one.
+ */
+async function finishKept(deps: VerifyDeps, events: readonly PipelineEvent[]): Promise<void> {
+  const hash = events[0]?.detail?.evidenceHash;
+  if (typeof hash !== 'string') throw new Error('the kept events name no evidence record');
+  const parsed = EvidenceRecordSchema.safeParse((await deps.evidence.get(hash))?.raw);
+  if (!parsed.success) throw new Error(`evidence record ${hash} not found or unreadable`);
+  const record = parsed.data;
+  const c = (await getDoc(deps.store, CASES, record.caseKey, CaseSchema))?.value;
+  if (!c) return;
+  const trigger = VerifyTriggerSchema.safeParse(record.detail.trigger);
+  await resumeVerification(
+    deps,
+    c,
+    {
+      caseKey: c.key,
+      trigger: trigger.success ? trigger.data : 'scheduled',
+      requestedBy: typeof record.detail.requestedBy === 'string' ? record.detail.requestedBy : VERIFIER,
+      eventId: record.eventId ?? hash,
+    },
+    record,
+  );
 }
 
 /** Every due case, oldest last check first (then by key, for a stable order among equals). */
@@ -1026,10 +1162,19 @@ function assessRemote(
  * changes nothing. A fix that does not hold yet is asked again (with the policy's backoff) until
  * `attempts` requests were answered; then the verdict is recorded exactly like a local re-read's.
  *
+ * With `options.publish`, the verdict's events are kept ahead of the case write and published through it
+ * (`events` then says what was published): the answer is claimed before the verdict is recorded, so its
+ * redelivery after a process that died later finds it a duplicate, and only the next sweep publishes what
+ * was kept ({@link reverifyRecent}). A publish that fails throws, and the events stay kept for that sweep.
+ *
  * @example
- * const out = await recordRemoteVerification(verifyDeps, message.result); await bus.publish(out.events);
+ * await recordRemoteVerification(verifyDeps, message.result, { publish: (events) => bus.publish(events) });
  */
-export async function recordRemoteVerification(deps: VerifyDeps, result: RemoteResult): Promise<VerifyOutcome> {
+export async function recordRemoteVerification(
+  deps: VerifyDeps,
+  result: RemoteResult,
+  options: { publish?: (events: readonly PipelineEvent[]) => Promise<void> } = {},
+): Promise<VerifyOutcome> {
   if (result.op !== 'verify') return { verdict: 'skipped', events: [] };
   const doc = await getDoc(deps.store, REMOTE_VERIFY_COLLECTION, result.caseKey, PendingRemoteVerifySchema);
   const pending = doc?.value;
@@ -1067,10 +1212,24 @@ export async function recordRemoteVerification(deps: VerifyDeps, result: RemoteR
     return { verdict: 'duplicate', events: [] };
   }
   const findings = await loadFindings(deps.store, c.findingKeys);
-  return concludeVerification(deps, c, req, pending.key, findings, {
-    ...assessment,
-    ...(assessment.observed === undefined && result.observed !== undefined ? { observed: result.observed } : {}),
-  });
+  const { publish } = options;
+  const out = await concludeVerification(
+    deps,
+    c,
+    req,
+    pending.key,
+    findings,
+    {
+      ...assessment,
+      ...(assessment.observed === undefined && result.observed !== undefined ? { observed: result.observed } : {}),
+    },
+    { keep: publish !== undefined },
+  );
+  if (publish && out.events.length > 0) {
+    await publish(out.events);
+    await releaseKept(deps, out.events);
+  }
+  return out;
 }
 
 /** Sends the next request of a remote verification, replacing the outstanding one. */
@@ -1107,6 +1266,12 @@ export async function retryRemoteVerifications(
      * (each one taken is sent again with a new time, or removed, so the next run starts past them).
      */
     until?: number;
+    /**
+     * Keep the events of the verifications given up ({@link KeepOptions}): the caller publishes them, then
+     * removes them ({@link reverifyRecent} with `publish`). Their request is removed before the verdict is
+     * recorded, so nothing else would announce it.
+     */
+    keep?: boolean;
   } = {},
 ): Promise<RemoteRetryResult> {
   const out: RemoteRetryResult = { resent: 0, expired: 0, events: [] };
@@ -1144,13 +1309,21 @@ export async function retryRemoteVerifications(
       if (!c) continue;
       out.expired++;
       const findings = await loadFindings(deps.store, c.findingKeys);
-      const verdict = await concludeVerification(deps, c, req, pending.key, findings, {
-        verdict: 'inconclusive',
-        basis: 'none',
-        reason: `the ${pending.provider} spoke did not answer ${pending.attempt} re-read request(s) within ${deps.policy.remoteWindowSeconds}s each`,
-        attempts: pending.attempt,
-        calls,
-      });
+      const verdict = await concludeVerification(
+        deps,
+        c,
+        req,
+        pending.key,
+        findings,
+        {
+          verdict: 'inconclusive',
+          basis: 'none',
+          reason: `the ${pending.provider} spoke did not answer ${pending.attempt} re-read request(s) within ${deps.policy.remoteWindowSeconds}s each`,
+          attempts: pending.attempt,
+          calls,
+        },
+        { keep: options.keep ?? false },
+      );
       out.events.push(...verdict.events);
     }
   }
