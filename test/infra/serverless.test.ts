@@ -561,6 +561,52 @@ describe('serverless.yml packaged offline', () => {
     expect(granted('SendBack')).toEqual([...dlqOf.keys()].sort());
   });
 
+  it('lets EventBridge send to each stage queue only from the rules that target it, one statement per queue', () => {
+    // Prepare: every queue policy statement, the rules that target each queue, and the rules that write to each
+    const writers = queueWriters();
+    const targeted = new Map<string, Set<string>>();
+    for (const { rule, target } of ruleTargets()) {
+      const queue = targetQueue(target);
+      if (queue) targeted.set(queue, (targeted.get(queue) ?? new Set()).add(rule));
+    }
+    const policies = resources('AWS::SQS::QueuePolicy');
+    const statements = policies.flatMap(([id, p]) =>
+      z
+        .array(z.looseObject({ Resource: z.unknown(), Condition: z.unknown().optional() }))
+        .parse(z.looseObject({ Statement: z.array(z.unknown()) }).parse(p.Properties.PolicyDocument).Statement)
+        .map((st) => ({ id, st })),
+    );
+    const rulesOf = (condition: unknown) =>
+      z
+        .object({ ArnEquals: z.object({ 'aws:SourceArn': z.array(SourceArnSchema) }) })
+        .parse(condition)
+        .ArnEquals['aws:SourceArn'].map((a) => a.rule);
+    // Act / Assess: no statement of any queue policy lets a rule send to a queue it neither targets nor
+    // dead-letters into (a rule matching a forged or misrouted event must not reach another stage's queue)
+    expect(statements.length).toBeGreaterThan(0);
+    for (const { st } of statements) {
+      const allowed = rulesOf(st.Condition);
+      for (const resource of [st.Resource].flat()) {
+        const queue = GetAttArnSchema.parse(resource)['Fn::GetAtt'][0];
+        for (const rule of allowed) expect(writers.get(queue)?.has(rule), `${rule} → ${queue}`).toBe(true);
+      }
+    }
+    // Each target queue has one statement of its own, naming exactly the rules that target it
+    expect(targeted.size).toBeGreaterThanOrEqual(5);
+    for (const [queue, rules] of targeted) {
+      const own = statements.filter(({ st }) => JSON.stringify([st.Resource].flat()).includes(`"${queue}"`));
+      expect(own.length, queue).toBe(1);
+      const [{ id, st } = { id: '', st: { Resource: undefined } }] = own;
+      expect(st.Resource, queue).toEqual({ 'Fn::GetAtt': [queue, 'Arn'] });
+      const parsed = QueueStatementSchema.parse(st);
+      expect([parsed.Action].flat()).toEqual(['sqs:SendMessage']);
+      expect(parsed.Principal.Service).toBe('events.amazonaws.com');
+      expect(new Set(parsed.Condition.ArnEquals['aws:SourceArn'].map((a) => a.rule)), queue).toEqual(rules);
+      // The stage queues' policy keeps the logical id deployed stacks hold it under (see RemoteDeadLetterPolicy)
+      expect(id, queue).toBe('StageQueuesPolicy');
+    }
+  });
+
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {
     // Prepare
     const noResourceLevel = /^(tag:GetResources|ec2:Describe[A-Za-z]+|guardduty:ListDetectors)$/;
