@@ -607,6 +607,39 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it('alarms when a rule cannot write an undeliverable event to its DLQ, one alarm per rule with a DLQ', () => {
+    // Prepare: the rules with a DLQ, each with its bus (EventBusName absent: the default bus)
+    const withDlq = resources('AWS::Events::Rule').filter(([, r]) =>
+      z
+        .array(RuleTargetSchema)
+        .parse(r.Properties.Targets)
+        .some((t) => t.DeadLetterConfig),
+    );
+    // Act / Assess: EventBridge measures a default bus's rule under RuleName, a custom bus's under both
+    expect(withDlq.length).toBeGreaterThanOrEqual(12);
+    for (const [rule, r] of withDlq) {
+      const bus = r.Properties.EventBusName;
+      const dimensions =
+        bus === undefined
+          ? [{ Name: 'RuleName', Value: { Ref: rule } }]
+          : [
+              {
+                Name: 'EventBusName',
+                Value: { 'Fn::GetAtt': [z.object({ Ref: z.string() }).parse(bus).Ref, 'Name'] },
+              },
+              // arn:…:rule/<bus>/<name>
+              {
+                Name: 'RuleName',
+                Value: { 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::GetAtt': [rule, 'Arn'] }] }] },
+              },
+            ];
+      const found = alarmOn('AWS/Events', 'InvocationsFailedToBeSentToDlq', dimensions);
+      expectAlarmsOnFirstCount(found, rule);
+      // A conditional rule's alarm exists under the same condition (an alarm on a rule that is not there)
+      expect(found[0]?.condition, rule).toBe(Reflect.get(r, 'Condition'));
+    }
+  });
+
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {
     // Prepare
     const noResourceLevel = /^(tag:GetResources|ec2:Describe[A-Za-z]+|guardduty:ListDetectors)$/;
