@@ -640,6 +640,37 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
+  it('alarms when a schedule could not invoke its function and when a scheduled run failed through its retries', () => {
+    // Prepare: every schedule, its rule's name and the function it runs
+    const schedules = resources('AWS::Events::Rule')
+      .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
+      .map(([, r]) => {
+        const [target, ...others] = z.array(RuleTargetSchema).parse(r.Properties.Targets);
+        return {
+          name: z.string().parse(r.Properties.Name),
+          fn: GetAttArnSchema.parse(target?.Arn)['Fn::GetAtt'][0],
+          targets: 1 + others.length,
+        };
+      });
+    // Act / Assess: a tick carries no work (the next one does what it would have), so no DLQ; a schedule that
+    // keeps failing must not go unnoticed: EventBridge's failure (default bus) and Lambda's dropped event
+    expect(schedules.map((s) => s.fn).sort()).toEqual([
+      'IngestLambdaFunction',
+      'RemediateLambdaFunction',
+      'TicketLambdaFunction',
+      'VerifyLambdaFunction',
+    ]);
+    for (const { name, fn, targets } of schedules) {
+      expect(targets, name).toBe(1);
+      expect(template.Resources[fn]?.Type).toBe('AWS::Lambda::Function');
+      expectAlarmsOnFirstCount(alarmOn('AWS/Events', 'FailedInvocations', [{ Name: 'RuleName', Value: name }]), name);
+      expectAlarmsOnFirstCount(
+        alarmOn('AWS/Lambda', 'AsyncEventsDropped', [{ Name: 'FunctionName', Value: { Ref: fn } }]),
+        `${fn} (${name})`,
+      );
+    }
+  });
+
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {
     // Prepare
     const noResourceLevel = /^(tag:GetResources|ec2:Describe[A-Za-z]+|guardduty:ListDetectors)$/;
