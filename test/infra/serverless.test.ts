@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import * as bundler from '../../scripts/bundle-functions.mjs';
-import { SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
+import { REMOTE_RESULT_DETAIL_TYPE, SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
@@ -87,6 +87,64 @@ const SourceArnSchema = z.union([
     .object({ 'Fn::If': z.tuple([z.string(), GetAttArnSchema, z.object({ Ref: z.literal('AWS::NoValue') })]) })
     .transform((f) => ({ rule: f['Fn::If'][1]['Fn::GetAtt'][0], condition: f['Fn::If'][0] as string | undefined })),
 ]);
+/** The queue a rule target names, when it is one of this stack's queues. */
+function targetQueue(target: { Arn: unknown }): string | undefined {
+  const arn = GetAttArnSchema.safeParse(target.Arn);
+  if (!arn.success) return undefined;
+  const name = arn.data['Fn::GetAtt'][0];
+  return template.Resources[name]?.Type === 'AWS::SQS::Queue' ? name : undefined;
+}
+/** The rules that send to each of this stack's queues, as target or as dead-letter queue. */
+function queueWriters(): Map<string, Set<string>> {
+  const writers = new Map<string, Set<string>>();
+  const add = (queue: string | undefined, rule: string) => {
+    if (queue) writers.set(queue, (writers.get(queue) ?? new Set()).add(rule));
+  };
+  for (const { rule, target } of ruleTargets()) {
+    add(targetQueue(target), rule);
+    add(target.DeadLetterConfig?.Arn['Fn::GetAtt'][0], rule);
+  }
+  return writers;
+}
+/** An alarm's properties, loosely: what the alarm tests compare. */
+const AlarmSchema = z.looseObject({
+  Namespace: z.string(),
+  MetricName: z.string(),
+  Dimensions: z.array(z.object({ Name: z.string(), Value: z.unknown() })),
+  Threshold: z.number(),
+  ComparisonOperator: z.string(),
+  TreatMissingData: z.string(),
+  AlarmActions: z.array(z.object({ Ref: z.string() })),
+});
+/** Every CloudWatch alarm, with its condition. */
+function alarms(): Array<{ name: string; condition: unknown; alarm: z.infer<typeof AlarmSchema> }> {
+  return resources('AWS::CloudWatch::Alarm').map(([name, r]) => ({
+    name,
+    condition: Reflect.get(r, 'Condition'),
+    alarm: AlarmSchema.parse(r.Properties),
+  }));
+}
+/** The alarm on `metric` whose dimensions are exactly `dimensions`, if any. */
+function alarmOn(namespace: string, metric: string, dimensions: unknown) {
+  return alarms().filter(
+    ({ alarm }) =>
+      alarm.Namespace === namespace &&
+      alarm.MetricName === metric &&
+      JSON.stringify(alarm.Dimensions) === JSON.stringify(dimensions),
+  );
+}
+/** An alarm that fires on the first count and notifies the operators' topic. */
+function expectAlarmsOnFirstCount(found: ReturnType<typeof alarmOn>, what: string) {
+  expect(found, what).toHaveLength(1);
+  const [{ alarm } = { alarm: undefined }] = found;
+  expect(alarm, what).toMatchObject({
+    Threshold: 0,
+    ComparisonOperator: 'GreaterThanThreshold',
+    TreatMissingData: 'notBreaching',
+  });
+  expect(alarm?.AlarmActions.length, what).toBeGreaterThan(0);
+  for (const a of alarm?.AlarmActions ?? []) expect(template.Resources[a.Ref]?.Type, what).toBe('AWS::SNS::Topic');
+}
 const QueueStatementSchema = z.looseObject({
   Effect: z.literal('Allow'),
   Principal: z.object({ Service: z.string() }),
@@ -424,6 +482,192 @@ describe('serverless.yml packaged offline', () => {
       const actions = z.array(z.object({ Ref: z.string() })).parse(alarm?.AlarmActions);
       for (const a of actions) expect(template.Resources[a.Ref]?.Type).toBe('AWS::SNS::Topic');
       expect(actions.length).toBeGreaterThan(0);
+    }
+  });
+
+  it("gives the spokes' remediation answers a queue of their own, read by remediate beside its decisions, with a DLQ, an alarm and redrive", () => {
+    // Prepare: where an Azure spoke's answer to a hand-over goes, and what reads the remediate function's queues
+    const answer = eventBridgeEvent(spokeSource('azure'), REMOTE_RESULT_DETAIL_TYPE, { op: 'apply' });
+    const answerRules = resources('AWS::Events::Rule')
+      .filter(([, r]) => matchesPattern(r.Properties.EventPattern, answer))
+      .map(([name]) => name);
+    const [answerTarget, ...more] = ruleTargets().filter(({ rule }) => answerRules.includes(rule));
+    const queue = answerTarget ? targetQueue(answerTarget.target) : undefined;
+    const dlq = answerTarget?.target.DeadLetterConfig?.Arn['Fn::GetAtt'][0];
+    const sources = resources('AWS::Lambda::EventSourceMapping')
+      .map(([, m]) => m.Properties)
+      .filter((m) => JSON.stringify(m.FunctionName).includes('"RemediateLambdaFunction"'));
+    const readFrom = (q: string | undefined) =>
+      sources.find((m) => JSON.stringify(m.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': [q, 'Arn'] }));
+    const remediateReads = roleStatements('RemediateRole')
+      .filter((st) => st.Effect === 'Allow' && actionsOf(st).includes('sqs:ReceiveMessage'))
+      .flatMap((st) => [st.Resource].flat());
+    // Act / Assess: one rule, to a queue only it sends to (never behind the decisions on the remediate queue)
+    expect(answerRules).toEqual(['SpokeResultRule']);
+    expect(more).toEqual([]);
+    expect(queue).toBeDefined();
+    expect(queue).not.toBe('RemediateQueue');
+    expect([...(queueWriters().get(queue ?? '') ?? [])]).toEqual(['SpokeResultRule']);
+    // Its DLQ (of the rule and of the queue), not the remediate DLQ, and a message there alarms
+    expect(dlq).toBeDefined();
+    expect(dlq).not.toBe('RemediateDlq');
+    expect(template.Resources[queue ?? '']?.Properties.RedrivePolicy).toMatchObject({
+      deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] },
+    });
+    expectAlarmsOnFirstCount(
+      alarmOn('AWS/SQS', 'ApproximateNumberOfMessagesVisible', [
+        { Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } },
+      ]),
+      `${dlq} alarm`,
+    );
+    // The remediate function reads it on an event source of its own, beside its queue of decisions
+    expect(readFrom(queue)).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(readFrom('RemediateQueue')).toMatchObject({ ScalingConfig: { MaximumConcurrency: 5 } });
+    expect(sources).toHaveLength(2);
+    expect(remediateReads).toEqual(
+      expect.arrayContaining([{ 'Fn::GetAtt': ['RemediateQueue', 'Arn'] }, { 'Fn::GetAtt': [queue, 'Arn'] }]),
+    );
+    expect(remediateReads).toHaveLength(2);
+    expect(roleStatements('RemediateRole').flatMap(actionsOf)).not.toContain('sqs:SendMessage');
+  });
+
+  it('names every queue with its DLQ in the redrive map, and lets redrive read exactly those DLQs and send back to those queues', () => {
+    // Prepare: CLOSELOOP_QUEUES as serverless.yml builds it (Fn::Sub of `${Queue}` URLs), and every queue's DLQ
+    const env = z
+      .looseObject({ Environment: z.object({ Variables: z.record(z.string(), z.unknown()) }) })
+      .parse(template.Resources.RedriveLambdaFunction?.Properties).Environment.Variables;
+    const sub = z.object({ 'Fn::Sub': z.string() }).parse(env.CLOSELOOP_QUEUES)['Fn::Sub'];
+    const map = z
+      .record(z.string(), z.object({ queue: z.string(), dlq: z.string() }))
+      .parse(JSON.parse(sub.replace(/\$\{(\w+)\}/g, '$1')));
+    const dlqOf = new Map(
+      resources('AWS::SQS::Queue').flatMap(([name, q]) => {
+        const policy = z.object({ deadLetterTargetArn: GetAttArnSchema }).safeParse(q.Properties.RedrivePolicy);
+        return policy.success ? [[name, policy.data.deadLetterTargetArn['Fn::GetAtt'][0]] as const] : [];
+      }),
+    );
+    const granted = (sid: string) =>
+      roleStatements('RedriveRole')
+        .filter((st) => st.Sid === sid)
+        .flatMap((st) => [st.Resource].flat())
+        .map((r) => GetAttArnSchema.parse(r)['Fn::GetAtt'][0])
+        .sort();
+    // Act
+    const named = Object.values(map).map((m) => [m.queue, m.dlq] as const);
+    // Assess: `redrive` sends a dead letter back to the queue its TARGET_ARN names only when the map knows it
+    expect(new Map(named)).toEqual(dlqOf);
+    expect(map['spoke-results']).toEqual({ queue: 'SpokeResultQueue', dlq: 'SpokeResultDlq' });
+    expect(granted('ReadDeadLetters')).toEqual([...dlqOf.values()].sort());
+    expect(granted('SendBack')).toEqual([...dlqOf.keys()].sort());
+  });
+
+  it('lets EventBridge send to each stage queue only from the rules that target it, one statement per queue', () => {
+    // Prepare: every queue policy statement, the rules that target each queue, and the rules that write to each
+    const writers = queueWriters();
+    const targeted = new Map<string, Set<string>>();
+    for (const { rule, target } of ruleTargets()) {
+      const queue = targetQueue(target);
+      if (queue) targeted.set(queue, (targeted.get(queue) ?? new Set()).add(rule));
+    }
+    const policies = resources('AWS::SQS::QueuePolicy');
+    const statements = policies.flatMap(([id, p]) =>
+      z
+        .array(z.looseObject({ Resource: z.unknown(), Condition: z.unknown().optional() }))
+        .parse(z.looseObject({ Statement: z.array(z.unknown()) }).parse(p.Properties.PolicyDocument).Statement)
+        .map((st) => ({ id, st })),
+    );
+    const rulesOf = (condition: unknown) =>
+      z
+        .object({ ArnEquals: z.object({ 'aws:SourceArn': z.array(SourceArnSchema) }) })
+        .parse(condition)
+        .ArnEquals['aws:SourceArn'].map((a) => a.rule);
+    // Act / Assess: no statement of any queue policy lets a rule send to a queue it neither targets nor
+    // dead-letters into (a rule matching a forged or misrouted event must not reach another stage's queue)
+    expect(statements.length).toBeGreaterThan(0);
+    for (const { st } of statements) {
+      const allowed = rulesOf(st.Condition);
+      for (const resource of [st.Resource].flat()) {
+        const queue = GetAttArnSchema.parse(resource)['Fn::GetAtt'][0];
+        for (const rule of allowed) expect(writers.get(queue)?.has(rule), `${rule} → ${queue}`).toBe(true);
+      }
+    }
+    // Each target queue has one statement of its own, naming exactly the rules that target it
+    expect(targeted.size).toBeGreaterThanOrEqual(5);
+    for (const [queue, rules] of targeted) {
+      const own = statements.filter(({ st }) => JSON.stringify([st.Resource].flat()).includes(`"${queue}"`));
+      expect(own.length, queue).toBe(1);
+      const [{ id, st } = { id: '', st: { Resource: undefined } }] = own;
+      expect(st.Resource, queue).toEqual({ 'Fn::GetAtt': [queue, 'Arn'] });
+      const parsed = QueueStatementSchema.parse(st);
+      expect([parsed.Action].flat()).toEqual(['sqs:SendMessage']);
+      expect(parsed.Principal.Service).toBe('events.amazonaws.com');
+      expect(new Set(parsed.Condition.ArnEquals['aws:SourceArn'].map((a) => a.rule)), queue).toEqual(rules);
+      // The stage queues' policy keeps the logical id deployed stacks hold it under (see RemoteDeadLetterPolicy)
+      expect(id, queue).toBe('StageQueuesPolicy');
+    }
+  });
+
+  it('alarms when a rule cannot write an undeliverable event to its DLQ, one alarm per rule with a DLQ', () => {
+    // Prepare: the rules with a DLQ, each with its bus (EventBusName absent: the default bus)
+    const withDlq = resources('AWS::Events::Rule').filter(([, r]) =>
+      z
+        .array(RuleTargetSchema)
+        .parse(r.Properties.Targets)
+        .some((t) => t.DeadLetterConfig),
+    );
+    // Act / Assess: EventBridge measures a default bus's rule under RuleName, a custom bus's under both
+    expect(withDlq.length).toBeGreaterThanOrEqual(12);
+    for (const [rule, r] of withDlq) {
+      const bus = r.Properties.EventBusName;
+      const dimensions =
+        bus === undefined
+          ? [{ Name: 'RuleName', Value: { Ref: rule } }]
+          : [
+              {
+                Name: 'EventBusName',
+                Value: { 'Fn::GetAtt': [z.object({ Ref: z.string() }).parse(bus).Ref, 'Name'] },
+              },
+              // arn:…:rule/<bus>/<name>
+              {
+                Name: 'RuleName',
+                Value: { 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::GetAtt': [rule, 'Arn'] }] }] },
+              },
+            ];
+      const found = alarmOn('AWS/Events', 'InvocationsFailedToBeSentToDlq', dimensions);
+      expectAlarmsOnFirstCount(found, rule);
+      // A conditional rule's alarm exists under the same condition (an alarm on a rule that is not there)
+      expect(found[0]?.condition, rule).toBe(Reflect.get(r, 'Condition'));
+    }
+  });
+
+  it('alarms when a schedule could not invoke its function and when a scheduled run failed through its retries', () => {
+    // Prepare: every schedule, its rule's name and the function it runs
+    const schedules = resources('AWS::Events::Rule')
+      .filter(([, r]) => r.Properties.ScheduleExpression !== undefined)
+      .map(([, r]) => {
+        const [target, ...others] = z.array(RuleTargetSchema).parse(r.Properties.Targets);
+        return {
+          name: z.string().parse(r.Properties.Name),
+          fn: GetAttArnSchema.parse(target?.Arn)['Fn::GetAtt'][0],
+          targets: 1 + others.length,
+        };
+      });
+    // Act / Assess: a tick carries no work (the next one does what it would have), so no DLQ; a schedule that
+    // keeps failing must not go unnoticed: EventBridge's failure (default bus) and Lambda's dropped event
+    expect(schedules.map((s) => s.fn).sort()).toEqual([
+      'IngestLambdaFunction',
+      'RemediateLambdaFunction',
+      'TicketLambdaFunction',
+      'VerifyLambdaFunction',
+    ]);
+    for (const { name, fn, targets } of schedules) {
+      expect(targets, name).toBe(1);
+      expect(template.Resources[fn]?.Type).toBe('AWS::Lambda::Function');
+      expectAlarmsOnFirstCount(alarmOn('AWS/Events', 'FailedInvocations', [{ Name: 'RuleName', Value: name }]), name);
+      expectAlarmsOnFirstCount(
+        alarmOn('AWS/Lambda', 'AsyncEventsDropped', [{ Name: 'FunctionName', Value: { Ref: fn } }]),
+        `${fn} (${name})`,
+      );
     }
   });
 

@@ -19,7 +19,12 @@ import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
-import { REMOTE_REQUEST_DETAIL_TYPE, REMOTE_REQUEST_SOURCE } from '../../../shared/adapters/bus/spoke.js';
+import {
+  REMOTE_REQUEST_DETAIL_TYPE,
+  REMOTE_REQUEST_SOURCE,
+  REMOTE_RESULT_DETAIL_TYPE,
+  spokeSource,
+} from '../../../shared/adapters/bus/spoke.js';
 import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
 import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
@@ -449,6 +454,40 @@ describe('AWS stage functions', () => {
       ]);
       expect((await caseOf(fresh.key)).remediation).toEqual(fresh.remediation);
       expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 0);
+    });
+
+    it("records a spoke's answer read from the spoke-results queue, in the same batch shape as a decision", async () => {
+      // Prepare: an Azure case handed over under claim `t-1`, and the spoke's answer as its own queue delivers it
+      const waiting = await storedCase('acme-answered', (c) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: { ...c.remediation, state: 'applying' as const, stateReason: 'dispatched', applyToken: 't-1' },
+      }));
+      const answer = eventBridgeEvent(spokeSource('azure'), REMOTE_RESULT_DETAIL_TYPE, {
+        requestId: 'rq-answered',
+        caseKey: waiting.key,
+        provider: 'azure',
+        action: 'azure.storage.disallow-public-access',
+        op: 'apply',
+        applyToken: 't-1',
+        outcome: 'applied',
+        reason: 'public blob access disallowed',
+        before: { allowBlobPublicAccess: true },
+        requestIds: ['arm-req-1'],
+        actor: 'closeloop@azure-spoke',
+        at: '2026-11-18T10:00:00.000Z',
+      });
+      const { handler } = await applyingRemediate();
+      // Act
+      const res = await handler(
+        sqsEvent(sqsRecord(JSON.stringify(answer), 'closeloop-test-spoke-results')),
+        lambdaContext('remediate'),
+      );
+      // Assess: the answer is recorded on its case (not taken for a pipeline event) and verification is asked for
+      expect(res.batchItemFailures).toEqual([]);
+      expect((await caseOf(waiting.key)).remediation).toMatchObject({ state: 'applied', requestIds: ['arm-req-1'] });
+      expect(remediationEvents(waiting.key).map((d) => d.state)).toEqual(['applied']);
+      expect(published.map((e) => e.DetailType)).toContain('case.verify-requested');
     });
 
     it('sends a redriven hand-over to its spoke again only while its case still waits on that claim', async () => {
