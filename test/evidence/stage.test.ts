@@ -7,6 +7,7 @@ import { createEvidenceStage } from '../../shared/core/evidence/stage.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
 import type { Decision } from '../../shared/core/model/decision.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import { CASE_KEY, fixedClock, makeCase, putCase } from '../verify/helpers.js';
 
@@ -47,6 +48,42 @@ describe('evidence stage', () => {
       eventId: 'decided:1',
     });
     expect(CaseSchema.parse((await store.get('cases', CASE_KEY))?.value).evidenceHead).toBe(rs[0]?.hash);
+  });
+
+  it("records a decision only once its case write has landed, with the new case's owner and findings", async () => {
+    // Prepare: a new case's decision, announced at version 1 before the ingest wrote it
+    await store.delete('cases', CASE_KEY);
+    const event: PipelineEvent = {
+      id: 'decided:early',
+      type: 'case.decided',
+      caseKey: CASE_KEY,
+      caseVersion: 1,
+      at,
+      isNewCase: true,
+      recurrence: false,
+      statusChanged: true,
+    };
+    // Act
+    const early = await stage()
+      .handle(event)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const before = await records();
+    await store.put('cases', CASE_KEY, makeCase(), { expectVersion: 0 });
+    await stage().handle(event);
+    await stage().handle(event);
+    // Assess
+    expect(early).toBeInstanceOf(CaseNotWrittenError);
+    expect(before).toEqual([]);
+    const rs = await records();
+    expect(rs).toHaveLength(1);
+    expect(rs[0]).toMatchObject({
+      step: 'decision',
+      owner: 'marketing-data@acme.example',
+      findingIds: makeCase().findingKeys,
+    });
   });
 
   it('records plan, apply with request ids and rollback steps from remediation events', async () => {

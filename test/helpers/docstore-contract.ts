@@ -69,6 +69,23 @@ export function docStoreContract(name: string, open: () => Promise<{ store: DocS
         expect((await s.get('c', 'x'))?.value).toEqual({ v: 1 });
       }));
 
+    it('writes a batch create at version 1 and a batch update of version n at n + 1, as getMany then reads them', () =>
+      withStore(async (s) => {
+        // The ingest names this version on the events it publishes ahead of the batch (pipeline/announced.ts).
+        const created = await s.writeBatch({
+          puts: [{ collection: 'c', id: 'x', value: { n: 1 }, expectVersion: 0 }],
+          appends: [],
+        });
+        const read = (await s.getMany('c', ['x'])).get('x')?.version ?? 0;
+        const updated = await s.writeBatch({
+          puts: [{ collection: 'c', id: 'x', value: { n: 2 }, expectVersion: read }],
+          appends: [],
+        });
+        expect(created.puts).toEqual([1]);
+        expect(updated.puts).toEqual([read + 1]);
+        expect((await s.getMany('c', ['x'])).get('x')?.version).toBe(2);
+      }));
+
     it('serializes concurrent read-modify-write through mutateDoc (no lost update)', () =>
       withStore(async (s) => {
         const schema = z.object({ n: z.number() });

@@ -29,6 +29,16 @@ function ingestOn(store: DocStore, config: Config, published: PipelineEvent[] = 
 
 const docs = (...paths: string[]): IngestDoc[] => paths.map((p) => ({ input: p, value: loadFixture(p) }));
 
+/** The GuardDuty fixture at another moment of its life. */
+const guardDutyAt = (at: string, archived: boolean, count: number): IngestDoc => {
+  const e = loadFixture('guardduty/s3-bucket-anonymous-access.eventbridge.json') as {
+    detail: { updatedAt: string; service: { eventLastSeen: string; archived: boolean; count: number } };
+  };
+  Object.assign(e.detail, { updatedAt: at });
+  Object.assign(e.detail.service, { eventLastSeen: at, archived, count });
+  return { input: `guardduty@${at}`, value: e };
+};
+
 async function snapshot(store: DocStore) {
   const out: Record<string, unknown> = {};
   for (const c of [COLLECTIONS.findings, COLLECTIONS.cases, COLLECTIONS.deadLetters]) out[c] = await store.list(c);
@@ -128,6 +138,49 @@ describe('ingest', () => {
     expect(cases[0]?.occurrences).toBe(4);
   });
 
+  it('names on each event it publishes ahead of the case write the version that write then stores', async () => {
+    // Prepare: a bus that notes the stored version of each event's case when the event is published
+    const store = new MemoryDocStore();
+    const published: Array<{ event: PipelineEvent; storedAtPublish: number | undefined }> = [];
+    const ingest = createIngest({
+      store,
+      bus: {
+        publish: async (events) => {
+          for (const event of events)
+            published.push({ event, storedAtPublish: (await store.get(COLLECTIONS.cases, event.caseKey))?.version });
+        },
+      },
+      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
+      config,
+      exceptions: async () => config.exceptions,
+      clock,
+      log: silentLogger,
+      chunkSize: 3,
+    });
+    // Act: a new case seen twice in one chunk (one write), then its source resolution (a second write)
+    await ingest.ingest([
+      guardDutyAt('2026-11-20T08:00:00.000Z', false, 1),
+      guardDutyAt('2026-11-20T09:00:00.000Z', false, 2),
+    ]);
+    const caseKey = published[0]?.event.caseKey ?? '';
+    const created = await store.get(COLLECTIONS.cases, caseKey);
+    const first = published.splice(0);
+    await ingest.ingest([guardDutyAt('2026-11-20T10:00:00.000Z', true, 3)]);
+    const resolved = await store.get(COLLECTIONS.cases, caseKey);
+    // Assess: each event names the version its chunk's write stored, which was not there when it went out
+    expect(created?.version).toBe(1);
+    expect(first.map((p) => [p.event.type, p.event.caseVersion, p.storedAtPublish])).toEqual([
+      ['case.decided', 1, undefined],
+      ['case.decided', 1, undefined],
+    ]);
+    expect(resolved?.version).toBe(2);
+    expect(CaseSchema.parse(resolved?.value).status).toBe('pending-verification');
+    expect(published.map((p) => [p.event.type, p.event.caseVersion, p.storedAtPublish])).toEqual([
+      ['case.decided', 2, 1],
+      ['case.verify-requested', 2, 1],
+    ]);
+  });
+
   describe('when a write loses a race', () => {
     /** A memory store that lets another worker write just before its next batch lands. */
     class RacyStore extends MemoryDocStore {
@@ -139,15 +192,6 @@ describe('ingest', () => {
         return super.writeBatch(batch);
       }
     }
-    /** The GuardDuty fixture at another moment of its life. */
-    const guardDutyAt = (at: string, archived: boolean, count: number): IngestDoc => {
-      const e = loadFixture('guardduty/s3-bucket-anonymous-access.eventbridge.json') as {
-        detail: { updatedAt: string; service: { eventLastSeen: string; archived: boolean; count: number } };
-      };
-      Object.assign(e.detail, { updatedAt: at });
-      Object.assign(e.detail.service, { eventLastSeen: at, archived, count });
-      return { input: `guardduty@${at}`, value: e };
-    };
     /** The SCC push fixture re-detected at `at` (SCC keeps no count: a later eventTime is one more occurrence). */
     const sccAt = (at: string): IngestDoc => {
       const push = loadFixture('scc/public-bucket-acl.pubsub-push.json') as { message: { data: string } };

@@ -4,9 +4,10 @@ import { type Action, type ActionContext, defineAction } from '../../shared/acti
 import { changePlan, noopPlan, step } from '../../shared/actions/plan.js';
 import { getAction } from '../../shared/actions/registry.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
-import { AdapterError, ApplyIncompleteError, UsageError } from '../../shared/core/errors.js';
+import { AdapterError, ApplyIncompleteError, errorMessage, isRetryable, UsageError } from '../../shared/core/errors.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
 import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
@@ -603,6 +604,53 @@ describe('remediation stage', () => {
     // Assess
     expect((await stored())?.remediation.state).toBe('noop');
     expect(double.calls.apply).toBe(0);
+  });
+
+  it('applies no fix to a new case before its write lands, and applies it once when the event comes back after', async () => {
+    // Prepare: the ingest announced the new case at version 1; its write has not landed
+    await store.put('findings', finding.key, finding);
+    const stage = createRemediationStage(deps());
+    const event: PipelineEvent = { ...decided(), caseVersion: 1 };
+    // Act
+    const early = await stage.handle(event).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const callsBefore = { ...double.calls };
+    await store.put('cases', CASE_KEY, makeCase(), { expectVersion: 0 });
+    const first = await stage.handle(event);
+    const again = await stage.handle(event);
+    // Assess
+    expect(early).toBeInstanceOf(CaseNotWrittenError);
+    expect(isRetryable(early)).toBe(true);
+    expect(callsBefore).toEqual({ plan: 0, apply: 0, rollback: 0 });
+    expect(double.calls.apply).toBe(1);
+    expect(first.map((e) => e.type)).toEqual(['case.remediation', 'case.verify-requested']);
+    expect(again.filter((e) => e.type === 'case.verify-requested').map((e) => e.id)).toEqual(
+      first.filter((e) => e.type === 'case.verify-requested').map((e) => e.id),
+    );
+  });
+
+  it('decides nothing on the state before the write an event announces, and on that write once it lands', async () => {
+    // Prepare: the case stored at version 1 waits for approval (prod); the decision announced at version 2
+    // makes it a dev case fixed automatically
+    await seed(makeCase({ env: 'prod' }));
+    const stage = createRemediationStage(deps());
+    const event: PipelineEvent = { ...decided(), caseVersion: 2 };
+    // Act
+    const early = await stage.handle(event).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const untouched = await store.get('cases', CASE_KEY);
+    await store.put('cases', CASE_KEY, makeCase(), { expectVersion: 1 });
+    await stage.handle(event);
+    // Assess
+    expect(errorMessage(early)).toBe(`case ${CASE_KEY} not written yet at version 2 (stored: 1)`);
+    expect(untouched?.version).toBe(1);
+    expect(CaseSchema.parse(untouched?.value).remediation.state).not.toBe('awaiting-approval');
+    expect(double.calls.apply).toBe(1);
+    expect((await stored())?.remediation.state).toBe('applied');
   });
 
   describe('an apply whose process died (its claim abandoned)', () => {

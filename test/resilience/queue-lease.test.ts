@@ -174,6 +174,49 @@ describe('the event queue of two runs on one home', () => {
     expect(tickets).toHaveLength(1);
   }, 60_000);
 
+  it('keeps as a dead letter, unhandled, the event of a run killed before its case write, and handles it when the input runs again', async () => {
+    // Prepare: a run that queued its events and was killed before it wrote the case they announce (its
+    // writes undone here; its process ended)
+    const home = join(tmp.dir, 'home');
+    let plans = 0;
+    const action = planningAction(async () => {
+      plans++;
+    });
+    const second = await runtime(home, action, 'second');
+    const crashed = await runtime(home, action, 'crashed');
+    await crashed.ingest.ingest(readEvent());
+    for (const collection of ['cases', 'findings'])
+      for (const doc of await crashed.store.list(collection)) await crashed.store.delete(collection, doc.id);
+    const pid = endedPid();
+    for (const entry of await crashed.store.list(EVENT_QUEUE)) {
+      const value = entry.value as { lease: { process: { pid: number } } };
+      value.lease.process.pid = pid;
+      await crashed.store.put(EVENT_QUEUE, entry.id, value);
+    }
+
+    // Act: the next run settles (recovering the events), then ingests the same input again
+    await second.settle();
+    const failures = second.bus.failures.map((f) => `${f.stage}: ${f.error}`);
+    const letters = (await second.store.list('deadletters')).map((d) => d.value as { stage: string; reason: string });
+    const ticketsBefore = await second.store.list(LOCAL_COLLECTIONS.tickets);
+    const recordsBefore = await new LocalFolderEvidenceStore(join(home, 'evidence')).listAll();
+    await second.ingest.ingest(readEvent());
+    await second.settle();
+
+    // Assess: every stage said why and did nothing; the second ingest's write and events did the work once
+    const [caseKey] = (await second.store.list('cases')).map((d) => d.id);
+    const why = `case ${caseKey} not written yet at version 1 (stored: none)`;
+    expect(failures).toEqual(['evidence', 'remediate', 'tickets', 'verify'].map((stage) => `${stage}: ${why}`));
+    expect(letters.map((l) => `${l.stage}: ${l.reason}`)).toEqual(failures);
+    expect(ticketsBefore).toEqual([]);
+    expect(recordsBefore).toEqual([]);
+    expect(plans).toBe(1);
+    expect(await second.store.list(LOCAL_COLLECTIONS.tickets)).toHaveLength(1);
+    expect(await second.store.list(EVENT_QUEUE)).toEqual([]);
+    const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
+    expect((await verifyChains(evidence, { store: second.store })).problems).toEqual([]);
+  }, 60_000);
+
   it('recovers at once the events of a run whose process has ended, before their lease runs out', async () => {
     // Prepare: an event queued under the lease of a process of this machine that has ended since.
     const home = join(tmp.dir, 'home');

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
-import { AdapterError } from '../../shared/core/errors.js';
+import { AdapterError, errorMessage, isRetryable } from '../../shared/core/errors.js';
+import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
 import type { TicketSink } from '../../shared/core/tickets/ports.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
-import { decided, decisionOf, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
+import { decided, decisionOf, jiraHarness, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
   if (!(h.sink instanceof LocalTicketSink)) throw new Error('local harness expected');
@@ -533,5 +534,55 @@ describe('ticket stage (local sink)', () => {
     expect(t.caseKey).toBe(b.key);
     expect(adfToText(t.comments[0]?.body)).toContain('Remediation planned');
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+});
+
+describe('ticket stage and events published ahead of their case write', () => {
+  it('neither acts on nor drops an event whose case is not written yet, and makes one ticket once it is', async () => {
+    // Prepare: a new case's decision, announced at version 1 before the ingest's write has landed
+    const h = await jiraHarness(NO_GROUPING);
+    try {
+      const c = makeCase();
+      const event = { ...decided(c), caseVersion: 1 };
+      // Act 1: the early delivery
+      const early = await h.stage.handle(event).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const callsBefore = h.double.calls.length;
+      const outboxBefore = await h.store.list('ticket-outbox');
+      // Act 2: the write lands; the same event is delivered again, twice (at least once)
+      await putCase(h.store, c);
+      await h.stage.handle(event);
+      await h.stage.handle(event);
+      // Assess
+      expect(early).toBeInstanceOf(CaseNotWrittenError);
+      expect(isRetryable(early)).toBe(true);
+      expect(errorMessage(early)).toBe(`case ${c.key} not written yet at version 1 (stored: none)`);
+      expect(callsBefore).toBe(0);
+      expect(outboxBefore).toEqual([]);
+      expect(h.double.issues.size).toBe(1);
+      expect((await readCase(h.store, c.key)).ticket?.key).toBe('SEC-1');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('waits for a later write of an existing case, and leaves a missing case alone as before when the event names no version', async () => {
+    // Prepare: a ticketed case at version 2; an event announcing version 3; another case never written
+    const { h, c } = await ticketedCase();
+    const stored = await h.store.get('cases', c.key);
+    const ghost = makeCase({ n: 9 });
+    // Act
+    const early = await h.stage.handle({ ...decided(c), caseVersion: (stored?.version ?? 0) + 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const unversioned = await h.stage.handle(decided(ghost));
+    // Assess
+    expect(stored?.version).toBe(2);
+    expect(errorMessage(early)).toBe(`case ${c.key} not written yet at version 3 (stored: 2)`);
+    expect(unversioned).toEqual([]);
+    expect(await h.store.list('local-tickets')).toHaveLength(1);
   });
 });

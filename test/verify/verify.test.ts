@@ -5,11 +5,12 @@ import { MemoryEvidenceStore } from '../../shared/adapters/evidence/memory.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { LocalUpstreamStatus } from '../../shared/adapters/upstream/local.js';
 import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
-import { AdapterError } from '../../shared/core/errors.js';
+import { AdapterError, errorMessage } from '../../shared/core/errors.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
 import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { InProcessBus, QUEUE_LEASE_MS, type Stage } from '../../shared/core/pipeline/stage.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import type { VerifiableAction } from '../../shared/core/verify/assess.js';
@@ -822,6 +823,49 @@ describe('verify stage', () => {
     const owned = ['verification', 'status', 'statusReason', 'closedAt', 'reopenCount', 'evidenceHead'];
     const strip = (c: Case) => Object.fromEntries(Object.entries(c).filter(([k]) => !owned.includes(k)));
     expect(strip(after)).toEqual(strip(before));
+  });
+
+  it("verifies a source resolution only once the decision's case write has landed, then once", async () => {
+    // Prepare: the case open at version 1; the ingest announced its resolution (version 2) ahead of the write
+    await putCase(store, makeCase({ remediation: { action: null, mode: 'none', state: 'none' } }));
+    const stage = createVerifyStage(deps(undefined));
+    const request: PipelineEvent = {
+      id: 'verify:early',
+      type: 'case.verify-requested',
+      caseKey: CASE_KEY,
+      caseVersion: 2,
+      at: '2026-11-20T09:00:00.000Z',
+      trigger: 'source-resolved',
+      actor: 'source:guardduty',
+    };
+    // Act 1: the early delivery
+    const early = await stage.handle(request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const before = {
+      records: await records(),
+      stored: await store.get('cases', CASE_KEY),
+      upstream: [...upstream.calls],
+    };
+    // Act 2: the ingest's writes land; the request is delivered again, twice
+    await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'service.archived' }));
+    const resolved = {
+      ...(await readCase()),
+      sourceStatus: 'resolved' as const,
+      status: 'pending-verification' as const,
+    };
+    await store.put('cases', CASE_KEY, { ...resolved, updatedAt: '2026-11-20T09:00:00.000Z' }, { expectVersion: 1 });
+    const events = [...(await stage.handle(request)), ...(await stage.handle(request))];
+    // Assess
+    expect(early).toBeInstanceOf(CaseNotWrittenError);
+    expect(errorMessage(early)).toBe(`case ${CASE_KEY} not written yet at version 2 (stored: 1)`);
+    expect(before.records).toEqual([]);
+    expect(before.stored?.version).toBe(1);
+    expect(before.upstream).toEqual([]);
+    expect(await readCase()).toMatchObject({ status: 'verified', verification: { verdict: 'verified' } });
+    expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
+    expect(new Set(events.map((e) => `${e.type} ${e.id}`)).size).toBe(1);
   });
 
   describe('findings with no action (cloud access present)', () => {

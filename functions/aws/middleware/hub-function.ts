@@ -10,7 +10,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { type SqsRecord, SqsRecordSchema } from '../../../shared/adapters/bus/sqs.js';
 import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
-import { errorMessage, kindOf } from '../../../shared/core/errors.js';
+import { errorMessage, isRetryable, kindOf } from '../../../shared/core/errors.js';
 
 export type { Metrics };
 export { MetricUnit };
@@ -49,6 +49,7 @@ export function sqsFunction(
   return hubFunction(ports, name, async (event: { Records: unknown[] }, metrics) => {
     // A fresh processor per invocation: it keeps per-batch state.
     const processor = new BatchProcessor(EventType.SQS);
+    let retryable = 0;
     const response = await processPartialResponse(
       event,
       async (raw: unknown) => {
@@ -56,11 +57,16 @@ export function sqsFunction(
           await handleRecord(SqsRecordSchema.parse(raw), metrics);
         } catch (e) {
           // Why, per record (the processor keeps the error to itself): the message id, the kind and the
-          // message; never the body, which may carry a spoke's document.
+          // message; never the body, which may carry a spoke's document. Retryable: a passing condition
+          // (a throttle, a case whose write has not landed yet), the redelivery after the visibility
+          // timeout is expected to go through.
           const messageId = typeof raw === 'object' && raw !== null && 'messageId' in raw ? raw.messageId : undefined;
-          ports.log.warn(`${name}: record failed`, {
+          const again = isRetryable(e);
+          if (again) retryable++;
+          ports.log.warn(`${name}: record failed${again ? ' (retryable: delivered again later)' : ''}`, {
             messageId,
             kind: kindOf(e) ?? 'unexpected',
+            retryable: again,
             error: errorMessage(e),
           });
           throw e;
@@ -71,6 +77,7 @@ export function sqsFunction(
     );
     const failed = response.batchItemFailures.length;
     metrics.addMetric('RecordsFailed', MetricUnit.Count, failed);
+    metrics.addMetric('RecordsRetryable', MetricUnit.Count, retryable);
     metrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failed);
     if (failed > 0) ports.log.warn(`${name}: ${failed} of ${event.Records.length} records failed`);
     return response;

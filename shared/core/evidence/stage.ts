@@ -4,14 +4,14 @@
  * written by the verify stage itself (it needs their hash for `case.verified`), so `case.verified` is
  * not recorded again here.
  */
-import { type Case, CaseSchema, verdictOf } from '../model/case.js';
+import { type Case, verdictOf } from '../model/case.js';
 import { type Decision, DecisionSchema, type ExceptionRef } from '../model/decision.js';
 import type { PipelineEvent, PipelineEventType } from '../model/events.js';
+import { readAnnouncedCase } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
-import { getDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
-import { CASES, caseFields, recordEvidence } from './case-link.js';
+import { caseFields, recordEvidence } from './case-link.js';
 import type { EvidenceStore } from './ports.js';
 import { actorFrom, type EvidenceCall, type EvidenceDraft, type EvidenceStep } from './record.js';
 
@@ -74,7 +74,10 @@ export function createEvidenceStage(deps: EvidenceStageDeps): Stage {
  * @example await recordEventEvidence({ store, evidence, clock, log }, event);
  */
 export async function recordEventEvidence(deps: EvidenceStageDeps, event: PipelineEvent): Promise<void> {
-  const current = (await getDoc(deps.store, CASES, event.caseKey, CaseSchema))?.value;
+  // Throws (retryable) while the state the event announces is not written yet: a record is written once
+  // (idempotent on its key), so one made from the state before it would keep that state's owner and
+  // findings (or none) for good.
+  const current = await readAnnouncedCase(deps.store, event);
   for (const { draft, key } of draftsFor(event, current)) {
     const { record, created } = await recordEvidence(deps, draft, key);
     deps.log.debug(created ? 'evidence recorded' : 'evidence already recorded', {

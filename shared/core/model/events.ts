@@ -13,6 +13,13 @@ const base = {
   at: TimestampSchema,
   /** Stage-specific facts for evidence and tickets (plan, before/after state, request ids, observed state, hashes). */
   detail: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * The version of the case document this event announces, on an event published before that write (the
+   * ingest's write-ahead): a stage that finds the case missing or older waits for the write instead of acting
+   * on the state before it (pipeline/announced.ts). Versions, not times: they only grow, whatever the clocks.
+   * Absent: published after its write (or before the field existed), nothing to wait for.
+   */
+  caseVersion: z.number().int().positive().optional(),
 };
 
 /** Why verification was asked for. */

@@ -18,13 +18,14 @@ import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
+import { CASES } from './announced.js';
 import { caseKeyOf, compareTime, type DecideInput, decide, reevaluate } from './decide.js';
 import type { Enriched, Enricher as FullEnricher } from './enrich.js';
 import { type Channel, normalize } from './normalize.js';
 
 export const COLLECTIONS = {
   findings: 'findings',
-  cases: 'cases',
+  cases: CASES,
   deadLetters: 'deadletters',
 } as const;
 export const EVENT_LOG = 'events';
@@ -262,9 +263,15 @@ export function createIngest(deps: IngestDeps) {
       putOwners.push({ kind: 'case', key });
     }
     // Write-ahead: the events are queued (durably, on a durable bus) before the state they announce is
-    // written, so a run killed in between redelivers them; stages re-read the case, so an early or
-    // repeated delivery does no harm.
-    const announced = decided.map((d) => announce(d.p, d.decision, d.statusChanged));
+    // written, so a run killed in between redelivers them; stages re-read the case, so a repeated delivery
+    // does no harm. Each names the version this batch writes its case at (read + 1; every DocStore counts
+    // so), and a stage that finds an older one waits for the write (pipeline/announced.ts): on a bus
+    // that delivers at once an event can arrive before it.
+    const announced = decided.map((d) => {
+      const c = cases.get(d.p.caseKey);
+      const version = c ? c.version + (c.dirty ? 1 : 0) : 0;
+      return announce(d.p, d.decision, d.statusChanged, version > 0 ? version : undefined);
+    });
     await deps.bus.publish(announced.flatMap((a) => a.events));
     const written = await deps.store.writeBatch(batch);
 
@@ -296,6 +303,7 @@ export function createIngest(deps: IngestDeps) {
     for (const caseKey of conflicted) {
       for (const p of chunk.filter((x) => x.caseKey === caseKey)) {
         const redone = await redo(p, exceptions, now, ours, before);
+        // Published after its write: nothing for a stage to wait for (no version named).
         const a = announce(p, redone.decision, redone.statusChanged);
         await deps.bus.publish(a.events);
         count(p, redone.decision, result);
@@ -352,21 +360,27 @@ export function createIngest(deps: IngestDeps) {
     else result.stats.changedCases++;
   }
 
-  /** The events (and event-log entries) a decision announces; none for an unchanged replay. */
+  /**
+   * The events (and event-log entries) a decision announces; none for an unchanged replay. `caseVersion`:
+   * the version of the case they announce, when published before it is written.
+   */
   function announce(
     p: Pending,
     decision: Decision,
     statusChanged: boolean,
+    caseVersion?: number,
   ): { events: PipelineEvent[]; log: WriteBatch['appends'] } {
     if (decision.unchanged) return { events: [], log: [] };
     // Deterministic id: the same finding state decided twice is one event (at-least-once delivery).
     const id = `decided:${shortHash(`${p.caseKey}\n${p.finding.key}\n${p.finding.updatedAt}\n${p.finding.status}\n${p.finding.occurrences}`, 32)}`;
     const at = deps.clock.now().toISOString();
+    const written = caseVersion !== undefined ? { caseVersion } : {};
     const events: PipelineEvent[] = [
       {
         id,
         type: 'case.decided',
         caseKey: p.caseKey,
+        ...written,
         at,
         isNewCase: decision.isNewCase,
         recurrence: decision.recurrence,
@@ -380,6 +394,7 @@ export function createIngest(deps: IngestDeps) {
         id: `verify:${id.slice('decided:'.length)}`,
         type: 'case.verify-requested',
         caseKey: p.caseKey,
+        ...written,
         at,
         trigger: 'source-resolved',
         actor: `source:${p.finding.source}`,

@@ -19,6 +19,7 @@ import { type Case, type CaseRemediation, CaseSchema, type CaseStatus, type Reme
 import type { GateResult } from '../model/decision.js';
 import type { PipelineEvent } from '../model/events.js';
 import { FindingSchema } from '../model/finding.js';
+import { readAnnouncedCase } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, Logger, OwnerLookup } from '../ports.js';
@@ -665,7 +666,9 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
     name: 'remediate',
     handles: ['case.decided', 'case.verified', 'case.remediation'],
     async handle(e) {
-      const c = await readCase(deps.store, e.caseKey);
+      // Throws (retryable) while the state the event announces is not written yet: no plan or apply on the
+      // state before it, and a new case's event is not dropped for want of a case.
+      const c = await readAnnouncedCase(deps.store, e);
       if (e.type === 'case.remediation') {
         // An approval recorded where nothing may be applied (the Jira webhook, `closeloop approve` in a
         // dry-run) is carried out here, by the deployment that holds the cloud context and may apply.

@@ -6,6 +6,7 @@
 
 import type { Case } from '../model/case.js';
 import type { PipelineEvent, PipelineEventType } from '../model/events.js';
+import { readAnnouncedCase } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { AdfDoc } from './adf.js';
 import {
@@ -18,7 +19,7 @@ import {
   reopenComment,
   resolutionComment,
 } from './content.js';
-import { contextOf, loadCase, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
+import { contextOf, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
 import { enqueueAndSend, enqueueCreate, markTicketStatus } from './outbox.js';
 import type { OutboxOp } from './store.js';
 
@@ -57,7 +58,9 @@ export function createTicketStage(deps: TicketDeps): Stage {
     name: 'tickets',
     handles: HANDLES,
     async handle(event: PipelineEvent): Promise<PipelineEvent[]> {
-      const c = await loadCase(ctx, event.caseKey);
+      // Throws (retryable) while the state the event announces is not written yet: no ticket from the state
+      // before it, and a new case's event is not dropped as "not found".
+      const c = await readAnnouncedCase(ctx.store, event);
       if (!c) {
         ctx.log.warn('ticket stage: case not found', { caseKey: event.caseKey, type: event.type });
         return [];

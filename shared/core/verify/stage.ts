@@ -25,6 +25,7 @@ import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
 import { type PipelineEvent, PipelineEventSchema, VerifyTriggerSchema } from '../model/events.js';
 import { type Finding, FindingSchema, ProviderSchema, SourceSchema, TimestampSchema } from '../model/finding.js';
+import { ensureCaseWritten } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
@@ -140,6 +141,10 @@ export function createVerifyStage(deps: VerifyDeps): Stage {
     name: 'verify',
     handles: ['case.remediation', 'case.verify-requested', 'case.decided', 'case.reopened'],
     async handle(event) {
+      // Throws (retryable) while the state the event announces is not written yet: a source resolution is
+      // verified on the case it resolved (verified earlier, the state before it was judged, an inconclusive
+      // verdict recorded and announced while the source still said active; a new case was "not found").
+      await ensureCaseWritten(deps.store, event);
       if (event.type === 'case.reopened') {
         if (!event.actor.startsWith('jira:')) return []; // the verifier's own reopen wrote the case already
         await recordEventEvidence(deps, event);

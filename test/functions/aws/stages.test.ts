@@ -305,6 +305,30 @@ describe('AWS stage functions', () => {
     expect(jira.issues.size).toBe(1);
   });
 
+  it('ticket reports an event whose case write has not landed as a batch item failure, and handles it once it has', async () => {
+    // Prepare: a decided case (stored at version 1) whose event names a version 2 not written yet
+    const decided = await decidedCase('guardduty/assumedrole-exfiltration.eventbridge.json');
+    const announced = z.looseObject({ caseKey: z.string(), caseVersion: z.number() }).parse(decided.detail);
+    expect(announced.caseVersion).toBe(1);
+    const early = { ...decided, detail: { ...announced, caseVersion: 2 } };
+    const record = sqsRecord(JSON.stringify(early));
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    const before = jira.issues.size;
+    // Act 1: the early delivery
+    const first = await handler(sqsEvent(record), lambdaContext('ticket'));
+    const afterFirst = jira.issues.size;
+    // Act 2: the write lands; SQS delivers the same message again
+    const store = new DynamoDocStore(new DynamoDBClient({}), 'closeloop-test');
+    const stored = await store.get('cases', announced.caseKey);
+    await store.put('cases', announced.caseKey, stored?.value, { expectVersion: stored?.version ?? 0 });
+    const second = await handler(sqsEvent(record), lambdaContext('ticket'));
+    // Assess
+    expect(first).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+    expect(afterFirst).toBe(before);
+    expect(second).toEqual({ batchItemFailures: [] });
+    expect(jira.issues.size).toBe(before + 1);
+  });
+
   it("ticket's schedule sends what Jira could not take when the event came (the outbox drain)", async () => {
     // Prepare: Jira refuses every create while the case's event is handled; the message itself succeeds.
     const decided = await decidedCase('guardduty/eks.eventbridge.json');
