@@ -55,6 +55,18 @@ class DyingStore extends MemoryDocStore {
   }
 }
 
+/** A dying store where another run writes `raced` (the same value) just before this run's conditional write of it. */
+class RacedStore extends DyingStore {
+  raced: string | undefined;
+  override async put(collection: string, id: string, value: unknown, options?: PutOptions) {
+    if (collection === COLLECTIONS.cases && id === this.raced && options?.expectVersion !== undefined) {
+      this.raced = undefined;
+      await super.put(collection, id, value);
+    }
+    return super.put(collection, id, value, options);
+  }
+}
+
 describe('exception sweep', () => {
   let config: Config;
   let clock: TestClock;
@@ -278,5 +290,30 @@ describe('exception sweep', () => {
     expect(next).toMatchObject({ reopened: 1, stopped: false });
     expect(await caseOf(store, middle.key)).toMatchObject({ status: 'open', exception: null });
     expect(published.filter((e) => e.type === 'case.decided').map((e) => e.caseKey)).toEqual([middle.key]);
+  });
+
+  it('announces a kept change whose case another run wrote while this one re-evaluated it (its write lost the race)', async () => {
+    // Prepare: the second case's exception has expired; a run keeps its reopen and has not written it yet
+    // (it stands still before its write, as a run still alive would), and the others are extended
+    const store = new RacedStore();
+    const [, second] = await suppressedCases(store);
+    if (!second) throw new Error('two cases expected');
+    extend('EXC-1');
+    extend('EXC-3');
+    clock.set('2026-12-02T12:00:00Z');
+    const { dead, die } = mortal();
+    store.stuck = second.key;
+    store.onStuck = die;
+    await Promise.race([dead, sweeper(store, recorder([])).sweepExceptions()]);
+    // That run's write lands just before this run's own
+    store.raced = second.key;
+    const published: PipelineEvent[] = [];
+    // Act
+    clock.set('2026-12-02T12:00:05Z');
+    await sweeper(store, recorder(published)).sweepExceptions();
+    // Assess: the reopen is announced (by this run: the other may die before it publishes), and the case
+    // written once
+    expect(reopens(published).map((e) => e.caseKey)).toEqual([second.key]);
+    expect(await caseOf(store, second.key)).toMatchObject({ status: 'reopened', reopenCount: 1 });
   });
 });

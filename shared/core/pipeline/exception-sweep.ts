@@ -158,9 +158,18 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
       continue;
     }
     const change = doc ? await sweepCase(doc) : undefined;
-    // The same change is kept under the same id again (released when published).
-    if (change?.events[0]?.id !== k.id) await releaseEvents(deps, SWEEP_UNPUBLISHED, k.events);
-    if (change && !(await announce(counted(change), false))) break;
+    if (change) {
+      // The same change is kept under the same id again (released when published).
+      if (change.events[0]?.id !== k.id) await releaseEvents(deps, SWEEP_UNPUBLISHED, k.events);
+      if (!(await announce(counted(change), false))) break;
+      continue;
+    }
+    // Nothing to change now. Unless the run that kept the entry is alive and its write just won the race with
+    // this one: then the case says it now, and the entry (that run's) is owed.
+    const fresh = doc ? await deps.store.get(CASES, caseKey) : undefined;
+    if (fresh && announces(parseWithoutCopy(CaseSchema, fresh.value) as Case, k.events)) {
+      if (!(await announce(k.events, true))) break;
+    } else await releaseEvents(deps, SWEEP_UNPUBLISHED, k.events);
   }
 
   // The pass, from where the last stopped run left off, round to it.
