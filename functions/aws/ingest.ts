@@ -64,11 +64,25 @@ const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
     ports.log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
 });
 
+/**
+ * The sweep re-evaluates no case later than this before the function's timeout (30 s): room for the last
+ * group's publish (PutEvents retried with backoff), the cursor write and the metrics flush. The cases it did
+ * not reach come first in the next run.
+ */
+export const EXCEPTION_SWEEP_MARGIN_MS = 10_000;
+
 /** The exception sweep (it publishes the events of the cases it changes). */
-const onSchedule = hubFunction(ports, 'exception-sweep', async (_event: unknown, metrics) => {
-  const counts = await (await ingestPipeline()).sweepExceptions();
+const onSchedule = hubFunction(ports, 'exception-sweep', async (_event: unknown, metrics, context) => {
+  // Taken before the pipeline is built: a cold start's imports count against the timeout too.
+  const until = ports.clock.now().getTime() + context.getRemainingTimeInMillis() - EXCEPTION_SWEEP_MARGIN_MS;
+  const counts = await (await ingestPipeline()).sweepExceptions({ until });
   metrics.addMetric('ExceptionSweepReopened', MetricUnit.Count, counts.reopened);
   metrics.addMetric('ExceptionSweepSuppressed', MetricUnit.Count, counts.suppressed);
+  metrics.addMetric('ExceptionSweepRepublished', MetricUnit.Count, counts.republished);
+  if (counts.stopped)
+    ports.log.info('exception sweep: time budget spent; the next run goes on from the last case reached', {
+      ...counts,
+    });
   return counts;
 });
 

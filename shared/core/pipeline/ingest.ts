@@ -19,8 +19,9 @@ import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
 import { CASES } from './announced.js';
-import { caseKeyOf, compareTime, type DecideInput, decide, reevaluate } from './decide.js';
+import { caseKeyOf, compareTime, type DecideInput, decide } from './decide.js';
 import type { Enriched, Enricher as FullEnricher } from './enrich.js';
+import type { SweepOptions, SweepResult } from './exception-sweep.js';
 import { type Channel, normalize } from './normalize.js';
 
 export const COLLECTIONS = {
@@ -421,56 +422,13 @@ export function createIngest(deps: IngestDeps) {
   /**
    * Re-evaluates stored cases against the exceptions as they are now, without a new finding: a case
    * whose exception expired re-opens, a case an exception newly covers is suppressed. Run at the start
-   * of each local run and on the hub's schedule.
+   * of each local run and on the hub's schedule (see `exception-sweep.ts`: each change's events are kept
+   * ahead of its case write until published). Loaded on first use: the ingest function's queue path never
+   * runs it, and its cold start reads every module imported statically (the bundle budget).
    */
-  async function sweepExceptions(): Promise<{ reopened: number; suppressed: number }> {
-    const now = deps.clock.now();
-    const exceptions = await deps.exceptions();
-    const counts = { reopened: 0, suppressed: 0 };
-    const events: PipelineEvent[] = [];
-    for (const doc of await deps.store.list(COLLECTIONS.cases)) {
-      let changed: { decision: Decision; next: Case } | undefined;
-      await mutateDoc(deps.store, COLLECTIONS.cases, doc.id, CaseSchema, (current) => {
-        changed = current ? reevaluate(current, exceptions, deps.config.policy.decide, now) : undefined;
-        return changed?.next;
-      });
-      if (!changed) continue;
-      const { next, decision } = changed;
-      if (next.status === 'suppressed') counts.suppressed++;
-      else counts.reopened++;
-      const id = `sweep:${shortHash(`${next.key}\n${next.status}\n${next.exception?.id ?? decision.exceptionExpired?.id ?? ''}`, 32)}`;
-      const at = now.toISOString();
-      events.push({
-        id,
-        type: 'case.decided',
-        caseKey: next.key,
-        at,
-        isNewCase: false,
-        recurrence: false,
-        statusChanged: true,
-        detail: { decision },
-      });
-      if (next.status === 'suppressed' && next.exception)
-        events.push({
-          id: `${id}:exception`,
-          type: 'case.exception',
-          caseKey: next.key,
-          at,
-          exceptionId: next.exception.id,
-          active: true,
-        });
-      if (decision.exceptionExpired)
-        events.push({
-          id: `${id}:reopened`,
-          type: 'case.reopened',
-          caseKey: next.key,
-          at,
-          reason: next.statusReason,
-          actor: 'closeloop:exceptions',
-        });
-    }
-    if (events.length > 0) await deps.bus.publish(events);
-    return counts;
+  async function sweepExceptions(options: SweepOptions = {}): Promise<SweepResult> {
+    const { sweepExceptions: sweep } = await import('./exception-sweep.js');
+    return sweep(deps, options);
   }
 
   return { ingest, deadLetter, sweepExceptions };

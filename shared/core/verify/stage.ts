@@ -23,9 +23,10 @@ import {
 } from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
-import { type PipelineEvent, PipelineEventSchema, VerifyTriggerSchema } from '../model/events.js';
+import { type PipelineEvent, VerifyTriggerSchema } from '../model/events.js';
 import { type Finding, FindingSchema, ProviderSchema, SourceSchema, TimestampSchema } from '../model/finding.js';
 import { ensureCaseWritten } from '../pipeline/announced.js';
+import { keepEvents, keptOldestFirst, releaseEvents } from '../pipeline/kept-events.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
@@ -81,10 +82,6 @@ const FINDINGS = 'findings';
  * and the publish, or a publish that failed) first.
  */
 export const UNPUBLISHED = 'verify-unpublished';
-const UnpublishedSchema = z.object({
-  events: z.array(PipelineEventSchema).min(1),
-  at: TimestampSchema.optional(),
-});
 
 /**
  * How a verification hands over its follow-up events. An event-driven request needs nothing more: its
@@ -100,34 +97,20 @@ export interface KeepOptions {
    * Write the events to {@link UNPUBLISHED} before the case write, so they are durable no later than the
    * state they announce; whoever publishes them removes them ({@link releaseKept}). A separate write ahead,
    * not the case's own batch: `writeBatch` is not atomic (DynamoDB runs its puts in parallel), and events
-   * kept on the case would put the verifier's bookkeeping into the document every stage reads and writes.
+   * kept on the case would put the verifier's bookkeeping into the document every stage reads and writes
+   * (`pipeline/kept-events.ts`, shared with the exception sweep).
    */
   keep?: boolean;
 }
 
 /** Writes a verdict's follow-up events ahead of the case write (idempotent: same id, same events). */
-async function keepAhead(deps: VerifyDeps, events: readonly PipelineEvent[]): Promise<void> {
-  const first = events[0];
-  if (!first) return;
-  await deps.store.put(UNPUBLISHED, first.id, { events, at: deps.clock.now().toISOString() });
-}
+const keepAhead = (deps: VerifyDeps, events: readonly PipelineEvent[]) => keepEvents(deps, UNPUBLISHED, events);
 
 /**
  * Removes published events from {@link UNPUBLISHED}. A removal that fails leaves them to the next sweep,
  * which publishes them again: a duplicate (same ids) the ticket stage does once.
  */
-async function releaseKept(deps: VerifyDeps, events: readonly PipelineEvent[]): Promise<void> {
-  const first = events[0];
-  if (!first) return;
-  try {
-    await deps.store.delete(UNPUBLISHED, first.id);
-  } catch (e) {
-    deps.log.warn('verify: published events stay kept; the next sweep publishes them again', {
-      id: first.id,
-      error: errorMessage(e),
-    });
-  }
-}
+const releaseKept = (deps: VerifyDeps, events: readonly PipelineEvent[]) => releaseEvents(deps, UNPUBLISHED, events);
 
 /**
  * Creates the stage.
@@ -895,12 +878,7 @@ async function publishKept(
   result: ReverifyResult,
   until: number | undefined,
 ): Promise<void> {
-  const kept = (await deps.store.list(UNPUBLISHED)).flatMap((doc) => {
-    const parsed = UnpublishedSchema.safeParse(doc.value);
-    return parsed.success ? [{ id: doc.id, at: parsed.data.at ?? '', events: parsed.data.events }] : [];
-  });
-  kept.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  for (const k of kept) {
+  for (const k of await keptOldestFirst(deps, UNPUBLISHED)) {
     if (until !== undefined && deps.clock.now().getTime() >= until) return;
     try {
       await finishKept(deps, k.events);
