@@ -146,7 +146,12 @@ describe('exception sweep', () => {
     const written = afterFailed.filter((c) => c.status === 'reopened').map((c) => c.key);
     expect(written.length).toBeGreaterThanOrEqual(1);
     expect(refused.map((e) => e.caseKey)).toEqual(expect.arrayContaining(written));
-    expect(reopens(published).map((e) => e.caseKey)).toEqual(cases.map((c) => c.key));
+    // (each case once; kept entries of one run go out in id order, not case order)
+    expect(
+      reopens(published)
+        .map((e) => e.caseKey)
+        .sort(),
+    ).toEqual(cases.map((c) => c.key).sort());
     expect(published.map((e) => e.id)).toEqual(expect.arrayContaining(refused.map((e) => e.id)));
     expect(new Set(published.map((e) => e.id)).size).toBe(published.length);
     expect(next.republished).toBeGreaterThan(0);
@@ -180,7 +185,12 @@ describe('exception sweep', () => {
     expect(written.length).toBeGreaterThanOrEqual(1);
     expect(reopens(lost).map((e) => e.caseKey)).toEqual(written);
     expect(published.map((e) => e.id)).toEqual(expect.arrayContaining(lost.map((e) => e.id)));
-    expect(reopens(published).map((e) => e.caseKey)).toEqual(cases.map((c) => c.key));
+    // (each case once; kept entries of one run go out in id order, not case order)
+    expect(
+      reopens(published)
+        .map((e) => e.caseKey)
+        .sort(),
+    ).toEqual(cases.map((c) => c.key).sort());
     expect(new Set(published.map((e) => e.id)).size).toBe(published.length);
   });
 
@@ -315,5 +325,33 @@ describe('exception sweep', () => {
     // written once
     expect(reopens(published).map((e) => e.caseKey)).toEqual([second.key]);
     expect(await caseOf(store, second.key)).toMatchObject({ status: 'reopened', reopenCount: 1 });
+  });
+
+  it('announces an exception extended after it expired, and its second expiry, under ids of their own', async () => {
+    // Prepare: three suppressed cases; EXC-1's expiry passes (its case re-opens), then its owner extends it
+    const store = new MemoryDocStore();
+    const [first] = await suppressedCases(store);
+    if (!first) throw new Error('no case');
+    const published: PipelineEvent[] = [];
+    const sweep = () => sweeper(store, recorder(published)).sweepExceptions();
+    clock.set('2026-12-02T12:00:00Z');
+    await sweep();
+    const firstExpiry = published.filter((e) => e.caseKey === first.key);
+    published.length = 0;
+    extend('EXC-1');
+    // Act: the extension suppresses the case again; past the new expiry it re-opens again
+    await sweep();
+    const extension = published.filter((e) => e.caseKey === first.key);
+    published.length = 0;
+    clock.set('2027-07-01T12:00:00Z');
+    await sweep();
+    const secondExpiry = published.filter((e) => e.caseKey === first.key);
+    // Assess: each change is announced, none under an id an earlier change used (a consumer handles an id once)
+    expect(reopens(firstExpiry)).toHaveLength(1);
+    expect(extension.map((e) => e.type)).toEqual(['case.decided', 'case.exception']);
+    expect(reopens(secondExpiry)).toHaveLength(1);
+    const ids = [...firstExpiry, ...extension, ...secondExpiry].map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(await caseOf(store, first.key)).toMatchObject({ status: 'reopened', reopenCount: 2 });
   });
 });

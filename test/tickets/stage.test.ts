@@ -237,6 +237,55 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('reopened');
   });
 
+  it('tells the ticket again when an exception extended after it expired accepts the risk, and when it expires again', async () => {
+    // Prepare: a ticketed case suppressed by EXC-7 (until 2026-02-01), which then expires
+    const { h, c } = await ticketedCase();
+    const until = (expires: string) => ({
+      id: 'EXC-7',
+      owner: 'ciso@example.com',
+      justification: 'temporary',
+      expires,
+    });
+    const suppress = async (expires: string) => {
+      const stored = await readCase(h.store, c.key);
+      const x = until(expires);
+      const next = {
+        ...stored,
+        status: 'suppressed' as const,
+        exception: x,
+        lastDecision: { ...decisionOf(stored), exception: x, exceptionExpired: null },
+      };
+      await putCase(h.store, next);
+      await h.stage.handle(decided(next, { isNewCase: false }));
+    };
+    const expire = async (expires: string) => {
+      const stored = await readCase(h.store, c.key);
+      const next = {
+        ...stored,
+        status: 'reopened' as const,
+        exception: null,
+        lastDecision: { ...decisionOf(stored), exceptionExpired: until(expires) },
+      };
+      await putCase(h.store, next);
+      await h.stage.handle(decided(next, { isNewCase: false }));
+    };
+    await suppress('2026-02-01');
+    await expire('2026-02-01');
+    // Act: the owner extends EXC-7 to 2026-06-01 (the case is suppressed again), and that expires too
+    await suppress('2026-06-01');
+    const extended = await localTicket(h, 'LOCAL-1');
+    const labelsWhileExtended = [...extended.labels];
+    await expire('2026-06-01');
+    // Assess: two acceptances and two expiries said, the label back while the extension held, gone after
+    const t = await localTicket(h, 'LOCAL-1');
+    const texts = t.comments.map((x) => x.text);
+    expect(texts.filter((x) => x.includes('Risk accepted. risk accepted under exception EXC-7'))).toHaveLength(2);
+    expect(texts.filter((x) => x.includes('exception EXC-7 expired on 2026-02-01'))).toHaveLength(1);
+    expect(texts.filter((x) => x.includes('exception EXC-7 expired on 2026-06-01'))).toHaveLength(1);
+    expect(labelsWhileExtended).toContain('risk-accepted');
+    expect(t.labels).not.toContain('risk-accepted');
+  });
+
   it('says once on the ticket that the risk is no longer accepted when an exception is revoked', async () => {
     // Prepare: a ticketed case, then suppressed by an exception (risk-accepted comment), then the exception revoked
     const { h, c } = await ticketedCase();

@@ -217,7 +217,10 @@ interface Change {
  * handles once.
  */
 function sweepEvents(next: Case, decision: Decision, at: string): PipelineEvent[] {
-  const id = `sweep:${shortHash(`${next.key}\n${next.status}\n${next.exception?.id ?? decision.exceptionExpired?.id ?? ''}`, 32)}`;
+  // With the exception's expiry: one exception extended and expiring again is another change (the same id
+  // would be the first expiry's, which the ticket stage has handled, and the ticket would not be told).
+  const x = next.exception ?? decision.exceptionExpired ?? decision.exceptionLifted;
+  const id = `sweep:${shortHash(`${next.key}\n${next.status}\n${x?.id ?? ''}\n${x?.expires ?? ''}`, 32)}`;
   const events: PipelineEvent[] = [
     {
       id,

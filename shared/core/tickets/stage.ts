@@ -124,7 +124,8 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
   const d = c.lastDecision;
   if (d?.exceptionExpired) {
     const x = d.exceptionExpired;
-    await riskNoLongerAccepted(ctx, c, exceptionExpiredReason(x), `expired|${c.key}|${x.id}`);
+    // Keyed with the expiry: an exception extended after it expired may expire again, and the ticket is told again.
+    await riskNoLongerAccepted(ctx, c, exceptionExpiredReason(x), `expired|${c.key}|${x.id}|${x.expires}`);
     if (c.ticket) return;
   }
   if (d?.exceptionLifted) {
@@ -296,6 +297,7 @@ async function acceptRisk(ctx: TicketContext, c: Case, exceptionId: string): Pro
   await enqueueAndSend(
     ctx,
     [comment(c, exceptionComment(x)), { op: 'labels', caseKey: c.key, labels: [RISK_ACCEPTED_LABEL] }],
-    `accepted|${c.key}|${exceptionId}`,
+    // Keyed with the expiry: the same exception extended after it expired accepts the risk again.
+    `accepted|${c.key}|${exceptionId}|${x.expires}`,
   );
 }
