@@ -320,7 +320,7 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
       into.push(...events);
     };
 
-    it('publishes the verdict in the next sweep, once and under the same id, when it died between the case write and the publish', async () => {
+    it('publishes the verdict on the redelivery of the answer, once and under the same id, when it died between the case write and the publish', async () => {
       // Prepare: the answer's delivery records the verdict and writes the case, then dies publishing
       await createVerifyStage(deps()).handle(applyRequested());
       const answer = await spokeAnswers(lastSent());
@@ -343,7 +343,7 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
       const [record] = await verifyRecords();
       expect(stranded.status).toBe('verified');
       expect(redelivered.verdict).toBe('duplicate');
-      expect(afterRedelivery).toBe(0);
+      expect(afterRedelivery).toBe(1);
       expect(published).toEqual([
         expect.objectContaining({
           type: 'case.verified',
@@ -352,11 +352,11 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
         }),
       ]);
       expect(published).toEqual(lost);
-      expect(sweep.republished).toBe(1);
+      expect(sweep.republished).toBe(0);
       expect(await store.list(UNPUBLISHED)).toEqual([]);
     });
 
-    it('writes the case from the record before the next sweep publishes the verdict, when it died at the case write', async () => {
+    it('writes the case from the record before the redelivered answer publishes the verdict, when it died at the case write', async () => {
       // Prepare: the answer's delivery records the verdict, then dies writing the case
       await createVerifyStage(deps()).handle(applyRequested());
       const answer = await spokeAnswers(lastSent());
@@ -394,7 +394,33 @@ describe('verify stage: re-reads in the spoke when the hub cannot read the provi
           caseStatus: 'verified',
         },
       ]);
-      expect(sweep).toMatchObject({ republished: 1, errors: 0 });
+      expect(sweep).toMatchObject({ republished: 0, errors: 0 });
+    });
+
+    it('records and announces the verdict on the redelivery of the answer when it died before anything was kept', async () => {
+      // Prepare: the answer's delivery dies as it keeps the verdict's events (before any case write)
+      await createVerifyStage(deps()).handle(applyRequested());
+      const answer = await spokeAnswers(lastSent());
+      const { died, die } = deathAt();
+      const dyingStore = Object.create(store) as MemoryDocStore;
+      dyingStore.put = (collection, id, value, options) =>
+        collection === UNPUBLISHED ? die() : store.put(collection, id, value, options);
+      await Promise.race([
+        died,
+        recordRemoteVerification(deps({ store: dyingStore }), answer, { publish: async () => {} }),
+      ]);
+      const stranded = await readCase();
+      const published: PipelineEvent[] = [];
+      // Act: the answer comes back (SQS)
+      await recordRemoteVerification(deps(), answer, { publish: publishedTo(published) });
+      // Assess: one record, the case verified, the verdict announced once; nothing left waiting
+      const records = await verifyRecords();
+      expect(stranded.status).toBe('pending-verification');
+      expect(records).toHaveLength(1);
+      expect(await readCase()).toMatchObject({ status: 'verified', evidenceHead: records[0]?.hash });
+      expect(published.map((e) => e.type)).toEqual(['case.verified']);
+      expect(await store.list(REMOTE_VERIFY_COLLECTION)).toEqual([]);
+      expect(await store.list(UNPUBLISHED)).toEqual([]);
     });
   });
 

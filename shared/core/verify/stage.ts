@@ -1190,10 +1190,11 @@ export async function recordRemoteVerification(
     await sleepOf(deps)(delayFor(deps.policy, pending.attempt));
     return requestRemoteRetry(deps, c, req, pending, calls);
   }
-  // Claim the answer: of two concurrent deliveries, only the one that removes the document records it.
-  if (!(await deps.store.delete(REMOTE_VERIFY_COLLECTION, c.key, { expectVersion: doc.version }))) {
-    return { verdict: 'duplicate', events: [] };
-  }
+  // Recorded before the request is removed: a process that dies anywhere before the removal leaves the request
+  // for the answer's redelivery, which finishes from the record (same key: pending.key) and announces the same
+  // events. Removed first, as a claim, the redelivery found nothing to answer: a death before the events were
+  // kept lost the verdict, and the case waited in pending-verification for good. Two deliveries at once, or
+  // the sweep giving the request up meanwhile, record one verdict: the first record under the key stands.
   const findings = await loadFindings(deps.store, c.findingKeys);
   const { publish } = options;
   const out = await concludeVerification(
@@ -1212,6 +1213,8 @@ export async function recordRemoteVerification(
     await publish(out.events);
     await releaseKept(deps, out.events);
   }
+  // A request replaced meanwhile (the sweep asked again) stays: its answer finds this verdict on record.
+  await deps.store.delete(REMOTE_VERIFY_COLLECTION, c.key, { expectVersion: doc.version });
   return out;
 }
 
