@@ -21,6 +21,7 @@ import {
   releaseHeld,
 } from '../../shared/core/remediation/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
+import { redeliverEarly } from './middleware/early-redelivery.js';
 import { hubFunction, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-remediate' }) });
@@ -62,30 +63,35 @@ const load = () => {
   return deps;
 };
 
-const onQueue = sqsFunction(ports, 'remediate', async (record, metrics) => {
-  const message = remoteMessageOf(eventBridgeEventFromSqs(record));
-  if (message?.kind === 'result') {
-    await ports.bus.publish(await recordRemoteResult(await load(), message.result));
-    metrics.addMetric('remediate.remote-result', MetricUnit.Count, 1);
-    return;
-  }
-  // A hand-over the API destination could not deliver, redriven from the dead-letter queue: sent again while
-  // its case still waits on it (an apply whose claim was settled since is dropped, and said).
-  if (message?.kind === 'request') {
-    if (await handOverStillOwed(ports.store, message.request)) return remote.dispatch(message.request);
-    ports.log.warn('redriven hand-over dropped: its case no longer waits on that claim', {
-      caseKey: message.request.caseKey,
-      requestId: message.request.requestId,
-    });
-    metrics.addMetric('remediate.stale-hand-over', MetricUnit.Count, 1);
-    return;
-  }
-  const stage = createRemediationStage(await load());
-  const event = pipelineEventFromSqs(record);
-  if (!stage.handles.includes(event.type)) return;
-  await ports.bus.publish(await stage.handle(event));
-  metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
-});
+// An event that reached the stage before its case write is delivered again in seconds, not the queue's timeout.
+const onQueue = sqsFunction(
+  ports,
+  'remediate',
+  redeliverEarly(ports, 'remediate', async (record, metrics) => {
+    const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+    if (message?.kind === 'result') {
+      await ports.bus.publish(await recordRemoteResult(await load(), message.result));
+      metrics.addMetric('remediate.remote-result', MetricUnit.Count, 1);
+      return;
+    }
+    // A hand-over the API destination could not deliver, redriven from the dead-letter queue: sent again while
+    // its case still waits on it (an apply whose claim was settled since is dropped, and said).
+    if (message?.kind === 'request') {
+      if (await handOverStillOwed(ports.store, message.request)) return remote.dispatch(message.request);
+      ports.log.warn('redriven hand-over dropped: its case no longer waits on that claim', {
+        caseKey: message.request.caseKey,
+        requestId: message.request.requestId,
+      });
+      metrics.addMetric('remediate.stale-hand-over', MetricUnit.Count, 1);
+      return;
+    }
+    const stage = createRemediationStage(await load());
+    const event = pipelineEventFromSqs(record);
+    if (!stage.handles.includes(event.type)) return;
+    await ports.bus.publish(await stage.handle(event));
+    metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
+  }),
+);
 
 /**
  * The schedule starts no case later than this before the function's timeout: room for an apply in flight

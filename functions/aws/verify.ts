@@ -20,6 +20,7 @@ import {
 } from '../../shared/core/verify/stage.js';
 import { recordUpstreamAnswer } from '../../shared/core/verify/upstream-answer.js';
 import { awsActionContext } from './middleware/action-context.js';
+import { redeliverEarly } from './middleware/early-redelivery.js';
 import { hubFunction, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-verify' }) });
@@ -86,26 +87,31 @@ const verifyDeps = () =>
   }));
 
 // One queue carries closeloop's own events and the spokes' verify answers, mixed in a batch.
-const onQueue = sqsFunction(ports, 'verify', async (record, metrics) => {
-  const deps = await verifyDeps();
-  const message = remoteMessageOf(eventBridgeEventFromSqs(record));
-  if (message?.kind === 'result' && message.result.op === 'resolve') {
-    await recordUpstreamAnswer(deps, message.result);
-    metrics.addMetric('verify.upstream-answer', MetricUnit.Count, 1);
-    return;
-  }
-  if (message?.kind === 'result') {
-    // Published inside, after the events were kept: the answer's redelivery cannot announce them again.
-    await recordRemoteVerification(deps, message.result, { publish: (events) => ports.bus.publish(events) });
-    metrics.addMetric('verify.remote-answer', MetricUnit.Count, 1);
-    return;
-  }
-  const stage = createVerifyStage(deps);
-  const event = pipelineEventFromSqs(record);
-  if (!stage.handles.includes(event.type)) return;
-  await ports.bus.publish(await stage.handle(event));
-  metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
-});
+// An event that reached the stage before its case write is delivered again in seconds, not the queue's timeout.
+const onQueue = sqsFunction(
+  ports,
+  'verify',
+  redeliverEarly(ports, 'verify', async (record, metrics) => {
+    const deps = await verifyDeps();
+    const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+    if (message?.kind === 'result' && message.result.op === 'resolve') {
+      await recordUpstreamAnswer(deps, message.result);
+      metrics.addMetric('verify.upstream-answer', MetricUnit.Count, 1);
+      return;
+    }
+    if (message?.kind === 'result') {
+      // Published inside, after the events were kept: the answer's redelivery cannot announce them again.
+      await recordRemoteVerification(deps, message.result, { publish: (events) => ports.bus.publish(events) });
+      metrics.addMetric('verify.remote-answer', MetricUnit.Count, 1);
+      return;
+    }
+    const stage = createVerifyStage(deps);
+    const event = pipelineEventFromSqs(record);
+    if (!stage.handles.includes(event.type)) return;
+    await ports.bus.publish(await stage.handle(event));
+    metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
+  }),
+);
 /**
  * The sweep starts no re-check later than this before the function's timeout: room for the re-check in
  * flight (with the default policy a failing re-read backs off 2 + 4 + 8 s between its attempts, and a

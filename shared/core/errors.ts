@@ -106,3 +106,21 @@ export const errorMessage = (e: unknown): string => (e instanceof Error ? e.mess
 
 /** True when `e` is a system error with this `code` (`ENOENT`, `EEXIST`…), as Node's fs calls throw. */
 export const hasErrorCode = (e: unknown, code: string): boolean => e instanceof Error && 'code' in e && e.code === code;
+
+/**
+ * The wait (seconds) a retryable error asks for after the `attempt`-th failure of its work (1 = the first): the
+ * entry of its `retryAfterSchedule` for that attempt, the last entry repeating. Undefined for an error without a
+ * schedule, one that only carries a remote's Retry-After included: a queue that delivered such a message again
+ * after the remote's few seconds would spend its receives (then the DLQ) within a minute of a lasting throttle,
+ * where its visibility timeout spreads them over hours.
+ *
+ * @example scheduledRetryAfterSeconds(new CaseNotWrittenError('k', 2, 1), 3) // 60
+ */
+export function scheduledRetryAfterSeconds(e: unknown, attempt: number): number | undefined {
+  if (!isRetryable(e) || !(e instanceof Error) || !('retryAfterSchedule' in e)) return undefined;
+  const schedule = e.retryAfterSchedule;
+  if (!Array.isArray(schedule) || schedule.length === 0) return undefined;
+  const n = Number.isFinite(attempt) && attempt >= 1 ? Math.floor(attempt) : 1;
+  const wait: unknown = schedule[Math.min(n, schedule.length) - 1];
+  return typeof wait === 'number' && Number.isFinite(wait) && wait >= 0 ? wait : undefined;
+}

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import * as bundler from '../../scripts/bundle-functions.mjs';
 import { REMOTE_RESULT_DETAIL_TYPE, SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
+import { CASE_WRITE_RETRY_SECONDS } from '../../shared/core/pipeline/announced.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
 import { matchesPattern, root } from './helpers.js';
@@ -370,6 +371,43 @@ describe('serverless.yml packaged offline', () => {
       expect(visibility).toBeGreaterThanOrEqual(6 * Number(fn?.Properties.Timeout));
     }
     expect(ticket?.ScalingConfig).toEqual({ MaximumConcurrency: 5 });
+  });
+
+  it("lets every SQS-fed function change the visibility of its own queues' messages, and of no other queue", () => {
+    // Prepare: each function's queues (its event sources) and its role
+    const fns = Object.fromEntries(resources('AWS::Lambda::Function'));
+    const getAtt = z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.string()]) });
+    const queuesOf = new Map<string, Set<string>>();
+    for (const [, m] of resources('AWS::Lambda::EventSourceMapping')) {
+      const fn = getAtt.parse(m.Properties.FunctionName)['Fn::GetAtt'][0];
+      const queue = getAtt.parse(m.Properties.EventSourceArn)['Fn::GetAtt'][0];
+      queuesOf.set(fn, (queuesOf.get(fn) ?? new Set()).add(queue));
+    }
+    const roleOf = (fn: string) => getAtt.parse(fns[fn]?.Properties.Role)['Fn::GetAtt'][0];
+    const roles = new Set([...queuesOf.keys()].map(roleOf));
+    // Act: the queues each role may call ChangeMessageVisibility on (early redelivery of a pending case's event)
+    const granted = (role: string) =>
+      roleStatements(role)
+        .filter((st) => st.Effect === 'Allow' && actionsOf(st).includes('sqs:ChangeMessageVisibility'))
+        .flatMap((st) => [st.Resource].flat())
+        .map((r) => getAtt.parse(r)['Fn::GetAtt'][0])
+        .sort();
+    // Assess
+    expect(queuesOf.size).toBeGreaterThanOrEqual(5);
+    for (const [fn, queues] of queuesOf) expect(granted(roleOf(fn)), fn).toEqual([...queues].sort());
+    for (const [name] of resources('AWS::IAM::Role')) if (!roles.has(name)) expect(granted(name), name).toEqual([]);
+  });
+
+  it("keeps every wait before an early redelivery within the visibility timeout of each SQS-fed function's queue", () => {
+    // Prepare
+    const queues = resources('AWS::Lambda::EventSourceMapping').map(
+      ([, m]) => GetAttArnSchema.parse(m.Properties.EventSourceArn)['Fn::GetAtt'][0],
+    );
+    // Act / Assess: the change only ever shortens the wait it replaces
+    for (const queue of queues)
+      expect(Number(template.Resources[queue]?.Properties.VisibilityTimeout), queue).toBeGreaterThanOrEqual(
+        Math.max(...CASE_WRITE_RETRY_SECONDS),
+      );
   });
 
   it('gives every queue a dead-letter queue when it is not one itself', () => {

@@ -7,6 +7,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { pipelineEventFromSqs } from '../../../shared/adapters/bus/sqs.js';
 import type { AwsPorts } from '../../../shared/adapters/wiring/aws.js';
 import type { Stage } from '../../../shared/core/pipeline/stage.js';
+import { redeliverEarly } from './early-redelivery.js';
 import { MetricUnit, sqsFunction } from './hub-function.js';
 
 /**
@@ -23,13 +24,18 @@ export function stageFunction(ports: AwsPorts, name: string, build: (ports: AwsP
     });
     return stages;
   };
-  return sqsFunction(ports, name, async function handleStageRecord(record, metrics: Metrics) {
-    const event = pipelineEventFromSqs(record);
-    for (const stage of await load()) {
-      if (!stage.handles.includes(event.type)) continue;
-      const followUps = await stage.handle(event);
-      await ports.bus.publish(followUps);
-      metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
-    }
-  });
+  // An event that reached the stage before its case write is delivered again in seconds, not the queue's timeout.
+  return sqsFunction(
+    ports,
+    name,
+    redeliverEarly(ports, name, async function handleStageRecord(record, metrics: Metrics) {
+      const event = pipelineEventFromSqs(record);
+      for (const stage of await load()) {
+        if (!stage.handles.includes(event.type)) continue;
+        const followUps = await stage.handle(event);
+        await ports.bus.publish(followUps);
+        metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
+      }
+    }),
+  );
 }

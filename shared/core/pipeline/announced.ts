@@ -11,8 +11,9 @@
  * {@link ensureCaseWritten}): a case missing, or stored at a lower version, is not acted on and the event
  * not acknowledged; the error is retryable. A higher version is a later write, and fine.
  *
- * Where it goes: the SQS-fed functions report the record as a batch item failure, SQS delivers it again
- * after the queue's visibility timeout (then the DLQ after maxReceiveCount). On the local bus, which
+ * Where it goes: the SQS-fed functions report the record as a batch item failure and make it visible again
+ * after the error's wait for that receive ({@link CASE_WRITE_RETRY_SECONDS}), not the queue's visibility timeout
+ * (30 min on the ticket, remediate and verify queues); the DLQ after maxReceiveCount. On the local bus, which
  * delivers only after the ingest wrote, it happens only to an event a killed run published and never
  * wrote: a stage failure kept as a dead letter; running the same input again writes the case and
  * announces the event again.
@@ -30,8 +31,20 @@ export const CASES = 'cases';
 export type Announcing = Pick<PipelineEvent, 'caseKey' | 'caseVersion'>;
 
 /**
+ * The waits (seconds) before an event whose case write has not landed is delivered again, by failed delivery
+ * (the first waits 5 s; the last entry repeats). The write usually lands within a second, a throttled or
+ * retried one within a minute or two; an ingest run killed before its write is run again after the ingest
+ * queue's visibility timeout (180 s), and writes and announces the case anew. With SQS's 5 receives the
+ * deliveries come at 0, 5, 25, 85 and 205 s, and an event whose case is never written reaches the DLQ after
+ * ~6.5 min instead of 2.5 h. No wait is longer than the shortest stage queue's visibility timeout (the evidence
+ * queue's 180 s; test/infra/serverless.test.ts), so it only ever shortens the wait it replaces.
+ */
+export const CASE_WRITE_RETRY_SECONDS = [5, 20, 60, 120, 180] as const;
+
+/**
  * The case an event announces is not stored yet at the version it names: retryable (kind `transient`), so
- * the event is delivered again once the write has had time to land.
+ * the event is delivered again once the write has had time to land, after the wait its schedule gives for
+ * the delivery that failed ({@link CASE_WRITE_RETRY_SECONDS}; `retryAfterSeconds` is the first).
  */
 export class CaseNotWrittenError extends AdapterError {
   readonly caseKey: string;
@@ -39,8 +52,12 @@ export class CaseNotWrittenError extends AdapterError {
   readonly expected: number;
   /** The version stored (undefined: no case). */
   readonly stored: number | undefined;
+  /** The waits before the next delivery, by failed delivery (see `scheduledRetryAfterSeconds`). */
+  readonly retryAfterSchedule: readonly number[] = CASE_WRITE_RETRY_SECONDS;
   constructor(caseKey: string, expected: number, stored: number | undefined) {
-    super('transient', `case ${caseKey} not written yet at version ${expected} (stored: ${stored ?? 'none'})`);
+    super('transient', `case ${caseKey} not written yet at version ${expected} (stored: ${stored ?? 'none'})`, {
+      retryAfterSeconds: CASE_WRITE_RETRY_SECONDS[0],
+    });
     this.name = 'CaseNotWrittenError';
     this.caseKey = caseKey;
     this.expected = expected;

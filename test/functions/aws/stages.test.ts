@@ -14,7 +14,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -111,6 +111,21 @@ async function decidedCase(path: string): Promise<ReturnType<typeof eventBridgeE
 }
 
 const asRecord = (event: unknown) => sqsEvent(sqsRecord(JSON.stringify(event)));
+
+/** One case for the early deliveries (ingested once: a repeated finding announces no new decision). */
+let earlyCase: ReturnType<typeof decidedCase> | undefined;
+/**
+ * A `case.decided` naming the version after the one stored (the ingest's write not landed yet), as the
+ * `receiveCount`-th delivery from `queue`.
+ */
+async function earlyRecord(queue: string, receiveCount: number): Promise<ReturnType<typeof sqsRecord>> {
+  earlyCase ??= decidedCase('guardduty/sample.eventbridge.json');
+  const decided = await earlyCase;
+  const announced = z.looseObject({ caseKey: z.string(), caseVersion: z.number() }).parse(decided.detail);
+  const early = { ...decided, detail: { ...announced, caseVersion: announced.caseVersion + 1 } };
+  const record = sqsRecord(JSON.stringify(early), queue);
+  return { ...record, attributes: { ...record.attributes, ApproximateReceiveCount: String(receiveCount) } };
+}
 
 describe('AWS stage functions', () => {
   it('evidence writes a locked record to the evidence bucket for a decided case', async () => {
@@ -328,6 +343,90 @@ describe('AWS stage functions', () => {
     expect(second).toEqual({ batchItemFailures: [] });
     expect(jira.issues.size).toBe(before + 1);
   });
+
+  it('ticket makes a record whose case is not written yet visible again in 5 s on its own queue, and still reports it failed', async () => {
+    // Prepare: the first delivery of an event whose case write has not landed, from the ticket queue
+    const record = await earlyRecord('closeloop-test-ticket', 1);
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ticket'));
+    // Assess: hidden for 5 s from now (not the queue's 30 min), and left to SQS as a batch item failure
+    expect(sqs).toHaveReceivedCommandTimes(ChangeMessageVisibilityCommand, 1);
+    expect(sqs).toHaveReceivedCommandWith(ChangeMessageVisibilityCommand, {
+      QueueUrl: 'https://sqs.us-east-1.amazonaws.com/111122223333/closeloop-test-ticket',
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: 5,
+    });
+    expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+  });
+
+  it('ticket waits longer before the next delivery of a record received three times already', async () => {
+    // Prepare: the third delivery of an event whose case write still has not landed
+    const record = await earlyRecord('closeloop-test-ticket', 3);
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ticket'));
+    // Assess
+    expect(sqs).toHaveReceivedCommandExactlyOnceWith(ChangeMessageVisibilityCommand, {
+      QueueUrl: 'https://sqs.us-east-1.amazonaws.com/111122223333/closeloop-test-ticket',
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: 60,
+    });
+    expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+  });
+
+  it('ticket leaves the visibility of a record that failed for a reason retrying cannot fix alone', async () => {
+    // Prepare: a body that is no EventBridge event (invalid, not retryable) beside a record whose case is pending
+    const broken = sqsRecord('not json', 'closeloop-test-ticket');
+    const early = await earlyRecord('closeloop-test-ticket', 1);
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    const res = await handler(sqsEvent(broken, early), lambdaContext('ticket'));
+    // Assess: both reported; only the pending one is shortened
+    expect(res.batchItemFailures).toEqual(
+      expect.arrayContaining([{ itemIdentifier: broken.messageId }, { itemIdentifier: early.messageId }]),
+    );
+    expect(sqs).toHaveReceivedCommandTimes(ChangeMessageVisibilityCommand, 1);
+    expect(sqs).toHaveReceivedCommandWith(ChangeMessageVisibilityCommand, { ReceiptHandle: early.receiptHandle });
+  });
+
+  it('ticket still reports the record failed when ChangeMessageVisibility fails', async () => {
+    // Prepare: SQS refuses the change (the receipt handle expired while the batch ran)
+    sqs.on(ChangeMessageVisibilityCommand).rejects(
+      Object.assign(new Error('Value AQEB for parameter ReceiptHandle is invalid'), {
+        name: 'ReceiptHandleIsInvalid',
+      }),
+    );
+    const record = await earlyRecord('closeloop-test-ticket', 1);
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ticket'));
+    // Assess: the change was tried, and the record goes back to SQS as it would have without it
+    expect(sqs).toHaveReceivedCommandTimes(ChangeMessageVisibilityCommand, 1);
+    expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+  });
+
+  it.each([
+    ['evidence', 'closeloop-test-evidence', () => import('../../../functions/aws/evidence.js')],
+    ['remediate', 'closeloop-test-remediate', () => import('../../../functions/aws/remediate.js')],
+    ['verify', 'closeloop-test-verify', () => import('../../../functions/aws/verify.js')],
+  ] as const)(
+    '%s makes a record whose case is not written yet visible again in 5 s on its own queue',
+    async (fn, queue, load) => {
+      // Prepare
+      const record = await earlyRecord(queue, 1);
+      const { handler } = await load();
+      // Act
+      const res = await handler(sqsEvent(record), lambdaContext(fn));
+      // Assess
+      expect(sqs).toHaveReceivedCommandExactlyOnceWith(ChangeMessageVisibilityCommand, {
+        QueueUrl: `https://sqs.us-east-1.amazonaws.com/111122223333/${queue}`,
+        ReceiptHandle: record.receiptHandle,
+        VisibilityTimeout: 5,
+      });
+      expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+    },
+  );
 
   it("ticket's schedule sends what Jira could not take when the event came (the outbox drain)", async () => {
     // Prepare: Jira refuses every create while the case's event is handled; the message itself succeeds.
