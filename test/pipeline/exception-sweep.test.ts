@@ -116,6 +116,24 @@ describe('exception sweep', () => {
   };
   const reopens = (events: readonly PipelineEvent[]) => events.filter((e) => e.type === 'case.reopened');
 
+  /**
+   * The first two cases' exceptions have expired (the third's is extended); a sweep dies just before writing
+   * the second case: the first case written, its events not yet published, the second's kept.
+   */
+  async function killedBeforeSecondCaseWrite() {
+    const store = new DyingStore();
+    const [first, second] = await suppressedCases(store);
+    if (!first || !second) throw new Error('two cases expected');
+    extend('EXC-3');
+    clock.set('2026-12-02T12:00:00Z');
+    const { dead, die } = mortal();
+    store.stuck = second.key;
+    store.onStuck = die;
+    const before: PipelineEvent[] = [];
+    await Promise.race([dead, sweeper(store, recorder(before)).sweepExceptions()]);
+    return { store, first, second, before };
+  }
+
   it('publishes in the next run, once and under the same ids, the events of a run whose publish failed', async () => {
     // Prepare: three suppressed cases whose exceptions have expired; the bus refuses every publish
     const store = new MemoryDocStore();
@@ -197,16 +215,7 @@ describe('exception sweep', () => {
   it('does not announce the reopen of a case a killed run kept but never wrote, its exception extended since', async () => {
     // Prepare: the first two cases' exceptions have expired; the process dies just before writing the second
     // case (its events kept, the first case written, its events not yet published)
-    const store = new DyingStore();
-    const [first, second] = await suppressedCases(store);
-    if (!first || !second) throw new Error('two cases expected');
-    extend('EXC-3');
-    clock.set('2026-12-02T12:00:00Z');
-    const { dead, die } = mortal();
-    store.stuck = second.key;
-    store.onStuck = die;
-    const before: PipelineEvent[] = [];
-    await Promise.race([dead, sweeper(store, recorder(before)).sweepExceptions()]);
+    const { store, first, second, before } = await killedBeforeSecondCaseWrite();
     // The owner extends the second exception before the next run
     extend('EXC-2');
     const published: PipelineEvent[] = [];
@@ -223,16 +232,7 @@ describe('exception sweep', () => {
 
   it('writes the case a killed run kept but never wrote before announcing its reopen', async () => {
     // Prepare: as above, the exceptions left as they are
-    const store = new DyingStore();
-    const [first, second] = await suppressedCases(store);
-    if (!first || !second) throw new Error('two cases expected');
-    extend('EXC-3');
-    clock.set('2026-12-02T12:00:00Z');
-    const { dead, die } = mortal();
-    store.stuck = second.key;
-    store.onStuck = die;
-    const before: PipelineEvent[] = [];
-    await Promise.race([dead, sweeper(store, recorder(before)).sweepExceptions()]);
+    const { store, first, second, before } = await killedBeforeSecondCaseWrite();
     // What each case says when its events go out
     const published: Array<{ event: PipelineEvent; status: string }> = [];
     const checking: EventBus = {

@@ -8,16 +8,16 @@ import { CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { createEnricher } from '../../shared/core/pipeline/enrich.js';
 import { COLLECTIONS, createIngest, type IngestDoc } from '../../shared/core/pipeline/ingest.js';
-import { type DocStore, silentLogger } from '../../shared/core/ports.js';
+import { type DocStore, type EventBus, silentLogger } from '../../shared/core/ports.js';
 import { loadFixture, loadFixtureText } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const clock = { now: () => new Date('2026-11-23T12:00:00Z') };
 
-function ingestOn(store: DocStore, config: Config, published: PipelineEvent[] = []) {
+function ingestOn(store: DocStore, config: Config, published: PipelineEvent[] | EventBus = []) {
   return createIngest({
     store,
-    bus: { publish: async (events) => void published.push(...events) },
+    bus: Array.isArray(published) ? { publish: async (events) => void published.push(...events) } : published,
     enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
     config,
     exceptions: async () => config.exceptions,
@@ -142,20 +142,11 @@ describe('ingest', () => {
     // Prepare: a bus that notes the stored version of each event's case when the event is published
     const store = new MemoryDocStore();
     const published: Array<{ event: PipelineEvent; storedAtPublish: number | undefined }> = [];
-    const ingest = createIngest({
-      store,
-      bus: {
-        publish: async (events) => {
-          for (const event of events)
-            published.push({ event, storedAtPublish: (await store.get(COLLECTIONS.cases, event.caseKey))?.version });
-        },
+    const ingest = ingestOn(store, config, {
+      publish: async (events) => {
+        for (const event of events)
+          published.push({ event, storedAtPublish: (await store.get(COLLECTIONS.cases, event.caseKey))?.version });
       },
-      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
-      config,
-      exceptions: async () => config.exceptions,
-      clock,
-      log: silentLogger,
-      chunkSize: 3,
     });
     // Act: a new case seen twice in one chunk (one write), then its source resolution (a second write)
     await ingest.ingest([
