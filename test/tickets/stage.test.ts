@@ -298,9 +298,11 @@ describe('ticket stage (local sink)', () => {
       lastDecision: { ...decisionOf(stored), exceptionLifted: lifted },
     };
     await putCase(h.store, open);
-    // Act: delivered twice
+    // Act: delivered twice, the second time after the case was written again (a late delivery)
     await h.stage.handle(decided(open, { isNewCase: false }));
-    await h.stage.handle(decided(open, { isNewCase: false }));
+    const later = { ...open, updatedAt: '2026-12-01T09:00:00.000Z' };
+    await putCase(h.store, later);
+    await h.stage.handle(decided(later, { isNewCase: false }));
     // Assess
     const t = await localTicket(h, 'LOCAL-1');
     const said = t.comments.filter((x) => x.text.includes('EXC-8'));

@@ -132,7 +132,9 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
     // Revoked (or narrowed) before it expired: the ticket said the risk was accepted; now it is not.
     const x = d.exceptionLifted;
     const why = `exception ${x.id} no longer applies (revoked, or its scope no longer covers this case): the risk is no longer accepted`;
-    await riskNoLongerAccepted(ctx, c, why, `lifted|${c.key}|${x.id}|${c.updatedAt}`);
+    // Keyed with the exception's expiry, not the case's last write: a late delivery after the case changed
+    // again (a kept sweep entry published by the next run) is the same news.
+    await riskNoLongerAccepted(ctx, c, why, `lifted|${c.key}|${x.id}|${x.expires}`);
     if (c.ticket) return;
   }
   if (d?.exception) {
