@@ -868,6 +868,38 @@ describe('verify stage', () => {
     expect(new Set(events.map((e) => `${e.type} ${e.id}`)).size).toBe(1);
   });
 
+  it("announces the first attempt's verdict again when the request comes back after decide wrote the case again", async () => {
+    // Prepare: a resolved case; its verification is recorded, but the process dies before publishing the
+    // events (its SQS message comes back); meanwhile a repeat of the resolved finding makes decide write the case
+    await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'service.archived' }));
+    await putCase(
+      store,
+      makeCase({
+        sourceStatus: 'resolved',
+        status: 'pending-verification',
+        remediation: { action: null, mode: 'none', state: 'none' },
+      }),
+    );
+    const stage = createVerifyStage(deps(undefined));
+    const request: PipelineEvent = {
+      id: 'verify:0123456789abcdef0123456789abcdef',
+      type: 'case.verify-requested',
+      caseKey: CASE_KEY,
+      at: '2026-11-20T09:00:00.000Z',
+      trigger: 'source-resolved',
+      actor: 'source:guardduty',
+    };
+    const lost = await stage.handle(request);
+    const verified = await readCase();
+    await putCase(store, { ...verified, occurrences: verified.occurrences + 1, updatedAt: '2026-11-20T09:05:00.000Z' });
+    // Act: the redelivery
+    const again = await stage.handle(request);
+    // Assess: the same verdict under the same id (the ticket closes once), one verify record
+    expect(lost.map((e) => e.type)).toEqual(['case.verified']);
+    expect(again).toEqual(lost);
+    expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
+  });
+
   describe('findings with no action (cloud access present)', () => {
     it("verifies on the source's own state and says that no action can re-read the resource", async () => {
       // Prepare
@@ -993,7 +1025,8 @@ describe('verify stage', () => {
       await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
       const resolved = { sourceStatus: 'resolved' as const, status: 'pending-verification' as const };
       await putCase(store, makeCase({ ...resolved, updatedAt: '2026-11-20T09:00:00.000Z' }));
-      for (const e of resolution('one')) await stage.handle(e);
+      // (ids in the ingest's shape: the hash of the decided finding state)
+      for (const e of resolution('1'.repeat(32))) await stage.handle(e);
       const first = await readCase();
       await putCase(store, {
         ...first,
@@ -1007,7 +1040,8 @@ describe('verify stage', () => {
       clock.set('2026-11-20T10:05:00.000Z');
       // Act: the second resolution's two events, each delivered twice
       const events = [];
-      for (const e of [...resolution('two'), ...resolution('two')]) events.push(...(await stage.handle(e)));
+      const two = '2'.repeat(32);
+      for (const e of [...resolution(two), ...resolution(two)]) events.push(...(await stage.handle(e)));
       // Assess
       const c = await readCase();
       expect(first.status).toBe('verified');

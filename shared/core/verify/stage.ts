@@ -193,19 +193,28 @@ function decisionVerify(detail: Record<string, unknown> | undefined): boolean | 
  * One idempotency key per claim of fixedness: the same apply (or the same source resolution) asked
  * for twice — by `case.remediation` and `case.verify-requested`, or a duplicate delivery — is verified once.
  *
- * A source resolution is the decision that recorded it: the case's `updatedAt`, which decide moves with
- * every change it writes (the verifier, ticketing and evidence stages never move it). Its `case.decided`
- * and `case.verify-requested` and their redeliveries share it; a later resolution of the same finding
- * (NEW → RESOLVED → NEW → RESOLVED) has another, although `lastSeen` (ASFF `LastObservedAt`, GuardDuty
- * `eventLastSeen`) does not move when only the workflow or archive state changes. A remediation write
- * between two deliveries (an approval) moves it too: the later delivery re-checks, it never gets lost.
+ * A source resolution is the finding state the ingest decided: its `case.decided` and `case.verify-requested`
+ * carry one hash in their ids, shared by their redeliveries; a later resolution of the same finding (NEW →
+ * RESOLVED → NEW → RESOLVED) is another state, another hash. A request from elsewhere (an exception sweep's
+ * decision) falls back to the decision that recorded it: the case's `lastSeen` and `updatedAt`.
  */
+/** The ids the ingest gives a decided finding state's `case.decided` and `case.verify-requested`. */
+const INGEST_EVENT_ID = /^(?:decided|verify):([0-9a-f]{32})$/;
+
 function verifyKeyFor(req: VerifyRequest, c: Case): string {
   if (req.trigger === 'apply') {
     return `verify:${shortHash(`${c.key}\napply\n${c.remediation.appliedAt ?? c.remediation.applyToken ?? req.eventId}`, 32)}`;
   }
-  if (req.trigger === 'source-resolved')
+  if (req.trigger === 'source-resolved') {
+    // The ingest's events of one decided finding state share their hash (`decided:<h>`, `verify:<h>`, on the
+    // write-ahead publish and its conflict redo alike): the resolution itself, whatever was written since. Keyed
+    // by the case's last write instead, a redelivery after decide wrote the case again (a repeat of the
+    // resolved finding) re-verified under a new key and, the case already verified, announced nothing: the
+    // first attempt's `case.verified`, which closes the ticket, was lost with its process.
+    const resolution = INGEST_EVENT_ID.exec(req.eventId)?.[1];
+    if (resolution) return `verify:${shortHash(`${c.key}\nsource-resolved\n${resolution}`, 32)}`;
     return `verify:${shortHash(`${c.key}\nsource-resolved\n${c.lastSeen}\n${c.updatedAt}`, 32)}`;
+  }
   return `verify:${shortHash(`${c.key}\n${req.eventId}`, 32)}`;
 }
 
