@@ -189,6 +189,9 @@ function decisionVerify(detail: Record<string, unknown> | undefined): boolean | 
   return d && typeof d === 'object' && 'verify' in d && typeof d.verify === 'boolean' ? d.verify : undefined;
 }
 
+/** The ids the ingest gives a decided finding state's `case.decided` and `case.verify-requested`. */
+const INGEST_EVENT_ID = /^(?:decided|verify):([0-9a-f]{32})$/;
+
 /**
  * One idempotency key per claim of fixedness: the same apply (or the same source resolution) asked
  * for twice — by `case.remediation` and `case.verify-requested`, or a duplicate delivery — is verified once.
@@ -198,9 +201,6 @@ function decisionVerify(detail: Record<string, unknown> | undefined): boolean | 
  * RESOLVED → NEW → RESOLVED) is another state, another hash. A request from elsewhere (an exception sweep's
  * decision) falls back to the decision that recorded it: the case's `lastSeen` and `updatedAt`.
  */
-/** The ids the ingest gives a decided finding state's `case.decided` and `case.verify-requested`. */
-const INGEST_EVENT_ID = /^(?:decided|verify):([0-9a-f]{32})$/;
-
 function verifyKeyFor(req: VerifyRequest, c: Case): string {
   if (req.trigger === 'apply') {
     return `verify:${shortHash(`${c.key}\napply\n${c.remediation.appliedAt ?? c.remediation.applyToken ?? req.eventId}`, 32)}`;
