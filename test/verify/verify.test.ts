@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { VerifyResult } from '../../shared/actions/define.js';
 import { MemoryEvidenceStore } from '../../shared/adapters/evidence/memory.js';
 import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import { LocalUpstreamStatus } from '../../shared/adapters/upstream/local.js';
 import { RoutingUpstreamStatus } from '../../shared/adapters/upstream/route.js';
 import { AdapterError, errorMessage } from '../../shared/core/errors.js';
@@ -13,11 +14,14 @@ import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { InProcessBus, QUEUE_LEASE_MS, type Stage } from '../../shared/core/pipeline/stage.js';
 import { silentLogger } from '../../shared/core/ports.js';
+import { createTicketStage } from '../../shared/core/tickets/stage.js';
+import { shortHash } from '../../shared/core/util/hash.js';
 import type { VerifiableAction } from '../../shared/core/verify/assess.js';
 import { VerificationPolicySchema } from '../../shared/core/verify/policy.js';
 import type { UpstreamResult, UpstreamStatus } from '../../shared/core/verify/ports.js';
 import { createVerifyStage, reverifyRecent, UNPUBLISHED, type VerifyDeps } from '../../shared/core/verify/stage.js';
 import { testContext } from '../helpers/action-context.js';
+import { policy as ticketPolicy } from '../tickets/helpers.js';
 import { CASE_KEY, fixedClock, makeCase, makeFinding, putCase, putFinding } from './helpers.js';
 
 /** A stand-in action whose re-reads answer from a script (results or thrown errors), last one repeating. */
@@ -768,6 +772,177 @@ describe('verify stage', () => {
     expect(calls).toHaveLength(3);
     expect((await records()).filter((r) => r.step === 'upstream')).toHaveLength(2);
     expect((await readCase()).verification?.upstream).toEqual(second.verification?.upstream);
+  });
+
+  describe('a verified case whose ticket close was never delivered', () => {
+    const CLOSED_AT = '2026-11-20T08:00:00.000Z'; // two hours before the clock: past the grace period
+    const OTHER = `${CASE_KEY}#control`;
+    let sink: LocalTicketSink;
+    let tickets: Stage;
+
+    /** A ticket in the local sink for `caseKey`, and the case's record of it (`status` as closeloop knows it). */
+    async function ticketFor(caseKey: string, status: 'open' | 'done' | 'reopened' = 'open') {
+      const ref = await sink.createTicket({
+        caseKey,
+        caseLabel: `closeloop-${shortHash(caseKey)}`,
+        project: undefined,
+        issueType: 'Bug',
+        summary: 'S3 bucket public',
+        description: { type: 'doc', version: 1, content: [] },
+        labels: [],
+        priority: undefined,
+        dueDate: undefined,
+        assigneeId: undefined,
+        components: [],
+        parentKey: undefined,
+      });
+      return { ...ref, createdAt: '2026-11-19T10:00:00.000Z', status };
+    }
+    /** A case closed on a verified verdict at `closedAt` whose ticket is recorded `status`. */
+    async function putVerified(key: string, closedAt = CLOSED_AT, status: 'open' | 'done' | 'reopened' = 'open') {
+      await putCase(
+        store,
+        applied({
+          key,
+          status: 'verified',
+          closedAt,
+          evidenceHead: 'a'.repeat(64),
+          ticket: await ticketFor(key, status),
+          verification: {
+            verdict: 'verified',
+            at: closedAt,
+            reason: 'ok',
+            attempts: 1,
+            trigger: 'apply',
+            upstream: [],
+          },
+        }),
+      );
+    }
+    const caseOf = async (key: string): Promise<Case> => CaseSchema.parse((await store.get('cases', key))?.value);
+    /** Runs a sweep that publishes into `into`. */
+    const sweep = (into: PipelineEvent[]) =>
+      reverifyRecent(deps(scriptedAction([HOLDS])), clock.now(), {
+        publish: async (events) => {
+          into.push(...events);
+        },
+      });
+    const verifiedIn = (events: readonly PipelineEvent[]) => events.filter((e) => e.type === 'case.verified');
+
+    beforeEach(() => {
+      sink = new LocalTicketSink(store, clock);
+      tickets = createTicketStage({ store, sink, clock, log: silentLogger, policy: ticketPolicy() });
+    });
+
+    it('sends its close again under one id, sweep after sweep, and the ticket stage closes the ticket once', async () => {
+      // Prepare
+      await putVerified(CASE_KEY);
+      const first: PipelineEvent[] = [];
+      const second: PipelineEvent[] = [];
+      // Act: two sweeps six hours apart (the first re-check moves the verification's time), then the ticket stage
+      // gets both events, the second twice (a redelivery)
+      const r1 = await sweep(first);
+      clock.set('2026-11-20T16:00:00.000Z');
+      const r2 = await sweep(second);
+      for (const e of [...first, ...second, ...second]) await tickets.handle(e);
+      const third: PipelineEvent[] = [];
+      clock.set('2026-11-20T22:00:00.000Z');
+      const r3 = await sweep(third);
+      // Assess
+      expect(r1).toMatchObject({ reconciled: 1, holding: 1 });
+      expect(first).toEqual([
+        expect.objectContaining({
+          id: expect.stringMatching(/^reconcile:[0-9a-f]{32}$/),
+          type: 'case.verified',
+          caseKey: CASE_KEY,
+          at: CLOSED_AT,
+          verdict: 'verified',
+          detail: expect.objectContaining({
+            evidenceHash: 'a'.repeat(64),
+            evidenceSummary: expect.stringContaining('not delivered'),
+          }),
+        }),
+      ]);
+      expect(r2.reconciled).toBe(1);
+      expect(second.map((e) => e.id)).toEqual(first.map((e) => e.id));
+      const t = await sink.get('LOCAL-1');
+      expect(t?.status).toBe('Done');
+      expect(t?.comments.filter((c) => c.text.startsWith('Verified fixed'))).toHaveLength(1);
+      expect(t?.comments[0]?.text).toContain('not necessarily the verify record');
+      expect((await caseOf(CASE_KEY)).ticket?.status).toBe('done');
+      expect(r3.reconciled).toBe(0);
+      expect(verifiedIn(third)).toEqual([]);
+    });
+
+    it.each([
+      ['closed within the grace period', () => putVerified(CASE_KEY, '2026-11-20T09:30:00.000Z')],
+      ['whose ticket is recorded done', () => putVerified(CASE_KEY, CLOSED_AT, 'done')],
+      ['whose ticket was reopened', () => putVerified(CASE_KEY, CLOSED_AT, 'reopened')],
+      [
+        'a person reopened (the case reopened, its ticket not marked yet)',
+        async () => {
+          await putVerified(CASE_KEY);
+          const c = await caseOf(CASE_KEY);
+          await putCase(store, { ...c, status: 'reopened', closedAt: null, reopenCount: 1 });
+        },
+      ],
+      [
+        'without a ticket',
+        async () => {
+          await putVerified(CASE_KEY);
+          await putCase(store, { ...(await caseOf(CASE_KEY)), ticket: null });
+        },
+      ],
+      [
+        'whose kept verdict events are not out yet',
+        async () => {
+          await putVerified(CASE_KEY);
+          // Kept by a run that died; their record cannot be found, so they stay kept this run.
+          const kept: PipelineEvent = {
+            id: 'verified:kept',
+            type: 'case.verified',
+            caseKey: CASE_KEY,
+            at: CLOSED_AT,
+            verdict: 'verified',
+            detail: { evidenceHash: 'f'.repeat(64) },
+          };
+          await store.put(UNPUBLISHED, kept.id, { events: [kept], at: CLOSED_AT });
+        },
+      ],
+    ])('sends nothing for a case %s', async (_name, prepare) => {
+      // Prepare: the case, and a control case whose close is owed (created first: it has LOCAL-1)
+      await putVerified(OTHER);
+      await prepare();
+      const published: PipelineEvent[] = [];
+      // Act
+      const r = await sweep(published);
+      // Assess: only the control's close
+      expect(r.reconciled).toBe(1);
+      expect(verifiedIn(published)).toEqual([expect.objectContaining({ caseKey: OTHER, verdict: 'verified' })]);
+    });
+
+    it('leaves a ticket a person reopened after the sweep read the case open', async () => {
+      // Prepare: the sweep sends the close; the person's reopen reaches the ticket stage first
+      await putVerified(CASE_KEY);
+      const published: PipelineEvent[] = [];
+      await sweep(published);
+      await tickets.handle({
+        id: 'jira-reopen-1',
+        type: 'case.reopened',
+        caseKey: CASE_KEY,
+        at: '2026-11-20T10:00:30.000Z',
+        reason: 'ticket reopened in Jira',
+        actor: 'jira:alice@acme.example',
+      });
+      // Act
+      for (const e of verifiedIn(published)) await tickets.handle(e);
+      // Assess
+      expect(verifiedIn(published)).toHaveLength(1);
+      const t = await sink.get('LOCAL-1');
+      expect(t?.status).toBe('To Do');
+      expect(t?.comments).toEqual([]);
+      expect((await caseOf(CASE_KEY)).ticket?.status).toBe('reopened');
+    });
   });
 
   it('leaves cases verified before the re-verification window alone', async () => {

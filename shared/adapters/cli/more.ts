@@ -101,7 +101,7 @@ export async function cmdVerify(_args: readonly string[], opts: GlobalOptions, i
     io.out(
       opts.json
         ? JSON.stringify(out, null, 2)
-        : `re-verified ${out.checked} recently closed cases and ${out.rechecked} pending after an inconclusive verdict: ${out.holding} hold, ${out.reopened} reopened, ${out.inconclusive} inconclusive${out.errors > 0 ? `; ${out.errors} could not be re-checked (see the log) and wait for the next run` : ''}`,
+        : `re-verified ${out.checked} recently closed cases and ${out.rechecked} pending after an inconclusive verdict: ${out.holding} hold, ${out.reopened} reopened, ${out.inconclusive} inconclusive${out.reconciled > 0 ? `; ${out.reconciled} verified case(s) whose ticket close was never delivered sent to the ticket again` : ''}${out.errors > 0 ? `; ${out.errors} could not be re-checked (see the log) and wait for the next run` : ''}`,
     );
     // A case that could not be re-checked no longer stops the others, but the command still says it failed.
     return out.errors > 0 ? 3 : 0;

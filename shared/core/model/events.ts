@@ -22,6 +22,13 @@ const base = {
   caseVersion: z.number().int().positive().optional(),
 };
 
+/**
+ * `detail` flag of a `case.verified` that the re-verification sweep sends for a verified closure whose ticket
+ * close was never recorded (verify/stage.ts, `reconcileEvent`): the ticket stage closes only a ticket that is
+ * still recorded open, never one reopened since the sweep read the case.
+ */
+export const RECONCILED_CLOSE = 'reconciledClose';
+
 /** Why verification was asked for. */
 export const VerifyTriggerSchema = z.enum(['apply', 'source-resolved', 'ticket-closed', 'scheduled', 'manual']);
 export type VerifyTrigger = z.infer<typeof VerifyTriggerSchema>;

@@ -5,7 +5,7 @@
  */
 
 import type { Case } from '../model/case.js';
-import type { PipelineEvent, PipelineEventType } from '../model/events.js';
+import { type PipelineEvent, type PipelineEventType, RECONCILED_CLOSE } from '../model/events.js';
 import { readAnnouncedCase } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { AdfDoc } from './adf.js';
@@ -115,6 +115,10 @@ export function createTicketStage(deps: TicketDeps): Stage {
 /** Whether the case is closed on a verdict reached after `at`. */
 const verifiedSince = (c: Case, at: string): boolean =>
   c.status === 'verified' && c.verification?.verdict === 'verified' && Date.parse(c.verification.at) > Date.parse(at);
+
+/** Whether a reconciled close (see `RECONCILED_CLOSE`) may still close the ticket: verified, ticket not reopened. */
+const closeStillOwed = (c: Case): boolean =>
+  c.status === 'verified' && c.ticket !== null && c.ticket.status !== 'reopened';
 
 const wantsTicket = (c: Case): boolean => c.ticket !== null || (c.lastDecision?.ticket.wanted ?? true);
 
@@ -235,6 +239,16 @@ async function onVerified(
     ctx.log.info('verified event for a case no longer verified: ticket left open', {
       caseKey: c.key,
       status: c.status,
+    });
+    return;
+  }
+  if (verdict === 'verified' && detail?.[RECONCILED_CLOSE] === true && !closeStillOwed(c)) {
+    // The sweep's close of a ticket it read open: reopened since (a person in Jira, before the verifier
+    // reopened the case), or the case changed. Its redelivery after the ticket was marked done goes on.
+    ctx.log.info('reconciled close no longer owed: ticket left as it is', {
+      caseKey: c.key,
+      status: c.status,
+      ticket: c.ticket?.status,
     });
     return;
   }

@@ -23,7 +23,7 @@ import {
 } from '../evidence/record.js';
 import { recordEventEvidence } from '../evidence/stage.js';
 import { type Case, CaseSchema, type CaseVerification } from '../model/case.js';
-import { type PipelineEvent, VerifyTriggerSchema } from '../model/events.js';
+import { type PipelineEvent, RECONCILED_CLOSE, VerifyTriggerSchema } from '../model/events.js';
 import { type Finding, FindingSchema, ProviderSchema, SourceSchema, TimestampSchema } from '../model/finding.js';
 import { ensureCaseWritten } from '../pipeline/announced.js';
 import { keepEvents, keptOldestFirst, releaseEvents } from '../pipeline/kept-events.js';
@@ -720,6 +720,11 @@ export interface ReverifyResult {
    * or died first), and those of remote answers whose process died before publishing.
    */
   republished: number;
+  /**
+   * Verified cases whose ticket closeloop never recorded closed ({@link closeOwed}): a `case.verified` for
+   * their closure was published again, so the ticket stage closes the ticket.
+   */
+  reconciled: number;
   /** Remote re-reads without an answer in the window: asked again, or given up as inconclusive. */
   remote: { resent: number; expired: number };
   /** The follow-up events to publish; empty when they went to `options.publish` as they came. */
@@ -758,7 +763,9 @@ interface DueCase {
  * {@link retryRemoteVerifications}); every case verified within `policy.reverifyDays` of `now` is re-read;
  * a fix that no longer holds reopens the case (and, through `case.reopened`, its ticket). A case left
  * pending-verification by an inconclusive verdict is verified again when its next re-check is due
- * ({@link recheckDue}). The caller publishes the returned events (or passes `options.publish`).
+ * ({@link recheckDue}). A verified case whose ticket close was never recorded, from the same scan, has its
+ * close sent again ({@link closeOwed}, {@link reconcileEvent}): a safety net for a `case.verified` lost in a
+ * way nothing else catches. The caller publishes the returned events (or passes `options.publish`).
  *
  * The cases are taken oldest last check first, so a run stopped by `options.until` leaves the ones it did
  * not reach at the front of the next run (each verdict moves its case to the back): consecutive runs cover
@@ -788,6 +795,7 @@ export async function reverifyRecent(
     overtaken: 0,
     remaining: 0,
     republished: 0,
+    reconciled: 0,
     remote: { resent: 0, expired: 0 },
     events: [],
   };
@@ -815,15 +823,38 @@ export async function reverifyRecent(
     }
     await releaseKept(deps, events);
   };
-  // What an earlier run kept goes first.
-  if (publish) await publishKept(deps, publish, result, until);
+  // What an earlier run kept goes first. A case whose kept events are still not out is not reconciled: they
+  // are its announcement (a second one, under another id, would close the ticket twice).
+  const stillKept = publish ? await publishKept(deps, publish, result, until) : new Set<string>();
   const swept = await retryRemoteVerifications(deps, now, { ...(until !== undefined ? { until } : {}), keep });
   result.remote = { resent: swept.resent, expired: swept.expired };
   await emit(swept.events);
 
   const minAgeMs = options.minAgeMs ?? 0;
-  const due = await dueCases(deps, now, minAgeMs);
+  const { due, unclosed } = await dueCases(deps, now, minAgeMs);
   result.due = due.length;
+  // Before the re-checks: the cases as the scan read them, so a re-check's reopen follows the close.
+  for (const c of unclosed) {
+    if (until !== undefined && deps.clock.now().getTime() >= until) break;
+    if (stillKept.has(c.key)) continue;
+    const event = reconcileEvent(c);
+    if (!publish) {
+      result.events.push(event);
+      result.reconciled++;
+      continue;
+    }
+    try {
+      await publish([event]);
+      result.reconciled++;
+    } catch (e) {
+      // Nothing is kept or written: the next run finds the ticket still open and sends the same event.
+      result.errors++;
+      deps.log.warn('reverify: publishing the undelivered close failed; the next run sends it again', {
+        caseKey: c.key,
+        error: errorMessage(e),
+      });
+    }
+  }
   let longest = 0;
   for (const [i, d] of due.entries()) {
     const started = deps.clock.now().getTime();
@@ -879,16 +910,21 @@ export async function reverifyRecent(
  * the events and writing the case left the case unwritten (a remote answer's claim is gone, so nothing else
  * writes it), and the events must not announce what the case does not say yet. One whose record cannot be
  * read stays kept (an error each run): a ticket is not closed on proof that cannot be found. A publish that
- * fails stops the rest (the bus is down): they wait for the next run, in the same order.
+ * fails stops the rest (the bus is down): they wait for the next run, in the same order. Returns the keys of
+ * the cases whose events stay kept.
  */
 async function publishKept(
   deps: VerifyDeps,
   publish: (events: readonly PipelineEvent[]) => Promise<void>,
   result: ReverifyResult,
   until: number | undefined,
-): Promise<void> {
-  for (const k of await keptOldestFirst(deps, UNPUBLISHED)) {
-    if (until !== undefined && deps.clock.now().getTime() >= until) return;
+): Promise<Set<string>> {
+  const kept = await keptOldestFirst(deps, UNPUBLISHED);
+  const published = new Set<string>();
+  // The cases with events still kept (not reached, not finished, or not published).
+  const left = () => new Set(kept.filter((k) => !published.has(k.id)).flatMap((k) => k.events.map((e) => e.caseKey)));
+  for (const k of kept) {
+    if (until !== undefined && deps.clock.now().getTime() >= until) return left();
     try {
       await finishKept(deps, k.events);
     } catch (e) {
@@ -905,11 +941,13 @@ async function publishKept(
     } catch (e) {
       result.errors++;
       deps.log.warn('reverify: publishing kept events failed again', { id: k.id, error: errorMessage(e) });
-      return;
+      return left();
     }
     await releaseKept(deps, k.events);
     result.republished += k.events.length;
+    published.add(k.id);
   }
+  return left();
 }
 
 /**
@@ -938,9 +976,13 @@ async function finishKept(deps: VerifyDeps, events: readonly PipelineEvent[]): P
   );
 }
 
-/** Every due case, oldest last check first (then by key, for a stable order among equals). */
-async function dueCases(deps: VerifyDeps, now: Date, minAgeMs: number): Promise<DueCase[]> {
+/**
+ * Every due case, oldest last check first (then by key, for a stable order among equals), and, from the same
+ * scan, the verified cases whose ticket close was never recorded ({@link closeOwed}).
+ */
+async function dueCases(deps: VerifyDeps, now: Date, minAgeMs: number): Promise<{ due: DueCase[]; unclosed: Case[] }> {
   const due: DueCase[] = [];
+  const unclosed: Case[] = [];
   let after: string | undefined;
   for (;;) {
     const page = await deps.store.list(CASES, { limit: 500, ...(after !== undefined ? { after } : {}) });
@@ -951,11 +993,70 @@ async function dueCases(deps: VerifyDeps, now: Date, minAgeMs: number): Promise<
       if (!parsed.success) continue;
       if (await dueKind(deps, parsed.data, now, minAgeMs))
         due.push({ key: parsed.data.key, lastChecked: lastCheckedOf(parsed.data) });
+      if (closeOwed(parsed.data, now)) unclosed.push(parsed.data);
     }
   }
-  return due.sort(
+  due.sort(
     (a, b) => Date.parse(a.lastChecked) - Date.parse(b.lastChecked) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
   );
+  return { due, unclosed };
+}
+
+/**
+ * How long after a case's verified closure its ticket may still be open without anything being lost: the
+ * closure's `case.verified` may still be on its way (a delivery retried after a case write that had not
+ * landed, a verify request back after its visibility timeout, events kept until the next publish). Older
+ * than this, a ticket closeloop never recorded closed is a close that was not delivered.
+ */
+export const CLOSE_GRACE_MS = 3_600_000;
+
+/** When the case's verified closure was reached (a re-check that holds keeps `closedAt`). */
+const closureOf = (c: Case): string | undefined => c.closedAt ?? c.verification?.at;
+
+/**
+ * Whether the case is closed on a verified verdict, more than {@link CLOSE_GRACE_MS} ago, while its ticket is
+ * recorded neither closed (`done`: the ticket stage marks it before it transitions) nor reopened (a person, or
+ * a regression, reopened it: never closed behind their back). No ticket: nothing to close.
+ */
+function closeOwed(c: Case, now: Date): boolean {
+  const closure = closureOf(c);
+  return (
+    c.status === 'verified' &&
+    c.verification?.verdict === 'verified' &&
+    c.ticket !== null &&
+    c.ticket.status !== 'done' &&
+    c.ticket.status !== 'reopened' &&
+    closure !== undefined &&
+    Date.parse(closure) <= now.getTime() - CLOSE_GRACE_MS
+  );
+}
+
+/**
+ * The `case.verified` a closure whose close never reached the ticket should have had. Its id is the case and
+ * its closure (`closedAt`, kept by re-checks that hold; `verification.at` moves with each): every sweep until
+ * the ticket stage handles it sends the same event, which closes the ticket once (its once-key is the id).
+ * The verify record's hash is not on the case: `evidenceHead` is its latest record (the verify record, or one
+ * after it in the chain), and the summary says so.
+ */
+function reconcileEvent(c: Case): PipelineEvent {
+  const closure = closureOf(c) ?? c.updatedAt;
+  const head = c.evidenceHead
+    ? ` Evidence record ${c.evidenceHead} is the case's latest record, not necessarily the verify record; its chain leads to it.`
+    : '';
+  return {
+    id: `reconcile:${shortHash(`${c.key}\n${closure}`, 32)}`,
+    type: 'case.verified',
+    caseKey: c.key,
+    // The closure it announces, not this sweep (reports read the first close from the event log).
+    at: closure,
+    verdict: 'verified',
+    detail: {
+      ...(c.evidenceHead ? { evidenceHash: c.evidenceHead } : {}),
+      evidenceSummary: `Reconciliation: verified on ${closure} (${c.verification?.reason ?? 'see the evidence record'}), but the close of this ticket was not delivered; closed now by the scheduled re-verification.${head}`,
+      trigger: 'reconcile',
+      [RECONCILED_CLOSE]: true,
+    },
+  };
 }
 
 /**
