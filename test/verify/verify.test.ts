@@ -114,6 +114,18 @@ describe('verify stage', () => {
     actor: 'closeloop:remediate',
   };
   const readCase = async (): Promise<Case> => CaseSchema.parse((await store.get('cases', CASE_KEY))?.value);
+  /** A case whose finding the source resolved (`statusReason`), pending verification, with no action to re-read it. */
+  const resolvedWithoutAction = async (statusReason: string) => {
+    await putFinding(store, makeFinding({ status: 'resolved', statusReason }));
+    await putCase(
+      store,
+      makeCase({
+        sourceStatus: 'resolved',
+        status: 'pending-verification',
+        remediation: { action: null, mode: 'none', state: 'none' },
+      }),
+    );
+  };
   const records = async () => (await evidence.listAll()).map((s) => EvidenceRecordSchema.parse(s.raw));
 
   beforeEach(async () => {
@@ -1046,15 +1058,7 @@ describe('verify stage', () => {
   it("announces the first attempt's verdict again when the request comes back after decide wrote the case again", async () => {
     // Prepare: a resolved case; its verification is recorded, but the process dies before publishing the
     // events (its SQS message comes back); meanwhile a repeat of the resolved finding makes decide write the case
-    await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'service.archived' }));
-    await putCase(
-      store,
-      makeCase({
-        sourceStatus: 'resolved',
-        status: 'pending-verification',
-        remediation: { action: null, mode: 'none', state: 'none' },
-      }),
-    );
+    await resolvedWithoutAction('service.archived');
     const stage = createVerifyStage(deps(undefined));
     const request: PipelineEvent = {
       id: 'verify:0123456789abcdef0123456789abcdef',
@@ -1078,15 +1082,7 @@ describe('verify stage', () => {
   describe('findings with no action (cloud access present)', () => {
     it("verifies on the source's own state and says that no action can re-read the resource", async () => {
       // Prepare
-      await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
-      await putCase(
-        store,
-        makeCase({
-          sourceStatus: 'resolved',
-          status: 'pending-verification',
-          remediation: { action: null, mode: 'none' },
-        }),
-      );
+      await resolvedWithoutAction('Workflow.Status RESOLVED');
       // Act
       await createVerifyStage(deps(undefined)).handle({
         id: 'vr-1',
