@@ -390,6 +390,33 @@ describe('ticket stage (local sink)', () => {
     expect((await readCase(h.store, c.key)).ticket?.status).toBe('done');
   });
 
+  it.each([
+    ['the verifier first', ['verified:1', 'reconcile:1']],
+    ['the reconciliation first', ['reconcile:1', 'verified:1']],
+  ])('closes the ticket once for one closure told twice, %s', async (_order, ids) => {
+    // Prepare: a verified closure; its close comes from the verifier and from the sweep's reconciliation
+    const { h, c } = await ticketedCase();
+    const closedAt = new Date(Date.parse(c.updatedAt) + 3_600_000).toISOString();
+    await putCase(h.store, { ...(await readCase(h.store, c.key)), status: 'verified', closedAt });
+    // Act
+    for (const id of ids)
+      await h.stage.handle({
+        id,
+        type: 'case.verified',
+        caseKey: c.key,
+        at: closedAt,
+        verdict: 'verified',
+        detail: {
+          evidenceSummary: 'all four flags on',
+          ...(id.startsWith('reconcile') ? { reconciledClose: true } : {}),
+        },
+      });
+    // Assess
+    const t = await localTicket(h, 'LOCAL-1');
+    expect(t.status).toBe('Done');
+    expect(t.comments.filter((x) => x.text.includes('Verified fixed.'))).toHaveLength(1);
+  });
+
   it('leaves the ticket open when a verified event arrives after the case reopened', async () => {
     // Prepare: the case regressed (reopened) before the earlier verification's event was delivered
     const { h, c } = await ticketedCase();

@@ -254,10 +254,15 @@ async function onVerified(
   }
   if (verdict === 'verified') {
     await markTicketStatus(ctx, c.key, 'done');
+    // Once per closure, not per event: the verifier's event and the sweep's reconciliation of the same closure
+    // (another id) close the ticket once, whichever comes first (the verifier's only delayed, from a DLQ). A
+    // closure is the case's reopen count with its close time (each reopen counts one more).
+    const once =
+      c.status === 'verified' && c.closedAt ? `closed|${c.key}|${c.reopenCount}|${c.closedAt}` : `event|${eventId}`;
     await enqueueAndSend(
       ctx,
       [{ op: 'transition', caseKey: c.key, target: 'done', body: resolutionComment(c, detail) }],
-      `event|${eventId}`,
+      once,
     );
     return;
   }
