@@ -11,14 +11,16 @@
  */
 import * as z from 'zod';
 import type { Config } from '../config.js';
-import { ConflictError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { type Case, CaseSchema } from '../model/case.js';
 import { type Decision, DecisionSchema } from '../model/decision.js';
 import type { PipelineEvent } from '../model/events.js';
 import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, EventBus, Logger, StoredDoc } from '../ports.js';
+import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
+import { CASES } from './announced.js';
 import { reevaluate } from './decide.js';
 import { keepEvents, keptOldestFirst, releaseEvents } from './kept-events.js';
 
@@ -27,7 +29,6 @@ export const SWEEP_UNPUBLISHED = 'sweep-unpublished';
 /** Where a run stopped by its time budget left off ({@link SweepOptions.until}): the next run starts after it. */
 export const SWEEP_CURSOR = { collection: 'sweep-cursor', id: 'exceptions' } as const;
 
-const CASES = 'cases';
 /** Cases read per round trip. */
 const PAGE = 100;
 /**
@@ -35,8 +36,6 @@ const PAGE = 100;
  * (one exception over thousands of cases) a call per case; a whole run's worth would be lost together again.
  */
 const GROUP = 5;
-/** Conditional case writes tried before giving up, as `mutateDoc`. */
-const MAX_ATTEMPTS = 50;
 
 const CursorSchema = z.object({ after: z.string() });
 
@@ -117,26 +116,34 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
 
   /**
    * Re-evaluates one case (as listed: the list is fresh enough to skip the cases that do not change, a read
-   * each). A change is kept before its conditional write; on a lost race the case is read again and
-   * re-evaluated. The entry kept for the lost write is not removed: a concurrent sweep making the same change
-   * keeps it under the same id, and removing it could lose that run's events; the next run finds it and
-   * checks it against the case (below).
+   * each). A change is kept before its conditional write (mutateDoc's write-ahead); on a lost race the case is
+   * read again and re-evaluated. The entry kept for the lost write is not removed: a concurrent sweep making
+   * the same change keeps it under the same id, and removing it could lose that run's events; the next run
+   * finds it and checks it against the case (below).
    */
   const sweepCase = async (listed: StoredDoc): Promise<Change | undefined> => {
-    let doc: StoredDoc | undefined = listed;
-    for (let attempt = 1; doc; attempt++) {
-      const changed = reevaluate(parseWithoutCopy(CaseSchema, doc.value) as Case, exceptions, policy, now);
-      if (!changed) return undefined;
-      const next = parseWithoutCopy(CaseSchema, changed.next) as Case;
-      const events = sweepEvents(next, changed.decision, at);
-      await keepEvents(deps, SWEEP_UNPUBLISHED, events);
-      if ((await deps.store.put(CASES, doc.id, next, { expectVersion: doc.version })) !== null) return { next, events };
-      if (attempt >= MAX_ATTEMPTS)
-        throw new ConflictError(`${CASES}/${doc.id}: gave up after ${MAX_ATTEMPTS} conflicting writes`);
-      await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2) * Math.random()));
-      doc = await deps.store.get(CASES, doc.id);
-    }
-    return undefined;
+    if (!reevaluate(parseWithoutCopy(CaseSchema, listed.value) as Case, exceptions, policy, now)) return undefined;
+    let decision: Decision | undefined;
+    let change: Change | undefined;
+    const written = await mutateDoc(
+      deps.store,
+      CASES,
+      listed.id,
+      CaseSchema,
+      (current) => {
+        const changed = current ? reevaluate(current, exceptions, policy, now) : undefined;
+        decision = changed?.decision;
+        return changed?.next;
+      },
+      {
+        beforeWrite: async (next) => {
+          const events = sweepEvents(next, decision as Decision, at);
+          change = { next, events };
+          await keepEvents(deps, SWEEP_UNPUBLISHED, events);
+        },
+      },
+    );
+    return written.changed ? change : undefined;
   };
 
   // What earlier runs kept: written and not published (a failed publish, a run killed after the write), or

@@ -35,7 +35,8 @@ export interface MutateResult<T> {
 /**
  * Reads the document, lets `fn` compute the next value (return `undefined` to change nothing) and
  * writes it only if nobody wrote in between; on a lost race it reads again and re-runs `fn`.
- * `fn` must be pure: it may run more than once.
+ * `fn` must be pure: it may run more than once. `options.beforeWrite` runs before each write attempt with
+ * the value about to be written: a write-ahead (events kept before the state they announce).
  */
 export async function mutateDoc<S extends z.ZodType>(
   store: DocStore,
@@ -43,7 +44,7 @@ export async function mutateDoc<S extends z.ZodType>(
   id: string,
   schema: S,
   fn: (current: z.infer<S> | undefined) => z.infer<S> | undefined,
-  options: { maxAttempts?: number } = {},
+  options: { maxAttempts?: number; beforeWrite?: (next: z.infer<S>) => Promise<void> } = {},
 ): Promise<MutateResult<z.infer<S>>> {
   const maxAttempts = options.maxAttempts ?? 50;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -53,6 +54,7 @@ export async function mutateDoc<S extends z.ZodType>(
       return { previous: current?.value, value: current?.value, changed: false, version: current?.version ?? 0 };
     }
     const valid = parseWithoutCopy(schema, next) as z.infer<S>;
+    await options.beforeWrite?.(valid);
     const version = await store.put(collection, id, valid, { expectVersion: current?.version ?? 0 });
     if (version !== null) return { previous: current?.value, value: valid, changed: true, version };
     // Lost the race: someone else wrote first. Back off a little so concurrent writers interleave.
