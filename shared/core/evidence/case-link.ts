@@ -2,12 +2,14 @@
  * Keeps the case document's `evidenceHead` equal to its chain head. Only that field is written.
  */
 import { type Case, CaseSchema } from '../model/case.js';
+import { CASES } from '../pipeline/announced.js';
 import type { DocStore } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { type AppendResult, appendEvidence, type ChainDeps, readCaseHead } from './chain.js';
 import type { EvidenceDraft } from './record.js';
 
-export const CASES = 'cases';
+// The collection of cases, named once (pipeline/announced.ts: the lightest module every stage reads cases through).
+export { CASES };
 
 /**
  * Sets `case.evidenceHead` to the case's chain head. Concurrent writers may read heads in any order, so
