@@ -14,6 +14,7 @@ import {
 import * as z from 'zod';
 import { AdapterError, ConfigError } from '../../core/errors.js';
 import { batchesOf } from '../../core/util/batches.js';
+import { parseQueueArn } from './sqs-visibility.js';
 
 /** `CLOSELOOP_QUEUES`: queue name → { queue URL, DLQ URL } (serverless.yml builds it with Fn::Sub). */
 export const QueueMapSchema = z.record(z.string(), z.object({ queue: z.url(), dlq: z.url() }));
@@ -67,9 +68,6 @@ const EVENTBRIDGE_ATTRIBUTES = new Set([
   'RETRY_ATTEMPTS',
 ]);
 
-/** arn:<partition>:sqs:<region>:<account>:<name> */
-const SQS_ARN = /^arn:[\w-]+:sqs:[\w-]+:(\d{12}):([\w-]+(?:\.fifo)?)$/;
-
 /**
  * The queue a dead letter goes back to: the SQS queue EventBridge failed to deliver it to (its TARGET_ARN),
  * which is the DLQ's own queue in serverless.yml, or else the DLQ's own queue (a consumer's failure; a spoke
@@ -77,9 +75,9 @@ const SQS_ARN = /^arn:[\w-]+:sqs:[\w-]+:(\d{12}):([\w-]+(?:\.fifo)?)$/;
  * target this redrive does not know, where nothing may guess.
  */
 function destination(m: Message, own: string, queues: QueueMap): string | undefined {
-  const arn = SQS_ARN.exec(m.MessageAttributes?.TARGET_ARN?.StringValue ?? '');
+  const arn = parseQueueArn(m.MessageAttributes?.TARGET_ARN?.StringValue ?? '');
   if (!arn) return own;
-  const path = `/${arn[1]}/${arn[2]}`;
+  const path = `/${arn.account}/${arn.name}`;
   return Object.values(queues).find((q) => new URL(q.queue).pathname === path)?.queue;
 }
 
