@@ -1,11 +1,9 @@
 /**
- * The SQLite store's performance layout: the rowid `documents` table (with the one-time move out of the
- * older WITHOUT ROWID `docs` table) and multi-row inserts in writeBatch, which must give exactly the
- * outcomes one statement per write would.
+ * The SQLite store's layout and write batches: the rowid `documents` table (with the one-time move out of
+ * the older WITHOUT ROWID `docs` table), the page size, and writeBatch's outcomes, one per write, in order.
  */
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { createClient } from '@libsql/client';
+import Database from 'libsql';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteDocStore } from '../../../shared/adapters/store/sqlite.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -20,11 +18,11 @@ describe('SqliteDocStore layout', () => {
   it('keeps every document and version when the database has the older WITHOUT ROWID table', async () => {
     // Prepare: a database as the previous layout wrote it.
     const file = join(tmp.dir, 'old.db');
-    const old = createClient({ url: pathToFileURL(file).href });
-    await old.execute(`CREATE TABLE docs (coll TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL,
+    const old = new Database(file);
+    old.exec(`CREATE TABLE docs (coll TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL,
       version INTEGER NOT NULL, PRIMARY KEY (coll, id)) WITHOUT ROWID`);
-    await old.execute({ sql: 'INSERT INTO docs VALUES (?, ?, ?, ?)', args: ['cases', 'c1', '{"a":1}', 3] });
-    await old.execute({ sql: 'INSERT INTO docs VALUES (?, ?, ?, ?)', args: ['findings', 'f1', '{"b":2}', 1] });
+    old.prepare('INSERT INTO docs VALUES (?, ?, ?, ?)').run('cases', 'c1', '{"a":1}', 3);
+    old.prepare('INSERT INTO docs VALUES (?, ?, ?, ?)').run('findings', 'f1', '{"b":2}', 1);
     old.close();
     // Act
     const store = await SqliteDocStore.open(file);
@@ -33,10 +31,10 @@ describe('SqliteDocStore layout', () => {
     expect(await store.get('cases', 'c1')).toEqual({ id: 'c1', value: { a: 1 }, version: 3 });
     expect(await again.get('findings', 'f1')).toEqual({ id: 'f1', value: { b: 2 }, version: 1 });
     expect(await store.put('cases', 'c1', { a: 2 }, { expectVersion: 3 })).toBe(4);
-    const check = createClient({ url: pathToFileURL(file).href });
-    const tables = await check.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    const check = new Database(file);
+    const tables = check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
     check.close();
-    expect(tables.rows.map((r) => String(r.name))).not.toContain('docs');
+    expect(tables.map((r) => String((r as { name: unknown }).name))).not.toContain('docs');
     await store.close();
     await again.close();
   });
@@ -79,7 +77,7 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
-  it('writes every document when one batch holds more creates than one statement takes', async () => {
+  it('writes every document of a batch of 450 creates', async () => {
     // Prepare
     const store = await SqliteDocStore.open(join(tmp.dir, 'many.db'));
     const puts = Array.from({ length: 450 }, (_, i) => ({
@@ -96,7 +94,7 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
-  it('updates exactly the documents whose version matches when a batch holds more updates than one statement takes', async () => {
+  it('updates exactly the documents whose version matches in a batch of 461 conditional updates', async () => {
     // Prepare: 450 cases and 10 findings at version 1; every third case is then bumped to version 2.
     const store = await SqliteDocStore.open(join(tmp.dir, 'updates.db'));
     const ids = Array.from({ length: 450 }, (_, i) => `c-${i}`);
@@ -129,7 +127,7 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
-  it('writes the rest of a batch and fails only the conflicting writes when a grouped create or append meets an existing id', async () => {
+  it('writes the rest of a batch and fails only the conflicting writes when a create or append meets an existing id', async () => {
     // Prepare: a document and a log entry another writer made.
     const store = await SqliteDocStore.open(join(tmp.dir, 'conflict.db'));
     await store.put('findings', 'theirs', { by: 'them' });
@@ -189,22 +187,22 @@ describe('SqliteDocStore layout', () => {
   it('makes a new database with 16 KB pages and leaves the page size of an existing one alone', async () => {
     // Prepare: a database another writer made with the default 4 KB pages.
     const oldFile = join(tmp.dir, 'old-pages.db');
-    const old = createClient({ url: pathToFileURL(oldFile).href });
-    await old.execute('CREATE TABLE t (x)');
+    const old = new Database(oldFile);
+    old.exec('CREATE TABLE t (x)');
     old.close();
     // Act
     const fresh = await SqliteDocStore.open(join(tmp.dir, 'fresh.db'));
     const existing = await SqliteDocStore.open(oldFile);
     await existing.put('cases', 'c', { ok: true });
     // Assess
-    const pageSize = async (file: string) => {
-      const c = createClient({ url: pathToFileURL(file).href });
-      const rs = await c.execute('PRAGMA page_size');
+    const pageSize = (file: string) => {
+      const c = new Database(file);
+      const row = c.prepare('PRAGMA page_size').get() as { page_size: unknown };
       c.close();
-      return Number(rs.rows[0]?.[0]);
+      return Number(row.page_size);
     };
-    expect(await pageSize(join(tmp.dir, 'fresh.db'))).toBe(16384);
-    expect(await pageSize(oldFile)).toBe(4096);
+    expect(pageSize(join(tmp.dir, 'fresh.db'))).toBe(16384);
+    expect(pageSize(oldFile)).toBe(4096);
     expect((await existing.get('cases', 'c'))?.value).toEqual({ ok: true });
     await fresh.close();
     await existing.close();
