@@ -80,7 +80,10 @@ function migrateDocsTable(db: Db): void {
 }
 
 export class SqliteDocStore implements DocStore {
-  /** Prepared statements by SQL text: the fixed ones above, and the `IN (…)` and `list` shapes in use. */
+  /**
+   * Prepared statements by SQL text: the fixed ones above, one `IN (…)` read per list length in use (at most
+   * ROWS_PER_READ), and `list`'s eight shapes. Each is reset after it runs, so none holds a read snapshot.
+   */
   private readonly statements = new Map<string, Statement>();
 
   private constructor(

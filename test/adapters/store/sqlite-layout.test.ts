@@ -184,6 +184,31 @@ describe('SqliteDocStore layout', () => {
     await store.close();
   });
 
+  it("reads another connection's later writes through the statements it prepared and ran before", async () => {
+    // Prepare: two stores on one file (two local workers); the first reads through each of its statements.
+    const file = join(tmp.dir, 'shared.db');
+    const mine = await SqliteDocStore.open(file);
+    const theirs = await SqliteDocStore.open(file);
+    await mine.put('cases', 'a', { v: 1 });
+    await mine.put('cases', 'b', { v: 1 });
+    await mine.append('events', 'e1', 1);
+    await mine.get('cases', 'a');
+    await mine.getMany('cases', ['a', 'b']);
+    await mine.list('cases', { limit: 1 });
+    await mine.readLog('events', { limit: 1 });
+    // Act
+    await theirs.put('cases', 'a', { v: 2 }, { expectVersion: 1 });
+    await theirs.append('events', 'e2', 2);
+    // Assess: no statement kept the snapshot it first read.
+    expect((await mine.get('cases', 'a'))?.version).toBe(2);
+    expect((await mine.getMany('cases', ['a', 'b'])).get('a')?.version).toBe(2);
+    expect((await mine.list('cases', { limit: 1 }))[0]?.value).toEqual({ v: 2 });
+    expect((await mine.readLog('events')).map((e) => e.id)).toEqual(['e1', 'e2']);
+    expect(await mine.put('cases', 'a', { v: 3 }, { expectVersion: 2 })).toBe(3);
+    await mine.close();
+    await theirs.close();
+  });
+
   it('makes a new database with 16 KB pages and leaves the page size of an existing one alone', async () => {
     // Prepare: a database another writer made with the default 4 KB pages.
     const oldFile = join(tmp.dir, 'old-pages.db');
