@@ -2,7 +2,8 @@
  * Removes public access from a Cloud Storage bucket: the `allUsers` / `allAuthenticatedUsers` members
  * are dropped from the bucket IAM policy (setIamPolicy with the read etag, so a concurrent change is
  * refused rather than overwritten) and `iamConfiguration.publicAccessPrevention` is set to `enforced`.
- * The old bindings and prevention setting are the before-state.
+ * The old bindings and prevention setting are the before-state; rollback restores the prevention setting and
+ * adds the removed public members back to the live policy (a change made since the fix is kept).
  *
  * @see https://cloud.google.com/storage/docs/public-access-prevention
  * @see SRA cloudfunctions/gcs/closebucket
@@ -10,6 +11,7 @@
 import type { Iam } from '@google-cloud/storage';
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { canonicalJson } from '../core/util/hash.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
 
@@ -56,6 +58,37 @@ const withoutPublic = (bindings: Before['bindings']) =>
   bindings.map((b) => ({ ...b, members: b.members.filter((m) => !PUBLIC.has(m)) })).filter((b) => b.members.length > 0);
 const publicMembers = (bindings: Before['bindings']) =>
   bindings.flatMap((b) => b.members.filter((m) => PUBLIC.has(m)).map((m) => `${m} (${b.role})`));
+
+const bindingKey = (b: Before['bindings'][number]) => `${b.role}|${canonicalJson(b.condition ?? null)}`;
+
+/**
+ * The live bindings with the public members `before` had put back, each into its own role (and condition):
+ * what the fix removed comes back, and only that. A member granted or revoked since the fix stays as it is
+ * now (writing the whole old policy back would re-grant a revoked member and drop a newer grant). Bindings
+ * are kept in the old order, so a policy untouched since the fix is restored exactly; newer ones follow.
+ */
+function withPublicRestored(current: Before['bindings'], before: Before['bindings']): Before['bindings'] {
+  const unused = current.map((b, i) => ({ b, i }));
+  const taken = new Set<number>();
+  const out: Before['bindings'] = [];
+  for (const old of before) {
+    const pub = old.members.filter((m) => PUBLIC.has(m));
+    const match = unused.find(({ b, i }) => !taken.has(i) && bindingKey(b) === bindingKey(old));
+    if (!match) {
+      if (pub.length > 0) out.push({ ...old, members: pub });
+      continue;
+    }
+    taken.add(match.i);
+    const now = match.b.members;
+    const members = [
+      ...old.members.filter((m) => PUBLIC.has(m) || now.includes(m)),
+      ...now.filter((m) => !old.members.includes(m)),
+    ];
+    out.push({ ...match.b, members });
+  }
+  for (const { b, i } of unused) if (!taken.has(i)) out.push(b);
+  return out;
+}
 
 async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Before>> {
   const before = await readState(target, ctx);
@@ -195,9 +228,13 @@ export default defineAction<Target, Before>({
       ids.push(await setPrevention(target, before.publicAccessPrevention ?? 'inherited', ctx));
     }
     if (publicMembers(before.bindings).length > 0) {
-      // The current etag, not the old one: rollback deliberately writes over our own change.
+      // The live policy with the removed public members added back, under its current etag: a change
+      // made between this read and the write is refused (412), not overwritten.
       const current = await readState(target, ctx);
-      ids.push(await setPolicy(target, { bindings: before.bindings, etag: current.etag, version: 3 }, ctx));
+      const bindings = withPublicRestored(current.bindings, before.bindings);
+      if (canonicalJson(bindings) !== canonicalJson(current.bindings)) {
+        ids.push(await setPolicy(target, { bindings, etag: current.etag, version: 3 }, ctx));
+      }
     }
     return { requestIds: ids };
   },

@@ -239,6 +239,31 @@ describe('Action: gcs.remove-public-access', () => {
     expect(gcp.requests.filter((r) => r.method === 'PUT').at(-1)?.body).toMatchObject({ etag: etagAfterFix });
   });
 
+  it('on rollback adds back only the public members it removed, keeping IAM changes made after the fix', async () => {
+    // Prepare: after the fix, the owner revokes the analysts' read and grants the ETL job write.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    const ETL = {
+      role: 'roles/storage.objectCreator',
+      members: ['serviceAccount:etl@acme-prod.iam.gserviceaccount.com'],
+    };
+    const b = bucket();
+    b.iam = { ...b.iam, bindings: [OWNERS, CONDITIONAL, ETL], etag: 'BwE-owner-edit' };
+    // Act
+    await action.rollback({ target, before }, c);
+    // Assess: the public members are back; the revoked group stays revoked, the new grant stays.
+    const members = (role: string) =>
+      bucket()
+        .iam.bindings.filter((x) => x.role === role && x.condition === undefined)
+        .flatMap((x) => x.members)
+        .sort();
+    expect(members('roles/storage.objectViewer')).toEqual(['allUsers']);
+    expect(members('roles/storage.legacyBucketReader')).toEqual(['allAuthenticatedUsers']);
+    expect(members('roles/storage.objectCreator')).toEqual(ETL.members);
+    expect(bucket().iam.bindings).toContainEqual(CONDITIONAL);
+    expect(bucket().iam.bindings).toContainEqual(OWNERS);
+  });
+
   it('throws denied without retrying when GCS answers 403', async () => {
     // Prepare
     gcp.failNext('/iam', 403, { reason: 'forbidden' });
