@@ -1,7 +1,8 @@
 /**
  * Turns on all four S3 Block Public Access flags on a bucket, removes ACL grants to AllUsers /
  * AuthenticatedUsers and bucket-policy statements that allow `*` without a restricting condition.
- * The old block configuration, ACL and policy are the before-state (rollback restores them).
+ * The old block configuration, ACL and policy are the before-state: rollback restores the old flags and adds
+ * the removed grants and statements back to the live ACL and policy (changes made since the fix are kept).
  * A bucket tagged as an intended public website is left to a person (needsApproval).
  *
  * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
@@ -10,6 +11,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { canonicalJson } from '../core/util/hash.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
@@ -128,23 +130,55 @@ function narrows(condition: Record<string, unknown> | undefined): boolean {
 const isPublicStatement = (s: z.infer<typeof StatementSchema>): boolean =>
   s.Effect === 'Allow' && isStar(s.Principal) && !narrows(s.Condition);
 
-/** The policy without its public statements: `null` = delete the policy, `undefined` = nothing to remove. */
-function withoutPublicStatements(policy: string | null): string | null | undefined {
-  if (policy === null) return undefined;
+/** A policy's statements as written, with those S3 counts as public picked out (judged on the parsed view). */
+function statementsOf(policy: string): { raw: object; statements: unknown[]; open: Set<unknown> } {
   const raw: unknown = JSON.parse(policy);
   const doc = PolicyDocSchema.safeParse(raw);
   if (!doc.success || !raw || typeof raw !== 'object' || !('Statement' in raw)) {
     throw new AdapterError('invalid', 'bucket policy is not a policy document');
   }
-  // Filter the statements as written (zod would reorder keys), using the parsed view only to judge them.
-  const rawStatements: unknown[] = Array.isArray(raw.Statement) ? raw.Statement : [raw.Statement];
+  // The statements as written (zod would reorder keys), using the parsed view only to judge them.
+  const statements: unknown[] = Array.isArray(raw.Statement) ? raw.Statement : [raw.Statement];
   const parsed = Array.isArray(doc.data.Statement) ? doc.data.Statement : [doc.data.Statement];
-  const kept = rawStatements.filter((_, i) => {
-    const s = parsed[i];
-    return s === undefined || !isPublicStatement(s);
-  });
-  if (kept.length === rawStatements.length) return undefined;
+  const open = new Set(
+    statements.filter((_, i) => {
+      const s = parsed[i];
+      return s !== undefined && isPublicStatement(s);
+    }),
+  );
+  return { raw, statements, open };
+}
+
+/** The policy without its public statements: `null` = delete the policy, `undefined` = nothing to remove. */
+function withoutPublicStatements(policy: string | null): string | null | undefined {
+  if (policy === null) return undefined;
+  const { raw, statements, open } = statementsOf(policy);
+  const kept = statements.filter((s) => !open.has(s));
+  if (kept.length === statements.length) return undefined;
   return kept.length === 0 ? null : JSON.stringify({ ...raw, Statement: kept });
+}
+
+/**
+ * `live` with the items of `old` that `restored` picks added back, and nothing else of `old`: in the old order
+ * (a configuration untouched since the fix comes back exactly), then what was added since. An old item that is
+ * no longer live and not restored was removed by someone after the fix, and stays removed.
+ */
+function restoreInto<X>(live: readonly X[], old: readonly X[], restored: (x: X) => boolean): X[] {
+  const liveKeys = new Set(live.map((x) => canonicalJson(x)));
+  const oldKeys = new Set(old.map((x) => canonicalJson(x)));
+  return [
+    ...old.filter((x) => restored(x) || liveKeys.has(canonicalJson(x))),
+    ...live.filter((x) => !oldKeys.has(canonicalJson(x))),
+  ];
+}
+
+/** The live policy (null: none) with the public statements of the old one added back; the old text when equal. */
+function withPublicStatementsRestored(live: string | null, old: string): string {
+  const was = statementsOf(old);
+  const now = live === null ? undefined : statementsOf(live);
+  const statements = restoreInto(now?.statements ?? [], was.statements, (s) => was.open.has(s));
+  if (canonicalJson(statements) === canonicalJson(was.statements)) return old;
+  return JSON.stringify({ ...(now?.raw ?? was.raw), Statement: statements });
 }
 
 const isAllOn = (f: Before['publicAccessBlock']): boolean =>
@@ -410,6 +444,9 @@ export default defineAction<Target, Before>({
     };
     const restoreAcl = before.acl.grants.some(isPublicGrant);
     const restorePolicy = before.policy !== null && withoutPublicStatements(before.policy) !== undefined;
+    // What the fix removed is added back to the live ACL and policy, and only that: writing the whole old
+    // ACL or policy back would undo every change made since the fix (a grant revoked, a statement added).
+    const live = restoreAcl || restorePolicy ? await readState(s3, bucket, ctx) : undefined;
     const flags = before.publicAccessBlock;
     // A public ACL cannot be put while BlockPublicAcls is on, nor a public policy while BlockPublicPolicy is:
     // when the old flags themselves block what is restored (stale grants under all four flags), those two
@@ -426,12 +463,16 @@ export default defineAction<Target, Before>({
     }
     if (restoreAcl) {
       const what = `s3:PutBucketAcl ${bucket}`;
-      const input = { Bucket: bucket, AccessControlPolicy: { Owner: before.acl.owner, Grants: before.acl.grants } };
+      const grants = restoreInto(live?.acl.grants ?? [], before.acl.grants, isPublicGrant);
+      const input = {
+        Bucket: bucket,
+        AccessControlPolicy: { Owner: live?.acl.owner ?? before.acl.owner, Grants: grants },
+      };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketAclCommand(input))), what));
     }
     if (restorePolicy && before.policy !== null) {
       const what = `s3:PutBucketPolicy ${bucket}`;
-      const input = { Bucket: bucket, Policy: before.policy };
+      const input = { Bucket: bucket, Policy: withPublicStatementsRestored(live?.policy ?? null, before.policy) };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketPolicyCommand(input))), what));
     }
     if (blocked) await putFlags(flags);

@@ -282,6 +282,42 @@ describe('Action: s3.block-public-access', () => {
     expect(kept).toEqual(['OfficeIp', 'Account']);
   });
 
+  it('on rollback adds back only the public grant and statement it removed, keeping changes made after the fix', async () => {
+    // Prepare: the fix removed the public grant and statement; then the owner dropped the VPC endpoint
+    // statement, granted a partner account read and gave the log delivery group write on the ACL.
+    publicBucket();
+    const ctx = testContext();
+    const plan = await action.plan(target, ctx);
+    const PARTNER = {
+      Sid: 'Partner',
+      Effect: 'Allow',
+      Principal: { AWS: 'arn:aws:iam::444455556666:root' },
+      Action: 's3:GetObject',
+      Resource: `arn:aws:s3:::${target.bucket}/*`,
+    };
+    const LOG_GRANT = {
+      Grantee: { Type: 'Group' as const, URI: 'http://acs.amazonaws.com/groups/s3/LogDelivery' },
+      Permission: 'WRITE' as const,
+    };
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: ALL_ON });
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT, LOG_GRANT] });
+    s3.on(GetBucketPolicyCommand).resolves({ Policy: policyOf(PARTNER) });
+    s3.on(DeletePublicAccessBlockCommand).resolves({});
+    s3.on(PutBucketAclCommand).resolves({});
+    s3.on(PutBucketPolicyCommand).resolves({});
+    // Act
+    await action.rollback({ target, before: plan.before }, ctx);
+    // Assess
+    expect(s3).toReceiveCommandWith(PutBucketAclCommand, {
+      Bucket: target.bucket,
+      AccessControlPolicy: { Owner: OWNER, Grants: [OWNER_GRANT, PUBLIC_GRANT, LOG_GRANT] },
+    });
+    expect(s3).toReceiveCommandWith(PutBucketPolicyCommand, {
+      Bucket: target.bucket,
+      Policy: policyOf(PUBLIC_STATEMENT, PARTNER),
+    });
+  });
+
   it('restores the old flags, ACL and policy on rollback', async () => {
     // Prepare
     publicBucket();
