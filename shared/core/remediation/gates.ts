@@ -5,6 +5,7 @@
  * Budget and circuit breaker are persisted in the DocStore so every worker sees the same counts.
  */
 import * as z from 'zod';
+import { compileGlob } from '../enrich/glob.js';
 import { errorMessage } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
@@ -17,15 +18,6 @@ import type { ApplyPolicy } from './policy.js';
 export const BUDGET_COLLECTION = 'apply-budget';
 export const BREAKER_COLLECTION = 'circuit-breaker';
 const BREAKER_ID = 'verifications';
-
-const glob = (pattern: string): RegExp =>
-  new RegExp(
-    `^${pattern
-      .split('*')
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-    'i',
-  );
 
 /** Gates that depend on the case and policy only. */
 export function policyGates(
@@ -48,7 +40,9 @@ export function policyGates(
   } else {
     gates.push({ gate: 'accounts', outcome: 'pass', reason: `account ${c.account} may receive applies` });
   }
-  const denied = policy.resources.deny.find((p) => glob(p).test(c.resourceId));
+  // The globs every other resource list uses (registry, exceptions, decide's allowlist): a bucket written in
+  // either Cloud Storage spelling matches the case's id (see canonicalResourceId); without case, as before.
+  const denied = policy.resources.deny.find((p) => compileGlob(p).test(c.resourceId, true));
   gates.push(
     denied
       ? { gate: 'denylist', outcome: 'block', reason: `resource matches apply.resources.deny \`${denied}\`` }

@@ -54,7 +54,10 @@ export const ApplyPolicySchema = z.strictObject({
   accounts: z
     .strictObject({ allow: z.array(z.string().min(1)).default([]), deny: z.array(z.string().min(1)).default([]) })
     .default({ allow: [], deny: [] }),
-  /** Resource ids never to change automatically (`*` matches any run of characters; case-insensitive). */
+  /**
+   * Resource ids never to change automatically, as globs (`*` any run of characters, `?` one; case-insensitive);
+   * a Cloud Storage bucket may be written either way (`//storage.googleapis.com/NAME` or `…/projects/_/buckets/NAME`).
+   */
   resources: z.strictObject({ deny: z.array(z.string().min(1)).default([]) }).default({ deny: [] }),
   /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
   actions: z.record(z.string().min(1), z.unknown()).default({}),

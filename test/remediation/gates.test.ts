@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { policyGates } from '../../shared/core/remediation/gates.js';
+import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import { decidedCase, findingFor } from '../helpers/action-context.js';
+
+/** A case about a Cloud Storage bucket, its id in closeloop's spelling (as the SCC normalizer writes it). */
+const bucketCase = (name: string) =>
+  decidedCase(
+    findingFor({
+      provider: 'gcp',
+      id: `//storage.googleapis.com/${name}`,
+      type: 'google.cloud.storage.Bucket',
+      name,
+      account: 'acme-prod',
+    }),
+    { action: 'gcs.remove-public-access' },
+  );
+
+describe('apply-time policy gates', () => {
+  it.each([
+    ['//storage.googleapis.com/projects/_/buckets/acme-audit-logs'],
+    ['//storage.googleapis.com/projects/_/buckets/acme-audit-*'],
+    ['//storage.googleapis.com/acme-audit-*'],
+  ])('blocks a bucket on apply.resources.deny written as %s, however the finding spelled it', (pattern) => {
+    // Prepare
+    const policy = ApplyPolicySchema.parse({ resources: { deny: [pattern] } });
+    // Act
+    const gates = policyGates(bucketCase('acme-audit-logs'), { productionSafe: false }, policy, false);
+    // Assess
+    expect(gates.find((g) => g.gate === 'denylist')).toMatchObject({ outcome: 'block' });
+  });
+
+  it('lets a bucket the deny list does not name through, and matches ARNs without case', () => {
+    // Prepare
+    const policy = ApplyPolicySchema.parse({
+      resources: { deny: ['//storage.googleapis.com/projects/_/buckets/acme-audit-*', 'ARN:AWS:S3:::ACME-*'] },
+    });
+    const s3 = decidedCase(
+      findingFor({ provider: 'aws', id: 'arn:aws:s3:::acme-exports', type: 'AwsS3Bucket', name: 'acme-exports' }),
+      { action: 's3.block-public-access' },
+    );
+    // Act
+    const gcs = policyGates(bucketCase('acme-exports'), { productionSafe: false }, policy, false);
+    const aws = policyGates(s3, { productionSafe: false }, policy, false);
+    // Assess
+    expect(gcs.find((g) => g.gate === 'resources')).toMatchObject({ outcome: 'pass' });
+    expect(aws.find((g) => g.gate === 'denylist')).toMatchObject({ outcome: 'block' });
+  });
+});
