@@ -2,13 +2,14 @@
  * Closes a VPC firewall rule that admits the whole internet (ingress from 0.0.0.0/0 or ::/0): by
  * default the rule is disabled (`disabled: true`), or, when policy says `mode: narrow`, its source
  * ranges are replaced with the configured ones. The old `disabled` flag and source ranges are the
- * before-state; rollback patches them back.
+ * before-state; rollback patches back the one the fix changed (never a rule re-created under the name since).
  *
  * @see https://cloud.google.com/compute/docs/reference/rest/v1/firewalls/patch
  * @see SRA cloudfunctions/firewall/openfirewall
  */
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { canonicalJson } from '../core/util/hash.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
 import { classifyCloudError } from './retry.js';
@@ -245,14 +246,26 @@ export default defineAction<Target, Before>({
         `${ID} rollback: the before-state is of rule ${before.name}, not ${target.firewall}: nothing restored`,
       );
     }
-    const id = await patch(
-      {
-        project: target.project,
-        firewall: target.firewall,
-        firewallResource: { disabled: before.disabled, sourceRanges: before.sourceRanges },
-      },
-      ctx,
-    );
+    // The live rule, so a rule re-created under the name since the fix (another rule: its id differs) is
+    // not opened to the internet in the fixed rule's place.
+    const live = await readState(target, ctx);
+    if (before.id !== undefined && live.id !== before.id) {
+      throw new AdapterError(
+        'conflict',
+        `${ID} rollback: rule ${target.firewall} was re-created since the fix (id ${live.id ?? 'unknown'}, fixed ${before.id}): nothing restored`,
+      );
+    }
+    // Only what the fix changed is put back. A rule disabled by the fix (it was enabled) is enabled again with
+    // the source ranges it has now: ranges narrowed by its owner since the fix are not widened back to the
+    // internet. Otherwise the fix narrowed the ranges (mode narrow), and the old ones are restored.
+    const firewallResource =
+      live.disabled !== before.disabled
+        ? { disabled: before.disabled }
+        : canonicalJson(live.sourceRanges) !== canonicalJson(before.sourceRanges)
+          ? { sourceRanges: before.sourceRanges }
+          : undefined;
+    if (!firewallResource) return { requestIds: [] };
+    const id = await patch({ project: target.project, firewall: target.firewall, firewallResource }, ctx);
     return { requestIds: [id] };
   },
 });

@@ -213,7 +213,7 @@ describe('Action: gcp.firewall.disable-rule', () => {
     });
   });
 
-  it('restores the old disabled flag and source ranges on rollback', async () => {
+  it('restores the old source ranges of a narrowed rule on rollback', async () => {
     // Prepare
     const c = ctx(NARROW);
     const { before } = await action.apply(await action.plan(target, c), c);
@@ -224,10 +224,38 @@ describe('Action: gcp.firewall.disable-rule', () => {
     expect(writes()[0]).toMatchObject({
       method: 'PATCH',
       path: RULE_PATH,
-      body: { disabled: false, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] },
+      body: { sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] },
     });
     expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] });
     expect(requestIds).toHaveLength(1);
+  });
+
+  it('on rollback re-enables a disabled rule without widening source ranges narrowed after the fix', async () => {
+    // Prepare: disabled by the fix; then its owner narrowed it to the one admin address.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.firewalls.set(RULE, { ...rule(), sourceRanges: ['192.0.2.10/32'] });
+    gcp.requests.length = 0;
+    // Act
+    await action.rollback({ target, before }, c);
+    // Assess: enabled again, still narrowed (not re-opened to 0.0.0.0/0).
+    expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['192.0.2.10/32'] });
+    expect(writes().map((w) => w.body)).toEqual([{ disabled: false }]);
+  });
+
+  it('refuses a rollback and patches nothing when the rule was re-created under its name since the fix', async () => {
+    // Prepare: the fixed rule (id 1001) was deleted and another one (id 2002) made under the same name, disabled.
+    gcp.firewalls.set(RULE, { ...rule(), id: '1001' });
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.firewalls.set(RULE, { ...rule(), id: '2002', disabled: true, sourceRanges: ['0.0.0.0/0'] });
+    gcp.requests.length = 0;
+    // Act
+    const attempt = action.rollback({ target, before }, c);
+    // Assess
+    await expect(attempt).rejects.toThrow(/re-created/);
+    expect(writes()).toEqual([]);
+    expect(rule()).toMatchObject({ id: '2002', disabled: true });
   });
 
   it('refuses a rollback and patches nothing when the before-state names another rule than the target', async () => {
