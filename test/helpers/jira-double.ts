@@ -1,6 +1,7 @@
 /**
  * A Jira Cloud REST v3 double over real HTTP on 127.0.0.1 (node:http), speaking the paths jira.js 5
- * `Version3Client` calls: create issue, search/jql (GET and POST), comment, transitions (GET, POST),
+ * `Version3Client` calls: create issue, search/jql (GET and POST), comment (add with properties, list,
+ * list by ids with `expand=properties`), transitions (GET, POST),
  * issue properties (PUT, GET), user search, get issue, edit issue, assign issue. Everything is kept in memory and
  * every call is counted. Faults are injected per path by ratio, deterministically from a seed:
  * 429 (with Retry-After and X-RateLimit-Reset), 5xx, timeouts (no answer), connection resets, latency,
@@ -23,6 +24,8 @@ export interface Fault {
   latencyMs?: number;
   /** `after`: process the request, then answer with the fault (the side effect happened). Default before. */
   when?: 'before' | 'after';
+  /** How many calls get this fault at most (then it is spent); omitted → no limit. */
+  times?: number;
 }
 
 export interface DoubleUser {
@@ -49,7 +52,8 @@ export interface DoubleIssue {
     status: { name: StatusName; statusCategory: { key: 'new' | 'indeterminate' | 'done' } };
   };
   properties: Record<string, unknown>;
-  comments: Array<{ id: string; body: unknown }>;
+  /** Comments, oldest first; `properties` as given on create (`key` → value). */
+  comments: Array<{ id: string; body: unknown; properties?: Record<string, unknown> }>;
   /** Transition names applied, in order. */
   history: string[];
 }
@@ -119,6 +123,8 @@ export class JiraDouble {
   private readonly projects: Set<string>;
   private readonly priorities: Set<string>;
   private readonly counters = new Map<string, number>();
+  /** Comment ids are unique across issues, as on Jira (`/comment/list` finds them by id alone). */
+  private commentSeq = 10_000;
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   url = '';
@@ -171,10 +177,17 @@ export class JiraDouble {
     if (issue) issue.fields.status = { name: status, statusCategory: { key: STATUSES[status] } };
   }
 
+  private readonly spent = new Map<Fault, number>();
+
   private pickFault(route: string): Fault | undefined {
     for (const f of this.faults) {
       if (f.match && !f.match.test(route)) continue;
-      if (this.random() < f.ratio) return f;
+      const used = this.spent.get(f) ?? 0;
+      if (f.times !== undefined && used >= f.times) continue;
+      if (this.random() < f.ratio) {
+        this.spent.set(f, used + 1);
+        return f;
+      }
     }
     return undefined;
   }
@@ -285,9 +298,41 @@ export class JiraDouble {
     if (commentPath && method === 'POST') {
       const issue = this.issues.get(decodeURIComponent(commentPath[1] ?? ''));
       if (!issue) return notFound();
-      const c = { id: String(10_000 + issue.comments.length), body: field(body, 'body') };
+      const properties: Record<string, unknown> = {};
+      for (const pr of arrayOf(field(body, 'properties'))) properties[String(field(pr, 'key'))] = field(pr, 'value');
+      const c = {
+        id: String(++this.commentSeq),
+        body: field(body, 'body'),
+        ...(Object.keys(properties).length > 0 ? { properties } : {}),
+      };
       issue.comments.push(c);
-      return { status: 201, body: c };
+      return { status: 201, body: { id: c.id, body: c.body } };
+    }
+    if (commentPath && method === 'GET') {
+      // Jira's page of comments (`orderBy` created / -created, `startAt`, `maxResults`); properties only
+      // through `/comment/list` with `expand=properties`, as documented.
+      const issue = this.issues.get(decodeURIComponent(commentPath[1] ?? ''));
+      if (!issue) return notFound();
+      const ordered = url.searchParams.get('orderBy') === '-created' ? [...issue.comments].reverse() : issue.comments;
+      const startAt = Number(url.searchParams.get('startAt') ?? 0);
+      const maxResults = Number(url.searchParams.get('maxResults') ?? 50);
+      const page = ordered.slice(startAt, startAt + maxResults).map((c) => ({ id: c.id, body: c.body }));
+      return { status: 200, body: { startAt, maxResults, total: issue.comments.length, comments: page } };
+    }
+    if (method === 'POST' && p === '/rest/api/3/comment/list') {
+      const ids = new Set(arrayOf(field(body, 'ids')).map(String));
+      const expand = (url.searchParams.get('expand') ?? '').split(',');
+      const values = [...this.issues.values()]
+        .flatMap((i) => i.comments)
+        .filter((c) => ids.has(c.id))
+        .map((c) => ({
+          id: c.id,
+          body: c.body,
+          ...(expand.includes('properties')
+            ? { properties: Object.entries(c.properties ?? {}).map(([key, value]) => ({ key, value })) }
+            : {}),
+        }));
+      return { status: 200, body: { startAt: 0, maxResults: 1000, total: values.length, isLast: true, values } };
     }
     if (transitionsPath) {
       const issue = this.issues.get(decodeURIComponent(transitionsPath[1] ?? ''));
@@ -317,7 +362,7 @@ export class JiraDouble {
       const comments = field(field(body, 'update'), 'comment');
       if (Array.isArray(comments))
         for (const c of comments)
-          issue.comments.push({ id: String(10_000 + issue.comments.length), body: field(field(c, 'add'), 'body') });
+          issue.comments.push({ id: String(++this.commentSeq), body: field(field(c, 'add'), 'body') });
       return { status: 204 };
     }
     if (propertyPath) {

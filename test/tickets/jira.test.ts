@@ -344,6 +344,51 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.count(/\/comment$/)).toBe(0); // comments travelled with the transitions
   });
 
+  it('posts a comment once when Jira made it but the answer timed out, on the retry and on the next drain', async () => {
+    // Prepare: a ticketed case; Jira stores the next comment without answering in time, then fails the
+    // next seven reads of the comment list (the sink's retries run out: the outbox keeps the request)
+    h = await jiraHarness({}, {}, { timeoutMs: 300 });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.faults = [
+      { kind: 'timeout', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
+      { kind: '503', ratio: 1, match: /^GET .*\/comment$/, times: 7 },
+    ];
+    // Act
+    await h.stage.handle({
+      id: 'r1',
+      type: 'case.remediation',
+      caseKey: c.key,
+      at: c.updatedAt,
+      state: 'awaiting-approval',
+      actor: 'closeloop',
+    });
+    const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
+    await h.stage.handle({
+      id: 'r2',
+      type: 'case.remediation',
+      caseKey: c.key,
+      at: c.updatedAt,
+      state: 'approved',
+      actor: 'jira:alice',
+    });
+    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess: each remediation state said once, in order
+    const texts = (h.double.issues.get('SEC-1')?.comments ?? []).map((x) => adfToText(x.body));
+    expect(h.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
+    expect(texts.filter((t) => t.includes('Remediation awaiting-approval'))).toHaveLength(1);
+    expect(texts.filter((t) => t.includes('Remediation approved'))).toHaveLength(1);
+    expect(texts).toHaveLength(2);
+    expect(texts[0]).toContain('Remediation awaiting-approval');
+    expect(keptForTheDrain).toBe(1); // the first comment's request went through the outbox's retry
+    expect(h.double.count(/^GET .*\/comment$/, false)).toBeGreaterThanOrEqual(8);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();

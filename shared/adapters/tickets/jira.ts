@@ -16,12 +16,16 @@ import { type Logger, silentLogger } from '../../core/ports.js';
 import type { AdfDoc } from '../../core/tickets/adf.js';
 import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
-import type { TicketDraft, TicketSink } from '../../core/tickets/ports.js';
+import type { CommentOnce, TicketDraft, TicketSink } from '../../core/tickets/ports.js';
 import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
 import type { JiraConfig } from './jira-config.js';
 
 /** The entity property holding the case key on every closeloop issue. */
 export const CASE_PROPERTY_KEY = 'closeloop.case';
+/** The comment property holding the id of the request that posted it (see {@link CommentOnce}). */
+export const COMMENT_PROPERTY_KEY = 'closeloop.request';
+/** How many of the issue's newest comments a retried comment looks through for itself. */
+const RECENT_COMMENTS = 100;
 const ISSUE_KEY = /^[A-Z][A-Z0-9_]+-[0-9]+$/;
 
 // The config schema lives apart so the wiring can validate the Jira settings without pulling jira.js
@@ -61,6 +65,19 @@ const SearchSchema = z.looseObject({
 const UsersSchema = z.array(
   z.looseObject({ accountId: z.string(), emailAddress: z.string().optional(), active: z.boolean().optional() }),
 );
+const CommentsPageSchema = z.looseObject({
+  comments: z.array(z.looseObject({ id: z.string() })).default([]),
+});
+const CommentListSchema = z.looseObject({
+  values: z
+    .array(
+      z.looseObject({
+        id: z.string(),
+        properties: z.array(z.looseObject({ key: z.string(), value: z.unknown() })).optional(),
+      }),
+    )
+    .default([]),
+});
 const CreatedSchema = z.looseObject({ key: z.string().regex(ISSUE_KEY) });
 const AssigneeSchema = z.looseObject({
   fields: z.looseObject({ assignee: z.looseObject({ accountId: z.string() }).nullish() }).optional(),
@@ -163,9 +180,37 @@ export class JiraTicketSink implements TicketSink {
     return issue ? this.ref(issue.key) : undefined;
   }
 
-  async comment(ref: TicketRef, body: AdfDoc): Promise<void> {
+  async comment(ref: TicketRef, body: AdfDoc, once?: CommentOnce): Promise<void> {
     const issueIdOrKey = checkKey(ref.key);
-    await this.call('add comment', () => this.client.issueComments.addComment({ issueIdOrKey, comment: body }));
+    // A comment is not idempotent: a timeout or a 5xx may come after Jira stored it. With `once`, the
+    // comment carries its request's id, and every attempt that may follow a stored one looks for it first
+    // (the issue's comment list is read from the database, not a lagging search index).
+    let maybeSent = once?.maybeSent ?? false;
+    await this.call('add comment', async () => {
+      if (once && maybeSent && (await this.hasComment(issueIdOrKey, once.id))) return;
+      maybeSent = true;
+      await this.client.issueComments.addComment({
+        issueIdOrKey,
+        comment: body,
+        ...(once ? { properties: [{ key: COMMENT_PROPERTY_KEY, value: { id: once.id } }] } : {}),
+      });
+    });
+  }
+
+  /** Whether one of the issue's newest comments carries the request id `id`. */
+  private async hasComment(issueIdOrKey: string, id: string): Promise<boolean> {
+    const page = CommentsPageSchema.parse(
+      await this.client.issueComments.getComments({ issueIdOrKey, orderBy: '-created', maxResults: RECENT_COMMENTS }),
+    );
+    const ids = page.comments.map((c) => Number(c.id)).filter((n) => Number.isSafeInteger(n));
+    if (ids.length === 0) return false;
+    // Comment properties come back only from the comment list by ids, with `expand=properties`.
+    const listed = CommentListSchema.parse(
+      await this.client.issueComments.getCommentsByIds({ ids, expand: 'properties' }),
+    );
+    return listed.values.some((c) =>
+      (c.properties ?? []).some((p) => p.key === COMMENT_PROPERTY_KEY && prop(p.value, 'id') === id),
+    );
   }
 
   async transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined> {

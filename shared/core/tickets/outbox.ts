@@ -31,6 +31,7 @@ import {
   setParentStatus,
 } from './grouping.js';
 import { ensureTicket, ledgerTicket } from './ledger.js';
+import type { CommentOnce } from './ports.js';
 import {
   BudgetSchema,
   COLLECTIONS,
@@ -139,7 +140,7 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
   if (version === null) return 'skipped'; // another worker took it
   const caseKey = entry.op.caseKey;
   try {
-    const outcome = await runOp(ctx, entry, pass);
+    const outcome = await runOp(ctx, id, entry, pass);
     if (outcome.kind === 'done') {
       await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
       if (entry.op.op === 'create') await ctx.store.delete(COLLECTIONS.pending, ledgerIdOf(caseKey));
@@ -220,8 +221,12 @@ export async function deadLetter(ctx: TicketContext, caseKey: string, reason: st
   });
 }
 
-async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): Promise<Outcome> {
+async function runOp(ctx: TicketContext, id: string, entry: OutboxEntry, pass: PassState): Promise<Outcome> {
   const op = entry.op;
+  // The request's comment is posted once, however often it is sent: an entry tried before (a failure that
+  // may have come after Jira stored the comment) or taken over from a worker that died sending it looks
+  // for its comment on the issue first.
+  const once: CommentOnce = { id, maybeSent: entry.attempts > 0 || entry.state === 'sending' };
   const c = await loadCase(ctx, op.caseKey);
   if (!c) {
     ctx.log.warn('ticket request for an unknown case dropped', { caseKey: op.caseKey, op: op.op });
@@ -239,9 +244,9 @@ async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): P
     return { kind: 'wait', notBefore: new Date(ctx.clock.now().getTime() + 30_000).toISOString() };
   }
   const groupId = ref.parentKey !== undefined && ref.parentKey === ref.key ? await groupOfMember(ctx, c) : undefined;
-  if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op);
-  if (op.op === 'assign') return runAssign(ctx, c, ref, op.was);
-  if (op.op === 'comment') await ctx.sink.comment(ref, op.body);
+  if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op, once);
+  if (op.op === 'assign') return runAssign(ctx, c, ref, op.was, once);
+  if (op.op === 'comment') await ctx.sink.comment(ref, op.body, once);
   else if (op.op === 'labels') {
     if (op.labels.length > 0) await ctx.sink.addLabels(ref, op.labels);
     if (op.remove && op.remove.length > 0) await ctx.sink.removeLabels(ref, op.remove);
@@ -260,7 +265,13 @@ async function runOp(ctx: TicketContext, entry: OutboxEntry, pass: PassState): P
  * comment says what changed and what was done. Safe to run again: an issue already on the new owner's
  * account is not assigned twice.
  */
-async function runAssign(ctx: TicketContext, c: Case, ref: TicketRef, was: string): Promise<Outcome> {
+async function runAssign(
+  ctx: TicketContext,
+  c: Case,
+  ref: TicketRef,
+  was: string,
+  once: CommentOnce,
+): Promise<Outcome> {
   const recorded = c.ticket?.assigneeId;
   let outcome: OwnerChangeOutcome = 'not-ours';
   if (recorded !== undefined) {
@@ -274,7 +285,7 @@ async function runAssign(ctx: TicketContext, c: Case, ref: TicketRef, was: strin
     }
     if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId: want } : undefined));
   }
-  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome));
+  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome), once);
   return { kind: 'done' };
 }
 
@@ -285,9 +296,10 @@ async function runOnGroupRow(
   ref: TicketRef,
   groupId: string,
   op: OutboxOp,
+  once: CommentOnce,
 ): Promise<Outcome> {
   const prefixed = (body: AdfDoc): AdfDoc => doc(p(strong(`${c.resourceName}: `)), ...body.content);
-  if (op.op === 'comment') await ctx.sink.comment(ref, prefixed(op.body));
+  if (op.op === 'comment') await ctx.sink.comment(ref, prefixed(op.body), once);
   else if (op.op === 'transition') {
     const group = await setMemberStatus(ctx, groupId, c.key, op.target === 'done' ? 'done' : 'reopened');
     const allDone = group?.members.every((m) => m.status === 'done') ?? false;
@@ -302,7 +314,7 @@ async function runOnGroupRow(
       // transition: the sink comments instead).
       await setParentStatus(ctx, groupId, 'reopened');
       await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body));
-    } else await ctx.sink.comment(ref, prefixed(op.body));
+    } else await ctx.sink.comment(ref, prefixed(op.body), once);
   }
   // Labels (risk-accepted) describe one row, not the parent: the comment says it instead.
   await refreshGroup(ctx, groupId, false);

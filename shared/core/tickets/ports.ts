@@ -30,13 +30,24 @@ export interface TicketDraft {
   parentKey: string | undefined;
 }
 
+/** A comment's idempotency: the id of the request that posts it, and whether it may have been posted. */
+export interface CommentOnce {
+  id: string;
+  maybeSent: boolean;
+}
+
 export interface TicketSink {
   readonly kind: 'jira' | 'local';
   /** Creates the issue with the case key as an entity property and the case label. One remote call. */
   createTicket(draft: TicketDraft): Promise<TicketRef>;
   /** Finds the issue carrying `caseLabel` (validated `closeloop-<hex>`), for recovery after a lost ledger or crash. */
   findTicket(caseLabel: string): Promise<TicketRef | undefined>;
-  comment(ref: TicketRef, body: AdfDoc): Promise<void>;
+  /**
+   * Adds a comment. With `once`, the comment carries `once.id`, and an attempt that may follow one Jira
+   * made without answering (a retry after a timeout or a 5xx, here or by the outbox: `once.maybeSent`)
+   * first looks for it on the issue: a comment is posted once however often its request is sent.
+   */
+  comment(ref: TicketRef, body: AdfDoc, once?: CommentOnce): Promise<void>;
   /**
    * Moves the issue with the first available transition whose name (or target status name) matches one
    * of `names`, case-insensitively, adding `comment` in the same call. Returns the transition used, or
