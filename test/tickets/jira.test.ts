@@ -389,6 +389,35 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
+  it('closes the issue once, without a dead letter, when Jira moved it but the answer timed out', async () => {
+    // Prepare: a ticketed case; Jira applies the next transition and never answers in time
+    h = await jiraHarness({}, {}, { timeoutMs: 300 });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.faults = [{ kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 }];
+    // Act
+    await h.stage.handle({
+      id: 'v',
+      type: 'case.verified',
+      caseKey: c.key,
+      at: c.updatedAt,
+      verdict: 'verified',
+      detail: { evidenceHash: 'b'.repeat(64), evidenceSummary: 'flags on' },
+    });
+    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess: moved once, the resolution said once, nothing left for an operator
+    const issue = h.double.issues.get('SEC-1');
+    expect(h.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
+    expect(issue?.history).toEqual(['Done']);
+    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();

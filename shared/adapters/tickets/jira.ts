@@ -78,6 +78,9 @@ const CommentListSchema = z.looseObject({
     )
     .default([]),
 });
+const StatusOfSchema = z.looseObject({
+  fields: z.looseObject({ status: z.looseObject({ name: z.string().optional() }).nullish() }).optional(),
+});
 const CreatedSchema = z.looseObject({ key: z.string().regex(ISSUE_KEY) });
 const AssigneeSchema = z.looseObject({
   fields: z.looseObject({ assignee: z.looseObject({ accountId: z.string() }).nullish() }).optional(),
@@ -222,18 +225,38 @@ export class JiraTicketSink implements TicketSink {
       const t = transitions.find((x) => x.name?.toLowerCase() === wanted || x.to?.name?.toLowerCase() === wanted);
       if (!t?.id) continue;
       const id = t.id;
-      // The comment goes with the transition (one call, and the history shows why it moved).
-      await this.call('transition issue', () =>
-        this.client.issues.doTransition({
+      const target = t.to?.name;
+      // A timeout or a 5xx may come after Jira moved the issue: the same transition again is then a 400
+      // (not available from the new status), and the request was dead-lettered though the issue had moved.
+      // So every attempt after the first reads the issue's status first (not a search: read-after-write).
+      let maybeMoved = false;
+      await this.call('transition issue', async () => {
+        if (maybeMoved && (await this.movedTo(issueIdOrKey, id, target))) return;
+        maybeMoved = true;
+        // The comment goes with the transition (one call, and the history shows why it moved).
+        await this.client.issues.doTransition({
           issueIdOrKey,
           transition: { id },
           update: { comment: [{ add: { body: comment } }] },
-        }),
-      );
+        });
+      });
       return t.name ?? name;
     }
     await this.comment(ref, comment);
     return undefined;
+  }
+
+  /**
+   * Whether an earlier attempt of transition `id` took the issue to `target`: its status is that status now
+   * (without a target name, the transition is no longer offered).
+   */
+  private async movedTo(issueIdOrKey: string, id: string, target: string | undefined): Promise<boolean> {
+    if (target !== undefined) {
+      const issue = StatusOfSchema.parse(await this.client.issues.getIssue({ issueIdOrKey, fields: ['status'] }));
+      return issue.fields?.status?.name?.toLowerCase() === target.toLowerCase();
+    }
+    const listed = TransitionsSchema.parse(await this.client.issues.getTransitions({ issueIdOrKey }));
+    return !listed.transitions.some((x) => x.id === id);
   }
 
   async addLabels(ref: TicketRef, labels: readonly string[]): Promise<void> {
