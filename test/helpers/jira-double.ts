@@ -388,6 +388,17 @@ export class JiraDouble {
         const fields = field(body, 'fields');
         const description = field(fields, 'description');
         if (description !== undefined) issue.fields.description = description;
+        const priority = field(field(fields, 'priority'), 'name');
+        if (priority !== undefined) {
+          if (!this.priorities.has(String(priority)))
+            return {
+              status: 400,
+              body: { errorMessages: [], errors: { priority: `Priority name '${String(priority)}' is not valid` } },
+            };
+          issue.fields.priority = { name: String(priority) };
+        }
+        const due = field(fields, 'duedate');
+        if (typeof due === 'string') issue.fields.duedate = due;
         const labels = field(field(body, 'update'), 'labels');
         if (Array.isArray(labels)) {
           for (const op of labels) {

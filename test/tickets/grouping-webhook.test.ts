@@ -42,6 +42,36 @@ describe('storm grouping', () => {
     expect(h.double.calls.length).toBeLessThan(100);
   });
 
+  it("raises the parent's priority and due date to its most urgent row when a more severe case joins", async () => {
+    // Prepare: two dev cases get their own tickets, the third (medium, dev) starts the parent
+    h = await jiraHarness({ ...grouping('table'), grouping: { ...grouping('table').grouping, threshold: 2 } });
+    const dev = [0, 1, 2].map((n) => makeCase({ n, severity: 'medium', environment: 'dev' }));
+    const prod = makeCase({ n: 3, severity: 'critical', environment: 'prod' });
+    for (const c of [...dev, prod]) await putCase(h.store, c);
+    for (const c of dev) await h.stage.handle(decided(c));
+    await drainOutbox(h.deps);
+    const parent = () => [...h!.double.issues.values()].find((i) => i.fields.labels.includes('closeloop-group'));
+    const before = { ...parent()?.fields };
+    // Act: a critical production case of the same owner and type joins the parent
+    h.clock.advance(60_000);
+    await h.stage.handle(decided(prod));
+    await drainOutbox(h.deps);
+    // Assess: the parent was created for the dev row; it now carries the production row's priority and SLA
+    expect(before).toMatchObject({ priority: { name: 'Low' }, duedate: '2026-03-31' });
+    expect(h.double.issues.size).toBe(3);
+    expect((await readCase(h.store, prod.key)).ticket?.key).toBe(parent()?.key);
+    expect(parent()?.fields).toMatchObject({ priority: { name: 'Highest' }, duedate: '2026-03-02' });
+    // a person's priority on the parent stands while no more urgent row joins
+    const issue = parent();
+    if (issue) issue.fields.priority = { name: 'Medium' };
+    const later = makeCase({ n: 4, severity: 'medium', environment: 'dev' });
+    await putCase(h.store, later);
+    await h.stage.handle(decided(later));
+    await drainOutbox(h.deps);
+    expect(adfToText(parent()?.fields.description)).toContain('logs-111122223333-4');
+    expect(parent()?.fields.priority).toEqual({ name: 'Medium' });
+  });
+
   it('creates sub-tasks under the parent when the grouping mode is subtasks', async () => {
     // Prepare
     h = await jiraHarness(grouping('subtasks'));

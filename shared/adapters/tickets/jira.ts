@@ -16,7 +16,7 @@ import { type Logger, silentLogger } from '../../core/ports.js';
 import type { AdfDoc } from '../../core/tickets/adf.js';
 import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
-import type { CommentOnce, TicketDraft, TicketSink } from '../../core/tickets/ports.js';
+import type { CommentOnce, IssueFields, TicketDraft, TicketSink } from '../../core/tickets/ports.js';
 import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
 import type { JiraConfig } from './jira-config.js';
 
@@ -273,10 +273,15 @@ export class JiraTicketSink implements TicketSink {
     );
   }
 
-  async setDescription(ref: TicketRef, description: AdfDoc): Promise<void> {
+  async setDescription(ref: TicketRef, description: AdfDoc, fields: IssueFields = {}): Promise<void> {
     const issueIdOrKey = checkKey(ref.key);
+    const edit = {
+      description,
+      ...(fields.priority ? { priority: { name: fields.priority } } : {}),
+      ...(fields.dueDate ? { duedate: fields.dueDate } : {}),
+    };
     await this.call('edit description', () =>
-      this.client.issues.editIssue({ issueIdOrKey, fields: { description }, notifyUsers: false }),
+      this.client.issues.editIssue({ issueIdOrKey, fields: edit, notifyUsers: false }),
     );
   }
 

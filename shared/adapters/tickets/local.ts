@@ -11,7 +11,7 @@ import { type Clock, type DocStore, systemClock } from '../../core/ports.js';
 import { getDoc, mutateDoc } from '../../core/store/docs.js';
 import { type AdfDoc, AdfDocSchema, adfToText } from '../../core/tickets/adf.js';
 import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
-import type { TicketDraft, TicketSink } from '../../core/tickets/ports.js';
+import type { IssueFields, TicketDraft, TicketSink } from '../../core/tickets/ports.js';
 
 export const LOCAL_COLLECTIONS = {
   tickets: 'local-tickets',
@@ -143,8 +143,13 @@ export class LocalTicketSink implements TicketSink {
     await this.update(ref.key, (t) => ({ ...t, labels: t.labels.filter((l) => !labels.includes(l)) }));
   }
 
-  async setDescription(ref: TicketRef, description: AdfDoc): Promise<void> {
-    await this.update(ref.key, (t) => ({ ...t, description }));
+  async setDescription(ref: TicketRef, description: AdfDoc, fields: IssueFields = {}): Promise<void> {
+    await this.update(ref.key, (t) => ({
+      ...t,
+      description,
+      ...(fields.priority ? { priority: fields.priority } : {}),
+      ...(fields.dueDate ? { dueDate: fields.dueDate } : {}),
+    }));
   }
 
   async assigneeOf(ref: TicketRef): Promise<string | null> {

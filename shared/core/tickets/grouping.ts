@@ -6,12 +6,14 @@
  * at the end of `drainOutbox`.
  */
 import type { Case } from '../model/case.js';
+import { type Severity, SeveritySchema, severityRank } from '../model/finding.js';
 import { mutateDoc } from '../store/docs.js';
 import { type AdfDoc, code, doc, h, p, strong, table, text } from './adf.js';
-import { caseLabelOf, ledgerIdOf, priorityFor, projectFor, shortType, slug } from './content.js';
+import { caseLabelOf, dueDateFor, ledgerIdOf, priorityFor, projectFor, shortType, slug } from './content.js';
 import { nowIso, type TicketContext } from './context.js';
 import { ledgerTicket } from './ledger.js';
-import type { TicketDraft } from './ports.js';
+import type { TicketPolicy } from './policy.js';
+import type { IssueFields, TicketDraft } from './ports.js';
 import { COLLECTIONS, type Group, type GroupMember, GroupSchema } from './store.js';
 
 /** Rows shown in the parent's description; Jira caps a description at 32 767 characters. */
@@ -25,13 +27,15 @@ const groupKeyOf = (c: Case, project: string | undefined): string =>
 /** The ledger key of a group's parent ticket (a finished group starts a new generation). */
 export const parentKeyOf = (g: Group): string => `${g.key}|${g.generation}`;
 
-const memberOf = (c: Case): GroupMember => ({
+const memberOf = (c: Case, policy: TicketPolicy, now: Date): GroupMember => ({
   caseKey: c.key,
   resourceName: c.resourceName,
   resourceId: c.resourceId,
   account: c.account,
   region: c.region,
   severity: c.severity,
+  environment: c.enrichment.environment,
+  due: dueDateFor(c.severity, now, policy),
   occurrences: c.occurrences,
   lastSeen: c.lastSeen,
   status: 'open',
@@ -61,14 +65,21 @@ export async function joinGroup(ctx: TicketContext, c: Case): Promise<GroupJoin>
       return undefined; // already decided for this case: same answer again
     }
     if (group.parentStatus === 'done' && group.members.length > 0) {
-      group = { ...group, members: [], recent: [], parentStatus: 'open', generation: group.generation + 1 };
+      group = {
+        ...group,
+        members: [],
+        recent: [],
+        parentStatus: 'open',
+        generation: group.generation + 1,
+        parentFields: undefined,
+      };
     }
     const recent = group.recent.filter((r) => Date.parse(r.at) >= since);
     if (recent.length >= g.threshold) {
       return {
         ...group,
         recent,
-        members: [...group.members, memberOf(c)],
+        members: [...group.members, memberOf(c, ctx.policy, now)],
         sampleCaseKey: group.sampleCaseKey ?? c.key,
         dirty: true,
       };
@@ -111,11 +122,49 @@ export function groupDraft(
         ...policy.labels,
       ]),
     ],
-    priority: priorityFor(sample.severity, sample.enrichment.environment, policy),
-    dueDate: undefined,
+    ...parentFieldsOf(group, policy, {
+      priority: priorityFor(sample.severity, sample.enrichment.environment, policy),
+      dueDate: undefined,
+    }),
     assigneeId,
     components: [...new Set(components)],
     parentKey: undefined,
+  };
+}
+
+/** Jira's default priorities, most urgent first: how two priority names of the policy compare. */
+const PRIORITY_ORDER = ['highest', 'high', 'medium', 'low', 'lowest'];
+
+/**
+ * The parent's priority and due date: those of its most urgent row still open (the rows have no tickets of
+ * their own, so the parent carries their SLA): the highest severity (then the more urgent priority of the
+ * policy's table, by environment) and the earliest due date. `fallback` when no row tells.
+ */
+export function parentFieldsOf(
+  group: Pick<Group, 'members'>,
+  policy: TicketPolicy,
+  fallback: Required<IssueFields>,
+): Required<IssueFields> {
+  const open = group.members.filter((m) => m.status !== 'done');
+  const rows = open.length > 0 ? open : group.members;
+  const rank = (name: string | undefined) => {
+    const i = PRIORITY_ORDER.indexOf((name ?? '').toLowerCase());
+    return i === -1 ? PRIORITY_ORDER.length : i;
+  };
+  let best: { severity: number; priority: string | undefined } | undefined;
+  for (const m of rows) {
+    const parsed = SeveritySchema.safeParse(m.severity);
+    if (!parsed.success) continue;
+    const severity: Severity = parsed.data;
+    const priority = priorityFor(severity, m.environment ?? 'unknown', policy);
+    const r = severityRank(severity);
+    if (!best || r > best.severity || (r === best.severity && rank(priority) < rank(best.priority)))
+      best = { severity: r, priority };
+  }
+  const dues = rows.map((m) => m.due).filter((d): d is string => d !== undefined);
+  return {
+    priority: best ? best.priority : fallback.priority,
+    dueDate: dues.length > 0 ? dues.reduce((a, b) => (b < a ? b : a)) : fallback.dueDate,
   };
 }
 
@@ -164,11 +213,23 @@ export async function refreshGroup(ctx: TicketContext, groupId: string, force: b
   if (!force && ctx.clock.now().getTime() - last < ctx.policy.grouping.refreshSeconds * 1000) return false;
   const ref = await ledgerTicket(ctx, parentKeyOf(group));
   if (!ref) return false;
-  await ctx.sink.setDescription(ref, groupDescription(group));
+  // A more urgent row raises the parent's priority and brings its due date forward, in the same edit; the
+  // values are sent only when they change (a person's edit of the parent otherwise stands).
+  const fields = parentFieldsOf(group, ctx.policy, {
+    priority: group.parentFields?.priority,
+    dueDate: group.parentFields?.dueDate,
+  });
+  const changed = fields.priority !== group.parentFields?.priority || fields.dueDate !== group.parentFields?.dueDate;
+  await ctx.sink.setDescription(ref, groupDescription(group), changed ? fields : {});
   const rendered = group.members.length;
   await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (g) =>
     g
-      ? { ...g, dirty: g.members.length !== rendered || g.generation !== group.generation, lastRefreshAt: nowIso(ctx) }
+      ? {
+          ...g,
+          dirty: g.members.length !== rendered || g.generation !== group.generation,
+          lastRefreshAt: nowIso(ctx),
+          parentFields: fields,
+        }
       : undefined,
   );
   return true;

@@ -30,6 +30,13 @@ export interface TicketDraft {
   parentKey: string | undefined;
 }
 
+/** Fields a grouped parent's refresh may change besides its description. */
+export interface IssueFields {
+  priority?: string | undefined;
+  /** `YYYY-MM-DD` */
+  dueDate?: string | undefined;
+}
+
 /** A comment's idempotency: the id of the request that posts it, and whether it may have been posted. */
 export interface CommentOnce {
   id: string;
@@ -57,7 +64,8 @@ export interface TicketSink {
   addLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
   /** Removes these labels where present (absent ones are no error). */
   removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
-  setDescription(ref: TicketRef, description: AdfDoc): Promise<void>;
+  /** Rewrites the description and, when given, the priority and due date, in one edit. */
+  setDescription(ref: TicketRef, description: AdfDoc, fields?: IssueFields): Promise<void>;
   /** The account id of the user with this e-mail, or undefined when nobody has it. */
   findUser(email: string): Promise<string | undefined>;
   /** The issue's assignee now (account id), null when unassigned. */

@@ -6,6 +6,7 @@
  */
 import * as z from 'zod';
 import { TicketRefSchema } from '../model/case.js';
+import { EnvironmentSchema } from '../model/enrichment.js';
 import { TimestampSchema } from '../model/finding.js';
 import { AdfDocSchema } from './adf.js';
 
@@ -88,6 +89,10 @@ export const GroupMemberSchema = z.object({
   account: z.string(),
   region: z.string().nullable(),
   severity: z.string(),
+  /** The case's environment (its priority row); absent in groups written before it was kept. */
+  environment: EnvironmentSchema.optional(),
+  /** The case's SLA due date (`YYYY-MM-DD`) counted from when it joined, as its own ticket's would be. */
+  due: z.string().optional(),
   occurrences: z.number().int(),
   lastSeen: TimestampSchema,
   status: z.enum(['open', 'done', 'reopened']),
@@ -111,6 +116,11 @@ export const GroupSchema = z.object({
   parentStatus: z.enum(['open', 'done', 'reopened']).default('open'),
   /** Bumped when a finished group (parent done) starts over with a new parent. */
   generation: z.number().int().default(0),
+  /**
+   * The priority and due date closeloop last set on the parent (from its most urgent open row): sent again
+   * only when they change, so a person's edit of the parent stands until a more urgent row joins.
+   */
+  parentFields: z.object({ priority: z.string().optional(), dueDate: z.string().optional() }).optional(),
 });
 export type Group = z.infer<typeof GroupSchema>;
 
