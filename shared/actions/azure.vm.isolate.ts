@@ -52,8 +52,51 @@ export const DENY_ALL_RULES = (['Inbound', 'Outbound'] as const).map((direction)
   destinationPortRange: '*',
 }));
 
-const isComplete = (rules: Array<{ name?: string; access?: string; priority?: number }> | undefined) =>
-  DENY_ALL_RULES.every((r) => rules?.some((x) => x.name === r.name && x.access === 'Deny' && x.priority === 100));
+/** A security rule as ARM returns it, reduced to what decides which traffic it matches. */
+interface RuleView {
+  name?: string;
+  access?: string;
+  priority?: number;
+  direction?: string;
+  protocol?: string;
+  sourceAddressPrefix?: string;
+  sourceAddressPrefixes?: readonly string[];
+  destinationAddressPrefix?: string;
+  destinationAddressPrefixes?: readonly string[];
+  sourcePortRange?: string;
+  sourcePortRanges?: readonly string[];
+  destinationPortRange?: string;
+  destinationPortRanges?: readonly string[];
+  sourceApplicationSecurityGroups?: readonly unknown[];
+  destinationApplicationSecurityGroups?: readonly unknown[];
+}
+
+const none = (xs: readonly unknown[] | undefined) => (xs?.length ?? 0) === 0;
+
+/**
+ * Does `x` still deny everything `r` denies: same direction, every protocol, address and port (a list of
+ * prefixes, ports or application security groups replaces the single `*` in ARM, so any of them narrows it)?
+ * A deny rule edited to one port or one source keeps its name, access and priority while the VM is open.
+ */
+const deniesAllOf = (x: RuleView, r: (typeof DENY_ALL_RULES)[number]) =>
+  x.name === r.name &&
+  x.access === 'Deny' &&
+  x.priority === r.priority &&
+  x.direction === r.direction &&
+  x.protocol === '*' &&
+  x.sourceAddressPrefix === '*' &&
+  x.destinationAddressPrefix === '*' &&
+  x.sourcePortRange === '*' &&
+  x.destinationPortRange === '*' &&
+  none(x.sourceAddressPrefixes) &&
+  none(x.destinationAddressPrefixes) &&
+  none(x.sourcePortRanges) &&
+  none(x.destinationPortRanges) &&
+  none(x.sourceApplicationSecurityGroups) &&
+  none(x.destinationApplicationSecurityGroups);
+
+const isComplete = (rules: readonly RuleView[] | undefined) =>
+  DENY_ALL_RULES.every((r) => rules?.some((x) => deniesAllOf(x, r)));
 
 /** The resource group in an ARM id (`/subscriptions/…/resourceGroups/<rg>/…`). */
 const groupOf = (id: string | undefined) => (id ? /\/resourceGroups\/([^/]+)\//i.exec(id)?.[1] : undefined);

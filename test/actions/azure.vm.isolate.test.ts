@@ -351,6 +351,30 @@ describe('Action: azure.vm.isolate', () => {
     expect(plan.steps.map((s) => s.call.api)).toEqual(['networkSecurityGroups.beginCreateOrUpdateAndWait']);
   });
 
+  it('does not call the VM isolated when a deny rule of the isolation NSG was narrowed, and completes it', async () => {
+    // Prepare: the rules keep their names, Deny and priority 100, but now deny one port, one source, one protocol.
+    isolateFully();
+    const edits = [
+      { destinationPortRange: '3389' },
+      { sourceAddressPrefix: '', sourceAddressPrefixes: ['203.0.113.0/24'] },
+      { protocol: 'Tcp' },
+    ];
+    for (const edit of edits) {
+      arm.nsgs.set(ISOLATION, {
+        id: ISOLATION_ID,
+        name: ISOLATION,
+        location: 'westeurope',
+        securityRules: DENY_ALL_RULES.map((r) => (r.direction === 'Inbound' ? { ...r, ...edit } : r)),
+      });
+      // Act
+      const verdict = await action.verify(target, ctx());
+      const plan = await action.plan(target, ctx());
+      // Assess
+      expect(verdict, JSON.stringify(edit)).toMatchObject({ holds: false, reason: 'a NIC lacks the deny-all NSG' });
+      expect(plan.steps.map((s) => s.call.api)).toEqual(['networkSecurityGroups.beginCreateOrUpdateAndWait']);
+    }
+  });
+
   it('verifies isolation after apply and fails when a NIC got its old NSG back', async () => {
     // Prepare
     const c = ctx();
