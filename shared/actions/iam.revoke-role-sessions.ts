@@ -27,21 +27,47 @@ type Target = z.infer<typeof TargetSchema>;
 const BeforeSchema = z.object({ policyDocument: z.string().nullable() });
 type Before = z.infer<typeof BeforeSchema>;
 
-const RevokeDocSchema = z.object({
-  Statement: z.array(
-    z.looseObject({
-      Effect: z.literal('Deny'),
-      Condition: z.object({ DateLessThan: z.object({ 'aws:TokenIssueTime': z.string() }) }),
-    }),
-  ),
+const StatementSchema = z.looseObject({
+  Effect: z.string().optional(),
+  Action: z.unknown().optional(),
+  Resource: z.unknown().optional(),
+  Condition: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
 });
+const RevokeDocSchema = z.looseObject({ Statement: z.union([z.array(StatementSchema), StatementSchema]) });
 
-/** The cutoff of an existing revoke policy, or undefined when it is not one. */
+/** `"*"` or a list holding `"*"`: every action (or resource). */
+const isAll = (v: unknown): boolean => v === '*' || (Array.isArray(v) && v.includes('*'));
+
+/**
+ * The token issue time before which this statement denies everything, or undefined when it denies less: a
+ * deny of some actions or resources only (`s3:GetObject`, `NotAction`), or one with a further condition
+ * (`aws:SourceIp`), leaves the compromised sessions the rest of their permissions.
+ */
+function fullDenyCutoff(s: z.infer<typeof StatementSchema>): Date | undefined {
+  if (s.Effect !== 'Deny' || !isAll(s.Action) || !isAll(s.Resource) || 'NotAction' in s || 'NotResource' in s)
+    return undefined;
+  const operators = Object.entries(s.Condition ?? {});
+  const [operator, block] = operators[0] ?? [];
+  if (operators.length !== 1 || operator !== 'DateLessThan' || !block) return undefined;
+  const keys = Object.entries(block);
+  const [key, value] = keys[0] ?? [];
+  if (keys.length !== 1 || key !== 'aws:TokenIssueTime' || typeof value !== 'string') return undefined;
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}
+
+/** The cutoff of an existing revoke policy (its latest deny-everything statement), or undefined when it has none. */
 function cutoffOf(doc: string | null): Date | undefined {
   if (doc === null) return undefined;
   const parsed = RevokeDocSchema.safeParse(JSON.parse(doc));
-  const at = parsed.success ? parsed.data.Statement[0]?.Condition.DateLessThan['aws:TokenIssueTime'] : undefined;
-  return at ? new Date(at) : undefined;
+  if (!parsed.success) return undefined;
+  const statements = Array.isArray(parsed.data.Statement) ? parsed.data.Statement : [parsed.data.Statement];
+  let latest: Date | undefined;
+  for (const s of statements) {
+    const at = fullDenyCutoff(s);
+    if (at && (!latest || at > latest)) latest = at;
+  }
+  return latest;
 }
 
 export const revokeDocument = (cutoff: Date): string =>

@@ -65,6 +65,37 @@ describe('Action: iam.revoke-role-sessions', () => {
     expect(result.holds).toBe(true);
   });
 
+  it('does not count a revoke policy that denies less than everything to the old sessions', async () => {
+    // Prepare: the policy keeps its name, Deny and token-issue-time cutoff, but was narrowed.
+    const full = JSON.parse(revokeDocument(FIXED_NOW)) as { Statement: Array<Record<string, unknown>> };
+    const [deny = {}] = full.Statement;
+    const narrowed = [
+      { ...deny, Action: ['s3:GetObject'] },
+      { ...deny, Resource: ['arn:aws:s3:::acme-logs/*'] },
+      { ...deny, Action: undefined, NotAction: ['iam:*'] },
+      {
+        ...deny,
+        Condition: {
+          DateLessThan: { 'aws:TokenIssueTime': FIXED_NOW.toISOString() },
+          IpAddress: { 'aws:SourceIp': '203.0.113.0/24' },
+        },
+      },
+    ];
+    for (const statement of narrowed) {
+      const doc = JSON.stringify({ ...full, Statement: [statement] });
+      iam.on(GetRolePolicyCommand).resolves({ PolicyDocument: encodeURIComponent(doc) });
+      // Act
+      const verdict = await action.verify(target, testContext());
+      const plan = await action.plan(target, testContext());
+      // Assess
+      expect(verdict.holds, doc).toBe(false);
+      expect(
+        plan.steps.map((s) => s.call.api),
+        doc,
+      ).toEqual(['iam:PutRolePolicy']);
+    }
+  });
+
   it('throws gone when the role no longer exists', async () => {
     // Prepare
     iam.on(GetRoleCommand).rejects(awsError('NoSuchEntity', 404));
