@@ -15,7 +15,11 @@ import type { Provider } from '../core/model/finding.js';
 import { type CloudClientOptions, createCloudClients } from './clients.js';
 import type { ActionContext } from './define.js';
 
-export type Scoped = { ctx: ActionContext } | { refused: string };
+/**
+ * `cause`: the refusal is an error of the moment (the own account could not be read), not the deployment's
+ * reach: the same request may succeed later.
+ */
+export type Scoped = { ctx: ActionContext } | { refused: string; cause?: unknown };
 
 const AWS_ACCOUNT = /^\d{12}$/;
 
@@ -27,7 +31,7 @@ export async function contextFor(ctx: ActionContext, provider: Provider, account
   try {
     own = await ctx.awsAccount?.();
   } catch (e) {
-    return { refused: `the AWS account of this run's credentials could not be read (${errorMessage(e)})` };
+    return { refused: `the AWS account of this run's credentials could not be read (${errorMessage(e)})`, cause: e };
   }
   if (own === undefined) return { refused: "the AWS account of this run's credentials is not known" };
   if (account === own) return { ctx };

@@ -1079,6 +1079,46 @@ describe('verify stage', () => {
     expect((await records()).filter((r) => r.step === 'verify')).toHaveLength(1);
   });
 
+  it("stays inconclusive, never verified on the source's word, when the own account cannot be read for the re-read", async () => {
+    // Prepare: an applied fix the source already reports resolved; STS is throttled when the verifier asks
+    // which account its credentials are in, so the re-read the fix is owed cannot be made now.
+    await putFinding(store, makeFinding({ status: 'resolved', statusReason: 'Workflow.Status RESOLVED' }));
+    await putCase(store, applied({ sourceStatus: 'resolved' }));
+    const action = scriptedAction([HOLDS]);
+    const ctx = {
+      ...testContext(),
+      awsAccount: async () => {
+        throw new AdapterError('throttled', 'sts:GetCallerIdentity failed (throttled: Throttling)');
+      },
+    };
+    // Act
+    const events = await createVerifyStage(deps(action, { ctx })).handle({
+      id: 'vr-sts',
+      type: 'case.verify-requested',
+      caseKey: CASE_KEY,
+      at: '2026-11-20T10:00:00.000Z',
+      trigger: 'source-resolved',
+      actor: 'closeloop:decide',
+    });
+    // Assess
+    const c = await readCase();
+    expect(c).toMatchObject({
+      status: 'pending-verification',
+      closedAt: null,
+      verification: { verdict: 'inconclusive' },
+    });
+    expect(c.verification?.reason).toContain(
+      "no live re-read: the AWS account of this run's credentials could not be read",
+    );
+    expect(upstream.calls).toEqual([]);
+    expect(events).toEqual([expect.objectContaining({ type: 'case.verified', verdict: 'inconclusive' })]);
+    const verify = (await records()).find((r) => r.step === 'verify');
+    expect(verify).toMatchObject({ verdict: 'inconclusive', detail: { basis: 'none' } });
+    expect(verify?.calls).toEqual([
+      expect.objectContaining({ api: 's3.block-public-access:verify', outcome: expect.stringContaining('throttled') }),
+    ]);
+  });
+
   describe('findings with no action (cloud access present)', () => {
     it("verifies on the source's own state and says that no action can re-read the resource", async () => {
       // Prepare

@@ -80,6 +80,14 @@ export async function assessCase(
   // Re-read in the case's own account only: elsewhere a namesake (or nothing: "gone") would answer.
   const scoped = action && target !== undefined ? await contextFor(deps.ctx, c.provider, c.account) : undefined;
   if (action && scoped && 'ctx' in scoped) return reRead(deps, scoped.ctx, action, target);
+  if (action && scoped && 'refused' in scoped && scoped.cause !== undefined) {
+    // The re-read is owed and within reach, only not now (the own account could not be read: throttled,
+    // expired credentials): like a re-read that errs, no verdict — never the source's word in its place.
+    const outcome = `error: ${errorMessage(scoped.cause)}`;
+    return inconclusive(`no live re-read: ${scoped.refused}`, 0, [
+      { api: `${action.id}:verify`, requestId: requestIdOf(scoped.cause), outcome },
+    ]);
+  }
 
   const why =
     scoped && 'refused' in scoped
