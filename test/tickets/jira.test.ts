@@ -71,6 +71,29 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.issues.get('SEC-5')?.fields.components).toEqual([{ name: 'triage' }]);
   });
 
+  it("never assigns another person the user search matched by a prefix when the owner's e-mail has no Jira account", async () => {
+    // Prepare: `ops@example.com` (a mailing list) has no account; the one user the query matches shows
+    // another e-mail. A user whose e-mail Jira hides is still taken when the query matches only them.
+    h = await jiraHarness(
+      {},
+      {
+        users: [
+          { accountId: 'acc-ops-au', emailAddress: 'ops@example.com.au', displayName: 'Ops Australia' },
+          { accountId: 'acc-lead', emailAddress: 'secops-lead@example.com', displayName: 'Lead' },
+          { accountId: 'acc-hidden', displayName: 'hidden@example.com' },
+        ],
+      },
+    );
+    const list = makeCase({ n: 1, owner: 'ops@example.com' });
+    const hidden = makeCase({ n: 2, owner: 'hidden@example.com' });
+    for (const c of [list, hidden]) await putCase(h.store, c);
+    // Act
+    for (const c of [list, hidden]) await h.stage.handle(decided(c));
+    // Assess: the list's case goes to the team's default assignee, not to the Australian ops user
+    expect(h.double.issues.get('SEC-1')?.fields.assignee).toEqual({ accountId: 'acc-lead' });
+    expect(h.double.issues.get('SEC-2')?.fields.assignee).toEqual({ accountId: 'acc-hidden' });
+  });
+
   it('leaves the issue unassigned with the triage component and says why when a failed lookup left the owner a fallback', async () => {
     // Prepare: the live tag lookup was throttled; the owner is the team's default, a findable user
     h = await jiraHarness();

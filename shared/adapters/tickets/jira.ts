@@ -304,8 +304,13 @@ export class JiraTicketSink implements TicketSink {
       await this.call('search users', () => this.client.userSearch.findUsers({ query: email, maxResults: 10 })),
     ).filter((u) => u.active !== false);
     const exact = users.find((u) => u.emailAddress?.toLowerCase() === email.toLowerCase());
-    // Jira hides e-mails by profile visibility: a single match on the query is the person.
-    return exact?.accountId ?? (users.length === 1 ? users[0]?.accountId : undefined);
+    if (exact) return exact.accountId;
+    // Jira hides e-mails by profile visibility: a single match on the query whose e-mail is hidden is the
+    // person. One whose e-mail shows, and is another, is someone else the query matched by a prefix
+    // (`ops@acme.example` finds `ops@acme.example.au`): the owner has no account, and the ticket goes to
+    // the team's default assignee or triage, never to a stranger.
+    const only = users.length === 1 ? users[0] : undefined;
+    return only && !only.emailAddress ? only.accountId : undefined;
   }
 }
 
