@@ -3,9 +3,10 @@
  * key aliases (`owner`, `Owner`, `owner-email`, …).
  *
  * Per field: a key spelled exactly as an alias wins, the alias listed first among those present; without
- * one, any casing of an alias (`OWNER`, `ENV` written by hand), again the alias listed first, and the first
- * such key in the tags' order between two casings of one alias. A blank value counts as absent. Values are
- * trimmed.
+ * one, any casing of an alias, with or without white space around it (`OWNER`, `ENV`, `owner ` written by
+ * hand: AWS and Azure keep a key's spaces, and read as nothing, `Env ` = prod let a `dev` in the resource's
+ * name make a production bucket dev), again the alias listed first, and the first such key in the tags'
+ * order between two spellings of one alias. A blank value counts as absent. Values are trimmed.
  */
 import type { TagAliases } from '../policy/policy.js';
 import { hasEnumerableKey } from '../util/objects.js';
@@ -25,6 +26,10 @@ interface AliasOf {
   field: number;
   rank: number;
 }
+
+/** Whether a key starts or ends with white space (`owner `, typed by hand in a console): rare, so checked first. */
+const hasEdgeSpace = (key: string): boolean =>
+  key.length > 0 && (/\s/.test(key[0] as string) || /\s/.test(key[key.length - 1] as string));
 
 /**
  * Compiles the aliases into one reader: a single pass over the tags (one Map lookup per key, exact then
@@ -73,7 +78,8 @@ export function compileTagReader(aliases: TagAliases): (tags: Record<string, str
             exactRank[a.field] = a.rank;
             exactKey[a.field] = key;
           }
-      const a = lower.get(key.toLowerCase());
+      const folded = key.toLowerCase();
+      const a = lower.get(folded) ?? (hasEdgeSpace(folded) ? lower.get(folded.trim()) : undefined);
       if (a && a.rank < (looseRank[a.field] as number)) {
         looseRank[a.field] = a.rank;
         looseKey[a.field] = key;

@@ -59,6 +59,26 @@ describe('enrichment chain', () => {
     expect(e.provenance.criticality?.detail).toBe('criticality from tag `CRITICALITY` on the resource');
   });
 
+  it('reads owner and environment tags whose keys were typed with a trailing space, not the name or triage', () => {
+    // Prepare: AWS keeps a key's spaces; the account is not in the registry and the name says `dev`
+    const f = makeFinding({
+      resource: {
+        id: 'arn:aws:s3:::acme-dev-exports',
+        name: 'acme-dev-exports',
+        account: '777788889999',
+        tags: { 'owner ': 'web@acme.example', 'Env ': 'prod' },
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('web@acme.example');
+    expect(e.unowned).toBe(false);
+    expect(e.provenance.owner.detail).toBe('owner from tag `owner ` on the resource');
+    expect(e.environment).toBe('prod');
+    expect(e.provenance.environment.via).toBe('tag');
+  });
+
   it('prefers the first alias in the configured order when several alias keys are present', () => {
     // Prepare
     const f = makeFinding({ resource: { tags: { Owner: 'second@acme.example', owner: 'first@acme.example' } } });

@@ -5,7 +5,8 @@ import { type TagAliases, TagAliasesSchema } from '../../../shared/core/policy/p
 
 /**
  * The two-pass reading the single pass replaced, kept as the oracle: exact keys per field in alias order,
- * then, for the fields still missing, any casing of an alias (lowest rank; first key met on a tie).
+ * then, for the fields still missing, any casing of an alias, white space around it or not (lowest rank;
+ * first key met on a tie).
  */
 function twoPass(aliases: TagAliases, tags: Record<string, string>): TagHits {
   const lowerAliases = new Map<string, { field: TagField; rank: number }>();
@@ -30,7 +31,7 @@ function twoPass(aliases: TagAliases, tags: Record<string, string>): TagHits {
     const rankOf: Partial<Record<TagField, number>> = {};
     for (const key in tags) {
       if (!Object.hasOwn(tags, key)) continue;
-      const a = lowerAliases.get(key.toLowerCase());
+      const a = lowerAliases.get(key.toLowerCase()) ?? lowerAliases.get(key.trim().toLowerCase());
       const v = tags[key];
       if (!a || v === undefined || v.trim() === '') continue;
       const rank = rankOf[a.field];
@@ -51,7 +52,10 @@ const WORDS = ['owner', 'Owner', 'team', 'env', 'Environment', 'app', 'tier', 's
 const cased = fc
   .tuple(fc.constantFrom(...WORDS), fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }))
   .map(([w, ups]) => [...w].map((c, i) => (ups[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
-const key = fc.oneof(fc.constantFrom(...WORDS), cased, fc.string({ maxLength: 8 }));
+const spaced = fc
+  .tuple(fc.constantFrom('', ' ', '\t'), cased, fc.constantFrom('', ' ', '  '))
+  .map(([a, w, b]) => `${a}${w}${b}`);
+const key = fc.oneof(fc.constantFrom(...WORDS), cased, spaced, fc.string({ maxLength: 8 }));
 const value = fc.oneof(fc.constantFrom('', '  ', ' web@acme.example ', 'prod', 'dev'), fc.string({ maxLength: 6 }));
 const tagsArb = fc.dictionary(key, value, { maxKeys: 8 });
 const aliasesArb: fc.Arbitrary<TagAliases> = fc.oneof(
@@ -76,6 +80,18 @@ describe('tag reader', () => {
     expect(hits.environment).toEqual({ value: 'prod', key: 'stage' });
     expect(read({ TEAM: ' ', Team: 'web' }).team).toEqual({ value: 'web', key: 'Team' });
     expect(read({})).toEqual({});
+  });
+
+  it('reads a key typed with white space around an alias as that alias, after an exact one, and no longer key', () => {
+    // Prepare
+    const read = compileTagReader(DEFAULTS);
+    // Act
+    const hits = read({ 'owner ': 'web@acme.example', ' Env': 'prod', 'team-owner': 'ops', 'team ': '' });
+    // Assess
+    expect(hits.owner).toEqual({ value: 'web@acme.example', key: 'owner ' });
+    expect(hits.environment).toEqual({ value: 'prod', key: ' Env' });
+    expect(hits.team).toBeUndefined();
+    expect(read({ 'owner ': 'spaced@acme.example', Owner: 'exact@acme.example' }).owner?.key).toBe('Owner');
   });
 
   it('reads what the two-pass reading read for any aliases and tags', () => {
