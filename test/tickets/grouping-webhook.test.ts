@@ -113,6 +113,31 @@ describe('storm grouping', () => {
       'logs-111122223333-3',
     ]);
   });
+
+  it("keeps a row in its group when the row's owner changed after it joined, and closes the parent only with the last row", async () => {
+    // Prepare: three unowned buckets of one type, grouped under the triage owner's parent; then the
+    // second one's owner tag is added, and its case enriched again names the new owner
+    const l = localHarness({ ...grouping('table'), grouping: { ...grouping('table').grouping, threshold: 1 } });
+    const [a, b, c] = [1, 2, 3].map((n) => makeCase({ n, owner: 'security-triage' }));
+    if (!a || !b || !c || !(l.sink instanceof LocalTicketSink)) throw new Error('setup');
+    for (const x of [a, b, c]) await putCase(l.store, x);
+    for (const x of [a, b, c]) await l.stage.handle(decided(x));
+    const grouped = await readCase(l.store, b.key);
+    await putCase(l.store, {
+      ...grouped,
+      enrichment: { ...grouped.enrichment, owner: 'bob@example.com', ownerEmail: 'bob@example.com' },
+    });
+    const verify = (key: string) =>
+      l.stage.handle({ id: `v-${key}`, type: 'case.verified', caseKey: key, at: a.updatedAt, verdict: 'verified' });
+    // Act
+    await verify(b.key);
+    const afterOne = await l.sink.get('LOCAL-2');
+    await verify(c.key);
+    // Assess: the row's closure is a row's (named, parent still open), not the parent's
+    expect(afterOne?.status).toBe('To Do');
+    expect(afterOne?.comments.map((x) => x.text.split(':')[0])).toEqual(['logs-111122223333-2']);
+    expect((await l.sink.get('LOCAL-2'))?.status).toBe('Done');
+  });
 });
 
 describe('group parent echoes', () => {

@@ -259,9 +259,14 @@ export async function setParentStatus(
   );
 }
 
-/** Finds the group whose member this case is (table mode: the case's ticket is the parent). */
+/**
+ * Finds the group whose member this case is (table mode: the case's ticket is the parent): the one it
+ * joined, recorded on its ticket. Its key is not made again from the case: an owner that changed since
+ * (an owner tag added to an unowned resource) made another key, found no group, and the row's closure
+ * closed the parent over the rows still open. A row recorded before the group was kept: the key, made again.
+ */
 export async function groupOfMember(ctx: TicketContext, c: Case): Promise<string | undefined> {
-  const groupId = ledgerIdOf(groupKeyOf(c, projectFor(c, ctx.policy)));
+  const groupId = c.ticket?.groupId ?? ledgerIdOf(groupKeyOf(c, projectFor(c, ctx.policy)));
   const doc = await ctx.store.get(COLLECTIONS.groups, groupId);
   if (!doc) return undefined;
   const g = GroupSchema.parse(doc.value);
