@@ -120,6 +120,42 @@ describe('enrichment chain', () => {
     expect(e.jira).toEqual({ project: 'WEB', assigneeEmail: 'web-lead@acme.example' });
   });
 
+  it("gives a resource of another team than its account's that team's default owner, not the account's owner", () => {
+    // Prepare: a shared account of data-platform with an on-call owner; a rule and a tag name web's resources
+    const registry = RegistrySchema.parse({
+      accounts: [
+        {
+          provider: 'aws',
+          id: '111122223333',
+          environment: 'prod',
+          team: 'data-platform',
+          owner: 'dp-oncall@acme.example',
+        },
+      ],
+      rules: [{ id: 'website', match: { resource: 'arn:aws:s3:::acme-public-website*' }, team: 'web' }],
+      teams: [
+        { id: 'data-platform', owner: 'data-platform@acme.example', jira: { project: 'DATA' } },
+        { id: 'web', owner: 'web-team@acme.example', jira: { project: 'WEB', assigneeEmail: 'web-lead@acme.example' } },
+      ],
+    });
+    const e2 = createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger });
+    const bucket = (name: string, tags: Record<string, string> = {}) =>
+      makeFinding({ resource: { id: `arn:aws:s3:::${name}`, name, account: '111122223333', tags } });
+    // Act
+    const byRule = sync(e2, bucket('acme-public-website-eu'));
+    const byTag = sync(e2, bucket('web-assets', { team: 'web' }));
+    const own = sync(e2, bucket('data-lake-raw'));
+    // Assess: web's tickets go to web's people; the account's owner still owns the account's own resources
+    for (const e of [byRule, byTag]) {
+      expect(e.team).toBe('web');
+      expect(e.owner).toBe('web-team@acme.example');
+      expect(e.provenance.owner.detail).toBe('owner is the default owner of team `web` in the registry');
+      expect(e.jira?.project).toBe('WEB');
+    }
+    expect(own.owner).toBe('dp-oncall@acme.example');
+    expect(own.team).toBe('data-platform');
+  });
+
   it("falls back to the team's default owner when the account names a team but no owner", () => {
     // Prepare
     const f = makeFinding({ resource: { id: 'arn:aws:s3:::acme-data-lake-raw', name: 'acme-data-lake-raw' } });
