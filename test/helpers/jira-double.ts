@@ -33,6 +33,8 @@ export interface DoubleUser {
   emailAddress?: string;
   displayName: string;
   active?: boolean;
+  /** False: the user lacks the Assignable User permission (Jira refuses them as an assignee, 400). */
+  assignable?: boolean;
 }
 
 export interface DoubleIssue {
@@ -431,6 +433,12 @@ export class JiraDouble {
       errors.labels = 'Labels cannot contain spaces';
     const parent = field(field(f, 'parent'), 'key');
     if (parent !== undefined && !this.issues.has(String(parent))) errors.parent = 'Parent issue does not exist';
+    const wanted = field(field(f, 'assignee'), 'accountId');
+    if (
+      typeof wanted === 'string' &&
+      !this.users.some((u) => u.accountId === wanted && u.active !== false && u.assignable !== false)
+    )
+      errors.assignee = `User '${wanted}' cannot be assigned issues.`;
     if (Object.keys(errors).length > 0) return { status: 400, body: { errorMessages: [], errors } };
     const n = (this.counters.get(project) ?? 0) + 1;
     this.counters.set(project, n);

@@ -94,6 +94,29 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.issues.get('SEC-2')?.fields.assignee).toEqual({ accountId: 'acc-hidden' });
   });
 
+  it('creates the issue unassigned for triage, not dead-lettered, when Jira refuses the owner as an assignee in the project', async () => {
+    // Prepare: the owner has a Jira account, but not the Assignable User permission in SEC
+    h = await jiraHarness(
+      {},
+      {
+        users: [
+          { accountId: 'acc-contractor', emailAddress: 'contractor@example.com', displayName: 'C', assignable: false },
+        ],
+      },
+    );
+    const c = makeCase({ n: 1, owner: 'contractor@example.com' });
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    await drainOutbox(h.deps);
+    // Assess
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toBeUndefined();
+    expect(issue?.fields.components).toEqual([{ name: 'triage' }]);
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({ key: 'SEC-1', assigneeId: null });
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+  });
+
   it('leaves the issue unassigned with the triage component and says why when a failed lookup left the owner a fallback', async () => {
     // Prepare: the live tag lookup was throttled; the owner is the team's default, a findable user
     h = await jiraHarness();

@@ -16,7 +16,13 @@ import { type Logger, silentLogger } from '../../core/ports.js';
 import type { AdfDoc } from '../../core/tickets/adf.js';
 import { CASE_LABEL_PATTERN } from '../../core/tickets/content.js';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
-import type { CommentOnce, IssueFields, TicketDraft, TicketSink } from '../../core/tickets/ports.js';
+import {
+  AssigneeRejectedError,
+  type CommentOnce,
+  type IssueFields,
+  type TicketDraft,
+  type TicketSink,
+} from '../../core/tickets/ports.js';
 import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
 import type { JiraConfig } from './jira-config.js';
 
@@ -163,7 +169,11 @@ export class JiraTicketSink implements TicketSink {
         properties: [{ key: CASE_PROPERTY_KEY, value: { caseKey: draft.caseKey, label: draft.caseLabel } }],
       });
     } catch (e) {
-      throw toAdapterError('create issue', e);
+      const error = toAdapterError('create issue', e);
+      // Jira names the refused field: `errors.assignee` ("User '…' cannot be assigned issues.").
+      if (draft.assigneeId && e instanceof HttpException && e.status === 400 && refusesAssignee(e))
+        throw new AssigneeRejectedError(error.message);
+      throw error;
     }
     const { key } = CreatedSchema.parse(created);
     return this.ref(key, draft.parentKey);
@@ -335,6 +345,13 @@ const ErrorBodySchema = z.looseObject({
   errors: z.record(z.string(), z.string()).optional(),
   message: z.string().optional(),
 });
+
+/** Whether Jira's 400 names the assignee field among its per-field errors. */
+function refusesAssignee(e: HttpException): boolean {
+  const data = typeof e.response === 'object' && 'data' in e.response ? e.response.data : undefined;
+  const parsed = ErrorBodySchema.safeParse(data);
+  return parsed.success && parsed.data.errors?.assignee !== undefined;
+}
 
 /** What Jira said, in its own words: `errorMessages` and per-field `errors`. */
 function jiraMessage(data: unknown): string | undefined {

@@ -13,11 +13,16 @@ import { getDoc } from '../store/docs.js';
 import { backoffDelay, realSleep } from '../util/retry.js';
 import { CASE_LABEL_PATTERN, caseLabelOf, ledgerIdOf } from './content.js';
 import { nowIso, type TicketContext } from './context.js';
-import type { TicketDraft } from './ports.js';
+import { AssigneeRejectedError, type TicketDraft } from './ports.js';
 import { COLLECTIONS, LedgerEntrySchema } from './store.js';
 
 export type EnsureResult =
-  | { status: 'created' | 'existing' | 'recovered'; ref: TicketRef }
+  | {
+      status: 'created' | 'existing' | 'recovered';
+      ref: TicketRef;
+      /** The sink refused the draft's assignee: the issue was created unassigned, for triage. */
+      unassigned?: true;
+    }
   /** Another worker holds a fresh claim: try again after `until` (it will most likely have finished). */
   | { status: 'waiting'; until: string };
 
@@ -102,6 +107,7 @@ async function createAfterClaim(
 ): Promise<EnsureResult> {
   let ref: TicketRef | undefined;
   let status: 'created' | 'recovered' = 'created';
+  let unassigned = false;
   try {
     if (claim.searchFirst) {
       ref = await findByLabel(ctx, claim.label);
@@ -111,6 +117,7 @@ async function createAfterClaim(
       const created = await createWithRecovery(ctx, await makeDraft());
       ref = created.ref;
       if (created.recovered) status = 'recovered';
+      unassigned = created.unassigned;
     }
   } catch (e) {
     // Give the claim back so the next attempt does not wait for the lease (the outbox retries).
@@ -134,7 +141,7 @@ async function createAfterClaim(
     await ctx.store.put(COLLECTIONS.ledger, claim.id, entry);
   }
   await ctx.store.put(COLLECTIONS.index, ref.key, { key: claim.key, kind: claim.kind });
-  return { status, ref };
+  return unassigned ? { status, ref, unassigned } : { status, ref };
 }
 
 async function findByLabel(ctx: TicketContext, label: string): Promise<TicketRef | undefined> {
@@ -150,13 +157,28 @@ async function findByLabel(ctx: TicketContext, label: string): Promise<TicketRef
  */
 async function createWithRecovery(
   ctx: TicketContext,
-  draft: TicketDraft,
-): Promise<{ ref: TicketRef; recovered: boolean }> {
+  asked: TicketDraft,
+): Promise<{ ref: TicketRef; recovered: boolean; unassigned: boolean }> {
   const { maxAttempts } = ctx.retry;
+  let draft = asked;
+  let unassigned = false;
   for (let attempt = 1; ; attempt++) {
     try {
-      return { ref: await ctx.sink.createTicket(draft), recovered: false };
+      return { ref: await ctx.sink.createTicket(draft), recovered: false, unassigned };
     } catch (e) {
+      // The owner has an account Jira will not assign in this project: the ticket still goes out, unassigned
+      // with the triage component (as for an owner without an account), instead of being dead-lettered.
+      if (e instanceof AssigneeRejectedError && draft.assigneeId !== undefined) {
+        ctx.log.warn('assignee refused; ticket created unassigned for triage', { error: errorMessage(e) });
+        draft = {
+          ...draft,
+          assigneeId: undefined,
+          components: [...new Set([...draft.components, ctx.policy.triageComponent])],
+        };
+        unassigned = true;
+        attempt--;
+        continue;
+      }
       if (!(isThrottled(e) || isTransient(e)) || attempt >= maxAttempts) throw e;
       const delay = backoffDelay(e, attempt, ctx.retry);
       if (delay === undefined) throw e;
@@ -166,7 +188,7 @@ async function createWithRecovery(
         // If this search fails too, stop: creating again without knowing could make a second issue.
         // The request stays in the outbox and its next attempt searches first.
         const found = await findByLabel(ctx, draft.caseLabel);
-        if (found) return { ref: found, recovered: true };
+        if (found) return { ref: found, recovered: true, unassigned };
         // Not found is not proof: after a timeout or a reset the first create may still be in flight
         // (queued behind a busy Jira) and land after this search. Creating again now made duplicates
         // under load (test/resilience/jira-faults.test.ts), so leave it to the outbox, whose next attempt,

@@ -368,6 +368,7 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
       { searchFirst },
     );
     if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
+    if (res.unassigned) assigned = null;
     await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref, assigned);
     if (join.grouped) await refreshGroup(ctx, join.groupId, false);
     return { kind: 'done' };

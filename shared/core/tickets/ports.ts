@@ -5,8 +5,20 @@
  * Idempotency ("one ticket per case") is the core's job (tickets/ledger.ts), not the sink's: the sink
  * creates when told and finds by the derived label when asked, so a create costs one remote call.
  */
+import { AdapterError } from '../errors.js';
 import type { TicketRef } from '../model/case.js';
 import type { AdfDoc } from './adf.js';
+
+/**
+ * The sink refused the draft's assignee (Jira: the person has an account but not the Assignable User
+ * permission in the team's project). The ticket is then created unassigned, for triage: never dropped.
+ */
+export class AssigneeRejectedError extends AdapterError {
+  constructor(message: string) {
+    super('invalid', message);
+    this.name = 'AssigneeRejectedError';
+  }
+}
 
 /** Everything needed to create one ticket. Built by tickets/content.ts from the stored case. */
 export interface TicketDraft {
