@@ -9,8 +9,8 @@
  * 4. the labels the resource takes from its GCP project (read by the live lookup, kept apart from its own:
  *    a project-wide label says less about one resource than a rule naming it), then the registry entry of
  *    the account / subscription / project (id, or GCP project number);
- *    (owner: a team found for the resource other than the account's takes its own default owner before the
- *    account's owner, who is the other team's person);
+ *    (owner: a team found for the resource other than its project's or account's takes its own default owner
+ *    before their owner, who is the other team's person);
  * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account;
  * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
  *    environment: `unknown`.
@@ -306,10 +306,11 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const teamEntry = team === null ? undefined : teams.get(team);
     if (team !== null && !teamEntry)
       warnings.push(`team \`${team}\` is not in the registry: tickets use the triage routing`);
-    // A team named for the resource (its tag, a rule, a project label) other than its account's: the account's
-    // owner is the other team's person, and the ticket, in this team's project, would have been assigned to
-    // them. This team's default owner comes first.
-    const otherTeamsAccount = team !== null && account?.entry.owner !== undefined && team !== account.entry.team;
+    // A team named for the resource (its tag, a rule) other than its container's (the project's team label,
+    // else its account's): the container's owner (a project label, the account's entry) is the other team's
+    // person, and the ticket, in this team's project, would have been assigned to them. This team's default
+    // owner comes first.
+    const otherTeamsContainer = team !== null && team !== (inherited.team?.value ?? account?.entry.team);
 
     // owner
     let owner: string;
@@ -321,12 +322,12 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.owner) {
       owner = rule.rule.owner;
       ownerProv = fromRule('owner', rule);
+    } else if (otherTeamsContainer && teamEntry?.owner) {
+      owner = teamEntry.owner;
+      ownerProv = fromTeamOwner(teamEntry);
     } else if (inherited.owner) {
       owner = inherited.owner.value;
       ownerProv = fromContainer('owner', inherited.owner, f.resource.provider);
-    } else if (otherTeamsAccount && teamEntry?.owner) {
-      owner = teamEntry.owner;
-      ownerProv = fromTeamOwner(teamEntry);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);

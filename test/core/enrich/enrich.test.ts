@@ -714,6 +714,27 @@ describe('live lookups in the enrichment chain', () => {
       });
     });
 
+    it("gives a bucket a rule puts in another team than its project's that team's default owner, not the project's owner label", async () => {
+      // Prepare: the project is data-platform's, with its on-call as owner; a rule puts the bucket in web
+      const project = { owner: 'data-oncall@acme.example', team: 'data-platform' };
+      const registry = RegistrySchema.parse({
+        ...config.registry,
+        rules: [{ id: 'uploads', match: { provider: 'gcp', resource: bucket.resource.id }, team: 'web' }],
+      });
+      const e2 = createEnricher({
+        registry,
+        policy: config.policy.enrichment,
+        lookup: answering({ tags: project, inherited: project }),
+        log: silentLogger,
+      });
+      // Act
+      const e = await e2.enrich(bucket);
+      // Assess
+      expect(e.team).toBe('web');
+      expect(e.owner).toBe('web-team@acme.example');
+      expect(e.provenance.owner.via).toBe('registry-team');
+    });
+
     it("lets the resource's own label outrank the rule, and a project label it overrides count as its own", async () => {
       // Prepare: the bucket's own owner label overrides the project's
       const e2 = createEnricher({
