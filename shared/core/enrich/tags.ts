@@ -27,10 +27,6 @@ interface AliasOf {
   rank: number;
 }
 
-/** Whether a key starts or ends with white space (`owner `, typed by hand in a console): rare, so checked first. */
-const hasEdgeSpace = (key: string): boolean =>
-  key.length > 0 && (/\s/.test(key[0] as string) || /\s/.test(key[key.length - 1] as string));
-
 /**
  * Compiles the aliases into one reader: a single pass over the tags (one Map lookup per key, exact then
  * lower-cased), instead of a lookup per field and alias followed, nearly always, by a case-insensitive
@@ -78,8 +74,7 @@ export function compileTagReader(aliases: TagAliases): (tags: Record<string, str
             exactRank[a.field] = a.rank;
             exactKey[a.field] = key;
           }
-      const folded = key.toLowerCase();
-      const a = lower.get(folded) ?? (hasEdgeSpace(folded) ? lower.get(folded.trim()) : undefined);
+      const a = lower.get(key.trim().toLowerCase());
       if (a && a.rank < (looseRank[a.field] as number)) {
         looseRank[a.field] = a.rank;
         looseKey[a.field] = key;

@@ -51,11 +51,6 @@ export const CaseTicketSchema = TicketRefSchema.extend({
    * while its assignee is still this one (a person's reassignment stands).
    */
   assigneeId: z.string().nullable().optional(),
-  /**
-   * The storm group whose parent ticket this case is a row of (table mode), as it joined: its owner or
-   * routing may change afterwards, and the row's updates still belong to that group's table.
-   */
-  groupId: z.string().optional(),
   status: z.enum(['open', 'done', 'reopened']).default('open'),
 });
 export type CaseTicket = z.infer<typeof CaseTicketSchema>;

@@ -306,11 +306,6 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const teamEntry = team === null ? undefined : teams.get(team);
     if (team !== null && !teamEntry)
       warnings.push(`team \`${team}\` is not in the registry: tickets use the triage routing`);
-    // A team named for the resource (its tag, a rule) other than its container's (the project's team label,
-    // else its account's): the container's owner (a project label, the account's entry) is the other team's
-    // person, and the ticket, in this team's project, would have been assigned to them. This team's default
-    // owner comes first.
-    const otherTeamsContainer = team !== null && team !== (inherited.team?.value ?? account?.entry.team);
 
     // owner
     let owner: string;
@@ -322,7 +317,14 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (rule?.rule.owner) {
       owner = rule.rule.owner;
       ownerProv = fromRule('owner', rule);
-    } else if (otherTeamsContainer && teamEntry?.owner) {
+    } else if (
+      teamEntry?.owner &&
+      // The team's default owner follows the container's owner (a project label, the account's entry) only
+      // when the team is the container's (the project's team label, else its account's). A team named for
+      // the resource (its tag, a rule) is another team's: the container's owner is the other team's person,
+      // and the ticket, in this team's project, would have been assigned to them.
+      (team !== (inherited.team?.value ?? account?.entry.team) || !(inherited.owner || account?.entry.owner))
+    ) {
       owner = teamEntry.owner;
       ownerProv = fromTeamOwner(teamEntry);
     } else if (inherited.owner) {
@@ -331,9 +333,6 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
-    } else if (teamEntry?.owner) {
-      owner = teamEntry.owner;
-      ownerProv = fromTeamOwner(teamEntry);
     } else {
       owner = registry.triage.owner;
       unowned = true;

@@ -80,8 +80,6 @@ export async function recordTicketOnCase(
   ref: TicketRef,
   /** Whom closeloop assigned the new issue to (null: unassigned); omitted when not known (found by search). */
   assigneeId?: string | null,
-  /** The storm group the case joined as a row of `ref` (table mode). */
-  groupId?: string,
 ): Promise<void> {
   await updateCaseTicket(ctx, caseKey, (t, c) =>
     t && t.key === ref.key
@@ -95,7 +93,6 @@ export async function recordTicketOnCase(
           reportedOccurrences: c.occurrences,
           reportedOwner: c.enrichment.owner,
           ...(assigneeId !== undefined ? { assigneeId } : {}),
-          ...(groupId !== undefined ? { groupId } : {}),
           status: 'open',
         },
   );

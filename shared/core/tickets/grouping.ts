@@ -7,14 +7,14 @@
  */
 import type { Case } from '../model/case.js';
 import { type Severity, SeveritySchema, severityRank } from '../model/finding.js';
-import { mutateDoc } from '../store/docs.js';
+import { getDoc, mutateDoc } from '../store/docs.js';
 import { type AdfDoc, code, doc, h, p, strong, table, text } from './adf.js';
 import { caseLabelOf, dueDateFor, ledgerIdOf, priorityFor, projectFor, shortType, slug } from './content.js';
 import { nowIso, type TicketContext } from './context.js';
 import { ledgerTicket } from './ledger.js';
 import type { TicketPolicy } from './policy.js';
 import type { IssueFields, TicketDraft } from './ports.js';
-import { COLLECTIONS, type Group, type GroupMember, GroupSchema } from './store.js';
+import { COLLECTIONS, type Group, type GroupMember, GroupSchema, TicketIndexSchema } from './store.js';
 
 /** Rows shown in the parent's description; Jira caps a description at 32 767 characters. */
 const MAX_TABLE_ROWS = 100;
@@ -260,13 +260,18 @@ export async function setParentStatus(
 }
 
 /**
- * Finds the group whose member this case is (table mode: the case's ticket is the parent): the one it
- * joined, recorded on its ticket. Its key is not made again from the case: an owner that changed since
- * (an owner tag added to an unowned resource) made another key, found no group, and the row's closure
- * closed the parent over the rows still open. A row recorded before the group was kept: the key, made again.
+ * Finds the group whose member this case is (table mode: the case's ticket is the parent): the group of the
+ * parent ticket, as the ticket index names it (`…|generation`), as the webhook finds it. Not made again from
+ * the case: an owner that changed since it joined (an owner tag added to an unowned resource) made another
+ * key, found no group, and the row's closure closed the parent over the rows still open.
  */
 export async function groupOfMember(ctx: TicketContext, c: Case): Promise<string | undefined> {
-  const groupId = c.ticket?.groupId ?? ledgerIdOf(groupKeyOf(c, projectFor(c, ctx.policy)));
+  const parent = c.ticket && (await getDoc(ctx.store, COLLECTIONS.index, c.ticket.key, TicketIndexSchema))?.value;
+  const groupId = ledgerIdOf(
+    parent?.kind === 'group'
+      ? parent.key.slice(0, parent.key.lastIndexOf('|'))
+      : groupKeyOf(c, projectFor(c, ctx.policy)),
+  );
   const doc = await ctx.store.get(COLLECTIONS.groups, groupId);
   if (!doc) return undefined;
   const g = GroupSchema.parse(doc.value);

@@ -347,7 +347,7 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
       if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
       parent = res.ref;
       if (ctx.policy.grouping.mode === 'table') {
-        await recordTicketOnCase(ctx, c.key, { ...parent, parentKey: parent.key }, undefined, join.groupId);
+        await recordTicketOnCase(ctx, c.key, { ...parent, parentKey: parent.key });
         await refreshGroup(ctx, join.groupId, false);
         return { kind: 'done' };
       }
