@@ -138,13 +138,17 @@ class Verdict {
 export const gcpLabelKey = (key: string): string => key.toLowerCase().replace(/[^a-z0-9_-]/g, '-');
 
 /**
- * The skip tag's value when `tags` carry it (any value but `false` counts), else undefined. On GCP, whose
- * labels cannot hold the usual `closeloop:skip`, the label form of the key counts too.
+ * The skip tag's value when `tags` carry it (any value but `false` counts), else undefined. Its label form
+ * counts too (GCP labels cannot hold the usual `closeloop:skip`; written so on another cloud, it says the
+ * same), and either in any casing and with white space around it (`Closeloop:Skip`, `closeloop:skip `: AWS
+ * and Azure keep a key as typed). Any such key that does not say `false` stops the fix: a person who tagged
+ * a resource so meant it (read as absent, the fix went through).
  */
-export const skipTagValue = (tags: Record<string, string>, key: string, provider?: Provider): string | undefined => {
-  const at = provider === 'gcp' && !Object.hasOwn(tags, key) ? gcpLabelKey(key) : key;
-  const v = Object.hasOwn(tags, at) ? tags[at] : undefined;
-  return v !== undefined && v.trim().toLowerCase() !== 'false' ? v : undefined;
+export const skipTagValue = (tags: Record<string, string>, key: string): string | undefined => {
+  const names = [key.toLowerCase(), gcpLabelKey(key)];
+  return Object.entries(tags).find(
+    ([k, v]) => names.includes(k.trim().toLowerCase()) && !/^\s*false\s*$/i.test(v),
+  )?.[1];
 };
 
 /**
@@ -175,8 +179,7 @@ export function evaluateGates(input: GateInput): GateVerdict {
     const before = input.previousGates?.find((g) => g.gate === 'skip-tag');
     if (before) acc.add(before, before.outcome === 'pass' ? 'auto' : 'manual');
     else acc.add(SKIP_TAGS_UNKNOWN, 'manual');
-  } else if (skipTagValue(input.tags, policy.skipTag, input.provider) !== undefined)
-    acc.add(compiled.skipTagBlock, 'manual');
+  } else if (skipTagValue(input.tags, policy.skipTag) !== undefined) acc.add(compiled.skipTagBlock, 'manual');
   else acc.add(compiled.skipTagPass, 'auto');
 
   // allowlist: resources closeloop must never touch

@@ -75,7 +75,7 @@ export async function liveSkipTag(
 ): Promise<GateResult | undefined> {
   if (!tags || !canRead(tags, ref.provider)) return undefined;
   try {
-    return skipTagValue(await tags.tagsFor(ref), skipTag, ref.provider) !== undefined
+    return skipTagValue(await tags.tagsFor(ref), skipTag) !== undefined
       ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
       : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` };
   } catch (e) {

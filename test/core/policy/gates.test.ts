@@ -102,14 +102,29 @@ describe('gates', () => {
     expect(custom.mode).toBe('manual');
   });
 
-  it('reads the skip tag on GCP in its label form (labels cannot hold ":"), and only there', () => {
+  it('reads the skip tag in its label form (GCP labels cannot hold ":"), on every cloud', () => {
     // Act
     const gcp = evaluateGates(input({ provider: 'gcp', tags: { 'closeloop-skip': 'true' } }));
     const aws = evaluateGates(input({ provider: 'aws', tags: { 'closeloop-skip': 'true' } }));
-    // Assess
+    // Assess: on AWS too, a person who wrote it meant it
     expect(gcp.mode).toBe('manual');
-    expect(aws.mode).toBe('auto');
+    expect(aws.mode).toBe('manual');
     expect(gcpLabelKey('Closeloop:Skip.now')).toBe('closeloop-skip-now');
+  });
+
+  it('reads a skip tag written by hand in another casing or with spaces around its key, and fails towards skipping', () => {
+    // Act
+    const cased = evaluateGates(input({ tags: { 'Closeloop:Skip': 'true' } }));
+    const spaced = evaluateGates(input({ provider: 'azure', tags: { ' closeloop:skip ': 'yes' } }));
+    const gcp = evaluateGates(input({ provider: 'gcp', tags: { 'Closeloop-Skip': 'true' } }));
+    const eitherSays = evaluateGates(input({ tags: { 'CLOSELOOP:SKIP': 'false', 'closeloop:skip ': 'true' } }));
+    const exactFalse = evaluateGates(input({ tags: { 'closeloop:skip': 'false', 'Closeloop:Skip': 'true' } }));
+    const allFalse = evaluateGates(input({ tags: { 'closeloop:skip': 'false', 'Closeloop:Skip ': 'FALSE' } }));
+    const other = evaluateGates(input({ tags: { 'closeloop:skipped': 'true', 'x-closeloop:skip': 'true' } }));
+    // Assess: any spelling that does not say false stops the fix.
+    expect([cased.mode, spaced.mode, gcp.mode, eitherSays.mode, exactFalse.mode]).toEqual(Array(5).fill('manual'));
+    expect(allFalse.mode).toBe('auto');
+    expect(other.mode).toBe('auto');
   });
 
   it('falls to manual when the resource is on the never-touch allowlist', () => {
