@@ -162,6 +162,18 @@ export function decided(
   };
 }
 
+/** The verifier's `case.verified` event for `c` (verdict verified, an evidence hash and summary). */
+export function verified(c: Case, id = 'v'): PipelineEvent {
+  return {
+    id,
+    type: 'case.verified',
+    caseKey: c.key,
+    at: c.updatedAt,
+    verdict: 'verified',
+    detail: { evidenceHash: 'b'.repeat(64), evidenceSummary: 'flags on' },
+  };
+}
+
 /** Ticket policy overrides that turn grouping off (one ticket per case, whatever the storm). */
 export const NO_GROUPING = {
   grouping: {

@@ -2,7 +2,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { decided, decisionOf, type Harness, jiraHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
+import {
+  decided,
+  decisionOf,
+  type Harness,
+  jiraHarness,
+  makeCase,
+  NO_GROUPING,
+  putCase,
+  readCase,
+  verified,
+} from './helpers.js';
 
 let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
 afterEach(async () => {
@@ -363,14 +373,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     await h.stage.handle(decided(c));
     h.double.setStatus('SEC-1', 'In Progress');
     // Act
-    await h.stage.handle({
-      id: 'v',
-      type: 'case.verified',
-      caseKey: c.key,
-      at: c.updatedAt,
-      verdict: 'verified',
-      detail: { evidenceHash: 'b'.repeat(64), evidenceSummary: 'flags on' },
-    });
+    await h.stage.handle(verified(c));
     const afterDone = h.double.issues.get('SEC-1')?.fields.status.name;
     await h.stage.handle({
       id: 'r',
@@ -443,14 +446,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     await h.stage.handle(decided(c));
     h.double.faults = [{ kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 }];
     // Act
-    await h.stage.handle({
-      id: 'v',
-      type: 'case.verified',
-      caseKey: c.key,
-      at: c.updatedAt,
-      verdict: 'verified',
-      detail: { evidenceHash: 'b'.repeat(64), evidenceSummary: 'flags on' },
-    });
+    await h.stage.handle(verified(c));
     for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
       h.clock.advance(3_600_000);
       await drainOutbox(h.deps);
