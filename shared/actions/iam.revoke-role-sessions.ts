@@ -9,11 +9,13 @@
 import type { IAMClient } from '@aws-sdk/client-iam';
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { canonicalJson } from '../core/util/hash.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
 import { sdkErrorCode } from './retry.js';
 
+const ID = 'iam.revoke-role-sessions';
 export const REVOKE_POLICY_NAME = 'AWSRevokeOlderSessions';
 
 const TargetSchema = z.object({
@@ -23,8 +25,16 @@ const TargetSchema = z.object({
 });
 type Target = z.infer<typeof TargetSchema>;
 
-/** The inline revoke policy the role had before (JSON), or null. */
-const BeforeSchema = z.object({ policyDocument: z.string().nullable() });
+const BeforeSchema = z.object({
+  /** The inline revoke policy the role had before (JSON), or null. */
+  policyDocument: z.string().nullable(),
+  /**
+   * The cutoff the fix's policy denies sessions before (ISO), set by a plan that writes one: a rollback undoes
+   * only this cutoff, never a later one set since (the sessions revoked again by another case or a person).
+   * Absent in records written before it was kept, and in a no-op plan's.
+   */
+  cutoff: z.iso.datetime({ offset: true }).optional(),
+});
 type Before = z.infer<typeof BeforeSchema>;
 
 const StatementSchema = z.looseObject({
@@ -115,7 +125,7 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
   const input = { RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME, PolicyDocument: revokeDocument(now) };
   return changePlan(
     target,
-    before,
+    { ...before, cutoff: now.toISOString() },
     [
       step(
         `attach inline policy ${REVOKE_POLICY_NAME} to role ${target.roleName}: deny everything to sessions issued before ${now.toISOString()}`,
@@ -128,6 +138,22 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
   );
 }
 
+/** The plan with the cutoff of another plan (the one being applied), when it writes one. */
+function withCutoff(p: Plan<Target, Before>, cutoff: string | undefined): Plan<Target, Before> {
+  const { cutoff: _own, ...read } = p.before;
+  return p.noop ? p : { ...p, before: cutoff === undefined ? read : { ...read, cutoff } };
+}
+
+/** The same policy document: parsed, so white space and key order do not count. */
+function sameDocument(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b;
+  try {
+    return canonicalJson(JSON.parse(a)) === canonicalJson(JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
 const PutInput = z.object({
   RoleName: z.string(),
   PolicyName: z.literal(REVOKE_POLICY_NAME),
@@ -135,7 +161,7 @@ const PutInput = z.object({
 });
 
 export default defineAction<Target, Before>({
-  id: 'iam.revoke-role-sessions',
+  id: ID,
   title: 'Revoke the active sessions of an IAM role (deny tokens issued before now)',
   provider: 'aws',
   handles: {
@@ -172,16 +198,23 @@ export default defineAction<Target, Before>({
   },
   plan,
   apply: (p, ctx) =>
-    applyPlanned(p, ctx, plan, async (s) => {
-      const sdk = await awsSdk.iam();
-      if (s.call.api !== 'iam:PutRolePolicy') throw new AdapterError('invalid', `no step ${s.call.api}`);
-      const input = PutInput.parse(s.call.input);
-      const what = `iam:PutRolePolicy ${input.RoleName}`;
-      return awsRequestId(
-        await call(ctx, what, async () => (await ctx.clients.iam()).send(new sdk.PutRolePolicyCommand(input))),
-        what,
-      );
-    }),
+    // The re-plan's cutoff is its own clock's: the live state is compared without it, and the cutoff kept is
+    // the one the planned step writes.
+    applyPlanned(
+      p,
+      ctx,
+      async (t, c) => withCutoff(await plan(t, c), p.before.cutoff),
+      async (s) => {
+        const sdk = await awsSdk.iam();
+        if (s.call.api !== 'iam:PutRolePolicy') throw new AdapterError('invalid', `no step ${s.call.api}`);
+        const input = PutInput.parse(s.call.input);
+        const what = `iam:PutRolePolicy ${input.RoleName}`;
+        return awsRequestId(
+          await call(ctx, what, async () => (await ctx.clients.iam()).send(new sdk.PutRolePolicyCommand(input))),
+          what,
+        );
+      },
+    ),
   async verify(target, ctx) {
     const observed = await readBefore(await ctx.clients.iam(), target.roleName, ctx);
     const cutoff = cutoffOf(observed.policyDocument);
@@ -198,19 +231,39 @@ export default defineAction<Target, Before>({
   async rollback({ target, before }, ctx) {
     const sdk = await awsSdk.iam();
     const iam = await ctx.clients.iam();
-    const what = `iam:${before.policyDocument === null ? 'DeleteRolePolicy' : 'PutRolePolicy'} ${target.roleName}`;
-    const out = await call(ctx, what, () => {
-      const doc = before.policyDocument;
-      return doc === null
-        ? iam.send(new sdk.DeleteRolePolicyCommand({ RoleName: target.roleName, PolicyName: REVOKE_POLICY_NAME }))
+    const role = target.roleName;
+    // The live policy first: the role may have been revoked again since the fix (a later compromise, another
+    // case, a person), and putting the old policy back, or deleting it, would give the sessions that later
+    // revoke cut off their permissions again.
+    const live = await readBefore(iam, role, ctx);
+    if (sameDocument(live.policyDocument, before.policyDocument)) return { requestIds: [] }; // nothing of the fix left
+    if (before.cutoff === undefined) {
+      throw new AdapterError(
+        'conflict',
+        `${ID} rollback: the record does not say which cutoff the fix wrote (kept before it was recorded), so a later revoke of role ${role} cannot be told from it: ${REVOKE_POLICY_NAME} left as it is`,
+      );
+    }
+    if (live.policyDocument === null) return { requestIds: [] }; // removed since the fix: nothing to undo
+    if (!sameDocument(live.policyDocument, revokeDocument(new Date(before.cutoff)))) {
+      const liveCutoff = cutoffOf(live.policyDocument);
+      const why =
+        liveCutoff && liveCutoff > new Date(before.cutoff)
+          ? `sessions were revoked again since the fix (tokens issued before ${liveCutoff.toISOString()}, the fix's ${before.cutoff})`
+          : `it was changed since the fix`;
+      throw new AdapterError(
+        'conflict',
+        `${ID} rollback: ${REVOKE_POLICY_NAME} on role ${role} is not the fix's: ${why}; left as it is`,
+      );
+    }
+    const restore = before.policyDocument;
+    const what = `iam:${restore === null ? 'DeleteRolePolicy' : 'PutRolePolicy'} ${role}`;
+    const out = await call(ctx, what, () =>
+      restore === null
+        ? iam.send(new sdk.DeleteRolePolicyCommand({ RoleName: role, PolicyName: REVOKE_POLICY_NAME }))
         : iam.send(
-            new sdk.PutRolePolicyCommand({
-              RoleName: target.roleName,
-              PolicyName: REVOKE_POLICY_NAME,
-              PolicyDocument: doc,
-            }),
-          );
-    });
+            new sdk.PutRolePolicyCommand({ RoleName: role, PolicyName: REVOKE_POLICY_NAME, PolicyDocument: restore }),
+          ),
+    );
     return { requestIds: [awsRequestId(out, what)] };
   },
 });
