@@ -105,7 +105,11 @@ export interface Action<T = unknown, B = unknown> extends ActionDeclaration {
   /** Makes exactly the planned change, idempotently; re-reads the live resource first (fail closed). */
   apply(plan: Plan<T, B>, ctx: ActionContext): Promise<ApplyResult<B>>;
   verify(target: T, ctx: ActionContext): Promise<VerifyResult>;
-  rollback(record: { target: T; before: B }, ctx: ActionContext): Promise<{ requestIds: string[] }>;
+  /**
+   * Puts back what the fix changed, re-reading the live resource first. `note`: what it left as it was and
+   * why (a container deleted since the fix), recorded with the rollback.
+   */
+  rollback(record: { target: T; before: B }, ctx: ActionContext): Promise<{ requestIds: string[]; note?: string }>;
 }
 
 /** Identity function that checks the shape at compile time and keeps the literal types. */

@@ -35,7 +35,7 @@ const finding = findingFor({ provider: 'azure', id: ACCOUNT_ID, type: 'StorageAc
 function azureDouble() {
   const calls = { plan: 0, apply: 0, rollback: 0 };
   /** `loseAnswer`: the next apply takes effect and its call then times out. */
-  const live = { open: true, loseAnswer: false };
+  const live: { open: boolean; loseAnswer: boolean; rollbackNote?: string } = { open: true, loseAnswer: false };
   const action = defineAction<{ account: string }, { open: boolean }>({
     id: 'test.azure-close',
     title: 'Close a test account',
@@ -70,7 +70,7 @@ function azureDouble() {
     async rollback({ before }) {
       calls.rollback++;
       live.open = before.open;
-      return { requestIds: ['arm-rb-1'] };
+      return { requestIds: ['arm-rb-1'], ...(live.rollbackNote ? { note: live.rollbackNote } : {}) };
     },
   });
   const widened: Action = action;
@@ -505,6 +505,20 @@ describe('executeRemote in a spoke', () => {
     // Assess
     expect(result).toMatchObject({ outcome: 'planned', applyToken: 'tok-1', plan: { noop: false } });
     expect(double.calls.apply).toBe(0);
+  });
+
+  it('says with a spoke rollback what it left as it was', async () => {
+    // Prepare: a part of the fixed resource was deleted since the fix, so the rollback skips it.
+    const double = azureDouble();
+    double.live.open = false;
+    double.live.rollbackNote = 'container(s) logs no longer exist: skipped, not restored';
+    // Act
+    const result = await run(double, true, { ...request, op: 'rollback', before: { open: true } });
+    // Assess
+    expect(result).toMatchObject({
+      outcome: 'rolled-back',
+      reason: 'rolled back test.azure-close: container(s) logs no longer exist: skipped, not restored',
+    });
   });
 
   it('refuses a rollback and changes nothing when the spoke is deployed in dry-run', async () => {

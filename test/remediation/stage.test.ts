@@ -43,6 +43,8 @@ function recordingAction(
     stallFirstApply?: Promise<void>;
     /** The first apply then fails with this, having changed nothing. */
     failFirstApply?: Error;
+    /** What the rollback says it left as it was. */
+    rollbackNote?: string;
   } = {},
 ) {
   const calls = { plan: 0, apply: 0, rollback: 0 };
@@ -95,7 +97,7 @@ function recordingAction(
     async rollback({ before }) {
       calls.rollback++;
       live.open = before.open;
-      return { requestIds: ['rb-1'] };
+      return { requestIds: ['rb-1'], ...(opts.rollbackNote ? { note: opts.rollbackNote } : {}) };
     },
   });
   const widened: Action = action;
@@ -593,6 +595,20 @@ describe('remediation stage', () => {
     expect(out.requestIds).toEqual(['rb-1']);
     expect(double.live.open).toBe(true);
     expect(c?.remediation).toMatchObject({ state: 'rolled-back', rolledBackBy: 'oncall@example.com' });
+  });
+
+  it('records what the rollback left as it was with the rollback', async () => {
+    // Prepare: a part of the fixed resource was deleted since the fix, so the rollback skipped it.
+    double = recordingAction({ rollbackNote: 'container(s) logs no longer exist: skipped, not restored' });
+    await seed();
+    await createRemediationStage(deps()).handle(decided());
+    // Act
+    await rollbackCase(deps(), CASE_KEY, 'oncall@example.com');
+    // Assess
+    const c = await stored();
+    expect(c?.remediation.stateReason).toBe(
+      'rolled back by oncall@example.com: container(s) logs no longer exist: skipped, not restored',
+    );
   });
 
   it('records a no-op when the resource is already compliant', async () => {

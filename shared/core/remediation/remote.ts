@@ -213,7 +213,8 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
     if (!before.success) return done('blocked', `no usable before-state to restore for ${action.id}`, { target: t });
     try {
       const r = await action.rollback({ target: t, before: before.data }, ctx);
-      return done('rolled-back', `rolled back ${action.id}`, { target: t, requestIds: r.requestIds });
+      const reason = `rolled back ${action.id}${r.note ? `: ${r.note}` : ''}`;
+      return done('rolled-back', reason, { target: t, requestIds: r.requestIds });
     } catch (e) {
       const error = errorMessage(e);
       return done('failed', `rollback of ${action.id} failed: ${error}`, { target: t, error });

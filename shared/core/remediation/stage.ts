@@ -795,7 +795,8 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   const before = action.beforeSchema.parse(c.remediation.before);
   const result = await action.rollback({ target, before }, scoped.ctx);
   const at = deps.clock.now().toISOString();
-  const reason = `rolled back by ${actor}`;
+  // What the rollback left as it was (a container deleted since the fix) is said with it.
+  const reason = `rolled back by ${actor}${result.note ? `: ${result.note}` : ''}`;
   const next = await writeRemediation(
     deps,
     caseKey,
