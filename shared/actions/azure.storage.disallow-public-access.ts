@@ -8,7 +8,7 @@
  * @see https://learn.microsoft.com/rest/api/storageservices/set-container-acl
  */
 import * as z from 'zod';
-import { AdapterError } from '../core/errors.js';
+import { AdapterError, isGone } from '../core/errors.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
 
@@ -96,6 +96,16 @@ async function setContainerAccess(
   return out.requestId ?? `azure:${what}`;
 }
 
+/** The names of the account's containers now (whatever their access level). */
+async function containerNames(t: Target, ctx: ActionContext): Promise<Set<string>> {
+  const names = new Set<string>();
+  await call(ctx, `listContainers ${t.accountName}`, async () => {
+    names.clear();
+    for await (const c of (await ctx.clients.azureBlob(t.accountName)).listContainers()) names.add(c.name);
+  });
+  return names;
+}
+
 const ContainerInput = z.object({ containerName: z.string() });
 
 export default defineAction<Target, Before>({
@@ -181,13 +191,19 @@ export default defineAction<Target, Before>({
     };
   },
   async rollback({ target, before }, ctx) {
+    // The containers first, as they are now: one deleted since the fix has nothing to make public again, and
+    // restoring it stopped the rollback part-way (the account reopened, the containers after it left private).
+    const existing = await containerNames(target, ctx);
+    const restore = before.publicContainers.filter((c) => existing.has(c.name));
+    const skipped = before.publicContainers.filter((c) => !existing.has(c.name)).map((c) => c.name);
     const ids: string[] = [];
-    // Account flag first: containers cannot be made public while the account disallows it. An unset flag
-    // (null, older accounts) permits anonymous access as true does; ARM cannot unset it again, so when
-    // public containers are to be restored it is set to true, the closest state that allows them.
+    // Account flag before the containers: a container cannot be made public while the account disallows it,
+    // and a failure between the two leaves the account allowing public access with no container public, no
+    // more open than the before-state. An unset flag (null, older accounts) permits anonymous access as true
+    // does; ARM cannot unset it again, so it is set to true only when public containers are to be restored,
+    // the closest state that allows them (not for containers that are all gone).
     const reopen =
-      before.allowBlobPublicAccess === true ||
-      (before.allowBlobPublicAccess === null && before.publicContainers.length > 0);
+      before.allowBlobPublicAccess === true || (before.allowBlobPublicAccess === null && restore.length > 0);
     if (reopen) {
       const what = `storageAccounts.update ${target.accountName}`;
       await call(ctx, what, async () =>
@@ -197,7 +213,18 @@ export default defineAction<Target, Before>({
       );
       ids.push(`azure:${what}`);
     }
-    for (const c of before.publicContainers) ids.push(await setContainerAccess(target, c.name, c.access, ctx));
-    return { requestIds: ids };
+    for (const c of restore) {
+      try {
+        ids.push(await setContainerAccess(target, c.name, c.access, ctx));
+      } catch (e) {
+        // Deleted between the listing and its turn: skipped as the others are.
+        if (!isGone(e)) throw e;
+        skipped.push(c.name);
+      }
+    }
+    if (skipped.length === 0) return { requestIds: ids };
+    const note = `container(s) ${skipped.join(', ')} no longer exist: skipped, not restored`;
+    ctx.log.warn(`${ID} rollback: ${note}`, { account: target.accountName });
+    return { requestIds: ids, note };
   },
 });

@@ -118,6 +118,37 @@ describe('Action: azure.storage.disallow-public-access', () => {
     expect((await anonymousGet()).status).toBe(200);
   });
 
+  it('skips a container deleted since the fix on rollback, restores the others and says which', async () => {
+    // Prepare: a second public container, listed first, is deleted after the fix.
+    const gone = `a-gone-${n}`;
+    await blob.getContainerClient(gone).create({ access: 'container' });
+    const arm = armStub(true);
+    const ctx = ctxWith(arm.stub);
+    const { before } = await action.apply(await action.plan(target, ctx), ctx);
+    await blob.deleteContainer(gone);
+    // Act
+    const result = await action.rollback({ target, before }, ctx);
+    // Assess
+    expect(before.publicContainers.map((c) => c.name)).toEqual([gone, container]);
+    expect(result.note).toContain(gone);
+    expect(arm.state.allowBlobPublicAccess).toBe(true);
+    expect((await anonymousGet()).status).toBe(200);
+  });
+
+  it('does not open an account whose flag was never set when every container to restore is gone', async () => {
+    // Prepare
+    const arm = armStub(undefined);
+    const ctx = ctxWith(arm.stub);
+    const { before } = await action.apply(await action.plan(target, ctx), ctx);
+    await blob.deleteContainer(container);
+    // Act
+    const result = await action.rollback({ target, before }, ctx);
+    // Assess: the fixed state stands; nothing is left to make public.
+    expect(result).toEqual({ requestIds: [], note: expect.stringContaining(container) });
+    expect(arm.updates.map((u) => u.parameters)).toEqual([{ allowBlobPublicAccess: false }]);
+    expect(arm.state.allowBlobPublicAccess).toBe(false);
+  });
+
   it('declares the data-plane rights its container calls need, and names them on the container steps', async () => {
     // Prepare: Get/Set Container ACL under an Entra token need containers/getAcl and setAcl (containers/write
     // does not cover them): without them the spoke's custom role could never make a container private.
