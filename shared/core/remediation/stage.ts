@@ -4,7 +4,8 @@
  * the case's `remediation` section and `status`/`statusReason`, always through `mutateDoc`.
  *
  * Order of checks, each recorded as a gate with its reason:
- *   plan (live re-read; an error → blocked) → policy gates (decide's blocks, accounts, resources,
+ *   plan (live re-read; an error → blocked, or held and read again later when it failed for the moment, as
+ *   a failed read of the run's own AWS account is) → policy gates (decide's blocks, accounts, resources,
  *   environment) → skip tag (live) → exception → approval → dry-run → circuit breaker → claim → budget → apply.
  * The claim (state `applying` with a fresh applyToken, conditional on the version read) makes two
  * concurrent deliveries of the same case produce one apply. A claim whose process died is settled failed by
@@ -13,8 +14,9 @@
  */
 import * as z from 'zod';
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
+import { classifyCloudError } from '../../actions/retry.js';
 import { contextFor } from '../../actions/scope.js';
-import { ApplyIncompleteError, errorMessage, isGone, UsageError } from '../errors.js';
+import { type AdapterError, ApplyIncompleteError, errorMessage, isGone, isRetryable, UsageError } from '../errors.js';
 import { type Case, type CaseRemediation, CaseSchema, type CaseStatus, type RemediationState } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
 import type { PipelineEvent } from '../model/events.js';
@@ -39,8 +41,29 @@ import type { RemoteExecutor, RemoteRequest, RemoteResult } from './remote.js';
 
 const CASES = 'cases';
 const FINDINGS = 'findings';
-/** Held work (budget spent, breaker open): one document per case, retried by `releaseHeld`. */
+/**
+ * Held work (budget spent, breaker open, a live read that failed for the moment): one document per case,
+ * retried by `releaseHeld`.
+ */
 export const HELD_COLLECTION = 'remediation-held';
+/**
+ * A held case's document. `retry`: the hold is a read that failed for the moment (throttled, 5xx, reset,
+ * timeout), not before `after`, the `attempts`-th failure in a row since `since`.
+ */
+const HeldDocSchema = z.object({
+  caseKey: z.string(),
+  reason: z.string(),
+  at: z.string(),
+  retry: z.object({ attempts: z.number().int().min(1), since: z.string(), after: z.string() }).optional(),
+});
+type HeldRetry = NonNullable<z.infer<typeof HeldDocSchema>['retry']>;
+/**
+ * The waits (minutes) after the 1st, 2nd … failed read of a case for the moment before the next one (a
+ * remote's longer Retry-After wins). A read failing this many times in a row, or for longer than
+ * {@link TRANSIENT_RETRY_LIMIT_MS}, is no longer the moment: the case is blocked with the reason.
+ */
+export const TRANSIENT_RETRY_MINUTES = [5, 15, 60, 240] as const;
+export const TRANSIENT_RETRY_LIMIT_MS = 24 * 3_600_000;
 /**
  * Claims to look at (`{ caseKey, at }`, one per case), written before each claim: `recoverAbandonedApplies`
  * lists these instead of every case. A pointer outlives its claim until a recovery run finds the claim settled.
@@ -162,18 +185,55 @@ async function settle(
   extra: Partial<CaseRemediation>,
   actor: string,
   guard?: (c: Case) => boolean,
+  retry?: HeldRetry,
 ): Promise<Outcome> {
   const next = await writeRemediation(deps, c.key, { ...extra, state, stateReason: reason }, guard, reason);
   if (!next) return { events: [], state: 'unchanged' };
   if (state === 'held') {
-    await deps.store.put(HELD_COLLECTION, c.key, { caseKey: c.key, reason, at: deps.clock.now().toISOString() });
+    const at = deps.clock.now().toISOString();
+    await deps.store.put(HELD_COLLECTION, c.key, { caseKey: c.key, reason, at, ...(retry ? { retry } : {}) });
   }
   const detail = {
     reason,
+    ...(retry ? { retryAfter: retry.after, attempt: retry.attempts } : {}),
     ...(extra.plan ? { plan: extra.plan } : {}),
     ...(extra.applyGates ? { gates: extra.applyGates } : {}),
   };
   return { events: [event(deps, next, state, actor, detail)], state };
+}
+
+/**
+ * A live read (the own account, the resource's state) failed for the moment: the case is held, with why and
+ * when it is read again, and `releaseHeld` runs it again from then on — the same gates and a fresh live read,
+ * nothing applied without one. Failing {@link TRANSIENT_RETRY_MINUTES}' length + 1 times in a row, or for
+ * longer than {@link TRANSIENT_RETRY_LIMIT_MS}, it is blocked with the reason (fail closed): no longer the
+ * moment. Before, one throttled call blocked the case until its finding happened to come again.
+ */
+async function retryLater(
+  deps: RemediationDeps,
+  c: Case,
+  reason: string,
+  e: AdapterError,
+  extra: Partial<CaseRemediation>,
+  actor: string,
+): Promise<Outcome> {
+  const now = deps.clock.now();
+  // Failures in a row: counted on while the case is still held for an earlier one.
+  const doc =
+    c.remediation.state === 'held' ? await getDoc(deps.store, HELD_COLLECTION, c.key, HeldDocSchema) : undefined;
+  const earlier = doc?.value.retry;
+  const attempts = (earlier?.attempts ?? 0) + 1;
+  const since = earlier?.since ?? now.toISOString();
+  const waited = now.getTime() - Date.parse(since);
+  const waitMinutes = TRANSIENT_RETRY_MINUTES[attempts - 1];
+  if (waitMinutes === undefined || waited >= TRANSIENT_RETRY_LIMIT_MS) {
+    const why = `${reason} (${e.kind}, ${attempts} reads in a row since ${since} failed: no longer retried)`;
+    return settle(deps, c, 'blocked', why, extra, actor);
+  }
+  const waitMs = Math.max(waitMinutes * 60_000, (e.retryAfterSeconds ?? 0) * 1000);
+  const after = new Date(now.getTime() + waitMs).toISOString();
+  const held = `${reason} (${e.kind}: read again after ${after}, attempt ${attempts} of ${TRANSIENT_RETRY_MINUTES.length + 1})`;
+  return settle(deps, c, 'held', held, extra, actor, undefined, { attempts, since, after });
 }
 
 /**
@@ -196,7 +256,12 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   let ctx = deps.ctx;
   if (ctx && !remote) {
     const scoped = await contextFor(ctx, c.provider, c.account);
-    if ('refused' in scoped) return settle(deps, c, 'blocked', scoped.refused, { target }, actor);
+    if ('refused' in scoped) {
+      // The own account could not be read this time (STS throttled, a reset): retried, not blocked for good.
+      const cause = scoped.cause !== undefined ? classifyCloudError(scoped.cause, 'sts:GetCallerIdentity') : undefined;
+      if (cause && isRetryable(cause)) return retryLater(deps, c, scoped.refused, cause, { target }, actor);
+      return settle(deps, c, 'blocked', scoped.refused, { target }, actor);
+    }
     ctx = scoped.ctx;
   }
 
@@ -226,6 +291,10 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       plan = await action.plan(target, ctx);
     } catch (e) {
       const reason = `${isGone(e) ? 'resource gone' : 'live state could not be read'}: ${errorMessage(e)}`;
+      // Nothing is applied without a live read; one that failed for the moment is read again later.
+      const classified = classifyCloudError(e, `${action.id}:plan`);
+      if (isRetryable(classified))
+        return retryLater(deps, c, reason, classified, { target, error: errorMessage(e) }, actor);
       return settle(deps, c, 'blocked', reason, { target, error: errorMessage(e) }, actor);
     }
   }
@@ -892,7 +961,10 @@ function timeBudget(deps: RemediationDeps, until: number | undefined) {
 export interface HeldRelease {
   /** Held cases run again (applied, held again, blocked …). */
   released: number;
-  /** Held cases left alone: the breaker is still open, or their account's budget for this hour is spent. */
+  /**
+   * Held cases left alone: the breaker is still open, their account's budget for this hour is spent, or the
+   * wait after a read that failed for the moment is not over.
+   */
   waiting: number;
   /** Held cases the time budget did not reach: the next run takes them (those before them are skipped at once). */
   remaining: number;
@@ -903,9 +975,9 @@ export interface HeldRelease {
 }
 
 /**
- * Retries every held case (budget refilled, breaker closed); what is still held stays queued. A case whose
- * hold cannot have lifted (the breaker still open, its account's budget for this hour spent, read from the
- * store) is left as it is, without a live re-read: on a schedule every few minutes, running it again would
+ * Retries every held case (budget refilled, breaker closed, a failed read's wait over); what is still held
+ * stays queued. A case whose hold cannot have lifted (the breaker still open, its account's budget for this
+ * hour spent, read from the store; its retry time not reached) is left as it is, without a live re-read: on a schedule every few minutes, running it again would
  * re-read the resource and tell its ticket "held" again each time.
  *
  * @example const r = await releaseHeld(deps, { until: Date.now() + 60_000, publish: (e) => bus.publish(e) });
@@ -924,6 +996,9 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
       await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
       return 'dropped';
     }
+    // A read that failed for the moment is tried again once its wait is over, not on every run before.
+    const retry = HeldDocSchema.safeParse(doc.value).data?.retry;
+    if (retry && Date.parse(retry.after) > now.getTime()) return 'waiting';
     if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) return 'waiting';
     const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
     await emit(ran.events);
