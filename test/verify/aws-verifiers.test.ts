@@ -98,6 +98,19 @@ describe('verify stage with the real AWS verifiers', () => {
       expect(sleeps).toEqual([10, 20]);
     });
 
+    it('leaves no verdict, not a failed one, when the re-reads after an early "still active" are all throttled', async () => {
+      // Prepare: the first re-read comes before the change took effect; IAM throttles every one after
+      iam.on(ListAccessKeysCommand).resolvesOnce(keys('Active')).rejects(awsError('Throttling', 400));
+      // Act
+      const { c, events, verify } = await verifyApplied(iamDeactivateKey, target);
+      // Assess: the early observation does not reopen the ticket as a failed fix
+      expect(c.status).toBe('pending-verification');
+      expect(c.verification).toMatchObject({ verdict: 'inconclusive', attempts: 3 });
+      expect(c.verification?.reason).toMatch(/^no verdict after 3 re-reads: error: .*Throttling/);
+      expect(verify?.calls.map((call) => call.outcome.split(':')[0])).toEqual(['does not hold', 'error', 'error']);
+      expect(events).not.toContainEqual(expect.objectContaining({ type: 'case.verified', verdict: 'failed' }));
+    });
+
     it('is inconclusive at once, with the reason, when IAM denies the re-read', async () => {
       // Prepare
       iam.on(ListAccessKeysCommand).rejects(awsError('AccessDenied', 403));

@@ -133,7 +133,8 @@ export function targetFor(action: VerifiableAction, c: Case, findings: readonly 
 
 /**
  * Re-reads until the fix holds or attempts run out. A fix that does not hold yet may still be
- * propagating, so "not holding" is retried like a transient error; only the last observation decides.
+ * propagating, so "not holding" is retried like a transient error; only the last attempt decides: one that
+ * erred (throttled to the end) leaves no verdict, never the earlier "not holding" it may since have outgrown.
  */
 async function reRead(
   deps: AssessDeps,
@@ -162,6 +163,8 @@ async function reRead(
       }
     } catch (e) {
       lastError = e;
+      // What an earlier attempt saw is no longer the latest word (see the verdict after the loop).
+      last = undefined;
       calls.push({ api, requestId: requestIdOf(e), outcome: `error: ${errorMessage(e)}` });
       if (!isRetryable(e)) {
         return inconclusive(`re-read failed and is not retried: ${errorMessage(e)}`, attempt, calls);
