@@ -5,7 +5,8 @@
  * derived label (the crashed holder may have created the issue before dying). A lost ledger is
  * recovered the same way: when the caller is not sure the case is new, the label is searched before
  * creating. An ambiguous failure (5xx, timeout: the issue may exist) is always followed by a label
- * search before the create is retried.
+ * search before the create is retried, and it is kept on the ledger entry (`uncertain`) so that whichever
+ * request creates next for the key waits for Jira's search to catch up and searches first.
  */
 import { AdapterError, errorMessage, isThrottled, isTransient } from '../errors.js';
 import type { TicketRef } from '../model/case.js';
@@ -25,6 +26,12 @@ export type EnsureResult =
     }
   /** Another worker holds a fresh claim: try again after `until` (it will most likely have finished). */
   | { status: 'waiting'; until: string };
+
+/**
+ * How long a create that failed ambiguously leaves Jira before anyone searches for its issue: Jira's search
+ * can take minutes to show a new issue, and a search sooner finds nothing and creates a second one.
+ */
+export const AMBIGUOUS_CREATE_WAIT_MS = 5 * 60_000;
 
 /** How long a loser polls for the winner's ticket before leaving its request in the outbox. */
 const CLAIM_WAIT_MS = 5_000;
@@ -56,7 +63,28 @@ export async function ensureTicket(
     const current = await getDoc(ctx.store, COLLECTIONS.ledger, id, LedgerEntrySchema);
     if (current?.value.state === 'created' && current.value.ticket)
       return { status: 'existing', ref: current.value.ticket };
-    const claim = { key, label, state: 'claimed' as const, claimId: randomId(ctx), claimedAt: nowIso(ctx) };
+    // An earlier create may have made the issue: whoever creates next (this request or another for the same
+    // key) waits until Jira's search can show it, then searches before creating.
+    const uncertainSince = current?.value.uncertainSince;
+    const claim = {
+      key,
+      label,
+      state: 'claimed' as const,
+      claimId: randomId(ctx),
+      claimedAt: nowIso(ctx),
+      ...(uncertainSince ? { uncertainSince } : {}),
+    };
+    if (current?.value.state === 'uncertain') {
+      const settled = Date.parse(current.value.uncertainSince ?? current.value.claimedAt) + AMBIGUOUS_CREATE_WAIT_MS;
+      if (ctx.clock.now().getTime() < settled) return { status: 'waiting', until: new Date(settled).toISOString() };
+      const version = await ctx.store.put(COLLECTIONS.ledger, id, claim, { expectVersion: current.version });
+      if (version === null) continue;
+      return createAfterClaim(
+        ctx,
+        { id, key, kind, label, version, claimId: claim.claimId, searchFirst: true, uncertainSince },
+        makeDraft,
+      );
+    }
     if (!current) {
       const version = await ctx.store.put(COLLECTIONS.ledger, id, claim, { expectVersion: 0 });
       if (version === null) continue; // someone claimed first: read theirs
@@ -84,7 +112,7 @@ export async function ensureTicket(
     ctx.log.warn('taking over a stale ticket claim', { key, claimedAt: current.value.claimedAt });
     return createAfterClaim(
       ctx,
-      { id, key, kind, label, version, claimId: claim.claimId, searchFirst: true },
+      { id, key, kind, label, version, claimId: claim.claimId, searchFirst: true, uncertainSince },
       makeDraft,
     );
   }
@@ -98,6 +126,8 @@ interface Claim {
   version: number;
   claimId: string;
   searchFirst: boolean;
+  /** The ledger's record of an earlier ambiguous create, carried until an issue is found or made. */
+  uncertainSince?: string | undefined;
 }
 
 async function createAfterClaim(
@@ -108,20 +138,36 @@ async function createAfterClaim(
   let ref: TicketRef | undefined;
   let status: 'created' | 'recovered' = 'created';
   let unassigned = false;
+  const ambiguous: Ambiguity = {};
   try {
     if (claim.searchFirst) {
       ref = await findByLabel(ctx, claim.label);
       if (ref) status = 'recovered';
     }
     if (!ref) {
-      const created = await createWithRecovery(ctx, await makeDraft());
+      const created = await createWithRecovery(ctx, await makeDraft(), ambiguous);
       ref = created.ref;
       if (created.recovered) status = 'recovered';
       unassigned = created.unassigned;
     }
   } catch (e) {
-    // Give the claim back so the next attempt does not wait for the lease (the outbox retries).
-    await ctx.store.delete(COLLECTIONS.ledger, claim.id, { expectVersion: claim.version });
+    // Give the claim back so the next attempt does not wait for the lease (the outbox retries). When a create
+    // may have made the issue (now or before), the ledger keeps saying so: the request that failed is not
+    // the only one that may create next (a later event queues its own create once the pending marker ages).
+    const uncertainSince = ambiguous.at ?? claim.uncertainSince;
+    if (uncertainSince === undefined)
+      await ctx.store.delete(COLLECTIONS.ledger, claim.id, { expectVersion: claim.version });
+    else {
+      const uncertain = {
+        key: claim.key,
+        label: claim.label,
+        state: 'uncertain' as const,
+        claimId: claim.claimId,
+        claimedAt: nowIso(ctx),
+        uncertainSince,
+      };
+      await ctx.store.put(COLLECTIONS.ledger, claim.id, uncertain, { expectVersion: claim.version });
+    }
     throw e;
   }
   const entry = {
@@ -151,6 +197,11 @@ async function findByLabel(ctx: TicketContext, label: string): Promise<TicketRef
   return ctx.sink.findTicket(label);
 }
 
+/** Set when a create failed ambiguously: the issue may exist though no search has found it yet. */
+interface Ambiguity {
+  at?: string;
+}
+
 /**
  * Creates with bounded retries. 429 means "not processed": retry after Retry-After. A 5xx or a timeout
  * is ambiguous (the issue may exist), so the label is searched before the next create.
@@ -158,6 +209,7 @@ async function findByLabel(ctx: TicketContext, label: string): Promise<TicketRef
 async function createWithRecovery(
   ctx: TicketContext,
   asked: TicketDraft,
+  ambiguous: Ambiguity,
 ): Promise<{ ref: TicketRef; recovered: boolean; unassigned: boolean }> {
   const { maxAttempts } = ctx.retry;
   let draft = asked;
@@ -179,6 +231,7 @@ async function createWithRecovery(
         attempt--;
         continue;
       }
+      if (isTransient(e)) ambiguous.at = nowIso(ctx);
       if (!(isThrottled(e) || isTransient(e)) || attempt >= maxAttempts) throw e;
       const delay = backoffDelay(e, attempt, ctx.retry);
       if (delay === undefined) throw e;

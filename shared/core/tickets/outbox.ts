@@ -30,7 +30,7 @@ import {
   setMemberStatus,
   setParentStatus,
 } from './grouping.js';
-import { ensureTicket, ledgerTicket } from './ledger.js';
+import { AMBIGUOUS_CREATE_WAIT_MS, ensureTicket, ledgerTicket } from './ledger.js';
 import type { CommentOnce } from './ports.js';
 import {
   BudgetSchema,
@@ -119,7 +119,7 @@ interface PassState {
 }
 
 /** How long a create that failed ambiguously waits before its next attempt searches for the issue. */
-export const AMBIGUOUS_CREATE_WAIT_MS = 5 * 60_000;
+export { AMBIGUOUS_CREATE_WAIT_MS } from './ledger.js';
 
 /** A request is retried at most this many times… */
 export const OUTBOX_MAX_ATTEMPTS = 100;

@@ -30,10 +30,18 @@ export const COLLECTIONS = {
 export const LedgerEntrySchema = z.object({
   key: z.string(),
   label: z.string(),
-  state: z.enum(['claimed', 'created']),
+  /** `uncertain`: nobody holds a claim, but an earlier create may have made the issue (see `uncertainSince`). */
+  state: z.enum(['claimed', 'created', 'uncertain']),
   claimId: z.string(),
   claimedAt: TimestampSchema,
   ticket: TicketRefSchema.optional(),
+  /**
+   * When a create for this key last failed ambiguously (a timeout, a reset, a 5xx: the issue may exist) and
+   * no issue was found since. Kept here, not on the request that failed, so that every later create for the
+   * key (a new request queued by a later event, a retry, a takeover) waits for Jira's search to catch up
+   * and searches before it creates.
+   */
+  uncertainSince: TimestampSchema.optional(),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
 
