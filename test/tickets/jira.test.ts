@@ -460,6 +460,69 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
+  it('says the resolution once when Jira moved the issue but the sink ran out of retries before it could tell', async () => {
+    // Prepare: a ticketed case; Jira applies the next transition without answering in time, then fails the
+    // next seven reads of the issue's status (the sink's retries run out: the outbox keeps the request)
+    h = await jiraHarness({}, {}, { timeoutMs: 300 });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.faults = [
+      { kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 },
+      { kind: '503', ratio: 1, match: /^GET \/rest\/api\/3\/issue\/SEC-1$/, times: 7 },
+    ];
+    // Act
+    await h.stage.handle(verified(c));
+    const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
+    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess: moved once, the resolution said once (no fallback comment after the move), nothing left over
+    const issue = h.double.issues.get('SEC-1');
+    expect(keptForTheDrain).toBe(1);
+    expect(issue?.history).toEqual(['Done']);
+    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('posts the comment of a transition that does not apply once, when Jira stored it but the answer timed out', async () => {
+    // Prepare: a ticketed case whose issue is open, in a workflow where only `Reopen` reopens; Jira stores
+    // the reopen's comment (no transition applies) without answering in time, then fails the next seven
+    // reads of the comment list (the sink's retries run out: the outbox keeps the request)
+    h = await jiraHarness({ transitions: { done: ['Done'], reopen: ['Reopen'] } }, {}, { timeoutMs: 300 });
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    h.double.faults = [
+      { kind: 'timeout', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
+      { kind: '503', ratio: 1, match: /^GET .*\/comment$/, times: 7 },
+    ];
+    // Act
+    await h.stage.handle({
+      id: 'r',
+      type: 'case.reopened',
+      caseKey: c.key,
+      at: c.updatedAt,
+      reason: 'regression: the bucket is public again',
+      actor: 'closeloop',
+    });
+    const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
+    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+      h.clock.advance(3_600_000);
+      await drainOutbox(h.deps);
+    }
+    // Assess: not moved, the reason said once, nothing left over
+    const issue = h.double.issues.get('SEC-1');
+    const texts = (issue?.comments ?? []).map((x) => adfToText(x.body));
+    expect(texts.filter((t) => t.includes('regression: the bucket is public again'))).toHaveLength(1);
+    expect(issue?.history).toEqual([]);
+    expect(keptForTheDrain).toBe(1);
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();

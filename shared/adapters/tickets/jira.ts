@@ -226,8 +226,22 @@ export class JiraTicketSink implements TicketSink {
     );
   }
 
-  async transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined> {
+  async transition(
+    ref: TicketRef,
+    names: readonly string[],
+    comment: AdfDoc,
+    once?: CommentOnce,
+  ): Promise<string | undefined> {
     const issueIdOrKey = checkKey(ref.key);
+    // An earlier attempt of this request may have moved the issue, its comment with it, and failed before it
+    // could tell (the sink's retries ran out reading the status back): the transition is then no longer
+    // offered, and the comment fallback below posted the comment a second time. A retry that finds the issue
+    // already in a status it names stops: the move and its comment are done. (The transition's comment is
+    // not given the request id: Jira documents comment properties on the comment endpoint only.)
+    if (once?.maybeSent) {
+      const status = await this.call('get status', () => this.statusOf(issueIdOrKey));
+      if (status !== undefined && names.some((n) => n.toLowerCase() === status.toLowerCase())) return status;
+    }
     const listed = await this.call('get transitions', () => this.client.issues.getTransitions({ issueIdOrKey }));
     const transitions = TransitionsSchema.parse(listed).transitions;
     for (const name of names) {
@@ -252,8 +266,15 @@ export class JiraTicketSink implements TicketSink {
       });
       return t.name ?? name;
     }
-    await this.comment(ref, comment);
+    // No transition applies (a status the names do not reach): the comment goes on its own, once.
+    await this.comment(ref, comment, once);
     return undefined;
+  }
+
+  /** The issue's status name, read from the issue (not a search: read-after-write). */
+  private async statusOf(issueIdOrKey: string): Promise<string | undefined> {
+    const issue = StatusOfSchema.parse(await this.client.issues.getIssue({ issueIdOrKey, fields: ['status'] }));
+    return issue.fields?.status?.name;
   }
 
   /**
@@ -261,10 +282,7 @@ export class JiraTicketSink implements TicketSink {
    * (without a target name, the transition is no longer offered).
    */
   private async movedTo(issueIdOrKey: string, id: string, target: string | undefined): Promise<boolean> {
-    if (target !== undefined) {
-      const issue = StatusOfSchema.parse(await this.client.issues.getIssue({ issueIdOrKey, fields: ['status'] }));
-      return issue.fields?.status?.name?.toLowerCase() === target.toLowerCase();
-    }
+    if (target !== undefined) return (await this.statusOf(issueIdOrKey))?.toLowerCase() === target.toLowerCase();
     const listed = TransitionsSchema.parse(await this.client.issues.getTransitions({ issueIdOrKey }));
     return !listed.transitions.some((x) => x.id === id);
   }

@@ -252,7 +252,7 @@ async function runOp(ctx: TicketContext, id: string, entry: OutboxEntry, pass: P
     if (op.remove && op.remove.length > 0) await ctx.sink.removeLabels(ref, op.remove);
   } else {
     const names = op.target === 'done' ? ctx.policy.transitions.done : ctx.policy.transitions.reopen;
-    const used = await ctx.sink.transition(ref, names, op.body);
+    const used = await ctx.sink.transition(ref, names, op.body, once);
     if (!used)
       ctx.log.warn('no matching transition; commented instead', { caseKey: c.key, ticket: ref.key, target: op.target });
   }
@@ -308,12 +308,12 @@ async function runOnGroupRow(
     // reopen, or ask to verify, every other row of the group).
     if (op.target === 'done' && allDone) {
       await setParentStatus(ctx, groupId, 'done');
-      await ctx.sink.transition(ref, ctx.policy.transitions.done, prefixed(op.body));
+      await ctx.sink.transition(ref, ctx.policy.transitions.done, prefixed(op.body), once);
     } else if (op.target === 'reopen' && group !== undefined && group.parentStatus !== 'open') {
       // 'reopened' too: a retry after a failed transition moves it again (an open issue has no reopen
       // transition: the sink comments instead).
       await setParentStatus(ctx, groupId, 'reopened');
-      await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body));
+      await ctx.sink.transition(ref, ctx.policy.transitions.reopen, prefixed(op.body), once);
     } else await ctx.sink.comment(ref, prefixed(op.body), once);
   }
   // Labels (risk-accepted) describe one row, not the parent: the comment says it instead.

@@ -70,9 +70,16 @@ export interface TicketSink {
   /**
    * Moves the issue with the first available transition whose name (or target status name) matches one
    * of `names`, case-insensitively, adding `comment` in the same call. Returns the transition used, or
-   * undefined when none matched (the comment is then added on its own).
+   * undefined when none matched (the comment is then added on its own, once: see `comment`). With
+   * `once.maybeSent`, an issue already in a status named in `names` was moved by an earlier attempt of the
+   * same request: nothing is sent, and the status is returned.
    */
-  transition(ref: TicketRef, names: readonly string[], comment: AdfDoc): Promise<string | undefined>;
+  transition(
+    ref: TicketRef,
+    names: readonly string[],
+    comment: AdfDoc,
+    once?: CommentOnce,
+  ): Promise<string | undefined>;
   addLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
   /** Removes these labels where present (absent ones are no error). */
   removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
