@@ -185,6 +185,28 @@ describe('ticket stage (local sink)', () => {
     expect(second.comments.at(-1)?.text).toContain('closeloop did not assign this issue');
   });
 
+  it('says nothing and reassigns nobody when the owner only changes the casing of its e-mail', async () => {
+    // Prepare: a ticket assigned to its owner alice@example.com
+    const h = localHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const before = await localTicket(h, 'LOCAL-1');
+    // Act: the owner tag now reads Alice@Example.com (the same mailbox)
+    const now = await readCase(h.store, c.key);
+    const recased = {
+      ...now,
+      enrichment: { ...now.enrichment, owner: 'Alice@Example.com', ownerEmail: 'Alice@Example.com' },
+    };
+    await putCase(h.store, recased);
+    await h.stage.handle(decided(recased, { isNewCase: false }));
+    // Assess: no owner-change comment, the same assignee, nothing queued
+    const after = await localTicket(h, 'LOCAL-1');
+    expect(after.comments.map((x) => x.text)).toEqual(before.comments.map((x) => x.text));
+    expect(after.assignee).toBe('alice@example.com');
+    expect(await h.store.list('ticket-outbox')).toEqual([]);
+  });
+
   it('comments and labels risk-accepted once when an exception suppresses the case', async () => {
     // Prepare
     const { h, c } = await ticketedCase();

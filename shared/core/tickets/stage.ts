@@ -184,6 +184,14 @@ async function onRegression(
 }
 
 /**
+ * Whether the ticket was told this owner already. E-mail addresses are compared without regard to case
+ * (`Alice@acme.example` is alice@acme.example's mailbox, and Jira finds her either way): a tag retyped in
+ * other casing is no owner change, and posted a comment and a reassignment to the same person.
+ */
+const sameOwner = (told: string | undefined, owner: string): boolean =>
+  told !== undefined && told.toLowerCase() === owner.toLowerCase();
+
+/**
  * One comment per change of the case's owner, reserved atomically on the case's ticket section (replays
  * and concurrent deliveries comment once). A ticket from before `reportedOwner` was kept gets it recorded,
  * without a comment: what it was told is not known.
@@ -191,9 +199,9 @@ async function onRegression(
 async function commentOnOwnerChange(ctx: TicketContext, c: Case): Promise<void> {
   // An owner that is itself a fallback after a failed lookup is no news (lookups that fail now and then
   // would otherwise flip the ticket's owner back and forth).
-  if (c.ticket?.reportedOwner === c.enrichment.owner || ownerUncertain(c)) return;
+  if (sameOwner(c.ticket?.reportedOwner, c.enrichment.owner) || ownerUncertain(c)) return;
   const res = await updateCaseTicket(ctx, c.key, (t, fresh) =>
-    t && t.reportedOwner !== fresh.enrichment.owner && !ownerUncertain(fresh)
+    t && !sameOwner(t.reportedOwner, fresh.enrichment.owner) && !ownerUncertain(fresh)
       ? { ...t, reportedOwner: fresh.enrichment.owner }
       : undefined,
   );
