@@ -287,14 +287,22 @@ export class JiraDouble {
       };
     }
     if (assigneePath && method === 'PUT') {
-      // Jira: `accountId` null unassigns; an unknown account is a 400.
+      // Jira: `accountId` null unassigns; an unknown, inactive or unassignable account is a 400 naming the
+      // assignee field, as on create.
       const issue = this.issues.get(decodeURIComponent(assigneePath[1] ?? ''));
       if (!issue) return notFound();
       const accountId = field(body, 'accountId');
       if (accountId === null) delete issue.fields.assignee;
-      else if (typeof accountId === 'string' && this.users.some((u) => u.accountId === accountId))
+      else if (
+        typeof accountId === 'string' &&
+        this.users.some((u) => u.accountId === accountId && u.active !== false && u.assignable !== false)
+      )
         issue.fields.assignee = { accountId };
-      else return { status: 400, body: { errorMessages: [`User '${String(accountId)}' cannot be assigned issues.`] } };
+      else
+        return {
+          status: 400,
+          body: { errorMessages: [], errors: { assignee: `User '${String(accountId)}' cannot be assigned issues.` } },
+        };
       return { status: 204 };
     }
     if (commentPath && method === 'POST') {

@@ -193,6 +193,44 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.calls.filter((x) => x.method === 'PUT' && x.path.endsWith('/assignee'))).toHaveLength(1);
   });
 
+  it('unassigns the issue for triage and says so, not dead-lettered, when Jira refuses the new owner as assignee', async () => {
+    // Prepare: an issue assigned to alice by closeloop; the new owner has an account Jira will not assign
+    h = await jiraHarness(
+      {},
+      {
+        users: [
+          {
+            accountId: '000000:00000000-0000-0000-0000-000000000001',
+            emailAddress: 'alice@example.com',
+            displayName: 'Alice',
+          },
+          { accountId: 'acc-contractor', emailAddress: 'contractor@example.com', displayName: 'C', assignable: false },
+        ],
+      },
+    );
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act: the owner becomes the contractor
+    const now = await readCase(h.store, c.key);
+    const moved = {
+      ...now,
+      enrichment: { ...now.enrichment, owner: 'contractor@example.com', ownerEmail: 'contractor@example.com' },
+    };
+    await putCase(h.store, moved);
+    await h.stage.handle(decided(moved, { isNewCase: false }));
+    await drainOutbox(h.deps);
+    // Assess: not left on the former owner, the change said with what was done, nothing for an operator
+    const issue = h.double.issues.get('SEC-1');
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(issue?.fields.assignee).toBeUndefined();
+    const said = adfToText(issue?.comments.at(-1)?.body as AdfDoc);
+    expect(said).toContain('Owner changed. Now contractor@example.com');
+    expect(said).toContain('Jira will not assign');
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({ assigneeId: null });
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
   it('takes the risk-accepted label off and says why when the exception is revoked', async () => {
     // Prepare: an issue labelled risk-accepted, then its exception lifted
     h = await jiraHarness();

@@ -324,7 +324,16 @@ export class JiraTicketSink implements TicketSink {
   async assign(ref: TicketRef, accountId: string | null): Promise<void> {
     const issueIdOrKey = checkKey(ref.key);
     // Setting the assignee is idempotent: a retry after a lost answer sets the same value again.
-    await this.call('assign issue', () => this.client.issues.assignIssue({ issueIdOrKey, accountId }));
+    await this.call('assign issue', async () => {
+      try {
+        await this.client.issues.assignIssue({ issueIdOrKey, accountId });
+      } catch (e) {
+        // The person has an account Jira will not assign in this project: said as on create (`errors.assignee`).
+        if (accountId !== null && e instanceof HttpException && e.status === 400 && refusesAssignee(e))
+          throw new AssigneeRejectedError(toAdapterError('assign issue', e).message);
+        throw e;
+      }
+    });
   }
 
   async findUser(email: string): Promise<string | undefined> {

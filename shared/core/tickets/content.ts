@@ -268,11 +268,13 @@ export function draftForCase(
 // ---- lifecycle comments -------------------------------------------------------------------------
 
 /** What an owner change did to the issue's assignee (see runAssign in outbox.ts). */
-export type OwnerChangeOutcome = 'reassigned' | 'unassigned' | 'kept' | 'not-ours';
+export type OwnerChangeOutcome = 'reassigned' | 'unassigned' | 'refused' | 'kept' | 'not-ours';
 
 const ASSIGNEE_AFTER: Record<OwnerChangeOutcome, string> = {
   reassigned: 'The issue is assigned to the new owner.',
   unassigned: 'The new owner has no Jira account closeloop can find: the issue is unassigned, for triage.',
+  refused:
+    'Jira will not assign the issue to the new owner in this project (no Assignable User permission): the issue is unassigned, for triage.',
   kept: 'A person assigned the issue since: its assignee is left as it is.',
   'not-ours':
     'closeloop did not assign this issue, so its assignee is left as it is: reassign it if it should follow the owner.',

@@ -31,7 +31,7 @@ import {
   setParentStatus,
 } from './grouping.js';
 import { AMBIGUOUS_CREATE_WAIT_MS, ensureTicket, ledgerTicket } from './ledger.js';
-import type { CommentOnce } from './ports.js';
+import { AssigneeRejectedError, type CommentOnce } from './ports.js';
 import {
   BudgetSchema,
   COLLECTIONS,
@@ -279,14 +279,32 @@ async function runAssign(
     const now = await ctx.sink.assigneeOf(ref);
     if (now === want) outcome = want === null ? 'unassigned' : 'reassigned';
     else if (now !== recorded) outcome = 'kept';
-    else {
-      await ctx.sink.assign(ref, want);
-      outcome = want === null ? 'unassigned' : 'reassigned';
-    }
-    if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId: want } : undefined));
+    else outcome = await reassign(ctx, ref, want);
+    const assigneeId = outcome === 'refused' ? null : want;
+    if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId } : undefined));
   }
   await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome), once);
   return { kind: 'done' };
+}
+
+/**
+ * Assigns the issue to the new owner's account. Jira may refuse that person in the project (an account
+ * without the Assignable User permission): the issue is then unassigned, for triage, as a create does,
+ * rather than left on the former owner or the request dead-lettered with nobody told.
+ */
+async function reassign(ctx: TicketContext, ref: TicketRef, want: string | null): Promise<OwnerChangeOutcome> {
+  try {
+    await ctx.sink.assign(ref, want);
+    return want === null ? 'unassigned' : 'reassigned';
+  } catch (e) {
+    if (!(e instanceof AssigneeRejectedError)) throw e;
+    ctx.log.warn('new owner refused as assignee; issue unassigned for triage', {
+      ticket: ref.key,
+      error: errorMessage(e),
+    });
+    await ctx.sink.assign(ref, null);
+    return 'refused';
+  }
 }
 
 /** A case that is one row of a parent's table: comments name the resource; the parent closes when all rows are done. */

@@ -89,6 +89,6 @@ export interface TicketSink {
   findUser(email: string): Promise<string | undefined>;
   /** The issue's assignee now (account id), null when unassigned. */
   assigneeOf(ref: TicketRef): Promise<string | null>;
-  /** Assigns the issue (null: unassigns it). */
+  /** Assigns the issue (null: unassigns it). Throws AssigneeRejectedError when the sink refuses that person. */
   assign(ref: TicketRef, accountId: string | null): Promise<void>;
 }
