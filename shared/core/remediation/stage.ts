@@ -977,8 +977,9 @@ export interface HeldRelease {
 /**
  * Retries every held case (budget refilled, breaker closed, a failed read's wait over); what is still held
  * stays queued. A case whose hold cannot have lifted (the breaker still open, its account's budget for this
- * hour spent, read from the store; its retry time not reached) is left as it is, without a live re-read: on a schedule every few minutes, running it again would
- * re-read the resource and tell its ticket "held" again each time.
+ * hour spent, read from the store; its retry time not reached) is left as it is, without a live re-read: on
+ * a schedule every few minutes, running it again would re-read the resource and tell its ticket "held" again
+ * each time.
  *
  * @example const r = await releaseHeld(deps, { until: Date.now() + 60_000, publish: (e) => bus.publish(e) });
  */
