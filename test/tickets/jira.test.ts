@@ -23,6 +23,25 @@ afterEach(async () => {
 const CREATE = /^POST \/rest\/api\/3\/issue$/;
 const SEARCH = /^(GET|POST) \/rest\/api\/3\/search\/jql$/;
 
+/** Runs the outbox an hour apart until it is empty (at most five times), as the scheduled drain does. */
+async function drainHourly(h: Harness): Promise<void> {
+  for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
+    h.clock.advance(3_600_000);
+    await drainOutbox(h.deps);
+  }
+}
+
+/**
+ * Jira stores the next comment without answering in time, then fails the next seven reads of the comment
+ * list: the sink's retries run out and the outbox keeps the request.
+ */
+function commentStoredUnanswered(h: Harness & { double: NonNullable<Harness['double']> }): void {
+  h.double.faults = [
+    { kind: 'timeout', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
+    { kind: '503', ratio: 1, match: /^GET .*\/comment$/, times: 7 },
+  ];
+}
+
 describe('JiraTicketSink through jira.js against the double', () => {
   it('creates the issue with the case key as entity property, derived label, priority, due date, assignee and ADF description', async () => {
     // Prepare
@@ -438,10 +457,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     const c = makeCase();
     await putCase(h.store, c);
     await h.stage.handle(decided(c));
-    h.double.faults = [
-      { kind: 'timeout', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
-      { kind: '503', ratio: 1, match: /^GET .*\/comment$/, times: 7 },
-    ];
+    commentStoredUnanswered(h);
     // Act
     await h.stage.handle({
       id: 'r1',
@@ -460,10 +476,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
       state: 'approved',
       actor: 'jira:alice',
     });
-    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
-      h.clock.advance(3_600_000);
-      await drainOutbox(h.deps);
-    }
+    await drainHourly(h);
     // Assess: each remediation state said once, in order
     const texts = (h.double.issues.get('SEC-1')?.comments ?? []).map((x) => adfToText(x.body));
     expect(h.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
@@ -485,10 +498,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     h.double.faults = [{ kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 }];
     // Act
     await h.stage.handle(verified(c));
-    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
-      h.clock.advance(3_600_000);
-      await drainOutbox(h.deps);
-    }
+    await drainHourly(h);
     // Assess: moved once, the resolution said once, nothing left for an operator
     const issue = h.double.issues.get('SEC-1');
     expect(h.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
@@ -512,10 +522,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     // Act
     await h.stage.handle(verified(c));
     const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
-    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
-      h.clock.advance(3_600_000);
-      await drainOutbox(h.deps);
-    }
+    await drainHourly(h);
     // Assess: moved once, the resolution said once (no fallback comment after the move), nothing left over
     const issue = h.double.issues.get('SEC-1');
     expect(keptForTheDrain).toBe(1);
@@ -533,10 +540,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     const c = makeCase();
     await putCase(h.store, c);
     await h.stage.handle(decided(c));
-    h.double.faults = [
-      { kind: 'timeout', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
-      { kind: '503', ratio: 1, match: /^GET .*\/comment$/, times: 7 },
-    ];
+    commentStoredUnanswered(h);
     // Act
     await h.stage.handle({
       id: 'r',
@@ -547,10 +551,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
       actor: 'closeloop',
     });
     const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
-    for (let i = 0; i < 5 && (await h.store.list('ticket-outbox')).length > 0; i++) {
-      h.clock.advance(3_600_000);
-      await drainOutbox(h.deps);
-    }
+    await drainHourly(h);
     // Assess: not moved, the reason said once, nothing left over
     const issue = h.double.issues.get('SEC-1');
     const texts = (issue?.comments ?? []).map((x) => adfToText(x.body));
