@@ -4,7 +4,6 @@ import { createIngest } from '../../core/pipeline/ingest.js';
 import { exceptionsRepo } from '../../core/policy/exceptions.js';
 import type { OwnerLookup } from '../../core/ports.js';
 import type { AwsPorts } from './aws.js';
-import { hubMemberAccess } from './member-role.js';
 
 export interface AwsIngestOptions {
   /** The live lookup behind the cache (tests inject one); default: the Tagging API under the function's role. */
@@ -25,8 +24,12 @@ export async function createAwsIngest(ports: AwsPorts, options: AwsIngestOptions
   const policy = config.policy.enrichment;
   let lookup: OwnerLookup | undefined;
   if (policy.lookup.enabled) {
-    // Imported only when lookups are on: the Tagging API client stays out of the cold start otherwise.
-    const { enrichmentLookup, hubAwsLookup } = await import('./lookup.js');
+    // Imported only when lookups are on: the Tagging API client and the member role's code stay out of the
+    // cold start otherwise.
+    const [{ enrichmentLookup, hubAwsLookup }, { hubMemberAccess }] = await Promise.all([
+      import('./lookup.js'),
+      import('./member-role.js'),
+    ]);
     const live = options.lookup ?? hubAwsLookup(ports.env, hubMemberAccess(ports.env, 'ingest'));
     lookup = enrichmentLookup(policy.lookup, live, ports.clock);
   }

@@ -17,7 +17,7 @@ import { type Clock, type DocStore, type EventBus, type Logger, systemClock } fr
 import { EventBridgeBus } from '../bus/eventbridge.js';
 import type { S3EvidenceOptions, S3ObjectLockEvidenceStore } from '../evidence/s3-object-lock.js';
 import { DynamoDocStore } from '../store/dynamodb.js';
-import { MEMBER_ROLE_NAME } from './member-role.js';
+import { MEMBER_ROLE_NAME } from './member-role-name.js';
 
 /**
  * The environment serverless.yml gives every hub function. Strict about what must be there: a

@@ -11,9 +11,11 @@
  *
  * @see https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
  */
+
 import type { AssumeRoleCommandOutput } from '@aws-sdk/client-sts';
 import { AdapterError, ConfigError } from '../../core/errors.js';
 import { type Clock, systemClock } from '../../core/ports.js';
+import { MEMBER_ROLE_NAME } from './member-role-name.js';
 
 /** The one STS call made (aws-sdk-client-mock or a stub stands in). */
 export interface AssumeRoleClient {
@@ -33,9 +35,6 @@ export interface AwsCredentialIdentity {
   accountId?: string;
 }
 export type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
-
-/** An IAM role name (no path): what `CLOSELOOP_MEMBER_ROLE` may hold. */
-export const MEMBER_ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 
 export interface MemberAccess {
   /** The member role's ARN in `account`. */
