@@ -149,6 +149,13 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const readTags = compileTagReader(policy.tagAliases);
 
   const teams = new Map<string, RegistryTeam>(registry.teams.map((t) => [t.id, t]));
+  // A team tag or label typed in another casing (`Web` for the registry's `web`) names the team; ids that
+  // differ only in casing name none (a warning, triage routing, as an unknown team).
+  const teamsAnyCase = new Map<string, RegistryTeam | undefined>();
+  for (const t of registry.teams) {
+    const k = t.id.toLowerCase();
+    teamsAnyCase.set(k, teamsAnyCase.has(k) ? undefined : t);
+  }
   // provider → lower-cased id (and GCP project number) → entry; nested so lookups build no key strings.
   const accounts: Record<Provider, Map<string, CompiledAccount>> = { aws: new Map(), azure: new Map(), gcp: new Map() };
   for (const a of registry.accounts) {
@@ -303,7 +310,8 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
     }
-    const teamEntry = team === null ? undefined : teams.get(team);
+    const teamEntry = team === null ? undefined : (teams.get(team) ?? teamsAnyCase.get(team.toLowerCase()));
+    if (teamEntry) team = teamEntry.id;
     if (team !== null && !teamEntry)
       warnings.push(`team \`${team}\` is not in the registry: tickets use the triage routing`);
 

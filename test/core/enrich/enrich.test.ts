@@ -144,9 +144,12 @@ describe('enrichment chain', () => {
     // Act
     const byRule = sync(e2, bucket('acme-public-website-eu'));
     const byTag = sync(e2, bucket('web-assets', { team: 'web' }));
+    const byTypedTag = sync(e2, bucket('web-uploads', { Team: 'Web' }));
     const own = sync(e2, bucket('data-lake-raw'));
-    // Assess: web's tickets go to web's people; the account's owner still owns the account's own resources
-    for (const e of [byRule, byTag]) {
+    // Assess: web's tickets go to web's people (a tag typed `Web` names team `web`); the account's owner still
+    // owns the account's own resources
+    expect(byTypedTag.warnings).toEqual([]);
+    for (const e of [byRule, byTag, byTypedTag]) {
       expect(e.team).toBe('web');
       expect(e.owner).toBe('web-team@acme.example');
       expect(e.provenance.owner.detail).toBe('owner is the default owner of team `web` in the registry');
