@@ -21,6 +21,7 @@ import {
   type RemediationDeps,
   recordRemoteResult,
   recoverAbandonedApplies,
+  releaseHeld,
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
@@ -34,8 +35,11 @@ const finding = findingFor({ provider: 'azure', id: ACCOUNT_ID, type: 'StorageAc
 /** An Azure action double: the live account flag is mutable; counts its calls. */
 function azureDouble() {
   const calls = { plan: 0, apply: 0, rollback: 0 };
-  /** `loseAnswer`: the next apply takes effect and its call then times out. */
-  const live: { open: boolean; loseAnswer: boolean; rollbackNote?: string } = { open: true, loseAnswer: false };
+  /** `loseAnswer`: the next apply takes effect and its call then times out. `readError`: every plan read throws it. */
+  const live: { open: boolean; loseAnswer: boolean; rollbackNote?: string; readError?: unknown } = {
+    open: true,
+    loseAnswer: false,
+  };
   const action = defineAction<{ account: string }, { open: boolean }>({
     id: 'test.azure-close',
     title: 'Close a test account',
@@ -50,6 +54,7 @@ function azureDouble() {
     selectTarget: (f) => ({ account: f.resource.name }),
     async plan(target) {
       calls.plan++;
+      if (live.readError !== undefined) throw live.readError;
       if (!live.open) return noopPlan(target, { open: live.open }, `${target.account} already closed`);
       const steps = [step(`close ${target.account}`, 'update', 'Microsoft.Storage/storageAccounts/write', target)];
       return changePlan(target, { open: live.open }, steps, `close ${target.account}`);
@@ -205,6 +210,100 @@ describe('remote remediation on the hub', () => {
     expect(denied.reason).toContain('live tags could not be read: AuthorizationFailed');
     expect(falseValue.outcome).toBe('applied');
     expect(double.calls.apply).toBe(1);
+  });
+
+  it("holds the case when the spoke's live read is throttled, and the release sweep sends it again once the wait is over", async () => {
+    // Prepare: Azure answers the spoke's plan read with 429
+    const remote = recordingExecutor();
+    const throttled = Object.assign(new Error('Too many requests'), { name: 'RestError', statusCode: 429 });
+    double.live.readError = throttled;
+    const first = await executeRemote(await dispatch(remote), spokeDeps());
+    const at = (minutes: number) =>
+      deps({ remote: remote.executor, clock: fixedClock(new Date(Date.parse(decided.at) + minutes * 60_000)) });
+    // Act
+    const events = await recordRemoteResult(deps(), first);
+    const held = await stored();
+    const early = await releaseHeld(at(2));
+    const due = await releaseHeld(at(5));
+    // Assess: the spoke says nothing was applied and the read may be tried again; the hub holds the case with
+    // why and when, and re-sends the hand-over (a new claim) only once the wait is over
+    expect(first).toMatchObject({ outcome: 'blocked', retry: { kind: 'throttled' } });
+    expect(first.reason).toContain('live state could not be read');
+    expect(held?.remediation.state).toBe('held');
+    expect(held?.remediation.stateReason).toContain('live state could not be read');
+    expect(held?.remediation.stateReason).toContain(
+      'throttled: read again after 2026-11-18T10:05:00.000Z, attempt 1 of 5',
+    );
+    expect(events).toMatchObject([{ type: 'case.remediation', state: 'held', actor: 'closeloop@azure-spoke' }]);
+    expect(early).toMatchObject({ released: 0, waiting: 1 });
+    expect(due).toMatchObject({ released: 1, waiting: 0 });
+    expect(remote.sent).toHaveLength(2);
+    const again = remote.sent[1];
+    if (!again) throw new Error('not sent again');
+    expect(again.applyToken).not.toBe(remote.sent[0]?.applyToken);
+    expect(double.calls.apply).toBe(0);
+    // Act: Azure answers this time; the spoke applies and the hub records it
+    double.live.readError = undefined;
+    await recordRemoteResult(deps(), await executeRemote(again, spokeDeps()));
+    // Assess
+    expect((await stored())?.remediation).toMatchObject({ state: 'applied', requestIds: ['arm-req-1'] });
+    expect(double.calls.apply).toBe(1);
+    expect(await store.get('remediation-held', CASE_KEY)).toBeUndefined();
+  });
+
+  it("holds the case when the spoke's skip-tag re-read fails for the moment, and blocks after five such answers in a row", async () => {
+    // Prepare: the spoke's tag read answers 503 every time
+    const remote = recordingExecutor();
+    const unavailable = {
+      tagsFor: async () => {
+        throw Object.assign(new Error('Service Unavailable'), { name: 'RestError', statusCode: 503 });
+      },
+    };
+    const at = (minutes: number) =>
+      deps({ remote: remote.executor, clock: fixedClock(new Date(Date.parse(decided.at) + minutes * 60_000)) });
+    const answer = async (request: RemoteRequest | undefined, minutes: number) => {
+      if (!request) throw new Error('nothing sent');
+      const result = await executeRemote(request, { ...spokeDeps(), tags: unavailable });
+      await recordRemoteResult(at(minutes), result);
+      return result;
+    };
+    // Act: the first answer, then each sweep once its wait is over (5, 15, 60 and 240 minutes) and its answer
+    const first = await answer(await dispatch(remote), 0);
+    const states = [String((await stored())?.remediation.state)];
+    for (const minutes of [5, 20, 80, 320]) {
+      await releaseHeld(at(minutes));
+      await releaseHeld(at(minutes)); // a sweep while the hand-over is out keeps its count
+      await answer(remote.sent.at(-1), minutes);
+      states.push(String((await stored())?.remediation.state));
+    }
+    // Assess: held four times, then blocked with why; nothing applied; a later sweep sends nothing
+    expect(first).toMatchObject({ outcome: 'blocked', retry: { kind: 'transient' } });
+    expect(first.reason).toContain('live tags could not be read');
+    expect(remote.sent).toHaveLength(5);
+    expect(states).toEqual(['held', 'held', 'held', 'held', 'blocked']);
+    const c = await stored();
+    expect(c?.remediation.stateReason).toContain('live tags could not be read');
+    expect(c?.remediation.stateReason).toContain(
+      'transient, 5 reads in a row since 2026-11-18T10:00:00.000Z failed: no longer retried',
+    );
+    expect(double.calls.apply).toBe(0);
+    await releaseHeld(at(2000));
+    expect(remote.sent).toHaveLength(5);
+  });
+
+  it("blocks at once, as before, when the spoke's live read is refused for good", async () => {
+    // Prepare: Azure refuses the plan read
+    double.live.readError = Object.assign(new Error('AuthorizationFailed'), { name: 'RestError', statusCode: 403 });
+    const remote = recordingExecutor();
+    const result = await executeRemote(await dispatch(remote), spokeDeps());
+    // Act
+    await recordRemoteResult(deps(), result);
+    await releaseHeld(deps({ remote: remote.executor, clock: fixedClock(new Date('2026-11-18T12:00:00.000Z')) }));
+    // Assess
+    expect(result.retry).toBeUndefined();
+    expect((await stored())?.remediation.state).toBe('blocked');
+    expect(await store.get('remediation-held', CASE_KEY)).toBeUndefined();
+    expect(remote.sent).toHaveLength(1);
   });
 
   it("the spoke applies as before when the request carries no skip tag (an older hub) or its cloud is not the lookup's", async () => {

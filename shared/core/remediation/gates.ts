@@ -73,13 +73,29 @@ export async function liveSkipTag(
   ref: ResourceRef,
   skipTag: string,
 ): Promise<GateResult | undefined> {
+  return (await readSkipTag(tags, ref, skipTag))?.gate;
+}
+
+/**
+ * {@link liveSkipTag} with the error that made it `unknown` (`cause`), for a caller that tells a read failing
+ * for the moment (throttled, 5xx) from one refused for good.
+ */
+export async function readSkipTag(
+  tags: OwnerLookup | undefined,
+  ref: ResourceRef,
+  skipTag: string,
+): Promise<{ gate: GateResult; cause?: unknown } | undefined> {
   if (!tags || !canRead(tags, ref.provider)) return undefined;
   try {
-    return skipTagValue(await tags.tagsFor(ref), skipTag) !== undefined
-      ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
-      : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` };
+    return {
+      gate:
+        skipTagValue(await tags.tagsFor(ref), skipTag) !== undefined
+          ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
+          : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` },
+    };
   } catch (e) {
-    return { gate: 'skip-tag', outcome: 'unknown', reason: `live tags could not be read: ${errorMessage(e)}` };
+    const reason = `live tags could not be read: ${errorMessage(e)}`;
+    return { gate: { gate: 'skip-tag', outcome: 'unknown', reason }, cause: e };
   }
 }
 

@@ -7,12 +7,13 @@
  */
 import * as z from 'zod';
 import type { Action, ActionContext } from '../../actions/define.js';
-import { ApplyIncompleteError, errorMessage, isGone } from '../errors.js';
+import { classifyCloudError } from '../../actions/retry.js';
+import { ApplyIncompleteError, errorMessage, isGone, isRetryable } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
 import type { Clock, OwnerLookup } from '../ports.js';
 import type { UpstreamResult } from '../verify/ports.js';
-import { liveSkipTag } from './gates.js';
+import { readSkipTag } from './gates.js';
 
 export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback', 'resolve']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
@@ -86,7 +87,7 @@ export const RemoteOutcomeSchema = z.enum([
   'noop',
   'planned', // the spoke is deployed in dry-run: planned only
   'awaiting-approval', // the live plan asks for a person (e.g. a resource-level approval)
-  'blocked', // the target is unusable or the live state could not be read
+  'blocked', // the target is unusable or the live state could not be read (with `retry`: for the moment)
   'failed',
   'verified',
   'not-verified',
@@ -127,6 +128,14 @@ export const RemoteResultSchema = z.object({
     .optional(),
   /** A failed apply's step that got no definite answer: it may have taken effect. */
   unconfirmed: z.string().optional(),
+  /**
+   * blocked because a live read (the plan, the skip-tag re-read) failed for the moment (throttled, 5xx, reset,
+   * timeout), not for good: the hub holds the case and sends the request again later (after `afterSeconds`
+   * at least, the service's Retry-After). Nothing was applied. A hub that does not know it records blocked.
+   */
+  retry: z
+    .object({ kind: z.enum(['throttled', 'transient']), afterSeconds: z.number().nonnegative().optional() })
+    .optional(),
   error: z.string().optional(),
   /** Who acted: the spoke's identity (`closeloop@azure-spoke`). */
   actor: z.string().min(1),
@@ -226,7 +235,7 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
     plan = await action.plan(t, ctx);
   } catch (e) {
     const reason = `${isGone(e) ? 'resource gone' : 'live state could not be read'}: ${errorMessage(e)}`;
-    return done('blocked', reason, { target: t, error: errorMessage(e) });
+    return done('blocked', reason, { target: t, error: errorMessage(e), ...retryOf(e, `${action.id}:plan`) });
   }
   const planned = {
     target: t,
@@ -237,7 +246,7 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   if (plan.needsApproval && !request.approvedBy) return done('awaiting-approval', plan.needsApproval, planned);
   if (!deps.apply) return done('planned', `dry-run spoke: plan recorded, nothing applied (${plan.summary})`, planned);
   const stop = await skipTagNow(request, deps.tags);
-  if (stop) return done('blocked', stop, planned);
+  if (stop) return done('blocked', stop.reason, { ...planned, ...stop.retry });
   try {
     const r = await action.apply(plan, ctx);
     return done('applied', `applied ${action.id}: ${plan.summary}`, {
@@ -296,13 +305,32 @@ async function resolveUpstream(
 
 /**
  * Why the apply must stop on the resource's live tags (the skip tag is on it now, or the tags cannot be read:
- * fail closed), else undefined. Nothing to check without a skip tag or a resource in the request.
+ * fail closed, with `retry` when that read failed for the moment), else undefined. Nothing to check without a
+ * skip tag or a resource in the request.
  */
-async function skipTagNow(request: RemoteRequest, tags: OwnerLookup | undefined): Promise<string | undefined> {
+async function skipTagNow(
+  request: RemoteRequest,
+  tags: OwnerLookup | undefined,
+): Promise<{ reason: string; retry?: Pick<RemoteResult, 'retry'> } | undefined> {
   const { skipTag, resource } = request;
   if (!skipTag || !resource) return undefined;
-  const gate = await liveSkipTag(tags, { provider: request.provider, ...resource }, skipTag);
-  if (gate?.outcome === 'block') return `${gate.reason}: nothing applied`;
-  if (gate?.outcome === 'unknown') return `${gate.reason}: nothing applied (fail closed)`;
+  const read = await readSkipTag(tags, { provider: request.provider, ...resource }, skipTag);
+  const gate = read?.gate;
+  if (gate?.outcome === 'block') return { reason: `${gate.reason}: nothing applied` };
+  if (gate?.outcome === 'unknown') {
+    return { reason: `${gate.reason}: nothing applied (fail closed)`, retry: retryOf(read?.cause, 'tags:read') };
+  }
   return undefined;
+}
+
+/**
+ * `retry` for a result blocked by a live read that failed for the moment (throttled, 5xx, reset, timeout), so
+ * the hub reads again later instead of blocking the case for good; nothing for a refusal (denied, gone, invalid).
+ */
+function retryOf(e: unknown, what: string): Pick<RemoteResult, 'retry'> {
+  const classified = classifyCloudError(e, what);
+  if (!isRetryable(classified)) return {};
+  const kind = classified.kind === 'throttled' ? 'throttled' : 'transient';
+  const after = classified.retryAfterSeconds;
+  return { retry: { kind, ...(after !== undefined ? { afterSeconds: after } : {}) } };
 }

@@ -213,14 +213,16 @@ async function retryLater(
   deps: RemediationDeps,
   c: Case,
   reason: string,
-  e: AdapterError,
+  e: Pick<AdapterError, 'kind' | 'retryAfterSeconds'>,
   extra: Partial<CaseRemediation>,
   actor: string,
+  guard?: (c: Case) => boolean,
 ): Promise<Outcome> {
   const now = deps.clock.now();
-  // Failures in a row: counted on while the case is still held for an earlier one.
-  const doc =
-    c.remediation.state === 'held' ? await getDoc(deps.store, HELD_COLLECTION, c.key, HeldDocSchema) : undefined;
+  // Failures in a row: counted on while the case is still held for an earlier one, or (a spoke's answer) is
+  // the hand-over the release of that hold sent again (its hold document is kept while it is out).
+  const counts = c.remediation.state === 'held' || c.remediation.state === 'applying';
+  const doc = counts ? await getDoc(deps.store, HELD_COLLECTION, c.key, HeldDocSchema) : undefined;
   const earlier = doc?.value.retry;
   const attempts = (earlier?.attempts ?? 0) + 1;
   const since = earlier?.since ?? now.toISOString();
@@ -228,12 +230,12 @@ async function retryLater(
   const waitMinutes = TRANSIENT_RETRY_MINUTES[attempts - 1];
   if (waitMinutes === undefined || waited >= TRANSIENT_RETRY_LIMIT_MS) {
     const why = `${reason} (${e.kind}, ${attempts} reads in a row since ${since} failed: no longer retried)`;
-    return settle(deps, c, 'blocked', why, extra, actor);
+    return settle(deps, c, 'blocked', why, extra, actor, guard);
   }
   const waitMs = Math.max(waitMinutes * 60_000, (e.retryAfterSeconds ?? 0) * 1000);
   const after = new Date(now.getTime() + waitMs).toISOString();
   const held = `${reason} (${e.kind}: read again after ${after}, attempt ${attempts} of ${TRANSIENT_RETRY_MINUTES.length + 1})`;
-  return settle(deps, c, 'held', held, extra, actor, undefined, { attempts, since, after });
+  return settle(deps, c, 'held', held, extra, actor, guard, { attempts, since, after });
 }
 
 /**
@@ -649,6 +651,8 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   }
   const reported = result.op === 'apply' ? REMOTE_STATE[result.outcome] : undefined;
   if (!reported || !result.applyToken) return [];
+  if (reported === 'blocked' && result.retry)
+    return remoteRetryLater(deps, result, result.retry, result.applyToken, detail);
   // Settled against the case as it is: after an earlier apply that may have changed the resource
   // (startedBefore), its steps stay first, its before-state stays the one kept for rollback, and a spoke
   // finding nothing left to do means that attempt finished the fix (applied, see finishedEarlier). The
@@ -688,7 +692,34 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   }
   const state = next.remediation.state;
   if (state === 'applied') return appliedOutcome(deps, next, result.actor, detail, token, at);
+  // A hand-over sent again after a read that failed for the moment has its answer: the streak is over.
+  await deps.store.delete(HELD_COLLECTION, next.key);
   return [event(deps, next, state, result.actor, detail)];
+}
+
+/**
+ * A spoke's live read (its plan, its skip-tag re-read) failed for the moment: nothing was applied, and the
+ * case is held and sent again by `releaseHeld` once the wait is over, bounded as a hub read is
+ * ({@link retryLater}), instead of blocked until its finding recurs. Only while the case holds the claim.
+ */
+async function remoteRetryLater(
+  deps: RemediationDeps,
+  result: RemoteResult,
+  retry: NonNullable<RemoteResult['retry']>,
+  token: string,
+  detail: Record<string, unknown>,
+): Promise<PipelineEvent[]> {
+  const c = await readCase(deps.store, result.caseKey);
+  if (!c || !holdsClaim(token)(c)) return [];
+  const why = { kind: retry.kind, retryAfterSeconds: retry.afterSeconds };
+  const extra: Partial<CaseRemediation> = {
+    ...(result.target !== undefined ? { target: result.target } : {}),
+    ...(result.plan ? { plan: result.plan } : {}),
+    error: result.error,
+    interruptedAt: undefined,
+  };
+  const out = await retryLater(deps, c, result.reason, why, extra, result.actor, holdsClaim(token));
+  return out.events.map((e) => (e.type === 'case.remediation' ? { ...e, detail: { ...detail, ...e.detail } } : e));
 }
 
 /**
@@ -990,8 +1021,11 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
   const held = await deps.store.list(HELD_COLLECTION);
   const now = deps.clock.now();
   const breakerOpen = (await breakerGate(deps.store, deps.policy, now)).outcome !== 'pass';
-  const releaseOne = async (doc: (typeof held)[number]): Promise<'dropped' | 'waiting' | 'released'> => {
+  const releaseOne = async (doc: (typeof held)[number]): Promise<'dropped' | 'out' | 'waiting' | 'released'> => {
     const c = await readCase(deps.store, doc.id);
+    // A hand-over sent again after a spoke's read failed for the moment: its answer counts on the streak.
+    const resent = HeldDocSchema.safeParse(doc.value).data?.retry !== undefined;
+    if (c?.remediation.state === 'applying' && resent) return 'out';
     if (c?.remediation.state !== 'held') {
       // At the version listed: a hold written since (its document rewritten) stays queued.
       await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
@@ -1009,7 +1043,7 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
     held,
     async (doc) => {
       const done = await releaseOne(doc);
-      if (done !== 'dropped') out[done]++;
+      if (done !== 'dropped' && done !== 'out') out[done]++;
     },
     (doc, e) => {
       out.errors++;
