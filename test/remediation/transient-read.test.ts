@@ -126,6 +126,33 @@ describe('a live read that fails for the moment is read again later, not blocked
     expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 1);
   });
 
+  it('holds the case when the live skip-tag re-read is throttled, and applies once a later read finds no skip tag', async () => {
+    // Prepare: the Tagging API throttles the first re-read of the resource's tags
+    let reads = 0;
+    const tags = {
+      tagsFor: async () => {
+        reads++;
+        if (reads === 1) throw awsError('ThrottlingException', 400);
+        return { owner: 'deploy-team' };
+      },
+    };
+    await store.put('cases', KEY, leakCase());
+    await store.put('findings', finding.key, finding);
+    // Act
+    await createRemediationStage(deps({ tags })).handle(decidedEvent(KEY));
+    // Assess: held (not blocked), nothing changed in IAM
+    const held = await stored();
+    expect(held?.remediation.state).toBe('held');
+    expect(held?.remediation.stateReason).toContain('live tags could not be read');
+    expect(held?.remediation.stateReason).toContain('read again after 2026-11-18T10:05:00.000Z, attempt 1 of 5');
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 0);
+    // Act: the sweep after the wait reads the tags again
+    await releaseHeld(deps({ tags, clock: minutes(5) }));
+    // Assess
+    expect((await stored())?.remediation.state).toBe('applied');
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 1);
+  });
+
   it("waits as long as the service's Retry-After asks when that is longer", async () => {
     // Prepare
     const slowDown = awsError('ThrottlingException', 400, { $response: { headers: { 'retry-after': '1200' } } });

@@ -99,11 +99,18 @@ export async function readSkipTag(
   }
 }
 
-/** The apply-time skip-tag gate of a case ({@link liveSkipTag}); none where decide's gate stands. */
-export async function skipTagGate(c: Case, policy: ApplyPolicy, tags: OwnerLookup | undefined): Promise<GateResult[]> {
+/**
+ * The apply-time skip-tag gate of a case ({@link liveSkipTag}); none where decide's gate stands. `cause`: the
+ * error that left it `unknown`.
+ */
+export async function skipTagGate(
+  c: Case,
+  policy: ApplyPolicy,
+  tags: OwnerLookup | undefined,
+): Promise<{ gates: GateResult[]; cause?: unknown }> {
   const ref: ResourceRef = { provider: c.provider, id: c.resourceId, account: c.account, region: c.region };
-  const gate = await liveSkipTag(tags, ref, policy.skipTag);
-  return gate ? [gate] : [];
+  const read = await readSkipTag(tags, ref, policy.skipTag);
+  return read ? { gates: [read.gate], cause: read.cause } : { gates: [] };
 }
 
 /** An exception added since decide ran still stops the apply. */

@@ -6,7 +6,8 @@
  * Order of checks, each recorded as a gate with its reason:
  *   plan (live re-read; an error → blocked, or held and read again later when it failed for the moment, as
  *   a failed read of the run's own AWS account is) → policy gates (decide's blocks, accounts, resources,
- *   environment) → skip tag (live) → exception → approval → dry-run → circuit breaker → claim → budget → apply.
+ *   environment) → skip tag (live; a read failing for the moment → held, as the plan) → exception → approval →
+ *   dry-run → circuit breaker → claim → budget → apply.
  * The claim (state `applying` with a fresh applyToken, conditional on the version read) makes two
  * concurrent deliveries of the same case produce one apply. A claim whose process died is settled failed by
  * `recoverAbandonedApplies` once older than policy `apply.abandonAfter`; held work is run again by
@@ -307,16 +308,24 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
 
   // 2. Gates that need no counter.
   const now = deps.clock.now();
+  const skip = await skipTagGate(c, deps.policy, deps.tags);
   const gates: GateResult[] = [
     ...policyGates(c, action, deps.policy, approved),
-    ...(await skipTagGate(c, deps.policy, deps.tags)),
+    ...skip.gates,
     await exceptionGate(c, deps.exceptions, now),
   ];
   if (plan.needsApproval && !approved)
     gates.push({ gate: 'resource', outcome: 'approval', reason: plan.needsApproval });
   if (r.mode === 'approval' && !approved) gates.push({ gate: 'mode', outcome: 'approval', reason: r.reason });
   const stop = gates.find((g) => g.outcome === 'block' || g.outcome === 'unknown');
-  if (stop) return settle(deps, c, 'blocked', stop.reason, { ...planned, applyGates: gates }, actor);
+  if (stop) {
+    // The live tags could not be read for the moment (throttled, 5xx): read again later, as a failed plan read.
+    const cause =
+      stop === skip.gates[0] && skip.cause !== undefined ? classifyCloudError(skip.cause, 'tags:read') : undefined;
+    if (cause && isRetryable(cause))
+      return retryLater(deps, c, stop.reason, cause, { ...planned, applyGates: gates }, actor);
+    return settle(deps, c, 'blocked', stop.reason, { ...planned, applyGates: gates }, actor);
+  }
   const ask = gates.find((g) => g.outcome === 'approval');
   if (ask) return settle(deps, c, 'awaiting-approval', ask.reason, { ...planned, applyGates: gates }, actor);
   if (!deps.apply || (!ctx && !remote)) {
