@@ -4,8 +4,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLocalRuntime } from '../../shared/adapters/wiring/local.js';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import type { ResourceRef } from '../../shared/core/ports.js';
-import { liveSkipTag } from '../../shared/core/remediation/gates.js';
+import { readSkipTag } from '../../shared/core/remediation/gates.js';
 import { tempDir } from '../helpers/tmp.js';
+
+/** The pre-apply skip-tag gate on `ref`'s live tags (undefined: the lookup cannot read its cloud). */
+const skipGate = async (...args: Parameters<typeof readSkipTag>) => (await readSkipTag(...args))?.gate;
 
 // The project's labels as Resource Manager answers them now; each test sets them.
 const project = vi.hoisted(() => ({ labels: {} as Record<string, string>, reads: 0 }));
@@ -41,10 +44,10 @@ describe('GCP project labels in the wired lookups', () => {
   it('the pre-apply re-check sees a skip label added to the project after a first read', async () => {
     // Prepare
     const recheck = liveOwnerLookup(['gcp'], { fresh: true });
-    const before = await liveSkipTag(recheck, FIREWALL, 'closeloop:skip');
+    const before = await skipGate(recheck, FIREWALL, 'closeloop:skip');
     // Act: a person stops fixes in the project
     project.labels = { owner: 'web', 'closeloop-skip': 'true' };
-    const after = await liveSkipTag(recheck, FIREWALL, 'closeloop:skip');
+    const after = await skipGate(recheck, FIREWALL, 'closeloop:skip');
     // Assess
     expect(before?.outcome).toBe('pass');
     expect(after).toEqual({
@@ -84,10 +87,10 @@ describe('GCP project labels in the wired lookups', () => {
       });
       const tags = rt.remediation.tags;
       if (!tags) throw new Error('expected a re-check lookup in a live run');
-      await liveSkipTag(tags, FIREWALL, 'closeloop:skip');
+      await skipGate(tags, FIREWALL, 'closeloop:skip');
       // Act
       project.labels = { owner: 'web', 'closeloop-skip': 'true' };
-      const after = await liveSkipTag(tags, FIREWALL, 'closeloop:skip');
+      const after = await skipGate(tags, FIREWALL, 'closeloop:skip');
       await rt.close();
       // Assess
       expect(after?.outcome).toBe('block');

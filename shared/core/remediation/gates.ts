@@ -65,20 +65,9 @@ export function policyGates(
 
 /**
  * The skip tag on the live tags of `ref` as a gate: `block` when it is on the resource now, `pass` when not,
- * `unknown` when the tags cannot be read (fail closed); undefined when there is no lookup, or one that
- * cannot read the resource's cloud (the AWS hub reads AWS tags only).
- */
-export async function liveSkipTag(
-  tags: OwnerLookup | undefined,
-  ref: ResourceRef,
-  skipTag: string,
-): Promise<GateResult | undefined> {
-  return (await readSkipTag(tags, ref, skipTag))?.gate;
-}
-
-/**
- * {@link liveSkipTag} with the error that made it `unknown` (`cause`), for a caller that tells a read failing
- * for the moment (throttled, 5xx) from one refused for good.
+ * `unknown` when the tags cannot be read (fail closed), with the error behind it (`cause`) for a caller that
+ * tells a read failing for the moment (throttled, 5xx) from one refused for good; undefined when there is no
+ * lookup, or one that cannot read the resource's cloud (the AWS hub reads AWS tags only).
  */
 export async function readSkipTag(
   tags: OwnerLookup | undefined,
@@ -100,7 +89,7 @@ export async function readSkipTag(
 }
 
 /**
- * The apply-time skip-tag gate of a case ({@link liveSkipTag}); none where decide's gate stands. `cause`: the
+ * The apply-time skip-tag gate of a case ({@link readSkipTag}); none where decide's gate stands. `cause`: the
  * error that left it `unknown`.
  */
 export async function skipTagGate(

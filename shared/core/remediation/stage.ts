@@ -240,6 +240,25 @@ async function retryLater(
 }
 
 /**
+ * Blocked with `reason`, or, when `cause` (the error of the live read `what` that left it unreadable) failed for
+ * the moment, held and read again later ({@link retryLater}).
+ */
+function blockOrRetry(
+  deps: RemediationDeps,
+  c: Case,
+  reason: string,
+  cause: unknown,
+  what: string,
+  extra: Partial<CaseRemediation>,
+  actor: string,
+): Promise<Outcome> {
+  const classified = cause === undefined ? undefined : classifyCloudError(cause, what);
+  return classified && isRetryable(classified)
+    ? retryLater(deps, c, reason, classified, extra, actor)
+    : settle(deps, c, 'blocked', reason, extra, actor);
+}
+
+/**
  * Plans, gates and (when everything allows) applies the case's action. `approvedBy` is set when a person
  * approved; `storedPlan` applies exactly the plan that was approved (refused if the live state moved).
  */
@@ -261,9 +280,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const scoped = await contextFor(ctx, c.provider, c.account);
     if ('refused' in scoped) {
       // The own account could not be read this time (STS throttled, a reset): retried, not blocked for good.
-      const cause = scoped.cause !== undefined ? classifyCloudError(scoped.cause, 'sts:GetCallerIdentity') : undefined;
-      if (cause && isRetryable(cause)) return retryLater(deps, c, scoped.refused, cause, { target }, actor);
-      return settle(deps, c, 'blocked', scoped.refused, { target }, actor);
+      return blockOrRetry(deps, c, scoped.refused, scoped.cause, 'sts:GetCallerIdentity', { target }, actor);
     }
     ctx = scoped.ctx;
   }
@@ -295,10 +312,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     } catch (e) {
       const reason = `${isGone(e) ? 'resource gone' : 'live state could not be read'}: ${errorMessage(e)}`;
       // Nothing is applied without a live read; one that failed for the moment is read again later.
-      const classified = classifyCloudError(e, `${action.id}:plan`);
-      if (isRetryable(classified))
-        return retryLater(deps, c, reason, classified, { target, error: errorMessage(e) }, actor);
-      return settle(deps, c, 'blocked', reason, { target, error: errorMessage(e) }, actor);
+      return blockOrRetry(deps, c, reason, e, `${action.id}:plan`, { target, error: errorMessage(e) }, actor);
     }
   }
   const before = partial ? r.before : plan.before;
@@ -320,11 +334,8 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   const stop = gates.find((g) => g.outcome === 'block' || g.outcome === 'unknown');
   if (stop) {
     // The live tags could not be read for the moment (throttled, 5xx): read again later, as a failed plan read.
-    const cause =
-      stop === skip.gates[0] && skip.cause !== undefined ? classifyCloudError(skip.cause, 'tags:read') : undefined;
-    if (cause && isRetryable(cause))
-      return retryLater(deps, c, stop.reason, cause, { ...planned, applyGates: gates }, actor);
-    return settle(deps, c, 'blocked', stop.reason, { ...planned, applyGates: gates }, actor);
+    const cause = stop === skip.gates[0] ? skip.cause : undefined;
+    return blockOrRetry(deps, c, stop.reason, cause, 'tags:read', { ...planned, applyGates: gates }, actor);
   }
   const ask = gates.find((g) => g.outcome === 'approval');
   if (ask) return settle(deps, c, 'awaiting-approval', ask.reason, { ...planned, applyGates: gates }, actor);
