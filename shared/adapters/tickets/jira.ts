@@ -171,8 +171,7 @@ export class JiraTicketSink implements TicketSink {
     } catch (e) {
       const error = toAdapterError('create issue', e);
       // Jira names the refused field: `errors.assignee` ("User '…' cannot be assigned issues.").
-      if (draft.assigneeId && e instanceof HttpException && e.status === 400 && refusesAssignee(e))
-        throw new AssigneeRejectedError(error.message);
+      if (draft.assigneeId && refusesAssignee(e)) throw new AssigneeRejectedError(error.message);
       throw error;
     }
     const { key } = CreatedSchema.parse(created);
@@ -329,7 +328,7 @@ export class JiraTicketSink implements TicketSink {
         await this.client.issues.assignIssue({ issueIdOrKey, accountId });
       } catch (e) {
         // The person has an account Jira will not assign in this project: said as on create (`errors.assignee`).
-        if (accountId !== null && e instanceof HttpException && e.status === 400 && refusesAssignee(e))
+        if (accountId !== null && refusesAssignee(e))
           throw new AssigneeRejectedError(toAdapterError('assign issue', e).message);
         throw e;
       }
@@ -373,8 +372,9 @@ const ErrorBodySchema = z.looseObject({
   message: z.string().optional(),
 });
 
-/** Whether Jira's 400 names the assignee field among its per-field errors. */
-function refusesAssignee(e: HttpException): boolean {
+/** Whether `e` is Jira's 400 naming the assignee field among its per-field errors. */
+function refusesAssignee(e: unknown): boolean {
+  if (!(e instanceof HttpException) || e.status !== 400) return false;
   const data = typeof e.response === 'object' && 'data' in e.response ? e.response.data : undefined;
   const parsed = ErrorBodySchema.safeParse(data);
   return parsed.success && parsed.data.errors?.assignee !== undefined;
