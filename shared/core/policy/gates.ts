@@ -144,10 +144,17 @@ export const gcpLabelKey = (key: string): string => key.toLowerCase().replace(/[
  * and Azure keep a key as typed). Any such key that does not say `false` stops the fix: a person who tagged
  * a resource so meant it (read as absent, the fix went through).
  */
+const skipTagNames = new Map<string, string[]>();
 export const skipTagValue = (tags: Record<string, string>, key: string): string | undefined => {
-  const names = [key.toLowerCase(), gcpLabelKey(key)];
+  // The key's two spellings, made once per configured key (this runs for every finding decided).
+  let names = skipTagNames.get(key);
+  if (!names) {
+    names = [key.toLowerCase(), gcpLabelKey(key)];
+    skipTagNames.set(key, names);
+  }
+  const spellings = names;
   return Object.entries(tags).find(
-    ([k, v]) => names.includes(k.trim().toLowerCase()) && !/^\s*false\s*$/i.test(v),
+    ([k, v]) => spellings.includes(k.trim().toLowerCase()) && !/^\s*false\s*$/i.test(v),
   )?.[1];
 };
 
