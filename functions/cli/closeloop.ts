@@ -1,6 +1,8 @@
 /** `closeloop`: the embedded default (local store, dry-run remediation, local tickets unless Jira is configured). */
 import { parseArgs } from 'node:util';
+import { chooseConfig } from '../../shared/adapters/cli/home-config.js';
 import { commands, USAGE } from '../../shared/adapters/cli/registry.js';
+import { resolveHome } from '../../shared/adapters/wiring/local.js';
 import { errorMessage } from '../../shared/core/errors.js';
 
 /** Exit code of a command that failed (an unexpected error, the store unusable): not a rejection (1). */
@@ -29,7 +31,6 @@ export async function main(
     apply: Boolean(v.apply),
     live: Boolean(v.live),
     ...(v.home ? { home: v.home } : {}),
-    ...(v.config ? { configDir: v.config } : {}),
     ...(v.by ? { actor: v.by } : {}),
     ...(v.format ? { format: v.format } : {}),
     ...(v.id ? { id: v.id } : {}),
@@ -42,7 +43,18 @@ export async function main(
     ...(v.account ? { account: v.account } : {}),
   };
   try {
-    return await command(rest, opts, io);
+    // The store's own config unless one is named (home-config.ts): not for the commands without a store.
+    let configDir: string | undefined;
+    if (name !== 'normalize' && name !== 'actions') {
+      const choice = chooseConfig({
+        home: resolveHome({ ...(v.home ? { home: v.home } : {}) }),
+        named: v.config ?? process.env.CLOSELOOP_CONFIG,
+        writes: writesStore(name ?? '', rest),
+      });
+      if (choice.notice) io.err(choice.notice);
+      configDir = choice.configDir;
+    }
+    return await command(rest, configDir ? { ...opts, configDir } : opts, io);
   } catch (e) {
     const usage = e instanceof Error && (e.name === 'UsageError' || e.name === 'ConfigError');
     io.err(`closeloop ${name}: ${errorMessage(e)}`);
@@ -50,6 +62,11 @@ export async function main(
     return usage ? 2 : FAILED;
   }
 }
+
+/** Commands that change the store: they remember the config they were given (read-only ones try others). */
+const writesStore = (name: string, rest: readonly string[]): boolean =>
+  ['run', 'verify', 'approve', 'rollback'].includes(name) ||
+  (name === 'exceptions' && (rest[0] === 'add' || rest[0] === 'revoke'));
 
 function parse(argv: string[]) {
   return parseArgs({

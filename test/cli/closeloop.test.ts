@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FindingSchema } from '../../shared/core/model/finding.js';
@@ -119,6 +119,52 @@ describe('closeloop CLI', () => {
     expect((await cli(['run'])).code).toBe(2);
     expect((await cli(['run', '--no-such-flag'])).code).toBe(2);
     expect((await cli(['run', join(tmp.dir, 'missing.json')])).code).toBe(2);
+  });
+
+  it("uses the store's own config on later commands that name none, and says so", async () => {
+    // Prepare: the run that made the store named its config
+    await cli(['run', join(FIXTURES, 'guardduty'), '--config', CONFIG, '--home', home]);
+    const named = await cli(['plan', join(FIXTURES, 'guardduty'), '--json', '--config', CONFIG, '--home', home]);
+    // Act: what `npm start` suggests next, without --config
+    const plan = await cli(['plan', join(FIXTURES, 'guardduty'), '--json', '--home', home]);
+    const exceptions = await cli(['exceptions', '--json', '--home', home]);
+    // Assess: the registry's owners and the file's exceptions, not the built-in defaults (every owner unknown)
+    const owners = (r: { out: string }) =>
+      (JSON.parse(r.out) as { results: Array<{ enrichment: { owner: string; unowned: boolean } }> }).results.map(
+        (x) => x.enrichment,
+      );
+    expect(plan.code).toBe(0);
+    expect(owners(plan)).toEqual(owners(named));
+    expect(owners(plan).some((e) => !e.unowned)).toBe(true);
+    expect(plan.err).toContain(`config: ${CONFIG} (this store's`);
+    expect((JSON.parse(exceptions.out) as Array<{ id: string }>).map((e) => e.id)).toContain('EXC-001');
+  });
+
+  it('remembers the config of commands that write the store, not of a plan trying another', async () => {
+    // Prepare
+    const other = join(tmp.dir, 'other-config');
+    mkdirSync(other);
+    await cli(['run', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', home]);
+    // Act
+    const tried = await cli(['plan', join(FIXTURES, 'scc'), '--config', other, '--home', home]);
+    const after = await cli(['cases', '--home', home]);
+    // Assess
+    expect(tried.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))).toEqual({ configDir: CONFIG });
+    expect(after.err).toContain(`config: ${CONFIG}`);
+  });
+
+  it('refuses to fall back to the defaults when the remembered config folder is gone', async () => {
+    // Prepare
+    const gone = join(tmp.dir, 'moved-away');
+    mkdirSync(gone);
+    await cli(['run', join(FIXTURES, 'scc'), '--config', gone, '--home', home]);
+    rmSync(gone, { recursive: true });
+    // Act
+    const r = await cli(['approve', 'abc123', '--by', 'ana', '--home', home]);
+    // Assess: a usage error naming the folder, nothing decided under another policy
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`--config ${gone}, which is no longer a folder`);
   });
 
   it('reads JSON lines from several files and prints the case table', async () => {

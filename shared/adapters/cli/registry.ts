@@ -52,7 +52,8 @@ commands
 
 options
   --json                   machine-readable output
-  --config DIR             registry.yaml, policy.yaml, exceptions.yaml (default: $CLOSELOOP_CONFIG)
+  --config DIR             registry.yaml, policy.yaml, exceptions.yaml (default: $CLOSELOOP_CONFIG, else
+                           the folder the store's last run, verify, approve or rollback was given)
   --home DIR               the embedded store's folder (default: $CLOSELOOP_HOME or .closeloop)
   --apply                  execute remediations (run, approve) with the ambient cloud credentials
   --live                   read live resources for plans (ambient credentials) without applying
