@@ -167,6 +167,32 @@ describe('closeloop CLI', () => {
     expect(r.err).toContain(`--config ${gone}, which is no longer a folder`);
   });
 
+  it('shows one case to a person as a card, and as the stored case with --json', async () => {
+    // Prepare
+    await cli(['run', join(FIXTURES, 'guardduty'), '--config', CONFIG, '--home', home]);
+    const listed = JSON.parse((await cli(['cases', '--json', '--home', home])).out) as Array<{
+      key: string;
+      status: string;
+      statusReason: string;
+      enrichment: { owner: string; provenance: { owner?: { detail: string } } };
+      remediation: { action: string | null; gates: Array<{ gate: string; reason: string }> };
+      ticket: { key: string } | null;
+    }>;
+    const c = listed.find((x) => x.remediation.action !== null && x.ticket !== null);
+    if (!c?.ticket) throw new Error('the fixtures make a ticketed case with an action');
+    // Act
+    const card = await cli(['cases', c.key, '--home', home]);
+    const json = await cli(['cases', c.key, '--json', '--home', home]);
+    // Assess
+    expect(card.code).toBe(0);
+    expect(card.out).not.toMatch(/^\s*[{[]/);
+    expect(card.out).toContain(`status       ${c.status}: ${c.statusReason}`);
+    expect(card.out).toContain(`owner        ${c.enrichment.owner}  (${c.enrichment.provenance.owner?.detail}`);
+    for (const g of c.remediation.gates) expect(card.out).toContain(`${g.gate}: ${g.reason}`);
+    expect(card.out).toMatch(new RegExp(`ticket\\s+${c.ticket.key} \\(local, open\\)`));
+    expect((JSON.parse(json.out) as { key: string }).key).toBe(c.key);
+  });
+
   it('reads JSON lines from several files and prints the case table', async () => {
     // Prepare
     const lines = join(tmp.dir, 'events.jsonl');

@@ -1,10 +1,11 @@
 /** Case listing and lookup helpers shared by CLI commands. */
 import { UsageError } from '../../core/errors.js';
 import { type Case, CaseSchema } from '../../core/model/case.js';
+import type { GateResult } from '../../core/model/decision.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
 import type { DocStore } from '../../core/ports.js';
 import { shortHash } from '../../core/util/hash.js';
-import { renderTable } from './table.js';
+import { oneLine, renderTable } from './table.js';
 
 /** A short, stable handle for a case (case keys are long): shown in tables, accepted by commands. */
 export const caseId = (key: string): string => shortHash(key, 10);
@@ -51,3 +52,85 @@ export function renderCases(cases: readonly Case[]): string {
     40,
   );
 }
+
+/**
+ * One case for a person (`closeloop cases <case>`): what it is, why it is in its state, who owns it and
+ * how that was found, the gates and the plan, the ticket, the verification and where its evidence is.
+ * `--json` prints the stored case instead. Text from findings is put on one line (no escape sequences).
+ */
+export function renderCase(c: Case): string {
+  const out: string[] = [];
+  const row = (label: string, value: string) => out.push(`${label.padEnd(13)}${oneLine(value)}`);
+  const more = (value: string) => out.push(`${' '.repeat(13)}${oneLine(value)}`);
+  const e = c.enrichment;
+  const r = c.remediation;
+  out.push(`case ${caseId(c.key)}  ${oneLine(c.key)}`);
+  out.push(`[${c.severity.toUpperCase()}] ${oneLine(c.title)}`);
+  out.push('');
+  row('status', `${c.status}: ${c.statusReason}${c.reopenCount ? ` (re-opened ${c.reopenCount}×)` : ''}`);
+  row(
+    'source',
+    `${c.sourceStatus} at ${c.sources.join(', ')}${c.muted ? ' (muted)' : ''}${c.sample ? ' (sample finding)' : ''}; ` +
+      `${c.occurrences} occurrence${c.occurrences === 1 ? '' : 's'} of ${c.findingKeys.length} finding${c.findingKeys.length === 1 ? '' : 's'}, ` +
+      `first ${c.firstSeen}, last ${c.lastSeen}`,
+  );
+  row(
+    'resource',
+    `${c.resourceName} (${c.resourceType}), ${c.provider} ${c.account}${c.region ? `, ${c.region}` : ''}`,
+  );
+  more(c.resourceId);
+  if (c.compliance.controls.length) row('controls', c.compliance.controls.join(', '));
+  row('owner', `${e.owner}${e.unowned ? ' (UNOWNED: triage)' : ''}${provenance(e.provenance.owner)}`);
+  row('team', `${e.team ?? '-'}${provenance(e.provenance.team)}`);
+  row('application', `${e.application ?? '-'}${provenance(e.provenance.application)}`);
+  row('environment', `${e.environment}${provenance(e.provenance.environment)}`);
+  for (const w of e.warnings) more(`warning: ${w}`);
+  if (c.exception)
+    row(
+      'exception',
+      `${c.exception.id} (owner ${c.exception.owner}) until ${c.exception.expires}: ${c.exception.justification}`,
+    );
+  out.push('');
+  row('remediation', r.action ? `${r.action}, mode ${r.mode}, state ${r.state}` : `none (${r.reason})`);
+  if (r.action) more(`why: ${r.stateReason ?? r.reason}`);
+  const gates = (when: string, list: readonly GateResult[]) => {
+    if (list.length) more(when);
+    for (const g of list) more(`  ${g.outcome.padEnd(8)} ${g.gate}: ${g.reason}`);
+  };
+  gates('gates when decided:', r.gates);
+  gates('gates at apply time:', r.applyGates ?? []);
+  if (r.plan) {
+    more(`plan: ${r.plan.summary}`);
+    r.plan.steps.forEach((s, i) => more(`  ${i + 1}. ${s.say} [${s.call.api}]`));
+  }
+  if (r.approvedBy) more(`approved by ${r.approvedBy} at ${r.approvedAt ?? '?'}`);
+  if (r.appliedAt)
+    more(`applied at ${r.appliedAt}${r.before === undefined ? '' : ' (before-state kept for rollback)'}`);
+  if (r.rolledBackBy) more(`rolled back by ${r.rolledBackBy} at ${r.rolledBackAt ?? '?'}`);
+  if (r.error) more(`error: ${r.error}`);
+  if (r.unconfirmed) more(`unconfirmed: ${r.unconfirmed}`);
+  out.push('');
+  const t = c.ticket;
+  row(
+    'ticket',
+    t
+      ? `${t.key} (${t.sink}, ${t.status})${t.parentKey ? ` in ${t.parentKey}` : ''}${t.url ? ` ${t.url}` : ''}`
+      : `none${c.lastDecision ? ` (${c.lastDecision.ticket.reason})` : ''}`,
+  );
+  const v = c.verification;
+  row(
+    'verification',
+    v
+      ? `${v.verdict} at ${v.at} (${v.trigger}, ${v.attempts} attempt${v.attempts === 1 ? '' : 's'}): ${v.reason}`
+      : '-',
+  );
+  for (const u of v?.upstream ?? []) more(`${u.source}: ${u.outcome} at ${u.at}`);
+  row(
+    'evidence',
+    c.evidenceHead ? `head ${c.evidenceHead.slice(0, 16)}…  (closeloop evidence show ${caseId(c.key)})` : '-',
+  );
+  row('updated', `${c.updatedAt}${c.closedAt ? `, closed ${c.closedAt}` : ''}`);
+  return out.join('\n');
+}
+
+const provenance = (p: { detail: string } | undefined): string => (p ? `  (${p.detail})` : '');

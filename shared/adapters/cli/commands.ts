@@ -10,7 +10,7 @@ import { INGEST_CHUNK } from '../../core/pipeline/ingest.js';
 import { normalize } from '../../core/pipeline/normalize.js';
 import { recoverAbandonedApplies, releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
 import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
-import { caseId, listCases, renderCases, resolveCase } from './cases.js';
+import { caseId, listCases, renderCase, renderCases, resolveCase } from './cases.js';
 import { expandInputs, readInputs } from './inputs.js';
 import { ProgressBar } from './progress.js';
 import { renderTable } from './table.js';
@@ -175,7 +175,7 @@ export async function cmdCases(args: readonly string[], opts: GlobalOptions, io:
   try {
     if (args[0]) {
       const c = await resolveCase(rt.store, args[0]);
-      io.out(JSON.stringify(c, null, 2));
+      io.out(opts.json ? JSON.stringify(c, null, 2) : renderCase(c));
       return 0;
     }
     const cases = await listCases(rt.store);

@@ -12,7 +12,7 @@ export function renderTable(headers: readonly string[], rows: ReadonlyArray<read
 }
 
 /** Control characters from findings never reach the terminal (no escape-sequence injection). */
-function oneLine(s: string): string {
+export function oneLine(s: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
   return s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
 }
