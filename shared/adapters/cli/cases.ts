@@ -101,7 +101,7 @@ export function renderCase(c: Case): string {
   gates('gates at apply time:', r.applyGates ?? []);
   if (r.plan) {
     more(`plan: ${r.plan.summary}`);
-    r.plan.steps.forEach((s, i) => more(`  ${i + 1}. ${s.say} [${s.call.api}]`));
+    for (const [i, s] of r.plan.steps.entries()) more(`  ${i + 1}. ${s.say} [${s.call.api}]`);
   }
   if (r.approvedBy) more(`approved by ${r.approvedBy} at ${r.approvedAt ?? '?'}`);
   if (r.appliedAt)
