@@ -16,6 +16,7 @@ import {
   draftForCase,
   dueDateFor,
   priorityFor,
+  remediationComment,
   summaryFor,
 } from '../../shared/core/tickets/content.js';
 import { withRetry } from '../../shared/core/util/retry.js';
@@ -114,6 +115,27 @@ describe('ticket content', () => {
     );
     expect(draft.components).toEqual(['triage']);
     expect(draft.project).toBe('SEC');
+  });
+
+  it('names the approval transition beside the label when the workflow has one', () => {
+    // Act
+    const text = adfToText(
+      remediationComment(makeCase(), 'awaiting-approval', 'closeloop', policy({ approvalTransition: 'Approve fix' })),
+    );
+    // Assess
+    expect(text).toContain('add the label closeloop-approve to this ticket or move it through Approve fix.');
+  });
+
+  it('puts nothing after a value whose optional suffix is empty (the owned owner, the environment)', () => {
+    // Prepare: an owned case, whose owner line has no "(no owner found: triage)"
+    const c = makeCase();
+    // Act
+    const lines = adfToText(draftForCase(c, policy(), { now: new Date(T0), assigneeId: 'acc-1' }).description).split(
+      '\n',
+    );
+    // Assess: the line is the owner alone (an empty suffix was a text node of its own, shown as "-")
+    expect(lines).toContain('Owner: alice@example.com');
+    expect(lines.filter((l) => /-$/.test(l))).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
 import { AdapterError, errorMessage, isRetryable } from '../../shared/core/errors.js';
+import { caseIdOf } from '../../shared/core/model/case.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
@@ -387,7 +388,10 @@ describe('ticket stage (local sink)', () => {
     // Assess
     const t = await localTicket(h, 'LOCAL-1');
     expect(t.comments).toHaveLength(1);
-    expect(t.comments[0]?.text).toContain(`run closeloop approve ${c.key} or add the label closeloop-approve`);
+    // The short id a shell takes as it is (the key's `|` would be read as a pipe)
+    expect(t.comments[0]?.text).toContain(
+      `run closeloop approve ${caseIdOf(c.key)} --by NAME or add the label closeloop-approve to this ticket.`,
+    );
     expect(t.comments[0]?.text).toContain('turn on all four Block Public Access flags on logs-111122223333-1');
   });
 

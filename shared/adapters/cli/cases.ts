@@ -1,14 +1,13 @@
 /** Case listing and lookup helpers shared by CLI commands. */
 import { UsageError } from '../../core/errors.js';
-import { type Case, CaseSchema } from '../../core/model/case.js';
+import { type Case, CaseSchema, caseIdOf } from '../../core/model/case.js';
 import type { GateResult } from '../../core/model/decision.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
 import type { DocStore } from '../../core/ports.js';
-import { shortHash } from '../../core/util/hash.js';
 import { oneLine, renderTable } from './table.js';
 
-/** A short, stable handle for a case (case keys are long): shown in tables, accepted by commands. */
-export const caseId = (key: string): string => shortHash(key, 10);
+/** A case's short id (`caseIdOf`): shown in tables, accepted by commands. */
+export const caseId = caseIdOf;
 
 export async function listCases(store: DocStore): Promise<Case[]> {
   return (await store.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));

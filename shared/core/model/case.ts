@@ -5,6 +5,7 @@
  * verification `verification` and `evidence`.
  */
 import * as z from 'zod';
+import { shortHash } from '../util/hash.js';
 import {
   type Decision,
   DecisionSchema,
@@ -234,3 +235,9 @@ export const CaseSchema = z.object({
   reopenCount: z.number().int(),
 });
 export type Case = z.infer<typeof CaseSchema>;
+
+/**
+ * A short, stable handle for a case (case keys are long and hold `|`, which a shell reads as a pipe): shown
+ * in the CLI's tables and in tickets, accepted by every CLI command that takes a case.
+ */
+export const caseIdOf = (key: string): string => shortHash(key, 10);

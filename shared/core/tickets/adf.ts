@@ -85,11 +85,15 @@ export const link = (label: string, href: string): AdfText =>
   /^https?:\/\//.test(href) ? text(label, { type: 'link', attrs: { href } }) : text(label);
 export const br = (): AdfHardBreak => ({ type: 'hardBreak' });
 
-/** A paragraph from strings and inline nodes. */
-export const p = (...parts: Array<string | AdfInline>): AdfParagraph => ({
-  type: 'paragraph',
-  content: parts.map((x) => (typeof x === 'string' ? text(x) : x)),
-});
+/**
+ * A paragraph from strings and inline nodes. Empty strings are left out (an optional suffix such as the
+ * owner's "(no owner found: triage)" when there is none): as text nodes they became a stray dash after the
+ * value on every ticket. A paragraph of nothing but empty strings holds one dash.
+ */
+export const p = (...parts: Array<string | AdfInline>): AdfParagraph => {
+  const content = parts.filter((x) => x !== '').map((x) => (typeof x === 'string' ? text(x) : x));
+  return { type: 'paragraph', content: content.length > 0 ? content : [text('')] };
+};
 export const h = (level: 1 | 2 | 3 | 4 | 5 | 6, s: string): AdfHeading => ({
   type: 'heading',
   attrs: { level },

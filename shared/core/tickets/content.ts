@@ -2,7 +2,7 @@
  * What a ticket says: summary, ADF description, priority, labels, due date, console links, and the
  * lifecycle comments. Pure functions of the stored case and the policy.
  */
-import type { Case } from '../model/case.js';
+import { type Case, caseIdOf } from '../model/case.js';
 import type { ExceptionRef } from '../model/decision.js';
 import type { Environment } from '../model/enrichment.js';
 import type { Severity } from '../model/finding.js';
@@ -320,10 +320,13 @@ export function remediationComment(
       p(
         strong('Approval needed: '),
         'run ',
-        code(`closeloop approve ${c.key}`),
+        // The short id: the key holds `|`, which a shell copied into would read as a pipe.
+        code(`closeloop approve ${caseIdOf(c.key)} --by NAME`),
         ' or add the label ',
         code(policy.approvalLabel),
-        ' to this ticket.',
+        ' to this ticket',
+        ...(policy.approvalTransition ? [' or move it through ', code(policy.approvalTransition)] : []),
+        '.',
       ),
     );
   }
