@@ -1,7 +1,10 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { caseIdOf } from '../../shared/core/model/case.js';
 import { FindingSchema } from '../../shared/core/model/finding.js';
+import { caseLabelOf } from '../../shared/core/tickets/content.js';
+import { shortHash } from '../../shared/core/util/hash.js';
 import { cli } from '../helpers/cli.js';
 import { startJiraDouble } from '../helpers/jira-double.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -191,6 +194,21 @@ describe('closeloop CLI', () => {
     for (const g of c.remediation.gates) expect(card.out).toContain(`${g.gate}: ${g.reason}`);
     expect(card.out).toMatch(new RegExp(`ticket\\s+${c.ticket.key} \\(local, open\\)`));
     expect((JSON.parse(json.out) as { key: string }).key).toBe(c.key);
+  });
+
+  it("finds a case by any id closeloop prints: the short id, the source note's and the ticket label's", async () => {
+    // Prepare
+    await cli(['run', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', home]);
+    const [c] = JSON.parse((await cli(['cases', '--json', '--home', home])).out) as Array<{ key: string }>;
+    if (!c) throw new Error('the fixtures make a case');
+    // Act
+    const shown = await Promise.all(
+      [caseIdOf(c.key), shortHash(c.key), caseLabelOf(c.key)].map((ref) =>
+        cli(['cases', ref, '--json', '--home', home]),
+      ),
+    );
+    // Assess
+    for (const r of shown) expect((JSON.parse(r.out) as { key: string }).key).toBe(c.key);
   });
 
   it('reads JSON lines from several files and prints the case table', async () => {

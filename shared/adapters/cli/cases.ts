@@ -4,6 +4,7 @@ import { type Case, CaseSchema, caseIdOf } from '../../core/model/case.js';
 import type { GateResult } from '../../core/model/decision.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
 import type { DocStore } from '../../core/ports.js';
+import { sha256Hex } from '../../core/util/hash.js';
 import { oneLine, renderTable } from './table.js';
 
 /** A case's short id (`caseIdOf`): shown in tables, accepted by commands. */
@@ -13,13 +14,15 @@ export async function listCases(store: DocStore): Promise<Case[]> {
   return (await store.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
 }
 
-/** Finds a case by its full key or its short id (a unique prefix of at least 6 characters). */
+/** Finds a case by its full key or its short id (a unique prefix of at least 6 hex characters). */
 export async function resolveCase(store: DocStore, ref: string): Promise<Case> {
   const exact = await store.get(COLLECTIONS.cases, ref);
   if (exact) return CaseSchema.parse(exact.value);
-  const id = ref.replace(/^#/, '');
+  const id = ref.replace(/^(#|closeloop-)/, '');
   if (!/^[0-9a-f]{6,}$/.test(id)) throw new UsageError(`no case with key ${JSON.stringify(ref)}`);
-  const matches = (await listCases(store)).filter((c) => caseId(c.key).startsWith(id));
+  // Any prefix of the key's sha256: the 10-hex id of the tables and tickets, the 16-hex one a source's note
+  // names (`closeloop case …`), the 32-hex one of the ticket's `closeloop-…` label.
+  const matches = (await listCases(store)).filter((c) => sha256Hex(c.key).startsWith(id));
   if (matches.length === 1 && matches[0]) return matches[0];
   throw new UsageError(
     matches.length === 0 ? `no case with id ${id}` : `case id ${id} is ambiguous (${matches.length} cases)`,
