@@ -94,6 +94,9 @@ export function projectFor(c: Case, policy: TicketPolicy): string | undefined {
   return policy.defaultProject;
 }
 
+/** An AWS region's name (`us-east-1`, `us-gov-west-1`, `cn-north-1`, `us-isob-east-1`). */
+const AWS_REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+
 /** A console link for the resource, per provider (and per AWS service, from the ARN). */
 export function consoleLink(c: Pick<Case, 'provider' | 'resourceId' | 'region' | 'account' | 'resourceName'>): string {
   const enc = encodeURIComponent;
@@ -117,6 +120,9 @@ export function consoleLink(c: Pick<Case, 'provider' | 'resourceId' | 'region' |
   if (!arn) return 'https://console.aws.amazon.com/';
   const [, , service, arnRegion, , rest = ''] = arn;
   const region = arnRegion || c.region || 'us-east-1';
+  // The region becomes the link's host: one that is not a region's name (`evil.example#`, from a finding
+  // anyone allowed to import one can write) would send the reader elsewhere. Such a link is the console's own.
+  if (!AWS_REGION.test(region)) return `https://console.aws.amazon.com/go/view?arn=${enc(c.resourceId)}`;
   const regional = `https://${region}.console.aws.amazon.com`;
   switch (service) {
     case 's3':

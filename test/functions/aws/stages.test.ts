@@ -320,6 +320,53 @@ describe('AWS stage functions', () => {
     expect(jira.issues.size).toBe(1);
   });
 
+  it("ticket links only to AWS's console, whatever region a finding's resource claims", async () => {
+    // Prepare: a Security Hub finding (any account allowed to BatchImportFindings can make one) whose
+    // resources name a "region" that is a host: in the ARN, and in `Region` beside a region-less ARN.
+    const event = fixture('securityhub/iam.3.eventbridge.json') as {
+      detail: { findings: Array<Record<string, unknown>> };
+    };
+    const [template] = event.detail.findings;
+    const finding = (n: number, resource: Record<string, unknown>) => ({
+      ...template,
+      Id: `arn:aws:securityhub:us-east-1:111122223333:security-control/EC2.99/finding/console-link-${n}`,
+      GeneratorId: 'security-control/EC2.99',
+      Compliance: { Status: 'FAILED', SecurityControlId: 'EC2.99' },
+      ProductFields: {},
+      Resources: [resource],
+    });
+    event.detail.findings = [
+      finding(1, { Type: 'AwsEc2Instance', Id: 'arn:aws:ec2:evil.example#:111122223333:instance/i-0c0c0c0c0c0c0c0c1' }),
+      finding(2, {
+        Type: 'AwsEc2Instance',
+        Id: 'arn:aws:ec2::111122223333:instance/i-0c0c0c0c0c0c0c0c2',
+        Region: 'evil.example/x?',
+      }),
+      finding(3, { Type: 'AwsLambdaFunction', Id: 'arn:aws:lambda:evil.example?:111122223333:function:f' }),
+    ];
+    const ingest = (await import('../../../functions/aws/ingest.js')).handler;
+    expect((await ingest(asRecord(event), lambdaContext('ingest'))).batchItemFailures).toEqual([]);
+    const decisions = published.filter((e) => e.DetailType === 'case.decided');
+    expect(decisions).toHaveLength(3);
+    published = [];
+    const before = new Set(jira.issues.keys());
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    // Act
+    for (const d of decisions)
+      await handler(
+        asRecord(eventBridgeEvent('closeloop', 'case.decided', JSON.parse(d.Detail ?? ''))),
+        lambdaContext('ticket'),
+      );
+    // Assess: every link in the new issues goes to AWS's console
+    const made = [...jira.issues.values()].filter((i) => !before.has(i.key));
+    expect(made).toHaveLength(3);
+    const hrefs = made.flatMap((i) =>
+      [...JSON.stringify(i.fields.description).matchAll(/"href":"([^"]*)"/g)].map((m) => m[1] ?? ''),
+    );
+    expect(hrefs.length).toBeGreaterThanOrEqual(3);
+    for (const href of hrefs) expect(new URL(href).hostname).toMatch(/(^|\.)console\.aws\.amazon\.com$/);
+  });
+
   it('ticket reports an event whose case write has not landed as a batch item failure, and handles it once it has', async () => {
     // Prepare: a decided case (stored at version 1) whose event names a version 2 not written yet
     const decided = await decidedCase('guardduty/assumedrole-exfiltration.eventbridge.json');
