@@ -326,7 +326,7 @@ export function remediationComment(
       p(
         strong('Approval needed: '),
         'run ',
-        // The short id: the key holds `|`, which a shell copied into would read as a pipe.
+        // The short id: the key holds the finding's resource id (`|`, `$(…)`), and a person pastes this into a shell.
         code(`closeloop approve ${caseIdOf(c.key)} --by NAME`),
         ' or add the label ',
         code(policy.approvalLabel),

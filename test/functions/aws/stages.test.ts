@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -29,6 +30,7 @@ import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
 import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
 import { CLAIMS_COLLECTION, HELD_COLLECTION } from '../../../shared/core/remediation/stage.js';
+import { shortHash } from '../../../shared/core/util/hash.js';
 import { awsError, decidedCase as decidedCaseOf, findingFor } from '../../helpers/action-context.js';
 import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
@@ -365,6 +367,68 @@ describe('AWS stage functions', () => {
     );
     expect(hrefs.length).toBeGreaterThanOrEqual(3);
     for (const href of hrefs) expect(new URL(href).hostname).toMatch(/(^|\.)console\.aws\.amazon\.com$/);
+  });
+
+  it('ticket tells how to approve with a command a shell runs as written, whatever the resource id holds', async () => {
+    // Prepare: a Security Hub finding (anyone allowed to BatchImportFindings can make one) whose bucket ARN
+    // carries a command substitution (ids refuse quotes and white space, not `$(…)`, braces or `|`; the case key
+    // lower-cases the id, which brace expansion does not mind).
+    // Lower-case throughout: the case key lower-cases the id that carries it.
+    const markerDir = join(tmpdir(), `closeloop-approve-hint-${process.pid}`).toLowerCase();
+    mkdirSync(markerDir, { recursive: true });
+    const marker = join(markerDir, 'ran');
+    const event = fixture('securityhub/iam.3.eventbridge.json') as {
+      detail: { findings: Array<Record<string, unknown>> };
+    };
+    const [template] = event.detail.findings;
+    event.detail.findings = [
+      {
+        ...template,
+        Id: 'arn:aws:securityhub:us-east-1:111122223333:security-control/S3.99/finding/approve-hint',
+        GeneratorId: 'security-control/S3.99',
+        Compliance: { Status: 'FAILED', SecurityControlId: 'S3.99' },
+        ProductFields: {},
+        Resources: [{ Type: 'AwsS3Bucket', Id: `arn:aws:s3:::acme-reports$({touch,${marker}})` }],
+      },
+    ];
+    const ingest = (await import('../../../functions/aws/ingest.js')).handler;
+    expect((await ingest(asRecord(event), lambdaContext('ingest'))).batchItemFailures).toEqual([]);
+    const decided = published.find((e) => e.DetailType === 'case.decided');
+    const { caseKey } = z.object({ caseKey: z.string() }).parse(JSON.parse(decided?.Detail ?? ''));
+    published = [];
+    const before = new Set(jira.issues.keys());
+    const { handler } = await import('../../../functions/aws/ticket.js');
+    await handler(
+      asRecord(eventBridgeEvent('closeloop', 'case.decided', JSON.parse(decided?.Detail ?? ''))),
+      lambdaContext('ticket'),
+    );
+    const awaiting = {
+      id: 'approve-hint-1',
+      type: 'case.remediation',
+      caseKey,
+      at: '2026-01-02T03:04:05.000Z',
+      state: 'awaiting-approval',
+      actor: 'closeloop',
+    };
+    // Act
+    const res = await handler(
+      asRecord(eventBridgeEvent('closeloop', 'case.remediation', awaiting)),
+      lambdaContext('ticket'),
+    );
+    // Assess: the hint's command, pasted into a shell, runs `closeloop approve <this case> --by NAME` and nothing else
+    expect(res).toEqual({ batchItemFailures: [] });
+    const [issue] = [...jira.issues.values()].filter((i) => !before.has(i.key));
+    const hint = [...JSON.stringify(issue?.comments).matchAll(/"text":"(closeloop approve [^"]*)"/g)].map((m) => m[1]);
+    expect(hint).toHaveLength(1);
+    const shell = spawnSync('bash', ['-c', `closeloop() { printf '%s\\n' "$@"; }; ${hint[0]}`], {
+      encoding: 'utf8',
+    }).stdout;
+    const ran = existsSync(marker);
+    rmSync(markerDir, { recursive: true, force: true });
+    expect(ran).toBe(false);
+    const [verb, ref, ...rest] = shell.trim().split('\n');
+    expect({ verb, rest }).toEqual({ verb: 'approve', rest: ['--by', 'NAME'] });
+    expect([caseKey, shortHash(caseKey, 10)]).toContain(ref);
   });
 
   it('ticket reports an event whose case write has not landed as a batch item failure, and handles it once it has', async () => {
