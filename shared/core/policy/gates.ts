@@ -189,9 +189,12 @@ export function evaluateGates(input: GateInput): GateVerdict {
   } else if (skipTagValue(input.tags, policy.skipTag) !== undefined) acc.add(compiled.skipTagBlock, 'manual');
   else acc.add(compiled.skipTagPass, 'auto');
 
-  // allowlist: resources closeloop must never touch
+  // allowlist: resources closeloop must never touch. Matched without regard to case on every cloud, as
+  // apply.resources.deny is: Azure ids are case-insensitive, IAM names are unique without regard to case
+  // (`role/BreakGlass` and `role/breakglass` are one role), and a never-touch entry that matches more only
+  // leaves more to a person.
   let allowed: CompiledGlob | undefined;
-  for (const g of compiled.allowlist) if (g.test(input.resourceId, input.provider === 'azure')) allowed ??= g;
+  for (const g of compiled.allowlist) if (g.test(input.resourceId, true)) allowed ??= g;
   if (allowed)
     acc.add(
       allowlistBlock.get(allowed.source) ??

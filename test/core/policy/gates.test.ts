@@ -148,6 +148,22 @@ describe('gates', () => {
     expect(v.mode).toBe('manual');
   });
 
+  it('matches an AWS allowlist entry without regard to case (IAM names are unique without it)', () => {
+    // Prepare
+    const policy = DecidePolicySchema.parse({ allowlist: { resources: ['arn:aws:iam::*:role/BreakGlass*'] } });
+    // Act
+    const v = evaluateGates(
+      input({
+        action: 'iam.revoke-role-sessions',
+        resourceId: 'arn:aws:iam::444455556666:role/breakglass-admin',
+        policy,
+      }),
+    );
+    // Assess
+    expect(v.mode).toBe('manual');
+    expect(v.gates.find((g) => g.gate === 'allowlist')?.outcome).toBe('block');
+  });
+
   it('matches a Cloud Storage allowlist entry written either way against the bucket (never-touch holds for both spellings)', () => {
     // Prepare: one entry in the Storage API's spelling, one in SCC's
     const policy = DecidePolicySchema.parse({
