@@ -228,4 +228,17 @@ describe('ticket configuration from the environment', () => {
     expect(badProject).toThrow('project');
     expect(badProject).not.toThrow('very-secret-token');
   });
+
+  it('refuses a Jira URL that holds a user name or password, without echoing it', () => {
+    // Act
+    const withPassword = () =>
+      jiraConfigFromEnv({
+        JIRA_BASE_URL: 'https://bot:url-secret-1@example.atlassian.net',
+        JIRA_BEARER_TOKEN: 'very-secret-token',
+        JIRA_PROJECT: 'SEC',
+      });
+    // Assess: the URL is logged and put into ticket links; its credentials would go with it
+    expect(withPassword).toThrow('baseUrl: must not hold a user name or password');
+    expect(withPassword).not.toThrow('url-secret-1');
+  });
 });

@@ -6,7 +6,10 @@ import * as z from 'zod';
 import { PROJECT_KEY_PATTERN } from '../../core/tickets/policy.js';
 
 export const JiraConfigSchema = z.object({
-  baseUrl: z.url({ protocol: /^https?$/ }),
+  baseUrl: z.url({ protocol: /^https?$/ }).refine((u) => {
+    const url = new URL(u);
+    return url.username === '' && url.password === '';
+  }, 'must not hold a user name or password (the URL is logged and put into ticket links): use JIRA_EMAIL and JIRA_API_TOKEN'),
   auth: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('basic'), email: z.string().min(3), apiToken: z.string().min(1) }),
     z.object({ kind: z.literal('bearer'), token: z.string().min(1) }),
