@@ -299,6 +299,9 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
   const severity = severityOf(a.severity, a.paths.severity);
   const statusText = a.status ?? 'Active';
   const resolved = statusText === 'Resolved' || statusText === 'Dismissed';
+  // Dismissed is Defender's "false positive or not relevant": closed there, but an accepted risk, not a fix
+  // (as Security Hub SUPPRESSED and SCC MUTED are), so its case is suppressed rather than verified as fixed.
+  const muted = statusText === 'Dismissed';
   const status = resolved ? 'resolved' : 'active';
   const ascLocation =
     (a.armId && ASC_LOCATION.exec(a.armId)?.[1]) || (a.alertUri && URI_LOCATION.exec(a.alertUri)?.[1]);
@@ -323,7 +326,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
     severity,
     sourceSeverity: a.severity,
     status,
-    muted: false,
+    muted,
     sample: false,
     kind: 'detection',
     firstSeen,
@@ -347,7 +350,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
       }),
     },
     compliance: { controls: EMPTY_LIST, standards: EMPTY_LIST },
-    ocsf: ocsfOf('detection', severity, status, false, 1),
+    ocsf: ocsfOf('detection', severity, status, muted, 1),
     raw: value,
   };
   if (resolved) finding.statusReason = `alert status ${statusText}`;

@@ -153,6 +153,21 @@ describe('Defender for Cloud normalizer', () => {
     expect(one(variant(loadFixture(WORKFLOW), { Status: 'Dismissed' })).status).toBe('resolved');
   });
 
+  it('records a Dismissed alert as muted (a false positive or accepted risk, not a fix) and a Resolved one as not', () => {
+    // Prepare
+    const base = loadFixture('defender/alert.arm.json');
+    // Act
+    const dismissed = one(variant(base, { 'properties.status': 'Dismissed' }));
+    const workflowDismissed = one(variant(loadFixture(WORKFLOW), { Status: 'Dismissed' }));
+    const resolved = one(variant(base, { 'properties.status': 'Resolved' }));
+    // Assess: like Security Hub SUPPRESSED and SCC MUTED, so the case is suppressed instead of "verified fixed"
+    expect(dismissed).toMatchObject({ status: 'resolved', muted: true, statusReason: 'alert status Dismissed' });
+    expect(dismissed.ocsf).toMatchObject({ status_id: 3, activity_id: 3 });
+    expect(workflowDismissed.muted).toBe(true);
+    expect(resolved).toMatchObject({ status: 'resolved', muted: false });
+    expect(resolved.ocsf.status_id).toBe(4);
+  });
+
   it('maps Informational, Low, Medium, High and Critical one to one and rejects anything else', () => {
     // Prepare
     const base = loadFixture('defender/alert.arm.json');
