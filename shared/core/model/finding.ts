@@ -74,7 +74,7 @@ export const OcsfSchema = z.object({
   type_uid: z.number().int(),
   /** 1 Informational … 5 Critical */
   severity_id: z.number().int().min(0).max(6),
-  /** 1 New, 4 Resolved (3 Suppressed for muted) */
+  /** 1 New, 2 In Progress (Defender InProgress, ASFF NOTIFIED), 3 Suppressed (muted), 4 Resolved */
   status_id: z.number().int().min(0).max(99),
 });
 export type Ocsf = z.infer<typeof OcsfSchema>;

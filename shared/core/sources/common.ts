@@ -395,7 +395,8 @@ const SEVERITY_ID: Readonly<Record<Severity, number>> = {
 /**
  * OCSF classification: Detection Finding (2004) for threats, Compliance Finding (2003) for posture.
  * Activity 1 Create for a first active sighting, 2 Update for a repeat, 3 Close for a resolution;
- * status 1 New, 3 Suppressed (muted), 4 Resolved.
+ * status 1 New, 2 In Progress (an open finding someone at the source is already working on: Defender
+ * `InProgress`, ASFF `NOTIFIED`), 3 Suppressed (muted), 4 Resolved.
  */
 export function ocsfOf(
   kind: Finding['kind'],
@@ -403,11 +404,12 @@ export function ocsfOf(
   status: FindingStatus,
   muted: boolean,
   occurrences: number,
+  inProgress = false,
 ): Ocsf {
   const classUid = kind === 'detection' ? 2004 : 2003;
   const activity = status === 'resolved' ? 3 : occurrences > 1 ? 2 : 1;
   const severityId = SEVERITY_ID[severity];
-  const statusId = muted ? 3 : status === 'resolved' ? 4 : 1;
+  const statusId = muted ? 3 : status === 'resolved' ? 4 : inProgress ? 2 : 1;
   // One shared, frozen block per combination (there are 90), not one object per finding.
   const slot = ((classUid - 2003) * 4 + activity) * 64 + severityId * 8 + statusId;
   let block = OCSF_BLOCKS[slot];

@@ -350,7 +350,7 @@ export function mapDefenderAlert(value: unknown, prefix: string): Finding {
       }),
     },
     compliance: { controls: EMPTY_LIST, standards: EMPTY_LIST },
-    ocsf: ocsfOf('detection', severity, status, muted, 1),
+    ocsf: ocsfOf('detection', severity, status, muted, 1, statusText === 'InProgress'),
     raw: value,
   };
   if (resolved) finding.statusReason = `alert status ${statusText}`;

@@ -244,7 +244,7 @@ export function mapAsff(value: unknown, prefix: string): Finding {
       '#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A',
       encodeURIComponent(encodeURIComponent(sourceId)),
     ].join(''),
-    ocsf: ocsfOf(kind, severity, status, st.muted, occurrences),
+    ocsf: ocsfOf(kind, severity, status, st.muted, occurrences, f.Workflow?.Status === 'NOTIFIED'),
     raw: value,
   };
   if (resource.Type === 'AwsIamAccessKey') {

@@ -168,6 +168,16 @@ describe('Defender for Cloud normalizer', () => {
     expect(resolved.ocsf.status_id).toBe(4);
   });
 
+  it('gives an InProgress alert OCSF status In Progress (2), an Active or New one New (1)', () => {
+    // Prepare
+    const base = loadFixture('defender/alert.arm.json');
+    // Act + Assess
+    expect(one(variant(base, { 'properties.status': 'InProgress' })).ocsf.status_id).toBe(2);
+    expect(one(variant(loadFixture(WORKFLOW), { Status: 'InProgress' })).ocsf.status_id).toBe(2);
+    for (const status of ['Active', 'New'])
+      expect(one(variant(base, { 'properties.status': status })).ocsf.status_id).toBe(1);
+  });
+
   it('maps Informational, Low, Medium, High and Critical one to one and rejects anything else', () => {
     // Prepare
     const base = loadFixture('defender/alert.arm.json');

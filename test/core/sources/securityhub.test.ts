@@ -93,6 +93,16 @@ describe('Security Hub (ASFF) normalizer', () => {
     expect(suppressed.ocsf.status_id).toBe(3);
   });
 
+  it('gives a finding whose owner was NOTIFIED OCSF status In Progress (2), and keeps it active', () => {
+    // Act
+    const notified = one(variant(loadFixture(S38), { 'detail.findings[0].Workflow.Status': 'NOTIFIED' }));
+    const fresh = oneFixture(S38);
+    // Assess
+    expect(notified).toMatchObject({ status: 'active', muted: false });
+    expect(notified.ocsf).toMatchObject({ status_id: 2, activity_id: 1 });
+    expect(fresh.ocsf.status_id).toBe(1);
+  });
+
   it('keeps the key of a control finding when it moves from FAILED to PASSED', () => {
     // Prepare
     const passed = variant(loadFixture(S38), {
