@@ -226,11 +226,15 @@ export function mapScc(value: unknown, prefix: string): Finding {
   const kind = f.findingClass && DETECTION_CLASSES.has(f.findingClass) ? 'detection' : 'compliance';
   // Empty means not given: the name falls back to the resource name's last segment.
   const displayName = m.resource?.displayName || undefined;
-  const firstSeen = firstTime([
+  const created = firstTime([
     [f.createTime, `${pre}finding.createTime`],
     [f.eventTime, `${pre}finding.eventTime`],
   ]);
-  const eventTime = f.eventTime ? toIso(f.eventTime, `${pre}finding.eventTime`) : firstSeen;
+  const eventTime = f.eventTime ? toIso(f.eventTime, `${pre}finding.eventTime`) : created;
+  // createTime is when SCC created the finding, moments after the detection it records: the first message's
+  // eventTime is earlier, and is the first sighting (a ticket must not say first seen after last seen).
+  // Canonical UTC strings compare as their instants do.
+  const firstSeen = eventTime < created ? eventTime : created;
   const compliances = f.compliances ?? [];
   const explanation = str(f.sourceProperties, 'Explanation');
   const recommendation = str(f.sourceProperties, 'Recommendation');

@@ -22,7 +22,7 @@ describe('Security Command Center normalizer', () => {
       status: 'active',
       muted: false,
       kind: 'compliance',
-      firstSeen: '2026-11-18T15:20:09.004Z',
+      firstSeen: '2026-11-18T15:20:07.331Z',
       lastSeen: '2026-11-18T15:20:07.331Z',
       resource: {
         provider: 'gcp',
@@ -37,6 +37,23 @@ describe('Security Command Center normalizer', () => {
       },
     });
     expect(f.recommendation).toContain('allUsers');
+  });
+
+  it('never shows a finding first seen after it was last seen: the detection before SCC created the finding is its first sighting', () => {
+    // Prepare: the first message of a finding (SCC creates it moments after the eventTime it detected) and a later update
+    const base = loadFixture(RAW);
+    const update = variant(base, { 'finding.eventTime': '2026-11-19T08:00:00.000Z' });
+    // Act
+    const first = one(base);
+    const later = one(update);
+    // Assess
+    expect(first).toMatchObject({ firstSeen: '2026-11-18T15:20:07.331Z', lastSeen: '2026-11-18T15:20:07.331Z' });
+    expect(first.firstSeen <= first.lastSeen).toBe(true);
+    expect(later).toMatchObject({
+      firstSeen: '2026-11-18T15:20:09.004Z',
+      lastSeen: '2026-11-19T08:00:00.000Z',
+      updatedAt: '2026-11-19T08:00:00.000Z',
+    });
   });
 
   it('gives the raw message, the Pub/Sub push body and the CloudEvent the same key and mapping', () => {
