@@ -403,6 +403,9 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
       `unknown status "${clip(code, 40)}" (expected Healthy, Unhealthy or NotApplicable)`,
     );
 
+  // An exemption (waiver or mitigated elsewhere) accepts the risk on this resource: it is not fixed, so its
+  // case is suppressed as a muted finding is, never verified by re-reading a resource nobody will change.
+  const muted = code === 'NotApplicable' && p.status.cause === 'Exempt';
   const severity = severityOf(p.metadata?.severity, `${pre}properties.metadata.severity`);
   const policy = p.metadata?.policyDefinitionId;
   const type = policy ?? p.metadata?.displayName ?? p.displayName ?? assessmentKey;
@@ -429,7 +432,7 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
     severity,
     sourceSeverity: p.metadata?.severity ?? 'unspecified',
     status,
-    muted: false,
+    muted,
     sample: false,
     kind: 'compliance',
     firstSeen,
@@ -452,7 +455,7 @@ export function mapDefenderAssessment(value: unknown, prefix: string): Finding {
       }),
     },
     compliance: { controls: policy ? [policy] : EMPTY_LIST, standards: EMPTY_LIST, status: code },
-    ocsf: ocsfOf('compliance', severity, status, false, 1),
+    ocsf: ocsfOf('compliance', severity, status, muted, 1),
     raw: value,
   };
   if (statusReason) finding.statusReason = statusReason;

@@ -58,6 +58,22 @@ describe('Defender for Cloud normalizer', () => {
     expect(f).toMatchObject({ status: 'resolved', statusReason: 'not applicable (Exempt)' });
   });
 
+  it('records an exempted assessment as muted (an exemption accepts the risk, the resource is not fixed), other NotApplicable causes not', () => {
+    // Act
+    const exempt = oneFixture('defender/assessment-not-applicable.json');
+    const offByPolicy = one(
+      variant(loadFixture('defender/assessment-not-applicable.json'), { 'properties.status.cause': 'OffByPolicy' }),
+    );
+    // Assess: like a Dismissed alert or an SCC mute, so its case is suppressed instead of verified (and failed) as a fix
+    expect(exempt).toMatchObject({ status: 'resolved', muted: true });
+    expect(exempt.ocsf.status_id).toBe(3);
+    expect(offByPolicy).toMatchObject({
+      status: 'resolved',
+      muted: false,
+      statusReason: 'not applicable (OffByPolicy)',
+    });
+  });
+
   it('reads resourceDetails case-insensitively and rejects multicloud connector assessments', () => {
     // Prepare
     const base = loadFixture(ASSESSMENT);
