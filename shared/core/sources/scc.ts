@@ -238,14 +238,18 @@ export function mapScc(value: unknown, prefix: string): Finding {
   const compliances = f.compliances ?? [];
   const explanation = str(f.sourceProperties, 'Explanation');
   const recommendation = str(f.sourceProperties, 'Recommendation');
+  const description = f.description ?? explanation ?? '';
+  // A category alone (PUBLIC_BUCKET_ACL) tells the ticket's reader little: §2 titles SCC findings by category
+  // plus description. A dash, not a colon: ETD categories have colons of their own.
+  const title = description === '' ? f.category : [f.category, ' — ', description].join('');
   const finding: Finding = {
     key: findingKey('gcp', canonical),
     source: 'scc',
     product: 'Security Command Center',
     sourceId: name,
     type: f.category,
-    title: clip(f.category, 4096),
-    description: clip(f.description ?? explanation ?? '', 65536),
+    title: clip(title, 4096),
+    description: clip(description, 65536),
     severity,
     sourceSeverity: f.severity ?? 'SEVERITY_UNSPECIFIED',
     status,

@@ -56,6 +56,18 @@ describe('Security Command Center normalizer', () => {
     });
   });
 
+  it('titles the finding with its category and what it means (category + description, §2), not the bare category', () => {
+    // Prepare
+    const base = loadFixture(RAW);
+    // Act
+    const f = one(base);
+    const noText = one(variant(base, { 'finding.description': undefined, 'finding.sourceProperties': undefined }));
+    // Assess
+    expect(f.title).toBe('PUBLIC_BUCKET_ACL — Cloud Storage bucket is publicly accessible.');
+    expect(f.type).toBe('PUBLIC_BUCKET_ACL');
+    expect(noText.title).toBe('PUBLIC_BUCKET_ACL');
+  });
+
   it('gives the raw message, the Pub/Sub push body and the CloudEvent the same key and mapping', () => {
     // Act
     const raw = oneFixture(RAW);
