@@ -1,8 +1,11 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
+import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { caseIdOf } from '../../shared/core/model/case.js';
 import { FindingSchema } from '../../shared/core/model/finding.js';
+import { adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { shortHash } from '../../shared/core/util/hash.js';
 import { cli } from '../helpers/cli.js';
@@ -209,6 +212,33 @@ describe('closeloop CLI', () => {
     );
     // Assess
     for (const r of shown) expect((JSON.parse(r.out) as { key: string }).key).toBe(c.key);
+  });
+
+  it('puts what the source says in the ticket: its explanation, what to do and its own page', async () => {
+    // Prepare: a Security Hub control finding with a description, a recommendation and a console page
+    const event = JSON.parse(readFileSync(join(FIXTURES, 'securityhub/s3.8-failed.eventbridge.json'), 'utf8')) as {
+      detail: { findings: Array<Record<string, unknown>> };
+    };
+    const [f] = event.detail.findings;
+    if (!f) throw new Error('the fixture holds a finding');
+    const file = join(tmp.dir, 'sh.json');
+    writeFileSync(file, JSON.stringify(event));
+    // Act
+    const r = await cli(['run', file, '--config', CONFIG, '--home', home]);
+    const store = await SqliteDocStore.open(join(home, 'closeloop.db'));
+    const tickets = (await store.list(LOCAL_COLLECTIONS.tickets)).map((d) => LocalTicketSchema.parse(d.value));
+    await store.close();
+    // Assess
+    expect(r.code).toBe(0);
+    expect(tickets).toHaveLength(1);
+    const body = tickets[0]?.description;
+    const text = adfToText(body);
+    expect(text).toContain(String(f.Description));
+    expect(text).toContain(
+      `What to do\n${(f.Remediation as { Recommendation: { Text: string } }).Recommendation.Text}`,
+    );
+    expect(text).toContain('At the source: open in Security Hub');
+    expect(JSON.stringify(body)).toMatch(/"href":"https:\/\/console\.aws\.amazon\.com\/securityhub\//);
   });
 
   it('reads JSON lines from several files and prints the case table', async () => {

@@ -117,6 +117,24 @@ describe('ticket content', () => {
     expect(draft.project).toBe('SEC');
   });
 
+  it("links the source's page only on a cloud console; another host is shown, not linked", () => {
+    // Prepare: SCC's externalUri and Defender's links come from the finding (a third-party source names any)
+    const c = makeCase();
+    const draft = (href: string) =>
+      draftForCase(c, policy(), {
+        now: new Date(T0),
+        assigneeId: 'acc-1',
+        finding: { product: 'Security Command Center', description: 'd', link: href },
+      }).description;
+    // Act
+    const console = JSON.stringify(draft('https://console.cloud.google.com/security/command-center/findings?x=1'));
+    const other = draft('https://console.cloud.google.com.evil.example/x');
+    // Assess
+    expect(console).toContain('"href":"https://console.cloud.google.com/security/command-center/findings?x=1"');
+    expect(JSON.stringify(other)).not.toContain('"href":"https://console.cloud.google.com.evil.example');
+    expect(adfToText(other)).toContain('At the source: https://console.cloud.google.com.evil.example/x');
+  });
+
   it('names the approval transition beside the label when the workflow has one', () => {
     // Act
     const text = adfToText(

@@ -164,14 +164,51 @@ export const ownerUncertain = (c: Case): boolean =>
   c.enrichment.provenance.owner.via !== 'tag' &&
   c.enrichment.provenance.owner.via !== 'lookup';
 
-/** The ADF description of a case's ticket. */
-export function describeCase(c: Case, policy: TicketPolicy): AdfDoc {
+/**
+ * What the source says about a finding, beyond the case's title: its explanation, what to do, and its own
+ * page. Read from the case's stored finding when the ticket is made (the case keeps none of it).
+ */
+export interface FindingText {
+  product: string;
+  description: string;
+  recommendation?: string | undefined;
+  link?: string | undefined;
+}
+
+/** Consoles a source's own link may open; a finding naming another host (anyone importing one can) is shown, not linked. */
+const SOURCE_HOSTS = /^(?:[a-z0-9-]+\.)*console\.aws\.amazon\.com$|^portal\.azure\.com$|^console\.cloud\.google\.com$/;
+
+function sourceLink(product: string, href: string): ReturnType<typeof text> {
+  let host = '';
+  try {
+    host = new URL(href).hostname;
+  } catch {
+    /* not a URL: shown as text */
+  }
+  return SOURCE_HOSTS.test(host) && href.startsWith('https://') ? link(`open in ${product}`, href) : code(href);
+}
+
+/** Paragraphs of a source's text (blank lines part them), at most `max` of them. */
+const paragraphs = (s: string, max = 8): AdfParagraph[] =>
+  s
+    .split(/\n\s*\n/)
+    .map((x) => oneLine(x))
+    .filter((x) => x !== '')
+    .slice(0, max)
+    .map((x) => p(x));
+
+/** The ADF description of a case's ticket (`finding`: what its source says, when it was read). */
+export function describeCase(c: Case, policy: TicketPolicy, finding?: FindingText): AdfDoc {
   const e = c.enrichment;
+  const said = finding?.description.trim() ?? '';
   const blocks: AdfBlock[] = [
     h(3, 'What was found'),
     p(oneLine(c.title)),
+    // The source's explanation, unless it only repeats the title (GuardDuty's often does).
+    ...(said !== '' && oneLine(said) !== oneLine(c.title) ? paragraphs(said) : []),
     row('Finding type', code(c.type)),
     row('Source', c.sources.join(', ')),
+    ...(finding?.link ? [row('At the source', sourceLink(finding.product, finding.link))] : []),
     h(3, 'Where'),
     ul([
       row(accountNoun[c.provider], code(c.account)),
@@ -212,6 +249,8 @@ export function describeCase(c: Case, policy: TicketPolicy): AdfDoc {
       ul([...c.compliance.controls.map((x) => `control ${x}`), ...c.compliance.standards.map((x) => `standard ${x}`)]),
     );
   }
+  const todo = finding?.recommendation?.trim();
+  if (todo) blocks.push(h(3, 'What to do'), ...paragraphs(todo));
   blocks.push(h(3, 'Remediation'), ...remediationBlocks(c));
   blocks.push(h(3, 'Exception'), p(c.exception ? exceptionLine(c.exception) : 'none'));
   if (c.evidenceHead || c.verification) {
@@ -250,7 +289,12 @@ const exceptionLine = (x: ExceptionRef): string =>
 export function draftForCase(
   c: Case,
   policy: TicketPolicy,
-  opts: { now: Date; assigneeId: string | undefined; parentKey?: string | undefined },
+  opts: {
+    now: Date;
+    assigneeId: string | undefined;
+    parentKey?: string | undefined;
+    finding?: FindingText | undefined;
+  },
 ): TicketDraft {
   const routing = c.enrichment.jira;
   const components = routing?.component ? [routing.component] : [];
@@ -261,7 +305,7 @@ export function draftForCase(
     project: projectFor(c, policy),
     issueType: opts.parentKey ? policy.grouping.subtaskIssueType : (routing?.issueType ?? policy.defaultIssueType),
     summary: summaryFor(c, policy),
-    description: describeCase(c, policy),
+    description: describeCase(c, policy, opts.finding),
     labels: labelsFor(c, policy),
     priority: priorityFor(c.severity, c.enrichment.environment, policy),
     dueDate: dueDateFor(c.severity, opts.now, policy),

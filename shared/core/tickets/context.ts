@@ -2,13 +2,14 @@
  * What every ticketing function needs, built once per stage: ports, policy, the retry settings and a
  * user cache (memory in front of the DocStore, so 10 000 cases of 20 owners cost 20 user searches).
  */
+import * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import { type Case, CaseSchema, type CaseTicket, type TicketRef } from '../model/case.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { type RetryOptions, realSleep, type Sleep } from '../util/retry.js';
-import { ownerUncertain } from './content.js';
+import { type FindingText, ownerUncertain } from './content.js';
 import type { TicketPolicy } from './policy.js';
 import type { TicketSink } from './ports.js';
 import { COLLECTIONS, UserCacheSchema } from './store.js';
@@ -51,6 +52,28 @@ export function contextOf(deps: TicketDeps): TicketContext {
 }
 
 export const nowIso = (ctx: TicketContext): string => ctx.clock.now().toISOString();
+
+/** The members of a stored finding a ticket shows (the rest, its raw event among them, is not parsed). */
+const FindingTextSchema = z.object({
+  product: z.string(),
+  description: z.string(),
+  recommendation: z.string().optional(),
+  link: z.string().optional(),
+});
+
+/**
+ * What the source says about the case's newest finding (its explanation, what to do, its page), for the
+ * ticket's description; undefined when none of its findings is stored or readable as one. A store that
+ * fails throws (the create is retried); a finding stored in a shape not understood is passed over.
+ */
+export async function findingTextOf(ctx: TicketContext, c: Case): Promise<FindingText | undefined> {
+  for (let i = c.findingKeys.length - 1; i >= 0; i--) {
+    const stored = await ctx.store.get(COLLECTIONS.findings, c.findingKeys[i] as string);
+    const parsed = FindingTextSchema.safeParse(stored?.value);
+    if (parsed.success) return parsed.data;
+  }
+  return undefined;
+}
 
 export async function loadCase(ctx: TicketContext, caseKey: string): Promise<Case | undefined> {
   return (await getDoc(ctx.store, COLLECTIONS.cases, caseKey, CaseSchema))?.value;

@@ -13,6 +13,7 @@ import { draftForCase, ledgerIdOf, type OwnerChangeOutcome, ownerChangeComment }
 import {
   assigneeFor,
   contextOf,
+  findingTextOf,
   loadCase,
   nowIso,
   recordTicketOnCase,
@@ -381,7 +382,8 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
         await takeToken();
         const assigneeId = await assigneeFor(ctx, c);
         assigned = assigneeId ?? null;
-        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, parentKey });
+        const finding = await findingTextOf(ctx, c);
+        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, parentKey, finding });
       },
       { searchFirst },
     );

@@ -24,6 +24,8 @@ export const COLLECTIONS = {
   pending: 'ticket-pending',
   deadletters: 'deadletters',
   cases: 'cases',
+  /** The pipeline's findings (ingest.ts): read for what the source says about a case's finding. */
+  findings: 'findings',
 } as const;
 
 /** ticket-ledger/<ledgerIdOf(key)>: one per case (or group); the claim makes creation once-only. */
