@@ -71,6 +71,7 @@ export const SccNotificationSchema = z.looseObject({
     severity: z.string().optional(),
     canonicalName: z.string().optional(),
     mute: z.string().optional(),
+    muteUpdateTime: Time,
     findingClass: z.string().optional(),
     description: z.string().optional(),
     compliances: z
@@ -204,6 +205,19 @@ function detailsOf(
  * const f = mapScc(message, '');
  * f.type === 'PUBLIC_BUCKET_ACL'; f.resource.account === 'acme-web-prod'; f.resource.accountNumber === '318274659012';
  */
+/**
+ * When the finding last changed: its `eventTime`, or its `muteUpdateTime` when later. Muting or unmuting a
+ * finding leaves `eventTime` where it was: with `eventTime` alone, the message that muted a finding and the
+ * one before it bore the same time, and the earlier one delivered again (Pub/Sub delivers at least once)
+ * made the case active again — a ticket for a finding its owner had muted.
+ */
+function updatedAtOf(eventTime: string, muteUpdateTime: string | undefined, pre: string): string {
+  if (!muteUpdateTime) return eventTime;
+  const muteAt = toIso(muteUpdateTime, `${pre}finding.muteUpdateTime`);
+  // Canonical UTC strings (toIso) compare as their instants do.
+  return muteAt > eventTime ? muteAt : eventTime;
+}
+
 export function mapScc(value: unknown, prefix: string): Finding {
   const pre = prefix ? `${prefix}.` : '';
   const m = parseOrReject(SccNotificationSchema, camelMessage(value), prefix);
@@ -258,7 +272,7 @@ export function mapScc(value: unknown, prefix: string): Finding {
     kind,
     firstSeen,
     lastSeen: eventTime,
-    updatedAt: eventTime,
+    updatedAt: updatedAtOf(eventTime, f.muteUpdateTime, pre),
     occurrences: 1,
     resource: {
       provider: 'gcp',

@@ -5,6 +5,7 @@ import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import type { Finding } from '../../../shared/core/model/finding.js';
 import { caseKeyOf, type DecideInput, decide, reevaluate } from '../../../shared/core/pipeline/decide.js';
 import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
+import { normalize } from '../../../shared/core/pipeline/normalize.js';
 import type { RiskException } from '../../../shared/core/policy/exceptions.js';
 import { silentLogger } from '../../../shared/core/ports.js';
 import { exceptionGate } from '../../../shared/core/remediation/gates.js';
@@ -682,5 +683,44 @@ describe('decide: exceptions', () => {
     expect(swept?.next.status).toBe('open');
     expect(swept?.decision.exceptionLifted?.id).toBe('EXC-001');
     expect(later.decision.exceptionLifted).toBeUndefined();
+  });
+});
+
+describe('SCC mute changes', () => {
+  it('keeps a finding muted when the message from before the mute is delivered again (same eventTime)', () => {
+    // Prepare: SCC mutes a finding without moving its eventTime; Pub/Sub delivers at least once
+    const message = (mute: 'UNDEFINED' | 'MUTED', muteUpdateTime?: string) =>
+      normalize(
+        {
+          notificationConfigName: 'organizations/1/notificationConfigs/closeloop',
+          finding: {
+            name: 'organizations/1/sources/2/findings/f-mute-1',
+            parent: 'organizations/1/sources/2',
+            resourceName: '//storage.googleapis.com/acme-web-uploads',
+            state: 'ACTIVE',
+            category: 'PUBLIC_BUCKET_ACL',
+            severity: 'HIGH',
+            eventTime: '2026-11-19T10:00:00Z',
+            createTime: '2026-11-19T10:00:01Z',
+            mute,
+            ...(muteUpdateTime ? { muteUpdateTime } : {}),
+          },
+          resource: {
+            name: '//storage.googleapis.com/acme-web-uploads',
+            project: '//cloudresourcemanager.googleapis.com/projects/1',
+            projectDisplayName: 'acme-web-prod',
+            type: 'google.cloud.storage.Bucket',
+          },
+        },
+        'test',
+      ).findings[0] as Finding;
+    const state = fresh();
+    run(message('UNDEFINED'), state);
+    run(message('MUTED', '2026-11-19T11:00:00Z'), state);
+    // Act
+    const replayed = run(message('UNDEFINED'), state);
+    // Assess
+    expect(replayed.caseChanged).toBe(false);
+    expect([...state.cases.values()][0]?.status).toBe('suppressed');
   });
 });
