@@ -9,7 +9,7 @@ import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { createEnricher } from '../../shared/core/pipeline/enrich.js';
 import { COLLECTIONS, createIngest, type IngestDoc } from '../../shared/core/pipeline/ingest.js';
 import { type DocStore, type EventBus, silentLogger } from '../../shared/core/ports.js';
-import { loadFixture, loadFixtureText } from '../helpers/fixtures.js';
+import { loadFixture, loadFixtureText, variant } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const clock = { now: () => new Date('2026-11-23T12:00:00Z') };
@@ -136,6 +136,40 @@ describe('ingest', () => {
     const cases = (await store.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
     expect(cases).toHaveLength(1);
     expect(cases[0]?.occurrences).toBe(4);
+  });
+
+  it('keeps the fix of a case one of whose two alerts is dismissed while the other stays active', async () => {
+    // Prepare: two Defender alerts of one type on one VM (each alert has its own systemAlertId), then the
+    // first one dismissed in Defender; the second still reports a miner on the VM
+    const store = new MemoryDocStore();
+    const first = loadFixture('defender/vm-miner-alert.arm.json');
+    const second = variant(first, {
+      name: '2517494421184444444_7a8b9c0d-1e2f-4a3b-c4d5-e6f7a8b9c0d1',
+      'properties.systemAlertId': '2517494421184444444_7a8b9c0d-1e2f-4a3b-c4d5-e6f7a8b9c0d1',
+      'properties.processingEndTimeUtc': '2026-11-18T18:00:00.000Z',
+    });
+    const firstDismissed = variant(first, {
+      'properties.status': 'Dismissed',
+      'properties.processingEndTimeUtc': '2026-11-18T19:00:00.000Z',
+    });
+    const ingest = ingestOn(store, config);
+    await ingest.ingest([{ input: 'first', value: first }]);
+    await ingest.ingest([{ input: 'second', value: second }]);
+    const before = CaseSchema.parse((await store.list(COLLECTIONS.cases))[0]?.value);
+    // Act
+    const out = await ingest.ingest([{ input: 'first-dismissed', value: firstDismissed }]);
+    // Assess: the case is still active at the source, and its fix still waits for approval as before
+    expect(out.rejected).toEqual([]);
+    const cases = (await store.list(COLLECTIONS.cases)).map((d) => CaseSchema.parse(d.value));
+    expect(cases).toHaveLength(1);
+    expect(cases[0]).toMatchObject({ status: 'open', sourceStatus: 'active', findingActive: [false, true] });
+    expect(before.remediation).toMatchObject({ action: 'azure.vm.isolate', mode: 'approval' });
+    expect(cases[0]?.remediation).toMatchObject({
+      action: 'azure.vm.isolate',
+      mode: 'approval',
+      reason: before.remediation.reason,
+    });
+    expect(cases[0]?.remediation.gates).toEqual(before.remediation.gates);
   });
 
   it('names on each event it publishes ahead of the case write the version that write then stores', async () => {

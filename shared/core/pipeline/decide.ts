@@ -487,6 +487,10 @@ export function decide(input: DecideInput): DecideOutput {
   const { active, expired } = matchException(f, input.exceptions, now);
   const st = nextStatus(f, existing, active, expired, merged.othersActive);
   const exception = active ? exceptionRef(active) : null;
+  // While another finding of the case is active at its source, the case is: one finding resolved or muted
+  // (one of two alerts dismissed) leaves the case's fix to be made, and the case not muted.
+  const sourceStatus = merged.othersActive ? 'active' : f.status;
+  const muted = f.muted && !merged.othersActive;
   // The table does not look at status: a resolved finding keeps its action id (verification only).
   const playbook = selectPlaybook(f);
   const verdict: GateVerdict = evaluateGates({
@@ -494,8 +498,8 @@ export function decide(input: DecideInput): DecideOutput {
     playbookReason: playbook.reason,
     playbookMode: playbook.mode,
     sample: f.sample,
-    status: f.status,
-    muted: f.muted,
+    status: sourceStatus,
+    muted,
     exception: active,
     tags: input.liveTags === undefined ? f.resource.tags : (input.liveTags ?? undefined),
     previousGates: existing?.remediation.gates,
@@ -523,11 +527,11 @@ export function decide(input: DecideInput): DecideOutput {
     severity: merged.severity,
     status: st.status,
     statusReason: st.reason,
-    sourceStatus: merged.othersActive ? 'active' : f.status,
+    sourceStatus,
     sources: merged.sources,
     findingKeys: merged.findingKeys,
     sample: existing ? existing.sample && f.sample : f.sample,
-    muted: f.muted,
+    muted,
     firstSeen: merged.firstSeen,
     lastSeen: merged.lastSeen,
     occurrences: merged.occurrences,

@@ -371,6 +371,35 @@ describe('decide: status', () => {
     expect(bResolved.decision.verify).toBe(true);
   });
 
+  it('keeps a case unmuted while another of its findings is active, so a new exception suppresses it', () => {
+    // Prepare: S3.8 on one bucket from two standards (legacy per-standard ids: two findings of one case), the
+    // first then SUPPRESSED in Security Hub's workflow; the second still fails
+    const state = fresh();
+    const resource = { account: '444455556666', id: 'arn:aws:s3:::acme-web-uploads', name: 'acme-web-uploads' };
+    const a = makeControlFinding('S3.8', { resource });
+    const b = makeControlFinding('S3.8', { resource, sourceId: `${a.sourceId}-cis` });
+    run(a, state);
+    const both = run(b, state);
+    const granted: RiskException = {
+      id: 'EXC-002',
+      owner: 'web-lead@acme.example',
+      justification: 'uploads bucket is being retired next week',
+      scope: { controls: ['S3.8'], resources: ['arn:aws:s3:::acme-web-uploads'] },
+      expires: '2026-12-31',
+    };
+    // Act
+    const aSuppressed = run(
+      laterCopy(a, 10, { status: 'resolved', muted: true, statusReason: 'Workflow.Status SUPPRESSED' }),
+      state,
+    );
+    const swept = reevaluate(aSuppressed.next, [granted], config.policy.decide, NOW);
+    // Assess: the case is active and not muted; its fix is as before; the exception's sweep suppresses it
+    expect(aSuppressed.next).toMatchObject({ status: 'open', sourceStatus: 'active', muted: false });
+    expect(aSuppressed.next.remediation).toEqual(both.next.remediation);
+    expect(swept?.next.status).toBe('suppressed');
+    expect(swept?.next.exception?.id).toBe('EXC-002');
+  });
+
   it('reads a case stored before per-finding flags by its status, without rewriting it on a replay', () => {
     // Prepare: a two-finding case as a store written before findingActive holds it
     const state = fresh();
