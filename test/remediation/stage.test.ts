@@ -8,7 +8,9 @@ import { AdapterError, ApplyIncompleteError, errorMessage, isRetryable, UsageErr
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
+import { decide, reevaluate } from '../../shared/core/pipeline/decide.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
+import { DecidePolicySchema } from '../../shared/core/policy/policy.js';
 import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
@@ -19,6 +21,7 @@ import {
   HELD_COLLECTION,
   type RemediationDeps,
   recoverAbandonedApplies,
+  releaseApproved,
   releaseHeld,
   rollbackCase,
 } from '../../shared/core/remediation/stage.js';
@@ -337,6 +340,32 @@ describe('remediation stage', () => {
     expect(double.calls.apply).toBe(0);
   });
 
+  it('leaves an approval of a case resolved at the source since unapplied, and the case pending verification', async () => {
+    // Prepare: approved during a dry-run, then the finding archived at its source before the next run --apply
+    await seed(makeCase({ mode: 'approval' }));
+    await createRemediationStage(deps({ apply: false })).handle(decided());
+    await approveCase(deps({ apply: false }), CASE_KEY, 'lead@example.com');
+    const approved = (await stored()) as Case;
+    const archived = { ...finding, status: 'resolved' as const, updatedAt: '2026-11-18T10:30:00.000Z' };
+    const { next } = decide({
+      finding: archived,
+      previous: finding,
+      enrichment: approved.enrichment,
+      existing: approved,
+      exceptions: [],
+      policy: DecidePolicySchema.parse({}),
+      now: new Date('2026-11-18T10:30:00.000Z'),
+    });
+    expect(next.status).toBe('pending-verification');
+    await store.put('cases', CASE_KEY, next);
+    // Act: (decide's playbook names the real action for the finding; the double stands in for it)
+    const events = await releaseApproved(deps({ actions: { get: () => double.action } }));
+    // Assess
+    expect(events).toEqual([]);
+    expect(double.calls.apply).toBe(0);
+    expect((await stored())?.status).toBe('pending-verification');
+  });
+
   it('blocks with the reason when the live resource carries the skip tag', async () => {
     // Prepare
     await seed();
@@ -474,6 +503,44 @@ describe('remediation stage', () => {
     expect(double.calls.plan).toBe(plans);
     expect((await stored('aws|other|x'))?.remediation.state).toBe('held');
     expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeDefined();
+  });
+
+  it('leaves a held case an exception suppressed since as it is, and its expiry then re-opens it', async () => {
+    // Prepare: the hour's budget (1) went to one case, the other is held; then the risk of the held one is
+    // accepted (the exception sweep suppresses it)
+    const policy = ApplyPolicySchema.parse({ budget: { perAccountPerHour: 1 } });
+    await seed();
+    await seed(makeCase({ key: 'aws|other|x' }));
+    const stage = createRemediationStage(deps({ policy }));
+    await stage.handle(decided());
+    double.live.open = true;
+    await stage.handle(decided('aws|other|x'));
+    const exception = ExceptionSchema.parse({
+      id: 'EXC-007',
+      owner: 'data@example.com',
+      justification: 'partner drop bucket, closed with the contract',
+      scope: { resources: ['arn:aws:s3:::acme-exports'] },
+      expires: '2026-11-30',
+    });
+    const decidePolicy = DecidePolicySchema.parse({});
+    const suppressed = reevaluate(
+      (await stored('aws|other|x')) as Case,
+      [exception],
+      decidePolicy,
+      new Date('2026-11-18T10:30:00.000Z'),
+    );
+    expect(suppressed?.next.status).toBe('suppressed');
+    await store.put('cases', 'aws|other|x', suppressed?.next);
+    // Act: the next hour's release, then the sweep after the exception expired
+    await releaseHeld(deps({ policy, clock: fixedClock(new Date('2026-11-18T11:00:00.000Z')) }));
+    const released = await stored('aws|other|x');
+    const expired = released && reevaluate(released, [exception], decidePolicy, new Date('2026-12-01T00:00:00.000Z'));
+    // Assess: nothing read or applied for the accepted risk, the case still suppressed; the expiry re-opens it
+    expect(double.calls.apply).toBe(1);
+    expect(released).toMatchObject({ status: 'suppressed', exception: { id: 'EXC-007' } });
+    expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeUndefined();
+    expect(expired?.next.status).toBe('reopened');
+    expect(expired?.decision.exceptionExpired?.id).toBe('EXC-007');
   });
 
   it('holds every apply while the circuit breaker is open', async () => {

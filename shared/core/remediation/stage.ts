@@ -766,6 +766,20 @@ const readCase = async (store: DocStore, key: string): Promise<Case | undefined>
   return doc ? CaseSchema.parse(doc.value) : undefined;
 };
 
+/**
+ * Whether decide, as it last decided the case, leaves a fix to make: not when an exception or the source's
+ * mute accepts the risk, the source resolved it (mode `none`), or it is a sample. What waited (a hold, an
+ * approval not yet carried out) may have been overtaken so: run then, its gates blocked the case and the
+ * block wrote it `open` over `suppressed` or `pending-verification` (an expired exception then re-opened
+ * nothing, the sweep re-opens only suppressed cases).
+ */
+const fixStillWanted = (c: Case): boolean =>
+  c.remediation.action !== null &&
+  c.remediation.mode !== 'none' &&
+  c.sourceStatus !== 'resolved' &&
+  !c.sample &&
+  !c.muted;
+
 /** States after which a new `case.decided` does not plan again (a person or verification owns the case). */
 const SETTLED: ReadonlySet<RemediationState> = new Set([
   'applying',
@@ -806,8 +820,7 @@ export function createRemediationStage(deps: RemediationDeps): Stage {
       if (e.type !== 'case.decided' || !c) return [];
       const r = c.remediation;
       if (r.state === 'applied') return appliedFollowUps(deps, c);
-      if (!r.action || r.mode === 'none' || r.mode === 'manual' || SETTLED.has(r.state)) return [];
-      if (c.sourceStatus === 'resolved' || c.sample || c.muted) return [];
+      if (!fixStillWanted(c) || r.mode === 'manual' || SETTLED.has(r.state)) return [];
       return (await run(deps, c, deps.actor, r.state === 'approved')).events;
     },
   };
@@ -937,7 +950,7 @@ export async function releaseApproved(deps: RemediationDeps): Promise<PipelineEv
   const events: PipelineEvent[] = [];
   for (const doc of await deps.store.list(CASES)) {
     const c = CaseSchema.safeParse(doc.value);
-    if (!c.success || c.data.remediation.state !== 'approved') continue;
+    if (!c.success || c.data.remediation.state !== 'approved' || !fixStillWanted(c.data)) continue;
     events.push(...(await run(deps, c.data, c.data.remediation.approvedBy ?? deps.actor, true)).events);
   }
   return events;
@@ -1046,7 +1059,9 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
     // A hand-over sent again after a spoke's read failed for the moment: its answer counts on the streak.
     const resent = HeldDocSchema.safeParse(doc.value).data?.retry !== undefined;
     if (c?.remediation.state === 'applying' && resent) return 'out';
-    if (c?.remediation.state !== 'held') {
+    // Not held any more, or held for a fix no longer wanted (its exception or the source's answer comes back
+    // through decide, whose decision plans it again).
+    if (c?.remediation.state !== 'held' || !fixStillWanted(c)) {
       // At the version listed: a hold written since (its document rewritten) stays queued.
       await deps.store.delete(HELD_COLLECTION, doc.id, { expectVersion: doc.version });
       return 'dropped';
