@@ -222,11 +222,18 @@ describe('exception sweep', () => {
     // Act
     clock.set('2026-12-02T13:00:00Z');
     const next = await sweeper(store, recorder(published)).sweepExceptions();
-    // Assess: the first case's reopen is announced; the second stays suppressed and nothing says otherwise
+    // Assess: the first case's reopen is announced; the second stays suppressed, nothing announces its reopen,
+    // and it names the exception's new expiry (announced as such)
     expect(await caseOf(store, first.key)).toMatchObject({ status: 'reopened' });
-    expect(await caseOf(store, second.key)).toMatchObject({ status: 'suppressed', exception: { id: 'EXC-2' } });
+    expect(await caseOf(store, second.key)).toMatchObject({
+      status: 'suppressed',
+      exception: { id: 'EXC-2', expires: '2027-06-30' },
+    });
     expect(reopens([...before, ...published]).map((e) => e.caseKey)).toEqual([first.key]);
-    expect(published.filter((e) => e.caseKey === second.key)).toEqual([]);
+    expect(published.filter((e) => e.caseKey === second.key).map((e) => e.type)).toEqual([
+      'case.decided',
+      'case.exception',
+    ]);
     expect(next.reopened).toBe(0);
   });
 

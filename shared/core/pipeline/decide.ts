@@ -577,6 +577,14 @@ export function decide(input: DecideInput): DecideOutput {
   return { decision, next: candidate, findingChanged, caseChanged: true };
 }
 
+/** Whether a case's exception reference says what exception `e` says now. */
+const namesAsIs = (ref: ExceptionRef | null, e: RiskException): boolean =>
+  ref !== null &&
+  ref.id === e.id &&
+  ref.expires === e.expires &&
+  ref.owner === e.owner &&
+  ref.justification === e.justification;
+
 /**
  * Re-evaluates a stored case without a new finding (a sweep): re-opens cases whose exception expired or
  * was revoked, and suppresses cases an exception newly covers. Returns undefined when nothing changes.
@@ -596,7 +604,9 @@ export function reevaluate(
   let exceptionExpired: ExceptionRef | null = null;
   let exceptionLifted: ExceptionRef | undefined;
   let reopened = false;
-  if (active && c.exception?.id !== active.id && c.sourceStatus === 'active' && !c.muted) {
+  // The exception the case names, as it is now: one extended or handed to another owner under the same id
+  // is said again (the case kept saying the old expiry and owner, and the ticket was never told).
+  if (active && !namesAsIs(c.exception, active) && c.sourceStatus === 'active' && !c.muted) {
     status = 'suppressed';
     reason = `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`;
   } else if (c.status === 'suppressed' && c.exception && !active) {

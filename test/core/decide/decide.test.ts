@@ -645,6 +645,36 @@ describe('decide: exceptions', () => {
     expect(reevaluate(out?.next ?? first.next, [granted], config.policy.decide, NOW)).toBeUndefined();
   });
 
+  it('says the new expiry and owner when the exception suppressing a case is extended or handed over (reevaluate)', () => {
+    // Prepare: a case suppressed by EXC-002 until the end of the year
+    const state = fresh();
+    const first = run(makeFinding({ resource: { account: '444455556666' } }), state);
+    const granted: RiskException = {
+      id: 'EXC-002',
+      owner: 'web-lead@acme.example',
+      justification: 'bucket is being retired next week',
+      scope: { accounts: ['444455556666'] },
+      expires: '2026-12-31',
+    };
+    const suppressed = reevaluate(first.next, [granted], config.policy.decide, NOW)?.next ?? first.next;
+    const extended = { ...granted, owner: 'platform-lead@acme.example', expires: '2027-03-31' };
+    // Act
+    const out = reevaluate(suppressed, [extended], config.policy.decide, NOW);
+    // Assess: the case and its decision name the exception as it is now; the ticket stage is told (exception)
+    expect(out?.next.status).toBe('suppressed');
+    expect(out?.next.exception).toMatchObject({
+      id: 'EXC-002',
+      owner: 'platform-lead@acme.example',
+      expires: '2027-03-31',
+    });
+    expect(out?.next.statusReason).toBe(
+      'risk accepted: exception EXC-002 (owner platform-lead@acme.example) until 2027-03-31',
+    );
+    expect(out?.decision.exception?.expires).toBe('2027-03-31');
+    expect(out?.decision.ticket.reason).toContain('until 2027-03-31');
+    expect(reevaluate(out?.next ?? suppressed, [extended], config.policy.decide, NOW)).toBeUndefined();
+  });
+
   it('matches an exception scoped by a GCP project number on the case as on its finding (reevaluate, apply gate)', async () => {
     // Prepare: an SCC finding naming the project by id and number; the exception names the number
     const state = fresh();
