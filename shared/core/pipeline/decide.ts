@@ -324,6 +324,25 @@ const to = (status: CaseStatus, reason: string, extra?: Partial<StatusOutcome>):
 const keep = (existing: Case | undefined): StatusOutcome =>
   to(existing?.status ?? 'open', existing?.statusReason ?? 'new finding');
 
+/** What an exception makes of a case active at its source: covered, expired, or lifted (else undefined). */
+function exceptionOutcome(
+  active: RiskException | undefined,
+  lapsed: ExceptionRef | null,
+  had: ExceptionRef | null,
+  prev: CaseStatus | undefined,
+): StatusOutcome | undefined {
+  if (active)
+    return to('suppressed', `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`);
+  if (lapsed && had?.id === lapsed.id)
+    return to('reopened', `exception ${lapsed.id} expired on ${lapsed.expires}: the risk is no longer accepted`, {
+      reopened: true,
+      exceptionExpired: lapsed,
+    });
+  if (prev === 'suppressed' && had)
+    return to('open', `exception ${had.id} no longer applies`, { exceptionLifted: had });
+  return undefined;
+}
+
 function nextStatus(
   f: Finding,
   existing: Case | undefined,
@@ -339,8 +358,11 @@ function nextStatus(
 
   if (f.status === 'resolved') {
     // One finding of several resolved: the case stays what it is while another is active at its source
-    // (closing it, and asking to verify it, would close a case whose other finding nobody fixed).
-    if (othersActive && existing) return keep(existing);
+    // (closing it, and asking to verify it, would close a case whose other finding nobody fixed). An exception
+    // covers it, expires or is lifted as for that other one: kept as it was, a case left open under a new
+    // exception, or suppressed after its exception expired, was then never suppressed nor re-opened by the
+    // sweep (it changes suppressed cases that name their exception, and cases that name none).
+    if (othersActive && existing) return exceptionOutcome(active, lapsed, had, prev) ?? keep(existing);
     if (f.muted)
       return to('suppressed', `muted at the source (${f.statusReason ?? 'mute MUTED'}): risk accepted there`);
     if (prev === 'verified' || prev === 'pending-verification') return keep(existing);
@@ -350,19 +372,11 @@ function nextStatus(
       { verify: true },
     );
   }
-  if (active)
-    return to('suppressed', `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`);
-  if (lapsed && had?.id === lapsed.id)
-    return to('reopened', `exception ${lapsed.id} expired on ${lapsed.expires}: the risk is no longer accepted`, {
-      reopened: true,
-      exceptionExpired: lapsed,
-    });
+  const byException = exceptionOutcome(active, lapsed, had, prev);
+  if (byException) return byException;
   if (prev === 'verified')
     return to('reopened', 'active again at the source after verified closure (regression)', { reopened: true });
-  if (prev === 'suppressed')
-    return had
-      ? to('open', `exception ${had.id} no longer applies`, { exceptionLifted: had })
-      : to('open', 'active again at the source (no longer muted)');
+  if (prev === 'suppressed') return to('open', 'active again at the source (no longer muted)');
   if (prev === 'pending-verification') return to('open', 'active again at the source before verification');
   if (prev === undefined)
     return lapsed

@@ -585,6 +585,50 @@ describe('decide: exceptions', () => {
     expect(out.next.reopenCount).toBe(1);
   });
 
+  it('re-opens a case of two findings whose exception expired when one of them resolves and the other stays active', () => {
+    // Prepare: S3.8 on the website bucket from two standards (two findings of one case), suppressed by EXC-001
+    const state = fresh();
+    const a = website();
+    const b = makeControlFinding('S3.8', { resource: a.resource, sourceId: `${a.sourceId}-cis` });
+    run(a, state);
+    run(b, state);
+    const later = new Date('2027-07-01T00:00:00Z');
+    // Act: after EXC-001 expired, the first finding is resolved (the second still fails)
+    const out = run(laterCopy(a, 60, { status: 'resolved', statusReason: 'Compliance.Status PASSED' }), state, {
+      now: later,
+    });
+    // Assess: re-opened once, as the sweep or the other finding would have; nothing says the risk is accepted
+    expect(out.next).toMatchObject({ status: 'reopened', exception: null, sourceStatus: 'active', reopenCount: 1 });
+    expect(out.decision.exceptionExpired?.id).toBe('EXC-001');
+    expect(out.decision.ticket.wanted).toBe(true);
+    expect(reevaluate(out.next, config.exceptions, config.policy.decide, later)).toBeUndefined();
+    expect(run(laterCopy(b, 90), state, { now: later }).next).toMatchObject({ status: 'reopened', reopenCount: 1 });
+  });
+
+  it('suppresses a case of two findings a new exception covers when one of them resolves and the other stays active', () => {
+    // Prepare: two findings of one case, both active, then an exception granted for the bucket
+    const state = fresh();
+    const resource = { account: '444455556666', id: 'arn:aws:s3:::acme-web-uploads', name: 'acme-web-uploads' };
+    const a = makeControlFinding('S3.8', { resource });
+    const b = makeControlFinding('S3.8', { resource, sourceId: `${a.sourceId}-cis` });
+    run(a, state);
+    run(b, state);
+    const granted: RiskException = {
+      id: 'EXC-002',
+      owner: 'web-lead@acme.example',
+      justification: 'uploads bucket is being retired next week',
+      scope: { resources: ['arn:aws:s3:::acme-web-uploads'] },
+      expires: '2026-12-31',
+    };
+    // Act: the first finding resolves before any sweep ran
+    const out = run(laterCopy(a, 10, { status: 'resolved' }), state, { exceptions: [granted] });
+    const expiry = reevaluate(out.next, [granted], config.policy.decide, new Date('2027-01-01T00:00:00Z'));
+    // Assess: suppressed under the exception it names, so its expiry re-opens it
+    expect(out.next).toMatchObject({ status: 'suppressed', exception: { id: 'EXC-002' } });
+    expect(out.decision.ticket.wanted).toBe(false);
+    expect(expiry?.next.status).toBe('reopened');
+  });
+
   it('opens a new case and names the lapsed exception when the only matching exception already expired', () => {
     // Prepare
     const state = fresh();
