@@ -26,7 +26,10 @@ import { EvidenceRecordSchema } from '../../shared/core/evidence/record.js';
 import { createEvidenceStage } from '../../shared/core/evidence/stage.js';
 import { type Case, CaseSchema } from '../../shared/core/model/case.js';
 import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { reevaluate } from '../../shared/core/pipeline/decide.js';
 import { InProcessBus } from '../../shared/core/pipeline/stage.js';
+import type { RiskException } from '../../shared/core/policy/exceptions.js';
+import { DecidePolicySchema } from '../../shared/core/policy/policy.js';
 import { silentLogger } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { createRemediationStage } from '../../shared/core/remediation/stage.js';
@@ -36,7 +39,7 @@ import { VerificationPolicySchema } from '../../shared/core/verify/policy.js';
 import { createVerifyStage, reverifyRecent, type VerifyDeps } from '../../shared/core/verify/stage.js';
 import { testContext } from '../helpers/action-context.js';
 import { policy as ticketPolicy } from '../tickets/helpers.js';
-import { CASE_KEY, fixedClock, makeCase, makeFinding, putCase, putFinding } from './helpers.js';
+import { BUCKET_ARN, CASE_KEY, fixedClock, makeCase, makeFinding, putCase, putFinding } from './helpers.js';
 
 const s3 = mockClient(S3Client);
 const guardduty = mockClient(GuardDutyClient);
@@ -279,5 +282,57 @@ describe('verified closure end to end on one store', () => {
     expect(comment).toContain('Reopened: ticket closed by jira:');
     expect(comment).toContain(`Evidence record hash: ${rs[2]?.hash}`);
     expect(await caseStory(evidence, CASE_KEY)).toContain('4 evidence records; chain intact');
+  });
+
+  it('leaves a risk-accepted case and its ticket closed when a person closes the ticket, and re-opens both at the expiry', async () => {
+    // Prepare: a manual case ticketed, then its risk accepted (the exception sweep suppresses it)
+    await putCase(store, makeCase({ remediation: { mode: 'manual', state: 'none' } }));
+    await bus.publish([decided]);
+    await bus.drain();
+    const exception: RiskException = {
+      id: 'EXC-042',
+      owner: 'marketing-lead@acme.example',
+      justification: 'campaign assets are public by design until the launch',
+      scope: { resources: [BUCKET_ARN] },
+      expires: '2026-12-31',
+    };
+    const policy = DecidePolicySchema.parse({});
+    const swept = reevaluate(await readCase(), [exception], policy, new Date('2026-11-20T11:00:00.000Z'));
+    if (!swept) throw new Error('the exception should suppress the case');
+    await putCase(store, swept.next);
+    await bus.publish([
+      { ...decided, id: 'sweep:1', isNewCase: false, statusChanged: true, detail: { decision: swept.decision } },
+    ]);
+    await bus.drain();
+    // Act: the person closes the risk-accepted ticket in Jira
+    await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Done'], { type: 'doc', version: 1, content: [] });
+    const raw = JSON.stringify({
+      webhookEvent: 'jira:issue_updated',
+      timestamp: 1,
+      user: { accountId: '000000:00000000-0000-0000-0000-000000000009' },
+      issue: { key: 'LOCAL-1', fields: { status: { name: 'Done', statusCategory: { key: 'done' } } } },
+      changelog: { items: [{ field: 'status', fromString: 'To Do', toString: 'Done' }] },
+    });
+    const hook = await handleJiraWebhook(
+      { headers: { 'X-Hub-Signature': signJiraBody(raw, SECRET) }, rawBody: raw },
+      { store, clock, log: silentLogger, policy: ticketPolicy(), secret: SECRET },
+    );
+    await bus.publish(hook.events);
+    await bus.drain();
+    // Assess: nothing claims a fix of an accepted risk; the case stays suppressed and the ticket closed …
+    const closed = await readCase();
+    expect(closed).toMatchObject({ status: 'suppressed', exception: { id: 'EXC-042' }, ticket: { status: 'done' } });
+    expect((await ticket()).status).toBe('Done');
+    // … until the exception expires: the sweep re-opens the case (and the ticket with it)
+    const expired = reevaluate(closed, [exception], policy, new Date('2027-01-01T00:00:00.000Z'));
+    if (!expired) throw new Error('the expiry should re-open the case');
+    await putCase(store, expired.next);
+    await bus.publish([
+      { ...decided, id: 'sweep:2', isNewCase: false, statusChanged: true, detail: { decision: expired.decision } },
+    ]);
+    await bus.drain();
+    expect(await readCase()).toMatchObject({ status: 'reopened', exception: null, ticket: { status: 'reopened' } });
+    expect((await ticket()).status).toBe('Reopened');
+    expect((await ticket()).comments.at(-1)?.text).toContain('EXC-042');
   });
 });

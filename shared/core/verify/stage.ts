@@ -149,8 +149,22 @@ async function requestFor(event: PipelineEvent, deps: VerifyDeps): Promise<Verif
   switch (event.type) {
     case 'case.remediation':
       return event.state === 'applied' ? { ...base, trigger: 'apply', requestedBy: event.actor } : undefined;
-    case 'case.verify-requested':
+    case 'case.verify-requested': {
+      if (event.trigger === 'ticket-closed') {
+        // A person closing the ticket of a risk-accepted case closes it on the exception, not on a fix: the
+        // re-read found the risk still there, and reopened the case and the ticket under an exception in
+        // force (the sweep, which re-opens suppressed cases only, then never re-opened it at its expiry).
+        const c = (await getDoc(deps.store, CASES, event.caseKey, CaseSchema))?.value;
+        if (c?.status === 'suppressed' && c.exception) {
+          deps.log.info('verify: ticket closed on an accepted risk, nothing to verify', {
+            caseKey: c.key,
+            exception: c.exception.id,
+          });
+          return undefined;
+        }
+      }
       return { ...base, trigger: event.trigger, requestedBy: event.actor };
+    }
     case 'case.decided': {
       // The source says resolved: verification is owed (never a silent close).
       const c = (await getDoc(deps.store, CASES, event.caseKey, CaseSchema))?.value;
