@@ -89,6 +89,41 @@ describe('closeloop operator commands', () => {
     expect(reopened?.status).not.toBe('suppressed');
   });
 
+  it('says the new expiry on the case when an exception is extended, without counting it newly suppressed', async () => {
+    // Prepare: the dev S3.8 case suppressed by EXC-900 until 2099-01-01
+    expect((await cli(['run', DEV_BATCH, '--config', CONFIG, '--home', home])).code).toBe(0);
+    const add = (expires: string) =>
+      cli([
+        'exceptions',
+        'add',
+        '--id',
+        'EXC-900',
+        '--owner',
+        'web-lead@example.com',
+        '--reason',
+        'public assets bucket for the dev site',
+        '--expires',
+        expires,
+        '--control',
+        'S3.8',
+        '--resource',
+        'arn:aws:s3:::acme-web-dev-*',
+        '--config',
+        CONFIG,
+        '--home',
+        home,
+      ]);
+    expect((await add('2099-01-01')).out).toContain('1 cases newly suppressed');
+    // Act: the owner extends it
+    const extended = await add('2099-06-30');
+    // Assess
+    expect(extended.code, extended.err).toBe(0);
+    expect(extended.out).toBe('exception EXC-900 stored; 0 cases newly suppressed, 0 re-opened');
+    const c = (await cases()).find((x) => x.type === 'S3.8');
+    expect(c).toMatchObject({ status: 'suppressed', exception: { id: 'EXC-900', expires: '2099-06-30' } });
+    expect(c?.statusReason).toBe('risk accepted: exception EXC-900 (owner web-lead@example.com) until 2099-06-30');
+  });
+
   it('revokes an exception of exceptions.yaml by storing a revoked copy, and re-opens its case', async () => {
     // Prepare: the examples' website bucket is suppressed by EXC-001 from exceptions.yaml
     await cli(['run', EVENTS, '--config', CONFIG, '--home', home]);

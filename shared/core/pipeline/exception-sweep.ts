@@ -109,6 +109,8 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
     return group.length >= GROUP ? flush() : true;
   };
   const counted = (change: Change) => {
+    // A suppressed case whose exception was extended (or handed over) is announced, not newly suppressed.
+    if (change.was === 'suppressed' && change.next.status === 'suppressed') return change.events;
     if (change.next.status === 'suppressed') result.suppressed++;
     else result.reopened++;
     return change.events;
@@ -124,6 +126,7 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
   const sweepCase = async (listed: StoredDoc): Promise<Change | undefined> => {
     if (!reevaluate(parseWithoutCopy(CaseSchema, listed.value) as Case, exceptions, policy, now)) return undefined;
     let decision: Decision | undefined;
+    let was: Case['status'] | undefined;
     let change: Change | undefined;
     const written = await mutateDoc(
       deps.store,
@@ -133,12 +136,13 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
       (current) => {
         const changed = current ? reevaluate(current, exceptions, policy, now) : undefined;
         decision = changed?.decision;
+        was = current?.status;
         return changed?.next;
       },
       {
         beforeWrite: async (next) => {
           const events = sweepEvents(next, decision as Decision, at);
-          change = { next, events };
+          change = { next, events, was };
           await keepEvents(deps, SWEEP_UNPUBLISHED, events);
         },
       },
@@ -216,6 +220,8 @@ export async function sweepExceptions(deps: SweepDeps, options: SweepOptions = {
 interface Change {
   next: Case;
   events: PipelineEvent[];
+  /** The case's status before this change. */
+  was: Case['status'] | undefined;
 }
 
 /**
