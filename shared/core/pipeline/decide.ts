@@ -619,8 +619,10 @@ export function reevaluate(
   let exceptionLifted: ExceptionRef | undefined;
   let reopened = false;
   // The exception the case names, as it is now: one extended or handed to another owner under the same id
-  // is said again (the case kept saying the old expiry and owner, and the ticket was never told).
-  if (active && !namesAsIs(c.exception, active) && c.sourceStatus === 'active' && !c.muted) {
+  // is said again (the case kept saying the old expiry and owner, and the ticket was never told). A verified
+  // case is fixed, whatever its source says until it catches up: suppressed, its exception's expiry re-opened
+  // the fix (a finding active again still suppresses it, through decide).
+  if (active && !namesAsIs(c.exception, active) && c.sourceStatus === 'active' && !c.muted && c.status !== 'verified') {
     status = 'suppressed';
     reason = `risk accepted: exception ${active.id} (owner ${active.owner}) until ${active.expires}`;
   } else if (c.status === 'suppressed' && c.exception && !active) {

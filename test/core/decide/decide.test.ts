@@ -689,6 +689,30 @@ describe('decide: exceptions', () => {
     expect(reevaluate(out?.next ?? first.next, [granted], config.policy.decide, NOW)).toBeUndefined();
   });
 
+  it('leaves a verified case closed when a new exception covers it before its source caught up (reevaluate)', () => {
+    // Prepare: fixed and verified; the source has not yet said resolved (Defender re-evaluates in hours)
+    const state = fresh();
+    const first = run(makeFinding({ resource: { account: '444455556666' } }), state);
+    const verified: Case = {
+      ...first.next,
+      status: 'verified',
+      statusReason: 'verified: all four Block Public Access flags are on',
+      closedAt: '2026-11-20T11:00:00.000Z',
+      ticket: { ...TICKET, status: 'done' },
+    };
+    const granted: RiskException = {
+      id: 'EXC-003',
+      owner: 'ciso@acme.example',
+      justification: 'the whole account is being decommissioned',
+      scope: { accounts: ['444455556666'] },
+      expires: '2026-12-31',
+    };
+    // Act
+    const out = reevaluate(verified, [granted], config.policy.decide, NOW);
+    // Assess: nothing to accept on a fixed resource (its expiry would re-open a verified fix)
+    expect(out).toBeUndefined();
+  });
+
   it('says the new expiry and owner when the exception suppressing a case is extended or handed over (reevaluate)', () => {
     // Prepare: a case suppressed by EXC-002 until the end of the year
     const state = fresh();
