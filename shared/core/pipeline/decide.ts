@@ -349,6 +349,8 @@ function nextStatus(
   active: RiskException | undefined,
   expired: RiskException | undefined,
   othersActive: boolean,
+  /** The finding reports activity not known before (see decide): what a regression needs. */
+  activeAgain: boolean,
 ): StatusOutcome {
   const prev = existing?.status;
   const had = existing?.exception ?? null;
@@ -375,7 +377,9 @@ function nextStatus(
   const byException = exceptionOutcome(active, lapsed, had, prev);
   if (byException) return byException;
   if (prev === 'verified')
-    return to('reopened', 'active again at the source after verified closure (regression)', { reopened: true });
+    return activeAgain
+      ? to('reopened', 'active again at the source after verified closure (regression)', { reopened: true })
+      : keep(existing);
   if (prev === 'suppressed') return to('open', 'active again at the source (no longer muted)');
   if (prev === 'pending-verification') return to('open', 'active again at the source before verification');
   if (prev === undefined)
@@ -499,7 +503,17 @@ export function decide(input: DecideInput): DecideOutput {
 
   const merged = mergeFinding(f, stale ? undefined : previous, existing);
   const { active, expired } = matchException(f, input.exceptions, now);
-  const st = nextStatus(f, existing, active, expired, merged.othersActive);
+  // Activity the stored finding did not report (first seen, active after resolved, counted or seen later): a
+  // verified case re-opens on that, not on the state it was fixed from delivered again (at least once), nor
+  // on its Security Hub copy (same timestamps, another source), nor on a snapshot of an unchanged assessment.
+  // GuardDuty sends no event for the archive made at verification: its stored finding stays the active one.
+  const activeAgain =
+    f.status === 'active' &&
+    (previous === undefined ||
+      previous.status === 'resolved' ||
+      f.occurrences > previous.occurrences ||
+      compareTime(f.lastSeen, previous.lastSeen) > 0);
+  const st = nextStatus(f, existing, active, expired, merged.othersActive, activeAgain);
   const exception = active ? exceptionRef(active) : null;
   // While another finding of the case is active at its source, the case is: one finding resolved or muted
   // (one of two alerts dismissed) leaves the case's fix to be made, and the case not muted.

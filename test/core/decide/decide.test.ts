@@ -453,6 +453,29 @@ describe('decide: status', () => {
     expect(out.next.reopenCount).toBe(1);
   });
 
+  it('keeps a verified case closed when the active event from before the fix comes again or as its Security Hub copy', () => {
+    // Prepare: a GuardDuty finding fixed by closeloop and verified; GuardDuty sends no event for the archive,
+    // so the finding stored is still the active one
+    const state = fresh();
+    const f = makeFinding({ occurrences: 3 });
+    const first = run(f, state);
+    state.cases.set(first.decision.caseKey, {
+      ...first.next,
+      status: 'verified',
+      statusReason: 'verified: all four Block Public Access flags are on',
+      closedAt: '2026-11-20T11:00:00.000Z',
+      ticket: { ...TICKET, status: 'done' },
+    });
+    // Act: the same event delivered again (at least once), then its Security Hub copy (same timestamps)
+    const redelivered = run(f, state);
+    const copy = run(makeFinding({ ...f, source: 'securityhub', product: 'GuardDuty' }), state);
+    // Assess: nothing happened again at the source; the closure stands
+    expect(redelivered.next.status).toBe('verified');
+    expect(copy.next.status).toBe('verified');
+    expect(copy.next).toMatchObject({ reopenCount: 0, closedAt: '2026-11-20T11:00:00.000Z' });
+    expect(copy.decision.recurrence).toBe(false);
+  });
+
   it('suppresses a muted SCC finding without a ticket', () => {
     // Prepare
     const state = fresh();
