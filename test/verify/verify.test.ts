@@ -423,6 +423,51 @@ describe('verify stage', () => {
     ]);
   });
 
+  it('counts one reopen when the source reports the regression while the scheduled re-check is reading it', async () => {
+    // Prepare: a verified case; while the re-check reads the bucket, decide re-opens the case on the finding
+    // active again (its own write, with its own reopen)
+    await putCase(
+      store,
+      applied({
+        status: 'verified',
+        closedAt: '2026-11-10T10:00:00.000Z',
+        verification: {
+          verdict: 'verified',
+          at: '2026-11-10T10:00:00.000Z',
+          reason: 'ok',
+          observed: { public: false },
+          attempts: 1,
+          trigger: 'apply',
+          upstream: [],
+        },
+      }),
+    );
+    const action = scriptedAction([PUBLIC]);
+    const read = action.verify.bind(action);
+    action.verify = async (...args) => {
+      const c = await readCase();
+      if (c.status === 'verified')
+        await putCase(store, {
+          ...c,
+          status: 'reopened',
+          statusReason: 'active again at the source after verified closure (regression)',
+          closedAt: null,
+          reopenCount: c.reopenCount + 1,
+        });
+      return read(...args);
+    };
+    // Act
+    await reverifyRecent(deps(action), clock.now());
+    // Assess: one regression, one reopen
+    const c = await readCase();
+    expect(c).toMatchObject({
+      status: 'reopened',
+      closedAt: null,
+      reopenCount: 1,
+      verification: { verdict: 'failed' },
+    });
+  });
+
   it('updates a finding at its source once when scheduled re-checks find the fix still holding', async () => {
     // Prepare
     await putCase(store, applied());

@@ -482,7 +482,9 @@ function nextCase(cur: Case, v: CaseVerification, reopen: boolean, reason: strin
       status: 'reopened',
       statusReason: reason,
       closedAt: null,
-      reopenCount: cur.reopenCount + 1,
+      // Re-opened since it was read (decide on the finding active again, while this re-read ran): one reopen,
+      // counted once, as decide counts a reopen of a reopened case.
+      reopenCount: cur.reopenCount + (cur.status === 'reopened' ? 0 : 1),
     };
   }
   if (v.verdict === 'failed')
