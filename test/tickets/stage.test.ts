@@ -242,6 +242,45 @@ describe('ticket stage (local sink)', () => {
     expect(t.comments[0]?.text).toContain('Risk accepted. risk accepted under exception EXC-7 by ciso@example.com');
   });
 
+  it('tells the ticket once when the source mutes the finding, and once when it no longer does', async () => {
+    // Prepare: a ticketed case whose finding the source mutes (Security Hub SUPPRESSED, SCC MUTED)
+    const { h, c } = await ticketedCase();
+    const stored = await readCase(h.store, c.key);
+    const muted = {
+      ...stored,
+      status: 'suppressed' as const,
+      statusReason: 'muted at the source (mute MUTED): risk accepted there',
+      muted: true,
+      updatedAt: '2026-03-02T10:00:00.000Z',
+    };
+    await putCase(h.store, muted);
+    // Act: the decision delivered twice (at least once), then the finding active again
+    const mutedEvent = decided(muted, { isNewCase: false, statusChanged: true });
+    await h.stage.handle(mutedEvent);
+    await h.stage.handle(mutedEvent);
+    const whileMuted = await localTicket(h, 'LOCAL-1');
+    const unmuted = {
+      ...(await readCase(h.store, c.key)),
+      status: 'open' as const,
+      statusReason: 'active again at the source (no longer muted)',
+      muted: false,
+      updatedAt: '2026-03-03T10:00:00.000Z',
+    };
+    await putCase(h.store, unmuted);
+    await h.stage.handle(decided(unmuted, { isNewCase: false, statusChanged: true }));
+    // Assess
+    expect(whileMuted.labels).toContain('risk-accepted');
+    expect(whileMuted.comments.map((x) => x.text)).toEqual([
+      expect.stringContaining('Muted at the source. muted at the source (mute MUTED): risk accepted there'),
+    ]);
+    const after = await localTicket(h, 'LOCAL-1');
+    expect(after.labels).not.toContain('risk-accepted');
+    expect(after.comments).toHaveLength(2);
+    expect(after.comments[1]?.text).toContain(
+      'No longer muted at the source. Now: open, active again at the source (no longer muted).',
+    );
+  });
+
   it('reopens the ticket when the exception has expired', async () => {
     // Prepare
     const { h, c } = await ticketedCase();

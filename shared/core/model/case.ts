@@ -53,6 +53,8 @@ export const CaseTicketSchema = TicketRefSchema.extend({
    */
   assigneeId: z.string().nullable().optional(),
   status: z.enum(['open', 'done', 'reopened']).default('open'),
+  /** The ticket was told the source muted the case's finding (and labelled risk-accepted); false once told it no longer is. */
+  muted: z.boolean().optional(),
 });
 export type CaseTicket = z.infer<typeof CaseTicketSchema>;
 

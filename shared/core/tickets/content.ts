@@ -421,6 +421,17 @@ export const exceptionComment = (x: ExceptionRef): AdfDoc =>
     p('closeloop will reopen this ticket when the exception expires.'),
   );
 
+/** The source muted the case's finding (Security Hub SUPPRESSED, SCC MUTED, Defender Dismissed or Exempt). */
+export const mutedComment = (c: Case): AdfDoc =>
+  doc(
+    p(strong('Muted at the source. '), oneLine(c.statusReason)),
+    p('closeloop plans no fix and asks for none while it stays muted; this ticket is labelled risk-accepted.'),
+  );
+
+/** The source no longer mutes the case's finding. */
+export const unmutedComment = (c: Case): AdfDoc =>
+  doc(p(strong('No longer muted at the source. '), `Now: ${c.status}, ${oneLine(c.statusReason)}.`));
+
 export const exceptionExpiredReason = (x: ExceptionRef): string => `exception ${x.id} expired on ${x.expires}`;
 
 /** Why a closed ticket reopens when the source reports its finding active again (decide's regression). */

@@ -12,12 +12,14 @@ import type { AdfDoc } from './adf.js';
 import {
   exceptionComment,
   exceptionExpiredReason,
+  mutedComment,
   ownerUncertain,
   recurrenceComment,
   regressionReason,
   remediationComment,
   reopenComment,
   resolutionComment,
+  unmutedComment,
 } from './content.js';
 import { contextOf, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
 import { enqueueAndSend, enqueueCreate, markTicketStatus } from './outbox.js';
@@ -145,6 +147,7 @@ async function onDecided(ctx: TicketContext, c: Case, isNewCase: boolean, recurr
     if (c.ticket) await acceptRisk(ctx, c, d.exception.id);
     return;
   }
+  await tellMute(ctx, c);
   if (!c.ticket) {
     if (!(d?.ticket.wanted ?? true)) return;
     // Not a brand-new case, yet no ticket recorded: maybe a lost ledger or an earlier failure → search first.
@@ -317,6 +320,37 @@ async function riskNoLongerAccepted(ctx: TicketContext, c: Case, reason: string,
     ctx,
     [{ op: 'labels', caseKey: c.key, labels: [], remove: [RISK_ACCEPTED_LABEL] }],
     `${onceKey}|label`,
+  );
+}
+
+/** Muted at its source and not under an exception (which its own comments tell). */
+const mutedAtSource = (c: Case): boolean => c.status === 'suppressed' && c.muted && c.exception === null;
+
+/**
+ * The source muted the case's finding, or no longer does: the ticket is told once each way (a comment and the
+ * `risk-accepted` label on, then off), the change reserved atomically on the case's ticket section as an owner
+ * change is. The ticket stayed open and silent while its case was suppressed, and again when it came back.
+ */
+async function tellMute(ctx: TicketContext, c: Case): Promise<void> {
+  if (!c.ticket || c.exception !== null || (c.ticket.muted ?? false) === mutedAtSource(c)) return;
+  const res = await updateCaseTicket(ctx, c.key, (t, fresh) =>
+    t && fresh.exception === null && (t.muted ?? false) !== mutedAtSource(fresh)
+      ? { ...t, muted: mutedAtSource(fresh) }
+      : undefined,
+  );
+  const fresh = res.value;
+  const ticket = fresh?.ticket;
+  if (!res.changed || !fresh || !ticket) return;
+  // A row of a grouped parent: the table carries the row's status; a comment per row would flood the parent.
+  if (ticket.parentKey !== undefined && ticket.parentKey === ticket.key) return;
+  await enqueueAndSend(
+    ctx,
+    ticket.muted
+      ? [comment(fresh, mutedComment(fresh)), { op: 'labels', caseKey: fresh.key, labels: [RISK_ACCEPTED_LABEL] }]
+      : [
+          comment(fresh, unmutedComment(fresh)),
+          { op: 'labels', caseKey: fresh.key, labels: [], remove: [RISK_ACCEPTED_LABEL] },
+        ],
   );
 }
 
