@@ -24,7 +24,7 @@ export const MessagePublishedDataSchema = z.looseObject({
   }),
 });
 
-/** Pub/Sub allows 10 MB messages; the hub's EventBridge entry allows 256 KB, checked when forwarding. */
+/** Pub/Sub allows 10 MB messages; the hub's EventBridge entry allows 256 KB, checked when accepting (spoke-accept.ts). */
 const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
 /** The NotificationMessage inside a Pub/Sub CloudEvent's data; `invalid` AdapterError when it is not one. */

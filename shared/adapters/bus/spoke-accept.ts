@@ -15,7 +15,8 @@ import {
   refOf,
 } from '../../core/ports.js';
 import { hasEnumerableKey } from '../../core/util/objects.js';
-import type { ReceivedDocument, Spoke, SpokeDetail, SpokeLiveTag } from './spoke.js';
+import { entrySize, MAX_REQUEST_BYTES } from './eventbridge.js';
+import { type ReceivedDocument, type Spoke, type SpokeDetail, type SpokeLiveTag, spokeDocumentEntry } from './spoke.js';
 
 /**
  * Normalizes each received document on the spoke, accepting only the spoke's own cloud's formats
@@ -35,6 +36,7 @@ export async function acceptDocuments(
   const details: SpokeDetail[] = [];
   const rejected: Rejected[] = [];
   const untagged: Array<{ detail: SpokeDetail; findings: Finding[] }> = [];
+  const sources = new Map<SpokeDetail, Finding['source']>();
   for (const doc of docs) {
     // Only this spoke's cloud: an AWS (or other spoke's) finding fed to it is rejected here, not forwarded.
     const out = normalize(doc.value, `${spoke}:${doc.input}`, {
@@ -49,13 +51,28 @@ export async function acceptDocuments(
       findingKeys: out.findings.map((f) => f.key),
     };
     details.push(detail);
+    sources.set(detail, (out.findings[0] as Finding).source);
     const bare = out.findings.filter(
       (f) => !hasEnumerableKey(f.resource.tags) && (!lookup || canRead(lookup, f.resource.provider)),
     );
     if (lookup && bare.length > 0) untagged.push({ detail, findings: bare });
   }
   if (lookup && untagged.length > 0) await attachLiveTags(lookup, untagged);
-  return { details, rejected };
+  // One hub event takes 256 KB, where Pub/Sub takes 10 MB and Event Grid 1 MB: a document over it (live tags
+  // included) is rejected here, and the others still go. Left in, it failed the whole forward on every
+  // redelivery, holding back the documents delivered with it until the message was dead-lettered.
+  const fits = details.filter((detail) => {
+    const size = entrySize(spokeDocumentEntry('', detail));
+    if (size <= MAX_REQUEST_BYTES) return true;
+    rejected.push({
+      input: `${spoke}:${detail.input}`,
+      source: sources.get(detail) ?? 'unknown',
+      path: '$',
+      reason: `document is ${size} bytes as a hub event; the hub bus (EventBridge) takes at most ${MAX_REQUEST_BYTES} bytes`,
+    });
+    return false;
+  });
+  return { details: fits, rejected };
 }
 
 /** Reads each untagged resource's live tags once and puts them (or why not) on the details naming it. */

@@ -69,13 +69,18 @@ export async function forwardToHub(
   details: readonly SpokeDetail[],
   options: PutEventsOptions = {},
 ): Promise<void> {
-  const entries: PutEventsRequestEntry[] = details.map((detail) => ({
+  const entries = details.map((detail) => spokeDocumentEntry(busName, detail));
+  if (entries.length > 0) await putEvents(client, entries, options);
+}
+
+/** The hub bus entry that carries one forwarded document. */
+export function spokeDocumentEntry(busName: string, detail: SpokeDetail): PutEventsRequestEntry {
+  return {
     EventBusName: busName,
     Source: spokeSource(detail.spoke),
     DetailType: SPOKE_DETAIL_TYPE,
     Detail: JSON.stringify(detail),
-  }));
-  if (entries.length > 0) await putEvents(client, entries, options);
+  };
 }
 
 /** One document for the hub's ingest, from an EventBridge event that reached the ingest queue. */

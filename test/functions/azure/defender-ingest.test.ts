@@ -125,6 +125,19 @@ describe('Azure spoke: defenderHttp', () => {
     expect(detail.findingKeys).toHaveLength(1);
   });
 
+  it('forwards the rest of a Logic App batch when one alert is too large for the hub bus', async () => {
+    // Prepare: one hub event takes 256 KB; an alert over it must not hold back the others (or fail the call,
+    // which the Logic App would retry with the same alert in it).
+    const alert = fixture('defender/alert-storage-open-acl.workflow-automation.json') as Record<string, unknown>;
+    const huge = { ...alert, SystemAlertId: `${String(alert.SystemAlertId)}9`, Description: 'x'.repeat(300_000) };
+    // Act
+    const res = await fn.defenderHttp(post([huge, alert], { 'x-closeloop-secret': SECRET }), context());
+    // Assess
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 1 } });
+    const entries = eb.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    expect(entries.map((e) => JSON.parse(e.Detail ?? '{}').document)).toEqual([alert]);
+  });
+
   it('forwards nothing when an authenticated caller posts a GuardDuty finding to the Azure spoke', async () => {
     // Prepare
     const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');

@@ -106,6 +106,28 @@ describe('GCP spoke: sccIngest through the Functions Framework test server', () 
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
+  it('acknowledges a notification too large for the hub bus instead of failing it into endless redelivery', async () => {
+    // Prepare: Pub/Sub takes 10 MB; one hub event takes 256 KB. Retrying cannot make it smaller.
+    const notification = structuredClone(fixture('scc/public-bucket-acl.notification.json')) as {
+      finding: { sourceProperties: Record<string, unknown> };
+    };
+    notification.finding.sourceProperties.Evidence = 'x'.repeat(300_000);
+    const logged = vi.mocked(process.stdout.write);
+    logged.mockClear();
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(pubsubCloudEvent(notification)));
+    // Assess: acknowledged, and the log says which message, which source and why
+    expect(res.status).toBe(204);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    const rejection = logged.mock.calls.map((c) => String(c[0])).find((line) => line.includes('rejected input'));
+    expect(rejection).toContain('gcp:pubsub:8412345678901');
+    expect(rejection).toContain('"source":"scc"');
+    expect(rejection).toMatch(/document is \d+ bytes as a hub event/);
+  });
+
   it('answers an error so Pub/Sub redelivers when the hub bus keeps failing', async () => {
     // Prepare
     eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
