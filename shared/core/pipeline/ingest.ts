@@ -72,6 +72,12 @@ export interface IngestDoc {
   liveTags?: Readonly<Record<string, LookupOutcome>>;
   /** The one cloud the document's channel speaks for: findings of another cloud are rejected (normalize's `channel`). */
   channel?: Channel;
+  /**
+   * What was received, kept with the dead letters of the document's rejections: a queue message is deleted
+   * once acknowledged, so without it a rejection names a message nobody can read any more. Not given for a
+   * file or stdin (the caller still has it).
+   */
+  raw?: unknown;
 }
 
 export interface IngestResultItem {
@@ -106,14 +112,24 @@ interface Pending {
 export function createIngest(deps: IngestDeps) {
   const chunkSize = deps.chunkSize ?? INGEST_CHUNK;
 
-  /** Rejections are kept: a dead letter per rejection, idempotent on its content. */
-  async function deadLetter(rejected: readonly Rejected[], at: string): Promise<void> {
-    if (rejected.length === 0) return;
+  /**
+   * Rejections are kept: a dead letter per rejection, idempotent on its content, with what was received
+   * (`raw`) when the input is not kept elsewhere (see IngestDoc.raw).
+   */
+  async function deadLetter(rejected: readonly Rejected[], at: string, raw?: unknown): Promise<void> {
+    await keepRejected(
+      rejected.map((r) => ({ r, raw })),
+      at,
+    );
+  }
+
+  async function keepRejected(letters: ReadonlyArray<{ r: Rejected; raw: unknown }>, at: string): Promise<void> {
+    if (letters.length === 0) return;
     await deps.store.writeBatch({
-      puts: rejected.map((r) => ({
+      puts: letters.map(({ r, raw }) => ({
         collection: COLLECTIONS.deadLetters,
         id: `ingest:${shortHash(`${r.input}\n${r.path}\n${r.reason}`, 24)}`,
-        value: { stage: 'ingest', ...r, at },
+        value: { stage: 'ingest', ...r, at, ...(raw !== undefined ? { raw } : {}) },
       })),
       appends: [],
     });
@@ -151,9 +167,11 @@ export function createIngest(deps: IngestDeps) {
       await processChunk(chunk, exceptions, now, result);
     };
 
+    const letters: Array<{ r: Rejected; raw: unknown }> = [];
     for (const doc of docs) {
       const { findings, rejected } = normalize(doc.value, doc.input, doc.channel ? { channel: doc.channel } : {});
       result.rejected.push(...rejected);
+      for (const r of rejected) letters.push({ r, raw: doc.raw });
       for (const finding of findings) {
         const id = finding.resource.id;
         const read =
@@ -180,7 +198,7 @@ export function createIngest(deps: IngestDeps) {
       }
     }
     await flush();
-    await deadLetter(result.rejected, at);
+    await keepRejected(letters, at);
     result.stats.findings = result.results.length;
     result.stats.rejected = result.rejected.length;
     return result;

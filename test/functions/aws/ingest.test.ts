@@ -10,6 +10,7 @@ import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '.
 let local: LocalDynamo;
 let eb: AwsClientStub<EventBridgeClient>;
 let handler: typeof import('../../../functions/aws/ingest.js')['handler'];
+let UNREADABLE_BODY_KEPT: number;
 
 beforeAll(async () => {
   local = await startDynalite();
@@ -22,7 +23,7 @@ beforeAll(async () => {
   vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
   vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
   eb = mockClient(EventBridgeClient);
-  ({ handler } = await import('../../../functions/aws/ingest.js'));
+  ({ handler, UNREADABLE_BODY_KEPT } = await import('../../../functions/aws/ingest.js'));
 });
 afterAll(async () => {
   eb.restore();
@@ -47,6 +48,14 @@ async function deadLetterReasons(messageId: string): Promise<string[]> {
     .map((d) => d.value as { input: string; reason: string })
     .filter((v) => v.input.startsWith(`sqs:${messageId}:`))
     .map((v) => v.reason);
+}
+
+/** The dead letters recorded for one SQS message. */
+async function deadLettersOf(messageId: string): Promise<Array<Record<string, unknown>>> {
+  const letters = await new DynamoDocStore(local.client, 'closeloop-test').list('deadletters');
+  return letters
+    .map((d) => d.value as Record<string, unknown>)
+    .filter((v) => v.input === `sqs:${messageId}` || String(v.input).startsWith(`sqs:${messageId}:`));
 }
 
 describe('AWS ingest function', () => {
@@ -137,6 +146,62 @@ describe('AWS ingest function', () => {
     expect(letters).toContainEqual(
       expect.objectContaining({ input: `sqs:${bad.messageId}`, reason: expect.stringContaining('body is not JSON') }),
     );
+  });
+
+  it('keeps the event as received with the dead letter of a finding it rejects (the message is gone once acknowledged)', async () => {
+    // Prepare: a GuardDuty finding whose accountId is not an AWS account id.
+    const gd = structuredClone(fixture('guardduty/s3-bucket-anonymous-access.eventbridge.json')) as {
+      detail: { accountId: string };
+    };
+    gd.detail.accountId = 'not-an-account';
+    const record = sqsRecord(JSON.stringify(gd));
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    const letters = await deadLettersOf(record.messageId);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ source: 'guardduty', path: expect.stringContaining('accountId'), raw: gd });
+  });
+
+  it('keeps the body of a message it cannot read with its dead letter', async () => {
+    // Prepare
+    const record = sqsRecord('{"truncated": ');
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await deadLettersOf(record.messageId)).toEqual([
+      expect.objectContaining({ reason: expect.stringContaining('body is not JSON'), raw: '{"truncated": ' }),
+    ]);
+  });
+
+  it('keeps the start of a body too large for one store item, and still dead-letters it', async () => {
+    // Prepare: SQS takes up to 1 MiB from a direct sender; a stored item 400 KB.
+    const record = sqsRecord(`<${'"'.repeat(600_000)}`);
+    // Act
+    const res = await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([]);
+    const [letter] = await deadLettersOf(record.messageId);
+    expect(letter?.raw).toBe(record.body.slice(0, UNREADABLE_BODY_KEPT));
+  });
+
+  it('keeps the event as received with the dead letter of a refused spoke event', async () => {
+    // Prepare
+    const spokeEvent = eventBridgeEvent('closeloop.spoke.azure', 'Spoke Finding Document', {
+      spoke: 'gcp',
+      input: 'pubsub:1',
+      document: fixture('scc/public-bucket-acl.notification.json'),
+      findingKeys: [],
+    });
+    const record = sqsRecord(JSON.stringify(spokeEvent));
+    // Act
+    await handler(sqsEvent(record), lambdaContext('ingest'));
+    // Assess
+    expect(await deadLettersOf(record.messageId)).toEqual([
+      expect.objectContaining({ path: 'detail.spoke', raw: spokeEvent }),
+    ]);
   });
 
   it('fails the record so SQS retries it when the hub bus keeps refusing events', async () => {
