@@ -667,7 +667,19 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       (f) => f.remediation.state === 'applied' || f.remediation.state === 'failed',
       result.reason,
     );
-    return next ? [event(deps, next, 'rolled-back', result.actor, detail, result.requestId)] : [];
+    // Timed at the recorded rollback, so the event sent again for a redelivered answer has the same id.
+    if (next) return [event(deps, next, 'rolled-back', result.actor, detail, result.requestId, at)];
+    // Delivered again: when this rollback is the one on the case, its event may be what the first delivery lost.
+    const current = await readCase(deps.store, result.caseKey);
+    const r = current?.remediation;
+    return current &&
+      r?.state === 'rolled-back' &&
+      r.rolledBackAt !== undefined &&
+      r.rolledBackBy === result.actor &&
+      r.stateReason === result.reason &&
+      sameIds(r.requestIds, result.requestIds)
+      ? [event(deps, current, 'rolled-back', result.actor, detail, result.requestId, r.rolledBackAt)]
+      : [];
   }
   const reported = result.op === 'apply' ? REMOTE_STATE[result.outcome] : undefined;
   if (!reported || !result.applyToken) return [];
@@ -705,17 +717,25 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
   const token = result.applyToken;
   const next = await writeRemediation(deps, result.caseKey, patch, holdsClaim(token));
   if (!next) {
-    // A result delivered again: when this apply is already on the case, its follow-ups may be what the
-    // first delivery lost (see appliedFollowUps).
+    // A result delivered again: when this answer is already on the case, its follow-ups may be what the
+    // first delivery lost (see appliedFollowUps), sent again with the ids they were first sent with.
     const current = await readCase(deps.store, result.caseKey);
-    return current?.remediation.applyToken === token ? appliedFollowUps(deps, current) : [];
+    if (current?.remediation.applyToken !== token) return [];
+    if (current.remediation.state === 'applied') return appliedFollowUps(deps, current);
+    const recorded = current.remediation.state === reported && current.remediation.stateReason === result.reason;
+    return recorded ? [event(deps, current, reported, result.actor, detail, result.requestId, result.at)] : [];
   }
   const state = next.remediation.state;
   if (state === 'applied') return appliedOutcome(deps, next, result.actor, detail, token, at);
   // A hand-over sent again after a read that failed for the moment has its answer: the streak is over.
   await deps.store.delete(HELD_COLLECTION, next.key);
-  return [event(deps, next, state, result.actor, detail)];
+  // Timed at the answer, so the event sent again for a redelivered answer has the same id.
+  return [event(deps, next, state, result.actor, detail, result.requestId, result.at)];
 }
+
+/** Whether two lists of request ids are the same, in order. */
+const sameIds = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
+  (a ?? []).length === b.length && b.every((id, i) => a?.[i] === id);
 
 /**
  * A spoke's live read (its plan, its skip-tag re-read) failed for the moment: nothing was applied, and the

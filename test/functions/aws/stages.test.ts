@@ -724,6 +724,76 @@ describe('AWS stage functions', () => {
       expect(published.map((e) => e.DetailType)).toContain('case.verify-requested');
     });
 
+    it("publishes a spoke's failed or rolled-back answer when it comes again after its first publish failed", async () => {
+      // Prepare: an Azure case handed over under claim `t-1`, and another applied under `t-1` and being rolled
+      // back; the spokes' answers as their queue delivers them
+      const waiting = await storedCase('acme-answered-failed', (c) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: { ...c.remediation, state: 'applying' as const, stateReason: 'dispatched', applyToken: 't-1' },
+      }));
+      const undone = await storedCase('acme-answered-rolled-back', (c) => ({
+        ...c,
+        status: 'remediated' as const,
+        remediation: {
+          ...c.remediation,
+          state: 'applied' as const,
+          stateReason: 'applied',
+          applyToken: 't-1',
+          appliedAt: '2026-11-18T10:00:00.000Z',
+          before: { allowBlobPublicAccess: true },
+        },
+      }));
+      const answer = (caseKey: string, op: string, outcome: string) =>
+        sqsRecord(
+          JSON.stringify(
+            eventBridgeEvent(spokeSource('azure'), REMOTE_RESULT_DETAIL_TYPE, {
+              requestId: `rq-${op}-${outcome}`,
+              caseKey,
+              provider: 'azure',
+              action: 'azure.storage.disallow-public-access',
+              op,
+              applyToken: 't-1',
+              outcome,
+              reason: outcome === 'failed' ? 'AuthorizationFailed: the identity may not write' : 'restored',
+              requestIds: ['arm-req-9'],
+              actor: 'closeloop@azure-spoke',
+              at: '2026-11-18T10:00:00.000Z',
+            }),
+          ),
+          'closeloop-test-spoke-results',
+        );
+      const records = [answer(waiting.key, 'apply', 'failed'), answer(undone.key, 'rollback', 'rolled-back')];
+      const { handler } = await applyingRemediate();
+      // The hub bus refuses the answers' events the first time.
+      eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+      const first = await handler(sqsEvent(...records), lambdaContext('remediate'));
+      eb.on(PutEventsCommand).callsFake(async (input: { Entries?: PutEventsRequestEntry[] }) => {
+        published.push(...(input.Entries ?? []));
+        return { FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) };
+      });
+      // Act: SQS delivers both again, and once more (at least once)
+      const again = await handler(sqsEvent(...records), lambdaContext('remediate'));
+      await handler(sqsEvent(...records), lambdaContext('remediate'));
+      // Assess: recorded once, and their tickets and evidence are told after all, each time as the same event
+      expect(first.batchItemFailures).toHaveLength(2);
+      expect(again.batchItemFailures).toEqual([]);
+      expect((await caseOf(waiting.key)).remediation.state).toBe('failed');
+      expect((await caseOf(undone.key)).remediation.state).toBe('rolled-back');
+      expect(remediationEvents(waiting.key).map((d) => d.state)).toEqual(['failed', 'failed']);
+      expect(remediationEvents(undone.key).map((d) => d.state)).toEqual(['rolled-back', 'rolled-back']);
+      const ids = (caseKey: string) =>
+        new Set(
+          published
+            .filter((e) => e.DetailType === 'case.remediation')
+            .map((e) => JSON.parse(e.Detail ?? '{}') as { id: string; caseKey: string })
+            .filter((d) => d.caseKey === caseKey)
+            .map((d) => d.id),
+        );
+      expect(ids(waiting.key).size).toBe(1);
+      expect(ids(undone.key).size).toBe(1);
+    });
+
     it('sends a redriven hand-over to its spoke again only while its case still waits on that claim', async () => {
       // Prepare: two Azure cases handed over under claim `t-1`; the second was taken over since by claim `t-2`
       const handedOver = (token: string) => (c: Case) => ({
