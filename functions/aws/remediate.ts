@@ -6,11 +6,13 @@
  * schedule, it settles abandoned claims and runs held work again.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import * as z from 'zod';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
-import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { errorMessage } from '../../shared/core/errors.js';
+import { type PipelineEvent, PipelineEventSchema } from '../../shared/core/model/events.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
@@ -21,7 +23,7 @@ import {
   releaseHeld,
 } from '../../shared/core/remediation/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
-import { redeliverEarly } from './middleware/early-redelivery.js';
+import { receiveCountOf, redeliverEarly } from './middleware/early-redelivery.js';
 import { hubFunction, MetricUnit, queueOrSchedule, sqsFunction } from './middleware/hub-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-remediate' }) });
@@ -63,6 +65,44 @@ const load = () => {
   return deps;
 };
 
+/**
+ * The follow-ups of a pipeline event whose publish failed, kept under that event's id until a delivery of it
+ * publishes them. The stage wrote the case first, and a decision it settled (approval needed, a failed apply)
+ * is not acted on again: delivered again, the event had nothing to announce, and the ticket never asked for
+ * the approval nor heard of the failure, nor did the evidence. Kept only when the publish fails (nothing more
+ * on the way that works); read when a delivery finds nothing to do, also after a redrive from the DLQ.
+ */
+export const UNPUBLISHED_FOLLOW_UPS = 'remediate-unpublished';
+const KeptFollowUpsSchema = z.object({ events: z.array(PipelineEventSchema).min(1) });
+
+async function keptFollowUps(eventId: string): Promise<PipelineEvent[] | undefined> {
+  const doc = await ports.store.get(UNPUBLISHED_FOLLOW_UPS, eventId);
+  const kept = doc ? KeptFollowUpsSchema.safeParse(doc.value) : undefined;
+  return kept?.success ? kept.data.events : undefined;
+}
+
+/** Publishes what handling `event` produced; when that fails, keeps it for the next delivery of `event`. */
+async function publishFollowUps(event: PipelineEvent, followUps: PipelineEvent[], receiveCount: number) {
+  const kept = followUps.length === 0 ? await keptFollowUps(event.id) : undefined;
+  const out = kept ?? followUps;
+  try {
+    await ports.bus.publish(out);
+  } catch (e) {
+    if (!kept && out.length > 0)
+      await ports.store
+        .put(UNPUBLISHED_FOLLOW_UPS, event.id, { events: out, at: ports.clock.now().toISOString() })
+        .catch((keepError: unknown) =>
+          ports.log.error('remediate: follow-ups neither published nor kept', {
+            eventId: event.id,
+            error: errorMessage(keepError),
+          }),
+        );
+    throw e;
+  }
+  // Published: what an earlier delivery kept is done with (a delivery that handled the event anew included).
+  if (kept || receiveCount > 1) await ports.store.delete(UNPUBLISHED_FOLLOW_UPS, event.id);
+}
+
 // An event that reached the stage before its case write is delivered again in seconds, not the queue's timeout.
 const onQueue = sqsFunction(
   ports,
@@ -88,7 +128,7 @@ const onQueue = sqsFunction(
     const stage = createRemediationStage(await load());
     const event = pipelineEventFromSqs(record);
     if (!stage.handles.includes(event.type)) return;
-    await ports.bus.publish(await stage.handle(event));
+    await publishFollowUps(event, await stage.handle(event), receiveCountOf(record));
     metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
   }),
 );

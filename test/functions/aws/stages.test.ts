@@ -724,6 +724,51 @@ describe('AWS stage functions', () => {
       expect(published.map((e) => e.DetailType)).toContain('case.verify-requested');
     });
 
+    it('publishes what a decision settled (approval needed, a failed apply) when it comes again after its first publish failed', async () => {
+      // Prepare: a case whose fix needs an approval, and one whose apply is refused by IAM
+      const asking = await storedCase('acme-asks-approval', (c) => ({
+        ...c,
+        remediation: { ...c.remediation, mode: 'approval' as const, reason: 'approval in dev' },
+      }));
+      const refused = await storedCase('acme-apply-refused', (c) => c);
+      s3.on(PutPublicAccessBlockCommand, { Bucket: 'acme-apply-refused' }).rejects(awsError('AccessDenied', 403));
+      const decision = (caseKey: string, id: string) =>
+        sqsRecord(
+          JSON.stringify(
+            eventBridgeEvent('closeloop', 'case.decided', {
+              id,
+              type: 'case.decided',
+              caseKey,
+              at: '2026-11-18T10:00:00.000Z',
+              isNewCase: true,
+              recurrence: false,
+              statusChanged: true,
+            }),
+          ),
+          'closeloop-test-remediate',
+        );
+      const records = [decision(asking.key, 'd-asks-approval'), decision(refused.key, 'd-apply-refused')];
+      const { handler, UNPUBLISHED_FOLLOW_UPS } = await applyingRemediate();
+      // The hub bus refuses the decisions' events the first time.
+      eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+      const first = await handler(sqsEvent(...records), lambdaContext('remediate'));
+      eb.on(PutEventsCommand).callsFake(async (input: { Entries?: PutEventsRequestEntry[] }) => {
+        published.push(...(input.Entries ?? []));
+        return { FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) };
+      });
+      // Act: SQS delivers both again
+      const again = await handler(sqsEvent(...records), lambdaContext('remediate'));
+      // Assess: settled once; the ticket is asked for the approval and told of the failure after all
+      expect(first.batchItemFailures).toHaveLength(2);
+      expect(again.batchItemFailures).toEqual([]);
+      expect((await caseOf(asking.key)).remediation.state).toBe('awaiting-approval');
+      expect((await caseOf(refused.key)).remediation.state).toBe('failed');
+      expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
+      expect(remediationEvents(asking.key).map((d) => d.state)).toEqual(['awaiting-approval']);
+      expect(remediationEvents(refused.key).map((d) => d.state)).toEqual(['failed']);
+      expect(await store().list(UNPUBLISHED_FOLLOW_UPS)).toEqual([]);
+    });
+
     it("publishes a spoke's failed or rolled-back answer when it comes again after its first publish failed", async () => {
       // Prepare: an Azure case handed over under claim `t-1`, and another applied under `t-1` and being rolled
       // back; the spokes' answers as their queue delivers them
