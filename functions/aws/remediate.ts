@@ -66,11 +66,13 @@ const load = () => {
 };
 
 /**
- * The follow-ups of a pipeline event whose publish failed, kept under that event's id until a delivery of it
- * publishes them. The stage wrote the case first, and a decision it settled (approval needed, a failed apply)
- * is not acted on again: delivered again, the event had nothing to announce, and the ticket never asked for
- * the approval nor heard of the failure, nor did the evidence. Kept only when the publish fails (nothing more
- * on the way that works); read when a delivery finds nothing to do, also after a redrive from the DLQ.
+ * The follow-ups of a message whose publish failed, kept under the id of the event it carried until a delivery
+ * of it publishes them. The stage wrote the case first, and what it settled (a decision needing approval, a
+ * failed apply, a spoke's answer holding the case) is not acted on again: delivered again, the message had
+ * nothing to announce, and the ticket never asked for the approval nor heard of the failure, nor did the
+ * evidence. Kept only when the publish fails (nothing more on the way that works); read when a delivery finds
+ * nothing to do, also after a redrive from the DLQ. Keyed by the EventBridge event id, which every delivery
+ * of one message carries (a pipeline event's own id for closeloop's events).
  */
 export const UNPUBLISHED_FOLLOW_UPS = 'remediate-unpublished';
 const KeptFollowUpsSchema = z.object({ events: z.array(PipelineEventSchema).min(1) });
@@ -81,26 +83,26 @@ async function keptFollowUps(eventId: string): Promise<PipelineEvent[] | undefin
   return kept?.success ? kept.data.events : undefined;
 }
 
-/** Publishes what handling `event` produced; when that fails, keeps it for the next delivery of `event`. */
-async function publishFollowUps(event: PipelineEvent, followUps: PipelineEvent[], receiveCount: number) {
-  const kept = followUps.length === 0 ? await keptFollowUps(event.id) : undefined;
+/** Publishes what handling message `id` produced; when that fails, keeps it for the next delivery of `id`. */
+async function publishFollowUps(id: string, followUps: PipelineEvent[], receiveCount: number) {
+  const kept = followUps.length === 0 ? await keptFollowUps(id) : undefined;
   const out = kept ?? followUps;
   try {
     await ports.bus.publish(out);
   } catch (e) {
     if (!kept && out.length > 0)
       await ports.store
-        .put(UNPUBLISHED_FOLLOW_UPS, event.id, { events: out, at: ports.clock.now().toISOString() })
+        .put(UNPUBLISHED_FOLLOW_UPS, id, { events: out, at: ports.clock.now().toISOString() })
         .catch((keepError: unknown) =>
           ports.log.error('remediate: follow-ups neither published nor kept', {
-            eventId: event.id,
+            id,
             error: errorMessage(keepError),
           }),
         );
     throw e;
   }
   // Published: what an earlier delivery kept is done with (a delivery that handled the event anew included).
-  if (kept || receiveCount > 1) await ports.store.delete(UNPUBLISHED_FOLLOW_UPS, event.id);
+  if (kept || receiveCount > 1) await ports.store.delete(UNPUBLISHED_FOLLOW_UPS, id);
 }
 
 // An event that reached the stage before its case write is delivered again in seconds, not the queue's timeout.
@@ -108,9 +110,11 @@ const onQueue = sqsFunction(
   ports,
   'remediate',
   redeliverEarly(ports, 'remediate', async (record, metrics) => {
-    const message = remoteMessageOf(eventBridgeEventFromSqs(record));
+    const envelope = eventBridgeEventFromSqs(record);
+    const message = remoteMessageOf(envelope);
     if (message?.kind === 'result') {
-      await ports.bus.publish(await recordRemoteResult(await load(), message.result));
+      const followUps = await recordRemoteResult(await load(), message.result);
+      await publishFollowUps(`eventbridge:${envelope.id}`, followUps, receiveCountOf(record));
       metrics.addMetric('remediate.remote-result', MetricUnit.Count, 1);
       return;
     }
@@ -128,7 +132,7 @@ const onQueue = sqsFunction(
     const stage = createRemediationStage(await load());
     const event = pipelineEventFromSqs(record);
     if (!stage.handles.includes(event.type)) return;
-    await publishFollowUps(event, await stage.handle(event), receiveCountOf(record));
+    await publishFollowUps(event.id, await stage.handle(event), receiveCountOf(record));
     metrics.addMetric(`${stage.name}.handled`, MetricUnit.Count, 1);
   }),
 );

@@ -839,6 +839,48 @@ describe('AWS stage functions', () => {
       expect(ids(undone.key).size).toBe(1);
     });
 
+    it("tells the ticket a case is held when a spoke's throttled answer comes again after its first publish failed", async () => {
+      // Prepare: an Azure case handed over under claim `t-1`; the spoke's live read was throttled
+      const waiting = await storedCase('acme-answered-throttled', (c) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: { ...c.remediation, state: 'applying' as const, stateReason: 'dispatched', applyToken: 't-1' },
+      }));
+      const record = sqsRecord(
+        JSON.stringify(
+          eventBridgeEvent(spokeSource('azure'), REMOTE_RESULT_DETAIL_TYPE, {
+            requestId: 'rq-throttled',
+            caseKey: waiting.key,
+            provider: 'azure',
+            action: 'azure.storage.disallow-public-access',
+            op: 'apply',
+            applyToken: 't-1',
+            outcome: 'blocked',
+            reason: 'live read throttled',
+            retry: { kind: 'throttled', afterSeconds: 60 },
+            requestIds: [],
+            actor: 'closeloop@azure-spoke',
+            at: '2026-11-18T10:00:00.000Z',
+          }),
+        ),
+        'closeloop-test-spoke-results',
+      );
+      const { handler } = await applyingRemediate();
+      eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+      const first = await handler(sqsEvent(record), lambdaContext('remediate'));
+      eb.on(PutEventsCommand).callsFake(async (input: { Entries?: PutEventsRequestEntry[] }) => {
+        published.push(...(input.Entries ?? []));
+        return { FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) };
+      });
+      // Act
+      const again = await handler(sqsEvent(record), lambdaContext('remediate'));
+      // Assess
+      expect(first.batchItemFailures).toHaveLength(1);
+      expect(again.batchItemFailures).toEqual([]);
+      expect((await caseOf(waiting.key)).remediation.state).toBe('held');
+      expect(remediationEvents(waiting.key).map((d) => d.state)).toEqual(['held']);
+    });
+
     it('sends a redriven hand-over to its spoke again only while its case still waits on that claim', async () => {
       // Prepare: two Azure cases handed over under claim `t-1`; the second was taken over since by claim `t-2`
       const handedOver = (token: string) => (c: Case) => ({
