@@ -13,6 +13,7 @@ import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
 import { errorMessage } from '../../shared/core/errors.js';
 import { type PipelineEvent, PipelineEventSchema } from '../../shared/core/model/events.js';
+import { keepEvents, keptOldestFirst } from '../../shared/core/pipeline/kept-events.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
@@ -137,6 +138,28 @@ const onQueue = sqsFunction(
   }),
 );
 
+/** Kept follow-ups a schedule run publishes at most (oldest first; the rest wait for the next run). */
+export const KEPT_PER_RUN = 100;
+
+/** Publishes what is kept in {@link UNPUBLISHED_FOLLOW_UPS}, oldest first; stops at the first publish that fails. */
+async function publishKept(): Promise<number> {
+  let sent = 0;
+  for (const kept of await keptOldestFirst(ports, UNPUBLISHED_FOLLOW_UPS, { limit: KEPT_PER_RUN })) {
+    try {
+      await ports.bus.publish(kept.events);
+    } catch (e) {
+      ports.log.warn('remediate: kept follow-ups still not published; the next run tries again', {
+        id: kept.id,
+        error: errorMessage(e),
+      });
+      break;
+    }
+    await ports.store.delete(UNPUBLISHED_FOLLOW_UPS, kept.id);
+    sent += kept.events.length;
+  }
+  return sent;
+}
+
 /**
  * The schedule starts no case later than this before the function's timeout: room for an apply in flight
  * (its calls retried with backoff) and the metrics flush. What it did not reach comes first in the next run.
@@ -154,10 +177,18 @@ const onSchedule = hubFunction(ports, 'remediate-schedule', async (_event: unkno
   const until = ports.clock.now().getTime() + context.getRemainingTimeInMillis() - SWEEP_MARGIN_MS;
   const deps = await load();
   let published = 0;
+  // First what an earlier run, or a message's delivery, could not publish: the case is written, and nothing
+  // else would announce it (a released hold is gone, an applied case gets no new event once it is fixed).
+  const resent = await publishKept();
   // What a case produced goes out right after its write (the ticket is told), also when the invocation is
-  // stopped part-way.
+  // stopped part-way; kept for the next run when the publish fails.
   const publish = async (found: readonly PipelineEvent[]) => {
-    await ports.bus.publish(found);
+    try {
+      await ports.bus.publish(found);
+    } catch (e) {
+      await keepEvents(ports, UNPUBLISHED_FOLLOW_UPS, found);
+      throw e;
+    }
     published += found.length;
   };
   const { events: _recoveredEvents, ...claims } = await recoverAbandonedApplies(deps, ports.clock.now(), {
@@ -170,13 +201,14 @@ const onSchedule = hubFunction(ports, 'remediate-schedule', async (_event: unkno
   metrics.addMetric('SweepRemaining', MetricUnit.Count, claims.remaining + held.remaining);
   // Each logged with its case where it happened; the others went on.
   metrics.addMetric('SweepErrors', MetricUnit.Count, claims.errors + held.errors);
+  metrics.addMetric('FollowUpsResent', MetricUnit.Count, resent);
   if (claims.recovered > 0) ports.log.warn('remediate: abandoned claims settled failed', { ...claims });
   if (claims.remaining + held.remaining > 0)
     ports.log.info('remediate: time budget spent; the next run takes the cases not reached', {
       claims: claims.remaining,
       held: held.remaining,
     });
-  return { claims, held, published };
+  return { claims, held, published, resent };
 });
 
 /** An EventBridge schedule invokes with a `Scheduled Event`; the remediate queue with `Records`. */

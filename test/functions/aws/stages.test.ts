@@ -654,6 +654,34 @@ describe('AWS stage functions', () => {
       expect(await store().get(HELD_COLLECTION, held.key)).toBeUndefined();
     });
 
+    it("sends a released fix's events with the next run when the run that applied it could not publish them", async () => {
+      // Prepare: a held case whose hold is over
+      const held = await storedCase('acme-held-unannounced', (c) => ({
+        ...c,
+        status: 'planned',
+        remediation: { ...c.remediation, state: 'held', stateReason: 'budget spent: 10 applies this hour; held' },
+      }));
+      await store().put(HELD_COLLECTION, held.key, { caseKey: held.key, reason: 'budget spent', at: held.updatedAt });
+      const { handler, UNPUBLISHED_FOLLOW_UPS } = await applyingRemediate();
+      eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+      const first = await handler(scheduled(), withTime(300_000));
+      eb.on(PutEventsCommand).callsFake(async (input: { Entries?: PutEventsRequestEntry[] }) => {
+        published.push(...(input.Entries ?? []));
+        return { FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) };
+      });
+      // Act
+      const second = await handler(scheduled(), withTime(300_000));
+      await handler(scheduled(), withTime(300_000));
+      // Assess: applied once by the first run; its ticket is told and its verification asked for by the next, once
+      expect(first).toMatchObject({ held: { released: 0, errors: 1 } });
+      expect((await caseOf(held.key)).remediation.state).toBe('applied');
+      expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
+      expect(remediationEvents(held.key).map((d) => d.state)).toEqual(['applied']);
+      expect(published.filter((e) => e.DetailType === 'case.verify-requested')).toHaveLength(1);
+      expect(second).toMatchObject({ resent: 2 });
+      expect(await store().list(UNPUBLISHED_FOLLOW_UPS)).toEqual([]);
+    });
+
     it('settles a claim whose invocation died as failed and publishes the failed event for its ticket, leaving a fresh claim alone', async () => {
       // Prepare: two claims, one taken 20 minutes ago (its invocation timed out mid-apply), one just now
       const claim = (claimedAt: Date) => (c: Case) => ({
