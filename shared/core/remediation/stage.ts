@@ -103,6 +103,12 @@ export interface RemediationDeps {
    * the spoke's answer is recorded by {@link recordRemoteResult}. Omitted: every action runs here.
    */
   remote?: RemoteExecutor;
+  /**
+   * The id of the event being handled (set by the stage, per event): the events it leads to take their ids
+   * from it rather than from the time, so a duplicate delivery of it (SQS delivers at least once) announces
+   * what it re-did under the same ids, which the ticket and evidence stages do once.
+   */
+  trigger?: string;
 }
 
 type Outcome = { events: PipelineEvent[]; state: RemediationState | 'unchanged' };
@@ -157,8 +163,10 @@ function event(
   when?: string,
 ) {
   const at = when ?? deps.clock.now().toISOString();
+  // A time of its own (`when`) makes the id the same for every re-send; else the event handled does.
+  const stamp = when ?? (deps.trigger !== undefined ? `event:${deps.trigger}` : at);
   const e: PipelineEvent = {
-    id: `rem-${shortHash(`${c.key}|${state}|${c.remediation.applyToken ?? ''}|${salt}|${at}`)}`,
+    id: `rem-${shortHash(`${c.key}|${state}|${c.remediation.applyToken ?? ''}|${salt}|${stamp}`)}`,
     type: 'case.remediation',
     caseKey: c.key,
     at,
@@ -815,11 +823,12 @@ const SETTLED: ReadonlySet<RemediationState> = new Set([
  *   policy: config.policy.apply, apply: false, actor: 'closeloop' });
  * const bus = new InProcessBus([stage, ...], log);
  */
-export function createRemediationStage(deps: RemediationDeps): Stage {
+export function createRemediationStage(stageDeps: RemediationDeps): Stage {
   return {
     name: 'remediate',
     handles: ['case.decided', 'case.verified', 'case.remediation'],
     async handle(e) {
+      const deps = { ...stageDeps, trigger: e.id };
       // Throws (retryable) while the state the event announces is not written yet: no plan or apply on the
       // state before it, and a new case's event is not dropped for want of a case.
       const c = await readAnnouncedCase(deps.store, e);

@@ -164,6 +164,22 @@ describe('AWS stage functions', () => {
     });
   });
 
+  it('remediate announces a decision delivered twice once: the duplicate re-plans, under the same event id', async () => {
+    // Prepare: SQS delivers at least once; EventBridge may put the same event on the queue twice
+    const decided = await decidedCase('securityhub/iam.3.eventbridge.json');
+    const { handler } = await import('../../../functions/aws/remediate.js');
+    const record = asRecord(decided);
+    // Act
+    await handler(record, lambdaContext('remediate'));
+    await handler(record, lambdaContext('remediate'));
+    // Assess: downstream stages do an event id once (one ticket comment, one evidence record)
+    const ids = published
+      .filter((e) => e.DetailType === 'case.remediation')
+      .map((e) => (JSON.parse(e.Detail ?? '{}') as { id: string }).id);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(1);
+  });
+
   it('verify answers its schedule and leaves events it does not handle alone', async () => {
     // Prepare
     const { handler } = await import('../../../functions/aws/verify.js');
