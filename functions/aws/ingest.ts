@@ -23,14 +23,6 @@ const ingestPipeline = () =>
   }));
 
 /**
- * A body kept whole with its dead letter up to this many bytes (an EventBridge event takes 256 KB; one store
- * item 400 KB, and the store keeps a value as JSON text). Above it, or not JSON, its first
- * {@link UNREADABLE_BODY_KEPT} characters are kept (each may take up to six as JSON text, `\u0000`).
- */
-export const BODY_KEPT_WHOLE = 300_000;
-export const UNREADABLE_BODY_KEPT = 32_768;
-
-/**
  * A message retrying cannot fix, kept in the store as a dead letter with its reason and what was received
  * (`raw`: acknowledged, the message is deleted from the queue), not failed to SQS.
  */
@@ -40,16 +32,9 @@ async function keep(rejected: Rejected, raw: unknown, metrics: Metrics, what: st
   ports.log.warn(what, { input: rejected.input, path: rejected.path, reason: rejected.reason });
 }
 
-/** The body as received: its JSON value (`parsed` when read already), or the start of its text (see BODY_KEPT_WHOLE). */
-function receivedBody(body: string, parsed?: unknown): unknown {
-  if (Buffer.byteLength(body, 'utf8') > BODY_KEPT_WHOLE) return body.slice(0, UNREADABLE_BODY_KEPT);
-  if (parsed !== undefined) return parsed;
-  try {
-    return JSON.parse(body);
-  } catch {
-    return body.slice(0, UNREADABLE_BODY_KEPT);
-  }
-}
+/** The body as received (shared/adapters/bus/received-body.ts), loaded with the first message that needs it: not on the hot path. */
+const receivedBody = async (body: string, parsed?: unknown): Promise<unknown> =>
+  (await import('../../shared/adapters/bus/received-body.js')).receivedBody(body, parsed);
 
 const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
   let event: ReturnType<typeof eventBridgeEventFromSqs>;
@@ -64,7 +49,7 @@ const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
     const reason = errorMessage(e);
     return keep(
       { input: `sqs:${record.messageId}`, source: 'unknown', path: '$', reason },
-      receivedBody(record.body),
+      await receivedBody(record.body),
       metrics,
       'unreadable input',
     );
@@ -72,14 +57,15 @@ const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
   const input = `sqs:${record.messageId}:${doc.input}`;
   // Its sender is not who it claims to be: never read.
   if ('refused' in doc)
-    return keep({ ...doc.refused, input }, receivedBody(record.body, event), metrics, 'refused input');
+    return keep({ ...doc.refused, input }, await receivedBody(record.body, event), metrics, 'refused input');
   const { stats, rejected } = await (await ingestPipeline()).ingest([
     {
       input,
       value: doc.value,
       channel: doc.channel,
-      // The whole event, for the dead letters of what it is rejected for.
-      raw: receivedBody(record.body, event),
+      // The whole event, for the dead letters of what it is rejected for (at most EventBridge's 256 KB: the
+      // queue takes messages from the hub's rules only).
+      raw: event,
       // A spoke's live tags of its cloud's resources (the hub cannot read them).
       ...(doc.liveTags ? { liveTags: doc.liveTags } : {}),
     },

@@ -23,7 +23,8 @@ beforeAll(async () => {
   vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
   vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
   eb = mockClient(EventBridgeClient);
-  ({ handler, UNREADABLE_BODY_KEPT } = await import('../../../functions/aws/ingest.js'));
+  ({ handler } = await import('../../../functions/aws/ingest.js'));
+  ({ UNREADABLE_BODY_KEPT } = await import('../../../shared/adapters/bus/received-body.js'));
 });
 afterAll(async () => {
   eb.restore();
