@@ -1,7 +1,9 @@
 /**
- * GCP spoke: SCC notifications on Pub/Sub (CloudEvent `google.cloud.pubsub.topic.v1.messagePublished`)
- * are normalized here and forwarded to the AWS hub bus. A throw makes Pub/Sub redeliver (with the
- * subscription's dead-letter topic after its max attempts); an unusable message is logged and dropped.
+ * GCP spoke: SCC notifications on Pub/Sub are normalized here and forwarded to the AWS hub bus. They come
+ * by the push subscription of infra/gcp/main.tf, whose body the Functions Framework turns into the
+ * CloudEvent `google.cloud.pubsub.topic.v1.messagePublished`. A throw answers an error, so Pub/Sub
+ * redelivers, and after the subscription's max_delivery_attempts moves the message to the dead-letter
+ * topic; an unusable message is logged and acknowledged (retrying cannot fix it).
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { documentFromPubSub } from '../../shared/adapters/bus/pubsub.js';

@@ -13,8 +13,13 @@ output "findings_topic" {
   value       = google_pubsub_topic.findings.id
 }
 
+output "ingest_subscription" {
+  description = "Push subscription delivering the findings to sccIngest (dead-letters after max_delivery_attempts)."
+  value       = google_pubsub_subscription.ingest.id
+}
+
 output "dead_letter_subscription" {
-  description = "Undeliverable findings, kept for inspection and replay."
+  description = "Findings sccIngest could not take in max_delivery_attempts, kept 7 days for inspection and replay."
   value       = google_pubsub_subscription.dead_letters.id
 }
 

@@ -33,6 +33,19 @@ function block(text: string, header: string): string {
   throw new Error(`unbalanced block ${header}`);
 }
 
+/** Every block whose header starts with `prefix` (e.g. all resources of one type), with its name. */
+function blocks(text: string, prefix: string): { name: string; body: string }[] {
+  const found: { name: string; body: string }[] = [];
+  for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+    const header = text.slice(at, text.indexOf('{', at)).trim();
+    found.push({ name: header.slice(prefix.length).replace(/^\W+|\W+$/g, ''), body: block(text.slice(at), header) });
+  }
+  return found;
+}
+
+/** The value of `key = …` / `key: …` on one line of a block, or undefined. */
+const attr = (body: string, key: string) => new RegExp(`^\\s*${key}\\s*[=:]\\s*(.+?)\\s*$`, 'm').exec(body)?.[1];
+
 describe('Azure spoke Bicep', () => {
   it('grants the custom role exactly the Azure actions the registry declares, loaded from the generated file', async () => {
     // Prepare
@@ -184,24 +197,85 @@ describe('GCP spoke Terraform', () => {
     expect(binding).toContain('member  = "serviceAccount:${google_service_account.spoke.email}"');
   });
 
-  it('publishes SCC notifications to the topic that triggers the gen2 function under its own service account', () => {
+  it('publishes SCC notifications to the topic whose subscription pushes to the gen2 function under its own service account', () => {
     // Prepare
     const scc = block(tf, 'resource "google_scc_notification_config" "findings"');
     const fn = block(tf, 'resource "google_cloudfunctions2_function" "ingest"');
+    const subs = blocks(tf, 'resource "google_pubsub_subscription"').filter(
+      (s) => attr(s.body, 'topic') === 'google_pubsub_topic.findings.id',
+    );
+    const push = block(subs[0]?.body ?? '', 'push_config');
+    const invoker = block(tf, 'resource "google_cloud_run_service_iam_member" "ingest_invoker"');
     // Assess
     expect(scc).toContain('pubsub_topic = google_pubsub_topic.findings.id');
     expect(fn).toContain('entry_point = "sccIngest"');
     expect(read('functions/gcp/scc-ingest.ts')).toContain("cloudEvent('sccIngest'");
     expect(fn).toContain('runtime     = var.node_runtime');
     expect(block(tf, 'variable "node_runtime"')).toContain('contains(["nodejs20", "nodejs22"], var.node_runtime)');
-    expect(block(fn, 'event_trigger')).toContain(
-      'event_type            = "google.cloud.pubsub.topic.v1.messagePublished"',
-    );
-    expect(block(fn, 'event_trigger')).toContain('pubsub_topic          = google_pubsub_topic.findings.id');
     expect(block(fn, 'service_config')).toContain(
       'service_account_email            = google_service_account.spoke.email',
     );
-    expect(tf).toContain('resource "google_pubsub_subscription" "dead_letters"');
+    // One delivery path: the push subscription (the Functions Framework makes its body the CloudEvent; the
+    // topic comes from the endpoint's path), authenticated as the spoke's account, which may invoke it
+    expect(subs).toHaveLength(1);
+    expect(attr(push, 'push_endpoint')).toBe(
+      '"${google_cloudfunctions2_function.ingest.service_config[0].uri}/${google_pubsub_topic.findings.id}"',
+    );
+    expect(attr(block(push, 'oidc_token'), 'service_account_email')).toBe('google_service_account.spoke.email');
+    expect(attr(invoker, 'service')).toBe('google_cloudfunctions2_function.ingest.service_config[0].service');
+    expect(attr(invoker, 'role')).toBe('"roles/run.invoker"');
+    expect(attr(invoker, 'member')).toBe('"serviceAccount:${google_service_account.spoke.email}"');
+  });
+
+  it('dead-letters what sccIngest could not take after bounded attempts to a topic the template defines and keeps', () => {
+    // Prepare: the subscription of the findings topic (an Eventarc trigger's own subscription takes no
+    // dead-letter policy, so none may deliver beside it)
+    const fn = block(tf, 'resource "google_cloudfunctions2_function" "ingest"');
+    const [ingest] = blocks(tf, 'resource "google_pubsub_subscription"').filter(
+      (s) => attr(s.body, 'topic') === 'google_pubsub_topic.findings.id',
+    );
+    const policy = block(ingest?.body ?? '', 'dead_letter_policy');
+    const topic = /^google_pubsub_topic\.(\w+)\.id$/.exec(attr(policy, 'dead_letter_topic') ?? '')?.[1];
+    const agent = 'local.pubsub_agent';
+    const iam = (type: string) => blocks(tf, `resource "${type}"`).map((b) => b.body);
+    // Assess: bounded attempts (Pub/Sub allows 5 to 100), to a topic of this template other than the source
+    expect(fn).not.toMatch(/^\s*event_trigger\s*\{/m);
+    expect(topic).toBeDefined();
+    expect(topic).not.toBe('findings');
+    expect(tf).toContain(`resource "google_pubsub_topic" "${topic}"`);
+    const attempts = Number(attr(policy, 'max_delivery_attempts'));
+    expect(attempts).toBeGreaterThanOrEqual(5);
+    expect(attempts).toBeLessThanOrEqual(100);
+    expect(block(ingest?.body ?? '', 'retry_policy')).toContain('maximum_backoff');
+    // Pub/Sub's service agent publishes to the dead-letter topic and acknowledges on the source subscription
+    expect(tf).toContain(
+      'pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"',
+    );
+    expect(
+      iam('google_pubsub_topic_iam_member').some(
+        (b) =>
+          attr(b, 'topic') === `google_pubsub_topic.${topic}.name` &&
+          attr(b, 'role') === '"roles/pubsub.publisher"' &&
+          attr(b, 'member') === agent,
+      ),
+    ).toBe(true);
+    expect(
+      iam('google_pubsub_subscription_iam_member').some(
+        (b) =>
+          attr(b, 'subscription') === `google_pubsub_subscription.${ingest?.name}.name` &&
+          attr(b, 'role') === '"roles/pubsub.subscriber"' &&
+          attr(b, 'member') === agent,
+      ),
+    ).toBe(true);
+    // A message published to a topic without a subscription is lost: the dead letters have one, never
+    // expiring, that the operator is pointed at
+    const kept = blocks(tf, 'resource "google_pubsub_subscription"').find(
+      (s) => attr(s.body, 'topic') === `google_pubsub_topic.${topic}.id`,
+    );
+    expect(kept?.body).toMatch(/expiration_policy \{\s+ttl = ""\s+\}/);
+    expect(block(tf, 'output "dead_letter_subscription"')).toContain(`google_pubsub_subscription.${kept?.name}.id`);
+    // The README no longer leaves it to a manual step after the first apply
+    expect(read('infra/README.md')).not.toContain('gcloud pubsub subscriptions update');
   });
 
   it('sets the environment the spoke requires and outputs the unique id the hub trusts', () => {

@@ -79,6 +79,52 @@ describe('GCP spoke: sccIngest through the Functions Framework test server', () 
     expect(detail.findingKeys).toHaveLength(1);
   });
 
+  it("forwards a finding delivered by the template's Pub/Sub push subscription (its body, not a CloudEvent)", async () => {
+    // Prepare: what a push subscription POSTs (infra/gcp/main.tf google_pubsub_subscription.ingest), to
+    // the function's URL with the topic as the path
+    const notification = fixture('scc/public-bucket-acl.notification.json');
+    const push = {
+      subscription: 'projects/acme-sec/subscriptions/closeloop-scc-ingest',
+      deliveryAttempt: 3,
+      message: {
+        data: Buffer.from(JSON.stringify(notification)).toString('base64'),
+        messageId: '8412345678902',
+        publishTime: '2026-01-02T03:04:05Z',
+        attributes: {},
+      },
+    };
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/projects/acme-sec/topics/closeloop-scc-findings')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify(push));
+    // Assess: acknowledged (2xx) and forwarded as the CloudEvent delivery would be
+    expect(res.status).toBe(204);
+    const entry = eb.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
+    const detail = JSON.parse(entry?.Detail ?? '{}');
+    expect(detail).toMatchObject({ spoke: 'gcp', input: 'pubsub:8412345678902', document: notification });
+    expect(detail.findingKeys).toHaveLength(1);
+  });
+
+  it('answers a pushed message with an error, so Pub/Sub counts a failed delivery, when the hub bus keeps failing', async () => {
+    // Prepare
+    eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
+    const push = {
+      subscription: 'projects/acme-sec/subscriptions/closeloop-scc-ingest',
+      message: {
+        data: Buffer.from(JSON.stringify(fixture('scc/public-bucket-acl.notification.json'))).toString('base64'),
+        messageId: '8412345678903',
+      },
+    };
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/projects/acme-sec/topics/closeloop-scc-findings')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify(push));
+    // Assess
+    expect(res.status).toBeGreaterThanOrEqual(500);
+  });
+
   it('acknowledges without forwarding when message.data is not base64 JSON', async () => {
     // Prepare
     const event = pubsubCloudEvent({});
