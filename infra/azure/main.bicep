@@ -186,4 +186,7 @@ output keyVaultName string = spoke.outputs.keyVaultName
 @description('Event Grid topic that delivers Defender documents to the spoke.')
 output defenderTopicEndpoint string = spoke.outputs.defenderTopicEndpoint
 
+@description('Blob container holding the Defender events Event Grid could not deliver to the spoke (its retries spent).')
+output deadLetterContainerUrl string = spoke.outputs.deadLetterContainerUrl
+
 output remediationRoleId string = remediationRole.id

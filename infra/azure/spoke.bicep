@@ -1,7 +1,8 @@
 // closeloop Azure spoke resources (resource-group scope; deployed by main.bicep): a Linux Flex Consumption
 // function app with a system-assigned managed identity, its storage (identity-based, no shared key),
 // Application Insights, a Key Vault for the shared secrets, an Event Grid topic subscribed to the
-// Event Grid trigger, and Defender for Cloud workflow automation → Logic App → the HTTP trigger.
+// Event Grid trigger (dead letters kept in a blob container), and Defender for Cloud workflow automation →
+// Logic App → the HTTP trigger.
 targetScope = 'resourceGroup'
 
 param prefix string
@@ -22,6 +23,7 @@ var functionAppName = '${prefix}-spoke-${suffix}'
 // Built-in role ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: take('${prefix}${suffix}', 24)
@@ -47,6 +49,17 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: 'deployments'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Defender events Event Grid could not deliver to defenderEventGrid (its retry policy spent), one blob per
+// event with the reason (deadLetterReason, deliveryAttempts, lastDeliveryOutcome): read them to see what
+// was not ingested, and publish them to the topic again to replay.
+resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'defender-dead-letters'
   properties: {
     publicAccess: 'None'
   }
@@ -212,6 +225,10 @@ resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource defenderTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
   name: '${prefix}-defender-${suffix}'
   location: location
+  // Writes the subscription's dead letters: the storage account takes no shared key.
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     inputSchema: 'EventGridSchema'
     publicNetworkAccess: 'Enabled'
@@ -235,6 +252,33 @@ resource defenderSubscription 'Microsoft.EventGrid/topics/eventSubscriptions@202
       maxDeliveryAttempts: 30
       eventTimeToLiveInMinutes: 1440
     }
+    // Without a dead-letter destination Event Grid drops an event once the retry policy is spent.
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetters.name
+        }
+      }
+    }
+  }
+  dependsOn: [
+    deadLetterWriter
+  ]
+}
+
+// The topic's identity may write blobs in the dead-letter container and nowhere else.
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetters.id, defenderTopic.id, storageBlobDataContributor)
+  scope: deadLetters
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    principalId: defenderTopic.identity.principalId
+    principalType: 'ServicePrincipal'
   }
 }
 
@@ -364,3 +408,4 @@ output functionAppName string = functionApp.name
 output remediateUrl string = 'https://${functionApp.properties.defaultHostName}/api/remediate'
 output keyVaultName string = vault.name
 output defenderTopicEndpoint string = defenderTopic.properties.endpoint
+output deadLetterContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deadLetters.name}'

@@ -146,6 +146,40 @@ describe('Azure spoke Bicep', () => {
     expect(read('functions/azure/remediate.ts')).toContain("route: 'remediate'");
   });
 
+  it('dead-letters the Defender events Event Grid could not deliver into a container the template creates, after a bounded retry', () => {
+    // Prepare
+    const subscription = block(spoke, "resource defenderSubscription 'Microsoft.EventGrid/topics/eventSubscriptions@");
+    const retry = block(subscription, 'retryPolicy:');
+    const withIdentity = block(subscription, 'deadLetterWithResourceIdentity:');
+    const destination = block(withIdentity, 'deadLetterDestination:');
+    const containerRef = /blobContainerName: (\w+)\.name\b/.exec(destination)?.[1];
+    const container = blocks(spoke, 'resource ').find((r) => r.name.startsWith(`${containerRef} `))?.body ?? '';
+    const writer = blocks(spoke, 'resource ').find((r) =>
+      /principalId: defenderTopic\.identity\.principalId/.test(r.body),
+    );
+    // Assess: bounded retries (Event Grid's limits: 30 attempts, 1440 minutes), then the container
+    expect(Number(attr(retry, 'maxDeliveryAttempts'))).toBeLessThanOrEqual(30);
+    expect(Number(attr(retry, 'eventTimeToLiveInMinutes'))).toBeLessThanOrEqual(1440);
+    expect(attr(destination, 'endpointType')).toBe("'StorageBlob'");
+    expect(attr(destination, 'resourceId')).toBe('storage.id');
+    expect(container).toMatch(/^resource \w+ 'Microsoft\.Storage\/storageAccounts\/blobServices\/containers@/);
+    expect(attr(container, 'parent')).toBe('blobService');
+    expect(attr(container, 'publicAccess')).toBe("'None'");
+    // The account takes no shared key: the topic writes with its own identity, allowed on that container only
+    expect(attr(block(withIdentity, 'identity:'), 'type')).toBe("'SystemAssigned'");
+    expect(block(spoke, "resource defenderTopic 'Microsoft.EventGrid/topics@")).toMatch(
+      /identity: \{\s+type: 'SystemAssigned'/,
+    );
+    expect(writer?.body).toContain(`scope: ${containerRef}\n`);
+    expect(writer?.body).toContain(
+      "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)",
+    );
+    expect(spoke).toContain("var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'");
+    expect(subscription).toMatch(new RegExp(`dependsOn: \\[\\s+${writer?.name.split(' ')[0]}\\s+\\]`));
+    // And the operator is told where to look
+    expect(main).toContain('output deadLetterContainerUrl string = spoke.outputs.deadLetterContainerUrl');
+  });
+
   it('merges the Azure function zips into one app package whose main loads every module', async () => {
     // Prepare
     await bundler.bundleFunctions({ root, only: ['azure/defender-ingest', 'azure/remediate'] });
