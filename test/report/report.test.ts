@@ -111,6 +111,65 @@ describe('closure report', () => {
     expect(text).toContain('arn:aws:s3:::unowned-bucket (account 777788889999) → secops-triage@acme.example');
   });
 
+  it('dates a fix made by people at its verified closure, not at a later re-check, and counts no rolled-back apply', async () => {
+    // Prepare
+    const store = new MemoryDocStore();
+    // Fixed by a person, verified (closed) after 5 h; the scheduled re-check 3 days later held.
+    await putCase(
+      store,
+      makeCase({
+        key: 'human',
+        firstSeen: '2026-12-01T00:00:00.000Z',
+        status: 'verified',
+        closedAt: '2026-12-01T05:00:00.000Z',
+        verification: {
+          at: '2026-12-04T05:00:00.000Z',
+          verdict: 'verified',
+          trigger: 'scheduled',
+          reason: 're-read',
+          attempts: 1,
+          upstream: [],
+        },
+      }),
+    );
+    // Fixed by a person, verified after 8 h; the later re-check was inconclusive (the case stays verified).
+    await putCase(
+      store,
+      makeCase({
+        key: 'human-inconclusive',
+        firstSeen: '2026-12-01T00:00:00.000Z',
+        status: 'verified',
+        closedAt: '2026-12-01T08:00:00.000Z',
+        verification: {
+          at: '2026-12-05T00:00:00.000Z',
+          verdict: 'inconclusive',
+          trigger: 'scheduled',
+          reason: 're-read',
+          attempts: 1,
+          upstream: [],
+        },
+      }),
+    );
+    // Applied after 1 h, rolled back after 2 h: still open, nothing fixed.
+    await putCase(
+      store,
+      makeCase({
+        key: 'rolled-back',
+        firstSeen: '2026-12-01T00:00:00.000Z',
+        remediation: {
+          state: 'rolled-back',
+          appliedAt: '2026-12-01T01:00:00.000Z',
+          rolledBackAt: '2026-12-01T02:00:00.000Z',
+        },
+      }),
+    );
+    // Act
+    const r = await buildReport(store, NOW);
+    // Assess
+    expect(r.totals.timeToFix).toEqual({ n: 2, medianHours: 5, p90Hours: 8 });
+    expect(r.totals.timeToVerifiedClosure).toEqual({ n: 2, medianHours: 5, p90Hours: 8 });
+  });
+
   it('takes the nearest-rank median and p90 when given durations', () => {
     expect(durations([5, 1, null, 3, 2, 4, 6, 7, 8, 9, 10])).toEqual({ n: 10, medianHours: 5, p90Hours: 9 });
     expect(durations([null])).toEqual({ n: 0, medianHours: null, p90Hours: null });

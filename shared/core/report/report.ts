@@ -4,7 +4,7 @@
  *
  * Times are measured from the case's `firstSeen` (when the source first saw the problem: the exposure
  * window an auditor asks about) to: the ticket's creation; the fix (the apply, else — for fixes made by
- * people — the verification that observed it); the verified closure (`closedAt`, else the first
+ * people — the verified closure that observed it; a rolled-back apply is no fix); the verified closure (`closedAt`, else the first
  * `case.verified` in the event log).
  */
 import { type Case, CaseSchema } from '../model/case.js';
@@ -138,9 +138,11 @@ function measure(c: Case, now: Date, sla: SlaDays, loggedVerifiedAt: string | un
   const start = Date.parse(c.firstSeen);
   const since = (iso: string | null | undefined) => (iso ? Math.max(0, (Date.parse(iso) - start) / HOUR) : null);
   const verifiedAt = c.status === 'verified' ? (c.closedAt ?? loggedVerifiedAt ?? null) : null;
-  const fixedAt =
-    c.remediation.appliedAt ??
-    (c.status === 'verified' && c.verification?.verdict === 'verified' ? c.verification.at : null);
+  // An apply undone by a rollback fixed nothing. A fix made by people is dated by the verified closure, not
+  // by `verification.at`: every scheduled re-check moves that (and an inconclusive one replaces the verdict).
+  const { appliedAt, rolledBackAt } = c.remediation;
+  const applied = appliedAt && !(rolledBackAt && Date.parse(rolledBackAt) >= Date.parse(appliedAt)) ? appliedAt : null;
+  const fixedAt = applied ?? verifiedAt;
   const days = sla[c.severity];
   const ageDays = (now.getTime() - start) / (24 * HOUR);
   const overdue = !CLOSED.has(c.status) && days !== null && ageDays > days;
