@@ -319,6 +319,53 @@ describe('evidence chain on a local folder', () => {
     expect(md).toContain('**BROKEN**');
   });
 
+  it('exports Markdown in which text from findings and people renders as text: no image, link, HTML or table break', async () => {
+    // Prepare: a summary quoting a Jira comment, an actor and a verdict that try Markdown and HTML
+    const hostile: EvidenceDraft = {
+      ...draft('case-`x`|<b>', 'verify'),
+      summary:
+        'closed by ![t](https://evil.example/t.png?c=1) see [docs](https://evil.example) <img src=x onerror=alert(1)> | injected | cell\n# Heading',
+      actor: { kind: 'person', id: 'jira:<a href="https://evil.example">me</a>' },
+      verdict: '**verified** [x](y)',
+    };
+    const { record } = await appendEvidence(deps(), hostile);
+    // Act
+    const md = await exportCase(evidence, hostile.caseKey, 'md');
+    const json = JSON.parse(await exportCase(evidence, hostile.caseKey, 'json'));
+    // Assess: the table row keeps its 7 cells, no construct survives unescaped
+    const row = md.split('\n').find((l) => l.startsWith('| 1 |')) ?? '';
+    expect(row.split(/(?<!\\)\|/)).toHaveLength(9);
+    expect(row).not.toMatch(/(?<!\\)!(?<!\\)\[/);
+    expect(row).not.toMatch(/(?<!\\)\]\(/);
+    expect(row).not.toMatch(/(?<!\\)</);
+    expect(row).not.toMatch(/(?<!\\)\*\*/);
+    expect(row).toContain('closed by \\!\\[t\\]\\(https\\:');
+    expect(md.split('\n').filter((l) => l.startsWith('#'))).not.toContain('# Heading');
+    // The case key heading is one code span whose fence is longer than the backticks inside
+    expect(md).toContain('# Evidence for case `` case-`x`|<b> ``');
+    // The records and their hashes are untouched: the JSON bundle holds the record as stored
+    expect(json.records[0]).toEqual(record);
+    expect(json.chain.ok).toBe(true);
+    expect(md).toContain(JSON.stringify(record));
+  });
+
+  it('keeps control characters of a record out of the terminal in the case story', async () => {
+    // Prepare: ESC (CSI) and the C1 CSI in a summary, an outcome and an actor
+    await appendEvidence(deps(), {
+      ...draft('case-a', 'verify'),
+      summary: 'ok\u001b]0;pwned\u0007\u001b[2J',
+      actor: { kind: 'person', id: 'jira:x\u009b31m' },
+      calls: [{ api: 's3:GetBucketPolicy', requestId: 'R\u001b[1A', outcome: 'made\u007f' }],
+      verdict: 'verified\u001b[0m',
+    });
+    // Act
+    const story = await caseStory(evidence, 'case-a');
+    // Assess
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
+    expect(story).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(story).toContain('ok ]0;pwned [2J');
+  });
+
   // jq and sha256sum are machine tools, not npm packages: the check runs where they exist (they do on CI here).
   const hasTools = (() => {
     try {

@@ -1,3 +1,5 @@
+import { oneLine } from '../../core/util/text.js';
+
 /** Plain-text tables for people (the `--json` flag is for scripts). */
 export function renderTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, maxWidth = 48): string {
   const clip = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s);
@@ -12,7 +14,4 @@ export function renderTable(headers: readonly string[], rows: ReadonlyArray<read
 }
 
 /** Control characters from findings never reach the terminal (no escape-sequence injection). */
-export function oneLine(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
-}
+export { oneLine } from '../../core/util/text.js';

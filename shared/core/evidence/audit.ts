@@ -6,6 +6,7 @@
 import * as z from 'zod';
 import type { DocStore } from '../ports.js';
 import { getDoc } from '../store/docs.js';
+import { markdownCode, markdownText, oneLine } from '../util/text.js';
 import { caseHeadId, GLOBAL_HEAD_ID, HEADS } from './chain.js';
 import { type EvidenceStore, type StoredEvidence, storedCaseKey } from './ports.js';
 import { type EvidenceRecord, EvidenceRecordSchema, hashRecord } from './record.js';
@@ -178,19 +179,22 @@ function records(stored: readonly StoredEvidence[]): EvidenceRecord[] {
 export async function caseStory(evidence: EvidenceStore, caseKey: string, store?: DocStore): Promise<string> {
   const stored = await evidence.listByCase(caseKey);
   const head = await caseHead(store, caseKey);
-  if (stored.length === 0 && !head) return `Case ${caseKey}: no evidence recorded.`;
+  // What a finding or a person wrote (summaries, actors, outcomes) reaches a terminal: no control characters.
+  if (stored.length === 0 && !head) return `Case ${oneLine(caseKey)}: no evidence recorded.`;
   const check = checkCase(stored, head);
   const lines = [
-    `Case ${caseKey}`,
-    `${stored.length} evidence record${stored.length === 1 ? '' : 's'}; chain ${check.ok ? 'intact' : `BROKEN: ${check.problems[0]}`}`,
+    `Case ${oneLine(caseKey)}`,
+    `${stored.length} evidence record${stored.length === 1 ? '' : 's'}; chain ${check.ok ? 'intact' : `BROKEN: ${oneLine(check.problems[0] ?? '')}`}`,
     '',
   ];
   for (const r of records(stored)) {
-    lines.push(`#${r.caseSeq}  ${r.at}  ${r.step.padEnd(9)} ${r.actor.kind} ${r.actor.id}`);
-    lines.push(`    ${r.summary}`);
+    lines.push(`#${r.caseSeq}  ${r.at}  ${r.step.padEnd(9)} ${r.actor.kind} ${oneLine(r.actor.id)}`);
+    lines.push(`    ${oneLine(r.summary)}`);
     for (const c of r.calls)
-      lines.push(`    call ${c.api}${c.requestId ? ` request ${c.requestId}` : ''}: ${c.outcome}`);
-    if (r.verdict) lines.push(`    verdict ${r.verdict}`);
+      lines.push(
+        `    call ${oneLine(c.api)}${c.requestId ? ` request ${oneLine(c.requestId)}` : ''}: ${oneLine(c.outcome)}`,
+      );
+    if (r.verdict) lines.push(`    verdict ${oneLine(r.verdict)}`);
     lines.push(
       `    hash ${r.hash.slice(0, 16)}… prev ${r.prevCaseHash ? `${r.prevCaseHash.slice(0, 16)}…` : '(first)'}`,
     );
@@ -221,15 +225,15 @@ export async function exportCase(
   }
   const rs = records(stored);
   const out = [
-    `# Evidence for case \`${caseKey}\``,
+    `# Evidence for case ${markdownCode(caseKey)}`,
     '',
-    `${stored.length} record(s). Chain check by closeloop: **${check.ok ? 'intact' : 'BROKEN'}**${check.ok ? '' : ` — ${check.problems.join('; ')}`}.`,
+    `${stored.length} record(s). Chain check by closeloop: **${check.ok ? 'intact' : 'BROKEN'}**${check.ok ? '' : ` — ${markdownText(check.problems.join('; '))}`}.`,
     '',
     '| # | when (UTC) | step | actor | summary | verdict | hash |',
     '|---|---|---|---|---|---|---|',
     ...rs.map(
       (r) =>
-        `| ${r.caseSeq} | ${r.at} | ${r.step} | ${cell(`${r.actor.kind} ${r.actor.id}`)} | ${cell(r.summary)} | ${r.verdict ?? ''} | \`${r.hash.slice(0, 12)}\` |`,
+        `| ${r.caseSeq} | ${r.at} | ${r.step} | ${markdownText(`${r.actor.kind} ${r.actor.id}`)} | ${markdownText(r.summary)} | ${markdownText(r.verdict ?? '')} | \`${r.hash.slice(0, 12)}\` |`,
     ),
     '',
     '## How to re-check without closeloop',
@@ -243,10 +247,6 @@ export async function exportCase(
     ...raw.flatMap((r, i) => [`### Record ${i + 1}`, '', '```json', JSON.stringify(r), '```', '']),
   ];
   return `${out.join('\n')}\n`;
-}
-
-function cell(s: string): string {
-  return s.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
 const HOW_TO_VERIFY = [
