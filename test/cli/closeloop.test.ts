@@ -1,8 +1,11 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LocalFolderEvidenceStore } from '../../shared/adapters/evidence/local-folder.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
+import { appendEvidence } from '../../shared/core/evidence/chain.js';
 import { caseIdOf } from '../../shared/core/model/case.js';
 import { FindingSchema } from '../../shared/core/model/finding.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
@@ -11,6 +14,7 @@ import { shortHash } from '../../shared/core/util/hash.js';
 import { cli } from '../helpers/cli.js';
 import { startJiraDouble } from '../helpers/jira-double.js';
 import { tempDir } from '../helpers/tmp.js';
+import { fixedClock } from '../verify/helpers.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 const CONFIG = join(import.meta.dirname, '../../examples/config');
@@ -252,5 +256,35 @@ describe('closeloop CLI', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('OPEN_FIREWALL');
     expect(r.out).toMatch(/2 findings: 1 new cases, 0 updated, 1 unchanged/);
+  });
+
+  it('keeps control characters of an edited evidence record out of the terminal when evidence verify names it', async () => {
+    // Prepare: a record whose case key holds DEL and the C1 CSI (JSON.stringify escapes neither), then edited
+    const evidence = new LocalFolderEvidenceStore(join(home, 'evidence'));
+    const { record } = await appendEvidence(
+      { store: new MemoryDocStore(), evidence, clock: fixedClock() },
+      {
+        caseKey: 'case\u009b2J\u007f',
+        findingIds: [],
+        owner: null,
+        step: 'verify',
+        actor: { kind: 'function', id: 'closeloop:test' },
+        eventId: null,
+        at: '2026-11-20T10:00:00.000Z',
+        summary: 'verified',
+        calls: [],
+        verdict: 'verified',
+        detail: {},
+      },
+    );
+    const file = evidence.pathOf(record.hash);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"verified"', '"edited"'));
+    // Act
+    const r = await cli(['evidence', 'verify', '--home', home]);
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('evidence chain BROKEN');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
+    expect(r.out).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
   });
 });

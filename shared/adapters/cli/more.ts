@@ -9,7 +9,7 @@ import { listTickets } from '../tickets/index.js';
 import { createLocalRuntime } from '../wiring/local.js';
 import { caseId, resolveCase } from './cases.js';
 import type { GlobalOptions, Io } from './commands.js';
-import { renderTable } from './table.js';
+import { oneLine, renderTable } from './table.js';
 
 export async function cmdTickets(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const rt = await createLocalRuntime({ ...opts, readOnly: true });
@@ -56,7 +56,9 @@ export async function cmdEvidence(
         const check = await verifyChains(evidence, { store: rt.store });
         if (opts.json) io.out(JSON.stringify(check, null, 2));
         else if (check.ok) io.out(`evidence chains intact: ${check.records} records`);
-        else io.out(`evidence chain BROKEN after ${check.records} records: ${JSON.stringify(check.firstBroken)}`);
+        // JSON escapes C0 controls, not DEL or the C1 ones (U+009B starts a terminal escape sequence too).
+        else
+          io.out(`evidence chain BROKEN after ${check.records} records: ${oneLine(JSON.stringify(check.firstBroken))}`);
         return check.ok ? 0 : 1;
       }
       case 'show': {
