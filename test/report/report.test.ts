@@ -170,6 +170,33 @@ describe('closure report', () => {
     expect(r.totals.timeToVerifiedClosure).toEqual({ n: 2, medianHours: 5, p90Hours: 8 });
   });
 
+  it('keeps control characters of owners, teams and reasons out of the terminal', async () => {
+    // Prepare: an owner and team from tags, and an owner gap whose reason quotes a tag value
+    const store = new MemoryDocStore();
+    await putCase(
+      store,
+      makeCase({
+        key: 'c\u009b2J',
+        firstSeen: '2026-12-01T00:00:00.000Z',
+        enrichment: {
+          owner: 'ops\u001b]0;pwned\u0007',
+          team: 'web\u001b[2J',
+          unowned: true,
+          provenance: {
+            owner: { via: 'triage', detail: 'owner tag `x\u001b[31m` is not an address' },
+            environment: { via: 'default', detail: 'x' },
+          },
+        },
+      }),
+    );
+    // Act
+    const text = renderReport(await buildReport(store, NOW));
+    // Assess
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(text).toContain('ops ]0;pwned');
+  });
+
   it('takes the nearest-rank median and p90 when given durations', () => {
     expect(durations([5, 1, null, 3, 2, 4, 6, 7, 8, 9, 10])).toEqual({ n: 10, medianHours: 5, p90Hours: 9 });
     expect(durations([null])).toEqual({ n: 0, medianHours: null, p90Hours: null });

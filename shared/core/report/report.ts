@@ -10,6 +10,7 @@
 import { type Case, CaseSchema } from '../model/case.js';
 import { SEVERITY_ORDER, type Severity } from '../model/finding.js';
 import type { DocStore } from '../ports.js';
+import { oneLine } from '../util/text.js';
 import { type SlaDays, SlaDaysSchema } from '../verify/policy.js';
 
 export interface DurationStats {
@@ -287,13 +288,17 @@ export function renderReport(r: Report): string {
       : []),
     '',
     `Owner gaps: ${r.ownerGaps.length}`,
-    ...r.ownerGaps.map((g) => `  ${g.resourceId} (account ${g.account}) → ${g.owner}: ${g.reason}`),
+    ...r.ownerGaps.map((g) => oneLine(`  ${g.resourceId} (account ${g.account}) → ${g.owner}: ${g.reason}`)),
   ];
   return `${lines.join('\n')}\n`;
 }
 
-/** Aligns columns: text columns (`left`) padded right, figures padded left. */
-function columns(rows: string[][], left: readonly number[] = [0]): string[] {
+/**
+ * Aligns columns: text columns (`left`) padded right, figures padded left. Owners, teams and case keys come
+ * from tags and findings: their control characters never reach the terminal.
+ */
+function columns(raw: string[][], left: readonly number[] = [0]): string[] {
+  const rows = raw.map((r) => r.map(oneLine));
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) =>
     r
