@@ -174,10 +174,19 @@ async function handleDelivery(
   try {
     json = JSON.parse(req.rawBody);
   } catch {
-    return { status: 400, body: { error: 'body is not JSON' }, events: [] };
+    deps.log.warn('jira webhook refused: body is not JSON', { field: '$' });
+    return { status: 400, body: { error: 'body is not JSON', field: '$' }, events: [] };
   }
   const parsed = WebhookSchema.safeParse(json);
-  if (!parsed.success) return { status: 400, body: { error: 'not a Jira webhook payload' }, events: [] };
+  if (!parsed.success) {
+    // The first failing field and zod's message, never a value: the body is the signed payload of a Jira
+    // admin, and whoever fixes the webhook (or its relay) needs the field, not the data.
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.map(String).join('.') || '$';
+    const reason = issue?.message ?? 'invalid';
+    deps.log.warn('jira webhook refused: not a Jira webhook payload', { field, reason });
+    return { status: 400, body: { error: 'not a Jira webhook payload', field, reason }, events: [] };
+  }
   const hook = parsed.data;
   const statusChange = hook.changelog?.items?.find((i) => i.field.toLowerCase() === 'status');
   const issueKey = hook.issue?.key;

@@ -601,6 +601,43 @@ describe('AWS stage functions', () => {
     expect(res.statusCode).toBe(401);
   });
 
+  it('jira-webhook names the wrong field of a signed body that is no Jira webhook payload, in its answer and its log', async () => {
+    // Prepare: the function as deployed with a webhook secret, logging warnings (the module reads both at load).
+    const webhookSecret = 'jira-webhook-secret-0123456789';
+    secrets.on(GetSecretValueCommand).resolves({
+      SecretString: JSON.stringify({ host: jira.url, email: 'bot@example.com', apiToken: 'test-token', webhookSecret }),
+    });
+    vi.resetModules();
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'WARN');
+    const { handler } = await import('../../../functions/aws/jira-webhook.js');
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    const { signJiraBody } = await import('../../../shared/core/tickets/webhook.js');
+    const body = JSON.stringify({ webhookEvent: 'jira:issue_updated', issue: { key: 4711, summary: 'body-marker' } });
+    const headers = { 'x-hub-signature': signJiraBody(body, webhookSecret) };
+    const event = { version: '2.0', rawPath: '/jira/webhook', headers, body, isBase64Encoded: false };
+    // Powertools writes warnings to stderr.
+    const written = [process.stdout, process.stderr].map((s) => vi.spyOn(s, 'write').mockImplementation(() => true));
+    // Act
+    const lines: string[] = [];
+    const res = await handler(event, lambdaContext('jira-webhook')).finally(() => {
+      for (const w of written) lines.push(...w.mock.calls.map((c) => String(c[0])));
+      for (const w of written) w.mockRestore();
+    });
+    // Assess: the field and why, never the body or the secret
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body)).toEqual({
+      error: 'not a Jira webhook payload',
+      field: 'issue.key',
+      reason: expect.stringContaining('expected string'),
+    });
+    const warning = lines.find((l) => l.includes('not a Jira webhook payload'));
+    expect(warning).toContain('"field":"issue.key"');
+    for (const line of [...lines, res.body]) {
+      expect(line).not.toContain('body-marker');
+      expect(line).not.toContain(webhookSecret);
+    }
+  });
+
   // Last: these load the remediate module again as a deployment with apply on.
   describe('remediate, deployed to apply, on its schedule', () => {
     const tagging = mockClient(ResourceGroupsTaggingAPIClient);
