@@ -17,13 +17,14 @@ import { sharedSecretMatches } from '../../shared/adapters/wiring/shared-secret.
 
 const spoke = createAzureSpoke(process.env);
 
-async function forward(docs: ReceivedDocument[], context: InvocationContext): Promise<number> {
+/** Forwards what is accepted; the rejections (where, which source, which field, why: never the payload) are logged and returned. */
+async function forward(docs: ReceivedDocument[], context: InvocationContext) {
   const { details, rejected } = await acceptDocuments('azure', docs, spoke.tags);
   const log = contextLogger(context);
-  for (const r of rejected)
-    log.warn('rejected input', { input: r.input, source: r.source, path: r.path, reason: r.reason });
+  const rejections = rejected.map((r) => ({ input: r.input, source: r.source, path: r.path, reason: r.reason }));
+  for (const r of rejections) log.warn('rejected input', r);
   await spoke.hub.forward(details);
-  return details.length;
+  return { forwarded: details.length, rejected: rejections.length, rejections };
 }
 
 /** Event Grid trigger (the host handles the subscription handshake for this binding). */
@@ -42,8 +43,8 @@ export async function defenderHttp(request: HttpRequest, context: InvocationCont
     return { status: 401, jsonBody: { error: 'missing or wrong x-closeloop-secret' } };
   const body: unknown = await request.json().catch(() => undefined);
   if (body === undefined) return { status: 400, jsonBody: { error: 'body is not JSON' } };
-  const forwarded = await forward(documentsFromAzure(body, `http:${context.invocationId}`), context);
-  return { status: 202, jsonBody: { forwarded } };
+  // The rejections in the answer: the Logic App's run history shows why an alert was not forwarded.
+  return { status: 202, jsonBody: await forward(documentsFromAzure(body, `http:${context.invocationId}`), context) };
 }
 
 app.eventGrid('defenderEventGrid', { handler: defenderEventGrid });

@@ -70,7 +70,7 @@ describe('Azure spoke: defenderHttp', () => {
     );
     // Assess
     expect(withoutSecret.status).toBe(401);
-    expect(withSecret).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(withSecret).toMatchObject({ status: 202, jsonBody: { forwarded: 0, rejected: 1 } });
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
@@ -113,7 +113,7 @@ describe('Azure spoke: defenderHttp', () => {
     // Act
     const res = await fn.defenderHttp(post(alert, { 'x-closeloop-secret': SECRET }), context());
     // Assess
-    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 1 } });
+    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 1, rejected: 0, rejections: [] } });
     const entry = eb.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
     expect(entry).toMatchObject({
       EventBusName: 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test',
@@ -132,19 +132,49 @@ describe('Azure spoke: defenderHttp', () => {
     const huge = { ...alert, SystemAlertId: `${String(alert.SystemAlertId)}9`, Description: 'x'.repeat(300_000) };
     // Act
     const res = await fn.defenderHttp(post([huge, alert], { 'x-closeloop-secret': SECRET }), context());
-    // Assess
-    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 1 } });
+    // Assess: the Logic App's run history says which alert stayed behind and why
+    expect(res).toEqual({
+      status: 202,
+      jsonBody: {
+        forwarded: 1,
+        rejected: 1,
+        rejections: [
+          {
+            input: 'azure:http:00000000-0000-0000-0000-000000000042#0',
+            source: 'defender',
+            path: '$',
+            reason: expect.stringMatching(/^document is \d+ bytes as a hub event/),
+          },
+        ],
+      },
+    });
     const entries = eb.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
     expect(entries.map((e) => JSON.parse(e.Detail ?? '{}').document)).toEqual([alert]);
   });
 
-  it('forwards nothing when an authenticated caller posts a GuardDuty finding to the Azure spoke', async () => {
+  it('forwards nothing and answers why when an authenticated caller posts a GuardDuty finding to the Azure spoke', async () => {
     // Prepare
     const gd = fixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json');
     // Act
     const res = await fn.defenderHttp(post(gd, { 'x-closeloop-secret': SECRET }), context());
-    // Assess
-    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    // Assess: input, source, field and reason in the answer (the Logic App's run history), never the payload
+    expect(res).toEqual({
+      status: 202,
+      jsonBody: {
+        forwarded: 0,
+        rejected: 1,
+        rejections: [
+          {
+            input: 'azure:http:00000000-0000-0000-0000-000000000042',
+            source: 'guardduty',
+            path: 'detail',
+            reason:
+              'refused: a guardduty finding (aws) came through the azure spoke, which accepts only azure findings',
+          },
+        ],
+      },
+    });
+    expect(JSON.stringify(res)).not.toContain('AKIAIOSFODNN7EXAMPLE');
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
@@ -163,7 +193,21 @@ describe('Azure spoke: defenderHttp', () => {
     // Act
     const res = await fn.defenderHttp(post(events, { 'x-closeloop-secret': SECRET }), context());
     // Assess
-    expect(res).toEqual({ status: 202, jsonBody: { forwarded: 0 } });
+    expect(res).toEqual({
+      status: 202,
+      jsonBody: {
+        forwarded: 0,
+        rejected: 1,
+        rejections: [
+          {
+            input: 'azure:eventgrid:1',
+            source: 'unknown',
+            path: '$',
+            reason: expect.stringContaining('unknown source'),
+          },
+        ],
+      },
+    });
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 });
