@@ -123,16 +123,13 @@ export function createIngest(deps: IngestDeps) {
     );
   }
 
+  /** Writes the dead letters (pipeline/dead-letters.ts: `raw` kept once per document), loaded with the first. */
   async function keepRejected(letters: ReadonlyArray<{ r: Rejected; raw: unknown }>, at: string): Promise<void> {
     if (letters.length === 0) return;
-    await deps.store.writeBatch({
-      puts: letters.map(({ r, raw }) => ({
-        collection: COLLECTIONS.deadLetters,
-        id: `ingest:${shortHash(`${r.input}\n${r.path}\n${r.reason}`, 24)}`,
-        value: { stage: 'ingest', ...r, at, ...(raw !== undefined ? { raw } : {}) },
-      })),
-      appends: [],
-    });
+    const { deadLetterPuts } = await import('./dead-letters.js');
+    // Idempotent on its content: the same rejection received again is the same letter.
+    const ids = letters.map(({ r }) => `ingest:${shortHash(`${r.input}\n${r.path}\n${r.reason}`, 24)}`);
+    await deps.store.writeBatch({ puts: deadLetterPuts(letters, ids, at, COLLECTIONS.deadLetters), appends: [] });
   }
 
   async function ingest(docs: readonly IngestDoc[]): Promise<IngestResult> {

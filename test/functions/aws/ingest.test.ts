@@ -165,6 +165,33 @@ describe('AWS ingest function', () => {
     expect(letters[0]).toMatchObject({ source: 'guardduty', path: expect.stringContaining('accountId'), raw: gd });
   });
 
+  it('keeps a Security Hub event once with the dead letters of the findings it rejects, each rejection still its own', async () => {
+    // Prepare: one event of three findings whose account id is not an AWS account id, and one good finding.
+    const sh = structuredClone(fixture('securityhub/s3.8-failed.eventbridge.json')) as {
+      detail: { findings: Array<Record<string, unknown>> };
+    };
+    const good = sh.detail.findings[0] as Record<string, unknown>;
+    const bad = [1, 2, 3].map((i) => ({ ...good, Id: `${String(good.Id)}/${i}`, AwsAccountId: 'not-an-account' }));
+    sh.detail.findings = [...bad, good];
+    const record = sqsRecord(JSON.stringify(sh));
+    // Act: delivered twice (SQS delivers at least once)
+    for (const _ of [1, 2])
+      expect((await handler(sqsEvent(record), lambdaContext('ingest'))).batchItemFailures).toEqual([]);
+    // Assess: a letter per rejection, the event kept with one of them and named by the others
+    const letters = (await new DynamoDocStore(local.client, 'closeloop-test').list('deadletters'))
+      .map((d) => ({ id: d.id, value: d.value as Record<string, unknown> }))
+      .filter((l) => String(l.value.input).startsWith(`sqs:${record.messageId}:`));
+    expect(letters.map((l) => l.value.path).sort()).toEqual([
+      'detail.findings[0].AwsAccountId',
+      'detail.findings[1].AwsAccountId',
+      'detail.findings[2].AwsAccountId',
+    ]);
+    const holders = letters.filter((l) => 'raw' in l.value);
+    expect(holders).toHaveLength(1);
+    expect(holders[0]?.value.raw).toEqual(sh);
+    for (const l of letters.filter((x) => x !== holders[0])) expect(l.value.rawIn).toBe(holders[0]?.id);
+  });
+
   it('keeps the body of a message it cannot read with its dead letter', async () => {
     // Prepare
     const record = sqsRecord('{"truncated": ');
