@@ -6,10 +6,10 @@
  * topic; an unusable message is logged and acknowledged (retrying cannot fix it).
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
-import { documentFromPubSub } from '../../shared/adapters/bus/pubsub.js';
+import { documentFromPubSub, UnreadableMessageError } from '../../shared/adapters/bus/pubsub.js';
 import { acceptDocuments } from '../../shared/adapters/bus/spoke-accept.js';
 import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
-import { isInvalid } from '../../shared/core/errors.js';
+import { errorMessage, isInvalid } from '../../shared/core/errors.js';
 
 const spoke = createGcpSpoke(process.env);
 
@@ -20,7 +20,9 @@ export async function sccIngest(event: CloudEvent<unknown>): Promise<void> {
   } catch (e) {
     // Retrying cannot fix a malformed message: acknowledge it and say why.
     if (!isInvalid(e)) throw e;
-    spoke.log.warn('rejected message', { eventId: event.id, reason: e instanceof Error ? e.message : String(e) });
+    const { input, path, reason } =
+      e instanceof UnreadableMessageError ? e : { input: `cloudevent:${event.id}`, path: '$', reason: errorMessage(e) };
+    spoke.log.warn('rejected message', { input: `gcp:${input}`, source: 'unknown', path, reason });
     return;
   }
   const { details, rejected } = await acceptDocuments('gcp', [doc], spoke.tags);

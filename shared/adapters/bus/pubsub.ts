@@ -27,19 +27,43 @@ export const MessagePublishedDataSchema = z.looseObject({
 /** Pub/Sub allows 10 MB messages; the hub's EventBridge entry allows 256 KB, checked when accepting (spoke-accept.ts). */
 const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
-/** The NotificationMessage inside a Pub/Sub CloudEvent's data; `invalid` AdapterError when it is not one. */
+/**
+ * A Pub/Sub message that holds no readable notification: `input` names the message, `path` the field of the
+ * CloudEvent that is wrong (never its value), `reason` why. Retrying cannot fix it.
+ */
+export class UnreadableMessageError extends AdapterError {
+  constructor(
+    readonly input: string,
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('invalid', `${input}: ${path}: ${reason}`, options);
+    this.name = 'UnreadableMessageError';
+  }
+}
+
+/** The NotificationMessage inside a Pub/Sub CloudEvent's data; an {@link UnreadableMessageError} when it is not one. */
 export function documentFromPubSub(data: unknown, eventId: string): ReceivedDocument {
   const parsed = MessagePublishedDataSchema.safeParse(data);
-  if (!parsed.success)
-    throw new AdapterError('invalid', `cloudevent ${eventId}: not a Pub/Sub message: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = ['data', ...(issue?.path ?? [])].map(String).join('.');
+    throw new UnreadableMessageError(
+      `cloudevent:${eventId}`,
+      path,
+      `not a Pub/Sub message: ${issue?.message ?? 'invalid'}`,
+    );
+  }
   const { message } = parsed.data;
-  const id = message.messageId ?? message.message_id ?? eventId;
-  if (!message.data) throw new AdapterError('invalid', `pubsub:${id}: message.data is empty`);
+  const input = `pubsub:${message.messageId ?? message.message_id ?? eventId}`;
+  const field = 'data.message.data';
+  if (!message.data) throw new UnreadableMessageError(input, field, 'empty');
   if (message.data.length > (MAX_MESSAGE_BYTES * 4) / 3 + 4)
-    throw new AdapterError('invalid', `pubsub:${id}: message over 10 MB`);
+    throw new UnreadableMessageError(input, field, 'over 10 MB');
   try {
-    return { input: `pubsub:${id}`, value: JSON.parse(Buffer.from(message.data, 'base64').toString('utf8')) };
+    return { input, value: JSON.parse(Buffer.from(message.data, 'base64').toString('utf8')) };
   } catch (e) {
-    throw new AdapterError('invalid', `pubsub:${id}: message.data is not base64 JSON`, { cause: e });
+    throw new UnreadableMessageError(input, field, 'not base64 JSON', { cause: e });
   }
 }

@@ -125,10 +125,33 @@ describe('GCP spoke: sccIngest through the Functions Framework test server', () 
     expect(res.status).toBeGreaterThanOrEqual(500);
   });
 
-  it('acknowledges without forwarding when message.data is not base64 JSON', async () => {
+  it('acknowledges without forwarding when message.data is not base64 JSON, logging the message, field and reason', async () => {
     // Prepare
     const event = pubsubCloudEvent({});
-    event.data.message.data = Buffer.from('{not json').toString('base64');
+    event.data.message.data = Buffer.from('{not json, body-marker').toString('base64');
+    const logged = vi.mocked(process.stdout.write);
+    logged.mockClear();
+    // Act
+    const res = await supertest(getTestServer('sccIngest'))
+      .post('/')
+      .set('content-type', 'application/cloudevents+json')
+      .send(JSON.stringify(event));
+    // Assess: the log says which message, which field and why (never the data: JSON.parse quotes it)
+    expect(res.status).toBe(204);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    const rejection = logged.mock.calls.map((c) => String(c[0])).find((line) => line.includes('rejected message'));
+    expect(rejection).toContain('"input":"gcp:pubsub:8412345678901"');
+    expect(rejection).toContain('"source":"unknown"');
+    expect(rejection).toContain('"path":"data.message.data"');
+    expect(rejection).toContain('"reason":"not base64 JSON"');
+    expect(rejection).not.toContain('body-marker');
+  });
+
+  it('acknowledges a CloudEvent that carries no Pub/Sub message, logging the field', async () => {
+    // Prepare
+    const event = { ...pubsubCloudEvent({}), data: { subscription: 'projects/acme-sec/subscriptions/closeloop' } };
+    const logged = vi.mocked(process.stdout.write);
+    logged.mockClear();
     // Act
     const res = await supertest(getTestServer('sccIngest'))
       .post('/')
@@ -136,7 +159,9 @@ describe('GCP spoke: sccIngest through the Functions Framework test server', () 
       .send(JSON.stringify(event));
     // Assess
     expect(res.status).toBe(204);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    const rejection = logged.mock.calls.map((c) => String(c[0])).find((line) => line.includes('rejected message'));
+    expect(rejection).toContain('"input":"gcp:cloudevent:8412345678901"');
+    expect(rejection).toContain('"path":"data.message"');
   });
 
   it('acknowledges without forwarding when a GuardDuty finding is published to the SCC topic', async () => {
