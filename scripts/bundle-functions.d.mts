@@ -17,7 +17,7 @@ export interface Statement {
 export function functionEntries(root: string): FunctionEntry[];
 export function bundlePath(root: string, fn: FunctionEntry): string;
 export function zipPath(root: string, fn: FunctionEntry): string;
-export function bundledConfig(root: string, configDir: string): Promise<unknown>;
+export function bundledConfig(root: string, configDir: string, opts?: { optional?: boolean }): Promise<unknown>;
 export function writeZip(target: string, files: Array<{ name: string; data: Buffer | string }>): void;
 export function readZip(file: string): Map<string, Buffer>;
 export function awsActionStatements(actions: string[], prefix?: string): Statement[];

@@ -266,7 +266,7 @@ function bundleFiles(root, fn) {
  * The config folder loaded and validated with the project's own loader, as the JSON the AWS wiring reads
  * (`loadConfigJson`): a config error fails the build, and the YAML parser stays out of the bundles.
  */
-export async function bundledConfig(root, configDir) {
+export async function bundledConfig(root, configDir, { optional = false } = {}) {
   const stdin = {
     contents:
       "export { loadConfig } from './shared/adapters/config/load.ts'; export { defaultConfig } from './shared/core/config.ts';",
@@ -274,12 +274,15 @@ export async function bundledConfig(root, configDir) {
     loader: 'ts',
   };
   return withBundled(root, 'config', { stdin }, async ({ loadConfig, defaultConfig }) => {
-    const config = configDir && existsSync(configDir) ? await loadConfig(configDir) : defaultConfig();
+    // Only the implicit examples folder may be absent (a package without examples): a named folder that is
+    // missing is an error from loadConfig, not an artifact built on the defaults (no deny lists, no registry).
+    const read = configDir && (!optional || existsSync(configDir));
+    const config = read ? await loadConfig(configDir) : defaultConfig();
     // Same shape as the YAML files: exceptions under `exceptions.exceptions` (ExceptionsFileSchema).
     return {
       ...config,
       exceptions: { exceptions: config.exceptions },
-      origin: configDir ? relative(root, configDir) || '.' : '(defaults)',
+      origin: read ? relative(root, configDir) || '.' : '(defaults)',
     };
   });
 }
@@ -638,9 +641,10 @@ export async function writePermissionFiles({ root }) {
  * present) is loaded, validated and written into each AWS artifact as config.json (CLOSELOOP_CONFIG in serverless.yml).
  */
 export async function bundleFunctions({ root, configDir, only } = {}) {
-  const cfg = configDir ?? process.env.CLOSELOOP_CONFIG_DIR ?? join(root, 'examples/config');
+  const named = configDir ?? process.env.CLOSELOOP_CONFIG_DIR;
+  const cfg = named ?? join(root, 'examples/config');
   await writePermissionFiles({ root });
-  const config = await bundledConfig(root, cfg);
+  const config = await bundledConfig(root, cfg, { optional: named === undefined });
   const results = [];
   const failed = [];
   for (const fn of functionEntries(root)) {

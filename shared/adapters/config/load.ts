@@ -4,7 +4,7 @@
  * `registry.yaml: accounts[2].environment: Invalid option: expected one of "prod"|"staging"|…`.
  * YAML is parsed with the core schema only (no custom tags, no timestamps: dates stay strings).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
@@ -44,13 +44,36 @@ export function parseConfigText<S extends z.ZodType>(name: string, text: string,
   throw new ConfigError(issues.join('; ') + more);
 }
 
+const FILES = ['registry.yaml', 'policy.yaml', 'exceptions.yaml'];
+
+/**
+ * The folder must exist, and hold no `.yml` spelling of our file names: each file is optional, so a mistyped
+ * `--config` folder or a `policy.yml` was read as "no file" and closeloop ran on the built-in defaults (no
+ * registry, no deny lists, no exceptions) without a word.
+ */
+async function checkFolder(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if (hasErrorCode(e, 'ENOENT')) throw new ConfigError(`${dir}: no such config folder`);
+    if (hasErrorCode(e, 'ENOTDIR'))
+      throw new ConfigError(`${dir}: not a folder (the config is a folder holding ${FILES.join(', ')})`);
+    throw new ConfigError(`${dir}: cannot read`, { cause: e });
+  }
+  for (const name of names) {
+    const want = FILES.find((f) => f !== name && f.toLowerCase() === name.toLowerCase().replace(/\.yml$/, '.yaml'));
+    if (want) throw new ConfigError(`${join(dir, name)}: closeloop reads ${want} (rename the file; it was not read)`);
+  }
+}
+
 /**
  * @example const config = await loadConfig('examples/config');
+ * @throws ConfigError when `dir` is not a folder, or a file or field is invalid
  */
 export async function loadConfig(dir: string): Promise<Config> {
-  const [registryText, policyText, exceptionsText] = await Promise.all(
-    ['registry.yaml', 'policy.yaml', 'exceptions.yaml'].map((f) => readOptional(join(dir, f))),
-  );
+  await checkFolder(dir);
+  const [registryText, policyText, exceptionsText] = await Promise.all(FILES.map((f) => readOptional(join(dir, f))));
   const registry = parseConfigText('registry.yaml', registryText ?? '', RegistrySchema);
   const policy = parseConfigText('policy.yaml', policyText ?? '', PolicyFileSchema);
   const exceptionsFile = parseConfigText('exceptions.yaml', exceptionsText ?? '', ExceptionsFileSchema);

@@ -50,3 +50,21 @@ describe('loadConfigJson', () => {
     await expect(read).rejects.toThrow(/cannot read the bundled config/);
   });
 });
+
+describe('bundledConfig', () => {
+  it('fails the build when the named config folder does not exist (no artifact on the defaults)', async () => {
+    // Act
+    const built = bundledConfig(process.cwd(), join(dir, 'my-confg'));
+    // Assess
+    await expect(built).rejects.toThrow(/my-confg: no such config folder/);
+  }, 60_000);
+
+  it('uses the defaults when the implicit examples folder is absent', async () => {
+    // Act
+    const built = (await bundledConfig(process.cwd(), join(dir, 'examples/config'), { optional: true })) as {
+      origin: string;
+    };
+    // Assess
+    expect(built.origin).toBe('(defaults)');
+  }, 60_000);
+});

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -105,5 +105,26 @@ describe('loadConfig', () => {
     await edit('exceptions.yaml', 'id: EXC-000', 'id: EXC-001');
     // Act / Assess
     await expect(loadConfig(dir)).rejects.toThrow('exceptions.yaml: exceptions[1].id: duplicate exception "EXC-001"');
+  });
+
+  it('refuses a config folder that does not exist instead of running on the defaults', async () => {
+    // Act
+    const error = await loadConfig(join(dir, 'confg')).catch((e: unknown) => e);
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(String(error)).toMatch(/confg: no such config folder/);
+  });
+
+  it('refuses a config folder whose policy is written policy.yml (it would not be read)', async () => {
+    // Prepare
+    await copyExamples();
+    await rename(join(dir, 'policy.yaml'), join(dir, 'policy.yml'));
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(/policy\.yml: closeloop reads policy\.yaml/);
+  });
+
+  it('refuses a config path that is a file, not a folder', async () => {
+    // Act / Assess
+    await expect(loadConfig('examples/config/policy.yaml')).rejects.toThrow(/not a folder/);
   });
 });
