@@ -183,6 +183,30 @@ describe('closeloop operator commands', () => {
     expect((await cli(['exceptions', '--json', '--home', home])).out).not.toContain('EXC-901');
   });
 
+  it('refuses an exception whose --resource glob can never match, instead of storing one that accepts nothing', async () => {
+    // Act
+    const r = await cli([
+      'exceptions',
+      'add',
+      '--id',
+      'EXC-902',
+      '--owner',
+      'web-lead@example.com',
+      '--reason',
+      'public assets bucket for the dev site',
+      '--expires',
+      '2099-01-01',
+      '--resource',
+      'arn:aws:s3::acme-web-dev-*',
+      '--home',
+      home,
+    ]);
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('can never match a resource id');
+    expect((await cli(['exceptions', '--json', '--home', home])).out).not.toContain('EXC-902');
+  });
+
   it('names the missing flags when an exception is added without them', async () => {
     // Act
     const r = await cli(['exceptions', 'add', '--id', 'EXC-1', '--home', home]);

@@ -3,10 +3,10 @@ import type * as z from 'zod';
 import { declarations } from '../../actions/registry.js';
 import { UsageError } from '../../core/errors.js';
 import {
-  ExceptionSchema,
   exceptionsRepo,
   expiryInstant,
   isActive,
+  NewExceptionSchema,
   type RiskException,
 } from '../../core/policy/exceptions.js';
 import { approveCase, rollbackCase } from '../../core/remediation/stage.js';
@@ -149,7 +149,7 @@ export async function cmdExceptions(
         scope,
         createdBy: opts.actor ?? rt.actor,
       };
-      const parsed = ExceptionSchema.safeParse(input);
+      const parsed = NewExceptionSchema.safeParse(input);
       if (!parsed.success) throw new UsageError(`exceptions add: ${flagErrors(parsed.error)}`);
       // An acceptance that has already lapsed accepts nothing: said, not stored.
       if (expiryInstant(parsed.data.expires) <= now.getTime())

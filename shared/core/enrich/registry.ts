@@ -24,6 +24,7 @@
 import * as z from 'zod';
 import { EnvironmentSchema } from '../model/enrichment.js';
 import { ProviderSchema } from '../model/finding.js';
+import { resourceGlobSchema } from './glob.js';
 
 /** Environments a registry may assign (`unknown` is what inference yields, never something to configure). */
 export const KnownEnvironmentSchema = EnvironmentSchema.exclude(['unknown']);
@@ -70,7 +71,7 @@ export const RegistryRuleSchema = z.strictObject({
   match: z.strictObject({
     provider: ProviderSchema.optional(),
     /** Glob on the resource id (ARN, Azure resource id, GCP full resource name). */
-    resource: z.string().min(1),
+    resource: resourceGlobSchema(),
     /**
      * Exact resource type as the finding gives it (`S3Bucket`, `AwsS3Bucket`, …); for Azure without case, as
      * ARM compares types (`Microsoft.Storage/storageAccounts` matches a lower-cased Defender resource id).
@@ -146,6 +147,21 @@ export const RegistrySchema = z
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule "${r.id}"` });
       rules.add(r.id);
       unknownTeam(r.team, ['rules', i, 'team']);
+      // A rule for one provider whose glob is written in another's id form matches nothing.
+      const g = r.match.resource;
+      const family = g.startsWith('arn:')
+        ? 'aws'
+        : g.startsWith('//')
+          ? 'gcp'
+          : g.startsWith('/')
+            ? 'azure'
+            : undefined;
+      if (r.match.provider && family && family !== r.match.provider)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'match', 'resource'],
+          message: `"${g}" is written as a resource id of ${family} but match.provider is ${r.match.provider}: it can never match`,
+        });
     });
   });
 export type Registry = z.infer<typeof RegistrySchema>;

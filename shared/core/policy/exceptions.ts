@@ -13,7 +13,7 @@
  * `expires` is a date (`2027-06-30`, valid through that whole day, UTC) or an RFC 3339 date-time.
  */
 import * as z from 'zod';
-import { anyGlob, type CompiledGlob, compileGlob } from '../enrich/glob.js';
+import { anyGlob, type CompiledGlob, compileGlob, resourceGlobProblem } from '../enrich/glob.js';
 import { UsageError } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { ExceptionRef } from '../model/decision.js';
@@ -54,6 +54,23 @@ export const ExceptionSchema = z.strictObject({
   revokedAt: z.iso.datetime({ offset: true }).optional(),
 });
 export type RiskException = z.infer<typeof ExceptionSchema>;
+
+/**
+ * An exception a person writes (exceptions.yaml, `closeloop exceptions add`): also refuses resource globs
+ * that can never match (see resourceGlobProblem), which would accept nothing while looking in force.
+ * Stored exceptions are read with ExceptionSchema: one written before this check still loads.
+ */
+export const NewExceptionSchema = ExceptionSchema.superRefine((e, ctx) => {
+  e.scope.resources?.forEach((glob, i) => {
+    const problem = resourceGlobProblem(glob);
+    if (problem)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scope', 'resources', i],
+        message: `"${glob}" can never match a resource id: ${problem}`,
+      });
+  });
+});
 
 /** What exceptions are matched against: a finding, or a case when re-evaluating without a new finding. */
 interface Subject {

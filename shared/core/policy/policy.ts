@@ -13,6 +13,7 @@
  * ```
  */
 import * as z from 'zod';
+import { resourceGlobSchema } from '../enrich/glob.js';
 import { RemediationModeSchema } from '../model/decision.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
 
@@ -83,7 +84,9 @@ export const DecidePolicySchema = z.strictObject({
   /** Resources carrying this tag key (any value but "false") are never remediated automatically. */
   skipTag: z.string().min(1).default('closeloop:skip'),
   /** Resources (globs) closeloop must never touch: ticket only, a person fixes. */
-  allowlist: z.strictObject({ resources: z.array(z.string().min(1)).default([]) }).default({ resources: [] }),
+  allowlist: z
+    .strictObject({ resources: z.array(resourceGlobSchema({ caseInsensitive: true })).default([]) })
+    .default({ resources: [] }),
   /** Accounts / subscriptions / projects where automatic remediation is denied. */
   denylist: z.strictObject({ accounts: z.array(z.string().min(1)).default([]) }).default({ accounts: [] }),
   /** Unowned or incompletely enriched resources are only remediated by a person (fail closed). */

@@ -127,4 +127,58 @@ describe('loadConfig', () => {
     // Act / Assess
     await expect(loadConfig('examples/config/policy.yaml')).rejects.toThrow(/not a folder/);
   });
+
+  it('refuses a never-touch allowlist entry whose ARN partition is mistyped (it would protect nothing)', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('policy.yaml', '"arn:aws:s3:::acme-audit-logs*"', '"arn:asw:s3:::acme-audit-logs*"');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: decide\.allowlist\.resources\[0\]: "arn:asw:s3:::acme-audit-logs\*" can never match a resource id: "asw" is not an AWS partition/,
+    );
+  });
+
+  it('refuses an apply deny glob with a missing ARN part', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('policy.yaml', 'decide:', 'apply:\n  resources: { deny: ["arn:aws:s3::acme-audit-*"] }\ndecide:');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: apply\.resources\.deny\[0\]: .*"acme-audit-" cannot begin a 12-digit account id/,
+    );
+  });
+
+  it('refuses an exception resource glob for GCP without its leading //', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('exceptions.yaml', '"//compute.googleapis.com/projects/', '"compute.googleapis.com/projects/');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /exceptions\.yaml: exceptions\[1\]\.scope\.resources\[0\]: .*a GCP resource name starts with "\/\/"/,
+    );
+  });
+
+  it("refuses a registry rule whose glob is another provider's id form", async () => {
+    // Prepare
+    await copyExamples();
+    await edit('registry.yaml', 'match: { provider: aws,', 'match: { provider: azure,');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /registry\.yaml: rules\[0\]\.match\.resource: .*match\.provider is azure: it can never match/,
+    );
+  });
+
+  it('refuses a registry rule glob with an upper-case ARN service', async () => {
+    // Prepare
+    await copyExamples();
+    await edit(
+      'registry.yaml',
+      'resource: "arn:aws:s3:::acme-public-website*"',
+      'resource: "arn:aws:S3:::acme-public-website*"',
+    );
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /registry\.yaml: rules\[0\]\.match\.resource: .*"S3" is not a service/,
+    );
+  });
 });
