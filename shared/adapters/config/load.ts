@@ -15,7 +15,16 @@ import { ConfigError, hasErrorCode } from '../../core/errors.js';
 /** `accounts[2].environment` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  for (const p of path)
+    out +=
+      typeof p === 'number'
+        ? `[${p}]`
+        : // A key that is not a plain name (an action id: `s3.block-public-access`) is quoted, so the path reads back.
+          !/^[A-Za-z_$][\w$-]*$/.test(String(p))
+          ? `[${JSON.stringify(String(p))}]`
+          : out === ''
+            ? String(p)
+            : `.${String(p)}`;
   return out === '' ? '(top level)' : out;
 }
 
@@ -39,7 +48,10 @@ export function parseConfigText<S extends z.ZodType>(name: string, text: string,
   const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const parsed = schema.safeParse(data);
   if (parsed.success) return parsed.data as z.infer<S>;
-  const issues = parsed.error.issues.slice(0, 5).map((i) => `${name}: ${formatPath(i.path)}: ${i.message}`);
+  // A record key that fails its schema comes wrapped ("Invalid key in record"): say the key's own problem.
+  const message = (i: z.core.$ZodIssue): string =>
+    i.code === 'invalid_key' && i.issues[0] ? i.issues[0].message : i.message;
+  const issues = parsed.error.issues.slice(0, 5).map((i) => `${name}: ${formatPath(i.path)}: ${message(i)}`);
   const more = parsed.error.issues.length > 5 ? ` (and ${parsed.error.issues.length - 5} more)` : '';
   throw new ConfigError(issues.join('; ') + more);
 }

@@ -18,6 +18,7 @@
 import * as z from 'zod';
 import { resourceGlobSchema } from '../enrich/glob.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
+import { actionIdSchema } from '../policy/policy.js';
 
 export const ApplyPolicySchema = z.strictObject({
   /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */
@@ -63,7 +64,7 @@ export const ApplyPolicySchema = z.strictObject({
     .strictObject({ deny: z.array(resourceGlobSchema({ caseInsensitive: true })).default([]) })
     .default({ deny: [] }),
   /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
-  actions: z.record(z.string().min(1), z.unknown()).default({}),
+  actions: z.record(actionIdSchema(), z.unknown()).default({}),
   /**
    * Who may approve a fix, per environment of the case (`*`: every environment without its own entry):
    * Jira account ids as `jira:<accountId>`, or the names `closeloop approve --by` is given. Compared

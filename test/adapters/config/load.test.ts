@@ -181,4 +181,28 @@ describe('loadConfig', () => {
       /registry\.yaml: rules\[0\]\.match\.resource: .*"S3" is not a service/,
     );
   });
+
+  it('refuses decide.actionModes for an action id no playbook chooses (the override would never apply)', async () => {
+    // Prepare
+    await copyExamples();
+    await edit(
+      'policy.yaml',
+      '  requireOwner: true',
+      '  requireOwner: true\n  actionModes: { s3.block-public-acess: { prod: manual } }',
+    );
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: decide\.actionModes\["s3\.block-public-acess"\]: unknown action "s3\.block-public-acess" \(expected one of s3\.block-public-access, /,
+    );
+  });
+
+  it('refuses apply.actions settings for an unknown action id (the settings would never be read)', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('policy.yaml', 'decide:', 'apply:\n  actions: { gcp.firewall.disable: { mode: narrow } }\ndecide:');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: apply\.actions\["gcp\.firewall\.disable"\]: unknown action "gcp\.firewall\.disable"/,
+    );
+  });
 });
