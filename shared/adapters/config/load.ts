@@ -49,8 +49,13 @@ export function parseConfigText<S extends z.ZodType>(name: string, text: string,
   const parsed = schema.safeParse(data);
   if (parsed.success) return parsed.data as z.infer<S>;
   // A record key that fails its schema comes wrapped ("Invalid key in record"): say the key's own problem.
-  const message = (i: z.core.$ZodIssue): string =>
-    i.code === 'invalid_key' && i.issues[0] ? i.issues[0].message : i.message;
+  const message = (i: z.core.$ZodIssue): string => {
+    if (i.code === 'invalid_key' && i.issues[0]) return i.issues[0].message;
+    // An unquoted id or number-like name is read by YAML as a number (011122223333 loses its leading zero).
+    if (i.code === 'invalid_type' && i.expected === 'string' && /received (number|boolean)$/.test(i.message))
+      return `${i.message} (write it in quotes: YAML reads unquoted digits as a number, dropping leading zeros, e.g. id: "011122223333")`;
+    return i.message;
+  };
   const issues = parsed.error.issues.slice(0, 5).map((i) => `${name}: ${formatPath(i.path)}: ${message(i)}`);
   const more = parsed.error.issues.length > 5 ? ` (and ${parsed.error.issues.length - 5} more)` : '';
   throw new ConfigError(issues.join('; ') + more);

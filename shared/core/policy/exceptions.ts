@@ -46,7 +46,10 @@ export const ExceptionSchema = z.strictObject({
   owner: z.string().min(1),
   justification: z.string().min(10, 'say why the risk is accepted (at least 10 characters)'),
   scope: ExceptionScopeSchema,
-  expires: z.union([z.iso.date(), z.iso.datetime({ offset: true })]),
+  expires: z.union([z.iso.date(), z.iso.datetime({ offset: true })], {
+    error:
+      'expected a date (2027-06-30, valid through that day, UTC) or a date-time with its zone (2027-06-30T18:00:00Z), in quotes',
+  }),
   createdBy: z.string().min(1).optional(),
   createdAt: z.iso.datetime({ offset: true }).optional(),
   /** Set by `revoke`: a revoked exception no longer matches (it is kept for the audit trail). */

@@ -13,6 +13,7 @@
  * ```
  */
 import * as z from 'zod';
+import { EnvironmentSchema } from '../model/enrichment.js';
 
 /** Jira project keys: upper-case letter first, then upper-case letters, digits, underscore (Jira's own rule). */
 export const PROJECT_KEY_PATTERN = /^[A-Z][A-Z0-9_]+$/;
@@ -21,8 +22,11 @@ const ProjectKeySchema = z.string().regex(PROJECT_KEY_PATTERN, 'a Jira project k
 const SeverityTableSchema = <T extends z.ZodType>(value: T) =>
   z.strictObject({ critical: value, high: value, medium: value, low: value, informational: value });
 
-/** Priority name per environment; `default` covers environments not named. */
-const PriorityRowSchema = z.record(z.string(), z.string().min(1));
+/**
+ * Priority name per environment; `default` covers environments not named. Keys are checked: a row keyed
+ * `production:` (not `prod:`) was never read, and prod tickets took the default priority without a word.
+ */
+const PriorityRowSchema = z.partialRecord(z.union([EnvironmentSchema, z.literal('default')]), z.string().min(1));
 
 export const DEFAULT_PRIORITIES = {
   critical: { prod: 'Highest', default: 'High' },

@@ -205,4 +205,39 @@ describe('loadConfig', () => {
       /policy\.yaml: apply\.actions\["gcp\.firewall\.disable"\]: unknown action "gcp\.firewall\.disable"/,
     );
   });
+
+  it('refuses a priority row keyed by an environment closeloop does not know (prod tickets took the default)', async () => {
+    // Prepare
+    await copyExamples();
+    const row = '{ default: Medium }';
+    await edit(
+      'policy.yaml',
+      'decide:',
+      `tickets:\n  priorities: { critical: { production: Highest, default: High }, high: ${row}, medium: ${row}, low: ${row}, informational: ${row} }\ndecide:`,
+    );
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: tickets\.priorities\.critical: Unrecognized key: "production"/,
+    );
+  });
+
+  it('says what an exception expiry must look like when it is written another way', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('exceptions.yaml', 'expires: "2027-06-30"', 'expires: 30/06/2027');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      'exceptions.yaml: exceptions[0].expires: expected a date (2027-06-30, valid through that day, UTC) or a date-time with its zone',
+    );
+  });
+
+  it('tells to quote an account id YAML read as a number (its leading zero lost)', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('registry.yaml', 'id: "111122223333"', 'id: 011122223333');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /registry\.yaml: accounts\[0\]\.id: .*received number \(write it in quotes/,
+    );
+  });
 });
