@@ -31,6 +31,17 @@ export const KnownEnvironmentSchema = EnvironmentSchema.exclude(['unknown']);
 
 const JiraKey = z.string().regex(/^[A-Z][A-Z0-9_]{1,9}$/, 'a Jira project key such as SEC or WEB');
 const Email = z.email();
+/**
+ * An owner is a name (`security-triage`) or an e-mail; tickets are assigned only by e-mail (tickets/context.ts
+ * `assigneeFor` tries any owner with an `@`). One with an `@` that is no e-mail (`web-lead@acme`, a space,
+ * a doubled `@`) is a typo that left every ticket of its resources unassigned without a word: refused.
+ */
+export const OwnerSchema = z
+  .string()
+  .min(1)
+  .refine((v) => !v.includes('@') || Email.safeParse(v).success, {
+    message: 'an owner with "@" must be an e-mail address (name@example.com)',
+  });
 
 /** Where a team's tickets go. */
 export const RegistryJiraSchema = z.strictObject({
@@ -43,7 +54,7 @@ export const RegistryJiraSchema = z.strictObject({
 export const RegistryTeamSchema = z.strictObject({
   id: z.string().min(1),
   /** The team's default owner (an e-mail): used when a resource has a team but no owner of its own. */
-  owner: z.string().min(1).optional(),
+  owner: OwnerSchema.optional(),
   jira: RegistryJiraSchema,
 });
 export type RegistryTeam = z.infer<typeof RegistryTeamSchema>;
@@ -61,7 +72,7 @@ export const RegistryAccountSchema = z.strictObject({
   name: z.string().min(1).optional(),
   environment: KnownEnvironmentSchema,
   team: z.string().min(1).optional(),
-  owner: z.string().min(1).optional(),
+  owner: OwnerSchema.optional(),
   criticality: z.string().min(1).optional(),
 });
 export type RegistryAccount = z.infer<typeof RegistryAccountSchema>;
@@ -83,7 +94,7 @@ export const RegistryRuleSchema = z.strictObject({
      */
     account: z.string().min(1).optional(),
   }),
-  owner: z.string().min(1).optional(),
+  owner: OwnerSchema.optional(),
   team: z.string().min(1).optional(),
   application: z.string().min(1).optional(),
   environment: KnownEnvironmentSchema.optional(),
@@ -92,7 +103,7 @@ export const RegistryRuleSchema = z.strictObject({
 export type RegistryRule = z.infer<typeof RegistryRuleSchema>;
 
 export const RegistryTriageSchema = z.strictObject({
-  owner: z.string().min(1),
+  owner: OwnerSchema,
   team: z.string().min(1).optional(),
   jira: RegistryJiraSchema.partial().default({}),
 });

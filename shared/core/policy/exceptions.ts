@@ -14,6 +14,7 @@
  */
 import * as z from 'zod';
 import { anyGlob, type CompiledGlob, compileGlob, resourceGlobProblem } from '../enrich/glob.js';
+import { OwnerSchema } from '../enrich/registry.js';
 import { UsageError } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { ExceptionRef } from '../model/decision.js';
@@ -60,10 +61,13 @@ export type RiskException = z.infer<typeof ExceptionSchema>;
 
 /**
  * An exception a person writes (exceptions.yaml, `closeloop exceptions add`): also refuses resource globs
- * that can never match (see resourceGlobProblem), which would accept nothing while looking in force.
+ * that can never match (see resourceGlobProblem), which would accept nothing while looking in force, and an
+ * owner with an `@` that is no e-mail (see OwnerSchema).
  * Stored exceptions are read with ExceptionSchema: one written before this check still loads.
  */
 export const NewExceptionSchema = ExceptionSchema.superRefine((e, ctx) => {
+  const owner = OwnerSchema.safeParse(e.owner);
+  if (!owner.success) ctx.addIssue({ code: 'custom', path: ['owner'], message: owner.error.issues[0]?.message ?? '' });
   e.scope.resources?.forEach((glob, i) => {
     const problem = resourceGlobProblem(glob);
     if (problem)

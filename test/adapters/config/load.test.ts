@@ -240,4 +240,32 @@ describe('loadConfig', () => {
       /registry\.yaml: accounts\[0\]\.id: .*received number \(write it in quotes/,
     );
   });
+
+  it('refuses a team owner with an @ that is not an e-mail (its tickets would go unassigned)', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('registry.yaml', 'owner: media-ops@acme.example', 'owner: media-ops@acme');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      'registry.yaml: teams[2].owner: an owner with "@" must be an e-mail address',
+    );
+  });
+
+  it('refuses an exception owner with a doubled @', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('exceptions.yaml', 'owner: web-lead@acme.example', 'owner: web-lead@@acme.example');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow('exceptions.yaml: exceptions[0].owner: an owner with "@" must be');
+  });
+
+  it('still takes an owner that is a plain name', async () => {
+    // Prepare
+    await copyExamples();
+    await edit('registry.yaml', 'owner: media-ops@acme.example', 'owner: media-ops');
+    // Act
+    const c = await loadConfig(dir);
+    // Assess
+    expect(c.registry.teams.find((t) => t.id === 'media')?.owner).toBe('media-ops');
+  });
 });
