@@ -5,7 +5,7 @@
  */
 import * as z from 'zod';
 import { RegistrySchema } from './enrich/registry.js';
-import { type ExceptionSchema, NewExceptionSchema } from './policy/exceptions.js';
+import { ExceptionSchema } from './policy/exceptions.js';
 import { DecidePolicySchema, EnrichmentPolicySchema } from './policy/policy.js';
 import { ApplyPolicySchema } from './remediation/policy.js';
 import { TicketPolicySchema } from './tickets/policy.js';
@@ -22,7 +22,7 @@ export const PolicyFileSchema = z.strictObject({
 });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;
 
-export const ExceptionsFileSchema = z.strictObject({ exceptions: z.array(NewExceptionSchema).default([]) });
+export const ExceptionsFileSchema = z.strictObject({ exceptions: z.array(ExceptionSchema).default([]) });
 
 export interface Config {
   registry: z.infer<typeof RegistrySchema>;

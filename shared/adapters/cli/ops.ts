@@ -1,12 +1,13 @@
 /** CLI commands for people operating closeloop: actions, approve, rollback, exceptions, report. */
 import type * as z from 'zod';
 import { declarations } from '../../actions/registry.js';
+import { exceptionProblems } from '../../core/config-checks.js';
 import { UsageError } from '../../core/errors.js';
 import {
+  ExceptionSchema,
   exceptionsRepo,
   expiryInstant,
   isActive,
-  NewExceptionSchema,
   type RiskException,
 } from '../../core/policy/exceptions.js';
 import { approveCase, rollbackCase } from '../../core/remediation/stage.js';
@@ -149,8 +150,14 @@ export async function cmdExceptions(
         scope,
         createdBy: opts.actor ?? rt.actor,
       };
-      const parsed = NewExceptionSchema.safeParse(input);
+      const parsed = ExceptionSchema.safeParse(input);
       if (!parsed.success) throw new UsageError(`exceptions add: ${flagErrors(parsed.error)}`);
+      // A glob that can never match or a malformed owner e-mail would store an exception that does nothing.
+      const problems = exceptionProblems(parsed.data);
+      if (problems.length > 0)
+        throw new UsageError(
+          `exceptions add: ${problems.map((p) => `${FLAG_OF[String(p.path[0])] ?? '--resource'}: ${p.message}`).join('; ')}`,
+        );
       // An acceptance that has already lapsed accepts nothing: said, not stored.
       if (expiryInstant(parsed.data.expires) <= now.getTime())
         throw new UsageError(`exceptions add: --expires ${opts.expires} is not in the future`);

@@ -5,6 +5,7 @@
  */
 import * as z from 'zod';
 import { type Config, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
+import { exceptionProblems, policyProblems, registryProblems } from '../../core/config-checks.js';
 import { RegistrySchema } from '../../core/enrich/registry.js';
 import { ConfigError } from '../../core/errors.js';
 
@@ -19,5 +20,14 @@ const BundledConfigSchema = z.object({
 export function parseBundledConfig(json: unknown, file: string): Config {
   const parsed = BundledConfigSchema.safeParse(json);
   if (!parsed.success) throw new ConfigError(`${file}: ${z.prettifyError(parsed.error)}`);
+  // The same checks as loadConfig (a config.json edited by hand, or written by an older build).
+  const { registry, policy, exceptions } = parsed.data;
+  const problems = [
+    ...registryProblems(registry).map((p) => ({ ...p, path: ['registry', ...p.path] })),
+    ...policyProblems(policy).map((p) => ({ ...p, path: ['policy', ...p.path] })),
+    ...exceptions.exceptions.flatMap((e, i) => exceptionProblems(e, ['exceptions', 'exceptions', i])),
+  ];
+  if (problems.length > 0)
+    throw new ConfigError(`${file}: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`);
   return { ...parsed.data, exceptions: parsed.data.exceptions.exceptions };
 }

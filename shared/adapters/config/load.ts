@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
 import { type Config, ExceptionsFileSchema, PolicyFileSchema } from '../../core/config.js';
+import { type ConfigProblem, exceptionProblems, policyProblems, registryProblems } from '../../core/config-checks.js';
 import { RegistrySchema } from '../../core/enrich/registry.js';
 import { ConfigError, hasErrorCode } from '../../core/errors.js';
+import { PLAYBOOK_ACTION_IDS } from '../../core/policy/playbooks.js';
 
 /** `accounts[2].environment` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -51,14 +53,33 @@ export function parseConfigText<S extends z.ZodType>(name: string, text: string,
   // A record key that fails its schema comes wrapped ("Invalid key in record"): say the key's own problem.
   const message = (i: z.core.$ZodIssue): string => {
     if (i.code === 'invalid_key' && i.issues[0]) return i.issues[0].message;
+    // Said here, not in the schema: the schema's text would weigh on every function's cold start.
+    if (i.code === 'invalid_union' && i.path.at(-1) === 'expires')
+      return 'expected a date (2027-06-30, valid through that day, UTC) or a date-time with its zone (2027-06-30T18:00:00Z), in quotes';
     // An unquoted id or number-like name is read by YAML as a number (011122223333 loses its leading zero).
     if (i.code === 'invalid_type' && i.expected === 'string' && /received (number|boolean)$/.test(i.message))
       return `${i.message} (write it in quotes: YAML reads unquoted digits as a number, dropping leading zeros, e.g. id: "011122223333")`;
     return i.message;
   };
-  const issues = parsed.error.issues.slice(0, 5).map((i) => `${name}: ${formatPath(i.path)}: ${message(i)}`);
-  const more = parsed.error.issues.length > 5 ? ` (and ${parsed.error.issues.length - 5} more)` : '';
-  throw new ConfigError(issues.join('; ') + more);
+  throw problemsError(
+    name,
+    parsed.error.issues.map((i) => ({ path: i.path, message: message(i) })),
+  );
+}
+
+/** One ConfigError naming `name` and each problem's field path (up to five). */
+export function problemsError(
+  name: string,
+  problems: readonly { path: readonly PropertyKey[]; message: string }[],
+): ConfigError {
+  const issues = problems.slice(0, 5).map((p) => `${name}: ${formatPath(p.path)}: ${p.message}`);
+  const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+  return new ConfigError(issues.join('; ') + more);
+}
+
+/** Throws when a parsed file has problems its schema leaves out (see core/config-checks.ts). */
+function check(name: string, problems: ConfigProblem[]): void {
+  if (problems.length > 0) throw problemsError(name, problems);
 }
 
 const FILES = ['registry.yaml', 'policy.yaml', 'exceptions.yaml'];
@@ -94,6 +115,12 @@ export async function loadConfig(dir: string): Promise<Config> {
   const registry = parseConfigText('registry.yaml', registryText ?? '', RegistrySchema);
   const policy = parseConfigText('policy.yaml', policyText ?? '', PolicyFileSchema);
   const exceptionsFile = parseConfigText('exceptions.yaml', exceptionsText ?? '', ExceptionsFileSchema);
+  check('registry.yaml', registryProblems(registry));
+  check('policy.yaml', policyProblems(policy, PLAYBOOK_ACTION_IDS));
+  check(
+    'exceptions.yaml',
+    exceptionsFile.exceptions.flatMap((e, i) => exceptionProblems(e, ['exceptions', i])),
+  );
   const ids = new Set<string>();
   exceptionsFile.exceptions.forEach((e, i) => {
     if (ids.has(e.id)) throw new ConfigError(`exceptions.yaml: exceptions[${i}].id: duplicate exception "${e.id}"`);

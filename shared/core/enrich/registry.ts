@@ -24,24 +24,12 @@
 import * as z from 'zod';
 import { EnvironmentSchema } from '../model/enrichment.js';
 import { ProviderSchema } from '../model/finding.js';
-import { resourceGlobSchema } from './glob.js';
 
 /** Environments a registry may assign (`unknown` is what inference yields, never something to configure). */
 export const KnownEnvironmentSchema = EnvironmentSchema.exclude(['unknown']);
 
 const JiraKey = z.string().regex(/^[A-Z][A-Z0-9_]{1,9}$/, 'a Jira project key such as SEC or WEB');
 const Email = z.email();
-/**
- * An owner is a name (`security-triage`) or an e-mail; tickets are assigned only by e-mail (tickets/context.ts
- * `assigneeFor` tries any owner with an `@`). One with an `@` that is no e-mail (`web-lead@acme`, a space,
- * a doubled `@`) is a typo that left every ticket of its resources unassigned without a word: refused.
- */
-export const OwnerSchema = z
-  .string()
-  .min(1)
-  .refine((v) => !v.includes('@') || Email.safeParse(v).success, {
-    message: 'an owner with "@" must be an e-mail address (name@example.com)',
-  });
 
 /** Where a team's tickets go. */
 export const RegistryJiraSchema = z.strictObject({
@@ -54,7 +42,7 @@ export const RegistryJiraSchema = z.strictObject({
 export const RegistryTeamSchema = z.strictObject({
   id: z.string().min(1),
   /** The team's default owner (an e-mail): used when a resource has a team but no owner of its own. */
-  owner: OwnerSchema.optional(),
+  owner: z.string().min(1).optional(),
   jira: RegistryJiraSchema,
 });
 export type RegistryTeam = z.infer<typeof RegistryTeamSchema>;
@@ -72,7 +60,7 @@ export const RegistryAccountSchema = z.strictObject({
   name: z.string().min(1).optional(),
   environment: KnownEnvironmentSchema,
   team: z.string().min(1).optional(),
-  owner: OwnerSchema.optional(),
+  owner: z.string().min(1).optional(),
   criticality: z.string().min(1).optional(),
 });
 export type RegistryAccount = z.infer<typeof RegistryAccountSchema>;
@@ -82,7 +70,7 @@ export const RegistryRuleSchema = z.strictObject({
   match: z.strictObject({
     provider: ProviderSchema.optional(),
     /** Glob on the resource id (ARN, Azure resource id, GCP full resource name). */
-    resource: resourceGlobSchema(),
+    resource: z.string().min(1),
     /**
      * Exact resource type as the finding gives it (`S3Bucket`, `AwsS3Bucket`, …); for Azure without case, as
      * ARM compares types (`Microsoft.Storage/storageAccounts` matches a lower-cased Defender resource id).
@@ -94,7 +82,7 @@ export const RegistryRuleSchema = z.strictObject({
      */
     account: z.string().min(1).optional(),
   }),
-  owner: OwnerSchema.optional(),
+  owner: z.string().min(1).optional(),
   team: z.string().min(1).optional(),
   application: z.string().min(1).optional(),
   environment: KnownEnvironmentSchema.optional(),
@@ -103,7 +91,7 @@ export const RegistryRuleSchema = z.strictObject({
 export type RegistryRule = z.infer<typeof RegistryRuleSchema>;
 
 export const RegistryTriageSchema = z.strictObject({
-  owner: OwnerSchema,
+  owner: z.string().min(1),
   team: z.string().min(1).optional(),
   jira: RegistryJiraSchema.partial().default({}),
 });
@@ -158,21 +146,6 @@ export const RegistrySchema = z
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule "${r.id}"` });
       rules.add(r.id);
       unknownTeam(r.team, ['rules', i, 'team']);
-      // A rule for one provider whose glob is written in another's id form matches nothing.
-      const g = r.match.resource;
-      const family = g.startsWith('arn:')
-        ? 'aws'
-        : g.startsWith('//')
-          ? 'gcp'
-          : g.startsWith('/')
-            ? 'azure'
-            : undefined;
-      if (r.match.provider && family && family !== r.match.provider)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['rules', i, 'match', 'resource'],
-          message: `"${g}" is written as a resource id of ${family} but match.provider is ${r.match.provider}: it can never match`,
-        });
     });
   });
 export type Registry = z.infer<typeof RegistrySchema>;

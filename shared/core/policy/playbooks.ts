@@ -24,15 +24,6 @@ export const PLAYBOOK_ACTION_IDS = [
 ] as const;
 export type PlaybookActionId = (typeof PLAYBOOK_ACTION_IDS)[number];
 
-/**
- * Checks a policy key that names an action (`decide.actionModes`, `apply.actions`): an id no playbook line
- * chooses is never read, so `s3.block-public-acess: { prod: manual }` changed nothing without a word.
- */
-export const actionIdProblem = (id: string): string | undefined =>
-  (PLAYBOOK_ACTION_IDS as readonly string[]).includes(id)
-    ? undefined
-    : `unknown action "${id}" (expected one of ${PLAYBOOK_ACTION_IDS.join(', ')})`;
-
 /** The chosen playbook line for one finding. */
 export interface PlaybookChoice {
   action: PlaybookActionId | null;

@@ -13,10 +13,8 @@
  * ```
  */
 import * as z from 'zod';
-import { resourceGlobSchema } from '../enrich/glob.js';
 import { RemediationModeSchema } from '../model/decision.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
-import { actionIdProblem } from './playbooks.js';
 
 const TagKeys = z.array(z.string().min(1)).min(1);
 
@@ -63,13 +61,6 @@ export const EnrichmentPolicySchema = z.strictObject({
 });
 export type EnrichmentPolicy = z.infer<typeof EnrichmentPolicySchema>;
 
-/** A policy key naming an action: refused, listing the known ids, when no playbook line chooses it. */
-export const actionIdSchema = () =>
-  z.string().superRefine((id, ctx) => {
-    const problem = actionIdProblem(id);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
-
 const ModeByEnvSchema = z.partialRecord(EnvironmentSchema, RemediationModeSchema);
 export type ModeByEnvironment = z.infer<typeof ModeByEnvSchema>;
 
@@ -88,13 +79,11 @@ export const DecidePolicySchema = z.strictObject({
   /** Lets an action declared production-safe run `auto` in prod. Off: prod always asks a person. */
   productionSafeAuto: z.boolean().default(false),
   /** Per action id, per environment: overrides the playbook line's default mode. */
-  actionModes: z.record(actionIdSchema(), ModeByEnvSchema).default({}),
+  actionModes: z.record(z.string().min(1), ModeByEnvSchema).default({}),
   /** Resources carrying this tag key (any value but "false") are never remediated automatically. */
   skipTag: z.string().min(1).default('closeloop:skip'),
   /** Resources (globs) closeloop must never touch: ticket only, a person fixes. */
-  allowlist: z
-    .strictObject({ resources: z.array(resourceGlobSchema({ caseInsensitive: true })).default([]) })
-    .default({ resources: [] }),
+  allowlist: z.strictObject({ resources: z.array(z.string().min(1)).default([]) }).default({ resources: [] }),
   /** Accounts / subscriptions / projects where automatic remediation is denied. */
   denylist: z.strictObject({ accounts: z.array(z.string().min(1)).default([]) }).default({ accounts: [] }),
   /** Unowned or incompletely enriched resources are only remediated by a person (fail closed). */

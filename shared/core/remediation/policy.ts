@@ -16,9 +16,7 @@
  *     gcp.firewall.disable-rule: { mode: narrow, sourceRanges: ["192.0.2.0/24"] }
  */
 import * as z from 'zod';
-import { resourceGlobSchema } from '../enrich/glob.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
-import { actionIdSchema } from '../policy/policy.js';
 
 export const ApplyPolicySchema = z.strictObject({
   /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */
@@ -60,11 +58,9 @@ export const ApplyPolicySchema = z.strictObject({
    * Resource ids never to change automatically, as globs (`*` any run of characters, `?` one; case-insensitive);
    * a Cloud Storage bucket may be written either way (`//storage.googleapis.com/NAME` or `…/projects/_/buckets/NAME`).
    */
-  resources: z
-    .strictObject({ deny: z.array(resourceGlobSchema({ caseInsensitive: true })).default([]) })
-    .default({ deny: [] }),
+  resources: z.strictObject({ deny: z.array(z.string().min(1)).default([]) }).default({ deny: [] }),
   /** Per-action settings, each parsed by its action (`shared/actions/<id>.ts`). */
-  actions: z.record(actionIdSchema(), z.unknown()).default({}),
+  actions: z.record(z.string().min(1), z.unknown()).default({}),
   /**
    * Who may approve a fix, per environment of the case (`*`: every environment without its own entry):
    * Jira account ids as `jira:<accountId>`, or the names `closeloop approve --by` is given. Compared

@@ -43,6 +43,18 @@ describe('loadConfigJson', () => {
     await expect(read).rejects.toThrow(/policy\.decide\.skipTag/);
   });
 
+  it('refuses a bundled never-touch glob that can never match (a config.json edited by hand)', async () => {
+    // Prepare
+    const file = join(dir, 'glob.json');
+    const policy = json.policy as { decide: Record<string, unknown> };
+    const decide = { ...policy.decide, allowlist: { resources: ['arn:asw:s3:::acme-audit-logs*'] } };
+    await writeFile(file, JSON.stringify({ ...json, policy: { ...policy, decide } }));
+    // Act
+    const read = loadConfigJson(file);
+    // Assess
+    await expect(read).rejects.toThrow(/policy\.decide\.allowlist\.resources\.0: .*can never match a resource id/);
+  });
+
   it('fails with a ConfigError when the file is missing', async () => {
     // Act
     const read = loadConfigJson(join(dir, 'absent.json'));

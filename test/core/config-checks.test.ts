@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resourceGlobProblem } from '../../../shared/core/enrich/glob.js';
+import { resourceGlobProblem } from '../../shared/core/config-checks.js';
 
 describe('resourceGlobProblem', () => {
   it.each([
