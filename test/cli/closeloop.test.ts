@@ -164,6 +164,18 @@ describe('closeloop CLI', () => {
     expect(after.err).toContain(`config: ${CONFIG}`);
   });
 
+  it('does not remember a --config folder that is not there (the command fails, the store keeps its config)', async () => {
+    // Prepare
+    await cli(['run', join(FIXTURES, 'scc'), '--config', CONFIG, '--home', home]);
+    // Act
+    const typo = await cli(['run', join(FIXTURES, 'scc'), '--config', `${CONFIG}-typo`, '--home', home]);
+    const after = await cli(['cases', '--home', home]);
+    // Assess
+    expect(typo.code).toBe(2);
+    expect(after.code).toBe(0);
+    expect(after.err).toContain(`config: ${CONFIG} (this store's`);
+  });
+
   it('refuses to fall back to the defaults when the remembered config folder is gone', async () => {
     // Prepare
     const gone = join(tmp.dir, 'moved-away');

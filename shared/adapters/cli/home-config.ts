@@ -35,7 +35,8 @@ export function chooseConfig(opts: { home: string; named?: string | undefined; w
   const file = join(opts.home, FILE);
   if (opts.named !== undefined) {
     const dir = resolve(opts.named);
-    if (opts.writes && remembered(file) !== dir) remember(file, dir);
+    // Only a folder that is there: a mistyped --config fails its command (loadConfig) and is not remembered.
+    if (opts.writes && isDir(dir) && remembered(file) !== dir) remember(file, dir);
     return { configDir: dir };
   }
   const dir = remembered(file);
