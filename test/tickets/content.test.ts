@@ -135,6 +135,20 @@ describe('ticket content', () => {
     expect(adfToText(other)).toContain('At the source: https://console.cloud.google.com.evil.example/x');
   });
 
+  it("keeps a source's long explanation and recommendation within what Jira's description takes", () => {
+    // Prepare: SCC bounds neither; Jira refuses a description over 32,767 characters (the ticket would be lost)
+    const long = Array.from({ length: 20 }, (_, i) => `paragraph ${i} ${'x'.repeat(3990)}`).join('\n\n');
+    // Act
+    const draft = draftForCase(makeCase(), policy(), {
+      now: new Date(T0),
+      assigneeId: 'acc-1',
+      finding: { product: 'Security Command Center', description: long, recommendation: long },
+    });
+    // Assess
+    expect(JSON.stringify(draft.description).length).toBeLessThan(32_767);
+    expect(adfToText(draft.description)).toContain('paragraph 0 xxx');
+  });
+
   it('names the approval transition beside the label when the workflow has one', () => {
     // Act
     const text = adfToText(

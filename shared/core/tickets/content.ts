@@ -188,9 +188,15 @@ function sourceLink(product: string, href: string): ReturnType<typeof text> {
   return SOURCE_HOSTS.test(host) && href.startsWith('https://') ? link(`open in ${product}`, href) : code(href);
 }
 
-/** Paragraphs of a source's text (blank lines part them), at most `max` of them. */
+/**
+ * A source's text, at most this many characters: the description field takes 32,767 in all (a create over it is
+ * refused), and a source's explanation or recommendation has no bound of its own in some sources (SCC).
+ */
+const SOURCE_TEXT_MAX = 3000;
+
+/** Paragraphs of a source's text (blank lines part them), at most `max` of them and SOURCE_TEXT_MAX characters. */
 const paragraphs = (s: string, max = 8): AdfParagraph[] =>
-  s
+  (s.length > SOURCE_TEXT_MAX ? `${s.slice(0, SOURCE_TEXT_MAX - 1)}…` : s)
     .split(/\n\s*\n/)
     .map((x) => oneLine(x))
     .filter((x) => x !== '')
