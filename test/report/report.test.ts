@@ -82,6 +82,25 @@ describe('closure report', () => {
     ]);
   });
 
+  it("gives unowned cases a row of their own by owner, apart from the triage owner's own cases", async () => {
+    // Prepare: the seed's unowned case (triaged by secops-triage) and one the triage owner owns by a tag
+    const store = new MemoryDocStore();
+    await seed(store);
+    await putCase(
+      store,
+      makeCase({
+        key: 'c5',
+        firstSeen: '2026-12-10T00:00:00.000Z',
+        enrichment: { owner: 'secops-triage@acme.example', unowned: false },
+      }),
+    );
+    // Act
+    const r = await buildReport(store, NOW);
+    // Assess
+    expect(r.byOwner['(unowned: secops-triage@acme.example triages)']?.cases).toBe(1);
+    expect(r.byOwner['secops-triage@acme.example']?.cases).toBe(1);
+  });
+
   it('honours a configured SLA table when one is given', async () => {
     // Prepare
     const store = new MemoryDocStore();

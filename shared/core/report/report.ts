@@ -115,7 +115,9 @@ export async function buildReport(store: DocStore, now: Date, options: { slaDays
     samplesExcluded: all.length - real.length,
     totals: stats(measured),
     bySeverity: group((c) => c.severity, SEVERITY_ORDER),
-    byOwner: group((c) => c.enrichment.owner),
+    // An unowned case is the triage owner's to route, not theirs to fix: a row of its own, not mixed into the
+    // triage owner's own cases (which made the triage team look slow and hid how much has no owner).
+    byOwner: group((c) => (c.enrichment.unowned ? `(unowned: ${c.enrichment.owner} triages)` : c.enrichment.owner)),
     byTeam: group((c) => c.enrichment.team ?? '(no team)'),
     byEnvironment: group((c) => c.enrichment.environment),
     openPastSla: measured
