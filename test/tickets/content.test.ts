@@ -149,6 +149,22 @@ describe('ticket content', () => {
     expect(adfToText(draft.description)).toContain('paragraph 0 xxx');
   });
 
+  it('keeps bidirectional controls from a finding out of the ticket (they reorder what Jira shows)', () => {
+    // Prepare: a title and an explanation carrying a right-to-left override
+    const c = makeCase({}, { title: 'Bucket acme-\u202edorp\u202c is public' });
+    // Act
+    const text = adfToText(
+      draftForCase(c, policy(), {
+        now: new Date(T0),
+        assigneeId: 'acc-1',
+        finding: { product: 'Security Hub', description: 'see \u2067owner\u2069 notes' },
+      }).description,
+    );
+    // Assess
+    expect(text).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('Bucket acme- dorp is public');
+  });
+
   it('names the approval transition beside the label when the workflow has one', () => {
     // Act
     const text = adfToText(

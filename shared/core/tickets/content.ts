@@ -7,6 +7,7 @@ import type { ExceptionRef } from '../model/decision.js';
 import type { Environment } from '../model/enrichment.js';
 import type { Severity } from '../model/finding.js';
 import { shortHash } from '../util/hash.js';
+import { BIDI_CONTROLS } from '../util/text.js';
 import {
   type AdfBlock,
   type AdfDoc,
@@ -45,6 +46,7 @@ export function slug(s: string, max = 60): string {
 const oneLine = (s: string): string =>
   s
     .replace(/\p{Cc}+/gu, ' ')
+    .replace(BIDI_CONTROLS, ' ')
     .replace(/\s+/g, ' ')
     .trim();
 
