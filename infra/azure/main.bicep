@@ -45,6 +45,9 @@ param applyActions bool = false
 @description('Read the live tags of resources whose Defender event carries none and send them to the hub with the finding.')
 param tagLookup bool = false
 
+@description('Resource id of an action group told when Event Grid dead-letters Defender events (the DeadLetteredCount alert); empty: the alert fires in the portal only.')
+param deadLetterActionGroupId string = ''
+
 var actionPermissions = loadJsonContent('action-permissions.json')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -65,6 +68,7 @@ module spoke 'spoke.bicep' = {
     nodeVersion: nodeVersion
     applyActions: applyActions
     tagLookup: tagLookup
+    deadLetterActionGroupId: deadLetterActionGroupId
   }
 }
 
@@ -188,5 +192,8 @@ output defenderTopicEndpoint string = spoke.outputs.defenderTopicEndpoint
 
 @description('Blob container holding the Defender events Event Grid could not deliver to the spoke (its retries spent).')
 output deadLetterContainerUrl string = spoke.outputs.deadLetterContainerUrl
+
+@description('Metric alert that fires when Event Grid dead-letters a Defender event.')
+output deadLetterAlertId string = spoke.outputs.deadLetterAlertId
 
 output remediationRoleId string = remediationRole.id

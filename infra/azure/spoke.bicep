@@ -1,7 +1,7 @@
 // closeloop Azure spoke resources (resource-group scope; deployed by main.bicep): a Linux Flex Consumption
 // function app with a system-assigned managed identity, its storage (identity-based, no shared key),
 // Application Insights, a Key Vault for the shared secrets, an Event Grid topic subscribed to the
-// Event Grid trigger (dead letters kept in a blob container), and Defender for Cloud workflow automation →
+// Event Grid trigger (dead letters kept in a blob container, a metric alert when any arrive), and Defender for Cloud workflow automation →
 // Logic App → the HTTP trigger.
 targetScope = 'resourceGroup'
 
@@ -14,6 +14,9 @@ param federationAudience string
 param nodeVersion string
 param applyActions bool
 param tagLookup bool = false
+
+@description('Action group (resource id) the dead-letter alert notifies; empty: the alert has no action.')
+param deadLetterActionGroupId string = ''
 
 @description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
 param subscribeEventGrid bool = false
@@ -282,6 +285,46 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// Nobody reads the dead-letter container unprompted: like the hub's DLQ alarms (serverless.yml
+// DeadLetterAlarmTopic), alert when Event Grid dead-letters anything. DeadLetteredCount counts the events
+// dead-lettered in the window (not what the container still holds), so the alert fires for the 5 minutes
+// in which they arrived and resolves itself; the blobs stay. It exists without an action group too (fired
+// alerts show in the portal); deadLetterActionGroupId sends them on.
+resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${prefix}-defender-dead-letters-${suffix}'
+  location: 'global'
+  properties: {
+    description: 'Event Grid dead-lettered Defender events (not ingested) into the ${deadLetters.name} container of ${storage.name}: read the blobs, fix the cause, publish them to the topic again (infra/README.md).'
+    severity: 2
+    enabled: true
+    scopes: [
+      defenderTopic.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'DeadLettered'
+          metricNamespace: 'Microsoft.EventGrid/topics'
+          metricName: 'DeadLetteredCount'
+          timeAggregation: 'Total'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: empty(deadLetterActionGroupId) ? [] : [
+      {
+        actionGroupId: deadLetterActionGroupId
+      }
+    ]
+  }
+}
+
 // ---- Defender for Cloud workflow automation → Logic App → defenderHttp (function key + shared secret).
 resource forwarder 'Microsoft.Logic/workflows@2019-05-01' = {
   name: '${prefix}-defender-forwarder-${suffix}'
@@ -409,3 +452,4 @@ output remediateUrl string = 'https://${functionApp.properties.defaultHostName}/
 output keyVaultName string = vault.name
 output defenderTopicEndpoint string = defenderTopic.properties.endpoint
 output deadLetterContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deadLetters.name}'
+output deadLetterAlertId string = deadLetterAlert.id

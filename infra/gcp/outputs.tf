@@ -23,6 +23,11 @@ output "dead_letter_subscription" {
   value       = google_pubsub_subscription.dead_letters.id
 }
 
+output "dead_letter_alert_policy" {
+  description = "Alert policy opening an incident while the dead-letter subscription holds messages."
+  value       = google_monitoring_alert_policy.dead_letters.name
+}
+
 output "remediate_url" {
   description = "HTTPS endpoint of the remediation function: serverless.yml param gcpRemediateUrl."
   value       = var.remediate_enabled ? google_cloudfunctions2_function.remediate[0].service_config[0].uri : ""

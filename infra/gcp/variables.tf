@@ -90,3 +90,13 @@ variable "tag_lookup" {
   type        = bool
   default     = false
 }
+
+variable "dead_letter_notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/<project>/notificationChannels/<id>) told when SCC findings are dead-lettered; empty: the alert policy still opens incidents, shown in the console only."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.dead_letter_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each dead_letter_notification_channels entry must be a channel id: projects/<project>/notificationChannels/<id>."
+  }
+}

@@ -180,6 +180,33 @@ describe('Azure spoke Bicep', () => {
     expect(main).toContain('output deadLetterContainerUrl string = spoke.outputs.deadLetterContainerUrl');
   });
 
+  it('alerts when Event Grid dead-letters a Defender event, to the action group the deployer names (none: no action)', () => {
+    // Prepare
+    const alert = blocks(spoke, 'resource ').find((r) => r.body.includes("'Microsoft.Insights/metricAlerts@"));
+    const body = alert?.body ?? '';
+    const criterion = block(body, 'allOf:');
+    const scope = /scopes: \[\s+(\w+)\.id\s+\]/.exec(body)?.[1];
+    const scopeType = new RegExp(`^resource ${scope} '([^@']+)@`, 'm').exec(spoke)?.[1];
+    // Assess: on the topic whose subscription dead-letters, in the metric namespace of its own type
+    expect(scope).toBe('defenderTopic');
+    expect(scopeType).toBe('Microsoft.EventGrid/topics');
+    expect(attr(body, "'odata.type'")).toBe("'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'");
+    expect(attr(criterion, 'metricNamespace')).toBe(`'${scopeType}'`);
+    expect(attr(criterion, 'metricName')).toBe("'DeadLetteredCount'");
+    expect(attr(criterion, 'timeAggregation')).toBe("'Total'");
+    expect(attr(criterion, 'operator')).toBe("'GreaterThan'");
+    expect(attr(criterion, 'threshold')).toBe('0');
+    expect(['PT1M', 'PT5M', 'PT15M']).toContain(attr(body, 'windowSize')?.replace(/'/g, ''));
+    expect(attr(body, 'enabled')).toBe('true');
+    // Notified through the parameter's action group, passed down from main.bicep; empty means no action
+    expect(body).toMatch(
+      /actions: empty\(deadLetterActionGroupId\) \? \[\] : \[\s+\{\s+actionGroupId: deadLetterActionGroupId\s+\}\s+\]/,
+    );
+    expect(spoke).toMatch(/^param deadLetterActionGroupId string = ''$/m);
+    expect(main).toMatch(/^param deadLetterActionGroupId string = ''$/m);
+    expect(attr(block(main, "module spoke 'spoke.bicep'"), 'deadLetterActionGroupId')).toBe('deadLetterActionGroupId');
+  });
+
   it('merges the Azure function zips into one app package whose main loads every module', async () => {
     // Prepare
     await bundler.bundleFunctions({ root, only: ['azure/defender-ingest', 'azure/remediate'] });
@@ -310,6 +337,39 @@ describe('GCP spoke Terraform', () => {
     expect(block(tf, 'output "dead_letter_subscription"')).toContain(`google_pubsub_subscription.${kept?.name}.id`);
     // The README no longer leaves it to a manual step after the first apply
     expect(read('infra/README.md')).not.toContain('gcloud pubsub subscriptions update');
+  });
+
+  it('alerts while the dead-letter subscription holds messages, to the notification channels the deployer names', () => {
+    // Prepare: the dead-letter subscription, as the ingest subscription's dead_letter_policy leads to it
+    const [ingest] = blocks(tf, 'resource "google_pubsub_subscription"').filter(
+      (s) => attr(s.body, 'topic') === 'google_pubsub_topic.findings.id',
+    );
+    const topic = attr(block(ingest?.body ?? '', 'dead_letter_policy'), 'dead_letter_topic');
+    const kept = blocks(tf, 'resource "google_pubsub_subscription"').find((s) => attr(s.body, 'topic') === topic);
+    const policies = blocks(tf, 'resource "google_monitoring_alert_policy"');
+    const policy = policies[0]?.body ?? '';
+    const threshold = block(policy, 'condition_threshold');
+    const filter = JSON.parse(attr(threshold, 'filter') ?? '""') as string;
+    const variable = block(tf, 'variable "dead_letter_notification_channels"');
+    // Assess: Pub/Sub's undelivered-messages gauge of that subscription, above 0
+    expect(policies).toHaveLength(1);
+    expect(kept?.name).toBeDefined();
+    expect(filter.split(/\s+AND\s+/).sort()).toEqual(
+      [
+        'metric.type = "pubsub.googleapis.com/subscription/num_undelivered_messages"',
+        'resource.type = "pubsub_subscription"',
+        `resource.labels.subscription_id = "\${google_pubsub_subscription.${kept?.name}.name}"`,
+      ].sort(),
+    );
+    expect(attr(threshold, 'comparison')).toBe('"COMPARISON_GT"');
+    expect(attr(threshold, 'threshold_value')).toBe('0');
+    // Notified through the optional variable (empty: the policy still opens incidents in the console)
+    expect(attr(policy, 'notification_channels')).toBe('var.dead_letter_notification_channels');
+    expect(attr(variable, 'type')).toBe('list(string)');
+    expect(attr(variable, 'default')).toBe('[]');
+    // Cloud Monitoring's API is enabled with the others, before the policy is created
+    expect(block(tf, 'resource "google_project_service" "apis"')).toContain('"monitoring.googleapis.com",');
+    expect(attr(policy, 'depends_on')).toBe('[google_project_service.apis]');
   });
 
   it('sets the environment the spoke requires and outputs the unique id the hub trusts', () => {
