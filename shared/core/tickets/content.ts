@@ -7,7 +7,7 @@ import type { ExceptionRef } from '../model/decision.js';
 import type { Environment } from '../model/enrichment.js';
 import type { Severity } from '../model/finding.js';
 import { shortHash } from '../util/hash.js';
-import { BIDI_CONTROLS } from '../util/text.js';
+import { oneLine as shownOnOneLine } from '../util/text.js';
 import {
   type AdfBlock,
   type AdfDoc,
@@ -43,12 +43,8 @@ export function slug(s: string, max = 60): string {
   return out.slice(0, max).replace(/-+$/, '') || 'unknown';
 }
 
-const oneLine = (s: string): string =>
-  s
-    .replace(/\p{Cc}+/gu, ' ')
-    .replace(BIDI_CONTROLS, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
+/** Text for one ticket line: no control or bidirectional characters (util/text.ts), white space collapsed. */
+const oneLine = (s: string): string => shownOnOneLine(s).replace(/\s+/g, ' ').trim();
 
 const GUIDISH = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -4,7 +4,7 @@
  * Unicode's bidirectional controls (embeddings, overrides, isolates, the marks): shown, they reorder the text
  * around them, so `payments-prod` can read as another name (the "Trojan Source" trick) in a terminal or a ticket.
  */
-export const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
 
 /** Control characters never reach a terminal or a one-line field (no escape-sequence injection, no reordering). */
 export function oneLine(s: string): string {
