@@ -199,13 +199,6 @@ function detailsOf(
 }
 
 /**
- * Maps one decoded SCC NotificationMessage; throws FindingRejectedError naming the field.
- *
- * @example
- * const f = mapScc(message, '');
- * f.type === 'PUBLIC_BUCKET_ACL'; f.resource.account === 'acme-web-prod'; f.resource.accountNumber === '318274659012';
- */
-/**
  * When the finding last changed: its `eventTime`, or its `muteUpdateTime` when later. Muting or unmuting a
  * finding leaves `eventTime` where it was: with `eventTime` alone, the message that muted a finding and the
  * one before it bore the same time, and the earlier one delivered again (Pub/Sub delivers at least once)
@@ -218,6 +211,13 @@ function updatedAtOf(eventTime: string, muteUpdateTime: string | undefined, pre:
   return muteAt > eventTime ? muteAt : eventTime;
 }
 
+/**
+ * Maps one decoded SCC NotificationMessage; throws FindingRejectedError naming the field.
+ *
+ * @example
+ * const f = mapScc(message, '');
+ * f.type === 'PUBLIC_BUCKET_ACL'; f.resource.account === 'acme-web-prod'; f.resource.accountNumber === '318274659012';
+ */
 export function mapScc(value: unknown, prefix: string): Finding {
   const pre = prefix ? `${prefix}.` : '';
   const m = parseOrReject(SccNotificationSchema, camelMessage(value), prefix);
