@@ -1085,9 +1085,10 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
   const breakerOpen = (await breakerGate(deps.store, deps.policy, now)).outcome !== 'pass';
   const releaseOne = async (doc: (typeof held)[number]): Promise<'dropped' | 'out' | 'waiting' | 'released'> => {
     const c = await readCase(deps.store, doc.id);
+    // A hold for a read that failed for the moment (see retryLater), read once for both uses below.
+    const retry = HeldDocSchema.safeParse(doc.value).data?.retry;
     // A hand-over sent again after a spoke's read failed for the moment: its answer counts on the streak.
-    const resent = HeldDocSchema.safeParse(doc.value).data?.retry !== undefined;
-    if (c?.remediation.state === 'applying' && resent) return 'out';
+    if (c?.remediation.state === 'applying' && retry !== undefined) return 'out';
     // Not held any more, or held for a fix no longer wanted (its exception or the source's answer comes back
     // through decide, whose decision plans it again).
     if (c?.remediation.state !== 'held' || !fixStillWanted(c)) {
@@ -1096,7 +1097,6 @@ export async function releaseHeld(deps: RemediationDeps, options: SweepOptions =
       return 'dropped';
     }
     // A read that failed for the moment is tried again once its wait is over, not on every run before.
-    const retry = HeldDocSchema.safeParse(doc.value).data?.retry;
     if (retry && Date.parse(retry.after) > now.getTime()) return 'waiting';
     if (breakerOpen || !(await budgetLeft(deps.store, c, deps.policy, now))) return 'waiting';
     const ran = await budget.time(() => run(deps, c, deps.actor, c.remediation.approvedBy !== undefined));
