@@ -6,14 +6,13 @@
  * schedule, it settles abandoned claims and runs held work again.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import * as z from 'zod';
 import { eventBridgeRemoteExecutor, remoteMessageOf } from '../../shared/adapters/bus/spoke-remote.js';
 import { eventBridgeEventFromSqs, pipelineEventFromSqs } from '../../shared/adapters/bus/sqs.js';
 import { createAwsPorts } from '../../shared/adapters/wiring/aws.js';
 import { hubMemberAccess } from '../../shared/adapters/wiring/member-role.js';
 import { errorMessage } from '../../shared/core/errors.js';
-import { type PipelineEvent, PipelineEventSchema } from '../../shared/core/model/events.js';
-import { keepEvents, keptOldestFirst } from '../../shared/core/pipeline/kept-events.js';
+import type { PipelineEvent } from '../../shared/core/model/events.js';
+import { keepEvents, keptEvents, keptOldestFirst } from '../../shared/core/pipeline/kept-events.js';
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
@@ -76,30 +75,21 @@ const load = () => {
  * of one message carries (a pipeline event's own id for closeloop's events).
  */
 export const UNPUBLISHED_FOLLOW_UPS = 'remediate-unpublished';
-const KeptFollowUpsSchema = z.object({ events: z.array(PipelineEventSchema).min(1) });
-
-async function keptFollowUps(eventId: string): Promise<PipelineEvent[] | undefined> {
-  const doc = await ports.store.get(UNPUBLISHED_FOLLOW_UPS, eventId);
-  const kept = doc ? KeptFollowUpsSchema.safeParse(doc.value) : undefined;
-  return kept?.success ? kept.data.events : undefined;
-}
 
 /** Publishes what handling message `id` produced; when that fails, keeps it for the next delivery of `id`. */
 async function publishFollowUps(id: string, followUps: PipelineEvent[], receiveCount: number) {
-  const kept = followUps.length === 0 ? await keptFollowUps(id) : undefined;
+  const kept = followUps.length === 0 ? await keptEvents(ports, UNPUBLISHED_FOLLOW_UPS, id) : undefined;
   const out = kept ?? followUps;
   try {
     await ports.bus.publish(out);
   } catch (e) {
     if (!kept && out.length > 0)
-      await ports.store
-        .put(UNPUBLISHED_FOLLOW_UPS, id, { events: out, at: ports.clock.now().toISOString() })
-        .catch((keepError: unknown) =>
-          ports.log.error('remediate: follow-ups neither published nor kept', {
-            id,
-            error: errorMessage(keepError),
-          }),
-        );
+      await keepEvents(ports, UNPUBLISHED_FOLLOW_UPS, out, id).catch((keepError: unknown) =>
+        ports.log.error('remediate: follow-ups neither published nor kept', {
+          id,
+          error: errorMessage(keepError),
+        }),
+      );
     throw e;
   }
   // Published: what an earlier delivery kept is done with (a delivery that handled the event anew included).

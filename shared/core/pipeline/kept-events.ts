@@ -43,13 +43,25 @@ export interface KeptDeps {
 const PAGE = 100;
 
 /**
- * Writes `events` to `collection` ahead of the state write they announce, under the first event's id:
- * keeping the same announcement again (a retried run) rewrites the one document, never adds a second.
+ * Writes `events` to `collection` ahead of the state write they announce, under the first event's id (or
+ * `id`, for a caller that finds them again by what caused them): keeping the same announcement again (a
+ * retried run) rewrites the one document, never adds a second.
  */
-export async function keepEvents(deps: KeptDeps, collection: string, events: readonly PipelineEvent[]): Promise<void> {
-  const first = events[0];
-  if (!first) return;
-  await deps.store.put(collection, first.id, { events, at: deps.clock.now().toISOString() });
+export async function keepEvents(
+  deps: KeptDeps,
+  collection: string,
+  events: readonly PipelineEvent[],
+  id: string | undefined = events[0]?.id,
+): Promise<void> {
+  if (events.length === 0 || id === undefined) return;
+  await deps.store.put(collection, id, { events, at: deps.clock.now().toISOString() });
+}
+
+/** The events kept under `id` in `collection`, or undefined when none are (or the document does not parse). */
+export async function keptEvents(deps: KeptDeps, collection: string, id: string): Promise<PipelineEvent[] | undefined> {
+  const doc = await deps.store.get(collection, id);
+  const kept = doc ? KeptDocSchema.safeParse(doc.value) : undefined;
+  return kept?.success ? kept.data.events : undefined;
 }
 
 /**
