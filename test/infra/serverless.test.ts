@@ -15,6 +15,7 @@ import { REMOTE_RESULT_DETAIL_TYPE, SPOKE_DETAIL_TYPE, spokeSource } from '../..
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
 import { CASE_WRITE_RETRY_SECONDS } from '../../shared/core/pipeline/announced.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import { type DrainResult, OUTBOX_WAITING_LOG, TICKET_DEAD_LETTERED_LOG } from '../../shared/core/tickets/outbox.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
 import { matchesPattern, root } from './helpers.js';
 
@@ -111,7 +112,8 @@ function queueWriters(): Map<string, Set<string>> {
 const AlarmSchema = z.looseObject({
   Namespace: z.string(),
   MetricName: z.string(),
-  Dimensions: z.array(z.object({ Name: z.string(), Value: z.unknown() })),
+  // None on the metrics counted from log lines (a metric filter gives them none).
+  Dimensions: z.array(z.object({ Name: z.string(), Value: z.unknown() })).optional(),
   Threshold: z.number(),
   ComparisonOperator: z.string(),
   TreatMissingData: z.string(),
@@ -707,6 +709,71 @@ describe('serverless.yml packaged offline', () => {
         `${fn} (${name})`,
       );
     }
+  });
+
+  it("alarms when ticket requests wait in the outbox too long or are given up, counted from the ticket function's own log lines", () => {
+    // Prepare: Jira refusing (revoked credentials, an outage) fails no function and fills no queue: the
+    // requests wait in the outbox for up to 72 hours, then are dead-lettered in the table. What the ticket
+    // function logs about them is all an alarm can see.
+    const filters = resources('AWS::Logs::MetricFilter').map(([, f]) =>
+      z
+        .object({
+          LogGroupName: z.object({ Ref: z.string() }),
+          FilterPattern: z.string(),
+          MetricTransformations: z.array(
+            z.object({ MetricNamespace: z.string(), MetricName: z.string(), MetricValue: z.string() }),
+          ),
+        })
+        .parse(f.Properties),
+    );
+    const filterOn = (message: string) => {
+      const found = filters.filter((f) => f.FilterPattern === `{ $.message = "${message}" }`);
+      expect(found, message).toHaveLength(1);
+      const [f] = found;
+      if (!f) throw new Error(message);
+      // The log group Serverless creates for the ticket function, which writes both lines.
+      expect(template.Resources[f.LogGroupName.Ref]).toMatchObject({
+        Type: 'AWS::Logs::LogGroup',
+        Properties: { LogGroupName: '/aws/lambda/closeloop-dev-ticket' },
+      });
+      expect(f.MetricTransformations).toHaveLength(1);
+      return f.MetricTransformations[0] as { MetricNamespace: string; MetricName: string; MetricValue: string };
+    };
+    const alarmFor = (metric: { MetricNamespace: string; MetricName: string }) => {
+      const found = alarms().filter(
+        ({ alarm }) => alarm.Namespace === metric.MetricNamespace && alarm.MetricName === metric.MetricName,
+      );
+      expect(found, metric.MetricName).toHaveLength(1);
+      const [{ alarm } = { alarm: undefined }] = found;
+      for (const a of alarm?.AlarmActions ?? []) expect(template.Resources[a.Ref]?.Type).toBe('AWS::SNS::Topic');
+      expect(alarm?.AlarmActions.length).toBeGreaterThan(0);
+      return alarm;
+    };
+    // Act
+    const waiting = filterOn(OUTBOX_WAITING_LOG);
+    const dead = filterOn(TICKET_DEAD_LETTERED_LOG);
+    // Assess: the age of the oldest waiting request, alarmed past an hour (the default parameter); every
+    // request given up, alarmed on the first. Each stage counts in a namespace of its own (two stages may
+    // share an account and its log-based metrics have no dimension).
+    const oldest: keyof DrainResult = 'oldestWaitingMinutes';
+    expect(waiting).toEqual({
+      MetricNamespace: 'closeloop/dev',
+      MetricName: expect.any(String),
+      MetricValue: `$.${oldest}`,
+    });
+    expect(alarmFor(waiting)).toMatchObject({
+      Statistic: 'Maximum',
+      Threshold: 60,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(dead).toEqual({ MetricNamespace: 'closeloop/dev', MetricName: expect.any(String), MetricValue: '1' });
+    expect(alarmFor(dead)).toMatchObject({
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
   });
 
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {

@@ -573,6 +573,10 @@ describe('ticket stage (local sink)', () => {
     expect(sameMinute.sent).toBe(0);
     expect(nextMinute).toMatchObject({ sent: 2, remaining: 1 });
     expect(last).toMatchObject({ sent: 1, remaining: 0 });
+    // How long the oldest request has waited (what the AWS alarm reads): a minute, then none is left
+    expect(sameMinute.oldestWaitingMinutes).toBe(0);
+    expect(nextMinute.oldestWaitingMinutes).toBe(1);
+    expect(last.oldestWaitingMinutes).toBeNull();
     const order = [];
     for (const c of cases) order.push((await readCase(h.store, c.key)).ticket?.key);
     expect(order).toEqual(['LOCAL-1', 'LOCAL-2', 'LOCAL-3', 'LOCAL-4', 'LOCAL-5']);

@@ -211,9 +211,15 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
   }
 }
 
+/**
+ * The log line of a ticket request given up (`message` in the AWS function's JSON logs): serverless.yml
+ * counts it with a metric filter and alarms, as a case left without its ticket or update.
+ */
+export const TICKET_DEAD_LETTERED_LOG = 'ticket request dead-lettered';
+
 export async function deadLetter(ctx: TicketContext, caseKey: string, reason: string): Promise<void> {
   const at = nowIso(ctx);
-  ctx.log.error('ticket request dead-lettered', { caseKey, reason });
+  ctx.log.error(TICKET_DEAD_LETTERED_LOG, { caseKey, reason });
   await ctx.store.put(COLLECTIONS.deadletters, `tickets-${shortHash(caseKey, 16)}-${at}-${shortHash(reason, 8)}`, {
     stage: 'tickets',
     caseKey,
@@ -421,6 +427,12 @@ async function releaseBacklog(ctx: TicketContext): Promise<void> {
   );
 }
 
+/**
+ * The log line of a drain that leaves requests waiting, with the DrainResult's members (the AWS ticket
+ * function writes it): serverless.yml reads `oldestWaitingMinutes` from it into a metric and alarms.
+ */
+export const OUTBOX_WAITING_LOG = 'ticket outbox: entries still waiting';
+
 export interface DrainResult {
   /** Requests sent and removed from the outbox. */
   sent: number;
@@ -428,6 +440,13 @@ export interface DrainResult {
   remaining: number;
   deadLettered: number;
   groupsRefreshed: number;
+  /**
+   * Minutes since the oldest request still in the outbox was enqueued, after this drain; null when the
+   * outbox is empty. Jira refusing everything (revoked credentials, a lost permission, an outage) shows
+   * here first: its requests are kept and retried for days before they are dead-lettered, so this is what
+   * an operator's alarm reads (the AWS ticket function logs it; serverless.yml turns it into a metric).
+   */
+  oldestWaitingMinutes: number | null;
 }
 
 /**
@@ -447,7 +466,13 @@ export async function drainOutbox(
 ): Promise<DrainResult> {
   const ctx = contextOf(deps);
   const pass: PassState = { mode: 'drain', createsBlocked: false };
-  const result: DrainResult = { sent: 0, remaining: 0, deadLettered: 0, groupsRefreshed: 0 };
+  const result: DrainResult = {
+    sent: 0,
+    remaining: 0,
+    deadLettered: 0,
+    groupsRefreshed: 0,
+    oldestWaitingMinutes: null,
+  };
   let deferredLeft = 0;
   let seen = 0;
   let after: string | undefined;
@@ -486,6 +511,12 @@ export async function drainOutbox(
     } catch (e) {
       ctx.log.warn('group table refresh failed; kept dirty', { group: g.id, error: errorMessage(e) });
     }
+  }
+  // Outbox ids are in enqueue order: the first one listed has waited longest.
+  const [oldest] = await ctx.store.list(COLLECTIONS.outbox, { limit: 1 });
+  if (oldest) {
+    const since = Date.parse(OutboxEntrySchema.parse(oldest.value).enqueuedAt);
+    result.oldestWaitingMinutes = Math.max(0, Math.floor((ctx.clock.now().getTime() - since) / 60_000));
   }
   return result;
 }
