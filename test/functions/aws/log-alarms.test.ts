@@ -1,8 +1,8 @@
 /**
- * The ticket function's log lines that serverless.yml's metric filters count: Jira refusing every request
- * fails no invocation and fills no queue (the requests wait in the outbox, retried for days), so these lines
- * are all an operator's alarm can see. The patterns are read from serverless.yml and matched against what
- * the function's Powertools logger really writes.
+ * The log lines that serverless.yml's metric filters count: a finding rejected at ingest is acknowledged and
+ * kept in the table, and Jira refusing every request fails no invocation and fills no queue (the requests
+ * wait in the outbox, retried for days), so these lines are all an operator's alarm can see. The patterns are
+ * read from serverless.yml and matched against what the functions' Powertools loggers really write.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { bundledConfig } from '../../../scripts/bundle-functions.mjs';
+import { SPOKE_DETAIL_TYPE, spokeSource } from '../../../shared/adapters/bus/spoke.js';
 import { createAwsPorts } from '../../../shared/adapters/wiring/aws.js';
 import { deadLetter } from '../../../shared/core/tickets/outbox.js';
 import { COLLECTIONS, OutboxEntrySchema } from '../../../shared/core/tickets/store.js';
@@ -31,15 +32,15 @@ const MetricFilterSchema = z.object({
   }),
 });
 
-/** serverless.yml's metric filters on the ticket function's log group, by metric name. */
-function ticketFilters(): Map<string, { pattern: string; value: string }> {
+/** serverless.yml's metric filters on a function's log group (`TicketLogGroup`), by metric name. */
+function filtersOn(logGroup: string): Map<string, { pattern: string; value: string }> {
   const doc = z
     .object({ resources: z.object({ Resources: z.record(z.string(), z.unknown()) }) })
     .parse(parse(readFileSync(join(process.cwd(), 'serverless.yml'), 'utf8')));
   const out = new Map<string, { pattern: string; value: string }>();
   for (const r of Object.values(doc.resources.Resources)) {
     const f = MetricFilterSchema.safeParse(r);
-    if (!f.success || f.data.Properties.LogGroupName.Ref !== 'TicketLogGroup') continue;
+    if (!f.success || f.data.Properties.LogGroupName.Ref !== logGroup) continue;
     for (const t of f.data.Properties.MetricTransformations)
       out.set(t.MetricName, { pattern: f.data.Properties.FilterPattern, value: t.MetricValue });
   }
@@ -47,14 +48,19 @@ function ticketFilters(): Map<string, { pattern: string; value: string }> {
 }
 
 /**
- * CloudWatch Logs' JSON pattern, in the one form serverless.yml uses (`{ $.field = "text" }`), applied to
- * one log line; returns the metric value (`$.field` read from the line, or a literal), undefined when the
- * line does not match or the value is not a number (CloudWatch then records nothing).
+ * CloudWatch Logs' JSON pattern, in the forms serverless.yml uses (`{ $.field = "text" }`, several joined
+ * by `||`), applied to one log line; returns the metric value (`$.field` read from the line, or a literal),
+ * undefined when the line does not match or the value is not a number (CloudWatch then records nothing).
  */
 function metricOf(filter: { pattern: string; value: string }, line: Record<string, unknown>): number | undefined {
-  const m = /^\{ \$\.([A-Za-z]+) = "([^"]*)" \}$/.exec(filter.pattern);
-  if (!m) throw new Error(`a pattern this test cannot read: ${filter.pattern}`);
-  if (line[m[1] as string] !== m[2]) return undefined;
+  const body = /^\{ (.*) \}$/.exec(filter.pattern)?.[1];
+  if (body === undefined) throw new Error(`a pattern this test cannot read: ${filter.pattern}`);
+  const matches = body.split(' || ').some((term) => {
+    const m = /^\$\.([A-Za-z]+) = "([^"]*)"$/.exec(term);
+    if (!m) throw new Error(`a pattern this test cannot read: ${filter.pattern}`);
+    return line[m[1] as string] === m[2];
+  });
+  if (!matches) return undefined;
   const value = filter.value.startsWith('$.') ? line[filter.value.slice(2)] : Number(filter.value);
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
@@ -114,12 +120,45 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+describe('the ingest function tells the alarm about every finding it cannot take', () => {
+  it('logs each rejected, refused or unreadable input as the filter counts it', async () => {
+    // Prepare: a GuardDuty event whose finding has no resource, a document the GCP spoke's source puts
+    // forward as the Azure spoke's, and a message that is not an EventBridge event at all
+    const filter = filtersOn('IngestLogGroup').get('FindingsRejected');
+    if (!filter) throw new Error('serverless.yml has no FindingsRejected filter on the ingest log group');
+    const broken = fixture('guardduty/instance-crypto.eventbridge.json') as { detail: Record<string, unknown> };
+    const { handler } = await import('../../../functions/aws/ingest.js');
+    // Act
+    const res = await handler(
+      sqsEvent(
+        sqsRecord(JSON.stringify({ ...broken, detail: { ...broken.detail, resource: undefined } })),
+        sqsRecord(
+          JSON.stringify(
+            eventBridgeEvent(spokeSource('gcp'), SPOKE_DETAIL_TYPE, {
+              spoke: 'azure',
+              input: 'forged',
+              document: fixture('defender/alert.arm.json'),
+              findingKeys: [],
+            }),
+          ),
+        ),
+        sqsRecord('{"not": "an EventBridge event"'),
+        sqsRecord(JSON.stringify(fixture('guardduty/instance-crypto.eventbridge.json'))),
+      ),
+      lambdaContext('ingest'),
+    );
+    // Assess: three counted (the good event none), nothing failed back to the queue
+    expect(res.batchItemFailures).toEqual([]);
+    expect(lines.map((l) => metricOf(filter, l)).filter((v) => v !== undefined)).toEqual([1, 1, 1]);
+  });
+});
+
 const scheduled = () => eventBridgeEvent('aws.events', 'Scheduled Event', {}) as Record<string, unknown>;
 
 describe('the ticket function tells the alarms when Jira takes nothing', () => {
   it('logs the age of the oldest request waiting in the outbox on every drain, as the filter reads it', async () => {
     // Prepare: a decided case whose create Jira refuses (401): it waits in the outbox, failing nothing
-    const filter = ticketFilters().get('TicketOutboxOldestMinutes');
+    const filter = filtersOn('TicketLogGroup').get('TicketOutboxOldestMinutes');
     if (!filter) throw new Error('serverless.yml has no TicketOutboxOldestMinutes filter on the ticket log group');
     const { handler: ingest } = await import('../../../functions/aws/ingest.js');
     await ingest(
@@ -159,7 +198,7 @@ describe('the ticket function tells the alarms when Jira takes nothing', () => {
 
   it('logs a request given up as the dead-letter filter counts it', async () => {
     // Prepare
-    const filter = ticketFilters().get('TicketRequestsDeadLettered');
+    const filter = filtersOn('TicketLogGroup').get('TicketRequestsDeadLettered');
     if (!filter) throw new Error('serverless.yml has no TicketRequestsDeadLettered filter on the ticket log group');
     const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ticket' }) });
     // Act: what the outbox does when Jira refuses a request for good (its logger is the function's)
