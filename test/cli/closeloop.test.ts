@@ -84,6 +84,29 @@ describe('closeloop CLI', () => {
     }
   });
 
+  it('says when its tickets did not all go out, how many wait and what Jira last answered', async () => {
+    // Prepare: Jira refuses the credentials (a token revoked since the config was written)
+    const jira = await startJiraDouble({ authorization: 'Basic someone-else' });
+    vi.stubEnv('JIRA_BASE_URL', jira.url);
+    vi.stubEnv('JIRA_EMAIL', 'bot@example.com');
+    vi.stubEnv('JIRA_API_TOKEN', 'revoked-token-000');
+    vi.stubEnv('JIRA_PROJECT', 'SEC');
+    try {
+      // Act
+      const run = await cli(['run', join(FIXTURES, 'guardduty'), '--config', CONFIG, '--home', home]);
+      const tickets = await cli(['tickets', '--home', home]);
+      // Assess: the run finished, no issue was made, and both commands say why
+      expect(run.code).toBe(0);
+      expect(jira.issues.size).toBe(0);
+      expect(run.err).toMatch(/\d+ ticket requests wait in the outbox \(the oldest since .*: .*401/);
+      expect(run.err).toContain('the next run sends them');
+      expect(tickets.out).toMatch(/the oldest waits since .*, tried (once|\d+ times): .*401/);
+    } finally {
+      vi.unstubAllEnvs();
+      await jira.close();
+    }
+  });
+
   it('exits 3, not 1 (some inputs rejected), when the command fails', async () => {
     // Prepare: the home is a file, so the store cannot be opened
     const file = join(tmp.dir, 'not-a-folder');

@@ -4,9 +4,10 @@ import { AdapterError, errorMessage, isRetryable } from '../../shared/core/error
 import { caseIdOf } from '../../shared/core/model/case.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
-import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import type { TicketSink } from '../../shared/core/tickets/ports.js';
+import { drainOutbox, SINK_PAUSE_MS } from '../../shared/core/tickets/outbox.js';
+import { SinkUnavailableError, type TicketSink } from '../../shared/core/tickets/ports.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
+import { OutboxEntrySchema } from '../../shared/core/tickets/store.js';
 import { decided, decisionOf, jiraHarness, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
@@ -615,6 +616,41 @@ describe('ticket stage (local sink)', () => {
     const dead = (await h.store.list('deadletters')).map((d) => (d.value as { reason: string }).reason);
     expect(dead).toEqual([expect.stringMatching(/^create: gave up after \d+ attempts over 7\d h: /)]);
     expect((await readCase(h.store, c.key)).ticket).toBeNull();
+  });
+
+  it('lets one request find Jira down and the others wait untried for a minute, instead of each spending the retries', async () => {
+    // Prepare: Jira unreachable: a create fails at once (never retried blind), the search for the issue it
+    // may have made fails through the sink's own retries; five new cases
+    const h = localHarness(NO_GROUPING);
+    let calls = 0;
+    const down: TicketSink = Object.assign(Object.create(h.sink), {
+      createTicket: async () => {
+        calls++;
+        throw new AdapterError('transient', 'jira create issue: ECONNREFUSED');
+      },
+      findTicket: async () => {
+        calls++;
+        throw new SinkUnavailableError(new AdapterError('transient', 'jira search issues: ECONNREFUSED'));
+      },
+    });
+    const deps = { ...h.deps, sink: down };
+    const stage = createTicketStage(deps);
+    const cases = Array.from({ length: 5 }, (_, i) => makeCase({ n: i }));
+    for (const c of cases) await putCase(h.store, c);
+    // Act: the five events and the drain of the same run, then a drain after the pause
+    for (const c of cases) await stage.handle(decided(c));
+    const sameRun = await drainOutbox(deps);
+    const callsInRun = calls;
+    h.clock.advance(SINK_PAUSE_MS);
+    await drainOutbox(deps);
+    // Assess: one request tried in the run (its create, then the search), one more after the pause (the
+    // first waits out its own backoff); nothing lost, the others not counted as tried
+    expect(callsInRun).toBe(2);
+    expect(calls).toBe(4);
+    expect(sameRun).toMatchObject({ sent: 0, remaining: 5, deadLettered: 0 });
+    const entries = (await h.store.list('ticket-outbox')).map((d) => OutboxEntrySchema.parse(d.value));
+    expect(entries).toHaveLength(5);
+    expect(entries.filter((e) => e.attempts > 0)).toHaveLength(2);
   });
 
   it('makes no second issue when a create times out after Jira made it and its search lags behind', async () => {

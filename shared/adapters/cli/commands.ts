@@ -14,6 +14,7 @@ import { caseId, listCases, renderCase, renderCases, resolveCase } from './cases
 import { expandInputs, readInputs } from './inputs.js';
 import { ProgressBar } from './progress.js';
 import { renderTable } from './table.js';
+import { sayTicketsWaiting } from './waiting.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -164,6 +165,7 @@ export async function cmdRun(args: readonly string[], opts: GlobalOptions, io: I
       );
       if (rejected.length) io.err(`\n${rejected.length} rejected:\n${rejectedTable(rejected)}`);
     }
+    await sayTicketsWaiting(rt, io);
     return rejected.length ? 1 : 0;
   } finally {
     await rt.close();

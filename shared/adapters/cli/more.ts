@@ -5,11 +5,12 @@ import { UsageError } from '../../core/errors.js';
 import { caseStory, exportCase, verifyChains } from '../../core/evidence/audit.js';
 import { reverifyRecent } from '../../core/verify/stage.js';
 import { LocalFolderEvidenceStore } from '../evidence/local-folder.js';
-import { listTickets } from '../tickets/index.js';
+import { listTickets, triedTimes } from '../tickets/index.js';
 import { createLocalRuntime } from '../wiring/local.js';
 import { caseId, resolveCase } from './cases.js';
 import type { GlobalOptions, Io } from './commands.js';
 import { oneLine, renderTable } from './table.js';
+import { sayTicketsWaiting } from './waiting.js';
 
 export async function cmdTickets(_args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const rt = await createLocalRuntime({ ...opts, readOnly: true });
@@ -35,6 +36,13 @@ export async function cmdTickets(_args: readonly string[], opts: GlobalOptions, 
       io.out(
         `\n${t.rows.length} tickets; ${t.pending} requests waiting in the outbox; ${t.deadLetters} refused (see deadletters)`,
       );
+      const o = t.outbox.oldest;
+      if (o)
+        io.out(
+          oneLine(
+            `the oldest waits since ${o.since}, ${triedTimes(o.attempts)}${o.lastError ? `: ${o.lastError}` : ''}`,
+          ),
+        );
     }
     return 0;
   } finally {
@@ -100,6 +108,7 @@ export async function cmdVerify(_args: readonly string[], opts: GlobalOptions, i
       publish: (events) => rt.bus.publish(events),
     });
     await rt.settle();
+    await sayTicketsWaiting(rt, io);
     io.out(
       opts.json
         ? JSON.stringify(out, null, 2)

@@ -16,6 +16,7 @@ import { createLocalRuntime } from '../wiring/local.js';
 import { caseId, resolveCase } from './cases.js';
 import type { GlobalOptions, Io } from './commands.js';
 import { renderTable } from './table.js';
+import { sayTicketsWaiting } from './waiting.js';
 
 /** Options only some commands read (parsed by functions/cli/closeloop.ts). */
 export interface OpsOptions {
@@ -58,6 +59,7 @@ export async function cmdApprove(args: readonly string[], opts: GlobalOptions, i
     const out = await approveCase(rt.remediation, c.key, opts.actor);
     await rt.bus.publish(out.events);
     await rt.settle();
+    await sayTicketsWaiting(rt, io);
     if (out.state === 'approval-refused') {
       const detail = out.events[0]?.detail?.reason;
       const why = typeof detail === 'string' ? detail : 'not an approver here';
@@ -89,6 +91,7 @@ export async function cmdRollback(args: readonly string[], opts: GlobalOptions, 
     const out = await rollbackCase(rt.remediation, c.key, opts.actor);
     await rt.bus.publish(out.events);
     await rt.settle();
+    await sayTicketsWaiting(rt, io);
     if (opts.json) io.out(JSON.stringify({ case: c.key, requestIds: out.requestIds }, null, 2));
     else io.out(`${caseId(c.key)} rolled back by ${opts.actor} (${out.requestIds.length} API calls)`);
     return 0;
@@ -174,6 +177,7 @@ export async function cmdExceptions(
     } else throw new UsageError('exceptions list | add … | revoke <id>');
     const swept = await rt.ingest.sweepExceptions();
     await rt.settle();
+    await sayTicketsWaiting(rt, io);
     if (opts.json) io.out(JSON.stringify({ changed, exception, ...swept }, null, 2));
     else
       io.out(

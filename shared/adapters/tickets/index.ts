@@ -7,7 +7,7 @@ import { ConfigError } from '../../core/errors.js';
 import { CaseSchema } from '../../core/model/case.js';
 import { type Clock, type DocStore, type Logger, silentLogger, systemClock } from '../../core/ports.js';
 import type { TicketSink } from '../../core/tickets/ports.js';
-import { COLLECTIONS } from '../../core/tickets/store.js';
+import { COLLECTIONS, OutboxEntrySchema } from '../../core/tickets/store.js';
 import type { RetryOptions } from '../../core/util/retry.js';
 import { type JiraConfig, JiraConfigSchema, JiraTicketSink } from './jira.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema, LocalTicketSink } from './local.js';
@@ -92,9 +92,36 @@ export type TicketRow = z.infer<typeof TicketRowSchema>;
  * The case ↔ ticket map for `closeloop tickets`, in case-key order; `pending` counts requests still in
  * the outbox and `deadLetters` those Jira refused.
  */
+/** What waits in the ticket outbox: how many requests, and the one waiting longest (since, tries, last error). */
+export interface OutboxSummary {
+  waiting: number;
+  oldest?: { since: string; attempts: number; lastError?: string };
+}
+
+export async function outboxSummary(store: DocStore): Promise<OutboxSummary> {
+  const entries = await store.list(COLLECTIONS.outbox);
+  const first = entries[0] ? OutboxEntrySchema.safeParse(entries[0].value) : undefined;
+  if (!first?.success) return { waiting: entries.length };
+  const { enqueuedAt: since, attempts, lastError } = first.data;
+  return { waiting: entries.length, oldest: { since, attempts, ...(lastError ? { lastError } : {}) } };
+}
+
+/** `not tried yet`, `tried once`, `tried 3 times`. */
+export const triedTimes = (n: number): string =>
+  n === 0 ? 'not tried yet' : n === 1 ? 'tried once' : `tried ${n} times`;
+
+/** One line for people about what waits in the outbox, or undefined when nothing does. */
+export function outboxLine(summary: OutboxSummary): string | undefined {
+  if (summary.waiting === 0) return undefined;
+  const o = summary.oldest;
+  const why = o?.lastError ? `; last answer: ${o.lastError}` : '';
+  const since = o ? ` (the oldest since ${o.since}, ${triedTimes(o.attempts)}${why})` : '';
+  return `${summary.waiting} ticket requests wait in the outbox${since}: the next run sends them (closeloop tickets lists the tickets)`;
+}
+
 export async function listTickets(
   store: DocStore,
-): Promise<{ rows: TicketRow[]; pending: number; deadLetters: number }> {
+): Promise<{ rows: TicketRow[]; pending: number; deadLetters: number; outbox: OutboxSummary }> {
   const rows: TicketRow[] = [];
   let after: string | undefined;
   for (;;) {
@@ -129,7 +156,7 @@ export async function listTickets(
     if (page.length < 500 || !last) break;
     after = last.id;
   }
-  const pending = (await store.list(COLLECTIONS.outbox)).length;
+  const outbox = await outboxSummary(store);
   const deadLetters = (await store.list(COLLECTIONS.deadletters, { prefix: 'tickets-' })).length;
-  return { rows, pending, deadLetters };
+  return { rows, pending: outbox.waiting, deadLetters, outbox };
 }

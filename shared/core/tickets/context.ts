@@ -30,6 +30,12 @@ export interface TicketContext extends Required<Omit<TicketDeps, 'random'>> {
   random: () => number;
   retry: RetryOptions;
   userCache: Map<string, Promise<string | undefined>>;
+  /**
+   * Set when a sink call failed through its own retries (SinkUnavailableError: unreachable, a 5xx, a
+   * throttle): until then the other requests wait in the outbox untried, instead of each spending the same
+   * retries (a run with Jira down spent tens of seconds on every request, printing nothing).
+   */
+  sinkDown: { until: number; reason: string } | undefined;
 }
 
 /** Contexts are cached per deps object so the user cache survives across calls. */
@@ -46,6 +52,7 @@ export function contextOf(deps: TicketDeps): TicketContext {
     random,
     retry: { ...deps.policy.retry, sleep, random },
     userCache: new Map(),
+    sinkDown: undefined,
   };
   contexts.set(deps, ctx);
   return ctx;

@@ -32,7 +32,7 @@ import {
   setParentStatus,
 } from './grouping.js';
 import { AMBIGUOUS_CREATE_WAIT_MS, ensureTicket, ledgerTicket } from './ledger.js';
-import { AssigneeRejectedError, type CommentOnce } from './ports.js';
+import { AssigneeRejectedError, type CommentOnce, SinkUnavailableError } from './ports.js';
 import {
   BudgetSchema,
   COLLECTIONS,
@@ -135,6 +135,8 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
   const now = ctx.clock.now().getTime();
   if (entry.state === 'sending' && entry.leaseUntil && Date.parse(entry.leaseUntil) > now) return 'skipped';
   if (entry.notBefore && Date.parse(entry.notBefore) > now) return 'waiting';
+  // The sink failed another request for a reason of its own moments ago: this one waits untried.
+  if (ctx.sinkDown && now < ctx.sinkDown.until) return 'waiting';
   if (entry.op.op === 'create' && pass.createsBlocked) return 'deferred';
   const sending: OutboxEntry = { ...entry, state: 'sending', leaseUntil: new Date(now + SEND_LEASE_MS).toISOString() };
   const version = await ctx.store.put(COLLECTIONS.outbox, id, sending, { expectVersion: stored.version });
@@ -178,6 +180,7 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
       // take minutes to show it, and the next attempt searches before it creates: it waits that long.
       const ambiguousCreate = entry.op.op === 'create' && isTransient(e) ? AMBIGUOUS_CREATE_WAIT_MS : 0;
       const delay = Math.min(Math.max(backoff, retryAfterMs, ambiguousCreate), 24 * 3_600_000);
+      if (e instanceof SinkUnavailableError) pauseSink(ctx, e, retryAfterMs);
       ctx.log.warn('ticket request failed; kept in the outbox', {
         caseKey,
         op: entry.op.op,
@@ -209,6 +212,24 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
     if (entry.deferred) await releaseBacklog(ctx);
     return 'dead';
   }
+}
+
+/** How long the other requests wait untried after the sink failed one for a reason of its own. */
+export const SINK_PAUSE_MS = 60_000;
+
+/**
+ * Jira unreachable, failing (5xx) or throttling fails every request alike, each after the sink's retries: the
+ * others wait in the outbox for a minute (or the Retry-After) rather than each spending them again. Only a
+ * call that failed through its retries counts: one create that timed out (never retried blind) says nothing
+ * about the next, and a refusal (401/403, not retried) costs one call and may concern one project only.
+ * Said once per pause.
+ */
+function pauseSink(ctx: TicketContext, e: SinkUnavailableError, retryAfterMs: number): void {
+  const now = ctx.clock.now().getTime();
+  const reason = errorMessage(e);
+  if (!ctx.sinkDown || now >= ctx.sinkDown.until)
+    ctx.log.warn('ticket sink unavailable: requests wait in the outbox', { reason, pauseMs: SINK_PAUSE_MS });
+  ctx.sinkDown = { until: now + Math.max(SINK_PAUSE_MS, retryAfterMs), reason };
 }
 
 /**

@@ -20,6 +20,23 @@ export class AssigneeRejectedError extends AdapterError {
   }
 }
 
+/**
+ * A sink call that still failed after the sink's own retries, for a reason of the sink's (unreachable, a
+ * 5xx, throttled): Jira is down or saturated, not refusing this request. Every other request would spend
+ * the same retries, so the outbox lets them wait untried for a while (outbox.ts `SINK_PAUSE_MS`). Keeps the
+ * cause's kind and Retry-After: it is retried like any transient or throttled error.
+ */
+export class SinkUnavailableError extends AdapterError {
+  constructor(cause: AdapterError) {
+    super(cause.kind, cause.message, {
+      cause,
+      ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}),
+      ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
+    });
+    this.name = 'SinkUnavailableError';
+  }
+}
+
 /** Everything needed to create one ticket. Built by tickets/content.ts from the stored case. */
 export interface TicketDraft {
   /** The case key (or a group key `group|…`), stored on the issue as an entity property. */
