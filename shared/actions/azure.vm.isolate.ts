@@ -217,12 +217,23 @@ export default defineAction<Target, Before>({
   title: 'Isolate an Azure VM with a deny-all network security group on its NICs',
   provider: 'azure',
   handles: { findingTypes: ['VM_MinerInContainerImage', 'VM_DigitalCurrencyMining', 'VM_MaliciousSoftware'] },
+  // A NIC is written back whole (PUT), and ARM checks a join on every resource its body names, changed or
+  // not (linked access check, 403 LinkedAuthorizationFailed): the NSG set, and what its IP configurations
+  // sit in or behind (subnet, public IP, application security groups, load balancer pools and NAT rules,
+  // application gateway pools). Without them no NIC could be isolated nor put back.
+  // https://learn.microsoft.com/azure/virtual-network/virtual-network-network-interface#permissions
   permissions: [
     'Microsoft.Network/networkInterfaces/read',
     'Microsoft.Network/networkInterfaces/write',
     'Microsoft.Network/networkSecurityGroups/read',
     'Microsoft.Network/networkSecurityGroups/write',
     'Microsoft.Network/networkSecurityGroups/join/action',
+    'Microsoft.Network/virtualNetworks/subnets/join/action',
+    'Microsoft.Network/publicIPAddresses/join/action',
+    'Microsoft.Network/applicationSecurityGroups/joinIpConfiguration/action',
+    'Microsoft.Network/loadBalancers/backendAddressPools/join/action',
+    'Microsoft.Network/loadBalancers/inboundNatRules/join/action',
+    'Microsoft.Network/applicationGateways/backendAddressPools/join/action',
   ],
   // verify(): readState (networkInterfaces.listAll, networkSecurityGroups.get).
   verifyPermissions: ['Microsoft.Network/networkInterfaces/read', 'Microsoft.Network/networkSecurityGroups/read'],

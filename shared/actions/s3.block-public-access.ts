@@ -322,11 +322,12 @@ export default defineAction<Target, Before>({
     ],
     controls: ['S3.2', 'S3.3', 'S3.8'],
   },
+  // plan/apply/rollback: readState's four reads and the writes. GetBucketPolicyStatus is verify()'s alone, and
+  // on the hub verify runs under a role of its own (verifyPermissions): the remediate role does not need it.
   permissions: [
     's3:GetBucketPublicAccessBlock',
     's3:GetBucketAcl',
     's3:GetBucketPolicy',
-    's3:GetBucketPolicyStatus',
     's3:GetBucketTagging',
     's3:PutBucketPublicAccessBlock',
     's3:PutBucketAcl',

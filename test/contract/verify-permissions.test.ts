@@ -15,6 +15,7 @@ import type { CloudClients } from '../../shared/actions/clients.js';
 import type { Action } from '../../shared/actions/define.js';
 import { listActions } from '../../shared/actions/registry.js';
 import { testContext } from '../helpers/action-context.js';
+import { awsPermissions, type Impl, recording, type StubCall, stubPermissions } from '../helpers/cloud-permissions.js';
 
 const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
@@ -26,90 +27,11 @@ const AWS_MOCKS: Array<{ service: string; reset: () => void; sent: () => object[
   { service: 'ec2', reset: () => ec2.reset(), sent: () => ec2.calls().map((c) => c.args[0]) },
 ];
 
-/**
- * An SDK command's IAM action: `<service>:<operation>`, except where the service authorizes an operation
- * under another name.
- * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetPublicAccessBlock.html ("you must have the
- *   s3:GetBucketPublicAccessBlock permission"; Put/DeletePublicAccessBlock: s3:PutBucketPublicAccessBlock)
- */
-const AWS_RENAMED: Record<string, string> = {
-  's3:GetPublicAccessBlock': 's3:GetBucketPublicAccessBlock',
-  's3:PutPublicAccessBlock': 's3:PutBucketPublicAccessBlock',
-  's3:DeletePublicAccessBlock': 's3:PutBucketPublicAccessBlock',
-};
-const awsPermission = (service: string, command: object): string => {
-  const call = `${service}:${command.constructor.name.replace(/Command$/, '')}`;
-  return AWS_RENAMED[call] ?? call;
-};
-
-/**
- * The Azure and GCP client methods the actions call, with the permission each needs. A call missing here
- * fails the test (the permission is unknown, so it cannot be declared).
- * @see https://learn.microsoft.com/azure/role-based-access-control/permissions/storage
- * @see https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory#permissions-for-blob-service-operations
- * @see https://learn.microsoft.com/azure/role-based-access-control/permissions/networking
- * @see https://cloud.google.com/storage/docs/access-control/iam-json
- * @see https://cloud.google.com/compute/docs/reference/rest/v1/firewalls
- */
-const STUB_PERMISSIONS: Record<string, string> = {
-  'azureStorage.getProperties': 'Microsoft.Storage/storageAccounts/read',
-  'azureStorage.update': 'Microsoft.Storage/storageAccounts/write',
-  'azureBlob.listContainers': 'Microsoft.Storage/storageAccounts/blobServices/containers/read',
-  'azureBlob.getContainerClient.getAccessPolicy':
-    'Microsoft.Storage/storageAccounts/blobServices/containers/getAcl/action',
-  'azureBlob.getContainerClient.setAccessPolicy':
-    'Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action',
-  'azureNetwork.networkInterfaces.listAll': 'Microsoft.Network/networkInterfaces/read',
-  'azureNetwork.networkInterfaces.get': 'Microsoft.Network/networkInterfaces/read',
-  'azureNetwork.networkInterfaces.beginCreateOrUpdateAndWait': 'Microsoft.Network/networkInterfaces/write',
-  'azureNetwork.networkSecurityGroups.get': 'Microsoft.Network/networkSecurityGroups/read',
-  'azureNetwork.networkSecurityGroups.beginCreateOrUpdateAndWait': 'Microsoft.Network/networkSecurityGroups/write',
-  'gcpFirewalls.get': 'compute.firewalls.get',
-  'gcpFirewalls.patch': 'compute.firewalls.update',
-  'gcpGlobalOperations.wait': 'compute.globalOperations.get',
-  'gcsStorage.bucket.iam.getPolicy': 'storage.buckets.getIamPolicy',
-  'gcsStorage.bucket.iam.setPolicy': 'storage.buckets.setIamPolicy',
-  'gcsStorage.bucket.getMetadata': 'storage.buckets.get',
-  'gcsStorage.bucket.setMetadata': 'storage.buckets.update',
-};
-
-/** Methods that only build a handle for later calls (no request is sent): they need no permission. */
-const HANDLES = new Set(['gcsStorage.bucket', 'azureBlob.getContainerClient']);
-
-type Impl = { [name: string]: ((...args: never[]) => unknown) | Impl };
-
-/**
- * A stub client that records `<path>.<method>` for every call and answers from `impl`; a method `impl`
- * lacks is recorded too, then throws (the recorded call names what verify tried).
- */
-function recording(path: string, impl: Impl, calls: string[]): object {
-  return new Proxy(
-    {},
-    {
-      get(_t, prop) {
-        if (typeof prop !== 'string' || prop === 'then') return undefined;
-        const at = `${path}.${prop}`;
-        const member = impl[prop];
-        if (member !== undefined && typeof member !== 'function') return recording(at, member, calls);
-        return (...args: never[]) => {
-          calls.push(at);
-          if (member === undefined) throw new Error(`no stub for ${at}`);
-          const out = member(...args);
-          // A nested client handed back by a call (storage.bucket(name)) records under the same path.
-          return out !== null && typeof out === 'object' && !('then' in out) && !(Symbol.asyncIterator in out)
-            ? recording(at, out as Impl, calls)
-            : out;
-        };
-      },
-    },
-  );
-}
-
 const SUB = '00000000-0000-0000-0000-000000000000';
 const RG = 'rg-data';
 
 /** The Azure and GCP clients as recording stubs answering a resource in its fixed state. */
-function stubClients(calls: string[]): Partial<CloudClients> {
+function stubClients(calls: StubCall[]): Partial<CloudClients> {
   const arm = `/subscriptions/${SUB}/resourceGroups/${RG}/providers`;
   const azureStorage: Impl = { getProperties: async () => ({ allowBlobPublicAccess: false }) };
   const azureBlob: Impl = {
@@ -172,10 +94,10 @@ const TARGETS: Record<string, unknown> = {
 
 /** Runs `action.verify` on `target` and returns the permissions its calls need (sorted, unique). */
 async function permissionsVerifyUses(action: Action, target: unknown): Promise<string[]> {
-  const calls: string[] = [];
+  const calls: StubCall[] = [];
   await action.verify(action.target.parse(target), testContext({ clients: stubClients(calls) }));
-  const aws = AWS_MOCKS.flatMap(({ service, sent }) => sent().map((command) => awsPermission(service, command)));
-  const others = calls.filter((c) => !HANDLES.has(c)).map((c) => STUB_PERMISSIONS[c] ?? `unknown permission for ${c}`);
+  const aws = AWS_MOCKS.flatMap(({ service, sent }) => sent().flatMap((command) => awsPermissions(service, command)));
+  const others = calls.flatMap(stubPermissions);
   return [...new Set([...aws, ...others])].sort();
 }
 
