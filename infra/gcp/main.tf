@@ -57,10 +57,21 @@ resource "google_project_service" "apis" {
 }
 
 # ---------------------------------------------------------------- identity (least privilege)
+# The remediate function's: the GCP actions, the skip-label re-check, marking verified findings INACTIVE.
 resource "google_service_account" "spoke" {
   project      = var.project_id
   account_id   = "${var.prefix}-spoke"
-  display_name = "closeloop spoke: forwards SCC findings, runs the GCP actions"
+  display_name = "closeloop spoke: runs the GCP actions the hub hands over"
+}
+
+# sccIngest's, of its own: it parses whatever the findings carry (names, labels and descriptions set by
+# anyone who can change a resource), so it holds none of the actions' writes, the organization-wide
+# finding state setter or the remediate secret; it only forwards to the hub (federation by its unique id,
+# serverless.yml param gcpServiceAccountUniqueId) and, with tag_lookup, reads labels.
+resource "google_service_account" "ingest" {
+  project      = var.project_id
+  account_id   = "${var.prefix}-ingest"
+  display_name = "closeloop spoke ingest: forwards SCC findings to the hub (reads only)"
 }
 
 resource "google_project_iam_custom_role" "remediation" {
@@ -94,6 +105,23 @@ resource "google_project_iam_member" "label_read" {
   project = var.project_id
   role    = google_project_iam_custom_role.label_read.id
   member  = "serviceAccount:${google_service_account.spoke.email}"
+}
+
+# With tag_lookup, sccIngest sends the labels of a finding's resource with it: the project's, and a
+# bucket's own (shared/adapters/wiring/lookup.ts). Reads only, bound to the ingest account alone.
+resource "google_project_iam_custom_role" "ingest_label_read" {
+  project     = var.project_id
+  role_id     = "${replace(var.prefix, "-", "_")}_ingest_label_read"
+  title       = "closeloop ingest label lookup"
+  description = "Reads project and bucket labels for the findings sccIngest forwards (tag_lookup)."
+  permissions = ["resourcemanager.projects.get", "storage.buckets.get"]
+}
+
+resource "google_project_iam_member" "ingest_label_read" {
+  count   = var.tag_lookup ? 1 : 0
+  project = var.project_id
+  role    = google_project_iam_custom_role.ingest_label_read.id
+  member  = "serviceAccount:${google_service_account.ingest.email}"
 }
 
 # Setting an SCC finding the hub verified fixed INACTIVE (finding-formats §11: findings.setState). Findings
@@ -231,7 +259,7 @@ resource "google_cloudfunctions2_function" "ingest" {
   }
 
   service_config {
-    service_account_email            = google_service_account.spoke.email
+    service_account_email            = google_service_account.ingest.email
     available_memory                 = "512M"
     timeout_seconds                  = 60
     max_instance_count               = 10
@@ -249,13 +277,13 @@ resource "google_cloudfunctions2_function" "ingest" {
   depends_on = [google_project_service.apis]
 }
 
-# Pub/Sub's push to the function's Cloud Run service is authenticated as the spoke's service account.
+# Pub/Sub's push to the function's Cloud Run service is authenticated as the ingest service account.
 resource "google_cloud_run_service_iam_member" "ingest_invoker" {
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.ingest.service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.spoke.email}"
+  member   = "serviceAccount:${google_service_account.ingest.email}"
 }
 
 # The findings reach sccIngest through this push subscription. The Functions Framework turns a Pub/Sub push
@@ -276,7 +304,7 @@ resource "google_pubsub_subscription" "ingest" {
   push_config {
     push_endpoint = "${google_cloudfunctions2_function.ingest.service_config[0].uri}/${google_pubsub_topic.findings.id}"
     oidc_token {
-      service_account_email = google_service_account.spoke.email
+      service_account_email = google_service_account.ingest.email
       audience              = google_cloudfunctions2_function.ingest.service_config[0].uri
     }
   }
@@ -307,10 +335,10 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   member       = local.pubsub_agent
 }
 
-# Pub/Sub's service agent mints the push's OIDC token as the spoke's service account (needed in projects
+# Pub/Sub's service agent mints the push's OIDC token as the ingest service account (needed in projects
 # created before April 2021; harmless in later ones).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
-  service_account_id = google_service_account.spoke.name
+  service_account_id = google_service_account.ingest.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_agent
 }

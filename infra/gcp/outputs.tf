@@ -1,11 +1,16 @@
-output "service_account_unique_id" {
-  description = "The spoke service account's numeric unique id: serverless.yml param gcpServiceAccountUniqueId (token sub and azp)."
-  value       = google_service_account.spoke.unique_id
+output "service_account_unique_ids" {
+  description = "The numeric unique ids of the ingest and the spoke service accounts, comma-separated: serverless.yml param gcpServiceAccountUniqueId (token sub and azp; both forward to the hub)."
+  value       = "${google_service_account.ingest.unique_id},${google_service_account.spoke.unique_id}"
 }
 
 output "service_account_email" {
-  description = "The identity the GCP actions run as."
+  description = "The identity the GCP actions run as (the remediate function's)."
   value       = google_service_account.spoke.email
+}
+
+output "ingest_service_account_email" {
+  description = "The identity sccIngest runs as: no write permission."
+  value       = google_service_account.ingest.email
 }
 
 output "findings_topic" {

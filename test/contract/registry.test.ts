@@ -192,7 +192,10 @@ describe('action registry contract', () => {
       tagReadRole: ['Microsoft.Resources/tags/read'],
       alertResolveRole: ['Microsoft.Security/locations/alerts/resolve/action'],
     },
-    gcp: { label_read: ['resourcemanager.projects.get'] },
+    gcp: {
+      label_read: ['resourcemanager.projects.get'],
+      ingest_label_read: ['resourcemanager.projects.get', 'storage.buckets.get'],
+    },
   };
 
   it.each(ROLE_TEMPLATES)('has the $provider custom roles grant exactly the generated (or listed) permissions', (t) => {

@@ -870,6 +870,24 @@ describe('serverless.yml packaged offline', () => {
     expect(env('RemediateLambdaFunction').CLOSELOOP_PARTITION).toEqual({ Ref: 'AWS::Partition' });
   });
 
+  it("lets each of the GCP spoke's accounts forward, sccIngest's and remediate's, by the unique ids the param lists", () => {
+    // Prepare
+    const role = z
+      .looseObject({
+        AssumeRolePolicyDocument: z.object({
+          Statement: z.array(z.looseObject({ Condition: z.record(z.string(), z.record(z.string(), z.unknown())) })),
+        }),
+      })
+      .parse(template.Resources.GcpSpokeForwarderRole?.Properties);
+    const [trust] = role.AssumeRolePolicyDocument.Statement;
+    // Act: packaged without the spokes, the param is empty.
+    const ids = { 'Fn::Split': [',', ''] };
+    // Assess: a list of ids (infra/gcp output service_account_unique_ids), each its token's sub and azp.
+    expect(trust?.Condition.StringEquals?.['accounts.google.com:sub']).toEqual(ids);
+    expect(trust?.Condition.StringEquals?.['accounts.google.com:aud']).toEqual(ids);
+    expect(trust?.Condition.StringEquals?.['accounts.google.com:oaud']).toBe('closeloop-hub');
+  });
+
   it("gives the member role exactly the actions' declared permissions, trusted by the hub's remediate role only", async () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);

@@ -274,18 +274,56 @@ describe('GCP spoke Terraform', () => {
     expect(fn).toContain('runtime     = var.node_runtime');
     expect(block(tf, 'variable "node_runtime"')).toContain('contains(["nodejs20", "nodejs22"], var.node_runtime)');
     expect(block(fn, 'service_config')).toContain(
-      'service_account_email            = google_service_account.spoke.email',
+      'service_account_email            = google_service_account.ingest.email',
     );
     // One delivery path: the push subscription (the Functions Framework makes its body the CloudEvent; the
-    // topic comes from the endpoint's path), authenticated as the spoke's account, which may invoke it
+    // topic comes from the endpoint's path), authenticated as the ingest account, which may invoke it
     expect(subs).toHaveLength(1);
     expect(attr(push, 'push_endpoint')).toBe(
       '"${google_cloudfunctions2_function.ingest.service_config[0].uri}/${google_pubsub_topic.findings.id}"',
     );
-    expect(attr(block(push, 'oidc_token'), 'service_account_email')).toBe('google_service_account.spoke.email');
+    expect(attr(block(push, 'oidc_token'), 'service_account_email')).toBe('google_service_account.ingest.email');
     expect(attr(invoker, 'service')).toBe('google_cloudfunctions2_function.ingest.service_config[0].service');
     expect(attr(invoker, 'role')).toBe('"roles/run.invoker"');
-    expect(attr(invoker, 'member')).toBe('"serviceAccount:${google_service_account.spoke.email}"');
+    expect(attr(invoker, 'member')).toBe('"serviceAccount:${google_service_account.ingest.email}"');
+  });
+
+  it("runs sccIngest, which parses what the findings carry, under an account holding none of remediate's grants", () => {
+    // Prepare: every IAM member binding of the template, with the account it names.
+    const ingestFn = block(tf, 'resource "google_cloudfunctions2_function" "ingest"');
+    const remediateFn = block(tf, 'resource "google_cloudfunctions2_function" "remediate"');
+    const bindings = blocks(tf, 'resource "google_').filter((b) => /_iam_member$/.test(b.name.split('" "')[0] ?? ''));
+    const naming = (account: string) =>
+      bindings.filter((b) => (attr(b.body, 'member') ?? '').includes(`google_service_account.${account}.email`));
+    const grants = (b: { body: string }) => `${attr(b.body, 'role')} on ${attr(b.body, 'service') ?? 'the project'}`;
+    // Assess: two accounts, one per function
+    expect(attr(block(ingestFn, 'service_config'), 'service_account_email')).toBe(
+      'google_service_account.ingest.email',
+    );
+    expect(attr(block(remediateFn, 'service_config'), 'service_account_email')).toBe(
+      'google_service_account.spoke.email',
+    );
+    // The ingest account may be invoked by the push and read labels (tag_lookup), nothing else: no action
+    // permission, no finding state, no secret.
+    expect(naming('ingest').map(grants).sort()).toEqual([
+      '"roles/run.invoker" on google_cloudfunctions2_function.ingest.service_config[0].service',
+      'google_project_iam_custom_role.ingest_label_read.id on the project',
+    ]);
+    expect(block(tf, 'resource "google_project_iam_member" "ingest_label_read"')).toContain(
+      'count   = var.tag_lookup ? 1 : 0',
+    );
+    expect(block(tf, 'resource "google_project_iam_custom_role" "ingest_label_read"')).toMatch(
+      /permissions\s+= \["resourcemanager\.projects\.get", "storage\.buckets\.get"\]/,
+    );
+    for (const writer of ['remediation', 'finding_state', 'remediate'])
+      expect(
+        naming('spoke').some((b) => b.name.split('" "')[1] === writer),
+        writer,
+      ).toBe(true);
+    // Both forward to the hub, whose forwarder role trusts the unique ids of the two.
+    expect(attr(block(tf, 'output "service_account_unique_ids"'), 'value')).toBe(
+      '"${google_service_account.ingest.unique_id},${google_service_account.spoke.unique_id}"',
+    );
   });
 
   it('dead-letters what sccIngest could not take after bounded attempts to a topic the template defines and keeps', () => {
@@ -378,7 +416,7 @@ describe('GCP spoke Terraform', () => {
     const required = Object.keys(GcpSpokeEnvSchema.shape);
     // Assess
     for (const name of required) expect(env).toContain(name);
-    expect(block(tf, 'output "service_account_unique_id"')).toContain('google_service_account.spoke.unique_id');
+    expect(block(tf, 'output "service_account_unique_ids"')).toContain('google_service_account.spoke.unique_id');
     expect(block(tf, 'resource "google_cloudfunctions2_function" "remediate"')).toContain(
       'key        = "CLOSELOOP_REMEDIATE_SECRET"',
     );
