@@ -447,6 +447,14 @@ export const OWN_ROLE_WRITES = [
   'iam:UpdateRole',
 ];
 
+/**
+ * The actions' S3 bucket writes (every `s3:` permission they declare that is not a read). The hub's remediate
+ * role holds them on every bucket (a finding may name any) and is denied them on closeloop's own evidence
+ * buckets (serverless.yml `protect-own-buckets`): a forged finding or a compromised function cannot lift their
+ * Block Public Access, open them with a policy or ACL, or lock the evidence writers out with a policy.
+ */
+export const ownBucketWrites = (aws) => aws.filter((p) => p.startsWith('s3:') && !/^s3:(Get|List)/.test(p));
+
 /** The Tagging API read the acting and reading member roles allow (no resource-level permissions). */
 const TAG_READ = { Sid: 'TagRead', Effect: 'Allow', Action: 'tag:GetResources', Resource: '*' };
 
@@ -605,6 +613,8 @@ export function permissionFiles(perms) {
       statements: awsActionStatements(perms.aws),
       // Denied to the roles holding `statements` on closeloop's own roles (serverless.yml, member-role.json).
       ownRoleWrites: OWN_ROLE_WRITES,
+      // Denied to the remediate role on closeloop's evidence buckets (serverless.yml).
+      ownBucketWrites: ownBucketWrites(perms.aws),
     },
     // The verify function's grant: the actions' read-only verify permissions, nothing else of theirs.
     'infra/aws/verify-permissions.json': {

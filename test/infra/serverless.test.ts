@@ -949,7 +949,7 @@ describe('serverless.yml packaged offline', () => {
     // Prepare
     const declared = await bundler.registryPermissions(root);
     if (!declared) throw new Error('shared/actions/registry.ts is missing');
-    const denies = roleStatements('RemediateRole').filter((s) => s.Effect === 'Deny');
+    const denies = roleStatements('RemediateRole').filter((s) => s.Effect === 'Deny' && s.Sid === 'DenyOwnRoleWrites');
     const onRole = (name: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${name}` });
     const roleWrites = declared.aws.filter((p) => /^iam:.*Role/.test(p) && !/^iam:(Get|List)/.test(p));
     // Assess: the deny covers every role write the actions hold, on closeloop's role names.
@@ -974,6 +974,25 @@ describe('serverless.yml packaged offline', () => {
     expect(named.length).toBeGreaterThan(0);
     for (const n of named) expect(n).toMatch(/^closeloop-dev-/);
     expect(readFileSync(join(root, 'serverless.yml'), 'utf8')).toMatch(/^service: closeloop$/m);
+  });
+
+  it("denies the remediate role the actions' S3 bucket writes on closeloop's evidence buckets, every stage's", async () => {
+    // Prepare
+    const declared = await bundler.registryPermissions(root);
+    if (!declared) throw new Error('shared/actions/registry.ts is missing');
+    const bucketWrites = declared.aws.filter((p) => p.startsWith('s3:') && !/^s3:(Get|List)/.test(p));
+    const denies = roleStatements('RemediateRole').filter(
+      (s) => s.Effect === 'Deny' && s.Sid === 'DenyOwnBucketWrites',
+    );
+    const bucket = z
+      .object({ BucketName: z.object({ 'Fn::Sub': z.string() }) })
+      .parse(template.Resources.EvidenceBucket?.Properties).BucketName['Fn::Sub'];
+    // Assess: every bucket write the actions hold, on a pattern naming this stage's evidence bucket and others'.
+    expect(bucketWrites).toEqual(expect.arrayContaining(['s3:PutBucketPolicy', 's3:PutBucketPublicAccessBlock']));
+    expect(denies).toHaveLength(1);
+    expect(actionsOf(denies[0] ?? { Effect: 'Deny', Action: [], Resource: [] }).sort()).toEqual(bucketWrites);
+    expect(denies[0]?.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::closeloop-*-evidence-*' });
+    expect(bucket).toBe('closeloop-dev-evidence-${AWS::AccountId}-${AWS::Region}');
   });
 
   it('denies the member acting role IAM writes on the member roles themselves', () => {
