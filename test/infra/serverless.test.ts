@@ -8,15 +8,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { GuardDutyClient } from '@aws-sdk/client-guardduty';
+import { SecurityHubClient } from '@aws-sdk/client-securityhub';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import * as bundler from '../../scripts/bundle-functions.mjs';
 import { REMOTE_RESULT_DETAIL_TYPE, SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
+import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
+import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
 import { CASE_WRITE_RETRY_SECONDS } from '../../shared/core/pipeline/announced.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { type DrainResult, OUTBOX_WAITING_LOG, TICKET_DEAD_LETTERED_LOG } from '../../shared/core/tickets/outbox.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
+import { findingFor } from '../helpers/action-context.js';
 import { matchesPattern, root } from './helpers.js';
 
 const run = promisify(execFile);
@@ -820,6 +826,52 @@ describe('serverless.yml packaged offline', () => {
     expect(granted('RemediateRole', 'Action').sort()).toEqual(declared.aws);
     expect(granted('VerifyRole', 'Verify').sort()).toEqual(declared.verify.aws);
     expect(granted('VerifyRole', 'Action')).toEqual([]);
+  });
+
+  it('grants the verify role exactly the calls the AWS upstream adapters make to mark a verified finding resolved', async () => {
+    // Prepare: the adapters as verify wires them, on recorded clients; a member account's GuardDuty finding
+    // (archived through the administrator's own detector) and a Security Hub finding.
+    const guardduty = mockClient(GuardDutyClient);
+    const securityhub = mockClient(SecurityHubClient);
+    guardduty.onAnyCommand().resolves({ DetectorIds: ['12abc34d567e8fa901bc2d34e56789f0'] });
+    securityhub.onAnyCommand().resolves({ ProcessedFindings: [], UnprocessedFindings: [] });
+    const resource = { provider: 'aws' as const, id: 'arn:aws:s3:::logs-1', type: 'AwsS3Bucket', name: 'logs-1' };
+    const member = findingFor(resource, {
+      sourceId: 'arn:aws:guardduty:us-east-1:444455556666:detector/9f8e7d6c/finding/0a1b2c3d',
+    });
+    const hub = findingFor(resource, {
+      source: 'securityhub',
+      raw: {
+        Id: 'arn:aws:securityhub:us-east-1:111122223333:subscription/aws-foundational/v/1.0.0/S3.8/finding/1',
+        ProductArn: 'arn:aws:securityhub:us-east-1::product/aws/securityhub',
+      },
+    });
+    // Act
+    await new GuardDutyUpstream({
+      client: () => new GuardDutyClient({ region: 'us-east-1' }),
+      archive: true,
+      account: '111122223333',
+    }).markResolved(member);
+    await new SecurityHubUpstream({ client: () => new SecurityHubClient({ region: 'us-east-1' }) }).markResolved(
+      hub,
+      'verified fixed',
+    );
+    const called = [
+      ...guardduty.calls().map((c) => `guardduty:${c.args[0].constructor.name.replace(/Command$/, '')}`),
+      ...securityhub.calls().map((c) => `securityhub:${c.args[0].constructor.name.replace(/Command$/, '')}`),
+    ];
+    guardduty.restore();
+    securityhub.restore();
+    // Assess: the verify role's Upstream… grants are those calls, no more and no fewer.
+    const granted = roleStatements('VerifyRole')
+      .filter((st) => st.Sid?.startsWith('Upstream'))
+      .flatMap(actionsOf);
+    expect([...new Set(called)].sort()).toEqual([
+      'guardduty:ArchiveFindings',
+      'guardduty:ListDetectors',
+      'securityhub:BatchUpdateFindings',
+    ]);
+    expect([...new Set(granted)].sort()).toEqual([...new Set(called)].sort());
   });
 
   it("leaves the verify role no write of any action's permissions, in the hub or through a member role", async () => {
