@@ -14,7 +14,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import * as bundler from '../../scripts/bundle-functions.mjs';
-import { REMOTE_RESULT_DETAIL_TYPE, SPOKE_DETAIL_TYPE, spokeSource } from '../../shared/adapters/bus/spoke.js';
+import { CLOSELOOP_SOURCE } from '../../shared/adapters/bus/eventbridge.js';
+import {
+  REMOTE_REQUEST_SOURCE,
+  REMOTE_RESULT_DETAIL_TYPE,
+  SPOKE_DETAIL_TYPE,
+  spokeSource,
+} from '../../shared/adapters/bus/spoke.js';
 import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
 import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
@@ -872,6 +878,48 @@ describe('serverless.yml packaged offline', () => {
       'securityhub:BatchUpdateFindings',
     ]);
     expect([...new Set(granted)].sort()).toEqual([...new Set(called)].sort());
+  });
+
+  it("lets only remediate and verify put the spokes' hand-overs on the hub bus; every other function its pipeline events only", () => {
+    // Prepare: what each function role may put on the hub bus, by events:source.
+    const sourcesOf = (role: string) =>
+      roleStatements(role)
+        .filter((st) => st.Effect === 'Allow' && actionsOf(st).includes('events:PutEvents'))
+        .map((st) => {
+          const condition = z
+            .object({ StringEquals: z.object({ 'events:source': z.union([z.string(), z.array(z.string())]) }) })
+            .safeParse(st.Condition);
+          if (!condition.success) return ['any source'];
+          const sources = condition.data.StringEquals['events:source'];
+          return (Array.isArray(sources) ? sources : [sources]).sort();
+        });
+    const functionRoles = resources('AWS::Lambda::Function').map(
+      ([, fn]) =>
+        z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.literal('Arn')]) }).parse(fn.Properties.Role)['Fn::GetAtt'][0],
+    );
+    const handOvers = ruleTargets().filter(({ rule }) =>
+      JSON.stringify(template.Resources[rule]?.Properties.EventPattern ?? {}).includes(`"${REMOTE_REQUEST_SOURCE}"`),
+    );
+    // Assess: a hand-over reaches a spoke's remediate function with the shared secret (the API destination's
+    // connection adds it), so a function that could put one could have any Azure or GCP action applied,
+    // past decide, approval and the blast-radius budget.
+    expect(handOvers.map((h) => h.rule).sort()).toEqual(['AzureRemediateRule', 'GcpRemediateRule']);
+    expect(new Set(functionRoles)).toEqual(
+      new Set([
+        'IngestRole',
+        'TicketRole',
+        'RemediateRole',
+        'VerifyRole',
+        'EvidenceRole',
+        'JiraWebhookRole',
+        'RedriveRole',
+      ]),
+    );
+    for (const role of ['RemediateRole', 'VerifyRole'])
+      expect(sourcesOf(role), role).toEqual([[CLOSELOOP_SOURCE, REMOTE_REQUEST_SOURCE].sort()]);
+    for (const role of ['IngestRole', 'TicketRole', 'JiraWebhookRole'])
+      expect(sourcesOf(role), role).toEqual([[CLOSELOOP_SOURCE]]);
+    for (const role of ['EvidenceRole', 'RedriveRole']) expect(sourcesOf(role), role).toEqual([]);
   });
 
   it("leaves the verify role no write of any action's permissions, in the hub or through a member role", async () => {
