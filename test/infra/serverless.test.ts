@@ -723,7 +723,7 @@ describe('serverless.yml packaged offline', () => {
     }
   });
 
-  it("alarms when ticket requests wait in the outbox too long or are given up and when findings are rejected, counted from the functions' own log lines", () => {
+  it("alarms when ticket requests wait in the outbox too long or are given up, findings are rejected or Jira's webhook is refused, counted from the functions' own log lines", () => {
     // Prepare: Jira refusing (revoked credentials, an outage) fails no function and fills no queue: the
     // requests wait in the outbox for up to 72 hours, then are dead-lettered in the table. What the ticket
     // function logs about them is all an alarm can see.
@@ -779,21 +779,27 @@ describe('serverless.yml packaged offline', () => {
       ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'notBreaching',
     });
-    // …and a finding rejected at ingest (acknowledged, kept in the table), counted from the ingest log group
-    const rejected = filters.filter((f) => f.LogGroupName.Ref === 'IngestLogGroup');
-    expect(rejected).toHaveLength(1);
-    expect(template.Resources.IngestLogGroup).toMatchObject({
-      Type: 'AWS::Logs::LogGroup',
-      Properties: { LogGroupName: '/aws/lambda/closeloop-dev-ingest' },
-    });
-    const [rejectedMetric] = rejected[0]?.MetricTransformations ?? [];
-    if (!rejectedMetric) throw new Error('no metric from the ingest log group');
-    expect(rejectedMetric).toMatchObject({ MetricNamespace: 'closeloop/dev', MetricValue: '1' });
-    expect(alarmFor(rejectedMetric)).toMatchObject({
-      Statistic: 'Sum',
-      Threshold: 0,
-      TreatMissingData: 'notBreaching',
-    });
+    // …a finding rejected at ingest (acknowledged, kept in the table) and a Jira webhook delivery refused for
+    // its signature (a secret that differs from Jira's), each counted from its function's log group
+    for (const [group, fn, threshold] of [
+      ['IngestLogGroup', 'ingest', 0],
+      ['JiraDashwebhookLogGroup', 'jira-webhook', 2],
+    ] as const) {
+      const found = filters.filter((f) => f.LogGroupName.Ref === group);
+      expect(found, group).toHaveLength(1);
+      expect(template.Resources[group]).toMatchObject({
+        Type: 'AWS::Logs::LogGroup',
+        Properties: { LogGroupName: `/aws/lambda/closeloop-dev-${fn}` },
+      });
+      const [metric] = found[0]?.MetricTransformations ?? [];
+      if (!metric) throw new Error(`no metric from ${group}`);
+      expect(metric).toMatchObject({ MetricNamespace: 'closeloop/dev', MetricValue: '1' });
+      expect(alarmFor(metric)).toMatchObject({
+        Statistic: 'Sum',
+        Threshold: threshold,
+        TreatMissingData: 'notBreaching',
+      });
+    }
     expect(dead).toEqual({ MetricNamespace: 'closeloop/dev', MetricName: expect.any(String), MetricValue: '1' });
     expect(alarmFor(dead)).toMatchObject({
       Statistic: 'Sum',

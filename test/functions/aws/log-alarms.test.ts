@@ -19,6 +19,7 @@ import { SPOKE_DETAIL_TYPE, spokeSource } from '../../../shared/adapters/bus/spo
 import { createAwsPorts } from '../../../shared/adapters/wiring/aws.js';
 import { deadLetter } from '../../../shared/core/tickets/outbox.js';
 import { COLLECTIONS, OutboxEntrySchema } from '../../../shared/core/tickets/store.js';
+import { signJiraBody } from '../../../shared/core/tickets/webhook.js';
 import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
 import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
@@ -209,5 +210,35 @@ describe('the ticket function tells the alarms when Jira takes nothing', () => {
     );
     // Assess
     expect(lines.map((l) => metricOf(filter, l)).filter((v) => v !== undefined)).toEqual([1]);
+  });
+});
+
+describe('the Jira webhook tells the alarm when it refuses deliveries for their signature', () => {
+  it('logs each delivery signed with another secret as the filter counts it, and a well-signed one not', async () => {
+    // Prepare: the hub's secret, and a Jira that signs with the one it was given before a rotation
+    const filter = filtersOn('JiraDashwebhookLogGroup').get('JiraWebhookRefused');
+    if (!filter) throw new Error('serverless.yml has no JiraWebhookRefused filter on the jira-webhook log group');
+    const webhookSecret = 'jira-webhook-secret-0123456789';
+    secrets.on(GetSecretValueCommand).resolves({
+      SecretString: JSON.stringify({ host: jira.url, email: 'bot@example.com', apiToken: 'token', webhookSecret }),
+    });
+    const { handler } = await import('../../../functions/aws/jira-webhook.js');
+    const body = JSON.stringify({ webhookEvent: 'jira:issue_updated', timestamp: Date.now(), issue: { key: 'SEC-1' } });
+    const delivery = (secret: string) => ({
+      version: '2.0',
+      rawPath: '/jira/webhook',
+      headers: { 'x-hub-signature': signJiraBody(body, secret) },
+      body,
+      isBase64Encoded: false,
+    });
+    // Act
+    const refused = await handler(delivery('the-secret-before-rotation'), lambdaContext('jira-webhook'));
+    const counted = lines.map((l) => metricOf(filter, l)).filter((v) => v !== undefined);
+    lines = [];
+    await handler(delivery(webhookSecret), lambdaContext('jira-webhook'));
+    // Assess
+    expect(refused).toMatchObject({ statusCode: 401 });
+    expect(counted).toEqual([1]);
+    expect(lines.map((l) => metricOf(filter, l)).filter((v) => v !== undefined)).toEqual([]);
   });
 });
