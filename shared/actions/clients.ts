@@ -16,7 +16,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { NetworkManagementClient } from '@azure/arm-network';
-import type { StorageManagementClient } from '@azure/arm-storage';
+import type { StorageManagementClient, StorageManagementClientOptionalParams } from '@azure/arm-storage';
 import type { TokenCredential } from '@azure/identity';
 import type { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { protos } from '@google-cloud/compute';
@@ -117,6 +117,8 @@ export interface CloudClientOptions {
     blobUrl?: (accountName: string) => string;
     /** Shared-key credential for the blob data plane (Azurite's well-known dev key); default: the token credential. */
     blobCredential?: (accountName: string) => StorageSharedKeyCredential | TokenCredential;
+    /** The HTTP client ARM requests are sent through (a test double); default: the SDK's own. */
+    armHttpClient?: StorageManagementClientOptionalParams['httpClient'];
   };
   gcp?: {
     projectId?: string;
@@ -149,8 +151,9 @@ function lazy<R>(make: (key: string) => Promise<R>): (key: string) => Promise<R>
 
 /**
  * Builds real clients with each cloud's default credential chain (AWS default provider chain, Azure
- * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1` and GCS `autoRetry: false`: actions retry through
- * `withRetry` (shared/actions/retry.ts), and two stacked retry layers would multiply the attempts.
+ * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1`, ARM and blob clients no retries and GCS
+ * `autoRetry: false`: actions retry through `withRetry` (shared/actions/retry.ts), and two stacked retry layers
+ * would multiply the attempts.
  *
  * @example const clients = createCloudClients({}); await action.plan(target, { clients, clock, log });
  */
@@ -172,13 +175,20 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
   const ec2 = lazy(async (region) => new (await awsSdk.ec2()).EC2Client({ ...awsBase, region }));
   // IAM is global; its endpoint lives in us-east-1 for the aws partition.
   const iam = lazy(async () => new (await awsSdk.iam()).IAMClient({ ...awsBase, region: 'us-east-1' }));
+  // One retry layer, as for AWS: the ARM pipeline's own retry (3 more tries per call) multiplied `withRetry`'s
+  // attempts, and its throttling policy slept whatever Retry-After ARM sent, uncapped, inside the function
+  // (an hour's Retry-After held the spoke until its host killed it); `withRetry` caps the wait and gives up.
+  const armOptions = {
+    retryOptions: { maxRetries: 0 },
+    ...(opts.azure?.armHttpClient ? { httpClient: opts.azure.armHttpClient } : {}),
+  };
   const azureStorage = lazy(async (sub): Promise<AzureStorageAccounts> => {
     const { StorageManagementClient } = await import('@azure/arm-storage');
-    return new StorageManagementClient(await credential(), sub).storageAccounts;
+    return new StorageManagementClient(await credential(), sub, armOptions).storageAccounts;
   });
   const azureNetwork = lazy(async (sub): Promise<AzureNetwork> => {
     const { NetworkManagementClient } = await import('@azure/arm-network');
-    return new NetworkManagementClient(await credential(), sub);
+    return new NetworkManagementClient(await credential(), sub, armOptions);
   });
   const azureBlob = lazy(async (account) => {
     const { BlobServiceClient } = await import('@azure/storage-blob');

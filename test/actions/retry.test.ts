@@ -3,9 +3,11 @@
  * and whether a failed write may still have taken effect) and the bounded retry around each call.
  */
 import { describe, expect, it } from 'vitest';
+import storageAction from '../../shared/actions/azure.storage.disallow-public-access.js';
 import { outcomeUnknown } from '../../shared/actions/plan.js';
 import { classifyCloudError, withRetry } from '../../shared/actions/retry.js';
-import { awsError } from '../helpers/action-context.js';
+import { kindOf } from '../../shared/core/errors.js';
+import { awsError, testContext } from '../helpers/action-context.js';
 
 /** The AWS SDK's socket timeout, as @smithy/node-http-handler throws it (no status, no code in the message). */
 const sdkSocketTimeout = () =>
@@ -75,5 +77,65 @@ describe('outcomeUnknown: may a failed write have taken effect?', () => {
     ['Throttling', false, awsError('Throttling', 400)],
   ])('%s: %s', (_label, unknown, e) => {
     expect(outcomeUnknown(classifyCloudError(e, 's3:PutPublicAccessBlock b'))).toBe(unknown);
+  });
+});
+
+/** Headers as the Azure pipeline reads them (a slice of core-rest-pipeline's HttpHeaders). */
+function armHeaders(values: Record<string, string>) {
+  const map = new Map(Object.entries(values).map(([k, v]) => [k.toLowerCase(), v]));
+  return {
+    get: (name: string) => map.get(name.toLowerCase()),
+    has: (name: string) => map.has(name.toLowerCase()),
+    set: (name: string, value: string | number | boolean) => void map.set(name.toLowerCase(), String(value)),
+    delete: (name: string) => void map.delete(name.toLowerCase()),
+    toJSON: () => Object.fromEntries(map),
+    [Symbol.iterator]: () => map.entries(),
+  };
+}
+
+describe('the Azure ARM clients actions call', () => {
+  const target = { subscriptionId: '00000000-0000-0000-0000-000000000000', resourceGroup: 'rg', accountName: 'acct' };
+  const credential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+
+  /** ARM answering every request with `status` and `headers`; counts the requests. */
+  function arm(status: number, code: string, headers: Record<string, string>) {
+    const sent: string[] = [];
+    const armHttpClient = {
+      sendRequest: async (request: { url: string; method: string }) => {
+        sent.push(`${request.method} ${request.url}`);
+        return {
+          request,
+          status,
+          headers: armHeaders({ 'content-type': 'application/json', ...headers }),
+          bodyAsText: JSON.stringify({ error: { code, message: 'try again later' } }),
+        };
+      },
+    };
+    return { sent, armHttpClient: armHttpClient as never };
+  }
+
+  it('give up at once when ARM asks to wait longer than a function should (no uncapped sleep in the SDK)', async () => {
+    // Prepare: ARM throttles with an hour's Retry-After
+    const { sent, armHttpClient } = arm(429, 'TooManyRequests', { 'retry-after': '3600' });
+    const ctx = testContext({ cloud: { azure: { credential, armHttpClient } } });
+    // Act
+    const started = Date.now();
+    const error = await storageAction.plan(target, ctx).catch((e: unknown) => e);
+    // Assess: throttled with the server's wait on it, for the queue to deliver again; one request sent
+    expect(kindOf(error)).toBe('throttled');
+    expect(error).toMatchObject({ retryAfterSeconds: 3600 });
+    expect(sent).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  }, 5_000);
+
+  it('retry through one layer only: as many requests as withRetry has attempts', async () => {
+    // Prepare: ARM is unavailable, and says to come back at once
+    const { sent, armHttpClient } = arm(503, 'ServiceUnavailable', { 'retry-after': '0' });
+    const ctx = testContext({ cloud: { azure: { credential, armHttpClient } } });
+    // Act
+    const error = await storageAction.plan(target, ctx).catch((e: unknown) => e);
+    // Assess
+    expect(kindOf(error)).toBe('transient');
+    expect(sent).toHaveLength(ctx.retry?.attempts ?? 0);
   });
 });
