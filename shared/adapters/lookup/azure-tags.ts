@@ -30,11 +30,21 @@ export function azureAdapterError(e: unknown, what: string): AdapterError {
 }
 
 /**
+ * How long one lookup may take, the ARM pipeline's own retries and waits included. Its throttling policy
+ * sleeps whatever Retry-After ARM sends, uncapped: without a deadline a throttled subscription held the
+ * finding (and the function) for as long as ARM asked.
+ */
+export const AZURE_LOOKUP_TIMEOUT_MS = 30_000;
+
+/**
  * @example new AzureResourceTagsLookup((subscriptionId) => new ResourceManagementClient(credential, subscriptionId))
  */
 export class AzureResourceTagsLookup implements OwnerLookup {
   private readonly clients = new Map<string, AzureTagsClient>();
-  constructor(private readonly clientFor: (subscriptionId: string) => AzureTagsClient) {}
+  constructor(
+    private readonly clientFor: (subscriptionId: string) => AzureTagsClient,
+    private readonly options: { timeoutMs?: number } = {},
+  ) {}
 
   handles(provider: ResourceRef['provider']): boolean {
     return provider === 'azure';
@@ -49,10 +59,14 @@ export class AzureResourceTagsLookup implements OwnerLookup {
       client = this.clientFor(sub);
       this.clients.set(sub, client);
     }
+    const timeoutMs = this.options.timeoutMs ?? AZURE_LOOKUP_TIMEOUT_MS;
     try {
-      const res = await client.tagsOperations.getAtScope(r.id);
+      const res = await client.tagsOperations.getAtScope(r.id, { abortSignal: AbortSignal.timeout(timeoutMs) });
       return { ...res.properties.tags };
     } catch (e) {
+      // The deadline passed (the SDK throws its own AbortError, in a request or in a wait): try again later.
+      if (e instanceof Error && e.name === 'AbortError')
+        throw new AdapterError('transient', `tags at scope ${r.id}: no answer within ${timeoutMs} ms`, { cause: e });
       throw azureAdapterError(e, `tags at scope ${r.id}`);
     }
   }

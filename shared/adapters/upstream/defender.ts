@@ -8,6 +8,7 @@
  * @see https://learn.microsoft.com/rest/api/defenderforcloud/alerts/update-subscription-level-state-to-resolve
  */
 import * as z from 'zod';
+import { AdapterError } from '../../core/errors.js';
 import type { Finding } from '../../core/model/finding.js';
 import type { AlertRef } from '../../core/remediation/remote.js';
 import type { UpstreamResult, UpstreamStatus } from '../../core/verify/ports.js';
@@ -20,13 +21,13 @@ export interface DefenderAlertsClient {
   updateSubscriptionLevelStateToResolve(
     ascLocation: string,
     alertName: string,
-    options?: { onResponse?: OnResponse },
+    options?: { onResponse?: OnResponse; abortSignal?: AbortSignal },
   ): Promise<void>;
   updateResourceGroupLevelStateToResolve(
     ascLocation: string,
     alertName: string,
     resourceGroupName: string,
-    options?: { onResponse?: OnResponse },
+    options?: { onResponse?: OnResponse; abortSignal?: AbortSignal },
   ): Promise<void>;
 }
 
@@ -75,8 +76,20 @@ export const unsettable = (
       }
     : { outcome: 'not-updated', detail: 'alert location (ascLocation) not found in the event' };
 
+/**
+ * How long resolving one alert may take. The ARM pipeline sleeps whatever Retry-After a throttled call is
+ * given, uncapped: without a deadline a throttled resolve held the spoke's request until its host killed it.
+ */
+export const DEFENDER_RESOLVE_TIMEOUT_MS = 30_000;
+
 export class DefenderUpstream implements UpstreamStatus {
-  constructor(private readonly opts: { alertsFor: (subscriptionId: string) => DefenderAlertsClient }) {}
+  constructor(
+    private readonly opts: {
+      alertsFor: (subscriptionId: string) => DefenderAlertsClient;
+      /** Deadline of one resolve, the SDK's retries and waits included (default {@link DEFENDER_RESOLVE_TIMEOUT_MS}). */
+      timeoutMs?: number;
+    },
+  ) {}
 
   async markResolved(finding: Finding): Promise<UpstreamResult> {
     const ref = alertRef(finding.raw);
@@ -92,12 +105,21 @@ export class DefenderUpstream implements UpstreamStatus {
       requestId = raw.headers.get('x-ms-request-id') ?? null;
     };
     const alerts = this.opts.alertsFor(ref.subscriptionId);
-    if (ref.resourceGroup) {
-      await alerts.updateResourceGroupLevelStateToResolve(ref.ascLocation, ref.alertName, ref.resourceGroup, {
-        onResponse,
-      });
-    } else {
-      await alerts.updateSubscriptionLevelStateToResolve(ref.ascLocation, ref.alertName, { onResponse });
+    // A deadline over the SDK's own retries: its throttling policy sleeps whatever Retry-After ARM sends.
+    const timeoutMs = this.opts.timeoutMs ?? DEFENDER_RESOLVE_TIMEOUT_MS;
+    const options = { onResponse, abortSignal: AbortSignal.timeout(timeoutMs) };
+    try {
+      if (ref.resourceGroup) {
+        await alerts.updateResourceGroupLevelStateToResolve(ref.ascLocation, ref.alertName, ref.resourceGroup, options);
+      } else {
+        await alerts.updateSubscriptionLevelStateToResolve(ref.ascLocation, ref.alertName, options);
+      }
+    } catch (e) {
+      if (e instanceof Error && e.name === 'AbortError')
+        throw new AdapterError('transient', `resolve alert ${ref.alertName}: no answer within ${timeoutMs} ms`, {
+          cause: e,
+        });
+      throw e;
     }
     return {
       source,

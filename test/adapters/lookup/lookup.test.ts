@@ -3,7 +3,7 @@ import {
   ResourceGroupsTaggingAPIClient,
   ResourceGroupsTaggingAPIServiceException,
 } from '@aws-sdk/client-resource-groups-tagging-api';
-import type { ResourceManagementClient } from '@azure/arm-resources';
+import { ResourceManagementClient } from '@azure/arm-resources';
 import type { ProjectsClient } from '@google-cloud/resource-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
@@ -116,9 +116,50 @@ describe('AzureResourceTagsLookup', () => {
     });
     // Assess
     expect(tags).toEqual({ Owner: 'media-ops@acme.example' });
-    expect(getAtScope).toHaveBeenCalledWith(AZURE_ID);
+    expect(getAtScope).toHaveBeenCalledWith(AZURE_ID, expect.anything());
     expect(subs).toEqual(['00000000-0000-0000-0000-000000000000']);
   });
+
+  it('gives up within its deadline when ARM throttles with a long Retry-After (the SDK would sleep it out)', async () => {
+    // Prepare: the real ARM client, whose pipeline retries a 429 after its Retry-After (an hour here)
+    let sent = 0;
+    const httpClient = {
+      sendRequest: async (request: unknown) => {
+        sent++;
+        const headers = new Map([['retry-after', '3600']]);
+        return {
+          request,
+          status: 429,
+          headers: {
+            get: (n: string) => headers.get(n.toLowerCase()),
+            has: (n: string) => headers.has(n.toLowerCase()),
+            set: () => {},
+            delete: () => {},
+            toJSON: () => Object.fromEntries(headers),
+            [Symbol.iterator]: () => headers.entries(),
+          },
+          bodyAsText: JSON.stringify({ error: { code: 'TooManyRequests', message: 'slow down' } }),
+        };
+      },
+    };
+    const credential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+    const lookup = new AzureResourceTagsLookup(
+      (sub) => new ResourceManagementClient(credential, sub, { httpClient: httpClient as never }),
+      { timeoutMs: 200 },
+    );
+    // Act
+    const started = Date.now();
+    const error = await refusalOf(lookup, {
+      provider: 'azure',
+      id: AZURE_ID,
+      account: '00000000-0000-0000-0000-000000000000',
+      region: null,
+    });
+    // Assess: a retryable failure (the finding is looked up again later), well inside the test's 5 s
+    expect(isRetryable(error)).toBe(true);
+    expect(sent).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  }, 5_000);
 
   it('classifies 403 as denied and 404 as gone when ARM refuses', async () => {
     // Prepare

@@ -1,6 +1,6 @@
 import { ArchiveFindingsCommand, GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
 import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
-import type { SecurityCenter } from '@azure/arm-security';
+import { SecurityCenter } from '@azure/arm-security';
 import type { SecurityCenterClient } from '@google-cloud/security-center';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
@@ -10,6 +10,7 @@ import { LocalUpstreamStatus } from '../../../shared/adapters/upstream/local.js'
 import { RoutingUpstreamStatus } from '../../../shared/adapters/upstream/route.js';
 import { type SccFindingStateClient, SccUpstream } from '../../../shared/adapters/upstream/scc.js';
 import { SecurityHubUpstream } from '../../../shared/adapters/upstream/securityhub.js';
+import { isRetryable } from '../../../shared/core/errors.js';
 import { fixedClock, makeFinding } from '../../verify/helpers.js';
 
 const sh = mockClient(SecurityHubClient);
@@ -217,6 +218,44 @@ describe('Upstream: Defender', () => {
     expect(calls).toEqual([]);
     expect(r.outcome).toBe('not-applicable');
   });
+
+  it('gives up within its deadline when ARM throttles the resolve with a long Retry-After (the SDK would sleep it out)', async () => {
+    // Prepare: the real Security Center client, whose pipeline retries a 429 after its Retry-After (an hour)
+    let sent = 0;
+    const headers = new Map([['retry-after', '3600']]);
+    const httpClient = {
+      sendRequest: async (request: unknown) => {
+        sent++;
+        return {
+          request,
+          status: 429,
+          headers: {
+            get: (n: string) => headers.get(n.toLowerCase()),
+            has: (n: string) => headers.has(n.toLowerCase()),
+            set: () => {},
+            delete: () => {},
+            toJSON: () => Object.fromEntries(headers),
+            [Symbol.iterator]: () => headers.entries(),
+          },
+          bodyAsText: JSON.stringify({ error: { code: 'TooManyRequests', message: 'slow down' } }),
+        };
+      },
+    };
+    const credential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+    const upstream = new DefenderUpstream({
+      alertsFor: (sub) => new SecurityCenter(credential, sub, { httpClient: httpClient as never }).alerts,
+      timeoutMs: 200,
+    });
+    // Act
+    const started = Date.now();
+    const error = await upstream
+      .resolveAlert({ subscriptionId: SUB, resourceGroup: undefined, ascLocation: 'westeurope', alertName: 'a-1' })
+      .catch((e: unknown) => e);
+    // Assess: a retryable failure (the hub asks again), well inside the test's 5 s
+    expect(isRetryable(error)).toBe(true);
+    expect(sent).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  }, 5_000);
 
   it('accepts the real SecurityCenter.alerts where the port is declared', () => {
     expectTypeOf<SecurityCenter['alerts']>().toMatchTypeOf<DefenderAlertsClient>();
