@@ -4,7 +4,8 @@
  * list by ids with `expand=properties`), transitions (GET, POST),
  * issue properties (PUT, GET), user search, get issue, edit issue, assign issue. Everything is kept in memory and
  * every call is counted. Faults are injected per path by ratio, deterministically from a seed:
- * 429 (with Retry-After and X-RateLimit-Reset), 5xx, timeouts (no answer), connection resets, latency,
+ * 429 (with Retry-After and X-RateLimit-Reset), 408, 425, 5xx (a 503 with Retry-After when asked), timeouts (no
+ * answer), connection resets, latency,
  * either before the request is processed or after (the issue exists, the answer is an error).
  *
  * Only the JQL closeloop needs is understood: `labels = "<label>"` with an optional ORDER BY. Anything
@@ -18,8 +19,8 @@ export interface Fault {
   match?: RegExp;
   /** Share of matching calls that get the fault, in [0, 1]. */
   ratio: number;
-  kind: '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency';
-  /** Seconds in Retry-After for 429 (default 1). */
+  kind: '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency';
+  /** Seconds in Retry-After for 429 (default 1); on a 503 only when given. */
   retryAfter?: number;
   latencyMs?: number;
   /** `after`: process the request, then answer with the fault (the side effect happened). Default before. */
@@ -262,7 +263,14 @@ export class JiraDouble {
       );
       return;
     }
-    this.send(res, req, Number(fault.kind), { errorMessages: ['Internal server error'] });
+    const retryAfter = fault.kind === '503' && fault.retryAfter !== undefined ? String(fault.retryAfter) : undefined;
+    this.send(
+      res,
+      req,
+      Number(fault.kind),
+      { errorMessages: ['Internal server error'] },
+      retryAfter !== undefined ? { 'retry-after': retryAfter } : {},
+    );
   }
 
   private route(method: string, url: URL, body: unknown): { status: number; body?: unknown } {

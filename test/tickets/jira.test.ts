@@ -562,6 +562,29 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
+  it('retries what Jira refused for the moment (408, 425) and waits what a 503 says in Retry-After', async () => {
+    // Prepare: a ticketed issue; its next edits meet a proxy's 408, a 425, then a 503 asking for 3 s
+    const j = await jiraHarness();
+    h = j;
+    const c = makeCase();
+    await putCase(j.store, c);
+    await j.stage.handle(decided(c));
+    const EDIT = /^PUT \/rest\/api\/3\/issue\/SEC-1$/;
+    j.double.faults = [
+      { kind: '408', ratio: 1, match: EDIT, times: 1 },
+      { kind: '425', ratio: 1, match: EDIT, times: 1 },
+      { kind: '503', ratio: 1, match: EDIT, times: 1, retryAfter: 3 },
+    ];
+    const waited = j.waits.length;
+    // Act
+    await j.jira.addLabels({ key: 'SEC-1', url: `${j.double.url}/browse/SEC-1`, sink: 'jira' }, ['checked']);
+    // Assess: labelled on the fourth try, after the wait the 503 asked for
+    expect(j.double.issues.get('SEC-1')?.fields.labels).toContain('checked');
+    expect(j.double.count(EDIT, false)).toBe(4);
+    expect(j.waits.slice(waited)).toHaveLength(3);
+    expect(j.waits.at(-1)).toBe(3_000);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();

@@ -1,8 +1,8 @@
 /**
  * JiraTicketSink: the ticket port over Jira Cloud REST v3 with jira.js `Version3Client`.
  * Basic auth (e-mail + API token) or an OAuth 2.0 bearer token. Errors become AdapterErrors by kind
- * (429 → throttled with Retry-After / X-RateLimit-Reset, 5xx and timeouts/resets → transient,
- * 400 → invalid with Jira's own message, 401/403 → denied, 404 → gone). Idempotent calls are retried
+ * (429 and 425 → throttled with Retry-After / X-RateLimit-Reset, 5xx, 408 and timeouts/resets → transient with
+ * a 503's Retry-After, 400 → invalid with Jira's own message, 401/403 → denied, 404 → gone). Idempotent calls are retried
  * here; creates are not (the core decides: a 5xx after a create may mean the issue exists).
  *
  * @see https://developer.atlassian.com/cloud/jira/platform/rest/v3/intro/
@@ -426,8 +426,10 @@ export function retryAfterSeconds(headers: unknown, now = Date.now()): number | 
 }
 
 function kindOfStatus(status: number): ErrorKind {
-  if (status === 429) return 'throttled';
-  if (status >= 500) return 'transient';
+  // 425 Too Early: not processed, send it again later. 408: the server gave up waiting for the request
+  // (a proxy's idle timeout in front of Jira): the moment, not the request, and a 4xx all the same.
+  if (status === 429 || status === 425) return 'throttled';
+  if (status >= 500 || status === 408) return 'transient';
   if (status === 401 || status === 403) return 'denied';
   if (status === 404) return 'gone';
   if (status === 409) return 'conflict';
@@ -441,13 +443,12 @@ export function toAdapterError(what: string, e: unknown): AdapterError {
     const headers = prop(prop(e.cause, 'response'), 'headers');
     // jira.js keeps the body on `response.data` (HttpException) and the headers on its axios cause.
     const data = typeof e.response === 'object' && 'data' in e.response ? e.response.data : undefined;
-    const retryAfter = e.status === 429 ? (retryAfterSeconds(headers) ?? 5) : undefined;
+    // A 503 (Jira under maintenance or load) may say when to come back as a 429 does: honoured, not guessed.
+    const kind = kindOfStatus(e.status);
+    const asked = kind === 'throttled' || kind === 'transient' ? retryAfterSeconds(headers) : undefined;
+    const retryAfter = asked ?? (e.status === 429 ? 5 : undefined);
     const message = `jira ${what}: HTTP ${e.status}${jiraMessage(data) ? ` ${jiraMessage(data)}` : ''}`;
-    return new AdapterError(
-      kindOfStatus(e.status),
-      message,
-      retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {},
-    );
+    return new AdapterError(kind, message, retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {});
   }
   const code = prop(e, 'code');
   if (typeof code === 'string' && NETWORK_CODES.has(code))
