@@ -70,8 +70,10 @@ function kindFromStatus(status: number): ErrorKind | undefined {
   if (status === 401 || status === 403) return 'denied';
   if (status === 404 || status === 410) return 'gone';
   if (status === 409 || status === 412) return 'conflict';
-  if (status === 429) return 'throttled';
-  if (status >= 500) return 'transient';
+  // 425 Too Early: not processed, send it later. 408: the server gave up waiting for the request (GCS
+  // answers it under load and documents it as retryable): the moment, not the request, though a 4xx.
+  if (status === 429 || status === 425) return 'throttled';
+  if (status >= 500 || status === 408) return 'transient';
   if (status >= 400) return 'invalid';
   return undefined;
 }

@@ -37,6 +37,8 @@ describe('classifyCloudError', () => {
     ['the SDK connect timeout', 'transient', sdkConnectTimeout()],
     ['a reset socket', 'transient', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })],
     ['S3 RequestTimeout 400', 'transient', awsError('RequestTimeout', 400)],
+    ['a GCS 408 (ApiError code)', 'transient', Object.assign(new Error('Request Timeout'), { code: 408 })],
+    ['an ARM 425', 'throttled', Object.assign(new Error('Too Early'), { name: 'RestError', statusCode: 425 })],
     [
       'an Azure send failure',
       'transient',
