@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { JiraTicketSink } from '../../shared/adapters/tickets/jira.js';
+import { isThrottled } from '../../shared/core/errors.js';
 import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
@@ -583,6 +585,35 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(j.double.count(EDIT, false)).toBe(4);
     expect(j.waits.slice(waited)).toHaveLength(3);
     expect(j.waits.at(-1)).toBe(3_000);
+  });
+
+  it("gives up one call's retrying after its time budget when Jira throttles every answer, for the outbox to go on", async () => {
+    // Prepare: Jira asks for 20 s on every search; a sink whose clock moves with its waits (none is real)
+    const j = await jiraHarness();
+    h = j;
+    j.double.faults = [{ kind: '429', ratio: 1, match: SEARCH, retryAfter: 20 }];
+    let now = Date.parse('2026-11-18T10:00:00Z');
+    const waits: number[] = [];
+    const sink = new JiraTicketSink({
+      config: {
+        baseUrl: j.double.url,
+        auth: { kind: 'basic', email: 'closeloop@example.com', apiToken: 'test-token-0000' },
+        project: 'SEC',
+        timeoutMs: 2_000,
+      },
+      retry: { now: () => now },
+      sleep: async (ms) => {
+        waits.push(ms);
+        now += ms;
+      },
+    });
+    // Act
+    const error = await sink.findTicket(caseLabelOf('aws:111122223333:acme-logs')).catch((e: unknown) => e);
+    // Assess: throttled, with Jira's wait on it (the outbox keeps the request that long); 45 s at most spent
+    expect(isThrottled(error)).toBe(true);
+    expect(error).toMatchObject({ retryAfterSeconds: 20 });
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(45_000);
+    expect(j.double.count(SEARCH, false)).toBe(waits.length + 1);
   });
 
   it('labels risk-accepted through an issue edit', async () => {

@@ -45,7 +45,13 @@ export interface JiraSinkOptions {
   log?: Logger;
 }
 
-const DEFAULT_RETRY = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 };
+/**
+ * Six tries, waits of up to 30 s (a Retry-After above that is left to the outbox), and at most 45 s of one
+ * call's retrying before it is left to the outbox too: without that bound a throttling Jira (Retry-After 30 s
+ * on every answer) kept one call waiting 150 s, and a request of three calls (status, transitions, the move)
+ * outlived the ticket function's 300 s, whose timeout sends the whole batch back, finished records included.
+ */
+const DEFAULT_RETRY = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, maxElapsedMs: 45_000 };
 
 const TransitionsSchema = z.looseObject({
   transitions: z

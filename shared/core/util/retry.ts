@@ -18,6 +18,14 @@ export interface RetryOptions {
   baseDelayMs: number;
   /** Upper bound of one wait. A Retry-After longer than this stops retrying (the caller reschedules). */
   maxDelayMs: number;
+  /**
+   * Upper bound of the whole run, attempts and waits together: a wait that would end past it is not started
+   * (the caller reschedules). A run can still last this plus one attempt. Without it, `maxAttempts` waits of
+   * up to `maxDelayMs` each add up past a function's timeout once a caller makes a few calls in a row.
+   */
+  maxElapsedMs?: number;
+  /** Milliseconds now, for `maxElapsedMs`; injectable so tests that do not wait still see time pass. */
+  now?: () => number;
   sleep?: Sleep;
   /** Source of randomness for jitter, in [0, 1); injectable for deterministic tests. */
   random?: () => number;
@@ -57,6 +65,8 @@ export function backoffDelay(
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
   const sleep = options.sleep ?? realSleep;
   const retryable = options.retryable ?? ((e: unknown) => isRetryable(e));
+  const now = options.now ?? Date.now;
+  const started = now();
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
@@ -64,6 +74,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       if (attempt >= options.maxAttempts || !retryable(error, attempt)) throw error;
       const delayMs = backoffDelay(error, attempt, options);
       if (delayMs === undefined) throw error;
+      if (options.maxElapsedMs !== undefined && now() - started + delayMs > options.maxElapsedMs) throw error;
       await options.onRetry?.({ error, attempt, delayMs });
       await sleep(delayMs);
     }
