@@ -4,6 +4,7 @@ import { isThrottled } from '../../shared/core/errors.js';
 import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import {
   decided,
   decisionOf,
@@ -614,6 +615,30 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(error).toMatchObject({ retryAfterSeconds: 20 });
     expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(45_000);
     expect(j.double.count(SEARCH, false)).toBe(waits.length + 1);
+  });
+
+  it('leaves a create Jira keeps throttling to the outbox after its time budget, not waiting it out in the function', async () => {
+    // Prepare: Jira asks for 20 s on every create; twenty attempts allowed; the clock moves with the waits
+    const j = await jiraHarness({ retry: { maxAttempts: 20, baseDelayMs: 10, maxDelayMs: 30_000 } });
+    h = j;
+    j.double.faults = [{ kind: '429', ratio: 1, match: CREATE, retryAfter: 20 }];
+    const waits: number[] = [];
+    const stage = createTicketStage({
+      ...j.deps,
+      sleep: async (ms) => {
+        waits.push(ms);
+        j.clock.advance(ms);
+      },
+    });
+    const c = makeCase();
+    await putCase(j.store, c);
+    // Act
+    await stage.handle(decided(c));
+    // Assess: 45 s of waiting at most, then the request waits in the outbox for Jira's 20 s
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(45_000);
+    expect(j.double.count(CREATE, false)).toBe(waits.length + 1);
+    expect(await j.store.list('ticket-outbox')).toHaveLength(1);
+    expect(j.double.issues.size).toBe(0);
   });
 
   it('labels risk-accepted through an issue edit', async () => {

@@ -50,7 +50,7 @@ export function contextOf(deps: TicketDeps): TicketContext {
     ...deps,
     sleep,
     random,
-    retry: { ...deps.policy.retry, sleep, random },
+    retry: { ...deps.policy.retry, sleep, random, now: () => deps.clock.now().getTime() },
     userCache: new Map(),
     sinkDown: undefined,
   };

@@ -211,7 +211,8 @@ async function createWithRecovery(
   asked: TicketDraft,
   ambiguous: Ambiguity,
 ): Promise<{ ref: TicketRef; recovered: boolean; unassigned: boolean }> {
-  const { maxAttempts } = ctx.retry;
+  const { maxAttempts, maxElapsedMs } = ctx.retry;
+  const started = ctx.clock.now().getTime();
   let draft = asked;
   let unassigned = false;
   for (let attempt = 1; ; attempt++) {
@@ -235,6 +236,9 @@ async function createWithRecovery(
       if (!(isThrottled(e) || isTransient(e)) || attempt >= maxAttempts) throw e;
       const delay = backoffDelay(e, attempt, ctx.retry);
       if (delay === undefined) throw e;
+      // No wait that would end past the budget: a throttle of 30 s a time otherwise spent 150 s in one create,
+      // past the function's timeout once the calls before it had waited too. The outbox waits instead.
+      if (maxElapsedMs !== undefined && ctx.clock.now().getTime() - started + delay > maxElapsedMs) throw e;
       ctx.log.debug('ticket create failed; retrying', { attempt, delay, error: errorMessage(e) });
       await ctx.sleep(delay);
       if (isTransient(e)) {

@@ -128,8 +128,13 @@ export const TicketPolicySchema = z.strictObject({
       maxAttempts: z.number().int().min(1).max(20).default(6),
       baseDelayMs: z.number().int().min(0).default(500),
       maxDelayMs: z.number().int().min(0).default(30_000),
+      /**
+       * How long one create may go on retrying before the outbox takes it over (see RetryOptions.maxElapsedMs):
+       * well inside the ticket function's timeout, whatever `maxAttempts` and Retry-After add up to.
+       */
+      maxElapsedMs: z.number().int().min(0).default(45_000),
     })
-    .default({ maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 }),
+    .default({ maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, maxElapsedMs: 45_000 }),
   /** A claim older than this (claimed, never created: a crash) is taken over after a JQL search. */
   claimLeaseSeconds: z.number().int().min(1).default(120),
 });
