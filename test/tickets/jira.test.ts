@@ -641,6 +641,42 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(j.double.issues.size).toBe(0);
   });
 
+  it('makes no second issue, comment or move when Jira did each and then reset the connection', async () => {
+    // Prepare: Jira processes the first create, comment and transition, then drops the connection unanswered
+    h = await jiraHarness();
+    h.double.faults = [
+      { kind: 'reset', ratio: 1, match: CREATE, when: 'after', times: 1 },
+      { kind: 'reset', ratio: 1, match: /^POST .*\/comment$/, when: 'after', times: 1 },
+      { kind: 'reset', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 },
+    ];
+    const c = makeCase();
+    await putCase(h.store, c);
+    // Act: ticket, comment (a remediation state), close (verified), each sent again as the outbox decides
+    await h.stage.handle(decided(c));
+    await drainHourly(h);
+    await h.stage.handle({
+      id: 'r1',
+      type: 'case.remediation',
+      caseKey: c.key,
+      at: c.updatedAt,
+      state: 'awaiting-approval',
+      actor: 'closeloop',
+    });
+    await drainHourly(h);
+    await h.stage.handle(verified(c));
+    await drainHourly(h);
+    // Assess: every reset happened, and each side effect is there once
+    expect(h.double.calls.filter((x) => x.fault === 'reset')).toHaveLength(3);
+    expect(h.double.issues.size).toBe(1);
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.history).toEqual(['Done']);
+    const texts = (issue?.comments ?? []).map((x) => adfToText(x.body));
+    expect(texts.filter((t) => t.includes('Remediation awaiting-approval'))).toHaveLength(1);
+    expect(texts.filter((t) => t.includes('Verified fixed'))).toHaveLength(1);
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();
