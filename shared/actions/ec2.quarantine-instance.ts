@@ -20,6 +20,7 @@ import { AdapterError } from '../core/errors.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, ref, resolveRefs, step } from './plan.js';
+import { sdkErrorCode } from './retry.js';
 
 const ID = 'ec2.quarantine-instance';
 const ISOLATION_TAG = 'closeloop:isolation';
@@ -213,6 +214,22 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
 
 const Any = z.record(z.string(), z.unknown());
 
+/** The isolation group (tagged) named `GroupName` in `VpcId`, as CreateSecurityGroup answers it; undefined when none. */
+async function isolationGroup(ec2: EC2Client, request: { GroupName: string; VpcId?: string | undefined }) {
+  const sdk = await awsSdk.ec2();
+  const out = await ec2.send(
+    new sdk.DescribeSecurityGroupsCommand({
+      Filters: [
+        { Name: 'group-name', Values: [request.GroupName] },
+        ...(request.VpcId ? [{ Name: 'vpc-id', Values: [request.VpcId] }] : []),
+        { Name: `tag:${ISOLATION_TAG}`, Values: ['true'] },
+      ],
+    }),
+  );
+  const GroupId = out.SecurityGroups?.find((g) => g.GroupId)?.GroupId;
+  return GroupId ? { GroupId, $metadata: out.$metadata } : undefined;
+}
+
 /**
  * The snapshot of `volumeId` this remediation already made (tagged with its apply key), if any; one that
  * failed (`error`) does not count. Snapshots of other remediations of the instance are not this apply's.
@@ -320,13 +337,25 @@ export default defineAction<Target, Before>({
       // The SDK validates member shapes on its side; the planned input is the exact request.
       switch (s.call.api) {
         case 'ec2:CreateSecurityGroup': {
-          const out = await call(ctx, what, () =>
-            ec2.send(
-              new sdk.CreateSecurityGroupCommand(
-                z.looseObject({ GroupName: z.string(), Description: z.string() }).parse(input),
-              ),
-            ),
-          );
+          const request = z
+            .looseObject({ GroupName: z.string(), Description: z.string(), VpcId: z.string().optional() })
+            .parse(input);
+          // A create whose answer was lost (timeout, reset) may have made the group: its re-send is then refused
+          // as a duplicate (the name is unique per VPC) and the quarantine failed, leaving the group it had made.
+          // A re-send refused so takes the tagged group of that name in the VPC: the one the lost create made.
+          let sent = false;
+          const out = await call(ctx, what, async () => {
+            const again = sent;
+            sent = true;
+            try {
+              return await ec2.send(new sdk.CreateSecurityGroupCommand(request));
+            } catch (e) {
+              const made =
+                again && sdkErrorCode(e) === 'InvalidGroup.Duplicate' && (await isolationGroup(ec2, request));
+              if (made) return made;
+              throw e;
+            }
+          });
           if (!out.GroupId) throw new AdapterError('invalid', 'CreateSecurityGroup returned no GroupId');
           vars.set('isolationGroupId', out.GroupId);
           return awsRequestId(out, what);

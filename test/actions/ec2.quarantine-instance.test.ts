@@ -132,6 +132,47 @@ describe('Action: ec2.quarantine-instance', () => {
     expect(result.before.interfaces[0]?.groups).toEqual(['sg-0000000000000000a', 'sg-0000000000000000b']);
   });
 
+  it('takes the group a timed-out CreateSecurityGroup made when its re-send is refused as a duplicate', async () => {
+    // Prepare: EC2 makes the group, the answer is lost; the re-send is refused (the name is taken in the VPC)
+    instance({ 'eni-00000000000000001': ['sg-0000000000000000a'] });
+    let made = false;
+    ec2.on(CreateSecurityGroupCommand).callsFake(async () => {
+      if (made) throw awsError('InvalidGroup.Duplicate', 400);
+      made = true;
+      throw Object.assign(new Error('the request socket timed out after 3000 ms of inactivity'), {
+        name: 'TimeoutError',
+      });
+    });
+    ec2.on(DescribeSecurityGroupsCommand).callsFake(async (input: { Filters?: Array<{ Name: string }> }) => ({
+      SecurityGroups:
+        made && input.Filters?.some((f) => f.Name === 'group-name') ? [{ GroupId: 'sg-0000000000000iso0' }] : [],
+      $metadata: { requestId: 'D1' },
+    }));
+    ec2.on(RevokeSecurityGroupEgressCommand).resolves({ $metadata: { requestId: 'C2' } });
+    ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'C3' } });
+    snapshotStore();
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'C5' } });
+    ec2.on(CreateTagsCommand).resolves({ $metadata: { requestId: 'C6' } });
+    const ctx = testContext();
+    const plan = await action.plan(target, ctx);
+    // Act
+    const result = await action.apply(plan, ctx);
+    // Assess: one group made, and the quarantine carried on with it
+    expect(ec2).toReceiveCommandTimes(CreateSecurityGroupCommand, 2);
+    expect(ec2).toReceiveCommandWith(DescribeSecurityGroupsCommand, {
+      Filters: [
+        { Name: 'group-name', Values: [`closeloop-isolation-${VPC}`] },
+        { Name: 'vpc-id', Values: [VPC] },
+        { Name: 'tag:closeloop:isolation', Values: ['true'] },
+      ],
+    });
+    expect(ec2).toReceiveCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: 'eni-00000000000000001',
+      Groups: ['sg-0000000000000iso0'],
+    });
+    expect(result.requestIds[0]).toBe('D1');
+  });
+
   it('tags the forensic snapshot at creation with the apply key and the instance', async () => {
     // Prepare
     instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
