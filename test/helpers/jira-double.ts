@@ -5,7 +5,7 @@
  * issue properties (PUT, GET), user search, get issue, edit issue, assign issue. Everything is kept in memory and
  * every call is counted. Faults are injected per path by ratio, deterministically from a seed:
  * 429 (with Retry-After and X-RateLimit-Reset), 408, 425, 5xx (a 503 with Retry-After when asked), timeouts (no
- * answer), connection resets, latency,
+ * answer), connection resets, latency, an answer dribbled out slowly,
  * either before the request is processed or after (the issue exists, the answer is an error).
  *
  * Only the JQL closeloop needs is understood: `labels = "<label>"` with an optional ORDER BY. Anything
@@ -19,9 +19,10 @@ export interface Fault {
   match?: RegExp;
   /** Share of matching calls that get the fault, in [0, 1]. */
   ratio: number;
-  kind: '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency';
+  kind: '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency' | 'trickle';
   /** Seconds in Retry-After for 429 (default 1); on a 503 only when given. */
   retryAfter?: number;
+  /** `latency`: the delay before answering (default 50). `trickle`: how long the answer is dribbled out (default 3000). */
   latencyMs?: number;
   /** `after`: process the request, then answer with the fault (the side effect happened). Default before. */
   when?: 'before' | 'after';
@@ -224,17 +225,45 @@ export class JiraDouble {
     }
     const fault = this.pickFault(route);
     if (fault?.kind === 'latency') await new Promise((r) => setTimeout(r, fault.latencyMs ?? 50));
-    if (fault && fault.kind !== 'latency' && fault.when !== 'after') {
+    if (fault && fault.kind !== 'latency' && fault.kind !== 'trickle' && fault.when !== 'after') {
       this.fail(req, res, fault);
       return;
     }
     const body: unknown = raw ? JSON.parse(raw) : undefined;
     const out = this.route(req.method ?? 'GET', url, body);
+    if (fault?.kind === 'trickle') {
+      await this.trickle(req, res, out, fault.latencyMs ?? 3_000);
+      return;
+    }
     if (fault && fault.kind !== 'latency' && fault.when === 'after') {
       this.fail(req, res, fault);
       return;
     }
     this.send(res, req, out.status, out.body);
+  }
+
+  /**
+   * Answers after processing, but dribbles the answer: its headers at once, then a space every 100 ms for
+   * `ms`, then the body (JSON allows the leading white space). The connection is never idle for long.
+   */
+  private async trickle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    out: { status: number; body?: unknown },
+    ms: number,
+  ): Promise<void> {
+    this.calls.push({
+      method: req.method ?? '',
+      path: (req.url ?? '').split('?')[0] ?? '',
+      status: out.status,
+      fault: 'trickle',
+    });
+    res.writeHead(out.status, { 'content-type': 'application/json' });
+    for (let waited = 0; waited < ms && !res.destroyed; waited += 100) {
+      res.write(' ');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!res.destroyed) res.end(out.body === undefined ? '' : JSON.stringify(out.body));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, fault: Fault): void {

@@ -677,6 +677,21 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
+  it('gives up on an answer Jira dribbles out past the request timeout, though the connection is never idle', async () => {
+    // Prepare: the next search is answered a byte every 100 ms for 3 s; the sink's timeout is 300 ms
+    const j = await jiraHarness({}, {}, { timeoutMs: 300 });
+    h = j;
+    j.double.faults = [{ kind: 'trickle', ratio: 1, match: SEARCH, latencyMs: 3_000, times: 1 }];
+    // Act
+    const started = Date.now();
+    const found = await j.jira.findTicket(caseLabelOf('aws:111122223333:acme-logs'));
+    // Assess: the dribbled answer was dropped at the timeout and the search sent again
+    expect(found).toBeUndefined();
+    expect(j.double.calls.filter((x) => x.fault === 'trickle')).toHaveLength(1);
+    expect(j.double.count(SEARCH)).toBe(2);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
   it('labels risk-accepted through an issue edit', async () => {
     // Prepare
     h = await jiraHarness();

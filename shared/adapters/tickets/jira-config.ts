@@ -17,7 +17,10 @@ export const JiraConfigSchema = z.object({
   project: z.string().regex(PROJECT_KEY_PATTERN, 'JIRA_PROJECT must be a Jira project key such as SEC'),
   /** HMAC key of Jira's webhook; the AWS hub's JiraSecretSchema requires the same length. */
   webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Per-request timeout; a hung connection is a transient failure, not a stuck stage. */
+  /**
+   * Per-request timeout: a connection silent this long is a transient failure, not a stuck stage, and no
+   * request lasts more than twice this, however slowly its answer arrives.
+   */
   timeoutMs: z.number().int().min(100).default(15_000),
 });
 export type JiraConfig = z.infer<typeof JiraConfigSchema>;

@@ -8,7 +8,7 @@
  * @see https://developer.atlassian.com/cloud/jira/platform/rest/v3/intro/
  * @see https://developer.atlassian.com/cloud/jira/platform/rate-limiting/
  */
-import { HttpException, Version3Client } from 'jira.js';
+import { type Config, HttpException, type RequestConfig, Version3Client } from 'jira.js';
 import * as z from 'zod';
 import { AdapterError, type ErrorKind, isRetryable } from '../../core/errors.js';
 import type { TicketRef } from '../../core/model/case.js';
@@ -98,6 +98,26 @@ const AssigneeSchema = z.looseObject({
   fields: z.looseObject({ assignee: z.looseObject({ accountId: z.string() }).nullish() }).optional(),
 });
 
+/**
+ * jira.js's client with a deadline on every request, headers and body. axios's Node adapter takes `timeout`
+ * as the socket's idle time only: an answer dribbled out (a byte every few seconds, by a Jira under load or a
+ * proxy in front of it) never timed out and held the call, its record and the batch behind it. The abort
+ * ends the exchange at twice `timeoutMs` whatever arrives; the adapter (and any proxy it is set up with) stays.
+ */
+class DeadlineClient extends Version3Client {
+  constructor(
+    config: Config,
+    private readonly timeoutMs: number,
+  ) {
+    super(config);
+  }
+
+  override sendRequestFullResponse<T>(requestConfig: RequestConfig) {
+    // Twice the idle timeout: that one stays the first to fire on a silent connection; this one ends the rest.
+    return super.sendRequestFullResponse<T>({ ...requestConfig, signal: AbortSignal.timeout(2 * this.timeoutMs) });
+  }
+}
+
 export class JiraTicketSink implements TicketSink {
   readonly kind = 'jira' as const;
   private readonly client: Version3Client;
@@ -109,16 +129,22 @@ export class JiraTicketSink implements TicketSink {
     const baseRequestConfig = { timeout: config.timeoutMs };
     this.client =
       config.auth.kind === 'basic'
-        ? new Version3Client({
-            host: config.baseUrl,
-            authentication: { basic: { email: config.auth.email, apiToken: config.auth.apiToken } },
-            baseRequestConfig,
-          })
-        : new Version3Client({
-            host: config.baseUrl,
-            authentication: { oauth2: { accessToken: config.auth.token } },
-            baseRequestConfig,
-          });
+        ? new DeadlineClient(
+            {
+              host: config.baseUrl,
+              authentication: { basic: { email: config.auth.email, apiToken: config.auth.apiToken } },
+              baseRequestConfig,
+            },
+            config.timeoutMs,
+          )
+        : new DeadlineClient(
+            {
+              host: config.baseUrl,
+              authentication: { oauth2: { accessToken: config.auth.token } },
+              baseRequestConfig,
+            },
+            config.timeoutMs,
+          );
     this.log = options.log ?? silentLogger;
     this.retry = {
       ...DEFAULT_RETRY,
@@ -370,6 +396,8 @@ const NETWORK_CODES = new Set([
   'EAI_AGAIN',
   'ERR_NETWORK',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
+  // Only the DeadlineClient's abort cancels a request: its deadline passed.
+  'ERR_CANCELED',
 ]);
 
 const ErrorBodySchema = z.looseObject({
