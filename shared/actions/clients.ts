@@ -104,10 +104,15 @@ export const awsSdk = {
   ec2: once(() => import('@aws-sdk/client-ec2')),
 };
 
+/** How long an AWS call may go without a byte before it fails as transient (retried by `withRetry`). */
+export const AWS_SOCKET_TIMEOUT_MS = 30_000;
+
 export interface CloudClientOptions {
   aws?: {
     /** Endpoint override (LocalStack-style doubles); real AWS when absent. */
     endpoint?: string;
+    /** Silence after which a call fails (default {@link AWS_SOCKET_TIMEOUT_MS}). */
+    socketTimeoutMs?: number;
     credentials?: S3ClientConfig['credentials'];
   };
   azure?: {
@@ -160,6 +165,10 @@ function lazy<R>(make: (key: string) => Promise<R>): (key: string) => Promise<R>
 export function createCloudClients(opts: CloudClientOptions = {}): CloudClients {
   const awsBase = {
     maxAttempts: 1,
+    // The SDK's own socket timeout is 5 minutes of silence, the remediate function's whole time: a call to a
+    // hung endpoint held the apply until Lambda killed it (its claim then waits abandonAfter to be settled).
+    // A silent connection now fails the call as transient, and `withRetry` tries again or gives up.
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: opts.aws?.socketTimeoutMs ?? AWS_SOCKET_TIMEOUT_MS },
     ...(opts.aws?.endpoint ? { endpoint: opts.aws.endpoint } : {}),
     ...(opts.aws?.credentials ? { credentials: opts.aws.credentials } : {}),
   };

@@ -2,12 +2,16 @@
  * Classification of cloud SDK errors (the kind decides retry, the remediation stage's "blocked" vs "failed",
  * and whether a failed write may still have taken effect) and the bounded retry around each call.
  */
+
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import storageAction from '../../shared/actions/azure.storage.disallow-public-access.js';
 import { outcomeUnknown } from '../../shared/actions/plan.js';
 import { classifyCloudError, withRetry } from '../../shared/actions/retry.js';
+import s3Action from '../../shared/actions/s3.block-public-access.js';
 import { kindOf } from '../../shared/core/errors.js';
-import { awsError, testContext } from '../helpers/action-context.js';
+import { awsError, FAKE_AWS, testContext } from '../helpers/action-context.js';
 
 /** The AWS SDK's socket timeout, as @smithy/node-http-handler throws it (no status, no code in the message). */
 const sdkSocketTimeout = () =>
@@ -140,4 +144,32 @@ describe('the Azure ARM clients actions call', () => {
     expect(kindOf(error)).toBe('transient');
     expect(sent).toHaveLength(ctx.retry?.attempts ?? 0);
   });
+});
+
+describe('the AWS clients actions call', () => {
+  it('fail a call to an endpoint that never answers, within the bound, instead of holding the function', async () => {
+    // Prepare: an endpoint that takes the request and says nothing
+    const sockets = new Set<Socket>();
+    let received = 0;
+    const server: Server = createServer(() => void received++);
+    server.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const address = server.address();
+    const endpoint = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const ctx = testContext({ cloud: { aws: { ...FAKE_AWS, endpoint, socketTimeoutMs: 200 } } });
+    try {
+      // Act
+      const started = Date.now();
+      const error = await s3Action
+        .plan({ bucket: 'acme-exports-111122223333', region: 'us-east-1' }, ctx)
+        .catch((e: unknown) => e);
+      // Assess: transient after each attempt timed out (the queue delivers it again), well inside the test's 5 s
+      expect(kindOf(error)).toBe('transient');
+      expect(received).toBe(ctx.retry?.attempts);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  }, 5_000);
 });
