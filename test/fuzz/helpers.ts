@@ -182,15 +182,36 @@ export function expectNoPollution(before: string): void {
 }
 
 /**
+ * The first object inside `value` whose prototype is not the plain one (Object.prototype, Array.prototype
+ * or null), as a path, or undefined. A `__proto__` key that reached an assignment (`o[k] = v`) or
+ * Object.assign swaps the prototype of that one object: no built-in prototype changes, yet the object
+ * answers `polluted` and `isAdmin` through inheritance, and a later spread or merge carries them on.
+ */
+export function pollutedObjectIn(value: unknown): string | undefined {
+  const plain = new Set<unknown>([Object.prototype, Array.prototype, null]);
+  const seen = new Set<object>();
+  const stack: Array<{ v: unknown; path: string }> = [{ v: value, path: '$' }];
+  while (stack.length > 0) {
+    const top = stack.pop();
+    if (!top || typeof top.v !== 'object' || top.v === null || seen.has(top.v)) continue;
+    seen.add(top.v);
+    if (!plain.has(Object.getPrototypeOf(top.v))) return top.path;
+    for (const k of Object.keys(top.v)) stack.push({ v: Reflect.get(top.v, k), path: `${top.path}.${k}` });
+  }
+  return undefined;
+}
+
+/**
  * The outcome every fuzzed input must have: each finding passes the Finding schema (and serializes, so a
- * store can keep it), each rejection passes the Rejected schema, names `origin`, a field path and a
- * bounded reason.
+ * store can keep it) and holds only plain objects (no prototype swapped by a hostile key), each rejection
+ * passes the Rejected schema, names `origin`, a field path and a bounded reason.
  */
 export function expectWellFormed(out: NormalizeResult, origin: string): void {
   for (const f of out.findings) {
     const check = FindingSchema.safeParse(f);
     expect(check.success, check.success ? '' : JSON.stringify(check.error.issues[0])).toBe(true);
     expect(() => JSON.stringify(f)).not.toThrow();
+    expect(pollutedObjectIn(f), `an object with a foreign prototype in the finding from ${origin}`).toBeUndefined();
   }
   // One assertion over all rejections: a batch of 100,000 would otherwise cost 500,000 expect calls.
   const unclear = out.rejected.filter(
