@@ -120,6 +120,44 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
     }
   });
 
+  it('locates a bad token 1,000,000 levels deep, where V8 names no position, without overflowing', () => {
+    // V8 gives a position for an early end ("end of JSON input", above) but not for an unexpected token
+    // ("Unexpected token 'x', \"[[[…\" is not valid JSON"): the reader then finds the spot itself.
+    for (const depth of [20_000, 1_000_000]) {
+      // Prepare: whole documents, and a JSON line after a good one (rejected at its own line)
+      const inputs = [
+        { text: `${'['.repeat(depth)}x`, docs: [], at: 'deep.json', line: 1, column: depth + 1 },
+        { text: `${'{"a":'.repeat(depth)}x`, docs: [], at: 'deep.json', line: 1, column: 5 * depth + 1 },
+        { text: `${'['.repeat(depth)}1,,`, docs: [], at: 'deep.json', line: 1, column: depth + 3 },
+        {
+          text: `{"ok":1}\n${'[{"a":'.repeat(depth)}tru}`,
+          docs: ['deep.json:1'],
+          at: 'deep.json:2',
+          line: 2,
+          column: 6 * depth + 1,
+        },
+      ];
+      for (const { text, docs, at, line, column } of inputs) {
+        // Act
+        const started = performance.now();
+        let out: ReturnType<typeof readDocuments> | undefined;
+        expect(() => {
+          out = readDocuments(text, 'deep.json');
+        }).not.toThrow();
+        // Assess
+        expect(performance.now() - started).toBeLessThan(HANG_MS);
+        expect(out?.docs.map((d) => d.input)).toEqual(docs);
+        expect(out?.rejected).toEqual([
+          expect.objectContaining({
+            input: at,
+            path: '$',
+            reason: expect.stringMatching(new RegExp(`^invalid JSON at line ${line}, column ${column}: `)),
+          }),
+        ]);
+      }
+    }
+  });
+
   it('reads multi-megabyte strings and 100,000 JSON lines, and rejects documents over the limit unparsed', () => {
     // Prepare
     const huge = JSON.stringify({ description: 'é'.repeat(4 * 1024 * 1024) });

@@ -129,7 +129,9 @@ const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /**
  * Offset of the first JSON syntax error (only called after JSON.parse failed, to name a line and column
- * when V8's message has no position). One linear pass with an explicit stack: no recursion on deep input.
+ * when V8's message has no position). One linear pass with an explicit stack: no recursion on deep input
+ * (opening a container loops on to its first member instead of calling itself, so a bad token a million
+ * levels down is found, not a stack overflow).
  */
 export function locateJsonError(text: string): number {
   const stack: Array<'{' | '['> = [];
@@ -138,9 +140,10 @@ export function locateJsonError(text: string): number {
     while (i < text.length && WS.has(text.charAt(i))) i++;
   };
   const value = (): boolean => {
-    skip();
-    const c = text.charAt(i);
-    if (c === '{' || c === '[') {
+    for (;;) {
+      skip();
+      const c = text.charAt(i);
+      if (c !== '{' && c !== '[') return scalar();
       stack.push(c);
       i++;
       skip();
@@ -149,8 +152,12 @@ export function locateJsonError(text: string): number {
         i++;
         return true;
       }
-      return c === '{' ? key() : value();
+      // The container's first member: a key first in an object, then (next turn) its value.
+      if (c === '{' && !name()) return false;
     }
+  };
+  const scalar = (): boolean => {
+    const c = text.charAt(i);
     if (c === '"') return string();
     for (const lit of LITERALS) {
       if (text.startsWith(lit, i)) {
@@ -176,14 +183,16 @@ export function locateJsonError(text: string): number {
     }
     return false;
   };
-  const key = (): boolean => {
+  /** A member's name and its colon. */
+  const name = (): boolean => {
     skip();
     if (text.charAt(i) !== '"' || !string()) return false;
     skip();
     if (text.charAt(i) !== ':') return false;
     i++;
-    return value();
+    return true;
   };
+  const key = (): boolean => name() && value();
   if (!value()) return i;
   for (;;) {
     skip();
