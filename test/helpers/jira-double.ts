@@ -22,6 +22,12 @@ export interface Fault {
   kind: '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency' | 'trickle';
   /** Seconds in Retry-After for 429 (default 1); on a 503 only when given. */
   retryAfter?: number;
+  /**
+   * How a 429 says when to come back: `seconds` (default) sends Retry-After in seconds with Jira's
+   * X-RateLimit-Reset; `date` sends only Retry-After as an HTTP date (RFC 9110), as a gateway in front of
+   * Jira may, so nothing but the date tells the client how long to wait.
+   */
+  retryAfterForm?: 'seconds' | 'date';
   /** `latency`: the delay before answering (default 50). `trickle`: how long the answer is dribbled out (default 3000). */
   latencyMs?: number;
   /** `after`: process the request, then answer with the fault (the side effect happened). Default before. */
@@ -279,16 +285,19 @@ export class JiraDouble {
     }
     if (fault.kind === '429') {
       const secs = fault.retryAfter ?? 1;
+      const at = new Date(Date.now() + secs * 1000);
       this.send(
         res,
         req,
         429,
         { errorMessages: ['Rate limit exceeded.'] },
-        {
-          'retry-after': String(secs),
-          'x-ratelimit-reset': new Date(Date.now() + secs * 1000).toISOString(),
-          'x-ratelimit-remaining': '0',
-        },
+        fault.retryAfterForm === 'date'
+          ? { 'retry-after': at.toUTCString() }
+          : {
+              'retry-after': String(secs),
+              'x-ratelimit-reset': at.toISOString(),
+              'x-ratelimit-remaining': '0',
+            },
       );
       return;
     }

@@ -160,6 +160,48 @@ describe('fault injection: Jira storm with connection resets on a third of the c
     expect(calls.length / CASES).toBeLessThan((cleanCalls / CASES) * 3);
   });
 
+  for (const form of ['seconds', 'date'] as const)
+    it(`waits out a Retry-After (${form}) longer than the in-call bound in the outbox, not in the call, and creates once`, async () => {
+      // Prepare: the first create is refused with 429 asking for 60 s, six times the in-call bound
+      // (RETRY.maxDelayMs), as seconds or as an HTTP date (which has whole seconds: 59 s to 60 s remain)
+      h = await harness({
+        faults: [
+          {
+            kind: '429',
+            ratio: 1,
+            times: 1,
+            retryAfter: 60,
+            retryAfterForm: form,
+            match: /^POST \/rest\/api\/3\/issue$/,
+          },
+        ],
+      });
+      const c = makeCase({ n: 1 });
+      await putCase(h.store, c);
+      const start = h.clock.now().getTime();
+      const creates = () => h?.double.calls.filter((x) => x.method === 'POST' && x.path === '/rest/api/3/issue') ?? [];
+      // Act
+      await h.stage.handle(decided(c));
+      // Assess: refused once, nobody slept on it inside the call, the outbox holds it for the asked time
+      expect(creates().map((x) => x.status)).toEqual([429]);
+      expect(h.waits.filter((ms) => ms > 0)).toEqual([]);
+      const outbox = (await h.store.list('ticket-outbox')).map((d) => d.value as { notBefore?: string });
+      expect(outbox).toHaveLength(1);
+      expect(Date.parse(outbox[0]?.notBefore ?? '') - start).toBeGreaterThanOrEqual(58_000);
+      // Act: a drain before the time Jira asked for sends nothing; one after it creates the issue
+      h.clock.advance(30_000);
+      await drainOutbox(h.deps);
+      const early = creates().length;
+      h.clock.advance(31_000);
+      await drainOutbox(h.deps);
+      // Assess
+      expect(early).toBe(1);
+      expect(creates().map((x) => x.status)).toEqual([429, 201]);
+      expect(h.double.withLabel(caseLabelOf(c.key))).toHaveLength(1);
+      expect((await readCase(h.store, c.key)).ticket?.key).toMatch(/^SEC-\d+$/);
+      expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+    });
+
   it('creates no second issue when a create is still in flight after the client timed out', async () => {
     // Prepare: every create takes twice the client timeout, then lands (Jira busy, not down)
     h = await harness({
