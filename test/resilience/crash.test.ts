@@ -65,7 +65,9 @@ describe('crash and resume', () => {
       cwd: ROOT,
       stdio: 'ignore',
     });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     const deadline = Date.now() + 60_000;
     let seen = 0;
     while (Date.now() < deadline) {
@@ -80,7 +82,8 @@ describe('crash and resume', () => {
       if (seen >= 50 || child.exitCode !== null) break;
     }
     child.kill('SIGKILL');
-    await exited;
+    // Killed, not finished: a run that ended before the kill would prove nothing about resuming.
+    expect(await exited, 'the run should have been killed, not have finished').toBe('SIGKILL');
     expect(seen, 'the run should have been killed mid-batch').toBeGreaterThan(0);
 
     // Act 2: run again to completion, and a clean run for comparison.
