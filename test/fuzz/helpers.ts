@@ -225,6 +225,16 @@ export function expectWellFormed(out: NormalizeResult, origin: string): void {
   expect(unclear.slice(0, 3).map((r) => ({ ...r, reason: r.reason.slice(0, 200) }))).toEqual([]);
 }
 
+/**
+ * A rejection the normalizer could attribute to a source names the field it refused (`detail.findings[0].Id`):
+ * only input no source recognizes is refused as a whole (`$`). Holds for every mutation of a real shape
+ * (the root stays an object of its source; mutations edit fields below it).
+ */
+export function expectFieldsNamed(out: NormalizeResult): void {
+  const unnamed = out.rejected.filter((r) => r.source !== 'unknown' && r.path === '$');
+  expect(unnamed.slice(0, 3).map((r) => ({ ...r, reason: r.reason.slice(0, 200) }))).toEqual([]);
+}
+
 /** normalize wrapped: a throw fails the property with the input's origin in the message. */
 export function normalizeChecked(input: unknown, origin: string): NormalizeResult {
   let out: NormalizeResult | undefined;

@@ -5,6 +5,7 @@ import { readDocuments } from '../../shared/core/sources/read.js';
 import {
   allPaths,
   allShapes,
+  expectFieldsNamed,
   expectNoPollution,
   getAt,
   HOSTILE_KEYS,
@@ -99,6 +100,7 @@ describe('fuzz: normalize over every source shape', () => {
           const input = mutate(shape.value, mutations);
           const out = timed(() => normalizeBothWays(input, `fuzz:${shape.name}`));
           expect(out.findings.length + out.rejected.length).toBeGreaterThan(0);
+          expectFieldsNamed(out);
           expectNoPollution(protoBefore);
         },
       ),
@@ -125,6 +127,7 @@ describe('fuzz: normalize over every source shape', () => {
           const out = normalizeBothWays(wrapped, `fuzz:pubsub:${shape.name}`);
           // Assess: one finding or rejections, each naming the SCC source or the envelope
           expect(out.findings.length + out.rejected.length).toBeGreaterThan(0);
+          expectFieldsNamed(out);
           for (const r of out.rejected) expect(r.source === 'scc' || r.source === 'unknown').toBe(true);
           expectNoPollution(protoBefore);
         },
