@@ -12,9 +12,13 @@ import { listTickets } from '../../shared/adapters/tickets/index.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { createLocalRuntime, type LocalRuntime } from '../../shared/adapters/wiring/local.js';
 import { verifyChains } from '../../shared/core/evidence/audit.js';
-import { silentLogger, systemClock } from '../../shared/core/ports.js';
+import { type DocStore, silentLogger, systemClock } from '../../shared/core/ports.js';
+import { caseLabelOf, draftForCase } from '../../shared/core/tickets/content.js';
+import { contextOf } from '../../shared/core/tickets/context.js';
+import { ensureTicket } from '../../shared/core/tickets/ledger.js';
 import { standInS3Action } from '../helpers/stand-in-action.js';
 import { tempDir } from '../helpers/tmp.js';
+import { jiraHarness, makeCase, NO_GROUPING } from '../tickets/helpers.js';
 
 const CONFIG = join(import.meta.dirname, '../../examples/config');
 
@@ -105,4 +109,60 @@ describe('three concurrent workers on one store', () => {
     expect(chain.ok).toBe(true);
     await Promise.all(workers.map((w) => w.close()));
   }, 180_000);
+});
+
+/**
+ * The store as a networked one (DynamoDB, a shared SQLite file) answers: every call after a short, varying
+ * delay, so concurrent workers read the same state before either writes, as they do in production. Over the
+ * in-memory store each call resolves in order, and a race between two claims never happened.
+ */
+function laggingStore(store: DocStore): DocStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const member: unknown = Reflect.get(target, prop, receiver);
+      if (typeof member !== 'function') return member;
+      return async (...args: unknown[]) => {
+        await new Promise((r) => setTimeout(r, Math.random() * 3));
+        return Reflect.apply(member, target, args);
+      };
+    },
+  });
+}
+
+describe('three concurrent ticket workers on one store and one Jira', () => {
+  it('creates one issue when three workers claim the same ticket at the same moment', async () => {
+    // Prepare: three outbox workers each hold a create for one key (as the cases of one storm each create
+    // their group's parent), over a store that answers after a delay so that all three read "no ticket yet"
+    // before any writes. The same event delivered three times is stopped earlier (one outbox request per
+    // event id); these are different requests, and only the ledger's claim keeps them to one issue.
+    const h = await jiraHarness(NO_GROUPING);
+    try {
+      const c = makeCase({ n: 1 });
+      const draft = draftForCase(c, h.deps.policy, { now: h.clock.now(), assigneeId: undefined });
+      let drafts = 0;
+      // Act
+      const results = await Promise.all(
+        [0, 1, 2].map(() =>
+          ensureTicket(
+            contextOf({ ...h.deps, store: laggingStore(h.store) }),
+            c.key,
+            'case',
+            async () => {
+              drafts++;
+              return draft;
+            },
+            { searchFirst: false },
+          ),
+        ),
+      );
+      // Assess: one claim won and created; the others waited for its ticket
+      expect(h.double.withLabel(caseLabelOf(c.key))).toHaveLength(1);
+      expect(drafts).toBe(1);
+      expect(results.map((r) => r.status).sort()).toEqual(['created', 'existing', 'existing']);
+      const keys = new Set(results.map((r) => (r.status === 'waiting' ? undefined : r.ref.key)));
+      expect(keys.size).toBe(1);
+    } finally {
+      await h.close();
+    }
+  });
 });
