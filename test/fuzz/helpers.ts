@@ -6,10 +6,12 @@
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { createContext, Script } from 'node:vm';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { FindingSchema, RejectedSchema } from '../../shared/core/model/finding.js';
 import { type NormalizeResult, normalize } from '../../shared/core/pipeline/normalize.js';
+import { readDocuments } from '../../shared/core/sources/read.js';
 import { loadFixture } from '../helpers/fixtures.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -235,11 +237,39 @@ export function expectFieldsNamed(out: NormalizeResult): void {
   expect(unnamed.slice(0, 3).map((r) => ({ ...r, reason: r.reason.slice(0, 200) }))).toEqual([]);
 }
 
-/** normalize wrapped: a throw fails the property with the input's origin in the message. */
+/** A generous bound per input: linear work on these sizes takes milliseconds; anything near this is a hang. */
+export const HANG_MS = 10_000;
+
+const RUN = new Script('run()');
+const sandbox = createContext({ run: () => undefined });
+
+/**
+ * Runs `fn` and stops it once it has run `ms` milliseconds (vm's watchdog interrupts synchronous code too),
+ * throwing an error that names `what`. A timer checked after the call returns never fires on an endless
+ * loop: the test run would hang instead of failing.
+ */
+export function bounded<T>(fn: () => T, what: string, ms = HANG_MS): T {
+  sandbox.run = fn;
+  try {
+    return RUN.runInContext(sandbox, { timeout: ms }) as T;
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && e.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT')
+      throw new Error(`hang: ${what} still running after ${ms} ms`);
+    throw e;
+  } finally {
+    sandbox.run = () => undefined;
+  }
+}
+
+/** readDocuments, stopped as a hang past HANG_MS. */
+export const readBounded = (text: string, origin: string, options?: Parameters<typeof readDocuments>[2]) =>
+  bounded(() => readDocuments(text, origin, options), `readDocuments on ${origin}`);
+
+/** normalize wrapped: a throw (or a run past HANG_MS) fails the property with the input's origin in the message. */
 export function normalizeChecked(input: unknown, origin: string): NormalizeResult {
   let out: NormalizeResult | undefined;
   expect(() => {
-    out = normalize(input, origin);
+    out = bounded(() => normalize(input, origin), `normalize on ${origin}`);
   }, `normalize threw on ${origin}`).not.toThrow();
   if (!out) throw new Error(`normalize returned nothing for ${origin}`);
   expectWellFormed(out, origin);

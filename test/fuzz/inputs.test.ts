@@ -5,11 +5,18 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandInputs, readInputs } from '../../shared/adapters/cli/inputs.js';
 import { RejectedSchema } from '../../shared/core/model/finding.js';
-import { readDocuments } from '../../shared/core/sources/read.js';
+import type { readDocuments } from '../../shared/core/sources/read.js';
 import { tempDir } from '../helpers/tmp.js';
-import { expectNoPollution, MAX_REASON, normalizeChecked, prototypeSnapshot } from './helpers.js';
+import {
+  bounded,
+  expectNoPollution,
+  HANG_MS,
+  MAX_REASON,
+  normalizeChecked,
+  prototypeSnapshot,
+  readBounded,
+} from './helpers.js';
 
-const HANG_MS = 10_000;
 const LINE_LOCATION = /^invalid JSON at line \d+, column \d+: /;
 
 /** Every rejection of the reader: the Rejected shape, `$` path, input named, short reason. */
@@ -63,7 +70,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
         ),
         fc.boolean(),
         (text, bom) => {
-          const out = readDocuments(bom ? `\uFEFF${text}` : text, 'fuzz.jsonl');
+          const out = readBounded(bom ? `\uFEFF${text}` : text, 'fuzz.jsonl');
           expect(out.docs.length + out.rejected.length).toBeGreaterThan(0);
           expectClearRejections(out.rejected, ['fuzz.jsonl']);
           for (const d of out.docs) normalizeChecked(d.value, d.input);
@@ -89,7 +96,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
           const broken = nonBlank.filter((x) => garbage(x.line));
           fc.pre(nonBlank.length > 1 && complete.length > 0 && complete.length * 2 >= nonBlank.length);
           // Act
-          const out = readDocuments(lines.join(eol), 'events.jsonl');
+          const out = readBounded(lines.join(eol), 'events.jsonl');
           // Assess: one document per complete line, one rejection per broken line, each at its line
           expect(out.docs.map((d) => d.input)).toEqual(complete.map((x) => x.at));
           expect(out.rejected.map((r) => r.input)).toEqual(broken.map((x) => x.at));
@@ -107,8 +114,8 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
       const broken = `${'{"a":['.repeat(depth)}1`;
       // Act
       const started = performance.now();
-      const ok = readDocuments(whole, 'deep.json');
-      const bad = readDocuments(broken, 'broken.json');
+      const ok = readBounded(whole, 'deep.json');
+      const bad = readBounded(broken, 'broken.json');
       // Assess
       expect(performance.now() - started).toBeLessThan(HANG_MS);
       expect(ok.docs).toHaveLength(1);
@@ -142,7 +149,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
         const started = performance.now();
         let out: ReturnType<typeof readDocuments> | undefined;
         expect(() => {
-          out = readDocuments(text, 'deep.json');
+          out = readBounded(text, 'deep.json');
         }).not.toThrow();
         // Assess
         expect(performance.now() - started).toBeLessThan(HANG_MS);
@@ -164,9 +171,9 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
     const many = Array.from({ length: 100_000 }, (_, i) => `{"n":${i}}`).join('\n');
     // Act
     const started = performance.now();
-    const hugeOut = readDocuments(huge, 'huge.json');
-    const manyOut = readDocuments(many, 'many.jsonl');
-    const limited = readDocuments(`${huge}\n{"a":1}\n{"b":2}`, 'limited.jsonl', { maxDocumentChars: 1024 });
+    const hugeOut = readBounded(huge, 'huge.json');
+    const manyOut = readBounded(many, 'many.jsonl');
+    const limited = readBounded(`${huge}\n{"a":1}\n{"b":2}`, 'limited.jsonl', { maxDocumentChars: 1024 });
     // Assess
     expect(performance.now() - started).toBeLessThan(HANG_MS);
     expect(hugeOut.docs).toHaveLength(1);
@@ -191,7 +198,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
           const inner = `{"${key}":{"polluted":"yes","prototype":{"polluted":"yes"}}}`;
           const text = `${'{"x":'.repeat(depth)}${inner}${'}'.repeat(depth)}`;
           // Act
-          const out = readDocuments(`${text}\n${text}`, 'proto.jsonl');
+          const out = readBounded(`${text}\n${text}`, 'proto.jsonl');
           // Assess
           expect(out.docs).toHaveLength(2);
           for (const d of out.docs) normalizeChecked(d.value, d.input);
@@ -228,7 +235,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
           }
           // Act
           const expanded = expandInputs([root], tmp.dir);
-          const out = await readInputs(expanded.map((p) => join(tmp.dir, p)));
+          const out = await bounded(() => readInputs(expanded.map((p) => join(tmp.dir, p))), `readInputs on ${root}`);
           // Assess
           const wanted = files
             .filter((f) => ['.json', '.jsonl', '.ndjson'].includes(f.ext))
