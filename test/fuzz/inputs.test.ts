@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import fc from 'fast-check';
@@ -274,21 +275,26 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
   });
 
   it('reads stdin ("-") as JSON lines in a child process, naming each line', async () => {
-    // Prepare
+    // Prepare: `node --import tsx` (one process: the tsx binary runs the entry in a grandchild the kill misses)
     const run = (input: string) =>
-      new Promise<{ docs: string[]; rejected: unknown[]; polluted: boolean }>((resolve, reject) => {
-        const child = spawn(join(process.cwd(), 'node_modules', '.bin', 'tsx'), ['test/fuzz/read-stdin.ts'], {
+      new Promise<{ docs: string[]; digests: string[]; rejected: unknown[]; polluted: boolean }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'test/fuzz/read-stdin.ts'], {
           stdio: ['pipe', 'pipe', 'inherit'],
         });
         let out = '';
-        const timer = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
+        let killed = false;
+        const timer = setTimeout(() => {
+          killed = true;
+          child.kill('SIGKILL');
+        }, HANG_MS);
         child.stdout.on('data', (c) => {
           out += c;
         });
         child.on('error', reject);
         child.on('close', () => {
           clearTimeout(timer);
-          resolve(JSON.parse(out));
+          if (killed) reject(new Error(`hang: reading stdin still running after ${HANG_MS} ms`));
+          else resolve(JSON.parse(out));
         });
         child.stdin.end(input);
       });
@@ -306,6 +312,38 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
     ]);
     expect(junk.docs).toEqual([]);
     expectClearRejections(junk.rejected, ['stdin']);
+  });
+
+  it("reads a multi-megabyte line of multi-byte text from stdin intact, across the pipe's chunks", async () => {
+    // Prepare: 3 MiB of two- and three-byte characters (5 bytes a pair, so chunk edges fall inside them)
+    // arrive in many 64 KiB chunks
+    const huge = JSON.stringify({ description: 'é€'.repeat(600 * 1024) });
+    const input = `${huge}\n{"n":2}\n`;
+    const digest = (text: string) =>
+      createHash('sha256')
+        .update(JSON.stringify(JSON.parse(text)))
+        .digest('hex');
+    // Act
+    const out = await new Promise<{ docs: string[]; digests: string[] }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/fuzz/read-stdin.ts'], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let text = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
+      child.stdout.on('data', (c) => {
+        text += c;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(JSON.parse(text));
+        else reject(new Error(`the reader exited with ${code}`));
+      });
+      child.stdin.end(input);
+    });
+    // Assess: both lines, the long one unchanged (a chunk decoded alone would break the split characters)
+    expect(out.docs).toEqual(['stdin:1', 'stdin:2']);
+    expect(out.digests).toEqual([digest(huge), digest('{"n":2}')]);
   });
 });
 
