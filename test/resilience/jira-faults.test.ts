@@ -202,6 +202,45 @@ describe('fault injection: Jira storm with connection resets on a third of the c
       expect(await h.store.list('ticket-outbox')).toHaveLength(0);
     });
 
+  for (const kind of ['503', '429'] as const)
+    it(`keeps every request within its attempt bound while Jira answers nothing but ${kind}`, async () => {
+      // Prepare: Jira refuses every call; five cases of one owner, the stage, then three drains an hour apart
+      h = await harness({ faults: [{ kind, ratio: 1, retryAfter: 1 }] });
+      const cases = Array.from({ length: 5 }, (_, i) => makeCase({ n: i }));
+      for (const c of cases) await putCase(h.store, c);
+      const count = (from: number, route: string) =>
+        (h?.double.calls.slice(from) ?? []).filter((c) => `${c.method} ${c.path}` === route).length;
+      const CREATE = 'POST /rest/api/3/issue';
+      const SEARCH = 'POST /rest/api/3/search/jql';
+      const USERS = 'GET /rest/api/3/user/search';
+      // Act
+      await Promise.all(cases.map((c) => h?.stage.handle(decided(c))));
+      const stage = {
+        creates: count(0, CREATE),
+        searches: count(0, SEARCH),
+        users: count(0, USERS),
+        all: h.double.calls.length,
+      };
+      const drains: Array<{ creates: number; searches: number; all: number }> = [];
+      for (let i = 0; i < 3; i++) {
+        h.clock.advance(3_600_000);
+        const from = h.double.calls.length;
+        await drainOutbox(h.deps);
+        drains.push({ creates: count(from, CREATE), searches: count(from, SEARCH), all: h.double.calls.length - from });
+      }
+      // Assess: in the stage, a 429 (not processed) is sent again up to the bound; a 503 (the issue may exist)
+      // is never sent again blind: the label is searched instead, within the bound. Each drain searches first,
+      // within the bound, and creates nothing while it cannot tell whether the issue exists. Nothing else.
+      const { maxAttempts } = RETRY;
+      expect(stage.creates).toBe(kind === '429' ? cases.length * maxAttempts : cases.length);
+      expect(stage.searches).toBe(kind === '429' ? 0 : cases.length * maxAttempts);
+      expect(stage.users).toBeLessThanOrEqual(2 * maxAttempts);
+      expect(stage.all).toBe(stage.creates + stage.searches + stage.users);
+      for (const d of drains) expect(d).toEqual({ creates: 0, searches: cases.length * maxAttempts, all: d.searches });
+      expect(h.double.issues.size).toBe(0);
+      expect(await h.store.list('ticket-outbox')).toHaveLength(cases.length);
+    });
+
   it('creates no second issue when a create is still in flight after the client timed out', async () => {
     // Prepare: every create takes twice the client timeout, then lands (Jira busy, not down)
     h = await harness({
