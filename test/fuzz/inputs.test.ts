@@ -47,6 +47,18 @@ const garbageLine = fc
       return true;
     }
   });
+/** Deep nesting, closed or cut off or with a bad token at the bottom (V8 names no position for some). */
+const deepText = fc
+  .tuple(
+    fc.integer({ min: 1, max: 40_000 }),
+    fc.constantFrom('[', '{"a":', '[{"k":'),
+    fc.constantFrom('x', '1,,', 'tru}', '"s"', '', '1'),
+    fc.boolean(),
+  )
+  .map(([depth, open, bottom, closed]) => {
+    const close = closed ? (open === '[' ? ']' : open === '{"a":' ? '}' : '}]').repeat(depth) : '';
+    return `${open.repeat(depth)}${bottom}${close}`;
+  });
 const objectLine = fc
   .dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }))
   .map((o) => JSON.stringify(o));
@@ -68,6 +80,7 @@ describe('fuzz: CLI input reader (readDocuments, files, folders, JSON lines, std
           fc.jsonValue().map((v) => JSON.stringify(v, null, 2)),
           fc.jsonValue().map((v) => JSON.stringify(v).slice(0, -1)),
           fc.array(fc.oneof(objectLine, garbageLine, fc.constant('')), { maxLength: 12 }).map((l) => l.join('\n')),
+          deepText,
         ),
         fc.boolean(),
         (text, bom) => {
