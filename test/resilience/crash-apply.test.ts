@@ -68,7 +68,8 @@ describe('crash in the middle of an apply, and resume', () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child.on('exit', (_code, signal) => resolve(signal)),
     );
-    const deadline = Date.now() + 30_000;
+    // Generous: a loaded 2-core machine runs the first applies within seconds; the kill must still come mid-apply.
+    const deadline = Date.now() + 60_000;
     while (applied().length < HANG_AT && child.exitCode === null && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGKILL');
