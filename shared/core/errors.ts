@@ -7,7 +7,8 @@ export type ErrorKind = 'denied' | 'throttled' | 'gone' | 'conflict' | 'transien
 export class CloseloopError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     const cause = options?.cause;
-    const causeMsg = cause instanceof Error ? `: ${cause.message}` : '';
+    // The cause's message is added unless this one already says it (a wrapper keeping its cause's words).
+    const causeMsg = cause instanceof Error && cause.message !== message ? `: ${cause.message}` : '';
     super(message + (causeMsg && !message.endsWith(causeMsg) ? causeMsg : ''), options);
     this.name = 'CloseloopError';
   }

@@ -1,9 +1,12 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JiraTicketSink } from '../../shared/adapters/tickets/jira.js';
-import { isThrottled } from '../../shared/core/errors.js';
+import { AdapterError, isThrottled } from '../../shared/core/errors.js';
 import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
+import { SinkUnavailableError } from '../../shared/core/tickets/ports.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import {
   decided,
@@ -717,5 +720,49 @@ describe('JiraTicketSink through jira.js against the double', () => {
     // Assess
     expect(h.double.issues.get('SEC-1')?.fields.labels).toContain('risk-accepted');
     expect(h.double.issues.get('SEC-1')?.comments).toHaveLength(1);
+  });
+});
+
+describe('JiraTicketSink telling Jira down from a request refused', () => {
+  it('fails a call as the sink unavailable only when it failed through its retries or was throttled', async () => {
+    // Prepare: Jira unreachable (a port nothing listens on), Jira answering 503 once, Jira refusing the JQL
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const sinkAt = (baseUrl: string) =>
+      new JiraTicketSink({
+        config: {
+          baseUrl,
+          auth: { kind: 'basic', email: 'closeloop@example.com', apiToken: 'test-token-0000' },
+          project: 'SEC',
+          timeoutMs: 2_000,
+        },
+        retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      });
+    h = await jiraHarness();
+    h.double.faults = [{ kind: '503', ratio: 1, match: SEARCH, times: 1 }];
+    const label = caseLabelOf(makeCase({ n: 1 }).key);
+    // Act
+    const down = await sinkAt(`http://127.0.0.1:${port}`)
+      .findTicket(label)
+      .catch((e: unknown) => e);
+    const once = await sinkAt(h.double.url).findTicket(label);
+    h.double.faults = [{ kind: '429', ratio: 1, match: SEARCH, retryAfter: 7200, times: 1 }];
+    const throttled = await sinkAt(h.double.url)
+      .findTicket(label)
+      .catch((e: unknown) => e);
+    const refused = await sinkAt(h.double.url)
+      .findTicket('not-a-derived-label')
+      .catch((e: unknown) => e);
+    // Assess: down and throttled hold the outbox back; a 503 that passed and a refused request do not
+    expect(down).toBeInstanceOf(SinkUnavailableError);
+    // Its message is the call's, said once (it keeps the call's error as its cause)
+    expect((down as Error).message).toMatch(/^jira search issues: ECONNREFUSED$/);
+    expect(once).toBeUndefined();
+    expect(throttled).toBeInstanceOf(SinkUnavailableError);
+    expect(isThrottled(throttled)).toBe(true);
+    expect(refused).toBeInstanceOf(AdapterError);
+    expect(refused).not.toBeInstanceOf(SinkUnavailableError);
   });
 });

@@ -10,7 +10,7 @@
  */
 import { type Config, HttpException, type RequestConfig, Version3Client } from 'jira.js';
 import * as z from 'zod';
-import { AdapterError, type ErrorKind, isRetryable } from '../../core/errors.js';
+import { AdapterError, type ErrorKind, isRetryable, isThrottled, isTransient } from '../../core/errors.js';
 import type { TicketRef } from '../../core/model/case.js';
 import { type Logger, silentLogger } from '../../core/ports.js';
 import type { AdfDoc } from '../../core/tickets/adf.js';
@@ -20,6 +20,7 @@ import {
   AssigneeRejectedError,
   type CommentOnce,
   type IssueFields,
+  SinkUnavailableError,
   type TicketDraft,
   type TicketSink,
 } from '../../core/tickets/ports.js';
@@ -163,18 +164,31 @@ export class JiraTicketSink implements TicketSink {
     return { key, url: this.url(key), sink: 'jira', ...(parentKey ? { parentKey } : {}) };
   }
 
-  /** Runs an idempotent call with bounded retries; errors come out as AdapterErrors. */
-  private call<T>(what: string, fn: () => Promise<T>, retryable = isRetryable): Promise<T> {
-    return withRetry(
-      async () => {
-        try {
-          return await fn();
-        } catch (e) {
-          throw toAdapterError(what, e);
-        }
-      },
-      { ...this.retry, retryable },
-    );
+  /**
+   * Runs an idempotent call with bounded retries; errors come out as AdapterErrors. One that still fails
+   * through its retries for a reason of Jira's (unreachable, a 5xx, a timeout), or is throttled (Jira's rate
+   * limits are the account's, not the request's), comes out as a SinkUnavailableError: every other request
+   * would fare the same, and the outbox holds them back for a while instead of spending these retries on each.
+   */
+  private async call<T>(what: string, fn: () => Promise<T>, retryable = isRetryable): Promise<T> {
+    let tries = 0;
+    try {
+      return await withRetry(
+        async () => {
+          tries++;
+          try {
+            return await fn();
+          } catch (e) {
+            throw toAdapterError(what, e);
+          }
+        },
+        { ...this.retry, retryable },
+      );
+    } catch (e) {
+      if (e instanceof AdapterError && (isThrottled(e) || (tries > 1 && isTransient(e))))
+        throw new SinkUnavailableError(e);
+      throw e;
+    }
   }
 
   async createTicket(draft: TicketDraft): Promise<TicketRef> {
