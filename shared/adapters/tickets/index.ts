@@ -88,10 +88,6 @@ export const TicketRowSchema = z.object({
 });
 export type TicketRow = z.infer<typeof TicketRowSchema>;
 
-/**
- * The case ↔ ticket map for `closeloop tickets`, in case-key order; `pending` counts requests still in
- * the outbox and `deadLetters` those Jira refused.
- */
 /** What waits in the ticket outbox: how many requests, and the one waiting longest (since, tries, last error). */
 export interface OutboxSummary {
   waiting: number;
@@ -119,6 +115,10 @@ export function outboxLine(summary: OutboxSummary): string | undefined {
   return `${summary.waiting} ticket requests wait in the outbox${since}: the next run sends them (closeloop tickets lists the tickets)`;
 }
 
+/**
+ * The case ↔ ticket map for `closeloop tickets`, in case-key order; `pending` counts requests still in
+ * the outbox and `deadLetters` those Jira refused; `outbox` says since when the oldest waits and why.
+ */
 export async function listTickets(
   store: DocStore,
 ): Promise<{ rows: TicketRow[]; pending: number; deadLetters: number; outbox: OutboxSummary }> {

@@ -227,9 +227,10 @@ export const SINK_PAUSE_MS = 60_000;
 function pauseSink(ctx: TicketContext, e: SinkUnavailableError, retryAfterMs: number): void {
   const now = ctx.clock.now().getTime();
   const reason = errorMessage(e);
+  const pauseMs = Math.max(SINK_PAUSE_MS, retryAfterMs);
   if (!ctx.sinkDown || now >= ctx.sinkDown.until)
-    ctx.log.warn('ticket sink unavailable: requests wait in the outbox', { reason, pauseMs: SINK_PAUSE_MS });
-  ctx.sinkDown = { until: now + Math.max(SINK_PAUSE_MS, retryAfterMs), reason };
+    ctx.log.warn('ticket sink unavailable: requests wait in the outbox', { reason, pauseMs });
+  ctx.sinkDown = { until: now + pauseMs, reason };
 }
 
 /**
