@@ -26,12 +26,15 @@ export async function main(
     return parsed.values.help ? 0 : 2;
   }
   const v = parsed.values;
+  // The person acting: --by, else CLOSELOOP_ACTOR (both named by the user; approve and rollback refuse the
+  // `cli:$USER` default the runtime falls back to, since the approver is checked against apply.approvers).
+  const by = v.by || process.env.CLOSELOOP_ACTOR || undefined;
   const opts = {
     json: Boolean(v.json),
     apply: Boolean(v.apply),
     live: Boolean(v.live),
     ...(v.home ? { home: v.home } : {}),
-    ...(v.by ? { actor: v.by } : {}),
+    ...(by ? { actor: by } : {}),
     ...(v.format ? { format: v.format } : {}),
     ...(v.id ? { id: v.id } : {}),
     ...(v.owner ? { owner: v.owner } : {}),

@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SqliteDocStore } from '../../shared/adapters/store/sqlite.js';
 import { LOCAL_COLLECTIONS, LocalTicketSchema } from '../../shared/adapters/tickets/local.js';
 import { CaseSchema } from '../../shared/core/model/case.js';
@@ -121,7 +121,10 @@ describe('closeloop against live (mocked) S3', () => {
     sts.reset();
     sts.on(GetCallerIdentityCommand).resolves({ Account: '444455556666' });
   });
-  afterEach(() => tmp.cleanup());
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    tmp.cleanup();
+  });
 
   it('prints readable steps with the exact API calls when plan reads live state', async () => {
     // Prepare
@@ -335,7 +338,26 @@ describe('closeloop against live (mocked) S3', () => {
     expect(s3).toReceiveCommandWith(PutPublicAccessBlockCommand, { Bucket: 'acme-data-exports' });
   });
 
+  it('takes the approver from CLOSELOOP_ACTOR when --by is not given, as the README says', async () => {
+    // Prepare
+    statefulBucket();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: '111122223333' }); // the prod bucket's account
+    await cli(['run', PROD_S3, '--live', '--config', CONFIG, '--home', home]);
+    const waiting = await caseFor(home, 'acme-data-exports');
+    vi.stubEnv('CLOSELOOP_ACTOR', 'lead@example.com');
+    // Act
+    const approve = await cli(['approve', waiting.key, '--config', CONFIG, '--home', home]);
+    // Assess
+    expect(approve.code, approve.err).toBe(0);
+    expect((await caseFor(home, 'acme-data-exports')).remediation).toMatchObject({
+      state: 'approved',
+      approvedBy: 'lead@example.com',
+    });
+  });
+
   it('refuses approve and rollback without --by (the person is recorded)', async () => {
+    // Prepare: nor CLOSELOOP_ACTOR, which stands for --by
+    vi.stubEnv('CLOSELOOP_ACTOR', undefined);
     // Act
     const a = await cli(['approve', 'abcdef', '--home', home]);
     const b = await cli(['rollback', 'abcdef', '--home', home]);

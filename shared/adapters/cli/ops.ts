@@ -52,7 +52,7 @@ export async function cmdActions(_args: readonly string[], opts: GlobalOptions, 
 export async function cmdApprove(args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const [ref] = args;
   if (!ref) throw new UsageError('approve <case> --by NAME');
-  if (!opts.actor) throw new UsageError('approve needs --by NAME: the approver is recorded');
+  if (!opts.actor) throw new UsageError('approve needs --by NAME (or CLOSELOOP_ACTOR): the approver is recorded');
   const rt = await createLocalRuntime(opts);
   try {
     const c = await resolveCase(rt.store, ref);
@@ -84,7 +84,7 @@ export async function cmdApprove(args: readonly string[], opts: GlobalOptions, i
 export async function cmdRollback(args: readonly string[], opts: GlobalOptions, io: Io): Promise<number> {
   const [ref] = args;
   if (!ref) throw new UsageError('rollback <case> --by NAME');
-  if (!opts.actor) throw new UsageError('rollback needs --by NAME: who rolled back is recorded');
+  if (!opts.actor) throw new UsageError('rollback needs --by NAME (or CLOSELOOP_ACTOR): who rolled back is recorded');
   const rt = await createLocalRuntime({ ...opts, live: true });
   try {
     const c = await resolveCase(rt.store, ref);

@@ -57,7 +57,7 @@ options
   --home DIR               the embedded store's folder (default: $CLOSELOOP_HOME or .closeloop)
   --apply                  execute remediations (run, approve) with the ambient cloud credentials
   --live                   read live resources for plans (ambient credentials) without applying
-  --by NAME                who is acting (approve, rollback, exceptions)
+  --by NAME                who is acting (approve, rollback, exceptions; default: $CLOSELOOP_ACTOR)
   -h, --help
 
 exit codes: 0 all inputs accepted, 1 some rejected (kept as dead letters), 2 usage error`;
