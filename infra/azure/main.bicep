@@ -48,6 +48,9 @@ param tagLookup bool = false
 @description('Resource id of an action group told when Event Grid dead-letters Defender events (the DeadLetteredCount alert); empty: the alert fires in the portal only.')
 param deadLetterActionGroupId string = ''
 
+@description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
+param subscribeEventGrid bool = false
+
 var actionPermissions = loadJsonContent('action-permissions.json')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -69,6 +72,7 @@ module spoke 'spoke.bicep' = {
     applyActions: applyActions
     tagLookup: tagLookup
     deadLetterActionGroupId: deadLetterActionGroupId
+    subscribeEventGrid: subscribeEventGrid
   }
 }
 
