@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { z } from 'zod';
 import { root } from './helpers.js';
 
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -39,8 +41,8 @@ function shellCommands(markdown: string): string[] {
 }
 
 /** `param name type` declarations of a Bicep file. */
-const bicepParams = (text: string) => [...text.matchAll(/^param (\w+) /gm)].map((m) => m[1]);
-const bicepOutputs = (text: string) => [...text.matchAll(/^output (\w+) /gm)].map((m) => m[1]);
+const bicepParams = (text: string) => [...text.matchAll(/^param (\w+) /gm)].map((m) => m[1] ?? '');
+const bicepOutputs = (text: string) => [...text.matchAll(/^output (\w+) /gm)].map((m) => m[1] ?? '');
 
 describe('the Azure spoke as the docs deploy it', () => {
   const deployments = shellCommands(docs).filter((c) => c.includes('infra/azure/main.bicep'));
@@ -49,7 +51,7 @@ describe('the Azure spoke as the docs deploy it', () => {
     // Prepare
     const declared = bicepParams(bicepMain);
     const named = deployments.flatMap((c) =>
-      [...(c.split(/\s-p\s/)[1] ?? '').matchAll(/(?:^|\s)([A-Za-z]\w*)=/g)].map((m) => m[1]),
+      [...(c.split(/\s-p\s/)[1] ?? '').matchAll(/(?:^|\s)([A-Za-z]\w*)=/g)].map((m) => m[1] ?? ''),
     );
     // Assess: az refuses a parameter the template does not declare
     expect(named).toContain('subscribeEventGrid');
@@ -62,5 +64,104 @@ describe('the Azure spoke as the docs deploy it', () => {
     const passed = [...module.matchAll(/^\s*(\w+):/gm)].map((m) => m[1]);
     // Assess
     expect(bicepParams(bicepSpoke).filter((p) => !passed.includes(p))).toEqual([]);
+  });
+});
+
+/** The first column of the markdown table that follows `heading` (a line starting with it): `name` cells. */
+function tableNames(markdown: string, heading: string): string[] {
+  const at = markdown.indexOf(heading);
+  if (at < 0) throw new Error(`no table after ${heading}`);
+  const rows = markdown.slice(at).split('\n').slice(1);
+  const start = rows.findIndex((r) => r.startsWith('|'));
+  const names: string[] = [];
+  for (const row of rows.slice(start + 2)) {
+    if (!row.startsWith('|')) break;
+    names.push(...[...(row.split('|')[1] ?? '').matchAll(/`(\w+)`/g)].map((m) => m[1] ?? ''));
+  }
+  return names;
+}
+
+/** Backticked names of the paragraph starting with `Outputs:` after `section`. */
+function outputsParagraph(markdown: string, section: string): string[] {
+  const from = markdown.indexOf(section);
+  const at = markdown.indexOf('\nOutputs:', from);
+  const paragraph = markdown.slice(at, markdown.indexOf('\n\n', at + 1));
+  return [...paragraph.matchAll(/`(\w+)`/g)].map((m) => m[1] ?? '');
+}
+
+describe('the parameters and outputs the docs name', () => {
+  const sls = z
+    .looseObject({
+      params: z.object({ default: z.record(z.string(), z.unknown()) }),
+      resources: z.looseObject({ Outputs: z.record(z.string(), z.unknown()) }),
+    })
+    .parse(parse(read('serverless.yml')));
+  const slsParams = Object.keys(sls.params.default);
+  const slsOutputs = Object.keys(sls.resources.Outputs);
+  const tf = ['variables.tf', 'outputs.tf'].map((f) => read(`infra/gcp/${f}`)).join('\n');
+  const tfVariables = [...tf.matchAll(/^variable "(\w+)"/gm)].map((m) => m[1] ?? '');
+  const tfOutputs = [...tf.matchAll(/^output "(\w+)"/gm)].map((m) => m[1] ?? '');
+
+  it('passes only serverless.yml params, and documents each of them with its default', () => {
+    // Prepare
+    const named = shellCommands(docs).flatMap((c) => [...c.matchAll(/--param="?(\w+)=/g)].map((m) => m[1] ?? ''));
+    const documented = tableNames(infraReadme, 'Parameters (`--param="name=value"`');
+    // Assess
+    expect(named.filter((n) => !slsParams.includes(n))).toEqual([]);
+    expect(documented.filter((n) => !slsParams.includes(n))).toEqual([]);
+    expect(slsParams.filter((p) => !documented.includes(p))).toEqual([]);
+    for (const [name, value] of Object.entries(sls.params.default)) {
+      const row = infraReadme.split('\n').find((r) => r.startsWith(`| \`${name}\` |`)) ?? '';
+      const cell = row.split('|')[2]?.trim();
+      expect(cell, name).toBe(value === '' ? 'empty' : `\`${String(value)}\``);
+    }
+  });
+
+  it('documents every hub output, and takes values only from outputs the templates have', () => {
+    // Prepare
+    const hubOutputs = outputsParagraph(infraReadme, '## AWS hub');
+    const azureOutputs = outputsParagraph(infraReadme, '## Azure spoke');
+    const gcpOutputs = outputsParagraph(infraReadme, '## GCP spoke');
+    // In a command, `<HubBusArn>`, `<remediateUrl output>`: a value taken from an output (`<account>`, `<ou>` are the user's)
+    const placeholders = [
+      ...shellCommands(docs)
+        .join('\n')
+        .matchAll(/<(\w+) output>|<(\w*[A-Z_]\w*)>/g),
+    ].map((m) => m[1] ?? m[2] ?? '');
+    const outputs = [...slsOutputs, ...bicepOutputs(bicepMain), ...tfOutputs];
+    // Assess: each Outputs list is exactly its template's (params and variables it points to are allowed)
+    expect(slsOutputs.filter((o) => !hubOutputs.includes(o))).toEqual([]);
+    expect(bicepOutputs(bicepMain).filter((o) => !azureOutputs.includes(o))).toEqual([]);
+    expect(tfOutputs.filter((o) => !gcpOutputs.includes(o))).toEqual([]);
+    const names = [...slsParams, ...bicepParams(bicepMain), ...tfVariables, ...outputs];
+    expect([...hubOutputs, ...azureOutputs, ...gcpOutputs].filter((n) => !names.includes(n))).toEqual([]);
+    expect(placeholders).toContain('HubBusArn');
+    expect(placeholders.filter((p) => !outputs.includes(p))).toEqual([]);
+  });
+});
+
+describe('the GCP spoke as the docs deploy it', () => {
+  const tf = read('infra/gcp/variables.tf');
+  const variables = [...tf.matchAll(/^variable "(\w+)"/gm)].map((m) => m[1] ?? '');
+
+  it('passes only variables infra/gcp declares, and documents each of them', () => {
+    // Prepare
+    const applies = shellCommands(docs).filter((c) => c.includes('terraform apply'));
+    const named = applies.flatMap((c) => [...c.matchAll(/-var '?(\w+)=/g)].map((m) => m[1] ?? ''));
+    const documented = tableNames(infraReadme, 'Variables (`-var name=value`)');
+    // Assess
+    expect(named).toContain('remediate_enabled');
+    expect(named.filter((n) => !variables.includes(n))).toEqual([]);
+    expect(variables.filter((v) => !documented.includes(v))).toEqual([]);
+  });
+});
+
+describe('the Azure spoke parameters', () => {
+  it('documents each parameter of main.bicep', () => {
+    // Prepare
+    const documented = tableNames(infraReadme, 'Parameters (`-p name=value`)');
+    // Assess
+    expect(bicepParams(bicepMain).filter((p) => !documented.includes(p))).toEqual([]);
+    expect(documented.filter((p) => !bicepParams(bicepMain).includes(p))).toEqual([]);
   });
 });
