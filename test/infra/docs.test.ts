@@ -4,7 +4,7 @@
  * `-var` of a Terraform apply a variable of infra/gcp, every output a command takes its value from exists;
  * and every parameter a template takes is documented (infra/README.md promises "every parameter").
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -163,5 +163,39 @@ describe('the Azure spoke parameters', () => {
     // Assess
     expect(bicepParams(bicepMain).filter((p) => !documented.includes(p))).toEqual([]);
     expect(documented.filter((p) => !bicepParams(bicepMain).includes(p))).toEqual([]);
+  });
+});
+
+describe('the environment variables the docs name', () => {
+  const ENV_NAME = /\b((?:JIRA|CLOSELOOP)_[A-Z][A-Z_]*)\b/g;
+  const names = (text: string) => new Set([...text.matchAll(ENV_NAME)].map((m) => m[1] ?? ''));
+  const source = ['shared', 'functions', 'scripts', 'bin']
+    .flatMap((dir) =>
+      readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => /\.(ts|mjs)$/.test(f))
+        .map((f) => read(join(dir, f))),
+    )
+    .join('\n');
+  const templates = ['serverless.yml', 'infra/azure/spoke.bicep', 'infra/azure/main.bicep', 'infra/gcp/main.tf']
+    .map(read)
+    .join('\n');
+  // Constants that happen to share the prefix (`export const CLOSELOOP_SOURCE = 'closeloop'`) are no variables.
+  const constants = new Set([...source.matchAll(/const ((?:JIRA|CLOSELOOP)_[A-Z_]+) =/g)].map((m) => m[1] ?? ''));
+  const readByCode = [...names(source)].filter((n) => !constants.has(n));
+
+  it('names only variables the code reads or the templates set', () => {
+    // Prepare
+    const known = new Set([...readByCode, ...names(templates)]);
+    // Assess
+    expect([...names(docs)].filter((n) => !known.has(n))).toEqual([]);
+  });
+
+  it('names every variable the code reads that no template sets (a user sets it)', () => {
+    // Prepare
+    const set = names(templates);
+    const documented = names(docs);
+    // Assess
+    expect(readByCode).toContain('CLOSELOOP_CONFIG_DIR');
+    expect(readByCode.filter((n) => !set.has(n) && !documented.has(n))).toEqual([]);
   });
 });
