@@ -71,28 +71,26 @@ const writesStore = (name: string, rest: readonly string[]): boolean =>
   ['run', 'verify', 'approve', 'rollback'].includes(name) ||
   (name === 'exceptions' && (rest[0] === 'add' || rest[0] === 'revoke'));
 
+/** Every option the CLI accepts (README's CLI section names each one: test/cli/docs.test.ts). */
+export const OPTIONS = {
+  json: { type: 'boolean' },
+  apply: { type: 'boolean' },
+  home: { type: 'string' },
+  config: { type: 'string' },
+  by: { type: 'string' },
+  format: { type: 'string' },
+  live: { type: 'boolean' },
+  id: { type: 'string' },
+  owner: { type: 'string' },
+  reason: { type: 'string' },
+  expires: { type: 'string' },
+  control: { type: 'string', multiple: true },
+  type: { type: 'string', multiple: true },
+  resource: { type: 'string', multiple: true },
+  account: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      json: { type: 'boolean' },
-      apply: { type: 'boolean' },
-      home: { type: 'string' },
-      config: { type: 'string' },
-      by: { type: 'string' },
-      format: { type: 'string' },
-      live: { type: 'boolean' },
-      id: { type: 'string' },
-      owner: { type: 'string' },
-      reason: { type: 'string' },
-      expires: { type: 'string' },
-      control: { type: 'string', multiple: true },
-      type: { type: 'string', multiple: true },
-      resource: { type: 'string', multiple: true },
-      account: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
 }

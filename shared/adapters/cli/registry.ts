@@ -53,11 +53,12 @@ commands
 options
   --json                   machine-readable output
   --config DIR             registry.yaml, policy.yaml, exceptions.yaml (default: $CLOSELOOP_CONFIG, else
-                           the folder the store's last run, verify, approve or rollback was given)
+                           the folder the store's last run, verify, approve, rollback or exceptions add|revoke
+                           was given)
   --home DIR               the embedded store's folder (default: $CLOSELOOP_HOME or .closeloop)
   --apply                  execute remediations (run, approve) with the ambient cloud credentials
   --live                   read live resources for plans (ambient credentials) without applying
   --by NAME                who is acting (approve, rollback, exceptions; default: $CLOSELOOP_ACTOR)
   -h, --help
 
-exit codes: 0 all inputs accepted, 1 some rejected (kept as dead letters), 2 usage error`;
+exit codes: 0 all inputs accepted, 1 some rejected (kept as dead letters), 2 usage error, 3 the command failed`;
