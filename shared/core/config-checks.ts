@@ -137,6 +137,26 @@ export function policyProblems(policy: PolicyFile, actionIds?: readonly string[]
     ...globProblems(policy.apply.resources.deny, ['apply', 'resources', 'deny'], { caseInsensitive: true }),
     ...ids(policy.decide.actionModes, ['decide', 'actionModes']),
     ...ids(policy.apply.actions, ['apply', 'actions']),
+    ...skipTagProblems(policy),
+  ];
+}
+
+/**
+ * `decide.skipTag` holds a case for a person; `apply.skipTag` is the one re-read on the live resource just
+ * before an apply (and by a spoke). Set apart, a tag of the first kind put on a resource after its finding
+ * no longer stops the fix, which the README promises: the two must name one tag (compared without case,
+ * as the gates read keys).
+ */
+function skipTagProblems(policy: PolicyFile): ConfigProblem[] {
+  const key = (k: string) => k.toLowerCase();
+  const { skipTag: decided } = policy.decide;
+  const { skipTag: applied } = policy.apply;
+  if (key(decided) === key(applied)) return [];
+  return [
+    {
+      path: ['apply', 'skipTag'],
+      message: `"${applied}" is not decide.skipTag "${decided}": the tag re-read just before an apply must be the one that holds a case (a "${decided}" tag set after the finding would not stop the fix); set both to one tag`,
+    },
   ];
 }
 

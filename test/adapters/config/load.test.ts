@@ -196,6 +196,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a decide.skipTag the apply-time re-check does not read (a tag set after the finding would not stop the fix)', async () => {
+    // Prepare: the skip tag renamed where the README puts it, in decide only
+    await copyExamples();
+    await edit('policy.yaml', 'skipTag: "closeloop:skip"', 'skipTag: "do-not-fix"');
+    // Act / Assess
+    await expect(loadConfig(dir)).rejects.toThrow(
+      /policy\.yaml: apply\.skipTag: "closeloop:skip" is not decide\.skipTag "do-not-fix"/,
+    );
+    // and set in both, the tag is one
+    await writeFile(join(dir, 'policy.yaml'), 'decide:\n  skipTag: do-not-fix\napply:\n  skipTag: Do-Not-Fix\n');
+    expect((await loadConfig(dir)).policy.apply.skipTag).toBe('Do-Not-Fix');
+  });
+
   it('refuses apply.actions settings for an unknown action id (the settings would never be read)', async () => {
     // Prepare
     await copyExamples();
