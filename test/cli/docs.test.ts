@@ -41,4 +41,13 @@ describe('the CLI as the README and the usage describe it', () => {
     expect(codes(section)).toEqual(['0', '1', '2', '3']);
     expect(codes(USAGE)).toEqual(['0', '1', '2', '3']);
   });
+
+  it("names the Node version package.json's engines require", () => {
+    // Prepare
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    // Assess
+    expect(readme).toContain(`Node ${pkg.engines.node.replace(/^>=/, '')} or newer`);
+  });
 });
