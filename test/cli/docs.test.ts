@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPTIONS } from '../../functions/cli/closeloop.js';
 import { commands, USAGE } from '../../shared/adapters/cli/registry.js';
+import { PolicyFileSchema } from '../../shared/core/config.js';
 
 const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
 /** From `## The CLI` to the next section (its `###` subsections are about running, not the interface). */
@@ -49,5 +50,21 @@ describe('the CLI as the README and the usage describe it', () => {
     };
     // Assess
     expect(readme).toContain(`Node ${pkg.engines.node.replace(/^>=/, '')} or newer`);
+  });
+});
+
+describe("the README's policy defaults", () => {
+  it("are the schemas' defaults", () => {
+    // Prepare
+    const { enrichment, decide, apply, verification } = PolicyFileSchema.parse({});
+    const { applyMinutes, spokeMinutes } = apply.abandonAfter;
+    const { times, afterMinutes } = verification.recheckInconclusive;
+    // Assess
+    expect(readme).toContain(`\`apply.abandonAfter\` (${applyMinutes} minutes, ${spokeMinutes} for a spoke)`);
+    expect(readme).toContain(`\`verification.recheckInconclusive.times\` (${times}) times`);
+    expect(readme).toContain(`\`afterMinutes\` (${afterMinutes})`);
+    expect(readme).toContain(`enrichment shares them for ${enrichment.lookup.ttlSeconds / 60} minutes`);
+    expect(decide.requireOwner).toBe(true); // "`decide.requireOwner` (the default)"
+    expect(readme).toContain('`decide.requireOwner` (the default)');
   });
 });
