@@ -29,7 +29,11 @@ const AWS_ERROR_KINDS: Record<string, ErrorKind> = {
   PaginationTokenExpiredException: 'invalid',
 };
 
-/** Classifies a Tagging API error by its name and HTTP status (5xx and unknown → transient). */
+/**
+ * Classifies a Tagging API error by its name and HTTP status (5xx and unknown → transient). A 408 is the
+ * server giving up waiting for the request: the moment, not the request, so transient like a 5xx (as
+ * shared/actions/retry.ts says it); as `invalid` the finding lost its owner for good instead of a retry.
+ */
 export function awsAdapterError(e: unknown, what: string): AdapterError {
   // Raised before the call (the member role's credentials could not be had): its kind stands.
   if (e instanceof AdapterError) return new AdapterError(e.kind, `${what}: ${e.message}`, { cause: e });
@@ -42,7 +46,7 @@ export function awsAdapterError(e: unknown, what: string): AdapterError {
       ? 'denied'
       : status === 429
         ? 'throttled'
-        : status >= 400 && status < 500
+        : status >= 400 && status < 500 && status !== 408
           ? 'invalid'
           : 'transient');
   return new AdapterError(kind, `${what}: ${name}`, {

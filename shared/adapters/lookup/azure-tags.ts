@@ -13,7 +13,7 @@ export interface AzureTagsClient {
   tagsOperations: Pick<ResourceManagementClient['tagsOperations'], 'getAtScope'>;
 }
 
-/** Classifies an Azure RestError by HTTP status. */
+/** Classifies an Azure RestError by HTTP status; a 408 (the server gave up waiting) is transient, like a 5xx. */
 export function azureAdapterError(e: unknown, what: string): AdapterError {
   const status = e && typeof e === 'object' && 'statusCode' in e && typeof e.statusCode === 'number' ? e.statusCode : 0;
   const kind: ErrorKind =
@@ -23,7 +23,7 @@ export function azureAdapterError(e: unknown, what: string): AdapterError {
         ? 'gone'
         : status === 429
           ? 'throttled'
-          : status >= 400 && status < 500
+          : status >= 400 && status < 500 && status !== 408
             ? 'invalid'
             : 'transient';
   return new AdapterError(kind, `${what}: HTTP ${status || 'error'}`, { cause: e });

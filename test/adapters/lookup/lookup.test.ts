@@ -12,7 +12,7 @@ import { AzureResourceTagsLookup, type AzureTagsClient } from '../../../shared/a
 import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
 import { GcpLabelsLookup, type GcpProjectsClient, gcsBucketOf } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { RoutingOwnerLookup } from '../../../shared/adapters/lookup/routing.js';
-import { isDenied, isGone, isRetryable, isThrottled } from '../../../shared/core/errors.js';
+import { isDenied, isGone, isRetryable, isThrottled, isTransient } from '../../../shared/core/errors.js';
 import type { OwnerLookup, ResourceRef } from '../../../shared/core/ports.js';
 
 // The real SDK clients satisfy the narrow interfaces the adapters take (checked by `npm run typecheck`).
@@ -79,6 +79,8 @@ describe('AwsTaggingOwnerLookup', () => {
   it.each([
     ['ThrottlingException', 429, isThrottled],
     ['AccessDeniedException', 403, isDenied],
+    // 408: the server gave up waiting for the request; the next try may well go through.
+    ['RequestTimeout', 408, isTransient],
   ])('throws a classified AdapterError when AWS answers %s', async (name, status, predicate) => {
     // Prepare
     tagging.on(GetResourcesCommand).rejects(
@@ -161,7 +163,7 @@ describe('AzureResourceTagsLookup', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   }, 5_000);
 
-  it('classifies 403 as denied and 404 as gone when ARM refuses', async () => {
+  it('classifies 403 as denied, 404 as gone and 408 as transient when ARM refuses', async () => {
     // Prepare
     const failing = (statusCode: number) =>
       new AzureResourceTagsLookup(() => ({
@@ -180,9 +182,12 @@ describe('AzureResourceTagsLookup', () => {
     // Act
     const denied = await refusalOf(failing(403), ref);
     const gone = await refusalOf(failing(404), ref);
+    const timedOut = await refusalOf(failing(408), ref);
     // Assess
     expect(isDenied(denied)).toBe(true);
     expect(isGone(gone)).toBe(true);
+    // 408: the server gave up waiting for the request (the moment, not the request): retried, not dropped.
+    expect(isTransient(timedOut)).toBe(true);
   });
 });
 
