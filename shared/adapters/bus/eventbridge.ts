@@ -4,10 +4,14 @@
  *
  * PutEvents is not all-or-nothing: it answers 200 with `FailedEntryCount` and an `ErrorCode` per failed
  * entry (throttling, internal failure), so a caller that only checks for exceptions silently loses events.
+ * Only `InternalFailure` and `ThrottlingException` are worth another try; the other codes (access denied,
+ * not authorized for the source or detail type, malformed detail, invalid argument) fail the same way
+ * every time.
  * @see https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
  */
 import { type EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { AdapterError } from '../../core/errors.js';
+import { classifyCloudError } from '../../actions/retry.js';
+import { AdapterError, type ErrorKind } from '../../core/errors.js';
 import type { PipelineEvent } from '../../core/model/events.js';
 import type { EventBus } from '../../core/ports.js';
 import { batchesOf } from '../../core/util/batches.js';
@@ -36,6 +40,33 @@ export function entrySize(entry: PutEventsRequestEntry): number {
   return size;
 }
 
+/**
+ * The kind of a failed entry's `ErrorCode`: the two the API documents as retryable keep their kind, a
+ * refusal is `denied`, and every other code (`MalformedDetail`, `InvalidArgument`, `ValidationException`,
+ * …) is `invalid`. Reporting them all as transient re-sent a denied publish on every redelivery of its
+ * message until the queue dead-lettered it, and the logs said "retryable" all along.
+ */
+export function entryErrorKind(code: string): ErrorKind {
+  if (/^(ThrottlingException|Throttling|TooManyRequestsException)$/.test(code)) return 'throttled';
+  if (/^(InternalFailure|InternalException|ServiceUnavailable)$/.test(code)) return 'transient';
+  if (/^(AccessDenied|AccessDeniedException|NotAuthorized\w*)$/.test(code)) return 'denied';
+  return 'invalid';
+}
+
+/**
+ * A PutEvents call that threw, classified like any cloud error (AccessDenied → denied, throttling →
+ * throttled, a 5xx → transient, another 4xx → invalid). An error EventBridge did not answer with (no
+ * HTTP status: a socket the SDK names in its own words) says nothing about the request: transient.
+ */
+function putEventsError(e: unknown): AdapterError {
+  const classified = classifyCloudError(e, 'PutEvents');
+  const status = (e as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
+  if (classified.kind === 'invalid' && typeof status !== 'number') {
+    return new AdapterError('transient', classified.message.replace('(invalid', '(transient'), { cause: e });
+  }
+  return classified;
+}
+
 /** Splits entries into PutEvents calls of ≤ 10 entries and ≤ 256 KB each. */
 export function chunkEntries(entries: readonly PutEventsRequestEntry[]): PutEventsRequestEntry[][] {
   for (const entry of entries) {
@@ -49,7 +80,8 @@ export function chunkEntries(entries: readonly PutEventsRequestEntry[]): PutEven
 
 /**
  * Puts every entry, retrying only the entries PutEvents reported as failed, with capped back-off.
- * Throws a `transient` AdapterError naming the error codes when entries still fail after `maxAttempts`.
+ * Throws a `transient` AdapterError naming the error codes when entries still fail after `maxAttempts`, and
+ * a `denied` or `invalid` one, without retrying them, when entries fail with a code retrying cannot fix.
  *
  * @example
  * await putEvents(new EventBridgeClient({}), [{ EventBusName: 'closeloop-dev', Source: 'closeloop', DetailType: 'case.decided', Detail: '{}' }]);
@@ -64,6 +96,8 @@ export async function putEvents(
   for (const chunk of chunkEntries(entries)) {
     let pending = chunk;
     let codes: string[] = [];
+    // Entries refused for good: not sent again; reported once the retryable ones are settled.
+    const refused: string[] = [];
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > maxAttempts) {
         throw new AdapterError(
@@ -74,7 +108,7 @@ export async function putEvents(
       if (attempt > 1) await new Promise((r) => setTimeout(r, Math.min(2_000, backoffMs * 2 ** (attempt - 2))));
       const sent = pending;
       const out = await client.send(new PutEventsCommand({ Entries: sent })).catch((e: unknown) => {
-        throw new AdapterError('transient', 'PutEvents failed', { cause: e });
+        throw putEventsError(e);
       });
       if (!out.FailedEntryCount) {
         pending = [];
@@ -82,11 +116,29 @@ export async function putEvents(
       }
       // Results are positional: entry i of the request ↔ result i of the response.
       const results = out.Entries ?? [];
-      pending = sent.filter((_, i) => results[i]?.ErrorCode !== undefined || results[i] === undefined);
-      codes = sent.flatMap((_, i) => (results[i]?.ErrorCode ? [results[i].ErrorCode] : []));
+      const again: PutEventsRequestEntry[] = [];
+      codes = [];
+      sent.forEach((entry, i) => {
+        const code = results[i] === undefined ? 'NoResult' : results[i].ErrorCode;
+        if (code === undefined) return;
+        if (code === 'NoResult' || isRetryableKind(entryErrorKind(code))) {
+          again.push(entry);
+          codes.push(code);
+        } else refused.push(code);
+      });
+      pending = again;
+    }
+    if (refused.length > 0) {
+      const kinds = refused.map(entryErrorKind);
+      throw new AdapterError(
+        kinds.includes('denied') ? 'denied' : 'invalid',
+        `PutEvents: ${refused.length} entries refused (${[...new Set(refused)].join(', ')}), not retried`,
+      );
     }
   }
 }
+
+const isRetryableKind = (kind: ErrorKind) => kind === 'throttled' || kind === 'transient';
 
 /**
  * The hub's EventBus: each PipelineEvent becomes one entry on the closeloop custom bus with source
