@@ -77,6 +77,10 @@ export interface JiraDoubleOptions {
   priorities?: string[];
   /** Expected Authorization header value; omitted → any Basic/Bearer header is accepted. */
   authorization?: string;
+  /** Transitions offered from a status, in place of the default workflow's (e.g. one offered from its own target). */
+  workflow?: Partial<Record<StatusName, Array<{ id: string; name: string; to: StatusName }>>>;
+  /** False: GET transitions leaves out each transition's `to` (a client cannot tell where one leads). */
+  transitionTargets?: boolean;
 }
 
 export interface CallRecord {
@@ -393,7 +397,7 @@ export class JiraDouble {
     if (transitionsPath) {
       const issue = this.issues.get(decodeURIComponent(transitionsPath[1] ?? ''));
       if (!issue) return notFound();
-      const available = WORKFLOW[issue.fields.status.name];
+      const available = this.options.workflow?.[issue.fields.status.name] ?? WORKFLOW[issue.fields.status.name];
       if (method === 'GET') {
         return {
           status: 200,
@@ -401,7 +405,9 @@ export class JiraDouble {
             transitions: available.map((t) => ({
               id: t.id,
               name: t.name,
-              to: { name: t.to, statusCategory: { key: STATUSES[t.to] } },
+              ...(this.options.transitionTargets === false
+                ? {}
+                : { to: { name: t.to, statusCategory: { key: STATUSES[t.to] } } }),
             })),
           },
         };

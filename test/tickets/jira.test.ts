@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JiraTicketSink } from '../../shared/adapters/tickets/jira.js';
 import { AdapterError, isThrottled } from '../../shared/core/errors.js';
-import { type AdfDoc, adfToText } from '../../shared/core/tickets/adf.js';
+import { type AdfDoc, adfToText, doc, p } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
 import { SinkUnavailableError } from '../../shared/core/tickets/ports.js';
@@ -512,6 +512,31 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
     expect(await h.store.list('deadletters')).toHaveLength(0);
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('applies a transition whose target Jira does not name once, when it moved the issue but the answer timed out and the new status offers it again', async () => {
+    // Prepare: a workflow where `Triage` is offered from To Do and again from In Progress, its target, and
+    // transitions listed without their `to`; Jira applies the move and never answers in time
+    const triage = { id: '51', name: 'Triage', to: 'In Progress' as const };
+    const j = await jiraHarness(
+      {},
+      { transitionTargets: false, workflow: { 'To Do': [triage], 'In Progress': [triage] } },
+      { timeoutMs: 300 },
+    );
+    h = j;
+    const c = makeCase();
+    await putCase(j.store, c);
+    await j.stage.handle(decided(c));
+    j.double.faults = [{ kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 }];
+    const ref = { key: 'SEC-1', url: `${j.double.url}/browse/SEC-1`, sink: 'jira' as const };
+    // Act
+    const moved = await j.jira.transition(ref, ['Triage'], doc(p('triaged by closeloop')));
+    // Assess: moved once, its comment once (the retry saw the status change, not the still-offered move)
+    const issue = j.double.issues.get('SEC-1');
+    expect(moved).toBe('Triage');
+    expect(j.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
+    expect(issue?.history).toEqual(['Triage']);
+    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('triaged by closeloop'))).toHaveLength(1);
   });
 
   it('says the resolution once when Jira moved the issue but the sink ran out of retries before it could tell', async () => {

@@ -298,9 +298,13 @@ export class JiraTicketSink implements TicketSink {
       // A timeout or a 5xx may come after Jira moved the issue: the same transition again is then a 400
       // (not available from the new status), and the request was dead-lettered though the issue had moved.
       // So every attempt after the first reads the issue's status first (not a search: read-after-write).
+      // A transition listed without its target is judged by the status it leaves: "no longer offered" was
+      // wrong for one the new status offers again (a global or looping transition), which ran twice, its
+      // comment with it.
+      const from = target === undefined ? await this.call('get status', () => this.statusOf(issueIdOrKey)) : undefined;
       let maybeMoved = false;
       await this.call('transition issue', async () => {
-        if (maybeMoved && (await this.movedTo(issueIdOrKey, id, target))) return;
+        if (maybeMoved && (await this.movedTo(issueIdOrKey, id, target, from))) return;
         maybeMoved = true;
         // The comment goes with the transition (one call, and the history shows why it moved).
         await this.client.issues.doTransition({
@@ -323,11 +327,18 @@ export class JiraTicketSink implements TicketSink {
   }
 
   /**
-   * Whether an earlier attempt of transition `id` took the issue to `target`: its status is that status now
-   * (without a target name, the transition is no longer offered).
+   * Whether an earlier attempt of transition `id` took the issue to `target`: its status is that status now.
+   * Without a target name, its status is no longer `from`, the one it had before the first attempt; without
+   * either, the transition is no longer offered.
    */
-  private async movedTo(issueIdOrKey: string, id: string, target: string | undefined): Promise<boolean> {
+  private async movedTo(
+    issueIdOrKey: string,
+    id: string,
+    target: string | undefined,
+    from: string | undefined,
+  ): Promise<boolean> {
     if (target !== undefined) return (await this.statusOf(issueIdOrKey))?.toLowerCase() === target.toLowerCase();
+    if (from !== undefined) return (await this.statusOf(issueIdOrKey))?.toLowerCase() !== from.toLowerCase();
     const listed = TransitionsSchema.parse(await this.client.issues.getTransitions({ issueIdOrKey }));
     return !listed.transitions.some((x) => x.id === id);
   }
