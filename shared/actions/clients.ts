@@ -21,6 +21,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { protos } from '@google-cloud/compute';
 import type { Storage } from '@google-cloud/storage';
+import { GCP_CALL_OPTIONS, GCP_CALL_TIMEOUT_MS, withDeadline } from './retry.js';
 
 /** The storage-account calls `azure.storage.disallow-public-access` makes (@azure/arm-storage). */
 export type AzureStorageAccounts = Pick<StorageManagementClient['storageAccounts'], 'getProperties' | 'update'>;
@@ -132,6 +133,8 @@ export interface CloudClientOptions {
     /** Compute REST endpoint of a double: host, port and protocol; real Compute with ADC when absent. */
     /** `apiKey` stands in for ADC against a double (no token exchange). */
     compute?: { host: string; port: number; protocol: 'http' | 'https'; apiKey?: string };
+    /** How long one Google API call may take (default {@link GCP_CALL_TIMEOUT_MS}). */
+    callTimeoutMs?: number;
   };
 }
 
@@ -156,8 +159,8 @@ function lazy<R>(make: (key: string) => Promise<R>): (key: string) => Promise<R>
 
 /**
  * Builds real clients with each cloud's default credential chain (AWS default provider chain, Azure
- * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1`, ARM and blob clients no retries and GCS
- * `autoRetry: false`: actions retry through `withRetry` (shared/actions/retry.ts), and two stacked retry layers
+ * DefaultAzureCredential, Google ADC). AWS clients get `maxAttempts: 1`, ARM and blob clients no retries, GCS
+ * `autoRetry: false` and compute calls `retry: null` with a deadline: actions retry through `withRetry` (shared/actions/retry.ts), and two stacked retry layers
  * would multiply the attempts.
  *
  * @example const clients = createCloudClients({}); await action.plan(target, { clients, clock, log });
@@ -215,6 +218,8 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
       // One retry layer, as for AWS: actions retry through `withRetry`; the client's own retry of
       // 429/5xx (up to 3 more attempts, from 1 s) would multiply attempts and ignore our budget.
       retryOptions: { autoRetry: false },
+      // Its own per-request timeout is 60 s: half the remediate function's time for one try.
+      timeout: opts.gcp?.callTimeoutMs ?? GCP_CALL_TIMEOUT_MS,
       ...(opts.gcp?.projectId ? { projectId: opts.gcp.projectId } : {}),
       ...(opts.gcp?.storageApiEndpoint ? { apiEndpoint: opts.gcp.storageApiEndpoint } : {}),
     });
@@ -235,10 +240,24 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
   // @google-cloud/compute is the heaviest SDK by far (its proto JSON alone is ~11 MB): only the GCP
   // firewall action ever loads it.
   const compute = once(() => import('@google-cloud/compute'));
-  const firewalls = lazy(async (): Promise<GcpFirewalls> => new (await compute()).FirewallsClient(computeOptions()));
-  const globalOperations = lazy(
-    async (): Promise<GcpGlobalOperations> => new (await compute()).GlobalOperationsClient(computeOptions()),
-  );
+  // Each call gets one try and a deadline (GCP_CALL_OPTIONS): the client's own settings retried a 503 for up
+  // to 600 s under `withRetry`. The REST transport ignores gax's deadline, so a timer bounds the call too.
+  const callTimeoutMs = opts.gcp?.callTimeoutMs ?? GCP_CALL_TIMEOUT_MS;
+  const callOptions = { ...GCP_CALL_OPTIONS, timeout: callTimeoutMs };
+  const firewalls = lazy(async (): Promise<GcpFirewalls> => {
+    const client = new (await compute()).FirewallsClient(computeOptions());
+    return {
+      get: (request) => withDeadline(client.get(request, callOptions), callTimeoutMs, 'compute.firewalls.get'),
+      patch: (request) => withDeadline(client.patch(request, callOptions), callTimeoutMs, 'compute.firewalls.patch'),
+    };
+  });
+  const globalOperations = lazy(async (): Promise<GcpGlobalOperations> => {
+    const client = new (await compute()).GlobalOperationsClient(computeOptions());
+    return {
+      wait: (request) =>
+        withDeadline(client.wait(request, callOptions), callTimeoutMs, 'compute.globalOperations.wait'),
+    };
+  });
   return {
     s3,
     ec2,

@@ -176,3 +176,33 @@ export function sdkErrorCode(e: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * How long one Google API call may take before it fails as transient. The gax clients' own settings allow
+ * 60 s per try and retry UNAVAILABLE (compute's reads DEADLINE_EXCEEDED too) for up to 600 s, ten times the
+ * ingest function's 60 s and five times the remediate function's 120 s (infra/gcp/main.tf): a Google outage
+ * held a call until the function was killed, and its retries ran under `withRetry`'s, multiplying them.
+ */
+export const GCP_CALL_TIMEOUT_MS = 20_000;
+
+/**
+ * gax CallOptions for every Google API call closeloop makes: one try (`retry: null`: closeloop's bounded
+ * retry is the only layer) with a deadline of {@link GCP_CALL_TIMEOUT_MS}. The deadline binds a gRPC call;
+ * the REST transport (`fallback: true`) sends none, and needs {@link withDeadline} besides.
+ */
+export const GCP_CALL_OPTIONS: { timeout: number; retry: null } = { timeout: GCP_CALL_TIMEOUT_MS, retry: null };
+
+/**
+ * `call` settled within `ms`, or a `TimeoutError` (transient: retried by `withRetry`, and an outcome unknown
+ * for a write). A gax promise's `cancel()` is called on timeout, which aborts the REST request.
+ */
+export function withDeadline<R>(call: Promise<R> & { cancel?: () => void }, ms: number, what: string): Promise<R> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      call.cancel?.();
+      reject(Object.assign(new Error(`${what} timed out after ${ms} ms`), { name: 'TimeoutError' }));
+    }, ms);
+  });
+  return Promise.race([call, expired]).finally(() => clearTimeout(timer));
+}

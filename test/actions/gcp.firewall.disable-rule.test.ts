@@ -1,7 +1,11 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCloudClients } from '../../shared/actions/clients.js';
 import type { ActionContext } from '../../shared/actions/define.js';
 import action from '../../shared/actions/gcp.firewall.disable-rule.js';
-import { isDenied, isGone } from '../../shared/core/errors.js';
+import { classifyCloudError } from '../../shared/actions/retry.js';
+import { isDenied, isGone, isTransient } from '../../shared/core/errors.js';
 import { findingFor, testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { assessApplied } from '../verify/helpers.js';
@@ -320,4 +324,33 @@ describe('Action: gcp.firewall.disable-rule', () => {
     // Assess
     expect(t).toEqual(target);
   });
+});
+
+describe('compute clients: a call Compute never answers', () => {
+  let silent: Server;
+  let port = 0;
+  beforeAll(async () => {
+    // Accepts the request and never answers (a hung backend, a black-holed route).
+    silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    port = (silent.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  it('fails as transient after the call deadline, not when the function is killed', async () => {
+    // Prepare: the REST transport sends no deadline of its own
+    const clients = createCloudClients({
+      gcp: { compute: { host: '127.0.0.1', port, protocol: 'http', apiKey: 'test-key' }, callTimeoutMs: 300 },
+    });
+    const firewalls = await clients.gcpFirewalls();
+    const started = Date.now();
+    // Act
+    const error = await firewalls.get({ project: PROJECT, firewall: RULE }).catch((e: unknown) => e);
+    // Assess
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(isTransient(classifyCloudError(error, 'compute.firewalls.get'))).toBe(true);
+  }, 8_000);
 });

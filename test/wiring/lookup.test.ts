@@ -11,17 +11,26 @@ import { tempDir } from '../helpers/tmp.js';
 const skipGate = async (...args: Parameters<typeof readSkipTag>) => (await readSkipTag(...args))?.gate;
 
 // The project's labels as Resource Manager answers them now; each test sets them.
-const project = vi.hoisted(() => ({ labels: {} as Record<string, string>, reads: 0 }));
+const project = vi.hoisted(() => ({
+  labels: {} as Record<string, string>,
+  reads: 0,
+  callOptions: [] as unknown[],
+  storageOptions: [] as unknown[],
+}));
 vi.mock('@google-cloud/resource-manager', () => ({
   ProjectsClient: class {
-    async getProject() {
+    async getProject(_request: unknown, options?: unknown) {
       project.reads++;
+      project.callOptions.push(options);
       return [{ labels: { ...project.labels } }];
     }
   },
 }));
 vi.mock('@google-cloud/storage', () => ({
   Storage: class {
+    constructor(options?: unknown) {
+      project.storageOptions.push(options);
+    }
     bucket() {
       return { getMetadata: async () => [{ labels: {} }] };
     }
@@ -39,6 +48,17 @@ describe('GCP project labels in the wired lookups', () => {
   beforeEach(() => {
     project.labels = { owner: 'web' };
     project.reads = 0;
+  });
+
+  it("gives each Google call one try and a deadline inside the ingest function's 60 s, not the clients' own retries", async () => {
+    // Prepare
+    const lookup = liveOwnerLookup(['gcp'], { fresh: true });
+    // Act
+    await lookup.tagsFor({ ...FIREWALL, id: '//storage.googleapis.com/acme-web-uploads' });
+    // Assess: Resource Manager without gax's retry of UNAVAILABLE (up to 60 s), Cloud Storage without its
+    // own 3 retries over up to 600 s and its 60 s per request
+    expect(project.callOptions.at(-1)).toEqual({ timeout: 20_000, retry: null });
+    expect(project.storageOptions.at(-1)).toMatchObject({ retryOptions: { autoRetry: false }, timeout: 20_000 });
   });
 
   it('the pre-apply re-check sees a skip label added to the project after a first read', async () => {

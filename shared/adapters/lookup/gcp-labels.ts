@@ -9,6 +9,7 @@
  *
  * @see https://cloud.google.com/resource-manager/reference/rest/v3/projects/get
  */
+import { GCP_CALL_OPTIONS } from '../../actions/retry.js';
 import { AdapterError, type ErrorKind } from '../../core/errors.js';
 import {
   type Clock,
@@ -23,7 +24,10 @@ import {
 
 /** The one Resource Manager call made; a ProjectsClient satisfies it (checked in the adapter's test). */
 export interface GcpProjectsClient {
-  getProject(request: { name: string }): Promise<[{ labels?: Record<string, string> | null }, ...unknown[]]>;
+  getProject(
+    request: { name: string },
+    options?: { timeout?: number; retry?: null },
+  ): Promise<[{ labels?: Record<string, string> | null }, ...unknown[]]>;
 }
 
 /** Optional labels of the resource itself, by full resource name; undefined when it has none to say. */
@@ -89,7 +93,9 @@ export class GcpLabelsLookup implements OwnerLookup {
     const now = this.clock.now().getTime();
     const kept = this.projectLabels.get(name);
     if (kept && now - kept.at < this.ttlMs) return kept.labels;
-    const labels = this.projects.getProject({ name }).then(
+    // One try with a deadline (GCP_CALL_OPTIONS): the client's own settings retried UNAVAILABLE for up to 60 s,
+    // the ingest function's whole time; a failed read is the caller's to retry.
+    const labels = this.projects.getProject({ name }, GCP_CALL_OPTIONS).then(
       ([project]) => ({ ...project.labels }),
       (e: unknown) => {
         if (this.projectLabels.get(name)?.labels === labels) this.projectLabels.delete(name);

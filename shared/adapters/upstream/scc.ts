@@ -5,13 +5,17 @@
  * @see https://cloud.google.com/security-command-center/docs/reference/rest/v1/organizations.sources.findings/setState
  */
 
+import { GCP_CALL_OPTIONS } from '../../actions/retry.js';
 import type { Finding } from '../../core/model/finding.js';
 import type { Clock } from '../../core/ports.js';
 import type { UpstreamStatus } from '../../core/verify/ports.js';
 
 /** The one call made, as `SecurityCenterClient` (v1) declares it; inject `new SecurityCenterClient()`. */
 export interface SccFindingStateClient {
-  setFindingState(request: { name: string; state: 'INACTIVE'; startTime: { seconds: number } }): Promise<unknown>;
+  setFindingState(
+    request: { name: string; state: 'INACTIVE'; startTime: { seconds: number } },
+    options?: { timeout?: number; retry?: null },
+  ): Promise<unknown>;
 }
 
 export class SccUpstream implements UpstreamStatus {
@@ -29,11 +33,16 @@ export class SccUpstream implements UpstreamStatus {
         detail: `not an SCC finding name: ${name}`,
       };
     }
-    await this.opts.client.setFindingState({
-      name,
-      state: 'INACTIVE',
-      startTime: { seconds: Math.floor(this.opts.clock.now().getTime() / 1000) },
-    });
+    // One try with a deadline (GCP_CALL_OPTIONS): the client's defaults allowed 60 s for it, half the
+    // remediate function's time; a failure is retried by the hub (the remote result's `retry`).
+    await this.opts.client.setFindingState(
+      {
+        name,
+        state: 'INACTIVE',
+        startTime: { seconds: Math.floor(this.opts.clock.now().getTime() / 1000) },
+      },
+      GCP_CALL_OPTIONS,
+    );
     // gRPC responses carry no request id the client exposes; the finding name identifies the call.
     return {
       source: finding.source,

@@ -69,12 +69,16 @@ export function liveOwnerLookup(
     });
   if (clouds.includes('gcp'))
     byProvider.gcp = new LazyOwnerLookup('gcp', async () => {
-      const [{ ProjectsClient }, { Storage }, { GcpLabelsLookup, gcsBucketOf }] = await Promise.all([
-        import('@google-cloud/resource-manager'),
-        import('@google-cloud/storage'),
-        import('../lookup/gcp-labels.js'),
-      ]);
-      const storage = new Storage();
+      const [{ ProjectsClient }, { Storage }, { GcpLabelsLookup, gcsBucketOf }, { GCP_CALL_TIMEOUT_MS }] =
+        await Promise.all([
+          import('@google-cloud/resource-manager'),
+          import('@google-cloud/storage'),
+          import('../lookup/gcp-labels.js'),
+          import('../../actions/retry.js'),
+        ]);
+      // One try, bounded: the client's own retry (3 more tries, up to 600 s) and 60 s per request outlived the
+      // ingest function's 60 s; a failed read is the lookup's caller's to retry (project labels: GCP_CALL_OPTIONS).
+      const storage = new Storage({ retryOptions: { autoRetry: false }, timeout: GCP_CALL_TIMEOUT_MS });
       // A bucket's own labels (storage.buckets.get) over its project's; other resources: the project's.
       return new GcpLabelsLookup(
         new ProjectsClient(),

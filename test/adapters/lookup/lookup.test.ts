@@ -213,7 +213,8 @@ describe('GcpLabelsLookup', () => {
     const labels = await lookup.tagsFor(ref);
     // Assess
     expect(labels).toEqual({ team: 'web', env: 'staging', owner: 'uploads@acme.example' });
-    expect(getProject).toHaveBeenCalledWith({ name: 'projects/acme-web-prod' });
+    // One try with a deadline well inside the ingest function's 60 s: not gax's own retry of UNAVAILABLE.
+    expect(getProject).toHaveBeenCalledWith({ name: 'projects/acme-web-prod' }, { timeout: 20_000, retry: null });
     expect(resourceLabels).toHaveBeenCalledWith('//storage.googleapis.com/acme-web-uploads');
   });
 

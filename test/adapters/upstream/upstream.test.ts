@@ -135,7 +135,13 @@ describe('Upstream: SCC', () => {
   it('sets the finding state INACTIVE with a start time when verified', async () => {
     // Prepare
     const calls: unknown[] = [];
-    const client: SccFindingStateClient = { setFindingState: async (req) => calls.push(req) };
+    const options: unknown[] = [];
+    const client: SccFindingStateClient = {
+      setFindingState: async (req, opts) => {
+        calls.push(req);
+        options.push(opts);
+      },
+    };
     const name = 'organizations/605118234777/sources/7319642508813370215/findings/6231489d7f6339e4445895fba66db11c';
     // Act
     const r = await new SccUpstream({ client, clock: fixedClock('2026-11-20T10:00:00.000Z') }).markResolved(
@@ -143,6 +149,8 @@ describe('Upstream: SCC', () => {
     );
     // Assess
     expect(calls).toEqual([{ name, state: 'INACTIVE', startTime: { seconds: 1795168800 } }]);
+    // One try with a deadline inside the remediate function's 120 s (the client's defaults: 60 s, retried).
+    expect(options).toEqual([{ timeout: 20_000, retry: null }]);
     expect(r.outcome).toBe('updated');
   });
 
