@@ -10,8 +10,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
  */
 import { type EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { classifyCloudError } from '../../actions/retry.js';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
+import { AdapterError } from '../../core/errors.js';
 import type { PipelineEvent } from '../../core/model/events.js';
 import type { EventBus } from '../../core/ports.js';
 import { batchesOf } from '../../core/util/batches.js';
@@ -38,33 +37,6 @@ export function entrySize(entry: PutEventsRequestEntry): number {
     if (text) size += Buffer.byteLength(text, 'utf8');
   }
   return size;
-}
-
-/**
- * The kind of a failed entry's `ErrorCode`: the two the API documents as retryable keep their kind, a
- * refusal is `denied`, and every other code (`MalformedDetail`, `InvalidArgument`, `ValidationException`,
- * …) is `invalid`. Reporting them all as transient re-sent a denied publish on every redelivery of its
- * message until the queue dead-lettered it, and the logs said "retryable" all along.
- */
-export function entryErrorKind(code: string): ErrorKind {
-  if (/^(ThrottlingException|Throttling|TooManyRequestsException)$/.test(code)) return 'throttled';
-  if (/^(InternalFailure|InternalException|ServiceUnavailable)$/.test(code)) return 'transient';
-  if (/^(AccessDenied|AccessDeniedException|NotAuthorized\w*)$/.test(code)) return 'denied';
-  return 'invalid';
-}
-
-/**
- * A PutEvents call that threw, classified like any cloud error (AccessDenied → denied, throttling →
- * throttled, a 5xx → transient, another 4xx → invalid). An error EventBridge did not answer with (no
- * HTTP status: a socket the SDK names in its own words) says nothing about the request: transient.
- */
-function putEventsError(e: unknown): AdapterError {
-  const classified = classifyCloudError(e, 'PutEvents');
-  const status = (e as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
-  if (classified.kind === 'invalid' && typeof status !== 'number') {
-    return new AdapterError('transient', classified.message.replace('(invalid', '(transient'), { cause: e });
-  }
-  return classified;
 }
 
 /** Splits entries into PutEvents calls of ≤ 10 entries and ≤ 256 KB each. */
@@ -96,49 +68,30 @@ export async function putEvents(
   for (const chunk of chunkEntries(entries)) {
     let pending = chunk;
     let codes: string[] = [];
-    // Entries refused for good: not sent again; reported once the retryable ones are settled.
+    // Entries refused for good (access denied, malformed): not sent again, reported once the others are settled.
     const refused: string[] = [];
     for (let attempt = 1; pending.length > 0; attempt++) {
-      if (attempt > maxAttempts) {
-        throw new AdapterError(
-          'transient',
-          `PutEvents: ${pending.length} entries still failing after ${maxAttempts} tries (${[...new Set(codes)].join(', ')})`,
-        );
-      }
+      if (attempt > maxAttempts) throw (await failures()).stillFailing(pending.length, maxAttempts, codes);
       if (attempt > 1) await new Promise((r) => setTimeout(r, Math.min(2_000, backoffMs * 2 ** (attempt - 2))));
       const sent = pending;
-      const out = await client.send(new PutEventsCommand({ Entries: sent })).catch((e: unknown) => {
-        throw putEventsError(e);
+      const out = await client.send(new PutEventsCommand({ Entries: sent })).catch(async (e: unknown) => {
+        throw (await failures()).putEventsError(e);
       });
       if (!out.FailedEntryCount) {
         pending = [];
         continue;
       }
-      // Results are positional: entry i of the request ↔ result i of the response.
-      const results = out.Entries ?? [];
-      const again: PutEventsRequestEntry[] = [];
-      codes = [];
-      sent.forEach((entry, i) => {
-        const code = results[i] === undefined ? 'NoResult' : results[i].ErrorCode;
-        if (code === undefined) return;
-        if (code === 'NoResult' || isRetryableKind(entryErrorKind(code))) {
-          again.push(entry);
-          codes.push(code);
-        } else refused.push(code);
-      });
-      pending = again;
+      ({ pending, codes } = (await failures()).triage(sent, out.Entries ?? [], refused));
     }
-    if (refused.length > 0) {
-      const kinds = refused.map(entryErrorKind);
-      throw new AdapterError(
-        kinds.includes('denied') ? 'denied' : 'invalid',
-        `PutEvents: ${refused.length} entries refused (${[...new Set(refused)].join(', ')}), not retried`,
-      );
-    }
+    if (refused.length > 0) throw (await failures()).refusal(refused);
   }
 }
 
-const isRetryableKind = (kind: ErrorKind) => kind === 'throttled' || kind === 'transient';
+/**
+ * What a failure means (shared/adapters/bus/eventbridge-failures.ts), loaded on the first failure: every
+ * function that publishes carries this file in its cold start, the ingest function near its size budget.
+ */
+const failures = () => import('./eventbridge-failures.js');
 
 /**
  * The hub's EventBus: each PipelineEvent becomes one entry on the closeloop custom bus with source
