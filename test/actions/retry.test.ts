@@ -12,6 +12,7 @@ import { classifyCloudError, withRetry } from '../../shared/actions/retry.js';
 import s3Action from '../../shared/actions/s3.block-public-access.js';
 import { kindOf } from '../../shared/core/errors.js';
 import { awsError, FAKE_AWS, testContext } from '../helpers/action-context.js';
+import { armAnswering, armCredential } from '../helpers/arm-double.js';
 
 /** The AWS SDK's socket timeout, as @smithy/node-http-handler throws it (no status, no code in the message). */
 const sdkSocketTimeout = () =>
@@ -86,38 +87,14 @@ describe('outcomeUnknown: may a failed write have taken effect?', () => {
   });
 });
 
-/** Headers as the Azure pipeline reads them (a slice of core-rest-pipeline's HttpHeaders). */
-function armHeaders(values: Record<string, string>) {
-  const map = new Map(Object.entries(values).map(([k, v]) => [k.toLowerCase(), v]));
-  return {
-    get: (name: string) => map.get(name.toLowerCase()),
-    has: (name: string) => map.has(name.toLowerCase()),
-    set: (name: string, value: string | number | boolean) => void map.set(name.toLowerCase(), String(value)),
-    delete: (name: string) => void map.delete(name.toLowerCase()),
-    toJSON: () => Object.fromEntries(map),
-    [Symbol.iterator]: () => map.entries(),
-  };
-}
-
 describe('the Azure ARM clients actions call', () => {
   const target = { subscriptionId: '00000000-0000-0000-0000-000000000000', resourceGroup: 'rg', accountName: 'acct' };
-  const credential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+  const credential = armCredential;
 
   /** ARM answering every request with `status` and `headers`; counts the requests. */
   function arm(status: number, code: string, headers: Record<string, string>) {
-    const sent: string[] = [];
-    const armHttpClient = {
-      sendRequest: async (request: { url: string; method: string }) => {
-        sent.push(`${request.method} ${request.url}`);
-        return {
-          request,
-          status,
-          headers: armHeaders({ 'content-type': 'application/json', ...headers }),
-          bodyAsText: JSON.stringify({ error: { code, message: 'try again later' } }),
-        };
-      },
-    };
-    return { sent, armHttpClient: armHttpClient as never };
+    const { sent, httpClient } = armAnswering(status, code, headers);
+    return { sent, armHttpClient: httpClient };
   }
 
   it('give up at once when ARM asks to wait longer than a function should (no uncapped sleep in the SDK)', async () => {

@@ -11,6 +11,7 @@ import { RoutingUpstreamStatus } from '../../../shared/adapters/upstream/route.j
 import { type SccFindingStateClient, SccUpstream } from '../../../shared/adapters/upstream/scc.js';
 import { SecurityHubUpstream } from '../../../shared/adapters/upstream/securityhub.js';
 import { isRetryable } from '../../../shared/core/errors.js';
+import { armAnswering, armCredential } from '../../helpers/arm-double.js';
 import { fixedClock, makeFinding } from '../../verify/helpers.js';
 
 const sh = mockClient(SecurityHubClient);
@@ -229,29 +230,10 @@ describe('Upstream: Defender', () => {
 
   it('gives up within its deadline when ARM throttles the resolve with a long Retry-After (the SDK would sleep it out)', async () => {
     // Prepare: the real Security Center client, whose pipeline retries a 429 after its Retry-After (an hour)
-    let sent = 0;
-    const headers = new Map([['retry-after', '3600']]);
-    const httpClient = {
-      sendRequest: async (request: unknown) => {
-        sent++;
-        return {
-          request,
-          status: 429,
-          headers: {
-            get: (n: string) => headers.get(n.toLowerCase()),
-            has: (n: string) => headers.has(n.toLowerCase()),
-            set: () => {},
-            delete: () => {},
-            toJSON: () => Object.fromEntries(headers),
-            [Symbol.iterator]: () => headers.entries(),
-          },
-          bodyAsText: JSON.stringify({ error: { code: 'TooManyRequests', message: 'slow down' } }),
-        };
-      },
-    };
-    const credential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+    const { sent, httpClient } = armAnswering(429, 'TooManyRequests', { 'retry-after': '3600' });
+    const credential = armCredential;
     const upstream = new DefenderUpstream({
-      alertsFor: (sub) => new SecurityCenter(credential, sub, { httpClient: httpClient as never }).alerts,
+      alertsFor: (sub) => new SecurityCenter(credential, sub, { httpClient }).alerts,
       timeoutMs: 200,
     });
     // Act
@@ -261,7 +243,7 @@ describe('Upstream: Defender', () => {
       .catch((e: unknown) => e);
     // Assess: a retryable failure (the hub asks again), well inside the test's 5 s
     expect(isRetryable(error)).toBe(true);
-    expect(sent).toBe(1);
+    expect(sent).toHaveLength(1);
     expect(Date.now() - started).toBeLessThan(2_000);
   }, 5_000);
 
