@@ -34,6 +34,8 @@ export interface Fault {
   when?: 'before' | 'after';
   /** How many calls get this fault at most (then it is spent); omitted → no limit. */
   times?: number;
+  /** How many matching calls pass untouched before the fault starts (e.g. a read before the write it follows). */
+  skip?: number;
 }
 
 export interface DoubleUser {
@@ -192,10 +194,16 @@ export class JiraDouble {
   }
 
   private readonly spent = new Map<Fault, number>();
+  private readonly skipped = new Map<Fault, number>();
 
   private pickFault(route: string): Fault | undefined {
     for (const f of this.faults) {
       if (f.match && !f.match.test(route)) continue;
+      const passed = this.skipped.get(f) ?? 0;
+      if (f.skip !== undefined && passed < f.skip) {
+        this.skipped.set(f, passed + 1);
+        continue;
+      }
       const used = this.spent.get(f) ?? 0;
       if (f.times !== undefined && used >= f.times) continue;
       if (this.random() < f.ratio) {

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JiraTicketSink } from '../../shared/adapters/tickets/jira.js';
 import { AdapterError, isThrottled } from '../../shared/core/errors.js';
 import { type AdfDoc, adfToText, doc, p } from '../../shared/core/tickets/adf.js';
@@ -537,6 +537,69 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(j.double.calls.filter((x) => x.fault === 'timeout')).toHaveLength(1);
     expect(issue?.history).toEqual(['Triage']);
     expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('triaged by closeloop'))).toHaveLength(1);
+  });
+
+  it('applies a transition whose target Jira does not name once, when it moved the issue and the sink ran out of retries before it could tell', async () => {
+    // Prepare: a workflow whose `Resolve Issue` leads to Done and is offered from every status (a global
+    // transition), listed without its `to`; Jira applies the move without answering in time, then fails the
+    // next seven reads of the issue's status after the one before the move (the outbox keeps the request)
+    const resolve = { id: '61', name: 'Resolve Issue', to: 'Done' as const };
+    const j = await jiraHarness(
+      { transitions: { done: ['Resolve Issue'], reopen: ['Reopen'] } },
+      { transitionTargets: false, workflow: { 'To Do': [resolve], Done: [resolve] } },
+      { timeoutMs: 300 },
+    );
+    h = j;
+    const c = makeCase();
+    await putCase(j.store, c);
+    await j.stage.handle(decided(c));
+    j.double.faults = [
+      { kind: 'timeout', ratio: 1, match: /^POST .*\/transitions$/, when: 'after', times: 1 },
+      { kind: '503', ratio: 1, match: /^GET \/rest\/api\/3\/issue\/SEC-1$/, skip: 1, times: 7 },
+    ];
+    // Act
+    await j.stage.handle(verified(c));
+    const keptForTheDrain = (await j.store.list('ticket-outbox')).length;
+    await drainHourly(j);
+    // Assess: moved once, the resolution said once, nothing left over
+    const issue = j.double.issues.get('SEC-1');
+    expect(keptForTheDrain).toBe(1);
+    expect(issue?.history).toEqual(['Resolve Issue']);
+    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
+    expect(await j.store.list('deadletters')).toHaveLength(0);
+    expect(await j.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('applies a transition whose target Jira does not name once, when the worker that moved the issue died before it could tell', async () => {
+    // Prepare: the same global `Resolve Issue`, listed without its `to`; the first worker's move reaches Jira,
+    // then its process dies (the call never returns) and leaves the request `sending`
+    const resolve = { id: '61', name: 'Resolve Issue', to: 'Done' as const };
+    const j = await jiraHarness(
+      { transitions: { done: ['Resolve Issue'], reopen: ['Reopen'] } },
+      { transitionTargets: false, workflow: { 'To Do': [resolve], Done: [resolve] } },
+    );
+    h = j;
+    const c = makeCase();
+    await putCase(j.store, c);
+    await j.stage.handle(decided(c));
+    const dying: JiraTicketSink = Object.create(j.jira, {
+      transition: {
+        value: async (...args: Parameters<JiraTicketSink['transition']>) => {
+          await j.jira.transition(...args);
+          return new Promise<never>(() => {});
+        },
+      },
+    });
+    void createTicketStage({ ...j.deps, sink: dying }).handle(verified(c));
+    await vi.waitFor(() => expect(j.double.issues.get('SEC-1')?.history).toHaveLength(1));
+    // Act: the next run drains once the send lease ran out
+    j.clock.advance(3 * 60_000);
+    await drainOutbox(j.deps);
+    // Assess: moved once, the resolution said once, nothing left over
+    const issue = j.double.issues.get('SEC-1');
+    expect(issue?.history).toEqual(['Resolve Issue']);
+    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
+    expect(await j.store.list('ticket-outbox')).toHaveLength(0);
   });
 
   it('says the resolution once when Jira moved the issue but the sink ran out of retries before it could tell', async () => {

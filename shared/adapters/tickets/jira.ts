@@ -283,9 +283,15 @@ export class JiraTicketSink implements TicketSink {
     // offered, and the comment fallback below posted the comment a second time. A retry that finds the issue
     // already in a status it names stops: the move and its comment are done. (The transition's comment is
     // not given the request id: Jira documents comment properties on the comment endpoint only.)
+    // A transition listed without its target may lead to a status none of the names match ("Resolve Issue"
+    // to Closed) and be offered there again (a global or looping one): the status an earlier attempt read
+    // before moving the issue with it, kept with the request, tells whether that move went through.
+    let status: string | undefined;
     if (once?.maybeSent) {
-      const status = await this.call('get status', () => this.statusOf(issueIdOrKey));
-      if (status !== undefined && names.some((n) => n.toLowerCase() === status.toLowerCase())) return status;
+      const now = await this.call('get status', () => this.statusOf(issueIdOrKey));
+      const left = once.statusBefore !== undefined && now !== undefined && !sameStatus(now, once.statusBefore);
+      if (now !== undefined && (left || names.some((n) => sameStatus(n, now)))) return now;
+      status = now;
     }
     const listed = await this.call('get transitions', () => this.client.issues.getTransitions({ issueIdOrKey }));
     const transitions = TransitionsSchema.parse(listed).transitions;
@@ -301,7 +307,13 @@ export class JiraTicketSink implements TicketSink {
       // A transition listed without its target is judged by the status it leaves: "no longer offered" was
       // wrong for one the new status offers again (a global or looping transition), which ran twice, its
       // comment with it.
-      const from = target === undefined ? await this.call('get status', () => this.statusOf(issueIdOrKey)) : undefined;
+      const from =
+        target === undefined
+          ? (status ?? (await this.call('get status', () => this.statusOf(issueIdOrKey))))
+          : undefined;
+      // Kept with the request before the move is sent (a worker may die, or the retries run out, after it):
+      // a later attempt judges the move by it, as the retries below do. The first status read is the one kept.
+      if (from !== undefined && once?.statusBefore === undefined) await once?.recordStatus?.(from);
       let maybeMoved = false;
       await this.call('transition issue', async () => {
         if (maybeMoved && (await this.movedTo(issueIdOrKey, id, target, from))) return;
@@ -405,6 +417,10 @@ export class JiraTicketSink implements TicketSink {
     const only = users.length === 1 ? users[0] : undefined;
     return only && !only.emailAddress ? only.accountId : undefined;
   }
+}
+
+function sameStatus(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }
 
 function checkKey(key: string): string {

@@ -139,17 +139,27 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
   if (ctx.sinkDown && now < ctx.sinkDown.until) return 'waiting';
   if (entry.op.op === 'create' && pass.createsBlocked) return 'deferred';
   const sending: OutboxEntry = { ...entry, state: 'sending', leaseUntil: new Date(now + SEND_LEASE_MS).toISOString() };
-  const version = await ctx.store.put(COLLECTIONS.outbox, id, sending, { expectVersion: stored.version });
-  if (version === null) return 'skipped'; // another worker took it
+  const taken = await ctx.store.put(COLLECTIONS.outbox, id, sending, { expectVersion: stored.version });
+  if (taken === null) return 'skipped'; // another worker took it
+  let version = taken;
+  // The entry as it is put back: with the issue's status a transition's first attempt recorded, if it did.
+  let kept = entry;
+  const recordStatus = async (statusBefore: string): Promise<void> => {
+    const next = await ctx.store.put(COLLECTIONS.outbox, id, { ...sending, statusBefore }, { expectVersion: version });
+    // Another worker took the entry over (this one outlived its lease): it sends, this one must not.
+    if (next === null) throw new AdapterError('conflict', `ticket request ${id} taken over by another worker`);
+    version = next;
+    kept = { ...kept, statusBefore };
+  };
   const caseKey = entry.op.caseKey;
   try {
-    const outcome = await runOp(ctx, id, entry, pass);
+    const outcome = await runOp(ctx, id, entry, pass, recordStatus);
     if (outcome.kind === 'done') {
       await ctx.store.delete(COLLECTIONS.outbox, id, { expectVersion: version });
       if (entry.op.op === 'create') await ctx.store.delete(COLLECTIONS.pending, ledgerIdOf(caseKey));
       return 'done';
     }
-    const { leaseUntil: _drop, ...rest } = entry;
+    const { leaseUntil: _drop, ...rest } = kept;
     await ctx.store.put(
       COLLECTIONS.outbox,
       id,
@@ -164,7 +174,7 @@ export async function sendEntry(ctx: TicketContext, id: string, pass: PassState)
     if (outcome.deferred) pass.createsBlocked = true;
     return outcome.deferred ? 'deferred' : 'waiting';
   } catch (e) {
-    const { leaseUntil: _drop, ...rest } = entry;
+    const { leaseUntil: _drop, ...rest } = kept;
     const attempts = entry.attempts + 1;
     const keptFor = ctx.clock.now().getTime() - Date.parse(entry.enqueuedAt);
     const exhausted = attempts >= OUTBOX_MAX_ATTEMPTS || keptFor >= OUTBOX_MAX_AGE_MS;
@@ -250,12 +260,25 @@ export async function deadLetter(ctx: TicketContext, caseKey: string, reason: st
   });
 }
 
-async function runOp(ctx: TicketContext, id: string, entry: OutboxEntry, pass: PassState): Promise<Outcome> {
+async function runOp(
+  ctx: TicketContext,
+  id: string,
+  entry: OutboxEntry,
+  pass: PassState,
+  recordStatus: (status: string) => Promise<void>,
+): Promise<Outcome> {
   const op = entry.op;
   // The request's comment is posted once, however often it is sent: an entry tried before (a failure that
   // may have come after Jira stored the comment) or taken over from a worker that died sending it looks
-  // for its comment on the issue first.
-  const once: CommentOnce = { id, maybeSent: entry.attempts > 0 || entry.state === 'sending' };
+  // for its comment on the issue first. A transition the sink cannot see the target of is judged by the
+  // status the issue had before its first attempt, kept on the entry: the sink's own memory of it lasts
+  // one call, and a later attempt could only ask whether the issue is in a status the names match.
+  const once: CommentOnce = {
+    id,
+    maybeSent: entry.attempts > 0 || entry.state === 'sending',
+    statusBefore: entry.statusBefore,
+    recordStatus,
+  };
   const c = await loadCase(ctx, op.caseKey);
   if (!c) {
     ctx.log.warn('ticket request for an unknown case dropped', { caseKey: op.caseKey, op: op.op });

@@ -70,6 +70,17 @@ export interface IssueFields {
 export interface CommentOnce {
   id: string;
   maybeSent: boolean;
+  /**
+   * The issue's status as an earlier attempt of this request read it before moving the issue with a
+   * transition the sink could not see the target of (see `recordStatus`); undefined when none did.
+   */
+  statusBefore?: string | undefined;
+  /**
+   * Keeps `status` with the request (the outbox entry) before that move is sent: a later attempt (the
+   * outbox's next drain, a worker taking the entry over) is then given it as `statusBefore`, and can tell an
+   * issue the lost move took elsewhere from one still waiting for it.
+   */
+  recordStatus?: ((status: string) => Promise<void>) | undefined;
 }
 
 export interface TicketSink {
@@ -88,8 +99,8 @@ export interface TicketSink {
    * Moves the issue with the first available transition whose name (or target status name) matches one
    * of `names`, case-insensitively, adding `comment` in the same call. Returns the transition used, or
    * undefined when none matched (the comment is then added on its own, once: see `comment`). With
-   * `once.maybeSent`, an issue already in a status named in `names` was moved by an earlier attempt of the
-   * same request: nothing is sent, and the status is returned.
+   * `once.maybeSent`, an issue already in a status named in `names`, or no longer in `once.statusBefore`,
+   * was moved by an earlier attempt of the same request: nothing is sent, and the status is returned.
    */
   transition(
     ref: TicketRef,

@@ -86,6 +86,11 @@ export const OutboxEntrySchema = z.object({
   /** A create held back by the budget (counted in the budget's backlog). */
   deferred: z.boolean().optional(),
   lastError: z.string().optional(),
+  /**
+   * A transition's: the issue's status before its first attempt moved it with a transition Jira lists
+   * without its target (see `CommentOnce.statusBefore`). Written before that move is sent.
+   */
+  statusBefore: z.string().optional(),
 });
 export type OutboxEntry = z.infer<typeof OutboxEntrySchema>;
 
