@@ -8,11 +8,11 @@
  * @see SRA cloudfunctions/firewall/openfirewall
  */
 import * as z from 'zod';
-import { AdapterError } from '../core/errors.js';
+import { AdapterError, OutcomeUnknownError } from '../core/errors.js';
 import { canonicalJson } from '../core/util/hash.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, call, changePlan, noopPlan, step } from './plan.js';
-import { classifyCloudError } from './retry.js';
+import { classifyCloudError, GCP_CALL_TIMEOUT_MS, withRetry } from './retry.js';
 
 const ID = 'gcp.firewall.disable-rule';
 const OPEN = new Set(['0.0.0.0/0', '::/0']);
@@ -140,8 +140,20 @@ const OperationSchema = z.looseObject({
 });
 type Operation = z.infer<typeof OperationSchema>;
 
-/** `globalOperations.wait` returns after about two minutes even when not DONE: this many waits at most. */
-const MAX_WAITS = 5;
+/**
+ * How long apply (or rollback) waits for the patch's operation in all: half the remediate function's 120 s
+ * (infra/gcp/main.tf), the other half left for the re-read and the patch before it.
+ */
+const OPERATION_WAIT_BUDGET_MS = 60_000;
+
+/**
+ * `globalOperations.wait` long-polls (up to about two minutes) but every Google API call is cut at
+ * {@link GCP_CALL_TIMEOUT_MS}, so one wait lasts at most that: this many waits in all (3: 60 s, plus backoffs
+ * under a second). A wait cut short, failed for the moment or answered RUNNING is the next of them, not tried
+ * again by `call` on top: 5 waits of up to 4 tries each was up to 400 s, and one wait cut 4 times 80 s after
+ * the re-read and the patch, in a function killed at 120 s.
+ */
+const MAX_WAITS = Math.max(1, Math.floor(OPERATION_WAIT_BUDGET_MS / GCP_CALL_TIMEOUT_MS));
 
 function operationFailure(op: Operation, what: string): AdapterError | undefined {
   const first = op.error?.errors?.[0];
@@ -154,6 +166,32 @@ function operationFailure(op: Operation, what: string): AdapterError | undefined
     }),
     what,
   );
+}
+
+/**
+ * The operation once DONE, waiting at most {@link MAX_WAITS} waits. The patch was accepted: an operation
+ * still running after them, or a wait that fails (even refused: compute.globalOperations.get missing), leaves
+ * the change unconfirmed, not undone ({@link OutcomeUnknownError}); the next attempt's re-read decides.
+ */
+async function waitForOperation(name: string, project: string, what: string, ctx: ActionContext): Promise<Operation> {
+  const waitWhat = `compute.globalOperations.wait ${name}`;
+  try {
+    return await withRetry(
+      waitWhat,
+      async () => {
+        const [next] = await (await ctx.clients.gcpGlobalOperations()).wait({ project, operation: name });
+        const op = OperationSchema.parse(next);
+        if (op.status !== 'DONE') throw new AdapterError('transient', `${waitWhat}: still ${op.status ?? 'not done'}`);
+        return op;
+      },
+      { ...ctx.retry, attempts: MAX_WAITS },
+    );
+  } catch (e) {
+    throw new OutcomeUnknownError(
+      classifyCloudError(e, waitWhat),
+      `${what} was accepted, but operation ${name} was not seen to finish after ${MAX_WAITS} wait(s): it may have taken effect`,
+    );
+  }
 }
 
 async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Promise<string> {
@@ -170,16 +208,7 @@ async function patch(input: z.infer<typeof PatchInput>, ctx: ActionContext): Pro
   );
   let op = OperationSchema.parse(started.latestResponse);
   // Wait for the global operation: "the rule is disabled" must be true when apply returns.
-  for (let waits = 0; op.status !== 'DONE'; waits++) {
-    if (waits >= MAX_WAITS) {
-      throw new AdapterError('transient', `${what}: operation ${op.name} not done after ${MAX_WAITS} waits`);
-    }
-    const name = op.name;
-    const [next] = await call(ctx, `compute.globalOperations.wait ${name}`, async () =>
-      (await ctx.clients.gcpGlobalOperations()).wait({ project: input.project, operation: name }),
-    );
-    op = OperationSchema.parse(next);
-  }
+  if (op.status !== 'DONE') op = await waitForOperation(op.name, input.project, what, ctx);
   const failure = operationFailure(op, what);
   if (failure) throw failure;
   return `gcp:operation/${op.name}`;

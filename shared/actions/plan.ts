@@ -4,7 +4,7 @@
  * exactly the planned calls in order, collecting request ids.
  */
 
-import { AdapterError, ApplyIncompleteError, errorMessage } from '../core/errors.js';
+import { AdapterError, ApplyIncompleteError, errorMessage, OutcomeUnknownError } from '../core/errors.js';
 import type { PlanStep } from '../core/model/case.js';
 import { canonicalJson } from '../core/util/hash.js';
 import type { ActionContext, ApplyResult, Plan } from './define.js';
@@ -95,10 +95,12 @@ export async function applyPlanned<T, B>(
 /**
  * Whether a failed call may still have taken effect: a transient failure (timeout, reset connection, 5xx)
  * leaves the outcome unknown, unless the request never left (connection refused, name not resolved). A
- * refusal (denied, throttled, invalid, gone, conflict) is a definite answer: nothing was changed.
+ * refusal (denied, throttled, invalid, gone, conflict) is a definite answer: nothing was changed, unless it
+ * came after the change was accepted ({@link OutcomeUnknownError}: the wait for an operation failed).
  */
 export const outcomeUnknown = (e: AdapterError): boolean =>
-  e.kind === 'transient' && !/ECONNREFUSED|EAI_AGAIN|ENOTFOUND|did not establish a connection/.test(errorMessage(e));
+  e instanceof OutcomeUnknownError ||
+  (e.kind === 'transient' && !/ECONNREFUSED|EAI_AGAIN|ENOTFOUND|did not establish a connection/.test(errorMessage(e)));
 
 /** A cloud call: classified errors, bounded retry of throttled/transient (backoff from `ctx.retry`). */
 export const call = <R>(ctx: ActionContext, what: string, fn: () => Promise<R>): Promise<R> =>

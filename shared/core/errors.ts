@@ -66,6 +66,23 @@ export class ApplyIncompleteError extends AdapterError {
   }
 }
 
+/**
+ * A change the cloud accepted whose end was not seen: a long-running operation still running after the waits
+ * allowed, or the wait for it failing (timed out, refused, the operation not found). The change may have taken
+ * effect, whatever the kind of the failure that ended the watch (which this keeps), so `applyPlanned` names
+ * the step as unconfirmed rather than recording a clean failure.
+ */
+export class OutcomeUnknownError extends AdapterError {
+  constructor(cause: AdapterError, message: string) {
+    super(cause.kind, message, {
+      cause,
+      ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}),
+      ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
+    });
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
 /** Our own configuration (registry, policy, exceptions) is invalid: names the file and the field. */
 export class ConfigError extends CloseloopError {
   constructor(message: string, options?: { cause?: unknown }) {

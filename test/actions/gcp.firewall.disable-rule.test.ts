@@ -5,7 +5,7 @@ import { createCloudClients } from '../../shared/actions/clients.js';
 import type { ActionContext } from '../../shared/actions/define.js';
 import action from '../../shared/actions/gcp.firewall.disable-rule.js';
 import { classifyCloudError } from '../../shared/actions/retry.js';
-import { isDenied, isGone, isTransient } from '../../shared/core/errors.js';
+import { ApplyIncompleteError, isDenied, isGone, isTransient } from '../../shared/core/errors.js';
 import { findingFor, testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { assessApplied } from '../verify/helpers.js';
@@ -26,6 +26,7 @@ describe('Action: gcp.firewall.disable-rule', () => {
   beforeEach(() => {
     gcp.requests.length = 0;
     gcp.setOperationWaits(0);
+    gcp.hangOperationWaits(false);
     gcp.firewalls.clear();
     gcp.firewalls.set(RULE, {
       name: RULE,
@@ -175,6 +176,74 @@ describe('Action: gcp.firewall.disable-rule', () => {
     // Assess
     await expect(attempt).rejects.toSatisfy(isDenied);
     expect(rule()).toMatchObject({ disabled: false });
+  });
+
+  describe('an operation not seen to finish (the patch was sent: the case must say it may have taken effect)', () => {
+    const DISABLE_STEP = `disable firewall rule ${RULE} (open to 0.0.0.0/0)`;
+    const waitCalls = () => gcp.requests.filter((r) => r.path.endsWith('/wait'));
+    // 60 s of waiting (half the remediate function's 120 s, infra/gcp/main.tf) over a 20 s deadline per call.
+    const MOST_WAITS = 3;
+
+    it('names the step unconfirmed after at most 3 waits when the operation stays RUNNING', async () => {
+      // Prepare
+      const c = ctx();
+      const plan = await action.plan(target, c);
+      gcp.setOperationWaits(1_000);
+      gcp.requests.length = 0;
+      // Act
+      const error = await action.apply(plan, c).catch((e: unknown) => e);
+      // Assess: failed, the patch named as possibly made, not a clean failure
+      expect(error).toBeInstanceOf(ApplyIncompleteError);
+      expect(error).toMatchObject({ requestIds: [], unconfirmed: DISABLE_STEP });
+      expect(gcp.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+      expect(waitCalls().length).toBeLessThanOrEqual(MOST_WAITS);
+    });
+
+    it('says a rollback may have taken effect when its operation stays RUNNING', async () => {
+      // Prepare: the rule as the fix left it
+      const before = (await action.plan(target, ctx())).before;
+      gcp.firewalls.set(RULE, { ...rule(), disabled: true });
+      gcp.setOperationWaits(1_000);
+      // Act
+      const attempt = action.rollback({ target, before }, ctx());
+      // Assess
+      await expect(attempt).rejects.toThrow(/may have taken effect/);
+      expect(waitCalls().length).toBeLessThanOrEqual(MOST_WAITS);
+    });
+
+    it('names the step unconfirmed, keeping the kind, when the wait is refused after the patch was accepted', async () => {
+      // Prepare: compute.globalOperations.get missing
+      const c = ctx();
+      const plan = await action.plan(target, c);
+      gcp.setOperationWaits(1);
+      gcp.failNext('/wait', 403, { reason: 'forbidden' });
+      // Act
+      const error = await action.apply(plan, c).catch((e: unknown) => e);
+      // Assess
+      expect(error).toBeInstanceOf(ApplyIncompleteError);
+      expect(error).toMatchObject({ unconfirmed: DISABLE_STEP });
+      expect(isDenied(error)).toBe(true);
+      expect(rule()).toMatchObject({ disabled: true });
+    });
+
+    it('waits at most 3 call deadlines in all when a wait is never answered, then names the step unconfirmed', async () => {
+      // Prepare: each wait cut at 500 ms (the 20 s deadline, scaled down; the client's first call sets it up),
+      // with closeloop's retry of a call as in production (4 tries)
+      const fast = testContext({ cloud: { gcp: { ...gcp.options, callTimeoutMs: 500 } } });
+      const c: ActionContext = { ...fast, retry: { baseMs: 1, maxMs: 50 } };
+      const plan = await action.plan(target, c);
+      gcp.setOperationWaits(1);
+      gcp.hangOperationWaits(true);
+      gcp.requests.length = 0;
+      // Act
+      const error = await action.apply(plan, c).catch((e: unknown) => e);
+      // Assess: 3 waits × 20 s = 60 s, not 4 tries × 20 s = 80 s of one wait (up to 5 waits × 4 tries × 20 s =
+      // 400 s while some answered RUNNING) after the re-read and the patch, in a function killed at 120 s
+      expect(waitCalls().length).toBeLessThanOrEqual(MOST_WAITS);
+      expect(error).toBeInstanceOf(ApplyIncompleteError);
+      expect(error).toMatchObject({ unconfirmed: DISABLE_STEP });
+      expect(isTransient(error)).toBe(true);
+    }, 20_000);
   });
 
   it('verifies the rule is closed after apply and fails while it is still open', async () => {

@@ -57,6 +57,8 @@ export interface GcpDouble {
   setOperationWaits(n: number): void;
   /** The next firewall patch's operation ends DONE with this error (compute reports refusals this way). */
   failNextOperation(httpStatus: number, code: string, message: string): void;
+  /** `wait` requests are accepted and never answered (a hung backend) while on (default off). */
+  hangOperationWaits(on: boolean): void;
   options: NonNullable<CloudClientOptions['gcp']>;
   stop(): Promise<void>;
 }
@@ -98,6 +100,7 @@ export async function startGcpDouble(): Promise<GcpDouble> {
   >();
   let operationWaits = 0;
   let nextOperationError: { status: number; code: string; message: string } | undefined;
+  let waitsHang = false;
   let etag = 1;
   let op = 0;
 
@@ -187,6 +190,7 @@ export async function startGcpDouble(): Promise<GcpDouble> {
     if (opm?.[2]) {
       const o = operations.get(opm[2]);
       if (!o) return error(404, `The resource 'operations/${opm[2]}' was not found`, 'notFound');
+      if (opm[3] && waitsHang) return;
       if (opm[3]) o.waitsLeft -= 1;
       return send(200, operationBody(opm[2]));
     }
@@ -206,11 +210,19 @@ export async function startGcpDouble(): Promise<GcpDouble> {
     failNextOperation: (status, code, message) => {
       nextOperationError = { status, code, message };
     },
+    hangOperationWaits: (on) => {
+      waitsHang = on;
+    },
     options: {
       projectId: 'acme-prod',
       storageApiEndpoint: `http://127.0.0.1:${port}`,
       compute: { host: '127.0.0.1', port, protocol: 'http', apiKey: 'test-key' },
     },
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Requests left unanswered (hangOperationWaits) would hold the close.
+        server.closeAllConnections();
+      }),
   };
 }
