@@ -5,8 +5,12 @@ import { createCloudClients } from '../../shared/actions/clients.js';
 import type { ActionContext } from '../../shared/actions/define.js';
 import action from '../../shared/actions/gcp.firewall.disable-rule.js';
 import { classifyCloudError } from '../../shared/actions/retry.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
 import { ApplyIncompleteError, isDenied, isGone, isTransient } from '../../shared/core/errors.js';
-import { findingFor, testContext } from '../helpers/action-context.js';
+import { CaseSchema } from '../../shared/core/model/case.js';
+import { createRemediationStage } from '../../shared/core/remediation/stage.js';
+import { getDoc } from '../../shared/core/store/docs.js';
+import { decidedCase, decidedEvent, findingFor, remediationDeps, testContext } from '../helpers/action-context.js';
 import { type GcpDouble, startGcpDouble } from '../helpers/gcp-double.js';
 import { assessApplied } from '../verify/helpers.js';
 
@@ -223,6 +227,33 @@ describe('Action: gcp.firewall.disable-rule', () => {
       expect(error).toBeInstanceOf(ApplyIncompleteError);
       expect(error).toMatchObject({ unconfirmed: DISABLE_STEP });
       expect(isDenied(error)).toBe(true);
+      expect(rule()).toMatchObject({ disabled: true });
+    });
+
+    it('leaves the case failed with the patch named unconfirmed when the wait is refused', async () => {
+      // Prepare: a case for the rule, applied by the remediation stage
+      const store = new MemoryDocStore();
+      const f = findingFor(
+        {
+          provider: 'gcp',
+          id: `//compute.googleapis.com/projects/${PROJECT}/global/firewalls/${RULE}`,
+          type: 'google.compute.Firewall',
+          name: RULE,
+          account: PROJECT,
+        },
+        { type: 'OPEN_FIREWALL' },
+      );
+      const c = decidedCase(f, { action: action.id });
+      await store.put('cases', c.key, c);
+      await store.put('findings', f.key, f);
+      gcp.setOperationWaits(1);
+      gcp.failNext('/wait', 403, { reason: 'forbidden' });
+      // Act
+      await createRemediationStage(remediationDeps(store, action, ctx())).handle(decidedEvent(c.key));
+      // Assess: failed, and the patch said to have maybe taken effect (the rule is in fact disabled)
+      const stored = (await getDoc(store, 'cases', c.key, CaseSchema))?.value;
+      expect(stored?.remediation).toMatchObject({ state: 'failed', unconfirmed: DISABLE_STEP });
+      expect(stored?.remediation.error).toMatch(/may have taken effect/);
       expect(rule()).toMatchObject({ disabled: true });
     });
 
