@@ -37,6 +37,18 @@ async function drainHourly(h: Harness): Promise<void> {
   }
 }
 
+/** SEC-1 moved once (by `transition`), the resolution said on it once, nothing dead-lettered or left waiting. */
+async function expectResolvedOnce(
+  h: Harness & { double: NonNullable<Harness['double']> },
+  transition: string,
+): Promise<void> {
+  const issue = h.double.issues.get('SEC-1');
+  expect(issue?.history).toEqual([transition]);
+  expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
+  expect(await h.store.list('deadletters')).toHaveLength(0);
+  expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+}
+
 /**
  * Jira stores the next comment without answering in time, then fails the next seven reads of the comment
  * list: the sink's retries run out and the outbox keeps the request.
@@ -562,12 +574,8 @@ describe('JiraTicketSink through jira.js against the double', () => {
     const keptForTheDrain = (await j.store.list('ticket-outbox')).length;
     await drainHourly(j);
     // Assess: moved once, the resolution said once, nothing left over
-    const issue = j.double.issues.get('SEC-1');
     expect(keptForTheDrain).toBe(1);
-    expect(issue?.history).toEqual(['Resolve Issue']);
-    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
-    expect(await j.store.list('deadletters')).toHaveLength(0);
-    expect(await j.store.list('ticket-outbox')).toHaveLength(0);
+    await expectResolvedOnce(j, 'Resolve Issue');
   });
 
   it('applies a transition whose target Jira does not name once, when the worker that moved the issue died before it could tell', async () => {
@@ -596,10 +604,7 @@ describe('JiraTicketSink through jira.js against the double', () => {
     j.clock.advance(3 * 60_000);
     await drainOutbox(j.deps);
     // Assess: moved once, the resolution said once, nothing left over
-    const issue = j.double.issues.get('SEC-1');
-    expect(issue?.history).toEqual(['Resolve Issue']);
-    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
-    expect(await j.store.list('ticket-outbox')).toHaveLength(0);
+    await expectResolvedOnce(j, 'Resolve Issue');
   });
 
   it('says the resolution once when Jira moved the issue but the sink ran out of retries before it could tell', async () => {
@@ -618,12 +623,8 @@ describe('JiraTicketSink through jira.js against the double', () => {
     const keptForTheDrain = (await h.store.list('ticket-outbox')).length;
     await drainHourly(h);
     // Assess: moved once, the resolution said once (no fallback comment after the move), nothing left over
-    const issue = h.double.issues.get('SEC-1');
     expect(keptForTheDrain).toBe(1);
-    expect(issue?.history).toEqual(['Done']);
-    expect((issue?.comments ?? []).filter((x) => adfToText(x.body).includes('Verified fixed'))).toHaveLength(1);
-    expect(await h.store.list('deadletters')).toHaveLength(0);
-    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+    await expectResolvedOnce(h, 'Done');
   });
 
   it('posts the comment of a transition that does not apply once, when Jira stored it but the answer timed out', async () => {
