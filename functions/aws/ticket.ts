@@ -17,6 +17,9 @@ import { stageFunction } from './middleware/stage-function.js';
 
 const ports = createAwsPorts(process.env, { logger: new Logger({ serviceName: 'closeloop-ticket' }) });
 
+/** The oldest request's wait from which the drain's line is a warning (well below the alarm's 60 minutes). */
+export const WAITING_WARN_MINUTES = 10;
+
 /** A drain stops taking entries after this long (well inside the function's timeout; an entry may retry). */
 export const DRAIN_BUDGET_MS = 15_000;
 
@@ -48,8 +51,11 @@ const onSchedule = hubFunction(ports, 'ticket-drain', async (_event: unknown, me
   metrics.addMetric('OutboxRemaining', MetricUnit.Count, result.remaining);
   metrics.addMetric('OutboxDeadLettered', MetricUnit.Count, result.deadLettered);
   // Whenever anything waits (also what this drain did not reach, or left to another worker's lease): the
-  // alarm on requests waiting too long reads `oldestWaitingMinutes` from this line (serverless.yml).
-  if (result.oldestWaitingMinutes !== null) ports.log.info(OUTBOX_WAITING_LOG, { ...result });
+  // alarm on requests waiting too long reads `oldestWaitingMinutes` from this line (serverless.yml). A wait
+  // past a few drains is a warning: a stage run at WARN (to save on logs) still feeds the alarm.
+  if (result.oldestWaitingMinutes === null) return result;
+  if (result.oldestWaitingMinutes >= WAITING_WARN_MINUTES) ports.log.warn(OUTBOX_WAITING_LOG, { ...result });
+  else ports.log.info(OUTBOX_WAITING_LOG, { ...result });
   return result;
 });
 

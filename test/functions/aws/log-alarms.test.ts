@@ -195,6 +195,9 @@ describe('the ticket function tells the alarms when Jira takes nothing', () => {
     expect(values[0]).toBeGreaterThanOrEqual(120);
     expect(values[0]).toBeLessThan(125);
     expect(jira.issues.size).toBe(0);
+    // …written as a warning: a stage whose functions log at WARN (to save on logs) still feeds the alarm
+    const counted = lines.filter((l) => metricOf(filter, l) !== undefined);
+    expect(counted.map((l) => l.level)).toEqual(['WARN']);
   });
 
   it('logs a request given up as the dead-letter filter counts it', async () => {
