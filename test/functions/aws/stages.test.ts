@@ -31,7 +31,7 @@ import { type Case, CaseSchema } from '../../../shared/core/model/case.js';
 import { exceptionsRepo } from '../../../shared/core/policy/exceptions.js';
 import { CLAIMS_COLLECTION, HELD_COLLECTION } from '../../../shared/core/remediation/stage.js';
 import { shortHash } from '../../../shared/core/util/hash.js';
-import { awsError, decidedCase as decidedCaseOf, findingFor } from '../../helpers/action-context.js';
+import { awsError, decidedCase as decidedCaseOf, decidedEvent, findingFor } from '../../helpers/action-context.js';
 import { type JiraDouble, startJiraDouble } from '../../helpers/jira-double.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
 import { eventBridgeEvent, fixture, lambdaContext, sqsEvent, sqsRecord } from '../helpers/events.js';
@@ -657,6 +657,16 @@ describe('AWS stage functions', () => {
       await store().put('cases', c.key, c);
       return c;
     };
+    /** A planned case the budget held, whose hold is over (its held document written beside it). */
+    const heldCase = async (bucket: string) => {
+      const held = await storedCase(bucket, (c) => ({
+        ...c,
+        status: 'planned',
+        remediation: { ...c.remediation, state: 'held', stateReason: 'budget spent: 10 applies this hour; held' },
+      }));
+      await store().put(HELD_COLLECTION, held.key, { caseKey: held.key, reason: 'budget spent', at: held.updatedAt });
+      return held;
+    };
     const scheduled = (): { Records?: unknown[] } & Record<string, unknown> =>
       eventBridgeEvent('aws.events', 'Scheduled Event', {});
     const remediationEvents = (caseKey: string) =>
@@ -685,12 +695,7 @@ describe('AWS stage functions', () => {
 
     it('applies a held fix once its hold has lifted: held work no longer waits for a new finding', async () => {
       // Prepare: a case held by the budget of an hour that is over
-      const held = await storedCase('acme-held-exports', (c) => ({
-        ...c,
-        status: 'planned',
-        remediation: { ...c.remediation, state: 'held', stateReason: 'budget spent: 10 applies this hour; held' },
-      }));
-      await store().put(HELD_COLLECTION, held.key, { caseKey: held.key, reason: 'budget spent', at: held.updatedAt });
+      const held = await heldCase('acme-held-exports');
       const { handler, SWEEP_MARGIN_MS } = await applyingRemediate();
       // Act: an invocation with no more time than the margin, then one with the function's whole timeout
       const stopped = await handler(scheduled(), withTime(SWEEP_MARGIN_MS));
@@ -709,12 +714,7 @@ describe('AWS stage functions', () => {
 
     it("sends a released fix's events with the next run when the run that applied it could not publish them", async () => {
       // Prepare: a held case whose hold is over
-      const held = await storedCase('acme-held-unannounced', (c) => ({
-        ...c,
-        status: 'planned',
-        remediation: { ...c.remediation, state: 'held', stateReason: 'budget spent: 10 applies this hour; held' },
-      }));
-      await store().put(HELD_COLLECTION, held.key, { caseKey: held.key, reason: 'budget spent', at: held.updatedAt });
+      const held = await heldCase('acme-held-unannounced');
       const { handler, UNPUBLISHED_FOLLOW_UPS } = await applyingRemediate();
       eb.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
       const first = await handler(scheduled(), withTime(300_000));
@@ -815,17 +815,7 @@ describe('AWS stage functions', () => {
       s3.on(PutPublicAccessBlockCommand, { Bucket: 'acme-apply-refused' }).rejects(awsError('AccessDenied', 403));
       const decision = (caseKey: string, id: string) =>
         sqsRecord(
-          JSON.stringify(
-            eventBridgeEvent('closeloop', 'case.decided', {
-              id,
-              type: 'case.decided',
-              caseKey,
-              at: '2026-11-18T10:00:00.000Z',
-              isNewCase: true,
-              recurrence: false,
-              statusChanged: true,
-            }),
-          ),
+          JSON.stringify(eventBridgeEvent('closeloop', 'case.decided', { ...decidedEvent(caseKey), id })),
           'closeloop-test-remediate',
         );
       const records = [decision(asking.key, 'd-asks-approval'), decision(refused.key, 'd-apply-refused')];
