@@ -74,14 +74,22 @@ export class ApplyIncompleteError extends AdapterError {
  */
 export class OutcomeUnknownError extends AdapterError {
   constructor(cause: AdapterError, message: string) {
-    super(cause.kind, message, {
-      cause,
-      ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}),
-      ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
-    });
+    super(cause.kind, message, standingFor(cause));
     this.name = 'OutcomeUnknownError';
   }
 }
+
+/**
+ * The options of an AdapterError that stands for `cause` (same kind, another name or message): the cause
+ * itself, and its Retry-After and request id, so that waits and evidence read the same as on the cause.
+ */
+export const standingFor = (
+  cause: AdapterError,
+): { cause: AdapterError; retryAfterSeconds?: number; requestId?: string } => ({
+  cause,
+  ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}),
+  ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
+});
 
 /** Our own configuration (registry, policy, exceptions) is invalid: names the file and the field. */
 export class ConfigError extends CloseloopError {

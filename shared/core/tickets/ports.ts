@@ -5,7 +5,7 @@
  * Idempotency ("one ticket per case") is the core's job (tickets/ledger.ts), not the sink's: the sink
  * creates when told and finds by the derived label when asked, so a create costs one remote call.
  */
-import { AdapterError } from '../errors.js';
+import { AdapterError, standingFor } from '../errors.js';
 import type { TicketRef } from '../model/case.js';
 import type { AdfDoc } from './adf.js';
 
@@ -28,11 +28,7 @@ export class AssigneeRejectedError extends AdapterError {
  */
 export class SinkUnavailableError extends AdapterError {
   constructor(cause: AdapterError) {
-    super(cause.kind, cause.message, {
-      cause,
-      ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}),
-      ...(cause.requestId !== undefined ? { requestId: cause.requestId } : {}),
-    });
+    super(cause.kind, cause.message, standingFor(cause));
     this.name = 'SinkUnavailableError';
   }
 }
