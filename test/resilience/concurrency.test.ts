@@ -69,6 +69,25 @@ describe('three concurrent workers on one store', () => {
         }),
       );
     }
+    // The queue delivers at least once, possibly to two consumers at the same moment: every event reaching a
+    // worker's remediation stage is also handed, at once, to the other two workers' (as two Lambda invocations
+    // polling one SQS queue each get a copy). The three ingests alone never race an apply: the first worker's
+    // case write leaves the others nothing new to publish, so without this each apply had one claimant.
+    const remediators = workers.map((w) => w.stages.find((s) => s.name === 'remediate'));
+    let fannedOut = 0;
+    for (const [k, w] of workers.entries()) {
+      const own = remediators[k];
+      if (!own) throw new Error('no remediate stage');
+      w.stages.splice(w.stages.indexOf(own), 1, {
+        name: own.name,
+        handles: own.handles,
+        handle: async (event) => {
+          fannedOut++;
+          const all = await Promise.all(remediators.map((s) => s?.handle(event) ?? []));
+          return all.flat();
+        },
+      });
+    }
     // Act: each worker takes the whole stream, in slices, at the same time.
     await Promise.all(
       workers.map(async (w) => {
@@ -101,6 +120,7 @@ describe('three concurrent workers on one store', () => {
     const ownTickets = tickets.rows.filter((r) => !r.parentKey).map((r) => r.key);
     expect(new Set(ownTickets).size).toBe(ownTickets.length);
 
+    expect(fannedOut).toBeGreaterThan(0);
     expect(applies.size).toBeGreaterThan(0);
     for (const [bucket, n] of applies) expect(n, bucket).toBe(1);
 
