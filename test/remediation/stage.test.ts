@@ -483,7 +483,35 @@ describe('remediation stage', () => {
     // Assess
     expect((await stored('aws|other|x'))?.remediation.state).toBe('applied');
     expect(await store.get(HELD_COLLECTION, 'aws|other|x')).toBeUndefined();
-    expect(await store.list(BUDGET_COLLECTION)).toHaveLength(2);
+    // One budget per account: the 10:00 slot left the window as the 11:00 one was taken
+    const budget = await store.list(BUDGET_COLLECTION);
+    expect(budget.map((d) => d.value)).toEqual([
+      { slots: [{ caseKey: 'aws|other|x', at: '2026-11-18T11:00:00.000Z' }] },
+    ]);
+  });
+
+  it('counts the budget over any 60 minutes: applies just before the hour turns still count just after it', async () => {
+    // Prepare: the budget (1) went to one case at 10:59
+    const policy = ApplyPolicySchema.parse({ budget: { perAccountPerHour: 1 } });
+    await seed();
+    await seed(makeCase({ key: 'aws|other|x' }));
+    const at = (iso: string) => fixedClock(new Date(iso));
+    await createRemediationStage(deps({ policy, clock: at('2026-11-18T10:59:00.000Z') })).handle(decided());
+    double.live.open = true;
+    // Act: another case of the account two minutes later, in the next clock hour
+    await createRemediationStage(deps({ policy, clock: at('2026-11-18T11:01:00.000Z') })).handle(
+      decided('aws|other|x'),
+    );
+    // Assess: held, saying when the slot frees; released only once the first apply is an hour old
+    const held = await stored('aws|other|x');
+    expect(held?.remediation.state).toBe('held');
+    expect(held?.remediation.stateReason).toContain('budget spent: 1 applies in the last 60 minutes');
+    expect(held?.remediation.stateReason).toContain('frees at 2026-11-18T11:59:00.000Z');
+    expect(double.calls.apply).toBe(1);
+    expect(await releaseHeld(deps({ policy, clock: at('2026-11-18T11:58:00.000Z') }))).toMatchObject({ waiting: 1 });
+    await releaseHeld(deps({ policy, clock: at('2026-11-18T11:59:00.000Z') }));
+    expect((await stored('aws|other|x'))?.remediation.state).toBe('applied');
+    expect(double.calls.apply).toBe(2);
   });
 
   it('leaves a held case as it is, without re-reading it or telling its ticket again, while its hold cannot have lifted', async () => {

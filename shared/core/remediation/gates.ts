@@ -126,21 +126,36 @@ export async function exceptionGate(
   }
 }
 
-const BudgetSchema = z.object({ count: z.number().int(), caseKeys: z.array(z.string()) });
+/** One apply's slot: the case it went to and when it was taken. */
+const BudgetSchema = z.object({ slots: z.array(z.object({ caseKey: z.string(), at: z.string() })) });
+type Budget = z.infer<typeof BudgetSchema>;
 
-/** The budget document of the case's account for the clock hour of `now`. */
-const budgetId = (c: Case, now: Date) => `${c.provider}|${c.account.toLowerCase()}|${now.toISOString().slice(0, 13)}`;
+/** The window a budget counts applies over: any 60 minutes, not the clock hour. */
+const BUDGET_WINDOW_MS = 60 * 60_000;
 
 /**
- * Whether an apply of `c` would get a slot in its account's budget for this clock hour (read only: the slot
- * is taken by {@link reserveBudget}, after the claim).
+ * The budget document of the case's account. One per account, over a sliding window: a budget per clock hour
+ * let twice its limit through in two minutes across the hour (10 applies at 10:59, 10 more at 11:00).
+ */
+const budgetId = (c: Case) => `${c.provider}|${c.account.toLowerCase()}`;
+
+/** The slots taken in the 60 minutes before `now`. */
+const slotsIn = (b: Budget | undefined, now: Date) =>
+  (b?.slots ?? []).filter((s) => Date.parse(s.at) > now.getTime() - BUDGET_WINDOW_MS);
+
+/**
+ * Whether an apply of `c` would get a slot in its account's budget now (read only: the slot is taken by
+ * {@link reserveBudget}, after the claim).
  */
 export async function budgetLeft(store: DocStore, c: Case, policy: ApplyPolicy, now: Date): Promise<boolean> {
-  const b = (await getDoc(store, BUDGET_COLLECTION, budgetId(c, now), BudgetSchema))?.value;
-  return (b?.caseKeys.includes(c.key) ?? false) || (b?.count ?? 0) < policy.budget.perAccountPerHour;
+  const slots = slotsIn((await getDoc(store, BUDGET_COLLECTION, budgetId(c), BudgetSchema))?.value, now);
+  return slots.some((s) => s.caseKey === c.key) || slots.length < policy.budget.perAccountPerHour;
 }
 
-/** Reserves one apply in the account's budget for this clock hour; false when spent. Same case twice: one slot. */
+/**
+ * Reserves one apply in the account's budget (the applies of the last 60 minutes); false when spent. Same case
+ * twice within the window: one slot.
+ */
 export async function reserveBudget(
   store: DocStore,
   c: Case,
@@ -149,20 +164,24 @@ export async function reserveBudget(
 ): Promise<{ ok: boolean; gate: GateResult }> {
   const limit = policy.budget.perAccountPerHour;
   let ok = false;
-  await mutateDoc(store, BUDGET_COLLECTION, budgetId(c, now), BudgetSchema, (cur) => {
-    const b = cur ?? { count: 0, caseKeys: [] };
-    ok = b.caseKeys.includes(c.key) || b.count < limit;
-    if (!ok || b.caseKeys.includes(c.key)) return undefined;
-    return { count: b.count + 1, caseKeys: [...b.caseKeys, c.key] };
+  let frees: string | undefined;
+  await mutateDoc(store, BUDGET_COLLECTION, budgetId(c), BudgetSchema, (cur) => {
+    const slots = slotsIn(cur, now);
+    const mine = slots.some((s) => s.caseKey === c.key);
+    ok = mine || slots.length < limit;
+    const oldest = slots[0];
+    frees = oldest ? new Date(Date.parse(oldest.at) + BUDGET_WINDOW_MS).toISOString() : undefined;
+    if (!ok || mine) return undefined;
+    return { slots: [...slots, { caseKey: c.key, at: now.toISOString() }] };
   });
   return {
     ok,
     gate: ok
-      ? { gate: 'budget', outcome: 'pass', reason: `within ${limit} applies per hour for account ${c.account}` }
+      ? { gate: 'budget', outcome: 'pass', reason: `within ${limit} applies in 60 minutes for account ${c.account}` }
       : {
           gate: 'budget',
           outcome: 'block',
-          reason: `budget spent: ${limit} applies this hour in account ${c.account}; held`,
+          reason: `budget spent: ${limit} applies in the last 60 minutes in account ${c.account}${frees ? ` (the next slot frees at ${frees})` : ''}; held`,
         },
   };
 }

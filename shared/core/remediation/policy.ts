@@ -19,7 +19,10 @@ import * as z from 'zod';
 import { EnvironmentSchema } from '../model/enrichment.js';
 
 export const ApplyPolicySchema = z.strictObject({
-  /** Blast-radius budget: at most this many applies per account per clock hour; the rest is held, not dropped. */
+  /**
+   * Blast-radius budget: at most this many applies per account in any 60 minutes (a sliding window, not the clock
+   * hour); the rest is held, not dropped, and released as slots free.
+   */
   budget: z.strictObject({ perAccountPerHour: z.number().int().min(0).default(10) }).default({ perAccountPerHour: 10 }),
   /** Stops every apply while this many verifications of applied fixes failed within the window. */
   circuitBreaker: z

@@ -1055,7 +1055,7 @@ export interface HeldRelease {
   /** Held cases run again (applied, held again, blocked …). */
   released: number;
   /**
-   * Held cases left alone: the breaker is still open, their account's budget for this hour is spent, or the
+   * Held cases left alone: the breaker is still open, their account's budget for the last 60 minutes is spent, or the
    * wait after a read that failed for the moment is not over.
    */
   waiting: number;
@@ -1069,8 +1069,8 @@ export interface HeldRelease {
 
 /**
  * Retries every held case (budget refilled, breaker closed, a failed read's wait over); what is still held
- * stays queued. A case whose hold cannot have lifted (the breaker still open, its account's budget for this
- * hour spent, read from the store; its retry time not reached) is left as it is, without a live re-read: on
+ * stays queued. A case whose hold cannot have lifted (the breaker still open, its account's budget for the last
+ * 60 minutes spent, read from the store; its retry time not reached) is left as it is, without a live re-read: on
  * a schedule every few minutes, running it again would re-read the resource and tell its ticket "held" again
  * each time.
  *
