@@ -18,12 +18,20 @@ import { tempDir } from '../helpers/tmp.js';
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'bin/closeloop.mjs');
 
+/** A CLI run to its end: its exit status and what it wrote on stderr. */
 const runCli = (args: string[]) =>
-  spawnSync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, JIRA_BASE_URL: '' },
+  new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
+    const run = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, JIRA_BASE_URL: '' },
+    });
+    let stderr = '';
+    run.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    run.on('error', reject);
+    run.on('close', (status) => resolve({ status, stderr }));
   });
 
 const phase = (status: string | undefined) =>
@@ -86,9 +94,11 @@ describe('crash and resume', () => {
     expect(await exited, 'the run should have been killed, not have finished').toBe('SIGKILL');
     expect(seen, 'the run should have been killed mid-batch').toBeGreaterThan(0);
 
-    // Act 2: run again to completion, and a clean run for comparison.
-    const resumed = runCli(['run', input, '--config', CONFIG, '--home', crashed]);
-    const reference = runCli(['run', input, '--config', CONFIG, '--home', clean]);
+    // Act 2: run again to completion, and a clean run for comparison (side by side: separate homes).
+    const [resumed, reference] = await Promise.all([
+      runCli(['run', input, '--config', CONFIG, '--home', crashed]),
+      runCli(['run', input, '--config', CONFIG, '--home', clean]),
+    ]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(reference.status, reference.stderr).toBe(0);
 
