@@ -189,6 +189,37 @@ describe('closure report', () => {
     expect(r.totals.timeToVerifiedClosure).toEqual({ n: 2, medianHours: 5, p90Hours: 8 });
   });
 
+  it('lists an owner gap a failed lookup left as enrichment incomplete, not as no owner found', async () => {
+    // Prepare: the lookup failed and no registry entry names an owner: the triage owner stands in
+    const store = new MemoryDocStore();
+    await putCase(
+      store,
+      makeCase({
+        key: 'c5',
+        firstSeen: '2026-12-01T00:00:00.000Z',
+        enrichment: {
+          owner: 'secops-triage@acme.example',
+          unowned: true,
+          complete: false,
+          warnings: ['live tag lookup failed for arn:aws:s3:::b: ThrottlingException'],
+          provenance: {
+            owner: { via: 'triage', detail: 'owner unknown: the live tag lookup of arn:aws:s3:::b failed' },
+            environment: { via: 'default', detail: 'x' },
+          },
+        },
+      }),
+    );
+    // Act
+    const r = await buildReport(store, NOW);
+    // Assess
+    expect(r.ownerGaps).toEqual([
+      expect.objectContaining({
+        caseKey: 'c5',
+        reason: 'enrichment incomplete: live tag lookup failed for arn:aws:s3:::b: ThrottlingException',
+      }),
+    ]);
+  });
+
   it('keeps control characters of owners, teams and reasons out of the terminal', async () => {
     // Prepare: an owner and team from tags, and an owner gap whose reason quotes a tag value
     const store = new MemoryDocStore();

@@ -117,6 +117,28 @@ describe('ticket content', () => {
     expect(draft.project).toBe('SEC');
   });
 
+  it('says an owner a failed lookup left to triage is unknown, not that none was found', () => {
+    // Prepare: the live lookup failed and nothing in the registry names an owner
+    const base = makeCase({ owner: 'secops-triage@acme.example' });
+    const c = {
+      ...base,
+      enrichment: {
+        ...base.enrichment,
+        unowned: true,
+        complete: false,
+        provenance: { ...base.enrichment.provenance, owner: { via: 'triage' as const, detail: 'owner unknown: …' } },
+        warnings: ['live tag lookup failed for arn:aws:s3:::logs-111122223333-1: ThrottlingException'],
+      },
+    };
+    // Act
+    const text = adfToText(draftForCase(c, policy(), { now: new Date(T0), assigneeId: undefined }).description);
+    // Assess
+    expect(text).toContain(
+      'Owner: secops-triage@acme.example (owner unknown: the resource’s own tags could not be read; triage, unassigned)',
+    );
+    expect(text).not.toContain('no owner found');
+  });
+
   it("links the source's page only on a cloud console; another host is shown, not linked", () => {
     // Prepare: SCC's externalUri and Defender's links come from the finding (a third-party source names any)
     const c = makeCase();

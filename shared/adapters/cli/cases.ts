@@ -42,7 +42,9 @@ export function renderCases(cases: readonly Case[]): string {
       c.severity,
       c.status,
       c.enrichment.environment,
-      c.enrichment.unowned ? `${c.enrichment.owner} (unowned)` : c.enrichment.owner,
+      c.enrichment.unowned
+        ? `${c.enrichment.owner} (${c.enrichment.complete ? 'unowned' : 'owner unknown'})`
+        : c.enrichment.owner,
       c.type,
       c.resourceName,
       c.remediation.action
@@ -82,7 +84,8 @@ export function renderCase(c: Case): string {
   );
   more(c.resourceId);
   if (c.compliance.controls.length) row('controls', c.compliance.controls.join(', '));
-  row('owner', `${e.owner}${e.unowned ? ' (UNOWNED: triage)' : ''}${provenance(e.provenance.owner)}`);
+  const gap = !e.unowned ? '' : e.complete ? ' (UNOWNED: triage)' : ' (OWNER UNKNOWN: lookup failed; triage)';
+  row('owner', `${e.owner}${gap}${provenance(e.provenance.owner)}`);
   row('team', `${e.team ?? '-'}${provenance(e.provenance.team)}`);
   row('application', `${e.application ?? '-'}${provenance(e.provenance.application)}`);
   row('environment', `${e.environment}${provenance(e.provenance.environment)}`);

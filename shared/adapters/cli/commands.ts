@@ -107,7 +107,9 @@ export async function cmdPlan(args: readonly string[], opts: GlobalOptions, io: 
             caseId(r.decision.caseKey),
             r.finding.severity,
             r.enrichment.environment,
-            r.enrichment.unowned ? `${r.enrichment.owner} (unowned)` : r.enrichment.owner,
+            r.enrichment.unowned
+              ? `${r.enrichment.owner} (${r.enrichment.complete ? 'unowned' : 'owner unknown'})`
+              : r.enrichment.owner,
             r.finding.type,
             r.finding.resource.name,
             r.decision.remediation.action ?? '-',

@@ -344,9 +344,13 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     } else {
       owner = registry.triage.owner;
       unowned = true;
+      // With the live lookup failed the resource's own tags were never read: its owner is unknown, not
+      // absent, and the sentence (the ticket's, the report's) says so rather than "no owner in tags".
       ownerProv = {
         via: 'triage',
-        detail: `no owner in ${word}s or the registry for ${f.resource.id}: the triage owner stands in`,
+        detail: complete
+          ? `no owner in ${word}s or the registry for ${f.resource.id}: the triage owner stands in`
+          : `owner unknown: the live ${word} lookup of ${f.resource.id} failed and the registry names no owner: the triage owner stands in`,
       };
       if (team === null && triageTeam !== null) {
         team = triageTeam;

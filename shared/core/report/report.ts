@@ -130,9 +130,10 @@ export async function buildReport(store: DocStore, now: Date, options: { slaDays
         resourceId: c.resourceId,
         account: c.account,
         owner: c.enrichment.owner,
-        reason: c.enrichment.unowned
-          ? `no owner found: ${c.enrichment.provenance.owner.detail}`
-          : `enrichment incomplete: ${c.enrichment.warnings.join('; ') || 'a needed lookup failed'}`,
+        // Incomplete first: an owner a failed lookup could not read is unknown, not missing.
+        reason: !c.enrichment.complete
+          ? `enrichment incomplete: ${c.enrichment.warnings.join('; ') || 'a needed lookup failed'}`
+          : `no owner found: ${c.enrichment.provenance.owner.detail}`,
       })),
   };
 }

@@ -226,11 +226,14 @@ export function describeCase(c: Case, policy: TicketPolicy, finding?: FindingTex
       row(
         'Owner',
         e.owner,
-        e.unowned
+        // A failed lookup leaves the owner unknown, not absent: said as such (it is retried, and may name someone).
+        e.unowned && e.complete
           ? ' (no owner found: triage)'
-          : ownerUncertain(c)
-            ? ' (not confirmed: the resource’s own tags could not be read; triage, unassigned)'
-            : '',
+          : e.unowned
+            ? ' (owner unknown: the resource’s own tags could not be read; triage, unassigned)'
+            : ownerUncertain(c)
+              ? ' (not confirmed: the resource’s own tags could not be read; triage, unassigned)'
+              : '',
       ),
       row('How the owner was found', e.provenance.owner.detail),
       ...(e.warnings.length > 0 ? [row('Enrichment warnings', e.warnings.join('; '))] : []),

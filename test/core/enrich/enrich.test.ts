@@ -628,6 +628,30 @@ describe('live lookups in the enrichment chain', () => {
     expect(warn).toHaveBeenCalledOnce();
   });
 
+  it('says the owner is unknown because the lookup failed, not that the tags name none, when nothing else knows it', async () => {
+    // Prepare: 777788889999 is not in the registry, so the triage owner stands in
+    const lookup = lookupOf(async () => {
+      throw new AdapterError('throttled', 'ThrottlingException');
+    });
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    });
+    // Act
+    const e = await e2.enrich(makeFinding({ resource: { account: '777788889999' } }));
+    // Assess: still an owner gap for triage, and fail-closed, but never "no owner in tags" (none were read)
+    expect(e.unowned).toBe(true);
+    expect(e.complete).toBe(false);
+    expect(e.owner).toBe('secops-triage@acme.example');
+    expect(e.provenance.owner).toEqual({
+      via: 'triage',
+      detail:
+        'owner unknown: the live tag lookup of arn:aws:s3:::acme-marketing-exports failed and the registry names no owner: the triage owner stands in',
+    });
+  });
+
   it('calls GCP values labels in provenance when the provider is gcp', async () => {
     // Prepare
     const lookup = lookupOf(async () => ({ owner: 'gcp-owner@acme.example' }));
