@@ -11,7 +11,8 @@
  *    the account / subscription / project (id, or GCP project number);
  *    (owner: a team found for the resource other than its project's or account's takes its own default owner
  *    before their owner, who is the other team's person);
- * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account;
+ * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account
+ *    (`unknown` when the two name different environments);
  * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
  *    environment: `unknown`.
  * Jira routing follows the team (registry `teams[].jira`), else the triage routing.
@@ -398,10 +399,22 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       let named = f.resource.name;
       let what = 'resource';
       let byName = env.inferFromName(named);
+      const accountName = account?.entry.name ?? f.resource.account;
+      const byAccount = env.inferFromName(accountName);
       if (!byName) {
-        named = account?.entry.name ?? f.resource.account;
+        named = accountName;
         what = ACCOUNT_WORD[f.resource.provider];
-        byName = env.inferFromName(named);
+        byName = byAccount;
+      } else if (byName.environment !== 'unknown' && byAccount && byAccount.environment !== byName.environment) {
+        // The resource's name and its project's (a GCP project id: `acme-dev-exports` in `acme-payments-prod`)
+        // disagree: the laxer word would let a fix run in production automatically, so neither is taken.
+        const words = byAccount.environment === 'unknown' ? byAccount.words : [byAccount.word];
+        envProv = {
+          via: 'name-pattern',
+          detail: `environment unknown: the resource name \`${named}\` says \`${byName.word}\` but the ${ACCOUNT_WORD[f.resource.provider]} name \`${accountName}\` says ${quoted(words)}`,
+          ref: [byName.word, ...words].join(','),
+        };
+        byName = undefined;
       }
       if (byName?.environment === 'unknown')
         envProv = {

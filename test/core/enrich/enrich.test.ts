@@ -488,6 +488,58 @@ describe('enrichment chain', () => {
     expect(e.provenance.environment.detail).toBe('environment from the word `stg` in the project name `acme-stg-data`');
   });
 
+  it.each([
+    [
+      'acme-dev-exports',
+      'acme-payments-prod',
+      'environment unknown: the resource name `acme-dev-exports` says `dev` but the project name `acme-payments-prod` says `prod`',
+    ],
+    [
+      'acme-prod-exports',
+      'acme-sbx-tools',
+      'environment unknown: the resource name `acme-prod-exports` says `prod` but the project name `acme-sbx-tools` says `sbx`',
+    ],
+  ] as const)(
+    'keeps %s in project %s unknown, never the laxer word, when the resource and project names disagree',
+    (name, project, detail) => {
+      // Prepare: a project the registry does not know, an owner tag, no environment tag
+      const f = makeFinding({
+        source: 'scc',
+        resource: {
+          provider: 'gcp',
+          id: `//storage.googleapis.com/${name}`,
+          name,
+          account: project,
+          region: null,
+          tags: { owner: 'o@acme.example' },
+        },
+      });
+      // Act
+      const e = sync(enricher, f);
+      // Assess
+      expect(e.environment).toBe('unknown');
+      expect(e.provenance.environment).toMatchObject({ via: 'name-pattern', detail });
+    },
+  );
+
+  it('reads the resource name when the project name agrees with it or names no environment', () => {
+    // Prepare
+    const gcp = (name: string, project: string) =>
+      makeFinding({
+        source: 'scc',
+        resource: { provider: 'gcp', id: `//storage.googleapis.com/${name}`, name, account: project, region: null },
+      });
+    // Act
+    const agree = sync(enricher, gcp('orders-production-eu', 'acme-prd-data'));
+    const silent = sync(enricher, gcp('acme-dev-exports', 'acme-payments'));
+    // Assess
+    expect(agree.environment).toBe('prod');
+    expect(agree.provenance.environment.detail).toBe(
+      'environment from the word `production` in the resource name `orders-production-eu`',
+    );
+    expect(silent.environment).toBe('dev');
+  });
+
   it('keeps environment unknown when name patterns are turned off', () => {
     // Prepare
     const e2 = createEnricher({
