@@ -118,6 +118,62 @@ describe('JiraTicketSink through jira.js against the double', () => {
     expect(h.double.issues.get('SEC-5')?.fields.components).toEqual([{ name: 'triage' }]);
   });
 
+  it("says on the ticket when it goes to the team's default assignee or triage because the owner has no Jira account", async () => {
+    // Prepare: one owner with no account, one owner tag that is a name and no address, one with neither
+    // the owner nor the team's default assignee findable
+    h = await jiraHarness();
+    const noAccount = makeCase({ n: 1, owner: 'nobody@example.com' });
+    const named = makeCase({ n: 2 }, {});
+    const byName = { ...named, enrichment: { ...named.enrichment, owner: 'jdoe', ownerEmail: null } };
+    const ghost = makeCase({ n: 3, owner: 'ghost@example.com' });
+    const alone = { ...ghost, enrichment: { ...ghost.enrichment, jira: { project: 'SEC' } } };
+    const owned = makeCase({ n: 4 });
+    for (const c of [noAccount, byName, alone, owned]) await putCase(h.store, c);
+    // Act
+    for (const c of [noAccount, byName, alone, owned]) await h.stage.handle(decided(c));
+    // Assess
+    const description = (key: string) => adfToText(h?.double.issues.get(key)?.fields.description as AdfDoc);
+    expect(h.double.issues.get('SEC-1')?.fields.assignee).toEqual({
+      accountId: '000000:00000000-0000-0000-0000-000000000002',
+    });
+    expect(description('SEC-1')).toContain(
+      "Assignee: closeloop cannot find a Jira account for the owner nobody@example.com: assigned to the team's default assignee secops-lead@example.com.",
+    );
+    expect(description('SEC-2')).toContain(
+      "Assignee: the owner jdoe is not an e-mail address closeloop can look up in Jira: assigned to the team's default assignee secops-lead@example.com.",
+    );
+    expect(h.double.issues.get('SEC-3')?.fields.assignee).toBeUndefined();
+    expect(description('SEC-3')).toContain(
+      'Assignee: closeloop cannot find a Jira account for the owner ghost@example.com: unassigned, for triage.',
+    );
+    expect(description('SEC-4')).not.toContain('Assignee:');
+  });
+
+  it("says in the owner-change comment when the issue goes to the team's default assignee, not the new owner", async () => {
+    // Prepare: an issue assigned to alice by closeloop
+    h = await jiraHarness();
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act: the owner becomes someone without a Jira account
+    const now = await readCase(h.store, c.key);
+    const moved = {
+      ...now,
+      enrichment: { ...now.enrichment, owner: 'nobody@example.com', ownerEmail: 'nobody@example.com' },
+    };
+    await putCase(h.store, moved);
+    await h.stage.handle(decided(moved, { isNewCase: false }));
+    // Assess
+    expect(h.double.issues.get('SEC-1')?.fields.assignee).toEqual({
+      accountId: '000000:00000000-0000-0000-0000-000000000002',
+    });
+    const said = adfToText(h.double.issues.get('SEC-1')?.comments.at(-1)?.body as AdfDoc);
+    expect(said).toContain(
+      "The issue is not the new owner's: closeloop cannot find a Jira account for the owner nobody@example.com: assigned to the team's default assignee secops-lead@example.com.",
+    );
+    expect(said).not.toContain('assigned to the new owner');
+  });
+
   it("never assigns another person the user search matched by a prefix when the owner's e-mail has no Jira account", async () => {
     // Prepare: `ops@example.com` (a mailing list) has no account; the one user the query matches shows
     // another e-mail. A user whose e-mail Jira hides is still taken when the query matches only them.

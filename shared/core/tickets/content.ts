@@ -202,7 +202,13 @@ const paragraphs = (s: string, max = 8): AdfParagraph[] =>
     .map((x) => p(x));
 
 /** The ADF description of a case's ticket (`finding`: what its source says, when it was read). */
-export function describeCase(c: Case, policy: TicketPolicy, finding?: FindingText): AdfDoc {
+export function describeCase(
+  c: Case,
+  policy: TicketPolicy,
+  finding?: FindingText,
+  /** Why the issue is not the owner's (see assignmentFor in context.ts). */
+  assigneeNote?: string,
+): AdfDoc {
   const e = c.enrichment;
   const said = finding?.description.trim() ?? '';
   const blocks: AdfBlock[] = [
@@ -236,6 +242,7 @@ export function describeCase(c: Case, policy: TicketPolicy, finding?: FindingTex
               : '',
       ),
       row('How the owner was found', e.provenance.owner.detail),
+      ...(assigneeNote ? [row('Assignee', assigneeNote)] : []),
       ...(e.warnings.length > 0 ? [row('Enrichment warnings', e.warnings.join('; '))] : []),
       ...(e.team ? [row('Team', e.team)] : []),
       ...(e.application ? [row('Application', e.application)] : []),
@@ -299,6 +306,8 @@ export function draftForCase(
   opts: {
     now: Date;
     assigneeId: string | undefined;
+    /** Why the issue is not the owner's, said in its description. */
+    assigneeNote?: string | undefined;
     parentKey?: string | undefined;
     finding?: FindingText | undefined;
   },
@@ -312,7 +321,7 @@ export function draftForCase(
     project: projectFor(c, policy),
     issueType: opts.parentKey ? policy.grouping.subtaskIssueType : (routing?.issueType ?? policy.defaultIssueType),
     summary: summaryFor(c, policy),
-    description: describeCase(c, policy, opts.finding),
+    description: describeCase(c, policy, opts.finding, opts.assigneeNote),
     labels: labelsFor(c, policy),
     priority: priorityFor(c.severity, c.enrichment.environment, policy),
     dueDate: dueDateFor(c.severity, opts.now, policy),
@@ -341,12 +350,20 @@ const ASSIGNEE_AFTER: Record<OwnerChangeOutcome, string> = {
  * The case's owner is no longer the one the ticket named (a later event read the resource's own tags after
  * a failed lookup, or the registry changed), and what that did to the issue's assignee.
  */
-export const ownerChangeComment = (c: Case, was: string, outcome: OwnerChangeOutcome): AdfDoc =>
+export const ownerChangeComment = (
+  c: Case,
+  was: string,
+  outcome: OwnerChangeOutcome,
+  /** Why the issue is not the new owner's (see assignmentFor in context.ts): said instead of "assigned to the new owner". */
+  assigneeNote?: string,
+): AdfDoc =>
   doc(
     p(
       strong('Owner changed. '),
       `Now ${c.enrichment.owner} (${c.enrichment.provenance.owner.detail}); was ${was}. `,
-      ASSIGNEE_AFTER[outcome],
+      assigneeNote && (outcome === 'reassigned' || outcome === 'unassigned')
+        ? `The issue is not the new owner's: ${assigneeNote}`
+        : ASSIGNEE_AFTER[outcome],
     ),
   );
 

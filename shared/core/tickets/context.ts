@@ -158,18 +158,39 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
   return lookup;
 }
 
-/**
- * Owner's account, else the team's default assignee, else undefined (unassigned, triage component);
- * undefined too while the owner is uncertain ({@link ownerUncertain}).
- */
-export async function assigneeFor(ctx: TicketContext, c: Case): Promise<string | undefined> {
-  if (ownerUncertain(c)) return undefined;
-  const emails = [c.enrichment.ownerEmail, c.enrichment.jira?.assigneeEmail].filter(
-    (e): e is string => typeof e === 'string' && e.includes('@'),
-  );
-  for (const email of emails) {
-    const id = await findUserCached(ctx, email);
-    if (id) return id;
-  }
-  return undefined;
+/** Whom a case's issue is assigned to, and, when that is not the owner, why (a sentence for the ticket). */
+export interface Assignment {
+  /** The Jira account; undefined: unassigned (the triage component is set). */
+  id: string | undefined;
+  /**
+   * Set when the owner's own account was not found: whom the issue went to instead and why. Undefined when
+   * it is the owner's, or while the owner is uncertain ({@link ownerUncertain}: the ticket says so already).
+   */
+  note?: string;
 }
+
+/**
+ * Owner's account, else the team's default assignee, else unassigned (triage component); unassigned too
+ * while the owner is uncertain ({@link ownerUncertain}). A fallback is said (`note`): without it the ticket
+ * named the owner while the issue sat with the team's lead, and nobody knew the owner had no account.
+ */
+export async function assignmentFor(ctx: TicketContext, c: Case): Promise<Assignment> {
+  if (ownerUncertain(c)) return { id: undefined };
+  const { owner, ownerEmail } = c.enrichment;
+  const ownerId = ownerEmail?.includes('@') ? await findUserCached(ctx, ownerEmail) : undefined;
+  if (ownerId) return { id: ownerId };
+  const why = ownerEmail?.includes('@')
+    ? `closeloop cannot find a Jira account for the owner ${owner}`
+    : `the owner ${owner} is not an e-mail address closeloop can look up in Jira`;
+  const fallback = c.enrichment.jira?.assigneeEmail;
+  const fallbackId =
+    fallback?.includes('@') && fallback.toLowerCase() !== ownerEmail?.toLowerCase()
+      ? await findUserCached(ctx, fallback)
+      : undefined;
+  if (fallbackId) return { id: fallbackId, note: `${why}: assigned to the team's default assignee ${fallback}.` };
+  return { id: undefined, note: `${why}: unassigned, for triage.` };
+}
+
+/** {@link assignmentFor}'s account alone. */
+export const assigneeFor = async (ctx: TicketContext, c: Case): Promise<string | undefined> =>
+  (await assignmentFor(ctx, c)).id;

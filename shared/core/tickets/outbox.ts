@@ -12,6 +12,7 @@ import { type AdfDoc, doc, p, strong } from './adf.js';
 import { draftForCase, ledgerIdOf, type OwnerChangeOutcome, ownerChangeComment } from './content.js';
 import {
   assigneeFor,
+  assignmentFor,
   contextOf,
   findingTextOf,
   loadCase,
@@ -326,8 +327,11 @@ async function runAssign(
 ): Promise<Outcome> {
   const recorded = c.ticket?.assigneeId;
   let outcome: OwnerChangeOutcome = 'not-ours';
+  let note: string | undefined;
   if (recorded !== undefined) {
-    const want = (await assigneeFor(ctx, c)) ?? null;
+    const assignment = await assignmentFor(ctx, c);
+    note = assignment.note;
+    const want = assignment.id ?? null;
     const now = await ctx.sink.assigneeOf(ref);
     if (now === want) outcome = want === null ? 'unassigned' : 'reassigned';
     else if (now !== recorded) outcome = 'kept';
@@ -335,7 +339,7 @@ async function runAssign(
     const assigneeId = outcome === 'refused' ? null : want;
     if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId } : undefined));
   }
-  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome), once);
+  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome, note), once);
   return { kind: 'done' };
 }
 
@@ -431,10 +435,10 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
       'case',
       async () => {
         await takeToken();
-        const assigneeId = await assigneeFor(ctx, c);
+        const { id: assigneeId, note: assigneeNote } = await assignmentFor(ctx, c);
         assigned = assigneeId ?? null;
         const finding = await findingTextOf(ctx, c);
-        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, parentKey, finding });
+        return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, assigneeNote, parentKey, finding });
       },
       { searchFirst },
     );
