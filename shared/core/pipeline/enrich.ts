@@ -12,7 +12,8 @@
  *    (owner: a team found for the resource other than its project's or account's takes its own default owner
  *    before their owner, who is the other team's person);
  * 5. owner only: the team's default owner; environment only: name patterns on the resource name and account
- *    (`unknown` when the two name different environments);
+ *    (`unknown` when the two name different environments; not asked after a failed lookup: the unread tags
+ *    may name another);
  * 6. owner: the triage owner with `unowned: true` (an owner gap is reported, never dropped);
  *    environment: `unknown`.
  * Jira routing follows the team (registry `teams[].jira`), else the triage routing.
@@ -395,7 +396,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       environment = account.entry.environment;
       envProv = fromAccount('environment', account);
     }
-    if (!envProv && policy.namePatterns && unreadableTag === undefined) {
+    // Nor when the live lookup failed: the resource's tags, unread, may name its environment (`env`=prod on
+    // `acme-dev-exports`), and a `dev` in the name would have made the failed read an automatic fix's licence.
+    if (!envProv && policy.namePatterns && unreadableTag === undefined && complete) {
       let named = f.resource.name;
       let what = 'resource';
       let byName = env.inferFromName(named);
@@ -431,6 +434,11 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         };
       }
     }
+    if (!envProv && !complete)
+      envProv = {
+        via: 'default',
+        detail: `environment unknown: the live ${word} lookup of ${f.resource.id} failed and no registry entry says which (the resource name is not guessed from)`,
+      };
     if (!envProv && unreadableTag)
       envProv = {
         via: 'default',

@@ -704,6 +704,32 @@ describe('live lookups in the enrichment chain', () => {
     });
   });
 
+  it('keeps the environment unknown, not guessed from the name, when the lookup failed and the registry says nothing', async () => {
+    // Prepare: the name says `dev`; the unread tags might say prod; 777788889999 is not in the registry
+    const lookup = lookupOf(async () => {
+      throw new AdapterError('transient', 'tag:GetResources: InternalFailure');
+    });
+    const e2 = createEnricher({
+      registry: config.registry,
+      policy: config.policy.enrichment,
+      lookup,
+      log: silentLogger,
+    });
+    const f = makeFinding({
+      resource: { id: 'arn:aws:s3:::acme-dev-exports', name: 'acme-dev-exports', account: '777788889999' },
+    });
+    // Act
+    const e = await e2.enrich(f);
+    // Assess
+    expect(e.complete).toBe(false);
+    expect(e.environment).toBe('unknown');
+    expect(e.provenance.environment).toEqual({
+      via: 'default',
+      detail:
+        'environment unknown: the live tag lookup of arn:aws:s3:::acme-dev-exports failed and no registry entry says which (the resource name is not guessed from)',
+    });
+  });
+
   it('calls GCP values labels in provenance when the provider is gcp', async () => {
     // Prepare
     const lookup = lookupOf(async () => ({ owner: 'gcp-owner@acme.example' }));
