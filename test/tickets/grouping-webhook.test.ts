@@ -72,6 +72,43 @@ describe('storm grouping', () => {
     expect(parent()?.fields.priority).toEqual({ name: 'Medium' });
   });
 
+  it("keeps cases whose owner a failed lookup left unconfirmed out of the owner's parent ticket, under an unassigned one", async () => {
+    // Prepare: a threshold of 2; three cases alice owns by a tag, then three whose owner, alice too, is the
+    // team's default after a throttled lookup (not confirmed: the resource's own tags were never read)
+    h = await jiraHarness({ ...grouping('table'), grouping: { ...grouping('table').grouping, threshold: 2 } });
+    const confirmed = [0, 1, 2].map((n) => makeCase({ n }));
+    const unconfirmed = [3, 4, 5].map((n) => {
+      const c = makeCase({ n });
+      return {
+        ...c,
+        enrichment: {
+          ...c.enrichment,
+          provenance: {
+            ...c.enrichment.provenance,
+            owner: { via: 'registry-team' as const, detail: 'owner is the default owner of team `payments`' },
+          },
+          warnings: ['live tag lookup failed: Rate exceeded'],
+          complete: false,
+        },
+      };
+    });
+    for (const c of [...confirmed, ...unconfirmed]) await putCase(h.store, c);
+    // Act
+    for (const c of [...confirmed, ...unconfirmed]) await h.stage.handle(decided(c));
+    await drainOutbox(h.deps);
+    // Assess: alice's parent holds her confirmed case only; the unconfirmed ones are never assigned to her
+    const ticketOf = async (c: { key: string }) => (await readCase(h!.store, c.key)).ticket?.key ?? '';
+    const aliceParent = await ticketOf(confirmed[2] as { key: string });
+    for (const c of unconfirmed) {
+      const key = await ticketOf(c);
+      expect(key).not.toBe(aliceParent);
+      expect(h.double.issues.get(key)?.fields.assignee).toBeUndefined();
+    }
+    expect(h.double.issues.get(aliceParent)?.fields.assignee).toEqual({
+      accountId: '000000:00000000-0000-0000-0000-000000000001',
+    });
+  });
+
   it('creates sub-tasks under the parent when the grouping mode is subtasks', async () => {
     // Prepare
     h = await jiraHarness(grouping('subtasks'));

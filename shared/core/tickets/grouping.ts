@@ -9,7 +9,16 @@ import type { Case } from '../model/case.js';
 import { type Severity, SeveritySchema, severityRank } from '../model/finding.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { type AdfDoc, code, doc, h, p, strong, table, text } from './adf.js';
-import { caseLabelOf, dueDateFor, ledgerIdOf, priorityFor, projectFor, shortType, slug } from './content.js';
+import {
+  caseLabelOf,
+  dueDateFor,
+  ledgerIdOf,
+  ownerUncertain,
+  priorityFor,
+  projectFor,
+  shortType,
+  slug,
+} from './content.js';
 import { nowIso, type TicketContext } from './context.js';
 import { ledgerTicket } from './ledger.js';
 import type { TicketPolicy } from './policy.js';
@@ -21,8 +30,13 @@ const MAX_TABLE_ROWS = 100;
 
 export type GroupJoin = { grouped: false } | { grouped: true; groupId: string; group: Group };
 
+/**
+ * One group per owner, finding type and project; an owner that is a fallback after a failed lookup
+ * ({@link ownerUncertain}) groups apart: its parent is unassigned, as its own ticket would be. Grouped with
+ * the confirmed owner's cases, a storm of throttled lookups went under that person's parent ticket.
+ */
 const groupKeyOf = (c: Case, project: string | undefined): string =>
-  `group|${c.enrichment.owner.toLowerCase()}|${c.type}|${project ?? ''}`;
+  `group|${c.enrichment.owner.toLowerCase()}|${c.type}|${project ?? ''}${ownerUncertain(c) ? '|unconfirmed' : ''}`;
 
 /** The ledger key of a group's parent ticket (a finished group starts a new generation). */
 export const parentKeyOf = (g: Group): string => `${g.key}|${g.generation}`;
