@@ -292,7 +292,8 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     inherited: TagHits = NO_HITS,
   ): Enrichment {
     const warnings = extra;
-    const word: 'tag' | 'label' = f.resource.provider === 'gcp' ? 'label' : 'tag';
+    const { provider } = f.resource;
+    const word: 'tag' | 'label' = provider === 'gcp' ? 'label' : 'tag';
     const account = findAccount(f);
     const rule = findRule(f, account);
 
@@ -307,7 +308,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       teamProv = fromRule('team', rule);
     } else if (inherited.team) {
       team = inherited.team.value;
-      teamProv = fromContainer('team', inherited.team, f.resource.provider);
+      teamProv = fromContainer('team', inherited.team, provider);
     } else if (account?.entry.team) {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
@@ -339,7 +340,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ownerProv = fromTeamOwner(teamEntry);
     } else if (inherited.owner) {
       owner = inherited.owner.value;
-      ownerProv = fromContainer('owner', inherited.owner, f.resource.provider);
+      ownerProv = fromContainer('owner', inherited.owner, provider);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
@@ -350,9 +351,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       // absent, and the sentence (the ticket's, the report's) says so rather than "no owner in tags".
       ownerProv = {
         via: 'triage',
-        detail: complete
-          ? `no owner in ${word}s or the registry for ${f.resource.id}: the triage owner stands in`
-          : `owner unknown: the live ${word} lookup of ${f.resource.id} failed and the registry names no owner: the triage owner stands in`,
+        detail: `${complete ? `no owner in ${word}s or the registry` : `owner unknown (the live ${word} lookup failed) and none in the registry`} for ${f.resource.id}: the triage owner stands in`,
       };
       if (team === null && triageTeam !== null) {
         team = triageTeam;
@@ -386,9 +385,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const e = env.normalize(envInherited.value);
       if (e !== undefined && e.environment !== 'unknown') {
         environment = e.environment;
-        envProv = fromContainer('environment', envInherited, f.resource.provider);
+        envProv = fromContainer('environment', envInherited, provider);
       } else {
-        envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[f.resource.provider], via, warnings);
+        envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[provider], via, warnings);
         if (!envProv) unreadableTag ??= envInherited;
       }
     }
@@ -399,25 +398,22 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     // Nor when the live lookup failed: the resource's tags, unread, may name its environment (`env`=prod on
     // `acme-dev-exports`), and a `dev` in the name would have made the failed read an automatic fix's licence.
     if (!envProv && policy.namePatterns && unreadableTag === undefined && complete) {
+      // The resource's name, and its account's beside it (here never in the registry: its id, a GCP project
+      // id such as `acme-payments-prod`). Two that name different environments are read together, as two
+      // words of one name: `unknown`, never the laxer one (`acme-dev-exports` of a production project).
       let named = f.resource.name;
       let what = 'resource';
       let byName = env.inferFromName(named);
-      const accountName = account?.entry.name ?? f.resource.account;
-      const byAccount = env.inferFromName(accountName);
+      const accountId = f.resource.account;
+      const byAccount = env.inferFromName(accountId);
       if (!byName) {
-        named = accountName;
-        what = ACCOUNT_WORD[f.resource.provider];
+        named = accountId;
+        what = ACCOUNT_WORD[provider];
         byName = byAccount;
-      } else if (byName.environment !== 'unknown' && byAccount && byAccount.environment !== byName.environment) {
-        // The resource's name and its project's (a GCP project id: `acme-dev-exports` in `acme-payments-prod`)
-        // disagree: the laxer word would let a fix run in production automatically, so neither is taken.
-        const words = byAccount.environment === 'unknown' ? byAccount.words : [byAccount.word];
-        envProv = {
-          via: 'name-pattern',
-          detail: `environment unknown: the resource name \`${named}\` says \`${byName.word}\` but the ${ACCOUNT_WORD[f.resource.provider]} name \`${accountName}\` says ${quoted(words)}`,
-          ref: [byName.word, ...words].join(','),
-        };
-        byName = undefined;
+      } else if (byAccount && byAccount.environment !== byName.environment) {
+        named += ` ${accountId}`;
+        what += ` and ${ACCOUNT_WORD[provider]}`;
+        byName = env.inferFromName(named);
       }
       if (byName?.environment === 'unknown')
         envProv = {
@@ -434,15 +430,10 @@ export function createEnricher(opts: EnricherOptions): Enricher {
         };
       }
     }
-    if (!envProv && !complete)
+    if (!envProv && (unreadableTag || !complete))
       envProv = {
         via: 'default',
-        detail: `environment unknown: the live ${word} lookup of ${f.resource.id} failed and no registry entry says which (the resource name is not guessed from)`,
-      };
-    if (!envProv && unreadableTag)
-      envProv = {
-        via: 'default',
-        detail: `environment unknown: ${unreadableTag === envTag ? word : CONTAINER_WORD[f.resource.provider]} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment and no registry entry says which (the resource name is not guessed from)`,
+        detail: `environment unknown: ${unreadableTag ? `${unreadableTag === envTag ? word : CONTAINER_WORD[provider]} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment` : `the live ${word} lookup failed`} and no registry entry says which (the resource name is not guessed from)`,
       };
     envProv ??= DEFAULT_ENVIRONMENT;
 
@@ -457,7 +448,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       appProv = fromRule('application', rule);
     } else if (inherited.application) {
       application = inherited.application.value;
-      appProv = fromContainer('application', inherited.application, f.resource.provider);
+      appProv = fromContainer('application', inherited.application, provider);
     }
     let criticality: string | null = null;
     let critProv: Provenance | undefined;
@@ -469,7 +460,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       critProv = fromRule('criticality', rule);
     } else if (inherited.criticality) {
       criticality = inherited.criticality.value;
-      critProv = fromContainer('criticality', inherited.criticality, f.resource.provider);
+      critProv = fromContainer('criticality', inherited.criticality, provider);
     } else if (account?.entry.criticality) {
       criticality = account.entry.criticality;
       critProv = fromAccount('criticality', account);

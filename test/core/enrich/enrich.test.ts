@@ -492,12 +492,12 @@ describe('enrichment chain', () => {
     [
       'acme-dev-exports',
       'acme-payments-prod',
-      'environment unknown: the resource name `acme-dev-exports` says `dev` but the project name `acme-payments-prod` says `prod`',
+      'environment unknown: the resource and project name `acme-dev-exports acme-payments-prod` names more than one environment (`dev`, `prod`)',
     ],
     [
       'acme-prod-exports',
       'acme-sbx-tools',
-      'environment unknown: the resource name `acme-prod-exports` says `prod` but the project name `acme-sbx-tools` says `sbx`',
+      'environment unknown: the resource and project name `acme-prod-exports acme-sbx-tools` names more than one environment (`prod`, `sbx`)',
     ],
   ] as const)(
     'keeps %s in project %s unknown, never the laxer word, when the resource and project names disagree',
@@ -700,7 +700,7 @@ describe('live lookups in the enrichment chain', () => {
     expect(e.provenance.owner).toEqual({
       via: 'triage',
       detail:
-        'owner unknown: the live tag lookup of arn:aws:s3:::acme-marketing-exports failed and the registry names no owner: the triage owner stands in',
+        'owner unknown (the live tag lookup failed) and none in the registry for arn:aws:s3:::acme-marketing-exports: the triage owner stands in',
     });
   });
 
@@ -726,7 +726,7 @@ describe('live lookups in the enrichment chain', () => {
     expect(e.provenance.environment).toEqual({
       via: 'default',
       detail:
-        'environment unknown: the live tag lookup of arn:aws:s3:::acme-dev-exports failed and no registry entry says which (the resource name is not guessed from)',
+        'environment unknown: the live tag lookup failed and no registry entry says which (the resource name is not guessed from)',
     });
   });
 
