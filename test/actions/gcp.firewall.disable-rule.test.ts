@@ -258,9 +258,10 @@ describe('Action: gcp.firewall.disable-rule', () => {
     });
 
     it('waits at most 3 call deadlines in all when a wait is never answered, then names the step unconfirmed', async () => {
-      // Prepare: each wait cut at 500 ms (the 20 s deadline, scaled down; the client's first call sets it up),
-      // with closeloop's retry of a call as in production (4 tries)
-      const fast = testContext({ cloud: { gcp: { ...gcp.options, callTimeoutMs: 500 } } });
+      // Prepare: each wait cut at 1.5 s (the 20 s deadline, scaled down; the client's first call sets it up;
+      // at 500 ms the re-read or the patch itself was cut now and then on a loaded machine, failing another
+      // step than the one under test), with closeloop's retry of a call as in production (4 tries)
+      const fast = testContext({ cloud: { gcp: { ...gcp.options, callTimeoutMs: 1_500 } } });
       const c: ActionContext = { ...fast, retry: { baseMs: 1, maxMs: 50 } };
       const plan = await action.plan(target, c);
       gcp.setOperationWaits(1);

@@ -56,7 +56,10 @@ export const RegistryAccountSchema = z.strictObject({
     .string()
     .regex(/^\d{6,20}$/)
     .optional(),
-  /** A readable alias (`acme-prod`); also used for environment name patterns. */
+  /**
+   * A readable alias (`acme-prod`) for the people who keep the registry. Not read for the environment: an entry
+   * always says its `environment`, which wins over any name pattern.
+   */
   name: z.string().min(1).optional(),
   environment: KnownEnvironmentSchema,
   team: z.string().min(1).optional(),
