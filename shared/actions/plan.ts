@@ -4,7 +4,13 @@
  * exactly the planned calls in order, collecting request ids.
  */
 
-import { AdapterError, ApplyIncompleteError, errorMessage, OutcomeUnknownError } from '../core/errors.js';
+import {
+  AdapterError,
+  ApplyIncompleteError,
+  errorMessage,
+  OutcomeUnknownError,
+  PlanOutdatedError,
+} from '../core/errors.js';
 import type { PlanStep } from '../core/model/case.js';
 import { canonicalJson } from '../core/util/hash.js';
 import type { ActionContext, ApplyResult, Plan } from './define.js';
@@ -72,7 +78,7 @@ export async function applyPlanned<T, B>(
   const fresh = await replan(plan.target, ctx);
   if (fresh.noop) return { before: fresh.before, requestIds: [] };
   if (canonicalJson(fresh.before) !== canonicalJson(plan.before)) {
-    throw new AdapterError('conflict', 'the live state changed since the plan was made: plan again before applying');
+    throw new PlanOutdatedError('the live state changed since the plan was made: plan again before applying');
   }
   const vars: StepVars = new Map();
   const requestIds: string[] = [];

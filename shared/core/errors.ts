@@ -115,6 +115,18 @@ export class ConflictError extends AdapterError {
   }
 }
 
+/**
+ * The live state no longer matches the before-state of the plan being applied (someone changed the resource
+ * since it was planned): nothing was called. The remediation stage tells it from other conflicts: an
+ * approval of that plan does not carry over to the resource as it is now.
+ */
+export class PlanOutdatedError extends AdapterError {
+  constructor(message: string) {
+    super('conflict', message);
+    this.name = 'PlanOutdatedError';
+  }
+}
+
 export const kindOf = (e: unknown): ErrorKind | undefined =>
   e instanceof Error && 'kind' in e && typeof (e as { kind: unknown }).kind === 'string'
     ? (e as { kind: ErrorKind }).kind

@@ -17,7 +17,15 @@ import * as z from 'zod';
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
 import { classifyCloudError } from '../../actions/retry.js';
 import { contextFor } from '../../actions/scope.js';
-import { type AdapterError, ApplyIncompleteError, errorMessage, isGone, isRetryable, UsageError } from '../errors.js';
+import {
+  type AdapterError,
+  ApplyIncompleteError,
+  errorMessage,
+  isGone,
+  isRetryable,
+  PlanOutdatedError,
+  UsageError,
+} from '../errors.js';
 import { type Case, type CaseRemediation, CaseSchema, type CaseStatus, type RemediationState } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
 import type { PipelineEvent } from '../model/events.js';
@@ -268,9 +276,18 @@ function blockOrRetry(
 
 /**
  * Plans, gates and (when everything allows) applies the case's action. `approvedBy` is set when a person
- * approved; `storedPlan` applies exactly the plan that was approved (refused if the live state moved).
+ * approved; `storedPlan`: this run carries out that approval. An approval is of the live plan it was given
+ * on: that plan is applied (refused if the live state moved since, and then planned again for a person to
+ * approve), never a plan made again later. `lapsed`: why an approval on the case no longer counts, said where
+ * the case asks for one again.
  */
-async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = false): Promise<Outcome> {
+async function run(
+  deps: RemediationDeps,
+  c: Case,
+  actor: string,
+  storedPlan = false,
+  lapsed?: string,
+): Promise<Outcome> {
   const r = c.remediation;
   const action = r.action ? deps.actions.get(r.action) : undefined;
   if (!r.action) return { events: [], state: 'unchanged' };
@@ -279,7 +296,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   if (target === undefined) {
     return settle(deps, c, 'blocked', `the finding does not name what ${action.id} needs (no target)`, {}, actor);
   }
-  const approved = r.approvedBy !== undefined;
+  let approved = r.approvedBy !== undefined;
   const remote = deps.remote?.runs(action.provider) ? deps.remote : undefined;
   // The account acted in: an AWS call names no account, and another account's credentials would read
   // (and change) a namesake there. Refused before anything is read.
@@ -299,7 +316,20 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
   // applied): plan again from the live state, since the steps made are no longer needed, and keep the
   // original before-state for rollback.
   const partial = startedBefore(r);
-  const approvedPlan = storedPlan && !partial ? asPlan(r) : undefined;
+  // The approved plan, when the approval is of a live plan that changes something: it is what is applied, the
+  // action re-reading the resource and refusing it if it moved since (see PlanOutdatedError below). Kept on the
+  // case while the approval is: every write after an approval is of that plan, or drops the approval.
+  const stored = asPlan(r);
+  const liveApproved = approved && stored?.before !== undefined && !stored.noop ? stored : undefined;
+  const approvedPlan = ctx && !remote && !partial ? liveApproved : undefined;
+  // An approval without such a plan (given on a plan from the finding only, one that found nothing to do) is
+  // carried out once, by the run it asks for; a plan made again later (the case run again after a block, its
+  // finding come back) is not the one approved and needs a person again. A retry of an apply that stopped
+  // part-way finishes the approved one.
+  if (approved && ctx && !remote && !partial && !approvedPlan && !storedPlan) {
+    approved = false;
+    lapsed ??= `${r.approvedBy} approved an earlier plan, not this one`;
+  }
   if (remote) {
     // The live state is read by the spoke, under its own identity, right before it applies.
     const summary = `${action.provider} spoke reads the live state and runs ${action.id} (${action.title}) on ${canonicalJson(target)}`;
@@ -312,7 +342,7 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
       call: { api: o.api, permission: o.permission, input: target },
     }));
     plan = { target, before: undefined, steps, summary, noop: false };
-  } else if (approvedPlan && approvedPlan.before !== undefined) {
+  } else if (approvedPlan) {
     plan = approvedPlan;
   } else {
     try {
@@ -324,7 +354,14 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     }
   }
   const before = partial ? r.before : plan.before;
-  const planned = { target, plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop }, before };
+  const planned = {
+    target,
+    plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop },
+    before,
+    // An approval that does not count for this plan is taken off the case: the plan shown waits for a new one
+    // (a Jira approval is taken only while none is on the case).
+    ...(lapsed !== undefined ? { approvedBy: undefined, approvedAt: undefined } : {}),
+  };
   if (plan.noop && partial) return finishedEarlier(deps, c, action, planned, actor);
   if (plan.noop) return settle(deps, c, 'noop', plan.summary, planned, actor);
 
@@ -346,7 +383,10 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     return blockOrRetry(deps, c, stop.reason, cause, 'tags:read', { ...planned, applyGates: gates }, actor);
   }
   const ask = gates.find((g) => g.outcome === 'approval');
-  if (ask) return settle(deps, c, 'awaiting-approval', ask.reason, { ...planned, applyGates: gates }, actor);
+  if (ask) {
+    const why = lapsed === undefined ? ask.reason : `${ask.reason} (${lapsed})`;
+    return settle(deps, c, 'awaiting-approval', why, { ...planned, applyGates: gates }, actor);
+  }
   if (!deps.apply || (!ctx && !remote)) {
     const why = ctx || remote ? 'dry-run: plan recorded, nothing applied (use --apply)' : plan.summary;
     return settle(deps, c, approved ? 'approved' : 'planned', why, { ...planned, applyGates: gates }, actor);
@@ -432,6 +472,20 @@ async function run(deps: RemediationDeps, c: Case, actor: string, storedPlan = f
     const detail = { plan: planned.plan, before: extra.before, requestIds };
     return { events: await appliedOutcome(deps, next, actor, detail, token, appliedAt), state: 'applied' };
   } catch (e) {
+    if (approvedPlan && e instanceof PlanOutdatedError) {
+      // The resource changed after the plan a person approved: nothing was called, and the approval is of
+      // the resource as it was. The claim is given up and the case planned again from the live state, so the
+      // person sees what a fix now changes (before, approving again re-applied the stale plan and failed).
+      const note = `${r.approvedBy} approved a plan the live resource no longer matches (it changed since)`;
+      const released = await writeRemediation(
+        deps,
+        c.key,
+        { state: 'planned', stateReason: note, approvedBy: undefined, approvedAt: undefined },
+        mine,
+        note,
+      );
+      if (released) return run(deps, released, actor, false, note);
+    }
     const reason = `apply of ${action.id} failed: ${errorMessage(e)}`;
     // Steps made before the failure are recorded (after any made by an earlier, also partial, attempt),
     // and a step that may have taken effect is named.
