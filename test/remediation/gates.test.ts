@@ -46,4 +46,18 @@ describe('apply-time policy gates', () => {
     expect(gcs.find((g) => g.gate === 'resources')).toMatchObject({ outcome: 'pass' });
     expect(aws.find((g) => g.gate === 'denylist')).toMatchObject({ outcome: 'block' });
   });
+
+  it("knows a GCP project on apply.accounts by its number as well as by its id, as decide's denylist and exceptions do", () => {
+    // Prepare: the SCC finding names project acme-prod, number 318274659012 (finding-formats: resource.project).
+    const c = { ...bucketCase('acme-exports'), accountNumber: '318274659012' };
+    const deny = ApplyPolicySchema.parse({ accounts: { deny: ['318274659012'] } });
+    const allow = ApplyPolicySchema.parse({ accounts: { allow: ['318274659012'] } });
+    // Act
+    const denied = policyGates(c, { productionSafe: false }, deny, false);
+    const allowed = policyGates(c, { productionSafe: false }, allow, false);
+    // Assess
+    expect(denied.find((g) => g.gate === 'denylist')).toMatchObject({ outcome: 'block' });
+    expect(allowed.find((g) => g.gate === 'accounts')).toMatchObject({ outcome: 'pass' });
+    expect(allowed.some((g) => g.outcome === 'block')).toBe(false);
+  });
 });

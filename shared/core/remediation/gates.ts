@@ -31,11 +31,13 @@ export function policyGates(
   for (const g of c.remediation.gates) {
     if (g.outcome === 'block' || g.outcome === 'unknown') gates.push({ ...g, reason: `decide: ${g.reason}` });
   }
-  const account = c.account.toLowerCase();
-  const allow = policy.accounts.allow.map((a) => a.toLowerCase());
-  if (policy.accounts.deny.some((a) => a.toLowerCase() === account)) {
+  // A GCP project by its id or its number (the console shows both), as decide's denylist and exceptions take it:
+  // a project number on apply.accounts.deny was not matched, and the fix went through.
+  const names = [c.account, ...(c.accountNumber !== undefined ? [c.accountNumber] : [])].map((a) => a.toLowerCase());
+  const listed = (list: readonly string[]) => list.some((a) => names.includes(a.toLowerCase()));
+  if (listed(policy.accounts.deny)) {
     gates.push({ gate: 'denylist', outcome: 'block', reason: `account ${c.account} is on apply.accounts.deny` });
-  } else if (allow.length > 0 && !allow.includes(account)) {
+  } else if (policy.accounts.allow.length > 0 && !listed(policy.accounts.allow)) {
     gates.push({ gate: 'allowlist', outcome: 'block', reason: `account ${c.account} is not on apply.accounts.allow` });
   } else {
     gates.push({ gate: 'accounts', outcome: 'pass', reason: `account ${c.account} may receive applies` });

@@ -53,7 +53,10 @@ export const ApplyPolicySchema = z.strictObject({
   allowProductionAuto: z.boolean().default(false),
   /** The skip tag checked again on live tags at apply time (when a live tag lookup is wired). */
   skipTag: z.string().min(1).default('closeloop:skip'),
-  /** Accounts / subscriptions / projects: `allow` empty = all (an opt-in rollout list when set). */
+  /**
+   * Accounts / subscriptions / projects (a GCP project by its id or number), without case: `allow` empty = all
+   * (an opt-in rollout list when set).
+   */
   accounts: z
     .strictObject({ allow: z.array(z.string().min(1)).default([]), deny: z.array(z.string().min(1)).default([]) })
     .default({ allow: [], deny: [] }),
