@@ -692,6 +692,23 @@ describe('remediation stage', () => {
     expect(c?.remediation).toMatchObject({ state: 'rolled-back', rolledBackBy: 'oncall@example.com' });
   });
 
+  it('rolls back no failed apply that changed nothing: its before-state is not written over the resource as it is now', async () => {
+    // Prepare: the apply is refused at its first call (nothing changed); the owner then closes the bucket by hand.
+    double = recordingAction({ failFirstApply: new Error('AccessDenied: test:Close') });
+    await seed();
+    await createRemediationStage(deps()).handle(decided());
+    expect((await stored())?.remediation.state).toBe('failed');
+    double.live.open = false;
+    // Act
+    const out = await rollbackCase(deps(), CASE_KEY, 'oncall@example.com').catch((e: unknown) => e);
+    // Assess: refused with why; the bucket stays closed, the case failed
+    expect(out).toBeInstanceOf(UsageError);
+    expect(String(out)).toContain('nothing to roll back');
+    expect(double.calls.rollback).toBe(0);
+    expect(double.live.open).toBe(false);
+    expect((await stored())?.remediation.state).toBe('failed');
+  });
+
   it('records what the rollback left as it was with the rollback', async () => {
     // Prepare: a part of the fixed resource was deleted since the fix, so the rollback skipped it.
     double = recordingAction({ rollbackNote: 'container(s) logs no longer exist: skipped, not restored' });

@@ -985,6 +985,16 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   if (c.remediation.state !== 'applied' && c.remediation.state !== 'failed') {
     throw new UsageError(`case ${caseKey} is ${c.remediation.state}: only an applied (or failed) fix rolls back`);
   }
+  const r = c.remediation;
+  // A failed apply rolls back only what it may have changed: steps made, one without a definite answer, or an
+  // apply interrupted with its outcome unknown. One refused before any change has nothing of closeloop's to
+  // undo, and writing its before-state back would undo what was done to the resource since (a leaked key the
+  // owner deactivated by hand made active again, a bucket closed since opened again).
+  if (r.state === 'failed' && (r.requestIds?.length ?? 0) === 0 && !r.unconfirmed && !r.interruptedAt) {
+    throw new UsageError(
+      `case ${caseKey} failed before changing anything: there is nothing to roll back (its before-state is not written over the resource as it is now)`,
+    );
+  }
   const target = action.target.parse(c.remediation.target);
   if (deps.remote?.runs(action.provider)) {
     // The spoke restores it under its own identity; its result is recorded by recordRemoteResult.
