@@ -464,9 +464,8 @@ export default defineAction<Target, Before>({
     // Only the target instance's interfaces get their groups back: a before-state naming another ENI
     // (forged or misfiled) would rewrite that ENI's groups, so the instance is re-read and the rollback
     // refused before any write.
-    const attached = new Set(
-      (await readState(ec2, target.instanceId, ctx)).interfaces.map((i) => i.networkInterfaceId),
-    );
+    const live = await readState(ec2, target.instanceId, ctx);
+    const attached = new Map(live.interfaces.map((i) => [i.networkInterfaceId, i.groups]));
     const foreign = before.interfaces.filter((i) => !attached.has(i.networkInterfaceId));
     if (foreign.length > 0) {
       const ids = foreign.map((i) => i.networkInterfaceId).join(', ');
@@ -476,7 +475,19 @@ export default defineAction<Target, Before>({
       );
     }
     const ids: string[] = [];
+    // Only what the quarantine set is put back: an interface still in the isolation group alone. One whose
+    // groups were changed since (a responder moved it to a forensics group) keeps them and is named in the
+    // note: writing the old groups over them undid that change unsaid. One already in its old groups (never
+    // swapped by a partial apply, or restored by an earlier try of this rollback) needs nothing.
+    const isolation = live.isolationGroup?.id ?? before.isolationGroup?.id;
+    const changed: string[] = [];
     for (const i of before.interfaces) {
+      const now = attached.get(i.networkInterfaceId) ?? [];
+      if ([...now].sort().join(' ') === [...i.groups].sort().join(' ')) continue;
+      if (now.length !== 1 || now[0] !== isolation) {
+        changed.push(`${i.networkInterfaceId} (now ${now.join(', ') || 'no group'})`);
+        continue;
+      }
       const what = `ec2:ModifyNetworkInterfaceAttribute ${i.networkInterfaceId}`;
       const input = { NetworkInterfaceId: i.networkInterfaceId, Groups: i.groups };
       ids.push(
@@ -498,6 +509,9 @@ export default defineAction<Target, Before>({
       const input = { Resources: [target.instanceId], Tags: [{ Key: QUARANTINE_TAG }, { Key: 'closeloop:reason' }] };
       ids.push(awsRequestId(await call(ctx, what, () => ec2.send(new sdk.DeleteTagsCommand(input))), what));
     }
-    return { requestIds: ids };
+    if (changed.length === 0) return { requestIds: ids };
+    const note = `interface(s) ${changed.join('; ')} changed since the quarantine: left as they are, old groups not restored`;
+    ctx.log.warn(`${ID} rollback: ${note}`, { instanceId: target.instanceId });
+    return { requestIds: ids, note };
   },
 });

@@ -85,6 +85,13 @@ function snapshotStore(existing: Snapshot[] = []) {
   return { snapshots, loseAnswers: (n: number) => (lost = n) };
 }
 
+/** The VPC's isolation group (tagged, no rules), as a quarantine leaves it. */
+function isolationGroupInVpc() {
+  ec2.on(DescribeSecurityGroupsCommand).resolves({
+    SecurityGroups: [{ GroupId: 'sg-0000000000000iso0', IpPermissions: [], IpPermissionsEgress: [] }],
+  });
+}
+
 describe('Action: ec2.quarantine-instance', () => {
   beforeEach(() => {
     ec2.reset();
@@ -360,6 +367,7 @@ describe('Action: ec2.quarantine-instance', () => {
   it('restores each ENI old groups, termination protection and tags on rollback', async () => {
     // Prepare
     instance({ 'eni-00000000000000001': ['sg-0000000000000iso0'] });
+    isolationGroupInVpc();
     ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'R1' } });
     ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'R2' } });
     ec2.on(DeleteTagsCommand).resolves({ $metadata: { requestId: 'R3' } });
@@ -381,6 +389,39 @@ describe('Action: ec2.quarantine-instance', () => {
       NetworkInterfaceId: 'eni-00000000000000001',
       Groups: ['sg-0000000000000000a', 'sg-0000000000000000b'],
     });
+  });
+
+  it('leaves an interface whose groups were changed since the quarantine as it is on rollback, and says so', async () => {
+    // Prepare: after the quarantine a responder moved the second ENI to a forensics group.
+    instance({
+      'eni-00000000000000001': ['sg-0000000000000iso0'],
+      'eni-00000000000000002': ['sg-00000000forensics'],
+    });
+    isolationGroupInVpc();
+    ec2.on(ModifyNetworkInterfaceAttributeCommand).resolves({ $metadata: { requestId: 'R1' } });
+    ec2.on(ModifyInstanceAttributeCommand).resolves({ $metadata: { requestId: 'R2' } });
+    ec2.on(DeleteTagsCommand).resolves({ $metadata: { requestId: 'R3' } });
+    const before = {
+      vpcId: VPC,
+      interfaces: [
+        { networkInterfaceId: 'eni-00000000000000001', groups: ['sg-0000000000000000a'] },
+        { networkInterfaceId: 'eni-00000000000000002', groups: ['sg-0000000000000000c'] },
+      ],
+      volumes: ['vol-00000000000000001'],
+      disableApiTermination: false,
+      isolationGroup: null,
+      quarantinedTag: null,
+    };
+    // Act
+    const result = await action.rollback({ target, before }, testContext());
+    // Assess: the isolated ENI gets its old groups back; the other keeps the responder's, and the note says why
+    expect(ec2).toReceiveCommandTimes(ModifyNetworkInterfaceAttributeCommand, 1);
+    expect(ec2).toReceiveCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: 'eni-00000000000000001',
+      Groups: ['sg-0000000000000000a'],
+    });
+    expect(result.note).toContain('eni-00000000000000002');
+    expect(result.note).toContain('sg-00000000forensics');
   });
 
   it('refuses a rollback and writes nothing when the before-state names an interface not attached to the instance', async () => {
