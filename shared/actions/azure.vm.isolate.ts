@@ -298,7 +298,8 @@ export default defineAction<Target, Before>({
     // Only the target VM's NICs are put back: a before-state naming another NIC (forged or misfiled) would
     // set that NIC's NSG, so the VM's NICs are re-read and the rollback refused before any write.
     const key = (group: string | undefined, name: string) => `${group ?? target.resourceGroup}/${name}`.toLowerCase();
-    const attached = new Set((await readState(target, ctx)).nics.map((n) => key(n.resourceGroup, n.name)));
+    const live = await readState(target, ctx);
+    const attached = new Map(live.nics.map((n) => [key(n.resourceGroup, n.name), n.nsgId]));
     const foreign = before.nics.filter((n) => !attached.has(key(n.resourceGroup, n.name)));
     if (foreign.length > 0) {
       const names = foreign.map((n) => `${n.resourceGroup ?? target.resourceGroup}/${n.name}`).join(', ');
@@ -308,9 +309,28 @@ export default defineAction<Target, Before>({
       );
     }
     const ids: string[] = [];
+    // Only what the isolation set is put back: a NIC still on the isolation NSG. One whose NSG was changed
+    // since (a responder's forensics NSG, or none) keeps it and is named in the note: writing the old NSG over
+    // it undid that change unsaid. One already on its old NSG needs nothing. ARM ids compare without case.
+    const isolation = new Set(
+      [live.isolationNsg?.id, before.isolationNsg?.id, nsgId(target, before.location)].flatMap((id) =>
+        id ? [id.toLowerCase()] : [],
+      ),
+    );
+    const changed: string[] = [];
     for (const nic of before.nics) {
-      ids.push(await setNicNsg(target, nic.resourceGroup ?? target.resourceGroup, nic.name, nic.nsgId, ctx));
+      const group = nic.resourceGroup ?? target.resourceGroup;
+      const now = attached.get(key(group, nic.name)) ?? null;
+      if (now?.toLowerCase() === nic.nsgId?.toLowerCase()) continue;
+      if (now === null || !isolation.has(now.toLowerCase())) {
+        changed.push(`${group}/${nic.name} (now ${now ?? 'no NSG'})`);
+        continue;
+      }
+      ids.push(await setNicNsg(target, group, nic.name, nic.nsgId, ctx));
     }
-    return { requestIds: ids };
+    if (changed.length === 0) return { requestIds: ids };
+    const note = `NIC(s) ${changed.join('; ')} changed since the isolation: left as they are, old NSG not restored`;
+    ctx.log.warn(`${ID} rollback: ${note}`, { vm: target.vmName });
+    return { requestIds: ids, note };
   },
 });

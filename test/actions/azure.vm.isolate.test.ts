@@ -441,6 +441,24 @@ describe('Action: azure.vm.isolate', () => {
     expect(arm.nsgs.has(ISOLATION)).toBe(true);
   });
 
+  it('leaves a NIC whose NSG was changed since the isolation as it is on rollback, and says so', async () => {
+    // Prepare: after the isolation a responder put nic1 on a forensics NSG.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    const FORENSICS_ID = `${ARM}/Microsoft.Network/networkSecurityGroups/nsg-forensics`;
+    arm.nics.set('build-agent-01-nic1', nic('build-agent-01-nic1', VM_ID, FORENSICS_ID));
+    arm.calls.length = 0;
+    // Act
+    const { requestIds, note } = await action.rollback({ target, before }, c);
+    // Assess: nic0 is back on its old NSG; nic1 keeps the responder's, and the note names it
+    expect(arm.calls.map((x) => x.name)).toEqual(['build-agent-01-nic0']);
+    expect(requestIds).toHaveLength(1);
+    expect(arm.nics.get('build-agent-01-nic0')?.networkSecurityGroup?.id).toBe(APP_NSG_ID);
+    expect(arm.nics.get('build-agent-01-nic1')?.networkSecurityGroup?.id).toBe(FORENSICS_ID);
+    expect(note).toContain('build-agent-01-nic1');
+    expect(note).toContain('nsg-forensics');
+  });
+
   it('refuses a rollback and writes nothing when the before-state names a NIC of another VM', async () => {
     // Prepare: the record names web-01's NIC beside the target's, to strip its NSG.
     const c = ctx();
