@@ -16,10 +16,10 @@ import { keepEvents, keptEvents, keptOldestFirst } from '../../shared/core/pipel
 import { exceptionsRepo } from '../../shared/core/policy/exceptions.js';
 import {
   createRemediationStage,
-  handOverStillOwed,
   type RemediationDeps,
   recordRemoteResult,
   recoverAbandonedApplies,
+  redriveHandOver,
   releaseHeld,
 } from '../../shared/core/remediation/stage.js';
 import { awsActionContext } from './middleware/action-context.js';
@@ -110,13 +110,18 @@ const onQueue = sqsFunction(
       return;
     }
     // A hand-over the API destination could not deliver, redriven from the dead-letter queue: sent again while
-    // its case still waits on it (an apply whose claim was settled since is dropped, and said).
+    // its case still waits on it and nothing stops the apply now (an apply whose claim was settled since is
+    // dropped, and said; one an exception or the circuit breaker stops now blocks or holds its case, told).
     if (message?.kind === 'request') {
-      if (await handOverStillOwed(ports.store, message.request)) return remote.dispatch(message.request);
-      ports.log.warn('redriven hand-over dropped: its case no longer waits on that claim', {
-        caseKey: message.request.caseKey,
-        requestId: message.request.requestId,
-      });
+      const redrive = await redriveHandOver(await load(), message.request);
+      if (redrive.send) return remote.dispatch(message.request);
+      await publishFollowUps(`eventbridge:${envelope.id}`, redrive.events, receiveCountOf(record));
+      ports.log.warn(
+        redrive.events.length > 0
+          ? 'redriven hand-over not sent: an apply gate stops it now (the case says which)'
+          : 'redriven hand-over dropped: its case no longer waits on that claim',
+        { caseKey: message.request.caseKey, requestId: message.request.requestId },
+      );
       metrics.addMetric('remediate.stale-hand-over', MetricUnit.Count, 1);
       return;
     }

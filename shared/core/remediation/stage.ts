@@ -843,6 +843,33 @@ export async function handOverStillOwed(store: DocStore, request: RemoteRequest)
   return request.op === 'apply' ? state === 'applying' : state === 'applied' || state === 'failed';
 }
 
+/**
+ * What to do with a hand-over redriven from the dead-letter queue (the spoke could not be reached when it was
+ * sent): `send` it again while it is owed ({@link handOverStillOwed}) and, for an apply, while nothing that
+ * stops an apply stops it now. It comes back up to `apply.abandonAfter.spokeMinutes` after its gates were
+ * checked: an exception accepted since (or one that can no longer be read) blocks the case, a circuit
+ * breaker opened since holds it, each with the reason, and the events saying so are returned. Before, the
+ * apply went to the spoke as it was, and the spoke (which re-reads the skip tag only) applied it.
+ */
+export async function redriveHandOver(
+  deps: RemediationDeps,
+  request: RemoteRequest,
+): Promise<{ send: boolean; events: PipelineEvent[] }> {
+  if (!(await handOverStillOwed(deps.store, request))) return { send: false, events: [] };
+  const c = request.op === 'apply' ? await readCase(deps.store, request.caseKey) : undefined;
+  const token = request.applyToken;
+  if (!c || token === undefined) return { send: true, events: [] };
+  const now = deps.clock.now();
+  const gates = [await exceptionGate(c, deps.exceptions, now), await breakerGate(deps.store, deps.policy, now)];
+  const stop = gates.find((g) => g.outcome !== 'pass');
+  if (!stop) return { send: true, events: [] };
+  const state = stop.gate === 'circuit-breaker' && stop.outcome === 'block' ? 'held' : 'blocked';
+  const reason = `hand-over of ${request.action} to the ${request.provider} spoke not sent again: ${stop.reason}`;
+  const applyGates = [...(c.remediation.applyGates ?? []), ...gates];
+  const out = await settle(deps, c, state, reason, { applyGates }, deps.actor, holdsClaim(token));
+  return { send: false, events: out.events };
+}
+
 const readCase = async (store: DocStore, key: string): Promise<Case | undefined> => {
   const doc = await store.get(CASES, key);
   return doc ? CaseSchema.parse(doc.value) : undefined;

@@ -986,6 +986,44 @@ describe('AWS stage functions', () => {
       expect((await caseOf(replaced.key)).remediation).toEqual(replaced.remediation);
     });
 
+    it('sends no redriven hand-over of an apply an exception accepted since it was gated: the case is blocked and says why', async () => {
+      // Prepare: an Azure case handed over under claim `t-1`, its hand-over undelivered; then the risk is accepted
+      const waiting = await storedCase('acme-accepted-since', (c) => ({
+        ...c,
+        status: 'planned' as const,
+        remediation: { ...c.remediation, state: 'applying' as const, stateReason: 'dispatched', applyToken: 't-1' },
+      }));
+      await exceptionsRepo(store()).add({
+        id: 'EXC-AFTER-GATE',
+        owner: 'ciso@example.com',
+        justification: 'public by design, reviewed',
+        scope: { resources: [waiting.resourceId] },
+        expires: '2099-12-31',
+      });
+      const redriven = asRecord(
+        eventBridgeEvent(REMOTE_REQUEST_SOURCE, REMOTE_REQUEST_DETAIL_TYPE, {
+          requestId: 'rq-accepted-since',
+          caseKey: waiting.key,
+          provider: 'azure',
+          action: 'azure.storage.disallow-public-access',
+          op: 'apply',
+          target: { account: 'stacme' },
+          applyToken: 't-1',
+          actor: 'closeloop@aws-hub-test',
+        }),
+      );
+      const { handler } = await applyingRemediate();
+      // Act
+      const out = await handler(redriven, lambdaContext('remediate'));
+      // Assess: nothing went to the spoke; the case is blocked with the exception named, and its ticket is told
+      expect(out.batchItemFailures).toEqual([]);
+      expect(published.filter((e) => e.DetailType === REMOTE_REQUEST_DETAIL_TYPE)).toEqual([]);
+      const c = await caseOf(waiting.key);
+      expect(c.remediation.state).toBe('blocked');
+      expect(c.remediation.stateReason).toContain('EXC-AFTER-GATE');
+      expect(remediationEvents(waiting.key).map((d) => d.state)).toEqual(['blocked']);
+    });
+
     it('sends a redriven rollback to its spoke again only while its case is still applied under the claim it undoes', async () => {
       // Prepare: two Azure cases applied under claim `t-1`; the second was rolled back and applied again since
       // (claim `t-2`)
