@@ -134,4 +134,47 @@ describe('an approval applies only to the plan that was approved', () => {
     expect(double.applied).toEqual([['AllUsers:READ']]);
     expect((await stored())?.remediation).toMatchObject({ state: 'applied', approvedBy: 'lead@example.com' });
   });
+
+  it("plans the case's new action for a person when decide chose another action for it after its plan was approved", async () => {
+    // Prepare: the case waits with the plan of the action decide chose then (another target shape, other calls);
+    // the playbook now names test.remove-grants, and decide carried the old plan over.
+    const old = defineAction({
+      id: 'test.close-bucket',
+      title: 'Close a bucket',
+      provider: 'aws',
+      handles: {},
+      permissions: ['test:Close'],
+      verifyPermissions: ['test:Read'],
+      risk: 'low',
+      productionSafe: false,
+      target: z.object({ name: z.string() }),
+      beforeSchema: z.object({ open: z.boolean() }),
+      selectTarget: (f) => ({ name: f.resource.name }),
+      plan: async (target) =>
+        changePlan(target, { open: true }, [step('close', 'test:Close', 'test:Close', target)], 'close it'),
+      apply: async () => ({ before: { open: true }, requestIds: [] }),
+      verify: async () => ({ holds: true, observed: {}, reason: '' }),
+      rollback: async () => ({ requestIds: [] }),
+    });
+    const both = {
+      get: (id: string) => (id === old.id ? (old as Action) : id === double.action.id ? double.action : undefined),
+    };
+    await store.put('cases', KEY, { ...prodCase(), remediation: { ...prodCase().remediation, action: old.id } });
+    await createRemediationStage(deps({ actions: both })).handle({ ...decidedEvent(KEY), id: 'd-old' });
+    const waiting = await stored();
+    expect(waiting?.remediation.plan?.summary).toBe('close it');
+    await store.put('cases', KEY, { ...waiting, remediation: { ...waiting?.remediation, action: double.action.id } });
+    // Act
+    const first = await approveCase(deps({ actions: both }), KEY, 'lead@example.com');
+    const asked = await stored();
+    const second = await approveCase(deps({ actions: both }), KEY, 'lead@example.com');
+    // Assess: the approval of the old plan applied nothing; the new action's plan waited for a person, whose
+    // approval of it applied it
+    expect(first.state).toBe('awaiting-approval');
+    expect(asked?.remediation.plan?.summary).toBe('remove 1 public grant(s) from acme-exports');
+    expect(asked?.remediation.target).toEqual({ bucket: 'acme-exports' });
+    expect(asked?.remediation.stateReason).toContain('approved a plan of another action');
+    expect(second.state).toBe('applied');
+    expect(double.applied).toEqual([['AllUsers:READ']]);
+  });
 });

@@ -185,8 +185,21 @@ function event(
   return e;
 }
 
+/**
+ * Whether the target and plan on the case are `action`'s. Decide carries the stage's fields over when it chooses
+ * another action for the case (a playbook or registry changed): that action's target and plan are not this
+ * one's. Told by the target's shape and by the plan's steps, each of which names a permission of its action.
+ */
+const plannedFor = (r: CaseRemediation, action: Action): boolean =>
+  r.target === undefined ||
+  (action.target.safeParse(r.target).success &&
+    (r.plan?.steps ?? []).every((s) => action.permissions.includes(s.call.permission)));
+
+/** The action's target: the one on the case when it is this action's ({@link plannedFor}), else from the finding. */
 async function targetOf(deps: RemediationDeps, c: Case, action: Action): Promise<unknown> {
-  if (c.remediation.target !== undefined) return action.target.parse(c.remediation.target);
+  if (c.remediation.target !== undefined && plannedFor(c.remediation, action)) {
+    return action.target.parse(c.remediation.target);
+  }
   const key = c.findingKeys[c.findingKeys.length - 1];
   const doc = key ? await deps.store.get(FINDINGS, key) : undefined;
   const finding = doc ? FindingSchema.safeParse(doc.value) : undefined;
@@ -297,6 +310,13 @@ async function run(
     return settle(deps, c, 'blocked', `the finding does not name what ${action.id} needs (no target)`, {}, actor);
   }
   let approved = r.approvedBy !== undefined;
+  // A plan (and an approval of it) of the action decide chose before: this action plans afresh, and a person
+  // approves its plan (before, its stored target did not fit: blocked for good, "no target").
+  const own = plannedFor(r, action);
+  if (approved && !own) {
+    approved = false;
+    lapsed ??= `${r.approvedBy} approved a plan of another action`;
+  }
   const remote = deps.remote?.runs(action.provider) ? deps.remote : undefined;
   // The account acted in: an AWS call names no account, and another account's credentials would read
   // (and change) a namesake there. Refused before anything is read.
@@ -319,7 +339,7 @@ async function run(
   // The approved plan, when the approval is of a live plan that changes something: it is what is applied, the
   // action re-reading the resource and refusing it if it moved since (see PlanOutdatedError below). Kept on the
   // case while the approval is: every write after an approval is of that plan, or drops the approval.
-  const stored = asPlan(r);
+  const stored = own ? asPlan(r) : undefined;
   const liveApproved = approved && stored?.before !== undefined && !stored.noop ? stored : undefined;
   const approvedPlan = ctx && !remote && !partial ? liveApproved : undefined;
   // An approval without such a plan (given on a plan from the finding only, one that found nothing to do) is
