@@ -457,6 +457,21 @@ export const ownBucketWrites = (aws) => aws.filter((p) => p.startsWith('s3:') &&
 
 /** The Tagging API read the acting and reading member roles allow (no resource-level permissions). */
 const TAG_READ = { Sid: 'TagRead', Effect: 'Allow', Action: 'tag:GetResources', Resource: '*' };
+/**
+ * IAM users' and roles' tags, which the Tagging API does not read (its GetResources leaves them out): the skip
+ * tag on a role or user is seen before a fix, and their owner tags in enrichment.
+ */
+const IAM_TAG_READ = {
+  Sid: 'IamTagRead',
+  Effect: 'Allow',
+  Action: ['iam:ListUserTags', 'iam:ListRoleTags'],
+  Resource: [
+    // biome-ignore-start lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub variables, not JS templates
+    { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*' },
+    { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*' },
+    // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end of the Fn::Sub variables
+  ],
+};
 
 /**
  * The CloudFormation template of the member account roles (infra/aws/member-role.json), for every member
@@ -514,7 +529,7 @@ export function memberRoleTemplate(statements, verifyStatements) {
           AssumeRolePolicyDocument: trust({ Ref: 'ActingRoleArns' }),
           Policies: [
             { PolicyName: 'closeloop-actions', PolicyDocument: doc(statements) },
-            { PolicyName: 'closeloop-tag-read', PolicyDocument: doc([TAG_READ]) },
+            { PolicyName: 'closeloop-tag-read', PolicyDocument: doc([TAG_READ, IAM_TAG_READ]) },
             {
               PolicyName: 'closeloop-protect-own-roles',
               PolicyDocument: doc([
@@ -555,7 +570,7 @@ export function memberRoleTemplate(statements, verifyStatements) {
           Description: "closeloop hub: reads this account's resource tags for enrichment",
           MaxSessionDuration: 3600,
           AssumeRolePolicyDocument: trust({ Ref: 'ReadingRoleArn' }),
-          Policies: [{ PolicyName: 'closeloop-tag-read', PolicyDocument: doc([TAG_READ]) }],
+          Policies: [{ PolicyName: 'closeloop-tag-read', PolicyDocument: doc([TAG_READ, IAM_TAG_READ]) }],
         },
       },
     },

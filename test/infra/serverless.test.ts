@@ -1008,6 +1008,8 @@ describe('serverless.yml packaged offline', () => {
     const reading = statements('ReadingRole');
     const verifying = statements('VerifyingRole');
     const allowed = (list: Statement[]) => list.filter((st) => st.Effect === 'Allow');
+    // The Tagging API read, and IAM users' and roles' tags (which GetResources does not read).
+    const TAG_READS = ['tag:GetResources', 'iam:ListUserTags', 'iam:ListRoleTags'];
     // Assess
     expect([...new Set(acting.filter((st) => st.Sid?.startsWith('Action')).flatMap(actionsOf))].sort()).toEqual(
       declared.aws,
@@ -1016,8 +1018,8 @@ describe('serverless.yml packaged offline', () => {
       allowed(acting)
         .filter((st) => !st.Sid?.startsWith('Action'))
         .flatMap(actionsOf),
-    ).toEqual(['tag:GetResources']);
-    expect(reading.flatMap(actionsOf)).toEqual(['tag:GetResources']);
+    ).toEqual(TAG_READS);
+    expect(reading.flatMap(actionsOf)).toEqual(TAG_READS);
     // The verify role: the actions' verify reads and nothing else (no write, no tag read).
     expect(allowed(verifying).every((st) => st.Sid?.startsWith('Verify'))).toBe(true);
     expect([...new Set(verifying.flatMap(actionsOf))].sort()).toEqual(declared.verify.aws);

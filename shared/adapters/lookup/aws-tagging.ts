@@ -5,8 +5,15 @@
  * API's limit for `ResourceARNList`, which takes no pagination: one call answers its list). A resource
  * the answer leaves out is untagged or gone: no tags, not an error.
  *
+ * IAM users and roles are the exception: GetResources does not read them (it leaves them out, as if untagged),
+ * so their tags are read from IAM (`iam:ListUserTags`, `iam:ListRoleTags`) when an IAM client is given. Before,
+ * a skip tag on a role or a user (a break-glass role) was never seen, and its sessions were revoked or its key
+ * deactivated all the same.
+ *
  * @see https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html
+ * @see https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html
  */
+import type { IAMClient } from '@aws-sdk/client-iam';
 import {
   GetResourcesCommand,
   type GetResourcesCommandOutput,
@@ -18,10 +25,16 @@ import { type LookupOutcome, mapBounded, type OwnerLookup, type ResourceRef } fr
 
 /** The one call made, so aws-sdk-client-mock (or any stub) can stand in. */
 export type TaggingClient = Pick<ResourceGroupsTaggingAPIClient, 'send'>;
+/** IAM's tag reads (ListUserTags, ListRoleTags); an IAMClient satisfies it. */
+export type IamTagsClient = Pick<IAMClient, 'send'>;
+
+/** An IAM user or role ARN (any path): its kind and name. */
+const IAM_PRINCIPAL = /^arn:aws[\w-]*:iam::\d{12}:(user|role)\/(?:.*\/)?([^/]+)$/;
 
 const AWS_ERROR_KINDS: Record<string, ErrorKind> = {
   ThrottlingException: 'throttled',
   ThrottledException: 'throttled',
+  Throttling: 'throttled', // IAM's name for it (HTTP 400)
   TooManyRequestsException: 'throttled',
   AccessDeniedException: 'denied',
   UnauthorizedException: 'denied',
@@ -38,7 +51,10 @@ export function awsAdapterError(e: unknown, what: string): AdapterError {
   // Raised before the call (the member role's credentials could not be had): its kind stands.
   if (e instanceof AdapterError) return new AdapterError(e.kind, `${what}: ${e.message}`, { cause: e });
   const name = e instanceof Error ? e.name : 'Error';
-  const meta = e instanceof ResourceGroupsTaggingAPIServiceException ? e.$metadata : {};
+  const meta =
+    e instanceof ResourceGroupsTaggingAPIServiceException
+      ? e.$metadata
+      : ((e as { $metadata?: { httpStatusCode?: number; requestId?: string } } | undefined)?.$metadata ?? {});
   const status = meta.httpStatusCode ?? 0;
   const kind: ErrorKind =
     AWS_ERROR_KINDS[name] ??
@@ -65,6 +81,7 @@ const arnRegion = (arn: string): string | undefined => {
  */
 export class AwsTaggingOwnerLookup implements OwnerLookup {
   private readonly clients = new Map<string, TaggingClient>();
+  private readonly iamClients = new Map<string, IamTagsClient>();
   /** The credentials' own account; an Error when it was asked for and could not be read. */
   private own: Promise<string | Error | undefined> | undefined;
 
@@ -77,12 +94,15 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
    *   tags, unless `reaches` says a member role reads there. A failed resolution is an error for every
    *   resource (asked again next time): read anyway, another account's resource would come back as
    *   untagged, and a skip tag on it would pass unseen.
+   * @param options.iam an IAM client under the own credentials, or with `account` given under the member role
+   *   there: IAM users' and roles' tags are read with it (without it, as GetResources answers: none).
    */
   constructor(
     private readonly clientFor: (region: string, account?: string) => TaggingClient,
     private readonly options: {
       account?: () => Promise<string | undefined>;
       reaches?: (account: string) => boolean;
+      iam?: (account?: string) => IamTagsClient;
     } = {},
   ) {}
 
@@ -133,9 +153,39 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     return provider === 'aws';
   }
 
+  /** The tags of an IAM user or role, read from IAM; undefined for any other resource (or without an IAM client). */
+  private async iamTags(r: ResourceRef, account: string | undefined): Promise<Record<string, string> | undefined> {
+    const m = IAM_PRINCIPAL.exec(r.id);
+    const make = this.options.iam;
+    if (!m?.[1] || !m[2] || !make) return undefined;
+    const [kind, name] = [m[1], m[2]];
+    const key = account ?? '';
+    let client = this.iamClients.get(key);
+    if (!client) {
+      client = account ? make(account) : make();
+      this.iamClients.set(key, client);
+    }
+    const sdk = await import('@aws-sdk/client-iam');
+    const what = kind === 'user' ? `iam:ListUserTags ${name}` : `iam:ListRoleTags ${name}`;
+    try {
+      // At most 50 tags on an IAM user or role: one page.
+      const out =
+        kind === 'user'
+          ? await client.send(new sdk.ListUserTagsCommand({ UserName: name, MaxItems: 100 }))
+          : await client.send(new sdk.ListRoleTagsCommand({ RoleName: name, MaxItems: 100 }));
+      return tagsOf(out.Tags);
+    } catch (e) {
+      // Gone: no tags, as GetResources answers for a resource gone.
+      if (e instanceof Error && (e.name === 'NoSuchEntity' || e.name === 'NoSuchEntityException')) return {};
+      throw awsAdapterError(e, `${what} (${r.id})`);
+    }
+  }
+
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     const from = this.whereFrom(r, await this.ownAccount());
     if ('error' in from) throw from.error;
+    const principal = await this.iamTags(r, from.account);
+    if (principal) return principal;
     const region = regionOf(r);
     let out: GetResourcesCommandOutput;
     try {
@@ -152,10 +202,15 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     const own = await this.ownAccount();
     // (member account, region) → ARN → the positions asking for it
     const byRegion = new Map<string, { region: string; account: string | undefined; arns: Map<string, number[]> }>();
+    const principals: Array<{ r: ResourceRef; i: number; account: string | undefined }> = [];
     refs.forEach((r, i) => {
       const from = this.whereFrom(r, own);
       if ('error' in from) {
         out[i] = from;
+        return;
+      }
+      if (this.options.iam && IAM_PRINCIPAL.test(r.id)) {
+        principals.push({ r, i, account: from.account });
         return;
       }
       const region = regionOf(r);
@@ -181,6 +236,13 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
       for (let at = 0; at < arns.length; at += ARNS_PER_CALL)
         calls.push({ region, account, arns: arns.slice(at, at + ARNS_PER_CALL), positions });
     }
+    await mapBounded(principals, CALLS_IN_FLIGHT, async ({ r, i, account }) => {
+      try {
+        out[i] = { tags: (await this.iamTags(r, account)) ?? {} };
+      } catch (e) {
+        out[i] = { error: e };
+      }
+    });
     await mapBounded(calls, CALLS_IN_FLIGHT, async ({ region, account, arns, positions }) => {
       let answer: LookupOutcome | undefined;
       let found = new Map<string, Record<string, string>>();

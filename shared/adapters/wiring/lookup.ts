@@ -43,19 +43,21 @@ export function liveOwnerLookup(
   const byProvider: Partial<Record<LookupCloud, OwnerLookup>> = {};
   if (clouds.includes('aws'))
     byProvider.aws = new LazyOwnerLookup('aws', async () => {
-      const [{ ResourceGroupsTaggingAPIClient }, { AwsTaggingOwnerLookup }] = await Promise.all([
+      const [{ ResourceGroupsTaggingAPIClient }, { IAMClient }, { AwsTaggingOwnerLookup }] = await Promise.all([
         import('@aws-sdk/client-resource-groups-tagging-api'),
+        import('@aws-sdk/client-iam'),
         import('../lookup/aws-tagging.js'),
       ]);
       const member = options.awsMember;
+      const where = (region: string, account: string | undefined) =>
+        account && member ? { region, credentials: member.credentials(account) } : { region };
       return new AwsTaggingOwnerLookup(
-        (region, account) =>
-          new ResourceGroupsTaggingAPIClient(
-            account && member ? { region, credentials: member.credentials(account) } : { region },
-          ),
+        (region, account) => new ResourceGroupsTaggingAPIClient(where(region, account)),
         {
           ...(options.awsAccount ? { account: options.awsAccount } : {}),
           ...(member ? { reaches: () => true } : {}),
+          // IAM users' and roles' tags (GetResources does not read them); IAM answers in us-east-1.
+          iam: (account) => new IAMClient(where('us-east-1', account)),
         },
       );
     });

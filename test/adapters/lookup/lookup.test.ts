@@ -1,3 +1,4 @@
+import { IAMClient, ListRoleTagsCommand, ListUserTagsCommand } from '@aws-sdk/client-iam';
 import {
   GetResourcesCommand,
   ResourceGroupsTaggingAPIClient,
@@ -6,14 +7,16 @@ import {
 import { ResourceManagementClient } from '@azure/arm-resources';
 import type { ProjectsClient } from '@google-cloud/resource-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
+import { afterAll, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { AwsTaggingOwnerLookup } from '../../../shared/adapters/lookup/aws-tagging.js';
 import { AzureResourceTagsLookup, type AzureTagsClient } from '../../../shared/adapters/lookup/azure-tags.js';
 import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
 import { GcpLabelsLookup, type GcpProjectsClient, gcsBucketOf } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { RoutingOwnerLookup } from '../../../shared/adapters/lookup/routing.js';
+import { liveOwnerLookup } from '../../../shared/adapters/wiring/lookup.js';
 import { isDenied, isGone, isRetryable, isThrottled, isTransient } from '../../../shared/core/errors.js';
 import type { OwnerLookup, ResourceRef } from '../../../shared/core/ports.js';
+import { readSkipTag } from '../../../shared/core/remediation/gates.js';
 import { armAnswering, armCredential } from '../../helpers/arm-double.js';
 
 // The real SDK clients satisfy the narrow interfaces the adapters take (checked by `npm run typecheck`).
@@ -581,5 +584,51 @@ describe('batched lookups', () => {
       'projects/flaky',
       'projects/web',
     ]);
+  });
+});
+
+describe('the live AWS lookup of IAM users and roles', () => {
+  const iam = mockClient(IAMClient);
+  beforeEach(() => {
+    tagging.reset();
+    iam.reset();
+    // GetResources does not read IAM users and roles: it leaves them out of its answer, as if untagged.
+    tagging.on(GetResourcesCommand).resolves({ ResourceTagMappingList: [] });
+  });
+  afterAll(() => iam.restore());
+  const ref = (id: string): ResourceRef => ({ provider: 'aws', id, account: '111122223333', region: null });
+
+  it("reads an IAM role's and an IAM user's tags from IAM, so a skip tag on them is seen before an apply", async () => {
+    // Prepare: the break-glass role and a CI user (with a path) carry the skip tag
+    iam
+      .on(ListRoleTagsCommand, { RoleName: 'BreakGlass' })
+      .resolves({ Tags: [{ Key: 'closeloop:skip', Value: 'true' }] });
+    iam
+      .on(ListUserTagsCommand, { UserName: 'deploy' })
+      .resolves({ Tags: [{ Key: 'owner', Value: 'ci@acme.example' }] });
+    const lookup = liveOwnerLookup(['aws'], { awsAccount: async () => '111122223333', fresh: true });
+    // Act
+    const role = await lookup.tagsFor(ref('arn:aws:iam::111122223333:role/BreakGlass'));
+    const [user] = await lookup.tagsForMany(['arn:aws:iam::111122223333:user/ci/deploy'].map(ref));
+    const gate = await readSkipTag(lookup, ref('arn:aws:iam::111122223333:role/BreakGlass'), 'closeloop:skip');
+    // Assess
+    expect(role).toEqual({ 'closeloop:skip': 'true' });
+    expect(user).toEqual({ tags: { owner: 'ci@acme.example' } });
+    expect(gate?.gate.outcome).toBe('block');
+  });
+
+  it('reads a role gone since as untagged and classifies a throttled IAM read as throttled', async () => {
+    // Prepare
+    const fault = (name: string, status: number) =>
+      Object.assign(new Error(name), { name, $fault: 'client', $metadata: { httpStatusCode: status } });
+    iam.on(ListRoleTagsCommand, { RoleName: 'Gone' }).rejects(fault('NoSuchEntity', 404));
+    iam.on(ListRoleTagsCommand, { RoleName: 'Busy' }).rejects(fault('Throttling', 400));
+    const lookup = liveOwnerLookup(['aws'], { awsAccount: async () => '111122223333', fresh: true });
+    // Act
+    const gone = await lookup.tagsFor(ref('arn:aws:iam::111122223333:role/Gone'));
+    const busy = await lookup.tagsFor(ref('arn:aws:iam::111122223333:role/Busy')).catch((e: unknown) => e);
+    // Assess
+    expect(gone).toEqual({});
+    expect(isThrottled(busy)).toBe(true);
   });
 });
