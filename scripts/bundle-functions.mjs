@@ -295,6 +295,9 @@ function extraFiles(fn, config) {
     const host = {
       version: '2.0',
       extensionBundle: { id: 'Microsoft.Azure.Functions.ExtensionBundle', version: '[4.*, 5.0.0)' },
+      // remediateQueued (functions/azure/remediate.ts): a run that throws (the result did not reach the hub)
+      // is tried again a minute later, 5 times in all, then moved to remediate-requests-poison.
+      extensions: { queues: { maxDequeueCount: 5, visibilityTimeout: '00:01:00' } },
     };
     files.push({ name: 'host.json', data: Buffer.from(`${JSON.stringify(host, null, 2)}\n`) });
   }

@@ -1,15 +1,20 @@
 /**
- * Azure spoke remediation: the hub's API destination posts a `Remediation Requested` event; this runs
- * the named Azure action (plan → apply, verify or rollback), or resolves a verified Defender alert, under the function app's managed identity
- * (the custom role of infra/azure/main.bicep) and reports the result to the hub bus.
+ * Azure spoke remediation: the hub's API destination posts a `Remediation Requested` event to `remediate`,
+ * which checks it and puts it on the app's Storage queue `remediate-requests`, answering 202 at once (an
+ * API destination gives up after 5 seconds; an apply's ARM long-running operation takes longer). The queue
+ * worker `remediateQueued` runs the named Azure action (plan → apply, verify or rollback), or resolves a
+ * verified Defender alert, under the function app's managed identity (the custom role of
+ * infra/azure/main.bicep) and reports the result to the hub bus. A run that throws is retried by the queue
+ * (host.json maxDequeueCount) and then moved to `remediate-requests-poison`, as is a message that is no
+ * request for this spoke, with its reason; the spoke's Bicep alerts on that queue.
  * Anonymous at the Functions level: the caller is authenticated by `x-closeloop-secret` (constant time,
  * against the Key Vault-referenced app setting), as an API destination sends no function key of its own.
  */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, output } from '@azure/functions';
 import { createCloudClients } from '../../shared/actions/clients.js';
 import { actionRegistry } from '../../shared/actions/registry.js';
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
-import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
+import { queueRemoteRequest, runRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { defenderResolver, lazyResolver } from '../../shared/adapters/upstream/spoke.js';
 import { contextLogger, createAzureSpoke } from '../../shared/adapters/wiring/azure.js';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
@@ -31,10 +36,32 @@ const upstream = lazyResolver(async () => {
   return defenderResolver((subscriptionId) => new SecurityCenter(credential, subscriptionId).alerts);
 });
 
+/** The queue between the endpoint and the worker (infra/azure/spoke.bicep creates both), in the app's own storage. */
+export const REMEDIATE_QUEUE = 'remediate-requests';
+/** Where the Functions host moves a message whose runs kept failing (`<queue>-poison`), and the worker an unrunnable one. */
+export const REMEDIATE_POISON_QUEUE = `${REMEDIATE_QUEUE}-poison`;
+// AzureWebJobsStorage: the app's account, reached with its managed identity (AzureWebJobsStorage__accountName).
+const connection = 'AzureWebJobsStorage';
+export const queued = output.storageQueue({ queueName: REMEDIATE_QUEUE, connection });
+export const poisoned = output.storageQueue({ queueName: REMEDIATE_POISON_QUEUE, connection });
+
 export async function remediate(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const log = contextLogger(context);
   const body: unknown = await request.json().catch(() => undefined);
-  const answer = await handleRemoteRequest(body, request.headers.get(REMOTE_SECRET_HEADER), {
+  const answer = await queueRemoteRequest(body, request.headers.get(REMOTE_SECRET_HEADER), {
+    spoke: 'azure',
+    env: process.env,
+    log,
+    actions: actionRegistry,
+    // The output binding: the host adds the message once this returns, and answers 500 if it cannot.
+    enqueue: async (req) => context.extraOutputs.set(queued, req),
+  });
+  return { status: answer.status, jsonBody: answer.body };
+}
+
+export async function remediateQueued(message: unknown, context: InvocationContext): Promise<void> {
+  const log = contextLogger(context);
+  const run = await runRemoteRequest(message, {
     spoke: 'azure',
     env: process.env,
     log,
@@ -46,7 +73,26 @@ export async function remediate(request: HttpRequest, context: InvocationContext
     tags,
     upstream,
   });
-  return { status: answer.status, jsonBody: answer.body };
+  if ('unrunnable' in run) {
+    // Retrying cannot make it a request: set aside now, with why, where the poison alert looks.
+    log.error(`remediation message moved to ${REMEDIATE_POISON_QUEUE}`, {
+      reason: run.unrunnable,
+      dequeueCount: context.triggerMetadata?.dequeueCount,
+    });
+    context.extraOutputs.set(poisoned, { reason: run.unrunnable, message });
+  }
 }
 
-app.http('remediate', { methods: ['POST'], authLevel: 'anonymous', route: 'remediate', handler: remediate });
+app.http('remediate', {
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  route: 'remediate',
+  extraOutputs: [queued],
+  handler: remediate,
+});
+app.storageQueue('remediateQueued', {
+  queueName: REMEDIATE_QUEUE,
+  connection,
+  extraOutputs: [poisoned],
+  handler: remediateQueued,
+});

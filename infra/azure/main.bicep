@@ -45,7 +45,7 @@ param applyActions bool = false
 @description('Read the live tags of resources whose Defender event carries none and send them to the hub with the finding.')
 param tagLookup bool = false
 
-@description('Resource id of an action group told when Event Grid dead-letters Defender events (the DeadLetteredCount alert); empty: the alert fires in the portal only.')
+@description('Resource id of an action group told when Event Grid dead-letters Defender events (the DeadLetteredCount alert) or a remediation request lands in the poison queue; empty: the alerts fire in the portal only.')
 param deadLetterActionGroupId string = ''
 
 @description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
@@ -199,5 +199,8 @@ output deadLetterContainerUrl string = spoke.outputs.deadLetterContainerUrl
 
 @description('Metric alert that fires when Event Grid dead-letters a Defender event.')
 output deadLetterAlertId string = spoke.outputs.deadLetterAlertId
+
+@description('Storage queue holding the remediation requests the spoke could not run (the poison alert fires when one arrives).')
+output remediatePoisonQueueUrl string = spoke.outputs.remediatePoisonQueueUrl
 
 output remediationRoleId string = remediationRole.id

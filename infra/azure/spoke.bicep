@@ -1,8 +1,9 @@
 // closeloop Azure spoke resources (resource-group scope; deployed by main.bicep): a Linux Flex Consumption
 // function app with a system-assigned managed identity, its storage (identity-based, no shared key),
 // Application Insights, a Key Vault for the shared secrets, an Event Grid topic subscribed to the
-// Event Grid trigger (dead letters kept in a blob container, a metric alert when any arrive), and Defender for Cloud workflow automation →
-// Logic App → the HTTP trigger.
+// Event Grid trigger (dead letters kept in a blob container, a metric alert when any arrive), Defender for Cloud workflow automation →
+// Logic App → the HTTP trigger, and the Storage queue between the remediate endpoint and its worker (a
+// poison queue, a log alert when anything lands there).
 targetScope = 'resourceGroup'
 
 param prefix string
@@ -15,7 +16,7 @@ param nodeVersion string
 param applyActions bool
 param tagLookup bool = false
 
-@description('Action group (resource id) the dead-letter alert notifies; empty: the alert has no action.')
+@description('Action group (resource id) the dead-letter and remediation poison alerts notify; empty: they have no action.')
 param deadLetterActionGroupId string = ''
 
 @description('Create the Event Grid subscription to the defenderEventGrid function. Azure validates that the function exists, so deploy once, publish the code, then deploy again with true.')
@@ -27,6 +28,9 @@ var functionAppName = '${prefix}-spoke-${suffix}'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+// functions/azure/remediate.ts REMEDIATE_QUEUE and its poison queue (the host's `<queue>-poison`).
+var remediateQueueName = 'remediate-requests'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: take('${prefix}${suffix}', 24)
@@ -66,6 +70,27 @@ resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@
   properties: {
     publicAccess: 'None'
   }
+}
+
+// ---- remediation hand-over: the hub's API destination waits 5 seconds for an answer and an apply takes
+// longer, so `remediate` only checks a request and queues it here (answering 202); `remediateQueued` runs
+// it. A run that throws is retried (host.json maxDequeueCount) and then moved to the poison queue, as is a
+// message that is no request for this spoke (with its reason).
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource remediateQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: remediateQueueName
+}
+
+// What remediateQueued could not run: read the messages (az storage message peek --auth-mode login), fix
+// the cause, and put them back on remediate-requests (or let the hub's sweep hand the case over again).
+resource remediatePoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${remediateQueueName}-poison'
 }
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
@@ -211,6 +236,73 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The app's identity on the two queues only, not the account: the output binding adds (and creates if
+// missing), the trigger reads, deletes and releases a failed message back (Update Message), the host
+// moves poison. Storage Queue Data Contributor is the built-in role holding all of that; the narrower
+// Message Sender/Processor pair cannot update a message or create the queue the bindings ask for.
+resource remediateQueueUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(remediateQueue.id, functionApp.id, storageQueueDataContributor)
+  scope: remediateQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource remediatePoisonQueueUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(remediatePoisonQueue.id, functionApp.id, storageQueueDataContributor)
+  scope: remediatePoisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// A remediation the hub handed over and this spoke did not run sits in the poison queue until its messages
+// expire (7 days): alert when one lands there. Storage metrics count messages per account, not per queue,
+// so this reads the app's own log lines instead: the host's "Moving message to queue
+// 'remediate-requests-poison'" and remediateQueued's "remediation message moved to
+// remediate-requests-poison" (with the reason). Like the dead-letter alert, it fires for the window in
+// which they arrived; deadLetterActionGroupId sends it on.
+resource remediatePoisonAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${prefix}-remediate-poison-${suffix}'
+  location: location
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${prefix}: remediation requests not run (${remediatePoisonQueue.name})'
+    description: 'The spoke could not run remediation requests the hub handed over; they are in the ${remediatePoisonQueue.name} queue of ${storage.name} (the reason in the function logs): read them, fix the cause, put them back on ${remediateQueue.name} (infra/README.md).'
+    severity: 2
+    enabled: true
+    scopes: [
+      insights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message contains "${remediatePoisonQueue.name}"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: empty(deadLetterActionGroupId) ? [] : [
+        deadLetterActionGroupId
+      ]
+    }
   }
 }
 
@@ -453,3 +545,4 @@ output keyVaultName string = vault.name
 output defenderTopicEndpoint string = defenderTopic.properties.endpoint
 output deadLetterContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deadLetters.name}'
 output deadLetterAlertId string = deadLetterAlert.id
+output remediatePoisonQueueUrl string = '${storage.properties.primaryEndpoints.queue}${remediatePoisonQueue.name}'

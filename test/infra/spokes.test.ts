@@ -207,6 +207,50 @@ describe('Azure spoke Bicep', () => {
     expect(attr(block(main, "module spoke 'spoke.bicep'"), 'deadLetterActionGroupId')).toBe('deadLetterActionGroupId');
   });
 
+  it('queues remediation requests in the app storage for the worker, under queue-scoped roles of the app identity', () => {
+    // Prepare
+    const fn = read('functions/azure/remediate.ts');
+    const queues = blocks(spoke, 'resource ').filter((r) =>
+      r.body.includes("'Microsoft.Storage/storageAccounts/queueServices/queues@"),
+    );
+    const queueName = /^var remediateQueueName = '([\w-]+)'$/m.exec(spoke)?.[1];
+    // A name is the variable itself, or a string interpolating it
+    const names = queues.map((q) =>
+      (attr(q.body, 'name') ?? '').replace(/^remediateQueueName$|\$\{remediateQueueName\}/, queueName ?? '?'),
+    );
+    const grants = blocks(spoke, 'resource ').filter((r) => r.body.includes('storageQueueDataContributor)'));
+    // Assess: the queue the functions bind, and the host's `<queue>-poison`, in the app's own account
+    expect(fn).toContain(`REMEDIATE_QUEUE = '${queueName}'`);
+    expect(fn).toContain('REMEDIATE_POISON_QUEUE = `${REMEDIATE_QUEUE}-poison`');
+    expect(fn).toContain("app.storageQueue('remediateQueued'");
+    expect(fn).toContain("connection = 'AzureWebJobsStorage'");
+    expect(names.map((n) => n.replace(/'/g, '')).sort()).toEqual([queueName, `${queueName}-poison`]);
+    expect(block(spoke, "resource queueService 'Microsoft.Storage/storageAccounts/queueServices@")).toContain(
+      'parent: storage\n',
+    );
+    // The app's identity on those two queues only (never the account), with the built-in queue role
+    expect(spoke).toContain("var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'");
+    expect(grants.map((g) => attr(g.body, 'scope')).sort()).toEqual(queues.map((q) => q.name.split(' ')[0]).sort());
+    for (const g of grants) expect(attr(g.body, 'principalId')).toBe('functionApp.identity.principalId');
+  });
+
+  it('alerts when a remediation request lands in the poison queue, to the same action group as the dead letters', () => {
+    // Prepare
+    const alert = blocks(spoke, 'resource ').find((r) => r.body.includes("'Microsoft.Insights/scheduledQueryRules@"));
+    const body = alert?.body ?? '';
+    const query = attr(block(body, 'allOf:'), 'query') ?? '';
+    const worker = read('functions/azure/remediate.ts');
+    // Assess: on the app's own log lines naming the poison queue (the host's move, the worker's set-aside)
+    expect(/scopes: \[\s+(\w+)\.id\s+\]/.exec(body)?.[1]).toBe('insights');
+    expect(query).toBe(`'traces | where message contains "\${remediatePoisonQueue.name}"'`);
+    expect(worker).toContain('log.error(`remediation message moved to ${REMEDIATE_POISON_QUEUE}`');
+    expect(attr(body, 'operator')).toBe("'GreaterThan'");
+    expect(attr(body, 'threshold')).toBe('0');
+    expect(attr(body, 'enabled')).toBe('true');
+    expect(body).toMatch(/actionGroups: empty\(deadLetterActionGroupId\) \? \[\] : \[\s+deadLetterActionGroupId\s+\]/);
+    expect(main).toContain('output remediatePoisonQueueUrl string = spoke.outputs.remediatePoisonQueueUrl');
+  });
+
   it('merges the Azure function zips into one app package whose main loads every module', async () => {
     // Prepare
     await bundler.bundleFunctions({ root, only: ['azure/defender-ingest', 'azure/remediate'] });
@@ -227,6 +271,10 @@ describe('Azure spoke Bicep', () => {
     expect(JSON.parse(entries.get('package.json')?.toString() ?? '{}')).toMatchObject({
       type: 'module',
       main: '*.mjs',
+    });
+    // The remediation queue's retries before its poison queue (functions/azure/remediate.ts)
+    expect(JSON.parse(entries.get('host.json')?.toString() ?? '{}')).toMatchObject({
+      extensions: { queues: { maxDequeueCount: 5 } },
     });
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 /**
  * Remote remediation over the hub bus: the hub hands an Azure or GCP action to its spoke (`Remediation
- * Requested` → EventBridge API destination), the spoke runs it under its own identity and reports back
- * (`Spoke Remediation Result`, spoke.ts `reportToHub`). Apart from spoke.ts so the functions that only
+ * Requested` → EventBridge API destination), the spoke's endpoint checks it and queues it, its queue worker
+ * runs it under the spoke's own identity and reports back (`Spoke Remediation Result`, spoke.ts `reportToHub`). Apart from spoke.ts so the functions that only
  * forward findings (the spokes' ingest, the hub's ingest) do not load the remediation model with it.
  */
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -102,49 +102,109 @@ export interface RemoteHttpAnswer {
   body: Record<string, unknown>;
 }
 
-export interface RemoteHandlerDeps extends Omit<ExecuteRemoteDeps, 'apply'> {
+/** What the spoke's endpoint needs to check a request: which spoke it is, its settings, the actions it knows. */
+export interface RemoteAcceptDeps {
   spoke: Spoke;
   env: NodeJS.ProcessEnv;
   log: Logger;
+  actions: ExecuteRemoteDeps['actions'];
+}
+
+export interface RemoteQueueDeps extends RemoteAcceptDeps {
+  /**
+   * Puts the validated request on the spoke's own queue (Azure Storage queue, Pub/Sub topic), whose worker
+   * runs it with {@link runRemoteRequest}. A throw answers 5xx: the hub's API destination then dead-letters
+   * the hand-over (RemoteDlq), a real failure worth its alarm.
+   */
+  enqueue(request: RemoteRequest): Promise<void>;
+}
+
+export interface RemoteRunDeps extends RemoteAcceptDeps, Omit<ExecuteRemoteDeps, 'apply' | 'actions'> {
   report(result: RemoteResult): Promise<void>;
 }
 
 /**
- * The spoke's remediate endpoint, shared by the Azure and GCP functions: authenticates the caller,
- * validates the request, runs it under the spoke's identity and reports the result to the hub.
- * 200 with the outcome once the result is on the hub bus; 401/400/422 for requests that must not be
- * retried; a throw (5xx) when the result could not be reported, so the delivery is retried or dead-lettered.
- *
- * @example const answer = await handleRemoteRequest(await req.json(), req.headers.get(REMOTE_SECRET_HEADER), deps);
+ * Why this spoke will not run `body` (its answer: 400 unreadable, 422 another spoke's), or the request.
+ * The same check at the endpoint and in the queue worker, so the worker never runs what the endpoint
+ * would have refused, whoever put it on the queue.
  */
-export async function handleRemoteRequest(
+function checkRequest(
   body: unknown,
-  presentedSecret: string | null | undefined,
-  deps: RemoteHandlerDeps,
-): Promise<RemoteHttpAnswer> {
-  const env = RemoteSpokeEnvSchema.parse(deps.env);
-  if (!sharedSecretMatches(presentedSecret, env.CLOSELOOP_REMEDIATE_SECRET)) {
-    deps.log.warn('remediation request refused: missing or wrong secret');
-    return { status: 401, body: { error: `missing or wrong ${REMOTE_SECRET_HEADER}` } };
-  }
+  deps: RemoteAcceptDeps,
+): { request: RemoteRequest } | { status: 400 | 422; error: string } {
   // An API destination posts the whole EventBridge event; a direct caller may post the request itself.
   const envelope = z.looseObject({ detail: z.unknown() }).safeParse(body);
   const parsed = RemoteRequestSchema.safeParse(envelope.success ? envelope.data.detail : body);
-  if (!parsed.success) return { status: 400, body: { error: z.prettifyError(parsed.error) } };
+  if (!parsed.success) return { status: 400, error: z.prettifyError(parsed.error) };
   const request = parsed.data;
-  if (request.provider !== deps.spoke) {
-    return {
-      status: 422,
-      body: { error: `this is the ${deps.spoke} spoke; ${request.provider} requests go elsewhere` },
-    };
-  }
+  if (request.provider !== deps.spoke)
+    return { status: 422, error: `this is the ${deps.spoke} spoke; ${request.provider} requests go elsewhere` };
   const action = deps.actions.get(request.action);
-  if (action && action.provider !== deps.spoke) {
-    return {
-      status: 422,
-      body: { error: `${action.id} is a ${action.provider} action; this is the ${deps.spoke} spoke` },
-    };
-  }
+  if (action && action.provider !== deps.spoke)
+    return { status: 422, error: `${action.id} is a ${action.provider} action; this is the ${deps.spoke} spoke` };
+  return { request };
+}
+
+/** 401 unless the caller presents the remediate secret (constant time). */
+function refuseCaller(
+  presentedSecret: string | null | undefined,
+  deps: RemoteAcceptDeps,
+): RemoteHttpAnswer | undefined {
+  const env = RemoteSpokeEnvSchema.parse(deps.env);
+  if (sharedSecretMatches(presentedSecret, env.CLOSELOOP_REMEDIATE_SECRET)) return undefined;
+  deps.log.warn('remediation request refused: missing or wrong secret');
+  return { status: 401, body: { error: `missing or wrong ${REMOTE_SECRET_HEADER}` } };
+}
+
+/**
+ * The spoke's remediate endpoint, shared by the Azure and GCP functions: authenticates the caller,
+ * validates the request and puts it on the spoke's queue, then answers 202. It does not run the action:
+ * an EventBridge API destination gives up on an endpoint after 5 seconds, and an apply with its
+ * long-running operation takes longer, so a fix that succeeded was dead-lettered (RemediateDlq, paging
+ * the operators) and dispatched again when redriven. 401/400/422 for requests that must not be retried;
+ * a throw (5xx) when the request could not be queued, so the hub's delivery is dead-lettered.
+ *
+ * @example const answer = await queueRemoteRequest(await req.json(), req.headers.get(REMOTE_SECRET_HEADER), deps);
+ */
+export async function queueRemoteRequest(
+  body: unknown,
+  presentedSecret: string | null | undefined,
+  deps: RemoteQueueDeps,
+): Promise<RemoteHttpAnswer> {
+  const refused = refuseCaller(presentedSecret, deps);
+  if (refused) return refused;
+  const checked = checkRequest(body, deps);
+  if (!('request' in checked)) return { status: checked.status, body: { error: checked.error } };
+  const { request } = checked;
+  await deps.enqueue(request);
+  deps.log.info('remediation request queued', {
+    requestId: request.requestId,
+    caseKey: request.caseKey,
+    action: request.action,
+    op: request.op,
+  });
+  return { status: 202, body: { requestId: request.requestId, queued: true } };
+}
+
+/** What the queue worker did with one message. */
+export type RemoteRun = { ran: RemoteResult } | { unrunnable: string };
+
+/**
+ * The spoke's queue worker, shared by the Azure and GCP functions: runs a request the endpoint queued under
+ * the spoke's identity and reports the result to the hub. Queues deliver at least once, so a request may
+ * run twice: harmless, as the action re-reads and plans noop, and the hub records a result only while the
+ * case holds the request's token. A throw (the result could not be reported, an unexpected error) leaves
+ * the message to the queue's retries and, once they are spent, to its poison queue / dead-letter topic.
+ * A message it can never run (not a request for this spoke) is not thrown back: `unrunnable` says why,
+ * for the caller to set it aside where an operator sees it.
+ *
+ * @example const run = await runRemoteRequest(queueItem, deps);
+ */
+export async function runRemoteRequest(message: unknown, deps: RemoteRunDeps): Promise<RemoteRun> {
+  const env = RemoteSpokeEnvSchema.parse(deps.env);
+  const checked = checkRequest(message, deps);
+  if (!('request' in checked)) return { unrunnable: checked.error };
+  const { request } = checked;
   const result = await executeRemote(request, { ...deps, apply: env.CLOSELOOP_APPLY === 'true' });
   deps.log.info('remediation request ran', {
     requestId: request.requestId,
@@ -154,5 +214,25 @@ export async function handleRemoteRequest(
     outcome: result.outcome,
   });
   await deps.report(result);
-  return { status: 200, body: { requestId: result.requestId, outcome: result.outcome, reason: result.reason } };
+  return { ran: result };
+}
+
+/**
+ * The spoke's remediate endpoint run to the end before it answers (the GCP function's, until it queues
+ * too): authenticates, validates, runs and reports; 200 with the outcome once the result is on the hub bus.
+ *
+ * @example const answer = await handleRemoteRequest(req.body, req.get(REMOTE_SECRET_HEADER), deps);
+ */
+export async function handleRemoteRequest(
+  body: unknown,
+  presentedSecret: string | null | undefined,
+  deps: RemoteRunDeps,
+): Promise<RemoteHttpAnswer> {
+  const refused = refuseCaller(presentedSecret, deps);
+  if (refused) return refused;
+  const checked = checkRequest(body, deps);
+  if (!('request' in checked)) return { status: checked.status, body: { error: checked.error } };
+  const run = await runRemoteRequest(checked.request, deps);
+  if (!('ran' in run)) return { status: 422, body: { error: run.unrunnable } };
+  return { status: 200, body: { requestId: run.ran.requestId, outcome: run.ran.outcome, reason: run.ran.reason } };
 }

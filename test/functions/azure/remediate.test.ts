@@ -1,10 +1,11 @@
 /**
- * The Azure spoke's remediate function, invoked through @azure/functions with a constructed
- * InvocationContext: the hub's API destination posts `Remediation Requested`; the function checks the
- * shared secret, runs the Azure action under its identity (here: a stubbed ARM storage client and
+ * The Azure spoke's remediate functions, invoked through @azure/functions with constructed
+ * InvocationContexts: the hub's API destination posts `Remediation Requested`; `remediate` checks the
+ * shared secret and the request and queues it (the output binding's value, as the host would add it to
+ * the Storage queue), answering 202 within the API destination's 5 seconds; the queue worker
+ * `remediateQueued` runs the Azure action under its identity (here: a stubbed ARM storage client and
  * Azurite for the containers) and puts the result on the hub bus through web-identity federation.
  */
-
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { StorageAccount, StorageAccountUpdateParameters } from '@azure/arm-storage';
@@ -179,57 +180,122 @@ const context = () =>
     logHandler: () => undefined,
   });
 const anonymousGet = () => fetch(`${azurite.url}/${container}/report.csv`);
+/** What the HTTP function left for the host to add to the queue (undefined: nothing). */
+const queuedBy = (ctx: InvocationContext): unknown => ctx.extraOutputs.get(fn.queued);
+/** The queue's copy of a message: the host serializes the output binding's value as JSON, the trigger parses it. */
+const throughQueue = (message: unknown): unknown => JSON.parse(JSON.stringify(message));
+/** The worker's run of one queue message; its context (poison output) for the assessment. */
+async function work(message: unknown) {
+  const ctx = context();
+  await fn.remediateQueued(throughQueue(message), ctx);
+  return ctx;
+}
+/** The whole way: posted, answered, and (when queued) run by the worker, as the host would do it. */
+async function deliver(body: unknown) {
+  const ctx = context();
+  const res = await fn.remediate(post(body), ctx);
+  const message = queuedBy(ctx);
+  if (message !== undefined) await work(message);
+  return { res, message };
+}
 /** The results the function put on the hub bus. */
 function reported() {
   return eb.commandCalls(PutEventsCommand).flatMap((call) => call.args[0].input.Entries ?? []);
 }
 
-describe('Azure spoke: remediate', () => {
-  it('refuses with 401 and calls no cloud when the secret header is missing', async () => {
+describe('Azure spoke: remediate endpoint', () => {
+  it('refuses with 401, queues nothing and calls no cloud when the secret header is missing', async () => {
+    // Prepare
+    const ctx = context();
     // Act
-    const res = await fn.remediate(post(delivered(request()), {}), context());
+    const res = await fn.remediate(post(delivered(request()), {}), ctx);
     // Assess
     expect(res.status).toBe(401);
+    expect(queuedBy(ctx)).toBeUndefined();
     expect(arm.calls).toEqual([]);
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
     expect(sts).toHaveReceivedCommandTimes(AssumeRoleWithWebIdentityCommand, 0);
     expect((await anonymousGet()).status).toBe(200);
   });
 
-  it('refuses with 401 and calls no cloud when the secret header is wrong', async () => {
+  it('refuses with 401 and queues nothing when the secret header is wrong', async () => {
+    // Prepare
+    const ctx = context();
     // Act
-    const res = await fn.remediate(post(delivered(request()), { 'x-closeloop-secret': `${SECRET}x` }), context());
+    const res = await fn.remediate(post(delivered(request()), { 'x-closeloop-secret': `${SECRET}x` }), ctx);
     // Assess
     expect(res.status).toBe(401);
+    expect(queuedBy(ctx)).toBeUndefined();
     expect(arm.calls).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
-  it('answers 400 naming the field when the request lacks op', async () => {
+  it('answers 400 naming the field, and queues nothing, when the request lacks op', async () => {
     // Prepare
     const { op: _op, ...withoutOp } = request();
+    const ctx = context();
     // Act
-    const res = await fn.remediate(post(delivered(withoutOp)), context());
+    const res = await fn.remediate(post(delivered(withoutOp)), ctx);
     // Assess
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.jsonBody)).toContain('op');
-    expect(arm.calls).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect(queuedBy(ctx)).toBeUndefined();
   });
 
   it('answers 400 when the body is not JSON', async () => {
+    // Prepare
+    const ctx = context();
     // Act
-    const res = await fn.remediate(post('{not json'), context());
+    const res = await fn.remediate(post('{not json'), ctx);
     // Assess
     expect(res.status).toBe(400);
-    expect(arm.calls).toEqual([]);
+    expect(queuedBy(ctx)).toBeUndefined();
   });
 
-  it('applies the Azure action and reports the result with the request token when the request is valid', async () => {
+  it('refuses with 422 and queues nothing when the request names a GCP action', async () => {
+    // Prepare
+    const ctx = context();
     // Act
-    const res = await fn.remediate(post(delivered(request())), context());
+    const res = await fn.remediate(
+      post(delivered(request({ action: 'gcs.remove-public-access', target: { bucket: 'acme-exports' } }))),
+      ctx,
+    );
     // Assess
-    expect(res).toMatchObject({ status: 200, jsonBody: { requestId: 'rq-00000000000000a1', outcome: 'applied' } });
+    expect(res.status).toBe(422);
+    expect(JSON.stringify(res.jsonBody)).toContain('gcs.remove-public-access is a gcp action');
+    expect(queuedBy(ctx)).toBeUndefined();
+  });
+
+  it('refuses with 422 when the request is addressed to the GCP spoke', async () => {
+    // Prepare
+    const ctx = context();
+    // Act
+    const res = await fn.remediate(post(delivered(request({ provider: 'gcp' }))), ctx);
+    // Assess
+    expect(res.status).toBe(422);
+    expect(queuedBy(ctx)).toBeUndefined();
+  });
+
+  it('answers 202 and queues the request without running it, so the API destination never waits on an apply', async () => {
+    // Prepare: an ARM update that takes longer than an API destination waits (5 s)
+    arm.stub.update = () => new Promise(() => undefined);
+    const ctx = context();
+    // Act
+    const res = await fn.remediate(post(delivered(request())), ctx);
+    // Assess
+    expect(res).toMatchObject({ status: 202, jsonBody: { requestId: 'rq-00000000000000a1', queued: true } });
+    expect(queuedBy(ctx)).toEqual(request());
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect((await anonymousGet()).status).toBe(200);
+  });
+});
+
+describe('Azure spoke: remediate queue worker', () => {
+  it('applies the Azure action and reports the result with the request token', async () => {
+    // Act
+    const { res } = await deliver(delivered(request()));
+    // Assess
+    expect(res.status).toBe(202);
     expect(arm.updates).toEqual([{ allowBlobPublicAccess: false }]);
     expect((await anonymousGet()).status).toBe(403);
     const [entry, ...more] = reported();
@@ -254,15 +320,15 @@ describe('Azure spoke: remediate', () => {
     expect(hubSees).toEqual({ kind: 'result', result });
   });
 
-  it('changes nothing and reports noop when the same request arrives twice', async () => {
+  it('changes nothing and reports noop when the queue delivers the same request twice', async () => {
     // Prepare
-    await fn.remediate(post(delivered(request())), context());
+    const { message } = await deliver(delivered(request()));
     const updatesAfterFirst = arm.updates.length;
     // Act
-    const res = await fn.remediate(post(delivered(request())), context());
+    const ctx = await work(message);
     // Assess
-    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'noop' } });
     expect(arm.updates).toHaveLength(updatesAfterFirst);
+    expect(ctx.extraOutputs.get(fn.poisoned)).toBeUndefined();
     const results = reported().map((e) => RemoteResultSchema.parse(JSON.parse(e.Detail ?? '{}')));
     expect(results.map((r) => [r.outcome, r.applyToken])).toEqual([
       ['applied', 'token-0000000000000001'],
@@ -271,50 +337,68 @@ describe('Azure spoke: remediate', () => {
     expect(results[1]?.requestIds).toEqual([]);
   });
 
+  it('changes nothing and reports noop when the hub hands the same request over twice', async () => {
+    // Prepare
+    await deliver(delivered(request()));
+    // Act
+    const { res } = await deliver(delivered(request()));
+    // Assess
+    expect(res.status).toBe(202);
+    expect(arm.updates).toHaveLength(1);
+    expect(reported().map((e) => RemoteResultSchema.parse(JSON.parse(e.Detail ?? '{}')).outcome)).toEqual([
+      'applied',
+      'noop',
+    ]);
+  });
+
+  it('throws for the queue to retry, and later poison, when the result cannot reach the hub', async () => {
+    // Prepare
+    const { message } = await (async () => {
+      const ctx = context();
+      await fn.remediate(post(delivered(request({ op: 'verify' }))), ctx);
+      return { message: queuedBy(ctx) };
+    })();
+    eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
+    // Act
+    const run = fn.remediateQueued(throughQueue(message), context());
+    // Assess
+    await expect(run).rejects.toThrow();
+  });
+
+  it('moves a message that is no request for this spoke to the poison queue with its reason, running nothing', async () => {
+    // Prepare: something else put a GCP request on the queue
+    const stray = request({ provider: 'gcp', action: 'gcs.remove-public-access', target: { bucket: 'acme' } });
+    // Act
+    const ctx = await work(stray);
+    // Assess
+    expect(ctx.extraOutputs.get(fn.poisoned)).toEqual({
+      reason: 'this is the azure spoke; gcp requests go elsewhere',
+      message: stray,
+    });
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
   it('plans only and reports planned when the spoke is deployed without CLOSELOOP_APPLY', async () => {
     // Prepare
     vi.stubEnv('CLOSELOOP_APPLY', '');
     // Act
-    const res = await fn.remediate(post(delivered(request())), context());
+    await deliver(delivered(request()));
     // Assess
-    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'planned' } });
     expect(arm.updates).toEqual([]);
     expect((await anonymousGet()).status).toBe(200);
-  });
-
-  it('refuses with 422 and runs nothing when the request names a GCP action', async () => {
-    // Act
-    const res = await fn.remediate(
-      post(delivered(request({ action: 'gcs.remove-public-access', target: { bucket: 'acme-exports' } }))),
-      context(),
-    );
-    // Assess
-    expect(res.status).toBe(422);
-    expect(JSON.stringify(res.jsonBody)).toContain('gcs.remove-public-access is a gcp action');
-    expect(arm.calls).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
-  });
-
-  it('refuses with 422 when the request is addressed to the GCP spoke', async () => {
-    // Act
-    const res = await fn.remediate(post(delivered(request({ provider: 'gcp' }))), context());
-    // Assess
-    expect(res.status).toBe(422);
-    expect(arm.calls).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect(RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}')).outcome).toBe('planned');
   });
 
   it('reports the live state when the hub asks for a verify', async () => {
     // Prepare
-    await fn.remediate(post(delivered(request())), context());
+    await deliver(delivered(request()));
     eb.resetHistory();
     // Act
-    const res = await fn.remediate(
-      post(delivered(request({ requestId: 'rq-00000000000000v1', op: 'verify', applyToken: 'verify-token-01' }))),
-      context(),
+    await deliver(
+      delivered(request({ requestId: 'rq-00000000000000v1', op: 'verify', applyToken: 'verify-token-01' })),
     );
     // Assess
-    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'verified' } });
     const result = RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}'));
     expect(result).toMatchObject({ op: 'verify', outcome: 'verified', applyToken: 'verify-token-01' });
     expect(result.observed).toMatchObject({ allowBlobPublicAccess: false });
@@ -338,9 +422,9 @@ describe('Azure spoke: remediate', () => {
       },
     });
     // Act
-    const res = await fn.remediate(post(delivered(resolve)), context());
+    const { res } = await deliver(delivered(resolve));
     // Assess
-    expect(res).toMatchObject({ status: 200, jsonBody: { outcome: 'resolved' } });
+    expect(res.status).toBe(202);
     expect(security.resolved).toEqual([`${SUB}/rg-data/westeurope/${alertName}`]);
     expect(arm.calls).toEqual([]);
     const result = RemoteResultSchema.parse(JSON.parse(reported()[0]?.Detail ?? '{}'));
