@@ -1,17 +1,26 @@
 /**
- * GCP spoke remediation: the hub's API destination posts a `Remediation Requested` event; this runs the
- * named GCP action (plan → apply, verify or rollback), or sets a verified SCC finding INACTIVE, under the function's service account (the custom
- * role of infra/gcp/main.tf) and reports the result to the hub bus. The caller is authenticated by
- * `x-closeloop-secret` (constant time, against the Secret Manager-backed env var).
+ * GCP spoke remediation: the hub's API destination posts a `Remediation Requested` event to `remediate`,
+ * which checks it and publishes it to the Pub/Sub topic `CLOSELOOP_REMEDIATE_TOPIC`, answering 202 at once
+ * (an API destination gives up after 5 seconds; an apply with its Compute operation wait takes longer).
+ * The topic's push subscription (infra/gcp/main.tf) delivers it to `remediateQueued`, which runs the named
+ * GCP action (plan → apply, verify or rollback), or sets a verified SCC finding INACTIVE, under the
+ * function's service account (the custom role of infra/gcp/main.tf) and reports the result to the hub bus.
+ * A run that throws answers an error, so Pub/Sub redelivers, and after the subscription's
+ * max_delivery_attempts moves it to the dead-letter topic; a message that is no request for this spoke is
+ * published there at once with its reason (attribute `reason`) and acknowledged. The caller of `remediate`
+ * is authenticated by `x-closeloop-secret` (constant time, against the Secret Manager-backed env var).
  */
-import { http } from '@google-cloud/functions-framework';
+import { type CloudEvent, cloudEvent, http } from '@google-cloud/functions-framework';
+import * as z from 'zod';
 import { createCloudClients } from '../../shared/actions/clients.js';
 import { actionRegistry } from '../../shared/actions/registry.js';
+import { documentFromPubSub, pubsubPublisher, UnreadableMessageError } from '../../shared/adapters/bus/pubsub.js';
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
-import { handleRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
+import { queueRemoteRequest, runRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { lazyResolver, sccResolver } from '../../shared/adapters/upstream/spoke.js';
-import { createGcpSpoke } from '../../shared/adapters/wiring/gcp.js';
+import { createGcpSpoke, gcpAccessTokens } from '../../shared/adapters/wiring/gcp.js';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
+import { ConfigError } from '../../shared/core/errors.js';
 import { systemClock } from '../../shared/core/ports.js';
 
 const spoke = createGcpSpoke(process.env);
@@ -26,6 +35,22 @@ const upstream = lazyResolver(async () => {
   const { SecurityCenterClient } = await import('@google-cloud/security-center');
   return sccResolver(new SecurityCenterClient(), systemClock);
 });
+
+/** The topics infra/gcp/main.tf names: `projects/<project>/topics/<name>`. */
+const TopicSchema = z.string().regex(/^projects\/[^/]+\/topics\/[^/]+$/);
+const QueueEnvSchema = z.object({
+  /** remediate publishes the requests it accepted here; the worker's push subscription reads it. */
+  CLOSELOOP_REMEDIATE_TOPIC: TopicSchema,
+  /** The worker sets aside here what it can never run, as Pub/Sub does with what kept failing. */
+  CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC: TopicSchema,
+});
+const queueEnv = () => {
+  const parsed = QueueEnvSchema.safeParse(process.env);
+  if (!parsed.success) throw new ConfigError(`GCP spoke remediation queue: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+};
+// Pub/Sub's REST API with the service account's access token (no client library: a lighter cold start).
+const token = gcpAccessTokens();
 
 /** The Functions Framework's request/response, as far as this handler uses them (Express underneath). */
 interface HttpIn {
@@ -42,7 +67,40 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
     res.status(405).json({ error: 'POST only' });
     return;
   }
-  const answer = await handleRemoteRequest(req.body, req.get(REMOTE_SECRET_HEADER), {
+  const answer = await queueRemoteRequest(req.body, req.get(REMOTE_SECRET_HEADER), {
+    spoke: 'gcp',
+    env: process.env,
+    log: spoke.log,
+    actions: actionRegistry,
+    enqueue: async (request) => {
+      const topic = pubsubPublisher(queueEnv().CLOSELOOP_REMEDIATE_TOPIC, { token });
+      await topic.publish(JSON.stringify(request), { requestId: request.requestId });
+    },
+  });
+  res.status(answer.status).json(answer.body);
+}
+
+/** The message's data as Pub/Sub carried it, to set aside what documentFromPubSub could not read. */
+const MessageDataSchema = z.object({ message: z.object({ data: z.string() }) });
+
+/** Sets a message the worker can never run aside on the dead-letter topic, with why (attribute `reason`). */
+async function setAside(data: string, reason: string, input: string): Promise<void> {
+  spoke.log.error('remediation message moved to the dead-letter topic', { input, reason });
+  const deadLetters = pubsubPublisher(queueEnv().CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC, { token });
+  await deadLetters.publish(data, { reason: reason.slice(0, 1024), input });
+}
+
+export async function remediateQueued(event: CloudEvent<unknown>): Promise<void> {
+  let message: ReturnType<typeof documentFromPubSub>;
+  try {
+    message = documentFromPubSub(event.data, event.id);
+  } catch (e) {
+    if (!(e instanceof UnreadableMessageError)) throw e;
+    const raw = MessageDataSchema.safeParse(event.data).data?.message.data ?? '';
+    await setAside(Buffer.from(raw, 'base64').toString('utf8'), `${e.path}: ${e.reason}`, e.input);
+    return;
+  }
+  const run = await runRemoteRequest(message.value, {
     spoke: 'gcp',
     env: process.env,
     log: spoke.log,
@@ -54,7 +112,8 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
     tags,
     upstream,
   });
-  res.status(answer.status).json(answer.body);
+  if ('unrunnable' in run) await setAside(JSON.stringify(message.value), run.unrunnable, message.input);
 }
 
 http('remediate', remediate);
+cloudEvent('remediateQueued', remediateQueued);

@@ -38,6 +38,16 @@ output "remediate_url" {
   value       = var.remediate_enabled ? google_cloudfunctions2_function.remediate[0].service_config[0].uri : ""
 }
 
+output "remediate_dead_letter_subscription" {
+  description = "Remediation requests remediateQueued did not run (attribute reason when it never could), kept 7 days."
+  value       = google_pubsub_subscription.remediate_dead_letters.id
+}
+
+output "remediate_dead_letter_alert_policy" {
+  description = "Alert policy opening an incident while the remediation dead-letter subscription holds messages."
+  value       = google_monitoring_alert_policy.remediate_dead_letters.name
+}
+
 output "remediation_role" {
   description = "The custom role holding exactly the GCP actions' declared permissions."
   value       = google_project_iam_custom_role.remediation.id

@@ -433,12 +433,11 @@ describe('GCP spoke Terraform', () => {
     const topic = attr(block(ingest?.body ?? '', 'dead_letter_policy'), 'dead_letter_topic');
     const kept = blocks(tf, 'resource "google_pubsub_subscription"').find((s) => attr(s.body, 'topic') === topic);
     const policies = blocks(tf, 'resource "google_monitoring_alert_policy"');
-    const policy = policies[0]?.body ?? '';
+    const policy = policies.find((p) => p.body.includes(`google_pubsub_subscription.${kept?.name}.name`))?.body ?? '';
     const threshold = block(policy, 'condition_threshold');
     const filter = JSON.parse(attr(threshold, 'filter') ?? '""') as string;
     const variable = block(tf, 'variable "dead_letter_notification_channels"');
     // Assess: Pub/Sub's undelivered-messages gauge of that subscription, above 0
-    expect(policies).toHaveLength(1);
     expect(kept?.name).toBeDefined();
     expect(filter.split(/\s+AND\s+/).sort()).toEqual(
       [
@@ -456,6 +455,82 @@ describe('GCP spoke Terraform', () => {
     // Cloud Monitoring's API is enabled with the others, before the policy is created
     expect(block(tf, 'resource "google_project_service" "apis"')).toContain('"monitoring.googleapis.com",');
     expect(attr(policy, 'depends_on')).toBe('[google_project_service.apis]');
+  });
+
+  it('queues remediation requests on a topic whose push subscription delivers them to the worker and dead-letters what it could not run, with an alert', () => {
+    // Prepare
+    const endpoint = block(tf, 'resource "google_cloudfunctions2_function" "remediate"');
+    const worker = block(tf, 'resource "google_cloudfunctions2_function" "remediate_worker"');
+    const [sub, ...more] = blocks(tf, 'resource "google_pubsub_subscription"').filter(
+      (s) => attr(s.body, 'topic') === 'google_pubsub_topic.remediate.id',
+    );
+    const push = block(sub?.body ?? '', 'push_config');
+    const policy = block(sub?.body ?? '', 'dead_letter_policy');
+    const deadTopic = /^google_pubsub_topic\.(\w+)\.id$/.exec(attr(policy, 'dead_letter_topic') ?? '')?.[1];
+    const kept = blocks(tf, 'resource "google_pubsub_subscription"').find(
+      (s) => attr(s.body, 'topic') === `google_pubsub_topic.${deadTopic}.id`,
+    );
+    const alert = blocks(tf, 'resource "google_monitoring_alert_policy"').find((p) =>
+      p.body.includes(`resource.labels.subscription_id = \\"\${google_pubsub_subscription.${kept?.name}.name}\\"`),
+    );
+    const iam = (type: string) => blocks(tf, `resource "${type}"`).map((b) => b.body);
+    const spokeMember = '"serviceAccount:${google_service_account.spoke.email}"';
+    const fn = read('functions/gcp/remediate.ts');
+    // Assess: the endpoint publishes, the worker (same bundle, its own entry point) runs
+    expect(attr(endpoint, 'entry_point')).toBe('"remediate"');
+    expect(block(endpoint, 'environment_variables')).toContain(
+      'CLOSELOOP_REMEDIATE_TOPIC = google_pubsub_topic.remediate.id',
+    );
+    expect(attr(worker, 'entry_point')).toBe('"remediateQueued"');
+    expect(fn).toContain("cloudEvent('remediateQueued'");
+    expect(attr(block(worker, 'service_config'), 'service_account_email')).toBe('google_service_account.spoke.email');
+    expect(attr(worker, 'ingress_settings')).toBe('"ALLOW_INTERNAL_ONLY"');
+    expect(worker).not.toMatch(/^\s*event_trigger\s*\{/m);
+    expect(block(worker, 'environment_variables')).toMatch(
+      new RegExp(`CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC = google_pubsub_topic\\.${deadTopic}\\.id`),
+    );
+    expect(block(worker, 'environment_variables')).toContain('CLOSELOOP_APPLY');
+    // One push subscription, authenticated as the spoke account, which may invoke the worker
+    expect(more).toEqual([]);
+    expect(attr(push, 'push_endpoint')).toBe(
+      '"${google_cloudfunctions2_function.remediate_worker[0].service_config[0].uri}/${google_pubsub_topic.remediate.id}"',
+    );
+    expect(attr(block(push, 'oidc_token'), 'service_account_email')).toBe('google_service_account.spoke.email');
+    const invoker = block(tf, 'resource "google_cloud_run_service_iam_member" "remediate_worker_invoker"');
+    expect(attr(invoker, 'service')).toBe(
+      'google_cloudfunctions2_function.remediate_worker[0].service_config[0].service',
+    );
+    expect(attr(invoker, 'member')).toBe(spokeMember);
+    // Bounded attempts to a kept dead-letter topic, Pub/Sub's agent allowed to move them there
+    const attempts = Number(attr(policy, 'max_delivery_attempts'));
+    expect(attempts).toBeGreaterThanOrEqual(5);
+    expect(attempts).toBeLessThanOrEqual(100);
+    expect(deadTopic).not.toBe('remediate');
+    expect(kept?.body).toMatch(/expiration_policy \{\s+ttl = ""\s+\}/);
+    expect(
+      iam('google_pubsub_subscription_iam_member').some(
+        (b) =>
+          attr(b, 'subscription') === `google_pubsub_subscription.${sub?.name}[0].name` &&
+          attr(b, 'role') === '"roles/pubsub.subscriber"' &&
+          attr(b, 'member') === 'local.pubsub_agent',
+      ),
+    ).toBe(true);
+    // The spoke account publishes to the queue and the dead letters, and holds no Pub/Sub role beyond that
+    const spokePubSub = [...iam('google_pubsub_topic_iam_member'), ...iam('google_pubsub_subscription_iam_member')]
+      .filter((b) => attr(b, 'member') === spokeMember)
+      .map((b) => `${attr(b, 'role')} on ${attr(b, 'topic') ?? attr(b, 'subscription')}`)
+      .sort();
+    expect(spokePubSub).toEqual(
+      [
+        `"roles/pubsub.publisher" on google_pubsub_topic.${deadTopic}.name`,
+        '"roles/pubsub.publisher" on google_pubsub_topic.remediate.name',
+      ].sort(),
+    );
+    // An incident while the dead letters hold any, to the same channels as the findings'
+    expect(attr(alert?.body ?? '', 'notification_channels')).toBe('var.dead_letter_notification_channels');
+    expect(block(tf, 'output "remediate_dead_letter_subscription"')).toContain(
+      `google_pubsub_subscription.${kept?.name}.id`,
+    );
   });
 
   it('sets the environment the spoke requires and outputs the unique id the hub trusts', () => {

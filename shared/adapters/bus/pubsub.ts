@@ -1,7 +1,8 @@
 /**
- * Google Pub/Sub transports for SCC notifications: the Cloud Functions (2nd gen) CloudEvent
+ * Google Pub/Sub transports: the Cloud Functions (2nd gen) CloudEvent
  * `google.cloud.pubsub.topic.v1.messagePublished` whose `data.message.data` is the base64
- * NotificationMessage (finding-formats §9.2).
+ * NotificationMessage (finding-formats §9.2) or a queued remediation request, and a publisher for the
+ * latter (the GCP spoke's remediate endpoint → its worker).
  *
  * @see https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/pubsub/v1/data.proto
  */
@@ -66,4 +67,62 @@ export function documentFromPubSub(data: unknown, eventId: string): ReceivedDocu
   } catch (e) {
     throw new UnreadableMessageError(input, field, 'not base64 JSON', { cause: e });
   }
+}
+
+/** A topic to publish to (the GCP spoke's remediation queue and its dead-letter topic). */
+export interface PubSubPublisher {
+  /** Publishes one message; resolves to its message id once Pub/Sub has it. */
+  publish(data: string, attributes?: Record<string, string>): Promise<string>;
+}
+
+type PublishFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+) => Promise<{ ok: boolean; status: number; text(): Promise<string> }>;
+
+export interface PubSubPublisherOptions {
+  /** An OAuth access token of the caller (wiring/gcp.ts gcpAccessTokens). */
+  token(): Promise<string>;
+  fetch?: PublishFetch;
+  endpoint?: string;
+  /** Gives up after this long (default 3 s: the remediate endpoint answers within an API destination's 5 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * Publishes to `topic` (`projects/<project>/topics/<name>`) through Pub/Sub's REST API with the caller's
+ * access token: one call, no client library in the function's bundle.
+ * @see https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics/publish
+ * @example const queue = pubsubPublisher('projects/acme-sec/topics/closeloop-remediate-requests', { token });
+ */
+export function pubsubPublisher(topic: string, options: PubSubPublisherOptions): PubSubPublisher {
+  const fetchFn: PublishFetch = options.fetch ?? fetch;
+  const url = `${options.endpoint ?? 'https://pubsub.googleapis.com'}/v1/${topic}:publish`;
+  return {
+    async publish(data, attributes) {
+      const message = { data: Buffer.from(data, 'utf8').toString('base64'), ...(attributes ? { attributes } : {}) };
+      const res = await fetchFn(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await options.token()}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [message] }),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 3000),
+      });
+      const text = await res.text();
+      if (!res.ok) {
+        const kind =
+          res.status === 401 || res.status === 403
+            ? 'denied'
+            : res.status === 404
+              ? 'gone'
+              : res.status === 429
+                ? 'throttled'
+                : 'transient';
+        throw new AdapterError(kind, `Pub/Sub publish to ${topic} answered ${res.status}: ${text.slice(0, 512)}`);
+      }
+      const id = z.object({ messageIds: z.array(z.string()).min(1) }).safeParse(JSON.parse(text || '{}')).data
+        ?.messageIds[0];
+      if (!id) throw new AdapterError('transient', `Pub/Sub publish to ${topic} returned no message id`);
+      return id;
+    },
+  };
 }

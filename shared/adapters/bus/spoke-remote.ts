@@ -216,23 +216,3 @@ export async function runRemoteRequest(message: unknown, deps: RemoteRunDeps): P
   await deps.report(result);
   return { ran: result };
 }
-
-/**
- * The spoke's remediate endpoint run to the end before it answers (the GCP function's, until it queues
- * too): authenticates, validates, runs and reports; 200 with the outcome once the result is on the hub bus.
- *
- * @example const answer = await handleRemoteRequest(req.body, req.get(REMOTE_SECRET_HEADER), deps);
- */
-export async function handleRemoteRequest(
-  body: unknown,
-  presentedSecret: string | null | undefined,
-  deps: RemoteRunDeps,
-): Promise<RemoteHttpAnswer> {
-  const refused = refuseCaller(presentedSecret, deps);
-  if (refused) return refused;
-  const checked = checkRequest(body, deps);
-  if (!('request' in checked)) return { status: checked.status, body: { error: checked.error } };
-  const run = await runRemoteRequest(checked.request, deps);
-  if (!('ran' in run)) return { status: 422, body: { error: run.unrunnable } };
-  return { status: 200, body: { requestId: run.ran.requestId, outcome: run.ran.outcome, reason: run.ran.reason } };
-}

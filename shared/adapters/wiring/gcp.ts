@@ -44,6 +44,27 @@ export async function gcpIdToken(audience: string, fetchFn: Fetch = fetch): Prom
   return token;
 }
 
+/**
+ * An OAuth access token of the function's service account from the metadata server, kept until a minute
+ * before it expires (the metadata server hands out the same token until then anyway).
+ * @see https://cloud.google.com/compute/docs/access/authenticate-workloads#applications
+ */
+export function gcpAccessTokens(fetchFn: Fetch = fetch, now: () => number = Date.now): () => Promise<string> {
+  let held: { token: string; until: number } | undefined;
+  return async () => {
+    if (held && now() < held.until) return held.token;
+    const url = 'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token';
+    const res = await fetchFn(url, { headers: { 'Metadata-Flavor': 'Google' } });
+    if (!res.ok) throw new ConfigError(`metadata server answered ${res.status} for an access token`);
+    const parsed = z
+      .object({ access_token: z.string().min(1), expires_in: z.number() })
+      .safeParse(JSON.parse(await res.text()));
+    if (!parsed.success) throw new ConfigError('metadata server returned no access token');
+    held = { token: parsed.data.access_token, until: now() + (parsed.data.expires_in - 60) * 1000 };
+    return held.token;
+  };
+}
+
 /** Severity-tagged JSON lines on stdout/stderr: Cloud Logging's structured logging. */
 export function cloudLogger(write: (line: string, error: boolean) => void = defaultWrite): Logger {
   const at = (severity: string) => (message: string, data?: Record<string, unknown>) =>

@@ -1,8 +1,11 @@
 /**
- * The GCP spoke's remediate function through the Functions Framework's own test server over HTTP: the
- * hub's API destination posts `Remediation Requested`; the function checks the shared secret, runs the
- * GCP action against the Google JSON API double and puts the result on the hub bus through
- * web-identity federation (metadata server and STS doubled; the exchange itself is tested in scc-ingest.test.ts).
+ * The GCP spoke's remediate functions through the Functions Framework's own test server over HTTP: the
+ * hub's API destination posts `Remediation Requested`; `remediate` checks the shared secret and the
+ * request, publishes it to the remediation topic (Pub/Sub's REST API, doubled at fetch with the metadata
+ * server's access token) and answers 202 within the API destination's 5 seconds; the topic's push
+ * subscription delivers it to `remediateQueued`, which runs the GCP action against the Google JSON API
+ * double and puts the result on the hub bus through web-identity federation (metadata server and STS
+ * doubled; the exchange itself is tested in scc-ingest.test.ts).
  */
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -42,6 +45,14 @@ vi.mock('../../../shared/actions/clients.js', async (importOriginal) => {
 });
 
 const SECRET = 'hub-remediate-secret-000000000000';
+const TOPIC = 'projects/acme-sec/topics/closeloop-remediate-requests';
+const DEAD_LETTERS = 'projects/acme-sec/topics/closeloop-remediate-dead-letter';
+/** What the functions published, per topic, as Pub/Sub's REST API received it. */
+const pubsub = {
+  published: [] as { topic: string; data: string; attributes?: Record<string, string>; authorization: string }[],
+  /** The status the double answers a publish with. */
+  status: 200,
+};
 const BUS = 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test';
 const BUCKET = 'acme-public-exports';
 const OWNERS = { role: 'roles/storage.legacyBucketOwner', members: ['projectOwner:acme-prod'] };
@@ -55,13 +66,43 @@ beforeAll(async () => {
   vi.stubEnv('CLOSELOOP_HUB_BUS_ARN', BUS);
   vi.stubEnv('CLOSELOOP_FORWARDER_ROLE_ARN', 'arn:aws:iam::111122223333:role/closeloop-test-gcp-spoke');
   vi.stubEnv('CLOSELOOP_REMEDIATE_SECRET', SECRET);
-  // The metadata server's identity endpoint; everything else (the double on 127.0.0.1) goes through.
+  vi.stubEnv('CLOSELOOP_REMEDIATE_TOPIC', TOPIC);
+  vi.stubEnv('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC', DEAD_LETTERS);
+  // The metadata server's identity and token endpoints, and Pub/Sub's publish; everything else (the double
+  // on 127.0.0.1) goes through.
   const realFetch = globalThis.fetch;
-  vi.stubGlobal('fetch', async (url: string | URL, init?: RequestInit) =>
-    String(url).startsWith('http://metadata.google.internal/')
-      ? { ok: true, status: 200, text: async () => 'gcp-id-token\n' }
-      : realFetch(url, init),
-  );
+  vi.stubGlobal('fetch', async (url: string | URL, init?: RequestInit) => {
+    const at = String(url);
+    if (at === 'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token')
+      return {
+        ok: true,
+        status: 200,
+        text: async () => JSON.stringify({ access_token: 'ya29.spoke', expires_in: 3599 }),
+      };
+    if (at.startsWith('http://metadata.google.internal/'))
+      return { ok: true, status: 200, text: async () => 'gcp-id-token\n' };
+    const publish = /^https:\/\/pubsub\.googleapis\.com\/v1\/(projects\/[^/]+\/topics\/[^/:]+):publish$/.exec(at);
+    if (publish) {
+      const headers = new Headers(init?.headers);
+      const { messages } = JSON.parse(String(init?.body)) as {
+        messages: { data: string; attributes?: Record<string, string> }[];
+      };
+      if (pubsub.status !== 200) return { ok: false, status: pubsub.status, text: async () => '{"error":{}}' };
+      for (const m of messages)
+        pubsub.published.push({
+          topic: publish[1] ?? '',
+          data: Buffer.from(m.data, 'base64').toString('utf8'),
+          ...(m.attributes ? { attributes: m.attributes } : {}),
+          authorization: headers.get('authorization') ?? '',
+        });
+      return {
+        ok: true,
+        status: 200,
+        text: async () => JSON.stringify({ messageIds: messages.map((_, i) => `${i + 1}`) }),
+      };
+    }
+    return realFetch(url, init);
+  });
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   gcp = await startGcpDouble();
   doubles.gcp = gcp.options;
@@ -79,6 +120,8 @@ afterAll(async () => {
 });
 beforeEach(() => {
   vi.stubEnv('CLOSELOOP_APPLY', 'true');
+  pubsub.published.length = 0;
+  pubsub.status = 200;
   answerForwarder(sts, eb);
   gcp.requests.length = 0;
   gcp.buckets.clear();
@@ -109,40 +152,67 @@ const post = (body: unknown, secret: string | null = SECRET) => {
   if (secret !== null) req.set('x-closeloop-secret', secret);
   return req.send(typeof body === 'string' ? body : JSON.stringify(body));
 };
+/** What remediate published to `topic`, parsed. */
+const published = (topic = TOPIC) => pubsub.published.filter((m) => m.topic === topic);
+let pushes = 0;
+/** What the worker's push subscription POSTs for a message of the remediation topic (infra/gcp/main.tf). */
+const push = (data: string, attributes: Record<string, string> = {}) =>
+  supertest(getTestServer('remediateQueued'))
+    .post(`/${TOPIC}`)
+    .set('content-type', 'application/json')
+    .send(
+      JSON.stringify({
+        subscription: 'projects/acme-sec/subscriptions/closeloop-remediate-worker',
+        message: {
+          data: Buffer.from(data, 'utf8').toString('base64'),
+          attributes,
+          messageId: `99000000000${++pushes}`,
+          publishTime: '2026-12-07T10:00:00.000Z',
+        },
+      }),
+    );
+/** The whole way: posted, answered, and (when published) pushed to the worker, as Pub/Sub would do it. */
+async function deliver(body: unknown) {
+  const before = published().length;
+  const res = await post(body);
+  const message = published()[before];
+  const worked = message ? await push(message.data, message.attributes) : undefined;
+  return { res, message, worked };
+}
 const reported = () => eb.commandCalls(PutEventsCommand).flatMap((call) => call.args[0].input.Entries ?? []);
 const resultsReported = () => reported().map((e) => RemoteResultSchema.parse(JSON.parse(e.Detail ?? '{}')));
 const writes = () => gcp.requests.filter((r) => r.method !== 'GET');
 const publicMembers = () =>
   (gcp.buckets.get(BUCKET)?.iam.bindings ?? []).flatMap((b) => b.members).filter((m) => m.startsWith('all'));
 
-describe('GCP spoke: remediate through the Functions Framework test server', () => {
-  it('refuses with 401 and calls no cloud when the secret header is missing', async () => {
+describe('GCP spoke: remediate endpoint through the Functions Framework test server', () => {
+  it('refuses with 401, publishes nothing and calls no cloud when the secret header is missing', async () => {
     // Act
     const res = await post(delivered(request()), null);
     // Assess
     expect(res.status).toBe(401);
+    expect(pubsub.published).toEqual([]);
     expect(gcp.requests).toEqual([]);
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
     expect(sts).toHaveReceivedCommandTimes(AssumeRoleWithWebIdentityCommand, 0);
   });
 
-  it('refuses with 401 and calls no cloud when the secret header is wrong', async () => {
+  it('refuses with 401 and publishes nothing when the secret header is wrong', async () => {
     // Act
     const res = await post(delivered(request()), 'not-the-secret-000000000000');
     // Assess
     expect(res.status).toBe(401);
+    expect(pubsub.published).toEqual([]);
     expect(gcp.requests).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
-  it('answers 400 naming the field when the request has an unknown op', async () => {
+  it('answers 400 naming the field, and publishes nothing, when the request has an unknown op', async () => {
     // Act
     const res = await post(delivered(request({ op: 'delete' })));
     // Assess
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('op');
-    expect(gcp.requests).toEqual([]);
-    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+    expect(pubsub.published).toEqual([]);
   });
 
   it('answers 405 to a GET', async () => {
@@ -150,15 +220,76 @@ describe('GCP spoke: remediate through the Functions Framework test server', () 
     const res = await supertest(getTestServer('remediate')).get('/').set('x-closeloop-secret', SECRET);
     // Assess
     expect(res.status).toBe(405);
-    expect(gcp.requests).toEqual([]);
+    expect(pubsub.published).toEqual([]);
   });
 
-  it('applies the GCP action and reports the result with the request token when the request is valid', async () => {
+  it('refuses with 422 and publishes nothing when the request names an Azure action', async () => {
+    // Act
+    const res = await post(
+      delivered(
+        request({
+          action: 'azure.storage.disallow-public-access',
+          target: { subscriptionId: '00000000-0000-0000-0000-000000000000', resourceGroup: 'rg', accountName: 'acme' },
+        }),
+      ),
+    );
+    // Assess
+    expect(res.status).toBe(422);
+    expect(JSON.stringify(res.body)).toContain('azure.storage.disallow-public-access is a azure action');
+    expect(pubsub.published).toEqual([]);
+  });
+
+  it('refuses with 422 when the request is addressed to the Azure spoke', async () => {
+    // Act
+    const res = await post(delivered(request({ provider: 'azure' })));
+    // Assess
+    expect(res.status).toBe(422);
+    expect(pubsub.published).toEqual([]);
+  });
+
+  it('answers 202 and publishes the request without running it, so the API destination never waits on an apply', async () => {
     // Act
     const res = await post(delivered(request()));
     // Assess
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ requestId: 'rq-00000000000000g1', outcome: 'applied' });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ requestId: 'rq-00000000000000g1', queued: true });
+    const [message, ...more] = published();
+    expect(more).toEqual([]);
+    expect(JSON.parse(message?.data ?? '{}')).toEqual(request());
+    expect(message).toMatchObject({
+      attributes: { requestId: 'rq-00000000000000g1' },
+      authorization: 'Bearer ya29.spoke',
+    });
+    expect(gcp.requests).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('accepts the request itself as the body when a caller posts it without the EventBridge envelope', async () => {
+    // Act
+    const res = await post(request());
+    // Assess
+    expect(res.status).toBe(202);
+    expect(JSON.parse(published()[0]?.data ?? '{}')).toEqual(request());
+  });
+
+  it('answers 5xx, so the hub dead-letters the hand-over, when the request cannot be published', async () => {
+    // Prepare
+    pubsub.status = 503;
+    // Act
+    const res = await post(delivered(request()));
+    // Assess
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(gcp.requests).toEqual([]);
+  });
+});
+
+describe('GCP spoke: remediate worker on the push subscription', () => {
+  it('applies the GCP action and reports the result with the request token', async () => {
+    // Act
+    const { res, worked } = await deliver(delivered(request()));
+    // Assess
+    expect(res.status).toBe(202);
+    expect(worked?.status).toBe(204);
     expect(publicMembers()).toEqual([]);
     expect(gcp.buckets.get(BUCKET)?.metadata).toMatchObject({
       iamConfiguration: { publicAccessPrevention: 'enforced' },
@@ -185,60 +316,55 @@ describe('GCP spoke: remediate through the Functions Framework test server', () 
     });
   });
 
-  it('accepts the request itself as the body when a caller posts it without the EventBridge envelope', async () => {
-    // Act
-    const res = await post(request());
-    // Assess
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ outcome: 'applied' });
-  });
-
-  it('makes no write and reports noop when the same request arrives twice', async () => {
+  it('makes no write and reports noop when Pub/Sub delivers the same request twice', async () => {
     // Prepare
-    await post(delivered(request()));
+    const { message } = await deliver(delivered(request()));
     const writesAfterFirst = writes().length;
     // Act
-    const res = await post(delivered(request()));
+    const again = await push(message?.data ?? '', message?.attributes);
     // Assess
-    expect(res.body).toMatchObject({ outcome: 'noop' });
+    expect(again.status).toBe(204);
     expect(writes()).toHaveLength(writesAfterFirst);
     expect(resultsReported().map((r) => [r.outcome, r.applyToken])).toEqual([
       ['applied', 'token-000000000000000g'],
       ['noop', 'token-000000000000000g'],
     ]);
+    expect(published(DEAD_LETTERS)).toEqual([]);
   });
 
-  it('refuses with 422 and runs nothing when the request names an Azure action', async () => {
+  it('answers an error, so Pub/Sub redelivers and then dead-letters, when the result cannot reach the hub', async () => {
+    // Prepare
+    const { message } = await deliver(delivered(request({ op: 'verify' })));
+    eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
     // Act
-    const res = await post(
-      delivered(
-        request({
-          action: 'azure.storage.disallow-public-access',
-          target: { subscriptionId: '00000000-0000-0000-0000-000000000000', resourceGroup: 'rg', accountName: 'acme' },
-        }),
-      ),
-    );
+    const res = await push(message?.data ?? '');
     // Assess
-    expect(res.status).toBe(422);
-    expect(JSON.stringify(res.body)).toContain('azure.storage.disallow-public-access is a azure action');
+    expect(res.status).toBeGreaterThanOrEqual(500);
+  });
+
+  it('sets a message that is no request for this spoke aside on the dead-letter topic with its reason, running nothing', async () => {
+    // Prepare: something else published an Azure request to the topic
+    const stray = JSON.stringify(request({ provider: 'azure' }));
+    // Act
+    const res = await push(stray);
+    // Assess: acknowledged (retrying cannot fix it), and where the dead-letter alert looks
+    expect(res.status).toBe(204);
+    const [aside, ...more] = published(DEAD_LETTERS);
+    expect(more).toEqual([]);
+    expect(aside?.data).toBe(stray);
+    expect(aside?.attributes?.reason).toBe('this is the gcp spoke; azure requests go elsewhere');
     expect(gcp.requests).toEqual([]);
     expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 
-  it('refuses with 422 when the request is addressed to the Azure spoke', async () => {
+  it('sets a message whose data is not JSON aside on the dead-letter topic with the field and reason', async () => {
     // Act
-    const res = await post(delivered(request({ provider: 'azure' })));
+    const res = await push('{not json');
     // Assess
-    expect(res.status).toBe(422);
+    expect(res.status).toBe(204);
+    expect(published(DEAD_LETTERS)).toMatchObject([
+      { data: '{not json', attributes: { reason: 'data.message.data: not base64 JSON' } },
+    ]);
     expect(gcp.requests).toEqual([]);
-  });
-
-  it('answers 5xx so the delivery is retried or dead-lettered when the result cannot reach the hub', async () => {
-    // Prepare
-    eb.on(PutEventsCommand).rejects(Object.assign(new Error('down'), { name: 'InternalException' }));
-    // Act
-    const res = await post(delivered(request({ op: 'verify' })));
-    // Assess
-    expect(res.status).toBeGreaterThanOrEqual(500);
   });
 });
