@@ -36,19 +36,19 @@ const upstream = lazyResolver(async () => {
   return sccResolver(new SecurityCenterClient(), systemClock);
 });
 
-/** The topics infra/gcp/main.tf names: `projects/<project>/topics/<name>`. */
-const TopicSchema = z.string().regex(/^projects\/[^/]+\/topics\/[^/]+$/);
-const QueueEnvSchema = z.object({
-  /** remediate publishes the requests it accepted here; the worker's push subscription reads it. */
-  CLOSELOOP_REMEDIATE_TOPIC: TopicSchema,
-  /** The worker sets aside here what it can never run, as Pub/Sub does with what kept failing. */
-  CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC: TopicSchema,
-});
-const queueEnv = () => {
-  const parsed = QueueEnvSchema.safeParse(process.env);
-  if (!parsed.success) throw new ConfigError(`GCP spoke remediation queue: ${z.prettifyError(parsed.error)}`);
+/**
+ * A topic infra/gcp/main.tf names (`projects/<project>/topics/<name>`), read when first needed: each entry
+ * point is deployed with its own (remediate: CLOSELOOP_REMEDIATE_TOPIC, where it queues what it accepted;
+ * remediateQueued: CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC, where it sets aside what it can never run).
+ */
+function topicFrom(name: 'CLOSELOOP_REMEDIATE_TOPIC' | 'CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC'): string {
+  const parsed = z
+    .string()
+    .regex(/^projects\/[^/]+\/topics\/[^/]+$/)
+    .safeParse(process.env[name]);
+  if (!parsed.success) throw new ConfigError(`${name}: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
-};
+}
 // Pub/Sub's REST API with the service account's access token (no client library: a lighter cold start).
 const token = gcpAccessTokens();
 
@@ -73,7 +73,7 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
     log: spoke.log,
     actions: actionRegistry,
     enqueue: async (request) => {
-      const topic = pubsubPublisher(queueEnv().CLOSELOOP_REMEDIATE_TOPIC, { token });
+      const topic = pubsubPublisher(topicFrom('CLOSELOOP_REMEDIATE_TOPIC'), { token });
       await topic.publish(JSON.stringify(request), { requestId: request.requestId });
     },
   });
@@ -86,7 +86,7 @@ const MessageDataSchema = z.object({ message: z.object({ data: z.string() }) });
 /** Sets a message the worker can never run aside on the dead-letter topic, with why (attribute `reason`). */
 async function setAside(data: string, reason: string, input: string): Promise<void> {
   spoke.log.error('remediation message moved to the dead-letter topic', { input, reason });
-  const deadLetters = pubsubPublisher(queueEnv().CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC, { token });
+  const deadLetters = pubsubPublisher(topicFrom('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC'), { token });
   await deadLetters.publish(data, { reason: reason.slice(0, 1024), input });
 }
 

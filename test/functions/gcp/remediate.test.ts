@@ -66,8 +66,6 @@ beforeAll(async () => {
   vi.stubEnv('CLOSELOOP_HUB_BUS_ARN', BUS);
   vi.stubEnv('CLOSELOOP_FORWARDER_ROLE_ARN', 'arn:aws:iam::111122223333:role/closeloop-test-gcp-spoke');
   vi.stubEnv('CLOSELOOP_REMEDIATE_SECRET', SECRET);
-  vi.stubEnv('CLOSELOOP_REMEDIATE_TOPIC', TOPIC);
-  vi.stubEnv('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC', DEAD_LETTERS);
   // The metadata server's identity and token endpoints, and Pub/Sub's publish; everything else (the double
   // on 127.0.0.1) goes through.
   const realFetch = globalThis.fetch;
@@ -120,6 +118,10 @@ afterAll(async () => {
 });
 beforeEach(() => {
   vi.stubEnv('CLOSELOOP_APPLY', 'true');
+  // Each entry point as infra/gcp/main.tf deploys it: remediate knows the queue's topic, the worker the
+  // dead-letter topic (deliver() runs both, each under its own).
+  vi.stubEnv('CLOSELOOP_REMEDIATE_TOPIC', TOPIC);
+  vi.stubEnv('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC', undefined);
   pubsub.published.length = 0;
   pubsub.status = 200;
   answerForwarder(sts, eb);
@@ -156,21 +158,29 @@ const post = (body: unknown, secret: string | null = SECRET) => {
 const published = (topic = TOPIC) => pubsub.published.filter((m) => m.topic === topic);
 let pushes = 0;
 /** What the worker's push subscription POSTs for a message of the remediation topic (infra/gcp/main.tf). */
-const push = (data: string, attributes: Record<string, string> = {}) =>
-  supertest(getTestServer('remediateQueued'))
-    .post(`/${TOPIC}`)
-    .set('content-type', 'application/json')
-    .send(
-      JSON.stringify({
-        subscription: 'projects/acme-sec/subscriptions/closeloop-remediate-worker',
-        message: {
-          data: Buffer.from(data, 'utf8').toString('base64'),
-          attributes,
-          messageId: `99000000000${++pushes}`,
-          publishTime: '2026-12-07T10:00:00.000Z',
-        },
-      }),
-    );
+async function push(data: string, attributes: Record<string, string> = {}) {
+  vi.stubEnv('CLOSELOOP_REMEDIATE_TOPIC', undefined);
+  vi.stubEnv('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC', DEAD_LETTERS);
+  try {
+    return await supertest(getTestServer('remediateQueued'))
+      .post(`/${TOPIC}`)
+      .set('content-type', 'application/json')
+      .send(
+        JSON.stringify({
+          subscription: 'projects/acme-sec/subscriptions/closeloop-remediate-worker',
+          message: {
+            data: Buffer.from(data, 'utf8').toString('base64'),
+            attributes,
+            messageId: `99000000000${++pushes}`,
+            publishTime: '2026-12-07T10:00:00.000Z',
+          },
+        }),
+      );
+  } finally {
+    vi.stubEnv('CLOSELOOP_REMEDIATE_TOPIC', TOPIC);
+    vi.stubEnv('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC', undefined);
+  }
+}
 /** The whole way: posted, answered, and (when published) pushed to the worker, as Pub/Sub would do it. */
 async function deliver(body: unknown) {
   const before = published().length;
