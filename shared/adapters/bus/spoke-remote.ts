@@ -114,7 +114,7 @@ export interface RemoteQueueDeps extends RemoteAcceptDeps {
   /**
    * Puts the validated request on the spoke's own queue (Azure Storage queue, Pub/Sub topic), whose worker
    * runs it with {@link runRemoteRequest}. A throw answers 5xx: the hub's API destination then dead-letters
-   * the hand-over (RemoteDlq), a real failure worth its alarm.
+   * the hand-over (RemediateDlq), a real failure worth its alarm.
    */
   enqueue(request: RemoteRequest): Promise<void>;
 }
