@@ -29,6 +29,15 @@ export interface StoredDoc {
 export interface PutOptions {
   /** 0: the document must not exist yet; n > 0: it must be at version n. Omitted: unconditional. */
   expectVersion?: number;
+  /**
+   * When the written document expires (a put's only; `delete` ignores it). From then on the store treats it as
+   * absent: reads leave it out, a create (`expectVersion: 0`) takes its id again (at version 1), an update or a
+   * delete of it fails. The store removes it later, when it gets to it (DynamoDB's TTL, up to days later;
+   * SQLite when opened and a few at a time as it writes). Every put sets it anew: one without it makes the
+   * document permanent. For bookkeeping that only ever grows (once-markers, delivery records, per-hour counters),
+   * never for the product's data.
+   */
+  expiresAt?: Date;
 }
 
 /**
@@ -63,7 +72,7 @@ export interface DocStore {
 }
 
 export interface WriteBatch {
-  puts: Array<{ collection: string; id: string; value: unknown; expectVersion?: number }>;
+  puts: Array<{ collection: string; id: string; value: unknown; expectVersion?: number; expiresAt?: Date }>;
   appends: Array<{ log: string; id: string; value: unknown }>;
   /**
    * The caller does not use the appends' outcomes (an append is idempotent on its id either way): a store

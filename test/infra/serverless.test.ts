@@ -21,6 +21,7 @@ import {
   SPOKE_DETAIL_TYPE,
   spokeSource,
 } from '../../shared/adapters/bus/spoke.js';
+import { EXPIRES_ATTRIBUTE } from '../../shared/adapters/store/dynamodb.js';
 import { GuardDutyUpstream } from '../../shared/adapters/upstream/guardduty.js';
 import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.js';
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
@@ -1163,6 +1164,13 @@ describe('serverless.yml packaged offline', () => {
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
+  });
+
+  it('has DynamoDB delete expired items by the attribute the store writes their expiry to', () => {
+    // Prepare: without TTL on that attribute, markers stay in the table forever (the store only hides them)
+    const table = template.Resources.CasesTable?.Properties;
+    // Assess
+    expect(table?.TimeToLiveSpecification).toEqual({ AttributeName: EXPIRES_ATTRIBUTE, Enabled: true });
   });
 
   it('grants s3:PutObjectRetention beside s3:PutObject to every role that writes evidence with a retention date', () => {

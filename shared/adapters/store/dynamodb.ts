@@ -3,7 +3,8 @@
  * numeric `v` attribute, append-only logs as items ordered by a zero-padded sequence number.
  *
  * Item layout (every attribute a string or number, so nothing depends on DynamoDB's map marshalling):
- * - document:  pk `d#<collection>`, sk `<id>`, v (version), doc (JSON text)
+ * - document:  pk `d#<collection>`, sk `<id>`, v (version), doc (JSON text), expiresAt (epoch seconds, only
+ *              on a document written with an expiry: the table's TTL attribute, see {@link EXPIRES_ATTRIBUTE})
  * - log entry: pk `l#<log>`, sk `<seq, 16 digits>`, id, doc
  * - log guard: pk `g#<log>`, sk `<id>`, seq, doc  (the commitment that makes `append` idempotent on id)
  * - counter:   pk `c#<log>`, sk `#`, n          (ADD-incremented sequence source)
@@ -24,8 +25,25 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
-import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import { AdapterError } from '../../core/errors.js';
+import {
+  type Clock,
+  type DocStore,
+  type PutOptions,
+  type StoredDoc,
+  systemClock,
+  type WriteBatch,
+} from '../../core/ports.js';
+import { putOptionsOf } from '../../core/store/docs.js';
+
+/**
+ * The attribute a document's expiry is written to, in epoch seconds: the one the table's Time to Live deletes
+ * by (serverless.yml `TimeToLiveSpecification`). TTL deletes within days of the time, not at it, so every read
+ * here leaves out an item past it, and a create takes its key again.
+ * @see https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
+ */
+export const EXPIRES_ATTRIBUTE = 'expiresAt';
+// The expressions below name it as it is (not a reserved word): no ExpressionAttributeNames entry for it.
 
 type Item = Record<string, AttributeValue>;
 
@@ -48,6 +66,8 @@ export interface DynamoDocStoreOptions {
   maxBatchRetries?: number;
   /** Base back-off in ms between UnprocessedKeys retries (doubles each time). */
   backoffMs?: number;
+  /** What expiries are compared with (default: the system clock). */
+  clock?: Clock;
 }
 
 /**
@@ -61,6 +81,7 @@ export interface DynamoDocStoreOptions {
 export class DynamoDocStore implements DocStore {
   private readonly maxBatchRetries: number;
   private readonly backoffMs: number;
+  private readonly clock: Clock;
 
   constructor(
     private readonly client: DynamoDBClient,
@@ -69,6 +90,17 @@ export class DynamoDocStore implements DocStore {
   ) {
     this.maxBatchRetries = options.maxBatchRetries ?? 8;
     this.backoffMs = options.backoffMs ?? 25;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Now in epoch seconds, as `expiresAt` counts: an item with `expiresAt <= now` has expired. */
+  private now(): AttributeValue {
+    return { N: String(Math.floor(this.clock.now().getTime() / 1000)) };
+  }
+
+  /** Whether an item read has not expired (TTL may not have deleted it yet). */
+  private live(item: Item): boolean {
+    return !((num(item, EXPIRES_ATTRIBUTE) ?? Infinity) <= Number(this.now().N));
   }
 
   async get(collection: string, id: string): Promise<StoredDoc | undefined> {
@@ -82,45 +114,51 @@ export class DynamoDocStore implements DocStore {
         }),
       ),
     );
-    return out.Item ? toDoc(out.Item) : undefined;
+    return out.Item && this.live(out.Item) ? toDoc(out.Item) : undefined;
   }
 
   async put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
     const key = { pk: { S: docPk(collection) }, sk: { S: id } };
     const doc = { S: JSON.stringify(value) };
     const expect = options.expectVersion;
+    // Rounded up: a document expires at the second after its time, never before it.
+    const x = options.expiresAt && { N: String(Math.ceil(options.expiresAt.getTime() / 1000)) };
     try {
       if (expect === undefined) {
-        // Unconditional: bump whatever version is there (ADD treats a missing attribute as 0).
+        // Unconditional: bump whatever version is there (ADD treats a missing attribute as 0), and set the
+        // expiry or take it off (each put sets it anew).
         const out = await this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
             Key: key,
-            UpdateExpression: 'SET #doc = :doc ADD #v :one',
+            UpdateExpression: x
+              ? 'SET #doc = :doc, expiresAt = :x ADD #v :one'
+              : 'SET #doc = :doc ADD #v :one REMOVE expiresAt',
             ExpressionAttributeNames: { '#doc': 'doc', '#v': 'v' },
-            ExpressionAttributeValues: { ':doc': doc, ':one': { N: '1' } },
+            ExpressionAttributeValues: { ':doc': doc, ':one': { N: '1' }, ...(x ? { ':x': x } : {}) },
             ReturnValues: 'UPDATED_NEW',
           }),
         );
         return num(out.Attributes, 'v') ?? 1;
       }
+      // An expired item is absent: a create replaces it, an update of it fails (`NOT` of a comparison with a
+      // missing attribute holds).
       await this.client.send(
         new PutItemCommand({
           TableName: this.table,
-          Item: { ...key, doc, v: { N: String(expect + 1) } },
+          Item: { ...key, doc, v: { N: String(expect + 1) }, ...(x ? { [EXPIRES_ATTRIBUTE]: x } : {}) },
           ...(expect === 0
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : {
-                ConditionExpression: '#v = :expect',
-                ExpressionAttributeNames: { '#v': 'v' },
-                ExpressionAttributeValues: { ':expect': { N: String(expect) } },
-              }),
+            ? {
+                ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+                ExpressionAttributeValues: { ':now': this.now() },
+              }
+            : this.versionIs(expect)),
         }),
       );
       return expect + 1;
     } catch (e) {
       if (e instanceof ConditionalCheckFailedException) return null;
-      throw classify('PutItem', e);
+      throw await classify('PutItem', e);
     }
   }
 
@@ -131,21 +169,29 @@ export class DynamoDocStore implements DocStore {
         new DeleteItemCommand({
           TableName: this.table,
           Key: { pk: { S: docPk(collection) }, sk: { S: id } },
-          // Both forms need the item to exist: the port returns false for a missing document.
-          ConditionExpression: expect === undefined ? 'attribute_exists(pk)' : '#v = :expect',
+          // Both forms need the item to exist, unexpired: the port returns false for a missing document.
           ...(expect === undefined
-            ? {}
-            : {
-                ExpressionAttributeNames: { '#v': 'v' },
-                ExpressionAttributeValues: { ':expect': { N: String(expect) } },
-              }),
+            ? {
+                ConditionExpression: 'attribute_exists(pk) AND NOT expiresAt <= :now',
+                ExpressionAttributeValues: { ':now': this.now() },
+              }
+            : this.versionIs(expect)),
         }),
       );
       return true;
     } catch (e) {
       if (e instanceof ConditionalCheckFailedException) return false;
-      throw classify('DeleteItem', e);
+      throw await classify('DeleteItem', e);
     }
+  }
+
+  /** The condition that the item is at version `expect` and has not expired. */
+  private versionIs(expect: number) {
+    return {
+      ConditionExpression: '#v = :expect AND NOT expiresAt <= :now',
+      ExpressionAttributeNames: { '#v': 'v' },
+      ExpressionAttributeValues: { ':expect': { N: String(expect) }, ':now': this.now() },
+    };
   }
 
   async list(
@@ -191,7 +237,7 @@ export class DynamoDocStore implements DocStore {
           if (doc.id > prefix) return out;
           continue;
         }
-        if (after !== undefined && doc.id <= after) continue;
+        if ((after !== undefined && doc.id <= after) || !this.live(item)) continue;
         out.push(doc);
         if (limit !== undefined && out.length >= limit) return out;
       }
@@ -219,7 +265,7 @@ export class DynamoDocStore implements DocStore {
         }),
       );
     } catch (e) {
-      if (!(e instanceof ConditionalCheckFailedException)) throw classify('PutItem', e);
+      if (!(e instanceof ConditionalCheckFailedException)) throw await classify('PutItem', e);
       await this.repairEntry(log, id);
       return false;
     }
@@ -284,6 +330,7 @@ export class DynamoDocStore implements DocStore {
           ),
         );
         for (const item of page.Responses?.[this.table] ?? []) {
+          if (!this.live(item)) continue;
           const doc = toDoc(item);
           out.set(doc.id, doc);
         }
@@ -296,16 +343,7 @@ export class DynamoDocStore implements DocStore {
   /** Parallel conditional puts and appends: each stands on its own condition, as the port specifies. */
   async writeBatch(batch: WriteBatch): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
     const [puts, appends] = await Promise.all([
-      Promise.all(
-        batch.puts.map((p) =>
-          this.put(
-            p.collection,
-            p.id,
-            p.value,
-            p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {},
-          ),
-        ),
-      ),
+      Promise.all(batch.puts.map((p) => this.put(p.collection, p.id, p.value, putOptionsOf(p)))),
       Promise.all(batch.appends.map((a) => this.append(a.log, a.id, a.value))),
     ]);
     return { puts, appends };
@@ -344,7 +382,7 @@ export class DynamoDocStore implements DocStore {
       );
     } catch (e) {
       // Already materialized (by a concurrent repair): same seq, same content.
-      if (!(e instanceof ConditionalCheckFailedException)) throw classify('PutItem', e);
+      if (!(e instanceof ConditionalCheckFailedException)) throw await classify('PutItem', e);
     }
   }
 
@@ -367,7 +405,7 @@ export class DynamoDocStore implements DocStore {
     try {
       return await fn();
     } catch (e) {
-      throw classify(operation, e);
+      throw await classify(operation, e);
     }
   }
 }
@@ -378,32 +416,10 @@ function toDoc(item: Item): StoredDoc {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-const KIND_BY_NAME: Record<string, ErrorKind> = {
-  ProvisionedThroughputExceededException: 'throttled',
-  ThrottlingException: 'throttled',
-  RequestLimitExceeded: 'throttled',
-  AccessDeniedException: 'denied',
-  UnrecognizedClientException: 'denied',
-  ResourceNotFoundException: 'gone',
-  ValidationException: 'invalid',
-  ItemCollectionSizeLimitExceededException: 'invalid',
-  TransactionConflictException: 'conflict',
-};
-
-/** Maps an SDK error to the AdapterError family (house style §6); unknown errors count as transient. */
-function classify(operation: string, e: unknown): AdapterError {
-  if (e instanceof AdapterError) return e;
-  const name = e instanceof Error ? e.name : 'Error';
-  const requestId = requestIdOf(e);
-  return new AdapterError(KIND_BY_NAME[name] ?? 'transient', `DynamoDB ${operation} failed (${name})`, {
-    cause: e,
-    ...(requestId ? { requestId } : {}),
-  });
-}
-
-function requestIdOf(e: unknown): string | undefined {
-  if (typeof e !== 'object' || e === null || !('$metadata' in e)) return undefined;
-  const meta: unknown = e.$metadata;
-  if (typeof meta !== 'object' || meta === null || !('requestId' in meta)) return undefined;
-  return typeof meta.requestId === 'string' ? meta.requestId : undefined;
+/**
+ * Maps an SDK error to the AdapterError family (house style §6). The mapping loads on the first error: it is
+ * off the cold start of every function (the ingest's bundle has a byte budget, test/infra/serverless.test.ts).
+ */
+async function classify(operation: string, e: unknown): Promise<AdapterError> {
+  return e instanceof AdapterError ? e : (await import('./dynamodb-errors.js')).classify(operation, e);
 }

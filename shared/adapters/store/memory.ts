@@ -1,13 +1,36 @@
 /** In-memory DocStore: for tests and for `closeloop plan` (which must not write anything). */
-import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import {
+  type Clock,
+  type DocStore,
+  type PutOptions,
+  type StoredDoc,
+  systemClock,
+  type WriteBatch,
+} from '../../core/ports.js';
 import { getEach, writeEach } from '../../core/store/docs.js';
 
+/** A stored document and when it expires (ms since the epoch; absent: never). */
+type Entry = StoredDoc & { expiresAt?: number };
+
+export interface MemoryDocStoreOptions {
+  /**
+   * What expiries are compared with (default: the system clock). A test whose stages run on a fixed clock
+   * gives the store the same clock: markers written on it would otherwise expire, or never, by the wall clock.
+   */
+  clock?: Clock;
+}
+
 export class MemoryDocStore implements DocStore {
-  private readonly collections = new Map<string, Map<string, StoredDoc>>();
+  private readonly collections = new Map<string, Map<string, Entry>>();
   private readonly logs = new Map<string, Array<{ seq: number; id: string; value: unknown }>>();
   private readonly logIds = new Map<string, Set<string>>();
+  private readonly clock: Clock;
 
-  private coll(name: string): Map<string, StoredDoc> {
+  constructor(options: MemoryDocStoreOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  private coll(name: string): Map<string, Entry> {
     let c = this.collections.get(name);
     if (!c) {
       c = new Map();
@@ -16,31 +39,45 @@ export class MemoryDocStore implements DocStore {
     return c;
   }
 
-  async get(collection: string, id: string): Promise<StoredDoc | undefined> {
+  /**
+   * The document unless it expired. An expired one stays in the map until overwritten: this store lives for a
+   * test or one `closeloop plan`, and the overlay view needs to know it wrote the id (see {@link holds}).
+   */
+  private live(collection: string, id: string): Entry | undefined {
     const doc = this.coll(collection).get(id);
+    return doc?.expiresAt !== undefined && doc.expiresAt <= this.clock.now().getTime() ? undefined : doc;
+  }
+
+  async get(collection: string, id: string): Promise<StoredDoc | undefined> {
+    const doc = this.live(collection, id);
     return doc ? { id, value: structuredClone(doc.value), version: doc.version } : undefined;
   }
 
   async put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
-    const c = this.coll(collection);
-    const current = c.get(id);
+    const current = this.live(collection, id);
     if (options.expectVersion !== undefined && (current?.version ?? 0) !== options.expectVersion) return null;
     const version = (current?.version ?? 0) + 1;
-    c.set(id, { id, value: structuredClone(value), version });
+    this.setVersioned(collection, id, value, version, options.expiresAt);
     return version;
   }
 
   /** Stores a document at an exact version (used by the overlay view to continue a base store's versions). */
-  setVersioned(collection: string, id: string, value: unknown, version: number): void {
-    this.coll(collection).set(id, { id, value: structuredClone(value), version });
+  setVersioned(collection: string, id: string, value: unknown, version: number, expiresAt?: Date): void {
+    const doc: Entry = { id, value: structuredClone(value), version };
+    if (expiresAt) doc.expiresAt = expiresAt.getTime();
+    this.coll(collection).set(id, doc);
+  }
+
+  /** Whether `id` was written here and not deleted, expired or not (the overlay view: it hides the base's copy). */
+  holds(collection: string, id: string): boolean {
+    return this.coll(collection).has(id);
   }
 
   async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {
-    const c = this.coll(collection);
-    const current = c.get(id);
+    const current = this.live(collection, id);
     if (!current) return false;
     if (options.expectVersion !== undefined && current.version !== options.expectVersion) return false;
-    return c.delete(id);
+    return this.coll(collection).delete(id);
   }
 
   async list(
@@ -52,13 +89,12 @@ export class MemoryDocStore implements DocStore {
     for (const id of ids) {
       if (options.prefix !== undefined && !id.startsWith(options.prefix)) continue;
       if (options.after !== undefined && id <= options.after) continue;
-      const doc = this.coll(collection).get(id);
+      const doc = this.live(collection, id);
       if (doc) out.push({ id, value: structuredClone(doc.value), version: doc.version });
       if (options.limit !== undefined && out.length >= options.limit) break;
     }
     return out;
   }
-
   async append(log: string, id: string, value: unknown): Promise<boolean> {
     let ids = this.logIds.get(log);
     if (!ids) {

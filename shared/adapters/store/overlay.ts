@@ -3,15 +3,21 @@
  * `closeloop plan` runs the whole pipeline on it, so it sees existing cases and exceptions but
  * changes nothing on disk.
  */
-import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import type { Clock, DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
 import { getEach, writeEach } from '../../core/store/docs.js';
 import { MemoryDocStore } from './memory.js';
 
 export class OverlayDocStore implements DocStore {
-  private readonly top = new MemoryDocStore();
+  private readonly top: MemoryDocStore;
   private readonly deleted = new Set<string>();
 
-  constructor(private readonly base: DocStore) {}
+  /** `options.clock`: what the expiries of documents written to the view are compared with (see MemoryDocStore). */
+  constructor(
+    private readonly base: DocStore,
+    options: { clock?: Clock } = {},
+  ) {
+    this.top = new MemoryDocStore(options.clock ? { clock: options.clock } : {});
+  }
 
   private k(collection: string, id: string) {
     return `${collection}\u0000${id}`;
@@ -19,15 +25,29 @@ export class OverlayDocStore implements DocStore {
 
   async get(collection: string, id: string): Promise<StoredDoc | undefined> {
     if (this.deleted.has(this.k(collection, id))) return undefined;
-    return (await this.top.get(collection, id)) ?? (await this.base.get(collection, id));
+    // Written here (expired since, or not): the base's copy is the older one.
+    if (this.top.holds(collection, id)) return this.top.get(collection, id);
+    return this.base.get(collection, id);
   }
 
-  async put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
+  /**
+   * Conditional writes one at a time: each reads the version (from the base, asynchronously) then writes, and two
+   * interleaved would both pass their condition (a lost update under mutateDoc's concurrent retries).
+   */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
+    const write = this.writes.then(() => this.putNow(collection, id, value, options));
+    this.writes = write.catch(() => {});
+    return write;
+  }
+
+  private async putNow(collection: string, id: string, value: unknown, options: PutOptions): Promise<number | null> {
     const current = await this.get(collection, id);
     if (options.expectVersion !== undefined && (current?.version ?? 0) !== options.expectVersion) return null;
     const version = (current?.version ?? 0) + 1;
     this.deleted.delete(this.k(collection, id));
-    this.top.setVersioned(collection, id, value, version);
+    this.top.setVersioned(collection, id, value, version, options.expiresAt);
     return version;
   }
 
@@ -46,7 +66,7 @@ export class OverlayDocStore implements DocStore {
   ): Promise<StoredDoc[]> {
     const { limit, ...rest } = options;
     const merged = new Map<string, StoredDoc>();
-    for (const d of await this.base.list(collection, rest)) merged.set(d.id, d);
+    for (const d of await this.base.list(collection, rest)) if (!this.top.holds(collection, d.id)) merged.set(d.id, d);
     for (const d of await this.top.list(collection, rest)) merged.set(d.id, d);
     const out = [...merged.values()]
       .filter((d) => !this.deleted.has(this.k(collection, d.id)))

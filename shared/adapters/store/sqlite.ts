@@ -6,7 +6,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'libsql';
-import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/ports.js';
+import {
+  type Clock,
+  type DocStore,
+  type PutOptions,
+  type StoredDoc,
+  systemClock,
+  type WriteBatch,
+} from '../../core/ports.js';
+import { putOptionsOf } from '../../core/store/docs.js';
 
 /**
  * `documents` is an ordinary rowid table with a unique (coll, id) index, not a WITHOUT ROWID table: documents
@@ -15,8 +23,13 @@ import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../../core/por
  * around. Measured here on 3 KB documents: ~2.6× the insert rate of the WITHOUT ROWID layout.
  */
 const DOCS_TABLE = `CREATE TABLE IF NOT EXISTS documents (
-     coll TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, version INTEGER NOT NULL,
+     coll TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER,
      UNIQUE (coll, id))`;
+/**
+ * `documents.expires`: when the document expires (ms since the epoch; NULL: never). Only the few documents
+ * with an expiry are in this index, so pruning finds them without reading the others.
+ */
+const EXPIRY_INDEX = 'CREATE INDEX IF NOT EXISTS documents_by_expiry ON documents (expires) WHERE expires IS NOT NULL';
 const SCHEMA = [
   DOCS_TABLE,
   `CREATE TABLE IF NOT EXISTS logs (
@@ -34,6 +47,14 @@ const SCHEMA = [
  */
 const PAGE_SIZE = 16384;
 
+/**
+ * Every PRUNE_EVERY-th write with an expiry also deletes up to PRUNE_BATCH expired documents: more than one per
+ * such write, so the expired ones never pile up, and a bounded delete, so no write waits on a long one. Opening
+ * the database deletes every expired one (see {@link SqliteDocStore.open}).
+ */
+const PRUNE_EVERY = 64;
+const PRUNE_BATCH = 256;
+
 /** Ids per `IN (…)` list of a read. */
 const ROWS_PER_READ = 500;
 
@@ -46,15 +67,26 @@ type Db = Database.Database;
 type Statement = Database.Statement;
 type Row = Record<string, unknown>;
 
+/** Of a read, an update or a delete: the document has not expired (`?`: now, in ms since the epoch). */
+const LIVE = '(expires IS NULL OR expires > ?)';
+
 const SQL = {
-  get: 'SELECT value, version FROM documents WHERE coll = ? AND id = ?',
-  create: 'INSERT INTO documents (coll, id, value, version) VALUES (?, ?, ?, 1) ON CONFLICT (coll, id) DO NOTHING',
-  update: 'UPDATE documents SET value = ?, version = version + 1 WHERE coll = ? AND id = ? AND version = ?',
-  upsert: `INSERT INTO documents (coll, id, value, version) VALUES (?, ?, ?, 1)
-           ON CONFLICT (coll, id) DO UPDATE SET value = excluded.value, version = documents.version + 1
+  get: `SELECT value, version FROM documents WHERE coll = ? AND id = ? AND ${LIVE}`,
+  // An expired document's id is free: the create takes it, at version 1.
+  create: `INSERT INTO documents (coll, id, value, version, expires) VALUES (?, ?, ?, 1, ?)
+           ON CONFLICT (coll, id) DO UPDATE SET value = excluded.value, version = 1, expires = excluded.expires
+           WHERE documents.expires <= ?`,
+  update: `UPDATE documents SET value = ?, version = version + 1, expires = ? WHERE coll = ? AND id = ? AND version = ?
+           AND ${LIVE}`,
+  upsert: `INSERT INTO documents (coll, id, value, version, expires) VALUES (?, ?, ?, 1, ?)
+           ON CONFLICT (coll, id) DO UPDATE SET value = excluded.value, version = documents.version + 1,
+           expires = excluded.expires
            RETURNING version`,
-  delete: 'DELETE FROM documents WHERE coll = ? AND id = ?',
-  deleteAt: 'DELETE FROM documents WHERE coll = ? AND id = ? AND version = ?',
+  delete: `DELETE FROM documents WHERE coll = ? AND id = ? AND ${LIVE}`,
+  deleteAt: `DELETE FROM documents WHERE coll = ? AND id = ? AND version = ? AND ${LIVE}`,
+  // A few expired documents at a time (see PRUNE_EVERY), through the partial index.
+  prune: `DELETE FROM documents WHERE rowid IN
+           (SELECT rowid FROM documents WHERE expires IS NOT NULL AND expires <= ? LIMIT ${PRUNE_BATCH})`,
   append: 'INSERT INTO logs (log, id, value) VALUES (?, ?, ?) ON CONFLICT (log, id) DO NOTHING',
   readLog: 'SELECT seq, id, value FROM logs WHERE log = ? AND seq > ? ORDER BY seq',
 } as const;
@@ -79,6 +111,28 @@ function migrateDocsTable(db: Db): void {
   }
 }
 
+/**
+ * Database files made before documents could expire have no `expires` column: it is added once (NULL: every
+ * existing document stays permanent). A concurrent opener that lost the race finds the column there.
+ */
+function addExpiresColumn(db: Db): void {
+  const has = () =>
+    (db.prepare('PRAGMA table_info(documents)').all() as Row[]).some((column) => column.name === 'expires');
+  if (has()) return;
+  try {
+    db.transaction(() => {
+      if (!has()) db.exec('ALTER TABLE documents ADD COLUMN expires INTEGER');
+    }).immediate();
+  } catch (e) {
+    if (!has()) throw e;
+  }
+}
+
+export interface SqliteDocStoreOptions {
+  /** What expiries are compared with (default: the system clock). */
+  clock?: Clock;
+}
+
 export class SqliteDocStore implements DocStore {
   /**
    * Prepared statements by SQL text: the fixed ones above, one `IN (…)` read per list length in use (at most
@@ -86,13 +140,21 @@ export class SqliteDocStore implements DocStore {
    */
   private readonly statements = new Map<string, Statement>();
 
+  /** Writes with an expiry since the last prune. */
+  private expiringWrites = 0;
+
   private constructor(
     private readonly db: Db,
     readonly path: string,
+    private readonly clock: Clock,
   ) {}
 
-  /** Opens (creating if needed) the database file at `path`. */
-  static async open(path: string): Promise<SqliteDocStore> {
+  /**
+   * Opens (creating if needed) the database file at `path`, and deletes the documents that expired (one delete
+   * through the expiry index: a long-running deployment's markers are a small share of its documents).
+   */
+  static async open(path: string, options: SqliteDocStoreOptions = {}): Promise<SqliteDocStore> {
+    const clock = options.clock ?? systemClock;
     const file = resolve(path);
     mkdirSync(dirname(file), { recursive: true });
     const db = new Database(file);
@@ -117,11 +179,18 @@ export class SqliteDocStore implements DocStore {
       db.exec('PRAGMA cache_size = -65536');
       migrateDocsTable(db);
       for (const sql of SCHEMA) db.exec(sql);
+      addExpiresColumn(db);
+      db.exec(EXPIRY_INDEX);
+      db.prepare('DELETE FROM documents WHERE expires IS NOT NULL AND expires <= ?').run(clock.now().getTime());
     } catch (e) {
       db.close();
       throw e;
     }
-    return new SqliteDocStore(db, file);
+    return new SqliteDocStore(db, file, clock);
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
   }
 
   private statement(sql: string): Statement {
@@ -138,21 +207,31 @@ export class SqliteDocStore implements DocStore {
   }
 
   async get(collection: string, id: string): Promise<StoredDoc | undefined> {
-    const row = this.statement(SQL.get).get(collection, id) as Row | undefined;
+    const row = this.statement(SQL.get).get(collection, id, this.now()) as Row | undefined;
     return row ? this.doc(id, row) : undefined;
   }
 
   async put(collection: string, id: string, value: unknown, options: PutOptions = {}): Promise<number | null> {
-    return this.putNow(collection, id, value, options.expectVersion);
+    return this.putNow(collection, id, value, options);
   }
 
   /** One put, in whatever transaction is open: the new version, or null when its condition failed. */
-  private putNow(collection: string, id: string, value: unknown, expect: number | undefined): number | null {
+  private putNow(collection: string, id: string, value: unknown, options: PutOptions): number | null {
     const json = JSON.stringify(value);
-    if (expect === 0) return this.statement(SQL.create).run(collection, id, json).changes === 1 ? 1 : null;
+    const expect = options.expectVersion;
+    const expires = options.expiresAt?.getTime() ?? null;
+    const now = this.now();
+    if (expires !== null && ++this.expiringWrites >= PRUNE_EVERY) {
+      this.expiringWrites = 0;
+      this.statement(SQL.prune).run(now);
+    }
+    if (expect === 0)
+      return this.statement(SQL.create).run(collection, id, json, expires, now).changes === 1 ? 1 : null;
     if (expect !== undefined)
-      return this.statement(SQL.update).run(json, collection, id, expect).changes === 1 ? expect + 1 : null;
-    const row = this.statement(SQL.upsert).get(collection, id, json) as Row | undefined;
+      return this.statement(SQL.update).run(json, expires, collection, id, expect, now).changes === 1
+        ? expect + 1
+        : null;
+    const row = this.statement(SQL.upsert).get(collection, id, json, expires) as Row | undefined;
     return Number(row?.version ?? 1);
   }
 
@@ -161,8 +240,8 @@ export class SqliteDocStore implements DocStore {
     // SQLite's default host-parameter limit is 32766; stay well under it.
     for (const chunk of slices(ids, ROWS_PER_READ)) {
       const rows = this.statement(
-        `SELECT id, value, version FROM documents WHERE coll = ? AND id IN (${chunk.map(() => '?').join(',')})`,
-      ).all(collection, ...chunk) as Row[];
+        `SELECT id, value, version FROM documents WHERE coll = ? AND ${LIVE} AND id IN (${chunk.map(() => '?').join(',')})`,
+      ).all(collection, this.now(), ...chunk) as Row[];
       for (const row of rows) {
         const id = String(row.id);
         out.set(id, this.doc(id, row));
@@ -184,7 +263,7 @@ export class SqliteDocStore implements DocStore {
     if (batch.puts.length === 0 && batch.appends.length === 0) return { puts: [], appends: [] };
     return this.db
       .transaction(() => {
-        const puts = batch.puts.map((p) => this.putNow(p.collection, p.id, p.value, p.expectVersion));
+        const puts = batch.puts.map((p) => this.putNow(p.collection, p.id, p.value, putOptionsOf(p)));
         const append = this.statement(SQL.append);
         const appends = batch.appends.map((a) => append.run(a.log, a.id, JSON.stringify(a.value)).changes === 1);
         return { puts, appends: batch.appendsUnread ? [] : appends };
@@ -195,8 +274,8 @@ export class SqliteDocStore implements DocStore {
   async delete(collection: string, id: string, options: PutOptions = {}): Promise<boolean> {
     const result =
       options.expectVersion !== undefined
-        ? this.statement(SQL.deleteAt).run(collection, id, options.expectVersion)
-        : this.statement(SQL.delete).run(collection, id);
+        ? this.statement(SQL.deleteAt).run(collection, id, options.expectVersion, this.now())
+        : this.statement(SQL.delete).run(collection, id, this.now());
     return result.changes === 1;
   }
 
@@ -204,8 +283,8 @@ export class SqliteDocStore implements DocStore {
     collection: string,
     options: { prefix?: string; after?: string; limit?: number } = {},
   ): Promise<StoredDoc[]> {
-    const where = ['coll = ?'];
-    const args: Array<string | number> = [collection];
+    const where = ['coll = ?', LIVE];
+    const args: Array<string | number> = [collection, this.now()];
     if (options.prefix !== undefined) {
       // Range instead of LIKE: ids may contain % and _ and are compared bytewise.
       where.push('id >= ? AND id < ?');

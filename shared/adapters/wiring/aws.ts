@@ -212,12 +212,14 @@ export function createAwsPorts(env: NodeJS.ProcessEnv, options: AwsPortsOptions 
   const logger = options.logger ?? new PowertoolsLogger({ serviceName: 'closeloop' });
   const load = options.loadConfig ?? loadConfigJson;
   let config: Promise<Config> | undefined;
+  const clock = options.clock ?? systemClock;
   return {
     env: parsed,
     clients,
-    store: new DynamoDocStore(clients.dynamodb, parsed.CLOSELOOP_TABLE),
+    // The store's expiries count on the stages' clock (a test's fixed one too).
+    store: new DynamoDocStore(clients.dynamodb, parsed.CLOSELOOP_TABLE, { clock }),
     bus: new EventBridgeBus(clients.eventbridge, parsed.CLOSELOOP_BUS),
-    clock: options.clock ?? systemClock,
+    clock,
     log: powertoolsLogger(logger),
     logger,
     config() {

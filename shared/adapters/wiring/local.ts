@@ -100,8 +100,8 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const home = resolveHome(opts);
   const configDir = opts.configDir ?? env.CLOSELOOP_CONFIG;
   const config = configDir ? await loadConfig(configDir) : defaultConfig();
-  const base = await SqliteDocStore.open(join(home, 'closeloop.db'));
-  const store: DocStore = opts.readOnly ? new OverlayDocStore(base) : base;
+  const base = await SqliteDocStore.open(join(home, 'closeloop.db'), { clock });
+  const store: DocStore = opts.readOnly ? new OverlayDocStore(base, { clock }) : base;
   const actor = opts.actor ?? env.CLOSELOOP_ACTOR ?? `cli:${env.USER ?? 'local'}`;
   const apply = opts.apply ?? false;
 

@@ -5,7 +5,7 @@
  */
 import type * as z from 'zod';
 import { ConflictError } from '../errors.js';
-import type { DocStore, StoredDoc, WriteBatch } from '../ports.js';
+import type { DocStore, PutOptions, StoredDoc, WriteBatch } from '../ports.js';
 import { parseWithoutCopy } from '../util/accept.js';
 
 export interface Versioned<T> {
@@ -36,7 +36,8 @@ export interface MutateResult<T> {
  * Reads the document, lets `fn` compute the next value (return `undefined` to change nothing) and
  * writes it only if nobody wrote in between; on a lost race it reads again and re-runs `fn`.
  * `fn` must be pure: it may run more than once. `options.beforeWrite` runs before each write attempt with
- * the value about to be written: a write-ahead (events kept before the state they announce).
+ * the value about to be written: a write-ahead (events kept before the state they announce). `options.expiresAt`:
+ * the written document's expiry (see {@link PutOptions.expiresAt}).
  */
 export async function mutateDoc<S extends z.ZodType>(
   store: DocStore,
@@ -44,7 +45,7 @@ export async function mutateDoc<S extends z.ZodType>(
   id: string,
   schema: S,
   fn: (current: z.infer<S> | undefined) => z.infer<S> | undefined,
-  options: { maxAttempts?: number; beforeWrite?: (next: z.infer<S>) => Promise<void> } = {},
+  options: { maxAttempts?: number; beforeWrite?: (next: z.infer<S>) => Promise<void>; expiresAt?: Date } = {},
 ): Promise<MutateResult<z.infer<S>>> {
   const maxAttempts = options.maxAttempts ?? 50;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -55,7 +56,13 @@ export async function mutateDoc<S extends z.ZodType>(
     }
     const valid = parseWithoutCopy(schema, next) as z.infer<S>;
     await options.beforeWrite?.(valid);
-    const version = await store.put(collection, id, valid, { expectVersion: current?.version ?? 0 });
+    const expectVersion = current?.version ?? 0;
+    const version = await store.put(
+      collection,
+      id,
+      valid,
+      options.expiresAt ? { expectVersion, expiresAt: options.expiresAt } : { expectVersion },
+    );
     if (version !== null) return { previous: current?.value, value: valid, changed: true, version };
     // Lost the race: someone else wrote first. Back off a little so concurrent writers interleave.
     await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2) * Math.random()));
@@ -80,6 +87,12 @@ export async function getEach(
   return out;
 }
 
+/** A batch put's own conditions as {@link PutOptions} (`exactOptionalPropertyTypes`: no undefined values). */
+export const putOptionsOf = (p: WriteBatch['puts'][number]): PutOptions => ({
+  ...(p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {}),
+  ...(p.expiresAt !== undefined ? { expiresAt: p.expiresAt } : {}),
+});
+
 /**
  * `writeBatch` for stores without a transaction: each put and append in order, with the same per-entry
  * outcomes a batched store reports (a put's new version or null on a version conflict; whether an append was new).
@@ -90,8 +103,7 @@ export async function writeEach(
 ): Promise<{ puts: Array<number | null>; appends: boolean[] }> {
   const puts: Array<number | null> = [];
   for (const p of batch.puts) {
-    const options = p.expectVersion !== undefined ? { expectVersion: p.expectVersion } : {};
-    puts.push(await store.put(p.collection, p.id, p.value, options));
+    puts.push(await store.put(p.collection, p.id, p.value, putOptionsOf(p)));
   }
   const appends: boolean[] = [];
   for (const a of batch.appends) appends.push(await store.append(a.log, a.id, a.value));

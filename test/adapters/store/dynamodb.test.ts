@@ -1,7 +1,17 @@
-import { BatchGetItemCommand, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+} from '@aws-sdk/client-dynamodb';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoDocStore } from '../../../shared/adapters/store/dynamodb.js';
+import {
+  DynamoDocStore,
+  type DynamoDocStoreOptions,
+  EXPIRES_ATTRIBUTE,
+} from '../../../shared/adapters/store/dynamodb.js';
 import { isThrottled } from '../../../shared/core/errors.js';
 import { type LocalDynamo, startDynalite } from '../../functions/helpers/dynalite.js';
 import { docStoreContract } from '../../helpers/docstore-contract.js';
@@ -16,14 +26,14 @@ afterAll(async () => {
 });
 
 /** A fresh table per test: the contract expects an empty store each time. */
-async function freshStore(): Promise<DynamoDocStore> {
+async function freshStore(options: DynamoDocStoreOptions = {}): Promise<DynamoDocStore> {
   const name = `closeloop-test-${++tables}`;
   await local.createTable(name);
-  return new DynamoDocStore(local.client, name);
+  return new DynamoDocStore(local.client, name, options);
 }
 
-docStoreContract('dynamodb', async () => {
-  const store = await freshStore();
+docStoreContract('dynamodb', async (clock) => {
+  const store = await freshStore({ clock });
   return { store, done: () => store.close() };
 });
 
@@ -94,6 +104,64 @@ describe('DynamoDocStore on dynalite', () => {
     // Assess
     expect(got.size).toBe(130);
     expect(got.get('id-129')).toEqual({ id: 'id-129', value: { id: 'id-129' }, version: 1 });
+  });
+
+  it("writes a document's expiry as the epoch-seconds TTL attribute, and takes it off with a put that has none", async () => {
+    // Prepare
+    const store = await freshStore();
+    const raw = async (id: string) =>
+      (
+        await local.client.send(
+          new GetItemCommand({ TableName: store.table, Key: { pk: { S: 'd#ticket-once' }, sk: { S: id } } }),
+        )
+      ).Item;
+    // Act: each kind of put with an expiry (a create, an update, an unconditional put, a batch create)
+    await store.put(
+      'ticket-once',
+      'created',
+      {},
+      { expectVersion: 0, expiresAt: new Date('2026-12-20T10:00:00.250Z') },
+    );
+    await store.put('ticket-once', 'updated', {}, { expectVersion: 0 });
+    await store.put('ticket-once', 'updated', {}, { expectVersion: 1, expiresAt: new Date('2026-12-20T10:00:00Z') });
+    await store.put('ticket-once', 'unconditional', {}, { expiresAt: new Date('2026-12-20T10:00:00Z') });
+    await store.writeBatch({
+      puts: [
+        {
+          collection: 'ticket-once',
+          id: 'batched',
+          value: {},
+          expectVersion: 0,
+          expiresAt: new Date('2026-12-20T10:00:00Z'),
+        },
+      ],
+      appends: [],
+    });
+    await store.put('ticket-once', 'made-permanent', {}, { expiresAt: new Date('2026-12-20T10:00:00Z') });
+    await store.put('ticket-once', 'made-permanent', {});
+    // Assess: a number of seconds, rounded up (a marker never expires before its time)
+    const seconds = String(Date.parse('2026-12-20T10:00:00Z') / 1000);
+    expect((await raw('created'))?.[EXPIRES_ATTRIBUTE]).toEqual({ N: String(Number(seconds) + 1) });
+    for (const id of ['updated', 'unconditional', 'batched']) {
+      expect((await raw(id))?.[EXPIRES_ATTRIBUTE]).toEqual({ N: seconds });
+    }
+    expect(await raw('made-permanent')).not.toHaveProperty(EXPIRES_ATTRIBUTE);
+  });
+
+  it('reads an item past its expiry as absent while TTL has not deleted it yet', async () => {
+    // Prepare: an item TTL would delete (its expiresAt is past) but has not (TTL deletes within days)
+    const store = await freshStore();
+    const past = String(Math.floor(Date.now() / 1000) - 60);
+    await local.client.send(
+      new PutItemCommand({
+        TableName: store.table,
+        Item: { pk: { S: 'd#ticket-once' }, sk: { S: 'm' }, v: { N: '1' }, doc: { S: '{}' }, expiresAt: { N: past } },
+      }),
+    );
+    // Act / Assess
+    expect(await store.get('ticket-once', 'm')).toBeUndefined();
+    expect(await store.list('ticket-once')).toEqual([]);
+    expect(await store.put('ticket-once', 'm', { again: true }, { expectVersion: 0 })).toBe(1);
   });
 });
 

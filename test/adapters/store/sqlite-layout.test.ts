@@ -6,7 +6,21 @@ import { join } from 'node:path';
 import Database from 'libsql';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteDocStore } from '../../../shared/adapters/store/sqlite.js';
+import type { Clock } from '../../../shared/core/ports.js';
+import { movableClock } from '../../helpers/docstore-contract.js';
 import { tempDir } from '../../helpers/tmp.js';
+
+const inAnHour = (clock: Clock) => new Date(clock.now().getTime() + 3_600_000);
+
+/** The documents in the file, expired or not (what is on disk, not what the store reads). */
+function rowsIn(file: string): number {
+  const db = new Database(file);
+  try {
+    return Number((db.prepare('SELECT count(*) AS n FROM documents').get() as { n: unknown }).n);
+  } finally {
+    db.close();
+  }
+}
 
 describe('SqliteDocStore layout', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -37,6 +51,57 @@ describe('SqliteDocStore layout', () => {
     expect(tables.map((r) => String((r as { name: unknown }).name))).not.toContain('docs');
     await store.close();
     await again.close();
+  });
+
+  it('opens a database file made before documents could expire, keeps its documents permanent and expires new ones', async () => {
+    // Prepare: the `documents` table as the previous layout made it (no expires column), from two openers at once
+    const file = join(tmp.dir, 'before-expiry.db');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE documents (coll TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL,
+      version INTEGER NOT NULL, UNIQUE (coll, id))`);
+    old.prepare('INSERT INTO documents VALUES (?, ?, ?, ?)').run('ticket-once', 'old-marker', '{"a":1}', 2);
+    old.close();
+    const clock = movableClock();
+    // Act
+    const [store, again] = await Promise.all([
+      SqliteDocStore.open(file, { clock }),
+      SqliteDocStore.open(file, { clock }),
+    ]);
+    const created = await store.put(
+      'ticket-once',
+      'new-marker',
+      { b: 1 },
+      { expectVersion: 0, expiresAt: inAnHour(clock) },
+    );
+    clock.advance(2 * 3_600_000);
+    // Assess
+    expect(await again.get('ticket-once', 'old-marker')).toEqual({ id: 'old-marker', value: { a: 1 }, version: 2 });
+    expect(created).toBe(1);
+    expect(await store.get('ticket-once', 'new-marker')).toBeUndefined();
+    expect((await again.list('ticket-once')).map((d) => d.id)).toEqual(['old-marker']);
+    await store.close();
+    await again.close();
+  });
+
+  it('deletes the expired documents when the file is opened, and a few at a time as documents with an expiry are written', async () => {
+    // Prepare: 300 markers that expire in an hour, and one document that never does
+    const file = join(tmp.dir, 'prune.db');
+    const clock = movableClock();
+    const store = await SqliteDocStore.open(file, { clock });
+    for (let i = 0; i < 300; i++) await store.put('ticket-once', `m-${i}`, {}, { expiresAt: inAnHour(clock) });
+    await store.put('cases', 'kept', {});
+    clock.advance(2 * 3_600_000);
+    // Act: 64 more markers (the writes that prune), then the file opened again
+    for (let i = 0; i < 64; i++) await store.put('ticket-once', `n-${i}`, {}, { expiresAt: inAnHour(clock) });
+    const afterWrites = rowsIn(file);
+    clock.advance(2 * 3_600_000);
+    const reopened = await SqliteDocStore.open(file, { clock });
+    // Assess: the 64th expiring write deleted 256 of the 300; opening, the other 44 and the 64
+    expect(afterWrites).toBe(301 + 64 - 256);
+    expect(rowsIn(file)).toBe(1);
+    expect(await reopened.get('cases', 'kept')).toMatchObject({ version: 1 });
+    await store.close();
+    await reopened.close();
   });
 
   it('gives one outcome per write in order when creates, updates and appends are mixed and repeated', async () => {
