@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { policyGates } from '../../shared/core/remediation/gates.js';
+import { MemoryDocStore } from '../../shared/adapters/store/memory.js';
+import { BUDGET_COLLECTION, policyGates, reserveBudget } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import { decidedCase, findingFor } from '../helpers/action-context.js';
+import { movableClock } from '../helpers/docstore-contract.js';
 
 /** A case about a Cloud Storage bucket, its id in closeloop's spelling (as the SCC normalizer writes it). */
 const bucketCase = (name: string) =>
@@ -59,5 +61,26 @@ describe('apply-time policy gates', () => {
     expect(denied.find((g) => g.gate === 'denylist')).toMatchObject({ outcome: 'block' });
     expect(allowed.find((g) => g.gate === 'accounts')).toMatchObject({ outcome: 'pass' });
     expect(allowed.some((g) => g.outcome === 'block')).toBe(false);
+  });
+});
+
+describe('the apply budget', () => {
+  it("lets an account's budget document expire an hour after its newest slot left the window, instead of keeping it forever", async () => {
+    // Prepare
+    const clock = movableClock('2026-11-18T10:20:00.000Z');
+    const store = new MemoryDocStore({ clock });
+    const policy = ApplyPolicySchema.parse({ budget: { perAccountPerHour: 1 } });
+    const [a, b] = ['a', 'b'].map((name) => bucketCase(`acme-${name}`));
+    if (!a || !b) throw new Error('setup');
+    // Act
+    const first = await reserveBudget(store, a, policy, clock.now());
+    const second = await reserveBudget(store, b, policy, clock.now());
+    clock.advance(2 * 3_600_000 - 60_000); // 12:19: the slot left the window at 11:20; the document is kept
+    const kept = await store.list(BUDGET_COLLECTION);
+    clock.advance(60_000);
+    // Assess
+    expect([first.ok, second.ok]).toEqual([true, false]);
+    expect(kept).toHaveLength(1);
+    expect(await store.list(BUDGET_COLLECTION)).toEqual([]);
   });
 });

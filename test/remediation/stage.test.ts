@@ -154,7 +154,8 @@ describe('remediation stage', () => {
   const stored = async (key = CASE_KEY) => (await getDoc(store, 'cases', key, CaseSchema))?.value;
 
   beforeEach(() => {
-    store = new MemoryDocStore();
+    // Expiries (the hourly budgets') count on the tests' time, not the wall clock's: a few hours around FIXED_NOW.
+    store = new MemoryDocStore({ clock: fixedClock() });
     double = recordingAction();
     ctx = testContext();
   });

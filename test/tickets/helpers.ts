@@ -209,8 +209,8 @@ export interface Harness {
 
 /** A stage over the local sink. */
 export function localHarness(policyOverrides: Record<string, unknown> = {}): Harness {
-  const store = new MemoryDocStore();
   const clock = new TestClock();
+  const store = new MemoryDocStore({ clock });
   const sink = new LocalTicketSink(store, clock);
   const { sleep, waits } = recordingSleep();
   const deps: TicketDeps = {
@@ -246,8 +246,8 @@ export async function jiraHarness(
     ],
     ...doubleOptions,
   });
-  const store = new MemoryDocStore();
   const clock = new TestClock();
+  const store = new MemoryDocStore({ clock });
   const { sleep, waits } = recordingSleep();
   const jira = new JiraTicketSink({
     config: {

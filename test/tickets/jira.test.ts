@@ -61,6 +61,20 @@ function commentStoredUnanswered(h: Harness & { double: NonNullable<Harness['dou
 }
 
 describe('JiraTicketSink through jira.js against the double', () => {
+  it("lets an owner's cached Jira account expire once it is too old to be used, instead of keeping one per address forever", async () => {
+    // Prepare
+    h = await jiraHarness();
+    const c = makeCase();
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const cached = await h.store.list('ticket-users');
+    // Act: a day on, the cache entry is no longer used (a new lookup is made)
+    h.clock.advance(24 * 3_600_000);
+    // Assess
+    expect(cached).toHaveLength(1);
+    expect(await h.store.list('ticket-users')).toEqual([]);
+  });
+
   it('creates the issue with the case key as entity property, derived label, priority, due date, assignee and ADF description', async () => {
     // Prepare
     h = await jiraHarness();

@@ -7,7 +7,7 @@ import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox, SINK_PAUSE_MS } from '../../shared/core/tickets/outbox.js';
 import { SinkUnavailableError, type TicketSink } from '../../shared/core/tickets/ports.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
-import { OutboxEntrySchema } from '../../shared/core/tickets/store.js';
+import { ONCE_MARKER_TTL_MS, OutboxEntrySchema } from '../../shared/core/tickets/store.js';
 import { decided, decisionOf, jiraHarness, localHarness, makeCase, NO_GROUPING, putCase, readCase } from './helpers.js';
 
 async function localTicket(h: ReturnType<typeof localHarness>, key: string) {
@@ -241,6 +241,39 @@ describe('ticket stage (local sink)', () => {
     expect(t.labels).toContain('risk-accepted');
     expect(t.comments).toHaveLength(1);
     expect(t.comments[0]?.text).toContain('Risk accepted. risk accepted under exception EXC-7 by ciso@example.com');
+  });
+
+  it('keeps the once-marker of a ticket request long enough to outlast any redelivery, then lets it expire', async () => {
+    // Prepare: an exception accepts the risk (a comment and a label, once per exception and expiry)
+    const { h, c } = await ticketedCase();
+    const exception = { id: 'EXC-8', owner: 'ciso@example.com', justification: 'public site', expires: '2026-12-31' };
+    const stored = await readCase(h.store, c.key);
+    await putCase(h.store, {
+      ...stored,
+      status: 'suppressed',
+      exception,
+      lastDecision: { ...decisionOf(stored), exception },
+    });
+    const event = {
+      id: 'x8',
+      type: 'case.exception',
+      caseKey: c.key,
+      at: c.updatedAt,
+      exceptionId: 'EXC-8',
+      active: true,
+    };
+    await h.stage.handle({ ...event, type: 'case.exception' });
+    const markers = await h.store.list('ticket-once');
+    // Act: the same event redelivered from a DLQ two weeks and more later, then the marker's time runs out
+    h.clock.advance((ONCE_MARKER_TTL_MS * 2) / 3);
+    await h.stage.handle({ ...event, type: 'case.exception' });
+    const redelivered = await localTicket(h, 'LOCAL-1');
+    h.clock.advance(ONCE_MARKER_TTL_MS / 3);
+    // Assess: one comment for both deliveries; the markers are gone after their 30 days
+    expect(ONCE_MARKER_TTL_MS).toBeGreaterThanOrEqual(15 * 86_400_000); // EventBridge's 24 h + a DLQ's 14 days
+    expect(markers.length).toBeGreaterThan(0);
+    expect(redelivered.comments).toHaveLength(1);
+    expect(await h.store.list('ticket-once')).toEqual([]);
   });
 
   it('tells the ticket once when the source mutes the finding, and once when it no longer does', async () => {

@@ -129,7 +129,7 @@ describe('verify stage', () => {
   const records = async () => (await evidence.listAll()).map((s) => EvidenceRecordSchema.parse(s.raw));
 
   beforeEach(async () => {
-    store = new MemoryDocStore();
+    store = new MemoryDocStore({ clock });
     evidence = new MemoryEvidenceStore();
     upstream = new RecordingUpstream();
     sleeps = [];

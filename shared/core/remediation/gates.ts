@@ -141,6 +141,13 @@ const BUDGET_WINDOW_MS = 60 * 60_000;
  */
 const budgetId = (c: Case) => `${c.provider}|${c.account.toLowerCase()}`;
 
+/**
+ * When an account's budget document expires, written with each slot taken: an hour after that newest slot has
+ * left the window (a function's clock may be minutes off). By then it counts nothing, and an account that
+ * receives no more applies leaves no document behind.
+ */
+const budgetExpiry = (now: Date): Date => new Date(now.getTime() + 2 * BUDGET_WINDOW_MS);
+
 /** The slots taken in the 60 minutes before `now`. */
 const slotsIn = (b: Budget | undefined, now: Date) =>
   (b?.slots ?? []).filter((s) => Date.parse(s.at) > now.getTime() - BUDGET_WINDOW_MS);
@@ -167,15 +174,22 @@ export async function reserveBudget(
   const limit = policy.budget.perAccountPerHour;
   let ok = false;
   let frees: string | undefined;
-  await mutateDoc(store, BUDGET_COLLECTION, budgetId(c), BudgetSchema, (cur) => {
-    const slots = slotsIn(cur, now);
-    const mine = slots.some((s) => s.caseKey === c.key);
-    ok = mine || slots.length < limit;
-    const oldest = slots[0];
-    frees = oldest ? new Date(Date.parse(oldest.at) + BUDGET_WINDOW_MS).toISOString() : undefined;
-    if (!ok || mine) return undefined;
-    return { slots: [...slots, { caseKey: c.key, at: now.toISOString() }] };
-  });
+  await mutateDoc(
+    store,
+    BUDGET_COLLECTION,
+    budgetId(c),
+    BudgetSchema,
+    (cur) => {
+      const slots = slotsIn(cur, now);
+      const mine = slots.some((s) => s.caseKey === c.key);
+      ok = mine || slots.length < limit;
+      const oldest = slots[0];
+      frees = oldest ? new Date(Date.parse(oldest.at) + BUDGET_WINDOW_MS).toISOString() : undefined;
+      if (!ok || mine) return undefined;
+      return { slots: [...slots, { caseKey: c.key, at: now.toISOString() }] };
+    },
+    { expiresAt: budgetExpiry(now) },
+  );
   return {
     ok,
     gate: ok

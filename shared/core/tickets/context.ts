@@ -146,7 +146,9 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
     }
     try {
       const accountId = await ctx.sink.findUser(norm);
-      await ctx.store.put(COLLECTIONS.users, id, { accountId: accountId ?? null, at: nowIso(ctx) });
+      // Expires when it stops being used (USER_TTL_MS): one entry per owner address ever seen would only grow.
+      const expiresAt = new Date(ctx.clock.now().getTime() + USER_TTL_MS);
+      await ctx.store.put(COLLECTIONS.users, id, { accountId: accountId ?? null, at: nowIso(ctx) }, { expiresAt });
       return accountId;
     } catch (e) {
       ctx.userCache.delete(norm);

@@ -42,6 +42,7 @@ import {
   type OutboxEntry,
   OutboxEntrySchema,
   type OutboxOp,
+  onceMarkerExpiry,
 } from './store.js';
 
 /** How long a worker may hold an entry it is sending before another may take it over. */
@@ -69,12 +70,14 @@ function outboxId(ctx: TicketContext): string {
 export async function enqueue(ctx: TicketContext, ops: readonly OutboxOp[], onceKey?: string): Promise<string[]> {
   if (ops.length === 0) return [];
   const onceId = onceKey ? shortHash(onceKey, 32) : undefined;
+  // Every write of the marker sets its expiry anew (see ONCE_MARKER_TTL_MS): it lives that long after its last.
+  const expiresAt = onceMarkerExpiry(ctx.clock.now());
   if (onceId) {
     const won = await ctx.store.put(
       COLLECTIONS.once,
       onceId,
       { at: nowIso(ctx), state: 'enqueuing' },
-      { expectVersion: 0 },
+      { expectVersion: 0, expiresAt },
     );
     if (won === null) {
       const seen = await ctx.store.get(COLLECTIONS.once, onceId);
@@ -85,7 +88,7 @@ export async function enqueue(ctx: TicketContext, ops: readonly OutboxOp[], once
         COLLECTIONS.once,
         onceId,
         { at: nowIso(ctx), state: 'enqueuing' },
-        { expectVersion: seen.version },
+        { expectVersion: seen.version, expiresAt },
       );
       if (retaken === null) return [];
     }
@@ -98,7 +101,7 @@ export async function enqueue(ctx: TicketContext, ops: readonly OutboxOp[], once
     return { collection: COLLECTIONS.outbox, id, value: entry, expectVersion: 0 };
   });
   await ctx.store.writeBatch({ puts, appends: [] });
-  if (onceId) await ctx.store.put(COLLECTIONS.once, onceId, { at: nowIso(ctx), state: 'done' });
+  if (onceId) await ctx.store.put(COLLECTIONS.once, onceId, { at: nowIso(ctx), state: 'done' }, { expiresAt });
   return ids;
 }
 

@@ -143,6 +143,26 @@ export const UserCacheSchema = z.object({ accountId: z.string().nullable(), at: 
 
 export const OnceSchema = z.object({ at: TimestampSchema, state: z.enum(['enqueuing', 'done']) });
 
+/**
+ * How long a `ticket-once` marker is kept (it is written with this expiry, and renewed with each write). A marker
+ * stops the same event, delivered again, from queueing its ticket request (a comment, a transition) a second time,
+ * and a Jira approval delivered again from approving twice; it has to outlive every way either can come back:
+ * - EventBridge retries a delivery to a stage's queue for up to 24 h (serverless.yml `MaximumEventAgeInSeconds`);
+ * - a message that keeps failing goes to its queue's DLQ after 5 receives, and stays there for at most 14 days (SQS's
+ *   longest retention, the DLQs' `MessageRetentionPeriod`, counted from when it was first sent); `redrive` then
+ *   sends it back as a new message, which the stage handles within minutes or fails into the DLQ again;
+ * - events kept ahead of their publish (kept-events.ts) are published again by the stage's next run, hours at most;
+ * - the outbox's own retries (72 h, OUTBOX_MAX_AGE_MS) retry the queued request, never enqueue it again, and a Jira
+ *   approval is taken only from a delivery signed within a day (webhook.ts), so neither needs longer.
+ * 24 h + 14 days + a redrive comes to about 16 days: 30 leaves room for a DLQ looked at late. An event redriven after
+ * that (a message failed into the DLQ twice over and redriven both times) queues its request again: a repeated
+ * comment on the ticket, never a lost one. A constant, not a setting: what it follows is the queues' fixed maximum.
+ */
+export const ONCE_MARKER_TTL_MS = 30 * 86_400_000;
+
+/** The expiry of a `ticket-once` marker written at `now` (see {@link ONCE_MARKER_TTL_MS}). */
+export const onceMarkerExpiry = (now: Date): Date => new Date(now.getTime() + ONCE_MARKER_TTL_MS);
+
 /** deadletters/<id>: what could not be sent and why (Jira's own message). */
 export const DeadLetterSchema = z.object({
   stage: z.literal('tickets'),
