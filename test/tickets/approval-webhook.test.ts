@@ -9,6 +9,7 @@ import type { DocStore } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
 import {
+  DELIVERY_RECORD_TTL_MS,
   handleJiraWebhook,
   type JiraWebhookDeps,
   markDelivered,
@@ -194,6 +195,27 @@ describe('Jira approval webhook', () => {
     expect(double.calls.apply).toBe(1);
   });
 
+  it('approves nothing when a captured approval is replayed for a later plan after its delivery record expired', async () => {
+    // Prepare: Alice approves plan 1 (applied); the record of that delivery outlives its time and expires…
+    const { l, c, deps, double } = await setup();
+    const raw = update([labelsAdded('', 'closeloop-approve')]);
+    const first = await handleJiraWebhook(signed(raw), deps);
+    if (first.delivery) await markDelivered(deps, first.delivery);
+    l.clock.advance(DELIVERY_RECORD_TTL_MS + 60_000);
+    // …and the case awaits approval of a new plan
+    const again = await readCase(l.store, c.key);
+    again.remediation = { ...again.remediation, state: 'awaiting-approval', stateReason: 'a new plan' };
+    delete again.remediation.approvedBy;
+    await putCase(l.store, again);
+    // Act: the same signed body, sent again by someone who captured it
+    const replay = await handleJiraWebhook(signed(raw), deps);
+    // Assess: the record is gone; the body's own signed time refuses it
+    expect(await l.store.get('ticket-webhook-deliveries', first.delivery ?? '')).toBeUndefined();
+    expect(replay).toEqual({ status: 200, body: { ignored: 'delivery not recent' }, events: [] });
+    expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
+    expect(double.calls.apply).toBe(1);
+  });
+
   it('takes no approval from a delivery signed more than a day ago, or without its signed time', async () => {
     // Prepare
     const { l, c, deps, double } = await setup();
@@ -203,7 +225,8 @@ describe('Jira approval webhook', () => {
     const a = await handleJiraWebhook(signed(old), deps);
     const b = await handleJiraWebhook(signed(untimed), deps);
     // Assess
-    for (const res of [a, b]) expect(res).toMatchObject({ status: 200, body: { accepted: 0, approved: [] } });
+    for (const res of [a, b])
+      expect(res).toEqual({ status: 200, body: { ignored: 'delivery not recent' }, events: [] });
     expect((await readCase(l.store, c.key)).remediation.state).toBe('awaiting-approval');
     expect(double.calls.apply).toBe(0);
   });

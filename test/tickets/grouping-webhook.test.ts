@@ -1,9 +1,27 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalTicketSink } from '../../shared/adapters/tickets/local.js';
+import type { DocStore } from '../../shared/core/ports.js';
 import { adfToText } from '../../shared/core/tickets/adf.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { handleJiraWebhook, signJiraBody } from '../../shared/core/tickets/webhook.js';
-import { decided, type Harness, jiraHarness, localHarness, makeCase, putCase, quietLog, readCase } from './helpers.js';
+import {
+  DELIVERY_CLOCK_SKEW_MS,
+  DELIVERY_MAX_AGE_MS,
+  DELIVERY_RECORD_TTL_MS,
+  handleJiraWebhook,
+  markDelivered,
+  signJiraBody,
+} from '../../shared/core/tickets/webhook.js';
+import {
+  decided,
+  type Harness,
+  jiraHarness,
+  localHarness,
+  makeCase,
+  putCase,
+  quietLog,
+  readCase,
+  T0,
+} from './helpers.js';
 
 let h: (Harness & { double: NonNullable<Harness['double']> }) | undefined;
 afterEach(async () => {
@@ -195,7 +213,7 @@ describe('group parent echoes', () => {
     const deps = { store: l.store, clock: l.clock, log: quietLog, policy: l.deps.policy, secret };
     const echo = JSON.stringify({
       webhookEvent: 'jira:issue_updated',
-      timestamp: Date.parse(a.updatedAt),
+      timestamp: l.clock.now().getTime() - 60_000, // signed a minute ago
       user: { accountId: '000000:00000000-0000-0000-0000-0000000000b0' },
       issue: { key: 'LOCAL-2', fields: { status: { name: 'To Do', statusCategory: { key: 'new' } } } },
       changelog: { items: [{ field: 'status', fromString: 'Done', toString: 'To Do' }] },
@@ -223,10 +241,12 @@ describe('Jira webhook', () => {
     const deps = { store: l.store, clock: l.clock, log: quietLog, policy: l.deps.policy, secret };
     return { l, c, deps };
   }
+  /** When the deliveries below were signed: a minute before the harness's clock. */
+  const SIGNED = Date.parse(T0) - 60_000;
   const body = (key: string, to: string, category: string) =>
     JSON.stringify({
       webhookEvent: 'jira:issue_updated',
-      timestamp: 1,
+      timestamp: SIGNED,
       user: { accountId: '000000:00000000-0000-0000-0000-000000000009' },
       issue: { key, fields: { status: { name: to, statusCategory: { key: category } }, summary: 'ignored text' } },
       changelog: { items: [{ field: 'status', fromString: 'To Do', toString: to }] },
@@ -263,7 +283,7 @@ describe('Jira webhook', () => {
       deps,
     );
     // Jira's echo of the same move (another delivery: its own timestamp)
-    const echo = raw.replace('"timestamp":1,', '"timestamp":2,');
+    const echo = raw.replace(`"timestamp":${SIGNED},`, `"timestamp":${SIGNED + 1},`);
     const again = await handleJiraWebhook(
       { headers: { 'X-Hub-Signature': signJiraBody(echo, secret) }, rawBody: echo },
       deps,
@@ -301,6 +321,62 @@ describe('Jira webhook', () => {
     if (ev) await l.stage.handle(ev);
     if (!(l.sink instanceof LocalTicketSink)) throw new Error('local');
     expect((await l.sink.get('LOCAL-1'))?.status).toBe('Done');
+  });
+
+  /** Sets the case's ticket status as closeloop's own writes would (a verification closing it, a reopen). */
+  const setTicketStatus = async (store: DocStore, key: string, status: 'open' | 'done' | 'reopened') => {
+    const cur = await readCase(store, key);
+    if (!cur.ticket) throw new Error('no ticket');
+    await putCase(store, { ...cur, ticket: { ...cur.ticket, status } });
+  };
+
+  it.each([
+    { change: 'closed in Jira', to: 'Done', category: 'done', before: 'open', between: 'reopened' },
+    { change: 'reopened in Jira', to: 'Reopened', category: 'new', before: 'done', between: 'done' },
+  ] as const)(
+    'refuses a captured delivery ($change) replayed once its record has expired, the case having moved on since',
+    async ({ to, category, before, between }) => {
+      // Prepare: the delivery handled, its events published and the delivery recorded
+      const { c, deps, l } = await ticketed();
+      await setTicketStatus(l.store, c.key, before);
+      const raw = body('LOCAL-1', to, category);
+      const request = { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw };
+      const first = await handleJiraWebhook(request, deps);
+      if (first.delivery) await markDelivered(deps, first.delivery);
+      // …then the case moved on (closeloop reopened or closed the ticket again), and the record's time ran out
+      await setTicketStatus(l.store, c.key, between);
+      l.clock.advance(DELIVERY_RECORD_TTL_MS + 60_000);
+      // Act: someone who captured the signed body sends it again
+      const replay = await handleJiraWebhook(request, deps);
+      // Assess: acted on the first time; the record is gone, and the replay changes nothing all the same
+      expect(first.events).toHaveLength(1);
+      expect(await l.store.get('ticket-webhook-deliveries', first.delivery ?? '')).toBeUndefined();
+      expect(replay).toEqual({ status: 200, body: { ignored: 'delivery not recent' }, events: [] });
+      expect((await readCase(l.store, c.key)).ticket?.status).toBe(between);
+    },
+  );
+
+  it('keeps the record of a delivery for longer than a delivery is acted on, skew and all', () => {
+    expect(DELIVERY_RECORD_TTL_MS).toBeGreaterThan(DELIVERY_MAX_AGE_MS + DELIVERY_CLOCK_SKEW_MS);
+  });
+
+  it('acts on no delivery signed too long ago, too far ahead, or without its signed time', async () => {
+    // Prepare
+    const { c, deps, l } = await ticketed();
+    const now = l.clock.now().getTime();
+    const signedAt = (timestamp: number | undefined) => {
+      const raw = JSON.stringify({ ...JSON.parse(body('LOCAL-1', 'Done', 'done')), timestamp });
+      return { headers: { 'X-Hub-Signature': signJiraBody(raw, secret) }, rawBody: raw };
+    };
+    // Act
+    const answers = [];
+    for (const t of [now - DELIVERY_MAX_AGE_MS - 1, now + DELIVERY_CLOCK_SKEW_MS + 1, undefined]) {
+      answers.push(await handleJiraWebhook(signedAt(t), deps));
+    }
+    const recent = await handleJiraWebhook(signedAt(now - DELIVERY_MAX_AGE_MS + 60_000), deps);
+    // Assess
+    for (const a of answers) expect(a).toEqual({ status: 200, body: { ignored: 'delivery not recent' }, events: [] });
+    expect(recent.events).toEqual([expect.objectContaining({ type: 'case.verify-requested', caseKey: c.key })]);
   });
 
   it('ignores issues closeloop does not know, mapping only through its own index', async () => {

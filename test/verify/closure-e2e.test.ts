@@ -78,7 +78,7 @@ describe('verified closure end to end on one store', () => {
     s3.on(GetBucketTaggingCommand).rejects(none('NoSuchTagSet'));
     guardduty.on(ArchiveFindingsCommand).resolves({ $metadata: { requestId: 'GD-ARCHIVE-1' } });
 
-    store = new MemoryDocStore();
+    store = new MemoryDocStore({ clock });
     evidence = new MemoryEvidenceStore();
     sink = new LocalTicketSink(store, clock);
     const ctx = testContext({ clock });
@@ -213,12 +213,12 @@ describe('verified closure end to end on one store', () => {
     // Act 1: the person reopens the ticket in Jira
     clock.set('2026-11-21T09:00:00.000Z');
     await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Reopen'], { type: 'doc', version: 1, content: [] });
-    await webhook(2, 'Done', 'In Progress', 'indeterminate');
+    await webhook(clock.now().getTime() - 60_000, 'Done', 'In Progress', 'indeterminate');
     const reopened = await readCase();
     // Act 2: the person closes it again
     clock.set('2026-11-21T10:00:00.000Z');
     await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Done'], { type: 'doc', version: 1, content: [] });
-    await webhook(3, 'In Progress', 'Done', 'done');
+    await webhook(clock.now().getTime() - 60_000, 'In Progress', 'Done', 'done');
     // Assess
     expect(reopened).toMatchObject({
       status: 'reopened',
@@ -253,7 +253,7 @@ describe('verified closure end to end on one store', () => {
     await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Done'], { type: 'doc', version: 1, content: [] });
     const raw = JSON.stringify({
       webhookEvent: 'jira:issue_updated',
-      timestamp: 1,
+      timestamp: clock.now().getTime() - 60_000, // signed a minute ago
       user: { accountId: '000000:00000000-0000-0000-0000-000000000009' },
       issue: { key: 'LOCAL-1', fields: { status: { name: 'Done', statusCategory: { key: 'done' } } } },
       changelog: { items: [{ field: 'status', fromString: 'To Do', toString: 'Done' }] },
@@ -308,7 +308,7 @@ describe('verified closure end to end on one store', () => {
     await sink.transition({ key: 'LOCAL-1', sink: 'local' }, ['Done'], { type: 'doc', version: 1, content: [] });
     const raw = JSON.stringify({
       webhookEvent: 'jira:issue_updated',
-      timestamp: 1,
+      timestamp: clock.now().getTime() - 60_000, // signed a minute ago
       user: { accountId: '000000:00000000-0000-0000-0000-000000000009' },
       issue: { key: 'LOCAL-1', fields: { status: { name: 'Done', statusCategory: { key: 'done' } } } },
       changelog: { items: [{ field: 'status', fromString: 'To Do', toString: 'Done' }] },

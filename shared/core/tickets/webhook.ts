@@ -28,7 +28,7 @@ import { ledgerIdOf } from './content.js';
 import { updateCaseTicket } from './context.js';
 import { setParentStatus } from './grouping.js';
 import type { TicketPolicy } from './policy.js';
-import { COLLECTIONS, GroupSchema, OnceSchema, TicketIndexSchema } from './store.js';
+import { COLLECTIONS, GroupSchema, OnceSchema, onceMarkerExpiry, TicketIndexSchema } from './store.js';
 
 export interface JiraWebhookRequest {
   headers: Record<string, string | undefined>;
@@ -42,14 +42,37 @@ export interface JiraWebhookResponse {
   /**
    * The delivery's replay marker, to record with {@link markDelivered} once `events` are published: the
    * same signed body is then never handled again (a captured delivery replayed later approves nothing,
-   * reopens nothing). Recorded after publishing, so Jira's retry of a delivery whose events were lost is
+   * reopens nothing): while the record is kept ({@link DELIVERY_RECORD_TTL_MS}) by the record, after that by
+   * the body's own signed time (older than {@link DELIVERY_MAX_AGE_MS}). Recorded after publishing, so Jira's retry of a delivery whose events were lost is
    * still handled.
    */
   delivery?: string;
 }
 
-/** An approval in a delivery older than this (its signed `timestamp`) is not taken: a person re-approves. */
-export const APPROVAL_MAX_AGE_MS = 24 * 3_600_000;
+/**
+ * A delivery signed (its `timestamp`, ms since the epoch, inside the signed body) longer ago than this is not acted
+ * on, whatever it says: an approval is of the plan the person saw, a status change of the issue as it was then.
+ * Jira retries a delivery it could not make for about half an hour (up to 5 more attempts, with the retry count in
+ * `X-Atlassian-Webhook-Retry`: developer.atlassian.com/cloud/jira/platform/webhooks/#retry-policy), so a genuine
+ * delivery is never near a day old. It is also what lets a delivery's record expire (see
+ * {@link DELIVERY_RECORD_TTL_MS}): a captured body replayed after its record is gone is older than this.
+ */
+export const DELIVERY_MAX_AGE_MS = 24 * 3_600_000;
+
+/** How far ahead of this function's clock Jira's may be: a delivery signed further in the future is not acted on. */
+export const DELIVERY_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * How long a delivery's record (`ticket-webhook-deliveries`, the replay guard) is kept: longer than the delivery can
+ * still be acted on. A delivery handled at t was signed at most DELIVERY_CLOCK_SKEW_MS after t and is acted on until
+ * DELIVERY_MAX_AGE_MS after it was signed, so from t + DELIVERY_MAX_AGE_MS + DELIVERY_CLOCK_SKEW_MS on, the age check
+ * alone refuses it; the record lives twice DELIVERY_MAX_AGE_MS, well past that. A constant, like the age it follows.
+ */
+export const DELIVERY_RECORD_TTL_MS = 2 * DELIVERY_MAX_AGE_MS;
+
+/** The expiry of a delivery record written at `now` (see {@link DELIVERY_RECORD_TTL_MS}). */
+const deliveryExpiry = (deps: Pick<JiraWebhookDeps, 'clock'>): Date =>
+  new Date(deps.clock.now().getTime() + DELIVERY_RECORD_TTL_MS);
 
 /**
  * A delivery's record: `handled` with the events it made (kept until they are published, so Jira's retry
@@ -63,7 +86,12 @@ const DeliverySchema = z.object({
 
 /** Records a handled delivery's events as published (see {@link JiraWebhookResponse.delivery}). */
 export async function markDelivered(deps: Pick<JiraWebhookDeps, 'store' | 'clock'>, delivery: string): Promise<void> {
-  await deps.store.put(COLLECTIONS.deliveries, delivery, { at: deps.clock.now().toISOString(), state: 'done' });
+  await deps.store.put(
+    COLLECTIONS.deliveries,
+    delivery,
+    { at: deps.clock.now().toISOString(), state: 'done' },
+    { expiresAt: deliveryExpiry(deps) },
+  );
 }
 export interface JiraWebhookDeps {
   store: DocStore;
@@ -159,7 +187,10 @@ export async function handleJiraWebhook(req: JiraWebhookRequest, deps: JiraWebho
   const res = await handleDelivery(req, deps, delivery);
   if (res.status === 200 && res.events.length > 0) {
     const record = { at: deps.clock.now().toISOString(), state: 'handled', events: res.events };
-    await deps.store.put(COLLECTIONS.deliveries, delivery, record, { expectVersion: 0 });
+    await deps.store.put(COLLECTIONS.deliveries, delivery, record, {
+      expectVersion: 0,
+      expiresAt: deliveryExpiry(deps),
+    });
   }
   return res;
 }
@@ -188,6 +219,16 @@ async function handleDelivery(
     return { status: 400, body: { error: 'not a Jira webhook payload', field, reason }, events: [] };
   }
   const hook = parsed.data;
+  // Its record (the replay guard above) expires: a captured delivery replayed after that, of any kind, must still
+  // change nothing. So none is acted on once older than its record is kept, nor without its signed time.
+  const age = hook.timestamp === undefined ? undefined : deps.clock.now().getTime() - hook.timestamp;
+  if (age === undefined || age > DELIVERY_MAX_AGE_MS || age < -DELIVERY_CLOCK_SKEW_MS) {
+    deps.log.warn('jira webhook ignored: the delivery is not recent', {
+      webhookEvent: hook.webhookEvent,
+      ...(hook.timestamp !== undefined ? { signedAt: new Date(hook.timestamp).toISOString() } : {}),
+    });
+    return { status: 200, body: { ignored: 'delivery not recent' }, events: [] };
+  }
   const statusChange = hook.changelog?.items?.find((i) => i.field.toLowerCase() === 'status');
   const issueKey = hook.issue?.key;
   const approval = approvalSignal(hook, deps.policy);
@@ -312,13 +353,6 @@ async function approveFromJira(
   const events: PipelineEvent[] = [];
   const cases: string[] = [];
   const refused: string[] = [];
-  // An approval is of the plan the person saw: a delivery from long ago (or without its signed time)
-  // does not approve what awaits approval now.
-  const age = hook.timestamp === undefined ? undefined : deps.clock.now().getTime() - hook.timestamp;
-  if (age === undefined || age > APPROVAL_MAX_AGE_MS || age < -5 * 60_000) {
-    deps.log.warn('jira approval ignored: the delivery is not recent', { issueKey, signal, approver });
-    return { events, cases, refused };
-  }
   for (const caseKey of caseKeys) {
     const doc = await getDoc(deps.store, COLLECTIONS.cases, caseKey, CaseSchema);
     const r = doc?.value.remediation;
@@ -329,13 +363,21 @@ async function approveFromJira(
     const claimId = refusal
       ? `approve-refused|${caseKey}|${doc.version}|${shortHash(approver)}`
       : `approve|${caseKey}|${doc.version}`;
-    const claim = await mutateDoc(deps.store, COLLECTIONS.once, claimId, OnceSchema, (cur): Once | undefined =>
-      cur ? undefined : { at: deps.clock.now().toISOString(), state: 'enqueuing' },
+    // Kept as long as any once-marker (ONCE_MARKER_TTL_MS), far longer than a delivery is acted on.
+    const expiresAt = onceMarkerExpiry(deps.clock.now());
+    const claim = await mutateDoc(
+      deps.store,
+      COLLECTIONS.once,
+      claimId,
+      OnceSchema,
+      (cur): Once | undefined => (cur ? undefined : { at: deps.clock.now().toISOString(), state: 'enqueuing' }),
+      { expiresAt },
     );
     if (!claim.changed) continue;
+    const done = () => ({ at: deps.clock.now().toISOString(), state: 'done' });
     try {
       const out = await approveCase(remediation, caseKey, approver);
-      await deps.store.put(COLLECTIONS.once, claimId, { at: deps.clock.now().toISOString(), state: 'done' });
+      await deps.store.put(COLLECTIONS.once, claimId, done(), { expiresAt });
       events.push(...out.events);
       if (out.state === 'approval-refused') {
         refused.push(caseKey);
@@ -347,7 +389,7 @@ async function approveFromJira(
     } catch (e) {
       if (e instanceof UsageError) {
         // Nothing to approve (closed, suppressed, already applied): Jira's retries cannot change that.
-        await deps.store.put(COLLECTIONS.once, claimId, { at: deps.clock.now().toISOString(), state: 'done' });
+        await deps.store.put(COLLECTIONS.once, claimId, done(), { expiresAt });
         deps.log.warn('jira approval ignored', { caseKey, issueKey, approver, reason: errorMessage(e) });
         continue;
       }
