@@ -43,6 +43,11 @@ import { putOptionsOf } from '../../core/store/docs.js';
  * @see https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html
  */
 export const EXPIRES_ATTRIBUTE = 'expiresAt';
+/**
+ * The item is there and has not expired. `NOT` of a comparison with a missing attribute holds (one written
+ * without an expiry never expires); `NOT (LIVE)`: a create, which takes the key of an expired item again.
+ */
+const LIVE = 'attribute_exists(pk) AND NOT expiresAt <= :now';
 // The expressions below name it as it is (not a reserved word): no ExpressionAttributeNames entry for it.
 
 type Item = Record<string, AttributeValue>;
@@ -100,7 +105,7 @@ export class DynamoDocStore implements DocStore {
 
   /** Whether an item read has not expired (TTL may not have deleted it yet). */
   private live(item: Item): boolean {
-    return !((num(item, EXPIRES_ATTRIBUTE) ?? Infinity) <= Number(this.now().N));
+    return (num(item, EXPIRES_ATTRIBUTE) ?? Infinity) > +(this.now().N as string);
   }
 
   async get(collection: string, id: string): Promise<StoredDoc | undefined> {
@@ -147,12 +152,7 @@ export class DynamoDocStore implements DocStore {
         new PutItemCommand({
           TableName: this.table,
           Item: { ...key, doc, v: { N: String(expect + 1) }, ...(x ? { [EXPIRES_ATTRIBUTE]: x } : {}) },
-          ...(expect === 0
-            ? {
-                ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
-                ExpressionAttributeValues: { ':now': this.now() },
-              }
-            : this.versionIs(expect)),
+          ...(expect === 0 ? this.when(`NOT (${LIVE})`) : this.when(`#v = :expect AND ${LIVE}`, expect)),
         }),
       );
       return expect + 1;
@@ -170,12 +170,7 @@ export class DynamoDocStore implements DocStore {
           TableName: this.table,
           Key: { pk: { S: docPk(collection) }, sk: { S: id } },
           // Both forms need the item to exist, unexpired: the port returns false for a missing document.
-          ...(expect === undefined
-            ? {
-                ConditionExpression: 'attribute_exists(pk) AND NOT expiresAt <= :now',
-                ExpressionAttributeValues: { ':now': this.now() },
-              }
-            : this.versionIs(expect)),
+          ...this.when(expect === undefined ? LIVE : `#v = :expect AND ${LIVE}`, expect),
         }),
       );
       return true;
@@ -185,13 +180,16 @@ export class DynamoDocStore implements DocStore {
     }
   }
 
-  /** The condition that the item is at version `expect` and has not expired. */
-  private versionIs(expect: number) {
-    return {
-      ConditionExpression: '#v = :expect AND NOT expiresAt <= :now',
-      ExpressionAttributeNames: { '#v': 'v' },
-      ExpressionAttributeValues: { ':expect': { N: String(expect) }, ':now': this.now() },
-    };
+  /** A condition naming `:now` (see {@link LIVE}) and, with `expect`, the version `#v = :expect`. */
+  private when(condition: string, expect?: number) {
+    const now = { ':now': this.now() };
+    return expect === undefined
+      ? { ConditionExpression: condition, ExpressionAttributeValues: now }
+      : {
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#v': 'v' },
+          ExpressionAttributeValues: { ...now, ':expect': { N: String(expect) } },
+        };
   }
 
   async list(
