@@ -4,7 +4,9 @@
  * (an API destination gives up after 5 seconds; an apply with its Compute operation wait takes longer).
  * The topic's push subscription (infra/gcp/main.tf) delivers it to `remediateQueued`, which runs the named
  * GCP action (plan → apply, verify or rollback), or sets a verified SCC finding INACTIVE, under the
- * function's service account (the custom role of infra/gcp/main.tf) and reports the result to the hub bus.
+ * spoke's service account (the custom role of infra/gcp/main.tf) and reports the result to the hub bus.
+ * `remediate`, open to the internet, runs as an account of its own that may read its secret and publish to
+ * that topic, nothing else: it builds nothing at load that needs the spoke's settings or identity.
  * A run that throws answers an error, so Pub/Sub redelivers, and after the subscription's
  * max_delivery_attempts moves it to the dead-letter topic; a message that is no request for this spoke is
  * published there at once with its reason (attribute `reason`) and acknowledged. The caller of `remediate`
@@ -18,12 +20,19 @@ import { documentFromPubSub, pubsubPublisher, UnreadableMessageError } from '../
 import { REMOTE_SECRET_HEADER } from '../../shared/adapters/bus/spoke.js';
 import { queueRemoteRequest, runRemoteRequest } from '../../shared/adapters/bus/spoke-remote.js';
 import { lazyResolver, sccResolver } from '../../shared/adapters/upstream/spoke.js';
-import { createGcpSpoke, gcpAccessTokens } from '../../shared/adapters/wiring/gcp.js';
+import { cloudLogger, createGcpSpoke, gcpAccessTokens } from '../../shared/adapters/wiring/gcp.js';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import { ConfigError } from '../../shared/core/errors.js';
 import { systemClock } from '../../shared/core/ports.js';
 
-const spoke = createGcpSpoke(process.env);
+const log = cloudLogger();
+// The worker's spoke (its settings, the hub forwarder), built on its first message: `remediate` is deployed
+// without the hub's settings, under an account the hub does not trust, and must load without them.
+let built: ReturnType<typeof createGcpSpoke> | undefined;
+const workerSpoke = () => {
+  built ??= createGcpSpoke(process.env, { log });
+  return built;
+};
 // Clients are built on first use, with Application Default Credentials = the function's service account.
 const clients = createCloudClients({});
 // The skip tag re-read from the live resource just before an apply, under the same identity; fresh: the
@@ -70,7 +79,7 @@ export async function remediate(req: HttpIn, res: HttpOut): Promise<void> {
   const answer = await queueRemoteRequest(req.body, req.get(REMOTE_SECRET_HEADER), {
     spoke: 'gcp',
     env: process.env,
-    log: spoke.log,
+    log,
     actions: actionRegistry,
     enqueue: async (request) => {
       const topic = pubsubPublisher(topicFrom('CLOSELOOP_REMEDIATE_TOPIC'), { token });
@@ -85,12 +94,14 @@ const MessageDataSchema = z.object({ message: z.object({ data: z.string() }) });
 
 /** Sets a message the worker can never run aside on the dead-letter topic, with why (attribute `reason`). */
 async function setAside(data: string, reason: string, input: string): Promise<void> {
-  spoke.log.error('remediation message moved to the dead-letter topic', { input, reason });
+  log.error('remediation message moved to the dead-letter topic', { input, reason });
   const deadLetters = pubsubPublisher(topicFrom('CLOSELOOP_REMEDIATE_DEAD_LETTER_TOPIC'), { token });
   await deadLetters.publish(data, { reason: reason.slice(0, 1024), input });
 }
 
 export async function remediateQueued(event: CloudEvent<unknown>): Promise<void> {
+  // A spoke environment that does not parse throws here: the message is retried, then dead-lettered.
+  const spoke = workerSpoke();
   let message: ReturnType<typeof documentFromPubSub>;
   try {
     message = documentFromPubSub(event.data, event.id);
