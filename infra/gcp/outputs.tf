@@ -4,8 +4,13 @@ output "service_account_unique_ids" {
 }
 
 output "service_account_email" {
-  description = "The identity the GCP actions run as (the remediate function's)."
+  description = "The identity the GCP actions run as (remediateQueued's)."
   value       = google_service_account.spoke.email
+}
+
+output "endpoint_service_account_email" {
+  description = "The identity the public remediate function runs as: reads its secret, publishes to the requests topic, nothing else."
+  value       = google_service_account.endpoint.email
 }
 
 output "ingest_service_account_email" {

@@ -344,12 +344,12 @@ describe('GCP spoke Terraform', () => {
     const naming = (account: string) =>
       bindings.filter((b) => (attr(b.body, 'member') ?? '').includes(`google_service_account.${account}.email`));
     const grants = (b: { body: string }) => `${attr(b.body, 'role')} on ${attr(b.body, 'service') ?? 'the project'}`;
-    // Assess: two accounts, one per function
+    // Assess: an account of its own, not the one of remediate (which has its own too, below)
     expect(attr(block(ingestFn, 'service_config'), 'service_account_email')).toBe(
       'google_service_account.ingest.email',
     );
-    expect(attr(block(remediateFn, 'service_config'), 'service_account_email')).toBe(
-      'google_service_account.spoke.email',
+    expect(attr(block(remediateFn, 'service_config'), 'service_account_email')).not.toBe(
+      'google_service_account.ingest.email',
     );
     // The ingest account may be invoked by the push and read labels (tag_lookup), nothing else: no action
     // permission, no finding state, no secret.
@@ -363,7 +363,7 @@ describe('GCP spoke Terraform', () => {
     expect(block(tf, 'resource "google_project_iam_custom_role" "ingest_label_read"')).toMatch(
       /permissions\s+= \["resourcemanager\.projects\.get", "storage\.buckets\.get"\]/,
     );
-    for (const writer of ['remediation', 'finding_state', 'remediate'])
+    for (const writer of ['remediation', 'finding_state'])
       expect(
         naming('spoke').some((b) => b.name.split('" "')[1] === writer),
         writer,
@@ -515,21 +515,55 @@ describe('GCP spoke Terraform', () => {
           attr(b, 'member') === 'local.pubsub_agent',
       ),
     ).toBe(true);
-    // The spoke account publishes to the queue and the dead letters, and holds no Pub/Sub role beyond that
+    // The spoke account publishes to the dead letters, and holds no Pub/Sub role beyond that (the endpoint
+    // publishes to the queue under its own account)
     const spokePubSub = [...iam('google_pubsub_topic_iam_member'), ...iam('google_pubsub_subscription_iam_member')]
       .filter((b) => attr(b, 'member') === spokeMember)
       .map((b) => `${attr(b, 'role')} on ${attr(b, 'topic') ?? attr(b, 'subscription')}`)
       .sort();
-    expect(spokePubSub).toEqual(
-      [
-        `"roles/pubsub.publisher" on google_pubsub_topic.${deadTopic}.name`,
-        '"roles/pubsub.publisher" on google_pubsub_topic.remediate.name',
-      ].sort(),
-    );
+    expect(spokePubSub).toEqual([`"roles/pubsub.publisher" on google_pubsub_topic.${deadTopic}.name`]);
     // An incident while the dead letters hold any, to the same channels as the findings'
     expect(attr(alert?.body ?? '', 'notification_channels')).toBe('var.dead_letter_notification_channels');
     expect(block(tf, 'output "remediate_dead_letter_subscription"')).toContain(
       `google_pubsub_subscription.${kept?.name}.id`,
+    );
+  });
+
+  it('runs the public remediate endpoint under an account of its own that may read its secret and publish to the queue, nothing else', () => {
+    // Prepare: every IAM member binding of the template naming an account, with what it grants on what
+    const endpoint = block(tf, 'resource "google_cloudfunctions2_function" "remediate"');
+    const bindings = blocks(tf, 'resource "google_').filter((b) => /_iam_member$/.test(b.name.split('" "')[0] ?? ''));
+    const grantsOf = (account: string) =>
+      bindings
+        .filter((b) => attr(b.body, 'member') === `"serviceAccount:\${google_service_account.${account}.email}"`)
+        .map(
+          (b) =>
+            `${attr(b.body, 'role')} on ${attr(b.body, 'topic') ?? attr(b.body, 'secret_id') ?? attr(b.body, 'service') ?? attr(b.body, 'org_id') ?? 'the project'}`,
+        )
+        .sort();
+    const account = block(tf, 'resource "google_service_account" "endpoint"');
+    // Assess: the function open to the internet runs under its own account (the worker under the spoke's,
+    // as the queue's test checks)
+    expect(attr(block(endpoint, 'service_config'), 'service_account_email')).toBe(
+      'google_service_account.endpoint.email',
+    );
+    expect(attr(account, 'account_id')).toBe('"${var.prefix}-endpoint"');
+    // Exactly its secret and the queue: no action role, label read, finding state, invoker or token creator
+    // (its logs are stdout, which Cloud Run sends on with no role of the account's)
+    expect(grantsOf('endpoint')).toEqual(
+      [
+        '"roles/pubsub.publisher" on google_pubsub_topic.remediate.name',
+        '"roles/secretmanager.secretAccessor" on google_secret_manager_secret.remediate.secret_id',
+      ].sort(),
+    );
+    // The spoke account no longer reads the secret nor publishes to the queue: only the endpoint did
+    expect(grantsOf('spoke').filter((g) => /secret|google_pubsub_topic\.remediate\.name/.test(g))).toEqual([]);
+    // None of the hub's settings: it forwards nothing (the hub's trust names the ingest and spoke accounts)
+    expect(block(block(endpoint, 'service_config'), 'environment_variables').replace(/\s+/g, ' ')).toBe(
+      'environment_variables = { CLOSELOOP_REMEDIATE_TOPIC = google_pubsub_topic.remediate.id }',
+    );
+    expect(attr(block(tf, 'output "endpoint_service_account_email"'), 'value')).toBe(
+      'google_service_account.endpoint.email',
     );
   });
 
