@@ -28,6 +28,17 @@ afterEach(async () => {
 
 const CREATE = /^POST \/rest\/api\/3\/issue$/;
 const SEARCH = /^(GET|POST) \/rest\/api\/3\/search\/jql$/;
+const USER_SEARCH = /^GET \/rest\/api\/3\/user\/search$/;
+/** The harness's users: alice (the cases' owner) and the team's default assignee. */
+const ALICE = '000000:00000000-0000-0000-0000-000000000001';
+const DEFAULT_USERS = [
+  { accountId: ALICE, emailAddress: 'alice@example.com', displayName: 'Alice' },
+  {
+    accountId: '000000:00000000-0000-0000-0000-000000000002',
+    emailAddress: 'secops-lead@example.com',
+    displayName: 'Lead',
+  },
+];
 
 /** Runs the outbox an hour apart until it is empty (at most five times), as the scheduled drain does. */
 async function drainHourly(h: Harness): Promise<void> {
@@ -186,6 +197,84 @@ describe('JiraTicketSink through jira.js against the double', () => {
       "The issue is not the new owner's: closeloop cannot find a Jira account for the owner nobody@example.com: assigned to the team's default assignee secops-lead@example.com.",
     );
     expect(said).not.toContain('assigned to the new owner');
+  });
+
+  it("assigns the issue to the owner, not the team's default assignee, when the owner's user search failed with 503s for a while", async () => {
+    // Prepare: Jira answers the user search 503 through every one of the sink's eight tries, then recovers
+    h = await jiraHarness();
+    h.double.faults = [{ kind: '503', ratio: 1, match: USER_SEARCH, times: 8 }];
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    // Act: the stage's attempt meets the outage; the scheduled drain sends the create once Jira answers
+    await h.stage.handle(decided(c));
+    const createdDuringOutage = h.double.issues.size;
+    await drainHourly(h);
+    // Assess: one issue, the owner's, nothing on it saying the owner has no account, nothing left over
+    expect(createdDuringOutage).toBe(0);
+    expect(h.double.issues.size).toBe(1);
+    expect(h.double.count(CREATE)).toBe(1);
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toEqual({ accountId: ALICE });
+    expect(adfToText(issue?.fields.description as AdfDoc)).not.toContain('Assignee:');
+    expect(issue?.comments).toEqual([]);
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({ key: 'SEC-1', assigneeId: ALICE });
+    expect(await h.store.list('deadletters')).toHaveLength(0);
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it("waits what a throttled user search says in Retry-After, then assigns the issue to the owner, not the team's default assignee", async () => {
+    // Prepare: Jira throttles the owner's user search once, asking for two minutes
+    h = await jiraHarness();
+    h.double.faults = [{ kind: '429', ratio: 1, match: USER_SEARCH, times: 1, retryAfter: 120 }];
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    // Act: the stage's attempt is throttled; a drain a minute on, then one past the two minutes
+    await h.stage.handle(decided(c));
+    h.clock.advance(60_000);
+    await drainOutbox(h.deps);
+    const searchesTooSoon = h.double.count(USER_SEARCH, false);
+    const issuesTooSoon = h.double.issues.size;
+    h.clock.advance(61_000);
+    await drainOutbox(h.deps);
+    // Assess: nothing asked of Jira before its two minutes, then one issue, the owner's
+    expect(searchesTooSoon).toBe(1);
+    expect(issuesTooSoon).toBe(0);
+    expect(h.double.issues.size).toBe(1);
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toEqual({ accountId: ALICE });
+    expect(adfToText(issue?.fields.description as AdfDoc)).not.toContain('Assignee:');
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it("reassigns the issue to the new owner, said in one comment, when the new owner's user search failed with 503s for a while", async () => {
+    // Prepare: an issue assigned to alice by closeloop; bob, the next owner, has an account
+    const bob = { accountId: 'acc-bob', emailAddress: 'bob@example.com', displayName: 'Bob' };
+    h = await jiraHarness({}, { users: [...DEFAULT_USERS, bob] });
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    // Act: the owner becomes bob while Jira answers the user search 503 through the sink's tries; then it recovers
+    h.double.faults = [{ kind: '503', ratio: 1, match: USER_SEARCH, times: 8 }];
+    const now = await readCase(h.store, c.key);
+    const moved = {
+      ...now,
+      enrichment: { ...now.enrichment, owner: 'bob@example.com', ownerEmail: 'bob@example.com' },
+    };
+    await putCase(h.store, moved);
+    await h.stage.handle(decided(moved, { isNewCase: false }));
+    const assigneeDuringOutage = h.double.issues.get('SEC-1')?.fields.assignee;
+    await drainHourly(h);
+    // Assess: still alice's during the outage (not the lead's), then bob's, with one comment saying so
+    expect(assigneeDuringOutage).toEqual({ accountId: ALICE });
+    expect(h.double.issues.size).toBe(1);
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toEqual({ accountId: 'acc-bob' });
+    const said = (issue?.comments ?? []).map((x) => adfToText(x.body as AdfDoc));
+    expect(said.filter((x) => x.includes('Owner changed'))).toHaveLength(1);
+    expect(said.at(-1)).toContain('The issue is assigned to the new owner.');
+    expect(said.at(-1)).not.toContain('cannot find a Jira account');
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({ assigneeId: 'acc-bob' });
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
   it("never assigns another person the user search matched by a prefix when the owner's e-mail has no Jira account", async () => {

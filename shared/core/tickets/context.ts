@@ -3,7 +3,7 @@
  * user cache (memory in front of the DocStore, so 10 000 cases of 20 owners cost 20 user searches).
  */
 import * as z from 'zod';
-import { errorMessage } from '../errors.js';
+import { errorMessage, isRetryable } from '../errors.js';
 import { type Case, CaseSchema, type CaseTicket, type TicketRef } from '../model/case.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
@@ -132,7 +132,11 @@ const USER_TTL_MS = 24 * 3_600_000;
 
 /**
  * The Jira account of an e-mail: memory cache, then the DocStore cache (a day), then one user search.
- * A failed search is not cached (the next case tries again) and yields undefined (unassigned).
+ * Only an answer is cached, "no such user" included. A search that failed for the moment (Jira down, a 5xx, a
+ * timeout, a throttle: {@link isRetryable}) is thrown, not taken for "no account": the ticket request that
+ * asked waits in the outbox and asks again (see {@link assignmentFor}). Any other failure (a refusal of the
+ * search itself, an answer not understood) would fail the same way every time: it yields undefined, the
+ * fallback, as before, and is not cached either.
  */
 export function findUserCached(ctx: TicketContext, email: string): Promise<string | undefined> {
   const norm = email.trim().toLowerCase();
@@ -152,7 +156,8 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
       return accountId;
     } catch (e) {
       ctx.userCache.delete(norm);
-      ctx.log.warn('user search failed; ticket left unassigned', { error: errorMessage(e) });
+      if (isRetryable(e)) throw e;
+      ctx.log.warn("user search failed; the owner's fallback is used", { error: errorMessage(e) });
       return undefined;
     }
   })();
@@ -175,6 +180,14 @@ export interface Assignment {
  * Owner's account, else the team's default assignee, else unassigned (triage component); unassigned too
  * while the owner is uncertain ({@link ownerUncertain}). A fallback is said (`note`): without it the ticket
  * named the owner while the issue sat with the team's lead, and nobody knew the owner had no account.
+ *
+ * A user search that failed for the moment is thrown (see {@link findUserCached}), and the create or the
+ * owner-change request that asked waits in the outbox, which retries it with backoff and Retry-After.
+ * Creating at once with the fallback instead would have cost more than the wait: the issue went to the
+ * team's lead for good (nothing assigned it to the owner later), Jira told the lead, not the owner, and the
+ * ticket said the owner had no Jira account. The wait is short in practice: a search Jira fails with a 5xx,
+ * a timeout or a throttle (account-wide) comes with a create that fails alike, and a wait that lasts shows
+ * on the outbox's `oldestWaitingMinutes` alarm. The note is then only ever said of a definite answer.
  */
 export async function assignmentFor(ctx: TicketContext, c: Case): Promise<Assignment> {
   if (ownerUncertain(c)) return { id: undefined };
