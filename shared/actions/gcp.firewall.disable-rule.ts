@@ -141,8 +141,8 @@ const OperationSchema = z.looseObject({
 type Operation = z.infer<typeof OperationSchema>;
 
 /**
- * How long apply (or rollback) waits for the patch's operation in all: half the remediate function's 120 s
- * (infra/gcp/main.tf), the other half left for the re-read and the patch before it.
+ * How long apply (or rollback) waits for the patch's operation in all: half the remediate worker's 120 s (remediateQueued,
+ * infra/gcp/main.tf), the other half left for the re-read and the patch before it.
  */
 const OPERATION_WAIT_BUDGET_MS = 60_000;
 

@@ -180,7 +180,7 @@ export function sdkErrorCode(e: unknown): string | undefined {
 /**
  * How long one Google API call may take before it fails as transient. The gax clients' own settings allow
  * 60 s per try and retry UNAVAILABLE (compute's reads DEADLINE_EXCEEDED too) for up to 600 s, ten times the
- * ingest function's 60 s and five times the remediate function's 120 s (infra/gcp/main.tf): a Google outage
+ * ingest function's 60 s and five times the remediate worker's 120 s (infra/gcp/main.tf): a Google outage
  * held a call until the function was killed, and its retries ran under `withRetry`'s, multiplying them.
  */
 export const GCP_CALL_TIMEOUT_MS = 20_000;
