@@ -14,12 +14,11 @@ import type { PipelineEvent } from '../model/events.js';
 import { type Finding, FindingSchema, type Rejected } from '../model/finding.js';
 import type { RiskException } from '../policy/exceptions.js';
 import type { Clock, DocStore, EventBus, Logger, LookupOutcome, StoredDoc, WriteBatch } from '../ports.js';
-import { mutateDoc } from '../store/docs.js';
 import { parseWithoutCopy } from '../util/accept.js';
 import { shortHash } from '../util/hash.js';
 import { hasEnumerableKey } from '../util/objects.js';
 import { CASES } from './announced.js';
-import { caseKeyOf, compareTime, type DecideInput, decide } from './decide.js';
+import { caseKeyOf, type DecideInput, decide } from './decide.js';
 import type { Enriched, Enricher as FullEnricher } from './enrich.js';
 import type { SweepOptions, SweepResult } from './exception-sweep.js';
 import { type Channel, normalize } from './normalize.js';
@@ -318,7 +317,16 @@ export function createIngest(deps: IngestDeps) {
     for (const [key, prior] of priors) if (ours.has(key)) before.set(key, prior);
     for (const caseKey of conflicted) {
       for (const p of chunk.filter((x) => x.caseKey === caseKey)) {
-        const redone = await redo(p, exceptions, now, ours, before);
+        // The conflict path, loaded with the first conflict (redo.ts): not on a cold start's path.
+        const { redo } = await import('./redo.js');
+        const redone = await redo(
+          deps.store,
+          (previous, current) => decideOne(p, previous, current, exceptions, now),
+          p.finding,
+          p.caseKey,
+          ours,
+          before,
+        );
         // Published after its write: nothing for a stage to wait for (no version named).
         const a = announce(p, redone.decision, redone.statusChanged);
         await deps.bus.publish(a.events);
@@ -327,46 +335,6 @@ export function createIngest(deps: IngestDeps) {
       }
     }
     if (logEntries.length > 0) await deps.store.writeBatch({ puts: [], appends: logEntries, appendsUnread: true });
-  }
-
-  /**
-   * The slow, always-correct path: one finding, read-modify-write with retries on both documents. `ours`
-   * holds the version at which this chunk's batch wrote a finding, `before` what that finding was before
-   * the batch: while the stored finding is still our own write, it is not the previous state of itself
-   * (read as such, a re-detection was no recurrence and counted no occurrence).
-   */
-  async function redo(
-    p: Pending,
-    exceptions: RiskException[],
-    now: Date,
-    ours: ReadonlyMap<string, number>,
-    before: Map<string, Finding | undefined>,
-  ) {
-    let outcome: { decision: Decision; statusChanged: boolean } | undefined;
-    const key = p.finding.key;
-    const stored = await deps.store.get(COLLECTIONS.findings, key);
-    const own = stored !== undefined && before.has(key) && ours.get(key) === stored.version;
-    const previous = own ? before.get(key) : stored ? parseWithoutCopy(FindingSchema, stored.value) : undefined;
-    await mutateDoc(deps.store, COLLECTIONS.cases, p.caseKey, CaseSchema, (current) => {
-      const out = decideOne(p, previous, current, exceptions, now);
-      outcome = { decision: out.decision, statusChanged: current?.status !== out.next.status };
-      return out.caseChanged ? out.next : undefined;
-    });
-    // The next state of this finding in the chunk follows this one (unless this one was the older).
-    if (own && (previous === undefined || compareTime(p.finding.updatedAt, previous.updatedAt) >= 0))
-      before.set(key, p.finding);
-    // Never over a newer state: an older finding written over a newer one (another worker's resolution)
-    // made a later redelivery of the older one look new, and reopened the case.
-    await mutateDoc(deps.store, COLLECTIONS.findings, key, FindingSchema, (current) => {
-      if (!current) return p.finding;
-      const order = compareTime(current.updatedAt, p.finding.updatedAt);
-      const keep =
-        order > 0 ||
-        (order === 0 && current.status === p.finding.status && current.occurrences >= p.finding.occurrences);
-      return keep ? undefined : p.finding;
-    });
-    if (!outcome) throw new Error(`case ${p.caseKey}: no decision reached`);
-    return outcome;
   }
 
   function count(p: Pending, decision: Decision, result: IngestResult) {
