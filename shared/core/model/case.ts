@@ -107,6 +107,12 @@ export const CaseRemediationSchema = z.object({
    */
   applyKey: z.string().optional(),
   /**
+   * The action of that apply (set by its claim, and by a spoke's answer): its target and before-state are the
+   * ones on the case, and a rollback or a re-read of the fix uses it, not the action decide chose since (a
+   * playbook or registry change). Absent on cases applied before 2026-12-08.
+   */
+  applyAction: z.string().optional(),
+  /**
    * When the claim under `applyToken` was taken (state `applying`): a claim older than the policy's
    * `apply.abandonAfter` bound has lost its process and is settled failed. Absent on claims taken before
    * 2026-12-07 (their age is then counted from the case's `updatedAt`, which is never earlier).

@@ -334,8 +334,9 @@ async function run(
   let plan: Plan<unknown, unknown>;
   // A retry of an apply that stopped part-way (steps recorded, or one that may have taken effect, never
   // applied): plan again from the live state, since the steps made are no longer needed, and keep the
-  // original before-state for rollback.
-  const partial = startedBefore(r);
+  // original before-state for rollback. Only an attempt of this action: another one's before-state is not of this
+  // action's target (see rollbackCase), and this action reads its own from the live state.
+  const partial = startedBefore(r) && (r.applyAction === undefined ? own : r.applyAction === action.id);
   // The approved plan, when the approval is of a live plan that changes something: it is what is applied, the
   // action re-reading the resource and refusing it if it moved since (see PlanOutdatedError below). Kept on the
   // case while the approval is: every write after an approval is of that plan, or drops the approval.
@@ -446,6 +447,7 @@ async function run(
       state: 'applying',
       applyToken: token,
       applyKey,
+      applyAction: action.id,
       claimedAt,
       interruptedAt: undefined,
       // The error shown is the latest attempt's: an earlier attempt's failure stays in the case's events.
@@ -612,6 +614,7 @@ async function finishedEarlier(
       stateReason: reason,
       appliedAt,
       applyToken: token,
+      applyAction: action.id,
       unconfirmed: undefined,
       interruptedAt: undefined,
     },
@@ -791,7 +794,8 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       ...(before !== undefined ? { before } : {}),
       // This claim's own outcome: its error, or none (the interruption's text was not an outcome).
       error: result.error,
-      ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined } : {}),
+      // The action the spoke ran: for a claim taken before claims named it, the answer does.
+      ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined, applyAction: result.action } : {}),
       ...(result.unconfirmed ? { unconfirmed: result.unconfirmed } : {}),
       interruptedAt: undefined,
     };
@@ -1027,12 +1031,14 @@ export function approverRefusal(policy: ApplyPolicy, c: Case, approver: string):
  */
 export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor: string) {
   const c = await readCase(deps.store, caseKey);
-  const action = c?.remediation.action ? deps.actions.get(c.remediation.action) : undefined;
-  if (!c || !action) throw new UsageError(`case ${caseKey} not found or has no registered action`);
+  if (!c?.remediation.action && !c?.remediation.applyAction) {
+    throw new UsageError(`case ${caseKey} not found or has no registered action`);
+  }
   if (c.remediation.state !== 'applied' && c.remediation.state !== 'failed') {
     throw new UsageError(`case ${caseKey} is ${c.remediation.state}: only an applied (or failed) fix rolls back`);
   }
   const r = c.remediation;
+  const action = appliedBy(deps, c);
   // A failed apply rolls back only what it may have changed: steps made, one without a definite answer, or an
   // apply interrupted with its outcome unknown. One refused before any change has nothing of closeloop's to
   // undo, and writing its before-state back would undo what was done to the resource since (a leaked key the
@@ -1079,6 +1085,26 @@ export async function rollbackCase(deps: RemediationDeps, caseKey: string, actor
   );
   const events = next ? [event(deps, next, 'rolled-back', actor, { requestIds: result.requestIds })] : [];
   return { requestIds: result.requestIds, events };
+}
+
+/**
+ * The action whose apply the case's target and before-state are of: the one its apply recorded, not the one
+ * decide chose since (before, the new action's rollback ran with the old one's before-state: a schema error,
+ * or when the shapes fit, the wrong thing restored). A case applied before the action was recorded is taken
+ * to be of the current action only when its target and plan are that action's ({@link plannedFor}).
+ */
+function appliedBy(deps: RemediationDeps, c: Case): Action {
+  const r = c.remediation;
+  const id = r.applyAction ?? r.action ?? '';
+  const action = deps.actions.get(id);
+  const now = r.action && r.action !== id ? ` (decide now chooses ${r.action})` : '';
+  if (!action) throw new UsageError(`case ${c.key} was applied by ${id}, which is not registered${now}`);
+  if (r.applyAction === undefined && !plannedFor(r, action)) {
+    throw new UsageError(
+      `case ${c.key} was applied by another action than ${id}, the one decide now chooses, before cases recorded the action that applied them (its plan: ${r.plan?.summary ?? 'not recorded'}): its before-state is not ${id}'s, and rolling back with ${id} would restore the wrong thing; restore it by hand`,
+    );
+  }
+  return action;
 }
 
 /**
@@ -1327,7 +1353,8 @@ export async function recoverAbandonedApplies(
  * no longer registered gets the longer bound (it may have been handed over).
  */
 function boundOf(deps: RemediationDeps, c: Case): { minutes: number; spoke: string | undefined } {
-  const action = c.remediation.action ? deps.actions.get(c.remediation.action) : undefined;
+  const id = c.remediation.applyAction ?? c.remediation.action;
+  const action = id ? deps.actions.get(id) : undefined;
   const spoke = action && deps.remote?.runs(action.provider) ? action.provider : undefined;
   const { applyMinutes, spokeMinutes } = deps.policy.abandonAfter;
   return { minutes: !action || spoke ? spokeMinutes : applyMinutes, spoke };
