@@ -75,7 +75,8 @@ export async function assessCase(
     );
   }
 
-  const action = c.remediation.action ? deps.actions.get(c.remediation.action) : undefined;
+  const actionId = fixActionOf(c);
+  const action = actionId ? deps.actions.get(actionId) : undefined;
   const target = action ? targetFor(action, c, findings) : undefined;
   // Re-read in the case's own account only: elsewhere a namesake (or nothing: "gone") would answer.
   const scoped = action && target !== undefined ? await contextFor(deps.ctx, c.provider, c.account) : undefined;
@@ -92,10 +93,10 @@ export async function assessCase(
   const why =
     scoped && 'refused' in scoped
       ? `no live re-read: ${scoped.refused}`
-      : c.remediation.action
+      : actionId
         ? action
-          ? `action ${c.remediation.action} cannot find its target in the finding`
-          : `action ${c.remediation.action} is not registered`
+          ? `action ${actionId} cannot find its target in the finding`
+          : `action ${actionId} is not registered`
         : 'no action can re-read this resource';
   if (resolvedAtSource && !c.muted) {
     return {
@@ -117,6 +118,14 @@ export async function assessCase(
 function inconclusive(reason: string, attempts = 0, calls: EvidenceCall[] = []): Assessment {
   return { verdict: 'inconclusive', basis: 'none', reason, attempts, calls };
 }
+
+/**
+ * The action that re-reads the case's resource: the one whose apply is on it while the case is applied (decide
+ * may have chosen another since, a playbook or registry change: its check is not of the fix made, and the
+ * stored target is not its own), else the action decide chose.
+ */
+export const fixActionOf = (c: Case): string | null =>
+  (c.remediation.state === 'applied' ? c.remediation.applyAction : undefined) ?? c.remediation.action;
 
 /** The target recorded at plan time, else selected again from the newest finding. */
 export function targetFor(action: VerifiableAction, c: Case, findings: readonly Finding[]): unknown {

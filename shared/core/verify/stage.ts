@@ -32,7 +32,15 @@ import type { Clock, DocStore, Logger } from '../ports.js';
 import type { RemoteExecutor, RemoteResult } from '../remediation/remote.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
-import { type ActionLookup, type Assessment, assessCase, delayFor, type Trigger, targetFor } from './assess.js';
+import {
+  type ActionLookup,
+  type Assessment,
+  assessCase,
+  delayFor,
+  fixActionOf,
+  type Trigger,
+  targetFor,
+} from './assess.js';
 import type { VerificationPolicy } from './policy.js';
 import type { UpstreamResult, UpstreamStatus } from './ports.js';
 
@@ -312,7 +320,7 @@ async function concludeVerification(
         requestedBy: req.requestedBy,
         basis: assessment.basis,
         attempts: assessment.attempts,
-        action: c.remediation.action,
+        action: fixActionOf(c),
         upstream,
         ...(change ? { changed: change } : {}),
         // What the verdict does to the case, decided before the record: a redelivery that finds this
@@ -1145,8 +1153,9 @@ interface RemoteRead {
 
 /** The action and target to re-read remotely, when this case's provider is re-read by a spoke. */
 function remoteReadOf(deps: VerifyDeps, c: Case, findings: readonly Finding[]): RemoteRead | undefined {
-  if (!deps.remote?.runs(c.provider) || !c.remediation.action) return undefined;
-  const action = deps.actions.get(c.remediation.action);
+  const actionId = fixActionOf(c);
+  if (!deps.remote?.runs(c.provider) || !actionId) return undefined;
+  const action = deps.actions.get(actionId);
   if (!action) return undefined;
   const target = targetFor(action, c, findings);
   return target === undefined ? undefined : { actionId: action.id, target };
