@@ -13,6 +13,7 @@ import type { OwnerLookup } from '../../shared/core/ports.js';
 import { approveCase, createRemediationStage, type RemediationDeps } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
 import { decidedCase, decidedEvent, findingFor, remediationDeps, testContext } from '../helpers/action-context.js';
+import { closeBucket } from '../helpers/stand-in-action.js';
 
 /**
  * A bucket whose public grants are the live state, applied through the shared `applyPlanned` (which re-reads
@@ -138,24 +139,7 @@ describe('an approval applies only to the plan that was approved', () => {
   it("plans the case's new action for a person when decide chose another action for it after its plan was approved", async () => {
     // Prepare: the case waits with the plan of the action decide chose then (another target shape, other calls);
     // the playbook now names test.remove-grants, and decide carried the old plan over.
-    const old = defineAction({
-      id: 'test.close-bucket',
-      title: 'Close a bucket',
-      provider: 'aws',
-      handles: {},
-      permissions: ['test:Close'],
-      verifyPermissions: ['test:Read'],
-      risk: 'low',
-      productionSafe: false,
-      target: z.object({ name: z.string() }),
-      beforeSchema: z.object({ open: z.boolean() }),
-      selectTarget: (f) => ({ name: f.resource.name }),
-      plan: async (target) =>
-        changePlan(target, { open: true }, [step('close', 'test:Close', 'test:Close', target)], 'close it'),
-      apply: async () => ({ before: { open: true }, requestIds: [] }),
-      verify: async () => ({ holds: true, observed: {}, reason: '' }),
-      rollback: async () => ({ requestIds: [] }),
-    });
+    const old = closeBucket().action;
     const both = {
       get: (id: string) => (id === old.id ? (old as Action) : id === double.action.id ? double.action : undefined),
     };

@@ -19,33 +19,7 @@ import {
 } from '../../shared/core/remediation/stage.js';
 import { getDoc } from '../../shared/core/store/docs.js';
 import { decidedCase, decidedEvent, findingFor, remediationDeps, testContext } from '../helpers/action-context.js';
-
-/** An action closing a bucket (target `{ name }`, before-state `{ open }`), recording its rollbacks. */
-function closeBucket() {
-  const rolledBack: unknown[] = [];
-  const action = defineAction({
-    id: 'test.close-bucket',
-    title: 'Close a bucket',
-    provider: 'aws',
-    handles: {},
-    permissions: ['test:Close'],
-    verifyPermissions: ['test:Read'],
-    risk: 'low',
-    productionSafe: false,
-    target: z.object({ name: z.string() }),
-    beforeSchema: z.object({ open: z.boolean() }),
-    selectTarget: (f) => ({ name: f.resource.name }),
-    plan: async (target) =>
-      changePlan(target, { open: true }, [step('close', 'test:Close', 'test:Close', target)], 'close it'),
-    apply: async () => ({ before: { open: true }, requestIds: ['req-close'] }),
-    verify: async () => ({ holds: true, observed: {}, reason: '' }),
-    rollback: async (p) => {
-      rolledBack.push(p);
-      return { requestIds: ['req-reopen'] };
-    },
-  });
-  return { action: action as Action, rolledBack };
-}
+import { closeBucket } from '../helpers/stand-in-action.js';
 
 /** The action decide chooses for the case later (another target shape, before-state and calls). */
 function removeGrants() {
