@@ -2,6 +2,7 @@
 import { UsageError } from '../../core/errors.js';
 import { type Case, CaseSchema, caseIdOf } from '../../core/model/case.js';
 import type { GateResult } from '../../core/model/decision.js';
+import type { Enrichment } from '../../core/model/enrichment.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
 import type { DocStore } from '../../core/ports.js';
 import { sha256Hex } from '../../core/util/hash.js';
@@ -31,6 +32,10 @@ export async function resolveCase(store: DocStore, ref: string): Promise<Case> {
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3, informational: 4 } as const;
 
+/** The OWNER column of `cases` and `plan`: the owner, and whether it is a gap (none found, or unknown after a failed lookup). */
+export const ownerCell = (e: Pick<Enrichment, 'owner' | 'unowned' | 'complete'>): string =>
+  e.unowned ? `${e.owner} (${e.complete ? 'unowned' : 'owner unknown'})` : e.owner;
+
 export function renderCases(cases: readonly Case[]): string {
   const sorted = [...cases].sort(
     (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || a.key.localeCompare(b.key),
@@ -42,9 +47,7 @@ export function renderCases(cases: readonly Case[]): string {
       c.severity,
       c.status,
       c.enrichment.environment,
-      c.enrichment.unowned
-        ? `${c.enrichment.owner} (${c.enrichment.complete ? 'unowned' : 'owner unknown'})`
-        : c.enrichment.owner,
+      ownerCell(c.enrichment),
       c.type,
       c.resourceName,
       c.remediation.action

@@ -10,7 +10,7 @@ import { INGEST_CHUNK } from '../../core/pipeline/ingest.js';
 import { normalize } from '../../core/pipeline/normalize.js';
 import { recoverAbandonedApplies, releaseApproved, releaseHeld } from '../../core/remediation/stage.js';
 import { createLocalRuntime, type LocalOptions, type LocalRuntime } from '../wiring/local.js';
-import { caseId, listCases, renderCase, renderCases, resolveCase } from './cases.js';
+import { caseId, listCases, ownerCell, renderCase, renderCases, resolveCase } from './cases.js';
 import { expandInputs, readInputs } from './inputs.js';
 import { ProgressBar } from './progress.js';
 import { renderTable } from './table.js';
@@ -107,9 +107,7 @@ export async function cmdPlan(args: readonly string[], opts: GlobalOptions, io: 
             caseId(r.decision.caseKey),
             r.finding.severity,
             r.enrichment.environment,
-            r.enrichment.unowned
-              ? `${r.enrichment.owner} (${r.enrichment.complete ? 'unowned' : 'owner unknown'})`
-              : r.enrichment.owner,
+            ownerCell(r.enrichment),
             r.finding.type,
             r.finding.resource.name,
             r.decision.remediation.action ?? '-',
