@@ -195,9 +195,12 @@ const plannedFor = (r: CaseRemediation, action: Action): boolean =>
   (action.target.safeParse(r.target).success &&
     (r.plan?.steps ?? []).every((s) => action.permissions.includes(s.call.permission)));
 
-/** The action's target: the one on the case when it is this action's ({@link plannedFor}), else from the finding. */
-async function targetOf(deps: RemediationDeps, c: Case, action: Action): Promise<unknown> {
-  if (c.remediation.target !== undefined && plannedFor(c.remediation, action)) {
+/**
+ * The action's target: the one on the case when it is this action's (`own`: {@link plannedFor}), else from the
+ * finding.
+ */
+async function targetOf(deps: RemediationDeps, c: Case, action: Action, own: boolean): Promise<unknown> {
+  if (c.remediation.target !== undefined && own) {
     return action.target.parse(c.remediation.target);
   }
   const key = c.findingKeys[c.findingKeys.length - 1];
@@ -305,14 +308,14 @@ async function run(
   const action = r.action ? deps.actions.get(r.action) : undefined;
   if (!r.action) return { events: [], state: 'unchanged' };
   if (!action) return settle(deps, c, 'blocked', `action ${r.action} is not registered`, {}, actor);
-  const target = await targetOf(deps, c, action).catch(() => undefined);
+  // A plan (and an approval of it) of the action decide chose before: this action plans afresh, and a person
+  // approves its plan (before, its stored target did not fit: blocked for good, "no target").
+  const own = plannedFor(r, action);
+  const target = await targetOf(deps, c, action, own).catch(() => undefined);
   if (target === undefined) {
     return settle(deps, c, 'blocked', `the finding does not name what ${action.id} needs (no target)`, {}, actor);
   }
   let approved = r.approvedBy !== undefined;
-  // A plan (and an approval of it) of the action decide chose before: this action plans afresh, and a person
-  // approves its plan (before, its stored target did not fit: blocked for good, "no target").
-  const own = plannedFor(r, action);
   if (approved && !own) {
     approved = false;
     lapsed ??= `${r.approvedBy} approved a plan of another action`;
