@@ -130,12 +130,16 @@ function scopeMatches(c: CompiledException, s: Subject): boolean {
     if (!what) return false;
   }
   if (c.resources && !anyGlob(c.resources, s.resourceId, s.provider === 'azure')) return false;
-  if (c.accounts) {
-    const number = s.accountNumber?.toLowerCase();
-    if (!c.accounts.has(s.account.toLowerCase()) && !(number && c.accounts.has(number))) return false;
-  }
+  if (c.accounts && !namesAccount(c.accounts, s.account, s.accountNumber)) return false;
   return true;
 }
+
+/**
+ * Whether a list of accounts (lower-cased) names `account` by its id or, a GCP project, by its number: the
+ * console shows both, and the exceptions' scope, decide's denylist and apply's account lists each take either.
+ */
+export const namesAccount = (list: ReadonlySet<string>, account: string, accountNumber: string | undefined): boolean =>
+  list.has(account.toLowerCase()) || (!!accountNumber && list.has(accountNumber.toLowerCase()));
 
 /** Whether an exception is in force at `now` (not revoked, not expired). */
 export const isActive = (e: RiskException, now: Date): boolean =>

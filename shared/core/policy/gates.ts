@@ -14,7 +14,7 @@ import type { GateResult, RemediationMode } from '../model/decision.js';
 import type { Enrichment } from '../model/enrichment.js';
 import type { Provider } from '../model/finding.js';
 import { IdentityTrie, SharedTable } from '../util/intern.js';
-import type { RiskException } from './exceptions.js';
+import { namesAccount, type RiskException } from './exceptions.js';
 import type { DecidePolicy, ModeByEnvironment } from './policy.js';
 
 export interface GateInput {
@@ -208,10 +208,7 @@ export function evaluateGates(input: GateInput): GateVerdict {
   else if (compiled.allowlist.length > 0) acc.add(ALLOWLIST_PASS, 'auto');
 
   // account denylist
-  const denied =
-    compiled.denylist.has(input.account.toLowerCase()) ||
-    (input.accountNumber !== undefined && compiled.denylist.has(input.accountNumber.toLowerCase()));
-  if (denied)
+  if (namesAccount(compiled.denylist, input.account, input.accountNumber))
     acc.add(
       denylistBlock.get(input.account) ??
         denylistBlock.set(input.account, {

@@ -9,7 +9,7 @@ import { compileGlob } from '../enrich/glob.js';
 import { errorMessage } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
-import { matchException, type RiskException } from '../policy/exceptions.js';
+import { matchException, namesAccount, type RiskException } from '../policy/exceptions.js';
 import { skipTagValue } from '../policy/gates.js';
 import { canRead, type DocStore, type OwnerLookup, type ResourceRef } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
@@ -33,8 +33,8 @@ export function policyGates(
   }
   // A GCP project by its id or its number (the console shows both), as decide's denylist and exceptions take it:
   // a project number on apply.accounts.deny was not matched, and the fix went through.
-  const names = [c.account, ...(c.accountNumber !== undefined ? [c.accountNumber] : [])].map((a) => a.toLowerCase());
-  const listed = (list: readonly string[]) => list.some((a) => names.includes(a.toLowerCase()));
+  const listed = (list: readonly string[]) =>
+    namesAccount(new Set(list.map((a) => a.toLowerCase())), c.account, c.accountNumber);
   if (listed(policy.accounts.deny)) {
     gates.push({ gate: 'denylist', outcome: 'block', reason: `account ${c.account} is on apply.accounts.deny` });
   } else if (policy.accounts.allow.length > 0 && !listed(policy.accounts.allow)) {
