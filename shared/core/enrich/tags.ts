@@ -6,7 +6,8 @@
  * one, any casing of an alias, with or without white space around it (`OWNER`, `ENV`, `owner ` written by
  * hand: AWS and Azure keep a key's spaces, and read as nothing, `Env ` = prod let a `dev` in the resource's
  * name make a production bucket dev), again the alias listed first, and the first such key in the tags'
- * order between two spellings of one alias. A blank value counts as absent. Values are trimmed.
+ * order between two spellings of one alias. A blank value counts as absent, and so does a placeholder
+ * (`TBD`, `n/a`: `enrichment.placeholderValues`), which the reader names. Values are trimmed.
  */
 import type { TagAliases } from '../policy/policy.js';
 import { hasEnumerableKey } from '../util/objects.js';
@@ -19,7 +20,33 @@ export interface TagHit {
   /** The tag key it was read from, as the resource spells it. */
   key: string;
 }
-export type TagHits = Partial<Record<TagField, TagHit>>;
+export type TagHits = Partial<Record<TagField, TagHit>> & {
+  /** Tags of an alias key whose value is a placeholder (`TBD`, `n/a`): read as absent, named in a warning. */
+  placeholders?: ReadonlyArray<TagHit & { field: TagField }>;
+};
+
+/**
+ * Values that stand for "nobody filled this in": an `owner=TBD` tag is no owner (a Jira search for `TBD`,
+ * then the team lead with "owner not found"), and must not hide the registry's or the team's real one.
+ * Compared trimmed and in any casing.
+ */
+export const DEFAULT_PLACEHOLDERS: readonly string[] = [
+  'tbd',
+  'tbc',
+  'todo',
+  'unknown',
+  'unassigned',
+  'none',
+  'n/a',
+  'na',
+  'null',
+  'nil',
+  'undefined',
+  '-',
+  '?',
+  'changeme',
+  'placeholder',
+];
 
 interface AliasOf {
   /** Index of the field in TAG_FIELDS. */
@@ -34,7 +61,14 @@ interface AliasOf {
  *
  * @example const read = compileTagReader(policy.tagAliases); read({ Owner: 'web@acme.example' }).owner?.value
  */
-export function compileTagReader(aliases: TagAliases): (tags: Record<string, string>) => TagHits {
+export function compileTagReader(
+  aliases: TagAliases,
+  placeholderValues: readonly string[] = [],
+): (tags: Record<string, string>) => TagHits {
+  const placeholders = new Set(placeholderValues.map((p) => p.trim().toLowerCase()));
+  // Placeholders are short: a longer value (every e-mail address) is never lower-cased to be looked up.
+  let longest = 0;
+  for (const p of placeholders) longest = Math.max(longest, p.length);
   // Exact spellings: one key may be an alias of several fields. Lower-cased: the first field and rank to
   // claim a spelling keeps it.
   const exact = new Map<string, AliasOf[]>();
@@ -64,10 +98,20 @@ export function compileTagReader(aliases: TagAliases): (tags: Record<string, str
       exactRank[f] = Number.POSITIVE_INFINITY;
       looseRank[f] = Number.POSITIVE_INFINITY;
     }
+    let ignored: Array<TagHit & { field: TagField }> | undefined;
     for (const key of Object.keys(tags)) {
       const v = tags[key];
       if (typeof v !== 'string' || v.trim() === '') continue;
       const spelled = exact.get(key);
+      if (v.length <= longest + 8 && placeholders.has(v.trim().toLowerCase())) {
+        // As a blank value (absent), named: the next alias, the registry or the team still give the field.
+        const of = spelled?.[0] ?? lower.get(key.trim().toLowerCase());
+        if (of) {
+          ignored ??= [];
+          ignored.push({ field: TAG_FIELDS[of.field] as TagField, key, value: v.trim() });
+        }
+        continue;
+      }
       if (spelled)
         for (const a of spelled)
           if (a.rank < (exactRank[a.field] as number)) {
@@ -84,6 +128,7 @@ export function compileTagReader(aliases: TagAliases): (tags: Record<string, str
       const key = exactKey[f] ?? looseKey[f];
       if (key !== undefined) hits[TAG_FIELDS[f] as TagField] = { value: (tags[key] as string).trim(), key };
     }
+    if (ignored) hits.placeholders = ignored;
     return hits;
   };
 }

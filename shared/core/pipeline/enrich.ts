@@ -106,6 +106,11 @@ interface CompiledAccount {
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 /** What a tag the resource takes from its container is called (only GCP lookups report them today). */
+/** `tag \`owner\`=TBD is a placeholder, read as no owner`, per placeholder the tag reader set aside. */
+function placeholderWarnings(list: NonNullable<TagHits['placeholders']>, word: string, warnings: string[]): void {
+  for (const p of list) warnings.push(`${word} \`${p.key}\`=${p.value} is a placeholder, read as no ${p.field}`);
+}
+
 const CONTAINER_WORD: Record<Provider, string> = {
   aws: 'account tag',
   azure: 'subscription tag',
@@ -148,7 +153,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
   const { registry, policy, lookup, log } = opts;
   const env = compileEnvironmentWords(policy.environmentWords);
 
-  const readTags = compileTagReader(policy.tagAliases);
+  const readTags = compileTagReader(policy.tagAliases, policy.placeholderValues);
 
   const teams = new Map<string, RegistryTeam>(registry.teams.map((t) => [t.id, t]));
   // A team tag or label typed in another casing (`Web` for the registry's `web`) names the team; ids that
@@ -294,6 +299,8 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const warnings = extra;
     const { provider } = f.resource;
     const word: 'tag' | 'label' = provider === 'gcp' ? 'label' : 'tag';
+    if (tagHits.placeholders) placeholderWarnings(tagHits.placeholders, word, warnings);
+    if (inherited.placeholders) placeholderWarnings(inherited.placeholders, CONTAINER_WORD[provider], warnings);
     const account = findAccount(f);
     const rule = findRule(f, account);
 

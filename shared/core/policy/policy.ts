@@ -13,6 +13,7 @@
  * ```
  */
 import * as z from 'zod';
+import { DEFAULT_PLACEHOLDERS } from '../enrich/tags.js';
 import { RemediationModeSchema } from '../model/decision.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
 
@@ -45,6 +46,11 @@ export const EnrichmentPolicySchema = z.strictObject({
   // Defaults parsed from `{}` when the key is absent (`prefault`), not at import: see config.ts.
   tagAliases: TagAliasesSchema.prefault({}),
   environmentWords: EnvironmentWordsSchema.prefault({}),
+  /**
+   * Tag values that mean "not filled in" (`owner=TBD`): read as no tag, with a warning on the case, so the
+   * registry or the team's default owner is used instead of a Jira search for `TBD`. Any casing.
+   */
+  placeholderValues: z.array(z.string().trim().min(1).max(32)).default([...DEFAULT_PLACEHOLDERS]),
   /** Infer the environment from resource/account names when neither tags nor the registry say. */
   namePatterns: z.boolean().default(true),
   /**

@@ -88,6 +88,67 @@ describe('enrichment chain', () => {
     expect(e.owner).toBe('first@acme.example');
   });
 
+  it('reads a placeholder owner tag as no owner and takes the registry rule, naming the tag in a warning', () => {
+    // Prepare: `owner=TBD` on a resource a registry rule knows (web's public website)
+    const f = makeFinding({
+      resource: {
+        id: 'arn:aws:s3:::acme-public-website-eu',
+        name: 'acme-public-website-eu',
+        account: '444455556666',
+        tags: { owner: ' TBD ', team: 'n/a' },
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess: the rule's owner and team, not a person called TBD nor a team called n/a
+    expect(e.owner).toBe('web-lead@acme.example');
+    expect(e.provenance.owner.via).toBe('registry-rule');
+    expect(e.team).toBe('web');
+    expect(e.unowned).toBe(false);
+    expect(e.warnings).toEqual([
+      'tag `owner`=TBD is a placeholder, read as no owner',
+      'tag `team`=n/a is a placeholder, read as no team',
+    ]);
+  });
+
+  it('takes the next owner alias when the first one holds a placeholder', () => {
+    // Prepare
+    const f = makeFinding({ resource: { tags: { owner: 'Unassigned', 'owner-email': 'jo@acme.example' } } });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.owner).toBe('jo@acme.example');
+    expect(e.provenance.owner.ref).toBe('owner-email');
+  });
+
+  it('flags the resource unowned when its only owner tag is a placeholder and nothing else knows the owner', () => {
+    // Prepare: the account nobody owns in the registry (see the unowned test below)
+    const f = makeFinding({
+      resource: {
+        id: 'arn:aws:s3:::acme-prod-scratch',
+        name: 'acme-prod-scratch',
+        account: '777788889999',
+        tags: { Owner: 'todo' },
+      },
+    });
+    // Act
+    const e = sync(enricher, f);
+    // Assess
+    expect(e.unowned).toBe(true);
+    expect(e.owner).toBe('secops-triage@acme.example');
+    expect(e.warnings).toContain('tag `Owner`=todo is a placeholder, read as no owner');
+  });
+
+  it('keeps a placeholder-looking value when the configuration lists no placeholders', () => {
+    // Prepare
+    const policy = EnrichmentPolicySchema.parse({ placeholderValues: [] });
+    const plain = createEnricher({ registry: config.registry, policy, log: silentLogger });
+    // Act
+    const e = sync(plain, makeFinding({ resource: { tags: { owner: 'TBD' } } }));
+    // Assess
+    expect(e.owner).toBe('TBD');
+  });
+
   it('warns and falls back to the registry when the environment tag names no known environment', () => {
     // Prepare
     const f = makeFinding({ resource: { tags: { env: 'perf' } } });
