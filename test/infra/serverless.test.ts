@@ -247,6 +247,16 @@ describe('function bundles', () => {
     },
   );
 
+  it.each(entries.map((fn) => [`${fn.cloud}/${fn.name}`, fn] as const))(
+    "takes the small LRU cache for the SDK's endpoint cache in %s, not mnemonist's",
+    (_name, fn) => {
+      // Act
+      const packages = bundler.bundleComposition(root, fn).map((p) => p.package);
+      // Assess: scripts/lru-cache-shim.mjs stands in (see smallLruCache)
+      expect(packages.filter((p) => p === 'mnemonist' || p === 'obliterator')).toEqual([]);
+    },
+  );
+
   it("stubs exactly the other clouds' action SDKs per cloud, keeping what a spoke needs to reach the hub", () => {
     // Prepare
     const { aws, azure, gcp } = bundler.STUBBED_PACKAGES;
