@@ -25,29 +25,6 @@ export type TagHits = Partial<Record<TagField, TagHit>> & {
   placeholders?: ReadonlyArray<TagHit & { field: TagField }>;
 };
 
-/**
- * Values that stand for "nobody filled this in": an `owner=TBD` tag is no owner (a Jira search for `TBD`,
- * then the team lead with "owner not found"), and must not hide the registry's or the team's real one.
- * Compared trimmed and in any casing.
- */
-export const DEFAULT_PLACEHOLDERS: readonly string[] = [
-  'tbd',
-  'tbc',
-  'todo',
-  'unknown',
-  'unassigned',
-  'none',
-  'n/a',
-  'na',
-  'null',
-  'nil',
-  'undefined',
-  '-',
-  '?',
-  'changeme',
-  'placeholder',
-];
-
 interface AliasOf {
   /** Index of the field in TAG_FIELDS. */
   field: number;

@@ -13,7 +13,6 @@
  * ```
  */
 import * as z from 'zod';
-import { DEFAULT_PLACEHOLDERS } from '../enrich/tags.js';
 import { RemediationModeSchema } from '../model/decision.js';
 import { EnvironmentSchema } from '../model/enrichment.js';
 
@@ -41,6 +40,15 @@ export const EnvironmentWordsSchema = z.strictObject({
   sandbox: z.array(z.string().min(2)).default(['sandbox', 'sbx']),
 });
 export type EnvironmentWords = z.infer<typeof EnvironmentWordsSchema>;
+
+/**
+ * Tag values that stand for "nobody filled this in": an `owner=TBD` tag is no owner (a Jira search for `TBD`,
+ * then the team lead with "owner not found"), and must not hide the registry's or the team's real one.
+ * Compared trimmed and in any casing. Here, not beside the tag reader: the policy's schema would take that
+ * module (and a chunk of its own) into every function that loads a configuration.
+ */
+export const DEFAULT_PLACEHOLDERS: readonly string[] =
+  'tbd tbc todo unknown unassigned none n/a na null nil undefined - ? changeme placeholder'.split(' ');
 
 export const EnrichmentPolicySchema = z.strictObject({
   // Defaults parsed from `{}` when the key is absent (`prefault`), not at import: see config.ts.
