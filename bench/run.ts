@@ -124,7 +124,7 @@ async function main() {
       const docs = [];
       for (const [j, inp] of inputs.slice(i, i + slice).entries()) {
         try {
-          docs.push({ input: `bench#${i + j}`, value: JSON.parse(inp.text) as unknown });
+          docs.push({ input: `bench#${i + j}`, value: JSON.parse(inp.text) as unknown, textChars: inp.text.length });
         } catch {
           /* counted as rejected by the reader in real runs */
         }
@@ -263,7 +263,7 @@ async function inMemory(
         rejected++;
         continue;
       }
-      const out = normalize(value, 'bench');
+      const out = normalize(value, 'bench', { textChars: (inputs[k] as { text: string }).text.length });
       rejected += out.rejected.length;
       for (const f of out.findings) {
         const enrichment = enricher.enrichSync(f) ?? (await enricher.enrich(f));

@@ -66,6 +66,8 @@ const onQueue = sqsFunction(ports, 'ingest', async (record, metrics) => {
       // The whole event, for the dead letters of what it is rejected for (at most EventBridge's 256 KB: the
       // queue takes messages from the hub's rules only).
       raw: event,
+      // It lies inside the body: a short body holds no string of 1 MiB (normalize walks its nesting only).
+      textChars: record.body.length,
       // A spoke's live tags of its cloud's resources (the hub cannot read them).
       ...(doc.liveTags ? { liveTags: doc.liveTags } : {}),
     },

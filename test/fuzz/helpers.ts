@@ -10,7 +10,7 @@ import { createContext, Script } from 'node:vm';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { FindingSchema, RejectedSchema } from '../../shared/core/model/finding.js';
-import { type NormalizeResult, normalize } from '../../shared/core/pipeline/normalize.js';
+import { type NormalizeOptions, type NormalizeResult, normalize } from '../../shared/core/pipeline/normalize.js';
 import { readDocuments } from '../../shared/core/sources/read.js';
 import { loadFixture } from '../helpers/fixtures.js';
 
@@ -266,10 +266,10 @@ export const readBounded = (text: string, origin: string, options?: Parameters<t
   bounded(() => readDocuments(text, origin, options), `readDocuments on ${origin}`);
 
 /** normalize wrapped: a throw (or a run past HANG_MS) fails the property with the input's origin in the message. */
-export function normalizeChecked(input: unknown, origin: string): NormalizeResult {
+export function normalizeChecked(input: unknown, origin: string, options: NormalizeOptions = {}): NormalizeResult {
   let out: NormalizeResult | undefined;
   expect(() => {
-    out = bounded(() => normalize(input, origin), `normalize on ${origin}`);
+    out = bounded(() => normalize(input, origin, options), `normalize on ${origin}`);
   }, `normalize threw on ${origin}`).not.toThrow();
   if (!out) throw new Error(`normalize returned nothing for ${origin}`);
   expectWellFormed(out, origin);

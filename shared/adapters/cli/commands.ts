@@ -42,7 +42,7 @@ export async function cmdNormalize(args: readonly string[], opts: GlobalOptions,
   const { docs, rejected } = await load(args);
   const findings = [];
   for (const doc of docs) {
-    const out = normalize(doc.value, doc.input);
+    const out = normalize(doc.value, doc.input, doc);
     findings.push(...out.findings);
     rejected.push(...out.rejected);
   }

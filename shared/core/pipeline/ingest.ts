@@ -71,6 +71,8 @@ export interface IngestDoc {
   liveTags?: Readonly<Record<string, LookupOutcome>>;
   /** The one cloud the document's channel speaks for: findings of another cloud are rejected (normalize's `channel`). */
   channel?: Channel;
+  /** The length of the JSON text `value` was parsed from, when known (normalize's `textChars`). */
+  textChars?: number;
   /**
    * What was received, kept with the dead letters of the document's rejections: a queue message is deleted
    * once acknowledged, so without it a rejection names a message nobody can read any more. Not given for a
@@ -165,7 +167,8 @@ export function createIngest(deps: IngestDeps) {
 
     const letters: Array<{ r: Rejected; raw: unknown }> = [];
     for (const doc of docs) {
-      const { findings, rejected } = normalize(doc.value, doc.input, doc.channel ? { channel: doc.channel } : {});
+      // The document is normalize's options too: its `channel` and `textChars`.
+      const { findings, rejected } = normalize(doc.value, doc.input, doc);
       result.rejected.push(...rejected);
       for (const r of rejected) letters.push({ r, raw: doc.raw });
       for (const finding of findings) {

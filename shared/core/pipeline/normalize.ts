@@ -58,6 +58,11 @@ export interface NormalizeOptions {
    * among it; zod's own parse cost ~11 µs). Stored findings are checked again when they are read back.
    */
   validate?: boolean;
+  /**
+   * The length of the JSON text `input` was parsed from, when the caller has it (the CLI's reader, a queue
+   * message's body): a short text cannot hold a string of 1 MiB, so the size check walks the nesting only.
+   */
+  textChars?: number;
 }
 
 /**
@@ -79,7 +84,7 @@ export function normalize(input: unknown, origin: string, options: NormalizeOpti
       continue;
     }
     try {
-      rejectOversized(unit.value, unit.path);
+      rejectOversized(unit.value, unit.path, options.textChars);
       const finding = MAPPERS[unit.format](unit.value, unit.path);
       // Every mapper names its own cloud; checked again so that a mapping change cannot open the channel.
       if (channel && finding.resource.provider !== channel.provider) {

@@ -10,6 +10,8 @@ import { rejected } from './common.js';
 export interface ReadDocument {
   input: string;
   value: unknown;
+  /** The length of the JSON text it was parsed from (normalize's `textChars`). */
+  textChars: number;
 }
 
 export interface ReadOptions {
@@ -31,7 +33,7 @@ const LINE_BREAK = /\r?\n/;
  *
  * @example
  * readDocuments('{"a":1}\n\n{"b":', 'stdin');
- * // → { docs: [{ input: 'stdin:1', value: { a: 1 } }],
+ * // → { docs: [{ input: 'stdin:1', value: { a: 1 }, textChars: 7 }],
  * //     rejected: [{ input: 'stdin:3', source: 'unknown', path: '$', reason: 'invalid JSON at line 3, column 6: …' }] }
  */
 export function readDocuments(
@@ -47,7 +49,7 @@ export function readDocuments(
 
   // Parse the whole text first only when it is small enough; a huge file may still be JSON lines.
   const whole: ParseResult = body.length <= max ? tryParse(body) : { ok: false, error: undefined };
-  if (whole.ok) return { docs: [{ input: origin, value: whole.value }], rejected: [] };
+  if (whole.ok) return { docs: [{ input: origin, value: whole.value, textChars: body.length }], rejected: [] };
 
   const lines = body.split(LINE_BREAK);
   if (looksLikeJsonLines(lines, max)) return readLines(lines, origin, max);
@@ -67,7 +69,7 @@ function readLines(lines: readonly string[], origin: string, max: number) {
       continue;
     }
     const parsed = tryParse(line);
-    if (parsed.ok) docs.push({ input, value: parsed.value });
+    if (parsed.ok) docs.push({ input, value: parsed.value, textChars: line.length });
     else bad.push(rejected(input, 'unknown', '$', describeError(parsed.error, line, i)));
   }
   return { docs, rejected: bad };

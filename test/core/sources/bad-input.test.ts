@@ -8,6 +8,13 @@ import { loadFixture, loadFixtureText, pick, variant } from '../../helpers/fixtu
 const GD = 'guardduty/s3-bucket-anonymous-access.eventbridge.json';
 const MB = 1024 * 1024;
 
+/** `{ a: { a: … } }` nested `depth` levels. */
+function nestedObject(depth: number): unknown {
+  let v: unknown = 'leaf';
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v;
+}
+
 describe('bad input', () => {
   it('rejects truncated JSON with the input, line and column', () => {
     // Act
@@ -175,6 +182,31 @@ describe('bad input', () => {
     expect(mb.rejected[0]).toMatchObject({ path: 'detail.description' });
     expect(below.rejected).toEqual([]);
     expect(below.findings[0]?.description.length).toBeLessThanOrEqual(65536);
+  });
+
+  it('rejects a string of 1 MB or more and a too-deep value read from text, as the CLI and the queues pass them', () => {
+    // Prepare: the documents carry their text's length (normalize's textChars)
+    const big = readDocuments(
+      JSON.stringify(variant(loadFixture(GD), { 'detail.description': 'é'.repeat(MB / 2) })),
+      'mb.json',
+    );
+    const deepValue = variant(loadFixture(GD), { 'detail.service.additionalInfo': nestedObject(100) });
+    const deep = readDocuments(JSON.stringify(deepValue), 'deep.json');
+    // Act
+    const [bigDoc, deepDoc] = [big.docs[0], deep.docs[0]];
+    if (!bigDoc || !deepDoc) throw new Error('expected one document each');
+    const mb = normalize(bigDoc.value, bigDoc.input, bigDoc);
+    const tooDeep = normalize(deepDoc.value, deepDoc.input, deepDoc);
+    // Assess: a short text has its nesting walked still; a long one every string too
+    expect(deepDoc.textChars).toBeLessThan(10_000);
+    expect(mb.rejected).toEqual([
+      { input: 'mb.json', source: 'guardduty', path: 'detail.description', reason: 'string field of 1 MB or more' },
+    ]);
+    expect(tooDeep.rejected[0]).toMatchObject({
+      input: 'deep.json',
+      reason: expect.stringMatching(/nested more than 64/),
+    });
+    expect(tooDeep.findings).toEqual([]);
   });
 
   it('rejects ids with quotes, backslashes, whitespace or control characters', () => {

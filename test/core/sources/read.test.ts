@@ -23,9 +23,9 @@ describe('readDocuments', () => {
     // Assess
     expect(out.rejected).toEqual([]);
     expect(out.docs).toEqual([
-      { input: 'stdin:1', value: { a: 1 } },
-      { input: 'stdin:4', value: { b: 2 } },
-      { input: 'stdin:5', value: [3] },
+      { input: 'stdin:1', value: { a: 1 }, textChars: 7 },
+      { input: 'stdin:4', value: { b: 2 }, textChars: 7 },
+      { input: 'stdin:5', value: [3], textChars: 3 },
     ]);
   });
 
@@ -68,7 +68,7 @@ describe('readDocuments', () => {
     const bom = readDocuments('\uFEFF{"a":1}', 'bom.json');
     // Assess
     expect(empty.rejected[0]?.reason).toMatch(/empty input/);
-    expect(bom.docs).toEqual([{ input: 'bom.json', value: { a: 1 } }]);
+    expect(bom.docs).toEqual([{ input: 'bom.json', value: { a: 1 }, textChars: 7 }]);
   });
 
   it('rejects a document larger than the limit without parsing it', () => {
@@ -89,7 +89,7 @@ describe('readDocuments', () => {
     const texts = ['', '{', ']', 'null', '"x"', '{"a":1}{"b":2}', '[[[[[[', '\u0000', '{"a":1}\n}'];
     // Act + Assess
     for (const t of texts) expect(() => readDocuments(t, 'x')).not.toThrow();
-    expect(readDocuments('null', 'x').docs).toEqual([{ input: 'x', value: null }]);
+    expect(readDocuments('null', 'x').docs).toEqual([{ input: 'x', value: null, textChars: 4 }]);
   });
 });
 
