@@ -1,8 +1,9 @@
 /**
  * Turns on all four S3 Block Public Access flags on a bucket, removes ACL grants to AllUsers /
  * AuthenticatedUsers and bucket-policy statements that allow `*` without a restricting condition.
- * The old block configuration, ACL and policy are the before-state: rollback restores the old flags and adds
- * the removed grants and statements back to the live ACL and policy (changes made since the fix are kept).
+ * The old block configuration, ACL and policy are the before-state: rollback restores each old flag still on as
+ * the fix left it and adds the removed grants and statements back to the live ACL and policy (changes made
+ * since the fix are kept; a flag turned off since is left off and named in the rollback's note).
  * A bucket tagged as an intended public website is left to a person (needsApproval).
  *
  * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
@@ -179,6 +180,28 @@ function withPublicStatementsRestored(live: string | null, old: string): string 
   const statements = restoreInto(now?.statements ?? [], was.statements, (s) => was.open.has(s));
   if (canonicalJson(statements) === canonicalJson(was.statements)) return old;
   return JSON.stringify({ ...(now?.raw ?? was.raw), Statement: statements });
+}
+
+type Flags = z.infer<typeof FlagsSchema>;
+
+/**
+ * The Block Public Access flags a rollback ends with: per flag, the old value where the live one is still what
+ * the fix set (on), the live one otherwise. A flag turned off since the fix was on before it (the fix turns
+ * flags on only): writing the old flags back turned it on again over its owner's change, so it stays off and
+ * is named in `changed`. `null` (no configuration: all off) when every flag ends off and the bucket had no
+ * configuration before the fix, or has none now.
+ */
+function restoredFlags(old: Flags | null, live: Flags | null): { flags: Flags | null; changed: string[] } {
+  const changed: string[] = [];
+  const flags = { ...ALL_ON };
+  for (const key of Object.keys(ALL_ON) as Array<keyof Flags>) {
+    const was = old?.[key] ?? false;
+    const now = live?.[key] ?? false;
+    flags[key] = now === ALL_ON[key] ? was : now;
+    if (now !== was && now !== ALL_ON[key]) changed.push(`${key} (now ${now}${live ? '' : ', no configuration'})`);
+  }
+  const allOff = Object.values(flags).every((v) => !v);
+  return { flags: allOff && (old === null || live === null) ? null : flags, changed };
 }
 
 const isAllOn = (f: Before['publicAccessBlock']): boolean =>
@@ -447,11 +470,13 @@ export default defineAction<Target, Before>({
     const restorePolicy = before.policy !== null && withoutPublicStatements(before.policy) !== undefined;
     // What the fix removed is added back to the live ACL and policy, and only that: writing the whole old
     // ACL or policy back would undo every change made since the fix (a grant revoked, a statement added).
-    const live = restoreAcl || restorePolicy ? await readState(s3, bucket, ctx) : undefined;
-    const flags = before.publicAccessBlock;
+    // The live flags likewise: see restoredFlags.
+    const live = await readState(s3, bucket, ctx);
+    const { flags, changed } = restoredFlags(before.publicAccessBlock, live.publicAccessBlock);
+    const rewrite = canonicalJson(flags) !== canonicalJson(live.publicAccessBlock);
     // A public ACL cannot be put while BlockPublicAcls is on, nor a public policy while BlockPublicPolicy is:
-    // when the old flags themselves block what is restored (stale grants under all four flags), those two
-    // are lifted for the restore and the exact old flags are written last.
+    // when the flags to end with themselves block what is restored (stale grants under all four flags), those
+    // two are lifted for the restore and the flags to end with are written last.
     const blocked = flags && ((restoreAcl && flags.BlockPublicAcls) || (restorePolicy && flags.BlockPublicPolicy));
     if (blocked) {
       await putFlags({
@@ -459,24 +484,27 @@ export default defineAction<Target, Before>({
         ...(restoreAcl ? { BlockPublicAcls: false } : {}),
         ...(restorePolicy ? { BlockPublicPolicy: false } : {}),
       });
-    } else if (!isAllOn(flags)) {
-      await putFlags(flags); // the old flags first: they allow what follows
+    } else if (rewrite) {
+      await putFlags(flags); // the flags to end with first: they allow what follows
     }
     if (restoreAcl) {
       const what = `s3:PutBucketAcl ${bucket}`;
-      const grants = restoreInto(live?.acl.grants ?? [], before.acl.grants, isPublicGrant);
+      const grants = restoreInto(live.acl.grants, before.acl.grants, isPublicGrant);
       const input = {
         Bucket: bucket,
-        AccessControlPolicy: { Owner: live?.acl.owner ?? before.acl.owner, Grants: grants },
+        AccessControlPolicy: { Owner: live.acl.owner ?? before.acl.owner, Grants: grants },
       };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketAclCommand(input))), what));
     }
     if (restorePolicy && before.policy !== null) {
       const what = `s3:PutBucketPolicy ${bucket}`;
-      const input = { Bucket: bucket, Policy: withPublicStatementsRestored(live?.policy ?? null, before.policy) };
+      const input = { Bucket: bucket, Policy: withPublicStatementsRestored(live.policy, before.policy) };
       ids.push(awsRequestId(await call(ctx, what, () => s3.send(new sdk.PutBucketPolicyCommand(input))), what));
     }
     if (blocked) await putFlags(flags);
-    return { requestIds: ids };
+    if (changed.length === 0) return { requestIds: ids };
+    const note = `Block Public Access flag(s) ${changed.join('; ')} changed since the fix: left as they are, old values not restored`;
+    ctx.log.warn(`${ID} rollback: ${note}`, { bucket });
+    return { requestIds: ids, note };
   },
 });

@@ -318,11 +318,19 @@ describe('Action: s3.block-public-access', () => {
     });
   });
 
+  /** The bucket as the fix leaves a {@link publicBucket}: all four flags on, no public grant or statement. */
+  function fixedBucket(flags: Partial<typeof ALL_ON> = {}) {
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: { ...ALL_ON, ...flags } });
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT] });
+    s3.on(GetBucketPolicyCommand).resolves({ Policy: policyOf(VPC_STATEMENT) });
+  }
+
   it('restores the old flags, ACL and policy on rollback', async () => {
     // Prepare
     publicBucket();
     const ctx = testContext();
     const plan = await action.plan(target, ctx);
+    fixedBucket();
     s3.on(DeletePublicAccessBlockCommand).resolves({ $metadata: { requestId: 'B1' } });
     s3.on(PutBucketAclCommand).resolves({ $metadata: { requestId: 'B2' } });
     s3.on(PutBucketPolicyCommand).resolves({ $metadata: { requestId: 'B3' } });
@@ -339,5 +347,58 @@ describe('Action: s3.block-public-access', () => {
       Bucket: target.bucket,
       Policy: policyOf(PUBLIC_STATEMENT, VPC_STATEMENT),
     });
+  });
+
+  it('on rollback leaves a flag turned off since the fix as it is, restores the others and names it', async () => {
+    // Prepare: the bucket had two flags on; the fix turned all four on; then its owner turned BlockPublicPolicy
+    // off (to attach a policy reviewed by hand). Writing the old flags back turned it on again unsaid.
+    publicBucket();
+    const OLD = {
+      BlockPublicAcls: false,
+      IgnorePublicAcls: false,
+      BlockPublicPolicy: true,
+      RestrictPublicBuckets: true,
+    };
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: OLD });
+    const ctx = testContext();
+    const plan = await action.plan(target, ctx);
+    fixedBucket({ BlockPublicPolicy: false });
+    s3.on(PutPublicAccessBlockCommand).resolves({ $metadata: { requestId: 'F1' } });
+    s3.on(PutBucketAclCommand).resolves({ $metadata: { requestId: 'A1' } });
+    s3.on(PutBucketPolicyCommand).resolves({ $metadata: { requestId: 'P1' } });
+    // Act
+    const result = await action.rollback({ target, before: plan.before }, ctx);
+    // Assess: the two flags the fix turned on are off again, RestrictPublicBuckets stays on as it was,
+    // BlockPublicPolicy keeps its owner's value, and the note says so.
+    expect(
+      s3.commandCalls(PutPublicAccessBlockCommand).map((c) => c.args[0].input.PublicAccessBlockConfiguration),
+    ).toEqual([{ ...OLD, BlockPublicPolicy: false }]);
+    expect(result.requestIds).toEqual(['F1', 'A1', 'P1']);
+    expect(result.note).toBe(
+      'Block Public Access flag(s) BlockPublicPolicy (now false) changed since the fix: left as they are, old values not restored',
+    );
+  });
+
+  it('on rollback writes no flag back when every flag was changed since the fix, and says so', async () => {
+    // Prepare: all four flags were on already (the fix removed a stale public grant only); since then an
+    // admin took the configuration off the bucket. The old code lifted BlockPublicAcls for the grant and
+    // then wrote all four flags back on over the admin's change.
+    s3.on(GetPublicAccessBlockCommand).resolves({ PublicAccessBlockConfiguration: ALL_ON });
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT, PUBLIC_GRANT] });
+    s3.on(GetBucketPolicyCommand).rejects(awsError('NoSuchBucketPolicy', 404));
+    s3.on(GetBucketTaggingCommand).resolves({ TagSet: [] });
+    const ctx = testContext();
+    const plan = await action.plan(target, ctx);
+    s3.on(GetPublicAccessBlockCommand).rejects(awsError('NoSuchPublicAccessBlockConfiguration', 404));
+    s3.on(GetBucketAclCommand).resolves({ Owner: OWNER, Grants: [OWNER_GRANT] });
+    s3.on(PutBucketAclCommand).resolves({ $metadata: { requestId: 'A1' } });
+    // Act
+    const result = await action.rollback({ target, before: plan.before }, ctx);
+    // Assess: only the grant the fix removed comes back.
+    expect(s3.commandCalls(PutPublicAccessBlockCommand)).toHaveLength(0);
+    expect(s3.commandCalls(DeletePublicAccessBlockCommand)).toHaveLength(0);
+    expect(result.requestIds).toEqual(['A1']);
+    expect(result.note).toContain('BlockPublicAcls (now false, no configuration)');
+    expect(result.note).toContain('RestrictPublicBuckets (now false, no configuration)');
   });
 });
