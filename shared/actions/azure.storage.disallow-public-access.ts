@@ -2,7 +2,9 @@
  * Disallows anonymous blob access on an Azure storage account: `allowBlobPublicAccess = false` on the
  * account (ARM PATCH `properties.allowBlobPublicAccess`), and every container whose public access is
  * `blob` or `container` set to private (Set Container ACL without the public-access header, keeping its
- * stored access policies). The old account flag and per-container levels are the before-state.
+ * stored access policies). The old account flag and per-container levels are the before-state. Rollback
+ * puts them back where the fix's value is still live: a container whose level was changed since keeps it
+ * (named in the rollback's note), one deleted since is skipped.
  *
  * @see https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent
  * @see https://learn.microsoft.com/rest/api/storageservices/set-container-acl
@@ -96,14 +98,17 @@ async function setContainerAccess(
   return out.requestId ?? `azure:${what}`;
 }
 
-/** The names of the account's containers now (whatever their access level). */
-async function containerNames(t: Target, ctx: ActionContext): Promise<Set<string>> {
-  const names = new Set<string>();
+/** The account's containers now, each with its public access level (null: private). */
+async function containerLevels(t: Target, ctx: ActionContext): Promise<Map<string, 'blob' | 'container' | null>> {
+  const levels = new Map<string, 'blob' | 'container' | null>();
   await call(ctx, `listContainers ${t.accountName}`, async () => {
-    names.clear();
-    for await (const c of (await ctx.clients.azureBlob(t.accountName)).listContainers()) names.add(c.name);
+    levels.clear();
+    for await (const c of (await ctx.clients.azureBlob(t.accountName)).listContainers()) {
+      const access = c.properties.publicAccess;
+      levels.set(c.name, access === 'blob' || access === 'container' ? access : null);
+    }
   });
-  return names;
+  return levels;
 }
 
 const ContainerInput = z.object({ containerName: z.string() });
@@ -193,17 +198,31 @@ export default defineAction<Target, Before>({
   async rollback({ target, before }, ctx) {
     // The containers first, as they are now: one deleted since the fix has nothing to make public again, and
     // restoring it stopped the rollback part-way (the account reopened, the containers after it left private).
-    const existing = await containerNames(target, ctx);
-    const restore = before.publicContainers.filter((c) => existing.has(c.name));
-    const skipped = before.publicContainers.filter((c) => !existing.has(c.name)).map((c) => c.name);
+    // Only what the fix set is put back: a container still private. One whose level was changed since (its
+    // owner chose `blob` over `container`) keeps it and is named in the note: writing the old level over it
+    // undid that change unsaid. One already at its old level needs nothing.
+    const levels = await containerLevels(target, ctx);
+    const skipped = before.publicContainers.filter((c) => !levels.has(c.name)).map((c) => c.name);
+    const changed: string[] = [];
+    const restore = before.publicContainers.filter((c) => {
+      const now = levels.get(c.name);
+      if (now === undefined || now === c.access) return false;
+      if (now !== null) changed.push(`${c.name} (now ${now})`);
+      return now === null;
+    });
     const ids: string[] = [];
     // Account flag before the containers: a container cannot be made public while the account disallows it,
     // and a failure between the two leaves the account allowing public access with no container public, no
     // more open than the before-state. An unset flag (null, older accounts) permits anonymous access as true
     // does; ARM cannot unset it again, so it is set to true only when public containers are to be restored,
-    // the closest state that allows them (not for containers that are all gone).
+    // the closest state that allows them (not for containers that are all gone). A flag allowing access now
+    // (set so since the fix) is already what it was.
+    const account = await call(ctx, `storageAccounts.getProperties ${target.accountName}`, async () =>
+      (await ctx.clients.azureStorage(target.subscriptionId)).getProperties(target.resourceGroup, target.accountName),
+    );
     const reopen =
-      before.allowBlobPublicAccess === true || (before.allowBlobPublicAccess === null && restore.length > 0);
+      account.allowBlobPublicAccess === false &&
+      (before.allowBlobPublicAccess === true || (before.allowBlobPublicAccess === null && restore.length > 0));
     if (reopen) {
       const what = `storageAccounts.update ${target.accountName}`;
       await call(ctx, what, async () =>
@@ -222,8 +241,14 @@ export default defineAction<Target, Before>({
         skipped.push(c.name);
       }
     }
-    if (skipped.length === 0) return { requestIds: ids };
-    const note = `container(s) ${skipped.join(', ')} no longer exist: skipped, not restored`;
+    const notes = [
+      ...(skipped.length > 0 ? [`container(s) ${skipped.join(', ')} no longer exist: skipped, not restored`] : []),
+      ...(changed.length > 0
+        ? [`container(s) ${changed.join('; ')} changed since the fix: left as they are, old level not restored`]
+        : []),
+    ];
+    if (notes.length === 0) return { requestIds: ids };
+    const note = notes.join('; ');
     ctx.log.warn(`${ID} rollback: ${note}`, { account: target.accountName });
     return { requestIds: ids, note };
   },

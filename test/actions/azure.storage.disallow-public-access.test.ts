@@ -135,6 +135,47 @@ describe('Action: azure.storage.disallow-public-access', () => {
     expect((await anonymousGet()).status).toBe(200);
   });
 
+  it('on rollback leaves a container whose level was changed since the fix as it is, restores the others and names it', async () => {
+    // Prepare: two containers public at `blob` level; after the fix the owner opens this one at
+    // `container` level (listing too) by hand. Writing the old level over it narrowed it back unsaid.
+    const other = `b-other-${n}`;
+    await blob.getContainerClient(other).create({ access: 'blob' });
+    const arm = armStub(true);
+    const ctx = ctxWith(arm.stub);
+    const { before } = await action.apply(await action.plan(target, ctx), ctx);
+    await blob.getContainerClient(container).setAccessPolicy('container');
+    // Act
+    const result = await action.rollback({ target, before }, ctx);
+    // Assess
+    const level = async (name: string) => (await blob.getContainerClient(name).getAccessPolicy()).blobPublicAccess;
+    expect(before.publicContainers).toEqual([
+      { name: other, access: 'blob' },
+      { name: container, access: 'blob' },
+    ]);
+    expect(await level(container)).toBe('container');
+    expect(await level(other)).toBe('blob');
+    expect(arm.state.allowBlobPublicAccess).toBe(true);
+    expect(result.requestIds).toHaveLength(2);
+    expect(result.note).toBe(
+      `container(s) ${container} (now container) changed since the fix: left as they are, old level not restored`,
+    );
+  });
+
+  it('on rollback writes nothing when the account and every container were opened again since the fix, and says so', async () => {
+    // Prepare: after the fix the owner allowed public access again and chose `container` level by hand.
+    const arm = armStub(true);
+    const ctx = ctxWith(arm.stub);
+    const { before } = await action.apply(await action.plan(target, ctx), ctx);
+    arm.state.allowBlobPublicAccess = true;
+    await blob.getContainerClient(container).setAccessPolicy('container');
+    // Act
+    const result = await action.rollback({ target, before }, ctx);
+    // Assess
+    expect(result).toEqual({ requestIds: [], note: expect.stringContaining(`${container} (now container)`) });
+    expect(arm.updates.map((u) => u.parameters)).toEqual([{ allowBlobPublicAccess: false }]);
+    expect((await blob.getContainerClient(container).getAccessPolicy()).blobPublicAccess).toBe('container');
+  });
+
   it('does not open an account whose flag was never set when every container to restore is gone', async () => {
     // Prepare
     const arm = armStub(undefined);
