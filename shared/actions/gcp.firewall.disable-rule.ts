@@ -2,7 +2,8 @@
  * Closes a VPC firewall rule that admits the whole internet (ingress from 0.0.0.0/0 or ::/0): by
  * default the rule is disabled (`disabled: true`), or, when policy says `mode: narrow`, its source
  * ranges are replaced with the configured ones. The old `disabled` flag and source ranges are the
- * before-state; rollback patches back the one the fix changed (never a rule re-created under the name since).
+ * before-state; rollback patches back the one the fix changed while it is still as the fix left it (never a
+ * rule re-created under the name since, nor ranges changed since: those are named in the rollback's note).
  *
  * @see https://cloud.google.com/compute/docs/reference/rest/v1/firewalls/patch
  * @see SRA cloudfunctions/firewall/openfirewall
@@ -33,8 +34,15 @@ const BeforeSchema = z.object({
   id: z.string().optional(),
   allowed: z.number().int().optional(),
   denied: z.number().int().optional(),
+  /**
+   * What the fix sets (mode disable: `disabled`; mode narrow: the new `sourceRanges`), so a rollback knows
+   * which field is still as the fix left it. Absent in before-states recorded before 2026-12-08: taken from
+   * the settings at rollback.
+   */
+  fix: z.union([z.object({ disabled: z.literal(true) }), z.object({ sourceRanges: z.array(z.string()) })]).optional(),
 });
 type Before = z.infer<typeof BeforeSchema>;
+type Fix = NonNullable<Before['fix']>;
 
 /** policy.yaml `apply.actions["gcp.firewall.disable-rule"]`. */
 const SettingsSchema = z.strictObject({
@@ -42,6 +50,14 @@ const SettingsSchema = z.strictObject({
   /** Ranges that replace an open source range in `narrow` mode. */
   sourceRanges: z.array(z.string().min(1)).default([]),
 });
+
+/** What a fix under `settings` sets on the rule. */
+const fixOf = (settings: z.infer<typeof SettingsSchema>): Fix =>
+  settings.mode === 'narrow' ? { sourceRanges: settings.sourceRanges } : { disabled: true };
+
+/** Source ranges compare as sets: the order is not part of the rule. */
+const sameRanges = (a: readonly string[], b: readonly string[]) =>
+  canonicalJson([...a].sort()) === canonicalJson([...b].sort());
 
 async function readState(t: Target, ctx: ActionContext): Promise<Before> {
   const [fw] = await call(ctx, `compute.firewalls.get ${t.firewall}`, async () =>
@@ -75,13 +91,14 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
         : `firewall rule ${before.name} does not admit the internet (disabled or narrowed)`;
     return noopPlan(target, before, why);
   }
+  const fixed = { ...before, fix: fixOf(settings) };
   if (settings.mode === 'narrow') {
     if (settings.sourceRanges.length === 0) {
       throw new AdapterError('invalid', `${ID}: mode narrow needs apply.actions["${ID}"].sourceRanges`);
     }
     return changePlan(
       target,
-      before,
+      fixed,
       [
         step(
           `narrow the source ranges of ${before.name} from ${before.sourceRanges.join(', ')} to ${settings.sourceRanges.join(', ')}`,
@@ -99,7 +116,7 @@ async function plan(target: Target, ctx: ActionContext): Promise<Plan<Target, Be
   }
   return changePlan(
     target,
-    before,
+    fixed,
     [
       step(
         `disable firewall rule ${before.name} (open to ${before.sourceRanges.filter((r) => OPEN.has(r)).join(', ')})`,
@@ -284,16 +301,24 @@ export default defineAction<Target, Before>({
         `${ID} rollback: rule ${target.firewall} was re-created since the fix (id ${live.id ?? 'unknown'}, fixed ${before.id}): nothing restored`,
       );
     }
-    // Only what the fix changed is put back. A rule disabled by the fix (it was enabled) is enabled again with
-    // the source ranges it has now: ranges narrowed by its owner since the fix are not widened back to the
-    // internet. Otherwise the fix narrowed the ranges (mode narrow), and the old ones are restored.
-    const firewallResource =
-      live.disabled !== before.disabled
-        ? { disabled: before.disabled }
-        : canonicalJson(live.sourceRanges) !== canonicalJson(before.sourceRanges)
-          ? { sourceRanges: before.sourceRanges }
-          : undefined;
-    if (!firewallResource) return { requestIds: [] };
+    // Only what the fix changed is put back, and only while it is as the fix left it. A rule disabled by the
+    // fix (it was enabled) is enabled again with the source ranges it has now: ranges narrowed by its owner
+    // since the fix are not widened back to the internet. Ranges narrowed by the fix (mode narrow) get the old
+    // ones back while they are still the ones the fix set: ranges changed since (narrowed further by their
+    // owner) are left and named, and a rule its owner disabled since stays disabled. Writing the before-state
+    // over the rule undid those changes, re-opening a rule its owner had closed another way.
+    const fix = before.fix ?? fixOf(SettingsSchema.parse(ctx.settings?.[ID] ?? {}));
+    let firewallResource: { disabled: boolean } | { sourceRanges: string[] } | undefined;
+    let note: string | undefined;
+    if ('disabled' in fix) {
+      if (live.disabled && !before.disabled) firewallResource = { disabled: false };
+    } else if (sameRanges(live.sourceRanges, fix.sourceRanges)) {
+      if (!sameRanges(live.sourceRanges, before.sourceRanges)) firewallResource = { sourceRanges: before.sourceRanges };
+    } else if (!sameRanges(live.sourceRanges, before.sourceRanges)) {
+      note = `rule ${target.firewall} source ranges (now ${live.sourceRanges.join(', ') || 'none'}) changed since the fix: left as they are, old ranges not restored`;
+      ctx.log.warn(`${ID} rollback: ${note}`, { project: target.project });
+    }
+    if (!firewallResource) return { requestIds: [], ...(note ? { note } : {}) };
     const id = await patch({ project: target.project, firewall: target.firewall, firewallResource }, ctx);
     return { requestIds: [id] };
   },

@@ -348,6 +348,64 @@ describe('Action: gcp.firewall.disable-rule', () => {
     expect(writes().map((w) => w.body)).toEqual([{ disabled: false }]);
   });
 
+  it('on rollback leaves source ranges changed since a narrowing fix as they are, and names them', async () => {
+    // Prepare: narrowed by the fix to 192.0.2.0/24; then its owner narrowed it further to the one admin
+    // address. Writing the old ranges back opened the rule to 0.0.0.0/0 again over the owner's change.
+    const c = ctx(NARROW);
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.firewalls.set(RULE, { ...rule(), sourceRanges: ['192.0.2.10/32'] });
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes()).toEqual([]);
+    expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['192.0.2.10/32'] });
+    expect(result).toEqual({
+      requestIds: [],
+      note: `rule ${RULE} source ranges (now 192.0.2.10/32) changed since the fix: left as they are, old ranges not restored`,
+    });
+  });
+
+  it('on rollback of a disabling fix does not touch a rule its owner enabled again with narrowed ranges', async () => {
+    // Prepare: disabled by the fix; then its owner enabled it again, narrowed to the one admin address (the
+    // owner's own fix). The rollback saw the ranges differ from the old ones and widened them back.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.firewalls.set(RULE, { ...rule(), disabled: false, sourceRanges: ['192.0.2.10/32'] });
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes()).toEqual([]);
+    expect(result.requestIds).toEqual([]);
+    expect(rule()).toMatchObject({ disabled: false, sourceRanges: ['192.0.2.10/32'] });
+  });
+
+  it('on rollback of a narrowing fix keeps a rule its owner disabled since disabled, and restores its ranges', async () => {
+    // Prepare: narrowed by the fix; then its owner disabled it. The rollback enabled it again.
+    const c = ctx(NARROW);
+    const { before } = await action.apply(await action.plan(target, c), c);
+    gcp.firewalls.set(RULE, { ...rule(), disabled: true });
+    gcp.requests.length = 0;
+    // Act
+    await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes().map((w) => w.body)).toEqual([{ sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] }]);
+    expect(rule()).toMatchObject({ disabled: true, sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] });
+  });
+
+  it('rolls back a before-state recorded without what the fix set by the settings (older cases)', async () => {
+    // Prepare: a case recorded before the before-state named the fix: the narrow mode is taken from policy.
+    const c = ctx(NARROW);
+    const { before } = await action.apply(await action.plan(target, c), c);
+    const { fix: _fix, ...older } = before;
+    gcp.requests.length = 0;
+    // Act
+    await action.rollback({ target, before: action.beforeSchema.parse(older) }, c);
+    // Assess
+    expect(writes().map((w) => w.body)).toEqual([{ sourceRanges: ['0.0.0.0/0', '192.0.2.10/32'] }]);
+  });
+
   it('refuses a rollback and patches nothing when the rule was re-created under its name since the fix', async () => {
     // Prepare: the fixed rule (id 1001) was deleted and another one (id 2002) made under the same name, disabled.
     gcp.firewalls.set(RULE, { ...rule(), id: '1001' });
