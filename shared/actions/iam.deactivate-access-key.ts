@@ -1,12 +1,13 @@
 /**
  * Sets a long-term IAM access key (AKIA…) to Inactive. Never deletes it: an inactive key can be
- * re-activated by rollback, a deleted one cannot, and its id stays as evidence.
+ * re-activated by rollback, a deleted one cannot, and its id stays as evidence. Rollback re-activates it only
+ * while it is still inactive; a key deleted since the fix is named in the rollback's note.
  *
  * @see https://docs.aws.amazon.com/IAM/latest/APIReference/API_UpdateAccessKey.html
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import * as z from 'zod';
-import { AdapterError } from '../core/errors.js';
+import { AdapterError, isGone } from '../core/errors.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
 import { applyPlanned, awsRequestId, call, changePlan, noopPlan, step } from './plan.js';
@@ -125,11 +126,26 @@ export default defineAction<Target, Before>({
   async rollback({ target, before }, ctx) {
     const sdk = await awsSdk.iam();
     if (before.status !== 'Active') return { requestIds: [] };
+    // The key as it is now: only a key still inactive, as the fix left it, is made active again. One its
+    // owner deleted since (rotated), or whose user is gone, has nothing to restore (UpdateAccessKey failed the
+    // rollback with NoSuchEntity); one active again already needs nothing.
+    const iam = await ctx.clients.iam();
+    let live: Before;
+    try {
+      live = await readStatus(iam, target, ctx);
+    } catch (e) {
+      if (!isGone(e)) throw e;
+      live = { status: null };
+    }
+    if (live.status === 'Active') return { requestIds: [] };
+    if (live.status === null) {
+      const note = `access key ${target.accessKeyId} of ${target.userName} no longer exists (deleted since the fix): nothing restored`;
+      ctx.log.warn(`iam.deactivate-access-key rollback: ${note}`, { userName: target.userName });
+      return { requestIds: [], note };
+    }
     const what = `iam:UpdateAccessKey ${target.accessKeyId}`;
     const input = { UserName: target.userName, AccessKeyId: target.accessKeyId, Status: 'Active' as const };
-    const out = await call(ctx, what, async () =>
-      (await ctx.clients.iam()).send(new sdk.UpdateAccessKeyCommand(input)),
-    );
+    const out = await call(ctx, what, () => iam.send(new sdk.UpdateAccessKeyCommand(input)));
     return { requestIds: [awsRequestId(out, what)] };
   },
 });

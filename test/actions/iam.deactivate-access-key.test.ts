@@ -91,7 +91,8 @@ describe('Action: iam.deactivate-access-key', () => {
   });
 
   it('re-activates the key on rollback when it was active before', async () => {
-    // Prepare
+    // Prepare: the key as the fix left it.
+    iam.on(ListAccessKeysCommand).resolves(keys('Inactive'));
     iam.on(UpdateAccessKeyCommand).resolves({ $metadata: { requestId: 'U2' } });
     // Act
     const result = await action.rollback({ target, before: { status: 'Active' } }, testContext());
@@ -102,6 +103,43 @@ describe('Action: iam.deactivate-access-key', () => {
       AccessKeyId: 'AKIA0000000000EXAMPLE',
       Status: 'Active',
     });
+  });
+
+  it('on rollback restores nothing and says so when the key was deleted since the fix', async () => {
+    // Prepare: its owner rotated the key after the fix (the deactivated one deleted, a new one made).
+    iam.on(ListAccessKeysCommand).resolves({
+      AccessKeyMetadata: [{ UserName: target.userName, AccessKeyId: 'AKIA1111111111EXAMPLE', Status: 'Active' }],
+    });
+    iam.on(UpdateAccessKeyCommand).rejects(awsError('NoSuchEntity', 404));
+    // Act
+    const result = await action.rollback({ target, before: { status: 'Active' } }, testContext());
+    // Assess
+    expect(result).toEqual({
+      requestIds: [],
+      note: 'access key AKIA0000000000EXAMPLE of build-bot no longer exists (deleted since the fix): nothing restored',
+    });
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 0);
+  });
+
+  it('on rollback restores nothing and says so when the user was deleted since the fix', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).rejects(awsError('NoSuchEntity', 404));
+    // Act
+    const result = await action.rollback({ target, before: { status: 'Active' } }, testContext());
+    // Assess
+    expect(result.requestIds).toEqual([]);
+    expect(result.note).toContain('no longer exists');
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 0);
+  });
+
+  it('on rollback writes nothing when the key is active again already', async () => {
+    // Prepare
+    iam.on(ListAccessKeysCommand).resolves(keys('Active'));
+    // Act
+    const result = await action.rollback({ target, before: { status: 'Active' } }, testContext());
+    // Assess
+    expect(result).toEqual({ requestIds: [] });
+    expect(iam).toReceiveCommandTimes(UpdateAccessKeyCommand, 0);
   });
 
   it('selects the key from the actor of an IAM user finding', () => {
