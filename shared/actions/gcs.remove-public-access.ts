@@ -2,8 +2,9 @@
  * Removes public access from a Cloud Storage bucket: the `allUsers` / `allAuthenticatedUsers` members
  * are dropped from the bucket IAM policy (setIamPolicy with the read etag, so a concurrent change is
  * refused rather than overwritten) and `iamConfiguration.publicAccessPrevention` is set to `enforced`.
- * The old bindings and prevention setting are the before-state; rollback restores the prevention setting and
- * adds the removed public members back to the live policy (a change made since the fix is kept).
+ * The old bindings and prevention setting are the before-state; rollback restores the prevention setting while
+ * it is still `enforced` and adds the removed public members back to the live policy (a change made since the
+ * fix is kept).
  *
  * @see https://cloud.google.com/storage/docs/public-access-prevention
  * @see SRA cloudfunctions/gcs/closebucket
@@ -53,6 +54,9 @@ async function readState(t: Target, ctx: ActionContext): Promise<Before> {
     publicAccessPrevention: metadata.iamConfiguration?.publicAccessPrevention ?? null,
   });
 }
+
+/** A prevention setting as compared: `unspecified` (older buckets) and unset mean `inherited`. */
+const setting = (value: string | null) => (value === null || value === 'unspecified' ? 'inherited' : value);
 
 const withoutPublic = (bindings: Before['bindings']) =>
   bindings.map((b) => ({ ...b, members: b.members.filter((m) => !PUBLIC.has(m)) })).filter((b) => b.members.length > 0);
@@ -224,18 +228,32 @@ export default defineAction<Target, Before>({
   },
   async rollback({ target, before }, ctx) {
     const ids: string[] = [];
-    if (before.publicAccessPrevention !== 'enforced') {
+    // The prevention setting goes back only while it is still `enforced`, as the fix left it: one lifted
+    // since already is what it was, and one set to anything else since is left and named (writing the old
+    // value over it undid that change). `unspecified` is the older name of `inherited`.
+    const was = setting(before.publicAccessPrevention);
+    let current = await readState(target, ctx);
+    const now = setting(current.publicAccessPrevention);
+    const changed: string[] = [];
+    if (was !== 'enforced' && now === 'enforced') {
       ids.push(await setPrevention(target, before.publicAccessPrevention ?? 'inherited', ctx));
+      // Re-read for the policy's etag after the metadata write.
+      if (publicMembers(before.bindings).length > 0) current = await readState(target, ctx);
+    } else if (was !== 'enforced' && now !== was) {
+      changed.push(`publicAccessPrevention (now ${current.publicAccessPrevention})`);
     }
     if (publicMembers(before.bindings).length > 0) {
       // The live policy with the removed public members added back, under its current etag: a change
-      // made between this read and the write is refused (412), not overwritten.
-      const current = await readState(target, ctx);
+      // made between this read and the write is refused (412), not overwritten. Members granted or revoked
+      // since the fix stay as they are (withPublicRestored); public members already back need nothing.
       const bindings = withPublicRestored(current.bindings, before.bindings);
       if (canonicalJson(bindings) !== canonicalJson(current.bindings)) {
         ids.push(await setPolicy(target, { bindings, etag: current.etag, version: 3 }, ctx));
       }
     }
-    return { requestIds: ids };
+    if (changed.length === 0) return { requestIds: ids };
+    const note = `${changed.join('; ')} changed since the fix: left as it is, old value not restored`;
+    ctx.log.warn(`${ID} rollback: ${note}`, { bucket: target.bucket });
+    return { requestIds: ids, note };
   },
 });

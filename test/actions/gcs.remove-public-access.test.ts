@@ -264,6 +264,44 @@ describe('Action: gcs.remove-public-access', () => {
     expect(bucket().iam.bindings).toContainEqual(OWNERS);
   });
 
+  /** The owner sets public access prevention back to inherited by hand. */
+  const liftPrevention = () => {
+    bucket().metadata.iamConfiguration = {
+      uniformBucketLevelAccess: { enabled: true },
+      publicAccessPrevention: 'inherited',
+    };
+  };
+
+  it('on rollback leaves a prevention setting lifted since the fix as it is, and adds back only the public members', async () => {
+    // Prepare: after the fix the owner set prevention back to inherited by hand. The rollback patched it
+    // again over that change (a metadata write that was not the fix's to undo).
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    liftPrevention();
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes().map((w) => w.method)).toEqual(['PUT']);
+    expect(result.requestIds).toHaveLength(1);
+    expect(result.note).toBeUndefined();
+    expect(bucket().iam.bindings).toEqual([OWNERS, PUBLIC_VIEWERS, PUBLIC_LISTERS, CONDITIONAL]);
+  });
+
+  it('on rollback writes nothing when the public members are back and prevention was lifted since the fix', async () => {
+    // Prepare: the owner undid the fix by hand.
+    const c = ctx();
+    const { before } = await action.apply(await action.plan(target, c), c);
+    liftPrevention();
+    bucket().iam = { ...bucket().iam, bindings: [OWNERS, PUBLIC_VIEWERS, PUBLIC_LISTERS, CONDITIONAL] };
+    gcp.requests.length = 0;
+    // Act
+    const result = await action.rollback({ target, before }, c);
+    // Assess
+    expect(writes()).toEqual([]);
+    expect(result).toEqual({ requestIds: [] });
+  });
+
   it('throws denied without retrying when GCS answers 403', async () => {
     // Prepare
     gcp.failNext('/iam', 403, { reason: 'forbidden' });
