@@ -106,8 +106,10 @@ export interface Action<T = unknown, B = unknown> extends ActionDeclaration {
   apply(plan: Plan<T, B>, ctx: ActionContext): Promise<ApplyResult<B>>;
   verify(target: T, ctx: ActionContext): Promise<VerifyResult>;
   /**
-   * Puts back what the fix changed, re-reading the live resource first. `note`: what it left as it was and
-   * why (a container deleted since the fix), recorded with the rollback.
+   * Puts back what the fix changed, re-reading the live resource first, and only where the live value is still
+   * what the fix set: a field changed since (a flag turned off, an interface moved to a forensics group) is left
+   * as it is, not written over. `note`: what it left as it was and why (changed or deleted since the fix),
+   * recorded with the rollback.
    */
   rollback(record: { target: T; before: B }, ctx: ActionContext): Promise<{ requestIds: string[]; note?: string }>;
 }
