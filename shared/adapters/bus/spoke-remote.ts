@@ -102,6 +102,14 @@ export interface RemoteHttpAnswer {
   body: Record<string, unknown>;
 }
 
+/**
+ * The largest request (its JSON) a spoke's endpoint queues; a larger one is refused with 413. Far above what
+ * the hub can hand over (one EventBridge event, 256 KB) and below what either queue can carry: the Azure
+ * spoke stores a request over a Storage queue message (64 KiB, base64) as a blob (claim-check.ts), and a
+ * Pub/Sub message takes 10 MB (as base64 in the publish call, about 7.5 MB of JSON).
+ */
+export const MAX_REMOTE_REQUEST_BYTES = 1024 * 1024;
+
 /** What the spoke's endpoint needs to check a request: which spoke it is, its settings, the actions it knows. */
 export interface RemoteAcceptDeps {
   spoke: Spoke;
@@ -113,8 +121,8 @@ export interface RemoteAcceptDeps {
 export interface RemoteQueueDeps extends RemoteAcceptDeps {
   /**
    * Puts the validated request on the spoke's own queue (Azure Storage queue, Pub/Sub topic), whose worker
-   * runs it with {@link runRemoteRequest}. A throw answers 5xx: the hub's API destination then dead-letters
-   * the hand-over (RemediateDlq), a real failure worth its alarm.
+   * runs it with {@link runRemoteRequest} (at most {@link MAX_REMOTE_REQUEST_BYTES} of JSON). A throw answers
+   * 5xx: the hub's API destination then dead-letters the hand-over (RemediateDlq), a real failure worth its alarm.
    */
   enqueue(request: RemoteRequest): Promise<void>;
 }
@@ -161,7 +169,8 @@ function refuseCaller(
  * validates the request and puts it on the spoke's queue, then answers 202. It does not run the action:
  * an EventBridge API destination gives up on an endpoint after 5 seconds, and an apply with its
  * long-running operation takes longer, so a fix that succeeded was dead-lettered (RemediateDlq, paging
- * the operators) and dispatched again when redriven. 401/400/422 for requests that must not be retried;
+ * the operators) and dispatched again when redriven. 401/400/422/413 (over {@link MAX_REMOTE_REQUEST_BYTES})
+ * for requests that must not be retried;
  * a throw (5xx) when the request could not be queued, so the hub's delivery is dead-lettered.
  *
  * @example const answer = await queueRemoteRequest(await req.json(), req.headers.get(REMOTE_SECRET_HEADER), deps);
@@ -176,6 +185,19 @@ export async function queueRemoteRequest(
   const checked = checkRequest(body, deps);
   if (!('request' in checked)) return { status: checked.status, body: { error: checked.error } };
   const { request } = checked;
+  // Refused, not failed: a 5xx is retried by the API destination for as long as its retry policy allows and
+  // then dead-lettered as a failure; a 413 is dead-lettered at once (EventBridge retries only 429 and 5xx),
+  // with this answer and the warning below saying why.
+  const bytes = Buffer.byteLength(JSON.stringify(request), 'utf8');
+  if (bytes > MAX_REMOTE_REQUEST_BYTES) {
+    const error = `request ${request.requestId} is ${bytes} bytes as JSON; this spoke takes at most ${MAX_REMOTE_REQUEST_BYTES}`;
+    deps.log.warn('remediation request refused: too large', {
+      requestId: request.requestId,
+      caseKey: request.caseKey,
+      bytes,
+    });
+    return { status: 413, body: { error } };
+  }
   await deps.enqueue(request);
   deps.log.info('remediation request queued', {
     requestId: request.requestId,

@@ -6,6 +6,7 @@
  * `remediateQueued` runs the Azure action under its identity (here: a stubbed ARM storage client and
  * Azurite for the containers) and puts the result on the hub bus through web-identity federation.
  */
+import { createHash } from 'node:crypto';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { StorageAccount, StorageAccountUpdateParameters } from '@azure/arm-storage';
@@ -80,6 +81,8 @@ vi.mock('@azure/arm-security', () => ({
 const SECRET = 'hub-remediate-secret-000000000000';
 const SUB = '00000000-0000-0000-0000-000000000000';
 const BUS = 'arn:aws:events:us-east-1:111122223333:event-bus/closeloop-test';
+/** Where the spoke keeps requests too large for a queue message (functions/azure/remediate.ts). */
+const LARGE = 'remediate-requests-large';
 const target = { subscriptionId: SUB, resourceGroup: 'rg-data', accountName: AZURITE_ACCOUNT };
 
 /** ARM stub: holds the account flag and records every call. */
@@ -118,6 +121,8 @@ beforeAll(async () => {
   vi.stubEnv('CLOSELOOP_REMEDIATE_SECRET', SECRET);
   vi.stubEnv('IDENTITY_ENDPOINT', 'http://127.0.0.1:41111/msi/token');
   vi.stubEnv('IDENTITY_HEADER', 'identity-header-test');
+  // The app's own storage (identity-based AzureWebJobsStorage), where large requests are kept: Azurite here.
+  vi.stubEnv('AzureWebJobsStorage__accountName', AZURITE_ACCOUNT);
   // The managed identity endpoint, as App Service serves it (the forwarder's federation token).
   const realFetch = globalThis.fetch;
   vi.stubGlobal('fetch', async (url: string | URL, init?: RequestInit) =>
@@ -149,6 +154,8 @@ beforeEach(async () => {
   const c = blob.getContainerClient(container);
   await c.create({ access: 'blob' });
   await c.getBlockBlobClient('report.csv').upload('a,b\n1,2\n', 8);
+  // The container for requests too large for a queue message, as infra/azure/spoke.bicep creates it.
+  await blob.getContainerClient(LARGE).create();
   arm = armStub(true);
   doubles.arm = arm.stub;
 });
@@ -182,8 +189,17 @@ const context = () =>
 const anonymousGet = () => fetch(`${azurite.url}/${container}/report.csv`);
 /** What the HTTP function left for the host to add to the queue (undefined: nothing). */
 const queuedBy = (ctx: InvocationContext): unknown => ctx.extraOutputs.get(fn.queued);
-/** The queue's copy of a message: the host serializes the output binding's value as JSON, the trigger parses it. */
-const throughQueue = (message: unknown): unknown => JSON.parse(JSON.stringify(message));
+/**
+ * The queue's copy of a message: the host serializes the output binding's value as JSON and base64-encodes it
+ * (host.json's default messageEncoding); Azure Storage refuses a message over 64 KiB, and the host then fails
+ * the invocation (the endpoint answers 500). The trigger parses what the queue kept.
+ */
+const throughQueue = (message: unknown): unknown => {
+  const json = JSON.stringify(message);
+  const stored = Buffer.from(json, 'utf8').toString('base64').length;
+  if (stored > 64 * 1024) throw new Error(`RequestBodyTooLarge: a queue message of ${stored} bytes (64 KiB at most)`);
+  return JSON.parse(json);
+};
 /** The worker's run of one queue message; its context (poison output) for the assessment. */
 async function work(message: unknown) {
   const ctx = context();
@@ -433,5 +449,139 @@ describe('Azure spoke: remediate queue worker', () => {
       outcome: 'resolved',
       upstream: { outcome: 'updated', api: 'Microsoft.Security/locations/alerts/resolve' },
     });
+  });
+});
+
+/** The request with a `settings` entry (many IAM bindings, say) that makes its JSON exactly `bytes` long. */
+function sized(bytes: number, over: Record<string, unknown> = {}) {
+  const base = request(over);
+  const pad = bytes - Buffer.byteLength(JSON.stringify({ ...base, settings: { bindings: '' } }), 'utf8');
+  return { ...base, settings: { bindings: 'b'.repeat(pad) } };
+}
+/** The blobs the endpoint stored for large requests. */
+async function largeBlobs(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const b of blob.getContainerClient(LARGE).listBlobsFlat()) names.push(b.name);
+  return names;
+}
+const largeBlob = (name: string) => blob.getContainerClient(LARGE).getBlockBlobClient(name);
+const sha256 = (text: string | Buffer) => createHash('sha256').update(text).digest('hex');
+/** The endpoint's answer and queue message for a posted body (the message through the queue double). */
+async function accept(body: unknown) {
+  const ctx = context();
+  const res = await fn.remediate(post(body), ctx);
+  const message = queuedBy(ctx);
+  return { res, message: message === undefined ? undefined : throughQueue(message) };
+}
+
+describe('Azure spoke: requests too large for a queue message', () => {
+  it('stores a 100 KB request as a blob, queues a pointer with its sha256, and runs it like a small one', async () => {
+    // Prepare
+    const big = sized(100_000);
+    // Act
+    const { res, message } = await deliver(delivered(big));
+    // Assess: answered, kept whole in its blob, pointed at from the queue
+    expect(res.status).toBe(202);
+    const stored = (await largeBlob('rq-00000000000000a1.json').downloadToBuffer()).toString('utf8');
+    expect(JSON.parse(stored)).toEqual(big);
+    expect(message).toEqual({
+      claimCheck: { container: LARGE, blob: 'rq-00000000000000a1.json', sha256: sha256(stored) },
+    });
+    expect(await largeBlobs()).toEqual(['rq-00000000000000a1.json']);
+    // … and run as a small request is (the first worker test)
+    expect(arm.updates).toEqual([{ allowBlobPublicAccess: false }]);
+    expect((await anonymousGet()).status).toBe(403);
+    const [entry, ...more] = reported();
+    expect(more).toEqual([]);
+    expect(RemoteResultSchema.parse(JSON.parse(entry?.Detail ?? '{}'))).toMatchObject({
+      requestId: 'rq-00000000000000a1',
+      applyToken: 'token-0000000000000001',
+      outcome: 'applied',
+      before: { allowBlobPublicAccess: true, publicContainers: [{ name: container, access: 'blob' }] },
+    });
+  });
+
+  it('queues a request inline while its base64 message leaves 4 KiB of the 64 KiB, and by claim check from one byte more', async () => {
+    // Prepare: (64 KiB - 4 KiB) of base64 is 46,080 bytes of JSON
+    const fits = sized(46_080);
+    const over = sized(46_081, { requestId: 'rq-00000000000000a2' });
+    // Act
+    const inline = await accept(delivered(fits));
+    const claimed = await accept(delivered(over));
+    // Assess
+    expect(inline.res.status).toBe(202);
+    expect(inline.message).toEqual(fits);
+    expect(claimed.res.status).toBe(202);
+    expect(claimed.message).toMatchObject({ claimCheck: { container: LARGE, blob: 'rq-00000000000000a2.json' } });
+    expect(await largeBlobs()).toEqual(['rq-00000000000000a2.json']);
+  });
+
+  it('writes one blob, and queues the same pointer, when the hub hands the same large request over twice', async () => {
+    // Prepare
+    const big = sized(100_000);
+    const first = await accept(delivered(big));
+    // Act: the API destination's retry, or a redrive of the dead-lettered hand-over
+    const again = await accept(delivered(big));
+    // Assess
+    expect(again.res.status).toBe(202);
+    expect(again.message).toEqual(first.message);
+    expect(await largeBlobs()).toEqual(['rq-00000000000000a1.json']);
+  });
+
+  it('refuses a pointer whose blob was altered after it was queued, setting it aside with the reason and running nothing', async () => {
+    // Prepare: the blob rewritten to name another account
+    const { message } = await accept(delivered(sized(100_000)));
+    const stored = JSON.parse((await largeBlob('rq-00000000000000a1.json').downloadToBuffer()).toString('utf8'));
+    const tampered = JSON.stringify({ ...stored, target: { ...target, accountName: 'victim' } });
+    await largeBlob('rq-00000000000000a1.json').upload(tampered, Buffer.byteLength(tampered));
+    // Act
+    const ctx = await work(message);
+    // Assess
+    expect(ctx.extraOutputs.get(fn.poisoned)).toEqual({
+      reason: expect.stringContaining(`the blob's sha256 is ${sha256(tampered)}`),
+      message,
+    });
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('refuses a pointer whose blob is missing, setting it aside with the reason', async () => {
+    // Prepare
+    const { message } = await accept(delivered(sized(100_000)));
+    await largeBlob('rq-00000000000000a1.json').delete();
+    // Act
+    const ctx = await work(message);
+    // Assess
+    expect(ctx.extraOutputs.get(fn.poisoned)).toEqual({
+      reason: expect.stringContaining(`claim check ${LARGE}/rq-00000000000000a1.json: the blob is missing`),
+      message,
+    });
+    expect(arm.calls).toEqual([]);
+    expect(eb).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it('refuses a pointer into another container of the account, reading nothing there', async () => {
+    // Prepare: a pointer at a blob the app's identity could read, with its true hash
+    const pointer = { claimCheck: { container, blob: 'report.csv', sha256: sha256('a,b\n1,2\n') } };
+    // Act
+    const ctx = await work(pointer);
+    // Assess
+    expect(ctx.extraOutputs.get(fn.poisoned)).toEqual({
+      reason: `claim check ${container}/report.csv: refused, requests are kept in ${LARGE} only`,
+      message: pointer,
+    });
+    expect(arm.calls).toEqual([]);
+  });
+
+  it('refuses a request over 1 MiB with 413 naming its size, storing and queueing nothing', async () => {
+    // Act
+    const { res, message } = await accept(delivered(sized(1_100_000)));
+    // Assess
+    expect(res.status).toBe(413);
+    expect(res.jsonBody).toEqual({
+      error: 'request rq-00000000000000a1 is 1100000 bytes as JSON; this spoke takes at most 1048576',
+    });
+    expect(message).toBeUndefined();
+    expect(await largeBlobs()).toEqual([]);
   });
 });

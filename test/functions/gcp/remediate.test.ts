@@ -282,6 +282,24 @@ describe('GCP spoke: remediate endpoint through the Functions Framework test ser
     expect(JSON.parse(published()[0]?.data ?? '{}')).toEqual(request());
   });
 
+  it('publishes a 100 KB request whole (a Pub/Sub message takes 10 MB) and refuses one over 1 MiB with 413 naming its size', async () => {
+    // Prepare: requests whose JSON is 100,000 and 1,100,000 bytes (a long settings entry)
+    const sized = (bytes: number) => {
+      const pad = bytes - Buffer.byteLength(JSON.stringify({ ...request(), settings: { bindings: '' } }), 'utf8');
+      return { ...request(), settings: { bindings: 'b'.repeat(pad) } };
+    };
+    // Act
+    const fits = await post(delivered(sized(100_000)));
+    const over = await post(delivered(sized(1_100_000)));
+    // Assess
+    expect(fits.status).toBe(202);
+    expect(over.status).toBe(413);
+    expect(over.body).toEqual({
+      error: 'request rq-00000000000000g1 is 1100000 bytes as JSON; this spoke takes at most 1048576',
+    });
+    expect(published().map((m) => Buffer.byteLength(m.data, 'utf8'))).toEqual([100_000]);
+  });
+
   it('answers 5xx, so the hub dead-letters the hand-over, when the request cannot be published', async () => {
     // Prepare
     pubsub.status = 503;
