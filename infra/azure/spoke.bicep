@@ -3,7 +3,8 @@
 // Application Insights, a Key Vault for the shared secrets, an Event Grid topic subscribed to the
 // Event Grid trigger (dead letters kept in a blob container, a metric alert when any arrive), Defender for Cloud workflow automation →
 // Logic App → the HTTP trigger, and the Storage queue between the remediate endpoint and its worker (a
-// poison queue, a log alert when anything lands there).
+// poison queue, a log alert when anything lands there; a blob container, with a lifecycle rule, for requests
+// too large for a queue message).
 targetScope = 'resourceGroup'
 
 param prefix string
@@ -91,6 +92,57 @@ resource remediateQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@
 resource remediatePoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: '${remediateQueueName}-poison'
+}
+
+// Requests too large for a queue message (64 KiB, base64-encoded by the host): `remediate` stores each as a
+// blob named after its requestId and queues a pointer with its sha256 (functions/azure/remediate.ts
+// REMEDIATE_LARGE_CONTAINER); `remediateQueued` reads it, checks the hash and runs it. The app's identity
+// reaches it through blobOwner (below): the Functions host needs Blob Data Owner on the whole account for
+// AzureWebJobsStorage, and the endpoint and the worker are one app with one identity, so a role scoped to
+// this container would grant nothing more nor less. The worker follows pointers into this container only.
+resource remediateLarge 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: '${remediateQueueName}-large'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// The large requests expire 15 days after their last write, and the worker does not delete them: the queue
+// may deliver a pointer again after its run (it then runs as a noop), and an operator may put a poisoned
+// pointer back; a message lives 7 days on each of the two queues. An account has one lifecycle policy
+// (named default): a rule for another container goes in here too.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          enabled: true
+          name: 'expire-large-remediation-requests'
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${remediateLarge.name}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: 14
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
 }
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {

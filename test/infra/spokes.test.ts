@@ -234,6 +234,33 @@ describe('Azure spoke Bicep', () => {
     for (const g of grants) expect(attr(g.body, 'principalId')).toBe('functionApp.identity.principalId');
   });
 
+  it('keeps requests too large for a queue message in a private container of the app storage, whose blobs expire after both queues let go of their pointers', () => {
+    // Prepare
+    const fn = read('functions/azure/remediate.ts');
+    const container = block(
+      spoke,
+      "resource remediateLarge 'Microsoft.Storage/storageAccounts/blobServices/containers@",
+    );
+    const policy = block(spoke, "resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@");
+    const owner = block(spoke, "resource blobOwner 'Microsoft.Authorization/roleAssignments@");
+    // Assess: the container the function names, in the account of its queues, never public
+    expect(fn).toContain('REMEDIATE_LARGE_CONTAINER = `${REMEDIATE_QUEUE}-large`');
+    expect(attr(container, 'name')).toBe("'${remediateQueueName}-large'");
+    expect(attr(container, 'parent')).toBe('blobService');
+    expect(attr(container, 'publicAccess')).toBe("'None'");
+    // One lifecycle policy per account, named default, on the account itself
+    expect(attr(policy, 'name')).toBe("'default'");
+    expect(attr(policy, 'parent')).toBe('storage');
+    // Its blobs deleted after the 7 days a pointer may wait on remediate-requests and 7 more on the poison queue
+    expect(policy).toMatch(/prefixMatch: \[\s+'\$\{remediateLarge\.name\}\/'\s+\]/);
+    expect(policy).toMatch(/baseBlob: \{\s+delete: \{\s+daysAfterModificationGreaterThan: 14\s+\}/);
+    expect(policy).toContain('enabled: true');
+    // The app's identity writes and reads it through its Blob Data Owner role on the account (which the host
+    // needs for AzureWebJobsStorage): narrowing that role must grant this container instead
+    expect(attr(owner, 'scope')).toBe('storage');
+    expect(attr(owner, 'principalId')).toBe('functionApp.identity.principalId');
+  });
+
   it('alerts when a remediation request lands in the poison queue, to the same action group as the dead letters', () => {
     // Prepare
     const alert = blocks(spoke, 'resource ').find((r) => r.body.includes("'Microsoft.Insights/scheduledQueryRules@"));
