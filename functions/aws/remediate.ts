@@ -48,6 +48,8 @@ const load = () => {
       clock: ports.clock,
       log: ports.log,
       policy: config.policy.apply,
+      // The environment on the live tags (here, and sent to a spoke) is read with enrichment's keys and words.
+      enrichment: config.policy.enrichment,
       // Whether a decided mode applies is policy (apply section); the deployment itself may act.
       apply: ports.env.CLOSELOOP_APPLY,
       actor: `closeloop@aws-hub-${ports.env.CLOSELOOP_STAGE}`,

@@ -10,7 +10,7 @@ import type { PipelineEvent } from '../../shared/core/model/events.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 import { decide, reevaluate } from '../../shared/core/pipeline/decide.js';
 import { ExceptionSchema } from '../../shared/core/policy/exceptions.js';
-import { DecidePolicySchema } from '../../shared/core/policy/policy.js';
+import { DecidePolicySchema, EnrichmentPolicySchema } from '../../shared/core/policy/policy.js';
 import { BUDGET_COLLECTION } from '../../shared/core/remediation/gates.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
@@ -404,6 +404,128 @@ describe('remediation stage', () => {
     expect((await stored())?.remediation.gates.some((g) => g.gate === 'skip-tag' && g.reason.includes('live'))).toBe(
       false,
     );
+  });
+
+  describe('the environment on the live tags, read with the skip tag', () => {
+    /** A lookup answering `tags`, counting its reads. */
+    const liveTags = (tags: Record<string, string>) => {
+      const reads = { n: 0 };
+      const lookup = {
+        async tagsFor() {
+          reads.n++;
+          return tags;
+        },
+      };
+      return { reads, lookup };
+    };
+    const environmentGate = (c: Case | undefined) => c?.remediation.applyGates?.find((g) => g.gate === 'environment');
+
+    it('asks for the production approval when a case decided in dev is tagged `env`=prod now, and applies once approved', async () => {
+      // Prepare: decided dev, auto; the owner re-tagged the bucket since.
+      await seed(makeCase({ env: 'dev' }));
+      const live = liveTags({ env: 'prod', owner: 'data@example.com' });
+      // Act
+      await createRemediationStage(deps({ tags: live.lookup })).handle(decided());
+      const waiting = await stored();
+      const out = await approveCase(deps({ tags: live.lookup }), CASE_KEY, 'lead@example.com');
+      // Assess
+      expect(live.reads.n).toBe(2); // one read a run serves the skip tag and the environment
+      expect(waiting?.remediation.state).toBe('awaiting-approval');
+      expect(waiting?.remediation.stateReason).toBe(
+        'production now: live tag `env`=prod (decide read dev): the action is not production-safe, a person approves',
+      );
+      expect(environmentGate(waiting)?.outcome).toBe('approval');
+      expect(out.state).toBe('applied');
+      expect(environmentGate(await stored())?.reason).toBe(
+        'environment prod now: live tag `env`=prod (decide read dev) (approved)',
+      );
+      expect(double.calls.apply).toBe(1);
+    });
+
+    it('reads the live environment tag through the enrichment policy: its keys, any casing, its words', async () => {
+      // Prepare: a deployment whose environment key is `Stage` and whose production word is `live`.
+      await seed(makeCase({ env: 'dev' }));
+      const enrichment = EnrichmentPolicySchema.parse({ tagAliases: { environment: ['Stage'] } });
+      // Act
+      await createRemediationStage(deps({ tags: liveTags({ ' stage ': 'Live' }).lookup, enrichment })).handle(
+        decided(),
+      );
+      // Assess
+      expect(double.calls.apply).toBe(0);
+      expect((await stored())?.remediation.stateReason).toContain(
+        'production now: live tag ` stage `=Live (decide read dev)',
+      );
+    });
+
+    it("keeps decide's environment when the live tags name none, and a live non-production one passes", async () => {
+      // Prepare
+      await seed(makeCase({ env: 'dev' }));
+      // Act
+      await createRemediationStage(deps({ tags: liveTags({ owner: 'data@example.com' }).lookup })).handle(decided());
+      const untagged = await stored();
+      await store.put('cases', CASE_KEY, makeCase({ env: 'dev' }));
+      double.live.open = true;
+      await createRemediationStage(deps({ tags: liveTags({ Environment: 'test' }).lookup })).handle({
+        ...decided(),
+        id: 'd-again',
+      });
+      // Assess
+      expect(untagged?.remediation.state).toBe('applied');
+      expect(environmentGate(untagged)?.reason).toBe(
+        'environment dev (decide; no environment tag on the live resource)',
+      );
+      expect(environmentGate(await stored())?.reason).toBe(
+        'environment test now: live tag `Environment`=test (decide read dev)',
+      );
+      expect(double.calls.apply).toBe(2);
+    });
+
+    it('asks for approval when the live environment tag names more than one environment, or none known', async () => {
+      // Prepare
+      await seed(makeCase({ env: 'dev' }));
+      // Act
+      await createRemediationStage(deps({ tags: liveTags({ env: 'uat/prod' }).lookup })).handle(decided());
+      const mixed = await stored();
+      await store.put('cases', CASE_KEY, makeCase({ env: 'dev' }));
+      await createRemediationStage(deps({ tags: liveTags({ env: 'prd01' }).lookup })).handle({
+        ...decided(),
+        id: 'd-2',
+      });
+      // Assess
+      expect(double.calls.apply).toBe(0);
+      expect(mixed?.remediation.state).toBe('awaiting-approval');
+      expect(mixed?.remediation.stateReason).toBe(
+        'environment unknown now: live tag `env`=uat/prod names more than one environment (`uat`, `prod`) (decide read dev): it may be production; the action is not production-safe, a person approves',
+      );
+      expect((await stored())?.remediation.stateReason).toContain(
+        'environment unknown now: live tag `env`=prd01 names no known environment (decide read dev)',
+      );
+    });
+
+    it("lets the registry's environment stand beside a live tag naming none known, and never lowers production", async () => {
+      // Prepare: the registry said dev (the tag `env`=nonprod names no environment, as at decide); a prod case
+      // tagged dev since still asks.
+      const byRegistry = makeCase({ env: 'dev' });
+      byRegistry.enrichment.provenance.environment = { via: 'registry-account', detail: 'account in the registry' };
+      await seed(byRegistry);
+      // Act
+      await createRemediationStage(deps({ tags: liveTags({ env: 'nonprod' }).lookup })).handle(decided());
+      const registry = await stored();
+      await store.put('cases', CASE_KEY, makeCase({ env: 'prod' }));
+      double.live.open = true;
+      await createRemediationStage(deps({ tags: liveTags({ env: 'dev' }).lookup })).handle({ ...decided(), id: 'd-2' });
+      // Assess
+      expect(registry?.remediation.state).toBe('applied');
+      expect(environmentGate(registry)?.reason).toBe(
+        'environment dev (decide; the live tag `env`=nonprod names no known environment)',
+      );
+      const prod = await stored();
+      expect(prod?.remediation.state).toBe('awaiting-approval');
+      expect(prod?.remediation.stateReason).toContain(
+        'production (decide read prod; the live tag `env`=dev does not lower it',
+      );
+      expect(double.calls.apply).toBe(1);
+    });
   });
 
   it('blocks when an exception became active after decide ran', async () => {

@@ -164,6 +164,8 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
     clock,
     log,
     policy: config.policy.apply,
+    // The environment on the live tags is read with enrichment's tag keys and words.
+    enrichment: config.policy.enrichment,
     apply,
     actor,
     exceptions,

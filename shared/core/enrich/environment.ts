@@ -9,6 +9,7 @@
  */
 import type { Environment } from '../model/enrichment.js';
 import type { EnvironmentWords } from '../policy/policy.js';
+import { compileTagReader } from './tags.js';
 
 /** What the words of one value or name say. */
 export type EnvironmentReading =
@@ -73,5 +74,31 @@ export function compileEnvironmentWords(words: EnvironmentWords): EnvironmentMat
       return exactReading.get(v) ?? scan(v);
     },
     inferFromName: scan,
+  };
+}
+
+/** A resource's environment tag, as enrichment finds it, and what its value says (undefined: no known environment). */
+export interface EnvironmentTag {
+  key: string;
+  value: string;
+  reading: EnvironmentReading | undefined;
+}
+
+/**
+ * The environment tag of a resource's tags, read as enrichment reads it: the key through the policy's
+ * environment aliases ({@link compileTagReader}), the value through its environment words. Undefined when no
+ * such key carries a value. For the apply-time re-check of live tags (hub and spokes): one reading, not two.
+ *
+ * @example compileEnvironmentTag(policy.tagAliases.environment, policy.environmentWords)({ env: 'Production' })?.reading
+ */
+export function compileEnvironmentTag(
+  keys: readonly string[],
+  words: EnvironmentWords,
+): (tags: Record<string, string>) => EnvironmentTag | undefined {
+  const read = compileTagReader({ owner: [], team: [], application: [], environment: [...keys], criticality: [] });
+  const env = compileEnvironmentWords(words);
+  return (tags) => {
+    const hit = read(tags).environment;
+    return hit && { key: hit.key, value: hit.value, reading: env.normalize(hit.value) };
   };
 }

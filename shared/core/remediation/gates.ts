@@ -5,10 +5,12 @@
  * Budget and circuit breaker are persisted in the DocStore so every worker sees the same counts.
  */
 import * as z from 'zod';
+import type { EnvironmentTag } from '../enrich/environment.js';
 import { compileGlob } from '../enrich/glob.js';
 import { errorMessage } from '../errors.js';
 import type { Case } from '../model/case.js';
 import type { GateResult } from '../model/decision.js';
+import type { Environment } from '../model/enrichment.js';
 import { matchException, namesAccount, type RiskException } from '../policy/exceptions.js';
 import { skipTagValue } from '../policy/gates.js';
 import { canRead, type DocStore, type OwnerLookup, type ResourceRef } from '../ports.js';
@@ -19,12 +21,16 @@ export const BUDGET_COLLECTION = 'apply-budget';
 export const BREAKER_COLLECTION = 'circuit-breaker';
 const BREAKER_ID = 'verifications';
 
-/** Gates that depend on the case and policy only. */
+/**
+ * Gates that depend on the case and policy, and the environment tag on the resource's live tags (`live`, read
+ * with the skip tag by {@link skipTagGate}; `unread` where they were not read: decide's environment stands).
+ */
 export function policyGates(
   c: Case,
   action: { productionSafe: boolean },
   policy: ApplyPolicy,
   approved: boolean,
+  live: LiveEnvironment = 'unread',
 ): GateResult[] {
   const gates: GateResult[] = [];
   // Decide's own gates (skip tag, allowlist, denylist, owner …) still bind: a block or unknown there stops us.
@@ -50,19 +56,105 @@ export function policyGates(
       ? { gate: 'denylist', outcome: 'block', reason: `resource matches apply.resources.deny \`${denied}\`` }
       : { gate: 'resources', outcome: 'pass', reason: 'resource not on apply.resources.deny' },
   );
-  const env = c.enrichment.environment;
-  if (env === 'prod' && !approved && !(action.productionSafe && policy.allowProductionAuto)) {
-    gates.push({
+  gates.push(
+    environmentGate(
+      { decided: c.enrichment.environment, byRegistry: fromRegistry(c), live },
+      { productionSafe: action.productionSafe, allowProductionAuto: policy.allowProductionAuto, approved },
+    ),
+  );
+  return gates;
+}
+
+/**
+ * The environment tag on a resource's live tags, read just before an apply: `unread` when they were not read (no
+ * lookup, or one that cannot read the resource's cloud), `none` when no environment tag is on them.
+ */
+export type LiveEnvironment = 'unread' | 'none' | EnvironmentTag;
+
+/** The environment a case was decided in, and what the apply-time re-read found. */
+export interface EnvironmentInput {
+  /** decide's reading (`c.enrichment.environment`). */
+  decided: Environment;
+  /**
+   * Whether decide's reading came from the registry (a rule, the account's entry): an environment tag naming no
+   * known environment (`nonprod`, `prd01`) leaves it standing, as it did in enrichment.
+   */
+  byRegistry: boolean;
+  live: LiveEnvironment;
+}
+
+/** Whether the environment of `c` was read from the registry (see {@link EnvironmentInput.byRegistry}). */
+export const fromRegistry = (c: Case): boolean => {
+  const via = c.enrichment.provenance.environment.via;
+  return via === 'registry-rule' || via === 'registry-account';
+};
+
+/**
+ * The environment gate at apply time, on the hub and in a spoke alike. Decide judged the environment it read
+ * then; the resource may have been re-tagged since (a dev bucket now `env`=prod, a case decided days ago, a
+ * redriven event), and a fix that is not production-safe would have gone to production without the person
+ * production asks for. So the live environment tag is judged:
+ * - it names an environment: that one (a live `prod` asks for the production approval); a production reading of
+ *   decide's is never lowered here (decide reads a change away from production when the finding comes again);
+ * - it names more than one (`uat/prod`), or none known (`prd01`) while decide's reading did not come from the
+ *   registry: unknown, which may be production, so it is gated as production (fail closed);
+ * - no environment tag, or the tags not read: decide's reading stands (the registry or account may have given it).
+ * The reason names the environment judged and where it came from; it is recorded on the case's applyGates.
+ */
+export function environmentGate(
+  input: EnvironmentInput,
+  rule: { productionSafe: boolean; allowProductionAuto: boolean; approved: boolean },
+): GateResult {
+  const { decided, live } = input;
+  let env: Environment = decided;
+  // Where the environment judged comes from, said after it (nothing: decide's reading, as before).
+  let from = '';
+  // The live tag makes the environment unknown (it may be production): gated as production.
+  let unknownNow = false;
+  if (live === 'none') from = ' (decide; no environment tag on the live resource)';
+  else if (live !== 'unread') {
+    const tag = `live tag \`${live.key}\`=${live.value}`;
+    const r = live.reading;
+    if (r !== undefined && r.environment !== 'unknown') {
+      if (r.environment === decided) from = ` (${tag})`;
+      else if (decided === 'prod')
+        from = ` (decide read prod; the ${tag} does not lower it before decide reads it again)`;
+      else {
+        env = r.environment;
+        from = ` now: ${tag} (decide read ${decided})`;
+      }
+    } else if (r === undefined && input.byRegistry) {
+      from = ` (decide; the ${tag} names no known environment)`;
+    } else if (decided === 'prod') {
+      from = ` (decide read prod; the ${tag} does not say otherwise)`;
+    } else {
+      env = 'unknown';
+      unknownNow = true;
+      const says =
+        r === undefined
+          ? 'names no known environment'
+          : `names more than one environment (${r.words.map((w) => `\`${w}\``).join(', ')})`;
+      from = ` now: ${tag} ${says} (decide read ${decided})`;
+    }
+  }
+  // decide's own `unknown` (no live tag says otherwise) passes as before: decide's policy let it through.
+  const strict = env === 'prod' || unknownNow;
+  const head = env === 'prod' ? `production${from}` : `environment ${env}${from}`;
+  if (strict && !rule.approved && !(rule.productionSafe && rule.allowProductionAuto)) {
+    const why = rule.productionSafe
+      ? 'apply.allowProductionAuto is off, a person approves'
+      : 'the action is not production-safe, a person approves';
+    return {
       gate: 'environment',
       outcome: 'approval',
-      reason: action.productionSafe
-        ? 'production: apply.allowProductionAuto is off, a person approves'
-        : 'production: the action is not production-safe, a person approves',
-    });
-  } else {
-    gates.push({ gate: 'environment', outcome: 'pass', reason: `environment ${env}${approved ? ' (approved)' : ''}` });
+      reason: `${head}: ${env === 'prod' ? '' : 'it may be production; '}${why}`,
+    };
   }
-  return gates;
+  return {
+    gate: 'environment',
+    outcome: 'pass',
+    reason: `environment ${env}${from}${rule.approved ? ' (approved)' : ''}`,
+  };
 }
 
 /**
@@ -75,33 +167,45 @@ export async function readSkipTag(
   tags: OwnerLookup | undefined,
   ref: ResourceRef,
   skipTag: string,
-): Promise<{ gate: GateResult; cause?: unknown } | undefined> {
+): Promise<{ gate: GateResult; cause?: unknown; tags?: Record<string, string> } | undefined> {
   if (!tags || !canRead(tags, ref.provider)) return undefined;
+  let live: Record<string, string>;
   try {
-    return {
-      gate:
-        skipTagValue(await tags.tagsFor(ref), skipTag) !== undefined
-          ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
-          : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` },
-    };
+    live = await tags.tagsFor(ref);
   } catch (e) {
     const reason = `live tags could not be read: ${errorMessage(e)}`;
     return { gate: { gate: 'skip-tag', outcome: 'unknown', reason }, cause: e };
   }
+  return {
+    gate:
+      skipTagValue(live, skipTag) !== undefined
+        ? { gate: 'skip-tag', outcome: 'block', reason: `resource carries the skip tag \`${skipTag}\` now` }
+        : { gate: 'skip-tag', outcome: 'pass', reason: `no \`${skipTag}\` tag on the live resource` },
+    tags: live,
+  };
 }
+
+/** The environment tag on live tags just read, or `unread` when they were not ({@link LiveEnvironment}). */
+export const liveEnvironment = (
+  tags: Record<string, string> | undefined,
+  environmentTag: (tags: Record<string, string>) => EnvironmentTag | undefined,
+): LiveEnvironment => (tags === undefined ? 'unread' : (environmentTag(tags) ?? 'none'));
 
 /**
  * The apply-time skip-tag gate of a case ({@link readSkipTag}); none where decide's gate stands. `cause`: the
- * error that left it `unknown`.
+ * error that left it `unknown`. `environment`: the environment tag on the same live tags (one read serves both),
+ * read with `environmentTag`, for {@link policyGates}.
  */
 export async function skipTagGate(
   c: Case,
   policy: ApplyPolicy,
   tags: OwnerLookup | undefined,
-): Promise<{ gates: GateResult[]; cause?: unknown }> {
+  environmentTag: (tags: Record<string, string>) => EnvironmentTag | undefined,
+): Promise<{ gates: GateResult[]; cause?: unknown; environment: LiveEnvironment }> {
   const ref: ResourceRef = { provider: c.provider, id: c.resourceId, account: c.account, region: c.region };
   const read = await readSkipTag(tags, ref, policy.skipTag);
-  return read ? { gates: [read.gate], cause: read.cause } : { gates: [] };
+  const environment = liveEnvironment(read?.tags, environmentTag);
+  return read ? { gates: [read.gate], cause: read.cause, environment } : { gates: [], environment };
 }
 
 /** An exception added since decide ran still stops the apply. */

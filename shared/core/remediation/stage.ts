@@ -17,6 +17,7 @@ import * as z from 'zod';
 import type { Action, ActionContext, Plan } from '../../actions/define.js';
 import { classifyCloudError } from '../../actions/retry.js';
 import { contextFor } from '../../actions/scope.js';
+import { compileEnvironmentTag, type EnvironmentTag } from '../enrich/environment.js';
 import {
   type AdapterError,
   ApplyIncompleteError,
@@ -33,6 +34,7 @@ import { FindingSchema } from '../model/finding.js';
 import { readAnnouncedCase } from '../pipeline/announced.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { RiskException } from '../policy/exceptions.js';
+import { type EnrichmentPolicy, EnrichmentPolicySchema } from '../policy/policy.js';
 import type { Clock, DocStore, Logger, OwnerLookup } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
@@ -103,8 +105,16 @@ export interface RemediationDeps {
   actor: string;
   /** Exceptions (file + store), re-read at apply time; omitted: only the case's exception counts. */
   exceptions?: () => Promise<RiskException[]>;
-  /** Live tags for the skip-tag re-check; omitted: decide's skip-tag gate stands. */
+  /**
+   * Live tags for the skip-tag and environment re-checks (one read serves both); omitted: decide's skip-tag
+   * gate and environment stand.
+   */
   tags?: OwnerLookup;
+  /**
+   * The enrichment policy's environment tag keys and words, which read the environment on the live tags as
+   * enrichment reads it (and travel to a spoke with the request); omitted: the policy's defaults.
+   */
+  enrichment?: Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords'>;
   /**
    * Where actions of other providers run (the AWS hub hands Azure/GCP actions to their spokes). For those
    * the hub plans from the finding only, gates and claims as usual, then dispatches instead of applying;
@@ -120,6 +130,25 @@ export interface RemediationDeps {
 }
 
 type Outcome = { events: PipelineEvent[]; state: RemediationState | 'unchanged' };
+
+/** The enrichment policy's defaults, for deps that name none: parsed when first needed, not at import (config.ts). */
+let defaultEnrichment: EnrichmentPolicy | undefined;
+function enrichmentOf(deps: RemediationDeps): Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords'> {
+  if (deps.enrichment) return deps.enrichment;
+  defaultEnrichment ??= EnrichmentPolicySchema.parse({});
+  return defaultEnrichment;
+}
+/** The environment tag reader of each enrichment policy, compiled once. */
+const environmentTags = new WeakMap<object, (tags: Record<string, string>) => EnvironmentTag | undefined>();
+function environmentTagOf(deps: RemediationDeps) {
+  const p = enrichmentOf(deps);
+  let read = environmentTags.get(p);
+  if (!read) {
+    read = compileEnvironmentTag(p.tagAliases.environment, p.environmentWords);
+    environmentTags.set(p, read);
+  }
+  return read;
+}
 
 const STATUS_OF: Partial<Record<RemediationState, CaseStatus>> = {
   planned: 'planned',
@@ -391,9 +420,11 @@ async function run(
 
   // 2. Gates that need no counter.
   const now = deps.clock.now();
-  const skip = await skipTagGate(c, deps.policy, deps.tags);
+  // The environment is judged on the same live tags: a dev bucket re-tagged `env`=prod since decide asks for
+  // production's approval (before, decide's `dev` let a fix that is not production-safe through).
+  const skip = await skipTagGate(c, deps.policy, deps.tags, environmentTagOf(deps));
   const gates: GateResult[] = [
-    ...policyGates(c, action, deps.policy, approved),
+    ...policyGates(c, action, deps.policy, approved, skip.environment),
     ...skip.gates,
     await exceptionGate(c, deps.exceptions, now),
   ];
