@@ -10,6 +10,7 @@ import { silentLogger } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
 import {
   executeRemote,
+  RemoteEnvironmentSchema,
   type RemoteExecutor,
   type RemoteRequest,
   type RemoteResult,
@@ -209,6 +210,73 @@ describe('remote remediation on the hub', () => {
     expect(denied.outcome).toBe('blocked');
     expect(denied.reason).toContain('live tags could not be read: AuthorizationFailed');
     expect(falseValue.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('the spoke judges the environment on the live tags it reads: a case decided in dev tagged `env`=prod since waits for a person, then applies', async () => {
+    // Prepare: decided dev on the hub (which cannot read Azure tags); the account was tagged prod since.
+    const remote = recordingExecutor();
+    const request = await dispatch(remote);
+    const prodNow = {
+      reads: 0,
+      async tagsFor() {
+        prodNow.reads++;
+        return { Environment: 'Production' };
+      },
+    };
+    // Act
+    const waiting = await executeRemote(request, { ...spokeDeps(), tags: prodNow });
+    await recordRemoteResult(deps(), waiting);
+    const asked = await stored();
+    await approveCase(deps({ remote: remote.executor }), CASE_KEY, 'lead@example.com');
+    const approved = remote.sent[1];
+    if (!approved) throw new Error('no approved hand-over dispatched');
+    const applied = await executeRemote(approved, { ...spokeDeps(), tags: prodNow });
+    // Assess: what the hub sends lets the spoke judge as the hub would; one read per apply serves both checks
+    expect(request.environment).toMatchObject({ decided: 'dev', byRegistry: false, allowProductionAuto: false });
+    expect(request.environment?.tagKeys).toContain('Environment');
+    expect(prodNow.reads).toBe(2);
+    expect(waiting.outcome).toBe('awaiting-approval');
+    expect(waiting.reason).toBe(
+      'production now: live tag `Environment`=Production (decide read dev): apply.allowProductionAuto is off, a person approves',
+    );
+    expect(asked?.remediation.state).toBe('awaiting-approval');
+    expect(asked?.remediation.stateReason).toContain('live tag `Environment`=Production (decide read dev)');
+    expect(approved.approvedBy).toBe('lead@example.com');
+    expect(applied.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("the spoke keeps the hub's environment when the live tags name none, and asks when they name more than one", async () => {
+    // Prepare
+    const request = await dispatch(recordingExecutor());
+    const tagged = (tags: Record<string, string>) => ({ tagsFor: async () => tags });
+    // Act
+    const mixed = await executeRemote(request, { ...spokeDeps(), tags: tagged({ env: 'dev-prod' }) });
+    const untagged = await executeRemote(request, { ...spokeDeps(), tags: tagged({ owner: 'data@example.com' }) });
+    // Assess
+    expect(mixed.outcome).toBe('awaiting-approval');
+    expect(mixed.reason).toContain(
+      'environment unknown now: live tag `env`=dev-prod names more than one environment (`dev`, `prod`) (decide read dev)',
+    );
+    expect(untagged.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it('the spoke judges a request from an older hub (no environment in it) by the defaults: a live prod waits for a person', async () => {
+    // Prepare
+    const { environment: _environment, ...older } = await dispatch(recordingExecutor());
+    const tagged = (tags: Record<string, string>) => ({ tagsFor: async () => tags });
+    // Act
+    const prod = await executeRemote(older, { ...spokeDeps(), tags: tagged({ env: 'prod' }) });
+    const allowed = await executeRemote(
+      { ...older, environment: RemoteEnvironmentSchema.parse({ decided: 'prod', allowProductionAuto: true }) },
+      { ...spokeDeps(), tags: tagged({ env: 'prod' }) },
+    );
+    // Assess: a production-safe action where the hub allows production without a person applies
+    expect(prod.outcome).toBe('awaiting-approval');
+    expect(prod.reason).toContain('production now: live tag `env`=prod (decide read unknown)');
+    expect(allowed.outcome).toBe('applied');
     expect(double.calls.apply).toBe(1);
   });
 

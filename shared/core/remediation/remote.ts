@@ -8,12 +8,15 @@
 import * as z from 'zod';
 import type { Action, ActionContext } from '../../actions/define.js';
 import { classifyCloudError } from '../../actions/retry.js';
+import { compileEnvironmentTag } from '../enrich/environment.js';
 import { ApplyIncompleteError, errorMessage, isGone, isRetryable } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
+import { EnvironmentSchema } from '../model/enrichment.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
+import { EnvironmentWordsSchema, TagAliasesSchema } from '../policy/policy.js';
 import type { Clock, OwnerLookup } from '../ports.js';
 import type { UpstreamResult } from '../verify/ports.js';
-import { readSkipTag } from './gates.js';
+import { environmentGate, liveEnvironment, readSkipTag } from './gates.js';
 
 export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback', 'resolve']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
@@ -35,6 +38,20 @@ export const UpstreamRefSchema = z.object({
   alert: AlertRefSchema.optional(),
 });
 export type UpstreamRef = z.infer<typeof UpstreamRefSchema>;
+
+/** What a spoke needs to judge the environment again at apply time, as the hub would (see environmentGate). */
+export const RemoteEnvironmentSchema = z.object({
+  /** The environment decide read for the case. */
+  decided: EnvironmentSchema.default('unknown'),
+  /** Whether decide read it from the registry (a rule, the account's entry). */
+  byRegistry: z.boolean().default(false),
+  /** The hub's `apply.allowProductionAuto`. */
+  allowProductionAuto: z.boolean().default(false),
+  /** The hub's environment tag keys (`enrichment.tagAliases.environment`) and environment words. */
+  tagKeys: TagAliasesSchema.shape.environment,
+  words: EnvironmentWordsSchema.prefault({}),
+});
+export type RemoteEnvironment = z.infer<typeof RemoteEnvironmentSchema>;
 
 /**
  * What the hub asks a spoke to do.
@@ -68,6 +85,12 @@ export const RemoteRequestSchema = z.object({
   resource: z
     .object({ id: z.string().min(1).max(2048), account: z.string().max(256), region: z.string().max(64).nullable() })
     .optional(),
+  /**
+   * apply: what the spoke needs to judge the environment again on the live tags it reads (see environmentGate).
+   * A request without it (from a hub before it) is judged with the defaults: decide's reading unknown, no
+   * production apply without a person, the enrichment policy's default tag keys and words.
+   */
+  environment: RemoteEnvironmentSchema.optional(),
   /** resolve: the verified finding to mark resolved at its source, under the spoke's identity. */
   finding: UpstreamRefSchema.optional(),
   actor: z.string().min(1),
@@ -245,8 +268,9 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   if (plan.noop) return done('noop', plan.summary, planned);
   if (plan.needsApproval && !request.approvedBy) return done('awaiting-approval', plan.needsApproval, planned);
   if (!deps.apply) return done('planned', `dry-run spoke: plan recorded, nothing applied (${plan.summary})`, planned);
-  const stop = await skipTagNow(request, deps.tags);
-  if (stop) return done('blocked', stop.reason, { ...planned, ...stop.retry });
+  const stop = await liveTagsNow(request, deps.tags, action);
+  if (stop?.outcome === 'blocked') return done('blocked', stop.reason, { ...planned, ...stop.retry });
+  if (stop) return done('awaiting-approval', stop.reason, planned);
   try {
     const r = await action.apply(plan, ctx);
     return done('applied', `applied ${action.id}: ${plan.summary}`, {
@@ -304,23 +328,42 @@ async function resolveUpstream(
 }
 
 /**
- * Why the apply must stop on the resource's live tags (the skip tag is on it now, or the tags cannot be read:
- * fail closed, with `retry` when that read failed for the moment), else undefined. Nothing to check without a
- * skip tag or a resource in the request.
+ * Why the apply must stop on the resource's live tags, read once: blocked when the skip tag is on it now, or the
+ * tags cannot be read (fail closed, with `retry` when that read failed for the moment); awaiting approval when
+ * the environment on them asks for a person ({@link environmentGate}: a resource decided `dev` and tagged
+ * `env`=prod since), else undefined. Nothing to check without a skip tag or a resource in the request.
  */
-async function skipTagNow(
+async function liveTagsNow(
   request: RemoteRequest,
   tags: OwnerLookup | undefined,
-): Promise<{ reason: string; retry?: Pick<RemoteResult, 'retry'> } | undefined> {
+  action: Pick<Action, 'productionSafe'>,
+): Promise<
+  | { outcome: 'blocked'; reason: string; retry?: Pick<RemoteResult, 'retry'> }
+  | { outcome: 'awaiting-approval'; reason: string }
+  | undefined
+> {
   const { skipTag, resource } = request;
   if (!skipTag || !resource) return undefined;
   const read = await readSkipTag(tags, { provider: request.provider, ...resource }, skipTag);
   const gate = read?.gate;
-  if (gate?.outcome === 'block') return { reason: `${gate.reason}: nothing applied` };
+  if (gate?.outcome === 'block') return { outcome: 'blocked', reason: `${gate.reason}: nothing applied` };
   if (gate?.outcome === 'unknown') {
-    return { reason: `${gate.reason}: nothing applied (fail closed)`, retry: retryOf(read?.cause, 'tags:read') };
+    const retry = retryOf(read?.cause, 'tags:read');
+    return { outcome: 'blocked', reason: `${gate.reason}: nothing applied (fail closed)`, retry };
   }
-  return undefined;
+  // The hub's decided environment and rules travel with the request; one without them is judged by the defaults.
+  const env = request.environment ?? RemoteEnvironmentSchema.parse({});
+  const live = liveEnvironment(read?.tags, compileEnvironmentTag(env.tagKeys, env.words));
+  const judged = environmentGate(
+    { decided: env.decided, byRegistry: env.byRegistry, live },
+    {
+      // The spoke's own declaration of the action it runs.
+      productionSafe: action.productionSafe,
+      allowProductionAuto: env.allowProductionAuto,
+      approved: request.approvedBy !== undefined,
+    },
+  );
+  return judged.outcome === 'approval' ? { outcome: 'awaiting-approval', reason: judged.reason } : undefined;
 }
 
 /**

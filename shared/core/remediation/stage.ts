@@ -42,6 +42,7 @@ import {
   breakerGate,
   budgetLeft,
   exceptionGate,
+  fromRegistry,
   policyGates,
   recordFailedVerification,
   reserveBudget,
@@ -721,9 +722,17 @@ async function dispatchRemote(
       applyToken: token,
       ...(settings ? { settings } : {}),
       ...(c.remediation.approvedBy ? { approvedBy: c.remediation.approvedBy } : {}),
-      // The spoke re-reads the live tags with its own identity just before it applies.
+      // The spoke re-reads the live tags with its own identity just before it applies, for the skip tag and
+      // the environment (judged there as here: see environmentGate).
       skipTag: deps.policy.skipTag,
       resource: { id: c.resourceId, account: c.account, region: c.region },
+      environment: {
+        decided: c.enrichment.environment,
+        byRegistry: fromRegistry(c),
+        allowProductionAuto: deps.policy.allowProductionAuto,
+        tagKeys: enrichmentOf(deps).tagAliases.environment,
+        words: enrichmentOf(deps).environmentWords,
+      },
       actor,
     });
   } catch (e) {
