@@ -6,8 +6,9 @@
  * Order of checks, each recorded as a gate with its reason:
  *   plan (live re-read; an error → blocked, or held and read again later when it failed for the moment, as
  *   a failed read of the run's own AWS account is) → policy gates (decide's blocks, accounts, resources,
- *   environment) → skip tag (live; a read failing for the moment → held, as the plan) → exception → approval →
- *   dry-run → circuit breaker → claim → budget → apply.
+ *   environment: the one on the live tags the skip tag is read from, see environmentGate) → skip tag (live; a
+ *   read failing for the moment → held, as the plan) → exception → approval → dry-run → circuit breaker → claim
+ *   → budget → apply.
  * The claim (state `applying` with a fresh applyToken, conditional on the version read) makes two
  * concurrent deliveries of the same case produce one apply. A claim whose process died is settled failed by
  * `recoverAbandonedApplies` once older than policy `apply.abandonAfter`; held work is run again by
