@@ -98,13 +98,15 @@ export interface ResourceRef {
 export interface LookupTags {
   /**
    * Every tag that applies to the resource: its own over those it takes from its container (a GCP
-   * project's labels). The skip-tag gates read all of them: a project-level skip label stops a fix.
+   * project's labels, an Azure resource group's tags). The skip-tag gates read all of them: a skip label on
+   * the project, a skip tag on the resource group, stops a fix.
    */
   tags: Record<string, string>;
   /**
    * Those of `tags` that come from the container, not the resource (GCP: the project's labels the resource
-   * does not override). Enrichment ranks them with the registry's account entry, after registry rules: a
-   * project-wide `owner` label does not outrank a rule naming one resource. Absent: all are the resource's.
+   * does not override; Azure: its resource group's tags, which ARM does not copy onto the resource).
+   * Enrichment ranks them with the registry's account entry, after registry rules: a project-wide `owner`
+   * label does not outrank a rule naming one resource. Absent: all are the resource's.
    */
   inherited?: Record<string, string> | undefined;
 }

@@ -9,7 +9,11 @@ import type { ProjectsClient } from '@google-cloud/resource-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { AwsTaggingOwnerLookup } from '../../../shared/adapters/lookup/aws-tagging.js';
-import { AzureResourceTagsLookup, type AzureTagsClient } from '../../../shared/adapters/lookup/azure-tags.js';
+import {
+  AzureResourceTagsLookup,
+  type AzureTagsClient,
+  resourceGroupScopeOf,
+} from '../../../shared/adapters/lookup/azure-tags.js';
 import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
 import { GcpLabelsLookup, type GcpProjectsClient, gcsBucketOf } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { RoutingOwnerLookup } from '../../../shared/adapters/lookup/routing.js';
@@ -17,7 +21,7 @@ import { liveOwnerLookup } from '../../../shared/adapters/wiring/lookup.js';
 import { isDenied, isGone, isRetryable, isThrottled, isTransient } from '../../../shared/core/errors.js';
 import type { OwnerLookup, ResourceRef } from '../../../shared/core/ports.js';
 import { readSkipTag } from '../../../shared/core/remediation/gates.js';
-import { armAnswering, armCredential } from '../../helpers/arm-double.js';
+import { armAnswering, armCredential, armHeaders } from '../../helpers/arm-double.js';
 
 // The real SDK clients satisfy the narrow interfaces the adapters take (checked by `npm run typecheck`).
 it('the real Azure and GCP SDK clients fit the adapters interfaces', () => {
@@ -143,7 +147,8 @@ describe('AzureResourceTagsLookup', () => {
     });
     // Assess: a retryable failure (the finding is looked up again later), well inside the test's 5 s
     expect(isRetryable(error)).toBe(true);
-    expect(sent).toHaveLength(1);
+    // One try of each scope read (the resource's tags, its group's), neither waited out
+    expect(sent).toHaveLength(2);
     expect(Date.now() - started).toBeLessThan(2_000);
   }, 5_000);
 
@@ -172,6 +177,133 @@ describe('AzureResourceTagsLookup', () => {
     expect(isGone(gone)).toBe(true);
     // 408: the server gave up waiting for the request (the moment, not the request): retried, not dropped.
     expect(isTransient(timedOut)).toBe(true);
+  });
+});
+
+describe('AzureResourceTagsLookup and the resource group', () => {
+  const SUB = '9d2e5f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a';
+  const RG = `/subscriptions/${SUB}/resourceGroups/rg-payments-prod`;
+  const azure = (id: string): ResourceRef => ({ provider: 'azure', id, account: SUB, region: null });
+  const LEDGER = azure(`${RG}/providers/Microsoft.Storage/storageAccounts/stpayledger01`);
+  const EXPORTS = azure(`${RG}/providers/Microsoft.Storage/storageAccounts/stpayexports01`);
+  /** ARM's Tags API answering by scope (ids compared lower-cased, as ARM does); an Error is thrown. */
+  const tagsByScope = (byScope: Record<string, Record<string, string> | Error>) =>
+    vi.fn(async (scope: string) => {
+      const found = Object.entries(byScope).find(([k]) => k.toLowerCase() === scope.toLowerCase())?.[1];
+      if (found instanceof Error) throw found;
+      return { properties: { tags: found ?? {} } };
+    });
+
+  it("reads the resource group's tags through the real ARM client and keeps those the resource does not override apart", async () => {
+    // Prepare: the group says owner, env and cost centre; the account has its own `Env` (Azure tag names are
+    // case-insensitive: it overrides the group's `env`)
+    const sent: string[] = [];
+    const httpClient = {
+      sendRequest: async (request: { url: string; method: string }) => {
+        sent.push(`${request.method} ${request.url}`);
+        const tags = request.url.includes('/storageAccounts/')
+          ? { Env: 'staging' }
+          : { owner: 'alice@acme.example', env: 'prod', costCentre: 'cc-42' };
+        return {
+          request,
+          status: 200,
+          headers: armHeaders({ 'content-type': 'application/json' }),
+          bodyAsText: JSON.stringify({ id: 'x', name: 'default', properties: { tags } }),
+        };
+      },
+    };
+    const lookup = new AzureResourceTagsLookup(
+      (sub) => new ResourceManagementClient(armCredential, sub, { httpClient: httpClient as never }),
+    );
+    // Act
+    const [answer] = await lookup.tagsForMany([LEDGER]);
+    // Assess
+    expect(answer).toEqual({
+      tags: { owner: 'alice@acme.example', costCentre: 'cc-42', Env: 'staging' },
+      inherited: { owner: 'alice@acme.example', costCentre: 'cc-42' },
+    });
+    // Each scope's Tags API (the SDK joins its `/{scope}` to the id's own leading slash, for both reads alike)
+    expect(sent.map((r) => r.replace(/\?api-version=.*$/, '').replace('.com//', '.com/')).sort()).toEqual(
+      [
+        `GET https://management.azure.com${LEDGER.id}/providers/Microsoft.Resources/tags/default`,
+        `GET https://management.azure.com${RG}/providers/Microsoft.Resources/tags/default`,
+      ].sort(),
+    );
+  });
+
+  it('reads a resource group once for the resources of a batch and of later batches within its ttl, through the cache', async () => {
+    // Prepare
+    let now = Date.parse('2026-11-20T00:00:00Z');
+    const getAtScope = tagsByScope({ [RG]: { owner: 'alice@acme.example' } });
+    const azureLookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }), {
+      clock: { now: () => new Date(now) },
+    });
+    const chain = new CachedOwnerLookup(new RoutingOwnerLookup({ azure: azureLookup }), {
+      ttlMs: 60_000,
+      maxEntries: 10,
+    });
+    const groupReads = () => getAtScope.mock.calls.filter(([scope]) => scope === RG).length;
+    // Act
+    const batch = await chain.tagsForMany([LEDGER, EXPORTS]);
+    const later = await chain.tagsForMany([azure(`${RG.toLowerCase()}/providers/Microsoft.Sql/servers/sql-pay`)]);
+    const readsWithinTtl = groupReads();
+    now += 15 * 60_000;
+    await azureLookup.tagsFor(LEDGER);
+    // Assess
+    expect(batch).toEqual([
+      { tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } },
+      { tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } },
+    ]);
+    expect(later).toEqual([{ tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } }]);
+    expect(readsWithinTtl).toBe(1);
+    expect(groupReads()).toBe(2);
+  });
+
+  it("fails the whole lookup, classified, when the resource group's tags cannot be read, and reads the group again next time", async () => {
+    // Prepare: the account's own tags read fine (no owner among them); the group's read is refused
+    let refuse = true;
+    const getAtScope = vi.fn(async (scope: string) => {
+      if (scope === RG && refuse) throw Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
+      return { properties: { tags: scope === RG ? { owner: 'alice@acme.example' } : { app: 'ledger' } } };
+    });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }));
+    // Act
+    const [failed] = await lookup.tagsForMany([LEDGER]);
+    const single = await refusalOf(lookup, LEDGER);
+    refuse = false;
+    const [retried] = await lookup.tagsForMany([LEDGER]);
+    // Assess: never the account's own tags alone (they would read as "no owner tag")
+    expect(failed && 'error' in failed && isDenied(failed.error)).toBe(true);
+    expect(String(failed && 'error' in failed && failed.error)).toContain(`tags at scope ${RG}: HTTP 403`);
+    expect(isDenied(single)).toBe(true);
+    expect(retried).toEqual({
+      tags: { owner: 'alice@acme.example', app: 'ledger' },
+      inherited: { owner: 'alice@acme.example' },
+    });
+  });
+
+  it('finds the group of a resource in either casing, and none for the group itself or a subscription-level resource', () => {
+    // Assess
+    expect(resourceGroupScopeOf(LEDGER.id)).toBe(RG);
+    expect(resourceGroupScopeOf(LEDGER.id.toLowerCase())).toBe(RG.toLowerCase());
+    expect(resourceGroupScopeOf(RG)).toBeUndefined();
+    expect(resourceGroupScopeOf(`/subscriptions/${SUB}/providers/Microsoft.Security/pricings/VirtualMachines`)).toBe(
+      undefined,
+    );
+  });
+
+  it('stops a fix at the skip tag on the resource group: the pre-apply re-check reads it on an untagged resource', async () => {
+    // Prepare
+    const getAtScope = tagsByScope({ [RG]: { 'closeloop:skip': 'quarter-end freeze' } });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }), { groupTtlMs: 0 });
+    // Act
+    const gate = await readSkipTag(lookup, LEDGER, 'closeloop:skip');
+    // Assess
+    expect(gate?.gate).toEqual({
+      gate: 'skip-tag',
+      outcome: 'block',
+      reason: 'resource carries the skip tag `closeloop:skip` now',
+    });
   });
 });
 
