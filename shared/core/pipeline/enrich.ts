@@ -6,8 +6,9 @@
  * 2. live lookup tags of the resource itself (only when the event carries no tags and a lookup is
  *    configured; a failed lookup is a warning and `complete: false`, never a throw);
  * 3. the first registry rule whose resource glob matches (its account by id, or GCP project number);
- * 4. the labels the resource takes from its GCP project (read by the live lookup, kept apart from its own:
- *    a project-wide label says less about one resource than a rule naming it), then the registry entry of
+ * 4. the labels the resource takes from its GCP project, the tags from its Azure resource group (read by the
+ *    live lookup, kept apart from its own: a project- or group-wide label says less about one resource than a
+ *    rule naming it), then the registry entry of
  *    the account / subscription / project (id, or GCP project number);
  *    (owner: a team found for the resource other than its project's or account's takes its own default owner
  *    before their owner, who is the other team's person);
@@ -105,18 +106,20 @@ interface CompiledAccount {
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
-/** What a tag the resource takes from its container is called (only GCP lookups report them today). */
 /** `tag \`owner\`=TBD is a placeholder, read as no owner`, per placeholder the tag reader set aside. */
 function placeholderWarnings(list: NonNullable<TagHits['placeholders']>, word: string, warnings: string[]): void {
   for (const p of list) warnings.push(`${word} \`${p.key}\`=${p.value} is a placeholder, read as no ${p.field}`);
 }
 
+/** What a tag the resource takes from its container is called (GCP and Azure lookups report them). */
 const CONTAINER_WORD: Record<Provider, string> = {
   aws: 'account tag',
-  azure: 'subscription tag',
+  azure: 'resource group tag',
   gcp: 'project label',
 };
 const NO_HITS: TagHits = Object.freeze({});
+/** An Azure resource's group in its id (`/subscriptions/…/resourceGroups/<rg>/…`): where its inherited tags are from. */
+const RESOURCE_GROUP = /\/resourceGroups\/([^/]+)\//i;
 
 // The provenance sentences; createEnricher makes each one once and shares it (util/intern.ts).
 function tagProvenance(field: string, key: string, via: 'tag' | 'lookup', word: string): Provenance {
@@ -207,14 +210,20 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const table = tagSentences[via][word][field];
     return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
+  // Keyed by the label key (GCP: the finding's own project), or by Azure resource group and tag key (the
+  // resources of one subscription sit in many groups): `group/key` (GCP label keys hold no `/`).
   const containerSentences = byField();
-  const fromContainer = (field: TagField, hit: TagHit, provider: Provider): Provenance => {
+  /** A value from a tag of the resource's container: its GCP project, or its Azure resource group. */
+  const fromContainer = (field: TagField, hit: TagHit, f: Finding): Provenance => {
+    const { provider, id } = f.resource;
     const table = containerSentences[field];
+    const group = provider === 'azure' ? RESOURCE_GROUP.exec(id)?.[1] : undefined;
+    const key = group === undefined ? hit.key : `${group}/${hit.key}`;
     return (
-      table.get(hit.key) ??
-      table.set(hit.key, {
+      table.get(key) ??
+      table.set(key, {
         via: 'lookup',
-        detail: `${field} from ${CONTAINER_WORD[provider]} \`${hit.key}\` found by a live lookup of the resource's ${ACCOUNT_WORD[provider]}`,
+        detail: `${field} from ${group === undefined ? CONTAINER_WORD[provider] : 'tag'} \`${hit.key}\` found by a live lookup of ${group === undefined ? `the resource's ${ACCOUNT_WORD[provider]}` : `its resource group ${group}`}`,
         ref: hit.key,
       })
     );
@@ -293,7 +302,10 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     via: 'tag' | 'lookup',
     extra: string[],
     complete: boolean,
-    /** Tags the resource takes from its container (GCP project labels): ranked after rules, not with its own. */
+    /**
+     * Tags the resource takes from its container (GCP project labels, Azure resource group tags): ranked
+     * after rules, not with its own.
+     */
     inherited: TagHits = NO_HITS,
   ): Enrichment {
     const warnings = extra;
@@ -315,7 +327,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       teamProv = fromRule('team', rule);
     } else if (inherited.team) {
       team = inherited.team.value;
-      teamProv = fromContainer('team', inherited.team, provider);
+      teamProv = fromContainer('team', inherited.team, f);
     } else if (account?.entry.team) {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
@@ -347,7 +359,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ownerProv = fromTeamOwner(teamEntry);
     } else if (inherited.owner) {
       owner = inherited.owner.value;
-      ownerProv = fromContainer('owner', inherited.owner, provider);
+      ownerProv = fromContainer('owner', inherited.owner, f);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
@@ -392,7 +404,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const e = env.normalize(envInherited.value);
       if (e !== undefined && e.environment !== 'unknown') {
         environment = e.environment;
-        envProv = fromContainer('environment', envInherited, provider);
+        envProv = fromContainer('environment', envInherited, f);
       } else {
         envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[provider], via, warnings);
         if (!envProv) unreadableTag ??= envInherited;
@@ -455,7 +467,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       appProv = fromRule('application', rule);
     } else if (inherited.application) {
       application = inherited.application.value;
-      appProv = fromContainer('application', inherited.application, provider);
+      appProv = fromContainer('application', inherited.application, f);
     }
     let criticality: string | null = null;
     let critProv: Provenance | undefined;
@@ -467,7 +479,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       critProv = fromRule('criticality', rule);
     } else if (inherited.criticality) {
       criticality = inherited.criticality.value;
-      critProv = fromContainer('criticality', inherited.criticality, provider);
+      critProv = fromContainer('criticality', inherited.criticality, f);
     } else if (account?.entry.criticality) {
       criticality = account.entry.criticality;
       critProv = fromAccount('criticality', account);

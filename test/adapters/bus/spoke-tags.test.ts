@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { hubIngestDoc, SPOKE_DETAIL_TYPE, SpokeDetailSchema, spokeSource } from '../../../shared/adapters/bus/spoke.js';
 import { acceptDocuments } from '../../../shared/adapters/bus/spoke-accept.js';
 import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { AzureResourceTagsLookup } from '../../../shared/adapters/lookup/azure-tags.js';
 import { GcpLabelsLookup } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { MemoryDocStore } from '../../../shared/adapters/store/memory.js';
 import { createAzureSpoke } from '../../../shared/adapters/wiring/azure.js';
@@ -121,6 +122,54 @@ describe('a spoke reads live tags for what it forwards', () => {
     expect(hubDocs).toHaveLength(events.length);
     expect(hubLookup.tagsFor).not.toHaveBeenCalled();
     expect(hubLookup.tagsForMany).not.toHaveBeenCalled();
+  });
+
+  it("the hub takes an Azure resource's owner from its resource group's tags, read by the spoke, and gates the group's skip tag", async () => {
+    // Prepare: rg-shared-services is tagged owner and closeloop:skip; the storage account has no tags of its own
+    const group = '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36/resourceGroups/rg-shared-services';
+    const azure = new AzureResourceTagsLookup(() => ({
+      tagsOperations: {
+        getAtScope: async (scope: string) => ({
+          properties: {
+            tags: scope === group ? { owner: 'shared-services@acme.example', 'closeloop:skip': 'migration' } : {},
+          },
+        }),
+      },
+    }));
+    const { details } = await acceptDocuments('azure', [docs[0] as (typeof docs)[number]], azure);
+    const event = {
+      version: '0',
+      id: 'ev-azure',
+      'detail-type': SPOKE_DETAIL_TYPE,
+      source: spokeSource('azure'),
+      account: '111122223333',
+      time: '2026-12-07T10:00:00Z',
+      region: 'us-east-1',
+      resources: [],
+      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
+    };
+    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
+    const ingest = createIngest({
+      store: new MemoryDocStore(),
+      bus: { publish: async () => {} },
+      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
+      config,
+      exceptions: async () => [],
+      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
+      log: silentLogger,
+    });
+    const doc = hubIngestDoc(event);
+    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
+    // Act
+    const out = await ingest.ingest([doc]);
+    // Assess: the group's owner before the subscription's team (media) in the registry, and its skip tag stops the fix
+    const storage = out.results[0];
+    expect(storage?.finding.resource.id).toBe(STORAGE);
+    expect(storage?.enrichment.owner).toBe('shared-services@acme.example');
+    expect(storage?.enrichment.provenance.owner.detail).toBe(
+      'owner from tag `owner` found by a live lookup of its resource group rg-shared-services',
+    );
+    expect(storage?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).toBe('block');
   });
 
   it("the hub ranks a GCP project's labels, read by the spoke, after a registry rule naming the bucket, and still gates their skip label", async () => {

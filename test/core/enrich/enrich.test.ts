@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../../shared/adapters/config/load.js';
+import { AzureResourceTagsLookup } from '../../../shared/adapters/lookup/azure-tags.js';
 import type { Config } from '../../../shared/core/config.js';
 import { RegistrySchema } from '../../../shared/core/enrich/registry.js';
 import { AdapterError } from '../../../shared/core/errors.js';
 import { createEnricher, type Enricher } from '../../../shared/core/pipeline/enrich.js';
 import { EnrichmentPolicySchema } from '../../../shared/core/policy/policy.js';
-import { type LookupOutcome, type ResourceRef, silentLogger } from '../../../shared/core/ports.js';
+import { type LookupOutcome, type OwnerLookup, type ResourceRef, silentLogger } from '../../../shared/core/ports.js';
 import { makeFinding } from '../../helpers/findings.js';
 
 let config: Config;
@@ -814,6 +815,86 @@ describe('live lookups in the enrichment chain', () => {
     const e = await e2.enrich(f);
     // Assess
     expect(e.provenance.owner.detail).toBe('owner from label `owner` found by a live lookup of the resource');
+  });
+  describe('Azure resource group tags (ARM does not copy them onto the resources)', () => {
+    // A subscription the registry does not know: without the group's tags, nobody owns the account.
+    const SUB = '9d2e5f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a';
+    const RG = `/subscriptions/${SUB}/resourceGroups/rg-payments-prod`;
+    const account = makeFinding({
+      source: 'defender',
+      resource: {
+        provider: 'azure',
+        id: `${RG}/providers/Microsoft.Storage/storageAccounts/stpayledger01`,
+        type: 'Microsoft.Storage/storageAccounts',
+        name: 'stpayledger01',
+        account: SUB,
+        region: 'westeurope',
+      },
+    });
+    /** The live Azure lookup over ARM answering each scope's tags (an Error: that read is refused). */
+    const armLookup = (byScope: Record<string, Record<string, string> | Error>) =>
+      new AzureResourceTagsLookup(() => ({
+        tagsOperations: {
+          getAtScope: async (scope: string) => {
+            const found = byScope[scope];
+            if (found instanceof Error) throw found;
+            return { properties: { tags: found ?? {} } };
+          },
+        },
+      }));
+    const enricherOver = (lookup: OwnerLookup) =>
+      createEnricher({ registry: config.registry, policy: config.policy.enrichment, lookup, log: silentLogger });
+
+    it("gives a resource without an owner tag its resource group's owner and environment, and says they came from the group", async () => {
+      // Prepare: the group is tagged owner and env; the account carries only its app tag
+      const group = { owner: 'alice@acme.com', env: 'prod' };
+      const e2 = enricherOver(armLookup({ [RG]: group, [account.resource.id]: { app: 'ledger' } }));
+      // Act
+      const [out] = await e2.enrichMany([account]);
+      // Assess
+      expect(out?.enrichment.owner).toBe('alice@acme.com');
+      expect(out?.enrichment.unowned).toBe(false);
+      expect(out?.enrichment.provenance.owner).toEqual({
+        via: 'lookup',
+        detail: 'owner from tag `owner` found by a live lookup of its resource group rg-payments-prod',
+        ref: 'owner',
+      });
+      expect(out?.enrichment.environment).toBe('prod');
+      expect(out?.enrichment.provenance.environment.detail).toBe(
+        'environment from tag `env` found by a live lookup of its resource group rg-payments-prod',
+      );
+      expect(out?.enrichment.application).toBe('ledger');
+      expect(out?.liveTags).toEqual({ ...group, app: 'ledger' });
+    });
+
+    it("lets the resource's own owner tag outrank its group's, the group still saying the environment", async () => {
+      // Prepare
+      const e2 = enricherOver(
+        armLookup({ [RG]: { owner: 'alice@acme.com', env: 'prod' }, [account.resource.id]: { Owner: 'bob@acme.com' } }),
+      );
+      // Act
+      const e = await e2.enrich(account);
+      // Assess
+      expect(e.owner).toBe('bob@acme.com');
+      expect(e.provenance.owner.detail).toBe('owner from tag `Owner` found by a live lookup of the resource');
+      expect(e.environment).toBe('prod');
+      expect(e.provenance.environment.via).toBe('lookup');
+    });
+
+    it("marks the owner unknown, not absent, when the group's tags cannot be read, though the resource's could", async () => {
+      // Prepare: the account's own tags (no owner among them) read fine; the group's read is refused
+      const refused = Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
+      const e2 = enricherOver(armLookup({ [RG]: refused, [account.resource.id]: { app: 'ledger' } }));
+      // Act
+      const [out] = await e2.enrichMany([account]);
+      // Assess: the failed-lookup path, never a guessed owner or environment
+      expect(out?.enrichment.unowned).toBe(true);
+      expect(out?.enrichment.complete).toBe(false);
+      expect(out?.enrichment.provenance.owner.detail).toContain('owner unknown (the live tag lookup failed)');
+      expect(out?.enrichment.environment).toBe('unknown');
+      expect(out?.enrichment.warnings[0]).toContain(`tags at scope ${RG}: HTTP 403`);
+      expect(out?.liveTags).toBeNull();
+    });
   });
   describe('GCP project labels (inherited by every resource of the project)', () => {
     const bucket = makeFinding({
