@@ -29,7 +29,7 @@ export const SPOKE_DETAIL_TYPE = 'Spoke Finding Document';
 export const SpokeLiveTagSchema = z.union([
   z.object({
     tags: z.record(z.string().max(512), z.string().max(512)),
-    /** Those of `tags` the resource takes from its project (GCP), kept apart (see LookupTags.inherited). */
+    /** Those of `tags` the resource takes from its GCP project or Azure resource group (see LookupTags.inherited). */
     inherited: z.record(z.string().max(512), z.string().max(512)).optional(),
   }),
   z.object({ error: z.string().max(1024) }),

@@ -3,7 +3,7 @@
  * goes first), and concurrent asks for the same resource share one call. Failures are not cached, so
  * the next finding tries again. `tagsForMany` answers what it holds and asks the inner lookup for the
  * rest in one batch. An answer is kept whole: which of the tags the resource takes from its container
- * (`inherited`, GCP project labels) is cached with them.
+ * (`inherited`: GCP project labels, Azure resource group tags) is cached with them.
  */
 import {
   type Clock,
