@@ -12,7 +12,7 @@ vi.mock('@azure/arm-resources', () => ({
   ResourceManagementClient: class {
     tagsOperations = {
       getAtScope: async (scope: string) => {
-        if (scope !== GROUP) return { properties: { tags: {} } };
+        if (`/${scope}` !== GROUP) return { properties: { tags: {} } };
         arm.groupReads++;
         return { properties: { tags: { ...arm.groupTags } } };
       },

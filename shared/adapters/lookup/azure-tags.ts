@@ -99,7 +99,11 @@ export class AzureResourceTagsLookup implements OwnerLookup {
   private async tagsAt(client: AzureTagsClient, scope: string): Promise<Record<string, string>> {
     const timeoutMs = this.options.timeoutMs ?? AZURE_LOOKUP_TIMEOUT_MS;
     try {
-      const res = await client.tagsOperations.getAtScope(scope, { abortSignal: AbortSignal.timeout(timeoutMs) });
+      // The SDK's path is `/{scope}/providers/…` with the scope as given: an ARM id's own leading slash made it
+      // `https://management.azure.com//subscriptions/…`. Its scope is written without one (as in Azure's samples).
+      const res = await client.tagsOperations.getAtScope(scope.replace(/^\/+/, ''), {
+        abortSignal: AbortSignal.timeout(timeoutMs),
+      });
       return { ...res.properties.tags };
     } catch (e) {
       // The deadline passed (the SDK throws its own AbortError, in a request or in a wait): try again later.

@@ -131,7 +131,7 @@ describe('a spoke reads live tags for what it forwards', () => {
       tagsOperations: {
         getAtScope: async (scope: string) => ({
           properties: {
-            tags: scope === group ? { owner: 'shared-services@acme.example', 'closeloop:skip': 'migration' } : {},
+            tags: `/${scope}` === group ? { owner: 'shared-services@acme.example', 'closeloop:skip': 'migration' } : {},
           },
         }),
       },

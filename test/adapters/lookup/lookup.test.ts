@@ -126,7 +126,7 @@ describe('AzureResourceTagsLookup', () => {
     });
     // Assess
     expect(tags).toEqual({ Owner: 'media-ops@acme.example' });
-    expect(getAtScope).toHaveBeenCalledWith(AZURE_ID, expect.anything());
+    expect(getAtScope).toHaveBeenCalledWith(AZURE_ID.slice(1), expect.anything());
     expect(subs).toEqual(['00000000-0000-0000-0000-000000000000']);
   });
 
@@ -189,7 +189,7 @@ describe('AzureResourceTagsLookup and the resource group', () => {
   /** ARM's Tags API answering by scope (ids compared lower-cased, as ARM does); an Error is thrown. */
   const tagsByScope = (byScope: Record<string, Record<string, string> | Error>) =>
     vi.fn(async (scope: string) => {
-      const found = Object.entries(byScope).find(([k]) => k.toLowerCase() === scope.toLowerCase())?.[1];
+      const found = Object.entries(byScope).find(([k]) => k.toLowerCase() === `/${scope}`.toLowerCase())?.[1];
       if (found instanceof Error) throw found;
       return { properties: { tags: found ?? {} } };
     });
@@ -222,8 +222,9 @@ describe('AzureResourceTagsLookup and the resource group', () => {
       tags: { owner: 'alice@acme.example', costCentre: 'cc-42', Env: 'staging' },
       inherited: { owner: 'alice@acme.example', costCentre: 'cc-42' },
     });
-    // Each scope's Tags API (the SDK joins its `/{scope}` to the id's own leading slash, for both reads alike)
-    expect(sent.map((r) => r.replace(/\?api-version=.*$/, '').replace('.com//', '.com/')).sort()).toEqual(
+    // Each scope's Tags API, one slash after the host (the SDK's path is `/{scope}`: an id's own leading slash
+    // made it `.com//subscriptions`)
+    expect(sent.map((r) => r.replace(/\?api-version=.*$/, '')).sort()).toEqual(
       [
         `GET https://management.azure.com${LEDGER.id}/providers/Microsoft.Resources/tags/default`,
         `GET https://management.azure.com${RG}/providers/Microsoft.Resources/tags/default`,
@@ -242,7 +243,7 @@ describe('AzureResourceTagsLookup and the resource group', () => {
       ttlMs: 60_000,
       maxEntries: 10,
     });
-    const groupReads = () => getAtScope.mock.calls.filter(([scope]) => scope === RG).length;
+    const groupReads = () => getAtScope.mock.calls.filter(([scope]) => `/${scope}` === RG).length;
     // Act
     const batch = await chain.tagsForMany([LEDGER, EXPORTS]);
     const later = await chain.tagsForMany([azure(`${RG.toLowerCase()}/providers/Microsoft.Sql/servers/sql-pay`)]);
@@ -263,8 +264,8 @@ describe('AzureResourceTagsLookup and the resource group', () => {
     // Prepare: the account's own tags read fine (no owner among them); the group's read is refused
     let refuse = true;
     const getAtScope = vi.fn(async (scope: string) => {
-      if (scope === RG && refuse) throw Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
-      return { properties: { tags: scope === RG ? { owner: 'alice@acme.example' } : { app: 'ledger' } } };
+      if (`/${scope}` === RG && refuse) throw Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
+      return { properties: { tags: `/${scope}` === RG ? { owner: 'alice@acme.example' } : { app: 'ledger' } } };
     });
     const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }));
     // Act

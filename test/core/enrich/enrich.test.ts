@@ -836,7 +836,7 @@ describe('live lookups in the enrichment chain', () => {
       new AzureResourceTagsLookup(() => ({
         tagsOperations: {
           getAtScope: async (scope: string) => {
-            const found = byScope[scope];
+            const found = byScope[`/${scope}`];
             if (found instanceof Error) throw found;
             return { properties: { tags: found ?? {} } };
           },
