@@ -4,7 +4,7 @@
  * list by ids with `expand=properties`), transitions (GET, POST),
  * issue properties (PUT, GET), user search, get issue, edit issue, assign issue. Everything is kept in memory and
  * every call is counted. Faults are injected per path by ratio, deterministically from a seed:
- * 429 (with Retry-After and X-RateLimit-Reset), 408, 425, 5xx (a 503 with Retry-After when asked), timeouts (no
+ * 401 and 403 (closeloop's own account refused), 429 (with Retry-After and X-RateLimit-Reset), 408, 425, 5xx (a 503 with Retry-After when asked), timeouts (no
  * answer), connection resets, latency, an answer dribbled out slowly,
  * either before the request is processed or after (the issue exists, the answer is an error).
  *
@@ -19,7 +19,7 @@ export interface Fault {
   match?: RegExp;
   /** Share of matching calls that get the fault, in [0, 1]. */
   ratio: number;
-  kind: '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency' | 'trickle';
+  kind: '401' | '403' | '408' | '425' | '429' | '500' | '502' | '503' | 'timeout' | 'reset' | 'latency' | 'trickle';
   /** Seconds in Retry-After for 429 (default 1); on a 503 only when given. */
   retryAfter?: number;
   /**
@@ -293,6 +293,13 @@ export class JiraDouble {
     if (fault.kind === 'reset') {
       this.calls.push({ method: req.method ?? '', path, status: 0, fault: 'reset' });
       req.socket.destroy();
+      return;
+    }
+    if (fault.kind === '401' || fault.kind === '403') {
+      // A refusal of closeloop's own account: a token Jira does not accept, or a permission it lacks.
+      this.send(res, req, Number(fault.kind), {
+        errorMessages: [fault.kind === '401' ? 'You are not authenticated.' : 'You do not have permission to do this.'],
+      });
       return;
     }
     if (fault.kind === '429') {

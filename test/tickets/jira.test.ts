@@ -6,7 +6,7 @@ import { AdapterError, isThrottled } from '../../shared/core/errors.js';
 import { type AdfDoc, adfToText, doc, p } from '../../shared/core/tickets/adf.js';
 import { caseLabelOf } from '../../shared/core/tickets/content.js';
 import { drainOutbox } from '../../shared/core/tickets/outbox.js';
-import { SinkUnavailableError } from '../../shared/core/tickets/ports.js';
+import { SinkUnavailableError, UserSearchRefusedError } from '../../shared/core/tickets/ports.js';
 import { createTicketStage } from '../../shared/core/tickets/stage.js';
 import {
   decided,
@@ -16,6 +16,7 @@ import {
   makeCase,
   NO_GROUPING,
   putCase,
+  quietLog,
   readCase,
   verified,
 } from './helpers.js';
@@ -1012,5 +1013,125 @@ describe('JiraTicketSink telling Jira down from a request refused', () => {
     expect(isThrottled(throttled)).toBe(true);
     expect(refused).toBeInstanceOf(AdapterError);
     expect(refused).not.toBeInstanceOf(SinkUnavailableError);
+  });
+});
+
+describe('JiraTicketSink when Jira refuses closeloop the user search (401, 403)', () => {
+  const LEAD = '000000:00000000-0000-0000-0000-000000000002';
+  const REFUSED_NOTE =
+    "closeloop could not look up Jira users (HTTP 403: closeloop's Jira account may lack the Browse users and groups permission)";
+  const description = (key: string) => adfToText(h?.double.issues.get(key)?.fields.description as AdfDoc);
+
+  it("creates the issue for the team's default assignee and says the search was refused and why, not that the owner has no account", async () => {
+    // Prepare: the lead's account was looked up (and cached) before closeloop's Jira account lost the
+    // Browse users and groups permission; from then on Jira answers every user search 403
+    h = await jiraHarness(NO_GROUPING);
+    const before = makeCase({ n: 1, owner: 'secops-lead@example.com' });
+    await putCase(h.store, before);
+    await h.stage.handle(decided(before));
+    h.double.faults = [{ kind: '403', ratio: 1, match: USER_SEARCH }];
+    const c = makeCase({ n: 2 });
+    await putCase(h.store, c);
+    // Act
+    await h.stage.handle(decided(c));
+    // Assess: the issue exists, with the lead, and its description tells the truth
+    const issue = h.double.issues.get('SEC-2');
+    expect(issue?.fields.assignee).toEqual({ accountId: LEAD });
+    expect(description('SEC-2')).toContain(
+      `Assignee: ${REFUSED_NOTE}: assigned to the team's default assignee secops-lead@example.com instead of the owner alice@example.com.`,
+    );
+    expect(description('SEC-2')).not.toContain('cannot find a Jira account');
+    // The refusal is never remembered as "alice has no account": only the lead's answer is cached
+    const cached = (await h.store.list('ticket-users')).map((d) => d.value as { accountId: string | null });
+    expect(cached).toEqual([expect.objectContaining({ accountId: LEAD })]);
+    expect((await readCase(h.store, c.key)).ticket).toMatchObject({ assigneeId: LEAD, ownerLookupRefused: true });
+    expect(await h.store.list('ticket-outbox')).toHaveLength(0);
+  });
+
+  it('searches once for a storm of 20 cases while the refusal is remembered, says it once in the log, then searches again', async () => {
+    // Prepare: Jira answers every user search 403; nobody's account is cached
+    const errors = vi.spyOn(quietLog, 'error');
+    h = await jiraHarness(NO_GROUPING);
+    h.double.faults = [{ kind: '403', ratio: 1, match: USER_SEARCH }];
+    const storm = Array.from({ length: 20 }, (_, i) => makeCase({ n: i + 1 }));
+    for (const c of storm) await putCase(h.store, c);
+    // Act: the storm, then one of its cases seen again within the ten minutes
+    for (const c of storm) await h.stage.handle(decided(c));
+    const first = storm[0] as (typeof storm)[number];
+    await h.stage.handle(decided(await readCase(h.store, first.key), { isNewCase: false }));
+    const searchesInWindow = h.double.count(USER_SEARCH, false);
+    const said = (errors.mock.calls as unknown as Array<[string, Record<string, unknown>]>).filter(([m]) =>
+      m.includes('refused the user search'),
+    );
+    // …and a new case after the ten minutes
+    h.clock.advance(10 * 60_000 + 1_000);
+    const late = makeCase({ n: 21 });
+    await putCase(h.store, late);
+    await h.stage.handle(decided(late));
+    const searchesAfterWindow = h.double.count(USER_SEARCH, false);
+    errors.mockRestore();
+    // Assess: 21 issues, none lost; one search for the storm, one more once the window passed
+    expect(h.double.issues.size).toBe(21);
+    expect(searchesInWindow).toBe(1);
+    expect(said).toHaveLength(1);
+    expect(said[0]?.[1]).toMatchObject({
+      fix: expect.stringContaining('Browse users and groups global permission'),
+    });
+    expect(searchesAfterWindow).toBe(2);
+    expect(h.double.issues.get('SEC-1')?.fields.assignee).toBeUndefined();
+    expect(description('SEC-20')).toContain(
+      `Assignee: ${REFUSED_NOTE}: unassigned, for triage, instead of assigned to the owner alice@example.com.`,
+    );
+    expect(await h.store.list('ticket-users')).toEqual([]);
+  });
+
+  it("assigns the owner on the case's next event once Jira answers the user search again, said in one comment", async () => {
+    // Prepare: an issue created while Jira refused the user search (unassigned, for triage)
+    h = await jiraHarness(NO_GROUPING);
+    h.double.faults = [{ kind: '403', ratio: 1, match: USER_SEARCH }];
+    const c = makeCase({ n: 1 });
+    await putCase(h.store, c);
+    await h.stage.handle(decided(c));
+    const assigneeWhileRefused = h.double.issues.get('SEC-1')?.fields.assignee;
+    // Act: the permission is granted; the case's next event comes after the ten minutes
+    h.double.faults = [];
+    h.clock.advance(10 * 60_000 + 1_000);
+    await h.stage.handle(decided(await readCase(h.store, c.key), { isNewCase: false }));
+    await h.stage.handle(decided(await readCase(h.store, c.key), { isNewCase: false }));
+    // Assess: alice's now, told once; the mark is gone and alice's account is cached
+    expect(assigneeWhileRefused).toBeUndefined();
+    const issue = h.double.issues.get('SEC-1');
+    expect(issue?.fields.assignee).toEqual({ accountId: ALICE });
+    const comments = (issue?.comments ?? []).map((x) => adfToText(x.body as AdfDoc));
+    expect(comments).toHaveLength(1);
+    expect(comments[0]).toContain('Owner looked up.');
+    expect(comments[0]).toContain('The issue is assigned to the owner.');
+    const ticket = (await readCase(h.store, c.key)).ticket;
+    expect(ticket).toMatchObject({ assigneeId: ALICE });
+    expect(ticket?.ownerLookupRefused).toBeUndefined();
+    expect(await h.store.list('ticket-users')).toEqual([
+      expect.objectContaining({ value: expect.objectContaining({ accountId: ALICE }) }),
+    ]);
+  });
+
+  it('tells a token Jira does not accept (401) from a missing permission (403) in what it says', async () => {
+    // Prepare
+    const jh = await jiraHarness();
+    h = jh;
+    h.double.faults = [
+      { kind: '401', ratio: 1, match: USER_SEARCH, times: 1 },
+      { kind: '403', ratio: 1, match: USER_SEARCH, times: 1 },
+    ];
+    // Act
+    const unauthorized = await jh.jira.findUser('alice@example.com').catch((e: unknown) => e);
+    const forbidden = await jh.jira.findUser('alice@example.com').catch((e: unknown) => e);
+    const answered = await jh.jira.findUser('alice@example.com');
+    // Assess: each refused once (no retries), then the account
+    expect(unauthorized).toBeInstanceOf(UserSearchRefusedError);
+    expect((unauthorized as UserSearchRefusedError).why).toMatch(/^HTTP 401: /);
+    expect((unauthorized as UserSearchRefusedError).fix).toContain('API token');
+    expect((forbidden as UserSearchRefusedError).why).toContain('Browse users and groups');
+    expect(answered).toBe(ALICE);
+    expect(h.double.count(USER_SEARCH, false)).toBe(3);
   });
 });

@@ -23,6 +23,7 @@ import {
   SinkUnavailableError,
   type TicketDraft,
   type TicketSink,
+  UserSearchRefusedError,
 } from '../../core/tickets/ports.js';
 import { type RetryOptions, realSleep, type Sleep, withRetry } from '../../core/util/retry.js';
 import type { JiraConfig } from './jira-config.js';
@@ -406,7 +407,18 @@ export class JiraTicketSink implements TicketSink {
 
   async findUser(email: string): Promise<string | undefined> {
     const users = UsersSchema.parse(
-      await this.call('search users', () => this.client.userSearch.findUsers({ query: email, maxResults: 10 })),
+      await this.call('search users', async () => {
+        try {
+          return await this.client.userSearch.findUsers({ query: email, maxResults: 10 });
+        } catch (e) {
+          // A refusal of the search itself is closeloop's configuration, not the person's absence. (Jira Cloud
+          // answers a search by an account without the Browse users and groups permission 200 with no users,
+          // which cannot be told from "no such user"; only an outright 401 or 403 can.)
+          if (e instanceof HttpException && (e.status === 401 || e.status === 403))
+            throw userSearchRefused(e.status, toAdapterError('search users', e).message);
+          throw e;
+        }
+      }),
     ).filter((u) => u.active !== false);
     const exact = users.find((u) => u.emailAddress?.toLowerCase() === email.toLowerCase());
     if (exact) return exact.accountId;
@@ -417,6 +429,21 @@ export class JiraTicketSink implements TicketSink {
     const only = users.length === 1 ? users[0] : undefined;
     return only && !only.emailAddress ? only.accountId : undefined;
   }
+}
+
+/** A user search Jira refused (401, 403), with what it likely means and what fixes it. */
+function userSearchRefused(status: 401 | 403, message: string): UserSearchRefusedError {
+  return status === 401
+    ? new UserSearchRefusedError(
+        message,
+        "HTTP 401: Jira did not accept closeloop's credentials for it",
+        "check closeloop's Jira API token (or that its OAuth app has the read:jira-user scope)",
+      )
+    : new UserSearchRefusedError(
+        message,
+        "HTTP 403: closeloop's Jira account may lack the Browse users and groups permission",
+        "grant closeloop's Jira account the Browse users and groups global permission (Jira settings, System, Global permissions)",
+      );
 }
 
 function sameStatus(a: string, b: string): boolean {

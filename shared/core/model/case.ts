@@ -52,6 +52,12 @@ export const CaseTicketSchema = TicketRefSchema.extend({
    * while its assignee is still this one (a person's reassignment stands).
    */
   assigneeId: z.string().nullable().optional(),
+  /**
+   * The issue went to the owner's fallback because the ticket sink refused to look users up at all (not
+   * because the owner has no account): a later event looks the owner up again and reassigns the issue as an
+   * owner change does. Absent once the owner was looked up.
+   */
+  ownerLookupRefused: z.boolean().optional(),
   status: z.enum(['open', 'done', 'reopened']).default('open'),
   /** The ticket was told the source muted the case's finding (and labelled risk-accepted); false once told it no longer is. */
   muted: z.boolean().optional(),

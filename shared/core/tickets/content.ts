@@ -367,6 +367,31 @@ export const ownerChangeComment = (
     ),
   );
 
+const ASSIGNEE_NOW: Record<OwnerChangeOutcome, string> = {
+  ...ASSIGNEE_AFTER,
+  reassigned: 'The issue is assigned to the owner.',
+  unassigned: 'The owner has no Jira account closeloop can find: the issue is unassigned, for triage.',
+  refused:
+    'Jira will not assign the issue to the owner in this project (no Assignable User permission): the issue is unassigned, for triage.',
+  'not-ours':
+    "closeloop did not assign this issue, so its assignee is left as it is: reassign it if it should be the owner's.",
+};
+
+/**
+ * The owner could not be looked up when the issue was assigned (the ticket sink refused the user search, and
+ * the description says so); now they could, and this is what that did to the issue's assignee.
+ */
+export const ownerLookedUpComment = (c: Case, outcome: OwnerChangeOutcome, assigneeNote?: string): AdfDoc =>
+  doc(
+    p(
+      strong('Owner looked up. '),
+      `closeloop can look up Jira users again and looked up the owner ${c.enrichment.owner}. `,
+      assigneeNote && (outcome === 'reassigned' || outcome === 'unassigned')
+        ? `The issue is not the owner's: ${assigneeNote}`
+        : ASSIGNEE_NOW[outcome],
+    ),
+  );
+
 export const recurrenceComment = (c: Case, previous: number | undefined): AdfDoc =>
   doc(
     p(

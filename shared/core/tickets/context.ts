@@ -3,7 +3,7 @@
  * user cache (memory in front of the DocStore, so 10 000 cases of 20 owners cost 20 user searches).
  */
 import * as z from 'zod';
-import { errorMessage, isRetryable } from '../errors.js';
+import { errorMessage, isDenied, isRetryable } from '../errors.js';
 import { type Case, CaseSchema, type CaseTicket, type TicketRef } from '../model/case.js';
 import type { Clock, DocStore, Logger } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
@@ -11,7 +11,7 @@ import { shortHash } from '../util/hash.js';
 import { type RetryOptions, realSleep, type Sleep } from '../util/retry.js';
 import { type FindingText, ownerUncertain } from './content.js';
 import type { TicketPolicy } from './policy.js';
-import type { TicketSink } from './ports.js';
+import { type TicketSink, UserSearchRefusedError } from './ports.js';
 import { COLLECTIONS, UserCacheSchema } from './store.js';
 
 export interface TicketDeps {
@@ -36,6 +36,11 @@ export interface TicketContext extends Required<Omit<TicketDeps, 'random'>> {
    * retries (a run with Jira down spent tens of seconds on every request, printing nothing).
    */
   sinkDown: { until: number; reason: string } | undefined;
+  /**
+   * Set when the sink refused a user search outright (see {@link findUserCached}): until then no user is
+   * searched for, and assignments fall back as they say. One entry, however many cases ask.
+   */
+  userSearchRefused: { until: number; error: UserSearchRefusedError } | undefined;
 }
 
 /** Contexts are cached per deps object so the user cache survives across calls. */
@@ -53,6 +58,7 @@ export function contextOf(deps: TicketDeps): TicketContext {
     retry: { ...deps.policy.retry, sleep, random, now: () => deps.clock.now().getTime() },
     userCache: new Map(),
     sinkDown: undefined,
+    userSearchRefused: undefined,
   };
   contexts.set(deps, ctx);
   return ctx;
@@ -110,6 +116,8 @@ export async function recordTicketOnCase(
   ref: TicketRef,
   /** Whom closeloop assigned the new issue to (null: unassigned); omitted when not known (found by search). */
   assigneeId?: string | null,
+  /** The owner could not be looked up for that assignment (see {@link Assignment}). */
+  ownerLookupRefused = false,
 ): Promise<void> {
   await updateCaseTicket(ctx, caseKey, (t, c) =>
     t && t.key === ref.key
@@ -123,6 +131,7 @@ export async function recordTicketOnCase(
           reportedOccurrences: c.occurrences,
           reportedOwner: c.enrichment.owner,
           ...(assigneeId !== undefined ? { assigneeId } : {}),
+          ...(ownerLookupRefused && assigneeId !== undefined ? { ownerLookupRefused } : {}),
           status: 'open',
         },
   );
@@ -131,11 +140,52 @@ export async function recordTicketOnCase(
 const USER_TTL_MS = 24 * 3_600_000;
 
 /**
+ * How long a refused user search is believed: a storm of new cases then costs one refused search, not one
+ * each, and a fixed permission is noticed within this long.
+ */
+export const USER_SEARCH_REFUSED_MS = 10 * 60_000;
+
+/**
+ * The log line (error level) of a user search the sink refused, once per {@link USER_SEARCH_REFUSED_MS}:
+ * every new issue goes to its fallback assignee until an operator fixes closeloop's own Jira account.
+ */
+export const USER_SEARCH_REFUSED_LOG = "ticket sink refused the user search: issues go to the owner's fallback";
+
+/** The refusal still believed, if any (see {@link USER_SEARCH_REFUSED_MS}). */
+export function userSearchRefusal(ctx: TicketContext): UserSearchRefusedError | undefined {
+  const r = ctx.userSearchRefused;
+  return r && ctx.clock.now().getTime() < r.until ? r.error : undefined;
+}
+
+/** Remembers a refused search for a while and says so once for that while, naming the fix. */
+function refuseUserSearch(ctx: TicketContext, e: unknown): UserSearchRefusedError {
+  const error =
+    e instanceof UserSearchRefusedError
+      ? e
+      : new UserSearchRefusedError(
+          errorMessage(e),
+          errorMessage(e),
+          "check the ticket sink's credentials and closeloop's permissions there",
+        );
+  if (!userSearchRefusal(ctx)) {
+    ctx.log.error(USER_SEARCH_REFUSED_LOG, {
+      reason: error.message,
+      fix: error.fix,
+      retryInMinutes: USER_SEARCH_REFUSED_MS / 60_000,
+    });
+  }
+  ctx.userSearchRefused = { until: ctx.clock.now().getTime() + USER_SEARCH_REFUSED_MS, error };
+  return error;
+}
+
+/**
  * The Jira account of an e-mail: memory cache, then the DocStore cache (a day), then one user search.
  * Only an answer is cached, "no such user" included. A search that failed for the moment (Jira down, a 5xx, a
  * timeout, a throttle: {@link isRetryable}) is thrown, not taken for "no account": the ticket request that
- * asked waits in the outbox and asks again (see {@link assignmentFor}). Any other failure (a refusal of the
- * search itself, an answer not understood) would fail the same way every time: it yields undefined, the
+ * asked waits in the outbox and asks again (see {@link assignmentFor}). A search the sink refused outright
+ * (401, 403: closeloop's credentials or permissions) throws UserSearchRefusedError, is never cached as "no
+ * such user", and is not tried again for {@link USER_SEARCH_REFUSED_MS} (the cached answers still serve).
+ * Any other failure (an answer not understood) would fail the same way every time: it yields undefined, the
  * fallback, as before, and is not cached either.
  */
 export function findUserCached(ctx: TicketContext, email: string): Promise<string | undefined> {
@@ -148,6 +198,11 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
     if (stored && ctx.clock.now().getTime() - Date.parse(stored.value.at) < USER_TTL_MS) {
       return stored.value.accountId ?? undefined;
     }
+    const refused = userSearchRefusal(ctx);
+    if (refused) {
+      ctx.userCache.delete(norm);
+      throw refused;
+    }
     try {
       const accountId = await ctx.sink.findUser(norm);
       // Expires when it stops being used (USER_TTL_MS): one entry per owner address ever seen would only grow.
@@ -157,12 +212,26 @@ export function findUserCached(ctx: TicketContext, email: string): Promise<strin
     } catch (e) {
       ctx.userCache.delete(norm);
       if (isRetryable(e)) throw e;
+      if (isDenied(e)) throw refuseUserSearch(ctx, e);
       ctx.log.warn("user search failed; the owner's fallback is used", { error: errorMessage(e) });
       return undefined;
     }
   })();
   ctx.userCache.set(norm, lookup);
   return lookup;
+}
+
+/** {@link findUserCached}, with a refused search as its error rather than thrown. */
+async function lookUp(
+  ctx: TicketContext,
+  email: string,
+): Promise<{ id: string | undefined; refused?: UserSearchRefusedError }> {
+  try {
+    return { id: await findUserCached(ctx, email) };
+  } catch (e) {
+    if (e instanceof UserSearchRefusedError) return { id: undefined, refused: e };
+    throw e;
+  }
 }
 
 /** Whom a case's issue is assigned to, and, when that is not the owner, why (a sentence for the ticket). */
@@ -174,6 +243,11 @@ export interface Assignment {
    * it is the owner's, or while the owner is uncertain ({@link ownerUncertain}: the ticket says so already).
    */
   note?: string;
+  /**
+   * True when the owner's account could not be looked up at all (the sink refused the search): the case's
+   * ticket keeps it (`ownerLookupRefused`), and a later event looks the owner up again (stage.ts).
+   */
+  ownerLookupRefused?: boolean;
 }
 
 /**
@@ -187,22 +261,38 @@ export interface Assignment {
  * team's lead for good (nothing assigned it to the owner later), Jira told the lead, not the owner, and the
  * ticket said the owner had no Jira account. The wait is short in practice: a search Jira fails with a 5xx,
  * a timeout or a throttle (account-wide) comes with a create that fails alike, and a wait that lasts shows
- * on the outbox's `oldestWaitingMinutes` alarm. The note is then only ever said of a definite answer.
+ * on the outbox's `oldestWaitingMinutes` alarm.
+ *
+ * A search the sink refuses outright (closeloop's own account lacks a permission) would be refused for every
+ * case until someone fixes it: the issue is not held back for it. It goes to the fallback, and the note says
+ * the search was refused and why, never that the owner has no account; the owner is looked up again later.
  */
 export async function assignmentFor(ctx: TicketContext, c: Case): Promise<Assignment> {
   if (ownerUncertain(c)) return { id: undefined };
   const { owner, ownerEmail } = c.enrichment;
-  const ownerId = ownerEmail?.includes('@') ? await findUserCached(ctx, ownerEmail) : undefined;
-  if (ownerId) return { id: ownerId };
+  const own = ownerEmail?.includes('@') ? await lookUp(ctx, ownerEmail) : { id: undefined };
+  if (own.id) return { id: own.id };
+  const fallback = c.enrichment.jira?.assigneeEmail;
+  const lead =
+    fallback?.includes('@') && fallback.toLowerCase() !== ownerEmail?.toLowerCase()
+      ? await lookUp(ctx, fallback)
+      : { id: undefined };
+  if (own.refused) {
+    const why = `closeloop could not look up Jira users (${own.refused.why})`;
+    const note = lead.id
+      ? `${why}: assigned to the team's default assignee ${fallback} instead of the owner ${owner}.`
+      : `${why}: unassigned, for triage, instead of assigned to the owner ${owner}.`;
+    return { id: lead.id, note, ownerLookupRefused: true };
+  }
   const why = ownerEmail?.includes('@')
     ? `closeloop cannot find a Jira account for the owner ${owner}`
     : `the owner ${owner} is not an e-mail address closeloop can look up in Jira`;
-  const fallback = c.enrichment.jira?.assigneeEmail;
-  const fallbackId =
-    fallback?.includes('@') && fallback.toLowerCase() !== ownerEmail?.toLowerCase()
-      ? await findUserCached(ctx, fallback)
-      : undefined;
-  if (fallbackId) return { id: fallbackId, note: `${why}: assigned to the team's default assignee ${fallback}.` };
+  if (lead.id) return { id: lead.id, note: `${why}: assigned to the team's default assignee ${fallback}.` };
+  if (lead.refused)
+    return {
+      id: undefined,
+      note: `${why}, and could not look up the team's default assignee ${fallback} (${lead.refused.why}): unassigned, for triage.`,
+    };
   return { id: undefined, note: `${why}: unassigned, for triage.` };
 }
 

@@ -9,7 +9,13 @@ import { mutateDoc } from '../store/docs.js';
 import { shortHash } from '../util/hash.js';
 import { backoffDelay } from '../util/retry.js';
 import { type AdfDoc, doc, p, strong } from './adf.js';
-import { draftForCase, ledgerIdOf, type OwnerChangeOutcome, ownerChangeComment } from './content.js';
+import {
+  draftForCase,
+  ledgerIdOf,
+  type OwnerChangeOutcome,
+  ownerChangeComment,
+  ownerLookedUpComment,
+} from './content.js';
 import {
   assigneeFor,
   assignmentFor,
@@ -301,7 +307,7 @@ async function runOp(
   }
   const groupId = ref.parentKey !== undefined && ref.parentKey === ref.key ? await groupOfMember(ctx, c) : undefined;
   if (groupId) return runOnGroupRow(ctx, c, ref, groupId, op, once);
-  if (op.op === 'assign') return runAssign(ctx, c, ref, op.was, once);
+  if (op.op === 'assign') return runAssign(ctx, c, ref, op, once);
   if (op.op === 'comment') await ctx.sink.comment(ref, op.body, once);
   else if (op.op === 'labels') {
     if (op.labels.length > 0) await ctx.sink.addLabels(ref, op.labels);
@@ -320,12 +326,16 @@ async function runOp(
  * set (a person's reassignment stands, and an issue closeloop did not assign itself is left alone), and one
  * comment says what changed and what was done. Safe to run again: an issue already on the new owner's
  * account is not assigned twice.
+ *
+ * `lookupRefused`: the owner is the one the ticket names, but the issue went to the fallback because the
+ * sink refused the user search. The owner is looked up now and the issue follows them the same way, said in
+ * one comment; while the search is still refused, nothing changes or is said, and a later event tries again.
  */
 async function runAssign(
   ctx: TicketContext,
   c: Case,
   ref: TicketRef,
-  was: string,
+  op: { was: string; lookupRefused?: true | undefined },
   once: CommentOnce,
 ): Promise<Outcome> {
   const recorded = c.ticket?.assigneeId;
@@ -333,6 +343,12 @@ async function runAssign(
   let note: string | undefined;
   if (recorded !== undefined) {
     const assignment = await assignmentFor(ctx, c);
+    if (op.lookupRefused && assignment.ownerLookupRefused) {
+      await updateCaseTicket(ctx, c.key, (t) =>
+        t && !t.ownerLookupRefused ? { ...t, ownerLookupRefused: true } : undefined,
+      );
+      return { kind: 'done' };
+    }
     note = assignment.note;
     const want = assignment.id ?? null;
     const now = await ctx.sink.assigneeOf(ref);
@@ -340,9 +356,20 @@ async function runAssign(
     else if (now !== recorded) outcome = 'kept';
     else outcome = await reassign(ctx, ref, want);
     const assigneeId = outcome === 'refused' ? null : want;
-    if (outcome !== 'kept') await updateCaseTicket(ctx, c.key, (t) => (t ? { ...t, assigneeId } : undefined));
+    // Kept for a later event while the owner could not be looked up; a person's assignment ends the matter.
+    const refused = outcome !== 'kept' && assignment.ownerLookupRefused === true;
+    await updateCaseTicket(ctx, c.key, (t) => {
+      if (!t) return undefined;
+      const { ownerLookupRefused: _was, ...rest } = t;
+      return {
+        ...rest,
+        ...(outcome !== 'kept' ? { assigneeId } : {}),
+        ...(refused ? { ownerLookupRefused: true } : {}),
+      };
+    });
   }
-  await ctx.sink.comment(ref, ownerChangeComment(c, was, outcome, note), once);
+  const body = op.lookupRefused ? ownerLookedUpComment(c, outcome, note) : ownerChangeComment(c, op.was, outcome, note);
+  await ctx.sink.comment(ref, body, once);
   return { kind: 'done' };
 }
 
@@ -432,14 +459,16 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
     const parentKey = parent?.key;
     // Whom this pass's create assigned the issue to; unknown when the issue was found, not created, here.
     let assigned: string | null | undefined;
+    let lookupRefused = false;
     const res = await ensureTicket(
       ctx,
       c.key,
       'case',
       async () => {
         await takeToken();
-        const { id: assigneeId, note: assigneeNote } = await assignmentFor(ctx, c);
+        const { id: assigneeId, note: assigneeNote, ownerLookupRefused } = await assignmentFor(ctx, c);
         assigned = assigneeId ?? null;
+        lookupRefused = ownerLookupRefused === true;
         const finding = await findingTextOf(ctx, c);
         return draftForCase(c, ctx.policy, { now: ctx.clock.now(), assigneeId, assigneeNote, parentKey, finding });
       },
@@ -447,7 +476,7 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
     );
     if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
     if (res.unassigned) assigned = null;
-    await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref, assigned);
+    await recordTicketOnCase(ctx, c.key, parentKey ? { ...res.ref, parentKey } : res.ref, assigned, lookupRefused);
     if (join.grouped) await refreshGroup(ctx, join.groupId, false);
     return { kind: 'done' };
   } catch (e) {

@@ -21,6 +21,22 @@ export class AssigneeRejectedError extends AdapterError {
 }
 
 /**
+ * The sink refused to search its users at all (Jira: 401 or 403 on the user search): not "no such user",
+ * and not something a retry in a minute fixes. `why` says it in a ticket's words ("HTTP 403: …"); `fix`
+ * says what an operator changes on closeloop's side. The core assigns by the fallback rule and says so.
+ */
+export class UserSearchRefusedError extends AdapterError {
+  constructor(
+    message: string,
+    readonly why: string,
+    readonly fix: string,
+  ) {
+    super('denied', message);
+    this.name = 'UserSearchRefusedError';
+  }
+}
+
+/**
  * A sink call that still failed after the sink's own retries, for a reason of the sink's (unreachable, a
  * 5xx, throttled): Jira is down or saturated, not refusing this request. Every other request would spend
  * the same retries, so the outbox lets them wait untried for a while (outbox.ts `SINK_PAUSE_MS`). Keeps the
@@ -109,7 +125,10 @@ export interface TicketSink {
   removeLabels(ref: TicketRef, labels: readonly string[]): Promise<void>;
   /** Rewrites the description and, when given, the priority and due date, in one edit. */
   setDescription(ref: TicketRef, description: AdfDoc, fields?: IssueFields): Promise<void>;
-  /** The account id of the user with this e-mail, or undefined when nobody has it. */
+  /**
+   * The account id of the user with this e-mail, or undefined when nobody has it. Throws
+   * UserSearchRefusedError when the sink refuses the search itself (closeloop's credentials or permissions).
+   */
   findUser(email: string): Promise<string | undefined>;
   /** The issue's assignee now (account id), null when unassigned. */
   assigneeOf(ref: TicketRef): Promise<string | null>;

@@ -21,7 +21,14 @@ import {
   resolutionComment,
   unmutedComment,
 } from './content.js';
-import { contextOf, nowIso, type TicketContext, type TicketDeps, updateCaseTicket } from './context.js';
+import {
+  contextOf,
+  nowIso,
+  type TicketContext,
+  type TicketDeps,
+  updateCaseTicket,
+  userSearchRefusal,
+} from './context.js';
 import { enqueueAndSend, enqueueCreate, markTicketStatus } from './outbox.js';
 import type { OutboxOp } from './store.js';
 
@@ -202,7 +209,11 @@ const sameOwner = (told: string | undefined, owner: string): boolean =>
 async function commentOnOwnerChange(ctx: TicketContext, c: Case): Promise<void> {
   // An owner that is itself a fallback after a failed lookup is no news (lookups that fail now and then
   // would otherwise flip the ticket's owner back and forth).
-  if (sameOwner(c.ticket?.reportedOwner, c.enrichment.owner) || ownerUncertain(c)) return;
+  if (ownerUncertain(c)) return;
+  if (sameOwner(c.ticket?.reportedOwner, c.enrichment.owner)) {
+    await lookUpRefusedOwner(ctx, c);
+    return;
+  }
   const res = await updateCaseTicket(ctx, c.key, (t, fresh) =>
     t && !sameOwner(t.reportedOwner, fresh.enrichment.owner) && !ownerUncertain(fresh)
       ? { ...t, reportedOwner: fresh.enrichment.owner }
@@ -215,6 +226,27 @@ async function commentOnOwnerChange(ctx: TicketContext, c: Case): Promise<void> 
   if (ticket.parentKey !== undefined && ticket.parentKey === ticket.key) return;
   // Reassigned as far as closeloop may (see runAssign in outbox.ts), and said in one comment.
   await enqueueAndSend(ctx, [{ op: 'assign', caseKey: c.key, was }]);
+}
+
+/**
+ * The issue went to the owner's fallback because the ticket sink refused the user search (see assignmentFor):
+ * once that refusal is no longer believed, the next event looks the owner up again, reassigning as an owner
+ * change does (runAssign in outbox.ts). Reserved atomically on the case's ticket section: the mark comes off
+ * here, and runAssign puts it back while the search is still refused.
+ */
+async function lookUpRefusedOwner(ctx: TicketContext, c: Case): Promise<void> {
+  if (!c.ticket?.ownerLookupRefused || userSearchRefusal(ctx)) return;
+  const res = await updateCaseTicket(ctx, c.key, (t, fresh) => {
+    if (!t?.ownerLookupRefused || !sameOwner(t.reportedOwner, fresh.enrichment.owner) || ownerUncertain(fresh))
+      return undefined;
+    const { ownerLookupRefused: _done, ...rest } = t;
+    return rest;
+  });
+  const ticket = res.value?.ticket;
+  if (!res.changed || !ticket) return;
+  await enqueueAndSend(ctx, [
+    { op: 'assign', caseKey: c.key, was: ticket.reportedOwner ?? c.enrichment.owner, lookupRefused: true },
+  ]);
 }
 
 /** At most one recurrence comment per case per window, reserved atomically on the case's ticket section. */

@@ -68,8 +68,17 @@ export const OutboxOpSchema = z.discriminatedUnion('op', [
     labels: z.array(z.string()),
     remove: z.array(z.string()).optional(),
   }),
-  /** The case's owner changed (`was`: the one the ticket was told): reassign as far as closeloop may, and say so. */
-  z.object({ op: z.literal('assign'), caseKey: z.string(), was: z.string() }),
+  /**
+   * The case's owner changed (`was`: the one the ticket was told): reassign as far as closeloop may, and say so.
+   * `lookupRefused`: the owner is the same, but was never looked up (the sink refused the user search): look
+   * them up now and reassign the same way.
+   */
+  z.object({
+    op: z.literal('assign'),
+    caseKey: z.string(),
+    was: z.string(),
+    lookupRefused: z.literal(true).optional(),
+  }),
 ]);
 export type OutboxOp = z.infer<typeof OutboxOpSchema>;
 
