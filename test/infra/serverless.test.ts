@@ -27,6 +27,7 @@ import { SecurityHubUpstream } from '../../shared/adapters/upstream/securityhub.
 import { PipelineEventSchema } from '../../shared/core/model/events.js';
 import { CASE_WRITE_RETRY_SECONDS } from '../../shared/core/pipeline/announced.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
+import { USER_SEARCH_REFUSED_LOG } from '../../shared/core/tickets/context.js';
 import { type DrainResult, OUTBOX_WAITING_LOG, TICKET_DEAD_LETTERED_LOG } from '../../shared/core/tickets/outbox.js';
 import { eventBridgeEvent, fixture } from '../functions/helpers/events.js';
 import { findingFor } from '../helpers/action-context.js';
@@ -775,6 +776,7 @@ describe('serverless.yml packaged offline', () => {
     // Act
     const waiting = filterOn(OUTBOX_WAITING_LOG);
     const dead = filterOn(TICKET_DEAD_LETTERED_LOG);
+    const userSearchRefused = filterOn(USER_SEARCH_REFUSED_LOG);
     // Assess: the age of the oldest waiting request, alarmed past an hour (the default parameter); every
     // request given up, alarmed on the first. Each stage counts in a namespace of its own (two stages may
     // share an account and its log-based metrics have no dimension).
@@ -818,6 +820,9 @@ describe('serverless.yml packaged offline', () => {
       ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'notBreaching',
     });
+    // …and Jira refusing closeloop the user search (issues then go to their fallback), alarmed on the first
+    expect(userSearchRefused).toMatchObject({ MetricNamespace: 'closeloop/dev', MetricValue: '1' });
+    expect(alarmFor(userSearchRefused)).toMatchObject({ Statistic: 'Sum', Threshold: 0 });
   });
 
   it('grants no wildcard action and a "*" resource only to APIs without resource-level permissions', () => {

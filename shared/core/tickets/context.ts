@@ -148,8 +148,9 @@ export const USER_SEARCH_REFUSED_MS = 10 * 60_000;
 /**
  * The log line (error level) of a user search the sink refused, once per {@link USER_SEARCH_REFUSED_MS}:
  * every new issue goes to its fallback assignee until an operator fixes closeloop's own Jira account.
+ * serverless.yml counts it with a metric filter and alarms on the first.
  */
-export const USER_SEARCH_REFUSED_LOG = "ticket sink refused the user search: issues go to the owner's fallback";
+export const USER_SEARCH_REFUSED_LOG = 'ticket sink refused the user search: issues are assigned by the fallback rule';
 
 /** The refusal still believed, if any (see {@link USER_SEARCH_REFUSED_MS}). */
 export function userSearchRefusal(ctx: TicketContext): UserSearchRefusedError | undefined {
