@@ -4,7 +4,7 @@
  * `withRetry`). AWS, Azure (RestError) and Google (ApiError with an HTTP code, GoogleError with a gRPC
  * code) all land in one family, so the stage reads `isDenied(e)` instead of knowing three SDKs.
  */
-import { AdapterError, type ErrorKind, errorMessage, isRetryable } from '../core/errors.js';
+import { AdapterError, type ErrorKind, errorMessage, isRetryable, kindOfHttpStatus } from '../core/errors.js';
 
 /** Error names/codes that mean "the caller may not do this" across the three clouds. */
 const DENIED =
@@ -66,18 +66,6 @@ function statusOf(e: unknown): number | undefined {
   return candidates.find((c): c is number => typeof c === 'number');
 }
 
-function kindFromStatus(status: number): ErrorKind | undefined {
-  if (status === 401 || status === 403) return 'denied';
-  if (status === 404 || status === 410) return 'gone';
-  if (status === 409 || status === 412) return 'conflict';
-  // 425 Too Early: not processed, send it later. 408: the server gave up waiting for the request (GCS
-  // answers it under load and documents it as retryable): the moment, not the request, though a 4xx.
-  if (status === 429 || status === 425) return 'throttled';
-  if (status >= 500 || status === 408) return 'transient';
-  if (status >= 400) return 'invalid';
-  return undefined;
-}
-
 /** Seconds from a Retry-After header (delta-seconds or HTTP date); undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
@@ -109,7 +97,8 @@ export function classifyCloudError(e: unknown, what: string): AdapterError {
     else if (TRANSIENT.test(n)) kind = 'transient';
     if (kind) break;
   }
-  kind ??= status !== undefined ? kindFromStatus(status) : undefined;
+  // The shared reading, as it stands. Below 400 a status says nothing: a gRPC code or the message decides.
+  kind ??= status !== undefined && status >= 400 ? kindOfHttpStatus(status) : undefined;
   if (!kind && typeof grpc === 'number' && grpc < 100) kind = GRPC_KIND[grpc];
   // A socket reset or timeout has no status: that is the moment, not the request.
   if (!kind && /ECONNRESET|ETIMEDOUT|ECONNREFUSED|EAI_AGAIN|socket hang up|TimeoutError/i.test(errorMessage(e))) {

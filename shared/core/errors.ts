@@ -140,6 +140,41 @@ export const isConflict = (e: unknown): boolean => kindOf(e) === 'conflict';
 export const isInvalid = (e: unknown): boolean => kindOf(e) === 'invalid';
 export const isRetryable = (e: unknown): boolean => isThrottled(e) || isTransient(e);
 
+/**
+ * How an adapter reads some statuses otherwise than {@link kindOfHttpStatus}: a status's own kind; `4xx`, the
+ * kind of every 4xx not named here; `none`, the kind when there is no status or one below 400 (no HTTP error
+ * answer: a reset socket, a network failure).
+ */
+export type HttpStatusKinds = Readonly<Partial<Record<number | '4xx' | 'none', ErrorKind>>>;
+
+/** The 4xx statuses that do not describe a bad request. */
+const KIND_OF_4XX: Readonly<Record<number, ErrorKind>> = {
+  401: 'denied',
+  403: 'denied',
+  404: 'gone',
+  410: 'gone',
+  409: 'conflict',
+  412: 'conflict',
+  // 408: the server gave up waiting for the request; 425 Too Early: not processed, send it later. The moment,
+  // not the request, though a 4xx (GCS answers 408 under load and documents it as retryable).
+  408: 'transient',
+  425: 'throttled',
+  429: 'throttled',
+};
+
+/**
+ * The kind of an HTTP status: 401/403 denied, 404/410 gone, 409/412 conflict, 429/425 throttled, 408 and 5xx
+ * transient, any other 4xx invalid; no status (or one below 400) transient: no answer is the moment, not the
+ * request. An adapter's deliberate differences go in `overrides`, written and explained where it calls.
+ *
+ * @example kindOfHttpStatus(410) // 'gone'
+ * @example kindOfHttpStatus(410, { 410: 'invalid' }) // 'invalid'
+ */
+export function kindOfHttpStatus(status: number | undefined, overrides: HttpStatusKinds = {}): ErrorKind {
+  if (status === undefined || !(status >= 400)) return overrides.none ?? 'transient';
+  return overrides[status] ?? (status < 500 ? (overrides['4xx'] ?? KIND_OF_4XX[status] ?? 'invalid') : 'transient');
+}
+
 export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** True when `e` is a system error with this `code` (`ENOENT`, `EEXIST`…), as Node's fs calls throw. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AdapterError, scheduledRetryAfterSeconds } from '../../shared/core/errors.js';
+import { AdapterError, kindOfHttpStatus, scheduledRetryAfterSeconds } from '../../shared/core/errors.js';
 import { CaseNotWrittenError } from '../../shared/core/pipeline/announced.js';
 
 describe('scheduledRetryAfterSeconds', () => {
@@ -29,5 +29,51 @@ describe('scheduledRetryAfterSeconds', () => {
     expect(scheduledRetryAfterSeconds(denied, 1)).toBeUndefined();
     expect(scheduledRetryAfterSeconds(new Error('boom'), 1)).toBeUndefined();
     expect(scheduledRetryAfterSeconds('transient', 1)).toBeUndefined();
+  });
+});
+
+describe('kindOfHttpStatus', () => {
+  it('reads the statuses every adapter shares, and no status as the moment', () => {
+    // Act
+    const kinds = [401, 403, 404, 410, 409, 412, 408, 425, 429, 400, 422, 500, 503, 599, 302, undefined].map((s) =>
+      kindOfHttpStatus(s),
+    );
+    // Assess
+    expect(kinds).toEqual([
+      'denied',
+      'denied',
+      'gone',
+      'gone',
+      'conflict',
+      'conflict',
+      'transient',
+      'throttled',
+      'throttled',
+      'invalid',
+      'invalid',
+      'transient',
+      'transient',
+      'transient',
+      'transient',
+      'transient',
+    ]);
+  });
+
+  it("takes an adapter's own kind for a status first, then its kind for every other 4xx, then its kind for none", () => {
+    // Prepare
+    const overrides = { '4xx': 'transient', 400: 'invalid', 503: 'throttled', none: 'invalid' } as const;
+    // Act
+    const kinds = [400, 404, 409, 418, 503, 500, undefined, 0].map((s) => kindOfHttpStatus(s, overrides));
+    // Assess
+    expect(kinds).toEqual([
+      'invalid',
+      'transient',
+      'transient',
+      'transient',
+      'throttled',
+      'transient',
+      'invalid',
+      'invalid',
+    ]);
   });
 });

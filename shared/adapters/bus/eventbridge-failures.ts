@@ -8,7 +8,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html
  */
 import type { PutEventsRequestEntry, PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
+import { AdapterError, type ErrorKind, kindOfHttpStatus } from '../../core/errors.js';
 
 /** The kind of a failed entry's `ErrorCode`: throttled, transient, denied, or (any other code) invalid. */
 export function entryErrorKind(code: string): ErrorKind {
@@ -17,6 +17,13 @@ export function entryErrorKind(code: string): ErrorKind {
   if (/^(AccessDenied|AccessDeniedException|NotAuthorized\w*)$/.test(code)) return 'denied';
   return 'invalid';
 }
+
+/**
+ * PutEvents' reading of a status, after a 429 and the error's name: a 4xx is invalid but for 401/403 and 408
+ * (a 404, 409/412, 410 or 425 too, not as the shared reading has them), as this adapter has read them from
+ * the start.
+ */
+const PUT_EVENTS_STATUS_KINDS = { '4xx': 'invalid', 401: 'denied', 403: 'denied', 408: 'transient' } as const;
 
 /**
  * A PutEvents call that threw, by the SDK's error name and HTTP status: throttling → throttled, a refusal
@@ -31,13 +38,9 @@ export function putEventsError(e: unknown): AdapterError {
       ? 'throttled'
       : /^(AccessDenied\w*|NotAuthorized\w*|UnrecognizedClientException|InvalidClientTokenId|ExpiredToken\w*)$/.test(
             name,
-          ) ||
-          status === 401 ||
-          status === 403
+          )
         ? 'denied'
-        : typeof status === 'number' && status >= 400 && status < 500 && status !== 408
-          ? 'invalid'
-          : 'transient';
+        : kindOfHttpStatus(typeof status === 'number' ? status : undefined, PUT_EVENTS_STATUS_KINDS);
   return new AdapterError(kind, `PutEvents failed (${kind}${name && name !== 'Error' ? `: ${name}` : ''})`, {
     cause: e,
   });

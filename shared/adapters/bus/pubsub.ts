@@ -7,7 +7,7 @@
  * @see https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/pubsub/v1/data.proto
  */
 import * as z from 'zod';
-import { AdapterError } from '../../core/errors.js';
+import { AdapterError, kindOfHttpStatus } from '../../core/errors.js';
 import type { ReceivedDocument } from './spoke.js';
 
 /**
@@ -90,6 +90,19 @@ export interface PubSubPublisherOptions {
 }
 
 /**
+ * A failed publish's kind: a 4xx is transient but for those named, as the publisher has read them from the
+ * start (a 400 included). Nothing acts on the kind but the log: whatever it is, a failed publish answers the
+ * hub 5xx (its retries, then its dead letters) or fails the worker's delivery (Pub/Sub's retries).
+ */
+const PUBLISH_STATUS_KINDS = {
+  '4xx': 'transient',
+  401: 'denied',
+  403: 'denied',
+  404: 'gone',
+  429: 'throttled',
+} as const;
+
+/**
  * Publishes to `topic` (`projects/<project>/topics/<name>`) through Pub/Sub's REST API with the caller's
  * access token: one call, no client library in the function's bundle.
  * @see https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics/publish
@@ -109,14 +122,7 @@ export function pubsubPublisher(topic: string, options: PubSubPublisherOptions):
       });
       const text = await res.text();
       if (!res.ok) {
-        const kind =
-          res.status === 401 || res.status === 403
-            ? 'denied'
-            : res.status === 404
-              ? 'gone'
-              : res.status === 429
-                ? 'throttled'
-                : 'transient';
+        const kind = kindOfHttpStatus(res.status, PUBLISH_STATUS_KINDS);
         throw new AdapterError(kind, `Pub/Sub publish to ${topic} answered ${res.status}: ${text.slice(0, 512)}`);
       }
       const id = z.object({ messageIds: z.array(z.string()).min(1) }).safeParse(JSON.parse(text || '{}')).data

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { AdapterError } from '../../core/errors.js';
+import { AdapterError, kindOfHttpStatus } from '../../core/errors.js';
 import { type EvidenceStore, orderStored, type StoredEvidence, storedCaseKey } from '../../core/evidence/ports.js';
 import type { EvidenceRecord } from '../../core/evidence/record.js';
 import type { Clock } from '../../core/ports.js';
@@ -113,17 +113,22 @@ function statusOf(e: unknown): number | undefined {
     : undefined;
 }
 
+/**
+ * S3's reading of a status, after a 403 and the error's name: a 4xx is invalid but for 429, and no status is
+ * invalid too, as this store has read them from the start (5xx are transient, as everywhere). The callers
+ * answer a 404 (get) and a 409/412 (put) before.
+ */
+const S3_STATUS_KINDS = { '4xx': 'invalid', 429: 'throttled', none: 'invalid' } as const;
+
 function classify(e: unknown, what: string): AdapterError {
   const status = statusOf(e);
   const name = e instanceof Error ? e.name : '';
   const kind =
     status === 403 || name === 'AccessDenied'
       ? 'denied'
-      : status === 429 || name === 'SlowDown' || name === 'Throttling'
+      : name === 'SlowDown' || name === 'Throttling'
         ? 'throttled'
-        : status !== undefined && status >= 500
-          ? 'transient'
-          : 'invalid';
+        : kindOfHttpStatus(status, S3_STATUS_KINDS);
   return new AdapterError(kind, `S3 ${what}`, { cause: e });
 }
 

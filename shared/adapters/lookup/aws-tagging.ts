@@ -20,7 +20,7 @@ import {
   type ResourceGroupsTaggingAPIClient,
   ResourceGroupsTaggingAPIServiceException,
 } from '@aws-sdk/client-resource-groups-tagging-api';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
+import { AdapterError, type ErrorKind, kindOfHttpStatus } from '../../core/errors.js';
 import { type LookupOutcome, mapBounded, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
 
 /** The one call made, so aws-sdk-client-mock (or any stub) can stand in. */
@@ -43,10 +43,14 @@ const AWS_ERROR_KINDS: Record<string, ErrorKind> = {
 };
 
 /**
- * Classifies a Tagging API error by its name and HTTP status (5xx and unknown → transient). A 408 is the
- * server giving up waiting for the request: the moment, not the request, so transient like a 5xx (as
- * shared/actions/retry.ts says it); as `invalid` the finding lost its owner for good instead of a retry.
+ * The Tagging API's reading of a status, when the error's name says nothing: a 4xx is invalid but for 403,
+ * 408 and 429 (a 401, 404, 409/412, 410 or 425 too, not as the shared reading has them), as this adapter has
+ * read them from the start; a refusal is also told by its name, above. A 408 is the server giving up waiting:
+ * as `invalid` the finding lost its owner for good instead of a retry. 5xx and no status are transient.
  */
+const AWS_STATUS_KINDS = { '4xx': 'invalid', 403: 'denied', 408: 'transient', 429: 'throttled' } as const;
+
+/** Classifies a Tagging API error by its name, else its HTTP status. */
 export function awsAdapterError(e: unknown, what: string): AdapterError {
   // Raised before the call (the member role's credentials could not be had): its kind stands.
   if (e instanceof AdapterError) return new AdapterError(e.kind, `${what}: ${e.message}`, { cause: e });
@@ -55,16 +59,7 @@ export function awsAdapterError(e: unknown, what: string): AdapterError {
     e instanceof ResourceGroupsTaggingAPIServiceException
       ? e.$metadata
       : ((e as { $metadata?: { httpStatusCode?: number; requestId?: string } } | undefined)?.$metadata ?? {});
-  const status = meta.httpStatusCode ?? 0;
-  const kind: ErrorKind =
-    AWS_ERROR_KINDS[name] ??
-    (status === 403
-      ? 'denied'
-      : status === 429
-        ? 'throttled'
-        : status >= 400 && status < 500 && status !== 408
-          ? 'invalid'
-          : 'transient');
+  const kind = AWS_ERROR_KINDS[name] ?? kindOfHttpStatus(meta.httpStatusCode, AWS_STATUS_KINDS);
   return new AdapterError(kind, `${what}: ${name}`, {
     cause: e,
     ...(meta.requestId ? { requestId: meta.requestId } : {}),

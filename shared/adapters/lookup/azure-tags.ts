@@ -14,7 +14,7 @@
  * @see https://learn.microsoft.com/rest/api/resources/tags/get-at-scope
  */
 import type { ResourceManagementClient } from '@azure/arm-resources';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
+import { AdapterError, kindOfHttpStatus } from '../../core/errors.js';
 import {
   type Clock,
   LOOKUP_CONCURRENCY,
@@ -31,19 +31,18 @@ export interface AzureTagsClient {
   tagsOperations: Pick<ResourceManagementClient['tagsOperations'], 'getAtScope'>;
 }
 
-/** Classifies an Azure RestError by HTTP status; a 408 (the server gave up waiting) is transient, like a 5xx. */
+/**
+ * Azure's reading of a status, for the Tags API and the claim-check blobs: the shared one (a 408, the server
+ * giving up waiting, is transient like a 5xx; no status is transient) but for 409, 410, 412 and 425, which are
+ * invalid as this adapter has read them from the start: only 401/403, 404, 408 and 429 are told from a bad
+ * request here.
+ */
+const AZURE_STATUS_KINDS = { 409: 'invalid', 410: 'invalid', 412: 'invalid', 425: 'invalid' } as const;
+
+/** Classifies an Azure RestError by HTTP status. */
 export function azureAdapterError(e: unknown, what: string): AdapterError {
   const status = e && typeof e === 'object' && 'statusCode' in e && typeof e.statusCode === 'number' ? e.statusCode : 0;
-  const kind: ErrorKind =
-    status === 401 || status === 403
-      ? 'denied'
-      : status === 404
-        ? 'gone'
-        : status === 429
-          ? 'throttled'
-          : status >= 400 && status < 500 && status !== 408
-            ? 'invalid'
-            : 'transient';
+  const kind = kindOfHttpStatus(status, AZURE_STATUS_KINDS);
   return new AdapterError(kind, `${what}: HTTP ${status || 'error'}`, { cause: e });
 }
 

@@ -10,7 +10,7 @@
  * @see https://cloud.google.com/resource-manager/reference/rest/v3/projects/get
  */
 import { GCP_CALL_OPTIONS } from '../../actions/retry.js';
-import { AdapterError, type ErrorKind } from '../../core/errors.js';
+import { AdapterError, type ErrorKind, kindOfHttpStatus } from '../../core/errors.js';
 import {
   type Clock,
   LOOKUP_CONCURRENCY,
@@ -52,18 +52,22 @@ const GRPC_KINDS: Record<number, ErrorKind> = {
   16: 'denied',
 };
 
-// HTTP statuses, as the JSON APIs (Cloud Storage) report them in `code`; gRPC codes are 0–16.
-const HTTP_KINDS: Record<number, ErrorKind> = {
+/**
+ * HTTP statuses, as the JSON APIs (Cloud Storage) report them in `code` (gRPC codes are 0–16): a 4xx is
+ * transient but for those named, as this adapter has read them from the start; 5xx are, as everywhere.
+ */
+const HTTP_KINDS = {
+  '4xx': 'transient',
   400: 'invalid',
   401: 'denied',
   403: 'denied',
   404: 'gone',
   429: 'throttled',
-};
+} as const;
 
 export function gcpAdapterError(e: unknown, what: string): AdapterError {
   const code = e && typeof e === 'object' && 'code' in e && typeof e.code === 'number' ? e.code : -1;
-  if (code >= 100) return new AdapterError(HTTP_KINDS[code] ?? 'transient', `${what}: HTTP ${code}`, { cause: e });
+  if (code >= 100) return new AdapterError(kindOfHttpStatus(code, HTTP_KINDS), `${what}: HTTP ${code}`, { cause: e });
   return new AdapterError(GRPC_KINDS[code] ?? 'transient', `${what}: gRPC ${code}`, { cause: e });
 }
 

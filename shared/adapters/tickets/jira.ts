@@ -10,7 +10,7 @@
  */
 import { type Config, HttpException, type RequestConfig, Version3Client } from 'jira.js';
 import * as z from 'zod';
-import { AdapterError, type ErrorKind, isRetryable, isThrottled, isTransient } from '../../core/errors.js';
+import { AdapterError, isRetryable, isThrottled, isTransient, kindOfHttpStatus } from '../../core/errors.js';
 import type { TicketRef } from '../../core/model/case.js';
 import { type Logger, silentLogger } from '../../core/ports.js';
 import type { AdfDoc } from '../../core/tickets/adf.js';
@@ -527,16 +527,13 @@ export function retryAfterSeconds(headers: unknown, now = Date.now()): number | 
   return undefined;
 }
 
-function kindOfStatus(status: number): ErrorKind {
-  // 425 Too Early: not processed, send it again later. 408: the server gave up waiting for the request
-  // (a proxy's idle timeout in front of Jira): the moment, not the request, and a 4xx all the same.
-  if (status === 429 || status === 425) return 'throttled';
-  if (status >= 500 || status === 408) return 'transient';
-  if (status === 401 || status === 403) return 'denied';
-  if (status === 404) return 'gone';
-  if (status === 409) return 'conflict';
-  return 'invalid';
-}
+/**
+ * Jira's reading of a status: the shared one (a 408 there is a proxy's idle timeout in front of Jira), but a
+ * 410, a 412 and a status below 400 are invalid, as the sink has read them since it was written: only a 404
+ * says the issue is gone (Jira Cloud answers 410 for an API it has removed, which neither a retry nor a new
+ * ticket mends).
+ */
+const JIRA_STATUS_KINDS = { 410: 'invalid', 412: 'invalid', none: 'invalid' } as const;
 
 /** Classifies what jira.js threw. Never includes request headers (they carry the token). */
 export function toAdapterError(what: string, e: unknown): AdapterError {
@@ -546,7 +543,7 @@ export function toAdapterError(what: string, e: unknown): AdapterError {
     // jira.js keeps the body on `response.data` (HttpException) and the headers on its axios cause.
     const data = typeof e.response === 'object' && 'data' in e.response ? e.response.data : undefined;
     // A 503 (Jira under maintenance or load) may say when to come back as a 429 does: honoured, not guessed.
-    const kind = kindOfStatus(e.status);
+    const kind = kindOfHttpStatus(e.status, JIRA_STATUS_KINDS);
     const asked = kind === 'throttled' || kind === 'transient' ? retryAfterSeconds(headers) : undefined;
     const retryAfter = asked ?? (e.status === 429 ? 5 : undefined);
     const message = `jira ${what}: HTTP ${e.status}${jiraMessage(data) ? ` ${jiraMessage(data)}` : ''}`;
