@@ -98,17 +98,25 @@ export interface ResourceRef {
 export interface LookupTags {
   /**
    * Every tag that applies to the resource: its own over those it takes from its container (a GCP
-   * project's labels, an Azure resource group's tags). The skip-tag gates read all of them: a skip label on
-   * the project, a skip tag on the resource group, stops a fix.
+   * project's labels, an Azure resource group's tags over its subscription's). The skip-tag gates read all of
+   * them: a skip label on the project, a skip tag on the resource group or the subscription, stops a fix.
    */
   tags: Record<string, string>;
   /**
    * Those of `tags` that come from the container, not the resource (GCP: the project's labels the resource
-   * does not override; Azure: its resource group's tags, which ARM does not copy onto the resource).
+   * does not override; Azure: its resource group's tags and its subscription's, which ARM does not copy onto
+   * the resource).
    * Enrichment ranks them with the registry's account entry, after registry rules: a project-wide `owner`
    * label does not outrank a rule naming one resource. Absent: all are the resource's.
    */
   inherited?: Record<string, string> | undefined;
+  /**
+   * Azure only: where each key of `inherited` comes from, its resource group or its subscription (whose tags
+   * ARM does not copy either; a key the resource or its group has wins over the subscription's). Provenance
+   * names the level, and a group's tag outranks its subscription's for one field. Absent (GCP, an older spoke's
+   * message), or a key not in it: the container's (GCP project, Azure resource group).
+   */
+  inheritedFrom?: Record<string, 'group' | 'subscription'> | undefined;
 }
 
 /** One answer of {@link OwnerLookup.tagsForMany}: the resource's tags, or why they could not be read. */

@@ -1,17 +1,31 @@
-/** The Azure lookups the wiring builds: the pre-apply re-check reads resource group tags fresh; enrichment may share them. */
+/**
+ * The Azure lookups the wiring builds: the pre-apply re-check reads resource group and subscription tags fresh;
+ * enrichment may share them.
+ */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { liveOwnerLookup } from '../../shared/adapters/wiring/lookup.js';
 import type { ResourceRef } from '../../shared/core/ports.js';
 import { readSkipTag } from '../../shared/core/remediation/gates.js';
 
-// The resource group's tags as ARM answers them now (the resources have none of their own); each test sets them.
-const arm = vi.hoisted(() => ({ groupTags: {} as Record<string, string>, groupReads: 0 }));
-const GROUP = '/subscriptions/9d2e5f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a/resourceGroups/rg-payments-prod';
+// The resource group's and subscription's tags as ARM answers them now (the resources have none of their own);
+// each test sets them.
+const arm = vi.hoisted(() => ({
+  groupTags: {} as Record<string, string>,
+  groupReads: 0,
+  subscriptionTags: {} as Record<string, string>,
+  subscriptionReads: 0,
+}));
+const SUBSCRIPTION = '/subscriptions/9d2e5f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a';
+const GROUP = `${SUBSCRIPTION}/resourceGroups/rg-payments-prod`;
 vi.mock('@azure/identity', () => ({ DefaultAzureCredential: class {} }));
 vi.mock('@azure/arm-resources', () => ({
   ResourceManagementClient: class {
     tagsOperations = {
       getAtScope: async (scope: string) => {
+        if (`/${scope}` === SUBSCRIPTION) {
+          arm.subscriptionReads++;
+          return { properties: { tags: { ...arm.subscriptionTags } } };
+        }
         if (`/${scope}` !== GROUP) return { properties: { tags: {} } };
         arm.groupReads++;
         return { properties: { tags: { ...arm.groupTags } } };
@@ -27,10 +41,12 @@ const ACCOUNT: ResourceRef = {
   region: 'westeurope',
 };
 
-describe('Azure resource group tags in the wired lookups', () => {
+describe('Azure resource group and subscription tags in the wired lookups', () => {
   beforeEach(() => {
     arm.groupTags = { owner: 'alice@acme.example' };
     arm.groupReads = 0;
+    arm.subscriptionTags = { env: 'prod' };
+    arm.subscriptionReads = 0;
   });
 
   it('the pre-apply re-check sees a skip tag added to the resource group after a first read', async () => {
@@ -50,15 +66,34 @@ describe('Azure resource group tags in the wired lookups', () => {
     expect(arm.groupReads).toBe(2);
   });
 
-  it("enrichment's lookup shares the group's tags across reads", async () => {
+  it('the pre-apply re-check sees a skip tag added to the subscription after a first read', async () => {
+    // Prepare
+    const recheck = liveOwnerLookup(['azure'], { fresh: true });
+    const before = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
+    // Act: a person stops fixes in the whole subscription
+    arm.subscriptionTags = { env: 'prod', 'closeloop:skip': 'tenant migration' };
+    const after = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
+    // Assess
+    expect(before?.gate.outcome).toBe('pass');
+    expect(after?.gate).toEqual({
+      gate: 'skip-tag',
+      outcome: 'block',
+      reason: 'resource carries the skip tag `closeloop:skip` now',
+    });
+    expect(arm.subscriptionReads).toBe(2);
+  });
+
+  it("enrichment's lookup shares the group's and the subscription's tags across reads", async () => {
     // Prepare
     const enrichment = liveOwnerLookup(['azure']);
     await enrichment.tagsFor(ACCOUNT);
     // Act
     arm.groupTags = { owner: 'alice@acme.example', 'closeloop:skip': 'true' };
+    arm.subscriptionTags = { env: 'dev' };
     const again = await enrichment.tagsFor(ACCOUNT);
     // Assess
-    expect(again).toEqual({ owner: 'alice@acme.example' });
+    expect(again).toEqual({ owner: 'alice@acme.example', env: 'prod' });
     expect(arm.groupReads).toBe(1);
+    expect(arm.subscriptionReads).toBe(1);
   });
 });

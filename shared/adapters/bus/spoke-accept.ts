@@ -88,11 +88,13 @@ async function attachLiveTags(
   const read = new Map(
     ids.map((id, i) => {
       const o = outcomes[i] as LookupOutcome;
-      const wire: SpokeLiveTag = !('tags' in o)
-        ? { error: errorMessage(o.error).slice(0, 1024) }
-        : o.inherited
-          ? { tags: o.tags, inherited: o.inherited }
-          : { tags: o.tags };
+      let wire: SpokeLiveTag;
+      if (!('tags' in o)) wire = { error: errorMessage(o.error).slice(0, 1024) };
+      else {
+        wire = { tags: o.tags };
+        if (o.inherited) wire.inherited = o.inherited;
+        if (o.inheritedFrom) wire.inheritedFrom = o.inheritedFrom;
+      }
       return [id, wire] as const;
     }),
   );

@@ -29,8 +29,16 @@ export const SPOKE_DETAIL_TYPE = 'Spoke Finding Document';
 export const SpokeLiveTagSchema = z.union([
   z.object({
     tags: z.record(z.string().max(512), z.string().max(512)),
-    /** Those of `tags` the resource takes from its GCP project or Azure resource group (see LookupTags.inherited). */
+    /**
+     * Those of `tags` the resource takes from its GCP project or Azure resource group or subscription (see
+     * LookupTags.inherited).
+     */
     inherited: z.record(z.string().max(512), z.string().max(512)).optional(),
+    /**
+     * Azure: which of the two each inherited tag comes from (see LookupTags.inheritedFrom). Absent in a message
+     * of a spoke from before subscription tags were read: all are its resource group's.
+     */
+    inheritedFrom: z.record(z.string().max(512), z.enum(['group', 'subscription'])).optional(),
   }),
   z.object({ error: z.string().max(1024) }),
 ]);

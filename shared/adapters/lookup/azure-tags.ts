@@ -1,15 +1,18 @@
 /**
  * Live Azure resource tags through ARM (`Microsoft.Resources/tags` at the resource's scope, the
- * `tagsOperations.getAtScope` call of @azure/arm-resources), and its resource group's the same way (the
- * Tags API at the group's scope, `/subscriptions/{sub}/resourceGroups/{rg}`). ARM does not copy a group's
- * tags onto its resources (only an Azure Policy "inherit a tag from the resource group" would), and many
- * estates tag the group alone (`owner`, `env`): read without it, their resources came out unowned and of
- * no known environment. Both reads need `Microsoft.Resources/tags/read` only (the spoke's tag role, at
- * subscription scope, covers the groups): the group itself (`resourceGroups/read`) is not read.
- * The answer keeps the two apart, as the GCP lookup does with a project's labels (`inherited`: the group's
- * tags the resource does not override). A group's tags are read once per `groupTtlMs` (default 15 minutes)
- * and shared by every resource of the group, concurrent asks included: a batch of 1,000 findings in one
- * group is one read of the group. Subscription tags are not read.
+ * `tagsOperations.getAtScope` call of @azure/arm-resources), and its resource group's and subscription's the
+ * same way (the Tags API at `/subscriptions/{sub}/resourceGroups/{rg}` and at `/subscriptions/{sub}`). ARM
+ * does not copy a group's or a subscription's tags onto its resources (only an Azure Policy "inherit a tag
+ * from the resource group / subscription" would), and many estates tag the group or the subscription alone
+ * (`owner`, `env`, `costCenter`): read without them, their resources came out unowned and of no known
+ * environment. Every read needs `Microsoft.Resources/tags/read` only (the spoke's tag role, at subscription
+ * scope, covers the subscription and its groups): neither the group (`resourceGroups/read`) nor the
+ * subscription itself is read.
+ * The answer keeps them apart, as the GCP lookup does with a project's labels (`inherited`: the group's and
+ * the subscription's tags the resource does not override, a group's over its subscription's; `inheritedFrom`:
+ * which of the two each came from). A group's or subscription's tags are read once per `groupTtlMs` (default
+ * 15 minutes) and shared by every resource in it, concurrent asks included: a batch of 1,000 findings in one
+ * group is one read of the group and one of its subscription.
  *
  * @see https://learn.microsoft.com/rest/api/resources/tags/get-at-scope
  */
@@ -56,6 +59,14 @@ export function resourceGroupScopeOf(id: string): string | undefined {
 }
 
 /**
+ * The ARM scope of an Azure resource id's subscription (`/subscriptions/{sub}`): a resource group's too.
+ * Undefined for the subscription itself (its own tags are the subscription's) and an id outside one.
+ */
+export function subscriptionScopeOf(id: string): string | undefined {
+  return /^(\/subscriptions\/[^/]+)\/./i.exec(id)?.[1];
+}
+
+/**
  * How long one lookup may take, the ARM pipeline's own retries and waits included. Its throttling policy
  * sleeps whatever Retry-After ARM sends, uncapped: without a deadline a throttled subscription held the
  * finding (and the function) for as long as ARM asked.
@@ -67,8 +78,11 @@ export const AZURE_LOOKUP_TIMEOUT_MS = 30_000;
  */
 export class AzureResourceTagsLookup implements OwnerLookup {
   private readonly clients = new Map<string, AzureTagsClient>();
-  /** Resource groups' tags by lower-cased scope (ARM ids are case-insensitive), with when they were read. */
-  private readonly groupTags = new Map<string, { tags: Promise<Record<string, string>>; at: number }>();
+  /**
+   * Resource groups' and subscriptions' tags by lower-cased scope (ARM ids are case-insensitive), with when
+   * they were read.
+   */
+  private readonly containerTags = new Map<string, { tags: Promise<Record<string, string>>; at: number }>();
   private readonly groupTtlMs: number;
   private readonly clock: Clock;
 
@@ -112,47 +126,71 @@ export class AzureResourceTagsLookup implements OwnerLookup {
     }
   }
 
-  /** A resource group's tags, read at most once per ttl; a failed read is forgotten (the next ask retries). */
-  private tagsOfGroup(client: AzureTagsClient, scope: string): Promise<Record<string, string>> {
+  /**
+   * A resource group's or subscription's tags, read at most once per ttl; a failed read is forgotten (the
+   * next ask retries). None when `scope` is undefined (the resource is in no group, or is the subscription).
+   */
+  private tagsOfContainer(client: AzureTagsClient, scope: string | undefined): Promise<Record<string, string>> {
+    if (scope === undefined) return Promise.resolve({});
     const key = scope.toLowerCase();
     const now = this.clock.now().getTime();
-    const kept = this.groupTags.get(key);
+    const kept = this.containerTags.get(key);
     if (kept && now - kept.at < this.groupTtlMs) return kept.tags;
     const tags = this.tagsAt(client, scope).catch((e: unknown) => {
-      if (this.groupTags.get(key)?.tags === tags) this.groupTags.delete(key);
+      if (this.containerTags.get(key)?.tags === tags) this.containerTags.delete(key);
       throw e;
     });
-    this.groupTags.set(key, { tags, at: now });
+    // Settled here too: when another read of the lookup fails first, nobody awaits this one.
+    tags.catch(() => {});
+    this.containerTags.set(key, { tags, at: now });
     return tags;
   }
 
-  /** The tags that apply to `r` (its own over its resource group's), and which of them are the group's. */
+  /**
+   * The tags that apply to `r` (its own over its resource group's, over its subscription's), which of them
+   * it inherits, and from where.
+   */
   async labelsFor(r: ResourceRef): Promise<Required<LookupTags>> {
     if (r.provider !== 'azure')
       throw new AdapterError('invalid', `AzureResourceTagsLookup cannot look up ${r.provider} resources`);
     const client = this.clientOf(r.account);
-    const group = resourceGroupScopeOf(r.id);
-    // Both reads at once. A group read that fails fails the whole lookup, as a failed project read does in
-    // GcpLabelsLookup: the resource's own tags alone would read as "no owner tag" where the group may name
-    // one (a guessed unowned, a name-pattern environment) and miss a skip tag set on the group. The caller
-    // sees a failed lookup: owner unknown, environment not guessed, the skip-tag gate fails closed.
-    const groupRead: Promise<Record<string, string>> = group ? this.tagsOfGroup(client, group) : Promise.resolve({});
-    // Settled here too: when the resource's read fails first, nobody awaits the group's.
-    groupRead.catch(() => {});
+    // The three reads at once. A group or subscription read that fails fails the whole lookup, as a failed
+    // project read does in GcpLabelsLookup: the resource's own tags alone would read as "no owner tag" where
+    // the group or subscription may name one (a guessed unowned, a name-pattern environment) and miss a skip
+    // tag set on either. The caller sees a failed lookup: owner unknown, environment not guessed, the skip-tag
+    // gate fails closed.
+    const groupRead = this.tagsOfContainer(client, resourceGroupScopeOf(r.id));
+    const subscriptionRead = this.tagsOfContainer(client, subscriptionScopeOf(r.id));
     const own = await this.tagsAt(client, r.id);
-    const groupTags = await groupRead;
-    // Azure tag names are case-insensitive: the resource's `Owner` overrides its group's `owner`.
-    const ownNames = new Set(Object.keys(own).map((k) => k.toLowerCase()));
+    const levels = [
+      ['group', await groupRead],
+      ['subscription', await subscriptionRead],
+    ] as const;
+    // Azure tag names are case-insensitive: the resource's `Owner` overrides its group's `owner`, and the
+    // group's its subscription's.
+    const taken = new Set(Object.keys(own).map((k) => k.toLowerCase()));
     const inherited: Record<string, string> = {};
-    for (const [k, v] of Object.entries(groupTags)) if (!ownNames.has(k.toLowerCase())) inherited[k] = v;
-    return { tags: { ...inherited, ...own }, inherited };
+    const inheritedFrom: Record<string, 'group' | 'subscription'> = {};
+    for (const [level, tags] of levels) {
+      const names = Object.keys(tags);
+      for (const k of names)
+        if (!taken.has(k.toLowerCase())) {
+          inherited[k] = tags[k] as string;
+          inheritedFrom[k] = level;
+        }
+      for (const k of names) taken.add(k.toLowerCase());
+    }
+    return { tags: { ...inherited, ...own }, inherited, inheritedFrom };
   }
 
   async tagsFor(r: ResourceRef): Promise<Record<string, string>> {
     return (await this.labelsFor(r)).tags;
   }
 
-  /** Each resource's tags with its resource group's kept apart (`inherited`); the groups read once each. */
+  /**
+   * Each resource's tags with its resource group's and subscription's kept apart (`inherited`); the groups
+   * and subscriptions read once each.
+   */
   tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
     return mapBounded(refs, LOOKUP_CONCURRENCY, (r) =>
       this.labelsFor(r).then(

@@ -3,7 +3,8 @@
  * goes first), and concurrent asks for the same resource share one call. Failures are not cached, so
  * the next finding tries again. `tagsForMany` answers what it holds and asks the inner lookup for the
  * rest in one batch. An answer is kept whole: which of the tags the resource takes from its container
- * (`inherited`: GCP project labels, Azure resource group tags) is cached with them.
+ * (`inherited`: GCP project labels, Azure resource group and subscription tags) and, on Azure, from which of
+ * the two (`inheritedFrom`) are cached with them.
  */
 import {
   type Clock,
@@ -127,8 +128,12 @@ export class CachedOwnerLookup implements OwnerLookup {
     return Promise.all(
       answers.map((a) =>
         Promise.resolve(a).then(
-          ({ tags, inherited }): LookupOutcome =>
-            inherited === undefined ? { tags: { ...tags } } : { tags: { ...tags }, inherited: { ...inherited } },
+          ({ tags, inherited, inheritedFrom }): LookupOutcome => {
+            const o: LookupOutcome = { tags: { ...tags } };
+            if (inherited !== undefined) o.inherited = { ...inherited };
+            if (inheritedFrom !== undefined) o.inheritedFrom = { ...inheritedFrom };
+            return o;
+          },
           (error: unknown): LookupOutcome => ({ error }),
         ),
       ),

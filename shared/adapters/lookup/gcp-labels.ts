@@ -111,7 +111,7 @@ export class GcpLabelsLookup implements OwnerLookup {
   }
 
   /** The labels that apply to `r` (its own over its project's), and which of them are the project's. */
-  async labelsFor(r: ResourceRef): Promise<Required<LookupTags>> {
+  async labelsFor(r: ResourceRef): Promise<Required<Omit<LookupTags, 'inheritedFrom'>>> {
     if (r.provider !== 'gcp')
       throw new AdapterError('invalid', `GcpLabelsLookup cannot look up ${r.provider} resources`);
     // A project id or number both name the project in v3 (`projects/{id-or-number}`).

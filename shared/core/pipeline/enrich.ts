@@ -6,9 +6,9 @@
  * 2. live lookup tags of the resource itself (only when the event carries no tags and a lookup is
  *    configured; a failed lookup is a warning and `complete: false`, never a throw);
  * 3. the first registry rule whose resource glob matches (its account by id, or GCP project number);
- * 4. the labels the resource takes from its GCP project, the tags from its Azure resource group (read by the
- *    live lookup, kept apart from its own: a project- or group-wide label says less about one resource than a
- *    rule naming it), then the registry entry of
+ * 4. the labels the resource takes from its GCP project, the tags from its Azure resource group, then from its
+ *    subscription (read by the live lookup, kept apart from its own: a project-, group- or subscription-wide
+ *    label says less about one resource than a rule naming it), then the registry entry of
  *    the account / subscription / project (id, or GCP project number);
  *    (owner: a team found for the resource other than its project's or account's takes its own default owner
  *    before their owner, who is the other team's person);
@@ -35,6 +35,7 @@ import {
   canRead,
   type Logger,
   type LookupOutcome,
+  type LookupTags,
   lookupMany,
   type OwnerLookup,
   type ResourceRef,
@@ -117,6 +118,9 @@ const CONTAINER_WORD: Record<Provider, string> = {
   azure: 'resource group tag',
   gcp: 'project label',
 };
+/** What an inherited tag is called in a warning: an Azure subscription's, else as its container's. */
+const containerWord = (provider: Provider, from: LookupTags['inheritedFrom'], key: string): string =>
+  from?.[key] === 'subscription' ? 'subscription tag' : CONTAINER_WORD[provider];
 const NO_HITS: TagHits = Object.freeze({});
 /** An Azure resource's group in its id (`/subscriptions/…/resourceGroups/<rg>/…`): where its inherited tags are from. */
 const RESOURCE_GROUP = /\/resourceGroups\/([^/]+)\//i;
@@ -210,20 +214,30 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const table = tagSentences[via][word][field];
     return table.get(hit.key) ?? table.set(hit.key, tagProvenance(field, hit.key, via, word));
   };
-  // Keyed by the label key (GCP: the finding's own project), or by Azure resource group and tag key (the
-  // resources of one subscription sit in many groups): `group/key` (GCP label keys hold no `/`).
+  // Keyed by the label key (GCP: the finding's own project), or by Azure resource group or subscription and
+  // tag key (the resources of one subscription sit in many groups): `its resource group rg/key` (GCP label keys
+  // hold no `/`).
   const containerSentences = byField();
-  /** A value from a tag of the resource's container: its GCP project, or its Azure resource group. */
-  const fromContainer = (field: TagField, hit: TagHit, f: Finding): Provenance => {
-    const { provider, id } = f.resource;
+  /**
+   * A value from a tag of the resource's container: its GCP project, its Azure resource group, or (`from`
+   * says so) its Azure subscription.
+   */
+  const fromContainer = (field: TagField, hit: TagHit, f: Finding, from: LookupTags['inheritedFrom']): Provenance => {
+    const { provider, id, account } = f.resource;
     const table = containerSentences[field];
     const group = provider === 'azure' ? RESOURCE_GROUP.exec(id)?.[1] : undefined;
-    const key = group === undefined ? hit.key : `${group}/${hit.key}`;
+    const where =
+      from?.[hit.key] === 'subscription'
+        ? `its subscription ${account}`
+        : group === undefined
+          ? undefined
+          : `its resource group ${group}`;
+    const key = where === undefined ? hit.key : `${where}/${hit.key}`;
     return (
       table.get(key) ??
       table.set(key, {
         via: 'lookup',
-        detail: `${field} from ${group === undefined ? CONTAINER_WORD[provider] : 'tag'} \`${hit.key}\` found by a live lookup of ${group === undefined ? `the resource's ${ACCOUNT_WORD[provider]}` : `its resource group ${group}`}`,
+        detail: `${field} from ${where === undefined ? CONTAINER_WORD[provider] : 'tag'} \`${hit.key}\` found by a live lookup of ${where ?? `the resource's ${ACCOUNT_WORD[provider]}`}`,
         ref: hit.key,
       })
     );
@@ -303,16 +317,19 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     extra: string[],
     complete: boolean,
     /**
-     * Tags the resource takes from its container (GCP project labels, Azure resource group tags): ranked
-     * after rules, not with its own.
+     * Tags the resource takes from its container (GCP project labels, Azure resource group and subscription
+     * tags): ranked after rules, not with its own.
      */
     inherited: TagHits = NO_HITS,
+    /** Azure: which inherited tags are the subscription's (LookupTags.inheritedFrom); else the group's. */
+    from?: LookupTags['inheritedFrom'],
   ): Enrichment {
     const warnings = extra;
     const { provider } = f.resource;
     const word: 'tag' | 'label' = provider === 'gcp' ? 'label' : 'tag';
     if (tagHits.placeholders) placeholderWarnings(tagHits.placeholders, word, warnings);
-    if (inherited.placeholders) placeholderWarnings(inherited.placeholders, CONTAINER_WORD[provider], warnings);
+    for (const p of inherited.placeholders ?? EMPTY_LIST)
+      placeholderWarnings([p], containerWord(provider, from, p.key), warnings);
     const account = findAccount(f);
     const rule = findRule(f, account);
 
@@ -327,7 +344,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       teamProv = fromRule('team', rule);
     } else if (inherited.team) {
       team = inherited.team.value;
-      teamProv = fromContainer('team', inherited.team, f);
+      teamProv = fromContainer('team', inherited.team, f, from);
     } else if (account?.entry.team) {
       team = account.entry.team;
       teamProv = fromAccount('team', account);
@@ -359,7 +376,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       ownerProv = fromTeamOwner(teamEntry);
     } else if (inherited.owner) {
       owner = inherited.owner.value;
-      ownerProv = fromContainer('owner', inherited.owner, f);
+      ownerProv = fromContainer('owner', inherited.owner, f, from);
     } else if (account?.entry.owner) {
       owner = account.entry.owner;
       ownerProv = fromAccount('owner', account);
@@ -404,9 +421,15 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       const e = env.normalize(envInherited.value);
       if (e !== undefined && e.environment !== 'unknown') {
         environment = e.environment;
-        envProv = fromContainer('environment', envInherited, f);
+        envProv = fromContainer('environment', envInherited, f, from);
       } else {
-        envProv = environmentTagProblem(envInherited, e, CONTAINER_WORD[provider], via, warnings);
+        envProv = environmentTagProblem(
+          envInherited,
+          e,
+          containerWord(provider, from, envInherited.key),
+          via,
+          warnings,
+        );
         if (!envProv) unreadableTag ??= envInherited;
       }
     }
@@ -452,7 +475,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     if (!envProv && (unreadableTag || !complete))
       envProv = {
         via: 'default',
-        detail: `environment unknown: ${unreadableTag ? `${unreadableTag === envTag ? word : CONTAINER_WORD[provider]} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment` : `the live ${word} lookup failed`} and no registry entry says which (the resource name is not guessed from)`,
+        detail: `environment unknown: ${unreadableTag ? `${unreadableTag === envTag ? word : containerWord(provider, from, unreadableTag.key)} \`${unreadableTag.key}\`=${unreadableTag.value} names no known environment` : `the live ${word} lookup failed`} and no registry entry says which (the resource name is not guessed from)`,
       };
     envProv ??= DEFAULT_ENVIRONMENT;
 
@@ -467,7 +490,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       appProv = fromRule('application', rule);
     } else if (inherited.application) {
       application = inherited.application.value;
-      appProv = fromContainer('application', inherited.application, f);
+      appProv = fromContainer('application', inherited.application, f, from);
     }
     let criticality: string | null = null;
     let critProv: Provenance | undefined;
@@ -479,7 +502,7 @@ export function createEnricher(opts: EnricherOptions): Enricher {
       critProv = fromRule('criticality', rule);
     } else if (inherited.criticality) {
       criticality = inherited.criticality.value;
-      critProv = fromContainer('criticality', inherited.criticality, f);
+      critProv = fromContainer('criticality', inherited.criticality, f, from);
     } else if (account?.entry.criticality) {
       criticality = account.entry.criticality;
       critProv = fromAccount('criticality', account);
@@ -523,14 +546,24 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     lookup !== undefined && !hasEnumerableKey(f.resource.tags) && canRead(lookup, f.resource.provider);
   const fromOutcome = (f: Finding, outcome: LookupOutcome): Enriched => {
     if ('tags' in outcome) {
-      const { tags, inherited } = outcome;
+      const { tags, inherited, inheritedFrom: from } = outcome;
       if (inherited === undefined || !hasEnumerableKey(inherited))
         return { enrichment: compute(f, readTags(tags), 'lookup', [], true), liveTags: tags };
       // The resource's own labels are those the project did not give it (or that it overrides).
       const own: Record<string, string> = {};
       for (const k of Object.keys(tags))
         if (!Object.hasOwn(inherited, k) || inherited[k] !== tags[k]) own[k] = tags[k] as string;
-      return { enrichment: compute(f, readTags(own), 'lookup', [], true, readTags(inherited)), liveTags: tags };
+      // An Azure group's tags over its subscription's, field by field (`environment` on the group, `env` on the
+      // subscription: the group's).
+      const group: Record<string, string> = {};
+      const subscription: Record<string, string> = {};
+      for (const k of Object.keys(inherited))
+        (from?.[k] === 'subscription' ? subscription : group)[k] = inherited[k] as string;
+      const [bySubscription, byGroup] = [readTags(subscription), readTags(group)];
+      const hits = { ...bySubscription, ...byGroup };
+      if (bySubscription.placeholders && byGroup.placeholders)
+        hits.placeholders = [...byGroup.placeholders, ...bySubscription.placeholders];
+      return { enrichment: compute(f, readTags(own), 'lookup', [], true, hits, from), liveTags: tags };
     }
     const r = f.resource;
     const why = `live tag lookup failed for ${r.id}: ${errorMessage(outcome.error)}`;

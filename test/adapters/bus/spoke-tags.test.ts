@@ -172,6 +172,78 @@ describe('a spoke reads live tags for what it forwards', () => {
     expect(storage?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).toBe('block');
   });
 
+  it("the hub takes an Azure resource's environment from its subscription's tags, read by the spoke, over the registry's entry, and gates the subscription's skip tag", async () => {
+    // Prepare: the subscription (prod in the registry) is tagged env=staging and closeloop:skip; neither
+    // rg-shared-services nor the storage account carry a tag
+    const subscription = '/subscriptions/6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36';
+    const azure = new AzureResourceTagsLookup(() => ({
+      tagsOperations: {
+        getAtScope: async (scope: string) => ({
+          properties: { tags: `/${scope}` === subscription ? { env: 'staging', 'closeloop:skip': 'tenant move' } : {} },
+        }),
+      },
+    }));
+    const { details } = await acceptDocuments('azure', [docs[0] as (typeof docs)[number]], azure);
+    const event = {
+      version: '0',
+      id: 'ev-azure-sub',
+      'detail-type': SPOKE_DETAIL_TYPE,
+      source: spokeSource('azure'),
+      account: '111122223333',
+      time: '2026-12-07T10:00:00Z',
+      region: 'us-east-1',
+      resources: [],
+      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
+    };
+    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
+    const ingest = createIngest({
+      store: new MemoryDocStore(),
+      bus: { publish: async () => {} },
+      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
+      config,
+      exceptions: async () => [],
+      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
+      log: silentLogger,
+    });
+    const doc = hubIngestDoc(event);
+    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
+    // Act
+    const out = await ingest.ingest([doc]);
+    // Assess
+    const storage = out.results[0];
+    expect(storage?.finding.resource.id).toBe(STORAGE);
+    expect(storage?.enrichment.environment).toBe('staging');
+    expect(storage?.enrichment.provenance.environment.detail).toBe(
+      'environment from tag `env` found by a live lookup of its subscription 6c1f3d2a-9b4e-4f7a-8d2c-5e0b1a7c9f36',
+    );
+    expect(storage?.decision.remediation.gates.find((g) => g.gate === 'skip-tag')?.outcome).toBe('block');
+  });
+
+  it("keeps which inherited tags are the subscription's on the wire, and still takes an older spoke's message without it", () => {
+    // Prepare: a spoke's message saying the levels, and one from before subscription tags were read
+    const withLevels = {
+      tags: { owner: 'ops@acme.example', env: 'prod' },
+      inherited: { owner: 'ops@acme.example', env: 'prod' },
+      inheritedFrom: { owner: 'group', env: 'subscription' },
+    };
+    const older = { tags: { owner: 'ops@acme.example' }, inherited: { owner: 'ops@acme.example' } };
+    const detail = (liveTag: unknown) => ({
+      spoke: 'azure',
+      input: 'eventgrid:1',
+      document: {},
+      findingKeys: [],
+      liveTags: { [STORAGE]: liveTag },
+    });
+    // Act
+    const parsed = SpokeDetailSchema.parse(detail(withLevels));
+    const parsedOlder = SpokeDetailSchema.safeParse(detail(older));
+    const unknownLevel = SpokeDetailSchema.safeParse(detail({ ...withLevels, inheritedFrom: { env: 'tenant' } }));
+    // Assess
+    expect(parsed.liveTags?.[STORAGE]).toEqual(withLevels);
+    expect(parsedOlder.success && parsedOlder.data.liveTags?.[STORAGE]).toEqual(older);
+    expect(unknownLevel.success).toBe(false);
+  });
+
   it("the hub ranks a GCP project's labels, read by the spoke, after a registry rule naming the bucket, and still gates their skip label", async () => {
     // Prepare: the project is labelled owner=platform-team and closeloop-skip; the bucket has no labels
     const gcp = new GcpLabelsLookup(

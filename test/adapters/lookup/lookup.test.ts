@@ -13,6 +13,7 @@ import {
   AzureResourceTagsLookup,
   type AzureTagsClient,
   resourceGroupScopeOf,
+  subscriptionScopeOf,
 } from '../../../shared/adapters/lookup/azure-tags.js';
 import { CachedOwnerLookup } from '../../../shared/adapters/lookup/cached.js';
 import { GcpLabelsLookup, type GcpProjectsClient, gcsBucketOf } from '../../../shared/adapters/lookup/gcp-labels.js';
@@ -147,8 +148,8 @@ describe('AzureResourceTagsLookup', () => {
     });
     // Assess: a retryable failure (the finding is looked up again later), well inside the test's 5 s
     expect(isRetryable(error)).toBe(true);
-    // One try of each scope read (the resource's tags, its group's), neither waited out
-    expect(sent).toHaveLength(2);
+    // One try of each scope read (the resource's tags, its group's, its subscription's), none waited out
+    expect(sent).toHaveLength(3);
     expect(Date.now() - started).toBeLessThan(2_000);
   }, 5_000);
 
@@ -194,16 +195,19 @@ describe('AzureResourceTagsLookup and the resource group', () => {
       return { properties: { tags: found ?? {} } };
     });
 
-  it("reads the resource group's tags through the real ARM client and keeps those the resource does not override apart", async () => {
+  it("reads the resource group's and the subscription's tags through the real ARM client and keeps those the resource does not override apart", async () => {
     // Prepare: the group says owner, env and cost centre; the account has its own `Env` (Azure tag names are
-    // case-insensitive: it overrides the group's `env`)
+    // case-insensitive: it overrides the group's `env`); the subscription says owner, cost centre and data
+    // class (only its data class is left to it)
     const sent: string[] = [];
     const httpClient = {
       sendRequest: async (request: { url: string; method: string }) => {
         sent.push(`${request.method} ${request.url}`);
         const tags = request.url.includes('/storageAccounts/')
           ? { Env: 'staging' }
-          : { owner: 'alice@acme.example', env: 'prod', costCentre: 'cc-42' };
+          : request.url.includes('/resourceGroups/')
+            ? { owner: 'alice@acme.example', env: 'prod', costCentre: 'cc-42' }
+            : { Owner: 'platform@acme.example', COSTCENTRE: 'cc-1', dataClass: 'internal' };
         return {
           request,
           status: 200,
@@ -219,8 +223,9 @@ describe('AzureResourceTagsLookup and the resource group', () => {
     const [answer] = await lookup.tagsForMany([LEDGER]);
     // Assess
     expect(answer).toEqual({
-      tags: { owner: 'alice@acme.example', costCentre: 'cc-42', Env: 'staging' },
-      inherited: { owner: 'alice@acme.example', costCentre: 'cc-42' },
+      tags: { owner: 'alice@acme.example', costCentre: 'cc-42', dataClass: 'internal', Env: 'staging' },
+      inherited: { owner: 'alice@acme.example', costCentre: 'cc-42', dataClass: 'internal' },
+      inheritedFrom: { owner: 'group', costCentre: 'group', dataClass: 'subscription' },
     });
     // Each scope's Tags API, one slash after the host (the SDK's path is `/{scope}`: an id's own leading slash
     // made it `.com//subscriptions`)
@@ -228,6 +233,7 @@ describe('AzureResourceTagsLookup and the resource group', () => {
       [
         `GET https://management.azure.com${LEDGER.id}/providers/Microsoft.Resources/tags/default`,
         `GET https://management.azure.com${RG}/providers/Microsoft.Resources/tags/default`,
+        `GET https://management.azure.com/subscriptions/${SUB}/providers/Microsoft.Resources/tags/default`,
       ].sort(),
     );
   });
@@ -251,11 +257,13 @@ describe('AzureResourceTagsLookup and the resource group', () => {
     now += 15 * 60_000;
     await azureLookup.tagsFor(LEDGER);
     // Assess
-    expect(batch).toEqual([
-      { tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } },
-      { tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } },
-    ]);
-    expect(later).toEqual([{ tags: { owner: 'alice@acme.example' }, inherited: { owner: 'alice@acme.example' } }]);
+    const fromGroup = {
+      tags: { owner: 'alice@acme.example' },
+      inherited: { owner: 'alice@acme.example' },
+      inheritedFrom: { owner: 'group' },
+    };
+    expect(batch).toEqual([fromGroup, fromGroup]);
+    expect(later).toEqual([fromGroup]);
     expect(readsWithinTtl).toBe(1);
     expect(groupReads()).toBe(2);
   });
@@ -280,6 +288,7 @@ describe('AzureResourceTagsLookup and the resource group', () => {
     expect(retried).toEqual({
       tags: { owner: 'alice@acme.example', app: 'ledger' },
       inherited: { owner: 'alice@acme.example' },
+      inheritedFrom: { owner: 'group' },
     });
   });
 
@@ -296,6 +305,124 @@ describe('AzureResourceTagsLookup and the resource group', () => {
   it('stops a fix at the skip tag on the resource group: the pre-apply re-check reads it on an untagged resource', async () => {
     // Prepare
     const getAtScope = tagsByScope({ [RG]: { 'closeloop:skip': 'quarter-end freeze' } });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }), { groupTtlMs: 0 });
+    // Act
+    const gate = await readSkipTag(lookup, LEDGER, 'closeloop:skip');
+    // Assess
+    expect(gate?.gate).toEqual({
+      gate: 'skip-tag',
+      outcome: 'block',
+      reason: 'resource carries the skip tag `closeloop:skip` now',
+    });
+  });
+});
+
+describe('AzureResourceTagsLookup and the subscription', () => {
+  const SUB = '9d2e5f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a';
+  const SUB_SCOPE = `/subscriptions/${SUB}`;
+  const RG = `${SUB_SCOPE}/resourceGroups/rg-payments-prod`;
+  const azure = (id: string): ResourceRef => ({ provider: 'azure', id, account: SUB, region: null });
+  const LEDGER = azure(`${RG}/providers/Microsoft.Storage/storageAccounts/stpayledger01`);
+  /** ARM's Tags API answering by scope, the scope as the SDK takes it (no leading slash); an Error is thrown. */
+  const tagsByScope = (byScope: Record<string, Record<string, string> | Error>) =>
+    vi.fn(async (scope: string) => {
+      const found = Object.entries(byScope).find(([k]) => k.toLowerCase() === `/${scope}`.toLowerCase())?.[1];
+      if (found instanceof Error) throw found;
+      return { properties: { tags: found ?? {} } };
+    });
+
+  it("gives a resource its subscription's tags below its group's and its own, and says which are the subscription's", async () => {
+    // Prepare: env on all three levels, owner on the group (`Owner`) and the subscription (`owner`), cost centre
+    // on the subscription alone
+    const getAtScope = tagsByScope({
+      [LEDGER.id]: { env: 'test' },
+      [RG]: { Owner: 'alice@acme.example', ENV: 'dev' },
+      [SUB_SCOPE]: { env: 'prod', owner: 'platform@acme.example', costCenter: 'cc-7' },
+    });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }));
+    // Act
+    const [answer] = await lookup.tagsForMany([LEDGER]);
+    // Assess
+    expect(answer).toEqual({
+      tags: { Owner: 'alice@acme.example', costCenter: 'cc-7', env: 'test' },
+      inherited: { Owner: 'alice@acme.example', costCenter: 'cc-7' },
+      inheritedFrom: { Owner: 'group', costCenter: 'subscription' },
+    });
+    expect(getAtScope).toHaveBeenCalledWith(SUB_SCOPE.slice(1), expect.anything());
+  });
+
+  it('reads a subscription once for the resources of a batch in many groups, and again after its ttl', async () => {
+    // Prepare
+    let now = Date.parse('2026-11-20T00:00:00Z');
+    const getAtScope = tagsByScope({ [SUB_SCOPE]: { env: 'prod' } });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }), {
+      clock: { now: () => new Date(now) },
+    });
+    const refs = ['rg-a', 'rg-b', 'rg-c'].flatMap((rg) =>
+      ['st1', 'st2'].map((st) =>
+        azure(`${SUB_SCOPE}/resourceGroups/${rg}/providers/Microsoft.Storage/storageAccounts/${rg}${st}`),
+      ),
+    );
+    // A resource of the subscription in no group, and a group itself, both sit in the subscription
+    refs.push(azure(`${SUB_SCOPE}/providers/Microsoft.Security/pricings/VirtualMachines`), azure(RG.toUpperCase()));
+    const subscriptionReads = () =>
+      getAtScope.mock.calls.filter(([scope]) => `/${scope}`.toLowerCase() === SUB_SCOPE).length;
+    // Act
+    const batch = await lookup.tagsForMany(refs);
+    const readsWithinTtl = subscriptionReads();
+    now += 15 * 60_000;
+    await lookup.tagsFor(LEDGER);
+    // Assess
+    expect(batch).toHaveLength(8);
+    for (const answer of batch)
+      expect(answer).toEqual({
+        tags: { env: 'prod' },
+        inherited: { env: 'prod' },
+        inheritedFrom: { env: 'subscription' },
+      });
+    expect(readsWithinTtl).toBe(1);
+    expect(subscriptionReads()).toBe(2);
+  });
+
+  it("reads no subscription above the subscription's own tags", async () => {
+    // Prepare
+    const getAtScope = tagsByScope({ [SUB_SCOPE]: { env: 'prod' } });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }));
+    // Act
+    const [answer] = await lookup.tagsForMany([azure(SUB_SCOPE)]);
+    // Assess
+    expect(answer).toEqual({ tags: { env: 'prod' }, inherited: {}, inheritedFrom: {} });
+    expect(getAtScope).toHaveBeenCalledOnce();
+    expect(subscriptionScopeOf(SUB_SCOPE)).toBeUndefined();
+    expect(subscriptionScopeOf(RG)).toBe(SUB_SCOPE);
+  });
+
+  it("fails the whole lookup, classified, when the subscription's tags cannot be read, and reads it again next time", async () => {
+    // Prepare: the account's and the group's tags read fine; the subscription's read is refused
+    let refuse = true;
+    const getAtScope = vi.fn(async (scope: string) => {
+      if (`/${scope}` === SUB_SCOPE && refuse)
+        throw Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
+      return { properties: { tags: `/${scope}` === SUB_SCOPE ? { owner: 'platform@acme.example' } : {} } };
+    });
+    const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }));
+    // Act
+    const [failed] = await lookup.tagsForMany([LEDGER]);
+    refuse = false;
+    const [retried] = await lookup.tagsForMany([LEDGER]);
+    // Assess: never the resource's and group's tags alone (they would read as "no owner tag")
+    expect(failed && 'error' in failed && isDenied(failed.error)).toBe(true);
+    expect(String(failed && 'error' in failed && failed.error)).toContain(`tags at scope ${SUB_SCOPE}: HTTP 403`);
+    expect(retried).toEqual({
+      tags: { owner: 'platform@acme.example' },
+      inherited: { owner: 'platform@acme.example' },
+      inheritedFrom: { owner: 'subscription' },
+    });
+  });
+
+  it('stops a fix at the skip tag on the subscription: the pre-apply re-check reads it on an untagged resource', async () => {
+    // Prepare
+    const getAtScope = tagsByScope({ [SUB_SCOPE]: { 'Closeloop:Skip': 'subscription freeze' } });
     const lookup = new AzureResourceTagsLookup(() => ({ tagsOperations: { getAtScope } }), { groupTtlMs: 0 });
     // Act
     const gate = await readSkipTag(lookup, LEDGER, 'closeloop:skip');

@@ -895,6 +895,139 @@ describe('live lookups in the enrichment chain', () => {
       expect(out?.enrichment.warnings[0]).toContain(`tags at scope ${RG}: HTTP 403`);
       expect(out?.liveTags).toBeNull();
     });
+
+    describe('and subscription tags (ARM copies them onto neither groups nor resources)', () => {
+      const SUB_SCOPE = `/subscriptions/${SUB}`;
+
+      it('gives a resource in an untagged group of a subscription tagged env=prod its environment and owner, and names the subscription', async () => {
+        // Prepare: neither the account nor its group carry a tag; the subscription does
+        const e2 = enricherOver(armLookup({ [SUB_SCOPE]: { env: 'prod', owner: 'platform@acme.com' } }));
+        // Act
+        const [out] = await e2.enrichMany([account]);
+        // Assess
+        expect(out?.enrichment.environment).toBe('prod');
+        expect(out?.enrichment.provenance.environment).toEqual({
+          via: 'lookup',
+          detail: `environment from tag \`env\` found by a live lookup of its subscription ${SUB}`,
+          ref: 'env',
+        });
+        expect(out?.enrichment.owner).toBe('platform@acme.com');
+        expect(out?.enrichment.unowned).toBe(false);
+        expect(out?.enrichment.provenance.owner.detail).toBe(
+          `owner from tag \`owner\` found by a live lookup of its subscription ${SUB}`,
+        );
+        expect(out?.liveTags).toEqual({ env: 'prod', owner: 'platform@acme.com' });
+      });
+
+      it("lets the group's tags outrank its subscription's, by key in any casing and by field through another alias", async () => {
+        // Prepare: the group says `stage`=dev (an environment alias after `env`) and `Owner`; the subscription
+        // says `env`=prod, `owner` (the group's `Owner` in another casing) and a criticality nobody else says
+        const e2 = enricherOver(
+          armLookup({
+            [RG]: { stage: 'dev', Owner: 'alice@acme.com' },
+            [SUB_SCOPE]: { env: 'prod', owner: 'platform@acme.com', criticality: 'high' },
+          }),
+        );
+        // Act
+        const [out] = await e2.enrichMany([account]);
+        // Assess
+        expect(out?.enrichment.environment).toBe('dev');
+        expect(out?.enrichment.provenance.environment.detail).toBe(
+          'environment from tag `stage` found by a live lookup of its resource group rg-payments-prod',
+        );
+        expect(out?.enrichment.owner).toBe('alice@acme.com');
+        expect(out?.enrichment.provenance.owner.detail).toBe(
+          'owner from tag `Owner` found by a live lookup of its resource group rg-payments-prod',
+        );
+        expect(out?.enrichment.criticality).toBe('high');
+        expect(out?.enrichment.provenance.criticality?.detail).toBe(
+          `criticality from tag \`criticality\` found by a live lookup of its subscription ${SUB}`,
+        );
+        // The skip-tag gate reads what applies: the subscription's `owner` is the group's `Owner`'s
+        expect(out?.liveTags).toEqual({ stage: 'dev', Owner: 'alice@acme.com', env: 'prod', criticality: 'high' });
+      });
+
+      it("lets the resource's own tags outrank its group's and its subscription's", async () => {
+        // Prepare
+        const e2 = enricherOver(
+          armLookup({
+            [account.resource.id]: { env: 'test', owner: 'bob@acme.com' },
+            [RG]: { env: 'dev', owner: 'alice@acme.com' },
+            [SUB_SCOPE]: { env: 'prod', owner: 'platform@acme.com', app: 'payments' },
+          }),
+        );
+        // Act
+        const e = await e2.enrich(account);
+        // Assess
+        expect(e.environment).toBe('test');
+        expect(e.provenance.environment.detail).toBe(
+          'environment from tag `env` found by a live lookup of the resource',
+        );
+        expect(e.owner).toBe('bob@acme.com');
+        expect(e.provenance.owner.detail).toBe('owner from tag `owner` found by a live lookup of the resource');
+        expect(e.application).toBe('payments');
+        expect(e.provenance.application?.detail).toBe(
+          `application from tag \`app\` found by a live lookup of its subscription ${SUB}`,
+        );
+      });
+
+      it("marks the owner unknown and guesses no environment from the name when the subscription's tags cannot be read", async () => {
+        // Prepare: a resource named `ledger-dev` (a name pattern would say dev); the subscription's read is refused
+        const refused = Object.assign(new Error('AuthorizationFailed'), { statusCode: 403 });
+        const named = makeFinding({
+          source: 'defender',
+          resource: {
+            ...account.resource,
+            id: `${RG}/providers/Microsoft.Storage/storageAccounts/ledger-dev`,
+            name: 'ledger-dev',
+          },
+        });
+        const e2 = enricherOver(armLookup({ [SUB_SCOPE]: refused, [RG]: { app: 'ledger' } }));
+        // Act
+        const [out] = await e2.enrichMany([named]);
+        // Assess: the failed-lookup path, as for a group's failed read
+        expect(out?.enrichment.unowned).toBe(true);
+        expect(out?.enrichment.complete).toBe(false);
+        expect(out?.enrichment.provenance.owner.detail).toContain('owner unknown (the live tag lookup failed)');
+        expect(out?.enrichment.environment).toBe('unknown');
+        expect(out?.enrichment.provenance.environment.detail).toContain('the live tag lookup failed');
+        expect(out?.enrichment.warnings[0]).toContain(`tags at scope ${SUB_SCOPE}: HTTP 403`);
+        expect(out?.liveTags).toBeNull();
+      });
+
+      it("names the level each inherited tag came from as the answer says, and reads an answer without it as the group's", async () => {
+        // Prepare: the answers of a spoke that read subscription tags, and of an older one that did not say
+        const inherited = { env: 'prod', owner: 'platform@acme.com', criticality: 'TBD' };
+        const answering = (outcome: LookupOutcome): OwnerLookup => ({
+          tagsFor: vi.fn(),
+          tagsForMany: vi.fn(async () => [outcome]),
+        });
+        const withLevels = enricherOver(
+          answering({
+            tags: inherited,
+            inherited,
+            inheritedFrom: { env: 'subscription', owner: 'group', criticality: 'subscription' },
+          }),
+        );
+        const older = enricherOver(
+          answering({ tags: { owner: 'platform@acme.com' }, inherited: { owner: 'platform@acme.com' } }),
+        );
+        // Act
+        const e = await withLevels.enrich(account);
+        const old = await older.enrich(account);
+        // Assess
+        expect(e.provenance.environment.detail).toBe(
+          `environment from tag \`env\` found by a live lookup of its subscription ${SUB}`,
+        );
+        expect(e.provenance.owner.detail).toBe(
+          'owner from tag `owner` found by a live lookup of its resource group rg-payments-prod',
+        );
+        expect(e.warnings).toContain('subscription tag `criticality`=TBD is a placeholder, read as no criticality');
+        expect(old.provenance.owner.detail).toBe(
+          'owner from tag `owner` found by a live lookup of its resource group rg-payments-prod',
+        );
+      });
+    });
   });
   describe('GCP project labels (inherited by every resource of the project)', () => {
     const bucket = makeFinding({
