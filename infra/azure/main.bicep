@@ -109,15 +109,15 @@ resource remediationAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
 }
 
 // The skip tag re-read before an apply (shared/core/remediation/remote.ts) and the spoke's tag lookup
-// (tagLookup): the live tags of the resource and of its resource group, both through the Tags API at their
-// scope (shared/adapters/lookup/azure-tags.ts), nothing else: not the group itself (resourceGroups/read).
-// Assigned at subscription scope, it covers every group. A role of its own, so the actions' role stays
-// exactly what the registry declares.
+// (tagLookup): the live tags of the resource, of its resource group and of its subscription, all through the
+// Tags API at their scope (shared/adapters/lookup/azure-tags.ts), nothing else: not the group itself
+// (resourceGroups/read), not the subscription. Assigned at subscription scope, it covers the subscription's own
+// tags and every group's. A role of its own, so the actions' role stays exactly what the registry declares.
 resource tagReadRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, prefix, 'closeloop-tag-read')
   properties: {
     roleName: '${prefix} tag re-check (${subscription().subscriptionId})'
-    description: 'closeloop: reads the tags of resources and their resource groups (owner, environment, the skip tag).'
+    description: 'closeloop: reads the tags of resources, their resource groups and the subscription (owner, environment, the skip tag).'
     type: 'CustomRole'
     permissions: [
       {

@@ -132,8 +132,8 @@ export async function createLocalRuntime(opts: LocalOptions = {}): Promise<Local
   const wiring = lookupPolicy.enabled || readsLive ? await import('./lookup.js') : undefined;
   const liveOptions = { awsAccount: callerAccount, ...(member ? { awsMember: member } : {}) };
   const live = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], liveOptions);
-  // The re-check reads everything fresh (GCP project labels, Azure resource group tags too): enrichment's lookup
-  // shares those for 15 min.
+  // The re-check reads everything fresh (GCP project labels, Azure resource group and subscription tags too):
+  // enrichment's lookup shares those for 15 min.
   const recheck = opts.lookup ?? wiring?.liveOwnerLookup(['aws', 'azure', 'gcp'], { ...liveOptions, fresh: true });
   // Undefined while the policy keeps lookups off.
   const enrichmentTags = live && wiring?.enrichmentLookup(lookupPolicy, live, clock);

@@ -5,8 +5,8 @@
  *
  * Two uses: enrichment (cached per `policy.enrichment.lookup`: ttl, entries) and the skip-tag re-check
  * just before an apply (`fresh`, uncached: a tag set a minute ago must stop the fix — on GCP a label set on
- * the project too, on Azure a tag set on the resource group, which an enrichment lookup shares across the
- * project's or group's resources for 15 minutes).
+ * the project too, on Azure a tag set on the resource group or the subscription, which an enrichment lookup
+ * shares across the project's, group's or subscription's resources for 15 minutes).
  */
 import type { EnrichmentPolicy } from '../../core/policy/policy.js';
 import { type Clock, type LookupOutcome, lookupMany, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
@@ -19,8 +19,8 @@ export type LookupCloud = ResourceRef['provider'];
 
 /**
  * A lookup for `clouds` (the others are not handled: their findings keep their event's tags), caching
- * nothing per resource; GCP project labels and Azure resource group tags are shared by the project's or
- * group's resources for 15 minutes unless `fresh`.
+ * nothing per resource; GCP project labels and Azure resource group and subscription tags are shared by the
+ * project's, group's or subscription's resources for 15 minutes unless `fresh`.
  * Each cloud's SDK client is built on the first lookup of one of its resources, not here: a client built
  * ahead probes for its credentials (Google's for a metadata server) even in a run that never asks it.
  */
@@ -35,9 +35,9 @@ export function liveOwnerLookup(
     /** The member role, assumed to read another account's tags (with `awsAccount` known). */
     awsMember?: MemberAccess;
     /**
-     * Every ask reads the cloud, GCP project labels and Azure resource group tags included: the lookup of
-     * the skip-tag re-check just before an apply (a skip label or tag set on the project or group since the
-     * last read must stop the fix).
+     * Every ask reads the cloud, GCP project labels and Azure resource group and subscription tags included:
+     * the lookup of the skip-tag re-check just before an apply (a skip label or tag set on the project, group
+     * or subscription since the last read must stop the fix).
      */
     fresh?: boolean;
   } = {},
@@ -69,7 +69,8 @@ export function liveOwnerLookup(
         [import('@azure/identity'), import('@azure/arm-resources'), import('../lookup/azure-tags.js')],
       );
       const credential = new DefaultAzureCredential();
-      // A resource's tags over its resource group's; `fresh`: the group's read again at every ask too.
+      // A resource's tags over its resource group's, over its subscription's; `fresh`: the group's and the
+      // subscription's read again at every ask too.
       return new AzureResourceTagsLookup(
         (sub) => new ResourceManagementClient(credential, sub),
         options.fresh ? { groupTtlMs: 0 } : {},
