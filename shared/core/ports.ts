@@ -184,6 +184,23 @@ export async function lookupMany(
   return refs.map((_, i) => outcomes[i] ?? { error: new Error('the lookup gave no answer') });
 }
 
+/**
+ * Each resource's answer of `labelsFor` (its tags and what it inherits), a failure as its outcome, at most
+ * {@link LOOKUP_CONCURRENCY} at once: the `tagsForMany` of the lookups whose containers' tags are read once for
+ * all their resources (GCP projects, Azure resource groups and subscriptions).
+ */
+export function settledLookups(
+  refs: readonly ResourceRef[],
+  labelsFor: (r: ResourceRef) => Promise<LookupTags>,
+): Promise<LookupOutcome[]> {
+  return mapBounded(refs, LOOKUP_CONCURRENCY, (r) =>
+    labelsFor(r).then(
+      (o): LookupOutcome => o,
+      (error: unknown): LookupOutcome => ({ error }),
+    ),
+  );
+}
+
 /** `fn` over `items` with at most `limit` calls pending at once; results in the items' order. */
 export async function mapBounded<T, R>(
   items: readonly T[],

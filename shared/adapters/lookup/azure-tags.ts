@@ -20,12 +20,11 @@ import type { ResourceManagementClient } from '@azure/arm-resources';
 import { AdapterError, kindOfHttpStatus } from '../../core/errors.js';
 import {
   type Clock,
-  LOOKUP_CONCURRENCY,
   type LookupOutcome,
   type LookupTags,
-  mapBounded,
   type OwnerLookup,
   type ResourceRef,
+  settledLookups,
   systemClock,
 } from '../../core/ports.js';
 
@@ -192,11 +191,6 @@ export class AzureResourceTagsLookup implements OwnerLookup {
    * and subscriptions read once each.
    */
   tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
-    return mapBounded(refs, LOOKUP_CONCURRENCY, (r) =>
-      this.labelsFor(r).then(
-        (o): LookupOutcome => o,
-        (error: unknown): LookupOutcome => ({ error }),
-      ),
-    );
+    return settledLookups(refs, (r) => this.labelsFor(r));
   }
 }

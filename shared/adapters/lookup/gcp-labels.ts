@@ -13,12 +13,11 @@ import { GCP_CALL_OPTIONS } from '../../actions/retry.js';
 import { AdapterError, type ErrorKind, kindOfHttpStatus } from '../../core/errors.js';
 import {
   type Clock,
-  LOOKUP_CONCURRENCY,
   type LookupOutcome,
   type LookupTags,
-  mapBounded,
   type OwnerLookup,
   type ResourceRef,
+  settledLookups,
   systemClock,
 } from '../../core/ports.js';
 
@@ -133,11 +132,6 @@ export class GcpLabelsLookup implements OwnerLookup {
 
   /** Each resource's labels with its project's kept apart (`inherited`); the projects read once each. */
   tagsForMany(refs: readonly ResourceRef[]): Promise<LookupOutcome[]> {
-    return mapBounded(refs, LOOKUP_CONCURRENCY, (r) =>
-      this.labelsFor(r).then(
-        (o): LookupOutcome => o,
-        (error: unknown): LookupOutcome => ({ error }),
-      ),
-    );
+    return settledLookups(refs, (r) => this.labelsFor(r));
   }
 }
