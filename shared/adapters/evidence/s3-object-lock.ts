@@ -114,11 +114,13 @@ function statusOf(e: unknown): number | undefined {
 }
 
 /**
- * S3's reading of a status, after a 403 and the error's name: a 4xx is invalid but for 429, and no status is
- * invalid too, as this store has read them from the start (5xx are transient, as everywhere). The callers
- * answer a 404 (get) and a 409/412 (put) before.
+ * S3's reading of a status, after a 403 and the error's name: a 4xx is invalid but for 408 and 429; 5xx and no
+ * status at all (a timeout or a reset connection after the SDK's own retries) are transient, as everywhere. No
+ * status and 408 were read as invalid before: the evidence function logged a write that timed out as failed
+ * for good and left it out of RecordsRetryable, though the message was delivered again and went through. The
+ * callers answer a 404 (get) and a 409/412 (put) before.
  */
-const S3_STATUS_KINDS = { '4xx': 'invalid', 429: 'throttled', none: 'invalid' } as const;
+const S3_STATUS_KINDS = { '4xx': 'invalid', 408: 'transient', 429: 'throttled' } as const;
 
 function classify(e: unknown, what: string): AdapterError {
   const status = statusOf(e);
