@@ -7,7 +7,7 @@
  * @see https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/pubsub/v1/data.proto
  */
 import * as z from 'zod';
-import { AdapterError, kindOfHttpStatus } from '../../core/errors.js';
+import { AdapterError, errorMessage, kindOfHttpStatus } from '../../core/errors.js';
 import type { ReceivedDocument } from './spoke.js';
 
 /**
@@ -114,19 +114,34 @@ export function pubsubPublisher(topic: string, options: PubSubPublisherOptions):
   return {
     async publish(data, attributes) {
       const message = { data: Buffer.from(data, 'utf8').toString('base64'), ...(attributes ? { attributes } : {}) };
-      const res = await fetchFn(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await options.token()}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ messages: [message] }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 3000),
-      });
-      const text = await res.text();
+      const headers = { authorization: `Bearer ${await options.token()}`, 'content-type': 'application/json' };
+      let res: Awaited<ReturnType<PublishFetch>>;
+      let text: string;
+      try {
+        res = await fetchFn(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ messages: [message] }),
+          signal: AbortSignal.timeout(options.timeoutMs ?? 3000),
+        });
+        text = await res.text();
+      } catch (e) {
+        // No answer (the deadline, a reset connection): the moment, named, not fetch's bare TypeError/AbortError.
+        throw new AdapterError('transient', `Pub/Sub publish to ${topic}: no answer (${errorMessage(e)})`, {
+          cause: e,
+        });
+      }
       if (!res.ok) {
         const kind = kindOfHttpStatus(res.status, PUBLISH_STATUS_KINDS);
         throw new AdapterError(kind, `Pub/Sub publish to ${topic} answered ${res.status}: ${text.slice(0, 512)}`);
       }
-      const id = z.object({ messageIds: z.array(z.string()).min(1) }).safeParse(JSON.parse(text || '{}')).data
-        ?.messageIds[0];
+      let id: string | undefined;
+      try {
+        id = z.object({ messageIds: z.array(z.string()).min(1) }).safeParse(JSON.parse(text || '{}')).data
+          ?.messageIds[0];
+      } catch {
+        /* an answer that is no JSON: no message id either */
+      }
       if (!id) throw new AdapterError('transient', `Pub/Sub publish to ${topic} returned no message id`);
       return id;
     },

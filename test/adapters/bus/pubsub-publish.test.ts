@@ -51,6 +51,27 @@ describe('pubsubPublisher', () => {
     await expect(publishing).rejects.toSatisfy((e) => kindOf(e) === kind);
   });
 
+  it('throws a publish that got no answer (the deadline, a reset) as transient, naming the topic', async () => {
+    // Prepare: the signal's deadline passes before any answer
+    const hanging = (_url: string, init: { signal?: AbortSignal }) =>
+      new Promise<never>((_, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+    const topic = pubsubPublisher(TOPIC, { token: async () => 't', fetch: hanging as never, timeoutMs: 20 });
+    // Act
+    const publishing = topic.publish('{}');
+    // Assess
+    await expect(publishing).rejects.toSatisfy(
+      (e) =>
+        kindOf(e) === 'transient' && String((e as Error).message).includes(`Pub/Sub publish to ${TOPIC}: no answer`),
+    );
+  });
+
+  it('throws "no message id", not a JSON error, when Pub/Sub answers 200 with a body that is no JSON', async () => {
+    // Prepare
+    const topic = pubsubPublisher(TOPIC, { token: async () => 't', fetch: answering(200, '<html>').fetch });
+    // Act / Assess
+    await expect(topic.publish('{}')).rejects.toThrow('returned no message id');
+  });
+
   it('throws when Pub/Sub answers 200 without a message id', async () => {
     // Prepare
     const topic = pubsubPublisher(TOPIC, { token: async () => 't', fetch: answering(200, '{}').fetch });
