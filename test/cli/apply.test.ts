@@ -319,6 +319,47 @@ describe('closeloop against live (mocked) S3', () => {
     expect(JSON.parse(evidence.out)).toMatchObject({ caseKey: waiting.key, chain: { ok: true } });
   });
 
+  it("asks production's approvers, not dev's, for a dev bucket tagged env=prod since: approve --by dev's approver is refused, prod's applies", async () => {
+    // Prepare: dev and prod each list their own approver; the dev batch's bucket carries `env`=prod on its
+    // live tags now (decide read dev: lookups are off in the example config, the event says dev).
+    const config = join(tmp.dir, 'config');
+    cpSync(CONFIG, config, { recursive: true });
+    appendFileSync(
+      join(config, 'policy.yaml'),
+      '\napply:\n  approvers:\n    dev: [dev-lead@example.com]\n    prod: [lead@example.com]\n',
+    );
+    const bucket = statefulBucket();
+    tagging.on(GetResourcesCommand).callsFake((input: { ResourceARNList?: string[] }) => ({
+      ResourceTagMappingList: (input.ResourceARNList ?? []).map((arn) => ({
+        ResourceARN: arn,
+        Tags: [{ Key: 'env', Value: 'prod' }],
+      })),
+    }));
+    await cli(['run', DEV_BATCH, '--apply', '--config', config, '--home', home]);
+    const waiting = await caseFor(home, 'acme-web-dev-assets');
+    const by = (who: string) => ['approve', waiting.key, '--by', who, '--apply', '--config', config, '--home', home];
+    // Act
+    const devLead = await cli(by('dev-lead@example.com'));
+    const afterDevLead = await caseFor(home, 'acme-web-dev-assets');
+    const lead = await cli(by('lead@example.com'));
+    // Assess
+    expect(waiting.enrichment.environment).toBe('dev');
+    expect(waiting.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+    expect(devLead.code).toBe(1);
+    expect(devLead.err).toContain(
+      'not approved: dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+    );
+    expect(afterDevLead.remediation.state).toBe('awaiting-approval');
+    expect(afterDevLead.remediation.approvedBy).toBeUndefined();
+    expect(lead.code, lead.err).toBe(0);
+    expect((await caseFor(home, 'acme-web-dev-assets')).remediation).toMatchObject({
+      state: 'applied',
+      approvedBy: 'lead@example.com',
+    });
+    expect(bucket.block).toEqual(ALL_ON);
+    expect(s3).toReceiveCommandTimes(PutPublicAccessBlockCommand, 1);
+  });
+
   it('applies an approval given in a dry-run at the next run --apply', async () => {
     // Prepare
     const bucket = statefulBucket();

@@ -242,8 +242,54 @@ describe('remote remediation on the hub', () => {
     );
     expect(asked?.remediation.state).toBe('awaiting-approval');
     expect(asked?.remediation.stateReason).toContain('live tag `Environment`=Production (decide read dev)');
+    // Recorded on the hub, which cannot read Azure tags: its approvers are checked against production's.
+    expect(asked?.remediation.judgedEnvironment).toBe('prod');
     expect(approved.approvedBy).toBe('lead@example.com');
     expect(applied.outcome).toBe('applied');
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("production's approvers approve what the spoke found tagged prod: dev's approval is not carried out there, nor taken after on the hub", async () => {
+    // Prepare: decided dev, the playbook asks for a person; dev's approver approves while the hub knows only dev.
+    const policy = ApplyPolicySchema.parse({
+      approvers: { dev: ['dev-lead@example.com'], prod: ['lead@example.com'] },
+    });
+    const c = azureCase();
+    c.remediation.mode = 'approval';
+    await store.put('cases', CASE_KEY, c);
+    const remote = recordingExecutor();
+    const hub = deps({ remote: remote.executor, policy });
+    await createRemediationStage(hub).handle(decided);
+    const prodNow = { tagsFor: async () => ({ Environment: 'Production' }) };
+    // Act: the approval goes to the spoke, which reads `Environment`=Production on the account.
+    await approveCase(hub, CASE_KEY, 'dev-lead@example.com');
+    const devApproved = remote.sent[0];
+    if (!devApproved) throw new Error('no approved hand-over dispatched');
+    const answer = await executeRemote(devApproved, { ...spokeDeps(), tags: prodNow });
+    await recordRemoteResult(hub, answer);
+    const waiting = await stored();
+    const devAgain = await approveCase(hub, CASE_KEY, 'dev-lead@example.com');
+    const lead = await approveCase(hub, CASE_KEY, 'lead@example.com');
+    const leadApproved = remote.sent[1];
+    if (!leadApproved) throw new Error('no hand-over for the lead');
+    const applied = await executeRemote(leadApproved, { ...spokeDeps(), tags: prodNow });
+    await recordRemoteResult(hub, applied);
+    // Assess
+    expect(devApproved.approvedBy).toBe('dev-lead@example.com');
+    expect(devApproved.environment?.approvers).toEqual(policy.approvers);
+    expect(answer).toMatchObject({ outcome: 'awaiting-approval', judgedEnvironment: 'prod' });
+    expect(answer.reason).toBe(
+      'production now: live tag `Environment`=Production (decide read dev): apply.allowProductionAuto is off, a person approves (dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod): the approval does not count; approvers for prod: lead@example.com)',
+    );
+    expect(waiting?.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+    expect(waiting?.remediation.approvedBy).toBeUndefined();
+    expect(devAgain.state).toBe('approval-refused');
+    expect(devAgain.events[0]?.detail).toMatchObject({
+      reason: 'dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+    });
+    expect(lead.state).toBe('applying');
+    expect(applied.outcome).toBe('applied');
+    expect((await stored())?.remediation).toMatchObject({ state: 'applied', approvedBy: 'lead@example.com' });
     expect(double.calls.apply).toBe(1);
   });
 

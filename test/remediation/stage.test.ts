@@ -526,6 +526,70 @@ describe('remediation stage', () => {
       );
       expect(double.calls.apply).toBe(1);
     });
+
+    describe("who may approve: production's approvers when the live tags say production", () => {
+      const policy = ApplyPolicySchema.parse({
+        approvers: { dev: ['dev-lead@example.com'], prod: ['lead@example.com', 'cto@example.com'] },
+      });
+
+      it('refuses the approver listed for dev only when the case decided dev is tagged prod now (or may be), and applies with one listed for prod', async () => {
+        // Prepare: decided dev (auto); the bucket carries `env`=prod now.
+        await seed(makeCase({ env: 'dev' }));
+        const prodNow = liveTags({ env: 'prod' }).lookup;
+        await createRemediationStage(deps({ policy, tags: prodNow })).handle(decided());
+        const waiting = await stored();
+        // Act
+        const devLead = await approveCase(deps({ policy, tags: prodNow }), CASE_KEY, 'dev-lead@example.com');
+        const afterDevLead = await stored();
+        const lead = await approveCase(deps({ policy, tags: prodNow }), CASE_KEY, 'lead@example.com');
+        // Assess
+        expect(waiting?.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+        expect(devLead.state).toBe('approval-refused');
+        expect(devLead.events[0]?.detail).toMatchObject({
+          reason: 'dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+        });
+        expect(afterDevLead?.remediation.state).toBe('awaiting-approval');
+        expect(afterDevLead?.remediation.approvedBy).toBeUndefined();
+        expect(lead.state).toBe('applied');
+        expect(double.calls.apply).toBe(1);
+        // A live tag that leaves the environment unknown (it may be production) counts as production too.
+        await store.put('cases', CASE_KEY, makeCase({ env: 'dev' }));
+        double.live.open = true;
+        const mixed = liveTags({ env: 'uat/prod' }).lookup;
+        await createRemediationStage(deps({ policy, tags: mixed })).handle({ ...decided(), id: 'd-2' });
+        expect((await stored())?.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+        const again = await approveCase(deps({ policy, tags: mixed }), CASE_KEY, 'dev-lead@example.com');
+        expect(again.state).toBe('approval-refused');
+        expect(double.calls.apply).toBe(1);
+      });
+
+      it("does not carry out an approval given while the case was dev once the bucket is tagged prod: it waits for production's approvers", async () => {
+        // Prepare: decided dev, the playbook asks for approval; dev's approver approves in a dry-run, while the
+        // bucket is still tagged dev.
+        await seed(makeCase({ env: 'dev', mode: 'approval' }));
+        const tags = { env: 'dev' };
+        const lookup = { tagsFor: async () => ({ ...tags }) };
+        await createRemediationStage(deps({ policy, tags: lookup })).handle(decided());
+        const given = await approveCase(deps({ policy, tags: lookup, apply: false }), CASE_KEY, 'dev-lead@example.com');
+        // The owner tags the bucket prod before the approval is carried out.
+        tags.env = 'prod';
+        // Act
+        const carried = await releaseApproved(deps({ policy, tags: lookup }));
+        const waiting = await stored();
+        const lead = await approveCase(deps({ policy, tags: lookup }), CASE_KEY, 'lead@example.com');
+        // Assess: nothing applied on dev's approval; the case says why and who may approve.
+        expect(given.state).toBe('approved');
+        expect(carried.map((e) => (e.type === 'case.remediation' ? e.state : e.type))).toEqual(['awaiting-approval']);
+        expect(waiting?.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+        expect(waiting?.remediation.approvedBy).toBeUndefined();
+        expect(waiting?.remediation.stateReason).toBe(
+          'production now: live tag `env`=prod (decide read dev): the action is not production-safe, a person approves (dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod): the approval does not count; approvers for prod: lead@example.com, cto@example.com)',
+        );
+        expect(lead.state).toBe('applied');
+        expect((await stored())?.remediation.approvedBy).toBe('lead@example.com');
+        expect(double.calls.apply).toBe(1);
+      });
+    });
   });
 
   it('blocks when an exception became active after decide ran', async () => {

@@ -7,7 +7,7 @@ import { AdapterError } from '../../shared/core/errors.js';
 import type { Case } from '../../shared/core/model/case.js';
 import type { DocStore } from '../../shared/core/ports.js';
 import { ApplyPolicySchema } from '../../shared/core/remediation/policy.js';
-import type { RemediationDeps } from '../../shared/core/remediation/stage.js';
+import { createRemediationStage, type RemediationDeps } from '../../shared/core/remediation/stage.js';
 import {
   DELIVERY_RECORD_TTL_MS,
   handleJiraWebhook,
@@ -15,7 +15,7 @@ import {
   markDelivered,
   signJiraBody,
 } from '../../shared/core/tickets/webhook.js';
-import { testContext } from '../helpers/action-context.js';
+import { decidedEvent, testContext } from '../helpers/action-context.js';
 import { dynamoActionsOf, recordingStore, tableGrants } from '../helpers/store-grants.js';
 import { decided, localHarness, makeCase, putCase, quietLog, readCase, T0 } from './helpers.js';
 
@@ -168,6 +168,45 @@ describe('Jira approval webhook', () => {
     expect(comments.at(-1)).toContain('Approval not accepted');
     expect(comments.at(-1)).toContain('may not approve fixes in prod');
     // Bob's approval of the same plan is taken and applied.
+    expect(approved.body).toMatchObject({ approved: [c.key] });
+    expect((await readCase(l.store, c.key)).remediation).toMatchObject({
+      approvedBy: `jira:${BOB.accountId} (Bob Example)`,
+      state: 'applied',
+    });
+    expect(double.calls.apply).toBe(1);
+  });
+
+  it("takes production's approvers, not dev's, for a case decided dev whose bucket the apply-time check found tagged env=prod", async () => {
+    // Prepare: Alice approves dev fixes, Bob prod ones. The case was decided dev (auto); its remediation run
+    // read `env`=prod on the live bucket and asked for production's approval.
+    const BOB = { accountId: '000000:00000000-0000-0000-0000-00000000000b', displayName: 'Bob Example' };
+    const approvers = { dev: [`jira:${ALICE.accountId}`], prod: [`jira:${BOB.accountId}`] };
+    const { l, c, deps, double } = await setup({
+      applyPolicy: { approvers },
+      edit: (x) => {
+        x.enrichment.environment = 'dev';
+        x.remediation = { ...x.remediation, mode: 'auto', reason: 'auto in dev', state: 'planned' };
+      },
+    });
+    const prodNow = { tagsFor: async () => ({ env: 'prod' }) };
+    if (!deps.remediation) throw new Error('remediation wiring');
+    deps.remediation = { ...deps.remediation, tags: prodNow };
+    await createRemediationStage(deps.remediation).handle(decidedEvent(c.key));
+    const asked = await readCase(l.store, c.key);
+    // Act
+    const byAlice = await handleJiraWebhook(signed(update([labelsAdded('', 'closeloop-approve')])), deps);
+    const afterAlice = await readCase(l.store, c.key);
+    const byBob = update([labelsAdded('', 'closeloop-approve')], { user: { ...BOB, accountType: 'atlassian' } });
+    const approved = await handleJiraWebhook(signed(byBob), deps);
+    // Assess
+    expect(asked.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
+    expect(byAlice.body).toEqual({ accepted: 1, approved: [], refused: [c.key] });
+    expect(byAlice.events[0]).toMatchObject({
+      state: 'approval-refused',
+      detail: { reason: `jira:${ALICE.accountId} may not approve fixes in prod (policy apply.approvers.prod)` },
+    });
+    expect(afterAlice.remediation.state).toBe('awaiting-approval');
+    expect(afterAlice.remediation.approvedBy).toBeUndefined();
     expect(approved.body).toMatchObject({ approved: [c.key] });
     expect((await readCase(l.store, c.key)).remediation).toMatchObject({
       approvedBy: `jira:${BOB.accountId} (Bob Example)`,

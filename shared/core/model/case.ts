@@ -13,7 +13,7 @@ import {
   GateResultSchema,
   RemediationModeSchema,
 } from './decision.js';
-import { EnrichmentSchema } from './enrichment.js';
+import { EnrichmentSchema, EnvironmentSchema } from './enrichment.js';
 import { FindingStatusSchema, ProviderSchema, SeveritySchema, SourceSchema, TimestampSchema } from './finding.js';
 
 export const CaseStatusSchema = z.enum([
@@ -135,6 +135,14 @@ export const CaseRemediationSchema = z.object({
   stateReason: z.string().optional(),
   /** Gates the remediation stage evaluated at apply time (decide owns `gates`). */
   applyGates: z.array(GateResultSchema).optional(),
+  /**
+   * The environment the apply-time environment gate judged last on the resource's live tags (`prod` where they
+   * leave it unknown and it may be production), written with `applyGates`, or from a spoke's answer on the tags
+   * it read; kept as it was by a check that could not read them. Approvals are checked against the strictest of
+   * it and decide's (`approverEnvironment`): a case decided dev whose resource is tagged prod now is approved by
+   * production's approvers. Absent before an apply-time check read the tags (and on cases before 2026-12-08).
+   */
+  judgedEnvironment: EnvironmentSchema.optional(),
   /**
    * A step of a failed apply whose call got no definite answer (timeout, reset, 5xx): it may have taken
    * effect, so the before-state read for that apply stays the one kept for rollback until an apply completes

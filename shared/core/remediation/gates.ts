@@ -15,7 +15,7 @@ import { matchException, namesAccount, type RiskException } from '../policy/exce
 import { skipTagValue } from '../policy/gates.js';
 import { canRead, type DocStore, type OwnerLookup, type ResourceRef } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
-import type { ApplyPolicy } from './policy.js';
+import type { ApplyPolicy, Approvers } from './policy.js';
 
 export const BUDGET_COLLECTION = 'apply-budget';
 export const BREAKER_COLLECTION = 'circuit-breaker';
@@ -105,40 +105,9 @@ export function environmentGate(
   input: EnvironmentInput,
   rule: { productionSafe: boolean; allowProductionAuto: boolean; approved: boolean },
 ): GateResult {
-  const { decided, live } = input;
-  let env: Environment = decided;
-  // Where the environment judged comes from, said after it (nothing: decide's reading, as before).
-  let from = '';
-  // The live tag makes the environment unknown (it may be production): gated as production.
-  let unknownNow = false;
-  if (live === 'none') from = ' (decide; no environment tag on the live resource)';
-  else if (live !== 'unread') {
-    const tag = `live tag \`${live.key}\`=${live.value}`;
-    const r = live.reading;
-    if (r !== undefined && r.environment !== 'unknown') {
-      if (r.environment === decided) from = ` (${tag})`;
-      else if (decided === 'prod')
-        from = ` (decide read prod; the ${tag} does not lower it before decide reads it again)`;
-      else {
-        env = r.environment;
-        from = ` now: ${tag} (decide read ${decided})`;
-      }
-    } else if (r === undefined && input.byRegistry) {
-      from = ` (decide; the ${tag} names no known environment)`;
-    } else if (decided === 'prod') {
-      from = ` (decide read prod; the ${tag} does not say otherwise)`;
-    } else {
-      env = 'unknown';
-      unknownNow = true;
-      const says =
-        r === undefined
-          ? 'names no known environment'
-          : `names more than one environment (${r.words.map((w) => `\`${w}\``).join(', ')})`;
-      from = ` now: ${tag} ${says} (decide read ${decided})`;
-    }
-  }
+  const { environment: env, from, mayBeProduction } = judgeEnvironment(input);
   // decide's own `unknown` (no live tag says otherwise) passes as before: decide's policy let it through.
-  const strict = env === 'prod' || unknownNow;
+  const strict = env === 'prod' || mayBeProduction;
   const head = env === 'prod' ? `production${from}` : `environment ${env}${from}`;
   if (strict && !rule.approved && !(rule.productionSafe && rule.allowProductionAuto)) {
     const why = rule.productionSafe
@@ -156,6 +125,85 @@ export function environmentGate(
     reason: `environment ${env}${from}${rule.approved ? ' (approved)' : ''}`,
   };
 }
+
+/**
+ * What {@link environmentGate} judges (see there): the environment, where it comes from (said after it; nothing
+ * for decide's reading as before), and whether a live tag leaves it unknown, so that it may be production.
+ */
+export function judgeEnvironment(input: EnvironmentInput): {
+  environment: Environment;
+  from: string;
+  mayBeProduction: boolean;
+} {
+  const { decided, live } = input;
+  if (live === 'unread') return { environment: decided, from: '', mayBeProduction: false };
+  if (live === 'none')
+    return { environment: decided, from: ' (decide; no environment tag on the live resource)', mayBeProduction: false };
+  const tag = `live tag \`${live.key}\`=${live.value}`;
+  const r = live.reading;
+  const stands = (from: string) => ({ environment: decided, from, mayBeProduction: false });
+  if (r !== undefined && r.environment !== 'unknown') {
+    if (r.environment === decided) return stands(` (${tag})`);
+    if (decided === 'prod')
+      return stands(` (decide read prod; the ${tag} does not lower it before decide reads it again)`);
+    return { environment: r.environment, from: ` now: ${tag} (decide read ${decided})`, mayBeProduction: false };
+  }
+  if (r === undefined && input.byRegistry) return stands(` (decide; the ${tag} names no known environment)`);
+  if (decided === 'prod') return stands(` (decide read prod; the ${tag} does not say otherwise)`);
+  const says =
+    r === undefined
+      ? 'names no known environment'
+      : `names more than one environment (${r.words.map((w) => `\`${w}\``).join(', ')})`;
+  return { environment: 'unknown', from: ` now: ${tag} ${says} (decide read ${decided})`, mayBeProduction: true };
+}
+
+/**
+ * The environment an apply-time judgement ({@link judgeEnvironment}) stands for when approvals are checked:
+ * `prod` where the live tags leave it unknown (it may be production), else the one judged. Recorded on the
+ * case (`remediation.judgedEnvironment`) and answered by a spoke.
+ */
+export const judgedForApprovers = (j: { environment: Environment; mayBeProduction: boolean }): Environment =>
+  j.mayBeProduction ? 'prod' : j.environment;
+
+/**
+ * The environment whose `apply.approvers` decide who may approve a case: the strictest of decide's and the one
+ * the apply-time gate judged last (`judged`, absent before any). Production beats anything, whichever of the two
+ * read it (a case decided dev whose resource is tagged prod now is approved by production's approvers, not by
+ * dev's, nor by anyone where dev has no entry); otherwise the one judged stands, the later reading of the two
+ * (the gate never lowers decide's production).
+ */
+export const approverEnvironment = (decided: Environment, judged: Environment | undefined): Environment =>
+  decided === 'prod' || judged === 'prod' ? 'prod' : (judged ?? decided);
+
+/**
+ * Why `approver` may not approve fixes in `env` under `approvers` (policy `apply.approvers`: the entry for `env`,
+ * else `*`), and who may instead; undefined when they may (no entry for it, and no `*`: anyone). An approver is
+ * compared by what comes before ` (` (a Jira approver is recorded as `jira:<accountId> (<display name>)`), without
+ * case. Shared by the hub (approveCase, the Jira webhook, the re-check before an apply) and a spoke.
+ */
+export function approverRefusalIn(
+  approvers: Approvers,
+  env: Environment,
+  approver: string,
+): { reason: string; mayApprove: string } | undefined {
+  const key = approvers[env] !== undefined ? env : '*';
+  const allowed = approvers[key];
+  if (allowed === undefined) return undefined;
+  const id = approver.split(' (')[0]?.trim().toLowerCase() ?? '';
+  if (allowed.some((a) => a.trim().toLowerCase() === id)) return undefined;
+  return {
+    reason: `${id || 'an unnamed approver'} may not approve fixes in ${env} (policy apply.approvers.${key === '*' ? '"*"' : key})`,
+    mayApprove:
+      allowed.length > 0 ? `approvers for ${env}: ${allowed.join(', ')}` : `no one may approve fixes in ${env}`,
+  };
+}
+
+/**
+ * What an approval already on a case is told when it does not count at apply time ({@link approverRefusalIn}):
+ * the case waits for one of those who may.
+ */
+export const approvalLapsed = (refused: { reason: string; mayApprove: string }): string =>
+  `${refused.reason}: the approval does not count; ${refused.mayApprove}`;
 
 /**
  * The skip tag on the live tags of `ref` as a gate: `block` when it is on the resource now, `pass` when not,

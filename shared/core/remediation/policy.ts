@@ -18,6 +18,16 @@
 import * as z from 'zod';
 import { EnvironmentSchema } from '../model/enrichment.js';
 
+/**
+ * Who may approve a fix, per environment (`*`: every environment without its own entry): Jira account ids as
+ * `jira:<accountId>`, or the names `closeloop approve --by` is given. See `apply.approvers` below.
+ */
+export const ApproversSchema = z.partialRecord(
+  z.union([EnvironmentSchema, z.literal('*')]),
+  z.array(z.string().min(1)),
+);
+export type Approvers = z.infer<typeof ApproversSchema>;
+
 export const ApplyPolicySchema = z.strictObject({
   /**
    * Blast-radius budget: at most this many applies per account in any 60 minutes (a sliding window, not the clock
@@ -72,8 +82,11 @@ export const ApplyPolicySchema = z.strictObject({
    * Jira account ids as `jira:<accountId>`, or the names `closeloop approve --by` is given. Compared
    * without case; anyone else's approval is refused and recorded (evidence, ticket comment) and the case
    * keeps waiting. An environment with no entry (and no `*`) takes anyone's approval; an empty list,
-   * no one's.
+   * no one's. The environment is the strictest of decide's and the one judged on the resource's live tags
+   * at apply time (a case decided dev whose resource is tagged prod now is approved by `prod`'s list; one
+   * whose live tag leaves it unknown, so that it may be production, too), and an approval already on the
+   * case is checked again before the apply (on the hub, and in a spoke on the tags it reads).
    */
-  approvers: z.partialRecord(z.union([EnvironmentSchema, z.literal('*')]), z.array(z.string().min(1))).default({}),
+  approvers: ApproversSchema.default({}),
 });
 export type ApplyPolicy = z.infer<typeof ApplyPolicySchema>;

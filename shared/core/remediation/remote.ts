@@ -11,12 +11,22 @@ import { classifyCloudError } from '../../actions/retry.js';
 import { compileEnvironmentTag } from '../enrich/environment.js';
 import { ApplyIncompleteError, errorMessage, isGone, isRetryable } from '../errors.js';
 import { PlanStepSchema } from '../model/case.js';
-import { EnvironmentSchema } from '../model/enrichment.js';
+import { type Environment, EnvironmentSchema } from '../model/enrichment.js';
 import { ProviderSchema, TimestampSchema } from '../model/finding.js';
 import { EnvironmentWordsSchema, TagAliasesSchema } from '../policy/policy.js';
 import type { Clock, OwnerLookup } from '../ports.js';
 import type { UpstreamResult } from '../verify/ports.js';
-import { environmentGate, liveEnvironment, readSkipTag } from './gates.js';
+import {
+  approvalLapsed,
+  approverEnvironment,
+  approverRefusalIn,
+  environmentGate,
+  judgedForApprovers,
+  judgeEnvironment,
+  liveEnvironment,
+  readSkipTag,
+} from './gates.js';
+import { ApproversSchema } from './policy.js';
 
 export const RemoteOpSchema = z.enum(['apply', 'verify', 'rollback', 'resolve']);
 export type RemoteOp = z.infer<typeof RemoteOpSchema>;
@@ -50,6 +60,12 @@ export const RemoteEnvironmentSchema = z.object({
   /** The hub's environment tag keys (`enrichment.tagAliases.environment`) and environment words. */
   tagKeys: TagAliasesSchema.shape.environment,
   words: EnvironmentWordsSchema.prefault({}),
+  /**
+   * The hub's `apply.approvers`: an approval the request carries counts only from someone who may approve fixes
+   * in the environment the spoke judges (a case approved while it was dev, its resource tagged prod since, waits
+   * for production's approvers). Absent (a hub before it): any approval counts, as before.
+   */
+  approvers: ApproversSchema.optional(),
 });
 export type RemoteEnvironment = z.infer<typeof RemoteEnvironmentSchema>;
 
@@ -151,6 +167,12 @@ export const RemoteResultSchema = z.object({
     .optional(),
   /** A failed apply's step that got no definite answer: it may have taken effect. */
   unconfirmed: z.string().optional(),
+  /**
+   * apply: the environment the spoke judged on the live tags it read (`prod` where they leave it unknown and it
+   * may be production; see environmentGate), which the hub records on the case (`judgedEnvironment`) so its
+   * approvers are checked against it. Absent when the spoke read no tags (or from a spoke before it).
+   */
+  judgedEnvironment: EnvironmentSchema.optional(),
   /**
    * blocked because a live read (the plan, the skip-tag re-read) failed for the moment (throttled, 5xx, reset,
    * timeout), not for good: the hub holds the case and sends the request again later (after `afterSeconds`
@@ -270,11 +292,13 @@ export async function executeRemote(request: RemoteRequest, deps: ExecuteRemoteD
   if (!deps.apply) return done('planned', `dry-run spoke: plan recorded, nothing applied (${plan.summary})`, planned);
   const stop = await liveTagsNow(request, deps.tags, action);
   if (stop?.outcome === 'blocked') return done('blocked', stop.reason, { ...planned, ...stop.retry });
-  if (stop) return done('awaiting-approval', stop.reason, planned);
+  const judged = stop?.judgedEnvironment !== undefined ? { judgedEnvironment: stop.judgedEnvironment } : {};
+  if (stop?.outcome === 'awaiting-approval') return done('awaiting-approval', stop.reason, { ...planned, ...judged });
   try {
     const r = await action.apply(plan, ctx);
     return done('applied', `applied ${action.id}: ${plan.summary}`, {
       ...planned,
+      ...judged,
       before: r.before,
       requestIds: r.requestIds,
       ...(r.after !== undefined ? { observed: r.after } : {}),
@@ -331,7 +355,9 @@ async function resolveUpstream(
  * Why the apply must stop on the resource's live tags, read once: blocked when the skip tag is on it now, or the
  * tags cannot be read (fail closed, with `retry` when that read failed for the moment); awaiting approval when
  * the environment on them asks for a person ({@link environmentGate}: a resource decided `dev` and tagged
- * `env`=prod since), else undefined. Nothing to check without a skip tag or a resource in the request.
+ * `env`=prod since) and the request's approval is not one that counts there (none, or from someone the hub's
+ * `apply.approvers` does not list for it); `proceed` when the apply may go on. With the environment judged, for
+ * the hub's approvers, when the tags were read. Nothing to check without a skip tag or a resource in the request.
  */
 async function liveTagsNow(
   request: RemoteRequest,
@@ -339,7 +365,7 @@ async function liveTagsNow(
   action: Pick<Action, 'productionSafe'>,
 ): Promise<
   | { outcome: 'blocked'; reason: string; retry?: Pick<RemoteResult, 'retry'> }
-  | { outcome: 'awaiting-approval'; reason: string }
+  | { outcome: 'awaiting-approval' | 'proceed'; reason: string; judgedEnvironment?: Environment }
   | undefined
 > {
   const { skipTag, resource } = request;
@@ -354,16 +380,33 @@ async function liveTagsNow(
   // The hub's decided environment and rules travel with the request; one without them is judged by the defaults.
   const env = request.environment ?? RemoteEnvironmentSchema.parse({});
   const live = liveEnvironment(read?.tags, compileEnvironmentTag(env.tagKeys, env.words));
-  const judged = environmentGate(
-    { decided: env.decided, byRegistry: env.byRegistry, live },
-    {
-      // The spoke's own declaration of the action it runs.
-      productionSafe: action.productionSafe,
-      allowProductionAuto: env.allowProductionAuto,
-      approved: request.approvedBy !== undefined,
-    },
-  );
-  return judged.outcome === 'approval' ? { outcome: 'awaiting-approval', reason: judged.reason } : undefined;
+  const input = { decided: env.decided, byRegistry: env.byRegistry, live };
+  const judgedEnvironment = live === 'unread' ? undefined : judgedForApprovers(judgeEnvironment(input));
+  // The approval the hub sent counts only from someone its approvers let approve fixes in the environment judged
+  // here: the hub checked it against what it knew when the approval was given (decide's `dev`, say).
+  const refused =
+    request.approvedBy !== undefined && env.approvers !== undefined
+      ? approverRefusalIn(env.approvers, approverEnvironment(env.decided, judgedEnvironment), request.approvedBy)
+      : undefined;
+  const judged = environmentGate(input, {
+    // The spoke's own declaration of the action it runs.
+    productionSafe: action.productionSafe,
+    allowProductionAuto: env.allowProductionAuto,
+    approved: request.approvedBy !== undefined && refused === undefined,
+  });
+  const recorded = judgedEnvironment !== undefined ? { judgedEnvironment } : {};
+  // An approval that does not count here is not carried out, whatever asked for it (the hub's mode, the plan):
+  // the spoke cannot tell, and fails closed; the case waits for one of those who may.
+  if (refused) {
+    const why =
+      judged.outcome === 'approval' ? `${judged.reason} (${approvalLapsed(refused)})` : approvalLapsed(refused);
+    return { outcome: 'awaiting-approval', reason: why, ...recorded };
+  }
+  return {
+    outcome: judged.outcome === 'approval' ? 'awaiting-approval' : 'proceed',
+    reason: judged.reason,
+    ...recorded,
+  };
 }
 
 /**

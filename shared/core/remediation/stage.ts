@@ -40,10 +40,15 @@ import type { Clock, DocStore, Logger, OwnerLookup } from '../ports.js';
 import { getDoc, mutateDoc } from '../store/docs.js';
 import { canonicalJson, shortHash } from '../util/hash.js';
 import {
+  approvalLapsed,
+  approverEnvironment,
+  approverRefusalIn,
   breakerGate,
   budgetLeft,
   exceptionGate,
   fromRegistry,
+  judgedForApprovers,
+  judgeEnvironment,
   policyGates,
   recordFailedVerification,
   reserveBudget,
@@ -409,22 +414,46 @@ async function run(
     }
   }
   const before = partial ? r.before : plan.before;
-  const planned = {
+  // An approval that does not count for this plan is taken off the case: the plan shown waits for a new one
+  // (a Jira approval is taken only while none is on the case).
+  const dropApproval = () => (lapsed !== undefined ? { approvedBy: undefined, approvedAt: undefined } : {});
+  const shown = {
     target,
     plan: { steps: plan.steps, summary: plan.summary, noop: plan.noop },
     before,
-    // An approval that does not count for this plan is taken off the case: the plan shown waits for a new one
-    // (a Jira approval is taken only while none is on the case).
-    ...(lapsed !== undefined ? { approvedBy: undefined, approvedAt: undefined } : {}),
   };
-  if (plan.noop && partial) return finishedEarlier(deps, c, action, planned, actor);
-  if (plan.noop) return settle(deps, c, 'noop', plan.summary, planned, actor);
+  if (plan.noop && partial) return finishedEarlier(deps, c, action, { ...shown, ...dropApproval() }, actor);
+  if (plan.noop) return settle(deps, c, 'noop', plan.summary, { ...shown, ...dropApproval() }, actor);
 
   // 2. Gates that need no counter.
   const now = deps.clock.now();
   // The environment is judged on the same live tags: a dev bucket re-tagged `env`=prod since decide asks for
   // production's approval (before, decide's `dev` let a fix that is not production-safe through).
   const skip = await skipTagGate(c, deps.policy, deps.tags, environmentTagOf(deps));
+  // Recorded for approvers (see approverRefusal); tags not read here (a spoke's cloud) keep what was recorded,
+  // which may be a spoke's own reading.
+  const judgedEnvironment =
+    skip.environment === 'unread'
+      ? r.judgedEnvironment
+      : judgedForApprovers(
+          judgeEnvironment({ decided: c.enrichment.environment, byRegistry: fromRegistry(c), live: skip.environment }),
+        );
+  // An approval on the case counts only from someone who may approve fixes in the environment judged now: one
+  // given while the case was dev, its resource tagged prod since, waits for production's approvers (before,
+  // dev's approver, or anyone where dev had no entry, approved a production fix).
+  if (approved && r.approvedBy !== undefined) {
+    const env = approverEnvironment(c.enrichment.environment, judgedEnvironment);
+    const refused = approverRefusalIn(deps.policy.approvers, env, r.approvedBy);
+    if (refused) {
+      approved = false;
+      lapsed ??= approvalLapsed(refused);
+    }
+  }
+  const planned = {
+    ...shown,
+    ...dropApproval(),
+    ...(judgedEnvironment !== undefined ? { judgedEnvironment } : {}),
+  };
   const gates: GateResult[] = [
     ...policyGates(c, action, deps.policy, approved, skip.environment),
     ...skip.gates,
@@ -733,6 +762,8 @@ async function dispatchRemote(
         allowProductionAuto: deps.policy.allowProductionAuto,
         tagKeys: enrichmentOf(deps).tagAliases.environment,
         words: enrichmentOf(deps).environmentWords,
+        // The approval sent is checked again there against the environment the spoke judges.
+        approvers: deps.policy.approvers,
       },
       actor,
     });
@@ -840,6 +871,13 @@ export async function recordRemoteResult(deps: RemediationDeps, result: RemoteRe
       error: result.error,
       // The action the spoke ran: for a claim taken before claims named it, the answer does.
       ...(state === 'applied' ? { appliedAt: at, unconfirmed: undefined, applyAction: result.action } : {}),
+      // The environment the spoke judged on the live tags it read: approvals are checked against it here (the
+      // hub cannot read them), so a resource tagged prod now waits for production's approvers.
+      ...(result.judgedEnvironment !== undefined ? { judgedEnvironment: result.judgedEnvironment } : {}),
+      // Waiting for a person: an approval on the case did not count there (none asked for then, or one from
+      // someone who may not approve in the environment the spoke judged). It is taken off, so a new one is
+      // taken (a Jira approval is taken only while none is on the case).
+      ...(state === 'awaiting-approval' ? { approvedBy: undefined, approvedAt: undefined } : {}),
       ...(result.unconfirmed ? { unconfirmed: result.unconfirmed } : {}),
       interruptedAt: undefined,
     };
@@ -1053,19 +1091,16 @@ export async function approveCase(
 
 /**
  * Why `approver` may not approve `c` (policy `apply.approvers` for the case's environment, else `*`), or
- * undefined when they may. An approver is compared by what comes before ` (` (a Jira approver is recorded
+ * undefined when they may. The case's environment is the strictest of decide's and the one the apply-time gate
+ * judged on the live tags ({@link approverEnvironment}): production's approvers approve a case decided dev whose
+ * resource is tagged prod now. An approver is compared by what comes before ` (` (a Jira approver is recorded
  * as `jira:<accountId> (<display name>)`), without case.
  *
  * @example approverRefusal(policy, prodCase, 'jira:557058:ab12 (Sam)') // 'jira:557058:ab12 may not approve …'
  */
 export function approverRefusal(policy: ApplyPolicy, c: Case, approver: string): string | undefined {
-  const env = c.enrichment.environment;
-  const key = policy.approvers[env] !== undefined ? env : '*';
-  const allowed = policy.approvers[key];
-  if (allowed === undefined) return undefined;
-  const id = approver.split(' (')[0]?.trim().toLowerCase() ?? '';
-  if (allowed.some((a) => a.trim().toLowerCase() === id)) return undefined;
-  return `${id || 'an unnamed approver'} may not approve fixes in ${env} (policy apply.approvers.${key === '*' ? '"*"' : key})`;
+  const env = approverEnvironment(c.enrichment.environment, c.remediation.judgedEnvironment);
+  return approverRefusalIn(policy.approvers, env, approver)?.reason;
 }
 
 /**
