@@ -984,6 +984,25 @@ describe('remediation stage', () => {
       return { running, finish };
     };
 
+    it('names the action the claim applied when it is settled, not the one decide chose since', async () => {
+      // Prepare: the claim is test.close-bucket's; a playbook change makes decide choose another action meanwhile.
+      await stalledApply();
+      const claimed = await stored();
+      if (!claimed) throw new Error('no case');
+      await store.put('cases', CASE_KEY, {
+        ...claimed,
+        remediation: { ...claimed.remediation, action: 's3.block-public-access' },
+      });
+      // Act
+      const old = await recoverAbandonedApplies(
+        deps({ clock: at('2026-11-18T11:30:00.000Z') }),
+        new Date('2026-11-18T11:30:00.000Z'),
+      );
+      // Assess: the bound of an action no longer chosen is the longer one, but the text names the apply's action
+      expect(old.recovered).toBe(1);
+      expect((await stored())?.remediation.stateReason).toMatch(/^apply of test\.close-bucket interrupted: /);
+    });
+
     it('settles a claim older than the bound as failed with why and the failed event, and leaves a younger one alone', async () => {
       // Prepare
       await stalledApply();

@@ -1,6 +1,6 @@
 /** Case listing and lookup helpers shared by CLI commands. */
 import { UsageError } from '../../core/errors.js';
-import { type Case, CaseSchema, caseIdOf } from '../../core/model/case.js';
+import { type Case, type CaseRemediation, CaseSchema, caseIdOf, type RemediationState } from '../../core/model/case.js';
 import type { GateResult } from '../../core/model/decision.js';
 import type { Enrichment } from '../../core/model/enrichment.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
@@ -50,14 +50,29 @@ export function renderCases(cases: readonly Case[]): string {
       ownerCell(c.enrichment),
       c.type,
       c.resourceName,
-      c.remediation.action
-        ? `${c.remediation.action} [${c.remediation.mode}${c.remediation.state !== 'none' ? `, ${c.remediation.state}` : ''}]`
-        : '-',
+      remediationCell(c.remediation),
       c.ticket?.key ?? '-',
       String(c.occurrences),
     ]),
     40,
   );
+}
+
+/** States an apply left the case in: they are of the action that applied (its claim), not of decide's. */
+const APPLY_STATES: ReadonlySet<RemediationState> = new Set(['applying', 'applied', 'failed', 'rolled-back']);
+
+/**
+ * The action the remediation's state is of when it is not decide's current one: an apply's state (applied,
+ * rolled back …) of the action that applied, decide having chosen another since (a playbook or registry change).
+ */
+const applyingAction = (r: CaseRemediation): string | undefined =>
+  r.applyAction !== undefined && r.applyAction !== r.action && APPLY_STATES.has(r.state) ? r.applyAction : undefined;
+
+/** The table's remediation cell: decide's action, mode and state, or the action an apply's state is of. */
+function remediationCell(r: CaseRemediation): string {
+  const applying = applyingAction(r);
+  if (applying) return `${applying} [${r.state}; now ${r.action ?? 'none'}, ${r.mode}]`;
+  return r.action ? `${r.action} [${r.mode}${r.state !== 'none' ? `, ${r.state}` : ''}]` : '-';
 }
 
 /**
@@ -99,8 +114,16 @@ export function renderCase(c: Case): string {
       `${c.exception.id} (owner ${c.exception.owner}) until ${c.exception.expires}: ${c.exception.justification}`,
     );
   out.push('');
-  row('remediation', r.action ? `${r.action}, mode ${r.mode}, state ${r.state}` : `none (${r.reason})`);
-  if (r.action) more(`why: ${r.stateReason ?? r.reason}`);
+  const applying = applyingAction(r);
+  row(
+    'remediation',
+    applying
+      ? `${applying}, state ${r.state} (decide now chooses ${r.action ?? 'no action'}, mode ${r.mode})`
+      : r.action
+        ? `${r.action}, mode ${r.mode}, state ${r.state}`
+        : `none (${r.reason})`,
+  );
+  if (r.action || applying) more(`why: ${r.stateReason ?? r.reason}`);
   const gates = (when: string, list: readonly GateResult[]) => {
     if (list.length) more(when);
     for (const g of list) more(`  ${g.outcome.padEnd(8)} ${g.gate}: ${g.reason}`);

@@ -638,7 +638,9 @@ const startedBefore = (r: CaseRemediation): boolean =>
  */
 const uncertainStep = (r: CaseRemediation): string | undefined =>
   r.unconfirmed ??
-  (r.interruptedAt !== undefined ? `${r.plan?.summary ?? r.action ?? 'the apply'} (interrupted)` : undefined);
+  (r.interruptedAt !== undefined
+    ? `${r.plan?.summary ?? r.applyAction ?? r.action ?? 'the apply'} (interrupted)`
+    : undefined);
 
 /**
  * What a rollback writes besides who and when: it ends the remediation's attempt. A new apply after it is not
@@ -1457,9 +1459,11 @@ async function settleAbandoned(
   const counted = r.claimedAt
     ? `its claim at ${since}`
     : `the case's last update at ${since} (claim time not recorded)`;
+  // The action the claim applied: decide may have chosen another for the case since.
+  const applying = r.applyAction ?? r.action;
   const what = spoke
-    ? `hand-over of ${r.action} to the ${spoke} spoke unanswered: no result within ${minutes} min of ${counted}`
-    : `apply of ${r.action} interrupted: no outcome within ${minutes} min of ${counted}`;
+    ? `hand-over of ${applying} to the ${spoke} spoke unanswered: no result within ${minutes} min of ${counted}`
+    : `apply of ${applying} interrupted: no outcome within ${minutes} min of ${counted}`;
   const reason = `${what}; it may have taken effect in part — the live state decides the next attempt`;
   const next = await writeRemediation(
     deps,
