@@ -11,6 +11,7 @@ import { AzureResourceTagsLookup } from '../../../shared/adapters/lookup/azure-t
 import { GcpLabelsLookup } from '../../../shared/adapters/lookup/gcp-labels.js';
 import { MemoryDocStore } from '../../../shared/adapters/store/memory.js';
 import { createAzureSpoke } from '../../../shared/adapters/wiring/azure.js';
+import type { Config } from '../../../shared/core/config.js';
 import { RegistrySchema } from '../../../shared/core/enrich/registry.js';
 import { createEnricher } from '../../../shared/core/pipeline/enrich.js';
 import { createIngest } from '../../../shared/core/pipeline/ingest.js';
@@ -25,6 +26,40 @@ const docs = [
   { input: 'eventgrid:1', value: loadFixture('defender/assessment-storage-public-access.json') },
   { input: 'eventgrid:2', value: loadFixture('defender/alert.arm.json') },
 ];
+
+/** The hub's ingest event carrying one forwarded document's detail, as the spoke's forwarder puts it. */
+const hubEvent = (spoke: 'azure' | 'gcp', id: string, detail: unknown) => ({
+  version: '0',
+  id,
+  'detail-type': SPOKE_DETAIL_TYPE,
+  source: spokeSource(spoke),
+  account: '111122223333',
+  time: '2026-12-07T10:00:00Z',
+  region: 'us-east-1',
+  resources: [],
+  detail: JSON.parse(JSON.stringify(detail)) as unknown,
+});
+
+/** What the hub's ingest makes of one such event (the examples' configuration; `registry` instead of its own). */
+async function hubIngestOne(event: ReturnType<typeof hubEvent>, registry?: Config['registry']) {
+  const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
+  const ingest = createIngest({
+    store: new MemoryDocStore(),
+    bus: { publish: async () => {} },
+    enricher: createEnricher({
+      registry: registry ?? config.registry,
+      policy: config.policy.enrichment,
+      log: silentLogger,
+    }),
+    config,
+    exceptions: async () => [],
+    clock: { now: () => new Date('2026-12-07T12:00:00Z') },
+    log: silentLogger,
+  });
+  const doc = hubIngestDoc(event);
+  if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
+  return (await ingest.ingest([doc])).results[0];
+}
 
 describe('a spoke reads live tags for what it forwards', () => {
   it('attaches each untagged resource’s tags, or why they could not be read, looking each up once', async () => {
@@ -78,17 +113,7 @@ describe('a spoke reads live tags for what it forwards', () => {
         ),
     };
     const { details } = await acceptDocuments('azure', docs, lookup);
-    const events = details.map((detail, i) => ({
-      version: '0',
-      id: `ev-${i}`,
-      'detail-type': SPOKE_DETAIL_TYPE,
-      source: spokeSource('azure'),
-      account: '111122223333',
-      time: '2026-12-07T10:00:00Z',
-      region: 'us-east-1',
-      resources: [],
-      detail: JSON.parse(JSON.stringify(detail)) as unknown,
-    }));
+    const events = details.map((detail, i) => hubEvent('azure', `ev-${i}`, detail));
     const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
     const hubLookup = { tagsFor: vi.fn(), tagsForMany: vi.fn() };
     const ingest = createIngest({
@@ -137,33 +162,9 @@ describe('a spoke reads live tags for what it forwards', () => {
       },
     }));
     const { details } = await acceptDocuments('azure', [docs[0] as (typeof docs)[number]], azure);
-    const event = {
-      version: '0',
-      id: 'ev-azure',
-      'detail-type': SPOKE_DETAIL_TYPE,
-      source: spokeSource('azure'),
-      account: '111122223333',
-      time: '2026-12-07T10:00:00Z',
-      region: 'us-east-1',
-      resources: [],
-      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
-    };
-    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
-    const ingest = createIngest({
-      store: new MemoryDocStore(),
-      bus: { publish: async () => {} },
-      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
-      config,
-      exceptions: async () => [],
-      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
-      log: silentLogger,
-    });
-    const doc = hubIngestDoc(event);
-    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
     // Act
-    const out = await ingest.ingest([doc]);
+    const storage = await hubIngestOne(hubEvent('azure', 'ev-azure', details[0]));
     // Assess: the group's owner before the subscription's team (media) in the registry, and its skip tag stops the fix
-    const storage = out.results[0];
     expect(storage?.finding.resource.id).toBe(STORAGE);
     expect(storage?.enrichment.owner).toBe('shared-services@acme.example');
     expect(storage?.enrichment.provenance.owner.detail).toBe(
@@ -184,33 +185,9 @@ describe('a spoke reads live tags for what it forwards', () => {
       },
     }));
     const { details } = await acceptDocuments('azure', [docs[0] as (typeof docs)[number]], azure);
-    const event = {
-      version: '0',
-      id: 'ev-azure-sub',
-      'detail-type': SPOKE_DETAIL_TYPE,
-      source: spokeSource('azure'),
-      account: '111122223333',
-      time: '2026-12-07T10:00:00Z',
-      region: 'us-east-1',
-      resources: [],
-      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
-    };
-    const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
-    const ingest = createIngest({
-      store: new MemoryDocStore(),
-      bus: { publish: async () => {} },
-      enricher: createEnricher({ registry: config.registry, policy: config.policy.enrichment, log: silentLogger }),
-      config,
-      exceptions: async () => [],
-      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
-      log: silentLogger,
-    });
-    const doc = hubIngestDoc(event);
-    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
     // Act
-    const out = await ingest.ingest([doc]);
+    const storage = await hubIngestOne(hubEvent('azure', 'ev-azure-sub', details[0]));
     // Assess
-    const storage = out.results[0];
     expect(storage?.finding.resource.id).toBe(STORAGE);
     expect(storage?.enrichment.environment).toBe('staging');
     expect(storage?.enrichment.provenance.environment.detail).toBe(
@@ -255,17 +232,6 @@ describe('a spoke reads live tags for what it forwards', () => {
       [{ input: 'pubsub:1', value: loadFixture('scc/public-bucket-acl.notification.json') }],
       gcp,
     );
-    const event = {
-      version: '0',
-      id: 'ev-gcp',
-      'detail-type': SPOKE_DETAIL_TYPE,
-      source: spokeSource('gcp'),
-      account: '111122223333',
-      time: '2026-12-07T10:00:00Z',
-      region: 'us-east-1',
-      resources: [],
-      detail: JSON.parse(JSON.stringify(details[0])) as unknown,
-    };
     const config = await loadConfig(join(import.meta.dirname, '../../../examples/config'));
     const registry = RegistrySchema.parse({
       ...config.registry,
@@ -277,21 +243,9 @@ describe('a spoke reads live tags for what it forwards', () => {
         },
       ],
     });
-    const ingest = createIngest({
-      store: new MemoryDocStore(),
-      bus: { publish: async () => {} },
-      enricher: createEnricher({ registry, policy: config.policy.enrichment, log: silentLogger }),
-      config,
-      exceptions: async () => [],
-      clock: { now: () => new Date('2026-12-07T12:00:00Z') },
-      log: silentLogger,
-    });
-    const doc = hubIngestDoc(event);
-    if (!('value' in doc)) throw new Error(`refused: ${JSON.stringify(doc.refused)}`);
     // Act
-    const out = await ingest.ingest([doc]);
+    const bucket = await hubIngestOne(hubEvent('gcp', 'ev-gcp', details[0]), registry);
     // Assess
-    const bucket = out.results[0];
     expect(bucket?.finding.resource.id).toBe('//storage.googleapis.com/acme-web-uploads');
     expect(bucket?.enrichment.owner).toBe('uploads-owner@acme.example');
     expect(bucket?.enrichment.provenance.owner.via).toBe('registry-rule');
