@@ -49,12 +49,29 @@ describe('Azure resource group and subscription tags in the wired lookups', () =
     arm.subscriptionReads = 0;
   });
 
-  it('the pre-apply re-check sees a skip tag added to the resource group after a first read', async () => {
+  it.each([
+    {
+      level: 'resource group',
+      tag: () => {
+        // a person stops fixes in the group
+        arm.groupTags = { owner: 'alice@acme.example', 'closeloop:skip': 'quarter-end freeze' };
+      },
+      reads: () => arm.groupReads,
+    },
+    {
+      level: 'subscription',
+      tag: () => {
+        // a person stops fixes in the whole subscription
+        arm.subscriptionTags = { env: 'prod', 'closeloop:skip': 'tenant migration' };
+      },
+      reads: () => arm.subscriptionReads,
+    },
+  ])('the pre-apply re-check sees a skip tag added to the $level after a first read', async ({ tag, reads }) => {
     // Prepare
     const recheck = liveOwnerLookup(['azure'], { fresh: true });
     const before = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
-    // Act: a person stops fixes in the group
-    arm.groupTags = { owner: 'alice@acme.example', 'closeloop:skip': 'quarter-end freeze' };
+    // Act
+    tag();
     const after = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
     // Assess
     expect(before?.gate.outcome).toBe('pass');
@@ -63,24 +80,7 @@ describe('Azure resource group and subscription tags in the wired lookups', () =
       outcome: 'block',
       reason: 'resource carries the skip tag `closeloop:skip` now',
     });
-    expect(arm.groupReads).toBe(2);
-  });
-
-  it('the pre-apply re-check sees a skip tag added to the subscription after a first read', async () => {
-    // Prepare
-    const recheck = liveOwnerLookup(['azure'], { fresh: true });
-    const before = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
-    // Act: a person stops fixes in the whole subscription
-    arm.subscriptionTags = { env: 'prod', 'closeloop:skip': 'tenant migration' };
-    const after = await readSkipTag(recheck, ACCOUNT, 'closeloop:skip');
-    // Assess
-    expect(before?.gate.outcome).toBe('pass');
-    expect(after?.gate).toEqual({
-      gate: 'skip-tag',
-      outcome: 'block',
-      reason: 'resource carries the skip tag `closeloop:skip` now',
-    });
-    expect(arm.subscriptionReads).toBe(2);
+    expect(reads()).toBe(2);
   });
 
   it("enrichment's lookup shares the group's and the subscription's tags across reads", async () => {
