@@ -196,6 +196,29 @@ describe('ticket content', () => {
     expect(text).toContain('add the label closeloop-approve to this ticket or move it through Approve fix.');
   });
 
+  it('names the action that applied, not the one decide chose since, in an apply state (description and comments)', () => {
+    // Prepare: test.close-bucket applied, then rolled back; decide chooses s3.block-public-access now
+    const base = makeCase();
+    const applied = {
+      ...base,
+      remediation: { ...base.remediation, state: 'applied' as const, applyAction: 'test.close-bucket' },
+    };
+    const rolledBack = { ...applied, remediation: { ...applied.remediation, state: 'rolled-back' as const } };
+    const replanned = { ...applied, remediation: { ...applied.remediation, state: 'awaiting-approval' as const } };
+    // Act
+    const description = adfToText(
+      draftForCase(applied, policy(), { now: new Date(T0), assigneeId: 'acc-1' }).description,
+    );
+    const comment = adfToText(remediationComment(rolledBack, 'rolled-back', 'bob', policy()));
+    const waiting = adfToText(remediationComment(replanned, 'awaiting-approval', 'closeloop', policy()));
+    // Assess
+    expect(description).toContain('test.close-bucket — state applied (decide now chooses s3.block-public-access, mode');
+    expect(comment).toContain('test.close-bucket — state rolled-back (decide now chooses s3.block-public-access');
+    // A plan of decide's current action waits: its state is that action's.
+    expect(waiting).toContain('s3.block-public-access — mode');
+    expect(waiting).not.toContain('test.close-bucket');
+  });
+
   it('puts nothing after a value whose optional suffix is empty (the owned owner, the environment)', () => {
     // Prepare: an owned case, whose owner line has no "(no owner found: triage)"
     const c = makeCase();

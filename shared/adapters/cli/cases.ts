@@ -1,6 +1,6 @@
 /** Case listing and lookup helpers shared by CLI commands. */
 import { UsageError } from '../../core/errors.js';
-import { type Case, type CaseRemediation, CaseSchema, caseIdOf, type RemediationState } from '../../core/model/case.js';
+import { applyingAction, type Case, type CaseRemediation, CaseSchema, caseIdOf } from '../../core/model/case.js';
 import type { GateResult } from '../../core/model/decision.js';
 import type { Enrichment } from '../../core/model/enrichment.js';
 import { COLLECTIONS } from '../../core/pipeline/ingest.js';
@@ -57,16 +57,6 @@ export function renderCases(cases: readonly Case[]): string {
     40,
   );
 }
-
-/** States an apply left the case in: they are of the action that applied (its claim), not of decide's. */
-const APPLY_STATES: ReadonlySet<RemediationState> = new Set(['applying', 'applied', 'failed', 'rolled-back']);
-
-/**
- * The action the remediation's state is of when it is not decide's current one: an apply's state (applied,
- * rolled back …) of the action that applied, decide having chosen another since (a playbook or registry change).
- */
-const applyingAction = (r: CaseRemediation): string | undefined =>
-  r.applyAction !== undefined && r.applyAction !== r.action && APPLY_STATES.has(r.state) ? r.applyAction : undefined;
 
 /** The table's remediation cell: decide's action, mode and state, or the action an apply's state is of. */
 function remediationCell(r: CaseRemediation): string {

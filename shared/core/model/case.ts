@@ -152,6 +152,19 @@ export const CaseRemediationSchema = z.object({
 });
 export type CaseRemediation = z.infer<typeof CaseRemediationSchema>;
 
+/** States an apply left the case in: they are of the action that applied (its claim), not of decide's. */
+const APPLY_STATES: readonly RemediationState[] = ['applying', 'applied', 'failed', 'rolled-back'];
+
+/**
+ * The action the remediation's state is of when it is not decide's current one: an apply's state (applied,
+ * rolled back …) of the action that applied, decide having chosen another since (a playbook or registry change).
+ * What names the case's remediation to a person (the case table and card, the ticket) says this one then.
+ */
+export const applyingAction = (r: CaseRemediation): string | undefined =>
+  r.applyAction !== undefined && r.applyAction !== r.action && APPLY_STATES.includes(r.state)
+    ? r.applyAction
+    : undefined;
+
 /** The decision's verdict a case's remediation holds (its action, mode, reason and gates, without its state). */
 export const verdictOf = (r: CaseRemediation): Decision['remediation'] => ({
   action: r.action,

@@ -2,7 +2,7 @@
  * What a ticket says: summary, ADF description, priority, labels, due date, console links, and the
  * lifecycle comments. Pure functions of the stored case and the policy.
  */
-import { type Case, caseIdOf } from '../model/case.js';
+import { applyingAction, type Case, caseIdOf } from '../model/case.js';
 import type { ExceptionRef } from '../model/decision.js';
 import type { Environment } from '../model/enrichment.js';
 import type { Severity } from '../model/finding.js';
@@ -280,10 +280,15 @@ export function describeCase(
 
 function remediationBlocks(c: Case): AdfBlock[] {
   const r = c.remediation;
+  // An apply's state (applied, failed, rolled back) is of the action that applied, which decide may have
+  // replaced since: the ticket names that one, not decide's current choice, as the case table does.
+  const applying = applyingAction(r);
   const out: AdfBlock[] = [
     p(
-      strong(r.action ? `${r.action}` : 'no automated action'),
-      ` — mode ${r.mode}, state ${r.state}`,
+      strong(applying ?? (r.action ? `${r.action}` : 'no automated action')),
+      applying
+        ? ` — state ${r.state} (decide now chooses ${r.action ?? 'no action'}, mode ${r.mode})`
+        : ` — mode ${r.mode}, state ${r.state}`,
       br(),
       oneLine(r.reason) || '-',
     ),
