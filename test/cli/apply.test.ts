@@ -306,7 +306,10 @@ describe('closeloop against live (mocked) S3', () => {
     const evidence = await cli(['evidence', 'show', waiting.key, '--json', '--home', home]);
     // Assess
     expect(intern.code).toBe(1);
-    expect(intern.err).toContain('not approved: intern@example.com may not approve fixes in prod');
+    // The refused person is told whom to ask.
+    expect(intern.err).toContain(
+      'not approved: intern@example.com may not approve fixes in prod (policy apply.approvers.prod); approvers for prod: lead@example.com',
+    );
     expect(afterIntern.remediation.state).toBe('awaiting-approval');
     expect(lead.code, lead.err).toBe(0);
     expect((await caseFor(home, 'acme-data-exports')).remediation).toMatchObject({
@@ -347,7 +350,7 @@ describe('closeloop against live (mocked) S3', () => {
     expect(waiting.remediation).toMatchObject({ state: 'awaiting-approval', judgedEnvironment: 'prod' });
     expect(devLead.code).toBe(1);
     expect(devLead.err).toContain(
-      'not approved: dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+      'not approved: dev-lead@example.com may not approve fixes in prod (policy apply.approvers.prod); approvers for prod: lead@example.com',
     );
     expect(afterDevLead.remediation.state).toBe('awaiting-approval');
     expect(afterDevLead.remediation.approvedBy).toBeUndefined();

@@ -276,6 +276,7 @@ describe('remediation stage', () => {
         detail: {
           approver: 'intern@example.com',
           reason: 'intern@example.com may not approve fixes in prod (policy apply.approvers.prod)',
+          mayApprove: 'approvers for prod: Lead@Example.com',
         },
       }),
     ]);
@@ -292,9 +293,10 @@ describe('remediation stage', () => {
     const closed = ApplyPolicySchema.parse({ approvers: { '*': [] } });
     // Act / Assess
     expect(approverRefusal(open, c, 'anyone@example.com')).toBeUndefined();
-    expect(approverRefusal(closed, c, 'anyone@example.com')).toBe(
-      'anyone@example.com may not approve fixes in prod (policy apply.approvers."*")',
-    );
+    expect(approverRefusal(closed, c, 'anyone@example.com')).toEqual({
+      reason: 'anyone@example.com may not approve fixes in prod (policy apply.approvers."*")',
+      mayApprove: 'no one may approve fixes in prod',
+    });
     expect(() => ApplyPolicySchema.parse({ approvers: { production: [] } })).toThrow();
   });
 

@@ -160,13 +160,19 @@ describe('Jira approval webhook', () => {
       type: 'case.remediation',
       state: 'approval-refused',
       actor: APPROVER,
-      detail: { reason: `jira:${ALICE.accountId} may not approve fixes in prod (policy apply.approvers.prod)` },
+      detail: {
+        reason: `jira:${ALICE.accountId} may not approve fixes in prod (policy apply.approvers.prod)`,
+        mayApprove: `approvers for prod: JIRA:${BOB.accountId}`,
+      },
     });
     expect(replayed.events).toEqual([]);
     if (!(l.sink instanceof LocalTicketSink)) throw new Error('a local sink');
     const comments = (await l.sink.get('LOCAL-1'))?.comments.map((x) => x.text) ?? [];
     expect(comments.at(-1)).toContain('Approval not accepted');
-    expect(comments.at(-1)).toContain('may not approve fixes in prod');
+    // Alice is told whom to ask.
+    expect(comments.at(-1)).toContain(
+      `may not approve fixes in prod (policy apply.approvers.prod); approvers for prod: JIRA:${BOB.accountId}. The fix still waits`,
+    );
     // Bob's approval of the same plan is taken and applied.
     expect(approved.body).toMatchObject({ approved: [c.key] });
     expect((await readCase(l.store, c.key)).remediation).toMatchObject({

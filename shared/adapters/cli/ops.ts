@@ -61,10 +61,12 @@ export async function cmdApprove(args: readonly string[], opts: GlobalOptions, i
     await rt.settle();
     await sayTicketsWaiting(rt, io);
     if (out.state === 'approval-refused') {
-      const detail = out.events[0]?.detail?.reason;
-      const why = typeof detail === 'string' ? detail : 'not an approver here';
-      if (opts.json) io.out(JSON.stringify({ case: c.key, state: out.state, reason: why }, null, 2));
-      else io.err(`${caseId(c.key)} not approved: ${why}`);
+      const detail = out.events[0]?.detail;
+      const why = typeof detail?.reason === 'string' ? detail.reason : 'not an approver here';
+      // Who may approve it instead: the person refused needs to know whom to ask.
+      const who = typeof detail?.mayApprove === 'string' ? detail.mayApprove : undefined;
+      if (opts.json) io.out(JSON.stringify({ case: c.key, state: out.state, reason: why, mayApprove: who }, null, 2));
+      else io.err(`${caseId(c.key)} not approved: ${why}${who ? `; ${who}` : ''}`);
       return 1;
     }
     const after = await resolveCase(rt.store, c.key);

@@ -1064,8 +1064,9 @@ export async function approveCase(
   const current = await readCase(deps.store, caseKey);
   const refused = current ? approverRefusal(deps.policy, current, approver) : undefined;
   if (current && refused) {
-    // Not an approval: the case keeps waiting; the attempt is recorded (evidence, ticket comment).
-    const detail = { reason: refused, approver };
+    // Not an approval: the case keeps waiting; the attempt is recorded (evidence, ticket comment), with who
+    // may approve it instead, so the person refused knows whom to ask.
+    const detail = { reason: refused.reason, mayApprove: refused.mayApprove, approver };
     return { state: 'approval-refused', events: [event(deps, current, 'approval-refused', approver, detail, at)] };
   }
   // A closed, suppressed or source-resolved case has nothing to approve: approving it would move it back to
@@ -1092,17 +1093,22 @@ export async function approveCase(
 }
 
 /**
- * Why `approver` may not approve `c` (policy `apply.approvers` for the case's environment, else `*`), or
- * undefined when they may. The case's environment is the strictest of decide's and the one the apply-time gate
+ * Why `approver` may not approve `c` (policy `apply.approvers` for the case's environment, else `*`), and who
+ * may instead, or undefined when they may. The case's environment is the strictest of decide's and the one the apply-time gate
  * judged on the live tags ({@link approverEnvironment}): production's approvers approve a case decided dev whose
  * resource is tagged prod now. An approver is compared by what comes before ` (` (a Jira approver is recorded
  * as `jira:<accountId> (<display name>)`), without case.
  *
- * @example approverRefusal(policy, prodCase, 'jira:557058:ab12 (Sam)') // 'jira:557058:ab12 may not approve …'
+ * @example approverRefusal(policy, prodCase, 'jira:557058:ab12 (Sam)')
+ * // { reason: 'jira:557058:ab12 may not approve …', mayApprove: 'approvers for prod: …' }
  */
-export function approverRefusal(policy: ApplyPolicy, c: Case, approver: string): string | undefined {
+export function approverRefusal(
+  policy: ApplyPolicy,
+  c: Case,
+  approver: string,
+): { reason: string; mayApprove: string } | undefined {
   const env = approverEnvironment(c.enrichment.environment, c.remediation.judgedEnvironment);
-  return approverRefusalIn(policy.approvers, env, approver)?.reason;
+  return approverRefusalIn(policy.approvers, env, approver);
 }
 
 /**

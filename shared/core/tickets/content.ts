@@ -414,8 +414,13 @@ export function remediationComment(
 ): AdfDoc {
   if (state === 'approval-refused') {
     const why = typeof detail?.reason === 'string' ? detail.reason : 'not an approver for this environment';
+    // Who may approve instead (absent from refusals recorded before 2026-12-08).
+    const who = typeof detail?.mayApprove === 'string' ? `; ${oneLine(detail.mayApprove)}` : '';
     return doc(
-      p(strong('Approval not accepted'), ` (from ${actor}): ${oneLine(why)}. The fix still waits for an approver.`),
+      p(
+        strong('Approval not accepted'),
+        ` (from ${actor}): ${oneLine(why)}${who}. The fix still waits for an approver.`,
+      ),
     );
   }
   const blocks: AdfBlock[] = [p(strong(`Remediation ${state}`), ` (by ${actor}).`)];

@@ -381,7 +381,7 @@ async function approveFromJira(
       events.push(...out.events);
       if (out.state === 'approval-refused') {
         refused.push(caseKey);
-        deps.log.warn('jira approval refused', { caseKey, issueKey, approver, signal, reason: refusal });
+        deps.log.warn('jira approval refused', { caseKey, issueKey, approver, signal, ...refusal });
         continue;
       }
       cases.push(caseKey);
