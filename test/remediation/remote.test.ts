@@ -309,6 +309,24 @@ describe('remote remediation on the hub', () => {
     expect(double.calls.apply).toBe(1);
   });
 
+  it("the spoke reads a placeholder environment tag (`env`=TBD) as no tag, as the hub's enrichment does; a request without the hub's placeholders reads it as before", async () => {
+    // Prepare: decided dev (not by the registry); the live `env` tag says TBD
+    const request = await dispatch(recordingExecutor());
+    const { placeholders: _placeholders, ...olderEnvironment } =
+      request.environment ?? RemoteEnvironmentSchema.parse({});
+    const older = { ...request, environment: olderEnvironment };
+    const tbd = { tagsFor: async () => ({ env: 'TBD' }) };
+    // Act
+    const olderAnswer = await executeRemote(older, { ...spokeDeps(), tags: tbd });
+    const answer = await executeRemote(request, { ...spokeDeps(), tags: tbd });
+    // Assess: the hub sends its placeholder values; with them TBD leaves decide's dev standing
+    expect(request.environment?.placeholders).toContain('tbd');
+    expect(answer).toMatchObject({ outcome: 'applied', judgedEnvironment: 'dev' });
+    expect(olderAnswer.outcome).toBe('awaiting-approval');
+    expect(olderAnswer.reason).toContain('environment unknown now: live tag `env`=TBD names no known environment');
+    expect(double.calls.apply).toBe(1);
+  });
+
   it('the spoke judges a request from an older hub (no environment in it) by the defaults: a live prod waits for a person', async () => {
     // Prepare
     const { environment: _environment, ...older } = await dispatch(recordingExecutor());

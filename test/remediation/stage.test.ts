@@ -529,6 +529,22 @@ describe('remediation stage', () => {
       expect(double.calls.apply).toBe(1);
     });
 
+    it('reads a placeholder environment tag (`env`=TBD) as no tag, as enrichment does, and applies as decided', async () => {
+      // Prepare: decided dev from the bucket's name; its live `env` tag says TBD (enrichment.placeholderValues).
+      const byName = makeCase({ env: 'dev' });
+      byName.enrichment.provenance.environment = { via: 'name-pattern', detail: 'resource name acme-web-dev-assets' };
+      await seed(byName);
+      // Act
+      const out = await createRemediationStage(deps({ tags: liveTags({ env: 'TBD' }).lookup })).handle(decided());
+      // Assess: not "names no known environment" → unknown → production's approval
+      expect(out.map((e) => e.type === 'case.remediation' && e.state)).toContain('applied');
+      expect((await stored())?.remediation).toMatchObject({ state: 'applied', judgedEnvironment: 'dev' });
+      expect(environmentGate(await stored())?.reason).toBe(
+        'environment dev (decide; no environment tag on the live resource)',
+      );
+      expect(double.calls.apply).toBe(1);
+    });
+
     describe("who may approve: production's approvers when the live tags say production", () => {
       const policy = ApplyPolicySchema.parse({
         approvers: { dev: ['dev-lead@example.com'], prod: ['lead@example.com', 'cto@example.com'] },

@@ -87,15 +87,21 @@ export interface EnvironmentTag {
 /**
  * The environment tag of a resource's tags, read as enrichment reads it: the key through the policy's
  * environment aliases ({@link compileTagReader}), the value through its environment words. Undefined when no
- * such key carries a value. For the apply-time re-check of live tags (hub and spokes): one reading, not two.
+ * such key carries a value, or only a placeholder (`env=TBD`: `enrichment.placeholderValues`, read as no tag as
+ * enrichment reads it, not as a value naming no known environment). For the apply-time re-check of live tags
+ * (hub and spokes): one reading, not two.
  *
- * @example compileEnvironmentTag(policy.tagAliases.environment, policy.environmentWords)({ env: 'Production' })?.reading
+ * @example compileEnvironmentTag(policy.tagAliases.environment, policy.environmentWords, policy.placeholderValues)({ env: 'Production' })?.reading
  */
 export function compileEnvironmentTag(
   keys: readonly string[],
   words: EnvironmentWords,
+  placeholders: readonly string[] = [],
 ): (tags: Record<string, string>) => EnvironmentTag | undefined {
-  const read = compileTagReader({ owner: [], team: [], application: [], environment: [...keys], criticality: [] });
+  const read = compileTagReader(
+    { owner: [], team: [], application: [], environment: [...keys], criticality: [] },
+    placeholders,
+  );
   const env = compileEnvironmentWords(words);
   return (tags) => {
     const hit = read(tags).environment;

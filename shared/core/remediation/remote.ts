@@ -61,6 +61,11 @@ export const RemoteEnvironmentSchema = z.object({
   tagKeys: TagAliasesSchema.shape.environment,
   words: EnvironmentWordsSchema.prefault({}),
   /**
+   * The hub's `enrichment.placeholderValues`: an environment tag with one of them (`env=TBD`) is no tag, as
+   * enrichment reads it. Absent (a hub before it): none, every value is read through the words as before.
+   */
+  placeholders: z.array(z.string().trim().min(1).max(32)).optional(),
+  /**
    * The hub's `apply.approvers`: an approval the request carries counts only from someone who may approve fixes
    * in the environment the spoke judges (a case approved while it was dev, its resource tagged prod since, waits
    * for production's approvers). Absent (a hub before it): any approval counts, as before.
@@ -379,7 +384,7 @@ async function liveTagsNow(
   }
   // The hub's decided environment and rules travel with the request; one without them is judged by the defaults.
   const env = request.environment ?? RemoteEnvironmentSchema.parse({});
-  const live = liveEnvironment(read?.tags, compileEnvironmentTag(env.tagKeys, env.words));
+  const live = liveEnvironment(read?.tags, compileEnvironmentTag(env.tagKeys, env.words, env.placeholders));
   const input = { decided: env.decided, byRegistry: env.byRegistry, live };
   const judgedEnvironment = live === 'unread' ? undefined : judgedForApprovers(judgeEnvironment(input));
   // The approval the hub sent counts only from someone its approvers let approve fixes in the environment judged

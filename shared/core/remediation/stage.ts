@@ -118,10 +118,10 @@ export interface RemediationDeps {
    */
   tags?: OwnerLookup;
   /**
-   * The enrichment policy's environment tag keys and words, which read the environment on the live tags as
-   * enrichment reads it (and travel to a spoke with the request); omitted: the policy's defaults.
+   * The enrichment policy's environment tag keys, words and placeholder values, which read the environment on
+   * the live tags as enrichment reads it (and travel to a spoke with the request); omitted: the policy's defaults.
    */
-  enrichment?: Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords'>;
+  enrichment?: Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords' | 'placeholderValues'>;
   /**
    * Where actions of other providers run (the AWS hub hands Azure/GCP actions to their spokes). For those
    * the hub plans from the finding only, gates and claims as usual, then dispatches instead of applying;
@@ -140,7 +140,9 @@ type Outcome = { events: PipelineEvent[]; state: RemediationState | 'unchanged' 
 
 /** The enrichment policy's defaults, for deps that name none: parsed when first needed, not at import (config.ts). */
 let defaultEnrichment: EnrichmentPolicy | undefined;
-function enrichmentOf(deps: RemediationDeps): Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords'> {
+function enrichmentOf(
+  deps: RemediationDeps,
+): Pick<EnrichmentPolicy, 'tagAliases' | 'environmentWords' | 'placeholderValues'> {
   if (deps.enrichment) return deps.enrichment;
   defaultEnrichment ??= EnrichmentPolicySchema.parse({});
   return defaultEnrichment;
@@ -151,7 +153,7 @@ function environmentTagOf(deps: RemediationDeps) {
   const p = enrichmentOf(deps);
   let read = environmentTags.get(p);
   if (!read) {
-    read = compileEnvironmentTag(p.tagAliases.environment, p.environmentWords);
+    read = compileEnvironmentTag(p.tagAliases.environment, p.environmentWords, p.placeholderValues);
     environmentTags.set(p, read);
   }
   return read;
@@ -764,6 +766,8 @@ async function dispatchRemote(
         allowProductionAuto: deps.policy.allowProductionAuto,
         tagKeys: enrichmentOf(deps).tagAliases.environment,
         words: enrichmentOf(deps).environmentWords,
+        // `env=TBD` is no tag there as here (and in enrichment), not a value naming no known environment.
+        placeholders: enrichmentOf(deps).placeholderValues,
         // The approval sent is checked again there against the environment the spoke judges.
         approvers: deps.policy.approvers,
       },
