@@ -85,7 +85,7 @@ const EMAIL = /^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/;
 
 /**
  * An owner is a name (`security-triage`) or an e-mail; tickets are assigned only by e-mail (tickets/context.ts
- * `assigneeFor` tries any owner with an `@`). One with an `@` that is no e-mail (`web-lead@acme`, a space, a
+ * `assignmentFor` tries any owner with an `@`). One with an `@` that is no e-mail (`web-lead@acme`, a space, a
  * doubled `@`) left every ticket of its resources unassigned without a word.
  */
 const ownerProblems = (owner: string | undefined, path: (string | number)[]): ConfigProblem[] =>

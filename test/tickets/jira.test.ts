@@ -1048,6 +1048,41 @@ describe('JiraTicketSink when Jira refuses closeloop the user search (401, 403)'
     expect(await h.store.list('ticket-outbox')).toHaveLength(0);
   });
 
+  it("says so in a grouped parent's description too, and keeps it when the table is rewritten", async () => {
+    // Prepare: the lead's account cached before the refusal, as above; a storm of alice's cases past a
+    // threshold of 2 goes under one parent ticket
+    h = await jiraHarness({
+      grouping: {
+        enabled: true,
+        threshold: 2,
+        windowMinutes: 60,
+        mode: 'table',
+        subtaskIssueType: 'Subtask',
+        refreshSeconds: 60,
+      },
+    });
+    const before = makeCase({ n: 1, owner: 'secops-lead@example.com' });
+    await putCase(h.store, before);
+    await h.stage.handle(decided(before));
+    h.double.faults = [{ kind: '403', ratio: 1, match: USER_SEARCH }];
+    const storm = [2, 3, 4, 5].map((n) => makeCase({ n }));
+    for (const c of storm) await putCase(h.store, c);
+    // Act: the third of alice's cases creates the parent; the fourth joins it a minute later (table rewritten)
+    for (const c of storm.slice(0, 3)) await h.stage.handle(decided(c));
+    await drainOutbox(h.deps);
+    h.clock.advance(60_000);
+    await h.stage.handle(decided(storm[3] as (typeof storm)[number]));
+    await drainOutbox(h.deps);
+    // Assess: the parent is the lead's, and its description says why, as a single ticket's does
+    const parent = [...h.double.issues.entries()].find(([, i]) => i.fields.labels.includes('closeloop-group'));
+    expect(parent?.[1].fields.assignee).toEqual({ accountId: LEAD });
+    const text = description(parent?.[0] ?? '');
+    expect(text).toContain(
+      `Assignee: ${REFUSED_NOTE}: assigned to the team's default assignee secops-lead@example.com instead of the owner alice@example.com.`,
+    );
+    expect(text).toContain('logs-111122223333-5');
+  });
+
   it('searches once for a storm of 20 cases while the refusal is remembered, says it once in the log, then searches again', async () => {
     // Prepare: Jira answers every user search 403; nobody's account is cached
     const errors = vi.spyOn(quietLog, 'error');

@@ -296,7 +296,3 @@ export async function assignmentFor(ctx: TicketContext, c: Case): Promise<Assign
     };
   return { id: undefined, note: `${why}: unassigned, for triage.` };
 }
-
-/** {@link assignmentFor}'s account alone. */
-export const assigneeFor = async (ctx: TicketContext, c: Case): Promise<string | undefined> =>
-  (await assignmentFor(ctx, c)).id;

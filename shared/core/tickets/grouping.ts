@@ -19,7 +19,7 @@ import {
   shortType,
   slug,
 } from './content.js';
-import { nowIso, type TicketContext } from './context.js';
+import { type Assignment, nowIso, type TicketContext } from './context.js';
 import { ledgerTicket } from './ledger.js';
 import type { TicketPolicy } from './policy.js';
 import type { IssueFields, TicketDraft } from './ports.js';
@@ -86,6 +86,7 @@ export async function joinGroup(ctx: TicketContext, c: Case): Promise<GroupJoin>
         parentStatus: 'open',
         generation: group.generation + 1,
         parentFields: undefined,
+        assigneeNote: undefined,
       };
     }
     const recent = group.recent.filter((r) => Date.parse(r.at) >= since);
@@ -105,14 +106,13 @@ export async function joinGroup(ctx: TicketContext, c: Case): Promise<GroupJoin>
   return { grouped: true, groupId, group };
 }
 
-/** The parent ticket's create request. */
-export function groupDraft(
-  ctx: TicketContext,
-  group: Group,
-  sample: Case,
-  assigneeId: string | undefined,
-): TicketDraft {
+/**
+ * The parent ticket's create request, assigned as `assignment` says (the sample case's: see assignmentFor).
+ * An assignment that fell back because the sink refused the user search is said in the description.
+ */
+export function groupDraft(ctx: TicketContext, group: Group, sample: Case, assignment: Assignment): TicketDraft {
   const policy = ctx.policy;
+  const assigneeId = assignment.id;
   const key = parentKeyOf(group);
   const routing = sample.enrichment.jira;
   const components = routing?.component ? [routing.component] : [];
@@ -124,7 +124,7 @@ export function groupDraft(
     project: projectFor(sample, policy),
     issueType: routing?.issueType ?? policy.defaultIssueType,
     summary: summary.length <= policy.summaryMaxLength ? summary : `${summary.slice(0, policy.summaryMaxLength - 1)}…`,
-    description: groupDescription(group),
+    description: groupDescription({ ...group, assigneeNote: refusedLookupNote(assignment) }),
     labels: [
       ...new Set([
         'closeloop',
@@ -183,6 +183,9 @@ export function parentFieldsOf(
 }
 
 /** The parent's description: what, whose, and a table of the resources. */
+/** The note of an assignment that fell back because the sink refused the user search, which a parent keeps. */
+export const refusedLookupNote = (a: Assignment): string | undefined => (a.ownerLookupRefused ? a.note : undefined);
+
 export function groupDescription(group: Group): AdfDoc {
   const shown = group.members.slice(0, MAX_TABLE_ROWS);
   const rest = group.members.length - shown.length;
@@ -196,6 +199,8 @@ export function groupDescription(group: Group): AdfDoc {
       code(group.type),
       `: ${group.title}`,
     ),
+    // Without it the parent sat with the team's lead (or unassigned) and nobody knew why: see assignmentFor.
+    ...(group.assigneeNote ? [p(strong('Assignee: '), group.assigneeNote)] : []),
     p('Each row is one closeloop case; closeloop updates this table as cases join and as they are fixed.'),
     table(
       ['Resource', 'Resource id', 'Account', 'Region', 'Severity', 'Occurrences', 'Last seen', 'Status'],
@@ -211,6 +216,18 @@ export function groupDescription(group: Group): AdfDoc {
       ]),
     ),
     ...(rest > 0 ? [p(text(`…and ${rest} more: run closeloop tickets for the full list.`, { type: 'em' }))] : []),
+  );
+}
+
+/** Records on the group (its generation `generation`, the parent just created) why the parent is not its owner's. */
+export async function keepAssigneeNote(
+  ctx: TicketContext,
+  groupId: string,
+  generation: number,
+  note: string,
+): Promise<void> {
+  await mutateDoc(ctx.store, COLLECTIONS.groups, groupId, GroupSchema, (g) =>
+    g && g.generation === generation && g.assigneeNote !== note ? { ...g, assigneeNote: note } : undefined,
   );
 }
 

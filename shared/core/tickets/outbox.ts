@@ -17,7 +17,6 @@ import {
   ownerLookedUpComment,
 } from './content.js';
 import {
-  assigneeFor,
   assignmentFor,
   contextOf,
   findingTextOf,
@@ -33,8 +32,10 @@ import {
   groupDraft,
   groupOfMember,
   joinGroup,
+  keepAssigneeNote,
   parentKeyOf,
   refreshGroup,
+  refusedLookupNote,
   setMemberStatus,
   setParentStatus,
 } from './grouping.js';
@@ -438,18 +439,24 @@ async function runCreate(ctx: TicketContext, c: Case, entry: OutboxEntry, pass: 
       const group = join.group;
       const sampleKey = group.sampleCaseKey ?? c.key;
       const sample = sampleKey === c.key ? c : ((await loadCase(ctx, sampleKey)) ?? c);
+      // Why this pass's create did not assign the parent to its owner, when Jira refused the user search.
+      let parentNote: string | undefined;
       const res = await ensureTicket(
         ctx,
         parentKeyOf(group),
         'group',
         async () => {
           await takeToken();
-          return groupDraft(ctx, group, sample, await assigneeFor(ctx, sample));
+          const assignment = await assignmentFor(ctx, sample);
+          parentNote = refusedLookupNote(assignment);
+          return groupDraft(ctx, group, sample, assignment);
         },
         { searchFirst },
       );
       if (res.status === 'waiting') return { kind: 'wait', notBefore: res.until };
       parent = res.ref;
+      // Kept on the group: the table's rewrites of the description say it again.
+      if (parentNote) await keepAssigneeNote(ctx, join.groupId, group.generation, parentNote);
       if (ctx.policy.grouping.mode === 'table') {
         await recordTicketOnCase(ctx, c.key, { ...parent, parentKey: parent.key });
         await refreshGroup(ctx, join.groupId, false);

@@ -145,6 +145,12 @@ export const GroupSchema = z.object({
    * only when they change, so a person's edit of the parent stands until a more urgent row joins.
    */
   parentFields: z.object({ priority: z.string().optional(), dueDate: z.string().optional() }).optional(),
+  /**
+   * Why the parent is not its owner's, when its create fell back because the ticket sink refused closeloop the
+   * user search (assignmentFor's note): said in its description, as a single ticket's is, and kept when the
+   * table is rewritten. Nothing re-assigns a parent later, so the sentence stays true.
+   */
+  assigneeNote: z.string().optional(),
 });
 export type Group = z.infer<typeof GroupSchema>;
 
