@@ -21,6 +21,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { protos } from '@google-cloud/compute';
 import type { Storage } from '@google-cloud/storage';
+import { iamRegion } from '../core/util/aws-partition.js';
 import { GCP_CALL_OPTIONS, GCP_CALL_TIMEOUT_MS, withDeadline } from './retry.js';
 
 /** The storage-account calls `azure.storage.disallow-public-access` makes (@azure/arm-storage). */
@@ -115,6 +116,11 @@ export interface CloudClientOptions {
     /** Silence after which a call fails (default {@link AWS_SOCKET_TIMEOUT_MS}). */
     socketTimeoutMs?: number;
     credentials?: S3ClientConfig['credentials'];
+    /**
+     * The deployment's region (default: `AWS_REGION`, as the SDK reads it): IAM is called in its partition
+     * (us-gov-west-1 in GovCloud, cn-north-1 in China, us-east-1 otherwise), where the credentials are.
+     */
+    region?: string;
   };
   azure?: {
     /** Default: DefaultAzureCredential (env, workload/managed identity, Azure CLI). */
@@ -185,8 +191,11 @@ export function createCloudClients(opts: CloudClientOptions = {}): CloudClients 
     return new S3Client({ ...awsBase, region, ...(opts.aws?.endpoint ? { forcePathStyle: true } : {}) });
   });
   const ec2 = lazy(async (region) => new (await awsSdk.ec2()).EC2Client({ ...awsBase, region }));
-  // IAM is global; its endpoint lives in us-east-1 for the aws partition.
-  const iam = lazy(async () => new (await awsSdk.iam()).IAMClient({ ...awsBase, region: 'us-east-1' }));
+  // IAM is global, with one endpoint per partition: the deployment's (its credentials are in no other). It
+  // was us-east-1 whatever the partition: in GovCloud or China every IAM fix, its verify and its rollback
+  // called the aws partition's endpoint, which does not know those credentials.
+  const iamAt = iamRegion({ region: opts.aws?.region ?? process.env.AWS_REGION });
+  const iam = lazy(async () => new (await awsSdk.iam()).IAMClient({ ...awsBase, region: iamAt }));
   // One retry layer, as for AWS: the ARM pipeline's own retry (3 more tries per call) multiplied `withRetry`'s
   // attempts, and its throttling policy slept whatever Retry-After ARM sent, uncapped, inside the function
   // (an hour's Retry-After held the spoke until its host killed it); `withRetry` caps the wait and gives up.

@@ -1,6 +1,6 @@
 import { IAMClient, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import action from '../../shared/actions/iam.deactivate-access-key.js';
 import { isDenied, isGone } from '../../shared/core/errors.js';
 import { awsError, findingFor, testContext } from '../helpers/action-context.js';
@@ -152,5 +152,48 @@ describe('Action: iam.deactivate-access-key', () => {
     );
     // Assess
     expect(t).toEqual(target);
+  });
+});
+
+describe('Action: iam.deactivate-access-key outside the aws partition', () => {
+  beforeEach(() => iam.reset());
+  afterEach(() => vi.unstubAllEnvs());
+
+  // The region each IAM call's client was built for, and the endpoint the SDK sends it to.
+  const calledAt = async () =>
+    Promise.all(
+      iam.calls().map(async (c) => {
+        const config = (c.thisValue as IAMClient).config;
+        const region = await config.region();
+        const endpoint = config.endpointProvider({ Region: region, UseFIPS: false, UseDualStack: false });
+        return `${region} ${endpoint.url.host}`;
+      }),
+    );
+
+  it.each([
+    ['us-gov-west-1', 'arn:aws-us-gov', 'us-gov-west-1 iam.us-gov.amazonaws.com'],
+    ['us-gov-east-1', 'arn:aws-us-gov', 'us-gov-west-1 iam.us-gov.amazonaws.com'],
+    ['cn-northwest-1', 'arn:aws-cn', 'cn-north-1 iam.cn-north-1.amazonaws.com.cn'],
+    ['eu-west-1', 'arn:aws', 'us-east-1 iam.amazonaws.com'],
+  ])("deployed in %s, reads, deactivates and verifies a leaked key at its partition's IAM", async (region, arn, at) => {
+    // Prepare: a deployment in `region` (AWS_REGION, as Lambda sets it) and a key finding of its partition
+    vi.stubEnv('AWS_REGION', region);
+    iam.on(ListAccessKeysCommand).resolvesOnce(keys('Active')).resolves(keys('Inactive'));
+    iam.on(UpdateAccessKeyCommand).resolves({ $metadata: { requestId: 'U1' } });
+    const ctx = testContext();
+    const t = action.selectTarget(
+      findingFor(
+        { provider: 'aws', id: `${arn}:iam::111122223333:user/build-bot`, type: 'AccessKey', name: 'build-bot' },
+        { actor: { accessKeyId: 'AKIA0000000000EXAMPLE', userName: 'build-bot', userType: 'IAMUser' } },
+      ),
+    );
+    if (!t) throw new Error('no target');
+    // Act
+    await action.apply(await action.plan(t, ctx), ctx);
+    const verified = await action.verify(t, ctx);
+    // Assess: the plan's read, the update and the verify's read each at the partition's IAM (us-east-1 in
+    // every partition before)
+    expect(verified.holds).toBe(true);
+    expect(await calledAt()).toEqual([at, at, at]);
   });
 });
