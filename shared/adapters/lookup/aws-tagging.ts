@@ -1,7 +1,7 @@
 /**
  * Live AWS tags through the Resource Groups Tagging API (`tag:GetResources` with `ResourceARNList`).
- * The API is regional: the call goes to the ARN's region, else the finding's, else us-east-1 (IAM and
- * other global resources answer there). Many resources go per region in calls of up to 100 ARNs (the
+ * The API is regional: the call goes to the ARN's region, else the finding's, else the ARN's partition's
+ * us-east-1 (us-gov-west-1, cn-north-1: IAM and other global resources answer there). Many resources go per region in calls of up to 100 ARNs (the
  * API's limit for `ResourceARNList`, which takes no pagination: one call answers its list). A resource
  * the answer leaves out is untagged or gone: no tags, not an error.
  *
@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/client-resource-groups-tagging-api';
 import { AdapterError, type ErrorKind, kindOfHttpStatus } from '../../core/errors.js';
 import { type LookupOutcome, mapBounded, type OwnerLookup, type ResourceRef } from '../../core/ports.js';
+import { iamRegion } from '../../core/util/aws-partition.js';
 
 /** The one call made, so aws-sdk-client-mock (or any stub) can stand in. */
 export type TaggingClient = Pick<ResourceGroupsTaggingAPIClient, 'send'>;
@@ -89,15 +90,16 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
    *   tags, unless `reaches` says a member role reads there. A failed resolution is an error for every
    *   resource (asked again next time): read anyway, another account's resource would come back as
    *   untagged, and a skip tag on it would pass unseen.
-   * @param options.iam an IAM client under the own credentials, or with `account` given under the member role
-   *   there: IAM users' and roles' tags are read with it (without it, as GetResources answers: none).
+   * @param options.iam an IAM client for `region` (the IAM region of the user's or role's partition), under the
+   *   own credentials, or with `account` given under the member role there: IAM users' and roles' tags are read
+   *   with it (without it, as GetResources answers: none).
    */
   constructor(
     private readonly clientFor: (region: string, account?: string) => TaggingClient,
     private readonly options: {
       account?: () => Promise<string | undefined>;
       reaches?: (account: string) => boolean;
-      iam?: (account?: string) => IamTagsClient;
+      iam?: (region: string, account?: string) => IamTagsClient;
     } = {},
   ) {}
 
@@ -154,10 +156,12 @@ export class AwsTaggingOwnerLookup implements OwnerLookup {
     const make = this.options.iam;
     if (!m?.[1] || !m[2] || !make) return undefined;
     const [kind, name] = [m[1], m[2]];
-    const key = account ?? '';
+    // The principal's partition's IAM (us-gov-west-1 for arn:aws-us-gov:iam::…), not always the aws partition's.
+    const region = iamRegion({ arn: r.id });
+    const key = callKey(region, account);
     let client = this.iamClients.get(key);
     if (!client) {
-      client = account ? make(account) : make();
+      client = account ? make(region, account) : make(region);
       this.iamClients.set(key, client);
     }
     const sdk = await import('@aws-sdk/client-iam');
@@ -260,7 +264,8 @@ const ARNS_PER_CALL = 100;
 /** Calls of one batch in flight at once (GetResources is rate limited per account and region). */
 const CALLS_IN_FLIGHT = 4;
 
-const regionOf = (r: ResourceRef): string => arnRegion(r.id) ?? r.region ?? 'us-east-1';
+/** An ARN without a region (IAM, S3) and a finding without one: the ARN's partition's us-east-1 (cn-north-1, …). */
+const regionOf = (r: ResourceRef): string => arnRegion(r.id) ?? r.region ?? iamRegion({ arn: r.id });
 
 /** Where a call goes: a region, under the own credentials or a member account's role (one client, one batch each). */
 const callKey = (region: string, account: string | undefined): string => `${account ?? ''}|${region}`;

@@ -58,8 +58,9 @@ export function liveOwnerLookup(
         {
           ...(options.awsAccount ? { account: options.awsAccount } : {}),
           ...(member ? { reaches: () => true } : {}),
-          // IAM users' and roles' tags (GetResources does not read them); IAM answers in us-east-1.
-          iam: (account) => new IAMClient(where('us-east-1', account)),
+          // IAM users' and roles' tags (GetResources does not read them), from the IAM of the principal's
+          // partition (us-east-1, us-gov-west-1, cn-north-1): always us-east-1 before, outside the aws partition.
+          iam: (region, account) => new IAMClient(where(region, account)),
         },
       );
     });

@@ -891,4 +891,23 @@ describe('the live AWS lookup of IAM users and roles', () => {
     expect(gone).toEqual({});
     expect(isThrottled(busy)).toBe(true);
   });
+
+  it("reads a GovCloud or China principal's tags from its own partition's IAM, a regionless ARN's from its partition", async () => {
+    // Prepare: the break-glass role of a GovCloud account and a user and a bucket of a China account, none with
+    // a region on the finding; each answers only at its partition's endpoint
+    iam.on(ListRoleTagsCommand).resolves({ Tags: [{ Key: 'closeloop:skip', Value: 'true' }] });
+    iam.on(ListUserTagsCommand).resolves({ Tags: [{ Key: 'owner', Value: 'ci@acme.example' }] });
+    const lookup = liveOwnerLookup(['aws'], { awsAccount: async () => '111122223333', fresh: true });
+    const at = async (calls: ReturnType<typeof iam.calls>) =>
+      Promise.all(calls.map(async (c) => (c.thisValue as { config: { region(): Promise<string> } }).config.region()));
+    // Act
+    const gate = await readSkipTag(lookup, ref('arn:aws-us-gov:iam::111122223333:role/BreakGlass'), 'closeloop:skip');
+    await lookup.tagsFor(ref('arn:aws-cn:iam::111122223333:user/ci/deploy'));
+    await lookup.tagsFor(ref('arn:aws:iam::111122223333:user/ci/deploy'));
+    await lookup.tagsFor(ref('arn:aws-cn:s3:::acme-cn-data'));
+    // Assess: us-east-1 for all of them before
+    expect(gate?.gate.outcome).toBe('block');
+    expect(await at(iam.calls())).toEqual(['us-gov-west-1', 'cn-north-1', 'us-east-1']);
+    expect(await at(tagging.calls())).toEqual(['cn-north-1']);
+  });
 });
