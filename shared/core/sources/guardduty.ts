@@ -21,6 +21,7 @@
  */
 import * as z from 'zod';
 import type { Actor, Finding } from '../model/finding.js';
+import { arnPartition } from '../util/aws-partition.js';
 import { EMPTY_LIST, EMPTY_TAGS } from '../util/intern.js';
 import {
   checkId,
@@ -335,7 +336,8 @@ export function mapGuardDuty(value: unknown, prefix: string): Finding {
   const pascal = isRecord(value) && isPascalGuardDuty(value);
   const f = parseOrReject(GuardDutyFindingSchema, pascal ? camelizeKeys(value) : value, prefix);
   const at = (sub: string) => (prefix ? `${prefix}.${sub}` : sub);
-  const partition = f.partition ?? 'aws';
+  // `partition` is optional; the finding's own ARN names it too (a GovCloud finding's resources are not `arn:aws:…`).
+  const partition = f.partition ?? arnPartition(f.arn ?? '') ?? 'aws';
   const detectorId = f.service?.detectorId;
   const findingId = checkId(f.id, at('id'), 128);
   let arn = f.arn;

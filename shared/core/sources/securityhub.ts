@@ -18,6 +18,7 @@
  */
 import * as z from 'zod';
 import type { Finding, Severity } from '../model/finding.js';
+import { arnPartition } from '../util/aws-partition.js';
 import { EMPTY_LIST } from '../util/intern.js';
 import {
   checkId,
@@ -299,7 +300,8 @@ function mapResource(
   path: string,
 ): { id: string; name: string; altIds: string[]; details: Record<string, unknown> } {
   const details = r.Details ?? {};
-  const partition = r.Partition ?? 'aws';
+  // `Partition` is optional; the finding's ProductArn names it too (arn:aws-us-gov:securityhub:…).
+  const partition = r.Partition ?? arnPartition(f.ProductArn) ?? 'aws';
   switch (r.Type) {
     case 'AwsS3Bucket': {
       const id = checkId(r.Id, `${path}.Id`);

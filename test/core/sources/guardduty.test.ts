@@ -315,3 +315,42 @@ describe('GuardDuty normalizer', () => {
     expect(f.resource.account).toBe('111122223333');
   });
 });
+
+describe('GuardDuty normalizer outside the aws partition', () => {
+  const KEY = 'guardduty/accesskey-iamuser-malicious-ip.eventbridge.json';
+  const govArn = (native: unknown) => String(pick(native, 'detail.arn')).replace('arn:aws:', 'arn:aws-us-gov:');
+  const inGovCloud = (partition: string | undefined) => {
+    const native = loadFixture(KEY);
+    return variant(native, {
+      region: 'us-gov-west-1',
+      'detail.region': 'us-gov-west-1',
+      'detail.partition': partition,
+      'detail.arn': govArn(native),
+    });
+  };
+
+  it("names a GovCloud key finding's principal in aws-us-gov, also when `partition` is left out (the ARN says it)", () => {
+    // Act
+    const stated = one(inGovCloud('aws-us-gov'));
+    const fromArn = one(inGovCloud(undefined));
+    // Assess: arn:aws:iam::… before, for the finding without `partition`: an ARN no GovCloud call answers for
+    for (const f of [stated, fromArn]) {
+      expect(f.resource.id).toBe('arn:aws-us-gov:iam::111122223333:user/ci-deployer');
+      expect(f.resource.details).toMatchObject({ partition: 'aws-us-gov' });
+    }
+  });
+
+  it("builds a GovCloud instance's ARN in aws-us-gov from the finding's ARN", () => {
+    // Prepare
+    const native = loadFixture(INSTANCE);
+    const event = variant(native, {
+      'detail.region': 'us-gov-west-1',
+      'detail.partition': undefined,
+      'detail.arn': govArn(native).replace(':us-east-1:', ':us-gov-west-1:'),
+    });
+    // Act
+    const f = one(event);
+    // Assess
+    expect(f.resource.id).toMatch(/^arn:aws-us-gov:ec2:us-gov-west-1:111122223333:instance\/i-/);
+  });
+});

@@ -191,6 +191,42 @@ describe('Security Hub (ASFF) normalizer', () => {
     expect(b.resource.details).toMatchObject({ userName: 'ci-deployer', accessKeyId: 'AKIAIOSFODNN7EXAMPLE' });
   });
 
+  it('keeps a GovCloud GuardDuty copy on an access key in aws-us-gov, as the native finding, with or without Partition', () => {
+    // Prepare: the documented shapes moved to us-gov-west-1
+    const gov = (text: string) =>
+      text
+        .replaceAll('arn:aws:', 'arn:aws-us-gov:')
+        .replaceAll('us-east-1', 'us-gov-west-1')
+        .replaceAll('"partition":"aws"', '"partition":"aws-us-gov"');
+    const native = JSON.parse(
+      gov(JSON.stringify(loadFixture('guardduty/accesskey-iamuser-malicious-ip.eventbridge.json'))),
+    );
+    const base = JSON.parse(gov(JSON.stringify(loadFixture('securityhub/guardduty-copy.eventbridge.json'))));
+    const copy = (partition: string | undefined) =>
+      variant(base, {
+        'detail.findings[0].Id': pick(native, 'detail.arn'),
+        'detail.findings[0].Types': ['TTPs/Discovery/UnauthorizedAccess:IAMUser-MaliciousIPCaller'],
+        'detail.findings[0].Resources': [
+          {
+            Type: 'AwsIamAccessKey',
+            Id: 'AWS::IAM::AccessKey:AKIAIOSFODNN7EXAMPLE',
+            ...(partition ? { Partition: partition } : {}),
+            Region: 'us-gov-west-1',
+            Details: { AwsIamAccessKey: { PrincipalName: 'ci-deployer', PrincipalType: 'IAMUser' } },
+          },
+        ],
+      });
+    // Act
+    const a = one(native);
+    const stated = one(copy('aws-us-gov'));
+    const fromProduct = one(copy(undefined));
+    // Assess: one case for the three; the copy without Partition named arn:aws:iam::… before
+    expect(a.resource.id).toBe('arn:aws-us-gov:iam::111122223333:user/ci-deployer');
+    expect(stated.resource.id).toBe(a.resource.id);
+    expect(fromProduct.resource.id).toBe(a.resource.id);
+    expect(fromProduct.key).toBe(a.key);
+  });
+
   it('recovers the GuardDuty type from the last Types segment', () => {
     // Act + Assess
     expect(recoverGuardDutyType(['TTPs/Command and Control/CryptoCurrency:EC2-BitcoinTool.B!DNS'])).toBe(
