@@ -12,6 +12,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import { AdapterError } from '../core/errors.js';
+import { iamRegion } from '../core/util/aws-partition.js';
 import { canonicalJson } from '../core/util/hash.js';
 import { awsSdk } from './clients.js';
 import { type ActionContext, defineAction, type Plan } from './define.js';
@@ -389,7 +390,10 @@ export default defineAction<Target, Before>({
     const detail = f.resource.details.bucket;
     const fromArn = /^arn:aws[\w-]*:s3:::([^/]+)$/.exec(f.resource.id)?.[1];
     const bucket = typeof detail === 'string' ? detail : (fromArn ?? undefined);
-    const parsed = TargetSchema.safeParse({ bucket, region: f.resource.region ?? 'us-east-1' });
+    // No region on the finding: the bucket's partition's first region (us-east-1, us-gov-west-1, cn-north-1, where
+    // its IAM answers too); us-east-1 whatever the partition sent a GovCloud bucket's calls to the aws partition.
+    const region = f.resource.region ?? iamRegion({ arn: f.resource.id });
+    const parsed = TargetSchema.safeParse({ bucket, region });
     return parsed.success ? parsed.data : undefined;
   },
   plan,

@@ -15,7 +15,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import action from '../../shared/actions/s3.block-public-access.js';
 import { isDenied, isGone } from '../../shared/core/errors.js';
-import { awsError, testContext } from '../helpers/action-context.js';
+import { awsError, findingFor, testContext } from '../helpers/action-context.js';
 
 const s3 = mockClient(S3Client);
 const target = { bucket: 'acme-exports-111122223333', region: 'us-east-1' };
@@ -400,5 +400,18 @@ describe('Action: s3.block-public-access', () => {
     expect(result.requestIds).toEqual(['A1']);
     expect(result.note).toContain('BlockPublicAcls (now false, no configuration)');
     expect(result.note).toContain('RestrictPublicBuckets (now false, no configuration)');
+  });
+});
+
+describe('Action: s3.block-public-access target outside the aws partition', () => {
+  it.each([
+    ['arn:aws-us-gov:s3:::acme-gov-exports', 'us-gov-west-1'],
+    ['arn:aws-cn:s3:::acme-cn-exports', 'cn-north-1'],
+    ['arn:aws:s3:::acme-exports', 'us-east-1'],
+  ])('acts on %s, a bucket whose finding names no region, in %s', (id, region) => {
+    // Act
+    const t = action.selectTarget(findingFor({ provider: 'aws', id, type: 'AwsS3Bucket', name: 'b', region: null }));
+    // Assess: us-east-1 for every partition before (a GovCloud bucket's calls went to the aws partition)
+    expect(t).toEqual({ bucket: id.split(':').pop(), region });
   });
 });
