@@ -107,10 +107,9 @@ interface CompiledAccount {
 
 const ACCOUNT_WORD: Record<Provider, string> = { aws: 'account', azure: 'subscription', gcp: 'project' };
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
-/** `tag \`owner\`=TBD is a placeholder, read as no owner`, per placeholder the tag reader set aside. */
-function placeholderWarnings(list: NonNullable<TagHits['placeholders']>, word: string, warnings: string[]): void {
-  for (const p of list) warnings.push(`${word} \`${p.key}\`=${p.value} is a placeholder, read as no ${p.field}`);
-}
+/** `tag \`owner\`=TBD is a placeholder, read as no owner`: a placeholder the tag reader set aside. */
+const placeholderWarning = (p: NonNullable<TagHits['placeholders']>[number], word: string): string =>
+  `${word} \`${p.key}\`=${p.value} is a placeholder, read as no ${p.field}`;
 
 /** What a tag the resource takes from its container is called (GCP and Azure lookups report them). */
 const CONTAINER_WORD: Record<Provider, string> = {
@@ -327,9 +326,9 @@ export function createEnricher(opts: EnricherOptions): Enricher {
     const warnings = extra;
     const { provider } = f.resource;
     const word: 'tag' | 'label' = provider === 'gcp' ? 'label' : 'tag';
-    if (tagHits.placeholders) placeholderWarnings(tagHits.placeholders, word, warnings);
+    for (const p of tagHits.placeholders ?? EMPTY_LIST) warnings.push(placeholderWarning(p, word));
     for (const p of inherited.placeholders ?? EMPTY_LIST)
-      placeholderWarnings([p], containerWord(provider, from, p.key), warnings);
+      warnings.push(placeholderWarning(p, containerWord(provider, from, p.key)));
     const account = findAccount(f);
     const rule = findRule(f, account);
 

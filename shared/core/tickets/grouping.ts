@@ -182,10 +182,10 @@ export function parentFieldsOf(
   };
 }
 
-/** The parent's description: what, whose, and a table of the resources. */
 /** The note of an assignment that fell back because the sink refused the user search, which a parent keeps. */
 export const refusedLookupNote = (a: Assignment): string | undefined => (a.ownerLookupRefused ? a.note : undefined);
 
+/** The parent's description: what, whose, and a table of the resources. */
 export function groupDescription(group: Group): AdfDoc {
   const shown = group.members.slice(0, MAX_TABLE_ROWS);
   const rest = group.members.length - shown.length;
